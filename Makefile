@@ -1,0 +1,181 @@
+# dsys — one non-recursive Makefile.
+#
+# Everything is found by pattern, so adding a module or a program needs no
+# edit here:
+#   lib/*.c                  -> build/libdsys.a
+#   bin/dsys-NAME.c          -> build/bin/dsys-NAME
+#   bin/dsys-NAME/*.c        -> build/bin/dsys-NAME (a program in several files)
+#   tests/unit/test_*.c      -> build/tests/test_* (each a C unit test, TAP output)
+#   tests/fuzz/fuzz_*.c      -> build/fuzz/fuzz_* (libFuzzer targets, clang)
+#   tests/bench/*.c          -> build/bench/* (helper servers for make bench)
+#   tests/*.bats             run by make test
+#   tests/bench/bench-*.sh   run in order by make bench
+#
+# Targets: all test check fuzz bench demo install uninstall clean deps.
+# V=1 shows the commands.  BUILD=build-asan is what make check uses.
+
+SHELL     := /bin/bash
+PREFIX    ?= /usr/local
+BUILD     ?= build
+CC        ?= cc
+PKGS      := libuv hiredis libcjson libcurl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+OPT       ?= -O2
+CFLAGS    ?= $(OPT) -g
+WARN      := -Wall -Wextra -Werror -Wno-unused-parameter
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -Ilib $(PKG_CFLAGS) -MMD -MP
+LDLIBS    := $(PKG_LIBS) -lm -lpthread
+VERSION   := $(shell cat VERSION 2>/dev/null || echo 0.1.0)
+ALL_CFLAGS += -DDSYS_VERSION='"$(VERSION)"'
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+LIB_SRC   := $(wildcard lib/*.c)
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_A     := $(BUILD)/libdsys.a
+
+PROG_SINGLE := $(patsubst bin/%.c,%,$(wildcard bin/dsys-*.c))
+PROG_DIRS   := $(patsubst bin/%/,%,$(sort $(dir $(wildcard bin/dsys-*/*.c))))
+PROGS       := $(PROG_SINGLE) $(PROG_DIRS)
+PROG_BIN    := $(PROGS:%=$(BUILD)/bin/%)
+
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+UNIT_HELP := $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c))
+UNIT_HELP_OBJ := $(UNIT_HELP:%.c=$(BUILD)/%.o)
+
+BENCH_SRC := $(wildcard tests/bench/*.c)
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
+
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+
+.PHONY: all test check fuzz fuzz-run bench demo install uninstall clean deps units bats lint
+.DEFAULT_GOAL := all
+
+all: deps-quiet $(LIB_A) $(PROG_BIN) $(UNIT_BIN) $(BENCH_BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIB_A): $(LIB_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+# A program is its bin/ file (or folder) linked against libdsys.
+define PROG_template
+$(BUILD)/bin/$(1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard bin/$(1).c bin/$(1)/*.c)) $(LIB_A)
+	@mkdir -p $$(@D)
+	@$$(if $$(Q),echo "  LD      $$@")
+	$$(Q)$$(CC) $$(ALL_CFLAGS) -o $$@ $$(filter %.o,$$^) $$(LIB_A) $$(LDLIBS)
+endef
+$(foreach p,$(PROGS),$(eval $(call PROG_template,$(p))))
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(UNIT_HELP_OBJ) $(LIB_A)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(UNIT_HELP_OBJ) $(LIB_A) $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(LIB_A)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
+
+# ---------------------------------------------------------------- tests
+# make test: unit tests and bats files, all as TAP through prove, so the
+# last line is prove's "Result: PASS/FAIL" with its counts.  The fuzz smoke
+# run (30 s per target on its corpus) comes after.
+TEST_ENV = DSYS_BIN=$(abspath $(BUILD)/bin) DSYS_BUILD=$(abspath $(BUILD)) PATH=$(abspath $(BUILD)/bin):$$PATH
+BATS_FILES ?= $(wildcard tests/*.bats)
+FUZZ_SECONDS ?= 30
+
+test: deps-quiet all
+	$(Q)$(TEST_ENV) prove -f -j$(or $(PROVE_JOBS),2) --exec tests/run-one.sh \
+	  $(UNIT_BIN) $(BATS_FILES)
+	$(Q)$(MAKE) --no-print-directory fuzz-run
+
+units: all
+	$(Q)$(TEST_ENV) prove -f $(UNIT_BIN)
+
+bats: all
+	$(Q)$(TEST_ENV) bats $(BATS_FILES)
+
+# make check: the whole suite built with ASan and UBSan in build-asan/.
+check: deps-quiet
+	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1 \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
+	  SAN='-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' \
+	  SKIP_FUZZ=1 test
+
+# ---------------------------------------------------------------- fuzz
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Ilib $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard lib/*.h)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)clang $(FUZZ_CFLAGS) -DDSYS_VERSION='"$(VERSION)"' -o $@ $< $(LIB_SRC) $(PKG_LIBS) -lm -lpthread
+
+fuzz: $(FUZZ_BIN)
+
+# Each target runs FUZZ_SECONDS on its corpus (tests/fuzz/corpus/NAME/);
+# new inputs go to a scratch folder, so the tree is never written.
+fuzz-run:
+ifneq ($(SKIP_FUZZ),1)
+	$(Q)$(MAKE) --no-print-directory fuzz
+	$(Q)set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); \
+	  scratch=$$(mktemp -d); \
+	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $$scratch tests/fuzz/corpus/$$n >$$scratch.log 2>&1 \
+	    || { tail -50 $$scratch.log; rm -rf $$scratch $$scratch.log; exit 1; }; \
+	  tail -1 $$scratch.log; rm -rf $$scratch $$scratch.log; done
+endif
+
+# ---------------------------------------------------------------- bench, demo
+bench: deps-quiet all
+	$(Q)BENCH_DEPS=1 ./tests/bench/deps.sh
+	$(Q)set -e; for s in tests/bench/bench-*.sh; do $(TEST_ENV) bash $$s; done
+
+demo: deps-quiet all
+	$(Q)$(TEST_ENV) bash examples/demo.sh
+
+# ---------------------------------------------------------------- deps
+# The Debian packages the build and tests need; only the missing ones are
+# installed (apt-get update first: a fresh machine has no package lists).
+DEB_BUILD := build-essential pkg-config libuv1-dev libhiredis-dev libcjson-dev \
+             libcurl4-openssl-dev clang libclang-rt-14-dev
+DEB_TEST  := bats bats-assert bats-support jq curl mandoc socat redis-server \
+             redis-tools nginx-light libhttp-parser-dev valgrind python3 procps iproute2
+deps:
+	$(Q)./tests/deps.sh $(DEB_BUILD) $(DEB_TEST)
+deps-quiet:
+	$(Q)./tests/deps.sh --quiet $(DEB_BUILD) $(DEB_TEST)
+
+# ---------------------------------------------------------------- install
+MAN1 := $(wildcard man/man1/*.1)
+MAN7 := $(wildcard man/man7/*.7)
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7 \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions
+	install -m 755 $(PROG_BIN) $(DESTDIR)$(PREFIX)/bin/
+	$(if $(MAN1),install -m 644 $(MAN1) $(DESTDIR)$(PREFIX)/share/man/man1/)
+	$(if $(MAN7),install -m 644 $(MAN7) $(DESTDIR)$(PREFIX)/share/man/man7/)
+	for f in completions/bash/*; do [ -f "$$f" ] && install -m 644 $$f $(DESTDIR)$(PREFIX)/share/bash-completion/completions/; done; true
+	for f in completions/zsh/*; do [ -f "$$f" ] && install -m 644 $$f $(DESTDIR)$(PREFIX)/share/zsh/site-functions/; done; true
+
+uninstall:
+	rm -f $(PROGS:%=$(DESTDIR)$(PREFIX)/bin/%)
+	rm -f $(MAN1:man/man1/%=$(DESTDIR)$(PREFIX)/share/man/man1/%) $(MAN7:man/man7/%=$(DESTDIR)$(PREFIX)/share/man/man7/%)
+	rm -f $(patsubst completions/bash/%,$(DESTDIR)$(PREFIX)/share/bash-completion/completions/%,$(wildcard completions/bash/*))
+	rm -f $(patsubst completions/zsh/%,$(DESTDIR)$(PREFIX)/share/zsh/site-functions/%,$(wildcard completions/zsh/*))
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
