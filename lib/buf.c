@@ -1,0 +1,133 @@
+/*
+ * buf.c -- growable byte buffer.  Growth doubles, so appends are amortised
+ * O(1); the trailing NUL is always kept in place.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "invariant.h"
+
+void buf_init(struct buf *b)
+{
+	b->data = NULL;
+	b->len = 0;
+	b->cap = 0;
+}
+
+void buf_free(struct buf *b)
+{
+	free(b->data);
+	buf_init(b);
+}
+
+void buf_reset(struct buf *b)
+{
+	b->len = 0;
+	if (b->data)
+		b->data[0] = '\0';
+}
+
+void buf_reserve(struct buf *b, size_t extra)
+{
+	size_t need = b->len + extra + 1;
+	if (need <= b->cap)
+		return;
+	size_t cap = b->cap ? b->cap : 64;
+	while (cap < need)
+		cap *= 2;
+	char *p = realloc(b->data, cap);
+	if (!p)
+		abort();
+	b->data = p;
+	b->cap = cap;
+}
+
+void buf_append(struct buf *b, const void *p, size_t n)
+{
+	buf_reserve(b, n);
+	if (n)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+void buf_puts(struct buf *b, const char *s)
+{
+	buf_append(b, s, strlen(s));
+}
+
+void buf_putc(struct buf *b, char c)
+{
+	buf_reserve(b, 1);
+	b->data[b->len++] = c;
+	b->data[b->len] = '\0';
+}
+
+void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
+{
+	va_list ap2;
+	va_copy(ap2, ap);
+	buf_reserve(b, 64);
+	int n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+	INVARIANT(n >= 0);
+	if ((size_t)n >= b->cap - b->len) {
+		buf_reserve(b, (size_t)n);
+		vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap2);
+	}
+	va_end(ap2);
+	b->len += (size_t)n;
+}
+
+void buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vprintf(b, fmt, ap);
+	va_end(ap);
+}
+
+size_t fmt_u64(char *dst, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		dst[i] = tmp[n - 1 - i];
+	dst[n] = '\0';
+	return n;
+}
+
+size_t fmt_i64(char *dst, int64_t v)
+{
+	if (v < 0) {
+		dst[0] = '-';
+		/* negate in unsigned arithmetic: -INT64_MIN overflows int64_t */
+		return 1 + fmt_u64(dst + 1, (uint64_t)0 - (uint64_t)v);
+	}
+	return fmt_u64(dst, (uint64_t)v);
+}
+
+void buf_put_u64(struct buf *b, uint64_t v)
+{
+	buf_reserve(b, 21);
+	b->len += fmt_u64(b->data + b->len, v);
+}
+
+void buf_put_i64(struct buf *b, int64_t v)
+{
+	buf_reserve(b, 21);
+	b->len += fmt_i64(b->data + b->len, v);
+}
+
+void buf_consume(struct buf *b, size_t n)
+{
+	INVARIANT(n <= b->len);
+	memmove(b->data, b->data + n, b->len - n);
+	b->len -= n;
+	b->data[b->len] = '\0';
+}
