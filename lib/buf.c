@@ -127,6 +127,8 @@ void buf_put_i64(struct buf *b, int64_t v)
 void buf_consume(struct buf *b, size_t n)
 {
 	INVARIANT(n <= b->len);
+	if (n == 0)
+		return;
 	memmove(b->data, b->data + n, b->len - n);
 	b->len -= n;
 	b->data[b->len] = '\0';
