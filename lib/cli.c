@@ -1,0 +1,379 @@
+/*
+ * cli.c -- option tables to getopt_long, --help, --list-options, env
+ * fallbacks, and the value parsers.
+ *
+ * The getopt_long arrays are built from the program's table on the stack of
+ * cli_parse (bounded by CLI_MAX_OPTIONS), so nothing is allocated.  The
+ * three options every program has -- --help, --version and the hidden
+ * --list-options -- are appended here, so a program cannot forget them.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "invariant.h"
+
+#ifndef DSYS_VERSION
+#define DSYS_VERSION "0.0.0"
+#endif
+
+#define CLI_MAX_OPTIONS 96
+
+enum { ID_HELP = -1001, ID_VERSION = -1002, ID_LIST = -1003 };
+
+static const char *cli_progname = "dsys";
+
+/* What cli_parse is parsing now, for cli_bad_value's message. */
+static const char *cur_opt;
+static const char *cur_env;
+
+void cli_set_prog(const char *prog) { cli_progname = prog; }
+const char *cli_prog(void) { return cli_progname; }
+
+void cli_error(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "%s: ", cli_progname);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int cli_bad_value(const char *opt, const char *value, const char *why)
+{
+	if (cur_env)
+		cli_error("invalid value '%s' in %s: %s", value ? value : "", cur_env, why);
+	else
+		cli_error("invalid value '%s' for --%s: %s", value ? value : "",
+		          opt ? opt : (cur_opt ? cur_opt : "?"), why);
+	return -1;
+}
+
+void cli_init(const char *prog)
+{
+	cli_set_prog(prog);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+unsigned cli_ncpu(void)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof set, &set) == 0) {
+		int n = CPU_COUNT(&set);
+		if (n > 0)
+			return (unsigned)n;
+	}
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
+
+void cli_usage(const struct cli_spec *spec, int to_stderr)
+{
+	FILE *f = to_stderr ? stderr : stdout;
+	fprintf(f, "usage: %s %s\n", spec->prog, spec->usage ? spec->usage : "[OPTION]...");
+	if (spec->summary)
+		fprintf(f, "%s\n", spec->summary);
+	fprintf(f, "\noptions:\n");
+	for (const struct cli_option *o = spec->options; o && o->name; o++) {
+		char left[96];
+		int n = snprintf(left, sizeof left, "  %s%c%s--%s%s%s",
+		                 o->short_name ? "-" : "", o->short_name ? o->short_name : ' ',
+		                 o->short_name ? ", " : "  ", o->name,
+		                 o->arg ? " " : "", o->arg ? o->arg : "");
+		if (n < 30)
+			fprintf(f, "%-30s %s", left, o->help ? o->help : "");
+		else
+			fprintf(f, "%s\n%-30s %s", left, "", o->help ? o->help : "");
+		if (o->env)
+			fprintf(f, " [env %s]", o->env);
+		fputc('\n', f);
+	}
+	fprintf(f, "  -h, --help                   show this help and exit\n");
+	fprintf(f, "      --version                print the version and exit\n");
+	if (spec->epilog)
+		fprintf(f, "\n%s", spec->epilog);
+	fprintf(f, "\nexit status: 0 ok, 1 no, 2 usage, 3 unreachable, 4 timed out, 5 lost.\n"
+	           "See %s(1).\n", spec->prog);
+}
+
+int cli_parse(const struct cli_spec *spec, int argc, char **argv,
+              cli_option_fn fn, void *ctx, int *first_operand)
+{
+	struct option lopts[CLI_MAX_OPTIONS + 4];
+	char shorts[CLI_MAX_OPTIONS * 2 + 8];
+	size_t n = 0, ns = 0;
+
+	cli_set_prog(spec->prog);
+	shorts[ns++] = ':'; /* report a missing argument as ':' */
+	for (const struct cli_option *o = spec->options; o && o->name; o++) {
+		INVARIANT(n < CLI_MAX_OPTIONS);
+		INVARIANT(o->id != 0);
+		lopts[n].name = o->name;
+		lopts[n].has_arg = o->arg ? required_argument : no_argument;
+		lopts[n].flag = NULL;
+		lopts[n].val = 1000 + (int)n;
+		n++;
+		if (o->short_name) {
+			shorts[ns++] = (char)o->short_name;
+			if (o->arg)
+				shorts[ns++] = ':';
+		}
+	}
+	size_t nuser = n;
+	lopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+	lopts[n++] = (struct option){"version", no_argument, NULL, ID_VERSION};
+	lopts[n++] = (struct option){"list-options", no_argument, NULL, ID_LIST};
+	lopts[n] = (struct option){NULL, 0, NULL, 0};
+	shorts[ns++] = 'h';
+	shorts[ns] = '\0';
+
+	/* Environment first, so flags override it. */
+	for (const struct cli_option *o = spec->options; o && o->name; o++) {
+		const char *v = o->env ? getenv(o->env) : NULL;
+		if (!v || !*v)
+			continue;
+		cur_opt = o->name;
+		cur_env = o->env;
+		int r = fn(ctx, o->id, v);
+		cur_env = NULL;
+		cur_opt = NULL;
+		if (r < 0)
+			return EXIT_USAGE;
+	}
+
+	optind = 0; /* full re-initialisation: subcommands parse a second time */
+	opterr = 0;
+	for (;;) {
+		int li = -1;
+		int c = getopt_long(argc, argv, shorts, lopts, &li);
+		if (c == -1)
+			break;
+		if (c == 'h') {
+			cli_usage(spec, 0);
+			return EXIT_OK;
+		}
+		if (c == ID_VERSION) {
+			printf("%s %s\n", spec->prog, DSYS_VERSION);
+			return EXIT_OK;
+		}
+		if (c == ID_LIST) {
+			for (size_t i = 0; i < nuser; i++)
+				printf("--%s\n", lopts[i].name);
+			printf("--help\n--version\n");
+			return EXIT_OK;
+		}
+		if (c == '?' || c == ':') {
+			const char *bad = argv[optind - 1];
+			if (c == ':')
+				cli_error("option '%s' needs a value", bad);
+			else if (optopt && optopt < 256)
+				cli_error("unknown option '-%c'", optopt);
+			else
+				cli_error("unknown option '%s'", bad);
+			fprintf(stderr, "Try '%s --help' for more information.\n", spec->prog);
+			return EXIT_USAGE;
+		}
+		const struct cli_option *o = NULL;
+		if (c >= 1000 && (size_t)(c - 1000) < nuser) {
+			o = &spec->options[c - 1000];
+		} else {
+			for (const struct cli_option *p = spec->options; p->name; p++)
+				if (p->short_name == c) {
+					o = p;
+					break;
+				}
+		}
+		INVARIANT(o != NULL);
+		cur_opt = o->name;
+		int r = fn(ctx, o->id, o->arg ? optarg : NULL);
+		cur_opt = NULL;
+		if (r < 0) {
+			fprintf(stderr, "Try '%s --help' for more information.\n", spec->prog);
+			return EXIT_USAGE;
+		}
+	}
+	if (first_operand)
+		*first_operand = optind;
+	return -1;
+}
+
+/* ------------------------------------------------------------ values */
+
+int cli_parse_u64(const char *s, uint64_t *out)
+{
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	uint64_t v = 0;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		unsigned d = (unsigned)(*s - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+int cli_parse_i64(const char *s, int64_t *out)
+{
+	if (!s)
+		return -1;
+	int neg = 0;
+	if (*s == '-' || *s == '+')
+		neg = *s++ == '-';
+	uint64_t u;
+	if (cli_parse_u64(s, &u) < 0)
+		return -1;
+	if (neg) {
+		if (u > (uint64_t)INT64_MAX + 1)
+			return -1;
+		*out = u == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)u;
+	} else {
+		if (u > (uint64_t)INT64_MAX)
+			return -1;
+		*out = (int64_t)u;
+	}
+	return 0;
+}
+
+int cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
+{
+	uint64_t v;
+	if (cli_parse_u64(s, &v) < 0 || v < min || v > max)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* A decimal number with an optional fraction, then a unit from the table.
+ * Computed in long double and rounded, so "1.5s" is exactly 1500000 us. */
+static int parse_scaled(const char *s, const char *const *units, const long double *scale,
+                        long double bare, uint64_t *out)
+{
+	if (!s || !((*s >= '0' && *s <= '9') || *s == '.'))
+		return -1;
+	const char *p = s;
+	long double v = 0;
+	int digits = 0;
+	while (*p >= '0' && *p <= '9') {
+		v = v * 10 + (*p++ - '0');
+		digits++;
+	}
+	if (*p == '.') {
+		p++;
+		long double f = 0.1L;
+		while (*p >= '0' && *p <= '9') {
+			v += f * (*p++ - '0');
+			f /= 10;
+			digits++;
+		}
+	}
+	if (!digits)
+		return -1;
+	long double mul = -1;
+	if (*p == '\0') {
+		mul = bare;
+	} else {
+		for (int i = 0; units[i]; i++)
+			if (strcmp(p, units[i]) == 0) {
+				mul = scale[i];
+				break;
+			}
+	}
+	if (mul < 0)
+		return -1;
+	long double r = v * mul;
+	if (r > 1.8e19L)
+		return -1;
+	*out = (uint64_t)(r + 0.5L);
+	return 0;
+}
+
+int cli_parse_duration_us(const char *s, uint64_t *out)
+{
+	static const char *const units[] = {"us", "ms", "s", "m", "h", NULL};
+	static const long double scale[] = {1, 1e3L, 1e6L, 60e6L, 3600e6L};
+	return parse_scaled(s, units, scale, 1e6L, out);
+}
+
+int cli_parse_duration_ms(const char *s, uint64_t *out)
+{
+	uint64_t us;
+	if (cli_parse_duration_us(s, &us) < 0)
+		return -1;
+	*out = (us + 999) / 1000; /* 1us..999us round up to 1ms: never to zero */
+	return 0;
+}
+
+int cli_parse_size(const char *s, uint64_t *out)
+{
+	static const char *const units[] = {"b", "B", "k", "K", "kb", "KB", "KiB", "m", "M",
+	                                    "mb", "MB", "MiB", "g", "G", "gb", "GB", "GiB", NULL};
+	static const long double scale[] = {1, 1, 1024, 1024, 1024, 1024, 1024,
+	                                    1048576.0L, 1048576.0L, 1048576.0L, 1048576.0L, 1048576.0L,
+	                                    1073741824.0L, 1073741824.0L, 1073741824.0L,
+	                                    1073741824.0L, 1073741824.0L};
+	return parse_scaled(s, units, scale, 1, out);
+}
+
+int cli_parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = {"1", "true", "yes", "on", NULL};
+	static const char *const no[] = {"0", "false", "no", "off", NULL};
+	for (int i = 0; yes[i]; i++)
+		if (strcasecmp(s, yes[i]) == 0)
+			return *out = true, 0;
+	for (int i = 0; no[i]; i++)
+		if (strcasecmp(s, no[i]) == 0)
+			return *out = false, 0;
+	return -1;
+}
+
+int cli_parse_hostport(const char *s, char *host, size_t host_size, uint16_t *port)
+{
+	const char *colon;
+	const char *h = s;
+	size_t hlen;
+	if (!s || !*s)
+		return -1;
+	if (*s == '[') {
+		const char *end = strchr(s, ']');
+		if (!end || end[1] != ':')
+			return -1;
+		h = s + 1;
+		hlen = (size_t)(end - h);
+		colon = end + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return -1;
+		if (memchr(s, ':', (size_t)(colon - s)))
+			return -1; /* a bare IPv6 address needs brackets */
+		hlen = (size_t)(colon - s);
+	}
+	unsigned p;
+	if (cli_parse_uint(colon + 1, 0, 65535, &p) < 0)
+		return -1;
+	if (hlen == 0) {
+		h = "0.0.0.0";
+		hlen = 7;
+	}
+	if (hlen + 1 > host_size)
+		return -1;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	*port = (uint16_t)p;
+	return 0;
+}

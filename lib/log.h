@@ -1,0 +1,34 @@
+/*
+ * log.h -- one logging call with levels, to stderr.
+ *
+ * stdout carries data only (JSON lines); every diagnostic of a running
+ * program goes through here.  DSYS_LOG_LEVEL picks the threshold (error,
+ * warn, info, debug; default info) and DSYS_LOG_FORMAT the shape:
+ *
+ *   text: 2026-11-25T07:01:36.123Z info dsys-serve: listening on 127.0.0.1:8080
+ *   json: {"ts":"2026-11-25T07:01:36.123Z","level":"info","prog":"dsys-serve","msg":"..."}
+ *
+ * The default is text when stderr is a terminal and json otherwise, so a
+ * server under a supervisor writes lines a log shipper can parse.
+ * One line is one write(2), so lines from several threads never interleave.
+ */
+#ifndef DSYS_LOG_H
+#define DSYS_LOG_H
+
+enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+/* Read DSYS_LOG_LEVEL and DSYS_LOG_FORMAT.  Returns 0, or -1 when one of
+ * them holds a value it does not know (the program reports a usage error). */
+int log_init(const char *prog);
+
+void log_set_level(enum log_level level);
+int log_enabled(enum log_level level);
+
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...)  do { if (log_enabled(LOG_INFO)) log_msg(LOG_INFO, __VA_ARGS__); } while (0)
+#define log_debug(...) do { if (log_enabled(LOG_DEBUG)) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
+
+#endif
