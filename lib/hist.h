@@ -16,8 +16,9 @@
  *
  * Memory is fixed at hist_new(): recording never allocates.  hist_record()
  * is inline: a clz, a shift, an add, and the min/max/sum bookkeeping.
- * Values above max_value are recorded in the top bucket (as max_value) and
- * counted in hist_overflow(); min, max and the sum still see the true value.
+ * max_value is rounded up to the highest value of its bucket.  Values above
+ * it are recorded in the top bucket and counted in hist_overflow(); min,
+ * max, mean and sum still see the true value.
  *
  * Percentiles (nearest rank).  hist_percentile(h, p) with p in [0, 100]
  * takes rank = ceil(p/100 * count) (at least 1), finds the bucket holding
