@@ -21,11 +21,11 @@
  *
  * Reading: json_parse() wraps cJSON (cJSON_ParseWithOpts, requiring the
  * whole input to be one value).  cJSON keeps numbers only as double, so
- * for an integer field use json_get_i64(), which re-reads the number's
- * exact text from the input and fails cleanly on fractions, exponents and
- * values outside int64.  For hot paths that read small flat objects
+ * json_get_i64() refuses what a double cannot hold exactly (fractions, and
+ * magnitudes above 2^53) instead of rounding silently.  Where the full
+ * int64 range matters, and on hot paths that read small flat objects
  * (dsys-counter's {"key":..,"by":..}), json_scan_object() walks one object
- * with no allocation at all.
+ * with no allocation and json_parse_i64() reads a number token exactly.
  *
  * Ownership: the writer owns nothing (the buf is the caller's); json_parse
  * returns a tree the caller frees with json_free().
@@ -97,8 +97,9 @@ void json_free(json_value *v);
 /* An object member, or NULL. */
 json_value *json_get(const json_value *obj, const char *key);
 
-/* The member's exact integer value.  Returns 0, -ENOENT when absent,
- * -EINVAL when not a number or not an integer, -ERANGE when outside int64. */
+/* The member's integer value.  Returns 0, -ENOENT when absent, -EINVAL
+ * when not a number or not an integer, -ERANGE when its magnitude is over
+ * 2^53 (not exact through cJSON: use the scanner). */
 int json_get_i64(const json_value *obj, const char *key, int64_t *out);
 
 /* The member's string (NUL-terminated, owned by the tree), or NULL. */
