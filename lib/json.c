@@ -289,7 +289,7 @@ int json_get_i64(const json_value *obj, const char *key, int64_t *out)
 	double d = v->valuedouble;
 	if (d != floor(d))
 		return -EINVAL;
-	if (fabs(d) > 9007199254740992.0)
+	if (fabs(d) >= 9007199254740992.0) /* 2^53 and 2^53+1 read the same */
 		return -ERANGE;
 	*out = (int64_t)d;
 	return 0;

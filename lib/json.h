@@ -98,8 +98,8 @@ void json_free(json_value *v);
 json_value *json_get(const json_value *obj, const char *key);
 
 /* The member's integer value.  Returns 0, -ENOENT when absent, -EINVAL
- * when not a number or not an integer, -ERANGE when its magnitude is over
- * 2^53 (not exact through cJSON: use the scanner). */
+ * when not a number or not an integer, -ERANGE when its magnitude is
+ * 2^53 or more (not exact through cJSON: use the scanner). */
 int json_get_i64(const json_value *obj, const char *key, int64_t *out);
 
 /* The member's string (NUL-terminated, owned by the tree), or NULL. */
