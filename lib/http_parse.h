@@ -52,6 +52,7 @@ enum http_parse_error {
 };
 
 #define HTTP_MAX_HEADERS 64     /* fields kept per message; more is EHEADERS */
+#define HTTP_MAX_METHOD 32      /* method bytes; longer is EMETHOD */
 
 struct http_limits {
 	size_t max_uri;             /* request-target bytes; default 8 KiB */
@@ -60,6 +61,16 @@ struct http_limits {
 };
 
 #define HTTP_LIMITS_DEFAULT {8192, 8192, 1048576}
+
+/*
+ * The request target is bounded by max_uri alone (so a target over max_uri
+ * is a 414 even when max_uri >= max_header_bytes); the whole head, request
+ * line included, by max_header_bytes.  A read buffer of
+ * http_parse_buffer_size(lim) bytes is always enough: with that many bytes
+ * received, http_parse_request/response never return 0.  lim may be NULL
+ * in every function here: the defaults.
+ */
+size_t http_parse_buffer_size(const struct http_limits *lim);
 
 enum http_method {
 	HTTP_OTHER = 0, /* a valid token we have no name for: the handler decides */
@@ -90,7 +101,7 @@ struct http_message {
 	bool keep_alive;            /* after this message, per version and Connection */
 	bool expect_continue;       /* request had Expect: 100-continue */
 	bool upgrade;               /* Connection: upgrade was present */
-	enum http_body_kind body_kind;
+	enum http_body_kind body_kind;  /* Content-Length: 0 gives HTTP_BODY_NONE */
 	uint64_t content_length;    /* valid when body_kind == HTTP_BODY_LENGTH */
 	size_t head_len;            /* bytes of the head, through the blank line */
 };
@@ -166,7 +177,9 @@ const char *http_status_reason(int status);          /* "OK", "Not Found", ... *
  * (HTTP_PARSE_EBODY past max_body, HTTP_PARSE_ECHUNK for bad framing).
  * For HTTP_BODY_EOF, http_body_feed never returns 1: the caller ends the
  * body at connection close.  Trailer fields after the last chunk are
- * checked for syntax and discarded; they count against max_body.
+ * checked for syntax and discarded; they and chunk extensions count
+ * against max_body too (separately from the payload).  After an error,
+ * every later call returns the same error.
  */
 struct http_body {
 	enum http_body_kind kind;
@@ -176,6 +189,7 @@ struct http_body {
 	uint64_t remaining;         /* bytes left in this chunk or the whole body */
 	uint64_t total;             /* payload bytes so far */
 	uint64_t max;               /* limit on total (and on trailer bytes) */
+	uint64_t meta;              /* chunk-extension and trailer bytes; private */
 };
 
 void http_body_init(struct http_body *b, const struct http_message *m, uint64_t max_body);
