@@ -41,7 +41,7 @@ start() {
 
 say "dsys-serve: an HTTP microservice on a free port"
 addr=$(start dsys-serve --listen 127.0.0.1:0 --threads 1)
-echo "{\"event\":\"started\",\"program\":\"dsys-serve\",\"listen\":\"$addr\"}"
+echo "{\"event\":\"started\",\"program\":\"dsys-serve\",\"listen\":\"$addr\",\"pid\":${pids[-1]}}"
 run curl -s "http://$addr/hello" >&2; echo >&2
 run curl -s "http://$addr/health" >&2; echo >&2
 say "its /metrics, in Prometheus text format"
@@ -56,6 +56,7 @@ fi
 if command -v dsys-counter >/dev/null; then
 	say "dsys-counter: exact counts under concurrency"
 	caddr=$(start dsys-counter serve --store mem: --listen 127.0.0.1:0 --threads 1)
+	echo "{\"event\":\"started\",\"program\":\"dsys-counter\",\"listen\":\"$caddr\",\"pid\":${pids[-1]}}"
 	printf 'alice\nbob\nalice\n' | run dsys-counter incr - --server "http://$caddr"
 	run dsys-counter get alice --server "http://$caddr"
 fi

@@ -18,9 +18,12 @@ setup() {
 	[[ "$output" == *'"program":"dsys-serve"'* ]]
 }
 
-@test "examples: the demo leaves no server running" {
-	run bash examples/demo.sh
+@test "examples: the demo stops every server it started" {
+	run --separate-stderr bash examples/demo.sh
 	[ "$status" -eq 0 ]
-	! pgrep -f "dsys-serve --listen 127.0.0.1:0 --threads 1" -u "$(id -u)" >/dev/null ||
-		{ pgrep -af dsys-serve; false; }
+	pids=$(echo "$output" | jq -r 'select(.event == "started") | .pid')
+	[ -n "$pids" ]
+	for p in $pids; do
+		! kill -0 "$p" 2>/dev/null || { echo "pid $p still runs"; false; }
+	done
 }
