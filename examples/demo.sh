@@ -22,14 +22,16 @@ trap cleanup EXIT
 say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 run() { printf '$ %s\n' "$*" >&2; "$@"; }
 
-# Start "$@" in the background, wait for its ready line, print the address.
+# Start "$@" in the background and wait for its ready line; sets $listen
+# and $pid.  (Not in a $(...) subshell: the server must be our child.)
 start() {
-	local out=$tmp/ready.$#.$RANDOM
+	local out=$tmp/ready.${#pids[@]}
 	"$@" >"$out" 2>>"$tmp/stderr.log" &
-	pids+=($!)
+	pid=$!
+	pids+=("$pid")
 	for _ in $(seq 100); do
 		if grep -q '"event":"ready"' "$out" 2>/dev/null; then
-			jq -r .listen <"$out" | head -1
+			listen=$(jq -r .listen <"$out" | head -1)
 			return 0
 		fi
 		sleep 0.05
@@ -40,8 +42,9 @@ start() {
 }
 
 say "dsys-serve: an HTTP microservice on a free port"
-addr=$(start dsys-serve --listen 127.0.0.1:0 --threads 1)
-echo "{\"event\":\"started\",\"program\":\"dsys-serve\",\"listen\":\"$addr\",\"pid\":${pids[-1]}}"
+start dsys-serve --listen 127.0.0.1:0 --threads 1
+addr=$listen
+echo "{\"event\":\"started\",\"program\":\"dsys-serve\",\"listen\":\"$addr\",\"pid\":$pid}"
 run curl -s "http://$addr/hello" >&2; echo >&2
 run curl -s "http://$addr/health" >&2; echo >&2
 say "its /metrics, in Prometheus text format"
@@ -55,8 +58,9 @@ fi
 
 if command -v dsys-counter >/dev/null; then
 	say "dsys-counter: exact counts under concurrency"
-	caddr=$(start dsys-counter serve --store mem: --listen 127.0.0.1:0 --threads 1)
-	echo "{\"event\":\"started\",\"program\":\"dsys-counter\",\"listen\":\"$caddr\",\"pid\":${pids[-1]}}"
+	start dsys-counter serve --store mem: --listen 127.0.0.1:0 --threads 1
+	caddr=$listen
+	echo "{\"event\":\"started\",\"program\":\"dsys-counter\",\"listen\":\"$caddr\",\"pid\":$pid}"
 	printf 'alice\nbob\nalice\n' | run dsys-counter incr - --server "http://$caddr"
 	run dsys-counter get alice --server "http://$caddr"
 fi
