@@ -32,11 +32,13 @@
  * Registration is find-or-create: registering the same name, kind and label
  * set again returns the existing series (so a rare path, like a status code
  * seen for the first time, may register under the registry's mutex and keep
- * the pointer).  It returns NULL with errno set on EINVAL (a bad metric or
- * label name, a label name repeated or `le` on a histogram, an odd label
- * list, bad bucket bounds), EEXIST (the name belongs to a family of another
- * kind, or a callback series is registered twice).  Out of memory aborts,
- * as in buf.
+ * the pointer).  It returns NULL with errno set (the *_fn_register calls
+ * return the negative code instead) on EINVAL (a bad metric or label name,
+ * a label name repeated or `le` on a histogram, an odd label list, help or
+ * a label value that is not UTF-8, bad bucket bounds), EEXIST (the name
+ * belongs to a family of another type, the series exists with another kind
+ * or other bucket bounds, or a callback series is registered twice).  Out
+ * of memory aborts, as in buf.
  *
  * Threads.  Registration and rendering take the registry's mutex.  Updates
  * (inc/add/set/observe) take no lock, allocate nothing and look nothing up:
@@ -111,7 +113,9 @@ int metrics_counter_fn_register(struct metrics *reg, const char *name,
 /* The process collector: process_cpu_seconds_total,
  * process_resident_memory_bytes, process_virtual_memory_bytes,
  * process_open_fds, process_max_fds, process_start_time_seconds, read from
- * /proc/self at scrape time, as client_golang names them.  Returns 0. */
+ * /proc at scrape time, named and described as client_golang does (a value
+ * that cannot be read renders as NaN).  Returns 0, or -EEXIST when called
+ * twice on one registry. */
 int metrics_process_register(struct metrics *reg);
 
 /* Hot path: no lock, no allocation, relaxed atomics. */
