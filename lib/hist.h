@@ -82,6 +82,8 @@ uint64_t hist_bucket_highest(uint32_t i);
 
 static inline void hist_record_n(struct hist *h, uint64_t v, uint64_t n)
 {
+	if (n == 0)
+		return;
 	uint32_t i = hist_bucket_index(v);
 	if (__builtin_expect(i > h->top, 0)) {
 		i = h->top;
