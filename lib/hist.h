@@ -24,13 +24,16 @@
  * takes rank = ceil(p/100 * count) (at least 1), finds the bucket holding
  * the rank-th smallest recorded value, and returns that bucket's HIGHEST
  * equivalent value (as HdrHistogram does), clamped to the exact maximum; so
- * the result is >= the exact nearest-rank percentile and at most 1/128
- * above it.  p = 0 returns the exact min, p = 100 the exact max.  min, max
- * and mean (sum/count) are exact; stdev is computed from bucket midpoints
- * around the exact mean (within the same relative error).
+ * for values within range the result is >= the exact nearest-rank
+ * percentile and at most 1/128 above it.  p = 0 returns the exact min,
+ * p = 100 the exact max.  min, max and mean (sum/count) are exact; stdev is
+ * computed from bucket midpoints around the exact mean (bucket-width
+ * accurate).
  *
  * NOT thread-safe.  Keep one histogram per thread (per libuv loop), and
- * hist_merge() them into one at the end or at each reporting interval.
+ * hist_merge() them into one at the end, or at each reporting interval on
+ * the thread that owns the source (hist_merge into a mutex-guarded total,
+ * then hist_reset the source).
  *
  * Ownership: hist_new() returns a histogram the caller owns; hist_free()
  * frees it (NULL is a no-op).  An iterator borrows its histogram, which must
