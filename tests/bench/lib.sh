@@ -1,0 +1,568 @@
+# tests/bench/lib.sh — the machinery every make bench section stands on.
+#
+# A section is a bash script tests/bench/bench-NN-name.sh that sources this
+# file.  make bench runs the sections in order with build/bin on PATH and
+# DSYS_BUILD set to the absolute build directory.  The model:
+#
+#   - a *server* is a name and a command line.  It runs pinned to CPU
+#     $BENCH_SERVER_CPU (0) in its own scratch directory, and is stopped by
+#     its PID, on every exit path, Ctrl-C included.
+#   - a *load* is a command line.  It runs pinned to CPU $BENCH_LOAD_CPU (1)
+#     while the server's whole process tree is sampled from /proc before and
+#     after: utime+stime of the server PID and all its descendants (clock
+#     ticks, turned into seconds), and its RSS afterwards.
+#   - a *case* (c100, pipe16, ...) is measured in $BENCH_ROUNDS rounds; the
+#     servers take turns within a round and the order reverses every other
+#     round, so no server always runs first or last.  Each measured run is
+#     preceded by a warm-up run of $BENCH_WARMUP against the same server.
+#   - every measured run adds one sample per metric; the report shows the
+#     median of the rounds for each (case, server, metric), one aligned table
+#     for the section, the ratios of a base server to each other server, and
+#     writes the same as JSON lines to $DSYS_BUILD/bench/results.jsonl (the
+#     section's earlier lines there are replaced, other sections' kept).
+#
+# Environment (each has a default):
+#   BENCH_ROUNDS=3  BENCH_DURATION=5s  BENCH_WARMUP=1s
+#   BENCH_SERVER_CPU=0  BENCH_LOAD_CPU=1
+#   BENCH_CASES="c100 pipe16"  run only these cases (default: all)
+#   BENCH_KEEP=1    keep the scratch directory (server logs) for a look
+#   BENCH_COLUMNS   metrics the table shows, in order (see bench_report)
+#   BENCH_RATIOS    metrics the ratio lines compare
+#
+# Functions (arguments in CAPS; "NAME" is a server's name):
+#   bench_init SECTION             scratch dir, traps, results file; call first
+#   bench_log MSG...               a progress line on stderr ("bench: ...")
+#   bench_skip MSG...              say why something is left out, on stderr
+#   bench_need CMD...              1 (with a message) when a command is missing
+#   bench_port                     print a free loopback TCP port
+#   bench_wait_port PORT [SECS]    wait until 127.0.0.1:PORT accepts (default 10 s)
+#   bench_dir NAME                 print (and create) NAME's scratch directory
+#   bench_render TEMPLATE OUT K=V...  copy TEMPLATE to OUT replacing each @K@ by V
+#   bench_start NAME PORT CMD...   start CMD pinned, in bench_dir NAME; PORT 0
+#                                  means "read the port from its dsys ready
+#                                  line"; waits until it accepts.  Sets
+#                                  BENCH_PID[NAME], BENCH_PORT[NAME] and adds
+#                                  NAME to BENCH_SERVERS.
+#   bench_stop NAME                SIGTERM its PID, wait, then SIGKILL the tree
+#   bench_stop_all                 stop every server still running
+#   bench_tree PID                 print PID and its descendants, one a line
+#   bench_cpu_ticks PID            utime+stime of the tree, in clock ticks
+#   bench_rss_kib PID              RSS of the tree, in KiB
+#   bench_measure NAME CMD...      run load CMD pinned to the load CPU, its
+#                                  stdout in $BENCH_OUT; sets BENCH_SERVER_CPU_S,
+#                                  BENCH_LOAD_CPU_S (the load's own rusage),
+#                                  BENCH_WALL_S, BENCH_RSS_KIB, BENCH_RC
+#   bench_wrk_parse FILE           set WRK_RPS WRK_P50_US WRK_P99_US
+#                                  WRK_REQUESTS WRK_ERRORS from wrk's output
+#   bench_wrk CASE NAME ROUND PATH WRKARGS... [-- SCRIPTARGS...]
+#                                  warm-up, then a measured wrk run (-t1 unless
+#                                  WRKARGS say otherwise, --latency) against
+#                                  NAME's PATH; records rps p50_us p99_us
+#                                  requests errors cpu_us_per_req
+#                                  load_cpu_us_per_req rss_kib
+#   bench_idle_rss CASE NAME COUNT [PATH]
+#                                  hold COUNT keep-alive connections open (each
+#                                  after one request to PATH) and record the
+#                                  tree's rss_kib
+#   bench_record CASE NAME ROUND METRIC=VALUE...   add samples
+#   bench_order ROUND NAME...      the names in this round's order
+#   bench_want CASE                0 when CASE is selected by BENCH_CASES
+#   bench_rounds CASE "NAMES" FUNC ARGS...
+#                                  for each round and each name in the round's
+#                                  order: FUNC CASE NAME ROUND ARGS...
+#   bench_median [VALUE...]        median of the arguments (or stdin lines)
+#   bench_report BASE              the table, the ratios BASE/each other
+#                                  server, and the JSON lines
+#
+# Conventions: servers bind 127.0.0.1 only; all traffic stays on loopback.
+# Functions return nonzero on failure and never exit the caller's shell,
+# so sections decide what a failure means.
+
+declare -gA BENCH_PID=() BENCH_PORT=()
+declare -ga BENCH_SERVERS=()
+BENCH_ROUNDS=${BENCH_ROUNDS:-3}
+BENCH_DURATION=${BENCH_DURATION:-5s}
+BENCH_WARMUP=${BENCH_WARMUP:-1s}
+BENCH_SERVER_CPU=${BENCH_SERVER_CPU:-0}
+BENCH_LOAD_CPU=${BENCH_LOAD_CPU:-1}
+BENCH_CASES=${BENCH_CASES:-}
+BENCH_COLUMNS=${BENCH_COLUMNS:-rps p50_us p99_us cpu_us_per_req rss_kib}
+BENCH_RATIOS=${BENCH_RATIOS:-rps p99_us cpu_us_per_req rss_kib}
+BENCH_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+DSYS_BUILD=${DSYS_BUILD:-$(cd "$BENCH_LIB_DIR/../.." && pwd)/build}
+
+bench_log() { printf 'bench: %s\n' "$*" >&2; }
+bench_skip() { printf 'bench: skipped: %s\n' "$*" >&2; }
+
+bench_need() {
+	local c rc=0
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 || { bench_skip "'$c' not found"; rc=1; }
+	done
+	return $rc
+}
+
+bench_init() {
+	BENCH_SECTION=$1
+	BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/dsys-bench-$1.XXXXXX") || return 1
+	BENCH_SAMPLES=$BENCH_TMP/samples.tsv
+	BENCH_OUT=$BENCH_TMP/load.out
+	: >"$BENCH_SAMPLES"
+	mkdir -p "$DSYS_BUILD/bench" || return 1
+	BENCH_RESULTS=$DSYS_BUILD/bench/results.jsonl
+	BENCH_TICK=$(getconf CLK_TCK)
+	BENCH_PAGE_KIB=$(($(getconf PAGESIZE) / 1024))
+	trap 'bench_cleanup' EXIT
+	trap 'bench_cleanup; trap - INT; kill -INT $$' INT
+	trap 'bench_cleanup; trap - TERM; kill -TERM $$' TERM
+	ulimit -n "$(ulimit -Hn)" 2>/dev/null
+	bench_need taskset || return 1
+	bench_log "section $1: $BENCH_ROUNDS rounds of $BENCH_DURATION (+$BENCH_WARMUP warm-up)," \
+		"servers on CPU $BENCH_SERVER_CPU, load on CPU $BENCH_LOAD_CPU"
+}
+
+bench_cleanup() {
+	local p
+	for p in ${BENCH_LOAD_PID:-} ${BENCH_IDLE_PID:-}; do
+		kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null
+	done
+	bench_stop_all
+	if [ -n "${BENCH_TMP:-}" ] && [ -d "$BENCH_TMP" ]; then
+		if [ "${BENCH_KEEP:-0}" = 1 ]; then
+			bench_log "scratch kept in $BENCH_TMP"
+		else
+			rm -rf "$BENCH_TMP"
+		fi
+	fi
+}
+
+# A port in 20000-32767 (below Linux's ephemeral range, so no outgoing
+# connection takes it meanwhile) that no socket uses in /proc/net/tcp*.
+bench_port() {
+	local i port hex
+	for ((i = 0; i < 200; i++)); do
+		port=$((20000 + RANDOM % 12768))
+		printf -v hex ':%04X ' "$port"
+		if ! grep -q -- "$hex" /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
+			echo "$port"
+			return 0
+		fi
+	done
+	return 1
+}
+
+bench_wait_port() {
+	local port=$1 secs=${2:-10} i
+	for ((i = 0; i < secs * 20; i++)); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+bench_dir() {
+	mkdir -p "$BENCH_TMP/$1" && echo "$BENCH_TMP/$1"
+}
+
+bench_render() {
+	local tpl=$1 out=$2 kv sed_args=()
+	shift 2
+	for kv in "$@"; do
+		sed_args+=(-e "s|@${kv%%=*}@|${kv#*=}|g")
+	done
+	sed "${sed_args[@]}" "$tpl" >"$out"
+}
+
+# 0 while PID is alive and not a zombie.
+bench_alive() {
+	local st
+	st=$(cut -d')' -f2 "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "${st:1:1}" != Z ]
+}
+
+bench_start() {
+	local name=$1 port=$2 dir pid i got=
+	shift 2
+	dir=$(bench_dir "$name") || return 1
+	(cd "$dir" && exec taskset -c "$BENCH_SERVER_CPU" "$@") \
+		</dev/null >"$dir/stdout" 2>"$dir/stderr" 3>&- &
+	pid=$!
+	BENCH_PID[$name]=$pid
+	BENCH_SERVERS+=("$name")
+	if [ "$port" = 0 ]; then
+		for ((i = 0; i < 200; i++)); do
+			got=$(sed -n 's/.*"event":"ready".*"listen":"[^"]*:\([0-9][0-9]*\)".*/\1/p' \
+				"$dir/stdout" | head -1)
+			[ -n "$got" ] && break
+			bench_alive "$pid" || break
+			sleep 0.05
+		done
+		port=$got
+	fi
+	if [ -z "$port" ] || ! bench_wait_port "$port" 10; then
+		bench_log "$name did not start ($*); its stderr:"
+		tail -5 "$dir/stderr" >&2
+		bench_stop "$name"
+		return 1
+	fi
+	BENCH_PORT[$name]=$port
+	bench_log "$name: pid $pid, 127.0.0.1:$port"
+}
+
+bench_stop() {
+	local name=$1 pid=${BENCH_PID[$1]:-} tree i
+	[ -n "$pid" ] || return 0
+	tree=$(bench_tree "$pid")
+	kill -TERM "$pid" 2>/dev/null
+	for ((i = 0; i < 100; i++)); do
+		bench_alive "$pid" || break
+		sleep 0.05
+	done
+	# Whatever is left of the tree (a worker whose master died) goes too.
+	for i in $tree; do
+		bench_alive "$i" && kill -KILL "$i" 2>/dev/null
+	done
+	wait "$pid" 2>/dev/null
+	unset "BENCH_PID[$name]"
+	return 0
+}
+
+bench_stop_all() {
+	local name
+	for name in "${!BENCH_PID[@]}"; do
+		bench_stop "$name"
+	done
+}
+
+# One pass over /proc/*/stat (cat skips processes that vanish meanwhile):
+# the tree of ROOT by parent links, then WHAT of it: "pids" (one a line),
+# "ticks" (utime+stime) or "rss" (pages).  The command name may hold spaces
+# and parentheses, so fields are counted after the last ") ": state, ppid,
+# ... utime is the 12th, stime the 13th, rss the 22nd.
+bench__tree() {
+	cat /proc/[0-9]*/stat 2>/dev/null | awk -v root="$1" -v what="$2" '
+		{
+			p = $1; sub(/^.*\) /, ""); split($0, f, " ")
+			n++; pid[n] = p; ppid[n] = f[2]; ticks[n] = f[12] + f[13]; rss[n] = f[22]
+		}
+		END {
+			in_tree[root] = 1; grew = 1
+			while (grew) {
+				grew = 0
+				for (i = 1; i <= n; i++)
+					if (!(pid[i] in in_tree) && (ppid[i] in in_tree)) { in_tree[pid[i]] = 1; grew = 1 }
+			}
+			sum = 0; found = 0
+			for (i = 1; i <= n; i++) {
+				if (!(pid[i] in in_tree)) continue
+				found = 1
+				if (what == "pids") print pid[i]
+				else sum += (what == "ticks") ? ticks[i] : rss[i]
+			}
+			if (what != "pids") printf "%d\n", sum
+			exit !found
+		}'
+}
+
+bench_tree() { bench__tree "$1" pids; }
+bench_cpu_ticks() { bench__tree "$1" ticks; }
+
+bench_rss_kib() {
+	local pages
+	pages=$(bench__tree "$1" rss) || return 1
+	echo $((pages * BENCH_PAGE_KIB))
+}
+
+# The children's user+system seconds in FILE, as the times builtin wrote it
+# (times itself must run in this shell, not in a $(...) subshell, to see
+# the loads this shell waited for).
+bench__children_s() {
+	awk 'NR == 2 {
+		split($1, u, /[ms]/); split($2, s, /[ms]/)
+		printf "%.3f\n", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$1"
+}
+
+bench_measure() {
+	local name=$1 pid=${BENCH_PID[$1]:-} t0 t1 c0 c1 w0 w1
+	shift
+	[ -n "$pid" ] || { bench_log "$name is not running"; return 1; }
+	times >"$BENCH_TMP/times0"
+	t0=$(bench_cpu_ticks "$pid")
+	w0=$EPOCHREALTIME
+	# In the background and waited for, so a signal's trap runs at once.
+	taskset -c "$BENCH_LOAD_CPU" "$@" </dev/null >"$BENCH_OUT" 2>"$BENCH_OUT.err" &
+	BENCH_LOAD_PID=$!
+	wait "$BENCH_LOAD_PID"
+	BENCH_RC=$?
+	BENCH_LOAD_PID=
+	w1=$EPOCHREALTIME
+	t1=$(bench_cpu_ticks "$pid")
+	times >"$BENCH_TMP/times1"
+	c0=$(bench__children_s "$BENCH_TMP/times0")
+	c1=$(bench__children_s "$BENCH_TMP/times1")
+	BENCH_RSS_KIB=$(bench_rss_kib "$pid")
+	BENCH_SERVER_CPU_S=$(awk -v a="$t0" -v b="$t1" -v hz="$BENCH_TICK" 'BEGIN { printf "%.3f", (b - a) / hz }')
+	BENCH_LOAD_CPU_S=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.3f", b - a }')
+	# shellcheck disable=SC2034 # for the sections
+	BENCH_WALL_S=$(awk -v a="$w0" -v b="$w1" 'BEGIN { printf "%.3f", b - a }')
+	return $BENCH_RC
+}
+
+# wrk prints times as 123.45us, 1.23ms, 1.02s, 1.00m; in us here.
+bench_wrk_parse() {
+	local line
+	line=$(awk '
+		function us(v) {
+			if (v ~ /us$/) return v + 0
+			if (v ~ /ms$/) return v * 1000
+			if (v ~ /m$/) return v * 60000000
+			if (v ~ /h$/) return v * 3600000000
+			if (v ~ /s$/) return v * 1000000
+			return v + 0
+		}
+		/Latency Distribution/ { dist = 1; next }
+		dist && $1 == "50%" { p50 = us($2) }
+		dist && $1 == "99%" { p99 = us($2) }
+		/ requests in / { req = $1 }
+		/^Requests\/sec:/ { rps = $2 }
+		/Socket errors:/ { gsub(/,/, ""); err += $4 + $6 + $8 + $10 }
+		/Non-2xx or 3xx responses:/ { err += $NF }
+		END { printf "%s %d %d %d %d\n", (rps == "" ? 0 : rps), p50, p99, req, err }
+	' "$1") || return 1
+	read -r WRK_RPS WRK_P50_US WRK_P99_US WRK_REQUESTS WRK_ERRORS <<<"$line"
+	[ "$WRK_REQUESTS" -gt 0 ]
+}
+
+bench_record() {
+	local case=$1 name=$2 round=$3 kv
+	shift 3
+	for kv in "$@"; do
+		printf '%s\t%s\t%s\t%s\t%s\n' "$case" "$name" "$round" "${kv%%=*}" "${kv#*=}" >>"$BENCH_SAMPLES"
+	done
+}
+
+bench_wrk() {
+	local case=$1 name=$2 round=$3 path=$4 url opts=() script_args=() a seen_dd=0
+	shift 4
+	for a in "$@"; do
+		if [ $seen_dd = 1 ]; then script_args+=("$a")
+		elif [ "$a" = -- ]; then seen_dd=1
+		else opts+=("$a"); fi
+	done
+	[ $seen_dd = 1 ] && script_args=(-- "${script_args[@]}")
+	url="http://127.0.0.1:${BENCH_PORT[$name]}$path"
+	bench_measure "$name" wrk -t1 "${opts[@]}" -d "$BENCH_WARMUP" "$url" "${script_args[@]}" || {
+		bench_log "$case $name: warm-up failed: $(head -3 "$BENCH_OUT.err")"; return 1; }
+	bench_measure "$name" wrk -t1 "${opts[@]}" -d "$BENCH_DURATION" --latency "$url" "${script_args[@]}"
+	if ! bench_wrk_parse "$BENCH_OUT"; then
+		bench_log "$case $name: wrk counted no answers: $(head -3 "$BENCH_OUT.err")"
+		return 1
+	fi
+	local cpu_us lcpu_us
+	cpu_us=$(awk -v c="$BENCH_SERVER_CPU_S" -v n="$WRK_REQUESTS" 'BEGIN { printf "%.2f", c * 1e6 / n }')
+	lcpu_us=$(awk -v c="$BENCH_LOAD_CPU_S" -v n="$WRK_REQUESTS" 'BEGIN { printf "%.2f", c * 1e6 / n }')
+	# wrk 4.1 prints 0.00us for the upper percentiles when it pipelines
+	# (it records one latency per burst): a 0 is "not known", left out.
+	local pct=()
+	[ "$WRK_P50_US" -gt 0 ] && pct+=(p50_us="$WRK_P50_US")
+	[ "$WRK_P99_US" -gt 0 ] && pct+=(p99_us="$WRK_P99_US")
+	bench_record "$case" "$name" "$round" rps="$WRK_RPS" "${pct[@]}" \
+		requests="$WRK_REQUESTS" errors="$WRK_ERRORS" cpu_us_per_req="$cpu_us" \
+		load_cpu_us_per_req="$lcpu_us" rss_kib="$BENCH_RSS_KIB"
+	bench_log "$(printf '%-8s round %s %-12s %9.0f req/s  p99 %6s us  cpu %6s us/req  rss %6s KiB%s' \
+		"$case" "$round" "$name" "$WRK_RPS" "$([ "$WRK_P99_US" -gt 0 ] && echo "$WRK_P99_US" || echo -)" \
+		"$cpu_us" "$BENCH_RSS_KIB" \
+		"$([ "$WRK_ERRORS" -gt 0 ] && echo "  ERRORS $WRK_ERRORS")")"
+}
+
+# Opens COUNT connections to NAME, sends one request on each and reads its
+# answer, then holds them idle while the server's RSS is read.
+bench__idle_py='
+import socket, sys
+host, port, count, path = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+req = ("GET %s HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (path, host, port)).encode()
+socks = []
+for i in range(count):
+    s = socket.create_connection((host, port))
+    s.sendall(req)
+    socks.append(s)
+for s in socks:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            sys.exit("closed before answering")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            length = int(v)
+    while len(body) < length:
+        body += s.recv(4096)
+print("open %d" % len(socks), flush=True)
+sys.stdin.read()
+'
+
+bench_idle_rss() {
+	local case=$1 name=$2 count=$3 path=${4:-/hello} line rss pid
+	coproc BENCH_IDLE { taskset -c "$BENCH_LOAD_CPU" python3 -c "$bench__idle_py" \
+		127.0.0.1 "${BENCH_PORT[$name]}" "$count" "$path" 2>"$BENCH_TMP/idle.err"; }
+	pid=$BENCH_IDLE_PID
+	if ! read -r -t 60 line <&"${BENCH_IDLE[0]}" || [ "$line" != "open $count" ]; then
+		bench_log "$case $name: could not hold $count connections: $(tail -1 "$BENCH_TMP/idle.err")"
+		kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+		return 1
+	fi
+	sleep 0.5
+	rss=$(bench_rss_kib "${BENCH_PID[$name]}")
+	kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+	bench_record "$case" "$name" 1 rss_kib="$rss"
+	bench_log "$(printf '%-8s %-12s rss %s KiB with %s idle connections' "$case" "$name" "$rss" "$count")"
+}
+
+bench_order() {
+	local round=$1 i
+	shift
+	local list=("$@")
+	if ((round % 2)); then
+		printf '%s\n' "${list[@]}"
+	else
+		for ((i = ${#list[@]} - 1; i >= 0; i--)); do echo "${list[i]}"; done
+	fi
+}
+
+bench_want() {
+	[ -z "$BENCH_CASES" ] && return 0
+	case " $BENCH_CASES " in *" $1 "*) return 0 ;; esac
+	return 1
+}
+
+bench_rounds() {
+	local case=$1 names=$2 func=$3 round name
+	shift 3
+	bench_want "$case" || { bench_skip "case $case (not in BENCH_CASES)"; return 0; }
+	for ((round = 1; round <= BENCH_ROUNDS; round++)); do
+		# shellcheck disable=SC2086
+		for name in $(bench_order "$round" $names); do
+			"$func" "$case" "$name" "$round" "$@"
+		done
+	done
+}
+
+bench_median() {
+	{ if [ $# -gt 0 ]; then printf '%s\n' "$@"; else cat; fi; } | sort -g |
+		awk '{ v[NR] = $1 } END {
+			if (NR == 0) exit 1
+			if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# The table, the ratios and the JSON lines, from the samples of this
+# section.  Rows keep the order in which cases and servers first appeared.
+bench_report() {
+	local base=$1 at tmp
+	at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+	tmp=$BENCH_TMP/results.new
+	if [ -f "$BENCH_RESULTS" ]; then
+		grep -v "\"section\":\"$BENCH_SECTION\"" "$BENCH_RESULTS" >"$tmp"
+	else
+		: >"$tmp"
+	fi
+	awk -F'\t' -v base="$base" -v section="$BENCH_SECTION" -v at="$at" \
+		-v columns="$BENCH_COLUMNS" -v ratios="$BENCH_RATIOS" \
+		-v rounds="$BENCH_ROUNDS" -v duration="$BENCH_DURATION" -v json="$tmp" '
+	function median(key,    n, a, i, j, t, parts) {
+		n = split(vals[key], parts, " ")
+		for (i = 1; i <= n; i++) a[i] = parts[i] + 0
+		for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+		return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	function num(v,    t) {
+		t = sprintf("%.3f", v); sub(/0+$/, "", t); sub(/\.$/, "", t)
+		return t
+	}
+	function count(key,    parts) { return split(vals[key], parts, " ") }
+	function human(metric, v) {
+		if (v == "") return "-"
+		if (metric == "rps") return sprintf("%.0f", v)
+		if (metric ~ /_us_per_/) return sprintf("%.2fus", v)
+		if (metric ~ /_us$/) return v >= 1000 ? sprintf("%.2fms", v / 1000) : sprintf("%dus", v)
+		if (metric ~ /_kib$/) return sprintf("%.1fMiB", v / 1024)
+		return sprintf("%g", v)
+	}
+	function label(metric) {
+		if (metric == "rps") return "req/s"
+		if (metric == "cpu_us_per_req") return "cpu/req"
+		if (metric == "load_cpu_us_per_req") return "load cpu/req"
+		if (metric == "rss_kib") return "rss"
+		sub(/_us$/, "", metric); sub(/_kib$/, "", metric)
+		return metric
+	}
+	{
+		c = $1; s = $2; m = $4
+		if (!(c in seen_case)) { seen_case[c] = 1; cases[++ncases] = c }
+		if (!((c, s) in seen_row)) { seen_row[c, s] = 1; nrow[c]++; rows[c, nrow[c]] = s }
+		if (!(m in seen_metric)) { seen_metric[m] = 1; metrics[++nmetrics] = m }
+		vals[c, s, m] = vals[c, s, m] " " $5
+		have[c, s, m] = 1
+	}
+	END {
+		ncol = split(columns, col, " ")
+		nrat = split(ratios, rat, " ")
+		w[0] = 10; w[1] = 14
+		for (k = 1; k <= ncol; k++) w[k + 1] = 13
+		line = sprintf("%-" w[0] "s %-" w[1] "s", "case", "server")
+		for (k = 1; k <= ncol; k++) line = line sprintf(" %" w[k + 1] "s", label(col[k]))
+		print line
+		for (ci = 1; ci <= ncases; ci++) {
+			c = cases[ci]
+			for (ri = 1; ri <= nrow[c]; ri++) {
+				s = rows[c, ri]
+				line = sprintf("%-" w[0] "s %-" w[1] "s", c, s)
+				for (k = 1; k <= ncol; k++) {
+					m = col[k]
+					v = ((c, s, m) in have) ? median(c SUBSEP s SUBSEP m) : ""
+					line = line sprintf(" %" w[k + 1] "s", human(m, v))
+				}
+				print line
+				samples = 0
+				for (k = 1; k <= nmetrics; k++)
+					if ((c, s, metrics[k]) in have && count(c SUBSEP s SUBSEP metrics[k]) > samples)
+						samples = count(c SUBSEP s SUBSEP metrics[k])
+				js = sprintf("{\"section\":\"%s\",\"case\":\"%s\",\"server\":\"%s\",\"samples\":%d,\"duration\":\"%s\"",
+					section, c, s, samples, duration)
+				for (k = 1; k <= nmetrics; k++) {
+					m = metrics[k]
+					if ((c, s, m) in have) js = js ",\"" m "\":" num(median(c SUBSEP s SUBSEP m))
+				}
+				print js ",\"at\":\"" at "\"}" >> json
+			}
+		}
+		if (base == "") exit
+		printed = 0
+		for (ci = 1; ci <= ncases; ci++) {
+			c = cases[ci]
+			for (ri = 1; ri <= nrow[c]; ri++) {
+				s = rows[c, ri]
+				if (s == base) continue
+				line = ""; js = ""
+				for (k = 1; k <= nrat; k++) {
+					m = rat[k]
+					if (!((c, base, m) in have) || !((c, s, m) in have)) continue
+					d = median(c SUBSEP s SUBSEP m)
+					if (d == 0) continue
+					r = median(c SUBSEP base SUBSEP m) / d
+					line = line sprintf("  %s %.2fx", label(m), r)
+					js = js ",\"" m "\":" num(r)
+				}
+				if (line == "") continue
+				if (!printed) { print ""; print "ratios of " base " to each (median of " rounds " rounds; req/s above 1 is faster, the rest below 1 is cheaper):"; printed = 1 }
+				printf "%-" w[0] "s %-" (w[1] + 4) "s%s\n", c, "vs " s, line
+				print "{\"section\":\"" section "\",\"case\":\"" c "\",\"ratio\":\"" base "/" s "\"" js ",\"at\":\"" at "\"}" >> json
+			}
+		}
+	}' "$BENCH_SAMPLES" || return 1
+	mv "$tmp" "$BENCH_RESULTS"
+	bench_log "results in $BENCH_RESULTS"
+}
