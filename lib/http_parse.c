@@ -497,7 +497,9 @@ int http_parse_request(const char *buf, size_t len, const struct http_limits *li
 	if (tpos >= len)
 		return 0;
 	char t0 = buf[tpos];
-	bool absolute = t0 != '/' && t0 != '*' && req->method != HTTP_CONNECT;
+	/* brackets (IP literals) only where an authority can be: absolute- and
+	 * authority-form */
+	bool absolute = t0 != '/' && t0 != '*';
 	long query;
 	long tl = scan_target(buf, tpos, len, max_uri, absolute, &query);
 	if (tl <= 0)
@@ -523,13 +525,15 @@ int http_parse_request(const char *buf, size_t len, const struct http_limits *li
 		if (tlen != 1 || req->method != HTTP_OPTIONS)
 			return HTTP_PARSE_EINVAL;
 	} else {
-		/* absolute-form: scheme ":" ... */
+		/* absolute-form: scheme "://" authority ...; the http(s) URIs a
+		 * server can be asked for all have an authority, and requiring it
+		 * keeps "host:port" (authority-form) out of non-CONNECT requests */
 		size_t i = 0;
 		if (!((t0 | 0x20) >= 'a' && (t0 | 0x20) <= 'z'))
 			return HTTP_PARSE_EINVAL;
 		while (i < tlen && IS(t[i], C_SCHEME))
 			i++;
-		if (i >= tlen || t[i] != ':')
+		if (i + 3 > tlen || memcmp(t + i, "://", 3) != 0)
 			return HTTP_PARSE_EINVAL;
 	}
 
