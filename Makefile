@@ -69,9 +69,16 @@ $(LIB_A): $(LIB_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-# A program is its bin/ file (or folder) linked against libdsys.
+# A program is its bin/ file (or folder) linked against libdsys.  Its
+# objects go under $(BUILD)/obj/, so a folder's objects (bin/dsys-x/*.o)
+# cannot collide with the program file $(BUILD)/bin/dsys-x.
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
 define PROG_template
-$(BUILD)/bin/$(1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard bin/$(1).c bin/$(1)/*.c)) $(LIB_A)
+$(BUILD)/bin/$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bin/$(1).c bin/$(1)/*.c)) $(LIB_A)
 	@mkdir -p $$(@D)
 	@$$(if $$(Q),echo "  LD      $$@")
 	$$(Q)$$(CC) $$(ALL_CFLAGS) -o $$@ $$(filter %.o,$$^) $$(LIB_A) $$(LDLIBS)
