@@ -1,0 +1,1038 @@
+/*
+ * engine.c -- one run of dsys-bench: threads, connections, pacing,
+ * timeouts and the statistics they feed.
+ *
+ * Shape (wrk's, on libuv).  One libuv loop per thread; connections spread
+ * evenly over the threads, the remainder to the first ones.  A connection
+ * lives one readable path:
+ *
+ *   conn_connect -> connect_cb -> conn_fill (write) -> read_cb (parse,
+ *   record, refill) -> ... -> conn_close -> close_cb -> conn_connect
+ *
+ * and everything a connection needs is allocated before the run starts:
+ * its receive buffer, its ring of in-flight requests, its uv handles and
+ * requests.  The request bytes are built once per target (and repeated
+ * `pipeline` times, so a batch of k requests is one contiguous slice of
+ * one buffer), so nothing is allocated or copied per request.
+ *
+ * System calls per request, the figure that decides how hard one core can
+ * drive: a batch of requests leaves with one uv_try_write (one write(2));
+ * reading stays on for the connection's whole life, so there is no
+ * epoll_ctl churn; each readable event is one read(2) into the
+ * connection's buffer (libuv reads again only when the buffer was filled),
+ * and every response found in it is parsed in place by lib/http_client.
+ * epoll_wait is shared by every event of a loop iteration.
+ *
+ * Time.  uv_now() has millisecond resolution: useless for latencies of a
+ * few microseconds.  uv_hrtime() is clock_gettime(CLOCK_MONOTONIC) through
+ * the vDSO (tens of ns, no system call, ns resolution).  It is read once
+ * per read callback, so every response that arrived in one read gets the
+ * same completion instant -- the instant we learnt of them, which is what
+ * a client observes -- and once per write batch, for the send instant.
+ * Latencies are recorded in microseconds into lib/hist (< 1% error).
+ *
+ * Open loop (--rate).  Each thread takes its share of one global schedule
+ * (lib/pacer: slot n at start + n/rate, thread i taking n = i mod T), on a
+ * timerfd for sub-millisecond pacing, and also takes due slots whenever a
+ * response frees a connection.  A slot that is due while every connection
+ * is busy waits; its latency counts from its scheduled instant, so a stall
+ * of the server shows in the percentiles (coordinated omission corrected).
+ * The uncorrected latency (from the actual send) and the send lag are kept
+ * beside it.
+ *
+ * Accounting invariant: every request written ends exactly once, as a
+ * response (requests), or as a read, write or timeout error (a connection
+ * that fails with k requests in flight counts k).  So with a healthy server
+ * `requests` equals what the server answered.
+ *
+ * Statistics live apart from I/O: each thread counts into its own struct
+ * bench_stats; the run merges them after the threads are joined.  With
+ * --interval, a thread's callbacks hold its stats mutex (uncontended but for
+ * the main thread's read once per interval), and a second histogram per
+ * thread collects the interval's latencies.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "bench.h"
+#include "cli.h"
+#include "invariant.h"
+#include "pacer.h"
+
+/* ------------------------------------------------------------ stats */
+
+int bench_stats_init(struct bench_stats *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->latency = hist_new(HIST_MAX_US_1H);
+	s->latency_raw = hist_new(HIST_MAX_US_1H);
+	s->send_lag = hist_new(HIST_MAX_US_1H);
+	if (!s->latency || !s->latency_raw || !s->send_lag) {
+		bench_stats_free(s);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void bench_stats_free(struct bench_stats *s)
+{
+	hist_free(s->latency);
+	hist_free(s->latency_raw);
+	hist_free(s->send_lag);
+	s->latency = s->latency_raw = s->send_lag = NULL;
+}
+
+void bench_stats_reset(struct bench_stats *s)
+{
+	struct hist *a = s->latency, *b = s->latency_raw, *c = s->send_lag;
+	memset(s, 0, sizeof(*s));
+	s->latency = a;
+	s->latency_raw = b;
+	s->send_lag = c;
+	hist_reset(a);
+	hist_reset(b);
+	hist_reset(c);
+}
+
+void bench_stats_merge(struct bench_stats *d, const struct bench_stats *s)
+{
+	d->requests += s->requests;
+	d->sent += s->sent;
+	d->bytes += s->bytes;
+	d->connects += s->connects;
+	d->err_connect += s->err_connect;
+	d->err_read += s->err_read;
+	d->err_write += s->err_write;
+	d->err_timeout += s->err_timeout;
+	for (int i = 0; i < BENCH_STATUS_MAX; i++)
+		d->status[i] += s->status[i];
+	hist_merge(d->latency, s->latency);
+	hist_merge(d->latency_raw, s->latency_raw);
+	hist_merge(d->send_lag, s->send_lag);
+	if (s->start_ns && (!d->start_ns || s->start_ns < d->start_ns))
+		d->start_ns = s->start_ns;
+	if (s->end_ns > d->end_ns)
+		d->end_ns = s->end_ns;
+	if (s->connect_err && !d->connect_err)
+		d->connect_err = s->connect_err;
+}
+
+uint64_t bench_stats_status_errors(const struct bench_stats *s)
+{
+	uint64_t n = 0;
+	for (int i = 400; i < BENCH_STATUS_MAX; i++)
+		n += s->status[i];
+	return n;
+}
+
+uint64_t bench_stats_errors(const struct bench_stats *s)
+{
+	return s->err_connect + s->err_read + s->err_write + s->err_timeout +
+	       bench_stats_status_errors(s);
+}
+
+/* ------------------------------------------------------------ state */
+
+struct slot {
+	uint64_t sched_ns;   /* when it was due (closed loop: when it was sent) */
+	uint64_t sent_ns;    /* when it was written */
+	bool measured;       /* due inside the measured window (after warm-up) */
+};
+
+enum conn_state { CONN_IDLE, CONN_CONNECTING, CONN_OPEN, CONN_CLOSING };
+
+struct worker;
+
+struct conn {
+	uv_tcp_t tcp;
+	uv_connect_t connect_req;
+	uv_write_t write_req;
+	struct worker *w;
+	struct bench_target *t;
+	enum conn_state state;
+	bool writing;            /* the tail of a partial write is queued in libuv */
+	bool in_ready;           /* on the worker's ready stack (open loop) */
+	bool tried;              /* has made its first connection attempt's verdict */
+	struct http_client_reader rd;
+	char *rbuf;              /* cfg->recv_buf bytes, a slice of the worker's block */
+	size_t rlen;             /* bytes in rbuf not yet consumed */
+	struct slot *ring;       /* cfg->pipeline slots */
+	unsigned head;           /* oldest in-flight request */
+	unsigned inflight;
+	uint64_t since_ns;       /* connecting since */
+	uint64_t retry_ns;       /* idle: reconnect at or after this */
+	uint64_t backoff_ns;     /* after a failed connect; 0 when the last one worked */
+};
+
+struct run;
+
+struct worker {
+	struct run *run;
+	const struct bench_cfg *cfg;
+	unsigned id;
+	uv_loop_t loop;
+	uv_thread_t thread;
+	uv_timer_t tick;
+	struct pacer_timer ptimer;
+	bool paced;
+	struct pacer pacer;
+	struct conn *conns;
+	unsigned n_conns;
+	char *rblock;
+	struct slot *slots;
+	struct conn **ready;
+	unsigned n_ready;
+	struct bench_stats st;
+	struct hist *ihist;      /* --interval: this interval's latencies */
+	uv_mutex_t lock;         /* guards st and ihist when --interval is on */
+	bool locking;
+	uint64_t quota;          /* closed loop: requests left to send; UINT64_MAX: unbounded */
+	uint64_t measure_ns;     /* the measured window starts (after warm-up) */
+	uint64_t deadline_ns;    /* no request is sent (or due) after this */
+	uint64_t inflight;
+	uint64_t tick_ms;
+	bool measuring, stopping, finished;
+	unsigned first_failures; /* connections whose first attempt failed */
+	unsigned open_handles;
+	_Atomic uint64_t pub_requests, pub_errors;
+	int start_err;
+};
+
+struct run {
+	const struct bench_cfg *cfg;
+	struct worker *workers;
+	unsigned n_workers;
+	uv_loop_t loop;          /* the main thread's: progress, intervals, signals */
+	uv_async_t done_async;
+	uv_timer_t progress_timer, interval_timer;
+	uv_signal_t sigint, sigterm;
+	atomic_uint n_done;
+	atomic_int stop;         /* SIGINT/SIGTERM: finish now */
+	atomic_uint_fast64_t connects;
+	uint64_t start_ns;
+	bench_interval_fn on_interval;
+	void *ctx;
+	struct bench_stats prev;  /* cumulative counters at the last interval */
+	struct bench_stats ival;
+	uint64_t last_interval_ns;
+	bool interrupted;
+	bool progress_shown;
+};
+
+static void conn_connect(struct conn *c, uint64_t now);
+static void conn_close(struct conn *c);
+static void conn_fill(struct conn *c);
+static void worker_pump(struct worker *w, uint64_t now);
+static void worker_check_done(struct worker *w, uint64_t now);
+
+static inline void stats_lock(struct worker *w)
+{
+	if (w->locking)
+		uv_mutex_lock(&w->lock);
+}
+
+static inline void stats_unlock(struct worker *w)
+{
+	if (w->locking)
+		uv_mutex_unlock(&w->lock);
+}
+
+/* Publish the counters the progress line reads (relaxed: a display). */
+static inline void worker_publish(struct worker *w)
+{
+	atomic_store_explicit(&w->pub_requests, w->st.requests, memory_order_relaxed);
+	atomic_store_explicit(&w->pub_errors, w->st.err_connect + w->st.err_read +
+	                      w->st.err_write + w->st.err_timeout, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------ requests */
+
+/* Fail a connection: its k in-flight requests are k errors of that kind
+ * (at least one, so a protocol error with nothing in flight is seen). */
+enum err_kind { ERR_READ, ERR_WRITE, ERR_TIMEOUT };
+
+static void conn_fail(struct conn *c, enum err_kind kind, bool at_least_one)
+{
+	struct worker *w = c->w;
+	uint64_t n = c->inflight;
+	if (n == 0 && at_least_one)
+		n = 1;
+	if (kind == ERR_READ)
+		w->st.err_read += n;
+	else if (kind == ERR_WRITE)
+		w->st.err_write += n;
+	else
+		w->st.err_timeout += n;
+	conn_close(c);
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+	struct conn *c = req->data;
+	struct worker *w = c->w;
+	stats_lock(w);
+	c->writing = false;
+	if (c->state == CONN_OPEN) {
+		if (status < 0) {
+			conn_fail(c, ERR_WRITE, true);
+		} else if (w->paced) {
+			worker_pump(w, uv_hrtime());
+		} else {
+			conn_fill(c);
+		}
+	}
+	stats_unlock(w);
+}
+
+/* Write the k requests just put in the ring: one write(2) for the batch.
+ * A partial write queues the tail (a slice of the same immutable batch
+ * buffer) in libuv; the connection takes no more until it is gone. */
+static void conn_write(struct conn *c, unsigned k)
+{
+	size_t len = (size_t)k * c->t->req.len;
+	INVARIANT(len <= c->t->batch.len);
+	uv_buf_t b = uv_buf_init(c->t->batch.data, (unsigned)len);
+	int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+	if (n == (int)len)
+		return;
+	if (n < 0 && n != UV_EAGAIN) {
+		conn_fail(c, ERR_WRITE, true);
+		return;
+	}
+	if (n < 0)
+		n = 0;
+	b = uv_buf_init(c->t->batch.data + n, (unsigned)(len - (size_t)n));
+	c->write_req.data = c;
+	int r = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
+	if (r < 0) {
+		conn_fail(c, ERR_WRITE, true);
+		return;
+	}
+	c->writing = true;
+}
+
+/* Put one request in the ring, due at sched_ns, leaving at now. */
+static inline void conn_push(struct conn *c, unsigned i, uint64_t sched_ns, uint64_t now)
+{
+	const struct bench_cfg *cfg = c->w->cfg;
+	struct slot *s = &c->ring[(c->head + c->inflight + i) % cfg->pipeline];
+	s->sched_ns = sched_ns;
+	s->sent_ns = now;
+	s->measured = sched_ns >= c->w->measure_ns;
+}
+
+/* Closed loop: top the connection up to `pipeline` requests in flight. */
+static void conn_fill(struct conn *c)
+{
+	struct worker *w = c->w;
+	if (c->state != CONN_OPEN || c->writing || w->stopping)
+		return;
+	unsigned k = w->cfg->pipeline - c->inflight;
+	if (k == 0)
+		return;
+	if (w->quota != UINT64_MAX) {
+		if (w->quota < k)
+			k = (unsigned)w->quota;
+		w->quota -= k;
+		if (w->quota == 0)
+			w->stopping = true;
+		if (k == 0)
+			return;
+	}
+	uint64_t now = uv_hrtime();
+	for (unsigned i = 0; i < k; i++)
+		conn_push(c, i, now, now);
+	c->inflight += k;
+	w->inflight += k;
+	if (now >= w->measure_ns)
+		w->st.sent += k;
+	conn_write(c, k);
+}
+
+static void ready_push(struct worker *w, struct conn *c)
+{
+	if (c->in_ready)
+		return;
+	INVARIANT(w->n_ready < w->n_conns);
+	c->in_ready = true;
+	w->ready[w->n_ready++] = c;
+}
+
+/* Open loop: take every due slot while a connection has room, then arm
+ * the timer for the next slot. */
+static void worker_pump(struct worker *w, uint64_t now)
+{
+	/* slots due in [start, deadline): the deadline itself is outside */
+	uint64_t until = now < w->deadline_ns ? now : w->deadline_ns - 1;
+	while (w->n_ready > 0 && !w->stopping) {
+		struct conn *c = w->ready[w->n_ready - 1];
+		if (c->state != CONN_OPEN || c->writing || c->inflight == w->cfg->pipeline) {
+			c->in_ready = false;
+			w->n_ready--;
+			continue;
+		}
+		unsigned k = 0;
+		uint64_t due;
+		while (c->inflight + k < w->cfg->pipeline && pacer_take(&w->pacer, until, &due)) {
+			conn_push(c, k, due, now);
+			if (due >= w->measure_ns)
+				w->st.sent++;
+			k++;
+		}
+		if (k == 0)
+			break;
+		c->inflight += k;
+		w->inflight += k;
+		conn_write(c, k);
+	}
+	uint64_t next = pacer_next_ns(&w->pacer);
+	if (next >= w->deadline_ns) {
+		w->stopping = true;   /* every slot of the run is taken */
+		return;
+	}
+	if (next > now)
+		pacer_timer_arm(&w->ptimer, next);
+	/* else: due, but no connection has room; a response will pump */
+}
+
+static void pace_cb(struct pacer_timer *t)
+{
+	struct worker *w = t->data;
+	stats_lock(w);
+	uint64_t now = uv_hrtime();
+	worker_pump(w, now);
+	worker_check_done(w, now);
+	stats_unlock(w);
+}
+
+/* ------------------------------------------------------------ responses */
+
+/* Latencies are in us; a response that beat the clock's read is 0. */
+static inline uint64_t us_between(uint64_t from_ns, uint64_t to_ns)
+{
+	return to_ns > from_ns ? (to_ns - from_ns) / 1000 : 0;
+}
+
+static void conn_complete(struct conn *c, const struct http_client_response *res, uint64_t now)
+{
+	struct worker *w = c->w;
+	INVARIANT(c->inflight > 0);
+	struct slot *s = &c->ring[c->head];
+	c->head = (c->head + 1) % w->cfg->pipeline;
+	c->inflight--;
+	w->inflight--;
+	if (!s->measured || !w->measuring)
+		return;
+	w->st.requests++;
+	if (res->status >= 100 && res->status < BENCH_STATUS_MAX)
+		w->st.status[res->status]++;
+	uint64_t lat = us_between(s->sched_ns, now);
+	hist_record(w->st.latency, lat);
+	if (w->ihist)
+		hist_record(w->ihist, lat);
+	if (w->paced) {
+		hist_record(w->st.latency_raw, us_between(s->sent_ns, now));
+		hist_record(w->st.send_lag, us_between(s->sched_ns, s->sent_ns));
+	}
+}
+
+static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+	struct conn *c = h->data;
+	b->base = c->rbuf + c->rlen;
+	b->len = c->w->cfg->recv_buf - c->rlen;
+}
+
+/* The peer closed (nread == UV_EOF) or the connection broke. */
+static void conn_eof(struct conn *c, ssize_t nread, uint64_t now)
+{
+	if (nread == UV_EOF) {
+		struct http_client_response res;
+		int r = http_client_reader_eof(&c->rd, c->rlen, &res);
+		if (r == 1 && c->inflight > 0) {
+			conn_complete(c, &res, now);
+		}
+	}
+	/* whatever is still in flight was lost: a reset, or a close mid-response
+	 * or before the answer */
+	conn_fail(c, ERR_READ, false);
+}
+
+static void worker_begin_measuring(struct worker *w, uint64_t now);
+
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
+{
+	struct conn *c = stream->data;
+	struct worker *w = c->w;
+	if (nread == 0)
+		return;
+	stats_lock(w);
+	uint64_t now = uv_hrtime();
+	if (!w->measuring && now >= w->measure_ns)
+		worker_begin_measuring(w, now);
+	if (nread < 0) {
+		conn_eof(c, nread, now);
+		goto out;
+	}
+	if (w->measuring)
+		w->st.bytes += (uint64_t)nread;
+	c->rlen += (size_t)nread;
+	size_t off = 0;
+	while (off < c->rlen) {
+		size_t used;
+		struct http_client_response res;
+		int r = http_client_reader_feed(&c->rd, c->rbuf + off, c->rlen - off, &used, &res);
+		off += used;
+		if (r == 0)
+			break;
+		if (r < 0 || c->inflight == 0) {
+			/* a malformed response, or one nobody asked for */
+			conn_fail(c, ERR_READ, true);
+			goto out;
+		}
+		conn_complete(c, &res, now);
+		if (!res.keep_alive) {
+			/* Connection: close: requests pipelined behind it are lost */
+			conn_fail(c, ERR_READ, false);
+			goto out;
+		}
+	}
+	if (off > 0 && off < c->rlen)
+		memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+	c->rlen -= off;
+	if (c->rlen == w->cfg->recv_buf) {
+		/* a head that fills the whole buffer: the parser's limit is lower,
+		 * so this is a bug guard, not a code path */
+		conn_fail(c, ERR_READ, true);
+		goto out;
+	}
+	if (!w->paced && now >= w->deadline_ns)
+		w->stopping = true;   /* open loop: worker_pump decides */
+	if (w->paced) {
+		ready_push(w, c);
+		worker_pump(w, now);
+	} else {
+		conn_fill(c);
+	}
+	worker_publish(w);
+	if (w->stopping)
+		worker_check_done(w, now);
+out:
+	stats_unlock(w);
+}
+
+/* ------------------------------------------------------------ connections */
+
+static void close_cb(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	struct worker *w = c->w;
+	stats_lock(w);
+	w->open_handles--;
+	c->state = CONN_IDLE;
+	if (!w->finished) {
+		uint64_t now = uv_hrtime();
+		c->retry_ns = now + c->backoff_ns;
+		if (c->backoff_ns == 0 && !w->stopping)
+			conn_connect(c, now);
+		worker_check_done(w, now);
+	}
+	stats_unlock(w);
+}
+
+/* Close a connection; its close_cb reconnects it (after a back-off when
+ * connecting failed).  What was in flight must have been counted. */
+static void conn_close(struct conn *c)
+{
+	struct worker *w = c->w;
+	if (c->state == CONN_IDLE || c->state == CONN_CLOSING)
+		return;
+	w->inflight -= c->inflight;
+	c->inflight = 0;
+	c->head = 0;
+	c->rlen = 0;
+	c->writing = false;
+	http_client_reader_reset(&c->rd);
+	c->state = CONN_CLOSING;
+	uv_close((uv_handle_t *)&c->tcp, close_cb);
+}
+
+static void connect_failed(struct conn *c, int err)
+{
+	struct worker *w = c->w;
+	w->st.err_connect++;
+	w->st.connect_err = err;
+	if (!c->tried) {
+		c->tried = true;
+		w->first_failures++;
+	}
+	c->backoff_ns = c->backoff_ns ? c->backoff_ns * 2 : 10000000ULL;  /* 10 ms, doubling */
+	if (c->backoff_ns > 1000000000ULL)
+		c->backoff_ns = 1000000000ULL;
+	/* nobody anywhere has connected, and every connection here has tried:
+	 * the target is unreachable, stop now rather than retry for the run */
+	if (w->first_failures == w->n_conns && atomic_load(&w->run->connects) == 0)
+		w->stopping = true;
+}
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+	struct conn *c = req->data;
+	struct worker *w = c->w;
+	if (status == UV_ECANCELED || c->state != CONN_CONNECTING)
+		return;
+	stats_lock(w);
+	if (status < 0) {
+		connect_failed(c, status);
+		c->state = CONN_OPEN;  /* so conn_close closes it */
+		conn_close(c);
+		goto out;
+	}
+	c->state = CONN_OPEN;
+	c->tried = true;
+	c->backoff_ns = 0;
+	w->st.connects++;
+	atomic_fetch_add(&w->run->connects, 1);
+	int r = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+	if (r < 0) {
+		conn_fail(c, ERR_READ, true);
+		goto out;
+	}
+	if (w->paced) {
+		ready_push(w, c);
+		worker_pump(w, uv_hrtime());
+	} else {
+		conn_fill(c);
+	}
+out:
+	stats_unlock(w);
+}
+
+static void conn_connect(struct conn *c, uint64_t now)
+{
+	struct worker *w = c->w;
+	INVARIANT(c->state == CONN_IDLE);
+	int r = uv_tcp_init(&w->loop, &c->tcp);
+	if (r < 0) {
+		connect_failed(c, r);
+		c->retry_ns = now + c->backoff_ns;
+		return;
+	}
+	w->open_handles++;
+	c->tcp.data = c;
+	c->connect_req.data = c;
+	c->state = CONN_CONNECTING;
+	c->since_ns = now;
+	uv_tcp_nodelay(&c->tcp, 1);
+	r = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&c->t->addr, connect_cb);
+	if (r < 0) {
+		connect_failed(c, r);
+		c->state = CONN_OPEN;
+		conn_close(c);
+	}
+}
+
+/* ------------------------------------------------------------ the thread */
+
+static void worker_begin_measuring(struct worker *w, uint64_t now)
+{
+	uint64_t connects = w->st.connects;
+	int connect_err = w->st.connect_err;
+	bench_stats_reset(&w->st);
+	w->st.connects = connects;
+	w->st.connect_err = connect_err;
+	if (w->ihist)
+		hist_reset(w->ihist);
+	w->st.start_ns = w->measure_ns;
+	w->measuring = true;
+}
+
+static void handle_closed_cb(uv_handle_t *h)
+{
+	struct worker *w = h->data;
+	w->open_handles--;
+}
+
+/* pacer_timer_close's close_cb gets the poll handle, whose data is the
+ * pacer_timer, whose data is the worker. */
+static void ptimer_closed_cb(uv_handle_t *h)
+{
+	struct pacer_timer *t = h->data;
+	struct worker *w = t->data;
+	w->open_handles--;
+}
+
+/* All done: close every handle; uv_run returns when the last is closed. */
+static void worker_finish(struct worker *w, uint64_t now)
+{
+	if (w->finished)
+		return;
+	w->finished = true;
+	w->st.end_ns = now;
+	/* an open-loop run that finished its schedule early (the last answer
+	 * came before the deadline) still lasted until the deadline */
+	if (w->paced && w->deadline_ns != UINT64_MAX && now < w->deadline_ns &&
+	    w->st.connects > 0 && !atomic_load(&w->run->stop))
+		w->st.end_ns = w->deadline_ns;
+	if (!w->measuring) {
+		/* stopped inside the warm-up: an empty window */
+		worker_begin_measuring(w, now);
+		w->st.start_ns = now;
+	}
+	uv_timer_stop(&w->tick);
+	uv_close((uv_handle_t *)&w->tick, handle_closed_cb);
+	if (w->paced)
+		pacer_timer_close(&w->ptimer, ptimer_closed_cb);
+	for (unsigned i = 0; i < w->n_conns; i++) {
+		struct conn *c = &w->conns[i];
+		if (c->state == CONN_CONNECTING || c->state == CONN_OPEN) {
+			c->state = CONN_CLOSING;
+			uv_close((uv_handle_t *)&c->tcp, close_cb);
+		}
+	}
+	worker_publish(w);
+}
+
+static void worker_check_done(struct worker *w, uint64_t now)
+{
+	if (w->stopping && w->inflight == 0 && !w->finished)
+		worker_finish(w, now);
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+	struct worker *w = t->data;
+	const struct bench_cfg *cfg = w->cfg;
+	stats_lock(w);
+	uint64_t now = uv_hrtime();
+	if (!w->measuring && now >= w->measure_ns)
+		worker_begin_measuring(w, now);
+	if (atomic_load_explicit(&w->run->stop, memory_order_relaxed)) {
+		/* interrupted: what is in flight is abandoned, not counted */
+		for (unsigned i = 0; i < w->n_conns; i++) {
+			w->inflight -= w->conns[i].inflight;
+			w->conns[i].inflight = 0;
+		}
+		w->stopping = true;
+	}
+	if (!w->paced && now >= w->deadline_ns)
+		w->stopping = true;
+	for (unsigned i = 0; i < w->n_conns; i++) {
+		struct conn *c = &w->conns[i];
+		if (c->state == CONN_OPEN && c->inflight > 0 &&
+		    now - c->ring[c->head].sent_ns > cfg->timeout_ns) {
+			conn_fail(c, ERR_TIMEOUT, false);
+		} else if (c->state == CONN_CONNECTING && now - c->since_ns > cfg->timeout_ns) {
+			connect_failed(c, UV_ETIMEDOUT);
+			conn_close(c);
+		} else if (c->state == CONN_IDLE && !w->stopping && now >= c->retry_ns) {
+			conn_connect(c, now);
+		}
+	}
+	if (w->paced && !w->stopping)
+		worker_pump(w, now);
+	/* stopping with requests still due but unsent (no connection could
+	 * take them), past the deadline by a timeout: give up on them */
+	if (w->paced && now >= w->deadline_ns && w->deadline_ns != UINT64_MAX &&
+	    now - w->deadline_ns > cfg->timeout_ns)
+		w->stopping = true;
+	worker_publish(w);
+	worker_check_done(w, now);
+	stats_unlock(w);
+}
+
+static void worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct run *run = w->run;
+	uint64_t now = uv_hrtime();
+	stats_lock(w);
+	uv_timer_init(&w->loop, &w->tick);
+	w->tick.data = w;
+	w->open_handles++;
+	uv_timer_start(&w->tick, tick_cb, w->tick_ms, w->tick_ms);
+	if (w->paced) {
+		w->ptimer.data = w;
+		int r = pacer_timer_start(&w->loop, &w->ptimer, pace_cb);
+		if (r < 0) {
+			w->start_err = r;
+			w->paced = false;
+			w->stopping = true;
+		} else {
+			w->open_handles++;
+		}
+	}
+	if (!w->stopping) {
+		for (unsigned i = 0; i < w->n_conns; i++)
+			conn_connect(&w->conns[i], now);
+	}
+	worker_check_done(w, now);
+	stats_unlock(w);
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+	atomic_fetch_add(&run->n_done, 1);
+	uv_async_send(&run->done_async);
+}
+
+
+/* ------------------------------------------------------------ main thread */
+
+static void run_close_all(struct run *r)
+{
+	if (r->cfg->progress)
+		uv_close((uv_handle_t *)&r->progress_timer, NULL);
+	if (r->cfg->interval_ns)
+		uv_close((uv_handle_t *)&r->interval_timer, NULL);
+	uv_close((uv_handle_t *)&r->sigint, NULL);
+	uv_close((uv_handle_t *)&r->sigterm, NULL);
+	uv_close((uv_handle_t *)&r->done_async, NULL);
+}
+
+static void progress_clear(struct run *r)
+{
+	if (r->progress_shown) {
+		fputs("\r\033[K", stderr);
+		fflush(stderr);
+		r->progress_shown = false;
+	}
+}
+
+static void done_cb(uv_async_t *a)
+{
+	struct run *r = a->data;
+	if (atomic_load(&r->n_done) == r->n_workers) {
+		progress_clear(r);
+		run_close_all(r);
+	}
+}
+
+static void signal_cb(uv_signal_t *s, int signum)
+{
+	struct run *r = s->data;
+	r->interrupted = true;
+	atomic_store(&r->stop, 1);
+}
+
+static void progress_cb(uv_timer_t *t)
+{
+	struct run *r = t->data;
+	uint64_t req = 0, err = 0;
+	for (unsigned i = 0; i < r->n_workers; i++) {
+		req += atomic_load_explicit(&r->workers[i].pub_requests, memory_order_relaxed);
+		err += atomic_load_explicit(&r->workers[i].pub_errors, memory_order_relaxed);
+	}
+	double secs = (double)(uv_hrtime() - r->start_ns) / 1e9;
+	fprintf(stderr, "\r\033[K%s: %.1fs  %llu requests  %.0f req/s  %llu errors",
+	        cli_prog(), secs, (unsigned long long)req,
+	        secs > 0 ? (double)req / secs : 0.0, (unsigned long long)err);
+	fflush(stderr);
+	r->progress_shown = true;
+}
+
+/* Subtract the counters of the last interval from the current totals. */
+static void interval_cb(uv_timer_t *t)
+{
+	struct run *r = t->data;
+	struct bench_stats cur;
+	memset(&cur, 0, sizeof cur);
+	struct bench_stats *iv = &r->ival;
+	hist_reset(iv->latency);
+	for (unsigned i = 0; i < r->n_workers; i++) {
+		struct worker *w = &r->workers[i];
+		uv_mutex_lock(&w->lock);
+		if (w->measuring) {
+			cur.requests += w->st.requests;
+			cur.sent += w->st.sent;
+			cur.bytes += w->st.bytes;
+			cur.connects += w->st.connects;
+			cur.err_connect += w->st.err_connect;
+			cur.err_read += w->st.err_read;
+			cur.err_write += w->st.err_write;
+			cur.err_timeout += w->st.err_timeout;
+			for (int k = 0; k < BENCH_STATUS_MAX; k++)
+				cur.status[k] += w->st.status[k];
+			hist_merge(iv->latency, w->ihist);
+		}
+		hist_reset(w->ihist);
+		uv_mutex_unlock(&w->lock);
+	}
+	iv->requests = cur.requests - r->prev.requests;
+	iv->sent = cur.sent - r->prev.sent;
+	iv->bytes = cur.bytes - r->prev.bytes;
+	iv->connects = cur.connects - r->prev.connects;
+	iv->err_connect = cur.err_connect - r->prev.err_connect;
+	iv->err_read = cur.err_read - r->prev.err_read;
+	iv->err_write = cur.err_write - r->prev.err_write;
+	iv->err_timeout = cur.err_timeout - r->prev.err_timeout;
+	for (int k = 0; k < BENCH_STATUS_MAX; k++)
+		iv->status[k] = cur.status[k] - r->prev.status[k];
+	/* keep the cumulative counters (not the histograms) for next time */
+	struct hist *a = r->prev.latency, *b = r->prev.latency_raw, *c = r->prev.send_lag;
+	r->prev = cur;
+	r->prev.latency = a;
+	r->prev.latency_raw = b;
+	r->prev.send_lag = c;
+	uint64_t now = uv_hrtime();
+	uint64_t measure_ns = r->workers[0].measure_ns;
+	if (now < measure_ns)
+		return;  /* still warming up */
+	uint64_t span = now - (r->last_interval_ns > measure_ns ? r->last_interval_ns : measure_ns);
+	r->last_interval_ns = now;
+	progress_clear(r);
+	if (r->on_interval)
+		r->on_interval(r->ctx, iv, now - measure_ns, span);
+}
+
+int bench_run(const struct bench_cfg *cfg, struct bench_stats *out,
+              bench_interval_fn on_interval, void *ctx, bool *interrupted)
+{
+	INVARIANT(cfg->threads >= 1 && cfg->connections >= cfg->threads);
+	INVARIANT(cfg->pipeline >= 1 && cfg->n_targets >= 1);
+	struct run *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->cfg = cfg;
+	r->on_interval = on_interval;
+	r->ctx = ctx;
+	r->n_workers = cfg->threads;
+	r->workers = calloc(cfg->threads, sizeof(struct worker));
+	int err = 0;
+	if (!r->workers) {
+		free(r);
+		return -ENOMEM;
+	}
+	uint64_t tick_ms = cfg->timeout_ns / 1000000 / 20;
+	if (tick_ms < 5)
+		tick_ms = 5;
+	if (tick_ms > 50)
+		tick_ms = 50;
+
+	uv_loop_init(&r->loop);
+	r->start_ns = uv_hrtime();
+	uint64_t measure_ns = r->start_ns + cfg->warmup_ns;
+	uint64_t deadline = cfg->duration_ns ? measure_ns + cfg->duration_ns : UINT64_MAX;
+
+	/* connections spread evenly, the remainder to the first threads; each
+	 * connection its target round-robin over the whole run */
+	unsigned conn_index = 0;
+	for (unsigned i = 0; i < cfg->threads && err == 0; i++) {
+		struct worker *w = &r->workers[i];
+		w->run = r;
+		w->cfg = cfg;
+		w->id = i;
+		w->tick_ms = tick_ms;
+		w->n_conns = cfg->connections / cfg->threads + (i < cfg->connections % cfg->threads);
+		w->measure_ns = measure_ns;
+		w->deadline_ns = deadline;
+		w->measuring = cfg->warmup_ns == 0;
+		w->quota = UINT64_MAX;
+		w->locking = cfg->interval_ns > 0;
+		if (cfg->requests && !cfg->rate_count)
+			w->quota = cfg->requests / cfg->threads + (i < cfg->requests % cfg->threads);
+		if (cfg->rate_count) {
+			w->paced = true;
+			pacer_init(&w->pacer, r->start_ns, cfg->rate_count, cfg->rate_per_ns,
+			           cfg->threads, i);
+			if (cfg->requests)
+				w->pacer.limit = pacer_slots_due(&w->pacer, measure_ns - 1) + cfg->requests;
+		}
+		if (bench_stats_init(&w->st) < 0 || uv_loop_init(&w->loop) < 0 ||
+		    uv_mutex_init(&w->lock) < 0) {
+			err = -ENOMEM;
+			break;
+		}
+		w->st.start_ns = measure_ns;
+		if (cfg->interval_ns && !(w->ihist = hist_new(HIST_MAX_US_1H))) {
+			err = -ENOMEM;
+			break;
+		}
+		w->conns = calloc(w->n_conns, sizeof(struct conn));
+		w->ready = calloc(w->n_conns, sizeof(struct conn *));
+		w->rblock = malloc((size_t)w->n_conns * cfg->recv_buf);
+		w->slots = calloc((size_t)w->n_conns * cfg->pipeline, sizeof(struct slot));
+		if (!w->conns || !w->ready || !w->rblock || !w->slots) {
+			err = -ENOMEM;
+			break;
+		}
+		for (unsigned j = 0; j < w->n_conns; j++) {
+			struct conn *c = &w->conns[j];
+			c->w = w;
+			c->t = &cfg->targets[conn_index++ % cfg->n_targets];
+			c->rbuf = w->rblock + (size_t)j * cfg->recv_buf;
+			c->ring = w->slots + (size_t)j * cfg->pipeline;
+			c->state = CONN_IDLE;
+			http_client_reader_init(&c->rd, cfg->method, &cfg->limits);
+		}
+	}
+	unsigned started = 0;
+	if (err == 0) {
+		uv_async_init(&r->loop, &r->done_async, done_cb);
+		r->done_async.data = r;
+		uv_signal_init(&r->loop, &r->sigint);
+		uv_signal_init(&r->loop, &r->sigterm);
+		r->sigint.data = r->sigterm.data = r;
+		uv_signal_start(&r->sigint, signal_cb, SIGINT);
+		uv_signal_start(&r->sigterm, signal_cb, SIGTERM);
+		if (cfg->progress) {
+			uv_timer_init(&r->loop, &r->progress_timer);
+			r->progress_timer.data = r;
+			uv_timer_start(&r->progress_timer, progress_cb, 500, 500);
+		}
+		if (cfg->interval_ns) {
+			bench_stats_init(&r->prev);
+			bench_stats_init(&r->ival);
+			uint64_t ms = cfg->interval_ns / 1000000;
+			if (ms == 0)
+				ms = 1;
+			uv_timer_init(&r->loop, &r->interval_timer);
+			r->interval_timer.data = r;
+			uint64_t first = ms + cfg->warmup_ns / 1000000;
+			uv_timer_start(&r->interval_timer, interval_cb, first, ms);
+		}
+		for (unsigned i = 0; i < cfg->threads; i++) {
+			if (uv_thread_create(&r->workers[i].thread, worker_main, &r->workers[i]) < 0) {
+				atomic_store(&r->stop, 1);
+				err = -EAGAIN;
+				break;
+			}
+			started++;
+		}
+		if (started < cfg->threads)
+			atomic_fetch_add(&r->n_done, cfg->threads - started);
+		if (started == 0)
+			run_close_all(r);
+		uv_run(&r->loop, UV_RUN_DEFAULT);
+		for (unsigned i = 0; i < started; i++)
+			uv_thread_join(&r->workers[i].thread);
+	}
+	uv_loop_close(&r->loop);
+	for (unsigned i = 0; i < cfg->threads; i++) {
+		struct worker *w = &r->workers[i];
+		if (i < started) {
+			bench_stats_merge(out, &w->st);
+			if (w->start_err && !err)
+				err = w->start_err;
+			uv_loop_close(&w->loop);
+		}
+		bench_stats_free(&w->st);
+		hist_free(w->ihist);
+		free(w->conns);
+		free(w->ready);
+		free(w->rblock);
+		free(w->slots);
+	}
+	if (cfg->interval_ns) {
+		bench_stats_free(&r->prev);
+		bench_stats_free(&r->ival);
+	}
+	if (interrupted)
+		*interrupted = r->interrupted;
+	free(r->workers);
+	free(r);
+	return err;
+}

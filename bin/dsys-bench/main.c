@@ -1,0 +1,606 @@
+/*
+ * dsys-bench -- an HTTP/1.1 load generator with exact latency percentiles.
+ *
+ * This file is the command: the option table, the targets (URLs, or JSON
+ * lines from --targets), --find-max's search, --fail-if's verdict and the
+ * output.  One run is engine.c's bench_run(); the JSON is report.c's; the
+ * `plot` subcommand and --plot are plot.c's.
+ *
+ * wrk's command lines work unchanged: -t -c -d -H --latency --timeout mean
+ * the same here (--latency is accepted and changes nothing: the percentile
+ * rows are always printed), and wrk2's -R/--rate too.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "bench.h"
+#include "buf.h"
+#include "cli.h"
+#include "cond.h"
+#include "json.h"
+#include "pacer.h"
+#include "plot.h"
+#include "report.h"
+
+#define MAX_HEADERS 64
+#define MAX_TARGETS 1024
+#define MAX_BODY (64u << 20)
+
+enum {
+	OPT_THREADS = 1, OPT_CONNECTIONS, OPT_DURATION, OPT_REQUESTS, OPT_WARMUP,
+	OPT_METHOD, OPT_HEADER, OPT_BODY, OPT_TIMEOUT, OPT_PIPELINE, OPT_RATE,
+	OPT_FIND_MAX, OPT_SLO, OPT_TRIALS, OPT_FAIL_IF, OPT_TARGETS, OPT_INTERVAL,
+	OPT_PLOT, OPT_LATENCY, OPT_MAX_HEADER,
+};
+
+static const struct cli_option options[] = {
+	{"threads", 't', "N", "DSYS_BENCH_THREADS", "event loops, one per thread (default: the number of CPUs)", OPT_THREADS},
+	{"connections", 'c', "N", "DSYS_BENCH_CONNECTIONS", "keep-alive connections over all threads (default: 10)", OPT_CONNECTIONS},
+	{"duration", 'd', "DURATION", "DSYS_BENCH_DURATION", "how long to run: 500ms 10s 1m (default: 10s, or until --requests)", OPT_DURATION},
+	{"requests", 'n', "N", NULL, "send exactly N requests, then stop", OPT_REQUESTS},
+	{"warmup", 'w', "DURATION", NULL, "run this long first without measuring (default: 0)", OPT_WARMUP},
+	{"method", 'm', "METHOD", NULL, "request method (default: GET)", OPT_METHOD},
+	{"header", 'H', "'NAME: VALUE'", NULL, "add a request header (repeatable)", OPT_HEADER},
+	{"body", 'b', "DATA|@FILE", NULL, "request body, or the contents of FILE", OPT_BODY},
+	{"timeout", 'T', "DURATION", "DSYS_BENCH_TIMEOUT", "cancel a request (and replace its connection) after this (default: 2s)", OPT_TIMEOUT},
+	{"pipeline", 'P', "N", NULL, "requests in flight per connection (default: 1)", OPT_PIPELINE},
+	{"rate", 'R', "RATE", NULL, "open loop at RATE requests: 1000, 1000/s, 60/m, 5/100ms", OPT_RATE},
+	{"find-max", 0, NULL, NULL, "search for the highest rate that meets --slo", OPT_FIND_MAX},
+	{"slo", 0, "TERMS", NULL, "objective for --find-max: 'p99<5ms,errors=0'", OPT_SLO},
+	{"trials", 0, "N", NULL, "rates --find-max tries after the flat-out run (default: 8)", OPT_TRIALS},
+	{"fail-if", 0, "TERMS", NULL, "exit 1 when any term holds: 'p99>5ms,errors>0'", OPT_FAIL_IF},
+	{"targets", 0, "FILE", NULL, "more targets: JSON lines with a url or addr field (- for stdin)", OPT_TARGETS},
+	{"interval", 'i', "DURATION", NULL, "also print one JSON line per interval", OPT_INTERVAL},
+	{"plot", 0, "FILE.svg", NULL, "write a latency-by-percentile chart", OPT_PLOT},
+	{"latency", 'L', NULL, NULL, "accepted for wrk compatibility: percentiles are always printed", OPT_LATENCY},
+	{"max-header", 0, "SIZE", NULL, "largest response head accepted (default: 8k)", OPT_MAX_HEADER},
+	CLI_END
+};
+
+static const struct cli_spec spec = {
+	"dsys-bench", "[OPTION]... URL...",
+	"Drive HTTP/1.1 load at one or more URLs and report exact latency percentiles.",
+	options,
+	"URLs are http://HOST[:PORT][/PATH]; several URLs share the connections round-robin.\n"
+	"Subcommand: dsys-bench plot RESULT.json... -o FILE.svg   (compare runs in one chart)\n"
+	"Output: one JSON object on stdout when the run ends (see dsys-bench(1)).\n"
+	"Exit: 0 run completed (HTTP errors are counted, not fatal), 1 --fail-if held or\n"
+	"--find-max found no rate, 2 bad usage, 3 no connection could be made.\n",
+};
+
+struct opts {
+	struct bench_cfg cfg;
+	bool duration_set;
+	const char *method;
+	const char *headers[MAX_HEADERS];
+	size_t n_headers;
+	char *body;
+	size_t body_len;
+	bool find_max;
+	unsigned trials;
+	bool have_slo, have_fail_if;
+	struct cond slo, fail_if;
+	const char *targets_file;
+	const char *plot;
+	uint64_t max_header;
+};
+
+static int read_file(const char *path, char **out, size_t *len)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+	if (!f)
+		return -errno;
+	struct buf b = BUF_INIT;
+	char chunk[65536];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+		if (b.len + n > MAX_BODY) {
+			buf_free(&b);
+			if (f != stdin)
+				fclose(f);
+			return -EFBIG;
+		}
+		buf_append(&b, chunk, n);
+	}
+	int err = ferror(f) ? -EIO : 0;
+	if (f != stdin)
+		fclose(f);
+	if (err) {
+		buf_free(&b);
+		return err;
+	}
+	buf_reserve(&b, 1);
+	*out = b.data;
+	*len = b.len;
+	return 0;
+}
+
+static int parse_count(const char *arg, unsigned min, unsigned max, unsigned *out)
+{
+	if (cli_parse_uint(arg, min, max, out) < 0) {
+		char why[64];
+		snprintf(why, sizeof why, "expected a whole number from %u to %u", min, max);
+		return cli_bad_value(NULL, arg, why);
+	}
+	return 0;
+}
+
+static int parse_duration_ns(const char *arg, uint64_t *out, bool zero_ok)
+{
+	uint64_t us;
+	if (cli_parse_duration_us(arg, &us) < 0 || (!zero_ok && us == 0) || us > 365ULL * 86400 * 1000000)
+		return cli_bad_value(NULL, arg, "expected a duration like 500ms, 10s or 1m");
+	*out = us * 1000;
+	return 0;
+}
+
+static int on_option(void *ctx, int id, const char *arg)
+{
+	struct opts *o = ctx;
+	struct bench_cfg *cfg = &o->cfg;
+	char err[160];
+	switch (id) {
+	case OPT_THREADS:
+		return parse_count(arg, 1, 1024, &cfg->threads);
+	case OPT_CONNECTIONS:
+		return parse_count(arg, 1, 1000000, &cfg->connections);
+	case OPT_DURATION:
+		o->duration_set = true;
+		return parse_duration_ns(arg, &cfg->duration_ns, false);
+	case OPT_REQUESTS:
+		if (cli_parse_u64(arg, &cfg->requests) < 0 || cfg->requests == 0)
+			return cli_bad_value(NULL, arg, "expected a positive whole number");
+		return 0;
+	case OPT_WARMUP:
+		return parse_duration_ns(arg, &cfg->warmup_ns, true);
+	case OPT_METHOD:
+		if (!http_client_method_ok(arg))
+			return cli_bad_value(NULL, arg, "not an HTTP method token");
+		o->method = arg;
+		return 0;
+	case OPT_HEADER: {
+		if (o->n_headers == MAX_HEADERS)
+			return cli_bad_value(NULL, arg, "too many headers");
+		const char *c = strchr(arg, ':');
+		if (!c || c == arg || strpbrk(arg, "\r\n"))
+			return cli_bad_value(NULL, arg, "expected 'NAME: VALUE'");
+		o->headers[o->n_headers++] = arg;
+		return 0;
+	}
+	case OPT_BODY:
+		free(o->body);
+		o->body = NULL;
+		if (arg[0] == '@') {
+			int r = read_file(arg + 1, &o->body, &o->body_len);
+			if (r < 0) {
+				cli_error("cannot read '%s': %s", arg + 1, strerror(-r));
+				return -1;
+			}
+		} else {
+			o->body = strdup(arg);
+			o->body_len = strlen(arg);
+		}
+		return 0;
+	case OPT_TIMEOUT:
+		return parse_duration_ns(arg, &cfg->timeout_ns, false);
+	case OPT_PIPELINE:
+		return parse_count(arg, 1, 1024, &cfg->pipeline);
+	case OPT_RATE: {
+		int r = pacer_parse_rate(arg, &cfg->rate_count, &cfg->rate_per_ns);
+		if (r == -ERANGE)
+			return cli_bad_value(NULL, arg, "above 10^9 requests per second");
+		if (r < 0)
+			return cli_bad_value(NULL, arg, "expected a rate like 1000, 1000/s, 60/m or 5/100ms");
+		return 0;
+	}
+	case OPT_FIND_MAX:
+		o->find_max = true;
+		return 0;
+	case OPT_SLO:
+		if (cond_parse(arg, &o->slo, err, sizeof err) < 0)
+			return cli_bad_value(NULL, arg, err);
+		o->have_slo = true;
+		return 0;
+	case OPT_TRIALS:
+		return parse_count(arg, 1, 100, &o->trials);
+	case OPT_FAIL_IF:
+		if (cond_parse(arg, &o->fail_if, err, sizeof err) < 0)
+			return cli_bad_value(NULL, arg, err);
+		o->have_fail_if = true;
+		return 0;
+	case OPT_TARGETS:
+		o->targets_file = arg;
+		return 0;
+	case OPT_INTERVAL:
+		return parse_duration_ns(arg, &cfg->interval_ns, false);
+	case OPT_PLOT:
+		o->plot = arg;
+		return 0;
+	case OPT_LATENCY:
+		return 0;
+	case OPT_MAX_HEADER:
+		if (cli_parse_size(arg, &o->max_header) < 0 || o->max_header < 256 ||
+		    o->max_header > (16u << 20))
+			return cli_bad_value(NULL, arg, "expected a size from 256 to 16M");
+		return 0;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ targets */
+
+static struct bench_target targets[MAX_TARGETS];
+static size_t n_targets;
+
+static int add_target(const char *url)
+{
+	if (n_targets == MAX_TARGETS) {
+		cli_error("too many targets (at most %d)", MAX_TARGETS);
+		return -1;
+	}
+	struct bench_target *t = &targets[n_targets];
+	int r = http_url_parse(url, &t->u);
+	if (r == HTTP_URL_ESCHEME) {
+		cli_error("unsupported URL '%s': only http:// is supported (no TLS; "
+		          "put a TLS-terminating proxy in front to measure https)", url);
+		return -1;
+	}
+	if (r < 0) {
+		cli_error("invalid URL '%s': expected http://HOST[:PORT][/PATH]", url);
+		return -1;
+	}
+	t->url = strdup(url);
+	n_targets++;
+	return 0;
+}
+
+struct target_line {
+	char url[HTTP_URL_PATH_MAX + HTTP_URL_HOST_MAX + 16];
+	bool found;
+};
+
+/* "url" or "addr" from one JSON object: json_scan_object, no tree. */
+static int target_member(void *ctx, const struct json_token *key, const struct json_token *value)
+{
+	struct target_line *tl = ctx;
+	bool is_url = json_token_eq(key, "url"), is_addr = json_token_eq(key, "addr");
+	if ((!is_url && !is_addr) || value->kind != JSON_KIND_STRING || tl->found)
+		return 0;
+	if (value->len + 8 >= sizeof tl->url)
+		return -EINVAL;
+	char tmp[sizeof tl->url];
+	long n = json_token_unescape(value, tmp);
+	if (n < 0)
+		return -EINVAL;
+	tmp[n] = '\0';
+	struct buf u = BUF_INIT;
+	if (is_addr && !strstr(tmp, "://"))
+		buf_printf(&u, "http://%s/", tmp);
+	else
+		buf_puts(&u, tmp);
+	if (u.len >= sizeof tl->url) {
+		buf_free(&u);
+		return -EINVAL;
+	}
+	memcpy(tl->url, u.data, u.len + 1);
+	buf_free(&u);
+	tl->found = true;
+	return 0;
+}
+
+static int read_targets(const char *path)
+{
+	char *text;
+	size_t len;
+	int r = read_file(path, &text, &len);
+	if (r < 0) {
+		cli_error("cannot read targets from '%s': %s", path, strerror(-r));
+		return -1;
+	}
+	int line_no = 0, rc = 0;
+	for (char *line = text; line < text + len && rc == 0;) {
+		char *nl = memchr(line, '\n', (size_t)(text + len - line));
+		size_t n = nl ? (size_t)(nl - line) : (size_t)(text + len - line);
+		line_no++;
+		size_t i = 0;
+		while (i < n && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
+			i++;
+		if (i < n) {
+			struct target_line tl = {.found = false};
+			long used = json_scan_object(line + i, n - i, target_member, &tl);
+			if (used < 0 || !tl.found) {
+				cli_error("targets line %d: expected a JSON object with a \"url\" or \"addr\" string",
+				          line_no);
+				rc = -1;
+			} else if (add_target(tl.url) < 0) {
+				rc = -1;
+			}
+		}
+		line = nl ? nl + 1 : text + len;
+	}
+	free(text);
+	return rc;
+}
+
+static int resolve_target(struct bench_target *t)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+	struct addrinfo *res = NULL;
+	char port[8];
+	snprintf(port, sizeof port, "%u", t->u.port);
+	int r = getaddrinfo(t->u.host, port, &hints, &res);
+	if (r != 0 || !res) {
+		cli_error("cannot resolve '%s': %s", t->u.host, gai_strerror(r));
+		return -1;
+	}
+	memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
+	t->addr_len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* ------------------------------------------------------------ running */
+
+static void print_interval(void *ctx, const struct bench_stats *iv, uint64_t elapsed_ns,
+                           uint64_t span_ns)
+{
+	struct buf b = BUF_INIT;
+	struct json_writer w;
+	json_writer_init(&w, &b);
+	report_interval(&w, iv, elapsed_ns, span_ns);
+	if (json_emit(&b) < 0)
+		exit(EXIT_OK);
+	buf_free(&b);
+}
+
+static int run_once(struct bench_cfg *cfg, struct bench_stats *st, bool *interrupted)
+{
+	if (bench_stats_init(st) < 0) {
+		cli_error("out of memory");
+		return -1;
+	}
+	int r = bench_run(cfg, st, cfg->interval_ns ? print_interval : NULL, NULL, interrupted);
+	if (r < 0) {
+		cli_error("cannot run: %s", uv_strerror(r));
+		bench_stats_free(st);
+		return -1;
+	}
+	return 0;
+}
+
+static int print_result(const struct bench_cfg *cfg, const struct bench_stats *st,
+                        bool interrupted, double max_rate, bool find_max)
+{
+	struct buf b = BUF_INIT;
+	struct json_writer w;
+	json_writer_init(&w, &b);
+	json_obj_begin(&w);
+	report_summary(&w, cfg, st, interrupted);
+	if (find_max)
+		json_kv_double(&w, "max_rate", max_rate);
+	json_obj_end(&w);
+	if (json_emit(&b) < 0)
+		exit(EXIT_OK);
+	buf_free(&b);
+	return 0;
+}
+
+static void print_trial(double rate, bool ok, const struct bench_stats *st)
+{
+	struct buf b = BUF_INIT;
+	struct json_writer w;
+	json_writer_init(&w, &b);
+	json_obj_begin(&w);
+	json_kv_str(&w, "event", "trial");
+	if (rate > 0)
+		json_kv_double(&w, "rate", rate);
+	else
+		json_kv_str(&w, "rate", "max");
+	json_kv_bool(&w, "ok", ok);
+	json_kv_u64(&w, "requests", st->requests);
+	json_kv_double(&w, "rps", report_rps(st));
+	json_kv_u64(&w, "errors", bench_stats_errors(st));
+	report_latency(&w, "latency_us", st->latency);
+	json_obj_end(&w);
+	if (json_emit(&b) < 0)
+		exit(EXIT_OK);
+	buf_free(&b);
+}
+
+/*
+ * --find-max: one flat-out run gives the ceiling; then a bisection over
+ * rates in (0, ceiling], each trial an open-loop run of --duration judged by
+ * --slo.  The answer is the highest rate that met it; its run is the result.
+ */
+static int find_max(struct opts *o, struct bench_stats *best, double *best_rate, bool *interrupted)
+{
+	struct bench_cfg *cfg = &o->cfg;
+	struct bench_stats st;
+	cfg->rate_count = 0;
+	if (run_once(cfg, &st, interrupted) < 0)
+		return -1;
+	double ceiling = report_rps(&st);
+	bool ok = cond_all(&o->slo, &st, NULL);
+	print_trial(0, ok, &st);
+	if (st.connects == 0 || *interrupted) {
+		*best = st;
+		*best_rate = 0;
+		return 0;
+	}
+	bench_stats_free(&st);
+	double lo = 0, hi = ceiling;
+	*best_rate = 0;
+	bool have_best = false;
+	for (unsigned i = 0; i < o->trials && hi >= 1 && !*interrupted; i++) {
+		double rate = have_best || lo > 0 ? (lo + hi) / 2 : hi;
+		if (i == 0)
+			rate = hi;
+		uint64_t per_s = (uint64_t)rate;
+		if (per_s < 1)
+			break;
+		cfg->rate_count = per_s;
+		cfg->rate_per_ns = 1000000000ULL;
+		if (run_once(cfg, &st, interrupted) < 0)
+			return -1;
+		ok = cond_all(&o->slo, &st, NULL) && st.connects > 0;
+		print_trial((double)per_s, ok, &st);
+		if (ok) {
+			if (have_best)
+				bench_stats_free(best);
+			*best = st;
+			*best_rate = (double)per_s;
+			have_best = true;
+			lo = (double)per_s;
+			if (i == 0)
+				break;  /* the ceiling itself meets the objective */
+		} else {
+			bench_stats_free(&st);
+			hi = (double)per_s;
+		}
+		if (hi - lo < hi * 0.01)
+			break;
+	}
+	if (!have_best) {
+		/* report the last (failed) trial's shape as an empty result */
+		bench_stats_init(best);
+		cfg->rate_count = 0;
+	} else {
+		cfg->rate_count = (uint64_t)*best_rate;
+		cfg->rate_per_ns = 1000000000ULL;
+	}
+	return 0;
+}
+
+static const char *uv_reason(int err)
+{
+	return err ? uv_strerror(err) : "no connection could be made";
+}
+
+int main(int argc, char **argv)
+{
+	cli_init("dsys-bench");
+	if (argc > 1 && strcmp(argv[1], "plot") == 0)
+		return plot_main(argc - 1, argv + 1);
+
+	static struct opts o;
+	struct bench_cfg *cfg = &o.cfg;
+	cfg->threads = cli_ncpu();
+	cfg->connections = 10;
+	cfg->duration_ns = 10ULL * 1000000000ULL;
+	cfg->timeout_ns = 2ULL * 1000000000ULL;
+	cfg->pipeline = 1;
+	o.method = "GET";
+	o.trials = 8;
+	o.max_header = 8192;
+
+	int first = 0;
+	int r = cli_parse(&spec, argc, argv, on_option, &o, &first);
+	if (r >= 0)
+		return r;
+	for (int i = first; i < argc; i++)
+		if (add_target(argv[i]) < 0)
+			return EXIT_USAGE;
+	if (o.targets_file && read_targets(o.targets_file) < 0)
+		return EXIT_USAGE;
+	if (n_targets == 0) {
+		cli_error("no URL given");
+		fprintf(stderr, "Try '%s --help' for more information.\n", spec.prog);
+		return EXIT_USAGE;
+	}
+	if (o.find_max && !o.have_slo) {
+		cli_error("--find-max needs --slo, e.g. --slo 'p99<5ms'");
+		return EXIT_USAGE;
+	}
+	if (o.have_slo && !o.find_max) {
+		cli_error("--slo is the objective of --find-max; use --fail-if to judge a single run");
+		return EXIT_USAGE;
+	}
+	if (o.find_max && cfg->rate_count) {
+		cli_error("--find-max chooses the rates itself; drop --rate");
+		return EXIT_USAGE;
+	}
+	if (o.find_max && cfg->requests) {
+		cli_error("--find-max runs each trial for --duration; drop --requests");
+		return EXIT_USAGE;
+	}
+	if (cfg->requests && !o.duration_set)
+		cfg->duration_ns = 0;  /* until N requests are done */
+	if (cfg->connections < n_targets)
+		cfg->connections = (unsigned)n_targets;  /* every target gets one */
+	if (cfg->threads > cfg->connections)
+		cfg->threads = cfg->connections;
+	cfg->method = HTTP_OTHER;
+	for (int m = HTTP_GET; m <= HTTP_CONNECT; m++)
+		if (strcmp(http_method_name((enum http_method)m), o.method) == 0)
+			cfg->method = (enum http_method)m;
+	cfg->limits = (struct http_limits)HTTP_LIMITS_DEFAULT;
+	cfg->limits.max_header_bytes = o.max_header;
+	cfg->limits.max_uri = o.max_header;
+	cfg->recv_buf = o.max_header + 8192;
+	cfg->progress = isatty(STDERR_FILENO);
+
+	for (size_t i = 0; i < n_targets; i++) {
+		struct bench_target *t = &targets[i];
+		if (resolve_target(t) < 0)
+			return EXIT_UNREACHABLE;
+		if (http_client_build_request(&t->req, o.method, &t->u, o.headers, o.n_headers,
+		                              o.body, o.body_len) < 0) {
+			cli_error("invalid --header: expected 'NAME: VALUE' with a token name, "
+			          "and no Content-Length or Transfer-Encoding (the body sets them)");
+			return EXIT_USAGE;
+		}
+		for (unsigned k = 0; k < cfg->pipeline; k++)
+			buf_append(&t->batch, t->req.data, t->req.len);
+	}
+	cfg->targets = targets;
+	cfg->n_targets = n_targets;
+
+	struct bench_stats st;
+	bool interrupted = false;
+	double max_rate = 0;
+	if (o.find_max) {
+		if (find_max(&o, &st, &max_rate, &interrupted) < 0)
+			return EXIT_UNREACHABLE;
+	} else if (run_once(cfg, &st, &interrupted) < 0) {
+		return EXIT_UNREACHABLE;
+	}
+
+	print_result(cfg, &st, interrupted, max_rate, o.find_max);
+	int rc = EXIT_OK;
+	if (st.connects == 0 && !interrupted) {
+		cli_error("cannot connect to %s: %s", cfg->n_targets == 1 ? cfg->targets[0].url : "any target",
+		          uv_reason(st.connect_err));
+		rc = EXIT_UNREACHABLE;
+	}
+	if (o.plot) {
+		struct plot_series s = {.name = cfg->targets[0].url, .hist = st.latency};
+		if (plot_write_hists(o.plot, &s, 1) < 0 && rc == EXIT_OK)
+			rc = EXIT_USAGE;
+	}
+	if (rc == EXIT_OK && o.find_max && max_rate == 0) {
+		cli_error("no rate met the objective");
+		rc = EXIT_NO;
+	}
+	if (rc == EXIT_OK && o.have_fail_if) {
+		int which = 0;
+		if (cond_any(&o.fail_if, &st, &which)) {
+			const struct cond_term *t = &o.fail_if.terms[which];
+			cli_error("--fail-if held: term %d (value %.0f)", which + 1, cond_metric_value(t, &st));
+			rc = EXIT_NO;
+		}
+	}
+	bench_stats_free(&st);
+	for (size_t i = 0; i < n_targets; i++) {
+		free(targets[i].url);
+		buf_free(&targets[i].req);
+		buf_free(&targets[i].batch);
+	}
+	free(o.body);
+	return rc;
+}

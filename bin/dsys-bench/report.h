@@ -1,0 +1,22 @@
+/* report.h -- a run's statistics as JSON (see report.c). */
+#ifndef DSYS_BENCH_REPORT_H
+#define DSYS_BENCH_REPORT_H
+
+#include "bench.h"
+#include "json.h"
+
+/* latency object {min, mean, stdev, p50, p75, p90, p95, p99, p999, p9999, max} in us */
+void report_latency(struct json_writer *w, const char *key, const struct hist *h);
+
+/* The members of the summary object (the caller opens and closes it). */
+void report_summary(struct json_writer *w, const struct bench_cfg *cfg,
+                    const struct bench_stats *s, bool interrupted);
+
+/* One complete interval object. */
+void report_interval(struct json_writer *w, const struct bench_stats *s,
+                     uint64_t elapsed_ns, uint64_t span_ns);
+
+double report_duration_s(const struct bench_stats *s);
+double report_rps(const struct bench_stats *s);
+
+#endif
