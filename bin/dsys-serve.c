@@ -1,0 +1,495 @@
+/*
+ * dsys-serve -- a fast HTTP/1.1 microservice: /hello, /health, /metrics and
+ * static routes.
+ *
+ * The program is wiring only: an option table, a router (lib/http_route)
+ * filled with the default routes and the --route ones, a metrics registry,
+ * and the server core (lib/http_server), which does all the work.  Bodies
+ * of --route 'GET /p=@FILE' are read once at start and served from memory.
+ *
+ * --delay makes every route answer later instead of at once (a per-thread
+ * FIFO and one timer per loop: the delay is the same for every request, so
+ * the queue is in due-time order).  It is for trying clients against a slow
+ * service, and it exercises the server's "answer later" path.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "cli.h"
+#include "http_route.h"
+#include "http_server.h"
+#include "invariant.h"
+#include "json.h"
+#include "log.h"
+#include "metrics.h"
+
+#define MAX_STATIC_ROUTES 128
+#define MAX_FILE_BYTES (64u << 20)
+
+enum {
+	OPT_LISTEN = 1, OPT_THREADS, OPT_ROUTE, OPT_TYPE, OPT_DELAY,
+	OPT_MAX_URI, OPT_MAX_HEADER, OPT_MAX_BODY, OPT_MAX_CONN, OPT_MAX_PIPELINE,
+	OPT_HEADER_TIMEOUT, OPT_BODY_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_DRAIN_TIMEOUT,
+	OPT_BACKLOG, OPT_NO_DEFAULTS,
+};
+
+static const struct cli_option options[] = {
+	{"listen", 'l', "HOST:PORT", "DSYS_LISTEN", "address to listen on (default 127.0.0.1:8080; port 0 picks one)", OPT_LISTEN},
+	{"threads", 't', "N", "DSYS_THREADS", "event loops, one per thread (default: the CPUs we may use)", OPT_THREADS},
+	{"route", 'r', "'METHOD /PATH=BODY'", NULL, "serve BODY (or @FILE's contents) at METHOD /PATH (repeatable)", OPT_ROUTE},
+	{"type", 'T', "MIME", NULL, "content type of the --route options after it (default: by extension, or text/plain)", OPT_TYPE},
+	{"delay", 0, "DURATION", "DSYS_SERVE_DELAY", "answer every request DURATION late (default 0)", OPT_DELAY},
+	{"no-default-routes", 0, NULL, NULL, "serve only the --route routes (and /health, /metrics)", OPT_NO_DEFAULTS},
+	{"max-connections", 0, "N", "DSYS_MAX_CONNECTIONS", "connections open at once; more are closed at once (default 10000)", OPT_MAX_CONN},
+	{"max-uri-bytes", 0, "SIZE", NULL, "longest request target, else 414 (default 8k)", OPT_MAX_URI},
+	{"max-header-bytes", 0, "SIZE", NULL, "largest request head, else 431 (default 8k)", OPT_MAX_HEADER},
+	{"max-body-bytes", 0, "SIZE", NULL, "largest request body, else 413 (default 1M)", OPT_MAX_BODY},
+	{"max-pipeline", 0, "N", NULL, "unanswered requests per connection before it waits (default 64)", OPT_MAX_PIPELINE},
+	{"header-timeout", 0, "DURATION", NULL, "time to receive a request head, else 408 (default 10s)", OPT_HEADER_TIMEOUT},
+	{"body-timeout", 0, "DURATION", NULL, "time to receive a request body, else 408 (default 30s)", OPT_BODY_TIMEOUT},
+	{"idle-timeout", 0, "DURATION", NULL, "idle keep-alive connections are closed after this (default 60s)", OPT_IDLE_TIMEOUT},
+	{"drain-timeout", 0, "DURATION", NULL, "on SIGTERM, time to finish requests in flight (default 10s)", OPT_DRAIN_TIMEOUT},
+	{"backlog", 0, "N", NULL, "listen(2) backlog per thread (default 1024)", OPT_BACKLOG},
+	CLI_END
+};
+
+static const struct cli_spec spec = {
+	"dsys-serve", "[OPTION]...",
+	"A fast HTTP/1.1 microservice: GET /hello, /health, /metrics and static routes.",
+	options,
+	"routes: GET /hello (\"Hello from dsys!\"), GET /health, GET /metrics, and each --route;\n"
+	"  --route 'GET /index.html=@public/index.html' serves a file read once at start.\n"
+	"prints {\"event\":\"ready\",\"listen\":\"HOST:PORT\",\"pid\":N,\"threads\":N} when it accepts;\n"
+	"SIGTERM or SIGINT drains and exits 0.\n",
+};
+
+struct static_route {
+	char *method, *path, *ctype;
+	char *body;
+	size_t len;
+};
+
+struct config {
+	struct http_server_config srv;
+	char host[256];
+	const char *type;             /* --type in force */
+	struct static_route routes[MAX_STATIC_ROUTES];
+	size_t nroutes;
+	uint64_t delay_ms;
+	bool no_defaults;
+};
+
+/* ------------------------------------------------------------ --delay */
+
+struct delayed {
+	struct delayed *next;
+	struct http_exchange *ex;
+	http_handler_fn fn;
+	void *arg;
+	uint64_t due;                 /* loop ms */
+};
+
+struct delay_queue {
+	uv_timer_t timer;
+	struct delayed *head, *tail, *free;
+	uint64_t delay_ms;
+	struct http_router *router;
+};
+
+static void delay_fire(uv_timer_t *h)
+{
+	struct delay_queue *q = h->data;
+	uint64_t now = uv_now(h->loop);
+	while (q->head && q->head->due <= now) {
+		struct delayed *d = q->head;
+		q->head = d->next;
+		if (!q->head)
+			q->tail = NULL;
+		http_router_handle(d->ex, q->router);
+		d->next = q->free;
+		q->free = d;
+	}
+	if (q->head)
+		uv_timer_start(&q->timer, delay_fire, q->head->due - now, 0);
+}
+
+/* The server's handler with --delay: queue now, route when due. */
+static void delay_handle(struct http_exchange *ex, void *arg)
+{
+	struct delay_queue *q = ex->thread_data;
+	(void)arg;
+	struct delayed *d = q->free;
+	if (d)
+		q->free = d->next;
+	else
+		d = malloc(sizeof *d);  /* grows to the peak in flight, then reused */
+	INVARIANT(d != NULL);
+	d->next = NULL;
+	d->ex = ex;
+	d->due = uv_now(ex->loop) + q->delay_ms;
+	if (q->tail)
+		q->tail->next = d;
+	else
+		q->head = d;
+	q->tail = d;
+	if (q->head == d)
+		uv_timer_start(&q->timer, delay_fire, q->delay_ms, 0);
+}
+
+static int delay_thread_init(struct http_thread *t, void *arg)
+{
+	struct config *cfg = arg;
+	struct delay_queue *q = calloc(1, sizeof *q);
+	if (!q)
+		return -ENOMEM;
+	q->delay_ms = cfg->delay_ms;
+	q->router = cfg->srv.handler_arg;
+	uv_timer_init(http_thread_loop(t), &q->timer);
+	q->timer.data = q;
+	http_thread_set_data(t, q);
+	return 0;
+}
+
+static void delay_closed(uv_handle_t *h)
+{
+	struct delay_queue *q = h->data;
+	while (q->free) {
+		struct delayed *d = q->free;
+		q->free = d->next;
+		free(d);
+	}
+	free(q);
+}
+
+static void delay_thread_fini(struct http_thread *t, void *arg)
+{
+	struct delay_queue *q = http_thread_data(t);
+	(void)arg;
+	/* answer what is still queued (their clients are gone: dropped) */
+	while (q->head) {
+		struct delayed *d = q->head;
+		q->head = d->next;
+		http_router_handle(d->ex, q->router);
+		d->next = q->free;
+		q->free = d;
+	}
+	q->tail = NULL;
+	uv_close((uv_handle_t *)&q->timer, delay_closed);
+}
+
+/* ------------------------------------------------------------ options */
+
+static const char *type_by_extension(const char *path)
+{
+	static const char *const table[][2] = {
+		{".html", "text/html; charset=utf-8"}, {".htm", "text/html; charset=utf-8"},
+		{".txt", "text/plain; charset=utf-8"}, {".json", "application/json"},
+		{".css", "text/css; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
+		{".mjs", "text/javascript; charset=utf-8"}, {".svg", "image/svg+xml"},
+		{".png", "image/png"}, {".jpg", "image/jpeg"}, {".jpeg", "image/jpeg"},
+		{".gif", "image/gif"}, {".webp", "image/webp"}, {".ico", "image/x-icon"},
+		{".xml", "application/xml"}, {".pdf", "application/pdf"},
+		{".wasm", "application/wasm"}, {".csv", "text/csv; charset=utf-8"},
+		{".md", "text/markdown; charset=utf-8"}, {".jsonl", "application/jsonl"},
+	};
+	const char *slash = strrchr(path, '/');
+	const char *dot = strrchr(slash ? slash : path, '.');
+	if (dot)
+		for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+			if (!strcasecmp(dot, table[i][0]))
+				return table[i][1];
+	return "application/octet-stream";
+}
+
+/* Read a whole file (at most MAX_FILE_BYTES) into *out. */
+static int read_file(const char *path, char **out, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		int e = S_ISDIR(st.st_mode) ? EISDIR : errno ? errno : EINVAL;
+		close(fd);
+		return -e;
+	}
+	if ((uint64_t)st.st_size > MAX_FILE_BYTES) {
+		close(fd);
+		return -EFBIG;
+	}
+	struct buf b = BUF_INIT;
+	char tmp[65536];
+	for (;;) {
+		ssize_t n = read(fd, tmp, sizeof tmp);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = errno;
+			close(fd);
+			buf_free(&b);
+			return -e;
+		}
+		if (n == 0)
+			break;
+		buf_append(&b, tmp, (size_t)n);
+		if (b.len > MAX_FILE_BYTES) {
+			close(fd);
+			buf_free(&b);
+			return -EFBIG;
+		}
+	}
+	close(fd);
+	*out = b.data ? b.data : calloc(1, 1);
+	*len = b.len;
+	return 0;
+}
+
+static bool is_token(const char *s, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      strchr("!#$%&'*+-.^_`|~", c)))
+			return false;
+	}
+	return true;
+}
+
+/* 'METHOD /path=BODY' or 'METHOD /path=@FILE' */
+static int parse_route(struct config *cfg, const char *arg)
+{
+	if (cfg->nroutes == MAX_STATIC_ROUTES)
+		return cli_bad_value(NULL, arg, "too many routes");
+	const char *sp = strchr(arg, ' ');
+	const char *eq = sp ? strchr(sp, '=') : NULL;
+	if (!sp || !eq || sp[1] != '/')
+		return cli_bad_value(NULL, arg, "expected 'METHOD /PATH=BODY' or 'METHOD /PATH=@FILE'");
+	if (!is_token(arg, (size_t)(sp - arg)))
+		return cli_bad_value(NULL, arg, "the method is not a token");
+	for (const char *p = sp + 1; p < eq; p++)
+		if ((unsigned char)*p <= ' ' || *p == '?' || *p == '#' || *p == 0x7f)
+			return cli_bad_value(NULL, arg, "the path holds a space, '?', '#' or a control character");
+	struct static_route *r = &cfg->routes[cfg->nroutes];
+	r->method = strndup(arg, (size_t)(sp - arg));
+	r->path = strndup(sp + 1, (size_t)(eq - sp - 1));
+	INVARIANT(r->method && r->path);
+	const char *body = eq + 1;
+	if (body[0] == '@') {
+		int e = read_file(body + 1, &r->body, &r->len);
+		if (e < 0) {
+			cli_error("cannot read '%s': %s", body + 1, strerror(-e));
+			free(r->method);
+			free(r->path);
+			return -1;
+		}
+		r->ctype = strdup(cfg->type ? cfg->type : type_by_extension(body + 1));
+	} else {
+		r->body = strdup(body);
+		r->len = strlen(body);
+		r->ctype = strdup(cfg->type ? cfg->type : "text/plain");
+	}
+	INVARIANT(r->body && r->ctype);
+	cfg->nroutes++;
+	return 0;
+}
+
+static int size_opt(const char *arg, uint64_t min, uint64_t max, uint64_t *out)
+{
+	uint64_t v;
+	if (cli_parse_size(arg, &v) < 0)
+		return cli_bad_value(NULL, arg, "expected a size like 512, 8k or 1M");
+	if (v < min || v > max)
+		return cli_bad_value(NULL, arg, "out of range");
+	*out = v;
+	return 0;
+}
+
+static int duration_opt(const char *arg, uint64_t *out)
+{
+	if (cli_parse_duration_ms(arg, out) < 0)
+		return cli_bad_value(NULL, arg, "expected a duration like 500ms, 10s or 1m");
+	return 0;
+}
+
+static int positive_duration_opt(const char *arg, uint64_t *out)
+{
+	if (duration_opt(arg, out) < 0)
+		return -1;
+	if (*out == 0)
+		return cli_bad_value(NULL, arg, "must be more than 0");
+	return 0;
+}
+
+static int on_option(void *ctx, int id, const char *arg)
+{
+	struct config *cfg = ctx;
+	uint64_t v;
+	unsigned u;
+	switch (id) {
+	case OPT_LISTEN: {
+		uint16_t port;
+		if (cli_parse_hostport(arg, cfg->host, sizeof cfg->host, &port) < 0)
+			return cli_bad_value(NULL, arg, "expected HOST:PORT");
+		cfg->srv.port = port;
+		return 0;
+	}
+	case OPT_THREADS:
+		if (cli_parse_uint(arg, 1, 1024, &u) < 0)
+			return cli_bad_value(NULL, arg, "expected a number from 1 to 1024");
+		cfg->srv.threads = u;
+		return 0;
+	case OPT_ROUTE:
+		return parse_route(cfg, arg);
+	case OPT_TYPE:
+		if (!*arg || strpbrk(arg, "\r\n"))
+			return cli_bad_value(NULL, arg, "expected a media type like text/html");
+		cfg->type = arg;
+		return 0;
+	case OPT_DELAY:
+		return duration_opt(arg, &cfg->delay_ms);
+	case OPT_NO_DEFAULTS:
+		cfg->no_defaults = true;
+		return 0;
+	case OPT_MAX_CONN:
+		if (cli_parse_uint(arg, 1, 10000000, &u) < 0)
+			return cli_bad_value(NULL, arg, "expected a number from 1 to 10000000");
+		cfg->srv.max_connections = u;
+		return 0;
+	case OPT_MAX_PIPELINE:
+		if (cli_parse_uint(arg, 1, 65536, &u) < 0)
+			return cli_bad_value(NULL, arg, "expected a number from 1 to 65536");
+		cfg->srv.max_pipeline = u;
+		return 0;
+	case OPT_MAX_URI:
+		if (size_opt(arg, 16, 1u << 20, &v) < 0)
+			return -1;
+		cfg->srv.limits.max_uri = v;
+		return 0;
+	case OPT_MAX_HEADER:
+		if (size_opt(arg, 64, 1u << 20, &v) < 0)
+			return -1;
+		cfg->srv.limits.max_header_bytes = v;
+		return 0;
+	case OPT_MAX_BODY:
+		return size_opt(arg, 0, 1ull << 32, &cfg->srv.limits.max_body);
+	case OPT_HEADER_TIMEOUT:
+		return positive_duration_opt(arg, &cfg->srv.header_timeout_ms);
+	case OPT_BODY_TIMEOUT:
+		return positive_duration_opt(arg, &cfg->srv.body_timeout_ms);
+	case OPT_IDLE_TIMEOUT:
+		return positive_duration_opt(arg, &cfg->srv.idle_timeout_ms);
+	case OPT_DRAIN_TIMEOUT:
+		return positive_duration_opt(arg, &cfg->srv.drain_timeout_ms);
+	case OPT_BACKLOG:
+		if (cli_parse_uint(arg, 1, 65535, &u) < 0)
+			return cli_bad_value(NULL, arg, "expected a number from 1 to 65535");
+		cfg->srv.backlog = (int)u;
+		return 0;
+	}
+	INVARIANT(0);
+	return -1;
+}
+
+static const char hello_body[] = "Hello from dsys!";
+
+int main(int argc, char **argv)
+{
+	static struct config cfg;
+	cli_init("dsys-serve");
+	if (log_init("dsys-serve") < 0) {
+		cli_error("invalid DSYS_LOG_LEVEL or DSYS_LOG_FORMAT");
+		return EXIT_USAGE;
+	}
+	http_server_config_init(&cfg.srv);
+	snprintf(cfg.host, sizeof cfg.host, "127.0.0.1");
+	cfg.srv.port = 8080;
+	int first;
+	int r = cli_parse(&spec, argc, argv, on_option, &cfg, &first);
+	if (r >= 0)
+		return r;
+	if (first < argc) {
+		cli_error("unexpected argument '%s'", argv[first]);
+		fprintf(stderr, "Try 'dsys-serve --help' for more information.\n");
+		return EXIT_USAGE;
+	}
+	cfg.srv.host = cfg.host;
+
+	struct metrics *reg = metrics_new();
+	metrics_process_register(reg);
+	struct http_router *router = http_router_new(reg);
+	for (size_t i = 0; i < cfg.nroutes; i++) {
+		struct static_route *sr = &cfg.routes[i];
+		int e = http_route_add_static(router, sr->method, sr->path, sr->ctype, sr->body, sr->len);
+		if (e == -EEXIST) {
+			cli_error("route '%s %s' given twice", sr->method, sr->path);
+			return EXIT_USAGE;
+		}
+		if (e < 0) {
+			cli_error("invalid route '%s %s': %s", sr->method, sr->path, strerror(-e));
+			return EXIT_USAGE;
+		}
+	}
+	/* defaults after the user's routes, so a --route can replace them */
+	if (!cfg.no_defaults)
+		http_route_add_static(router, "GET", "/hello", "text/plain", hello_body,
+		                      sizeof hello_body - 1);
+	http_route_add_health(router);
+	http_route_add_metrics(router, reg);
+
+	cfg.srv.metrics = reg;
+	cfg.srv.handler = http_router_handle;
+	cfg.srv.handler_arg = router;
+	if (cfg.delay_ms) {
+		cfg.srv.handler = delay_handle;
+		cfg.srv.thread_init = delay_thread_init;
+		cfg.srv.thread_fini = delay_thread_fini;
+		cfg.srv.thread_arg = &cfg;
+	}
+	struct http_server *srv;
+	if (http_server_new(&cfg.srv, &srv) < 0) {
+		cli_error("invalid server settings");
+		return EXIT_USAGE;
+	}
+	r = http_server_listen(srv);
+	if (r < 0) {
+		cli_error("cannot listen on %s:%u: %s", cfg.host, cfg.srv.port, strerror(-r));
+		http_server_free(srv);
+		return r == -EADDRNOTAVAIL || r == -EAFNOSUPPORT ? EXIT_USAGE : EXIT_NO;
+	}
+
+	struct buf line = BUF_INIT;
+	struct json_writer w;
+	json_writer_init(&w, &line);
+	json_obj_begin(&w);
+	json_kv_str(&w, "event", "ready");
+	json_kv_str(&w, "listen", http_server_address(srv));
+	json_kv_i64(&w, "pid", (int64_t)getpid());
+	json_kv_u64(&w, "threads", http_server_threads(srv));
+	json_obj_end(&w);
+	json_emit(&line);
+	buf_free(&line);
+
+	r = http_server_run(srv);
+	http_server_free(srv);
+	http_router_free(router);
+	metrics_free(reg);
+	for (size_t i = 0; i < cfg.nroutes; i++) {
+		free(cfg.routes[i].method);
+		free(cfg.routes[i].path);
+		free(cfg.routes[i].ctype);
+		free(cfg.routes[i].body);
+	}
+	if (r < 0) {
+		cli_error("cannot run: %s", strerror(-r));
+		return EXIT_UNREACHABLE;
+	}
+	return EXIT_OK;
+}

@@ -1,0 +1,1660 @@
+/*
+ * http_server.c -- the HTTP/1.1 server core: loops, connections, exchanges.
+ *
+ * Threads and listeners.  Each thread owns one libuv loop and one listening
+ * socket bound with SO_REUSEPORT to the same address, so the kernel spreads
+ * new connections over the threads and a connection lives on one loop for
+ * its whole life: nothing on the request path is shared between threads
+ * but the sharded metrics counters.  Thread 0 runs on the caller of
+ * http_server_run and also owns the signal handles and the drain timer.
+ *
+ * A connection (struct conn) reads into a buffer taken from its thread's
+ * pool only while it has something to hold: when every byte read has been
+ * parsed and every request answered, the buffer goes back to the pool, so
+ * an idle keep-alive connection costs its struct and its socket and nothing
+ * more.  A request whose body does not fit a pool block gets a buffer of
+ * its own (malloc) that is freed when the connection is idle again.
+ *
+ * Parsing is a loop over what is buffered: heads through http_parse (which
+ * is stateless: a partial head is simply parsed again when more arrives),
+ * bodies through struct http_body, decoded in place.  Each complete request
+ * becomes an exchange (struct xchg, from a per-thread freelist) that is
+ * appended to the connection's FIFO and handed to the handler.
+ *
+ * Invariants that keep answers in order and memory safe:
+ * - c->xhead..c->xtail are the exchanges whose answers are not written yet,
+ *   in request order.  An answer for the FIFO's head is built straight into
+ *   c->out, and so is every already-answered exchange behind it; an answer
+ *   for any other exchange is built into that exchange's own buffer and
+ *   waits its turn.  So c->out always holds answers in request order.
+ * - c->pinned counts exchanges handed to the handler and not yet answered.
+ *   Their requests point into c->rbuf, so the buffer is never moved,
+ *   compacted or released while pinned > 0; a connection that runs out of
+ *   buffer then simply stops reading until the answers come.
+ * - A closed connection whose pinned is not 0 is a zombie: off the thread's
+ *   list, socket gone, but its struct and buffer kept until the last answer
+ *   arrives (and is dropped); only then is it recycled.  So a late answer
+ *   never touches freed memory.
+ * - Writes: all answers produced while servicing a connection (one read's
+ *   worth of pipelined requests, or all the late answers of one loop
+ *   iteration, gathered by a uv_check handle) go out with one uv_try_write;
+ *   only what the socket does not take is queued with uv_write, from a
+ *   second buffer (c->wout) that is not touched until that write completes.
+ *
+ * Socket I/O goes through the few io_* functions below (read start/stop,
+ * try_write, write, shutdown, close) and the protocol through the
+ * conn_proto table, so an io_uring backend or a second protocol (HTTP/2)
+ * can slot in beside these without touching the exchange logic.
+ *
+ * Timeouts are coarse: each connection keeps one deadline (header, body,
+ * idle or linger) and a per-loop tick walks the open connections a few
+ * times a second.  The same tick refreshes the cached Date line.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "http_server.h"
+#include "invariant.h"
+#include "json.h"
+#include "log.h"
+#include "metrics.h"
+
+#define container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
+
+enum dl_kind { DL_NONE = 0, DL_HEADER, DL_BODY, DL_IDLE, DL_LINGER };
+
+/* Commands a thread's wake handle carries (bits in t->cmd). */
+enum { CMD_DRAIN = 1, CMD_FORCE = 2 };
+
+#define OUT_BACKLOG_MAX (1u << 20)   /* stop reading while this much waits to be written */
+#define BUF_KEEP_MAX (64u * 1024)    /* response buffers bigger than this are freed when done */
+#define READ_BLOCK_MIN (16u * 1024)
+
+struct conn;
+
+struct xchg {
+	struct http_exchange pub;
+	struct conn *c;
+	struct xchg *next;         /* in the connection's FIFO, or the freelist */
+	struct buf resp;           /* the answer, when it came before its turn */
+	size_t head_off;           /* offset of its head in c->rbuf while its body is read */
+	bool answered;
+	bool keep_alive;           /* the request allows another after it */
+	bool head_only;            /* HEAD: answer without the body */
+	bool is_error;             /* made by the server for bad input: linger after */
+};
+
+struct conn_proto;
+
+struct conn {
+	uv_tcp_t tcp;
+	struct http_thread *t;
+	const struct conn_proto *proto;
+	struct conn *prev, *next;  /* in t->conns while open */
+	struct conn *flush_next;   /* in t->flush while in_flush */
+	/* input */
+	char *rbuf;                /* NULL, a pool block, or a big buffer of our own */
+	size_t rcap, rlen, rpos;   /* rpos: first byte not parsed yet */
+	bool rbig;
+	/* the request whose body is being read */
+	struct xchg *body_x;
+	struct http_body body;
+	size_t body_start;         /* decoded payload goes to rbuf + body_start */
+	size_t body_dec;           /* decoded bytes so far */
+	size_t body_raw;           /* next raw byte to feed */
+	/* answers */
+	struct xchg *xhead, *xtail;
+	uint32_t pinned;           /* handed to the handler, not answered */
+	uint64_t nreq;
+	struct buf out, wout;
+	uv_write_t wreq;
+	uv_shutdown_t sreq;
+	/* timing */
+	uint64_t deadline;         /* loop ms; meaningful when dl_kind != DL_NONE */
+	uint8_t dl_kind;
+	size_t linger_bytes;
+	bool reading, writing, eof, stop_parse, linger_after, lingering;
+	bool closed, handle_closed, in_flush, in_process;
+};
+
+/* The seam for a second protocol: what a connection does with its input
+ * and its timeouts.  HTTP/1.1 is the only one so far. */
+struct conn_proto {
+	const char *name;
+	void (*service)(struct conn *c);     /* parse what is buffered, flush answers */
+	void (*timeout)(struct conn *c, uint8_t kind);
+};
+
+struct rblock {
+	struct rblock *next;
+};
+
+struct http_thread {
+	struct http_server *srv;
+	unsigned index;
+	uv_loop_t loop;
+	uv_tcp_t listener;
+	uv_async_t wake;
+	uv_timer_t tick;
+	uv_check_t check;
+	uv_idle_t idle;
+	pthread_t tid;
+	bool started, listening, draining, forced, finished, wake_closed, idle_on;
+	_Atomic int cmd;
+	void *data;
+	char date[64];             /* "Date: ...\r\n" */
+	size_t date_len;
+	time_t date_sec;
+	struct conn *conns;        /* open connections, doubly linked */
+	struct conn *flush;        /* connections with answers to write */
+	struct conn *free_conns;
+	struct xchg *free_x;
+	struct rblock *free_blocks;
+	struct buf scratch, errbuf;
+	_Atomic int64_t in_flight;
+};
+
+struct http_server {
+	struct http_server_config cfg;
+	unsigned nthreads;
+	struct http_thread **threads;
+	uint16_t port;
+	char address[96];
+	size_t block_size;
+	char server_line[128];
+	size_t server_line_len;
+	_Atomic uint32_t nconn;
+	_Atomic int stopping;
+	_Atomic unsigned done;     /* threads 1..N-1 that have finished */
+	int init_error;
+	pthread_mutex_t lock;      /* guards sending to other threads' wake handles */
+	bool listened;
+	/* thread 0 */
+	uv_signal_t sigterm, sigint;
+	uv_timer_t drain_timer;
+	bool drain_started, signals_on;
+	/* metrics */
+	struct metrics_counter *m_accepted, *m_rejected;
+	struct metrics_histogram *m_latency;
+	struct http_route_stats unmatched;
+};
+
+static void on_idle(uv_idle_t *h);
+static void conn_close(struct conn *c);
+static void conn_flush(struct conn *c);
+static void thread_maybe_finish(struct http_thread *t);
+static void thread_drain(struct http_thread *t);
+static void thread_force(struct http_thread *t);
+static void xchg_build(struct xchg *x, struct buf *out, int status, const char *ctype,
+                       const char *headers, const void *body, size_t len);
+static void h1_service(struct conn *c);
+static void h1_timeout(struct conn *c, uint8_t kind);
+
+static const struct conn_proto proto_h1 = {"http/1.1", h1_service, h1_timeout};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------ config */
+
+void http_server_config_init(struct http_server_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->host = "127.0.0.1";
+	cfg->backlog = HTTP_SERVER_BACKLOG;
+	cfg->limits = (struct http_limits)HTTP_LIMITS_DEFAULT;
+	cfg->max_connections = HTTP_SERVER_MAX_CONNECTIONS;
+	cfg->max_pipeline = HTTP_SERVER_MAX_PIPELINE;
+	cfg->header_timeout_ms = HTTP_SERVER_HEADER_TIMEOUT_MS;
+	cfg->body_timeout_ms = HTTP_SERVER_BODY_TIMEOUT_MS;
+	cfg->idle_timeout_ms = HTTP_SERVER_IDLE_TIMEOUT_MS;
+	cfg->drain_timeout_ms = HTTP_SERVER_DRAIN_TIMEOUT_MS;
+	cfg->linger_ms = HTTP_SERVER_LINGER_MS;
+	cfg->handle_signals = true;
+}
+
+/* ------------------------------------------------------------ metrics */
+
+void http_route_stats_init(struct http_route_stats *s, struct metrics *reg, const char *route)
+{
+	s->reg = reg;
+	s->route = route;
+	for (size_t i = 0; i < HTTP_STATUS_SLOTS; i++)
+		atomic_init(&s->by_code[i], NULL);
+}
+
+void http_route_stats_count(struct http_route_stats *s, int status)
+{
+	if (!s || !s->reg)
+		return;
+	if (status < 0 || status >= HTTP_STATUS_SLOTS)
+		status = 0;
+	struct metrics_counter *m = atomic_load_explicit(&s->by_code[status], memory_order_acquire);
+	if (!m) {
+		/* First answer with this code on this route: register (under the
+		 * registry's mutex; find-or-create, so racing threads agree). */
+		char code[8];
+		fmt_u64(code, (uint64_t)status);
+		m = metrics_counter_register(s->reg, "http_requests_total",
+		                             "HTTP requests answered, by route and status code.",
+		                             METRICS_LABELS("route", s->route, "code", code));
+		if (!m)
+			return;
+		atomic_store_explicit(&s->by_code[status], m, memory_order_release);
+	}
+	metrics_counter_inc(m);
+}
+
+static double metric_in_flight(void *arg)
+{
+	struct http_server *srv = arg;
+	int64_t n = 0;
+	for (unsigned i = 0; i < srv->nthreads; i++)
+		n += atomic_load_explicit(&srv->threads[i]->in_flight, memory_order_relaxed);
+	return (double)n;
+}
+
+static double metric_open(void *arg)
+{
+	struct http_server *srv = arg;
+	return (double)atomic_load_explicit(&srv->nconn, memory_order_relaxed);
+}
+
+static void server_metrics_register(struct http_server *srv)
+{
+	struct metrics *reg = srv->cfg.metrics;
+	http_route_stats_init(&srv->unmatched, reg, "unmatched");
+	if (!reg)
+		return;
+	srv->m_accepted = metrics_counter_register(reg, "http_connections_total",
+		"Connections accepted.", NULL);
+	srv->m_rejected = metrics_counter_register(reg, "http_connections_rejected_total",
+		"Connections closed at once because --max-connections were open.",
+		METRICS_LABELS("reason", "limit"));
+	metrics_gauge_fn_register(reg, "http_connections_open", "Connections open now.",
+		NULL, metric_open, srv);
+	metrics_gauge_fn_register(reg, "http_requests_in_flight",
+		"Requests handed to a handler and not answered yet.", NULL, metric_in_flight, srv);
+	srv->m_latency = metrics_histogram_register(reg, "http_request_duration_seconds",
+		"Time from a complete request head to its answer.", NULL, NULL, 0);
+}
+
+/* ------------------------------------------------------------ pools */
+
+static struct xchg *xchg_get(struct http_thread *t)
+{
+	struct xchg *x = t->free_x;
+	if (x) {
+		t->free_x = x->next;
+	} else {
+		x = calloc(1, sizeof *x);
+		INVARIANT(x != NULL);
+		buf_init(&x->resp);
+	}
+	x->next = NULL;
+	x->c = NULL;
+	x->answered = x->keep_alive = x->head_only = x->is_error = false;
+	x->head_off = 0;
+	memset(&x->pub, 0, sizeof x->pub);
+	x->pub.thread = t;
+	x->pub.loop = &t->loop;
+	return x;
+}
+
+static void xchg_put(struct http_thread *t, struct xchg *x)
+{
+	if (x->resp.cap > BUF_KEEP_MAX)
+		buf_free(&x->resp);
+	else
+		buf_reset(&x->resp);
+	x->next = t->free_x;
+	t->free_x = x;
+}
+
+static char *block_get(struct http_thread *t)
+{
+	struct rblock *b = t->free_blocks;
+	if (b) {
+		t->free_blocks = b->next;
+		return (char *)b;
+	}
+	char *p = malloc(t->srv->block_size);
+	INVARIANT(p != NULL);
+	return p;
+}
+
+static void block_put(struct http_thread *t, char *p)
+{
+	struct rblock *b = (struct rblock *)(void *)p;
+	b->next = t->free_blocks;
+	t->free_blocks = b;
+}
+
+/* Give the read buffer back: to the pool, or to malloc when it was big. */
+static void conn_rbuf_release(struct conn *c)
+{
+	if (!c->rbuf)
+		return;
+	if (c->rbig)
+		free(c->rbuf);
+	else
+		block_put(c->t, c->rbuf);
+	c->rbuf = NULL;
+	c->rbig = false;
+	c->rcap = c->rlen = c->rpos = 0;
+}
+
+static struct conn *conn_get(struct http_thread *t)
+{
+	struct conn *c = t->free_conns;
+	if (c) {
+		t->free_conns = c->next;
+	} else {
+		c = calloc(1, sizeof *c);
+		INVARIANT(c != NULL);
+		buf_init(&c->out);
+		buf_init(&c->wout);
+	}
+	struct buf out = c->out, wout = c->wout;
+	memset(c, 0, sizeof *c);
+	c->out = out;
+	c->wout = wout;
+	c->t = t;
+	c->proto = &proto_h1;
+	return c;
+}
+
+/* The struct goes back to the freelist: only once the socket is closed
+ * and no handler holds one of its exchanges. */
+static void conn_release(struct conn *c)
+{
+	struct http_thread *t = c->t;
+	INVARIANT(c->handle_closed && c->pinned == 0 && !c->in_flush);
+	while (c->xhead) {
+		struct xchg *x = c->xhead;
+		c->xhead = x->next;
+		xchg_put(t, x);
+	}
+	c->xtail = NULL;
+	if (c->body_x) {
+		xchg_put(t, c->body_x);
+		c->body_x = NULL;
+	}
+	conn_rbuf_release(c);
+	if (c->out.cap > BUF_KEEP_MAX)
+		buf_free(&c->out);
+	buf_reset(&c->out);
+	if (c->wout.cap > BUF_KEEP_MAX)
+		buf_free(&c->wout);
+	buf_reset(&c->wout);
+	c->next = t->free_conns;
+	t->free_conns = c;
+}
+
+static void conn_maybe_release(struct conn *c)
+{
+	if (c->handle_closed && c->pinned == 0 && !c->in_flush && !c->in_process)
+		conn_release(c);
+}
+
+/* ------------------------------------------------------------ socket I/O */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
+static void on_write(uv_write_t *req, int status);
+static void on_shutdown(uv_shutdown_t *req, int status);
+static void on_close(uv_handle_t *h);
+
+static void io_read(struct conn *c, bool on)
+{
+	if (on == c->reading || c->closed)
+		return;
+	if (on)
+		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+	else
+		uv_read_stop((uv_stream_t *)&c->tcp);
+	c->reading = on;
+}
+
+/* Write what is in c->out: at once if the socket takes it, else the rest
+ * queued from c->wout.  Returns 0, or a negative error (the peer is gone). */
+static int io_write_out(struct conn *c)
+{
+	if (c->writing || c->out.len == 0)
+		return 0;
+	uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+	int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+	if (n == (int)c->out.len) {
+		buf_reset(&c->out);
+		return 0;
+	}
+	if (n < 0 && n != UV_EAGAIN)
+		return n;
+	size_t done = n > 0 ? (size_t)n : 0;
+	struct buf tmp = c->wout;
+	c->wout = c->out;
+	c->out = tmp;
+	buf_reset(&c->out);
+	b = uv_buf_init(c->wout.data + done, (unsigned)(c->wout.len - done));
+	int r = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+	if (r < 0)
+		return r;
+	c->writing = true;
+	return 0;
+}
+
+static void io_shutdown(struct conn *c)
+{
+	if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) < 0)
+		conn_close(c);
+}
+
+/* ------------------------------------------------------------ connections */
+
+static void conn_set_deadline(struct conn *c, uint8_t kind, uint64_t ms)
+{
+	c->dl_kind = kind;
+	c->deadline = uv_now(&c->t->loop) + ms;
+}
+
+static void conn_close(struct conn *c)
+{
+	struct http_thread *t = c->t;
+	if (c->closed)
+		return;
+	c->closed = true;
+	c->reading = false;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		t->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+	/* Answered-but-unwritten exchanges go now; unanswered ones stay with
+	 * their handlers (counted in pinned) and are dropped when answered. */
+	struct xchg **pp = &c->xhead;
+	while (*pp) {
+		struct xchg *x = *pp;
+		*pp = x->next;
+		if (x->answered)
+			xchg_put(t, x);
+	}
+	c->xhead = c->xtail = NULL;
+	if (c->body_x) {
+		xchg_put(t, c->body_x);
+		c->body_x = NULL;
+	}
+	uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
+static void on_close(uv_handle_t *h)
+{
+	struct conn *c = container_of(h, struct conn, tcp);
+	struct http_thread *t = c->t;
+	atomic_fetch_sub_explicit(&t->srv->nconn, 1, memory_order_relaxed);
+	c->handle_closed = true;
+	conn_maybe_release(c);
+	thread_maybe_finish(t);
+}
+
+static void on_reject_close(uv_handle_t *h)
+{
+	struct conn *c = container_of(h, struct conn, tcp);
+	c->handle_closed = true;
+	conn_release(c);
+}
+
+/* Queue c for writing at the end of this loop iteration (uv_check), so all
+ * the answers one iteration produces for it leave in one write. */
+static void conn_schedule(struct conn *c)
+{
+	struct http_thread *t = c->t;
+	if (c->in_flush || c->in_process)
+		return;
+	c->in_flush = true;
+	c->flush_next = t->flush;
+	t->flush = c;
+	if (!t->idle_on) {
+		/* an active idle handle keeps the loop from blocking in poll
+		 * before the check handle has run */
+		t->idle_on = true;
+		uv_idle_start(&t->idle, on_idle);
+	}
+}
+
+static void on_check(uv_check_t *h)
+{
+	struct http_thread *t = container_of(h, struct http_thread, check);
+	struct conn *list = t->flush;
+	t->flush = NULL;
+	if (t->idle_on) {
+		uv_idle_stop(&t->idle);
+		t->idle_on = false;
+	}
+	while (list) {
+		struct conn *c = list;
+		list = c->flush_next;
+		c->flush_next = NULL;
+		c->in_flush = false;
+		if (c->closed)
+			conn_maybe_release(c);
+		else
+			c->proto->service(c);
+	}
+}
+
+/* Is there nothing left to do on c: no request partly read, no answer
+ * pending or unwritten? */
+static bool conn_quiet(const struct conn *c)
+{
+	return !c->body_x && c->rpos == c->rlen && c->pinned == 0 && !c->xhead &&
+	       !c->writing && c->out.len == 0;
+}
+
+/* After the last answer: close, or (after an error answer, or when the
+ * client may still be sending) shut the write side and keep reading for a
+ * while, so the answer is not lost to a reset. */
+static void conn_close_if_done(struct conn *c)
+{
+	if (c->closed || c->lingering)
+		return;
+	if (c->writing || c->out.len || c->xhead || c->pinned || c->body_x)
+		return;
+	bool done = c->stop_parse || c->eof ||
+	            (c->t->draining && c->rpos == c->rlen && c->nreq > 0);
+	if (!done)
+		return;
+	if (c->eof) {
+		conn_close(c);
+		return;
+	}
+	c->lingering = true;
+	c->stop_parse = true;
+	conn_rbuf_release(c);
+	conn_set_deadline(c, DL_LINGER, c->t->srv->cfg.linger_ms);
+	io_shutdown(c);
+	if (!c->closed)
+		io_read(c, true);
+}
+
+static void conn_flush(struct conn *c)
+{
+	if (c->closed)
+		return;
+	if (io_write_out(c) < 0) {
+		conn_close(c);
+		return;
+	}
+	conn_close_if_done(c);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+	struct conn *c = container_of(req, struct conn, wreq);
+	c->writing = false;
+	buf_reset(&c->wout);
+	if (c->wout.cap > BUF_KEEP_MAX)
+		buf_free(&c->wout);
+	if (c->closed)
+		return;
+	if (status < 0) {
+		conn_close(c);
+		return;
+	}
+	/* what piled up meanwhile, and reading again if the backlog stopped it */
+	c->proto->service(c);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+	struct conn *c = container_of(req, struct conn, sreq);
+	if (!c->closed && status < 0)
+		conn_close(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+	struct conn *c = container_of(h, struct conn, tcp);
+	if (!c->rbuf) {
+		c->rbuf = block_get(c->t);
+		c->rcap = c->t->srv->block_size;
+		c->rlen = c->rpos = 0;
+		c->rbig = false;
+	}
+	*b = uv_buf_init(c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+	struct conn *c = container_of(s, struct conn, tcp);
+	if (nread == 0)
+		return;  /* EAGAIN */
+	if (c->lingering) {
+		/* discard; the client's EOF, the deadline or the byte bound ends it */
+		if (nread < 0) {
+			conn_close(c);
+			return;
+		}
+		c->linger_bytes += (size_t)nread;
+		c->rlen = c->rpos = 0;
+		if (c->linger_bytes > HTTP_SERVER_LINGER_BYTES)
+			conn_close(c);
+		return;
+	}
+	if (nread < 0) {
+		if (nread != UV_EOF) {
+			conn_close(c);
+			return;
+		}
+		/* The client has sent all it will.  Answer what is complete,
+		 * drop a partial request, close after the last answer. */
+		c->eof = true;
+		io_read(c, false);
+		if (c->body_x) {
+			xchg_put(c->t, c->body_x);
+			c->body_x = NULL;
+			c->rlen = c->rpos;
+		}
+		c->proto->service(c);
+		if (!c->closed && c->rpos != c->rlen && c->pinned == 0 && !c->xhead) {
+			/* a partial head that will never complete */
+			c->rpos = c->rlen;
+			conn_close_if_done(c);
+		}
+		return;
+	}
+	c->rlen += (size_t)nread;
+	c->proto->service(c);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct http_thread *t = container_of(server, struct http_thread, listener);
+	struct http_server *srv = t->srv;
+	if (status < 0) {
+		log_warn("accept failed: %s", uv_strerror(status));
+		return;
+	}
+	struct conn *c = conn_get(t);
+	uv_tcp_init(&t->loop, &c->tcp);
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+		uv_close((uv_handle_t *)&c->tcp, on_reject_close);
+		return;
+	}
+	uint32_t n = atomic_fetch_add_explicit(&srv->nconn, 1, memory_order_relaxed);
+	if (n >= srv->cfg.max_connections || t->draining) {
+		atomic_fetch_sub_explicit(&srv->nconn, 1, memory_order_relaxed);
+		if (srv->m_rejected)
+			metrics_counter_inc(srv->m_rejected);
+		uv_close((uv_handle_t *)&c->tcp, on_reject_close);
+		return;
+	}
+	if (srv->m_accepted)
+		metrics_counter_inc(srv->m_accepted);
+	uv_tcp_nodelay(&c->tcp, 1);
+	c->next = t->conns;
+	if (t->conns)
+		t->conns->prev = c;
+	t->conns = c;
+	conn_set_deadline(c, DL_HEADER, srv->cfg.header_timeout_ms);
+	io_read(c, true);
+}
+
+/* ------------------------------------------------------------ HTTP/1.1 */
+
+/* Hand a complete request to the handler. */
+static void h1_dispatch(struct conn *c, struct xchg *x)
+{
+	struct http_thread *t = c->t;
+	struct http_server *srv = t->srv;
+	x->c = c;
+	x->pub.thread_data = t->data;
+	if (c->xtail)
+		c->xtail->next = x;
+	else
+		c->xhead = x;
+	c->xtail = x;
+	c->pinned++;
+	c->nreq++;
+	atomic_fetch_add_explicit(&t->in_flight, 1, memory_order_relaxed);
+	srv->cfg.handler(&x->pub, srv->cfg.handler_arg);
+}
+
+/* Queue a server-made error answer after everything before it, and stop
+ * reading requests from this connection.  The answer carries
+ * "Connection: close", and a lingering close follows it. */
+static void h1_error(struct conn *c, int status, const char *message)
+{
+	struct http_thread *t = c->t;
+	bool was = c->in_process;
+	if (c->body_x) {
+		xchg_put(t, c->body_x);
+		c->body_x = NULL;
+	}
+	c->stop_parse = true;
+	c->linger_after = true;
+	c->rpos = c->rlen;  /* nothing after a bad request is parsed */
+	struct xchg *x = xchg_get(t);
+	x->is_error = true;
+	x->pub.start_ns = now_ns();
+	x->c = c;
+	if (c->xtail)
+		c->xtail->next = x;
+	else
+		c->xhead = x;
+	c->xtail = x;
+	c->pinned++;
+	atomic_fetch_add_explicit(&t->in_flight, 1, memory_order_relaxed);
+	c->in_process = true;
+	http_respond_error(&x->pub, status, message);
+	c->in_process = was;
+}
+
+/* Feed buffered body bytes.  Returns 1 when the body is complete (and the
+ * request was dispatched), 0 when more is needed, -1 after an error answer. */
+static int h1_read_body(struct conn *c)
+{
+	struct xchg *x = c->body_x;
+	size_t n = c->rlen - c->body_raw;
+	if (n == 0)
+		return 0;
+	char *p = c->rbuf + c->body_raw;
+	size_t consumed = 0, dlen = 0;
+	int r = http_body_feed(&c->body, p, n, &consumed, &dlen);
+	if (r < 0) {
+		h1_error(c, http_parse_status(r), http_parse_strerror(r));
+		return -1;
+	}
+	INVARIANT(consumed <= n && dlen <= consumed);
+	char *dst = c->rbuf + c->body_start + c->body_dec;
+	if (dlen && dst != p)
+		memmove(dst, p, dlen);
+	c->body_dec += dlen;
+	c->body_raw += consumed;
+	if (r == 0)
+		return 0;
+	x->pub.body = c->body_dec ? c->rbuf + c->body_start : NULL;
+	x->pub.body_len = c->body_dec;
+	c->rpos = c->body_raw;
+	c->body_x = NULL;
+	c->dl_kind = DL_NONE;
+	h1_dispatch(c, x);
+	return 1;
+}
+
+/* Parse and dispatch every complete request that is buffered, up to the
+ * pipeline limit. */
+static void h1_parse(struct conn *c)
+{
+	struct http_thread *t = c->t;
+	struct http_server *srv = t->srv;
+	while (!c->closed) {
+		if (c->body_x) {
+			if (h1_read_body(c) <= 0)
+				break;
+			continue;
+		}
+		if (c->stop_parse || c->rpos == c->rlen || c->pinned >= srv->cfg.max_pipeline)
+			break;
+		struct xchg *x = xchg_get(t);
+		int r = http_parse_request(c->rbuf + c->rpos, c->rlen - c->rpos,
+		                           &srv->cfg.limits, &x->pub.req);
+		if (r == 0) {
+			xchg_put(t, x);
+			break;
+		}
+		if (r < 0) {
+			xchg_put(t, x);
+			h1_error(c, http_parse_status(r), http_parse_strerror(r));
+			break;
+		}
+		x->head_off = c->rpos;
+		c->rpos += (size_t)r;
+		x->pub.start_ns = now_ns();
+		x->keep_alive = x->pub.req.m.keep_alive;
+		x->head_only = x->pub.req.method == HTTP_HEAD;
+		c->dl_kind = DL_NONE;
+		if (!x->keep_alive)
+			c->stop_parse = true;
+		const struct http_message *m = &x->pub.req.m;
+		if (m->body_kind == HTTP_BODY_NONE ||
+		    (m->body_kind == HTTP_BODY_LENGTH && m->content_length == 0)) {
+			h1_dispatch(c, x);
+			continue;
+		}
+		if (m->body_kind == HTTP_BODY_LENGTH && m->content_length > srv->cfg.limits.max_body) {
+			xchg_put(t, x);
+			h1_error(c, 413, "request body too large");
+			break;
+		}
+		if (m->body_kind != HTTP_BODY_LENGTH && m->body_kind != HTTP_BODY_CHUNKED) {
+			xchg_put(t, x);
+			h1_error(c, 400, "bad request framing");
+			break;
+		}
+		c->body_x = x;
+		http_body_init(&c->body, m, srv->cfg.limits.max_body);
+		c->body_start = c->body_raw = c->rpos;
+		c->body_dec = 0;
+		conn_set_deadline(c, DL_BODY, srv->cfg.body_timeout_ms);
+		if (m->expect_continue && c->rlen == c->rpos && !c->xhead)
+			buf_append(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	}
+}
+
+/* Make the read buffer fit what comes next: give it back when empty,
+ * compact a partial head to its front, make room for a body.  Only when
+ * no handler holds a request that points into it. */
+static void h1_tidy(struct conn *c)
+{
+	struct http_thread *t = c->t;
+	struct http_server *srv = t->srv;
+	if (!c->rbuf || c->pinned > 0 || c->lingering)
+		return;
+	if (!c->body_x) {
+		if (c->rpos == c->rlen) {
+			conn_rbuf_release(c);
+			return;
+		}
+		size_t left = c->rlen - c->rpos;
+		if (c->rbig && left <= srv->block_size) {
+			char *nb = block_get(t);
+			memcpy(nb, c->rbuf + c->rpos, left);
+			free(c->rbuf);
+			c->rbuf = nb;
+			c->rbig = false;
+			c->rcap = srv->block_size;
+		} else if (c->rpos > 0) {
+			memmove(c->rbuf, c->rbuf + c->rpos, left);
+		}
+		c->rlen = left;
+		c->rpos = 0;
+		return;
+	}
+	struct xchg *x = c->body_x;
+	size_t off = x->head_off;
+	size_t used = c->rlen - off;
+	size_t head_len = x->pub.req.m.head_len;
+	size_t need;
+	if (c->body.kind == HTTP_BODY_LENGTH) {
+		need = head_len + (size_t)x->pub.req.m.content_length;
+		if (need < used)
+			need = used;
+	} else {
+		/* chunked: grow by doubling when full, up to what max_body needs */
+		need = used;
+		if (c->rlen == c->rcap) {
+			size_t most = head_len + (size_t)srv->cfg.limits.max_body + srv->block_size;
+			need = c->rcap * 2 > most ? most : c->rcap * 2;
+			if (need < used + 1)
+				need = used + 1;
+		}
+	}
+	if (off == 0 && need <= c->rcap)
+		return;
+	if (need <= c->rcap) {
+		memmove(c->rbuf, c->rbuf + off, used);
+	} else {
+		bool big = need > srv->block_size;
+		char *nb = big ? malloc(need) : block_get(t);
+		INVARIANT(nb != NULL);
+		memcpy(nb, c->rbuf + off, used);
+		if (c->rbig)
+			free(c->rbuf);
+		else
+			block_put(t, c->rbuf);
+		c->rbuf = nb;
+		c->rbig = big;
+		c->rcap = big ? need : srv->block_size;
+	}
+	c->rlen = used;
+	c->rpos -= off;
+	c->body_start -= off;
+	c->body_raw -= off;
+	x->head_off = 0;
+	/* the head moved: parse it again where it is now (cheap, and the
+	 * parser is the only thing that knows every pointer it set) */
+	int r = http_parse_request(c->rbuf, head_len, &srv->cfg.limits, &x->pub.req);
+	INVARIANT(r == (int)head_len);
+}
+
+static void h1_update_deadline(struct conn *c)
+{
+	struct http_server *srv = c->t->srv;
+	if (c->lingering || c->closed)
+		return;
+	if (c->body_x) {
+		if (c->dl_kind != DL_BODY)
+			conn_set_deadline(c, DL_BODY, srv->cfg.body_timeout_ms);
+	} else if (c->rpos < c->rlen && !c->stop_parse) {
+		if (c->dl_kind != DL_HEADER)
+			conn_set_deadline(c, DL_HEADER, srv->cfg.header_timeout_ms);
+	} else if (c->pinned == 0 && !c->xhead) {
+		if (c->nreq > 0 || c->stop_parse)
+			conn_set_deadline(c, DL_IDLE, srv->cfg.idle_timeout_ms);
+		/* a fresh connection keeps the header deadline set at accept */
+	} else {
+		c->dl_kind = DL_NONE;
+	}
+}
+
+static void h1_update_reading(struct conn *c)
+{
+	struct http_server *srv = c->t->srv;
+	if (c->closed || c->lingering)
+		return;
+	bool want = !c->eof;
+	if (c->stop_parse && !c->body_x)
+		want = false;
+	if (!c->body_x && c->pinned >= srv->cfg.max_pipeline)
+		want = false;
+	if (c->out.len + c->wout.len > OUT_BACKLOG_MAX)
+		want = false;
+	if (c->rbuf && c->rlen == c->rcap)
+		want = false;  /* until answers unpin the buffer and h1_tidy makes room */
+	io_read(c, want);
+}
+
+static void h1_service(struct conn *c)
+{
+	if (c->closed || c->lingering)
+		return;
+	c->in_process = true;
+	h1_parse(c);
+	c->in_process = false;
+	h1_tidy(c);
+	h1_update_deadline(c);
+	h1_update_reading(c);
+	conn_flush(c);
+}
+
+static void h1_timeout(struct conn *c, uint8_t kind)
+{
+	switch (kind) {
+	case DL_HEADER:
+		if (c->rpos == c->rlen && !c->body_x) {
+			/* nothing of a request arrived: close quietly, as nginx does */
+			conn_close(c);
+			return;
+		}
+		/* fallthrough */
+	case DL_BODY:
+		h1_error(c, 408, "request timed out");
+		h1_service(c);
+		return;
+	default:
+		conn_close(c);
+		return;
+	}
+}
+
+/* ------------------------------------------------------------ answers */
+
+static char *put(char *p, const void *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
+
+/* Append the whole answer to out: the head from constant pieces, then the
+ * body.  No printf. */
+static void xchg_build(struct xchg *x, struct buf *out, int status, const char *ctype,
+                       const char *headers, const void *body, size_t len)
+{
+	struct http_thread *t = x->pub.thread;
+	struct http_server *srv = t->srv;
+	struct conn *c = x->c;
+	bool close = !x->keep_alive || x->is_error || t->draining;
+	if (close)
+		c->stop_parse = true;
+	if (x->is_error)
+		c->linger_after = true;
+	if (status < 100 || status > 999)
+		status = 500;
+	bool bodyless = status == 204 || status == 304 || status < 200;
+	const char *reason = http_status_reason(status);
+	if (!reason)
+		reason = "";
+	size_t rlen = strlen(reason);
+	size_t clen = ctype ? strlen(ctype) : 0;
+	size_t hlen = headers ? strlen(headers) : 0;
+	buf_reserve(out, 160 + rlen + srv->server_line_len + t->date_len + clen + hlen + len);
+	char *p = out->data + out->len;
+	p = PUT_LIT(p, "HTTP/1.1 ");
+	*p++ = (char)('0' + status / 100);
+	*p++ = (char)('0' + status / 10 % 10);
+	*p++ = (char)('0' + status % 10);
+	*p++ = ' ';
+	p = put(p, reason, rlen);
+	p = PUT_LIT(p, "\r\n");
+	p = put(p, srv->server_line, srv->server_line_len);
+	p = put(p, t->date, t->date_len);
+	if (ctype) {
+		p = PUT_LIT(p, "Content-Type: ");
+		p = put(p, ctype, clen);
+		p = PUT_LIT(p, "\r\n");
+	}
+	if (!bodyless) {
+		p = PUT_LIT(p, "Content-Length: ");
+		p += fmt_u64(p, len);
+		p = PUT_LIT(p, "\r\n");
+	}
+	if (close)
+		p = PUT_LIT(p, "Connection: close\r\n");
+	else if (x->pub.req.m.version_minor == 0)
+		p = PUT_LIT(p, "Connection: keep-alive\r\n");
+	if (hlen)
+		p = put(p, headers, hlen);
+	p = PUT_LIT(p, "\r\n");
+	if (!bodyless && !x->head_only && len)
+		p = put(p, body, len);
+	out->len = (size_t)(p - out->data);
+	INVARIANT(out->len < out->cap);
+	out->data[out->len] = '\0';
+}
+
+void http_respond_headers(struct http_exchange *ex, int status, const char *content_type,
+                          const char *headers, const void *body, size_t len)
+{
+	struct xchg *x = container_of(ex, struct xchg, pub);
+	struct conn *c = x->c;
+	INVARIANT(c != NULL);
+	INVARIANT_MSG(!x->answered, "an exchange is answered once");
+	INVARIANT(c->pinned > 0);
+	struct http_thread *t = c->t;
+	struct http_server *srv = t->srv;
+	x->answered = true;
+	c->pinned--;
+	atomic_fetch_sub_explicit(&t->in_flight, 1, memory_order_relaxed);
+	http_route_stats_count(ex->route_stats ? ex->route_stats : &srv->unmatched, status);
+	if (srv->m_latency)
+		metrics_histogram_observe_ns(srv->m_latency, now_ns() - ex->start_ns);
+	if (c->closed) {
+		/* the client is gone: drop the answer */
+		xchg_put(t, x);
+		conn_maybe_release(c);
+		return;
+	}
+	if (c->xhead != x) {
+		/* an earlier request is still unanswered: wait for it */
+		xchg_build(x, &x->resp, status, content_type, headers, body, len);
+		conn_schedule(c);
+		return;
+	}
+	xchg_build(x, &c->out, status, content_type, headers, body, len);
+	c->xhead = x->next;
+	xchg_put(t, x);
+	while (c->xhead && c->xhead->answered) {
+		struct xchg *y = c->xhead;
+		buf_append(&c->out, y->resp.data, y->resp.len);
+		c->xhead = y->next;
+		xchg_put(t, y);
+	}
+	if (!c->xhead)
+		c->xtail = NULL;
+	conn_schedule(c);
+}
+
+void http_respond(struct http_exchange *ex, int status, const char *content_type,
+                  const void *body, size_t len)
+{
+	http_respond_headers(ex, status, content_type, NULL, body, len);
+}
+
+void http_respond_error(struct http_exchange *ex, int status, const char *message)
+{
+	struct buf *b = &ex->thread->errbuf;
+	buf_reset(b);
+	buf_puts(b, "{\"error\":");
+	json_escape(b, message, strlen(message));
+	buf_putc(b, '}');
+	http_respond_headers(ex, status, "application/json", NULL, b->data, b->len);
+}
+
+struct buf *http_scratch(struct http_exchange *ex)
+{
+	buf_reset(&ex->thread->scratch);
+	return &ex->thread->scratch;
+}
+
+bool http_exchange_gone(const struct http_exchange *ex)
+{
+	const struct xchg *x = container_of(ex, const struct xchg, pub);
+	return x->c->closed;
+}
+
+/* ------------------------------------------------------------ threads */
+
+uv_loop_t *http_thread_loop(struct http_thread *t) { return &t->loop; }
+unsigned http_thread_index(const struct http_thread *t) { return t->index; }
+struct http_server *http_thread_server(struct http_thread *t) { return t->srv; }
+void *http_thread_data(struct http_thread *t) { return t->data; }
+void http_thread_set_data(struct http_thread *t, void *data) { t->data = data; }
+bool http_thread_draining(const struct http_thread *t) { return t->draining; }
+
+static void date_refresh(struct http_thread *t)
+{
+	time_t now = time(NULL);
+	if (now == t->date_sec && t->date_len)
+		return;
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	t->date_sec = now;
+	t->date_len = strftime(t->date, sizeof t->date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+}
+
+static void on_tick(uv_timer_t *h)
+{
+	struct http_thread *t = container_of(h, struct http_thread, tick);
+	date_refresh(t);
+	uint64_t now = uv_now(&t->loop);
+	struct conn *next;
+	for (struct conn *c = t->conns; c; c = next) {
+		next = c->next;
+		if (c->dl_kind != DL_NONE && now >= c->deadline) {
+			uint8_t kind = c->dl_kind;
+			c->dl_kind = DL_NONE;
+			c->proto->timeout(c, kind);
+		}
+	}
+}
+
+static void on_idle(uv_idle_t *h)
+{
+	(void)h;  /* only keeps poll from blocking until on_check has run */
+}
+
+static void thread_send(struct http_server *srv, unsigned i, int cmd)
+{
+	struct http_thread *t = srv->threads[i];
+	pthread_mutex_lock(&srv->lock);
+	if (!t->wake_closed) {
+		atomic_fetch_or(&t->cmd, cmd);
+		uv_async_send(&t->wake);
+	}
+	pthread_mutex_unlock(&srv->lock);
+}
+
+/* Thread 0 ends last: when it has drained and every other thread is done. */
+static void server_maybe_end(struct http_server *srv)
+{
+	struct http_thread *t0 = srv->threads[0];
+	if (!t0->finished || atomic_load(&srv->done) + 1 < srv->nthreads || t0->wake_closed)
+		return;
+	pthread_mutex_lock(&srv->lock);
+	t0->wake_closed = true;
+	pthread_mutex_unlock(&srv->lock);
+	uv_close((uv_handle_t *)&t0->wake, NULL);
+	uv_close((uv_handle_t *)&srv->drain_timer, NULL);
+	if (srv->signals_on) {
+		uv_close((uv_handle_t *)&srv->sigterm, NULL);
+		uv_close((uv_handle_t *)&srv->sigint, NULL);
+	}
+}
+
+static void thread_maybe_finish(struct http_thread *t)
+{
+	struct http_server *srv = t->srv;
+	if (!t->draining || t->finished || t->conns)
+		return;
+	t->finished = true;
+	if (srv->cfg.thread_fini)
+		srv->cfg.thread_fini(t, srv->cfg.thread_arg);
+	uv_close((uv_handle_t *)&t->tick, NULL);
+	uv_close((uv_handle_t *)&t->check, NULL);
+	uv_close((uv_handle_t *)&t->idle, NULL);
+	if (t->index == 0) {
+		server_maybe_end(srv);
+		return;
+	}
+	pthread_mutex_lock(&srv->lock);
+	t->wake_closed = true;
+	uv_close((uv_handle_t *)&t->wake, NULL);
+	pthread_mutex_unlock(&srv->lock);
+	atomic_fetch_add(&srv->done, 1);
+	uv_async_send(&srv->threads[0]->wake);
+}
+
+static void thread_drain(struct http_thread *t)
+{
+	struct http_server *srv = t->srv;
+	if (t->draining)
+		return;
+	t->draining = true;
+	if (t->listening) {
+		t->listening = false;
+		uv_close((uv_handle_t *)&t->listener, NULL);
+	}
+	uint64_t now = uv_now(&t->loop);
+	uint64_t grace = srv->cfg.header_timeout_ms < 1000 ? srv->cfg.header_timeout_ms : 1000;
+	struct conn *next;
+	for (struct conn *c = t->conns; c; c = next) {
+		next = c->next;
+		if (c->lingering || !conn_quiet(c))
+			continue;  /* closes itself after its last answer */
+		if (c->nreq == 0) {
+			/* accepted, nothing read yet: its request may be on the way */
+			if (c->dl_kind != DL_HEADER || c->deadline > now + grace)
+				conn_set_deadline(c, DL_HEADER, grace);
+			continue;
+		}
+		uv_os_fd_t fd;
+		char b;
+		if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 &&
+		    recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1)
+			continue;  /* a request is waiting: serve it, then close */
+		conn_close(c);
+	}
+	thread_maybe_finish(t);
+}
+
+static void thread_force(struct http_thread *t)
+{
+	thread_drain(t);
+	t->forced = true;
+	struct conn *next;
+	for (struct conn *c = t->conns; c; c = next) {
+		next = c->next;
+		conn_close(c);
+	}
+	thread_maybe_finish(t);
+}
+
+static void on_drain_timer(uv_timer_t *h)
+{
+	struct http_server *srv = container_of(h, struct http_server, drain_timer);
+	if (srv->threads[0]->forced) {
+		/* a thread's backends never let go: stop waiting for it */
+		log_warn("drain: threads still busy after the grace period; exiting");
+		uv_stop(&srv->threads[0]->loop);
+		return;
+	}
+	log_warn("drain timeout: closing the connections still open");
+	for (unsigned i = 1; i < srv->nthreads; i++)
+		thread_send(srv, i, CMD_FORCE);
+	thread_force(srv->threads[0]);
+	uv_timer_start(&srv->drain_timer, on_drain_timer, 1000, 0);
+}
+
+static void server_begin_drain(struct http_server *srv)
+{
+	if (srv->drain_started)
+		return;
+	srv->drain_started = true;
+	log_info("draining: %u open connections", (unsigned)atomic_load(&srv->nconn));
+	uv_timer_start(&srv->drain_timer, on_drain_timer, srv->cfg.drain_timeout_ms, 0);
+	for (unsigned i = 1; i < srv->nthreads; i++)
+		thread_send(srv, i, CMD_DRAIN);
+	thread_drain(srv->threads[0]);
+}
+
+static void on_wake(uv_async_t *h)
+{
+	struct http_thread *t = container_of(h, struct http_thread, wake);
+	struct http_server *srv = t->srv;
+	int cmd = atomic_exchange(&t->cmd, 0);
+	if (cmd & CMD_DRAIN)
+		thread_drain(t);
+	if (cmd & CMD_FORCE)
+		thread_force(t);
+	if (t->index == 0) {
+		if (atomic_load(&srv->stopping))
+			server_begin_drain(srv);
+		server_maybe_end(srv);
+	}
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct http_server *srv = h->data;
+	if (srv->drain_started) {
+		log_warn("%s again: closing every connection now", signum == SIGINT ? "SIGINT" : "SIGTERM");
+		uv_timer_stop(&srv->drain_timer);
+		on_drain_timer(&srv->drain_timer);
+		return;
+	}
+	log_info("%s received", signum == SIGINT ? "SIGINT" : "SIGTERM");
+	http_server_stop(srv);
+}
+
+void http_server_stop(struct http_server *srv)
+{
+	atomic_store(&srv->stopping, 1);
+	uv_async_send(&srv->threads[0]->wake);
+}
+
+static void *thread_main(void *arg)
+{
+	struct http_thread *t = arg;
+	struct http_server *srv = t->srv;
+	if (srv->cfg.thread_init) {
+		int r = srv->cfg.thread_init(t, srv->cfg.thread_arg);
+		if (r < 0) {
+			log_error("thread %u: start-up failed: %s", t->index, strerror(-r));
+			srv->init_error = r;
+			http_server_stop(srv);
+		}
+	}
+	uv_run(&t->loop, UV_RUN_DEFAULT);
+	return NULL;
+}
+
+static unsigned tick_interval(const struct http_server_config *cfg)
+{
+	uint64_t m = cfg->header_timeout_ms;
+	if (cfg->body_timeout_ms < m)
+		m = cfg->body_timeout_ms;
+	if (cfg->idle_timeout_ms < m)
+		m = cfg->idle_timeout_ms;
+	if (cfg->linger_ms < m)
+		m = cfg->linger_ms;
+	m /= 4;
+	return m < 10 ? 10 : m > 500 ? 500 : (unsigned)m;
+}
+
+int http_server_run(struct http_server *srv)
+{
+	INVARIANT_MSG(srv->listened, "http_server_listen first");
+	unsigned iv = tick_interval(&srv->cfg);
+	for (unsigned i = 0; i < srv->nthreads; i++) {
+		struct http_thread *t = srv->threads[i];
+		uv_async_init(&t->loop, &t->wake, on_wake);
+		uv_timer_init(&t->loop, &t->tick);
+		uv_timer_start(&t->tick, on_tick, iv, iv);
+		uv_check_init(&t->loop, &t->check);
+		uv_check_start(&t->check, on_check);
+		uv_idle_init(&t->loop, &t->idle);
+		date_refresh(t);
+	}
+	struct http_thread *t0 = srv->threads[0];
+	uv_timer_init(&t0->loop, &srv->drain_timer);
+	if (srv->cfg.handle_signals) {
+		uv_signal_init(&t0->loop, &srv->sigterm);
+		uv_signal_init(&t0->loop, &srv->sigint);
+		srv->sigterm.data = srv->sigint.data = srv;
+		uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
+		uv_signal_start(&srv->sigint, on_signal, SIGINT);
+		srv->signals_on = true;
+	}
+	for (unsigned i = 1; i < srv->nthreads; i++) {
+		struct http_thread *t = srv->threads[i];
+		int r = pthread_create(&t->tid, NULL, thread_main, t);
+		if (r != 0) {
+			log_error("cannot start thread %u: %s", i, strerror(r));
+			srv->init_error = -r;
+			/* run it on no thread: it counts as done once drained */
+			t->started = false;
+			continue;
+		}
+		t->started = true;
+	}
+	for (unsigned i = 1; i < srv->nthreads; i++)
+		if (!srv->threads[i]->started) {
+			srv->threads[i]->draining = true;
+			srv->threads[i]->finished = true;
+			srv->threads[i]->wake_closed = true;
+			atomic_fetch_add(&srv->done, 1);
+		}
+	if (srv->init_error)
+		http_server_stop(srv);
+	thread_main(t0);
+	for (unsigned i = 1; i < srv->nthreads; i++) {
+		struct http_thread *t = srv->threads[i];
+		if (!t->started)
+			continue;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 2;
+		if (pthread_timedjoin_np(t->tid, NULL, &ts) == 0)
+			t->started = false;
+	}
+	log_info("drained");
+	return srv->init_error;
+}
+
+/* ------------------------------------------------------------ listening */
+
+static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
+{
+	memset(ss, 0, sizeof *ss);
+	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+	if (!host || !*host)
+		host = "0.0.0.0";
+	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons(port);
+		*len = sizeof *in4;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(port);
+		*len = sizeof *in6;
+		return 0;
+	}
+	struct addrinfo hints = {0}, *res = NULL;
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
+		return -EADDRNOTAVAIL;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	if (ss->ss_family == AF_INET)
+		in4->sin_port = htons(port);
+	else
+		in6->sin6_port = htons(port);
+	return 0;
+}
+
+static int listen_socket(const struct sockaddr_storage *ss, socklen_t len, bool reuseport,
+                         int backlog)
+{
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+		goto fail;
+	if (bind(fd, (const struct sockaddr *)ss, len) < 0)
+		goto fail;
+	if (backlog >= 0 && listen(fd, backlog) < 0)
+		goto fail;
+	return fd;
+fail:;
+	int e = errno;
+	close(fd);
+	return -e;
+}
+
+int http_server_listen(struct http_server *srv)
+{
+	INVARIANT(!srv->listened);
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int r = resolve(srv->cfg.host, srv->cfg.port, &ss, &len);
+	if (r < 0)
+		return r;
+	if (srv->cfg.port != 0) {
+		/* SO_REUSEPORT would let us share a port another server of ours
+		 * holds; a plain bind first says whether the port is free. */
+		int probe = listen_socket(&ss, len, false, -1);
+		if (probe < 0)
+			return probe;
+		close(probe);
+	}
+	int fds[srv->nthreads];
+	unsigned n = 0;
+	for (; n < srv->nthreads; n++) {
+		int fd = listen_socket(&ss, len, true, srv->cfg.backlog);
+		if (fd < 0) {
+			r = fd;
+			goto fail;
+		}
+		fds[n] = fd;
+		if (n == 0) {
+			struct sockaddr_storage bound;
+			socklen_t bl = sizeof bound;
+			if (getsockname(fd, (struct sockaddr *)&bound, &bl) < 0) {
+				r = -errno;
+				n++;
+				goto fail;
+			}
+			uint16_t port = ntohs(bound.ss_family == AF_INET
+			                      ? ((struct sockaddr_in *)&bound)->sin_port
+			                      : ((struct sockaddr_in6 *)&bound)->sin6_port);
+			srv->port = port;
+			if (ss.ss_family == AF_INET)
+				((struct sockaddr_in *)&ss)->sin_port = htons(port);
+			else
+				((struct sockaddr_in6 *)&ss)->sin6_port = htons(port);
+		}
+	}
+	for (unsigned i = 0; i < srv->nthreads; i++) {
+		struct http_thread *t = srv->threads[i];
+		uv_tcp_init(&t->loop, &t->listener);
+		uv_tcp_open(&t->listener, fds[i]);
+		r = uv_listen((uv_stream_t *)&t->listener, srv->cfg.backlog, on_connection);
+		INVARIANT(r == 0);
+		t->listening = true;
+	}
+	char host[INET6_ADDRSTRLEN];
+	if (ss.ss_family == AF_INET) {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
+		snprintf(srv->address, sizeof srv->address, "%s:%u", host, srv->port);
+	} else {
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof host);
+		snprintf(srv->address, sizeof srv->address, "[%s]:%u", host, srv->port);
+	}
+	srv->listened = true;
+	log_info("listening on %s with %u threads", srv->address, srv->nthreads);
+	return 0;
+fail:
+	for (unsigned i = 0; i < n; i++)
+		close(fds[i]);
+	return r;
+}
+
+uint16_t http_server_port(const struct http_server *srv) { return srv->port; }
+const char *http_server_address(const struct http_server *srv) { return srv->address; }
+unsigned http_server_threads(const struct http_server *srv) { return srv->nthreads; }
+
+/* ------------------------------------------------------------ life */
+
+int http_server_new(const struct http_server_config *cfg, struct http_server **out)
+{
+	*out = NULL;
+	if (!cfg->handler || cfg->limits.max_uri == 0 || cfg->limits.max_header_bytes == 0 ||
+	    cfg->max_connections == 0 || cfg->max_pipeline == 0 || cfg->backlog <= 0)
+		return -EINVAL;
+	struct http_server *srv = calloc(1, sizeof *srv);
+	INVARIANT(srv != NULL);
+	srv->cfg = *cfg;
+	srv->nthreads = cfg->threads ? cfg->threads : 1;
+	if (!cfg->threads) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		cpu_set_t set;
+		if (sched_getaffinity(0, sizeof set, &set) == 0)
+			n = CPU_COUNT(&set);
+		srv->nthreads = n > 0 ? (unsigned)n : 1;
+	}
+	pthread_mutex_init(&srv->lock, NULL);
+	size_t bs = cfg->limits.max_header_bytes + 1024;
+	bs = (bs + 4095) & ~(size_t)4095;
+	srv->block_size = bs < READ_BLOCK_MIN ? READ_BLOCK_MIN : bs;
+	const char *name = cfg->server_name ? cfg->server_name : "dsys";
+	if (*name)
+		srv->server_line_len = (size_t)snprintf(srv->server_line, sizeof srv->server_line,
+		                                        "Server: %.100s\r\n", name);
+	srv->threads = calloc(srv->nthreads, sizeof *srv->threads);
+	INVARIANT(srv->threads != NULL);
+	for (unsigned i = 0; i < srv->nthreads; i++) {
+		struct http_thread *t = aligned_alloc(64, (sizeof *t + 63) & ~(size_t)63);
+		INVARIANT(t != NULL);
+		memset(t, 0, sizeof *t);
+		t->srv = srv;
+		t->index = i;
+		buf_init(&t->scratch);
+		buf_init(&t->errbuf);
+		atomic_init(&t->in_flight, 0);
+		atomic_init(&t->cmd, 0);
+		int r = uv_loop_init(&t->loop);
+		INVARIANT(r == 0);
+		srv->threads[i] = t;
+	}
+	server_metrics_register(srv);
+	*out = srv;
+	return 0;
+}
+
+static void walk_close(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+void http_server_free(struct http_server *srv)
+{
+	if (!srv)
+		return;
+	for (unsigned i = 0; i < srv->nthreads; i++) {
+		struct http_thread *t = srv->threads[i];
+		if (t->started)
+			continue;  /* never joined: leave its memory alone */
+		uv_walk(&t->loop, walk_close, NULL);
+		uv_run(&t->loop, UV_RUN_NOWAIT);
+		uv_loop_close(&t->loop);
+		while (t->free_conns) {
+			struct conn *c = t->free_conns;
+			t->free_conns = c->next;
+			buf_free(&c->out);
+			buf_free(&c->wout);
+			free(c);
+		}
+		while (t->free_x) {
+			struct xchg *x = t->free_x;
+			t->free_x = x->next;
+			buf_free(&x->resp);
+			free(x);
+		}
+		while (t->free_blocks) {
+			struct rblock *b = t->free_blocks;
+			t->free_blocks = b->next;
+			free(b);
+		}
+		buf_free(&t->scratch);
+		buf_free(&t->errbuf);
+		free(t);
+	}
+	free(srv->threads);
+	pthread_mutex_destroy(&srv->lock);
+	free(srv);
+}
