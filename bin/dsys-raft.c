@@ -1,0 +1,284 @@
+/*
+ * dsys-raft -- the Raft consensus node, and its deterministic simulator.
+ *
+ * For now one subcommand: `dsys-raft sim` runs whole clusters of lib/raft
+ * in one process under the faults asked for (lib/raft_sim does the work)
+ * and prints one JSON line per seed.  The networked node comes later and
+ * will sit next to it as `dsys-raft node`.
+ *
+ * A safety violation found by the simulator's checks, or a broken
+ * INVARIANT inside lib/raft, ends the run with exit status 1 after naming
+ * the seed, the step and the invariant, so that `dsys-raft sim --seed S`
+ * replays it exactly.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "cli.h"
+#include "invariant.h"
+#include "json.h"
+#include "raft_sim.h"
+
+enum {
+	OPT_SEED = 1, OPT_SEEDS, OPT_NODES, OPT_TICKS, OPT_CLIENTS, OPT_KEYS, OPT_FAULTS, OPT_SCENARIO,
+	OPT_SNAPSHOT_EVERY, OPT_CLIENT_TIMEOUT, OPT_LEASE_READS, OPT_NO_PRE_VOTE, OPT_LIN_BUDGET, OPT_QUIET,
+};
+
+static const struct cli_option sim_options[] = {
+	{"seed", 's', "S", "DSYS_SIM_SEED", "first seed (default 1)", OPT_SEED},
+	{"seeds", 'n', "N", NULL, "run N seeds from S on (default 1)", OPT_SEEDS},
+	{"nodes", 0, "LIST", NULL, "initial voters, 1..7, or a list used in turn, e.g. 3,5,7 (default 3)", OPT_NODES},
+	{"ticks", 't', "T", "DSYS_SIM_TICKS", "Raft ticks (10 simulated ms each) per seed (default 1000)", OPT_TICKS},
+	{"clients", 'c', "C", NULL, "concurrent clients, 1..15 (default 3)", OPT_CLIENTS},
+	{"keys", 0, "K", NULL, "keys the clients use, 1..16 (default 3)", OPT_KEYS},
+	{"faults", 'f', "LIST", "DSYS_SIM_FAULTS",
+	 "drop,dup,reorder,delay,partition,crash,disk,membership,transfer, all or none (default all)", OPT_FAULTS},
+	{"scenario", 0, "NAME", NULL,
+	 "figure8, leader-partition, snapshot-behind, remove-leader, crash-before-send (default none)", OPT_SCENARIO},
+	{"snapshot-every", 0, "N", NULL, "applied entries between snapshots (default 64)", OPT_SNAPSHOT_EVERY},
+	{"client-timeout", 0, "DURATION", NULL, "simulated time a client waits for a reply (default 500ms)",
+	 OPT_CLIENT_TIMEOUT},
+	{"lease-reads", 0, NULL, NULL, "serve reads from the leader lease instead of a ReadIndex round", OPT_LEASE_READS},
+	{"no-pre-vote", 0, NULL, NULL, "campaign without the pre-vote round", OPT_NO_PRE_VOTE},
+	{"lin-budget", 0, "N", NULL, "linearizability search steps per key (default 5000000)", OPT_LIN_BUDGET},
+	{"quiet", 'q', NULL, NULL, "print only violations", OPT_QUIET},
+	CLI_END
+};
+
+static const struct cli_spec sim_spec = {
+	"dsys-raft sim",
+	"[OPTION]...",
+	"Simulate a Raft cluster under faults, deterministically from a seed.",
+	sim_options,
+	"Prints one JSON line per seed; exits 1 at the first seed that breaks a safety property.\n",
+};
+
+static const struct cli_option top_options[] = {CLI_END};
+static const struct cli_spec top_spec = {
+	"dsys-raft",
+	"COMMAND [OPTION]...",
+	"A Raft consensus node; for now its deterministic simulator.",
+	top_options,
+	"commands:\n  sim     simulate a cluster under faults (dsys-raft sim --help)\n",
+};
+
+#define MAX_NODE_LIST 16
+
+struct sim_opts {
+	struct raft_sim_config cfg;
+	uint64_t seeds;
+	unsigned nodes[MAX_NODE_LIST];
+	size_t n_nodes;
+	bool quiet;
+};
+
+static int parse_nodes(struct sim_opts *o, const char *arg)
+{
+	char tmp[128];
+	if (strlen(arg) >= sizeof tmp)
+		return cli_bad_value(NULL, arg, "too long");
+	strcpy(tmp, arg);
+	o->n_nodes = 0;
+	for (char *save = NULL, *t = strtok_r(tmp, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (o->n_nodes == MAX_NODE_LIST || cli_parse_uint(t, 1, 7, &o->nodes[o->n_nodes]) < 0)
+			return cli_bad_value(NULL, arg, "want node counts from 1 to 7, e.g. 3 or 3,5,7");
+		o->n_nodes++;
+	}
+	if (o->n_nodes == 0)
+		return cli_bad_value(NULL, arg, "want node counts from 1 to 7, e.g. 3 or 3,5,7");
+	return 0;
+}
+
+static int on_sim_option(void *ctx, int id, const char *arg)
+{
+	struct sim_opts *o = ctx;
+	unsigned u;
+	uint64_t v;
+	switch (id) {
+	case OPT_SEED:
+		if (cli_parse_u64(arg, &o->cfg.seed) < 0)
+			return cli_bad_value(NULL, arg, "want an unsigned 64-bit integer");
+		return 0;
+	case OPT_SEEDS:
+		if (cli_parse_u64(arg, &o->seeds) < 0 || o->seeds == 0)
+			return cli_bad_value(NULL, arg, "want a positive integer");
+		return 0;
+	case OPT_NODES:
+		return parse_nodes(o, arg);
+	case OPT_TICKS:
+		if (cli_parse_u64(arg, &v) < 0 || v == 0 || v > 100000000)
+			return cli_bad_value(NULL, arg, "want 1 to 100000000");
+		o->cfg.ticks = v;
+		return 0;
+	case OPT_CLIENTS:
+		if (cli_parse_uint(arg, 1, 15, &u) < 0)
+			return cli_bad_value(NULL, arg, "want 1 to 15");
+		o->cfg.clients = u;
+		return 0;
+	case OPT_KEYS:
+		if (cli_parse_uint(arg, 1, 16, &u) < 0)
+			return cli_bad_value(NULL, arg, "want 1 to 16");
+		o->cfg.keys = u;
+		return 0;
+	case OPT_FAULTS:
+		if (raft_sim_faults_parse(arg, &o->cfg.faults) < 0)
+			return cli_bad_value(NULL, arg, "want a comma-separated list of drop, dup, reorder, delay, "
+			                                "partition, crash, disk, membership, transfer, or all, none");
+		return 0;
+	case OPT_SCENARIO:
+		if (raft_sim_scenario_parse(arg, &o->cfg.scenario) < 0)
+			return cli_bad_value(NULL, arg, "want figure8, leader-partition, snapshot-behind, remove-leader "
+			                                "or crash-before-send");
+		return 0;
+	case OPT_SNAPSHOT_EVERY:
+		if (cli_parse_uint(arg, 1, 1000000, &u) < 0)
+			return cli_bad_value(NULL, arg, "want 1 to 1000000");
+		o->cfg.snapshot_every = u;
+		return 0;
+	case OPT_CLIENT_TIMEOUT:
+		if (cli_parse_duration_ms(arg, &v) < 0 || v == 0 || v > 3600000)
+			return cli_bad_value(NULL, arg, "want a duration from 1ms to 1h");
+		o->cfg.client_timeout_ms = (uint32_t)v;
+		return 0;
+	case OPT_LEASE_READS:
+		o->cfg.lease_read = true;
+		return 0;
+	case OPT_NO_PRE_VOTE:
+		o->cfg.pre_vote = false;
+		return 0;
+	case OPT_LIN_BUDGET:
+		if (cli_parse_u64(arg, &o->cfg.lin_budget) < 0 || o->cfg.lin_budget == 0)
+			return cli_bad_value(NULL, arg, "want a positive integer");
+		return 0;
+	case OPT_QUIET:
+		o->quiet = true;
+		return 0;
+	}
+	return -1;
+}
+
+static unsigned running_nodes;
+
+/* A broken INVARIANT inside lib/raft: name the seed and step, exit 1. */
+static void on_invariant(const char *expr, const char *file, int line)
+{
+	uint64_t seed = 0, step = 0;
+	if (!raft_sim_where(&seed, &step))
+		return;
+	struct buf b = BUF_INIT;
+	struct json_writer w;
+	char what[512];
+	snprintf(what, sizeof what, "%s at %s:%d", expr, file, line);
+	json_writer_init(&w, &b);
+	json_obj_begin(&w);
+	json_kv_u64(&w, "seed", seed);
+	json_kv_u64(&w, "nodes", running_nodes);
+	json_kv_u64(&w, "step", step);
+	json_kv_u64(&w, "violations", 1);
+	json_kv_str(&w, "invariant", what);
+	json_obj_end(&w);
+	json_emit(&b);
+	fprintf(stderr, "dsys-raft: seed %llu step %llu: invariant failed: %s\n", (unsigned long long)seed,
+	        (unsigned long long)step, what);
+	fflush(NULL);
+	_exit(EXIT_NO);
+}
+
+static int print_result(const struct raft_sim_config *cfg, const struct raft_sim_result *r)
+{
+	struct buf b = BUF_INIT;
+	struct json_writer w;
+	char faults[160];
+	raft_sim_faults_format(cfg->faults, faults, sizeof faults);
+	json_writer_init(&w, &b);
+	json_obj_begin(&w);
+	json_kv_u64(&w, "seed", cfg->seed);
+	json_kv_u64(&w, "nodes", cfg->nodes);
+	json_kv_u64(&w, "ticks", cfg->ticks);
+	json_kv_str(&w, "faults", faults);
+	json_kv_str(&w, "scenario", raft_sim_scenario_name(cfg->scenario));
+	json_kv_u64(&w, "elections", r->elections);
+	json_kv_u64(&w, "leader_changes", r->leader_changes);
+	json_kv_u64(&w, "entries_committed", r->entries_committed);
+	json_kv_u64(&w, "reads_checked", r->reads_checked);
+	json_kv_u64(&w, "writes_checked", r->writes_checked);
+	json_kv_u64(&w, "ops_unknown", r->ops_unknown);
+	json_kv_u64(&w, "messages", r->messages);
+	json_kv_u64(&w, "dropped", r->dropped);
+	json_kv_u64(&w, "duplicated", r->duplicated);
+	json_kv_u64(&w, "crashes", r->crashes);
+	json_kv_u64(&w, "partitions", r->partitions);
+	json_kv_u64(&w, "snapshots_sent", r->snapshots_sent);
+	json_kv_u64(&w, "snapshots_installed", r->snapshots_installed);
+	json_kv_u64(&w, "conf_changes", r->conf_changes);
+	json_kv_u64(&w, "transfers", r->transfers);
+	json_kv_str(&w, "linearizable", r->linearizable);
+	json_kv_u64(&w, "violations", (uint64_t)r->violations);
+	if (r->violations) {
+		json_kv_u64(&w, "step", r->violation_step);
+		json_kv_str(&w, "invariant", r->violation);
+	}
+	json_obj_end(&w);
+	int rc = json_emit(&b);
+	buf_free(&b);
+	return rc;
+}
+
+static int sim_main(int argc, char **argv)
+{
+	struct sim_opts o = {.seeds = 1};
+	raft_sim_config_default(&o.cfg);
+	o.cfg.seed = 1;
+	int first = 0;
+	int r = cli_parse(&sim_spec, argc, argv, on_sim_option, &o, &first);
+	if (r >= 0)
+		return r;
+	if (first < argc) {
+		cli_error("unexpected argument '%s'", argv[first]);
+		return EXIT_USAGE;
+	}
+	if (o.n_nodes == 0)
+		o.nodes[o.n_nodes++] = 3;
+	invariant_hook = on_invariant;
+	for (uint64_t i = 0; i < o.seeds; i++) {
+		struct raft_sim_config cfg = o.cfg;
+		struct raft_sim_result res;
+		cfg.seed = o.cfg.seed + i;
+		cfg.nodes = o.nodes[i % o.n_nodes];
+		running_nodes = cfg.nodes;
+		int rc = raft_sim_run(&cfg, &res);
+		if (rc < 0) {
+			cli_error("cannot run seed %llu: %s", (unsigned long long)cfg.seed, strerror(-rc));
+			return EXIT_USAGE;
+		}
+		if ((!o.quiet || res.violations) && print_result(&cfg, &res) < 0)
+			return EXIT_OK; /* the reader is gone */
+		if (res.violations) {
+			fprintf(stderr, "dsys-raft: seed %llu step %llu: %s\n", (unsigned long long)cfg.seed,
+			        (unsigned long long)res.violation_step, res.violation);
+			return EXIT_NO;
+		}
+	}
+	return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	cli_init("dsys-raft");
+	if (argc > 1 && strcmp(argv[1], "sim") == 0)
+		return sim_main(argc - 1, argv + 1);
+	int first = 0;
+	int r = cli_parse(&top_spec, argc, argv, NULL, NULL, &first);
+	if (r >= 0)
+		return r;
+	if (first < argc)
+		cli_error("unknown command '%s'", argv[first]);
+	else
+		cli_error("no command given");
+	fprintf(stderr, "Try 'dsys-raft --help' for more information.\n");
+	return EXIT_USAGE;
+}

@@ -1,0 +1,1319 @@
+/*
+ * raft_sim.c -- deterministic simulation of a lib/raft cluster.
+ *
+ * The shape of it (TigerBeetle's VOPR and FoundationDB's simulator are the
+ * models): one loop over simulated milliseconds.  Each step
+ *   1. injects faults (partitions start and heal, nodes crash and restart,
+ *      membership changes and leader transfers are proposed);
+ *   2. delivers the network messages that are due, from a heap ordered by
+ *      (due time, sequence number) -- never by pointer;
+ *   3. finishes disk writes that are due: the Ready's snapshot, entries and
+ *      hard state become durable, and only then go its messages out, its
+ *      committed entries get applied and raft_advance() is called;
+ *   4. ticks the nodes whose 10 ms tick falls now;
+ *   5. lets clients send requests and give up on old ones;
+ *   6. asks every idle node for a Ready and starts its disk write (a
+ *      node with a write in flight is "stalled": the Ready contract allows
+ *      no input before raft_advance, so its messages wait);
+ *   7. checks the safety properties (raft_sim.h lists them).
+ *
+ * A crash frees the node's struct raft and everything volatile; the disk
+ * keeps only what completed writes put there, so a write in flight (not
+ * yet fsynced) is lost, exactly as on a real machine.  A restart rebuilds
+ * the node from its disk: raft_restore() and the state machine from the
+ * snapshot; committed entries are then applied again from the log.
+ *
+ * The state machine is a tiny key-value store with client sessions: a
+ * command carries (client, seq), and a seq at or below the client's last
+ * applied one is not applied again, so a duplicated request cannot apply
+ * twice.  Reads go through ReadIndex on whatever node the client asked
+ * (followers forward the barrier to the leader), and are served once that
+ * node has applied up to the confirmed index.
+ *
+ * Client history: every attempt is one operation with a call and a return
+ * time in simulated ms.  A reply that never came (lost, or the node lost
+ * leadership) makes it "unknown": it may or may not have taken effect.
+ * At the end the history goes to lib/linearize (Wing-Gong search per key).
+ *
+ * Determinism: one xoshiro256** stream drives every choice, nodes and
+ * clients are visited in id order, and the heap breaks ties by a sequence
+ * number, so the same seed and options give the same run and output.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "invariant.h"
+#include "linearize.h"
+#include "raft.h"
+#include "raft_sim.h"
+
+#define TICK_MS 10
+#define MAX_NODES 12   /* initial voters + spares */
+#define MAX_CLIENTS 16
+#define MAX_KEYS 16
+#define CMD_LEN 26
+
+enum { K_RAFT, K_REQ, K_RESP };
+enum { OP_PUT = 1, OP_GET = 2, OP_CAS = 3 };
+enum { ST_OK, ST_NOT_LEADER };
+
+struct client_req {
+	uint32_t client, seq;
+	uint8_t kind, key;
+	uint64_t arg0, arg1;
+};
+
+struct client_resp {
+	uint32_t client, seq;
+	uint8_t status, ok;
+	uint64_t value;
+	uint32_t hint;
+};
+
+/* One message in flight; entries, payloads and snapshot data follow it
+ * in the same allocation. */
+struct net_msg {
+	uint64_t due, seq;
+	uint8_t kind;
+	uint32_t from, to; /* node ids; for client messages the client is in req/resp */
+	struct raft_msg m;
+	struct raft_snapshot snap;
+	struct client_req req;
+	struct client_resp resp;
+	size_t size;
+};
+
+struct kv {
+	uint64_t val[MAX_KEYS];
+	uint8_t present[MAX_KEYS];
+	uint32_t last_seq[MAX_CLIENTS]; /* sessions: the last applied seq per client */
+	uint8_t last_ok[MAX_CLIENTS];
+};
+
+struct pend {
+	uint32_t seq;
+	uint8_t kind, key, active, have_index;
+	uint64_t read_index;
+};
+
+struct node {
+	uint32_t id;
+	bool up;
+	struct raft *r;
+	uint64_t down_until;
+	uint64_t restarts;
+
+	/* the disk: only completed writes */
+	struct raft_hard_state hs;
+	struct raft_snapshot_meta snap_meta;
+	uint8_t *snap_data;
+	size_t snap_len;
+	struct raft_entry *log; /* log[k].index == snap_meta.index + 1 + k; data malloc'd */
+	size_t log_n, log_cap;
+
+	/* a write in flight */
+	bool stalled;
+	uint64_t done_at;
+	struct raft_ready rd;
+	uint32_t pending_ticks;
+
+	/* volatile */
+	struct kv kv;
+	uint64_t applied;
+	struct pend pend[MAX_CLIENTS];
+	uint8_t role;
+	uint64_t role_term, max_term, max_commit;
+};
+
+struct client {
+	uint32_t id;
+	uint32_t target;
+	bool busy;
+	uint32_t seq;
+	struct client_req req;
+	uint64_t call_t, deadline, next_at;
+	uint64_t last_val[MAX_KEYS];
+};
+
+struct applied_rec {
+	uint64_t term, hash, state;
+	bool set;
+};
+
+struct lm_slot { /* log matching: (index, term) -> what it must be */
+	uint64_t index, term, prev_term, hash;
+};
+
+struct sim {
+	struct raft_sim_config cfg;
+	struct raft_sim_result *res;
+	uint64_t rng[4];
+	uint64_t now;
+	uint32_t n_ids; /* nodes + spares */
+	struct node nodes[MAX_NODES + 1];
+	struct client clients[MAX_CLIENTS + 1];
+	bool cut[MAX_NODES + 1][MAX_NODES + 1];
+	bool partitioned;
+	uint64_t heal_at;
+
+	struct net_msg **heap;
+	size_t heap_n, heap_cap;
+	uint64_t msg_seq;
+
+	uint32_t *term_leader;
+	size_t term_cap;
+	uint32_t last_leader;
+	uint64_t last_leader_term;
+	struct applied_rec *applied;
+	size_t applied_cap;
+	uint64_t applied_max;
+	struct lm_slot *lm;
+	size_t lm_cap, lm_n;
+
+	struct lin_history *hist;
+	uint32_t pin_target;
+	uint64_t pin_until;
+	bool stop;
+};
+
+static struct sim *current;
+
+/* ------------------------------------------------------------ randomness */
+
+static uint64_t splitmix64(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+/* xoshiro256** */
+static uint64_t rnd(struct sim *s)
+{
+	uint64_t *q = s->rng;
+	uint64_t out = rotl(q[1] * 5, 7) * 9, t = q[1] << 17;
+	q[2] ^= q[0];
+	q[3] ^= q[1];
+	q[1] ^= q[2];
+	q[0] ^= q[3];
+	q[2] ^= t;
+	q[3] = rotl(q[3], 45);
+	return out;
+}
+
+static uint64_t below(struct sim *s, uint64_t n) { return n ? rnd(s) % n : 0; }
+static bool chance(struct sim *s, uint64_t num, uint64_t den) { return below(s, den) < num; }
+static bool has(const struct sim *s, uint32_t f) { return (s->cfg.faults & f) != 0; }
+
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	h ^= 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	return splitmix64(&h);
+}
+
+static uint64_t entry_hash(const struct raft_entry *e)
+{
+	return hash_bytes(e->type, e->data, e->len);
+}
+
+static uint64_t kv_hash(const struct sim *s, const struct kv *kv)
+{
+	uint64_t h = hash_bytes(0, kv->val, sizeof(uint64_t) * s->cfg.keys);
+	h = hash_bytes(h, kv->present, s->cfg.keys);
+	return hash_bytes(h, kv->last_seq, sizeof(uint32_t) * (s->cfg.clients + 1));
+}
+
+/* ------------------------------------------------------------ violations */
+
+static void violate(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void violate(struct sim *s, const char *fmt, ...)
+{
+	if (s->res->violations)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->res->violation, sizeof s->res->violation, fmt, ap);
+	va_end(ap);
+	s->res->violations = 1;
+	s->res->violation_step = s->now;
+	s->stop = true;
+}
+
+bool raft_sim_where(uint64_t *seed, uint64_t *step)
+{
+	if (!current)
+		return false;
+	*seed = current->cfg.seed;
+	*step = current->now;
+	return true;
+}
+
+/* ------------------------------------------------------------ network */
+
+static bool heap_less(const struct net_msg *a, const struct net_msg *b)
+{
+	return a->due < b->due || (a->due == b->due && a->seq < b->seq);
+}
+
+static void heap_push(struct sim *s, struct net_msg *m)
+{
+	if (s->heap_n == s->heap_cap) {
+		s->heap_cap = s->heap_cap ? s->heap_cap * 2 : 1024;
+		s->heap = realloc(s->heap, s->heap_cap * sizeof *s->heap);
+		INVARIANT(s->heap != NULL);
+	}
+	m->seq = s->msg_seq++;
+	size_t i = s->heap_n++;
+	while (i > 0 && heap_less(m, s->heap[(i - 1) / 2])) {
+		s->heap[i] = s->heap[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	s->heap[i] = m;
+}
+
+static struct net_msg *heap_pop(struct sim *s)
+{
+	struct net_msg *top = s->heap[0], *last = s->heap[--s->heap_n];
+	size_t i = 0;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= s->heap_n)
+			break;
+		if (c + 1 < s->heap_n && heap_less(s->heap[c + 1], s->heap[c]))
+			c++;
+		if (!heap_less(s->heap[c], last))
+			break;
+		s->heap[i] = s->heap[c];
+		i = c;
+	}
+	if (s->heap_n)
+		s->heap[i] = last;
+	return top;
+}
+
+/* A deep copy of a Raft message: the sender's Ready dies at raft_advance. */
+static struct net_msg *msg_copy_raft(const struct raft_msg *m)
+{
+	size_t data = 0;
+	for (uint32_t i = 0; i < m->n_entries; i++)
+		data += m->entries[i].len;
+	size_t snap = m->snapshot ? m->snapshot->len : 0;
+	size_t size = sizeof(struct net_msg) + m->n_entries * sizeof(struct raft_entry) + data + snap;
+	struct net_msg *x = malloc(size);
+	INVARIANT(x != NULL);
+	memset(x, 0, sizeof *x);
+	x->size = size;
+	x->kind = K_RAFT;
+	x->from = m->from;
+	x->to = m->to;
+	x->m = *m;
+	struct raft_entry *ents = (struct raft_entry *)(x + 1);
+	uint8_t *p = (uint8_t *)(ents + m->n_entries);
+	for (uint32_t i = 0; i < m->n_entries; i++) {
+		ents[i] = m->entries[i];
+		if (ents[i].len)
+			memcpy(p, m->entries[i].data, ents[i].len);
+		ents[i].data = ents[i].len ? p : NULL;
+		p += ents[i].len;
+	}
+	x->m.entries = m->n_entries ? ents : NULL;
+	if (m->snapshot) {
+		x->snap = *m->snapshot;
+		if (snap)
+			memcpy(p, m->snapshot->data, snap);
+		x->snap.data = snap ? p : NULL;
+		x->m.snapshot = &x->snap;
+	}
+	return x;
+}
+
+static struct net_msg *msg_dup(const struct net_msg *m)
+{
+	if (m->kind == K_RAFT)
+		return msg_copy_raft(&m->m);
+	struct net_msg *x = malloc(sizeof *x);
+	INVARIANT(x != NULL);
+	*x = *m;
+	return x;
+}
+
+static uint64_t link_delay(struct sim *s, uint32_t from, uint32_t to)
+{
+	uint64_t d = 1 + (from * 7 + to * 3) % 3; /* constant per link: FIFO unless reordered */
+	if (has(s, RAFT_SIM_REORDER))
+		d += below(s, 8);
+	if (has(s, RAFT_SIM_DELAY) && chance(s, 2, 100))
+		d += 20 + below(s, 300);
+	return d;
+}
+
+/* Put a message on the wire, where the faults may lose, delay or copy it.
+ * between_nodes: partitions apply (clients are outside them). */
+static void net_send(struct sim *s, struct net_msg *x, bool between_nodes)
+{
+	s->res->messages++;
+	if ((between_nodes && s->cut[x->from][x->to]) || (has(s, RAFT_SIM_DROP) && chance(s, 3, 100))) {
+		s->res->dropped++;
+		free(x);
+		return;
+	}
+	uint32_t a = x->kind == K_RESP ? 0 : x->from, b = x->kind == K_REQ ? 0 : x->to;
+	x->due = s->now + link_delay(s, a, b);
+	if (has(s, RAFT_SIM_DUP) && chance(s, 2, 100)) {
+		struct net_msg *y = msg_dup(x);
+		y->due = x->due + 1 + below(s, 20);
+		s->res->duplicated++;
+		heap_push(s, y);
+	}
+	heap_push(s, x);
+}
+
+static void send_resp(struct sim *s, struct node *n, uint32_t client, uint32_t seq, uint8_t status, uint8_t ok,
+                      uint64_t value)
+{
+	struct net_msg *x = calloc(1, sizeof *x);
+	INVARIANT(x != NULL);
+	x->kind = K_RESP;
+	x->from = n->id;
+	x->to = client;
+	x->resp = (struct client_resp){.client = client, .seq = seq, .status = status, .ok = ok, .value = value};
+	if (status == ST_NOT_LEADER) {
+		struct raft_status st;
+		raft_status(n->r, &st);
+		x->resp.hint = st.lead;
+	}
+	net_send(s, x, false);
+}
+
+/* ------------------------------------------------------------ state machine */
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static void cmd_encode(const struct client_req *q, uint8_t out[CMD_LEN])
+{
+	put64(out, q->client);
+	out[4] = (uint8_t)(q->seq), out[5] = (uint8_t)(q->seq >> 8), out[6] = (uint8_t)(q->seq >> 16),
+	out[7] = (uint8_t)(q->seq >> 24);
+	out[8] = q->kind;
+	out[9] = q->key;
+	put64(out + 10, q->arg0);
+	put64(out + 18, q->arg1);
+}
+
+static void cmd_decode(const uint8_t *p, struct client_req *q)
+{
+	q->client = (uint32_t)(get64(p) & 0xffffffffu);
+	q->seq = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
+	q->kind = p[8];
+	q->key = p[9];
+	q->arg0 = get64(p + 10);
+	q->arg1 = get64(p + 18);
+}
+
+static size_t kv_encode(const struct kv *kv, uint8_t **out)
+{
+	size_t len = sizeof *kv;
+	*out = malloc(len);
+	INVARIANT(*out != NULL);
+	memcpy(*out, kv, len); /* one process, one layout: a byte copy is the encoding */
+	return len;
+}
+
+static void kv_decode(struct kv *kv, const uint8_t *data, size_t len)
+{
+	memset(kv, 0, sizeof *kv);
+	if (len == sizeof *kv)
+		memcpy(kv, data, len);
+}
+
+static void record_applied(struct sim *s, struct node *n, uint64_t index, uint64_t term, uint64_t hash)
+{
+	while (index >= s->applied_cap) {
+		size_t cap = s->applied_cap ? s->applied_cap * 2 : 4096;
+		s->applied = realloc(s->applied, cap * sizeof *s->applied);
+		INVARIANT(s->applied != NULL);
+		memset(s->applied + s->applied_cap, 0, (cap - s->applied_cap) * sizeof *s->applied);
+		s->applied_cap = cap;
+	}
+	struct applied_rec *a = &s->applied[index];
+	uint64_t state = kv_hash(s, &n->kv);
+	if (!a->set) {
+		*a = (struct applied_rec){.term = term, .hash = hash, .state = state, .set = true};
+		if (index > s->applied_max)
+			s->applied_max = index;
+		return;
+	}
+	if (a->term != term || a->hash != hash)
+		violate(s, "state machine safety: node %u applied a different entry at index %llu (term %llu, first applied with term %llu)",
+		        n->id, (unsigned long long)index, (unsigned long long)term, (unsigned long long)a->term);
+	else if (a->state != state)
+		violate(s, "state machine safety: node %u reached a different state after index %llu", n->id,
+		        (unsigned long long)index);
+}
+
+static void apply_entry(struct sim *s, struct node *n, const struct raft_entry *e)
+{
+	if (e->index != n->applied + 1) {
+		violate(s, "node %u applied index %llu after %llu", n->id, (unsigned long long)e->index,
+		        (unsigned long long)n->applied);
+		return;
+	}
+	if (e->type == RAFT_ENTRY_NORMAL && e->len == CMD_LEN) {
+		struct client_req q;
+		cmd_decode(e->data, &q);
+		if (q.client >= 1 && q.client <= s->cfg.clients && q.key < s->cfg.keys) {
+			struct kv *kv = &n->kv;
+			if (q.seq > kv->last_seq[q.client]) { /* sessions: apply each request once */
+				uint8_t ok = 1;
+				if (q.kind == OP_PUT) {
+					kv->val[q.key] = q.arg0;
+					kv->present[q.key] = 1;
+				} else if (q.kind == OP_CAS) {
+					ok = kv->present[q.key] && kv->val[q.key] == q.arg0;
+					if (ok)
+						kv->val[q.key] = q.arg1;
+				}
+				kv->last_seq[q.client] = q.seq;
+				kv->last_ok[q.client] = ok;
+			}
+			struct pend *p = &n->pend[q.client];
+			if (p->active && p->seq == q.seq && p->kind != OP_GET) {
+				uint8_t ok = kv->last_seq[q.client] == q.seq ? kv->last_ok[q.client] : 0;
+				send_resp(s, n, q.client, q.seq, ST_OK, ok, 0);
+				p->active = 0;
+			}
+		}
+	}
+	n->applied = e->index;
+	record_applied(s, n, e->index, e->term, entry_hash(e));
+}
+
+/* Serve the reads whose barrier has been applied. */
+static void serve_reads(struct sim *s, struct node *n)
+{
+	for (uint32_t c = 1; c <= s->cfg.clients; c++) {
+		struct pend *p = &n->pend[c];
+		if (p->active && p->kind == OP_GET && p->have_index && n->applied >= p->read_index) {
+			send_resp(s, n, c, p->seq, ST_OK, n->kv.present[p->key], n->kv.val[p->key]);
+			p->active = 0;
+		}
+	}
+}
+
+/* ------------------------------------------------------------ nodes */
+
+static void disk_log_truncate(struct node *n, uint64_t index)
+{
+	while (n->log_n && n->log[n->log_n - 1].index >= index) {
+		free((void *)n->log[n->log_n - 1].data);
+		n->log_n--;
+	}
+}
+
+static void disk_log_drop_through(struct node *n, uint64_t index)
+{
+	size_t k = 0;
+	while (k < n->log_n && n->log[k].index <= index)
+		free((void *)n->log[k++].data);
+	memmove(n->log, n->log + k, (n->log_n - k) * sizeof *n->log);
+	n->log_n -= k;
+}
+
+/* Log matching, checked on everything that reaches a disk. */
+static void check_log_matching(struct sim *s, struct node *n, uint64_t index, uint64_t term, uint64_t prev_term,
+                               uint64_t hash)
+{
+	if (s->lm_n * 2 >= s->lm_cap) {
+		size_t cap = s->lm_cap ? s->lm_cap * 2 : 4096;
+		struct lm_slot *t = calloc(cap, sizeof *t);
+		INVARIANT(t != NULL);
+		for (size_t i = 0; i < s->lm_cap; i++) {
+			if (!s->lm[i].index)
+				continue;
+			uint64_t h = s->lm[i].index * 0x9e3779b97f4a7c15ull ^ s->lm[i].term * 0xc2b2ae3d27d4eb4full;
+			size_t j = (size_t)(h >> 7) & (cap - 1);
+			while (t[j].index)
+				j = (j + 1) & (cap - 1);
+			t[j] = s->lm[i];
+		}
+		free(s->lm);
+		s->lm = t;
+		s->lm_cap = cap;
+	}
+	uint64_t h = index * 0x9e3779b97f4a7c15ull ^ term * 0xc2b2ae3d27d4eb4full;
+	size_t j = (size_t)(h >> 7) & (s->lm_cap - 1);
+	while (s->lm[j].index) {
+		struct lm_slot *x = &s->lm[j];
+		if (x->index == index && x->term == term) {
+			if (x->hash != hash)
+				violate(s, "log matching: node %u stored a different entry at index %llu term %llu", n->id,
+				        (unsigned long long)index, (unsigned long long)term);
+			else if (x->prev_term != prev_term)
+				violate(s, "log matching: node %u has term %llu before index %llu term %llu, another node has %llu",
+				        n->id, (unsigned long long)prev_term, (unsigned long long)index,
+				        (unsigned long long)term, (unsigned long long)x->prev_term);
+			return;
+		}
+		j = (j + 1) & (s->lm_cap - 1);
+	}
+	s->lm[j] = (struct lm_slot){index, term, prev_term, hash};
+	s->lm_n++;
+}
+
+static void disk_write(struct sim *s, struct node *n, const struct raft_ready *rd)
+{
+	if (rd->snapshot) {
+		free(n->snap_data);
+		n->snap_meta = rd->snapshot->meta;
+		n->snap_len = rd->snapshot->len;
+		n->snap_data = malloc(n->snap_len ? n->snap_len : 1);
+		INVARIANT(n->snap_data != NULL);
+		if (n->snap_len)
+			memcpy(n->snap_data, rd->snapshot->data, n->snap_len);
+		disk_log_truncate(n, 0);
+	}
+	if (rd->n_entries) {
+		uint64_t first = rd->entries[0].index;
+		disk_log_truncate(n, first);
+		uint64_t last = n->log_n ? n->log[n->log_n - 1].index : n->snap_meta.index;
+		if (first != last + 1) {
+			violate(s, "node %u persisted index %llu after %llu: a gap in its log", n->id,
+			        (unsigned long long)first, (unsigned long long)last);
+			return;
+		}
+		uint64_t prev_term = n->log_n ? n->log[n->log_n - 1].term : n->snap_meta.term;
+		if (n->log_n + rd->n_entries > n->log_cap) {
+			n->log_cap = (n->log_n + rd->n_entries) * 2;
+			n->log = realloc(n->log, n->log_cap * sizeof *n->log);
+			INVARIANT(n->log != NULL);
+		}
+		for (size_t k = 0; k < rd->n_entries; k++) {
+			struct raft_entry e = rd->entries[k];
+			check_log_matching(s, n, e.index, e.term, prev_term, entry_hash(&e));
+			prev_term = e.term;
+			if (e.len) {
+				uint8_t *d = malloc(e.len);
+				INVARIANT(d != NULL);
+				memcpy(d, e.data, e.len);
+				e.data = d;
+			}
+			n->log[n->log_n++] = e;
+		}
+	}
+	if (rd->hs_changed) {
+		if (rd->hs.term < n->hs.term)
+			violate(s, "node %u: the durable term went back from %llu to %llu", n->id,
+			        (unsigned long long)n->hs.term, (unsigned long long)rd->hs.term);
+		if (rd->hs.term == n->hs.term && n->hs.vote && rd->hs.vote != n->hs.vote)
+			violate(s, "node %u voted for %llu and then %llu in term %llu", n->id, (unsigned long long)n->hs.vote,
+			        (unsigned long long)rd->hs.vote, (unsigned long long)rd->hs.term);
+		if (rd->hs.commit < n->hs.commit)
+			violate(s, "node %u: the durable commit index went back", n->id);
+		n->hs = rd->hs;
+	}
+}
+
+static int node_start(struct sim *s, struct node *n)
+{
+	struct raft_config cfg;
+	raft_config_default(&cfg);
+	cfg.id = n->id;
+	cfg.seed = s->cfg.seed * 0x2545f4914f6cdd1dull + n->restarts;
+	cfg.pre_vote = s->cfg.pre_vote;
+	cfg.check_quorum = true;
+	cfg.lease_read = s->cfg.lease_read;
+	cfg.max_msg_entries = 32;
+	cfg.max_inflight_msgs = 8;
+	cfg.max_pending_reads = 256;
+	int rc = raft_new(&n->r, &cfg);
+	if (rc < 0)
+		return rc;
+	struct raft_snapshot snap = {.meta = n->snap_meta, .data = n->snap_data, .len = n->snap_len};
+	rc = raft_restore(n->r, &n->hs, &snap, n->log, n->log_n);
+	if (rc < 0) {
+		violate(s, "node %u cannot restart from its disk (%d)", n->id, rc);
+		return rc;
+	}
+	kv_decode(&n->kv, n->snap_data, n->snap_len);
+	n->applied = n->snap_meta.index;
+	memset(n->pend, 0, sizeof n->pend);
+	n->up = true;
+	n->stalled = false;
+	n->pending_ticks = 0;
+	n->role = RAFT_FOLLOWER;
+	n->role_term = 0;
+	n->max_commit = 0;
+	if (n->hs.term < n->max_term)
+		violate(s, "node %u restarted with term %llu after having term %llu", n->id, (unsigned long long)n->hs.term,
+		        (unsigned long long)n->max_term);
+	return 0;
+}
+
+static void node_crash(struct sim *s, struct node *n, uint64_t down_ms)
+{
+	raft_free(n->r); /* the write in flight, if any, dies with it: never synced */
+	n->r = NULL;
+	n->up = false;
+	n->stalled = false;
+	n->down_until = s->now + down_ms;
+	n->restarts++;
+	s->res->crashes++;
+}
+
+static void maybe_snapshot(struct sim *s, struct node *n)
+{
+	if (n->applied < n->snap_meta.index + s->cfg.snapshot_every)
+		return;
+	uint8_t *data;
+	size_t len = kv_encode(&n->kv, &data);
+	if (raft_compact(n->r, n->applied, data, len) == 0) {
+		const struct raft_snapshot *sn = raft_snapshot_get(n->r);
+		free(n->snap_data);
+		n->snap_data = data;
+		n->snap_len = len;
+		n->snap_meta = sn->meta;
+		disk_log_drop_through(n, sn->meta.index);
+	} else {
+		free(data);
+	}
+}
+
+/* The write of the Ready is durable: now its consequences. */
+static void node_complete(struct sim *s, struct node *n)
+{
+	struct raft_ready *rd = &n->rd;
+	disk_write(s, n, rd);
+	if (s->stop)
+		return;
+	uint32_t den = s->cfg.scenario == RAFT_SIM_SCENARIO_CRASH_BEFORE_SEND ? 20 : 400;
+	if (has(s, RAFT_SIM_CRASH) && rd->n_msgs && chance(s, 1, den)) {
+		node_crash(s, n, 20 + below(s, 300)); /* persisted, but nothing sent */
+		return;
+	}
+	for (size_t k = 0; k < rd->n_msgs; k++) {
+		if (rd->msgs[k].to > s->n_ids)
+			continue;
+		if (rd->msgs[k].type == RAFT_MSG_SNAP)
+			s->res->snapshots_sent++;
+		net_send(s, msg_copy_raft(&rd->msgs[k]), true);
+	}
+	if (rd->snapshot) {
+		kv_decode(&n->kv, rd->snapshot->data, rd->snapshot->len);
+		n->applied = rd->snapshot->meta.index;
+		s->res->snapshots_installed++;
+		uint64_t i = n->applied;
+		if (i < s->applied_cap && s->applied[i].set && s->applied[i].state != kv_hash(s, &n->kv))
+			violate(s, "state machine safety: node %u installed a snapshot at %llu whose state differs", n->id,
+			        (unsigned long long)i);
+	}
+	for (size_t k = 0; k < rd->n_committed && !s->stop; k++)
+		apply_entry(s, n, &rd->committed[k]);
+	for (size_t k = 0; k < rd->n_reads; k++) {
+		uint32_t c = (uint32_t)(rd->reads[k].ctx >> 32), seq = (uint32_t)rd->reads[k].ctx;
+		if (c >= 1 && c <= s->cfg.clients && n->pend[c].active && n->pend[c].seq == seq && n->pend[c].kind == OP_GET) {
+			n->pend[c].have_index = 1;
+			n->pend[c].read_index = rd->reads[k].index;
+		}
+	}
+	raft_advance(n->r, rd);
+	n->stalled = false;
+	serve_reads(s, n);
+	maybe_snapshot(s, n);
+	while (n->pending_ticks) {
+		n->pending_ticks--;
+		raft_tick(n->r);
+	}
+}
+
+static uint64_t disk_latency(struct sim *s)
+{
+	if (!has(s, RAFT_SIM_DISK))
+		return 0;
+	uint64_t x = below(s, 100);
+	if (x < 70)
+		return 0;
+	if (x < 96)
+		return 1 + below(s, 3);
+	return 10 + below(s, 40);
+}
+
+static void node_ready(struct sim *s, struct node *n)
+{
+	if (!raft_ready(n->r, &n->rd))
+		return;
+	n->stalled = true;
+	n->done_at = s->now + disk_latency(s);
+	if (n->done_at == s->now)
+		node_complete(s, n);
+}
+
+static void host_request(struct sim *s, struct node *n, const struct client_req *q)
+{
+	uint32_t c = q->client;
+	if (q->kind == OP_GET) {
+		if (raft_read_index(n->r, (uint64_t)c << 32 | q->seq) < 0) {
+			send_resp(s, n, c, q->seq, ST_NOT_LEADER, 0, 0);
+			return;
+		}
+		n->pend[c] = (struct pend){.seq = q->seq, .kind = OP_GET, .key = q->key, .active = 1};
+		return;
+	}
+	uint8_t cmd[CMD_LEN];
+	cmd_encode(q, cmd);
+	if (raft_propose(n->r, cmd, sizeof cmd) < 0) {
+		send_resp(s, n, c, q->seq, ST_NOT_LEADER, 0, 0);
+		return;
+	}
+	n->pend[c] = (struct pend){.seq = q->seq, .kind = q->kind, .active = 1};
+}
+
+/* ------------------------------------------------------------ clients */
+
+static uint32_t random_node(struct sim *s)
+{
+	return 1 + (uint32_t)below(s, s->cfg.nodes);
+}
+
+static void client_finish(struct sim *s, struct client *c, bool known, uint8_t ok, uint64_t value)
+{
+	struct lin_op op = {
+		.key = c->req.key, .client = c->id, .call = c->call_t,
+		.ret = known ? s->now : LIN_TIME_UNKNOWN, .unknown = !known, .ok = ok, .value = value,
+	};
+	switch (c->req.kind) {
+	case OP_PUT: op.kind = LIN_PUT; op.arg[0] = c->req.arg0; break;
+	case OP_GET: op.kind = LIN_GET; break;
+	case OP_CAS: op.kind = LIN_CAS; op.arg[0] = c->req.arg0; op.arg[1] = c->req.arg1; break;
+	}
+	lin_add(s->hist, &op);
+	if (c->req.kind == OP_GET)
+		s->res->reads_checked++;
+	else
+		s->res->writes_checked++;
+	if (!known)
+		s->res->ops_unknown++;
+	if (known && c->req.kind == OP_GET && ok)
+		c->last_val[c->req.key] = value;
+	if (known && c->req.kind == OP_PUT)
+		c->last_val[c->req.key] = c->req.arg0;
+	if (known && c->req.kind == OP_CAS && ok)
+		c->last_val[c->req.key] = c->req.arg1;
+	c->busy = false;
+	c->next_at = s->now + below(s, 20);
+}
+
+static void client_on_resp(struct sim *s, const struct client_resp *r)
+{
+	struct client *c = &s->clients[r->client];
+	if (!c->busy || r->seq != c->seq)
+		return; /* a duplicate, or the answer to an attempt we gave up on */
+	if (r->status == ST_NOT_LEADER) {
+		/* Not proposed, so it had no effect -- unless the network
+		 * duplicated the request and the other copy got in. */
+		if (c->req.kind != OP_GET && has(s, RAFT_SIM_DUP)) {
+			client_finish(s, c, false, 0, 0);
+		} else {
+			c->busy = false;
+			c->next_at = s->now + 1 + below(s, 5);
+		}
+		c->target = r->hint ? r->hint : random_node(s);
+		return;
+	}
+	client_finish(s, c, true, r->ok, r->value);
+}
+
+static void client_step(struct sim *s, struct client *c)
+{
+	if (c->busy && s->now >= c->deadline) {
+		client_finish(s, c, false, 0, 0);
+		c->target = random_node(s);
+	}
+	if (s->pin_target && s->now < s->pin_until)
+		c->target = s->pin_target;
+	if (c->busy || s->now < c->next_at)
+		return;
+	uint64_t x = below(s, 100);
+	c->seq++;
+	c->req = (struct client_req){.client = c->id, .seq = c->seq, .key = (uint8_t)below(s, s->cfg.keys)};
+	uint64_t v = (uint64_t)c->id << 32 | c->seq;
+	if (x < 40) {
+		c->req.kind = OP_PUT;
+		c->req.arg0 = v;
+	} else if (x < 80) {
+		c->req.kind = OP_GET;
+	} else {
+		c->req.kind = OP_CAS;
+		c->req.arg0 = c->last_val[c->req.key];
+		c->req.arg1 = v;
+	}
+	c->busy = true;
+	c->call_t = s->now;
+	c->deadline = s->now + s->cfg.client_timeout_ms;
+	struct net_msg *m = calloc(1, sizeof *m);
+	INVARIANT(m != NULL);
+	m->kind = K_REQ;
+	m->from = c->id;
+	m->to = c->target;
+	m->req = c->req;
+	net_send(s, m, false);
+}
+
+/* ------------------------------------------------------------ faults */
+
+static uint32_t current_leader(struct sim *s)
+{
+	uint32_t best = 0;
+	uint64_t term = 0;
+	for (uint32_t i = 1; i <= s->n_ids; i++) {
+		struct node *n = &s->nodes[i];
+		if (!n->up || n->role != RAFT_LEADER)
+			continue;
+		if (n->role_term > term) {
+			term = n->role_term;
+			best = i;
+		}
+	}
+	return best;
+}
+
+static void cut_both(struct sim *s, uint32_t a, uint32_t b)
+{
+	s->cut[a][b] = s->cut[b][a] = true;
+}
+
+static void partition_start(struct sim *s, uint64_t duration)
+{
+	uint32_t n = s->n_ids, l = current_leader(s);
+	uint64_t kind = below(s, 4);
+	memset(s->cut, 0, sizeof s->cut);
+	if (kind == 0 || (kind == 1 && !l)) { /* symmetric split into two random sides */
+		uint64_t side = 0;
+		while (side == 0 || side == (1ull << n) - 1)
+			side = below(s, 1ull << n);
+		for (uint32_t a = 1; a <= n; a++)
+			for (uint32_t b = 1; b <= n; b++)
+				if (((side >> (a - 1)) & 1) != ((side >> (b - 1)) & 1))
+					s->cut[a][b] = true;
+	} else if (kind == 1) { /* the leader alone */
+		for (uint32_t b = 1; b <= n; b++)
+			if (b != l)
+				cut_both(s, l, b);
+	} else if (kind == 2) { /* asymmetric: one node hears but is not heard, or the reverse */
+		uint32_t x = l && chance(s, 1, 2) ? l : 1 + (uint32_t)below(s, n);
+		bool out = chance(s, 1, 2);
+		for (uint32_t b = 1; b <= n; b++)
+			if (b != x) {
+				if (out)
+					s->cut[x][b] = true;
+				else
+					s->cut[b][x] = true;
+			}
+	} else { /* a bridge: two halves that only one node connects */
+		uint32_t bridge = 1 + (uint32_t)below(s, n);
+		for (uint32_t a = 1; a <= n; a++)
+			for (uint32_t b = 1; b <= n; b++)
+				if (a != bridge && b != bridge && (a & 1) != (b & 1))
+					s->cut[a][b] = true;
+	}
+	s->partitioned = true;
+	s->heal_at = s->now + duration;
+	s->res->partitions++;
+}
+
+static void membership_step(struct sim *s)
+{
+	uint32_t l = current_leader(s);
+	if (!l || s->nodes[l].stalled)
+		return;
+	struct raft_status st;
+	raft_status(s->nodes[l].r, &st);
+	int voters = __builtin_popcountll(st.conf.voters);
+	uint32_t lo = s->cfg.nodes > 2 ? s->cfg.nodes - 1 : 1, hi = s->cfg.nodes + 1;
+	int64_t rc = -1;
+	if (st.conf.learners) {
+		rc = raft_propose_conf(s->nodes[l].r, RAFT_CONF_ADD_VOTER, (uint32_t)__builtin_ctzll(st.conf.learners));
+	} else if ((uint32_t)voters < hi && chance(s, 1, 2)) {
+		uint32_t x = 1 + (uint32_t)below(s, s->n_ids);
+		if (!((st.conf.voters | st.conf.learners) & (1ull << x)))
+			rc = raft_propose_conf(s->nodes[l].r, RAFT_CONF_ADD_LEARNER, x);
+	} else if ((uint32_t)voters > lo) {
+		uint32_t pick = (uint32_t)below(s, (uint64_t)voters), x = 0;
+		for (uint64_t v = st.conf.voters; v; v &= v - 1, pick--)
+			if (pick == 0) {
+				x = (uint32_t)__builtin_ctzll(v);
+				break;
+			}
+		rc = raft_propose_conf(s->nodes[l].r, RAFT_CONF_REMOVE, x);
+	}
+	if (rc > 0)
+		s->res->conf_changes++;
+}
+
+static void transfer_step(struct sim *s)
+{
+	uint32_t l = current_leader(s);
+	if (!l || s->nodes[l].stalled)
+		return;
+	struct raft_status st;
+	raft_status(s->nodes[l].r, &st);
+	uint64_t others = st.conf.voters & ~(1ull << l);
+	if (!others)
+		return;
+	uint32_t pick = (uint32_t)below(s, (uint64_t)__builtin_popcountll(others));
+	for (; pick; pick--)
+		others &= others - 1;
+	if (raft_transfer_leader(s->nodes[l].r, (uint32_t)__builtin_ctzll(others)) == 0)
+		s->res->transfers++;
+}
+
+static void faults_step(struct sim *s)
+{
+	enum raft_sim_scenario sc = s->cfg.scenario;
+	if (s->partitioned && s->now >= s->heal_at) {
+		memset(s->cut, 0, sizeof s->cut);
+		s->partitioned = false;
+	}
+	if (has(s, RAFT_SIM_PARTITION) && !s->partitioned && chance(s, 1, 1200))
+		partition_start(s, 100 + below(s, 2000));
+	for (uint32_t i = 1; i <= s->n_ids; i++) {
+		struct node *n = &s->nodes[i];
+		if (!n->up && s->now >= n->down_until)
+			node_start(s, n);
+	}
+	if (has(s, RAFT_SIM_CRASH) && chance(s, 1, sc == RAFT_SIM_SCENARIO_FIGURE8 ? 300 : 900)) {
+		uint32_t victim = current_leader(s);
+		if (!victim || (sc != RAFT_SIM_SCENARIO_FIGURE8 && chance(s, 1, 2)))
+			victim = 1 + (uint32_t)below(s, s->n_ids);
+		if (s->nodes[victim].up)
+			node_crash(s, &s->nodes[victim], sc == RAFT_SIM_SCENARIO_FIGURE8 ? 10 + below(s, 200) : 50 + below(s, 1500));
+	}
+	if (has(s, RAFT_SIM_MEMBERSHIP) && chance(s, 1, 1500))
+		membership_step(s);
+	if (has(s, RAFT_SIM_TRANSFER) && chance(s, 1, 2000))
+		transfer_step(s);
+
+	/* scenarios: one scripted event at 3 s */
+	uint32_t l;
+	if (s->now == 3000 && (l = current_leader(s)) != 0) {
+		if (sc == RAFT_SIM_SCENARIO_LEADER_PARTITION) {
+			memset(s->cut, 0, sizeof s->cut);
+			for (uint32_t b = 1; b <= s->n_ids; b++)
+				if (b != l)
+					cut_both(s, l, b);
+			s->partitioned = true;
+			s->heal_at = s->now + 3000;
+			s->res->partitions++;
+			s->pin_target = l; /* clients keep talking to the old leader */
+			s->pin_until = s->now + 3000;
+		} else if (sc == RAFT_SIM_SCENARIO_SNAPSHOT_BEHIND) {
+			uint32_t f = l % s->cfg.nodes + 1;
+			memset(s->cut, 0, sizeof s->cut);
+			for (uint32_t b = 1; b <= s->n_ids; b++)
+				if (b != f)
+					cut_both(s, f, b);
+			s->partitioned = true;
+			s->heal_at = s->now + 3000;
+			s->res->partitions++;
+		}
+	}
+	if (sc == RAFT_SIM_SCENARIO_REMOVE_LEADER && s->now >= 3000 && s->res->conf_changes == 0 &&
+	    (l = current_leader(s)) != 0 && !s->nodes[l].stalled) {
+		if (raft_propose_conf(s->nodes[l].r, RAFT_CONF_REMOVE, l) > 0)
+			s->res->conf_changes++;
+	}
+}
+
+/* ------------------------------------------------------------ checks */
+
+static void check_leader_completeness(struct sim *s, struct node *n, const struct raft_status *st)
+{
+	uint64_t upto = s->applied_max;
+	if (st->last_index < upto) {
+		violate(s, "leader completeness: node %u leads term %llu with last index %llu, but index %llu was applied",
+		        n->id, (unsigned long long)st->term, (unsigned long long)st->last_index, (unsigned long long)upto);
+		return;
+	}
+	for (uint64_t i = st->snap_index + 1; i <= upto; i++) {
+		uint64_t t;
+		if (!s->applied[i].set)
+			continue;
+		if (raft_term_at(n->r, i, &t) < 0 || t != s->applied[i].term) {
+			violate(s, "leader completeness: node %u leads term %llu without the applied entry at index %llu",
+			        n->id, (unsigned long long)st->term, (unsigned long long)i);
+			return;
+		}
+	}
+}
+
+static void checks_step(struct sim *s)
+{
+	for (uint32_t i = 1; i <= s->n_ids && !s->stop; i++) {
+		struct node *n = &s->nodes[i];
+		if (!n->up)
+			continue;
+		struct raft_status st;
+		raft_status(n->r, &st);
+		if (st.term < n->max_term)
+			violate(s, "node %u: term went back from %llu to %llu", i, (unsigned long long)n->max_term,
+			        (unsigned long long)st.term);
+		if (st.commit < n->max_commit)
+			violate(s, "node %u: commit index went back from %llu to %llu", i, (unsigned long long)n->max_commit,
+			        (unsigned long long)st.commit);
+		n->max_term = st.term;
+		n->max_commit = st.commit;
+		bool newly = st.role == RAFT_LEADER && (n->role != RAFT_LEADER || n->role_term != st.term);
+		n->role = st.role;
+		n->role_term = st.term;
+		if (!newly)
+			continue;
+		while (st.term >= s->term_cap) {
+			size_t cap = s->term_cap ? s->term_cap * 2 : 256;
+			s->term_leader = realloc(s->term_leader, cap * sizeof *s->term_leader);
+			INVARIANT(s->term_leader != NULL);
+			memset(s->term_leader + s->term_cap, 0, (cap - s->term_cap) * sizeof *s->term_leader);
+			s->term_cap = cap;
+		}
+		uint32_t *tl = &s->term_leader[st.term];
+		if (*tl && *tl != i) {
+			violate(s, "election safety: nodes %u and %u both lead term %llu", *tl, i, (unsigned long long)st.term);
+			return;
+		}
+		if (!*tl) {
+			*tl = i;
+			s->res->elections++;
+			if (st.term > s->last_leader_term) {
+				if (s->last_leader && s->last_leader != i)
+					s->res->leader_changes++;
+				s->last_leader = i;
+				s->last_leader_term = st.term;
+			}
+		}
+		check_leader_completeness(s, n, &st);
+	}
+}
+
+/* ------------------------------------------------------------ the loop */
+
+static void deliver(struct sim *s, struct net_msg *x)
+{
+	if (x->kind == K_RESP) {
+		client_on_resp(s, &x->resp);
+		free(x);
+		return;
+	}
+	struct node *n = &s->nodes[x->to];
+	if (!n->up || (x->kind == K_RAFT && s->cut[x->from][x->to])) {
+		free(x);
+		return;
+	}
+	if (n->stalled) { /* busy with a write: the message waits in its socket */
+		x->due = n->done_at > s->now ? n->done_at : s->now + 1;
+		heap_push(s, x);
+		return;
+	}
+	if (x->kind == K_RAFT)
+		raft_step(n->r, &x->m);
+	else
+		host_request(s, n, &x->req);
+	free(x);
+}
+
+void raft_sim_config_default(struct raft_sim_config *cfg)
+{
+	*cfg = (struct raft_sim_config){
+		.nodes = 3, .spares = 2, .ticks = 1000, .clients = 3, .keys = 3, .faults = RAFT_SIM_ALL,
+		.snapshot_every = 64, .client_timeout_ms = 500, .pre_vote = true,
+	};
+}
+
+static void sim_free(struct sim *s)
+{
+	for (uint32_t i = 1; i <= s->n_ids; i++) {
+		struct node *n = &s->nodes[i];
+		raft_free(n->r);
+		disk_log_truncate(n, 0);
+		free(n->log);
+		free(n->snap_data);
+	}
+	for (size_t i = 0; i < s->heap_n; i++)
+		free(s->heap[i]);
+	free(s->heap);
+	free(s->term_leader);
+	free(s->applied);
+	free(s->lm);
+	lin_history_free(s->hist);
+}
+
+int raft_sim_run(const struct raft_sim_config *cfg, struct raft_sim_result *res)
+{
+	if (cfg->nodes < 1 || cfg->nodes > 7 || cfg->nodes + cfg->spares > MAX_NODES || cfg->clients < 1 ||
+	    cfg->clients >= MAX_CLIENTS || cfg->keys < 1 || cfg->keys > MAX_KEYS || cfg->snapshot_every < 1 ||
+	    cfg->client_timeout_ms < 1)
+		return -EINVAL;
+	struct sim *s = calloc(1, sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	memset(res, 0, sizeof *res);
+	res->linearizable = "skipped";
+	s->cfg = *cfg;
+	s->res = res;
+	s->n_ids = cfg->nodes + cfg->spares;
+	uint64_t x = cfg->seed;
+	for (int i = 0; i < 4; i++)
+		s->rng[i] = splitmix64(&x);
+	s->hist = lin_history_new();
+	if (!s->hist) {
+		free(s);
+		return -ENOMEM;
+	}
+	current = s;
+	uint64_t voters = 0;
+	for (uint32_t i = 1; i <= cfg->nodes; i++)
+		voters |= 1ull << i;
+	for (uint32_t i = 1; i <= s->n_ids; i++) {
+		struct node *n = &s->nodes[i];
+		n->id = i;
+		if (i <= cfg->nodes) /* bootstrap: a snapshot at index 0 naming the first voters */
+			n->snap_meta.conf.voters = voters;
+		node_start(s, n);
+	}
+	for (uint32_t c = 1; c <= cfg->clients; c++)
+		s->clients[c] = (struct client){.id = c, .target = random_node(s), .next_at = 200 + below(s, 50)};
+
+	uint64_t end = cfg->ticks * TICK_MS;
+	for (s->now = 0; s->now < end && !s->stop; s->now++) {
+		faults_step(s);
+		while (s->heap_n && s->heap[0]->due <= s->now && !s->stop)
+			deliver(s, heap_pop(s));
+		for (uint32_t i = 1; i <= s->n_ids && !s->stop; i++) {
+			struct node *n = &s->nodes[i];
+			if (n->up && n->stalled && n->done_at <= s->now)
+				node_complete(s, n);
+		}
+		for (uint32_t i = 1; i <= s->n_ids; i++) {
+			struct node *n = &s->nodes[i];
+			if (!n->up || (s->now + i * 3) % TICK_MS)
+				continue;
+			if (n->stalled)
+				n->pending_ticks++;
+			else
+				raft_tick(n->r);
+		}
+		for (uint32_t c = 1; c <= cfg->clients; c++)
+			client_step(s, &s->clients[c]);
+		for (uint32_t i = 1; i <= s->n_ids && !s->stop; i++) {
+			struct node *n = &s->nodes[i];
+			if (n->up && !n->stalled)
+				node_ready(s, n);
+		}
+		if (!s->stop)
+			checks_step(s);
+	}
+	res->steps = s->now;
+	res->entries_committed = s->applied_max;
+	for (uint32_t c = 1; c <= cfg->clients; c++)
+		if (s->clients[c].busy)
+			client_finish(s, &s->clients[c], false, 0, 0);
+	if (!res->violations) {
+		struct lin_result lr;
+		int v = lin_check(s->hist, cfg->lin_budget, &lr);
+		res->linearizable = v < 0 ? "unknown" : lin_verdict_name(v);
+		if (v == LIN_VIOLATION) {
+			s->now = lr.time;
+			violate(s, "linearizability: %s", lr.desc);
+		}
+	}
+	current = NULL;
+	sim_free(s);
+	free(s);
+	return 0;
+}
+
+/* ------------------------------------------------------------ names */
+
+static const char *const fault_names[] = {"drop", "dup", "reorder", "delay", "partition", "crash", "disk",
+                                          "membership", "transfer"};
+
+int raft_sim_faults_parse(const char *str, uint32_t *out)
+{
+	uint32_t f = 0;
+	const char *p = str;
+	while (*p) {
+		const char *e = strchr(p, ',');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		bool found = false;
+		if (n == 3 && strncmp(p, "all", 3) == 0) {
+			f = RAFT_SIM_ALL;
+			found = true;
+		} else if (n == 4 && strncmp(p, "none", 4) == 0) {
+			found = true;
+		}
+		for (size_t i = 0; i < sizeof fault_names / sizeof *fault_names && !found; i++) {
+			if (strlen(fault_names[i]) == n && strncmp(p, fault_names[i], n) == 0) {
+				f |= 1u << i;
+				found = true;
+			}
+		}
+		if (!found)
+			return -EINVAL;
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	*out = f;
+	return 0;
+}
+
+void raft_sim_faults_format(uint32_t faults, char *buf, size_t len)
+{
+	size_t off = 0;
+	buf[0] = 0;
+	for (size_t i = 0; i < sizeof fault_names / sizeof *fault_names; i++) {
+		if (!(faults & (1u << i)))
+			continue;
+		int w = snprintf(buf + off, len - off, "%s%s", off ? "," : "", fault_names[i]);
+		if (w < 0 || (size_t)w >= len - off)
+			break;
+		off += (size_t)w;
+	}
+}
+
+static const char *const scenario_names[] = {"none", "figure8", "leader-partition", "snapshot-behind",
+                                             "remove-leader", "crash-before-send"};
+
+int raft_sim_scenario_parse(const char *str, enum raft_sim_scenario *out)
+{
+	for (size_t i = 0; i < sizeof scenario_names / sizeof *scenario_names; i++) {
+		if (strcmp(str, scenario_names[i]) == 0) {
+			*out = (enum raft_sim_scenario)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+const char *raft_sim_scenario_name(enum raft_sim_scenario s)
+{
+	return (size_t)s < sizeof scenario_names / sizeof *scenario_names ? scenario_names[s] : "?";
+}
