@@ -68,7 +68,7 @@ fi
 for s in "${servers[@]}"; do
 	body=$(curl -s --max-time 5 "http://127.0.0.1:${BENCH_PORT[$s]}/hello")
 	if [ "$body" != "Hello from dsys!" ]; then
-		bench_log "$s: /hello answered '$body', not 'Hello from dsys!'; left out"
+		bench_fail "$s: /hello answered '$body', not 'Hello from dsys!'; left out"
 		bench_stop "$s"
 		servers=("${servers[@]/$s/}")
 	fi
@@ -92,3 +92,4 @@ fi
 bench_stop_all
 echo
 bench_report "$base"
+bench_finish

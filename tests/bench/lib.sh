@@ -28,11 +28,16 @@
 #   BENCH_KEEP=1    keep the scratch directory (server logs) for a look
 #   BENCH_COLUMNS   metrics the table shows, in order (see bench_report)
 #   BENCH_RATIOS    metrics the ratio lines compare
+#   BENCH_ROW_LABEL what a row is: "server" (default), or e.g. "load" for a
+#                   section comparing load generators; also its JSON key
 #
 # Functions (arguments in CAPS; "NAME" is a server's name):
 #   bench_init SECTION             scratch dir, traps, results file; call first
 #   bench_log MSG...               a progress line on stderr ("bench: ...")
 #   bench_skip MSG...              say why something is left out, on stderr
+#   bench_fail MSG...              report an error and count it (BENCH_FAILURES)
+#   bench_finish                   stop every server; 1 when anything failed
+#                                  (a section ends with: bench_finish; exit)
 #   bench_need CMD...              1 (with a message) when a command is missing
 #   bench_port                     print a free loopback TCP port
 #   bench_wait_port PORT [SECS]    wait until 127.0.0.1:PORT accepts (default 10 s)
@@ -80,6 +85,7 @@
 
 declare -gA BENCH_PID=() BENCH_PORT=()
 declare -ga BENCH_SERVERS=()
+BENCH_FAILURES=0
 BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 BENCH_DURATION=${BENCH_DURATION:-5s}
 BENCH_WARMUP=${BENCH_WARMUP:-1s}
@@ -88,11 +94,27 @@ BENCH_LOAD_CPU=${BENCH_LOAD_CPU:-1}
 BENCH_CASES=${BENCH_CASES:-}
 BENCH_COLUMNS=${BENCH_COLUMNS:-rps p50_us p99_us cpu_us_per_req rss_kib}
 BENCH_RATIOS=${BENCH_RATIOS:-rps p99_us cpu_us_per_req rss_kib}
+BENCH_ROW_LABEL=${BENCH_ROW_LABEL:-server}
+BENCH_TICK=$(getconf CLK_TCK)
+BENCH_PAGE_KIB=$(($(getconf PAGESIZE) / 1024))
 BENCH_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 DSYS_BUILD=${DSYS_BUILD:-$(cd "$BENCH_LIB_DIR/../.." && pwd)/build}
 
 bench_log() { printf 'bench: %s\n' "$*" >&2; }
 bench_skip() { printf 'bench: skipped: %s\n' "$*" >&2; }
+bench_fail() {
+	BENCH_FAILURES=$((BENCH_FAILURES + 1))
+	printf 'bench: error: %s\n' "$*" >&2
+}
+
+bench_finish() {
+	bench_stop_all
+	if [ "$BENCH_FAILURES" -gt 0 ]; then
+		bench_log "section $BENCH_SECTION: $BENCH_FAILURES error(s), see above"
+		return 1
+	fi
+	return 0
+}
 
 bench_need() {
 	local c rc=0
@@ -110,8 +132,6 @@ bench_init() {
 	: >"$BENCH_SAMPLES"
 	mkdir -p "$DSYS_BUILD/bench" || return 1
 	BENCH_RESULTS=$DSYS_BUILD/bench/results.jsonl
-	BENCH_TICK=$(getconf CLK_TCK)
-	BENCH_PAGE_KIB=$(($(getconf PAGESIZE) / 1024))
 	trap 'bench_cleanup' EXIT
 	trap 'bench_cleanup; trap - INT; kill -INT $$' INT
 	trap 'bench_cleanup; trap - TERM; kill -TERM $$' TERM
@@ -191,8 +211,8 @@ bench_start() {
 	BENCH_SERVERS+=("$name")
 	if [ "$port" = 0 ]; then
 		for ((i = 0; i < 200; i++)); do
-			got=$(sed -n 's/.*"event":"ready".*"listen":"[^"]*:\([0-9][0-9]*\)".*/\1/p' \
-				"$dir/stdout" | head -1)
+			got=$(grep -m1 '"event":"ready"' "$dir/stdout" |
+				sed -n 's/.*"listen":"[^"]*:\([0-9][0-9]*\)".*/\1/p')
 			[ -n "$got" ] && break
 			bench_alive "$pid" || break
 			sleep 0.05
@@ -200,7 +220,7 @@ bench_start() {
 		port=$got
 	fi
 	if [ -z "$port" ] || ! bench_wait_port "$port" 10; then
-		bench_log "$name did not start ($*); its stderr:"
+		bench_fail "$name did not start ($*); its stderr:"
 		tail -5 "$dir/stderr" >&2
 		bench_stop "$name"
 		return 1
@@ -352,10 +372,10 @@ bench_wrk() {
 	[ $seen_dd = 1 ] && script_args=(-- "${script_args[@]}")
 	url="http://127.0.0.1:${BENCH_PORT[$name]}$path"
 	bench_measure "$name" wrk -t1 "${opts[@]}" -d "$BENCH_WARMUP" "$url" "${script_args[@]}" || {
-		bench_log "$case $name: warm-up failed: $(head -3 "$BENCH_OUT.err")"; return 1; }
+		bench_fail "$case $name: warm-up failed: $(head -3 "$BENCH_OUT.err")"; return 1; }
 	bench_measure "$name" wrk -t1 "${opts[@]}" -d "$BENCH_DURATION" --latency "$url" "${script_args[@]}"
 	if ! bench_wrk_parse "$BENCH_OUT"; then
-		bench_log "$case $name: wrk counted no answers: $(head -3 "$BENCH_OUT.err")"
+		bench_fail "$case $name: wrk counted no answers: $(head -3 "$BENCH_OUT.err")"
 		return 1
 	fi
 	local cpu_us lcpu_us
@@ -411,7 +431,7 @@ bench_idle_rss() {
 		127.0.0.1 "${BENCH_PORT[$name]}" "$count" "$path" 2>"$BENCH_TMP/idle.err"; }
 	pid=$BENCH_IDLE_PID
 	if ! read -r -t 60 line <&"${BENCH_IDLE[0]}" || [ "$line" != "open $count" ]; then
-		bench_log "$case $name: could not hold $count connections: $(tail -1 "$BENCH_TMP/idle.err")"
+		bench_fail "$case $name: could not hold $count connections: $(tail -1 "$BENCH_TMP/idle.err")"
 		kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
 		return 1
 	fi
@@ -471,7 +491,8 @@ bench_report() {
 	fi
 	awk -F'\t' -v base="$base" -v section="$BENCH_SECTION" -v at="$at" \
 		-v columns="$BENCH_COLUMNS" -v ratios="$BENCH_RATIOS" \
-		-v rounds="$BENCH_ROUNDS" -v duration="$BENCH_DURATION" -v json="$tmp" '
+		-v rounds="$BENCH_ROUNDS" -v duration="$BENCH_DURATION" -v json="$tmp" \
+		-v rowlabel="$BENCH_ROW_LABEL" '
 	function median(key,    n, a, i, j, t, parts) {
 		n = split(vals[key], parts, " ")
 		for (i = 1; i <= n; i++) a[i] = parts[i] + 0
@@ -510,28 +531,35 @@ bench_report() {
 	END {
 		ncol = split(columns, col, " ")
 		nrat = split(ratios, rat, " ")
-		w[0] = 10; w[1] = 14
-		for (k = 1; k <= ncol; k++) w[k + 1] = 13
-		line = sprintf("%-" w[0] "s %-" w[1] "s", "case", "server")
+		w[0] = 8; w[1] = length(rowlabel)
+		for (ci = 1; ci <= ncases; ci++) {
+			c = cases[ci]
+			if (length(c) > w[0]) w[0] = length(c)
+			for (ri = 1; ri <= nrow[c]; ri++) if (length(rows[c, ri]) > w[1]) w[1] = length(rows[c, ri])
+		}
+		for (k = 1; k <= ncol; k++) w[k + 1] = 12
+		line = sprintf("%-" w[0] "s  %-" w[1] "s", "case", rowlabel)
 		for (k = 1; k <= ncol; k++) line = line sprintf(" %" w[k + 1] "s", label(col[k]))
 		print line
 		for (ci = 1; ci <= ncases; ci++) {
 			c = cases[ci]
 			for (ri = 1; ri <= nrow[c]; ri++) {
 				s = rows[c, ri]
-				line = sprintf("%-" w[0] "s %-" w[1] "s", c, s)
+				line = sprintf("%-" w[0] "s  %-" w[1] "s", c, s)
 				for (k = 1; k <= ncol; k++) {
 					m = col[k]
 					v = ((c, s, m) in have) ? median(c SUBSEP s SUBSEP m) : ""
 					line = line sprintf(" %" w[k + 1] "s", human(m, v))
 				}
 				print line
+				if ((c, s, "errors") in have && median(c SUBSEP s SUBSEP "errors") > 0)
+					errnote = errnote sprintf("\n  %s %s: median %s errors (socket errors or non-2xx answers) per run", c, s, num(median(c SUBSEP s SUBSEP "errors")))
 				samples = 0
 				for (k = 1; k <= nmetrics; k++)
 					if ((c, s, metrics[k]) in have && count(c SUBSEP s SUBSEP metrics[k]) > samples)
 						samples = count(c SUBSEP s SUBSEP metrics[k])
-				js = sprintf("{\"section\":\"%s\",\"case\":\"%s\",\"server\":\"%s\",\"samples\":%d,\"duration\":\"%s\"",
-					section, c, s, samples, duration)
+				js = sprintf("{\"section\":\"%s\",\"case\":\"%s\",\"%s\":\"%s\",\"samples\":%d,\"duration\":\"%s\"",
+					section, c, rowlabel, s, samples, duration)
 				for (k = 1; k <= nmetrics; k++) {
 					m = metrics[k]
 					if ((c, s, m) in have) js = js ",\"" m "\":" num(median(c SUBSEP s SUBSEP m))
@@ -539,6 +567,7 @@ bench_report() {
 				print js ",\"at\":\"" at "\"}" >> json
 			}
 		}
+		if (errnote != "") print "errors:" errnote
 		if (base == "") exit
 		printed = 0
 		for (ci = 1; ci <= ncases; ci++) {
@@ -558,7 +587,7 @@ bench_report() {
 				}
 				if (line == "") continue
 				if (!printed) { print ""; print "ratios of " base " to each (median of " rounds " rounds; req/s above 1 is faster, the rest below 1 is cheaper):"; printed = 1 }
-				printf "%-" w[0] "s %-" (w[1] + 4) "s%s\n", c, "vs " s, line
+				printf "%-" w[0] "s  %-" (w[1] + 3) "s%s\n", c, "vs " s, line
 				print "{\"section\":\"" section "\",\"case\":\"" c "\",\"ratio\":\"" base "/" s "\"" js ",\"at\":\"" at "\"}" >> json
 			}
 		}
