@@ -129,9 +129,9 @@ int redis_client_new(uv_loop_t *loop, const struct store_url *u,
  * are ignored for redis://.  key may be NULL for keyless commands (sent to
  * any master).  The arguments are copied before this returns.
  * Returns 0: cb(ud, reply, err) will be called exactly once, later, from
- * the loop.  Returns -EINVAL (argc < 1, cb NULL) or -ECANCELED (the client
- * is being freed: only possible inside a callback that got -ECANCELED)
- * without calling cb.
+ * the loop.  Returns -EINVAL (argc < 1, cb NULL), -ECANCELED (the client
+ * is being freed: only possible inside a callback that got -ECANCELED) or
+ * -ENOMEM (out of memory even for the failure record) without calling cb.
  */
 int redis_command_argv(struct redis_client *c, const char *key, size_t key_len,
                        int argc, const char **argv, const size_t *argvlen,
