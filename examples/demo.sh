@@ -48,7 +48,7 @@ echo "{\"event\":\"started\",\"program\":\"dsys-serve\",\"listen\":\"$addr\",\"p
 run curl -s "http://$addr/hello" >&2; echo >&2
 run curl -s "http://$addr/health" >&2; echo >&2
 say "its /metrics, in Prometheus text format"
-curl -s "http://$addr/metrics" | grep -E '^dsys_' | head -8 >&2
+curl -s "http://$addr/metrics" | grep -E '^http_requests_total|^http_connections_open' | head -8 >&2
 
 if command -v dsys-bench >/dev/null; then
 	say "dsys-bench: a short load against it, results as JSON"
