@@ -137,6 +137,11 @@ bench_init() {
 	trap 'bench_cleanup; trap - TERM; kill -TERM $$' TERM
 	ulimit -n "$(ulimit -Hn)" 2>/dev/null
 	bench_need taskset || return 1
+	if ! taskset -c "$BENCH_LOAD_CPU" true 2>/dev/null; then
+		bench_log "CPU $BENCH_LOAD_CPU is not there: the load shares CPU $BENCH_SERVER_CPU" \
+			"with the servers, so requests/s and latency mean little"
+		BENCH_LOAD_CPU=$BENCH_SERVER_CPU
+	fi
 	bench_log "section $1: $BENCH_ROUNDS rounds of $BENCH_DURATION (+$BENCH_WARMUP warm-up)," \
 		"servers on CPU $BENCH_SERVER_CPU, load on CPU $BENCH_LOAD_CPU"
 }
