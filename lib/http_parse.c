@@ -127,6 +127,43 @@ struct fields {
 	bool expect_continue;
 };
 
+/*
+ * uri-host [ ":" port ] (RFC 3986 3.2.2): an IP-literal in brackets or a
+ * reg-name (unreserved, pct-encoded, sub-delims), then optional digits.
+ * Returns the length of the host part, or -1 when the syntax is wrong;
+ * *has_port says whether a ':' followed it.
+ */
+static long host_scan(const char *v, size_t n, bool *has_port)
+{
+	size_t i = 0, host;
+	*has_port = false;
+	if (n && v[0] == '[') {
+		for (i = 1; i < n && v[i] != ']'; i++)
+			if (!IS(v[i], C_HOST) || v[i] == '[' || v[i] == '%')
+				return -1;
+		if (i >= n || i == 1)
+			return -1;
+		i++;
+	} else {
+		for (; i < n && v[i] != ':'; i++) {
+			if (!IS(v[i], C_HOST) || v[i] == '[' || v[i] == ']')
+				return -1;
+			if (v[i] == '%' && (i + 2 >= n || !IS(v[i + 1], C_HEX) || !IS(v[i + 2], C_HEX)))
+				return -1;
+		}
+	}
+	host = i;
+	if (i < n) {
+		if (v[i] != ':')
+			return -1;
+		*has_port = true;
+		for (i++; i < n; i++)
+			if (!IS(v[i], C_DIGIT))
+				return -1;
+	}
+	return (long)host;
+}
+
 /* Content-Length: 1*DIGIT, or a comma list of equal ones ("5, 5"). */
 static int field_content_length(const char *v, size_t n, struct fields *f)
 {
@@ -278,9 +315,9 @@ static int parse_fields(const char *buf, size_t pos, const char *end, bool over,
 		switch (name_len) {
 		case 4:
 			if (eq_lower(name, "host", 4)) {
-				for (size_t i = 0; i < vlen; i++)
-					if (!IS(val[i], C_HOST))
-						return HTTP_PARSE_EHOST;
+				bool port;
+				if (host_scan(val, vlen, &port) < 0)
+					return HTTP_PARSE_EHOST;
 				f->host_count++;
 				f->host = val;
 				f->host_len = (uint32_t)vlen;
@@ -394,22 +431,12 @@ static enum http_method method_lookup(const char *s, size_t n)
 	return HTTP_OTHER;
 }
 
-/* authority-form (CONNECT only): uri-host ":" port, port non-empty. */
+/* authority-form (CONNECT only): uri-host ":" port, both non-empty. */
 static bool authority_form_ok(const char *t, size_t n)
 {
-	size_t colon = n;
-	for (size_t i = 0; i < n; i++) {
-		if (!IS(t[i], C_HOST) || t[i] == '%')
-			return false;
-		if (t[i] == ':')
-			colon = i;
-	}
-	if (colon == 0 || colon >= n - 1)
-		return false;
-	for (size_t i = colon + 1; i < n; i++)
-		if (!IS(t[i], C_DIGIT))
-			return false;
-	return true;
+	bool port;
+	long h = host_scan(t, n, &port);
+	return h > 0 && port && (size_t)h + 1 < n;
 }
 
 /*
@@ -762,10 +789,30 @@ const char *http_status_reason(int status)
 
 /* ---------------------------------------------------------------- bodies */
 
+/*
+ * The chunked decoder's states (RFC 9112 7.1):
+ *
+ *   chunk      = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
+ *   chunk-ext  = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] )
+ *   ext-val    = token / quoted-string
+ *   last-chunk = 1*("0") [ chunk-ext ] CRLF
+ *   trailer-section = *( field-line CRLF ) CRLF
+ *
+ * Framing bytes that carry no payload and could otherwise go on forever
+ * (leading zeros, whitespace, extensions, trailers) count in meta, which
+ * is held to max like the payload.
+ */
 enum {
 	CS_SIZE = 0,     /* hex digits of a chunk-size */
 	CS_SIZE_WS,      /* BWS after the size: only ';' may follow */
-	CS_EXT,          /* chunk extensions up to CR */
+	CS_EXT_NAME0,    /* after ';': BWS, then the first tchar of a name */
+	CS_EXT_NAME,     /* in a name */
+	CS_EXT_NAME_WS,  /* BWS after a name: '=' or ';' must follow */
+	CS_EXT_VAL0,     /* after '=': BWS, then a token or a quoted-string */
+	CS_EXT_TOKEN,    /* in a token value */
+	CS_EXT_QUOTED,   /* in a quoted-string */
+	CS_EXT_ESCAPE,   /* after a backslash in a quoted-string */
+	CS_EXT_VAL_WS,   /* BWS after a value: ';' must follow */
 	CS_SIZE_LF,      /* LF ending the size line */
 	CS_DATA,         /* chunk data, remaining bytes */
 	CS_DATA_CR,      /* CR after chunk data */
@@ -796,6 +843,8 @@ static int body_fail(struct http_body *b, int err)
 	return err;
 }
 
+#define IS_WS(c) ((c) == ' ' || (c) == '\t')
+
 static int body_chunked(struct http_body *b, char *p, size_t n, size_t *consumed,
                         size_t *data_len)
 {
@@ -820,11 +869,16 @@ static int body_chunked(struct http_body *b, char *p, size_t n, size_t *consumed
 		}
 		case CS_SIZE:
 			if (IS(c, C_HEX)) {
-				if (b->size_digits == 16) {
-					ret = body_fail(b, HTTP_PARSE_ECHUNK);
+				if (b->remaining >> 60) {
+					ret = body_fail(b, HTTP_PARSE_ECHUNK);   /* 2^64 and up */
 					goto out;
 				}
-				b->size_digits++;
+				if (b->size_digits < 255)
+					b->size_digits++;
+				if (b->remaining == 0 && c == '0') {
+					i++;             /* a leading zero: framing, not size */
+					goto count;
+				}
 				b->remaining = b->remaining << 4 | (uint64_t)hexval(c);
 				if (b->remaining > b->max - b->total) {
 					ret = body_fail(b, HTTP_PARSE_EBODY);
@@ -835,8 +889,8 @@ static int body_chunked(struct http_body *b, char *p, size_t n, size_t *consumed
 			if (b->size_digits == 0)
 				goto bad;
 			if (c == ';')
-				b->state = CS_EXT;
-			else if (c == ' ' || c == '\t')
+				b->state = CS_EXT_NAME0;
+			else if (IS_WS(c))
 				b->state = CS_SIZE_WS;
 			else if (c == '\r')
 				b->state = CS_SIZE_LF;
@@ -845,18 +899,80 @@ static int body_chunked(struct http_body *b, char *p, size_t n, size_t *consumed
 			break;
 		case CS_SIZE_WS:
 			if (c == ';')
-				b->state = CS_EXT;
-			else if (c != ' ' && c != '\t')
+				b->state = CS_EXT_NAME0;
+			else if (!IS_WS(c))
 				goto bad;
-			break;
-		case CS_EXT:
-			if (c == '\r')
+			goto meta;
+		case CS_EXT_NAME0:
+			if (IS(c, C_TCHAR))
+				b->state = CS_EXT_NAME;
+			else if (!IS_WS(c))
+				goto bad;
+			goto meta;
+		case CS_EXT_NAME:
+			if (IS(c, C_TCHAR))
+				;
+			else if (c == '=')
+				b->state = CS_EXT_VAL0;
+			else if (c == ';')
+				b->state = CS_EXT_NAME0;
+			else if (IS_WS(c))
+				b->state = CS_EXT_NAME_WS;
+			else if (c == '\r')
 				b->state = CS_SIZE_LF;
+			else
+				goto bad;
+			goto meta;
+		case CS_EXT_NAME_WS:
+			if (c == '=')
+				b->state = CS_EXT_VAL0;
+			else if (c == ';')
+				b->state = CS_EXT_NAME0;
+			else if (!IS_WS(c))
+				goto bad;
+			goto meta;
+		case CS_EXT_VAL0:
+			if (IS(c, C_TCHAR))
+				b->state = CS_EXT_TOKEN;
+			else if (c == '"')
+				b->state = CS_EXT_QUOTED;
+			else if (!IS_WS(c))
+				goto bad;
+			goto meta;
+		case CS_EXT_TOKEN:
+			if (IS(c, C_TCHAR))
+				;
+			else if (c == ';')
+				b->state = CS_EXT_NAME0;
+			else if (IS_WS(c))
+				b->state = CS_EXT_VAL_WS;
+			else if (c == '\r')
+				b->state = CS_SIZE_LF;
+			else
+				goto bad;
+			goto meta;
+		case CS_EXT_QUOTED:
+			/* qdtext: HTAB SP VCHAR obs-text, but not '"' or '\' */
+			if (c == '"')
+				b->state = CS_EXT_VAL_WS;
+			else if (c == '\\')
+				b->state = CS_EXT_ESCAPE;
 			else if (!IS(c, C_VALUE))
 				goto bad;
-			else if (++b->meta > b->max)
-				goto big;
-			break;
+			goto meta;
+		case CS_EXT_ESCAPE:
+			if (!IS(c, C_VALUE))
+				goto bad;
+			b->state = CS_EXT_QUOTED;
+			goto meta;
+		case CS_EXT_VAL_WS:
+			if (c == ';')
+				b->state = CS_EXT_NAME0;
+			else if (c == '\r')
+				b->state = CS_SIZE_LF;
+			else if (!IS_WS(c))
+				goto bad;
+			goto meta;
 		case CS_SIZE_LF:
 			if (c != '\n')
 				goto bad;
@@ -881,19 +997,19 @@ static int body_chunked(struct http_body *b, char *p, size_t n, size_t *consumed
 			if (!IS(c, C_TCHAR))
 				goto bad;    /* obs-fold, empty name, bare LF */
 			b->state = CS_TRAILER_NAME;
-			goto count;
+			goto meta;
 		case CS_TRAILER_NAME:
 			if (c == ':')
 				b->state = CS_TRAILER_VALUE;
 			else if (!IS(c, C_TCHAR))
 				goto bad;
-			goto count;
+			goto meta;
 		case CS_TRAILER_VALUE:
 			if (c == '\r')
 				b->state = CS_TRAILER_LF;
 			else if (!IS(c, C_VALUE))
 				goto bad;
-			goto count;
+			goto meta;
 		case CS_TRAILER_LF:
 			if (c != '\n')
 				goto bad;
@@ -911,11 +1027,11 @@ static int body_chunked(struct http_body *b, char *p, size_t n, size_t *consumed
 		}
 		i++;
 		continue;
+meta:
+		i++;
 count:
 		if (++b->meta > b->max)
 			goto big;
-		i++;
-		continue;
 	}
 	goto out;
 bad:

@@ -596,6 +596,18 @@ static void test_host(void)
 	       "host: userinfo is EHOST");
 	is_int(req("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"), HTTP_PARSE_EHOST,
 	       "host: a slash is EHOST");
+	is_int(req("GET / HTTP/1.1\r\nHost: a:b\r\n\r\n"), HTTP_PARSE_EHOST,
+	       "host: a non-digit port is EHOST");
+	is_int(req("GET / HTTP/1.1\r\nHost: a:80:90\r\n\r\n"), HTTP_PARSE_EHOST,
+	       "host: two ports are EHOST");
+	is_int(req("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n"), HTTP_PARSE_EHOST,
+	       "host: an unclosed IP literal is EHOST");
+	is_int(req("GET / HTTP/1.1\r\nHost: a]\r\n\r\n"), HTTP_PARSE_EHOST,
+	       "host: a stray bracket is EHOST");
+	is_int(req("GET / HTTP/1.1\r\nHost: a%2\r\n\r\n"), HTTP_PARSE_EHOST,
+	       "host: a broken percent-escape is EHOST");
+	ok(ok_head("GET / HTTP/1.1\r\nHost: ex%41mple.com:\r\n\r\n"),
+	   "host: percent-escapes and an empty port are fine (RFC 3986)");
 	is_int(http_parse_status(HTTP_PARSE_EHOST), 400, "host: EHOST maps to 400");
 }
 
@@ -713,6 +725,26 @@ static void test_chunked(void)
 	   "chunked: chunk extensions are skipped");
 	ok(chunked("5 ;x=\"quoted value\"\r\nhello\r\n0\r\n\r\n") == 1 && body_len == 5,
 	   "chunked: whitespace before an extension and quoted values are fine");
+	ok(chunked("5 ; a = b ;c;d=\"x\\\"y\" \r\nhello\r\n0\r\n\r\n") == 1 && body_len == 5,
+	   "chunked: BWS around ';' and '=', bare names and escaped quotes are fine");
+	is_int(chunked("5;\r\nhello\r\n0\r\n\r\n"), HTTP_PARSE_ECHUNK,
+	       "chunked: an extension without a name is ECHUNK");
+	is_int(chunked("5;=x\r\nhello\r\n0\r\n\r\n"), HTTP_PARSE_ECHUNK,
+	       "chunked: an extension value without a name is ECHUNK");
+	is_int(chunked("5;a=\r\nhello\r\n0\r\n\r\n"), HTTP_PARSE_ECHUNK,
+	       "chunked: an extension with '=' and no value is ECHUNK");
+	is_int(chunked("5;a b\r\nhello\r\n0\r\n\r\n"), HTTP_PARSE_ECHUNK,
+	       "chunked: two words in an extension name are ECHUNK");
+	is_int(chunked("5;a=b c\r\nhello\r\n0\r\n\r\n"), HTTP_PARSE_ECHUNK,
+	       "chunked: two words in an extension value are ECHUNK");
+	is_int(chunked("5;a=\"x\r\nhello\r\n0\r\n\r\n"), HTTP_PARSE_ECHUNK,
+	       "chunked: a CR inside an unterminated quoted value is ECHUNK");
+	is_int(chunked("5;a=(x)\r\nhello\r\n0\r\n\r\n"), HTTP_PARSE_ECHUNK,
+	       "chunked: a value that is neither token nor quoted-string is ECHUNK");
+	ok(chunked("00000000000000000000000005\r\nhello\r\n0\r\n\r\n") == 1 && body_len == 5,
+	   "chunked: leading zeros do not count toward the 16 hex digits");
+	is_int(chunked_max("00000000000000000000000005\r\nhello\r\n0\r\n\r\n", 8), HTTP_PARSE_EBODY,
+	       "chunked: leading zeros count against max_body like other framing");
 	is_int(chunked("5 \r\nhello\r\n0\r\n\r\n"), HTTP_PARSE_ECHUNK,
 	       "chunked: whitespace after the size without an extension is ECHUNK");
 	is_int(chunked("5;a\x01\r\nhello\r\n0\r\n\r\n"), HTTP_PARSE_ECHUNK,
