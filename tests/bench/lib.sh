@@ -53,10 +53,13 @@
 #   bench_tree PID                 print PID and its descendants, one a line
 #   bench_cpu_ticks PID            utime+stime of the tree, in clock ticks
 #   bench_rss_kib PID              RSS of the tree, in KiB
-#   bench_measure NAME CMD...      run load CMD pinned to the load CPU, its
-#                                  stdout in $BENCH_OUT; sets BENCH_SERVER_CPU_S,
-#                                  BENCH_LOAD_CPU_S (the load's own rusage),
-#                                  BENCH_WALL_S, BENCH_RSS_KIB, BENCH_RC
+#   bench_load CMD...              run CMD pinned to the load CPU, its stdout
+#                                  in $BENCH_OUT; BENCH_RC its status
+#   bench_measure NAME CMD...      bench_load CMD, sampling NAME's tree before
+#                                  and after; sets BENCH_SERVER_CPU_S (the
+#                                  tree's CPU over the run), BENCH_LOAD_CPU_S
+#                                  (the load's own rusage), BENCH_WALL_S and
+#                                  BENCH_RSS_KIB (the tree's, after the run)
 #   bench_wrk_parse FILE           set WRK_RPS WRK_P50_US WRK_P99_US
 #                                  WRK_REQUESTS WRK_ERRORS from wrk's output
 #   bench_wrk CASE NAME ROUND PATH WRKARGS... [-- SCRIPTARGS...]
@@ -261,7 +264,7 @@ bench_stop_all() {
 
 # One pass over /proc/*/stat (cat skips processes that vanish meanwhile):
 # the tree of ROOT by parent links, then WHAT of it: "pids" (one a line),
-# "ticks" (utime+stime) or "rss" (pages).  The command name may hold spaces
+# "ticks" (utime+stime), "rss" (pages) or "stat" (both: "TICKS PAGES").  The command name may hold spaces
 # and parentheses, so fields are counted after the last ") ": state, ppid,
 # ... utime is the 12th, stime the 13th, rss the 22nd.
 bench__tree() {
@@ -277,14 +280,16 @@ bench__tree() {
 				for (i = 1; i <= n; i++)
 					if (!(pid[i] in in_tree) && (ppid[i] in in_tree)) { in_tree[pid[i]] = 1; grew = 1 }
 			}
-			sum = 0; found = 0
+			st = 0; sr = 0; found = 0
 			for (i = 1; i <= n; i++) {
 				if (!(pid[i] in in_tree)) continue
 				found = 1
 				if (what == "pids") print pid[i]
-				else sum += (what == "ticks") ? ticks[i] : rss[i]
+				st += ticks[i]; sr += rss[i]
 			}
-			if (what != "pids") printf "%d\n", sum
+			if (what == "ticks") printf "%d\n", st
+			if (what == "rss") printf "%d\n", sr
+			if (what == "stat") printf "%d %d\n", st, sr
 			exit !found
 		}'
 }
@@ -298,38 +303,47 @@ bench_rss_kib() {
 	echo $((pages * BENCH_PAGE_KIB))
 }
 
-# The children's user+system seconds in FILE, as the times builtin wrote it
-# (times itself must run in this shell, not in a $(...) subshell, to see
-# the loads this shell waited for).
-bench__children_s() {
-	awk 'NR == 2 {
-		split($1, u, /[ms]/); split($2, s, /[ms]/)
-		printf "%.3f\n", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$1"
-}
-
-bench_measure() {
-	local name=$1 pid=${BENCH_PID[$1]:-} t0 t1 c0 c1 w0 w1
-	shift
-	[ -n "$pid" ] || { bench_log "$name is not running"; return 1; }
-	times >"$BENCH_TMP/times0"
-	t0=$(bench_cpu_ticks "$pid")
-	w0=$EPOCHREALTIME
-	# In the background and waited for, so a signal's trap runs at once.
+# Run CMD pinned to the load CPU, stdout in $BENCH_OUT, stderr beside it.
+# In the background and waited for, so a signal's trap runs at once.
+bench_load() {
 	taskset -c "$BENCH_LOAD_CPU" "$@" </dev/null >"$BENCH_OUT" 2>"$BENCH_OUT.err" &
 	BENCH_LOAD_PID=$!
 	wait "$BENCH_LOAD_PID"
 	BENCH_RC=$?
 	BENCH_LOAD_PID=
+	return $BENCH_RC
+}
+
+# Two /proc passes per measured run, one before and one after, and the
+# arithmetic in one awk: under load each fork costs, and the runs are short.
+# The load's own CPU comes from the times builtin (children's user+system
+# seconds), which must run in this shell, not in a $(...) subshell, to see
+# the loads this shell waited for.
+bench_measure() {
+	local name=$1 pid=${BENCH_PID[$1]:-} before after w0 w1 line
+	shift
+	[ -n "$pid" ] || { bench_log "$name is not running"; return 1; }
+	times >"$BENCH_TMP/times0"
+	before=$(bench__tree "$pid" stat)
+	w0=$EPOCHREALTIME
+	bench_load "$@"
 	w1=$EPOCHREALTIME
-	t1=$(bench_cpu_ticks "$pid")
+	after=$(bench__tree "$pid" stat)
 	times >"$BENCH_TMP/times1"
-	c0=$(bench__children_s "$BENCH_TMP/times0")
-	c1=$(bench__children_s "$BENCH_TMP/times1")
-	BENCH_RSS_KIB=$(bench_rss_kib "$pid")
-	BENCH_SERVER_CPU_S=$(awk -v a="$t0" -v b="$t1" -v hz="$BENCH_TICK" 'BEGIN { printf "%.3f", (b - a) / hz }')
-	BENCH_LOAD_CPU_S=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.3f", b - a }')
-	# shellcheck disable=SC2034 # for the sections
-	BENCH_WALL_S=$(awk -v a="$w0" -v b="$w1" 'BEGIN { printf "%.3f", b - a }')
+	line=$(cat "$BENCH_TMP/times0" "$BENCH_TMP/times1" | awk -v before="$before" -v after="$after" \
+		-v w0="$w0" -v w1="$w1" -v hz="$BENCH_TICK" -v page="$BENCH_PAGE_KIB" '
+		function secs(f,    u, s) {
+			split($1, u, /[ms]/); split($2, s, /[ms]/)
+			return u[1] * 60 + u[2] + s[1] * 60 + s[2]
+		}
+		NR == 2 { c0 = secs() }
+		NR == 4 { c1 = secs() }
+		END {
+			split(before, b, " "); split(after, a, " ")
+			printf "%.3f %.3f %.3f %d\n", (a[1] - b[1]) / hz, c1 - c0, w1 - w0, a[2] * page
+		}')
+	# shellcheck disable=SC2034 # BENCH_WALL_S is for the sections
+	read -r BENCH_SERVER_CPU_S BENCH_LOAD_CPU_S BENCH_WALL_S BENCH_RSS_KIB <<<"$line"
 	return $BENCH_RC
 }
 
@@ -376,7 +390,7 @@ bench_wrk() {
 	done
 	[ $seen_dd = 1 ] && script_args=(-- "${script_args[@]}")
 	url="http://127.0.0.1:${BENCH_PORT[$name]}$path"
-	bench_measure "$name" wrk -t1 "${opts[@]}" -d "$BENCH_WARMUP" "$url" "${script_args[@]}" || {
+	bench_load wrk -t1 "${opts[@]}" -d "$BENCH_WARMUP" "$url" "${script_args[@]}" || {
 		bench_fail "$case $name: warm-up failed: $(head -3 "$BENCH_OUT.err")"; return 1; }
 	bench_measure "$name" wrk -t1 "${opts[@]}" -d "$BENCH_DURATION" --latency "$url" "${script_args[@]}"
 	if ! bench_wrk_parse "$BENCH_OUT"; then
