@@ -433,17 +433,16 @@ static int find_max(struct opts *o, struct bench_stats *best, double *best_rate,
 		*best_rate = 0;
 		return 0;
 	}
-	bench_stats_free(&st);
 	double lo = 0, hi = ceiling;
 	*best_rate = 0;
 	bool have_best = false;
+	uint64_t last_rate = 0;
+	struct bench_stats last = st;   /* the latest failed trial, reported when none met it */
 	for (unsigned i = 0; i < o->trials && hi >= 1 && !*interrupted; i++) {
-		double rate = have_best || lo > 0 ? (lo + hi) / 2 : hi;
-		if (i == 0)
-			rate = hi;
-		uint64_t per_s = (uint64_t)rate;
-		if (per_s < 1)
+		uint64_t per_s = (uint64_t)(i == 0 ? hi : (lo + hi) / 2);
+		if (per_s < 1 || per_s == last_rate)
 			break;
+		last_rate = per_s;
 		cfg->rate_count = per_s;
 		cfg->rate_per_ns = 1000000000ULL;
 		if (run_once(cfg, &st, interrupted) < 0)
@@ -460,19 +459,23 @@ static int find_max(struct opts *o, struct bench_stats *best, double *best_rate,
 			if (i == 0)
 				break;  /* the ceiling itself meets the objective */
 		} else {
-			bench_stats_free(&st);
+			bench_stats_free(&last);
+			last = st;
 			hi = (double)per_s;
 		}
 		if (hi - lo < hi * 0.01)
 			break;
 	}
-	if (!have_best) {
-		/* report the last (failed) trial's shape as an empty result */
-		bench_stats_init(best);
-		cfg->rate_count = 0;
-	} else {
+	if (have_best) {
+		bench_stats_free(&last);
 		cfg->rate_count = (uint64_t)*best_rate;
 		cfg->rate_per_ns = 1000000000ULL;
+	} else {
+		*best = last;
+		cfg->rate_count = last_rate;
+		cfg->rate_per_ns = 1000000000ULL;
+		if (!last_rate)
+			cfg->rate_count = 0;
 	}
 	return 0;
 }

@@ -1,0 +1,503 @@
+#!/usr/bin/env bats
+# dsys-bench: counts that agree with the server's, exact --requests, the
+# achieved --rate, coordinated omission corrected, every kind of failure
+# counted, and the exit codes.  Servers: dsys-serve, nginx-light, and a
+# small python3 server that misbehaves on purpose (hang, reset, close
+# mid-response, 5xx, chunked, Connection: close, body until close).
+# Each test starts its own servers on free loopback ports and stops them by
+# PID; runs are 1-2 s, but for the coordinated-omission test (10 s).
+
+bats_require_minimum_version 1.5.0
+bats_load_library bats-support
+bats_load_library bats-assert
+
+BIN=${DSYS_BIN:-$BATS_TEST_DIRNAME/../build/bin}
+PIDS=()
+
+# The misbehaving server: MODE decides what every (or every other) request
+# gets; it prints "listen PORT" once bound, and /count (any request whose
+# target starts with /count) answers the number of requests seen so far.
+write_pyserver() {
+	cat >"$BATS_TEST_TMPDIR/srv.py" <<'EOF'
+import socket, struct, sys, threading
+mode = sys.argv[1]
+want_body = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0))
+s.listen(128)
+print("listen %d" % s.getsockname()[1], flush=True)
+count = 0
+lock = threading.Lock()
+
+def read_req(c, buf):
+    while b"\r\n\r\n" not in buf:
+        d = c.recv(65536)
+        if not d:
+            return None, None, b""
+        buf += d
+    i = buf.index(b"\r\n\r\n") + 4
+    head = buf[:i]
+    n = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            n = int(line.split(b":", 1)[1])
+    while len(buf) < i + n:
+        d = c.recv(65536)
+        if not d:
+            return None, None, b""
+        buf += d
+    return head, buf[i:i + n], buf[i + n:]
+
+def send(c, code, body, extra=b""):
+    c.sendall(b"HTTP/1.1 " + code + b"\r\nContent-Length: " + str(len(body)).encode()
+              + b"\r\n" + extra + b"\r\n" + body)
+
+def serve(c):
+    global count
+    buf = b""
+    try:
+        while True:
+            head, body, buf = read_req(c, buf)
+            if head is None:
+                return
+            if head.startswith(b"GET /count"):
+                with lock:
+                    n = count
+                send(c, b"200 OK", str(n).encode())
+                continue
+            with lock:
+                count += 1
+                n = count
+            if mode == "hang":
+                continue
+            if mode == "reset" and n % 2 == 0:
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                c.close()
+                return
+            if mode == "midclose" and n % 2 == 0:
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")
+                c.close()
+                return
+            if mode == "status":
+                send(c, b"503 Service Unavailable" if n % 2 == 0 else b"200 OK", b"ok")
+                continue
+            if mode == "chunked":
+                c.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+                continue
+            if mode == "close":
+                send(c, b"200 OK", b"bye", b"Connection: close\r\n")
+                c.close()
+                return
+            if mode == "eof":
+                c.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end")
+                c.close()
+                return
+            if mode == "body":
+                ok = len(body) == want_body and head.startswith(b"POST ")
+                send(c, b"200 OK" if ok else b"422 Unprocessable Content", b"ok")
+                continue
+            send(c, b"200 OK", b"ok")
+    except OSError:
+        pass
+
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+EOF
+}
+
+# start_py MODE [ARG]: sets PY_PORT
+start_py() {
+	write_pyserver
+	python3 "$BATS_TEST_TMPDIR/srv.py" "$@" >"$BATS_TEST_TMPDIR/py.out" 2>&1 3>&- &
+	PIDS+=($!)
+	local i
+	for ((i = 0; i < 200; i++)); do
+		PY_PORT=$(sed -n 's/^listen \([0-9]*\)$/\1/p' "$BATS_TEST_TMPDIR/py.out")
+		[ -n "$PY_PORT" ] && return 0
+		sleep 0.05
+	done
+	echo "python server did not start: $(cat "$BATS_TEST_TMPDIR/py.out")" >&2
+	return 1
+}
+
+py_count() {
+	curl -s --max-time 5 "http://127.0.0.1:$PY_PORT/count"
+}
+
+# start_serve NAME: sets SERVE_PORT (and SERVE_PID), one loop
+start_serve() {
+	local out=$BATS_TEST_TMPDIR/serve-$1.out
+	"$BIN/dsys-serve" --listen 127.0.0.1:0 --threads 1 >"$out" 2>"$out.err" 3>&- &
+	SERVE_PID=$!
+	PIDS+=($SERVE_PID)
+	local i
+	for ((i = 0; i < 200; i++)); do
+		SERVE_PORT=$(sed -n 's/.*"event":"ready".*"listen":"127\.0\.0\.1:\([0-9]*\)".*/\1/p' "$out")
+		[ -n "$SERVE_PORT" ] && return 0
+		sleep 0.05
+	done
+	echo "dsys-serve did not print its ready line: $(cat "$out" "$out.err")" >&2
+	return 1
+}
+
+# What dsys-serve counted: every request of every route and status.
+serve_count() {
+	curl -s --max-time 5 "http://127.0.0.1:$1/metrics" |
+		awk '/^http_requests_total[{ ]/ && !/route="\/metrics"/ { n += $NF } END { print n + 0 }'
+}
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_nginx: one worker on a free port, an access log of one line per
+# request; sets NGINX_PORT, NGINX_PID (the master) and NGINX_LOG
+start_nginx() {
+	local d=$BATS_TEST_TMPDIR/nginx user=
+	mkdir -p "$d"
+	[ "$(id -u)" = 0 ] && user="user $(id -un) $(id -gn);"
+	NGINX_PORT=$(free_port)
+	NGINX_LOG=$d/access.log
+	cat >"$d/nginx.conf" <<EOF
+$user
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log $NGINX_LOG;
+    keepalive_requests 1000000;
+    client_body_temp_path $d/cb;
+    proxy_temp_path $d/px;
+    fastcgi_temp_path $d/fc;
+    uwsgi_temp_path $d/uw;
+    scgi_temp_path $d/sc;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location = /hello { default_type text/plain; return 200 "Hello from dsys!"; }
+    }
+}
+EOF
+	/usr/sbin/nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf" -g 'daemon off;' \
+		>"$d/out" 2>&1 3>&- &
+	NGINX_PID=$!
+	PIDS+=($NGINX_PID)
+	local i
+	for ((i = 0; i < 200; i++)); do
+		curl -s --max-time 1 -o /dev/null "http://127.0.0.1:$NGINX_PORT/hello" && break
+		sleep 0.05
+	done
+	: >"$NGINX_LOG"  # forget the readiness probes
+}
+
+# Lines in nginx's access log, once it has stopped growing.
+nginx_count() {
+	local n m i
+	n=$(wc -l <"$NGINX_LOG")
+	for ((i = 0; i < 20; i++)); do
+		sleep 0.05
+		m=$(wc -l <"$NGINX_LOG")
+		[ "$m" = "$n" ] && break
+		n=$m
+	done
+	echo "$n"
+}
+
+teardown() {
+	local p
+	for p in "${PIDS[@]}"; do
+		kill -CONT "$p" 2>/dev/null
+		kill "$p" 2>/dev/null
+	done
+	for p in "${PIDS[@]}"; do
+		wait "$p" 2>/dev/null || true
+	done
+}
+
+bench() {
+	"$BIN/dsys-bench" "$@"
+}
+
+@test "bench: the request count equals dsys-serve's count in /metrics" {
+	start_serve a
+	run --separate-stderr bench -t 2 -c 7 -d 1s "http://127.0.0.1:$SERVE_PORT/hello"
+	assert_success
+	req=$(jq -r .requests <<<"$output")
+	[ "$req" -gt 100 ]
+	assert_equal "$(jq -r '.errors.read + .errors.write + .errors.timeout' <<<"$output")" 0
+	assert_equal "$(serve_count "$SERVE_PORT")" "$req"
+}
+
+@test "bench: the request count equals the lines of nginx's access log" {
+	start_nginx
+	run --separate-stderr bench -t 2 -c 5 -d 1s "http://127.0.0.1:$NGINX_PORT/hello"
+	assert_success
+	req=$(jq -r .requests <<<"$output")
+	[ "$req" -gt 100 ]
+	assert_equal "$(nginx_count)" "$req"
+	assert_equal "$(jq -r '.status["200"]' <<<"$output")" "$req"
+}
+
+@test "bench: --requests N sends exactly N, pipelined over several threads" {
+	start_serve a
+	run --separate-stderr bench -t 2 -c 5 --pipeline 4 --requests 1237 "http://127.0.0.1:$SERVE_PORT/hello"
+	assert_success
+	assert_equal "$(jq -r .requests <<<"$output")" 1237
+	assert_equal "$(jq -r .sent <<<"$output")" 1237
+	assert_equal "$(serve_count "$SERVE_PORT")" 1237
+}
+
+@test "bench: --requests with --rate sends exactly N on the schedule" {
+	start_nginx
+	run --separate-stderr bench -t 2 -c 4 --rate 2000 --requests 500 "http://127.0.0.1:$NGINX_PORT/hello"
+	assert_success
+	assert_equal "$(jq -r .requests <<<"$output")" 500
+	assert_equal "$(nginx_count)" 500
+}
+
+@test "bench: --rate 500 for 2 s sends about 1000 requests (within 5%)" {
+	start_nginx
+	run --separate-stderr bench -t 2 -c 10 --rate 500 -d 2s "http://127.0.0.1:$NGINX_PORT/hello"
+	assert_success
+	req=$(jq -r .requests <<<"$output")
+	[ "$req" -ge 950 ] && [ "$req" -le 1050 ] || { echo "requests $req"; false; }
+	jq -e '.rate == 500 and .latency_uncorrected_us.p50 >= 0 and .send_lag_us.max >= 0' <<<"$output"
+	assert_equal "$(nginx_count)" "$req"
+}
+
+@test "bench: rates below the thread count work (3/s over 4 threads)" {
+	start_nginx
+	run --separate-stderr bench -t 4 -c 4 --rate 3 -d 2s "http://127.0.0.1:$NGINX_PORT/hello"
+	assert_success
+	assert_equal "$(jq -r .requests <<<"$output")" 6
+	run --separate-stderr bench -t 2 -c 2 --rate 60/m -d 2500ms "http://127.0.0.1:$NGINX_PORT/hello"
+	assert_success
+	assert_equal "$(jq -r .requests <<<"$output")" 3
+}
+
+@test "bench: a server frozen for 1 s shows in the corrected percentiles, not the uncorrected" {
+	start_nginx
+	worker=$(pgrep -P "$NGINX_PID" | head -1)
+	[ -n "$worker" ]
+	(sleep 3; kill -STOP "$worker"; sleep 1; kill -CONT "$worker") 3>&- &
+	PIDS+=($!)
+	run --separate-stderr bench -t 1 -c 10 --rate 1000 -d 10s "http://127.0.0.1:$NGINX_PORT/hello"
+	assert_success
+	echo "$output" | jq -c '{requests, latency_us, latency_uncorrected_us}'
+	jq -e '.latency_us.p95 >= 400000' <<<"$output"
+	jq -e '.latency_us.p99 >= 800000' <<<"$output"
+	jq -e '.latency_uncorrected_us.p99 < 200000' <<<"$output"
+	jq -e '.send_lag_us.max >= 800000' <<<"$output"
+}
+
+@test "bench: a request the server never answers is a timeout, and its connection is replaced" {
+	start_py hang
+	run --separate-stderr bench -t 1 -c 2 -d 1s --timeout 200ms "http://127.0.0.1:$PY_PORT/"
+	assert_success
+	timeouts=$(jq -r .errors.timeout <<<"$output")
+	[ "$timeouts" -ge 4 ] || { echo "$output"; false; }
+	assert_equal "$(jq -r .requests <<<"$output")" 0
+	# every request sent was cancelled, and each on a new connection
+	assert_equal "$(jq -r .sent <<<"$output")" "$timeouts"
+	assert_equal "$(py_count)" "$timeouts"
+}
+
+@test "bench: resets are read errors, one per lost request" {
+	start_py reset
+	run --separate-stderr bench -t 1 -c 2 -d 1s "http://127.0.0.1:$PY_PORT/"
+	assert_success
+	req=$(jq -r .requests <<<"$output")
+	read_err=$(jq -r .errors.read <<<"$output")
+	[ "$req" -gt 10 ] && [ "$read_err" -gt 10 ]
+	assert_equal "$(jq -r .sent <<<"$output")" $((req + read_err))
+	assert_equal "$(py_count)" $((req + read_err))
+}
+
+@test "bench: a close in the middle of a response is a read error" {
+	start_py midclose
+	run --separate-stderr bench -t 1 -c 2 -d 1s "http://127.0.0.1:$PY_PORT/"
+	assert_success
+	req=$(jq -r .requests <<<"$output")
+	read_err=$(jq -r .errors.read <<<"$output")
+	[ "$req" -gt 10 ] && [ "$read_err" -gt 10 ]
+	assert_equal "$(jq -r .sent <<<"$output")" $((req + read_err))
+	assert_equal "$(jq -r '.status["200"]' <<<"$output")" "$req"
+}
+
+@test "bench: 5xx answers are counted by status, and the run still exits 0" {
+	start_py status
+	run --separate-stderr bench -t 1 -c 1 --requests 100 "http://127.0.0.1:$PY_PORT/"
+	assert_success
+	assert_equal "$(jq -r .requests <<<"$output")" 100
+	assert_equal "$(jq -r '.errors.status["503"]' <<<"$output")" 50
+	assert_equal "$(jq -r '.status["200"]' <<<"$output")" 50
+}
+
+@test "bench: chunked responses are framed on a kept-alive connection" {
+	start_py chunked
+	run --separate-stderr bench -t 1 -c 2 --pipeline 3 --requests 300 "http://127.0.0.1:$PY_PORT/"
+	assert_success
+	assert_equal "$(jq -r .requests <<<"$output")" 300
+	assert_equal "$(jq -r '.errors | .read + .write + .timeout' <<<"$output")" 0
+	assert_equal "$(jq -r .connects <<<"$output")" 2
+}
+
+@test "bench: Connection: close answers reconnect without errors" {
+	start_py close
+	run --separate-stderr bench -t 1 -c 2 --requests 50 "http://127.0.0.1:$PY_PORT/"
+	assert_success
+	assert_equal "$(jq -r .requests <<<"$output")" 50
+	assert_equal "$(jq -r '.errors | .read + .write + .timeout' <<<"$output")" 0
+	[ "$(jq -r .connects <<<"$output")" -ge 50 ]
+}
+
+@test "bench: a body that runs until the close is a complete response" {
+	start_py eof
+	run --separate-stderr bench -t 1 -c 2 --requests 40 "http://127.0.0.1:$PY_PORT/"
+	assert_success
+	assert_equal "$(jq -r .requests <<<"$output")" 40
+	assert_equal "$(jq -r '.errors | .read + .write + .timeout' <<<"$output")" 0
+	assert_equal "$(jq -r .bytes <<<"$output")" $((40 * 51))
+}
+
+@test "bench: --method, --header and --body @FILE are sent as given" {
+	head -c 3000 /dev/zero | tr '\0' x >"$BATS_TEST_TMPDIR/body"
+	start_py body 3000
+	run --separate-stderr bench -t 1 -c 2 --requests 20 -m POST -H 'X-Test: yes' \
+		--body "@$BATS_TEST_TMPDIR/body" "http://127.0.0.1:$PY_PORT/"
+	assert_success
+	assert_equal "$(jq -r '.status["200"]' <<<"$output")" 20
+	run --separate-stderr bench -t 1 -c 1 --requests 5 -m POST --body short "http://127.0.0.1:$PY_PORT/"
+	assert_equal "$(jq -r '.status["422"]' <<<"$output")" 5
+}
+
+@test "bench: stdout is one JSON object with every documented field" {
+	start_serve a
+	run --separate-stderr bench -t 1 -c 2 -d 500ms "http://127.0.0.1:$SERVE_PORT/hello"
+	assert_success
+	assert_equal "$(wc -l <<<"$output")" 1
+	jq -e '(.requests|type)=="number" and (.duration_s|type)=="number" and (.rps|type)=="number"
+		and (.bytes|type)=="number"
+		and (.errors|has("connect") and has("read") and has("write") and has("timeout") and has("status"))
+		and (.latency_us|has("min") and has("mean") and has("stdev") and has("p50") and has("p90")
+		     and has("p99") and has("p999") and has("p9999") and has("max"))
+		and (.percentiles|length > 3) and (.percentiles[-1].percentile == 100)
+		and .percentiles[-1].latency_us == .latency_us.max' <<<"$output"
+}
+
+@test "bench: wrk's command line works unchanged" {
+	start_serve a
+	run --separate-stderr bench -t1 -c2 -d1s --latency --timeout 1s -H 'X-A: b' "http://127.0.0.1:$SERVE_PORT/hello"
+	assert_success
+	[ "$(jq -r .requests <<<"$output")" -gt 0 ]
+}
+
+@test "bench: --interval prints interval lines before the result" {
+	start_serve a
+	run --separate-stderr bench -t 1 -c 2 -d 2100ms --interval 500ms "http://127.0.0.1:$SERVE_PORT/hello"
+	assert_success
+	n=$(jq -r 'select(.event=="interval") | .requests' <<<"$output" | wc -l)
+	[ "$n" -ge 3 ] || { echo "$output"; false; }
+	assert_equal "$(tail -1 <<<"$output" | jq -r .event)" result
+	# the intervals add up to no more than the total
+	sum=$(jq -s 'map(select(.event=="interval") | .requests) | add' <<<"$output")
+	[ "$sum" -le "$(tail -1 <<<"$output" | jq -r .requests)" ]
+}
+
+@test "bench: several URLs, and --targets JSON lines, share the connections round-robin" {
+	start_serve a
+	a=$SERVE_PORT
+	start_serve b
+	b=$SERVE_PORT
+	run --separate-stderr bench -t 1 -c 4 -d 500ms "http://127.0.0.1:$a/hello" "http://127.0.0.1:$b/hello"
+	assert_success
+	req=$(jq -r .requests <<<"$output")
+	ca=$(serve_count "$a")
+	cb=$(serve_count "$b")
+	[ "$ca" -gt 0 ] && [ "$cb" -gt 0 ]
+	assert_equal $((ca + cb)) "$req"
+	printf '{"url":"http://127.0.0.1:%s/hello"}\n{"addr":"127.0.0.1:%s","name":"x"}\n' "$a" "$b" >"$BATS_TEST_TMPDIR/t"
+	run --separate-stderr bash -c "'$BIN/dsys-bench' -t 1 -c 2 --requests 100 --targets - <'$BATS_TEST_TMPDIR/t'"
+	assert_success
+	jq -e '(.urls | length) == 2 and .requests == 100' <<<"$output"
+	assert_equal $(($(serve_count "$a") + $(serve_count "$b"))) $((req + 100))
+}
+
+@test "bench: --plot writes an SVG, and plot compares saved results" {
+	start_serve a
+	run --separate-stderr bench -t 1 -c 2 -d 500ms --plot "$BATS_TEST_TMPDIR/a.svg" "http://127.0.0.1:$SERVE_PORT/hello"
+	assert_success
+	echo "$output" >"$BATS_TEST_TMPDIR/a.json"
+	grep -q '<svg' "$BATS_TEST_TMPDIR/a.svg"
+	grep -q '<polyline' "$BATS_TEST_TMPDIR/a.svg"
+	bench -t 1 -c 2 -d 300ms "http://127.0.0.1:$SERVE_PORT/hello" >"$BATS_TEST_TMPDIR/b.json"
+	run bench plot "$BATS_TEST_TMPDIR/a.json" "$BATS_TEST_TMPDIR/b.json" -o "$BATS_TEST_TMPDIR/cmp.svg"
+	assert_success
+	assert_equal "$(grep -c '<polyline' "$BATS_TEST_TMPDIR/cmp.svg")" 2
+	python3 -c 'import sys, xml.dom.minidom as m; m.parse(sys.argv[1])' "$BATS_TEST_TMPDIR/cmp.svg"
+	run bench plot "$BATS_TEST_TMPDIR/nonexistent.json" -o "$BATS_TEST_TMPDIR/x.svg"
+	assert_failure 2
+}
+
+@test "bench: --find-max reports the highest rate that met --slo" {
+	start_serve a
+	run --separate-stderr bench -t 1 -c 4 -d 300ms --find-max --slo 'p99<1s' --trials 2 "http://127.0.0.1:$SERVE_PORT/hello"
+	assert_success
+	[ "$(jq -r 'select(.event=="trial") | .rate' <<<"$output" | wc -l)" -ge 2 ]
+	jq -e 'select(.event=="result") | .max_rate > 0' <<<"$output"
+	run --separate-stderr bench -t 1 -c 2 -d 300ms --find-max --slo 'p99<0us' --trials 2 "http://127.0.0.1:$SERVE_PORT/hello"
+	assert_failure 1
+}
+
+@test "bench: --fail-if exits 1 when a term holds, 0 when none does" {
+	start_serve a
+	run --separate-stderr bench -t 1 -c 2 -d 300ms --fail-if 'p50>0us' "http://127.0.0.1:$SERVE_PORT/hello"
+	assert_failure 1
+	[ "$(jq -r .requests <<<"$output")" -gt 0 ]
+	run --separate-stderr bench -t 1 -c 2 -d 300ms --fail-if 'p99>10s,errors>0' "http://127.0.0.1:$SERVE_PORT/hello"
+	assert_success
+}
+
+@test "bench: bad flags and bad URLs exit 2 with a message" {
+	run bench --no-such-flag http://127.0.0.1:1/
+	assert_failure 2
+	run bench -c 0 http://127.0.0.1:1/
+	assert_failure 2
+	run bench -d forever http://127.0.0.1:1/
+	assert_failure 2
+	run bench --rate 0 http://127.0.0.1:1/
+	assert_failure 2
+	run bench --fail-if 'p99 about 5ms' http://127.0.0.1:1/
+	assert_failure 2
+	run bench
+	assert_failure 2
+	assert_output --partial 'no URL'
+	run bench https://127.0.0.1/
+	assert_failure 2
+	assert_output --partial 'only http://'
+	run bench 'http://127.0.0.1:99999/'
+	assert_failure 2
+	run bench --find-max http://127.0.0.1:1/
+	assert_failure 2
+}
+
+@test "bench: no connection at all exits 3, and promptly" {
+	port=$(free_port)
+	run --separate-stderr timeout 5 "$BIN/dsys-bench" -c 4 -d 10s "http://127.0.0.1:$port/"
+	assert_failure 3
+	[ "$(jq -r .errors.connect <<<"$output")" -ge 4 ]
+	[[ "$stderr" == *"cannot connect"* ]]
+}
+
+@test "bench: --list-options names every option, and --help shows usage" {
+	run bench --list-options
+	assert_success
+	assert_line -- --rate
+	assert_line -- --fail-if
+	run bench --help
+	assert_success
+	assert_output --partial 'usage:'
+}
