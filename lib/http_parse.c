@@ -36,6 +36,9 @@
  * data in place (output never overtakes input, so memmove suffices).
  */
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "http_parse.h"
 #include "invariant.h"
@@ -50,18 +53,19 @@ enum {
 	C_HOST = 0x10,   /* reg-name, IP-literal, port: unreserved sub-delims : [ ] % */
 	C_SCHEME = 0x20, /* ALPHA DIGIT + - . */
 	C_DIGIT = 0x40,
+	C_REG = 0x80,    /* reg-name bytes but '%': unreserved, sub-delims */
 };
 
 /* Generated once from the RFC 9110 / RFC 3986 character sets. */
 static const unsigned char cls[256] = {
 	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
 	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-	0x02, 0x17, 0x02, 0x03, 0x17, 0x13, 0x17, 0x17, 0x16, 0x16, 0x17, 0x37, 0x16, 0x37, 0x37, 0x06,
-	0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x16, 0x16, 0x02, 0x16, 0x02, 0x02,
-	0x06, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37,
-	0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x12, 0x02, 0x12, 0x03, 0x17,
-	0x03, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37,
-	0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x02, 0x03, 0x02, 0x17, 0x00,
+	0x02, 0x97, 0x02, 0x03, 0x97, 0x13, 0x97, 0x97, 0x96, 0x96, 0x97, 0xb7, 0x96, 0xb7, 0xb7, 0x06,
+	0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x16, 0x96, 0x02, 0x96, 0x02, 0x02,
+	0x06, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xb7, 0xb7, 0xb7, 0xb7, 0xb7, 0xb7, 0xb7, 0xb7, 0xb7,
+	0xb7, 0xb7, 0xb7, 0xb7, 0xb7, 0xb7, 0xb7, 0xb7, 0xb7, 0xb7, 0xb7, 0x12, 0x02, 0x12, 0x03, 0x97,
+	0x03, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xb7, 0xb7, 0xb7, 0xb7, 0xb7, 0xb7, 0xb7, 0xb7, 0xb7,
+	0xb7, 0xb7, 0xb7, 0xb7, 0xb7, 0xb7, 0xb7, 0xb7, 0xb7, 0xb7, 0xb7, 0x02, 0x03, 0x02, 0x97, 0x00,
 	0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02,
 	0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02,
 	0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02,
@@ -86,6 +90,85 @@ static inline bool eq_lower(const char *a, const char *lit, size_t n)
 		if (lower((unsigned char)a[i]) != (unsigned char)lit[i])
 			return false;
 	return true;
+}
+
+/*
+ * The same for bytes known to be tchar or field content, against a literal
+ * of lowercase letters, digits and '-': there c | 0x20 equals a literal
+ * byte only for that byte or its uppercase, so eight bytes compare at once.
+ */
+static inline bool eq_fold(const char *a, const char *lit, size_t n)
+{
+	const uint64_t fold = 0x2020202020202020ULL;
+	uint64_t x, y;
+	if (n >= 8) {
+		for (size_t i = 0; i + 8 <= n; i += 8) {
+			memcpy(&x, a + i, 8);
+			memcpy(&y, lit + i, 8);
+			if ((x | fold) != y)
+				return false;
+		}
+		memcpy(&x, a + n - 8, 8);
+		memcpy(&y, lit + n - 8, 8);
+		return (x | fold) == y;
+	}
+	if (n >= 4) {
+		uint32_t u, v;
+		memcpy(&u, a, 4);
+		memcpy(&v, lit, 4);
+		if ((u | (uint32_t)fold) != v)
+			return false;
+		memcpy(&u, a + n - 4, 4);
+		memcpy(&v, lit + n - 4, 4);
+		return (u | (uint32_t)fold) == v;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (((unsigned char)a[i] | 0x20) != (unsigned char)lit[i])
+			return false;
+	return true;
+}
+
+/* First byte in [p, end) not of class k (or end), four bytes a round. */
+static inline const char *scan_class(const char *p, const char *end, unsigned char k)
+{
+	while (end - p >= 4) {
+		if (!IS(p[0], k)) return p;
+		if (!IS(p[1], k)) return p + 1;
+		if (!IS(p[2], k)) return p + 2;
+		if (!IS(p[3], k)) return p + 3;
+		p += 4;
+	}
+	while (p < end && IS(*p, k))
+		p++;
+	return p;
+}
+
+/*
+ * First byte in [p, end) that is not field content (a CTL other than HTAB,
+ * or DEL), or end.  With SSE2, sixteen bytes a round: a byte is a stop when
+ * max(x, 0x1f) == 0x1f (x <= 0x1f unsigned) or x == 0x7f; HTAB stops the
+ * vector loop and is stepped over.
+ */
+static inline const char *scan_value(const char *p, const char *end)
+{
+#ifdef __SSE2__
+	const __m128i ctl = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f);
+	while (end - p >= 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+		__m128i stop = _mm_or_si128(_mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl),
+		                            _mm_cmpeq_epi8(v, del));
+		int mask = _mm_movemask_epi8(stop);
+		if (!mask) {
+			p += 16;
+			continue;
+		}
+		p += __builtin_ctz((unsigned)mask);
+		if (*p != '\t')
+			return p;
+		p++;
+	}
+#endif
+	return scan_class(p, end, C_VALUE);
 }
 
 static inline int hexval(unsigned char c)
@@ -145,11 +228,13 @@ static long host_scan(const char *v, size_t n, bool *has_port)
 			return -1;
 		i++;
 	} else {
-		for (; i < n && v[i] != ':'; i++) {
-			if (!IS(v[i], C_HOST) || v[i] == '[' || v[i] == ']')
+		for (;;) {
+			i = (size_t)(scan_class(v + i, v + n, C_REG) - v);
+			if (i >= n || v[i] != '%')
+				break;
+			if (i + 2 >= n || !IS(v[i + 1], C_HEX) || !IS(v[i + 2], C_HEX))
 				return -1;
-			if (v[i] == '%' && (i + 2 >= n || !IS(v[i + 1], C_HEX) || !IS(v[i + 2], C_HEX)))
-				return -1;
+			i += 3;
 		}
 	}
 	host = i;
@@ -230,7 +315,7 @@ static void field_transfer_encoding(const char *v, size_t n, struct fields *f)
 	const char *e;
 	f->te_seen = true;
 	while ((e = elem_next(v, n, &i, &el))) {
-		if (el == 7 && eq_lower(e, "chunked", 7)) {
+		if (el == 7 && eq_fold(e, "chunked", 7)) {
 			f->te_chunked++;
 			f->te_last_chunked = true;
 		} else {
@@ -245,11 +330,11 @@ static void field_connection(const char *v, size_t n, struct fields *f)
 	size_t i = 0, el;
 	const char *e;
 	while ((e = elem_next(v, n, &i, &el))) {
-		if (el == 5 && eq_lower(e, "close", 5))
+		if (el == 5 && eq_fold(e, "close", 5))
 			f->conn_close = true;
-		else if (el == 10 && eq_lower(e, "keep-alive", 10))
+		else if (el == 10 && eq_fold(e, "keep-alive", 10))
 			f->conn_keep_alive = true;
-		else if (el == 7 && eq_lower(e, "upgrade", 7))
+		else if (el == 7 && eq_fold(e, "upgrade", 7))
 			f->conn_upgrade = true;
 	}
 }
@@ -276,8 +361,7 @@ static int parse_fields(const char *buf, size_t pos, const char *end, bool over,
 			return (int)(p + 2 - buf);
 		}
 		const char *name = p;
-		while (p < end && IS(*p, C_TCHAR))
-			p++;
+		p = scan_class(p, end, C_TCHAR);
 		if (p >= end)
 			return more;
 		/* obs-fold, an empty name, SP before ':' and bare LF all end here */
@@ -290,8 +374,7 @@ static int parse_fields(const char *buf, size_t pos, const char *end, bool over,
 		while (p < end && (*p == ' ' || *p == '\t'))
 			p++;
 		const char *val = p;
-		while (p < end && IS(*p, C_VALUE))
-			p++;
+		p = scan_value(p, end);
 		if (p >= end)
 			return more;
 		if (*p != '\r')
@@ -314,7 +397,7 @@ static int parse_fields(const char *buf, size_t pos, const char *end, bool over,
 
 		switch (name_len) {
 		case 4:
-			if (eq_lower(name, "host", 4)) {
+			if (eq_fold(name, "host", 4)) {
 				bool port;
 				if (host_scan(val, vlen, &port) < 0)
 					return HTTP_PARSE_EHOST;
@@ -324,23 +407,23 @@ static int parse_fields(const char *buf, size_t pos, const char *end, bool over,
 			}
 			break;
 		case 6:
-			if (eq_lower(name, "expect", 6) && vlen == 12 &&
-			    eq_lower(val, "100-continue", 12))
+			if (eq_fold(name, "expect", 6) && vlen == 12 &&
+			    eq_fold(val, "100-continue", 12))
 				f->expect_continue = true;
 			break;
 		case 10:
-			if (eq_lower(name, "connection", 10))
+			if (eq_fold(name, "connection", 10))
 				field_connection(val, vlen, f);
 			break;
 		case 14:
-			if (eq_lower(name, "content-length", 14)) {
+			if (eq_fold(name, "content-length", 14)) {
 				int r = field_content_length(val, vlen, f);
 				if (r < 0)
 					return r;
 			}
 			break;
 		case 17:
-			if (eq_lower(name, "transfer-encoding", 17))
+			if (eq_fold(name, "transfer-encoding", 17))
 				field_transfer_encoding(val, vlen, f);
 			break;
 		}
@@ -454,8 +537,7 @@ static long scan_target(const char *buf, size_t pos, size_t len, size_t max_uri,
 	size_t i = 0;
 	*query = -1;
 	for (;;) {
-		while (i < lim && IS(t[i], C_PATH))
-			i++;
+		i = (size_t)(scan_class(t + i, t + lim, C_PATH) - t);
 		if (i >= lim)
 			return i > max_uri ? HTTP_PARSE_EURI : 0;
 		switch (t[i]) {
@@ -627,9 +709,8 @@ int http_parse_response(const char *buf, size_t len, const struct http_limits *l
 	    buf[9] == '0' || buf[12] != ' ')
 		return HTTP_PARSE_EINVAL;
 	res->status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
-	const char *p = buf + 13, *e = buf + end;
-	while (p < e && IS(*p, C_VALUE))
-		p++;
+	const char *e = buf + end;
+	const char *p = scan_value(buf + 13, e);
 	if (p >= e)
 		return more;
 	if (*p != '\r')
