@@ -2,8 +2,10 @@
 """gen.py -- write tests/conformance.bats from tests/conformance/cases.txt.
 
 Each case of the table becomes one @test, so the TAP count is the number of
-cases and a failure names the case.  The test carries the case's lines
-verbatim (a heredoc fed to send.py), so the .bats file reads on its own.
+cases and a failure names the case.  setup_file plays the whole table in one
+send.py process (a process per case would double the file's run time) and
+each test reports its case's result; the test carries the case's lines as
+comments, so the .bats file reads on its own.
 
     python3 tests/conformance/gen.py           # rewrite tests/conformance.bats
     python3 tests/conformance/gen.py --check   # exit 1 if it is out of date
@@ -31,8 +33,9 @@ PROLOGUE = r'''#!/usr/bin/env bats
 # The raw-socket conformance suite of dsys-serve, grouped as RFC 9112 groups
 # its rules.  Each test is one case: exact request bytes (possibly in several
 # writes), the statuses expected in order, and whether the server must close
-# the connection afterwards; tests/conformance/send.py plays it and prints
-# the transcript when it does not match.  One server serves the whole file.
+# the connection afterwards.  One server serves the whole file; setup_file
+# plays every case through tests/conformance/send.py, and each test shows
+# its case's transcript when it did not match.
 
 setup_file() {
 	local bin=${DSYS_BIN:-$BATS_TEST_DIRNAME/../build/bin}
@@ -57,10 +60,14 @@ setup_file() {
 		return 1
 	fi
 	export CONF_PORT=$port
+	# Every case, in table order, on its own connection; one result file each.
+	mkdir -p "$dir/results"
+	"$CONF_PY" "$BATS_TEST_DIRNAME/conformance/send.py" --port "$port" \
+		--table "$BATS_TEST_DIRNAME/conformance/cases.txt" --results "$dir/results" || true
 }
 
 teardown_file() {
-	local pid
+	local pid i
 	pid=$(cat "$BATS_FILE_TMPDIR/serve.pid" 2>/dev/null) || return 0
 	kill "$pid" 2>/dev/null || return 0
 	for ((i = 0; i < 100; i++)); do
@@ -70,8 +77,21 @@ teardown_file() {
 	kill -9 "$pid" 2>/dev/null || true
 }
 
-# conf: play the case on stdin against the server; send.py prints what
-# was expected, what happened and the transcript when they differ.
+# conf_result N: case N of the table (from 1) passed in setup_file; when it
+# did not, what was expected, what happened and the transcript.
+conf_result() {
+	local r=$BATS_FILE_TMPDIR/results/$1
+	if [ -e "$r.pass" ]; then
+		return 0
+	elif [ -e "$r.fail" ]; then
+		cat "$r.fail"
+	else
+		echo "case $1 was not played (did send.py fail? see setup_file)"
+	fi
+	return 1
+}
+
+# conf: play the case on stdin now.
 conf() {
 	"$CONF_PY" "$BATS_TEST_DIRNAME/conformance/send.py" --port "$CONF_PORT"
 }
@@ -92,33 +112,10 @@ CASE
 '''
 
 
-def read_cases(path):
-    """Returns [(group, name, [lines])] in file order."""
-    cases, group, cur = [], None, None
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.rstrip("\n")
-            if line.startswith("#"):
-                continue
-            word, _, rest = line.partition(" ")
-            if word == "group":
-                group, cur = rest.strip(), None
-            elif word == "case":
-                if group is None:
-                    sys.exit("%s:%d: case before any group" % (path, n))
-                cur = (group, rest.strip(), [], n)
-                cases.append(cur)
-            elif line.strip():
-                if cur is None:
-                    sys.exit("%s:%d: line outside a case" % (path, n))
-                cur[2].append(line)
-    return cases
-
-
 def render(cases):
     out = [PROLOGUE]
     seen = set()
-    for group, name, lines, n in cases:
+    for i, (group, name, lines, n) in enumerate(cases, 1):
         title = "conformance: %s: %s" % (group, name)
         if re.search(r'["$`\\]', title):
             sys.exit("cases.txt:%d: no \" $ ` or \\ in a case name" % n)
@@ -129,13 +126,14 @@ def render(cases):
             send.parse_case(lines)
         except send.CaseError as e:
             sys.exit("cases.txt:%d: %s" % (n, e))
-        out.append('\n@test "%s" {\n\tconf <<\'CASE\'\n%s\nCASE\n}\n' % (title, "\n".join(lines)))
+        body = "".join("\t# %s\n" % l for l in lines)
+        out.append('\n@test "%s" {\n%s\tconf_result %d\n}\n' % (title, body, i))
     out.append(EPILOGUE)
     return "".join(out)
 
 
 def main():
-    text = render(read_cases(CASES))
+    text = render(send.read_table(CASES))
     if sys.argv[1:] == ["--check"]:
         with open(BATS, encoding="utf-8") as f:
             if f.read() != text:
@@ -147,7 +145,7 @@ def main():
         return 2
     with open(BATS, "w", encoding="utf-8") as f:
         f.write(text)
-    print("wrote %s: %d cases" % (os.path.relpath(BATS), len(read_cases(CASES))))
+    print("wrote %s: %d cases" % (os.path.relpath(BATS), len(send.read_table(CASES))))
     return 0
 
 

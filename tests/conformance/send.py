@@ -1,14 +1,24 @@
 #!/usr/bin/env python3
-"""send.py -- play one raw-socket conformance case against an HTTP server.
+"""send.py -- play raw-socket conformance cases against an HTTP server.
 
 Reads one case (the lines of a block of cases.txt, without its "case" line)
-from stdin, connects to 127.0.0.1:PORT, sends the exact bytes, reads the
-answers and compares what happened with the case's "expect" line.  Prints
-the expected and the actual summary and the transcript; exits 0 when they
-match and every check holds, 1 when not, 2 on a malformed case.
+from stdin, or every case of a table file (--table).  For each it connects
+to 127.0.0.1:PORT, sends the exact bytes, reads the answers and compares
+what happened with the case's "expect" line; on a mismatch it prints the
+expected and the actual summary and the transcript.  Exits 0 when every
+case matched and every check held, 1 when not, 2 on a malformed case.
 
     send.py --port 8080 < case        # one case from stdin
     send.py --port 8080 --show < case # print the transcript even on success
+    send.py --port 8080 --table cases.txt [--match TEXT]
+                                      # every case, as TAP-like lines
+    send.py --port 8080 --table cases.txt --results DIR
+                                      # every case, a file per case: what
+                                      # tests/conformance.bats reads
+
+Played against another server (nginx, h2o) the table is a second opinion:
+its valid cases must pass there too, while a lenient server fails many of
+the strict ones.
 
 The summary is the status codes of every response in the order they came
 (interim 100s included), then one word for the connection:
@@ -360,31 +370,83 @@ def run_checks(checks, responses):
     return errors
 
 
-def main():
-    ap = argparse.ArgumentParser(description="play one conformance case from stdin")
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--timeout", type=float, default=2.0, help="seconds of silence that end a read")
-    ap.add_argument("--show", action="store_true", help="print the transcript even on success")
-    a = ap.parse_args()
+def read_table(path):
+    """The cases of a table file: [(group, name, [lines], line number)]."""
+    cases, group, cur = [], None, None
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            line = line.rstrip("\n")
+            if line.startswith("#"):
+                continue
+            word, _, rest = line.partition(" ")
+            if word == "group":
+                group, cur = rest.strip(), None
+            elif word == "case":
+                if group is None:
+                    raise CaseError("%s:%d: case before any group" % (path, n))
+                cur = (group, rest.strip(), [], n)
+                cases.append(cur)
+            elif line.strip():
+                if cur is None:
+                    raise CaseError("%s:%d: line outside a case" % (path, n))
+                cur[2].append(line)
+    return cases
+
+
+def play(port, lines, timeout, show):
+    """Play one case; returns (ok, report text)."""
+    steps, expect, checks, heads = parse_case(lines)
     try:
-        steps, expect, checks, heads = parse_case(sys.stdin.readlines())
-    except CaseError as e:
-        print("send.py: bad case: %s" % e, file=sys.stderr)
-        return 2
-    words, responses, conn = run_case(a.port, steps, expect, heads, a.timeout)
+        words, responses, conn = run_case(port, steps, expect, heads, timeout)
+    except OSError as e:
+        return False, "expected: %s\nactual:   cannot connect to 127.0.0.1:%d: %s\n" % (
+            " ".join(expect), port, e.strerror or e)
     conn.sock.close()
     errors = run_checks(checks, responses)
     ok = len(words) == len(expect) and not errors and all(
         w in e.split("|") for w, e in zip(words, expect))
-    if not ok or a.show:
-        print("expected: %s" % " ".join(expect))
-        print("actual:   %s" % " ".join(words))
-        for e in errors:
-            print("check failed: %s" % e)
-        print("transcript:")
-        for l in conn.log:
-            print("  " + l)
-    return 0 if ok else 1
+    out = []
+    if not ok or show:
+        out.append("expected: %s" % " ".join(expect))
+        out.append("actual:   %s" % " ".join(words))
+        out += ["check failed: %s" % e for e in errors]
+        out.append("transcript:")
+        out += ["  " + l for l in conn.log]
+    return ok, "".join(l + "\n" for l in out)
+
+
+def main():
+    ap = argparse.ArgumentParser(
+        description="play one conformance case from stdin, or every case of a table")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--timeout", type=float, default=2.0, help="seconds of silence that end a read")
+    ap.add_argument("--show", action="store_true", help="print the transcript even on success")
+    ap.add_argument("--table", help="play the cases of this file instead of stdin")
+    ap.add_argument("--match", help="with --table: only cases whose group: name contains this")
+    ap.add_argument("--results", help="with --table: write DIR/N.pass or DIR/N.fail for case N (from 1)")
+    a = ap.parse_args()
+    try:
+        if not a.table:
+            ok, text = play(a.port, sys.stdin.readlines(), a.timeout, a.show)
+            sys.stdout.write(text)
+            return 0 if ok else 1
+        failed = 0
+        for i, (group, name, lines, _) in enumerate(read_table(a.table), 1):
+            title = "%s: %s" % (group, name)
+            if a.match and a.match not in title:
+                continue
+            ok, text = play(a.port, lines, a.timeout, a.show)
+            failed += not ok
+            if a.results:
+                with open("%s/%d.%s" % (a.results, i, "pass" if ok else "fail"), "w") as f:
+                    f.write(text)
+            else:
+                print("%s %d %s" % ("ok" if ok else "not ok", i, title))
+                sys.stdout.write("".join("# " + l + "\n" for l in text.splitlines()))
+        return 1 if failed else 0
+    except CaseError as e:
+        print("send.py: bad case: %s" % e, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
