@@ -546,6 +546,16 @@ static void node_timer_cb(uv_timer_t *t)
 			if (k->deadline <= now) {
 				set_error(c, n, "command timed out");
 				node_drop(n, -ETIMEDOUT);
+				/* The server answered the connect, it is slow or a
+				 * command blocks: connect again at once rather than
+				 * failing the next commands during a backoff. */
+				if (!c->freeing && n->state == NODE_DOWN) {
+					n->reconnect_at = 0;
+					if (c->cluster)
+						n->state = NODE_IDLE;
+					else
+						node_connect(n);
+				}
 				break;
 			}
 	}
@@ -957,6 +967,7 @@ int redis_client_new(uv_loop_t *loop, const struct store_url *u,
 	uv_timer_init(loop, &c->retry_timer);
 	uv_timer_init(loop, &c->refresh_timer);
 	c->defer_timer.data = c->retry_timer.data = c->refresh_timer.data = c;
+	uv_update_time(loop);
 	if (cluster)
 		refresh_request(c);
 	else
@@ -973,6 +984,9 @@ int redis_command_argv(struct redis_client *c, const char *key, size_t key_len,
 		return -EINVAL;
 	if (c->freeing)
 		return -ECANCELED;
+	/* The deadline counts from now, even when the loop's cached time is
+	 * old (a program that did blocking work before this call). */
+	uv_update_time(c->loop);
 	c->st.commands++;
 	struct cmd *k = c->free_cmds;
 	if (!k)
