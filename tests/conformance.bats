@@ -180,10 +180,11 @@ conf() {
 	conf_result 17
 }
 
-@test "conformance: line endings: an error answer says Connection: close" {
+@test "conformance: line endings: an error answer says Connection: close and has a JSON body" {
 	# send GET /hello HTTP/1.1\nHost: a\r\n\r\n
 	# expect 400 close
 	# header 1 connection: close
+	# header 1 content-type: ~json
 	conf_result 18
 }
 
@@ -274,6 +275,7 @@ conf() {
 @test "conformance: request line: HTTP/2.0 in a request line is a 505 and a close" {
 	# send GET /hello HTTP/2.0\r\nHost: a\r\n\r\n
 	# expect 505 close
+	# header 1 content-type: ~json
 	conf_result 33
 }
 
@@ -886,6 +888,7 @@ conf() {
 @test "conformance: Transfer-Encoding and chunked: Transfer-Encoding gzip is a 501 and a close" {
 	# send POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n
 	# expect 501 close
+	# header 1 content-type: ~json
 	conf_result 131
 }
 
@@ -1169,6 +1172,7 @@ conf() {
 @test "conformance: limits: a target one byte over --max-uri-bytes is a 414 and a close" {
 	# send GET /\{1024*a} HTTP/1.1\r\nHost: a\r\n\r\n
 	# expect 414 close
+	# header 1 content-type: ~json
 	conf_result 178
 }
 
@@ -1187,6 +1191,7 @@ conf() {
 @test "conformance: limits: a head over --max-header-bytes is a 431 and a close" {
 	# send GET /hello HTTP/1.1\r\nHost: a\r\nX-Big: \{5000*b}\r\n\r\n
 	# expect 431 close
+	# header 1 content-type: ~json
 	conf_result 181
 }
 
@@ -1235,6 +1240,7 @@ conf() {
 @test "conformance: limits: a Content-Length body over --max-body-bytes is a 413 and a close" {
 	# send POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 4097\r\n\r\n\{4097*z}
 	# expect 413 close
+	# header 1 content-type: ~json
 	conf_result 189
 }
 
@@ -1259,6 +1265,7 @@ conf() {
 @test "conformance: limits: a head that stops arriving is a 408 after --header-timeout and a close" {
 	# send GET /hello HTTP/1.1\r\nHost: a\r\n
 	# expect 408 close
+	# header 1 content-type: ~json
 	conf_result 193
 }
 
@@ -1527,13 +1534,82 @@ conf() {
 	conf_result 231
 }
 
+@test "conformance: HEAD/204/304: OPTIONS of a route is a 204 naming its methods in Allow" {
+	# send OPTIONS /hello HTTP/1.1\r\nHost: a\r\n\r\n
+	# expect 204 open
+	# header 1 allow: ~GET
+	conf_result 232
+}
+
+@test "conformance: HEAD/204/304: OPTIONS of a POST-only route is a 204 whose Allow names POST" {
+	# send OPTIONS /echo HTTP/1.1\r\nHost: a\r\n\r\n
+	# expect 204 open
+	# header 1 allow: ~POST
+	conf_result 233
+}
+
+@test "conformance: HEAD/204/304: OPTIONS * is a 204" {
+	# send OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n
+	# expect 204 open
+	conf_result 234
+}
+
+@test "conformance: HEAD/204/304: a 204 carries neither Content-Length nor Transfer-Encoding" {
+	# send OPTIONS /hello HTTP/1.1\r\nHost: a\r\n\r\n
+	# expect 204 open
+	# noheader 1 content-length
+	# noheader 1 transfer-encoding
+	conf_result 235
+}
+
+@test "conformance: HEAD/204/304: a 204 then a GET in one write: the GET's answer follows the 204's head at once" {
+	# send OPTIONS /hello HTTP/1.1\r\nHost: a\r\n\r\nGET /hello HTTP/1.1\r\nHost: a\r\n\r\n
+	# expect 204 200 open
+	# body 2 Hello from dsys!
+	conf_result 236
+}
+
+@test "conformance: HEAD/204/304: OPTIONS of an unknown path is a 404" {
+	# send OPTIONS /nope HTTP/1.1\r\nHost: a\r\n\r\n
+	# expect 404 open
+	conf_result 237
+}
+
+@test "conformance: HEAD/204/304: If-None-Match: * on a GET of a route is a 304 without a body" {
+	# send GET /hello HTTP/1.1\r\nHost: a\r\nIf-None-Match: *\r\n\r\n
+	# expect 304 open
+	# noheader 1 transfer-encoding
+	conf_result 238
+}
+
+@test "conformance: HEAD/204/304: a 304 then a GET in one write: the GET's answer follows the 304's head at once" {
+	# send GET /hello HTTP/1.1\r\nHost: a\r\nIf-None-Match: *\r\n\r\nGET /hello HTTP/1.1\r\nHost: a\r\n\r\n
+	# expect 304 200 open
+	# body 2 Hello from dsys!
+	conf_result 239
+}
+
+@test "conformance: HEAD/204/304: If-None-Match: * on a HEAD is a 304" {
+	# send HEAD /hello HTTP/1.1\r\nHost: a\r\nIf-None-Match: *\r\n\r\n
+	# head 1
+	# expect 304 open
+	conf_result 240
+}
+
+@test "conformance: HEAD/204/304: If-None-Match with an entity tag that does not match is a 200 with the body" {
+	# send GET /hello HTTP/1.1\r\nHost: a\r\nIf-None-Match: "no-such-tag"\r\n\r\n
+	# expect 200 open
+	# body 1 Hello from dsys!
+	conf_result 241
+}
+
 @test "conformance: Expect: 100-continue: Expect: 100-continue gets a 100 before the body is sent, then the answer" {
 	# send POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n
 	# await
 	# send hello
 	# expect 100 200 open
 	# body 2 posted
-	conf_result 232
+	conf_result 242
 }
 
 @test "conformance: Expect: 100-continue: Expect: 100-continue is matched case-insensitively" {
@@ -1541,7 +1617,7 @@ conf() {
 	# await
 	# send hello
 	# expect 100 200 open
-	conf_result 233
+	conf_result 243
 }
 
 @test "conformance: Expect: 100-continue: Expect: 100-continue with a chunked body gets a 100 first" {
@@ -1549,19 +1625,19 @@ conf() {
 	# await
 	# send 5\r\nhello\r\n0\r\n\r\n
 	# expect 100 200 open
-	conf_result 234
+	conf_result 244
 }
 
 @test "conformance: Expect: 100-continue: Expect: 100-continue with a body over the limit gets a 413 and no 100" {
 	# send POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n
 	# expect 413 close
-	conf_result 235
+	conf_result 245
 }
 
 @test "conformance: Expect: 100-continue: Expect: 100-continue in HTTP/1.0 is ignored: no 100" {
 	# send POST /echo HTTP/1.0\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello
 	# expect 200 close
-	conf_result 236
+	conf_result 246
 }
 
 @test "conformance: Expect: 100-continue: a pipelined request after an Expect: 100-continue request is answered in order" {
@@ -1570,7 +1646,7 @@ conf() {
 	# send helloGET /hello HTTP/1.1\r\nHost: a\r\n\r\n
 	# expect 100 200 200 open
 	# body 3 Hello from dsys!
-	conf_result 237
+	conf_result 247
 }
 
 @test "conformance: the server is still running and serving after every case" {
