@@ -79,6 +79,37 @@ static int free_port(void)
 	return -1;
 }
 
+/* Every server we started and have not stopped, so that a test killed by
+ * a timeout (or its own alarm) takes its servers with it. */
+static volatile pid_t children[16];
+
+static void children_add(pid_t pid)
+{
+	for (int i = 0; i < 16; i++)
+		if (!children[i]) {
+			children[i] = pid;
+			return;
+		}
+}
+
+static void children_del(pid_t pid)
+{
+	for (int i = 0; i < 16; i++)
+		if (children[i] == pid)
+			children[i] = 0;
+}
+
+static void children_kill(int sig)
+{
+	for (int i = 0; i < 16; i++)
+		if (children[i] > 0)
+			kill(children[i], SIGKILL);
+	static const char msg[] = "test_redis_live: stopped by a signal, servers killed\n";
+	if (write(2, msg, sizeof msg - 1) < 0)
+		_exit(1);
+	_exit(1);
+}
+
 static pid_t spawn(char *const argv[], const char *log)
 {
 	posix_spawn_file_actions_t fa;
@@ -177,6 +208,7 @@ static int server_start(struct server *s, int port, int cluster, const char *pas
 	s->pid = spawn(argv, log);
 	if (s->pid < 0)
 		return -1;
+	children_add(s->pid);
 	return pass ? 0 : wait_ping(s->port);
 }
 
@@ -185,6 +217,7 @@ static void server_stop(struct server *s, int sig)
 	if (s->pid > 0) {
 		kill(s->pid, sig);
 		waitpid(s->pid, NULL, 0);
+		children_del(s->pid);
 		s->pid = 0;
 	}
 }
@@ -733,6 +766,10 @@ out:
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGTERM, children_kill);
+	signal(SIGINT, children_kill);
+	signal(SIGALRM, children_kill);
+	alarm(120);   /* a bound on the whole run; it takes ~5 s */
 	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	snprintf(tmp, sizeof tmp, "%s/dsys-redis-live.XXXXXX", base);
 	if (!mkdtemp(tmp)) {
