@@ -67,7 +67,11 @@
 #                                  WRKARGS say otherwise, --latency) against
 #                                  NAME's PATH; records rps p50_us p99_us
 #                                  requests errors cpu_us_per_req
-#                                  load_cpu_us_per_req rss_kib
+#                                  load_cpu_us_per_req rss_kib and
+#                                  server_cpu_pct (the tree's CPU over wall
+#                                  time: near 100 when the server is the
+#                                  bottleneck, far below when neighbours on
+#                                  its CPU starve it and req/s means little)
 #   bench_idle_rss CASE NAME COUNT [PATH]
 #                                  hold COUNT keep-alive connections open (each
 #                                  after one request to PATH) and record the
@@ -95,7 +99,7 @@ BENCH_WARMUP=${BENCH_WARMUP:-1s}
 BENCH_SERVER_CPU=${BENCH_SERVER_CPU:-0}
 BENCH_LOAD_CPU=${BENCH_LOAD_CPU:-1}
 BENCH_CASES=${BENCH_CASES:-}
-BENCH_COLUMNS=${BENCH_COLUMNS:-rps p50_us p99_us cpu_us_per_req rss_kib}
+BENCH_COLUMNS=${BENCH_COLUMNS:-rps p50_us p99_us cpu_us_per_req server_cpu_pct rss_kib}
 BENCH_RATIOS=${BENCH_RATIOS:-rps p99_us cpu_us_per_req rss_kib}
 BENCH_ROW_LABEL=${BENCH_ROW_LABEL:-server}
 BENCH_TICK=$(getconf CLK_TCK)
@@ -397,9 +401,10 @@ bench_wrk() {
 		bench_fail "$case $name: wrk counted no answers: $(head -3 "$BENCH_OUT.err")"
 		return 1
 	fi
-	local cpu_us lcpu_us
-	cpu_us=$(awk -v c="$BENCH_SERVER_CPU_S" -v n="$WRK_REQUESTS" 'BEGIN { printf "%.2f", c * 1e6 / n }')
-	lcpu_us=$(awk -v c="$BENCH_LOAD_CPU_S" -v n="$WRK_REQUESTS" 'BEGIN { printf "%.2f", c * 1e6 / n }')
+	local cpu_us lcpu_us busy
+	read -r cpu_us lcpu_us busy < <(awk -v c="$BENCH_SERVER_CPU_S" -v l="$BENCH_LOAD_CPU_S" \
+		-v w="$BENCH_WALL_S" -v n="$WRK_REQUESTS" \
+		'BEGIN { printf "%.2f %.2f %.0f\n", c * 1e6 / n, l * 1e6 / n, (w > 0 ? c * 100 / w : 0) }')
 	# wrk 4.1 prints 0.00us for the upper percentiles when it pipelines
 	# (it records one latency per burst): a 0 is "not known", left out.
 	local pct=()
@@ -407,10 +412,10 @@ bench_wrk() {
 	[ "$WRK_P99_US" -gt 0 ] && pct+=(p99_us="$WRK_P99_US")
 	bench_record "$case" "$name" "$round" rps="$WRK_RPS" "${pct[@]}" \
 		requests="$WRK_REQUESTS" errors="$WRK_ERRORS" cpu_us_per_req="$cpu_us" \
-		load_cpu_us_per_req="$lcpu_us" rss_kib="$BENCH_RSS_KIB"
-	bench_log "$(printf '%-8s round %s %-12s %9.0f req/s  p99 %6s us  cpu %6s us/req  rss %6s KiB%s' \
+		load_cpu_us_per_req="$lcpu_us" server_cpu_pct="$busy" rss_kib="$BENCH_RSS_KIB"
+	bench_log "$(printf '%-8s round %s %-12s %9.0f req/s  p99 %6s us  cpu %6s us/req (busy %3s%%)  rss %6s KiB%s' \
 		"$case" "$round" "$name" "$WRK_RPS" "$([ "$WRK_P99_US" -gt 0 ] && echo "$WRK_P99_US" || echo -)" \
-		"$cpu_us" "$BENCH_RSS_KIB" \
+		"$cpu_us" "$busy" "$BENCH_RSS_KIB" \
 		"$([ "$WRK_ERRORS" -gt 0 ] && echo "  ERRORS $WRK_ERRORS")")"
 }
 
@@ -529,6 +534,7 @@ bench_report() {
 		if (metric ~ /_us_per_/) return sprintf("%.2fus", v)
 		if (metric ~ /_us$/) return v >= 1000 ? sprintf("%.2fms", v / 1000) : sprintf("%dus", v)
 		if (metric ~ /_kib$/) return sprintf("%.1fMiB", v / 1024)
+		if (metric ~ /_pct$/) return sprintf("%.0f%%", v)
 		return sprintf("%g", v)
 	}
 	function label(metric) {
@@ -536,6 +542,7 @@ bench_report() {
 		if (metric == "cpu_us_per_req") return "cpu/req"
 		if (metric == "load_cpu_us_per_req") return "load cpu/req"
 		if (metric == "rss_kib") return "rss"
+		if (metric == "server_cpu_pct") return "busy"
 		sub(/_us$/, "", metric); sub(/_kib$/, "", metric)
 		return metric
 	}
