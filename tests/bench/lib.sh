@@ -21,6 +21,27 @@
 #     writes the same as JSON lines to $DSYS_BUILD/bench/results.jsonl (the
 #     section's earlier lines there are replaced, other sections' kept).
 #
+# A section, in full (bench-10-serve.sh is the worked example):
+#
+#   . "$(dirname "$0")/lib.sh"
+#   bench_init counter || exit 1
+#   bench_start mem 0 dsys-counter serve --store mem: --listen 127.0.0.1:0
+#   port=$(bench_port)
+#   bench_start redis "$port" redis-server --port "$port" --save ''
+#   bench_rounds hello "mem" bench_wrk /hello -c100
+#   bench_rounds incr "mem" bench_wrk /incr -c100 -s "$here/incr.lua"
+#   bench_rounds native "redis" incr_native   # a load of its own, below
+#   bench_report mem
+#   bench_finish
+#
+# where a load other than wrk is a function that measures and records:
+#
+#   incr_native() {   # CASE NAME ROUND
+#       bench_measure "$2" redis-benchmark -p "${BENCH_PORT[$2]}" -t incr -c100 -n 200000 -q
+#       bench_record "$1" "$2" "$3" rps="$(awk '{ print $2 }' "$BENCH_OUT")" \
+#           rss_kib="$BENCH_RSS_KIB"
+#   }
+#
 # Environment (each has a default):
 #   BENCH_ROUNDS=3  BENCH_DURATION=5s  BENCH_WARMUP=1s
 #   BENCH_SERVER_CPU=0  BENCH_LOAD_CPU=1
@@ -185,9 +206,9 @@ bench_port() {
 
 bench_wait_port() {
 	local port=$1 secs=${2:-10} i
-	for ((i = 0; i < secs * 20; i++)); do
+	for ((i = 0; i <= secs * 20; i++)); do
+		((i > 0)) && sleep 0.05
 		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-		sleep 0.05
 	done
 	return 1
 }
@@ -200,12 +221,15 @@ bench_render() {
 	local tpl=$1 out=$2 kv sed_args=()
 	shift 2
 	for kv in "$@"; do
-		sed_args+=(-e "s|@${kv%%=*}@|${kv#*=}|g")
+		local v=${kv#*=}
+		v=${v//\\/\\\\}; v=${v//&/\\&}; v=${v//|/\\|}
+		sed_args+=(-e "s|@${kv%%=*}@|$v|g")
 	done
 	sed "${sed_args[@]}" "$tpl" >"$out"
 }
 
-# 0 while PID is alive and not a zombie.
+# 0 while PID is alive and not a zombie (a child of ours that exited stays
+# a zombie until waited for, and kill -0 still finds it).
 bench_alive() {
 	local st
 	st=$(cut -d')' -f2 "/proc/$1/stat" 2>/dev/null) || return 1
@@ -231,7 +255,13 @@ bench_start() {
 		done
 		port=$got
 	fi
-	if [ -z "$port" ] || ! bench_wait_port "$port" 10; then
+	# Until it accepts, or dies (a bad config fails at once), or 10 s pass.
+	for ((i = 0; i < 200; i++)); do
+		if [ -z "$port" ] || ! bench_alive "$pid"; then break; fi
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+		sleep 0.05
+	done
+	if [ -z "$port" ] || ! bench_alive "$pid" || ! bench_wait_port "$port" 0; then
 		bench_fail "$name did not start ($*); its stderr:"
 		tail -5 "$dir/stderr" >&2
 		bench_stop "$name"
@@ -268,9 +298,10 @@ bench_stop_all() {
 
 # One pass over /proc/*/stat (cat skips processes that vanish meanwhile):
 # the tree of ROOT by parent links, then WHAT of it: "pids" (one a line),
-# "ticks" (utime+stime), "rss" (pages) or "stat" (both: "TICKS PAGES").  The command name may hold spaces
-# and parentheses, so fields are counted after the last ") ": state, ppid,
-# ... utime is the 12th, stime the 13th, rss the 22nd.
+# "ticks" (utime+stime), "rss" (pages) or "stat" (both: "TICKS PAGES").
+# The command name may hold spaces and parentheses, so fields are counted
+# after the last ") ": state, ppid, ... utime is the 12th, stime the 13th,
+# rss the 22nd.  A process's utime and stime include all its threads.
 bench__tree() {
 	cat /proc/[0-9]*/stat 2>/dev/null | awk -v root="$1" -v what="$2" '
 		{
