@@ -29,7 +29,7 @@
  * we reject: bare LF, bare CR, obs-fold, whitespace before a colon, empty
  * lines before the request line, CL with TE, TE in HTTP/1.0, chunked
  * applied twice, invalid percent-escapes in the target, a chunk-size with
- * more than 16 hex digits.
+ * more than 16 significant hex digits, a malformed chunk extension.
  *
  * Bodies.  struct http_body is the only state machine: it frames
  * Content-Length, chunked and read-until-close bodies, and decodes chunked

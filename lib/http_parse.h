@@ -18,11 +18,18 @@
  * strict one): lines end in CRLF only -- a bare LF or bare CR anywhere in
  * the head or the chunked framing is an error; no obs-fold; no whitespace
  * between a field name and its colon; field names are tokens; field values
- * hold no CTL but HTAB, no NUL; Content-Length with Transfer-Encoding is an
+ * hold no CTL but HTAB, no NUL; the request target holds only RFC 3986
+ * characters with valid percent-escapes and no fragment, origin-form for
+ * any method, absolute-form (scheme "://" ...) too, authority-form only
+ * for CONNECT and "*" only for OPTIONS; HTTP/1.2 and up parse as 1.1,
+ * other majors are EVERSION; Content-Length with Transfer-Encoding is an
  * error; duplicate Content-Length values that differ are an error (equal
  * duplicates, including a comma list of equal values, are merged);
  * Transfer-Encoding other than a single final "chunked" is
- * HTTP_PARSE_ENOTIMPL (501); an HTTP/1.1 request needs exactly one Host.
+ * HTTP_PARSE_ENOTIMPL (501), chunked twice or Transfer-Encoding in an
+ * HTTP/1.0 message is EINVAL; an HTTP/1.1 request needs exactly one Host;
+ * chunk extensions must follow their grammar (token names, token or
+ * quoted-string values).
  *
  * All pointers in the parsed structs point into the caller's buffer; they
  * stay valid while that buffer is unchanged.  Nothing here allocates.
@@ -44,8 +51,10 @@ enum http_parse_error {
 	HTTP_PARSE_EHEADERS = -3,   /* head over max_header_bytes or too many fields: 431 */
 	HTTP_PARSE_EVERSION = -4,   /* HTTP major version other than 1: 505 */
 	HTTP_PARSE_ENOTIMPL = -5,   /* Transfer-Encoding other than chunked: 501 */
-	HTTP_PARSE_EBODY = -6,      /* body over max_body: 413 */
-	HTTP_PARSE_EHOST = -7,      /* HTTP/1.1 request without Host, or with two: 400 */
+	HTTP_PARSE_EBODY = -6,      /* body over max_body (a Content-Length over it
+	                               already at the head): 413 */
+	HTTP_PARSE_EHOST = -7,      /* HTTP/1.1 request without Host; two Host fields
+	                               (any version); a Host not uri-host[:port]: 400 */
 	HTTP_PARSE_ELENGTH = -8,    /* bad or conflicting Content-Length, CL with TE: 400 */
 	HTTP_PARSE_ECHUNK = -9,     /* bad chunked framing: 400 */
 	HTTP_PARSE_EMETHOD = -10,   /* method not a token / too long: 400 (501 not used) */
@@ -102,7 +111,8 @@ struct http_message {
 	bool expect_continue;       /* request had Expect: 100-continue */
 	bool upgrade;               /* Connection: upgrade was present */
 	enum http_body_kind body_kind;  /* Content-Length: 0 gives HTTP_BODY_NONE */
-	uint64_t content_length;    /* valid when body_kind == HTTP_BODY_LENGTH */
+	uint64_t content_length;    /* valid when body_kind == HTTP_BODY_LENGTH; also
+	                               set for HEAD/304 responses that carry one */
 	size_t head_len;            /* bytes of the head, through the blank line */
 };
 
@@ -111,7 +121,8 @@ struct http_request {
 	enum http_method method;
 	const char *method_str;
 	const char *target;         /* the request-target as received */
-	const char *path;           /* target up to '?' (equal to target for '*' and absolute-form) */
+	const char *path;           /* target up to '?' (equal to target for '*',
+	                               absolute-form and CONNECT's authority-form) */
 	const char *query;          /* after '?', or NULL */
 	const char *host;           /* Host field value, or NULL */
 	uint32_t method_len, target_len, path_len, query_len, host_len;
@@ -189,7 +200,8 @@ struct http_body {
 	uint64_t remaining;         /* bytes left in this chunk or the whole body */
 	uint64_t total;             /* payload bytes so far */
 	uint64_t max;               /* limit on total (and on trailer bytes) */
-	uint64_t meta;              /* chunk-extension and trailer bytes; private */
+	uint64_t meta;              /* framing bytes without payload (leading zeros,
+	                               extensions, trailers), held to max; private */
 };
 
 void http_body_init(struct http_body *b, const struct http_message *m, uint64_t max_body);
