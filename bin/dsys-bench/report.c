@@ -38,7 +38,7 @@ static void report_status(struct json_writer *w, const char *key, const struct b
 	for (int i = lo; i < hi; i++) {
 		if (!s->status[i])
 			continue;
-		char code[8];
+		char code[16];
 		snprintf(code, sizeof code, "%d", i);
 		json_kv_u64(w, code, s->status[i]);
 	}
