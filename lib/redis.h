@@ -14,7 +14,10 @@
  *   - Timeouts.  A command not answered within command_timeout_ms gets
  *     -ETIMEDOUT; since the connection's reply stream can no longer be
  *     matched to commands, the connection is dropped (its other in-flight
- *     commands get -ECONNRESET: their outcome is unknown) and re-established.
+ *     commands get -ECONNRESET: their outcome is unknown) and re-established
+ *     at once.  The timeout counts from the redis_command_argv call (it
+ *     refreshes the loop's clock with uv_update_time, so a program that
+ *     blocked before the call does not see early timeouts).
  *   - Reconnection.  A lost connection is re-established by itself with a
  *     backoff (reconnect_min_ms doubling to reconnect_max_ms).  While a node
  *     is down, commands for it fail at once with -ENOTCONN instead of
@@ -60,7 +63,13 @@
  * reply objects.
  *
  * Threads.  A client belongs to its loop's thread; nothing here is
- * thread-safe.  Several threads make several clients.
+ * thread-safe.  Several threads make several clients (one connection per
+ * node per client).
+ *
+ * A program without a loop of its own (a CLI) makes one, sends its
+ * commands, runs uv_run(UV_RUN_DEFAULT) until its callbacks have what
+ * they need, calls redis_client_free and runs the loop once more.
+ * tests/redis_helpers.bash starts real servers and clusters for bats.
  *
  * hiredis 0.14.1's adapters/libuv.h ignores a poll error status (so a
  * refused or reset connection would hang until the timeout); redis.c

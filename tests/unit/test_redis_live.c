@@ -355,6 +355,21 @@ static void burst_start_cb(void *ud, const struct redisReply *r, int err)
 		redis_command_argv(b->c, "burst", 5, 2, argv, len, burst_cb, b);
 }
 
+struct free_in_cb {
+	struct redis_client *c;
+	struct res first, behind[2];
+	int freed;
+};
+
+/* Sent after first and before behind[]: frees the client when its answer
+ * comes, while behind[] are still in flight. */
+static void free_in_cb(void *ud, const struct redisReply *r, int err)
+{
+	struct free_in_cb *f = ud;
+	f->freed = 1;
+	redis_client_free(f->c);
+}
+
 static void test_standalone(void)
 {
 	struct server s = { 0 };
@@ -484,6 +499,20 @@ static void test_standalone(void)
 	pause_loop(20);
 	redis_client_free(c);
 	ok(pend.done == 1 && pend.err == -ECANCELED, "free cancels a pending command inside the call");
+	uv_run(&loop, UV_RUN_NOWAIT);
+
+	/* Free from inside a reply callback, with commands behind it. */
+	struct free_in_cb f = { .c = client(url, &o) };
+	const char *pa1[] = { "PING" };
+	size_t pl1[] = { 4 };
+	cmd(f.c, NULL, &f.first, "PING", (char *)NULL);
+	redis_command_argv(f.c, NULL, 0, 1, pa1, pl1, free_in_cb, &f);
+	cmd(f.c, "empty", &f.behind[0], "BLPOP", "empty", "10", (char *)NULL);
+	cmd(f.c, "n", &f.behind[1], "INCR", "n", (char *)NULL);
+	wait_for(&f.behind[1].done, 1, 5000);
+	ok(f.freed && f.first.err == 0 && f.behind[0].err == -ECANCELED && f.behind[1].err == -ECANCELED &&
+	   f.behind[0].done == 1 && f.behind[1].done == 1,
+	   "free inside a reply callback cancels the commands behind it, once each");
 	uv_run(&loop, UV_RUN_NOWAIT);
 
 	/* AUTH and SELECT from the URL. */
