@@ -44,7 +44,7 @@ static const struct cli_option options[] = {
 	{"threads", 't', "N", "DSYS_THREADS", "event loops, one per thread (default: the CPUs we may use)", OPT_THREADS},
 	{"route", 'r', "'METHOD /PATH=BODY'", NULL, "serve BODY (or @FILE's contents) at METHOD /PATH (repeatable)", OPT_ROUTE},
 	{"type", 'T', "MIME", NULL, "content type of the --route options after it (default: by extension, or text/plain)", OPT_TYPE},
-	{"delay", 0, "DURATION", "DSYS_SERVE_DELAY", "answer every request DURATION late (default 0)", OPT_DELAY},
+	{"delay", 0, "DURATION", "DSYS_SERVE_DELAY", "answer every request but /health and /metrics DURATION late (default 0)", OPT_DELAY},
 	{"no-default-routes", 0, NULL, NULL, "serve only the --route routes (and /health, /metrics)", OPT_NO_DEFAULTS},
 	{"max-connections", 0, "N", "DSYS_MAX_CONNECTIONS", "connections open at once; more are closed at once (default 10000)", OPT_MAX_CONN},
 	{"max-uri-bytes", 0, "SIZE", NULL, "longest request target, else 414 (default 8k)", OPT_MAX_URI},
@@ -124,6 +124,13 @@ static void delay_handle(struct http_exchange *ex, void *arg)
 {
 	struct delay_queue *q = ex->thread_data;
 	(void)arg;
+	/* health checks and scrapes are not part of the simulated latency */
+	const struct http_request *req = &ex->req;
+	if ((req->path_len == 7 && !memcmp(req->path, "/health", 7)) ||
+	    (req->path_len == 8 && !memcmp(req->path, "/metrics", 8))) {
+		http_router_handle(ex, q->router);
+		return;
+	}
 	struct delayed *d = q->free;
 	if (d)
 		q->free = d->next;
