@@ -200,7 +200,8 @@ static void set_error(struct redis_client *c, const struct node *n, const char *
 struct ev {
 	redisAsyncContext *ac;
 	uv_poll_t poll;
-	int events;
+	int events;      /* what hiredis wants */
+	int polling;     /* what the poll handle watches now */
 };
 
 static void ev_poll_cb(uv_poll_t *h, int status, int events)
@@ -213,16 +214,26 @@ static void ev_poll_cb(uv_poll_t *h, int status, int events)
 	if (e->ac && (events & UV_WRITABLE))
 		redisAsyncHandleWrite(e->ac);
 	/* libuv stops a poll handle after reporting an error */
-	if (status < 0 && e->ac && e->events)
-		uv_poll_start(&e->poll, e->events, ev_poll_cb);
+	if (status < 0 && e->ac) {
+		e->polling = 0;
+		if (e->events) {
+			uv_poll_start(&e->poll, e->events, ev_poll_cb);
+			e->polling = e->events;
+		}
+	}
 }
 
+/* hiredis asks for "writable" once per command; uv_poll_start costs an
+ * epoll_ctl each time, so only a change reaches libuv. */
 static void ev_update(struct ev *e)
 {
+	if (e->events == e->polling)
+		return;
 	if (e->events)
 		uv_poll_start(&e->poll, e->events, ev_poll_cb);
 	else
 		uv_poll_stop(&e->poll);
+	e->polling = e->events;
 }
 
 static void ev_add_read(void *p) { struct ev *e = p; e->events |= UV_READABLE; ev_update(e); }
@@ -265,6 +276,23 @@ static int ev_attach(redisAsyncContext *ac, uv_loop_t *loop)
 
 /* ------------------------------------------------------------ command slots */
 
+/* Write v in decimal and CRLF at p; returns the end.  (sprintf costs more
+ * than the rest of the encoding on the hot path.) */
+static char *put_uint(char *p, uint64_t v)
+{
+	char tmp[20];
+	int n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n > 0)
+		*p++ = tmp[--n];
+	*p++ = '\r';
+	*p++ = '\n';
+	return p;
+}
+
 /* Encode argv as a RESP array into k->buf, growing it only past its
  * largest size so far.  The text is NUL-terminated like hiredis's own
  * formatted commands: redisAsyncFormattedCommand peeks one byte past the
@@ -285,9 +313,11 @@ static int cmd_encode(struct cmd *k, int argc, const char **argv, const size_t *
 		k->cap = cap;
 	}
 	char *p = k->buf;
-	p += sprintf(p, "*%d\r\n", argc);
+	*p++ = '*';
+	p = put_uint(p, (uint64_t)argc);
 	for (int i = 0; i < argc; i++) {
-		p += sprintf(p, "$%zu\r\n", argvlen[i]);
+		*p++ = '$';
+		p = put_uint(p, argvlen[i]);
 		memcpy(p, argv[i], argvlen[i]);
 		p += argvlen[i];
 		*p++ = '\r';

@@ -67,8 +67,9 @@
  * node per client).
  *
  * A program without a loop of its own (a CLI) makes one, sends its
- * commands, runs uv_run(UV_RUN_DEFAULT) until its callbacks have what
- * they need, calls redis_client_free and runs the loop once more.
+ * commands and runs uv_run(UV_RUN_DEFAULT); an open connection keeps the
+ * loop alive, so the last callback calls redis_client_free (or uv_stop),
+ * after which uv_run returns once the handles are closed.
  * tests/redis_helpers.bash starts real servers and clusters for bats.
  *
  * hiredis 0.14.1's adapters/libuv.h ignores a poll error status (so a
