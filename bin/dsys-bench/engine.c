@@ -197,6 +197,7 @@ struct worker {
 	uint64_t deadline_ns;    /* no request is sent (or due) after this */
 	uint64_t inflight;
 	uint64_t tick_ms;
+	uint64_t last_open_ns;   /* a connection of this thread was open then */
 	bool measuring, stopping, finished;
 	unsigned first_failures; /* connections whose first attempt failed */
 	unsigned open_handles;
@@ -725,6 +726,8 @@ static void tick_cb(uv_timer_t *t)
 		w->stopping = true;
 	for (unsigned i = 0; i < w->n_conns; i++) {
 		struct conn *c = &w->conns[i];
+		if (c->state == CONN_OPEN)
+			w->last_open_ns = now;
 		if (c->state == CONN_OPEN && c->inflight > 0 &&
 		    now - c->ring[c->head].sent_ns > cfg->timeout_ns) {
 			conn_fail(c, ERR_TIMEOUT, false);
@@ -735,6 +738,12 @@ static void tick_cb(uv_timer_t *t)
 			conn_connect(c, now);
 		}
 	}
+	/* --requests without --duration has no deadline: a server gone for
+	 * good (nothing connects for a whole timeout) ends the run rather than
+	 * leaving it retrying forever */
+	if (w->deadline_ns == UINT64_MAX && !w->stopping && w->st.err_connect > 0 &&
+	    now - w->last_open_ns > cfg->timeout_ns)
+		w->stopping = true;
 	if (w->paced && !w->stopping)
 		worker_pump(w, now);
 	/* stopping with requests still due but unsent (no connection could
@@ -753,6 +762,7 @@ static void worker_main(void *arg)
 	struct run *run = w->run;
 	uint64_t now = uv_hrtime();
 	stats_lock(w);
+	w->last_open_ns = now;
 	uv_timer_init(&w->loop, &w->tick);
 	w->tick.data = w;
 	w->open_handles++;
@@ -775,6 +785,7 @@ static void worker_main(void *arg)
 	worker_check_done(w, now);
 	stats_unlock(w);
 	uv_run(&w->loop, UV_RUN_DEFAULT);
+	INVARIANT(w->open_handles == 0 && w->finished);
 	atomic_fetch_add(&run->n_done, 1);
 	uv_async_send(&run->done_async);
 }
