@@ -9,44 +9,28 @@
 # plays every case through tests/conformance/send.py, and each test shows
 # its case's transcript when it did not match.
 
+# helpers.bash is loaded in setup_file only: loaded at the top it would be
+# sourced again, with bats-support and bats-assert, for each of the hundreds
+# of tests, which triples the file's run time.
 setup_file() {
-	local bin=${DSYS_BIN:-$BATS_TEST_DIRNAME/../build/bin}
-	local dir=$BATS_FILE_TMPDIR
-	CONF_PY=/usr/bin/python3
-	[ -x "$CONF_PY" ] || CONF_PY=python3
-	export CONF_PY
-	"$bin/dsys-serve" --listen 127.0.0.1:0 --max-uri-bytes 1024 \
+	load helpers
+	local dir=$BATS_FILE_TMPDIR ready
+	export DSYS_PY
+	"$DSYS_BIN/dsys-serve" --listen 127.0.0.1:0 --max-uri-bytes 1024 \
 		--max-header-bytes 4096 --max-body-bytes 4096 --header-timeout 1s \
 		--route 'POST /echo=posted' >"$dir/serve.out" 2>"$dir/serve.err" 3>&- &
 	echo $! >"$dir/serve.pid"
-	local i port=
-	for ((i = 0; i < 200; i++)); do
-		port=$(sed -n 's/.*"event":"ready".*"listen":"127\.0\.0\.1:\([0-9]*\)".*/\1/p' "$dir/serve.out")
-		[ -n "$port" ] && break
-		kill -0 "$(cat "$dir/serve.pid")" 2>/dev/null || break
-		sleep 0.05
-	done
-	if [ -z "$port" ]; then
-		echo "dsys-serve did not print its ready line:" >&2
-		cat "$dir/serve.out" "$dir/serve.err" >&2
-		return 1
-	fi
-	export CONF_PORT=$port
+	ready=$(wait_ready "$dir/serve.out" "$(cat "$dir/serve.pid")") || return 1
+	CONF_PORT=$(ready_port "$ready")
+	export CONF_PORT
 	# Every case, in table order, on its own connection; one result file each.
 	mkdir -p "$dir/results"
-	"$CONF_PY" "$BATS_TEST_DIRNAME/conformance/send.py" --port "$port" \
+	"$DSYS_PY" "$BATS_TEST_DIRNAME/conformance/send.py" --port "$CONF_PORT" \
 		--table "$BATS_TEST_DIRNAME/conformance/cases.txt" --results "$dir/results" || true
 }
 
 teardown_file() {
-	local pid i
-	pid=$(cat "$BATS_FILE_TMPDIR/serve.pid" 2>/dev/null) || return 0
-	kill "$pid" 2>/dev/null || return 0
-	for ((i = 0; i < 100; i++)); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.05
-	done
-	kill -9 "$pid" 2>/dev/null || true
+	kill_server "$(cat "$BATS_FILE_TMPDIR/serve.pid")"
 }
 
 # conf_result N: case N of the table (from 1) passed in setup_file; when it
@@ -65,11 +49,11 @@ conf_result() {
 
 # conf: play the case on stdin now.
 conf() {
-	"$CONF_PY" "$BATS_TEST_DIRNAME/conformance/send.py" --port "$CONF_PORT"
+	"$DSYS_PY" "$BATS_TEST_DIRNAME/conformance/send.py" --port "$CONF_PORT"
 }
 
 @test "conformance: the generated tests match tests/conformance/cases.txt" {
-	"$CONF_PY" "$BATS_TEST_DIRNAME/conformance/gen.py" --check
+	"$DSYS_PY" "$BATS_TEST_DIRNAME/conformance/gen.py" --check
 }
 
 @test "conformance: line endings: a request whose lines all end in CRLF is answered and the connection stays open" {
