@@ -95,6 +95,7 @@ struct node {
 	int fail_err;                 /* what the dying context's commands get */
 	uint64_t drop_at;             /* loop ms when we dropped it ourselves */
 	int drop_up;                  /* ... and it was UP then */
+	uint64_t up_since;            /* loop ms of the last connect */
 	uint64_t connect_deadline;    /* loop ms, while CONNECTING */
 	uint64_t reconnect_at;        /* loop ms, while DOWN */
 	unsigned backoff_ms;          /* next reconnect delay */
@@ -446,6 +447,9 @@ static void node_lost(struct node *n, int err)
 	struct redis_client *c = n->c;
 	if (n->state == NODE_DOWN)
 		return;
+	uint64_t now = now_ms(c);
+	int was_up = (n->state == NODE_UP || n->drop_up) &&
+	             now - n->up_since >= c->opt.reconnect_max_ms;
 	if (!n->fail_err)
 		n->fail_err = err;
 	if (n->state == NODE_UP)
@@ -454,9 +458,21 @@ static void node_lost(struct node *n, int err)
 	n->state = NODE_DOWN;
 	if (c->freeing)
 		return;
-	n->reconnect_at = now_ms(c) + n->backoff_ms;
-	n->backoff_ms = n->backoff_ms * 2 > c->opt.reconnect_max_ms ? c->opt.reconnect_max_ms
-	                                                            : n->backoff_ms * 2;
+	/* A connection that was up for a while (then a server restart, an
+	 * idle timeout, a CLIENT KILL) is tried again at the next loop turn;
+	 * failed attempts, and connections that die young (maxclients, a
+	 * refused AUTH), back off from reconnect_min_ms, doubling up to
+	 * reconnect_max_ms. */
+	if (was_up) {
+		n->backoff_ms = c->opt.reconnect_min_ms;
+		n->reconnect_at = now;
+	} else {
+		n->reconnect_at = now + n->backoff_ms;
+		n->backoff_ms = n->backoff_ms * 2 > c->opt.reconnect_max_ms ? c->opt.reconnect_max_ms
+		                                                            : n->backoff_ms * 2;
+	}
+	if (n->reconnect_at == 0)
+		n->reconnect_at = 1;   /* 0 means "none pending" */
 	node_arm(n);
 	if (c->cluster)
 		refresh_request(c);
@@ -492,7 +508,7 @@ static void connect_cb(const redisAsyncContext *ac, int status)
 		return;
 	}
 	n->state = NODE_UP;
-	n->backoff_ms = c->opt.reconnect_min_ms;
+	n->up_since = now_ms(c);
 	c->st.connects++;
 	node_arm(n);
 }

@@ -493,6 +493,16 @@ static void test_standalone(void)
 	x = run1(c, "n", "INCR", "n", NULL, NULL);
 	is_int(x.integer, 101, "and commands work again");
 
+	/* The server closes a connection that has been up a while: the next
+	 * loop turn connects again, no backoff. */
+	pause_loop(150);
+	char kb[64];
+	sync_text(s.port, kb, sizeof kb, "CLIENT KILL TYPE normal");
+	pause_loop(30);
+	x = run1(c, "n", "INCR", "n", NULL, NULL);
+	ok(x.err == 0 && x.integer == 102,
+	   "after CLIENT KILL the connection is re-established at once (%d, %lld)", x.err, x.integer);
+
 	/* Cancel on free. */
 	struct res pend = { 0 };
 	cmd(c, "empty", &pend, "BLPOP", "empty", "10", (char *)NULL);
