@@ -18,12 +18,15 @@
  *     at once.  The timeout counts from the redis_command_argv call (it
  *     refreshes the loop's clock with uv_update_time, so a program that
  *     blocked before the call does not see early timeouts).
- *   - Reconnection.  A lost connection is re-established by itself with a
- *     backoff (reconnect_min_ms doubling to reconnect_max_ms).  While a node
- *     is down, commands for it fail at once with -ENOTCONN instead of
- *     queueing; while a connection attempt is in progress they wait in it
- *     (bounded by connect_timeout_ms) and fail with -ECONNREFUSED if it
- *     fails.  AUTH (URL password) and SELECT (URL /DB) are sent first on
+ *   - Reconnection.  A lost connection is re-established by itself: at
+ *     the next loop turn when it had been up for reconnect_max_ms or more,
+ *     else (and after failed attempts) after a backoff of reconnect_min_ms
+ *     doubling to reconnect_max_ms.  While a node is down, commands for it
+ *     fail at once with -ENOTCONN instead of queueing; while a connection
+ *     attempt is in progress they wait in it (bounded by
+ *     connect_timeout_ms) and fail with -ECONNREFUSED if it fails.
+ *     redis:// reconnects actively; a cluster node reconnects on its next
+ *     command.  AUTH (URL password) and SELECT (URL /DB) are sent first on
  *     every new connection.
  *   - A bound.  At most max_pending commands are in flight per client;
  *     beyond that a command fails with -ENOBUFS.
