@@ -48,12 +48,12 @@
  *              (reply->type == REDIS_REPLY_ERROR, e.g. "WRONGTYPE ..."):
  *              the caller decides what it means.
  *   err < 0:   reply is NULL; -ENOTCONN (node down, reconnect pending),
- *              -ECONNREFUSED (connection attempt failed), -ECONNRESET
+ *              -ECONNREFUSED (or the errno of a failed connect), -ECONNRESET
  *              (connection lost with the command in flight: it may or may
  *              not have run), -ETIMEDOUT, -ENOBUFS (max_pending reached),
  *              -EACCES (AUTH or SELECT refused), -EHOSTUNREACH (cluster:
- *              a redirect to a node the client cannot track), -ECANCELED
- *              (redis_client_free).
+ *              a redirect to a node the client cannot track), -ENOMEM,
+ *              -ECANCELED (redis_client_free).
  * The reply is owned by hiredis and freed when the callback returns: copy
  * what you keep.  A callback may issue new commands, and may call
  * redis_client_free.
