@@ -56,7 +56,20 @@
  *              -ECANCELED (redis_client_free).
  * The reply is owned by hiredis and freed when the callback returns: copy
  * what you keep.  A callback may issue new commands, and may call
- * redis_client_free.
+ * redis_client_free.  Read replies with <hiredis/hiredis.h>:
+ *
+ *     static void incr_cb(void *ud, const struct redisReply *r, int err)
+ *     {
+ *         struct request *q = ud;
+ *         if (err < 0)
+ *             return answer_503(q, err);          // down, timed out, ...
+ *         if (r->type != REDIS_REPLY_INTEGER)
+ *             return answer_error(q, r->str);     // e.g. WRONGTYPE
+ *         answer_value(q, r->integer);
+ *     }
+ *     const char *argv[] = { "INCRBY", key, by_text };
+ *     size_t len[] = { 6, key_len, by_len };
+ *     redis_command_argv(c, key, key_len, 3, argv, len, incr_cb, q);
  *
  * Memory.  The client owns everything it allocates.  Per command there is
  * no allocation of ours: command slots (max_pending of them, each with a
