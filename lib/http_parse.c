@@ -644,6 +644,14 @@ int http_parse_request(const char *buf, size_t len, const struct http_limits *li
 			i++;
 		if (i + 3 > tlen || memcmp(t + i, "://", 3) != 0)
 			return HTTP_PARSE_EINVAL;
+		/* the authority: a non-empty uri-host [:port], no userinfo
+		 * (RFC 9110 4.2.4: treat it as an error) */
+		size_t a = i + 3, z = a;
+		while (z < tlen && t[z] != '/' && t[z] != '?')
+			z++;
+		bool port;
+		if (host_scan(t + a, z - a, &port) <= 0)
+			return HTTP_PARSE_EINVAL;
 	}
 
 	/* HTTP-version CRLF */

@@ -455,6 +455,14 @@ static void test_targets(void)
 	   "absolute-form: an IPv6 literal authority parses");
 	ok(ok_head("GET HTTPS://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n"),
 	   "absolute-form: the scheme is case-insensitive and the path may be empty");
+	is_int(req("GET http://user@example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n"),
+	       HTTP_PARSE_EINVAL, "absolute-form: userinfo is rejected (RFC 9110 4.2.4)");
+	is_int(req("GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n"), HTTP_PARSE_EINVAL,
+	       "absolute-form: an empty host is rejected");
+	is_int(req("GET http://a:b/ HTTP/1.1\r\nHost: a\r\n\r\n"), HTTP_PARSE_EINVAL,
+	       "absolute-form: a non-digit port is rejected");
+	ok(ok_head("GET http://example.com:8080?q HTTP/1.1\r\nHost: example.com\r\n\r\n"),
+	   "absolute-form: a query straight after the authority is fine");
 	is_int(req("GET 1http://a/ HTTP/1.1\r\nHost: a\r\n\r\n"), HTTP_PARSE_EINVAL,
 	       "absolute-form: a scheme must start with a letter");
 	is_int(req("GET example.com:443 HTTP/1.1\r\nHost: a\r\n\r\n"), HTTP_PARSE_EINVAL,
