@@ -108,30 +108,25 @@ def parse_case(lines):
     in file order; expect is the list of expected summary words."""
     steps, expect, checks, heads = [], None, [], set()
     pause = 0.02
-    last_was_send = False
+    started = False             # a write or a read came before: pause first
     for raw in lines:
         line = raw.rstrip("\n")
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         word, _, rest = line.partition(" ")
-        if word == "send":
-            if last_was_send:
-                steps.append(("pause", pause))
-            steps.append(("send", unescape(rest)))
-            last_was_send = True
-            continue
-        if word == "trickle":
-            for i, b in enumerate(unescape(rest)):
-                if last_was_send or i:
+        if word in ("send", "trickle"):
+            data = unescape(rest)
+            for piece in ([data] if word == "send" else [bytes([b]) for b in data]):
+                if started:
                     steps.append(("pause", pause))
-                steps.append(("send", bytes([b])))
-            last_was_send = True
+                steps.append(("send", piece))
+                started = True
             continue
-        last_was_send = False
         if word == "pause":
             pause = int(rest) / 1000.0
         elif word == "await":
             steps.append(("await", None))
+            started = True
         elif word == "shut":
             steps.append(("shut", None))
         elif word == "expect":
