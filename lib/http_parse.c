@@ -687,6 +687,8 @@ int http_parse_request(const char *buf, size_t len, const struct http_limits *li
 	m->expect_continue = f.expect_continue && m->version_minor == 1;
 	m->upgrade = f.conn_upgrade;
 	m->head_len = (size_t)r;
+	INVARIANT((size_t)r <= len && (size_t)r <= cap && m->n_headers <= HTTP_MAX_HEADERS);
+	INVARIANT(m->body_kind != HTTP_BODY_EOF);
 	return r;
 }
 
@@ -1129,6 +1131,7 @@ bad:
 big:
 	ret = body_fail(b, HTTP_PARSE_EBODY);
 out:
+	INVARIANT(out <= i && i <= n && b->total <= b->max);
 	*consumed = i;
 	*data_len = out;
 	return ret;
