@@ -37,6 +37,8 @@ PROLOGUE = r'''#!/usr/bin/env bats
 # plays every case through tests/conformance/send.py, and each test shows
 # its case's transcript when it did not match.
 
+bats_require_minimum_version 1.5.0     # run -1, run -2
+
 # helpers.bash is loaded in setup_file only: loaded at the top it would be
 # sourced again, with bats-support and bats-assert, for each of the hundreds
 # of tests, which triples the file's run time.
@@ -86,6 +88,51 @@ conf() {
 '''
 
 EPILOGUE = r'''
+# The sender itself must be able to fail: each of these cases is wrong on
+# purpose, and send.py must say so (exit 1), or reject the case (exit 2).
+@test "conformance: send.py fails a case whose expected status is wrong" {
+	run -1 conf <<'CASE'
+send GET /hello HTTP/1.1\r\nHost: a\r\n\r\n
+expect 404 open
+CASE
+}
+
+@test "conformance: send.py fails a case that expects open when the server closes" {
+	run -1 conf <<'CASE'
+send GET /hello HTTP/1.0\r\n\r\n
+expect 200 open
+CASE
+}
+
+@test "conformance: send.py fails a case that expects close when the server keeps the connection" {
+	run -1 "$DSYS_PY" "$BATS_TEST_DIRNAME/conformance/send.py" --port "$CONF_PORT" --timeout 0.5 <<'CASE'
+send GET /hello HTTP/1.1\r\nHost: a\r\n\r\n
+expect 200 close
+CASE
+}
+
+@test "conformance: send.py fails a case when an answer comes that it did not expect" {
+	run -1 conf <<'CASE'
+send GET /hello HTTP/1.1\r\nHost: a\r\n\r\nGET /hello HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n
+expect 200 close
+CASE
+}
+
+@test "conformance: send.py fails a case whose header check does not hold" {
+	run -1 conf <<'CASE'
+send GET /hello HTTP/1.1\r\nHost: a\r\n\r\n
+expect 200 open
+header 1 content-length: 17
+CASE
+}
+
+@test "conformance: send.py rejects a malformed case with exit 2" {
+	run -2 conf <<'CASE'
+send GET /hello HTTP/1.1\r\nHost: a\r\n\r\n
+expect 200 maybe
+CASE
+}
+
 @test "conformance: the server is still running and serving after every case" {
 	kill -0 "$(cat "$BATS_FILE_TMPDIR/serve.pid")"
 	conf <<'CASE'
