@@ -117,6 +117,7 @@ struct cmd {
 	char *buf;                    /* the command in RESP, kept for resends */
 	size_t len, cap;
 	int slot;                     /* cluster hash slot, -1 for keyless */
+	struct node *pin;             /* sent to this node whatever the slot */
 	unsigned redirects;
 	int internal;                 /* the map refresh, not a caller's command */
 };
@@ -155,6 +156,9 @@ struct redis_client {
 	unsigned refresh_rr;          /* where to start looking for a node to ask */
 	int refresh_inflight, refresh_wanted;
 	uint64_t refresh_last;
+	int map_known;                /* a CLUSTER SLOTS answer was applied */
+	struct failure *waiters;      /* redis_client_ready callers */
+	unsigned n_waiters, cap_waiters;
 
 	int freeing;
 	unsigned closing;             /* uv_close calls not yet completed */
@@ -371,7 +375,8 @@ static void defer_timer_cb(uv_timer_t *t)
 		struct failure f = c->ring[c->ring_head];
 		c->ring_head = (c->ring_head + 1) % c->ring_cap;
 		c->ring_len--;
-		c->st.errors++;
+		if (f.err < 0)
+			c->st.errors++;
 		f.cb(f.ud, NULL, f.err);
 	}
 	if (c->ring_len > 0 && !c->freeing)
@@ -699,7 +704,7 @@ static void retry_timer_cb(uv_timer_t *t)
 		if (!c->retry_head)
 			c->retry_tail = NULL;
 		c->st.retries++;
-		cmd_resend(k, route(c, k), 0);
+		cmd_resend(k, k->pin ? k->pin : route(c, k), 0);
 	}
 	if (c->retry_head && !c->freeing)
 		uv_timer_start(&c->retry_timer, retry_timer_cb, c->retry_head->retry_at - now, 0);
@@ -895,6 +900,22 @@ static int refresh_apply(struct redis_client *c, const struct node *from, const 
 	return 0;
 }
 
+/* Answer every redis_client_ready caller with err (0: the map is here). */
+static void waiters_done(struct redis_client *c, int err)
+{
+	/* Take the list: a callback may wait again (a new list). */
+	struct failure *list = c->waiters;
+	unsigned n = c->n_waiters;
+	c->waiters = NULL;
+	c->n_waiters = c->cap_waiters = 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (err < 0)
+			c->st.errors++;
+		list[i].cb(list[i].ud, NULL, err);
+	}
+	free(list);
+}
+
 static void refresh_cb(void *ud, const struct redisReply *r, int err)
 {
 	struct redis_client *c = ud;
@@ -902,16 +923,21 @@ static void refresh_cb(void *ud, const struct redisReply *r, int err)
 	if (c->freeing)
 		return;
 	c->refresh_last = now_ms(c);
-	int bad = err || r->type == REDIS_REPLY_ERROR || refresh_apply(c, c->refresh_node, r) < 0;
+	int bad = err ? err : r->type == REDIS_REPLY_ERROR ? -EPROTO
+	                                                  : refresh_apply(c, c->refresh_node, r);
 	if (bad) {
 		if (!err && r->type == REDIS_REPLY_ERROR)
 			set_error(c, c->refresh_node, r->str);
 		c->refresh_rr++;
 		c->refresh_wanted = 1;
+	} else {
+		c->map_known = 1;
 	}
 	c->refresh_node = NULL;
 	if (c->refresh_wanted)
 		refresh_request(c);
+	if (c->n_waiters)
+		waiters_done(c, bad);
 }
 
 static void refresh_timer_cb(uv_timer_t *t)
@@ -932,6 +958,8 @@ static void refresh_timer_cb(uv_timer_t *t)
 		/* All down: try again when the first backoff may have ended. */
 		c->refresh_wanted = 1;
 		uv_timer_start(&c->refresh_timer, refresh_timer_cb, c->opt.reconnect_min_ms, 0);
+		if (c->n_waiters)
+			waiters_done(c, -ENOTCONN);
 		return;
 	}
 	struct cmd *k = c->refresh_cmd;
@@ -948,6 +976,8 @@ static void refresh_timer_cb(uv_timer_t *t)
 		c->refresh_wanted = 1;
 		c->refresh_last = now_ms(c);
 		refresh_request(c);
+		if (c->n_waiters)
+			waiters_done(c, err);
 	}
 }
 
@@ -1028,9 +1058,10 @@ int redis_client_new(uv_loop_t *loop, const struct store_url *u,
 	return 0;
 }
 
-int redis_command_argv(struct redis_client *c, const char *key, size_t key_len,
-                       int argc, const char **argv, const size_t *argvlen,
-                       redis_reply_fn cb, void *ud)
+/* Both ways in: routed by key's slot, or pinned to one node. */
+static int command(struct redis_client *c, const char *key, size_t key_len, struct node *pin,
+                   int argc, const char **argv, const size_t *argvlen,
+                   redis_reply_fn cb, void *ud)
 {
 	if (!c || argc < 1 || !argv || !argvlen || !cb)
 		return -EINVAL;
@@ -1053,13 +1084,90 @@ int redis_command_argv(struct redis_client *c, const char *key, size_t key_len,
 	k->ud = ud;
 	k->redirects = 0;
 	k->slot = c->cluster && key ? (int)redis_key_slot(key, key_len) : -1;
+	k->pin = pin;
 	k->deadline = c->opt.command_timeout_ms ? now_ms(c) + c->opt.command_timeout_ms
 	                                        : UINT64_MAX;
-	err = cmd_send(k, route(c, k), 0);
+	err = cmd_send(k, pin ? pin : route(c, k), 0);
 	if (err) {
 		cmd_release(c, k);
 		return defer_fail(c, cb, ud, err);
 	}
+	return 0;
+}
+
+int redis_command_argv(struct redis_client *c, const char *key, size_t key_len,
+                       int argc, const char **argv, const size_t *argvlen,
+                       redis_reply_fn cb, void *ud)
+{
+	return command(c, key, key_len, NULL, argc, argv, argvlen, cb, ud);
+}
+
+int redis_command_argv_node(struct redis_client *c, unsigned node,
+                            int argc, const char **argv, const size_t *argvlen,
+                            redis_reply_fn cb, void *ud)
+{
+	if (!c || node >= c->n_nodes)
+		return -EINVAL;
+	return command(c, NULL, 0, &c->nodes[node], argc, argv, argvlen, cb, ud);
+}
+
+int redis_client_ready(struct redis_client *c, redis_reply_fn cb, void *ud)
+{
+	if (!c || !cb)
+		return -EINVAL;
+	if (c->freeing)
+		return -ECANCELED;
+	if (!c->cluster || c->map_known)
+		return defer_fail(c, cb, ud, 0);
+	if (c->n_waiters == c->cap_waiters) {
+		unsigned cap = c->cap_waiters ? c->cap_waiters * 2 : 8;
+		struct failure *w = realloc(c->waiters, cap * sizeof *w);
+		if (!w)
+			return -ENOMEM;
+		c->waiters = w;
+		c->cap_waiters = cap;
+	}
+	c->waiters[c->n_waiters++] = (struct failure){ cb, ud, 0 };
+	if (!c->refresh_inflight)
+		refresh_request(c);
+	return 0;
+}
+
+int redis_client_masters(const struct redis_client *c, unsigned *ids, unsigned max)
+{
+	if (!c->cluster) {
+		if (max > 0)
+			ids[0] = 0;
+		return 1;
+	}
+	if (!c->map_known)
+		return 0;
+	/* Nodes that own at least one slot, in node order. */
+	unsigned char owns[REDIS_DEFAULT_MAX_NODES * 4] = { 0 };
+	unsigned char *mark = c->n_nodes <= sizeof owns ? owns : calloc(c->n_nodes, 1);
+	if (!mark)
+		return -ENOMEM;
+	for (unsigned s = 0; s < REDIS_CLUSTER_SLOTS; s++)
+		if (c->slot_map[s] != NODE_NONE)
+			mark[c->slot_map[s]] = 1;
+	unsigned n = 0;
+	for (unsigned i = 0; i < c->n_nodes; i++)
+		if (mark[i]) {
+			if (n < max)
+				ids[n] = i;
+			n++;
+		}
+	if (mark != owns)
+		free(mark);
+	return (int)n;
+}
+
+int redis_client_node_addr(const struct redis_client *c, unsigned node, char *out, size_t size)
+{
+	if (node >= c->n_nodes)
+		return -EINVAL;
+	const struct node *n = &c->nodes[node];
+	snprintf(out, size, strchr(n->host, ':') ? "[%s]:%u" : "%s:%u", n->host, (unsigned)n->port);
 	return 0;
 }
 
@@ -1075,6 +1183,7 @@ static void client_close_cb(uv_handle_t *h)
 	free(c->nodes);
 	free(c->slot_map);
 	free(c->ring);
+	free(c->waiters);
 	free(c);
 }
 
@@ -1107,6 +1216,7 @@ void redis_client_free(struct redis_client *c)
 		c->st.errors++;
 		f.cb(f.ud, NULL, -ECANCELED);
 	}
+	waiters_done(c, -ECANCELED);
 	close_handle(c, (uv_handle_t *)&c->defer_timer);
 	close_handle(c, (uv_handle_t *)&c->retry_timer);
 	close_handle(c, (uv_handle_t *)&c->refresh_timer);

@@ -164,6 +164,38 @@ int redis_command_argv(struct redis_client *c, const char *key, size_t key_len,
                        redis_reply_fn cb, void *ud);
 
 /*
+ * Send one command to one node, whatever its keys: for commands that must
+ * reach every master of a cluster (SCAN, DBSIZE, FLUSHALL, INFO).  node is
+ * an id from redis_client_masters.  Same contract as redis_command_argv;
+ * TRYAGAIN/CLUSTERDOWN are retried at the same node, MOVED/ASK followed.
+ */
+int redis_command_argv_node(struct redis_client *c, unsigned node,
+                            int argc, const char **argv, const size_t *argvlen,
+                            redis_reply_fn cb, void *ud);
+
+/*
+ * cb(ud, NULL, 0) once the client knows where keys live: at once (from the
+ * loop) for redis:// and when a cluster's slot map has arrived; or
+ * cb(ud, NULL, err < 0) when the next attempt to fetch the map fails
+ * (-ENOTCONN with every seed down, or that attempt's error).  Exactly one
+ * callback, never from inside this call.  Returns 0, or -EINVAL, -ENOMEM,
+ * -ECANCELED without calling cb.  Keyed commands need no waiting (they
+ * follow MOVED); this is for redis_client_masters.
+ */
+int redis_client_ready(struct redis_client *c, redis_reply_fn cb, void *ud);
+
+/*
+ * The masters that own slots in the current map (redis://: the one
+ * server, id 0): fills ids[0..min(n, max)) and returns n; 0 for a cluster
+ * whose map has not arrived yet (see redis_client_ready).  Ids are stable
+ * for the client's life.
+ */
+int redis_client_masters(const struct redis_client *c, unsigned *ids, unsigned max);
+
+/* "HOST:PORT" of a node id, for diagnostics.  0 or -EINVAL. */
+int redis_client_node_addr(const struct redis_client *c, unsigned node, char *out, size_t size);
+
+/*
  * Free the client.  NULL is a no-op.  Synchronous for the caller: every
  * pending command's callback is called with -ECANCELED before this returns
  * (when called from inside a reply callback, the commands of that reply's

@@ -391,6 +391,11 @@ static void test_standalone(void)
 		return;
 	}
 
+	struct res rd = { 0 };
+	unsigned one[2] = { 9, 9 };
+	ok(redis_client_ready(c, res_cb, &rd) == 0 && rd.done == 0 && wait_for(&rd.done, 1, 5000) == 0 &&
+	   rd.err == 0 && redis_client_masters(c, one, 2) == 1 && one[0] == 0,
+	   "redis:// is ready from the loop, with one master, id 0");
 	struct res x = run1(c, "k", "SET", "k", "v", NULL);
 	ok(x.err == 0 && x.type == REDIS_REPLY_STATUS && strcmp(x.str, "OK") == 0,
 	   "SET right after making the client succeeds (it waits in the connection attempt)");
@@ -653,6 +658,22 @@ static void slot_end_move(unsigned slot, int from, int to)
 		sync_text(cl[i].port, buf, sizeof buf, "CLUSTER SETSLOT %u NODE %s", slot, to_id);
 }
 
+struct scan {
+	int done, keys;
+	char cursor[32];
+};
+
+static void scan_cb(void *ud, const struct redisReply *r, int err)
+{
+	struct scan *sc = ud;
+	sc->done++;
+	snprintf(sc->cursor, sizeof sc->cursor, "0");
+	if (err || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+		return;
+	snprintf(sc->cursor, sizeof sc->cursor, "%s", r->element[0]->str);
+	sc->keys += (int)r->element[1]->elements;
+}
+
 static void test_cluster(void)
 {
 	if (!ok(cluster_start() == 0, "a 3-master Redis Cluster starts and reports cluster_state:ok")) {
@@ -709,6 +730,34 @@ static void test_cluster(void)
 	struct redis_stats st;
 	redis_client_stats(c, &st);
 	ok(st.map_refreshes >= 1 && st.nodes_up == 3, "the slot map was fetched and all 3 masters are used");
+
+	/* Every master, for SCAN: the 300 keys are all found, once each. */
+	struct res ready = { 0 };
+	ok(redis_client_ready(c, res_cb, &ready) == 0 && wait_for(&ready.done, 1, 5000) == 0 &&
+	   ready.err == 0, "redis_client_ready answers once the map is known");
+	unsigned ids[8];
+	int nm = redis_client_masters(c, ids, 8);
+	is_int(nm, 3, "redis_client_masters lists the 3 masters");
+	int found = 0, scans = 0;
+	for (int i = 0; i < nm && i < 8; i++) {
+		char cursor[32] = "0";
+		do {
+			struct scan sc = { 0 };
+			const char *av[] = { "SCAN", cursor, "MATCH", "ck:*", "COUNT", "100" };
+			size_t al[6];
+			for (int j = 0; j < 6; j++)
+				al[j] = strlen(av[j]);
+			redis_command_argv_node(c, ids[i], 6, av, al, scan_cb, &sc);
+			wait_for(&sc.done, 1, 5000);
+			found += sc.keys;
+			snprintf(cursor, sizeof cursor, "%s", sc.cursor);
+			scans++;
+		} while (strcmp(cursor, "0") != 0 && scans < 1000);
+	}
+	is_int(found, NK, "SCAN on each master with redis_command_argv_node finds all %d keys", NK);
+	char addr[64];
+	ok(redis_client_node_addr(c, ids[0], addr, sizeof addr) == 0 && strncmp(addr, "127.0.0.1:", 10) == 0,
+	   "node ids name their address: %s", addr);
 
 	struct res t = { 0 };
 	cmd(c, "{user1000}.following", &t, "MSET", "{user1000}.following", "1",
