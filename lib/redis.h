@@ -78,6 +78,9 @@
  * hiredis itself allocates a small callback record per command and its
  * reply objects.
  *
+ * Signals.  hiredis writes to sockets whose peer may be gone: the program
+ * must ignore SIGPIPE (STYLE.md), or a dead server kills it.
+ *
  * Threads.  A client belongs to its loop's thread; nothing here is
  * thread-safe.  Several threads make several clients (one connection per
  * node per client).
