@@ -39,7 +39,7 @@ static const struct cli_option sim_options[] = {
 	 "drop,dup,reorder,delay,partition,crash,disk,membership,transfer, all or none (default all)", OPT_FAULTS},
 	{"scenario", 0, "NAME", NULL,
 	 "figure8, leader-partition, snapshot-behind, remove-leader, crash-before-send (default none)", OPT_SCENARIO},
-	{"snapshot-every", 0, "N", NULL, "applied entries between snapshots (default 64)", OPT_SNAPSHOT_EVERY},
+	{"snapshot-every", 0, "N", NULL, "applied entries between snapshots (default 32)", OPT_SNAPSHOT_EVERY},
 	{"client-timeout", 0, "DURATION", NULL, "simulated time a client waits for a reply (default 500ms)",
 	 OPT_CLIENT_TIMEOUT},
 	{"lease-reads", 0, NULL, NULL, "serve reads from the leader lease instead of a ReadIndex round", OPT_LEASE_READS},

@@ -64,7 +64,7 @@ struct raft_sim_config {
 	uint32_t clients;        /* default 3 */
 	uint32_t keys;           /* default 3 */
 	uint32_t faults;         /* RAFT_SIM_* bits */
-	uint32_t snapshot_every; /* applied entries between snapshots; default 64 */
+	uint32_t snapshot_every; /* applied entries between snapshots; default 32 */
 	uint32_t client_timeout_ms; /* default 500 */
 	bool lease_read;
 	bool pre_vote;           /* default true */
