@@ -665,8 +665,12 @@ static int cmd_send(struct cmd *k, struct node *n, int asking)
 {
 	if (n->state == NODE_IDLE)
 		node_connect(n);
-	if (n->state == NODE_DOWN || !n->ac)
+	if (n->state == NODE_DOWN || !n->ac) {
+		/* In a cluster the slot may have a new master by now. */
+		if (k->c->cluster)
+			refresh_request(k->c);
 		return -ENOTCONN;
+	}
 	static const char asking_cmd[] = "*1\r\n$6\r\nASKING\r\n";
 	if (asking && redisAsyncFormattedCommand(n->ac, NULL, NULL, asking_cmd,
 	                                         sizeof asking_cmd - 1) != REDIS_OK)

@@ -198,7 +198,7 @@ static int server_start(struct server *s, int port, int cluster, const char *pas
 		argv[n++] = "--cluster-config-file";
 		argv[n++] = conf;
 		argv[n++] = "--cluster-node-timeout";
-		argv[n++] = "5000";
+		argv[n++] = "3000";
 	}
 	if (pass) {
 		argv[n++] = "--requirepass";
@@ -561,7 +561,7 @@ static void test_standalone(void)
 
 /* ------------------------------------------------------------ cluster */
 
-static struct server cl[3];
+static struct server cl[4];   /* 3 masters, and a replica added later */
 
 static int cluster_ok(int port)
 {
@@ -600,7 +600,11 @@ static int cluster_start(void)
 
 static int owner_of(unsigned slot)
 {
-	redisReply *r = sync_cmd(cl[0].port, "CLUSTER SLOTS");
+	redisReply *r = NULL;
+	for (int i = 0; i < 4 && !(r && r->type == REDIS_REPLY_ARRAY); i++) {
+		freeReplyObject(r);
+		r = cl[i].pid > 0 ? sync_cmd(cl[i].port, "CLUSTER SLOTS") : NULL;
+	}
 	int port = -1;
 	for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
 		redisReply *e = r->element[i];
@@ -831,23 +835,66 @@ static void test_cluster(void)
 	m = run1(c, tag_a, "MGET", tag_a, tag_b, NULL);
 	ok(m.err == 0 && m.type == REDIS_REPLY_ARRAY, "once the move is over, the same MGET works");
 
-	/* A master dies: its slots fail fast, the others keep working. */
+	/* Failover: a replica joins the master of ck:2, the master is killed;
+	 * its slots fail fast until the replica takes over, the other masters
+	 * keep working, and then the client finds the new master by itself. */
 	unsigned s0 = redis_key_slot("ck:2", 4);
-	struct server *victim = by_port(owner_of(s0));
+	int mport = owner_of(s0);
+	struct server *victim = by_port(mport);
+	char mid[64], info[8192];
+	sync_text(mport, mid, sizeof mid, "CLUSTER MYID");
+	if (!ok(server_start(&cl[3], 0, 1, NULL) == 0, "a fourth node starts"))
+		goto done;
+	sync_text(cl[3].port, buf, sizeof buf, "CLUSTER MEET 127.0.0.1 %d", mport);
+	int replicating = 0, synced = 0, known = 0;
+	for (int t = 0; t < 500 && !replicating; t++) {
+		replicating = strcmp(sync_text(cl[3].port, buf, sizeof buf, "CLUSTER REPLICATE %s", mid), "OK") == 0;
+		if (!replicating)
+			sleep_ms(20);
+	}
+	for (int t = 0; t < 500 && !synced; t++) {
+		synced = strstr(sync_text(cl[3].port, info, sizeof info, "INFO replication"),
+		                "master_link_status:up") != NULL;
+		if (!synced)
+			sleep_ms(20);
+	}
+	/* Every master must know the replica to vote for it. */
+	for (int t = 0; t < 500 && known < 3; t++) {
+		known = 0;
+		for (int i = 0; i < 3; i++) {
+			sync_text(cl[i].port, info, sizeof info, "CLUSTER NODES");
+			char *line = strstr(info, "slave ");
+			known += line && strstr(line, mid) != NULL;
+		}
+		if (known < 3)
+			sleep_ms(20);
+	}
+	ok(replicating && synced && known == 3, "it replicates the master of ck:2 (:%d)", mport);
 	server_stop(victim, SIGKILL);
 	m = run1(c, "ck:2", "INCRBY", "ck:2", "1", NULL);
-	ok(m.done == 1 && m.err < 0, "a command for a dead master's slot fails (%d)", m.err);
+	ok(m.done == 1 && m.err < 0, "a command for the dead master's slot fails (%d)", m.err);
 	char other[32];
 	for (int i = 0;; i++) {
 		snprintf(other, sizeof other, "ck:%d", i);
-		if (owner_of(redis_key_slot(other, strlen(other))) != victim->port)
+		if (owner_of(redis_key_slot(other, strlen(other))) != mport)
 			break;
 	}
 	m = run1(c, other, "INCRBY", other, "1", NULL);
 	ok(m.err == 0, "a command for a live master's slot still works");
+	int failed_over = 0, tries = 0;
+	for (; tries < 600 && !failed_over; tries++) {
+		m = run1(c, "ck:2", "INCRBY", "ck:2", "1", NULL);
+		failed_over = m.err == 0 && m.type == REDIS_REPLY_INTEGER;
+		if (!failed_over)
+			pause_loop(25);
+	}
+	ok(failed_over && m.integer == 8,
+	   "after the replica takes over, ck:2 works again with its value (%lld, %d tries)", m.integer, tries);
+	is_int(owner_of(s0), cl[3].port, "and the replica is the new master");
+done:
 	client_free(c);
 out:
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		server_stop(&cl[i], SIGTERM);
 }
 
