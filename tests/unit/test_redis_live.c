@@ -5,9 +5,12 @@
  * PID.  Checked: replies and error replies, pipelining (a burst is read by
  * the server in a few reads, not one per command), max_pending, the command
  * timeout, AUTH and SELECT, reconnection after the server is killed and
- * restarted on the same port, cancel on free; in the cluster: routing by
- * slot and hash tag from one seed, MOVED after a slot is resharded, ASK while
- * a slot migrates, and the redirect bound on TRYAGAIN.
+ * restarted on the same port and after CLIENT KILL, cancel on free (also
+ * from inside a callback); in the cluster: routing by slot and hash tag
+ * from one seed, SCAN on every master, MOVED after a slot is resharded, ASK
+ * while a slot migrates, the redirect bound on TRYAGAIN, and a failover (a
+ * replica joins, its master is killed, the client finds the new master).
+ * About 15 s, most of it the cluster's failure detection (node timeout 3 s).
  *
  * Without redis-server on PATH the test says so and fails (make deps
  * installs it): a skipped live test must not pass as a green one.
