@@ -714,7 +714,7 @@ static void node_complete(struct sim *s, struct node *n)
 		return;
 	uint32_t den = sc == RAFT_SIM_SCENARIO_CRASH_BEFORE_SEND ? 20 : sc == RAFT_SIM_SCENARIO_FIGURE8 ? 200 : 4000;
 	/* Figure 8 fodder: a leader that dies with entries nobody else got */
-	if (sc == RAFT_SIM_SCENARIO_FIGURE8 && n->role == RAFT_LEADER && rd->n_entries && chance(s, 1, 3))
+	if (n->role == RAFT_LEADER && rd->n_entries && chance(s, 1, sc == RAFT_SIM_SCENARIO_FIGURE8 ? 3 : 25))
 		den = 1;
 	if (has(s, RAFT_SIM_CRASH) && rd->n_msgs && chance(s, 1, den)) {
 		node_crash(s, n, 20 + below(s, 300)); /* persisted, but nothing sent */
