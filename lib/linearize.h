@@ -96,6 +96,7 @@ struct lin_state {
  */
 struct lin_model {
 	const char *name;
+	unsigned kinds;       /* valid kinds are 1..kinds */
 	unsigned state_words; /* 1..LIN_STATE_WORDS words of lin_state in use */
 	void (*init)(struct lin_state *s);
 	int (*step)(const struct lin_state *s, const struct lin_op *op, struct lin_state *next);
@@ -111,13 +112,13 @@ extern const struct lin_model lin_model_kv;
  * failing prefix of that key's history: the ops that returned by `time` have
  * no linearization, the ops that returned before it do, and `op` is the op
  * whose return at `time` cannot be explained.  `linearized` counts the ops
- * of the longest partial linearization found, `desc` shows its end. */
+ * of the partial linearization that got that far, and `desc` shows its end. */
 struct lin_result {
 	int verdict;          /* LIN_OK, LIN_VIOLATION or LIN_UNKNOWN */
 	uint64_t key;         /* violation: the failing key; unknown: the first key given up on */
 	int op;               /* violation: index of the unexplained op; else -1 */
 	uint64_t time;        /* violation: that op's return time */
-	size_t linearized;    /* violation: length of the longest partial linearization */
+	size_t linearized;    /* violation: ops in the partial linearization that got furthest */
 	size_t ops;           /* ops checked (after dropping unknown reads) */
 	size_t keys;          /* distinct keys checked */
 	size_t keys_unknown;  /* keys given up on (budget or cache limit) */
