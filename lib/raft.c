@@ -92,6 +92,7 @@ enum { PR_PROBE, PR_REPLICATE, PR_SNAPSHOT };
 enum { CAMPAIGN_PRE, CAMPAIGN_ELECTION };
 
 #define ARENA_CHUNK (1u << 20)
+#define ARENA_SPARES 8
 #define SEQ_RING 64 /* read sequence -> tick it was sent at, for the lease */
 
 struct chunk {
@@ -134,6 +135,7 @@ struct raft {
 	struct raft_entry *ents;
 	size_t ents_head, ents_len, ents_cap;
 	struct chunk *chunk_head, *chunk_tail, *chunk_spare;
+	uint32_t n_spare;
 	struct raft_snapshot snap;
 	uint8_t *snap_buf;
 	size_t snap_cap;
@@ -267,7 +269,8 @@ static uint8_t *arena_alloc(struct raft *r, size_t len, uint64_t index)
 		size_t cap = len > ARENA_CHUNK ? len : ARENA_CHUNK;
 		if (r->chunk_spare && r->chunk_spare->cap >= cap) {
 			c = r->chunk_spare;
-			r->chunk_spare = NULL;
+			r->chunk_spare = c->next;
+			r->n_spare--;
 		} else {
 			c = malloc(sizeof *c + cap);
 			if (!c)
@@ -290,12 +293,19 @@ static uint8_t *arena_alloc(struct raft *r, size_t len, uint64_t index)
 	return p;
 }
 
+/* Keep up to ARENA_SPARES freed blocks for reuse: compaction frees blocks
+ * in bursts and the log refills them at once, and a recycled block is
+ * already mapped (a fresh 1 MiB malloc is an mmap and a page fault per
+ * 4 KiB). */
 static void chunk_retire(struct raft *r, struct chunk *c)
 {
-	if (!r->chunk_spare && c->cap == ARENA_CHUNK)
+	if (r->n_spare < ARENA_SPARES && c->cap == ARENA_CHUNK) {
+		c->next = r->chunk_spare;
 		r->chunk_spare = c;
-	else
+		r->n_spare++;
+	} else {
 		free(c);
+	}
 }
 
 /* Forget the payloads of entries >= index (whose first payload is p). */
@@ -377,6 +387,11 @@ static void conf_at(const struct raft *r, uint64_t index, struct raft_conf *c, u
 {
 	if (index > last_index(r))
 		index = last_index(r);
+	if (r->conf_index <= index) { /* the newest configuration is old enough */
+		*c = r->conf;
+		*at = r->conf_index;
+		return;
+	}
 	for (uint64_t i = index; i >= first_index(r) && i > r->snap.meta.index; i--) {
 		const struct raft_entry *e = ent(r, i);
 		if (e->type == RAFT_ENTRY_CONF && raft_conf_decode(e->data, e->len, c) == 0) {
@@ -1455,7 +1470,11 @@ void raft_free(struct raft *r)
 		free(c);
 		c = n;
 	}
-	free(r->chunk_spare);
+	for (struct chunk *c = r->chunk_spare; c;) {
+		struct chunk *n = c->next;
+		free(c);
+		c = n;
+	}
 	free(r->ents);
 	free(r->snap_buf);
 	free(r->msgs);
@@ -1497,6 +1516,7 @@ int raft_restore(struct raft *r, const struct raft_hard_state *hs, const struct 
 	r->applied = r->snap.meta.index;
 	struct raft_conf c;
 	uint64_t at;
+	r->conf_index = UINT64_MAX; /* nothing known yet: make conf_at() scan the log */
 	conf_at(r, last_index(r), &c, &at);
 	set_conf(r, &c, at);
 	return 0;
