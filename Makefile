@@ -104,7 +104,7 @@ BATS_FILES ?= $(wildcard tests/*.bats)
 FUZZ_SECONDS ?= 30
 
 test: deps-quiet all
-	$(Q)$(TEST_ENV) prove -f -j$(or $(PROVE_JOBS),2) --exec tests/run-one.sh \
+	$(Q)$(TEST_ENV) prove -f -o -j$(or $(PROVE_JOBS),2) --exec tests/run-one.sh \
 	  $(UNIT_BIN) $(BATS_FILES)
 	$(Q)$(MAKE) --no-print-directory fuzz-run
 
