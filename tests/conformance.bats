@@ -1730,6 +1730,7 @@ conf() {
 }
 
 @test "conformance: Expect: 100-continue: Expect: 100-continue with a body sent at once is answered once, with no 100 after it" {
+	# whole
 	# send POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello
 	# expect 200 open
 	conf_result 263
@@ -1748,6 +1749,22 @@ conf() {
 	# expect 100 200 200 open
 	# body 3 Hello from dsys!
 	conf_result 265
+}
+
+@test "conformance: every case that passes still passes with its writes cut at random places" {
+	local dir=$BATS_FILE_TMPDIR/split f n bad=
+	mkdir -p "$dir"
+	"$DSYS_PY" "$BATS_TEST_DIRNAME/conformance/send.py" --port "$CONF_PORT" --split 1 \
+		--table "$BATS_TEST_DIRNAME/conformance/cases.txt" --results "$dir" || true
+	for f in "$BATS_FILE_TMPDIR"/results/*.pass; do
+		n=$(basename "$f" .pass)
+		if [ ! -e "$dir/$n.pass" ]; then
+			echo "case $n, split (send.py --split 1):"
+			cat "$dir/$n.fail" 2>/dev/null
+			bad=1
+		fi
+	done
+	[ -z "$bad" ]
 }
 
 # The sender itself must be able to fail: each of these cases is wrong on

@@ -88,6 +88,22 @@ conf() {
 '''
 
 EPILOGUE = r'''
+@test "conformance: every case that passes still passes with its writes cut at random places" {
+	local dir=$BATS_FILE_TMPDIR/split f n bad=
+	mkdir -p "$dir"
+	"$DSYS_PY" "$BATS_TEST_DIRNAME/conformance/send.py" --port "$CONF_PORT" --split 1 \
+		--table "$BATS_TEST_DIRNAME/conformance/cases.txt" --results "$dir" || true
+	for f in "$BATS_FILE_TMPDIR"/results/*.pass; do
+		n=$(basename "$f" .pass)
+		if [ ! -e "$dir/$n.pass" ]; then
+			echo "case $n, split (send.py --split 1):"
+			cat "$dir/$n.fail" 2>/dev/null
+			bad=1
+		fi
+	done
+	[ -z "$bad" ]
+}
+
 # The sender itself must be able to fail: each of these cases is wrong on
 # purpose, and send.py must say so (exit 1), or reject the case (exit 2).
 @test "conformance: send.py fails a case whose expected status is wrong" {

@@ -35,6 +35,7 @@ one more answer; anything that arrives before the probe's answer shows.
 Python 3 standard library only.
 """
 import argparse
+import random
 import re
 import socket
 import sys
@@ -129,6 +130,8 @@ def parse_case(lines):
             started = True
         elif word == "shut":
             steps.append(("shut", None))
+        elif word == "whole":
+            steps.append(("whole", None))
         elif word == "expect":
             expect = []
             for w in rest.split():
@@ -388,9 +391,32 @@ def read_table(path):
     return cases
 
 
-def play(port, lines, timeout, show):
-    """Play one case; returns (ok, report text)."""
+def split_steps(steps, rng):
+    """The same bytes in the same order, each write cut at up to 7 random
+    places, 1 ms apart: a server must answer a case alike however TCP
+    delivers it.  Cases marked "whole" (their meaning rests on what arrives
+    together, e.g. a body sent with an Expect: 100-continue head) are kept."""
+    if any(kind == "whole" for kind, _ in steps):
+        return steps
+    out = []
+    for kind, arg in steps:
+        if kind != "send" or len(arg) < 2:
+            out.append((kind, arg))
+            continue
+        cuts = sorted(rng.sample(range(1, len(arg)), min(len(arg) - 1, rng.randint(1, 7))))
+        for a, b in zip([0] + cuts, cuts + [len(arg)]):
+            if a:
+                out.append(("pause", 0.001))
+            out.append(("send", arg[a:b]))
+    return out
+
+
+def play(port, lines, timeout, show, rng=None):
+    """Play one case (its writes cut at random places when rng is given);
+    returns (ok, report text)."""
     steps, expect, checks, heads = parse_case(lines)
+    if rng:
+        steps = split_steps(steps, rng)
     try:
         words, responses, conn = run_case(port, steps, expect, heads, timeout)
     except OSError as e:
@@ -420,10 +446,13 @@ def main():
     ap.add_argument("--table", help="play the cases of this file instead of stdin")
     ap.add_argument("--match", help="with --table: only cases whose group: name contains this")
     ap.add_argument("--results", help="with --table: write DIR/N.pass or DIR/N.fail for case N (from 1)")
+    ap.add_argument("--split", type=int, metavar="SEED",
+                    help="cut every write at random places (seeded): the answers must not change")
     a = ap.parse_args()
+    rng = random.Random(a.split) if a.split is not None else None
     try:
         if not a.table:
-            ok, text = play(a.port, sys.stdin.readlines(), a.timeout, a.show)
+            ok, text = play(a.port, sys.stdin.readlines(), a.timeout, a.show, rng)
             sys.stdout.write(text)
             return 0 if ok else 1
         failed = 0
@@ -431,7 +460,7 @@ def main():
             title = "%s: %s" % (group, name)
             if a.match and a.match not in title:
                 continue
-            ok, text = play(a.port, lines, a.timeout, a.show)
+            ok, text = play(a.port, lines, a.timeout, a.show, rng)
             failed += not ok
             if a.results:
                 with open("%s/%d.%s" % (a.results, i, "pass" if ok else "fail"), "w") as f:
