@@ -58,14 +58,19 @@
  * redirected by MOVED if needed, so nothing waits for the first CLUSTER
  * SLOTS answer.  Map refreshes are one at a time and at least
  * REFRESH_MIN_MS apart, asked for after MOVED, CLUSTERDOWN and any lost
- * node connection.  Only replies that say the command did NOT run (MOVED,
+ * node connection, and when a command meets a node that is down.  Only
+ * replies that say the command did NOT run (MOVED,
  * ASK, TRYAGAIN, CLUSTERDOWN) lead to a resend: INCRBY must not be
- * applied twice.
+ * applied twice.  redis_command_argv_node pins a command to one node (SCAN
+ * on every master); redis_client_ready queues its callers until the first
+ * CLUSTER SLOTS answer (or the failure of the attempt to get it).
  *
  * hiredis 0.14.1's adapters/libuv.h returns early when libuv reports a poll
  * error, which leaves a refused connect or a reset socket unnoticed; the
  * small adapter here (ev_*) passes the error to hiredis by letting it read
- * and write, where it sees the error itself.
+ * and write, where it sees the error itself.  It also skips uv_poll_start
+ * when the wanted events did not change: hiredis asks for "writable" once
+ * per command, and each uv_poll_start is an epoll_ctl.
  */
 #include <errno.h>
 #include <stdio.h>
