@@ -91,6 +91,11 @@ struct lin_state {
  *             must return 1 and only compute *next.
  *   readonly: optional; nonzero if op never changes the state.  Unknown
  *             read-only ops constrain nothing and are dropped before search.
+ *   blind:    optional; nonzero if neither step's verdict nor its next state
+ *             depends on the state it starts from (a put, a delete).  It
+ *             lets the search skip placing a lost op where a blind op
+ *             overwrites it unseen: a large saving when many replies were
+ *             lost and some of those ops took effect late.
  *   describe_op / describe_state: optional; short text for reports
  *             ("get -> 5", "value=5"); snprintf semantics.
  */
@@ -101,6 +106,7 @@ struct lin_model {
 	void (*init)(struct lin_state *s);
 	int (*step)(const struct lin_state *s, const struct lin_op *op, struct lin_state *next);
 	int (*readonly)(const struct lin_op *op);
+	int (*blind)(const struct lin_op *op);
 	int (*describe_op)(const struct lin_op *op, char *buf, size_t len);
 	int (*describe_state)(const struct lin_state *s, char *buf, size_t len);
 };

@@ -404,6 +404,8 @@ static int cmp_call(const void *a, const void *b)
 /* A lost write that does take effect lands up to this many times its
  * interval's length after its call: Raft may commit it after a new leader. */
 static unsigned lost_stretch = 1;
+/* Percent of the lost writes that never take effect. */
+static unsigned lost_never = 50;
 
 /*
  * n ops by `clients` clients over `keys` keys, each op's interval 1..maxdur
@@ -436,7 +438,7 @@ static struct gop *generate(uint64_t seed, size_t n, unsigned clients, unsigned 
 		g[i].applied = 1;
 		if (o->kind != LIN_GET && below(100) < lost_pct) {
 			o->unknown = 1;
-			g[i].applied = (int)below(2);
+			g[i].applied = below(100) >= lost_never;
 			g[i].lin = o->call * 1000 + below(dur * lost_stretch * 1000 + 1);
 		}
 	}
