@@ -407,9 +407,25 @@ static int on_option(void *ctx, int id, const char *arg)
 
 static const char hello_body[] = "Hello from dsys!";
 
+static void config_free(struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		free(cfg->routes[i].method);
+		free(cfg->routes[i].path);
+		free(cfg->routes[i].ctype);
+		free(cfg->routes[i].body);
+	}
+	cfg->nroutes = 0;
+}
+
 int main(int argc, char **argv)
 {
 	static struct config cfg;
+	struct metrics *reg = NULL;
+	struct http_router *router = NULL;
+	struct http_server *srv = NULL;
+	int status = EXIT_OK;
+
 	cli_init("dsys-serve");
 	if (log_init("dsys-serve") < 0) {
 		cli_error("invalid DSYS_LOG_LEVEL or DSYS_LOG_FORMAT");
@@ -420,28 +436,31 @@ int main(int argc, char **argv)
 	cfg.srv.port = 8080;
 	int first;
 	int r = cli_parse(&spec, argc, argv, on_option, &cfg, &first);
-	if (r >= 0)
-		return r;
+	if (r >= 0) {
+		status = r;
+		goto out;
+	}
 	if (first < argc) {
 		cli_error("unexpected argument '%s'", argv[first]);
 		fprintf(stderr, "Try 'dsys-serve --help' for more information.\n");
-		return EXIT_USAGE;
+		status = EXIT_USAGE;
+		goto out;
 	}
 	cfg.srv.host = cfg.host;
 
-	struct metrics *reg = metrics_new();
+	reg = metrics_new();
 	metrics_process_register(reg);
-	struct http_router *router = http_router_new(reg);
+	router = http_router_new(reg);
 	for (size_t i = 0; i < cfg.nroutes; i++) {
 		struct static_route *sr = &cfg.routes[i];
 		int e = http_route_add_static(router, sr->method, sr->path, sr->ctype, sr->body, sr->len);
-		if (e == -EEXIST) {
-			cli_error("route '%s %s' given twice", sr->method, sr->path);
-			return EXIT_USAGE;
-		}
 		if (e < 0) {
-			cli_error("invalid route '%s %s': %s", sr->method, sr->path, strerror(-e));
-			return EXIT_USAGE;
+			if (e == -EEXIST)
+				cli_error("route '%s %s' given twice", sr->method, sr->path);
+			else
+				cli_error("invalid route '%s %s': %s", sr->method, sr->path, strerror(-e));
+			status = EXIT_USAGE;
+			goto out;
 		}
 	}
 	/* defaults after the user's routes, so a --route can replace them */
@@ -460,16 +479,16 @@ int main(int argc, char **argv)
 		cfg.srv.thread_fini = delay_thread_fini;
 		cfg.srv.thread_arg = &cfg;
 	}
-	struct http_server *srv;
 	if (http_server_new(&cfg.srv, &srv) < 0) {
 		cli_error("invalid server settings");
-		return EXIT_USAGE;
+		status = EXIT_USAGE;
+		goto out;
 	}
 	r = http_server_listen(srv);
 	if (r < 0) {
 		cli_error("cannot listen on %s:%u: %s", cfg.host, cfg.srv.port, strerror(-r));
-		http_server_free(srv);
-		return r == -EADDRNOTAVAIL || r == -EAFNOSUPPORT ? EXIT_USAGE : EXIT_NO;
+		status = r == -EADDRNOTAVAIL || r == -EAFNOSUPPORT ? EXIT_USAGE : EXIT_NO;
+		goto out;
 	}
 
 	struct buf line = BUF_INIT;
@@ -485,18 +504,14 @@ int main(int argc, char **argv)
 	buf_free(&line);
 
 	r = http_server_run(srv);
+	if (r < 0) {
+		cli_error("cannot run: %s", strerror(-r));
+		status = EXIT_UNREACHABLE;
+	}
+out:
 	http_server_free(srv);
 	http_router_free(router);
 	metrics_free(reg);
-	for (size_t i = 0; i < cfg.nroutes; i++) {
-		free(cfg.routes[i].method);
-		free(cfg.routes[i].path);
-		free(cfg.routes[i].ctype);
-		free(cfg.routes[i].body);
-	}
-	if (r < 0) {
-		cli_error("cannot run: %s", strerror(-r));
-		return EXIT_UNREACHABLE;
-	}
-	return EXIT_OK;
+	config_free(&cfg);
+	return status;
 }

@@ -122,9 +122,19 @@ int http_route_add_prefix(struct http_router *r, const char *method, const char 
 	return route_add(r, method, prefix, true, fn, arg, NULL);
 }
 
+/* A static body always exists, so "If-None-Match: *" on GET or HEAD is a
+ * 304 (RFC 9110 section 13.1.2).  No entity tags are sent, so no other
+ * If-None-Match value can match. */
 static void static_handler(struct http_exchange *ex, void *arg)
 {
 	const struct route *rt = arg;
+	const struct http_header *inm;
+	if ((ex->req.method == HTTP_GET || ex->req.method == HTTP_HEAD) &&
+	    (inm = http_message_header(&ex->req.m, "if-none-match")) &&
+	    inm->value_len == 1 && inm->value[0] == '*') {
+		http_respond(ex, 304, NULL, NULL, 0);
+		return;
+	}
 	http_respond(ex, 200, rt->ctype, rt->body, rt->body_len);
 }
 
@@ -216,41 +226,70 @@ static bool better(const struct route *a, const struct route *b)
 	return a->path_len > b->path_len;
 }
 
-static void answer_405(struct http_router *r, struct http_exchange *ex, const char *p, size_t n)
+/* Append ", M" (or "M" first) to an Allow line unless it is there already. */
+static void allow_add(char *allow, size_t *len, size_t cap, const char *m, size_t mlen)
 {
-	char allow[512];
-	size_t len = 0;
-	bool get = false, head = false;
+	size_t start = 7;  /* after "Allow: " */
+	for (size_t i = start; i + mlen <= *len; i++)
+		if ((i == start || allow[i - 1] == ' ') && !memcmp(allow + i, m, mlen) &&
+		    (i + mlen == *len || allow[i + mlen] == ','))
+			return;
+	if (*len + mlen + 5 > cap)
+		return;
+	if (*len > start)
+		allow[(*len)++] = ',', allow[(*len)++] = ' ';
+	memcpy(allow + *len, m, mlen);
+	*len += mlen;
+}
+
+/*
+ * "Allow: ...\r\n" for the best-matching path (every path for "*"):
+ * its methods, HEAD when GET is there, and OPTIONS, which the router
+ * answers for every known path.  Returns the best route, or NULL.
+ */
+static const struct route *build_allow(struct http_router *r, const char *p, size_t n,
+                                       bool every, char *allow, size_t cap)
+{
 	const struct route *best = NULL;
-	/* Allow lists the methods of the best-matching path */
-	for (size_t i = 0; i < r->n; i++)
+	for (size_t i = 0; i < r->n && !every; i++)
 		if (path_matches(r->routes[i], p, n) && better(r->routes[i], best))
 			best = r->routes[i];
-	len = (size_t)snprintf(allow, sizeof allow, "Allow: ");
-	for (size_t i = 0; i < r->n && best; i++) {
+	size_t len = 7;
+	memcpy(allow, "Allow: ", 7);
+	bool get = false;
+	for (size_t i = 0; i < r->n; i++) {
 		const struct route *rt = r->routes[i];
-		if (rt->prefix != best->prefix || rt->path_len != best->path_len ||
-		    memcmp(rt->path, best->path, rt->path_len))
+		if (!every && (!best || rt->prefix != best->prefix || rt->path_len != best->path_len ||
+		               memcmp(rt->path, best->path, rt->path_len)))
 			continue;
 		if (!strcmp(rt->method, "GET"))
 			get = true;
-		if (!strcmp(rt->method, "HEAD"))
-			head = true;
-		if (len + rt->method_len + 8 < sizeof allow) {
-			if (len > 7)
-				allow[len++] = ',', allow[len++] = ' ';
-			memcpy(allow + len, rt->method, rt->method_len);
-			len += rt->method_len;
-		}
+		allow_add(allow, &len, cap, rt->method, rt->method_len);
 	}
-	if (get && !head && len + 8 < sizeof allow) {
-		memcpy(allow + len, ", HEAD", 6);
-		len += 6;
-	}
+	if (get)
+		allow_add(allow, &len, cap, "HEAD", 4);
+	allow_add(allow, &len, cap, "OPTIONS", 7);
 	memcpy(allow + len, "\r\n", 3);
+	return best;
+}
+
+static void answer_405(struct http_router *r, struct http_exchange *ex, const char *p, size_t n)
+{
+	char allow[512];
+	build_allow(r, p, n, false, allow, sizeof allow - 3);
 	static const char body[] = "{\"error\":\"method not allowed\"}";
 	ex->route_stats = &r->unmatched;
 	http_respond_headers(ex, 405, "application/json", allow, body, sizeof body - 1);
+}
+
+/* OPTIONS of a known path (or "*"): 204 with the methods in Allow. */
+static void answer_options(struct http_router *r, struct http_exchange *ex, const char *p,
+                           size_t n, bool every)
+{
+	char allow[512];
+	const struct route *best = build_allow(r, p, n, every, allow, sizeof allow - 3);
+	ex->route_stats = best ? (struct http_route_stats *)&best->stats : &r->unmatched;
+	http_respond_headers(ex, 204, NULL, allow, NULL, 0);
 }
 
 void http_router_handle(struct http_exchange *ex, void *arg)
@@ -278,6 +317,10 @@ void http_router_handle(struct http_exchange *ex, void *arg)
 	if (get && (!best || better(get, best)))
 		best = get;
 	if (!best) {
+		if (req->method == HTTP_OPTIONS && (path_known || (n == 1 && p[0] == '*'))) {
+			answer_options(r, ex, p, n, !path_known);
+			return;
+		}
 		if (path_known) {
 			answer_405(r, ex, p, n);
 			return;

@@ -18,15 +18,19 @@
  * ("http://host/path") is matched by its path.  An exact route wins over
  * a prefix route, a longer prefix over a shorter one.  A path no route has
  * gets 404 {"error":"not found"}; a path some route has, but not with this
- * method, gets 405 with "Allow: ..." (listing HEAD when GET is there) and a
- * JSON body.  HEAD is answered by the GET route when there is no HEAD route
- * (the server leaves the body out).
+ * method, gets 405 with "Allow: ..." (listing HEAD when GET is there, and
+ * OPTIONS) and a JSON body.  HEAD is answered by the GET route when there
+ * is no HEAD route (the server leaves the body out).  OPTIONS of a known
+ * path without an OPTIONS route is a 204 with that Allow line; "OPTIONS *"
+ * a 204 listing every method the router has.  Static routes answer
+ * "If-None-Match: *" on GET and HEAD with 304 (they send no entity tags).
  *
  * Before calling a route's handler the router sets ex->route_stats (so
  * http_requests_total counts under route="<path as registered>"),
  * ex->route_arg (the arg given at add time, also passed as the handler's
  * arg) and, for prefix routes, ex->subpath/subpath_len (the path after the
- * prefix).  404 and 405 count under route="unmatched".
+ * prefix).  404 and 405 count under route="unmatched", OPTIONS under
+ * the path's route.
  *
  * Routes are added before the server runs; lookup is read-only, so all
  * loop threads share one router without locks.  The router owns copies of

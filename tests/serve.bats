@@ -149,11 +149,11 @@ serve() {
 	serve --route 'PUT /thing=put'
 	run raw_http -n 1 "$SERVER_PORT" 'DELETE /hello HTTP/1.1\r\nHost: a\r\n\r\n'
 	assert_line --index 0 'HTTP/1.1 405 Method Not Allowed'
-	assert_line 'Allow: GET, HEAD'
+	assert_line 'Allow: GET, HEAD, OPTIONS'
 	assert_line --partial '{"error":"method not allowed"}'
 	run raw_http -n 1 "$SERVER_PORT" 'GET /thing HTTP/1.1\r\nHost: a\r\n\r\n'
 	assert_line --index 0 'HTTP/1.1 405 Method Not Allowed'
-	assert_line 'Allow: PUT'
+	assert_line 'Allow: PUT, OPTIONS'
 }
 
 # ---------------------------------------------------------------- bad input
