@@ -199,6 +199,7 @@ static int print_result(const struct raft_sim_config *cfg, const struct raft_sim
 	json_kv_u64(&w, "seed", cfg->seed);
 	json_kv_u64(&w, "nodes", cfg->nodes);
 	json_kv_u64(&w, "ticks", cfg->ticks);
+	json_kv_u64(&w, "steps", r->steps);
 	json_kv_str(&w, "faults", faults);
 	json_kv_str(&w, "scenario", raft_sim_scenario_name(cfg->scenario));
 	json_kv_u64(&w, "elections", r->elections);
