@@ -236,6 +236,23 @@ bench() {
 	assert_equal "$(serve_count "$SERVE_PORT")" "$req"
 }
 
+@test "bench: the libuv stream path (DSYS_BENCH_IO=uv) counts the same as the io_uring one" {
+	start_serve a
+	DSYS_BENCH_IO=uv run --separate-stderr bench -t 2 -c 5 --pipeline 2 -d 1s "http://127.0.0.1:$SERVE_PORT/hello"
+	assert_success
+	req=$(jq -r .requests <<<"$output")
+	[ "$req" -gt 100 ]
+	assert_equal "$(jq -r .sent <<<"$output")" "$req"
+	assert_equal "$(serve_count "$SERVE_PORT")" "$req"
+	start_py reset
+	DSYS_BENCH_IO=uv run --separate-stderr bench -t 1 -c 2 --requests 200 "http://127.0.0.1:$PY_PORT/"
+	assert_success
+	assert_equal $(($(jq -r '.requests + .errors.read' <<<"$output"))) 200
+	[ "$(jq -r .errors.read <<<"$output")" -gt 10 ]
+	DSYS_BENCH_IO=epoll run bench -d 1s "http://127.0.0.1:$PY_PORT/"
+	assert_failure 2
+}
+
 @test "bench: the request count equals the lines of nginx's access log" {
 	start_nginx
 	run --separate-stderr bench -t 2 -c 5 -d 1s "http://127.0.0.1:$NGINX_PORT/hello"

@@ -48,6 +48,7 @@ struct bench_cfg {
 	bool progress;                    /* live line on stderr */
 	enum http_method method;
 	size_t recv_buf;                  /* per-connection receive buffer, bytes */
+	bool io_uring;                    /* I/O through io_uring when the kernel allows */
 	struct http_limits limits;
 	struct bench_target *targets;
 	size_t n_targets;

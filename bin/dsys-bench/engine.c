@@ -60,10 +60,14 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include "bench.h"
 #include "cli.h"
 #include "invariant.h"
 #include "pacer.h"
+#include "uring.h"
 
 /* ------------------------------------------------------------ stats */
 
@@ -168,6 +172,10 @@ struct conn {
 	uint64_t since_ns;       /* connecting since */
 	uint64_t retry_ns;       /* idle: reconnect at or after this */
 	uint64_t backoff_ns;     /* after a failed connect; 0 when the last one worked */
+	/* the io_uring path (see "io_uring" below) */
+	int fd;                  /* the socket, -1 when none */
+	uint32_t gen;            /* bumped at every close: stale completions are ignored */
+	unsigned pending;        /* receive or connect operations in the ring */
 };
 
 struct run;
@@ -203,6 +211,11 @@ struct worker {
 	unsigned open_handles;
 	_Atomic uint64_t pub_requests, pub_errors;
 	int start_err;
+	bool use_uring;          /* I/O through io_uring; else libuv streams */
+	struct uring ring;
+	uv_poll_t ring_poll;     /* the ring's fd: readable when completions wait */
+	uv_prepare_t ring_prep;  /* submits what the iteration prepared, once */
+	unsigned ring_fds;       /* sockets open on the ring path */
 };
 
 struct run {
@@ -228,6 +241,15 @@ struct run {
 
 static void conn_connect(struct conn *c, uint64_t now);
 static void conn_close(struct conn *c);
+static void ur_send(struct conn *c, size_t len);
+static void ur_recv(struct conn *c);
+static void ur_connect(struct conn *c, uint64_t now);
+static void ur_close(struct conn *c);
+static void ur_maybe_stop(struct worker *w);
+static void handle_closed_cb(uv_handle_t *h);
+static void connect_failed(struct conn *c, int err);
+static void conn_after_close(struct conn *c);
+static void conn_opened(struct conn *c);
 static void conn_fill(struct conn *c);
 static void worker_pump(struct worker *w, uint64_t now);
 static void worker_check_done(struct worker *w, uint64_t now);
@@ -298,6 +320,10 @@ static void conn_write(struct conn *c, unsigned k)
 {
 	size_t len = (size_t)k * c->t->req.len;
 	INVARIANT(len <= c->t->batch.len);
+	if (c->w->use_uring) {
+		ur_send(c, len);
+		return;
+	}
 	uv_buf_t b = uv_buf_init(c->t->batch.data, (unsigned)len);
 	int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
 	if (n == (int)len)
@@ -467,23 +493,14 @@ static void conn_eof(struct conn *c, ssize_t nread, uint64_t now)
 
 static void worker_begin_measuring(struct worker *w, uint64_t now);
 
-static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
+/* nread new bytes are at the end of c->rbuf: parse every response they
+ * complete, record them, and send what the freed room allows. */
+static void conn_on_data(struct conn *c, size_t nread, uint64_t now)
 {
-	struct conn *c = stream->data;
 	struct worker *w = c->w;
-	if (nread == 0)
-		return;
-	stats_lock(w);
-	uint64_t now = uv_hrtime();
-	if (!w->measuring && now >= w->measure_ns)
-		worker_begin_measuring(w, now);
-	if (nread < 0) {
-		conn_eof(c, nread, now);
-		goto out;
-	}
 	if (w->measuring)
 		w->st.bytes += (uint64_t)nread;
-	c->rlen += (size_t)nread;
+	c->rlen += nread;
 	size_t off = 0;
 	while (off < c->rlen) {
 		size_t used;
@@ -495,13 +512,13 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
 		if (r < 0 || c->inflight == 0) {
 			/* a malformed response, or one nobody asked for */
 			conn_fail(c, ERR_READ, true);
-			goto out;
+			return;
 		}
 		conn_complete(c, &res, now);
 		if (!res.keep_alive) {
 			/* Connection: close: requests pipelined behind it are lost */
 			conn_fail(c, ERR_READ, false);
-			goto out;
+			return;
 		}
 	}
 	if (off > 0 && off < c->rlen)
@@ -511,7 +528,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
 		/* a head that fills the whole buffer: the parser's limit is lower,
 		 * so this is a bug guard, not a code path */
 		conn_fail(c, ERR_READ, true);
-		goto out;
+		return;
 	}
 	if (!w->paced && now >= w->deadline_ns)
 		w->stopping = true;   /* open loop: worker_pump decides */
@@ -521,21 +538,35 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
 	} else {
 		conn_fill(c);
 	}
+}
+
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
+{
+	struct conn *c = stream->data;
+	struct worker *w = c->w;
+	if (nread == 0)
+		return;
+	stats_lock(w);
+	uint64_t now = uv_hrtime();
+	if (!w->measuring && now >= w->measure_ns)
+		worker_begin_measuring(w, now);
+	if (nread < 0)
+		conn_eof(c, nread, now);
+	else
+		conn_on_data(c, (size_t)nread, now);
 	worker_publish(w);
-	if (w->stopping)
-		worker_check_done(w, now);
-out:
+	worker_check_done(w, now);
 	stats_unlock(w);
 }
 
 /* ------------------------------------------------------------ connections */
 
-static void close_cb(uv_handle_t *h)
+/* The connection is closed for good: reconnect at once, or after the
+ * back-off of a failed attempt (the tick does it), or not at all when the
+ * run is ending. */
+static void conn_after_close(struct conn *c)
 {
-	struct conn *c = h->data;
 	struct worker *w = c->w;
-	stats_lock(w);
-	w->open_handles--;
 	c->state = CONN_IDLE;
 	if (!w->finished) {
 		uint64_t now = uv_hrtime();
@@ -544,6 +575,15 @@ static void close_cb(uv_handle_t *h)
 			conn_connect(c, now);
 		worker_check_done(w, now);
 	}
+}
+
+static void close_cb(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	struct worker *w = c->w;
+	stats_lock(w);
+	w->open_handles--;
+	conn_after_close(c);
 	stats_unlock(w);
 }
 
@@ -561,7 +601,10 @@ static void conn_close(struct conn *c)
 	c->writing = false;
 	http_client_reader_reset(&c->rd);
 	c->state = CONN_CLOSING;
-	uv_close((uv_handle_t *)&c->tcp, close_cb);
+	if (w->use_uring)
+		ur_close(c);
+	else
+		uv_close((uv_handle_t *)&c->tcp, close_cb);
 }
 
 static void connect_failed(struct conn *c, int err)
@@ -582,6 +625,23 @@ static void connect_failed(struct conn *c, int err)
 		w->stopping = true;
 }
 
+/* Connected, reading: the first requests go out. */
+static void conn_opened(struct conn *c)
+{
+	struct worker *w = c->w;
+	c->state = CONN_OPEN;
+	c->tried = true;
+	c->backoff_ns = 0;
+	w->st.connects++;
+	atomic_fetch_add(&w->run->connects, 1);
+	if (w->paced) {
+		ready_push(w, c);
+		worker_pump(w, uv_hrtime());
+	} else {
+		conn_fill(c);
+	}
+}
+
 static void connect_cb(uv_connect_t *req, int status)
 {
 	struct conn *c = req->data;
@@ -595,22 +655,13 @@ static void connect_cb(uv_connect_t *req, int status)
 		conn_close(c);
 		goto out;
 	}
-	c->state = CONN_OPEN;
-	c->tried = true;
-	c->backoff_ns = 0;
-	w->st.connects++;
-	atomic_fetch_add(&w->run->connects, 1);
 	int r = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
 	if (r < 0) {
+		c->state = CONN_OPEN;
 		conn_fail(c, ERR_READ, true);
 		goto out;
 	}
-	if (w->paced) {
-		ready_push(w, c);
-		worker_pump(w, uv_hrtime());
-	} else {
-		conn_fill(c);
-	}
+	conn_opened(c);
 out:
 	stats_unlock(w);
 }
@@ -619,6 +670,10 @@ static void conn_connect(struct conn *c, uint64_t now)
 {
 	struct worker *w = c->w;
 	INVARIANT(c->state == CONN_IDLE);
+	if (w->use_uring) {
+		ur_connect(c, now);
+		return;
+	}
 	int r = uv_tcp_init(&w->loop, &c->tcp);
 	if (r < 0) {
 		connect_failed(c, r);
@@ -669,6 +724,203 @@ static void ptimer_closed_cb(uv_handle_t *h)
 	w->open_handles--;
 }
 
+/* ------------------------------------------------------------ io_uring
+ *
+ * The same connection life cycle with the I/O through one io_uring per
+ * thread (lib/uring) instead of libuv streams: a send is a submission
+ * entry (no completion unless it fails: IOSQE_CQE_SKIP_SUCCESS, with
+ * MSG_WAITALL so a short send is a failure), a receive is an entry into
+ * the connection's buffer, re-armed after each completion, and every
+ * entry an iteration of the loop prepared goes to the kernel in one
+ * io_uring_enter(2) -- at the end of the completion batch, or from the
+ * loop's prepare phase for what timers prepared.  The ring's fd sits in
+ * the libuv loop as a uv_poll_t, so timers, the pacer and signals are
+ * unchanged.  Per request that is a fraction of a system call, where the
+ * stream path makes two (a read and a write).
+ *
+ * A connection with a receive or connect in the ring (c->pending) is not
+ * closed until that operation has completed (cancelled at close), since
+ * the kernel may still write into its buffer; sends carry the connection's
+ * generation, so a late failure of one is ignored after the connection
+ * was replaced.
+ */
+enum { UR_RECV = 1, UR_SEND, UR_CONNECT, UR_CANCEL };
+
+static inline uint64_t ur_data(const struct conn *c, unsigned op)
+{
+	return ((uint64_t)(c - c->w->conns) << 32) | ((uint64_t)(c->gen & 0xffffff) << 8) | op;
+}
+
+/* A free submission entry; a full ring is submitted first. */
+static struct io_uring_sqe *ur_sqe(struct worker *w)
+{
+	struct io_uring_sqe *sqe = uring_sqe(&w->ring);
+	if (!sqe) {
+		uring_submit(&w->ring);
+		sqe = uring_sqe(&w->ring);
+	}
+	INVARIANT(sqe != NULL);
+	return sqe;
+}
+
+static void ur_send(struct conn *c, size_t len)
+{
+	struct io_uring_sqe *sqe = ur_sqe(c->w);
+	sqe->opcode = IORING_OP_SEND;
+	sqe->fd = c->fd;
+	sqe->addr = (uintptr_t)c->t->batch.data;
+	sqe->len = (uint32_t)len;
+	sqe->msg_flags = MSG_WAITALL | MSG_NOSIGNAL;
+	sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
+	sqe->user_data = ur_data(c, UR_SEND);
+}
+
+static void ur_recv(struct conn *c)
+{
+	struct io_uring_sqe *sqe = ur_sqe(c->w);
+	sqe->opcode = IORING_OP_RECV;
+	sqe->fd = c->fd;
+	sqe->addr = (uintptr_t)(c->rbuf + c->rlen);
+	sqe->len = (uint32_t)(c->w->cfg->recv_buf - c->rlen);
+	sqe->user_data = ur_data(c, UR_RECV);
+	c->pending++;
+}
+
+static void ur_connect(struct conn *c, uint64_t now)
+{
+	struct worker *w = c->w;
+	int fd = socket(c->t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		connect_failed(c, -errno);
+		c->retry_ns = now + c->backoff_ns;
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	c->fd = fd;
+	w->ring_fds++;
+	c->state = CONN_CONNECTING;
+	c->since_ns = now;
+	struct io_uring_sqe *sqe = ur_sqe(w);
+	sqe->opcode = IORING_OP_CONNECT;
+	sqe->fd = fd;
+	sqe->addr = (uintptr_t)&c->t->addr;
+	sqe->off = c->t->addr_len;
+	sqe->user_data = ur_data(c, UR_CONNECT);
+	c->pending++;
+}
+
+static void ur_maybe_stop(struct worker *w)
+{
+	if (!w->finished || w->ring_fds > 0 || uv_is_closing((uv_handle_t *)&w->ring_poll))
+		return;
+	uv_poll_stop(&w->ring_poll);
+	uv_close((uv_handle_t *)&w->ring_poll, handle_closed_cb);
+	uv_prepare_stop(&w->ring_prep);
+	uv_close((uv_handle_t *)&w->ring_prep, handle_closed_cb);
+}
+
+/* Nothing of the connection is left in the ring: close the socket. */
+static void ur_closed(struct conn *c)
+{
+	struct worker *w = c->w;
+	INVARIANT(c->pending == 0 && c->fd >= 0);
+	close(c->fd);
+	c->fd = -1;
+	c->gen++;
+	w->ring_fds--;
+	conn_after_close(c);
+	if (w->finished)
+		ur_maybe_stop(w);
+}
+
+/* Cancel what the connection has in the ring; the last completion closes. */
+static void ur_close(struct conn *c)
+{
+	if (c->pending == 0) {
+		ur_closed(c);
+		return;
+	}
+	shutdown(c->fd, SHUT_RDWR);
+	struct io_uring_sqe *sqe = ur_sqe(c->w);
+	sqe->opcode = IORING_OP_ASYNC_CANCEL;
+	sqe->fd = c->fd;
+	sqe->cancel_flags = IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL;
+	sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
+	sqe->user_data = ur_data(c, UR_CANCEL);
+}
+
+static void ur_complete(struct worker *w, uint64_t ud, int res, uint64_t now)
+{
+	struct conn *c = &w->conns[ud >> 32];
+	unsigned op = ud & 0xff;
+	uint32_t gen = (uint32_t)(ud >> 8) & 0xffffff;
+	if (op == UR_RECV || op == UR_CONNECT) {
+		INVARIANT(c->pending > 0 && gen == (c->gen & 0xffffff));
+		c->pending--;
+		if (c->state == CONN_CLOSING) {
+			if (c->pending == 0)
+				ur_closed(c);
+			return;
+		}
+	}
+	switch (op) {
+	case UR_RECV:
+		if (res > 0) {
+			conn_on_data(c, (size_t)res, now);
+			if (c->state == CONN_OPEN)
+				ur_recv(c);
+		} else {
+			conn_eof(c, res == 0 ? UV_EOF : res, now);
+		}
+		break;
+	case UR_CONNECT:
+		if (res < 0) {
+			connect_failed(c, res);
+			conn_close(c);
+		} else {
+			ur_recv(c);
+			conn_opened(c);
+		}
+		break;
+	case UR_SEND:
+		/* only failures complete: short (res >= 0) or an error */
+		if (gen == (c->gen & 0xffffff) && c->state == CONN_OPEN)
+			conn_fail(c, ERR_WRITE, true);
+		break;
+	default:
+		break;  /* a cancel that found nothing: its target completed anyway */
+	}
+}
+
+static void ring_poll_cb(uv_poll_t *h, int status, int events)
+{
+	struct worker *w = h->data;
+	stats_lock(w);
+	uint64_t now = uv_hrtime();
+	if (!w->measuring && now >= w->measure_ns)
+		worker_begin_measuring(w, now);
+	struct io_uring_cqe *cqe;
+	/* bounded: completions that arrive meanwhile wait for the next turn */
+	for (unsigned n = 0; n < 4 * w->n_conns + 64 && (cqe = uring_peek(&w->ring)) != NULL; n++) {
+		uint64_t ud = cqe->user_data;
+		int res = cqe->res;
+		uring_advance(&w->ring);
+		ur_complete(w, ud, res, now);
+	}
+	uring_submit(&w->ring);
+	worker_publish(w);
+	worker_check_done(w, now);
+	stats_unlock(w);
+}
+
+static void ring_prep_cb(uv_prepare_t *h)
+{
+	struct worker *w = h->data;
+	if (w->ring.to_submit)
+		uring_submit(&w->ring);
+}
+
 /* All done: close every handle; uv_run returns when the last is closed. */
 static void worker_finish(struct worker *w, uint64_t now)
 {
@@ -694,9 +946,14 @@ static void worker_finish(struct worker *w, uint64_t now)
 		struct conn *c = &w->conns[i];
 		if (c->state == CONN_CONNECTING || c->state == CONN_OPEN) {
 			c->state = CONN_CLOSING;
-			uv_close((uv_handle_t *)&c->tcp, close_cb);
+			if (w->use_uring)
+				ur_close(c);
+			else
+				uv_close((uv_handle_t *)&c->tcp, close_cb);
 		}
 	}
+	if (w->use_uring)
+		ur_maybe_stop(w);
 	worker_publish(w);
 }
 
@@ -767,6 +1024,15 @@ static void worker_main(void *arg)
 	w->tick.data = w;
 	w->open_handles++;
 	uv_timer_start(&w->tick, tick_cb, w->tick_ms, w->tick_ms);
+	if (w->use_uring) {
+		uv_poll_init(&w->loop, &w->ring_poll, w->ring.fd);
+		w->ring_poll.data = w;
+		uv_poll_start(&w->ring_poll, UV_READABLE, ring_poll_cb);
+		uv_prepare_init(&w->loop, &w->ring_prep);
+		w->ring_prep.data = w;
+		uv_prepare_start(&w->ring_prep, ring_prep_cb);
+		w->open_handles += 2;
+	}
 	if (w->paced) {
 		w->ptimer.data = w;
 		int r = pacer_timer_start(&w->loop, &w->ptimer, pace_cb);
@@ -786,6 +1052,11 @@ static void worker_main(void *arg)
 	stats_unlock(w);
 	uv_run(&w->loop, UV_RUN_DEFAULT);
 	INVARIANT(w->open_handles == 0 && w->finished);
+	if (w->use_uring) {
+		INVARIANT(w->ring_fds == 0);
+		uring_free(&w->ring);
+		w->use_uring = false;
+	}
 	atomic_fetch_add(&run->n_done, 1);
 	uv_async_send(&run->done_async);
 }
@@ -962,6 +1233,16 @@ int bench_run(const struct bench_cfg *cfg, struct bench_stats *out,
 			err = -ENOMEM;
 			break;
 		}
+		w->ring.fd = -1;
+		if (cfg->io_uring) {
+			/* per connection at most a receive or connect, a send and a
+			 * cancel per turn; the ring is submitted early when full */
+			unsigned sq = 2 * w->n_conns + 64, cq = 4 * w->n_conns + 128;
+			if (sq > 32768)
+				sq = 32768;
+			if (uring_init(&w->ring, sq, cq) == 0)
+				w->use_uring = true;
+		}
 		w->conns = calloc(w->n_conns, sizeof(struct conn));
 		w->ready = calloc(w->n_conns, sizeof(struct conn *));
 		w->rblock = malloc((size_t)w->n_conns * cfg->recv_buf);
@@ -977,6 +1258,7 @@ int bench_run(const struct bench_cfg *cfg, struct bench_stats *out,
 			c->rbuf = w->rblock + (size_t)j * cfg->recv_buf;
 			c->ring = w->slots + (size_t)j * cfg->pipeline;
 			c->state = CONN_IDLE;
+			c->fd = -1;
 			http_client_reader_init(&c->rd, cfg->method, &cfg->limits);
 		}
 	}
@@ -1030,6 +1312,8 @@ int bench_run(const struct bench_cfg *cfg, struct bench_stats *out,
 				err = w->start_err;
 			uv_loop_close(&w->loop);
 		}
+		if (w->use_uring)
+			uring_free(&w->ring);  /* a thread that never started */
 		bench_stats_free(&w->st);
 		hist_free(w->ihist);
 		free(w->conns);

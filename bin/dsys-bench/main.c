@@ -547,6 +547,15 @@ int main(int argc, char **argv)
 	cfg->limits.max_uri = o.max_header;
 	cfg->recv_buf = o.max_header + 8192;
 	cfg->progress = isatty(STDERR_FILENO);
+	/* DSYS_BENCH_IO=uv keeps the I/O on libuv streams (a read and a write
+	 * per request); the default batches it through io_uring where the
+	 * kernel allows it, and falls back to libuv where it does not */
+	const char *io = getenv("DSYS_BENCH_IO");
+	if (io && *io && strcmp(io, "uv") != 0 && strcmp(io, "uring") != 0) {
+		cli_error("invalid value '%s' in DSYS_BENCH_IO: expected uring or uv", io);
+		return EXIT_USAGE;
+	}
+	cfg->io_uring = !(io && strcmp(io, "uv") == 0);
 
 	for (size_t i = 0; i < n_targets; i++) {
 		struct bench_target *t = &targets[i];

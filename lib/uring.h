@@ -1,0 +1,74 @@
+/*
+ * uring.h -- a minimal io_uring on the raw system calls (no liburing).
+ *
+ * Why: a load generator's cost per request is mostly system calls; with
+ * io_uring the sends and receives of every connection of a loop iteration
+ * go to the kernel in one io_uring_enter(2), and their results come back
+ * in a shared ring, so the per-request system calls drop from two (a read
+ * and a write) to a fraction of one.  The ring's fd is pollable: a libuv
+ * loop watches it with a uv_poll_t and drains completions when it is
+ * readable, so timers, signals and everything else stay on libuv.
+ *
+ * The API is the three steps of the ring: get a submission entry
+ * (uring_sqe, zeroed), submit what was prepared (uring_submit, one system
+ * call for all of them), and take completions (uring_peek / uring_advance,
+ * no system call).  Requests are identified by the 64-bit user_data the
+ * caller puts in each entry.
+ *
+ * Ownership: struct uring owns the ring fd and its three mappings;
+ * uring_free() releases them (a zeroed or failed struct is fine).  Not
+ * thread-safe: one ring per thread.
+ */
+#ifndef DSYS_URING_H
+#define DSYS_URING_H
+
+#include <linux/io_uring.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct uring {
+	int fd;                        /* -1 when not set up */
+	unsigned *sq_head, *sq_tail, sq_mask, sq_entries, *sq_array;
+	struct io_uring_sqe *sqes;
+	unsigned *cq_head, *cq_tail, cq_mask;
+	struct io_uring_cqe *cqes;
+	unsigned sq_local_tail;        /* entries prepared, not yet published */
+	unsigned to_submit;            /* published, not yet submitted */
+	void *sq_map, *cq_map;
+	size_t sq_map_len, cq_map_len, sqes_len;
+	uint32_t features;
+};
+
+/* Set up a ring of sq_entries submissions (rounded up to a power of two
+ * by the kernel) and cq_entries completions.  Returns 0 or -errno
+ * (-ENOSYS or -EPERM where io_uring is missing or disabled). */
+int uring_init(struct uring *r, unsigned sq_entries, unsigned cq_entries);
+void uring_free(struct uring *r);
+
+/* A zeroed submission entry, or NULL when the ring is full (submit first). */
+struct io_uring_sqe *uring_sqe(struct uring *r);
+
+/* Hand every prepared entry to the kernel.  Returns how many it took, or
+ * -errno. */
+int uring_submit(struct uring *r);
+
+/* The oldest completion, or NULL; uring_advance() consumes it. */
+static inline struct io_uring_cqe *uring_peek(struct uring *r)
+{
+	unsigned head = *r->cq_head;
+	unsigned tail = __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE);
+	if (head == tail)
+		return NULL;
+	return &r->cqes[head & r->cq_mask];
+}
+
+static inline void uring_advance(struct uring *r)
+{
+	__atomic_store_n(r->cq_head, *r->cq_head + 1, __ATOMIC_RELEASE);
+}
+
+/* Submission entries still free. */
+unsigned uring_sq_space(const struct uring *r);
+
+#endif
