@@ -390,8 +390,8 @@ struct search {
 	struct frame *stack;
 	uint32_t *best;           /* the partial linearization that got furthest */
 
-	/* visited (set, state) cache */
-	uint64_t *arena;          /* entries of ewords: hash, after-unknown flag, bitset, state */
+	/* visited configurations (see cache_add) */
+	uint64_t *arena;          /* entries of ewords: hash, tag, bitset, state, state before */
 	size_t arena_cap;         /* words */
 	size_t count;             /* entries in use */
 	size_t ewords, bwords;
@@ -647,8 +647,7 @@ static int pointless(const struct search *s, size_t sp, const struct ent *e,
 	return memcmp(&swapped, next, sizeof swapped) == 0;
 }
 
-/*
- * Verdict for one partition: LIN_OK, LIN_VIOLATION or LIN_UNKNOWN. */
+/* Verdict for one partition: LIN_OK, LIN_VIOLATION or LIN_UNKNOWN. */
 static int search_partition(struct search *s, size_t n, uint64_t budget)
 {
 	const struct lin_model *m = s->m;
