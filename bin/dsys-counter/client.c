@@ -1,0 +1,726 @@
+/*
+ * client.c -- the CLI subcommands: incr, get, set, del, list.
+ *
+ * Two ways to a counter, one output.  With --store the CLI opens the store
+ * itself (lib/counter on a loop of its own); with --server it asks a
+ * running `dsys-counter serve` over HTTP (libcurl, one keep-alive
+ * connection).  Either way each key gets one JSON line on stdout:
+ * {"key":K,"value":N} (del: "deleted":true and the old value), or
+ * {"key":K,"error":"..."} when that key failed; diagnostics other than
+ * "not found" also go to stderr.
+ *
+ * `incr -` reads keys (or {"key":..,"by":..} lines) from stdin in batches
+ * of at most --window: a batch holds the lines already available (it never
+ * waits for more input once it has one), so `tail -f | dsys-counter incr -`
+ * answers as lines come while a pipe of a million keys moves --window at a
+ * time.  A batch goes out at once -- to the store (all its commands issued
+ * before the loop runs, so Redis gets them as one pipeline) or to the
+ * service (one POST /incr with an array) -- and its results are printed in
+ * input order before the next batch is read.
+ *
+ * Exit status: the worst of the lines: 3 backend unreachable, 4 timed out,
+ * 2 bad input (a malformed line, an overflow), 1 absent (get, del), 0.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "buf.h"
+#include "cli.h"
+#include "http_client.h"
+#include "dsys-counter.h"
+#include "invariant.h"
+#include "json.h"
+
+#define MAX_LINE 8192
+
+struct result {
+	struct client *cl;
+	int err;
+	int64_t value;
+	const char *why;              /* a bad line: this message */
+	unsigned line;
+	char key[COUNTER_MAX_KEY];
+	size_t key_len;
+	int64_t by;
+};
+
+struct client {
+	struct config *cfg;
+	enum { OP_INCR, OP_GET, OP_SET, OP_DEL, OP_LIST } op;
+	/* --store */
+	uv_loop_t loop;
+	struct counter_store *store;
+	struct counter *c;
+	unsigned pending;
+	/* --server */
+	CURL *curl;
+	struct buf body, resp;
+	char errbuf[CURL_ERROR_SIZE];
+	int status;                   /* exit status so far */
+	struct result *res;           /* window of them */
+};
+
+static int exit_for(int err)
+{
+	switch (err) {
+	case 0:
+		return EXIT_OK;
+	case -ENOENT:
+	case -ENOSPC:
+	case -EINVAL:
+	case -EIO:
+		return EXIT_NO;
+	case -EOVERFLOW:
+		return EXIT_USAGE;
+	case -ETIMEDOUT:
+		return EXIT_TIMEOUT;
+	default:
+		return counter_err_unreachable(err) ? EXIT_UNREACHABLE : EXIT_NO;
+	}
+}
+
+static void worse(struct client *cl, int st)
+{
+	/* 3 > 4 > 2 > 1 > 0: unreachable is the one to act on first */
+	static const int rank[] = {0, 1, 2, 4, 3, 0};
+	if (rank[st] > rank[cl->status])
+		cl->status = st;
+}
+
+static void print_result(struct client *cl, struct result *r)
+{
+	struct buf b = BUF_INIT;
+	struct json_writer w;
+	json_writer_init(&w, &b);
+	json_obj_begin(&w);
+	if (r->why) {
+		json_kv_u64(&w, "line", r->line);
+		json_kv_str(&w, "error", r->why);
+		worse(cl, EXIT_USAGE);
+	} else {
+		json_kv_strn(&w, "key", r->key, r->key_len);
+		if (r->err == 0) {
+			if (cl->op == OP_DEL)
+				json_kv_bool(&w, "deleted", true);
+			json_kv_i64(&w, "value", r->value);
+		} else {
+			json_kv_str(&w, "error", counter_strerror(r->err));
+			worse(cl, exit_for(r->err));
+		}
+	}
+	json_obj_end(&w);
+	if (json_emit(&b) < 0)
+		exit(0);
+	buf_free(&b);
+}
+
+/* ------------------------------------------------------------ --store */
+
+static void op_done(void *ud, int err, int64_t value)
+{
+	struct result *r = ud;
+	r->err = err;
+	r->value = value;
+	struct client *cl = r->cl;
+	INVARIANT(cl->pending > 0);
+	if (--cl->pending == 0)
+		uv_stop(&cl->loop);
+}
+
+static void store_issue(struct client *cl, struct result *r)
+{
+	int e;
+	r->cl = cl;
+	cl->pending++;
+	switch (cl->op) {
+	case OP_INCR:
+		e = counter_incr(cl->c, r->key, r->key_len, r->by, op_done, r);
+		break;
+	case OP_GET:
+		e = counter_get(cl->c, r->key, r->key_len, op_done, r);
+		break;
+	case OP_SET:
+		e = counter_set(cl->c, r->key, r->key_len, r->by, op_done, r);
+		break;
+	case OP_DEL:
+		e = counter_del(cl->c, r->key, r->key_len, op_done, r);
+		break;
+	default:
+		e = -EINVAL;
+	}
+	if (e < 0)
+		op_done(r, e, 0);
+}
+
+static void store_wait(struct client *cl)
+{
+	while (cl->pending)
+		uv_run(&cl->loop, UV_RUN_DEFAULT);
+}
+
+struct list_state {
+	struct client *cl;
+	bool done;
+	int err;
+};
+
+static void list_cb(void *ud, int err, const struct counter_item *items, size_t n, bool done)
+{
+	struct list_state *ls = ud;
+	if (err < 0)
+		ls->err = err;
+	for (size_t i = 0; i < n; i++) {
+		struct buf b = BUF_INIT;
+		struct json_writer w;
+		json_writer_init(&w, &b);
+		json_obj_begin(&w);
+		json_kv_strn(&w, "key", items[i].key, items[i].key_len);
+		json_kv_i64(&w, "value", items[i].value);
+		json_obj_end(&w);
+		if (json_emit(&b) < 0)
+			exit(0);
+		buf_free(&b);
+	}
+	if (done) {
+		ls->done = true;
+		uv_stop(&ls->cl->loop);
+	}
+}
+
+static int store_open(struct client *cl)
+{
+	char err[512];
+	uv_loop_init(&cl->loop);
+	int r = counter_store_open(&cl->cfg->url, &cl->cfg->copt, &cl->store, err, sizeof err);
+	if (r < 0) {
+		cli_error("cannot open %s: %s", cl->cfg->url_text, err);
+		return r == -EPROTONOSUPPORT || r == -EINVAL ? EXIT_USAGE
+		     : r == -EBUSY ? EXIT_NO : EXIT_UNREACHABLE;
+	}
+	r = counter_attach(cl->store, &cl->loop, &cl->c);
+	if (r < 0) {
+		cli_error("cannot use %s: %s", cl->cfg->url_text, strerror(-r));
+		return EXIT_UNREACHABLE;
+	}
+	return 0;
+}
+
+static void store_close(struct client *cl)
+{
+	if (cl->c) {
+		counter_detach(cl->c);
+		uv_run(&cl->loop, UV_RUN_DEFAULT);
+	}
+	counter_store_close(cl->store);
+	uv_run(&cl->loop, UV_RUN_DEFAULT);
+	uv_loop_close(&cl->loop);
+}
+
+/* ------------------------------------------------------------ --server */
+
+static size_t curl_write(char *p, size_t size, size_t n, void *ud)
+{
+	buf_append(ud, p, size * n);
+	return size * n;
+}
+
+/* One request; returns the HTTP status, or -1 when the service could not
+ * be reached (a diagnostic printed). */
+static long http_call(struct client *cl, const char *method, const char *path,
+                      const char *body, size_t len)
+{
+	char url[8192];
+	const char *base = cl->cfg->server;
+	size_t bl = strlen(base);
+	while (bl && base[bl - 1] == '/')
+		bl--;
+	snprintf(url, sizeof url, "%s%.*s%s", strncmp(base, "http://", 7) ? "http://" : "",
+	         (int)bl, base, path);
+	buf_reset(&cl->resp);
+	CURL *h = cl->curl;
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	if (body) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)len);
+	} else {
+		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	}
+	CURLcode rc = curl_easy_perform(h);
+	if (rc != CURLE_OK) {
+		cli_error("cannot reach %s: %s", cl->cfg->server, cl->errbuf[0] ? cl->errbuf : curl_easy_strerror(rc));
+		return rc == CURLE_OPERATION_TIMEDOUT ? -2 : -1;
+	}
+	long status = 0;
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	return status;
+}
+
+static int err_for_status(long status)
+{
+	switch (status) {
+	case 200:
+		return 0;
+	case 404:
+		return -ENOENT;
+	case 400:
+		return -EOVERFLOW;
+	case 409:
+		return -EINVAL;
+	case 507:
+		return -ENOSPC;
+	case -2:
+		return -ETIMEDOUT;
+	case -1:
+	case 503:
+		return -ENOTCONN;
+	default:
+		return -EIO;
+	}
+}
+
+struct value_scan {
+	bool has;
+	int64_t value;
+	const char *error;
+	size_t error_len;
+};
+
+static int value_member(void *ctx, const struct json_token *k, const struct json_token *v)
+{
+	struct value_scan *s = ctx;
+	if (json_token_eq(k, "value") && v->kind == JSON_KIND_NUMBER &&
+	    json_parse_i64(v->text, v->len, &s->value) == 0)
+		s->has = true;
+	if (json_token_eq(k, "error") && v->kind == JSON_KIND_STRING) {
+		s->error = v->text;
+		s->error_len = v->len;
+	}
+	return 0;
+}
+
+static void url_escape(struct buf *out, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '_' || c == '.' || c == '~')
+			buf_putc(out, (char)c);
+		else {
+			buf_putc(out, '%');
+			buf_putc(out, hex[c >> 4]);
+			buf_putc(out, hex[c & 15]);
+		}
+	}
+}
+
+/* One key through the service: fills r->err and r->value. */
+static void server_one(struct client *cl, struct result *r)
+{
+	struct buf path = BUF_INIT, body = BUF_INIT;
+	struct json_writer w;
+	json_writer_init(&w, &body);
+	const char *method = "GET";
+	if (cl->op == OP_INCR) {
+		method = "POST";
+		buf_puts(&path, "/incr");
+		json_obj_begin(&w);
+		json_kv_strn(&w, "key", r->key, r->key_len);
+		json_kv_i64(&w, "by", r->by);
+		json_obj_end(&w);
+	} else {
+		buf_puts(&path, "/counters/");
+		url_escape(&path, r->key, r->key_len);
+		if (cl->op == OP_SET) {
+			method = "PUT";
+			json_obj_begin(&w);
+			json_kv_i64(&w, "value", r->by);
+			json_obj_end(&w);
+		} else if (cl->op == OP_DEL) {
+			method = "DELETE";
+		}
+	}
+	long st = http_call(cl, method, path.data, body.len ? body.data : NULL, body.len);
+	r->err = err_for_status(st);
+	if (st > 0) {
+		struct value_scan vs = {0};
+		json_scan_object(cl->resp.data ? cl->resp.data : "", cl->resp.len, value_member, &vs);
+		if (r->err == 0 && !vs.has)
+			r->err = -EIO;
+		r->value = vs.value;
+		if (st != 200 && st != 404 && vs.error)
+			cli_error("%.*s: %.*s", (int)r->key_len, r->key, (int)vs.error_len, vs.error);
+	}
+	buf_free(&path);
+	buf_free(&body);
+}
+
+/* A batch of increments as one POST /incr array; prints the results. */
+static void server_batch(struct client *cl, struct result *rs, unsigned n)
+{
+	struct buf *b = &cl->body;
+	buf_reset(b);
+	struct json_writer w;
+	json_writer_init(&w, b);
+	json_arr_begin(&w);
+	unsigned sent = 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (rs[i].why)
+			continue;
+		json_obj_begin(&w);
+		json_kv_strn(&w, "key", rs[i].key, rs[i].key_len);
+		json_kv_i64(&w, "by", rs[i].by);
+		json_obj_end(&w);
+		sent++;
+	}
+	json_arr_end(&w);
+	long st = sent ? http_call(cl, "POST", "/incr", b->data, b->len) : 200;
+	/* walk the answer array alongside the sent items */
+	const char *p = cl->resp.data ? cl->resp.data : "";
+	size_t len = cl->resp.len, i = 0;
+	bool array = false;
+	if (st > 0) {
+		while (i < len && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t'))
+			i++;
+		array = i < len && p[i] == '[';
+		i++;
+	}
+	for (unsigned k = 0; k < n; k++) {
+		struct result *r = &rs[k];
+		if (r->why || !sent) {
+			print_result(cl, r);
+			continue;
+		}
+		struct json_token tok;
+		long e = -1;
+		if (array) {
+			while (i < len && (p[i] == ' ' || p[i] == ',' || p[i] == '\n'))
+				i++;
+			e = json_scan_value(p + i, len - i, &tok);
+		}
+		if (e > 0 && tok.kind == JSON_KIND_OBJECT) {
+			struct value_scan vs = {0};
+			json_scan_object(tok.text, tok.len, value_member, &vs);
+			i += (size_t)e;
+			r->err = vs.has ? 0 : vs.error && vs.error_len == 9 && !memcmp(vs.error, "not found", 9)
+			                       ? -ENOENT
+			                  : vs.error && !memcmp(vs.error, "increment would overflow", 24)
+			                       ? -EOVERFLOW
+			                       : err_for_status(st == 200 ? 500 : st);
+			r->value = vs.value;
+		} else {
+			r->err = err_for_status(st > 0 && st != 200 ? st : st < 0 ? st : 500);
+			if (st > 0 && !array) {
+				struct value_scan vs = {0};
+				json_scan_object(p, len, value_member, &vs);
+				if (vs.error)
+					cli_error("%.*s", (int)vs.error_len, vs.error);
+			}
+		}
+		print_result(cl, r);
+	}
+}
+
+static int server_open(struct client *cl)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	cl->curl = curl_easy_init();
+	if (!cl->curl) {
+		cli_error("cannot start libcurl");
+		return EXIT_UNREACHABLE;
+	}
+	struct http_url u;
+	if (http_url_parse(cl->cfg->server, &u) < 0) {
+		cli_error("invalid server URL '%s': expected http://HOST:PORT", cl->cfg->server);
+		return EXIT_USAGE;
+	}
+	(void)u;
+	CURL *h = cl->curl;
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, curl_write);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &cl->resp);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cl->errbuf);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(cl->cfg->copt.timeout_ms + 10000));
+	static const char *const hdrs[] = {"Content-Type: application/json", "Expect:"};
+	struct curl_slist *list = NULL;
+	for (size_t i = 0; i < 2; i++)
+		list = curl_slist_append(list, hdrs[i]);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
+	return 0;
+}
+
+/* ------------------------------------------------------------ stdin */
+
+struct reader {
+	char buf[MAX_LINE * 2];
+	size_t start, end;
+	bool eof, skipping;
+};
+
+/* The next line (without its newline) into *line, 1; 0 when none is
+ * ready and block is false; -1 at the end.  Lines longer than MAX_LINE
+ * come back as one empty line marked *too_long. */
+static int reader_next(struct reader *rd, bool block, char **line, size_t *len, bool *too_long)
+{
+	*too_long = false;
+	for (;;) {
+		char *nl = memchr(rd->buf + rd->start, '\n', rd->end - rd->start);
+		if (nl) {
+			*line = rd->buf + rd->start;
+			*len = (size_t)(nl - *line);
+			rd->start = (size_t)(nl - rd->buf) + 1;
+			if (rd->skipping) {
+				rd->skipping = false;
+				*too_long = true;
+				*len = 0;
+			}
+			return 1;
+		}
+		if (rd->eof) {
+			if (rd->end > rd->start || rd->skipping) {
+				*line = rd->buf + rd->start;
+				*len = rd->end - rd->start;
+				rd->start = rd->end;
+				if (rd->skipping) {
+					rd->skipping = false;
+					*too_long = true;
+					*len = 0;
+				}
+				return 1;
+			}
+			return -1;
+		}
+		if (rd->start > 0) {
+			memmove(rd->buf, rd->buf + rd->start, rd->end - rd->start);
+			rd->end -= rd->start;
+			rd->start = 0;
+		}
+		if (rd->end - rd->start > MAX_LINE) {   /* too long: drop it, remember */
+			rd->skipping = true;
+			rd->start = rd->end = 0;
+		}
+		if (!block) {
+			struct pollfd pfd = {0, POLLIN, 0};
+			if (poll(&pfd, 1, 0) <= 0)
+				return 0;
+		}
+		ssize_t n = read(0, rd->buf + rd->end, sizeof rd->buf - rd->end);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			cli_error("cannot read stdin: %s", strerror(errno));
+			rd->eof = true;
+			continue;
+		}
+		if (n == 0)
+			rd->eof = true;
+		rd->end += (size_t)n;
+	}
+}
+
+/* A line of incr -: a key, or {"key":..,"by":..}. */
+static void parse_line(struct result *r, char *line, size_t len)
+{
+	while (len && (line[len - 1] == '\r'))
+		len--;
+	size_t i = 0;
+	while (i < len && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	r->why = NULL;
+	r->by = 1;
+	if (i < len && line[i] == '{') {
+		struct incr_spec s;
+		long used;
+		const char *key;
+		size_t key_len;
+		char keybuf[COUNTER_KEYBUF];
+		if (incr_spec_parse(line + i, len - i, &s, &used) < 0 ||
+		    incr_spec_key(&s, keybuf, &key, &key_len) < 0) {
+			r->why = s.why;
+			return;
+		}
+		memcpy(r->key, key, key_len);
+		r->key_len = key_len;
+		r->by = s.by;
+		return;
+	}
+	if (len > COUNTER_MAX_KEY) {
+		r->why = "key is longer than 512 bytes";
+		return;
+	}
+	memcpy(r->key, line, len);
+	r->key_len = len;
+}
+
+static void run_batch(struct client *cl, struct result *rs, unsigned n)
+{
+	if (cl->curl) {
+		server_batch(cl, rs, n);
+		return;
+	}
+	for (unsigned i = 0; i < n; i++)
+		if (!rs[i].why)
+			store_issue(cl, &rs[i]);
+	store_wait(cl);
+	for (unsigned i = 0; i < n; i++)
+		print_result(cl, &rs[i]);
+}
+
+static void incr_stdin(struct client *cl)
+{
+	unsigned window = cl->cfg->window, lineno = 0;
+	struct reader *rd = calloc(1, sizeof *rd);
+	cl->res = calloc(window, sizeof *cl->res);
+	INVARIANT(rd && cl->res);
+	for (;;) {
+		unsigned n = 0;
+		int got;
+		char *line;
+		size_t len;
+		bool too_long;
+		while (n < window && (got = reader_next(rd, n == 0, &line, &len, &too_long)) > 0) {
+			lineno++;
+			struct result *r = &cl->res[n];
+			r->line = lineno;
+			if (too_long) {
+				r->why = "line is longer than 8192 bytes";
+				n++;
+				continue;
+			}
+			size_t k = 0;
+			while (k < len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r'))
+				k++;
+			if (k == len)
+				continue;   /* blank lines are skipped */
+			parse_line(r, line, len);
+			n++;
+		}
+		if (n)
+			run_batch(cl, cl->res, n);
+		if (n == 0 && rd->eof && rd->start == rd->end)
+			break;
+	}
+	free(rd);
+	free(cl->res);
+}
+
+/* ------------------------------------------------------------ entry */
+
+static void usage_hint(void)
+{
+	fprintf(stderr, "Try 'dsys-counter --help' for more information.\n");
+}
+
+int counter_client(struct config *cfg, int argc, char **argv)
+{
+	static struct client cl;
+	cl.cfg = cfg;
+	const char *sub = cfg->sub;
+	unsigned want;
+	if (!strcmp(sub, "incr"))
+		cl.op = OP_INCR, want = 1;
+	else if (!strcmp(sub, "get"))
+		cl.op = OP_GET, want = 1;
+	else if (!strcmp(sub, "set"))
+		cl.op = OP_SET, want = 2;
+	else if (!strcmp(sub, "del"))
+		cl.op = OP_DEL, want = 1;
+	else
+		cl.op = OP_LIST, want = 0;
+	if ((unsigned)argc != want) {
+		if ((unsigned)argc < want)
+			cli_error("%s: missing %s", sub, want == 2 && argc == 1 ? "value" : "key");
+		else
+			cli_error("%s: unexpected argument '%s'", sub, argv[want]);
+		usage_hint();
+		return EXIT_USAGE;
+	}
+	if (cfg->by_set && cl.op != OP_INCR) {
+		cli_error("--by applies to incr only");
+		return EXIT_USAGE;
+	}
+	if (cfg->prefix && cl.op != OP_LIST) {
+		cli_error("--prefix applies to list only");
+		return EXIT_USAGE;
+	}
+	bool from_stdin = cl.op == OP_INCR && !strcmp(argv[0], "-");
+	struct result one = {0};
+	if (want >= 1 && !from_stdin) {
+		size_t kl = strlen(argv[0]);
+		if (kl == 0 || kl > COUNTER_MAX_KEY) {
+			cli_error("invalid key '%s': %s", argv[0], kl ? "longer than 512 bytes" : "empty");
+			return EXIT_USAGE;
+		}
+		memcpy(one.key, argv[0], kl);
+		one.key_len = kl;
+		one.by = cfg->by;
+	}
+	if (cl.op == OP_SET && cli_parse_i64(argv[1], &one.by) < 0) {
+		cli_error("invalid value '%s': expected an integer in the int64 range", argv[1]);
+		return EXIT_USAGE;
+	}
+
+	int r = cfg->server ? server_open(&cl) : store_open(&cl);
+	if (r)
+		return r;
+	if (from_stdin) {
+		incr_stdin(&cl);
+	} else if (cl.op == OP_LIST) {
+		const char *prefix = cfg->prefix ? cfg->prefix : "";
+		if (cl.curl) {
+			struct buf path = BUF_INIT;
+			buf_puts(&path, "/counters?prefix=");
+			url_escape(&path, prefix, strlen(prefix));
+			long st = http_call(&cl, "GET", path.data, NULL, 0);
+			buf_free(&path);
+			if (st == 200) {
+				fwrite(cl.resp.data ? cl.resp.data : "", 1, cl.resp.len, stdout);
+				fflush(stdout);
+			} else {
+				if (st > 0)
+					cli_error("list: %.*s", (int)cl.resp.len, cl.resp.data ? cl.resp.data : "");
+				worse(&cl, exit_for(err_for_status(st)));
+			}
+		} else {
+			struct list_state ls = {&cl, false, 0};
+			r = counter_list(cl.c, prefix, strlen(prefix), list_cb, &ls);
+			if (r < 0)
+				list_cb(&ls, r, NULL, 0, true);
+			while (!ls.done)
+				uv_run(&cl.loop, UV_RUN_DEFAULT);
+			if (ls.err < 0) {
+				cli_error("list: %s", counter_strerror(ls.err));
+				worse(&cl, exit_for(ls.err));
+			}
+		}
+	} else {
+		if (cl.curl) {
+			server_one(&cl, &one);
+		} else {
+			store_issue(&cl, &one);
+			store_wait(&cl);
+		}
+		if (one.err && one.err != -ENOENT && !cl.curl)
+			cli_error("%s '%s': %s%s%s", sub, argv[0], counter_strerror(one.err),
+			          counter_err_unreachable(one.err) ? " at " : "",
+			          counter_err_unreachable(one.err) ? cfg->url_text : "");
+		print_result(&cl, &one);
+	}
+	if (cl.curl) {
+		curl_easy_cleanup(cl.curl);
+		buf_free(&cl.body);
+		buf_free(&cl.resp);
+	} else {
+		store_close(&cl);
+	}
+	return cl.status;
+}

@@ -1,0 +1,305 @@
+/*
+ * dsys-counter -- a high-concurrency counter service and its CLI, on
+ * memory, a crash-safe file log, Redis or Redis Cluster.
+ *
+ *   dsys-counter serve [--store URL] [--listen HOST:PORT] [--threads N]
+ *   dsys-counter incr KEY [--by N] | incr - | get KEY | set KEY N | del KEY | list [--prefix P]
+ *
+ * This file holds the one option table every subcommand parses (so
+ * --list-options, --help and the man page name the same flags), the
+ * dispatch on the subcommand, and the parser of {"key":..,"by":..}
+ * objects that the service (request bodies) and the CLI (incr - lines)
+ * share.  serve.c is the service, client.c the CLI; lib/counter*.c do the
+ * work.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "dsys-counter.h"
+#include "invariant.h"
+#include "json.h"
+#include "log.h"
+
+enum {
+	OPT_STORE = 1, OPT_SERVER, OPT_LISTEN, OPT_THREADS, OPT_BY, OPT_PREFIX,
+	OPT_BACKEND_TIMEOUT, OPT_MAX_KEYS, OPT_COMPACT, OPT_WINDOW, OPT_MAX_BATCH,
+	OPT_MAX_CONN, OPT_MAX_BODY, OPT_MAX_PIPELINE, OPT_IDLE_TIMEOUT, OPT_DRAIN_TIMEOUT,
+};
+
+static const struct cli_option options[] = {
+	{"store", 's', "URL", "DSYS_STORE", "mem:, file:DIR, redis://HOST:PORT[/DB] or redis-cluster://H:P,... (default mem: for serve; REDIS_URL is honoured)", OPT_STORE},
+	{"server", 'S', "URL", "DSYS_SERVER", "CLI: talk to a running dsys-counter serve at http://HOST:PORT instead of a store", OPT_SERVER},
+	{"listen", 'l', "HOST:PORT", "DSYS_LISTEN", "serve: address to listen on (default 127.0.0.1:8080; port 0 picks one)", OPT_LISTEN},
+	{"threads", 't', "N", "DSYS_THREADS", "serve: event loops, one per thread (default: the CPUs we may use)", OPT_THREADS},
+	{"by", 'b', "N", NULL, "incr: add N (an int64, may be negative; default 1)", OPT_BY},
+	{"prefix", 'p', "P", NULL, "list: only keys that start with P", OPT_PREFIX},
+	{"backend-timeout", 0, "DURATION", "DSYS_BACKEND_TIMEOUT", "redis: a command unanswered this long fails, 503 (default 2s)", OPT_BACKEND_TIMEOUT},
+	{"max-keys", 0, "N", NULL, "mem:, file: keys the table holds at most (default 1048576)", OPT_MAX_KEYS},
+	{"compact-bytes", 0, "SIZE", NULL, "file: compact the log when it grows past SIZE (default 64M; 0 never)", OPT_COMPACT},
+	{"window", 'w', "N", NULL, "incr -: increments in flight at once (default 128)", OPT_WINDOW},
+	{"max-batch", 0, "N", NULL, "serve: items in one POST /incr array at most (default 1000)", OPT_MAX_BATCH},
+	{"max-connections", 0, "N", "DSYS_MAX_CONNECTIONS", "serve: connections open at once (default 10000)", OPT_MAX_CONN},
+	{"max-body-bytes", 0, "SIZE", NULL, "serve: largest request body, else 413 (default 1M)", OPT_MAX_BODY},
+	{"max-pipeline", 0, "N", NULL, "serve: unanswered requests per connection before it waits (default 64)", OPT_MAX_PIPELINE},
+	{"idle-timeout", 0, "DURATION", NULL, "serve: idle keep-alive connections are closed after this (default 60s)", OPT_IDLE_TIMEOUT},
+	{"drain-timeout", 0, "DURATION", NULL, "serve: on SIGTERM, time to finish requests in flight (default 10s)", OPT_DRAIN_TIMEOUT},
+	CLI_END
+};
+
+static const char epilog[] =
+	"subcommands:\n"
+	"  serve                 run the counter service (POST /incr, GET/PUT/DELETE /counters/KEY,\n"
+	"                        GET /counters?prefix=P, /health, /metrics)\n"
+	"  incr KEY [--by N]     add to KEY and print its new value\n"
+	"  incr -                read keys (or {\"key\":..,\"by\":..} lines) from stdin, one result line each\n"
+	"  get KEY               print KEY's value (exit 1 when absent)\n"
+	"  set KEY N             set KEY to N\n"
+	"  del KEY               delete KEY (exit 1 when absent)\n"
+	"  list [--prefix P]     print every key (that starts with P) and its value\n"
+	"The CLI talks to --store directly, or to a running service with --server.\n";
+
+static const struct cli_spec main_spec = {
+	"dsys-counter", "SUBCOMMAND [OPTION]... [ARG]...",
+	"A high-concurrency counter service and CLI on memory, file, Redis and Redis Cluster.",
+	options, epilog,
+};
+
+static int on_option(void *ctx, int id, const char *arg)
+{
+	struct config *cfg = ctx;
+	unsigned u;
+	uint64_t v;
+	switch (id) {
+	case OPT_STORE:
+		cfg->store_text = arg;
+		return 0;
+	case OPT_SERVER:
+		cfg->server = arg;
+		return 0;
+	case OPT_LISTEN: {
+		uint16_t port;
+		if (cli_parse_hostport(arg, cfg->host, sizeof cfg->host, &port) < 0)
+			return cli_bad_value(NULL, arg, "expected HOST:PORT");
+		cfg->srv.port = port;
+		return 0;
+	}
+	case OPT_THREADS:
+		if (cli_parse_uint(arg, 1, 1024, &u) < 0)
+			return cli_bad_value(NULL, arg, "expected a number from 1 to 1024");
+		cfg->srv.threads = u;
+		return 0;
+	case OPT_BY:
+		if (cli_parse_i64(arg, &cfg->by) < 0)
+			return cli_bad_value(NULL, arg, "expected an integer in the int64 range");
+		cfg->by_set = true;
+		return 0;
+	case OPT_PREFIX:
+		if (strlen(arg) > COUNTER_MAX_KEY)
+			return cli_bad_value(NULL, arg, "longer than 512 bytes");
+		cfg->prefix = arg;
+		return 0;
+	case OPT_BACKEND_TIMEOUT:
+		if (cli_parse_duration_ms(arg, &v) < 0 || v == 0 || v > 3600000)
+			return cli_bad_value(NULL, arg, "expected a duration like 500ms or 2s");
+		cfg->copt.timeout_ms = (unsigned)v;
+		cfg->backend_timeout_ms = v;
+		return 0;
+	case OPT_MAX_KEYS:
+		if (cli_parse_uint(arg, 1, 1u << 30, &u) < 0)
+			return cli_bad_value(NULL, arg, "expected a number from 1 to 1073741824");
+		cfg->copt.max_keys = u;
+		return 0;
+	case OPT_COMPACT:
+		if (cli_parse_size(arg, &cfg->copt.compact_bytes) < 0)
+			return cli_bad_value(NULL, arg, "expected a size like 64M, or 0");
+		return 0;
+	case OPT_WINDOW:
+		if (cli_parse_uint(arg, 1, 65536, &u) < 0)
+			return cli_bad_value(NULL, arg, "expected a number from 1 to 65536");
+		cfg->window = u;
+		return 0;
+	case OPT_MAX_BATCH:
+		if (cli_parse_uint(arg, 1, 1000000, &u) < 0)
+			return cli_bad_value(NULL, arg, "expected a number from 1 to 1000000");
+		cfg->max_batch = u;
+		return 0;
+	case OPT_MAX_CONN:
+		if (cli_parse_uint(arg, 1, 10000000, &u) < 0)
+			return cli_bad_value(NULL, arg, "expected a number from 1 to 10000000");
+		cfg->srv.max_connections = u;
+		return 0;
+	case OPT_MAX_BODY:
+		if (cli_parse_size(arg, &v) < 0 || v > (1ull << 32))
+			return cli_bad_value(NULL, arg, "expected a size like 64k or 1M");
+		cfg->srv.limits.max_body = v;
+		return 0;
+	case OPT_MAX_PIPELINE:
+		if (cli_parse_uint(arg, 1, 65536, &u) < 0)
+			return cli_bad_value(NULL, arg, "expected a number from 1 to 65536");
+		cfg->srv.max_pipeline = u;
+		return 0;
+	case OPT_IDLE_TIMEOUT:
+		if (cli_parse_duration_ms(arg, &v) < 0 || v == 0)
+			return cli_bad_value(NULL, arg, "expected a duration like 500ms, 10s or 1m");
+		cfg->srv.idle_timeout_ms = v;
+		return 0;
+	case OPT_DRAIN_TIMEOUT:
+		if (cli_parse_duration_ms(arg, &v) < 0 || v == 0)
+			return cli_bad_value(NULL, arg, "expected a duration like 500ms, 10s or 1m");
+		cfg->srv.drain_timeout_ms = v;
+		return 0;
+	}
+	INVARIANT(0);
+	return -1;
+}
+
+/* ------------------------------------------------------------ {"key":..,"by":..} */
+
+static int spec_member(void *ctx, const struct json_token *k, const struct json_token *v)
+{
+	struct incr_spec *s = ctx;
+	if (json_token_eq(k, "key")) {
+		if (v->kind != JSON_KIND_STRING) {
+			s->why = "key must be a string";
+			return -EINVAL;
+		}
+		s->key = *v;
+		s->has_key = true;
+	} else if (json_token_eq(k, "by")) {
+		if (v->kind != JSON_KIND_NUMBER) {
+			s->why = "by must be an integer";
+			return -EINVAL;
+		}
+		int r = json_parse_i64(v->text, v->len, &s->by);
+		if (r < 0) {
+			s->why = r == -ERANGE ? "by is outside the int64 range" : "by must be an integer";
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int incr_spec_parse(const char *text, size_t len, struct incr_spec *s, long *used)
+{
+	memset(s, 0, sizeof *s);
+	s->by = 1;
+	long e = json_scan_object(text, len, spec_member, s);
+	if (e < 0) {
+		if (!s->why)
+			s->why = "malformed JSON: expected {\"key\":\"K\",\"by\":N}";
+		return -1;
+	}
+	if (!s->has_key) {
+		s->why = "missing key";
+		return -1;
+	}
+	*used = e;
+	return 0;
+}
+
+int incr_spec_key(struct incr_spec *s, char *keybuf, const char **key, size_t *key_len)
+{
+	const struct json_token *t = &s->key;
+	if (!t->escaped) {
+		*key = t->text;
+		*key_len = t->len;
+	} else {
+		if (t->len > COUNTER_KEYBUF) {
+			s->why = "key is longer than 512 bytes";
+			return -1;
+		}
+		long n = json_token_unescape(t, keybuf);
+		if (n < 0) {
+			s->why = "malformed JSON: bad escape in key";
+			return -1;
+		}
+		*key = keybuf;
+		*key_len = (size_t)n;
+	}
+	if (*key_len == 0) {
+		s->why = "key is empty";
+		return -1;
+	}
+	if (*key_len > COUNTER_MAX_KEY) {
+		s->why = "key is longer than 512 bytes";
+		return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ main */
+
+static const char *const subcommands[] = {"serve", "incr", "get", "set", "del", "list", NULL};
+
+int main(int argc, char **argv)
+{
+	static struct config cfg;
+	cli_init("dsys-counter");
+	if (log_init("dsys-counter") < 0) {
+		cli_error("invalid DSYS_LOG_LEVEL or DSYS_LOG_FORMAT");
+		return EXIT_USAGE;
+	}
+	http_server_config_init(&cfg.srv);
+	snprintf(cfg.host, sizeof cfg.host, "127.0.0.1");
+	cfg.srv.port = 8080;
+	counter_options_init(&cfg.copt);
+	cfg.by = 1;
+	cfg.window = DEFAULT_WINDOW;
+	cfg.max_batch = DEFAULT_MAX_BATCH;
+
+	const char *sub = argc > 1 ? argv[1] : NULL;
+	bool known = false;
+	for (int i = 0; sub && subcommands[i]; i++)
+		known |= !strcmp(sub, subcommands[i]);
+	if (!known) {
+		/* no subcommand: --help, --version, --list-options, or a usage error */
+		int first;
+		int r = cli_parse(&main_spec, argc, argv, on_option, &cfg, &first);
+		if (r >= 0)
+			return r;
+		if (first < argc)
+			cli_error("unknown subcommand '%s'", argv[first]);
+		else
+			cli_error("missing subcommand");
+		fprintf(stderr, "Try 'dsys-counter --help' for more information.\n");
+		return EXIT_USAGE;
+	}
+	cfg.sub = sub;
+	char prog[64];
+	snprintf(prog, sizeof prog, "dsys-counter %s", sub);
+	struct cli_spec spec = main_spec;
+	spec.prog = prog;
+	int first;
+	int r = cli_parse(&spec, argc - 1, argv + 1, on_option, &cfg, &first);
+	if (r >= 0)
+		return r;
+	cli_set_prog("dsys-counter");
+
+	bool serve = !strcmp(sub, "serve");
+	if (serve || !cfg.server) {
+		const char *text = cfg.store_text ? cfg.store_text : store_url_from_env("mem:");
+		char err[256];
+		if (store_url_parse(text, &cfg.url, err, sizeof err) < 0) {
+			cli_error("invalid store '%s': %s", text, err);
+			return EXIT_USAGE;
+		}
+		if (cfg.url.kind != STORE_MEM && cfg.url.kind != STORE_FILE &&
+		    cfg.url.kind != STORE_REDIS && cfg.url.kind != STORE_REDIS_CLUSTER) {
+			cli_error("%s holds no counters; use mem:, file:DIR, redis:// or redis-cluster://",
+			          store_url_kind_name(cfg.url.kind));
+			return EXIT_USAGE;
+		}
+		store_url_format(&cfg.url, cfg.url_text, sizeof cfg.url_text);
+	}
+	if (serve) {
+		if (first < argc - 1) {
+			cli_error("unexpected argument '%s'", argv[1 + first]);
+			return EXIT_USAGE;
+		}
+		return counter_serve(&cfg);
+	}
+	return counter_client(&cfg, argc - 1 - first, argv + 1 + first);
+}

@@ -1,0 +1,610 @@
+/*
+ * serve.c -- dsys-counter serve: the counter service on lib/http_server.
+ *
+ * Routes: POST /incr (one object or an array of them), GET/PUT/DELETE
+ * /counters/KEY, GET /counters?prefix=P (JSON lines), /health, /metrics.
+ *
+ * Each loop thread attaches its own backend handle (counter_attach) in the
+ * server's thread init hook.  A request is parsed in place (the key
+ * tokens point into the body, which stays valid until the answer) with
+ * json_scan_object: no cJSON, no allocation.  Every item of a request is
+ * checked before any is applied, so bad input changes nothing.  The
+ * request's state lives in a struct creq from a per-thread freelist; it
+ * counts the backend callbacks still to come (plus one guard for the
+ * issuing loop itself, since mem: answers inside the call) and answers
+ * when the count reaches zero.  With redis://, all the INCRBYs issued in
+ * one loop iteration -- every request of every connection that became
+ * readable -- leave in one write: that is the coalescing.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "cli.h"
+#include "dsys-counter.h"
+#include "http_route.h"
+#include "http_server.h"
+#include "invariant.h"
+#include "json.h"
+#include "log.h"
+#include "metrics.h"
+
+enum op { OP_INCR = 1, OP_GET, OP_SET, OP_DEL, OP_LIST };
+
+struct citem {
+	struct creq *req;
+	struct json_token key;        /* raw token in the body (POST /incr) */
+	int64_t by;
+	int err;
+	int64_t value;
+};
+
+struct creq {
+	struct creq *next;            /* freelist */
+	struct http_exchange *ex;
+	struct sthread *t;
+	enum op op;
+	bool array;
+	unsigned n, pending;
+	struct citem one;
+	struct citem *items;          /* n > 1: grown to the peak, kept */
+	unsigned cap;
+	char key[COUNTER_MAX_KEY];    /* decoded key of /counters/KEY, or the prefix */
+	size_t key_len;
+	int list_err;
+	struct buf list;              /* list answers */
+};
+
+struct app {
+	struct counter_store *store;
+	const struct config *cfg;
+};
+
+struct sthread {
+	struct counter *c;
+	struct app *app;
+	struct creq *free;
+	char keybuf[COUNTER_KEYBUF];
+};
+
+/* ------------------------------------------------------------ answering */
+
+int counter_http_status(int err)
+{
+	switch (err) {
+	case 0:
+		return 200;
+	case -ENOENT:
+		return 404;
+	case -EOVERFLOW:
+		return 400;
+	case -EINVAL:
+		return 409;
+	case -ENOSPC:
+		return 507;
+	case -EIO:
+	case -ENOMEM:
+		return 500;
+	default:
+		return 503;
+	}
+}
+
+static struct creq *creq_get(struct sthread *t, struct http_exchange *ex, enum op op)
+{
+	struct creq *q = t->free;
+	if (q)
+		t->free = q->next;
+	else {
+		q = calloc(1, sizeof *q);   /* grows to the peak in flight, then reused */
+		INVARIANT(q != NULL);
+	}
+	q->next = NULL;
+	q->ex = ex;
+	q->t = t;
+	q->op = op;
+	q->array = false;
+	q->n = 0;
+	q->pending = 0;
+	q->key_len = 0;
+	q->list_err = 0;
+	buf_reset(&q->list);
+	return q;
+}
+
+static void creq_put(struct creq *q)
+{
+	if (q->list.cap > 65536)
+		buf_free(&q->list);
+	q->next = q->t->free;
+	q->t->free = q;
+}
+
+static struct citem *creq_items(struct creq *q)
+{
+	return q->n > 1 || q->array ? q->items : &q->one;
+}
+
+static void respond_json(struct http_exchange *ex, int status, struct buf *b)
+{
+	if (status == 503)
+		http_respond_headers(ex, status, "application/json", "Retry-After: 1\r\n", b->data, b->len);
+	else
+		http_respond(ex, status, "application/json", b->data, b->len);
+}
+
+/* The key of an item for an answer: decoded again from its raw token. */
+static void write_item_key(struct json_writer *w, struct sthread *t, const struct citem *it)
+{
+	if (!it->key.escaped) {
+		json_kv_strn(w, "key", it->key.text, it->key.len);
+		return;
+	}
+	long n = json_token_unescape(&it->key, t->keybuf);
+	json_kv_strn(w, "key", t->keybuf, n < 0 ? 0 : (size_t)n);
+}
+
+static void write_item(struct json_writer *w, struct creq *q, const struct citem *it)
+{
+	json_obj_begin(w);
+	if (q->op == OP_INCR)
+		write_item_key(w, q->t, it);
+	else
+		json_kv_strn(w, "key", q->key, q->key_len);
+	if (it->err == 0) {
+		if (q->op == OP_DEL) {
+			json_kv_bool(w, "deleted", true);
+			json_kv_i64(w, "value", it->value);
+		} else {
+			json_kv_i64(w, "value", it->value);
+		}
+	} else {
+		json_kv_str(w, "error", counter_strerror(it->err));
+	}
+	json_obj_end(w);
+}
+
+static void answer(struct creq *q)
+{
+	struct http_exchange *ex = q->ex;
+	struct buf *b = http_scratch(ex);
+	struct json_writer w;
+	json_writer_init(&w, b);
+	int status = 200;
+	if (q->op == OP_LIST) {
+		if (q->list_err < 0) {
+			json_obj_begin(&w);
+			json_kv_str(&w, "error", counter_strerror(q->list_err));
+			json_obj_end(&w);
+			respond_json(ex, counter_http_status(q->list_err), b);
+		} else {
+			http_respond(ex, 200, "application/jsonl", q->list.data, q->list.len);
+		}
+		creq_put(q);
+		return;
+	}
+	struct citem *items = creq_items(q);
+	if (q->array) {
+		json_arr_begin(&w);
+		for (unsigned i = 0; i < q->n; i++) {
+			if (items[i].err && status == 200)
+				status = counter_http_status(items[i].err);
+			write_item(&w, q, &items[i]);
+		}
+		json_arr_end(&w);
+	} else {
+		status = counter_http_status(items[0].err);
+		write_item(&w, q, &items[0]);
+	}
+	respond_json(ex, status, b);
+	creq_put(q);
+}
+
+static void item_done(void *ud, int err, int64_t value)
+{
+	struct citem *it = ud;
+	it->err = err;
+	it->value = value;
+	struct creq *q = it->req;
+	INVARIANT(q->pending > 0);
+	if (--q->pending == 0)
+		answer(q);
+}
+
+/* The issuing loop holds one count itself (mem: answers inside the call). */
+static void creq_release_guard(struct creq *q)
+{
+	INVARIANT(q->pending > 0);
+	if (--q->pending == 0)
+		answer(q);
+}
+
+static void bad_request(struct http_exchange *ex, const char *why)
+{
+	http_respond_error(ex, 400, why);
+}
+
+/* ------------------------------------------------------------ parsing */
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Percent-decode s[0..n) into out (COUNTER_MAX_KEY bytes).  Returns the
+ * length, -1 for bad escapes, -2 when longer than the limit. */
+static long pct_decode(const char *s, size_t n, char *out)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c == '%') {
+			int h, l;
+			if (i + 2 >= n || (h = hexval(s[i + 1])) < 0 || (l = hexval(s[i + 2])) < 0)
+				return -1;
+			c = (char)(h * 16 + l);
+			i += 2;
+		}
+		if (o == COUNTER_MAX_KEY)
+			return -2;
+		out[o++] = c;
+	}
+	return (long)o;
+}
+
+/* ------------------------------------------------------------ handlers */
+
+static void issue_incr(struct creq *q, struct citem *it)
+{
+	const char *key;
+	size_t key_len;
+	struct incr_spec s = {.key = it->key, .has_key = true};
+	int r = incr_spec_key(&s, q->t->keybuf, &key, &key_len);
+	INVARIANT(r == 0);   /* checked before */
+	it->req = q;
+	q->pending++;
+	r = counter_incr(q->t->c, key, key_len, it->by, item_done, it);
+	if (r < 0)
+		item_done(it, r, 0);
+}
+
+static void handle_incr(struct http_exchange *ex, void *arg)
+{
+	struct sthread *t = ex->thread_data;
+	const char *p = ex->body;
+	size_t len = ex->body_len, i = 0;
+	while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
+		i++;
+	if (i == len) {
+		bad_request(ex, "empty body: expected {\"key\":\"K\",\"by\":N} or an array of them");
+		return;
+	}
+	struct creq *q = creq_get(t, ex, OP_INCR);
+	if (p[i] != '[') {
+		struct incr_spec s;
+		long used;
+		const char *key;
+		size_t key_len;
+		if (incr_spec_parse(p + i, len - i, &s, &used) < 0 ||
+		    incr_spec_key(&s, t->keybuf, &key, &key_len) < 0) {
+			bad_request(ex, s.why);
+			creq_put(q);
+			return;
+		}
+		for (size_t j = i + (size_t)used; j < len; j++)
+			if (p[j] != ' ' && p[j] != '\t' && p[j] != '\r' && p[j] != '\n') {
+				bad_request(ex, "malformed JSON: text after the object");
+				creq_put(q);
+				return;
+			}
+		q->n = 1;
+		q->one.key = s.key;
+		q->one.by = s.by;
+		q->pending = 1;
+		issue_incr(q, &q->one);
+		creq_release_guard(q);
+		return;
+	}
+	/* an array: check every item first, so bad input applies nothing */
+	q->array = true;
+	i++;
+	char msg[160];
+	for (;;) {
+		while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
+			i++;
+		if (i < len && p[i] == ']' && q->n == 0) {
+			i++;
+			break;
+		}
+		struct incr_spec s;
+		long used;
+		const char *key;
+		size_t key_len;
+		if (q->n == t->app->cfg->max_batch) {
+			snprintf(msg, sizeof msg, "too many items: at most %u in one request (--max-batch)",
+			         t->app->cfg->max_batch);
+			goto bad;
+		}
+		if (incr_spec_parse(p + i, len - i, &s, &used) < 0 ||
+		    incr_spec_key(&s, t->keybuf, &key, &key_len) < 0) {
+			snprintf(msg, sizeof msg, "item %u: %s", q->n, s.why);
+			goto bad;
+		}
+		if (q->n == q->cap) {
+			unsigned nc = q->cap ? q->cap * 2 : 16;
+			struct citem *ni = realloc(q->items, nc * sizeof *ni);
+			INVARIANT(ni != NULL);
+			q->items = ni;
+			q->cap = nc;
+		}
+		q->items[q->n].key = s.key;
+		q->items[q->n].by = s.by;
+		q->n++;
+		i += (size_t)used;
+		while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
+			i++;
+		if (i < len && p[i] == ',') {
+			i++;
+			continue;
+		}
+		if (i < len && p[i] == ']') {
+			i++;
+			break;
+		}
+		snprintf(msg, sizeof msg, "malformed JSON: expected ',' or ']' at byte %zu", i);
+		goto bad;
+	}
+	for (; i < len; i++)
+		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n') {
+			snprintf(msg, sizeof msg, "malformed JSON: text after the array");
+			goto bad;
+		}
+	q->pending = 1;
+	for (unsigned k = 0; k < q->n; k++)
+		issue_incr(q, &q->items[k]);
+	creq_release_guard(q);
+	return;
+bad:
+	bad_request(ex, msg);
+	creq_put(q);
+}
+
+/* /counters/KEY: decode the key into q->key; answers 400 itself. */
+static struct creq *key_request(struct http_exchange *ex, enum op op)
+{
+	struct sthread *t = ex->thread_data;
+	struct creq *q = creq_get(t, ex, op);
+	long n = pct_decode(ex->subpath, ex->subpath_len, q->key);
+	if (n == 0 || n < 0) {
+		bad_request(ex, n == 0 ? "missing key: use /counters/KEY"
+		                : n == -1 ? "bad percent-encoding in the key"
+		                          : "key is longer than 512 bytes");
+		creq_put(q);
+		return NULL;
+	}
+	q->key_len = (size_t)n;
+	q->n = 1;
+	q->one.req = q;
+	q->pending = 2;   /* the operation, and the guard */
+	return q;
+}
+
+static void handle_get(struct http_exchange *ex, void *arg)
+{
+	struct creq *q = key_request(ex, OP_GET);
+	if (!q)
+		return;
+	int r = counter_get(q->t->c, q->key, q->key_len, item_done, &q->one);
+	if (r < 0)
+		item_done(&q->one, r, 0);
+	creq_release_guard(q);
+}
+
+static void handle_del(struct http_exchange *ex, void *arg)
+{
+	struct creq *q = key_request(ex, OP_DEL);
+	if (!q)
+		return;
+	int r = counter_del(q->t->c, q->key, q->key_len, item_done, &q->one);
+	if (r < 0)
+		item_done(&q->one, r, 0);
+	creq_release_guard(q);
+}
+
+struct set_scan {
+	bool has_value;
+	int64_t value;
+	const char *why;
+};
+
+static int set_member(void *ctx, const struct json_token *k, const struct json_token *v)
+{
+	struct set_scan *s = ctx;
+	if (!json_token_eq(k, "value"))
+		return 0;
+	if (v->kind != JSON_KIND_NUMBER) {
+		s->why = "value must be an integer";
+		return -EINVAL;
+	}
+	int r = json_parse_i64(v->text, v->len, &s->value);
+	if (r < 0) {
+		s->why = r == -ERANGE ? "value is outside the int64 range" : "value must be an integer";
+		return r;
+	}
+	s->has_value = true;
+	return 0;
+}
+
+static void handle_put(struct http_exchange *ex, void *arg)
+{
+	struct set_scan s = {false, 0, NULL};
+	long e = json_scan_object(ex->body ? ex->body : "", ex->body_len, set_member, &s);
+	if (e < 0 || !s.has_value) {
+		bad_request(ex, s.why ? s.why : e < 0 ? "malformed JSON: expected {\"value\":N}"
+		                                      : "missing value: expected {\"value\":N}");
+		return;
+	}
+	struct creq *q = key_request(ex, OP_SET);
+	if (!q)
+		return;
+	int r = counter_set(q->t->c, q->key, q->key_len, s.value, item_done, &q->one);
+	if (r < 0)
+		item_done(&q->one, r, 0);
+	creq_release_guard(q);
+}
+
+static void list_cb(void *ud, int err, const struct counter_item *items, size_t n, bool done)
+{
+	struct creq *q = ud;
+	if (err < 0)
+		q->list_err = err;
+	else {
+		struct json_writer w;
+		for (size_t i = 0; i < n; i++) {
+			json_writer_init(&w, &q->list);
+			json_obj_begin(&w);
+			json_kv_strn(&w, "key", items[i].key, items[i].key_len);
+			json_kv_i64(&w, "value", items[i].value);
+			json_obj_end(&w);
+			buf_putc(&q->list, '\n');
+		}
+	}
+	if (done)
+		creq_release_guard(q);
+}
+
+static void handle_list(struct http_exchange *ex, void *arg)
+{
+	struct sthread *t = ex->thread_data;
+	struct creq *q = creq_get(t, ex, OP_LIST);
+	const char *qs = ex->req.query;
+	size_t ql = qs ? ex->req.query_len : 0;
+	/* find prefix=... among the query's parameters */
+	for (size_t i = 0; i < ql;) {
+		size_t j = i;
+		while (j < ql && qs[j] != '&')
+			j++;
+		if (j - i >= 7 && !memcmp(qs + i, "prefix=", 7)) {
+			long n = pct_decode(qs + i + 7, j - i - 7, q->key);
+			if (n < 0) {
+				bad_request(ex, n == -1 ? "bad percent-encoding in prefix"
+				                        : "prefix is longer than 512 bytes");
+				creq_put(q);
+				return;
+			}
+			q->key_len = (size_t)n;
+		}
+		i = j + 1;
+	}
+	q->pending = 2;
+	int r = counter_list(t->c, q->key, q->key_len, list_cb, q);
+	if (r < 0)
+		list_cb(q, r, NULL, 0, true);
+	creq_release_guard(q);
+}
+
+/* ------------------------------------------------------------ threads */
+
+static int thread_init(struct http_thread *th, void *arg)
+{
+	struct app *app = arg;
+	struct sthread *t = calloc(1, sizeof *t);
+	if (!t)
+		return -ENOMEM;
+	t->app = app;
+	int r = counter_attach(app->store, http_thread_loop(th), &t->c);
+	if (r < 0) {
+		free(t);
+		return r;
+	}
+	http_thread_set_data(th, t);
+	return 0;
+}
+
+static void thread_fini(struct http_thread *th, void *arg)
+{
+	struct sthread *t = http_thread_data(th);
+	counter_detach(t->c);
+	while (t->free) {
+		struct creq *q = t->free;
+		t->free = q->next;
+		free(q->items);
+		buf_free(&q->list);
+		free(q);
+	}
+	free(t);
+}
+
+int counter_serve(struct config *cfg)
+{
+	struct app app = {NULL, cfg};
+	char err[512];
+	int r = counter_store_open(&cfg->url, &cfg->copt, &app.store, err, sizeof err);
+	if (r < 0) {
+		cli_error("cannot open %s: %s", cfg->url_text, err);
+		return r == -EPROTONOSUPPORT || r == -EINVAL ? EXIT_USAGE : EXIT_UNREACHABLE;
+	}
+	struct metrics *reg = metrics_new();
+	metrics_process_register(reg);
+	struct http_router *router = http_router_new(reg);
+	http_route_add(router, "POST", "/incr", handle_incr, &app);
+	http_route_add_prefix(router, "GET", "/counters/", handle_get, &app);
+	http_route_add_prefix(router, "PUT", "/counters/", handle_put, &app);
+	http_route_add_prefix(router, "DELETE", "/counters/", handle_del, &app);
+	http_route_add(router, "GET", "/counters", handle_list, &app);
+	http_route_add_health(router);
+	http_route_add_metrics(router, reg);
+
+	int status = EXIT_OK;
+	struct http_server *srv = NULL;
+	cfg->srv.host = cfg->host;
+	cfg->srv.metrics = reg;
+	cfg->srv.handler = http_router_handle;
+	cfg->srv.handler_arg = router;
+	cfg->srv.thread_init = thread_init;
+	cfg->srv.thread_fini = thread_fini;
+	cfg->srv.thread_arg = &app;
+	if (http_server_new(&cfg->srv, &srv) < 0) {
+		cli_error("invalid server settings");
+		status = EXIT_USAGE;
+		goto out;
+	}
+	r = http_server_listen(srv);
+	if (r < 0) {
+		cli_error("cannot listen on %s:%u: %s", cfg->host, cfg->srv.port, strerror(-r));
+		status = r == -EADDRNOTAVAIL || r == -EAFNOSUPPORT ? EXIT_USAGE : EXIT_NO;
+		goto out;
+	}
+	struct buf line = BUF_INIT;
+	struct json_writer w;
+	json_writer_init(&w, &line);
+	json_obj_begin(&w);
+	json_kv_str(&w, "event", "ready");
+	json_kv_str(&w, "listen", http_server_address(srv));
+	json_kv_i64(&w, "pid", (int64_t)getpid());
+	json_kv_u64(&w, "threads", http_server_threads(srv));
+	json_kv_str(&w, "store", cfg->url_text);
+	json_obj_end(&w);
+	json_emit(&line);
+	buf_free(&line);
+	r = http_server_run(srv);
+	if (r < 0) {
+		cli_error("cannot run: %s", strerror(-r));
+		status = EXIT_UNREACHABLE;
+	}
+out:
+	http_server_free(srv);
+	http_router_free(router);
+	metrics_free(reg);
+	counter_store_close(app.store);
+	return status;
+}
