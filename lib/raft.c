@@ -63,7 +63,9 @@
  * i.e. before leader tick t + election_tick as long as clocks run at the
  * same rate.  The clock assumption: no follower's tick runs faster than
  * the leader's by more than lease_drift_ticks over an election timeout,
- * which we subtract.  A leader transfer deliberately breaks stickiness
+ * which we subtract.  A node that restarts keeps to the same rule for its
+ * first election_tick ticks, since its memory of the leader died with it.
+ * A leader transfer deliberately breaks stickiness
  * (TimeoutNow forces the vote), so a leader that started a transfer serves
  * no lease reads for the rest of its term.
  *
@@ -1145,7 +1147,11 @@ int raft_step(struct raft *r, const struct raft_msg *m)
 	uint64_t term_before = r->term;
 	if (m->term > r->term) {
 		if (m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PREVOTE) {
-			bool in_lease = r->cfg.check_quorum && r->lead != 0 && r->election_elapsed < r->cfg.election_tick;
+			/* A node that just started counts as having heard from a
+			 * leader: before a crash it may have acknowledged a
+			 * heartbeat that some leader's lease now rests on. */
+			bool heard = r->lead != 0 || r->ticks < r->cfg.election_tick;
+			bool in_lease = r->cfg.check_quorum && heard && r->election_elapsed < r->cfg.election_tick;
 			if (in_lease && !m->force)
 				return 0; /* we heard from a leader recently: stay with it */
 		}

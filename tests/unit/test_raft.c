@@ -233,21 +233,68 @@ static void test_election(void)
 	net_free(net);
 }
 
+static struct raft *lone(uint32_t id, bool check_quorum, uint64_t voters)
+{
+	struct raft *r;
+	struct raft_config cfg;
+	raft_config_default(&cfg);
+	cfg.id = id;
+	cfg.check_quorum = check_quorum;
+	raft_new(&r, &cfg);
+	struct raft_snapshot s = {.meta = {.conf = {.voters = voters}}};
+	raft_restore(r, NULL, &s, NULL, 0);
+	return r;
+}
+
 static void test_vote_once_per_term(void)
 {
-	struct net *net = net_new(3, VOTERS3, false, false);
+	struct raft *r = lone(1, false, VOTERS3);
 	struct raft_msg v = {.type = RAFT_MSG_VOTE, .from = 2, .to = 1, .term = 5, .index = 0, .log_term = 0};
-	raft_step(net->r[1], &v);
+	raft_step(r, &v);
 	v.from = 3;
-	raft_step(net->r[1], &v);
+	raft_step(r, &v);
 	struct raft_ready rd;
-	raft_ready(net->r[1], &rd);
+	ok(raft_ready(r, &rd), "vote requests are answered");
 	int granted = 0;
 	for (size_t k = 0; k < rd.n_msgs; k++)
 		granted += rd.msgs[k].type == RAFT_MSG_VOTE_RESP && !rd.msgs[k].reject;
 	is_int(granted, 1, "a node grants at most one vote per term");
 	is_int(rd.hs.vote, 2, "to the first candidate that asked");
-	raft_advance(net->r[1], &rd);
+	raft_advance(r, &rd);
+	raft_free(r);
+}
+
+static void test_restart_lease_guard(void)
+{
+	struct raft *r = lone(1, true, VOTERS3);
+	struct raft_msg v = {.type = RAFT_MSG_VOTE, .from = 2, .to = 1, .term = 5};
+	raft_step(r, &v);
+	struct raft_ready rd;
+	ok(!raft_ready(r, &rd), "check-quorum: a node that just started ignores vote requests for an election timeout");
+	for (int i = 0; i < 10; i++)
+		raft_tick(r);
+	v.term = 6;
+	raft_step(r, &v);
+	struct raft_status st;
+	raft_status(r, &st);
+	ok(st.vote == 2 && st.term == 6, "and votes once the timeout has passed");
+	if (raft_ready(r, &rd))
+		raft_advance(r, &rd);
+	raft_free(r);
+}
+
+static void test_leader_stickiness(void)
+{
+	struct net *net = net_new(3, VOTERS3, false, false);
+	net_tick(net, 30);
+	int l = leader_of(net);
+	int f = l == 1 ? 2 : 1, c = 6 - l - f;
+	uint64_t term = st(net, l).term;
+	struct raft_msg v = {.type = RAFT_MSG_VOTE, .from = (uint32_t)c, .to = (uint32_t)f, .term = term + 5,
+	                     .index = 100, .log_term = term};
+	raft_step(net->r[f], &v);
+	ok(st(net, f).term == term && st(net, f).lead == (uint32_t)l,
+	   "check-quorum: a follower that hears from its leader ignores a disruptive candidate");
 	net_free(net);
 }
 
@@ -677,6 +724,8 @@ int main(void)
 	test_single_node();
 	test_election();
 	test_vote_once_per_term();
+	test_restart_lease_guard();
+	test_leader_stickiness();
 	test_up_to_date_vote();
 	test_pre_vote();
 	test_no_pre_vote_disrupts();
