@@ -32,9 +32,18 @@ int uring_init(struct uring *r, unsigned sq_entries, unsigned cq_entries)
 	r->fd = -1;
 	struct io_uring_params p;
 	memset(&p, 0, sizeof p);
-	p.flags = IORING_SETUP_CQSIZE;
+	/* COOP_TASKRUN: completions are not signalled by interrupting the
+	 * thread (an IPI when it runs); it is a 5.19 flag, so without it on
+	 * older kernels */
+	p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN;
 	p.cq_entries = cq_entries;
 	int fd = sys_setup(sq_entries, &p);
+	if (fd < 0 && errno == EINVAL) {
+		memset(&p, 0, sizeof p);
+		p.flags = IORING_SETUP_CQSIZE;
+		p.cq_entries = cq_entries;
+		fd = sys_setup(sq_entries, &p);
+	}
 	if (fd < 0)
 		return -errno;
 	r->fd = fd;
