@@ -414,11 +414,23 @@ static uint64_t get64(const uint8_t *p)
 	return v;
 }
 
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* A command in the log: client u32, seq u32, kind u8, key u8, arg0 u64,
+ * arg1 u64, little-endian (CMD_LEN bytes). */
 static void cmd_encode(const struct client_req *q, uint8_t out[CMD_LEN])
 {
-	put64(out, q->client);
-	out[4] = (uint8_t)(q->seq), out[5] = (uint8_t)(q->seq >> 8), out[6] = (uint8_t)(q->seq >> 16),
-	out[7] = (uint8_t)(q->seq >> 24);
+	put32(out, q->client);
+	put32(out + 4, q->seq);
 	out[8] = q->kind;
 	out[9] = q->key;
 	put64(out + 10, q->arg0);
@@ -427,8 +439,8 @@ static void cmd_encode(const struct client_req *q, uint8_t out[CMD_LEN])
 
 static void cmd_decode(const uint8_t *p, struct client_req *q)
 {
-	q->client = (uint32_t)(get64(p) & 0xffffffffu);
-	q->seq = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
+	q->client = get32(p);
+	q->seq = get32(p + 4);
 	q->kind = p[8];
 	q->key = p[9];
 	q->arg0 = get64(p + 10);
