@@ -231,8 +231,11 @@ void http_respond_error(struct http_exchange *ex, int status, const char *messag
  */
 struct buf *http_scratch(struct http_exchange *ex);
 
-/* Has the client gone away (its answer would be dropped)?  A handler that
- * answers later may skip the work then, but must still answer. */
+/* Has the connection gone (reset, error, timeout, forced drain), so the
+ * answer will be dropped?  A handler that answers later may skip the work
+ * then, but must still answer.  A client that only half-closed (sent FIN)
+ * is not gone: it still gets its answers, and the connection closes after
+ * the last. */
 bool http_exchange_gone(const struct http_exchange *ex);
 
 /* ------------------------------------------------------------ threads */
