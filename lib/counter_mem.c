@@ -19,6 +19,10 @@
  *     on a key's first use) and CASes the empty slot's pointer from NULL
  *     to it; a loser of that race compares against the winner's key and
  *     either uses that slot or probes on.
+ * Slots come in chunks of 1024, allocated on the first insert that lands
+ * in one (a CAS on the chunk pointer; a missing chunk reads as empty
+ * slots), so a big --max-keys costs nothing until keys arrive, and
+ * freeing or listing a small table skips the chunks never used.
  * Each slot is 32 bytes, so two share a cache line: with one loop per
  * core and hot keys spread by hash, contention is on the key, not the
  * line.  The price of "never move" is a capacity fixed at start (a full
@@ -55,8 +59,11 @@ struct slot {
 	char pad[32 - sizeof(void *) - sizeof(int64_t) - sizeof(atomic_bool)];
 };
 
+#define CHUNK_BITS 10                /* slots are allocated 1024 (32 KiB) at a time */
+#define CHUNK_SLOTS (1u << CHUNK_BITS)
+
 struct counter_table {
-	struct slot *slots;
+	_Atomic(struct slot *) *chunks;  /* (mask + 1) / CHUNK_SLOTS of them, NULL until used */
 	uint64_t mask;
 	uint32_t max_keys;
 	atomic_uint used;        /* slots holding a key (present or not) */
@@ -90,14 +97,14 @@ struct counter_table *counter_table_new(uint32_t max_keys)
 {
 	if (max_keys == 0)
 		return NULL;
-	uint64_t cap = 16;
+	uint64_t cap = CHUNK_SLOTS;
 	while (cap < (uint64_t)max_keys * 2)
 		cap <<= 1;
 	struct counter_table *t = calloc(1, sizeof *t);
 	if (!t)
 		return NULL;
-	t->slots = calloc(cap, sizeof *t->slots);   /* untouched pages cost nothing */
-	if (!t->slots) {
+	t->chunks = calloc(cap / CHUNK_SLOTS, sizeof *t->chunks);
+	if (!t->chunks) {
 		free(t);
 		return NULL;
 	}
@@ -110,10 +117,40 @@ void counter_table_free(struct counter_table *t)
 {
 	if (!t)
 		return;
-	for (uint64_t i = 0; i <= t->mask; i++)
-		free(atomic_load_explicit(&t->slots[i].key, memory_order_relaxed));
-	free(t->slots);
+	for (uint64_t c = 0; c <= t->mask >> CHUNK_BITS; c++) {
+		struct slot *ch = atomic_load_explicit(&t->chunks[c], memory_order_relaxed);
+		if (!ch)
+			continue;
+		for (unsigned i = 0; i < CHUNK_SLOTS; i++)
+			free(atomic_load_explicit(&ch[i].key, memory_order_relaxed));
+		free(ch);
+	}
+	free(t->chunks);
 	free(t);
+}
+
+/* Slot i, or NULL when its chunk was never used (and create is false, or
+ * memory ran out). */
+static struct slot *slot_at(struct counter_table *t, uint64_t i, bool create)
+{
+	_Atomic(struct slot *) *cp = &t->chunks[i >> CHUNK_BITS];
+	struct slot *ch = atomic_load_explicit(cp, memory_order_acquire);
+	if (!ch) {
+		if (!create)
+			return NULL;
+		struct slot *mine = calloc(CHUNK_SLOTS, sizeof *mine);
+		if (!mine)
+			return NULL;
+		struct slot *expected = NULL;
+		if (atomic_compare_exchange_strong_explicit(cp, &expected, mine,
+		                                            memory_order_acq_rel, memory_order_acquire))
+			ch = mine;
+		else {
+			free(mine);
+			ch = expected;
+		}
+	}
+	return &ch[i & (CHUNK_SLOTS - 1)];
 }
 
 static bool same_key(const struct key_block *k, uint64_t h, const char *key, size_t len)
@@ -129,7 +166,13 @@ static struct slot *find(struct counter_table *t, const char *key, size_t len, b
 	struct key_block *mine = NULL;
 	*err = 0;
 	for (uint64_t i = h & t->mask, probes = 0; probes <= t->mask; i = (i + 1) & t->mask, probes++) {
-		struct slot *s = &t->slots[i];
+		struct slot *s = slot_at(t, i, create);
+		if (!s) {
+			if (!create)
+				return NULL;   /* an unused chunk: empty */
+			*err = -ENOMEM;
+			goto out;
+		}
 		struct key_block *k = atomic_load_explicit(&s->key, memory_order_acquire);
 		if (k) {
 			if (same_key(k, h, key, len)) {
@@ -170,11 +213,12 @@ static struct slot *find(struct counter_table *t, const char *key, size_t len, b
 			return s;
 		}
 	}
+	*err = create ? -ENOSPC : 0;
+out:
 	if (mine) {
 		free(mine);
 		atomic_fetch_sub_explicit(&t->used, 1, memory_order_relaxed);
 	}
-	*err = create ? -ENOSPC : 0;
 	return NULL;
 }
 
@@ -252,7 +296,12 @@ long counter_table_list(struct counter_table *t, const char *prefix, size_t plen
 	if (!v)
 		return -ENOMEM;
 	for (uint64_t i = 0; i <= t->mask; i++) {
-		struct slot *s = &t->slots[i];
+		struct slot *ch = atomic_load_explicit(&t->chunks[i >> CHUNK_BITS], memory_order_acquire);
+		if (!ch) {
+			i |= CHUNK_SLOTS - 1;   /* skip the unused chunk */
+			continue;
+		}
+		struct slot *s = &ch[i & (CHUNK_SLOTS - 1)];
 		struct key_block *k = atomic_load_explicit(&s->key, memory_order_acquire);
 		if (!k || !atomic_load_explicit(&s->present, memory_order_acquire))
 			continue;

@@ -279,6 +279,8 @@ int main(int argc, char **argv)
 	cli_set_prog("dsys-counter");
 
 	bool serve = !strcmp(sub, "serve");
+	if (!serve && !getenv("DSYS_LOG_LEVEL"))
+		log_set_level(LOG_WARN);   /* a CLI run says nothing unless asked */
 	if (serve || !cfg.server) {
 		const char *text = cfg.store_text ? cfg.store_text : store_url_from_env("mem:");
 		char err[256];
