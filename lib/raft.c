@@ -910,8 +910,11 @@ static void step_leader(struct raft *r, const struct raft_msg *m)
 			pr->in_head = (pr->in_head + 1) % r->cfg.max_inflight_msgs;
 			pr->in_count--;
 		}
+		/* Behind: send from next even if that names no entry.  In
+		 * replicate state next may already be past appends that were
+		 * lost; the empty probe gets rejected and rewinds next. */
 		if (pr->match < last_index(r))
-			send_append(r, m->from, false);
+			send_append(r, m->from, true);
 		if (m->ctx > pr->read_acked && m->ctx <= r->read_seq)
 			pr->read_acked = m->ctx;
 		reads_advance(r);
@@ -1305,10 +1308,14 @@ int raft_transfer_leader(struct raft *r, uint32_t to)
 	r->transferee = to;
 	r->lease_revoked_term = r->term;
 	r->election_elapsed = 0; /* the transfer gets one election timeout */
-	if (r->prs[to].match == last_index(r))
+	if (r->prs[to].match == last_index(r)) {
 		send(r, (struct raft_msg){.type = RAFT_MSG_TIMEOUT_NOW, .to = to});
-	else
-		send_append(r, to, false);
+	} else {
+		struct progress *pr = &r->prs[to];
+		if (pr->state != PR_SNAPSHOT && pr_paused(r, pr))
+			pr_become_probe(pr); /* probe now rather than after the next heartbeat */
+		send_append(r, to, true);
+	}
 	return 0;
 }
 

@@ -719,6 +719,161 @@ static void test_bad_input(void)
 	net_free(net);
 }
 
+
+/* ------------------------------------------------------------ more rules */
+
+static void test_conf_truncated(void)
+{
+	struct raft *r = lone(1, false, VOTERS3);
+	uint8_t conf[16];
+	struct raft_conf c = {.voters = VOTERS3, .learners = 1u << 4};
+	raft_conf_encode(&c, conf);
+	struct raft_entry e = {.term = 2, .index = 1, .type = RAFT_ENTRY_CONF, .data = conf, .len = 16};
+	struct raft_msg m = {.type = RAFT_MSG_APP, .from = 2, .to = 1, .term = 2, .entries = &e, .n_entries = 1};
+	raft_step(r, &m);
+	struct raft_status st;
+	raft_status(r, &st);
+	ok(st.conf.learners == (1u << 4) && st.conf_index == 1, "a configuration takes effect when it is appended");
+	struct raft_ready rd;
+	raft_ready(r, &rd);
+	raft_advance(r, &rd);
+	struct raft_entry e2 = {.term = 3, .index = 1, .data = (const uint8_t *)"x", .len = 1};
+	m = (struct raft_msg){.type = RAFT_MSG_APP, .from = 3, .to = 1, .term = 3, .entries = &e2, .n_entries = 1};
+	raft_step(r, &m);
+	raft_status(r, &st);
+	ok(st.conf.learners == 0 && st.conf.voters == VOTERS3 && st.conf_index == 0,
+	   "and a conflicting leader that truncates it brings the previous one back");
+	raft_ready(r, &rd);
+	ok(rd.n_entries == 1 && rd.entries[0].term == 3, "the replacement entry is handed out to persist");
+	raft_advance(r, &rd);
+	raft_free(r);
+}
+
+static void test_restore(void)
+{
+	struct raft *r;
+	struct raft_config cfg;
+	raft_config_default(&cfg);
+	cfg.id = 2;
+	raft_new(&r, &cfg);
+	struct raft_entry e[3] = {
+		{.term = 1, .index = 11, .data = (const uint8_t *)"a", .len = 1},
+		{.term = 2, .index = 12, .data = (const uint8_t *)"b", .len = 1},
+		{.term = 2, .index = 13, .data = (const uint8_t *)"c", .len = 1},
+	};
+	struct raft_hard_state hs = {.term = 5, .vote = 3, .commit = 12};
+	struct raft_snapshot s = {.meta = {.index = 10, .term = 1, .conf = {.voters = VOTERS3}},
+	                          .data = (const uint8_t *)"SNAP", .len = 4};
+	ok(raft_restore(r, &hs, &s, e, 3) == 0, "a node restarts from its snapshot, hard state and log");
+	struct raft_status st;
+	raft_status(r, &st);
+	ok(st.term == 5 && st.vote == 3 && st.commit == 12 && st.applied == 10 && st.last_index == 13,
+	   "with its term, vote, commit index and log as they were");
+	struct raft_ready rd;
+	raft_ready(r, &rd);
+	ok(rd.n_committed == 2 && rd.committed[0].index == 11 && rd.n_entries == 0 && !rd.hs_changed,
+	   "and applies the committed entries again without persisting anything");
+	raft_advance(r, &rd);
+	struct raft *bad;
+	raft_new(&bad, &cfg);
+	hs.commit = 20;
+	is_int(raft_restore(bad, &hs, &s, e, 3), -EINVAL, "a disk whose commit index lies beyond its log is refused");
+	raft_free(bad);
+	raft_free(r);
+}
+
+static void test_snapshot_fast_forward(void)
+{
+	struct raft *r;
+	struct raft_config cfg;
+	raft_config_default(&cfg);
+	cfg.id = 1;
+	raft_new(&r, &cfg);
+	struct raft_entry e[5];
+	for (int i = 0; i < 5; i++)
+		e[i] = (struct raft_entry){.term = 1, .index = (uint64_t)i + 1};
+	struct raft_hard_state hs = {.term = 1, .commit = 2};
+	struct raft_snapshot s = {.meta = {.conf = {.voters = VOTERS3}}};
+	raft_restore(r, &hs, &s, e, 5);
+	struct raft_snapshot snap = {.meta = {.index = 4, .term = 1, .conf = {.voters = VOTERS3}}};
+	struct raft_msg m = {.type = RAFT_MSG_SNAP, .from = 2, .to = 1, .term = 1, .snapshot = &snap};
+	raft_step(r, &m);
+	struct raft_status st;
+	raft_status(r, &st);
+	ok(st.commit == 4 && st.last_index == 5 && st.snap_index == 0,
+	   "a snapshot of entries the follower has only moves its commit index");
+	struct raft_ready rd;
+	raft_ready(r, &rd);
+	ok(!rd.snapshot && rd.n_msgs == 1 && rd.msgs[0].type == RAFT_MSG_APP_RESP && rd.msgs[0].index == 4,
+	   "and is acknowledged without installing anything");
+	raft_advance(r, &rd);
+	raft_free(r);
+}
+
+static void test_transfer_lagging(void)
+{
+	struct net *net = net_new(3, VOTERS3, true, false);
+	net_tick(net, 30);
+	int l = leader_of(net);
+	int t = l == 3 ? 1 : l + 1;
+	isolate(net, t, true);
+	for (int i = 0; i < 20; i++)
+		propose(net, l, "lag");
+	net_tick(net, 2);
+	isolate(net, t, false);
+	ok(raft_transfer_leader(net->r[l], (uint32_t)t) == 0, "a transfer to a follower that lags behind starts");
+	memset(net->sent, 0, sizeof net->sent);
+	net_flush(net);
+	ok(leader_of(net) == t && net->applied_n[t] == 20,
+	   "the target is caught up first, then leads with every entry");
+	net_free(net);
+}
+
+static void test_proposal_limits(void)
+{
+	struct raft *r;
+	struct raft_config cfg;
+	raft_config_default(&cfg);
+	cfg.id = 1;
+	cfg.max_entry_bytes = 100;
+	cfg.max_uncommitted_bytes = 250;
+	raft_new(&r, &cfg);
+	struct raft_snapshot s = {.meta = {.conf = {.voters = VOTERS3}}};
+	raft_restore(r, NULL, &s, NULL, 0);
+	struct raft_msg m = {.type = RAFT_MSG_PREVOTE_RESP, .from = 2, .to = 1, .term = 1};
+	raft_campaign(r);
+	raft_step(r, &m);
+	m = (struct raft_msg){.type = RAFT_MSG_VOTE_RESP, .from = 2, .to = 1, .term = 1};
+	raft_step(r, &m);
+	uint8_t big[101] = {0};
+	is_int(raft_propose(r, big, 101), -EMSGSIZE, "an entry above max_entry_bytes is refused with -EMSGSIZE");
+	ok(raft_propose(r, big, 100) > 0 && raft_propose(r, big, 100) > 0, "entries within the limits are accepted");
+	is_int(raft_propose(r, big, 100), -ENOBUFS, "beyond max_uncommitted_bytes the leader says -ENOBUFS");
+	struct raft_ready rd;
+	if (raft_ready(r, &rd))
+		raft_advance(r, &rd);
+	raft_free(r);
+}
+
+static void test_lost_appends_repaired(void)
+{
+	struct net *net = net_new(3, VOTERS3, true, false);
+	net_tick(net, 30);
+	int l = leader_of(net);
+	int f = l == 1 ? 2 : 1;
+	propose(net, l, "warm");
+	net_flush(net);
+	net->cut[l][f] = true;
+	for (int i = 0; i < 20; i++)
+		propose(net, l, "lost");
+	net_flush(net);
+	net->cut[l][f] = false;
+	ok(net->applied_n[f] == 1, "appends lost on the way to a pipelined follower leave it behind");
+	net_tick(net, 3);
+	is_int(net->applied_n[f], 21, "the next heartbeat finds the gap and the leader resends, with no new proposal");
+	net_free(net);
+}
+
 int main(void)
 {
 	test_single_node();
@@ -744,5 +899,11 @@ int main(void)
 	test_read_index();
 	test_lease_read();
 	test_bad_input();
+	test_conf_truncated();
+	test_restore();
+	test_snapshot_fast_forward();
+	test_transfer_lagging();
+	test_proposal_limits();
+	test_lost_appends_repaired();
 	return tap_done();
 }
