@@ -580,6 +580,7 @@ static void pr_init(struct raft *r, uint32_t id)
 static void set_conf(struct raft *r, const struct raft_conf *c, uint64_t index)
 {
 	uint64_t before = members(r);
+	INVARIANT_MSG(!(c->voters & c->learners), "a node is a voter or a learner, not both");
 	r->conf = *c;
 	r->conf_index = index;
 	if (r->role != RAFT_LEADER)
@@ -672,6 +673,7 @@ static void campaign(struct raft *r, int kind, bool force)
 		type = RAFT_MSG_VOTE;
 		term = r->term;
 	}
+	INVARIANT(kind == CAMPAIGN_PRE || r->vote == r->id);
 	r->votes_granted = bit(r->id);
 	if (quorum_has(r->conf.voters, r->votes_granted)) { /* a cluster of one */
 		if (kind == CAMPAIGN_PRE)
@@ -766,6 +768,7 @@ static void bcast_heartbeat(struct raft *r)
  * an older term on a majority can still be overwritten. */
 static bool maybe_commit(struct raft *r)
 {
+	INVARIANT(r->role == RAFT_LEADER);
 	uint64_t n = quorum_value(r, false);
 	uint64_t t;
 	if (n <= r->commit || !log_term(r, n, &t))
@@ -775,6 +778,7 @@ static bool maybe_commit(struct raft *r)
 		return false;
 #endif /* the planted bug (make the sweep prove it bites): commit by counting */
 	commit_to(r, n);
+	INVARIANT(r->commit == n);
 	return true;
 }
 
@@ -1026,6 +1030,7 @@ static void handle_snapshot(struct raft *r, const struct raft_msg *m)
 	r->stable = s->meta.index;
 	r->commit = s->meta.index;
 	set_conf(r, &s->meta.conf, s->meta.index);
+	INVARIANT(last_index(r) == s->meta.index && last_term(r) == s->meta.term);
 	resp.index = s->meta.index;
 	send(r, resp);
 }
@@ -1259,6 +1264,7 @@ int64_t raft_propose(struct raft *r, const void *data, size_t len)
 	if (log_append(r, r->term, RAFT_ENTRY_NORMAL, data, (uint32_t)len) < 0)
 		return -ENOMEM;
 	r->uncommitted_bytes += len;
+	INVARIANT(last_term(r) == r->term);
 	r->prs[r->id].match = last_index(r);
 	r->prs[r->id].next = last_index(r) + 1;
 	r->bcast_pending = true; /* sent in one batch when the Ready is built */
