@@ -160,3 +160,13 @@ SWEEP=(--seed 1 --seeds 500 --nodes 3,5,7 --ticks 2000 --faults all)
 		grep -qE "Fl -${o#--}( |$)" "$BATS_TEST_DIRNAME/../man/man1/dsys-raft.1" || { echo "missing $o"; false; }
 	done
 }
+
+@test "raft: every example of the man page runs and exits 0" {
+	n=0
+	while IFS= read -r cmd; do
+		n=$((n + 1))
+		run bash -c "set -o pipefail; $cmd"
+		[ "$status" -eq 0 ] || { echo "$cmd: status $status: $output"; false; }
+	done < <(sed -n 's/^\.Dl \$ //p' "$BATS_TEST_DIRNAME/../man/man1/dsys-raft.1")
+	[ "$n" -ge 4 ]
+}
