@@ -354,15 +354,16 @@ static inline void conn_push(struct conn *c, unsigned i, uint64_t sched_ns, uint
 	s->measured = sched_ns >= c->w->measure_ns;
 }
 
-/* Closed loop: top the connection up to `pipeline` requests in flight. */
+/* Closed loop: send the next burst of `pipeline` requests once the last
+ * answer of the previous one is in (wrk's pipelining, and what keeps the
+ * bursts whole: topping up as each answer arrives splits them into ever
+ * smaller writes and reads on both sides). */
 static void conn_fill(struct conn *c)
 {
 	struct worker *w = c->w;
-	if (c->state != CONN_OPEN || c->writing || w->stopping)
+	if (c->state != CONN_OPEN || c->writing || w->stopping || c->inflight > 0)
 		return;
-	unsigned k = w->cfg->pipeline - c->inflight;
-	if (k == 0)
-		return;
+	unsigned k = w->cfg->pipeline;
 	if (w->quota != UINT64_MAX) {
 		if (w->quota < k)
 			k = (unsigned)w->quota;
