@@ -1,0 +1,293 @@
+#!/usr/bin/env bats
+# dsys-counter: the service and the CLI on mem: and file:.  The Redis and
+# Redis Cluster parts are in counter_redis.bats.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+setup() {
+	dsys_setup
+	export DSYS_LOG_LEVEL=warn
+}
+teardown() { dsys_teardown; }
+
+serve() {
+	start_server counter dsys-counter serve --listen 127.0.0.1:0 --threads "${THREADS:-2}" "$@"
+	URL="http://127.0.0.1:$SERVER_PORT"
+}
+
+# post PATH BODY: print "STATUS BODY"
+post() {
+	curl -s -o "$BATS_TEST_TMPDIR/body" -w '%{http_code}' -X POST --data-binary "$2" \
+		-H 'Content-Type: application/json' "$URL$1"
+	printf ' %s\n' "$(cat "$BATS_TEST_TMPDIR/body")"
+}
+
+# req METHOD PATH [BODY]: print "STATUS BODY"
+req() {
+	local data=()
+	[ $# -ge 3 ] && data=(--data-binary "$3")
+	curl -s -o "$BATS_TEST_TMPDIR/body" -w '%{http_code}' -X "$1" "${data[@]}" "$URL$2"
+	printf ' %s\n' "$(cat "$BATS_TEST_TMPDIR/body")"
+}
+
+# permutation FILE N: FILE holds exactly the numbers 1..N, each once
+permutation() {
+	local n
+	n=$(wc -l <"$1")
+	[ "$n" -eq "$2" ] || { echo "$n answers, expected $2"; return 1; }
+	sort -n "$1" | uniq | awk -v n="$2" '$1 != NR { print "missing " NR; bad = 1; exit } END { exit bad || NR != n }'
+}
+
+@test "counter: --help, --version and --list-options answer; no subcommand is a usage error" {
+	run dsys-counter --help
+	assert_success
+	assert_output --partial 'usage: dsys-counter'
+	assert_output --partial 'incr -'
+	run dsys-counter --version
+	assert_success
+	run dsys-counter --list-options
+	assert_success
+	assert_line -- --store
+	assert_line -- --server
+	run dsys-counter
+	[ "$status" -eq 2 ]
+	run dsys-counter frobnicate
+	[ "$status" -eq 2 ]
+	assert_output --partial "unknown subcommand 'frobnicate'"
+	run dsys-counter incr
+	[ "$status" -eq 2 ]
+	run dsys-counter serve --store redlock://127.0.0.1:1
+	[ "$status" -eq 2 ]
+	assert_output --partial 'holds no counters'
+}
+
+@test "counter: serve prints a ready line naming its store and answers /health" {
+	serve --store mem:
+	[[ $SERVER_READY == *'"store":"mem:"'* ]]
+	run http_get "$SERVER_PORT" /health
+	assert_line 'HTTP/1.1 200 OK'
+}
+
+@test "counter: POST /incr counts, by defaults to 1 and may be negative; an array answers in order" {
+	serve
+	run post /incr '{"key":"hits"}'
+	assert_output '200 {"key":"hits","value":1}'
+	run post /incr '{"by":41,"key":"hits"}'
+	assert_output '200 {"key":"hits","value":42}'
+	run post /incr '{"key":"hits","by":-50}'
+	assert_output '200 {"key":"hits","value":-8}'
+	run post /incr '[{"key":"a"},{"key":"hits","by":8},{"key":"a","by":2},{"key":"caf\u00e9"}]'
+	assert_output '200 [{"key":"a","value":1},{"key":"hits","value":0},{"key":"a","value":3},{"key":"café","value":1}]'
+	run post /incr '[]'
+	assert_output '200 []'
+}
+
+@test "counter: bad input is a 400 naming the problem, and the counter is unchanged" {
+	serve
+	post /incr '{"key":"k","by":5}' >/dev/null
+	run post /incr '{"key":"k",'
+	assert_output --partial '400 {"error":"malformed JSON'
+	run post /incr '{"by":1}'
+	assert_output '400 {"error":"missing key"}'
+	run post /incr '{"key":7}'
+	assert_output '400 {"error":"key must be a string"}'
+	run post /incr '{"key":""}'
+	assert_output '400 {"error":"key is empty"}'
+	run post /incr "{\"key\":\"$(printf 'x%.0s' {1..513})\"}"
+	assert_output '400 {"error":"key is longer than 512 bytes"}'
+	run post /incr '{"key":"k","by":1.5}'
+	assert_output '400 {"error":"by must be an integer"}'
+	run post /incr '{"key":"k","by":"2"}'
+	assert_output '400 {"error":"by must be an integer"}'
+	run post /incr '{"key":"k","by":9223372036854775808}'
+	assert_output '400 {"error":"by is outside the int64 range"}'
+	run post /incr '{"key":"k","by":9223372036854775807}'
+	assert_output '400 {"key":"k","error":"increment would overflow int64"}'
+	# one bad item in an array applies none of them
+	run post /incr '[{"key":"k"},{"key":3}]'
+	assert_output '400 {"error":"item 1: key must be a string"}'
+	run req GET /counters/k
+	assert_output '200 {"key":"k","value":5}'
+	# a key of exactly 512 bytes is fine
+	run post /incr "{\"key\":\"$(printf 'y%.0s' {1..512})\"}"
+	assert_output --partial '"value":1}'
+}
+
+@test "counter: GET, PUT and DELETE /counters/KEY, and GET /counters?prefix= as JSON lines" {
+	serve
+	run req GET /counters/nope
+	assert_output '404 {"key":"nope","error":"not found"}'
+	run req PUT /counters/user:1 '{"value":-9223372036854775808}'
+	assert_output '200 {"key":"user:1","value":-9223372036854775808}'
+	run req PUT /counters/user:2 '{"value":"x"}'
+	assert_output '400 {"error":"value must be an integer"}'
+	post /incr '{"key":"user:2","by":2}' >/dev/null
+	post /incr '{"key":"other"}' >/dev/null
+	run req GET /counters/user%3A2
+	assert_output '200 {"key":"user:2","value":2}'
+	run curl -s "$URL/counters?prefix=user%3A"
+	assert_output "$(printf '%s\n' '{"key":"user:1","value":-9223372036854775808}' '{"key":"user:2","value":2}')"
+	run req DELETE /counters/user:1
+	assert_output '200 {"key":"user:1","deleted":true,"value":-9223372036854775808}'
+	run req DELETE /counters/user:1
+	assert_output '404 {"key":"user:1","error":"not found"}'
+	run curl -s "$URL/counters"
+	assert_output "$(printf '%s\n' '{"key":"other","value":1}' '{"key":"user:2","value":2}')"
+}
+
+@test "counter: the CLI talks to a running service with --server (and DSYS_SERVER)" {
+	serve
+	run --separate-stderr dsys-counter incr alice --server "$URL"
+	assert_success
+	assert_output '{"key":"alice","value":1}'
+	run dsys-counter incr alice --by 10 --server "$URL"
+	assert_output '{"key":"alice","value":11}'
+	DSYS_SERVER=$URL run dsys-counter get alice
+	assert_success
+	assert_output '{"key":"alice","value":11}'
+	run dsys-counter get bob --server "$URL"
+	[ "$status" -eq 1 ]
+	assert_output '{"key":"bob","error":"not found"}'
+	run dsys-counter set bob 5 --server "$URL"
+	assert_output '{"key":"bob","value":5}'
+	run dsys-counter list --prefix b --server "$URL"
+	assert_output '{"key":"bob","value":5}'
+	run dsys-counter del bob --server "$URL"
+	assert_output '{"key":"bob","deleted":true,"value":5}'
+	run dsys-counter del bob --server "$URL"
+	[ "$status" -eq 1 ]
+}
+
+@test "counter: incr - pipes keys and JSON lines through, one result each, in input order" {
+	serve
+	run --separate-stderr bash -c "printf 'alice\nbob\n\nalice\n{\"key\":\"bob\",\"by\":-3}\n{\"key\":\n' |
+		dsys-counter incr - --server '$URL' --window 2"
+	[ "$status" -eq 2 ]
+	assert_output "$(printf '%s\n' '{"key":"alice","value":1}' '{"key":"bob","value":1}' \
+		'{"key":"alice","value":2}' '{"key":"bob","value":-2}' \
+		'{"line":6,"error":"malformed JSON: expected {\"key\":\"K\",\"by\":N}"}')"
+	# the same through a store, directly
+	d=$(dsys_tmp)
+	run bash -c "seq 1 300 | sed 's/^/k/' | dsys-counter incr - --store file:$d/c --window 7 | wc -l"
+	assert_output 300
+	run dsys-counter get k300 --store "file:$d/c"
+	assert_output '{"key":"k300","value":1}'
+}
+
+@test "counter: the CLI exits 3 when the service or the store cannot be reached" {
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	run dsys-counter incr a --server "http://127.0.0.1:$port"
+	[ "$status" -eq 3 ]
+	assert_output --partial 'cannot reach'
+	run dsys-counter incr a --store "redis://127.0.0.1:$port" --backend-timeout 500ms
+	[ "$status" -eq 3 ]
+	run dsys-counter incr a --store 'mysql://x'
+	[ "$status" -eq 2 ]
+	run dsys-counter set a notanumber
+	[ "$status" -eq 2 ]
+}
+
+@test "counter: mem: M concurrent clients making N increments leave exactly N, answers a permutation of 1..N" {
+	serve --store mem:
+	"$DSYS_PY" "$BATS_TEST_DIRNAME/counter_load.py" "$SERVER_PORT" perm 8 2000 "$BATS_TEST_TMPDIR/vals"
+	run permutation "$BATS_TEST_TMPDIR/vals" 2000
+	assert_success
+	run dsys-counter get perm --server "$URL"
+	assert_output '{"key":"perm","value":2000}'
+}
+
+@test "counter: file: M concurrent clients making N increments leave exactly N, answers a permutation of 1..N" {
+	d=$(dsys_tmp)
+	serve --store "file:$d/c"
+	"$DSYS_PY" "$BATS_TEST_DIRNAME/counter_load.py" "$SERVER_PORT" perm 8 2000 "$BATS_TEST_TMPDIR/vals"
+	run permutation "$BATS_TEST_TMPDIR/vals" 2000
+	assert_success
+	stop_server "$SERVER_PID"
+	run dsys-counter get perm --store "file:$d/c"
+	assert_output '{"key":"perm","value":2000}'
+}
+
+@test "counter: file: kill -9 under load, then a restart: every acknowledged increment is there" {
+	d=$(dsys_tmp)
+	serve --store "file:$d/c"
+	"$DSYS_PY" "$BATS_TEST_DIRNAME/counter_load.py" "$SERVER_PORT" k 8 1000000 "$BATS_TEST_TMPDIR/acked" \
+		"$BATS_TEST_TMPDIR/errors" 3>&- &
+	load=$!
+	for ((i = 0; i < 200; i++)); do
+		[ "$(wc -l <"$BATS_TEST_TMPDIR/acked")" -ge 300 ] && break
+		sleep 0.05
+	done
+	kill -KILL "$SERVER_PID"
+	wait "$load"
+	acked=$(wc -l <"$BATS_TEST_TMPDIR/acked")
+	max=$(sort -n "$BATS_TEST_TMPDIR/acked" | tail -1)
+	[ "$acked" -ge 300 ]
+	[ "$(cat "$BATS_TEST_TMPDIR/errors")" -gt 0 ]
+	serve --store "file:$d/c"
+	value=$(curl -s "$URL/counters/k" | sed 's/.*"value":\([0-9-]*\).*/\1/')
+	echo "acked $acked, max acked $max, recovered $value"
+	[ "$value" -ge "$max" ]
+	[ "$value" -ge "$acked" ]
+	# and the answers before the crash were distinct
+	[ "$(sort -n "$BATS_TEST_TMPDIR/acked" | uniq | wc -l)" -eq "$acked" ]
+}
+
+@test "counter: file: a torn record at the end of the log is dropped, the rest recovered" {
+	d=$(dsys_tmp)
+	printf 'a\na\nb\n' | dsys-counter incr - --store "file:$d/c" >/dev/null
+	size=$(stat -c %s "$d/c/log")
+	printf '\x01\x02\x03\x04\x20\x00\x00\x00\x01abc' >>"$d/c/log"   # a record cut short
+	run --separate-stderr dsys-counter get a --store "file:$d/c"
+	assert_output '{"key":"a","value":2}'
+	[[ $stderr == *'dropping a torn record at byte 54'* ]]
+	[ "$(stat -c %s "$d/c/log")" -eq "$size" ]
+	run dsys-counter incr b --store "file:$d/c"
+	assert_output '{"key":"b","value":2}'
+	# damage in the middle is refused, not silently dropped
+	printf 'X' | dd of="$d/c/log" bs=1 seek=12 conv=notrunc 2>/dev/null
+	run dsys-counter get a --store "file:$d/c"
+	[ "$status" -ne 0 ]
+	assert_output --partial 'damaged'
+}
+
+@test "counter: file: compaction keeps the log small and the counts exact" {
+	d=$(dsys_tmp)
+	serve --store "file:$d/c" --compact-bytes 4k
+	for i in 1 2 3; do
+		seq 1 400 | sed 's/^/key/' | dsys-counter incr - --server "$URL" >/dev/null
+	done
+	run req DELETE /counters/key1
+	assert_output --partial '"deleted":true'
+	stop_server "$SERVER_PID"
+	[ "$(stat -c %s "$d/c/log")" -lt 40000 ]   # 1200 records would be ~25 bytes each
+	[ ! -e "$d/c/log.tmp" ]
+	run dsys-counter get key400 --store "file:$d/c"
+	assert_output '{"key":"key400","value":3}'
+	run dsys-counter get key1 --store "file:$d/c"
+	[ "$status" -eq 1 ]
+	[ "$(dsys-counter list --store "file:$d/c" | wc -l)" -eq 399 ]
+}
+
+@test "counter: file: a store in use by a running service is refused with exit 1" {
+	d=$(dsys_tmp)
+	serve --store "file:$d/c"
+	run dsys-counter get a --store "file:$d/c"
+	[ "$status" -eq 1 ]
+	assert_output --partial 'in use by another process'
+}
+
+@test "counter: mem: a full table answers 507 and keeps serving the keys it has" {
+	serve --store mem: --max-keys 2
+	post /incr '{"key":"a"}' >/dev/null
+	post /incr '{"key":"b"}' >/dev/null
+	run post /incr '{"key":"c"}'
+	assert_output --partial '507 {"key":"c","error":"too many keys'
+	run post /incr '{"key":"a"}'
+	assert_output '200 {"key":"a","value":2}'
+}
+
+@test "counter: SIGTERM drains and exits 0" {
+	serve
+	stop_server "$SERVER_PID"
+}
