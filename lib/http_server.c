@@ -651,6 +651,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	struct conn *c = container_of(s, struct conn, tcp);
 	if (nread == 0)
 		return;  /* EAGAIN */
+	if (nread == UV_ENOBUFS) {
+		/* the buffer is full: wait for answers to free it (h1_tidy) */
+		io_read(c, false);
+		return;
+	}
 	if (c->lingering) {
 		/* discard; the client's EOF, the deadline or the byte bound ends it */
 		if (nread < 0) {
@@ -689,22 +694,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	c->proto->service(c);
 }
 
-static void on_connection(uv_stream_t *server, int status)
+/* A socket just accepted: count it against --max-connections (closing it
+ * at once when over), then start reading with the header deadline. */
+static void conn_start(struct http_thread *t, struct conn *c)
 {
-	struct http_thread *t = container_of(server, struct http_thread, listener);
 	struct http_server *srv = t->srv;
-	if (status < 0) {
-		log_warn("accept failed: %s", uv_strerror(status));
-		return;
-	}
-	struct conn *c = conn_get(t);
-	uv_tcp_init(&t->loop, &c->tcp);
-	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
-		uv_close((uv_handle_t *)&c->tcp, on_reject_close);
-		return;
-	}
 	uint32_t n = atomic_fetch_add_explicit(&srv->nconn, 1, memory_order_relaxed);
-	if (n >= srv->cfg.max_connections || t->draining) {
+	if (n >= srv->cfg.max_connections) {
 		atomic_fetch_sub_explicit(&srv->nconn, 1, memory_order_relaxed);
 		if (srv->m_rejected)
 			metrics_counter_inc(srv->m_rejected);
@@ -720,6 +716,44 @@ static void on_connection(uv_stream_t *server, int status)
 	t->conns = c;
 	conn_set_deadline(c, DL_HEADER, srv->cfg.header_timeout_ms);
 	io_read(c, true);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct http_thread *t = container_of(server, struct http_thread, listener);
+	if (status < 0) {
+		log_warn("accept failed: %s", uv_strerror(status));
+		return;
+	}
+	struct conn *c = conn_get(t);
+	uv_tcp_init(&t->loop, &c->tcp);
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+		uv_close((uv_handle_t *)&c->tcp, on_reject_close);
+		return;
+	}
+	conn_start(t, c);
+}
+
+/* Before a listener closes: take what waits in its accept queue, since
+ * closing a SO_REUSEPORT listener resets the connections queued on it. */
+static void listener_take_queue(struct http_thread *t)
+{
+	uv_os_fd_t lfd;
+	if (uv_fileno((uv_handle_t *)&t->listener, &lfd) != 0)
+		return;
+	for (int i = 0; i < 65536; i++) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		struct conn *c = conn_get(t);
+		uv_tcp_init(&t->loop, &c->tcp);
+		if (uv_tcp_open(&c->tcp, fd) < 0) {
+			close(fd);
+			uv_close((uv_handle_t *)&c->tcp, on_reject_close);
+			continue;
+		}
+		conn_start(t, c);
+	}
 }
 
 /* ------------------------------------------------------------ HTTP/1.1 */
@@ -1259,11 +1293,12 @@ static void thread_drain(struct http_thread *t)
 	struct http_server *srv = t->srv;
 	if (t->draining)
 		return;
-	t->draining = true;
 	if (t->listening) {
+		listener_take_queue(t);
 		t->listening = false;
 		uv_close((uv_handle_t *)&t->listener, NULL);
 	}
+	t->draining = true;
 	uint64_t now = uv_now(&t->loop);
 	uint64_t grace = srv->cfg.header_timeout_ms < 1000 ? srv->cfg.header_timeout_ms : 1000;
 	struct conn *next;
