@@ -10,11 +10,15 @@ ERRFILE's single line when given.  Used by tests/counter*.bats.
 """
 import http.client
 import json
+import os
 import sys
 import threading
 
 port, key, clients, total, out = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 errfile = sys.argv[6] if len(sys.argv) > 6 else None
+# with ERRFILE, a client gives up after this many failures in a row (the
+# server is gone); COUNTER_LOAD_MAX_FAILURES=0 never gives up
+max_failures = int(os.environ.get("COUNTER_LOAD_MAX_FAILURES", "3"))
 body = json.dumps({"key": key}).encode()
 lock = threading.Lock()
 f = open(out, "w")
@@ -25,7 +29,7 @@ def worker(count):
     conn = None
     failures = 0  # in a row: with ERRFILE, 3 of them end this client (the server is gone)
     for _ in range(count):
-        if errfile and failures >= 3:
+        if errfile and max_failures and failures >= max_failures:
             break
         try:
             if conn is None:

@@ -1,0 +1,154 @@
+#!/usr/bin/env bats
+# dsys-counter on real redis-server processes: redis:// and a 3-master
+# redis-cluster:// started on loopback ports (tests/redis_helpers.bash).
+
+load helpers
+load redis_helpers
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+	command -v redis-server >/dev/null || skip "redis-server is not installed"
+}
+
+setup() {
+	dsys_setup
+	export DSYS_LOG_LEVEL=warn
+	REDIS_PID=
+	CLUSTER_PIDS=()
+}
+
+teardown() {
+	dsys_teardown
+	redis_stop
+	redis_cluster_stop
+}
+
+serve() {
+	start_server counter dsys-counter serve --listen 127.0.0.1:0 --threads 2 "$@"
+	URL="http://127.0.0.1:$SERVER_PORT"
+}
+
+post() {
+	curl -s -o "$BATS_TEST_TMPDIR/body" -w '%{http_code}' -X POST --data-binary "$2" "$URL$1"
+	printf ' %s\n' "$(cat "$BATS_TEST_TMPDIR/body")"
+}
+
+permutation() {
+	local n
+	n=$(wc -l <"$1")
+	[ "$n" -eq "$2" ] || { echo "$n answers, expected $2"; return 1; }
+	sort -n "$1" | uniq | awk -v n="$2" '$1 != NR { print "missing " NR; bad = 1; exit } END { exit bad || NR != n }'
+}
+
+@test "counter redis: incr, get, set, del and list on redis://, straight and through the service" {
+	redis_start
+	run dsys-counter incr a --by 5 --store "$REDIS_URL"
+	assert_output '{"key":"a","value":5}'
+	[ "$(redis-cli -p "$REDIS_PORT" get a)" = 5 ]
+	REDIS_URL=$REDIS_URL run dsys-counter incr a   # REDIS_URL alone picks the store
+	assert_output '{"key":"a","value":6}'
+	run dsys-counter set --store "$REDIS_URL" -- b -7   # -- before a negative value
+	assert_output '{"key":"b","value":-7}'
+	redis-cli -p "$REDIS_PORT" set 'a*b' 1 >/dev/null
+	run dsys-counter list --prefix 'a*' --store "$REDIS_URL"   # glob characters are literal
+	assert_output '{"key":"a*b","value":1}'
+	serve --store "$REDIS_URL"
+	[[ $SERVER_READY == *"\"store\":\"redis://127.0.0.1:$REDIS_PORT/0\""* ]]
+	run post /incr '[{"key":"a"},{"key":"b","by":7}]'
+	assert_output '200 [{"key":"a","value":7},{"key":"b","value":0}]'
+	run curl -s "$URL/counters?prefix=b"
+	assert_output '{"key":"b","value":0}'
+	run curl -s -X DELETE "$URL/counters/b"
+	assert_output '{"key":"b","deleted":true,"value":0}'
+	run dsys-counter get b --server "$URL"
+	[ "$status" -eq 1 ]
+	run dsys-counter del b --store "$REDIS_URL"
+	[ "$status" -eq 1 ]
+}
+
+@test "counter redis: an overflow is a 400 and a key holding no integer a 409, both unchanged" {
+	redis_start
+	redis-cli -p "$REDIS_PORT" set big 9223372036854775807 >/dev/null
+	redis-cli -p "$REDIS_PORT" set text hello >/dev/null
+	serve --store "$REDIS_URL"
+	run post /incr '{"key":"big","by":1}'
+	assert_output '400 {"key":"big","error":"increment would overflow int64"}'
+	run post /incr '{"key":"text"}'
+	assert_output '409 {"key":"text","error":"the stored value is not an integer"}'
+	[ "$(redis-cli -p "$REDIS_PORT" get big)" = 9223372036854775807 ]
+	[ "$(redis-cli -p "$REDIS_PORT" get text)" = hello ]
+	run dsys-counter incr big --store "$REDIS_URL"
+	[ "$status" -eq 2 ]
+}
+
+@test "counter redis: M concurrent clients making N increments leave exactly N, answers a permutation of 1..N" {
+	redis_start
+	serve --store "$REDIS_URL"
+	"$DSYS_PY" "$BATS_TEST_DIRNAME/counter_load.py" "$SERVER_PORT" perm 8 2000 "$BATS_TEST_TMPDIR/vals"
+	run permutation "$BATS_TEST_TMPDIR/vals" 2000
+	assert_success
+	[ "$(redis-cli -p "$REDIS_PORT" get perm)" = 2000 ]
+}
+
+@test "counter redis: redis-server stopped and restarted under load: 503s meanwhile, no crash, full service after" {
+	redis_start
+	serve --store "$REDIS_URL" --backend-timeout 1s
+	COUNTER_LOAD_MAX_FAILURES=0 "$DSYS_PY" "$BATS_TEST_DIRNAME/counter_load.py" "$SERVER_PORT" k 4 3000 \
+		"$BATS_TEST_TMPDIR/acked" "$BATS_TEST_TMPDIR/errors" 3>&- &
+	load=$!
+	for ((i = 0; i < 200; i++)); do
+		[ "$(wc -l <"$BATS_TEST_TMPDIR/acked")" -ge 200 ] && break
+		sleep 0.05
+	done
+	redis_stop
+	run post /incr '{"key":"k"}'
+	assert_output --partial '503 {"key":"k","error":"backend unreachable"}'
+	wait "$load"
+	[ "$(cat "$BATS_TEST_TMPDIR/errors")" -gt 0 ]
+	kill -0 "$SERVER_PID"
+	redis_restart
+	for ((i = 0; i < 100; i++)); do
+		[[ $(post /incr '{"key":"back"}') == 200* ]] && break
+		sleep 0.1
+	done
+	"$DSYS_PY" "$BATS_TEST_DIRNAME/counter_load.py" "$SERVER_PORT" after 4 1000 "$BATS_TEST_TMPDIR/vals"
+	run permutation "$BATS_TEST_TMPDIR/vals" 1000
+	assert_success
+}
+
+@test "counter cluster: keys spread over 3 masters, hash tags share a slot, list walks every master" {
+	redis_cluster_start 3
+	seq 1 60 | sed 's/^/key/' | dsys-counter incr - --store "$CLUSTER_URL" >/dev/null
+	for port in "${CLUSTER_PORTS[@]}"; do
+		n=$(redis-cli -p "$port" dbsize)
+		echo "port $port holds $n keys"
+		[ "$n" -gt 0 ]
+	done
+	run dsys-counter list --prefix key --store "$CLUSTER_URL"
+	[ "${#lines[@]}" -eq 60 ]
+	run dsys-counter incr '{user1}:a' --store "$CLUSTER_URL"
+	run dsys-counter incr '{user1}:b' --by 2 --store "$CLUSTER_URL"
+	slot=$(redis-cli -p "${CLUSTER_PORTS[0]}" cluster keyslot user1)
+	owner=$(redis_cluster_owner "$slot")
+	[ "$(redis-cli -p "$owner" get '{user1}:a')" = 1 ]
+	[ "$(redis-cli -p "$owner" get '{user1}:b')" = 2 ]
+}
+
+@test "counter cluster: concurrent increments are exact, and a resharded slot is followed (MOVED)" {
+	redis_cluster_start 3
+	serve --store "$CLUSTER_URL"
+	"$DSYS_PY" "$BATS_TEST_DIRNAME/counter_load.py" "$SERVER_PORT" perm 8 1500 "$BATS_TEST_TMPDIR/vals"
+	run permutation "$BATS_TEST_TMPDIR/vals" 1500
+	assert_success
+	run post /incr '{"key":"moving"}'
+	assert_output '200 {"key":"moving","value":1}'
+	slot=$(redis-cli -p "${CLUSTER_PORTS[0]}" cluster keyslot moving)
+	from=$(redis_cluster_owner "$slot")
+	for p in "${CLUSTER_PORTS[@]}"; do [ "$p" != "$from" ] && to=$p && break; done
+	redis_cluster_move_slot "$slot" "$from" "$to"
+	run post /incr '{"key":"moving","by":2}'
+	assert_output '200 {"key":"moving","value":3}'
+	[ "$(redis-cli -p "$to" get moving)" = 3 ]
+	run curl -s "$URL/counters/moving"
+	assert_output '{"key":"moving","value":3}'
+}
