@@ -486,6 +486,16 @@ bad() {
 	done
 }
 
+@test "serve: the man page's first example runs and prints the greeting" {
+	page="$BATS_TEST_DIRNAME/../man/man1/dsys-serve.1"
+	example=$(awk '/^\.Sh EXAMPLES/ { ex = 1 } ex && /^\.Ed/ { exit } ex && lit { print } ex && /^\.Bd -literal/ { lit = 1 }' "$page")
+	[[ "$example" == *'dsys-serve --listen 127.0.0.1:0'* ]]
+	cd "$(dsys_tmp example)"
+	run --separate-stderr timeout 30 bash -c "set -m; $example" 3>&-
+	assert_success
+	assert_output 'Hello from dsys!'
+}
+
 @test "serve: the man page is mandoc-lint clean" {
 	run mandoc -T lint -W warning "$BATS_TEST_DIRNAME/../man/man1/dsys-serve.1"
 	assert_success
