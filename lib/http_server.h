@@ -193,8 +193,9 @@ unsigned http_server_threads(const struct http_server *srv);
  */
 int http_server_run(struct http_server *srv);
 
-/* Begin the drain, as SIGTERM does.  Safe from any thread and from a
- * signal handler (it is one uv_async_send). */
+/* Begin the drain, as SIGTERM does, while http_server_run runs.  Safe
+ * from any thread and from a signal handler (an atomic store and one
+ * uv_async_send). */
 void http_server_stop(struct http_server *srv);
 
 /* Free a server that is not running (NULL is a no-op). */
