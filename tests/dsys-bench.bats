@@ -397,6 +397,17 @@ bench() {
 	assert_equal "$(jq -r '.status["422"]' <<<"$output")" 5
 }
 
+@test "bench: --warmup runs first and is not counted" {
+	start_serve a
+	run --separate-stderr bench -t 1 -c 2 --warmup 500ms -d 1s "http://127.0.0.1:$SERVE_PORT/hello"
+	assert_success
+	req=$(jq -r .requests <<<"$output")
+	[ "$req" -gt 0 ]
+	# the server also answered the warm-up's requests
+	[ "$(serve_count "$SERVE_PORT")" -gt "$req" ]
+	jq -e '.duration_s >= 1 and .duration_s < 1.5' <<<"$output"
+}
+
 @test "bench: stdout is one JSON object with every documented field" {
 	start_serve a
 	run --separate-stderr bench -t 1 -c 2 -d 500ms "http://127.0.0.1:$SERVE_PORT/hello"

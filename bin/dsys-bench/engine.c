@@ -6,8 +6,9 @@
  * evenly over the threads, the remainder to the first ones.  A connection
  * lives one readable path:
  *
- *   conn_connect -> connect_cb -> conn_fill (write) -> read_cb (parse,
- *   record, refill) -> ... -> conn_close -> close_cb -> conn_connect
+ *   conn_connect -> conn_opened -> conn_fill (write) -> conn_on_data
+ *   (parse, record, refill) -> ... -> conn_close -> conn_after_close ->
+ *   conn_connect
  *
  * and everything a connection needs is allocated before the run starts:
  * its receive buffer, its ring of in-flight requests, its uv handles and
@@ -16,19 +17,30 @@
  * one buffer), so nothing is allocated or copied per request.
  *
  * System calls per request, the figure that decides how hard one core can
- * drive: a batch of requests leaves with one uv_try_write (one write(2));
- * reading stays on for the connection's whole life, so there is no
- * epoll_ctl churn; each readable event is one read(2) into the
- * connection's buffer (libuv reads again only when the buffer was filled),
- * and every response found in it is parsed in place by lib/http_client.
- * epoll_wait is shared by every event of a loop iteration.
+ * drive.  Two I/O paths share everything above the bytes:
+ *   - io_uring (the default where the kernel allows it; see the io_uring
+ *     section): each connection keeps one receive in the thread's ring,
+ *     each burst of requests is one send entry, and all a loop turn
+ *     prepared goes to the kernel in one io_uring_enter(2): a fraction of a
+ *     system call per request.  Measured on this project's 2-core VM at
+ *     -t1 -c100 against nginx: about 0.6x wrk's CPU per request.
+ *   - libuv streams (DSYS_BENCH_IO=uv, or no io_uring): a burst leaves
+ *     with one uv_try_write (one write(2)); reading stays on for the
+ *     connection's whole life, so there is no epoll_ctl churn; each
+ *     readable event is one read(2) (libuv reads again only when the
+ *     buffer was filled): two system calls per request where wrk makes
+ *     four (a write, a read, two epoll_ctl); about 0.75x wrk's CPU.
+ * Either way every response found in the buffer is parsed in place by
+ * lib/http_client, and the rest of the cost is the kernel's TCP work,
+ * the same for any client.
  *
  * Time.  uv_now() has millisecond resolution: useless for latencies of a
  * few microseconds.  uv_hrtime() is clock_gettime(CLOCK_MONOTONIC) through
  * the vDSO (tens of ns, no system call, ns resolution).  It is read once
- * per read callback, so every response that arrived in one read gets the
- * same completion instant -- the instant we learnt of them, which is what
- * a client observes -- and once per write batch, for the send instant.
+ * per batch of completions (a read callback, or a drain of the ring), so
+ * every response that arrived in one batch gets the same completion
+ * instant -- the instant we learnt of them, which is what a client
+ * observes -- and once per burst of requests, for the send instant.
  * Latencies are recorded in microseconds into lib/hist (< 1% error).
  *
  * Open loop (--rate).  Each thread takes its share of one global schedule
