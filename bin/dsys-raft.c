@@ -36,7 +36,7 @@ static const struct cli_option sim_options[] = {
 	{"clients", 'c', "C", NULL, "concurrent clients, 1..15 (default 3)", OPT_CLIENTS},
 	{"keys", 0, "K", NULL, "keys the clients use, 1..16 (default 3)", OPT_KEYS},
 	{"faults", 'f', "LIST", "DSYS_SIM_FAULTS",
-	 "drop,dup,reorder,delay,partition,crash,disk,membership,transfer, all or none (default all)", OPT_FAULTS},
+	 "drop,dup,reorder,delay,partition,crash,disk,membership,transfer,pause, all or none (default all)", OPT_FAULTS},
 	{"scenario", 0, "NAME", NULL,
 	 "figure8, leader-partition, snapshot-behind, remove-leader, crash-before-send (default none)", OPT_SCENARIO},
 	{"snapshot-every", 0, "N", NULL, "applied entries between snapshots (default 32)", OPT_SNAPSHOT_EVERY},
@@ -127,7 +127,7 @@ static int on_sim_option(void *ctx, int id, const char *arg)
 	case OPT_FAULTS:
 		if (raft_sim_faults_parse(arg, &o->cfg.faults) < 0)
 			return cli_bad_value(NULL, arg, "want a comma-separated list of drop, dup, reorder, delay, "
-			                                "partition, crash, disk, membership, transfer, or all, none");
+			                                "partition, crash, disk, membership, transfer, pause, or all, none");
 		return 0;
 	case OPT_SCENARIO:
 		if (raft_sim_scenario_parse(arg, &o->cfg.scenario) < 0)
@@ -213,6 +213,7 @@ static int print_result(const struct raft_sim_config *cfg, const struct raft_sim
 	json_kv_u64(&w, "duplicated", r->duplicated);
 	json_kv_u64(&w, "crashes", r->crashes);
 	json_kv_u64(&w, "partitions", r->partitions);
+	json_kv_u64(&w, "pauses", r->pauses);
 	json_kv_u64(&w, "snapshots_sent", r->snapshots_sent);
 	json_kv_u64(&w, "snapshots_installed", r->snapshots_installed);
 	json_kv_u64(&w, "conf_changes", r->conf_changes);

@@ -114,7 +114,8 @@ struct node {
 	struct raft_entry *log; /* log[k].index == snap_meta.index + 1 + k; data malloc'd */
 	size_t log_n, log_cap;
 
-	/* a write in flight */
+	/* a write in flight; a pause (the process frozen: no ticks, no input) */
+	uint64_t frozen_until;
 	bool stalled;
 	uint64_t done_at;
 	struct raft_ready rd;
@@ -177,11 +178,23 @@ struct sim {
 	struct lin_history *hist;
 	uint32_t pin_target;
 	uint64_t pin_until;
+	uint32_t stopped_clock; /* node whose ticks are lost while pinned */
 	uint32_t max_msg_entries, max_inflight; /* flow control, chosen per seed */
 	bool stop;
 };
 
 static struct sim *current;
+
+/* Neither a write in flight nor a pause: the node can take input. */
+static bool idle(const struct sim *s, const struct node *n)
+{
+	return n->up && !n->stalled && s->now >= n->frozen_until;
+}
+
+static bool frozen(const struct sim *s, const struct node *n)
+{
+	return s->now < n->frozen_until;
+}
 
 /* ------------------------------------------------------------ randomness */
 
@@ -676,6 +689,7 @@ static int node_start(struct sim *s, struct node *n)
 	memset(n->pend, 0, sizeof n->pend);
 	n->up = true;
 	n->stalled = false;
+	n->frozen_until = 0;
 	n->pending_ticks = 0;
 	n->role = RAFT_FOLLOWER;
 	n->role_term = 0;
@@ -871,8 +885,8 @@ static void client_step(struct sim *s, struct client *c)
 		c->target = random_node(s);
 		c->next_at = s->now + 50 + below(s, 100); /* back off: the cluster may be down */
 	}
-	if (s->pin_target && s->now < s->pin_until)
-		c->target = s->pin_target;
+	if (s->pin_target && s->now < s->pin_until && (c->id & 1))
+		c->target = s->pin_target; /* half the clients stay with the old leader */
 	if (c->busy || s->now < c->next_at)
 		return;
 	uint64_t x = below(s, 100);
@@ -966,7 +980,7 @@ static void partition_start(struct sim *s, uint64_t duration)
 static void membership_step(struct sim *s)
 {
 	uint32_t l = current_leader(s);
-	if (!l || s->nodes[l].stalled)
+	if (!l || !idle(s, &s->nodes[l]))
 		return;
 	struct raft_status st;
 	raft_status(s->nodes[l].r, &st);
@@ -995,7 +1009,7 @@ static void membership_step(struct sim *s)
 static void transfer_step(struct sim *s)
 {
 	uint32_t l = current_leader(s);
-	if (!l || s->nodes[l].stalled)
+	if (!l || !idle(s, &s->nodes[l]))
 		return;
 	struct raft_status st;
 	raft_status(s->nodes[l].r, &st);
@@ -1030,6 +1044,16 @@ static void faults_step(struct sim *s)
 		if (s->nodes[victim].up)
 			node_crash(s, &s->nodes[victim], sc == RAFT_SIM_SCENARIO_FIGURE8 ? 10 + below(s, 200) : 50 + below(s, 1500));
 	}
+	if (has(s, RAFT_SIM_PAUSE) && chance(s, 1, 3000)) {
+		uint32_t victim = current_leader(s);
+		if (!victim || chance(s, 1, 2))
+			victim = 1 + (uint32_t)below(s, s->n_ids);
+		struct node *n = &s->nodes[victim];
+		if (n->up && !frozen(s, n)) {
+			n->frozen_until = s->now + 50 + below(s, 450);
+			s->res->pauses++;
+		}
+	}
 	if (has(s, RAFT_SIM_MEMBERSHIP) && chance(s, 1, 2500))
 		membership_step(s);
 	if (has(s, RAFT_SIM_TRANSFER) && chance(s, 1, 4000))
@@ -1048,6 +1072,7 @@ static void faults_step(struct sim *s)
 			s->res->partitions++;
 			s->pin_target = l; /* clients keep talking to the old leader */
 			s->pin_until = s->now + 3000;
+			s->stopped_clock = l; /* and its clock stops: only what needs no clock may hold */
 		} else if (sc == RAFT_SIM_SCENARIO_SNAPSHOT_BEHIND) {
 			uint32_t f = l % s->cfg.nodes + 1;
 			memset(s->cut, 0, sizeof s->cut);
@@ -1060,7 +1085,7 @@ static void faults_step(struct sim *s)
 		}
 	}
 	if (sc == RAFT_SIM_SCENARIO_REMOVE_LEADER && s->now >= 3000 && s->res->conf_changes == 0 &&
-	    (l = current_leader(s)) != 0 && !s->nodes[l].stalled) {
+	    (l = current_leader(s)) != 0 && idle(s, &s->nodes[l])) {
 		if (raft_propose_conf(s->nodes[l].r, RAFT_CONF_REMOVE, l) > 0)
 			s->res->conf_changes++;
 	}
@@ -1149,8 +1174,11 @@ static void deliver(struct sim *s, struct net_msg *x)
 		free(x);
 		return;
 	}
-	if (n->stalled) { /* busy with a write: the message waits in its socket */
-		x->due = n->done_at > s->now ? n->done_at : s->now + 1;
+	if (!idle(s, n)) { /* writing or paused: the message waits in its socket */
+		uint64_t due = n->stalled ? n->done_at : 0;
+		if (frozen(s, n) && n->frozen_until > due) /* waking up, it reads its sockets in any order */
+			due = n->frozen_until + (has(s, RAFT_SIM_REORDER) ? below(s, 4) : 0);
+		x->due = due > s->now ? due : s->now + 1;
 		heap_push(s, x);
 		return;
 	}
@@ -1234,12 +1262,14 @@ int raft_sim_run(const struct raft_sim_config *cfg, struct raft_sim_result *res)
 			deliver(s, heap_pop(s));
 		for (uint32_t i = 1; i <= s->n_ids && !s->stop; i++) {
 			struct node *n = &s->nodes[i];
-			if (n->up && n->stalled && n->done_at <= s->now)
+			if (n->up && n->stalled && n->done_at <= s->now && !frozen(s, n))
 				node_complete(s, n);
 		}
 		for (uint32_t i = 1; i <= s->n_ids; i++) {
 			struct node *n = &s->nodes[i];
-			if (!n->up || (s->now + i * 3) % TICK_MS)
+			if (!n->up || (s->now + i * 3) % TICK_MS || frozen(s, n))
+				continue; /* a paused process misses its ticks */
+			if (i == s->stopped_clock && s->now < s->pin_until)
 				continue;
 			if (n->stalled)
 				n->pending_ticks++;
@@ -1250,7 +1280,7 @@ int raft_sim_run(const struct raft_sim_config *cfg, struct raft_sim_result *res)
 			client_step(s, &s->clients[c]);
 		for (uint32_t i = 1; i <= s->n_ids && !s->stop; i++) {
 			struct node *n = &s->nodes[i];
-			if (n->up && !n->stalled)
+			if (idle(s, n))
 				node_ready(s, n);
 		}
 		if (!s->stop)
@@ -1279,7 +1309,7 @@ int raft_sim_run(const struct raft_sim_config *cfg, struct raft_sim_result *res)
 /* ------------------------------------------------------------ names */
 
 static const char *const fault_names[] = {"drop", "dup", "reorder", "delay", "partition", "crash", "disk",
-                                          "membership", "transfer"};
+                                          "membership", "transfer", "pause"};
 
 int raft_sim_faults_parse(const char *str, uint32_t *out)
 {

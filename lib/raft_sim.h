@@ -43,7 +43,8 @@ enum {
 	RAFT_SIM_DISK = 1 << 6,       /* slow fsyncs (crashes land between write and sync) */
 	RAFT_SIM_MEMBERSHIP = 1 << 7, /* learners added, promoted, voters (the leader too) removed */
 	RAFT_SIM_TRANSFER = 1 << 8,   /* leader transfers */
-	RAFT_SIM_ALL = (1 << 9) - 1,
+	RAFT_SIM_PAUSE = 1 << 9,      /* a node freezes (GC, stopped VM): misses ticks, then goes on */
+	RAFT_SIM_ALL = (1 << 10) - 1,
 };
 
 /* Targeted scenarios on top of the random faults. */
@@ -82,7 +83,7 @@ struct raft_sim_result {
 	uint64_t reads_checked, writes_checked; /* ops given to the linearizability check */
 	uint64_t ops_unknown;    /* of which outcome unknown (reply lost or timed out) */
 	uint64_t messages, dropped, duplicated;
-	uint64_t crashes, partitions, snapshots_sent, snapshots_installed;
+	uint64_t crashes, partitions, pauses, snapshots_sent, snapshots_installed;
 	uint64_t conf_changes, transfers;
 	const char *linearizable; /* "ok", "violation", "unknown", "skipped" */
 	int violations;          /* 0 or 1: the run stops at the first */

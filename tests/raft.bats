@@ -19,7 +19,7 @@ SWEEP=(--seed 1 --seeds 500 --nodes 3,5,7 --ticks 2000 --faults all)
 	[ "${#lines[@]}" -eq 1 ]
 	echo "$output" | jq -e '.seed == 7 and .nodes == 3 and .ticks == 1000 and .steps == 10000
 		and .violations == 0 and .linearizable == "ok"
-		and (.faults | split(",") | length) == 9
+		and (.faults | split(",") | length) == 10
 		and .elections >= 1 and .entries_committed > 0 and .reads_checked > 0 and .writes_checked > 0'
 }
 
@@ -51,11 +51,13 @@ SWEEP=(--seed 1 --seeds 500 --nodes 3,5,7 --ticks 2000 --faults all)
 		and (map(.nodes) | unique) == [3, 5, 7]
 		and (map(.crashes) | add) > 0 and (map(.partitions) | add) > 0
 		and (map(.snapshots_installed) | add) > 0 and (map(.conf_changes) | add) > 0
-		and (map(.transfers) | add) > 0 and (map(.duplicated) | add) > 0'
+		and (map(.transfers) | add) > 0 and (map(.duplicated) | add) > 0
+		and (map(.pauses) | add) > 0'
 }
 
-@test "raft sim: lease reads and plain elections (no pre-vote) stay safe over 100 seeds each" {
-	run dsys-raft sim --seed 1 --seeds 100 --nodes 3,5,7 --lease-reads -q
+@test "raft sim: lease reads (clocks at one rate) and plain elections (no pre-vote) stay safe over 100 seeds each" {
+	run dsys-raft sim --seed 1 --seeds 100 --nodes 3,5,7 --lease-reads -q \
+		--faults drop,dup,reorder,delay,partition,crash,disk,membership,transfer
 	[ "$status" -eq 0 ] && [ -z "$output" ]
 	run dsys-raft sim --seed 1 --seeds 100 --nodes 3,5,7 --no-pre-vote -q
 	[ "$status" -eq 0 ] && [ -z "$output" ]
@@ -73,6 +75,16 @@ SWEEP=(--seed 1 --seeds 500 --nodes 3,5,7 --ticks 2000 --faults all)
 	[ "$status" -eq 0 ] || { echo "$stderr"; false; }
 	echo "$output" | jq -s -e 'all(.violations == 0 and .linearizable == "ok" and .partitions == 1
 		and .leader_changes >= 1 and .ops_unknown > 0)'
+}
+
+@test "raft sim: when the cut-off leader's clock stops, lease reads go stale and are caught; ReadIndex does not" {
+	run --separate-stderr dsys-raft sim --seed 1 --seeds 50 --nodes 3,5,7 --scenario leader-partition --lease-reads -q
+	[ "$status" -eq 1 ]
+	echo "$output" | jq -e '.violations == 1 and (.invariant | startswith("linearizability: "))'
+	seed=$(echo "$output" | jq .seed)
+	nodes=$(echo "$output" | jq .nodes)
+	run dsys-raft sim --seed "$seed" --nodes "$nodes" --scenario leader-partition -q
+	[ "$status" -eq 0 ] && [ -z "$output" ]
 }
 
 @test "raft sim: a follower that missed more than a snapshot's worth catches up by InstallSnapshot" {
