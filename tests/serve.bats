@@ -397,6 +397,7 @@ bad() {
 		n=$(metric "$SERVER_PORT" http_connections_open) && [ "$n" -ge 2 ] && break
 		sleep 0.02
 	done
+	[ "$n" -ge 2 ]
 	st=0
 	stop_server "$SERVER_PID" || st=$?
 	[ "$st" -eq 0 ]
@@ -416,6 +417,7 @@ bad() {
 		n=$(metric "$SERVER_PORT" http_requests_in_flight) && [ "$n" -ge 2 ] && break
 		sleep 0.02
 	done
+	[ "$n" -ge 2 ]
 	st=0
 	stop_server "$SERVER_PID" || st=$?
 	[ "$st" -eq 0 ]
