@@ -63,11 +63,15 @@
  * when the declared body is within limits.  HEAD answers carry the head of
  * the GET answer without its body; 204 and 304 carry no body.
  *
- * Drain.  SIGTERM or SIGINT (or http_server_stop()) closes every listener,
- * closes idle keep-alive connections, lets requests in flight finish (their
- * answers carry "Connection: close"), and http_server_run() returns 0 when
- * all connections are gone or --drain-timeout has passed (then the rest
- * are closed hard).
+ * Drain.  SIGTERM or SIGINT (or http_server_stop()) closes every listener
+ * (each thread first accepts what waits in its listener's queue, since
+ * closing a SO_REUSEPORT listener resets those), closes idle keep-alive
+ * connections (those with a request already waiting in the socket are
+ * served first; a connection that has sent nothing yet gets up to a second
+ * to send its request), lets requests in flight finish (their answers
+ * carry "Connection: close"), and http_server_run() returns 0 when all
+ * connections are gone or --drain-timeout has passed (then the rest are
+ * closed hard; a second signal does that at once).
  *
  * Metrics (when cfg.metrics is set): http_requests_total{route,code},
  * http_request_duration_seconds (histogram, from a complete head to the
