@@ -19,7 +19,7 @@
  *     on a key's first use) and CASes the empty slot's pointer from NULL
  *     to it; a loser of that race compares against the winner's key and
  *     either uses that slot or probes on.
- * Slots come in chunks of 1024, allocated on the first insert that lands
+ * Slots come in chunks of 128 (a page), allocated on the first insert that lands
  * in one (a CAS on the chunk pointer; a missing chunk reads as empty
  * slots), so a big --max-keys costs nothing until keys arrive, and
  * freeing or listing a small table skips the chunks never used.
@@ -59,7 +59,7 @@ struct slot {
 	char pad[32 - sizeof(void *) - sizeof(int64_t) - sizeof(atomic_bool)];
 };
 
-#define CHUNK_BITS 10                /* slots are allocated 1024 (32 KiB) at a time */
+#define CHUNK_BITS 7                 /* slots are allocated 128 (one 4 KiB page) at a time */
 #define CHUNK_SLOTS (1u << CHUNK_BITS)
 
 struct counter_table {
