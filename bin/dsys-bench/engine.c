@@ -228,6 +228,14 @@ struct worker {
 	uv_poll_t ring_poll;     /* the ring's fd: readable when completions wait */
 	uv_prepare_t ring_prep;  /* submits what the iteration prepared, once */
 	unsigned ring_fds;       /* sockets open on the ring path */
+	struct ur_stamp *stamps; /* requests queued since the last submission */
+	unsigned n_stamps, stamps_cap;
+};
+
+/* Requests in the ring not yet submitted: stamped when they really leave. */
+struct ur_stamp {
+	uint32_t conn, gen;
+	uint16_t first, n;       /* slots first .. first+n-1 (mod pipeline) */
 };
 
 struct run {
@@ -253,7 +261,7 @@ struct run {
 
 static void conn_connect(struct conn *c, uint64_t now);
 static void conn_close(struct conn *c);
-static void ur_send(struct conn *c, size_t len);
+static void ur_send(struct conn *c, size_t len, unsigned k);
 static void ur_recv(struct conn *c);
 static void ur_connect(struct conn *c, uint64_t now);
 static void ur_close(struct conn *c);
@@ -333,7 +341,7 @@ static void conn_write(struct conn *c, unsigned k)
 	size_t len = (size_t)k * c->t->req.len;
 	INVARIANT(len <= c->t->batch.len);
 	if (c->w->use_uring) {
-		ur_send(c, len);
+		ur_send(c, len, k);
 		return;
 	}
 	uv_buf_t b = uv_buf_init(c->t->batch.data, (unsigned)len);
@@ -764,21 +772,54 @@ static inline uint64_t ur_data(const struct conn *c, unsigned op)
 	return ((uint64_t)(c - c->w->conns) << 32) | ((uint64_t)(c->gen & 0xffffff) << 8) | op;
 }
 
+/* Submit what the turn prepared.  The requests among it get their send
+ * instant now, when they leave, not when they were queued (a turn may have
+ * parsed many answers in between). */
+static void ur_submit(struct worker *w)
+{
+	if (w->n_stamps) {
+		uint64_t now = uv_hrtime();
+		for (unsigned i = 0; i < w->n_stamps; i++) {
+			struct ur_stamp *st = &w->stamps[i];
+			struct conn *c = &w->conns[st->conn];
+			if (c->gen != st->gen || c->state != CONN_OPEN)
+				continue;
+			for (unsigned j = 0; j < st->n; j++) {
+				struct slot *sl = &c->ring[(st->first + j) % w->cfg->pipeline];
+				if (!w->paced)
+					sl->sched_ns = now;  /* closed loop: due when sent */
+				sl->sent_ns = now;
+			}
+		}
+		w->n_stamps = 0;
+	}
+	if (w->ring.to_submit)
+		uring_submit(&w->ring);
+}
+
 /* A free submission entry; a full ring is submitted first. */
 static struct io_uring_sqe *ur_sqe(struct worker *w)
 {
 	struct io_uring_sqe *sqe = uring_sqe(&w->ring);
 	if (!sqe) {
-		uring_submit(&w->ring);
+		ur_submit(w);
 		sqe = uring_sqe(&w->ring);
 	}
 	INVARIANT(sqe != NULL);
 	return sqe;
 }
 
-static void ur_send(struct conn *c, size_t len)
+/* The k requests just put in c's ring of slots, as one send. */
+static void ur_send(struct conn *c, size_t len, unsigned k)
 {
-	struct io_uring_sqe *sqe = ur_sqe(c->w);
+	struct worker *w = c->w;
+	if (w->n_stamps == w->stamps_cap)
+		ur_submit(w);
+	unsigned p = w->cfg->pipeline;
+	w->stamps[w->n_stamps++] = (struct ur_stamp){
+		(uint32_t)(c - w->conns), c->gen, (uint16_t)((c->head + c->inflight - k) % p), (uint16_t)k,
+	};
+	struct io_uring_sqe *sqe = ur_sqe(w);
 	sqe->opcode = IORING_OP_SEND;
 	sqe->fd = c->fd;
 	sqe->addr = (uintptr_t)c->t->batch.data;
@@ -919,9 +960,12 @@ static void ring_poll_cb(uv_poll_t *h, int status, int events)
 		uint64_t ud = cqe->user_data;
 		int res = cqe->res;
 		uring_advance(&w->ring);
+		/* each answer is stamped as it is seen, not once per batch */
+		if ((ud & 0xff) == UR_RECV && n > 0)
+			now = uv_hrtime();
 		ur_complete(w, ud, res, now);
 	}
-	uring_submit(&w->ring);
+	ur_submit(w);
 	worker_publish(w);
 	worker_check_done(w, now);
 	stats_unlock(w);
@@ -930,8 +974,7 @@ static void ring_poll_cb(uv_poll_t *h, int status, int events)
 static void ring_prep_cb(uv_prepare_t *h)
 {
 	struct worker *w = h->data;
-	if (w->ring.to_submit)
-		uring_submit(&w->ring);
+	ur_submit(w);
 }
 
 /* All done: close every handle; uv_run returns when the last is closed. */
@@ -1253,7 +1296,9 @@ int bench_run(const struct bench_cfg *cfg, struct bench_stats *out,
 			unsigned sq = 2 * w->n_conns + 64, cq = 4 * w->n_conns + 128;
 			if (sq > 32768)
 				sq = 32768;
-			if (uring_init(&w->ring, sq, cq) == 0)
+			w->stamps_cap = sq;
+			w->stamps = calloc(sq, sizeof(struct ur_stamp));
+			if (w->stamps && uring_init(&w->ring, sq, cq) == 0)
 				w->use_uring = true;
 		}
 		w->conns = calloc(w->n_conns, sizeof(struct conn));
@@ -1333,6 +1378,7 @@ int bench_run(const struct bench_cfg *cfg, struct bench_stats *out,
 		free(w->ready);
 		free(w->rblock);
 		free(w->slots);
+		free(w->stamps);
 	}
 	if (cfg->interval_ns) {
 		bench_stats_free(&r->prev);
