@@ -48,6 +48,7 @@ int uring_init(struct uring *r, unsigned sq_entries, unsigned cq_entries)
 		return -errno;
 	r->fd = fd;
 	r->features = p.features;
+	r->setup_flags = p.flags;
 	r->sq_map_len = p.sq_off.array + p.sq_entries * sizeof(unsigned);
 	r->cq_map_len = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
 	if (p.features & IORING_FEAT_SINGLE_MMAP) {

@@ -37,7 +37,8 @@ struct uring {
 	unsigned to_submit;            /* published, not yet submitted */
 	void *sq_map, *cq_map;
 	size_t sq_map_len, cq_map_len, sqes_len;
-	uint32_t features;
+	uint32_t features;             /* IORING_FEAT_* the kernel reported */
+	uint32_t setup_flags;          /* IORING_SETUP_* it accepted */
 };
 
 /* Set up a ring of sq_entries submissions (rounded up to a power of two

@@ -1298,8 +1298,17 @@ int bench_run(const struct bench_cfg *cfg, struct bench_stats *out,
 				sq = 32768;
 			w->stamps_cap = sq;
 			w->stamps = calloc(sq, sizeof(struct ur_stamp));
-			if (w->stamps && uring_init(&w->ring, sq, cq) == 0)
-				w->use_uring = true;
+			if (w->stamps && uring_init(&w->ring, sq, cq) == 0) {
+				/* skip-success completions (5.17) and what came with
+				 * cooperative task running (5.19: cancel by fd, sends
+				 * retried to the end with MSG_WAITALL); older kernels
+				 * take the libuv path */
+				if ((w->ring.features & IORING_FEAT_CQE_SKIP) &&
+				    (w->ring.setup_flags & IORING_SETUP_COOP_TASKRUN))
+					w->use_uring = true;
+				else
+					uring_free(&w->ring);
+			}
 		}
 		w->conns = calloc(w->n_conns, sizeof(struct conn));
 		w->ready = calloc(w->n_conns, sizeof(struct conn *));
