@@ -36,11 +36,12 @@
  *
  * Time.  uv_now() has millisecond resolution: useless for latencies of a
  * few microseconds.  uv_hrtime() is clock_gettime(CLOCK_MONOTONIC) through
- * the vDSO (tens of ns, no system call, ns resolution).  It is read once
- * per batch of completions (a read callback, or a drain of the ring), so
- * every response that arrived in one batch gets the same completion
- * instant -- the instant we learnt of them, which is what a client
- * observes -- and once per burst of requests, for the send instant.
+ * the vDSO (tens of ns, no system call, ns resolution).  On the libuv path
+ * it is read once per read callback, so the answers that arrived in one
+ * read share the instant we learnt of them (what a client observes), and
+ * once per burst of requests, just before its write.  On the io_uring path
+ * it is read per received completion, and once per submission for every
+ * request in it (they leave in that io_uring_enter, not when queued).
  * Latencies are recorded in microseconds into lib/hist (< 1% error).
  *
  * Open loop (--rate).  Each thread takes its share of one global schedule
