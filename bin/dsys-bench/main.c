@@ -70,6 +70,7 @@ static const struct cli_spec spec = {
 	"URLs are http://HOST[:PORT][/PATH]; several URLs share the connections round-robin.\n"
 	"Subcommand: dsys-bench plot RESULT.json... -o FILE.svg   (compare runs in one chart)\n"
 	"Output: one JSON object on stdout when the run ends (see dsys-bench(1)).\n"
+	"I/O goes through io_uring where the kernel allows it; DSYS_BENCH_IO=uv keeps it on libuv.\n"
 	"Exit: 0 run completed (HTTP errors are counted, not fatal), 1 --fail-if held or\n"
 	"--find-max found no rate, 2 bad usage, 3 no connection could be made.\n",
 };
