@@ -60,6 +60,7 @@ struct client {
 	unsigned pending;
 	/* --server */
 	CURL *curl;
+	struct curl_slist *headers;
 	struct buf body, resp;
 	char errbuf[CURL_ERROR_SIZE];
 	int status;                   /* exit status so far */
@@ -451,10 +452,9 @@ static int server_open(struct client *cl)
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(cl->cfg->copt.timeout_ms + 10000));
 	static const char *const hdrs[] = {"Content-Type: application/json", "Expect:"};
-	struct curl_slist *list = NULL;
 	for (size_t i = 0; i < 2; i++)
-		list = curl_slist_append(list, hdrs[i]);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
+		cl->headers = curl_slist_append(cl->headers, hdrs[i]);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, cl->headers);
 	return 0;
 }
 
@@ -615,6 +615,20 @@ static void incr_stdin(struct client *cl)
 
 /* ------------------------------------------------------------ entry */
 
+static void client_close(struct client *cl)
+{
+	if (cl->cfg->server) {
+		if (cl->curl)
+			curl_easy_cleanup(cl->curl);
+		curl_slist_free_all(cl->headers);
+		curl_global_cleanup();
+		buf_free(&cl->body);
+		buf_free(&cl->resp);
+	} else {
+		store_close(cl);
+	}
+}
+
 static void usage_hint(void)
 {
 	fprintf(stderr, "Try 'dsys-counter --help' for more information.\n");
@@ -670,8 +684,10 @@ int counter_client(struct config *cfg, int argc, char **argv)
 	}
 
 	int r = cfg->server ? server_open(&cl) : store_open(&cl);
-	if (r)
+	if (r) {
+		client_close(&cl);
 		return r;
+	}
 	if (from_stdin) {
 		incr_stdin(&cl);
 	} else if (cl.op == OP_LIST) {
@@ -715,12 +731,6 @@ int counter_client(struct config *cfg, int argc, char **argv)
 			          counter_err_unreachable(one.err) ? cfg->url_text : "");
 		print_result(&cl, &one);
 	}
-	if (cl.curl) {
-		curl_easy_cleanup(cl.curl);
-		buf_free(&cl.body);
-		buf_free(&cl.resp);
-	} else {
-		store_close(&cl);
-	}
+	client_close(&cl);
 	return cl.status;
 }
