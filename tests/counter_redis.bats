@@ -106,6 +106,7 @@ permutation() {
 	wait "$load"
 	[ "$(cat "$BATS_TEST_TMPDIR/errors")" -gt 0 ]
 	kill -0 "$SERVER_PID"
+	[ "$(metric "$SERVER_PORT" counter_backend_errors_total)" -gt 0 ]
 	redis_restart
 	for ((i = 0; i < 100; i++)); do
 		[[ $(post /incr '{"key":"back"}') == 200* ]] && break

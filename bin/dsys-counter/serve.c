@@ -61,6 +61,7 @@ struct creq {
 struct app {
 	struct counter_store *store;
 	const struct config *cfg;
+	struct metrics_counter *backend_errors;   /* answers 503 (unreachable, timed out) */
 };
 
 struct sthread {
@@ -209,6 +210,8 @@ static void item_done(void *ud, int err, int64_t value)
 	it->err = err;
 	it->value = value;
 	struct creq *q = it->req;
+	if (err < 0 && counter_err_unreachable(err))
+		metrics_counter_inc(q->t->app->backend_errors);
 	INVARIANT(q->pending > 0);
 	if (--q->pending == 0)
 		answer(q);
@@ -467,6 +470,8 @@ static void list_cb(void *ud, int err, const struct counter_item *items, size_t 
 	struct creq *q = ud;
 	if (err < 0)
 		q->list_err = err;
+	if (err < 0 && counter_err_unreachable(err))
+		metrics_counter_inc(q->t->app->backend_errors);
 	else {
 		struct json_writer w;
 		for (size_t i = 0; i < n; i++) {
@@ -546,7 +551,7 @@ static void thread_fini(struct http_thread *th, void *arg)
 
 int counter_serve(struct config *cfg)
 {
-	struct app app = {NULL, cfg};
+	struct app app = {NULL, cfg, NULL};
 	char err[512];
 	int r = counter_store_open(&cfg->url, &cfg->copt, &app.store, err, sizeof err);
 	if (r < 0) {
@@ -555,6 +560,8 @@ int counter_serve(struct config *cfg)
 	}
 	struct metrics *reg = metrics_new();
 	metrics_process_register(reg);
+	app.backend_errors = metrics_counter_register(reg, "counter_backend_errors_total",
+		"Counter operations that failed because the store was unreachable or timed out.", NULL);
 	struct http_router *router = http_router_new(reg);
 	http_route_add(router, "POST", "/incr", handle_incr, &app);
 	http_route_add_prefix(router, "GET", "/counters/", handle_get, &app);
