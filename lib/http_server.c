@@ -264,6 +264,15 @@ void http_route_stats_count(struct http_route_stats *s, int status)
 	metrics_counter_inc(m);
 }
 
+/* Only the owning thread writes its in_flight, so a relaxed load and store
+ * (a plain add, no lock prefix) suffice; scrapes on other threads read it
+ * atomically. */
+static inline void in_flight_add(struct http_thread *t, int64_t d)
+{
+	int64_t v = atomic_load_explicit(&t->in_flight, memory_order_relaxed);
+	atomic_store_explicit(&t->in_flight, v + d, memory_order_relaxed);
+}
+
 static double metric_in_flight(void *arg)
 {
 	struct http_server *srv = arg;
@@ -326,7 +335,7 @@ static void xchg_put(struct http_thread *t, struct xchg *x)
 {
 	if (x->resp.cap > BUF_KEEP_MAX)
 		buf_free(&x->resp);
-	else
+	else if (x->resp.len)
 		buf_reset(&x->resp);
 	x->next = t->free_x;
 	t->free_x = x;
@@ -772,7 +781,7 @@ static void h1_dispatch(struct conn *c, struct xchg *x)
 	c->xtail = x;
 	c->pinned++;
 	c->nreq++;
-	atomic_fetch_add_explicit(&t->in_flight, 1, memory_order_relaxed);
+	in_flight_add(t, 1);
 	srv->cfg.handler(&x->pub, srv->cfg.handler_arg);
 }
 
@@ -802,7 +811,7 @@ static void h1_error(struct conn *c, int status, const char *message)
 		c->xhead = x;
 	c->xtail = x;
 	c->pinned++;
-	atomic_fetch_add_explicit(&t->in_flight, 1, memory_order_relaxed);
+	in_flight_add(t, 1);
 	c->in_process = true;
 	t->answer_ns = 0;
 	http_respond_error(&x->pub, status, message);
@@ -1129,7 +1138,7 @@ void http_respond_headers(struct http_exchange *ex, int status, const char *cont
 	struct http_server *srv = t->srv;
 	x->answered = true;
 	c->pinned--;
-	atomic_fetch_sub_explicit(&t->in_flight, 1, memory_order_relaxed);
+	in_flight_add(t, -1);
 	http_route_stats_count(ex->route_stats ? ex->route_stats : &srv->unmatched, status);
 	if (srv->m_latency) {
 		uint64_t end;
