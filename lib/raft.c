@@ -93,7 +93,8 @@
 enum { PR_PROBE, PR_REPLICATE, PR_SNAPSHOT };
 enum { CAMPAIGN_PRE, CAMPAIGN_ELECTION };
 
-#define ARENA_CHUNK (1u << 20)
+#define ARENA_CHUNK (1u << 20)     /* payload block size in the steady state */
+#define ARENA_CHUNK_MIN (1u << 14) /* the first block; they double up to ARENA_CHUNK */
 #define ARENA_SPARES 8
 #define SEQ_RING 64 /* read sequence -> tick it was sent at, for the lease */
 
@@ -138,6 +139,7 @@ struct raft {
 	size_t ents_head, ents_len, ents_cap;
 	struct chunk *chunk_head, *chunk_tail, *chunk_spare;
 	uint32_t n_spare;
+	size_t chunk_grow;         /* size of the next new block */
 	struct raft_snapshot snap;
 	uint8_t *snap_buf;
 	size_t snap_cap;
@@ -268,7 +270,11 @@ static uint8_t *arena_alloc(struct raft *r, size_t len, uint64_t index)
 	if (len == 0)
 		return NULL;
 	if (!c || c->cap - c->used < len) {
-		size_t cap = len > ARENA_CHUNK ? len : ARENA_CHUNK;
+		/* small logs (a test, a quiet node) stay small; busy ones
+		 * reach ARENA_CHUNK after a few blocks */
+		size_t want = r->chunk_grow ? r->chunk_grow : ARENA_CHUNK_MIN;
+		r->chunk_grow = want * 2 > ARENA_CHUNK ? ARENA_CHUNK : want * 2;
+		size_t cap = len > want ? len : want;
 		if (r->chunk_spare && r->chunk_spare->cap >= cap) {
 			c = r->chunk_spare;
 			r->chunk_spare = c->next;

@@ -203,7 +203,9 @@ int64_t raft_propose_conf(struct raft *r, enum raft_conf_op op, uint32_t node);
 int raft_transfer_leader(struct raft *r, uint32_t to);
 /* Ask for a read barrier; its raft_read_state arrives in a later Ready. */
 int raft_read_index(struct raft *r, uint64_t ctx);
-/* Start an election now (tests, operators). */
+/* Start an election now (tests, operators).  With check_quorum, peers
+ * that started less than an election timeout ago ignore it (see LEASE in
+ * raft.c). */
 int raft_campaign(struct raft *r);
 
 bool raft_ready(struct raft *r, struct raft_ready *rd);

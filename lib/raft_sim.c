@@ -55,6 +55,8 @@
 #define MAX_CLIENTS 16
 #define MAX_KEYS 16
 #define CMD_LEN 26
+#define MSG_SMALL 512   /* message size classes kept on free lists */
+#define MSG_LARGE 4096
 
 enum { K_RAFT, K_REQ, K_RESP };
 enum { OP_PUT = 1, OP_GET = 2, OP_CAS = 3 };
@@ -83,8 +85,10 @@ struct net_msg {
 	struct raft_snapshot snap;
 	struct client_req req;
 	struct client_resp resp;
-	size_t size;
+	int pool;              /* size class it came from (-1: plain malloc) */
+	struct net_msg *next_free;
 };
+_Static_assert(sizeof(struct net_msg) <= MSG_SMALL, "a bare message fits the small class");
 
 struct kv {
 	uint64_t val[MAX_KEYS];
@@ -163,6 +167,7 @@ struct sim {
 
 	struct net_msg **heap;
 	size_t heap_n, heap_cap;
+	struct net_msg *pool[2]; /* free messages of MSG_SMALL and MSG_LARGE bytes */
 	uint64_t msg_seq;
 
 	uint32_t *term_leader;
@@ -315,18 +320,44 @@ static struct net_msg *heap_pop(struct sim *s)
 	return top;
 }
 
+/* Messages come from two free lists by size: a run sends tens of
+ * thousands, and recycling them keeps the simulator (and its sanitizer
+ * builds) from touching fresh memory for each. */
+static struct net_msg *msg_alloc(struct sim *s, size_t size)
+{
+	int cls = size <= MSG_SMALL ? 0 : size <= MSG_LARGE ? 1 : -1;
+	struct net_msg *x;
+	if (cls >= 0 && s->pool[cls]) {
+		x = s->pool[cls];
+		s->pool[cls] = x->next_free;
+	} else {
+		x = malloc(cls == 0 ? MSG_SMALL : cls == 1 ? MSG_LARGE : size);
+		INVARIANT(x != NULL);
+	}
+	memset(x, 0, sizeof *x);
+	x->pool = cls;
+	return x;
+}
+
+static void msg_free(struct sim *s, struct net_msg *x)
+{
+	if (x->pool < 0) {
+		free(x);
+		return;
+	}
+	x->next_free = s->pool[x->pool];
+	s->pool[x->pool] = x;
+}
+
 /* A deep copy of a Raft message: the sender's Ready dies at raft_advance. */
-static struct net_msg *msg_copy_raft(const struct raft_msg *m)
+static struct net_msg *msg_copy_raft(struct sim *s, const struct raft_msg *m)
 {
 	size_t data = 0;
 	for (uint32_t i = 0; i < m->n_entries; i++)
 		data += m->entries[i].len;
 	size_t snap = m->snapshot ? m->snapshot->len : 0;
 	size_t size = sizeof(struct net_msg) + m->n_entries * sizeof(struct raft_entry) + data + snap;
-	struct net_msg *x = malloc(size);
-	INVARIANT(x != NULL);
-	memset(x, 0, sizeof *x);
-	x->size = size;
+	struct net_msg *x = msg_alloc(s, size);
 	x->kind = K_RAFT;
 	x->from = m->from;
 	x->to = m->to;
@@ -351,13 +382,14 @@ static struct net_msg *msg_copy_raft(const struct raft_msg *m)
 	return x;
 }
 
-static struct net_msg *msg_dup(const struct net_msg *m)
+static struct net_msg *msg_dup(struct sim *s, const struct net_msg *m)
 {
 	if (m->kind == K_RAFT)
-		return msg_copy_raft(&m->m);
-	struct net_msg *x = malloc(sizeof *x);
-	INVARIANT(x != NULL);
+		return msg_copy_raft(s, &m->m);
+	struct net_msg *x = msg_alloc(s, sizeof *x);
+	int pool = x->pool;
 	*x = *m;
+	x->pool = pool;
 	return x;
 }
 
@@ -378,13 +410,13 @@ static void net_send(struct sim *s, struct net_msg *x, bool between_nodes)
 	s->res->messages++;
 	if ((between_nodes && s->cut[x->from][x->to]) || (has(s, RAFT_SIM_DROP) && chance(s, 3, 100))) {
 		s->res->dropped++;
-		free(x);
+		msg_free(s, x);
 		return;
 	}
 	uint32_t a = x->kind == K_RESP ? 0 : x->from, b = x->kind == K_REQ ? 0 : x->to;
 	x->due = s->now + link_delay(s, a, b);
 	if (has(s, RAFT_SIM_DUP) && chance(s, 2, 100)) {
-		struct net_msg *y = msg_dup(x);
+		struct net_msg *y = msg_dup(s, x);
 		y->due = x->due + 1 + below(s, 20);
 		s->res->duplicated++;
 		if (x->kind == K_REQ) /* the client can no longer trust a "not proposed" */
@@ -397,8 +429,7 @@ static void net_send(struct sim *s, struct net_msg *x, bool between_nodes)
 static void send_resp(struct sim *s, struct node *n, uint32_t client, uint32_t seq, uint8_t status, uint8_t ok,
                       uint64_t value)
 {
-	struct net_msg *x = calloc(1, sizeof *x);
-	INVARIANT(x != NULL);
+	struct net_msg *x = msg_alloc(s, sizeof *x);
 	x->kind = K_RESP;
 	x->from = n->id;
 	x->to = client;
@@ -675,6 +706,7 @@ static int node_start(struct sim *s, struct node *n)
 	cfg.max_msg_entries = s->max_msg_entries;
 	cfg.max_inflight_msgs = s->max_inflight;
 	cfg.max_pending_reads = 256;
+	cfg.max_msgs = 512; /* a Ready of this cluster holds far fewer */
 	int rc = raft_new(&n->r, &cfg);
 	if (rc < 0)
 		return rc;
@@ -751,7 +783,7 @@ static void node_complete(struct sim *s, struct node *n)
 			continue;
 		if (rd->msgs[k].type == RAFT_MSG_SNAP)
 			s->res->snapshots_sent++;
-		net_send(s, msg_copy_raft(&rd->msgs[k]), true);
+		net_send(s, msg_copy_raft(s, &rd->msgs[k]), true);
 	}
 	if (rd->snapshot) {
 		kv_decode(&n->kv, rd->snapshot->data, rd->snapshot->len);
@@ -906,8 +938,7 @@ static void client_step(struct sim *s, struct client *c)
 	c->busy = true;
 	c->call_t = s->now;
 	c->deadline = s->now + s->cfg.client_timeout_ms;
-	struct net_msg *m = calloc(1, sizeof *m);
-	INVARIANT(m != NULL);
+	struct net_msg *m = msg_alloc(s, sizeof *m);
 	m->kind = K_REQ;
 	m->from = c->id;
 	m->to = c->target;
@@ -1166,12 +1197,12 @@ static void deliver(struct sim *s, struct net_msg *x)
 {
 	if (x->kind == K_RESP) {
 		client_on_resp(s, &x->resp);
-		free(x);
+		msg_free(s, x);
 		return;
 	}
 	struct node *n = &s->nodes[x->to];
 	if (!n->up || (x->kind == K_RAFT && s->cut[x->from][x->to])) {
-		free(x);
+		msg_free(s, x);
 		return;
 	}
 	if (!idle(s, n)) { /* writing or paused: the message waits in its socket */
@@ -1186,7 +1217,7 @@ static void deliver(struct sim *s, struct net_msg *x)
 		raft_step(n->r, &x->m);
 	else
 		host_request(s, n, &x->req);
-	free(x);
+	msg_free(s, x);
 }
 
 void raft_sim_config_default(struct raft_sim_config *cfg)
@@ -1207,8 +1238,15 @@ static void sim_free(struct sim *s)
 		free(n->snap_data);
 	}
 	for (size_t i = 0; i < s->heap_n; i++)
-		free(s->heap[i]);
+		msg_free(s, s->heap[i]);
 	free(s->heap);
+	for (int c = 0; c < 2; c++) {
+		while (s->pool[c]) {
+			struct net_msg *x = s->pool[c];
+			s->pool[c] = x->next_free;
+			free(x);
+		}
+	}
 	free(s->term_leader);
 	free(s->applied);
 	free(s->lm);

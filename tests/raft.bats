@@ -114,8 +114,10 @@ SWEEP=(--seed 1 --seeds 500 --nodes 3,5,7 --ticks 2000 --faults all)
 	[ -f "$build/libdsys.a" ]
 	bug="$BATS_TEST_TMPDIR/dsys-raft-bug"
 	root="$BATS_TEST_DIRNAME/.."
+	san=()   # make check's archive is built with sanitizers: link the same way
+	nm "$build/libdsys.a" 2>/dev/null | grep -q __asan_ && san=(-fsanitize=address,undefined)
 	# shellcheck disable=SC2046
-	cc -std=c11 -D_GNU_SOURCE -O2 -I"$root/lib" -DRAFT_PLANTED_BUG -DDSYS_VERSION='"bug"' -o "$bug" \
+	cc -std=c11 -D_GNU_SOURCE -O2 "${san[@]}" -I"$root/lib" -DRAFT_PLANTED_BUG -DDSYS_VERSION='"bug"' -o "$bug" \
 		"$root/lib/raft.c" "$root/bin/dsys-raft.c" "$build/libdsys.a" \
 		$(pkg-config --libs libuv hiredis libcjson libcurl) -lm -lpthread
 	run --separate-stderr "$bug" sim "${SWEEP[@]}" -q
