@@ -115,6 +115,8 @@ kill_server() {
 #   -n COUNT   stop after COUNT responses (1xx ones count; HEAD: use -H)
 #   -H         the responses answer HEAD requests (no bodies)
 #   -p SECONDS pause between parts (default 0)
+#   -a         await: before sending part K+1, read until K responses have
+#              come (an interim 100 Continue counts), so no timing is guessed
 #   -s         shut down the write side after the last part
 #   -r         keep CRs (raw bytes)
 raw_http() {
@@ -135,7 +137,7 @@ raw_http() {
 import base64, socket, sys, time
 
 args = sys.argv[1:]
-count = None; idle = 3.0; pause = 0.0; head = False; shut = False; raw = False
+count = None; idle = 3.0; pause = 0.0; head = False; shut = False; raw = False; wait = False
 port = None; parts = []
 i = 0
 while i < len(args):
@@ -146,6 +148,7 @@ while i < len(args):
     elif a == '-H': head = True; i += 1
     elif a == '-s': shut = True; i += 1
     elif a == '-r': raw = True; i += 1
+    elif a == '-a': wait = True; i += 1
     elif a == '--port': port = int(args[i + 1]); i += 2
     else: parts.append(base64.b64decode(a)); i += 1
 
@@ -172,9 +175,14 @@ try:
 except OSError as e:
     sys.stderr.write('raw_http: cannot connect: %s\n' % e); sys.exit(2)
 data = b''; closed = False
+s.settimeout(idle)
 try:
     for k, part in enumerate(parts):
         if k and pause: time.sleep(pause)
+        while k and wait and complete(data) < k:
+            b = s.recv(65536)
+            if not b: break
+            data += b
         s.sendall(part)
     if shut: s.shutdown(socket.SHUT_WR)
 except OSError:

@@ -278,7 +278,7 @@ bad() {
 
 @test "serve: keep-alive: two requests one after the other on one connection" {
 	serve
-	run raw_http -n 2 -p 0.2 "$SERVER_PORT" 'GET /hello HTTP/1.1\r\nHost: a\r\n\r\n' 'GET /health HTTP/1.1\r\nHost: a\r\n\r\n'
+	run raw_http -a -n 2 "$SERVER_PORT" 'GET /hello HTTP/1.1\r\nHost: a\r\n\r\n' 'GET /health HTTP/1.1\r\nHost: a\r\n\r\n'
 	assert_failure 1   # still open
 	assert_line 'Hello from dsys!HTTP/1.1 200 OK'
 	assert_line '{"status":"ok"}'
@@ -336,7 +336,7 @@ bad() {
 	serve --route 'POST /echo=ok'
 	run raw_http -n 1 "$SERVER_PORT" 'POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n'
 	assert_output 'HTTP/1.1 100 Continue'
-	run raw_http -n 2 "$SERVER_PORT" 'POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n' 'abc'
+	run raw_http -a -n 2 "$SERVER_PORT" 'POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n' 'abc'
 	assert_line --index 0 'HTTP/1.1 100 Continue'
 	assert_line 'HTTP/1.1 200 OK'
 }
