@@ -109,7 +109,8 @@ awk -F'\t' '
 		mx = median(v[c SUBSEP x]); my = median(v[c SUBSEP y])
 		if (my <= 0) return
 		r = mx / my
-		printf "counter bar %-7s %5s/%-12s %8.2fx  (want >= %s)  %s\n", c, x, y, r, want, (r >= want ? "ok" : "BELOW")
+		if (want > 0) printf "counter bar %-7s %5s/%-12s %8.2fx  (want >= %s)  %s\n", c, x, y, r, want, (r >= want ? "ok" : "BELOW")
+		else printf "counter bar %-7s %5s/%-12s %8.2fx  (for reference)\n", c, x, y, r
 	}
 	END {
 		for (c in cases) {
