@@ -250,7 +250,7 @@ bad() {
 }
 
 @test "serve: connections over --max-connections are closed at once and counted" {
-	serve --max-connections 2
+	serve --max-connections 2 --threads 1   # one accept queue: accepted in connection order
 	# two connections held open by this shell
 	exec 5<>"/dev/tcp/127.0.0.1/$SERVER_PORT"
 	exec 6<>"/dev/tcp/127.0.0.1/$SERVER_PORT"
