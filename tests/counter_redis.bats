@@ -153,3 +153,20 @@ permutation() {
 	run curl -s "$URL/counters/moving"
 	assert_output '{"key":"moving","value":3}'
 }
+
+@test "counter redis: a redis-server that stops answering gets a 503 within --backend-timeout" {
+	redis_start
+	serve --store "$REDIS_URL" --backend-timeout 500ms
+	run post /incr '{"key":"t"}'
+	assert_output '200 {"key":"t","value":1}'
+	kill -STOP "$REDIS_PID"
+	run curl -s --max-time 20 -w ' %{http_code}' -X POST -d '{"key":"t"}' "$URL/incr"
+	kill -CONT "$REDIS_PID"
+	assert_output '{"key":"t","error":"backend timed out"} 503'
+	for ((i = 0; i < 50; i++)); do
+		[[ $(post /incr '{"key":"t"}') == 200* ]] && break
+		sleep 0.1
+	done
+	run post /incr '{"key":"t"}'
+	assert_output --partial '200 {"key":"t","value":'
+}
