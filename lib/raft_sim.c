@@ -17,6 +17,12 @@
  *      no input before raft_advance, so its messages wait);
  *   7. checks the safety properties (raft_sim.h lists them).
  *
+ * A pause freezes a node: it misses its ticks (its clock falls behind, as
+ * in a long GC or a stopped VM) and the messages sent to it wait.  Raft's
+ * safety needs no clock, so nothing may break -- except lease reads,
+ * whose soundness is a clock assumption, and which the leader-partition
+ * scenario (an isolated leader whose clock stops) duly catches out.
+ *
  * A crash frees the node's struct raft and everything volatile; the disk
  * keeps only what completed writes put there, so a write in flight (not
  * yet fsynced) is lost, exactly as on a real machine.  A restart rebuilds

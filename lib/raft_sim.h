@@ -51,7 +51,7 @@ enum {
 enum raft_sim_scenario {
 	RAFT_SIM_SCENARIO_NONE,
 	RAFT_SIM_SCENARIO_FIGURE8,         /* the leader crashes over and over while proposals flow */
-	RAFT_SIM_SCENARIO_LEADER_PARTITION,/* the leader is cut off while clients keep talking to it */
+	RAFT_SIM_SCENARIO_LEADER_PARTITION,/* the leader is cut off, its clock stops, half the clients stay with it */
 	RAFT_SIM_SCENARIO_SNAPSHOT_BEHIND, /* a follower misses more than a snapshot's worth */
 	RAFT_SIM_SCENARIO_REMOVE_LEADER,   /* the leader removes itself */
 	RAFT_SIM_SCENARIO_CRASH_BEFORE_SEND, /* nodes crash between persisting and sending */
