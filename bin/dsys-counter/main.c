@@ -233,6 +233,14 @@ int incr_spec_key(struct incr_spec *s, char *keybuf, const char **key, size_t *k
 /* ------------------------------------------------------------ main */
 
 static const char *const subcommands[] = {"serve", "incr", "get", "set", "del", "list", NULL};
+static const char *const sub_usage[] = {
+	"[--store URL] [--listen HOST:PORT] [--threads N] [OPTION]...",
+	"KEY [--by N] [--store URL | --server URL]\n   or: dsys-counter incr - [--window N] [--store URL | --server URL]",
+	"KEY [--store URL | --server URL]",
+	"KEY N [--store URL | --server URL]   (a negative N after --)",
+	"KEY [--store URL | --server URL]",
+	"[--prefix P] [--store URL | --server URL]",
+};
 
 int main(int argc, char **argv)
 {
@@ -251,10 +259,11 @@ int main(int argc, char **argv)
 	cfg.max_batch = DEFAULT_MAX_BATCH;
 
 	const char *sub = argc > 1 ? argv[1] : NULL;
-	bool known = false;
+	int known = -1;
 	for (int i = 0; sub && subcommands[i]; i++)
-		known |= !strcmp(sub, subcommands[i]);
-	if (!known) {
+		if (!strcmp(sub, subcommands[i]))
+			known = i;
+	if (known < 0) {
 		/* no subcommand: --help, --version, --list-options, or a usage error */
 		int first;
 		int r = cli_parse(&main_spec, argc, argv, on_option, &cfg, &first);
@@ -272,6 +281,7 @@ int main(int argc, char **argv)
 	snprintf(prog, sizeof prog, "dsys-counter %s", sub);
 	struct cli_spec spec = main_spec;
 	spec.prog = prog;
+	spec.usage = sub_usage[known];
 	int first;
 	int r = cli_parse(&spec, argc - 1, argv + 1, on_option, &cfg, &first);
 	if (r >= 0)
