@@ -99,7 +99,7 @@ $(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(LIB_A)
 # make test: unit tests and bats files, all as TAP through prove, so the
 # last line is prove's "Result: PASS/FAIL" with its counts.  The fuzz smoke
 # run (30 s per target on its corpus) comes after.
-TEST_ENV = DSYS_BIN=$(abspath $(BUILD)/bin) DSYS_BUILD=$(abspath $(BUILD)) PATH=$(abspath $(BUILD)/bin):$$PATH
+TEST_ENV = DSYS_SAN="$(SAN)" DSYS_BIN=$(abspath $(BUILD)/bin) DSYS_BUILD=$(abspath $(BUILD)) PATH=$(abspath $(BUILD)/bin):$$PATH
 BATS_FILES ?= $(wildcard tests/*.bats)
 FUZZ_SECONDS ?= 30
 
