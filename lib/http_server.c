@@ -164,7 +164,7 @@ struct http_thread {
 	struct xchg *free_x;
 	struct rblock *free_blocks;
 	struct buf scratch, errbuf;
-	uint64_t batch_ns;         /* clock at the start of this service pass */
+	uint64_t batch_ns;         /* clock at the first head of this service pass, or 0 */
 	uint64_t answer_ns;        /* clock of the first answer given inside it, or 0 */
 	_Atomic int64_t in_flight;
 };
@@ -878,6 +878,8 @@ static void h1_parse(struct conn *c)
 		}
 		x->head_off = c->rpos;
 		c->rpos += (size_t)r;
+		if (!t->batch_ns)
+			t->batch_ns = now_ns();
 		x->pub.start_ns = t->batch_ns;
 		x->keep_alive = x->pub.req.m.keep_alive;
 		x->head_only = x->pub.req.method == HTTP_HEAD;
@@ -1028,8 +1030,9 @@ static void h1_service(struct conn *c)
 	if (c->closed || c->lingering)
 		return;
 	/* one clock reading for every head of this pass, one for every answer
-	 * given inside it: a pipelined burst costs two, not two per request */
-	c->t->batch_ns = now_ns();
+	 * given inside it: a pipelined burst costs two, not two per request,
+	 * and a pass that completes no head (a write done, late answers) none */
+	c->t->batch_ns = 0;
 	c->t->answer_ns = 0;
 	c->in_process = true;
 	h1_parse(c);
