@@ -578,6 +578,8 @@ static void run_batch(struct client *cl, struct result *rs, unsigned n)
 static void incr_stdin(struct client *cl)
 {
 	unsigned window = cl->cfg->window, lineno = 0;
+	if (cl->curl && window > DEFAULT_MAX_BATCH)
+		window = DEFAULT_MAX_BATCH;   /* a batch is one request: the service's default --max-batch */
 	struct reader *rd = calloc(1, sizeof *rd);
 	cl->res = calloc(window, sizeof *cl->res);
 	INVARIANT(rd && cl->res);
