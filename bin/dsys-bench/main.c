@@ -546,6 +546,8 @@ int main(int argc, char **argv)
 	cfg->limits = (struct http_limits)HTTP_LIMITS_DEFAULT;
 	cfg->limits.max_header_bytes = o.max_header;
 	cfg->limits.max_uri = o.max_header;
+	/* bodies are counted and dropped, never kept: no limit on their size */
+	cfg->limits.max_body = UINT64_MAX;
 	cfg->recv_buf = o.max_header + 8192;
 	cfg->progress = isatty(STDERR_FILENO);
 	/* DSYS_BENCH_IO=uv keeps the I/O on libuv streams (a read and a write
