@@ -1285,6 +1285,15 @@ static void thread_maybe_finish(struct http_thread *t)
 	t->finished = true;
 	if (srv->cfg.thread_fini)
 		srv->cfg.thread_fini(t, srv->cfg.thread_arg);
+	/* the check handle closes now: release what still waits on it (only
+	 * closed connections can, since none is open) */
+	while (t->flush) {
+		struct conn *c = t->flush;
+		t->flush = c->flush_next;
+		c->flush_next = NULL;
+		c->in_flush = false;
+		conn_maybe_release(c);
+	}
 	uv_close((uv_handle_t *)&t->tick, NULL);
 	uv_close((uv_handle_t *)&t->check, NULL);
 	uv_close((uv_handle_t *)&t->idle, NULL);
