@@ -1250,6 +1250,9 @@ void raft_tick(struct raft *r)
 {
 	INVARIANT_MSG(!r->in_ready, "raft_advance() comes before the next input");
 	r->ticks++;
+#ifdef RAFT_PLANTED_INVARIANT /* tests/raft.bats: a failing assertion names seed and step */
+	INVARIANT_MSG(r->term < RAFT_PLANTED_INVARIANT, "planted: terms stay small");
+#endif
 	if (r->role == RAFT_LEADER)
 		tick_heartbeat(r);
 	else

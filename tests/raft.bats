@@ -141,6 +141,27 @@ FIGURE8=(--seed 1 --seeds 300 --nodes 3,5,7 --ticks 2000 --scenario figure8)
 	[ "$output" = "$first" ]
 }
 
+@test "raft sim: an assertion that fails inside lib/raft exits 1 naming the seed, the step and the invariant" {
+	build=${DSYS_BUILD:-$BATS_TEST_DIRNAME/../build}
+	root="$BATS_TEST_DIRNAME/.."
+	bin="$BATS_TEST_TMPDIR/dsys-raft-assert"
+	san=()
+	nm "$build/libdsys.a" 2>/dev/null | grep -q __asan_ && san=(-fsanitize=address,undefined)
+	# shellcheck disable=SC2046
+	cc -std=c11 -D_GNU_SOURCE -O1 "${san[@]}" -I"$root/lib" -DRAFT_PLANTED_INVARIANT=3 -DDSYS_VERSION='"assert"' \
+		-o "$bin" "$root/lib/raft.c" "$root/bin/dsys-raft.c" "$build/libdsys.a" \
+		$(pkg-config --libs libuv hiredis libcjson libcurl) -lm -lpthread
+	run --separate-stderr "$bin" sim --seed 5 --nodes 5
+	[ "$status" -eq 1 ]
+	echo "$output" | jq -e '.seed == 5 and .nodes == 5 and .violations == 1 and .step > 0
+		and (.invariant | test("planted: terms stay small"))'
+	step=$(echo "$output" | jq .step)
+	[[ "$stderr" == *"dsys-raft: seed 5 step $step: invariant failed: "* ]]
+	first=$output
+	run --separate-stderr "$bin" sim --seed 5 --nodes 5
+	[ "$output" = "$first" ]
+}
+
 @test "raft sim: bad options are usage errors with exit 2" {
 	run dsys-raft sim --nodes 9
 	[ "$status" -eq 2 ]
