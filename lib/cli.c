@@ -102,8 +102,10 @@ void cli_usage(const struct cli_spec *spec, int to_stderr)
 	fprintf(f, "      --version                print the version and exit\n");
 	if (spec->epilog)
 		fprintf(f, "\n%s", spec->epilog);
+	/* "dsys-raft sim" is documented in dsys-raft(1) */
+	int page = (int)strcspn(spec->prog, " ");
 	fprintf(f, "\nexit status: 0 ok, 1 no, 2 usage, 3 unreachable, 4 timed out, 5 lost.\n"
-	           "See %s(1).\n", spec->prog);
+	           "See %.*s(1).\n", page, spec->prog);
 }
 
 int cli_parse(const struct cli_spec *spec, int argc, char **argv,
