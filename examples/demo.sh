@@ -67,7 +67,8 @@ fi
 
 if command -v dsys-raft >/dev/null; then
 	say "dsys-raft sim: a 5-node cluster under faults, one seed, checked"
-	run dsys-raft sim --seed 42 --nodes 5 --faults drop,dup,reorder,delay,partition,crash
+	run dsys-raft sim --seed 42 --nodes 5 --faults drop,dup,reorder,delay,partition,crash |
+		jq -c '{seed, elections, leader_changes, entries_committed, reads_checked, writes_checked, linearizable, violations}'
 fi
 
 say "done: every server stopped"
