@@ -718,7 +718,8 @@ static void conn_start(struct http_thread *t, struct conn *c)
 	}
 	if (srv->m_accepted)
 		metrics_counter_inc(srv->m_accepted);
-	uv_tcp_nodelay(&c->tcp, 1);
+	/* TCP_NODELAY comes from the listener (Linux copies it to accepted
+	 * sockets): one system call per connection less */
 	c->next = t->conns;
 	if (t->conns)
 		t->conns->prev = c;
@@ -1552,6 +1553,7 @@ static int listen_socket(const struct sockaddr_storage *ss, socklen_t len, bool 
 		return -errno;
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
 		goto fail;
 	if (bind(fd, (const struct sockaddr *)ss, len) < 0)
