@@ -1,0 +1,223 @@
+#!/usr/bin/env bats
+# The long-running programs under valgrind: no leak, no memory error, and no
+# allocation per request in the steady state.
+#
+# Each server runs with --threads 1 under memcheck (--leak-check=full, leaks
+# of the definite and indirect kinds count as errors, --error-exitcode=99),
+# is driven over keep-alive connections, then stopped with SIGTERM.  valgrind
+# passes the program's exit status through unless it found an error, so exit
+# 0 is the first proof; its log must also say "ERROR SUMMARY: 0 errors" and
+# that nothing was definitely or indirectly lost.
+#
+# The allocation test compares valgrind's "total heap usage: A allocs" of two
+# runs that differ only in the number of requests (N1 and N1 + EXTRA, over
+# the same 4 connections, which dsys-bench must report it opened exactly
+# once each): the steady state allocates nothing, so A must not grow with
+# the requests.  See heap_growth_ok for the bound.
+#
+# Valgrind cannot run a sanitizer build (make check), so the file skips there.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+# Requests of the short and the long run; the difference is EXTRA.
+N1=200
+EXTRA=2000
+
+setup() {
+	dsys_setup
+	export DSYS_LOG_LEVEL=warn
+	# valgrind's start-up is slow on a loaded machine
+	export DSYS_READY_TIMEOUT=90
+	if [ -n "${DSYS_SAN:-}" ]; then
+		skip "valgrind cannot run a sanitizer build ($DSYS_SAN)"
+	fi
+	command -v valgrind >/dev/null || fail "valgrind is not installed (make deps installs it)"
+}
+teardown() { dsys_teardown; }
+
+# vg_start NAME CMD [ARG]...: start CMD under memcheck as server NAME; its
+# valgrind log is $BATS_TEST_TMPDIR/NAME.vg (set as VG_LOG).
+vg_start() {
+	local name=$1
+	shift
+	VG_LOG="$BATS_TEST_TMPDIR/$name.vg"
+	start_server "$name" valgrind --leak-check=full \
+		--errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
+		--track-fds=no --log-file="$VG_LOG" "$@"
+}
+
+# vg_stop: SIGTERM the server started last, and require exit status 0, a
+# clean error summary and no definite or indirect loss in its log; on
+# failure the log is printed.  Sets VG_ALLOCS to the run's heap alloc count.
+vg_stop() {
+	local st=0
+	stop_server "$SERVER_PID" || st=$?
+	DSYS_SERVER_PIDS=()
+	if [ "$st" -ne 0 ] ||
+		! grep -q 'ERROR SUMMARY: 0 errors' "$VG_LOG" ||
+		! grep -qE 'All heap blocks were freed|definitely lost: 0 bytes' "$VG_LOG" ||
+		grep -qE 'indirectly lost: [1-9]' "$VG_LOG"; then
+		echo "exit status $st (99: valgrind found errors); valgrind said:" >&2
+		cat "$VG_LOG" >&2
+		echo "stderr of the server:" >&2
+		cat "$SERVER_ERR" >&2
+		return 1
+	fi
+	VG_ALLOCS=$(sed -n 's/.*total heap usage: \([0-9,]*\) allocs.*/\1/p' "$VG_LOG" | tr -d ,)
+	[ -n "$VG_ALLOCS" ] || { echo "no heap summary in $VG_LOG" >&2; cat "$VG_LOG" >&2; return 1; }
+}
+
+# drive N URL [dsys-bench ARG]...: exactly N requests over 4 keep-alive
+# connections from one thread; every answer must be a 200 and no connection
+# may have been replaced (a new connection may allocate, a request may not).
+drive() {
+	local n=$1 url=$2 out
+	shift 2
+	out=$(DSYS_BENCH_IO=uv dsys-bench --requests "$n" -c 4 -t 1 --timeout 60s "$@" "$url") || {
+		echo "dsys-bench failed: $out" >&2
+		return 1
+	}
+	jq -e --argjson n "$n" '.status["200"] == $n and .connects == 4' <<<"$out" >/dev/null || {
+		echo "dsys-bench: want $n answers 200 over 4 connects, got: $out" >&2
+		return 1
+	}
+}
+
+# heap_growth_ok A1 A2: the allocs of the long run (A2) exceed those of the
+# short run (A1) by less than EXTRA/50, i.e. 2% of the extra requests (40
+# for 2000).  A malloc per request would add at least EXTRA, one per
+# 16-deep pipelined burst at least EXTRA/16 = 125; what may legitimately
+# differ between two runs is time-driven (timers, a Date refresh, a libuv
+# or libc table that grows once), a handful over the few seconds the runs'
+# durations differ by.  Measured here: no difference at all.
+heap_growth_ok() {
+	local a1=$1 a2=$2 bound=$((EXTRA / 50))
+	echo "# heap allocs: $a1 for $N1 requests, $a2 for $((N1 + EXTRA)); growth $((a2 - a1)), bound $bound" >&3
+	if [ $((a2 - a1)) -ge "$bound" ]; then
+		echo "heap allocs grew by $((a2 - a1)) for $EXTRA more requests (bound $bound): a per-request allocation" >&2
+		echo "valgrind's log of the long run:" >&2
+		cat "$VG_LOG" >&2
+		return 1
+	fi
+}
+
+# allocs_for N CMD [ARG]... -- URL [dsys-bench ARG]...: run CMD under
+# memcheck, drive N requests at URL (PORT in it is replaced by the port),
+# stop it cleanly and print its heap alloc count.
+allocs_for() {
+	local n=$1 cmd=() url
+	shift
+	while [ "$1" != -- ]; do cmd+=("$1"); shift; done
+	shift
+	url=$1
+	shift
+	# in a command substitution: teardown cannot see this server, so a
+	# failure stops it here
+	vg_start "run$n" "${cmd[@]}" >&2 || { kill_server "$SERVER_PID"; return 1; }
+	drive "$n" "${url/PORT/$SERVER_PORT}" "$@" || { kill_server "$SERVER_PID"; return 1; }
+	vg_stop || return 1
+	echo "$VG_ALLOCS"
+}
+
+serve_cmd=(dsys-serve --listen 127.0.0.1:0 --threads 1)
+counter_cmd=(dsys-counter serve --listen 127.0.0.1:0 --threads 1)
+incr_args=(-m POST -H 'Content-Type: application/json' -b '{"key":"k","by":1}')
+
+@test "valgrind: dsys-serve answers every route, bad requests and a drain with no leak and exits 0" {
+	vg_start serve "${serve_cmd[@]}" --drain-timeout 2s
+	local u="http://127.0.0.1:$SERVER_PORT"
+	# one curl, one keep-alive connection; -o applies to one URL each
+	run curl -s -w '%{http_code} ' --max-time 60 -o /dev/null "$u/hello" \
+		-o /dev/null "$u/health" -o /dev/null "$u/metrics" \
+		-o /dev/null "$u/nope" -o /dev/null "$u/hello?x=1"
+	assert_output '200 200 200 404 200 '
+	run curl -s -o /dev/null -w '%{http_code}' --max-time 60 -X POST -d x "$u/hello"
+	assert_output 405
+	run raw_http -n 1 -w 30 "$SERVER_PORT" 'GET /hello HTTP/1.1\r\n\r\n'
+	assert_output --partial 'HTTP/1.1 400'
+	run raw_http -n 1 -w 30 "$SERVER_PORT" "GET /hello HTTP/1.1\r\nHost: a\r\nX: $(head -c 9000 /dev/zero | tr '\0' a)\r\n\r\n"
+	assert_output --partial 'HTTP/1.1 431'
+	run raw_http -n 2 -w 30 "$SERVER_PORT" 'GET /hello HTTP/1.1\r\nHost: a\r\n\r\nGET /health HTTP/1.1\r\nHost: a\r\n\r\nGET /hel'
+	assert_output --partial 'Hello from dsys!'
+	# a connection with half a request, and an idle one, open at SIGTERM
+	exec 5<>"/dev/tcp/127.0.0.1/$SERVER_PORT" 6<>"/dev/tcp/127.0.0.1/$SERVER_PORT"
+	printf 'GET /hello HTTP/1.1\r\nHo' >&5
+	curl -s -o /dev/null --max-time 60 "$u/health"
+	vg_stop
+	exec 5>&- 6>&-
+}
+
+@test "valgrind: dsys-serve allocates nothing per keep-alive /hello request" {
+	local a1 a2
+	a1=$(allocs_for "$N1" "${serve_cmd[@]}" -- http://127.0.0.1:PORT/hello)
+	a2=$(allocs_for "$((N1 + EXTRA))" "${serve_cmd[@]}" -- http://127.0.0.1:PORT/hello)
+	heap_growth_ok "$a1" "$a2"
+}
+
+@test "valgrind: dsys-serve allocates nothing per 16-deep pipelined /hello request" {
+	local a1 a2
+	a1=$(allocs_for "$N1" "${serve_cmd[@]}" -- http://127.0.0.1:PORT/hello -P 16)
+	a2=$(allocs_for "$((N1 + EXTRA))" "${serve_cmd[@]}" -- http://127.0.0.1:PORT/hello -P 16)
+	heap_growth_ok "$a1" "$a2"
+}
+
+@test "valgrind: dsys-counter serve on mem: answers every route and bad input with no leak and exits 0" {
+	vg_start counter "${counter_cmd[@]}" --store mem: --drain-timeout 2s
+	local u="http://127.0.0.1:$SERVER_PORT"
+	post() {
+		curl -s -w ' %{http_code}' --max-time 60 -X "$1" -H 'Content-Type: application/json' -d "$3" "$u$2"
+	}
+	run post POST /incr '{"key":"k","by":5}'
+	assert_output '{"key":"k","value":5} 200'
+	run post POST /incr '[{"key":"a"},{"key":"k","by":-2},{"key":"caf\u00e9"}]'
+	assert_output '[{"key":"a","value":1},{"key":"k","value":3},{"key":"café","value":1}] 200'
+	run post PUT /counters/b '{"value":7}'
+	assert_output --partial 200
+	run curl -s --max-time 60 "$u/counters/b" "$u/counters?prefix=" "$u/metrics" "$u/health"
+	assert_output --partial '{"key":"b","value":7}'
+	run post DELETE /counters/b ''
+	assert_output --partial 200
+	run curl -s -o /dev/null -w '%{http_code}' --max-time 60 "$u/counters/b"
+	assert_output 404
+	run post POST /incr '{"key":'
+	assert_output --partial 400
+	run post POST /incr '{"key":"k","by":9223372036854775807}'
+	assert_output --partial 400
+	run post POST /incr "{\"key\":\"$(head -c 600 /dev/zero | tr '\0' x)\"}"
+	assert_output --partial 400
+	run post POST /incr '{"key":"k","by":1.5}'
+	assert_output --partial 400
+	exec 5<>"/dev/tcp/127.0.0.1/$SERVER_PORT"
+	printf 'POST /incr HTTP/1.1\r\nHost: a\r\nContent-Length: 20\r\n\r\n{"key"' >&5
+	vg_stop
+	exec 5>&-
+}
+
+@test "valgrind: dsys-counter serve on file: counts, restarts and exits 0 with no leak" {
+	local dir
+	dir=$(dsys_tmp store)
+	vg_start counter "${counter_cmd[@]}" --store "file:$dir"
+	drive 300 "http://127.0.0.1:$SERVER_PORT/incr" "${incr_args[@]}"
+	vg_stop
+	# a second run replays the log it left
+	vg_start counter2 "${counter_cmd[@]}" --store "file:$dir"
+	run curl -s --max-time 60 "http://127.0.0.1:$SERVER_PORT/counters/k"
+	assert_output '{"key":"k","value":300}'
+	drive 100 "http://127.0.0.1:$SERVER_PORT/incr" "${incr_args[@]}"
+	vg_stop
+}
+
+@test "valgrind: dsys-counter serve on mem: allocates nothing per keep-alive POST /incr" {
+	local a1 a2
+	a1=$(allocs_for "$N1" "${counter_cmd[@]}" --store mem: -- http://127.0.0.1:PORT/incr "${incr_args[@]}")
+	a2=$(allocs_for "$((N1 + EXTRA))" "${counter_cmd[@]}" --store mem: -- http://127.0.0.1:PORT/incr "${incr_args[@]}")
+	heap_growth_ok "$a1" "$a2"
+}
+
+@test "valgrind: dsys-counter serve on mem: allocates nothing per 16-deep pipelined POST /incr" {
+	local a1 a2
+	a1=$(allocs_for "$N1" "${counter_cmd[@]}" --store mem: -- http://127.0.0.1:PORT/incr "${incr_args[@]}" -P 16)
+	a2=$(allocs_for "$((N1 + EXTRA))" "${counter_cmd[@]}" --store mem: -- http://127.0.0.1:PORT/incr "${incr_args[@]}" -P 16)
+	heap_growth_ok "$a1" "$a2"
+}
