@@ -3,6 +3,7 @@
 # Redis Cluster parts are in counter_redis.bats.
 
 load helpers
+load counter_helpers
 bats_require_minimum_version 1.5.0
 
 setup() {
@@ -10,34 +11,6 @@ setup() {
 	export DSYS_LOG_LEVEL=warn
 }
 teardown() { dsys_teardown; }
-
-serve() {
-	start_server counter dsys-counter serve --listen 127.0.0.1:0 --threads "${THREADS:-2}" "$@"
-	URL="http://127.0.0.1:$SERVER_PORT"
-}
-
-# post PATH BODY: print "STATUS BODY"
-post() {
-	curl -s -o "$BATS_TEST_TMPDIR/body" -w '%{http_code}' -X POST --data-binary "$2" \
-		-H 'Content-Type: application/json' "$URL$1"
-	printf ' %s\n' "$(cat "$BATS_TEST_TMPDIR/body")"
-}
-
-# req METHOD PATH [BODY]: print "STATUS BODY"
-req() {
-	local data=()
-	[ $# -ge 3 ] && data=(--data-binary "$3")
-	curl -s -o "$BATS_TEST_TMPDIR/body" -w '%{http_code}' -X "$1" "${data[@]}" "$URL$2"
-	printf ' %s\n' "$(cat "$BATS_TEST_TMPDIR/body")"
-}
-
-# permutation FILE N: FILE holds exactly the numbers 1..N, each once
-permutation() {
-	local n
-	n=$(wc -l <"$1")
-	[ "$n" -eq "$2" ] || { echo "$n answers, expected $2"; return 1; }
-	sort -n "$1" | uniq | awk -v n="$2" '$1 != NR { print "missing " NR; bad = 1; exit } END { exit bad || NR != n }'
-}
 
 @test "counter: --help, --version and --list-options answer; no subcommand is a usage error" {
 	run dsys-counter --help

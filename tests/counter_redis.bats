@@ -4,6 +4,7 @@
 
 load helpers
 load redis_helpers
+load counter_helpers
 bats_require_minimum_version 1.5.0
 
 setup_file() {
@@ -21,23 +22,6 @@ teardown() {
 	dsys_teardown
 	redis_stop
 	redis_cluster_stop
-}
-
-serve() {
-	start_server counter dsys-counter serve --listen 127.0.0.1:0 --threads 2 "$@"
-	URL="http://127.0.0.1:$SERVER_PORT"
-}
-
-post() {
-	curl -s -o "$BATS_TEST_TMPDIR/body" -w '%{http_code}' -X POST --data-binary "$2" "$URL$1"
-	printf ' %s\n' "$(cat "$BATS_TEST_TMPDIR/body")"
-}
-
-permutation() {
-	local n
-	n=$(wc -l <"$1")
-	[ "$n" -eq "$2" ] || { echo "$n answers, expected $2"; return 1; }
-	sort -n "$1" | uniq | awk -v n="$2" '$1 != NR { print "missing " NR; bad = 1; exit } END { exit bad || NR != n }'
 }
 
 @test "counter redis: incr, get, set, del and list on redis://, straight and through the service" {
