@@ -173,11 +173,15 @@ int counter_table_get(struct counter_table *t, const char *key, size_t len, int6
 int counter_table_set(struct counter_table *t, const char *key, size_t len, int64_t value);
 int counter_table_del(struct counter_table *t, const char *key, size_t len, int64_t *old);
 /* Present keys with prefix (all for plen 0), sorted by key; *items is
- * malloc'd (keys point into the table: valid while no key is inserted
- * concurrently... and always, since keys are never freed before the
- * table).  Returns the count or -ENOMEM. */
+ * malloc'd and the caller's to free.  The keys point into the table and
+ * stay valid until counter_table_free (a key block is never freed before
+ * its table).  Returns the count or -ENOMEM. */
 long counter_table_list(struct counter_table *t, const char *prefix, size_t plen,
                         struct counter_item **items);
+/* counter_table_list answered as a list operation: one cb with every
+ * item and done set, or with the error. */
+void counter_table_walk(struct counter_table *t, const char *prefix, size_t plen,
+                        counter_list_fn cb, void *ud);
 uint32_t counter_table_count(struct counter_table *t);   /* present keys */
 
 #endif

@@ -402,14 +402,7 @@ static int file_get(struct counter *c, const char *key, size_t len, counter_fn c
 
 static int file_list(struct counter *c, const char *prefix, size_t plen, counter_list_fn cb, void *ud)
 {
-	struct fhandle *h = (struct fhandle *)c;
-	struct counter_item *items = NULL;
-	long n = counter_table_list(h->fs->table, prefix, plen, &items);
-	if (n < 0)
-		cb(ud, (int)n, NULL, 0, true);
-	else
-		cb(ud, 0, items, (size_t)n, true);
-	free(items);
+	counter_table_walk(((struct fhandle *)c)->fs->table, prefix, plen, cb, ud);
 	return 0;
 }
 

@@ -326,6 +326,18 @@ long counter_table_list(struct counter_table *t, const char *prefix, size_t plen
 	return (long)n;
 }
 
+void counter_table_walk(struct counter_table *t, const char *prefix, size_t plen,
+                        counter_list_fn cb, void *ud)
+{
+	struct counter_item *items = NULL;
+	long n = counter_table_list(t, prefix, plen, &items);
+	if (n < 0)
+		cb(ud, (int)n, NULL, 0, true);
+	else
+		cb(ud, 0, items, (size_t)n, true);
+	free(items);
+}
+
 uint32_t counter_table_count(struct counter_table *t)
 {
 	return atomic_load_explicit(&t->present, memory_order_relaxed);
@@ -395,13 +407,7 @@ static int mem_del(struct counter *c, const char *key, size_t len, counter_fn cb
 
 static int mem_list(struct counter *c, const char *prefix, size_t plen, counter_list_fn cb, void *ud)
 {
-	struct counter_item *items = NULL;
-	long n = counter_table_list(((struct mem_handle *)c)->table, prefix, plen, &items);
-	if (n < 0)
-		cb(ud, (int)n, NULL, 0, true);
-	else
-		cb(ud, 0, items, (size_t)n, true);
-	free(items);
+	counter_table_walk(((struct mem_handle *)c)->table, prefix, plen, cb, ud);
 	return 0;
 }
 
