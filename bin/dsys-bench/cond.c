@@ -63,7 +63,7 @@ static int parse_metric(const char *name, size_t n, struct cond_term *t)
 	return -1;
 }
 
-static bool metric_is_latency(enum cond_metric m)
+bool cond_metric_is_latency(enum cond_metric m)
 {
 	return m == COND_MIN || m == COND_MEAN || m == COND_MAX || m == COND_PERCENTILE;
 }
@@ -78,14 +78,14 @@ int cond_parse(const char *text, struct cond *c, char *err, size_t err_size)
 			return -1;
 		}
 		size_t len = strcspn(p, ",");
-		char term[128];
-		if (len == 0 || len >= sizeof term) {
+		struct cond_term *t = &c->terms[c->n];
+		char *term = t->text;
+		if (len == 0 || len >= sizeof t->text) {
 			snprintf(err, err_size, "empty or overlong term");
 			return -1;
 		}
 		memcpy(term, p, len);
 		term[len] = '\0';
-		struct cond_term *t = &c->terms[c->n];
 		char *op = strpbrk(term, "<>=");
 		if (!op || op == term) {
 			snprintf(err, err_size, "'%s' is not METRIC<VALUE, METRIC>VALUE or METRIC=VALUE", term);
@@ -112,7 +112,7 @@ int cond_parse(const char *text, struct cond *c, char *err, size_t err_size)
 		else t->op = COND_EQ;
 		while (*v == ' ')
 			v++;
-		if (metric_is_latency(t->metric)) {
+		if (cond_metric_is_latency(t->metric)) {
 			uint64_t us;
 			if (cli_parse_duration_us(v, &us) < 0) {
 				snprintf(err, err_size, "'%s' is not a duration", v);

@@ -8,6 +8,7 @@
 #include "bench.h"
 
 #define COND_MAX_TERMS 16
+#define COND_TERM_MAX 128   /* bytes of one term, NUL included */
 
 enum cond_metric {
 	COND_MIN, COND_MEAN, COND_MAX, COND_PERCENTILE,   /* latency, us */
@@ -20,6 +21,7 @@ struct cond_term {
 	double percentile;   /* COND_PERCENTILE: 0..100 */
 	enum cond_op op;
 	double value;        /* us for latencies */
+	char text[COND_TERM_MAX];   /* as typed, for diagnostics */
 };
 
 struct cond {
@@ -29,6 +31,7 @@ struct cond {
 
 /* Returns 0, or -1 with a reason in err. */
 int cond_parse(const char *text, struct cond *c, char *err, size_t err_size);
+bool cond_metric_is_latency(enum cond_metric m);   /* its value is in us */
 double cond_metric_value(const struct cond_term *t, const struct bench_stats *s);
 bool cond_term_holds(const struct cond_term *t, const struct bench_stats *s);
 bool cond_any(const struct cond *c, const struct bench_stats *s, int *which);

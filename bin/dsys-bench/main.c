@@ -606,7 +606,9 @@ int main(int argc, char **argv)
 		int which = 0;
 		if (cond_any(&o.fail_if, &st, &which)) {
 			const struct cond_term *t = &o.fail_if.terms[which];
-			cli_error("--fail-if held: term %d (value %.0f)", which + 1, cond_metric_value(t, &st));
+			/* %g: rps and error_rate are fractional; latencies are us */
+			cli_error("--fail-if held: '%s' (the run's value: %g%s)", t->text,
+			          cond_metric_value(t, &st), cond_metric_is_latency(t->metric) ? "us" : "");
 			rc = EXIT_NO;
 		}
 	}
