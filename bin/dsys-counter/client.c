@@ -716,7 +716,9 @@ int counter_client(struct config *cfg, int argc, char **argv)
 			while (!ls.done)
 				uv_run(&cl.loop, UV_RUN_DEFAULT);
 			if (ls.err < 0) {
-				cli_error("list: %s", counter_strerror(ls.err));
+				cli_error("list: %s%s%s", counter_strerror(ls.err),
+				          counter_err_unreachable(ls.err) ? " at " : "",
+				          counter_err_unreachable(ls.err) ? cfg->url_text : "");
 				worse(&cl, exit_for(ls.err));
 			}
 		}
