@@ -87,7 +87,7 @@ void cli_usage(const struct cli_spec *spec, int to_stderr)
 	for (const struct cli_option *o = spec->options; o && o->name; o++) {
 		char left[96];
 		int n = snprintf(left, sizeof left, "  %s%c%s--%s%s%s",
-		                 o->short_name ? "-" : "", o->short_name ? o->short_name : ' ',
+		                 o->short_name ? "-" : " ", o->short_name ? o->short_name : ' ',
 		                 o->short_name ? ", " : "  ", o->name,
 		                 o->arg ? " " : "", o->arg ? o->arg : "");
 		if (n < 30)
@@ -98,8 +98,8 @@ void cli_usage(const struct cli_spec *spec, int to_stderr)
 			fprintf(f, " [env %s]", o->env);
 		fputc('\n', f);
 	}
-	fprintf(f, "  -h, --help                   show this help and exit\n");
-	fprintf(f, "      --version                print the version and exit\n");
+	fprintf(f, "%-30s show this help and exit\n", "  -h, --help");
+	fprintf(f, "%-30s print the version and exit\n", "      --version");
 	if (spec->epilog)
 		fprintf(f, "\n%s", spec->epilog);
 	/* "dsys-raft sim" is documented in dsys-raft(1) */
