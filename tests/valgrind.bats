@@ -37,14 +37,28 @@ setup() {
 teardown() { dsys_teardown; }
 
 # vg_start NAME CMD [ARG]...: start CMD under memcheck as server NAME; its
-# valgrind log is $BATS_TEST_TMPDIR/NAME.vg (set as VG_LOG).
+# valgrind log is $BATS_TEST_TMPDIR/NAME.vg (set as VG_LOG), and the call
+# tree of every allocation made (freed or not) NAME.kcg, for xtree_growth.
 vg_start() {
 	local name=$1
 	shift
 	VG_LOG="$BATS_TEST_TMPDIR/$name.vg"
 	start_server "$name" valgrind --leak-check=full \
 		--errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
-		--track-fds=no --log-file="$VG_LOG" "$@"
+		--track-fds=no --log-file="$VG_LOG" \
+		--xtree-memory=full --xtree-memory-file="$BATS_TEST_TMPDIR/$name.kcg" "$@"
+}
+
+# xtree_growth KCG1 KCG2: the functions whose allocations (blocks, counting
+# those of their callees) grew most from the first run to the second: where
+# a per-request allocation comes from.
+xtree_growth() {
+	local f
+	for f in "$1" "$2"; do
+		callgrind_annotate --inclusive=yes --auto=no --sort=totBk --show=totBk --threshold=100 "$f" |
+			awk '$2 ~ /^\(/ && $NF ~ /:/ && $NF !~ /UnknownFn/ { gsub(",", "", $1); print $NF, $1 }' | sort
+	done | awk '{ if ($1 in a) d[$1] = $2 - a[$1]; else a[$1] = $2 }
+		END { for (k in d) if (d[k] > 0) print d[k], k }' | sort -rn | head -15
 }
 
 # vg_stop: SIGTERM the server started last, and require exit status 0, a
@@ -96,8 +110,8 @@ heap_growth_ok() {
 	echo "# heap allocs: $a1 for $N1 requests, $a2 for $((N1 + EXTRA)); growth $((a2 - a1)), bound $bound" >&3
 	if [ $((a2 - a1)) -ge "$bound" ]; then
 		echo "heap allocs grew by $((a2 - a1)) for $EXTRA more requests (bound $bound): a per-request allocation" >&2
-		echo "valgrind's log of the long run:" >&2
-		cat "$VG_LOG" >&2
+		echo "blocks allocated more in the long run, by function (callees included):" >&2
+		xtree_growth "$BATS_TEST_TMPDIR/run$N1.kcg" "$BATS_TEST_TMPDIR/run$((N1 + EXTRA)).kcg" >&2
 		return 1
 	fi
 }
@@ -219,5 +233,12 @@ incr_args=(-m POST -H 'Content-Type: application/json' -b '{"key":"k","by":1}')
 	local a1 a2
 	a1=$(allocs_for "$N1" "${counter_cmd[@]}" --store mem: -- http://127.0.0.1:PORT/incr "${incr_args[@]}" -P 16)
 	a2=$(allocs_for "$((N1 + EXTRA))" "${counter_cmd[@]}" --store mem: -- http://127.0.0.1:PORT/incr "${incr_args[@]}" -P 16)
+	heap_growth_ok "$a1" "$a2"
+}
+
+@test "valgrind: dsys-counter serve on mem: allocates nothing per POST /incr of a 3-item array" {
+	local a1 a2 batch=(-m POST -b '[{"key":"a"},{"key":"b","by":2},{"key":"a","by":-1}]')
+	a1=$(allocs_for "$N1" "${counter_cmd[@]}" --store mem: -- http://127.0.0.1:PORT/incr "${batch[@]}")
+	a2=$(allocs_for "$((N1 + EXTRA))" "${counter_cmd[@]}" --store mem: -- http://127.0.0.1:PORT/incr "${batch[@]}")
 	heap_growth_ok "$a1" "$a2"
 }
