@@ -7,11 +7,10 @@
 # Each test starts its own servers on free loopback ports and stops them by
 # PID; runs are 1-2 s, but for the coordinated-omission test (10 s).
 
+load helpers
 bats_require_minimum_version 1.5.0
-bats_load_library bats-support
-bats_load_library bats-assert
 
-BIN=${DSYS_BIN:-$BATS_TEST_DIRNAME/../build/bin}
+BIN=$DSYS_BIN
 PIDS=()
 
 # The misbehaving server: MODE decides what every (or every other) request
@@ -112,7 +111,7 @@ EOF
 start_py() {
 	write_pyserver
 	: >"$BATS_TEST_TMPDIR/py.out"
-	python3 "$BATS_TEST_TMPDIR/srv.py" "$@" >"$BATS_TEST_TMPDIR/py.out" 2>&1 3>&- &
+	"$DSYS_PY" "$BATS_TEST_TMPDIR/srv.py" "$@" >"$BATS_TEST_TMPDIR/py.out" 2>&1 3>&- &
 	PIDS+=($!)
 	local i
 	for ((i = 0; i < 200; i++)); do
@@ -128,21 +127,15 @@ py_count() {
 	curl -s --max-time 5 "http://127.0.0.1:$PY_PORT/count"
 }
 
-# start_serve NAME: sets SERVE_PORT (and SERVE_PID), one loop
+# start_serve NAME [ARG]...: dsys-serve on one loop, with ARGs (helpers.bash's
+# start_server); sets SERVE_PORT and SERVE_PID
 start_serve() {
-	local out=$BATS_TEST_TMPDIR/serve-$1.out
-	: >"$out"  # before the background shell opens it: sed reads it at once
-	"$BIN/dsys-serve" --listen 127.0.0.1:0 --threads 1 >"$out" 2>"$out.err" 3>&- &
-	SERVE_PID=$!
-	PIDS+=($SERVE_PID)
-	local i
-	for ((i = 0; i < 200; i++)); do
-		SERVE_PORT=$(sed -n 's/.*"event":"ready".*"listen":"127\.0\.0\.1:\([0-9]*\)".*/\1/p' "$out")
-		[ -n "$SERVE_PORT" ] && return 0
-		sleep 0.05
-	done
-	echo "dsys-serve did not print its ready line: $(cat "$out" "$out.err")" >&2
-	return 1
+	local name=$1
+	shift
+	start_server "serve-$name" "$BIN/dsys-serve" --listen 127.0.0.1:0 --threads 1 "$@" || return 1
+	SERVE_PID=$SERVER_PID
+	SERVE_PORT=$SERVER_PORT
+	PIDS+=("$SERVE_PID")
 }
 
 # What dsys-serve counted: every request of every route and status.
@@ -152,7 +145,7 @@ serve_count() {
 }
 
 free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+	"$DSYS_PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
 # start_nginx: one worker on a free port, an access log of one line per
@@ -220,6 +213,7 @@ teardown() {
 	for p in "${PIDS[@]}"; do
 		wait "$p" 2>/dev/null || true
 	done
+	dsys_teardown
 }
 
 bench() {
