@@ -31,6 +31,10 @@ void buf_reset(struct buf *b)
 
 void buf_reserve(struct buf *b, size_t extra)
 {
+	/* past this, need or the doubling below would wrap: treat it as the
+	 * allocation failure it would be */
+	if (extra > SIZE_MAX / 2 - b->len)
+		abort();
 	size_t need = b->len + extra + 1;
 	if (need <= b->cap)
 		return;
