@@ -1,10 +1,12 @@
 /*
  * log.c -- leveled diagnostics on stderr, as text or JSON lines.
  *
- * Each line is formatted into a stack buffer and written with one
- * write(2), so lines from several loop threads never interleave and a line
- * costs no allocation.  A message longer than the buffer is cut, with "..."
- * at the end, rather than split over two lines.
+ * Each line is formatted whole (the message in a stack buffer, the line
+ * around it in one small heap buffer) and written with one write(2), so
+ * lines from several loop threads never interleave.  Logging is for rare
+ * events, never a per-request path, so that allocation is the price of
+ * one formatter for text and JSON.  A message longer than 2 KiB is cut,
+ * with "..." at the end, rather than split over two lines.
  */
 #include <stdarg.h>
 #include <stdio.h>
