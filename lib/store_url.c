@@ -20,13 +20,14 @@ static int fail(char *err, size_t size, const char *fmt, const char *arg)
 static int parse_host(const char *s, size_t n, uint16_t def_port, struct store_host *h,
                       char *err, size_t err_size)
 {
-	char tmp[STORE_URL_MAX_HOST + 16];
+	char tmp[STORE_URL_MAX_HOST + 16], whole[sizeof tmp];   /* tmp is cut up; whole is for errors */
 	if (n == 0)
 		return fail(err, err_size, "empty host in store URL%s", "");
 	if (n >= sizeof tmp)
 		return fail(err, err_size, "host name too long in store URL%s", "");
 	memcpy(tmp, s, n);
 	tmp[n] = '\0';
+	memcpy(whole, tmp, n + 1);
 	const char *port_text = NULL;
 	char *host = tmp;
 	if (tmp[0] == '[') {
@@ -38,7 +39,7 @@ static int parse_host(const char *s, size_t n, uint16_t def_port, struct store_h
 		if (end[1] == ':')
 			port_text = end + 2;
 		else if (end[1] != '\0')
-			return fail(err, err_size, "unexpected text after ']' in '%s'", s);
+			return fail(err, err_size, "unexpected text after ']' in '%s'", whole);
 	} else {
 		char *colon = strchr(tmp, ':');
 		if (colon) {
@@ -49,7 +50,7 @@ static int parse_host(const char *s, size_t n, uint16_t def_port, struct store_h
 		}
 	}
 	if (!*host)
-		return fail(err, err_size, "empty host in '%s'", s);
+		return fail(err, err_size, "empty host in '%s'", whole);
 	for (const char *p = host; *p; p++)
 		if (*p == '/' || *p == '@' || *p == ' ' || *p == '?' || *p == '#')
 			return fail(err, err_size, "invalid character in host '%s'", host);

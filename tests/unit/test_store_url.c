@@ -49,6 +49,10 @@ int main(void)
 	ok(parse("mysql://x") < 0 && strstr(err, "'mysql'"), "an unknown scheme is named in the error");
 	ok(parse("") < 0, "an empty URL is refused");
 	ok(parse("redis://h o:1") < 0, "a space in a host is refused");
+	ok(parse("redis-cluster://[::1]x:1,b:2") < 0 && strstr(err, "in '[::1]x:1'") && !strstr(err, "b:2"),
+	   "an error in one host of a list quotes that host only");
+	ok(parse("redis-cluster://[],b:2") < 0 && strstr(err, "empty host in '[]'"),
+	   "an empty bracketed host is named alone");
 
 	unsetenv("DSYS_STORE");
 	setenv("REDIS_URL", "redis://r:1", 1);
