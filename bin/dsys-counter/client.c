@@ -256,7 +256,14 @@ static long http_call(struct client *cl, const char *method, const char *path,
 	}
 	CURLcode rc = curl_easy_perform(h);
 	if (rc != CURLE_OK) {
-		cli_error("cannot reach %s: %s", cl->cfg->server, cl->errbuf[0] ? cl->errbuf : curl_easy_strerror(rc));
+		/* the system call's error when there is one ("Connection refused"),
+		 * as every other diagnostic here; else libcurl's own text */
+		long os_err = 0;
+		curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_err);
+		cli_error("cannot reach %s: %s", cl->cfg->server,
+		          rc == CURLE_OPERATION_TIMEDOUT ? "timed out"
+		          : os_err ? strerror((int)os_err)
+		          : cl->errbuf[0] ? cl->errbuf : curl_easy_strerror(rc));
 		return rc == CURLE_OPERATION_TIMEDOUT ? -2 : -1;
 	}
 	long status = 0;
