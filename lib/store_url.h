@@ -19,7 +19,12 @@
  * not counters").
  *
  * store_url_from_env() picks the URL when no flag gave one: DSYS_STORE,
- * then REDIS_URL (turned into redis://), then the program's default.
+ * then REDIS_URL (taken as it is: it must be a redis:// URL), then the
+ * program's default.
+ *
+ * Ownership: struct store_url is the caller's, filled in place (no
+ * allocation); the string store_url_from_env returns is borrowed from the
+ * environment or is def.
  */
 #ifndef DSYS_STORE_URL_H
 #define DSYS_STORE_URL_H
