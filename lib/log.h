@@ -11,6 +11,10 @@
  * The default is text when stderr is a terminal and json otherwise, so a
  * server under a supervisor writes lines a log shipper can parse.
  * One line is one write(2), so lines from several threads never interleave.
+ *
+ * Threads: log_init and log_set_level set process-wide state, once at
+ * start before any thread runs; log_msg may then be called from any
+ * thread.  Nothing is allocated that outlives a call.
  */
 #ifndef DSYS_LOG_H
 #define DSYS_LOG_H
