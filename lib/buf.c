@@ -2,9 +2,13 @@
  * buf.c -- growable byte buffer.  Growth doubles, so appends are amortised
  * O(1); the trailing NUL is always kept in place.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "invariant.h"
@@ -136,4 +140,37 @@ void buf_consume(struct buf *b, size_t n)
 	memmove(b->data, b->data + n, b->len - n);
 	b->len -= n;
 	b->data[b->len] = '\0';
+}
+
+int buf_read_file(struct buf *b, const char *path, size_t max)
+{
+	bool is_stdin = strcmp(path, "-") == 0;
+	int fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t start = b->len;
+	int err = 0;
+	for (;;) {
+		buf_reserve(b, 65536);
+		ssize_t n = read(fd, b->data + b->len, b->cap - b->len - 1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			err = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		b->len += (size_t)n;
+		if (b->len - start > max) {
+			err = -EFBIG;
+			break;
+		}
+	}
+	if (!is_stdin)
+		close(fd);
+	if (err)
+		b->len = start;
+	b->data[b->len] = '\0';
+	return err;
 }

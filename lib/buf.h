@@ -39,6 +39,11 @@ void buf_put_u64(struct buf *b, uint64_t v);   /* decimal, no printf */
 void buf_put_i64(struct buf *b, int64_t v);
 void buf_consume(struct buf *b, size_t n); /* drop the first n bytes */
 
+/* Append the whole file at path ("-": standard input) to b.  Returns 0,
+ * -EFBIG when it holds more than max bytes, or -errno of the failed
+ * open/read (-EISDIR for a directory); on an error b is as it was. */
+int buf_read_file(struct buf *b, const char *path, size_t max);
+
 /* Decimal formatting into a caller's array (at least 21 bytes); returns the
  * length written, not counting the NUL. */
 size_t fmt_u64(char *dst, uint64_t v);
