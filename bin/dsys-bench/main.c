@@ -92,29 +92,15 @@ struct opts {
 	uint64_t max_header;
 };
 
+/* The whole of path ("-": stdin), at most MAX_BODY bytes, into a malloc'd
+ * *out (NUL-terminated, never NULL on success). */
 static int read_file(const char *path, char **out, size_t *len)
 {
-	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-	if (!f)
-		return -errno;
 	struct buf b = BUF_INIT;
-	char chunk[65536];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-		if (b.len + n > MAX_BODY) {
-			buf_free(&b);
-			if (f != stdin)
-				fclose(f);
-			return -EFBIG;
-		}
-		buf_append(&b, chunk, n);
-	}
-	int err = ferror(f) ? -EIO : 0;
-	if (f != stdin)
-		fclose(f);
-	if (err) {
+	int r = buf_read_file(&b, path, MAX_BODY);
+	if (r < 0) {
 		buf_free(&b);
-		return err;
+		return r;
 	}
 	buf_reserve(&b, 1);
 	*out = b.data;
