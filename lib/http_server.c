@@ -12,8 +12,10 @@
  * pool only while it has something to hold: when every byte read has been
  * parsed and every request answered, the buffer goes back to the pool, so
  * an idle keep-alive connection costs its struct and its socket and nothing
- * more.  A request whose body does not fit a pool block gets a buffer of
- * its own (malloc) that is freed when the connection is idle again.
+ * more.  A pool block holds at least http_parse_buffer_size bytes, all the
+ * parser may need to see before it decides on a head.  A request whose
+ * body does not fit a pool block gets a buffer of its own (malloc) that is
+ * freed when the connection is idle again.
  *
  * Parsing is a loop over what is buffered: heads through http_parse (which
  * is stateless: a partial head is simply parsed again when more arrives),
@@ -40,6 +42,9 @@
  *   iteration, gathered by a uv_check handle) go out with one uv_try_write;
  *   only what the socket does not take is queued with uv_write, from a
  *   second buffer (c->wout) that is not touched until that write completes.
+ *   Reading stops while more than OUT_BACKLOG_MAX bytes wait to be written,
+ *   and whether to read is decided after each write attempt, never before:
+ *   a big batch the socket takes whole must not leave reading stopped.
  *
  * Socket I/O goes through the few io_* functions below (read start/stop,
  * try_write, write, shutdown, close) and the protocol through the
@@ -1040,8 +1045,11 @@ static void h1_service(struct conn *c)
 	c->in_process = false;
 	h1_tidy(c);
 	h1_update_deadline(c);
-	h1_update_reading(c);
+	/* flush before deciding on reading: the backlog test must see what the
+	 * write left, or a batch over OUT_BACKLOG_MAX that the socket took
+	 * whole would stop reading with no write left to restart it */
 	conn_flush(c);
+	h1_update_reading(c);
 }
 
 static void h1_timeout(struct conn *c, uint8_t kind)
@@ -1664,7 +1672,14 @@ int http_server_new(const struct http_server_config *cfg, struct http_server **o
 		srv->nthreads = n > 0 ? (unsigned)n : 1;
 	}
 	pthread_mutex_init(&srv->lock, NULL);
+	/* a block holds all the parser may need before it decides
+	 * (http_parse_buffer_size: a target counts against max_uri alone,
+	 * which may exceed max_header_bytes); a smaller one fills up while
+	 * the parser still asks for more, and a 414 or 431 becomes a 408 */
 	size_t bs = cfg->limits.max_header_bytes + 1024;
+	size_t need = http_parse_buffer_size(&cfg->limits);
+	if (bs < need)
+		bs = need;
 	bs = (bs + 4095) & ~(size_t)4095;
 	srv->block_size = bs < READ_BLOCK_MIN ? READ_BLOCK_MIN : bs;
 	const char *name = cfg->server_name ? cfg->server_name : "dsys";

@@ -208,6 +208,27 @@ bad() {
 	assert_output 200
 }
 
+@test "serve: --max-uri-bytes above the default read block: a long target gets its 431 or 414, not a 408" {
+	# the head limit stays 8k: a 40 KiB target within --max-uri-bytes makes
+	# the head too large (431), a 70 KiB one is over --max-uri-bytes (414);
+	# the server must hold enough of either to decide
+	serve --max-uri-bytes 64k
+	mid=$(head -c 40960 /dev/zero | tr '\0' a)
+	long=$(head -c 71680 /dev/zero | tr '\0' a)
+	bad "GET /$mid HTTP/1.1\r\nHost: a\r\n\r\n" 431
+	bad "GET /$long HTTP/1.1\r\nHost: a\r\n\r\n" 414
+}
+
+@test "serve: with --max-uri-bytes 64k --max-header-bytes 64k a 40 KiB target is served, a 70 KiB one is a 414" {
+	mid=$(head -c 40960 /dev/zero | tr '\0' a)
+	long=$(head -c 71680 /dev/zero | tr '\0' a)
+	serve --max-uri-bytes 64k --max-header-bytes 64k --route "GET /$mid=found"
+	run raw_http -n 2 "$SERVER_PORT" "GET /$mid HTTP/1.1\r\nHost: a\r\n\r\nGET /b$mid HTTP/1.1\r\nHost: a\r\n\r\n"
+	assert_line --index 0 'HTTP/1.1 200 OK'
+	assert_line 'foundHTTP/1.1 404 Not Found'
+	bad "GET /$long HTTP/1.1\r\nHost: a\r\n\r\n" 414
+}
+
 @test "serve: an HTTP major version other than 1 is a 505 and a close" {
 	serve
 	bad 'GET /hello HTTP/2.0\r\nHost: a\r\n\r\n' 505
@@ -298,6 +319,66 @@ bad() {
 	serve --delay 200ms
 	run raw_http -n 3 -w 20 "$SERVER_PORT" 'GET /hello HTTP/1.1\r\nHost: a\r\n\r\nGET /health HTTP/1.1\r\nHost: a\r\n\r\nGET /nope HTTP/1.1\r\nHost: a\r\n\r\n'
 	[[ "$output" == 'HTTP/1.1 200 OK'*'Hello from dsys!HTTP/1.1 200 OK'*'{"status":"ok"}HTTP/1.1 404 Not Found'*'{"error":"not found"}' ]]
+}
+
+# big_answers PORT PATH SIZE: on one keep-alive connection, ask for PATH
+# once, then again, then twice pipelined, twice more; read each answer whole
+# (Content-Length framing) before sending on, and print one line per answer:
+# "STEP STATUS LENGTH" and whether the body held SIZE bytes of 'x'.
+big_answers() {
+	"$DSYS_PY" - "$@" <<'PY'
+import socket, sys
+port, path, size = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+s = socket.create_connection(('127.0.0.1', port))
+s.settimeout(10)
+pending = b''
+def answer():
+    global pending
+    while b'\r\n\r\n' not in pending:
+        d = s.recv(65536)
+        if not d: raise SystemExit('closed inside a head')
+        pending += d
+    head, _, rest = pending.partition(b'\r\n\r\n')
+    lines = head.decode('latin-1').split('\r\n')
+    length = 0
+    for line in lines[1:]:
+        k, _, v = line.partition(':')
+        if k.strip().lower() == 'content-length': length = int(v)
+    while len(rest) < length:
+        d = s.recv(1 << 20)
+        if not d: raise SystemExit('closed inside a body')
+        rest += d
+    body, pending = rest[:length], rest[length:]
+    whole = 'whole' if body == b'x' * size else 'wrong'
+    return '%s %d %s' % (lines[0], length, whole)
+req = ('GET %s HTTP/1.1\r\nHost: a\r\n\r\n' % path).encode()
+try:
+    for step, n in (('first', 1), ('second', 1), ('pipelined', 2), ('pipelined-again', 2)):
+        s.sendall(req * n)
+        for _ in range(n):
+            print(step, answer(), flush=True)
+except socket.timeout:
+    print('timed out', flush=True)
+PY
+}
+
+@test "serve: one keep-alive connection gets 2 MiB answers one after another and pipelined" {
+	d=$(dsys_tmp big)
+	head -c 2097152 /dev/zero | tr '\0' x >"$d/big.txt"
+	serve --threads 1 --route "GET /big=@$d/big.txt"
+	run big_answers "$SERVER_PORT" /big 2097152
+	assert_success
+	assert_output - <<'OUT'
+first HTTP/1.1 200 OK 2097152 whole
+second HTTP/1.1 200 OK 2097152 whole
+pipelined HTTP/1.1 200 OK 2097152 whole
+pipelined HTTP/1.1 200 OK 2097152 whole
+pipelined-again HTTP/1.1 200 OK 2097152 whole
+pipelined-again HTTP/1.1 200 OK 2097152 whole
+OUT
+	# and the server goes on serving
+	run raw_http -n 1 "$SERVER_PORT" 'GET /hello HTTP/1.1\r\nHost: a\r\n\r\n'
+	assert_line 'Hello from dsys!'
 }
 
 @test "serve: Connection: close is honoured: the answer says so and the server closes" {

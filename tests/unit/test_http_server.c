@@ -69,6 +69,17 @@ static void echo_handler(struct http_exchange *ex, void *arg)
 	http_respond(ex, 200, "application/octet-stream", ex->body, ex->body_len);
 }
 
+/* GET /big: BIG_LEN bytes of 'x', more than the server lets wait unwritten
+ * before it stops reading (1 MiB). */
+#define BIG_LEN (2u << 20)
+static char *big_body;
+
+static void big_handler(struct http_exchange *ex, void *arg)
+{
+	(void)arg;
+	http_respond(ex, 200, "text/plain", big_body, BIG_LEN);
+}
+
 /* GET /data: the per-thread data the init hook set. */
 static void data_handler(struct http_exchange *ex, void *arg)
 {
@@ -147,6 +158,34 @@ static size_t read_until(int fd, char *out, size_t cap, const char *last)
 	return len;
 }
 
+/* Read one answer whole (Content-Length framing) into out, after the
+ * `*have` bytes already there; keeps what follows it at the front.  Returns
+ * the body length, or -1 when the peer closes or stalls first. */
+static long read_answer(int fd, char *out, size_t cap, size_t *have)
+{
+	size_t len = *have;
+	for (;;) {
+		out[len] = '\0';
+		char *h = strstr(out, "\r\n\r\n");
+		if (h) {
+			char *cl = strstr(out, "Content-Length: ");
+			size_t head = (size_t)(h + 4 - out);
+			size_t body = cl && cl < h ? strtoul(cl + 16, NULL, 10) : 0;
+			if (len >= head + body) {
+				memmove(out, out + head + body, len - head - body);
+				*have = len - head - body;
+				return (long)body;
+			}
+		}
+		if (len + 1 >= cap)
+			return -1;
+		ssize_t n = read(fd, out + len, cap - 1 - len);
+		if (n <= 0)
+			return -1;
+		len += (size_t)n;
+	}
+}
+
 int main(void)
 {
 	struct metrics *reg = metrics_new();
@@ -154,6 +193,9 @@ int main(void)
 	ok(http_route_add_prefix(r, "GET", "/later/", later_handler, NULL) == 0, "a prefix route is added");
 	ok(http_route_add(r, "POST", "/echo", echo_handler, NULL) == 0, "an exact route is added");
 	ok(http_route_add(r, "GET", "/data", data_handler, NULL) == 0, "another route is added");
+	ok(http_route_add(r, "GET", "/big", big_handler, NULL) == 0, "a route with a big answer is added");
+	big_body = malloc(BIG_LEN);
+	memset(big_body, 'x', BIG_LEN);
 	is_int(http_route_add(r, "POST", "/echo", echo_handler, NULL), -EEXIST,
 	       "the same method and path twice is -EEXIST");
 	is_int(http_route_add(r, "G T", "/x", echo_handler, NULL), -EINVAL, "a method that is not a token is -EINVAL");
@@ -231,6 +273,28 @@ int main(void)
 	buf_free(&req);
 	close(fd);
 
+	/* answers over the unwritten-backlog bound (which stops reading), taken
+	 * by the socket whole or in part: reading must resume after each */
+	fd = connect_port(port);
+	size_t bigcap = 2 * (BIG_LEN + 4096), have = 0;
+	char *bigbuf = malloc(bigcap);
+	const char *getbig = "GET /big HTTP/1.1\r\nHost: a\r\n\r\n";
+	int seq = 0, piped = 0;
+	for (int i = 0; i < 2 && seq == i; i++) {
+		send_all(fd, getbig, strlen(getbig));
+		seq += read_answer(fd, bigbuf, bigcap, &have) == (long)BIG_LEN;
+	}
+	is_int(seq, 2, "two 2 MiB answers one after the other on one connection");
+	for (int i = 0; i < 2 && seq == 2 && piped == 2 * i; i++) {
+		send_all(fd, getbig, strlen(getbig));
+		send_all(fd, getbig, strlen(getbig));
+		piped += read_answer(fd, bigbuf, bigcap, &have) == (long)BIG_LEN;
+		piped += read_answer(fd, bigbuf, bigcap, &have) == (long)BIG_LEN;
+	}
+	is_int(piped, 4, "two pipelined pairs of 2 MiB answers on the same connection");
+	free(bigbuf);
+	close(fd);
+
 	/* a client that leaves while its answer is pending */
 	fd = connect_port(port);
 	const char *gone = "GET /later/1000 HTTP/1.1\r\nHost: a\r\n\r\n";
@@ -275,6 +339,39 @@ int main(void)
 	buf_free(&m);
 
 	http_server_free(srv);
+	free(big_body);
+
+	/* --max-uri-bytes over the head limit and the default read block: the
+	 * server holds enough of a long target for the parser to decide */
+	cfg.threads = 1;
+	cfg.thread_init = NULL;
+	cfg.thread_fini = NULL;
+	cfg.metrics = NULL;
+	cfg.limits.max_uri = 65536;
+	ok(http_server_new(&cfg, &srv) == 0 && http_server_listen(srv) == 0,
+	   "a server with a 64 KiB target limit listens");
+	port = http_server_port(srv);
+	pthread_create(&tid, NULL, server_main, NULL);
+	const size_t lens[2] = {40960, 71680};
+	const char *want[2] = {"HTTP/1.1 431 ", "HTTP/1.1 414 "};
+	for (int i = 0; i < 2; i++) {
+		struct buf lr = BUF_INIT;
+		buf_puts(&lr, "GET /");
+		for (size_t k = 0; k < lens[i]; k++)
+			buf_putc(&lr, 'a');
+		buf_puts(&lr, " HTTP/1.1\r\nHost: a\r\n\r\n");
+		fd = connect_port(port);
+		send_all(fd, lr.data, lr.len);
+		read_until(fd, got, sizeof got, NULL);
+		ok(strncmp(got, want[i], strlen(want[i])) == 0, "a %zu-byte target is a %.3s, not a 408",
+		   lens[i], want[i] + 9);
+		close(fd);
+		buf_free(&lr);
+	}
+	http_server_stop(srv);
+	pthread_join(tid, NULL);
+	http_server_free(srv);
+
 	http_router_free(r);
 	metrics_free(reg);
 	return tap_done();
