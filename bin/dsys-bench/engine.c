@@ -609,6 +609,17 @@ static void close_cb(uv_handle_t *h)
 	stats_unlock(w);
 }
 
+/* Hand the socket back on whichever I/O path the worker runs; the path's
+ * close completion (close_cb, ur_closed) ends it in conn_after_close. */
+static void conn_release(struct conn *c)
+{
+	c->state = CONN_CLOSING;
+	if (c->w->use_uring)
+		ur_close(c);
+	else
+		uv_close((uv_handle_t *)&c->tcp, close_cb);
+}
+
 /* Close a connection; its close_cb reconnects it (after a back-off when
  * connecting failed).  What was in flight must have been counted. */
 static void conn_close(struct conn *c)
@@ -622,11 +633,7 @@ static void conn_close(struct conn *c)
 	c->rlen = 0;
 	c->writing = false;
 	http_client_reader_reset(&c->rd);
-	c->state = CONN_CLOSING;
-	if (w->use_uring)
-		ur_close(c);
-	else
-		uv_close((uv_handle_t *)&c->tcp, close_cb);
+	conn_release(c);
 }
 
 static void connect_failed(struct conn *c, int err)
@@ -1001,13 +1008,8 @@ static void worker_finish(struct worker *w, uint64_t now)
 		pacer_timer_close(&w->ptimer, ptimer_closed_cb);
 	for (unsigned i = 0; i < w->n_conns; i++) {
 		struct conn *c = &w->conns[i];
-		if (c->state == CONN_CONNECTING || c->state == CONN_OPEN) {
-			c->state = CONN_CLOSING;
-			if (w->use_uring)
-				ur_close(c);
-			else
-				uv_close((uv_handle_t *)&c->tcp, close_cb);
-		}
+		if (c->state == CONN_CONNECTING || c->state == CONN_OPEN)
+			conn_release(c);
 	}
 	if (w->use_uring)
 		ur_maybe_stop(w);
