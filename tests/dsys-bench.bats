@@ -230,6 +230,26 @@ bench() {
 	assert_equal "$(serve_count "$SERVE_PORT")" "$req"
 }
 
+@test "bench: responses over 1 MiB are read whole, not refused" {
+	head -c 2097152 /dev/zero | tr '\0' x >"$BATS_TEST_TMPDIR/big.txt"
+	local out=$BATS_TEST_TMPDIR/big.out i port=
+	: >"$out"
+	"$BIN/dsys-serve" --listen 127.0.0.1:0 --threads 1 \
+		--route "GET /big=@$BATS_TEST_TMPDIR/big.txt" >"$out" 2>/dev/null 3>&- &
+	PIDS+=($!)
+	for ((i = 0; i < 200; i++)); do
+		port=$(sed -n 's/.*"listen":"127\.0\.0\.1:\([0-9]*\)".*/\1/p' "$out")
+		[ -n "$port" ] && break
+		sleep 0.05
+	done
+	[ -n "$port" ]
+	run --separate-stderr bench -t 1 -c 2 --requests 20 "http://127.0.0.1:$port/big"
+	assert_success
+	assert_equal "$(jq -r .requests <<<"$output")" 20
+	assert_equal "$(jq -r '.errors.read + .errors.write + .errors.timeout' <<<"$output")" 0
+	[ "$(jq -r .bytes <<<"$output")" -ge $((20 * 2097152)) ]
+}
+
 @test "bench: the libuv stream path (DSYS_BENCH_IO=uv) counts the same as the io_uring one" {
 	start_serve a
 	DSYS_BENCH_IO=uv run --separate-stderr bench -t 2 -c 5 --pipeline 2 -d 1s "http://127.0.0.1:$SERVE_PORT/hello"
