@@ -25,10 +25,12 @@ static int as_json;
 static const char *log_prog = "dsys";
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
+static char init_error[160];   /* why log_init returned -1 */
 
 int log_init(const char *prog)
 {
 	int rc = 0;
+	init_error[0] = '\0';
 	log_prog = prog;
 	as_json = !isatty(STDERR_FILENO);
 	const char *lv = getenv("DSYS_LOG_LEVEL");
@@ -41,8 +43,11 @@ int log_init(const char *prog)
 			}
 		if (!found && strcasecmp(lv, "warning") == 0)
 			threshold = LOG_WARN, found = 1;
-		if (!found)
+		if (!found) {
+			snprintf(init_error, sizeof init_error,
+			         "invalid value '%.64s' in DSYS_LOG_LEVEL: expected error, warn, info or debug", lv);
 			rc = -1;
+		}
 	}
 	const char *fmt = getenv("DSYS_LOG_FORMAT");
 	if (fmt && *fmt) {
@@ -50,10 +55,18 @@ int log_init(const char *prog)
 			as_json = 1;
 		else if (strcmp(fmt, "text") == 0)
 			as_json = 0;
-		else
+		else {
+			snprintf(init_error, sizeof init_error,
+			         "invalid value '%.64s' in DSYS_LOG_FORMAT: expected json or text", fmt);
 			rc = -1;
+		}
 	}
 	return rc;
+}
+
+const char *log_init_error(void)
+{
+	return init_error[0] ? init_error : "invalid DSYS_LOG_LEVEL or DSYS_LOG_FORMAT";
 }
 
 void log_set_level(enum log_level level) { threshold = level; }

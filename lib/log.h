@@ -24,6 +24,10 @@ enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 /* Read DSYS_LOG_LEVEL and DSYS_LOG_FORMAT.  Returns 0, or -1 when one of
  * them holds a value it does not know (the program reports a usage error). */
 int log_init(const char *prog);
+/* After log_init returned -1: what to print after the program's name,
+ * "invalid value 'x' in DSYS_LOG_LEVEL: expected error, warn, info or debug"
+ * (a static string). */
+const char *log_init_error(void);
 
 void log_set_level(enum log_level level);
 int log_enabled(enum log_level level);
