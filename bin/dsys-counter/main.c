@@ -247,7 +247,7 @@ int main(int argc, char **argv)
 	static struct config cfg;
 	cli_init("dsys-counter");
 	if (log_init("dsys-counter") < 0) {
-		cli_error("invalid DSYS_LOG_LEVEL or DSYS_LOG_FORMAT");
+		cli_error("%s", log_init_error());
 		return EXIT_USAGE;
 	}
 	http_server_config_init(&cfg.srv);
