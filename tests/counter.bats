@@ -80,6 +80,13 @@ teardown() { dsys_teardown; }
 	# one bad item in an array applies none of them
 	run post /incr '[{"key":"k"},{"key":3}]'
 	assert_output '400 {"error":"item 1: key must be a string"}'
+	# text after the value is refused by POST and PUT alike
+	run post /incr '{"key":"k"} x'
+	assert_output '400 {"error":"malformed JSON: text after the object"}'
+	run req PUT /counters/k '{"value":9}x'
+	assert_output '400 {"error":"malformed JSON: text after the object"}'
+	run req PUT /counters/k '{"value":5} '
+	assert_output '200 {"key":"k","value":5}'
 	run req GET /counters/k
 	assert_output '200 {"key":"k","value":5}'
 	# a key of exactly 512 bytes is fine

@@ -266,6 +266,15 @@ static long pct_decode(const char *s, size_t n, char *out)
 
 /* ------------------------------------------------------------ handlers */
 
+/* Is p[from..len) only JSON white space? (What may follow a body's value.) */
+static bool only_space(const char *p, size_t from, size_t len)
+{
+	for (size_t j = from; j < len; j++)
+		if (p[j] != ' ' && p[j] != '\t' && p[j] != '\r' && p[j] != '\n')
+			return false;
+	return true;
+}
+
 static void issue_incr(struct creq *q, struct citem *it)
 {
 	const char *key;
@@ -303,12 +312,11 @@ static void handle_incr(struct http_exchange *ex, void *arg)
 			creq_put(q);
 			return;
 		}
-		for (size_t j = i + (size_t)used; j < len; j++)
-			if (p[j] != ' ' && p[j] != '\t' && p[j] != '\r' && p[j] != '\n') {
-				bad_request(ex, "malformed JSON: text after the object");
-				creq_put(q);
-				return;
-			}
+		if (!only_space(p, i + (size_t)used, len)) {
+			bad_request(ex, "malformed JSON: text after the object");
+			creq_put(q);
+			return;
+		}
 		q->n = 1;
 		q->one.key = s.key;
 		q->one.by = s.by;
@@ -366,11 +374,10 @@ static void handle_incr(struct http_exchange *ex, void *arg)
 		snprintf(msg, sizeof msg, "malformed JSON: expected ',' or ']' at byte %zu", i);
 		goto bad;
 	}
-	for (; i < len; i++)
-		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n') {
-			snprintf(msg, sizeof msg, "malformed JSON: text after the array");
-			goto bad;
-		}
+	if (!only_space(p, i, len)) {
+		snprintf(msg, sizeof msg, "malformed JSON: text after the array");
+		goto bad;
+	}
 	q->pending = 1;
 	for (unsigned k = 0; k < q->n; k++)
 		issue_incr(q, &q->items[k]);
@@ -450,10 +457,15 @@ static int set_member(void *ctx, const struct json_token *k, const struct json_t
 static void handle_put(struct http_exchange *ex, void *arg)
 {
 	struct set_scan s = {false, 0, NULL};
-	long e = json_scan_object(ex->body ? ex->body : "", ex->body_len, set_member, &s);
+	const char *body = ex->body ? ex->body : "";
+	long e = json_scan_object(body, ex->body_len, set_member, &s);
 	if (e < 0 || !s.has_value) {
 		bad_request(ex, s.why ? s.why : e < 0 ? "malformed JSON: expected {\"value\":N}"
 		                                      : "missing value: expected {\"value\":N}");
+		return;
+	}
+	if (!only_space(body, (size_t)e, ex->body_len)) {
+		bad_request(ex, "malformed JSON: text after the object");
 		return;
 	}
 	struct creq *q = key_request(ex, OP_SET);
