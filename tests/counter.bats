@@ -153,6 +153,10 @@ teardown() { dsys_teardown; }
 	assert_output 300
 	run dsys-counter get k300 --store "file:$d/c"
 	assert_output '{"key":"k300","value":1}'
+	# text after a line's object is an error for that line, as in a body
+	run --separate-stderr bash -c "printf '{\"key\":\"a\"} x\n{\"key\":\"a\"} \n' | dsys-counter incr - --store mem:"
+	[ "$status" -eq 2 ]
+	assert_output "$(printf '%s\n' '{"line":1,"error":"malformed JSON: text after the object"}' '{"key":"a","value":1}')"
 }
 
 @test "counter: the CLI exits 3 when the service or the store cannot be reached" {

@@ -555,6 +555,10 @@ static void parse_line(struct result *r, char *line, size_t len)
 			r->why = s.why;
 			return;
 		}
+		if (!only_space(line, i + (size_t)used, len)) {
+			r->why = "malformed JSON: text after the object";
+			return;
+		}
 		memcpy(r->key, key, key_len);
 		r->key_len = key_len;
 		r->by = s.by;

@@ -48,6 +48,9 @@ struct incr_spec {
 	const char *why;
 };
 int incr_spec_parse(const char *text, size_t len, struct incr_spec *s, long *used);
+/* Is p[from..len) only JSON white space?  What may follow the object
+ * incr_spec_parse read, in a body or an input line. */
+bool only_space(const char *p, size_t from, size_t len);
 /* Decode the key token into keybuf; 0, or -1 with s->why. */
 int incr_spec_key(struct incr_spec *s, char *keybuf, const char **key, size_t *key_len);
 

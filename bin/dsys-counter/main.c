@@ -182,6 +182,14 @@ static int spec_member(void *ctx, const struct json_token *k, const struct json_
 	return 0;
 }
 
+bool only_space(const char *p, size_t from, size_t len)
+{
+	for (size_t j = from; j < len; j++)
+		if (p[j] != ' ' && p[j] != '\t' && p[j] != '\r' && p[j] != '\n')
+			return false;
+	return true;
+}
+
 int incr_spec_parse(const char *text, size_t len, struct incr_spec *s, long *used)
 {
 	memset(s, 0, sizeof *s);

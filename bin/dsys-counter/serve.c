@@ -266,15 +266,6 @@ static long pct_decode(const char *s, size_t n, char *out)
 
 /* ------------------------------------------------------------ handlers */
 
-/* Is p[from..len) only JSON white space? (What may follow a body's value.) */
-static bool only_space(const char *p, size_t from, size_t len)
-{
-	for (size_t j = from; j < len; j++)
-		if (p[j] != ' ' && p[j] != '\t' && p[j] != '\r' && p[j] != '\n')
-			return false;
-	return true;
-}
-
 static void issue_incr(struct creq *q, struct citem *it)
 {
 	const char *key;
