@@ -153,6 +153,9 @@ teardown() { dsys_teardown; }
 	assert_output 300
 	run dsys-counter get k300 --store "file:$d/c"
 	assert_output '{"key":"k300","value":1}'
+	# input that cannot be read is not a success
+	run -2 --separate-stderr dsys-counter incr - --store mem: <"$d"
+	[[ "$stderr" == *"cannot read stdin: Is a directory"* ]]
 	# text after a line's object is an error for that line, as in a body
 	run --separate-stderr bash -c "printf '{\"key\":\"a\"} x\n{\"key\":\"a\"} \n' | dsys-counter incr - --store mem:"
 	[ "$status" -eq 2 ]

@@ -471,6 +471,7 @@ struct reader {
 	char buf[MAX_LINE * 2];
 	size_t start, end;
 	bool eof, skipping;
+	bool failed;          /* a read error ended the input early */
 };
 
 /* The next line (without its newline) into *line, 1; 0 when none is
@@ -526,6 +527,7 @@ static int reader_next(struct reader *rd, bool block, char **line, size_t *len, 
 				continue;
 			cli_error("cannot read stdin: %s", strerror(errno));
 			rd->eof = true;
+			rd->failed = true;
 			continue;
 		}
 		if (n == 0)
@@ -622,6 +624,8 @@ static void incr_stdin(struct client *cl)
 		if (n == 0 && rd->eof && rd->start == rd->end)
 			break;
 	}
+	if (rd->failed)
+		worse(cl, EXIT_USAGE);   /* the input was cut short: not every line was seen */
 	free(rd);
 	free(cl->res);
 }
