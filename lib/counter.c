@@ -159,6 +159,8 @@ const char *counter_strerror(int err)
 		return "backend busy: too many commands in flight";
 	case -EACCES:
 		return "backend refused authentication";
+	case -EPROTO:
+		return "unexpected answer from the backend";
 	default:
 		return "backend unreachable";
 	}

@@ -173,6 +173,10 @@ teardown() { dsys_teardown; }
 	[ "$status" -eq 2 ]
 	run dsys-counter set a notanumber
 	[ "$status" -eq 2 ]
+	# a server at --server that answers, but not as a counter service
+	start_server other dsys-serve --listen 127.0.0.1:0 --threads 1 --route 'GET /counters/a=hello'
+	run -3 --separate-stderr dsys-counter get a --server "http://127.0.0.1:$SERVER_PORT"
+	assert_output '{"key":"a","error":"unexpected answer from the backend"}'
 }
 
 @test "counter: mem: M concurrent clients making N increments leave exactly N, answers a permutation of 1..N" {

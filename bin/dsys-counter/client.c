@@ -286,11 +286,13 @@ static int err_for_status(long status)
 		return -ENOSPC;
 	case -2:
 		return -ETIMEDOUT;
+	case 500:
+		return -EIO;      /* the service's own store failed */
 	case -1:
 	case 503:
 		return -ENOTCONN;
 	default:
-		return -EIO;
+		return -EPROTO;   /* not an answer a dsys-counter service gives */
 	}
 }
 
@@ -361,8 +363,10 @@ static void server_one(struct client *cl, struct result *r)
 	if (st > 0) {
 		struct value_scan vs = {0};
 		json_scan_object(cl->resp.data ? cl->resp.data : "", cl->resp.len, value_member, &vs);
-		if (r->err == 0 && !vs.has)
-			r->err = -EIO;
+		/* a 200 without a value, or a 404 that names no error, is some
+		 * other server at --server, not a counter answer */
+		if ((r->err == 0 && !vs.has) || (st == 404 && !vs.error))
+			r->err = -EPROTO;
 		r->value = vs.value;
 		if (st != 200 && st != 404 && vs.error)
 			cli_error("%.*s: %.*s", (int)r->key_len, r->key, (int)vs.error_len, vs.error);
