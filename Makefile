@@ -97,16 +97,16 @@ $(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(LIB_A)
 
 # ---------------------------------------------------------------- tests
 # make test: unit tests and bats files, all as TAP through prove, so the
-# last line is prove's "Result: PASS/FAIL" with its counts.  The fuzz smoke
-# run (30 s per target on its corpus) comes after.
+# last lines are prove's summary and "Result: PASS/FAIL".  The fuzz smoke
+# run (30 s per target on its corpus) comes first, so the summary ends it.
 TEST_ENV = DSYS_SAN="$(SAN)" DSYS_BIN=$(abspath $(BUILD)/bin) DSYS_BUILD=$(abspath $(BUILD)) PATH=$(abspath $(BUILD)/bin):$$PATH
 BATS_FILES ?= $(wildcard tests/*.bats)
 FUZZ_SECONDS ?= 30
 
 test: deps-quiet all
+	$(Q)$(MAKE) --no-print-directory fuzz-run
 	$(Q)$(TEST_ENV) prove -f -o -j$(or $(PROVE_JOBS),2) --exec tests/run-one.sh \
 	  $(UNIT_BIN) $(BATS_FILES)
-	$(Q)$(MAKE) --no-print-directory fuzz-run
 
 units: all
 	$(Q)$(TEST_ENV) prove -f $(UNIT_BIN)
