@@ -232,18 +232,8 @@ bench() {
 
 @test "bench: responses over 1 MiB are read whole, not refused" {
 	head -c 2097152 /dev/zero | tr '\0' x >"$BATS_TEST_TMPDIR/big.txt"
-	local out=$BATS_TEST_TMPDIR/big.out i port=
-	: >"$out"
-	"$BIN/dsys-serve" --listen 127.0.0.1:0 --threads 1 \
-		--route "GET /big=@$BATS_TEST_TMPDIR/big.txt" >"$out" 2>/dev/null 3>&- &
-	PIDS+=($!)
-	for ((i = 0; i < 200; i++)); do
-		port=$(sed -n 's/.*"listen":"127\.0\.0\.1:\([0-9]*\)".*/\1/p' "$out")
-		[ -n "$port" ] && break
-		sleep 0.05
-	done
-	[ -n "$port" ]
-	run --separate-stderr bench -t 1 -c 2 --requests 20 "http://127.0.0.1:$port/big"
+	start_serve big --route "GET /big=@$BATS_TEST_TMPDIR/big.txt"
+	run --separate-stderr bench -t 1 -c 2 --requests 20 "http://127.0.0.1:$SERVE_PORT/big"
 	assert_success
 	assert_equal "$(jq -r .requests <<<"$output")" 20
 	assert_equal "$(jq -r '.errors.read + .errors.write + .errors.timeout' <<<"$output")" 0
