@@ -28,34 +28,21 @@
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
+#include "server_cli.h"
 
 #define MAX_STATIC_ROUTES 128
 #define MAX_FILE_BYTES (64u << 20)
 
 enum {
-	OPT_LISTEN = 1, OPT_THREADS, OPT_ROUTE, OPT_TYPE, OPT_DELAY,
-	OPT_MAX_URI, OPT_MAX_HEADER, OPT_MAX_BODY, OPT_MAX_CONN, OPT_MAX_PIPELINE,
-	OPT_HEADER_TIMEOUT, OPT_BODY_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_DRAIN_TIMEOUT,
-	OPT_BACKLOG, OPT_NO_DEFAULTS,
+	OPT_ROUTE = 1, OPT_TYPE, OPT_DELAY, OPT_NO_DEFAULTS,
 };
 
 static const struct cli_option options[] = {
-	{"listen", 'l', "HOST:PORT", "DSYS_LISTEN", "address to listen on (default 127.0.0.1:8080; port 0 picks one)", OPT_LISTEN},
-	{"threads", 't', "N", "DSYS_THREADS", "event loops, one per thread (default: the CPUs we may use)", OPT_THREADS},
+	SERVER_CLI_OPTIONS,
 	{"route", 'r', "'METHOD /PATH=BODY'", NULL, "serve BODY (or @FILE's contents) at METHOD /PATH (repeatable)", OPT_ROUTE},
 	{"type", 'T', "MIME", NULL, "content type of the --route options after it (default: by extension, or text/plain)", OPT_TYPE},
 	{"delay", 0, "DURATION", "DSYS_SERVE_DELAY", "answer every request but /health and /metrics DURATION late (default 0)", OPT_DELAY},
 	{"no-default-routes", 0, NULL, NULL, "serve only the --route routes (and /health, /metrics)", OPT_NO_DEFAULTS},
-	{"max-connections", 0, "N", "DSYS_MAX_CONNECTIONS", "connections open at once; more are closed at once (default 10000)", OPT_MAX_CONN},
-	{"max-uri-bytes", 0, "SIZE", NULL, "longest request target, else 414 (default 8k)", OPT_MAX_URI},
-	{"max-header-bytes", 0, "SIZE", NULL, "largest request head, else 431 (default 8k)", OPT_MAX_HEADER},
-	{"max-body-bytes", 0, "SIZE", NULL, "largest request body, else 413 (default 1M)", OPT_MAX_BODY},
-	{"max-pipeline", 0, "N", NULL, "unanswered requests per connection before it waits (default 64)", OPT_MAX_PIPELINE},
-	{"header-timeout", 0, "DURATION", NULL, "time to receive a request head, else 408 (default 10s)", OPT_HEADER_TIMEOUT},
-	{"body-timeout", 0, "DURATION", NULL, "time to receive a request body, else 408 (default 30s)", OPT_BODY_TIMEOUT},
-	{"idle-timeout", 0, "DURATION", NULL, "idle keep-alive connections are closed after this (default 60s)", OPT_IDLE_TIMEOUT},
-	{"drain-timeout", 0, "DURATION", NULL, "on SIGTERM, time to finish requests in flight (default 10s)", OPT_DRAIN_TIMEOUT},
-	{"backlog", 0, "N", NULL, "listen(2) backlog per thread (default 1024)", OPT_BACKLOG},
 	CLI_END
 };
 
@@ -76,8 +63,7 @@ struct static_route {
 };
 
 struct config {
-	struct http_server_config srv;
-	char host[256];
+	struct server_cli server;     /* --listen, --threads, limits, timeouts */
 	const char *type;             /* --type in force */
 	struct static_route routes[MAX_STATIC_ROUTES];
 	size_t nroutes;
@@ -156,7 +142,7 @@ static int delay_thread_init(struct http_thread *t, void *arg)
 	if (!q)
 		return -ENOMEM;
 	q->delay_ms = cfg->delay_ms;
-	q->router = cfg->srv.handler_arg;
+	q->router = cfg->server.cfg.handler_arg;
 	uv_timer_init(http_thread_loop(t), &q->timer);
 	q->timer.data = q;
 	http_thread_set_data(t, q);
@@ -215,43 +201,16 @@ static const char *type_by_extension(const char *path)
 }
 
 /* Read a whole file (at most MAX_FILE_BYTES) into *out. */
+/* A --route @FILE's contents, read once at start; an empty file is an
+ * empty body, never NULL. */
 static int read_file(const char *path, char **out, size_t *len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		int e = S_ISDIR(st.st_mode) ? EISDIR : errno ? errno : EINVAL;
-		close(fd);
-		return -e;
-	}
-	if ((uint64_t)st.st_size > MAX_FILE_BYTES) {
-		close(fd);
-		return -EFBIG;
-	}
 	struct buf b = BUF_INIT;
-	char tmp[65536];
-	for (;;) {
-		ssize_t n = read(fd, tmp, sizeof tmp);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			int e = errno;
-			close(fd);
-			buf_free(&b);
-			return -e;
-		}
-		if (n == 0)
-			break;
-		buf_append(&b, tmp, (size_t)n);
-		if (b.len > MAX_FILE_BYTES) {
-			close(fd);
-			buf_free(&b);
-			return -EFBIG;
-		}
+	int e = buf_read_file(&b, path, MAX_FILE_BYTES);
+	if (e < 0) {
+		buf_free(&b);
+		return e;
 	}
-	close(fd);
 	*out = b.data ? b.data : calloc(1, 1);
 	*len = b.len;
 	return 0;
@@ -308,51 +267,13 @@ static int parse_route(struct config *cfg, const char *arg)
 	return 0;
 }
 
-static int size_opt(const char *arg, uint64_t min, uint64_t max, uint64_t *out)
-{
-	uint64_t v;
-	if (cli_parse_size(arg, &v) < 0)
-		return cli_bad_value(NULL, arg, "expected a size like 512, 8k or 1M");
-	if (v < min || v > max)
-		return cli_bad_value(NULL, arg, "out of range");
-	*out = v;
-	return 0;
-}
-
-static int duration_opt(const char *arg, uint64_t *out)
-{
-	if (cli_parse_duration_ms(arg, out) < 0)
-		return cli_bad_value(NULL, arg, "expected a duration like 500ms, 10s or 1m");
-	return 0;
-}
-
-static int positive_duration_opt(const char *arg, uint64_t *out)
-{
-	if (duration_opt(arg, out) < 0)
-		return -1;
-	if (*out == 0)
-		return cli_bad_value(NULL, arg, "must be more than 0");
-	return 0;
-}
-
 static int on_option(void *ctx, int id, const char *arg)
 {
 	struct config *cfg = ctx;
-	uint64_t v;
-	unsigned u;
+	int r = server_cli_option(&cfg->server, id, arg);
+	if (r <= 0)
+		return r;
 	switch (id) {
-	case OPT_LISTEN: {
-		uint16_t port;
-		if (cli_parse_hostport(arg, cfg->host, sizeof cfg->host, &port) < 0)
-			return cli_bad_value(NULL, arg, "expected HOST:PORT");
-		cfg->srv.port = port;
-		return 0;
-	}
-	case OPT_THREADS:
-		if (cli_parse_uint(arg, 1, 1024, &u) < 0)
-			return cli_bad_value(NULL, arg, "expected a number from 1 to 1024");
-		cfg->srv.threads = u;
-		return 0;
 	case OPT_ROUTE:
 		return parse_route(cfg, arg);
 	case OPT_TYPE:
@@ -361,44 +282,9 @@ static int on_option(void *ctx, int id, const char *arg)
 		cfg->type = arg;
 		return 0;
 	case OPT_DELAY:
-		return duration_opt(arg, &cfg->delay_ms);
+		return server_cli_duration(arg, &cfg->delay_ms);
 	case OPT_NO_DEFAULTS:
 		cfg->no_defaults = true;
-		return 0;
-	case OPT_MAX_CONN:
-		if (cli_parse_uint(arg, 1, 10000000, &u) < 0)
-			return cli_bad_value(NULL, arg, "expected a number from 1 to 10000000");
-		cfg->srv.max_connections = u;
-		return 0;
-	case OPT_MAX_PIPELINE:
-		if (cli_parse_uint(arg, 1, 65536, &u) < 0)
-			return cli_bad_value(NULL, arg, "expected a number from 1 to 65536");
-		cfg->srv.max_pipeline = u;
-		return 0;
-	case OPT_MAX_URI:
-		if (size_opt(arg, 16, 1u << 20, &v) < 0)
-			return -1;
-		cfg->srv.limits.max_uri = v;
-		return 0;
-	case OPT_MAX_HEADER:
-		if (size_opt(arg, 64, 1u << 20, &v) < 0)
-			return -1;
-		cfg->srv.limits.max_header_bytes = v;
-		return 0;
-	case OPT_MAX_BODY:
-		return size_opt(arg, 0, 1ull << 32, &cfg->srv.limits.max_body);
-	case OPT_HEADER_TIMEOUT:
-		return positive_duration_opt(arg, &cfg->srv.header_timeout_ms);
-	case OPT_BODY_TIMEOUT:
-		return positive_duration_opt(arg, &cfg->srv.body_timeout_ms);
-	case OPT_IDLE_TIMEOUT:
-		return positive_duration_opt(arg, &cfg->srv.idle_timeout_ms);
-	case OPT_DRAIN_TIMEOUT:
-		return positive_duration_opt(arg, &cfg->srv.drain_timeout_ms);
-	case OPT_BACKLOG:
-		if (cli_parse_uint(arg, 1, 65535, &u) < 0)
-			return cli_bad_value(NULL, arg, "expected a number from 1 to 65535");
-		cfg->srv.backlog = (int)u;
 		return 0;
 	}
 	INVARIANT(0);
@@ -428,12 +314,10 @@ int main(int argc, char **argv)
 
 	cli_init("dsys-serve");
 	if (log_init("dsys-serve") < 0) {
-		cli_error("invalid DSYS_LOG_LEVEL or DSYS_LOG_FORMAT");
+		cli_error("%s", log_init_error());
 		return EXIT_USAGE;
 	}
-	http_server_config_init(&cfg.srv);
-	snprintf(cfg.host, sizeof cfg.host, "127.0.0.1");
-	cfg.srv.port = 8080;
+	server_cli_init(&cfg.server);
 	int first;
 	int r = cli_parse(&spec, argc, argv, on_option, &cfg, &first);
 	if (r >= 0) {
@@ -446,7 +330,6 @@ int main(int argc, char **argv)
 		status = EXIT_USAGE;
 		goto out;
 	}
-	cfg.srv.host = cfg.host;
 
 	reg = metrics_new();
 	metrics_process_register(reg);
@@ -470,43 +353,19 @@ int main(int argc, char **argv)
 	http_route_add_health(router);
 	http_route_add_metrics(router, reg);
 
-	cfg.srv.metrics = reg;
-	cfg.srv.handler = http_router_handle;
-	cfg.srv.handler_arg = router;
+	cfg.server.cfg.metrics = reg;
+	cfg.server.cfg.handler = http_router_handle;
+	cfg.server.cfg.handler_arg = router;
 	if (cfg.delay_ms) {
-		cfg.srv.handler = delay_handle;
-		cfg.srv.thread_init = delay_thread_init;
-		cfg.srv.thread_fini = delay_thread_fini;
-		cfg.srv.thread_arg = &cfg;
+		cfg.server.cfg.handler = delay_handle;
+		cfg.server.cfg.thread_init = delay_thread_init;
+		cfg.server.cfg.thread_fini = delay_thread_fini;
+		cfg.server.cfg.thread_arg = &cfg;
 	}
-	if (http_server_new(&cfg.srv, &srv) < 0) {
-		cli_error("invalid server settings");
-		status = EXIT_USAGE;
-		goto out;
-	}
-	r = http_server_listen(srv);
-	if (r < 0) {
-		cli_error("cannot listen on %s:%u: %s", cfg.host, cfg.srv.port, strerror(-r));
-		status = r == -EADDRNOTAVAIL || r == -EAFNOSUPPORT ? EXIT_USAGE : EXIT_NO;
-		goto out;
-	}
-
-	struct buf line = BUF_INIT;
-	struct json_writer w;
-	json_writer_init(&w, &line);
-	json_obj_begin(&w);
-	json_kv_str(&w, "event", "ready");
-	json_kv_str(&w, "listen", http_server_address(srv));
-	json_kv_i64(&w, "pid", (int64_t)getpid());
-	json_kv_u64(&w, "threads", http_server_threads(srv));
-	json_obj_end(&w);
-	json_emit(&line);
-	buf_free(&line);
-
-	r = http_server_run(srv);
-	if (r < 0) {
-		cli_error("cannot run: %s", strerror(-r));
-		status = EXIT_UNREACHABLE;
+	status = server_cli_listen(&cfg.server, &srv);
+	if (status == EXIT_OK) {
+		server_cli_ready(srv, NULL, NULL);
+		status = server_cli_run(srv);
 	}
 out:
 	http_server_free(srv);

@@ -1,0 +1,159 @@
+/*
+ * server_cli.c -- the shared server flags, applied to a
+ * struct http_server_config, and the start-up sequence around it: listen,
+ * print the ready line, run until drained.  Ranges are checked here once,
+ * so every server refuses the same nonsense with the same words.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "json.h"
+#include "server_cli.h"
+
+void server_cli_init(struct server_cli *s)
+{
+	http_server_config_init(&s->cfg);
+	strcpy(s->host, "127.0.0.1");
+	s->cfg.host = s->host;
+	s->cfg.port = 8080;
+}
+
+int server_cli_size(const char *arg, uint64_t min, uint64_t max, uint64_t *out)
+{
+	uint64_t v;
+	if (cli_parse_size(arg, &v) < 0)
+		return cli_bad_value(NULL, arg, "expected a size like 512, 8k or 1M");
+	if (v < min || v > max)
+		return cli_bad_value(NULL, arg, "out of range");
+	*out = v;
+	return 0;
+}
+
+int server_cli_duration(const char *arg, uint64_t *ms)
+{
+	if (cli_parse_duration_ms(arg, ms) < 0)
+		return cli_bad_value(NULL, arg, "expected a duration like 500ms, 10s or 1m");
+	return 0;
+}
+
+int server_cli_positive_duration(const char *arg, uint64_t *ms)
+{
+	if (server_cli_duration(arg, ms) < 0)
+		return -1;
+	if (*ms == 0)
+		return cli_bad_value(NULL, arg, "must be more than 0");
+	return 0;
+}
+
+static int count_opt(const char *arg, unsigned min, unsigned max, unsigned *out)
+{
+	if (cli_parse_uint(arg, min, max, out) < 0) {
+		char why[64];
+		snprintf(why, sizeof why, "expected a number from %u to %u", min, max);
+		return cli_bad_value(NULL, arg, why);
+	}
+	return 0;
+}
+
+int server_cli_option(struct server_cli *s, int id, const char *arg)
+{
+	struct http_server_config *c = &s->cfg;
+	uint64_t v;
+	unsigned u;
+	switch (id) {
+	case SERVER_CLI_LISTEN: {
+		uint16_t port;
+		if (cli_parse_hostport(arg, s->host, sizeof s->host, &port) < 0)
+			return cli_bad_value(NULL, arg, "expected HOST:PORT");
+		c->port = port;
+		return 0;
+	}
+	case SERVER_CLI_THREADS:
+		if (count_opt(arg, 1, 1024, &u) < 0)
+			return -1;
+		c->threads = u;
+		return 0;
+	case SERVER_CLI_MAX_CONNECTIONS:
+		if (count_opt(arg, 1, 10000000, &u) < 0)
+			return -1;
+		c->max_connections = u;
+		return 0;
+	case SERVER_CLI_MAX_PIPELINE:
+		if (count_opt(arg, 1, 65536, &u) < 0)
+			return -1;
+		c->max_pipeline = u;
+		return 0;
+	case SERVER_CLI_MAX_URI:
+		if (server_cli_size(arg, 16, 1u << 20, &v) < 0)
+			return -1;
+		c->limits.max_uri = v;
+		return 0;
+	case SERVER_CLI_MAX_HEADER:
+		if (server_cli_size(arg, 64, 1u << 20, &v) < 0)
+			return -1;
+		c->limits.max_header_bytes = v;
+		return 0;
+	case SERVER_CLI_MAX_BODY:
+		return server_cli_size(arg, 0, 1ull << 32, &c->limits.max_body);
+	case SERVER_CLI_HEADER_TIMEOUT:
+		return server_cli_positive_duration(arg, &c->header_timeout_ms);
+	case SERVER_CLI_BODY_TIMEOUT:
+		return server_cli_positive_duration(arg, &c->body_timeout_ms);
+	case SERVER_CLI_IDLE_TIMEOUT:
+		return server_cli_positive_duration(arg, &c->idle_timeout_ms);
+	case SERVER_CLI_DRAIN_TIMEOUT:
+		return server_cli_positive_duration(arg, &c->drain_timeout_ms);
+	case SERVER_CLI_BACKLOG:
+		if (count_opt(arg, 1, 65535, &u) < 0)
+			return -1;
+		c->backlog = (int)u;
+		return 0;
+	}
+	return 1;
+}
+
+int server_cli_listen(struct server_cli *s, struct http_server **out)
+{
+	*out = NULL;
+	s->cfg.host = s->host;
+	if (http_server_new(&s->cfg, out) < 0) {
+		cli_error("invalid server settings");
+		return EXIT_USAGE;
+	}
+	int r = http_server_listen(*out);
+	if (r < 0) {
+		cli_error("cannot listen on %s:%u: %s", s->host, s->cfg.port, strerror(-r));
+		return r == -EADDRNOTAVAIL || r == -EAFNOSUPPORT ? EXIT_USAGE : EXIT_NO;
+	}
+	return EXIT_OK;
+}
+
+void server_cli_ready(struct http_server *srv, const char *key, const char *value)
+{
+	struct buf line = BUF_INIT;
+	struct json_writer w;
+	json_writer_init(&w, &line);
+	json_obj_begin(&w);
+	json_kv_str(&w, "event", "ready");
+	json_kv_str(&w, "listen", http_server_address(srv));
+	json_kv_i64(&w, "pid", (int64_t)getpid());
+	json_kv_u64(&w, "threads", http_server_threads(srv));
+	if (key)
+		json_kv_str(&w, key, value);
+	json_obj_end(&w);
+	json_emit(&line);
+	buf_free(&line);
+}
+
+int server_cli_run(struct http_server *srv)
+{
+	int r = http_server_run(srv);
+	if (r < 0) {
+		cli_error("cannot run: %s", strerror(-r));
+		return EXIT_UNREACHABLE;
+	}
+	return EXIT_OK;
+}
