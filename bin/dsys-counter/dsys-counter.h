@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "counter.h"
-#include "http_server.h"
+#include "server_cli.h"
 #include "json.h"
 #include "store_url.h"
 
@@ -20,8 +20,7 @@ struct config {
 	const char *sub;              /* "serve", "incr", ... */
 	const char *store_text;       /* --store, DSYS_STORE; NULL: store_url_from_env */
 	const char *server;           /* --server, DSYS_SERVER */
-	char host[256];
-	struct http_server_config srv;
+	struct server_cli serve;      /* serve: --listen, --threads, limits, timeouts */
 	int64_t by;
 	bool by_set;
 	const char *prefix;

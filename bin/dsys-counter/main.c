@@ -22,18 +22,17 @@
 #include "invariant.h"
 #include "json.h"
 #include "log.h"
+#include "server_cli.h"
 
 enum {
-	OPT_STORE = 1, OPT_SERVER, OPT_LISTEN, OPT_THREADS, OPT_BY, OPT_PREFIX,
+	OPT_STORE = 1, OPT_SERVER, OPT_BY, OPT_PREFIX,
 	OPT_BACKEND_TIMEOUT, OPT_MAX_KEYS, OPT_COMPACT, OPT_WINDOW, OPT_MAX_BATCH,
-	OPT_MAX_CONN, OPT_MAX_BODY, OPT_MAX_PIPELINE, OPT_IDLE_TIMEOUT, OPT_DRAIN_TIMEOUT,
 };
 
 static const struct cli_option options[] = {
+	SERVER_CLI_OPTIONS,
 	{"store", 's', "URL", "DSYS_STORE", "mem:, file:DIR, redis://HOST:PORT[/DB] or redis-cluster://H:P,... (default mem: for serve; REDIS_URL is honoured)", OPT_STORE},
 	{"server", 'S', "URL", "DSYS_SERVER", "CLI: talk to a running dsys-counter serve at http://HOST:PORT instead of a store", OPT_SERVER},
-	{"listen", 'l', "HOST:PORT", "DSYS_LISTEN", "serve: address to listen on (default 127.0.0.1:8080; port 0 picks one)", OPT_LISTEN},
-	{"threads", 't', "N", "DSYS_THREADS", "serve: event loops, one per thread (default: the CPUs we may use)", OPT_THREADS},
 	{"by", 'b', "N", NULL, "incr: add N (an int64, may be negative; default 1)", OPT_BY},
 	{"prefix", 'p', "P", NULL, "list: only keys that start with P", OPT_PREFIX},
 	{"backend-timeout", 0, "DURATION", "DSYS_BACKEND_TIMEOUT", "redis: a command unanswered this long fails, 503 (default 2s)", OPT_BACKEND_TIMEOUT},
@@ -41,11 +40,6 @@ static const struct cli_option options[] = {
 	{"compact-bytes", 0, "SIZE", NULL, "file: compact the log when it grows past SIZE (default 64M; 0 never)", OPT_COMPACT},
 	{"window", 'w', "N", NULL, "incr -: increments in flight at once (default 128)", OPT_WINDOW},
 	{"max-batch", 0, "N", NULL, "serve: items in one POST /incr array at most (default 1000)", OPT_MAX_BATCH},
-	{"max-connections", 0, "N", "DSYS_MAX_CONNECTIONS", "serve: connections open at once (default 10000)", OPT_MAX_CONN},
-	{"max-body-bytes", 0, "SIZE", NULL, "serve: largest request body, else 413 (default 1M)", OPT_MAX_BODY},
-	{"max-pipeline", 0, "N", NULL, "serve: unanswered requests per connection before it waits (default 64)", OPT_MAX_PIPELINE},
-	{"idle-timeout", 0, "DURATION", NULL, "serve: idle keep-alive connections are closed after this (default 60s)", OPT_IDLE_TIMEOUT},
-	{"drain-timeout", 0, "DURATION", NULL, "serve: on SIGTERM, time to finish requests in flight (default 10s)", OPT_DRAIN_TIMEOUT},
 	CLI_END
 };
 
@@ -72,24 +66,15 @@ static int on_option(void *ctx, int id, const char *arg)
 	struct config *cfg = ctx;
 	unsigned u;
 	uint64_t v;
+	int r = server_cli_option(&cfg->serve, id, arg);
+	if (r <= 0)
+		return r;
 	switch (id) {
 	case OPT_STORE:
 		cfg->store_text = arg;
 		return 0;
 	case OPT_SERVER:
 		cfg->server = arg;
-		return 0;
-	case OPT_LISTEN: {
-		uint16_t port;
-		if (cli_parse_hostport(arg, cfg->host, sizeof cfg->host, &port) < 0)
-			return cli_bad_value(NULL, arg, "expected HOST:PORT");
-		cfg->srv.port = port;
-		return 0;
-	}
-	case OPT_THREADS:
-		if (cli_parse_uint(arg, 1, 1024, &u) < 0)
-			return cli_bad_value(NULL, arg, "expected a number from 1 to 1024");
-		cfg->srv.threads = u;
 		return 0;
 	case OPT_BY:
 		if (cli_parse_i64(arg, &cfg->by) < 0)
@@ -125,31 +110,6 @@ static int on_option(void *ctx, int id, const char *arg)
 		if (cli_parse_uint(arg, 1, 1000000, &u) < 0)
 			return cli_bad_value(NULL, arg, "expected a number from 1 to 1000000");
 		cfg->max_batch = u;
-		return 0;
-	case OPT_MAX_CONN:
-		if (cli_parse_uint(arg, 1, 10000000, &u) < 0)
-			return cli_bad_value(NULL, arg, "expected a number from 1 to 10000000");
-		cfg->srv.max_connections = u;
-		return 0;
-	case OPT_MAX_BODY:
-		if (cli_parse_size(arg, &v) < 0 || v > (1ull << 32))
-			return cli_bad_value(NULL, arg, "expected a size like 64k or 1M");
-		cfg->srv.limits.max_body = v;
-		return 0;
-	case OPT_MAX_PIPELINE:
-		if (cli_parse_uint(arg, 1, 65536, &u) < 0)
-			return cli_bad_value(NULL, arg, "expected a number from 1 to 65536");
-		cfg->srv.max_pipeline = u;
-		return 0;
-	case OPT_IDLE_TIMEOUT:
-		if (cli_parse_duration_ms(arg, &v) < 0 || v == 0)
-			return cli_bad_value(NULL, arg, "expected a duration like 500ms, 10s or 1m");
-		cfg->srv.idle_timeout_ms = v;
-		return 0;
-	case OPT_DRAIN_TIMEOUT:
-		if (cli_parse_duration_ms(arg, &v) < 0 || v == 0)
-			return cli_bad_value(NULL, arg, "expected a duration like 500ms, 10s or 1m");
-		cfg->srv.drain_timeout_ms = v;
 		return 0;
 	}
 	INVARIANT(0);
@@ -258,9 +218,7 @@ int main(int argc, char **argv)
 		cli_error("%s", log_init_error());
 		return EXIT_USAGE;
 	}
-	http_server_config_init(&cfg.srv);
-	snprintf(cfg.host, sizeof cfg.host, "127.0.0.1");
-	cfg.srv.port = 8080;
+	server_cli_init(&cfg.serve);
 	counter_options_init(&cfg.copt);
 	cfg.by = 1;
 	cfg.window = DEFAULT_WINDOW;

@@ -574,44 +574,18 @@ int counter_serve(struct config *cfg)
 	http_route_add_health(router);
 	http_route_add_metrics(router, reg);
 
-	int status = EXIT_OK;
 	struct http_server *srv = NULL;
-	cfg->srv.host = cfg->host;
-	cfg->srv.metrics = reg;
-	cfg->srv.handler = http_router_handle;
-	cfg->srv.handler_arg = router;
-	cfg->srv.thread_init = thread_init;
-	cfg->srv.thread_fini = thread_fini;
-	cfg->srv.thread_arg = &app;
-	if (http_server_new(&cfg->srv, &srv) < 0) {
-		cli_error("invalid server settings");
-		status = EXIT_USAGE;
-		goto out;
+	cfg->serve.cfg.metrics = reg;
+	cfg->serve.cfg.handler = http_router_handle;
+	cfg->serve.cfg.handler_arg = router;
+	cfg->serve.cfg.thread_init = thread_init;
+	cfg->serve.cfg.thread_fini = thread_fini;
+	cfg->serve.cfg.thread_arg = &app;
+	int status = server_cli_listen(&cfg->serve, &srv);
+	if (status == EXIT_OK) {
+		server_cli_ready(srv, "store", cfg->url_text);
+		status = server_cli_run(srv);
 	}
-	r = http_server_listen(srv);
-	if (r < 0) {
-		cli_error("cannot listen on %s:%u: %s", cfg->host, cfg->srv.port, strerror(-r));
-		status = r == -EADDRNOTAVAIL || r == -EAFNOSUPPORT ? EXIT_USAGE : EXIT_NO;
-		goto out;
-	}
-	struct buf line = BUF_INIT;
-	struct json_writer w;
-	json_writer_init(&w, &line);
-	json_obj_begin(&w);
-	json_kv_str(&w, "event", "ready");
-	json_kv_str(&w, "listen", http_server_address(srv));
-	json_kv_i64(&w, "pid", (int64_t)getpid());
-	json_kv_u64(&w, "threads", http_server_threads(srv));
-	json_kv_str(&w, "store", cfg->url_text);
-	json_obj_end(&w);
-	json_emit(&line);
-	buf_free(&line);
-	r = http_server_run(srv);
-	if (r < 0) {
-		cli_error("cannot run: %s", strerror(-r));
-		status = EXIT_UNREACHABLE;
-	}
-out:
 	http_server_free(srv);
 	http_router_free(router);
 	metrics_free(reg);
