@@ -57,6 +57,9 @@ FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 
 .PHONY: all test check fuzz fuzz-run bench demo install uninstall clean deps units bats lint
 .DEFAULT_GOAL := all
+# Objects of tests and bench programs are built by a chain of pattern rules:
+# keep them, so a second make rebuilds nothing.
+.SECONDARY:
 
 all: deps-quiet $(LIB_A) $(PROG_BIN) $(UNIT_BIN) $(BENCH_BIN)
 
