@@ -163,6 +163,11 @@ struct http_thread {
 	char date[64];             /* "Date: ...\r\n" */
 	size_t date_len;
 	time_t date_sec;
+	/* the start of the last head built: status line, Server and Date
+	 * lines in one piece, rebuilt when the status or the second changes */
+	char head[288];            /* 79 + Server (<= 110) + Date (< 64) */
+	size_t head_len;
+	int head_status;           /* 0: head[] is stale */
 	struct conn *conns;        /* open connections, doubly linked */
 	struct conn *flush;        /* connections with answers to write */
 	struct conn *free_conns;
@@ -1081,13 +1086,61 @@ static char *put(char *p, const void *s, size_t n)
 }
 #define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
 
+/* The head's first lines for status ("HTTP/1.1 200 OK", Server, Date)
+ * from t->head, building it there when the status differs from the last
+ * answer's or the Date line changed: a run of answers with one status costs
+ * one copy per answer, not a reason lookup, a strlen and three copies. */
+static char *put_head_start(struct http_thread *t, char *p, int status)
+{
+	if (status != t->head_status) {
+		struct http_server *srv = t->srv;
+		const char *reason = http_status_reason(status);
+		if (!reason)
+			reason = "";
+		size_t rlen = strlen(reason);
+		if (rlen > 64)
+			rlen = 64;  /* the reserve in xchg_build counts on this bound */
+		char *h = t->head;
+		h = PUT_LIT(h, "HTTP/1.1 ");
+		*h++ = (char)('0' + status / 100);
+		*h++ = (char)('0' + status / 10 % 10);
+		*h++ = (char)('0' + status % 10);
+		*h++ = ' ';
+		h = put(h, reason, rlen);
+		h = PUT_LIT(h, "\r\n");
+		h = put(h, srv->server_line, srv->server_line_len);
+		h = put(h, t->date, t->date_len);
+		t->head_len = (size_t)(h - t->head);
+		INVARIANT(t->head_len <= sizeof t->head);
+		t->head_status = status;
+	}
+	return put(p, t->head, t->head_len);
+}
+
+/* Decimal digits of n at p; the lengths of small bodies inline. */
+static char *put_len(char *p, size_t n)
+{
+	if (n < 10) {
+		*p++ = (char)('0' + n);
+	} else if (n < 100) {
+		*p++ = (char)('0' + n / 10);
+		*p++ = (char)('0' + n % 10);
+	} else if (n < 1000) {
+		*p++ = (char)('0' + n / 100);
+		*p++ = (char)('0' + n / 10 % 10);
+		*p++ = (char)('0' + n % 10);
+	} else {
+		p += fmt_u64(p, n);
+	}
+	return p;
+}
+
 /* Append the whole answer to out: the head from constant pieces, then the
  * body.  No printf. */
 static void xchg_build(struct xchg *x, struct buf *out, int status, const char *ctype,
                        const char *headers, const void *body, size_t len)
 {
 	struct http_thread *t = x->pub.thread;
-	struct http_server *srv = t->srv;
 	struct conn *c = x->c;
 	bool close = !x->keep_alive || x->is_error || t->draining;
 	if (close)
@@ -1097,23 +1150,15 @@ static void xchg_build(struct xchg *x, struct buf *out, int status, const char *
 	if (status < 100 || status > 999)
 		status = 500;
 	bool bodyless = status == 204 || status == 304 || status < 200;
-	const char *reason = http_status_reason(status);
-	if (!reason)
-		reason = "";
-	size_t rlen = strlen(reason);
 	size_t clen = ctype ? strlen(ctype) : 0;
 	size_t hlen = headers ? strlen(headers) : 0;
-	buf_reserve(out, 160 + rlen + srv->server_line_len + t->date_len + clen + hlen + len);
+	/* head[] bounds the head's first lines; the rest of its constant
+	 * pieces fit in 160 */
+	size_t need = 160 + sizeof t->head + clen + hlen + len;
+	if (need >= out->cap || out->len + need + 1 > out->cap)
+		buf_reserve(out, need);
 	char *p = out->data + out->len;
-	p = PUT_LIT(p, "HTTP/1.1 ");
-	*p++ = (char)('0' + status / 100);
-	*p++ = (char)('0' + status / 10 % 10);
-	*p++ = (char)('0' + status % 10);
-	*p++ = ' ';
-	p = put(p, reason, rlen);
-	p = PUT_LIT(p, "\r\n");
-	p = put(p, srv->server_line, srv->server_line_len);
-	p = put(p, t->date, t->date_len);
+	p = put_head_start(t, p, status);
 	if (ctype) {
 		p = PUT_LIT(p, "Content-Type: ");
 		p = put(p, ctype, clen);
@@ -1121,7 +1166,7 @@ static void xchg_build(struct xchg *x, struct buf *out, int status, const char *
 	}
 	if (!bodyless) {
 		p = PUT_LIT(p, "Content-Length: ");
-		p += fmt_u64(p, len);
+		p = put_len(p, len);
 		p = PUT_LIT(p, "\r\n");
 	}
 	if (close)
@@ -1235,6 +1280,7 @@ static void date_refresh(struct http_thread *t)
 	gmtime_r(&now, &tm);
 	t->date_sec = now;
 	t->date_len = strftime(t->date, sizeof t->date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+	t->head_status = 0;
 }
 
 static void on_tick(uv_timer_t *h)
