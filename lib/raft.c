@@ -87,6 +87,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "invariant.h"
 #include "raft.h"
 
@@ -1612,32 +1613,18 @@ const struct raft_snapshot *raft_snapshot_get(const struct raft *r)
 	return &r->snap;
 }
 
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
 void raft_conf_encode(const struct raft_conf *c, uint8_t out[16])
 {
-	put64(out, c->voters);
-	put64(out + 8, c->learners);
+	le64_put(out, c->voters);
+	le64_put(out + 8, c->learners);
 }
 
 int raft_conf_decode(const uint8_t *data, size_t len, struct raft_conf *c)
 {
 	if (len != 16 || !data)
 		return -EINVAL;
-	c->voters = get64(data);
-	c->learners = get64(data + 8);
+	c->voters = le64_get(data);
+	c->learners = le64_get(data + 8);
 	if ((c->voters | c->learners) & 1) /* id 0 is nobody */
 		return -EINVAL;
 	return 0;

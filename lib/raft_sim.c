@@ -51,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "invariant.h"
 #include "linearize.h"
 #include "raft.h"
@@ -450,51 +451,26 @@ static void send_resp(struct sim *s, struct node *n, uint32_t client, uint32_t s
 
 /* ------------------------------------------------------------ state machine */
 
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* A command in the log: client u32, seq u32, kind u8, key u8, arg0 u64,
  * arg1 u64, little-endian (CMD_LEN bytes). */
 static void cmd_encode(const struct client_req *q, uint8_t out[CMD_LEN])
 {
-	put32(out, q->client);
-	put32(out + 4, q->seq);
+	le32_put(out, q->client);
+	le32_put(out + 4, q->seq);
 	out[8] = q->kind;
 	out[9] = q->key;
-	put64(out + 10, q->arg0);
-	put64(out + 18, q->arg1);
+	le64_put(out + 10, q->arg0);
+	le64_put(out + 18, q->arg1);
 }
 
 static void cmd_decode(const uint8_t *p, struct client_req *q)
 {
-	q->client = get32(p);
-	q->seq = get32(p + 4);
+	q->client = le32_get(p);
+	q->seq = le32_get(p + 4);
 	q->kind = p[8];
 	q->key = p[9];
-	q->arg0 = get64(p + 10);
-	q->arg1 = get64(p + 18);
+	q->arg0 = le64_get(p + 10);
+	q->arg1 = le64_get(p + 18);
 }
 
 static size_t kv_encode(const struct kv *kv, uint8_t **out)
