@@ -259,6 +259,15 @@ int cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
 	return 0;
 }
 
+int cli_opt_uint(const char *arg, unsigned min, unsigned max, unsigned *out)
+{
+	if (cli_parse_uint(arg, min, max, out) == 0)
+		return 0;
+	char why[64];
+	snprintf(why, sizeof why, "expected a number from %u to %u", min, max);
+	return cli_bad_value(NULL, arg, why);
+}
+
 /* A decimal number with an optional fraction, then a unit from the table.
  * Computed in long double and rounded, so "1.5s" is exactly 1500000 us. */
 static int parse_scaled(const char *s, const char *const *units, const long double *scale,

@@ -120,6 +120,11 @@ int cli_parse_size(const char *s, uint64_t *out);
 int cli_parse_bool(const char *s, bool *out);
 int cli_parse_hostport(const char *s, char *host, size_t host_size, uint16_t *port);
 
+/* For option callbacks: cli_parse_uint, and on failure the message
+ * "expected a number from MIN to MAX" through cli_bad_value; returns 0 or
+ * -1, so a callback can return it directly. */
+int cli_opt_uint(const char *arg, unsigned min, unsigned max, unsigned *out);
+
 /* "PROG: invalid value 'X' for --name: WHY" (or "in VAR" when the value
  * came from the environment); returns -1 for the callback.  Inside a
  * callback, opt may be NULL: the option being parsed is named. */

@@ -48,16 +48,6 @@ int server_cli_positive_duration(const char *arg, uint64_t *ms)
 	return 0;
 }
 
-static int count_opt(const char *arg, unsigned min, unsigned max, unsigned *out)
-{
-	if (cli_parse_uint(arg, min, max, out) < 0) {
-		char why[64];
-		snprintf(why, sizeof why, "expected a number from %u to %u", min, max);
-		return cli_bad_value(NULL, arg, why);
-	}
-	return 0;
-}
-
 int server_cli_option(struct server_cli *s, int id, const char *arg)
 {
 	struct http_server_config *c = &s->cfg;
@@ -72,17 +62,17 @@ int server_cli_option(struct server_cli *s, int id, const char *arg)
 		return 0;
 	}
 	case SERVER_CLI_THREADS:
-		if (count_opt(arg, 1, 1024, &u) < 0)
+		if (cli_opt_uint(arg, 1, 1024, &u) < 0)
 			return -1;
 		c->threads = u;
 		return 0;
 	case SERVER_CLI_MAX_CONNECTIONS:
-		if (count_opt(arg, 1, 10000000, &u) < 0)
+		if (cli_opt_uint(arg, 1, 10000000, &u) < 0)
 			return -1;
 		c->max_connections = u;
 		return 0;
 	case SERVER_CLI_MAX_PIPELINE:
-		if (count_opt(arg, 1, 65536, &u) < 0)
+		if (cli_opt_uint(arg, 1, 65536, &u) < 0)
 			return -1;
 		c->max_pipeline = u;
 		return 0;
@@ -107,7 +97,7 @@ int server_cli_option(struct server_cli *s, int id, const char *arg)
 	case SERVER_CLI_DRAIN_TIMEOUT:
 		return server_cli_positive_duration(arg, &c->drain_timeout_ms);
 	case SERVER_CLI_BACKLOG:
-		if (count_opt(arg, 1, 65535, &u) < 0)
+		if (cli_opt_uint(arg, 1, 65535, &u) < 0)
 			return -1;
 		c->backlog = (int)u;
 		return 0;

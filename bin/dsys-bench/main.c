@@ -108,16 +108,6 @@ static int read_file(const char *path, char **out, size_t *len)
 	return 0;
 }
 
-static int parse_count(const char *arg, unsigned min, unsigned max, unsigned *out)
-{
-	if (cli_parse_uint(arg, min, max, out) < 0) {
-		char why[64];
-		snprintf(why, sizeof why, "expected a whole number from %u to %u", min, max);
-		return cli_bad_value(NULL, arg, why);
-	}
-	return 0;
-}
-
 static int parse_duration_ns(const char *arg, uint64_t *out, bool zero_ok)
 {
 	uint64_t us;
@@ -134,9 +124,9 @@ static int on_option(void *ctx, int id, const char *arg)
 	char err[160];
 	switch (id) {
 	case OPT_THREADS:
-		return parse_count(arg, 1, 1024, &cfg->threads);
+		return cli_opt_uint(arg, 1, 1024, &cfg->threads);
 	case OPT_CONNECTIONS:
-		return parse_count(arg, 1, 1000000, &cfg->connections);
+		return cli_opt_uint(arg, 1, 1000000, &cfg->connections);
 	case OPT_DURATION:
 		o->duration_set = true;
 		return parse_duration_ns(arg, &cfg->duration_ns, false);
@@ -177,7 +167,7 @@ static int on_option(void *ctx, int id, const char *arg)
 	case OPT_TIMEOUT:
 		return parse_duration_ns(arg, &cfg->timeout_ns, false);
 	case OPT_PIPELINE:
-		return parse_count(arg, 1, 1024, &cfg->pipeline);
+		return cli_opt_uint(arg, 1, 1024, &cfg->pipeline);
 	case OPT_RATE: {
 		int r = pacer_parse_rate(arg, &cfg->rate_count, &cfg->rate_per_ns);
 		if (r == -ERANGE)
@@ -195,7 +185,7 @@ static int on_option(void *ctx, int id, const char *arg)
 		o->have_slo = true;
 		return 0;
 	case OPT_TRIALS:
-		return parse_count(arg, 1, 100, &o->trials);
+		return cli_opt_uint(arg, 1, 100, &o->trials);
 	case OPT_FAIL_IF:
 		if (cond_parse(arg, &o->fail_if, err, sizeof err) < 0)
 			return cli_bad_value(NULL, arg, err);

@@ -93,8 +93,8 @@ static int on_option(void *ctx, int id, const char *arg)
 		cfg->backend_timeout_ms = v;
 		return 0;
 	case OPT_MAX_KEYS:
-		if (cli_parse_uint(arg, 1, 1u << 30, &u) < 0)
-			return cli_bad_value(NULL, arg, "expected a number from 1 to 1073741824");
+		if (cli_opt_uint(arg, 1, 1u << 30, &u) < 0)
+			return -1;
 		cfg->copt.max_keys = u;
 		return 0;
 	case OPT_COMPACT:
@@ -102,13 +102,13 @@ static int on_option(void *ctx, int id, const char *arg)
 			return cli_bad_value(NULL, arg, "expected a size like 64M, or 0");
 		return 0;
 	case OPT_WINDOW:
-		if (cli_parse_uint(arg, 1, 65536, &u) < 0)
-			return cli_bad_value(NULL, arg, "expected a number from 1 to 65536");
+		if (cli_opt_uint(arg, 1, 65536, &u) < 0)
+			return -1;
 		cfg->window = u;
 		return 0;
 	case OPT_MAX_BATCH:
-		if (cli_parse_uint(arg, 1, 1000000, &u) < 0)
-			return cli_bad_value(NULL, arg, "expected a number from 1 to 1000000");
+		if (cli_opt_uint(arg, 1, 1000000, &u) < 0)
+			return -1;
 		cfg->max_batch = u;
 		return 0;
 	}
