@@ -469,13 +469,16 @@ OUT
 	assert_line 'Hello from dsys!'
 }
 
-@test "serve: SIGTERM closes idle keep-alive connections and new connections are refused" {
-	serve
+# Open a keep-alive client that sends one /hello, wait until METRIC (a
+# gauge of /metrics, which counts the scrape's own connection or request
+# too) reaches 2, SIGTERM the server and check it exits 0; $cst is then the
+# client's exit status (0: the server closed the connection).
+drain_with_client() {
 	d=$(dsys_tmp drain)
 	raw_http -w 30 "$SERVER_PORT" 'GET /hello HTTP/1.1\r\nHost: a\r\n\r\n' >"$d/answer" 3>&- &
 	client=$!
 	for ((i = 0; i < 400; i++)); do
-		n=$(metric "$SERVER_PORT" http_connections_open) && [ "$n" -ge 2 ] && break
+		n=$(metric "$SERVER_PORT" "$1") && [ "$n" -ge 2 ] && break
 		sleep 0.02
 	done
 	[ "$n" -ge 2 ]
@@ -484,6 +487,11 @@ OUT
 	[ "$st" -eq 0 ]
 	cst=0
 	wait "$client" || cst=$?
+}
+
+@test "serve: SIGTERM closes idle keep-alive connections and new connections are refused" {
+	serve
+	drain_with_client http_connections_open
 	[ "$cst" -eq 0 ]   # closed by the server
 	run raw_http "$SERVER_PORT" 'GET /hello HTTP/1.1\r\nHost: a\r\n\r\n'
 	assert_failure 2
@@ -491,19 +499,7 @@ OUT
 
 @test "serve: --drain-timeout bounds the drain when a request takes longer" {
 	serve --delay 60s --drain-timeout 300ms
-	d=$(dsys_tmp drain)
-	raw_http -w 30 "$SERVER_PORT" 'GET /hello HTTP/1.1\r\nHost: a\r\n\r\n' >"$d/answer" 3>&- &
-	client=$!
-	for ((i = 0; i < 400; i++)); do
-		n=$(metric "$SERVER_PORT" http_requests_in_flight) && [ "$n" -ge 2 ] && break
-		sleep 0.02
-	done
-	[ "$n" -ge 2 ]
-	st=0
-	stop_server "$SERVER_PID" || st=$?
-	[ "$st" -eq 0 ]
-	cst=0
-	wait "$client" || cst=$?
+	drain_with_client http_requests_in_flight
 	[ "$cst" -eq 0 ]   # the connection was closed, not left hanging
 }
 
