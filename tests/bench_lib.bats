@@ -1,0 +1,87 @@
+#!/usr/bin/env bats
+# tests/bench/lib.sh: the arithmetic make bench's tables and ratios rest on.
+#
+# make bench itself is never run by make test (timings on a shared machine
+# are no test), but what it prints from its samples is: the median of the
+# rounds per server, and a ratio that is the median of the per-round ratios,
+# so that a neighbour's load drifting across a section cancels out.  These
+# tests feed bench_report samples with a known answer.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+setup() {
+	dsys_setup
+	BT=$BATS_TEST_TMPDIR/bench
+	mkdir -p "$BT"
+}
+teardown() { dsys_teardown; }
+
+# report BASE < samples.tsv: run bench_report on the given samples.
+report() {
+	cat >"$BT/samples.tsv"
+	(
+		# shellcheck source=tests/bench/lib.sh
+		. "$BATS_TEST_DIRNAME/bench/lib.sh"
+		BENCH_SECTION=t BENCH_SAMPLES=$BT/samples.tsv BENCH_TMP=$BT \
+			BENCH_RESULTS=$BT/results.jsonl BENCH_COLUMNS="rps cpu_us_per_req" \
+			BENCH_RATIOS="rps cpu_us_per_req" BENCH_ROUNDS=3 BENCH_ROW_LABEL=server \
+			bench_report "$1"
+	)
+}
+
+@test "bench lib: the table holds each server's median of the rounds" {
+	run --separate-stderr report a <<-EOF
+	c100	a	1	rps	100
+	c100	a	2	rps	70
+	c100	a	3	rps	90
+	c100	b	1	rps	50
+	c100	b	2	rps	60
+	c100	b	3	rps	40
+	EOF
+	[ "$status" -eq 0 ]
+	[[ "$output" =~ c100\ +a\ +90 ]]
+	[[ "$output" =~ c100\ +b\ +50 ]]
+	jq -s -e '[.[] | select(.server == "a")][0] | .rps == 90 and .samples == 3' "$BT/results.jsonl"
+	jq -s -e '[.[] | select(.server == "b")][0] | .rps == 50' "$BT/results.jsonl"
+}
+
+@test "bench lib: a ratio is the median of the rounds' own ratios, not a ratio of medians" {
+	# per-round ratios a/b: 2.0, 0.9, 2.0 -> 2; the medians' ratio would be 1.8
+	run --separate-stderr report a <<-EOF
+	c100	a	1	rps	100
+	c100	b	1	rps	50
+	c100	b	2	rps	100
+	c100	a	2	rps	90
+	c100	a	3	rps	80
+	c100	b	3	rps	40
+	EOF
+	[ "$status" -eq 0 ]
+	[[ "$output" =~ vs\ b\ +req/s\ 2\.00x ]]
+	jq -s -e '[.[] | select(.ratio == "a/b")][0] | .rps == 2' "$BT/results.jsonl"
+}
+
+@test "bench lib: a round one server missed is left out of the ratio, not misaligned" {
+	# b has no sample in round 2; rounds 1 and 3 give 0.5 and 0.5
+	run --separate-stderr report a <<-EOF
+	c100	a	1	cpu_us_per_req	10
+	c100	b	1	cpu_us_per_req	20
+	c100	a	2	cpu_us_per_req	1
+	c100	a	3	cpu_us_per_req	12
+	c100	b	3	cpu_us_per_req	24
+	EOF
+	[ "$status" -eq 0 ]
+	jq -s -e '[.[] | select(.ratio == "a/b")][0] | .cpu_us_per_req == 0.5' "$BT/results.jsonl"
+}
+
+@test "bench lib: another section's earlier results are kept, this section's replaced" {
+	printf '%s\n' '{"section":"other","case":"x","server":"z","rps":1}' \
+		'{"section":"t","case":"old","server":"z","rps":1}' >"$BT/results.jsonl"
+	run --separate-stderr report a <<-EOF
+	c1	a	1	rps	10
+	EOF
+	[ "$status" -eq 0 ]
+	[ "$(jq -r 'select(.section == "other") | .server' "$BT/results.jsonl")" = z ]
+	[ "$(jq -c 'select(.section == "t" and .case == "old")' "$BT/results.jsonl")" = "" ]
+	jq -s -e '[.[] | select(.section == "t" and .case == "c1")][0] | .rps == 10' "$BT/results.jsonl"
+}
