@@ -163,7 +163,7 @@ teardown() { dsys_teardown; }
 }
 
 @test "counter: the CLI exits 3 when the service or the store cannot be reached" {
-	port=$("$DSYS_PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	port=$(free_port)
 	run dsys-counter incr a --server "http://127.0.0.1:$port"
 	[ "$status" -eq 3 ]
 	assert_output --partial 'cannot reach'

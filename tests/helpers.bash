@@ -68,6 +68,12 @@ ready_port() {
 	sed -n 's/.*"listen":"[^"]*:\([0-9][0-9]*\)".*/\1/p' <<<"$1"
 }
 
+# free_port: a loopback port nothing listens on now (the kernel picks it;
+# a test uses it at once, for a peer that must not answer or one it starts).
+free_port() {
+	"$DSYS_PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
 # start_server NAME CMD [ARG]...: run CMD in the background (stdout to
 # $BATS_TEST_TMPDIR/NAME.out, stderr to NAME.err, fd 3 closed), wait for its
 # ready line, and set SERVER_PID, SERVER_PORT, SERVER_READY (the line),
