@@ -1,0 +1,116 @@
+/*
+ * wal.h -- a crash-safe, append-only log of records in one directory,
+ * group-committed by a thread of its own.
+ *
+ * What stands on it: the file: counter store now; the file: lock and
+ * registry stores and the Raft node's log later.  A store keeps its state
+ * in memory and makes every change durable by appending a record that
+ * describes it; at start the log is replayed to rebuild the state.
+ *
+ *   DIR/lock      held with flock(LOCK_EX) while open: one process at a time
+ *   DIR/log       the records: u32 crc32c | u32 n | payload[n], where the
+ *                 checksum covers n and the payload (little-endian)
+ *   DIR/log.tmp   a compaction being written (removed at open)
+ *
+ * Ordering and locking.  The log has one mutex, and it doubles as the
+ * store's: a store takes it (wal_lock) around a change to its state and
+ * the wal_append() that records the change, so the log's order is the
+ * order the changes were applied in.  wal_append() only copies the record
+ * into memory and returns its sequence number (1, 2, ...); the sync thread
+ * writes everything pending with one write(2), calls fdatasync, and then
+ * publishes the last sequence number it covered (wal_durable).  Records
+ * arriving while an fsync runs wait for the next one, so the more
+ * concurrent writers, the fewer fsyncs per record.  After each group (and
+ * after a failure) it calls the synced hook, with the mutex held, so the
+ * store can wake whoever waits for durability.
+ *
+ * Recovery.  A record that is cut short or fails its checksum, with no
+ * good record anywhere after it, is a torn tail (a crash mid-write, which
+ * may leave garbage or zeros): the file is truncated there.  A bad record
+ * with a good one after it is damage in the middle: wal_open fails with
+ * -EBADMSG rather than drop acknowledged records silently.  So does a good
+ * record longer than max_record, and one the replay hook refuses.
+ *
+ * Compaction.  When the log has grown past compact_bytes and past twice
+ * its last snapshot, the sync thread, instead of its next group write,
+ * calls the snapshot hook under the mutex: the store writes records that
+ * rebuild its whole present state (wal_record_put), which also covers the
+ * records still pending.  The snapshot goes to log.tmp, is fdatasync'd,
+ * renamed over log, and the directory fsync'd; a crash before the rename
+ * leaves the old log whole, after it the new one.
+ *
+ * Failure.  A failed write or fdatasync makes the log refuse everything
+ * after (wal_failed() returns -EIO, and durability never advances): after
+ * a failed fsync the page cache's state is unknown, and the only safe way
+ * back is a restart and a replay.
+ *
+ * Ownership: wal_open allocates the struct wal, wal_close frees it (after
+ * the sync thread has written what was appended).  The hooks' ud is the
+ * caller's.
+ */
+#ifndef DSYS_WAL_H
+#define DSYS_WAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "buf.h"
+
+struct wal;
+
+struct wal_hooks {
+	/* One record of the log at open, in order.  Returns 0, or a negative
+	 * errno value to fail the open (-EBADMSG: the record makes no sense;
+	 * the log names its byte offset). */
+	int (*replay)(void *ud, const unsigned char *rec, size_t len);
+	/* Compaction: with the mutex held, put the records that rebuild the
+	 * present state into out (wal_record_put).  Returns 0 or -errno. */
+	int (*snapshot)(void *ud, struct buf *out);
+	/* After each group commit or failure, on the sync thread, mutex held. */
+	void (*synced)(void *ud);
+};
+
+struct wal_options {
+	uint32_t max_record;     /* a longer length field is damage (default 1 MiB) */
+	uint64_t compact_bytes;  /* compact past this size; 0: never */
+};
+
+/* Open (creating DIR if need be), lock, replay and start the sync thread.
+ * Returns 0, -EBUSY when another process holds DIR, -EBADMSG on damage,
+ * or another negative errno value; err (may be NULL) then says what. */
+int wal_open(const char *dir, const struct wal_options *o, const struct wal_hooks *h,
+             void *ud, struct wal **out, char *err, size_t err_size);
+
+/* Write what was appended, stop the thread, close the files, free. */
+void wal_close(struct wal *w);
+
+void wal_lock(struct wal *w);
+void wal_unlock(struct wal *w);
+
+/* With the mutex held: append one record made of the n parts (their bytes
+ * concatenated) and return its sequence number.  Never fails: once the log
+ * has failed the record is dropped (check wal_failed before changing). */
+uint64_t wal_appendv(struct wal *w, const struct iovec *parts, int n);
+
+/* The sequence number of the last record appended (mutex held). */
+uint64_t wal_appended(const struct wal *w);
+
+/* The sequence number up to which records are on disk (any thread). */
+uint64_t wal_durable(const struct wal *w);
+
+/* 0, or -EIO once a write or sync failed (any thread). */
+int wal_failed(const struct wal *w);
+
+/* Statistics, for logs and metrics (mutex held): records replayed at
+ * open, and the log's size now. */
+uint64_t wal_replayed(const struct wal *w);
+uint64_t wal_bytes(const struct wal *w);
+
+/* Frame one record (the parts concatenated) into b: for the snapshot hook. */
+void wal_record_put(struct buf *b, const struct iovec *parts, int n);
+
+/* CRC-32C (Castagnoli), as the log uses it. */
+uint32_t wal_crc32c(const void *p, size_t n);
+
+#endif
