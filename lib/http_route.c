@@ -2,12 +2,22 @@
  * http_route.c -- method + path (exact or prefix) to a handler.
  *
  * Routes live in one array, filled before the server runs and only read
- * afterwards, so every loop thread looks up without a lock.  A lookup is a
- * scan: servers here have a handful of routes, and comparing a length and
- * a few bytes per route is cheaper than hashing the path.  The scan finds
- * the route for the method and, in the same pass, whether any route has
- * the path at all (the difference between 405 and 404), so an unmatched
- * request costs one more scan only to build the Allow line.
+ * afterwards, so every loop thread looks up without a lock.  Next to the
+ * array the router keeps an index, rebuilt on every add (start-up only):
+ * an open-addressing table of the distinct exact paths, each slot heading
+ * the chain of its routes (one per method), and the prefix routes sorted
+ * longest first.  A path's key is its length and two 8-byte loads (its
+ * first and last bytes, overlapping for short paths), so hashing costs the
+ * same for any path, and for paths of up to 16 bytes the key is the path:
+ * equal keys mean equal paths with no memcmp.  A lookup is one probe
+ * sequence and a walk over one path's methods; the prefix list is walked
+ * only when the exact path has no route for the method (most requests
+ * never touch it).  Unmatched requests (404, 405, OPTIONS) take the old
+ * full scan: they are rare and the Allow line needs every route anyway.
+ * The answer is the one the full scan gives, by construction: an exact
+ * route beats any prefix route, a longer prefix beats a shorter one, and
+ * HEAD falls back to the GET route unless a HEAD route matches at least
+ * as well.
  *
  * Each route carries its own http_route_stats, so the server counts every
  * answer under route="<path as registered>" without looking anything up.
@@ -28,6 +38,8 @@
 struct route {
 	char *method;              /* owned */
 	size_t method_len;
+	enum http_method mid;      /* method as the parser names it; HTTP_OTHER else */
+	struct route *next_same;   /* next exact route with the same path (index) */
 	char *path;                /* owned */
 	size_t path_len;
 	bool prefix;
@@ -40,11 +52,25 @@ struct route {
 	size_t body_len;
 };
 
+/* One distinct exact path in the index: its key and its routes. */
+struct path_slot {
+	uint64_t a, b;             /* path_key() of the path */
+	size_t len;                /* 0: empty slot (paths start with '/') */
+	struct route *first;       /* chain through next_same, insertion order */
+};
+
+/* Twice the most routes, a power of two: the table is at most half full. */
+#define SLOTS (2 * HTTP_ROUTER_MAX_ROUTES)
+
 struct http_router {
 	struct metrics *reg;
 	struct route *routes[HTTP_ROUTER_MAX_ROUTES];
 	size_t n;
 	struct http_route_stats unmatched;
+	/* the index, rebuilt by index_build after every add */
+	struct path_slot slots[SLOTS];
+	struct route *prefixes[HTTP_ROUTER_MAX_ROUTES];   /* longest first */
+	size_t n_prefixes;
 };
 
 struct http_router *http_router_new(struct metrics *reg)
@@ -75,6 +101,104 @@ static bool is_tchar(unsigned char c)
 	       (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
+
+/*
+ * The key of a path: two loads that between them hold every byte of a
+ * path of up to 16 bytes (overlapping when shorter), without reading past
+ * its end.  Paths up to 16 bytes with equal length and key are equal.
+ */
+static inline void path_key(const char *p, size_t n, uint64_t *a, uint64_t *b)
+{
+	if (n >= 8) {
+		memcpy(a, p, 8);
+		memcpy(b, p + n - 8, 8);
+	} else if (n >= 4) {
+		uint32_t x, y;
+		memcpy(&x, p, 4);
+		memcpy(&y, p + n - 4, 4);
+		*a = x;
+		*b = y;
+	} else {
+		*a = n ? (uint64_t)(unsigned char)p[0] | (uint64_t)(unsigned char)p[n / 2] << 8 |
+		         (uint64_t)(unsigned char)p[n - 1] << 16 : 0;
+		*b = 0;
+	}
+}
+
+static inline size_t path_hash(uint64_t a, uint64_t b, size_t n)
+{
+	uint64_t h = (a * 0x9e3779b97f4a7c15ULL) ^ (b * 0xc2b2ae3d27d4eb4fULL) ^ n;
+	h ^= h >> 29;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	return (size_t)(h >> 32) & (SLOTS - 1);
+}
+
+/* The slot holding exact path p, or NULL. */
+static inline const struct path_slot *index_find(const struct http_router *r,
+                                                 const char *p, size_t n)
+{
+	uint64_t a, b;
+	path_key(p, n, &a, &b);
+	for (size_t i = path_hash(a, b, n);; i = (i + 1) & (SLOTS - 1)) {
+		const struct path_slot *s = &r->slots[i];
+		if (s->len == 0)
+			return NULL;
+		if (s->len == n && s->a == a && s->b == b &&
+		    (n <= 16 || !memcmp(s->first->path + 8, p + 8, n - 16)))
+			return s;
+	}
+}
+
+/* Rebuild the index from the route array (start-up only). */
+static void index_build(struct http_router *r)
+{
+	memset(r->slots, 0, sizeof r->slots);
+	r->n_prefixes = 0;
+	for (size_t k = 0; k < r->n; k++) {
+		struct route *rt = r->routes[k];
+		rt->next_same = NULL;
+		if (rt->prefix) {
+			/* insertion sort, longest first, equal lengths in add order */
+			size_t j = r->n_prefixes++;
+			while (j > 0 && r->prefixes[j - 1]->path_len < rt->path_len) {
+				r->prefixes[j] = r->prefixes[j - 1];
+				j--;
+			}
+			r->prefixes[j] = rt;
+			continue;
+		}
+		uint64_t a, b;
+		path_key(rt->path, rt->path_len, &a, &b);
+		size_t i = path_hash(a, b, rt->path_len);
+		for (;; i = (i + 1) & (SLOTS - 1)) {
+			struct path_slot *s = &r->slots[i];
+			if (s->len == 0) {
+				s->a = a;
+				s->b = b;
+				s->len = rt->path_len;
+				s->first = rt;
+				break;
+			}
+			if (s->len == rt->path_len && !memcmp(s->first->path, rt->path, s->len)) {
+				struct route **tail = &s->first;
+				while (*tail)
+					tail = &(*tail)->next_same;
+				*tail = rt;
+				break;
+			}
+		}
+	}
+	INVARIANT(r->n_prefixes <= r->n);
+}
+
+static enum http_method method_id(const char *m)
+{
+	for (int i = HTTP_GET; i <= HTTP_CONNECT; i++)
+		if (!strcmp(m, http_method_name((enum http_method)i)))
+			return (enum http_method)i;
+	return HTTP_OTHER;
+}
+
 static int route_add(struct http_router *r, const char *method, const char *path, bool prefix,
                      http_handler_fn fn, void *arg, struct route **out)
 {
@@ -99,12 +223,14 @@ static int route_add(struct http_router *r, const char *method, const char *path
 	rt->path = strdup(path);
 	INVARIANT(rt->method && rt->path);
 	rt->method_len = strlen(method);
+	rt->mid = method_id(method);
 	rt->path_len = strlen(path);
 	rt->prefix = prefix;
 	rt->fn = fn;
 	rt->arg = arg;
 	http_route_stats_init(&rt->stats, r->reg, rt->path);
 	r->routes[r->n++] = rt;
+	index_build(r);
 	if (out)
 		*out = rt;
 	return 0;
@@ -128,12 +254,20 @@ int http_route_add_prefix(struct http_router *r, const char *method, const char 
 static void static_handler(struct http_exchange *ex, void *arg)
 {
 	const struct route *rt = arg;
-	const struct http_header *inm;
-	if ((ex->req.method == HTTP_GET || ex->req.method == HTTP_HEAD) &&
-	    (inm = http_message_header(&ex->req.m, "if-none-match")) &&
-	    inm->value_len == 1 && inm->value[0] == '*') {
-		http_respond(ex, 304, NULL, NULL, 0);
-		return;
+	if (ex->req.method == HTTP_GET || ex->req.method == HTTP_HEAD) {
+		/* the first If-None-Match, as http_message_header finds it, with
+		 * the length compared before the name (most requests have none) */
+		const struct http_message *m = &ex->req.m;
+		for (uint32_t i = 0; i < m->n_headers; i++) {
+			const struct http_header *h = &m->headers[i];
+			if (h->name_len != 13 || !http_header_is(h, "if-none-match"))
+				continue;
+			if (h->value_len == 1 && h->value[0] == '*') {
+				http_respond(ex, 304, NULL, NULL, 0);
+				return;
+			}
+			break;
+		}
 	}
 	http_respond(ex, 200, rt->ctype, rt->body, rt->body_len);
 }
@@ -292,6 +426,16 @@ static void answer_options(struct http_router *r, struct http_exchange *ex, cons
 	http_respond_headers(ex, 204, NULL, allow, NULL, 0);
 }
 
+/* Does the route serve the request's method?  The parser names the
+ * methods it knows, so those compare as numbers; only an unnamed token
+ * ("PURGE") compares as text. */
+static inline bool method_matches(const struct route *rt, const struct http_request *req)
+{
+	if (req->method != HTTP_OTHER)
+		return rt->mid == req->method;
+	return rt->mid == HTTP_OTHER && method_is(rt, req->method_str, req->method_len);
+}
+
 void http_router_handle(struct http_exchange *ex, void *arg)
 {
 	struct http_router *r = arg;
@@ -299,19 +443,37 @@ void http_router_handle(struct http_exchange *ex, void *arg)
 	size_t n;
 	const char *p = match_path(req, &n);
 	const struct route *best = NULL, *get = NULL;
-	bool path_known = false;
-	for (size_t i = 0; i < r->n; i++) {
-		const struct route *rt = r->routes[i];
-		if (!path_matches(rt, p, n))
-			continue;
-		path_known = true;
-		if (method_is(rt, req->method_str, req->method_len)) {
-			if (better(rt, best))
+	bool head = req->method == HTTP_HEAD;
+	const struct path_slot *s = index_find(r, p, n);
+	bool path_known = s != NULL;
+	if (s) {
+		/* an exact route for the method beats everything else */
+		for (const struct route *rt = s->first; rt; rt = rt->next_same) {
+			if (method_matches(rt, req)) {
 				best = rt;
-		} else if (req->method == HTTP_HEAD && method_is(rt, "GET", 3)) {
-			if (better(rt, get))
+				break;
+			}
+			if (head && rt->mid == HTTP_GET)
 				get = rt;
 		}
+	}
+	if (!best) {
+		/* longest prefix first: the first match for a method is its best */
+		const struct route *pget = NULL;
+		for (size_t i = 0; i < r->n_prefixes; i++) {
+			const struct route *rt = r->prefixes[i];
+			if (!path_matches(rt, p, n))
+				continue;
+			path_known = true;
+			if (!best && method_matches(rt, req))
+				best = rt;
+			else if (head && !pget && rt->mid == HTTP_GET)
+				pget = rt;
+			if (best)
+				break;   /* a shorter GET could not beat it */
+		}
+		if (!get)
+			get = pget;
 	}
 	/* HEAD falls back to GET unless a HEAD route matches at least as well */
 	if (get && (!best || better(get, best)))
