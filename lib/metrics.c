@@ -10,17 +10,22 @@
  *
  * Hot path.  The pointer the caller keeps leads straight to the storage:
  *   - counter: METRICS_SHARDS cache lines, one uint64 each; a thread adds
- *     to "its" line (a thread-local slot, given out round-robin the first
- *     time a thread touches any metric), relaxed fetch_add;
+ *     to "its" line (a thread-local slot, handed out the first time a
+ *     thread touches any metric);
  *   - histogram: METRICS_SHARDS rows, each a whole number of cache lines
  *     holding the per-bucket (non-cumulative) counts, the +Inf count and
- *     the sum (a double in a uint64, added by a relaxed CAS loop that,
- *     being on the thread's own row, almost never retries);
+ *     the sum (a double in a uint64);
  *   - gauge: one int64 on a cache line of its own (set is one store).
  * Sharding by thread rather than by series keeps loops on different cores
  * from bouncing one line for "requests to /hello", the hottest counter of
- * all; threads beyond METRICS_SHARDS share rows and stay exact because
- * every update is an atomic RMW.  Render sums rows with relaxed loads: each
+ * all.  The first METRICS_SHARDS - 1 threads to update a metric each own a
+ * slot outright: only that thread ever writes its cells, so an update is a
+ * relaxed load and a relaxed store (plain moves, no locked instruction on
+ * the request path).  Every later thread shares the last slot, where each
+ * update is an atomic RMW (fetch_add, a CAS loop for the double sum), so
+ * those stay exact too.  Slots are never given back: a process whose
+ * threads come and go just ends up using the shared slot more.  Render
+ * sums rows with relaxed loads: each
  * number is exact at some instant, and a histogram's _count is summed from
  * the same bucket loads as its cumulative buckets, so +Inf == _count always.
  *
@@ -115,15 +120,37 @@ struct metrics_histogram {
 static _Atomic unsigned slot_next;
 static _Thread_local unsigned slot_mine; /* 0: not assigned yet, else slot + 1 */
 
-/* This thread's shard: assigned once, round-robin over threads. */
+#define SLOT_SHARED (METRICS_SHARDS - 1)  /* the one slot threads share */
+
+/* This thread's shard: assigned once, the first SLOT_SHARED threads one
+ * each, every later thread SLOT_SHARED. */
 static inline unsigned shard_index(void)
 {
 	unsigned s = slot_mine;
 	if (__builtin_expect(s == 0, 0)) {
-		s = atomic_fetch_add_explicit(&slot_next, 1, memory_order_relaxed) % METRICS_SHARDS + 1;
+		/* count up to SLOT_SHARED and no further, so the count never
+		 * wraps round to an owned slot */
+		unsigned k = atomic_load_explicit(&slot_next, memory_order_relaxed);
+		while (k < SLOT_SHARED &&
+		       !atomic_compare_exchange_weak_explicit(&slot_next, &k, k + 1,
+		                                              memory_order_relaxed,
+		                                              memory_order_relaxed))
+			;
+		s = (k < SLOT_SHARED ? k : SLOT_SHARED) + 1;
 		slot_mine = s;
 	}
 	return s - 1;
+}
+
+/* Add n to a cell of shard s: a plain load and store on an owned shard
+ * (no other thread writes it), an atomic RMW on the shared one. */
+static inline void cell_add(_Atomic uint64_t *cell, unsigned s, uint64_t n)
+{
+	if (__builtin_expect(s != SLOT_SHARED, 1))
+		atomic_store_explicit(cell, atomic_load_explicit(cell, memory_order_relaxed) + n,
+		                      memory_order_relaxed);
+	else
+		atomic_fetch_add_explicit(cell, n, memory_order_relaxed);
 }
 
 /* ---- validation and escaping ------------------------------------------ */
@@ -496,7 +523,8 @@ int metrics_counter_fn_register(struct metrics *reg, const char *name,
 
 void metrics_counter_add(struct metrics_counter *c, uint64_t n)
 {
-	atomic_fetch_add_explicit(&c->shard[shard_index()].v, n, memory_order_relaxed);
+	unsigned s = shard_index();
+	cell_add(&c->shard[s].v, s, n);
 }
 
 void metrics_counter_inc(struct metrics_counter *c)
@@ -522,13 +550,21 @@ void metrics_histogram_observe(struct metrics_histogram *h, double v)
 	size_t i = 0;
 	while (i < h->nbounds && !(v <= h->bounds[i]))
 		i++;
-	_Atomic uint64_t *row = h->cells + (size_t)shard_index() * h->stride;
-	atomic_fetch_add_explicit(&row[i], 1, memory_order_relaxed);
+	unsigned s = shard_index();
+	_Atomic uint64_t *row = h->cells + (size_t)s * h->stride;
+	cell_add(&row[i], s, 1);
 
 	_Atomic uint64_t *sum = &row[h->nbounds + 1];
 	uint64_t old = atomic_load_explicit(sum, memory_order_relaxed), upd;
+	double d;
+	if (__builtin_expect(s != SLOT_SHARED, 1)) {
+		memcpy(&d, &old, sizeof(d));
+		d += v;
+		memcpy(&upd, &d, sizeof(upd));
+		atomic_store_explicit(sum, upd, memory_order_relaxed);
+		return;
+	}
 	do {
-		double d;
 		memcpy(&d, &old, sizeof(d));
 		d += v;
 		memcpy(&upd, &d, sizeof(upd));

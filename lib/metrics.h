@@ -43,11 +43,12 @@
  * Threads.  Registration and rendering take the registry's mutex.  Updates
  * (inc/add/set/observe) take no lock, allocate nothing and look nothing up:
  * the caller keeps the pointer.  Counters and histograms are sharded:
- * METRICS_SHARDS copies, each on its own cache line(s), a thread picks its
- * shard once (a thread-local slot number, handed out round-robin on first
- * use) and updates it with relaxed C11 atomics; a scrape sums the shards.
- * So loops on different threads never bounce a cache line on the hot path,
- * and two threads sharing a shard are still exact.  Gauges are a single
+ * METRICS_SHARDS copies, each on its own cache line(s); a scrape sums the
+ * shards.  The first METRICS_SHARDS - 1 threads to update any metric each
+ * own a shard, which only they write (relaxed atomic load and store, no
+ * locked instruction); later threads share the last shard with atomic
+ * read-modify-writes.  So loops on different threads never bounce a cache
+ * line on the hot path, and threads sharing a shard are still exact.  Gauges are a single
  * atomic on their own cache line (set must be one store; in-flight and
  * connection gauges change far less often than counters).  A scrape is not
  * a global snapshot: each value is read atomically, series one after the

@@ -676,6 +676,47 @@ static void test_threads(void)
 	metrics_free(sh.reg);
 }
 
+/* More threads than shards: the first METRICS_SHARDS - 1 own a shard (plain
+ * stores), the rest share the last one (atomic RMW); all stay exact. */
+#define MANY (METRICS_SHARDS + 8)
+#define MANY_ADDS 20000
+
+struct many {
+	struct metrics_counter *c;
+	struct metrics_histogram *h;
+};
+
+static void *many_main(void *arg)
+{
+	struct many *m = arg;
+	for (int i = 0; i < MANY_ADDS; i++) {
+		metrics_counter_inc(m->c);
+		metrics_histogram_observe(m->h, (i % 2) * 0.25);
+	}
+	return NULL;
+}
+
+static void test_many_threads(void)
+{
+	struct metrics *reg = metrics_new();
+	struct many m = {
+		metrics_counter_register(reg, "dsys_many_total", "Many.", NULL),
+		metrics_histogram_register(reg, "dsys_many_seconds", "Many.", NULL, NULL, 0),
+	};
+	pthread_t t[MANY];
+	for (int i = 0; i < MANY; i++)
+		pthread_create(&t[i], NULL, many_main, &m);
+	for (int i = 0; i < MANY; i++)
+		pthread_join(t[i], NULL);
+	is_int(metrics_counter_value(m.c), MANY * MANY_ADDS,
+	       "more threads than shards: owned and shared shards count exactly");
+	is_int(metrics_histogram_count(m.h), MANY * MANY_ADDS,
+	       "and so do histogram observations");
+	ok(metrics_histogram_sum(m.h) == MANY * (MANY_ADDS / 2) * 0.25,
+	   "and the histogram sum (%f)", metrics_histogram_sum(m.h));
+	metrics_free(reg);
+}
+
 int main(void)
 {
 	test_validator();
@@ -683,5 +724,6 @@ int main(void)
 	test_floats();
 	test_process();
 	test_threads();
+	test_many_threads();
 	return tap_done();
 }
