@@ -7,8 +7,17 @@
  * by a release store of the shared tail (so the kernel sees whole
  * entries), and submitted in one io_uring_enter(2).  Completions are read
  * with an acquire load of the shared tail and released by storing the head.
+ *
+ * A thread may also wait in the ring (uring_submit_wait): one
+ * io_uring_enter(2) submits and sleeps until completions or a timeout
+ * (IORING_ENTER_EXT_ARG, so the timeout needs no timer of its own), the
+ * only way completions appear at all on a DEFER_TASKRUN ring.  Registering
+ * the ring's fd and the sockets (a sparse file table) spares the kernel a
+ * file lookup and a reference count per call and per operation, which in
+ * a multi-threaded process are atomic operations.
  */
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -26,19 +35,36 @@ static int sys_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned
 	return (int)syscall(__NR_io_uring_enter, fd, to_submit, min_complete, flags, NULL, 0);
 }
 
-int uring_init(struct uring *r, unsigned sq_entries, unsigned cq_entries)
+static int sys_register(int fd, unsigned op, void *arg, unsigned n)
+{
+	return (int)syscall(__NR_io_uring_register, fd, op, arg, n);
+}
+
+/* Newer than Debian 12's <linux/io_uring.h> (6.1); the values are ABI. */
+#ifndef IORING_FEAT_MIN_TIMEOUT
+#define IORING_FEAT_MIN_TIMEOUT (1U << 15)
+#endif
+
+/* io_uring_getevents_arg as of 6.12: the pad became min_wait_usec. */
+struct uring_getevents_arg {
+	uint64_t sigmask;
+	uint32_t sigmask_sz;
+	uint32_t min_wait_usec;
+	uint64_t ts;
+};
+
+static int ring_setup(struct uring *r, unsigned sq_entries, unsigned cq_entries, uint32_t flags)
 {
 	memset(r, 0, sizeof(*r));
 	r->fd = -1;
 	struct io_uring_params p;
 	memset(&p, 0, sizeof p);
-	/* COOP_TASKRUN: completions are not signalled by interrupting the
-	 * thread (an IPI when it runs); it is a 5.19 flag, so without it on
-	 * older kernels */
-	p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN;
+	p.flags = IORING_SETUP_CQSIZE | flags;
 	p.cq_entries = cq_entries;
 	int fd = sys_setup(sq_entries, &p);
-	if (fd < 0 && errno == EINVAL) {
+	if (fd < 0 && errno == EINVAL && (flags & IORING_SETUP_COOP_TASKRUN) &&
+	    !(flags & ~IORING_SETUP_COOP_TASKRUN)) {
+		/* COOP_TASKRUN is 5.19: without it on older kernels */
 		memset(&p, 0, sizeof p);
 		p.flags = IORING_SETUP_CQSIZE;
 		p.cq_entries = cq_entries;
@@ -47,6 +73,7 @@ int uring_init(struct uring *r, unsigned sq_entries, unsigned cq_entries)
 	if (fd < 0)
 		return -errno;
 	r->fd = fd;
+	r->enter_fd = fd;
 	r->features = p.features;
 	r->setup_flags = p.flags;
 	r->sq_map_len = p.sq_off.array + p.sq_entries * sizeof(unsigned);
@@ -102,6 +129,18 @@ fail:
 	}
 }
 
+int uring_init(struct uring *r, unsigned sq_entries, unsigned cq_entries)
+{
+	/* COOP_TASKRUN: completions are not signalled by interrupting the
+	 * thread (an IPI when it runs) */
+	return ring_setup(r, sq_entries, cq_entries, IORING_SETUP_COOP_TASKRUN);
+}
+
+int uring_init_flags(struct uring *r, unsigned sq_entries, unsigned cq_entries, uint32_t flags)
+{
+	return ring_setup(r, sq_entries, cq_entries, flags);
+}
+
 void uring_free(struct uring *r)
 {
 	if (r->sqes)
@@ -141,10 +180,72 @@ int uring_submit(struct uring *r)
 	unsigned n = r->to_submit;
 	int ret;
 	do
-		ret = sys_enter(r->fd, n, 0, 0);
+		ret = sys_enter(r->enter_fd, n, 0, r->enter_flags);
 	while (ret < 0 && errno == EINTR);
 	if (ret < 0)
 		return -errno;
 	r->to_submit -= (unsigned)ret < n ? (unsigned)ret : n;
 	return ret;
+}
+
+int uring_submit_wait(struct uring *r, unsigned min_complete, uint64_t min_wait_ns,
+                      uint64_t timeout_ns)
+{
+	if (r->to_submit)
+		__atomic_store_n(r->sq_tail, r->sq_local_tail, __ATOMIC_RELEASE);
+	unsigned n = r->to_submit;
+	struct __kernel_timespec ts = {
+		.tv_sec = (long long)(timeout_ns / 1000000000u),
+		.tv_nsec = (long long)(timeout_ns % 1000000000u),
+	};
+	struct uring_getevents_arg arg = {
+		.sigmask_sz = _NSIG / 8,
+		.ts = timeout_ns == UINT64_MAX ? 0 : (uint64_t)(uintptr_t)&ts,
+	};
+	if (min_wait_ns && (r->features & IORING_FEAT_MIN_TIMEOUT))
+		arg.min_wait_usec = (uint32_t)(min_wait_ns / 1000 ? min_wait_ns / 1000 : 1);
+	unsigned flags = r->enter_flags | IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
+	int ret = (int)syscall(__NR_io_uring_enter, r->enter_fd, n, min_complete, flags,
+	                       &arg, sizeof arg);
+	if (ret < 0) {
+		/* a timeout or a signal ended the wait: nothing was submitted
+		 * (the kernel reports the wait's error only then) */
+		if (errno == ETIME || errno == EINTR)
+			return 0;
+		return -errno;
+	}
+	r->to_submit -= (unsigned)ret < n ? (unsigned)ret : n;
+	return ret;
+}
+
+int uring_register_ring(struct uring *r)
+{
+	struct io_uring_rsrc_update up = { .offset = -1U, .data = (uint64_t)r->fd };
+	int ret = sys_register(r->fd, IORING_REGISTER_RING_FDS, &up, 1);
+	if (ret != 1)
+		return ret < 0 ? -errno : -EIO;
+	r->enter_fd = (int)up.offset;
+	r->enter_flags = IORING_ENTER_REGISTERED_RING;
+	return 0;
+}
+
+int uring_files_init(struct uring *r, unsigned n)
+{
+	struct io_uring_rsrc_register reg = { .nr = n, .flags = IORING_RSRC_REGISTER_SPARSE };
+	if (sys_register(r->fd, IORING_REGISTER_FILES2, &reg, sizeof reg) < 0)
+		return -errno;
+	r->n_files = n;
+	return 0;
+}
+
+int uring_file_set(struct uring *r, unsigned slot, int fd)
+{
+	if (slot >= r->n_files)
+		return -EINVAL;
+	int32_t f = fd;
+	struct io_uring_rsrc_update2 up = { .offset = slot, .data = (uint64_t)(uintptr_t)&f, .nr = 1 };
+	int ret = sys_register(r->fd, IORING_REGISTER_FILES_UPDATE2, &up, sizeof up);
+	if (ret != 1)
+		return ret < 0 ? -errno : -EIO;
+	return 0;
 }

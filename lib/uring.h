@@ -39,6 +39,9 @@ struct uring {
 	size_t sq_map_len, cq_map_len, sqes_len;
 	uint32_t features;             /* IORING_FEAT_* the kernel reported */
 	uint32_t setup_flags;          /* IORING_SETUP_* it accepted */
+	int enter_fd;                  /* what io_uring_enter takes: fd, or the registered index */
+	unsigned enter_flags;          /* IORING_ENTER_REGISTERED_RING once registered */
+	unsigned n_files;              /* slots of the registered file table, 0 when none */
 };
 
 /* Set up a ring of sq_entries submissions (rounded up to a power of two
@@ -71,5 +74,38 @@ static inline void uring_advance(struct uring *r)
 
 /* Submission entries still free. */
 unsigned uring_sq_space(const struct uring *r);
+
+/* ---- for a thread whose loop waits in the ring itself ----
+ *
+ * uring_init_flags: uring_init with extra IORING_SETUP_* flags, e.g.
+ * SINGLE_ISSUER | DEFER_TASKRUN: completions are then posted only while
+ * the creating thread is inside uring_submit_wait (task work runs when
+ * asked, never by interrupting the thread), so such a ring must be set up
+ * by the thread that uses it, and its fd is of no use to epoll.  Returns
+ * -EINVAL when the kernel refuses the flags (the caller may fall back to
+ * uring_init). */
+int uring_init_flags(struct uring *r, unsigned sq_entries, unsigned cq_entries, uint32_t flags);
+
+/* Register the ring's own fd (IORING_REGISTER_RING_FDS, 5.18): every later
+ * io_uring_enter skips the fd lookup.  0 or -errno (harmless to ignore:
+ * the ring keeps working through its fd). */
+int uring_register_ring(struct uring *r);
+
+/* Submit what was prepared and wait until at least min_complete
+ * completions are in the ring, or timeout_ns has passed (UINT64_MAX: no
+ * limit).  With min_wait_ns > 0 and a kernel that has IORING_FEAT_MIN_TIMEOUT
+ * (6.12), waiting stops after min_wait_ns as soon as one completion is in
+ * (min_complete is then a batch size worth waiting min_wait_ns for).
+ * Returns the number submitted (0 on a timeout or a signal), or -errno. */
+int uring_submit_wait(struct uring *r, unsigned min_complete, uint64_t min_wait_ns,
+                      uint64_t timeout_ns);
+
+/* A sparse table of n registered files (IORING_REGISTER_FILES2, 5.19):
+ * entries with IOSQE_FIXED_FILE name a slot instead of an fd and skip the
+ * fd lookup and reference count per operation.  uring_file_set puts fd in
+ * slot (the table holds its own reference: close(fd) alone does not end
+ * the socket) or empties it with fd -1.  0 or -errno. */
+int uring_files_init(struct uring *r, unsigned n);
+int uring_file_set(struct uring *r, unsigned slot, int fd);
 
 #endif

@@ -1,0 +1,116 @@
+/*
+ * test_bench_uring.c -- what dsys-bench's ring loop asks of lib/uring
+ * beyond the basic ring: a SINGLE_ISSUER | DEFER_TASKRUN ring set up by
+ * the thread that uses it, its fd registered, sockets in a sparse table of
+ * registered files, and waiting in the ring for a completion or a timeout
+ * (uring_submit_wait).
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "tap.h"
+#include "uring.h"
+
+int main(void)
+{
+	struct uring r;
+	int e = uring_init_flags(&r, 8, 32, IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
+	if (e == -ENOSYS || e == -EPERM || e == -EINVAL) {
+		diag("no deferred task running here (%s): dsys-bench uses a plain ring or libuv",
+		     strerror(-e));
+		ok(1, "a refused ring is reported as -ENOSYS/-EPERM/-EINVAL");
+		uring_free(&r);
+		return tap_done();
+	}
+	is_int(e, 0, "a SINGLE_ISSUER | DEFER_TASKRUN ring is set up");
+	ok(r.setup_flags & IORING_SETUP_DEFER_TASKRUN, "and says it defers task work");
+	is_int(uring_register_ring(&r), 0, "its fd is registered");
+	ok(r.enter_flags == IORING_ENTER_REGISTERED_RING && r.enter_fd >= 0,
+	   "and io_uring_enter takes the registered index");
+
+	/* a wait with nothing in the ring ends at its timeout */
+	uint64_t t0 = uv_hrtime();
+	is_int(uring_submit_wait(&r, 1, 0, 2000000), 0, "a wait with nothing to do times out: 0");
+	ok(uv_hrtime() - t0 >= 1500000, "after about its 2 ms");
+	ok(uring_peek(&r) == NULL, "with no completion");
+
+	/* a no-op is submitted and completes within one wait */
+	struct io_uring_sqe *sqe = uring_sqe(&r);
+	sqe->opcode = IORING_OP_NOP;
+	sqe->user_data = 7;
+	is_int(uring_submit_wait(&r, 1, 0, UINT64_MAX), 1, "submit and wait hands over the no-op");
+	struct io_uring_cqe *cqe = uring_peek(&r);
+	ok(cqe && cqe->user_data == 7 && cqe->res == 0, "and its completion is there on return");
+	uring_advance(&r);
+	is_int((int)r.to_submit, 0, "nothing is left to submit");
+
+	/* registered files: a send and a receive by slot */
+	is_int(uring_files_init(&r, 4), 0, "a sparse table of 4 files");
+	int sv[2];
+	ok(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, "a socketpair");
+	is_int(uring_file_set(&r, 0, sv[0]), 0, "one end in slot 0");
+	is_int(uring_file_set(&r, 3, sv[1]), 0, "the other in slot 3");
+	is_int(uring_file_set(&r, 4, sv[1]), -EINVAL, "slot 4 is outside the table");
+	char out[] = "GET / HTTP/1.1\r\n\r\n", in[64];
+	sqe = uring_sqe(&r);
+	sqe->opcode = IORING_OP_RECV;
+	sqe->fd = 3;
+	sqe->flags = IOSQE_FIXED_FILE;
+	sqe->addr = (uintptr_t)in;
+	sqe->len = sizeof in;
+	sqe->user_data = 2;
+	is_int(uring_submit_wait(&r, 1, 0, 1000000), 1, "a receive on an empty socket waits");
+	ok(uring_peek(&r) == NULL, "and has not completed when the wait times out");
+	sqe = uring_sqe(&r);
+	sqe->opcode = IORING_OP_SEND;
+	sqe->fd = 0;
+	sqe->flags = IOSQE_FIXED_FILE;
+	sqe->addr = (uintptr_t)out;
+	sqe->len = sizeof out - 1;
+	sqe->user_data = 1;
+	is_int(uring_submit_wait(&r, 2, 0, 1000000000), 1, "the send goes with the next wait");
+	int got = 0, sent = -1, recvd = -1;
+	while ((cqe = uring_peek(&r)) != NULL) {
+		if (cqe->user_data == 1)
+			sent = cqe->res;
+		if (cqe->user_data == 2)
+			recvd = cqe->res;
+		uring_advance(&r);
+		got++;
+	}
+	is_int(got, 2, "both complete in that one wait");
+	is_int(sent, (int)sizeof out - 1, "the send by slot sent the request");
+	is_int(recvd, (int)sizeof out - 1, "the receive by slot got it");
+	ok(memcmp(in, out, sizeof out - 1) == 0, "byte for byte");
+
+	/* min_wait (IORING_FEAT_MIN_TIMEOUT, 6.12): a batch of 4 is waited for
+	 * only so long once one is in */
+	if (!(r.features & (1U << 15))) {
+		diag("no IORING_FEAT_MIN_TIMEOUT: min_wait_ns is ignored here");
+		sqe = uring_sqe(&r);
+		sqe->opcode = IORING_OP_NOP;
+		sqe->user_data = 9;
+		is_int(uring_submit_wait(&r, 1, 1000000, 2000000000), 1, "a wait for one no-op");
+		ok(1, "(min_wait untested)");
+	} else {
+		sqe = uring_sqe(&r);
+		sqe->opcode = IORING_OP_NOP;
+		sqe->user_data = 9;
+		t0 = uv_hrtime();
+		is_int(uring_submit_wait(&r, 4, 1000000, 2000000000), 1, "a wait for 4 with one to come");
+		ok(uv_hrtime() - t0 < 1000000000, "returns with the one long before the timeout");
+	}
+	cqe = uring_peek(&r);
+	ok(cqe && cqe->user_data == 9, "and the one is there");
+	uring_advance(&r);
+
+	is_int(uring_file_set(&r, 0, -1), 0, "slot 0 is emptied");
+	close(sv[0]);
+	close(sv[1]);
+	uring_free(&r);
+	is_int(r.fd, -1, "uring_free closes the ring");
+	return tap_done();
+}
