@@ -204,6 +204,8 @@ int uring_submit_wait(struct uring *r, unsigned min_complete, uint64_t min_wait_
 	};
 	if (min_wait_ns && (r->features & IORING_FEAT_MIN_TIMEOUT))
 		arg.min_wait_usec = (uint32_t)(min_wait_ns / 1000 ? min_wait_ns / 1000 : 1);
+	else if (min_wait_ns && min_complete > 1)
+		min_complete = 1;  /* no batch wait here: do not wait for all of it */
 	unsigned flags = r->enter_flags | IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
 	int ret = (int)syscall(__NR_io_uring_enter, r->enter_fd, n, min_complete, flags,
 	                       &arg, sizeof arg);

@@ -95,7 +95,8 @@ int uring_register_ring(struct uring *r);
  * completions are in the ring, or timeout_ns has passed (UINT64_MAX: no
  * limit).  With min_wait_ns > 0 and a kernel that has IORING_FEAT_MIN_TIMEOUT
  * (6.12), waiting stops after min_wait_ns as soon as one completion is in
- * (min_complete is then a batch size worth waiting min_wait_ns for).
+ * (min_complete is then a batch size worth waiting min_wait_ns for; on
+ * older kernels such a wait is for one completion).
  * Returns the number submitted (0 on a timeout or a signal), or -errno. */
 int uring_submit_wait(struct uring *r, unsigned min_complete, uint64_t min_wait_ns,
                       uint64_t timeout_ns);
