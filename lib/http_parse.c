@@ -171,6 +171,53 @@ static inline const char *scan_value(const char *p, const char *end)
 	return scan_class(p, end, C_VALUE);
 }
 
+#ifdef __SSE2__
+/*
+ * Bit i set when byte i of v is a letter, a digit, '-' or '.' (with path,
+ * '/' too): the bytes that make up nearly every field name, host and path.
+ * Each is in C_TCHAR, C_REG and C_PATH (and '/' in C_PATH), so a run of
+ * them needs no table lookup; anything else is looked up byte by byte.
+ * Unsigned x <= k is subs_epu8(x, k) == 0; the letter test folds case with
+ * | 0x20, which maps no other byte into 'a'..'z'.
+ */
+static inline unsigned common_mask(__m128i v, bool path)
+{
+	const __m128i zero = _mm_setzero_si128();
+	__m128i lo = _mm_sub_epi8(_mm_or_si128(v, _mm_set1_epi8(0x20)), _mm_set1_epi8('a'));
+	__m128i alpha = _mm_cmpeq_epi8(_mm_subs_epu8(lo, _mm_set1_epi8(25)), zero);
+	/* '-' '.' '/' '0'..'9' are 0x2d..0x39 */
+	__m128i d = _mm_sub_epi8(v, _mm_set1_epi8(0x2d));
+	__m128i num = _mm_cmpeq_epi8(_mm_subs_epu8(d, _mm_set1_epi8(0x39 - 0x2d)), zero);
+	if (!path)
+		num = _mm_andnot_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('/')), num);
+	return (unsigned)_mm_movemask_epi8(_mm_or_si128(alpha, num));
+}
+#endif
+
+/*
+ * scan_class for C_TCHAR, C_PATH or C_REG (k), sixteen common bytes a
+ * round where SSE2 and the input allow; path says whether '/' is common
+ * (it is for C_PATH only).  Same result as scan_class(p, end, k).
+ */
+static inline const char *scan_common(const char *p, const char *end, unsigned char k,
+                                      bool path)
+{
+#ifdef __SSE2__
+	while (end - p >= 16) {
+		unsigned m = common_mask(_mm_loadu_si128((const __m128i *)(const void *)p), path);
+		if (m == 0xffff) {
+			p += 16;
+			continue;
+		}
+		p += __builtin_ctz(~m);
+		if (!IS(*p, k))
+			return p;
+		p++;
+	}
+#endif
+	return scan_class(p, end, k);
+}
+
 static inline int hexval(unsigned char c)
 {
 	if (c <= '9')
@@ -214,12 +261,36 @@ struct fields {
  * uri-host [ ":" port ] (RFC 3986 3.2.2): an IP-literal in brackets or a
  * reg-name (unreserved, pct-encoded, sub-delims), then optional digits.
  * Returns the length of the host part, or -1 when the syntax is wrong;
- * *has_port says whether a ':' followed it.
+ * *has_port says whether a ':' followed it.  readable (>= n) is how many
+ * bytes from v may be loaded: with sixteen, a host of letters, digits,
+ * '-' and '.' and its port are checked with one vector load.
  */
-static long host_scan(const char *v, size_t n, bool *has_port)
+static inline __attribute__((always_inline)) long host_scan(const char *v, size_t n, size_t readable, bool *has_port)
 {
 	size_t i = 0, host;
 	*has_port = false;
+#ifdef __SSE2__
+	if (n <= 16 && readable >= 16 && (n == 0 || v[0] != '[')) {
+		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)v);
+		unsigned in = (1u << n) - 1;
+		unsigned odd = ~common_mask(x, false) & in;
+		if (!odd)
+			return (long)n;
+		unsigned c = (unsigned)__builtin_ctz(odd);
+		if (v[c] == ':') {
+			/* '0'..'9' are 0x30..0x39 */
+			__m128i d = _mm_sub_epi8(x, _mm_set1_epi8('0'));
+			unsigned digits = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(
+				_mm_subs_epu8(d, _mm_set1_epi8(9)), _mm_setzero_si128()));
+			unsigned port = in & ~((2u << c) - 1);
+			if (port & ~digits)
+				return -1;
+			*has_port = true;
+			return (long)c;
+		}
+		/* '%', a sub-delim, '_', '~' or a bad byte: the general path */
+	}
+#endif
 	if (n && v[0] == '[') {
 		for (i = 1; i < n && v[i] != ']'; i++)
 			if (!IS(v[i], C_HOST) || v[i] == '[' || v[i] == '%')
@@ -229,7 +300,7 @@ static long host_scan(const char *v, size_t n, bool *has_port)
 		i++;
 	} else {
 		for (;;) {
-			i = (size_t)(scan_class(v + i, v + n, C_REG) - v);
+			i = (size_t)(scan_common(v + i, v + n, C_REG, false) - v);
 			if (i >= n || v[i] != '%')
 				break;
 			if (i + 2 >= n || !IS(v[i + 1], C_HEX) || !IS(v[i + 2], C_HEX))
@@ -345,7 +416,7 @@ static void field_connection(const char *v, size_t n, struct fields *f)
  * running into end means "too big" rather than "need more".  Returns the
  * head length, 0, or an error.
  */
-static int parse_fields(const char *buf, size_t pos, const char *end, bool over,
+static inline __attribute__((always_inline)) int parse_fields(const char *buf, size_t pos, const char *end, bool over,
                         struct http_message *m, struct fields *f)
 {
 	const int more = over ? HTTP_PARSE_EHEADERS : 0;
@@ -361,7 +432,7 @@ static int parse_fields(const char *buf, size_t pos, const char *end, bool over,
 			return (int)(p + 2 - buf);
 		}
 		const char *name = p;
-		p = scan_class(p, end, C_TCHAR);
+		p = scan_common(p, end, C_TCHAR, false);
 		if (p >= end)
 			return more;
 		/* obs-fold, an empty name, SP before ':' and bare LF all end here */
@@ -371,6 +442,8 @@ static int parse_fields(const char *buf, size_t pos, const char *end, bool over,
 			return HTTP_PARSE_EHEADERS;
 		size_t name_len = (size_t)(p - name);
 		p++;
+		if (p < end && *p == ' ')
+			p++;             /* the usual one space, then any more OWS */
 		while (p < end && (*p == ' ' || *p == '\t'))
 			p++;
 		const char *val = p;
@@ -383,8 +456,9 @@ static int parse_fields(const char *buf, size_t pos, const char *end, bool over,
 			return more;
 		if (p[1] != '\n')
 			return HTTP_PARSE_EINVAL;    /* bare CR */
+		/* trailing OWS: in field content only SP and HTAB are <= ' ' */
 		const char *vend = p;
-		while (vend > val && (vend[-1] == ' ' || vend[-1] == '\t'))
+		while (vend > val && (unsigned char)vend[-1] <= ' ')
 			vend--;
 		size_t vlen = (size_t)(vend - val);
 		p += 2;
@@ -399,7 +473,7 @@ static int parse_fields(const char *buf, size_t pos, const char *end, bool over,
 		case 4:
 			if (eq_fold(name, "host", 4)) {
 				bool port;
-				if (host_scan(val, vlen, &port) < 0)
+				if (host_scan(val, vlen, (size_t)(end - val), &port) < 0)
 					return HTTP_PARSE_EHOST;
 				f->host_count++;
 				f->host = val;
@@ -434,7 +508,7 @@ static int parse_fields(const char *buf, size_t pos, const char *end, bool over,
  * Framing shared by both directions, once the head is complete (RFC 9112
  * 6.1-6.3, strict choices).  Sets body_kind and content_length.
  */
-static int frame_body(struct http_message *m, const struct fields *f, uint64_t max_body)
+static inline int frame_body(struct http_message *m, const struct fields *f, uint64_t max_body)
 {
 	if (f->te_seen) {
 		if (f->cl_seen)
@@ -486,6 +560,22 @@ static int parse_version(const char *p)
 	return p[7] == '0' ? 0 : 1;
 }
 
+/* "HTTP/1.<minor>" and CRLF as the words memcpy loads them (any byte order). */
+static inline uint64_t version_word(char minor)
+{
+	const char s[8] = {'H', 'T', 'T', 'P', '/', '1', '.', minor};
+	uint64_t w;
+	memcpy(&w, s, 8);
+	return w;
+}
+
+static inline uint16_t crlf_word(void)
+{
+	uint16_t w;
+	memcpy(&w, "\r\n", 2);
+	return w;
+}
+
 /* ---------------------------------------------------------------- requests */
 
 static enum http_method method_lookup(const char *s, size_t n)
@@ -518,7 +608,7 @@ static enum http_method method_lookup(const char *s, size_t n)
 static bool authority_form_ok(const char *t, size_t n)
 {
 	bool port;
-	long h = host_scan(t, n, &port);
+	long h = host_scan(t, n, n, &port);
 	return h > 0 && port && (size_t)h + 1 < n;
 }
 
@@ -537,7 +627,7 @@ static long scan_target(const char *buf, size_t pos, size_t len, size_t max_uri,
 	size_t i = 0;
 	*query = -1;
 	for (;;) {
-		i = (size_t)(scan_class(t + i, t + lim, C_PATH) - t);
+		i = (size_t)(scan_common(t + i, t + lim, C_PATH, true) - t);
 		if (i >= lim)
 			return i > max_uri ? HTTP_PARSE_EURI : 0;
 		switch (t[i]) {
@@ -650,7 +740,7 @@ int http_parse_request(const char *buf, size_t len, const struct http_limits *li
 		while (z < tlen && t[z] != '/' && t[z] != '?')
 			z++;
 		bool port;
-		if (host_scan(t + a, z - a, &port) <= 0)
+		if (host_scan(t + a, z - a, z - a, &port) <= 0)
 			return HTTP_PARSE_EINVAL;
 	}
 
@@ -662,12 +752,21 @@ int http_parse_request(const char *buf, size_t len, const struct http_limits *li
 	bool over = len > cap;
 	if (vpos + 10 > end)
 		return over ? HTTP_PARSE_EHEADERS : 0;
-	int v = parse_version(buf + vpos);
-	if (v == HTTP_PARSE_EINVAL || buf[vpos + 8] != '\r' || buf[vpos + 9] != '\n')
-		return HTTP_PARSE_EINVAL;
-	if (v < 0)
-		return v;
-	m->version_minor = (uint8_t)v;
+	/* "HTTP/1.1" CRLF as two loads and compares, anything else the long way */
+	uint64_t w;
+	uint16_t crlf;
+	memcpy(&w, buf + vpos, 8);
+	memcpy(&crlf, buf + vpos + 8, 2);
+	if (w == version_word('1') && crlf == crlf_word()) {
+		m->version_minor = 1;
+	} else {
+		int v = parse_version(buf + vpos);
+		if (v == HTTP_PARSE_EINVAL || buf[vpos + 8] != '\r' || buf[vpos + 9] != '\n')
+			return HTTP_PARSE_EINVAL;
+		if (v < 0)
+			return v;
+		m->version_minor = (uint8_t)v;
+	}
 
 	struct fields f;
 	memset(&f, 0, sizeof f);
