@@ -101,10 +101,10 @@ $(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(LIB_A)
 # ---------------------------------------------------------------- tests
 # make test: unit tests and bats files, all as TAP through prove, so the
 # last lines are prove's summary and "Result: PASS/FAIL".  The fuzz smoke
-# run (30 s per target on its corpus) comes first, so the summary ends it.
+# run (20 s per target on its corpus) comes first, so the summary ends it.
 TEST_ENV = DSYS_SAN="$(SAN)" DSYS_BIN=$(abspath $(BUILD)/bin) DSYS_BUILD=$(abspath $(BUILD)) PATH=$(abspath $(BUILD)/bin):$$PATH
 BATS_FILES ?= $(wildcard tests/*.bats)
-FUZZ_SECONDS ?= 30
+FUZZ_SECONDS ?= 20
 
 test: deps-quiet all
 	$(Q)$(MAKE) --no-print-directory fuzz-run
@@ -127,10 +127,16 @@ check: deps-quiet
 
 # ---------------------------------------------------------------- fuzz
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Ilib $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard lib/*.h)
+# lib/ is compiled once with the fuzzer's instrumentation, for all targets.
+FUZZ_LIB_OBJ := $(LIB_SRC:lib/%.c=build/fuzz/obj/%.o)
+build/fuzz/obj/%.o: lib/%.c $(wildcard lib/*.h)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  FUZZCC  $<")
+	$(Q)clang $(subst -fsanitize=fuzzer,-fsanitize=fuzzer-no-link,$(FUZZ_CFLAGS)) -DDSYS_VERSION='"$(VERSION)"' -c -o $@ $<
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ) $(wildcard lib/*.h)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  FUZZ    $@")
-	$(Q)clang $(FUZZ_CFLAGS) -DDSYS_VERSION='"$(VERSION)"' -o $@ $< $(LIB_SRC) $(PKG_LIBS) -lm -lpthread
+	$(Q)clang $(FUZZ_CFLAGS) -DDSYS_VERSION='"$(VERSION)"' -o $@ $< $(FUZZ_LIB_OBJ) $(PKG_LIBS) -lm -lpthread
 
 fuzz: $(FUZZ_BIN)
 
@@ -138,7 +144,7 @@ fuzz: $(FUZZ_BIN)
 # new inputs go to a scratch folder, so the tree is never written.
 fuzz-run:
 ifneq ($(SKIP_FUZZ),1)
-	$(Q)$(MAKE) --no-print-directory fuzz
+	$(Q)$(MAKE) --no-print-directory -j$(or $(FUZZ_JOBS),2) fuzz
 	$(Q)set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); \
 	  scratch=$$(mktemp -d); \
 	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \

@@ -262,24 +262,26 @@ static int read_whole(int fd, char **out, size_t *size)
 	return 0;
 }
 
-/* Is there a whole record with a good checksum at p (left bytes)? */
-static bool record_ok(const unsigned char *p, size_t left)
+/* Is there a whole record of at most max bytes with a good checksum at p
+ * (left bytes)? */
+static bool record_ok(const unsigned char *p, size_t left, uint32_t max)
 {
 	if (left < REC_HEAD)
 		return false;
 	uint32_t n = le32_get(p + 4);
-	return left - REC_HEAD >= n && wal_crc32c(p + 4, 4 + (size_t)n) == le32_get(p);
+	return n <= max && left - REC_HEAD >= n && wal_crc32c(p + 4, 4 + (size_t)n) == le32_get(p);
 }
 
 /* Does a good record start anywhere in data[from..size)?  Decides whether
  * a bad record is a torn tail (nothing good after it: the last group write
  * was cut short, perhaps leaving garbage or zeros) or damage in the middle
  * (acknowledged records follow: refuse rather than drop them).  Runs only
- * after a crash, over what follows the bad record. */
-static bool good_record_after(const char *data, size_t from, size_t size)
+ * after a crash, over what follows the bad record; candidates are at most
+ * max_record long, so the scan costs at most its length times that. */
+static bool good_record_after(const struct wal *w, const char *data, size_t from, size_t size)
 {
 	for (size_t at = from; at + REC_HEAD <= size; at++)
-		if (record_ok((const unsigned char *)data + at, size - at))
+		if (record_ok((const unsigned char *)data + at, size - at, w->max_record))
 			return true;
 	return false;
 }
@@ -296,8 +298,8 @@ static int replay(struct wal *w, char *err, size_t err_size)
 	while (at < size) {
 		const unsigned char *p = (const unsigned char *)data + at;
 		size_t left = size - at;
-		if (!record_ok(p, left)) {
-			if (good_record_after(data, at + 1, size)) {
+		if (!record_ok(p, left, UINT32_MAX)) {
+			if (good_record_after(w, data, at + 1, size)) {
 				snprintf(err, err_size, "'%s/log' is damaged at byte %zu (not at its end): "
 				         "refusing to drop what follows", w->dir, at);
 				e = -EBADMSG;
