@@ -52,8 +52,11 @@ static int parse_host(const char *s, size_t n, uint16_t def_port, struct store_h
 	if (!*host)
 		return fail(err, err_size, "empty host in '%s'", whole);
 	for (const char *p = host; *p; p++)
-		if (*p == '/' || *p == '@' || *p == ' ' || *p == '?' || *p == '#')
+		if (*p == '/' || *p == '@' || *p == '?' || *p == '#' || *p == '[' || *p == ']' ||
+		    (unsigned char)*p <= ' ' || *p == 0x7f)
 			return fail(err, err_size, "invalid character in host '%s'", host);
+	if (host != tmp && !strchr(host, ':'))
+		return fail(err, err_size, "brackets are for IPv6 addresses: '%s'", whole);
 	unsigned port = def_port;
 	if (port_text && cli_parse_uint(port_text, 1, 65535, &port) < 0)
 		return fail(err, err_size, "invalid port '%s'", port_text);
@@ -195,7 +198,8 @@ void store_url_format(const struct store_url *u, char *out, size_t size)
 		return;
 	}
 	if (u->kind == STORE_FILE) {
-		snprintf(out, size, "file:%s", u->path);
+		/* "file://X" reads as X: a path that starts with // needs it */
+		snprintf(out, size, "file:%s%s", strncmp(u->path, "//", 2) == 0 ? "//" : "", u->path);
 		return;
 	}
 	n += (size_t)snprintf(out, size, "%s", store_url_kind_name(u->kind));

@@ -53,6 +53,14 @@ int main(void)
 	   "an error in one host of a list quotes that host only");
 	ok(parse("redis-cluster://[],b:2") < 0 && strstr(err, "empty host in '[]'"),
 	   "an empty bracketed host is named alone");
+	/* found by tests/fuzz/fuzz_store_url: forms that parsed but did not
+	 * format back into themselves */
+	ok(parse("redis://[[2]") < 0 && strstr(err, "invalid character"), "a bracket inside a host is refused");
+	ok(parse("redis://[abc]:1") < 0 && strstr(err, "IPv6"), "brackets around a name that is not IPv6 are refused");
+	ok(parse("redis://a\tb:1") < 0, "a control character in a host is refused");
+	ok(parse("file://////") == 0 && strcmp(u.path, "////") == 0, "file:////// is the path ////");
+	is_str(canon, "file://////", "and formats back so that it reads the same");
+	ok(parse(canon) == 0 && strcmp(u.path, "////") == 0, "... and it does");
 
 	unsetenv("DSYS_STORE");
 	setenv("REDIS_URL", "redis://r:1", 1);
