@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -250,4 +251,50 @@ int uring_file_set(struct uring *r, unsigned slot, int fd)
 	if (ret != 1)
 		return ret < 0 ? -errno : -EIO;
 	return 0;
+}
+
+int uring_bufs_init(struct uring *r, struct uring_bufs *b, uint16_t bgid, unsigned entries,
+                    unsigned size)
+{
+	memset(b, 0, sizeof(*b));
+	if (entries == 0 || entries > 32768 || (entries & (entries - 1)) || size == 0)
+		return -EINVAL;
+	b->ring_len = entries * sizeof(struct io_uring_buf);
+	void *ring = mmap(NULL, b->ring_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (ring == MAP_FAILED)
+		return -ENOMEM;
+	b->br = ring;
+	b->base = malloc((size_t)entries * size);
+	if (!b->base) {
+		uring_bufs_free(r, b);
+		return -ENOMEM;
+	}
+	b->entries = entries;
+	b->mask = entries - 1;
+	b->size = size;
+	b->bgid = bgid;
+	struct io_uring_buf_reg reg = {
+		.ring_addr = (uint64_t)(uintptr_t)ring, .ring_entries = entries, .bgid = bgid,
+	};
+	if (sys_register(r->fd, IORING_REGISTER_PBUF_RING, &reg, 1) < 0) {
+		int err = -errno;
+		b->entries = 0;  /* not registered: nothing to unregister */
+		uring_bufs_free(r, b);
+		return err;
+	}
+	for (unsigned i = 0; i < entries; i++)
+		uring_buf_put(b, i);
+	return 0;
+}
+
+void uring_bufs_free(struct uring *r, struct uring_bufs *b)
+{
+	if (b->entries && r->fd >= 0) {
+		struct io_uring_buf_reg reg = { .bgid = b->bgid };
+		sys_register(r->fd, IORING_UNREGISTER_PBUF_RING, &reg, 1);
+	}
+	if (b->br)
+		munmap(b->br, b->ring_len);
+	free(b->base);
+	memset(b, 0, sizeof(*b));
 }

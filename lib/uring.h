@@ -109,4 +109,42 @@ int uring_submit_wait(struct uring *r, unsigned min_complete, uint64_t min_wait_
 int uring_files_init(struct uring *r, unsigned n);
 int uring_file_set(struct uring *r, unsigned slot, int fd);
 
+/* A ring of provided buffers (IORING_REGISTER_PBUF_RING, 5.19), for
+ * receives that pick their buffer when data arrives (IOSQE_BUFFER_SELECT
+ * with buf_group = bgid; multishot receives need them): `entries` buffers
+ * (a power of two, at most 32768) of `size` bytes each.  A completion with
+ * IORING_CQE_F_BUFFER names its buffer in the upper 16 bits of its flags;
+ * the caller reads it with uring_buf() and hands it back with
+ * uring_buf_put() once done.  struct uring_bufs owns the ring and the
+ * buffers; uring_bufs_free() unregisters and frees them (a zeroed struct
+ * is fine).  0 or -errno (-EINVAL on kernels without buffer rings). */
+struct uring_bufs {
+	struct io_uring_buf_ring *br;
+	char *base;                    /* entries * size bytes */
+	unsigned entries, mask, size;
+	uint16_t bgid;
+	uint16_t tail;                 /* local copy of the shared tail */
+	size_t ring_len;
+};
+
+int uring_bufs_init(struct uring *r, struct uring_bufs *b, uint16_t bgid, unsigned entries,
+                    unsigned size);
+void uring_bufs_free(struct uring *r, struct uring_bufs *b);
+
+static inline char *uring_buf(const struct uring_bufs *b, unsigned bid)
+{
+	return b->base + (size_t)bid * b->size;
+}
+
+/* Give buffer bid back to the kernel. */
+static inline void uring_buf_put(struct uring_bufs *b, unsigned bid)
+{
+	struct io_uring_buf *e = &b->br->bufs[b->tail & b->mask];
+	e->addr = (uint64_t)(uintptr_t)uring_buf(b, bid);
+	e->len = b->size;
+	e->bid = (uint16_t)bid;
+	b->tail++;
+	__atomic_store_n(&b->br->tail, b->tail, __ATOMIC_RELEASE);
+}
+
 #endif

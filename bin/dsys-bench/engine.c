@@ -18,9 +18,10 @@
  *
  * System calls per request, the figure that decides how hard one core can
  * drive.  Two I/O paths share everything above the bytes:
- *   - io_uring (the default where the kernel allows it; see the io_uring
- *     section): each connection keeps one receive in the thread's ring,
- *     each burst of requests is one send entry, and the thread waits in
+ *   - io_uring (the default where the kernel allows it, 6.1 or later; see
+ *     the io_uring section): each connection keeps one multishot receive
+ *     in the thread's ring, each burst of requests is one send entry, and
+ *     the thread waits in
  *     the ring itself: one io_uring_enter(2) per turn both hands over what
  *     the last turn prepared and sleeps for the next completions, so there
  *     is no epoll at all on this path (0.35 system calls per request at
@@ -233,6 +234,7 @@ struct worker {
 	bool use_uring;          /* I/O through io_uring; else libuv streams */
 	bool fixed_files;        /* sockets are registered: slot i is conns[i] */
 	struct uring ring;
+	struct uring_bufs bufs;
 	uint64_t pace_ns;        /* ring path, open loop: pump at this instant; 0 none */
 	unsigned ring_fds;       /* sockets open on the ring path */
 	struct ur_stamp *stamps; /* requests queued since the last submission */
@@ -767,8 +769,13 @@ static void ptimer_closed_cb(uv_handle_t *h)
  * The same connection life cycle with the I/O through one io_uring per
  * thread (lib/uring) instead of libuv streams: a send is a submission
  * entry (no completion unless it fails: IOSQE_CQE_SKIP_SUCCESS, with
- * MSG_WAITALL so a short send is a failure), a receive is an entry into
- * the connection's buffer, re-armed after each completion.
+ * MSG_WAITALL so a short send is a failure), and each connection has one
+ * multishot receive for its whole life: the kernel picks a buffer from the
+ * thread's ring of provided buffers (lib/uring's uring_bufs) when data
+ * arrives, the bytes are copied to the connection's own buffer and parsed
+ * there, and the buffer goes straight back; nothing is re-armed per
+ * response (the single-shot receive cost a submission and a poll
+ * registration on the socket per response).
  *
  * The thread waits in the ring, not in epoll (ur_run): one
  * io_uring_enter(2) per turn hands the kernel everything the last turn
@@ -801,6 +808,10 @@ enum { UR_RECV = 1, UR_SEND, UR_CONNECT, UR_CANCEL };
  * other requests in flight, so the rate does not drop; an answer may wait
  * up to UR_BATCH_WAIT_NS to be seen, and its latency includes that. */
 enum { UR_BATCH_MIN_INFLIGHT = 8, UR_BATCH_MAX = 32 };
+
+/* Provided buffers for multishot receives: at most UR_BUFS_MAX of
+ * UR_BUF_SIZE bytes per thread (16 MiB). */
+enum { UR_BUFS_MAX = 4096, UR_BUF_SIZE = 4096 };
 #define UR_BATCH_WAIT_NS 50000u
 
 static inline uint64_t ur_data(const struct conn *c, unsigned op)
@@ -882,15 +893,36 @@ static void ur_send(struct conn *c, size_t len, unsigned k)
 	sqe->user_data = ur_data(c, UR_SEND);
 }
 
+/* Arm the connection's receive: one multishot receive, which lasts until
+ * the connection ends (or the buffers run out: then it is re-armed). */
 static void ur_recv(struct conn *c)
 {
-	struct io_uring_sqe *sqe = ur_sqe(c->w);
+	struct worker *w = c->w;
+	struct io_uring_sqe *sqe = ur_sqe(w);
 	sqe->opcode = IORING_OP_RECV;
 	ur_set_fd(sqe, c);
-	sqe->addr = (uintptr_t)(c->rbuf + c->rlen);
-	sqe->len = (uint32_t)(c->w->cfg->recv_buf - c->rlen);
+	sqe->ioprio = IORING_RECV_MULTISHOT;
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = w->bufs.bgid;
 	sqe->user_data = ur_data(c, UR_RECV);
 	c->pending++;
+}
+
+/* n bytes a multishot receive put in a provided buffer: through the
+ * connection's own buffer, where responses are parsed as on every path
+ * (a copy of a few hundred bytes; a response split over receives needs
+ * its bytes in one place anyway). */
+static void ur_take(struct conn *c, const char *data, size_t n, uint64_t now)
+{
+	while (n > 0 && c->state == CONN_OPEN) {
+		size_t room = c->w->cfg->recv_buf - c->rlen;
+		size_t k = n < room ? n : room;
+		INVARIANT(k > 0);
+		memcpy(c->rbuf + c->rlen, data, k);
+		conn_on_data(c, k, now);
+		data += k;
+		n -= k;
+	}
 }
 
 static void ur_connect(struct conn *c, uint64_t now)
@@ -957,15 +989,26 @@ static void ur_close(struct conn *c)
 	sqe->user_data = ur_data(c, UR_CANCEL);
 }
 
-static void ur_complete(struct worker *w, uint64_t ud, int res, uint64_t now)
+static void ur_complete(struct worker *w, uint64_t ud, int res, unsigned flags, uint64_t now)
 {
 	struct conn *c = &w->conns[ud >> 32];
 	unsigned op = ud & 0xff;
 	uint32_t gen = (uint32_t)(ud >> 8) & 0xffffff;
+	/* a multishot receive's data, in a provided buffer (taken back below) */
+	const char *data = NULL;
+	unsigned bid = 0;
+	if (op == UR_RECV && (flags & IORING_CQE_F_BUFFER)) {
+		bid = flags >> IORING_CQE_BUFFER_SHIFT;
+		data = uring_buf(&w->bufs, bid);
+	}
 	if (op == UR_RECV || op == UR_CONNECT) {
 		INVARIANT(c->pending > 0 && gen == (c->gen & 0xffffff));
-		c->pending--;
+		/* a multishot receive stays in the ring while F_MORE is set */
+		if (!(op == UR_RECV && (flags & IORING_CQE_F_MORE)))
+			c->pending--;
 		if (c->state == CONN_CLOSING) {
+			if (data)
+				uring_buf_put(&w->bufs, bid);
 			if (c->pending == 0)
 				ur_closed(c);
 			return;
@@ -974,10 +1017,16 @@ static void ur_complete(struct worker *w, uint64_t ud, int res, uint64_t now)
 	switch (op) {
 	case UR_RECV:
 		if (res > 0) {
-			conn_on_data(c, (size_t)res, now);
-			if (c->state == CONN_OPEN)
+			INVARIANT(data != NULL);
+			ur_take(c, data, (size_t)res, now);
+			uring_buf_put(&w->bufs, bid);
+			if (c->state == CONN_OPEN && !(flags & IORING_CQE_F_MORE))
 				ur_recv(c);
+		} else if (res == -ENOBUFS) {
+			/* every buffer was in use: taken back by now, so re-arm */
+			ur_recv(c);
 		} else {
+			INVARIANT(!data);
 			conn_eof(c, res == 0 ? UV_EOF : res, now);
 		}
 		break;
@@ -1012,11 +1061,12 @@ static void ur_drain(struct worker *w)
 	for (unsigned n = 0; n < 4 * w->n_conns + 64 && (cqe = uring_peek(&w->ring)) != NULL; n++) {
 		uint64_t ud = cqe->user_data;
 		int res = cqe->res;
+		unsigned flags = cqe->flags;
 		uring_advance(&w->ring);
 		/* each answer is stamped as it is seen, not once per batch */
 		if ((ud & 0xff) == UR_RECV && n > 0)
 			now = uv_hrtime();
-		ur_complete(w, ud, res, now);
+		ur_complete(w, ud, res, flags, now);
 	}
 	worker_publish(w);
 	worker_check_done(w, now);
@@ -1066,26 +1116,34 @@ static void ur_run(struct worker *w)
 	}
 }
 
-/* Set up the thread's ring: SINGLE_ISSUER | DEFER_TASKRUN (6.1) where the
- * kernel has them, else cooperative task running (5.19); skip-success
- * completions (5.17) are needed either way.  Anything less, or io_uring
- * disabled, and the thread takes the libuv path. */
+/* Set up the thread's ring, or leave the thread on the libuv path: the
+ * ring path needs SINGLE_ISSUER | DEFER_TASKRUN (6.1, so also multishot
+ * receives, 6.0, skip-success completions and waits with a timeout) and a
+ * ring of provided buffers. */
 static void ur_setup(struct worker *w)
 {
 	/* per connection at most a receive or connect, a send and a cancel
 	 * per turn; the ring is submitted early when full */
 	unsigned sq = w->stamps_cap, cq = 4 * w->n_conns + 128;
 	int r = uring_init_flags(&w->ring, sq, cq, IORING_SETUP_SINGLE_ISSUER |
-	                         IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN);
-	if (r == -EINVAL)
-		r = uring_init(&w->ring, sq, cq);
+	                         IORING_SETUP_DEFER_TASKRUN);
 	if (r < 0)
 		return;
-	if (!(w->ring.features & IORING_FEAT_CQE_SKIP) || !(w->ring.features & IORING_FEAT_EXT_ARG) ||
-	    !(w->ring.setup_flags & (IORING_SETUP_COOP_TASKRUN | IORING_SETUP_DEFER_TASKRUN))) {
+	if (!(w->ring.features & IORING_FEAT_CQE_SKIP) || !(w->ring.features & IORING_FEAT_EXT_ARG)) {
 		uring_free(&w->ring);
 		return;
 	}
+	/* two buffers per connection, as a rule enough for what arrives
+	 * between two turns; should they run out, a receive ends with
+	 * -ENOBUFS and is re-armed */
+	unsigned nbuf = 64;
+	while (nbuf < 2 * w->n_conns && nbuf < UR_BUFS_MAX)
+		nbuf *= 2;
+	if (uring_bufs_init(&w->ring, &w->bufs, 0, nbuf, UR_BUF_SIZE) < 0) {
+		uring_free(&w->ring);
+		return;
+	}
+	/* both optional: without them every call looks the file up */
 	uring_register_ring(&w->ring);
 	w->fixed_files = uring_files_init(&w->ring, w->n_conns) == 0;
 	w->use_uring = true;
@@ -1213,6 +1271,7 @@ static void worker_main(void *arg)
 	INVARIANT(w->open_handles == 0 && w->finished);
 	if (w->use_uring) {
 		INVARIANT(w->ring_fds == 0);
+		uring_bufs_free(&w->ring, &w->bufs);
 		uring_free(&w->ring);
 		w->use_uring = false;
 	}

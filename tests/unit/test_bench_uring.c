@@ -2,8 +2,9 @@
  * test_bench_uring.c -- what dsys-bench's ring loop asks of lib/uring
  * beyond the basic ring: a SINGLE_ISSUER | DEFER_TASKRUN ring set up by
  * the thread that uses it, its fd registered, sockets in a sparse table of
- * registered files, and waiting in the ring for a completion or a timeout
- * (uring_submit_wait).
+ * registered files, waiting in the ring for a completion or a timeout
+ * (uring_submit_wait), and a ring of provided buffers for a multishot
+ * receive (uring_bufs).
  */
 #include <errno.h>
 #include <string.h>
@@ -106,6 +107,58 @@ int main(void)
 	cqe = uring_peek(&r);
 	ok(cqe && cqe->user_data == 9, "and the one is there");
 	uring_advance(&r);
+
+	/* provided buffers: a multishot receive takes one per arrival */
+	struct uring_bufs bufs;
+	is_int(uring_bufs_init(&r, &bufs, 5, 3, 64), -EINVAL, "a buffer ring of 3 is refused");
+	is_int(uring_bufs_init(&r, &bufs, 5, 2, 64), 0, "a ring of 2 buffers of 64 bytes");
+	sqe = uring_sqe(&r);
+	sqe->opcode = IORING_OP_RECV;
+	sqe->fd = 3;
+	sqe->flags = IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
+	sqe->ioprio = IORING_RECV_MULTISHOT;
+	sqe->buf_group = 5;
+	sqe->user_data = 3;
+	is_int(uring_submit_wait(&r, 1, 0, 1000000), 1, "a multishot receive is armed");
+	int more = 0, seen_bid[2] = { -1, -1 }, texts = 0;
+	for (int round = 0; round < 2; round++) {
+		ok(write(sv[0], round ? "second" : "first", round ? 6 : 5) > 0, "message %d written", round);
+		uring_submit_wait(&r, 1, 0, 1000000000);
+		cqe = uring_peek(&r);
+		ok(cqe && cqe->user_data == 3 && (cqe->flags & IORING_CQE_F_BUFFER),
+		   "message %d completes in a provided buffer", round);
+		if (!cqe)
+			continue;
+		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+		seen_bid[round] = (int)bid;
+		more += (cqe->flags & IORING_CQE_F_MORE) != 0;
+		if (cqe->res == (round ? 6 : 5) &&
+		    memcmp(uring_buf(&bufs, bid), round ? "second" : "first", (size_t)cqe->res) == 0)
+			texts++;
+		uring_advance(&r);
+		if (round == 1)
+			uring_buf_put(&bufs, bid);  /* the first is kept: one left */
+	}
+	is_int(more, 2, "and the receive stays armed (F_MORE) both times");
+	is_int(texts, 2, "each buffer holds its message");
+	ok(seen_bid[0] != seen_bid[1], "in two different buffers");
+	ok(write(sv[0], "third", 5) == 5, "a third message");
+	uring_submit_wait(&r, 1, 0, 1000000000);
+	cqe = uring_peek(&r);
+	ok(cqe && (cqe->flags & IORING_CQE_F_BUFFER) &&
+	   (int)(cqe->flags >> IORING_CQE_BUFFER_SHIFT) == seen_bid[1],
+	   "goes to the buffer that was put back");
+	if (cqe)
+		uring_advance(&r);
+	ok(write(sv[0], "fourth", 6) == 6, "a fourth, with no buffer free");
+	uring_submit_wait(&r, 1, 0, 1000000000);
+	cqe = uring_peek(&r);
+	ok(cqe && cqe->res == -ENOBUFS && !(cqe->flags & IORING_CQE_F_MORE),
+	   "ends the receive with -ENOBUFS");
+	if (cqe)
+		uring_advance(&r);
+	uring_bufs_free(&r, &bufs);
+	ok(bufs.base == NULL && bufs.entries == 0, "the buffer ring is freed");
 
 	is_int(uring_file_set(&r, 0, -1), 0, "slot 0 is emptied");
 	close(sv[0]);
