@@ -71,6 +71,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "http_io_uring.h"
 #include "http_server.h"
 #include "invariant.h"
 #include "json.h"
@@ -133,6 +134,14 @@ struct conn {
 	size_t linger_bytes;
 	bool reading, writing, eof, stop_parse, linger_after, lingering;
 	bool closed, handle_closed, in_flush, in_process;
+	/* the io_uring backend */
+	int fd;                    /* the socket (c->tcp owns it and closes it) */
+	uint8_t ur_ops;            /* our requests in the ring: a receive, a send */
+	bool ur_recv;              /* a receive is armed */
+	bool ur_closing;           /* closed: uv_close once ur_ops is 0 */
+	uint16_t ur_pbid;          /* the held block, when ur_plen > 0 */
+	uint32_t ur_poff, ur_plen; /* bytes of it not yet copied to rbuf */
+	size_t wsent;              /* bytes of wout the kernel took so far */
 };
 
 /* The seam for a second protocol: what a connection does with its input
@@ -174,6 +183,12 @@ struct http_thread {
 	struct xchg *free_x;
 	struct rblock *free_blocks;
 	struct buf scratch, errbuf;
+	/* the io_uring backend (srv->use_uring) */
+	struct http_uring ur;
+	uv_poll_t ur_poll;         /* the ring's fd: readable when completions wait */
+	uv_prepare_t ur_prep;      /* submits what timers and wakes prepared */
+	uint64_t ur_ops;           /* requests of ours in the ring, over all connections */
+	bool ur_on;                /* ur_poll and ur_prep are open */
 	uint64_t batch_ns;         /* clock at the first head of this service pass, or 0 */
 	uint64_t answer_ns;        /* clock of the first answer given inside it, or 0 */
 	_Atomic int64_t in_flight;
@@ -194,6 +209,7 @@ struct http_server {
 	int init_error;
 	pthread_mutex_t lock;      /* guards sending to other threads' wake handles */
 	bool listened;
+	bool use_uring;            /* every thread has a ring */
 	/* thread 0 */
 	uv_signal_t sigterm, sigint;
 	uv_timer_t drain_timer;
@@ -444,10 +460,277 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
 static void on_write(uv_write_t *req, int status);
 static void on_shutdown(uv_shutdown_t *req, int status);
 static void on_close(uv_handle_t *h);
+static void conn_read_done(struct conn *c, ssize_t nread);
+static void conn_write_done(struct conn *c, int status);
+static void conn_schedule(struct conn *c);
+
+/*
+ * The io_uring backend.  Each thread has one ring (lib/http_io_uring: a
+ * lib/uring ring plus a ring of provided receive buffers) whose fd sits in
+ * the libuv loop as a uv_poll_t; everything else (accept, timers, signals,
+ * wakes, the drain) stays on libuv.  Requests carry the connection's
+ * address with the operation in the low bits as user_data.
+ *
+ * - Receive: one IORING_OP_RECV at a time per connection, armed while the
+ *   connection wants to read (io_read), with IOSQE_BUFFER_SELECT, so an
+ *   idle connection holds no buffer of its own, and POLL_FIRST (the next
+ *   request is rarely there yet when the receive is armed).  Its length is
+ *   at most the room left in rbuf, so the bytes normally land in rbuf
+ *   whole with one small memcpy and the block goes back at once; the parse
+ *   and pin logic above sees exactly what a read would have given.  When
+ *   rbuf shrank meanwhile (h1_tidy), the block is held (ur_pbid) and the
+ *   rest is copied when there is room (ur_deliver, from the check phase).
+ *   Stopping reading is not arming the next receive: at most the one armed
+ *   (bounded by rbuf's room) still arrives, so nothing buffers unbounded.
+ *   A single-shot receive rather than a multishot one keeps that bound
+ *   exact: a multishot receive cannot be told how much room is left.
+ * - Send: one IORING_OP_SEND of the out buffer per flush; out and wout
+ *   swap as for uv_write, so the kernel's buffer stays put until the
+ *   completion; a short send sends the rest.
+ * - Everything a loop turn prepared goes to the kernel in one
+ *   io_uring_enter: at the end of the ring callback (receives completed,
+ *   answers built, next receives armed), at the end of the check phase
+ *   (late answers), and in the prepare phase (what timers and wakes did).
+ * - Close: a connection with requests in the ring gets one
+ *   IORING_OP_ASYNC_CANCEL for its fd, and its handle is closed (and so its
+ *   struct recycled) only when the last completion has been consumed
+ *   (c->ur_ops); the kernel never writes into memory we reuse.  The ring
+ *   closes when the thread has finished and t->ur_ops is 0.
+ * - Shutdown of the write side (the lingering close) is a plain
+ *   shutdown(2): it comes only after the last send has completed.
+ */
+enum { UR_RECV = 1, UR_SEND = 2, UR_CANCEL = 3 };
+#define UR_OP_MASK 7u
+#define UR_SQ_ENTRIES 1024
+#define UR_CQ_ENTRIES 8192
+#define UR_NBUFS 512          /* provided receive blocks per thread */
+#define UR_BUF_SIZE 4096
+
+static void ur_submit(struct http_thread *t)
+{
+	if (t->ur.ring.to_submit == 0)
+		return;
+	int r = uring_submit(&t->ur.ring);
+	if (r < 0 && r != -EAGAIN && r != -EBUSY)
+		log_warn("io_uring_enter: %s", strerror(-r));
+}
+
+static struct io_uring_sqe *ur_sqe(struct http_thread *t)
+{
+	struct io_uring_sqe *sqe = uring_sqe(&t->ur.ring);
+	if (!sqe) {
+		ur_submit(t);
+		sqe = uring_sqe(&t->ur.ring);
+	}
+	INVARIANT(sqe != NULL);
+	return sqe;
+}
+
+static void ur_op_start(struct conn *c)
+{
+	c->ur_ops++;
+	c->t->ur_ops++;
+}
+
+/* Arm c's receive if none is armed; a held block is delivered first. */
+static void ur_recv_arm(struct conn *c)
+{
+	struct http_thread *t = c->t;
+	if (c->ur_recv || c->closed || c->ur_closing)
+		return;
+	if (c->ur_plen) {
+		conn_schedule(c);   /* on_check delivers it */
+		return;
+	}
+	size_t room = t->srv->block_size;
+	if (c->rbuf && !c->lingering)
+		room = c->rcap - c->rlen;
+	if (room == 0)
+		return;
+	if (room > t->ur.buf_size)
+		room = t->ur.buf_size;
+	struct io_uring_sqe *sqe = ur_sqe(t);
+	sqe->opcode = IORING_OP_RECV;
+	sqe->fd = c->fd;
+	sqe->len = (uint32_t)room;
+	sqe->flags = IOSQE_BUFFER_SELECT;
+	sqe->buf_group = t->ur.bgid;
+	sqe->ioprio = IORING_RECVSEND_POLL_FIRST;
+	sqe->user_data = (uint64_t)(uintptr_t)c | UR_RECV;
+	c->ur_recv = true;
+	ur_op_start(c);
+}
+
+static void ur_send(struct conn *c)
+{
+	struct io_uring_sqe *sqe = ur_sqe(c->t);
+	sqe->opcode = IORING_OP_SEND;
+	sqe->fd = c->fd;
+	sqe->addr = (uint64_t)(uintptr_t)(c->wout.data + c->wsent);
+	sqe->len = (uint32_t)(c->wout.len - c->wsent);
+	sqe->msg_flags = MSG_NOSIGNAL;
+	sqe->user_data = (uint64_t)(uintptr_t)c | UR_SEND;
+	ur_op_start(c);
+}
+
+/* Copy what fits of the held block into rbuf and hand it on. */
+static void ur_deliver(struct conn *c)
+{
+	struct http_thread *t = c->t;
+	if (c->lingering) {
+		uint32_t n = c->ur_plen;
+		http_uring_buf_put(&t->ur, c->ur_pbid);
+		c->ur_plen = 0;
+		conn_read_done(c, n);
+		return;
+	}
+	if (!c->rbuf) {
+		c->rbuf = block_get(t);
+		c->rcap = t->srv->block_size;
+		c->rlen = c->rpos = 0;
+		c->rbig = false;
+	}
+	size_t n = c->rcap - c->rlen;
+	if (n > c->ur_plen)
+		n = c->ur_plen;
+	memcpy(c->rbuf + c->rlen, http_uring_buf(&t->ur, c->ur_pbid) + c->ur_poff, n);
+	c->ur_poff += (uint32_t)n;
+	c->ur_plen -= (uint32_t)n;
+	if (c->ur_plen == 0)
+		http_uring_buf_put(&t->ur, c->ur_pbid);
+	if (n)
+		conn_read_done(c, (ssize_t)n);
+	else
+		c->proto->service(c);
+}
+
+static void ur_on_recv(struct conn *c, int res, unsigned flags)
+{
+	struct http_thread *t = c->t;
+	c->ur_recv = false;
+	if (res > 0 && (flags & IORING_CQE_F_BUFFER) && !c->closed) {
+		INVARIANT(c->ur_plen == 0);
+		c->ur_pbid = (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
+		c->ur_poff = 0;
+		c->ur_plen = (uint32_t)res;
+		ur_deliver(c);
+		return;
+	}
+	if (flags & IORING_CQE_F_BUFFER)
+		http_uring_buf_put(&t->ur, flags >> IORING_CQE_BUFFER_SHIFT);
+	if (c->closed)
+		return;
+	if (res == -ENOBUFS || res == -EINTR || res == -EAGAIN) {
+		/* every block was taken at once: they are back by the submit */
+		if (c->reading)
+			ur_recv_arm(c);
+		return;
+	}
+	conn_read_done(c, res == 0 ? UV_EOF : res);
+}
+
+static void ur_on_send(struct conn *c, int res)
+{
+	if (c->closed || res < 0) {
+		conn_write_done(c, res < 0 ? res : 0);
+		return;
+	}
+	c->wsent += (size_t)res;
+	if (c->wsent < c->wout.len) {
+		ur_send(c);   /* short: the rest */
+		return;
+	}
+	conn_write_done(c, 0);
+}
+
+static void ur_complete(struct http_thread *t, uint64_t ud, int res, unsigned flags)
+{
+	unsigned op = (unsigned)(ud & UR_OP_MASK);
+	if (op == UR_CANCEL)
+		return;   /* a cancel that found nothing: its targets completed anyway */
+	struct conn *c = (struct conn *)(uintptr_t)(ud & ~(uint64_t)UR_OP_MASK);
+	INVARIANT(c->ur_ops > 0 && t->ur_ops > 0);
+	c->ur_ops--;
+	t->ur_ops--;
+	if (op == UR_RECV)
+		ur_on_recv(c, res, flags);
+	else
+		ur_on_send(c, res);
+	if (c->ur_closing && c->ur_ops == 0) {
+		c->ur_closing = false;
+		uv_close((uv_handle_t *)&c->tcp, on_close);
+	}
+}
+
+/* Consume every completion there is (more may arrive while we do). */
+static unsigned ur_reap(struct http_thread *t)
+{
+	unsigned n = 0;
+	struct io_uring_cqe *cqe;
+	while (n < UR_CQ_ENTRIES && (cqe = uring_peek(&t->ur.ring)) != NULL) {
+		uint64_t ud = cqe->user_data;
+		int res = cqe->res;
+		unsigned flags = cqe->flags;
+		uring_advance(&t->ur.ring);
+		ur_complete(t, ud, res, flags);
+		n++;
+	}
+	return n;
+}
+
+/* The thread has finished and nothing of ours is in the ring: close it. */
+static void ur_maybe_stop(struct http_thread *t)
+{
+	if (!t->ur_on || !t->finished || t->ur_ops > 0)
+		return;
+	t->ur_on = false;
+	uv_poll_stop(&t->ur_poll);
+	uv_close((uv_handle_t *)&t->ur_poll, NULL);
+	uv_prepare_stop(&t->ur_prep);
+	uv_close((uv_handle_t *)&t->ur_prep, NULL);
+}
+
+static void on_ring(uv_poll_t *h, int status, int events)
+{
+	struct http_thread *t = container_of(h, struct http_thread, ur_poll);
+	/* completions, then one submit for all they prepared; sends the
+	 * kernel did at once complete during the submit: take those too */
+	for (int round = 0; round < 4; round++) {
+		unsigned n = ur_reap(t);
+		ur_submit(t);
+		if (n == 0 || !uring_peek(&t->ur.ring))
+			break;
+	}
+	ur_maybe_stop(t);
+}
+
+static void on_ring_prepare(uv_prepare_t *h)
+{
+	ur_submit(container_of(h, struct http_thread, ur_prep));
+}
+
+static void ur_thread_start(struct http_thread *t)
+{
+	uv_poll_init(&t->loop, &t->ur_poll, t->ur.ring.fd);
+	uv_poll_start(&t->ur_poll, UV_READABLE, on_ring);
+	uv_prepare_init(&t->loop, &t->ur_prep);
+	uv_prepare_start(&t->ur_prep, on_ring_prepare);
+	t->ur_on = true;
+}
+
+/* ---- the seam: each of these picks the backend */
 
 static void io_read(struct conn *c, bool on)
 {
-	if (on == c->reading || c->closed)
+	if (c->closed)
+		return;
+	if (c->t->srv->use_uring) {
+		c->reading = on;
+		if (on)
+			ur_recv_arm(c);
+		return;
+	}
+	if (on == c->reading)
 		return;
 	if (on)
 		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
@@ -457,11 +740,22 @@ static void io_read(struct conn *c, bool on)
 }
 
 /* Write what is in c->out: at once if the socket takes it, else the rest
- * queued from c->wout.  Returns 0, or a negative error (the peer is gone). */
+ * queued from c->wout (io_uring: all of it from c->wout, sent by the
+ * turn's submit).  Returns 0, or a negative error (the peer is gone). */
 static int io_write_out(struct conn *c)
 {
 	if (c->writing || c->out.len == 0)
 		return 0;
+	if (c->t->srv->use_uring) {
+		struct buf tmp = c->wout;
+		c->wout = c->out;
+		c->out = tmp;
+		buf_reset(&c->out);
+		c->wsent = 0;
+		c->writing = true;
+		ur_send(c);
+		return 0;
+	}
 	uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
 	int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
 	if (n == (int)c->out.len) {
@@ -483,10 +777,39 @@ static int io_write_out(struct conn *c)
 	return 0;
 }
 
+/* Shut the write side (after the last answer was written). */
 static void io_shutdown(struct conn *c)
 {
+	if (c->t->srv->use_uring) {
+		if (shutdown(c->fd, SHUT_WR) < 0)
+			conn_close(c);
+		return;
+	}
 	if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) < 0)
 		conn_close(c);
+}
+
+/* Close the socket; on_close follows when nothing of it is in the ring. */
+static void io_close(struct conn *c)
+{
+	struct http_thread *t = c->t;
+	if (t->srv->use_uring) {
+		if (c->ur_plen) {
+			http_uring_buf_put(&t->ur, c->ur_pbid);
+			c->ur_plen = 0;
+		}
+		if (c->ur_ops) {
+			struct io_uring_sqe *sqe = ur_sqe(t);
+			sqe->opcode = IORING_OP_ASYNC_CANCEL;
+			sqe->fd = c->fd;
+			sqe->cancel_flags = IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL;
+			sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
+			sqe->user_data = UR_CANCEL;
+			c->ur_closing = true;
+			return;
+		}
+	}
+	uv_close((uv_handle_t *)&c->tcp, on_close);
 }
 
 /* ------------------------------------------------------------ connections */
@@ -525,7 +848,7 @@ static void conn_close(struct conn *c)
 		xchg_put(t, c->body_x);
 		c->body_x = NULL;
 	}
-	uv_close((uv_handle_t *)&c->tcp, on_close);
+	io_close(c);
 }
 
 static void on_close(uv_handle_t *h)
@@ -579,9 +902,13 @@ static void on_check(uv_check_t *h)
 		c->in_flush = false;
 		if (c->closed)
 			conn_maybe_release(c);
+		else if (c->ur_plen && c->reading)
+			ur_deliver(c);
 		else
 			c->proto->service(c);
 	}
+	if (t->srv->use_uring)
+		ur_submit(t);
 }
 
 /* Is there nothing left to do on c: no request partly read, no answer
@@ -631,7 +958,12 @@ static void conn_flush(struct conn *c)
 
 static void on_write(uv_write_t *req, int status)
 {
-	struct conn *c = container_of(req, struct conn, wreq);
+	conn_write_done(container_of(req, struct conn, wreq), status);
+}
+
+/* The write from c->wout is over (status < 0: failed). */
+static void conn_write_done(struct conn *c, int status)
+{
 	c->writing = false;
 	buf_reset(&c->wout);
 	if (c->wout.cap > BUF_KEEP_MAX)
@@ -675,6 +1007,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		io_read(c, false);
 		return;
 	}
+	conn_read_done(c, nread);
+}
+
+/* nread bytes arrived at c->rbuf + c->rlen (discarded when lingering), or
+ * the read ended: UV_EOF, or a negative error. */
+static void conn_read_done(struct conn *c, ssize_t nread)
+{
 	if (c->lingering) {
 		/* discard; the client's EOF, the deadline or the byte bound ends it */
 		if (nread < 0) {
@@ -728,6 +1067,9 @@ static void conn_start(struct http_thread *t, struct conn *c)
 	}
 	if (srv->m_accepted)
 		metrics_counter_inc(srv->m_accepted);
+	uv_os_fd_t fd = -1;
+	uv_fileno((uv_handle_t *)&c->tcp, &fd);
+	c->fd = fd;
 	/* TCP_NODELAY comes from the listener (Linux copies it to accepted
 	 * sockets): one system call per connection less */
 	c->next = t->conns;
@@ -1352,6 +1694,7 @@ static void thread_maybe_finish(struct http_thread *t)
 	uv_close((uv_handle_t *)&t->tick, NULL);
 	uv_close((uv_handle_t *)&t->check, NULL);
 	uv_close((uv_handle_t *)&t->idle, NULL);
+	ur_maybe_stop(t);   /* or when its last completion is in */
 	if (t->index == 0) {
 		server_maybe_end(srv);
 		return;
@@ -1375,6 +1718,8 @@ static void thread_drain(struct http_thread *t)
 		uv_close((uv_handle_t *)&t->listener, NULL);
 	}
 	t->draining = true;
+	if (srv->use_uring)
+		ur_reap(t);  /* a request received is served, not dropped */
 	uint64_t now = uv_now(&t->loop);
 	uint64_t grace = srv->cfg.header_timeout_ms < 1000 ? srv->cfg.header_timeout_ms : 1000;
 	struct conn *next;
@@ -1388,10 +1733,8 @@ static void thread_drain(struct http_thread *t)
 				conn_set_deadline(c, DL_HEADER, grace);
 			continue;
 		}
-		uv_os_fd_t fd;
 		char b;
-		if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 &&
-		    recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1)
+		if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1)
 			continue;  /* a request is waiting: serve it, then close */
 		conn_close(c);
 	}
@@ -1514,6 +1857,8 @@ int http_server_run(struct http_server *srv)
 		uv_check_init(&t->loop, &t->check);
 		uv_check_start(&t->check, on_check);
 		uv_idle_init(&t->loop, &t->idle);
+		if (srv->use_uring)
+			ur_thread_start(t);
 		date_refresh(t);
 	}
 	struct http_thread *t0 = srv->threads[0];
@@ -1563,6 +1908,33 @@ int http_server_run(struct http_server *srv)
 }
 
 /* ------------------------------------------------------------ listening */
+
+static void server_rings_free(struct http_server *srv)
+{
+	for (unsigned i = 0; i < srv->nthreads; i++)
+		http_uring_free(&srv->threads[i]->ur);
+	srv->use_uring = false;
+}
+
+/* A ring per thread (cfg.io): all or none. */
+static int server_rings_init(struct http_server *srv)
+{
+	if (srv->cfg.io == HTTP_IO_UV)
+		return 0;
+	for (unsigned i = 0; i < srv->nthreads; i++) {
+		int r = http_uring_init(&srv->threads[i]->ur, UR_SQ_ENTRIES, UR_CQ_ENTRIES,
+		                        UR_NBUFS, UR_BUF_SIZE);
+		if (r < 0) {
+			server_rings_free(srv);
+			if (srv->cfg.io == HTTP_IO_URING)
+				return r;
+			log_info("io_uring unavailable (%s): using libuv streams", strerror(-r));
+			return 0;
+		}
+	}
+	srv->use_uring = true;
+	return 0;
+}
 
 static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
 {
@@ -1634,6 +2006,9 @@ int http_server_listen(struct http_server *srv)
 	int r = resolve(srv->cfg.host, srv->cfg.port, &ss, &len);
 	if (r < 0)
 		return r;
+	r = server_rings_init(srv);
+	if (r < 0)
+		return r;
 	if (srv->cfg.port != 0) {
 		/* SO_REUSEPORT would let us share a port another server of ours
 		 * holds; a plain bind first says whether the port is free. */
@@ -1691,12 +2066,14 @@ int http_server_listen(struct http_server *srv)
 fail:
 	for (unsigned i = 0; i < n; i++)
 		close(fds[i]);
+	server_rings_free(srv);
 	return r;
 }
 
 uint16_t http_server_port(const struct http_server *srv) { return srv->port; }
 const char *http_server_address(const struct http_server *srv) { return srv->address; }
 unsigned http_server_threads(const struct http_server *srv) { return srv->nthreads; }
+const char *http_server_io(const struct http_server *srv) { return srv->use_uring ? "uring" : "uv"; }
 
 /* ------------------------------------------------------------ life */
 
@@ -1742,6 +2119,7 @@ int http_server_new(const struct http_server_config *cfg, struct http_server **o
 		t->index = i;
 		buf_init(&t->scratch);
 		buf_init(&t->errbuf);
+		t->ur.ring.fd = -1;
 		atomic_init(&t->in_flight, 0);
 		atomic_init(&t->cmd, 0);
 		int r = uv_loop_init(&t->loop);
@@ -1791,6 +2169,7 @@ void http_server_free(struct http_server *srv)
 		}
 		buf_free(&t->scratch);
 		buf_free(&t->errbuf);
+		http_uring_free(&t->ur);
 		free(t);
 	}
 	free(srv->threads);

@@ -140,6 +140,14 @@ typedef void (*http_handler_fn)(struct http_exchange *ex, void *arg);
 typedef int (*http_thread_init_fn)(struct http_thread *t, void *arg);
 typedef void (*http_thread_fini_fn)(struct http_thread *t, void *arg);
 
+/* The socket backend (see http_server.c): io_uring where the kernel
+ * allows it, else libuv's epoll streams. */
+enum http_io {
+	HTTP_IO_AUTO = 0,               /* io_uring if it can be set up, else libuv */
+	HTTP_IO_URING,                  /* io_uring or fail: http_server_listen returns its error */
+	HTTP_IO_UV,                     /* libuv streams */
+};
+
 struct http_server_config {
 	const char *host;               /* "127.0.0.1", "0.0.0.0", "::1"; borrowed */
 	uint16_t port;                  /* 0 picks a free port (the same for every thread) */
@@ -161,6 +169,7 @@ struct http_server_config {
 	void *thread_arg;
 	struct metrics *metrics;        /* borrowed registry, or NULL for no metrics */
 	const char *server_name;        /* "Server:" value, NULL for "dsys"; "" for none */
+	enum http_io io;                /* socket backend, default HTTP_IO_AUTO */
 };
 
 /* Fill cfg with the defaults above (host 127.0.0.1, port 0, threads 0,
@@ -176,7 +185,11 @@ int http_server_new(const struct http_server_config *cfg, struct http_server **o
 
 /*
  * Bind and listen: one SO_REUSEPORT socket per thread, all on one port
- * (with port 0, the kernel picks it for the first, the others follow).
+ * (with port 0, the kernel picks it for the first, the others follow),
+ * and set up each thread's io_uring (cfg.io): with HTTP_IO_URING a ring
+ * that cannot be set up is an error (-ENOSYS, -EPERM ... from
+ * io_uring_setup, returned before anything is bound); with HTTP_IO_AUTO
+ * the server falls back to libuv streams.
  * After this, connections are queued by the kernel: a program prints its
  * ready line between http_server_listen and http_server_run.  Returns 0,
  * or a negative errno value (-EADDRINUSE, -EACCES, -EADDRNOTAVAIL ...).
@@ -189,6 +202,8 @@ int http_server_listen(struct http_server *srv);
 uint16_t http_server_port(const struct http_server *srv);
 const char *http_server_address(const struct http_server *srv);
 unsigned http_server_threads(const struct http_server *srv);
+/* After listen: the backend in use, "uring" or "uv". */
+const char *http_server_io(const struct http_server *srv);
 
 /*
  * Run the loops: threads 1..N-1 are started, loop 0 runs on the calling

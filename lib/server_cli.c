@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "http_io_uring.h"
 #include "json.h"
 #include "server_cli.h"
 
@@ -101,6 +102,16 @@ int server_cli_option(struct server_cli *s, int id, const char *arg)
 			return -1;
 		c->backlog = (int)u;
 		return 0;
+	case SERVER_CLI_IO:
+		if (strcmp(arg, "auto") == 0)
+			c->io = HTTP_IO_AUTO;
+		else if (strcmp(arg, "uring") == 0)
+			c->io = HTTP_IO_URING;
+		else if (strcmp(arg, "uv") == 0)
+			c->io = HTTP_IO_UV;
+		else
+			return cli_bad_value(NULL, arg, "expected auto, uring or uv");
+		return 0;
 	}
 	return 1;
 }
@@ -109,6 +120,14 @@ int server_cli_listen(struct server_cli *s, struct http_server **out)
 {
 	*out = NULL;
 	s->cfg.host = s->host;
+	if (s->cfg.io == HTTP_IO_URING) {
+		/* said apart from the listening errors, which share errno values */
+		int r = http_uring_probe();
+		if (r < 0) {
+			cli_error("cannot use io_uring: %s", strerror(-r));
+			return EXIT_UNREACHABLE;
+		}
+	}
 	if (http_server_new(&s->cfg, out) < 0) {
 		cli_error("invalid server settings");
 		return EXIT_USAGE;
@@ -131,6 +150,7 @@ void server_cli_ready(struct http_server *srv, const char *key, const char *valu
 	json_kv_str(&w, "listen", http_server_address(srv));
 	json_kv_i64(&w, "pid", (int64_t)getpid());
 	json_kv_u64(&w, "threads", http_server_threads(srv));
+	json_kv_str(&w, "io", http_server_io(srv));
 	if (key)
 		json_kv_str(&w, key, value);
 	json_obj_end(&w);

@@ -52,7 +52,8 @@ enum {
 	SERVER_CLI_IDLE_TIMEOUT,
 	SERVER_CLI_DRAIN_TIMEOUT,
 	SERVER_CLI_BACKLOG,
-	SERVER_CLI_ID_MAX = SERVER_CLI_BACKLOG,
+	SERVER_CLI_IO,
+	SERVER_CLI_ID_MAX = SERVER_CLI_IO,
 };
 
 #define SERVER_CLI_OPTIONS \
@@ -67,7 +68,8 @@ enum {
 	{"body-timeout", 0, "DURATION", NULL, "time to receive a request body, else 408 (default 30s)", SERVER_CLI_BODY_TIMEOUT}, \
 	{"idle-timeout", 0, "DURATION", NULL, "idle keep-alive connections are closed after this (default 60s)", SERVER_CLI_IDLE_TIMEOUT}, \
 	{"drain-timeout", 0, "DURATION", NULL, "on SIGTERM, time to finish requests in flight (default 10s)", SERVER_CLI_DRAIN_TIMEOUT}, \
-	{"backlog", 0, "N", NULL, "listen(2) backlog per thread (default 1024)", SERVER_CLI_BACKLOG}
+	{"backlog", 0, "N", NULL, "listen(2) backlog per thread (default 1024)", SERVER_CLI_BACKLOG}, \
+	{"io", 0, "auto|uring|uv", "DSYS_IO", "socket I/O: io_uring, libuv's epoll, or io_uring where the kernel allows it (default auto)", SERVER_CLI_IO}
 
 struct server_cli {
 	struct http_server_config cfg;  /* cfg.host points at host below */
@@ -84,10 +86,12 @@ int server_cli_option(struct server_cli *s, int id, const char *arg);
 /* http_server_new and http_server_listen, with their errors said the same
  * way in every program.  Returns EXIT_OK and *out, or the exit code:
  * EXIT_USAGE for an address that cannot be ours or bad settings, EXIT_NO
- * when the address is in use or not allowed. */
+ * when the address is in use or not allowed, EXIT_UNREACHABLE when --io
+ * uring was asked for and io_uring cannot be set up here. */
 int server_cli_listen(struct server_cli *s, struct http_server **out);
 
-/* Print {"event":"ready","listen":"HOST:PORT","pid":N,"threads":N} and,
+/* Print {"event":"ready","listen":"HOST:PORT","pid":N,"threads":N,
+ * "io":"uring"|"uv"} and,
  * when key is not NULL, one more string field. */
 void server_cli_ready(struct http_server *srv, const char *key, const char *value);
 

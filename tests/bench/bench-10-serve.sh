@@ -24,6 +24,9 @@ servers=()
 if command -v dsys-serve >/dev/null 2>&1; then
 	bench_start dsys-serve 0 "$(command -v dsys-serve)" --listen 127.0.0.1:0 --threads 1 &&
 		servers+=(dsys-serve)
+	# the same on libuv's epoll streams, the fallback where io_uring is off
+	bench_start dsys-serve-uv 0 "$(command -v dsys-serve)" --listen 127.0.0.1:0 --threads 1 \
+		--io uv && servers+=(dsys-serve-uv)
 else
 	bench_skip "dsys-serve: not built yet (no dsys-serve on PATH, expected $DSYS_BUILD/bin/dsys-serve)"
 fi

@@ -1,0 +1,65 @@
+/*
+ * http_io_uring.h -- the io_uring pieces lib/http_server's second socket
+ * backend needs on top of lib/uring: a ring per loop thread with a ring of
+ * provided receive buffers (IORING_REGISTER_PBUF_RING), so a connection can
+ * keep a receive armed for its whole life without holding a buffer of its
+ * own while it is idle.
+ *
+ * Buffers: nbufs blocks of buf_size bytes in one allocation, buffer group 0.
+ * A receive with IOSQE_BUFFER_SELECT takes one (its id is in the
+ * completion's flags), the caller copies the bytes out and gives the block
+ * back with http_uring_buf_put at once.  The blocks are zeroed at set-up so
+ * that tools which do not see the kernel's writes (valgrind) take them as
+ * defined.
+ *
+ * Ownership: struct http_uring owns its ring, its buffer ring mapping and
+ * the blocks; http_uring_free releases them (a zeroed or failed struct is
+ * fine).  One per thread; not thread-safe.
+ */
+#ifndef DSYS_HTTP_IO_URING_H
+#define DSYS_HTTP_IO_URING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "uring.h"
+
+struct http_uring {
+	struct uring ring;
+	struct io_uring_buf_ring *br;  /* the provided-buffer ring shared with the kernel */
+	size_t br_len;
+	char *bufs;                     /* nbufs * buf_size bytes */
+	unsigned nbufs, buf_size;
+	uint16_t br_tail;               /* our copy of br->tail */
+	uint16_t bgid;
+};
+
+/* Set up a ring (sq_entries, cq_entries) and register nbufs (a power of
+ * two) receive buffers of buf_size bytes as group 0.  Returns 0 or -errno
+ * (-ENOSYS, -EPERM where io_uring is missing or disabled; -EINVAL where the
+ * kernel lacks provided-buffer rings). */
+int http_uring_init(struct http_uring *u, unsigned sq_entries, unsigned cq_entries,
+                    unsigned nbufs, unsigned buf_size);
+void http_uring_free(struct http_uring *u);
+
+/* Could a ring be set up here?  0, or the -errno http_uring_init gives. */
+int http_uring_probe(void);
+
+static inline char *http_uring_buf(struct http_uring *u, unsigned bid)
+{
+	return u->bufs + (size_t)bid * u->buf_size;
+}
+
+/* Give block bid back to the kernel. */
+static inline void http_uring_buf_put(struct http_uring *u, unsigned bid)
+{
+	struct io_uring_buf *b = &u->br->bufs[u->br_tail & (u->nbufs - 1)];
+	/* field by field: bufs[0].resv is the ring's tail */
+	b->addr = (uint64_t)(uintptr_t)http_uring_buf(u, bid);
+	b->len = u->buf_size;
+	b->bid = (uint16_t)bid;
+	u->br_tail++;
+	__atomic_store_n(&u->br->tail, u->br_tail, __ATOMIC_RELEASE);
+}
+
+#endif
