@@ -44,9 +44,10 @@
  * once per burst of requests, just before its write.  On the io_uring path
  * it is read per received completion, and once per submission for every
  * request in it (they leave in that io_uring_enter, not when queued); a
- * flat-out run with many requests in flight takes its answers in batches,
- * so an answer may be seen up to 50 us after it arrived (see "Batches" in
- * the io_uring section), and that is in its latency, as it would be in a
+ * flat-out run with 32 or more requests in flight takes its answers in
+ * batches, so an answer may be seen up to 50 us after it arrived (see
+ * "Batches" in the io_uring section), and that is in its latency, as it
+ * would be in a
  * busy client's.  Open-loop runs take every answer at once.
  * Latencies are recorded in microseconds into lib/hist (< 1% error).
  *
@@ -804,15 +805,18 @@ enum { UR_RECV = 1, UR_SEND, UR_CONNECT, UR_CANCEL };
  * UR_BATCH_MIN_INFLIGHT or more requests in flight, the wait asks for a
  * quarter of them (at most UR_BATCH_MAX) and accepts fewer, but at least
  * one, once UR_BATCH_WAIT_NS have passed (IORING_FEAT_MIN_TIMEOUT, 6.12;
- * on older kernels lib/uring waits for one).  The server meanwhile works through the
- * other requests in flight, so the rate does not drop; an answer may wait
- * up to UR_BATCH_WAIT_NS to be seen, and its latency includes that. */
-enum { UR_BATCH_MIN_INFLIGHT = 8, UR_BATCH_MAX = 32 };
+ * on older kernels lib/uring waits for one).  The server meanwhile works
+ * through the other requests in flight, so the rate does not drop; an
+ * answer may wait up to UR_BATCH_WAIT_NS to be seen, and its latency
+ * includes that.  Runs with fewer in flight, where each answer's latency
+ * is what matters and the generator has time to spare, take every answer
+ * at once. */
+enum { UR_BATCH_MIN_INFLIGHT = 32, UR_BATCH_MAX = 32 };
+#define UR_BATCH_WAIT_NS 50000u
 
 /* Provided buffers for multishot receives: at most UR_BUFS_MAX of
  * UR_BUF_SIZE bytes per thread (16 MiB). */
 enum { UR_BUFS_MAX = 4096, UR_BUF_SIZE = 4096 };
-#define UR_BATCH_WAIT_NS 50000u
 
 static inline uint64_t ur_data(const struct conn *c, unsigned op)
 {
