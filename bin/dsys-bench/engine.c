@@ -21,11 +21,20 @@
  *   - io_uring (the default where the kernel allows it, 6.1 or later; see
  *     the io_uring section): each connection keeps one multishot receive
  *     in the thread's ring, each burst of requests is one send entry, and
- *     the thread waits in
- *     the ring itself: one io_uring_enter(2) per turn both hands over what
- *     the last turn prepared and sleeps for the next completions, so there
- *     is no epoll at all on this path (0.35 system calls per request at
- *     -t1 -c100 against nginx, where the epoll-watched ring made 1.8).
+ *     the thread waits in the ring itself: one io_uring_enter(2) per turn
+ *     both hands over what the last turn prepared and sleeps for the next
+ *     batch of completions; there is no epoll on this path.  At -t1 -c100
+ *     against nginx: 0.065 system calls and 0.04 sleeps per request, one
+ *     submission per request (its send), a poll registration per
+ *     connection, not per response.  CPU per request, alternating with wrk
+ *     in tests/bench/bench-20-dsys-bench.sh (3 rounds of 3 s on this
+ *     project's shared 2-core VM, neighbours busy): 7.8-7.9 us where wrk
+ *     spent 15.3-15.8 us (0.50x) at 1.6x its rate; 16 deep against
+ *     dsys-serve 0.60 us vs 1.2 us (0.50x) at 1.36x.  The same run of the
+ *     epoll-watched ring this replaced: 9.4-9.9 us (0.61x).  About 85% of
+ *     what is left is the kernel's TCP work: the send alone, which on
+ *     loopback also delivers the request into the server's socket and
+ *     wakes the server, is 60% of the thread's time.
  *   - libuv streams (DSYS_BENCH_IO=uv, or no io_uring): a burst leaves
  *     with one uv_try_write (one write(2)); reading stays on for the
  *     connection's whole life, so there is no epoll_ctl churn; each
