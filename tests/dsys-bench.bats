@@ -230,6 +230,21 @@ bench() {
 	assert_equal "$(serve_count "$SERVE_PORT")" "$req"
 }
 
+@test "bench: with many requests in flight (answers taken in batches) the count still equals dsys-serve's" {
+	start_serve a
+	run --separate-stderr bench -t 1 -c 40 --pipeline 2 -d 1s "http://127.0.0.1:$SERVE_PORT/hello"
+	assert_success
+	req=$(jq -r .requests <<<"$output")
+	[ "$req" -gt 1000 ]
+	assert_equal "$(jq -r .sent <<<"$output")" "$req"
+	assert_equal "$(jq -r '.errors.read + .errors.write + .errors.timeout' <<<"$output")" 0
+	assert_equal "$(serve_count "$SERVE_PORT")" "$req"
+	run --separate-stderr bench -t 1 -c 64 --requests 5000 "http://127.0.0.1:$SERVE_PORT/hello"
+	assert_success
+	assert_equal "$(jq -r .requests <<<"$output")" 5000
+	assert_equal "$(serve_count "$SERVE_PORT")" $((req + 5000))
+}
+
 @test "bench: responses over 1 MiB are read whole, not refused" {
 	head -c 2097152 /dev/zero | tr '\0' x >"$BATS_TEST_TMPDIR/big.txt"
 	start_serve big --route "GET /big=@$BATS_TEST_TMPDIR/big.txt"
