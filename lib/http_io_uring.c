@@ -8,10 +8,13 @@
  * move to lib/uring once a second user needs provided buffers.
  */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "http_io_uring.h"
@@ -21,6 +24,18 @@ static int sys_register(int fd, unsigned op, void *arg, unsigned nr)
 	return (int)syscall(__NR_io_uring_register, fd, op, arg, nr);
 }
 
+/* Multishot receives (what lib/http_server arms per connection) came in
+ * Linux 6.0; earlier kernels have io_uring and buffer rings (5.19) but
+ * would fail every receive, and no feature bit tells. */
+static bool kernel_has_multishot_recv(void)
+{
+	struct utsname un;
+	unsigned major = 0;
+	if (uname(&un) < 0 || sscanf(un.release, "%u.", &major) != 1)
+		return false;
+	return major >= 6;
+}
+
 int http_uring_init(struct http_uring *u, unsigned sq_entries, unsigned cq_entries,
                     unsigned nbufs, unsigned buf_size)
 {
@@ -28,6 +43,8 @@ int http_uring_init(struct http_uring *u, unsigned sq_entries, unsigned cq_entri
 	u->ring.fd = -1;
 	if (nbufs == 0 || (nbufs & (nbufs - 1)) || nbufs > 32768 || buf_size == 0)
 		return -EINVAL;
+	if (!kernel_has_multishot_recv())
+		return -EOPNOTSUPP;
 	int r = uring_init(&u->ring, sq_entries, cq_entries);
 	if (r < 0)
 		return r;
@@ -41,7 +58,9 @@ int http_uring_init(struct http_uring *u, unsigned sq_entries, unsigned cq_entri
 	}
 	u->br = m;
 	u->bufs = calloc(nbufs, buf_size);
-	if (!u->bufs) {
+	u->next = calloc(nbufs, sizeof *u->next);
+	u->len = calloc(nbufs, sizeof *u->len);
+	if (!u->bufs || !u->next || !u->len) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -69,6 +88,8 @@ void http_uring_free(struct http_uring *u)
 	if (u->br)
 		munmap(u->br, u->br_len);
 	free(u->bufs);
+	free(u->next);
+	free(u->len);
 	memset(u, 0, sizeof *u);
 	u->ring.fd = -1;
 }

@@ -5,6 +5,9 @@
  * keep a receive armed for its whole life without holding a buffer of its
  * own while it is idle.
  *
+ * The receives lib/http_server arms are multishot ones (Linux 6.0), so
+ * http_uring_init refuses older kernels.
+ *
  * Buffers: nbufs blocks of buf_size bytes in one allocation, buffer group 0.
  * A receive with IOSQE_BUFFER_SELECT takes one (its id is in the
  * completion's flags), the caller copies the bytes out and gives the block
@@ -29,6 +32,8 @@ struct http_uring {
 	struct io_uring_buf_ring *br;  /* the provided-buffer ring shared with the kernel */
 	size_t br_len;
 	char *bufs;                     /* nbufs * buf_size bytes */
+	uint16_t *next;                 /* per block: the next one a connection holds */
+	uint32_t *len;                  /* per block: the bytes the kernel put in it */
 	unsigned nbufs, buf_size;
 	uint16_t br_tail;               /* our copy of br->tail */
 	uint16_t bgid;
@@ -36,7 +41,8 @@ struct http_uring {
 
 /* Set up a ring (sq_entries, cq_entries) and register nbufs (a power of
  * two) receive buffers of buf_size bytes as group 0.  Returns 0 or -errno
- * (-ENOSYS, -EPERM where io_uring is missing or disabled; -EINVAL where the
+ * (-ENOSYS, -EPERM where io_uring is missing or disabled; -EOPNOTSUPP on
+ * kernels before 6.0, which lack multishot receives; -EINVAL where the
  * kernel lacks provided-buffer rings). */
 int http_uring_init(struct http_uring *u, unsigned sq_entries, unsigned cq_entries,
                     unsigned nbufs, unsigned buf_size);

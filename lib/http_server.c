@@ -137,10 +137,14 @@ struct conn {
 	/* the io_uring backend */
 	int fd;                    /* the socket (c->tcp owns it and closes it) */
 	uint8_t ur_ops;            /* our requests in the ring: a receive, a send */
-	bool ur_recv;              /* a receive is armed */
+	bool ur_recv;              /* the multishot receive is armed */
+	bool ur_cancel;            /* ... and asked to stop */
 	bool ur_closing;           /* closed: uv_close once ur_ops is 0 */
-	uint16_t ur_pbid;          /* the held block, when ur_plen > 0 */
-	uint32_t ur_poff, ur_plen; /* bytes of it not yet copied to rbuf */
+	bool ur_end;               /* the receive ended with ur_end_code after the held blocks */
+	int ur_end_code;           /* UV_EOF or a negative errno */
+	uint16_t ur_nheld;         /* received blocks not yet copied to rbuf, in order: */
+	uint16_t ur_hhead, ur_htail; /* ... a list through ur.next */
+	uint32_t ur_hoff;          /* bytes of the head block already copied */
 	size_t wsent;              /* bytes of wout the kernel took so far */
 };
 
@@ -471,19 +475,24 @@ static void conn_schedule(struct conn *c);
  * wakes, the drain) stays on libuv.  Requests carry the connection's
  * address with the operation in the low bits as user_data.
  *
- * - Receive: one IORING_OP_RECV at a time per connection, armed while the
- *   connection wants to read (io_read), with IOSQE_BUFFER_SELECT, so an
- *   idle connection holds no buffer of its own, and POLL_FIRST (the next
- *   request is rarely there yet when the receive is armed).  Its length is
- *   at most the room left in rbuf, so the bytes normally land in rbuf
- *   whole with one small memcpy and the block goes back at once; the parse
- *   and pin logic above sees exactly what a read would have given.  When
- *   rbuf shrank meanwhile (h1_tidy), the block is held (ur_pbid) and the
- *   rest is copied when there is room (ur_deliver, from the check phase).
- *   Stopping reading is not arming the next receive: at most the one armed
- *   (bounded by rbuf's room) still arrives, so nothing buffers unbounded.
- *   A single-shot receive rather than a multishot one keeps that bound
- *   exact: a multishot receive cannot be told how much room is left.
+ * - Receive: one multishot IORING_OP_RECV per connection
+ *   (IORING_RECV_MULTISHOT), armed when the connection first wants to read
+ *   and kept for its life: no submission and no poll registration per
+ *   request.  It takes its blocks from the provided-buffer ring
+ *   (IOSQE_BUFFER_SELECT), so an idle connection holds no buffer of its
+ *   own.  Each block's bytes are copied into rbuf (one small memcpy) and
+ *   the block goes back at once; the parse and pin logic above sees exactly
+ *   what a read would have given.  A block that does not fit rbuf's room,
+ *   or arrives while the connection does not want to read, is held, in
+ *   order, on the connection (ur_hhead..ur_htail, linked through the
+ *   ring's per-block next[]) and copied when there is room (ur_deliver,
+ *   from the check phase).  Stopping reading cancels the receive
+ *   (IORING_OP_ASYNC_CANCEL by user_data) the first time a block arrives
+ *   unwanted, so what is held is bounded by what arrived within one loop
+ *   turn; reading again re-arms it once the held blocks are delivered.  The
+ *   end of the stream (0, an error) is kept behind the held blocks
+ *   (ur_end).  A receive the kernel ends (out of blocks: -ENOBUFS) is
+ *   re-armed; the blocks are back by the turn's submit.
  * - Send: one IORING_OP_SEND of the out buffer per flush; out and wout
  *   swap as for uv_write, so the kernel's buffer stays put until the
  *   completion; a short send sends the rest.
@@ -503,8 +512,8 @@ enum { UR_RECV = 1, UR_SEND = 2, UR_CANCEL = 3 };
 #define UR_OP_MASK 7u
 #define UR_SQ_ENTRIES 1024
 #define UR_CQ_ENTRIES 8192
-#define UR_NBUFS 512          /* provided receive blocks per thread */
-#define UR_BUF_SIZE 4096
+#define UR_NBUFS 1024         /* provided receive blocks per thread */
+#define UR_BUF_SIZE 2048
 
 static void ur_submit(struct http_thread *t)
 {
@@ -532,33 +541,144 @@ static void ur_op_start(struct conn *c)
 	c->t->ur_ops++;
 }
 
-/* Arm c's receive if none is armed; a held block is delivered first. */
+/* Arm c's multishot receive if none is armed and nothing is held. */
 static void ur_recv_arm(struct conn *c)
 {
 	struct http_thread *t = c->t;
 	if (c->ur_recv || c->closed || c->ur_closing)
 		return;
-	if (c->ur_plen) {
-		conn_schedule(c);   /* on_check delivers it */
+	if (c->ur_nheld || c->ur_end) {
+		conn_schedule(c);   /* on_check delivers them first */
 		return;
 	}
-	size_t room = t->srv->block_size;
-	if (c->rbuf && !c->lingering)
-		room = c->rcap - c->rlen;
-	if (room == 0)
-		return;
-	if (room > t->ur.buf_size)
-		room = t->ur.buf_size;
 	struct io_uring_sqe *sqe = ur_sqe(t);
 	sqe->opcode = IORING_OP_RECV;
 	sqe->fd = c->fd;
-	sqe->len = (uint32_t)room;
 	sqe->flags = IOSQE_BUFFER_SELECT;
 	sqe->buf_group = t->ur.bgid;
-	sqe->ioprio = IORING_RECVSEND_POLL_FIRST;
+	sqe->ioprio = IORING_RECV_MULTISHOT;
 	sqe->user_data = (uint64_t)(uintptr_t)c | UR_RECV;
 	c->ur_recv = true;
+	c->ur_cancel = false;
 	ur_op_start(c);
+}
+
+/* Reading stopped: end the armed receive (its last completion says so). */
+static void ur_recv_cancel(struct conn *c)
+{
+	if (!c->ur_recv || c->ur_cancel)
+		return;
+	struct io_uring_sqe *sqe = ur_sqe(c->t);
+	sqe->opcode = IORING_OP_ASYNC_CANCEL;
+	sqe->addr = (uint64_t)(uintptr_t)c | UR_RECV;
+	sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
+	sqe->user_data = UR_CANCEL;
+	c->ur_cancel = true;
+}
+
+/* Give back every held block. */
+static void ur_held_drop(struct conn *c)
+{
+	struct http_uring *u = &c->t->ur;
+	while (c->ur_nheld) {
+		uint16_t b = c->ur_hhead;
+		c->ur_hhead = u->next[b];
+		c->ur_nheld--;
+		http_uring_buf_put(u, b);
+	}
+	c->ur_hoff = 0;
+}
+
+/* Hand on what is held: the head block's bytes that fit rbuf (all of them,
+ * discarded, when lingering), or the end of the stream once nothing is
+ * held.  One step; the rest goes on from the check phase. */
+static void ur_deliver(struct conn *c)
+{
+	struct http_thread *t = c->t;
+	struct http_uring *u = &t->ur;
+	if (c->ur_nheld == 0) {
+		if (c->ur_end) {
+			c->ur_end = false;
+			conn_read_done(c, c->ur_end_code);
+		}
+		return;
+	}
+	if (c->lingering) {
+		size_t n = 0;
+		for (uint16_t i = 0, b = c->ur_hhead; i < c->ur_nheld; i++, b = u->next[b])
+			n += u->len[b];
+		n -= c->ur_hoff;
+		ur_held_drop(c);
+		conn_read_done(c, (ssize_t)n);
+	} else {
+		if (!c->rbuf) {
+			c->rbuf = block_get(t);
+			c->rcap = t->srv->block_size;
+			c->rlen = c->rpos = 0;
+			c->rbig = false;
+		}
+		uint16_t b = c->ur_hhead;
+		size_t n = c->rcap - c->rlen;
+		if (n > u->len[b] - c->ur_hoff)
+			n = u->len[b] - c->ur_hoff;
+		memcpy(c->rbuf + c->rlen, http_uring_buf(u, b) + c->ur_hoff, n);
+		c->ur_hoff += (uint32_t)n;
+		if (c->ur_hoff == u->len[b]) {
+			c->ur_hhead = u->next[b];
+			c->ur_nheld--;
+			c->ur_hoff = 0;
+			http_uring_buf_put(u, b);
+		}
+		if (n)
+			conn_read_done(c, (ssize_t)n);
+		else
+			c->proto->service(c);   /* rbuf full: the answers make room */
+	}
+	if (!c->closed && c->reading && (c->ur_nheld || c->ur_end))
+		conn_schedule(c);
+}
+
+static void ur_on_recv(struct conn *c, int res, unsigned flags)
+{
+	struct http_thread *t = c->t;
+	struct http_uring *u = &t->ur;
+	bool more = flags & IORING_CQE_F_MORE;
+	if (!more)
+		c->ur_recv = c->ur_cancel = false;
+	if (res > 0 && (flags & IORING_CQE_F_BUFFER) && !c->closed) {
+		uint16_t b = (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
+		u->len[b] = (uint32_t)res;
+		if (c->ur_nheld)
+			u->next[c->ur_htail] = b;
+		else
+			c->ur_hhead = b;
+		c->ur_htail = b;
+		c->ur_nheld++;
+		if (c->reading || c->lingering) {
+			if (c->ur_nheld == 1)
+				ur_deliver(c);
+			/* else a delivery is scheduled already */
+		} else {
+			ur_recv_cancel(c);
+		}
+		if (!more && !c->closed && c->reading)
+			ur_recv_arm(c);
+		return;
+	}
+	if (flags & IORING_CQE_F_BUFFER)
+		http_uring_buf_put(u, flags >> IORING_CQE_BUFFER_SHIFT);
+	if (c->closed || more)
+		return;
+	if (res == -ENOBUFS || res == -ECANCELED || res == -EINTR || res == -EAGAIN || res > 0) {
+		/* ended by us or for want of blocks: again when wanted */
+		if (c->reading)
+			ur_recv_arm(c);
+		return;
+	}
+	c->ur_end = true;
+	c->ur_end_code = res == 0 ? UV_EOF : res;
+	if (c->reading || c->lingering)
+		ur_deliver(c);
 }
 
 static void ur_send(struct conn *c)
@@ -571,62 +691,6 @@ static void ur_send(struct conn *c)
 	sqe->msg_flags = MSG_NOSIGNAL;
 	sqe->user_data = (uint64_t)(uintptr_t)c | UR_SEND;
 	ur_op_start(c);
-}
-
-/* Copy what fits of the held block into rbuf and hand it on. */
-static void ur_deliver(struct conn *c)
-{
-	struct http_thread *t = c->t;
-	if (c->lingering) {
-		uint32_t n = c->ur_plen;
-		http_uring_buf_put(&t->ur, c->ur_pbid);
-		c->ur_plen = 0;
-		conn_read_done(c, n);
-		return;
-	}
-	if (!c->rbuf) {
-		c->rbuf = block_get(t);
-		c->rcap = t->srv->block_size;
-		c->rlen = c->rpos = 0;
-		c->rbig = false;
-	}
-	size_t n = c->rcap - c->rlen;
-	if (n > c->ur_plen)
-		n = c->ur_plen;
-	memcpy(c->rbuf + c->rlen, http_uring_buf(&t->ur, c->ur_pbid) + c->ur_poff, n);
-	c->ur_poff += (uint32_t)n;
-	c->ur_plen -= (uint32_t)n;
-	if (c->ur_plen == 0)
-		http_uring_buf_put(&t->ur, c->ur_pbid);
-	if (n)
-		conn_read_done(c, (ssize_t)n);
-	else
-		c->proto->service(c);
-}
-
-static void ur_on_recv(struct conn *c, int res, unsigned flags)
-{
-	struct http_thread *t = c->t;
-	c->ur_recv = false;
-	if (res > 0 && (flags & IORING_CQE_F_BUFFER) && !c->closed) {
-		INVARIANT(c->ur_plen == 0);
-		c->ur_pbid = (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
-		c->ur_poff = 0;
-		c->ur_plen = (uint32_t)res;
-		ur_deliver(c);
-		return;
-	}
-	if (flags & IORING_CQE_F_BUFFER)
-		http_uring_buf_put(&t->ur, flags >> IORING_CQE_BUFFER_SHIFT);
-	if (c->closed)
-		return;
-	if (res == -ENOBUFS || res == -EINTR || res == -EAGAIN) {
-		/* every block was taken at once: they are back by the submit */
-		if (c->reading)
-			ur_recv_arm(c);
-		return;
-	}
-	conn_read_done(c, res == 0 ? UV_EOF : res);
 }
 
 static void ur_on_send(struct conn *c, int res)
@@ -650,12 +714,17 @@ static void ur_complete(struct http_thread *t, uint64_t ud, int res, unsigned fl
 		return;   /* a cancel that found nothing: its targets completed anyway */
 	struct conn *c = (struct conn *)(uintptr_t)(ud & ~(uint64_t)UR_OP_MASK);
 	INVARIANT(c->ur_ops > 0 && t->ur_ops > 0);
-	c->ur_ops--;
-	t->ur_ops--;
-	if (op == UR_RECV)
+	if (op == UR_RECV) {
+		if (!(flags & IORING_CQE_F_MORE)) {
+			c->ur_ops--;
+			t->ur_ops--;
+		}
 		ur_on_recv(c, res, flags);
-	else
+	} else {
+		c->ur_ops--;
+		t->ur_ops--;
 		ur_on_send(c, res);
+	}
 	if (c->ur_closing && c->ur_ops == 0) {
 		c->ur_closing = false;
 		uv_close((uv_handle_t *)&c->tcp, on_close);
@@ -727,7 +796,7 @@ static void io_read(struct conn *c, bool on)
 	if (c->t->srv->use_uring) {
 		c->reading = on;
 		if (on)
-			ur_recv_arm(c);
+			ur_recv_arm(c);   /* or delivers what is held first */
 		return;
 	}
 	if (on == c->reading)
@@ -794,10 +863,8 @@ static void io_close(struct conn *c)
 {
 	struct http_thread *t = c->t;
 	if (t->srv->use_uring) {
-		if (c->ur_plen) {
-			http_uring_buf_put(&t->ur, c->ur_pbid);
-			c->ur_plen = 0;
-		}
+		ur_held_drop(c);
+		c->ur_end = false;
 		if (c->ur_ops) {
 			struct io_uring_sqe *sqe = ur_sqe(t);
 			sqe->opcode = IORING_OP_ASYNC_CANCEL;
@@ -902,7 +969,7 @@ static void on_check(uv_check_t *h)
 		c->in_flush = false;
 		if (c->closed)
 			conn_maybe_release(c);
-		else if (c->ur_plen && c->reading)
+		else if ((c->ur_nheld || c->ur_end) && (c->reading || c->lingering))
 			ur_deliver(c);
 		else
 			c->proto->service(c);

@@ -3,6 +3,8 @@
 # return 200), h2o (one thread, a 16-byte file) and the floor (a do-nothing
 # epoll responder, tests/bench/floor.c), all answering the same body as
 # text/plain on loopback, each pinned to CPU 0 with wrk pinned to CPU 1.
+# dsys-serve runs twice: on its default socket backend (io_uring where the
+# kernel allows it) and as dsys-serve-uv on libuv's epoll streams (--io uv).
 #
 # Cases (each BENCH_ROUNDS rounds, order reversed every other round):
 #   c100      wrk -c100, one request in flight per connection
