@@ -56,8 +56,7 @@
  * flat-out run with 32 or more requests in flight takes its answers in
  * batches, so an answer may be seen up to 50 us after it arrived (see
  * "Batches" in the io_uring section), and that is in its latency, as it
- * would be in a
- * busy client's.  Open-loop runs take every answer at once.
+ * would be in a busy client's.  Open-loop runs take every answer at once.
  * Latencies are recorded in microseconds into lib/hist (< 1% error).
  *
  * Open loop (--rate).  Each thread takes its share of one global schedule
