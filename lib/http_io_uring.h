@@ -15,8 +15,11 @@
  * that tools which do not see the kernel's writes (valgrind) take them as
  * defined.
  *
- * Ownership: struct http_uring owns its ring, its buffer ring mapping and
- * the blocks; http_uring_free releases them (a zeroed or failed struct is
+ * The buffer ring itself is lib/uring's (uring_bufs_*); what is added here
+ * is the per-block bookkeeping a connection needs to hold blocks in order.
+ *
+ * Ownership: struct http_uring owns its ring, its buffer ring and the
+ * blocks; http_uring_free releases them (a zeroed or failed struct is
  * fine).  One per thread; not thread-safe.
  */
 #ifndef DSYS_HTTP_IO_URING_H
@@ -29,13 +32,10 @@
 
 struct http_uring {
 	struct uring ring;
-	struct io_uring_buf_ring *br;  /* the provided-buffer ring shared with the kernel */
-	size_t br_len;
-	char *bufs;                     /* nbufs * buf_size bytes */
+	struct uring_bufs bufs;         /* the provided-buffer ring, group bgid */
 	uint16_t *next;                 /* per block: the next one a connection holds */
 	uint32_t *len;                  /* per block: the bytes the kernel put in it */
 	unsigned nbufs, buf_size;
-	uint16_t br_tail;               /* our copy of br->tail */
 	uint16_t bgid;
 };
 
@@ -53,19 +53,13 @@ int http_uring_probe(void);
 
 static inline char *http_uring_buf(struct http_uring *u, unsigned bid)
 {
-	return u->bufs + (size_t)bid * u->buf_size;
+	return uring_buf(&u->bufs, bid);
 }
 
 /* Give block bid back to the kernel. */
 static inline void http_uring_buf_put(struct http_uring *u, unsigned bid)
 {
-	struct io_uring_buf *b = &u->br->bufs[u->br_tail & (u->nbufs - 1)];
-	/* field by field: bufs[0].resv is the ring's tail */
-	b->addr = (uint64_t)(uintptr_t)http_uring_buf(u, bid);
-	b->len = u->buf_size;
-	b->bid = (uint16_t)bid;
-	u->br_tail++;
-	__atomic_store_n(&u->br->tail, u->br_tail, __ATOMIC_RELEASE);
+	uring_buf_put(&u->bufs, bid);
 }
 
 #endif

@@ -126,3 +126,51 @@ uring_refused() {
 	[ "$status" -eq 0 ] || { echo "$output" | grep -v '^ok '; false; }
 	[[ $output == *"ok "*"serve: SIGTERM drains"* ]]
 }
+
+# slow_reader PORT N: pipeline N /hello requests on one connection, not
+# reading for the first 2 s (so the answers back up and the server stops
+# reading), then read while sending the rest; print how many answers came.
+slow_reader() {
+	"$DSYS_PY" - "$1" "$2" <<'PY'
+import select, socket, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+data = b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n" * n
+s = socket.create_connection(("127.0.0.1", port))
+s.setblocking(False)
+sent, t0 = 0, time.time()
+while sent < len(data) and time.time() - t0 < 2:
+    try:
+        sent += s.send(data[sent:sent + 65536])
+    except BlockingIOError:
+        time.sleep(0.01)
+got, tail, last = 0, b"", time.time()
+mark = b"HTTP/1.1 200 OK"
+while got < n and time.time() - last < 10:
+    r, w, _ = select.select([s], [s] if sent < len(data) else [], [], 1)
+    if w:
+        try:
+            sent += s.send(data[sent:sent + 65536])
+        except BlockingIOError:
+            pass
+    if r:
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            break
+        last = time.time()
+        b = tail + chunk
+        got += b.count(mark) - tail.count(mark)
+        tail = b[-(len(mark) - 1):]
+print(got)
+PY
+}
+
+@test "serve_io: a client that pipelines without reading gets every answer, on both backends" {
+	for io in uring uv; do
+		start_server "s-$io" dsys-serve --listen 127.0.0.1:0 --threads 1 --io "$io"
+		run slow_reader "$SERVER_PORT" 60000
+		assert_output 60000
+		# and the server still answers others
+		run curl -s --max-time 10 "http://127.0.0.1:$SERVER_PORT/hello"
+		assert_output 'Hello from dsys!'
+	done
+}
