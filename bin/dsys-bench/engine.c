@@ -31,10 +31,13 @@
  *     project's shared 2-core VM, neighbours busy): 7.8-7.9 us where wrk
  *     spent 15.3-15.8 us (0.50x) at 1.6x its rate; 16 deep against
  *     dsys-serve 0.60 us vs 1.2 us (0.50x) at 1.36x.  The same run of the
- *     epoll-watched ring this replaced: 9.4-9.9 us (0.61x).  About 85% of
- *     what is left is the kernel's TCP work: the send alone, which on
- *     loopback also delivers the request into the server's socket and
- *     wakes the server, is 60% of the thread's time.
+ *     epoll-watched ring this replaced: 9.4-9.9 us (0.61x); a quieter hour,
+ *     3 alternating runs: 7.0-7.5 us, wrk 13.8-14.7, the old ring 8.9-9.2.
+ *     About 85% of what is left is the kernel's TCP work: the send alone,
+ *     which on loopback also delivers the request into the server's socket
+ *     and wakes the server, is 60% of the thread's time.  (Segments are
+ *     already 2 per request, no pure ACKs; reno or cubic instead of the
+ *     VM's bbr, or a fixed SO_RCVBUF, changed nothing measurable.)
  *   - libuv streams (DSYS_BENCH_IO=uv, or no io_uring): a burst leaves
  *     with one uv_try_write (one write(2)); reading stays on for the
  *     connection's whole life, so there is no epoll_ctl churn; each
