@@ -243,6 +243,19 @@ bench() {
 	assert_success
 	assert_equal "$(jq -r .requests <<<"$output")" 5000
 	assert_equal "$(serve_count "$SERVE_PORT")" $((req + 5000))
+	# --batch-wait 0 takes every answer at once; the count is as exact
+	run --separate-stderr bench -t 1 -c 64 --requests 3000 --batch-wait 0 "http://127.0.0.1:$SERVE_PORT/hello"
+	assert_success
+	assert_equal "$(jq -r .requests <<<"$output")" 3000
+	assert_equal "$(serve_count "$SERVE_PORT")" $((req + 8000))
+}
+
+@test "bench: --batch-wait takes 0 up to 10ms and refuses the rest with exit 2" {
+	for v in 1s -1us abc; do
+		run --separate-stderr bench --batch-wait "$v" -d 1s http://127.0.0.1:1/
+		[ "$status" -eq 2 ]
+		[[ "$stderr" == *"--batch-wait"* ]]
+	done
 }
 
 @test "bench: responses over 1 MiB are read whole, not refused" {

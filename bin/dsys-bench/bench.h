@@ -35,6 +35,8 @@ struct bench_target {
 	struct buf batch;                 /* the request repeated `pipeline` times */
 };
 
+#define BENCH_BATCH_WAIT_NS 50000u   /* --batch-wait's default */
+
 struct bench_cfg {
 	unsigned threads;
 	unsigned connections;
@@ -43,6 +45,7 @@ struct bench_cfg {
 	uint64_t requests;                /* 0: run for duration_ns */
 	uint64_t warmup_ns;
 	uint64_t timeout_ns;              /* a request older than this is cancelled */
+	uint64_t batch_wait_ns;           /* flat out, io_uring: longest wait for a batch; 0: none */
 	uint64_t rate_count, rate_per_ns; /* open loop at count per per_ns; 0: flat out */
 	uint64_t interval_ns;             /* 0: no interval lines */
 	bool progress;                    /* live line on stderr */

@@ -57,7 +57,7 @@
  * it is read per received completion, and once per submission for every
  * request in it (they leave in that io_uring_enter, not when queued); a
  * flat-out run with 32 or more requests in flight takes its answers in
- * batches, so an answer may be seen up to 50 us after it arrived (see
+ * batches, so an answer may be seen up to --batch-wait (50 us) after it arrived (see
  * "Batches" in the io_uring section), and that is in its latency, as it
  * would be in a busy client's.  Open-loop runs take every answer at once.
  * Latencies are recorded in microseconds into lib/hist (< 1% error).
@@ -815,15 +815,14 @@ enum { UR_RECV = 1, UR_SEND, UR_CONNECT, UR_CANCEL };
  * tenth of a wake-up per request when it wakes for every answer.  With
  * UR_BATCH_MIN_INFLIGHT or more requests in flight, the wait asks for a
  * quarter of them (at most UR_BATCH_MAX) and accepts fewer, but at least
- * one, once UR_BATCH_WAIT_NS have passed (IORING_FEAT_MIN_TIMEOUT, 6.12;
+ * one, once --batch-wait (default 50 us) has passed (IORING_FEAT_MIN_TIMEOUT, 6.12;
  * on older kernels lib/uring waits for one).  The server meanwhile works
  * through the other requests in flight, so the rate does not drop; an
- * answer may wait up to UR_BATCH_WAIT_NS to be seen, and its latency
+ * answer may wait up to --batch-wait to be seen, and its latency
  * includes that.  Runs with fewer in flight, where each answer's latency
- * is what matters and the generator has time to spare, take every answer
- * at once. */
+ * is what matters and the generator has time to spare, and runs with
+ * --batch-wait 0, take every answer at once. */
 enum { UR_BATCH_MIN_INFLIGHT = 32, UR_BATCH_MAX = 32 };
-#define UR_BATCH_WAIT_NS 50000u
 
 /* Provided buffers for multishot receives: at most UR_BUFS_MAX of
  * UR_BUF_SIZE bytes per thread (16 MiB). */
@@ -1120,9 +1119,9 @@ static void ur_run(struct worker *w)
 		 * than its schedule says */
 		unsigned want = 1;
 		uint64_t min_wait_ns = 0;
-		if (!w->paced && w->inflight >= UR_BATCH_MIN_INFLIGHT) {
+		if (!w->paced && w->cfg->batch_wait_ns && w->inflight >= UR_BATCH_MIN_INFLIGHT) {
 			want = (unsigned)(w->inflight / 4 < UR_BATCH_MAX ? w->inflight / 4 : UR_BATCH_MAX);
-			min_wait_ns = UR_BATCH_WAIT_NS;
+			min_wait_ns = w->cfg->batch_wait_ns;
 		}
 		int r = uring_submit_wait(&w->ring, want, min_wait_ns,
 		                          until == UINT64_MAX ? UINT64_MAX : until > now ? until - now : 0);

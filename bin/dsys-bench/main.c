@@ -36,7 +36,7 @@ enum {
 	OPT_THREADS = 1, OPT_CONNECTIONS, OPT_DURATION, OPT_REQUESTS, OPT_WARMUP,
 	OPT_METHOD, OPT_HEADER, OPT_BODY, OPT_TIMEOUT, OPT_PIPELINE, OPT_RATE,
 	OPT_FIND_MAX, OPT_SLO, OPT_TRIALS, OPT_FAIL_IF, OPT_TARGETS, OPT_INTERVAL,
-	OPT_PLOT, OPT_LATENCY, OPT_MAX_HEADER,
+	OPT_PLOT, OPT_LATENCY, OPT_MAX_HEADER, OPT_BATCH_WAIT,
 };
 
 static const struct cli_option options[] = {
@@ -60,6 +60,7 @@ static const struct cli_option options[] = {
 	{"plot", 0, "FILE.svg", NULL, "write a latency-by-percentile chart", OPT_PLOT},
 	{"latency", 'L', NULL, NULL, "accepted for wrk compatibility: percentiles are always printed", OPT_LATENCY},
 	{"max-header", 0, "SIZE", NULL, "largest response head accepted (default: 8k)", OPT_MAX_HEADER},
+	{"batch-wait", 0, "DURATION", "DSYS_BENCH_BATCH_WAIT", "flat out on io_uring: wait at most this for a batch of answers (default: 50us; 0: take each at once)", OPT_BATCH_WAIT},
 	CLI_END
 };
 
@@ -166,6 +167,12 @@ static int on_option(void *ctx, int id, const char *arg)
 		return 0;
 	case OPT_TIMEOUT:
 		return parse_duration_ns(arg, &cfg->timeout_ns, false);
+	case OPT_BATCH_WAIT: {
+		int r = parse_duration_ns(arg, &cfg->batch_wait_ns, true);
+		if (r == 0 && cfg->batch_wait_ns > 10ULL * 1000000)
+			return cli_bad_value(NULL, arg, "at most 10ms");
+		return r;
+	}
 	case OPT_PIPELINE:
 		return cli_opt_uint(arg, 1, 1024, &cfg->pipeline);
 	case OPT_RATE: {
@@ -474,6 +481,7 @@ int main(int argc, char **argv)
 	cfg->connections = 10;
 	cfg->duration_ns = 10ULL * 1000000000ULL;
 	cfg->timeout_ns = 2ULL * 1000000000ULL;
+	cfg->batch_wait_ns = BENCH_BATCH_WAIT_NS;
 	cfg->pipeline = 1;
 	o.method = "GET";
 	o.trials = 8;
