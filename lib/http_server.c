@@ -46,10 +46,21 @@
  *   and whether to read is decided after each write attempt, never before:
  *   a big batch the socket takes whole must not leave reading stopped.
  *
- * Socket I/O goes through the few io_* functions below (read start/stop,
- * try_write, write, shutdown, close) and the protocol through the
- * conn_proto table, so an io_uring backend or a second protocol (HTTP/2)
- * can slot in beside these without touching the exchange logic.
+ * Socket I/O goes through the few io_* functions below (io_read on/off,
+ * io_write_out, io_shutdown, io_close) and the protocol through the
+ * conn_proto table, so a second protocol (HTTP/2) can slot in without
+ * touching the exchange logic.  Two socket backends sit behind io_*:
+ * libuv streams (epoll: a read and a write per request, written at once
+ * with uv_try_write), and io_uring (cfg.io; the default where the kernel
+ * allows it): a ring per thread watched by the loop, one multishot receive
+ * per connection, one send per flush, and everything a loop turn prepared
+ * submitted in one system call -- a fraction of a system call per request.
+ * Both hand the layer above the same events (bytes appended to rbuf, end
+ * of stream, write done), so parsing, pinning and ordering are shared;
+ * see "The io_uring backend" below for its invariants.  Accepting stays on
+ * libuv's listener for both (the accepted socket's uv_tcp_t owns the fd
+ * and closes it), so --max-connections, the drain's listener_take_queue
+ * and SO_REUSEPORT per thread are the same code.
  *
  * Timeouts are coarse: each connection keeps one deadline (header, body,
  * idle or linger) and a per-loop tick walks the open connections a few
