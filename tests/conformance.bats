@@ -818,7 +818,7 @@ conf() {
 	conf_result 123
 }
 
-@test "conformance: field syntax: a non-breaking space byte before a field's colon is a 400 and a close" {
+@test "conformance: field syntax: an obs-text byte (0x85) between a field name and its colon is a 400 and a close" {
 	# send GET /hello HTTP/1.1\r\nHost: a\r\nContent-Length\x85: 5\r\n\r\nhello
 	# expect 400 close
 	conf_result 124
