@@ -1,6 +1,8 @@
 #!/usr/bin/env bats
 # The examples are part of the documentation: each one runs here.
 
+bats_require_minimum_version 1.5.0
+
 setup() {
 	cd "$BATS_TEST_DIRNAME/.."
 	: "${DSYS_BIN:=$PWD/build/bin}"
