@@ -167,7 +167,8 @@ demo: deps-quiet all
 DEB_BUILD := build-essential pkg-config libuv1-dev libhiredis-dev libcjson-dev \
              libcurl4-openssl-dev clang libclang-rt-14-dev
 DEB_TEST  := bats bats-assert bats-support jq curl mandoc socat redis-server \
-             redis-tools nginx-light libhttp-parser-dev valgrind python3 procps iproute2
+             redis-tools nginx-light libhttp-parser-dev valgrind python3 procps iproute2 \
+             strace
 deps:
 	$(Q)./tests/deps.sh $(DEB_BUILD) $(DEB_TEST)
 deps-quiet:
