@@ -525,6 +525,9 @@ enum { UR_RECV = 1, UR_SEND = 2, UR_CANCEL = 3 };
 #define UR_CQ_ENTRIES 8192
 #define UR_NBUFS 1024         /* provided receive blocks per thread */
 #define UR_BUF_SIZE 2048
+#ifndef UR_SUBMIT_BATCH
+#define UR_SUBMIT_BATCH 32    /* prepared entries that are submitted at once */
+#endif
 
 static void ur_submit(struct http_thread *t)
 {
@@ -754,6 +757,10 @@ static unsigned ur_reap(struct http_thread *t)
 		uring_advance(&t->ur.ring);
 		ur_complete(t, ud, res, flags);
 		n++;
+		/* a long batch sends its answers in parts, so the peers start
+		 * on the first while the rest are still being made */
+		if (t->ur.ring.to_submit >= UR_SUBMIT_BATCH)
+			ur_submit(t);
 	}
 	return n;
 }
