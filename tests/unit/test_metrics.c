@@ -5,11 +5,13 @@
  * counts exactly when several threads update it at once.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "metrics.h"
@@ -576,6 +578,19 @@ static void test_process(void)
 	double st = start ? strtod(start + 28, NULL) : 0;
 	ok(st > 1.6e9 && st < 4e9, "start time is a unix time (%f)", st);
 	ok_valid(out.data, "the process metrics pass the validator");
+	/* open_fds counts exactly: three more descriptors, three more */
+	const char *fdl = strstr(out.data, "\nprocess_open_fds ");
+	double before = fdl ? strtod(fdl + 18, NULL) : -1;
+	int extra[3];
+	for (int i = 0; i < 3; i++)
+		extra[i] = open("/dev/null", O_RDONLY);
+	buf_reset(&out);
+	metrics_render(reg, &out);
+	fdl = strstr(out.data, "\nprocess_open_fds ");
+	double after = fdl ? strtod(fdl + 18, NULL) : -1;
+	ok(before > 0 && after == before + 3, "open fds counts three more after three opens (%g, %g)", before, after);
+	for (int i = 0; i < 3; i++)
+		close(extra[i]);
 	buf_free(&out);
 	metrics_free(reg);
 }
