@@ -35,7 +35,14 @@ int http_uring_init(struct http_uring *u, unsigned sq_entries, unsigned cq_entri
 		return -EINVAL;
 	if (!kernel_has_multishot_recv())
 		return -EOPNOTSUPP;
-	int r = uring_init(&u->ring, sq_entries, cq_entries);
+	/* set up here, used by a loop thread: disabled until that thread
+	 * enables it (uring_enable), which makes it the single issuer; task
+	 * work deferred to its waits, so completions never interrupt it */
+	int r = uring_init_flags(&u->ring, sq_entries, cq_entries,
+	                         IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+	                         IORING_SETUP_R_DISABLED);
+	if (r == -EINVAL)
+		r = -EOPNOTSUPP;   /* before 6.1 */
 	if (r < 0)
 		return r;
 	u->nbufs = nbufs;

@@ -71,6 +71,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -200,10 +201,11 @@ struct http_thread {
 	struct buf scratch, errbuf;
 	/* the io_uring backend (srv->use_uring) */
 	struct http_uring ur;
-	uv_poll_t ur_poll;         /* the ring's fd: readable when completions wait */
-	uv_prepare_t ur_prep;      /* submits what timers and wakes prepared */
 	uint64_t ur_ops;           /* requests of ours in the ring, over all connections */
-	bool ur_on;                /* ur_poll and ur_prep are open */
+	unsigned ur_last;          /* completions the last wait brought */
+	bool ur_loop_armed;        /* a poll of libuv's epoll fd is in the ring */
+	bool ur_loop_ready;        /* ... and it fired: libuv has work */
+	bool ur_on;                /* the thread runs on its ring (until finished and empty) */
 	uint64_t batch_ns;         /* clock at the first head of this service pass, or 0 */
 	uint64_t answer_ns;        /* clock of the first answer given inside it, or 0 */
 	_Atomic int64_t in_flight;
@@ -236,6 +238,7 @@ struct http_server {
 };
 
 static void on_idle(uv_idle_t *h);
+static void on_check(uv_check_t *h);
 static void conn_close(struct conn *c);
 static void conn_flush(struct conn *c);
 static void thread_maybe_finish(struct http_thread *t);
@@ -481,10 +484,11 @@ static void conn_schedule(struct conn *c);
 
 /*
  * The io_uring backend.  Each thread has one ring (lib/http_io_uring: a
- * lib/uring ring plus a ring of provided receive buffers) whose fd sits in
- * the libuv loop as a uv_poll_t; everything else (accept, timers, signals,
- * wakes, the drain) stays on libuv.  Requests carry the connection's
- * address with the operation in the low bits as user_data.
+ * lib/uring ring plus a ring of provided receive buffers), and waits in it
+ * rather than in libuv's epoll (ur_run, below: libuv's epoll fd is polled
+ * through the ring); everything else (accept, timers, signals, wakes, the
+ * drain) stays on libuv.  Requests carry the connection's address with the
+ * operation in the low bits as user_data.
  *
  * - Receive: one multishot IORING_OP_RECV per connection
  *   (IORING_RECV_MULTISHOT), armed when the connection first wants to read
@@ -507,10 +511,10 @@ static void conn_schedule(struct conn *c);
  * - Send: one IORING_OP_SEND of the out buffer per flush; out and wout
  *   swap as for uv_write, so the kernel's buffer stays put until the
  *   completion; a short send sends the rest.
- * - Everything a loop turn prepared goes to the kernel in one
- *   io_uring_enter: at the end of the ring callback (receives completed,
- *   answers built, next receives armed), at the end of the check phase
- *   (late answers), and in the prepare phase (what timers and wakes did).
+ * - Everything a loop turn prepared (receives completed, answers built,
+ *   next receives armed, late answers, what timers and wakes did) goes to
+ *   the kernel in the one io_uring_enter that also waits for the next
+ *   completions.
  * - Close: a connection with requests in the ring gets one
  *   IORING_OP_ASYNC_CANCEL for its fd, and its handle is closed (and so its
  *   struct recycled) only when the last completion has been consumed
@@ -519,12 +523,14 @@ static void conn_schedule(struct conn *c);
  * - Shutdown of the write side (the lingering close) is a plain
  *   shutdown(2): it comes only after the last send has completed.
  */
-enum { UR_RECV = 1, UR_SEND = 2, UR_CANCEL = 3 };
+enum { UR_RECV = 1, UR_SEND = 2, UR_CANCEL = 3, UR_LOOP = 4 };
 #define UR_OP_MASK 7u
 #define UR_SQ_ENTRIES 1024
 #define UR_CQ_ENTRIES 8192
 #define UR_NBUFS 1024         /* provided receive blocks per thread */
 #define UR_BUF_SIZE 2048
+#define UR_BATCH_MAX 32        /* most completions a busy wait asks for */
+#define UR_BATCH_WAIT_NS 50000u /* how long it waits for them, once one is in */
 #ifndef UR_SUBMIT_BATCH
 #define UR_SUBMIT_BATCH 32    /* prepared entries that are submitted at once */
 #endif
@@ -726,6 +732,10 @@ static void ur_complete(struct http_thread *t, uint64_t ud, int res, unsigned fl
 	unsigned op = (unsigned)(ud & UR_OP_MASK);
 	if (op == UR_CANCEL)
 		return;   /* a cancel that found nothing: its targets completed anyway */
+	if (op == UR_LOOP) {
+		t->ur_loop_ready = true;   /* libuv's epoll fd: see ur_run */
+		return;
+	}
 	struct conn *c = (struct conn *)(uintptr_t)(ud & ~(uint64_t)UR_OP_MASK);
 	INVARIANT(c->ur_ops > 0 && t->ur_ops > 0);
 	if (op == UR_RECV) {
@@ -771,37 +781,96 @@ static void ur_maybe_stop(struct http_thread *t)
 	if (!t->ur_on || !t->finished || t->ur_ops > 0)
 		return;
 	t->ur_on = false;
-	uv_poll_stop(&t->ur_poll);
-	uv_close((uv_handle_t *)&t->ur_poll, NULL);
-	uv_prepare_stop(&t->ur_prep);
-	uv_close((uv_handle_t *)&t->ur_prep, NULL);
 }
 
-static void on_ring(uv_poll_t *h, int status, int events)
+/*
+ * The thread's loop on the io_uring backend.  The thread waits in its ring
+ * (io_uring_enter), not in libuv's epoll: the ring is DEFER_TASKRUN, so
+ * the kernel queues receives and sends as they complete and wakes the
+ * thread only when the wait's count is reached, and one system call
+ * submits a turn's sends and receives and waits for the next completions.
+ * libuv still owns the listeners, timers, signals and wakes: its epoll fd
+ * sits in the ring as a one-shot poll (readable when any of libuv's fds
+ * is), and a turn runs libuv (uv_run, UV_RUN_NOWAIT) only when that poll
+ * fired, a timer is due, or libuv has work pending (uv_backend_timeout
+ * 0: closing handles, the idle handle).  The poll is re-armed after each
+ * libuv run, and arming checks readiness at once, so an fd libuv left
+ * ready is never missed.
+ *
+ * A busy thread waits for a batch: when the last wait brought 4 or more
+ * completions, the next asks for half as many (at most UR_BATCH_MAX) but
+ * returns with fewer once UR_BATCH_WAIT_NS has passed after the first
+ * (IORING_FEAT_MIN_TIMEOUT, 6.12; earlier kernels wait for one).  Fewer
+ * wake-ups per request, at the cost of at most that wait added to an
+ * answer under load; an idle server wakes for every request.
+ */
+static void ur_run(struct http_thread *t)
 {
-	struct http_thread *t = container_of(h, struct http_thread, ur_poll);
-	/* completions, then one submit for all they prepared; sends the
-	 * kernel did at once complete during the submit: take those too */
-	for (int round = 0; round < 4; round++) {
-		unsigned n = ur_reap(t);
-		ur_submit(t);
-		if (n == 0 || !uring_peek(&t->ur.ring))
-			break;
+	uv_loop_t *loop = &t->loop;
+	struct uring *ring = &t->ur.ring;
+	int e = uring_enable(ring);
+	if (e < 0) {
+		/* cannot happen on a ring set up for this (R_DISABLED) */
+		log_error("thread %u: cannot enable its io_uring: %s", t->index, strerror(-e));
+		abort();
 	}
-	ur_maybe_stop(t);
-}
-
-static void on_ring_prepare(uv_prepare_t *h)
-{
-	ur_submit(container_of(h, struct http_thread, ur_prep));
+	bool run_uv = true;
+	for (;;) {
+		if (run_uv) {
+			run_uv = false;
+			t->ur_loop_ready = false;
+			int alive = uv_run(loop, UV_RUN_NOWAIT);
+			ur_maybe_stop(t);
+			if (!alive && !t->ur_on)
+				break;
+		}
+		if (!t->ur_loop_armed) {
+			struct io_uring_sqe *sqe = ur_sqe(t);
+			sqe->opcode = IORING_OP_POLL_ADD;
+			sqe->fd = uv_backend_fd(loop);
+			sqe->poll32_events = POLLIN;
+			sqe->user_data = UR_LOOP;
+			t->ur_loop_armed = true;
+		}
+		int to = uv_backend_timeout(loop);
+		unsigned want = 1;
+		uint64_t min_wait = 0;
+		if (to == 0) {
+			want = 0;
+		} else if (t->ur_last >= 4) {
+			want = t->ur_last / 2 < UR_BATCH_MAX ? t->ur_last / 2 : UR_BATCH_MAX;
+			min_wait = UR_BATCH_WAIT_NS;
+		}
+		uint64_t start = uv_now(loop);
+		int r = uring_submit_wait(ring, want, min_wait,
+		                          to < 0 ? UINT64_MAX : (uint64_t)to * 1000000u);
+		if (r < 0 && r != -EAGAIN && r != -EBUSY && r != -EINTR)
+			log_warn("io_uring_enter: %s", strerror(-r));
+		uv_update_time(loop);
+		unsigned n = 0;
+		for (int round = 0; round < 4; round++) {
+			unsigned k = ur_reap(t);
+			n += k;
+			if (k == 0 || !uring_peek(ring))
+				break;
+		}
+		t->ur_last = n;
+		if (t->ur_loop_ready) {
+			t->ur_loop_armed = false;
+			run_uv = true;
+		}
+		if (to >= 0 && uv_now(loop) - start >= (uint64_t)to)
+			run_uv = true;    /* a timer is due */
+		if (t->flush)
+			on_check(&t->check);   /* late answers and held input, as libuv's check phase would */
+		ur_maybe_stop(t);
+		if (!t->ur_on || to == 0)
+			run_uv = true;
+	}
 }
 
 static void ur_thread_start(struct http_thread *t)
 {
-	uv_poll_init(&t->loop, &t->ur_poll, t->ur.ring.fd);
-	uv_poll_start(&t->ur_poll, UV_READABLE, on_ring);
-	uv_prepare_init(&t->loop, &t->ur_prep);
-	uv_prepare_start(&t->ur_prep, on_ring_prepare);
 	t->ur_on = true;
 }
 
@@ -1913,7 +1982,10 @@ static void *thread_main(void *arg)
 			http_server_stop(srv);
 		}
 	}
-	uv_run(&t->loop, UV_RUN_DEFAULT);
+	if (srv->use_uring)
+		ur_run(t);
+	else
+		uv_run(&t->loop, UV_RUN_DEFAULT);
 	return NULL;
 }
 

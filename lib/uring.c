@@ -221,6 +221,11 @@ int uring_submit_wait(struct uring *r, unsigned min_complete, uint64_t min_wait_
 	return ret;
 }
 
+int uring_enable(struct uring *r)
+{
+	return sys_register(r->fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0 ? -errno : 0;
+}
+
 int uring_register_ring(struct uring *r)
 {
 	struct io_uring_rsrc_update up = { .offset = -1U, .data = (uint64_t)r->fd };

@@ -91,6 +91,12 @@ int uring_init_flags(struct uring *r, unsigned sq_entries, unsigned cq_entries, 
  * the ring keeps working through its fd). */
 int uring_register_ring(struct uring *r);
 
+/* Enable a ring set up with IORING_SETUP_R_DISABLED: with SINGLE_ISSUER,
+ * the calling thread becomes the one that submits (so a ring can be set up
+ * and given its buffers on one thread, and used on another).  Returns 0 or
+ * -errno. */
+int uring_enable(struct uring *r);
+
 /* Submit what was prepared and wait until at least min_complete
  * completions are in the ring, or timeout_ns has passed (UINT64_MAX: no
  * limit).  With min_wait_ns > 0 and a kernel that has IORING_FEAT_MIN_TIMEOUT
