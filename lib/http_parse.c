@@ -258,6 +258,78 @@ struct fields {
 };
 
 /*
+ * The inside of an IP-literal (RFC 3986 3.2.2), without its brackets:
+ * an IPv6address (1-4 hex digits a group, 8 groups, or fewer with one
+ * "::" standing for at least one, the last two groups optionally a
+ * dotted-decimal IPv4 whose octets have no leading zeros) or an
+ * IPvFuture ("v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )).
+ * Rare, so it is kept out of line, off host_scan's fast path.
+ */
+static __attribute__((noinline, cold)) bool ip_literal_ok(const char *s, size_t n)
+{
+	size_t i = 0, groups = 0;
+	bool elided = false;
+	if (n && (s[0] == 'v' || s[0] == 'V')) {
+		for (i = 1; i < n && IS(s[i], C_HEX); i++)
+			;
+		if (i == 1 || i >= n || s[i] != '.' || i + 1 >= n)
+			return false;
+		for (i++; i < n; i++)
+			if (!IS(s[i], C_REG) && s[i] != ':')
+				return false;
+		return true;
+	}
+	if (n >= 2 && s[0] == ':' && s[1] == ':') {
+		elided = true;
+		i = 2;
+	}
+	while (i < n) {
+		size_t j = i;
+		while (j < n && s[j] != ':' && s[j] != '.')
+			j++;
+		if (j < n && s[j] == '.') {
+			/* the dotted-decimal IPv4 tail: must end the literal */
+			for (int oct = 0; oct < 4; oct++) {
+				size_t d = i;
+				unsigned val = 0;
+				while (d < n && d - i < 4 && IS(s[d], C_DIGIT))
+					val = val * 10 + (unsigned)(s[d++] - '0');
+				if (d == i || d - i > 3 || val > 255 || (d - i > 1 && s[i] == '0'))
+					return false;
+				i = d;
+				if (oct < 3) {
+					if (i >= n || s[i] != '.')
+						return false;
+					i++;
+				}
+			}
+			if (i != n)
+				return false;
+			groups += 2;
+			break;
+		}
+		if (j == i || j - i > 4)
+			return false;
+		for (; i < j; i++)
+			if (!IS(s[i], C_HEX))
+				return false;
+		groups++;
+		if (i == n)
+			break;
+		i++;                             /* the ':' */
+		if (i < n && s[i] == ':') {
+			if (elided)
+				return false;
+			elided = true;
+			i++;
+		} else if (i == n) {
+			return false;            /* a trailing single ':' */
+		}
+	}
+	return elided ? groups <= 7 : groups == 8;
+}
+
+/*
  * uri-host [ ":" port ] (RFC 3986 3.2.2): an IP-literal in brackets or a
  * reg-name (unreserved, pct-encoded, sub-delims), then optional digits.
  * Returns the length of the host part, or -1 when the syntax is wrong;
@@ -295,7 +367,7 @@ static inline __attribute__((always_inline)) long host_scan(const char *v, size_
 		for (i = 1; i < n && v[i] != ']'; i++)
 			if (!IS(v[i], C_HOST) || v[i] == '[' || v[i] == '%')
 				return -1;
-		if (i >= n || i == 1)
+		if (i >= n || !ip_literal_ok(v + 1, i - 1))
 			return -1;
 		i++;
 	} else {
@@ -1002,6 +1074,7 @@ enum {
 	CS_EXT_TOKEN,    /* in a token value */
 	CS_EXT_QUOTED,   /* in a quoted-string */
 	CS_EXT_ESCAPE,   /* after a backslash in a quoted-string */
+	CS_EXT_QEND,     /* right after a quoted value's closing '"' */
 	CS_EXT_VAL_WS,   /* BWS after a value: ';' must follow */
 	CS_SIZE_LF,      /* LF ending the size line */
 	CS_DATA,         /* chunk data, remaining bytes */
@@ -1144,7 +1217,7 @@ static int body_chunked(struct http_body *b, char *p, size_t n, size_t *consumed
 		case CS_EXT_QUOTED:
 			/* qdtext: HTAB SP VCHAR obs-text, but not '"' or '\' */
 			if (c == '"')
-				b->state = CS_EXT_VAL_WS;
+				b->state = CS_EXT_QEND;
 			else if (c == '\\')
 				b->state = CS_EXT_ESCAPE;
 			else if (!IS(c, C_VALUE))
@@ -1155,11 +1228,20 @@ static int body_chunked(struct http_body *b, char *p, size_t n, size_t *consumed
 				goto bad;
 			b->state = CS_EXT_QUOTED;
 			goto meta;
-		case CS_EXT_VAL_WS:
+		case CS_EXT_QEND:
 			if (c == ';')
 				b->state = CS_EXT_NAME0;
+			else if (IS_WS(c))
+				b->state = CS_EXT_VAL_WS;
 			else if (c == '\r')
 				b->state = CS_SIZE_LF;
+			else
+				goto bad;
+			goto meta;
+		case CS_EXT_VAL_WS:
+			/* BWS belongs before a ';', never before the CRLF (RFC 9112 7.1.1) */
+			if (c == ';')
+				b->state = CS_EXT_NAME0;
 			else if (!IS_WS(c))
 				goto bad;
 			goto meta;

@@ -616,6 +616,40 @@ static void test_host(void)
 	       "host: a broken percent-escape is EHOST");
 	ok(ok_head("GET / HTTP/1.1\r\nHost: ex%41mple.com:\r\n\r\n"),
 	   "host: percent-escapes and an empty port are fine (RFC 3986)");
+	static const char *const good_lit[] = {
+		"[::1]", "[::]", "[1:2:3:4:5:6:7:8]", "[::ffff:1.2.3.4]", "[fe80::1]",
+		"[2001:db8::1]", "[v1.x]", "[1::]", "[1:2:3:4:5:6::8]", "[1:2:3:4:5:6:1.2.3.4]",
+		"[::255.255.255.0]", "[ABCD::ef]", "[V1F.a:b!$]",
+	};
+	static const char *const bad_lit[] = {
+		"[zzzz]", "[g::1]", "[::1::2]", "[1:2:3:4:5:6:7:8:9]", "[12345::1]",
+		"[::ffff:1.2.3.999]", "[:1]", "[1:]", "[v.x]", "[v1.]", "[1.2.3.4]", "[]",
+		"[1:2:3:4:5:6:7]", "[:::1]", "[1:2:3:4:5:6:7::8]", "[::01.2.3.4]",
+		"[::1.2.3]", "[::1.2.3.4.5]", "[::1.2.3.4:1]", "[1:2:3:4:5:6:7:1.2.3.4]",
+		"[::1.2.3.256]", "[vx.a]", "[v1.a/b]", "[1:::2]",
+	};
+	char hb[128];
+	for (size_t i = 0; i < sizeof good_lit / sizeof good_lit[0]; i++) {
+		snprintf(hb, sizeof hb, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", good_lit[i]);
+		ok(ok_head(hb), "host: the IP literal %s is fine", good_lit[i]);
+		snprintf(hb, sizeof hb, "GET / HTTP/1.1\r\nHost: %s:8080\r\n\r\n", good_lit[i]);
+		ok(ok_head(hb), "host: the IP literal %s with a port is fine", good_lit[i]);
+		snprintf(hb, sizeof hb, "GET http://%s:80/x HTTP/1.1\r\nHost: a\r\n\r\n", good_lit[i]);
+		ok(ok_head(hb), "host: the absolute-form target with %s is fine", good_lit[i]);
+	}
+	for (size_t i = 0; i < sizeof bad_lit / sizeof bad_lit[0]; i++) {
+		snprintf(hb, sizeof hb, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", bad_lit[i]);
+		is_int(req(hb), HTTP_PARSE_EHOST, "host: the IP literal %s is EHOST", bad_lit[i]);
+		snprintf(hb, sizeof hb, "GET / HTTP/1.1\r\nHost: %s:80\r\n\r\n", bad_lit[i]);
+		is_int(req(hb), HTTP_PARSE_EHOST, "host: the IP literal %s with a port is EHOST",
+		       bad_lit[i]);
+		snprintf(hb, sizeof hb, "GET http://%s/x HTTP/1.1\r\nHost: a\r\n\r\n", bad_lit[i]);
+		ok(req(hb) < 0, "host: the absolute-form target with %s is refused", bad_lit[i]);
+		snprintf(hb, sizeof hb, "CONNECT %s:443 HTTP/1.1\r\nHost: a\r\n\r\n", bad_lit[i]);
+		ok(req(hb) < 0, "host: the CONNECT authority %s is refused", bad_lit[i]);
+	}
+	ok(ok_head("CONNECT [::1]:443 HTTP/1.1\r\nHost: [::1]:443\r\n\r\n"),
+	   "host: a CONNECT authority with an IPv6 literal is fine");
 	is_int(http_parse_status(HTTP_PARSE_EHOST), 400, "host: EHOST maps to 400");
 }
 
@@ -733,7 +767,7 @@ static void test_chunked(void)
 	   "chunked: chunk extensions are skipped");
 	ok(chunked("5 ;x=\"quoted value\"\r\nhello\r\n0\r\n\r\n") == 1 && body_len == 5,
 	   "chunked: whitespace before an extension and quoted values are fine");
-	ok(chunked("5 ; a = b ;c;d=\"x\\\"y\" \r\nhello\r\n0\r\n\r\n") == 1 && body_len == 5,
+	ok(chunked("5 ; a = b ;c;d=\"x\\\"y\"\r\nhello\r\n0\r\n\r\n") == 1 && body_len == 5,
 	   "chunked: BWS around ';' and '=', bare names and escaped quotes are fine");
 	is_int(chunked("5;\r\nhello\r\n0\r\n\r\n"), HTTP_PARSE_ECHUNK,
 	       "chunked: an extension without a name is ECHUNK");
@@ -743,6 +777,20 @@ static void test_chunked(void)
 	       "chunked: an extension with '=' and no value is ECHUNK");
 	is_int(chunked("5;a b\r\nhello\r\n0\r\n\r\n"), HTTP_PARSE_ECHUNK,
 	       "chunked: two words in an extension name are ECHUNK");
+	is_int(chunked("1;a=b \r\nx\r\n0\r\n\r\n"), HTTP_PARSE_ECHUNK,
+	       "chunked: whitespace after an extension value before the CRLF is ECHUNK");
+	is_int(chunked("1;a=\"b\"\t\r\nx\r\n0\r\n\r\n"), HTTP_PARSE_ECHUNK,
+	       "chunked: whitespace after a quoted extension value before the CRLF is ECHUNK");
+	is_int(chunked("1\r\nx\r\n0;a=b \r\n\r\n"), HTTP_PARSE_ECHUNK,
+	       "chunked: whitespace after an extension value on the last chunk is ECHUNK");
+	is_int(chunked("1\r\nx\r\n0;a=\"b\" \t \r\n\r\n"), HTTP_PARSE_ECHUNK,
+	       "chunked: whitespace after a quoted value on the last chunk is ECHUNK");
+	is_int(chunked("1;a=\"b\"x\r\nx\r\n0\r\n\r\n"), HTTP_PARSE_ECHUNK,
+	       "chunked: a byte glued to a closing quote is ECHUNK");
+	is_int(chunked("1;a=\"b\"\r\nx\r\n0\r\n\r\n"), 1,
+	       "chunked: a quoted extension value right before the CRLF is fine");
+	is_int(chunked("1;a=\"b\" ; c = d;e=\"f\";g\r\nx\r\n0\r\n\r\n"), 1,
+	       "chunked: whitespace after values followed by ';' is fine");
 	is_int(chunked("5;a=b c\r\nhello\r\n0\r\n\r\n"), HTTP_PARSE_ECHUNK,
 	       "chunked: two words in an extension value are ECHUNK");
 	is_int(chunked("5;a=\"x\r\nhello\r\n0\r\n\r\n"), HTTP_PARSE_ECHUNK,
