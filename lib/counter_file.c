@@ -10,8 +10,7 @@
  * (little-endian), op SET (the key's value after the change: incr and set
  * both write it) or DEL.  Records hold values, not deltas, so replaying the
  * log in order rebuilds the table exactly, and one record covers any
- * operation.  Table updates and log appends happen together under one
- * mutex, so the log's order is the order the changes were applied in.
+ * operation.
  *
  * The log is lib/wal (see wal.h): group commit by its sync thread,
  * recovery with torn tails cut off and damage refused, compaction by
@@ -77,7 +76,6 @@ struct file_store {
 	struct counter_store base;
 	struct counter_table *table;
 	struct wal *wal;              /* its mutex orders table changes with appends */
-	char dir[4096];
 	struct fhandle *handles;
 };
 
@@ -324,18 +322,11 @@ static const struct counter_ops file_ops = {
 int counter_file_open(const char *dir, const struct counter_options *o,
                       struct counter_store **out, char *err, size_t err_size)
 {
-	char scratch[8];
-	if (!err) {
-		err = scratch;
-		err_size = sizeof scratch;
-	}
-	err[0] = 0;
 	struct file_store *fs = calloc(1, sizeof *fs);
 	if (!fs)
 		return -ENOMEM;
 	fs->base.ops = &file_ops;
 	fs->base.kind = STORE_FILE;
-	snprintf(fs->dir, sizeof fs->dir, "%s", dir);
 	fs->table = counter_table_new(o->max_keys);
 	if (!fs->table) {
 		free(fs);
@@ -348,7 +339,7 @@ int counter_file_open(const char *dir, const struct counter_options *o,
 	struct wal_hooks hooks = { .replay = replay_one, .snapshot = snapshot, .synced = notify_all };
 	int e = wal_open(dir, &wo, &hooks, fs, &fs->wal, err, err_size);
 	if (e < 0) {
-		if (e == -EOVERFLOW)
+		if (e == -EOVERFLOW && err)
 			snprintf(err, err_size, "cannot load '%s/log': more keys than --max-keys", dir);
 		counter_table_free(fs->table);
 		free(fs);
