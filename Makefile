@@ -2,7 +2,7 @@
 #
 # Everything is found by pattern, so adding a module or a program needs no
 # edit here:
-#   lib/*.c                  -> build/libdsys.a
+#   lib/LAYER/*.c            -> build/libdsys.a (lib/ is one folder per layer)
 #   bin/dsys-NAME.c          -> build/bin/dsys-NAME
 #   bin/dsys-NAME/*.c        -> build/bin/dsys-NAME (a program in several files)
 #   tests/unit/test_*.c      -> build/tests/test_* (each a C unit test, TAP output)
@@ -13,19 +13,27 @@
 #
 # Targets: all test check fuzz bench demo install uninstall clean deps.
 # V=1 shows the commands.  BUILD=build-asan is what make check uses.
+#
+# Packages.  A bare Debian 12 machine has none of the libraries, so the
+# compiler flags cannot be read when this file is parsed.  They live in
+# $(BUILD)/config.mk, which make remakes before anything compiles: its rule
+# installs the build packages (tests/deps.sh), then asks pkg-config, and
+# GNU make restarts with the flags in place.  Build packages and the
+# packages of tests, the demo and benchmarks are told apart: `make` and
+# `make install` install only DEB_BUILD; `make test`, `make check`, `make
+# demo` and `make bench` add what they run.
 
 SHELL     := /bin/bash
 PREFIX    ?= /usr/local
 BUILD     ?= build
 CC        ?= cc
 PKGS      := libuv hiredis libcjson libcurl
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CONFIG    := $(BUILD)/config.mk
 OPT       ?= -O2
 CFLAGS    ?= $(OPT) -g
 WARN      := -Wall -Wextra -Werror -Wno-unused-parameter
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -Ilib $(PKG_CFLAGS) -MMD -MP
-LDLIBS    := $(PKG_LIBS) -lm -lpthread
+LDLIBS     = $(PKG_LIBS) -lm -lpthread
 VERSION   := $(shell cat VERSION 2>/dev/null || echo 0.1.0)
 ALL_CFLAGS += -DDSYS_VERSION='"$(VERSION)"'
 
@@ -35,7 +43,8 @@ else
 Q := @
 endif
 
-LIB_SRC   := $(wildcard lib/*.c)
+LIB_SRC   := $(wildcard lib/*/*.c)
+LIB_HDR   := $(wildcard lib/*/*.h)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB_A     := $(BUILD)/libdsys.a
 
@@ -53,15 +62,32 @@ BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
-FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: all test check fuzz fuzz-run bench demo install uninstall clean deps units bats lint
+.PHONY: all test check fuzz fuzz-run bench demo install uninstall clean deps units bats \
+        deps-build deps-test deps-demo deps-bench layers
 .DEFAULT_GOAL := all
 # Objects of tests and bench programs are built by a chain of pattern rules:
 # keep them, so a second make rebuilds nothing.
 .SECONDARY:
 
-all: deps-quiet $(LIB_A) $(PROG_BIN) $(UNIT_BIN) $(BENCH_BIN)
+all: $(LIB_A) $(PROG_BIN) $(UNIT_BIN) $(BENCH_BIN)
+
+# ---------------------------------------------------------------- config
+# Goals that need no compiler flags do not install the build packages.
+NO_CONFIG_GOALS := clean deps deps-build deps-test deps-demo deps-bench uninstall layers
+ifneq ($(filter-out $(NO_CONFIG_GOALS),$(or $(MAKECMDGOALS),all)),)
+include $(CONFIG)
+endif
+
+$(CONFIG): Makefile tests/deps.sh
+	$(Q)./tests/deps.sh --quiet $(DEB_BUILD)
+	@mkdir -p $(@D)
+	$(Q)pkg-config --print-errors --exists $(PKGS) || { \
+	  echo "make: pkg-config cannot find $(PKGS) although their packages are installed" >&2; exit 2; }
+	$(Q){ echo "# made by make from pkg-config; remade when the Makefile changes"; \
+	  echo "PKG_CFLAGS := $$(pkg-config --cflags $(PKGS))"; \
+	  echo "PKG_LIBS := $$(pkg-config --libs $(PKGS))"; } > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
@@ -70,7 +96,7 @@ $(BUILD)/%.o: %.c
 
 $(LIB_A): $(LIB_OBJ)
 	@$(if $(Q),echo "  AR      $@")
-	$(Q)rm -f $@ && ar rcs $@ $^
+	$(Q)rm -f $@ && ar qcs $@ $^   # q, not r: counter/redis.o and store/redis.o share a name
 
 # A program is its bin/ file (or folder) linked against libdsys.  Its
 # objects go under $(BUILD)/obj/, so a folder's objects (bin/dsys-x/*.o)
@@ -106,10 +132,14 @@ TEST_ENV = DSYS_SAN="$(SAN)" DSYS_BIN=$(abspath $(BUILD)/bin) DSYS_BUILD=$(abspa
 BATS_FILES ?= $(wildcard tests/*.bats)
 FUZZ_SECONDS ?= 20
 
-test: deps-quiet all
+test: deps-test all
 	$(Q)$(MAKE) --no-print-directory fuzz-run
 	$(Q)$(TEST_ENV) prove -f -o -j$(or $(PROVE_JOBS),2) --exec tests/run-one.sh \
 	  $(UNIT_BIN) $(BATS_FILES)
+
+# The include directions between lib/'s layers (also a bats file of make test).
+layers:
+	$(Q)./tests/layers.sh
 
 units: all
 	$(Q)$(TEST_ENV) prove -f $(UNIT_BIN)
@@ -118,7 +148,7 @@ bats: all
 	$(Q)$(TEST_ENV) bats $(BATS_FILES)
 
 # make check: the whole suite built with ASan and UBSan in build-asan/.
-check: deps-quiet
+check: deps-test
 	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1 \
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  $(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
@@ -128,12 +158,12 @@ check: deps-quiet
 # ---------------------------------------------------------------- fuzz
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Ilib $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined
 # lib/ is compiled once with the fuzzer's instrumentation, for all targets.
-FUZZ_LIB_OBJ := $(LIB_SRC:lib/%.c=build/fuzz/obj/%.o)
-build/fuzz/obj/%.o: lib/%.c $(wildcard lib/*.h)
+FUZZ_LIB_OBJ := $(LIB_SRC:lib/%.c=$(BUILD)/fuzz/obj/%.o)
+$(BUILD)/fuzz/obj/%.o: lib/%.c $(LIB_HDR)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  FUZZCC  $<")
 	$(Q)clang $(subst -fsanitize=fuzzer,-fsanitize=fuzzer-no-link,$(FUZZ_CFLAGS)) -DDSYS_VERSION='"$(VERSION)"' -c -o $@ $<
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ) $(wildcard lib/*.h)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ) $(LIB_HDR)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -DDSYS_VERSION='"$(VERSION)"' -o $@ $< $(FUZZ_LIB_OBJ) $(PKG_LIBS) -lm -lpthread
@@ -154,25 +184,34 @@ ifneq ($(SKIP_FUZZ),1)
 endif
 
 # ---------------------------------------------------------------- bench, demo
-bench: deps-quiet all
-	$(Q)BENCH_DEPS=1 ./tests/bench/deps.sh
+bench: deps-test deps-bench all
 	$(Q)set -e; for s in tests/bench/bench-*.sh; do $(TEST_ENV) bash $$s; done
 
-demo: deps-quiet all
+demo: deps-demo all
 	$(Q)$(TEST_ENV) bash examples/demo.sh
 
 # ---------------------------------------------------------------- deps
-# The Debian packages the build and tests need; only the missing ones are
-# installed (apt-get update first: a fresh machine has no package lists).
-DEB_BUILD := build-essential pkg-config libuv1-dev libhiredis-dev libcjson-dev \
-             libcurl4-openssl-dev clang libclang-rt-14-dev
-DEB_TEST  := bats bats-assert bats-support jq curl mandoc socat redis-server \
-             redis-tools nginx-light libhttp-parser-dev valgrind python3 procps iproute2 \
-             strace
+# The Debian packages each goal needs; tests/deps.sh installs only the
+# missing ones (apt-get update first: a fresh machine has no package
+# lists), with sudo when not root, and names any it cannot install.
+# Every package a test, the demo or a benchmark runs is named here.
+DEB_BUILD := pkg-config libuv1-dev libhiredis-dev libcjson-dev libcurl4-openssl-dev
+DEB_DEMO  := jq curl
+DEB_TEST  := $(DEB_DEMO) clang libclang-rt-dev bats bats-assert bats-support \
+             mandoc man-db socat redis-server redis-tools nginx-light \
+             libhttp-parser-dev valgrind python3 procps iproute2 strace
+DEB_BENCH := wrk nginx-light h2o python3 procps util-linux redis-tools
+
 deps:
-	$(Q)./tests/deps.sh $(DEB_BUILD) $(DEB_TEST)
-deps-quiet:
-	$(Q)./tests/deps.sh --quiet $(DEB_BUILD) $(DEB_TEST)
+	$(Q)./tests/deps.sh $(DEB_BUILD) $(DEB_TEST) $(DEB_BENCH)
+deps-build:
+	$(Q)./tests/deps.sh --quiet $(DEB_BUILD)
+deps-test:
+	$(Q)./tests/deps.sh --quiet $(DEB_TEST)
+deps-demo:
+	$(Q)./tests/deps.sh --quiet $(DEB_DEMO)
+deps-bench:
+	$(Q)./tests/deps.sh --quiet $(DEB_BENCH)
 
 # ---------------------------------------------------------------- install
 MAN1 := $(wildcard man/man1/*.1)
@@ -193,6 +232,6 @@ uninstall:
 	rm -f $(patsubst completions/zsh/%,$(DESTDIR)$(PREFIX)/share/zsh/site-functions/%,$(wildcard completions/zsh/*))
 
 clean:
-	rm -rf build build-asan
+	rm -rf $(BUILD) build build-asan
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -2,7 +2,7 @@
  * dsys-raft -- the Raft consensus node, and its deterministic simulator.
  *
  * For now one subcommand: `dsys-raft sim` runs whole clusters of lib/raft
- * in one process under the faults asked for (lib/raft_sim does the work)
+ * in one process under the faults asked for (lib/raft/sim does the work)
  * and prints one JSON line per seed.  The networked node comes later and
  * will sit next to it as `dsys-raft node`.
  *
@@ -17,11 +17,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "cli.h"
-#include "invariant.h"
-#include "json.h"
-#include "raft_sim.h"
+#include "base/buf.h"
+#include "cli/cli.h"
+#include "base/invariant.h"
+#include "base/json.h"
+#include "raft/sim.h"
 
 enum {
 	OPT_SEED = 1, OPT_SEEDS, OPT_NODES, OPT_TICKS, OPT_CLIENTS, OPT_KEYS, OPT_FAULTS, OPT_SCENARIO,
@@ -84,7 +84,7 @@ static int parse_nodes(struct sim_opts *o, const char *arg)
 	strcpy(tmp, arg);
 	o->n_nodes = 0;
 	for (char *save = NULL, *t = strtok_r(tmp, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		if (o->n_nodes == MAX_NODE_LIST || cli_parse_uint(t, 1, 7, &o->nodes[o->n_nodes]) < 0)
+		if (o->n_nodes == MAX_NODE_LIST || parse_uint(t, 1, 7, &o->nodes[o->n_nodes]) < 0)
 			return cli_bad_value(NULL, arg, "want node counts from 1 to 7, e.g. 3 or 3,5,7");
 		o->n_nodes++;
 	}
@@ -100,27 +100,27 @@ static int on_sim_option(void *ctx, int id, const char *arg)
 	uint64_t v;
 	switch (id) {
 	case OPT_SEED:
-		if (cli_parse_u64(arg, &o->cfg.seed) < 0)
+		if (parse_u64(arg, &o->cfg.seed) < 0)
 			return cli_bad_value(NULL, arg, "want an unsigned 64-bit integer");
 		return 0;
 	case OPT_SEEDS:
-		if (cli_parse_u64(arg, &o->seeds) < 0 || o->seeds == 0)
+		if (parse_u64(arg, &o->seeds) < 0 || o->seeds == 0)
 			return cli_bad_value(NULL, arg, "want a positive integer");
 		return 0;
 	case OPT_NODES:
 		return parse_nodes(o, arg);
 	case OPT_TICKS:
-		if (cli_parse_u64(arg, &v) < 0 || v == 0 || v > 100000000)
+		if (parse_u64(arg, &v) < 0 || v == 0 || v > 100000000)
 			return cli_bad_value(NULL, arg, "want 1 to 100000000");
 		o->cfg.ticks = v;
 		return 0;
 	case OPT_CLIENTS:
-		if (cli_parse_uint(arg, 1, 15, &u) < 0)
+		if (parse_uint(arg, 1, 15, &u) < 0)
 			return cli_bad_value(NULL, arg, "want 1 to 15");
 		o->cfg.clients = u;
 		return 0;
 	case OPT_KEYS:
-		if (cli_parse_uint(arg, 1, 16, &u) < 0)
+		if (parse_uint(arg, 1, 16, &u) < 0)
 			return cli_bad_value(NULL, arg, "want 1 to 16");
 		o->cfg.keys = u;
 		return 0;
@@ -135,12 +135,12 @@ static int on_sim_option(void *ctx, int id, const char *arg)
 			                                "or crash-before-send");
 		return 0;
 	case OPT_SNAPSHOT_EVERY:
-		if (cli_parse_uint(arg, 1, 1000000, &u) < 0)
+		if (parse_uint(arg, 1, 1000000, &u) < 0)
 			return cli_bad_value(NULL, arg, "want 1 to 1000000");
 		o->cfg.snapshot_every = u;
 		return 0;
 	case OPT_CLIENT_TIMEOUT:
-		if (cli_parse_duration_ms(arg, &v) < 0 || v == 0 || v > 3600000)
+		if (parse_duration_ms(arg, &v) < 0 || v == 0 || v > 3600000)
 			return cli_bad_value(NULL, arg, "want a duration from 1ms to 1h");
 		o->cfg.client_timeout_ms = (uint32_t)v;
 		return 0;
@@ -151,7 +151,7 @@ static int on_sim_option(void *ctx, int id, const char *arg)
 		o->cfg.pre_vote = false;
 		return 0;
 	case OPT_LIN_BUDGET:
-		if (cli_parse_u64(arg, &o->cfg.lin_budget) < 0 || o->cfg.lin_budget == 0)
+		if (parse_u64(arg, &o->cfg.lin_budget) < 0 || o->cfg.lin_budget == 0)
 			return cli_bad_value(NULL, arg, "want a positive integer");
 		return 0;
 	case OPT_QUIET:

@@ -2,9 +2,9 @@
  * dsys-serve -- a fast HTTP/1.1 microservice: /hello, /health, /metrics and
  * static routes.
  *
- * The program is wiring only: an option table, a router (lib/http_route)
+ * The program is wiring only: an option table, a router (lib/http/route)
  * filled with the default routes and the --route ones, a metrics registry,
- * and the server core (lib/http_server), which does all the work.  Bodies
+ * and the server core (lib/http/server), which does all the work.  Bodies
  * of --route 'GET /p=@FILE' are read once at start and served from memory.
  *
  * --delay makes every route answer later instead of at once (a per-thread
@@ -20,15 +20,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "cli.h"
-#include "http_route.h"
-#include "http_server.h"
-#include "invariant.h"
-#include "json.h"
-#include "log.h"
-#include "metrics.h"
-#include "server_cli.h"
+#include "base/buf.h"
+#include "cli/cli.h"
+#include "http/route.h"
+#include "http/server.h"
+#include "base/invariant.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "obs/metrics.h"
+#include "cli/server_cli.h"
 
 #define MAX_STATIC_ROUTES 128
 #define MAX_FILE_BYTES (64u << 20)

@@ -108,7 +108,7 @@ FIGURE8=(--seed 1 --seeds 300 --nodes 3,5,7 --ticks 2000 --scenario figure8)
 	echo "$output" | jq -s -e 'all(.violations == 0) and (map(.crashes) | add) > 200'
 }
 
-# The planted bug (lib/raft.c, RAFT_PLANTED_BUG): a new leader starts its
+# The planted bug (lib/raft/raft.c, RAFT_PLANTED_BUG): a new leader starts its
 # term without a no-op and commits an earlier term's entry as soon as it is
 # on a majority -- the mistake of the Raft paper's Figure 8.  The sweep is
 # the one above: 500 random seeds, then 300 of the Figure 8 scenario (which
@@ -123,7 +123,7 @@ FIGURE8=(--seed 1 --seeds 300 --nodes 3,5,7 --ticks 2000 --scenario figure8)
 	nm "$build/libdsys.a" 2>/dev/null | grep -q __asan_ && san=(-fsanitize=address,undefined)
 	# shellcheck disable=SC2046
 	cc -std=c11 -D_GNU_SOURCE -O2 "${san[@]}" -I"$root/lib" -DRAFT_PLANTED_BUG -DDSYS_VERSION='"bug"' -o "$bug" \
-		"$root/lib/raft.c" "$root/bin/dsys-raft.c" "$build/libdsys.a" \
+		"$root/lib/raft/raft.c" "$root/bin/dsys-raft.c" "$build/libdsys.a" \
 		$(pkg-config --libs libuv hiredis libcjson libcurl) -lm -lpthread
 	run --separate-stderr "$bug" sim "${SWEEP[@]}" -q
 	[ "$status" -eq 0 ] && run --separate-stderr "$bug" sim "${FIGURE8[@]}" -q
@@ -149,7 +149,7 @@ FIGURE8=(--seed 1 --seeds 300 --nodes 3,5,7 --ticks 2000 --scenario figure8)
 	nm "$build/libdsys.a" 2>/dev/null | grep -q __asan_ && san=(-fsanitize=address,undefined)
 	# shellcheck disable=SC2046
 	cc -std=c11 -D_GNU_SOURCE -O1 "${san[@]}" -I"$root/lib" -DRAFT_PLANTED_INVARIANT=3 -DDSYS_VERSION='"assert"' \
-		-o "$bin" "$root/lib/raft.c" "$root/bin/dsys-raft.c" "$build/libdsys.a" \
+		-o "$bin" "$root/lib/raft/raft.c" "$root/bin/dsys-raft.c" "$build/libdsys.a" \
 		$(pkg-config --libs libuv hiredis libcjson libcurl) -lm -lpthread
 	run --separate-stderr "$bin" sim --seed 5 --nodes 5
 	[ "$status" -eq 1 ]

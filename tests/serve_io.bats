@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# The socket backends of lib/http_server, through dsys-serve: io_uring (the
+# The socket backends of lib/http/server, through dsys-serve: io_uring (the
 # default where the kernel allows it, which the rest of the suite runs on)
 # and libuv's epoll streams (--io uv, DSYS_IO=uv, and the fallback where
 # io_uring is refused).  The libuv path runs the whole of serve.bats and

@@ -4,7 +4,7 @@
  *   main.c    options, targets, the run(s), --find-max, --fail-if, output
  *   engine.c  one run: threads, connections, pacing, timeouts, statistics
  *   report.c  results to JSON (the summary, interval lines, percentile rows)
- *   plot.c    --plot and the `plot` subcommand (through lib/svg_plot)
+ *   plot.c    --plot and the `plot` subcommand (through lib/obs/svg_plot)
  *
  * The engine knows nothing of JSON or of the command line: it takes a
  * struct bench_cfg and fills a struct bench_stats.  Statistics live apart
@@ -19,10 +19,10 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "buf.h"
-#include "hist.h"
-#include "http_client.h"
-#include "http_parse.h"
+#include "base/buf.h"
+#include "base/hist.h"
+#include "http/client.h"
+#include "http/parse.h"
 
 #define BENCH_STATUS_MAX 1000   /* status codes 100..999 are counted by code */
 

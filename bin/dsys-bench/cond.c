@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "cond.h"
 #include "report.h"
 
@@ -114,7 +114,7 @@ int cond_parse(const char *text, struct cond *c, char *err, size_t err_size)
 			v++;
 		if (cond_metric_is_latency(t->metric)) {
 			uint64_t us;
-			if (cli_parse_duration_us(v, &us) < 0) {
+			if (parse_duration_us(v, &us) < 0) {
 				snprintf(err, err_size, "'%s' is not a duration", v);
 				return -1;
 			}

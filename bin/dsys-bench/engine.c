@@ -45,7 +45,7 @@
  *     buffer was filled): two system calls per request where wrk makes
  *     four (a write, a read, two epoll_ctl); about 0.75x wrk's CPU.
  * Either way every response found in the buffer is parsed in place by
- * lib/http_client, and the rest of the cost is the kernel's TCP work,
+ * lib/http/client, and the rest of the cost is the kernel's TCP work,
  * the same for any client.
  *
  * Time.  uv_now() has millisecond resolution: useless for latencies of a
@@ -60,10 +60,10 @@
  * batches, so an answer may be seen up to --batch-wait (50 us) after it arrived (see
  * "Batches" in the io_uring section), and that is in its latency, as it
  * would be in a busy client's.  Open-loop runs take every answer at once.
- * Latencies are recorded in microseconds into lib/hist (< 1% error).
+ * Latencies are recorded in microseconds into lib/base/hist (< 1% error).
  *
  * Open loop (--rate).  Each thread takes its share of one global schedule
- * (lib/pacer: slot n at start + n/rate, thread i taking n = i mod T), on a
+ * (lib/io/pacer: slot n at start + n/rate, thread i taking n = i mod T), on a
  * timerfd for sub-millisecond pacing (on the io_uring path, the ring
  * wait's own ns timeout), and also takes due slots whenever a
  * response frees a connection.  A slot that is due while every connection
@@ -96,10 +96,10 @@
 #include <sys/socket.h>
 
 #include "bench.h"
-#include "cli.h"
-#include "invariant.h"
-#include "pacer.h"
-#include "uring.h"
+#include "cli/cli.h"
+#include "base/invariant.h"
+#include "io/pacer.h"
+#include "io/uring.h"
 
 /* ------------------------------------------------------------ stats */
 
@@ -779,11 +779,11 @@ static void ptimer_closed_cb(uv_handle_t *h)
 /* ------------------------------------------------------------ io_uring
  *
  * The same connection life cycle with the I/O through one io_uring per
- * thread (lib/uring) instead of libuv streams: a send is a submission
+ * thread (lib/io/uring) instead of libuv streams: a send is a submission
  * entry (no completion unless it fails: IOSQE_CQE_SKIP_SUCCESS, with
  * MSG_WAITALL so a short send is a failure), and each connection has one
  * multishot receive for its whole life: the kernel picks a buffer from the
- * thread's ring of provided buffers (lib/uring's uring_bufs) when data
+ * thread's ring of provided buffers (lib/io/uring's uring_bufs) when data
  * arrives, the bytes are copied to the connection's own buffer and parsed
  * there, and the buffer goes straight back; nothing is re-armed per
  * response (the single-shot receive cost a submission and a poll
@@ -816,7 +816,7 @@ enum { UR_RECV = 1, UR_SEND, UR_CONNECT, UR_CANCEL };
  * UR_BATCH_MIN_INFLIGHT or more requests in flight, the wait asks for a
  * quarter of them (at most UR_BATCH_MAX) and accepts fewer, but at least
  * one, once --batch-wait (default 50 us) has passed (IORING_FEAT_MIN_TIMEOUT, 6.12;
- * on older kernels lib/uring waits for one).  The server meanwhile works
+ * on older kernels lib/io/uring waits for one).  The server meanwhile works
  * through the other requests in flight, so the rate does not drop; an
  * answer may wait up to --batch-wait to be seen, and its latency
  * includes that.  Runs with fewer in flight, where each answer's latency

@@ -20,11 +20,11 @@
 #include <uv.h>
 
 #include "bench.h"
-#include "buf.h"
-#include "cli.h"
+#include "base/buf.h"
+#include "cli/cli.h"
 #include "cond.h"
-#include "json.h"
-#include "pacer.h"
+#include "base/json.h"
+#include "io/pacer.h"
 #include "plot.h"
 #include "report.h"
 
@@ -112,7 +112,7 @@ static int read_file(const char *path, char **out, size_t *len)
 static int parse_duration_ns(const char *arg, uint64_t *out, bool zero_ok)
 {
 	uint64_t us;
-	if (cli_parse_duration_us(arg, &us) < 0 || (!zero_ok && us == 0) || us > 365ULL * 86400 * 1000000)
+	if (parse_duration_us(arg, &us) < 0 || (!zero_ok && us == 0) || us > 365ULL * 86400 * 1000000)
 		return cli_bad_value(NULL, arg, "expected a duration like 500ms, 10s or 1m");
 	*out = us * 1000;
 	return 0;
@@ -132,7 +132,7 @@ static int on_option(void *ctx, int id, const char *arg)
 		o->duration_set = true;
 		return parse_duration_ns(arg, &cfg->duration_ns, false);
 	case OPT_REQUESTS:
-		if (cli_parse_u64(arg, &cfg->requests) < 0 || cfg->requests == 0)
+		if (parse_u64(arg, &cfg->requests) < 0 || cfg->requests == 0)
 			return cli_bad_value(NULL, arg, "expected a positive whole number");
 		return 0;
 	case OPT_WARMUP:
@@ -209,7 +209,7 @@ static int on_option(void *ctx, int id, const char *arg)
 	case OPT_LATENCY:
 		return 0;
 	case OPT_MAX_HEADER:
-		if (cli_parse_size(arg, &o->max_header) < 0 || o->max_header < 256 ||
+		if (parse_size(arg, &o->max_header) < 0 || o->max_header < 256 ||
 		    o->max_header > (16u << 20))
 			return cli_bad_value(NULL, arg, "expected a size from 256 to 16M");
 		return 0;

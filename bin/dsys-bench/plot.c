@@ -3,7 +3,7 @@
  * `dsys-bench plot a.json b.json -o cmp.svg` for results saved earlier.
  *
  * Both draw the percentile rows (HdrHistogram's levels) through
- * lib/svg_plot.  A saved result is the JSON object dsys-bench printed; a
+ * lib/obs/svg_plot.  A saved result is the JSON object dsys-bench printed; a
  * file may hold interval lines before it, so the last line with a
  * "percentiles" array is the one read.  Each series is named by its file's
  * name (or --title for the chart).
@@ -15,10 +15,10 @@
 
 #include <cjson/cJSON.h>
 
-#include "cli.h"
-#include "json.h"
+#include "cli/cli.h"
+#include "base/json.h"
 #include "plot.h"
-#include "svg_plot.h"
+#include "obs/svg_plot.h"
 
 #define PLOT_MAX_POINTS 4096
 

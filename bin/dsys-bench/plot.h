@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#include "hist.h"
+#include "base/hist.h"
 
 struct plot_series {
 	const char *name;

@@ -2,14 +2,14 @@
  * report.c -- a run's statistics as JSON: the summary object, the
  * interval lines, and the percentile rows (HdrHistogram's levels, so a
  * plot of them has the familiar shape).  Every number goes through
- * lib/json: counts as exact integers, latencies as integer microseconds.
+ * lib/base/json: counts as exact integers, latencies as integer microseconds.
  */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "bench.h"
-#include "json.h"
+#include "base/json.h"
 #include "report.h"
 
 void report_latency(struct json_writer *w, const char *key, const struct hist *h)

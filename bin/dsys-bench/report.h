@@ -3,7 +3,7 @@
 #define DSYS_BENCH_REPORT_H
 
 #include "bench.h"
-#include "json.h"
+#include "base/json.h"
 
 /* latency object {min, mean, stdev, p50, p75, p90, p95, p99, p999, p9999, max} in us */
 void report_latency(struct json_writer *w, const char *key, const struct hist *h);

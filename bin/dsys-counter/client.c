@@ -30,12 +30,12 @@
 
 #include <curl/curl.h>
 
-#include "buf.h"
-#include "cli.h"
-#include "http_client.h"
+#include "base/buf.h"
+#include "cli/cli.h"
+#include "http/client.h"
 #include "dsys-counter.h"
-#include "invariant.h"
-#include "json.h"
+#include "base/invariant.h"
+#include "base/json.h"
 
 #define MAX_LINE 8192
 
@@ -699,7 +699,7 @@ int counter_client(struct config *cfg, int argc, char **argv)
 		one.key_len = kl;
 		one.by = cfg->by;
 	}
-	if (cl.op == OP_SET && cli_parse_i64(argv[1], &one.by) < 0) {
+	if (cl.op == OP_SET && parse_i64(argv[1], &one.by) < 0) {
 		cli_error("invalid value '%s': expected an integer in the int64 range", argv[1]);
 		return EXIT_USAGE;
 	}

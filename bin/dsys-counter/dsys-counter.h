@@ -8,10 +8,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "counter.h"
-#include "server_cli.h"
-#include "json.h"
-#include "store_url.h"
+#include "counter/counter.h"
+#include "cli/server_cli.h"
+#include "base/json.h"
+#include "store/url.h"
 
 #define DEFAULT_WINDOW 128
 #define DEFAULT_MAX_BATCH 1000

@@ -9,7 +9,7 @@
  * --list-options, --help and the man page name the same flags), the
  * dispatch on the subcommand, and the parser of {"key":..,"by":..}
  * objects that the service (request bodies) and the CLI (incr - lines)
- * share.  serve.c is the service, client.c the CLI; lib/counter*.c do the
+ * share.  serve.c is the service, client.c the CLI; the files of lib/counter/ do the
  * work.
  */
 #include <errno.h>
@@ -17,12 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "dsys-counter.h"
-#include "invariant.h"
-#include "json.h"
-#include "log.h"
-#include "server_cli.h"
+#include "base/invariant.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "cli/server_cli.h"
 
 enum {
 	OPT_STORE = 1, OPT_SERVER, OPT_BY, OPT_PREFIX,
@@ -77,7 +77,7 @@ static int on_option(void *ctx, int id, const char *arg)
 		cfg->server = arg;
 		return 0;
 	case OPT_BY:
-		if (cli_parse_i64(arg, &cfg->by) < 0)
+		if (parse_i64(arg, &cfg->by) < 0)
 			return cli_bad_value(NULL, arg, "expected an integer in the int64 range");
 		cfg->by_set = true;
 		return 0;
@@ -87,7 +87,7 @@ static int on_option(void *ctx, int id, const char *arg)
 		cfg->prefix = arg;
 		return 0;
 	case OPT_BACKEND_TIMEOUT:
-		if (cli_parse_duration_ms(arg, &v) < 0 || v == 0 || v > 3600000)
+		if (parse_duration_ms(arg, &v) < 0 || v == 0 || v > 3600000)
 			return cli_bad_value(NULL, arg, "expected a duration like 500ms or 2s");
 		cfg->copt.timeout_ms = (unsigned)v;
 		cfg->backend_timeout_ms = v;
@@ -98,7 +98,7 @@ static int on_option(void *ctx, int id, const char *arg)
 		cfg->copt.max_keys = u;
 		return 0;
 	case OPT_COMPACT:
-		if (cli_parse_size(arg, &cfg->copt.compact_bytes) < 0)
+		if (parse_size(arg, &cfg->copt.compact_bytes) < 0)
 			return cli_bad_value(NULL, arg, "expected a size like 64M, or 0");
 		return 0;
 	case OPT_WINDOW:

@@ -1,5 +1,5 @@
 /*
- * serve.c -- dsys-counter serve: the counter service on lib/http_server.
+ * serve.c -- dsys-counter serve: the counter service on lib/http/server.
  *
  * Routes: POST /incr (one object or an array of them), GET/PUT/DELETE
  * /counters/KEY, GET /counters?prefix=P (JSON lines), /health, /metrics.
@@ -22,15 +22,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "cli.h"
+#include "base/buf.h"
+#include "cli/cli.h"
 #include "dsys-counter.h"
-#include "http_route.h"
-#include "http_server.h"
-#include "invariant.h"
-#include "json.h"
-#include "log.h"
-#include "metrics.h"
+#include "http/route.h"
+#include "http/server.h"
+#include "base/invariant.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "obs/metrics.h"
 
 enum op { OP_INCR = 1, OP_GET, OP_SET, OP_DEL, OP_LIST };
 

@@ -1,5 +1,5 @@
 /*
- * buf.c -- growable byte buffer.  Growth doubles, so appends are amortised
+ * base/buf.c -- growable byte buffer.  Growth doubles, so appends are amortised
  * O(1); the trailing NUL is always kept in place.
  */
 #include <errno.h>
@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "invariant.h"
+#include "base/buf.h"
+#include "base/invariant.h"
 
 void buf_init(struct buf *b)
 {

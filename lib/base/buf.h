@@ -1,5 +1,5 @@
 /*
- * buf.h -- a growable byte buffer, the one every module writes into.
+ * base/buf.h -- a growable byte buffer, the one every module writes into.
  *
  * JSON lines, the metrics text, HTTP responses and request builders all
  * append to a struct buf.  The buffer owns its memory; buf_reset() keeps the

@@ -1,5 +1,5 @@
 /*
- * bytes.h -- fixed-width little-endian integers in byte arrays.
+ * base/bytes.h -- fixed-width little-endian integers in byte arrays.
  *
  * The on-disk and in-message encodings of lib/ (Raft snapshots, the
  * simulator's state machine, later the WAL) are little-endian whatever

@@ -1,5 +1,5 @@
 /*
- * hist.c -- log-linear latency histogram (HdrHistogram's layout).
+ * base/hist.c -- log-linear latency histogram (HdrHistogram's layout).
  *
  * Layout.  Bucket i < 256 holds exactly the value i.  Above that, bucket
  * i holds [sub << shift, ((sub + 1) << shift) - 1] with shift = i/128 - 1
@@ -34,9 +34,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "hist.h"
-#include "invariant.h"
+#include "base/buf.h"
+#include "base/hist.h"
+#include "base/invariant.h"
 
 uint64_t hist_bucket_lowest(uint32_t i)
 {

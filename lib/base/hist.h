@@ -1,5 +1,5 @@
 /*
- * hist.h -- a mergeable latency histogram with bounded relative error.
+ * base/hist.h -- a mergeable latency histogram with bounded relative error.
  *
  * HdrHistogram's log-linear layout with 256 sub-buckets per power of two:
  * values 0..255 each have a bucket of their own (exact); above that, every

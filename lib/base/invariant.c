@@ -1,12 +1,12 @@
 /*
- * invariant.c -- the failure path of INVARIANT: one line on stderr, the
+ * base/invariant.c -- the failure path of INVARIANT: one line on stderr, the
  * program's hook for context, then abort() so a core or a sanitizer trace
  * shows where.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "invariant.h"
+#include "base/invariant.h"
 
 invariant_hook_fn invariant_hook;
 

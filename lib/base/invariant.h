@@ -1,5 +1,5 @@
 /*
- * invariant.h -- assertions that stay on in every build.
+ * base/invariant.h -- assertions that stay on in every build.
  *
  * TigerBeetle's habit: state a function's pre- and postconditions and the
  * protocol's invariants in code, and keep them on in release builds, so that

@@ -1,5 +1,5 @@
 /*
- * json.c -- the JSON writer, the exact-integer readers, and the
+ * base/json.c -- the JSON writer, the exact-integer readers, and the
  * allocation-free object scanner.
  *
  * The writer tracks, per nesting level, whether a comma is due; json_key
@@ -20,10 +20,10 @@
 #include <string.h>
 #include <time.h>
 
-#include <cJSON.h>
+#include <cjson/cJSON.h>
 
-#include "invariant.h"
-#include "json.h"
+#include "base/invariant.h"
+#include "base/json.h"
 
 /* ------------------------------------------------------------ writing */
 

@@ -1,5 +1,5 @@
 /*
- * json.h -- JSON Lines out, exact 64-bit integers in and out.
+ * base/json.h -- JSON Lines out, exact 64-bit integers in and out.
  *
  * Writing: struct json_writer appends one JSON value to a struct buf,
  * keeping track of commas, so a line is built with calls that read like
@@ -37,7 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
+#include "base/buf.h"
 
 #define JSON_MAX_DEPTH 32
 

@@ -1,5 +1,5 @@
 /*
- * log.c -- leveled diagnostics on stderr, as text or JSON lines.
+ * base/log.c -- leveled diagnostics on stderr, as text or JSON lines.
  *
  * Each line is formatted whole (the message in a stack buffer, the line
  * around it in one small heap buffer) and written with one write(2), so
@@ -16,9 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "json.h"
-#include "log.h"
+#include "base/buf.h"
+#include "base/json.h"
+#include "base/log.h"
 
 static enum log_level threshold = LOG_INFO;
 static int as_json;

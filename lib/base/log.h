@@ -1,5 +1,5 @@
 /*
- * log.h -- one logging call with levels, to stderr.
+ * base/log.h -- one logging call with levels, to stderr.
  *
  * stdout carries data only (JSON lines); every diagnostic of a running
  * program goes through here.  DSYS_LOG_LEVEL picks the threshold (error,

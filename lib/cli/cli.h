@@ -1,5 +1,5 @@
 /*
- * cli.h -- what every program's command line shares.
+ * cli/cli.h -- what every program's command line shares.
  *
  * A program declares its options once, in a table of struct cli_option.
  * That table feeds getopt_long, prints --help, answers the hidden
@@ -38,6 +38,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/parse.h"
+
 /* Exit codes of DESIGN.md, the same in every program. */
 enum {
 	EXIT_OK = 0,
@@ -69,7 +71,7 @@ struct cli_spec {
 /*
  * Called once per option occurrence.  arg is NULL for flags; for an
  * environment fallback of a flag, arg is the variable's value and the
- * callback decides what it means (cli_parse_bool helps).  Return 0, or -1
+ * callback decides what it means (parse_bool helps).  Return 0, or -1
  * after printing an error with cli_bad_value() or cli_error(): parsing
  * stops with EXIT_USAGE.  cli_bad_value names the source itself ("for
  * --listen" or "in DSYS_LISTEN"), so callbacks need not know it.
@@ -97,30 +99,11 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print --help for a spec (used by programs whose subcommand is missing). */
 void cli_usage(const struct cli_spec *spec, int to_stderr);
 
-/*
- * Value parsers, one for every number on a command line or in an
- * environment variable: full validation, no atoi.  Each returns 0, or -1
- * when the text is not valid or out of range (the caller reports it with
- * the option's name: cli_bad_value).
- *
- *   cli_parse_u64("42")            integers, decimal, no sign, no trailing junk
- *   cli_parse_i64("-7")
- *   cli_parse_duration_us("500ms") 250us 500ms 2s 1.5s 1m 1h, or a bare number of seconds
- *   cli_parse_size("10k")          bytes: 512 10k 1M 2G (1024-based), or a bare number
- *   cli_parse_bool("yes")          1/0 true/false yes/no on/off
- *   cli_parse_hostport("127.0.0.1:0", host, sizeof host, &port)
- *                                  HOST:PORT, [v6]:PORT, :PORT (host "0.0.0.0")
- */
-int cli_parse_u64(const char *s, uint64_t *out);
-int cli_parse_i64(const char *s, int64_t *out);
-int cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
-int cli_parse_duration_us(const char *s, uint64_t *out);
-int cli_parse_duration_ms(const char *s, uint64_t *out);
-int cli_parse_size(const char *s, uint64_t *out);
-int cli_parse_bool(const char *s, bool *out);
-int cli_parse_hostport(const char *s, char *host, size_t host_size, uint16_t *port);
+/* The value parsers (numbers, durations, sizes, HOST:PORT) are
+ * lib/base/parse.h's parse_*; cli_opt_uint and cli_bad_value add the
+ * option's name to a failure. */
 
-/* For option callbacks: cli_parse_uint, and on failure the message
+/* For option callbacks: parse_uint, and on failure the message
  * "expected a number from MIN to MAX" through cli_bad_value; returns 0 or
  * -1, so a callback can return it directly. */
 int cli_opt_uint(const char *arg, unsigned min, unsigned max, unsigned *out);

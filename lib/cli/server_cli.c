@@ -1,5 +1,5 @@
 /*
- * server_cli.c -- the shared server flags, applied to a
+ * cli/server_cli.c -- the shared server flags, applied to a
  * struct http_server_config, and the start-up sequence around it: listen,
  * print the ready line, run until drained.  Ranges are checked here once,
  * so every server refuses the same nonsense with the same words.
@@ -9,10 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "http_io_uring.h"
-#include "json.h"
-#include "server_cli.h"
+#include "base/buf.h"
+#include "http/io_uring.h"
+#include "base/json.h"
+#include "cli/server_cli.h"
 
 void server_cli_init(struct server_cli *s)
 {
@@ -25,7 +25,7 @@ void server_cli_init(struct server_cli *s)
 int server_cli_size(const char *arg, uint64_t min, uint64_t max, uint64_t *out)
 {
 	uint64_t v;
-	if (cli_parse_size(arg, &v) < 0)
+	if (parse_size(arg, &v) < 0)
 		return cli_bad_value(NULL, arg, "expected a size like 512, 8k or 1M");
 	if (v < min || v > max)
 		return cli_bad_value(NULL, arg, "out of range");
@@ -35,7 +35,7 @@ int server_cli_size(const char *arg, uint64_t min, uint64_t max, uint64_t *out)
 
 int server_cli_duration(const char *arg, uint64_t *ms)
 {
-	if (cli_parse_duration_ms(arg, ms) < 0)
+	if (parse_duration_ms(arg, ms) < 0)
 		return cli_bad_value(NULL, arg, "expected a duration like 500ms, 10s or 1m");
 	return 0;
 }
@@ -57,7 +57,7 @@ int server_cli_option(struct server_cli *s, int id, const char *arg)
 	switch (id) {
 	case SERVER_CLI_LISTEN: {
 		uint16_t port;
-		if (cli_parse_hostport(arg, s->host, sizeof s->host, &port) < 0)
+		if (parse_hostport(arg, s->host, sizeof s->host, &port) < 0)
 			return cli_bad_value(NULL, arg, "expected HOST:PORT");
 		c->port = port;
 		return 0;

@@ -1,10 +1,10 @@
 /*
- * server_cli.h -- the flags and the start-up every dsys server shares.
+ * cli/server_cli.h -- the flags and the start-up every dsys server shares.
  *
  * dsys-serve, dsys-counter serve and the servers of later programs (the
  * Raft node, the trace collector, the registry) take the same flags for
  * the same things: where to listen, how many loops, the limits and
- * timeouts of lib/http_server.  They are declared once here, so each
+ * timeouts of lib/http/server.  They are declared once here, so each
  * server's option table includes them whole and they cannot drift apart:
  *
  *   static const struct cli_option options[] = {
@@ -30,13 +30,13 @@
  *
  * Option ids SERVER_CLI_ID_MIN..SERVER_CLI_ID_MAX are reserved for these;
  * a program's own ids must stay outside that range.  This is command-line
- * glue, like lib/cli: it prints its diagnostics with cli_error.
+ * glue, like lib/cli/cli: it prints its diagnostics with cli_error.
  */
 #ifndef DSYS_SERVER_CLI_H
 #define DSYS_SERVER_CLI_H
 
-#include "cli.h"
-#include "http_server.h"
+#include "cli/cli.h"
+#include "http/server.h"
 
 enum {
 	SERVER_CLI_ID_MIN = 9000,

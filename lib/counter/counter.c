@@ -1,5 +1,5 @@
 /*
- * counter.c -- the front of the counter backends: option defaults, the
+ * counter/counter.c -- the front of the counter backends: option defaults, the
  * dispatch from a store URL to its backend, argument checks every backend
  * shares, and the text for each error.
  *
@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "counter.h"
+#include "counter/counter.h"
 
 void counter_options_init(struct counter_options *o)
 {

@@ -1,5 +1,5 @@
 /*
- * counter.h -- named 64-bit counters on any store: the backend interface
+ * counter/counter.h -- named 64-bit counters on any store: the backend interface
  * of dsys-counter.
  *
  * A store is opened once from a parsed store URL (store_url.h) and shared
@@ -59,7 +59,7 @@
 
 #include <uv.h>
 
-#include "store_url.h"
+#include "store/url.h"
 
 #define COUNTER_MAX_KEY 512
 #define COUNTER_DEFAULT_MAX_KEYS (1u << 20)          /* mem:, file: */

@@ -1,5 +1,5 @@
 /*
- * counter_file.c -- file:DIR counters: the lock-free table of mem: kept
+ * counter/file.c -- file:DIR counters: the lock-free table of mem: kept
  * crash-safe by an append-only log, group-committed.
  *
  * State.  The counters live in a struct counter_table in memory, as with
@@ -12,7 +12,7 @@
  * log in order rebuilds the table exactly, and one record covers any
  * operation.
  *
- * The log is lib/wal (see wal.h): group commit by its sync thread,
+ * The log is lib/store/wal (see wal.h): group commit by its sync thread,
  * recovery with torn tails cut off and damage refused, compaction by
  * snapshot and rename, one process at a time by flock.  The log's mutex is
  * the store's: a change to the table and its record are made under it
@@ -31,19 +31,19 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "bytes.h"
-#include "counter.h"
-#include "invariant.h"
-#include "log.h"
-#include "wal.h"
+#include "base/buf.h"
+#include "base/bytes.h"
+#include "counter/counter.h"
+#include "base/invariant.h"
+#include "base/log.h"
+#include "store/wal.h"
 
 enum { REC_SET = 1, REC_DEL = 2 };
 #define REC_FIXED 9         /* op + value, then the key */
 
 /* ------------------------------------------------------------ records */
 
-/* One change as a log record: op | i64 value | key (lib/wal frames it). */
+/* One change as a log record: op | i64 value | key (lib/store/wal frames it). */
 static void rec_parts(unsigned char fixed[REC_FIXED], struct iovec parts[2], int op,
                       const char *key, size_t len, int64_t value)
 {

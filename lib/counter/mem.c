@@ -1,5 +1,5 @@
 /*
- * counter_mem.c -- counters in this process: the lock-free table and the
+ * counter/mem.c -- counters in this process: the lock-free table and the
  * mem: backend on it.
  *
  * The table.  A fixed-capacity open-addressing hash table (linear
@@ -43,8 +43,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "counter.h"
-#include "invariant.h"
+#include "counter/counter.h"
+#include "base/invariant.h"
 
 struct key_block {
 	uint64_t hash;

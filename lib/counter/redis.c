@@ -1,13 +1,13 @@
 /*
- * counter_redis.c -- counters in Redis or a Redis Cluster, on lib/redis.
+ * counter/redis.c -- counters in Redis or a Redis Cluster, on lib/store/redis.
  *
  * Each operation is one atomic Redis command: INCRBY (no WATCH/MULTI
  * loop: Redis does the read-modify-write itself and refuses an overflow
  * with "ERR increment or decrement would overflow", leaving the value
- * as it was), GET, SET, GETDEL (the old value in one step).  lib/redis
+ * as it was), GET, SET, GETDEL (the old value in one step).  lib/store/redis
  * sends every command issued in one loop iteration in one write, so a
  * server that answers many requests in one iteration talks to Redis in
- * pipelines without waiting for them.  In cluster mode lib/redis routes
+ * pipelines without waiting for them.  In cluster mode lib/store/redis routes
  * each key by its slot (hash tags honoured) and follows MOVED and ASK.
  *
  * Per operation there is no allocation of ours: an op record (callback
@@ -25,11 +25,11 @@
 
 #include <hiredis/hiredis.h>
 
-#include "buf.h"
-#include "counter.h"
-#include "invariant.h"
-#include "json.h"
-#include "redis.h"
+#include "base/buf.h"
+#include "counter/counter.h"
+#include "base/invariant.h"
+#include "base/json.h"
+#include "store/redis.h"
 
 struct redis_store {
 	struct counter_store base;

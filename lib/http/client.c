@@ -1,7 +1,7 @@
 /*
- * http_client.c -- URLs, requests built once, responses framed in place.
+ * http/client.c -- URLs, requests built once, responses framed in place.
  *
- * The reader is a small state machine over lib/http_parse with two states:
+ * The reader is a small state machine over lib/http/parse with two states:
  * waiting for a head, or inside a body.  A head is parsed from the front
  * of the caller's buffer each time more bytes arrive (http_parse_response
  * is stateless and heads are bounded by lim.max_header_bytes, so the
@@ -20,8 +20,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "http_client.h"
-#include "invariant.h"
+#include "http/client.h"
+#include "base/invariant.h"
 
 static bool is_digit(char c) { return c >= '0' && c <= '9'; }
 

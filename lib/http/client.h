@@ -1,12 +1,12 @@
 /*
- * http_client.h -- the client half of HTTP/1.1 over a byte stream: URLs,
+ * http/client.h -- the client half of HTTP/1.1 over a byte stream: URLs,
  * requests built once, and responses framed in place.
  *
  * This is the part of an HTTP client that does not care how bytes move:
  * dsys-bench drives it from libuv connections it manages itself (a load
  * generator wants its own connection life cycle), and the trace exporter
  * or a health checker can reuse it the same way.  It stands on
- * lib/http_parse: the same strict grammar the servers use for requests
+ * lib/http/parse: the same strict grammar the servers use for requests
  * frames the responses here.
  *
  *   struct http_url u;                       parse "http://host:port/path"
@@ -32,8 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "http_parse.h"
+#include "base/buf.h"
+#include "http/parse.h"
 
 #define HTTP_URL_HOST_MAX 256
 #define HTTP_URL_PATH_MAX 4096

@@ -1,7 +1,7 @@
 /*
- * http_io_uring.c -- a ring plus a provided-buffer ring for lib/http_server.
+ * http/io_uring.c -- a ring plus a provided-buffer ring for lib/http/server.
  *
- * Submission, completion and the provided-buffer ring are lib/uring's; this
+ * Submission, completion and the provided-buffer ring are lib/io/uring's; this
  * adds the check that the kernel has multishot receives and the per-block
  * arrays a connection uses to hold blocks in order.
  */
@@ -12,9 +12,9 @@
 #include <string.h>
 #include <sys/utsname.h>
 
-#include "http_io_uring.h"
+#include "http/io_uring.h"
 
-/* Multishot receives (what lib/http_server arms per connection) came in
+/* Multishot receives (what lib/http/server arms per connection) came in
  * Linux 6.0; earlier kernels have io_uring and buffer rings (5.19) but
  * would fail every receive, and no feature bit tells. */
 static bool kernel_has_multishot_recv(void)

@@ -1,11 +1,11 @@
 /*
- * http_io_uring.h -- the io_uring pieces lib/http_server's second socket
- * backend needs on top of lib/uring: a ring per loop thread with a ring of
+ * http/io_uring.h -- the io_uring pieces lib/http/server's second socket
+ * backend needs on top of lib/io/uring: a ring per loop thread with a ring of
  * provided receive buffers (IORING_REGISTER_PBUF_RING), so a connection can
  * keep a receive armed for its whole life without holding a buffer of its
  * own while it is idle.
  *
- * The receives lib/http_server arms are multishot ones (Linux 6.0), so
+ * The receives lib/http/server arms are multishot ones (Linux 6.0), so
  * http_uring_init refuses older kernels.
  *
  * Buffers: nbufs blocks of buf_size bytes in one allocation, buffer group 0.
@@ -15,7 +15,7 @@
  * that tools which do not see the kernel's writes (valgrind) take them as
  * defined.
  *
- * The buffer ring itself is lib/uring's (uring_bufs_*); what is added here
+ * The buffer ring itself is lib/io/uring's (uring_bufs_*); what is added here
  * is the per-block bookkeeping a connection needs to hold blocks in order.
  *
  * Ownership: struct http_uring owns its ring, its buffer ring and the
@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "uring.h"
+#include "io/uring.h"
 
 struct http_uring {
 	struct uring ring;

@@ -1,5 +1,5 @@
 /*
- * http_parse.c -- one strict HTTP/1.1 parser for requests and responses.
+ * http/parse.c -- one strict HTTP/1.1 parser for requests and responses.
  *
  * Design.  A message head is parsed in a single left-to-right pass with no
  * state kept between calls: the caller passes everything received so far,
@@ -40,8 +40,8 @@
 #include <emmintrin.h>
 #endif
 
-#include "http_parse.h"
-#include "invariant.h"
+#include "http/parse.h"
+#include "base/invariant.h"
 
 /* ---------------------------------------------------------------- tables */
 

@@ -1,5 +1,5 @@
 /*
- * http_parse.h -- one strict HTTP/1.1 message parser for both directions.
+ * http/parse.h -- one strict HTTP/1.1 message parser for both directions.
  *
  * Requests in the servers (dsys-serve, dsys-counter, later the Raft node and
  * the trace collector) and responses in dsys-bench go through the same code:

@@ -1,5 +1,5 @@
 /*
- * http_route.c -- method + path (exact or prefix) to a handler.
+ * http/route.c -- method + path (exact or prefix) to a handler.
  *
  * Routes live in one array, filled before the server runs and only read
  * afterwards, so every loop thread looks up without a lock.  Next to the
@@ -30,10 +30,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "buf.h"
-#include "http_route.h"
-#include "invariant.h"
-#include "metrics.h"
+#include "base/buf.h"
+#include "http/route.h"
+#include "base/invariant.h"
+#include "obs/metrics.h"
 
 struct route {
 	char *method;              /* owned */

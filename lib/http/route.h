@@ -1,5 +1,5 @@
 /*
- * http_route.h -- the small router every dsys server shares.
+ * http/route.h -- the small router every dsys server shares.
  *
  * A route is a method and a path -- exact ("/hello") or a prefix
  * ("/counters/", matching "/counters/anything") -- and a handler.  The
@@ -44,7 +44,7 @@
 
 #include <stddef.h>
 
-#include "http_server.h"
+#include "http/server.h"
 
 struct metrics;
 struct http_router;

@@ -1,5 +1,5 @@
 /*
- * http_server.c -- the HTTP/1.1 server core: loops, connections, exchanges.
+ * http/server.c -- the HTTP/1.1 server core: loops, connections, exchanges.
  *
  * Threads and listeners.  Each thread owns one libuv loop and one listening
  * socket bound with SO_REUSEPORT to the same address, so the kernel spreads
@@ -82,13 +82,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "http_io_uring.h"
-#include "http_server.h"
-#include "invariant.h"
-#include "json.h"
-#include "log.h"
-#include "metrics.h"
+#include "base/buf.h"
+#include "http/io_uring.h"
+#include "http/server.h"
+#include "base/invariant.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "obs/metrics.h"
 
 #define container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
 
@@ -483,8 +483,8 @@ static void conn_write_done(struct conn *c, int status);
 static void conn_schedule(struct conn *c);
 
 /*
- * The io_uring backend.  Each thread has one ring (lib/http_io_uring: a
- * lib/uring ring plus a ring of provided receive buffers), and waits in it
+ * The io_uring backend.  Each thread has one ring (lib/http/io_uring: a
+ * lib/io/uring ring plus a ring of provided receive buffers), and waits in it
  * rather than in libuv's epoll (ur_run, below: libuv's epoll fd is polled
  * through the ring); everything else (accept, timers, signals, wakes, the
  * drain) stays on libuv.  Requests carry the connection's address with the

@@ -1,10 +1,10 @@
 /*
- * http_server.h -- the HTTP/1.1 server core every dsys server stands on.
+ * http/server.h -- the HTTP/1.1 server core every dsys server stands on.
  *
  * One libuv loop per thread (--threads N), each with its own listening
  * socket bound with SO_REUSEPORT, so the kernel spreads connections over
  * the loops and a connection lives on one thread for its whole life.  The
- * server parses requests with lib/http_parse, hands each complete request
+ * server parses requests with lib/http/parse, hands each complete request
  * (head and whole body) to one handler, and writes the answers back in
  * request order.
  *
@@ -79,7 +79,7 @@
  * http_connections_total, http_connections_rejected_total{reason}.
  *
  * Errors: functions return 0 or a negative errno value.  Nothing here
- * prints; startup, drain and connection errors are logged through lib/log
+ * prints; startup, drain and connection errors are logged through lib/base/log
  * (never on the hot path).
  */
 #ifndef DSYS_HTTP_SERVER_H
@@ -91,7 +91,7 @@
 
 #include <uv.h>
 
-#include "http_parse.h"
+#include "http/parse.h"
 
 struct buf;
 struct metrics;
@@ -113,7 +113,7 @@ struct http_route_stats;       /* per-route metrics, see below */
 /*
  * One request, handed to the handler.  The fields above the private part
  * are the handler's to read; route_stats, route_arg, subpath and
- * subpath_len are also set by a router (lib/http_route) before it calls
+ * subpath_len are also set by a router (lib/http/route) before it calls
  * the route's handler.
  */
 struct http_exchange {

@@ -1,5 +1,5 @@
 /*
- * pacer.c -- open-loop schedule arithmetic and the timerfd that paces it.
+ * io/pacer.c -- open-loop schedule arithmetic and the timerfd that paces it.
  *
  * Every instant is computed from slot 0 with one 128-bit multiply and
  * divide (see pacer.h), never by adding an interval to the previous
@@ -18,9 +18,9 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "invariant.h"
-#include "pacer.h"
+#include "base/parse.h"
+#include "base/invariant.h"
+#include "io/pacer.h"
 
 int pacer_parse_rate(const char *s, uint64_t *count, uint64_t *per_ns)
 {
@@ -32,7 +32,7 @@ int pacer_parse_rate(const char *s, uint64_t *count, uint64_t *per_ns)
 	memcpy(num, s, n);
 	num[n] = '\0';
 	uint64_t c;
-	if (cli_parse_u64(num, &c) < 0 || c == 0)
+	if (parse_u64(num, &c) < 0 || c == 0)
 		return -EINVAL;
 	uint64_t per = 1000000000ULL;
 	if (slash) {
@@ -45,7 +45,7 @@ int pacer_parse_rate(const char *s, uint64_t *count, uint64_t *per_ns)
 			per = 3600000000000ULL;
 		else {
 			uint64_t us;
-			if (cli_parse_duration_us(u, &us) < 0 || us == 0 || us > 3600000000ULL * 24)
+			if (parse_duration_us(u, &us) < 0 || us == 0 || us > 3600000000ULL * 24)
 				return -EINVAL;
 			per = us * 1000;
 		}

@@ -1,5 +1,5 @@
 /*
- * pacer.h -- an open-loop send schedule, and a sub-millisecond timer for it.
+ * io/pacer.h -- an open-loop send schedule, and a sub-millisecond timer for it.
  *
  * An open-loop load generator sends request n at a fixed instant, whether
  * or not earlier requests were answered; that is what makes a stalled

@@ -1,5 +1,5 @@
 /*
- * uring.c -- io_uring set-up, submission and completion on raw syscalls.
+ * io/uring.c -- io_uring set-up, submission and completion on raw syscalls.
  *
  * The three mappings are the kernel's layout (io_uring_setup(2)): the
  * submission ring's indices and index array, the submission entries, and
@@ -24,7 +24,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "uring.h"
+#include "io/uring.h"
 
 static int sys_setup(unsigned entries, struct io_uring_params *p)
 {

@@ -1,5 +1,5 @@
 /*
- * uring.h -- a minimal io_uring on the raw system calls (no liburing).
+ * io/uring.h -- a minimal io_uring on the raw system calls (no liburing).
  *
  * Why: a load generator's cost per request is mostly system calls; with
  * io_uring the sends and receives of every connection of a loop iteration

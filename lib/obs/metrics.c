@@ -1,5 +1,5 @@
 /*
- * metrics.c -- Prometheus registry: families, sharded series, text 0.0.4.
+ * obs/metrics.c -- Prometheus registry: families, sharded series, text 0.0.4.
  *
  * Shape.  The registry is a list of families in first-registration order;
  * a family (one metric name, one TYPE, one HELP) is a list of series in
@@ -47,9 +47,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "invariant.h"
-#include "metrics.h"
+#include "base/buf.h"
+#include "base/invariant.h"
+#include "obs/metrics.h"
 
 #define CACHE_LINE 64
 

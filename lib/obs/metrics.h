@@ -1,5 +1,5 @@
 /*
- * metrics.h -- a Prometheus registry and its text exposition (format 0.0.4).
+ * obs/metrics.h -- a Prometheus registry and its text exposition (format 0.0.4).
  *
  * Every server mounts one registry on GET /metrics:
  *

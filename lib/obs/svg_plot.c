@@ -1,5 +1,5 @@
 /*
- * svg_plot.c -- the latency-by-percentile chart.
+ * obs/svg_plot.c -- the latency-by-percentile chart.
  *
  * Axes.  x = log10(1 / (1 - p/100)): 0% at 0, 90% at 1, 99% at 2, 99.9%
  * at 3 ...; the axis ends at the first whole decade past the highest
@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "svg_plot.h"
+#include "obs/svg_plot.h"
 
 #define W 900
 #define H 520

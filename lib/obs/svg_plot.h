@@ -1,5 +1,5 @@
 /*
- * svg_plot.h -- latency-by-percentile charts as SVG, the way HdrHistogram
+ * obs/svg_plot.h -- latency-by-percentile charts as SVG, the way HdrHistogram
  * plots are drawn: the percentile axis is logarithmic in 1/(1 - p), so
  * 90%, 99%, 99.9% and 99.99% sit at equal distances and the tail -- where
  * the interesting latencies are -- gets as much room as the median.
@@ -15,7 +15,7 @@
 
 #include <stddef.h>
 
-#include "buf.h"
+#include "base/buf.h"
 
 struct svg_plot_point {
 	double percentile;   /* 0 .. 100 */

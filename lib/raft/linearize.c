@@ -1,5 +1,5 @@
 /*
- * linearize.c -- deciding whether a history of operations is linearizable.
+ * raft/linearize.c -- deciding whether a history of operations is linearizable.
  *
  * The question
  * ------------
@@ -119,7 +119,7 @@
  * addresses, so the same history gives the same verdict, the same step
  * count and the same description, byte for byte.
  */
-#include "linearize.h"
+#include "raft/linearize.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -128,7 +128,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "invariant.h"
+#include "base/invariant.h"
 
 struct lin_history {
 	const struct lin_model *model;

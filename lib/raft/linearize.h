@@ -1,5 +1,5 @@
 /*
- * linearize.h -- a linearizability checker for histories of client operations.
+ * raft/linearize.h -- a linearizability checker for histories of client operations.
  *
  * A history records, for every operation a client issued, what it asked for,
  * what it was told, and when (in logical time) it was called and returned.

@@ -1,5 +1,5 @@
 /*
- * raft.c -- the Raft consensus algorithm as a pure state machine.
+ * raft/raft.c -- the Raft consensus algorithm as a pure state machine.
  *
  * Read this next to Figure 2 of the Raft paper (Ongaro & Ousterhout, "In
  * Search of an Understandable Consensus Algorithm") and etcd's raft.go:
@@ -87,9 +87,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bytes.h"
-#include "invariant.h"
-#include "raft.h"
+#include "base/bytes.h"
+#include "base/invariant.h"
+#include "raft/raft.h"
 
 enum { PR_PROBE, PR_REPLICATE, PR_SNAPSHOT };
 enum { CAMPAIGN_PRE, CAMPAIGN_ELECTION };

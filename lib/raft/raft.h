@@ -1,5 +1,5 @@
 /*
- * raft.h -- the Raft consensus algorithm as a pure state machine.
+ * raft/raft.h -- the Raft consensus algorithm as a pure state machine.
  *
  * No sockets, no files, no clocks, no threads: a struct raft takes inputs
  * and hands back outputs, in the style of etcd's raft library.

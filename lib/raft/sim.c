@@ -1,5 +1,5 @@
 /*
- * raft_sim.c -- deterministic simulation of a lib/raft cluster.
+ * raft/sim.c -- deterministic simulation of a lib/raft cluster.
  *
  * The shape of it (TigerBeetle's VOPR and FoundationDB's simulator are the
  * models): one loop over simulated milliseconds.  Each step
@@ -39,7 +39,7 @@
  * Client history: every attempt is one operation with a call and a return
  * time in simulated ms.  A reply that never came (lost, or the node lost
  * leadership) makes it "unknown": it may or may not have taken effect.
- * At the end the history goes to lib/linearize (Wing-Gong search per key).
+ * At the end the history goes to lib/raft/linearize (Wing-Gong search per key).
  *
  * Determinism: one xoshiro256** stream drives every choice, nodes and
  * clients are visited in id order, and the heap breaks ties by a sequence
@@ -51,11 +51,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bytes.h"
-#include "invariant.h"
-#include "linearize.h"
-#include "raft.h"
-#include "raft_sim.h"
+#include "base/bytes.h"
+#include "base/invariant.h"
+#include "raft/linearize.h"
+#include "raft/raft.h"
+#include "raft/sim.h"
 
 #define TICK_MS 10
 #define MAX_NODES 12   /* initial voters + spares */

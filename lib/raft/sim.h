@@ -1,5 +1,5 @@
 /*
- * raft_sim.h -- a whole Raft cluster in one process, under every fault a
+ * raft/sim.h -- a whole Raft cluster in one process, under every fault a
  * network and a disk can produce, reproducible from one seed.
  *
  * raft_sim_run() builds `nodes` lib/raft nodes (plus spare ids for
@@ -14,7 +14,7 @@
  *   - state machine safety: every node applies the same entry at an index,
  *     and reaches the same state after it;
  *   - a node's term and commit index never go back (across restarts too);
- *   - at the end, the client history is linearizable (lib/linearize).
+ *   - at the end, the client history is linearizable (lib/raft/linearize).
  *
  * Time is simulated milliseconds; a step is one millisecond and a Raft
  * tick is 10 of them.  Everything random comes from one xoshiro256**

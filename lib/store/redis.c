@@ -1,5 +1,5 @@
 /*
- * redis.c -- the asynchronous Redis / Redis Cluster client (see redis.h).
+ * store/redis.c -- the asynchronous Redis / Redis Cluster client (see redis.h).
  *
  * Shape.  A client is a small fixed table of nodes (one for redis://, up to
  * max_nodes masters for a cluster) and a pool of max_pending command slots.
@@ -80,8 +80,8 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
-#include "invariant.h"
-#include "redis.h"
+#include "base/invariant.h"
+#include "store/redis.h"
 
 #define NODE_NONE 0xffff
 #define REFRESH_MIN_MS 100

@@ -1,5 +1,5 @@
 /*
- * redis.h -- one asynchronous Redis client for redis:// and redis-cluster://,
+ * store/redis.h -- one asynchronous Redis client for redis:// and redis-cluster://,
  * living on one libuv loop.
  *
  * A program makes one client per loop thread from a parsed store URL
@@ -104,7 +104,7 @@
 
 #include <uv.h>
 
-#include "store_url.h"
+#include "store/url.h"
 
 struct redisReply;   /* <hiredis/hiredis.h> */
 

@@ -1,5 +1,5 @@
 /*
- * redis_slot.c -- which Redis Cluster hash slot a key lives in.
+ * store/redis_slot.c -- which Redis Cluster hash slot a key lives in.
  *
  * Redis Cluster splits the key space into 16384 slots: slot(key) =
  * CRC16(key) mod 16384, where CRC16 is the XMODEM variant (polynomial
@@ -16,7 +16,7 @@
  */
 #include <string.h>
 
-#include "redis.h"
+#include "store/redis.h"
 
 static const uint16_t crc16_table[256] = {
 	0x0000, 0x1021, 0x2042, 0x3063, 0x4084, 0x50a5, 0x60c6, 0x70e7,

@@ -1,5 +1,5 @@
 /*
- * store_url.c -- parse store URLs.  Strict: every part is checked, and an
+ * store/url.c -- parse store URLs.  Strict: every part is checked, and an
  * error names the part that is wrong, because a mistyped URL otherwise
  * shows up much later as "connection refused" on the wrong port.
  */
@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "store_url.h"
+#include "base/parse.h"
+#include "store/url.h"
 
 static int fail(char *err, size_t size, const char *fmt, const char *arg)
 {
@@ -58,7 +58,7 @@ static int parse_host(const char *s, size_t n, uint16_t def_port, struct store_h
 	if (host != tmp && !strchr(host, ':'))
 		return fail(err, err_size, "brackets are for IPv6 addresses: '%s'", whole);
 	unsigned port = def_port;
-	if (port_text && cli_parse_uint(port_text, 1, 65535, &port) < 0)
+	if (port_text && parse_uint(port_text, 1, 65535, &port) < 0)
 		return fail(err, err_size, "invalid port '%s'", port_text);
 	size_t hl = strlen(host);
 	if (hl >= sizeof h->host)
@@ -140,7 +140,7 @@ int store_url_parse(const char *text, struct store_url *u, char *err, size_t err
 			return -1;
 		u->n_hosts = 1;
 		if (slash && slash[1]) {
-			if (cli_parse_uint(slash + 1, 0, 1000000, &u->db) < 0)
+			if (parse_uint(slash + 1, 0, 1000000, &u->db) < 0)
 				return fail(err, err_size, "invalid database number '%s'", slash + 1);
 		}
 		return 0;

@@ -1,5 +1,5 @@
 /*
- * store_url.h -- the one place a store URL is read.
+ * store/url.h -- the one place a store URL is read.
  *
  * Every program that keeps state takes --store URL (or DSYS_STORE), with
  * the URL forms of DESIGN.md:

@@ -1,5 +1,5 @@
 /*
- * wal.c -- the append-only log: framing, group commit, recovery and
+ * store/wal.c -- the append-only log: framing, group commit, recovery and
  * compaction (see wal.h for the contract).
  *
  * Threads.  Callers append under w->mu into w->pending and signal w->work.
@@ -28,10 +28,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bytes.h"
-#include "invariant.h"
-#include "log.h"
-#include "wal.h"
+#include "base/bytes.h"
+#include "base/invariant.h"
+#include "base/log.h"
+#include "store/wal.h"
 
 #define REC_HEAD 8   /* crc + length */
 #define WAL_MAX_RECORD_DEFAULT (1u << 20)

@@ -1,5 +1,5 @@
 /*
- * wal.h -- a crash-safe, append-only log of records in one directory,
+ * store/wal.h -- a crash-safe, append-only log of records in one directory,
  * group-committed by a thread of its own.
  *
  * What stands on it: the file: counter store now; the file: lock and
@@ -55,7 +55,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "buf.h"
+#include "base/buf.h"
 
 struct wal;
 

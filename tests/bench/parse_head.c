@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_parse.h"
+#include "http/parse.h"
 
 static const char *const heads[] = {
 	/* wrk and dsys-bench: the head behind every number in make bench */

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "raft.h"
+#include "raft/raft.h"
 
 static double now_s(void)
 {

@@ -1,5 +1,5 @@
 /*
- * fuzz_http_parse.c -- libFuzzer target for lib/http_parse.
+ * fuzz_http_parse.c -- libFuzzer target for lib/http/parse.
  *
  * The first input byte picks what to drive and with which limits; the rest
  * is the message.  Every parse runs on a copy of exactly the bytes it is
@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_parse.h"
+#include "http/parse.h"
 
 #define CHECK(c) do { if (!(c)) __builtin_trap(); } while (0)
 

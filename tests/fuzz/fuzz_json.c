@@ -1,5 +1,5 @@
 /*
- * fuzz_json.c -- libFuzzer target for lib/json: the allocation-free
+ * fuzz_json.c -- libFuzzer target for lib/base/json: the allocation-free
  * scanner that reads request bodies and JSON lines, the cJSON wrapper, and
  * the writer's escaping.
  *
@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "json.h"
+#include "base/buf.h"
+#include "base/json.h"
 
 #define CHECK(c) do { if (!(c)) __builtin_trap(); } while (0)
 

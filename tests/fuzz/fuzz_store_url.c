@@ -1,5 +1,5 @@
 /*
- * fuzz_store_url.c -- libFuzzer target for lib/store_url.
+ * fuzz_store_url.c -- libFuzzer target for lib/store/url.
  *
  * The input, NUL-terminated, is a --store URL.  Properties (trap on
  * violation): the parse returns 0 or -1 with a non-empty message; a parsed
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store_url.h"
+#include "store/url.h"
 
 #define CHECK(c) do { if (!(c)) __builtin_trap(); } while (0)
 

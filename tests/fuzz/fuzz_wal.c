@@ -1,5 +1,5 @@
 /*
- * fuzz_wal.c -- libFuzzer target for lib/wal's recovery: the input is a
+ * fuzz_wal.c -- libFuzzer target for lib/store/wal's recovery: the input is a
  * log file as a crash (or a disk) might leave it.
  *
  * The first byte picks max_record (small limits reach the "too long"
@@ -22,8 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "wal.h"
+#include "base/log.h"
+#include "store/wal.h"
 
 #define CHECK(c) do { if (!(c)) __builtin_trap(); } while (0)
 

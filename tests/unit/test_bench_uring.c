@@ -1,5 +1,5 @@
 /*
- * test_bench_uring.c -- what dsys-bench's ring loop asks of lib/uring
+ * test_bench_uring.c -- what dsys-bench's ring loop asks of lib/io/uring
  * beyond the basic ring: a SINGLE_ISSUER | DEFER_TASKRUN ring set up by
  * the thread that uses it, its fd registered, sockets in a sparse table of
  * registered files, waiting in the ring for a completion or a timeout
@@ -13,7 +13,7 @@
 #include <uv.h>
 
 #include "tap.h"
-#include "uring.h"
+#include "io/uring.h"
 
 int main(void)
 {

@@ -1,4 +1,4 @@
-/* test_buf.c -- lib/buf: appends, numbers, and reading whole files. */
+/* test_buf.c -- lib/base/buf: appends, numbers, and reading whole files. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,7 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "buf.h"
+#include "base/buf.h"
 #include "tap.h"
 
 int main(void)

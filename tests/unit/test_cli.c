@@ -1,8 +1,8 @@
-/* Unit tests of lib/cli: the value parsers and option tables. */
+/* Unit tests of lib/cli/cli: the value parsers and option tables. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "tap.h"
 
 enum { O_PORT = 1, O_VERBOSE, O_NAME };
@@ -18,7 +18,7 @@ static int on_opt(void *ctx, int id, const char *arg)
 	struct cfg *c = ctx;
 	switch (id) {
 	case O_PORT:
-		if (cli_parse_uint(arg, 1, 65535, &c->port) < 0)
+		if (parse_uint(arg, 1, 65535, &c->port) < 0)
 			return cli_bad_value(NULL, arg, "not a port");
 		return 0;
 	case O_VERBOSE:
@@ -42,45 +42,45 @@ static const struct cli_spec spec = {"test-cli", "[OPTION]... ARG", "A test.", o
 int main(void)
 {
 	uint64_t u;
-	is_int(cli_parse_duration_us("500ms", &u), 0, "500ms parses");
+	is_int(parse_duration_us("500ms", &u), 0, "500ms parses");
 	is_int(u, 500000, "as 500000 us");
-	ok(cli_parse_duration_us("1.5s", &u) == 0 && u == 1500000, "1.5s is 1500000 us exactly");
-	ok(cli_parse_duration_us("2", &u) == 0 && u == 2000000, "a bare number is seconds");
-	ok(cli_parse_duration_us("1m", &u) == 0 && u == 60000000, "1m is a minute");
-	ok(cli_parse_duration_us("1h", &u) == 0 && u == 3600000000ULL, "1h is an hour");
-	ok(cli_parse_duration_us("250us", &u) == 0 && u == 250, "250us");
-	ok(cli_parse_duration_us("5 s", &u) < 0, "a space before the unit is refused");
-	ok(cli_parse_duration_us("-1s", &u) < 0, "a negative duration is refused");
-	ok(cli_parse_duration_us("1d", &u) < 0, "an unknown unit is refused");
-	ok(cli_parse_duration_us("", &u) < 0, "an empty duration is refused");
-	ok(cli_parse_duration_ms("1us", &u) == 0 && u == 1, "a microsecond rounds up to 1 ms, never to 0");
-	ok(cli_parse_size("10k", &u) == 0 && u == 10240, "10k is 10240 bytes");
-	ok(cli_parse_size("1M", &u) == 0 && u == 1048576, "1M is 1048576 bytes");
-	ok(cli_parse_size("12x", &u) < 0, "an unknown size unit is refused");
-	ok(cli_parse_u64("18446744073709551615", &u) == 0 && u == UINT64_MAX, "u64 max parses");
-	ok(cli_parse_u64("18446744073709551616", &u) < 0, "u64 max + 1 is refused");
-	ok(cli_parse_u64("12a", &u) < 0, "trailing junk is refused");
-	ok(cli_parse_u64("+1", &u) < 0, "a sign is refused for unsigned");
+	ok(parse_duration_us("1.5s", &u) == 0 && u == 1500000, "1.5s is 1500000 us exactly");
+	ok(parse_duration_us("2", &u) == 0 && u == 2000000, "a bare number is seconds");
+	ok(parse_duration_us("1m", &u) == 0 && u == 60000000, "1m is a minute");
+	ok(parse_duration_us("1h", &u) == 0 && u == 3600000000ULL, "1h is an hour");
+	ok(parse_duration_us("250us", &u) == 0 && u == 250, "250us");
+	ok(parse_duration_us("5 s", &u) < 0, "a space before the unit is refused");
+	ok(parse_duration_us("-1s", &u) < 0, "a negative duration is refused");
+	ok(parse_duration_us("1d", &u) < 0, "an unknown unit is refused");
+	ok(parse_duration_us("", &u) < 0, "an empty duration is refused");
+	ok(parse_duration_ms("1us", &u) == 0 && u == 1, "a microsecond rounds up to 1 ms, never to 0");
+	ok(parse_size("10k", &u) == 0 && u == 10240, "10k is 10240 bytes");
+	ok(parse_size("1M", &u) == 0 && u == 1048576, "1M is 1048576 bytes");
+	ok(parse_size("12x", &u) < 0, "an unknown size unit is refused");
+	ok(parse_u64("18446744073709551615", &u) == 0 && u == UINT64_MAX, "u64 max parses");
+	ok(parse_u64("18446744073709551616", &u) < 0, "u64 max + 1 is refused");
+	ok(parse_u64("12a", &u) < 0, "trailing junk is refused");
+	ok(parse_u64("+1", &u) < 0, "a sign is refused for unsigned");
 	int64_t i;
-	ok(cli_parse_i64("-9223372036854775808", &i) == 0 && i == INT64_MIN, "i64 min parses");
-	ok(cli_parse_i64("9223372036854775808", &i) < 0, "i64 max + 1 is refused");
+	ok(parse_i64("-9223372036854775808", &i) == 0 && i == INT64_MIN, "i64 min parses");
+	ok(parse_i64("9223372036854775808", &i) < 0, "i64 max + 1 is refused");
 
 	char host[64];
 	uint16_t port;
-	ok(cli_parse_hostport("127.0.0.1:0", host, sizeof host, &port) == 0 &&
+	ok(parse_hostport("127.0.0.1:0", host, sizeof host, &port) == 0 &&
 	   strcmp(host, "127.0.0.1") == 0 && port == 0, "HOST:0 parses");
-	ok(cli_parse_hostport("[::1]:8080", host, sizeof host, &port) == 0 &&
+	ok(parse_hostport("[::1]:8080", host, sizeof host, &port) == 0 &&
 	   strcmp(host, "::1") == 0 && port == 8080, "[v6]:PORT parses");
-	ok(cli_parse_hostport(":9000", host, sizeof host, &port) == 0 &&
+	ok(parse_hostport(":9000", host, sizeof host, &port) == 0 &&
 	   strcmp(host, "0.0.0.0") == 0, ":PORT means every address");
-	ok(cli_parse_hostport("::1:80", host, sizeof host, &port) < 0, "a bare IPv6 address is refused");
-	ok(cli_parse_hostport("h:65536", host, sizeof host, &port) < 0, "port 65536 is refused");
-	ok(cli_parse_hostport("h", host, sizeof host, &port) < 0, "a missing port is refused");
+	ok(parse_hostport("::1:80", host, sizeof host, &port) < 0, "a bare IPv6 address is refused");
+	ok(parse_hostport("h:65536", host, sizeof host, &port) < 0, "port 65536 is refused");
+	ok(parse_hostport("h", host, sizeof host, &port) < 0, "a missing port is refused");
 
 	bool bv;
-	ok(cli_parse_bool("yes", &bv) == 0 && bv, "yes is true");
-	ok(cli_parse_bool("OFF", &bv) == 0 && !bv, "OFF is false");
-	ok(cli_parse_bool("maybe", &bv) < 0, "maybe is refused");
+	ok(parse_bool("yes", &bv) == 0 && bv, "yes is true");
+	ok(parse_bool("OFF", &bv) == 0 && !bv, "OFF is false");
+	ok(parse_bool("maybe", &bv) < 0, "maybe is refused");
 
 	/* env first, flags override; operands follow */
 	setenv("TEST_PORT", "81", 1);

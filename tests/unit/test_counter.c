@@ -12,8 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "counter.h"
-#include "store_url.h"
+#include "counter/counter.h"
+#include "store/url.h"
 #include "tap.h"
 
 #define THREADS 4

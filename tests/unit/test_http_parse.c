@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_parse.h"
+#include "http/parse.h"
 #include "tap.h"
 
 #define INCONSISTENT (-1000)

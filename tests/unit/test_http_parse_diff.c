@@ -26,7 +26,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http_parse.h"
+#include "http/parse.h"
 #include "tap.h"
 
 /* ---- mirrored from /usr/include/http_parser.h (2.9.4) ---- */

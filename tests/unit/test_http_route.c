@@ -1,7 +1,7 @@
 /*
  * test_http_route.c -- the router picks the route the specification says.
  *
- * lib/http_route finds exact paths through a hash index and walks prefix
+ * lib/http/route finds exact paths through a hash index and walks prefix
  * routes longest first; the rule it must give the answer of is the plain
  * one in http_route.h: among the routes whose path matches, an exact route
  * beats a prefix route and a longer prefix a shorter one; HEAD falls back
@@ -19,9 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_parse.h"
-#include "http_route.h"
-#include "http_server.h"
+#include "http/parse.h"
+#include "http/route.h"
+#include "http/server.h"
 #include "tap.h"
 
 #define MAXR 200

@@ -19,10 +19,10 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "http_route.h"
-#include "http_server.h"
-#include "metrics.h"
+#include "base/buf.h"
+#include "http/route.h"
+#include "http/server.h"
+#include "obs/metrics.h"
 #include "tap.h"
 
 static atomic_int inits, finis, gone_seen;

@@ -1,9 +1,9 @@
-/* Unit tests of lib/json: the writer, exact integers, the scanner. */
+/* Unit tests of lib/base/json: the writer, exact integers, the scanner. */
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "json.h"
+#include "base/json.h"
 #include "tap.h"
 
 static const char *write_sample(struct buf *b)

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "linearize.h"
+#include "raft/linearize.h"
 #include "tap.h"
 
 /* Record a complete op; ret LIN_TIME_UNKNOWN makes it lost. */

@@ -1,9 +1,9 @@
-/* test_log.c -- lib/log: the environment it reads, and what it says when
+/* test_log.c -- lib/base/log: the environment it reads, and what it says when
  * a value is wrong. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "tap.h"
 
 int main(void)

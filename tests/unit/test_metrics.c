@@ -13,8 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "metrics.h"
+#include "base/buf.h"
+#include "obs/metrics.h"
 #include "tap.h"
 
 /* ---- a validator for text format 0.0.4 ------------------------------------ */

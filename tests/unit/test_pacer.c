@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <stdint.h>
 
-#include "pacer.h"
+#include "io/pacer.h"
 #include "tap.h"
 
 #define S 1000000000ULL

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "raft.h"
+#include "raft/raft.h"
 #include "tap.h"
 
 #define N_MAX 8

@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "raft_sim.h"
+#include "raft/sim.h"
 #include "tap.h"
 
 static void test_determinism(void)

@@ -1,12 +1,12 @@
 /*
- * Unit tests of lib/redis_slot.c and the parts of lib/redis.c that need no
+ * Unit tests of lib/store/redis_slot.c and the parts of lib/store/redis.c that need no
  * server: CRC16-XMODEM known vectors, hash tags, slots, and the client's
  * argument checks.  tests/unit/test_redis_live.c talks to real servers.
  */
 #include <errno.h>
 #include <string.h>
 
-#include "redis.h"
+#include "store/redis.h"
 #include "tap.h"
 
 /* The bitwise definition, to check the table against. */

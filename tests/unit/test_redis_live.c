@@ -1,5 +1,5 @@
 /*
- * Live tests of lib/redis.c against real redis-server processes (Debian's
+ * Live tests of lib/store/redis.c against real redis-server processes (Debian's
  * redis-server 7): one standalone server and a 3-master Redis Cluster, each
  * on free loopback ports in a temporary folder, started here and stopped by
  * PID.  Checked: replies and error replies, pipelining (a burst is read by
@@ -31,7 +31,7 @@
 
 #include <hiredis/hiredis.h>
 
-#include "redis.h"
+#include "store/redis.h"
 #include "tap.h"
 
 extern char **environ;

@@ -1,8 +1,8 @@
-/* Unit tests of lib/store_url: every URL form of DESIGN.md, and errors. */
+/* Unit tests of lib/store/url: every URL form of DESIGN.md, and errors. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "store_url.h"
+#include "store/url.h"
 #include "tap.h"
 
 static struct store_url u;

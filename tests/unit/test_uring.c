@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "tap.h"
-#include "uring.h"
+#include "io/uring.h"
 
 int main(void)
 {

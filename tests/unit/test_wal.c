@@ -1,5 +1,5 @@
 /*
- * test_wal.c -- lib/wal: records come back in order after a reopen,
+ * test_wal.c -- lib/store/wal: records come back in order after a reopen,
  * durability advances, a torn tail is cut, damage in the middle refused,
  * a second opener refused, compaction keeps exactly the snapshot, and a
  * replay hook's refusal fails the open.
@@ -14,9 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "tap.h"
-#include "wal.h"
+#include "store/wal.h"
 
 /* What a test store remembers: the records replayed, and a synced count. */
 struct rec_log {
