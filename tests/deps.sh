@@ -35,7 +35,10 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "deps: installing $missing" >&2
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq >&2 || fail "$missing" "apt-get update failed"
+# apt's progress goes to a log, shown only when something fails.
+log=$(mktemp) || exit 2
+trap 'rm -f "$log"' EXIT
+$sudo apt-get update -qq >"$log" 2>&1 || { cat "$log" >&2; fail "$missing" "apt-get update failed"; }
 # A name with no candidate is named on its own, before apt-get refuses the lot.
 for p in $missing; do
 	apt-cache show "$p" >/dev/null 2>&1 || fail "$p" "no package of that name in the apt sources"
@@ -44,10 +47,14 @@ done
 if [ ! -e /usr/sbin/policy-rc.d ]; then
 	printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
 	$sudo chmod 755 /usr/sbin/policy-rc.d
-	trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
+	trap 'rm -f "$log"; $sudo rm -f /usr/sbin/policy-rc.d' EXIT
 fi
 # shellcheck disable=SC2086
-$sudo apt-get install -y -qq --no-install-recommends $missing >&2 && exit 0
+if $sudo apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends $missing >"$log" 2>&1; then
+	echo "deps: installed $missing" >&2
+	exit 0
+fi
+cat "$log" >&2
 # Which one failed?  Name the first that is still not installed.
 for p in $missing; do
 	installed "$p" || fail "$p" "apt-get install failed"
