@@ -54,6 +54,19 @@ serve() {
 	[ -z "$output" ]
 }
 
+@test "serve: a --listen host that does not resolve says so and exits 1" {
+	run --separate-stderr timeout 30 dsys-serve --listen nosuchhost.invalid:0
+	assert_failure 1
+	assert_equal "$stderr" "dsys-serve: cannot listen on nosuchhost.invalid:0: the name 'nosuchhost.invalid' did not resolve"
+	[ -z "$output" ]
+}
+
+@test "serve: a ready line that cannot be written is a write error and exit 1" {
+	run --separate-stderr timeout 30 bash -c 'dsys-serve --listen 127.0.0.1:0 >/dev/full'
+	assert_failure 1
+	[[ "$stderr" == *"dsys-serve: write error: No space left on device"* ]]
+}
+
 # ---------------------------------------------------------------- routes
 
 @test "serve: GET /hello answers 200 text/plain 'Hello from dsys!'" {
