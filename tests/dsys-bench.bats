@@ -674,3 +674,48 @@ bench() {
 	assert_equal "$(jq -c "$shape" <<<"$output")" "$(jq -c "$shape" <<<"$refused")"
 	jq -e '.requests == 0 and .connects == 0 and .errors.connect == 2' <<<"$output"
 }
+
+@test "bench: bash completion offers no file names for a value, and files only where a file goes" {
+	load helpers_completion
+	comp=$BATS_TEST_DIRNAME/../completions/bash/dsys-bench
+	cd "$BATS_TEST_TMPDIR" && touch afile
+	for opt in --batch-wait --trials -c --duration --max-header --fail-if; do
+		run bash_complete "$comp" dsys-bench "$opt" ''
+		assert_success
+		assert_output ''
+	done
+	run bash_complete "$comp" dsys-bench --plot af
+	assert_output afile
+	run bash_complete "$comp" dsys-bench --body @af
+	assert_output @afile
+	run bash_complete "$comp" dsys-bench --js
+	assert_output -- --json
+	run bash_complete "$comp" dsys-bench plot --title ''
+	assert_output ''
+	run bash_complete "$comp" dsys-bench plot -o af
+	assert_output afile
+}
+
+@test "bench: zsh completion offers options, files where a file goes, and a hint for other values" {
+	load helpers_completion
+	comp=$BATS_TEST_DIRNAME/../completions/zsh/_dsys-bench
+	run zsh_complete "$comp" dsys-bench --
+	assert_success
+	assert_line -- --json
+	assert_line -- --batch-wait
+	run zsh_complete "$comp" dsys-bench --batch-wait ''
+	assert_output '<message:DURATION>'
+	run zsh_complete "$comp" dsys-bench -c ''
+	assert_output '<message:N>'
+	run zsh_complete "$comp" dsys-bench --plot ''
+	assert_output '<files>'
+	run zsh_complete "$comp" dsys-bench -m ''
+	assert_line GET
+	run zsh_complete "$comp" dsys-bench ''
+	assert_line plot
+	assert_line '<urls>'
+	run zsh_complete "$comp" dsys-bench plot --title ''
+	assert_output '<message:TEXT>'
+	run zsh_complete "$comp" dsys-bench plot ''
+	assert_output '<files>'
+}
