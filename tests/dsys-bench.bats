@@ -575,7 +575,7 @@ bench() {
 	run --separate-stderr bash -c "'$BIN/dsys-bench' -t 1 -c 1 -n 10 http://127.0.0.1:$SERVE_PORT/hello >/dev/full"
 	assert_failure 1
 	assert_equal "$stderr" "dsys-bench: write error: No space left on device"
-	run --separate-stderr bash -c "'$BIN/dsys-bench' -t 1 -c 1 -n 10 -i 10ms http://127.0.0.1:$SERVE_PORT/hello | head -c 1 >/dev/null; echo \${PIPESTATUS[0]}"
+	run --separate-stderr bash -c "'$BIN/dsys-bench' -t 1 -c 1 -d 500ms -i 10ms http://127.0.0.1:$SERVE_PORT/hello | head -c 1 >/dev/null; echo \${PIPESTATUS[0]}"
 	assert_equal "$output" 0
 	assert_equal "$stderr" ""
 }
