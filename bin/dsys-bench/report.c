@@ -239,7 +239,7 @@ void report_human(struct buf *b, const struct bench_cfg *cfg, const struct bench
 		human_count(b, "timeout", s->err_timeout, &first);
 		human_count(b, "interrupted", s->err_interrupted, &first);
 		for (int i = 400; i < BENCH_STATUS_MAX; i++) {
-			char code[16];
+			char code[24];
 			snprintf(code, sizeof code, "status %d", i);
 			human_count(b, code, s->status[i], &first);
 		}
