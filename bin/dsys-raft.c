@@ -30,7 +30,7 @@ enum {
 };
 
 static const struct cli_option sim_options[] = {
-	{"seed", 's', "S", "DSYS_SIM_SEED", "first seed (default 1)", OPT_SEED},
+	{"seed", 's', "S", "DSYS_SIM_SEED", "first seed, 0 to 2^53-1 (default 1)", OPT_SEED},
 	{"seeds", 'n', "N", NULL, "run N seeds from S on (default 1)", OPT_SEEDS},
 	{"nodes", 0, "LIST", NULL, "initial voters, 1..7, or a list used in turn, e.g. 3,5,7 (default 3)", OPT_NODES},
 	{"ticks", 't', "T", "DSYS_SIM_TICKS", "Raft ticks (10 simulated ms each) per seed (default 1000)", OPT_TICKS},
