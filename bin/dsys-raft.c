@@ -12,6 +12,7 @@
  * replays it exactly.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,7 @@ enum {
 };
 
 static const struct cli_option sim_options[] = {
-	{"seed", 's', "S", "DSYS_SIM_SEED", "first seed (default 1)", OPT_SEED},
+	{"seed", 's', "S", "DSYS_SIM_SEED", "first seed, 0 to 2^53-1 (default 1)", OPT_SEED},
 	{"seeds", 'n', "N", NULL, "run N seeds from S on (default 1)", OPT_SEEDS},
 	{"nodes", 0, "LIST", NULL, "initial voters, 1..7, or a list used in turn, e.g. 3,5,7 (default 3)", OPT_NODES},
 	{"ticks", 't', "T", "DSYS_SIM_TICKS", "Raft ticks (10 simulated ms each) per seed (default 1000)", OPT_TICKS},
@@ -76,11 +77,26 @@ struct sim_opts {
 	bool quiet;
 };
 
+/* Seeds stop at 2^53 - 1: the JSON lines carry them as numbers, and jq
+ * (like every reader that keeps numbers as doubles) rounds anything above,
+ * so a printed seed would replay another run. */
+#define SEED_MAX ((1ULL << 53) - 1)
+
+/* "", ",a", "a,,b" and "a,": a list with an empty member is a mistake
+ * (a shell variable that expanded to nothing), not "the default". */
+static bool list_has_empty(const char *arg)
+{
+	size_t n = strlen(arg);
+	return n == 0 || arg[0] == ',' || arg[n - 1] == ',' || strstr(arg, ",,") != NULL;
+}
+
 static int parse_nodes(struct sim_opts *o, const char *arg)
 {
 	char tmp[128];
 	if (strlen(arg) >= sizeof tmp)
 		return cli_bad_value(NULL, arg, "too long");
+	if (list_has_empty(arg))
+		return cli_bad_value(NULL, arg, "empty member: want node counts from 1 to 7, e.g. 3 or 3,5,7");
 	strcpy(tmp, arg);
 	o->n_nodes = 0;
 	for (char *save = NULL, *t = strtok_r(tmp, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
@@ -100,11 +116,11 @@ static int on_sim_option(void *ctx, int id, const char *arg)
 	uint64_t v;
 	switch (id) {
 	case OPT_SEED:
-		if (parse_u64(arg, &o->cfg.seed) < 0)
-			return cli_bad_value(NULL, arg, "want an unsigned 64-bit integer");
+		if (parse_u64(arg, &o->cfg.seed) < 0 || o->cfg.seed > SEED_MAX)
+			return cli_bad_value(NULL, arg, "want an integer from 0 to 2^53-1 (9007199254740991)");
 		return 0;
 	case OPT_SEEDS:
-		if (parse_u64(arg, &o->seeds) < 0 || o->seeds == 0)
+		if (parse_u64(arg, &o->seeds) < 0 || o->seeds == 0 || o->seeds > SEED_MAX)
 			return cli_bad_value(NULL, arg, "want a positive integer");
 		return 0;
 	case OPT_NODES:
@@ -125,7 +141,7 @@ static int on_sim_option(void *ctx, int id, const char *arg)
 		o->cfg.keys = u;
 		return 0;
 	case OPT_FAULTS:
-		if (raft_sim_faults_parse(arg, &o->cfg.faults) < 0)
+		if (list_has_empty(arg) || raft_sim_faults_parse(arg, &o->cfg.faults) < 0)
 			return cli_bad_value(NULL, arg, "want a comma-separated list of drop, dup, reorder, delay, "
 			                                "partition, crash, disk, membership, transfer, pause, or all, none");
 		return 0;
@@ -226,7 +242,9 @@ static int print_result(const struct raft_sim_config *cfg, const struct raft_sim
 	}
 	json_obj_end(&w);
 	int rc = json_emit(&b);
+	int err = errno;
 	buf_free(&b);
+	errno = err;
 	return rc;
 }
 
@@ -241,6 +259,13 @@ static int sim_main(int argc, char **argv)
 		return r;
 	if (first < argc) {
 		cli_error("unexpected argument '%s'", argv[first]);
+		return EXIT_USAGE;
+	}
+	if (o.seeds - 1 > SEED_MAX - o.cfg.seed) {
+		/* checked here, not per option: --seeds may come before --seed */
+		cli_error("--seed %llu --seeds %llu runs past the last seed, 2^53-1 (9007199254740991)",
+		          (unsigned long long)o.cfg.seed, (unsigned long long)o.seeds);
+		fprintf(stderr, "Try 'dsys-raft sim --help' for more information.\n");
 		return EXIT_USAGE;
 	}
 	if (o.n_nodes == 0)
@@ -258,14 +283,14 @@ static int sim_main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 		if ((!o.quiet || res.violations) && print_result(&cfg, &res) < 0)
-			return EXIT_OK; /* the reader is gone */
+			return cli_write_error(errno); /* EPIPE: the reader is gone, 0 */
 		if (res.violations) {
 			fprintf(stderr, "dsys-raft: seed %llu step %llu: %s\n", (unsigned long long)cfg.seed,
 			        (unsigned long long)res.violation_step, res.violation);
 			return EXIT_NO;
 		}
 	}
-	return EXIT_OK;
+	return cli_stdout_close();
 }
 
 int main(int argc, char **argv)

@@ -364,8 +364,9 @@ int main(int argc, char **argv)
 	}
 	status = server_cli_listen(&cfg.server, &srv);
 	if (status == EXIT_OK) {
-		server_cli_ready(srv, NULL, NULL);
-		status = server_cli_run(srv);
+		status = server_cli_ready(srv, NULL, NULL);
+		if (status == EXIT_OK)
+			status = server_cli_run(srv);
 	}
 out:
 	http_server_free(srv);

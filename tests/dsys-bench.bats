@@ -567,3 +567,155 @@ bench() {
 	assert_success
 	assert_output --partial 'usage:'
 }
+
+# ---------------------------------------------------------------- issue 15
+
+@test "bench: a full stdout is a write error on stderr and exit 1; a closed pipe stays quiet" {
+	start_serve a
+	run --separate-stderr bash -c "'$BIN/dsys-bench' -t 1 -c 1 -n 10 http://127.0.0.1:$SERVE_PORT/hello >/dev/full"
+	assert_failure 1
+	assert_equal "$stderr" "dsys-bench: write error: No space left on device"
+	run --separate-stderr bash -c "'$BIN/dsys-bench' -t 1 -c 1 -d 500ms -i 10ms http://127.0.0.1:$SERVE_PORT/hello | head -c 1 >/dev/null; echo \${PIPESTATUS[0]}"
+	assert_equal "$output" 0
+	assert_equal "$stderr" ""
+}
+
+@test "bench: on a terminal the result is a summary for a person, and --json keeps the JSON" {
+	start_serve a
+	url="http://127.0.0.1:$SERVE_PORT/hello"
+	run script -qec "'$BIN/dsys-bench' -t 1 -c 2 -n 200 '$url' 2>/dev/null" /dev/null
+	assert_success
+	assert_line --partial "$url"
+	assert_line --regexp '^  requests +200 in '
+	assert_line --regexp '^  errors +0'
+	assert_line --regexp '^  status +200: 200'
+	assert_line --regexp '^  latency +p50 [0-9.]+(us|ms|s) p90 .* p99 .* p99\.9 .* max '
+	# the histogram: eight rows of a latency, a bar and a count, 200 in all
+	hist=$(grep -E '^ +[0-9.]+(us|ms|s) +#* +[0-9]+.?$' <<<"$output" | tr -d '\r')
+	assert_equal "$(wc -l <<<"$hist")" 8
+	assert_equal "$(awk '{ n += $NF } END { print n }' <<<"$hist")" 200
+	refute_output --partial '"event"'
+	run script -qec "'$BIN/dsys-bench' --json -t 1 -c 2 -n 200 '$url' 2>/dev/null" /dev/null
+	assert_success
+	jq -e '.event == "result" and .requests == 200' <<<"$(tr -d '\r' <<<"$output")"
+	# a pipe gets JSON without asking
+	run --separate-stderr bench -t 1 -c 2 -n 20 "$url"
+	jq -e '.event == "result"' <<<"$output"
+}
+
+@test "bench: SIGINT counts the requests still in flight as errors.interrupted" {
+	start_py hang
+	for io in uring uv; do
+		base=$(py_count)
+		DSYS_BENCH_IO=$io "$BIN/dsys-bench" -t 1 -c 3 -d 30s -T 30s "http://127.0.0.1:$PY_PORT/" \
+			>"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" 3>&- &
+		pid=$!
+		for ((i = 0; i < 100; i++)); do
+			[ "$(py_count)" -ge $((base + 3)) ] && break
+			sleep 0.05
+		done
+		kill -INT "$pid"
+		wait "$pid"
+		run jq -c '[.interrupted, .sent, .requests, .errors.interrupted]' "$BATS_TEST_TMPDIR/out"
+		assert_output '[true,3,0,3]'
+	done
+}
+
+@test "bench: an unwritable --plot path is refused before the load starts" {
+	start_py ok
+	run --separate-stderr timeout 5 "$BIN/dsys-bench" -c 1 -d 10s --plot /nonexistent/dir/x.svg "http://127.0.0.1:$PY_PORT/"
+	assert_failure 2
+	[[ "$stderr" == *"cannot write '/nonexistent/dir/x.svg'"* ]]
+	[ -z "$output" ]
+	assert_equal "$(py_count)" 0
+	run --separate-stderr timeout 5 "$BIN/dsys-bench" -c 1 -d 10s --plot "$BATS_TEST_TMPDIR" "http://127.0.0.1:$PY_PORT/"
+	assert_failure 2
+	assert_equal "$(py_count)" 0
+}
+
+@test "bench: --trials without --find-max is refused, as --slo is" {
+	run --separate-stderr bench --trials 3 http://127.0.0.1:1/
+	assert_failure 2
+	[[ "$stderr" == *"--trials"*"--find-max"* ]]
+	run --separate-stderr bench --slo 'p99<1s' http://127.0.0.1:1/
+	assert_failure 2
+}
+
+@test "bench: --find-max trial lines give rps rounded to two decimals, as the result does" {
+	start_serve a
+	run --separate-stderr bench -t 1 -c 2 -d 200ms --find-max --slo 'p99<10s' --trials 1 "http://127.0.0.1:$SERVE_PORT/hello"
+	assert_success
+	# at most two digits after the point, read from the text jq would round
+	run grep -c '"event":"trial"' <<<"$output"
+	[ "$output" -ge 1 ]
+	! grep '"event":"trial"' <<<"$output" | grep -qE '"rps":[0-9]+\.[0-9]{3,}'
+}
+
+@test "bench: DSYS_BENCH_IO takes auto, as DSYS_IO does, and refuses other words" {
+	start_serve a
+	DSYS_BENCH_IO=auto run --separate-stderr bench -t 1 -c 1 -n 5 "http://127.0.0.1:$SERVE_PORT/hello"
+	assert_success
+	jq -e '.requests == 5' <<<"$output"
+	DSYS_BENCH_IO=fast run --separate-stderr bench -t 1 -c 1 -n 5 "http://127.0.0.1:$SERVE_PORT/hello"
+	assert_failure 2
+	[[ "$stderr" == *"expected auto, uring or uv"* ]]
+}
+
+@test "bench: a name that does not resolve gives the same shape of result as a refused connection" {
+	port=$(free_port)
+	run --separate-stderr timeout 30 "$BIN/dsys-bench" -c 2 -d 2s "http://127.0.0.1:$port/"
+	assert_failure 3
+	refused=$output
+	[[ "$stderr" == "dsys-bench: cannot connect to http://127.0.0.1:$port/: "* ]]
+	run --separate-stderr timeout 30 "$BIN/dsys-bench" -c 2 -d 2s "http://nosuchhost.invalid/"
+	assert_failure 3
+	[[ "$stderr" == "dsys-bench: cannot connect to http://nosuchhost.invalid/: the name 'nosuchhost.invalid' did not resolve"* ]]
+	shape='[paths | map(tostring) | join(".")] | sort'
+	assert_equal "$(jq -c "$shape" <<<"$output")" "$(jq -c "$shape" <<<"$refused")"
+	jq -e '.requests == 0 and .connects == 0 and .errors.connect == 2' <<<"$output"
+}
+
+@test "bench: bash completion offers no file names for a value, and files only where a file goes" {
+	load helpers_completion
+	comp=$BATS_TEST_DIRNAME/../completions/bash/dsys-bench
+	cd "$BATS_TEST_TMPDIR" && touch afile
+	for opt in --batch-wait --trials -c --duration --max-header --fail-if; do
+		run bash_complete "$comp" dsys-bench "$opt" ''
+		assert_success
+		assert_output ''
+	done
+	run bash_complete "$comp" dsys-bench --plot af
+	assert_output afile
+	run bash_complete "$comp" dsys-bench --body @af
+	assert_output @afile
+	run bash_complete "$comp" dsys-bench --js
+	assert_output -- --json
+	run bash_complete "$comp" dsys-bench plot --title ''
+	assert_output ''
+	run bash_complete "$comp" dsys-bench plot -o af
+	assert_output afile
+}
+
+@test "bench: zsh completion offers options, files where a file goes, and a hint for other values" {
+	load helpers_completion
+	comp=$BATS_TEST_DIRNAME/../completions/zsh/_dsys-bench
+	run zsh_complete "$comp" dsys-bench --
+	assert_success
+	assert_line -- --json
+	assert_line -- --batch-wait
+	run zsh_complete "$comp" dsys-bench --batch-wait ''
+	assert_output '<message:DURATION>'
+	run zsh_complete "$comp" dsys-bench -c ''
+	assert_output '<message:N>'
+	run zsh_complete "$comp" dsys-bench --plot ''
+	assert_output '<files>'
+	run zsh_complete "$comp" dsys-bench -m ''
+	assert_line GET
+	run zsh_complete "$comp" dsys-bench ''
+	assert_line plot
+	assert_line '<urls>'
+	run zsh_complete "$comp" dsys-bench plot --title ''
+	assert_output '<message:TEXT>'
+	run zsh_complete "$comp" dsys-bench plot ''
+	assert_output '<files>'
+}

@@ -54,6 +54,19 @@ serve() {
 	[ -z "$output" ]
 }
 
+@test "serve: a --listen host that does not resolve says so and exits 1" {
+	run --separate-stderr timeout 30 dsys-serve --listen nosuchhost.invalid:0
+	assert_failure 1
+	assert_equal "$stderr" "dsys-serve: cannot listen on nosuchhost.invalid:0: the name 'nosuchhost.invalid' did not resolve"
+	[ -z "$output" ]
+}
+
+@test "serve: a ready line that cannot be written is a write error and exit 1" {
+	run --separate-stderr timeout 30 bash -c 'dsys-serve --listen 127.0.0.1:0 >/dev/full'
+	assert_failure 1
+	[[ "$stderr" == *"dsys-serve: write error: No space left on device"* ]]
+}
+
 # ---------------------------------------------------------------- routes
 
 @test "serve: GET /hello answers 200 text/plain 'Hello from dsys!'" {
@@ -582,9 +595,60 @@ drain_with_client() {
 }
 
 @test "serve: the bash completion offers the program's options" {
-	run bash -c '. "$1/../completions/bash/dsys-serve"
-		COMP_WORDS=(dsys-serve --max-b); COMP_CWORD=1; COMP_LINE="dsys-serve --max-b"
-		_dsys_complete dsys-serve --max-b dsys-serve; printf "%s\n" "${COMPREPLY[@]}"' _ "$BATS_TEST_DIRNAME"
+	load helpers_completion
+	run bash_complete "$BATS_TEST_DIRNAME/../completions/bash/dsys-serve" dsys-serve --max-b
 	assert_success
 	assert_output '--max-body-bytes'
+}
+
+@test "serve: bash completes --io with auto, uring and uv, and never offers files for a value" {
+	load helpers_completion
+	comp=$BATS_TEST_DIRNAME/../completions/bash/dsys-serve
+	cd "$BATS_TEST_TMPDIR" && touch afile
+	run bash_complete "$comp" dsys-serve --io ''
+	assert_success
+	assert_equal "$(sort <<<"$output" | tr '\n' ' ')" "auto uring uv "
+	run bash_complete "$comp" dsys-serve --io u
+	assert_equal "$(sort <<<"$output" | tr '\n' ' ')" "uring uv "
+	for opt in --threads -t --listen --delay --max-body-bytes; do
+		run bash_complete "$comp" dsys-serve "$opt" ''
+		assert_success
+		assert_output ''
+	done
+	run bash_complete "$comp" dsys-serve --route 'GET /x=@af'
+	assert_output 'GET /x=@afile'
+	run bash_complete "$comp" dsys-serve ''
+	assert_output ''
+}
+
+@test "serve: every value the completions offer for --io is one dsys-serve takes" {
+	load helpers_completion
+	run bash_complete "$BATS_TEST_DIRNAME/../completions/bash/dsys-serve" dsys-serve --io ''
+	[ -n "$output" ]
+	for v in $output; do
+		run dsys-serve --io "$v" --version
+		assert_success
+	done
+	run dsys-serve --io epoll --version
+	assert_failure 2
+}
+
+@test "serve: zsh completes options, --io's values, and no files for a value" {
+	load helpers_completion
+	comp=$BATS_TEST_DIRNAME/../completions/zsh/_dsys-serve
+	run zsh_complete "$comp" dsys-serve --max-b
+	assert_success
+	assert_line -- --max-body-bytes
+	assert_line -- --io
+	run zsh_complete "$comp" dsys-serve --io ''
+	assert_success
+	assert_equal "$(sort <<<"$output" | tr '\n' ' ')" "auto uring uv "
+	run zsh_complete "$comp" dsys-serve -t ''
+	assert_output '<message:N>'
+	run zsh_complete "$comp" dsys-serve --listen ''
+	assert_output '<message:HOST:PORT>'
+	run zsh_complete "$comp" dsys-serve --route 'GET /x=@'
+	assert_output '<files>'
+	run zsh_complete "$comp" dsys-serve ''
+	assert_output ''
 }

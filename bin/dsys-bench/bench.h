@@ -64,6 +64,7 @@ struct bench_stats {
 	uint64_t bytes;                   /* bytes received */
 	uint64_t connects;                /* connections established */
 	uint64_t err_connect, err_read, err_write, err_timeout;
+	uint64_t err_interrupted;         /* in flight when SIGINT/SIGTERM stopped the run */
 	uint64_t status[BENCH_STATUS_MAX];
 	struct hist *latency;             /* us, from the scheduled send time */
 	struct hist *latency_raw;         /* us, from the actual send time (--rate only) */

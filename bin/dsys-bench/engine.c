@@ -74,7 +74,8 @@
  *
  * Accounting invariant: every request written ends exactly once, as a
  * response (requests), or as a read, write or timeout error (a connection
- * that fails with k requests in flight counts k).  So with a healthy server
+ * that fails with k requests in flight counts k), or, when SIGINT or
+ * SIGTERM stops the run, as interrupted.  So with a healthy server
  * `requests` equals what the server answered.
  *
  * Statistics live apart from I/O: each thread counts into its own struct
@@ -146,6 +147,7 @@ void bench_stats_merge(struct bench_stats *d, const struct bench_stats *s)
 	d->err_read += s->err_read;
 	d->err_write += s->err_write;
 	d->err_timeout += s->err_timeout;
+	d->err_interrupted += s->err_interrupted;
 	for (int i = 0; i < BENCH_STATUS_MAX; i++)
 		d->status[i] += s->status[i];
 	hist_merge(d->latency, s->latency);
@@ -170,7 +172,7 @@ uint64_t bench_stats_status_errors(const struct bench_stats *s)
 uint64_t bench_stats_errors(const struct bench_stats *s)
 {
 	return s->err_connect + s->err_read + s->err_write + s->err_timeout +
-	       bench_stats_status_errors(s);
+	       s->err_interrupted + bench_stats_status_errors(s);
 }
 
 /* ------------------------------------------------------------ state */
@@ -1207,10 +1209,16 @@ static void tick_cb(uv_timer_t *t)
 	if (!w->measuring && now >= w->measure_ns)
 		worker_begin_measuring(w, now);
 	if (atomic_load_explicit(&w->run->stop, memory_order_relaxed)) {
-		/* interrupted: what is in flight is abandoned, not counted */
+		/* interrupted: what is in flight will never be answered; it ends
+		 * here, as errors.interrupted, so that every request written still
+		 * ends once */
 		for (unsigned i = 0; i < w->n_conns; i++) {
-			w->inflight -= w->conns[i].inflight;
-			w->conns[i].inflight = 0;
+			struct conn *c = &w->conns[i];
+			for (unsigned j = 0; j < c->inflight && w->measuring; j++)
+				if (c->ring[(c->head + j) % cfg->pipeline].measured)
+					w->st.err_interrupted++;
+			w->inflight -= c->inflight;
+			c->inflight = 0;
 		}
 		w->stopping = true;
 	}

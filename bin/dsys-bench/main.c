@@ -11,6 +11,7 @@
  * rows are always printed), and wrk2's -R/--rate too.
  */
 #include <errno.h>
+#include <math.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +37,7 @@ enum {
 	OPT_THREADS = 1, OPT_CONNECTIONS, OPT_DURATION, OPT_REQUESTS, OPT_WARMUP,
 	OPT_METHOD, OPT_HEADER, OPT_BODY, OPT_TIMEOUT, OPT_PIPELINE, OPT_RATE,
 	OPT_FIND_MAX, OPT_SLO, OPT_TRIALS, OPT_FAIL_IF, OPT_TARGETS, OPT_INTERVAL,
-	OPT_PLOT, OPT_LATENCY, OPT_MAX_HEADER, OPT_BATCH_WAIT,
+	OPT_PLOT, OPT_LATENCY, OPT_MAX_HEADER, OPT_BATCH_WAIT, OPT_JSON,
 };
 
 static const struct cli_option options[] = {
@@ -58,6 +59,7 @@ static const struct cli_option options[] = {
 	{"targets", 0, "FILE", NULL, "more targets: JSON lines with a url or addr field (- for stdin)", OPT_TARGETS},
 	{"interval", 'i', "DURATION", NULL, "also print one JSON line per interval", OPT_INTERVAL},
 	{"plot", 0, "FILE.svg", NULL, "write a latency-by-percentile chart", OPT_PLOT},
+	{"json", 0, NULL, NULL, "print JSON even when stdout is a terminal", OPT_JSON},
 	{"latency", 'L', NULL, NULL, "accepted for wrk compatibility: percentiles are always printed", OPT_LATENCY},
 	{"max-header", 0, "SIZE", NULL, "largest response head accepted (default: 8k)", OPT_MAX_HEADER},
 	{"batch-wait", 0, "DURATION", "DSYS_BENCH_BATCH_WAIT", "flat out on io_uring: wait at most this for a batch of answers (default: 50us; 0: take each at once)", OPT_BATCH_WAIT},
@@ -70,10 +72,12 @@ static const struct cli_spec spec = {
 	options,
 	"URLs are http://HOST[:PORT][/PATH]; several URLs share the connections round-robin.\n"
 	"Subcommand: dsys-bench plot RESULT.json... -o FILE.svg   (compare runs in one chart)\n"
-	"Output: one JSON object on stdout when the run ends (see dsys-bench(1)).\n"
+	"Output: one JSON object on stdout when the run ends (see dsys-bench(1)); on a\n"
+	"terminal a summary for a person instead, unless --json.\n"
 	"I/O goes through io_uring where the kernel allows it; DSYS_BENCH_IO=uv keeps it on libuv.\n"
-	"Exit: 0 run completed (HTTP errors are counted, not fatal), 1 --fail-if held or\n"
-	"--find-max found no rate, 2 bad usage, 3 no connection could be made.\n",
+	"Exit: 0 run completed (HTTP errors are counted, not fatal), 1 --fail-if held,\n"
+	"--find-max found no rate or stdout could not be written, 2 bad usage,\n"
+	"3 no connection could be made (refused, or the name did not resolve).\n",
 };
 
 struct opts {
@@ -86,6 +90,8 @@ struct opts {
 	size_t body_len;
 	bool find_max;
 	unsigned trials;
+	bool trials_set;
+	bool json;                /* --json: JSON even on a terminal */
 	bool have_slo, have_fail_if;
 	struct cond slo, fail_if;
 	const char *targets_file;
@@ -192,6 +198,7 @@ static int on_option(void *ctx, int id, const char *arg)
 		o->have_slo = true;
 		return 0;
 	case OPT_TRIALS:
+		o->trials_set = true;
 		return cli_opt_uint(arg, 1, 100, &o->trials);
 	case OPT_FAIL_IF:
 		if (cond_parse(arg, &o->fail_if, err, sizeof err) < 0)
@@ -207,6 +214,9 @@ static int on_option(void *ctx, int id, const char *arg)
 		o->plot = arg;
 		return 0;
 	case OPT_LATENCY:
+		return 0;
+	case OPT_JSON:
+		o->json = true;
 		return 0;
 	case OPT_MAX_HEADER:
 		if (parse_size(arg, &o->max_header) < 0 || o->max_header < 256 ||
@@ -312,7 +322,8 @@ static int read_targets(const char *path)
 	return rc;
 }
 
-static int resolve_target(struct bench_target *t)
+/* 0, or -1 with why (for "cannot connect to URL: WHY") filled in. */
+static int resolve_target(struct bench_target *t, char *why, size_t why_len)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
 	struct addrinfo *res = NULL;
@@ -320,7 +331,8 @@ static int resolve_target(struct bench_target *t)
 	snprintf(port, sizeof port, "%u", t->u.port);
 	int r = getaddrinfo(t->u.host, port, &hints, &res);
 	if (r != 0 || !res) {
-		cli_error("cannot resolve '%s': %s", t->u.host, gai_strerror(r));
+		snprintf(why, why_len, "the name '%s' did not resolve (%s)", t->u.host,
+		         r != 0 ? gai_strerror(r) : "no address");
 		return -1;
 	}
 	memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
@@ -331,15 +343,33 @@ static int resolve_target(struct bench_target *t)
 
 /* ------------------------------------------------------------ running */
 
+/* On a terminal the lines are for a person (report_human), else JSON. */
+static bool human;
+
+/* Print b on stdout; a failed write ends the program (EPIPE: quietly, 0). */
+static void emit_text(struct buf *b)
+{
+	if (b->len && (fwrite(b->data, 1, b->len, stdout) != b->len || fflush(stdout) != 0))
+		exit(cli_write_error(errno));
+	buf_free(b);
+}
+
 static void print_interval(void *ctx, const struct bench_stats *iv, uint64_t elapsed_ns,
                            uint64_t span_ns)
 {
 	struct buf b = BUF_INIT;
+	if (human) {
+		char what[32];
+		snprintf(what, sizeof what, "%8.2fs", (double)elapsed_ns / 1e9);
+		report_human_line(&b, what, iv, span_ns ? (double)iv->requests * 1e9 / (double)span_ns : 0);
+		emit_text(&b);
+		return;
+	}
 	struct json_writer w;
 	json_writer_init(&w, &b);
 	report_interval(&w, iv, elapsed_ns, span_ns);
 	if (json_emit(&b) < 0)
-		exit(EXIT_OK);
+		exit(cli_write_error(errno));
 	buf_free(&b);
 }
 
@@ -362,6 +392,11 @@ static int print_result(const struct bench_cfg *cfg, const struct bench_stats *s
                         bool interrupted, double max_rate, bool find_max)
 {
 	struct buf b = BUF_INIT;
+	if (human) {
+		report_human(&b, cfg, st, interrupted, find_max ? &max_rate : NULL);
+		emit_text(&b);
+		return 0;
+	}
 	struct json_writer w;
 	json_writer_init(&w, &b);
 	json_obj_begin(&w);
@@ -370,7 +405,7 @@ static int print_result(const struct bench_cfg *cfg, const struct bench_stats *s
 		json_kv_double(&w, "max_rate", max_rate);
 	json_obj_end(&w);
 	if (json_emit(&b) < 0)
-		exit(EXIT_OK);
+		exit(cli_write_error(errno));
 	buf_free(&b);
 	return 0;
 }
@@ -378,6 +413,16 @@ static int print_result(const struct bench_cfg *cfg, const struct bench_stats *s
 static void print_trial(double rate, bool ok, const struct bench_stats *st)
 {
 	struct buf b = BUF_INIT;
+	if (human) {
+		char what[48];
+		if (rate > 0)
+			snprintf(what, sizeof what, "trial at %.0f/s %s", rate, ok ? "met" : "missed");
+		else
+			snprintf(what, sizeof what, "trial flat out %s", ok ? "met" : "missed");
+		report_human_line(&b, what, st, report_rps(st));
+		emit_text(&b);
+		return;
+	}
 	struct json_writer w;
 	json_writer_init(&w, &b);
 	json_obj_begin(&w);
@@ -388,12 +433,12 @@ static void print_trial(double rate, bool ok, const struct bench_stats *st)
 		json_kv_str(&w, "rate", "max");
 	json_kv_bool(&w, "ok", ok);
 	json_kv_u64(&w, "requests", st->requests);
-	json_kv_double(&w, "rps", report_rps(st));
+	json_kv_double(&w, "rps", round(report_rps(st) * 100) / 100);  /* as the result's */
 	json_kv_u64(&w, "errors", bench_stats_errors(st));
 	report_latency(&w, "latency_us", st->latency);
 	json_obj_end(&w);
 	if (json_emit(&b) < 0)
-		exit(EXIT_OK);
+		exit(cli_write_error(errno));
 	buf_free(&b);
 }
 
@@ -464,6 +509,62 @@ static int find_max(struct opts *o, struct bench_stats *best, double *best_rate,
 	return 0;
 }
 
+/* Exit 2 unless path can be written: found out before the load, not after
+ * a run of minutes.  The file itself is not created yet. */
+static int check_writable(const char *path)
+{
+	struct stat sb;
+	if (stat(path, &sb) == 0) {
+		if (S_ISDIR(sb.st_mode)) {
+			cli_error("cannot write '%s': %s", path, strerror(EISDIR));
+			return -1;
+		}
+		if (access(path, W_OK) < 0) {
+			cli_error("cannot write '%s': %s", path, strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	if (errno != ENOENT) {
+		cli_error("cannot write '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		strcpy(dir, ".");
+	else if (slash == path)
+		strcpy(dir, "/");
+	else
+		snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+	if (access(dir, W_OK | X_OK) < 0) {
+		cli_error("cannot write '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * A target whose name did not resolve ends the run before it starts, but
+ * with the same shape a refused connection gives: the result object (every
+ * connection's attempt a connect error), "cannot connect to URL: WHY" on
+ * stderr, exit 3; so a script reads both failures the same way.
+ */
+static int unresolved(const struct bench_cfg *cfg, const struct bench_target *t, const char *why)
+{
+	struct bench_stats st;
+	if (bench_stats_init(&st) < 0) {
+		cli_error("out of memory");
+		return EXIT_UNREACHABLE;
+	}
+	st.err_connect = cfg->connections;
+	print_result(cfg, &st, false, 0, false);
+	cli_error("cannot connect to %s: %s", t->url, why);
+	bench_stats_free(&st);
+	int wr = cli_stdout_close();
+	return wr ? wr : EXIT_UNREACHABLE;
+}
+
 static const char *uv_reason(int err)
 {
 	return err ? uv_strerror(err) : "no connection could be made";
@@ -517,6 +618,14 @@ int main(int argc, char **argv)
 		cli_error("--find-max runs each trial for --duration; drop --requests");
 		return EXIT_USAGE;
 	}
+	if (o.trials_set && !o.find_max) {
+		cli_error("--trials is the number of --find-max's trials; add --find-max or drop it");
+		return EXIT_USAGE;
+	}
+	/* found out now, not after a run of minutes */
+	if (o.plot && check_writable(o.plot) < 0)
+		return EXIT_USAGE;
+	human = isatty(STDOUT_FILENO) && !o.json;
 	if (cfg->requests && !o.duration_set)
 		cfg->duration_ns = 0;  /* until N requests are done */
 	if (cfg->connections < n_targets)
@@ -538,16 +647,21 @@ int main(int argc, char **argv)
 	 * per request); the default batches it through io_uring where the
 	 * kernel allows it, and falls back to libuv where it does not */
 	const char *io = getenv("DSYS_BENCH_IO");
-	if (io && *io && strcmp(io, "uv") != 0 && strcmp(io, "uring") != 0) {
-		cli_error("invalid value '%s' in DSYS_BENCH_IO: expected uring or uv", io);
+	if (io && *io && strcmp(io, "uv") != 0 && strcmp(io, "uring") != 0 &&
+	    strcmp(io, "auto") != 0) {
+		cli_error("invalid value '%s' in DSYS_BENCH_IO: expected auto, uring or uv", io);
 		return EXIT_USAGE;
 	}
 	cfg->io_uring = !(io && strcmp(io, "uv") == 0);
 
 	for (size_t i = 0; i < n_targets; i++) {
 		struct bench_target *t = &targets[i];
-		if (resolve_target(t) < 0)
-			return EXIT_UNREACHABLE;
+		char why[HTTP_URL_HOST_MAX + 96];
+		if (resolve_target(t, why, sizeof why) < 0) {
+			cfg->targets = targets;
+			cfg->n_targets = n_targets;
+			return unresolved(cfg, t, why);
+		}
 		if (http_client_build_request(&t->req, o.method, &t->u, o.headers, o.n_headers,
 		                              o.body, o.body_len) < 0) {
 			cli_error("invalid --header: expected 'NAME: VALUE' with a token name, "
@@ -603,5 +717,6 @@ int main(int argc, char **argv)
 		buf_free(&targets[i].batch);
 	}
 	free(o.body);
-	return rc;
+	int wr = cli_stdout_close();
+	return rc == EXIT_OK ? wr : rc;
 }

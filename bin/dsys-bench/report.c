@@ -3,6 +3,11 @@
  * interval lines, and the percentile rows (HdrHistogram's levels, so a
  * plot of them has the familiar shape).  Every number goes through
  * lib/base/json: counts as exact integers, latencies as integer microseconds.
+ *
+ * And the same for a person, when stdout is a terminal (report_human): a
+ * few lines as wrk and hey print, with a small histogram whose rows grow
+ * geometrically, since latencies are long-tailed.  That text is for eyes
+ * only; scripts get the JSON through a pipe or --json.
  */
 #include <math.h>
 #include <stdio.h>
@@ -53,6 +58,7 @@ static void report_errors(struct json_writer *w, const struct bench_stats *s)
 	json_kv_u64(w, "read", s->err_read);
 	json_kv_u64(w, "write", s->err_write);
 	json_kv_u64(w, "timeout", s->err_timeout);
+	json_kv_u64(w, "interrupted", s->err_interrupted);
 	report_status(w, "status", s, 400, BENCH_STATUS_MAX);
 	json_obj_end(w);
 }
@@ -132,4 +138,143 @@ void report_interval(struct json_writer *w, const struct bench_stats *s,
 	report_errors(w, s);
 	report_latency(w, "latency_us", s->latency);
 	json_obj_end(w);
+}
+
+/* ------------------------------------------------------------ for a person */
+
+/* A latency in us as a person reads it: 85us, 1.23ms, 2.50s. */
+static void human_us(struct buf *b, uint64_t us)
+{
+	if (us < 1000)
+		buf_printf(b, "%lluus", (unsigned long long)us);
+	else if (us < 1000000)
+		buf_printf(b, "%.2fms", (double)us / 1e3);
+	else
+		buf_printf(b, "%.2fs", (double)us / 1e6);
+}
+
+static void human_count(struct buf *b, const char *name, uint64_t n, bool *first)
+{
+	if (!n)
+		return;
+	buf_printf(b, "%s%s %llu", *first ? "" : ", ", name, (unsigned long long)n);
+	*first = false;
+}
+
+/* Values recorded in [lo, hi), from the buckets (a bucket counts where its
+ * lowest value falls: within the histogram's 1%). */
+static uint64_t hist_between(const struct hist *h, uint64_t lo, uint64_t hi)
+{
+	uint64_t n = 0;
+	for (uint32_t i = hist_bucket_index(lo); i < h->nbuckets; i++) {
+		uint64_t v = hist_bucket_lowest(i);
+		if (v >= hi)
+			break;
+		if (v >= lo)
+			n += h->counts[i];
+	}
+	return n;
+}
+
+#define HUMAN_BARS 8
+#define HUMAN_BAR_WIDTH 40
+
+/* HUMAN_BARS rows of geometrically growing width from min to max (equal
+ * widths would put every answer of a long-tailed run in the first row). */
+static void human_histogram(struct buf *b, const struct hist *h)
+{
+	uint64_t lo = hist_min(h), hi = hist_max(h) + 1;
+	if (lo == 0)
+		lo = 1;
+	double ratio = pow((double)hi / (double)lo, 1.0 / HUMAN_BARS);
+	uint64_t edges[HUMAN_BARS + 1], counts[HUMAN_BARS], most = 1;
+	edges[0] = hist_min(h);
+	for (int i = 1; i < HUMAN_BARS; i++) {
+		uint64_t e = (uint64_t)llround((double)lo * pow(ratio, i));
+		edges[i] = e > edges[i - 1] ? e : edges[i - 1] + 1;
+	}
+	edges[HUMAN_BARS] = hi > edges[HUMAN_BARS - 1] ? hi : edges[HUMAN_BARS - 1] + 1;
+	for (int i = 0; i < HUMAN_BARS; i++) {
+		/* the last row takes the top bucket whole: max is in it */
+		counts[i] = hist_between(h, edges[i], i == HUMAN_BARS - 1 ? UINT64_MAX : edges[i + 1]);
+		if (counts[i] > most)
+			most = counts[i];
+	}
+	for (int i = 0; i < HUMAN_BARS; i++) {
+		struct buf v = BUF_INIT;
+		human_us(&v, edges[i]);
+		buf_printf(b, "  %10s  ", v.data ? v.data : "");
+		buf_free(&v);
+		int bar = (int)((counts[i] * HUMAN_BAR_WIDTH + most - 1) / most);
+		for (int k = 0; k < HUMAN_BAR_WIDTH; k++)
+			buf_putc(b, k < bar ? '#' : ' ');
+		buf_printf(b, " %llu\n", (unsigned long long)counts[i]);
+	}
+}
+
+void report_human(struct buf *b, const struct bench_cfg *cfg, const struct bench_stats *s,
+                  bool interrupted, const double *max_rate)
+{
+	if (cfg->n_targets == 1)
+		buf_printf(b, "%s\n", cfg->targets[0].url);
+	else
+		buf_printf(b, "%zu URLs, %s first\n", cfg->n_targets, cfg->targets[0].url);
+	buf_printf(b, "  %u threads, %u connections, pipeline %u", cfg->threads, cfg->connections,
+	           cfg->pipeline);
+	if (cfg->rate_count)
+		buf_printf(b, ", rate %.0f/s", (double)cfg->rate_count * 1e9 / (double)cfg->rate_per_ns);
+	buf_printf(b, ", %.2fs%s\n", report_duration_s(s), interrupted ? " (interrupted)" : "");
+	buf_printf(b, "  requests   %llu in %.2fs, %.2f/s, %llu bytes read\n",
+	           (unsigned long long)s->requests, report_duration_s(s), report_rps(s),
+	           (unsigned long long)s->bytes);
+	if (max_rate)
+		buf_printf(b, "  max rate   %.0f/s met the objective\n", *max_rate);
+	buf_printf(b, "  errors     %llu", (unsigned long long)bench_stats_errors(s));
+	bool first = true;
+	if (bench_stats_errors(s)) {
+		buf_puts(b, " (");
+		human_count(b, "connect", s->err_connect, &first);
+		human_count(b, "read", s->err_read, &first);
+		human_count(b, "write", s->err_write, &first);
+		human_count(b, "timeout", s->err_timeout, &first);
+		human_count(b, "interrupted", s->err_interrupted, &first);
+		for (int i = 400; i < BENCH_STATUS_MAX; i++) {
+			char code[24];
+			snprintf(code, sizeof code, "status %d", i);
+			human_count(b, code, s->status[i], &first);
+		}
+		buf_putc(b, ')');
+	}
+	buf_putc(b, '\n');
+	buf_puts(b, "  status    ");
+	first = true;
+	for (int i = 100; i < BENCH_STATUS_MAX; i++)
+		if (s->status[i]) {
+			buf_printf(b, "%s %d: %llu", first ? "" : ",", i, (unsigned long long)s->status[i]);
+			first = false;
+		}
+	buf_puts(b, first ? " none\n" : "\n");
+	const struct hist *h = s->latency;
+	if (hist_count(h) == 0)
+		return;
+	static const struct { const char *name; double p; } rows[] = {
+		{"p50", 50}, {"p90", 90}, {"p99", 99}, {"p99.9", 99.9}, {"max", 100},
+	};
+	buf_puts(b, "  latency   ");
+	for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+		buf_printf(b, " %s ", rows[i].name);
+		human_us(b, hist_percentile(h, rows[i].p));
+	}
+	buf_putc(b, '\n');
+	human_histogram(b, h);
+}
+
+void report_human_line(struct buf *b, const char *what, const struct bench_stats *s, double rps)
+{
+	buf_printf(b, "%s: %llu requests, %.2f/s, %llu errors, p50 ", what,
+	           (unsigned long long)s->requests, rps, (unsigned long long)bench_stats_errors(s));
+	human_us(b, hist_percentile(s->latency, 50));
+	buf_puts(b, " p99 ");
+	human_us(b, hist_percentile(s->latency, 99));
+	buf_putc(b, '\n');
 }

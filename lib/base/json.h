@@ -75,8 +75,9 @@ void json_escape(struct buf *out, const char *s, size_t n);
 
 /*
  * Write b's bytes and a newline to stdout in one fwrite, flush, and reset
- * b.  Returns 0, or -1 when stdout is gone (EPIPE: the consumer closed the
- * pipe; the program should finish quietly with exit 0).
+ * b.  Returns 0, or -1 with errno set when the write failed: EPIPE (the
+ * consumer closed the pipe; the program should finish quietly with exit
+ * 0), ENOSPC and the like (the program reports them; cli_write_error).
  */
 int json_emit(struct buf *b);
 

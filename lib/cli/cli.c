@@ -66,6 +66,30 @@ void cli_init(const char *prog)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+int cli_write_error(int err)
+{
+	if (err == EPIPE)
+		return EXIT_OK;
+	cli_error("write error: %s", strerror(err ? err : EIO));
+	return EXIT_NO;
+}
+
+int cli_stdout_close(void)
+{
+	/* errno of a failure fflush saw earlier is gone; EIO stands for it */
+	bool failed = ferror(stdout) != 0;
+	int err = failed ? EIO : 0;
+	if (fflush(stdout) != 0) {
+		failed = true;
+		err = errno;
+	}
+	if (fclose(stdout) != 0 && !failed) {
+		failed = true;
+		err = errno;
+	}
+	return failed ? cli_write_error(err) : EXIT_OK;
+}
+
 unsigned cli_ncpu(void)
 {
 	cpu_set_t set;

@@ -118,7 +118,22 @@ unsigned cli_ncpu(void);
 
 /* SIGPIPE ignored and stdout line-flushed data: every program calls this
  * first.  A write to a closed stdout then fails with EPIPE, and
- * cli_stdout_write treats that as "the consumer is gone": exit 0 quietly. */
+ * cli_write_error treats that as "the consumer is gone": exit 0 quietly. */
 void cli_init(const char *prog);
+
+/*
+ * A write to stdout failed with errno err (call it at once, before errno
+ * changes): EPIPE means the consumer is gone, so 0 and nothing printed;
+ * anything else (ENOSPC on a full disk) prints "PROG: write error: REASON"
+ * and returns EXIT_NO for the program to exit with.
+ */
+int cli_write_error(int err);
+
+/*
+ * The last thing a program does with stdout: flush and close it, so a
+ * write lost in the buffer or at close(2) is not lost silently.  Returns 0,
+ * or cli_write_error's status.  Not for servers: fd 1 would be reused.
+ */
+int cli_stdout_close(void);
 
 #endif

@@ -133,14 +133,21 @@ int server_cli_listen(struct server_cli *s, struct http_server **out)
 		return EXIT_USAGE;
 	}
 	int r = http_server_listen(*out);
+	if (r == -HTTP_SERVER_ENONAME) {
+		cli_error("cannot listen on %s:%u: the name '%s' did not resolve", s->host,
+		          s->cfg.port, s->host);
+		return EXIT_NO;
+	}
 	if (r < 0) {
+		/* every listen failure is 1, as dsys-serve(1) says: the flag was
+		 * well formed, the machine said no */
 		cli_error("cannot listen on %s:%u: %s", s->host, s->cfg.port, strerror(-r));
-		return r == -EADDRNOTAVAIL || r == -EAFNOSUPPORT ? EXIT_USAGE : EXIT_NO;
+		return EXIT_NO;
 	}
 	return EXIT_OK;
 }
 
-void server_cli_ready(struct http_server *srv, const char *key, const char *value)
+int server_cli_ready(struct http_server *srv, const char *key, const char *value)
 {
 	struct buf line = BUF_INIT;
 	struct json_writer w;
@@ -154,8 +161,9 @@ void server_cli_ready(struct http_server *srv, const char *key, const char *valu
 	if (key)
 		json_kv_str(&w, key, value);
 	json_obj_end(&w);
-	json_emit(&line);
+	int status = json_emit(&line) < 0 ? cli_write_error(errno) : EXIT_OK;
 	buf_free(&line);
+	return status;
 }
 
 int server_cli_run(struct http_server *srv)

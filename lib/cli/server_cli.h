@@ -85,15 +85,18 @@ int server_cli_option(struct server_cli *s, int id, const char *arg);
 
 /* http_server_new and http_server_listen, with their errors said the same
  * way in every program.  Returns EXIT_OK and *out, or the exit code:
- * EXIT_USAGE for an address that cannot be ours or bad settings, EXIT_NO
- * when the address is in use or not allowed, EXIT_UNREACHABLE when --io
- * uring was asked for and io_uring cannot be set up here. */
+ * EXIT_USAGE for bad settings, EXIT_NO when the host does not resolve or
+ * the address is in use, not ours or not allowed, EXIT_UNREACHABLE when
+ * --io uring was asked for and io_uring cannot be set up here. */
 int server_cli_listen(struct server_cli *s, struct http_server **out);
 
 /* Print {"event":"ready","listen":"HOST:PORT","pid":N,"threads":N,
  * "io":"uring"|"uv"} and,
- * when key is not NULL, one more string field. */
-void server_cli_ready(struct http_server *srv, const char *key, const char *value);
+ * when key is not NULL, one more string field.  Returns EXIT_OK, or
+ * EXIT_NO after "write error: ..." when the line could not be written (a
+ * full disk): a server whose ready line is lost must not run unseen.  A
+ * reader already gone (EPIPE) is not an error. */
+int server_cli_ready(struct http_server *srv, const char *key, const char *value);
 
 /* http_server_run; EXIT_OK when drained, EXIT_UNREACHABLE when a loop
  * could not start (its init hook failed). */

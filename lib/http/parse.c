@@ -1001,28 +1001,45 @@ const char *http_method_name(enum http_method m)
 	return names[m];
 }
 
+/* The reason phrases of IANA's HTTP Status Code Registry (RFC 9110 and the
+ * RFCs that registered the rest: 4918 WebDAV, 8297, 8470, 7725, 6585, 2295,
+ * 5842, 3229, 2774), so whatever status a handler answers reads as the RFC
+ * words ("507 Insufficient Storage").  An unregistered code has no phrase:
+ * the status-line's reason-phrase is optional (RFC 9112 4), and a made-up
+ * word like "Unknown" would read as a reason. */
 const char *http_status_reason(int status)
 {
 	switch (status) {
 	case 100: return "Continue";
 	case 101: return "Switching Protocols";
+	case 102: return "Processing";
+	case 103: return "Early Hints";
 	case 200: return "OK";
 	case 201: return "Created";
 	case 202: return "Accepted";
+	case 203: return "Non-Authoritative Information";
 	case 204: return "No Content";
+	case 205: return "Reset Content";
 	case 206: return "Partial Content";
+	case 207: return "Multi-Status";
+	case 208: return "Already Reported";
+	case 226: return "IM Used";
+	case 300: return "Multiple Choices";
 	case 301: return "Moved Permanently";
 	case 302: return "Found";
 	case 303: return "See Other";
 	case 304: return "Not Modified";
+	case 305: return "Use Proxy";
 	case 307: return "Temporary Redirect";
 	case 308: return "Permanent Redirect";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
+	case 402: return "Payment Required";
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 406: return "Not Acceptable";
+	case 407: return "Proxy Authentication Required";
 	case 408: return "Request Timeout";
 	case 409: return "Conflict";
 	case 410: return "Gone";
@@ -1035,17 +1052,26 @@ const char *http_status_reason(int status)
 	case 417: return "Expectation Failed";
 	case 421: return "Misdirected Request";
 	case 422: return "Unprocessable Content";
+	case 423: return "Locked";
+	case 424: return "Failed Dependency";
+	case 425: return "Too Early";
 	case 426: return "Upgrade Required";
 	case 428: return "Precondition Required";
 	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";
+	case 451: return "Unavailable For Legal Reasons";
 	case 500: return "Internal Server Error";
 	case 501: return "Not Implemented";
 	case 502: return "Bad Gateway";
 	case 503: return "Service Unavailable";
 	case 504: return "Gateway Timeout";
 	case 505: return "HTTP Version Not Supported";
-	default: return "Unknown";
+	case 506: return "Variant Also Negotiates";
+	case 507: return "Insufficient Storage";
+	case 508: return "Loop Detected";
+	case 510: return "Not Extended";
+	case 511: return "Network Authentication Required";
+	default: return "";
 	}
 }
 

@@ -169,7 +169,7 @@ bool http_value_has_token(const char *value, size_t len, const char *lower_tok);
 int http_parse_status(int err);          /* 400, 413, 414, 431, 501, 505 */
 const char *http_parse_strerror(int err);
 const char *http_method_name(enum http_method m);    /* "GET", ... "" for OTHER */
-const char *http_status_reason(int status);          /* "OK", "Not Found", ... */
+const char *http_status_reason(int status);          /* "OK", "Not Found", ...; "" unregistered */
 
 /*
  * Body framing.  Initialise from a parsed message, then feed bytes as they

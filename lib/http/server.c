@@ -2117,7 +2117,7 @@ static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss,
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE;
 	if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
-		return -EADDRNOTAVAIL;
+		return -HTTP_SERVER_ENONAME;  /* not EADDRNOTAVAIL: no address at all */
 	memcpy(ss, res->ai_addr, res->ai_addrlen);
 	*len = res->ai_addrlen;
 	freeaddrinfo(res);

@@ -192,10 +192,15 @@ int http_server_new(const struct http_server_config *cfg, struct http_server **o
  * the server falls back to libuv streams.
  * After this, connections are queued by the kernel: a program prints its
  * ready line between http_server_listen and http_server_run.  Returns 0,
- * or a negative errno value (-EADDRINUSE, -EACCES, -EADDRNOTAVAIL ...).
+ * or a negative errno value (-EADDRINUSE, -EACCES, -EADDRNOTAVAIL ...), or
+ * -HTTP_SERVER_ENONAME when host is a name that did not resolve.
  * Also raises RLIMIT_NOFILE's soft limit to the hard one.
  */
 int http_server_listen(struct http_server *srv);
+
+/* http_server_listen's own code, beyond every errno value: the host name
+ * did not resolve (strerror knows nothing of it; say it yourself). */
+#define HTTP_SERVER_ENONAME 4096
 
 /* After listen: the bound port, and "HOST:PORT" ("[::1]:PORT" for IPv6),
  * owned by the server. */

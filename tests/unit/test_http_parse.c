@@ -1093,6 +1093,22 @@ static void test_names(void)
 	is_str(http_status_reason(200), "OK", "names: 200 is OK");
 	is_str(http_status_reason(404), "Not Found", "names: 404 is Not Found");
 	is_str(http_status_reason(431), "Request Header Fields Too Large", "names: 431");
+	is_str(http_status_reason(507), "Insufficient Storage", "names: 507 is Insufficient Storage");
+	is_str(http_status_reason(423), "Locked", "names: 423 is Locked (WebDAV)");
+	is_str(http_status_reason(451), "Unavailable For Legal Reasons", "names: 451");
+	is_str(http_status_reason(511), "Network Authentication Required", "names: 511");
+	is_str(http_status_reason(599), "", "names: an unregistered code has no phrase, not 'Unknown'");
+	/* every code 100..599 that has a phrase has one of the registry's:
+	 * nothing answers with a made-up word */
+	int named = 0;
+	bool none_unknown = true;
+	for (int st = 100; st < 600; st++) {
+		const char *r = http_status_reason(st);
+		named += r[0] != '\0';
+		none_unknown = none_unknown && strcmp(r, "Unknown") != 0;
+	}
+	is_int(named, 61, "names: the 61 codes of IANA's registry (less the unused 306, 418) have a phrase");
+	ok(none_unknown, "names: no status reads 'Unknown'");
 	is_str(http_method_name(HTTP_OTHER), "", "names: HTTP_OTHER has an empty name");
 	is_str(http_method_name(HTTP_CONNECT), "CONNECT", "names: CONNECT");
 	is_str(http_parse_strerror(HTTP_PARSE_EHOST), "missing, duplicate or invalid host",
