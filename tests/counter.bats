@@ -282,3 +282,31 @@ teardown() { dsys_teardown; }
 	serve
 	stop_server "$SERVER_PID"
 }
+
+@test "counter: keys with '/', '%', '+', spaces and UTF-8 go through --server and come back the same" {
+	serve
+	local k='a/b %41+c é?&='
+	run --separate-stderr dsys-counter set "$k" 7 --server "$URL"
+	assert_success
+	assert_output '{"key":"a/b %41+c é?&=","value":7}'
+	run --separate-stderr dsys-counter get "$k" --server "$URL"
+	assert_success
+	assert_output '{"key":"a/b %41+c é?&=","value":7}'
+	run --separate-stderr dsys-counter list --prefix 'a/b %4' --server "$URL"
+	assert_output '{"key":"a/b %41+c é?&=","value":7}'
+	run --separate-stderr dsys-counter get 'a/b A+c é?&=' --server "$URL"
+	[ "$status" -eq 1 ]
+}
+
+@test "counter: --server reads an error by its text: an overflow is exit 2, a refused request is not an overflow" {
+	serve
+	dsys-counter set big 9223372036854775807 --server "$URL"
+	run --separate-stderr dsys-counter incr big --server "$URL"
+	[ "$status" -eq 2 ]
+	assert_output '{"key":"big","error":"increment would overflow int64"}'
+	fake_service 400 '{"error":"some other problem"}'
+	run --separate-stderr dsys-counter incr k --server "$URL"
+	[ "$status" -eq 2 ]
+	assert_output '{"key":"k","error":"the service refused the request"}'
+	[[ $stderr == *'some other problem'* ]]
+}

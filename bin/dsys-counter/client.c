@@ -33,6 +33,7 @@
 #include "base/buf.h"
 #include "cli/cli.h"
 #include "http/client.h"
+#include "http/url.h"
 #include "dsys-counter.h"
 #include "base/invariant.h"
 #include "base/json.h"
@@ -78,6 +79,7 @@ static int exit_for(int err)
 	case -EIO:
 		return EXIT_NO;
 	case -EOVERFLOW:
+	case -EBADMSG:
 		return EXIT_USAGE;
 	case -ETIMEDOUT:
 		return EXIT_TIMEOUT;
@@ -271,29 +273,10 @@ static long http_call(struct client *cl, const char *method, const char *path,
 	return status;
 }
 
-static int err_for_status(long status)
+/* The error of a failed call (http_call's -1 or -2). */
+static int err_for_call(long st)
 {
-	switch (status) {
-	case 200:
-		return 0;
-	case 404:
-		return -ENOENT;
-	case 400:
-		return -EOVERFLOW;
-	case 409:
-		return -EINVAL;
-	case 507:
-		return -ENOSPC;
-	case -2:
-		return -ETIMEDOUT;
-	case 500:
-		return -EIO;      /* the service's own store failed */
-	case -1:
-	case 503:
-		return -ENOTCONN;
-	default:
-		return -EPROTO;   /* not an answer a dsys-counter service gives */
-	}
+	return st == -2 ? -ETIMEDOUT : -ENOTCONN;
 }
 
 struct value_scan {
@@ -316,22 +299,6 @@ static int value_member(void *ctx, const struct json_token *k, const struct json
 	return 0;
 }
 
-static void url_escape(struct buf *out, const char *s, size_t n)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		    c == '-' || c == '_' || c == '.' || c == '~')
-			buf_putc(out, (char)c);
-		else {
-			buf_putc(out, '%');
-			buf_putc(out, hex[c >> 4]);
-			buf_putc(out, hex[c & 15]);
-		}
-	}
-}
-
 /* One key through the service: fills r->err and r->value. */
 static void server_one(struct client *cl, struct result *r)
 {
@@ -348,7 +315,7 @@ static void server_one(struct client *cl, struct result *r)
 		json_obj_end(&w);
 	} else {
 		buf_puts(&path, "/counters/");
-		url_escape(&path, r->key, r->key_len);
+		url_encode(&path, r->key, r->key_len);
 		if (cl->op == OP_SET) {
 			method = "PUT";
 			json_obj_begin(&w);
@@ -359,10 +326,11 @@ static void server_one(struct client *cl, struct result *r)
 		}
 	}
 	long st = http_call(cl, method, path.data, body.len ? body.data : NULL, body.len);
-	r->err = err_for_status(st);
+	r->err = err_for_call(st);
 	if (st > 0) {
 		struct value_scan vs = {0};
 		json_scan_object(cl->resp.data ? cl->resp.data : "", cl->resp.len, value_member, &vs);
+		r->err = counter_err_from_answer(st, vs.error, vs.error_len);
 		/* a 200 without a value, or a 404 that names no error, is some
 		 * other server at --server, not a counter answer */
 		if ((r->err == 0 && !vs.has) || (st == 404 && !vs.error))
@@ -422,14 +390,10 @@ static void server_batch(struct client *cl, struct result *rs, unsigned n)
 			struct value_scan vs = {0};
 			json_scan_object(tok.text, tok.len, value_member, &vs);
 			i += (size_t)e;
-			r->err = vs.has ? 0 : vs.error && vs.error_len == 9 && !memcmp(vs.error, "not found", 9)
-			                       ? -ENOENT
-			                  : vs.error && !memcmp(vs.error, "increment would overflow", 24)
-			                       ? -EOVERFLOW
-			                       : err_for_status(st == 200 ? 500 : st);
+			r->err = vs.has ? 0 : counter_err_from_answer(0, vs.error, vs.error_len);
 			r->value = vs.value;
 		} else {
-			r->err = err_for_status(st > 0 && st != 200 ? st : st < 0 ? st : 500);
+			r->err = st < 0 ? err_for_call(st) : counter_err_from_answer(st == 200 ? 500 : st, NULL, 0);
 			if (st > 0 && !array) {
 				struct value_scan vs = {0};
 				json_scan_object(p, len, value_member, &vs);
@@ -556,7 +520,7 @@ static void parse_line(struct result *r, char *line, size_t len)
 		const char *key;
 		size_t key_len;
 		char keybuf[COUNTER_KEYBUF];
-		if (incr_spec_parse(line + i, len - i, &s, &used) < 0 ||
+		if (incr_spec_parse(line + i, len - i, 1, &s, &used) < 0 ||
 		    incr_spec_key(&s, keybuf, &key, &key_len) < 0) {
 			r->why = s.why;
 			return;
@@ -716,7 +680,7 @@ int counter_client(struct config *cfg, int argc, char **argv)
 		if (cl.curl) {
 			struct buf path = BUF_INIT;
 			buf_puts(&path, "/counters?prefix=");
-			url_escape(&path, prefix, strlen(prefix));
+			url_encode(&path, prefix, strlen(prefix));
 			long st = http_call(&cl, "GET", path.data, NULL, 0);
 			buf_free(&path);
 			if (st == 200) {
@@ -725,7 +689,7 @@ int counter_client(struct config *cfg, int argc, char **argv)
 			} else {
 				if (st > 0)
 					cli_error("list: %.*s", (int)cl.resp.len, cl.resp.data ? cl.resp.data : "");
-				worse(&cl, exit_for(err_for_status(st)));
+				worse(&cl, exit_for(st < 0 ? err_for_call(st) : counter_err_from_answer(st, NULL, 0)));
 			}
 		} else {
 			struct list_state ls = {&cl, false, 0};

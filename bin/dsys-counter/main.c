@@ -7,10 +7,10 @@
  *
  * This file holds the one option table every subcommand parses (so
  * --list-options, --help and the man page name the same flags), the
- * dispatch on the subcommand, and the parser of {"key":..,"by":..}
- * objects that the service (request bodies) and the CLI (incr - lines)
- * share.  serve.c is the service, client.c the CLI; the files of lib/counter/ do the
- * work.
+ * dispatch on the subcommand.  serve.c is the service, client.c the CLI;
+ * spec.c checks keys and parses {"key":..,"by":..} for both, status.c
+ * maps errors to HTTP statuses and back; the files of lib/counter/ do
+ * the work.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -114,88 +114,6 @@ static int on_option(void *ctx, int id, const char *arg)
 	}
 	INVARIANT(0);
 	return -1;
-}
-
-/* ------------------------------------------------------------ {"key":..,"by":..} */
-
-static int spec_member(void *ctx, const struct json_token *k, const struct json_token *v)
-{
-	struct incr_spec *s = ctx;
-	if (json_token_eq(k, "key")) {
-		if (v->kind != JSON_KIND_STRING) {
-			s->why = "key must be a string";
-			return -EINVAL;
-		}
-		s->key = *v;
-		s->has_key = true;
-	} else if (json_token_eq(k, "by")) {
-		if (v->kind != JSON_KIND_NUMBER) {
-			s->why = "by must be an integer";
-			return -EINVAL;
-		}
-		int r = json_parse_i64(v->text, v->len, &s->by);
-		if (r < 0) {
-			s->why = r == -ERANGE ? "by is outside the int64 range" : "by must be an integer";
-			return -EINVAL;
-		}
-	}
-	return 0;
-}
-
-bool only_space(const char *p, size_t from, size_t len)
-{
-	for (size_t j = from; j < len; j++)
-		if (p[j] != ' ' && p[j] != '\t' && p[j] != '\r' && p[j] != '\n')
-			return false;
-	return true;
-}
-
-int incr_spec_parse(const char *text, size_t len, struct incr_spec *s, long *used)
-{
-	memset(s, 0, sizeof *s);
-	s->by = 1;
-	long e = json_scan_object(text, len, spec_member, s);
-	if (e < 0) {
-		if (!s->why)
-			s->why = "malformed JSON: expected {\"key\":\"K\",\"by\":N}";
-		return -1;
-	}
-	if (!s->has_key) {
-		s->why = "missing key";
-		return -1;
-	}
-	*used = e;
-	return 0;
-}
-
-int incr_spec_key(struct incr_spec *s, char *keybuf, const char **key, size_t *key_len)
-{
-	const struct json_token *t = &s->key;
-	if (!t->escaped) {
-		*key = t->text;
-		*key_len = t->len;
-	} else {
-		if (t->len > COUNTER_KEYBUF) {
-			s->why = "key is longer than 512 bytes";
-			return -1;
-		}
-		long n = json_token_unescape(t, keybuf);
-		if (n < 0) {
-			s->why = "malformed JSON: bad escape in key";
-			return -1;
-		}
-		*key = keybuf;
-		*key_len = (size_t)n;
-	}
-	if (*key_len == 0) {
-		s->why = "key is empty";
-		return -1;
-	}
-	if (*key_len > COUNTER_MAX_KEY) {
-		s->why = "key is longer than 512 bytes";
-		return -1;
-	}
-	return 0;
 }
 
 /* ------------------------------------------------------------ main */

@@ -27,6 +27,7 @@
 #include "dsys-counter.h"
 #include "http/route.h"
 #include "http/server.h"
+#include "http/url.h"
 #include "base/invariant.h"
 #include "base/json.h"
 #include "base/log.h"
@@ -72,27 +73,6 @@ struct sthread {
 };
 
 /* ------------------------------------------------------------ answering */
-
-int counter_http_status(int err)
-{
-	switch (err) {
-	case 0:
-		return 200;
-	case -ENOENT:
-		return 404;
-	case -EOVERFLOW:
-		return 400;
-	case -EINVAL:
-		return 409;
-	case -ENOSPC:
-		return 507;
-	case -EIO:
-	case -ENOMEM:
-		return 500;
-	default:
-		return 503;
-	}
-}
 
 static struct creq *creq_get(struct sthread *t, struct http_exchange *ex, enum op op)
 {
@@ -230,40 +210,6 @@ static void bad_request(struct http_exchange *ex, const char *why)
 	http_respond_error(ex, 400, why);
 }
 
-/* ------------------------------------------------------------ parsing */
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Percent-decode s[0..n) into out (COUNTER_MAX_KEY bytes).  Returns the
- * length, -1 for bad escapes, -2 when longer than the limit. */
-static long pct_decode(const char *s, size_t n, char *out)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (c == '%') {
-			int h, l;
-			if (i + 2 >= n || (h = hexval(s[i + 1])) < 0 || (l = hexval(s[i + 2])) < 0)
-				return -1;
-			c = (char)(h * 16 + l);
-			i += 2;
-		}
-		if (o == COUNTER_MAX_KEY)
-			return -2;
-		out[o++] = c;
-	}
-	return (long)o;
-}
-
 /* ------------------------------------------------------------ handlers */
 
 static void issue_incr(struct creq *q, struct citem *it)
@@ -297,7 +243,7 @@ static void handle_incr(struct http_exchange *ex, void *arg)
 		long used;
 		const char *key;
 		size_t key_len;
-		if (incr_spec_parse(p + i, len - i, &s, &used) < 0 ||
+		if (incr_spec_parse(p + i, len - i, 1, &s, &used) < 0 ||
 		    incr_spec_key(&s, t->keybuf, &key, &key_len) < 0) {
 			bad_request(ex, s.why);
 			creq_put(q);
@@ -336,7 +282,7 @@ static void handle_incr(struct http_exchange *ex, void *arg)
 			         t->app->cfg->max_batch);
 			goto bad;
 		}
-		if (incr_spec_parse(p + i, len - i, &s, &used) < 0 ||
+		if (incr_spec_parse(p + i, len - i, 1, &s, &used) < 0 ||
 		    incr_spec_key(&s, t->keybuf, &key, &key_len) < 0) {
 			snprintf(msg, sizeof msg, "item %u: %s", q->n, s.why);
 			goto bad;
@@ -384,11 +330,13 @@ static struct creq *key_request(struct http_exchange *ex, enum op op)
 {
 	struct sthread *t = ex->thread_data;
 	struct creq *q = creq_get(t, ex, op);
-	long n = pct_decode(ex->subpath, ex->subpath_len, q->key);
-	if (n == 0 || n < 0) {
-		bad_request(ex, n == 0 ? "missing key: use /counters/KEY"
-		                : n == -1 ? "bad percent-encoding in the key"
-		                          : "key is longer than 512 bytes");
+	long n = url_decode(ex->subpath, ex->subpath_len, q->key, sizeof q->key);
+	const char *why = n == 0 ? "missing key: use /counters/KEY"
+	                : n == -EINVAL ? "bad percent-encoding in the key"
+	                : n < 0 ? "key is longer than 512 bytes"
+	                : key_check(q->key, (size_t)n);
+	if (why) {
+		bad_request(ex, why);
 		creq_put(q);
 		return NULL;
 	}
@@ -496,22 +444,19 @@ static void handle_list(struct http_exchange *ex, void *arg)
 	struct creq *q = creq_get(t, ex, OP_LIST);
 	const char *qs = ex->req.query;
 	size_t ql = qs ? ex->req.query_len : 0;
-	/* find prefix=... among the query's parameters */
-	for (size_t i = 0; i < ql;) {
-		size_t j = i;
-		while (j < ql && qs[j] != '&')
-			j++;
-		if (j - i >= 7 && !memcmp(qs + i, "prefix=", 7)) {
-			long n = pct_decode(qs + i + 7, j - i - 7, q->key);
-			if (n < 0) {
-				bad_request(ex, n == -1 ? "bad percent-encoding in prefix"
-				                        : "prefix is longer than 512 bytes");
-				creq_put(q);
-				return;
-			}
-			q->key_len = (size_t)n;
+	const char *v;
+	size_t vl;
+	if (url_query_param(qs, ql, "prefix", &v, &vl)) {
+		long n = url_decode(v, vl, q->key, sizeof q->key);
+		const char *why = n == -EINVAL ? "bad percent-encoding in prefix"
+		                : n < 0 ? "prefix is longer than 512 bytes"
+		                : prefix_check(q->key, (size_t)n);
+		if (why) {
+			bad_request(ex, why);
+			creq_put(q);
+			return;
 		}
-		i = j + 1;
+		q->key_len = (size_t)n;
 	}
 	q->pending = 2;
 	int r = counter_list(t->c, q->key, q->key_len, list_cb, q);

@@ -130,6 +130,7 @@ bool counter_err_unreachable(int err)
 	case -ENOSPC:
 	case -EIO:
 	case -ENOMEM:
+	case -EBADMSG:
 		return false;
 	default:
 		return err < 0;
@@ -161,6 +162,8 @@ const char *counter_strerror(int err)
 		return "backend refused authentication";
 	case -EPROTO:
 		return "unexpected answer from the backend";
+	case -EBADMSG:
+		return "the service refused the request";
 	default:
 		return "backend unreachable";
 	}
