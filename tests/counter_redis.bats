@@ -154,3 +154,45 @@ teardown() {
 	run post /incr '{"key":"t"}'
 	assert_output --partial '200 {"key":"t","value":'
 }
+
+@test "counter redis: del of a key holding no integer refuses and leaves the key as it was" {
+	redis_start
+	redis-cli -p "$REDIS_PORT" set notint hello >/dev/null
+	redis-cli -p "$REDIS_PORT" set big 9223372036854775808 >/dev/null
+	redis-cli -p "$REDIS_PORT" rpush alist x >/dev/null
+	redis-cli -p "$REDIS_PORT" set min -9223372036854775808 >/dev/null
+	run --separate-stderr dsys-counter del notint --store "$REDIS_URL"
+	[ "$status" -eq 1 ]
+	assert_output '{"key":"notint","error":"the stored value is not an integer"}'
+	[ "$(redis-cli -p "$REDIS_PORT" get notint)" = hello ]
+	run --separate-stderr dsys-counter del big --store "$REDIS_URL"
+	[ "$status" -eq 1 ]
+	[ "$(redis-cli -p "$REDIS_PORT" get big)" = 9223372036854775808 ]
+	run --separate-stderr dsys-counter del alist --store "$REDIS_URL"
+	[ "$status" -eq 1 ]
+	[ "$(redis-cli -p "$REDIS_PORT" lrange alist 0 -1)" = x ]
+	run --separate-stderr dsys-counter del min --store "$REDIS_URL"
+	assert_success
+	assert_output '{"key":"min","deleted":true,"value":-9223372036854775808}'
+	[ "$(redis-cli -p "$REDIS_PORT" exists min)" = 0 ]
+	serve --store "$REDIS_URL"
+	run req DELETE /counters/notint
+	assert_output '409 {"key":"notint","error":"the stored value is not an integer"}'
+	[ "$(redis-cli -p "$REDIS_PORT" get notint)" = hello ]
+}
+
+@test "counter cluster: del of a key holding no integer refuses and leaves the key as it was" {
+	redis_cluster_start 3
+	dsys-counter set '{t}:n' 4 --store "$CLUSTER_URL"
+	slot=$(redis-cli -p "${CLUSTER_PORTS[0]}" cluster keyslot t)
+	owner=$(redis_cluster_owner "$slot")
+	redis-cli -p "$owner" set '{t}:s' hello >/dev/null
+	run --separate-stderr dsys-counter del '{t}:s' --store "$CLUSTER_URL"
+	[ "$status" -eq 1 ]
+	assert_output '{"key":"{t}:s","error":"the stored value is not an integer"}'
+	[ "$(redis-cli -p "$owner" get '{t}:s')" = hello ]
+	run --separate-stderr dsys-counter del '{t}:n' --store "$CLUSTER_URL"
+	assert_success
+	assert_output '{"key":"{t}:n","deleted":true,"value":4}'
+	[ "$(redis-cli -p "$owner" exists '{t}:n')" = 0 ]
+}
