@@ -196,3 +196,22 @@ teardown() {
 	assert_output '{"key":"{t}:n","deleted":true,"value":4}'
 	[ "$(redis-cli -p "$owner" exists '{t}:n')" = 0 ]
 }
+
+@test "counter redis: a backend timeout through --server is 'backend timed out' and exit 4, as with --store" {
+	redis_start
+	serve --store "$REDIS_URL" --backend-timeout 300ms
+	dsys-counter incr t --server "$URL"
+	kill -STOP "$REDIS_PID"
+	run --separate-stderr dsys-counter incr t --server "$URL"
+	local st1=$status out1=$output
+	run --separate-stderr bash -c "echo t | dsys-counter incr - --server '$URL'"
+	local st2=$status out2=$output
+	run --separate-stderr dsys-counter get t --store "$REDIS_URL" --backend-timeout 300ms
+	kill -CONT "$REDIS_PID"
+	[ "$st1" -eq 4 ]
+	[ "$out1" = '{"key":"t","error":"backend timed out"}' ]
+	[ "$st2" -eq 4 ]
+	[ "$out2" = '{"key":"t","error":"backend timed out"}' ]
+	[ "$status" -eq 4 ]
+	assert_output '{"key":"t","error":"backend timed out"}'
+}
