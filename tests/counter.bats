@@ -310,3 +310,19 @@ teardown() { dsys_teardown; }
 	assert_output '{"key":"k","error":"the service refused the request"}'
 	[[ $stderr == *'some other problem'* ]]
 }
+
+@test "counter: a write to stdout that fails is 'write error' and exit 1; a reader that leaves (EPIPE) stays quiet" {
+	[ -w /dev/full ] || skip "no /dev/full"
+	run -1 --separate-stderr bash -c 'dsys-counter set a 1 --store mem: >/dev/full'
+	assert_equal "$stderr" 'dsys-counter: write error: No space left on device'
+	run -1 --separate-stderr bash -c 'dsys-counter get nosuch --store mem: >/dev/full'
+	assert_equal "$stderr" 'dsys-counter: write error: No space left on device'
+	run -1 --separate-stderr bash -c 'dsys-counter --help >/dev/full'
+	assert_equal "$stderr" 'dsys-counter: write error: No space left on device'
+	run -1 --separate-stderr bash -c 'echo k | dsys-counter incr - --store mem: >/dev/full'
+	assert_equal "$stderr" 'dsys-counter: write error: No space left on device'
+	# EPIPE: the reader took one line and left
+	run --separate-stderr bash -c 'seq 1 200000 | dsys-counter incr - --store mem: | head -1; echo "status ${PIPESTATUS[1]}"'
+	assert_output "$(printf '%s\n' '{"key":"1","value":1}' 'status 0')"
+	assert_equal "$stderr" ''
+}

@@ -96,6 +96,13 @@ static void worse(struct client *cl, int st)
 		cl->status = st;
 }
 
+/* A line did not reach stdout: quiet exit 0 when the reader is gone
+ * (EPIPE), else "write error: ..." and exit 1 -- never a silent success. */
+static void stdout_failed(void)
+{
+	exit(cli_stdout_failed(errno) < 0 ? EXIT_NO : EXIT_OK);
+}
+
 static void print_result(struct client *cl, struct result *r)
 {
 	struct buf b = BUF_INIT;
@@ -119,7 +126,7 @@ static void print_result(struct client *cl, struct result *r)
 	}
 	json_obj_end(&w);
 	if (json_emit(&b) < 0)
-		exit(0);
+		stdout_failed();
 	buf_free(&b);
 }
 
@@ -187,7 +194,7 @@ static void list_cb(void *ud, int err, const struct counter_item *items, size_t 
 		json_kv_i64(&w, "value", items[i].value);
 		json_obj_end(&w);
 		if (json_emit(&b) < 0)
-			exit(0);
+			stdout_failed();
 		buf_free(&b);
 	}
 	if (done) {
@@ -684,8 +691,9 @@ int counter_client(struct config *cfg, int argc, char **argv)
 			long st = http_call(&cl, "GET", path.data, NULL, 0);
 			buf_free(&path);
 			if (st == 200) {
-				fwrite(cl.resp.data ? cl.resp.data : "", 1, cl.resp.len, stdout);
-				fflush(stdout);
+				if (fwrite(cl.resp.data ? cl.resp.data : "", 1, cl.resp.len, stdout) != cl.resp.len ||
+				    fflush(stdout) != 0)
+					stdout_failed();
 			} else {
 				if (st > 0)
 					cli_error("list: %.*s", (int)cl.resp.len, cl.resp.data ? cl.resp.data : "");

@@ -128,7 +128,7 @@ static const char *const sub_usage[] = {
 	"[--prefix P] [--store URL | --server URL]",
 };
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
 	static struct config cfg;
 	cli_init("dsys-counter");
@@ -198,4 +198,14 @@ int main(int argc, char **argv)
 		return counter_serve(&cfg);
 	}
 	return counter_client(&cfg, argc - 1 - first, argv + 1 + first);
+}
+
+int main(int argc, char **argv)
+{
+	int status = run(argc, argv);
+	/* the last lines may still sit in stdio's buffer: a failure to write
+	 * them is a failure of the run */
+	if (cli_stdout_close() < 0 && status == EXIT_OK)
+		status = EXIT_NO;
+	return status;
 }

@@ -66,6 +66,26 @@ void cli_init(const char *prog)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+int cli_stdout_failed(int err)
+{
+	if (err == EPIPE)
+		return 0;   /* the consumer is gone: not an error of ours */
+	cli_error("write error: %s", strerror(err ? err : EIO));
+	return -1;
+}
+
+int cli_stdout_close(void)
+{
+	int err = 0;
+	if (fflush(stdout) != 0)
+		err = errno;
+	else if (ferror(stdout))
+		err = EIO;      /* an earlier write failed and its errno is gone */
+	if (fclose(stdout) != 0 && !err)
+		err = errno;
+	return err ? cli_stdout_failed(err) : 0;
+}
+
 unsigned cli_ncpu(void)
 {
 	cpu_set_t set;

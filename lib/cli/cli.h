@@ -118,7 +118,18 @@ unsigned cli_ncpu(void);
 
 /* SIGPIPE ignored and stdout line-flushed data: every program calls this
  * first.  A write to a closed stdout then fails with EPIPE, and
- * cli_stdout_write treats that as "the consumer is gone": exit 0 quietly. */
+ * cli_stdout_failed treats that as "the consumer is gone": exit 0 quietly. */
 void cli_init(const char *prog);
+
+/*
+ * Data on stdout that never arrived must not pass for success
+ * (`dsys-counter get k > /dev/full`).  cli_stdout_failed(errno) after a
+ * failed write or flush: for EPIPE (the reader is gone) it returns 0 and
+ * says nothing; otherwise it prints "PROG: write error: STRERROR" and
+ * returns -1.  cli_stdout_close() flushes and closes stdout at the end of
+ * main and answers the same way; a program exits non-zero on -1.
+ */
+int cli_stdout_failed(int err);
+int cli_stdout_close(void);
 
 #endif
