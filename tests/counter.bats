@@ -326,3 +326,28 @@ teardown() { dsys_teardown; }
 	assert_output "$(printf '%s\n' '{"key":"1","value":1}' 'status 0')"
 	assert_equal "$stderr" ''
 }
+
+@test "counter: --server pointed at a server that is not dsys-counter is exit 3, 'unexpected answer', never 'not found'" {
+	start_server serve dsys-serve --listen 127.0.0.1:0
+	URL="http://127.0.0.1:$SERVER_PORT"
+	run --separate-stderr dsys-counter incr a --server "$URL"
+	[ "$status" -eq 3 ]
+	assert_output '{"key":"a","error":"unexpected answer from the backend"}'
+	[[ $stderr == *"unexpected answer from $URL: HTTP 404 to POST /incr is not what a dsys-counter service answers"* ]]
+	run --separate-stderr dsys-counter get a --server "$URL"
+	[ "$status" -eq 3 ]
+	assert_output '{"key":"a","error":"unexpected answer from the backend"}'
+	run --separate-stderr dsys-counter list --server "$URL"
+	[ "$status" -eq 3 ]
+	assert_output ''
+	[[ $stderr == *'unexpected answer from'* ]]
+	run --separate-stderr bash -c "printf 'a\nb\n' | dsys-counter incr - --server '$URL'"
+	[ "$status" -eq 3 ]
+	assert_output "$(printf '%s\n' '{"key":"a","error":"unexpected answer from the backend"}' '{"key":"b","error":"unexpected answer from the backend"}')"
+	# a 200 that is no counter answer either
+	fake_service 200 '{"status":"ok"}'
+	run --separate-stderr dsys-counter get a --server "$URL"
+	[ "$status" -eq 3 ]
+	run --separate-stderr dsys-counter list --server "$URL"
+	[ "$status" -eq 3 ]
+}

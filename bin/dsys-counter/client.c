@@ -287,7 +287,7 @@ static int err_for_call(long st)
 }
 
 struct value_scan {
-	bool has;
+	bool has, has_key;
 	int64_t value;
 	const char *error;
 	size_t error_len;
@@ -299,11 +299,39 @@ static int value_member(void *ctx, const struct json_token *k, const struct json
 	if (json_token_eq(k, "value") && v->kind == JSON_KIND_NUMBER &&
 	    json_parse_i64(v->text, v->len, &s->value) == 0)
 		s->has = true;
+	if (json_token_eq(k, "key") && v->kind == JSON_KIND_STRING)
+		s->has_key = true;
 	if (json_token_eq(k, "error") && v->kind == JSON_KIND_STRING) {
 		s->error = v->text;
 		s->error_len = v->len;
 	}
 	return 0;
+}
+
+/*
+ * The error of one key's answer.  Every answer of the service about a key
+ * names the key; one that does not is either a request the service
+ * refused (400), the service's own unavailability (503), or not from a
+ * counter service at all -- dsys-serve answers POST /incr with 404
+ * {"error":"not found"}, which must not read as an absent key.
+ */
+static int answer_err(long st, const struct value_scan *vs)
+{
+	if (!vs->has_key)
+		return st == 400 ? -EBADMSG : st == 503 ? -ENOTCONN : -EPROTO;
+	int err = counter_err_from_answer(st, vs->error, vs->error_len);
+	return err == 0 && !vs->has ? -EPROTO : err;
+}
+
+/* Say once per run that --server is not a counter service. */
+static void not_a_service(struct client *cl, long st, const char *method, const char *path)
+{
+	static bool said;
+	if (said)
+		return;
+	said = true;
+	cli_error("unexpected answer from %s: HTTP %ld to %s %s is not what a dsys-counter service answers",
+	          cl->cfg->server, st, method, path);
 }
 
 /* One key through the service: fills r->err and r->value. */
@@ -337,13 +365,11 @@ static void server_one(struct client *cl, struct result *r)
 	if (st > 0) {
 		struct value_scan vs = {0};
 		json_scan_object(cl->resp.data ? cl->resp.data : "", cl->resp.len, value_member, &vs);
-		r->err = counter_err_from_answer(st, vs.error, vs.error_len);
-		/* a 200 without a value, or a 404 that names no error, is some
-		 * other server at --server, not a counter answer */
-		if ((r->err == 0 && !vs.has) || (st == 404 && !vs.error))
-			r->err = -EPROTO;
+		r->err = answer_err(st, &vs);
 		r->value = vs.value;
-		if (st != 200 && st != 404 && vs.error)
+		if (r->err == -EPROTO)
+			not_a_service(cl, st, method, path.data);
+		else if (st != 200 && st != 404 && vs.error)
 			cli_error("%.*s: %.*s", (int)r->key_len, r->key, (int)vs.error_len, vs.error);
 	}
 	buf_free(&path);
@@ -397,11 +423,15 @@ static void server_batch(struct client *cl, struct result *rs, unsigned n)
 			struct value_scan vs = {0};
 			json_scan_object(tok.text, tok.len, value_member, &vs);
 			i += (size_t)e;
-			r->err = vs.has ? 0 : counter_err_from_answer(0, vs.error, vs.error_len);
+			r->err = vs.has && vs.has_key ? 0 : answer_err(0, &vs);
 			r->value = vs.value;
+			if (r->err == -EPROTO)
+				not_a_service(cl, st, "POST", "/incr");
 		} else {
 			r->err = st < 0 ? err_for_call(st) : counter_err_from_answer(st == 200 ? 500 : st, NULL, 0);
-			if (st > 0 && !array) {
+			if (r->err == -EPROTO) {
+				not_a_service(cl, st, "POST", "/incr");
+			} else if (st > 0 && !array) {
 				struct value_scan vs = {0};
 				json_scan_object(p, len, value_member, &vs);
 				if (vs.error)
@@ -689,15 +719,23 @@ int counter_client(struct config *cfg, int argc, char **argv)
 			buf_puts(&path, "/counters?prefix=");
 			url_encode(&path, prefix, strlen(prefix));
 			long st = http_call(&cl, "GET", path.data, NULL, 0);
+			char *ctype = NULL;
+			if (st == 200)
+				curl_easy_getinfo(cl.curl, CURLINFO_CONTENT_TYPE, &ctype);
+			int lerr = st < 0 ? err_for_call(st) : counter_err_from_answer(st, NULL, 0);
+			if (st == 200 && (!ctype || strncmp(ctype, "application/jsonl", 17)))
+				lerr = -EPROTO;   /* a 200 of another server: not JSON lines of counters */
+			if (lerr == -EPROTO)
+				not_a_service(&cl, st, "GET", path.data);
 			buf_free(&path);
-			if (st == 200) {
+			if (lerr == 0) {
 				if (fwrite(cl.resp.data ? cl.resp.data : "", 1, cl.resp.len, stdout) != cl.resp.len ||
 				    fflush(stdout) != 0)
 					stdout_failed();
 			} else {
-				if (st > 0)
+				if (lerr != -EPROTO && st > 0)
 					cli_error("list: %.*s", (int)cl.resp.len, cl.resp.data ? cl.resp.data : "");
-				worse(&cl, exit_for(st < 0 ? err_for_call(st) : counter_err_from_answer(st, NULL, 0)));
+				worse(&cl, exit_for(lerr));
 			}
 		} else {
 			struct list_state ls = {&cl, false, 0};
