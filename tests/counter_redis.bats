@@ -215,3 +215,28 @@ teardown() {
 	[ "$status" -eq 4 ]
 	assert_output '{"key":"t","error":"backend timed out"}'
 }
+
+@test "counter redis: /health is 503 with the reason while the store is unreachable, failures are logged once a second" {
+	local port
+	redis_start
+	port=$REDIS_PORT
+	redis_stop
+	serve --store "redis://127.0.0.1:$port"
+	run curl -s -w ' %{http_code}' "$URL/health"
+	assert_output "{\"status\":\"unavailable\",\"reason\":\"backend unreachable\",\"store\":\"redis://127.0.0.1:$port/0\"} 503"
+	for ((i = 0; i < 200; i++)); do post /incr '{"key":"k"}' >/dev/null; done
+	run grep -c 'backend redis://127.0.0.1:'"$port"'/0: backend unreachable' "$SERVER_ERR"
+	[ "$output" -ge 1 ]
+	[ "$output" -le 10 ]
+	# the store comes up: healthy, and one line says so
+	redis_restart
+	for ((i = 0; i < 50; i++)); do
+		[[ $(curl -s -o /dev/null -w '%{http_code}' "$URL/health") == 200 ]] && break
+		sleep 0.1
+	done
+	run curl -s -w ' %{http_code}' "$URL/health"
+	assert_output "{\"status\":\"ok\",\"store\":\"redis://127.0.0.1:$port/0\"} 200"
+	run post /incr '{"key":"k"}'
+	assert_output '200 {"key":"k","value":1}'
+	grep -q 'answers again' "$SERVER_ERR"
+}

@@ -2,7 +2,8 @@
  * serve.c -- dsys-counter serve: the counter service on lib/http/server.
  *
  * Routes: POST /incr (one object or an array of them), GET/PUT/DELETE
- * /counters/KEY, GET /counters?prefix=P (JSON lines), /health, /metrics.
+ * /counters/KEY, GET /counters?prefix=P (JSON lines), /health (which
+ * reads a key, so it says whether the store answers), /metrics.
  *
  * Each loop thread attaches its own backend handle (counter_attach) in the
  * server's thread init hook.  A request is parsed in place (the key
@@ -17,6 +18,7 @@
  * readable -- leave in one write: that is the coalescing.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +35,12 @@
 #include "base/log.h"
 #include "obs/metrics.h"
 
-enum op { OP_INCR = 1, OP_GET, OP_SET, OP_DEL, OP_LIST };
+enum op { OP_INCR = 1, OP_GET, OP_SET, OP_DEL, OP_LIST, OP_HEALTH };
+
+/* What /health reads to probe the store: any answer but "unreachable"
+ * (a value, not found, not an integer) means the store is there. */
+#define HEALTH_KEY "dsys-counter:health"
+#define BACKEND_LOG_INTERVAL_MS 1000
 
 struct citem {
 	struct creq *req;
@@ -63,6 +70,10 @@ struct app {
 	struct counter_store *store;
 	const struct config *cfg;
 	struct metrics_counter *backend_errors;   /* answers 503 (unreachable, timed out) */
+	/* backend failures are logged at most once a second, from any thread */
+	_Atomic uint64_t log_next_ms;             /* CLOCK_MONOTONIC ms of the next line allowed */
+	_Atomic uint64_t log_suppressed;          /* failures not logged since the last line */
+	_Atomic bool down;                        /* the last line said "failing" */
 };
 
 struct sthread {
@@ -155,6 +166,19 @@ static void answer(struct creq *q)
 	struct json_writer w;
 	json_writer_init(&w, b);
 	int status = 200;
+	if (q->op == OP_HEALTH) {
+		int err = q->one.err;
+		bool up = !counter_err_unreachable(err);
+		json_obj_begin(&w);
+		json_kv_str(&w, "status", up ? "ok" : "unavailable");
+		if (!up)
+			json_kv_str(&w, "reason", counter_strerror(err));
+		json_kv_str(&w, "store", q->t->app->cfg->url_text);
+		json_obj_end(&w);
+		respond_json(ex, up ? 200 : 503, b);
+		creq_put(q);
+		return;
+	}
 	if (q->op == OP_LIST) {
 		if (q->list_err < 0) {
 			json_obj_begin(&w);
@@ -184,14 +208,46 @@ static void answer(struct creq *q)
 	creq_put(q);
 }
 
+/*
+ * A backend failure, logged at most once a second whatever the request
+ * rate (a dead Redis under load would otherwise write a line per
+ * request), with the count of failures since the last line; and one line
+ * when operations succeed again.
+ */
+static void backend_failed(struct app *app, int err)
+{
+	uint64_t now = uv_hrtime() / 1000000;
+	uint64_t next = atomic_load_explicit(&app->log_next_ms, memory_order_relaxed);
+	if (now < next || !atomic_compare_exchange_strong(&app->log_next_ms, &next,
+	                                                  now + BACKEND_LOG_INTERVAL_MS)) {
+		atomic_fetch_add_explicit(&app->log_suppressed, 1, memory_order_relaxed);
+		return;
+	}
+	uint64_t more = atomic_exchange(&app->log_suppressed, 0);
+	atomic_store(&app->down, true);
+	log_warn("backend %s: %s (%llu more failures since the last line)", app->cfg->url_text,
+	         counter_strerror(err), (unsigned long long)more);
+}
+
+static void backend_ok(struct app *app)
+{
+	if (atomic_load_explicit(&app->down, memory_order_relaxed) && atomic_exchange(&app->down, false))
+		log_warn("backend %s answers again", app->cfg->url_text);
+}
+
 static void item_done(void *ud, int err, int64_t value)
 {
 	struct citem *it = ud;
 	it->err = err;
 	it->value = value;
 	struct creq *q = it->req;
-	if (err < 0 && counter_err_unreachable(err))
-		metrics_counter_inc(q->t->app->backend_errors);
+	if (err < 0 && counter_err_unreachable(err)) {
+		if (q->op != OP_HEALTH)
+			metrics_counter_inc(q->t->app->backend_errors);
+		backend_failed(q->t->app, err);
+	} else {
+		backend_ok(q->t->app);
+	}
 	INVARIANT(q->pending > 0);
 	if (--q->pending == 0)
 		answer(q);
@@ -421,9 +477,10 @@ static void list_cb(void *ud, int err, const struct counter_item *items, size_t 
 	struct creq *q = ud;
 	if (err < 0)
 		q->list_err = err;
-	if (err < 0 && counter_err_unreachable(err))
+	if (err < 0 && counter_err_unreachable(err)) {
 		metrics_counter_inc(q->t->app->backend_errors);
-	else {
+		backend_failed(q->t->app, err);
+	} else {
 		struct json_writer w;
 		for (size_t i = 0; i < n; i++) {
 			json_writer_init(&w, &q->list);
@@ -465,6 +522,21 @@ static void handle_list(struct http_exchange *ex, void *arg)
 	creq_release_guard(q);
 }
 
+/* GET /health: a read of HEALTH_KEY through this thread's handle, so the
+ * answer is the store's state now, not the last request's. */
+static void handle_health(struct http_exchange *ex, void *arg)
+{
+	struct sthread *t = ex->thread_data;
+	struct creq *q = creq_get(t, ex, OP_HEALTH);
+	q->n = 1;
+	q->one.req = q;
+	q->pending = 2;
+	int r = counter_get(t->c, HEALTH_KEY, sizeof HEALTH_KEY - 1, item_done, &q->one);
+	if (r < 0)
+		item_done(&q->one, r, 0);
+	creq_release_guard(q);
+}
+
 /* ------------------------------------------------------------ threads */
 
 static int thread_init(struct http_thread *th, void *arg)
@@ -499,7 +571,7 @@ static void thread_fini(struct http_thread *th, void *arg)
 
 int counter_serve(struct config *cfg)
 {
-	struct app app = {NULL, cfg, NULL};
+	struct app app = {.store = NULL, .cfg = cfg};
 	char err[512];
 	int r = counter_store_open(&cfg->url, &cfg->copt, &app.store, err, sizeof err);
 	if (r < 0) {
@@ -516,7 +588,7 @@ int counter_serve(struct config *cfg)
 	http_route_add_prefix(router, "PUT", "/counters/", handle_put, &app);
 	http_route_add_prefix(router, "DELETE", "/counters/", handle_del, &app);
 	http_route_add(router, "GET", "/counters", handle_list, &app);
-	http_route_add_health(router);
+	http_route_add(router, "GET", "/health", handle_health, &app);
 	http_route_add_metrics(router, reg);
 
 	struct http_server *srv = NULL;
