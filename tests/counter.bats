@@ -12,6 +12,34 @@ setup() {
 }
 teardown() { dsys_teardown; }
 
+@test "counter: options go before or after the subcommand; one that does not apply to it is refused with exit 2" {
+	run --separate-stderr dsys-counter --store mem: list
+	assert_success
+	run --separate-stderr dsys-counter -s mem: --by 5 incr k
+	assert_output '{"key":"k","value":5}'
+	run --separate-stderr dsys-counter --store=mem: set -- k -5
+	assert_output '{"key":"k","value":-5}'
+	run -2 --separate-stderr dsys-counter serve --by 5
+	assert_equal "$stderr" "$(printf '%s\n' 'dsys-counter: --by does not apply to serve' "Try 'dsys-counter serve --help' for more information.")"
+	run -2 --separate-stderr dsys-counter get k --listen 127.0.0.1:0
+	[[ $stderr == *'--listen does not apply to get'* ]]
+	run -2 --separate-stderr dsys-counter --prefix a incr k
+	[[ $stderr == *'--prefix does not apply to incr'* ]]
+	run -2 --separate-stderr dsys-counter --store mem: frobnicate
+	[[ $stderr == *"unknown subcommand 'frobnicate'"* ]]
+	# each subcommand lists its own options (the completions ask this)
+	run dsys-counter incr --list-options
+	assert_line -- --by
+	assert_line -- --window
+	refute_line -- --listen
+	refute_line -- --prefix
+	run dsys-counter serve --list-options
+	assert_line -- --listen
+	assert_line -- --io
+	refute_line -- --by
+	refute_line -- --server
+}
+
 @test "counter: --help, --version and --list-options answer; no subcommand is a usage error" {
 	run dsys-counter --help
 	assert_success
@@ -260,12 +288,29 @@ teardown() { dsys_teardown; }
 	[ "$(dsys-counter list --store "file:$d/c" | wc -l)" -eq 399 ]
 }
 
-@test "counter: file: a store in use by a running service is refused with exit 1" {
+@test "counter: file: a store in use by a running service is refused with exit 1 after --wait, by the CLI and by serve" {
 	d=$(dsys_tmp)
 	serve --store "file:$d/c"
-	run dsys-counter get a --store "file:$d/c"
+	local t0=$SECONDS
+	run dsys-counter get a --store "file:$d/c" --wait 300ms
+	[ "$status" -eq 1 ]
+	assert_output --partial "'$d/c/lock' is still in use by another process after --wait 300ms"
+	[ $((SECONDS - t0)) -le 5 ]
+	run dsys-counter get a --store "file:$d/c" --wait 0
 	[ "$status" -eq 1 ]
 	assert_output --partial 'in use by another process'
+	run dsys-counter serve --listen 127.0.0.1:0 --store "file:$d/c" --wait 0
+	[ "$status" -eq 1 ]
+	assert_output --partial 'in use by another process'
+}
+
+@test "counter: file: concurrent CLI runs on one store take turns (they wait for its lock) and every increment counts" {
+	d=$(dsys_tmp)
+	run bash -c "seq 1 20 | xargs -P4 -I{} dsys-counter incr k --store 'file:$d/par' 2>&1 >/dev/null"
+	assert_success
+	assert_output ''
+	run dsys-counter get k --store "file:$d/par"
+	assert_output '{"key":"k","value":20}'
 }
 
 @test "counter: mem: a full table answers 507 and keeps serving the keys it has" {
@@ -350,4 +395,48 @@ teardown() { dsys_teardown; }
 	[ "$status" -eq 3 ]
 	run --separate-stderr dsys-counter list --server "$URL"
 	[ "$status" -eq 3 ]
+}
+
+@test "counter: bash completion offers each subcommand's own options, --io values, and subcommands after options" {
+	comp() {
+		bash -c '. "$1/../completions/bash/dsys-counter"; shift
+			COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1))
+			_dsys_counter; printf "%s\n" "${COMPREPLY[@]}"' _ "$BATS_TEST_DIRNAME" "$@"
+	}
+	run comp dsys-counter incr --
+	assert_line -- --by
+	assert_line -- --window
+	refute_line -- --listen
+	refute_line -- --max-batch
+	run comp dsys-counter serve --
+	assert_line -- --listen
+	refute_line -- --by
+	run comp dsys-counter serve --io ''
+	assert_output "$(printf '%s\n' auto uring uv)"
+	run comp dsys-counter --store mem: l
+	assert_output 'list'
+	run comp dsys-counter --store mem: list --p
+	assert_output -- '--prefix'
+}
+
+@test "counter: zsh completion offers each subcommand's own options" {
+	command -v zsh >/dev/null || skip "zsh is not installed"
+	run zsh -fc '
+		compadd() {
+			if [[ $1 == -a ]]; then print -rl -- ${(P)2}; return; fi
+			local a; for a in "$@"; do [[ $a == -* ]] || print -r -- "$a"; done
+		}
+		_describe() { print describe; }
+		_message() { print message; }
+		_call_program() { shift; "$@"; }
+		words=(dsys-counter incr --); CURRENT=3; PREFIX=--
+		source "$1/../completions/zsh/_dsys-counter"' _ "$BATS_TEST_DIRNAME"
+	assert_success
+	assert_line -- --by
+	refute_line -- --listen
+	run zsh -fc '
+		compadd() { local a; for a in "$@"; do [[ $a == -* ]] || print -r -- "$a"; done; }
+		words=(dsys-counter serve --io ""); CURRENT=4; PREFIX=
+		source "$1/../completions/zsh/_dsys-counter"' _ "$BATS_TEST_DIRNAME"
+	assert_output "$(printf '%s\n' auto uring uv)"
 }

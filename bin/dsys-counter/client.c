@@ -210,8 +210,7 @@ static int store_open(struct client *cl)
 	int r = counter_store_open(&cl->cfg->url, &cl->cfg->copt, &cl->store, err, sizeof err);
 	if (r < 0) {
 		cli_error("cannot open %s: %s", cl->cfg->url_text, err);
-		return r == -EPROTONOSUPPORT || r == -EINVAL ? EXIT_USAGE
-		     : r == -EBUSY ? EXIT_NO : EXIT_UNREACHABLE;
+		return counter_open_exit(r);
 	}
 	r = counter_attach(cl->store, &cl->loop, &cl->c);
 	if (r < 0) {

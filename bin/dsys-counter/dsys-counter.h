@@ -72,5 +72,8 @@ int counter_http_status(int err);
  * that is not an overflow (the request was refused), -EPROTO for an
  * answer no counter service gives. */
 int counter_err_from_answer(long status, const char *error, size_t error_len);
+/* The exit status for a store that would not open (counter_store_open's
+ * error), the same for serve and the CLI. */
+int counter_open_exit(int err);
 
 #endif

@@ -576,7 +576,7 @@ int counter_serve(struct config *cfg)
 	int r = counter_store_open(&cfg->url, &cfg->copt, &app.store, err, sizeof err);
 	if (r < 0) {
 		cli_error("cannot open %s: %s", cfg->url_text, err);
-		return r == -EPROTONOSUPPORT || r == -EINVAL ? EXIT_USAGE : EXIT_UNREACHABLE;
+		return counter_open_exit(r);
 	}
 	struct metrics *reg = metrics_new();
 	metrics_process_register(reg);

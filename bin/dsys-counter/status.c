@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "cli/cli.h"
 #include "dsys-counter.h"
 
 static const struct {
@@ -58,5 +59,18 @@ int counter_err_from_answer(long status, const char *error, size_t error_len)
 		return -ENOTCONN;
 	default:
 		return -EPROTO;     /* no counter service answers this */
+	}
+}
+
+int counter_open_exit(int err)
+{
+	switch (err) {
+	case -EPROTONOSUPPORT:
+	case -EINVAL:
+		return EXIT_USAGE;
+	case -EBUSY:
+		return EXIT_NO;      /* held by another process: a definite no, as flock -w says */
+	default:
+		return EXIT_UNREACHABLE;
 	}
 }

@@ -21,6 +21,7 @@ void counter_options_init(struct counter_options *o)
 	o->timeout_ms = COUNTER_DEFAULT_TIMEOUT_MS;
 	o->connect_timeout_ms = 1000;
 	o->max_pending = 4096;
+	o->wait_ms = COUNTER_DEFAULT_WAIT_MS;
 }
 
 int counter_store_open(const struct store_url *u, const struct counter_options *o,

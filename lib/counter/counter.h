@@ -65,6 +65,7 @@
 #define COUNTER_DEFAULT_MAX_KEYS (1u << 20)          /* mem:, file: */
 #define COUNTER_DEFAULT_COMPACT_BYTES (64ull << 20)  /* file: log size that triggers compaction */
 #define COUNTER_DEFAULT_TIMEOUT_MS 2000              /* redis: --backend-timeout */
+#define COUNTER_DEFAULT_WAIT_MS 10000                /* file: --wait for the store's lock */
 
 struct counter_options {
 	uint32_t max_keys;         /* mem:, file: table capacity (rounded up to a power of two) */
@@ -72,6 +73,7 @@ struct counter_options {
 	unsigned timeout_ms;       /* redis: command timeout */
 	unsigned connect_timeout_ms; /* redis: connection attempt */
 	unsigned max_pending;      /* redis: commands in flight per handle */
+	unsigned wait_ms;          /* file: how long open waits for a DIR another process holds */
 };
 
 void counter_options_init(struct counter_options *o);

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/buf.h"
@@ -337,7 +338,23 @@ int counter_file_open(const char *dir, const struct counter_options *o,
 		.compact_bytes = o->compact_bytes,
 	};
 	struct wal_hooks hooks = { .replay = replay_one, .snapshot = snapshot, .synced = notify_all };
-	int e = wal_open(dir, &wo, &hooks, fs, &fs->wal, err, err_size);
+	/* Another process holding DIR is waited for, up to o->wait_ms, as
+	 * flock -w does: concurrent CLI runs on one store take turns instead
+	 * of failing.  wal_open takes the lock before it reads anything, so a
+	 * refused attempt leaves the table empty for the next one. */
+	uint64_t deadline = uv_hrtime() / 1000000 + o->wait_ms;
+	unsigned pause_ms = 2;
+	int e;
+	while ((e = wal_open(dir, &wo, &hooks, fs, &fs->wal, err, err_size)) == -EBUSY &&
+	       uv_hrtime() / 1000000 < deadline) {
+		struct timespec ts = {0, (long)pause_ms * 1000000};
+		nanosleep(&ts, NULL);
+		if (pause_ms < 50)
+			pause_ms *= 2;
+	}
+	if (e == -EBUSY && o->wait_ms && err)
+		snprintf(err, err_size, "'%s/lock' is still in use by another process after --wait %ums",
+		         dir, o->wait_ms);
 	if (e < 0) {
 		if (e == -EOVERFLOW && err)
 			snprintf(err, err_size, "cannot load '%s/log': more keys than --max-keys", dir);
