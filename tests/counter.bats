@@ -440,3 +440,13 @@ teardown() { dsys_teardown; }
 		source "$1/../completions/zsh/_dsys-counter"' _ "$BATS_TEST_DIRNAME"
 	assert_output "$(printf '%s\n' auto uring uv)"
 }
+
+@test "counter: incr - --by N is the increment of every line that gives no by of its own" {
+	serve
+	run --separate-stderr bash -c "printf 'a\n{\"key\":\"a\"}\n{\"key\":\"a\",\"by\":-1}\n' | dsys-counter incr - --by 5 --store mem:"
+	assert_success
+	assert_output "$(printf '%s\n' '{"key":"a","value":5}' '{"key":"a","value":10}' '{"key":"a","value":9}')"
+	run --separate-stderr bash -c "printf 'a\n{\"key\":\"a\",\"by\":2}\n' | dsys-counter incr - --by 5 --server '$URL'"
+	assert_success
+	assert_output "$(printf '%s\n' '{"key":"a","value":5}' '{"key":"a","value":7}')"
+}

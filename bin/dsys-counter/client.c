@@ -541,7 +541,7 @@ static int reader_next(struct reader *rd, bool block, char **line, size_t *len, 
 }
 
 /* A line of incr -: a key, or {"key":..,"by":..}. */
-static void parse_line(struct result *r, char *line, size_t len)
+static void parse_line(struct result *r, char *line, size_t len, int64_t def_by)
 {
 	while (len && (line[len - 1] == '\r'))
 		len--;
@@ -549,14 +549,14 @@ static void parse_line(struct result *r, char *line, size_t len)
 	while (i < len && (line[i] == ' ' || line[i] == '\t'))
 		i++;
 	r->why = NULL;
-	r->by = 1;
+	r->by = def_by;   /* --by, or 1: for lines that give none */
 	if (i < len && line[i] == '{') {
 		struct incr_spec s;
 		long used;
 		const char *key;
 		size_t key_len;
 		char keybuf[COUNTER_KEYBUF];
-		if (incr_spec_parse(line + i, len - i, 1, &s, &used) < 0 ||
+		if (incr_spec_parse(line + i, len - i, def_by, &s, &used) < 0 ||
 		    incr_spec_key(&s, keybuf, &key, &key_len) < 0) {
 			r->why = s.why;
 			return;
@@ -620,7 +620,7 @@ static void incr_stdin(struct client *cl)
 				k++;
 			if (k == len)
 				continue;   /* blank lines are skipped */
-			parse_line(r, line, len);
+			parse_line(r, line, len, cl->cfg->by);
 			n++;
 		}
 		if (n)
