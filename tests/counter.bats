@@ -450,3 +450,28 @@ teardown() { dsys_teardown; }
 	assert_success
 	assert_output "$(printf '%s\n' '{"key":"a","value":5}' '{"key":"a","value":7}')"
 }
+
+@test "counter: a key that is not valid UTF-8 is refused the same way on every path, and nothing is stored" {
+	serve
+	run -2 --separate-stderr dsys-counter incr $'a\xffb' --store mem:
+	[[ $stderr == *'key is not valid UTF-8'* ]]
+	run -2 --separate-stderr dsys-counter incr $'a\xffb' --server "$URL"
+	[[ $stderr == *'key is not valid UTF-8'* ]]
+	run -2 --separate-stderr dsys-counter list --prefix $'\xc3' --server "$URL"
+	[[ $stderr == *'prefix is not valid UTF-8'* ]]
+	run -2 --separate-stderr bash -c "printf 'a\xffb\n\xed\xa0\x80\n' | dsys-counter incr - --server '$URL'"
+	assert_output "$(printf '%s\n' '{"line":1,"error":"key is not valid UTF-8"}' '{"line":2,"error":"key is not valid UTF-8"}')"
+	run req GET /counters/a%FFb
+	assert_output '400 {"error":"key is not valid UTF-8"}'
+	run req PUT /counters/%C0%80 '{"value":1}'
+	assert_output '400 {"error":"key is not valid UTF-8"}'
+	run curl -s "$URL/counters?prefix=%FF"
+	assert_output '{"error":"prefix is not valid UTF-8"}'
+	run post /incr $'{"key":"a\xffb"}'
+	[[ $output == 400* ]]
+	run curl -s "$URL/counters"
+	assert_output ''
+	# valid UTF-8 of every length goes through
+	run --separate-stderr dsys-counter incr 'é€𝄞' --server "$URL"
+	assert_output '{"key":"é€𝄞","value":1}'
+}

@@ -570,10 +570,9 @@ static void parse_line(struct result *r, char *line, size_t len, int64_t def_by)
 		r->by = s.by;
 		return;
 	}
-	if (len > COUNTER_MAX_KEY) {
-		r->why = "key is longer than 512 bytes";
+	r->why = key_check(line, len);
+	if (r->why)
 		return;
-	}
 	memcpy(r->key, line, len);
 	r->key_len = len;
 }
@@ -691,8 +690,9 @@ int counter_client(struct config *cfg, int argc, char **argv)
 	struct result one = {0};
 	if (want >= 1 && !from_stdin) {
 		size_t kl = strlen(argv[0]);
-		if (kl == 0 || kl > COUNTER_MAX_KEY) {
-			cli_error("invalid key '%s': %s", argv[0], kl ? "longer than 512 bytes" : "empty");
+		const char *why = key_check(argv[0], kl);
+		if (why) {
+			cli_error("invalid key '%s': %s", argv[0], why);
 			return EXIT_USAGE;
 		}
 		memcpy(one.key, argv[0], kl);

@@ -108,11 +108,13 @@ static int on_option(void *ctx, int id, const char *arg)
 			return cli_bad_value(NULL, arg, "expected an integer in the int64 range");
 		cfg->by_set = true;
 		return 0;
-	case OPT_PREFIX:
-		if (strlen(arg) > COUNTER_MAX_KEY)
-			return cli_bad_value(NULL, arg, "longer than 512 bytes");
+	case OPT_PREFIX: {
+		const char *why = prefix_check(arg, strlen(arg));
+		if (why)
+			return cli_bad_value(NULL, arg, why);
 		cfg->prefix = arg;
 		return 0;
+	}
 	case OPT_BACKEND_TIMEOUT:
 		if (parse_duration_ms(arg, &v) < 0 || v == 0 || v > 3600000)
 			return cli_bad_value(NULL, arg, "expected a duration like 500ms or 2s");
