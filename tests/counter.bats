@@ -61,6 +61,9 @@ teardown() { dsys_teardown; }
 	run dsys-counter serve --store redlock://127.0.0.1:1
 	[ "$status" -eq 2 ]
 	assert_output --partial 'holds no counters'
+	# an unknown scheme: the message lists what dsys-counter takes, only that
+	run -2 --separate-stderr dsys-counter get a --store ftp://x
+	assert_equal "$stderr" "dsys-counter: invalid store 'ftp://x': unknown store 'ftp'; dsys-counter takes mem:, file:DIR, redis://HOST:PORT[/DB] or redis-cluster://H:P,H:P"
 }
 
 @test "counter: serve prints a ready line naming its store and answers /health" {

@@ -240,3 +240,19 @@ teardown() {
 	assert_output '200 {"key":"k","value":1}'
 	grep -q 'answers again' "$SERVER_ERR"
 }
+
+@test "counter redis: a URL naming what is not there says so: a database out of range, a cluster that is a plain Redis" {
+	redis_start
+	run -2 --separate-stderr dsys-counter get a --store "$REDIS_URL/99"
+	assert_equal "$stderr" "dsys-counter: cannot use $REDIS_URL/99: the backend has no such database: the /DB of the URL is out of range"
+	run -2 --separate-stderr dsys-counter serve --listen 127.0.0.1:0 --store "$REDIS_URL/99"
+	[[ $stderr == *'no such database'* ]]
+	local cl=${REDIS_URL/redis:/redis-cluster:}
+	run -2 --separate-stderr dsys-counter incr a --store "$cl"
+	assert_equal "$stderr" "dsys-counter: cannot use $cl: cluster support is disabled on the backend: use redis:// for it"
+	run -2 --separate-stderr dsys-counter serve --listen 127.0.0.1:0 --store "$cl"
+	[[ $stderr == *'cluster support is disabled'* ]]
+	[ "$(redis-cli -p "$REDIS_PORT" dbsize)" = 0 ]
+	run --separate-stderr dsys-counter incr a --store "$REDIS_URL/3"
+	assert_output '{"key":"a","value":1}'
+}

@@ -80,6 +80,8 @@ static int exit_for(int err)
 		return EXIT_NO;
 	case -EOVERFLOW:
 	case -EBADMSG:
+	case -EDOM:
+	case -EOPNOTSUPP:
 		return EXIT_USAGE;
 	case -ETIMEDOUT:
 		return EXIT_TIMEOUT;
@@ -216,6 +218,14 @@ static int store_open(struct client *cl)
 	if (r < 0) {
 		cli_error("cannot use %s: %s", cl->cfg->url_text, strerror(-r));
 		return EXIT_UNREACHABLE;
+	}
+	/* a URL that names what is not there (a database past the server's
+	 * count, a cluster that is a plain Redis) fails here, named; an
+	 * unreachable store is left for the operation to report */
+	r = counter_check_wait(cl->c, &cl->loop);
+	if (counter_err_config(r)) {
+		cli_error("cannot use %s: %s", cl->cfg->url_text, counter_strerror(r));
+		return counter_open_exit(r);
 	}
 	return 0;
 }

@@ -75,5 +75,7 @@ int counter_err_from_answer(long status, const char *error, size_t error_len);
 /* The exit status for a store that would not open (counter_store_open's
  * error), the same for serve and the CLI. */
 int counter_open_exit(int err);
+/* counter_check on c, running loop until it answers: 0 or the error. */
+int counter_check_wait(struct counter *c, uv_loop_t *loop);
 
 #endif

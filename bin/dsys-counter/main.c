@@ -319,7 +319,12 @@ static int run(int argc, char **argv)
 		const char *text = cfg.store_text ? cfg.store_text : store_url_from_env("mem:");
 		char err[256];
 		if (store_url_parse(text, &cfg.url, err, sizeof err) < 0) {
-			cli_error("invalid store '%s': %s", text, err);
+			/* store_url lists every store of dsys; name only ours */
+			char *semi = strncmp(err, "unknown store", 13) ? NULL : strchr(err, ';');
+			if (semi)
+				*semi = '\0';
+			cli_error("invalid store '%s': %s%s", text, err, semi ? "; dsys-counter takes "
+			          "mem:, file:DIR, redis://HOST:PORT[/DB] or redis-cluster://H:P,H:P" : "");
 			return EXIT_USAGE;
 		}
 		if (cfg.url.kind != STORE_MEM && cfg.url.kind != STORE_FILE &&

@@ -578,6 +578,24 @@ int counter_serve(struct config *cfg)
 		cli_error("cannot open %s: %s", cfg->url_text, err);
 		return counter_open_exit(r);
 	}
+	/* A wrong URL (a database past the server's count, a cluster that is
+	 * a plain Redis) stops the start, named; an unreachable store does
+	 * not: the service starts and /health says so until it answers. */
+	uv_loop_t probe;
+	uv_loop_init(&probe);
+	struct counter *pc;
+	r = counter_attach(app.store, &probe, &pc);
+	if (r == 0) {
+		r = counter_check_wait(pc, &probe);
+		counter_detach(pc);
+		uv_run(&probe, UV_RUN_DEFAULT);
+	}
+	uv_loop_close(&probe);
+	if (counter_err_config(r)) {
+		cli_error("cannot use %s: %s", cfg->url_text, counter_strerror(r));
+		counter_store_close(app.store);
+		return counter_open_exit(r);
+	}
 	struct metrics *reg = metrics_new();
 	metrics_process_register(reg);
 	app.backend_errors = metrics_counter_register(reg, "counter_backend_errors_total",

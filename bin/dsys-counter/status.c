@@ -31,6 +31,8 @@ static const struct {
 	{-ENOBUFS, 503},
 	{-EACCES, 503},
 	{-EPROTO, 503},
+	{-EDOM, 503},          /* the store URL names what is not there */
+	{-EOPNOTSUPP, 503},
 	{-ENOTCONN, 503},      /* and every other "unreachable" */
 };
 #define TABLE_N (sizeof table / sizeof table[0])
@@ -67,10 +69,35 @@ int counter_open_exit(int err)
 	switch (err) {
 	case -EPROTONOSUPPORT:
 	case -EINVAL:
+	case -EDOM:
+	case -EOPNOTSUPP:
 		return EXIT_USAGE;
 	case -EBUSY:
 		return EXIT_NO;      /* held by another process: a definite no, as flock -w says */
 	default:
 		return EXIT_UNREACHABLE;
 	}
+}
+
+struct check_wait {
+	bool done;
+	int err;
+};
+
+static void check_cb(void *ud, int err, int64_t value)
+{
+	struct check_wait *w = ud;
+	w->done = true;
+	w->err = err;
+}
+
+int counter_check_wait(struct counter *c, uv_loop_t *loop)
+{
+	struct check_wait w = {false, 0};
+	int r = counter_check(c, check_cb, &w);
+	if (r < 0)
+		return r;
+	while (!w.done)
+		uv_run(loop, UV_RUN_ONCE);
+	return w.err;
 }

@@ -121,6 +121,22 @@ int counter_list(struct counter *c, const char *prefix, size_t prefix_len,
 	return c->ops->list(c, prefix, prefix_len, cb, ud);
 }
 
+int counter_check(struct counter *c, counter_fn cb, void *ud)
+{
+	if (!cb)
+		return -EINVAL;
+	enum store_kind k = c->store->kind;
+	if (k == STORE_REDIS || k == STORE_REDIS_CLUSTER)
+		return counter_redis_check(c, cb, ud);
+	cb(ud, 0, 0);
+	return 0;
+}
+
+bool counter_err_config(int err)
+{
+	return err == -EDOM || err == -EOPNOTSUPP;
+}
+
 bool counter_err_unreachable(int err)
 {
 	switch (err) {
@@ -132,6 +148,8 @@ bool counter_err_unreachable(int err)
 	case -EIO:
 	case -ENOMEM:
 	case -EBADMSG:
+	case -EDOM:
+	case -EOPNOTSUPP:
 		return false;
 	default:
 		return err < 0;
@@ -165,6 +183,10 @@ const char *counter_strerror(int err)
 		return "unexpected answer from the backend";
 	case -EBADMSG:
 		return "the service refused the request";
+	case -EDOM:
+		return "the backend has no such database: the /DB of the URL is out of range";
+	case -EOPNOTSUPP:
+		return "cluster support is disabled on the backend: use redis:// for it";
 	default:
 		return "backend unreachable";
 	}

@@ -122,6 +122,19 @@ int counter_del(struct counter *c, const char *key, size_t key_len, counter_fn c
 int counter_list(struct counter *c, const char *prefix, size_t prefix_len,
                  counter_list_fn cb, void *ud);
 
+/*
+ * One round trip that proves the store answers and is what its URL says:
+ * cb(ud, 0, 0), or an error -- the unreachable ones, or -EDOM (redis: the
+ * URL's /DB is past the server's databases), -EOPNOTSUPP (redis-cluster://
+ * pointed at a Redis with cluster support disabled).  mem: and file:
+ * answer 0 at once.  Programs call it once after attaching, to refuse a
+ * wrong URL before any operation.
+ */
+int counter_check(struct counter *c, counter_fn cb, void *ud);
+/* Is the error one of a store URL that names what is not there (-EDOM,
+ * -EOPNOTSUPP)?  Such a store will never work: a usage error. */
+bool counter_err_config(int err);
+
 /* Is err one of "the backend is unreachable or timed out"? */
 bool counter_err_unreachable(int err);
 
@@ -156,6 +169,7 @@ int counter_file_open(const char *dir, const struct counter_options *o,
                       struct counter_store **out, char *err, size_t err_size);
 int counter_redis_open(const struct store_url *u, const struct counter_options *o,
                        struct counter_store **out);
+int counter_redis_check(struct counter *c, counter_fn cb, void *ud);
 
 /* ------------------------------------------------------------ the table */
 

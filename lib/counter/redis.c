@@ -100,8 +100,26 @@ static int string_value(const redisReply *r, int64_t *v)
 	return json_parse_i64(r->str, r->len, v) < 0 ? -EINVAL : 0;
 }
 
+/*
+ * Name the cause of a failure the client only knows as a code: a SELECT
+ * refused at connect time is "refused" like a bad password (-EACCES), and
+ * a CLUSTER SLOTS refused by a plain Redis is a protocol error (-EPROTO);
+ * the server's text, kept by the client, tells them apart.
+ */
+static int refine(struct redis_handle *h, int err)
+{
+	const char *why = redis_client_last_error(h->rc);
+	if (err == -EACCES && strstr(why, "DB index is out of range"))
+		return -EDOM;
+	if ((err == -EPROTO || err == -ENOTCONN) && strstr(why, "cluster support disabled"))
+		return -EOPNOTSUPP;
+	return err;
+}
+
 static void finish(struct rop *o, int err, int64_t v)
 {
+	if (err < 0)
+		err = refine(o->h, err);
 	counter_fn cb = o->cb;
 	void *ud = o->ud;
 	rop_put(o);
@@ -393,6 +411,42 @@ static int redis_list(struct counter *c, const char *prefix, size_t plen, counte
 		buf_free(&w->pattern);
 		free(w);
 	}
+	return e;
+}
+
+/* ------------------------------------------------------------ check */
+
+/* counter_redis_check: the slot map (cluster), then a PING, so a refused
+ * SELECT or a plain Redis behind redis-cluster:// shows at once. */
+static void ping_cb(void *ud, const struct redisReply *r, int err)
+{
+	struct rop *o = ud;
+	if (err < 0)
+		return finish(o, err, 0);
+	finish(o, r->type == REDIS_REPLY_ERROR ? reply_error(r) : 0, 0);
+}
+
+static void check_ready_cb(void *ud, const struct redisReply *r, int err)
+{
+	struct rop *o = ud;
+	if (err < 0)
+		return finish(o, err, 0);
+	const char *argv[] = {"PING"};
+	size_t lens[] = {4};
+	int e = redis_command_argv(o->h->rc, NULL, 0, 1, argv, lens, ping_cb, o);
+	if (e < 0)
+		finish(o, e, 0);
+}
+
+int counter_redis_check(struct counter *c, counter_fn cb, void *ud)
+{
+	struct redis_handle *h = (struct redis_handle *)c;
+	struct rop *o = rop_get(h, cb, ud);
+	if (!o)
+		return -ENOMEM;
+	int e = redis_client_ready(h->rc, check_ready_cb, o);
+	if (e < 0)
+		rop_put(o);
 	return e;
 }
 
