@@ -478,3 +478,11 @@ teardown() { dsys_teardown; }
 	run --separate-stderr dsys-counter incr 'é€𝄞' --server "$URL"
 	assert_output '{"key":"é€𝄞","value":1}'
 }
+
+@test "counter: incr - says each failed line on stderr too, one line each, as well as in its result line" {
+	run -2 --separate-stderr bash -c "printf 'a\n{\"key\":\n{\"key\":\"a\",\"by\":9223372036854775807}\n' | dsys-counter incr - --store mem:"
+	assert_output "$(printf '%s\n' '{"key":"a","value":1}' '{"line":2,"error":"malformed JSON: expected {\"key\":\"K\",\"by\":N}"}' \
+		'{"key":"a","error":"increment would overflow int64"}')"
+	assert_equal "$stderr" "$(printf '%s\n' 'dsys-counter: line 2: malformed JSON: expected {"key":"K","by":N}' \
+		"dsys-counter: line 3: 'a': increment would overflow int64")"
+}

@@ -65,6 +65,7 @@ struct client {
 	struct buf body, resp;
 	char errbuf[CURL_ERROR_SIZE];
 	int status;                   /* exit status so far */
+	bool lines;                   /* incr -: results are per input line */
 	struct result *res;           /* window of them */
 };
 
@@ -115,6 +116,7 @@ static void print_result(struct client *cl, struct result *r)
 		json_kv_u64(&w, "line", r->line);
 		json_kv_str(&w, "error", r->why);
 		worse(cl, EXIT_USAGE);
+		cli_error("line %u: %s", r->line, r->why);   /* stdout may be a file nobody reads */
 	} else {
 		json_kv_strn(&w, "key", r->key, r->key_len);
 		if (r->err == 0) {
@@ -124,6 +126,9 @@ static void print_result(struct client *cl, struct result *r)
 		} else {
 			json_kv_str(&w, "error", counter_strerror(r->err));
 			worse(cl, exit_for(r->err));
+			if (cl->lines)
+				cli_error("line %u: '%.*s': %s", r->line, (int)r->key_len, r->key,
+				          counter_strerror(r->err));
 		}
 	}
 	json_obj_end(&w);
@@ -607,6 +612,7 @@ static void incr_stdin(struct client *cl)
 	if (cl->curl && window > DEFAULT_MAX_BATCH)
 		window = DEFAULT_MAX_BATCH;   /* a batch is one request: the service's default --max-batch */
 	struct reader *rd = calloc(1, sizeof *rd);
+	cl->lines = true;
 	cl->res = calloc(window, sizeof *cl->res);
 	INVARIANT(rd && cl->res);
 	for (;;) {
