@@ -10,7 +10,10 @@ setup() {
 	dsys_setup
 	export DSYS_LOG_LEVEL=warn
 }
-teardown() { dsys_teardown; }
+teardown() {
+	dsys_teardown
+	if [ -n "${RO_DIR:-}" ]; then rm -rf "$RO_DIR"; fi
+}
 
 @test "counter: options go before or after the subcommand; one that does not apply to it is refused with exit 2" {
 	run --separate-stderr dsys-counter --store mem: list
@@ -263,9 +266,14 @@ teardown() { dsys_teardown; }
 	run --separate-stderr dsys-counter get a --store "file:$d/c"
 	assert_output '{"key":"a","value":2}'
 	[[ $stderr == *'dropping a torn record at byte 54'* ]]
-	[ "$(stat -c %s "$d/c/log")" -eq "$size" ]
-	run dsys-counter incr b --store "file:$d/c"
+	# get reads the store read-only: the torn tail stays for the next writer
+	[ "$(stat -c %s "$d/c/log")" -eq "$((size + 12))" ]
+	run --separate-stderr dsys-counter incr b --store "file:$d/c"
 	assert_output '{"key":"b","value":2}'
+	[[ $stderr == *'dropping a torn record at byte 54'* ]]
+	run --separate-stderr dsys-counter get a --store "file:$d/c"
+	assert_output '{"key":"a","value":2}'
+	assert_equal "$stderr" ''
 	# damage in the middle is refused, not silently dropped
 	printf 'X' | dd of="$d/c/log" bs=1 seek=12 conv=notrunc 2>/dev/null
 	run dsys-counter get a --store "file:$d/c"
@@ -485,4 +493,30 @@ teardown() { dsys_teardown; }
 		'{"key":"a","error":"increment would overflow int64"}')"
 	assert_equal "$stderr" "$(printf '%s\n' 'dsys-counter: line 2: malformed JSON: expected {"key":"K","by":N}' \
 		"dsys-counter: line 3: 'a': increment would overflow int64")"
+}
+
+@test "counter: file: get and list read a store they may not write; a change there is refused" {
+	RO_DIR=$(mktemp -d /tmp/dsys-ro.XXXXXX)
+	dsys-counter incr k --by 3 --store "file:$RO_DIR/s"
+	# someone who may read the store but not write it
+	local as=()
+	if [ "$(id -u)" -eq 0 ]; then
+		chmod -R a+rX "$RO_DIR"
+		as=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+	else
+		chmod -R a-w "$RO_DIR/s"
+	fi
+	run --separate-stderr "${as[@]}" dsys-counter get k --store "file:$RO_DIR/s"
+	assert_success
+	assert_output '{"key":"k","value":3}'
+	run --separate-stderr "${as[@]}" dsys-counter list --store "file:$RO_DIR/s"
+	assert_success
+	assert_output '{"key":"k","value":3}'
+	run --separate-stderr "${as[@]}" dsys-counter incr k --store "file:$RO_DIR/s" --wait 0
+	[ "$status" -ne 0 ]
+	# a get of a store nobody wrote yet is 'not found' and creates nothing
+	run --separate-stderr dsys-counter get k --store "file:$RO_DIR/none"
+	[ "$status" -eq 1 ]
+	[ ! -e "$RO_DIR/none" ]
+	chmod -R u+w "$RO_DIR"
 }

@@ -720,6 +720,10 @@ int counter_client(struct config *cfg, int argc, char **argv)
 		return EXIT_USAGE;
 	}
 
+	/* get and list only read: a file: store is opened read-only for them
+	 * (a shared lock, nothing written), so they work on a store they may
+	 * not write, and beside each other */
+	cfg->copt.read_only = cl.op == OP_GET || cl.op == OP_LIST;
 	int r = cfg->server ? server_open(&cl) : store_open(&cl);
 	if (r) {
 		client_close(&cl);

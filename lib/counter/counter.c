@@ -150,6 +150,7 @@ bool counter_err_unreachable(int err)
 	case -EBADMSG:
 	case -EDOM:
 	case -EOPNOTSUPP:
+	case -EROFS:
 		return false;
 	default:
 		return err < 0;
@@ -183,6 +184,8 @@ const char *counter_strerror(int err)
 		return "unexpected answer from the backend";
 	case -EBADMSG:
 		return "the service refused the request";
+	case -EROFS:
+		return "the store was opened read-only";
 	case -EDOM:
 		return "the backend has no such database: the /DB of the URL is out of range";
 	case -EOPNOTSUPP:

@@ -33,6 +33,7 @@
  *   -EINVAL     the stored value is not an integer (redis: a key of
  *               another program); or a bad key (empty, too long)
  *   -ENOSPC     mem:/file: the table is full (--max-keys)
+ *   -EROFS      file: a change on a store opened read_only
  *   -EIO        file: the log could not be written or synced; the store
  *               refuses writes from then on (its state may be ahead of
  *               the disk)
@@ -74,6 +75,9 @@ struct counter_options {
 	unsigned connect_timeout_ms; /* redis: connection attempt */
 	unsigned max_pending;      /* redis: commands in flight per handle */
 	unsigned wait_ms;          /* file: how long open waits for a DIR another process holds */
+	bool read_only;            /* file: open for get and list only (a shared lock; nothing
+	                              written, so a store on read-only media works); incr, set
+	                              and del answer -EROFS */
 };
 
 void counter_options_init(struct counter_options *o);

@@ -78,6 +78,7 @@ struct file_store {
 	struct counter_table *table;
 	struct wal *wal;              /* its mutex orders table changes with appends */
 	struct fhandle *handles;
+	bool read_only;               /* opened for get and list: changes are refused */
 };
 
 static const struct counter_ops file_ops;
@@ -213,6 +214,10 @@ static int file_change(struct counter *c, int op, const char *key, size_t len, i
 	struct fhandle *h = (struct fhandle *)c;
 	int64_t v = 0;
 	uint64_t seq = 0;
+	if (h->fs->read_only) {
+		cb(ud, -EROFS, 0);
+		return 0;
+	}
 	int e = change(h->fs, op, key, len, arg, &v, &seq);
 	if (e < 0) {
 		cb(ud, e, 0);
@@ -336,7 +341,9 @@ int counter_file_open(const char *dir, const struct counter_options *o,
 	struct wal_options wo = {
 		.max_record = REC_FIXED + COUNTER_MAX_KEY,
 		.compact_bytes = o->compact_bytes,
+		.read_only = o->read_only,
 	};
+	fs->read_only = o->read_only;
 	struct wal_hooks hooks = { .replay = replay_one, .snapshot = snapshot, .synced = notify_all };
 	/* Another process holding DIR is waited for, up to o->wait_ms, as
 	 * flock -w does: concurrent CLI runs on one store take turns instead
