@@ -2200,6 +2200,39 @@ conf() {
 	conf_result 339
 }
 
+@test "conformance: path normalisation: GET /%68ello is GET /hello: escapes of unreserved characters are decoded before routing (RFC 3986 6.2.2.2)" {
+	# send GET /%68ello HTTP/1.1\r\nHost: a\r\n\r\n
+	# expect 200 open
+	# body 1 Hello from dsys!
+	conf_result 340
+}
+
+@test "conformance: path normalisation: escapes of unreserved characters match in either case of hex digit, with a query after the path" {
+	# send GET /h%65%6C%6c%6F?x=%2F HTTP/1.1\r\nHost: a\r\n\r\n
+	# expect 200 open
+	# body 1 Hello from dsys!
+	conf_result 341
+}
+
+@test "conformance: path normalisation: an absolute-form target is normalised too" {
+	# send GET http://a/%68ello HTTP/1.1\r\nHost: a\r\n\r\n
+	# expect 200 open
+	# body 1 Hello from dsys!
+	conf_result 342
+}
+
+@test "conformance: path normalisation: %2F is a reserved escape: /hello%2F is not /hello/ and not decoded, 404" {
+	# send GET /hello%2F HTTP/1.1\r\nHost: a\r\n\r\n
+	# expect 404 open
+	conf_result 343
+}
+
+@test "conformance: path normalisation: a path of only escapes of reserved characters is left as it is: 404" {
+	# send GET /%2Fhello HTTP/1.1\r\nHost: a\r\n\r\n
+	# expect 404 open
+	conf_result 344
+}
+
 @test "conformance: every case that passes still passes with its writes cut at random places" {
 	local dir=$BATS_FILE_TMPDIR/split f n bad=
 	mkdir -p "$dir"

@@ -34,3 +34,28 @@ permutation() {
 	[ "$n" -eq "$2" ] || { echo "$n answers, expected $2"; return 1; }
 	sort -n "$1" | uniq | awk -v n="$2" '$1 != NR { print "missing " NR; bad = 1; exit } END { exit bad || NR != n }'
 }
+
+# fake_service STATUS BODY: a server that is not dsys-counter, answering
+# every request with STATUS and the JSON BODY; sets URL to it.  Used to
+# prove what the CLI makes of answers a counter service would not give.
+fake_service() {
+	start_server fake "$DSYS_PY" -c '
+import http.server, json, sys
+status, body = int(sys.argv[1]), sys.argv[2].encode()
+class H(http.server.BaseHTTPRequestHandler):
+    def answer(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(n)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    do_GET = do_POST = do_PUT = do_DELETE = answer
+    def log_message(self, *a): pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(json.dumps({"event": "ready", "listen": "127.0.0.1:%d" % s.server_address[1]}, separators=(",", ":")), flush=True)
+s.serve_forever()
+' "$1" "$2"
+	URL="http://127.0.0.1:$SERVER_PORT"
+}

@@ -154,3 +154,114 @@ teardown() {
 	run post /incr '{"key":"t"}'
 	assert_output --partial '200 {"key":"t","value":'
 }
+
+@test "counter redis: del of a key holding no integer refuses and leaves the key as it was" {
+	redis_start
+	redis-cli -p "$REDIS_PORT" set notint hello >/dev/null
+	redis-cli -p "$REDIS_PORT" set big 9223372036854775808 >/dev/null
+	redis-cli -p "$REDIS_PORT" rpush alist x >/dev/null
+	redis-cli -p "$REDIS_PORT" set min -9223372036854775808 >/dev/null
+	run --separate-stderr dsys-counter del notint --store "$REDIS_URL"
+	[ "$status" -eq 1 ]
+	assert_output '{"key":"notint","error":"the stored value is not an integer"}'
+	[ "$(redis-cli -p "$REDIS_PORT" get notint)" = hello ]
+	run --separate-stderr dsys-counter del big --store "$REDIS_URL"
+	[ "$status" -eq 1 ]
+	[ "$(redis-cli -p "$REDIS_PORT" get big)" = 9223372036854775808 ]
+	run --separate-stderr dsys-counter del alist --store "$REDIS_URL"
+	[ "$status" -eq 1 ]
+	[ "$(redis-cli -p "$REDIS_PORT" lrange alist 0 -1)" = x ]
+	run --separate-stderr dsys-counter del min --store "$REDIS_URL"
+	assert_success
+	assert_output '{"key":"min","deleted":true,"value":-9223372036854775808}'
+	[ "$(redis-cli -p "$REDIS_PORT" exists min)" = 0 ]
+	serve --store "$REDIS_URL"
+	run req DELETE /counters/notint
+	assert_output '409 {"key":"notint","error":"the stored value is not an integer"}'
+	[ "$(redis-cli -p "$REDIS_PORT" get notint)" = hello ]
+}
+
+@test "counter cluster: del of a key holding no integer refuses and leaves the key as it was" {
+	redis_cluster_start 3
+	dsys-counter set '{t}:n' 4 --store "$CLUSTER_URL"
+	slot=$(redis-cli -p "${CLUSTER_PORTS[0]}" cluster keyslot t)
+	owner=$(redis_cluster_owner "$slot")
+	redis-cli -p "$owner" set '{t}:s' hello >/dev/null
+	run --separate-stderr dsys-counter del '{t}:s' --store "$CLUSTER_URL"
+	[ "$status" -eq 1 ]
+	assert_output '{"key":"{t}:s","error":"the stored value is not an integer"}'
+	[ "$(redis-cli -p "$owner" get '{t}:s')" = hello ]
+	run --separate-stderr dsys-counter del '{t}:n' --store "$CLUSTER_URL"
+	assert_success
+	assert_output '{"key":"{t}:n","deleted":true,"value":4}'
+	[ "$(redis-cli -p "$owner" exists '{t}:n')" = 0 ]
+}
+
+@test "counter redis: a backend timeout through --server is 'backend timed out' and exit 4, as with --store" {
+	redis_start
+	serve --store "$REDIS_URL" --backend-timeout 300ms
+	dsys-counter incr t --server "$URL"
+	kill -STOP "$REDIS_PID"
+	run --separate-stderr dsys-counter incr t --server "$URL"
+	local st1=$status out1=$output
+	run --separate-stderr bash -c "echo t | dsys-counter incr - --server '$URL'"
+	local st2=$status out2=$output
+	run --separate-stderr dsys-counter get t --store "$REDIS_URL" --backend-timeout 300ms
+	kill -CONT "$REDIS_PID"
+	[ "$st1" -eq 4 ]
+	[ "$out1" = '{"key":"t","error":"backend timed out"}' ]
+	[ "$st2" -eq 4 ]
+	[ "$out2" = '{"key":"t","error":"backend timed out"}' ]
+	[ "$status" -eq 4 ]
+	assert_output '{"key":"t","error":"backend timed out"}'
+}
+
+@test "counter redis: /health is 503 with the reason while the store is unreachable, failures are logged once a second" {
+	local port
+	redis_start
+	port=$REDIS_PORT
+	redis_stop
+	serve --store "redis://127.0.0.1:$port"
+	run curl -s -w ' %{http_code}' "$URL/health"
+	assert_output "{\"status\":\"unavailable\",\"reason\":\"backend unreachable\",\"store\":\"redis://127.0.0.1:$port/0\"} 503"
+	local t0=$SECONDS
+	"$DSYS_PY" - "$SERVER_PORT" <<'PY'
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]))
+for _ in range(500):
+    c.request("POST", "/incr", body='{"key":"k"}')
+    c.getresponse().read()
+PY
+	local secs=$((SECONDS - t0 + 1))
+	run grep -c 'backend redis://127.0.0.1:'"$port"'/0: backend unreachable' "$SERVER_ERR"
+	echo "$output log lines for 500 failures in about $secs s"
+	[ "$output" -ge 1 ]
+	[ "$output" -le $((secs + 2)) ]
+	# the store comes up: healthy, and one line says so
+	redis_restart
+	for ((i = 0; i < 50; i++)); do
+		[[ $(curl -s -o /dev/null -w '%{http_code}' "$URL/health") == 200 ]] && break
+		sleep 0.1
+	done
+	run curl -s -w ' %{http_code}' "$URL/health"
+	assert_output "{\"status\":\"ok\",\"store\":\"redis://127.0.0.1:$port/0\"} 200"
+	run post /incr '{"key":"k"}'
+	assert_output '200 {"key":"k","value":1}'
+	grep -q 'answers again' "$SERVER_ERR"
+}
+
+@test "counter redis: a URL naming what is not there says so: a database out of range, a cluster that is a plain Redis" {
+	redis_start
+	run -2 --separate-stderr dsys-counter get a --store "$REDIS_URL/99"
+	assert_equal "$stderr" "dsys-counter: cannot use $REDIS_URL/99: the backend has no such database: the /DB of the URL is out of range"
+	run -2 --separate-stderr dsys-counter serve --listen 127.0.0.1:0 --store "$REDIS_URL/99"
+	[[ $stderr == *'no such database'* ]]
+	local cl=${REDIS_URL/redis:/redis-cluster:}
+	run -2 --separate-stderr dsys-counter incr a --store "$cl"
+	assert_equal "$stderr" "dsys-counter: cannot use $cl: cluster support is disabled on the backend: use redis:// for it"
+	run -2 --separate-stderr dsys-counter serve --listen 127.0.0.1:0 --store "$cl"
+	[[ $stderr == *'cluster support is disabled'* ]]
+	[ "$(redis-cli -p "$REDIS_PORT" dbsize)" = 0 ]
+	run --separate-stderr dsys-counter incr a --store "$REDIS_URL/3"
+	assert_output '{"key":"a","value":1}'
+}

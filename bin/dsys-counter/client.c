@@ -33,6 +33,7 @@
 #include "base/buf.h"
 #include "cli/cli.h"
 #include "http/client.h"
+#include "http/url.h"
 #include "dsys-counter.h"
 #include "base/invariant.h"
 #include "base/json.h"
@@ -64,6 +65,7 @@ struct client {
 	struct buf body, resp;
 	char errbuf[CURL_ERROR_SIZE];
 	int status;                   /* exit status so far */
+	bool lines;                   /* incr -: results are per input line */
 	struct result *res;           /* window of them */
 };
 
@@ -78,6 +80,9 @@ static int exit_for(int err)
 	case -EIO:
 		return EXIT_NO;
 	case -EOVERFLOW:
+	case -EBADMSG:
+	case -EDOM:
+	case -EOPNOTSUPP:
 		return EXIT_USAGE;
 	case -ETIMEDOUT:
 		return EXIT_TIMEOUT;
@@ -94,6 +99,13 @@ static void worse(struct client *cl, int st)
 		cl->status = st;
 }
 
+/* A line did not reach stdout: quiet exit 0 when the reader is gone
+ * (EPIPE), else "write error: ..." and exit 1 -- never a silent success. */
+static void stdout_failed(void)
+{
+	exit(cli_write_error(errno));
+}
+
 static void print_result(struct client *cl, struct result *r)
 {
 	struct buf b = BUF_INIT;
@@ -104,6 +116,7 @@ static void print_result(struct client *cl, struct result *r)
 		json_kv_u64(&w, "line", r->line);
 		json_kv_str(&w, "error", r->why);
 		worse(cl, EXIT_USAGE);
+		cli_error("line %u: %s", r->line, r->why);   /* stdout may be a file nobody reads */
 	} else {
 		json_kv_strn(&w, "key", r->key, r->key_len);
 		if (r->err == 0) {
@@ -113,11 +126,14 @@ static void print_result(struct client *cl, struct result *r)
 		} else {
 			json_kv_str(&w, "error", counter_strerror(r->err));
 			worse(cl, exit_for(r->err));
+			if (cl->lines)
+				cli_error("line %u: '%.*s': %s", r->line, (int)r->key_len, r->key,
+				          counter_strerror(r->err));
 		}
 	}
 	json_obj_end(&w);
 	if (json_emit(&b) < 0)
-		exit(0);
+		stdout_failed();
 	buf_free(&b);
 }
 
@@ -185,7 +201,7 @@ static void list_cb(void *ud, int err, const struct counter_item *items, size_t 
 		json_kv_i64(&w, "value", items[i].value);
 		json_obj_end(&w);
 		if (json_emit(&b) < 0)
-			exit(0);
+			stdout_failed();
 		buf_free(&b);
 	}
 	if (done) {
@@ -201,13 +217,20 @@ static int store_open(struct client *cl)
 	int r = counter_store_open(&cl->cfg->url, &cl->cfg->copt, &cl->store, err, sizeof err);
 	if (r < 0) {
 		cli_error("cannot open %s: %s", cl->cfg->url_text, err);
-		return r == -EPROTONOSUPPORT || r == -EINVAL ? EXIT_USAGE
-		     : r == -EBUSY ? EXIT_NO : EXIT_UNREACHABLE;
+		return counter_open_exit(r);
 	}
 	r = counter_attach(cl->store, &cl->loop, &cl->c);
 	if (r < 0) {
 		cli_error("cannot use %s: %s", cl->cfg->url_text, strerror(-r));
 		return EXIT_UNREACHABLE;
+	}
+	/* a URL that names what is not there (a database past the server's
+	 * count, a cluster that is a plain Redis) fails here, named; an
+	 * unreachable store is left for the operation to report */
+	r = counter_check_wait(cl->c, &cl->loop);
+	if (counter_err_config(r)) {
+		cli_error("cannot use %s: %s", cl->cfg->url_text, counter_strerror(r));
+		return counter_open_exit(r);
 	}
 	return 0;
 }
@@ -271,33 +294,14 @@ static long http_call(struct client *cl, const char *method, const char *path,
 	return status;
 }
 
-static int err_for_status(long status)
+/* The error of a failed call (http_call's -1 or -2). */
+static int err_for_call(long st)
 {
-	switch (status) {
-	case 200:
-		return 0;
-	case 404:
-		return -ENOENT;
-	case 400:
-		return -EOVERFLOW;
-	case 409:
-		return -EINVAL;
-	case 507:
-		return -ENOSPC;
-	case -2:
-		return -ETIMEDOUT;
-	case 500:
-		return -EIO;      /* the service's own store failed */
-	case -1:
-	case 503:
-		return -ENOTCONN;
-	default:
-		return -EPROTO;   /* not an answer a dsys-counter service gives */
-	}
+	return st == -2 ? -ETIMEDOUT : -ENOTCONN;
 }
 
 struct value_scan {
-	bool has;
+	bool has, has_key;
 	int64_t value;
 	const char *error;
 	size_t error_len;
@@ -309,6 +313,8 @@ static int value_member(void *ctx, const struct json_token *k, const struct json
 	if (json_token_eq(k, "value") && v->kind == JSON_KIND_NUMBER &&
 	    json_parse_i64(v->text, v->len, &s->value) == 0)
 		s->has = true;
+	if (json_token_eq(k, "key") && v->kind == JSON_KIND_STRING)
+		s->has_key = true;
 	if (json_token_eq(k, "error") && v->kind == JSON_KIND_STRING) {
 		s->error = v->text;
 		s->error_len = v->len;
@@ -316,20 +322,30 @@ static int value_member(void *ctx, const struct json_token *k, const struct json
 	return 0;
 }
 
-static void url_escape(struct buf *out, const char *s, size_t n)
+/*
+ * The error of one key's answer.  Every answer of the service about a key
+ * names the key; one that does not is either a request the service
+ * refused (400), the service's own unavailability (503), or not from a
+ * counter service at all -- dsys-serve answers POST /incr with 404
+ * {"error":"not found"}, which must not read as an absent key.
+ */
+static int answer_err(long st, const struct value_scan *vs)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		    c == '-' || c == '_' || c == '.' || c == '~')
-			buf_putc(out, (char)c);
-		else {
-			buf_putc(out, '%');
-			buf_putc(out, hex[c >> 4]);
-			buf_putc(out, hex[c & 15]);
-		}
-	}
+	if (!vs->has_key)
+		return st == 400 ? -EBADMSG : st == 503 ? -ENOTCONN : -EPROTO;
+	int err = counter_err_from_answer(st, vs->error, vs->error_len);
+	return err == 0 && !vs->has ? -EPROTO : err;
+}
+
+/* Say once per run that --server is not a counter service. */
+static void not_a_service(struct client *cl, long st, const char *method, const char *path)
+{
+	static bool said;
+	if (said)
+		return;
+	said = true;
+	cli_error("unexpected answer from %s: HTTP %ld to %s %s is not what a dsys-counter service answers",
+	          cl->cfg->server, st, method, path);
 }
 
 /* One key through the service: fills r->err and r->value. */
@@ -348,7 +364,7 @@ static void server_one(struct client *cl, struct result *r)
 		json_obj_end(&w);
 	} else {
 		buf_puts(&path, "/counters/");
-		url_escape(&path, r->key, r->key_len);
+		url_encode(&path, r->key, r->key_len);
 		if (cl->op == OP_SET) {
 			method = "PUT";
 			json_obj_begin(&w);
@@ -359,16 +375,15 @@ static void server_one(struct client *cl, struct result *r)
 		}
 	}
 	long st = http_call(cl, method, path.data, body.len ? body.data : NULL, body.len);
-	r->err = err_for_status(st);
+	r->err = err_for_call(st);
 	if (st > 0) {
 		struct value_scan vs = {0};
 		json_scan_object(cl->resp.data ? cl->resp.data : "", cl->resp.len, value_member, &vs);
-		/* a 200 without a value, or a 404 that names no error, is some
-		 * other server at --server, not a counter answer */
-		if ((r->err == 0 && !vs.has) || (st == 404 && !vs.error))
-			r->err = -EPROTO;
+		r->err = answer_err(st, &vs);
 		r->value = vs.value;
-		if (st != 200 && st != 404 && vs.error)
+		if (r->err == -EPROTO)
+			not_a_service(cl, st, method, path.data);
+		else if (st != 200 && st != 404 && vs.error)
 			cli_error("%.*s: %.*s", (int)r->key_len, r->key, (int)vs.error_len, vs.error);
 	}
 	buf_free(&path);
@@ -422,15 +437,15 @@ static void server_batch(struct client *cl, struct result *rs, unsigned n)
 			struct value_scan vs = {0};
 			json_scan_object(tok.text, tok.len, value_member, &vs);
 			i += (size_t)e;
-			r->err = vs.has ? 0 : vs.error && vs.error_len == 9 && !memcmp(vs.error, "not found", 9)
-			                       ? -ENOENT
-			                  : vs.error && !memcmp(vs.error, "increment would overflow", 24)
-			                       ? -EOVERFLOW
-			                       : err_for_status(st == 200 ? 500 : st);
+			r->err = vs.has && vs.has_key ? 0 : answer_err(0, &vs);
 			r->value = vs.value;
+			if (r->err == -EPROTO)
+				not_a_service(cl, st, "POST", "/incr");
 		} else {
-			r->err = err_for_status(st > 0 && st != 200 ? st : st < 0 ? st : 500);
-			if (st > 0 && !array) {
+			r->err = st < 0 ? err_for_call(st) : counter_err_from_answer(st == 200 ? 500 : st, NULL, 0);
+			if (r->err == -EPROTO) {
+				not_a_service(cl, st, "POST", "/incr");
+			} else if (st > 0 && !array) {
 				struct value_scan vs = {0};
 				json_scan_object(p, len, value_member, &vs);
 				if (vs.error)
@@ -541,7 +556,7 @@ static int reader_next(struct reader *rd, bool block, char **line, size_t *len, 
 }
 
 /* A line of incr -: a key, or {"key":..,"by":..}. */
-static void parse_line(struct result *r, char *line, size_t len)
+static void parse_line(struct result *r, char *line, size_t len, int64_t def_by)
 {
 	while (len && (line[len - 1] == '\r'))
 		len--;
@@ -549,14 +564,14 @@ static void parse_line(struct result *r, char *line, size_t len)
 	while (i < len && (line[i] == ' ' || line[i] == '\t'))
 		i++;
 	r->why = NULL;
-	r->by = 1;
+	r->by = def_by;   /* --by, or 1: for lines that give none */
 	if (i < len && line[i] == '{') {
 		struct incr_spec s;
 		long used;
 		const char *key;
 		size_t key_len;
 		char keybuf[COUNTER_KEYBUF];
-		if (incr_spec_parse(line + i, len - i, &s, &used) < 0 ||
+		if (incr_spec_parse(line + i, len - i, def_by, &s, &used) < 0 ||
 		    incr_spec_key(&s, keybuf, &key, &key_len) < 0) {
 			r->why = s.why;
 			return;
@@ -570,10 +585,9 @@ static void parse_line(struct result *r, char *line, size_t len)
 		r->by = s.by;
 		return;
 	}
-	if (len > COUNTER_MAX_KEY) {
-		r->why = "key is longer than 512 bytes";
+	r->why = key_check(line, len);
+	if (r->why)
 		return;
-	}
 	memcpy(r->key, line, len);
 	r->key_len = len;
 }
@@ -598,6 +612,7 @@ static void incr_stdin(struct client *cl)
 	if (cl->curl && window > DEFAULT_MAX_BATCH)
 		window = DEFAULT_MAX_BATCH;   /* a batch is one request: the service's default --max-batch */
 	struct reader *rd = calloc(1, sizeof *rd);
+	cl->lines = true;
 	cl->res = calloc(window, sizeof *cl->res);
 	INVARIANT(rd && cl->res);
 	for (;;) {
@@ -620,7 +635,7 @@ static void incr_stdin(struct client *cl)
 				k++;
 			if (k == len)
 				continue;   /* blank lines are skipped */
-			parse_line(r, line, len);
+			parse_line(r, line, len, cl->cfg->by);
 			n++;
 		}
 		if (n)
@@ -691,8 +706,9 @@ int counter_client(struct config *cfg, int argc, char **argv)
 	struct result one = {0};
 	if (want >= 1 && !from_stdin) {
 		size_t kl = strlen(argv[0]);
-		if (kl == 0 || kl > COUNTER_MAX_KEY) {
-			cli_error("invalid key '%s': %s", argv[0], kl ? "longer than 512 bytes" : "empty");
+		const char *why = key_check(argv[0], kl);
+		if (why) {
+			cli_error("invalid key '%s': %s", argv[0], why);
 			return EXIT_USAGE;
 		}
 		memcpy(one.key, argv[0], kl);
@@ -704,6 +720,10 @@ int counter_client(struct config *cfg, int argc, char **argv)
 		return EXIT_USAGE;
 	}
 
+	/* get and list only read: a file: store is opened read-only for them
+	 * (a shared lock, nothing written), so they work on a store they may
+	 * not write, and beside each other */
+	cfg->copt.read_only = cl.op == OP_GET || cl.op == OP_LIST;
 	int r = cfg->server ? server_open(&cl) : store_open(&cl);
 	if (r) {
 		client_close(&cl);
@@ -716,16 +736,25 @@ int counter_client(struct config *cfg, int argc, char **argv)
 		if (cl.curl) {
 			struct buf path = BUF_INIT;
 			buf_puts(&path, "/counters?prefix=");
-			url_escape(&path, prefix, strlen(prefix));
+			url_encode(&path, prefix, strlen(prefix));
 			long st = http_call(&cl, "GET", path.data, NULL, 0);
+			char *ctype = NULL;
+			if (st == 200)
+				curl_easy_getinfo(cl.curl, CURLINFO_CONTENT_TYPE, &ctype);
+			int lerr = st < 0 ? err_for_call(st) : counter_err_from_answer(st, NULL, 0);
+			if (st == 200 && (!ctype || strncmp(ctype, "application/jsonl", 17)))
+				lerr = -EPROTO;   /* a 200 of another server: not JSON lines of counters */
+			if (lerr == -EPROTO)
+				not_a_service(&cl, st, "GET", path.data);
 			buf_free(&path);
-			if (st == 200) {
-				fwrite(cl.resp.data ? cl.resp.data : "", 1, cl.resp.len, stdout);
-				fflush(stdout);
+			if (lerr == 0) {
+				if (fwrite(cl.resp.data ? cl.resp.data : "", 1, cl.resp.len, stdout) != cl.resp.len ||
+				    fflush(stdout) != 0)
+					stdout_failed();
 			} else {
-				if (st > 0)
+				if (lerr != -EPROTO && st > 0)
 					cli_error("list: %.*s", (int)cl.resp.len, cl.resp.data ? cl.resp.data : "");
-				worse(&cl, exit_for(err_for_status(st)));
+				worse(&cl, exit_for(lerr));
 			}
 		} else {
 			struct list_state ls = {&cl, false, 0};

@@ -35,10 +35,17 @@ struct config {
 int counter_serve(struct config *cfg);
 int counter_client(struct config *cfg, int argc, char **argv);
 
-/* Shared by serve and client: parse a request/line object {"key":..,"by":..}
- * (by defaults to 1).  On success *key and *key_len point at the key (raw or
- * unescaped into keybuf, which holds COUNTER_KEYBUF bytes).  Returns 0, or
- * -1 with *why naming the problem. */
+/* spec.c: keys and {"key":..,"by":..} objects, for every path in. */
+
+/* NULL when key is a key (1..COUNTER_MAX_KEY bytes of valid UTF-8), else
+ * why not ("key is not valid UTF-8"). */
+const char *key_check(const char *key, size_t len);
+/* The same for a list prefix (which may be empty). */
+const char *prefix_check(const char *prefix, size_t len);
+
+/* Parse a request/line object {"key":..,"by":..} (by defaults to def_by).
+ * On success *used is the object's length.  Returns 0, or -1 with s->why
+ * naming the problem. */
 #define COUNTER_KEYBUF (6 * COUNTER_MAX_KEY + 8)
 struct incr_spec {
 	struct json_token key;        /* raw key token */
@@ -46,14 +53,29 @@ struct incr_spec {
 	int64_t by;
 	const char *why;
 };
-int incr_spec_parse(const char *text, size_t len, struct incr_spec *s, long *used);
+int incr_spec_parse(const char *text, size_t len, int64_t def_by, struct incr_spec *s, long *used);
 /* Is p[from..len) only JSON white space?  What may follow the object
  * incr_spec_parse read, in a body or an input line. */
 bool only_space(const char *p, size_t from, size_t len);
-/* Decode the key token into keybuf; 0, or -1 with s->why. */
+/* Decode the key token (into keybuf, COUNTER_KEYBUF bytes, when escaped)
+ * and check it with key_check; 0, or -1 with s->why. */
 int incr_spec_key(struct incr_spec *s, char *keybuf, const char **key, size_t *key_len);
 
-/* HTTP status for a backend error. */
+/* status.c: the one table between counter errors and HTTP statuses. */
+
+/* The status the service answers err with. */
 int counter_http_status(int err);
+/* The error an answer of the service stands for: its status and the
+ * "error" text of its body (NULL when it has none); status 0 matches the
+ * text alone (an item of an array answer, whose status is the first
+ * failure's).  -EBADMSG for a 400
+ * that is not an overflow (the request was refused), -EPROTO for an
+ * answer no counter service gives. */
+int counter_err_from_answer(long status, const char *error, size_t error_len);
+/* The exit status for a store that would not open (counter_store_open's
+ * error), the same for serve and the CLI. */
+int counter_open_exit(int err);
+/* counter_check on c, running loop until it answers: 0 or the error. */
+int counter_check_wait(struct counter *c, uv_loop_t *loop);
 
 #endif

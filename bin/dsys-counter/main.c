@@ -7,10 +7,10 @@
  *
  * This file holds the one option table every subcommand parses (so
  * --list-options, --help and the man page name the same flags), the
- * dispatch on the subcommand, and the parser of {"key":..,"by":..}
- * objects that the service (request bodies) and the CLI (incr - lines)
- * share.  serve.c is the service, client.c the CLI; the files of lib/counter/ do the
- * work.
+ * dispatch on the subcommand.  serve.c is the service, client.c the CLI;
+ * spec.c checks keys and parses {"key":..,"by":..} for both, status.c
+ * maps errors to HTTP statuses and back; the files of lib/counter/ do
+ * the work.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -26,7 +26,7 @@
 
 enum {
 	OPT_STORE = 1, OPT_SERVER, OPT_BY, OPT_PREFIX,
-	OPT_BACKEND_TIMEOUT, OPT_MAX_KEYS, OPT_COMPACT, OPT_WINDOW, OPT_MAX_BATCH,
+	OPT_BACKEND_TIMEOUT, OPT_MAX_KEYS, OPT_COMPACT, OPT_WINDOW, OPT_MAX_BATCH, OPT_WAIT,
 };
 
 static const struct cli_option options[] = {
@@ -40,8 +40,35 @@ static const struct cli_option options[] = {
 	{"compact-bytes", 0, "SIZE", NULL, "file: compact the log when it grows past SIZE (default 64M; 0 never)", OPT_COMPACT},
 	{"window", 'w', "N", NULL, "incr -: increments in flight at once (default 128)", OPT_WINDOW},
 	{"max-batch", 0, "N", NULL, "serve: items in one POST /incr array at most (default 1000)", OPT_MAX_BATCH},
+	{"wait", 0, "DURATION", "DSYS_WAIT", "file: wait this long for a store another process holds (default 10s; 0 fails at once)", OPT_WAIT},
 	CLI_END
 };
+
+/* The subcommands, and which of them each option applies to: the table
+ * behind per-subcommand --list-options (which the completions ask), and
+ * the refusal of `serve --by 5` or `get --listen`. */
+static const char *const subcommands[] = {"serve", "incr", "get", "set", "del", "list", NULL};
+enum { S_SERVE = 1, S_INCR = 2, S_GET = 4, S_SET = 8, S_DEL = 16, S_LIST = 32,
+       S_CLI = S_INCR | S_GET | S_SET | S_DEL | S_LIST, S_ALL = S_SERVE | S_CLI };
+
+static unsigned option_subs(int id)
+{
+	if (id >= SERVER_CLI_ID_MIN && id <= SERVER_CLI_ID_MAX)
+		return S_SERVE;
+	switch (id) {
+	case OPT_SERVER:
+		return S_CLI;
+	case OPT_BY:
+	case OPT_WINDOW:
+		return S_INCR;
+	case OPT_PREFIX:
+		return S_LIST;
+	case OPT_MAX_BATCH:
+		return S_SERVE;
+	default:
+		return S_ALL;   /* the store's own options */
+	}
+}
 
 static const char epilog[] =
 	"subcommands:\n"
@@ -81,11 +108,13 @@ static int on_option(void *ctx, int id, const char *arg)
 			return cli_bad_value(NULL, arg, "expected an integer in the int64 range");
 		cfg->by_set = true;
 		return 0;
-	case OPT_PREFIX:
-		if (strlen(arg) > COUNTER_MAX_KEY)
-			return cli_bad_value(NULL, arg, "longer than 512 bytes");
+	case OPT_PREFIX: {
+		const char *why = prefix_check(arg, strlen(arg));
+		if (why)
+			return cli_bad_value(NULL, arg, why);
 		cfg->prefix = arg;
 		return 0;
+	}
 	case OPT_BACKEND_TIMEOUT:
 		if (parse_duration_ms(arg, &v) < 0 || v == 0 || v > 3600000)
 			return cli_bad_value(NULL, arg, "expected a duration like 500ms or 2s");
@@ -111,96 +140,18 @@ static int on_option(void *ctx, int id, const char *arg)
 			return -1;
 		cfg->max_batch = u;
 		return 0;
+	case OPT_WAIT:
+		if (parse_duration_ms(arg, &v) < 0 || v > 86400000)
+			return cli_bad_value(NULL, arg, "expected a duration like 500ms or 10s, or 0");
+		cfg->copt.wait_ms = (unsigned)v;
+		return 0;
 	}
 	INVARIANT(0);
 	return -1;
 }
 
-/* ------------------------------------------------------------ {"key":..,"by":..} */
-
-static int spec_member(void *ctx, const struct json_token *k, const struct json_token *v)
-{
-	struct incr_spec *s = ctx;
-	if (json_token_eq(k, "key")) {
-		if (v->kind != JSON_KIND_STRING) {
-			s->why = "key must be a string";
-			return -EINVAL;
-		}
-		s->key = *v;
-		s->has_key = true;
-	} else if (json_token_eq(k, "by")) {
-		if (v->kind != JSON_KIND_NUMBER) {
-			s->why = "by must be an integer";
-			return -EINVAL;
-		}
-		int r = json_parse_i64(v->text, v->len, &s->by);
-		if (r < 0) {
-			s->why = r == -ERANGE ? "by is outside the int64 range" : "by must be an integer";
-			return -EINVAL;
-		}
-	}
-	return 0;
-}
-
-bool only_space(const char *p, size_t from, size_t len)
-{
-	for (size_t j = from; j < len; j++)
-		if (p[j] != ' ' && p[j] != '\t' && p[j] != '\r' && p[j] != '\n')
-			return false;
-	return true;
-}
-
-int incr_spec_parse(const char *text, size_t len, struct incr_spec *s, long *used)
-{
-	memset(s, 0, sizeof *s);
-	s->by = 1;
-	long e = json_scan_object(text, len, spec_member, s);
-	if (e < 0) {
-		if (!s->why)
-			s->why = "malformed JSON: expected {\"key\":\"K\",\"by\":N}";
-		return -1;
-	}
-	if (!s->has_key) {
-		s->why = "missing key";
-		return -1;
-	}
-	*used = e;
-	return 0;
-}
-
-int incr_spec_key(struct incr_spec *s, char *keybuf, const char **key, size_t *key_len)
-{
-	const struct json_token *t = &s->key;
-	if (!t->escaped) {
-		*key = t->text;
-		*key_len = t->len;
-	} else {
-		if (t->len > COUNTER_KEYBUF) {
-			s->why = "key is longer than 512 bytes";
-			return -1;
-		}
-		long n = json_token_unescape(t, keybuf);
-		if (n < 0) {
-			s->why = "malformed JSON: bad escape in key";
-			return -1;
-		}
-		*key = keybuf;
-		*key_len = (size_t)n;
-	}
-	if (*key_len == 0) {
-		s->why = "key is empty";
-		return -1;
-	}
-	if (*key_len > COUNTER_MAX_KEY) {
-		s->why = "key is longer than 512 bytes";
-		return -1;
-	}
-	return 0;
-}
-
 /* ------------------------------------------------------------ main */
 
-static const char *const subcommands[] = {"serve", "incr", "get", "set", "del", "list", NULL};
 static const char *const sub_usage[] = {
 	"[--store URL] [--listen HOST:PORT] [--threads N] [OPTION]...",
 	"KEY [--by N] [--store URL | --server URL]\n   or: dsys-counter incr - [--window N] [--store URL | --server URL]",
@@ -210,7 +161,113 @@ static const char *const sub_usage[] = {
 	"[--prefix P] [--store URL | --server URL]",
 };
 
-int main(int argc, char **argv)
+static int sub_index(const char *s)
+{
+	for (int i = 0; s && subcommands[i]; i++)
+		if (!strcmp(s, subcommands[i]))
+			return i;
+	return -1;
+}
+
+/* The option argv[i] names ("--store", "--sto=x", "-s"), as getopt_long
+ * would take it (a unique prefix of a long name too), or NULL. */
+static const struct cli_option *option_named(const char *a)
+{
+	if (a[0] != '-' || !a[1])
+		return NULL;
+	if (a[1] != '-') {
+		for (const struct cli_option *o = options; o->name; o++)
+			if (o->short_name == a[1])
+				return o;
+		return NULL;
+	}
+	const char *name = a + 2;
+	size_t n = strcspn(name, "=");
+	const struct cli_option *hit = NULL;
+	for (const struct cli_option *o = options; o->name; o++) {
+		if (strncmp(o->name, name, n))
+			continue;
+		if (strlen(o->name) == n)
+			return o;
+		if (hit)
+			return NULL;   /* ambiguous: getopt says so */
+		hit = o;
+	}
+	return hit;
+}
+
+/* Does argv[i] take argv[i + 1] as its value? */
+static bool takes_next(const char *a, const struct cli_option *o)
+{
+	if (!o || !o->arg)
+		return false;
+	if (a[1] == '-')
+		return !strchr(a, '=');
+	return a[2] == '\0';     /* "-s" then the URL; "-smem:" holds it */
+}
+
+/*
+ * Options may come before the subcommand (`dsys-counter --store mem:
+ * list`), as git and redis-cli users expect: find the subcommand past the
+ * options and their values, and move it to argv[1], so one parse with the
+ * subcommand's own table reads the options on both sides.  Returns the
+ * subcommand's index, or -1 when there is none.
+ */
+static int find_subcommand(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--"))
+			return -1;
+		if (a[0] == '-' && a[1]) {
+			if (takes_next(a, option_named(a)))
+				i++;
+			continue;
+		}
+		int k = sub_index(a);
+		if (k >= 0) {
+			memmove(argv + 2, argv + 1, (size_t)(i - 1) * sizeof *argv);
+			argv[1] = (char *)a;
+		}
+		return k;
+	}
+	return -1;
+}
+
+/* The options of subcommand k, for its own cli_parse: --list-options
+ * then prints what applies to it, and getopt refuses the rest. */
+static struct cli_option sub_options[sizeof options / sizeof options[0]];
+
+static void sub_options_fill(int k)
+{
+	size_t n = 0;
+	for (const struct cli_option *o = options; o->name; o++)
+		if (option_subs(o->id) & (1u << k))
+			sub_options[n++] = *o;
+	sub_options[n] = (struct cli_option)CLI_END;
+}
+
+/* `serve --by 5`: an option of another subcommand is a usage error that
+ * says so, not an unknown option. */
+static int check_applies(int k, int argc, char **argv)
+{
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--"))
+			break;
+		const struct cli_option *o = option_named(a);
+		if (o && !(option_subs(o->id) & (1u << k))) {
+			cli_error("--%s does not apply to %s", o->name, subcommands[k]);
+			fprintf(stderr, "Try 'dsys-counter %s --help' for more information.\n", subcommands[k]);
+			return -1;
+		}
+		if (takes_next(a, o))
+			i++;
+	}
+	return 0;
+}
+
+static int run(int argc, char **argv)
 {
 	static struct config cfg;
 	cli_init("dsys-counter");
@@ -224,11 +281,8 @@ int main(int argc, char **argv)
 	cfg.window = DEFAULT_WINDOW;
 	cfg.max_batch = DEFAULT_MAX_BATCH;
 
-	const char *sub = argc > 1 ? argv[1] : NULL;
-	int known = -1;
-	for (int i = 0; sub && subcommands[i]; i++)
-		if (!strcmp(sub, subcommands[i]))
-			known = i;
+	int known = find_subcommand(argc, argv);
+	const char *sub = known >= 0 ? argv[1] : NULL;
 	if (known < 0) {
 		/* no subcommand: --help, --version, --list-options, or a usage error */
 		int first;
@@ -245,9 +299,13 @@ int main(int argc, char **argv)
 	cfg.sub = sub;
 	char prog[64];
 	snprintf(prog, sizeof prog, "dsys-counter %s", sub);
+	if (check_applies(known, argc, argv) < 0)
+		return EXIT_USAGE;
+	sub_options_fill(known);
 	struct cli_spec spec = main_spec;
 	spec.prog = prog;
 	spec.usage = sub_usage[known];
+	spec.options = sub_options;
 	int first;
 	int r = cli_parse(&spec, argc - 1, argv + 1, on_option, &cfg, &first);
 	if (r >= 0)
@@ -261,7 +319,12 @@ int main(int argc, char **argv)
 		const char *text = cfg.store_text ? cfg.store_text : store_url_from_env("mem:");
 		char err[256];
 		if (store_url_parse(text, &cfg.url, err, sizeof err) < 0) {
-			cli_error("invalid store '%s': %s", text, err);
+			/* store_url lists every store of dsys; name only ours */
+			char *semi = strncmp(err, "unknown store", 13) ? NULL : strchr(err, ';');
+			if (semi)
+				*semi = '\0';
+			cli_error("invalid store '%s': %s%s", text, err, semi ? "; dsys-counter takes "
+			          "mem:, file:DIR, redis://HOST:PORT[/DB] or redis-cluster://H:P,H:P" : "");
 			return EXIT_USAGE;
 		}
 		if (cfg.url.kind != STORE_MEM && cfg.url.kind != STORE_FILE &&
@@ -280,4 +343,14 @@ int main(int argc, char **argv)
 		return counter_serve(&cfg);
 	}
 	return counter_client(&cfg, argc - 1 - first, argv + 1 + first);
+}
+
+int main(int argc, char **argv)
+{
+	int status = run(argc, argv);
+	/* the last lines may still sit in stdio's buffer: a failure to write
+	 * them is a failure of the run */
+	if (cli_stdout_close() != EXIT_OK && status == EXIT_OK)
+		status = EXIT_NO;
+	return status;
 }

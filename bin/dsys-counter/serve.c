@@ -2,7 +2,8 @@
  * serve.c -- dsys-counter serve: the counter service on lib/http/server.
  *
  * Routes: POST /incr (one object or an array of them), GET/PUT/DELETE
- * /counters/KEY, GET /counters?prefix=P (JSON lines), /health, /metrics.
+ * /counters/KEY, GET /counters?prefix=P (JSON lines), /health (which
+ * reads a key, so it says whether the store answers), /metrics.
  *
  * Each loop thread attaches its own backend handle (counter_attach) in the
  * server's thread init hook.  A request is parsed in place (the key
@@ -17,6 +18,7 @@
  * readable -- leave in one write: that is the coalescing.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,12 +29,18 @@
 #include "dsys-counter.h"
 #include "http/route.h"
 #include "http/server.h"
+#include "http/url.h"
 #include "base/invariant.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "obs/metrics.h"
 
-enum op { OP_INCR = 1, OP_GET, OP_SET, OP_DEL, OP_LIST };
+enum op { OP_INCR = 1, OP_GET, OP_SET, OP_DEL, OP_LIST, OP_HEALTH };
+
+/* What /health reads to probe the store: any answer but "unreachable"
+ * (a value, not found, not an integer) means the store is there. */
+#define HEALTH_KEY "dsys-counter:health"
+#define BACKEND_LOG_INTERVAL_MS 1000
 
 struct citem {
 	struct creq *req;
@@ -62,6 +70,10 @@ struct app {
 	struct counter_store *store;
 	const struct config *cfg;
 	struct metrics_counter *backend_errors;   /* answers 503 (unreachable, timed out) */
+	/* backend failures are logged at most once a second, from any thread */
+	_Atomic uint64_t log_next_ms;             /* CLOCK_MONOTONIC ms of the next line allowed */
+	_Atomic uint64_t log_suppressed;          /* failures not logged since the last line */
+	_Atomic bool down;                        /* the last line said "failing" */
 };
 
 struct sthread {
@@ -72,27 +84,6 @@ struct sthread {
 };
 
 /* ------------------------------------------------------------ answering */
-
-int counter_http_status(int err)
-{
-	switch (err) {
-	case 0:
-		return 200;
-	case -ENOENT:
-		return 404;
-	case -EOVERFLOW:
-		return 400;
-	case -EINVAL:
-		return 409;
-	case -ENOSPC:
-		return 507;
-	case -EIO:
-	case -ENOMEM:
-		return 500;
-	default:
-		return 503;
-	}
-}
 
 static struct creq *creq_get(struct sthread *t, struct http_exchange *ex, enum op op)
 {
@@ -175,6 +166,19 @@ static void answer(struct creq *q)
 	struct json_writer w;
 	json_writer_init(&w, b);
 	int status = 200;
+	if (q->op == OP_HEALTH) {
+		int err = q->one.err;
+		bool up = !counter_err_unreachable(err);
+		json_obj_begin(&w);
+		json_kv_str(&w, "status", up ? "ok" : "unavailable");
+		if (!up)
+			json_kv_str(&w, "reason", counter_strerror(err));
+		json_kv_str(&w, "store", q->t->app->cfg->url_text);
+		json_obj_end(&w);
+		respond_json(ex, up ? 200 : 503, b);
+		creq_put(q);
+		return;
+	}
 	if (q->op == OP_LIST) {
 		if (q->list_err < 0) {
 			json_obj_begin(&w);
@@ -204,14 +208,46 @@ static void answer(struct creq *q)
 	creq_put(q);
 }
 
+/*
+ * A backend failure, logged at most once a second whatever the request
+ * rate (a dead Redis under load would otherwise write a line per
+ * request), with the count of failures since the last line; and one line
+ * when operations succeed again.
+ */
+static void backend_failed(struct app *app, int err)
+{
+	uint64_t now = uv_hrtime() / 1000000;
+	uint64_t next = atomic_load_explicit(&app->log_next_ms, memory_order_relaxed);
+	if (now < next || !atomic_compare_exchange_strong(&app->log_next_ms, &next,
+	                                                  now + BACKEND_LOG_INTERVAL_MS)) {
+		atomic_fetch_add_explicit(&app->log_suppressed, 1, memory_order_relaxed);
+		return;
+	}
+	uint64_t more = atomic_exchange(&app->log_suppressed, 0);
+	atomic_store(&app->down, true);
+	log_warn("backend %s: %s (%llu more failures since the last line)", app->cfg->url_text,
+	         counter_strerror(err), (unsigned long long)more);
+}
+
+static void backend_ok(struct app *app)
+{
+	if (atomic_load_explicit(&app->down, memory_order_relaxed) && atomic_exchange(&app->down, false))
+		log_warn("backend %s answers again", app->cfg->url_text);
+}
+
 static void item_done(void *ud, int err, int64_t value)
 {
 	struct citem *it = ud;
 	it->err = err;
 	it->value = value;
 	struct creq *q = it->req;
-	if (err < 0 && counter_err_unreachable(err))
-		metrics_counter_inc(q->t->app->backend_errors);
+	if (err < 0 && counter_err_unreachable(err)) {
+		if (q->op != OP_HEALTH)
+			metrics_counter_inc(q->t->app->backend_errors);
+		backend_failed(q->t->app, err);
+	} else {
+		backend_ok(q->t->app);
+	}
 	INVARIANT(q->pending > 0);
 	if (--q->pending == 0)
 		answer(q);
@@ -228,40 +264,6 @@ static void creq_release_guard(struct creq *q)
 static void bad_request(struct http_exchange *ex, const char *why)
 {
 	http_respond_error(ex, 400, why);
-}
-
-/* ------------------------------------------------------------ parsing */
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Percent-decode s[0..n) into out (COUNTER_MAX_KEY bytes).  Returns the
- * length, -1 for bad escapes, -2 when longer than the limit. */
-static long pct_decode(const char *s, size_t n, char *out)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (c == '%') {
-			int h, l;
-			if (i + 2 >= n || (h = hexval(s[i + 1])) < 0 || (l = hexval(s[i + 2])) < 0)
-				return -1;
-			c = (char)(h * 16 + l);
-			i += 2;
-		}
-		if (o == COUNTER_MAX_KEY)
-			return -2;
-		out[o++] = c;
-	}
-	return (long)o;
 }
 
 /* ------------------------------------------------------------ handlers */
@@ -297,7 +299,7 @@ static void handle_incr(struct http_exchange *ex, void *arg)
 		long used;
 		const char *key;
 		size_t key_len;
-		if (incr_spec_parse(p + i, len - i, &s, &used) < 0 ||
+		if (incr_spec_parse(p + i, len - i, 1, &s, &used) < 0 ||
 		    incr_spec_key(&s, t->keybuf, &key, &key_len) < 0) {
 			bad_request(ex, s.why);
 			creq_put(q);
@@ -336,7 +338,7 @@ static void handle_incr(struct http_exchange *ex, void *arg)
 			         t->app->cfg->max_batch);
 			goto bad;
 		}
-		if (incr_spec_parse(p + i, len - i, &s, &used) < 0 ||
+		if (incr_spec_parse(p + i, len - i, 1, &s, &used) < 0 ||
 		    incr_spec_key(&s, t->keybuf, &key, &key_len) < 0) {
 			snprintf(msg, sizeof msg, "item %u: %s", q->n, s.why);
 			goto bad;
@@ -384,11 +386,13 @@ static struct creq *key_request(struct http_exchange *ex, enum op op)
 {
 	struct sthread *t = ex->thread_data;
 	struct creq *q = creq_get(t, ex, op);
-	long n = pct_decode(ex->subpath, ex->subpath_len, q->key);
-	if (n == 0 || n < 0) {
-		bad_request(ex, n == 0 ? "missing key: use /counters/KEY"
-		                : n == -1 ? "bad percent-encoding in the key"
-		                          : "key is longer than 512 bytes");
+	long n = url_decode(ex->subpath, ex->subpath_len, q->key, sizeof q->key);
+	const char *why = n == 0 ? "missing key: use /counters/KEY"
+	                : n == -EINVAL ? "bad percent-encoding in the key"
+	                : n < 0 ? "key is longer than 512 bytes"
+	                : key_check(q->key, (size_t)n);
+	if (why) {
+		bad_request(ex, why);
 		creq_put(q);
 		return NULL;
 	}
@@ -473,9 +477,10 @@ static void list_cb(void *ud, int err, const struct counter_item *items, size_t 
 	struct creq *q = ud;
 	if (err < 0)
 		q->list_err = err;
-	if (err < 0 && counter_err_unreachable(err))
+	if (err < 0 && counter_err_unreachable(err)) {
 		metrics_counter_inc(q->t->app->backend_errors);
-	else {
+		backend_failed(q->t->app, err);
+	} else {
 		struct json_writer w;
 		for (size_t i = 0; i < n; i++) {
 			json_writer_init(&w, &q->list);
@@ -496,27 +501,39 @@ static void handle_list(struct http_exchange *ex, void *arg)
 	struct creq *q = creq_get(t, ex, OP_LIST);
 	const char *qs = ex->req.query;
 	size_t ql = qs ? ex->req.query_len : 0;
-	/* find prefix=... among the query's parameters */
-	for (size_t i = 0; i < ql;) {
-		size_t j = i;
-		while (j < ql && qs[j] != '&')
-			j++;
-		if (j - i >= 7 && !memcmp(qs + i, "prefix=", 7)) {
-			long n = pct_decode(qs + i + 7, j - i - 7, q->key);
-			if (n < 0) {
-				bad_request(ex, n == -1 ? "bad percent-encoding in prefix"
-				                        : "prefix is longer than 512 bytes");
-				creq_put(q);
-				return;
-			}
-			q->key_len = (size_t)n;
+	const char *v;
+	size_t vl;
+	if (url_query_param(qs, ql, "prefix", &v, &vl)) {
+		long n = url_decode(v, vl, q->key, sizeof q->key);
+		const char *why = n == -EINVAL ? "bad percent-encoding in prefix"
+		                : n < 0 ? "prefix is longer than 512 bytes"
+		                : prefix_check(q->key, (size_t)n);
+		if (why) {
+			bad_request(ex, why);
+			creq_put(q);
+			return;
 		}
-		i = j + 1;
+		q->key_len = (size_t)n;
 	}
 	q->pending = 2;
 	int r = counter_list(t->c, q->key, q->key_len, list_cb, q);
 	if (r < 0)
 		list_cb(q, r, NULL, 0, true);
+	creq_release_guard(q);
+}
+
+/* GET /health: a read of HEALTH_KEY through this thread's handle, so the
+ * answer is the store's state now, not the last request's. */
+static void handle_health(struct http_exchange *ex, void *arg)
+{
+	struct sthread *t = ex->thread_data;
+	struct creq *q = creq_get(t, ex, OP_HEALTH);
+	q->n = 1;
+	q->one.req = q;
+	q->pending = 2;
+	int r = counter_get(t->c, HEALTH_KEY, sizeof HEALTH_KEY - 1, item_done, &q->one);
+	if (r < 0)
+		item_done(&q->one, r, 0);
 	creq_release_guard(q);
 }
 
@@ -554,12 +571,30 @@ static void thread_fini(struct http_thread *th, void *arg)
 
 int counter_serve(struct config *cfg)
 {
-	struct app app = {NULL, cfg, NULL};
+	struct app app = {.store = NULL, .cfg = cfg};
 	char err[512];
 	int r = counter_store_open(&cfg->url, &cfg->copt, &app.store, err, sizeof err);
 	if (r < 0) {
 		cli_error("cannot open %s: %s", cfg->url_text, err);
-		return r == -EPROTONOSUPPORT || r == -EINVAL ? EXIT_USAGE : EXIT_UNREACHABLE;
+		return counter_open_exit(r);
+	}
+	/* A wrong URL (a database past the server's count, a cluster that is
+	 * a plain Redis) stops the start, named; an unreachable store does
+	 * not: the service starts and /health says so until it answers. */
+	uv_loop_t probe;
+	uv_loop_init(&probe);
+	struct counter *pc;
+	r = counter_attach(app.store, &probe, &pc);
+	if (r == 0) {
+		r = counter_check_wait(pc, &probe);
+		counter_detach(pc);
+		uv_run(&probe, UV_RUN_DEFAULT);
+	}
+	uv_loop_close(&probe);
+	if (counter_err_config(r)) {
+		cli_error("cannot use %s: %s", cfg->url_text, counter_strerror(r));
+		counter_store_close(app.store);
+		return counter_open_exit(r);
 	}
 	struct metrics *reg = metrics_new();
 	metrics_process_register(reg);
@@ -571,7 +606,7 @@ int counter_serve(struct config *cfg)
 	http_route_add_prefix(router, "PUT", "/counters/", handle_put, &app);
 	http_route_add_prefix(router, "DELETE", "/counters/", handle_del, &app);
 	http_route_add(router, "GET", "/counters", handle_list, &app);
-	http_route_add_health(router);
+	http_route_add(router, "GET", "/health", handle_health, &app);
 	http_route_add_metrics(router, reg);
 
 	struct http_server *srv = NULL;
@@ -583,8 +618,9 @@ int counter_serve(struct config *cfg)
 	cfg->serve.cfg.thread_arg = &app;
 	int status = server_cli_listen(&cfg->serve, &srv);
 	if (status == EXIT_OK) {
-		server_cli_ready(srv, "store", cfg->url_text);
-		status = server_cli_run(srv);
+		status = server_cli_ready(srv, "store", cfg->url_text);
+		if (status == EXIT_OK)
+			status = server_cli_run(srv);
 	}
 	http_server_free(srv);
 	http_router_free(router);

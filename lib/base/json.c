@@ -22,6 +22,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "base/hex.h"
 #include "base/invariant.h"
 #include "base/json.h"
 
@@ -560,13 +561,6 @@ bool json_token_eq(const struct json_token *t, const char *s)
 	return !t->escaped && t->len == n && memcmp(t->text, s, n) == 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9') return c - '0';
-	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-	return c - 'A' + 10;
-}
-
 long json_token_unescape(const struct json_token *t, char *out)
 {
 	const char *s = t->text;
@@ -587,7 +581,7 @@ long json_token_unescape(const struct json_token *t, char *out)
 		case 'u': {
 			unsigned cp = 0;
 			for (int k = 0; k < 4; k++)
-				cp = cp << 4 | (unsigned)hexval(s[i + k]);
+				cp = cp << 4 | (unsigned)hex_val((unsigned char)s[i + k]);
 			i += 4;
 			if (cp >= 0xdc00 && cp <= 0xdfff)
 				return -EINVAL;
@@ -596,7 +590,7 @@ long json_token_unescape(const struct json_token *t, char *out)
 					return -EINVAL;
 				unsigned lo = 0;
 				for (int k = 0; k < 4; k++)
-					lo = lo << 4 | (unsigned)hexval(s[i + 2 + k]);
+					lo = lo << 4 | (unsigned)hex_val((unsigned char)s[i + 2 + k]);
 				if (lo < 0xdc00 || lo > 0xdfff)
 					return -EINVAL;
 				i += 6;

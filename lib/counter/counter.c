@@ -21,6 +21,7 @@ void counter_options_init(struct counter_options *o)
 	o->timeout_ms = COUNTER_DEFAULT_TIMEOUT_MS;
 	o->connect_timeout_ms = 1000;
 	o->max_pending = 4096;
+	o->wait_ms = COUNTER_DEFAULT_WAIT_MS;
 }
 
 int counter_store_open(const struct store_url *u, const struct counter_options *o,
@@ -120,6 +121,22 @@ int counter_list(struct counter *c, const char *prefix, size_t prefix_len,
 	return c->ops->list(c, prefix, prefix_len, cb, ud);
 }
 
+int counter_check(struct counter *c, counter_fn cb, void *ud)
+{
+	if (!cb)
+		return -EINVAL;
+	enum store_kind k = c->store->kind;
+	if (k == STORE_REDIS || k == STORE_REDIS_CLUSTER)
+		return counter_redis_check(c, cb, ud);
+	cb(ud, 0, 0);
+	return 0;
+}
+
+bool counter_err_config(int err)
+{
+	return err == -EDOM || err == -EOPNOTSUPP;
+}
+
 bool counter_err_unreachable(int err)
 {
 	switch (err) {
@@ -130,6 +147,10 @@ bool counter_err_unreachable(int err)
 	case -ENOSPC:
 	case -EIO:
 	case -ENOMEM:
+	case -EBADMSG:
+	case -EDOM:
+	case -EOPNOTSUPP:
+	case -EROFS:
 		return false;
 	default:
 		return err < 0;
@@ -161,6 +182,14 @@ const char *counter_strerror(int err)
 		return "backend refused authentication";
 	case -EPROTO:
 		return "unexpected answer from the backend";
+	case -EBADMSG:
+		return "the service refused the request";
+	case -EROFS:
+		return "the store was opened read-only";
+	case -EDOM:
+		return "the backend has no such database: the /DB of the URL is out of range";
+	case -EOPNOTSUPP:
+		return "cluster support is disabled on the backend: use redis:// for it";
 	default:
 		return "backend unreachable";
 	}

@@ -33,6 +33,7 @@
  *   -EINVAL     the stored value is not an integer (redis: a key of
  *               another program); or a bad key (empty, too long)
  *   -ENOSPC     mem:/file: the table is full (--max-keys)
+ *   -EROFS      file: a change on a store opened read_only
  *   -EIO        file: the log could not be written or synced; the store
  *               refuses writes from then on (its state may be ahead of
  *               the disk)
@@ -65,6 +66,7 @@
 #define COUNTER_DEFAULT_MAX_KEYS (1u << 20)          /* mem:, file: */
 #define COUNTER_DEFAULT_COMPACT_BYTES (64ull << 20)  /* file: log size that triggers compaction */
 #define COUNTER_DEFAULT_TIMEOUT_MS 2000              /* redis: --backend-timeout */
+#define COUNTER_DEFAULT_WAIT_MS 10000                /* file: --wait for the store's lock */
 
 struct counter_options {
 	uint32_t max_keys;         /* mem:, file: table capacity (rounded up to a power of two) */
@@ -72,6 +74,10 @@ struct counter_options {
 	unsigned timeout_ms;       /* redis: command timeout */
 	unsigned connect_timeout_ms; /* redis: connection attempt */
 	unsigned max_pending;      /* redis: commands in flight per handle */
+	unsigned wait_ms;          /* file: how long open waits for a DIR another process holds */
+	bool read_only;            /* file: open for get and list only (a shared lock; nothing
+	                              written, so a store on read-only media works); incr, set
+	                              and del answer -EROFS */
 };
 
 void counter_options_init(struct counter_options *o);
@@ -120,6 +126,19 @@ int counter_del(struct counter *c, const char *key, size_t key_len, counter_fn c
 int counter_list(struct counter *c, const char *prefix, size_t prefix_len,
                  counter_list_fn cb, void *ud);
 
+/*
+ * One round trip that proves the store answers and is what its URL says:
+ * cb(ud, 0, 0), or an error -- the unreachable ones, or -EDOM (redis: the
+ * URL's /DB is past the server's databases), -EOPNOTSUPP (redis-cluster://
+ * pointed at a Redis with cluster support disabled).  mem: and file:
+ * answer 0 at once.  Programs call it once after attaching, to refuse a
+ * wrong URL before any operation.
+ */
+int counter_check(struct counter *c, counter_fn cb, void *ud);
+/* Is the error one of a store URL that names what is not there (-EDOM,
+ * -EOPNOTSUPP)?  Such a store will never work: a usage error. */
+bool counter_err_config(int err);
+
 /* Is err one of "the backend is unreachable or timed out"? */
 bool counter_err_unreachable(int err);
 
@@ -154,6 +173,7 @@ int counter_file_open(const char *dir, const struct counter_options *o,
                       struct counter_store **out, char *err, size_t err_size);
 int counter_redis_open(const struct store_url *u, const struct counter_options *o,
                        struct counter_store **out);
+int counter_redis_check(struct counter *c, counter_fn cb, void *ud);
 
 /* ------------------------------------------------------------ the table */
 

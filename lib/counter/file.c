@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/buf.h"
@@ -77,6 +78,7 @@ struct file_store {
 	struct counter_table *table;
 	struct wal *wal;              /* its mutex orders table changes with appends */
 	struct fhandle *handles;
+	bool read_only;               /* opened for get and list: changes are refused */
 };
 
 static const struct counter_ops file_ops;
@@ -212,6 +214,10 @@ static int file_change(struct counter *c, int op, const char *key, size_t len, i
 	struct fhandle *h = (struct fhandle *)c;
 	int64_t v = 0;
 	uint64_t seq = 0;
+	if (h->fs->read_only) {
+		cb(ud, -EROFS, 0);
+		return 0;
+	}
 	int e = change(h->fs, op, key, len, arg, &v, &seq);
 	if (e < 0) {
 		cb(ud, e, 0);
@@ -335,9 +341,27 @@ int counter_file_open(const char *dir, const struct counter_options *o,
 	struct wal_options wo = {
 		.max_record = REC_FIXED + COUNTER_MAX_KEY,
 		.compact_bytes = o->compact_bytes,
+		.read_only = o->read_only,
 	};
+	fs->read_only = o->read_only;
 	struct wal_hooks hooks = { .replay = replay_one, .snapshot = snapshot, .synced = notify_all };
-	int e = wal_open(dir, &wo, &hooks, fs, &fs->wal, err, err_size);
+	/* Another process holding DIR is waited for, up to o->wait_ms, as
+	 * flock -w does: concurrent CLI runs on one store take turns instead
+	 * of failing.  wal_open takes the lock before it reads anything, so a
+	 * refused attempt leaves the table empty for the next one. */
+	uint64_t deadline = uv_hrtime() / 1000000 + o->wait_ms;
+	unsigned pause_ms = 2;
+	int e;
+	while ((e = wal_open(dir, &wo, &hooks, fs, &fs->wal, err, err_size)) == -EBUSY &&
+	       uv_hrtime() / 1000000 < deadline) {
+		struct timespec ts = {0, (long)pause_ms * 1000000};
+		nanosleep(&ts, NULL);
+		if (pause_ms < 50)
+			pause_ms *= 2;
+	}
+	if (e == -EBUSY && o->wait_ms && err)
+		snprintf(err, err_size, "'%s/lock' is still in use by another process after --wait %ums",
+		         dir, o->wait_ms);
 	if (e < 0) {
 		if (e == -EOVERFLOW && err)
 			snprintf(err, err_size, "cannot load '%s/log': more keys than --max-keys", dir);

@@ -4,7 +4,10 @@
  * Each operation is one atomic Redis command: INCRBY (no WATCH/MULTI
  * loop: Redis does the read-modify-write itself and refuses an overflow
  * with "ERR increment or decrement would overflow", leaving the value
- * as it was), GET, SET, GETDEL (the old value in one step).  lib/store/redis
+ * as it was), GET, SET, and for del a Lua script (EVAL) that reads the
+ * value, deletes it only when it is an int64, and answers the old value,
+ * in one step: GETDEL would destroy another program's key that it then
+ * reports as "not an integer".  lib/store/redis
  * sends every command issued in one loop iteration in one write, so a
  * server that answers many requests in one iteration talks to Redis in
  * pipelines without waiting for them.  In cluster mode lib/store/redis routes
@@ -97,8 +100,26 @@ static int string_value(const redisReply *r, int64_t *v)
 	return json_parse_i64(r->str, r->len, v) < 0 ? -EINVAL : 0;
 }
 
+/*
+ * Name the cause of a failure the client only knows as a code: a SELECT
+ * refused at connect time is "refused" like a bad password (-EACCES), and
+ * a CLUSTER SLOTS refused by a plain Redis is a protocol error (-EPROTO);
+ * the server's text, kept by the client, tells them apart.
+ */
+static int refine(struct redis_handle *h, int err)
+{
+	const char *why = redis_client_last_error(h->rc);
+	if (err == -EACCES && strstr(why, "DB index is out of range"))
+		return -EDOM;
+	if ((err == -EPROTO || err == -ENOTCONN) && strstr(why, "cluster support disabled"))
+		return -EOPNOTSUPP;
+	return err;
+}
+
 static void finish(struct rop *o, int err, int64_t v)
 {
+	if (err < 0)
+		err = refine(o->h, err);
 	counter_fn cb = o->cb;
 	void *ud = o->ud;
 	rop_put(o);
@@ -186,11 +207,33 @@ static int redis_set(struct counter *c, const char *key, size_t len, int64_t val
 	return op_send(c, key, len, 3, argv, lens, set_cb, cb, ud, value);
 }
 
+/*
+ * Check and delete in one atomic step.  A value is a counter when it is
+ * what string_value takes: an optional '-', then 0 or digits without a
+ * leading zero, inside the int64 range (compared as strings of equal
+ * length, since Lua's numbers are doubles).  A key of another type
+ * (pcall catches WRONGTYPE) or another value is left as it was, with an
+ * error whose text reply_error maps to -EINVAL.  Redis caches the
+ * compiled script by its SHA1, so sending it each time costs its bytes
+ * only; del is not a hot path.
+ */
+static const char del_script[] =
+	"local v = redis.pcall('GET', KEYS[1])\n"
+	"if not v then return false end\n"
+	"if type(v) ~= 'string' then return redis.error_reply('ERR value is not an integer') end\n"
+	"local neg = string.sub(v, 1, 1) == '-'\n"
+	"local d = neg and string.sub(v, 2) or v\n"
+	"local ok = d == '0' or (string.match(d, '^[1-9]%d*$') ~= nil and (#d < 19 or\n"
+	"  (#d == 19 and d <= (neg and '9223372036854775808' or '9223372036854775807'))))\n"
+	"if not ok then return redis.error_reply('ERR value is not an integer') end\n"
+	"redis.call('DEL', KEYS[1])\n"
+	"return v\n";
+
 static int redis_del(struct counter *c, const char *key, size_t len, counter_fn cb, void *ud)
 {
-	const char *argv[] = {"GETDEL", key};
-	size_t lens[] = {6, len};
-	return op_send(c, key, len, 2, argv, lens, str_cb, cb, ud, 0);
+	const char *argv[] = {"EVAL", del_script, "1", key};
+	size_t lens[] = {4, sizeof del_script - 1, 1, len};
+	return op_send(c, key, len, 4, argv, lens, str_cb, cb, ud, 0);
 }
 
 /* ------------------------------------------------------------ list */
@@ -368,6 +411,42 @@ static int redis_list(struct counter *c, const char *prefix, size_t plen, counte
 		buf_free(&w->pattern);
 		free(w);
 	}
+	return e;
+}
+
+/* ------------------------------------------------------------ check */
+
+/* counter_redis_check: the slot map (cluster), then a PING, so a refused
+ * SELECT or a plain Redis behind redis-cluster:// shows at once. */
+static void ping_cb(void *ud, const struct redisReply *r, int err)
+{
+	struct rop *o = ud;
+	if (err < 0)
+		return finish(o, err, 0);
+	finish(o, r->type == REDIS_REPLY_ERROR ? reply_error(r) : 0, 0);
+}
+
+static void check_ready_cb(void *ud, const struct redisReply *r, int err)
+{
+	struct rop *o = ud;
+	if (err < 0)
+		return finish(o, err, 0);
+	const char *argv[] = {"PING"};
+	size_t lens[] = {4};
+	int e = redis_command_argv(o->h->rc, NULL, 0, 1, argv, lens, ping_cb, o);
+	if (e < 0)
+		finish(o, e, 0);
+}
+
+int counter_redis_check(struct counter *c, counter_fn cb, void *ud)
+{
+	struct redis_handle *h = (struct redis_handle *)c;
+	struct rop *o = rop_get(h, cb, ud);
+	if (!o)
+		return -ENOMEM;
+	int e = redis_client_ready(h->rc, check_ready_cb, o);
+	if (e < 0)
+		rop_put(o);
 	return e;
 }
 

@@ -40,6 +40,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "base/hex.h"
 #include "http/parse.h"
 #include "base/invariant.h"
 
@@ -216,13 +217,6 @@ static inline const char *scan_common(const char *p, const char *end, unsigned c
 	}
 #endif
 	return scan_class(p, end, k);
-}
-
-static inline int hexval(unsigned char c)
-{
-	if (c <= '9')
-		return c - '0';
-	return (c | 0x20) - 'a' + 10;
 }
 
 static const struct http_limits default_limits = HTTP_LIMITS_DEFAULT;
@@ -1168,7 +1162,7 @@ static int body_chunked(struct http_body *b, char *p, size_t n, size_t *consumed
 					i++;             /* a leading zero: framing, not size */
 					goto count;
 				}
-				b->remaining = b->remaining << 4 | (uint64_t)hexval(c);
+				b->remaining = b->remaining << 4 | (uint64_t)hex_val(c);
 				if (b->remaining > b->max - b->total) {
 					ret = body_fail(b, HTTP_PARSE_EBODY);
 					goto out;

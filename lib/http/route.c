@@ -23,6 +23,10 @@
  * answer under route="<path as registered>" without looking anything up.
  * Paths the router does not know count under route="unmatched": the label
  * set stays bounded whatever clients send.
+ *
+ * A path with a '%' is normalised first (normalize_path): escapes of
+ * unreserved characters are decoded in place, so "/%68ello" finds
+ * "/hello".  The check is one memchr; paths without '%' pay nothing more.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -32,6 +36,7 @@
 
 #include "base/buf.h"
 #include "http/route.h"
+#include "http/url.h"
 #include "base/invariant.h"
 #include "obs/metrics.h"
 
@@ -338,6 +343,32 @@ static const char *match_path(const struct http_request *req, size_t *len)
 	return p;
 }
 
+/*
+ * RFC 3986 6.2.2.2: "/%68ello" is "/hello".  Decode the escapes of
+ * unreserved characters before matching, in place in the request's
+ * target (decoding only shrinks it, and the target lives in the
+ * connection's buffer until the answer), closing the gap so the query
+ * and target_len stay right.  Reserved escapes (%2F) stay: they would
+ * change the path's meaning.  Only paths with a '%' get here.
+ */
+static void normalize_path(struct http_exchange *ex, const char **pp, size_t *n)
+{
+	struct http_request *req = &ex->req;
+	char *p = (char *)*pp;   /* points into req->target, a writable buffer */
+	INVARIANT(p >= req->target && p + *n <= req->target + req->target_len);
+	size_t m = url_normalize_path(p, *n);
+	if (m == *n)
+		return;
+	size_t shift = *n - m;
+	const char *tail = p + *n, *tend = req->target + req->target_len;
+	memmove(p + m, tail, (size_t)(tend - tail));
+	req->target_len -= (uint32_t)shift;
+	req->path_len -= (uint32_t)shift;
+	if (req->query && req->query >= tail)
+		req->query -= shift;
+	*n = m;
+}
+
 static bool path_matches(const struct route *rt, const char *p, size_t n)
 {
 	if (rt->prefix)
@@ -439,9 +470,11 @@ static inline bool method_matches(const struct route *rt, const struct http_requ
 void http_router_handle(struct http_exchange *ex, void *arg)
 {
 	struct http_router *r = arg;
-	const struct http_request *req = &ex->req;
+	struct http_request *req = &ex->req;
 	size_t n;
 	const char *p = match_path(req, &n);
+	if (n > 2 && memchr(p, '%', n))
+		normalize_path(ex, &p, &n);
 	const struct route *best = NULL, *get = NULL;
 	bool head = req->method == HTTP_HEAD;
 	const struct path_slot *s = index_find(r, p, n);

@@ -15,7 +15,10 @@
  *     cfg.handler_arg = r;
  *
  * Matching: the query string is ignored; an absolute-form target
- * ("http://host/path") is matched by its path.  An exact route wins over
+ * ("http://host/path") is matched by its path.  Percent-escapes of
+ * unreserved characters in the path are decoded first (RFC 3986 6.2.2.2:
+ * "/%68ello" is "/hello"), in place: the handler sees the normalised
+ * path, target and subpath; "%2F" and other reserved escapes stay.  An exact route wins over
  * a prefix route, a longer prefix over a shorter one.  A path no route has
  * gets 404 {"error":"not found"}; a path some route has, but not with this
  * method, gets 405 with "Allow: ..." (listing HEAD when GET is there, and

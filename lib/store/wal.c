@@ -39,6 +39,7 @@
 struct wal {
 	char dir[4096];
 	int fd, lockfd, dirfd;
+	bool read_only;
 	pthread_mutex_t mu;
 	pthread_cond_t work;
 	struct buf pending;          /* records appended, not yet taken */
@@ -306,7 +307,7 @@ static int replay(struct wal *w, char *err, size_t err_size)
 				break;
 			}
 			log_warn("'%s/log': dropping a torn record at byte %zu (%zu bytes)", w->dir, at, left);
-			if (ftruncate(w->fd, (off_t)at) < 0 || fdatasync(w->fd) < 0)
+			if (!w->read_only && (ftruncate(w->fd, (off_t)at) < 0 || fdatasync(w->fd) < 0))
 				e = -errno;
 			size = at;
 			break;
@@ -339,6 +340,47 @@ static int replay(struct wal *w, char *err, size_t err_size)
 
 /* ------------------------------------------------------------ open, close */
 
+/*
+ * wal_open for readers (a get or list of the CLI, on a store they may not
+ * write): a shared lock, so writers are kept out while it reads but other
+ * readers are not, and the log read as it is.  A missing DIR, lock or log
+ * is a store nobody wrote yet: empty.
+ */
+static int open_read_only(struct wal *w, char *err, size_t err_size)
+{
+	char path[4200];
+	w->dirfd = open(w->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (w->dirfd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, err_size, "cannot open '%s': %s", w->dir, strerror(errno));
+		return -errno;
+	}
+	path_in(w, "lock", path, sizeof path);
+	w->lockfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (w->lockfd < 0 && errno != ENOENT) {
+		snprintf(err, err_size, "cannot open '%s': %s", path, strerror(errno));
+		return -errno;
+	}
+	if (w->lockfd >= 0 && flock(w->lockfd, LOCK_SH | LOCK_NB) < 0) {
+		int e = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		if (e == -EBUSY)
+			snprintf(err, err_size, "'%s' is in use by another process", path);
+		else
+			snprintf(err, err_size, "cannot lock '%s': %s", path, strerror(-e));
+		return e;
+	}
+	path_in(w, "log", path, sizeof path);
+	w->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (w->fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, err_size, "cannot open '%s': %s", path, strerror(errno));
+		return -errno;
+	}
+	return replay(w, err, err_size);
+}
+
 int wal_open(const char *dir, const struct wal_options *o, const struct wal_hooks *h,
              void *ud, struct wal **out, char *err, size_t err_size)
 {
@@ -367,6 +409,14 @@ int wal_open(const char *dir, const struct wal_options *o, const struct wal_hook
 		goto fail;
 	}
 	snprintf(w->dir, sizeof w->dir, "%s", dir);
+	w->read_only = o && o->read_only;
+	if (w->read_only) {
+		e = open_read_only(w, err, err_size);
+		if (e < 0)
+			goto fail;
+		*out = w;
+		return 0;
+	}
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
 		e = -errno;
 		snprintf(err, err_size, "cannot create '%s': %s", dir, strerror(-e));

@@ -52,6 +52,7 @@
 #define DSYS_WAL_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
@@ -74,6 +75,10 @@ struct wal_hooks {
 struct wal_options {
 	uint32_t max_record;     /* a longer length field is damage (default 1 MiB) */
 	uint64_t compact_bytes;  /* compact past this size; 0: never */
+	bool read_only;          /* replay only, for readers: DIR/lock shared (LOCK_SH),
+	                            nothing created, cut, written or synced, no thread;
+	                            a missing DIR or log is an empty one; wal_append*
+	                            must not be called */
 };
 
 /* Open (creating DIR if need be), lock, replay and start the sync thread.

@@ -130,7 +130,31 @@ int main(void)
 	ok(wal_replayed(w) == 300, "wal_replayed counts them");
 	off_t whole = file_size(logp);
 	ok(whole > 0 && (uint64_t)whole == wal_bytes(w), "wal_bytes is the file's size");
+
+	/* ---- read_only: kept out by a writer; readers share; nothing written */
+	static struct rec_log ro1, ro2;
+	struct wal_options ro = { .read_only = true };
+	struct wal *r1 = NULL, *r2 = NULL;
+	r = wal_open(path, &ro, &hooks, &ro1, &r1, err, sizeof err);
+	is_int(r, -EBUSY, "read_only: a writer holding the directory keeps a reader out");
 	wal_close(w);
+	r = wal_open(path, &ro, &hooks, &ro1, &r1, err, sizeof err);
+	is_int(r, 0, "read_only: open when no writer holds it");
+	r = wal_open(path, &ro, &hooks, &ro2, &r2, err, sizeof err);
+	is_int(r, 0, "read_only: a second reader opens beside the first");
+	ok(ro1.n == 300 && ro2.n == 300, "read_only: both replayed every record");
+	r = wal_open(path, NULL, &hooks, &b, &w, err, sizeof err);
+	is_int(r, -EBUSY, "read_only: readers keep a writer out while they read");
+	wal_close(r1);
+	wal_close(r2);
+	char nodir[300];
+	snprintf(nodir, sizeof nodir, "%s/none", dir);
+	memset(&ro1, 0, sizeof ro1);
+	r = wal_open(nodir, &ro, &hooks, &ro1, &r1, err, sizeof err);
+	ok(r == 0 && ro1.n == 0 && access(nodir, F_OK) < 0,
+	   "read_only: a missing directory is an empty store, and is not created");
+	wal_close(r1);
+	ok(file_size(logp) == whole, "read_only: the log is as it was");
 
 	/* ---- a torn tail is cut off, the rest kept */
 	int fd = open(logp, O_WRONLY | O_APPEND);
