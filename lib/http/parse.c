@@ -231,7 +231,7 @@ size_t http_parse_buffer_size(const struct http_limits *lim)
 	size_t h = lim->max_header_bytes < HEAD_CAP ? lim->max_header_bytes : HEAD_CAP;
 	size_t u = lim->max_uri < HEAD_CAP ? lim->max_uri : HEAD_CAP;
 	size_t line = HTTP_MAX_METHOD + 1 + u;
-	return (h > line ? h : line) + 1;
+	return (h > line ? h : line) + 1 + 2 * HTTP_MAX_EMPTY_LINES;
 }
 
 /* ---------------------------------------------------------------- fields */
@@ -725,8 +725,8 @@ static long scan_target(const char *buf, size_t pos, size_t len, size_t max_uri,
 	}
 }
 
-int http_parse_request(const char *buf, size_t len, const struct http_limits *lim,
-                       struct http_request *req)
+static int parse_request(const char *buf, size_t len, const struct http_limits *lim,
+                         struct http_request *req)
 {
 	if (!lim)
 		lim = &default_limits;
@@ -858,6 +858,44 @@ int http_parse_request(const char *buf, size_t len, const struct http_limits *li
 }
 
 /* ---------------------------------------------------------------- responses */
+
+/*
+ * RFC 9112 2.2: a server expecting a request-line SHOULD ignore at least
+ * one empty line received before it (some clients send a CRLF after a POST
+ * body).  Up to HTTP_MAX_EMPTY_LINES of them (CRLF, or a bare LF as nginx
+ * and llhttp take it) are skipped here, only before a request-line, never
+ * inside a message; they count in the head's length, so the caller
+ * consumes them with it.  More is a 400, so a client cannot hold a
+ * connection by sending nothing but line ends.
+ */
+int http_parse_request(const char *buf, size_t len, const struct http_limits *lim,
+                       struct http_request *req)
+{
+	if (len == 0 || (buf[0] != '\r' && buf[0] != '\n'))
+		return parse_request(buf, len, lim, req);
+	size_t skip = 0;
+	for (unsigned lines = 0; skip < len && (buf[skip] == '\r' || buf[skip] == '\n'); lines++) {
+		if (lines == HTTP_MAX_EMPTY_LINES)
+			return HTTP_PARSE_EINVAL;
+		if (buf[skip] == '\r') {
+			if (skip + 1 == len)
+				return 0;
+			if (buf[skip + 1] != '\n')
+				return HTTP_PARSE_EINVAL;
+			skip += 2;
+		} else {
+			skip++;
+		}
+	}
+	if (skip == len)
+		return 0;
+	int r = parse_request(buf + skip, len - skip, lim, req);
+	if (r > 0) {
+		r += (int)skip;
+		req->m.head_len += skip;
+	}
+	return r;
+}
 
 int http_parse_response(const char *buf, size_t len, const struct http_limits *lim,
                         enum http_method request_method, struct http_response *res)

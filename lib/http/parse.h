@@ -62,6 +62,7 @@ enum http_parse_error {
 
 #define HTTP_MAX_HEADERS 64     /* fields kept per message; more is EHEADERS */
 #define HTTP_MAX_METHOD 32      /* method bytes; longer is EMETHOD */
+#define HTTP_MAX_EMPTY_LINES 8  /* empty lines skipped before a request-line */
 
 struct http_limits {
 	size_t max_uri;             /* request-target bytes; default 8 KiB */
@@ -140,9 +141,10 @@ struct http_response {
  * when complete, 0 when more bytes are needed, or a negative
  * enum http_parse_error.  A complete but over-limit head is an error, and
  * so is an incomplete one that is already over a limit (so a client cannot
- * hold a connection by sending an endless head).  Leading empty lines
- * before a request line (RFC 9112 section 2.2) are an error too: we take
- * the strict choice.
+ * hold a connection by sending an endless head).  Up to
+ * HTTP_MAX_EMPTY_LINES empty lines (CRLF or LF) before the request-line
+ * are skipped, as RFC 9112 section 2.2 says a server SHOULD; they are part
+ * of the returned length and of m.head_len, and one more is a 400.
  */
 int http_parse_request(const char *buf, size_t len, const struct http_limits *lim,
                        struct http_request *req);

@@ -361,8 +361,38 @@ static void test_request_line(void)
 	       "request line: an over-long method is EMETHOD before the line ends");
 	is_int(req(" / HTTP/1.1\r\nHost: a\r\n\r\n"), HTTP_PARSE_EMETHOD,
 	       "request line: an empty method is EMETHOD");
-	is_int(req("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), HTTP_PARSE_EINVAL,
-	       "request line: an empty line before the request line is rejected");
+	/* RFC 9112 2.2: empty lines before a request-line are skipped, up to
+	 * HTTP_MAX_EMPTY_LINES; they count in the head's length */
+	ok(ok_head("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n") && rq.method == HTTP_GET &&
+	   span_is(rq.path, rq.path_len, "/") && rq.m.head_len == 29,
+	   "request line: an empty line before the request line is skipped and counted");
+	ok(ok_head("\nGET / HTTP/1.1\r\nHost: a\r\n\r\n") && rq.m.head_len == 28,
+	   "request line: a bare LF before the request line is skipped");
+	ok(ok_head("\r\n\n\r\n\r\n\r\n\r\n\r\n\r\nPOST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n") &&
+	   rq.method == HTTP_POST && rq.m.content_length == 2,
+	   "request line: eight empty lines before the request line are skipped");
+	is_int(req("\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), HTTP_PARSE_EINVAL,
+	       "request line: a ninth empty line is rejected");
+	is_int(req("\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n"), HTTP_PARSE_EINVAL,
+	       "request line: nothing but line ends is rejected once past the bound");
+	is_int(req("\r\n\r\n"), 0, "request line: two empty lines alone wait for more");
+	is_int(req("\r"), 0, "request line: a lone CR waits for its LF");
+	is_int(req("\rGET / HTTP/1.1\r\nHost: a\r\n\r\n"), HTTP_PARSE_EINVAL,
+	       "request line: a bare CR before the request line is rejected");
+	is_int(req("\r\n GET / HTTP/1.1\r\nHost: a\r\n\r\n"), HTTP_PARSE_EMETHOD,
+	       "request line: an empty line then a space is still an empty method");
+	{
+		/* the empty lines belong to the request after them: a CRLF left
+		 * after a POST body, then the next request */
+		const char two[] = "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nab"
+		                   "\r\nGET /y HTTP/1.1\r\nHost: a\r\n\r\n";
+		struct http_request r1, r2;
+		int a = http_parse_request(two, sizeof two - 1, &deflim, &r1);
+		size_t off = (size_t)a + 2;
+		int b = a > 0 ? http_parse_request(two + off, sizeof two - 1 - off, &deflim, &r2) : a;
+		ok(a > 0 && b == 2 + 28 && r2.method == HTTP_GET && span_is(r2.path, r2.path_len, "/y"),
+		   "request line: a CRLF after a POST body is skipped before the next request");
+	}
 
 	is_int(req("GET  / HTTP/1.1\r\nHost: a\r\n\r\n"), HTTP_PARSE_EINVAL,
 	       "request line: two spaces after the method are rejected");
