@@ -8,7 +8,7 @@ load counter_helpers
 bats_require_minimum_version 1.5.0
 
 setup_file() {
-	command -v redis-server >/dev/null || skip "redis-server is not installed"
+	command -v redis-server >/dev/null || fail "redis-server is not installed (make deps installs it)"
 }
 
 setup() {
@@ -84,6 +84,7 @@ teardown() {
 		[ "$(wc -l <"$BATS_TEST_TMPDIR/acked")" -ge 200 ] && break
 		sleep 0.05
 	done
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/acked")" -ge 200 ]   # Redis stops under load
 	redis_stop
 	run post /incr '{"key":"k"}'
 	assert_output --partial '503 {"key":"k","error":"backend unreachable"}'

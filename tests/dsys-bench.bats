@@ -366,7 +366,8 @@ bench() {
 	assert_success
 	req=$(jq -r .requests <<<"$output")
 	read_err=$(jq -r .errors.read <<<"$output")
-	[ "$req" -gt 10 ] && [ "$read_err" -gt 10 ]
+	[ "$req" -gt 10 ]
+	[ "$read_err" -gt 10 ]
 	assert_equal "$(jq -r .sent <<<"$output")" $((req + read_err))
 	assert_equal "$(py_count)" $((req + read_err))
 }
@@ -377,7 +378,8 @@ bench() {
 	assert_success
 	req=$(jq -r .requests <<<"$output")
 	read_err=$(jq -r .errors.read <<<"$output")
-	[ "$req" -gt 10 ] && [ "$read_err" -gt 10 ]
+	[ "$req" -gt 10 ]
+	[ "$read_err" -gt 10 ]
 	assert_equal "$(jq -r .sent <<<"$output")" $((req + read_err))
 	assert_equal "$(jq -r '.status["200"]' <<<"$output")" "$req"
 }
@@ -483,7 +485,8 @@ bench() {
 	req=$(jq -r .requests <<<"$output")
 	ca=$(serve_count "$a")
 	cb=$(serve_count "$b")
-	[ "$ca" -gt 0 ] && [ "$cb" -gt 0 ]
+	[ "$ca" -gt 0 ]
+	[ "$cb" -gt 0 ]
 	assert_equal $((ca + cb)) "$req"
 	printf '{"url":"http://127.0.0.1:%s/hello"}\n{"addr":"127.0.0.1:%s","name":"x"}\n' "$a" "$b" >"$BATS_TEST_TMPDIR/t"
 	run --separate-stderr bash -c "'$BIN/dsys-bench' -t 1 -c 2 --requests 100 --targets - <'$BATS_TEST_TMPDIR/t'"
@@ -614,6 +617,7 @@ bench() {
 			[ "$(py_count)" -ge $((base + 3)) ] && break
 			sleep 0.05
 		done
+		[ "$(py_count)" -ge $((base + 3)) ]   # all three requests are in flight
 		kill -INT "$pid"
 		wait "$pid"
 		run jq -c '[.interrupted, .sent, .requests, .errors.interrupted]' "$BATS_TEST_TMPDIR/out"

@@ -33,7 +33,8 @@ serve() {
 	serve
 	first=$SERVER_PORT
 	serve
-	[ "$first" -gt 0 ] && [ "$SERVER_PORT" -gt 0 ]
+	[ "$first" -gt 0 ]
+	[ "$SERVER_PORT" -gt 0 ]
 	[ "$first" != "$SERVER_PORT" ]
 	run http_get "$first" /hello
 	assert_line 'HTTP/1.1 200 OK'

@@ -10,6 +10,11 @@
  * Each check prints "ok N - name" or "not ok N - name" with the values that
  * differed; tap_done() prints the plan and returns the exit status (1 when
  * anything failed), so a test binary can also be run by hand.
+ *
+ * What cannot run here is a skip, never a pass: skip("why", "name") prints
+ * "ok N - name # SKIP why", which prove counts as skipped; a program that
+ * can test nothing here returns tap_skip_all("why") before its first check
+ * ("1..0 # SKIP why").
  */
 #ifndef DSYS_TAP_H
 #define DSYS_TAP_H
@@ -60,6 +65,32 @@ static inline void diag(const char *fmt, ...)
 	vprintf(fmt, ap);
 	va_end(ap);
 	printf("\n");
+}
+
+static inline void tap_skip(const char *why, const char *fmt, ...)
+{
+	va_list ap;
+	printf("ok %d - ", ++tap_n);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf(" # SKIP %s\n", why);
+	fflush(stdout);
+}
+
+#define skip(why, ...) tap_skip((why), __VA_ARGS__)
+
+static inline int tap_skip_all(const char *why)
+{
+	if (tap_n != 0) {
+		/* too late for a plan of nothing: say so, and fail */
+		printf("not ok %d - tap_skip_all after %d checks: %s\n", tap_n + 1, tap_n, why);
+		printf("1..%d\n", tap_n + 1);
+		return 1;
+	}
+	printf("1..0 # SKIP %s\n", why);
+	fflush(stdout);
+	return 0;
 }
 
 static inline int tap_done(void)

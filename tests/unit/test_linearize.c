@@ -326,8 +326,7 @@ static void test_api(void)
 	is_str(buf, "#1 c2 get(k1) -> ? [12,?]", "a pending op shows its unknown end");
 	is_str(lin_verdict_name(LIN_UNKNOWN), "unknown", "verdicts have names");
 	lin_history_free(h);
-	lin_history_free(NULL);
-	ok(1, "freeing NULL is a no-op");
+	lin_history_free(NULL);   /* a crash here fails the whole program */
 }
 
 /* A lock, through the model interface: kind 1 acquire (ok = got it), 2 release. */

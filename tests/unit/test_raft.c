@@ -447,7 +447,7 @@ static void test_commit_own_term_only(void)
 	struct raft_status s1;
 	raft_status(r, &s1);
 #ifdef RAFT_PLANTED_BUG
-	ok(1, "planted-bug build: the Figure 8 check is off (skipped)");
+	skip("a planted-bug build turns the Figure 8 rule off", "a previous term's entry on a majority is not committed by counting (Figure 8)");
 #else
 	is_int(s1.commit, 1, "a previous term's entry on a majority is not committed by counting (Figure 8)");
 #endif

@@ -16,10 +16,10 @@ int main(void)
 	struct uring r;
 	int e = uring_init(&r, 8, 32);
 	if (e == -ENOSYS || e == -EPERM) {
-		diag("io_uring unavailable here (%s): dsys-bench falls back to libuv", strerror(-e));
-		ok(1, "io_uring unavailable is reported as -ENOSYS/-EPERM");
+		/* dsys-bench and the servers fall back to libuv there */
 		uring_free(&r);
-		return tap_done();
+		return tap_skip_all(e == -ENOSYS ? "io_uring unavailable here (ENOSYS)"
+		                                 : "io_uring refused here (EPERM)");
 	}
 	is_int(e, 0, "a ring of 8 entries is set up");
 	ok(r.fd >= 0 && r.sq_entries == 8, "its fd is open and it has 8 submission entries");
@@ -83,6 +83,6 @@ int main(void)
 	uring_free(&r);
 	ok(r.fd == -1, "uring_free closes the ring");
 	uring_free(&r);
-	ok(1, "and a second free is harmless");
+	ok(r.fd == -1, "and a second free is harmless");
 	return tap_done();
 }
