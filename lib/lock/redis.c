@@ -67,7 +67,7 @@ struct redis_impl {
 static const char acquire_lua[] = NOW_AND_PRUNE
 	"prune()\n"
 	"local limit = tonumber(ARGV[3])\n"
-	"if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+	"if redis.call('GET', KEYS[1]) then return 0 end\n"   /* GET: WRONGTYPE on a foreign key */
 	"if redis.call('ZCARD', KEYS[2]) >= limit then return 0 end\n"
 	"redis.call('INCR', KEYS[4])\n"
 	"local f = redis.call('GET', KEYS[4])\n"
