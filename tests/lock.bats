@@ -413,3 +413,23 @@ paused() {
 	run -1 dsys-lock acquire 'a lock with spaces and {braces}' --nowait
 	ls "$DIR" | grep -q '^~[0-9a-f]\{16\}\.state$'
 }
+
+@test "lock: a run whose Redis goes away stops its command before the TTL has passed, exit 5" {
+	redis_start
+	export DSYS_STORE=$REDIS_URL
+	dsys-lock run down --ttl 1s -- sleep 100 2>"$BATS_TEST_TMPDIR/err" 3>&- &
+	holder=$!
+	BG+=("$holder")
+	for ((i = 0; i < 100; i++)); do
+		[[ $(dsys-lock status down) == *'"held":true'* ]] && break
+		sleep 0.02
+	done
+	t0=$(now_ms)
+	redis_stop
+	st=0
+	wait "$holder" || st=$?
+	t1=$(now_ms)
+	[ "$st" -eq 5 ]
+	((t1 - t0 < 1000))   # the last confirmed renewal was sent less than 1s ago
+	grep -q "renewal not confirmed within the TTL" "$BATS_TEST_TMPDIR/err"
+}
