@@ -258,6 +258,10 @@ static int check_name(const char *name)
  * Fills *name (when not given) and the token into tok; 0 or an exit code. */
 static int token_from_stdin(struct config *cfg, const char **name, char *namebuf, char *tok)
 {
+	if (isatty(STDIN_FILENO)) {
+		cli_error("expected --token, or the JSON line of acquire on stdin");
+		return EXIT_USAGE;
+	}
 	struct buf in = BUF_INIT;
 	int r = buf_read_file(&in, "-", 1 << 20);
 	if (r < 0) {

@@ -87,6 +87,7 @@ struct run {
 	bool killed;                  /* SIGKILL sent to the group */
 	bool renewing;                /* a renewal in flight */
 	bool releasing, released;
+	int early_sig;                /* a signal to forward that came before CMD existed */
 	uint64_t ttl_ns, margin_ns;
 	uint64_t valid_until;         /* uv_hrtime() */
 	uv_timer_t renew_timer, deadline_timer, kill_timer;
@@ -180,6 +181,8 @@ static void reap(struct run *rn)
 {
 	int st;
 	pid_t p;
+	if (rn->child <= 0 || rn->exited)
+		return;
 	while ((p = waitpid(rn->child, &st, WNOHANG)) < 0 && errno == EINTR)
 		;
 	if (p != rn->child)
@@ -208,14 +211,16 @@ static void sigchld_cb(uv_signal_t *h, int signum)
 static void forward_cb(uv_signal_t *h, int signum)
 {
 	struct run *rn = h->data;
-	if (!rn->exited)
+	if (rn->child <= 0)   /* kill(-0) would be our own group: keep it for CMD */
+		rn->early_sig = signum;
+	else if (!rn->exited)
 		kill(-rn->child, signum);
 }
 
 static void kill_cb(uv_timer_t *t)
 {
 	struct run *rn = t->data;
-	if (!rn->exited) {
+	if (!rn->exited && rn->child > 0) {
 		kill(-rn->child, SIGKILL);
 		rn->killed = true;
 	}
@@ -223,7 +228,7 @@ static void kill_cb(uv_timer_t *t)
 
 static void on_lost(struct run *rn, const char *why)
 {
-	if (rn->lost || rn->exited)
+	if (rn->lost || rn->exited || rn->child <= 0)
 		return;
 	rn->lost = true;
 	cli_error("lost lock '%s' (%s): stopping CMD", rn->name, why);
@@ -403,6 +408,8 @@ int lock_run(struct config *cfg, const char *name, char **cmd)
 			while (!rn.released)
 				uv_run(loop, UV_RUN_DEFAULT);
 	} else {
+		if (rn.early_sig)
+			kill(-rn.child, rn.early_sig);
 		set_valid(&rn, &rn.grant);
 		uv_timer_start(&rn.renew_timer, renew_timer_cb, ms_of(rn.ttl_ns / 3), 0);
 		reap(&rn);   /* CMD may be gone already */
