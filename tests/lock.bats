@@ -220,6 +220,11 @@ EOF
 	contend "$REDIS_URL" redis
 }
 
+@test "lock: 20 contending runs never overlap and their fences strictly increase on redis-cluster://" {
+	redis_cluster_start 3
+	contend "$CLUSTER_URL" cluster
+}
+
 @test "lock: a run killed with -9 frees a file: lock at once, and its command dies with it" {
 	export DSYS_STORE=file:$DIR
 	dsys-lock run k --ttl 30s -- sh -c 'echo $$ >"$0"; exec sleep 100' "$BATS_TEST_TMPDIR/child" 3>&- &
