@@ -29,3 +29,11 @@ setup() {
 		! kill -0 "$p" 2>/dev/null || { echo "pid $p still runs"; false; }
 	done
 }
+
+@test "examples: the cron job that five machines start at once runs on exactly one" {
+	run --separate-stderr bash examples/cron-once.sh
+	[ "$status" -eq 0 ] || { echo "$stderr"; false; }
+	[ "${#lines[@]}" -eq 1 ] || { echo "$output"; false; }
+	echo "$output" | jq -e '.ran_on | startswith("machine-")' >/dev/null
+	echo "$output" | jq -e '.fence == 1' >/dev/null
+}
