@@ -49,18 +49,27 @@
  * Socket I/O goes through the few io_* functions below (io_read on/off,
  * io_write_out, io_shutdown, io_close) and the protocol through the
  * conn_proto table, so a second protocol (HTTP/2) can slot in without
- * touching the exchange logic.  Two socket backends sit behind io_*:
- * libuv streams (epoll: a read and a write per request, written at once
- * with uv_try_write), and io_uring (cfg.io; the default where the kernel
- * allows it): a ring per thread watched by the loop, one multishot receive
- * per connection, one send per flush, and everything a loop turn prepared
- * submitted in one system call -- a fraction of a system call per request.
- * Both hand the layer above the same events (bytes appended to rbuf, end
- * of stream, write done), so parsing, pinning and ordering are shared;
- * see "The io_uring backend" below for its invariants.  Accepting stays on
- * libuv's listener for both (the accepted socket's uv_tcp_t owns the fd
- * and closes it), so --max-connections, the drain's listener_take_queue
- * and SO_REUSEPORT per thread are the same code.
+ * touching the exchange logic.  Each io_* calls the socket backend's table
+ * (struct server_io, server_internal.h), one per backend, picked at listen
+ * for every thread:
+ *   - libuv streams (server_io_uv, here): epoll, a read and a write per
+ *     request, written at once with uv_try_write; the thread runs
+ *     uv_run(UV_RUN_DEFAULT).
+ *   - io_uring (server_io_uring, server_uring.c; cfg.io, the default where
+ *     the kernel allows it): the thread runs on lib/io/loop, waiting in its
+ *     ring with libuv inside; one multishot receive per connection, one
+ *     send per flush, and everything a loop turn prepared submitted with
+ *     the wait -- a fraction of a system call per request.  Where the ring
+ *     cannot be set up (io_uring refused, a kernel before 6.1), HTTP_IO_AUTO
+ *     falls back to libuv streams at listen.
+ * Both hand the core the same events through server_conn_read_done (bytes
+ * appended to rbuf, end of stream), server_conn_write_done and
+ * server_conn_on_close, so parsing, pinning and ordering are shared; the
+ * check phase (server_thread_flush) is libuv's uv_check on one and the
+ * loop's after-completions hook on the other.  Accepting stays on libuv's
+ * listener for both (the accepted socket's uv_tcp_t owns the fd and closes
+ * it), so --max-connections, the drain's listener_take_queue and
+ * SO_REUSEPORT per thread are the same code.
  *
  * Timeouts are coarse: each connection keeps one deadline (header, body,
  * idle or linger) and a per-loop tick walks the open connections a few
