@@ -211,5 +211,6 @@ int io_loop_run(struct io_loop *l)
 		if (l->stopping || to == 0)
 			run_uv = true;
 	}
+	uring_unregister_ring(&l->ring);
 	return 0;
 }

@@ -144,6 +144,8 @@ int main(void)
 
 	is_int(io_loop_run(&L), 0, "the loop runs until stopped and libuv has nothing left");
 	ok(!timed_out, "without the 2 s guard firing");
+	ok(!(L.ring.enter_flags & IORING_ENTER_REGISTERED_RING) && L.ring.enter_fd == L.ring.fd,
+	   "and lets go of the ring fd it registered for the thread");
 	is_int(send_res, 5, "the send from a libuv timer sent its 5 bytes");
 	is_int(recv_bufs, 1, "the multishot receive got them in one provided buffer");
 	is_str(got, "hello", "byte for byte");
