@@ -19,11 +19,15 @@
  * System calls per request, the figure that decides how hard one core can
  * drive.  Two I/O paths share everything above the bytes:
  *   - io_uring (the default where the kernel allows it, 6.1 or later; see
- *     the io_uring section): each connection keeps one multishot receive
- *     in the thread's ring, each burst of requests is one send entry, and
- *     the thread waits in the ring itself: one io_uring_enter(2) per turn
- *     both hands over what the last turn prepared and sleeps for the next
- *     batch of completions; there is no epoll on this path.  At -t1 -c100
+ *     the io_uring section): the thread runs on lib/io/loop, the loop
+ *     driver dsys-serve's io_uring backend also runs on, with hooks and
+ *     completion callbacks of its own here.  Each connection keeps one
+ *     multishot receive in the thread's ring, each burst of requests is
+ *     one send entry, and the thread waits in the ring itself: one
+ *     io_uring_enter(2) per turn both hands over what the last turn
+ *     prepared and sleeps for the next batch of completions; libuv (the
+ *     tick) runs inside that loop and watches no fd, so there is no epoll
+ *     on this path.  At -t1 -c100
  *     against nginx: 0.065 system calls and 0.04 sleeps per request, one
  *     submission per request (its send), a poll registration per
  *     connection, not per response.  CPU per request, alternating with wrk
@@ -100,7 +104,7 @@
 #include "cli/cli.h"
 #include "base/invariant.h"
 #include "io/pacer.h"
-#include "io/uring.h"
+#include "io/loop.h"
 
 /* ------------------------------------------------------------ stats */
 
@@ -247,8 +251,9 @@ struct worker {
 	int start_err;
 	bool use_uring;          /* I/O through io_uring; else libuv streams */
 	bool fixed_files;        /* sockets are registered: slot i is conns[i] */
-	struct uring ring;
-	struct uring_bufs bufs;
+	struct io_loop io;       /* the ring path's loop (lib/io/loop) */
+	uint64_t now;            /* the ring path: the clock at the completion being taken */
+	unsigned n_reaped;       /* ... and how many this turn took so far */
 	uint64_t pace_ns;        /* ring path, open loop: pump at this instant; 0 none */
 	unsigned ring_fds;       /* sockets open on the ring path */
 	struct ur_stamp *stamps; /* requests queued since the last submission */
@@ -468,7 +473,7 @@ static void worker_pump(struct worker *w, uint64_t now)
 	}
 	if (next > now) {
 		if (w->use_uring)
-			w->pace_ns = next;  /* the ring's wait ends then (ur_run) */
+			w->pace_ns = next;  /* the ring's wait ends then (ur_prepare) */
 		else
 			pacer_timer_arm(&w->ptimer, next);
 	}
@@ -780,37 +785,39 @@ static void ptimer_closed_cb(uv_handle_t *h)
 
 /* ------------------------------------------------------------ io_uring
  *
- * The same connection life cycle with the I/O through one io_uring per
- * thread (lib/io/uring) instead of libuv streams: a send is a submission
- * entry (no completion unless it fails: IOSQE_CQE_SKIP_SUCCESS, with
- * MSG_WAITALL so a short send is a failure), and each connection has one
- * multishot receive for its whole life: the kernel picks a buffer from the
- * thread's ring of provided buffers (lib/io/uring's uring_bufs) when data
- * arrives, the bytes are copied to the connection's own buffer and parsed
- * there, and the buffer goes straight back; nothing is re-armed per
- * response (the single-shot receive cost a submission and a poll
- * registration on the socket per response).
+ * The same connection life cycle with the I/O through the thread's
+ * lib/io/loop (one io_uring per thread, libuv inside it) instead of libuv
+ * streams: a send is a submission entry (no completion unless it fails:
+ * IOSQE_CQE_SKIP_SUCCESS, with MSG_WAITALL so a short send is a failure),
+ * and each connection has one multishot receive for its whole life: the
+ * kernel picks a block from the loop's provided buffers when data arrives,
+ * the bytes are copied to the connection's own buffer and parsed there,
+ * and the block goes straight back; nothing is re-armed per response (the
+ * single-shot receive cost a submission and a poll registration on the
+ * socket per response).
  *
- * The thread waits in the ring, not in epoll (ur_run): one
+ * The thread waits in the ring, not in epoll (io_loop_run): one
  * io_uring_enter(2) per turn hands the kernel everything the last turn
  * prepared and sleeps until a completion is in, or until the next timer
  * is due -- libuv's (the tick, run with uv_run(UV_RUN_NOWAIT), which makes
  * no system call when libuv watches no fd) or the pacer's next slot (the
- * wait's own timeout, in ns: no timerfd on this path).  The ring is set up
- * in the thread with SINGLE_ISSUER | DEFER_TASKRUN where the kernel has
- * them: the kernel's work for a completion (the receive itself, after the
- * socket's wake-up) waits until the thread asks for completions, then
- * runs in one batch, and never interrupts the thread.  The sockets sit in
- * the ring's table of registered files and the ring's fd is registered
- * too, so no operation looks up or counts a file reference.
+ * loop's wake_ns, in ns: no timerfd on this path).  The ring is set up
+ * in the thread with SINGLE_ISSUER | DEFER_TASKRUN: the kernel's work for
+ * a completion (the receive itself, after the socket's wake-up) waits
+ * until the thread asks for completions, then runs in one batch, and never
+ * interrupts the thread.  The sockets sit in the ring's table of
+ * registered files and the loop registers the ring's fd, so no operation
+ * looks up or counts a file reference.
  *
- * A connection with a receive or connect in the ring (c->pending) is not
- * closed until that operation has completed (cancelled at close), since
- * the kernel may still write into its buffer; sends carry the connection's
- * generation, so a late failure of one is ignored after the connection
- * was replaced.
+ * Completions come to one callback per operation (the loop's tags
+ * UR_RECV, UR_SEND, UR_CONNECT), with the connection's index and
+ * generation as the value.  A connection with a receive or connect in the
+ * ring (c->pending) is not closed until that operation has completed
+ * (cancelled at close), since the kernel may still write into its buffer;
+ * sends carry the connection's generation, so a late failure of one is
+ * ignored after the connection was replaced.
  */
-enum { UR_RECV = 1, UR_SEND, UR_CONNECT, UR_CANCEL };
+enum { UR_RECV = 1, UR_SEND, UR_CONNECT };
 
 /* Batches (closed loop only).  Each time the thread sleeps it is woken by
  * the kernel (an interrupt between the cores, a context switch): about a
@@ -832,25 +839,29 @@ enum { UR_BUFS_MAX = 4096, UR_BUF_SIZE = 4096 };
 
 static inline uint64_t ur_data(const struct conn *c, unsigned op)
 {
-	return ((uint64_t)(c - c->w->conns) << 32) | ((uint64_t)(c->gen & 0xffffff) << 8) | op;
+	return io_loop_data(op, ((uint64_t)(c - c->w->conns) << 32) |
+	                        ((uint64_t)(c->gen & 0xffffff) << 8));
+}
+
+/* The connection and generation a completion's value names. */
+static inline struct conn *ur_conn(struct worker *w, uint64_t value, uint32_t *gen)
+{
+	*gen = (uint32_t)(value >> 8) & 0xffffff;
+	return &w->conns[value >> 32];
 }
 
 /* The socket of c in an entry: its registered slot, or its fd. */
-static inline void ur_set_fd(struct io_uring_sqe *sqe, const struct conn *c)
+static inline int ur_fd(const struct conn *c)
 {
-	if (c->w->fixed_files) {
-		sqe->fd = (int)(c - c->w->conns);
-		sqe->flags |= IOSQE_FIXED_FILE;
-	} else {
-		sqe->fd = c->fd;
-	}
+	return c->w->fixed_files ? (int)(c - c->w->conns) : c->fd;
 }
 
 /* The requests queued since the last submission get their send instant
  * now, just before they leave, not when they were queued (a turn may have
- * parsed many answers in between). */
-static void ur_stamp(struct worker *w)
+ * parsed many answers in between): the loop's submitting hook. */
+static void ur_stamp(struct io_loop *l)
 {
+	struct worker *w = l->owner;
 	if (w->n_stamps == 0)
 		return;
 	uint64_t now = uv_hrtime();
@@ -869,58 +880,25 @@ static void ur_stamp(struct worker *w)
 	w->n_stamps = 0;
 }
 
-/* Submit now, without waiting (a full ring or a full stamp list). */
-static void ur_submit(struct worker *w)
-{
-	ur_stamp(w);
-	if (w->ring.to_submit)
-		uring_submit(&w->ring);
-}
-
-/* A free submission entry; a full ring is submitted first. */
-static struct io_uring_sqe *ur_sqe(struct worker *w)
-{
-	struct io_uring_sqe *sqe = uring_sqe(&w->ring);
-	if (!sqe) {
-		ur_submit(w);
-		sqe = uring_sqe(&w->ring);
-	}
-	INVARIANT(sqe != NULL);
-	return sqe;
-}
-
 /* The k requests just put in c's ring of slots, as one send. */
 static void ur_send(struct conn *c, size_t len, unsigned k)
 {
 	struct worker *w = c->w;
 	if (w->n_stamps == w->stamps_cap)
-		ur_submit(w);
+		io_loop_submit(&w->io);   /* stamps them */
 	unsigned p = w->cfg->pipeline;
 	w->stamps[w->n_stamps++] = (struct ur_stamp){
 		(uint32_t)(c - w->conns), c->gen, (uint16_t)((c->head + c->inflight - k) % p), (uint16_t)k,
 	};
-	struct io_uring_sqe *sqe = ur_sqe(w);
-	sqe->opcode = IORING_OP_SEND;
-	sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
-	ur_set_fd(sqe, c);
-	sqe->addr = (uintptr_t)c->t->batch.data;
-	sqe->len = (uint32_t)len;
-	sqe->msg_flags = MSG_WAITALL | MSG_NOSIGNAL;
-	sqe->user_data = ur_data(c, UR_SEND);
+	io_loop_send(&w->io, ur_fd(c), w->fixed_files, c->t->batch.data, len,
+	             MSG_WAITALL | MSG_NOSIGNAL, IOSQE_CQE_SKIP_SUCCESS, ur_data(c, UR_SEND));
 }
 
 /* Arm the connection's receive: one multishot receive, which lasts until
  * the connection ends (or the buffers run out: then it is re-armed). */
 static void ur_recv(struct conn *c)
 {
-	struct worker *w = c->w;
-	struct io_uring_sqe *sqe = ur_sqe(w);
-	sqe->opcode = IORING_OP_RECV;
-	ur_set_fd(sqe, c);
-	sqe->ioprio = IORING_RECV_MULTISHOT;
-	sqe->flags |= IOSQE_BUFFER_SELECT;
-	sqe->buf_group = w->bufs.bgid;
-	sqe->user_data = ur_data(c, UR_RECV);
+	io_loop_recv_multishot(&c->w->io, ur_fd(c), c->w->fixed_files, ur_data(c, UR_RECV));
 	c->pending++;
 }
 
@@ -953,7 +931,7 @@ static void ur_connect(struct conn *c, uint64_t now)
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	if (w->fixed_files) {
-		int r = uring_file_set(&w->ring, (unsigned)(c - w->conns), fd);
+		int r = uring_file_set(&w->io.ring, (unsigned)(c - w->conns), fd);
 		if (r < 0) {
 			close(fd);
 			connect_failed(c, r);
@@ -965,12 +943,8 @@ static void ur_connect(struct conn *c, uint64_t now)
 	w->ring_fds++;
 	c->state = CONN_CONNECTING;
 	c->since_ns = now;
-	struct io_uring_sqe *sqe = ur_sqe(w);
-	sqe->opcode = IORING_OP_CONNECT;
-	ur_set_fd(sqe, c);
-	sqe->addr = (uintptr_t)&c->t->addr;
-	sqe->off = c->t->addr_len;
-	sqe->user_data = ur_data(c, UR_CONNECT);
+	io_loop_connect(&w->io, ur_fd(c), w->fixed_files, (const struct sockaddr *)&c->t->addr,
+	                c->t->addr_len, ur_data(c, UR_CONNECT));
 	c->pending++;
 }
 
@@ -980,7 +954,7 @@ static void ur_closed(struct conn *c)
 	struct worker *w = c->w;
 	INVARIANT(c->pending == 0 && c->fd >= 0);
 	if (w->fixed_files)
-		uring_file_set(&w->ring, (unsigned)(c - w->conns), -1);
+		uring_file_set(&w->io.ring, (unsigned)(c - w->conns), -1);
 	close(c->fd);
 	c->fd = -1;
 	c->gen++;
@@ -996,172 +970,168 @@ static void ur_close(struct conn *c)
 		return;
 	}
 	shutdown(c->fd, SHUT_RDWR);
-	struct io_uring_sqe *sqe = ur_sqe(c->w);
-	sqe->opcode = IORING_OP_ASYNC_CANCEL;
-	sqe->fd = c->w->fixed_files ? (int)(c - c->w->conns) : c->fd;
-	sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
-	sqe->cancel_flags = IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL |
-	                    (c->w->fixed_files ? IORING_ASYNC_CANCEL_FD_FIXED : 0);
-	sqe->user_data = ur_data(c, UR_CANCEL);
+	io_loop_cancel_fd(&c->w->io, ur_fd(c), c->w->fixed_files);
 }
 
-static void ur_complete(struct worker *w, uint64_t ud, int res, unsigned flags, uint64_t now)
+/* A receive's or a connect's completion: one fewer in the ring when the
+ * operation ended.  A closing connection does nothing more with it, and
+ * its last one closes the socket (true). */
+static bool ur_settle(struct conn *c, uint32_t gen, bool ended)
 {
-	struct conn *c = &w->conns[ud >> 32];
-	unsigned op = ud & 0xff;
-	uint32_t gen = (uint32_t)(ud >> 8) & 0xffffff;
-	/* a multishot receive's data, in a provided buffer (taken back below) */
-	const char *data = NULL;
+	INVARIANT(c->pending > 0 && gen == (c->gen & 0xffffff));
+	if (ended)
+		c->pending--;
+	if (c->state != CONN_CLOSING)
+		return false;
+	if (c->pending == 0)
+		ur_closed(c);
+	return true;
+}
+
+static void ur_on_recv(void *arg, uint64_t value, int res, uint32_t flags)
+{
+	struct worker *w = arg;
+	uint32_t gen;
+	struct conn *c = ur_conn(w, value, &gen);
+	/* each answer is stamped as it is seen, not once per batch */
+	if (w->n_reaped++ > 0)
+		w->now = uv_hrtime();
+	/* the data, in a provided buffer (taken back below) */
 	unsigned bid = 0;
-	if (op == UR_RECV && (flags & IORING_CQE_F_BUFFER)) {
-		bid = flags >> IORING_CQE_BUFFER_SHIFT;
-		data = uring_buf(&w->bufs, bid);
+	const char *data = io_loop_cqe_buf(&w->io, flags, &bid);
+	/* a multishot receive stays in the ring while F_MORE is set */
+	if (ur_settle(c, gen, !(flags & IORING_CQE_F_MORE))) {
+		if (data)
+			io_loop_buf_put(&w->io, bid);
+		return;
 	}
-	if (op == UR_RECV || op == UR_CONNECT) {
-		INVARIANT(c->pending > 0 && gen == (c->gen & 0xffffff));
-		/* a multishot receive stays in the ring while F_MORE is set */
-		if (!(op == UR_RECV && (flags & IORING_CQE_F_MORE)))
-			c->pending--;
-		if (c->state == CONN_CLOSING) {
-			if (data)
-				uring_buf_put(&w->bufs, bid);
-			if (c->pending == 0)
-				ur_closed(c);
-			return;
-		}
-	}
-	switch (op) {
-	case UR_RECV:
-		if (res > 0) {
-			INVARIANT(data != NULL);
-			ur_take(c, data, (size_t)res, now);
-			uring_buf_put(&w->bufs, bid);
-			if (c->state == CONN_OPEN && !(flags & IORING_CQE_F_MORE))
-				ur_recv(c);
-		} else if (res == -ENOBUFS) {
-			/* every buffer was in use: taken back by now, so re-arm */
+	if (res > 0) {
+		INVARIANT(data != NULL);
+		ur_take(c, data, (size_t)res, w->now);
+		io_loop_buf_put(&w->io, bid);
+		if (c->state == CONN_OPEN && !(flags & IORING_CQE_F_MORE))
 			ur_recv(c);
-		} else {
-			INVARIANT(!data);
-			conn_eof(c, res == 0 ? UV_EOF : res, now);
-		}
-		break;
-	case UR_CONNECT:
-		if (res < 0) {
-			connect_failed(c, res);
-			conn_close(c);
-		} else {
-			ur_recv(c);
-			conn_opened(c);
-		}
-		break;
-	case UR_SEND:
-		/* only failures complete: short (res >= 0) or an error */
-		if (gen == (c->gen & 0xffffff) && c->state == CONN_OPEN)
-			conn_fail(c, ERR_WRITE, true);
-		break;
-	default:
-		break;  /* a cancel that found nothing: its target completed anyway */
+	} else if (res == -ENOBUFS) {
+		/* every buffer was in use: taken back by now, so re-arm */
+		ur_recv(c);
+	} else {
+		INVARIANT(!data);
+		conn_eof(c, res == 0 ? UV_EOF : res, w->now);
 	}
 }
 
-/* Take every completion in the ring. */
-static void ur_drain(struct worker *w)
+static void ur_on_connect(void *arg, uint64_t value, int res, uint32_t flags)
 {
-	stats_lock(w);
-	uint64_t now = uv_hrtime();
-	if (!w->measuring && now >= w->measure_ns)
-		worker_begin_measuring(w, now);
-	struct io_uring_cqe *cqe;
-	/* bounded: completions that arrive meanwhile wait for the next turn */
-	for (unsigned n = 0; n < 4 * w->n_conns + 64 && (cqe = uring_peek(&w->ring)) != NULL; n++) {
-		uint64_t ud = cqe->user_data;
-		int res = cqe->res;
-		unsigned flags = cqe->flags;
-		uring_advance(&w->ring);
-		/* each answer is stamped as it is seen, not once per batch */
-		if ((ud & 0xff) == UR_RECV && n > 0)
-			now = uv_hrtime();
-		ur_complete(w, ud, res, flags, now);
+	(void)flags;
+	struct worker *w = arg;
+	uint32_t gen;
+	struct conn *c = ur_conn(w, value, &gen);
+	w->n_reaped++;
+	if (ur_settle(c, gen, true))
+		return;
+	if (res < 0) {
+		connect_failed(c, res);
+		conn_close(c);
+	} else {
+		ur_recv(c);
+		conn_opened(c);
 	}
-	worker_publish(w);
-	worker_check_done(w, now);
-	stats_unlock(w);
 }
 
-/* The ring path's loop: wait in the ring, run libuv's timers and the
- * pacer when they are due, until the worker is finished and every socket
- * and handle is closed. */
-static void ur_run(struct worker *w)
+/* Only failures complete: short (res >= 0) or an error. */
+static void ur_on_send(void *arg, uint64_t value, int res, uint32_t flags)
 {
-	uint64_t uv_due_ns = 0;  /* run libuv's due timers and closes then */
-	for (;;) {
+	(void)res;
+	(void)flags;
+	struct worker *w = arg;
+	uint32_t gen;
+	struct conn *c = ur_conn(w, value, &gen);
+	w->n_reaped++;
+	if (gen == (c->gen & 0xffffff) && c->state == CONN_OPEN)
+		conn_fail(c, ERR_WRITE, true);
+}
+
+/* Before each wait: the open loop's due slots, the wait's end (the next
+ * slot), the batch, and the end of the thread once it has finished and
+ * every socket is closed. */
+static void ur_prepare(struct io_loop *l)
+{
+	struct worker *w = l->owner;
+	if (w->pace_ns && !w->finished) {
 		uint64_t now = uv_hrtime();
-		if (now >= uv_due_ns) {
-			uv_run(&w->loop, UV_RUN_NOWAIT);
-			int ms = uv_backend_timeout(&w->loop);
-			now = uv_hrtime();
-			uv_due_ns = ms < 0 ? UINT64_MAX : now + (uint64_t)ms * 1000000;
-		}
-		if (w->pace_ns && now >= w->pace_ns && !w->finished) {
+		if (now >= w->pace_ns) {
 			w->pace_ns = 0;
 			stats_lock(w);
 			worker_pump(w, now);
 			worker_check_done(w, now);
 			stats_unlock(w);
 		}
-		if (w->finished && w->ring_fds == 0 && w->open_handles == 0)
-			break;
-		uint64_t until = uv_due_ns;
-		if (w->pace_ns && w->pace_ns < until)
-			until = w->pace_ns;
-		ur_stamp(w);
-		/* flat out with many in flight: wake for a batch, not for each
-		 * answer (see "Batches" above); the open loop never waits longer
-		 * than its schedule says */
-		unsigned want = 1;
-		uint64_t min_wait_ns = 0;
-		if (!w->paced && w->cfg->batch_wait_ns && w->inflight >= UR_BATCH_MIN_INFLIGHT) {
-			want = (unsigned)(w->inflight / 4 < UR_BATCH_MAX ? w->inflight / 4 : UR_BATCH_MAX);
-			min_wait_ns = w->cfg->batch_wait_ns;
-		}
-		int r = uring_submit_wait(&w->ring, want, min_wait_ns,
-		                          until == UINT64_MAX ? UINT64_MAX : until > now ? until - now : 0);
-		INVARIANT(r >= 0 || r == -EBUSY || r == -EAGAIN);
-		ur_drain(w);
 	}
+	l->wake_ns = w->finished ? 0 : w->pace_ns;
+	if (w->finished && w->ring_fds == 0)
+		io_loop_stop(l);
+	/* flat out with many in flight: wake for a batch, not for each
+	 * answer (see "Batches" above); the open loop never waits longer
+	 * than its schedule says */
+	if (!w->paced && w->cfg->batch_wait_ns && w->inflight >= UR_BATCH_MIN_INFLIGHT)
+		io_loop_batch(l, (unsigned)(w->inflight / 4 < UR_BATCH_MAX ? w->inflight / 4 : UR_BATCH_MAX),
+		              w->cfg->batch_wait_ns);
 }
 
-/* Set up the thread's ring, or leave the thread on the libuv path: the
- * ring path needs SINGLE_ISSUER | DEFER_TASKRUN (6.1, so also multishot
- * receives, 6.0, skip-success completions and waits with a timeout) and a
- * ring of provided buffers. */
+/* Around a turn's completions: the stats lock, and one clock reading for
+ * the first (ur_on_recv reads it again for each later answer). */
+static void ur_reap_begin(struct io_loop *l)
+{
+	struct worker *w = l->owner;
+	stats_lock(w);
+	w->now = uv_hrtime();
+	w->n_reaped = 0;
+	if (!w->measuring && w->now >= w->measure_ns)
+		worker_begin_measuring(w, w->now);
+}
+
+static void ur_reap_end(struct io_loop *l, unsigned n)
+{
+	(void)n;
+	struct worker *w = l->owner;
+	worker_publish(w);
+	worker_check_done(w, w->now);
+	stats_unlock(w);
+}
+
+static const struct io_loop_hooks ur_hooks = {
+	.prepare = ur_prepare,
+	.submitting = ur_stamp,
+	.reap_begin = ur_reap_begin,
+	.reap_end = ur_reap_end,
+};
+
+/* Set up the thread's loop, or leave the thread on the libuv path (a
+ * kernel before 6.1, io_uring refused). */
 static void ur_setup(struct worker *w)
 {
-	/* per connection at most a receive or connect, a send and a cancel
-	 * per turn; the ring is submitted early when full */
-	unsigned sq = w->stamps_cap, cq = 4 * w->n_conns + 128;
-	int r = uring_init_flags(&w->ring, sq, cq, IORING_SETUP_SINGLE_ISSUER |
-	                         IORING_SETUP_DEFER_TASKRUN);
-	if (r < 0)
-		return;
-	if (!(w->ring.features & IORING_FEAT_CQE_SKIP) || !(w->ring.features & IORING_FEAT_EXT_ARG)) {
-		uring_free(&w->ring);
-		return;
-	}
 	/* two buffers per connection, as a rule enough for what arrives
 	 * between two turns; should they run out, a receive ends with
 	 * -ENOBUFS and is re-armed */
 	unsigned nbuf = 64;
 	while (nbuf < 2 * w->n_conns && nbuf < UR_BUFS_MAX)
 		nbuf *= 2;
-	if (uring_bufs_init(&w->ring, &w->bufs, 0, nbuf, UR_BUF_SIZE) < 0) {
-		uring_free(&w->ring);
+	/* per connection at most a receive or connect, a send and a cancel
+	 * per turn; the ring is submitted early when full.  Completions that
+	 * arrive while a turn takes its own wait for the next turn. */
+	struct io_loop_config cfg = {
+		.sq_entries = w->stamps_cap, .cq_entries = 4 * w->n_conns + 128,
+		.nbufs = nbuf, .buf_size = UR_BUF_SIZE,
+		.reap_max = 4 * w->n_conns + 64,
+		.hooks = &ur_hooks, .owner = w,
+	};
+	if (io_loop_init(&w->io, &w->loop, &cfg) < 0)
 		return;
-	}
-	/* both optional: without them every call looks the file up */
-	uring_register_ring(&w->ring);
-	w->fixed_files = uring_files_init(&w->ring, w->n_conns) == 0;
+	io_loop_on(&w->io, UR_RECV, ur_on_recv, w);
+	io_loop_on(&w->io, UR_SEND, ur_on_send, w);
+	io_loop_on(&w->io, UR_CONNECT, ur_on_connect, w);
+	/* optional: without it every operation looks the file up */
+	w->fixed_files = uring_files_init(&w->io.ring, w->n_conns) == 0;
 	w->use_uring = true;
 }
 
@@ -1287,14 +1257,13 @@ static void worker_main(void *arg)
 	worker_check_done(w, now);
 	stats_unlock(w);
 	if (w->use_uring)
-		ur_run(w);
+		io_loop_run(&w->io);
 	else
 		uv_run(&w->loop, UV_RUN_DEFAULT);
 	INVARIANT(w->open_handles == 0 && w->finished);
 	if (w->use_uring) {
 		INVARIANT(w->ring_fds == 0);
-		uring_bufs_free(&w->ring, &w->bufs);
-		uring_free(&w->ring);
+		io_loop_free(&w->io);
 		w->use_uring = false;
 	}
 	atomic_fetch_add(&run->n_done, 1);
@@ -1473,7 +1442,7 @@ int bench_run(const struct bench_cfg *cfg, struct bench_stats *out,
 			err = -ENOMEM;
 			break;
 		}
-		w->ring.fd = -1;
+		w->io.ring.fd = -1;
 		if (cfg->io_uring) {
 			/* the ring itself is set up by the thread (ur_setup) */
 			unsigned sq = 2 * w->n_conns + 64;
@@ -1552,7 +1521,7 @@ int bench_run(const struct bench_cfg *cfg, struct bench_stats *out,
 			uv_loop_close(&w->loop);
 		}
 		if (w->use_uring)
-			uring_free(&w->ring);  /* a thread that never started */
+			io_loop_free(&w->io);  /* a thread that never started */
 		bench_stats_free(&w->st);
 		hist_free(w->ihist);
 		free(w->conns);

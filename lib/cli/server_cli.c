@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "base/buf.h"
-#include "http/io_uring.h"
+#include "io/loop.h"
 #include "base/json.h"
 #include "cli/server_cli.h"
 
@@ -122,7 +122,7 @@ int server_cli_listen(struct server_cli *s, struct http_server **out)
 	s->cfg.host = s->host;
 	if (s->cfg.io == HTTP_IO_URING) {
 		/* said apart from the listening errors, which share errno values */
-		int r = http_uring_probe();
+		int r = io_loop_probe();
 		if (r < 0) {
 			cli_error("cannot use io_uring: %s", strerror(-r));
 			return EXIT_UNREACHABLE;

@@ -49,18 +49,27 @@
  * Socket I/O goes through the few io_* functions below (io_read on/off,
  * io_write_out, io_shutdown, io_close) and the protocol through the
  * conn_proto table, so a second protocol (HTTP/2) can slot in without
- * touching the exchange logic.  Two socket backends sit behind io_*:
- * libuv streams (epoll: a read and a write per request, written at once
- * with uv_try_write), and io_uring (cfg.io; the default where the kernel
- * allows it): a ring per thread watched by the loop, one multishot receive
- * per connection, one send per flush, and everything a loop turn prepared
- * submitted in one system call -- a fraction of a system call per request.
- * Both hand the layer above the same events (bytes appended to rbuf, end
- * of stream, write done), so parsing, pinning and ordering are shared;
- * see "The io_uring backend" below for its invariants.  Accepting stays on
- * libuv's listener for both (the accepted socket's uv_tcp_t owns the fd
- * and closes it), so --max-connections, the drain's listener_take_queue
- * and SO_REUSEPORT per thread are the same code.
+ * touching the exchange logic.  Each io_* calls the socket backend's table
+ * (struct server_io, server_internal.h), one per backend, picked at listen
+ * for every thread:
+ *   - libuv streams (server_io_uv, here): epoll, a read and a write per
+ *     request, written at once with uv_try_write; the thread runs
+ *     uv_run(UV_RUN_DEFAULT).
+ *   - io_uring (server_io_uring, server_uring.c; cfg.io, the default where
+ *     the kernel allows it): the thread runs on lib/io/loop, waiting in its
+ *     ring with libuv inside; one multishot receive per connection, one
+ *     send per flush, and everything a loop turn prepared submitted with
+ *     the wait -- a fraction of a system call per request.  Where the ring
+ *     cannot be set up (io_uring refused, a kernel before 6.1), HTTP_IO_AUTO
+ *     falls back to libuv streams at listen.
+ * Both hand the core the same events through server_conn_read_done (bytes
+ * appended to rbuf, end of stream), server_conn_write_done and
+ * server_conn_on_close, so parsing, pinning and ordering are shared; the
+ * check phase (server_thread_flush) is libuv's uv_check on one and the
+ * loop's after-completions hook on the other.  Accepting stays on libuv's
+ * listener for both (the accepted socket's uv_tcp_t owns the fd and closes
+ * it), so --max-connections, the drain's listener_take_queue and
+ * SO_REUSEPORT per thread are the same code.
  *
  * Timeouts are coarse: each connection keeps one deadline (header, body,
  * idle or linger) and a per-loop tick walks the open connections a few
@@ -83,159 +92,13 @@
 #include <unistd.h>
 
 #include "base/buf.h"
-#include "http/io_uring.h"
 #include "http/server.h"
+#include "http/server_internal.h"
 #include "base/invariant.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "obs/metrics.h"
 
-#define container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
-
-enum dl_kind { DL_NONE = 0, DL_HEADER, DL_BODY, DL_IDLE, DL_LINGER };
-
-/* Commands a thread's wake handle carries (bits in t->cmd). */
-enum { CMD_DRAIN = 1, CMD_FORCE = 2 };
-
-#define OUT_BACKLOG_MAX (1u << 20)   /* stop reading while this much waits to be written */
-#define BUF_KEEP_MAX (64u * 1024)    /* response buffers bigger than this are freed when done */
-#define READ_BLOCK_MIN (16u * 1024)
-
-struct conn;
-
-struct xchg {
-	struct http_exchange pub;
-	struct conn *c;
-	struct xchg *next;         /* in the connection's FIFO, or the freelist */
-	struct buf resp;           /* the answer, when it came before its turn */
-	size_t head_off;           /* offset of its head in c->rbuf while its body is read */
-	bool answered;
-	bool keep_alive;           /* the request allows another after it */
-	bool head_only;            /* HEAD: answer without the body */
-	bool is_error;             /* made by the server for bad input: linger after */
-};
-
-struct conn_proto;
-
-struct conn {
-	uv_tcp_t tcp;
-	struct http_thread *t;
-	const struct conn_proto *proto;
-	struct conn *prev, *next;  /* in t->conns while open */
-	struct conn *flush_next;   /* in t->flush while in_flush */
-	/* input */
-	char *rbuf;                /* NULL, a pool block, or a big buffer of our own */
-	size_t rcap, rlen, rpos;   /* rpos: first byte not parsed yet */
-	bool rbig;
-	/* the request whose body is being read */
-	struct xchg *body_x;
-	struct http_body body;
-	size_t body_start;         /* decoded payload goes to rbuf + body_start */
-	size_t body_dec;           /* decoded bytes so far */
-	size_t body_raw;           /* next raw byte to feed */
-	/* answers */
-	struct xchg *xhead, *xtail;
-	uint32_t pinned;           /* handed to the handler, not answered */
-	uint64_t nreq;
-	struct buf out, wout;
-	uv_write_t wreq;
-	uv_shutdown_t sreq;
-	/* timing */
-	uint64_t deadline;         /* loop ms; meaningful when dl_kind != DL_NONE */
-	uint8_t dl_kind;
-	size_t linger_bytes;
-	bool reading, writing, eof, stop_parse, linger_after, lingering;
-	bool closed, handle_closed, in_flush, in_process;
-	/* the io_uring backend */
-	int fd;                    /* the socket (c->tcp owns it and closes it) */
-	uint8_t ur_ops;            /* our requests in the ring: a receive, a send */
-	bool ur_recv;              /* the multishot receive is armed */
-	bool ur_cancel;            /* ... and asked to stop */
-	bool ur_closing;           /* closed: uv_close once ur_ops is 0 */
-	bool ur_end;               /* the receive ended with ur_end_code after the held blocks */
-	int ur_end_code;           /* UV_EOF or a negative errno */
-	uint16_t ur_nheld;         /* received blocks not yet copied to rbuf, in order: */
-	uint16_t ur_hhead, ur_htail; /* ... a list through ur.next */
-	uint32_t ur_hoff;          /* bytes of the head block already copied */
-	size_t wsent;              /* bytes of wout the kernel took so far */
-};
-
-/* The seam for a second protocol: what a connection does with its input
- * and its timeouts.  HTTP/1.1 is the only one so far. */
-struct conn_proto {
-	const char *name;
-	void (*service)(struct conn *c);     /* parse what is buffered, flush answers */
-	void (*timeout)(struct conn *c, uint8_t kind);
-};
-
-struct rblock {
-	struct rblock *next;
-};
-
-struct http_thread {
-	struct http_server *srv;
-	unsigned index;
-	uv_loop_t loop;
-	uv_tcp_t listener;
-	uv_async_t wake;
-	uv_timer_t tick;
-	uv_check_t check;
-	uv_idle_t idle;
-	pthread_t tid;
-	bool started, listening, draining, forced, finished, wake_closed, idle_on;
-	_Atomic int cmd;
-	void *data;
-	char date[64];             /* "Date: ...\r\n" */
-	size_t date_len;
-	time_t date_sec;
-	/* the start of the last head built: status line, Server and Date
-	 * lines in one piece, rebuilt when the status or the second changes */
-	char head[288];            /* 79 + Server (<= 110) + Date (< 64) */
-	size_t head_len;
-	int head_status;           /* 0: head[] is stale */
-	struct conn *conns;        /* open connections, doubly linked */
-	struct conn *flush;        /* connections with answers to write */
-	struct conn *free_conns;
-	struct xchg *free_x;
-	struct rblock *free_blocks;
-	struct buf scratch, errbuf;
-	/* the io_uring backend (srv->use_uring) */
-	struct http_uring ur;
-	uint64_t ur_ops;           /* requests of ours in the ring, over all connections */
-	unsigned ur_last;          /* completions the last wait brought */
-	bool ur_loop_armed;        /* a poll of libuv's epoll fd is in the ring */
-	bool ur_loop_ready;        /* ... and it fired: libuv has work */
-	bool ur_on;                /* the thread runs on its ring (until finished and empty) */
-	uint64_t batch_ns;         /* clock at the first head of this service pass, or 0 */
-	uint64_t answer_ns;        /* clock of the first answer given inside it, or 0 */
-	_Atomic int64_t in_flight;
-};
-
-struct http_server {
-	struct http_server_config cfg;
-	unsigned nthreads;
-	struct http_thread **threads;
-	uint16_t port;
-	char address[96];
-	size_t block_size;
-	char server_line[128];
-	size_t server_line_len;
-	_Atomic uint32_t nconn;
-	_Atomic int stopping;
-	_Atomic unsigned done;     /* threads 1..N-1 that have finished */
-	int init_error;
-	pthread_mutex_t lock;      /* guards sending to other threads' wake handles */
-	bool listened;
-	bool use_uring;            /* every thread has a ring */
-	/* thread 0 */
-	uv_signal_t sigterm, sigint;
-	uv_timer_t drain_timer;
-	bool drain_started, signals_on;
-	/* metrics */
-	struct metrics_counter *m_accepted, *m_rejected;
-	struct metrics_histogram *m_latency;
-	struct http_route_stats unmatched;
-};
 
 static void on_idle(uv_idle_t *h);
 static void on_check(uv_check_t *h);
@@ -477,415 +340,11 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
 static void on_write(uv_write_t *req, int status);
 static void on_shutdown(uv_shutdown_t *req, int status);
-static void on_close(uv_handle_t *h);
-static void conn_read_done(struct conn *c, ssize_t nread);
-static void conn_write_done(struct conn *c, int status);
-static void conn_schedule(struct conn *c);
 
-/*
- * The io_uring backend.  Each thread has one ring (lib/http/io_uring: a
- * lib/io/uring ring plus a ring of provided receive buffers), and waits in it
- * rather than in libuv's epoll (ur_run, below: libuv's epoll fd is polled
- * through the ring); everything else (accept, timers, signals, wakes, the
- * drain) stays on libuv.  Requests carry the connection's address with the
- * operation in the low bits as user_data.
- *
- * - Receive: one multishot IORING_OP_RECV per connection
- *   (IORING_RECV_MULTISHOT), armed when the connection first wants to read
- *   and kept for its life: no submission and no poll registration per
- *   request.  It takes its blocks from the provided-buffer ring
- *   (IOSQE_BUFFER_SELECT), so an idle connection holds no buffer of its
- *   own.  Each block's bytes are copied into rbuf (one small memcpy) and
- *   the block goes back at once; the parse and pin logic above sees exactly
- *   what a read would have given.  A block that does not fit rbuf's room,
- *   or arrives while the connection does not want to read, is held, in
- *   order, on the connection (ur_hhead..ur_htail, linked through the
- *   ring's per-block next[]) and copied when there is room (ur_deliver,
- *   from the check phase).  Stopping reading cancels the receive
- *   (IORING_OP_ASYNC_CANCEL by user_data) the first time a block arrives
- *   unwanted, so what is held is bounded by what arrived within one loop
- *   turn; reading again re-arms it once the held blocks are delivered.  The
- *   end of the stream (0, an error) is kept behind the held blocks
- *   (ur_end).  A receive the kernel ends (out of blocks: -ENOBUFS) is
- *   re-armed; the blocks are back by the turn's submit.
- * - Send: one IORING_OP_SEND of the out buffer per flush; out and wout
- *   swap as for uv_write, so the kernel's buffer stays put until the
- *   completion; a short send sends the rest.
- * - Everything a loop turn prepared (receives completed, answers built,
- *   next receives armed, late answers, what timers and wakes did) goes to
- *   the kernel in the one io_uring_enter that also waits for the next
- *   completions.
- * - Close: a connection with requests in the ring gets one
- *   IORING_OP_ASYNC_CANCEL for its fd, and its handle is closed (and so its
- *   struct recycled) only when the last completion has been consumed
- *   (c->ur_ops); the kernel never writes into memory we reuse.  The ring
- *   closes when the thread has finished and t->ur_ops is 0.
- * - Shutdown of the write side (the lingering close) is a plain
- *   shutdown(2): it comes only after the last send has completed.
- */
-enum { UR_RECV = 1, UR_SEND = 2, UR_CANCEL = 3, UR_LOOP = 4 };
-#define UR_OP_MASK 7u
-#define UR_SQ_ENTRIES 1024
-#define UR_CQ_ENTRIES 8192
-#define UR_NBUFS 1024         /* provided receive blocks per thread */
-#define UR_BUF_SIZE 2048
-#define UR_BATCH_MAX 32        /* most completions a busy wait asks for */
-#define UR_BATCH_WAIT_NS 50000u /* how long it waits for them, once one is in */
-#ifndef UR_SUBMIT_BATCH
-#define UR_SUBMIT_BATCH 32    /* prepared entries that are submitted at once */
-#endif
+/* ---- the libuv streams backend: epoll, a read and a write per request */
 
-static void ur_submit(struct http_thread *t)
+static void st_read(struct conn *c, bool on)
 {
-	if (t->ur.ring.to_submit == 0)
-		return;
-	int r = uring_submit(&t->ur.ring);
-	if (r < 0 && r != -EAGAIN && r != -EBUSY)
-		log_warn("io_uring_enter: %s", strerror(-r));
-}
-
-static struct io_uring_sqe *ur_sqe(struct http_thread *t)
-{
-	struct io_uring_sqe *sqe = uring_sqe(&t->ur.ring);
-	if (!sqe) {
-		ur_submit(t);
-		sqe = uring_sqe(&t->ur.ring);
-	}
-	INVARIANT(sqe != NULL);
-	return sqe;
-}
-
-static void ur_op_start(struct conn *c)
-{
-	c->ur_ops++;
-	c->t->ur_ops++;
-}
-
-/* Arm c's multishot receive if none is armed and nothing is held. */
-static void ur_recv_arm(struct conn *c)
-{
-	struct http_thread *t = c->t;
-	if (c->ur_recv || c->closed || c->ur_closing)
-		return;
-	if (c->ur_nheld || c->ur_end) {
-		conn_schedule(c);   /* on_check delivers them first */
-		return;
-	}
-	struct io_uring_sqe *sqe = ur_sqe(t);
-	sqe->opcode = IORING_OP_RECV;
-	sqe->fd = c->fd;
-	sqe->flags = IOSQE_BUFFER_SELECT;
-	sqe->buf_group = t->ur.bgid;
-	sqe->ioprio = IORING_RECV_MULTISHOT;
-	sqe->user_data = (uint64_t)(uintptr_t)c | UR_RECV;
-	c->ur_recv = true;
-	c->ur_cancel = false;
-	ur_op_start(c);
-}
-
-/* Reading stopped: end the armed receive (its last completion says so). */
-static void ur_recv_cancel(struct conn *c)
-{
-	if (!c->ur_recv || c->ur_cancel)
-		return;
-	struct io_uring_sqe *sqe = ur_sqe(c->t);
-	sqe->opcode = IORING_OP_ASYNC_CANCEL;
-	sqe->addr = (uint64_t)(uintptr_t)c | UR_RECV;
-	sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
-	sqe->user_data = UR_CANCEL;
-	c->ur_cancel = true;
-}
-
-/* Give back every held block. */
-static void ur_held_drop(struct conn *c)
-{
-	struct http_uring *u = &c->t->ur;
-	while (c->ur_nheld) {
-		uint16_t b = c->ur_hhead;
-		c->ur_hhead = u->next[b];
-		c->ur_nheld--;
-		http_uring_buf_put(u, b);
-	}
-	c->ur_hoff = 0;
-}
-
-/* Hand on what is held: the head block's bytes that fit rbuf (all of them,
- * discarded, when lingering), or the end of the stream once nothing is
- * held.  One step; the rest goes on from the check phase. */
-static void ur_deliver(struct conn *c)
-{
-	struct http_thread *t = c->t;
-	struct http_uring *u = &t->ur;
-	if (c->ur_nheld == 0) {
-		if (c->ur_end) {
-			c->ur_end = false;
-			conn_read_done(c, c->ur_end_code);
-		}
-		return;
-	}
-	if (c->lingering) {
-		size_t n = 0;
-		for (uint16_t i = 0, b = c->ur_hhead; i < c->ur_nheld; i++, b = u->next[b])
-			n += u->len[b];
-		n -= c->ur_hoff;
-		ur_held_drop(c);
-		conn_read_done(c, (ssize_t)n);
-	} else {
-		if (!c->rbuf) {
-			c->rbuf = block_get(t);
-			c->rcap = t->srv->block_size;
-			c->rlen = c->rpos = 0;
-			c->rbig = false;
-		}
-		uint16_t b = c->ur_hhead;
-		size_t n = c->rcap - c->rlen;
-		if (n > u->len[b] - c->ur_hoff)
-			n = u->len[b] - c->ur_hoff;
-		memcpy(c->rbuf + c->rlen, http_uring_buf(u, b) + c->ur_hoff, n);
-		c->ur_hoff += (uint32_t)n;
-		if (c->ur_hoff == u->len[b]) {
-			c->ur_hhead = u->next[b];
-			c->ur_nheld--;
-			c->ur_hoff = 0;
-			http_uring_buf_put(u, b);
-		}
-		if (n)
-			conn_read_done(c, (ssize_t)n);
-		else
-			c->proto->service(c);   /* rbuf full: the answers make room */
-	}
-	if (!c->closed && c->reading && (c->ur_nheld || c->ur_end))
-		conn_schedule(c);
-}
-
-static void ur_on_recv(struct conn *c, int res, unsigned flags)
-{
-	struct http_thread *t = c->t;
-	struct http_uring *u = &t->ur;
-	bool more = flags & IORING_CQE_F_MORE;
-	if (!more)
-		c->ur_recv = c->ur_cancel = false;
-	if (res > 0 && (flags & IORING_CQE_F_BUFFER) && !c->closed) {
-		uint16_t b = (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
-		u->len[b] = (uint32_t)res;
-		if (c->ur_nheld)
-			u->next[c->ur_htail] = b;
-		else
-			c->ur_hhead = b;
-		c->ur_htail = b;
-		c->ur_nheld++;
-		if (c->reading || c->lingering) {
-			if (c->ur_nheld == 1)
-				ur_deliver(c);
-			/* else a delivery is scheduled already */
-		} else {
-			ur_recv_cancel(c);
-		}
-		if (!more && !c->closed && c->reading)
-			ur_recv_arm(c);
-		return;
-	}
-	if (flags & IORING_CQE_F_BUFFER)
-		http_uring_buf_put(u, flags >> IORING_CQE_BUFFER_SHIFT);
-	if (c->closed || more)
-		return;
-	if (res == -ENOBUFS || res == -ECANCELED || res == -EINTR || res == -EAGAIN || res > 0) {
-		/* ended by us or for want of blocks: again when wanted */
-		if (c->reading)
-			ur_recv_arm(c);
-		return;
-	}
-	c->ur_end = true;
-	c->ur_end_code = res == 0 ? UV_EOF : res;
-	if (c->reading || c->lingering)
-		ur_deliver(c);
-}
-
-static void ur_send(struct conn *c)
-{
-	struct io_uring_sqe *sqe = ur_sqe(c->t);
-	sqe->opcode = IORING_OP_SEND;
-	sqe->fd = c->fd;
-	sqe->addr = (uint64_t)(uintptr_t)(c->wout.data + c->wsent);
-	sqe->len = (uint32_t)(c->wout.len - c->wsent);
-	sqe->msg_flags = MSG_NOSIGNAL;
-	sqe->user_data = (uint64_t)(uintptr_t)c | UR_SEND;
-	ur_op_start(c);
-}
-
-static void ur_on_send(struct conn *c, int res)
-{
-	if (c->closed || res < 0) {
-		conn_write_done(c, res < 0 ? res : 0);
-		return;
-	}
-	c->wsent += (size_t)res;
-	if (c->wsent < c->wout.len) {
-		ur_send(c);   /* short: the rest */
-		return;
-	}
-	conn_write_done(c, 0);
-}
-
-static void ur_complete(struct http_thread *t, uint64_t ud, int res, unsigned flags)
-{
-	unsigned op = (unsigned)(ud & UR_OP_MASK);
-	if (op == UR_CANCEL)
-		return;   /* a cancel that found nothing: its targets completed anyway */
-	if (op == UR_LOOP) {
-		t->ur_loop_ready = true;   /* libuv's epoll fd: see ur_run */
-		return;
-	}
-	struct conn *c = (struct conn *)(uintptr_t)(ud & ~(uint64_t)UR_OP_MASK);
-	INVARIANT(c->ur_ops > 0 && t->ur_ops > 0);
-	if (op == UR_RECV) {
-		if (!(flags & IORING_CQE_F_MORE)) {
-			c->ur_ops--;
-			t->ur_ops--;
-		}
-		ur_on_recv(c, res, flags);
-	} else {
-		c->ur_ops--;
-		t->ur_ops--;
-		ur_on_send(c, res);
-	}
-	if (c->ur_closing && c->ur_ops == 0) {
-		c->ur_closing = false;
-		uv_close((uv_handle_t *)&c->tcp, on_close);
-	}
-}
-
-/* Consume every completion there is (more may arrive while we do). */
-static unsigned ur_reap(struct http_thread *t)
-{
-	unsigned n = 0;
-	struct io_uring_cqe *cqe;
-	while (n < UR_CQ_ENTRIES && (cqe = uring_peek(&t->ur.ring)) != NULL) {
-		uint64_t ud = cqe->user_data;
-		int res = cqe->res;
-		unsigned flags = cqe->flags;
-		uring_advance(&t->ur.ring);
-		ur_complete(t, ud, res, flags);
-		n++;
-		/* a long batch sends its answers in parts, so the peers start
-		 * on the first while the rest are still being made */
-		if (t->ur.ring.to_submit >= UR_SUBMIT_BATCH)
-			ur_submit(t);
-	}
-	return n;
-}
-
-/* The thread has finished and nothing of ours is in the ring: close it. */
-static void ur_maybe_stop(struct http_thread *t)
-{
-	if (!t->ur_on || !t->finished || t->ur_ops > 0)
-		return;
-	t->ur_on = false;
-}
-
-/*
- * The thread's loop on the io_uring backend.  The thread waits in its ring
- * (io_uring_enter), not in libuv's epoll: the ring is DEFER_TASKRUN, so
- * the kernel queues receives and sends as they complete and wakes the
- * thread only when the wait's count is reached, and one system call
- * submits a turn's sends and receives and waits for the next completions.
- * libuv still owns the listeners, timers, signals and wakes: its epoll fd
- * sits in the ring as a one-shot poll (readable when any of libuv's fds
- * is), and a turn runs libuv (uv_run, UV_RUN_NOWAIT) only when that poll
- * fired, a timer is due, or libuv has work pending (uv_backend_timeout
- * 0: closing handles, the idle handle).  The poll is re-armed after each
- * libuv run, and arming checks readiness at once, so an fd libuv left
- * ready is never missed.
- *
- * A busy thread waits for a batch: when the last wait brought 4 or more
- * completions, the next asks for half as many (at most UR_BATCH_MAX) but
- * returns with fewer once UR_BATCH_WAIT_NS has passed after the first
- * (IORING_FEAT_MIN_TIMEOUT, 6.12; earlier kernels wait for one).  Fewer
- * wake-ups per request, at the cost of at most that wait added to an
- * answer under load; an idle server wakes for every request.
- */
-static void ur_run(struct http_thread *t)
-{
-	uv_loop_t *loop = &t->loop;
-	struct uring *ring = &t->ur.ring;
-	int e = uring_enable(ring);
-	if (e < 0) {
-		/* cannot happen on a ring set up for this (R_DISABLED) */
-		log_error("thread %u: cannot enable its io_uring: %s", t->index, strerror(-e));
-		abort();
-	}
-	bool run_uv = true;
-	for (;;) {
-		if (run_uv) {
-			run_uv = false;
-			t->ur_loop_ready = false;
-			int alive = uv_run(loop, UV_RUN_NOWAIT);
-			ur_maybe_stop(t);
-			if (!alive && !t->ur_on)
-				break;
-		}
-		if (!t->ur_loop_armed) {
-			struct io_uring_sqe *sqe = ur_sqe(t);
-			sqe->opcode = IORING_OP_POLL_ADD;
-			sqe->fd = uv_backend_fd(loop);
-			sqe->poll32_events = POLLIN;
-			sqe->user_data = UR_LOOP;
-			t->ur_loop_armed = true;
-		}
-		int to = uv_backend_timeout(loop);
-		unsigned want = 1;
-		uint64_t min_wait = 0;
-		if (to == 0) {
-			want = 0;
-		} else if (t->ur_last >= 4) {
-			want = t->ur_last / 2 < UR_BATCH_MAX ? t->ur_last / 2 : UR_BATCH_MAX;
-			min_wait = UR_BATCH_WAIT_NS;
-		}
-		uint64_t start = uv_now(loop);
-		int r = uring_submit_wait(ring, want, min_wait,
-		                          to < 0 ? UINT64_MAX : (uint64_t)to * 1000000u);
-		if (r < 0 && r != -EAGAIN && r != -EBUSY && r != -EINTR)
-			log_warn("io_uring_enter: %s", strerror(-r));
-		uv_update_time(loop);
-		unsigned n = 0;
-		for (int round = 0; round < 4; round++) {
-			unsigned k = ur_reap(t);
-			n += k;
-			if (k == 0 || !uring_peek(ring))
-				break;
-		}
-		t->ur_last = n;
-		if (t->ur_loop_ready) {
-			t->ur_loop_armed = false;
-			run_uv = true;
-		}
-		if (to >= 0 && uv_now(loop) - start >= (uint64_t)to)
-			run_uv = true;    /* a timer is due */
-		if (t->flush)
-			on_check(&t->check);   /* late answers and held input, as libuv's check phase would */
-		ur_maybe_stop(t);
-		if (!t->ur_on || to == 0)
-			run_uv = true;
-	}
-}
-
-static void ur_thread_start(struct http_thread *t)
-{
-	t->ur_on = true;
-}
-
-/* ---- the seam: each of these picks the backend */
-
-static void io_read(struct conn *c, bool on)
-{
-	if (c->closed)
-		return;
-	if (c->t->srv->use_uring) {
-		c->reading = on;
-		if (on)
-			ur_recv_arm(c);   /* or delivers what is held first */
-		return;
-	}
 	if (on == c->reading)
 		return;
 	if (on)
@@ -896,22 +355,9 @@ static void io_read(struct conn *c, bool on)
 }
 
 /* Write what is in c->out: at once if the socket takes it, else the rest
- * queued from c->wout (io_uring: all of it from c->wout, sent by the
- * turn's submit).  Returns 0, or a negative error (the peer is gone). */
-static int io_write_out(struct conn *c)
+ * queued from c->wout. */
+static int st_write_out(struct conn *c)
 {
-	if (c->writing || c->out.len == 0)
-		return 0;
-	if (c->t->srv->use_uring) {
-		struct buf tmp = c->wout;
-		c->wout = c->out;
-		c->out = tmp;
-		buf_reset(&c->out);
-		c->wsent = 0;
-		c->writing = true;
-		ur_send(c);
-		return 0;
-	}
 	uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
 	int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
 	if (n == (int)c->out.len) {
@@ -933,37 +379,59 @@ static int io_write_out(struct conn *c)
 	return 0;
 }
 
-/* Shut the write side (after the last answer was written). */
-static void io_shutdown(struct conn *c)
+static void st_shutdown(struct conn *c)
 {
-	if (c->t->srv->use_uring) {
-		if (shutdown(c->fd, SHUT_WR) < 0)
-			conn_close(c);
-		return;
-	}
 	if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) < 0)
 		conn_close(c);
 }
 
-/* Close the socket; on_close follows when nothing of it is in the ring. */
+static void st_close(struct conn *c)
+{
+	uv_close((uv_handle_t *)&c->tcp, server_conn_on_close);
+}
+
+static void st_run(struct http_thread *t)
+{
+	uv_run(&t->loop, UV_RUN_DEFAULT);
+}
+
+const struct server_io server_io_uv = {
+	.name = "uv",
+	.run = st_run,
+	.read = st_read,
+	.write_out = st_write_out,
+	.shutdown = st_shutdown,
+	.close = st_close,
+};
+
+/* ---- the seam: the core calls the backend only through these */
+
+static void io_read(struct conn *c, bool on)
+{
+	if (c->closed)
+		return;
+	c->t->srv->io->read(c, on);
+}
+
+/* Returns 0, or a negative error (the peer is gone). */
+static int io_write_out(struct conn *c)
+{
+	if (c->writing || c->out.len == 0)
+		return 0;
+	return c->t->srv->io->write_out(c);
+}
+
+/* Shut the write side (after the last answer was written). */
+static void io_shutdown(struct conn *c)
+{
+	c->t->srv->io->shutdown(c);
+}
+
+/* Close the socket; server_conn_on_close follows (on io_uring, when
+ * nothing of it is in the ring). */
 static void io_close(struct conn *c)
 {
-	struct http_thread *t = c->t;
-	if (t->srv->use_uring) {
-		ur_held_drop(c);
-		c->ur_end = false;
-		if (c->ur_ops) {
-			struct io_uring_sqe *sqe = ur_sqe(t);
-			sqe->opcode = IORING_OP_ASYNC_CANCEL;
-			sqe->fd = c->fd;
-			sqe->cancel_flags = IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL;
-			sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
-			sqe->user_data = UR_CANCEL;
-			c->ur_closing = true;
-			return;
-		}
-	}
-	uv_close((uv_handle_t *)&c->tcp, on_close);
+	c->t->srv->io->close(c);
 }
 
 /* ------------------------------------------------------------ connections */
@@ -1005,7 +473,12 @@ static void conn_close(struct conn *c)
 	io_close(c);
 }
 
-static void on_close(uv_handle_t *h)
+void server_conn_close(struct conn *c)
+{
+	conn_close(c);
+}
+
+void server_conn_on_close(uv_handle_t *h)
 {
 	struct conn *c = container_of(h, struct conn, tcp);
 	struct http_thread *t = c->t;
@@ -1024,7 +497,7 @@ static void on_reject_close(uv_handle_t *h)
 
 /* Queue c for writing at the end of this loop iteration (uv_check), so all
  * the answers one iteration produces for it leave in one write. */
-static void conn_schedule(struct conn *c)
+void server_conn_schedule(struct conn *c)
 {
 	struct http_thread *t = c->t;
 	if (c->in_flush || c->in_process)
@@ -1040,9 +513,12 @@ static void conn_schedule(struct conn *c)
 	}
 }
 
-static void on_check(uv_check_t *h)
+/* The check phase (libuv's, or the io_uring loop's after its completions):
+ * service every connection scheduled, so what one loop turn produced for
+ * each leaves in one write. */
+void server_thread_flush(struct http_thread *t)
 {
-	struct http_thread *t = container_of(h, struct http_thread, check);
+	const struct server_io *io = t->srv->io;
 	struct conn *list = t->flush;
 	t->flush = NULL;
 	if (t->idle_on) {
@@ -1056,13 +532,16 @@ static void on_check(uv_check_t *h)
 		c->in_flush = false;
 		if (c->closed)
 			conn_maybe_release(c);
-		else if ((c->ur_nheld || c->ur_end) && (c->reading || c->lingering))
-			ur_deliver(c);
-		else
+		else if (!io->deliver || !io->deliver(c))
 			c->proto->service(c);
 	}
-	if (t->srv->use_uring)
-		ur_submit(t);
+	if (io->flushed)
+		io->flushed(t);
+}
+
+static void on_check(uv_check_t *h)
+{
+	server_thread_flush(container_of(h, struct http_thread, check));
 }
 
 /* Is there nothing left to do on c: no request partly read, no answer
@@ -1112,11 +591,11 @@ static void conn_flush(struct conn *c)
 
 static void on_write(uv_write_t *req, int status)
 {
-	conn_write_done(container_of(req, struct conn, wreq), status);
+	server_conn_write_done(container_of(req, struct conn, wreq), status);
 }
 
 /* The write from c->wout is over (status < 0: failed). */
-static void conn_write_done(struct conn *c, int status)
+void server_conn_write_done(struct conn *c, int status)
 {
 	c->writing = false;
 	buf_reset(&c->wout);
@@ -1139,15 +618,20 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 		conn_close(c);
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+void server_conn_rbuf(struct conn *c)
 {
-	struct conn *c = container_of(h, struct conn, tcp);
 	if (!c->rbuf) {
 		c->rbuf = block_get(c->t);
 		c->rcap = c->t->srv->block_size;
 		c->rlen = c->rpos = 0;
 		c->rbig = false;
 	}
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+	struct conn *c = container_of(h, struct conn, tcp);
+	server_conn_rbuf(c);
 	*b = uv_buf_init(c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
 }
 
@@ -1161,12 +645,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		io_read(c, false);
 		return;
 	}
-	conn_read_done(c, nread);
+	server_conn_read_done(c, nread);
 }
 
 /* nread bytes arrived at c->rbuf + c->rlen (discarded when lingering), or
  * the read ended: UV_EOF, or a negative error. */
-static void conn_read_done(struct conn *c, ssize_t nread)
+void server_conn_read_done(struct conn *c, ssize_t nread)
 {
 	if (c->lingering) {
 		/* discard; the client's EOF, the deadline or the byte bound ends it */
@@ -1713,7 +1197,7 @@ void http_respond_headers(struct http_exchange *ex, int status, const char *cont
 	if (c->xhead != x) {
 		/* an earlier request is still unanswered: wait for it */
 		xchg_build(x, &x->resp, status, content_type, headers, body, len);
-		conn_schedule(c);
+		server_conn_schedule(c);
 		return;
 	}
 	xchg_build(x, &c->out, status, content_type, headers, body, len);
@@ -1727,7 +1211,7 @@ void http_respond_headers(struct http_exchange *ex, int status, const char *cont
 	}
 	if (!c->xhead)
 		c->xtail = NULL;
-	conn_schedule(c);
+	server_conn_schedule(c);
 }
 
 void http_respond(struct http_exchange *ex, int status, const char *content_type,
@@ -1848,7 +1332,8 @@ static void thread_maybe_finish(struct http_thread *t)
 	uv_close((uv_handle_t *)&t->tick, NULL);
 	uv_close((uv_handle_t *)&t->check, NULL);
 	uv_close((uv_handle_t *)&t->idle, NULL);
-	ur_maybe_stop(t);   /* or when its last completion is in */
+	if (srv->io->finished)
+		srv->io->finished(t);   /* io_uring: or when its last completion is in */
 	if (t->index == 0) {
 		server_maybe_end(srv);
 		return;
@@ -1872,8 +1357,8 @@ static void thread_drain(struct http_thread *t)
 		uv_close((uv_handle_t *)&t->listener, NULL);
 	}
 	t->draining = true;
-	if (srv->use_uring)
-		ur_reap(t);  /* a request received is served, not dropped */
+	if (srv->io->draining)
+		srv->io->draining(t);  /* a request received is served, not dropped */
 	uint64_t now = uv_now(&t->loop);
 	uint64_t grace = srv->cfg.header_timeout_ms < 1000 ? srv->cfg.header_timeout_ms : 1000;
 	struct conn *next;
@@ -1982,10 +1467,7 @@ static void *thread_main(void *arg)
 			http_server_stop(srv);
 		}
 	}
-	if (srv->use_uring)
-		ur_run(t);
-	else
-		uv_run(&t->loop, UV_RUN_DEFAULT);
+	srv->io->run(t);
 	return NULL;
 }
 
@@ -2014,8 +1496,6 @@ int http_server_run(struct http_server *srv)
 		uv_check_init(&t->loop, &t->check);
 		uv_check_start(&t->check, on_check);
 		uv_idle_init(&t->loop, &t->idle);
-		if (srv->use_uring)
-			ur_thread_start(t);
 		date_refresh(t);
 	}
 	struct http_thread *t0 = srv->threads[0];
@@ -2066,30 +1546,28 @@ int http_server_run(struct http_server *srv)
 
 /* ------------------------------------------------------------ listening */
 
-static void server_rings_free(struct http_server *srv)
+static void server_io_free(struct http_server *srv)
 {
-	for (unsigned i = 0; i < srv->nthreads; i++)
-		http_uring_free(&srv->threads[i]->ur);
-	srv->use_uring = false;
+	if (srv->io->free)
+		for (unsigned i = 0; i < srv->nthreads; i++)
+			srv->io->free(srv->threads[i]);
+	srv->io = &server_io_uv;
 }
 
-/* A ring per thread (cfg.io): all or none. */
-static int server_rings_init(struct http_server *srv)
+/* The socket backend (cfg.io), the same for every thread. */
+static int server_io_init(struct http_server *srv)
 {
+	srv->io = &server_io_uv;
 	if (srv->cfg.io == HTTP_IO_UV)
 		return 0;
-	for (unsigned i = 0; i < srv->nthreads; i++) {
-		int r = http_uring_init(&srv->threads[i]->ur, UR_SQ_ENTRIES, UR_CQ_ENTRIES,
-		                        UR_NBUFS, UR_BUF_SIZE);
-		if (r < 0) {
-			server_rings_free(srv);
-			if (srv->cfg.io == HTTP_IO_URING)
-				return r;
-			log_info("io_uring unavailable (%s): using libuv streams", strerror(-r));
-			return 0;
-		}
+	int r = server_io_uring.init(srv);
+	if (r < 0) {
+		if (srv->cfg.io == HTTP_IO_URING)
+			return r;
+		log_info("io_uring unavailable (%s): using libuv streams", strerror(-r));
+		return 0;
 	}
-	srv->use_uring = true;
+	srv->io = &server_io_uring;
 	return 0;
 }
 
@@ -2163,7 +1641,7 @@ int http_server_listen(struct http_server *srv)
 	int r = resolve(srv->cfg.host, srv->cfg.port, &ss, &len);
 	if (r < 0)
 		return r;
-	r = server_rings_init(srv);
+	r = server_io_init(srv);
 	if (r < 0)
 		return r;
 	if (srv->cfg.port != 0) {
@@ -2223,14 +1701,14 @@ int http_server_listen(struct http_server *srv)
 fail:
 	for (unsigned i = 0; i < n; i++)
 		close(fds[i]);
-	server_rings_free(srv);
+	server_io_free(srv);
 	return r;
 }
 
 uint16_t http_server_port(const struct http_server *srv) { return srv->port; }
 const char *http_server_address(const struct http_server *srv) { return srv->address; }
 unsigned http_server_threads(const struct http_server *srv) { return srv->nthreads; }
-const char *http_server_io(const struct http_server *srv) { return srv->use_uring ? "uring" : "uv"; }
+const char *http_server_io(const struct http_server *srv) { return srv->io->name; }
 
 /* ------------------------------------------------------------ life */
 
@@ -2252,6 +1730,7 @@ int http_server_new(const struct http_server_config *cfg, struct http_server **o
 		srv->nthreads = n > 0 ? (unsigned)n : 1;
 	}
 	pthread_mutex_init(&srv->lock, NULL);
+	srv->io = &server_io_uv;   /* until listen picks one */
 	/* a block holds all the parser may need before it decides
 	 * (http_parse_buffer_size: a target counts against max_uri alone,
 	 * which may exceed max_header_bytes); a smaller one fills up while
@@ -2276,7 +1755,7 @@ int http_server_new(const struct http_server_config *cfg, struct http_server **o
 		t->index = i;
 		buf_init(&t->scratch);
 		buf_init(&t->errbuf);
-		t->ur.ring.fd = -1;
+		t->io.ring.fd = -1;
 		atomic_init(&t->in_flight, 0);
 		atomic_init(&t->cmd, 0);
 		int r = uv_loop_init(&t->loop);
@@ -2326,7 +1805,8 @@ void http_server_free(struct http_server *srv)
 		}
 		buf_free(&t->scratch);
 		buf_free(&t->errbuf);
-		http_uring_free(&t->ur);
+		if (srv->io->free)
+			srv->io->free(t);
 		free(t);
 	}
 	free(srv->threads);

@@ -140,7 +140,7 @@ typedef void (*http_handler_fn)(struct http_exchange *ex, void *arg);
 typedef int (*http_thread_init_fn)(struct http_thread *t, void *arg);
 typedef void (*http_thread_fini_fn)(struct http_thread *t, void *arg);
 
-/* The socket backend (see http_server.c): io_uring where the kernel
+/* The socket backend (server.c, server_uring.c): io_uring where the kernel
  * allows it, else libuv's epoll streams. */
 enum http_io {
 	HTTP_IO_AUTO = 0,               /* io_uring if it can be set up, else libuv */

@@ -237,6 +237,17 @@ int uring_register_ring(struct uring *r)
 	return 0;
 }
 
+int uring_unregister_ring(struct uring *r)
+{
+	if (!(r->enter_flags & IORING_ENTER_REGISTERED_RING))
+		return 0;
+	struct io_uring_rsrc_update up = { .offset = (unsigned)r->enter_fd };
+	int ret = sys_register(r->fd, IORING_UNREGISTER_RING_FDS, &up, 1);
+	r->enter_fd = r->fd;
+	r->enter_flags = 0;
+	return ret < 0 ? -errno : 0;
+}
+
 int uring_files_init(struct uring *r, unsigned n)
 {
 	struct io_uring_rsrc_register reg = { .nr = n, .flags = IORING_RSRC_REGISTER_SPARSE };

@@ -91,6 +91,11 @@ int uring_init_flags(struct uring *r, unsigned sq_entries, unsigned cq_entries, 
  * the ring keeps working through its fd). */
 int uring_register_ring(struct uring *r);
 
+/* Undo uring_register_ring, on the thread that registered: the
+ * registration holds the ring until that thread exits, which for a
+ * program's main thread is the end of the program. */
+int uring_unregister_ring(struct uring *r);
+
 /* Enable a ring set up with IORING_SETUP_R_DISABLED: with SINGLE_ISSUER,
  * the calling thread becomes the one that submits (so a ring can be set up
  * and given its buffers on one thread, and used on another).  Returns 0 or

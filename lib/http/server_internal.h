@@ -1,0 +1,209 @@
+/*
+ * http/server_internal.h -- what the files of lib/http/server share, and
+ * nothing outside them includes: the connection, the thread and the server
+ * structs, and the seam between the server core (server.c: connections,
+ * HTTP/1.1, answers, threads, the drain) and a socket backend.
+ *
+ * A socket backend is one table of functions (struct server_io), chosen at
+ * listen for every thread: libuv streams (server_io_uv, in server.c) or
+ * io_uring (server_io_uring, server_uring.c).  The core calls only through
+ * the table; a backend hands the core its events through the
+ * server_conn_* functions below (bytes appended to rbuf, the end of the
+ * stream, a write done, a handle closed), so parsing, pinning and ordering
+ * are the same code on both.
+ */
+#ifndef DSYS_HTTP_SERVER_INTERNAL_H
+#define DSYS_HTTP_SERVER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+#include <uv.h>
+
+#include "base/buf.h"
+#include "http/server.h"
+#include "io/loop.h"
+
+#define container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
+
+enum dl_kind { DL_NONE = 0, DL_HEADER, DL_BODY, DL_IDLE, DL_LINGER };
+
+/* Commands a thread's wake handle carries (bits in t->cmd). */
+enum { CMD_DRAIN = 1, CMD_FORCE = 2 };
+
+#define OUT_BACKLOG_MAX (1u << 20)   /* stop reading while this much waits to be written */
+#define BUF_KEEP_MAX (64u * 1024)    /* response buffers bigger than this are freed when done */
+#define READ_BLOCK_MIN (16u * 1024)
+
+struct conn;
+
+struct xchg {
+	struct http_exchange pub;
+	struct conn *c;
+	struct xchg *next;         /* in the connection's FIFO, or the freelist */
+	struct buf resp;           /* the answer, when it came before its turn */
+	size_t head_off;           /* offset of its head in c->rbuf while its body is read */
+	bool answered;
+	bool keep_alive;           /* the request allows another after it */
+	bool head_only;            /* HEAD: answer without the body */
+	bool is_error;             /* made by the server for bad input: linger after */
+};
+
+struct conn_proto;
+
+struct conn {
+	uv_tcp_t tcp;
+	struct http_thread *t;
+	const struct conn_proto *proto;
+	struct conn *prev, *next;  /* in t->conns while open */
+	struct conn *flush_next;   /* in t->flush while in_flush */
+	/* input */
+	char *rbuf;                /* NULL, a pool block, or a big buffer of our own */
+	size_t rcap, rlen, rpos;   /* rpos: first byte not parsed yet */
+	bool rbig;
+	/* the request whose body is being read */
+	struct xchg *body_x;
+	struct http_body body;
+	size_t body_start;         /* decoded payload goes to rbuf + body_start */
+	size_t body_dec;           /* decoded bytes so far */
+	size_t body_raw;           /* next raw byte to feed */
+	/* answers */
+	struct xchg *xhead, *xtail;
+	uint32_t pinned;           /* handed to the handler, not answered */
+	uint64_t nreq;
+	struct buf out, wout;
+	uv_write_t wreq;
+	uv_shutdown_t sreq;
+	/* timing */
+	uint64_t deadline;         /* loop ms; meaningful when dl_kind != DL_NONE */
+	uint8_t dl_kind;
+	size_t linger_bytes;
+	bool reading, writing, eof, stop_parse, linger_after, lingering;
+	bool closed, handle_closed, in_flush, in_process;
+	/* the io_uring backend */
+	int fd;                    /* the socket (c->tcp owns it and closes it) */
+	uint8_t ur_ops;            /* our requests in the ring: a receive, a send */
+	bool ur_recv;              /* the multishot receive is armed */
+	bool ur_cancel;            /* ... and asked to stop */
+	bool ur_closing;           /* closed: uv_close once ur_ops is 0 */
+	bool ur_end;               /* the receive ended with ur_end_code after the held blocks */
+	int ur_end_code;           /* UV_EOF or a negative errno */
+	uint16_t ur_nheld;         /* received blocks not yet copied to rbuf, in order: */
+	uint16_t ur_hhead, ur_htail; /* ... a list through t->ur_next */
+	uint32_t ur_hoff;          /* bytes of the head block already copied */
+	size_t wsent;              /* bytes of wout the kernel took so far */
+};
+
+/* The seam for a second protocol: what a connection does with its input
+ * and its timeouts.  HTTP/1.1 is the only one so far. */
+struct conn_proto {
+	const char *name;
+	void (*service)(struct conn *c);     /* parse what is buffered, flush answers */
+	void (*timeout)(struct conn *c, uint8_t kind);
+};
+
+struct rblock {
+	struct rblock *next;
+};
+
+struct http_thread {
+	struct http_server *srv;
+	unsigned index;
+	uv_loop_t loop;
+	uv_tcp_t listener;
+	uv_async_t wake;
+	uv_timer_t tick;
+	uv_check_t check;
+	uv_idle_t idle;
+	pthread_t tid;
+	bool started, listening, draining, forced, finished, wake_closed, idle_on;
+	_Atomic int cmd;
+	void *data;
+	char date[64];             /* "Date: ...\r\n" */
+	size_t date_len;
+	time_t date_sec;
+	/* the start of the last head built: status line, Server and Date
+	 * lines in one piece, rebuilt when the status or the second changes */
+	char head[288];            /* 79 + Server (<= 110) + Date (< 64) */
+	size_t head_len;
+	int head_status;           /* 0: head[] is stale */
+	struct conn *conns;        /* open connections, doubly linked */
+	struct conn *flush;        /* connections with answers to write */
+	struct conn *free_conns;
+	struct xchg *free_x;
+	struct rblock *free_blocks;
+	struct buf scratch, errbuf;
+	/* the io_uring backend (server_uring.c) */
+	struct io_loop io;         /* the ring the thread waits in, and its receive blocks */
+	uint16_t *ur_next;         /* per receive block: the next one a connection holds */
+	uint32_t *ur_len;          /* per receive block: the bytes the kernel put in it */
+	uint64_t ur_ops;           /* requests of ours in the ring, over all connections */
+	uint64_t batch_ns;         /* clock at the first head of this service pass, or 0 */
+	uint64_t answer_ns;        /* clock of the first answer given inside it, or 0 */
+	_Atomic int64_t in_flight;
+};
+
+struct http_server {
+	struct http_server_config cfg;
+	unsigned nthreads;
+	struct http_thread **threads;
+	uint16_t port;
+	char address[96];
+	size_t block_size;
+	char server_line[128];
+	size_t server_line_len;
+	_Atomic uint32_t nconn;
+	_Atomic int stopping;
+	_Atomic unsigned done;     /* threads 1..N-1 that have finished */
+	int init_error;
+	pthread_mutex_t lock;      /* guards sending to other threads' wake handles */
+	bool listened;
+	const struct server_io *io; /* the socket backend, the same for every thread */
+	/* thread 0 */
+	uv_signal_t sigterm, sigint;
+	uv_timer_t drain_timer;
+	bool drain_started, signals_on;
+	/* metrics */
+	struct metrics_counter *m_accepted, *m_rejected;
+	struct metrics_histogram *m_latency;
+	struct http_route_stats unmatched;
+};
+
+/* A socket backend: what the core asks of the sockets.  Every function is
+ * called on the connection's (or the thread's) own loop thread. */
+struct server_io {
+	const char *name;                          /* http_server_io: "uring", "uv" */
+	/* at listen, before anything is bound: set up every thread, all or
+	 * none; 0 or -errno (the core then falls back, or fails with cfg.io) */
+	int (*init)(struct http_server *srv);
+	void (*free)(struct http_thread *t);       /* a thread's part; twice is fine */
+	void (*run)(struct http_thread *t);        /* the thread's loop, until it is done */
+	void (*read)(struct conn *c, bool on);     /* c is open; reading on or off */
+	/* write what is in c->out (swapping out and wout when it must wait);
+	 * 0, or a negative error: the peer is gone */
+	int (*write_out)(struct conn *c);
+	void (*shutdown)(struct conn *c);          /* the write side, after the last answer */
+	void (*close)(struct conn *c);             /* server_conn_on_close follows, once */
+	/* from the check phase, for a connection scheduled there: hand on
+	 * input held back (true), or nothing was held (false: service it) */
+	bool (*deliver)(struct conn *c);
+	void (*flushed)(struct http_thread *t);    /* the check phase has written what it had */
+	void (*draining)(struct http_thread *t);   /* a drain starts: take what has arrived */
+	void (*finished)(struct http_thread *t);   /* the thread has no connection left */
+};
+
+extern const struct server_io server_io_uv;
+extern const struct server_io server_io_uring;
+
+/* The core's side of the seam (server.c). */
+void server_conn_read_done(struct conn *c, ssize_t nread); /* bytes at rbuf + rlen, or UV_EOF / -errno */
+void server_conn_write_done(struct conn *c, int status);   /* the write from wout is over */
+void server_conn_schedule(struct conn *c);                 /* to the check phase (server_thread_flush) */
+void server_conn_close(struct conn *c);
+void server_conn_on_close(uv_handle_t *h);                 /* the close callback of c->tcp */
+void server_conn_rbuf(struct conn *c);                     /* c->rbuf is a buffer (a pool block when it had none) */
+void server_thread_flush(struct http_thread *t);           /* the check phase: write what waits */
+
+#endif
