@@ -1,0 +1,279 @@
+#!/usr/bin/env bats
+# dsys-trace: spans from the shell.  Spans are read back from
+# DSYS_TRACE_FILE (one OTLP JSON line each) with jq.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+TID=0af7651916cd43dd8448eb211c80319c
+SID=b7ad6b7169203331
+
+setup() {
+	dsys_setup
+	unset TRACEPARENT TRACESTATE OTEL_SERVICE_NAME OTEL_RESOURCE_ATTRIBUTES
+	export DSYS_TRACE_FILE=$BATS_TEST_TMPDIR/spans.jsonl
+	export DSYS_TRACE_SPOOL=$BATS_TEST_TMPDIR/spool
+}
+teardown() { dsys_teardown; }
+
+# spans: every span of the file, one compact JSON object per line
+spans() {
+	jq -c '.resourceSpans[].scopeSpans[].spans[]' "$DSYS_TRACE_FILE"
+}
+
+# span NAME: the span called NAME
+span() {
+	jq -c --arg n "$1" '.resourceSpans[].scopeSpans[].spans[] | select(.name == $n)' "$DSYS_TRACE_FILE"
+}
+
+@test "trace exec: nested calls make one trace with the right parent links" {
+	run dsys-trace exec --name outer -- dsys-trace exec --name inner -- true
+	assert_success
+	[ "$(spans | wc -l)" -eq 2 ]
+	outer=$(span outer)
+	inner=$(span inner)
+	jq -e 'has("parentSpanId") | not' <<<"$outer"
+	[ "$(jq -r .traceId <<<"$inner")" = "$(jq -r .traceId <<<"$outer")" ]
+	[ "$(jq -r .parentSpanId <<<"$inner")" = "$(jq -r .spanId <<<"$outer")" ]
+	jq -e '.traceId | test("^[0-9a-f]{32}$")' <<<"$outer"
+	jq -e '.spanId | test("^[0-9a-f]{16}$")' <<<"$inner"
+}
+
+@test "trace exec: the command sees TRACEPARENT naming its own span" {
+	run --separate-stderr dsys-trace exec --name x -- sh -c 'echo "$TRACEPARENT"'
+	assert_success
+	s=$(span x)
+	[ "$output" = "00-$(jq -r .traceId <<<"$s")-$(jq -r .spanId <<<"$s")-01" ]
+}
+
+@test "trace exec: an inherited TRACEPARENT and TRACESTATE are continued" {
+	export TRACEPARENT=00-$TID-$SID-01 TRACESTATE='rojo=00f067aa0ba902b7 , congo=t61rcWkgMzE'
+	run --separate-stderr dsys-trace exec --name x -- sh -c 'echo "$TRACEPARENT $TRACESTATE"'
+	assert_success
+	s=$(span x)
+	jq -e --arg t "$TID" --arg p "$SID" '.traceId == $t and .parentSpanId == $p' <<<"$s"
+	jq -e '.traceState == "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"' <<<"$s"
+	[ "$output" = "00-$TID-$(jq -r .spanId <<<"$s")-01 rojo=00f067aa0ba902b7,congo=t61rcWkgMzE" ]
+}
+
+@test "trace exec: flags 03 are sampled, and a higher version is read by its first 55 characters" {
+	TRACEPARENT=00-$TID-$SID-03 run --separate-stderr dsys-trace exec -- sh -c 'echo "$TRACEPARENT"'
+	assert_success
+	[[ "$output" == "00-$TID-"*"-01" ]]
+	TRACEPARENT=01-$TID-$SID-00-future run --separate-stderr dsys-trace exec -- sh -c 'echo "$TRACEPARENT"'
+	assert_success
+	[[ "$output" == "00-$TID-"*"-00" ]]
+}
+
+@test "trace exec: an invalid TRACEPARENT starts a fresh trace" {
+	upper=$(tr a-f A-F <<<"$TID")
+	for tp in "00-$upper-$SID-01" "00-$TID-$SID-01-x" "ff-$TID-$SID-01" "00-00000000000000000000000000000000-$SID-01"; do
+		rm -f "$DSYS_TRACE_FILE"
+		TRACEPARENT=$tp run --separate-stderr dsys-trace exec --name x -- sh -c 'echo "$TRACEPARENT"'
+		assert_success
+		s=$(span x)
+		jq -e --arg t "$TID" '.traceId != $t and (has("parentSpanId") | not)' <<<"$s"
+		[ "$output" = "00-$(jq -r .traceId <<<"$s")-$(jq -r .spanId <<<"$s")-01" ]
+	done
+}
+
+@test "trace exec: an invalid TRACESTATE is dropped and the TRACEPARENT kept" {
+	export TRACEPARENT=00-$TID-$SID-01 TRACESTATE='Bad=1'
+	run --separate-stderr dsys-trace exec --name x -- sh -c 'echo "${TRACESTATE-unset}"'
+	assert_success
+	[ "$output" = unset ]
+	s=$(span x)
+	jq -e --arg t "$TID" '.traceId == $t and (has("traceState") | not)' <<<"$s"
+}
+
+@test "trace exec: the exit status passes through and a failure is an error span" {
+	run dsys-trace exec --name seven -- sh -c 'exit 7'
+	assert_failure 7
+	jq -e '.status == {"message":"exit status 7","code":2}' <<<"$(span seven)"
+	jq -e '.attributes[] | select(.key == "process.exit.code") | .value.intValue == "7"' <<<"$(span seven)"
+	run dsys-trace exec --name zero -- true
+	assert_success
+	jq -e '.status == {"code":0}' <<<"$(span zero)"
+}
+
+@test "trace exec: a command killed by SIGKILL exits 137" {
+	run dsys-trace exec --name k -- sh -c 'kill -KILL $$'
+	assert_failure 137
+	jq -e '.status.code == 2 and (.status.message | test("signal 9"))' <<<"$(span k)"
+}
+
+@test "trace exec: SIGTERM to dsys-trace reaches the command and the span is still written" {
+	ready=$BATS_TEST_TMPDIR/ready got=$BATS_TEST_TMPDIR/got
+	dsys-trace exec --name long -- sh -c "trap 'echo term > $got; exit 3' TERM; echo > $ready; while :; do sleep 0.05; done" 3>&- &
+	pid=$!
+	for _ in $(seq 200); do [ -e "$ready" ] && break; sleep 0.05; done
+	[ -e "$ready" ]
+	kill -TERM "$pid"
+	status=0
+	wait "$pid" || status=$?
+	[ "$status" -eq 3 ]
+	[ "$(cat "$got")" = term ]
+	jq -e '.status.message == "exit status 3"' <<<"$(span long)"
+}
+
+@test "trace exec: a command that SIGTERM kills makes dsys-trace exit 143" {
+	ready=$BATS_TEST_TMPDIR/ready
+	dsys-trace exec --name t -- sh -c "echo > $ready; exec sleep 30" 3>&- &
+	pid=$!
+	for _ in $(seq 200); do [ -e "$ready" ] && break; sleep 0.05; done
+	# whether TERM meets the shell or the sleep it became, the command dies of it
+	kill -TERM "$pid"
+	status=0
+	wait "$pid" || status=$?
+	[ "$status" -eq 143 ]
+	jq -e '.status.message == "killed by signal 15 (SIGTERM)"' <<<"$(span t)"
+}
+
+@test "trace exec: stdin, stdout and stderr are the command's own" {
+	run --separate-stderr dsys-trace exec -- sh -c 'cat; echo err >&2' <<<"hello"
+	assert_success
+	[ "$output" = hello ]
+	[ "$stderr" = err ]
+}
+
+@test "trace exec: a missing command exits 127 and a span records the error" {
+	run -127 --separate-stderr dsys-trace exec --name m -- /nonexistent/cmd
+	assert_failure 127
+	[[ "$stderr" == *"cannot run '/nonexistent/cmd'"* ]]
+	jq -e '.status.code == 2 and (.status.message | test("No such file"))' <<<"$(span m)"
+	printf 'x' >"$BATS_TEST_TMPDIR/noexec"
+	run --separate-stderr dsys-trace exec -- "$BATS_TEST_TMPDIR/noexec"
+	assert_failure 126
+}
+
+@test "trace exec: the command's options are its own, with or without --" {
+	run --separate-stderr dsys-trace exec --name l ls -d /
+	assert_success
+	[ "$output" = / ]
+	run --separate-stderr dsys-trace exec -- ls -d /
+	assert_success
+	[ "$output" = / ]
+}
+
+@test "trace exec: typed attributes and the kind are recorded" {
+	run dsys-trace exec --name a --kind client --attr s=x=y --attr n:int=-5 --attr b:bool=true \
+		--attr d:double=2.5 -- true
+	assert_success
+	s=$(span a)
+	jq -e '.kind == 3' <<<"$s"
+	jq -e '[.attributes[] | {(.key): .value}] | add |
+		.s == {"stringValue":"x=y"} and .n == {"intValue":"-5"} and
+		.b == {"boolValue":true} and .d == {"doubleValue":2.5}' <<<"$s"
+	jq -e '(.startTimeUnixNano | tonumber) <= (.endTimeUnixNano | tonumber)' <<<"$s"
+}
+
+@test "trace exec: service.name comes from OTEL_SERVICE_NAME, then OTEL_RESOURCE_ATTRIBUTES, then the program" {
+	run dsys-trace exec --name a -- true
+	jq -e '.resourceSpans[0].resource.attributes == [{"key":"service.name","value":{"stringValue":"dsys-trace"}}]' "$DSYS_TRACE_FILE"
+	rm "$DSYS_TRACE_FILE"
+	OTEL_RESOURCE_ATTRIBUTES='service.name=from%20attrs,team=db' run dsys-trace exec -- true
+	jq -e '[.resourceSpans[0].resource.attributes[] | {(.key): .value.stringValue}] | add ==
+		{"service.name":"from attrs","team":"db"}' "$DSYS_TRACE_FILE"
+	rm "$DSYS_TRACE_FILE"
+	OTEL_SERVICE_NAME=svc OTEL_RESOURCE_ATTRIBUTES='service.name=x' run dsys-trace exec -- true
+	jq -e '.resourceSpans[0].resource.attributes[0].value.stringValue == "svc"' "$DSYS_TRACE_FILE"
+	rm "$DSYS_TRACE_FILE"
+	OTEL_RESOURCE_ATTRIBUTES='team=a b' run --separate-stderr dsys-trace exec -- true
+	assert_success
+	[[ "$stderr" == *"ignoring OTEL_RESOURCE_ATTRIBUTES"* ]]
+	jq -e '.resourceSpans[0].resource.attributes == [{"key":"service.name","value":{"stringValue":"dsys-trace"}}]' "$DSYS_TRACE_FILE"
+}
+
+@test "trace exec: with no DSYS_TRACE_FILE the command runs and nothing is written" {
+	unset DSYS_TRACE_FILE
+	run dsys-trace exec -- sh -c 'exit 4'
+	assert_failure 4
+	[ ! -e "$BATS_TEST_TMPDIR/spans.jsonl" ]
+}
+
+@test "trace exec: an unwritable DSYS_TRACE_FILE is reported and the status still passes through" {
+	DSYS_TRACE_FILE=/nonexistent/dir/spans run --separate-stderr dsys-trace exec -- sh -c 'exit 5'
+	assert_failure 5
+	[[ "$stderr" == *"cannot write span to '/nonexistent/dir/spans'"* ]]
+}
+
+@test "trace start/end: a span around a block of shell, with events and children" {
+	run --separate-stderr dsys-trace start build --attr step=1
+	assert_success
+	jq -e '(.traceparent | test("^00-[0-9a-f]{32}-[0-9a-f]{16}-01$")) and
+		.traceparent == "00-\(.trace_id)-\(.span_id)-01"' <<<"$output"
+	sid=$(jq -r .span_id <<<"$output")
+	export TRACEPARENT=$(jq -r .traceparent <<<"$output")
+	[ -f "$DSYS_TRACE_SPOOL/$sid" ]
+	[ "$(stat -c %a "$DSYS_TRACE_SPOOL")" = 700 ]
+	run dsys-trace event compiled --attr files:int=3
+	assert_success
+	run dsys-trace exec --name child -- true
+	assert_success
+	run dsys-trace end --status error --message "tests failed" --attr done:bool=true
+	assert_success
+	[ ! -e "$DSYS_TRACE_SPOOL/$sid" ]
+	s=$(span build)
+	jq -e --arg s "$sid" '.spanId == $s and .status == {"message":"tests failed","code":2}' <<<"$s"
+	jq -e '.events | length == 1 and .[0].name == "compiled" and
+		.[0].attributes == [{"key":"files","value":{"intValue":"3"}}]' <<<"$s"
+	jq -e '[.attributes[].key] == ["step","done"]' <<<"$s"
+	[ "$(jq -r .parentSpanId <<<"$(span child)")" = "$sid" ]
+	# closed once only
+	run --separate-stderr dsys-trace end
+	assert_failure 1
+	[[ "$stderr" == *"no open span"* ]]
+}
+
+@test "trace start/end: start continues TRACEPARENT and end takes the traceparent as an operand" {
+	export TRACEPARENT=00-$TID-$SID-01
+	run --separate-stderr dsys-trace start step
+	assert_success
+	tp=$(jq -r .traceparent <<<"$output")
+	[[ "$tp" == "00-$TID-"* ]]
+	run dsys-trace end --status ok "$tp"
+	assert_success
+	jq -e --arg p "$SID" '.parentSpanId == $p and .status == {"code":1}' <<<"$(span step)"
+}
+
+@test "trace event: with no open span it exits 1" {
+	export TRACEPARENT=00-$TID-$SID-01
+	run --separate-stderr dsys-trace event x
+	assert_failure 1
+	[[ "$stderr" == *"no open span"* ]]
+}
+
+@test "trace: bad input exits 2" {
+	run dsys-trace exec --kind bogus -- true
+	assert_failure 2
+	run dsys-trace exec --attr noequals -- true
+	assert_failure 2
+	run dsys-trace exec --attr n:int=1.5 -- true
+	assert_failure 2
+	run dsys-trace exec --attr b:bool=yes -- true
+	assert_failure 2
+	run dsys-trace exec
+	assert_failure 2
+	run dsys-trace start
+	assert_failure 2
+	run dsys-trace start ''
+	assert_failure 2
+	run dsys-trace end --status maybe
+	assert_failure 2
+	run dsys-trace end not-a-traceparent
+	assert_failure 2
+	unset TRACEPARENT
+	run dsys-trace end
+	assert_failure 2
+	run dsys-trace event x
+	assert_failure 2
+	run dsys-trace nosuch
+	assert_failure 2
+	[ ! -e "$DSYS_TRACE_FILE" ]
+}
+
+@test "trace start: a full stdout is a write error, exit 1" {
+	run --separate-stderr bash -c 'dsys-trace start x >/dev/full'
+	[ "$status" -eq 1 ] || { echo "status $status: $stderr"; false; }
+	[[ "$stderr" == *"write error"* ]]
+}
