@@ -277,3 +277,37 @@ span() {
 	[ "$status" -eq 1 ] || { echo "status $status: $stderr"; false; }
 	[[ "$stderr" == *"write error"* ]]
 }
+
+@test "trace: bash and zsh complete the commands, each command's options and the kinds" {
+	load helpers_completion
+	bc=$BATS_TEST_DIRNAME/../completions/bash/dsys-trace
+	zc=$BATS_TEST_DIRNAME/../completions/zsh/_dsys-trace
+	run bash_complete "$bc" dsys-trace ''
+	assert_success
+	[ "$(echo $output)" = "exec start event end" ]
+	run bash_complete "$bc" dsys-trace exec --k
+	assert_output --partial --kind
+	run bash_complete "$bc" dsys-trace end --
+	assert_output --partial --status
+	refute_output --partial --kind
+	run bash_complete "$bc" dsys-trace exec --kind c
+	[ "$(echo $output)" = "client consumer" ]
+	run zsh_complete "$zc" dsys-trace ''
+	[ "$(echo $output)" = "exec start event end" ]
+	run zsh_complete "$zc" dsys-trace start --
+	assert_output --partial --spool
+	run zsh_complete "$zc" dsys-trace end --status ''
+	[ "$(echo $output)" = "ok error" ]
+}
+
+@test "trace: the man page's example runs and makes one trace of three spans" {
+	cd "$BATS_TEST_TMPDIR"
+	unset DSYS_TRACE_FILE
+	example=$(awk '/^\.Sh EXAMPLES/ { ex = 1 } ex && /^\.Ed/ { exit } ex && lit { print } ex && /^\.Bd -literal/ { lit = 1 }' \
+		"$BATS_TEST_DIRNAME/../man/man1/dsys-trace.1")
+	[ -n "$example" ]
+	run --separate-stderr bash -ec "$example"
+	assert_success
+	[ "$(echo $output)" = "configure compile build" ]
+	[ "$(jq -r '.resourceSpans[].scopeSpans[].spans[].traceId' spans.jsonl | sort -u | wc -l)" -eq 1 ]
+}
