@@ -7,7 +7,8 @@
  *   dsys-trace end [TRACEPARENT]     closes and exports the open span
  *
  * lib/obs/trace does the work (W3C context, spans, OTLP JSON, the file
- * exporter); this file is options and process plumbing.
+ * exporter) and lib/obs/otlp sends spans over OTLP/HTTP; this file is
+ * options and process plumbing.
  *
  * exec runs CMD with no shell as a child span of $TRACEPARENT (or as the
  * root of a fresh trace when it is unset or invalid), with TRACEPARENT set
@@ -44,6 +45,7 @@
 #include "base/buf.h"
 #include "base/json.h"
 #include "cli/cli.h"
+#include "obs/otlp.h"
 #include "obs/trace.h"
 
 #define SPOOL_MAX (16u << 20) /* bytes an open span's file may grow to */
@@ -146,20 +148,46 @@ static int on_option(void *ctx, int id, const char *arg)
 	return 0;
 }
 
-/* Export a finished span to --file, if one is set.  Returns 0 or a
- * negative errno (after saying so on stderr). */
+/*
+ * Export a finished span to --file and to the OTLP endpoint, each that is
+ * set.  Returns 0 when every export that was tried worked, or -1 after
+ * saying on stderr what failed; *delivered (if given) is whether any
+ * export took the span, so end knows whether to keep it open.
+ */
 static int export_span(const struct opts *o, const struct trace_span *sp,
-                       const struct trace_attrs *res)
+                       const struct trace_attrs *res, bool *delivered)
 {
-	if (!o->file)
-		return 0;
 	struct buf line = BUF_INIT;
+	int failed = 0, tried = 0;
 	trace_span_json(sp, res, &line);
-	int rc = trace_export_file(o->file, &line);
-	if (rc < 0)
-		cli_error("cannot write span to '%s': %s", o->file, strerror(-rc));
+	if (o->file) {
+		tried++;
+		int rc = trace_export_file(o->file, &line);
+		if (rc < 0) {
+			cli_error("cannot write span to '%s': %s", o->file, strerror(-rc));
+			failed++;
+		}
+	}
+	struct otlp_config cfg;
+	char err[512] = "";
+	int rc = otlp_config_from_env(&cfg, "traces", err, sizeof err);
+	if (rc == 1)
+		cli_error("%s", err);
+	if (rc == -EINVAL) {
+		cli_error("%s", err);
+		tried++;
+		failed++;
+	} else if (rc >= 0) {
+		tried++;
+		if (otlp_post(&cfg, line.data, line.len, err, sizeof err) < 0) {
+			cli_error("%s", err);
+			failed++;
+		}
+	}
 	buf_free(&line);
-	return rc;
+	if (delivered)
+		*delivered = tried == 0 || failed < tried;
+	return failed ? -1 : 0;
 }
 
 /* The resource of this process; a bad OTEL_RESOURCE_ATTRIBUTES is
@@ -291,7 +319,7 @@ static int cmd_exec(int argc, char **argv)
 		trace_span_end(&sp, TRACE_STATUS_ERROR, strerror(err));
 		struct trace_attrs res;
 		resource_init(&res);
-		export_span(&o, &sp, &res);
+		export_span(&o, &sp, &res, NULL);
 		return 125;
 	}
 	if (pid == 0) {
@@ -353,7 +381,7 @@ static int cmd_exec(int argc, char **argv)
 	trace_span_end(&sp, code ? TRACE_STATUS_ERROR : TRACE_STATUS_UNSET, code ? msg : NULL);
 	struct trace_attrs res;
 	resource_init(&res);
-	export_span(&o, &sp, &res);
+	export_span(&o, &sp, &res, NULL);
 	trace_attrs_free(&res);
 	trace_span_free(&sp);
 	return code;
@@ -694,16 +722,17 @@ static int cmd_end(int argc, char **argv)
 	}
 	trace_attrs_free(&o.attrs);
 	trace_span_end(&sp, (enum trace_status)o.status, o.message);
-	rc = export_span(&o, &sp, &res);
+	bool delivered;
+	rc = export_span(&o, &sp, &res, &delivered);
 	trace_span_free(&sp);
 	trace_attrs_free(&res);
-	if (rc < 0)
-		return EXIT_UNREACHABLE; /* the span stays open: end can be tried again */
-	if (unlink(path) < 0 && errno != ENOENT) {
+	/* a span no exporter took stays open, so end can be run again; one
+	 * that some exporter took is closed, lest it be sent there twice */
+	if (delivered && unlink(path) < 0 && errno != ENOENT) {
 		cli_error("cannot remove '%s': %s", path, strerror(errno));
 		return EXIT_UNREACHABLE;
 	}
-	return 0;
+	return rc < 0 ? EXIT_UNREACHABLE : 0;
 }
 
 int main(int argc, char **argv)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # dsys-trace: spans from the shell.  Spans are read back from
-# DSYS_TRACE_FILE (one OTLP JSON line each) with jq.
+# DSYS_TRACE_FILE (one OTLP JSON line each) with jq, and from a stand-in
+# OTLP/HTTP receiver (tests/otlp_receiver.py) for the HTTP export.
 
 load helpers
 bats_require_minimum_version 1.5.0
@@ -11,6 +12,8 @@ SID=b7ad6b7169203331
 setup() {
 	dsys_setup
 	unset TRACEPARENT TRACESTATE OTEL_SERVICE_NAME OTEL_RESOURCE_ATTRIBUTES
+	unset OTEL_EXPORTER_OTLP_ENDPOINT OTEL_EXPORTER_OTLP_TRACES_ENDPOINT OTEL_EXPORTER_OTLP_TIMEOUT \
+		OTEL_EXPORTER_OTLP_TRACES_TIMEOUT OTEL_EXPORTER_OTLP_PROTOCOL OTEL_EXPORTER_OTLP_TRACES_PROTOCOL
 	export DSYS_TRACE_FILE=$BATS_TEST_TMPDIR/spans.jsonl
 	export DSYS_TRACE_SPOOL=$BATS_TEST_TMPDIR/spool
 }
@@ -310,4 +313,110 @@ span() {
 	assert_success
 	[ "$(echo $output)" = "configure compile build" ]
 	[ "$(jq -r '.resourceSpans[].scopeSpans[].spans[].traceId' spans.jsonl | sort -u | wc -l)" -eq 1 ]
+}
+
+# start_receiver [PLAN]...: tests/otlp_receiver.py on a free loopback
+# port; sets RECV_PORT, and RECV_LOG to the file of requests it got
+start_receiver() {
+	RECV_LOG=$BATS_TEST_TMPDIR/received.jsonl
+	local portfile=$BATS_TEST_TMPDIR/recv.port
+	rm -f "$portfile" "$RECV_LOG"
+	"$DSYS_PY" "$BATS_TEST_DIRNAME/otlp_receiver.py" "$portfile" "$RECV_LOG" "$@" 3>&- &
+	DSYS_SERVER_PIDS+=("$!")
+	for _ in $(seq 200); do [ -s "$portfile" ] && break; sleep 0.05; done
+	RECV_PORT=$(cat "$portfile")
+	[ -n "$RECV_PORT" ]
+}
+
+# received: how many requests the receiver got
+received() {
+	if [ -e "$RECV_LOG" ]; then wc -l <"$RECV_LOG"; else echo 0; fi
+}
+
+@test "trace otlp: spans go to OTEL_EXPORTER_OTLP_ENDPOINT + v1/traces as OTLP JSON" {
+	start_receiver
+	OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RECV_PORT run dsys-trace exec --name sent -- sh -c 'exit 3'
+	assert_failure 3
+	[ "$(received)" -eq 1 ]
+	jq -e '.path == "/v1/traces" and .content_type == "application/json"' "$RECV_LOG"
+	# the same request as the file line
+	[ "$(jq -c .body "$RECV_LOG")" = "$(jq -c . "$DSYS_TRACE_FILE")" ]
+	jq -e '.body.resourceSpans[0].scopeSpans[0].spans[0].name == "sent"' "$RECV_LOG"
+}
+
+@test "trace otlp: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as is, and wins" {
+	start_receiver
+	OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:1 \
+	OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://127.0.0.1:$RECV_PORT/custom/path \
+		run --separate-stderr dsys-trace exec -- true
+	assert_success
+	[ -z "$stderr" ]
+	jq -e '.path == "/custom/path"' "$RECV_LOG"
+	OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RECV_PORT/base/ run dsys-trace exec -- true
+	[ "$(received)" -eq 2 ]
+	[ "$(tail -1 "$RECV_LOG" | jq -r .path)" = /base/v1/traces ]
+}
+
+@test "trace otlp: 429 and 503 are retried, honouring Retry-After, until the span is taken" {
+	start_receiver 429:1:1 503:1
+	t0=$(date +%s%N)
+	OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RECV_PORT run --separate-stderr dsys-trace exec -- true
+	t1=$(date +%s%N)
+	assert_success
+	[ -z "$stderr" ]
+	[ "$(received)" -eq 3 ]
+	# Retry-After: 1 made the first wait at least a second
+	[ $(((t1 - t0) / 1000000)) -ge 1000 ]
+	[ "$(jq -s 'map(.body) | unique | length' "$RECV_LOG")" -eq 1 ]
+}
+
+@test "trace otlp: OTEL_EXPORTER_OTLP_TIMEOUT bounds the export, retries included" {
+	start_receiver 503:10:30
+	t0=$(date +%s%N)
+	OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RECV_PORT OTEL_EXPORTER_OTLP_TIMEOUT=500 \
+		run --separate-stderr dsys-trace exec -- sh -c 'exit 6'
+	t1=$(date +%s%N)
+	assert_failure 6
+	[[ "$stderr" == *"HTTP status 503"* ]]
+	[ "$(received)" -eq 1 ]
+	[ $(((t1 - t0) / 1000000)) -lt 3000 ]
+}
+
+@test "trace otlp: a 400 is final, and an unreachable endpoint does not change the status" {
+	start_receiver 400:5
+	OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RECV_PORT run --separate-stderr dsys-trace exec -- true
+	assert_success
+	[[ "$stderr" == *"HTTP status 400"* ]]
+	[ "$(received)" -eq 1 ]
+	# port 1 on loopback refuses: retried with backoff inside the timeout
+	OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:1 OTEL_EXPORTER_OTLP_TIMEOUT=300 \
+		run --separate-stderr dsys-trace exec -- sh -c 'exit 9'
+	assert_failure 9
+	[[ "$stderr" == *"OTLP export to http://127.0.0.1:1/v1/traces"* ]]
+}
+
+@test "trace otlp: bad OTLP variables are reported and the command still runs" {
+	OTEL_EXPORTER_OTLP_ENDPOINT=ftp://x run --separate-stderr dsys-trace exec -- true
+	assert_success
+	[[ "$stderr" == *"invalid OTLP endpoint"* ]]
+	OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:1 OTEL_EXPORTER_OTLP_TIMEOUT=soon \
+		run --separate-stderr dsys-trace exec -- true
+	assert_success
+	[[ "$stderr" == *"invalid OTLP timeout 'soon'"* ]]
+}
+
+@test "trace otlp: end keeps the span open when no exporter took it, and closes it once one does" {
+	unset DSYS_TRACE_FILE
+	start_receiver 400:1
+	run --separate-stderr dsys-trace start block
+	sid=$(jq -r .span_id <<<"$output")
+	tp=$(jq -r .traceparent <<<"$output")
+	OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RECV_PORT run --separate-stderr dsys-trace end "$tp"
+	assert_failure 3
+	[ -f "$DSYS_TRACE_SPOOL/$sid" ]
+	OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RECV_PORT run --separate-stderr dsys-trace end "$tp"
+	assert_success
+	[ ! -e "$DSYS_TRACE_SPOOL/$sid" ]
+	[ "$(received)" -eq 2 ]
+	jq -e --arg s "$sid" '.body.resourceSpans[0].scopeSpans[0].spans[0].spanId == $s' <(tail -1 "$RECV_LOG")
 }
