@@ -205,10 +205,14 @@ static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUS
 static volatile sig_atomic_t child_pid;
 static struct sigaction sigpipe_at_start;
 
-static void forward_cb(int sig)
+/* A signal the kernel sent (the terminal's Ctrl-C, Ctrl-\\, hangup) went
+ * to the whole foreground process group, CMD included: sending it again
+ * would make CMD see two.  Only what kill(2) sent to us alone is passed. */
+static void forward_cb(int sig, siginfo_t *info, void *uc)
 {
+	(void)uc;
 	int saved = errno;
-	if (child_pid > 0)
+	if (child_pid > 0 && info->si_code != SI_KERNEL)
 		kill((pid_t)child_pid, sig);
 	errno = saved;
 }
@@ -300,7 +304,7 @@ static int cmd_exec(int argc, char **argv)
 		sigaction(forwarded[i], NULL, &cur);
 		handled[i] = cur.sa_handler != SIG_IGN;
 		if (handled[i]) {
-			struct sigaction sa = {.sa_handler = forward_cb};
+			struct sigaction sa = {.sa_sigaction = forward_cb, .sa_flags = SA_SIGINFO};
 			sigemptyset(&sa.sa_mask);
 			sigaction(forwarded[i], &sa, NULL);
 		}

@@ -420,3 +420,30 @@ received() {
 	[ "$(received)" -eq 2 ]
 	jq -e --arg s "$sid" '.body.resourceSpans[0].scopeSpans[0].spans[0].spanId == $s' <(tail -1 "$RECV_LOG")
 }
+
+@test "trace exec: a Ctrl-C from the terminal reaches the command, which may live on" {
+	# a pty makes dsys-trace and the command one foreground process group
+	log=$BATS_TEST_TMPDIR/ints
+	run "$DSYS_PY" - "$log" <<'PY'
+import os, pty, signal, sys, time
+log = sys.argv[1]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp("dsys-trace", ["dsys-trace", "exec", "--name", "tty", "--", "sh", "-c",
+              "trap 'echo INT >> %s' INT; echo ready; while :; do sleep 0.05; done" % log])
+buf, deadline = b"", time.time() + 10
+while b"ready" not in buf and time.time() < deadline:
+    buf += os.read(fd, 100)
+os.write(fd, b"\x03")
+for _ in range(200):
+    if os.path.exists(log):
+        break
+    time.sleep(0.02)
+os.kill(pid, signal.SIGTERM)
+print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+PY
+	assert_success
+	assert_output 143
+	[ "$(cat "$log")" = INT ]
+	jq -e '.status.message == "killed by signal 15 (SIGTERM)"' <<<"$(span tty)"
+}
