@@ -73,7 +73,9 @@ static const struct cli_option no_options[] = {CLI_END};
 static const struct cli_spec exec_spec = {
 	"dsys-trace exec", "[OPTION]... [--] CMD [ARG]...",
 	"Run CMD as a span, with TRACEPARENT set for it; exit with its status.", exec_options,
-	"CMD runs with no shell; its stdin, stdout and stderr are untouched.\n",
+	"CMD runs with no shell; its stdin, stdout and stderr are untouched.\n"
+	"dsys-trace exec exits with CMD's status: 128+N when signal N killed it,\n"
+	"126 when CMD cannot run, 127 when it is not found, 2 for a usage error.\n",
 };
 static const struct cli_spec start_spec = {
 	"dsys-trace start", "[OPTION]... NAME",
