@@ -447,3 +447,38 @@ PY
 	[ "$(cat "$log")" = INT ]
 	jq -e '.status.message == "killed by signal 15 (SIGTERM)"' <<<"$(span tty)"
 }
+
+@test "trace event: concurrent events on one open span are all kept" {
+	run --separate-stderr dsys-trace start many
+	export TRACEPARENT=$(jq -r .traceparent <<<"$output")
+	for i in $(seq 20); do
+		dsys-trace event "e$i" --attr i:int="$i" 3>&- &
+	done
+	wait
+	run dsys-trace end
+	assert_success
+	jq -e '.events | length == 20' <<<"$(span many)"
+	jq -e '[.events[].name] | sort == ([range(1; 21)] | map("e\(.)") | sort)' <<<"$(span many)"
+}
+
+@test "trace end: a damaged spool file is refused with exit 3, not a crash" {
+	run --separate-stderr dsys-trace start broken
+	sid=$(jq -r .span_id <<<"$output")
+	export TRACEPARENT=$(jq -r .traceparent <<<"$output")
+	for bad in 'not json' '{"traceparent":"x"}' '' "$(head -1 "$DSYS_TRACE_SPOOL/$sid" | jq -c '.kind = 9')"; do
+		printf '%s\n' "$bad" >"$DSYS_TRACE_SPOOL/$sid"
+		run --separate-stderr dsys-trace end
+		assert_failure 3
+		[[ "$stderr" == *"is not an open span of dsys-trace"* ]]
+	done
+	[ ! -e "$DSYS_TRACE_FILE" ]
+}
+
+@test "trace start: a spool directory that is a symlink is refused" {
+	mkdir "$BATS_TEST_TMPDIR/real"
+	ln -s "$BATS_TEST_TMPDIR/real" "$BATS_TEST_TMPDIR/link"
+	DSYS_TRACE_SPOOL=$BATS_TEST_TMPDIR/link run --separate-stderr dsys-trace start x
+	assert_failure 3
+	[[ "$stderr" == *"is not a directory of yours"* ]]
+	[ -z "$output" ]
+}
