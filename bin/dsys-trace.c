@@ -161,6 +161,11 @@ static int export_span(const struct opts *o, const struct trace_span *sp,
 {
 	struct buf line = BUF_INIT;
 	int failed = 0, tried = 0;
+	if (!(sp->ctx.flags & TRACE_FLAG_SAMPLED)) {
+		if (delivered) /* not recorded: nothing to send, nothing to keep */
+			*delivered = true;
+		return 0;
+	}
 	trace_span_json(sp, res, &line);
 	if (o->file) {
 		tried++;
@@ -198,6 +203,19 @@ static void resource_init(struct trace_attrs *res)
 {
 	if (trace_resource_from_env(res, "dsys-trace") < 0)
 		cli_error("ignoring OTEL_RESOURCE_ATTRIBUTES: not a list of key=percent-encoded-value");
+}
+
+/* The sampling decision for a new span, in its sampled flag: children
+ * and the exporters follow it.  A bad OTEL_TRACES_SAMPLER is reported and
+ * the default (parentbased_always_on) used. */
+static void sample_span(struct trace_span *sp, const struct trace_context *parent)
+{
+	struct trace_sampler smp;
+	if (trace_sampler_from_env(&smp) < 0)
+		cli_error("ignoring OTEL_TRACES_SAMPLER: expected always_on, always_off, traceidratio or "
+		          "their parentbased_ forms, and a ratio from 0 to 1");
+	bool on = trace_sample(&smp, parent, sp->ctx.trace_id);
+	sp->ctx.flags = on ? TRACE_FLAG_SAMPLED : 0;
 }
 
 /* ------------------------------------------------------------------ exec */
@@ -281,6 +299,7 @@ static int cmd_exec(int argc, char **argv)
 	int have = trace_context_from_env(&parent) == 0;
 	static struct trace_span sp; /* large: keep it off the stack */
 	trace_span_init(&sp, o.name ? o.name : cargv[0], (enum trace_kind)o.kind, have ? &parent : NULL);
+	sample_span(&sp, have ? &parent : NULL);
 	sp.attrs = o.attrs; /* moved */
 	memset(&o.attrs, 0, sizeof o.attrs);
 	trace_attr_set_str(&sp.attrs, "process.command", cargv[0]);
@@ -510,6 +529,7 @@ static int cmd_start(int argc, char **argv)
 	int have = trace_context_from_env(&parent) == 0;
 	static struct trace_span sp;
 	trace_span_init(&sp, name, (enum trace_kind)o.kind, have ? &parent : NULL);
+	sample_span(&sp, have ? &parent : NULL);
 	struct trace_attrs res;
 	resource_init(&res);
 

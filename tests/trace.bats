@@ -11,7 +11,7 @@ SID=b7ad6b7169203331
 
 setup() {
 	dsys_setup
-	unset TRACEPARENT TRACESTATE OTEL_SERVICE_NAME OTEL_RESOURCE_ATTRIBUTES
+	unset TRACEPARENT TRACESTATE OTEL_SERVICE_NAME OTEL_RESOURCE_ATTRIBUTES OTEL_TRACES_SAMPLER OTEL_TRACES_SAMPLER_ARG
 	unset OTEL_EXPORTER_OTLP_ENDPOINT OTEL_EXPORTER_OTLP_TRACES_ENDPOINT OTEL_EXPORTER_OTLP_TIMEOUT \
 		OTEL_EXPORTER_OTLP_TRACES_TIMEOUT OTEL_EXPORTER_OTLP_PROTOCOL OTEL_EXPORTER_OTLP_TRACES_PROTOCOL
 	export DSYS_TRACE_FILE=$BATS_TEST_TMPDIR/spans.jsonl
@@ -481,4 +481,45 @@ PY
 	assert_failure 3
 	[[ "$stderr" == *"is not a directory of yours"* ]]
 	[ -z "$output" ]
+}
+
+@test "trace exec: under an unsampled parent nothing is recorded and the decision is passed on" {
+	TRACEPARENT=00-$TID-$SID-00 run --separate-stderr dsys-trace exec -- \
+		dsys-trace exec -- sh -c 'echo "$TRACEPARENT"'
+	assert_success
+	[[ "$output" == "00-$TID-"*"-00" ]]
+	[ ! -e "$DSYS_TRACE_FILE" ]
+}
+
+@test "trace exec: OTEL_TRACES_SAMPLER picks always_on, always_off and traceidratio" {
+	TRACEPARENT=00-$TID-$SID-00 OTEL_TRACES_SAMPLER=always_on run --separate-stderr \
+		dsys-trace exec --name on -- sh -c 'echo "$TRACEPARENT"'
+	assert_success
+	[[ "$output" == *-01 ]]
+	span on | jq -e '.flags == 1'
+	OTEL_TRACES_SAMPLER=always_off run --separate-stderr dsys-trace exec --name off -- sh -c 'echo "$TRACEPARENT"'
+	assert_success
+	[[ "$output" == *-00 ]]
+	[ -z "$(span off)" ]
+	OTEL_TRACES_SAMPLER=traceidratio OTEL_TRACES_SAMPLER_ARG=0 run dsys-trace exec --name r0 -- true
+	OTEL_TRACES_SAMPLER=traceidratio OTEL_TRACES_SAMPLER_ARG=1 run dsys-trace exec --name r1 -- true
+	[ -z "$(span r0)" ]
+	[ -n "$(span r1)" ]
+	OTEL_TRACES_SAMPLER=sometimes run --separate-stderr dsys-trace exec --name bad -- true
+	assert_success
+	[[ "$stderr" == *"ignoring OTEL_TRACES_SAMPLER"* ]]
+	[ -n "$(span bad)" ]
+}
+
+@test "trace start/end: an unsampled span is closed without being written" {
+	export TRACEPARENT=00-$TID-$SID-00
+	run --separate-stderr dsys-trace start quiet
+	assert_success
+	tp=$(jq -r .traceparent <<<"$output")
+	[[ "$tp" == *-00 ]]
+	sid=$(jq -r .span_id <<<"$output")
+	run dsys-trace end "$tp"
+	assert_success
+	[ ! -e "$DSYS_TRACE_SPOOL/$sid" ]
+	[ ! -e "$DSYS_TRACE_FILE" ]
 }

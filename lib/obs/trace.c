@@ -535,6 +535,67 @@ int trace_resource_from_env(struct trace_attrs *res, const char *default_name)
 	                           getenv("OTEL_RESOURCE_ATTRIBUTES"));
 }
 
+/* ------------------------------------------------------------- sampling */
+
+int trace_sampler_init(struct trace_sampler *s, const char *name, const char *arg)
+{
+	*s = (struct trace_sampler){TRACE_SAMPLE_ALWAYS_ON, true, 1.0};
+	if (!name || !*name)
+		return 0;
+	struct trace_sampler t = {TRACE_SAMPLE_ALWAYS_ON, false, 1.0};
+	const char *base = name;
+	if (!strncmp(name, "parentbased_", 12)) {
+		t.parent_based = true;
+		base = name + 12;
+	}
+	if (!strcmp(base, "always_on")) {
+		t.root = TRACE_SAMPLE_ALWAYS_ON;
+	} else if (!strcmp(base, "always_off")) {
+		t.root = TRACE_SAMPLE_ALWAYS_OFF;
+	} else if (!strcmp(base, "traceidratio")) {
+		t.root = TRACE_SAMPLE_RATIO;
+		if (arg && *arg) {
+			char *end;
+			errno = 0;
+			double r = strtod(arg, &end);
+			if (*end || errno || !(r >= 0.0 && r <= 1.0))
+				return -EINVAL;
+			t.ratio = r;
+		}
+	} else {
+		return -EINVAL;
+	}
+	*s = t;
+	return 0;
+}
+
+int trace_sampler_from_env(struct trace_sampler *s)
+{
+	return trace_sampler_init(s, getenv("OTEL_TRACES_SAMPLER"), getenv("OTEL_TRACES_SAMPLER_ARG"));
+}
+
+bool trace_sample(const struct trace_sampler *s, const struct trace_context *parent,
+                  const uint8_t trace_id[16])
+{
+	if (parent && s->parent_based)
+		return parent->flags & TRACE_FLAG_SAMPLED;
+	switch (s->root) {
+	case TRACE_SAMPLE_ALWAYS_ON:
+		return true;
+	case TRACE_SAMPLE_ALWAYS_OFF:
+		return false;
+	case TRACE_SAMPLE_RATIO:
+		break;
+	}
+	uint64_t r = 0;
+	for (int i = 9; i < 16; i++)
+		r = r << 8 | trace_id[i];
+	/* r is uniform in [0, 2^56); compared as integers, since 2^56 - 1
+	 * does not survive a trip through double */
+	uint64_t threshold = (uint64_t)(s->ratio * 72057594037927936.0);
+	return r < threshold;
+}
+
 /* ---------------------------------------------------------------- spans */
 
 void trace_span_init(struct trace_span *sp, const char *name, enum trace_kind kind,

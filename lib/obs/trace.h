@@ -192,6 +192,38 @@ int trace_resource_init(struct trace_attrs *res, const char *default_name,
                         const char *service_name, const char *resource_attributes);
 int trace_resource_from_env(struct trace_attrs *res, const char *default_name);
 
+/* --------------------------------------------------------------- sampling */
+
+/*
+ * OpenTelemetry's built-in samplers, chosen by OTEL_TRACES_SAMPLER (and
+ * OTEL_TRACES_SAMPLER_ARG for the ratio): always_on, always_off,
+ * traceidratio, and their parentbased_ forms, which follow a parent's
+ * sampled flag and use the named sampler only for a root.  The default
+ * is parentbased_always_on: a span under an unsampled parent is not
+ * recorded, so one sampling decision holds along a whole trace.
+ */
+enum trace_sampler_kind { TRACE_SAMPLE_ALWAYS_ON, TRACE_SAMPLE_ALWAYS_OFF, TRACE_SAMPLE_RATIO };
+
+struct trace_sampler {
+	enum trace_sampler_kind root;   /* for a span with no parent */
+	bool parent_based;
+	double ratio;                   /* 0..1, for TRACE_SAMPLE_RATIO */
+};
+
+/*
+ * Read the sampler from the two values (NULL for unset; tests pass them,
+ * programs use trace_sampler_from_env).  Returns 0, or -EINVAL for an
+ * unknown sampler or a ratio outside 0..1, leaving the default in *s.
+ */
+int trace_sampler_init(struct trace_sampler *s, const char *name, const char *arg);
+int trace_sampler_from_env(struct trace_sampler *s);
+
+/* Is a span of trace_id, under parent (NULL for a root), sampled?
+ * traceidratio decides by the trace id's last 7 bytes, which W3C Trace
+ * Context Level 2 asks to be random, so every process decides alike. */
+bool trace_sample(const struct trace_sampler *s, const struct trace_context *parent,
+                  const uint8_t trace_id[16]);
+
 /* ------------------------------------------------------------------ spans */
 
 /*

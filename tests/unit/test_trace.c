@@ -396,6 +396,55 @@ static void test_json(void)
 	buf_free(&want);
 }
 
+static void test_sampler(void)
+{
+	struct trace_sampler s;
+	struct trace_context on = {.flags = 1}, off = {.flags = 0};
+	uint8_t low[16] = {0}, high[16];
+	memset(high, 0xff, sizeof high);
+	low[15] = 1;
+
+	is_int(trace_sampler_init(&s, NULL, NULL), 0, "no sampler set");
+	ok(trace_sample(&s, NULL, low), "default: a root is sampled");
+	ok(trace_sample(&s, &on, low), "default: a sampled parent's child is sampled");
+	ok(!trace_sample(&s, &off, low), "default: an unsampled parent's child is not");
+
+	is_int(trace_sampler_init(&s, "always_on", NULL), 0, "always_on");
+	ok(trace_sample(&s, &off, low), "always_on samples under an unsampled parent");
+	is_int(trace_sampler_init(&s, "always_off", NULL), 0, "always_off");
+	ok(!trace_sample(&s, NULL, low) && !trace_sample(&s, &on, low), "always_off samples nothing");
+	is_int(trace_sampler_init(&s, "parentbased_always_off", NULL), 0, "parentbased_always_off");
+	ok(!trace_sample(&s, NULL, low), "parentbased_always_off: a root is not sampled");
+	ok(trace_sample(&s, &on, low), "parentbased_always_off: a sampled parent is followed");
+
+	is_int(trace_sampler_init(&s, "traceidratio", "0.5"), 0, "traceidratio 0.5");
+	ok(trace_sample(&s, NULL, low), "a low trace id is under the ratio");
+	ok(!trace_sample(&s, NULL, high), "a high trace id is over it");
+	ok(trace_sample(&s, &off, low), "traceidratio alone ignores the parent");
+	is_int(trace_sampler_init(&s, "parentbased_traceidratio", "0"), 0, "parentbased_traceidratio 0");
+	ok(!trace_sample(&s, NULL, low), "ratio 0 samples no root");
+	ok(trace_sample(&s, &on, high), "but follows a sampled parent");
+	is_int(trace_sampler_init(&s, "traceidratio", "1"), 0, "ratio 1");
+	ok(trace_sample(&s, NULL, high), "ratio 1 samples every root");
+	/* about half of random trace ids at 0.5 */
+	trace_sampler_init(&s, "traceidratio", "0.5");
+	int n = 0;
+	for (int i = 0; i < 2000; i++) {
+		uint8_t id[16];
+		trace_id_random(id);
+		n += trace_sample(&s, NULL, id);
+	}
+	ok(n > 800 && n < 1200, "ratio 0.5 samples about half (%d of 2000)", n);
+
+	static const char *bad[][2] = {{"sometimes", NULL}, {"traceidratio", "1.5"}, {"traceidratio", "-0.1"},
+	                               {"traceidratio", "x"}, {"parentbased_", NULL}, {"jaeger_remote", NULL}};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		is_int(trace_sampler_init(&s, bad[i][0], bad[i][1]), -EINVAL, "sampler '%s' '%s' is refused",
+		       bad[i][0], bad[i][1] ? bad[i][1] : "");
+		ok(s.parent_based && s.root == TRACE_SAMPLE_ALWAYS_ON, "and the default is used");
+	}
+}
+
 int main(void)
 {
 	test_parents();
@@ -405,5 +454,6 @@ int main(void)
 	test_attr_parse();
 	test_resource();
 	test_json();
+	test_sampler();
 	return tap_done();
 }
