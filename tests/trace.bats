@@ -13,6 +13,7 @@ setup() {
 	dsys_setup
 	unset TRACEPARENT TRACESTATE OTEL_SERVICE_NAME OTEL_RESOURCE_ATTRIBUTES OTEL_TRACES_SAMPLER OTEL_TRACES_SAMPLER_ARG
 	unset OTEL_EXPORTER_OTLP_ENDPOINT OTEL_EXPORTER_OTLP_TRACES_ENDPOINT OTEL_EXPORTER_OTLP_TIMEOUT \
+		OTEL_EXPORTER_OTLP_HEADERS OTEL_EXPORTER_OTLP_TRACES_HEADERS \
 		OTEL_EXPORTER_OTLP_TRACES_TIMEOUT OTEL_EXPORTER_OTLP_PROTOCOL OTEL_EXPORTER_OTLP_TRACES_PROTOCOL
 	export DSYS_TRACE_FILE=$BATS_TEST_TMPDIR/spans.jsonl
 	export DSYS_TRACE_SPOOL=$BATS_TEST_TMPDIR/spool
@@ -522,4 +523,18 @@ PY
 	assert_success
 	[ ! -e "$DSYS_TRACE_SPOOL/$sid" ]
 	[ ! -e "$DSYS_TRACE_FILE" ]
+}
+
+@test "trace otlp: OTEL_EXPORTER_OTLP_HEADERS are sent with the span, and bad ones refused" {
+	start_receiver
+	OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RECV_PORT OTEL_EXPORTER_OTLP_HEADERS='x-api-key=s%20e,x-team=db' \
+		run --separate-stderr dsys-trace exec -- true
+	assert_success
+	[ -z "$stderr" ]
+	jq -e '.headers["x-api-key"] == "s e" and .headers["x-team"] == "db"' "$RECV_LOG"
+	OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RECV_PORT OTEL_EXPORTER_OTLP_HEADERS='x=%0d%0aevil: 1' \
+		run --separate-stderr dsys-trace exec -- sh -c 'exit 2'
+	assert_failure 2
+	[[ "$stderr" == *"invalid OTLP headers"* ]]
+	[ "$(received)" -eq 1 ]
 }

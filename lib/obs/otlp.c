@@ -33,6 +33,7 @@
 
 #include "base/invariant.h"
 #include "base/parse.h"
+#include "obs/trace.h"
 
 static const char *env2(const char *specific, const char *general)
 {
@@ -87,6 +88,34 @@ int otlp_config_from_env(struct otlp_config *c, const char *signal, char *err, s
 			return -EINVAL;
 		}
 		c->timeout_ms = ms ? (long)ms : OTLP_DEFAULT_TIMEOUT_MS; /* 0: no limit asked; keep ours */
+	}
+
+	snprintf(name, sizeof name, "OTEL_EXPORTER_OTLP_%s_HEADERS", up);
+	v = env2(name, "OTEL_EXPORTER_OTLP_HEADERS");
+	if (v) {
+		struct trace_attrs *l = calloc(1, sizeof *l);
+		INVARIANT(l != NULL);
+		int bad = trace_kv_list_parse(v, l) < 0;
+		size_t len = 0;
+		for (int i = 0; i < l->n && !bad; i++) {
+			for (const char *p = l->a[i].v.s; *p; p++)
+				if ((unsigned char)*p < 0x20 || *p == 0x7f)
+					bad = 1;
+			int w = snprintf(c->headers + len, sizeof c->headers - len, "%s: %s\n",
+			                 l->a[i].key, l->a[i].v.s);
+			if (w < 0 || (size_t)w >= sizeof c->headers - len)
+				bad = 1;
+			else
+				len += (size_t)w;
+		}
+		trace_attrs_free(l);
+		free(l);
+		if (bad) {
+			c->headers[0] = '\0';
+			snprintf(err, errlen, "invalid OTLP headers: expected key=value pairs separated by commas, "
+			         "values percent-encoded");
+			return -EINVAL;
+		}
 	}
 
 	snprintf(name, sizeof name, "OTEL_EXPORTER_OTLP_%s_PROTOCOL", up);
@@ -191,6 +220,15 @@ int otlp_post(const struct otlp_config *c, const char *body, size_t len, char *e
 		return -EIO;
 	}
 	struct curl_slist *hdr = cu.slist_append(NULL, "Content-Type: application/json");
+	for (const char *p = c->headers; *p;) {
+		const char *nl = strchr(p, '\n');
+		INVARIANT(nl != NULL);
+		char line[OTLP_HEADERS_MAX];
+		memcpy(line, p, (size_t)(nl - p));
+		line[nl - p] = '\0';
+		hdr = cu.slist_append(hdr, line);
+		p = nl + 1;
+	}
 	cu.easy_setopt(h, CURLOPT_URL, c->url);
 	cu.easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
 	cu.easy_setopt(h, CURLOPT_POSTFIELDS, body);

@@ -25,6 +25,11 @@
  * that would pass the deadline ends the export as failed instead.  Any
  * other status (400 for a body it cannot read) is final.
  *
+ * Headers: OTEL_EXPORTER_OTLP_TRACES_HEADERS, else
+ * OTEL_EXPORTER_OTLP_HEADERS, key=value pairs as trace_kv_list_parse
+ * reads them (an API key for a hosted backend), sent with every request;
+ * a value with a control character is refused, lest it split the header.
+ *
  * Only http/json is spoken for now: OTEL_EXPORTER_OTLP_PROTOCOL (or its
  * _TRACES_ form) set to anything else is reported through err and the
  * export goes on as http/json.
@@ -42,9 +47,12 @@
 #define OTLP_DEFAULT_TIMEOUT_MS 10000
 #define OTLP_MAX_ATTEMPTS 5
 
+#define OTLP_HEADERS_MAX 8192
+
 struct otlp_config {
 	char url[OTLP_URL_MAX];
 	long timeout_ms;
+	char headers[OTLP_HEADERS_MAX];  /* "Key: value" lines, each ending in '\n' */
 };
 
 /*

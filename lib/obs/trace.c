@@ -438,8 +438,7 @@ static bool baggage_octet(unsigned char c)
 	return c >= 0x21 && c <= 0x7e && c != '"' && c != ',' && c != ';' && c != '\\';
 }
 
-/* Parse OTEL_RESOURCE_ATTRIBUTES into l; -EINVAL leaves l untouched. */
-static int resource_attrs_parse(const char *s, struct trace_attrs *l)
+int trace_kv_list_parse(const char *s, struct trace_attrs *l)
 {
 	struct trace_attrs tmp = {0};
 	size_t n = strlen(s);
@@ -523,7 +522,7 @@ int trace_resource_init(struct trace_attrs *res, const char *default_name,
 	trace_attr_set_str(res, "service.name", default_name);
 	int rc = 0;
 	if (resource_attributes && *resource_attributes)
-		rc = resource_attrs_parse(resource_attributes, res);
+		rc = trace_kv_list_parse(resource_attributes, res);
 	if (service_name && *service_name)
 		trace_attr_set_str(res, "service.name", service_name);
 	return rc;

@@ -188,6 +188,15 @@ int trace_attr_parse(struct trace_attrs *l, const char *spec, const char **why);
  * the whole variable, as OpenTelemetry's resource SDK spec says, and the
  * function returns -EINVAL (the resource is still filled, without it).
  */
+/*
+ * A list of key=value pairs as OpenTelemetry's variables write them
+ * (OTEL_RESOURCE_ATTRIBUTES, OTEL_EXPORTER_OTLP_HEADERS): separated by
+ * commas, whitespace around keys and values ignored, keys HTTP tokens,
+ * values W3C Baggage octets with %XX decoded.  Adds each pair to l as a
+ * string attribute; returns 0, or -EINVAL with l untouched.
+ */
+int trace_kv_list_parse(const char *s, struct trace_attrs *l);
+
 int trace_resource_init(struct trace_attrs *res, const char *default_name,
                         const char *service_name, const char *resource_attributes);
 int trace_resource_from_env(struct trace_attrs *res, const char *default_name);

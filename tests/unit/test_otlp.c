@@ -12,7 +12,8 @@
 
 static void clear(void)
 {
-	static const char *vars[] = {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+	static const char *vars[] = {"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+	                             "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
 	                             "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
 	                             "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"};
 	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
@@ -70,6 +71,22 @@ int main(void)
 	ok(strstr(err, "http/protobuf") != NULL, "naming the protocol");
 	is_str(c.url, "https://h/base/v1/traces", "and the export goes on");
 	unsetenv("OTEL_EXPORTER_OTLP_PROTOCOL");
+
+	setenv("OTEL_EXPORTER_OTLP_HEADERS", "api-key=secret%20one, X-Team = db", 1);
+	is_int(otlp_config_from_env(&c, "traces", err, sizeof err), 0, "headers");
+	is_str(c.headers, "api-key: secret one\nX-Team: db\n", "headers decoded, one line each");
+	setenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "a=1", 1);
+	otlp_config_from_env(&c, "traces", err, sizeof err);
+	is_str(c.headers, "a: 1\n", "the _TRACES_ headers win");
+	static const char *bad_headers[] = {"k", "k=v v", "k=%0d%0aX: y", "bad key=v", "k=%zz"};
+	for (size_t i = 0; i < sizeof bad_headers / sizeof bad_headers[0]; i++) {
+		setenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS", bad_headers[i], 1);
+		is_int(otlp_config_from_env(&c, "traces", err, sizeof err), -EINVAL, "headers '%s' are refused",
+		       bad_headers[i]);
+		is_str(c.headers, "", "and none are kept");
+	}
+	unsetenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS");
+	unsetenv("OTEL_EXPORTER_OTLP_HEADERS");
 
 	setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://h", 1);
 	is_int(otlp_config_from_env(&c, "traces", err, sizeof err), -EINVAL, "a non-HTTP endpoint is refused");
