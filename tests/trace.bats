@@ -538,3 +538,47 @@ PY
 	[[ "$stderr" == *"invalid OTLP headers"* ]]
 	[ "$(received)" -eq 1 ]
 }
+
+@test "trace: every field written is one of OTLP's, with the JSON mapping's types" {
+	# the field names and types of opentelemetry-proto's trace.proto,
+	# common.proto and resource.proto, in the OTLP/JSON mapping
+	run dsys-trace start --attr s=x --attr i:int=1 --attr b:bool=false --attr d:double=0.5 block
+	export TRACEPARENT=$(jq -r .traceparent <<<"$output") TRACESTATE=a=1
+	run dsys-trace event ev --attr n:int=2
+	run dsys-trace exec --kind server -- true
+	run dsys-trace end --status error --message m
+	[ "$(wc -l <"$DSYS_TRACE_FILE")" -eq 2 ]
+	jq -e -s '
+		def u64: type == "string" and test("^[0-9]+$");
+		def attrs: type == "array" and all(.[];
+			(keys == ["key", "value"]) and (.key | type == "string") and
+			(.value | (keys | length == 1) and (
+				(has("stringValue") and (.stringValue | type == "string")) or
+				(has("intValue") and (.intValue | type == "string") and (.intValue | test("^-?[0-9]+$"))) or
+				(has("boolValue") and (.boolValue | type == "boolean")) or
+				(has("doubleValue") and (.doubleValue | type == "number")))));
+		all(.[];
+			(keys == ["resourceSpans"]) and
+			all(.resourceSpans[];
+				(keys - ["resource", "scopeSpans", "schemaUrl"] == []) and
+				(.resource | keys - ["attributes", "droppedAttributesCount"] == []) and
+				(.resource.attributes | attrs) and
+				all(.scopeSpans[];
+					(keys - ["scope", "spans", "schemaUrl"] == []) and
+					(.scope | keys - ["name", "version", "attributes", "droppedAttributesCount"] == []) and
+					all(.spans[];
+						(keys - ["traceId", "spanId", "traceState", "parentSpanId", "flags", "name", "kind",
+							"startTimeUnixNano", "endTimeUnixNano", "attributes", "droppedAttributesCount",
+							"events", "droppedEventsCount", "links", "droppedLinksCount", "status"] == []) and
+						(.traceId | test("^[0-9a-f]{32}$")) and (.spanId | test("^[0-9a-f]{16}$")) and
+						((has("parentSpanId") | not) or (.parentSpanId | test("^[0-9a-f]{16}$"))) and
+						(.flags | type == "number") and
+						(.kind | IN(1, 2, 3, 4, 5)) and (.startTimeUnixNano | u64) and (.endTimeUnixNano | u64) and
+						(.attributes | attrs) and
+						all(.events[]; (keys - ["timeUnixNano", "name", "attributes", "droppedAttributesCount"] == []) and
+							(.timeUnixNano | u64) and (.attributes | attrs)) and
+						(.status | (keys - ["code", "message"] == []) and (.code | IN(0, 1, 2)))))))' "$DSYS_TRACE_FILE"
+	# the child carries the tracestate, and the block has its event
+	[ "$(span true | jq -r .traceState)" = a=1 ]
+	[ "$(span block | jq -r '.events[0].name')" = ev ]
+}
