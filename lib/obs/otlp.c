@@ -1,0 +1,295 @@
+/*
+ * obs/otlp.c -- OTLP/HTTP export of JSON bodies.
+ *
+ * One blocking libcurl easy handle per export.  The whole export, every
+ * attempt and every wait between them, fits inside one deadline taken
+ * from the timeout variable, because a tracer must never hold the
+ * program it traces longer than it was told to: otel-cli's fixed 1 s per
+ * attempt both cut long exports and stacked up delays.  Waits follow the
+ * server's Retry-After when it gives one, else exponential backoff with
+ * jitter, so many exporters that failed together do not come back
+ * together.
+ *
+ * libcurl is loaded with dlopen(3) on the first export, not linked: its
+ * thirty-odd shared libraries (TLS, GSSAPI, LDAP, ...) cost a program
+ * that links them some 20 ms at every start, which `dsys-trace exec`
+ * would add to every command it wraps even when it sends nothing.
+ */
+#include "obs/otlp.h"
+
+/* curl.h for its types and constants only: the functions are looked up
+ * at run time (see curl_load) */
+#define CURL_DISABLE_TYPECHECK 1
+#include <curl/curl.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "base/invariant.h"
+#include "base/parse.h"
+#include "obs/trace.h"
+
+static const char *env2(const char *specific, const char *general)
+{
+	const char *v = getenv(specific);
+	if (v && *v)
+		return v;
+	v = getenv(general);
+	return v && *v ? v : NULL;
+}
+
+int otlp_config_from_env(struct otlp_config *c, const char *signal, char *err, size_t errlen)
+{
+	char name[64], up[16];
+	size_t n = strlen(signal);
+	INVARIANT(n < sizeof up);
+	for (size_t i = 0; i <= n; i++)
+		up[i] = (char)(signal[i] >= 'a' && signal[i] <= 'z' ? signal[i] - 32 : signal[i]);
+	memset(c, 0, sizeof *c);
+	c->timeout_ms = OTLP_DEFAULT_TIMEOUT_MS;
+
+	snprintf(name, sizeof name, "OTEL_EXPORTER_OTLP_%s_ENDPOINT", up);
+	const char *v = getenv(name);
+	if (v && *v) {
+		if (strlen(v) >= sizeof c->url) {
+			snprintf(err, errlen, "%s is longer than %d bytes", name, OTLP_URL_MAX - 1);
+			return -EINVAL;
+		}
+		snprintf(c->url, sizeof c->url, "%s", v);
+	} else {
+		v = getenv("OTEL_EXPORTER_OTLP_ENDPOINT");
+		if (!v || !*v)
+			return -ENOENT;
+		size_t vl = strlen(v);
+		const char *sep = v[vl - 1] == '/' ? "" : "/";
+		if (vl + 1 + 3 + n + 1 > sizeof c->url) {
+			snprintf(err, errlen, "OTEL_EXPORTER_OTLP_ENDPOINT is longer than %d bytes", OTLP_URL_MAX - 16);
+			return -EINVAL;
+		}
+		snprintf(c->url, sizeof c->url, "%s%sv1/%s", v, sep, signal);
+	}
+	if (strncmp(c->url, "http://", 7) && strncmp(c->url, "https://", 8)) {
+		snprintf(err, errlen, "invalid OTLP endpoint '%s': expected an http:// or https:// URL", c->url);
+		return -EINVAL;
+	}
+
+	snprintf(name, sizeof name, "OTEL_EXPORTER_OTLP_%s_TIMEOUT", up);
+	v = env2(name, "OTEL_EXPORTER_OTLP_TIMEOUT");
+	if (v) {
+		uint64_t ms;
+		if (parse_u64(v, &ms) < 0 || ms > 3600000) {
+			snprintf(err, errlen, "invalid OTLP timeout '%s': expected milliseconds, 0 to 3600000", v);
+			return -EINVAL;
+		}
+		c->timeout_ms = ms ? (long)ms : OTLP_DEFAULT_TIMEOUT_MS; /* 0: no limit asked; keep ours */
+	}
+
+	snprintf(name, sizeof name, "OTEL_EXPORTER_OTLP_%s_HEADERS", up);
+	v = env2(name, "OTEL_EXPORTER_OTLP_HEADERS");
+	if (v) {
+		struct trace_attrs *l = calloc(1, sizeof *l);
+		INVARIANT(l != NULL);
+		int bad = trace_kv_list_parse(v, l) < 0;
+		size_t len = 0;
+		for (int i = 0; i < l->n && !bad; i++) {
+			for (const char *p = l->a[i].v.s; *p; p++)
+				if ((unsigned char)*p < 0x20 || *p == 0x7f)
+					bad = 1;
+			int w = snprintf(c->headers + len, sizeof c->headers - len, "%s: %s\n",
+			                 l->a[i].key, l->a[i].v.s);
+			if (w < 0 || (size_t)w >= sizeof c->headers - len)
+				bad = 1;
+			else
+				len += (size_t)w;
+		}
+		trace_attrs_free(l);
+		free(l);
+		if (bad) {
+			c->headers[0] = '\0';
+			snprintf(err, errlen, "invalid OTLP headers: expected key=value pairs separated by commas, "
+			         "values percent-encoded");
+			return -EINVAL;
+		}
+	}
+
+	snprintf(name, sizeof name, "OTEL_EXPORTER_OTLP_%s_PROTOCOL", up);
+	v = env2(name, "OTEL_EXPORTER_OTLP_PROTOCOL");
+	if (v && strcmp(v, "http/json")) {
+		snprintf(err, errlen, "OTLP protocol '%s' is not supported yet; sending http/json", v);
+		return 1;
+	}
+	return 0;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int64_t ms)
+{
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static size_t discard_cb(char *p, size_t size, size_t n, void *ud)
+{
+	(void)p;
+	(void)ud;
+	return size * n;
+}
+
+/* libcurl's functions, from libcurl.so.4 */
+static struct {
+	CURLcode (*global_init)(long);
+	CURL *(*easy_init)(void);
+	CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+	CURLcode (*easy_perform)(CURL *);
+	CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+	const char *(*easy_strerror)(CURLcode);
+	void (*easy_cleanup)(CURL *);
+	struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+	void (*slist_free_all)(struct curl_slist *);
+} cu;
+
+/* Load libcurl once; 0, or -ENOSYS with err saying why. */
+static int curl_load(char *err, size_t errlen)
+{
+	static int state; /* 0 not tried, 1 loaded, -1 failed */
+	static char why[256];
+	if (state == 0) {
+		void *h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+		if (!h) {
+			snprintf(why, sizeof why, "cannot load libcurl: %s", dlerror());
+			state = -1;
+		} else {
+			*(void **)&cu.global_init = dlsym(h, "curl_global_init");
+			*(void **)&cu.easy_init = dlsym(h, "curl_easy_init");
+			*(void **)&cu.easy_setopt = dlsym(h, "curl_easy_setopt");
+			*(void **)&cu.easy_perform = dlsym(h, "curl_easy_perform");
+			*(void **)&cu.easy_getinfo = dlsym(h, "curl_easy_getinfo");
+			*(void **)&cu.easy_strerror = dlsym(h, "curl_easy_strerror");
+			*(void **)&cu.easy_cleanup = dlsym(h, "curl_easy_cleanup");
+			*(void **)&cu.slist_append = dlsym(h, "curl_slist_append");
+			*(void **)&cu.slist_free_all = dlsym(h, "curl_slist_free_all");
+			if (!cu.global_init || !cu.easy_init || !cu.easy_setopt || !cu.easy_perform ||
+			    !cu.easy_getinfo || !cu.easy_strerror || !cu.easy_cleanup || !cu.slist_append ||
+			    !cu.slist_free_all) {
+				snprintf(why, sizeof why, "cannot load libcurl: a function is missing");
+				state = -1;
+			} else {
+				cu.global_init(CURL_GLOBAL_DEFAULT);
+				state = 1;
+			}
+		}
+	}
+	if (state < 0) {
+		snprintf(err, errlen, "%s", why);
+		return -ENOSYS;
+	}
+	return 0;
+}
+
+static bool retryable_status(long code)
+{
+	return code == 429 || code == 502 || code == 503 || code == 504;
+}
+
+static bool retryable_curl(CURLcode rc)
+{
+	return rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+	       rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING;
+}
+
+int otlp_post(const struct otlp_config *c, const char *body, size_t len, char *err, size_t errlen)
+{
+	if (curl_load(err, errlen) < 0)
+		return -EIO;
+	CURL *h = cu.easy_init();
+	if (!h) {
+		snprintf(err, errlen, "cannot start libcurl");
+		return -EIO;
+	}
+	struct curl_slist *hdr = cu.slist_append(NULL, "Content-Type: application/json");
+	for (const char *p = c->headers; *p;) {
+		const char *nl = strchr(p, '\n');
+		INVARIANT(nl != NULL);
+		char line[OTLP_HEADERS_MAX];
+		memcpy(line, p, (size_t)(nl - p));
+		line[nl - p] = '\0';
+		hdr = cu.slist_append(hdr, line);
+		p = nl + 1;
+	}
+	cu.easy_setopt(h, CURLOPT_URL, c->url);
+	cu.easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+	cu.easy_setopt(h, CURLOPT_POSTFIELDS, body);
+	cu.easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	cu.easy_setopt(h, CURLOPT_WRITEFUNCTION, discard_cb);
+	cu.easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	cu.easy_setopt(h, CURLOPT_USERAGENT, "dsys/" DSYS_VERSION);
+
+	int64_t deadline = now_ms() + c->timeout_ms;
+	int64_t backoff = 100;
+	int rc = -EIO;
+	for (int attempt = 1;; attempt++) {
+		int64_t left = deadline - now_ms();
+		if (left <= 0) {
+			rc = -ETIMEDOUT;
+			snprintf(err, errlen, "OTLP export to %s timed out after %ld ms", c->url, c->timeout_ms);
+			break;
+		}
+		cu.easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)left);
+		CURLcode cr = cu.easy_perform(h);
+		long code = 0;
+		bool retry;
+		if (cr == CURLE_OK) {
+			cu.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+			if (code >= 200 && code < 300) {
+				rc = 0;
+				break;
+			}
+			snprintf(err, errlen, "OTLP export to %s: HTTP status %ld", c->url, code);
+			retry = retryable_status(code);
+		} else {
+			snprintf(err, errlen, "OTLP export to %s: %s", c->url, cu.easy_strerror(cr));
+			if (cr == CURLE_OPERATION_TIMEDOUT) {
+				rc = -ETIMEDOUT;
+				break;
+			}
+			retry = retryable_curl(cr);
+		}
+		if (!retry || attempt == OTLP_MAX_ATTEMPTS)
+			break;
+		/* the server's Retry-After, else backoff with jitter */
+		int64_t wait;
+		curl_off_t ra = -1;
+		if (code && cu.easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0) {
+			wait = (int64_t)ra * 1000;
+		} else {
+			uint16_t r = 0;
+			if (getrandom(&r, sizeof r, 0) != sizeof r)
+				r = 0xffff;
+			wait = backoff / 2 + (backoff / 2) * r / 0xffff;
+			backoff *= 2;
+		}
+		if (now_ms() + wait >= deadline) {
+			rc = -ETIMEDOUT;
+			size_t l = strlen(err);
+			snprintf(err + l, errlen - l, "; no time left to retry in %ld ms", c->timeout_ms);
+			break;
+		}
+		sleep_ms(wait);
+	}
+	cu.slist_free_all(hdr);
+	cu.easy_cleanup(h);
+	return rc;
+}
