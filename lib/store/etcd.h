@@ -38,7 +38,11 @@
  *    before the failure (a timeout after connecting) is resent to the next
  *    endpoint only when it is safe to repeat: range, timetolive, keepalive
  *    and a txn made only of compares and ranges; a put, delete, grant,
- *    revoke or writing txn gets ETCD_E_TIMEOUT (its outcome is unknown).
+ *    revoke or writing txn gets ETCD_E_TIMEOUT, or -ECONNRESET when the
+ *    connection broke with it in flight: its outcome is unknown, and
+ *    resending it could apply it twice.  Killing the etcd *leader* can
+ *    also drop a write in flight inside etcd; that shows as
+ *    ETCD_E_TIMEOUT, as with etcdctl ("request timed out").
  *
  *    etcd_sync runs the loop until one call's answer, for CLI programs
  *    whose loop does nothing else.
@@ -49,10 +53,37 @@
  *    last revision it delivered + 1, so no event is lost or repeated.  If
  *    that revision was compacted away, the callback gets
  *    ETCD_E_COMPACTED with the compact revision and the watch stops.
+ *    While no endpoint answers, the watch tries again every
+ *    watch_retry_ms, for as long as it runs: the caller decides when an
+ *    outage is too long (etcd_client_endpoint says where it is trying).
+ *    A silent peer (no FIN, no RST) is found by TCP keepalive (5 s idle,
+ *    then probes 2 s apart).
  *
  *    Leases: etcd_req_lease_keepalive + etcd_call refreshes a lease once;
  *    the caller schedules it (every third of the TTL is what etcd's own
  *    client does).  The answer's ttl is 0 when the lease is gone.
+ *
+ * A call, end to end (a CLI program; a server would use etcd_call and a
+ * callback instead of etcd_sync):
+ *
+ *     struct store_url u;                    // from --store etcd://H:P,H:P
+ *     struct etcd_client *c = etcd_client_new(uv_default_loop(), &u, NULL);
+ *     struct buf body; buf_init(&body);
+ *     struct etcd_compare free_ = { key, key_len, ETCD_CREATE, ETCD_EQUAL };
+ *     struct etcd_op put = { .kind = ETCD_OP_PUT, .r = { key, key_len },
+ *                            .value = me, .value_len = me_len, .lease = lease };
+ *     etcd_req_txn(&body, &free_, 1, &put, 1, NULL, 0);
+ *     struct etcd_resp r;
+ *     int err = etcd_sync(c, ETCD_PATH_TXN, &body, &r);
+ *     if (err == 0 && r.succeeded)
+ *         fence = r.revision;                // the key's create revision
+ *     else if (err < 0)
+ *         warn("%s", err == ETCD_E_SERVER ? r.error_message : etcd_strerror(err));
+ *     etcd_resp_free(&r); buf_free(&body); etcd_client_free(c);
+ *
+ * Tests: tests/unit/test_etcd.c (bodies, parsing, base64, exact int64),
+ * tests/fuzz/fuzz_etcd.c (the parsers), tests/etcd.bats (real etcd
+ * members and etcdctl, through tests/bench/etcd_cli).
  *
  * Errors are negative codes: -errno values (-ENOMEM, -EINVAL, -ECANCELED)
  * or ETCD_E_*; etcd_strerror names them.  ETCD_E_SERVER means etcd
