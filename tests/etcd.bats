@@ -111,7 +111,7 @@ field() { /usr/bin/python3 -c 'import json,sys; v=json.loads(sys.argv[1]); print
 	etcd_start
 	run -0 "$CLI" "$ETCD_URL" get w/ prefix
 	rev=$(field "$output" '["revision"]')
-	"$CLI" "$ETCD_URL" watch w/ prefix $((rev + 1)) 4 >"$BATS_TEST_TMPDIR/watch.out" 2>"$BATS_TEST_TMPDIR/watch.err" 3>&- &
+	timeout 30 "$CLI" "$ETCD_URL" watch w/ prefix $((rev + 1)) 4 >"$BATS_TEST_TMPDIR/watch.out" 2>"$BATS_TEST_TMPDIR/watch.err" 3>&- &
 	WATCH_PID=$!
 	"$CLI" "$ETCD_URL" put w/a 1 >/dev/null
 	"$CLI" "$ETCD_URL" del w/a >/dev/null
@@ -175,6 +175,39 @@ field() { /usr/bin/python3 -c 'import json,sys; v=json.loads(sys.argv[1]); print
 	[ "$(field "${lines[39]}" '["endpoint"]')" != "\"$used\"" ]
 	run etcdctl --endpoints "$ETCD_CLUSTER_ENDPOINTS" get fo --print-value-only
 	assert_output 39
+}
+
+@test "etcd: a watch moves to the next member when its member is killed, without losing or repeating an event" {
+	etcd_cluster_start 3
+	first=$(etcdctl --endpoints "$ETCD_CLUSTER_ENDPOINTS" endpoint status -w json |
+		/usr/bin/python3 -c 'import json,sys; s=json.load(sys.stdin); print([i for i,e in enumerate(s) if e["Status"]["leader"] != e["Status"]["header"]["member_id"]][0])')
+	order=("$first")
+	for i in 0 1 2; do [ "$i" = "$first" ] || order+=("$i"); done
+	url="etcd://127.0.0.1:${ETCD_CLUSTER_PORTS[order[0]]},127.0.0.1:${ETCD_CLUSTER_PORTS[order[1]]},127.0.0.1:${ETCD_CLUSTER_PORTS[order[2]]}"
+	others="http://127.0.0.1:${ETCD_CLUSTER_PORTS[order[1]]},http://127.0.0.1:${ETCD_CLUSTER_PORTS[order[2]]}"
+	run -0 "$CLI" "$url" get m/ prefix
+	rev=$(field "$output" '["revision"]')
+	timeout 30 "$CLI" "$url" watch m/ prefix $((rev + 1)) 3 >"$BATS_TEST_TMPDIR/watch.out" 3>&- &
+	WATCH_PID=$!
+	etcdctl --endpoints "$others" put m/1 a >/dev/null
+	for ((i = 0; i < 100; i++)); do
+		[ -s "$BATS_TEST_TMPDIR/watch.out" ] && break
+		sleep 0.05
+	done
+	[ -s "$BATS_TEST_TMPDIR/watch.out" ]
+	etcd_cluster_kill "$first"
+	etcdctl --endpoints "$others" put m/2 b >/dev/null
+	etcdctl --endpoints "$others" put m/3 c >/dev/null
+	st=0
+	wait "$WATCH_PID" || st=$?
+	WATCH_PID=
+	[ "$st" -eq 0 ]
+	run cat "$BATS_TEST_TMPDIR/watch.out"
+	[ "${#lines[@]}" -eq 3 ]
+	for i in 0 1 2; do
+		[ "$(field "${lines[i]}" '["key"]')" = "\"m/$((i + 1))\"" ]
+		[ "$(field "${lines[i]}" '["mod_revision"]')" -eq $((rev + 1 + i)) ]
+	done
 }
 
 @test "etcd: an unreachable endpoint list gives the unreachable code within the timeout" {
