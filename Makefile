@@ -199,7 +199,8 @@ DEB_BUILD := pkg-config libuv1-dev libhiredis-dev libcjson-dev libcurl4-openssl-
 DEB_DEMO  := jq curl
 DEB_TEST  := $(DEB_DEMO) clang libclang-rt-dev bats bats-assert bats-support \
              mandoc man-db socat redis-server redis-tools nginx-light \
-             libhttp-parser-dev valgrind python3 procps iproute2 strace zsh util-linux
+             libhttp-parser-dev valgrind python3 procps iproute2 strace zsh util-linux \
+             etcd-server etcd-client
 DEB_BENCH := wrk nginx-light h2o python3 procps util-linux redis-tools
 
 deps:

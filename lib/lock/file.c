@@ -88,8 +88,8 @@ static void name_base(const char *name, char *out, size_t size)
 	bool plain = n <= FILE_MAX_BASE && name[0] != '.';
 	for (size_t i = 0; plain && i < n; i++)
 		plain = plain_char(name[i]);
-	if (plain) {
-		snprintf(out, size, "%s", name);
+	if (plain && n < size) {
+		memcpy(out, name, n + 1);
 		return;
 	}
 	uint64_t h = 1469598103934665603ull;
