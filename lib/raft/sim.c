@@ -53,6 +53,7 @@
 
 #include "base/bytes.h"
 #include "base/invariant.h"
+#include "raft/ledger.h"
 #include "raft/linearize.h"
 #include "raft/raft.h"
 #include "raft/sim.h"
@@ -187,6 +188,7 @@ struct sim {
 	struct lm_slot *lm;
 	size_t lm_cap, lm_n;
 
+	struct raft_ledger *ledger;
 	struct lin_history *hist;
 	uint32_t pin_target;
 	uint64_t pin_until;
@@ -807,9 +809,13 @@ static uint64_t disk_latency(struct sim *s)
 	return 10 + below(s, 40);
 }
 
+static void observe(struct sim *s, struct node *n);
+
 static void node_ready(struct sim *s, struct node *n)
 {
-	if (!raft_ready(n->r, &n->rd))
+	bool any = raft_ready(n->r, &n->rd);
+	observe(s, n); /* the leader's commit may move in raft_ready */
+	if (!any)
 		return;
 	n->stalled = true;
 	n->done_at = s->now + disk_latency(s);
@@ -1106,47 +1112,30 @@ static void faults_step(struct sim *s)
 
 /* ------------------------------------------------------------ checks */
 
-static void check_leader_completeness(struct sim *s, struct node *n, const struct raft_status *st)
+/* Election safety, leader completeness and the commit index: looked at
+ * after every input a node takes (not once a step), so that a leadership
+ * or a commit that lasts less than a step is seen too.  raft/ledger keeps
+ * what has been committed and in which term. */
+static void observe(struct sim *s, struct node *n)
 {
-	uint64_t upto = s->applied_max;
-	if (st->last_index < upto) {
-		violate(s, "leader completeness: node %u leads term %llu with last index %llu, but index %llu was applied",
-		        n->id, (unsigned long long)st->term, (unsigned long long)st->last_index, (unsigned long long)upto);
+	if (!n->up || s->stop)
 		return;
-	}
-	for (uint64_t i = st->snap_index + 1; i <= upto; i++) {
-		uint64_t t;
-		if (!s->applied[i].set)
-			continue;
-		if (raft_term_at(n->r, i, &t) < 0 || t != s->applied[i].term) {
-			violate(s, "leader completeness: node %u leads term %llu without the applied entry at index %llu",
-			        n->id, (unsigned long long)st->term, (unsigned long long)i);
-			return;
-		}
-	}
-}
-
-static void checks_step(struct sim *s)
-{
-	for (uint32_t i = 1; i <= s->n_ids && !s->stop; i++) {
-		struct node *n = &s->nodes[i];
-		if (!n->up)
-			continue;
-		struct raft_status st;
-		raft_status(n->r, &st);
-		if (st.term < n->max_term)
-			violate(s, "node %u: term went back from %llu to %llu", i, (unsigned long long)n->max_term,
-			        (unsigned long long)st.term);
-		if (st.commit < n->max_commit)
-			violate(s, "node %u: commit index went back from %llu to %llu", i, (unsigned long long)n->max_commit,
-			        (unsigned long long)st.commit);
-		n->max_term = st.term;
-		n->max_commit = st.commit;
-		bool newly = st.role == RAFT_LEADER && (n->role != RAFT_LEADER || n->role_term != st.term);
-		n->role = st.role;
-		n->role_term = st.term;
-		if (!newly)
-			continue;
+	struct raft_status st;
+	raft_status(n->r, &st);
+	uint32_t i = n->id;
+	if (st.term < n->max_term)
+		violate(s, "node %u: term went back from %llu to %llu", i, (unsigned long long)n->max_term,
+		        (unsigned long long)st.term);
+	if (st.commit < n->max_commit)
+		violate(s, "node %u: commit index went back from %llu to %llu", i, (unsigned long long)n->max_commit,
+		        (unsigned long long)st.commit);
+	bool newly = st.role == RAFT_LEADER && (n->role != RAFT_LEADER || n->role_term != st.term);
+	bool leads = st.role == RAFT_LEADER || (n->role == RAFT_LEADER && n->role_term == st.term);
+	n->role = st.role;
+	n->role_term = st.term;
+	n->max_term = st.term;
+	char why[256];
+	if (newly) {
 		while (st.term >= s->term_cap) {
 			size_t cap = s->term_cap ? s->term_cap * 2 : 256;
 			s->term_leader = realloc(s->term_leader, cap * sizeof *s->term_leader);
@@ -1169,8 +1158,24 @@ static void checks_step(struct sim *s)
 				s->last_leader_term = st.term;
 			}
 		}
-		check_leader_completeness(s, n, &st);
+		if (raft_ledger_leader(s->ledger, n->r, why, sizeof why) != 0) {
+			violate(s, "%s", why);
+			return;
+		}
 	}
+	if (st.commit > n->max_commit) {
+		int rc = raft_ledger_commit(s->ledger, n->r, n->max_commit, leads, why, sizeof why);
+		INVARIANT(rc != -ENOMEM);
+		if (rc != 0)
+			violate(s, "%s", why);
+	}
+	n->max_commit = st.commit;
+}
+
+static void checks_step(struct sim *s)
+{
+	for (uint32_t i = 1; i <= s->n_ids && !s->stop; i++)
+		observe(s, &s->nodes[i]);
 }
 
 /* ------------------------------------------------------------ the loop */
@@ -1195,10 +1200,12 @@ static void deliver(struct sim *s, struct net_msg *x)
 		heap_push(s, x);
 		return;
 	}
-	if (x->kind == K_RAFT)
+	if (x->kind == K_RAFT) {
 		raft_step(n->r, &x->m);
-	else
+		observe(s, n);
+	} else {
 		host_request(s, n, &x->req);
+	}
 	msg_free(s, x);
 }
 
@@ -1233,6 +1240,7 @@ static void sim_free(struct sim *s)
 	free(s->applied);
 	free(s->lm);
 	lin_history_free(s->hist);
+	raft_ledger_free(s->ledger);
 }
 
 int raft_sim_run(const struct raft_sim_config *cfg, struct raft_sim_result *res)
@@ -1253,7 +1261,10 @@ int raft_sim_run(const struct raft_sim_config *cfg, struct raft_sim_result *res)
 	for (int i = 0; i < 4; i++)
 		s->rng[i] = splitmix64(&x);
 	s->hist = lin_history_new();
-	if (!s->hist) {
+	s->ledger = raft_ledger_new();
+	if (!s->hist || !s->ledger) {
+		lin_history_free(s->hist);
+		raft_ledger_free(s->ledger);
 		free(s);
 		return -ENOMEM;
 	}

@@ -10,7 +10,9 @@
  *   - at most one leader per term (election safety);
  *   - log matching: two persisted entries with the same index and term
  *     carry the same payload and follow the same previous term;
- *   - leader completeness: a new leader's log holds every applied entry;
+ *   - leader completeness: a new leader's log holds every entry committed
+ *     in a lower term (Raft thesis 3.6.3; see raft/ledger.h);
+ *   - a follower commits only entries some leader has committed there;
  *   - state machine safety: every node applies the same entry at an index,
  *     and reaches the same state after it;
  *   - a node's term and commit index never go back (across restarts too);
