@@ -180,6 +180,8 @@ struct sim {
 
 	uint32_t *term_leader;
 	size_t term_cap;
+	uint8_t *vote_of; /* vote_of[term * (MAX_NODES + 1) + voter]: candidate granted, from the wire */
+	size_t vote_terms;
 	uint32_t last_leader;
 	uint64_t last_leader_term;
 	struct applied_rec *applied;
@@ -746,6 +748,47 @@ static void maybe_snapshot(struct sim *s, struct node *n)
 	}
 }
 
+/* What a message promises must already be on the disk when it leaves
+ * (raft.h, the Ready contract 3): an acknowledgement of index i to a
+ * leader of term T needs an entry of term <= T at i (a newer term there
+ * means the acknowledged entry was truncated in the same Ready); a vote
+ * for C in term T needs a durable term T with vote C, or a later term.
+ * And a node grants one vote per term even across restarts: the grants
+ * seen on the wire are remembered for the whole run. */
+static void check_promise(struct sim *s, struct node *n, const struct raft_msg *m)
+{
+	if (m->type == RAFT_MSG_APP_RESP && !m->reject && m->index > n->snap_meta.index) {
+		uint64_t last = n->log_n ? n->log[n->log_n - 1].index : n->snap_meta.index;
+		if (m->index > last || n->log[m->index - n->snap_meta.index - 1].term > m->term)
+			violate(s, "durability: node %u acknowledges index %llu to term %llu, but its disk holds %s there", n->id,
+			        (unsigned long long)m->index, (unsigned long long)m->term,
+			        m->index > last ? "nothing" : "a newer term's entry");
+		return;
+	}
+	if (m->type != RAFT_MSG_VOTE_RESP || m->reject)
+		return;
+	if (n->hs.term < m->term || (n->hs.term == m->term && n->hs.vote != m->to)) {
+		violate(s, "durability: node %u grants its vote in term %llu to %u before its disk records it (term %llu, vote %llu)",
+		        n->id, (unsigned long long)m->term, m->to, (unsigned long long)n->hs.term,
+		        (unsigned long long)n->hs.vote);
+		return;
+	}
+	if (m->term >= s->vote_terms) {
+		size_t terms = s->vote_terms ? s->vote_terms : 256;
+		while (terms <= m->term)
+			terms *= 2;
+		s->vote_of = realloc(s->vote_of, terms * (MAX_NODES + 1));
+		INVARIANT(s->vote_of != NULL);
+		memset(s->vote_of + s->vote_terms * (MAX_NODES + 1), 0, (terms - s->vote_terms) * (MAX_NODES + 1));
+		s->vote_terms = terms;
+	}
+	uint8_t *v = &s->vote_of[m->term * (MAX_NODES + 1) + n->id];
+	if (*v && *v != m->to)
+		violate(s, "election safety: node %u votes for %u and for %u in term %llu", n->id, *v, m->to,
+		        (unsigned long long)m->term);
+	*v = (uint8_t)m->to;
+}
+
 /* The write of the Ready is durable: now its consequences. */
 static void node_complete(struct sim *s, struct node *n)
 {
@@ -765,6 +808,7 @@ static void node_complete(struct sim *s, struct node *n)
 	for (size_t k = 0; k < rd->n_msgs; k++) {
 		if (rd->msgs[k].to > s->n_ids)
 			continue;
+		check_promise(s, n, &rd->msgs[k]);
 		if (rd->msgs[k].type == RAFT_MSG_SNAP)
 			s->res->snapshots_sent++;
 		net_send(s, msg_copy_raft(s, &rd->msgs[k]), true);
@@ -1237,6 +1281,7 @@ static void sim_free(struct sim *s)
 		}
 	}
 	free(s->term_leader);
+	free(s->vote_of);
 	free(s->applied);
 	free(s->lm);
 	lin_history_free(s->hist);
