@@ -157,6 +157,11 @@ struct applied_rec {
 	bool set;
 };
 
+struct conf_rec {
+	uint64_t index;
+	struct raft_conf conf;
+};
+
 struct lm_slot { /* log matching: (index, term) -> what it must be */
 	uint64_t index, term, prev_term, hash;
 };
@@ -165,6 +170,7 @@ struct sim {
 	struct raft_sim_config cfg;
 	struct raft_sim_result *res;
 	uint64_t rng[4];
+	uint64_t rng_late; /* a second stream for late responses, so that adding them left other choices alone */
 	uint64_t now;
 	uint32_t n_ids; /* nodes + spares */
 	struct node nodes[MAX_NODES + 1];
@@ -191,10 +197,12 @@ struct sim {
 	size_t lm_cap, lm_n;
 
 	struct raft_ledger *ledger;
+	struct conf_rec *confs; /* configuration entries applied, by index */
+	size_t n_confs, confs_cap;
+	struct raft_conf boot_conf;
 	struct lin_history *hist;
 	uint32_t pin_target;
 	uint64_t pin_until;
-	uint32_t stopped_clock; /* node whose ticks are lost while pinned */
 	uint32_t max_msg_entries, max_inflight; /* flow control, chosen per seed */
 	bool stop;
 };
@@ -414,6 +422,17 @@ static uint64_t link_delay(struct sim *s, uint32_t from, uint32_t to)
 	return d;
 }
 
+/* Now and then a response arrives terms later: a vote grant that reaches
+ * a candidate after it moved to a new term, an acknowledgement that
+ * reaches a leader deposed and re-elected meanwhile.  Raft must take such
+ * a response for what it is (stale) or drop it. */
+static bool late_response(struct sim *s, const struct raft_msg *m)
+{
+	bool resp = m->type == RAFT_MSG_VOTE_RESP || m->type == RAFT_MSG_PREVOTE_RESP ||
+	            m->type == RAFT_MSG_APP_RESP || m->type == RAFT_MSG_HEARTBEAT_RESP;
+	return resp && splitmix64(&s->rng_late) % 100 == 0;
+}
+
 /* Put a message on the wire, where the faults may lose, delay or copy it.
  * between_nodes: partitions apply (clients are outside them). */
 static void net_send(struct sim *s, struct net_msg *x, bool between_nodes)
@@ -426,6 +445,8 @@ static void net_send(struct sim *s, struct net_msg *x, bool between_nodes)
 	}
 	uint32_t a = x->kind == K_RESP ? 0 : x->from, b = x->kind == K_REQ ? 0 : x->to;
 	x->due = s->now + link_delay(s, a, b);
+	if (x->kind == K_RAFT && has(s, RAFT_SIM_DELAY) && late_response(s, &x->m))
+		x->due += 200 + splitmix64(&s->rng_late) % 1800;
 	if (has(s, RAFT_SIM_DUP) && chance(s, 2, 100)) {
 		struct net_msg *y = msg_dup(s, x);
 		y->due = x->due + 1 + below(s, 20);
@@ -549,6 +570,17 @@ static void apply_entry(struct sim *s, struct node *n, const struct raft_entry *
 				send_resp(s, n, q.client, q.seq, ST_OK, ok, 0);
 				p->active = 0;
 			}
+		}
+	}
+	if (e->type == RAFT_ENTRY_CONF && (!s->n_confs || e->index > s->confs[s->n_confs - 1].index)) {
+		struct raft_conf c;
+		if (raft_conf_decode(e->data, e->len, &c) == 0) {
+			if (s->n_confs == s->confs_cap) {
+				s->confs_cap = s->confs_cap ? s->confs_cap * 2 : 64;
+				s->confs = realloc(s->confs, s->confs_cap * sizeof *s->confs);
+				INVARIANT(s->confs != NULL);
+			}
+			s->confs[s->n_confs++] = (struct conf_rec){e->index, c};
 		}
 	}
 	n->applied = e->index;
@@ -730,9 +762,42 @@ static void node_crash(struct sim *s, struct node *n, uint64_t down_ms)
 	s->res->crashes++;
 }
 
+/* The configuration in force at a committed index: the last configuration
+ * entry applied at or before it, else the bootstrap one. */
+static struct raft_conf conf_in_force(const struct sim *s, uint64_t index)
+{
+	struct raft_conf c = s->boot_conf;
+	for (size_t k = 0; k < s->n_confs && s->confs[k].index <= index; k++)
+		c = s->confs[k].conf;
+	return c;
+}
+
+/* A snapshot stands for the log up to its index, configuration included
+ * (Figure 2's InstallSnapshot "last config as of lastIncludedIndex"): one
+ * that records a later, perhaps never committed, configuration gives the
+ * node that installs it the wrong majorities. */
+static void check_snapshot_conf(struct sim *s, struct node *n, const struct raft_snapshot_meta *meta, const char *how)
+{
+	if (meta->index == 0)
+		return;
+	bool boot = s->n_confs == 0 || s->confs[0].index > meta->index;
+	if (boot && meta->conf.voters == 0 && meta->conf.learners == 0)
+		return; /* a node that joined later never saw the bootstrap configuration (raft.h, start-up) */
+	struct raft_conf c = conf_in_force(s, meta->index);
+	if (c.voters != meta->conf.voters || c.learners != meta->conf.learners)
+		violate(s, "snapshot: node %u %s a snapshot at %llu whose configuration (voters %#llx, learners %#llx) is not the one in force there (voters %#llx, learners %#llx)",
+		        n->id, how, (unsigned long long)meta->index, (unsigned long long)meta->conf.voters,
+		        (unsigned long long)meta->conf.learners, (unsigned long long)c.voters,
+		        (unsigned long long)c.learners);
+}
+
 static void maybe_snapshot(struct sim *s, struct node *n)
 {
-	if (n->applied < n->snap_meta.index + s->cfg.snapshot_every)
+	struct raft_status st;
+	raft_status(n->r, &st);
+	/* snapshots taken while a membership change is in flight, now and then */
+	bool conf_pending = st.conf_index > n->applied && n->applied > n->snap_meta.index && chance(s, 1, 4);
+	if (n->applied < n->snap_meta.index + s->cfg.snapshot_every && !conf_pending)
 		return;
 	uint8_t *data;
 	size_t len = kv_encode(&n->kv, &data);
@@ -743,6 +808,7 @@ static void maybe_snapshot(struct sim *s, struct node *n)
 		n->snap_len = len;
 		n->snap_meta = sn->meta;
 		disk_log_drop_through(n, sn->meta.index);
+		check_snapshot_conf(s, n, &sn->meta, "takes");
 	} else {
 		free(data);
 	}
@@ -801,6 +867,11 @@ static void node_complete(struct sim *s, struct node *n)
 	/* Figure 8 fodder: a leader that dies with entries nobody else got */
 	if (n->role == RAFT_LEADER && rd->n_entries && chance(s, 1, sc == RAFT_SIM_SCENARIO_FIGURE8 ? 3 : 25))
 		den = 1;
+	/* a vote granted and persisted but never sent: after the restart the
+	 * node must still remember it (nothing else tells it) */
+	for (size_t k = 0; k < rd->n_msgs && den > 50; k++)
+		if (rd->msgs[k].type == RAFT_MSG_VOTE_RESP && !rd->msgs[k].reject)
+			den = 50;
 	if (has(s, RAFT_SIM_CRASH) && rd->n_msgs && chance(s, 1, den)) {
 		node_crash(s, n, 20 + below(s, 300)); /* persisted, but nothing sent */
 		return;
@@ -814,6 +885,7 @@ static void node_complete(struct sim *s, struct node *n)
 		net_send(s, msg_copy_raft(s, &rd->msgs[k]), true);
 	}
 	if (rd->snapshot) {
+		check_snapshot_conf(s, n, &rd->snapshot->meta, "installs");
 		kv_decode(&n->kv, rd->snapshot->data, rd->snapshot->len);
 		n->applied = rd->snapshot->meta.index;
 		s->res->snapshots_installed++;
@@ -1135,7 +1207,6 @@ static void faults_step(struct sim *s)
 			s->res->partitions++;
 			s->pin_target = l; /* clients keep talking to the old leader */
 			s->pin_until = s->now + 3000;
-			s->stopped_clock = l; /* and its clock stops: only what needs no clock may hold */
 		} else if (sc == RAFT_SIM_SCENARIO_SNAPSHOT_BEHIND) {
 			uint32_t f = l % s->cfg.nodes + 1;
 			memset(s->cut, 0, sizeof s->cut);
@@ -1155,6 +1226,31 @@ static void faults_step(struct sim *s)
 }
 
 /* ------------------------------------------------------------ checks */
+
+/* A leader commits index c of its term only once a majority of its
+ * voters hold that entry on disk (Figure 2, Leaders; an acknowledgement
+ * leaves only after the write).  The leader itself counts: its entries
+ * are persisted before any message that names them.  This is what makes
+ * "committed" survive any crash; a leader that counted a stale or
+ * premature acknowledgement fails it at once, before any harm shows. */
+static void check_commit_quorum(struct sim *s, struct node *n, const struct raft_status *st)
+{
+	uint64_t c = st->commit, t;
+	if (raft_term_at(n->r, c, &t) < 0)
+		return;
+	uint64_t holders = 1ull << n->id;
+	for (uint64_t v = st->conf.voters & ~holders; v; v &= v - 1) {
+		struct node *f = &s->nodes[__builtin_ctzll(v)];
+		if (c <= f->snap_meta.index)
+			holders |= v & -v; /* compacted: it was committed there */
+		else if (c - f->snap_meta.index <= f->log_n && f->log[c - f->snap_meta.index - 1].term == t)
+			holders |= v & -v;
+	}
+	if (__builtin_popcountll(holders & st->conf.voters) <= __builtin_popcountll(st->conf.voters) / 2)
+		violate(s, "commit: leader %u commits index %llu of term %llu, but only %d of its %d voters hold it on disk",
+		        n->id, (unsigned long long)c, (unsigned long long)t, __builtin_popcountll(holders & st->conf.voters),
+		        __builtin_popcountll(st->conf.voters));
+}
 
 /* Election safety, leader completeness and the commit index: looked at
  * after every input a node takes (not once a step), so that a leadership
@@ -1207,6 +1303,8 @@ static void observe(struct sim *s, struct node *n)
 			return;
 		}
 	}
+	if (st.commit > n->max_commit && leads)
+		check_commit_quorum(s, n, &st);
 	if (st.commit > n->max_commit) {
 		int rc = raft_ledger_commit(s->ledger, n->r, n->max_commit, leads, why, sizeof why);
 		INVARIANT(rc != -ENOMEM);
@@ -1282,6 +1380,7 @@ static void sim_free(struct sim *s)
 	}
 	free(s->term_leader);
 	free(s->vote_of);
+	free(s->confs);
 	free(s->applied);
 	free(s->lm);
 	lin_history_free(s->hist);
@@ -1305,6 +1404,7 @@ int raft_sim_run(const struct raft_sim_config *cfg, struct raft_sim_result *res)
 	uint64_t x = cfg->seed;
 	for (int i = 0; i < 4; i++)
 		s->rng[i] = splitmix64(&x);
+	s->rng_late = cfg->seed ^ 0x6a09e667f3bcc909ull;
 	s->hist = lin_history_new();
 	s->ledger = raft_ledger_new();
 	if (!s->hist || !s->ledger) {
@@ -1321,6 +1421,7 @@ int raft_sim_run(const struct raft_sim_config *cfg, struct raft_sim_result *res)
 	uint64_t voters = 0;
 	for (uint32_t i = 1; i <= cfg->nodes; i++)
 		voters |= 1ull << i;
+	s->boot_conf.voters = voters;
 	for (uint32_t i = 1; i <= s->n_ids; i++) {
 		struct node *n = &s->nodes[i];
 		n->id = i;
@@ -1345,8 +1446,6 @@ int raft_sim_run(const struct raft_sim_config *cfg, struct raft_sim_result *res)
 			struct node *n = &s->nodes[i];
 			if (!n->up || (s->now + i * 3) % TICK_MS || frozen(s, n))
 				continue; /* a paused process misses its ticks */
-			if (i == s->stopped_clock && s->now < s->pin_until)
-				continue;
 			if (n->stalled)
 				n->pending_ticks++;
 			else
@@ -1370,6 +1469,12 @@ int raft_sim_run(const struct raft_sim_config *cfg, struct raft_sim_result *res)
 	if (!res->violations) {
 		struct lin_result lr;
 		int v = lin_check(s->hist, cfg->lin_budget, &lr);
+		/* "unknown" could hide a violation: before giving up, search
+		 * again with sixteen times the default budget */
+		if (v == LIN_UNKNOWN && cfg->lin_budget == 0)
+			v = lin_check(s->hist, 16 * LIN_BUDGET_DEFAULT, &lr);
+		if (v == LIN_UNKNOWN)
+			res->lin_keys_unknown = lr.keys_unknown;
 		res->linearizable = v < 0 ? "unknown" : lin_verdict_name(v);
 		if (v == LIN_VIOLATION) {
 			s->now = lr.time;

@@ -72,7 +72,7 @@ struct raft_sim_config {
 	bool lease_read;
 	bool pre_vote;           /* default true */
 	enum raft_sim_scenario scenario;
-	uint64_t lin_budget;     /* linearizability search steps per key; 0 = default */
+	uint64_t lin_budget;     /* linearizability search steps per key; 0 = default, and 16x on "unknown" */
 };
 
 void raft_sim_config_default(struct raft_sim_config *cfg);
@@ -88,6 +88,7 @@ struct raft_sim_result {
 	uint64_t crashes, partitions, pauses, snapshots_sent, snapshots_installed;
 	uint64_t conf_changes, transfers;
 	const char *linearizable; /* "ok", "violation", "unknown", "skipped" */
+	uint64_t lin_keys_unknown; /* keys whose search ran out of budget (after one retry with 16x) */
 	int violations;          /* 0 or 1: the run stops at the first */
 	uint64_t violation_step;
 	char violation[512];     /* the invariant, in words, with the node and index */
