@@ -109,6 +109,7 @@ struct pend {
 	uint32_t seq;
 	uint8_t kind, key, active, have_index;
 	uint64_t read_index;
+	uint64_t commit_floor; /* reads: the highest index committed anywhere when the read arrived */
 };
 
 struct node {
@@ -424,12 +425,14 @@ static uint64_t link_delay(struct sim *s, uint32_t from, uint32_t to)
 
 /* Now and then a response arrives terms later: a vote grant that reaches
  * a candidate after it moved to a new term, an acknowledgement that
- * reaches a leader deposed and re-elected meanwhile.  Raft must take such
+ * reaches a leader deposed and re-elected meanwhile; or a snapshot
+ * arrives after its follower caught up by other means.  Raft must take such
  * a response for what it is (stale) or drop it. */
 static bool late_response(struct sim *s, const struct raft_msg *m)
 {
 	bool resp = m->type == RAFT_MSG_VOTE_RESP || m->type == RAFT_MSG_PREVOTE_RESP ||
-	            m->type == RAFT_MSG_APP_RESP || m->type == RAFT_MSG_HEARTBEAT_RESP;
+	            m->type == RAFT_MSG_APP_RESP || m->type == RAFT_MSG_HEARTBEAT_RESP ||
+	            m->type == RAFT_MSG_SNAP; /* a snapshot that lands after the follower caught up by appends */
 	return resp && splitmix64(&s->rng_late) % 100 == 0;
 }
 
@@ -899,6 +902,15 @@ static void node_complete(struct sim *s, struct node *n)
 	for (size_t k = 0; k < rd->n_reads; k++) {
 		uint32_t c = (uint32_t)(rd->reads[k].ctx >> 32), seq = (uint32_t)rd->reads[k].ctx;
 		if (c >= 1 && c <= s->cfg.clients && n->pend[c].active && n->pend[c].seq == seq && n->pend[c].kind == OP_GET) {
+			/* a read barrier (ReadIndex or lease) must cover every entry
+			 * committed before the read arrived: sooner than any client
+			 * could notice a stale answer */
+			if (rd->reads[k].index < n->pend[c].commit_floor) {
+				violate(s, "read index: node %u confirms a read at index %llu, but index %llu was committed before the read arrived",
+				        n->id, (unsigned long long)rd->reads[k].index,
+				        (unsigned long long)n->pend[c].commit_floor);
+				return;
+			}
 			n->pend[c].have_index = 1;
 			n->pend[c].read_index = rd->reads[k].index;
 		}
@@ -947,7 +959,11 @@ static void host_request(struct sim *s, struct node *n, const struct client_req 
 			send_resp(s, n, c, q->seq, ST_NOT_LEADER, 0, 0);
 			return;
 		}
-		n->pend[c] = (struct pend){.seq = q->seq, .kind = OP_GET, .key = q->key, .active = 1};
+		struct pend *p = &n->pend[c];
+		/* a duplicated request asks again, and either barrier may answer
+		 * it: the floor is that of the first arrival */
+		uint64_t floor = p->seq == q->seq && p->kind == OP_GET ? p->commit_floor : raft_ledger_committed(s->ledger);
+		*p = (struct pend){.seq = q->seq, .kind = OP_GET, .key = q->key, .active = 1, .commit_floor = floor};
 		return;
 	}
 	uint8_t cmd[CMD_LEN];
@@ -1227,6 +1243,28 @@ static void faults_step(struct sim *s)
 
 /* ------------------------------------------------------------ checks */
 
+/* Dissertation 4.1: one membership change at a time -- a leader appends
+ * a configuration entry only once the previous one is committed, so its
+ * log never holds two past its commit index (two changes in flight can
+ * make two majorities that do not overlap).  Only entries of its own term
+ * count: a new leader may hold two entries of an older term, the first
+ * committed by then, before it learns the commit index. */
+static void check_one_change(struct sim *s, struct node *n, const struct raft_status *st)
+{
+	uint64_t t;
+	if (raft_term_at(n->r, st->conf_index, &t) < 0 || t != st->term)
+		return;
+	for (uint64_t i = st->commit + 1; i < st->conf_index; i++) {
+		const struct raft_entry *e = raft_entry_at(n->r, i);
+		if (e && e->type == RAFT_ENTRY_CONF && e->term == st->term) {
+			violate(s, "membership: leader %u has configuration entries at %llu and %llu, both past its commit index %llu",
+			        n->id, (unsigned long long)i, (unsigned long long)st->conf_index,
+			        (unsigned long long)st->commit);
+			return;
+		}
+	}
+}
+
 /* A leader commits index c of its term only once a majority of its
  * voters hold that entry on disk (Figure 2, Leaders; an acknowledgement
  * leaves only after the write).  The leader itself counts: its entries
@@ -1305,6 +1343,8 @@ static void observe(struct sim *s, struct node *n)
 	}
 	if (st.commit > n->max_commit && leads)
 		check_commit_quorum(s, n, &st);
+	if (st.role == RAFT_LEADER && st.conf_index > st.commit)
+		check_one_change(s, n, &st);
 	if (st.commit > n->max_commit) {
 		int rc = raft_ledger_commit(s->ledger, n->r, n->max_commit, leads, why, sizeof why);
 		INVARIANT(rc != -ENOMEM);

@@ -13,6 +13,12 @@
  *   - leader completeness: a new leader's log holds every entry committed
  *     in a lower term (Raft thesis 3.6.3; see raft/ledger.h);
  *   - a follower commits only entries some leader has committed there;
+ *   - a leader's commit is on a majority of its voters' disks when it
+ *     commits, and it has one membership change of its term in flight;
+ *   - a message's promise is on disk when it leaves (an ack's entries, a
+ *     vote), and a node votes once per term across restarts;
+ *   - a snapshot records the configuration in force at its index;
+ *   - a read barrier covers every entry committed before the read came;
  *   - state machine safety: every node applies the same entry at an index,
  *     and reaches the same state after it;
  *   - a node's term and commit index never go back (across restarts too);

@@ -9,12 +9,12 @@
 # reported apart).  Prints one line per mutant and the score by detector;
 # exits 1 when a mutant survives every sweep or a patch no longer applies.
 #
-#   MUTANTS_SEEDS   seeds per sweep (default 300)
+#   MUTANTS_SEEDS   seeds per sweep (default 1000)
 #   MUTANTS_ONLY    a glob of patch names to run (default all)
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${DSYS_BUILD:-$root/build}
-seeds=${MUTANTS_SEEDS:-300}
+seeds=${MUTANTS_SEEDS:-1000}
 only=${MUTANTS_ONLY:-*}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -27,7 +27,8 @@ detectors=(
 	"sweep|--seed 1 --seeds $seeds --nodes 3,5,7 --ticks 2000 --faults all"
 	"no-pre-vote|--seed 1 --seeds $seeds --nodes 3,5,7 --ticks 2000 --no-pre-vote"
 	"figure8|--seed 1 --seeds $seeds --nodes 3,5,7 --ticks 2000 --scenario figure8"
-	"lease|--seed 1 --seeds $seeds --nodes 3,5,7 --scenario leader-partition --lease-reads --faults drop,dup,reorder,delay,partition,crash,disk,membership,transfer"
+	"lease|--seed 1 --seeds $seeds --nodes 3,5,7 --ticks 2000 --lease-reads --faults drop,dup,reorder,delay,partition,crash,disk,membership,transfer"
+	"lease-partition|--seed 1 --seeds $seeds --nodes 3,5,7 --scenario leader-partition --lease-reads --faults drop,dup,reorder,delay,partition,crash,disk,membership,transfer"
 	"crash-before-send|--seed 1 --seeds $seeds --nodes 3,5,7 --faults drop,crash,disk --scenario crash-before-send"
 )
 
@@ -57,7 +58,7 @@ for p in "$root"/tests/mutants/$only.patch; do
 		rc=$?
 		if [ "$rc" -eq 1 ]; then
 			seed=$(printf '%s\n' "$out" | jq -r '.seed' | head -1)
-			what=$(printf '%s\n' "$out" | jq -r '.invariant' | head -1 | sed 's/:.*//')
+			what=$(printf '%s\n' "$out" | jq -r '.invariant' | head -1 | cut -c1-70)
 			hit="$dname (seed $seed: $what)"
 			by[$dname]=$((${by[$dname]:-0} + 1))
 			break
