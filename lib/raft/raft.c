@@ -1601,7 +1601,7 @@ void raft_status(const struct raft *r, struct raft_status *st)
 		.commit = r->commit, .applied = r->applied, .first_index = first_index(r),
 		.last_index = last_index(r), .last_term = last_term(r), .snap_index = r->snap.meta.index,
 		.snap_term = r->snap.meta.term, .conf = r->conf, .conf_index = r->conf_index,
-		.transferee = r->transferee, .msgs_dropped = r->msgs_dropped,
+		.transferee = r->transferee, .msgs_dropped = r->msgs_dropped, .msgs_queued = r->n_msgs,
 	};
 }
 

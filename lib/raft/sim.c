@@ -1360,6 +1360,36 @@ static void checks_step(struct sim *s)
 		observe(s, &s->nodes[i]);
 }
 
+/* Rules about one message, checked right after the node took it:
+ *   - Figure 2, AppendEntries receiver 5: a follower sets its commit index
+ *     to min(leaderCommit, index of last new entry) -- only what the
+ *     append proved matches the leader's log, whatever else its log holds;
+ *   - Figure 2, All servers: a response from an older term is stale and
+ *     changes nothing (no term, role, commit or log change, no message). */
+static void check_step(struct sim *s, struct node *n, const struct raft_msg *m, const struct raft_status *before)
+{
+	struct raft_status st;
+	raft_status(n->r, &st);
+	if (m->type == RAFT_MSG_APP && st.role != RAFT_LEADER) {
+		uint64_t last_new = m->index + m->n_entries;
+		uint64_t bound = m->commit < last_new ? m->commit : last_new;
+		if (st.commit > before->commit && st.commit > bound)
+			violate(s, "commit: node %u takes commit index %llu from an append of term %llu that matched the leader's log only up to %llu (leader commit %llu)",
+			        n->id, (unsigned long long)st.commit, (unsigned long long)m->term, (unsigned long long)last_new,
+			        (unsigned long long)m->commit);
+		return;
+	}
+	bool resp = m->type == RAFT_MSG_APP_RESP || m->type == RAFT_MSG_VOTE_RESP || m->type == RAFT_MSG_PREVOTE_RESP ||
+	            m->type == RAFT_MSG_HEARTBEAT_RESP || m->type == RAFT_MSG_READ_INDEX_RESP;
+	if (!resp || m->term >= before->term)
+		return;
+	if (st.term != before->term || st.role != before->role || st.commit != before->commit ||
+	    st.last_index != before->last_index || st.msgs_queued != before->msgs_queued)
+		violate(s, "stale response: node %u (%s, term %llu) acts on a %s of term %llu from node %u", n->id,
+		        raft_role_name(before->role), (unsigned long long)before->term, raft_msg_type_name(m->type),
+		        (unsigned long long)m->term, m->from);
+}
+
 /* ------------------------------------------------------------ the loop */
 
 static void deliver(struct sim *s, struct net_msg *x)
@@ -1383,7 +1413,10 @@ static void deliver(struct sim *s, struct net_msg *x)
 		return;
 	}
 	if (x->kind == K_RAFT) {
+		struct raft_status before;
+		raft_status(n->r, &before);
 		raft_step(n->r, &x->m);
+		check_step(s, n, &x->m, &before);
 		observe(s, n);
 	} else {
 		host_request(s, n, &x->req);

@@ -19,6 +19,8 @@
  *     vote), and a node votes once per term across restarts;
  *   - a snapshot records the configuration in force at its index;
  *   - a read barrier covers every entry committed before the read came;
+ *   - a follower's commit index stays within what an append proved
+ *     (Figure 2, AppendEntries 5); a stale response changes nothing;
  *   - state machine safety: every node applies the same entry at an index,
  *     and reaches the same state after it;
  *   - a node's term and commit index never go back (across restarts too);
