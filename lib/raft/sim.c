@@ -954,6 +954,8 @@ static void node_ready(struct sim *s, struct node *n)
 static void host_request(struct sim *s, struct node *n, const struct client_req *q)
 {
 	uint32_t c = q->client;
+	if (q->seq < n->pend[c].seq)
+		return; /* a late copy of a request its client has moved past: as if lost (it must not clobber the newer one) */
 	if (q->kind == OP_GET) {
 		if (raft_read_index(n->r, (uint64_t)c << 32 | q->seq) < 0) {
 			send_resp(s, n, c, q->seq, ST_NOT_LEADER, 0, 0);

@@ -16,15 +16,17 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 t0=$(date +%s.%N)
 per=$(((seeds + jobs - 1) / jobs))
-per=$(((per + 2) / 3 * 3)) # ranges start 3k seeds apart: each seed keeps the node count one sweep gives it
+per=$(((per + 2) / 3 * 3))
+pids=() # ranges start 3k seeds apart: each seed keeps the node count one sweep gives it
 for ((j = 0; j < jobs; j++)); do
 	s=$((first + j * per))
 	n=$((seeds - j * per < per ? seeds - j * per : per))
 	[ "$n" -gt 0 ] || break
 	"$raft" sim --seed "$s" --seeds "$n" --nodes 3,5,7 --ticks 2000 --faults all >"$tmp/$j.out" 2>"$tmp/$j.err" &
+	pids+=($!)
 done
 rc=0
-wait || rc=1
+for p in "${pids[@]}"; do wait "$p" || rc=1; done
 for f in "$tmp"/*.err; do [ -s "$f" ] && rc=1; done
 t1=$(date +%s.%N)
 done_seeds=$(cat "$tmp"/*.out | wc -l)
