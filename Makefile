@@ -64,7 +64,7 @@ BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: all test check fuzz fuzz-run bench demo install uninstall clean deps units bats \
+.PHONY: all test check fuzz fuzz-run bench demo install uninstall clean deps units bats soak mutants \
         deps-build deps-test deps-demo deps-bench layers
 .DEFAULT_GOAL := all
 # Objects of tests and bench programs are built by a chain of pattern rules:
@@ -182,6 +182,15 @@ ifneq ($(SKIP_FUZZ),1)
 	    || { tail -50 $$scratch.log; rm -rf $$scratch $$scratch.log; exit 1; }; \
 	  tail -1 $$scratch.log; rm -rf $$scratch $$scratch.log; done
 endif
+
+# The Raft simulator beyond make test: `make soak` sweeps 200,000 seeds
+# (SOAK_SEEDS) over every core, `make mutants` plants each bug of
+# tests/mutants/ and reports which sweep catches it.
+soak: all
+	$(Q)$(TEST_ENV) bash tests/mutants/soak.sh
+
+mutants: all
+	$(Q)$(TEST_ENV) bash tests/mutants/run.sh
 
 # ---------------------------------------------------------------- bench, demo
 bench: deps-test deps-bench all

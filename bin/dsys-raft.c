@@ -235,6 +235,7 @@ static int print_result(const struct raft_sim_config *cfg, const struct raft_sim
 	json_kv_u64(&w, "conf_changes", r->conf_changes);
 	json_kv_u64(&w, "transfers", r->transfers);
 	json_kv_str(&w, "linearizable", r->linearizable);
+	json_kv_u64(&w, "lin_keys_unknown", r->lin_keys_unknown);
 	json_kv_u64(&w, "violations", (uint64_t)r->violations);
 	if (r->violations) {
 		json_kv_u64(&w, "step", r->violation_step);
@@ -271,6 +272,7 @@ static int sim_main(int argc, char **argv)
 	if (o.n_nodes == 0)
 		o.nodes[o.n_nodes++] = 3;
 	invariant_hook = on_invariant;
+	uint64_t unknown = 0, first_unknown = 0;
 	for (uint64_t i = 0; i < o.seeds; i++) {
 		struct raft_sim_config cfg = o.cfg;
 		struct raft_sim_result res;
@@ -282,15 +284,27 @@ static int sim_main(int argc, char **argv)
 			cli_error("cannot run seed %llu: %s", (unsigned long long)cfg.seed, strerror(-rc));
 			return EXIT_USAGE;
 		}
-		if ((!o.quiet || res.violations) && print_result(&cfg, &res) < 0)
+		bool lin_unknown = strcmp(res.linearizable, "unknown") == 0;
+		if ((!o.quiet || res.violations || lin_unknown) && print_result(&cfg, &res) < 0)
 			return cli_write_error(errno); /* EPIPE: the reader is gone, 0 */
+		if (lin_unknown && unknown++ == 0)
+			first_unknown = cfg.seed;
 		if (res.violations) {
 			fprintf(stderr, "dsys-raft: seed %llu step %llu: %s\n", (unsigned long long)cfg.seed,
 			        (unsigned long long)res.violation_step, res.violation);
 			return EXIT_NO;
 		}
 	}
-	return cli_stdout_close();
+	int wr = cli_stdout_close();
+	if (wr != EXIT_OK)
+		return wr;
+	if (unknown) {
+		/* a check that could not decide is no pass: it may hide a violation */
+		cli_error("%llu seed%s whose linearizability check ran out of budget (first: seed %llu); raise --lin-budget",
+		          (unsigned long long)unknown, unknown == 1 ? "" : "s", (unsigned long long)first_unknown);
+		return EXIT_TIMEOUT;
+	}
+	return EXIT_OK;
 }
 
 int main(int argc, char **argv)

@@ -412,14 +412,23 @@ static void conf_at(const struct raft *r, uint64_t index, struct raft_conf *c, u
 	*at = r->snap.meta.index;
 }
 
-/* Drop queued AppendEntries that name entries >= index: those entries are
- * being replaced, so the messages no longer describe our log. */
+/* Drop queued messages that describe entries >= index, which are being
+ * replaced: AppendEntries that would carry them, and acknowledgements
+ * that claim them.  The Ready contract sends an acknowledgement only after
+ * its Ready is durable, but that Ready persists the log as it is at the
+ * end of the batch: an append from a newer leader that truncates the
+ * acknowledged entries in the same batch leaves the ack promising entries
+ * no disk will hold, and the older leader (still in its term) would count
+ * it toward a commit (Raft thesis 3.8: a server must not acknowledge what
+ * it has not persisted; etcd raft answers from the log as persisted). */
 static void msgs_invalidate(struct raft *r, uint64_t index)
 {
 	uint32_t k = 0;
 	for (uint32_t i = 0; i < r->n_msgs; i++) {
 		const struct raft_msg *m = &r->msgs[i];
 		if (m->type == RAFT_MSG_APP && m->index + m->n_entries >= index)
+			continue;
+		if (m->type == RAFT_MSG_APP_RESP && !m->reject && m->index >= index)
 			continue;
 		r->msgs[k++] = *m;
 	}
@@ -1592,7 +1601,7 @@ void raft_status(const struct raft *r, struct raft_status *st)
 		.commit = r->commit, .applied = r->applied, .first_index = first_index(r),
 		.last_index = last_index(r), .last_term = last_term(r), .snap_index = r->snap.meta.index,
 		.snap_term = r->snap.meta.term, .conf = r->conf, .conf_index = r->conf_index,
-		.transferee = r->transferee, .msgs_dropped = r->msgs_dropped,
+		.transferee = r->transferee, .msgs_dropped = r->msgs_dropped, .msgs_queued = r->n_msgs,
 	};
 }
 

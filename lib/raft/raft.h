@@ -182,6 +182,7 @@ struct raft_status {
 	uint64_t conf_index; /* entry that set conf (or the snapshot index) */
 	uint32_t transferee; /* leader transfer target, 0 if none */
 	uint64_t msgs_dropped; /* outgoing messages dropped because the queue was full */
+	uint32_t msgs_queued;  /* messages waiting for the next Ready */
 };
 
 struct raft;

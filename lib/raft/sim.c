@@ -53,6 +53,7 @@
 
 #include "base/bytes.h"
 #include "base/invariant.h"
+#include "raft/ledger.h"
 #include "raft/linearize.h"
 #include "raft/raft.h"
 #include "raft/sim.h"
@@ -108,6 +109,7 @@ struct pend {
 	uint32_t seq;
 	uint8_t kind, key, active, have_index;
 	uint64_t read_index;
+	uint64_t commit_floor; /* reads: the highest index committed anywhere when the read arrived */
 };
 
 struct node {
@@ -156,6 +158,11 @@ struct applied_rec {
 	bool set;
 };
 
+struct conf_rec {
+	uint64_t index;
+	struct raft_conf conf;
+};
+
 struct lm_slot { /* log matching: (index, term) -> what it must be */
 	uint64_t index, term, prev_term, hash;
 };
@@ -164,6 +171,7 @@ struct sim {
 	struct raft_sim_config cfg;
 	struct raft_sim_result *res;
 	uint64_t rng[4];
+	uint64_t rng_late; /* a second stream for late responses, so that adding them left other choices alone */
 	uint64_t now;
 	uint32_t n_ids; /* nodes + spares */
 	struct node nodes[MAX_NODES + 1];
@@ -179,6 +187,8 @@ struct sim {
 
 	uint32_t *term_leader;
 	size_t term_cap;
+	uint8_t *vote_of; /* vote_of[term * (MAX_NODES + 1) + voter]: candidate granted, from the wire */
+	size_t vote_terms;
 	uint32_t last_leader;
 	uint64_t last_leader_term;
 	struct applied_rec *applied;
@@ -187,10 +197,13 @@ struct sim {
 	struct lm_slot *lm;
 	size_t lm_cap, lm_n;
 
+	struct raft_ledger *ledger;
+	struct conf_rec *confs; /* configuration entries applied, by index */
+	size_t n_confs, confs_cap;
+	struct raft_conf boot_conf;
 	struct lin_history *hist;
 	uint32_t pin_target;
 	uint64_t pin_until;
-	uint32_t stopped_clock; /* node whose ticks are lost while pinned */
 	uint32_t max_msg_entries, max_inflight; /* flow control, chosen per seed */
 	bool stop;
 };
@@ -410,6 +423,19 @@ static uint64_t link_delay(struct sim *s, uint32_t from, uint32_t to)
 	return d;
 }
 
+/* Now and then a response arrives terms later: a vote grant that reaches
+ * a candidate after it moved to a new term, an acknowledgement that
+ * reaches a leader deposed and re-elected meanwhile; or a snapshot
+ * arrives after its follower caught up by other means.  Raft must take such
+ * a response for what it is (stale) or drop it. */
+static bool late_response(struct sim *s, const struct raft_msg *m)
+{
+	bool resp = m->type == RAFT_MSG_VOTE_RESP || m->type == RAFT_MSG_PREVOTE_RESP ||
+	            m->type == RAFT_MSG_APP_RESP || m->type == RAFT_MSG_HEARTBEAT_RESP ||
+	            m->type == RAFT_MSG_SNAP; /* a snapshot that lands after the follower caught up by appends */
+	return resp && splitmix64(&s->rng_late) % 100 == 0;
+}
+
 /* Put a message on the wire, where the faults may lose, delay or copy it.
  * between_nodes: partitions apply (clients are outside them). */
 static void net_send(struct sim *s, struct net_msg *x, bool between_nodes)
@@ -422,6 +448,8 @@ static void net_send(struct sim *s, struct net_msg *x, bool between_nodes)
 	}
 	uint32_t a = x->kind == K_RESP ? 0 : x->from, b = x->kind == K_REQ ? 0 : x->to;
 	x->due = s->now + link_delay(s, a, b);
+	if (x->kind == K_RAFT && has(s, RAFT_SIM_DELAY) && late_response(s, &x->m))
+		x->due += 200 + splitmix64(&s->rng_late) % 1800;
 	if (has(s, RAFT_SIM_DUP) && chance(s, 2, 100)) {
 		struct net_msg *y = msg_dup(s, x);
 		y->due = x->due + 1 + below(s, 20);
@@ -545,6 +573,17 @@ static void apply_entry(struct sim *s, struct node *n, const struct raft_entry *
 				send_resp(s, n, q.client, q.seq, ST_OK, ok, 0);
 				p->active = 0;
 			}
+		}
+	}
+	if (e->type == RAFT_ENTRY_CONF && (!s->n_confs || e->index > s->confs[s->n_confs - 1].index)) {
+		struct raft_conf c;
+		if (raft_conf_decode(e->data, e->len, &c) == 0) {
+			if (s->n_confs == s->confs_cap) {
+				s->confs_cap = s->confs_cap ? s->confs_cap * 2 : 64;
+				s->confs = realloc(s->confs, s->confs_cap * sizeof *s->confs);
+				INVARIANT(s->confs != NULL);
+			}
+			s->confs[s->n_confs++] = (struct conf_rec){e->index, c};
 		}
 	}
 	n->applied = e->index;
@@ -726,9 +765,42 @@ static void node_crash(struct sim *s, struct node *n, uint64_t down_ms)
 	s->res->crashes++;
 }
 
+/* The configuration in force at a committed index: the last configuration
+ * entry applied at or before it, else the bootstrap one. */
+static struct raft_conf conf_in_force(const struct sim *s, uint64_t index)
+{
+	struct raft_conf c = s->boot_conf;
+	for (size_t k = 0; k < s->n_confs && s->confs[k].index <= index; k++)
+		c = s->confs[k].conf;
+	return c;
+}
+
+/* A snapshot stands for the log up to its index, configuration included
+ * (Figure 2's InstallSnapshot "last config as of lastIncludedIndex"): one
+ * that records a later, perhaps never committed, configuration gives the
+ * node that installs it the wrong majorities. */
+static void check_snapshot_conf(struct sim *s, struct node *n, const struct raft_snapshot_meta *meta, const char *how)
+{
+	if (meta->index == 0)
+		return;
+	bool boot = s->n_confs == 0 || s->confs[0].index > meta->index;
+	if (boot && meta->conf.voters == 0 && meta->conf.learners == 0)
+		return; /* a node that joined later never saw the bootstrap configuration (raft.h, start-up) */
+	struct raft_conf c = conf_in_force(s, meta->index);
+	if (c.voters != meta->conf.voters || c.learners != meta->conf.learners)
+		violate(s, "snapshot: node %u %s a snapshot at %llu whose configuration (voters %#llx, learners %#llx) is not the one in force there (voters %#llx, learners %#llx)",
+		        n->id, how, (unsigned long long)meta->index, (unsigned long long)meta->conf.voters,
+		        (unsigned long long)meta->conf.learners, (unsigned long long)c.voters,
+		        (unsigned long long)c.learners);
+}
+
 static void maybe_snapshot(struct sim *s, struct node *n)
 {
-	if (n->applied < n->snap_meta.index + s->cfg.snapshot_every)
+	struct raft_status st;
+	raft_status(n->r, &st);
+	/* snapshots taken while a membership change is in flight, now and then */
+	bool conf_pending = st.conf_index > n->applied && n->applied > n->snap_meta.index && chance(s, 1, 4);
+	if (n->applied < n->snap_meta.index + s->cfg.snapshot_every && !conf_pending)
 		return;
 	uint8_t *data;
 	size_t len = kv_encode(&n->kv, &data);
@@ -739,9 +811,51 @@ static void maybe_snapshot(struct sim *s, struct node *n)
 		n->snap_len = len;
 		n->snap_meta = sn->meta;
 		disk_log_drop_through(n, sn->meta.index);
+		check_snapshot_conf(s, n, &sn->meta, "takes");
 	} else {
 		free(data);
 	}
+}
+
+/* What a message promises must already be on the disk when it leaves
+ * (raft.h, the Ready contract 3): an acknowledgement of index i to a
+ * leader of term T needs an entry of term <= T at i (a newer term there
+ * means the acknowledged entry was truncated in the same Ready); a vote
+ * for C in term T needs a durable term T with vote C, or a later term.
+ * And a node grants one vote per term even across restarts: the grants
+ * seen on the wire are remembered for the whole run. */
+static void check_promise(struct sim *s, struct node *n, const struct raft_msg *m)
+{
+	if (m->type == RAFT_MSG_APP_RESP && !m->reject && m->index > n->snap_meta.index) {
+		uint64_t last = n->log_n ? n->log[n->log_n - 1].index : n->snap_meta.index;
+		if (m->index > last || n->log[m->index - n->snap_meta.index - 1].term > m->term)
+			violate(s, "durability: node %u acknowledges index %llu to term %llu, but its disk holds %s there", n->id,
+			        (unsigned long long)m->index, (unsigned long long)m->term,
+			        m->index > last ? "nothing" : "a newer term's entry");
+		return;
+	}
+	if (m->type != RAFT_MSG_VOTE_RESP || m->reject)
+		return;
+	if (n->hs.term < m->term || (n->hs.term == m->term && n->hs.vote != m->to)) {
+		violate(s, "durability: node %u grants its vote in term %llu to %u before its disk records it (term %llu, vote %llu)",
+		        n->id, (unsigned long long)m->term, m->to, (unsigned long long)n->hs.term,
+		        (unsigned long long)n->hs.vote);
+		return;
+	}
+	if (m->term >= s->vote_terms) {
+		size_t terms = s->vote_terms ? s->vote_terms : 256;
+		while (terms <= m->term)
+			terms *= 2;
+		s->vote_of = realloc(s->vote_of, terms * (MAX_NODES + 1));
+		INVARIANT(s->vote_of != NULL);
+		memset(s->vote_of + s->vote_terms * (MAX_NODES + 1), 0, (terms - s->vote_terms) * (MAX_NODES + 1));
+		s->vote_terms = terms;
+	}
+	uint8_t *v = &s->vote_of[m->term * (MAX_NODES + 1) + n->id];
+	if (*v && *v != m->to)
+		violate(s, "election safety: node %u votes for %u and for %u in term %llu", n->id, *v, m->to,
+		        (unsigned long long)m->term);
+	*v = (uint8_t)m->to;
 }
 
 /* The write of the Ready is durable: now its consequences. */
@@ -756,6 +870,11 @@ static void node_complete(struct sim *s, struct node *n)
 	/* Figure 8 fodder: a leader that dies with entries nobody else got */
 	if (n->role == RAFT_LEADER && rd->n_entries && chance(s, 1, sc == RAFT_SIM_SCENARIO_FIGURE8 ? 3 : 25))
 		den = 1;
+	/* a vote granted and persisted but never sent: after the restart the
+	 * node must still remember it (nothing else tells it) */
+	for (size_t k = 0; k < rd->n_msgs && den > 50; k++)
+		if (rd->msgs[k].type == RAFT_MSG_VOTE_RESP && !rd->msgs[k].reject)
+			den = 50;
 	if (has(s, RAFT_SIM_CRASH) && rd->n_msgs && chance(s, 1, den)) {
 		node_crash(s, n, 20 + below(s, 300)); /* persisted, but nothing sent */
 		return;
@@ -763,11 +882,13 @@ static void node_complete(struct sim *s, struct node *n)
 	for (size_t k = 0; k < rd->n_msgs; k++) {
 		if (rd->msgs[k].to > s->n_ids)
 			continue;
+		check_promise(s, n, &rd->msgs[k]);
 		if (rd->msgs[k].type == RAFT_MSG_SNAP)
 			s->res->snapshots_sent++;
 		net_send(s, msg_copy_raft(s, &rd->msgs[k]), true);
 	}
 	if (rd->snapshot) {
+		check_snapshot_conf(s, n, &rd->snapshot->meta, "installs");
 		kv_decode(&n->kv, rd->snapshot->data, rd->snapshot->len);
 		n->applied = rd->snapshot->meta.index;
 		s->res->snapshots_installed++;
@@ -781,6 +902,15 @@ static void node_complete(struct sim *s, struct node *n)
 	for (size_t k = 0; k < rd->n_reads; k++) {
 		uint32_t c = (uint32_t)(rd->reads[k].ctx >> 32), seq = (uint32_t)rd->reads[k].ctx;
 		if (c >= 1 && c <= s->cfg.clients && n->pend[c].active && n->pend[c].seq == seq && n->pend[c].kind == OP_GET) {
+			/* a read barrier (ReadIndex or lease) must cover every entry
+			 * committed before the read arrived: sooner than any client
+			 * could notice a stale answer */
+			if (rd->reads[k].index < n->pend[c].commit_floor) {
+				violate(s, "read index: node %u confirms a read at index %llu, but index %llu was committed before the read arrived",
+				        n->id, (unsigned long long)rd->reads[k].index,
+				        (unsigned long long)n->pend[c].commit_floor);
+				return;
+			}
 			n->pend[c].have_index = 1;
 			n->pend[c].read_index = rd->reads[k].index;
 		}
@@ -807,9 +937,13 @@ static uint64_t disk_latency(struct sim *s)
 	return 10 + below(s, 40);
 }
 
+static void observe(struct sim *s, struct node *n);
+
 static void node_ready(struct sim *s, struct node *n)
 {
-	if (!raft_ready(n->r, &n->rd))
+	bool any = raft_ready(n->r, &n->rd);
+	observe(s, n); /* the leader's commit may move in raft_ready */
+	if (!any)
 		return;
 	n->stalled = true;
 	n->done_at = s->now + disk_latency(s);
@@ -820,12 +954,18 @@ static void node_ready(struct sim *s, struct node *n)
 static void host_request(struct sim *s, struct node *n, const struct client_req *q)
 {
 	uint32_t c = q->client;
+	if (q->seq < n->pend[c].seq)
+		return; /* a late copy of a request its client has moved past: as if lost (it must not clobber the newer one) */
 	if (q->kind == OP_GET) {
 		if (raft_read_index(n->r, (uint64_t)c << 32 | q->seq) < 0) {
 			send_resp(s, n, c, q->seq, ST_NOT_LEADER, 0, 0);
 			return;
 		}
-		n->pend[c] = (struct pend){.seq = q->seq, .kind = OP_GET, .key = q->key, .active = 1};
+		struct pend *p = &n->pend[c];
+		/* a duplicated request asks again, and either barrier may answer
+		 * it: the floor is that of the first arrival */
+		uint64_t floor = p->seq == q->seq && p->kind == OP_GET ? p->commit_floor : raft_ledger_committed(s->ledger);
+		*p = (struct pend){.seq = q->seq, .kind = OP_GET, .key = q->key, .active = 1, .commit_floor = floor};
 		return;
 	}
 	uint8_t cmd[CMD_LEN];
@@ -1085,7 +1225,6 @@ static void faults_step(struct sim *s)
 			s->res->partitions++;
 			s->pin_target = l; /* clients keep talking to the old leader */
 			s->pin_until = s->now + 3000;
-			s->stopped_clock = l; /* and its clock stops: only what needs no clock may hold */
 		} else if (sc == RAFT_SIM_SCENARIO_SNAPSHOT_BEHIND) {
 			uint32_t f = l % s->cfg.nodes + 1;
 			memset(s->cut, 0, sizeof s->cut);
@@ -1106,47 +1245,77 @@ static void faults_step(struct sim *s)
 
 /* ------------------------------------------------------------ checks */
 
-static void check_leader_completeness(struct sim *s, struct node *n, const struct raft_status *st)
+/* Dissertation 4.1: one membership change at a time -- a leader appends
+ * a configuration entry only once the previous one is committed, so its
+ * log never holds two past its commit index (two changes in flight can
+ * make two majorities that do not overlap).  Only entries of its own term
+ * count: a new leader may hold two entries of an older term, the first
+ * committed by then, before it learns the commit index. */
+static void check_one_change(struct sim *s, struct node *n, const struct raft_status *st)
 {
-	uint64_t upto = s->applied_max;
-	if (st->last_index < upto) {
-		violate(s, "leader completeness: node %u leads term %llu with last index %llu, but index %llu was applied",
-		        n->id, (unsigned long long)st->term, (unsigned long long)st->last_index, (unsigned long long)upto);
+	uint64_t t;
+	if (raft_term_at(n->r, st->conf_index, &t) < 0 || t != st->term)
 		return;
-	}
-	for (uint64_t i = st->snap_index + 1; i <= upto; i++) {
-		uint64_t t;
-		if (!s->applied[i].set)
-			continue;
-		if (raft_term_at(n->r, i, &t) < 0 || t != s->applied[i].term) {
-			violate(s, "leader completeness: node %u leads term %llu without the applied entry at index %llu",
-			        n->id, (unsigned long long)st->term, (unsigned long long)i);
+	for (uint64_t i = st->commit + 1; i < st->conf_index; i++) {
+		const struct raft_entry *e = raft_entry_at(n->r, i);
+		if (e && e->type == RAFT_ENTRY_CONF && e->term == st->term) {
+			violate(s, "membership: leader %u has configuration entries at %llu and %llu, both past its commit index %llu",
+			        n->id, (unsigned long long)i, (unsigned long long)st->conf_index,
+			        (unsigned long long)st->commit);
 			return;
 		}
 	}
 }
 
-static void checks_step(struct sim *s)
+/* A leader commits index c of its term only once a majority of its
+ * voters hold that entry on disk (Figure 2, Leaders; an acknowledgement
+ * leaves only after the write).  The leader itself counts: its entries
+ * are persisted before any message that names them.  This is what makes
+ * "committed" survive any crash; a leader that counted a stale or
+ * premature acknowledgement fails it at once, before any harm shows. */
+static void check_commit_quorum(struct sim *s, struct node *n, const struct raft_status *st)
 {
-	for (uint32_t i = 1; i <= s->n_ids && !s->stop; i++) {
-		struct node *n = &s->nodes[i];
-		if (!n->up)
-			continue;
-		struct raft_status st;
-		raft_status(n->r, &st);
-		if (st.term < n->max_term)
-			violate(s, "node %u: term went back from %llu to %llu", i, (unsigned long long)n->max_term,
-			        (unsigned long long)st.term);
-		if (st.commit < n->max_commit)
-			violate(s, "node %u: commit index went back from %llu to %llu", i, (unsigned long long)n->max_commit,
-			        (unsigned long long)st.commit);
-		n->max_term = st.term;
-		n->max_commit = st.commit;
-		bool newly = st.role == RAFT_LEADER && (n->role != RAFT_LEADER || n->role_term != st.term);
-		n->role = st.role;
-		n->role_term = st.term;
-		if (!newly)
-			continue;
+	uint64_t c = st->commit, t;
+	if (raft_term_at(n->r, c, &t) < 0)
+		return;
+	uint64_t holders = 1ull << n->id;
+	for (uint64_t v = st->conf.voters & ~holders; v; v &= v - 1) {
+		struct node *f = &s->nodes[__builtin_ctzll(v)];
+		if (c <= f->snap_meta.index)
+			holders |= v & -v; /* compacted: it was committed there */
+		else if (c - f->snap_meta.index <= f->log_n && f->log[c - f->snap_meta.index - 1].term == t)
+			holders |= v & -v;
+	}
+	if (__builtin_popcountll(holders & st->conf.voters) <= __builtin_popcountll(st->conf.voters) / 2)
+		violate(s, "commit: leader %u commits index %llu of term %llu, but only %d of its %d voters hold it on disk",
+		        n->id, (unsigned long long)c, (unsigned long long)t, __builtin_popcountll(holders & st->conf.voters),
+		        __builtin_popcountll(st->conf.voters));
+}
+
+/* Election safety, leader completeness and the commit index: looked at
+ * after every input a node takes (not once a step), so that a leadership
+ * or a commit that lasts less than a step is seen too.  raft/ledger keeps
+ * what has been committed and in which term. */
+static void observe(struct sim *s, struct node *n)
+{
+	if (!n->up || s->stop)
+		return;
+	struct raft_status st;
+	raft_status(n->r, &st);
+	uint32_t i = n->id;
+	if (st.term < n->max_term)
+		violate(s, "node %u: term went back from %llu to %llu", i, (unsigned long long)n->max_term,
+		        (unsigned long long)st.term);
+	if (st.commit < n->max_commit)
+		violate(s, "node %u: commit index went back from %llu to %llu", i, (unsigned long long)n->max_commit,
+		        (unsigned long long)st.commit);
+	bool newly = st.role == RAFT_LEADER && (n->role != RAFT_LEADER || n->role_term != st.term);
+	bool leads = st.role == RAFT_LEADER || (n->role == RAFT_LEADER && n->role_term == st.term);
+	n->role = st.role;
+	n->role_term = st.term;
+	n->max_term = st.term;
+	char why[256];
+	if (newly) {
 		while (st.term >= s->term_cap) {
 			size_t cap = s->term_cap ? s->term_cap * 2 : 256;
 			s->term_leader = realloc(s->term_leader, cap * sizeof *s->term_leader);
@@ -1169,8 +1338,58 @@ static void checks_step(struct sim *s)
 				s->last_leader_term = st.term;
 			}
 		}
-		check_leader_completeness(s, n, &st);
+		if (raft_ledger_leader(s->ledger, n->r, why, sizeof why) != 0) {
+			violate(s, "%s", why);
+			return;
+		}
 	}
+	if (st.commit > n->max_commit && leads)
+		check_commit_quorum(s, n, &st);
+	if (st.role == RAFT_LEADER && st.conf_index > st.commit)
+		check_one_change(s, n, &st);
+	if (st.commit > n->max_commit) {
+		int rc = raft_ledger_commit(s->ledger, n->r, n->max_commit, leads, why, sizeof why);
+		INVARIANT(rc != -ENOMEM);
+		if (rc != 0)
+			violate(s, "%s", why);
+	}
+	n->max_commit = st.commit;
+}
+
+static void checks_step(struct sim *s)
+{
+	for (uint32_t i = 1; i <= s->n_ids && !s->stop; i++)
+		observe(s, &s->nodes[i]);
+}
+
+/* Rules about one message, checked right after the node took it:
+ *   - Figure 2, AppendEntries receiver 5: a follower sets its commit index
+ *     to min(leaderCommit, index of last new entry) -- only what the
+ *     append proved matches the leader's log, whatever else its log holds;
+ *   - Figure 2, All servers: a response from an older term is stale and
+ *     changes nothing (no term, role, commit or log change, no message). */
+static void check_step(struct sim *s, struct node *n, const struct raft_msg *m, const struct raft_status *before)
+{
+	struct raft_status st;
+	raft_status(n->r, &st);
+	if (m->type == RAFT_MSG_APP && st.role != RAFT_LEADER) {
+		uint64_t last_new = m->index + m->n_entries;
+		uint64_t bound = m->commit < last_new ? m->commit : last_new;
+		if (st.commit > before->commit && st.commit > bound)
+			violate(s, "commit: node %u takes commit index %llu from an append of term %llu that matched the leader's log only up to %llu (leader commit %llu)",
+			        n->id, (unsigned long long)st.commit, (unsigned long long)m->term, (unsigned long long)last_new,
+			        (unsigned long long)m->commit);
+		return;
+	}
+	bool resp = m->type == RAFT_MSG_APP_RESP || m->type == RAFT_MSG_VOTE_RESP || m->type == RAFT_MSG_PREVOTE_RESP ||
+	            m->type == RAFT_MSG_HEARTBEAT_RESP || m->type == RAFT_MSG_READ_INDEX_RESP;
+	if (!resp || m->term >= before->term)
+		return;
+	if (st.term != before->term || st.role != before->role || st.commit != before->commit ||
+	    st.last_index != before->last_index || st.msgs_queued != before->msgs_queued)
+		violate(s, "stale response: node %u (%s, term %llu) acts on a %s of term %llu from node %u", n->id,
+		        raft_role_name(before->role), (unsigned long long)before->term, raft_msg_type_name(m->type),
+		        (unsigned long long)m->term, m->from);
 }
 
 /* ------------------------------------------------------------ the loop */
@@ -1195,10 +1414,15 @@ static void deliver(struct sim *s, struct net_msg *x)
 		heap_push(s, x);
 		return;
 	}
-	if (x->kind == K_RAFT)
+	if (x->kind == K_RAFT) {
+		struct raft_status before;
+		raft_status(n->r, &before);
 		raft_step(n->r, &x->m);
-	else
+		check_step(s, n, &x->m, &before);
+		observe(s, n);
+	} else {
 		host_request(s, n, &x->req);
+	}
 	msg_free(s, x);
 }
 
@@ -1230,9 +1454,12 @@ static void sim_free(struct sim *s)
 		}
 	}
 	free(s->term_leader);
+	free(s->vote_of);
+	free(s->confs);
 	free(s->applied);
 	free(s->lm);
 	lin_history_free(s->hist);
+	raft_ledger_free(s->ledger);
 }
 
 int raft_sim_run(const struct raft_sim_config *cfg, struct raft_sim_result *res)
@@ -1252,8 +1479,12 @@ int raft_sim_run(const struct raft_sim_config *cfg, struct raft_sim_result *res)
 	uint64_t x = cfg->seed;
 	for (int i = 0; i < 4; i++)
 		s->rng[i] = splitmix64(&x);
+	s->rng_late = cfg->seed ^ 0x6a09e667f3bcc909ull;
 	s->hist = lin_history_new();
-	if (!s->hist) {
+	s->ledger = raft_ledger_new();
+	if (!s->hist || !s->ledger) {
+		lin_history_free(s->hist);
+		raft_ledger_free(s->ledger);
 		free(s);
 		return -ENOMEM;
 	}
@@ -1265,6 +1496,7 @@ int raft_sim_run(const struct raft_sim_config *cfg, struct raft_sim_result *res)
 	uint64_t voters = 0;
 	for (uint32_t i = 1; i <= cfg->nodes; i++)
 		voters |= 1ull << i;
+	s->boot_conf.voters = voters;
 	for (uint32_t i = 1; i <= s->n_ids; i++) {
 		struct node *n = &s->nodes[i];
 		n->id = i;
@@ -1289,8 +1521,6 @@ int raft_sim_run(const struct raft_sim_config *cfg, struct raft_sim_result *res)
 			struct node *n = &s->nodes[i];
 			if (!n->up || (s->now + i * 3) % TICK_MS || frozen(s, n))
 				continue; /* a paused process misses its ticks */
-			if (i == s->stopped_clock && s->now < s->pin_until)
-				continue;
 			if (n->stalled)
 				n->pending_ticks++;
 			else
@@ -1314,6 +1544,12 @@ int raft_sim_run(const struct raft_sim_config *cfg, struct raft_sim_result *res)
 	if (!res->violations) {
 		struct lin_result lr;
 		int v = lin_check(s->hist, cfg->lin_budget, &lr);
+		/* "unknown" could hide a violation: before giving up, search
+		 * again with sixteen times the default budget */
+		if (v == LIN_UNKNOWN && cfg->lin_budget == 0)
+			v = lin_check(s->hist, 16 * LIN_BUDGET_DEFAULT, &lr);
+		if (v == LIN_UNKNOWN)
+			res->lin_keys_unknown = lr.keys_unknown;
 		res->linearizable = v < 0 ? "unknown" : lin_verdict_name(v);
 		if (v == LIN_VIOLATION) {
 			s->now = lr.time;

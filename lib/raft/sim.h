@@ -10,7 +10,17 @@
  *   - at most one leader per term (election safety);
  *   - log matching: two persisted entries with the same index and term
  *     carry the same payload and follow the same previous term;
- *   - leader completeness: a new leader's log holds every applied entry;
+ *   - leader completeness: a new leader's log holds every entry committed
+ *     in a lower term (Raft thesis 3.6.3; see raft/ledger.h);
+ *   - a follower commits only entries some leader has committed there;
+ *   - a leader's commit is on a majority of its voters' disks when it
+ *     commits, and it has one membership change of its term in flight;
+ *   - a message's promise is on disk when it leaves (an ack's entries, a
+ *     vote), and a node votes once per term across restarts;
+ *   - a snapshot records the configuration in force at its index;
+ *   - a read barrier covers every entry committed before the read came;
+ *   - a follower's commit index stays within what an append proved
+ *     (Figure 2, AppendEntries 5); a stale response changes nothing;
  *   - state machine safety: every node applies the same entry at an index,
  *     and reaches the same state after it;
  *   - a node's term and commit index never go back (across restarts too);
@@ -70,7 +80,7 @@ struct raft_sim_config {
 	bool lease_read;
 	bool pre_vote;           /* default true */
 	enum raft_sim_scenario scenario;
-	uint64_t lin_budget;     /* linearizability search steps per key; 0 = default */
+	uint64_t lin_budget;     /* linearizability search steps per key; 0 = default, and 16x on "unknown" */
 };
 
 void raft_sim_config_default(struct raft_sim_config *cfg);
@@ -86,6 +96,7 @@ struct raft_sim_result {
 	uint64_t crashes, partitions, pauses, snapshots_sent, snapshots_installed;
 	uint64_t conf_changes, transfers;
 	const char *linearizable; /* "ok", "violation", "unknown", "skipped" */
+	uint64_t lin_keys_unknown; /* keys whose search ran out of budget (after one retry with 16x) */
 	int violations;          /* 0 or 1: the run stops at the first */
 	uint64_t violation_step;
 	char violation[512];     /* the invariant, in words, with the node and index */

@@ -6,13 +6,15 @@
 #          delivery instant, 100-byte entries proposed 512 between Readies;
 #          entries committed per second on one core.  The bar: 2M/s.
 #   sim    dsys-raft sim over 50 seeds on 3, 5 and 7 nodes with every fault:
-#          simulated steps (milliseconds) per second of wall time, and the
-#          seconds a 500-seed sweep like make test's would take (bar: 5 min).
+#          simulated steps (milliseconds) and seeds per second of wall time
+#          on one core, the seconds a 500-seed sweep like make test's would
+#          take (bar: 5 min), and the minutes make soak's 200,000 seeds
+#          would take spread over this machine's cores.
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/bench/lib.sh
 . "$here/lib.sh"
 BENCH_ROW_LABEL=run
-BENCH_COLUMNS="entries_per_s steps_per_s sweep500_s"
+BENCH_COLUMNS="entries_per_s steps_per_s seeds_per_s sweep500_s soak200k_min"
 BENCH_RATIOS=""
 bench_init raft || exit 1
 bench_need jq || exit 1
@@ -38,7 +40,9 @@ sim_run() { # CASE NAME ROUND
 	steps=$(jq -s 'map(.steps) | add' "$BENCH_OUT")
 	bench_record "$1" "$2" "$3" \
 		steps_per_s="$(awk -v s="$steps" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", s / (b - a) }')" \
-		sweep500_s="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) * 10 }')"
+		seeds_per_s="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", 50 / (b - a) }')" \
+		sweep500_s="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) * 10 }')" \
+		soak200k_min="$(awk -v a="$t0" -v b="$t1" -v c="$(nproc)" 'BEGIN { printf "%.1f", (b - a) * 4000 / c / 60 }')"
 }
 
 bench_rounds core "3-node-100B" core_run

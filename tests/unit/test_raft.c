@@ -874,6 +874,39 @@ static void test_lost_appends_repaired(void)
 	net_free(net);
 }
 
+/* Seed 705 of `dsys-raft sim --no-pre-vote --nodes 3,5,7 --ticks 2000`
+ * (and seed 9 with pre-vote): a follower acknowledges entries of term 2,
+ * and before its Ready is built an append of term 3 truncates them.  The
+ * Ready persists the term-3 log, so an ack of the term-2 entries must not
+ * leave with it: leader 2, still in term 2, would count it. */
+static void test_ack_of_truncated_entries(void)
+{
+	struct raft *r = lone(1, false, VOTERS3);
+	struct raft_entry e2[3] = {{.term = 2, .index = 1}, {.term = 2, .index = 2, .data = (const uint8_t *)"a", .len = 1},
+	                           {.term = 2, .index = 3, .data = (const uint8_t *)"b", .len = 1}};
+	struct raft_msg m = {.type = RAFT_MSG_APP, .from = 2, .to = 1, .term = 2, .entries = e2, .n_entries = 3};
+	raft_step(r, &m);
+	struct raft_entry e3 = {.term = 3, .index = 2, .data = (const uint8_t *)"c", .len = 1};
+	m = (struct raft_msg){.type = RAFT_MSG_APP, .from = 3, .to = 1, .term = 3, .index = 1, .log_term = 2,
+	                      .entries = &e3, .n_entries = 1};
+	raft_step(r, &m);
+	struct raft_ready rd;
+	ok(raft_ready(r, &rd), "both appends are answered in one Ready");
+	ok(rd.n_entries == 2 && rd.entries[1].term == 3, "which persists index 1 of term 2 and index 2 of term 3");
+	int stale = 0, fresh = 0;
+	for (size_t k = 0; k < rd.n_msgs; k++) {
+		const struct raft_msg *x = &rd.msgs[k];
+		if (x->type != RAFT_MSG_APP_RESP || x->reject)
+			continue;
+		stale += x->to == 2 && x->index >= 2;
+		fresh += x->to == 3 && x->index == 2 && x->term == 3;
+	}
+	is_int(stale, 0, "no acknowledgement of the truncated term-2 entries leaves");
+	is_int(fresh, 1, "the term-3 append is acknowledged");
+	raft_advance(r, &rd);
+	raft_free(r);
+}
+
 int main(void)
 {
 	test_single_node();
@@ -905,5 +938,6 @@ int main(void)
 	test_transfer_lagging();
 	test_proposal_limits();
 	test_lost_appends_repaired();
+	test_ack_of_truncated_entries();
 	return tap_done();
 }

@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "raft/ledger.h"
+#include "raft/raft.h"
 #include "raft/sim.h"
 #include "tap.h"
 
@@ -98,8 +100,123 @@ static void test_where(void)
 	ok(!raft_sim_where(&seed, &step), "outside a run there is no seed and step to report");
 }
 
+/* ------------------------------------------------ the ledger, by hand */
+
+static struct raft *node(uint32_t id, uint64_t voters)
+{
+	struct raft *r;
+	struct raft_config cfg;
+	raft_config_default(&cfg);
+	cfg.id = id;
+	cfg.pre_vote = false;
+	cfg.check_quorum = false;
+	raft_new(&r, &cfg);
+	struct raft_snapshot snap = {.meta = {.conf = {.voters = voters}}};
+	raft_restore(r, NULL, &snap, NULL, 0);
+	return r;
+}
+
+/* Run r's Ready (its disk always succeeds) and keep its messages of one
+ * type in out[] (copied; entries are not kept, none is needed here). */
+static size_t ready(struct raft *r, uint8_t type, struct raft_msg *out, size_t max)
+{
+	struct raft_ready rd;
+	size_t n = 0;
+	if (!raft_ready(r, &rd))
+		return 0;
+	for (size_t k = 0; k < rd.n_msgs; k++)
+		if (rd.msgs[k].type == type && n < max)
+			out[n++] = rd.msgs[k];
+	raft_advance(r, &rd);
+	return n;
+}
+
+static bool lead(struct raft *r)
+{
+	struct raft_status st;
+	raft_status(r, &st);
+	return st.role == RAFT_LEADER;
+}
+
+/* Seed 19933 of `dsys-raft sim --nodes 3 --ticks 2000 --faults all`, which
+ * the old check called a lost commit: node 2 campaigns for term 1 and node
+ * 1 grants it, but the grant is delayed; node 3 wins term 2 and commits
+ * index 1; then the grant arrives and node 2 leads term 1 without index 1.
+ * Raft promises a committed entry only to leaders of higher terms. */
+static void test_ledger_stale_candidate(void)
+{
+	const uint64_t v3 = 1u << 1 | 1u << 2 | 1u << 3;
+	struct raft *r1 = node(1, v3), *r2 = node(2, v3), *r3 = node(3, v3);
+	struct raft_ledger *l = raft_ledger_new();
+	char why[256] = "";
+	struct raft_msg votes[4], resp[4], app[4], ack[4];
+
+	raft_campaign(r2);
+	ready(r2, RAFT_MSG_VOTE, votes, 4);
+	raft_step(r1, &votes[0]);
+	is_int((int)ready(r1, RAFT_MSG_VOTE_RESP, resp, 4), 1, "node 1 grants node 2 its vote for term 1");
+	ok(!resp[0].reject && resp[0].term == 1, "and the grant is held back by the network");
+	raft_step(r3, &votes[1]);
+	ready(r3, RAFT_MSG_VOTE_RESP, &resp[1], 1); /* node 3's grant is held back too */
+
+	raft_campaign(r3);
+	ready(r3, RAFT_MSG_VOTE, votes, 4);
+	raft_step(r1, votes[0].to == 1 ? &votes[0] : &votes[1]);
+	struct raft_msg grant;
+	ready(r1, RAFT_MSG_VOTE_RESP, &grant, 1);
+	raft_step(r3, &grant);
+	ok(lead(r3), "node 3 wins term 2 with node 1's vote");
+	ready(r3, RAFT_MSG_APP, app, 4);
+	raft_step(r1, app[0].to == 1 ? &app[0] : &app[1]);
+	ready(r1, RAFT_MSG_APP_RESP, ack, 4);
+	raft_step(r3, &ack[0]);
+	struct raft_status st;
+	raft_status(r3, &st);
+	is_int((int)st.commit, 1, "and commits its no-op at index 1");
+	is_int(raft_ledger_commit(l, r3, 0, true, why, sizeof why), 0, "the ledger records index 1 as committed in term 2");
+
+	raft_step(r2, &resp[0]); /* the delayed grant */
+	ok(lead(r2), "node 2 then leads term 1 on the delayed grant");
+	raft_status(r2, &st);
+	ok(st.term == 1 && st.last_index == 1, "with its own no-op at index 1");
+	is_int(raft_ledger_leader(l, r2, why, sizeof why), 0,
+	       "and leader completeness holds: index 1 was committed in a later term");
+
+	/* strict all the same: a leader of term 3 without index 1 is caught */
+	struct raft *lone;
+	struct raft_config cfg;
+	raft_config_default(&cfg);
+	cfg.id = 2;
+	raft_new(&lone, &cfg);
+	struct raft_snapshot snap = {.meta = {.conf = {.voters = 1u << 2}}};
+	struct raft_entry e = {.term = 1, .index = 1};
+	struct raft_hard_state hs = {.term = 2};
+	raft_restore(lone, &hs, &snap, &e, 1);
+	raft_campaign(lone);
+	ok(lead(lone), "a node whose log has term 1 at index 1 leads term 3");
+	is_int(raft_ledger_leader(l, lone, why, sizeof why), -1, "and is caught: index 1 was committed in term 2");
+	ok(strstr(why, "leader completeness: node 2 leads term 3 without index 1") != NULL, "naming node, term and index");
+
+	/* a follower may not commit what no leader has */
+	struct raft *f = node(1, v3);
+	struct raft_entry ents[2] = {{.term = 2, .index = 1}, {.term = 2, .index = 2}};
+	struct raft_msg m = {.type = RAFT_MSG_APP, .from = 3, .to = 1, .term = 2, .commit = 2, .entries = ents,
+	                     .n_entries = 2};
+	raft_step(f, &m);
+	is_int(raft_ledger_commit(l, f, 0, false, why, sizeof why), -1,
+	       "a follower that commits past every leader's commit is caught");
+	ok(strstr(why, "beyond any leader's commit (1)") != NULL, "naming the leader's commit");
+	raft_free(f);
+	raft_free(lone);
+	raft_free(r1);
+	raft_free(r2);
+	raft_free(r3);
+	raft_ledger_free(l);
+}
+
 int main(void)
 {
+	test_ledger_stale_candidate();
 	test_determinism();
 	test_quiet_cluster();
 	test_single_node();
