@@ -144,7 +144,9 @@ struct http_response {
  * hold a connection by sending an endless head).  Up to
  * HTTP_MAX_EMPTY_LINES empty lines (CRLF or LF) before the request-line
  * are skipped, as RFC 9112 section 2.2 says a server SHOULD; they are part
- * of the returned length and of m.head_len, and one more is a 400.
+ * of the returned length and of m.head_len (which may so pass
+ * max_header_bytes by at most 2 * HTTP_MAX_EMPTY_LINES, room that
+ * http_parse_buffer_size counts), and one more is a 400.
  */
 int http_parse_request(const char *buf, size_t len, const struct http_limits *lim,
                        struct http_request *req);

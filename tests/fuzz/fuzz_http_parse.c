@@ -112,14 +112,19 @@ static int drive_head(int resp, const uint8_t *d, size_t n, const struct http_li
 			check_span(b, (size_t)whole, rq.path, rq.path_len);
 			check_span(b, (size_t)whole, rq.query, rq.query_len);
 			check_span(b, (size_t)whole, rq.host, rq.host_len);
-			CHECK(rq.method_str == b && rq.method_len > 0 && rq.method_len <= HTTP_MAX_METHOD);
+			/* up to HTTP_MAX_EMPTY_LINES empty lines may come before the method */
+			size_t lead = 0;
+			while (lead < (size_t)whole && (b[lead] == '\r' || b[lead] == '\n'))
+				lead++;
+			CHECK(lead <= 2 * HTTP_MAX_EMPTY_LINES);
+			CHECK(rq.method_str == b + lead && rq.method_len > 0 && rq.method_len <= HTTP_MAX_METHOD);
 			CHECK(rq.target_len > 0 && rq.target_len <= lim->max_uri);
 			CHECK(rq.m.version_minor == 0 || rq.host);
 			if (rq.m.body_kind == HTTP_BODY_LENGTH)
 				CHECK(rq.m.content_length > 0 && rq.m.content_length <= lim->max_body);
 			CHECK(rq.m.body_kind != HTTP_BODY_EOF);
 		}
-		CHECK(m->head_len <= lim->max_header_bytes);
+		CHECK(m->head_len <= lim->max_header_bytes + (resp ? 0 : 2 * HTTP_MAX_EMPTY_LINES));
 		CHECK(parse_copy(resp, d, (size_t)whole, lim, method, &rq, &rs, NULL) == whole);
 	}
 	free(b);
