@@ -186,10 +186,10 @@ endif
 # The Raft simulator beyond make test: `make soak` sweeps 200,000 seeds
 # (SOAK_SEEDS) over every core, `make mutants` plants each bug of
 # tests/mutants/ and reports which sweep catches it.
-soak: all
+soak: deps-test all
 	$(Q)$(TEST_ENV) bash tests/mutants/soak.sh
 
-mutants: all
+mutants: deps-test all
 	$(Q)$(TEST_ENV) bash tests/mutants/run.sh
 
 # ---------------------------------------------------------------- bench, demo
@@ -209,7 +209,7 @@ DEB_DEMO  := jq curl
 DEB_TEST  := $(DEB_DEMO) clang libclang-rt-dev bats bats-assert bats-support \
              mandoc man-db socat redis-server redis-tools nginx-light \
              libhttp-parser-dev valgrind python3 procps iproute2 strace zsh util-linux \
-             etcd-server etcd-client
+             etcd-server etcd-client patch
 DEB_BENCH := wrk nginx-light h2o python3 procps util-linux redis-tools
 
 deps:
