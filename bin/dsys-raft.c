@@ -310,16 +310,8 @@ static int sim_main(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	cli_init("dsys-raft");
-	if (argc > 1 && strcmp(argv[1], "sim") == 0)
+	static const char *const names[] = {"sim", NULL};
+	if (cli_subcommand(names, argc, argv) == 0)
 		return sim_main(argc - 1, argv + 1);
-	int first = 0;
-	int r = cli_parse(&top_spec, argc, argv, NULL, NULL, &first);
-	if (r >= 0)
-		return r;
-	if (first < argc)
-		cli_error("unknown command '%s'", argv[first]);
-	else
-		cli_error("no command given");
-	fprintf(stderr, "Try 'dsys-raft --help' for more information.\n");
-	return EXIT_USAGE;
+	return cli_no_subcommand(&top_spec, argc, argv, NULL, NULL);
 }

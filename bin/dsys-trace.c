@@ -765,24 +765,10 @@ int main(int argc, char **argv)
 {
 	sigaction(SIGPIPE, NULL, &sigpipe_at_start);
 	cli_init("dsys-trace");
-	if (argc > 1) {
-		if (!strcmp(argv[1], "exec"))
-			return cmd_exec(argc - 1, argv + 1);
-		if (!strcmp(argv[1], "start"))
-			return cmd_start(argc - 1, argv + 1);
-		if (!strcmp(argv[1], "event"))
-			return cmd_event(argc - 1, argv + 1);
-		if (!strcmp(argv[1], "end"))
-			return cmd_end(argc - 1, argv + 1);
-	}
-	int first = 0;
-	int r = cli_parse(&top_spec, argc, argv, NULL, NULL, &first);
-	if (r >= 0)
-		return r;
-	if (first < argc)
-		cli_error("unknown command '%s'", argv[first]);
-	else
-		cli_error("no command given");
-	fprintf(stderr, "Try 'dsys-trace --help' for more information.\n");
-	return EXIT_USAGE;
+	static const char *const names[] = {"exec", "start", "event", "end", NULL};
+	static int (*const mains[])(int, char **) = {cmd_exec, cmd_start, cmd_event, cmd_end};
+	int k = cli_subcommand(names, argc, argv);
+	if (k >= 0)
+		return mains[k](argc - 1, argv + 1);
+	return cli_no_subcommand(&top_spec, argc, argv, NULL, NULL);
 }

@@ -223,7 +223,7 @@ FIGURE8=(--seed 1 --seeds 300 --nodes 3,5,7 --ticks 2000 --scenario figure8)
 	[ "$status" -eq 2 ]
 	run dsys-raft frobnicate
 	[ "$status" -eq 2 ]
-	[[ "$output" == *"unknown command 'frobnicate'"* ]]
+	[[ "$output" == *"unknown subcommand 'frobnicate'"* ]]
 }
 
 @test "raft sim: options fall back to DSYS_SIM_SEED, DSYS_SIM_TICKS and DSYS_SIM_FAULTS, flags win" {

@@ -283,19 +283,8 @@ static int run(int argc, char **argv)
 
 	int known = find_subcommand(argc, argv);
 	const char *sub = known >= 0 ? argv[1] : NULL;
-	if (known < 0) {
-		/* no subcommand: --help, --version, --list-options, or a usage error */
-		int first;
-		int r = cli_parse(&main_spec, argc, argv, on_option, &cfg, &first);
-		if (r >= 0)
-			return r;
-		if (first < argc)
-			cli_error("unknown subcommand '%s'", argv[first]);
-		else
-			cli_error("missing subcommand");
-		fprintf(stderr, "Try 'dsys-counter --help' for more information.\n");
-		return EXIT_USAGE;
-	}
+	if (known < 0)   /* --help, --version, --list-options, or a usage error */
+		return cli_no_subcommand(&main_spec, argc, argv, on_option, &cfg);
 	cfg.sub = sub;
 	char prog[64];
 	snprintf(prog, sizeof prog, "dsys-counter %s", sub);

@@ -477,23 +477,10 @@ int main(int argc, char **argv)
 	cfg.kill_after_ms = DEFAULT_KILL_AFTER_MS;
 	lock_options_init(&cfg.lopt);
 
-	const char *sub = argc > 1 ? argv[1] : NULL;
-	int known = -1;
-	for (int i = 0; sub && subcommands[i]; i++)
-		if (!strcmp(sub, subcommands[i]))
-			known = i;
-	if (known < 0) {
-		int first;
-		int r = cli_parse(&main_spec, argc, argv, on_option, &cfg, &first);
-		if (r >= 0)
-			return r;
-		if (first < argc)
-			cli_error("unknown subcommand '%s'", argv[first]);
-		else
-			cli_error("missing subcommand");
-		fprintf(stderr, "Try 'dsys-lock --help' for more information.\n");
-		return EXIT_USAGE;
-	}
+	int known = cli_subcommand(subcommands, argc, argv);
+	if (known < 0)
+		return cli_no_subcommand(&main_spec, argc, argv, on_option, &cfg);
+	const char *sub = argv[1];
 	cfg.sub = sub;
 	char prog[64];
 	snprintf(prog, sizeof prog, "dsys-lock %s", sub);

@@ -102,6 +102,31 @@ unsigned cli_ncpu(void)
 	return n > 0 ? (unsigned)n : 1;
 }
 
+int cli_subcommand(const char *const *names, int argc, char **argv)
+{
+	if (argc < 2)
+		return -1;
+	for (int i = 0; names[i]; i++)
+		if (!strcmp(argv[1], names[i]))
+			return i;
+	return -1;
+}
+
+int cli_no_subcommand(const struct cli_spec *top, int argc, char **argv,
+                      cli_option_fn fn, void *ctx)
+{
+	int first;
+	int r = cli_parse(top, argc, argv, fn, ctx, &first);
+	if (r >= 0)
+		return r;
+	if (first < argc)
+		cli_error("unknown subcommand '%s'", argv[first]);
+	else
+		cli_error("missing subcommand");
+	fprintf(stderr, "Try '%s --help' for more information.\n", top->prog);
+	return EXIT_USAGE;
+}
+
 void cli_usage(const struct cli_spec *spec, int to_stderr)
 {
 	FILE *f = to_stderr ? stderr : stdout;

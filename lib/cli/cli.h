@@ -99,6 +99,18 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print --help for a spec (used by programs whose subcommand is missing). */
 void cli_usage(const struct cli_spec *spec, int to_stderr);
 
+/*
+ * Subcommand dispatch, the same in every program that has them.
+ * cli_subcommand returns the index of argv[1] in the NULL-ended table
+ * names, or -1.  When it is -1, the program calls cli_no_subcommand with
+ * its top-level spec: that parses --help, --version and --list-options
+ * (returning EXIT_OK), and otherwise says "unknown subcommand 'X'" or
+ * "missing subcommand" with a hint and returns EXIT_USAGE.
+ */
+int cli_subcommand(const char *const *names, int argc, char **argv);
+int cli_no_subcommand(const struct cli_spec *top, int argc, char **argv,
+                      cli_option_fn fn, void *ctx);
+
 /* The value parsers (numbers, durations, sizes, HOST:PORT) are
  * lib/base/parse.h's parse_*; cli_opt_uint and cli_bad_value add the
  * option's name to a failure. */
