@@ -3,6 +3,8 @@
 # Everything is found by pattern, so adding a module or a program needs no
 # edit here:
 #   lib/LAYER/*.c            -> build/libdsys.a (lib/ is one folder per layer)
+#   lib/LAYER/*.proto        -> build/gen/lib/LAYER/*.pb-c.[ch] (protoc-c), into
+#                               libdsys.a; included as "LAYER/NAME.pb-c.h"
 #   bin/dsys-NAME.c          -> build/bin/dsys-NAME
 #   bin/dsys-NAME/*.c        -> build/bin/dsys-NAME (a program in several files)
 #   tests/unit/test_*.c      -> build/tests/test_* (each a C unit test, TAP output)
@@ -27,12 +29,12 @@ SHELL     := /bin/bash
 PREFIX    ?= /usr/local
 BUILD     ?= build
 CC        ?= cc
-PKGS      := libuv hiredis libcjson libcurl
+PKGS      := libuv hiredis libcjson libcurl libnghttp2 libprotobuf-c zlib libbrotlienc libbrotlidec
 CONFIG    := $(BUILD)/config.mk
 OPT       ?= -O2
 CFLAGS    ?= $(OPT) -g
 WARN      := -Wall -Wextra -Werror -Wno-unused-parameter
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -Ilib $(PKG_CFLAGS) -MMD -MP
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -Ilib -I$(BUILD)/gen/lib $(PKG_CFLAGS) -MMD -MP
 LDLIBS     = $(PKG_LIBS) -lm -lpthread
 VERSION   := $(shell cat VERSION 2>/dev/null || echo 0.1.0)
 ALL_CFLAGS += -DDSYS_VERSION='"$(VERSION)"'
@@ -45,7 +47,12 @@ endif
 
 LIB_SRC   := $(wildcard lib/*/*.c)
 LIB_HDR   := $(wildcard lib/*/*.h)
-LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# Protocol Buffers messages: each .proto beside the code that uses it,
+# compiled by protoc-c; every object waits for the generated headers.
+PROTO_SRC := $(wildcard lib/*/*.proto)
+PROTO_C   := $(PROTO_SRC:lib/%.proto=$(BUILD)/gen/lib/%.pb-c.c)
+PROTO_H   := $(PROTO_C:.c=.h)
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o) $(PROTO_C:%.c=%.o)
 LIB_A     := $(BUILD)/libdsys.a
 
 PROG_SINGLE := $(patsubst bin/%.c,%,$(wildcard bin/dsys-*.c))
@@ -89,7 +96,16 @@ $(CONFIG): Makefile tests/deps.sh
 	  echo "PKG_CFLAGS := $$(pkg-config --cflags $(PKGS))"; \
 	  echo "PKG_LIBS := $$(pkg-config --libs $(PKGS))"; } > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/%.o: %.c
+$(BUILD)/gen/lib/%.pb-c.c $(BUILD)/gen/lib/%.pb-c.h: lib/%.proto
+	@mkdir -p $(BUILD)/gen/lib
+	@$(if $(Q),echo "  PROTOC  $<")
+	$(Q)protoc-c --proto_path=lib --c_out=$(BUILD)/gen/lib $<
+
+$(BUILD)/gen/lib/%.pb-c.o: $(BUILD)/gen/lib/%.pb-c.c
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.c | $(PROTO_H)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
@@ -101,7 +117,7 @@ $(LIB_A): $(LIB_OBJ)
 # A program is its bin/ file (or folder) linked against libdsys.  Its
 # objects go under $(BUILD)/obj/, so a folder's objects (bin/dsys-x/*.o)
 # cannot collide with the program file $(BUILD)/bin/dsys-x.
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c | $(PROTO_H)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
@@ -156,10 +172,14 @@ check: deps-test
 	  SKIP_FUZZ=1 test
 
 # ---------------------------------------------------------------- fuzz
-FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Ilib $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Ilib -I$(BUILD)/gen/lib $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined
 # lib/ is compiled once with the fuzzer's instrumentation, for all targets.
-FUZZ_LIB_OBJ := $(LIB_SRC:lib/%.c=$(BUILD)/fuzz/obj/%.o)
-$(BUILD)/fuzz/obj/%.o: lib/%.c $(LIB_HDR)
+FUZZ_LIB_OBJ := $(LIB_SRC:lib/%.c=$(BUILD)/fuzz/obj/%.o) $(PROTO_C:$(BUILD)/gen/lib/%.c=$(BUILD)/fuzz/obj/%.o)
+$(BUILD)/fuzz/obj/%.o: lib/%.c $(LIB_HDR) | $(PROTO_H)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  FUZZCC  $<")
+	$(Q)clang $(subst -fsanitize=fuzzer,-fsanitize=fuzzer-no-link,$(FUZZ_CFLAGS)) -DDSYS_VERSION='"$(VERSION)"' -c -o $@ $<
+$(BUILD)/fuzz/obj/%.pb-c.o: $(BUILD)/gen/lib/%.pb-c.c $(PROTO_H)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  FUZZCC  $<")
 	$(Q)clang $(subst -fsanitize=fuzzer,-fsanitize=fuzzer-no-link,$(FUZZ_CFLAGS)) -DDSYS_VERSION='"$(VERSION)"' -c -o $@ $<
@@ -204,12 +224,14 @@ demo: deps-demo all
 # missing ones (apt-get update first: a fresh machine has no package
 # lists), with sudo when not root, and names any it cannot install.
 # Every package a test, the demo or a benchmark runs is named here.
-DEB_BUILD := pkg-config libuv1-dev libhiredis-dev libcjson-dev libcurl4-openssl-dev
+DEB_BUILD := pkg-config libuv1-dev libhiredis-dev libcjson-dev libcurl4-openssl-dev \
+             libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler zlib1g-dev libbrotli-dev
 DEB_DEMO  := jq curl
 DEB_TEST  := $(DEB_DEMO) clang libclang-rt-dev bats bats-assert bats-support \
              mandoc man-db socat redis-server redis-tools nginx-light \
              libhttp-parser-dev valgrind python3 procps iproute2 strace zsh util-linux \
-             etcd-server etcd-client patch
+             etcd-server etcd-client patch prometheus nghttp2-client protobuf-compiler \
+             python3-grpcio python3-etcd3 python3-brotli
 DEB_BENCH := wrk nginx-light h2o python3 procps util-linux redis-tools
 
 deps:

@@ -51,3 +51,16 @@ setup() {
 	assert_output --partial 'lib/lock/lock.c: includes "counter/counter.h": lib/lock/ may not include lib/counter/'
 	assert_output --partial 'lib/newlayer/ is not a known layer'
 }
+
+@test "layers: a message header counts as its .proto's layer, and one with no .proto is refused" {
+	printf 'syntax = "proto3";\nmessage M { int32 a = 1; }\n' >"$copy/lib/obs/m.proto"
+	printf '#include "obs/m.pb-c.h"\n' >>"$copy/lib/http/route.c"
+	run "$copy/tests/layers.sh" "$copy"
+	assert_success
+	printf '#include "obs/m.pb-c.h"\n' >>"$copy/lib/base/buf.c"
+	printf '#include "http/none.pb-c.h"\n' >>"$copy/lib/store/url.c"
+	run "$copy/tests/layers.sh" "$copy"
+	assert_failure 1
+	assert_output --partial 'lib/base/buf.c: includes "obs/m.pb-c.h": lib/base/ may not include lib/obs/'
+	assert_output --partial 'lib/store/url.c: includes "http/none.pb-c.h", which is not in lib/'
+}

@@ -40,12 +40,17 @@ for f in lib/*/*.[ch]; do
 		*) echo "$f: includes \"$inc\" without its folder"; bad=1; continue ;;
 		esac
 		to=${inc%%/*}
+		# a message header protoc-c makes from lib/LAYER/NAME.proto
+		case $inc in
+		*.pb-c.h) [ -e "lib/${inc%.pb-c.h}.proto" ] && src=lib/${inc%.pb-c.h}.proto || src= ;;
+		*) src=lib/$inc ;;
+		esac
 		if [ "$to" = "$layer" ]; then
-			[ "$layer" = cli ] || [ -e "lib/$inc" ] || { echo "$f: includes \"$inc\", which is not in lib/"; bad=1; }
+			[ "$layer" = cli ] || [ -e "$src" ] || { echo "$f: includes \"$inc\", which is not in lib/"; bad=1; }
 			continue
 		fi
 		theirs=$(rank "$to")
-		if [ -z "$theirs" ] || [ ! -e "lib/$inc" ]; then
+		if [ -z "$theirs" ] || [ ! -e "$src" ]; then
 			echo "$f: includes \"$inc\", which is not in lib/"
 			bad=1
 		elif [ "$to" = cli ]; then
