@@ -509,6 +509,13 @@ bench() {
 	python3 -c 'import sys, xml.dom.minidom as m; m.parse(sys.argv[1])' "$BATS_TEST_TMPDIR/cmp.svg"
 	run bench plot "$BATS_TEST_TMPDIR/nonexistent.json" -o "$BATS_TEST_TMPDIR/x.svg"
 	assert_failure 2
+	# -o - is stdout, and a full stdout says so as every program does
+	run --separate-stderr bash -c "'$BIN/dsys-bench' plot '$BATS_TEST_TMPDIR/a.json' -o - >/dev/full"
+	assert_failure 1
+	assert_equal "$stderr" "dsys-bench: write error: No space left on device"
+	run --separate-stderr bash -c "'$BIN/dsys-bench' plot '$BATS_TEST_TMPDIR/a.json' -o - | head -c 1 >/dev/null; echo \${PIPESTATUS[0]}"
+	assert_equal "$output" 0
+	assert_equal "$stderr" ""
 }
 
 @test "bench: --find-max reports the highest rate that met --slo" {

@@ -22,6 +22,9 @@
 
 #define PLOT_MAX_POINTS 4096
 
+/* The exit status of a failed write to stdout (cli_write_error's). */
+static int write_status = EXIT_USAGE;
+
 static int write_file(const char *path, const struct buf *b)
 {
 	FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "w");
@@ -31,6 +34,11 @@ static int write_file(const char *path, const struct buf *b)
 	}
 	size_t n = fwrite(b->data, 1, b->len, f);
 	int bad = n != b->len || (f == stdout ? fflush(f) : fclose(f)) != 0;
+	if (bad && f == stdout) {
+		/* stdout says it as every program does: EPIPE quiet, else "write error" */
+		write_status = cli_write_error(errno);
+		return -1;
+	}
 	if (bad) {
 		cli_error("cannot write '%s': %s", path, strerror(errno));
 		return -1;
@@ -167,6 +175,7 @@ int plot_main(int argc, char **argv)
 	int r = cli_parse(&plot_spec, argc, argv, on_plot_option, &o, &first);
 	if (r >= 0)
 		return r;
+	cli_set_prog("dsys-bench");   /* what went wrong past the options is the program's */
 	size_t n = (size_t)(argc - first);
 	if (n == 0 || !o.output) {
 		cli_error(n == 0 ? "no result files given" : "no output file given (-o FILE.svg)");
@@ -194,8 +203,10 @@ int plot_main(int argc, char **argv)
 	struct buf b = BUF_INIT;
 	r = svg_plot_percentiles(&b, o.title, ss, n);
 	int rc = EXIT_OK;
-	if (r < 0 || write_file(o.output, &b) < 0)
+	if (r < 0)
 		rc = EXIT_USAGE;
+	else if (write_file(o.output, &b) < 0)
+		rc = write_status;
 	buf_free(&b);
 	free(pts);
 	return rc;
