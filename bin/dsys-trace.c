@@ -186,7 +186,12 @@ static int export_span(const struct opts *o, const struct trace_span *sp,
 		failed++;
 	} else if (rc >= 0) {
 		tried++;
-		if (otlp_post(&cfg, line.data, line.len, err, sizeof err) < 0) {
+		struct buf body = BUF_INIT;
+		const struct otlp_item it = {.resource = res, .span = sp};
+		otlp_codec_encode(cfg.encoding, &it, 1, &body);
+		int prc = otlp_post(&cfg, body.data, body.len, err, sizeof err);
+		buf_free(&body);
+		if (prc < 0) {
 			cli_error("%s", err);
 			failed++;
 		}

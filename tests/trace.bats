@@ -317,8 +317,11 @@ span() {
 }
 
 # start_receiver [PLAN]...: tests/otlp_receiver.py on a free loopback
-# port; sets RECV_PORT, and RECV_LOG to the file of requests it got
+# port; sets RECV_PORT, and RECV_LOG to the file of requests it got.
+# Exports OTEL_EXPORTER_OTLP_PROTOCOL=http/json, as most checks read the
+# body as JSON; the protobuf tests unset it again.
 start_receiver() {
+	export OTEL_EXPORTER_OTLP_PROTOCOL=http/json
 	RECV_LOG=$BATS_TEST_TMPDIR/received.jsonl
 	local portfile=$BATS_TEST_TMPDIR/recv.port
 	rm -f "$portfile" "$RECV_LOG"
@@ -581,4 +584,78 @@ PY
 	# the child carries the tracestate, and the block has its event
 	[ "$(span true | jq -r .traceState)" = a=1 ]
 	[ "$(span block | jq -r '.events[0].name')" = ev ]
+}
+
+# raw_body N: the Nth request's body (1-based), as bytes
+raw_body() {
+	sed -n "${1}p" "$RECV_LOG" | jq -r .raw | xxd -r -p
+}
+
+# our .proto files compiled for Python into $BATS_TEST_TMPDIR/pb
+compile_protos() {
+	mkdir -p "$BATS_TEST_TMPDIR/pb"
+	protoc --proto_path="$BATS_TEST_DIRNAME/../lib" --python_out="$BATS_TEST_TMPDIR/pb" \
+		obs/otlp_common.proto obs/otlp_trace.proto obs/otlp_logs.proto
+}
+
+@test "trace otlp: http/protobuf is the default, sent as application/x-protobuf with OTLP's field numbers" {
+	start_receiver
+	unset OTEL_EXPORTER_OTLP_PROTOCOL
+	TRACEPARENT=00-$TID-$SID-01 OTEL_SERVICE_NAME=pbsvc OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RECV_PORT \
+		run --separate-stderr dsys-trace exec --name only-pb --attr n:int=7 -- sh -c 'exit 2'
+	assert_failure 2
+	[ -z "$stderr" ]
+	[ "$(received)" -eq 1 ]
+	jq -e '.path == "/v1/traces" and .content_type == "application/x-protobuf" and .body == null' "$RECV_LOG"
+	raw_body 1 >"$BATS_TEST_TMPDIR/req.bin"
+	run protoc --decode_raw <"$BATS_TEST_TMPDIR/req.bin"
+	assert_success
+	dec=$output
+	# ExportTraceServiceRequest.resource_spans = 1 { resource = 1, scope_spans = 2 { spans = 2 } }
+	[[ "$dec" == *'1 {'*'1 {'*'1 {'*'1: "service.name"'*'2 {'*'1: "pbsvc"'* ]]
+	# Span: name = 5, kind = 6 (internal), parent_span_id = 4, flags = 16 (fixed32),
+	# start/end fixed64 = 7/8, status = 15 { code = 3 (error) }
+	grep -q '5: "only-pb"' <<<"$dec"
+	grep -q '6: 1$' <<<"$dec"
+	grep -q '16: 0x00000001' <<<"$dec"
+	grep -Eq '^ *7: 0x[0-9a-f]{16}$' <<<"$dec"
+	grep -Eq '^ *8: 0x[0-9a-f]{16}$' <<<"$dec"
+	grep -Eq '^ *3: 2$' <<<"$dec"
+	grep -q '4: "\\267\\255kqi 31"' <<<"$dec"
+}
+
+@test "trace otlp: the protobuf body decodes with our .proto to the same span as the JSON line" {
+	compile_protos
+	start_receiver
+	export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
+	OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RECV_PORT \
+		run --separate-stderr dsys-trace exec --name both --attr s=x --attr b:bool=true --attr d:double=1.5 -- true
+	assert_success
+	raw_body 1 >"$BATS_TEST_TMPDIR/req.bin"
+	run "$DSYS_PY" - "$BATS_TEST_TMPDIR/pb" "$BATS_TEST_TMPDIR/req.bin" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+from google.protobuf import json_format
+from obs import otlp_trace_pb2
+req = otlp_trace_pb2.ExportTraceServiceRequest()
+req.ParseFromString(open(sys.argv[2], "rb").read())
+s = req.resource_spans[0].scope_spans[0].spans[0]
+a = {kv.key: kv.value for kv in s.attributes}
+print(len(req.resource_spans), s.name, s.trace_id.hex(), s.span_id.hex(), s.start_time_unix_nano,
+      s.end_time_unix_nano, a["s"].string_value, a["b"].bool_value, a["d"].double_value, s.status.code,
+      req.resource_spans[0].scope_spans[0].scope.name)
+PY
+	assert_success
+	line=$(jq -c '.resourceSpans[0].scopeSpans[0].spans[0]' "$DSYS_TRACE_FILE")
+	want="1 both $(jq -r .traceId <<<"$line") $(jq -r .spanId <<<"$line") $(jq -r .startTimeUnixNano <<<"$line") $(jq -r .endTimeUnixNano <<<"$line") x True 1.5 $(jq -r .status.code <<<"$line") dsys"
+	[ "$output" = "$want" ]
+}
+
+@test "trace otlp: grpc is reported as not spoken and http/protobuf sent instead" {
+	start_receiver
+	OTEL_EXPORTER_OTLP_PROTOCOL=grpc OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RECV_PORT \
+		run --separate-stderr dsys-trace exec -- true
+	assert_success
+	[[ "$stderr" == *"OTLP protocol 'grpc' is not supported; sending http/protobuf"* ]]
+	jq -e '.content_type == "application/x-protobuf"' "$RECV_LOG"
 }
