@@ -288,7 +288,9 @@ span() {
 	zc=$BATS_TEST_DIRNAME/../completions/zsh/_dsys-trace
 	run bash_complete "$bc" dsys-trace ''
 	assert_success
-	[ "$(echo $output)" = "exec start event end" ]
+	[ "$(echo $output)" = "exec start event end log" ]
+	run bash_complete "$bc" dsys-trace log --level w
+	[ "$(echo $output)" = "warn" ]
 	run bash_complete "$bc" dsys-trace exec --k
 	assert_output --partial --kind
 	run bash_complete "$bc" dsys-trace end --
@@ -297,7 +299,7 @@ span() {
 	run bash_complete "$bc" dsys-trace exec --kind c
 	[ "$(echo $output)" = "client consumer" ]
 	run zsh_complete "$zc" dsys-trace ''
-	[ "$(echo $output)" = "exec start event end" ]
+	[ "$(echo $output)" = "exec start event end log" ]
 	run zsh_complete "$zc" dsys-trace start --
 	assert_output --partial --spool
 	run zsh_complete "$zc" dsys-trace end --status ''
@@ -658,4 +660,84 @@ PY
 	assert_success
 	[[ "$stderr" == *"OTLP protocol 'grpc' is not supported; sending http/protobuf"* ]]
 	jq -e '.content_type == "application/x-protobuf"' "$RECV_LOG"
+}
+
+# records: every log record of the file, one compact JSON object per line
+records() {
+	jq -c '.resourceLogs[].scopeLogs[].logRecords[]' "$DSYS_TRACE_FILE"
+}
+
+@test "trace log: plain lines become records of the current span, at --level" {
+	TRACEPARENT=00-$TID-$SID-01 run --separate-stderr dsys-trace log --level warn <<<$'first line\nsecond'
+	assert_success
+	[ -z "$output" ]
+	[ "$(records | wc -l)" -eq 2 ]
+	records | head -1 | jq -e --arg t $TID --arg s $SID \
+		'.body.stringValue == "first line" and .severityNumber == 13 and .severityText == "WARN"
+		 and .traceId == $t and .spanId == $s and .flags == 1 and (.timeUnixNano | test("^[0-9]+$"))'
+	jq -e '.resourceLogs[0].resource.attributes[] | select(.key == "service.name") | .value.stringValue == "dsys-trace"' \
+		<(head -1 "$DSYS_TRACE_FILE")
+}
+
+@test "trace log: a JSON line gives its message, level, ids and fields; --service names the service" {
+	run --separate-stderr dsys-trace log --service store \
+		<<<'{"message":"disk full","level":"error","trace_id":"'$TID'","span_id":"'$SID'","disk":"sda","pct":97}'
+	assert_success
+	r=$(records)
+	jq -e --arg t $TID '.body.stringValue == "disk full" and .severityNumber == 17 and .traceId == $t' <<<"$r"
+	jq -e '[.attributes[] | {(.key): .value}] | add == {"disk":{"stringValue":"sda"},"pct":{"intValue":"97"}}' <<<"$r"
+	jq -e '.resourceLogs[0].resource.attributes[0].value.stringValue == "store"' "$DSYS_TRACE_FILE"
+	# a JSON line without a message is a plain line; no trace context: no ids
+	run dsys-trace log <<<'{"other":1}'
+	assert_success
+	records | tail -1 | jq -e '.body.stringValue == "{\"other\":1}" and (has("traceId") | not)'
+}
+
+@test "trace log: with no file and no endpoint the records go to stdout; a bad level exits 2" {
+	unset DSYS_TRACE_FILE
+	run --separate-stderr dsys-trace log <<<"to stdout"
+	assert_success
+	jq -e '.resourceLogs[0].scopeLogs[0].logRecords[0].body.stringValue == "to stdout"' <<<"$output"
+	run -2 dsys-trace log --level loud </dev/null
+	[[ "$output" == *"loud"* ]]
+}
+
+@test "trace log: records go to the OTLP endpoint's v1/logs in batches, in both encodings" {
+	unset DSYS_TRACE_FILE
+	start_receiver
+	OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RECV_PORT run --separate-stderr dsys-trace log < <(seq 1 5)
+	assert_success
+	[ -z "$output" ]
+	[ "$(received)" -eq 1 ]
+	jq -e '.path == "/v1/logs" and ([.body.resourceLogs[].scopeLogs[].logRecords[].body.stringValue] == ["1","2","3","4","5"])' "$RECV_LOG"
+	# protobuf, and a batch size of 2: three requests
+	compile_protos
+	OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf OTEL_BSP_MAX_EXPORT_BATCH_SIZE=2 \
+		OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RECV_PORT run --separate-stderr dsys-trace log < <(seq 1 5)
+	assert_success
+	[ "$(received)" -eq 4 ]
+	run "$DSYS_PY" - "$BATS_TEST_TMPDIR/pb" "$RECV_LOG" <<'PY'
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from obs import otlp_logs_pb2
+out = []
+for line in open(sys.argv[2]).readlines()[1:]:
+    r = json.loads(line)
+    assert r["content_type"] == "application/x-protobuf" and r["path"] == "/v1/logs"
+    req = otlp_logs_pb2.ExportLogsServiceRequest()
+    req.ParseFromString(bytes.fromhex(r["raw"]))
+    out.append(",".join(lr.body.string_value + ":" + str(lr.severity_number)
+                        for rl in req.resource_logs for sl in rl.scope_logs for lr in sl.log_records))
+print(" ".join(out))
+PY
+	assert_success
+	assert_output "1:9,2:9 3:9,4:9 5:9"
+}
+
+@test "trace log: an endpoint that refuses makes the exit status 3 after all input is read" {
+	unset DSYS_TRACE_FILE
+	start_receiver 400:5
+	OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RECV_PORT run --separate-stderr dsys-trace log < <(seq 1 3)
+	assert_failure 3
+	[[ "$stderr" == *"3 of 3 log records were not taken"* ]]
 }
