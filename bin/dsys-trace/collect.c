@@ -33,8 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <zlib.h>
-
 #include "base/buf.h"
 #include "base/invariant.h"
 #include "base/json.h"
@@ -224,39 +222,6 @@ static int reenc_cb(void *ud, const struct otlp_item *it)
 
 /* ------------------------------------------------------------- requests */
 
-/* Inflate a gzip body into out, at most max bytes; 0, -EINVAL, -EFBIG */
-static int gunzip(const void *in, size_t n, uint64_t max, struct buf *out)
-{
-	z_stream zs;
-	memset(&zs, 0, sizeof zs);
-	if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
-		return -ENOMEM;
-	zs.next_in = (Bytef *)in;
-	zs.avail_in = (uInt)n;
-	int rc = 0;
-	for (;;) {
-		buf_reserve(out, 65536);
-		zs.next_out = (Bytef *)out->data + out->len;
-		zs.avail_out = 65536;
-		int z = inflate(&zs, Z_NO_FLUSH);
-		out->len += 65536 - zs.avail_out;
-		if (out->len > max) {
-			rc = -EFBIG;
-			break;
-		}
-		if (z == Z_STREAM_END) {
-			rc = zs.avail_in ? -EINVAL : 0; /* trailing bytes after the stream */
-			break;
-		}
-		if (z != Z_OK || (zs.avail_in == 0 && zs.avail_out != 0)) {
-			rc = -EINVAL;
-			break;
-		}
-	}
-	inflateEnd(&zs);
-	return rc;
-}
-
 struct req_ctx {
 	struct collect *c;
 	int sig;
@@ -331,7 +296,7 @@ static void handle_export(struct http_exchange *ex, void *arg)
 	const uint8_t *body = (const uint8_t *)ex->body;
 	size_t len = ex->body_len;
 	if (ce && value_is(ce, "gzip")) {
-		int rc = gunzip(ex->body, ex->body_len, c->max_inflated, &inflated);
+		int rc = otlp_codec_gunzip(ex->body, ex->body_len, c->max_inflated, &inflated);
 		if (rc < 0) {
 			buf_free(&inflated);
 			metrics_counter_inc(c->rejected);

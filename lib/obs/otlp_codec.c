@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <zlib.h>
 
 #include "base/invariant.h"
 #include "base/json.h"
@@ -986,5 +987,40 @@ long otlp_codec_decode(enum otlp_signal sig, enum otlp_encoding enc, const uint8
 	scratch_reset(d);
 	trace_attrs_free(&d->res);
 	free(d);
+	return rc;
+}
+
+int otlp_codec_gunzip(const void *in, size_t n, uint64_t max, struct buf *out)
+{
+	z_stream zs;
+	memset(&zs, 0, sizeof zs);
+	if (n > UINT32_MAX)
+		return -EFBIG;
+	if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
+		return -ENOMEM;
+	zs.next_in = (Bytef *)in;
+	zs.avail_in = (uInt)n;
+	int rc = 0;
+	for (;;) {
+		buf_reserve(out, 65536);
+		zs.next_out = (Bytef *)out->data + out->len;
+		zs.avail_out = 65536;
+		int z = inflate(&zs, Z_NO_FLUSH);
+		out->len += 65536 - zs.avail_out;
+		if (out->len > max) {
+			rc = -EFBIG;
+			break;
+		}
+		if (z == Z_STREAM_END) {
+			rc = zs.avail_in ? -EINVAL : 0; /* bytes after the stream */
+			break;
+		}
+		/* an error, or input used up with room left: a stream cut short */
+		if (z != Z_OK || (zs.avail_in == 0 && zs.avail_out != 0)) {
+			rc = -EINVAL;
+			break;
+		}
+	}
+	inflateEnd(&zs);
 	return rc;
 }

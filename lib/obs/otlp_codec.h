@@ -72,4 +72,11 @@ long otlp_codec_decode(enum otlp_signal sig, enum otlp_encoding enc, const uint8
  */
 int otlp_codec_json_merge(enum otlp_signal sig, const struct buf *parts, size_t n, struct buf *out);
 
+/*
+ * Inflate a gzip body (Content-Encoding: gzip) into out, at most max
+ * bytes, since a few kilobytes may inflate to gigabytes.  Returns 0,
+ * -EFBIG past max, or -EINVAL for a damaged stream or bytes after it.
+ */
+int otlp_codec_gunzip(const void *in, size_t n, uint64_t max, struct buf *out);
+
 #endif
