@@ -288,7 +288,7 @@ span() {
 	zc=$BATS_TEST_DIRNAME/../completions/zsh/_dsys-trace
 	run bash_complete "$bc" dsys-trace ''
 	assert_success
-	[ "$(echo $output)" = "exec start event end log" ]
+	[ "$(echo $output)" = "exec start event end log collect show" ]
 	run bash_complete "$bc" dsys-trace log --level w
 	[ "$(echo $output)" = "warn" ]
 	run bash_complete "$bc" dsys-trace exec --k
@@ -299,7 +299,7 @@ span() {
 	run bash_complete "$bc" dsys-trace exec --kind c
 	[ "$(echo $output)" = "client consumer" ]
 	run zsh_complete "$zc" dsys-trace ''
-	[ "$(echo $output)" = "exec start event end log" ]
+	[ "$(echo $output)" = "exec start event end log collect show" ]
 	run zsh_complete "$zc" dsys-trace start --
 	assert_output --partial --spool
 	run zsh_complete "$zc" dsys-trace end --status ''
@@ -740,4 +740,37 @@ PY
 	OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RECV_PORT run --separate-stderr dsys-trace log < <(seq 1 3)
 	assert_failure 3
 	[[ "$stderr" == *"3 of 3 log records were not taken"* ]]
+}
+
+@test "trace show: a recorded trace is drawn as the expected waterfall" {
+	run --separate-stderr dsys-trace show --file "$BATS_TEST_DIRNAME/trace_show/recorded.jsonl"
+	assert_success
+	diff -u "$BATS_TEST_DIRNAME/trace_show/expected.txt" <(printf '%s\n' "$output")
+	# the tree: deploy's child under it, the error marked, the log under its span
+	[[ "$output" == *$'*!   deploy'*$'\n       - ERROR rollout failed'*$'\n*      POST /incr'* ]]
+}
+
+@test "trace show: one trace by id, from stdin, as SVG too; an absent id exits 1" {
+	run --separate-stderr dsys-trace show --file - --svg "$BATS_TEST_TMPDIR/w.svg" 11111111111111111111111111111111 \
+		<"$BATS_TEST_DIRNAME/trace_show/recorded.jsonl"
+	assert_success
+	[ "${#lines[@]}" -eq 2 ]
+	[[ "${lines[1]}" == *"other"*"bench"*"500.0 us"* ]]
+	"$DSYS_PY" -c 'import sys, xml.dom.minidom as m; d = m.parse(sys.argv[1]); assert len(d.getElementsByTagName("rect")) == 1' \
+		"$BATS_TEST_TMPDIR/w.svg"
+	run -1 dsys-trace show --file "$BATS_TEST_DIRNAME/trace_show/recorded.jsonl" 22222222222222222222222222222222
+	run -2 dsys-trace show NOTHEX
+}
+
+@test "trace show: draws what exec wrote to DSYS_TRACE_FILE, and a pretty-printed OTLP JSON file" {
+	dsys-trace exec --name outer -- dsys-trace exec --name inner -- sh -c 'exit 4' || true
+	run --separate-stderr dsys-trace show
+	assert_success
+	[[ "${lines[0]}" == "trace "*"2 spans  1 service"* ]]
+	[[ "${lines[1]}" == "*! outer "* ]]
+	[[ "${lines[2]}" == "*!   inner "* ]]
+	head -1 "$DSYS_TRACE_FILE" | jq . >"$BATS_TEST_TMPDIR/pretty.json"
+	run --separate-stderr dsys-trace show --file "$BATS_TEST_TMPDIR/pretty.json"
+	assert_success
+	[[ "$output" == *"1 span  1 service"* ]]
 }

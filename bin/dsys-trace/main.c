@@ -778,9 +778,9 @@ int main(int argc, char **argv)
 {
 	sigaction(SIGPIPE, NULL, &sigpipe_at_start);
 	cli_init("dsys-trace");
-	static const char *const names[] = {"exec", "start", "event", "end", "log", "collect", NULL};
+	static const char *const names[] = {"exec", "start", "event", "end", "log", "collect", "show", NULL};
 	static int (*const mains[])(int, char **) = {cmd_exec, cmd_start, cmd_event, cmd_end, cmd_log,
-	                                             cmd_collect};
+	                                             cmd_collect, cmd_show};
 	int k = cli_subcommand(names, argc, argv);
 	if (k >= 0)
 		return mains[k](argc - 1, argv + 1);
