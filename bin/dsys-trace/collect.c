@@ -69,7 +69,8 @@ static const struct cli_spec collect_spec = {
 	"dsys-trace collect", "[OPTION]...",
 	"Receive OTLP/HTTP spans and logs; print one JSON line each; forward them.", collect_options,
 	"routes: POST /v1/traces, POST /v1/logs (application/x-protobuf or application/json,\n"
-	"  Content-Encoding gzip or none), GET /health, GET /metrics.\n",
+	"  Content-Encoding gzip or none), GET /health, GET /metrics.\n"
+	"--listen defaults to 127.0.0.1:4318 here, OTLP/HTTP's port.\n",
 };
 
 struct collect {
