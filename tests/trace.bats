@@ -774,3 +774,28 @@ PY
 	assert_success
 	[[ "$output" == *"1 span  1 service"* ]]
 }
+
+@test "trace log: the protobuf record has OTLP's LogRecord field numbers" {
+	unset DSYS_TRACE_FILE
+	start_receiver
+	unset OTEL_EXPORTER_OTLP_PROTOCOL
+	TRACEPARENT=00-$TID-$SID-01 OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RECV_PORT \
+		run --separate-stderr dsys-trace log --level warn <<<"only-body"
+	assert_success
+	jq -e '.path == "/v1/logs" and .content_type == "application/x-protobuf"' "$RECV_LOG"
+	raw_body 1 >"$BATS_TEST_TMPDIR/req.bin"
+	run protoc --decode_raw <"$BATS_TEST_TMPDIR/req.bin"
+	assert_success
+	dec=$output
+	# LogRecord: time_unix_nano = 1 and observed_time_unix_nano = 11 (fixed64),
+	# severity_number = 2, severity_text = 3, body = 5 { string_value = 1 },
+	# flags = 8 (fixed32), trace_id = 9, span_id = 10
+	grep -Eq '^ *1: 0x[0-9a-f]{16}$' <<<"$dec"
+	grep -Eq '^ *11: 0x[0-9a-f]{16}$' <<<"$dec"
+	grep -Eq '^ *2: 13$' <<<"$dec"
+	grep -q '3: "WARN"' <<<"$dec"
+	[[ "$dec" == *'5 {'*'1: "only-body"'* ]]
+	grep -q '8: 0x00000001' <<<"$dec"
+	grep -q '10: "\\267\\255kqi 31"' <<<"$dec"
+	grep -Eq '^ *9: "' <<<"$dec"
+}
