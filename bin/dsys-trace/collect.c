@@ -326,13 +326,16 @@ static void handle_export(struct http_exchange *ex, void *arg)
 			return;
 		}
 	}
-	struct req_ctx r = {.c = c, .sig = sig};
+	/* the lines of a request are built in a buffer kept per loop thread */
+	static __thread struct buf lines;
+	struct req_ctx r = {.c = c, .sig = sig, .lines = lines};
+	r.lines.len = 0;
 	char err[256] = "";
 	long n = otlp_codec_decode(sig, enc, body ? body : (const uint8_t *)"", len, item_cb, &r, err, sizeof err);
 	buf_free(&inflated);
 	buf_free(&r.one);
+	lines = r.lines; /* kept, with its allocation, for the next request */
 	if (n < 0) {
-		buf_free(&r.lines);
 		metrics_counter_inc(c->rejected);
 		http_respond_error(ex, 400, err);
 		return;
@@ -343,7 +346,8 @@ static void handle_export(struct http_exchange *ex, void *arg)
 			c->out_broken = true; /* a reader gone: go on forwarding */
 		pthread_mutex_unlock(&c->out_mu);
 	}
-	buf_free(&r.lines);
+	if (lines.cap > (4u << 20)) /* one huge request does not pin its memory */
+		buf_free(&lines);
 	metrics_counter_add(c->items[sig], (uint64_t)n);
 	if (c->wal && r.seq) {
 		/* acknowledged only once on disk; the sync thread groups the

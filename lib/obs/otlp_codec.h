@@ -30,6 +30,8 @@
  * no item of it is delivered.
  *
  * Ownership: items passed to the callback are valid during the call only.
+ * Threads: any, each decoding with scratch of its own (kept per thread;
+ * a callback that decodes in turn gets a fresh one).
  */
 #ifndef DSYS_OTLP_CODEC_H
 #define DSYS_OTLP_CODEC_H
