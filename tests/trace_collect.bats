@@ -142,3 +142,24 @@ PY
 	run -2 dsys-trace collect --forward ftp://x
 	run -2 dsys-trace collect extra
 }
+
+@test "collect: forwards spans and logs in JSON batches when the protocol says http/json" {
+	collector b
+	b_port=$C_PORT b_out=$C_OUT
+	OTEL_EXPORTER_OTLP_PROTOCOL=http/json OTEL_BSP_SCHEDULE_DELAY=200 OTEL_BSP_MAX_EXPORT_BATCH_SIZE=3 \
+		collector a --forward http://127.0.0.1:$b_port --quiet
+	export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$C_PORT
+	for i in 1 2 3 4; do dsys-trace exec --name j$i -- true; done
+	dsys-trace log <<<"a line"
+	for _ in $(seq 100); do
+		[ "$(grep -c '"name":"j' "$b_out")" -ge 4 ] && grep -q '"a line"' "$b_out" && break
+		sleep 0.05
+	done
+	[ "$(span_names "$b_out" | tr '\n' ' ')" = "j1 j2 j3 j4 " ]
+	grep -q '"stringValue":"a line"' "$b_out"
+	run metric "$C_PORT" 'otlp_forwarded_items_total{signal="traces"}'
+	assert_output 4
+	# four spans in batches of at most three: b took at least two requests
+	run metric "$b_port" 'http_requests_total{route="/v1/traces",code="200"}'
+	[ "$output" -ge 2 ]
+}
