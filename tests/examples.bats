@@ -37,3 +37,14 @@ setup() {
 	echo "$output" | jq -e '.ran_on | startswith("machine-")' >/dev/null
 	echo "$output" | jq -e '.fence == 1' >/dev/null
 }
+
+@test "examples: the traced deploy is one trace of its steps, drawn as a waterfall with their output" {
+	run --separate-stderr bash examples/traced-deploy.sh
+	[ "$status" -eq 0 ] || { echo "$stderr"; false; }
+	[[ "${lines[0]}" == "trace "*"5 spans"* ]] || { echo "$output"; false; }
+	[[ "${lines[1]}" == "*  deploy "* ]]
+	for step in build migrate smoke release; do
+		grep -qE "^[ *!]{2}   $step " <<<"$output" || { echo "no $step: $output"; false; }
+	done
+	grep -q -- '- INFO {"key":"deploys","value":1}' <<<"$output"
+}

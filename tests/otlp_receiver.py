@@ -4,7 +4,8 @@
 
 Listens on 127.0.0.1, a free port written to PORTFILE once it accepts.
 Each request is appended to LOG as one JSON line: {"path", "content_type",
-"headers" (names in lower case), "body"} (the body parsed as JSON, or null).  The answers follow the plan:
+"headers" (names in lower case), "body", "raw"} (the body parsed as JSON, or
+null; raw is the body in hex, for protobuf).  The answers follow the plan:
 each STATUS:COUNT answers COUNT requests with STATUS (and a Retry-After
 header of RETRY_AFTER seconds when given), in order; after the plan, 200.
 """
@@ -33,7 +34,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             f.write(json.dumps({"path": self.path,
                                 "content_type": self.headers.get("Content-Type"),
                                 "headers": {k.lower(): v for k, v in self.headers.items()},
-                                "body": body}) + "\n")
+                                "body": body, "raw": raw.hex()}) + "\n")
         status, retry_after = plan.pop(0) if plan else (200, None)
         out = b"{}"
         self.send_response(status)

@@ -288,7 +288,9 @@ span() {
 	zc=$BATS_TEST_DIRNAME/../completions/zsh/_dsys-trace
 	run bash_complete "$bc" dsys-trace ''
 	assert_success
-	[ "$(echo $output)" = "exec start event end" ]
+	[ "$(echo $output)" = "exec start event end log collect show" ]
+	run bash_complete "$bc" dsys-trace log --level w
+	[ "$(echo $output)" = "warn" ]
 	run bash_complete "$bc" dsys-trace exec --k
 	assert_output --partial --kind
 	run bash_complete "$bc" dsys-trace end --
@@ -297,7 +299,7 @@ span() {
 	run bash_complete "$bc" dsys-trace exec --kind c
 	[ "$(echo $output)" = "client consumer" ]
 	run zsh_complete "$zc" dsys-trace ''
-	[ "$(echo $output)" = "exec start event end" ]
+	[ "$(echo $output)" = "exec start event end log collect show" ]
 	run zsh_complete "$zc" dsys-trace start --
 	assert_output --partial --spool
 	run zsh_complete "$zc" dsys-trace end --status ''
@@ -317,8 +319,11 @@ span() {
 }
 
 # start_receiver [PLAN]...: tests/otlp_receiver.py on a free loopback
-# port; sets RECV_PORT, and RECV_LOG to the file of requests it got
+# port; sets RECV_PORT, and RECV_LOG to the file of requests it got.
+# Exports OTEL_EXPORTER_OTLP_PROTOCOL=http/json, as most checks read the
+# body as JSON; the protobuf tests unset it again.
 start_receiver() {
+	export OTEL_EXPORTER_OTLP_PROTOCOL=http/json
 	RECV_LOG=$BATS_TEST_TMPDIR/received.jsonl
 	local portfile=$BATS_TEST_TMPDIR/recv.port
 	rm -f "$portfile" "$RECV_LOG"
@@ -581,4 +586,216 @@ PY
 	# the child carries the tracestate, and the block has its event
 	[ "$(span true | jq -r .traceState)" = a=1 ]
 	[ "$(span block | jq -r '.events[0].name')" = ev ]
+}
+
+# raw_body N: the Nth request's body (1-based), as bytes
+raw_body() {
+	sed -n "${1}p" "$RECV_LOG" | jq -r .raw | xxd -r -p
+}
+
+# our .proto files compiled for Python into $BATS_TEST_TMPDIR/pb
+compile_protos() {
+	mkdir -p "$BATS_TEST_TMPDIR/pb"
+	protoc --proto_path="$BATS_TEST_DIRNAME/../lib" --python_out="$BATS_TEST_TMPDIR/pb" \
+		obs/otlp_common.proto obs/otlp_trace.proto obs/otlp_logs.proto
+}
+
+@test "trace otlp: http/protobuf is the default, sent as application/x-protobuf with OTLP's field numbers" {
+	start_receiver
+	unset OTEL_EXPORTER_OTLP_PROTOCOL
+	TRACEPARENT=00-$TID-$SID-01 OTEL_SERVICE_NAME=pbsvc OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RECV_PORT \
+		run --separate-stderr dsys-trace exec --name only-pb --attr n:int=7 -- sh -c 'exit 2'
+	assert_failure 2
+	[ -z "$stderr" ]
+	[ "$(received)" -eq 1 ]
+	jq -e '.path == "/v1/traces" and .content_type == "application/x-protobuf" and .body == null' "$RECV_LOG"
+	raw_body 1 >"$BATS_TEST_TMPDIR/req.bin"
+	run protoc --decode_raw <"$BATS_TEST_TMPDIR/req.bin"
+	assert_success
+	dec=$output
+	# ExportTraceServiceRequest.resource_spans = 1 { resource = 1, scope_spans = 2 { spans = 2 } }
+	[[ "$dec" == *'1 {'*'1 {'*'1 {'*'1: "service.name"'*'2 {'*'1: "pbsvc"'* ]]
+	# Span: name = 5, kind = 6 (internal), parent_span_id = 4, flags = 16 (fixed32),
+	# start/end fixed64 = 7/8, status = 15 { code = 3 (error) }
+	grep -q '5: "only-pb"' <<<"$dec"
+	grep -q '6: 1$' <<<"$dec"
+	grep -q '16: 0x00000001' <<<"$dec"
+	grep -Eq '^ *7: 0x[0-9a-f]{16}$' <<<"$dec"
+	grep -Eq '^ *8: 0x[0-9a-f]{16}$' <<<"$dec"
+	grep -Eq '^ *3: 2$' <<<"$dec"
+	grep -q '4: "\\267\\255kqi 31"' <<<"$dec"
+}
+
+@test "trace otlp: the protobuf body decodes with our .proto to the same span as the JSON line" {
+	compile_protos
+	start_receiver
+	export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
+	OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RECV_PORT \
+		run --separate-stderr dsys-trace exec --name both --attr s=x --attr b:bool=true --attr d:double=1.5 -- true
+	assert_success
+	raw_body 1 >"$BATS_TEST_TMPDIR/req.bin"
+	run "$DSYS_PY" - "$BATS_TEST_TMPDIR/pb" "$BATS_TEST_TMPDIR/req.bin" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+from google.protobuf import json_format
+from obs import otlp_trace_pb2
+req = otlp_trace_pb2.ExportTraceServiceRequest()
+req.ParseFromString(open(sys.argv[2], "rb").read())
+s = req.resource_spans[0].scope_spans[0].spans[0]
+a = {kv.key: kv.value for kv in s.attributes}
+print(len(req.resource_spans), s.name, s.trace_id.hex(), s.span_id.hex(), s.start_time_unix_nano,
+      s.end_time_unix_nano, a["s"].string_value, a["b"].bool_value, a["d"].double_value, s.status.code,
+      req.resource_spans[0].scope_spans[0].scope.name)
+PY
+	assert_success
+	line=$(jq -c '.resourceSpans[0].scopeSpans[0].spans[0]' "$DSYS_TRACE_FILE")
+	want="1 both $(jq -r .traceId <<<"$line") $(jq -r .spanId <<<"$line") $(jq -r .startTimeUnixNano <<<"$line") $(jq -r .endTimeUnixNano <<<"$line") x True 1.5 $(jq -r .status.code <<<"$line") dsys"
+	[ "$output" = "$want" ]
+}
+
+@test "trace otlp: grpc is reported as not spoken and http/protobuf sent instead" {
+	start_receiver
+	OTEL_EXPORTER_OTLP_PROTOCOL=grpc OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RECV_PORT \
+		run --separate-stderr dsys-trace exec -- true
+	assert_success
+	[[ "$stderr" == *"OTLP protocol 'grpc' is not supported; sending http/protobuf"* ]]
+	jq -e '.content_type == "application/x-protobuf"' "$RECV_LOG"
+}
+
+# records: every log record of the file, one compact JSON object per line
+records() {
+	jq -c '.resourceLogs[].scopeLogs[].logRecords[]' "$DSYS_TRACE_FILE"
+}
+
+@test "trace log: plain lines become records of the current span, at --level" {
+	TRACEPARENT=00-$TID-$SID-01 run --separate-stderr dsys-trace log --level warn <<<$'first line\nsecond'
+	assert_success
+	[ -z "$output" ]
+	[ "$(records | wc -l)" -eq 2 ]
+	records | head -1 | jq -e --arg t $TID --arg s $SID \
+		'.body.stringValue == "first line" and .severityNumber == 13 and .severityText == "WARN"
+		 and .traceId == $t and .spanId == $s and .flags == 1 and (.timeUnixNano | test("^[0-9]+$"))'
+	jq -e '.resourceLogs[0].resource.attributes[] | select(.key == "service.name") | .value.stringValue == "dsys-trace"' \
+		<(head -1 "$DSYS_TRACE_FILE")
+}
+
+@test "trace log: a JSON line gives its message, level, ids and fields; --service names the service" {
+	run --separate-stderr dsys-trace log --service store \
+		<<<'{"message":"disk full","level":"error","trace_id":"'$TID'","span_id":"'$SID'","disk":"sda","pct":97}'
+	assert_success
+	r=$(records)
+	jq -e --arg t $TID '.body.stringValue == "disk full" and .severityNumber == 17 and .traceId == $t' <<<"$r"
+	jq -e '[.attributes[] | {(.key): .value}] | add == {"disk":{"stringValue":"sda"},"pct":{"intValue":"97"}}' <<<"$r"
+	jq -e '.resourceLogs[0].resource.attributes[0].value.stringValue == "store"' "$DSYS_TRACE_FILE"
+	# a JSON line without a message is a plain line; no trace context: no ids
+	run dsys-trace log <<<'{"other":1}'
+	assert_success
+	records | tail -1 | jq -e '.body.stringValue == "{\"other\":1}" and (has("traceId") | not)'
+}
+
+@test "trace log: with no file and no endpoint the records go to stdout; a bad level exits 2" {
+	unset DSYS_TRACE_FILE
+	run --separate-stderr dsys-trace log <<<"to stdout"
+	assert_success
+	jq -e '.resourceLogs[0].scopeLogs[0].logRecords[0].body.stringValue == "to stdout"' <<<"$output"
+	run -2 dsys-trace log --level loud </dev/null
+	[[ "$output" == *"loud"* ]]
+}
+
+@test "trace log: records go to the OTLP endpoint's v1/logs in batches, in both encodings" {
+	unset DSYS_TRACE_FILE
+	start_receiver
+	OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RECV_PORT run --separate-stderr dsys-trace log < <(seq 1 5)
+	assert_success
+	[ -z "$output" ]
+	[ "$(received)" -eq 1 ]
+	jq -e '.path == "/v1/logs" and ([.body.resourceLogs[].scopeLogs[].logRecords[].body.stringValue] == ["1","2","3","4","5"])' "$RECV_LOG"
+	# protobuf, and a batch size of 2: three requests
+	compile_protos
+	OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf OTEL_BSP_MAX_EXPORT_BATCH_SIZE=2 \
+		OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RECV_PORT run --separate-stderr dsys-trace log < <(seq 1 5)
+	assert_success
+	[ "$(received)" -eq 4 ]
+	run "$DSYS_PY" - "$BATS_TEST_TMPDIR/pb" "$RECV_LOG" <<'PY'
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from obs import otlp_logs_pb2
+out = []
+for line in open(sys.argv[2]).readlines()[1:]:
+    r = json.loads(line)
+    assert r["content_type"] == "application/x-protobuf" and r["path"] == "/v1/logs"
+    req = otlp_logs_pb2.ExportLogsServiceRequest()
+    req.ParseFromString(bytes.fromhex(r["raw"]))
+    out.append(",".join(lr.body.string_value + ":" + str(lr.severity_number)
+                        for rl in req.resource_logs for sl in rl.scope_logs for lr in sl.log_records))
+print(" ".join(out))
+PY
+	assert_success
+	assert_output "1:9,2:9 3:9,4:9 5:9"
+}
+
+@test "trace log: an endpoint that refuses makes the exit status 3 after all input is read" {
+	unset DSYS_TRACE_FILE
+	start_receiver 400:5
+	OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RECV_PORT run --separate-stderr dsys-trace log < <(seq 1 3)
+	assert_failure 3
+	[[ "$stderr" == *"3 of 3 log records were not taken"* ]]
+}
+
+@test "trace show: a recorded trace is drawn as the expected waterfall" {
+	run --separate-stderr dsys-trace show --file "$BATS_TEST_DIRNAME/trace_show/recorded.jsonl"
+	assert_success
+	diff -u "$BATS_TEST_DIRNAME/trace_show/expected.txt" <(printf '%s\n' "$output")
+	# the tree: deploy's child under it, the error marked, the log under its span
+	[[ "$output" == *$'*!   deploy'*$'\n       - ERROR rollout failed'*$'\n*      POST /incr'* ]]
+}
+
+@test "trace show: one trace by id, from stdin, as SVG too; an absent id exits 1" {
+	run --separate-stderr dsys-trace show --file - --svg "$BATS_TEST_TMPDIR/w.svg" 11111111111111111111111111111111 \
+		<"$BATS_TEST_DIRNAME/trace_show/recorded.jsonl"
+	assert_success
+	[ "${#lines[@]}" -eq 2 ]
+	[[ "${lines[1]}" == *"other"*"bench"*"500.0 us"* ]]
+	"$DSYS_PY" -c 'import sys, xml.dom.minidom as m; d = m.parse(sys.argv[1]); assert len(d.getElementsByTagName("rect")) == 1' \
+		"$BATS_TEST_TMPDIR/w.svg"
+	run -1 dsys-trace show --file "$BATS_TEST_DIRNAME/trace_show/recorded.jsonl" 22222222222222222222222222222222
+	run -2 dsys-trace show NOTHEX
+}
+
+@test "trace show: draws what exec wrote to DSYS_TRACE_FILE, and a pretty-printed OTLP JSON file" {
+	dsys-trace exec --name outer -- dsys-trace exec --name inner -- sh -c 'exit 4' || true
+	run --separate-stderr dsys-trace show
+	assert_success
+	[[ "${lines[0]}" == "trace "*"2 spans  1 service"* ]]
+	[[ "${lines[1]}" == "*! outer "* ]]
+	[[ "${lines[2]}" == "*!   inner "* ]]
+	head -1 "$DSYS_TRACE_FILE" | jq . >"$BATS_TEST_TMPDIR/pretty.json"
+	run --separate-stderr dsys-trace show --file "$BATS_TEST_TMPDIR/pretty.json"
+	assert_success
+	[[ "$output" == *"1 span  1 service"* ]]
+}
+
+@test "trace log: the protobuf record has OTLP's LogRecord field numbers" {
+	unset DSYS_TRACE_FILE
+	start_receiver
+	unset OTEL_EXPORTER_OTLP_PROTOCOL
+	TRACEPARENT=00-$TID-$SID-01 OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$RECV_PORT \
+		run --separate-stderr dsys-trace log --level warn <<<"only-body"
+	assert_success
+	jq -e '.path == "/v1/logs" and .content_type == "application/x-protobuf"' "$RECV_LOG"
+	raw_body 1 >"$BATS_TEST_TMPDIR/req.bin"
+	run protoc --decode_raw <"$BATS_TEST_TMPDIR/req.bin"
+	assert_success
+	dec=$output
+	# LogRecord: time_unix_nano = 1 and observed_time_unix_nano = 11 (fixed64),
+	# severity_number = 2, severity_text = 3, body = 5 { string_value = 1 },
+	# flags = 8 (fixed32), trace_id = 9, span_id = 10
+	grep -Eq '^ *1: 0x[0-9a-f]{16}$' <<<"$dec"
+	grep -Eq '^ *11: 0x[0-9a-f]{16}$' <<<"$dec"
+	grep -Eq '^ *2: 13$' <<<"$dec"
+	grep -q '3: "WARN"' <<<"$dec"
+	[[ "$dec" == *'5 {'*'1: "only-body"'* ]]
+	grep -q '8: 0x00000001' <<<"$dec"
+	grep -q '10: "\\267\\255kqi 31"' <<<"$dec"
+	grep -Eq '^ *9: "' <<<"$dec"
 }

@@ -1,5 +1,5 @@
 /*
- * obs/otlp.c -- OTLP/HTTP export of JSON bodies.
+ * obs/otlp.c -- OTLP/HTTP export of request bodies.
  *
  * One blocking libcurl easy handle per export.  The whole export, every
  * attempt and every wait between them, fits inside one deadline taken
@@ -120,8 +120,11 @@ int otlp_config_from_env(struct otlp_config *c, const char *signal, char *err, s
 
 	snprintf(name, sizeof name, "OTEL_EXPORTER_OTLP_%s_PROTOCOL", up);
 	v = env2(name, "OTEL_EXPORTER_OTLP_PROTOCOL");
-	if (v && strcmp(v, "http/json")) {
-		snprintf(err, errlen, "OTLP protocol '%s' is not supported yet; sending http/json", v);
+	c->encoding = OTLP_PROTOBUF;
+	if (v && !strcmp(v, "http/json")) {
+		c->encoding = OTLP_JSON;
+	} else if (v && strcmp(v, "http/protobuf")) {
+		snprintf(err, errlen, "OTLP protocol '%s' is not supported; sending http/protobuf", v);
 		return 1;
 	}
 	return 0;
@@ -219,7 +222,9 @@ int otlp_post(const struct otlp_config *c, const char *body, size_t len, char *e
 		snprintf(err, errlen, "cannot start libcurl");
 		return -EIO;
 	}
-	struct curl_slist *hdr = cu.slist_append(NULL, "Content-Type: application/json");
+	struct curl_slist *hdr = cu.slist_append(NULL, c->encoding == OTLP_JSON
+	                                                       ? "Content-Type: application/json"
+	                                                       : "Content-Type: application/x-protobuf");
 	for (const char *p = c->headers; *p;) {
 		const char *nl = strchr(p, '\n');
 		INVARIANT(nl != NULL);

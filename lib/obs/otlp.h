@@ -1,5 +1,5 @@
 /*
- * obs/otlp.h -- OTLP/HTTP export of JSON bodies, as OpenTelemetry's
+ * obs/otlp.h -- OTLP/HTTP export of request bodies, as OpenTelemetry's
  * exporter specification says.
  *
  *   struct otlp_config cfg;
@@ -30,9 +30,10 @@
  * reads them (an API key for a hosted backend), sent with every request;
  * a value with a control character is refused, lest it split the header.
  *
- * Only http/json is spoken for now: OTEL_EXPORTER_OTLP_PROTOCOL (or its
- * _TRACES_ form) set to anything else is reported through err and the
- * export goes on as http/json.
+ * Encoding: OTEL_EXPORTER_OTLP_PROTOCOL (or its _TRACES_/_LOGS_ form),
+ * http/protobuf by default as the spec says, or http/json.  grpc, which
+ * we do not speak, is reported through err and the export goes on as
+ * http/protobuf (to the same URL: a gRPC port will refuse it).
  *
  * Blocking (libcurl's easy interface): meant for command-line programs
  * that export a span as they end.  Not thread-safe on first use
@@ -42,6 +43,8 @@
 #define DSYS_OTLP_H
 
 #include <stddef.h>
+
+#include "obs/otlp_codec.h"
 
 #define OTLP_URL_MAX 2048
 #define OTLP_DEFAULT_TIMEOUT_MS 10000
@@ -53,10 +56,11 @@ struct otlp_config {
 	char url[OTLP_URL_MAX];
 	long timeout_ms;
 	char headers[OTLP_HEADERS_MAX];  /* "Key: value" lines, each ending in '\n' */
+	enum otlp_encoding encoding;     /* of the bodies to post */
 };
 
 /*
- * Read the variables for signal ("traces", later "logs").  Returns 0
+ * Read the variables for signal ("traces" or "logs").  Returns 0
  * when an endpoint is set, -ENOENT when none is, -EINVAL for a bad value
  * (err says which).  A warning that does not stop the export (an
  * unsupported protocol) is returned as 1 with err set.
@@ -64,7 +68,8 @@ struct otlp_config {
 int otlp_config_from_env(struct otlp_config *c, const char *signal, char *err, size_t errlen);
 
 /*
- * POST body as application/json to c->url, with the retries above.
+ * POST body (application/x-protobuf or application/json, by c->encoding)
+ * to c->url, with the retries above.
  * Returns 0 after a 2xx answer, or -EIO / -ETIMEDOUT with err saying
  * what happened last.
  */

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -755,6 +756,36 @@ int trace_attrs_from_json(const json_value *arr, struct trace_attrs *l)
 void trace_span_json(const struct trace_span *sp, const struct trace_attrs *resource,
                      struct buf *out)
 {
+	trace_span_json_scoped(sp, resource, "dsys", DSYS_VERSION, out);
+}
+
+/* {"resource":{"attributes":[..]},"scope":{..} -- the head both signals share */
+static void json_resource_scope(struct json_writer *w, const struct trace_attrs *resource,
+                                const char *scopes_key, const char *scope_name,
+                                const char *scope_version)
+{
+	json_key(w, "resource");
+	json_obj_begin(w);
+	json_key(w, "attributes");
+	trace_attrs_json(w, resource);
+	if (resource->dropped)
+		json_kv_u64(w, "droppedAttributesCount", resource->dropped);
+	json_obj_end(w);
+	json_key(w, scopes_key);
+	json_arr_begin(w);
+	json_obj_begin(w);
+	json_key(w, "scope");
+	json_obj_begin(w);
+	if (scope_name)
+		json_kv_str(w, "name", scope_name);
+	if (scope_version)
+		json_kv_str(w, "version", scope_version);
+	json_obj_end(w);
+}
+
+void trace_span_json_scoped(const struct trace_span *sp, const struct trace_attrs *resource,
+                            const char *scope_name, const char *scope_version, struct buf *out)
+{
 	struct json_writer w;
 	char hex[33];
 	json_writer_init(&w, out);
@@ -762,19 +793,7 @@ void trace_span_json(const struct trace_span *sp, const struct trace_attrs *reso
 	json_key(&w, "resourceSpans");
 	json_arr_begin(&w);
 	json_obj_begin(&w);
-	json_key(&w, "resource");
-	json_obj_begin(&w);
-	json_key(&w, "attributes");
-	trace_attrs_json(&w, resource);
-	json_obj_end(&w);
-	json_key(&w, "scopeSpans");
-	json_arr_begin(&w);
-	json_obj_begin(&w);
-	json_key(&w, "scope");
-	json_obj_begin(&w);
-	json_kv_str(&w, "name", "dsys");
-	json_kv_str(&w, "version", DSYS_VERSION);
-	json_obj_end(&w);
+	json_resource_scope(&w, resource, "scopeSpans", scope_name, scope_version);
 	json_key(&w, "spans");
 	json_arr_begin(&w);
 
@@ -851,4 +870,85 @@ int trace_export_file(const char *path, const struct buf *line)
 	if (close(fd) < 0 && rc == 0)
 		rc = -errno;
 	return rc;
+}
+
+/* ----------------------------------------------------------------- logs */
+
+int trace_severity_parse(const char *s)
+{
+	static const struct { const char *name; int n; } names[] = {
+		{"trace", TRACE_SEV_TRACE}, {"debug", TRACE_SEV_DEBUG}, {"info", TRACE_SEV_INFO},
+		{"notice", TRACE_SEV_INFO + 1}, {"warn", TRACE_SEV_WARN}, {"warning", TRACE_SEV_WARN},
+		{"error", TRACE_SEV_ERROR}, {"err", TRACE_SEV_ERROR}, {"critical", TRACE_SEV_FATAL},
+		{"crit", TRACE_SEV_FATAL}, {"fatal", TRACE_SEV_FATAL},
+	};
+	if (!s)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (!strcasecmp(s, names[i].name))
+			return names[i].n;
+	return -EINVAL;
+}
+
+void trace_log_set(char **field, const char *v)
+{
+	free(*field);
+	*field = v ? xstrdup(v) : NULL;
+}
+
+void trace_log_free(struct trace_log *l)
+{
+	free(l->severity_text);
+	free(l->body);
+	l->severity_text = l->body = NULL;
+	trace_attrs_free(&l->attrs);
+}
+
+void trace_log_json(const struct trace_log *l, const struct trace_attrs *resource,
+                    const char *scope_name, const char *scope_version, struct buf *out)
+{
+	struct json_writer w;
+	char hex[33];
+	json_writer_init(&w, out);
+	json_obj_begin(&w);
+	json_key(&w, "resourceLogs");
+	json_arr_begin(&w);
+	json_obj_begin(&w);
+	json_resource_scope(&w, resource, "scopeLogs", scope_name, scope_version);
+	json_key(&w, "logRecords");
+	json_arr_begin(&w);
+	json_obj_begin(&w);
+	if (l->time_ns)
+		json_kv_u64str(&w, "timeUnixNano", l->time_ns);
+	if (l->observed_ns)
+		json_kv_u64str(&w, "observedTimeUnixNano", l->observed_ns);
+	if (l->severity)
+		json_kv_i64(&w, "severityNumber", l->severity);
+	if (l->severity_text)
+		json_kv_str(&w, "severityText", l->severity_text);
+	if (l->body) {
+		json_key(&w, "body");
+		json_obj_begin(&w);
+		json_kv_str(&w, "stringValue", l->body);
+		json_obj_end(&w);
+	}
+	json_key(&w, "attributes");
+	trace_attrs_json(&w, &l->attrs);
+	if (l->attrs.dropped)
+		json_kv_u64(&w, "droppedAttributesCount", l->attrs.dropped);
+	if (l->has_span) {
+		json_kv_i64(&w, "flags", l->flags);
+		trace_hex(l->trace_id, 16, hex);
+		json_kv_str(&w, "traceId", hex);
+		trace_hex(l->span_id, 8, hex);
+		json_kv_str(&w, "spanId", hex);
+	}
+	json_obj_end(&w);
+	json_arr_end(&w);
+	json_obj_end(&w);
+	json_arr_end(&w);
+	json_obj_end(&w);
+	json_arr_end(&w);
+	json_obj_end(&w);
+	INVARIANT(w.depth == 0);
 }

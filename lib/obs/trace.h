@@ -261,6 +261,45 @@ int trace_attrs_from_json(const json_value *arr, struct trace_attrs *l);
 /* Append {"resourceSpans":[..]} holding one span, without a newline. */
 void trace_span_json(const struct trace_span *sp, const struct trace_attrs *resource,
                      struct buf *out);
+/* The same with the instrumentation scope named (a collector keeps the
+ * scope it received; NULL name or version leaves the field out). */
+void trace_span_json_scoped(const struct trace_span *sp, const struct trace_attrs *resource,
+                            const char *scope_name, const char *scope_version, struct buf *out);
+
+/* ------------------------------------------------------------------- logs */
+
+/*
+ * One log record (OTLP's LogRecord): a body, a severity as OTLP numbers it
+ * (TRACE_SEV_*: the first number of each of its six ranges) and, when the
+ * line was written inside a span, that span's ids.  Owns its strings;
+ * trace_log_free releases them (a zeroed struct is fine).
+ */
+enum trace_severity {
+	TRACE_SEV_UNSPECIFIED = 0, TRACE_SEV_TRACE = 1, TRACE_SEV_DEBUG = 5, TRACE_SEV_INFO = 9,
+	TRACE_SEV_WARN = 13, TRACE_SEV_ERROR = 17, TRACE_SEV_FATAL = 21,
+};
+
+struct trace_log {
+	uint64_t time_ns;             /* when it happened, 0 when unknown */
+	uint64_t observed_ns;         /* when we read it */
+	int severity;                 /* 0..24 */
+	char *severity_text;          /* owned, or NULL */
+	char *body;                   /* owned, or NULL */
+	struct trace_attrs attrs;
+	bool has_span;
+	uint8_t trace_id[16], span_id[8];
+	uint8_t flags;
+};
+
+/* "warn", "WARNING", "err", ... -> TRACE_SEV_*; -EINVAL when unknown. */
+int trace_severity_parse(const char *s);
+/* Replace a string field of l with a copy of v (NULL clears it). */
+void trace_log_set(char **field, const char *v);
+void trace_log_free(struct trace_log *l);
+
+/* Append {"resourceLogs":[..]} holding one record, without a newline. */
+void trace_log_json(const struct trace_log *l, const struct trace_attrs *resource,
+                    const char *scope_name, const char *scope_version, struct buf *out);
 
 /*
  * Append line and a newline to the file at path (created 0644) with one

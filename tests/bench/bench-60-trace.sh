@@ -9,6 +9,16 @@
 #   exec-file   the same, each span appended to DSYS_TRACE_FILE
 # Columns: us_per_run, the mean wall time of one run, and overhead_us, the
 # difference to true of the same round (issue 18's bar: at most 2000).
+#
+# Then what `dsys-trace collect` ingests (one loop, on CPU $BENCH_SERVER_CPU,
+# its lines written to a pipe that discards them): dsys-bench on the load
+# CPU posts one request of BENCH_TRACE_BATCH (100) spans to /v1/traces
+# over BENCH_TRACE_CONNS (4) connections for BENCH_DURATION, as
+#   collect-pb    application/x-protobuf
+#   collect-json  application/json
+# Columns: spans_per_s (issue 18's bar: at least 200000 on one core) and
+# server_cpu_pct, the collector's CPU over the run (near 100: it was the
+# bottleneck; far below: neighbours starved it and the rate means little).
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/bench/lib.sh
 . "$here/lib.sh"
@@ -53,6 +63,70 @@ for ((r = 1; r <= BENCH_ROUNDS; r++)); do
 		loop exec-true "$name" "$r"
 	done
 done
+
+# ---- collect ingest
+batch=${BENCH_TRACE_BATCH:-100}
+dir=$(bench_dir collect-body)
+# one request of $batch spans in each encoding, made with our own .proto
+if command -v protoc >/dev/null 2>&1 && /usr/bin/python3 -c 'import google.protobuf' 2>/dev/null; then
+	protoc --proto_path="$here/../../lib" --python_out="$dir" obs/otlp_common.proto obs/otlp_trace.proto &&
+		/usr/bin/python3 - "$dir" "$batch" <<'PY' || bench_fail "collect: cannot build the request bodies"
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+from obs import otlp_trace_pb2 as t
+n = int(sys.argv[2])
+req = t.ExportTraceServiceRequest()
+rs = req.resource_spans.add()
+kv = rs.resource.attributes.add(key="service.name")
+kv.value.string_value = "bench"
+ss = rs.scope_spans.add()
+ss.scope.name = "dsys"
+spans = []
+for i in range(n):
+    tid, sid = os.urandom(16), os.urandom(8)
+    s = ss.spans.add(name="GET /hello", trace_id=tid, span_id=sid, parent_span_id=bytes(7) + b"\x01",
+                     kind=2, start_time_unix_nano=1700000000000000000 + i, end_time_unix_nano=1700000000000500000 + i,
+                     flags=1)
+    a = s.attributes.add(key="http.response.status_code")
+    a.value.int_value = 200
+    s.status.code = 1
+    spans.append({"traceId": tid.hex(), "spanId": sid.hex(), "parentSpanId": "0000000000000001", "flags": 1,
+                  "name": "GET /hello", "kind": 2, "startTimeUnixNano": str(1700000000000000000 + i),
+                  "endTimeUnixNano": str(1700000000000500000 + i),
+                  "attributes": [{"key": "http.response.status_code", "value": {"intValue": "200"}}],
+                  "status": {"code": 1}})
+open(os.path.join(sys.argv[1], "body.pb"), "wb").write(req.SerializeToString())
+body = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "bench"}}]},
+                           "scopeSpans": [{"scope": {"name": "dsys"}, "spans": spans}]}]}
+open(os.path.join(sys.argv[1], "body.json"), "w").write(json.dumps(body, separators=(",", ":")))
+PY
+else
+	bench_skip "collect: protoc or python3-protobuf missing"
+fi
+
+ingest() { # CASE NAME ROUND
+	local ct=application/json body=$dir/body.json rps
+	[ "$2" = collect-pb ] && ct=application/x-protobuf body=$dir/body.pb
+	local url=http://127.0.0.1:${BENCH_PORT[collect]}/v1/traces
+	local args=(dsys-bench -m POST -H "Content-Type: $ct" -b "@$body" -t 1 -c "${BENCH_TRACE_CONNS:-4}" --json)
+	bench_load "${args[@]}" -d "$BENCH_WARMUP" "$url" || { bench_fail "$2 warm-up: status $BENCH_RC"; return 1; }
+	bench_measure collect "${args[@]}" -d "$BENCH_DURATION" "$url" || { bench_fail "$2: status $BENCH_RC"; return 1; }
+	rps=$(jq -r 'select(.event == "result") | select(.status["200"] == .requests) | .rps' "$BENCH_OUT" | head -1)
+	[ -n "$rps" ] || { bench_fail "$2: not every request got 200: $(head -c 300 "$BENCH_OUT")"; return 1; }
+	bench_log "$2: server cpu ${BENCH_SERVER_CPU_S}s over ${BENCH_WALL_S}s"
+	bench_record "$1" "$2" "$3" spans_per_s="$(awk -v r="$rps" -v b="$batch" 'BEGIN { printf "%d", r * b }')" \
+		server_cpu_pct="$(awk -v c="$BENCH_SERVER_CPU_S" -v w="$BENCH_WALL_S" 'BEGIN { printf "%d", (w > 0 ? 100 * c / w : 0) }')"
+}
+
+if [ -s "$dir/body.pb" ] && bench_want ingest; then
+	# the lines go down a pipe to /dev/null: written, not stored
+	if bench_start collect 0 bash -c 'dsys-trace collect --listen 127.0.0.1:0 --threads 1 --max-body-bytes 16M |
+		{ IFS= read -r l; printf "%s\n" "$l"; exec cat >/dev/null; }'; then
+		BENCH_COLUMNS="us_per_run overhead_us spans_per_s server_cpu_pct"
+		bench_rounds ingest "collect-pb collect-json" ingest
+		bench_stop collect
+	fi
+fi
 bench_report ""
 bench_finish
 exit

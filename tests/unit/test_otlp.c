@@ -64,11 +64,19 @@ int main(void)
 	unsetenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT");
 	unsetenv("OTEL_EXPORTER_OTLP_TIMEOUT");
 
+	is_int(otlp_config_from_env(&c, "traces", err, sizeof err), 0, "no protocol set");
+	ok(c.encoding == OTLP_PROTOBUF, "http/protobuf is the default, as the spec says");
 	setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
 	is_int(otlp_config_from_env(&c, "traces", err, sizeof err), 0, "http/json is spoken");
-	setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", 1);
-	is_int(otlp_config_from_env(&c, "traces", err, sizeof err), 1, "http/protobuf: a warning");
-	ok(strstr(err, "http/protobuf") != NULL, "naming the protocol");
+	ok(c.encoding == OTLP_JSON, "as JSON");
+	setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf", 1);
+	is_int(otlp_config_from_env(&c, "traces", err, sizeof err), 0, "http/protobuf is spoken");
+	ok(c.encoding == OTLP_PROTOBUF, "and the _TRACES_ form wins");
+	unsetenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL");
+	setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", 1);
+	is_int(otlp_config_from_env(&c, "traces", err, sizeof err), 1, "grpc: a warning");
+	ok(strstr(err, "grpc") != NULL, "naming the protocol");
+	ok(c.encoding == OTLP_PROTOBUF, "sending http/protobuf instead");
 	is_str(c.url, "https://h/base/v1/traces", "and the export goes on");
 	unsetenv("OTEL_EXPORTER_OTLP_PROTOCOL");
 

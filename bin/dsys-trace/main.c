@@ -5,6 +5,9 @@
  *   dsys-trace start NAME            prints {"traceparent",...}; the span stays open
  *   dsys-trace event NAME            an event on the open span $TRACEPARENT names
  *   dsys-trace end [TRACEPARENT]     closes and exports the open span
+ *   dsys-trace log                   stdin's lines as OTLP log records (log.c)
+ *   dsys-trace collect               an OTLP/HTTP receiver (collect.c)
+ *   dsys-trace show [TRACE_ID]       a waterfall of a trace (show.c)
  *
  * lib/obs/trace does the work (W3C context, spans, OTLP JSON, the file
  * exporter) and lib/obs/otlp sends spans over OTLP/HTTP; this file is
@@ -47,6 +50,8 @@
 #include "cli/cli.h"
 #include "obs/otlp.h"
 #include "obs/trace.h"
+
+#include "dsys-trace.h"
 
 #define SPOOL_MAX (16u << 20) /* bytes an open span's file may grow to */
 
@@ -97,6 +102,9 @@ static const struct cli_spec top_spec = {
 	"  start  open a span around a block of shell\n"
 	"  event  add an event to the open span\n"
 	"  end    close and export the open span\n"
+	"  log    ship log lines from stdin as OTLP log records\n"
+	"  collect  receive OTLP over HTTP, print and forward it\n"
+	"  show   draw a trace as a waterfall\n"
 	"Run 'dsys-trace COMMAND --help' for a command's options.\n",
 };
 
@@ -186,7 +194,12 @@ static int export_span(const struct opts *o, const struct trace_span *sp,
 		failed++;
 	} else if (rc >= 0) {
 		tried++;
-		if (otlp_post(&cfg, line.data, line.len, err, sizeof err) < 0) {
+		struct buf body = BUF_INIT;
+		const struct otlp_item it = {.resource = res, .span = sp};
+		otlp_codec_encode(cfg.encoding, &it, 1, &body);
+		int prc = otlp_post(&cfg, body.data, body.len, err, sizeof err);
+		buf_free(&body);
+		if (prc < 0) {
 			cli_error("%s", err);
 			failed++;
 		}
@@ -199,7 +212,7 @@ static int export_span(const struct opts *o, const struct trace_span *sp,
 
 /* The resource of this process; a bad OTEL_RESOURCE_ATTRIBUTES is
  * reported and ignored, as the spec asks. */
-static void resource_init(struct trace_attrs *res)
+void resource_init(struct trace_attrs *res)
 {
 	if (trace_resource_from_env(res, "dsys-trace") < 0)
 		cli_error("ignoring OTEL_RESOURCE_ATTRIBUTES: not a list of key=percent-encoded-value");
@@ -765,8 +778,9 @@ int main(int argc, char **argv)
 {
 	sigaction(SIGPIPE, NULL, &sigpipe_at_start);
 	cli_init("dsys-trace");
-	static const char *const names[] = {"exec", "start", "event", "end", NULL};
-	static int (*const mains[])(int, char **) = {cmd_exec, cmd_start, cmd_event, cmd_end};
+	static const char *const names[] = {"exec", "start", "event", "end", "log", "collect", "show", NULL};
+	static int (*const mains[])(int, char **) = {cmd_exec, cmd_start, cmd_event, cmd_end, cmd_log,
+	                                             cmd_collect, cmd_show};
 	int k = cli_subcommand(names, argc, argv);
 	if (k >= 0)
 		return mains[k](argc - 1, argv + 1);
