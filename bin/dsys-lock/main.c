@@ -32,7 +32,7 @@ enum {
 };
 
 static const struct cli_option options[] = {
-	{"store", 's', "URL", "DSYS_STORE", "file:DIR, redis://HOST:PORT[/DB] or redis-cluster://H:P,... (default " DEFAULT_STORE "; REDIS_URL is honoured)", OPT_STORE},
+	{"store", 's', "URL", "DSYS_STORE", "file:DIR, redis://HOST:PORT[/DB], redis-cluster://H:P,... or etcd://H:P,... (default " DEFAULT_STORE "; REDIS_URL is honoured)", OPT_STORE},
 	{"ttl", 't', "DURATION", "DSYS_LOCK_TTL", "a grant lasts this long unless renewed (default 30s)", OPT_TTL},
 	{"wait", 'w', "DURATION", NULL, "acquire, run: wait at most this long for the lock, then exit 4 (default: forever)", OPT_WAIT},
 	{"nowait", 'n', NULL, NULL, "acquire, run: try once; a held lock exits 1", OPT_NOWAIT},
@@ -57,7 +57,7 @@ static const char epilog[] =
 
 static const struct cli_spec main_spec = {
 	"dsys-lock", "SUBCOMMAND [OPTION]... NAME",
-	"Distributed locks and semaphores with fencing tokens on file, Redis and Redis Cluster.",
+	"Distributed locks, semaphores and leader election with fencing tokens on file, Redis, Redis Cluster and etcd.",
 	options, epilog,
 };
 
@@ -189,7 +189,10 @@ void lock_cli_print_grant(const struct config *cfg, const struct lock_holder *h)
 	json_kv_str(&w, "token", h->token);
 	json_kv_u64(&w, "fence", h->fence);
 	json_key(&w, "lease");
-	json_null(&w);
+	if (h->lease[0])
+		json_str(&w, h->lease);
+	else
+		json_null(&w);
 	json_kv_u64(&w, "ttl_ms", h->ttl_ms);
 	json_kv_str(&w, "expires_at", at);
 	json_kv_str(&w, "store", cfg->url_text);
@@ -512,8 +515,8 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (cfg.url.kind != STORE_FILE && cfg.url.kind != STORE_REDIS &&
-	    cfg.url.kind != STORE_REDIS_CLUSTER) {
-		cli_error("%s locks are not available yet; use file:DIR, redis:// or redis-cluster://",
+	    cfg.url.kind != STORE_REDIS_CLUSTER && cfg.url.kind != STORE_ETCD) {
+		cli_error("%s locks are not available yet; use file:DIR, redis://, redis-cluster:// or etcd://",
 		          store_url_kind_name(cfg.url.kind));
 		return EXIT_USAGE;
 	}

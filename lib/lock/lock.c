@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "base/invariant.h"
@@ -39,6 +40,7 @@ void lock_options_init(struct lock_options *o)
 {
 	o->timeout_ms = LOCK_DEFAULT_TIMEOUT_MS;
 	o->connect_timeout_ms = 1000;
+	o->election = false;
 }
 
 uint64_t lock_now_ms(void)
@@ -130,11 +132,26 @@ int lock_store_open(uv_loop_t *loop, const struct store_url *u,
 	int r;
 	switch (u->kind) {
 	case STORE_FILE:
+		if (s->opt.election) {
+			/* elections beside the locks, in a directory of their own */
+			if (mkdir(u->path, 0777) < 0 && errno != EEXIST) {
+				r = -errno;
+				break;
+			}
+			if (strlen(s->url.path) + sizeof "/elections" > sizeof s->url.path) {
+				r = -ENAMETOOLONG;
+				break;
+			}
+			strcat(s->url.path, "/elections");
+		}
 		r = lock_file_open(s);
 		break;
 	case STORE_REDIS:
 	case STORE_REDIS_CLUSTER:
 		r = lock_redis_open(s);
+		break;
+	case STORE_ETCD:
+		r = lock_etcd_open(s);
 		break;
 	default:
 		r = -EPROTONOSUPPORT;

@@ -6,7 +6,7 @@
  * loop; every operation answers through a callback:
  *
  *     struct lock_store *s;
- *     lock_store_open(loop, &url, &opts, &s);      // file:DIR, redis://, redis-cluster://
+ *     lock_store_open(loop, &url, &opts, &s);      // file:DIR, redis://, redis-cluster://, etcd://
  *     struct lock_request rq = { .name = "backup", .ttl_ms = 30000, .limit = 1,
  *                                .owner = "host:42", .wait_ms = LOCK_WAIT_FOREVER };
  *     lock_acquire(s, &rq, granted_cb, ctx);       // -> a token and a fence
@@ -85,6 +85,11 @@ struct lock_options {
 	unsigned timeout_ms;           /* redis: a command unanswered this long fails;
 	                                  file: waiting for the state file's flock */
 	unsigned connect_timeout_ms;   /* redis: a connection attempt */
+	bool election;                 /* the store holds elections, not locks:
+	                                  their own namespace (file: DIR/elections,
+	                                  redis: dsys/elections/{NAME}, etcd:
+	                                  dsys/elections/NAME/ in etcdctl elect's
+	                                  layout, the owner as the raw value) */
 };
 void lock_options_init(struct lock_options *o);
 
@@ -110,6 +115,7 @@ struct lock_holder {
 	                                  before the request was sent */
 	int64_t pid;                   /* file: the bound process, 0 for none;
 	                                  -1 where unknown */
+	char lease[17];                /* etcd: the lease id in hex; "" elsewhere */
 };
 
 struct lock_store;
@@ -119,7 +125,8 @@ typedef void (*lock_grant_fn)(void *ud, int err, const struct lock_holder *h);
 typedef void (*lock_status_fn)(void *ud, int err, const struct lock_holder *holders, unsigned n);
 
 /* Open a store: u's kind STORE_FILE (the directory is made if missing),
- * STORE_REDIS or STORE_REDIS_CLUSTER.  opt NULL means the defaults.
+ * STORE_REDIS, STORE_REDIS_CLUSTER or STORE_ETCD (lock/etcd.c: waiting
+ * there is a watch of the key ahead, not lock.c's polling).  opt NULL means the defaults.
  * Returns 0, or -EPROTONOSUPPORT for other kinds, -ENOMEM, or the errno of
  * making/opening the directory. */
 int lock_store_open(uv_loop_t *loop, const struct store_url *u,

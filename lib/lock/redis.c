@@ -223,7 +223,8 @@ static void redis_start(struct lock_store *s, struct lock_op *op)
 	static const char *const suffix[4] = {"", "/holders", "/info", "/fence"};
 	size_t klen[4];
 	for (int i = 0; i < 4; i++)
-		klen[i] = (size_t)snprintf(keys[i], sizeof keys[i], "dsys/locks/{%s}%s", op->name, suffix[i]);
+		klen[i] = (size_t)snprintf(keys[i], sizeof keys[i], "dsys/%s/{%s}%s",
+		                           s->opt.election ? "elections" : "locks", op->name, suffix[i]);
 	char ttl[24], limit[16];
 	snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)op->ttl_ms);
 	snprintf(limit, sizeof limit, "%u", op->limit);
