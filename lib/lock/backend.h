@@ -45,6 +45,10 @@ struct lock_backend {
 	 * end their ops with -ECANCELED) and free the backend state. */
 	void (*close)(struct lock_store *s);
 	const char *(*last_error)(const struct lock_store *s);
+	/* Optional: call cb(ud, 0) on every change of name's keys (etcd);
+	 * NULL: lock.c polls.  Returns the backend's handle or NULL. */
+	void *(*watch_start)(struct lock_store *s, const char *name, lock_change_fn cb, void *ud);
+	void (*watch_stop)(void *handle);
 };
 
 struct lock_store {

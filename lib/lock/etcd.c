@@ -118,6 +118,9 @@ static void eop_unref(struct eop *e)
 
 static int map_err(struct eimpl *im, int err, const struct etcd_resp *r)
 {
+	static struct eimpl scratch;
+	if (!im)
+		im = &scratch;
 	switch (err) {
 	case 0:
 		return 0;
@@ -719,7 +722,54 @@ static const char *etcd_last_error(const struct lock_store *s)
 	return im->last_err;
 }
 
-static const struct lock_backend etcd_backend = {"etcd://", etcd_start, etcd_close, etcd_last_error};
+/* leader --watch: every message on the name's prefix is a change. */
+struct ewatch {
+	struct etcd_watch *w;
+	lock_change_fn cb;
+	void *ud;
+	bool ended;
+};
+
+static void ewatch_cb(void *ud, int err, const struct etcd_watch_msg *m)
+{
+	struct ewatch *x = ud;
+	(void)m;
+	if (err < 0) {
+		x->ended = true;
+		x->w = NULL;
+	}
+	x->cb(x->ud, err < 0 ? map_err(NULL, err, NULL) : 0);
+}
+
+static void *etcd_watch_start_(struct lock_store *s, const char *name, lock_change_fn cb, void *ud)
+{
+	struct eimpl *im = s->impl;
+	struct ewatch *x = calloc(1, sizeof *x);
+	if (!x)
+		return NULL;
+	char prefix[LOCK_MAX_NAME + 32];
+	snprintf(prefix, sizeof prefix, "dsys/%s/%s/", s->opt.election ? "elections" : "locks", name);
+	x->cb = cb;
+	x->ud = ud;
+	struct etcd_range r = {prefix, strlen(prefix), NULL, 0, true};
+	x->w = etcd_watch_start(im->c, &r, 0, false, ewatch_cb, x);
+	if (!x->w) {
+		free(x);
+		return NULL;
+	}
+	return x;
+}
+
+static void etcd_watch_stop_(void *handle)
+{
+	struct ewatch *x = handle;
+	if (x->w)
+		etcd_watch_stop(x->w);
+	free(x);
+}
+
+static const struct lock_backend etcd_backend = {"etcd://", etcd_start, etcd_close, etcd_last_error,
+                                                 etcd_watch_start_, etcd_watch_stop_};
 
 int lock_etcd_open(struct lock_store *s)
 {

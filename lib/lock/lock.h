@@ -148,6 +148,18 @@ int lock_status(struct lock_store *s, const char *name, lock_status_fn cb, void 
 /* All four return 0, or -EINVAL (a bad argument, checked before anything
  * is sent), -ENOMEM, without calling cb. */
 
+/* Follow a name's holders: cb(ud, 0) whenever they may have changed, and
+ * once at the start; the caller then reads them with lock_status.  etcd:
+ * a watch of the name's keys (no polling); other stores: every
+ * LOCK_WATCH_POLL_MS.  cb(ud, err) with err < 0 ends it (the caller must
+ * then still lock_watch_stop).  Returns NULL on -ENOMEM or a bad name. */
+#define LOCK_WATCH_POLL_MS 100
+typedef void (*lock_change_fn)(void *ud, int err);
+struct lock_watch;
+struct lock_watch *lock_watch_start(struct lock_store *s, const char *name,
+                                    lock_change_fn cb, void *ud);
+void lock_watch_stop(struct lock_watch *w);   /* NULL is a no-op */
+
 /* Is name a valid lock name?  0, or -EINVAL with *why ("is empty", "is
  * longer than 256 bytes", "contains '/'", "contains a NUL byte"). */
 int lock_name_check(const char *name, size_t len, const char **why);

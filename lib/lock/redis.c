@@ -266,7 +266,7 @@ static const char *redis_last_error(const struct lock_store *s)
 	return redis_client_last_error(ri->rc);
 }
 
-static const struct lock_backend redis_backend = {"redis://", redis_start, redis_close, redis_last_error};
+static const struct lock_backend redis_backend = {"redis://", redis_start, redis_close, redis_last_error, NULL, NULL};
 
 int lock_redis_open(struct lock_store *s)
 {
