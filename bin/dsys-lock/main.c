@@ -34,7 +34,7 @@ enum {
 };
 
 static const struct cli_option options[] = {
-	{"store", 's', "URL", "DSYS_STORE", "file:DIR, redis://HOST:PORT[/DB], redis-cluster://H:P,... or etcd://H:P,... (default " DEFAULT_STORE "; REDIS_URL is honoured)", OPT_STORE},
+	{"store", 's', "URL", "DSYS_STORE", "file:DIR, redis://HOST:PORT[/DB], redis-cluster://H:P,..., redlock://H:P,H:P,H:P or etcd://H:P,... (default " DEFAULT_STORE "; REDIS_URL is honoured)", OPT_STORE},
 	{"ttl", 't', "DURATION", "DSYS_LOCK_TTL", "a grant lasts this long unless renewed (default 30s)", OPT_TTL},
 	{"wait", 'w', "DURATION", NULL, "acquire, run: wait at most this long for the lock, then exit 4 (default: forever)", OPT_WAIT},
 	{"nowait", 'n', NULL, NULL, "acquire, run: try once; a held lock exits 1", OPT_NOWAIT},
@@ -63,7 +63,7 @@ static const char epilog[] =
 
 static const struct cli_spec main_spec = {
 	"dsys-lock", "SUBCOMMAND [OPTION]... NAME",
-	"Distributed locks, semaphores and leader election with fencing tokens on file, Redis, Redis Cluster and etcd.",
+	"Distributed locks, semaphores and leader election with fencing tokens on file, Redis, Redis Cluster, Redlock and etcd.",
 	options, epilog,
 };
 
@@ -175,6 +175,8 @@ int lock_cli_fail(struct config *cfg, const char *name, int err)
 		if (name[0] == '}')
 			cli_error("lock name '%s' cannot start with '}' on %s (its hash tag would be empty)",
 			          name, store_url_kind_name(cfg->url.kind));
+		else if (cfg->url.kind == STORE_REDLOCK && cfg->limit > 1)
+			cli_error("redlock:// has no semaphores: --limit must be 1");
 		else
 			cli_error("invalid lock request for '%s'", name);
 		return EXIT_USAGE;
@@ -534,8 +536,9 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (cfg.url.kind != STORE_FILE && cfg.url.kind != STORE_REDIS &&
-	    cfg.url.kind != STORE_REDIS_CLUSTER && cfg.url.kind != STORE_ETCD) {
-		cli_error("%s locks are not available yet; use file:DIR, redis://, redis-cluster:// or etcd://",
+	    cfg.url.kind != STORE_REDIS_CLUSTER && cfg.url.kind != STORE_ETCD &&
+	    cfg.url.kind != STORE_REDLOCK) {
+		cli_error("%s holds no locks; use file:DIR, redis://, redis-cluster://, redlock:// or etcd://",
 		          store_url_kind_name(cfg.url.kind));
 		return EXIT_USAGE;
 	}

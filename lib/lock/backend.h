@@ -68,5 +68,6 @@ void lock_op_done(struct lock_op *op, int err, const struct lock_holder *holders
 int lock_file_open(struct lock_store *s);
 int lock_redis_open(struct lock_store *s);
 int lock_etcd_open(struct lock_store *s);
+int lock_redlock_open(struct lock_store *s);
 
 #endif

@@ -153,6 +153,9 @@ int lock_store_open(uv_loop_t *loop, const struct store_url *u,
 	case STORE_ETCD:
 		r = lock_etcd_open(s);
 		break;
+	case STORE_REDLOCK:
+		r = lock_redlock_open(s);
+		break;
 	default:
 		r = -EPROTONOSUPPORT;
 	}

@@ -125,8 +125,10 @@ typedef void (*lock_grant_fn)(void *ud, int err, const struct lock_holder *h);
 typedef void (*lock_status_fn)(void *ud, int err, const struct lock_holder *holders, unsigned n);
 
 /* Open a store: u's kind STORE_FILE (the directory is made if missing),
- * STORE_REDIS, STORE_REDIS_CLUSTER or STORE_ETCD (lock/etcd.c: waiting
- * there is a watch of the key ahead, not lock.c's polling).  opt NULL means the defaults.
+ * STORE_REDIS, STORE_REDIS_CLUSTER, STORE_REDLOCK (lock/redlock.c: a
+ * majority of independent servers; no semaphores) or STORE_ETCD
+ * (lock/etcd.c: waiting there is a watch of the key ahead, not lock.c's
+ * polling).  opt NULL means the defaults.
  * Returns 0, or -EPROTONOSUPPORT for other kinds, -ENOMEM, or the errno of
  * making/opening the directory. */
 int lock_store_open(uv_loop_t *loop, const struct store_url *u,
