@@ -144,3 +144,24 @@ for i in range(0, 40, 2):
     last_fence, last_end = int(f1), int(t2)
 EOF
 }
+
+@test "redlock: bad input gets one clear line and exit 2, unreachable servers exit 3, and no key is left" {
+	redlock_start
+	export DSYS_STORE=$RL_URL
+	long=$(printf 'n%.0s' {1..257})
+	run -2 dsys-lock acquire "$long"
+	[ "${#lines[@]}" -eq 1 ]
+	run -2 dsys-lock acquire a/b
+	run -2 dsys-lock acquire ok --ttl 0
+	run -2 dsys-lock acquire ok --ttl -1s
+	run -2 dsys-lock acquire '}x'
+	run -2 dsys-lock acquire ok --store redlock://
+	run -2 dsys-lock acquire ok --store 'redlock://127.0.0.1:notaport'
+	p1=$(free_port)
+	p2=$(free_port)
+	run -3 dsys-lock acquire ok --store "redlock://127.0.0.1:$p1,127.0.0.1:$p2,127.0.0.1:${RL_PORTS[0]}"
+	[ "${#lines[@]}" -eq 1 ]
+	for p in "${RL_PORTS[@]}"; do
+		[ "$(redis-cli -p "$p" --scan --pattern 'dsys/locks/*' | grep -v /fence | wc -l)" -eq 0 ]
+	done
+}
