@@ -193,6 +193,22 @@ EOF
 	for ((i = 0; i < 100; i++)); do kill -0 "$grandchild" 2>/dev/null || break; sleep 0.02; done
 	! kill -0 "$child" 2>/dev/null
 	! kill -0 "$grandchild" 2>/dev/null
+
+	# the anchor: etcdctl lock lets its command run on without the lock,
+	# and exits 0
+	ctl lock dsys/locks/rv2 -- sh -c "sleep 1.5; touch $BATS_TEST_TMPDIR/ctl-done" >/dev/null 3>&- &
+	ctlpid=$!
+	BG+=("$ctlpid")
+	for ((i = 0; i < 200; i++)); do
+		lease=$(ctl get --prefix dsys/locks/rv2/ --keys-only | head -1)
+		[ -n "$lease" ] && break
+		sleep 0.02
+	done
+	ctl lease revoke "${lease##*/}"
+	st=0
+	wait "$ctlpid" || st=$?
+	[ "$st" -eq 0 ]
+	[ -e "$BATS_TEST_TMPDIR/ctl-done" ]
 }
 
 @test "lock etcd: bad input and an unreachable etcd get one clear line, exit 2 or 3, and leave no key" {
