@@ -80,6 +80,7 @@ elections() {
 	idx=${first#c}
 	t0=$(now_ms)
 	kill -KILL "${CAND[idx]}"
+	wait "${CAND[idx]}" 2>/dev/null || :
 	second=$(wait_leader_change "$first")
 	t1=$(now_ms)
 	((t1 - t0 <= ttl + 1000))
