@@ -31,6 +31,7 @@ struct config {
 	char owner_buf[LOCK_MAX_OWNER + 1];
 	int conflict_exit;            /* --conflict-exit-code, 1 by default */
 	uint64_t kill_after_ms;
+	bool watch;                   /* leader --watch */
 	struct lock_options lopt;
 	/* the open store */
 	uv_loop_t loop;
@@ -48,6 +49,8 @@ int lock_cli_fail(struct config *cfg, const char *name, int err);
 void lock_cli_print_grant(const struct config *cfg, const struct lock_holder *h);
 
 int lock_run(struct config *cfg, const char *name, char **cmd);
+/* leader NAME [--watch] (elect.c). */
+int lock_leader(struct config *cfg, const char *name);
 /* Remember the descriptors open at start: the ones CMD inherits. */
 void lock_run_note_fds(void);
 

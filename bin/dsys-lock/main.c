@@ -6,6 +6,8 @@
  *   dsys-lock renew [NAME] [--token T] [--ttl D]
  *   dsys-lock status NAME
  *   dsys-lock run NAME [--ttl D] [--wait D | --nowait] [--kill-after D] -- CMD [ARG]...
+ *   dsys-lock elect NAME [--value V] -- CMD [ARG]...   (run, on the store's elections)
+ *   dsys-lock leader NAME [--watch]                     (elect.c)
  *
  * This file holds the one option table every subcommand parses (so
  * --list-options, --help and the man page name the same flags), the
@@ -28,11 +30,11 @@
 
 enum {
 	OPT_STORE = 1, OPT_TTL, OPT_WAIT, OPT_NOWAIT, OPT_LIMIT, OPT_TOKEN, OPT_OWNER,
-	OPT_CONFLICT, OPT_KILL_AFTER, OPT_BACKEND_TIMEOUT,
+	OPT_CONFLICT, OPT_KILL_AFTER, OPT_BACKEND_TIMEOUT, OPT_VALUE, OPT_WATCH,
 };
 
 static const struct cli_option options[] = {
-	{"store", 's', "URL", "DSYS_STORE", "file:DIR, redis://HOST:PORT[/DB] or redis-cluster://H:P,... (default " DEFAULT_STORE "; REDIS_URL is honoured)", OPT_STORE},
+	{"store", 's', "URL", "DSYS_STORE", "file:DIR, redis://HOST:PORT[/DB], redis-cluster://H:P,..., redlock://H:P,H:P,H:P or etcd://H:P,... (default " DEFAULT_STORE "; REDIS_URL is honoured)", OPT_STORE},
 	{"ttl", 't', "DURATION", "DSYS_LOCK_TTL", "a grant lasts this long unless renewed (default 30s)", OPT_TTL},
 	{"wait", 'w', "DURATION", NULL, "acquire, run: wait at most this long for the lock, then exit 4 (default: forever)", OPT_WAIT},
 	{"nowait", 'n', NULL, NULL, "acquire, run: try once; a held lock exits 1", OPT_NOWAIT},
@@ -41,6 +43,8 @@ static const struct cli_option options[] = {
 	{"owner", 'o', "TEXT", "DSYS_LOCK_OWNER", "who holds the grant, shown by status (default HOST:PID)", OPT_OWNER},
 	{"conflict-exit-code", 'E', "N", NULL, "exit N instead of 1 when --nowait finds the lock held", OPT_CONFLICT},
 	{"kill-after", 'k', "DURATION", NULL, "run: on lock loss, SIGKILL this long after SIGTERM (default 5s)", OPT_KILL_AFTER},
+	{"value", 'V', "TEXT", NULL, "elect: the candidate's value, shown by leader (default: --owner, HOST:PID)", OPT_VALUE},
+	{"watch", 'W', NULL, NULL, "leader: keep printing, one JSON line per change of leader", OPT_WATCH},
 	{"backend-timeout", 0, "DURATION", "DSYS_BACKEND_TIMEOUT", "a store operation unanswered this long fails, exit 3 (default 2s)", OPT_BACKEND_TIMEOUT},
 	CLI_END
 };
@@ -52,12 +56,14 @@ static const char epilog[] =
 	"  renew [NAME]          extend the grant by --ttl (--token T, or acquire's JSON on stdin)\n"
 	"  status NAME           print the holders, or {\"name\":..,\"held\":false}\n"
 	"  run NAME -- CMD...    hold the lock while CMD runs; exit with CMD's status\n"
+	"  elect NAME -- CMD...  campaign; run CMD while leader; resign when it exits\n"
+	"  leader NAME           print the leader of an election (--watch: every change)\n"
 	"Exit status: 0 done, 1 held elsewhere or not the holder, 2 bad usage, 3 store\n"
 	"unreachable, 4 wait timed out, 5 lock lost while CMD ran.\n";
 
 static const struct cli_spec main_spec = {
 	"dsys-lock", "SUBCOMMAND [OPTION]... NAME",
-	"Distributed locks and semaphores with fencing tokens on file, Redis and Redis Cluster.",
+	"Distributed locks, semaphores and leader election with fencing tokens on file, Redis, Redis Cluster, Redlock and etcd.",
 	options, epilog,
 };
 
@@ -111,6 +117,14 @@ static int on_option(void *ctx, int id, const char *arg)
 	case OPT_KILL_AFTER:
 		return duration_ms(arg, 0, 24 * 3600 * 1000ull, &cfg->kill_after_ms,
 		                   "expected a duration like 5s, or 0");
+	case OPT_VALUE:
+		if (strlen(arg) > LOCK_MAX_OWNER)
+			return cli_bad_value(NULL, arg, "longer than 256 bytes");
+		cfg->owner = arg;
+		return 0;
+	case OPT_WATCH:
+		cfg->watch = true;
+		return 0;
 	case OPT_BACKEND_TIMEOUT:
 		if (duration_ms(arg, 1, 3600000, &v, "expected a duration like 500ms or 2s") < 0)
 			return -1;
@@ -161,6 +175,8 @@ int lock_cli_fail(struct config *cfg, const char *name, int err)
 		if (name[0] == '}')
 			cli_error("lock name '%s' cannot start with '}' on %s (its hash tag would be empty)",
 			          name, store_url_kind_name(cfg->url.kind));
+		else if (cfg->url.kind == STORE_REDLOCK && cfg->limit > 1)
+			cli_error("redlock:// has no semaphores: --limit must be 1");
 		else
 			cli_error("invalid lock request for '%s'", name);
 		return EXIT_USAGE;
@@ -189,7 +205,10 @@ void lock_cli_print_grant(const struct config *cfg, const struct lock_holder *h)
 	json_kv_str(&w, "token", h->token);
 	json_kv_u64(&w, "fence", h->fence);
 	json_key(&w, "lease");
-	json_null(&w);
+	if (h->lease[0])
+		json_str(&w, h->lease);
+	else
+		json_null(&w);
 	json_kv_u64(&w, "ttl_ms", h->ttl_ms);
 	json_kv_str(&w, "expires_at", at);
 	json_kv_str(&w, "store", cfg->url_text);
@@ -404,13 +423,16 @@ static int one_command(struct config *cfg, const char *sub, const char *name)
 
 /* ------------------------------------------------------------ main */
 
-static const char *const subcommands[] = {"acquire", "release", "renew", "status", "run", NULL};
+static const char *const subcommands[] = {"acquire", "release", "renew", "status", "run",
+                                          "elect", "leader", NULL};
 static const char *const sub_usage[] = {
 	"NAME [--ttl D] [--wait D | --nowait] [--limit N] [--store URL]",
 	"[NAME] [--token T] [--store URL]   (without --token: acquire's JSON line on stdin)",
 	"[NAME] [--token T] [--ttl D] [--store URL]   (without --token: acquire's JSON line on stdin)",
 	"NAME [--store URL]",
 	"NAME [--ttl D] [--wait D | --nowait] [--limit N] [--kill-after D] [--store URL] -- CMD [ARG]...",
+	"NAME [--value V] [--ttl D] [--wait D | --nowait] [--kill-after D] [--store URL] -- CMD [ARG]...",
+	"NAME [--watch] [--store URL]",
 };
 
 static const struct cli_option *find_option(const char *tok)
@@ -491,7 +513,9 @@ int main(int argc, char **argv)
 	int ac = argc - 1;
 	char **av = argv + 1;
 	char **cmd = NULL;
-	bool is_run = !strcmp(sub, "run");
+	bool is_elect = !strcmp(sub, "elect");
+	bool is_run = !strcmp(sub, "run") || is_elect;
+	cfg.lopt.election = is_elect || !strcmp(sub, "leader");
 	if (is_run) {
 		bool dashdash;
 		int at = run_cmd_start(ac, av, &dashdash);
@@ -512,8 +536,9 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (cfg.url.kind != STORE_FILE && cfg.url.kind != STORE_REDIS &&
-	    cfg.url.kind != STORE_REDIS_CLUSTER) {
-		cli_error("%s locks are not available yet; use file:DIR, redis:// or redis-cluster://",
+	    cfg.url.kind != STORE_REDIS_CLUSTER && cfg.url.kind != STORE_ETCD &&
+	    cfg.url.kind != STORE_REDLOCK) {
+		cli_error("%s holds no locks; use file:DIR, redis://, redis-cluster://, redlock:// or etcd://",
 		          store_url_kind_name(cfg.url.kind));
 		return EXIT_USAGE;
 	}
@@ -543,7 +568,20 @@ int main(int argc, char **argv)
 		}
 		if (check_name(name) < 0)
 			return EXIT_USAGE;
+		if (is_elect && cfg.limit != 1) {
+			cli_error("--limit does not apply to elect: an election has one leader");
+			return EXIT_USAGE;
+		}
 		return lock_run(&cfg, name, cmd);
+	}
+	if (!strcmp(sub, "leader")) {
+		if (!name) {
+			cli_error("missing election NAME");
+			return EXIT_USAGE;
+		}
+		if (check_name(name) < 0)
+			return EXIT_USAGE;
+		return lock_leader(&cfg, name);
 	}
 	return one_command(&cfg, sub, name);
 }

@@ -45,6 +45,10 @@ struct lock_backend {
 	 * end their ops with -ECANCELED) and free the backend state. */
 	void (*close)(struct lock_store *s);
 	const char *(*last_error)(const struct lock_store *s);
+	/* Optional: call cb(ud, 0) on every change of name's keys (etcd);
+	 * NULL: lock.c polls.  Returns the backend's handle or NULL. */
+	void *(*watch_start)(struct lock_store *s, const char *name, lock_change_fn cb, void *ud);
+	void (*watch_stop)(void *handle);
 };
 
 struct lock_store {
@@ -63,5 +67,7 @@ void lock_op_done(struct lock_op *op, int err, const struct lock_holder *holders
 
 int lock_file_open(struct lock_store *s);
 int lock_redis_open(struct lock_store *s);
+int lock_etcd_open(struct lock_store *s);
+int lock_redlock_open(struct lock_store *s);
 
 #endif

@@ -516,7 +516,7 @@ static const char *file_last_error(const struct lock_store *s)
 	return fi->err;
 }
 
-static const struct lock_backend file_backend = {"file:", file_start, file_close, file_last_error};
+static const struct lock_backend file_backend = {"file:", file_start, file_close, file_last_error, NULL, NULL};
 
 int lock_file_open(struct lock_store *s)
 {

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "base/invariant.h"
@@ -39,6 +40,7 @@ void lock_options_init(struct lock_options *o)
 {
 	o->timeout_ms = LOCK_DEFAULT_TIMEOUT_MS;
 	o->connect_timeout_ms = 1000;
+	o->election = false;
 }
 
 uint64_t lock_now_ms(void)
@@ -130,11 +132,29 @@ int lock_store_open(uv_loop_t *loop, const struct store_url *u,
 	int r;
 	switch (u->kind) {
 	case STORE_FILE:
+		if (s->opt.election) {
+			/* elections beside the locks, in a directory of their own */
+			if (mkdir(u->path, 0777) < 0 && errno != EEXIST) {
+				r = -errno;
+				break;
+			}
+			if (strlen(s->url.path) + sizeof "/elections" > sizeof s->url.path) {
+				r = -ENAMETOOLONG;
+				break;
+			}
+			strcat(s->url.path, "/elections");
+		}
 		r = lock_file_open(s);
 		break;
 	case STORE_REDIS:
 	case STORE_REDIS_CLUSTER:
 		r = lock_redis_open(s);
+		break;
+	case STORE_ETCD:
+		r = lock_etcd_open(s);
+		break;
+	case STORE_REDLOCK:
+		r = lock_redlock_open(s);
 		break;
 	default:
 		r = -EPROTONOSUPPORT;
@@ -323,6 +343,61 @@ int lock_status(struct lock_store *s, const char *name, lock_status_fn cb, void 
 	op_link(s, op);
 	attempt(op);
 	return 0;
+}
+
+/* ------------------------------------------------------------ watching */
+
+struct lock_watch {
+	struct lock_store *store;
+	void *handle;                  /* the backend's, or NULL: polling */
+	uv_timer_t timer;              /* the first call, and polling */
+	lock_change_fn cb;
+	void *ud;
+	bool first_done;
+};
+
+static void watch_timer_cb(uv_timer_t *t)
+{
+	struct lock_watch *w = t->data;
+	w->first_done = true;
+	w->cb(w->ud, 0);
+}
+
+struct lock_watch *lock_watch_start(struct lock_store *s, const char *name,
+                                    lock_change_fn cb, void *ud)
+{
+	const char *why;
+	if (!name || lock_name_check(name, strlen(name), &why) < 0 || !cb)
+		return NULL;
+	struct lock_watch *w = calloc(1, sizeof *w);
+	if (!w)
+		return NULL;
+	w->store = s;
+	w->cb = cb;
+	w->ud = ud;
+	uv_timer_init(s->loop, &w->timer);
+	w->timer.data = w;
+	if (s->be->watch_start) {
+		w->handle = s->be->watch_start(s, name, cb, ud);
+		if (!w->handle) {
+			uv_close((uv_handle_t *)&w->timer, op_free_cb);
+			return NULL;
+		}
+		uv_timer_start(&w->timer, watch_timer_cb, 0, 0);
+	} else {
+		uv_timer_start(&w->timer, watch_timer_cb, 0, LOCK_WATCH_POLL_MS);
+	}
+	return w;
+}
+
+void lock_watch_stop(struct lock_watch *w)
+{
+	if (!w)
+		return;
+	if (w->handle && !w->store->closing)
+		w->store->be->watch_stop(w->handle);
+	uv_timer_stop(&w->timer);
+	uv_close((uv_handle_t *)&w->timer, op_free_cb);
 }
 
 void lock_store_close(struct lock_store *s)

@@ -6,7 +6,7 @@
  * loop; every operation answers through a callback:
  *
  *     struct lock_store *s;
- *     lock_store_open(loop, &url, &opts, &s);      // file:DIR, redis://, redis-cluster://
+ *     lock_store_open(loop, &url, &opts, &s);      // file:DIR, redis://, redis-cluster://, etcd://
  *     struct lock_request rq = { .name = "backup", .ttl_ms = 30000, .limit = 1,
  *                                .owner = "host:42", .wait_ms = LOCK_WAIT_FOREVER };
  *     lock_acquire(s, &rq, granted_cb, ctx);       // -> a token and a fence
@@ -85,6 +85,11 @@ struct lock_options {
 	unsigned timeout_ms;           /* redis: a command unanswered this long fails;
 	                                  file: waiting for the state file's flock */
 	unsigned connect_timeout_ms;   /* redis: a connection attempt */
+	bool election;                 /* the store holds elections, not locks:
+	                                  their own namespace (file: DIR/elections,
+	                                  redis: dsys/elections/{NAME}, etcd:
+	                                  dsys/elections/NAME/ in etcdctl elect's
+	                                  layout, the owner as the raw value) */
 };
 void lock_options_init(struct lock_options *o);
 
@@ -110,6 +115,7 @@ struct lock_holder {
 	                                  before the request was sent */
 	int64_t pid;                   /* file: the bound process, 0 for none;
 	                                  -1 where unknown */
+	char lease[17];                /* etcd: the lease id in hex; "" elsewhere */
 };
 
 struct lock_store;
@@ -119,7 +125,10 @@ typedef void (*lock_grant_fn)(void *ud, int err, const struct lock_holder *h);
 typedef void (*lock_status_fn)(void *ud, int err, const struct lock_holder *holders, unsigned n);
 
 /* Open a store: u's kind STORE_FILE (the directory is made if missing),
- * STORE_REDIS or STORE_REDIS_CLUSTER.  opt NULL means the defaults.
+ * STORE_REDIS, STORE_REDIS_CLUSTER, STORE_REDLOCK (lock/redlock.c: a
+ * majority of independent servers; no semaphores) or STORE_ETCD
+ * (lock/etcd.c: waiting there is a watch of the key ahead, not lock.c's
+ * polling).  opt NULL means the defaults.
  * Returns 0, or -EPROTONOSUPPORT for other kinds, -ENOMEM, or the errno of
  * making/opening the directory. */
 int lock_store_open(uv_loop_t *loop, const struct store_url *u,
@@ -140,6 +149,18 @@ int lock_release(struct lock_store *s, const char *name, const char *token,
 int lock_status(struct lock_store *s, const char *name, lock_status_fn cb, void *ud);
 /* All four return 0, or -EINVAL (a bad argument, checked before anything
  * is sent), -ENOMEM, without calling cb. */
+
+/* Follow a name's holders: cb(ud, 0) whenever they may have changed, and
+ * once at the start; the caller then reads them with lock_status.  etcd:
+ * a watch of the name's keys (no polling); other stores: every
+ * LOCK_WATCH_POLL_MS.  cb(ud, err) with err < 0 ends it (the caller must
+ * then still lock_watch_stop).  Returns NULL on -ENOMEM or a bad name. */
+#define LOCK_WATCH_POLL_MS 100
+typedef void (*lock_change_fn)(void *ud, int err);
+struct lock_watch;
+struct lock_watch *lock_watch_start(struct lock_store *s, const char *name,
+                                    lock_change_fn cb, void *ud);
+void lock_watch_stop(struct lock_watch *w);   /* NULL is a no-op */
 
 /* Is name a valid lock name?  0, or -EINVAL with *why ("is empty", "is
  * longer than 256 bytes", "contains '/'", "contains a NUL byte"). */

@@ -223,7 +223,8 @@ static void redis_start(struct lock_store *s, struct lock_op *op)
 	static const char *const suffix[4] = {"", "/holders", "/info", "/fence"};
 	size_t klen[4];
 	for (int i = 0; i < 4; i++)
-		klen[i] = (size_t)snprintf(keys[i], sizeof keys[i], "dsys/locks/{%s}%s", op->name, suffix[i]);
+		klen[i] = (size_t)snprintf(keys[i], sizeof keys[i], "dsys/%s/{%s}%s",
+		                           s->opt.election ? "elections" : "locks", op->name, suffix[i]);
 	char ttl[24], limit[16];
 	snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)op->ttl_ms);
 	snprintf(limit, sizeof limit, "%u", op->limit);
@@ -265,7 +266,7 @@ static const char *redis_last_error(const struct lock_store *s)
 	return redis_client_last_error(ri->rc);
 }
 
-static const struct lock_backend redis_backend = {"redis://", redis_start, redis_close, redis_last_error};
+static const struct lock_backend redis_backend = {"redis://", redis_start, redis_close, redis_last_error, NULL, NULL};
 
 int lock_redis_open(struct lock_store *s)
 {

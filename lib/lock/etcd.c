@@ -1,0 +1,791 @@
+/*
+ * lock/etcd.c -- etcd://H:P,..., through store/etcd: locks and elections
+ * laid out as etcd's own `concurrency` package lays them, so that etcdctl
+ * lock / etcdctl elect and dsys-lock exclude each other.
+ *
+ * Keys.  A name's contenders each hold one key under a prefix:
+ *
+ *   dsys/locks/NAME/LEASE        a lock or semaphore (LEASE: the
+ *                                contender's lease id, "%x" as etcd prints it)
+ *   dsys/elections/NAME/LEASE    an election (lock_options.election)
+ *
+ * Each key is attached to its contender's lease, so it vanishes when the
+ * lease is revoked or expires.  The contenders queue in the order of their
+ * keys' create revisions: the `limit` lowest hold the lock (1: the lowest,
+ * which is what etcdctl lock and the concurrency Mutex take), the others
+ * wait.  A lock key's value is "TOKEN LIMIT OWNER"; an election key's value
+ * is the candidate's value, raw, as etcdctl elect writes it (etcdctl's
+ * lock keys have an empty value: a holder with no token, limit 1).
+ *
+ * The recipe (our own code after etcd's mutex.go and election.go):
+ *   1. grant a lease of the TTL (whole seconds, rounded up; etcd may raise
+ *      it to its minimum TTL, and the grant reports what it gave);
+ *   2. one txn: if create_revision(KEY) == 0 then put KEY with the lease;
+ *      in both branches range the prefix.  The txn is idempotent (the key
+ *      is named by the lease), so when its outcome is unknown (the etcd
+ *      leader died with it in flight) it is simply sent again;
+ *   3. sort the prefix by create revision; among the `limit` lowest: held,
+ *      and the fence is the key's create revision (etcd's revisions only
+ *      grow, so a later holder always has a higher one);
+ *   4. otherwise wait without polling: a mutex watches the key just ahead
+ *      of ours (no thundering herd: one deletion wakes one waiter); a
+ *      semaphore watches the prefix for deletions.  On a deletion, range
+ *      the prefix again and go to 3.  While waiting, the lease is kept
+ *      alive every third of its TTL, and the wait deadline revokes it.
+ *
+ * A token is the lease id (16 hex digits) and 16 random ones: renew and
+ * release find the key from it, and act only when the key is attached to
+ * that lease and (for a lock) its value starts with the whole token.
+ * Renew is a keepalive of the lease (etcd cannot change a lease's TTL: a
+ * renewal restores the TTL granted).  Release revokes the lease, which
+ * deletes the key in the same step.
+ *
+ * Every give-up path revokes the lease before the operation ends, so a
+ * --nowait miss or a wait that timed out leaves no key queued in front of
+ * later waiters.
+ *
+ * Several things can be in flight for one waiting op (a keepalive, a
+ * range, the watch); each holds a reference on the op's record, which is
+ * freed when the last one has called back and its timer is closed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/invariant.h"
+#include "lock/backend.h"
+#include "store/etcd.h"
+
+#define KA_RETRY_MS 200        /* keepalive retry after a failed one */
+#define MAX_TXN_TRIES 5        /* an idempotent txn resent after unknown outcomes */
+
+struct eimpl {
+	struct etcd_client *c;
+	char last_err[256];
+	struct eop *ops;           /* records not finished yet */
+};
+
+struct eop {
+	struct lock_op *op;        /* NULL once finished */
+	struct lock_store *s;
+	int refs;                  /* calls in flight + the timer + "not finished" */
+	int64_t lease;
+	int64_t ttl_s;             /* granted */
+	int64_t my_rev;
+	char prefix[LOCK_MAX_NAME + 32];
+	char key[LOCK_MAX_NAME + 64];
+	struct buf value;
+	struct etcd_watch *w;
+	bool rerange;              /* a deletion seen: range again */
+	bool ka_inflight, range_inflight;
+	uint64_t ka_due_ns;
+	uint64_t ka_sent_ms;       /* Unix ms the keepalive in flight was sent */
+	uint64_t lease_from_ms;    /* Unix ms from which the lease's TTL surely
+	                              runs: the send of the grant or of the
+	                              last confirmed keepalive */
+	unsigned txn_tries;
+	int final_err;             /* kept while the lease is revoked */
+	bool giving_up;            /* revoking: nothing else may act */
+	struct lock_holder *hs;    /* status */
+	unsigned n_hs, ttl_next;
+	uv_timer_t timer;
+	struct eop *prev, *next;
+};
+
+static void op_step_timer(struct eop *e);
+static void timer_cb(uv_timer_t *t);
+static void revoked_cb(struct eop *e, int err, const struct etcd_resp *r);
+static void acquire_txn(struct eop *e);
+
+/* ------------------------------------------------------------ plumbing */
+
+static void eop_close_cb(uv_handle_t *h)
+{
+	struct eop *e = h->data;
+	buf_free(&e->value);
+	free(e->hs);
+	free(e);
+}
+
+static void eop_unref(struct eop *e)
+{
+	INVARIANT(e->refs > 0);
+	if (--e->refs == 0)
+		uv_close((uv_handle_t *)&e->timer, eop_close_cb);
+}
+
+static int map_err(struct eimpl *im, int err, const struct etcd_resp *r)
+{
+	static struct eimpl scratch;
+	if (!im)
+		im = &scratch;
+	switch (err) {
+	case 0:
+		return 0;
+	case ETCD_E_UNREACHABLE:
+		snprintf(im->last_err, sizeof im->last_err, "%s", etcd_strerror(err));
+		return -ECONNREFUSED;
+	case ETCD_E_TIMEOUT:
+		snprintf(im->last_err, sizeof im->last_err, "%s", etcd_strerror(err));
+		return -ETIMEDOUT;
+	case ETCD_E_PROTOCOL:
+		return -EPROTO;
+	case ETCD_E_SERVER:
+		snprintf(im->last_err, sizeof im->last_err, "etcd: %s",
+		         r && r->error_message ? r->error_message : "error");
+		if (r && r->error_code == 5)       /* NOT_FOUND: "requested lease not found" */
+			return -ENOENT;
+		if (r && (r->error_code == 14 || r->error_code == 4))   /* unavailable, deadline */
+			return -ETIMEDOUT;
+		return -EIO;
+	}
+	return err < 0 ? err : -EIO;
+}
+
+/* The op's one callback; the record lives on while calls are in flight. */
+static void finish(struct eop *e, int err, const struct lock_holder *h, unsigned n)
+{
+	struct lock_op *op = e->op;
+	if (!op)
+		return;
+	struct eimpl *im = e->s->impl;
+	e->op = NULL;
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		im->ops = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	if (e->w) {
+		etcd_watch_stop(e->w);
+		e->w = NULL;
+	}
+	uv_timer_stop(&e->timer);
+	lock_op_done(op, err, h, n);
+	eop_unref(e);
+}
+
+static void fill_holder(struct eop *e, struct lock_holder *h, uint64_t fence, uint64_t ttl_ms)
+{
+	struct lock_op *op = e->op;
+	memset(h, 0, sizeof *h);
+	snprintf(h->name, sizeof h->name, "%s", op->name);
+	snprintf(h->token, sizeof h->token, "%s", op->token);
+	snprintf(h->owner, sizeof h->owner, "%s", op->owner);
+	snprintf(h->lease, sizeof h->lease, "%016llx", (unsigned long long)e->lease);
+	h->fence = fence;
+	h->ttl_ms = ttl_ms;
+	h->expires_ms = (e->lease_from_ms ? e->lease_from_ms : op->sent_ms) + ttl_ms;
+	h->pid = -1;
+}
+
+typedef void (*step_fn)(struct eop *e, int err, const struct etcd_resp *r);
+
+struct call_ctx {
+	struct eop *e;
+	step_fn fn;
+};
+
+static void call_cb(void *ud, int err, const struct etcd_resp *r)
+{
+	struct call_ctx cc = *(struct call_ctx *)ud;
+	free(ud);
+	struct eimpl *im = cc.e->s->impl;
+	if (cc.e->op && (!cc.e->giving_up || cc.fn == revoked_cb))
+		cc.fn(cc.e, err == 0 ? 0 : map_err(im, err, r), r);
+	eop_unref(cc.e);
+}
+
+/* Post body to path; fn gets the mapped error and etcd's answer. */
+static int call(struct eop *e, const char *path, struct buf *body, step_fn fn)
+{
+	struct eimpl *im = e->s->impl;
+	struct call_ctx *cc = malloc(sizeof *cc);
+	if (!cc) {
+		buf_free(body);
+		return -ENOMEM;
+	}
+	cc->e = e;
+	cc->fn = fn;
+	int r = etcd_call(im->c, path, body->data, body->len, call_cb, cc);
+	buf_free(body);
+	if (r < 0) {
+		free(cc);
+		return map_err(im, r, NULL);
+	}
+	e->refs++;
+	return 0;
+}
+
+/* Revoke the lease, then end with err (the lease's key goes with it). */
+static void revoked_cb(struct eop *e, int err, const struct etcd_resp *r)
+{
+	(void)err;
+	(void)r;
+	finish(e, e->final_err, NULL, 0);
+}
+
+static void give_up(struct eop *e, int err)
+{
+	if (e->w) {
+		etcd_watch_stop(e->w);
+		e->w = NULL;
+	}
+	uv_timer_stop(&e->timer);
+	if (e->lease == 0 || e->s->closing || err == -ECANCELED)
+		return finish(e, err, NULL, 0);
+	e->final_err = err;
+	e->giving_up = true;
+	struct buf b = BUF_INIT;
+	etcd_req_lease_revoke(&b, e->lease);
+	int lease_id_gone = call(e, ETCD_PATH_REVOKE, &b, revoked_cb);
+	e->lease = 0;
+	if (lease_id_gone < 0)
+		finish(e, err, NULL, 0);
+}
+
+static void make_prefix(struct eop *e, const char *name)
+{
+	snprintf(e->prefix, sizeof e->prefix, "dsys/%s/%s/",
+	         e->s->opt.election ? "elections" : "locks", name);
+}
+
+static void make_key(struct eop *e)
+{
+	snprintf(e->key, sizeof e->key, "%s%llx", e->prefix, (unsigned long long)e->lease);
+}
+
+/* The lease id in a token's first 16 hex digits; 0 when it is not one. */
+static int64_t token_lease(const char *token)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 16; i++) {
+		char c = token[i];
+		v = v * 16 + (uint64_t)(c <= '9' ? c - '0' : c - 'a' + 10);
+	}
+	return v > INT64_MAX ? 0 : (int64_t)v;
+}
+
+/* A prefix's keys in queue order: by create revision (qsort on copies of
+ * the pointers; the kvs belong to the answer). */
+static int by_create(const void *a, const void *b)
+{
+	const struct etcd_kv *x = *(struct etcd_kv *const *)a, *y = *(struct etcd_kv *const *)b;
+	return x->create_revision < y->create_revision ? -1 : x->create_revision > y->create_revision;
+}
+
+static struct etcd_kv **sorted(const struct etcd_kv *kvs, size_t n)
+{
+	struct etcd_kv **v = malloc((n ? n : 1) * sizeof *v);
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		v[i] = (struct etcd_kv *)&kvs[i];
+	qsort(v, n, sizeof *v, by_create);
+	return v;
+}
+
+/* A key's limit from its value "TOKEN LIMIT OWNER": 1 for anything else
+ * (etcdctl's empty values, election values). */
+static unsigned value_limit(const struct eop *e, const struct etcd_kv *kv)
+{
+	if (e->s->opt.election || kv->value_len < LOCK_TOKEN_LEN + 2 || kv->value[LOCK_TOKEN_LEN] != ' ')
+		return 1;
+	unsigned v = 0;
+	for (size_t i = LOCK_TOKEN_LEN + 1; i < kv->value_len && kv->value[i] >= '0' && kv->value[i] <= '9'; i++)
+		v = v < 100000 ? v * 10 + (unsigned)(kv->value[i] - '0') : v;
+	return v >= 1 && v <= LOCK_MAX_LIMIT ? v : 1;
+}
+
+/* ------------------------------------------------------------ acquire */
+
+static void watch_cb(void *ud, int err, const struct etcd_watch_msg *m)
+{
+	struct eop *e = ud;
+	if (err < 0) {
+		e->w = NULL;   /* ended: must not be stopped again */
+		if (e->op)
+			give_up(e, map_err(e->s->impl, err, NULL));
+		return;
+	}
+	for (size_t i = 0; i < m->n_events; i++)
+		if (m->events[i].is_delete)
+			e->rerange = true;
+	if (e->rerange && !e->giving_up)   /* not from inside the stream's callback: the timer */
+		uv_timer_start(&e->timer, timer_cb, 0, 0);
+}
+
+static void evaluate(struct eop *e, const struct etcd_kv *kvs, size_t n, int64_t header_rev)
+{
+	struct lock_op *op = e->op;
+	struct etcd_kv **v = sorted(kvs, n);
+	if (!v)
+		return give_up(e, -ENOMEM);
+	size_t idx = n;
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i]->key, e->key))
+			idx = i;
+	if (idx == n) {
+		/* our key is gone: the lease was revoked or expired while we
+		 * waited.  Queue again from the start, with a new lease. */
+		free(v);
+		e->lease = 0;
+		e->txn_tries = 0;
+		if (e->w) {
+			etcd_watch_stop(e->w);
+			e->w = NULL;
+		}
+		return op_step_timer(e);
+	}
+	e->my_rev = v[idx]->create_revision;
+	if (idx < op->limit) {
+		free(v);
+		struct lock_holder h;
+		fill_holder(e, &h, (uint64_t)e->my_rev, (uint64_t)e->ttl_s * 1000);
+		return finish(e, 0, &h, 1);
+	}
+	if (!op->wait) {
+		free(v);
+		return give_up(e, -EBUSY);
+	}
+	if (!e->w) {
+		struct etcd_range r;
+		if (op->limit == 1) {
+			/* the key just ahead of ours; when it goes, look again */
+			r = (struct etcd_range){v[idx - 1]->key, v[idx - 1]->key_len, NULL, 0, false};
+		} else {
+			r = (struct etcd_range){e->prefix, strlen(e->prefix), NULL, 0, true};
+		}
+		e->w = etcd_watch_start(((struct eimpl *)e->s->impl)->c, &r, header_rev + 1, false,
+		                        watch_cb, e);
+		if (!e->w) {
+			free(v);
+			return give_up(e, -ENOMEM);
+		}
+	}
+	free(v);
+	op_step_timer(e);   /* arm keepalive / deadline */
+}
+
+static void range_cb(struct eop *e, int err, const struct etcd_resp *r)
+{
+	e->range_inflight = false;
+	if (err)
+		return give_up(e, err);
+	evaluate(e, r->kvs, r->n_kvs, r->revision);
+}
+
+static void txn_cb(struct eop *e, int err, const struct etcd_resp *r)
+{
+	if ((err == -ETIMEDOUT || err == -ECONNRESET) && ++e->txn_tries < MAX_TXN_TRIES &&
+	    uv_hrtime() < e->op->deadline_ns)
+		return acquire_txn(e);   /* outcome unknown: the txn is idempotent */
+	if (err)
+		return give_up(e, err);
+	const struct etcd_resp *rr = NULL;
+	for (size_t i = 0; i < r->n_responses; i++)
+		if (r->response_kinds[i] == ETCD_OP_RANGE)
+			rr = &r->responses[i];
+	if (!rr)
+		return give_up(e, -EPROTO);
+	evaluate(e, rr->kvs, rr->n_kvs, r->revision);
+}
+
+static void acquire_txn(struct eop *e)
+{
+	struct etcd_compare cmp = {e->key, strlen(e->key), ETCD_CREATE, ETCD_EQUAL, 0, NULL, 0};
+	struct etcd_op range = {.kind = ETCD_OP_RANGE, .r = {e->prefix, strlen(e->prefix), NULL, 0, true}};
+	struct etcd_op ok[2] = {
+		{.kind = ETCD_OP_PUT, .r = {e->key, strlen(e->key), NULL, 0, false},
+		 .value = e->value.data ? e->value.data : "", .value_len = e->value.len, .lease = e->lease},
+		range,
+	};
+	struct buf b = BUF_INIT;
+	etcd_req_txn(&b, &cmp, 1, ok, 2, &range, 1);
+	int r = call(e, ETCD_PATH_TXN, &b, txn_cb);
+	if (r < 0)
+		give_up(e, r);
+}
+
+static void grant_cb(struct eop *e, int err, const struct etcd_resp *r)
+{
+	if (err)
+		return give_up(e, err);
+	if (r->lease_id <= 0 || r->ttl <= 0)
+		return give_up(e, -EPROTO);
+	struct lock_op *op = e->op;
+	e->lease = r->lease_id;
+	e->ttl_s = r->ttl;
+	uv_update_time(e->s->loop);
+	e->ka_due_ns = uv_hrtime() + (uint64_t)e->ttl_s * 1000000000ull / 3;
+	/* the token: the lease, then 64 of the random bits lock.c made */
+	char rnd[17];
+	memcpy(rnd, op->token, 16);
+	rnd[16] = '\0';
+	snprintf(op->token, sizeof op->token, "%016llx%s", (unsigned long long)e->lease, rnd);
+	make_key(e);
+	buf_reset(&e->value);
+	if (e->s->opt.election) {
+		buf_append(&e->value, op->owner, strlen(op->owner));
+	} else {
+		char head[64];
+		int n = snprintf(head, sizeof head, "%s %u ", op->token, op->limit);
+		buf_append(&e->value, head, (size_t)n);
+		buf_append(&e->value, op->owner, strlen(op->owner));
+	}
+	acquire_txn(e);
+}
+
+static void start_grant(struct eop *e)
+{
+	struct buf b = BUF_INIT;
+	int64_t ttl_s = (int64_t)((e->op->ttl_ms + 999) / 1000);
+	e->lease_from_ms = lock_now_ms();
+	etcd_req_lease_grant(&b, ttl_s, 0);
+	int r = call(e, ETCD_PATH_GRANT, &b, grant_cb);
+	if (r < 0)
+		give_up(e, r);
+}
+
+static void ka_cb(struct eop *e, int err, const struct etcd_resp *r)
+{
+	e->ka_inflight = false;
+	uint64_t now = uv_hrtime();
+	if (err == 0 && r->ttl <= 0) {
+		/* the lease is gone (revoked from outside, or expired): queue
+		 * again with a new one */
+		if (e->w) {
+			etcd_watch_stop(e->w);
+			e->w = NULL;
+		}
+		e->lease = 0;
+		e->txn_tries = 0;
+		return start_grant(e);
+	}
+	if (!err)
+		e->lease_from_ms = e->ka_sent_ms;
+	e->ka_due_ns = now + (err ? KA_RETRY_MS * 1000000ull : (uint64_t)e->ttl_s * 1000000000ull / 3);
+	op_step_timer(e);
+}
+
+/* The timer of a waiting acquire: a deletion to look at, a keepalive due,
+ * or the wait's deadline.  Also the start after a lost lease. */
+static void op_step_timer(struct eop *e)
+{
+	if (!e->op || e->giving_up)
+		return;
+	if (e->lease == 0)
+		return start_grant(e);
+	uint64_t now = uv_hrtime();
+	if (now >= e->op->deadline_ns)
+		return give_up(e, -ETIME);
+	if (e->rerange && !e->range_inflight) {
+		e->rerange = false;
+		if (e->w) {
+			etcd_watch_stop(e->w);
+			e->w = NULL;
+		}
+		struct buf b = BUF_INIT;
+		struct etcd_range r = {e->prefix, strlen(e->prefix), NULL, 0, true};
+		etcd_req_range(&b, &r, NULL);
+		int rc = call(e, ETCD_PATH_RANGE, &b, range_cb);
+		if (rc < 0)
+			return give_up(e, rc);
+		e->range_inflight = true;
+	}
+	if (now >= e->ka_due_ns && !e->ka_inflight) {
+		struct buf b = BUF_INIT;
+		etcd_req_lease_keepalive(&b, e->lease);
+		e->ka_sent_ms = lock_now_ms();
+		int rc = call(e, ETCD_PATH_KEEPALIVE, &b, ka_cb);
+		if (rc < 0)
+			return give_up(e, rc);
+		e->ka_inflight = true;
+	}
+	uint64_t next = e->ka_due_ns < e->op->deadline_ns ? e->ka_due_ns : e->op->deadline_ns;
+	uint64_t ms = next > now ? (next - now + 999999) / 1000000 : 1;
+	if (e->ka_inflight && next == e->ka_due_ns)
+		ms = (e->op->deadline_ns - now + 999999) / 1000000;
+	if (ms > 3600000)
+		ms = 3600000;
+	uv_timer_start(&e->timer, timer_cb, ms, 0);
+}
+
+/* uv_timer_cb takes the handle: the record is its data. */
+static void timer_cb(uv_timer_t *t)
+{
+	op_step_timer(t->data);
+}
+
+/* ------------------------------------------------------------ renew, release */
+
+/* The key of a token's lease, when it is still that token's. */
+static const struct etcd_kv *own_key(struct eop *e, const struct etcd_resp *r)
+{
+	if (r->n_kvs != 1 || r->kvs[0].lease != e->lease)
+		return NULL;
+	const struct etcd_kv *kv = &r->kvs[0];
+	if (!e->s->opt.election &&
+	    (kv->value_len < LOCK_TOKEN_LEN + 1 || memcmp(kv->value, e->op->token, LOCK_TOKEN_LEN) ||
+	     kv->value[LOCK_TOKEN_LEN] != ' '))
+		return NULL;
+	return kv;
+}
+
+static void owner_of(struct eop *e, const struct etcd_kv *kv, char *out, size_t size);
+
+static void renew_ka_cb(struct eop *e, int err, const struct etcd_resp *r)
+{
+	if (err)
+		return finish(e, err, NULL, 0);
+	if (r->ttl <= 0)
+		return finish(e, -ENOENT, NULL, 0);
+	struct lock_holder h;
+	fill_holder(e, &h, (uint64_t)e->my_rev, (uint64_t)r->ttl * 1000);
+	snprintf(h.owner, sizeof h.owner, "%s", e->op->owner);
+	finish(e, 0, &h, 1);
+}
+
+static void renew_range_cb(struct eop *e, int err, const struct etcd_resp *r)
+{
+	if (err)
+		return finish(e, err, NULL, 0);
+	const struct etcd_kv *kv = own_key(e, r);
+	if (!kv)
+		return finish(e, -ENOENT, NULL, 0);
+	e->my_rev = kv->create_revision;
+	owner_of(e, kv, e->op->owner, sizeof e->op->owner);
+	struct buf b = BUF_INIT;
+	etcd_req_lease_keepalive(&b, e->lease);
+	int rc = call(e, ETCD_PATH_KEEPALIVE, &b, renew_ka_cb);
+	if (rc < 0)
+		finish(e, rc, NULL, 0);
+}
+
+static void release_revoke_cb(struct eop *e, int err, const struct etcd_resp *r)
+{
+	(void)r;
+	finish(e, err, NULL, 0);
+}
+
+static void release_range_cb(struct eop *e, int err, const struct etcd_resp *r)
+{
+	if (err)
+		return finish(e, err, NULL, 0);
+	if (!own_key(e, r))
+		return finish(e, -ENOENT, NULL, 0);
+	struct buf b = BUF_INIT;
+	etcd_req_lease_revoke(&b, e->lease);
+	int rc = call(e, ETCD_PATH_REVOKE, &b, release_revoke_cb);
+	if (rc < 0)
+		finish(e, rc, NULL, 0);
+}
+
+/* ------------------------------------------------------------ status */
+
+static void owner_of(struct eop *e, const struct etcd_kv *kv, char *out, size_t size)
+{
+	if (e->s->opt.election) {
+		snprintf(out, size, "%.*s", (int)(kv->value_len < size ? kv->value_len : size - 1), kv->value);
+		return;
+	}
+	const char *p = kv->value_len > LOCK_TOKEN_LEN + 1 ? memchr(kv->value + LOCK_TOKEN_LEN + 1, ' ',
+	                                                            kv->value_len - LOCK_TOKEN_LEN - 1)
+	                                                   : NULL;
+	if (!p || kv->value[LOCK_TOKEN_LEN] != ' ') {
+		out[0] = '\0';
+		return;
+	}
+	size_t n = kv->value_len - (size_t)(p + 1 - kv->value);
+	snprintf(out, size, "%.*s", (int)(n < size ? n : size - 1), p + 1);
+}
+
+static void status_next(struct eop *e);
+
+static void status_ttl_cb(struct eop *e, int err, const struct etcd_resp *r)
+{
+	struct lock_holder *h = &e->hs[e->ttl_next - 1];
+	if (err == 0 && r->ttl > 0) {
+		h->ttl_ms = (uint64_t)r->ttl * 1000;
+		h->expires_ms = e->op->sent_ms + h->ttl_ms;
+	}
+	status_next(e);
+}
+
+/* One timetolive per holder, for its ttl_ms (best effort). */
+static void status_next(struct eop *e)
+{
+	while (e->ttl_next < e->n_hs) {
+		struct lock_holder *h = &e->hs[e->ttl_next++];
+		uint64_t lease = 0;
+		for (int i = 0; h->lease[i]; i++)
+			lease = lease * 16 + (uint64_t)(h->lease[i] <= '9' ? h->lease[i] - '0' : h->lease[i] - 'a' + 10);
+		struct buf b = BUF_INIT;
+		etcd_req_lease_timetolive(&b, (int64_t)lease, false);
+		if (call(e, ETCD_PATH_TTL, &b, status_ttl_cb) == 0)
+			return;
+	}
+	finish(e, 0, e->hs, e->n_hs);
+}
+
+static void status_range_cb(struct eop *e, int err, const struct etcd_resp *r)
+{
+	if (err)
+		return finish(e, err, NULL, 0);
+	struct etcd_kv **v = sorted(r->kvs, r->n_kvs);
+	e->hs = calloc(r->n_kvs ? r->n_kvs : 1, sizeof *e->hs);
+	if (!v || !e->hs) {
+		free(v);
+		return finish(e, -ENOMEM, NULL, 0);
+	}
+	for (size_t i = 0; i < r->n_kvs; i++) {
+		const struct etcd_kv *kv = v[i];
+		if (i >= value_limit(e, kv))
+			continue;   /* queued, not holding */
+		struct lock_holder *h = &e->hs[e->n_hs++];
+		snprintf(h->name, sizeof h->name, "%s", e->op->name);
+		if (!e->s->opt.election && kv->value_len > LOCK_TOKEN_LEN && kv->value[LOCK_TOKEN_LEN] == ' ')
+			snprintf(h->token, sizeof h->token, "%.*s", LOCK_TOKEN_LEN, kv->value);
+		owner_of(e, kv, h->owner, sizeof h->owner);
+		snprintf(h->lease, sizeof h->lease, "%016llx", (unsigned long long)kv->lease);
+		h->fence = (uint64_t)kv->create_revision;
+		h->pid = -1;
+		h->expires_ms = e->op->sent_ms;
+	}
+	free(v);
+	status_next(e);
+}
+
+/* ------------------------------------------------------------ the backend */
+
+static void etcd_start(struct lock_store *s, struct lock_op *op)
+{
+	struct eimpl *im = s->impl;
+	struct eop *e = calloc(1, sizeof *e);
+	if (!e)
+		return lock_op_done(op, -ENOMEM, NULL, 0);
+	e->op = op;
+	e->s = s;
+	e->refs = 1;   /* "not finished" */
+	buf_init(&e->value);
+	uv_timer_init(s->loop, &e->timer);
+	e->timer.data = e;
+	e->next = im->ops;
+	if (im->ops)
+		im->ops->prev = e;
+	im->ops = e;
+	make_prefix(e, op->name);
+	struct buf b = BUF_INIT;
+	int r;
+	switch (op->kind) {
+	case LOCK_OP_ACQUIRE:
+		if (op->limit > 1 && s->opt.election)
+			return finish(e, -EINVAL, NULL, 0);
+		return start_grant(e);
+	case LOCK_OP_RENEW:
+	case LOCK_OP_RELEASE:
+		e->lease = token_lease(op->token);
+		if (e->lease <= 0)
+			return finish(e, -ENOENT, NULL, 0);
+		make_key(e);
+		etcd_req_range(&b, &(struct etcd_range){e->key, strlen(e->key), NULL, 0, false}, NULL);
+		r = call(e, ETCD_PATH_RANGE, &b, op->kind == LOCK_OP_RENEW ? renew_range_cb : release_range_cb);
+		break;
+	case LOCK_OP_STATUS:
+		etcd_req_range(&b, &(struct etcd_range){e->prefix, strlen(e->prefix), NULL, 0, true}, NULL);
+		r = call(e, ETCD_PATH_RANGE, &b, status_range_cb);
+		break;
+	default:
+		INVARIANT(0);
+		r = -EINVAL;
+	}
+	if (r < 0)
+		finish(e, r, NULL, 0);
+}
+
+static void etcd_close(struct lock_store *s)
+{
+	struct eimpl *im = s->impl;
+	etcd_client_free(im->c);   /* in-flight calls and watches: -ECANCELED */
+	while (im->ops) {
+		im->ops->w = NULL;   /* ended by the client */
+		finish(im->ops, -ECANCELED, NULL, 0);
+	}
+	free(im);
+}
+
+static const char *etcd_last_error(const struct lock_store *s)
+{
+	const struct eimpl *im = s->impl;
+	return im->last_err;
+}
+
+/* leader --watch: every message on the name's prefix is a change. */
+struct ewatch {
+	struct etcd_watch *w;
+	lock_change_fn cb;
+	void *ud;
+	bool ended;
+};
+
+static void ewatch_cb(void *ud, int err, const struct etcd_watch_msg *m)
+{
+	struct ewatch *x = ud;
+	(void)m;
+	if (err < 0) {
+		x->ended = true;
+		x->w = NULL;
+	}
+	x->cb(x->ud, err < 0 ? map_err(NULL, err, NULL) : 0);
+}
+
+static void *etcd_watch_start_(struct lock_store *s, const char *name, lock_change_fn cb, void *ud)
+{
+	struct eimpl *im = s->impl;
+	struct ewatch *x = calloc(1, sizeof *x);
+	if (!x)
+		return NULL;
+	char prefix[LOCK_MAX_NAME + 32];
+	snprintf(prefix, sizeof prefix, "dsys/%s/%s/", s->opt.election ? "elections" : "locks", name);
+	x->cb = cb;
+	x->ud = ud;
+	struct etcd_range r = {prefix, strlen(prefix), NULL, 0, true};
+	x->w = etcd_watch_start(im->c, &r, 0, false, ewatch_cb, x);
+	if (!x->w) {
+		free(x);
+		return NULL;
+	}
+	return x;
+}
+
+static void etcd_watch_stop_(void *handle)
+{
+	struct ewatch *x = handle;
+	if (x->w)
+		etcd_watch_stop(x->w);
+	free(x);
+}
+
+static const struct lock_backend etcd_backend = {"etcd://", etcd_start, etcd_close, etcd_last_error,
+                                                 etcd_watch_start_, etcd_watch_stop_};
+
+int lock_etcd_open(struct lock_store *s)
+{
+	struct eimpl *im = calloc(1, sizeof *im);
+	if (!im)
+		return -ENOMEM;
+	struct etcd_options o = {
+		.timeout_ms = s->opt.timeout_ms, .connect_timeout_ms = s->opt.connect_timeout_ms,
+		.max_pending = 1024, .watch_retry_ms = 100,
+	};
+	im->c = etcd_client_new(s->loop, &s->url, &o);
+	if (!im->c) {
+		free(im);
+		return -ENOMEM;
+	}
+	s->impl = im;
+	s->be = &etcd_backend;
+	return 0;
+}

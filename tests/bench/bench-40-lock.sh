@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# make bench, section "lock": dsys-lock on file:, redis:// and a 3-node etcd.
+#
+# Stores run on CPU $BENCH_SERVER_CPU (redis-server; three etcd members on
+# loopback); the loads on CPU $BENCH_LOAD_CPU.  Cases, each BENCH_ROUNDS
+# rounds with the stores' order reversed every other round:
+#   acqrel     uncontended acquire+release pairs, BENCH_LOCK_PAIRS (300) in
+#              one process (tests/bench/lock_cli): p50_us, p99_us of a pair
+#              (issue 16's bars: p50 under 1000 on file: and redis://,
+#              under 5000 on etcd)
+#   handoff8   8 processes take and give back one lock for BENCH_LOCK_SECS
+#              (3): handoffs_per_s, all grants over the wall time
+#   cmd        BENCH_LOCK_CMDS (40) commands one after another, wall time
+#              per command (us_per_cmd): dsys-lock run NAME -- true on file:
+#              and etcd, etcdctl lock NAME -- true, flock FILE true
+#   cmd-ratio  the median of per-round ratios: etcdctl/dsys-lock on etcd
+#              (the bar: at least 3) and dsys-lock on file:/flock (the
+#              bar: at most 2)
+# Check it with short settings, e.g.
+#   BENCH_ROUNDS=1 BENCH_LOCK_PAIRS=20 BENCH_LOCK_SECS=1 BENCH_LOCK_CMDS=5 \
+#       tests/bench/bench-40-lock.sh
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/bench/lib.sh
+. "$here/lib.sh"
+BENCH_ROW_LABEL=store
+BENCH_COLUMNS="p50_us p99_us handoffs_per_s us_per_cmd ratio"
+BENCH_RATIOS=""
+bench_init lock || exit 1
+CLI=$DSYS_BUILD/bench/lock_cli
+if ! command -v dsys-lock >/dev/null 2>&1 || [ ! -x "$CLI" ]; then
+	bench_skip "lock: dsys-lock or $CLI not built"
+	exit 0
+fi
+pairs=${BENCH_LOCK_PAIRS:-300}
+secs=${BENCH_LOCK_SECS:-3}
+cmds=${BENCH_LOCK_CMDS:-40}
+filedir=$(bench_dir filelocks)
+declare -A URL=([file]="file:$filedir")
+names="file"
+
+if bench_need redis-server; then
+	port=$(bench_port)
+	if bench_start redis "$port" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no; then
+		URL[redis]="redis://127.0.0.1:$port"
+		names+=" redis"
+	fi
+fi
+
+# three etcd members, started together (one alone waits for its quorum)
+etcd_ok=0
+if bench_need etcd etcdctl; then
+	ports=() initial= eps=() hosts=()
+	for i in 0 1 2; do ports+=("$(bench_port)" "$(bench_port)"); done
+	for i in 0 1 2; do initial+="${initial:+,}e$i=http://127.0.0.1:${ports[2 * i + 1]}"; done
+	for i in 0 1 2; do
+		d=$(bench_dir "etcd$i")
+		(cd "$d" && exec taskset -c "$BENCH_SERVER_CPU" etcd --name "e$i" --data-dir "$d/data" \
+			--listen-client-urls "http://127.0.0.1:${ports[2 * i]}" \
+			--advertise-client-urls "http://127.0.0.1:${ports[2 * i]}" \
+			--listen-peer-urls "http://127.0.0.1:${ports[2 * i + 1]}" \
+			--initial-advertise-peer-urls "http://127.0.0.1:${ports[2 * i + 1]}" \
+			--initial-cluster "$initial" --initial-cluster-state new \
+			--initial-cluster-token "dsys-bench-$$") </dev/null >"$d/stdout" 2>"$d/stderr" 3>&- &
+		BENCH_PID[etcd$i]=$!
+		eps+=("http://127.0.0.1:${ports[2 * i]}")
+		hosts+=("127.0.0.1:${ports[2 * i]}")
+	done
+	ETCD_EPS=$(IFS=,; echo "${eps[*]}")
+	for ((i = 0; i < 200; i++)); do
+		ETCDCTL_API=3 etcdctl --endpoints "$ETCD_EPS" --dial-timeout 1s endpoint health >/dev/null 2>&1 &&
+			{ etcd_ok=1; break; }
+		sleep 0.1
+	done
+	if [ $etcd_ok = 1 ]; then
+		URL[etcd3]="etcd://$(IFS=,; echo "${hosts[*]}")"
+		names+=" etcd3"
+		bench_log "etcd: 3 members at $ETCD_EPS"
+	else
+		bench_fail "etcd: the 3 members did not become healthy"
+	fi
+fi
+
+acqrel() { # CASE NAME ROUND
+	taskset -c "$BENCH_LOAD_CPU" "$CLI" "${URL[$2]}" latency warm 20 >/dev/null 2>&1
+	if ! taskset -c "$BENCH_LOAD_CPU" "$CLI" "${URL[$2]}" latency "bench-$3" "$pairs" >"$BENCH_OUT" 2>"$BENCH_OUT.err"; then
+		bench_fail "$1 $2: $(head -1 "$BENCH_OUT.err")"
+		return 1
+	fi
+	local p50 p99
+	p50=$(sed -n 's/.*"p50_us":\([0-9]*\).*/\1/p' "$BENCH_OUT")
+	p99=$(sed -n 's/.*"p99_us":\([0-9]*\).*/\1/p' "$BENCH_OUT")
+	bench_record "$1" "$2" "$3" p50_us="$p50" p99_us="$p99"
+	bench_log "$(printf '%-9s round %s %-6s p50 %6s us  p99 %6s us' "$1" "$3" "$2" "$p50" "$p99")"
+}
+
+handoff() { # CASE NAME ROUND
+	local pids=() i total=0 g t0 t1
+	t0=$(date +%s%N)
+	for i in 1 2 3 4 5 6 7 8; do
+		taskset -c "$BENCH_LOAD_CPU" "$CLI" "${URL[$2]}" handoff "ho-$3" "$secs" \
+			>"$BENCH_TMP/ho.$i" 2>"$BENCH_TMP/ho.$i.err" &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do wait "$i" || bench_fail "$1 $2: a contender failed"; done
+	t1=$(date +%s%N)
+	for i in 1 2 3 4 5 6 7 8; do
+		g=$(sed -n 's/.*"grants":\([0-9]*\).*/\1/p' "$BENCH_TMP/ho.$i")
+		total=$((total + ${g:-0}))
+	done
+	local rate
+	rate=$(awk -v n="$total" -v ns="$((t1 - t0))" 'BEGIN { printf "%.0f", n * 1e9 / ns }')
+	bench_record "$1" "$2" "$3" handoffs_per_s="$rate"
+	bench_log "$(printf '%-9s round %s %-6s %6s handoffs/s' "$1" "$3" "$2" "$rate")"
+}
+
+declare -A cmd_us
+percmd() { # CASE NAME ROUND
+	local t0 t1 i flockfile=$filedir/flock.file
+	local -a cmd
+	case $2 in
+	dsys-lock-file) cmd=(dsys-lock run cmd --store "${URL[file]}" -- true) ;;
+	dsys-lock-etcd) cmd=(dsys-lock run cmd --store "${URL[etcd3]}" -- true) ;;
+	etcdctl) cmd=(env ETCDCTL_API=3 etcdctl --endpoints "$ETCD_EPS" lock cmd -- true) ;;
+	flock) cmd=(flock "$flockfile" true) ;;
+	esac
+	"${cmd[@]}" >/dev/null 2>&1   # warm-up
+	t0=$(date +%s%N)
+	taskset -c "$BENCH_LOAD_CPU" bash -c 'for ((i = 0; i < $1; i++)); do "${@:2}" >/dev/null || exit 1; done' \
+		_ "$cmds" "${cmd[@]}" || { bench_fail "$1 $2: a command failed"; return 1; }
+	t1=$(date +%s%N)
+	cmd_us[$2.$3]=$(((t1 - t0) / 1000 / cmds))
+	bench_record "$1" "$2" "$3" us_per_cmd="${cmd_us[$2.$3]}"
+	bench_log "$(printf '%-9s round %s %-15s %8s us per command' "$1" "$3" "$2" "${cmd_us[$2.$3]}")"
+}
+
+# shellcheck disable=SC2086
+bench_rounds acqrel "$names" acqrel
+# shellcheck disable=SC2086
+bench_rounds handoff8 "$names" handoff
+cmdnames="dsys-lock-file flock"
+[ $etcd_ok = 1 ] && cmdnames="dsys-lock-etcd etcdctl $cmdnames"
+# shellcheck disable=SC2086
+bench_rounds cmd "$cmdnames" percmd
+if bench_want cmd; then
+	for ((r = 1; r <= BENCH_ROUNDS; r++)); do
+		if [ $etcd_ok = 1 ] && [ -n "${cmd_us[etcdctl.$r]:-}" ] && [ -n "${cmd_us[dsys-lock-etcd.$r]:-}" ]; then
+			bench_record cmd-ratio etcdctl/dsys-lock-etcd "$r" \
+				ratio="$(awk -v a="${cmd_us[etcdctl.$r]}" -v b="${cmd_us[dsys-lock-etcd.$r]}" 'BEGIN { printf "%.2f", a / b }')"
+		fi
+		if [ -n "${cmd_us[dsys-lock-file.$r]:-}" ] && [ -n "${cmd_us[flock.$r]:-}" ]; then
+			bench_record cmd-ratio dsys-lock-file/flock "$r" \
+				ratio="$(awk -v a="${cmd_us[dsys-lock-file.$r]}" -v b="${cmd_us[flock.$r]}" 'BEGIN { printf "%.2f", a / b }')"
+		fi
+	done
+fi
+bench_report ""
+bench_finish
+exit

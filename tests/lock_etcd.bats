@@ -1,0 +1,279 @@
+#!/usr/bin/env bats
+# dsys-lock on etcd:// against real etcd-server 3.4 members
+# (tests/etcd_helpers.bash), cross-checked with Debian's etcdctl 3.4: the
+# concurrency package's key layout, exclusion with etcdctl lock, waiting by
+# watch, a lease revoked from outside, and contention across a leader kill.
+
+load helpers
+load etcd_helpers
+bats_require_minimum_version 1.5.0
+BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-120}
+
+setup_file() {
+	command -v etcd >/dev/null || fail "etcd is not installed (make deps installs etcd-server)"
+	command -v etcdctl >/dev/null || fail "etcdctl is not installed (make deps installs etcd-client)"
+}
+
+setup() {
+	dsys_setup
+	export DSYS_LOG_LEVEL=warn ETCDCTL_API=3
+	unset DSYS_STORE REDIS_URL DSYS_LOCK_TTL DSYS_LOCK_OWNER
+	ETCD_PID=
+	ETCD_CLUSTER_PIDS=()
+	BG=()
+}
+
+teardown() {
+	local p
+	for p in "${BG[@]}"; do
+		kill -CONT "$p" 2>/dev/null
+		kill -KILL "$p" 2>/dev/null
+	done
+	dsys_teardown
+	etcd_stop
+	etcd_cluster_stop
+}
+
+ctl() { etcdctl --endpoints "${ETCD_CTL_EP:-$ETCD_ENDPOINT}" "$@"; }
+
+field() {
+	"$DSYS_PY" -c 'import json,sys; v=json.loads(sys.argv[1])[sys.argv[2]]; print(v)' "$1" "$2"
+}
+
+now_ms() { date +%s%3N; }
+
+# wait_held NAME: until status says held (up to ~4 s).
+wait_held() {
+	local i
+	for ((i = 0; i < 200; i++)); do
+		[[ $(dsys-lock status "$1") == *'"held":true'* ]] && return 0
+		sleep 0.02
+	done
+	return 1
+}
+
+@test "lock etcd: acquire, status, renew and release keep their promises, in etcd's concurrency layout" {
+	etcd_start
+	export DSYS_STORE=$ETCD_URL
+	run --separate-stderr dsys-lock acquire job --ttl 10s --owner me
+	assert_success
+	grant=$output
+	"$DSYS_PY" - "$grant" <<'EOF'
+import json, re, sys
+g = json.loads(sys.argv[1])
+assert set(g) == {"name", "owner", "token", "fence", "lease", "ttl_ms", "expires_at", "store"}, g
+assert re.fullmatch(r"[0-9a-f]{32}", g["token"]), g
+assert re.fullmatch(r"[0-9a-f]{16}", g["lease"]) and g["token"].startswith(g["lease"]), g
+assert g["ttl_ms"] == 10000 and g["owner"] == "me" and g["fence"] >= 1, g
+EOF
+	fence=$(field "$grant" fence)
+	token=$(field "$grant" token)
+	lease=$(field "$grant" lease)
+	# the key: PREFIX/LEASE-in-hex as etcdctl prints it, created at the fence
+	key="dsys/locks/job/$(printf %x "0x$lease")"
+	run ctl get --prefix dsys/locks/job/ --keys-only
+	assert_output "$key"
+	run ctl get "$key" -w json
+	[[ $output == *"\"create_revision\":$fence,"* ]]
+
+	run -1 dsys-lock acquire job --nowait
+	run -9 dsys-lock acquire job --nowait --conflict-exit-code 9
+	run --separate-stderr dsys-lock status job
+	assert_success
+	[ "$(field "$output" held)" = True ]
+	[ "$(field "$output" fence)" = "$fence" ]
+	[ "$(field "$output" owner)" = me ]
+	# a miss leaves nothing queued
+	run ctl get --prefix dsys/locks/job/ --keys-only
+	assert_output "$key"
+
+	run -1 dsys-lock release job --token 0123456789abcdef0123456789abcdef
+	run -1 dsys-lock release job --token "${lease}0123456789abcdef"   # right lease, wrong token
+	run -1 dsys-lock renew job --token 0123456789abcdef0123456789abcdef
+	run --separate-stderr dsys-lock renew <<<"$grant"
+	assert_success
+	[ "$(field "$output" fence)" = "$fence" ]
+	run --separate-stderr dsys-lock release job --token "$token"
+	assert_output '{"name":"job","released":true}'
+	run ctl get --prefix dsys/locks/job/ --keys-only
+	assert_output ''
+	run --separate-stderr dsys-lock status job
+	assert_output '{"name":"job","held":false}'
+	run -1 dsys-lock release <<<"$grant"
+	run --separate-stderr dsys-lock acquire job --nowait
+	assert_success
+	[ "$(field "$output" fence)" -gt "$fence" ]
+}
+
+@test "lock etcd: etcdctl lock and dsys-lock acquire exclude each other" {
+	etcd_start
+	export DSYS_STORE=$ETCD_URL
+	# etcdctl holds: dsys-lock misses, then gets it when etcdctl's command ends
+	ctl lock dsys/locks/shared -- sh -c "touch $BATS_TEST_TMPDIR/ctl-in; sleep 1.5" >/dev/null 3>&- &
+	BG+=($!)
+	for ((i = 0; i < 200; i++)); do [ -e "$BATS_TEST_TMPDIR/ctl-in" ] && break; sleep 0.02; done
+	run -1 dsys-lock acquire shared --nowait
+	run --separate-stderr dsys-lock status shared
+	[ "$(field "$output" held)" = True ]
+	run --separate-stderr dsys-lock acquire shared --wait 10s --ttl 20s
+	assert_success
+	[ ! -e "$BATS_TEST_TMPDIR/ctl-out" ]
+	grant=$output
+	# dsys-lock holds: etcdctl waits until the release
+	ctl lock dsys/locks/shared -- touch "$BATS_TEST_TMPDIR/ctl-out" 3>&- &
+	ctlpid=$!
+	BG+=("$ctlpid")
+	sleep 1
+	[ ! -e "$BATS_TEST_TMPDIR/ctl-out" ]
+	run -0 dsys-lock release <<<"$grant"
+	wait "$ctlpid"
+	[ -e "$BATS_TEST_TMPDIR/ctl-out" ]
+}
+
+@test "lock etcd: a waiter is woken by the watch of the key ahead as soon as the holder releases" {
+	etcd_start
+	export DSYS_STORE=$ETCD_URL
+	run --separate-stderr dsys-lock acquire w --ttl 20s
+	grant=$output
+	dsys-lock acquire w --wait 10s --ttl 20s >"$BATS_TEST_TMPDIR/second" 3>&- &
+	waiter=$!
+	BG+=("$waiter")
+	for ((i = 0; i < 200; i++)); do
+		[ "$(ctl get --prefix dsys/locks/w/ --keys-only | grep -c .)" -eq 2 ] && break
+		sleep 0.02
+	done
+	sleep 0.5
+	t0=$(now_ms)
+	dsys-lock release <<<"$grant" >/dev/null
+	wait "$waiter"
+	t1=$(now_ms)
+	((t1 - t0 < 500))
+	[ "$(field "$(cat "$BATS_TEST_TMPDIR/second")" fence)" -gt "$(field "$grant" fence)" ]
+	# --wait that runs out takes its key away with it
+	run -4 dsys-lock acquire w --wait 300ms
+	[ "$(ctl get --prefix dsys/locks/w/ --keys-only | grep -c .)" -eq 1 ]
+}
+
+@test "lock etcd: --limit N makes a semaphore: the N lowest create revisions hold" {
+	etcd_start
+	export DSYS_STORE=$ETCD_URL
+	run -0 dsys-lock acquire sem --limit 2 --ttl 20s
+	a=$output
+	run -0 dsys-lock acquire sem --limit 2 --ttl 20s
+	run -1 dsys-lock acquire sem --limit 2 --nowait
+	run --separate-stderr dsys-lock status sem
+	[ "${#lines[@]}" -eq 2 ]
+	dsys-lock acquire sem --limit 2 --wait 10s >"$BATS_TEST_TMPDIR/third" 3>&- &
+	waiter=$!
+	sleep 0.5
+	[ ! -s "$BATS_TEST_TMPDIR/third" ]
+	dsys-lock release <<<"$a" >/dev/null
+	wait "$waiter"
+	[ -s "$BATS_TEST_TMPDIR/third" ]
+}
+
+@test "lock etcd: a lease revoked from outside stops run's command and exits 5, where etcdctl lock exits 0" {
+	etcd_start
+	export DSYS_STORE=$ETCD_URL
+	dsys-lock run rv --ttl 3s -- sh -c 'sleep 100 & wait' 2>"$BATS_TEST_TMPDIR/err" 3>&- &
+	holder=$!
+	BG+=("$holder")
+	wait_held rv
+	child=$(pgrep -P "$holder")
+	grandchild=$(pgrep -P "$child")
+	lease=$(ctl get --prefix dsys/locks/rv/ --keys-only | head -1)
+	ctl lease revoke "${lease##*/}"
+	t0=$(now_ms)
+	st=0
+	wait "$holder" || st=$?
+	t1=$(now_ms)
+	[ "$st" -eq 5 ]
+	((t1 - t0 < 2000))   # noticed at the next renewal, a third of the TTL
+	grep -q "lost lock 'rv'" "$BATS_TEST_TMPDIR/err"
+	for ((i = 0; i < 100; i++)); do kill -0 "$grandchild" 2>/dev/null || break; sleep 0.02; done
+	! kill -0 "$child" 2>/dev/null
+	! kill -0 "$grandchild" 2>/dev/null
+
+	# the anchor: etcdctl lock lets its command run on without the lock,
+	# and exits 0
+	ctl lock dsys/locks/rv2 -- sh -c "sleep 1.5; touch $BATS_TEST_TMPDIR/ctl-done" >/dev/null 3>&- &
+	ctlpid=$!
+	BG+=("$ctlpid")
+	for ((i = 0; i < 200; i++)); do
+		lease=$(ctl get --prefix dsys/locks/rv2/ --keys-only | head -1)
+		[ -n "$lease" ] && break
+		sleep 0.02
+	done
+	ctl lease revoke "${lease##*/}"
+	st=0
+	wait "$ctlpid" || st=$?
+	[ "$st" -eq 0 ]
+	[ -e "$BATS_TEST_TMPDIR/ctl-done" ]
+}
+
+@test "lock etcd: bad input and an unreachable etcd get one clear line, exit 2 or 3, and leave no key" {
+	etcd_start
+	port=$(free_port)
+	run -3 dsys-lock acquire ok --store "etcd://127.0.0.1:$port"
+	[[ $output == *"cannot reach etcd://127.0.0.1:$port"* ]]
+	[ "${#lines[@]}" -eq 1 ]
+	run -3 dsys-lock run ok --store "etcd://127.0.0.1:$port" -- touch "$BATS_TEST_TMPDIR/ran"
+	[ ! -e "$BATS_TEST_TMPDIR/ran" ]
+	export DSYS_STORE=$ETCD_URL
+	long=$(printf 'n%.0s' {1..257})
+	run -2 dsys-lock acquire "$long"
+	run -2 dsys-lock acquire a/b
+	run -2 dsys-lock acquire ok --ttl 0
+	run -2 dsys-lock acquire ok --ttl -1s
+	run -2 dsys-lock acquire ok --store etcd://
+	run -2 dsys-lock release ok --token nothex
+	run ctl get --prefix dsys/ --keys-only
+	assert_output ''
+}
+
+@test "lock etcd: 20 contending runs on a 3-node etcd never overlap across a leader kill, fences rise, locks flow again" {
+	etcd_cluster_start 3
+	local out=$BATS_TEST_TMPDIR/sections pids=() i
+	: >"$out"
+	for ((i = 0; i < 20; i++)); do
+		dsys-lock run c --store "$ETCD_CLUSTER_URL" --ttl 3s --wait 90s -- sh -c \
+			'echo "$DSYS_LOCK_FENCE start $(date +%s%N)" >>"$0"; sleep 0.1; echo "$DSYS_LOCK_FENCE end $(date +%s%N)" >>"$0"' \
+			"$out" 2>>"$BATS_TEST_TMPDIR/err" 3>&- &
+		pids+=($!)
+	done
+	# once a few sections are done, kill the leader
+	for ((i = 0; i < 300; i++)); do [ "$(grep -c end "$out")" -ge 3 ] && break; sleep 0.02; done
+	leader=$(etcdctl --endpoints "$ETCD_CLUSTER_ENDPOINTS" endpoint status -w json |
+		"$DSYS_PY" -c 'import json,sys; s=json.load(sys.stdin); print([i for i,e in enumerate(s) if e["Status"]["leader"] == e["Status"]["header"]["member_id"]][0])')
+	before=$(grep -c end "$out")
+	etcd_cluster_kill "$leader"
+	local failed=0
+	for i in "${pids[@]}"; do
+		wait "$i" || failed=$((failed + 1))
+	done
+	# every run either ran its section or exited 5/3 around the kill;
+	# whatever ran, ran alone, with rising fences
+	"$DSYS_PY" - "$out" <<'EOF'
+import sys
+lines = [l.split() for l in open(sys.argv[1])]
+last_fence, last_end, i = 0, 0, 0
+while i < len(lines):
+    f1, s, t1 = lines[i]
+    assert s == "start", lines[i]
+    if i + 1 < len(lines) and lines[i + 1][1] == "end":
+        f2, e, t2 = lines[i + 1]
+        assert f1 == f2, ("overlap", lines[i], lines[i + 1])
+        i += 2
+    else:
+        t2 = t1   # a section stopped by a loss (exit 5): nothing may follow inside it
+        i += 1
+    assert int(f1) > last_fence, ("fence did not grow", f1, last_fence)
+    assert int(t1) >= last_end, ("overlap in time", lines[i - 1])
+    last_fence, last_end = int(f1), int(t2)
+EOF
+	after=$(grep -c end "$out")
+	echo "sections before the kill $before, after $after, runs failed $failed" >&2
+	cat "$BATS_TEST_TMPDIR/err" >&2
+	((after - before >= 10))   # the locks flowed again after the election
+	((failed <= 3))
+}

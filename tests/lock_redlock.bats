@@ -1,0 +1,167 @@
+#!/usr/bin/env bats
+# dsys-lock on redlock:// over 3 independent redis-servers
+# (tests/redis_helpers.bash): a majority decides, a failed attempt leaves
+# nothing behind, fences rise across majorities, and 20 contenders never
+# overlap while one server is killed.
+
+load helpers
+load redis_helpers
+bats_require_minimum_version 1.5.0
+BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-120}
+
+setup() {
+	dsys_setup
+	export DSYS_LOG_LEVEL=warn
+	unset DSYS_STORE REDIS_URL DSYS_LOCK_TTL DSYS_LOCK_OWNER
+	REDIS_PID=
+	RL_PIDS=()
+	RL_PORTS=()
+	BG=()
+}
+
+teardown() {
+	local p
+	for p in "${BG[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	dsys_teardown
+	for p in "${RL_PIDS[@]}"; do
+		[[ -n $p ]] && { kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; }
+	done
+	return 0
+}
+
+# three independent servers; RL_URL=redlock://...
+redlock_start() {
+	local i hosts=()
+	for i in 0 1 2; do
+		redis_start || return 1
+		RL_PIDS+=("$REDIS_PID")
+		RL_PORTS+=("$REDIS_PORT")
+		hosts+=("127.0.0.1:$REDIS_PORT")
+	done
+	REDIS_PID=
+	RL_URL="redlock://$(IFS=,; echo "${hosts[*]}")"
+}
+
+rl_kill() {
+	kill -KILL "${RL_PIDS[$1]}"
+	wait "${RL_PIDS[$1]}" 2>/dev/null || :
+	RL_PIDS[$1]=
+}
+
+field() {
+	"$DSYS_PY" -c 'import json,sys; v=json.loads(sys.argv[1])[sys.argv[2]]; print(v)' "$1" "$2"
+}
+
+@test "redlock: acquire, status, renew and release act on a majority, and fences rise" {
+	redlock_start
+	export DSYS_STORE=$RL_URL
+	run --separate-stderr dsys-lock acquire job --ttl 10s --owner me
+	assert_success
+	grant=$output
+	fence=$(field "$grant" fence)
+	token=$(field "$grant" token)
+	[ "$(field "$grant" store)" = "$RL_URL" ]
+	# every server holds the grant with the fence of the majority
+	for p in "${RL_PORTS[@]}"; do
+		[ "$(redis-cli -p "$p" get 'dsys/locks/{job}')" = "$token $fence me" ]
+	done
+	run -1 dsys-lock acquire job --nowait
+	run --separate-stderr dsys-lock status job
+	[ "$(field "$output" fence)" = "$fence" ]
+	[ "$(field "$output" owner)" = me ]
+	run -1 dsys-lock renew job --token 0123456789abcdef0123456789abcdef
+	run --separate-stderr dsys-lock renew <<<"$grant"
+	assert_success
+	[ "$(field "$output" fence)" = "$fence" ]
+	run -0 dsys-lock release job --token "$token"
+	for p in "${RL_PORTS[@]}"; do
+		[ -z "$(redis-cli -p "$p" get 'dsys/locks/{job}')" ]
+	done
+	run -1 dsys-lock release job --token "$token"
+	# the fence of a grant on another majority is still greater: server 0
+	# ran ahead, and a grant by servers 1 and 2 alone must pass it anyway
+	redis-cli -p "${RL_PORTS[0]}" set 'dsys/locks/{job}/fence' 1000 >/dev/null
+	run -0 dsys-lock release <<<"$(dsys-lock acquire job --nowait)"
+	redis-cli -p "${RL_PORTS[0]}" set 'dsys/locks/{job}' 'other 1 x' >/dev/null
+	run --separate-stderr dsys-lock acquire job --nowait
+	assert_success
+	[ "$(field "$output" fence)" -gt 1000 ]
+}
+
+@test "redlock: a minority holder does not block, a majority does, and a failed attempt leaves no key" {
+	redlock_start
+	export DSYS_STORE=$RL_URL
+	redis-cli -p "${RL_PORTS[0]}" set 'dsys/locks/{m}' 'someone 1 x' >/dev/null
+	run -0 dsys-lock acquire m --nowait
+	redis-cli -p "${RL_PORTS[1]}" set 'dsys/locks/{n}' 'someone 1 x' >/dev/null
+	redis-cli -p "${RL_PORTS[2]}" set 'dsys/locks/{n}' 'someone 1 x' >/dev/null
+	run -1 dsys-lock acquire n --nowait
+	[ -z "$(redis-cli -p "${RL_PORTS[0]}" get 'dsys/locks/{n}')" ]
+	run -2 dsys-lock acquire n --limit 2
+	[[ $output == *"no semaphores"* ]]
+}
+
+@test "redlock: one server down still grants; two down exits 3 and starts nothing" {
+	redlock_start
+	export DSYS_STORE=$RL_URL
+	rl_kill 1
+	run -0 dsys-lock run one -- true
+	rl_kill 2
+	run -3 dsys-lock run one -- touch "$BATS_TEST_TMPDIR/ran"
+	[ ! -e "$BATS_TEST_TMPDIR/ran" ]
+	[ "${#lines[@]}" -eq 1 ]
+	[[ $output == *"cannot reach $RL_URL"* ]]
+}
+
+@test "redlock: 20 contending runs on 3 redis-servers never overlap and fences rise, with one server killed mid-run" {
+	redlock_start
+	local out=$BATS_TEST_TMPDIR/sections pids=() i
+	: >"$out"
+	for ((i = 0; i < 20; i++)); do
+		dsys-lock run c --store "$RL_URL" --ttl 3s --wait 60s -- sh -c \
+			'echo "$DSYS_LOCK_FENCE start $(date +%s%N)" >>"$0"; sleep 0.05; echo "$DSYS_LOCK_FENCE end $(date +%s%N)" >>"$0"' \
+			"$out" 2>>"$BATS_TEST_TMPDIR/err" 3>&- &
+		pids+=($!)
+	done
+	for ((i = 0; i < 300; i++)); do [ "$(grep -c end "$out")" -ge 5 ] && break; sleep 0.02; done
+	rl_kill 0
+	local failed=0
+	for i in "${pids[@]}"; do
+		wait "$i" || failed=$((failed + 1))
+	done
+	cat "$BATS_TEST_TMPDIR/err" >&2
+	[ "$failed" -eq 0 ]
+	"$DSYS_PY" - "$out" <<'EOF'
+import sys
+lines = [l.split() for l in open(sys.argv[1])]
+assert len(lines) == 40, len(lines)
+last_fence, last_end = 0, 0
+for i in range(0, 40, 2):
+    (f1, s, t1), (f2, e, t2) = lines[i], lines[i + 1]
+    assert s == "start" and e == "end" and f1 == f2, ("overlap", lines[i], lines[i + 1])
+    assert int(f1) > last_fence, ("fence did not grow", f1, last_fence)
+    assert int(t1) >= last_end and int(t2) >= int(t1), ("time", lines[i])
+    last_fence, last_end = int(f1), int(t2)
+EOF
+}
+
+@test "redlock: bad input gets one clear line and exit 2, unreachable servers exit 3, and no key is left" {
+	redlock_start
+	export DSYS_STORE=$RL_URL
+	long=$(printf 'n%.0s' {1..257})
+	run -2 dsys-lock acquire "$long"
+	[ "${#lines[@]}" -eq 1 ]
+	run -2 dsys-lock acquire a/b
+	run -2 dsys-lock acquire ok --ttl 0
+	run -2 dsys-lock acquire ok --ttl -1s
+	run -2 dsys-lock acquire '}x'
+	run -2 dsys-lock acquire ok --store redlock://
+	run -2 dsys-lock acquire ok --store 'redlock://127.0.0.1:notaport'
+	p1=$(free_port)
+	p2=$(free_port)
+	run -3 dsys-lock acquire ok --store "redlock://127.0.0.1:$p1,127.0.0.1:$p2,127.0.0.1:${RL_PORTS[0]}"
+	[ "${#lines[@]}" -eq 1 ]
+	for p in "${RL_PORTS[@]}"; do
+		[ "$(redis-cli -p "$p" --scan --pattern 'dsys/locks/*' | grep -v /fence | wc -l)" -eq 0 ]
+	done
+}
