@@ -123,6 +123,7 @@ struct req {
 	uint64_t index, term;     /* W_APPLY: the entry proposed */
 	uint64_t ctx;             /* W_READ: the barrier's ctx; W_LEADER: the FWD_REQ id */
 	uint64_t read_index;      /* W_READ: 0 until confirmed */
+	uint64_t issued_ms;       /* W_READ: when the barrier was asked for */
 	uint64_t deadline_ms;
 };
 
@@ -382,6 +383,8 @@ static void req_unlink(struct node *n, struct req *q)
 /* Answer q (and free it; the caller unlinked it). */
 static void req_answer(struct node *n, struct req *q, int status, const char *body, size_t len)
 {
+	log_debug("answer req %p origin %p op %d wait %d status %d body %.*s", (void *)q, q->origin, q->op, q->wait,
+	          status, (int)(len > 200 ? 200 : len), body);
 	if (q->origin) {
 		api_answer(q->origin, status, body, len);
 	} else if (q->fwd_from) {
@@ -495,6 +498,7 @@ static void req_start(struct node *n, struct req *q)
 			return;
 		}
 		q->ctx = ++n->next_ctx;
+		q->issued_ms = now_ms();
 		int rc = raft_read_index(n->r, q->ctx);
 		q->wait = rc == 0 ? W_READ : W_START; /* no leader yet: try again on the next tick */
 		q->read_index = 0;
@@ -565,6 +569,7 @@ void node_request(struct node *n, void *origin, int op, const char *body, size_t
 	q->deadline_ms = now_ms() + n->request_timeout_ms;
 	q->next = n->reqs;
 	n->reqs = q;
+	log_debug("new req %p origin %p op %d body %.*s", (void *)q, origin, op, (int)(len > 200 ? 200 : len), body);
 	if (n->stopping) {
 		req_unlink(n, q);
 		req_fail(n, q, KV_CODE_UNAVAILABLE, "etcdserver: server stopped");
@@ -623,31 +628,34 @@ static void serve_reads(struct node *n)
 	}
 }
 
-/* Each tick: restart what waits for a leader, time out what waited too long. */
+/* Each tick: time out what waited too long, restart what waits for a
+ * leader, and ask again for a read barrier that went unanswered for an
+ * election timeout (it was lost with the leader it went to; a barrier is
+ * safe to repeat, a write is not, so forwarded writes only time out). */
 static void reqs_tick(struct node *n)
 {
 	uint64_t now = now_ms();
-	struct req *list = n->reqs;
-	n->reqs = NULL;
-	struct req *keep = NULL;
-	while (list) {
-		struct req *q = list;
-		list = q->next;
+	struct req *dead = NULL;
+	for (struct req **pp = &n->reqs; *pp;) {
+		struct req *q = *pp;
 		if (now >= q->deadline_ms) {
-			if (q->wait == W_APPLY || q->wait == W_LEADER)
-				metrics_counter_inc(n->proposals_failed);
-			req_fail(n, q, KV_CODE_UNAVAILABLE, "etcdserver: request timed out");
+			*pp = q->next;
+			q->next = dead;
+			dead = q;
 			continue;
 		}
-		q->next = keep;
-		keep = q;
+		if (q->wait == W_READ && q->read_index == 0 && now - q->issued_ms >= n->election_tick * n->tick_ms)
+			q->wait = W_START;
+		pp = &q->next;
 	}
-	/* back on the list, then restart the waiting ones (req_start may unlink) */
-	n->reqs = keep;
-	for (struct req *q = n->reqs, *next; q; q = next) {
-		next = q->next;
-		if (q->wait == W_START)
-			req_start(n, q);
+	/* answered after the walk: an answer may bring a new request (the
+	 * next one pipelined on its connection), which goes on n->reqs */
+	while (dead) {
+		struct req *q = dead;
+		dead = q->next;
+		if (q->wait == W_APPLY || q->wait == W_LEADER)
+			metrics_counter_inc(n->proposals_failed);
+		req_fail(n, q, KV_CODE_UNAVAILABLE, "etcdserver: request timed out");
 	}
 }
 
@@ -1434,6 +1442,10 @@ int node_main(int argc, char **argv)
 	n->request_timeout_ms = 5000;
 	n->dq_tail = &n->dq;
 	n->peer_fd = -1;
+	if (log_init("dsys-raft") < 0) {
+		cli_error("%s", log_init_error());
+		return EXIT_USAGE;
+	}
 	struct node_opts o = {.n = n, .heartbeat_ms = 100, .election_ms = 1000, .max_range = 64ull << 20};
 	server_cli_init(&o.sc);
 	o.sc.cfg.port = 2379;
@@ -1508,7 +1520,10 @@ int node_main(int argc, char **argv)
 		wal_close(n->wal);
 		return EXIT_NO;
 	}
-	struct kv_limits kl = {.max_range_bytes = o.max_range};
+	/* etcd's minimum lease TTL: 1.5 election timeouts, in whole seconds rounded up, so a
+	 * lease outlives the election that follows a leader's death */
+	struct kv_limits kl = {.max_range_bytes = o.max_range,
+	                       .min_lease_ttl = (int64_t)((3 * o.election_ms / 2 + 999) / 1000)};
 	n->kv = kv_new(&kl);
 	INVARIANT(n->kv != NULL);
 

@@ -66,6 +66,8 @@ struct kv *kv_new(const struct kv_limits *lim)
 		return NULL;
 	if (lim)
 		kv->lim = *lim;
+	if (kv->lim.min_lease_ttl <= 0)
+		kv->lim.min_lease_ttl = KV_LEASE_MIN_TTL;
 	kv->rev = 1; /* etcd: a new store is at revision 1 */
 	return kv;
 }
@@ -254,7 +256,8 @@ int kv_http_status(int code)
 {
 	switch (code) {
 	case 0: return 200;
-	case KV_CODE_INVALID: case KV_CODE_PRECONDITION: case KV_CODE_OUT_OF_RANGE: return 400;
+	case KV_CODE_INVALID: case KV_CODE_OUT_OF_RANGE: return 400;
+	case KV_CODE_PRECONDITION: return 412; /* grpc-gateway's mapping of FailedPrecondition */
 	case KV_CODE_NOT_FOUND: return 404;
 	case KV_CODE_DEADLINE: return 504;
 	case KV_CODE_RESOURCE: return 429;
@@ -938,8 +941,8 @@ static int do_grant(struct kv *kv, uint64_t aux, const cJSON *o, struct json_wri
 		return fail(e, KV_CODE_INVALID, "bad lease grant request: no id");
 	if (lease_find(kv, id, NULL))
 		return fail(e, KV_CODE_PRECONDITION, E_LEASE_EXISTS);
-	if (ttl < KV_LEASE_MIN_TTL)
-		ttl = KV_LEASE_MIN_TTL;
+	if (ttl < kv->lim.min_lease_ttl)
+		ttl = kv->lim.min_lease_ttl;
 	if (kv->nl == kv->capl) {
 		kv->capl = kv->capl ? 2 * kv->capl : 16;
 		kv->leases = realloc(kv->leases, kv->capl * sizeof *kv->leases);

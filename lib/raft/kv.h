@@ -54,7 +54,7 @@ enum {
 	KV_CODE_PRECONDITION = 9, KV_CODE_OUT_OF_RANGE = 11, KV_CODE_UNAVAILABLE = 14,
 };
 
-#define KV_LEASE_MIN_TTL 2     /* seconds; a shorter grant is raised to it, as etcd does */
+#define KV_LEASE_MIN_TTL 2     /* seconds: the default of kv_limits.min_lease_ttl */
 
 struct kv_header {
 	uint64_t cluster_id, member_id, raft_term;
@@ -62,6 +62,8 @@ struct kv_header {
 
 struct kv_limits {
 	uint64_t max_range_bytes;  /* a range whose answer would be larger is refused (code 8); 0: none */
+	int64_t min_lease_ttl;     /* seconds; a shorter grant is raised to it (etcd: 1.5 election
+	                              timeouts, rounded up); 0: KV_LEASE_MIN_TTL */
 };
 
 struct kv_lease {
