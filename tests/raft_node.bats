@@ -383,3 +383,31 @@ print(code, json.dumps(v, sort_keys=True))'
 	run --separate-stderr dsys-raft cluster --nodes 9 --data-dir "$BATS_TEST_TMPDIR/y"
 	assert_failure 2
 }
+
+@test "raft node: bash and zsh complete the node and cluster subcommands and their options" {
+	load helpers_completion
+	bcomp=$BATS_TEST_DIRNAME/../completions/bash/dsys-raft
+	zcomp=$BATS_TEST_DIRNAME/../completions/zsh/_dsys-raft
+	run bash_complete "$bcomp" dsys-raft ''
+	assert_line node
+	assert_line cluster
+	assert_line sim
+	run bash_complete "$bcomp" dsys-raft node --initial-c
+	assert_output -- --initial-cluster
+	run bash_complete "$bcomp" dsys-raft cluster --no
+	assert_output -- --nodes
+	run zsh_complete "$zcomp" dsys-raft node --listen-
+	assert_line -- --listen-client
+	assert_line -- --listen-peer
+}
+
+@test "raft node: every option of node and cluster is in the man page" {
+	for sub in node cluster; do
+		opts=$(dsys-raft "$sub" --list-options)
+		[ -n "$opts" ]
+		for o in $opts; do
+			grep -qE "Fl -${o#--}( |$)" "$BATS_TEST_DIRNAME/../man/man1/dsys-raft.1" ||
+				{ echo "$sub: $o is not in the man page"; false; }
+		done
+	done
+}
