@@ -17,6 +17,7 @@ setup() {
 }
 
 teardown() {
+	[[ -n ${WATCH_PID:-} ]] && { kill "$WATCH_PID" 2>/dev/null; wait "$WATCH_PID" 2>/dev/null; }
 	local pid
 	for pid in "${RAFT_PIDS[@]}"; do
 		[[ -n $pid ]] && kill_server "$pid"
@@ -340,6 +341,61 @@ print(code, json.dumps(v, sort_keys=True))'
 	ours=$(run_conformance "${RAFT_CPORTS[0]}")
 	diff <(echo "$theirs") <(echo "$ours")
 	[ "$(wc -l <<<"$ours")" -eq 34 ]
+}
+
+@test "raft node: a watch through lib/store/etcd sees every put and delete once and in order, across a leader's kill" {
+	raft_cluster 3
+	raft_start_all
+	run -0 "$CLI" "$RAFT_URL" get w/ prefix
+	rev=$(field "$output" '["revision"]')
+	timeout 30 "$CLI" "$RAFT_URL" watch w/ prefix $((rev + 1)) 6 >"$BATS_TEST_TMPDIR/watch.out" 2>"$BATS_TEST_TMPDIR/watch.err" 3>&- &
+	WATCH_PID=$!
+	"$CLI" "$RAFT_URL" put w/a 1 >/dev/null
+	"$CLI" "$RAFT_URL" put w/b 2 >/dev/null
+	"$CLI" "$RAFT_URL" del w/a >/dev/null
+	raft_kill "$(raft_wait_leader)"
+	raft_wait_leader >/dev/null
+	"$CLI" "$RAFT_URL" put w/c 3 >/dev/null
+	"$CLI" "$RAFT_URL" put w/b 4 >/dev/null
+	"$CLI" "$RAFT_URL" del w/ prefix >/dev/null
+	st=0
+	wait "$WATCH_PID" || st=$?
+	[ "$st" -eq 0 ]
+	run jq -c '[.type, .key, .mod_revision]' "$BATS_TEST_TMPDIR/watch.out"
+	assert_output "[\"put\",\"w/a\",$((rev + 1))]
+[\"put\",\"w/b\",$((rev + 2))]
+[\"delete\",\"w/a\",$((rev + 3))]
+[\"put\",\"w/c\",$((rev + 4))]
+[\"put\",\"w/b\",$((rev + 5))]
+[\"delete\",\"w/b\",$((rev + 6))]"
+}
+
+@test "raft node: a watch from an old revision answers etcd's lines, and a compacted one etcd's cancel" {
+	command -v etcd >/dev/null || fail "etcd is not installed (make deps installs etcd-server)"
+	etcd_start
+	raft_cluster 1
+	raft_start_all
+	norm() { "$DSYS_PY" -c '
+import json, sys
+for line in sys.stdin:
+    v = json.loads(line)
+    for k in ("cluster_id", "member_id", "raft_term"):
+        v["result"]["header"].pop(k, None)
+    print(json.dumps(v, sort_keys=True))'; }
+	for port in "$ETCD_PORT" "${RAFT_CPORTS[0]}"; do
+		post "$port" /v3/kv/put '{"key":"dw==","value":"MQ=="}' >/dev/null
+		post "$port" /v3/kv/put '{"key":"dw==","value":"Mg=="}' >/dev/null
+		post "$port" /v3/kv/deleterange '{"key":"dw=="}' >/dev/null
+		curl -s -m 2 "http://127.0.0.1:$port/v3/watch" -d '{"create_request":{"key":"dw==","start_revision":"2","prev_kv":true}}' |
+			norm >"$BATS_TEST_TMPDIR/w.$port" || :
+		post "$port" /v3/kv/compaction '{"revision":"3"}' >/dev/null
+		curl -s -m 2 "http://127.0.0.1:$port/v3/watch" -d '{"create_request":{"key":"dw==","start_revision":"2"}}' |
+			norm >"$BATS_TEST_TMPDIR/c.$port" || :
+	done
+	diff "$BATS_TEST_TMPDIR/w.$ETCD_PORT" "$BATS_TEST_TMPDIR/w.${RAFT_CPORTS[0]}"
+	diff "$BATS_TEST_TMPDIR/c.$ETCD_PORT" "$BATS_TEST_TMPDIR/c.${RAFT_CPORTS[0]}"
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/w.$ETCD_PORT")" -eq 2 ]
+	grep -q '"compact_revision": "3"' "$BATS_TEST_TMPDIR/c.${RAFT_CPORTS[0]}"
 }
 
 @test "raft cluster: starts N members on free ports, one ready line each, and stops them all on SIGTERM" {

@@ -11,8 +11,9 @@
  * loop.  Status and member list are answered here from local state, as
  * etcd does.
  *
- * /v3/watch needs a streamed answer, which the server core cannot give
- * yet: it is answered 501 with etcd's error shape until it can.
+ * /v3/watch should be a stream; the server core cannot stream an answer
+ * yet, so a watch is answered whole, as soon as events exist (node.c:
+ * "Watch"), and the client watches again from where it stopped.
  */
 #include <string.h>
 
@@ -90,10 +91,7 @@ static void handle_health(struct http_exchange *ex, void *arg)
 
 static void handle_watch(struct http_exchange *ex, void *arg)
 {
-	(void)arg;
-	struct buf *b = http_scratch(ex);
-	kv_put_error(b, 12, "dsys-raft: watch is not served yet (it needs a streamed answer)");
-	http_respond(ex, 501, "application/json", b->data, b->len);
+	node_watch(arg, ex, ex->body_len ? ex->body : "{}", ex->body_len ? ex->body_len : 2);
 }
 
 void api_routes(struct http_router *r, struct node *n, struct metrics *reg)

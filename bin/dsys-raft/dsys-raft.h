@@ -34,6 +34,11 @@ enum node_op {
  */
 void node_request(struct node *n, void *origin, int op, const char *body, size_t len, bool serializable);
 
+/* A watch (body: etcd's create_request): answered once events past its
+ * start revision exist on this member, or after the watch poll time with
+ * none, see node.c. */
+void node_watch(struct node *n, void *origin, const char *body, size_t len);
+
 /* Defined by api.c: hand an answer to whoever asked. */
 void api_answer(void *origin, int status, const char *body, size_t len);
 

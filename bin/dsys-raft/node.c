@@ -127,6 +127,14 @@ struct req {
 	uint64_t deadline_ms;
 };
 
+/* A watch waiting for its first events. */
+struct watcher {
+	struct watcher *next;
+	void *origin;
+	struct kv_watch w;
+	uint64_t deadline_ms;
+};
+
 /* An input that arrived while a Ready was in flight. */
 struct deferred {
 	struct deferred *next;
@@ -187,6 +195,8 @@ struct node {
 
 	/* requests */
 	struct req *reqs;
+	struct watcher *watchers;
+	uint64_t watch_poll_ms;
 	uint64_t next_ctx;
 	uint64_t rng;
 
@@ -659,6 +669,106 @@ static void reqs_tick(struct node *n)
 	}
 }
 
+/* ------------------------------------------------------------ watch */
+
+/*
+ * Watch.  etcd streams a watch: a "created" line, then a line per batch of
+ * events, for as long as the client stays.  lib/http's server core cannot
+ * stream an answer yet, so a watch here is a long poll: the answer is the
+ * same lines, sent whole once this member has applied events at or after
+ * the start revision (or after --watch-poll with none: just the created
+ * line), and the stream ends there.  A client that reads a watch as
+ * etcd's clients do -- resuming from the last revision it saw + 1 when the
+ * stream ends, as lib/store/etcd does -- sees every event once and in
+ * order; one that expects the stream to stay open (curl) sees one batch.
+ * Events come from this member's applied state, so they are in log order
+ * but may trail the leader's.
+ */
+
+#define WATCH_MAX_EVENTS 1000
+
+/* Answer w if it has events (or force: its poll time passed); true if answered. */
+static bool watch_try(struct node *n, struct watcher *wt, bool force)
+{
+	struct buf ev = BUF_INIT;
+	int64_t next;
+	long k = kv_watch_events(n->kv, &wt->w, WATCH_MAX_EVENTS, &ev, &next);
+	if (k == 0 && !force) {
+		buf_free(&ev);
+		return false;
+	}
+	struct kv_header h = header(n);
+	struct buf b = BUF_INIT;
+	buf_puts(&b, "{\"result\":{");
+	kv_put_header(&b, n->kv, &h, true);
+	buf_puts(&b, ",\"created\":true}}\n");
+	if (k < 0) {
+		buf_puts(&b, "{\"result\":{");
+		kv_put_header(&b, n->kv, &h, false); /* etcd's cancel carries no revision */
+		buf_printf(&b, ",\"canceled\":true,\"compact_revision\":\"%lld\"}}\n",
+		           (long long)kv_compact_revision(n->kv));
+	} else if (k > 0) {
+		buf_puts(&b, "{\"result\":{");
+		kv_put_header(&b, n->kv, &h, true);
+		buf_puts(&b, ",\"events\":[");
+		buf_append(&b, ev.data, ev.len);
+		buf_puts(&b, "]}}\n");
+	}
+	api_answer(wt->origin, 200, b.data, b.len);
+	buf_free(&b);
+	buf_free(&ev);
+	return true;
+}
+
+void node_watch(struct node *n, void *origin, const char *body, size_t len)
+{
+	struct watcher *wt = calloc(1, sizeof *wt);
+	INVARIANT(wt != NULL);
+	struct buf err = BUF_INIT;
+	int st = kv_watch_parse(body, len, &wt->w, &err);
+	if (st) {
+		api_answer(origin, st, err.data, err.len);
+		buf_free(&err);
+		free(wt);
+		return;
+	}
+	/* "from now" is pinned at creation, as etcd's created revision */
+	if (wt->w.from == 0)
+		wt->w.from = kv_revision(n->kv) + 1;
+	wt->origin = origin;
+	wt->deadline_ms = now_ms() + n->watch_poll_ms;
+	if (n->stopping || watch_try(n, wt, n->stopping)) {
+		kv_watch_free(&wt->w);
+		free(wt);
+		return;
+	}
+	wt->next = n->watchers;
+	n->watchers = wt;
+}
+
+/* After entries are applied, and each tick (force the ones past their poll time). */
+static void watchers_check(struct node *n, bool all)
+{
+	uint64_t now = now_ms();
+	struct watcher *done = NULL;
+	for (struct watcher **pp = &n->watchers; *pp;) {
+		struct watcher *wt = *pp;
+		if (watch_try(n, wt, all || now >= wt->deadline_ms)) {
+			*pp = wt->next;
+			wt->next = done;
+			done = wt;
+			continue;
+		}
+		pp = &wt->next;
+	}
+	while (done) {
+		struct watcher *wt = done;
+		done = wt->next;
+		kv_watch_free(&wt->w);
+		free(wt);
+	}
+}
+
 /* ------------------------------------------------------------ leases */
 
 static void leases_tick(struct node *n)
@@ -776,6 +886,8 @@ static void finish_ready(struct node *n)
 				q->read_index = rd->reads[i].index ? rd->reads[i].index : 1;
 	raft_advance(n->r, rd);
 	n->inflight = false;
+	if (rd->n_committed)
+		watchers_check(n, false);
 	struct raft_status st;
 	raft_status(n->r, &st);
 	if (st.lead != n->last_lead) {
@@ -990,11 +1102,13 @@ static void tick_cb(uv_timer_t *t)
 	raft_tick(n->r);
 	leases_tick(n);
 	reqs_tick(n);
+	watchers_check(n, false);
 	drive(n);
 }
 
 static void fail_all(struct node *n)
 {
+	watchers_check(n, true);
 	while (n->reqs) {
 		struct req *q = n->reqs;
 		n->reqs = q->next;
@@ -1258,7 +1372,7 @@ static int replay_cb(void *ud, const unsigned char *rec, size_t len)
 
 enum {
 	OPT_NAME = 1, OPT_DATA_DIR, OPT_LISTEN_CLIENT, OPT_LISTEN_PEER, OPT_INITIAL_CLUSTER, OPT_HEARTBEAT,
-	OPT_ELECTION, OPT_REQUEST_TIMEOUT, OPT_MAX_RANGE_BYTES, OPT_MAX_REQUEST_BYTES,
+	OPT_ELECTION, OPT_REQUEST_TIMEOUT, OPT_MAX_RANGE_BYTES, OPT_MAX_REQUEST_BYTES, OPT_WATCH_POLL,
 };
 
 static const struct cli_option node_options[] = {
@@ -1277,6 +1391,7 @@ static const struct cli_option node_options[] = {
 	{"max-range-bytes", 0, "SIZE", NULL, "largest range answer; larger ranges are refused (default 64M)",
 	 OPT_MAX_RANGE_BYTES},
 	{"max-request-bytes", 0, "SIZE", NULL, "largest request body, else 413 (default 1.5M)", OPT_MAX_REQUEST_BYTES},
+	{"watch-poll", 0, "DURATION", NULL, "a watch with no events is answered after this (default 10s)", OPT_WATCH_POLL},
 	CLI_END
 };
 
@@ -1338,6 +1453,11 @@ static int on_node_option(void *ctx, int id, const char *arg)
 		if (parse_duration_ms(arg, &v) < 0 || v < 1 || v > 3600000)
 			return cli_bad_value(NULL, arg, "want a duration from 1ms to 1h");
 		o->n->request_timeout_ms = v;
+		return 0;
+	case OPT_WATCH_POLL:
+		if (parse_duration_ms(arg, &v) < 0 || v < 1 || v > 3600000)
+			return cli_bad_value(NULL, arg, "want a duration from 1ms to 1h");
+		o->n->watch_poll_ms = v;
 		return 0;
 	case OPT_MAX_RANGE_BYTES:
 		return server_cli_size(arg, 1024, 1ull << 40, &o->max_range) < 0 ? -1 : 0;
@@ -1440,6 +1560,7 @@ int node_main(int argc, char **argv)
 	struct node *n = &node;
 	memset(n, 0, sizeof *n);
 	n->request_timeout_ms = 5000;
+	n->watch_poll_ms = 10000;
 	n->dq_tail = &n->dq;
 	n->peer_fd = -1;
 	if (log_init("dsys-raft") < 0) {

@@ -1015,6 +1015,113 @@ void kv_lease_keys_json(const struct kv *kv, int64_t id, struct buf *out)
 	}
 }
 
+/* ------------------------------------------------------------ watch */
+
+static int parse_body(const char *body, size_t len, cJSON **o, struct err *e);
+
+int kv_watch_parse(const char *body, size_t len, struct kv_watch *w, struct buf *err)
+{
+	struct err e = {0};
+	cJSON *o;
+	memset(w, 0, sizeof *w);
+	if (parse_body(body, len, &o, &e) < 0)
+		return kv_put_error(err, e.code, e.msg);
+	const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "create_request");
+	int rc = 0;
+	if (!cJSON_IsObject(c))
+		rc = fail(&e, KV_CODE_INVALID, "dsys-raft: a watch request needs create_request");
+	else if (get_bytes(c, "key", &w->key) < 0 || get_bytes(c, "range_end", &w->end) < 0 ||
+	         get_i64(c, "start_revision", &w->from) < 0 || get_bool(c, "prev_kv", &w->prev_kv) < 0 || w->from < 0)
+		rc = fail(&e, KV_CODE_INVALID, "bad watch create_request");
+	else if (w->key.len == 0)
+		rc = fail(&e, KV_CODE_INVALID, E_NO_KEY);
+	json_free(o);
+	if (rc < 0) {
+		kv_watch_free(w);
+		return kv_put_error(err, e.code, e.msg);
+	}
+	return 0;
+}
+
+void kv_watch_free(struct kv_watch *w)
+{
+	buf_free(&w->key);
+	buf_free(&w->end);
+}
+
+struct ev {
+	const struct key *key;
+	uint32_t j;                /* index of the revision in key->revs */
+};
+
+static int ev_cmp(const void *pa, const void *pb)
+{
+	const struct ev *a = pa, *b = pb;
+	int64_t ma = a->key->revs[a->j].mod, mb = b->key->revs[b->j].mod;
+	if (ma != mb)
+		return ma < mb ? -1 : 1;
+	return keycmp(a->key->k, a->key->klen, b->key->k, b->key->klen);
+}
+
+long kv_watch_events(const struct kv *kv, const struct kv_watch *w, size_t max, struct buf *out, int64_t *next)
+{
+	int64_t from = w->from ? w->from : kv->rev + 1;
+	*next = from;
+	if (from < kv->compacted)
+		return -ESTALE;
+	struct range r = {w->key.data, w->end.data, w->key.len, w->end.len};
+	struct ev *evs = NULL;
+	size_t n = 0, cap = 0;
+	for (size_t i = lower_bound(kv, r.k, r.kn); i < kv->n && in_range(&r, kv->keys[i].k, kv->keys[i].klen); i++) {
+		const struct key *key = &kv->keys[i];
+		for (uint32_t j = key->n; j-- > 0 && key->revs[j].mod >= from;) {
+			if (n == cap) {
+				cap = cap ? 2 * cap : 16;
+				evs = realloc(evs, cap * sizeof *evs);
+				INVARIANT(evs != NULL);
+			}
+			evs[n++] = (struct ev){key, j};
+		}
+		if (r.en == 0)
+			break;
+	}
+	qsort(evs, n, sizeof *evs, ev_cmp);
+	struct json_writer jw;
+	size_t k = 0;
+	int64_t prev_mod = 0;
+	for (; k < n; k++) {
+		const struct key *key = evs[k].key;
+		const struct rev *v = &key->revs[evs[k].j];
+		/* a whole revision at a time: the client resumes after the last */
+		if (k >= max && v->mod != prev_mod)
+			break;
+		prev_mod = v->mod;
+		if (k)
+			buf_putc(out, ',');
+		json_writer_init(&jw, out);
+		json_obj_begin(&jw);
+		if (v->tomb) {
+			json_kv_str(&jw, "type", "DELETE");
+			json_key(&jw, "kv");
+			json_obj_begin(&jw);
+			put_b64(&jw, "key", key->k, key->klen);
+			put_i64s(&jw, "mod_revision", v->mod);
+			json_obj_end(&jw);
+		} else {
+			json_key(&jw, "kv");
+			put_kv(&jw, key, v, false);
+		}
+		if (w->prev_kv && evs[k].j > 0 && !key->revs[evs[k].j - 1].tomb) {
+			json_key(&jw, "prev_kv");
+			put_kv(&jw, key, &key->revs[evs[k].j - 1], false);
+		}
+		json_obj_end(&jw);
+		*next = v->mod + 1;
+	}
+	free(evs);
+	return (long)k;
+}
+
 /* ------------------------------------------------------------ entry */
 
 static int parse_body(const char *body, size_t len, cJSON **o, struct err *e)

@@ -102,6 +102,26 @@ void kv_put_header(struct buf *out, const struct kv *kv, const struct kv_header 
 int kv_put_error(struct buf *out, int code, const char *message);   /* returns the HTTP status */
 int kv_http_status(int code);
 
+/*
+ * Watch: what /v3/watch's create_request asks for, and the events of the
+ * store's history that match it.  kv_watch_parse reads the request (0, or
+ * the HTTP status of an error body appended to err).  kv_watch_events
+ * appends to out the JSON objects of the events (etcd's shape: the kv,
+ * "type":"DELETE" for a delete, prev_kv when asked) with mod_revision >=
+ * w->from, oldest revision first, comma-separated, ending at a revision
+ * boundary once max is passed; it returns how many, and sets *next to the
+ * revision to ask from next time.  -ESTALE when w->from was compacted
+ * away (kv_compact_revision says to where).
+ */
+struct kv_watch {
+	struct buf key, end;
+	int64_t from;             /* 0: from the next revision on */
+	bool prev_kv;
+};
+int kv_watch_parse(const char *body, size_t len, struct kv_watch *w, struct buf *err);
+long kv_watch_events(const struct kv *kv, const struct kv_watch *w, size_t max, struct buf *out, int64_t *next);
+void kv_watch_free(struct kv_watch *w);
+
 /* Leases, for the leader's expiry and keepalives. */
 struct kv_lease *kv_lease_get(struct kv *kv, int64_t id);
 size_t kv_lease_count(const struct kv *kv);
