@@ -200,6 +200,32 @@ post() { curl -s -m 10 "http://127.0.0.1:$1$2" -d "$3"; }
 	[ "$got" = v30 ]
 }
 
+@test "raft node: a leader frozen past the election timeout (SIGSTOP) is replaced, and on SIGCONT follows the new one" {
+	raft_cluster 3
+	raft_start_all
+	old=$(raft_wait_leader)
+	"$CLI" "$RAFT_URL" put before 1 >/dev/null
+	kill -STOP "${RAFT_PIDS[old]}"
+	frozen=${RAFT_PIDS[old]}
+	RAFT_PIDS[old]=   # raft_wait_leader skips it while it is frozen
+	new=$(raft_wait_leader)
+	[ "$new" -ne "$old" ]
+	others=$(for m in 0 1 2; do [ "$m" -ne "$old" ] && printf '127.0.0.1:%s,' "${RAFT_CPORTS[m]}"; done | sed 's/,$//')
+	run -0 "$CLI" "etcd://$others" put during 2
+	kill -CONT "$frozen"
+	RAFT_PIDS[old]=$frozen
+	for ((k = 0; k < 100; k++)); do
+		got=$(post "${RAFT_CPORTS[old]}" /v3/kv/range "{\"key\":\"$(b64 during)\",\"serializable\":true}" | jq -r '.kvs[0].value // empty' | base64 -d)
+		lead=$(curl -s -m 1 "http://127.0.0.1:${RAFT_CPORTS[old]}/health" | jq -r .leader)
+		[ "$got" = 2 ] && [ "$lead" = $((new + 1)) ] && break
+		sleep 0.1
+	done
+	[ "$got" = 2 ]
+	[ "$lead" = $((new + 1)) ]
+	run -0 "$CLI" "$RAFT_URL" get before
+	[ "$(field "$output" '["kvs"][0]["value"]')" = '"1"' ]
+}
+
 @test "raft node: a whole cluster stopped and restarted serves every write from its WAL, at the same revision" {
 	raft_cluster 3
 	raft_start_all
