@@ -173,6 +173,7 @@ struct node {
 	struct kv *kv;
 	struct raft_ready rd;
 	bool inflight;                  /* a Ready is being persisted */
+	bool in_ready;                  /* between raft_ready and raft_advance: no raft input */
 	uint64_t wait_seq;              /* ... up to this WAL sequence number */
 	uint64_t persist_start_ns;
 	uint32_t pending_ticks;
@@ -491,7 +492,7 @@ static void lease_local(struct node *n, struct req *q)
  * handed on, false when it must wait (still linked, wait set). */
 static void req_start(struct node *n, struct req *q)
 {
-	if (n->inflight) { /* no raft_* call before raft_advance: it waits its turn */
+	if (n->inflight || n->in_ready) { /* no raft input before raft_advance: it waits its turn */
 		q->wait = W_START;
 		return;
 	}
@@ -886,6 +887,7 @@ static void finish_ready(struct node *n)
 				q->read_index = rd->reads[i].index ? rd->reads[i].index : 1;
 	raft_advance(n->r, rd);
 	n->inflight = false;
+	n->in_ready = false;
 	if (rd->n_committed)
 		watchers_check(n, false);
 	struct raft_status st;
@@ -947,6 +949,7 @@ static void drive(struct node *n)
 		(void)restarted;
 		if (!raft_ready(n->r, &n->rd))
 			return;
+		n->in_ready = true;
 		INVARIANT_MSG(n->rd.snapshot == NULL, "no snapshots: the node never compacts its log");
 		if (n->rd.n_entries || n->rd.hs_changed) {
 			persist(n, &n->rd);
