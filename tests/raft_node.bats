@@ -424,6 +424,56 @@ for line in sys.stdin:
 	grep -q '"compact_revision": "3"' "$BATS_TEST_TMPDIR/c.${RAFT_CPORTS[0]}"
 }
 
+@test "raft node: bad frames on the peer port are dropped or end that connection, and the member goes on" {
+	raft_cluster 3
+	raft_start 0       # alone: the test speaks for member 2
+	"$DSYS_PY" - "${RAFT_PPORTS[0]}" "$RAFT_INITIAL" <<'EOF2'
+import socket, struct, sys, time
+port, initial = int(sys.argv[1]), sys.argv[2].encode()
+def frame(kind, body):
+    q = bytes([kind]) + body
+    return struct.pack('<I', len(q)) + q
+h = 0xcbf29ce484222325            # the cluster id: FNV-1a 64 of --initial-cluster
+for c in initial:
+    h = ((h ^ c) * 0x100000001b3) & 0xffffffffffffffff
+# no hello: closed at the first frame
+s = socket.create_connection(('127.0.0.1', port))
+s.sendall(frame(2, b'' * 40))
+s.settimeout(3)
+assert s.recv(10) == b''
+# another cluster's hello: closed
+s = socket.create_connection(('127.0.0.1', port))
+s.sendall(frame(1, struct.pack('<IQ', 1, h ^ 1)))
+s.settimeout(3)
+assert s.recv(10) == b''
+# a hello that claims to be the member itself: closed
+s = socket.create_connection(('127.0.0.1', port))
+s.sendall(frame(1, struct.pack('<IQ', 1, h)))
+s.settimeout(3)
+assert s.recv(10) == b''
+# member 2: a snapshot (dropped), a forward with an unknown op (ignored),
+# an undecodable message (dropped), then a length past the limit (closed)
+s = socket.create_connection(('127.0.0.1', port))
+s.sendall(frame(1, struct.pack('<IQ', 2, h)))
+s.sendall(frame(2, struct.pack('<BBBIIQQQQQQI', 9, 0, 0, 2, 1, 99, 0, 0, 0, 0, 0, 0) + b'\x01' +
+                struct.pack('<QQQQI', 10, 3, 6, 0, 4) + b'data'))
+s.sendall(frame(3, struct.pack('<QBQ', 7, 200, 0) + b'{}'))
+s.sendall(frame(2, b'\x01' * 30))
+s.sendall(struct.pack('<I', 0xffffffff))
+s.settimeout(3)
+assert s.recv(10) == b''
+EOF2
+	run curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${RAFT_CPORTS[0]}/health"
+	assert_output 503
+	kill -0 "${RAFT_PIDS[0]}"
+	grep -q 'without a valid hello' "$RAFT_DIR/n1.err"
+	grep -q 'sent a snapshot, which this version does not take' "$RAFT_DIR/n1.err"
+	grep -q 'frame past the limit' "$RAFT_DIR/n1.err"
+	raft_start 1
+	raft_wait_leader >/dev/null
+	run -0 "$CLI" "$RAFT_URL" put still here
+}
+
 @test "raft cluster: starts N members on free ports, one ready line each, and stops them all on SIGTERM" {
 	dir=$(dsys_tmp c)
 	out="$BATS_TEST_TMPDIR/cluster.out"

@@ -905,7 +905,12 @@ static void step_frame(struct node *n, uint32_t from, const uint8_t *p, size_t l
 {
 	struct raft_frame f = {0};
 	if (raft_frame_decode(p, len, &f) == 0) {
-		if (f.kind == RAFT_FRAME_MSG && f.msg.from == from && f.msg.to == n->id) {
+		if (f.kind == RAFT_FRAME_MSG && f.msg.type == RAFT_MSG_SNAP) {
+			/* no member compacts its log yet, so none sends a snapshot: one
+			 * that comes is not from a member of this version; installing it
+			 * would need the snapshot support this node lacks */
+			log_warn("peer %u sent a snapshot, which this version does not take: dropped", from);
+		} else if (f.kind == RAFT_FRAME_MSG && f.msg.from == from && f.msg.to == n->id) {
 			int rc = raft_step(n->r, &f.msg);
 			if (rc < 0 && rc != -EINVAL)
 				log_debug("step from %u: %s", from, strerror(-rc));
