@@ -151,6 +151,37 @@ int main(void)
 	is_int(kv_revision(kv), rev, "none of it changed the store");
 
 	kv_free(kv);
+
+	/* a range whose answer would pass the limit is refused, not built */
+	struct kv_limits lim = {.max_range_bytes = 1024};
+	kv = kv_new(&lim);
+	for (int i = 0; i < 20; i++) {
+		char body[256];
+		snprintf(body, sizeof body, "{\"key\":\"%s\",\"value\":\"%0128d\"}", i < 10 ? "YQ==" : "Yg==", i);
+		run(KV_OP_PUT, body);
+	}
+	run(KV_OP_PUT, "{\"key\":\"YzA=\",\"value\":\"MQ==\"}");
+	st = run(KV_OP_RANGE, "{\"key\":\"YQ==\",\"range_end\":\"AA==\"}");
+	ok(st == 200, "a range within the limit is answered");
+	for (int i = 0; i < 20; i++) {
+		char body[64];
+		snprintf(body, sizeof body, "{\"key\":\"ZA%c%c\",\"value\":\"MQ==\"}", 'A' + i % 26, 'A' + i / 26);
+		run(KV_OP_PUT, body);
+	}
+	static char big[2100];
+	const char *head = "{\"key\":\"ZQ==\",\"value\":\"";
+	size_t hl = strlen(head);
+	memcpy(big, head, hl);
+	memset(big + hl, 'Q', 2000);   /* 1500 bytes of value */
+	memcpy(big + hl + 2000, "\"}", 3);
+	is_int(run(KV_OP_PUT, big), 200, "a 1500-byte value");
+	st = run(KV_OP_RANGE, "{\"key\":\"YQ==\",\"range_end\":\"AA==\"}");
+	ok(st == 429 && has("\"code\":8") && has("too large"), "a range past the limit: code 8, 429: %.80s", out.data);
+	st = run(KV_OP_RANGE, "{\"key\":\"YQ==\",\"range_end\":\"AA==\",\"count_only\":true}");
+	ok(st == 200 && has("\"count\":\"24\""), "counting it is fine: %.120s", out.data);
+	st = run(KV_OP_RANGE, "{\"key\":\"YQ==\",\"range_end\":\"AA==\",\"limit\":\"3\"}");
+	ok(st == 200 && has("\"more\":true"), "and a limit narrows it");
+	kv_free(kv);
 	buf_free(&out);
 	return tap_done();
 }
