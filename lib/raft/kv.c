@@ -472,7 +472,7 @@ static int do_range(struct kv *kv, const cJSON *o, struct json_writer *w, bool i
 	/* etcd: an ascending key order is the default; a target without an order sorts ascending */
 	if (order == 0 && target != 0)
 		order = 1;
-	if (order != 0 && !(order == 1 && target == 0)) {
+	if (nh > 1 && order != 0 && !(order == 1 && target == 0)) {
 		sort_target = target;
 		sort_desc = order == 2;
 		qsort(hits, nh, sizeof *hits, hit_cmp);
@@ -1085,7 +1085,8 @@ long kv_watch_events(const struct kv *kv, const struct kv_watch *w, size_t max, 
 		if (r.en == 0)
 			break;
 	}
-	qsort(evs, n, sizeof *evs, ev_cmp);
+	if (n)
+		qsort(evs, n, sizeof *evs, ev_cmp);
 	struct json_writer jw;
 	size_t k = 0;
 	int64_t prev_mod = 0;
