@@ -121,8 +121,13 @@ post() { curl -s -m 10 "http://127.0.0.1:$1$2" -d "$3"; }
 @test "raft node: a put on one member is read on every member, via curl and via lib/store/etcd" {
 	raft_cluster 3
 	raft_start_all
-	run -0 post "${RAFT_CPORTS[1]}" /v3/kv/put "{\"key\":\"$(b64 greeting)\",\"value\":\"$(b64 'hello world')\"}"
+	lead=$(raft_wait_leader)
+	f=$(( (lead + 1) % 3 ))   # a follower: it forwards the put to the leader
+	run -0 post "${RAFT_CPORTS[f]}" /v3/kv/put "{\"key\":\"$(b64 greeting)\",\"value\":\"$(b64 'hello world')\"}"
 	[ "$(field "$output" '["header"]["revision"]')" = '"2"' ]
+	# the header names the member spoken to, as etcd's does
+	me=$(post "${RAFT_CPORTS[f]}" /v3/maintenance/status '{}' | jq -r .header.member_id)
+	[ "$(jq -r .header.member_id <<<"$output")" = "$me" ]
 	for m in 0 1 2; do
 		run -0 post "${RAFT_CPORTS[m]}" /v3/kv/range "{\"key\":\"$(b64 greeting)\"}"
 		[ "$(jq -r '.kvs[0].value' <<<"$output" | base64 -d)" = 'hello world' ]

@@ -610,12 +610,32 @@ static void fwd_request(struct node *n, uint32_t from, const struct raft_frame *
 	req_start(n, q);
 }
 
+/* The leader wrote its own member_id into the answer's header; etcd's
+ * header names the member the client spoke to, so the relay puts ours in
+ * (the header's is the body's first member_id). */
+static void relay(struct node *n, struct req *q, int status, const char *body, size_t len)
+{
+	static const char tag[] = "\"member_id\":\"";
+	const char *at = memmem(body, len, tag, sizeof tag - 1);
+	const char *end = at ? memchr(at + sizeof tag - 1, '"', len - (size_t)(at + sizeof tag - 1 - body)) : NULL;
+	if (!end) {
+		req_answer(n, q, status, body, len);
+		return;
+	}
+	struct buf b = BUF_INIT;
+	buf_append(&b, body, (size_t)(at - body) + sizeof tag - 1);
+	buf_put_u64(&b, member_id(n, n->id));
+	buf_append(&b, end, len - (size_t)(end - body));
+	req_answer(n, q, status, b.data, b.len);
+	buf_free(&b);
+}
+
 static void fwd_response(struct node *n, const struct raft_frame *f)
 {
 	for (struct req *q = n->reqs; q; q = q->next)
 		if (q->wait == W_LEADER && q->ctx == f->req_id) {
 			req_unlink(n, q);
-			req_answer(n, q, f->status, (const char *)f->body, f->body_len);
+			relay(n, q, f->status, (const char *)f->body, f->body_len);
 			return;
 		}
 }
