@@ -1,10 +1,10 @@
 /*
  * dsys-raft -- the Raft consensus node, and its deterministic simulator.
  *
- * For now one subcommand: `dsys-raft sim` runs whole clusters of lib/raft
- * in one process under the faults asked for (lib/raft/sim does the work)
- * and prints one JSON line per seed.  The networked node comes later and
- * will sit next to it as `dsys-raft node`.
+ * `dsys-raft sim` runs whole clusters of lib/raft in one process under the
+ * faults asked for (lib/raft/sim does the work) and prints one JSON line
+ * per seed.  `dsys-raft node` (node.c, api.c) runs one member of a real
+ * cluster; `dsys-raft cluster` (cluster.c) starts a local one.
  *
  * A safety violation found by the simulator's checks, or a broken
  * INVARIANT inside lib/raft, ends the run with exit status 1 after naming
@@ -23,6 +23,7 @@
 #include "base/invariant.h"
 #include "base/json.h"
 #include "raft/sim.h"
+#include "dsys-raft.h"
 
 enum {
 	OPT_SEED = 1, OPT_SEEDS, OPT_NODES, OPT_TICKS, OPT_CLIENTS, OPT_KEYS, OPT_FAULTS, OPT_SCENARIO,
@@ -62,9 +63,11 @@ static const struct cli_option top_options[] = {CLI_END};
 static const struct cli_spec top_spec = {
 	"dsys-raft",
 	"COMMAND [OPTION]...",
-	"A Raft consensus node; for now its deterministic simulator.",
+	"A Raft consensus node serving etcd's v3 JSON API, and its deterministic simulator.",
 	top_options,
-	"commands:\n  sim     simulate a cluster under faults (dsys-raft sim --help)\n",
+	"commands:\n  node     run one member of a cluster (dsys-raft node --help)\n"
+	"  cluster  run a local cluster on free ports (dsys-raft cluster --help)\n"
+	"  sim      simulate a cluster under faults (dsys-raft sim --help)\n",
 };
 
 #define MAX_NODE_LIST 16
@@ -310,8 +313,11 @@ static int sim_main(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	cli_init("dsys-raft");
-	static const char *const names[] = {"sim", NULL};
-	if (cli_subcommand(names, argc, argv) == 0)
-		return sim_main(argc - 1, argv + 1);
+	static const char *const names[] = {"sim", "node", "cluster", NULL};
+	switch (cli_subcommand(names, argc, argv)) {
+	case 0: return sim_main(argc - 1, argv + 1);
+	case 1: return node_main(argc - 1, argv + 1);
+	case 2: return cluster_main(argc - 1, argv + 1);
+	}
 	return cli_no_subcommand(&top_spec, argc, argv, NULL, NULL);
 }

@@ -1,0 +1,108 @@
+/*
+ * api.c -- every HTTP handler of the dsys-raft node's client port, in one
+ * file (the server core's handler API is the part most likely to move).
+ *
+ * etcd's v3 JSON gateway: POST /v3/kv/range|put|deleterange|txn|compaction,
+ * /v3/lease/grant|revoke|keepalive|timetolive|leases (with the 3.4
+ * gateway's /v3/kv/lease/... aliases, which lib/store/etcd uses),
+ * /v3/maintenance/status, /v3/cluster/member/list; GET /health and
+ * /metrics.  A handler only hands the request to the node
+ * (node_request); the node answers through api_answer, later, on this
+ * loop.  Status and member list are answered here from local state, as
+ * etcd does.
+ *
+ * /v3/watch should be a stream; the server core cannot stream an answer
+ * yet, so a watch is answered whole, as soon as events exist (node.c:
+ * "Watch"), and the client watches again from where it stopped.
+ */
+#include <string.h>
+
+#include "base/buf.h"
+#include "dsys-raft.h"
+#include "http/route.h"
+#include "http/server.h"
+#include "raft/kv.h"
+
+struct api_route {
+	const char *path;
+	int op;
+	struct node *n;
+};
+
+static struct api_route routes[] = {
+	{"/v3/kv/range", KV_OP_RANGE, NULL},
+	{"/v3/kv/put", KV_OP_PUT, NULL},
+	{"/v3/kv/deleterange", KV_OP_DELETE, NULL},
+	{"/v3/kv/txn", KV_OP_TXN, NULL},
+	{"/v3/kv/compaction", KV_OP_COMPACT, NULL},
+	{"/v3/lease/grant", KV_OP_LEASE_GRANT, NULL},
+	{"/v3/lease/revoke", KV_OP_LEASE_REVOKE, NULL},
+	{"/v3/kv/lease/revoke", KV_OP_LEASE_REVOKE, NULL},
+	{"/v3/lease/leases", KV_OP_LEASE_LEASES, NULL},
+	{"/v3/kv/lease/leases", KV_OP_LEASE_LEASES, NULL},
+	{"/v3/lease/keepalive", NODE_OP_KEEPALIVE, NULL},
+	{"/v3/lease/timetolive", NODE_OP_TIMETOLIVE, NULL},
+	{"/v3/kv/lease/timetolive", NODE_OP_TIMETOLIVE, NULL},
+};
+
+void api_answer(void *origin, int status, const char *body, size_t len)
+{
+	http_respond(origin, status, "application/json", body, len);
+}
+
+static void handle_v3(struct http_exchange *ex, void *arg)
+{
+	const struct api_route *rt = arg;
+	const char *body = ex->body_len ? ex->body : "{}";
+	size_t len = ex->body_len ? ex->body_len : 2;
+	/* syntax and shape first: bad input never reaches the log */
+	struct buf *b = http_scratch(ex);
+	if (rt->op <= KV_OP_MAX) {
+		int st = kv_check((enum kv_op)rt->op, body, len, b);
+		if (st) {
+			http_respond(ex, st, "application/json", b->data, b->len);
+			return;
+		}
+	}
+	bool serializable = rt->op == KV_OP_RANGE && kv_json_bool(body, len, "serializable");
+	node_request(rt->n, ex, rt->op, body, len, serializable);
+}
+
+static void handle_status(struct http_exchange *ex, void *arg)
+{
+	struct buf *b = http_scratch(ex);
+	node_status_json(arg, b);
+	http_respond(ex, 200, "application/json", b->data, b->len);
+}
+
+static void handle_members(struct http_exchange *ex, void *arg)
+{
+	struct buf *b = http_scratch(ex);
+	node_members_json(arg, b);
+	http_respond(ex, 200, "application/json", b->data, b->len);
+}
+
+static void handle_health(struct http_exchange *ex, void *arg)
+{
+	struct buf *b = http_scratch(ex);
+	bool ok = node_health(arg, b);
+	http_respond(ex, ok ? 200 : 503, "application/json", b->data, b->len);
+}
+
+static void handle_watch(struct http_exchange *ex, void *arg)
+{
+	node_watch(arg, ex, ex->body_len ? ex->body : "{}", ex->body_len ? ex->body_len : 2);
+}
+
+void api_routes(struct http_router *r, struct node *n, struct metrics *reg)
+{
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		routes[i].n = n;
+		http_route_add(r, "POST", routes[i].path, handle_v3, &routes[i]);
+	}
+	http_route_add(r, "POST", "/v3/maintenance/status", handle_status, n);
+	http_route_add(r, "POST", "/v3/cluster/member/list", handle_members, n);
+	http_route_add(r, "POST", "/v3/watch", handle_watch, n);
+	http_route_add(r, "GET", "/health", handle_health, n);
+	http_route_add_metrics(r, reg);
+}

@@ -1,0 +1,57 @@
+/*
+ * dsys-raft.h -- what the parts of dsys-raft share: the node (node.c)
+ * and its client API (api.c, every HTTP handler in one file), the
+ * cluster launcher (cluster.c), and main.c's dispatch.
+ */
+#ifndef DSYS_RAFT_PROG_H
+#define DSYS_RAFT_PROG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "raft/kv.h"
+
+struct node;
+struct http_router;
+struct metrics;
+
+/* Requests beyond kv's: they need the leader's clock, not the log. */
+enum node_op {
+	NODE_OP_KEEPALIVE = KV_OP_MAX + 1,
+	NODE_OP_TIMETOLIVE,
+	NODE_OP_MAX = NODE_OP_TIMETOLIVE
+};
+
+/*
+ * Start a client request (op: enum kv_op or enum node_op; body: the JSON,
+ * copied).  The node answers it exactly once through api_answer(origin,
+ * ...), later, on the loop thread: after the write is applied, the read
+ * barrier passed, the leader answered a forwarded request, or the request
+ * timed out.  serializable: a range answered from this member's state at
+ * once, without a barrier.
+ */
+void node_request(struct node *n, void *origin, int op, const char *body, size_t len, bool serializable);
+
+/* A watch (body: etcd's create_request): answered once events past its
+ * start revision exist on this member, or after the watch poll time with
+ * none, see node.c. */
+void node_watch(struct node *n, void *origin, const char *body, size_t len);
+
+/* Defined by api.c: hand an answer to whoever asked. */
+void api_answer(void *origin, int status, const char *body, size_t len);
+
+/* For /health, /v3/maintenance/status and /v3/cluster/member/list: JSON
+ * appended to out; node_health returns false without a known leader. */
+bool node_health(struct node *n, struct buf *out);
+void node_status_json(struct node *n, struct buf *out);
+void node_members_json(struct node *n, struct buf *out);
+
+/* api.c: the routes of the client port. */
+void api_routes(struct http_router *r, struct node *n, struct metrics *reg);
+
+int node_main(int argc, char **argv);
+int cluster_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,1738 @@
+/*
+ * node.c -- dsys-raft node: lib/raft on a network and a disk.
+ *
+ * One libuv loop runs everything but the disk: the client port (lib/http
+ * server, one thread), the peer port, the Raft tick, the state machine
+ * (lib/raft/kv).  The write-ahead log (lib/store/wal) writes and
+ * fdatasyncs on its own thread, group-committing whatever was appended
+ * meanwhile, and wakes the loop (uv_async) when a group is durable.
+ *
+ * The Ready cycle (raft.h's contract), asynchronously:
+ *   raft_ready -> append entries and hard state to the WAL -> [loop goes on
+ *   serving; the sync thread fsyncs] -> durable -> send the messages,
+ *   apply the committed entries, serve reads -> raft_advance.
+ * The core allows no input between raft_ready and raft_advance, so while
+ * a write is in flight the node defers its inputs: peer frames are copied
+ * to a queue, ticks are counted, client requests wait, and all are fed in
+ * order right after raft_advance.  The loop thread never blocks on the
+ * disk; what a slow fsync does delay is this node's Raft clock (a leader's
+ * heartbeats wait for its own fsync).  Sending the leader's appends before
+ * its own fsync (thesis 10.2.1) would lift that; it is not done yet.
+ *
+ * Peers: each node dials every other (one outbound TCP connection per
+ * peer, HELLO first) and only writes to it; it reads from the connections
+ * others dialled.  Frames to one peer produced during one loop turn are
+ * written with one uv_write in a uv_prepare callback (batched per peer per
+ * turn).  A lost connection is dialled again every reconnect interval;
+ * frames for an unconnected peer are dropped -- Raft retries.  A peer
+ * whose unsent bytes pass a bound loses frames too (flow control proper
+ * is lib/raft's inflight limits).
+ *
+ * Client requests: writes go through the log.  A follower forwards them to
+ * the leader in a FWD_REQ frame (lib/raft has no MsgProp) and relays the
+ * FWD_RESP.  The member that proposed an entry answers when it applies it
+ * at the index and term it was proposed at (another term there: the entry
+ * was lost in a leader change, "etcdserver: leader changed").  Reads are
+ * linearizable through ReadIndex (raft_read_index, which followers pass
+ * to the leader), and answered once this member applied that index;
+ * serializable reads are answered at once.  Lease keepalive and
+ * timetolive go to the leader, whose clock holds the deadlines; expired
+ * leases are revoked by the leader through the log; a new leader restarts
+ * every lease's TTL (etcd's rule, so a leader change never expires one).
+ *
+ * Storage records (each a WAL record): 'E' term index type data (an entry;
+ * one at index i drops any stored at or after i) and 'H' term vote commit.
+ * There is no snapshot yet, so the log is never compacted (compact_bytes
+ * 0) and a restart replays it whole: later work, with raft_compact.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "base/buf.h"
+#include "base/invariant.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/parse.h"
+#include "cli/cli.h"
+#include "cli/server_cli.h"
+#include "dsys-raft.h"
+#include "http/route.h"
+#include "http/server.h"
+#include "obs/metrics.h"
+#include "raft/kv.h"
+#include "raft/msg.h"
+#include "raft/raft.h"
+#include "store/wal.h"
+
+#define MAX_PEERS 16
+#define PEER_MAX_PENDING (64u << 20)   /* unsent bytes to one peer before frames are dropped */
+#define RECONNECT_MS 200
+#define CMD_HEAD 9                     /* op byte + aux u64 */
+
+/* ------------------------------------------------------------ types */
+
+struct node;
+
+struct peer {
+	struct node *n;
+	uint32_t id;
+	char name[64];
+	char host[64];
+	uint16_t port;
+	uv_tcp_t tcp;
+	uv_connect_t creq;
+	bool open;          /* tcp initialised (must be closed) */
+	bool connected;
+	struct buf out;     /* frames of this turn */
+};
+
+struct inconn {
+	struct node *n;
+	uv_tcp_t tcp;
+	struct buf rbuf;
+	uint32_t from;      /* after HELLO */
+	struct inconn *prev, *next;
+};
+
+/* A client request on its way (one owner: the node's list). */
+struct req {
+	struct req *next;
+	int op;
+	uint64_t aux;
+	char *body;
+	size_t len;
+	bool serializable;
+	/* where the answer goes: an HTTP exchange (origin) or a peer's FWD_REQ */
+	void *origin;
+	uint32_t fwd_from;
+	uint64_t fwd_id;
+	/* what it waits for */
+	enum { W_START, W_APPLY, W_READ, W_LEADER } wait;
+	uint64_t index, term;     /* W_APPLY: the entry proposed */
+	uint64_t ctx;             /* W_READ: the barrier's ctx; W_LEADER: the FWD_REQ id */
+	uint64_t read_index;      /* W_READ: 0 until confirmed */
+	uint64_t issued_ms;       /* W_READ: when the barrier was asked for */
+	uint64_t deadline_ms;
+};
+
+/* A watch waiting for its first events. */
+struct watcher {
+	struct watcher *next;
+	void *origin;
+	struct kv_watch w;
+	uint64_t deadline_ms;
+};
+
+/* An input that arrived while a Ready was in flight. */
+struct deferred {
+	struct deferred *next;
+	uint32_t from;
+	size_t len;
+	uint8_t data[];
+};
+
+struct replay {
+	struct raft_hard_state hs;
+	struct raft_entry *ents;
+	size_t n, cap;
+};
+
+struct node {
+	struct replay rp;               /* what the log held at start */
+	_Atomic bool async_ready;       /* the loop can be woken */
+	uint64_t drain_deadline_ms;
+	/* configuration */
+	char name[64];
+	char data_dir[4096];
+	uint32_t id;
+	uint32_t n_peers;               /* members, self included */
+	struct peer peers[MAX_PEERS + 1]; /* by id; [id] is self */
+	uint64_t cluster_id;
+	uint64_t tick_ms;
+	uint32_t election_tick;
+	uint64_t request_timeout_ms;
+	char client_addr[300];
+	char peer_addr[300];
+	int peer_fd;                    /* the peer listener, bound before the ready line */
+
+	/* Raft and storage */
+	struct raft *r;
+	struct wal *wal;
+	struct kv *kv;
+	struct raft_ready rd;
+	bool inflight;                  /* a Ready is being persisted */
+	bool in_ready;                  /* between raft_ready and raft_advance: no raft input */
+	uint64_t wait_seq;              /* ... up to this WAL sequence number */
+	uint64_t persist_start_ns;
+	uint32_t pending_ticks;
+	struct deferred *dq, **dq_tail;
+	uint64_t last_lead;
+	bool was_leader;
+
+	/* loop */
+	uv_loop_t *loop;
+	uv_tcp_t listener;
+	uv_timer_t tick;
+	uv_timer_t reconnect;
+	uv_async_t synced;
+	uv_prepare_t flush;
+	uv_signal_t sigterm, sigint;
+	uv_timer_t drain_timer;
+	struct inconn *conns;
+	struct http_server *srv;
+	bool stopping;
+
+	/* requests */
+	struct req *reqs;
+	struct watcher *watchers;
+	uint64_t watch_poll_ms;
+	uint64_t next_ctx;
+	uint64_t rng;
+
+	/* metrics */
+	struct metrics_counter *leader_changes, *proposals_failed, *proposals_committed;
+	struct metrics_histogram *fsync_h, *apply_h;
+	struct buf scratch;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t fnv64(const void *p, size_t n, uint64_t h)
+{
+	const uint8_t *b = p;
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+/* etcd's member ids are 64-bit; ours are Raft's 1..63, shown hashed with
+ * the cluster id so two clusters' members do not share ids. */
+static uint64_t member_id(const struct node *n, uint32_t id)
+{
+	return id ? fnv64(&id, sizeof id, n->cluster_id) : 0;
+}
+
+static uint64_t next_rand(struct node *n)
+{
+	/* splitmix64: lease ids only need to be distinct, not secret */
+	uint64_t z = (n->rng += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static void drive(struct node *n);
+
+/* ------------------------------------------------------------ peers: out */
+
+static void peer_closed_cb(uv_handle_t *h)
+{
+	struct peer *p = h->data;
+	p->open = false;
+	p->connected = false;
+}
+
+static void peer_drop(struct peer *p)
+{
+	if (p->open && !uv_is_closing((uv_handle_t *)&p->tcp))
+		uv_close((uv_handle_t *)&p->tcp, peer_closed_cb);
+	p->connected = false;
+	buf_reset(&p->out);
+}
+
+static void peer_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+	/* we never expect data on a connection we dialled: EOF or error ends it */
+	free(b->base);
+	if (nread < 0)
+		peer_drop(s->data);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t sugg, uv_buf_t *b)
+{
+	(void)h;
+	b->base = malloc(sugg);
+	b->len = b->base ? sugg : 0;
+}
+
+static void peer_connect_cb(uv_connect_t *c, int status)
+{
+	struct peer *p = c->data;
+	if (status < 0 || p->n->stopping) {
+		peer_drop(p);
+		return;
+	}
+	p->connected = true;
+	uv_tcp_nodelay(&p->tcp, 1);
+	uv_read_start((uv_stream_t *)&p->tcp, alloc_cb, peer_read_cb);
+	struct buf hello = BUF_INIT;
+	raft_frame_put_hello(&hello, p->n->id, p->n->cluster_id);
+	/* the HELLO goes first: prepend it to what waits */
+	buf_append(&hello, p->out.data, p->out.len);
+	buf_free(&p->out);
+	p->out = hello;
+}
+
+static void peer_dial(struct peer *p)
+{
+	if (p->open || p->n->stopping)
+		return;
+	struct sockaddr_storage sa;
+	if (uv_ip4_addr(p->host, p->port, (struct sockaddr_in *)&sa) < 0 &&
+	    uv_ip6_addr(p->host, p->port, (struct sockaddr_in6 *)&sa) < 0)
+		return;
+	uv_tcp_init(p->n->loop, &p->tcp);
+	p->tcp.data = p;
+	p->creq.data = p;
+	p->open = true;
+	if (uv_tcp_connect(&p->creq, &p->tcp, (struct sockaddr *)&sa, peer_connect_cb) < 0)
+		peer_drop(p);
+}
+
+static void reconnect_cb(uv_timer_t *t)
+{
+	struct node *n = t->data;
+	for (uint32_t i = 1; i <= n->n_peers; i++)
+		if (i != n->id && !n->peers[i].open)
+			peer_dial(&n->peers[i]);
+}
+
+struct wreq {
+	uv_write_t req;
+	struct buf data;
+};
+
+static void write_cb(uv_write_t *w, int status)
+{
+	struct wreq *q = (struct wreq *)w;
+	if (status < 0)
+		peer_drop(w->handle->data);
+	buf_free(&q->data);
+	free(q);
+}
+
+/* Once per loop turn: every peer's frames of this turn in one write. */
+static void flush_cb(uv_prepare_t *h)
+{
+	struct node *n = h->data;
+	for (uint32_t i = 1; i <= n->n_peers; i++) {
+		struct peer *p = &n->peers[i];
+		if (i == n->id || p->out.len == 0 || !p->connected)
+			continue;
+		if (uv_stream_get_write_queue_size((uv_stream_t *)&p->tcp) > PEER_MAX_PENDING) {
+			buf_reset(&p->out); /* a peer that does not read loses frames, not our memory */
+			continue;
+		}
+		struct wreq *q = calloc(1, sizeof *q);
+		INVARIANT(q != NULL);
+		q->data = p->out;
+		buf_init(&p->out);
+		uv_buf_t b = uv_buf_init(q->data.data, (unsigned)q->data.len);
+		if (uv_write(&q->req, (uv_stream_t *)&p->tcp, &b, 1, write_cb) < 0) {
+			buf_free(&q->data);
+			free(q);
+			peer_drop(p);
+		}
+	}
+}
+
+static struct buf *peer_out(struct node *n, uint32_t to)
+{
+	if (to == 0 || to > n->n_peers || to == n->id)
+		return NULL;
+	struct peer *p = &n->peers[to];
+	if (!p->open) {
+		peer_dial(p);
+		return NULL;
+	}
+	return &p->out;
+}
+
+/* ------------------------------------------------------------ answering */
+
+static void req_free(struct req *q)
+{
+	free(q->body);
+	free(q);
+}
+
+static void req_unlink(struct node *n, struct req *q)
+{
+	for (struct req **pp = &n->reqs; *pp; pp = &(*pp)->next)
+		if (*pp == q) {
+			*pp = q->next;
+			return;
+		}
+}
+
+/* Answer q (and free it; the caller unlinked it). */
+static void req_answer(struct node *n, struct req *q, int status, const char *body, size_t len)
+{
+	log_debug("answer req %p origin %p op %d wait %d status %d body %.*s", (void *)q, q->origin, q->op, q->wait,
+	          status, (int)(len > 200 ? 200 : len), body);
+	if (q->origin) {
+		api_answer(q->origin, status, body, len);
+	} else if (q->fwd_from) {
+		struct buf *b = peer_out(n, q->fwd_from);
+		if (b)
+			raft_frame_put_fwd_resp(b, q->fwd_id, (uint16_t)status, body, len);
+	}
+	req_free(q);
+}
+
+static void req_fail(struct node *n, struct req *q, int code, const char *msg)
+{
+	struct buf b = BUF_INIT;
+	int status = kv_put_error(&b, code, msg);
+	req_answer(n, q, status, b.data, b.len);
+	buf_free(&b);
+}
+
+static struct kv_header header(const struct node *n)
+{
+	struct raft_status st;
+	raft_status(n->r, &st);
+	return (struct kv_header){n->cluster_id, member_id(n, n->id), st.term};
+}
+
+/* ------------------------------------------------------------ requests */
+
+static bool is_leader(const struct node *n)
+{
+	struct raft_status st;
+	raft_status(n->r, &st);
+	return st.role == RAFT_LEADER;
+}
+
+static uint32_t leader_of(const struct node *n)
+{
+	struct raft_status st;
+	raft_status(n->r, &st);
+	return st.lead;
+}
+
+/* Keepalive and timetolive, on the leader (its clock holds the deadlines). */
+static void lease_local(struct node *n, struct req *q)
+{
+	int64_t id = 0;
+	struct buf b = BUF_INIT;
+	if (kv_json_i64(q->body, q->len, "ID", &id) == -EINVAL) {
+		int st = kv_put_error(&b, KV_CODE_INVALID, "bad lease request: ID");
+		req_answer(n, q, st, b.data, b.len);
+		buf_free(&b);
+		return;
+	}
+	struct kv_header h = header(n);
+	struct kv_lease *l = kv_lease_get(n->kv, id);
+	uint64_t now = now_ms();
+	if (q->op == NODE_OP_KEEPALIVE) {
+		buf_puts(&b, "{\"result\":{");
+		kv_put_header(&b, n->kv, &h, true);
+		buf_printf(&b, ",\"ID\":\"%lld\"", (long long)id);
+		if (l) {
+			l->deadline_ms = now + (uint64_t)l->ttl * 1000;
+			buf_printf(&b, ",\"TTL\":\"%lld\"", (long long)l->ttl);
+		}
+		buf_puts(&b, "}}");
+	} else {
+		buf_putc(&b, '{');
+		kv_put_header(&b, n->kv, &h, true);
+		buf_printf(&b, ",\"ID\":\"%lld\"", (long long)id);
+		if (!l) {
+			buf_puts(&b, ",\"TTL\":\"-1\"");
+		} else {
+			int64_t left = l->ttl;
+			if (l->deadline_ms)
+				left = l->deadline_ms > now ? (int64_t)((l->deadline_ms - now) / 1000) : 0;
+			buf_printf(&b, ",\"TTL\":\"%lld\",\"grantedTTL\":\"%lld\"", (long long)left, (long long)l->ttl);
+			if (kv_json_bool(q->body, q->len, "keys")) {
+				struct buf k = BUF_INIT;
+				kv_lease_keys_json(n->kv, id, &k);
+				if (k.len) {
+					buf_puts(&b, ",\"keys\":[");
+					buf_append(&b, k.data, k.len);
+					buf_putc(&b, ']');
+				}
+				buf_free(&k);
+			}
+		}
+		buf_putc(&b, '}');
+	}
+	req_answer(n, q, 200, b.data, b.len);
+	buf_free(&b);
+}
+
+/* Try to move q forward; returns true when it is answered (freed) or
+ * handed on, false when it must wait (still linked, wait set). */
+static void req_start(struct node *n, struct req *q)
+{
+	if (n->inflight || n->in_ready) { /* no raft input before raft_advance: it waits its turn */
+		q->wait = W_START;
+		return;
+	}
+	bool writes = q->op <= KV_OP_MAX && kv_op_writes((enum kv_op)q->op);
+	bool leader_only = q->op == NODE_OP_KEEPALIVE || q->op == NODE_OP_TIMETOLIVE;
+	if (!writes && !leader_only) {
+		if (q->serializable) {
+			struct kv_header h = header(n);
+			struct buf b = BUF_INIT;
+			int st = kv_exec(n->kv, (enum kv_op)q->op, 0, q->body, q->len, &h, &b);
+			req_unlink(n, q);
+			req_answer(n, q, st, b.data, b.len);
+			buf_free(&b);
+			return;
+		}
+		q->ctx = ++n->next_ctx;
+		q->issued_ms = now_ms();
+		int rc = raft_read_index(n->r, q->ctx);
+		q->wait = rc == 0 ? W_READ : W_START; /* no leader yet: try again on the next tick */
+		q->read_index = 0;
+		return;
+	}
+	uint32_t lead = leader_of(n);
+	if (lead == n->id) {
+		if (leader_only) {
+			req_unlink(n, q);
+			lease_local(n, q);
+			return;
+		}
+		/* the proposer picks a grant's id, so every replica agrees on it */
+		if (q->op == KV_OP_LEASE_GRANT && q->aux == 0)
+			q->aux = next_rand(n) & 0x7fffffffffffffffull;
+		size_t len = CMD_HEAD + q->len;
+		uint8_t *cmd = malloc(len);
+		INVARIANT(cmd != NULL);
+		cmd[0] = (uint8_t)q->op;
+		for (int i = 0; i < 8; i++)
+			cmd[1 + i] = (uint8_t)(q->aux >> (8 * i));
+		memcpy(cmd + CMD_HEAD, q->body, q->len);
+		int64_t idx = raft_propose(n->r, cmd, len);
+		free(cmd);
+		if (idx > 0) {
+			struct raft_status st;
+			raft_status(n->r, &st);
+			q->wait = W_APPLY;
+			q->index = (uint64_t)idx;
+			q->term = st.term;
+			return;
+		}
+		if (idx == -EAGAIN || idx == -EPERM || idx == -EBUSY) {
+			q->wait = W_START; /* a new leader's first entry is not committed yet: next tick */
+			return;
+		}
+		metrics_counter_inc(n->proposals_failed);
+		req_unlink(n, q);
+		req_fail(n, q, idx == -EMSGSIZE ? KV_CODE_INVALID : KV_CODE_RESOURCE,
+		         idx == -EMSGSIZE ? "etcdserver: request is too large" : "etcdserver: too many requests");
+		return;
+	}
+	if (lead == 0) {
+		q->wait = W_START; /* an election is on: next tick */
+		return;
+	}
+	struct buf *b = peer_out(n, lead);
+	if (!b) {
+		q->wait = W_START;
+		return;
+	}
+	q->wait = W_LEADER;
+	q->ctx = ++n->next_ctx;
+	raft_frame_put_fwd_req(b, q->ctx, (uint8_t)q->op, q->aux, q->body, q->len);
+}
+
+void node_request(struct node *n, void *origin, int op, const char *body, size_t len, bool serializable)
+{
+	struct req *q = calloc(1, sizeof *q);
+	INVARIANT(q != NULL);
+	q->op = op;
+	q->body = malloc(len ? len : 1);
+	INVARIANT(q->body != NULL);
+	memcpy(q->body, body, len);
+	q->len = len;
+	q->origin = origin;
+	q->serializable = serializable;
+	q->deadline_ms = now_ms() + n->request_timeout_ms;
+	q->next = n->reqs;
+	n->reqs = q;
+	log_debug("new req %p origin %p op %d body %.*s", (void *)q, origin, op, (int)(len > 200 ? 200 : len), body);
+	if (n->stopping) {
+		req_unlink(n, q);
+		req_fail(n, q, KV_CODE_UNAVAILABLE, "etcdserver: server stopped");
+		return;
+	}
+	req_start(n, q);
+}
+
+/* A forwarded request from a follower: handled as if a client sent it here. */
+static void fwd_request(struct node *n, uint32_t from, const struct raft_frame *f)
+{
+	if (f->op < KV_OP_RANGE || f->op > NODE_OP_MAX)
+		return;
+	struct req *q = calloc(1, sizeof *q);
+	INVARIANT(q != NULL);
+	q->op = f->op;
+	q->aux = f->aux;
+	q->body = malloc(f->body_len ? f->body_len : 1);
+	INVARIANT(q->body != NULL);
+	memcpy(q->body, f->body, f->body_len);
+	q->len = f->body_len;
+	q->fwd_from = from;
+	q->fwd_id = f->req_id;
+	q->deadline_ms = now_ms() + n->request_timeout_ms;
+	q->next = n->reqs;
+	n->reqs = q;
+	req_start(n, q);
+}
+
+/* The leader wrote its own member_id into the answer's header; etcd's
+ * header names the member the client spoke to, so the relay puts ours in
+ * (the header's is the body's first member_id). */
+static void relay(struct node *n, struct req *q, int status, const char *body, size_t len)
+{
+	static const char tag[] = "\"member_id\":\"";
+	const char *at = memmem(body, len, tag, sizeof tag - 1);
+	const char *end = at ? memchr(at + sizeof tag - 1, '"', len - (size_t)(at + sizeof tag - 1 - body)) : NULL;
+	if (!end) {
+		req_answer(n, q, status, body, len);
+		return;
+	}
+	struct buf b = BUF_INIT;
+	buf_append(&b, body, (size_t)(at - body) + sizeof tag - 1);
+	buf_put_u64(&b, member_id(n, n->id));
+	buf_append(&b, end, len - (size_t)(end - body));
+	req_answer(n, q, status, b.data, b.len);
+	buf_free(&b);
+}
+
+static void fwd_response(struct node *n, const struct raft_frame *f)
+{
+	for (struct req *q = n->reqs; q; q = q->next)
+		if (q->wait == W_LEADER && q->ctx == f->req_id) {
+			req_unlink(n, q);
+			relay(n, q, f->status, (const char *)f->body, f->body_len);
+			return;
+		}
+}
+
+/* Reads whose barrier this member has applied past. */
+static void serve_reads(struct node *n)
+{
+	struct raft_status st;
+	raft_status(n->r, &st);
+	for (struct req **pp = &n->reqs; *pp;) {
+		struct req *q = *pp;
+		if (q->wait == W_READ && q->read_index && st.applied >= q->read_index) {
+			*pp = q->next;
+			struct kv_header h = {n->cluster_id, member_id(n, n->id), st.term};
+			buf_reset(&n->scratch);
+			int status = kv_exec(n->kv, (enum kv_op)q->op, 0, q->body, q->len, &h, &n->scratch);
+			req_answer(n, q, status, n->scratch.data, n->scratch.len);
+			continue;
+		}
+		pp = &q->next;
+	}
+}
+
+/* Each tick: time out what waited too long, restart what waits for a
+ * leader, and ask again for a read barrier that went unanswered for an
+ * election timeout (it was lost with the leader it went to; a barrier is
+ * safe to repeat, a write is not, so forwarded writes only time out). */
+static void reqs_tick(struct node *n)
+{
+	uint64_t now = now_ms();
+	struct req *dead = NULL;
+	for (struct req **pp = &n->reqs; *pp;) {
+		struct req *q = *pp;
+		if (now >= q->deadline_ms) {
+			*pp = q->next;
+			q->next = dead;
+			dead = q;
+			continue;
+		}
+		if (q->wait == W_READ && q->read_index == 0 && now - q->issued_ms >= n->election_tick * n->tick_ms)
+			q->wait = W_START;
+		pp = &q->next;
+	}
+	/* answered after the walk: an answer may bring a new request (the
+	 * next one pipelined on its connection), which goes on n->reqs */
+	while (dead) {
+		struct req *q = dead;
+		dead = q->next;
+		if (q->wait == W_APPLY || q->wait == W_LEADER)
+			metrics_counter_inc(n->proposals_failed);
+		req_fail(n, q, KV_CODE_UNAVAILABLE, "etcdserver: request timed out");
+	}
+}
+
+/* ------------------------------------------------------------ watch */
+
+/*
+ * Watch.  etcd streams a watch: a "created" line, then a line per batch of
+ * events, for as long as the client stays.  lib/http's server core cannot
+ * stream an answer yet, so a watch here is a long poll: the answer is the
+ * same lines, sent whole once this member has applied events at or after
+ * the start revision (or after --watch-poll with none: just the created
+ * line), and the stream ends there.  A client that reads a watch as
+ * etcd's clients do -- resuming from the last revision it saw + 1 when the
+ * stream ends, as lib/store/etcd does -- sees every event once and in
+ * order; one that expects the stream to stay open (curl) sees one batch.
+ * Events come from this member's applied state, so they are in log order
+ * but may trail the leader's.
+ */
+
+#define WATCH_MAX_EVENTS 1000
+
+/* Answer w if it has events (or force: its poll time passed); true if answered. */
+static bool watch_try(struct node *n, struct watcher *wt, bool force)
+{
+	struct buf ev = BUF_INIT;
+	int64_t next;
+	long k = kv_watch_events(n->kv, &wt->w, WATCH_MAX_EVENTS, &ev, &next);
+	if (k == 0 && !force) {
+		buf_free(&ev);
+		return false;
+	}
+	struct kv_header h = header(n);
+	struct buf b = BUF_INIT;
+	buf_puts(&b, "{\"result\":{");
+	kv_put_header(&b, n->kv, &h, true);
+	buf_puts(&b, ",\"created\":true}}\n");
+	if (k < 0) {
+		buf_puts(&b, "{\"result\":{");
+		kv_put_header(&b, n->kv, &h, false); /* etcd's cancel carries no revision */
+		buf_printf(&b, ",\"canceled\":true,\"compact_revision\":\"%lld\"}}\n",
+		           (long long)kv_compact_revision(n->kv));
+	} else if (k > 0) {
+		buf_puts(&b, "{\"result\":{");
+		kv_put_header(&b, n->kv, &h, true);
+		buf_puts(&b, ",\"events\":[");
+		buf_append(&b, ev.data, ev.len);
+		buf_puts(&b, "]}}\n");
+	}
+	api_answer(wt->origin, 200, b.data, b.len);
+	buf_free(&b);
+	buf_free(&ev);
+	return true;
+}
+
+void node_watch(struct node *n, void *origin, const char *body, size_t len)
+{
+	struct watcher *wt = calloc(1, sizeof *wt);
+	INVARIANT(wt != NULL);
+	struct buf err = BUF_INIT;
+	int st = kv_watch_parse(body, len, &wt->w, &err);
+	if (st) {
+		api_answer(origin, st, err.data, err.len);
+		buf_free(&err);
+		free(wt);
+		return;
+	}
+	/* "from now" is pinned at creation, as etcd's created revision */
+	if (wt->w.from == 0)
+		wt->w.from = kv_revision(n->kv) + 1;
+	wt->origin = origin;
+	wt->deadline_ms = now_ms() + n->watch_poll_ms;
+	if (n->stopping || watch_try(n, wt, n->stopping)) {
+		kv_watch_free(&wt->w);
+		free(wt);
+		return;
+	}
+	wt->next = n->watchers;
+	n->watchers = wt;
+}
+
+/* After entries are applied, and each tick (force the ones past their poll time). */
+static void watchers_check(struct node *n, bool all)
+{
+	uint64_t now = now_ms();
+	struct watcher *done = NULL;
+	for (struct watcher **pp = &n->watchers; *pp;) {
+		struct watcher *wt = *pp;
+		if (watch_try(n, wt, all || now >= wt->deadline_ms)) {
+			*pp = wt->next;
+			wt->next = done;
+			done = wt;
+			continue;
+		}
+		pp = &wt->next;
+	}
+	while (done) {
+		struct watcher *wt = done;
+		done = wt->next;
+		kv_watch_free(&wt->w);
+		free(wt);
+	}
+}
+
+/* ------------------------------------------------------------ leases */
+
+static void leases_tick(struct node *n)
+{
+	uint64_t now = now_ms();
+	bool leader = is_leader(n);
+	if (leader && !n->was_leader) {
+		/* a new leader renews every lease: the old leader's clock is gone */
+		for (size_t i = 0; i < kv_lease_count(n->kv); i++) {
+			struct kv_lease *l = kv_lease_at(n->kv, i);
+			l->deadline_ms = now + (uint64_t)l->ttl * 1000;
+		}
+	}
+	n->was_leader = leader;
+	if (!leader)
+		return;
+	for (size_t i = 0; i < kv_lease_count(n->kv); i++) {
+		struct kv_lease *l = kv_lease_at(n->kv, i);
+		if (l->deadline_ms == 0)
+			l->deadline_ms = now + (uint64_t)l->ttl * 1000;
+		if (l->deadline_ms > now)
+			continue;
+		char body[64];
+		int len = snprintf(body, sizeof body, "{\"ID\":\"%lld\"}", (long long)l->id);
+		uint8_t cmd[CMD_HEAD + 64] = {KV_OP_LEASE_REVOKE};
+		memcpy(cmd + CMD_HEAD, body, (size_t)len);
+		if (raft_propose(n->r, cmd, CMD_HEAD + (size_t)len) > 0)
+			log_info("lease %lld expired: revoking", (long long)l->id);
+		l->deadline_ms = now + 1000; /* once a second until the revoke applies */
+	}
+}
+
+/* ------------------------------------------------------------ apply */
+
+static void apply_entry(struct node *n, const struct raft_entry *e)
+{
+	if (e->type != RAFT_ENTRY_NORMAL || e->len == 0)
+		return; /* a configuration, or a new leader's no-op */
+	struct req *waiter = NULL;
+	for (struct req **pp = &n->reqs; *pp; pp = &(*pp)->next)
+		if ((*pp)->wait == W_APPLY && (*pp)->index == e->index) {
+			waiter = *pp;
+			*pp = waiter->next;
+			break;
+		}
+	buf_reset(&n->scratch);
+	int status;
+	if (e->len < CMD_HEAD) {
+		status = kv_put_error(&n->scratch, KV_CODE_INVALID, "bad entry");
+	} else {
+		uint64_t aux = 0;
+		for (int i = 0; i < 8; i++)
+			aux |= (uint64_t)e->data[1 + i] << (8 * i);
+		struct kv_header h = header(n);
+		uint64_t t0 = now_ns();
+		status = kv_exec(n->kv, (enum kv_op)e->data[0], aux, (const char *)e->data + CMD_HEAD,
+		                 e->len - CMD_HEAD, &h, &n->scratch);
+		metrics_histogram_observe_ns(n->apply_h, now_ns() - t0);
+		metrics_counter_inc(n->proposals_committed);
+	}
+	if (!waiter)
+		return;
+	if (waiter->term != e->term) {
+		metrics_counter_inc(n->proposals_failed);
+		req_fail(n, waiter, KV_CODE_UNAVAILABLE, "etcdserver: leader changed");
+		return;
+	}
+	req_answer(n, waiter, status, n->scratch.data, n->scratch.len);
+}
+
+/* ------------------------------------------------------------ Ready */
+
+static void persist(struct node *n, const struct raft_ready *rd)
+{
+	wal_lock(n->wal);
+	for (size_t i = 0; i < rd->n_entries; i++) {
+		const struct raft_entry *e = &rd->entries[i];
+		uint8_t head[1 + 8 + 8 + 1];
+		head[0] = 'E';
+		for (int k = 0; k < 8; k++) {
+			head[1 + k] = (uint8_t)(e->term >> (8 * k));
+			head[9 + k] = (uint8_t)(e->index >> (8 * k));
+		}
+		head[17] = e->type;
+		struct iovec parts[2] = {{head, sizeof head}, {(void *)e->data, e->len}};
+		wal_appendv(n->wal, parts, 2);
+	}
+	if (rd->hs_changed) {
+		uint8_t rec[1 + 24];
+		rec[0] = 'H';
+		uint64_t v[3] = {rd->hs.term, rd->hs.vote, rd->hs.commit};
+		for (int j = 0; j < 3; j++)
+			for (int k = 0; k < 8; k++)
+				rec[1 + 8 * j + k] = (uint8_t)(v[j] >> (8 * k));
+		struct iovec part = {rec, sizeof rec};
+		wal_appendv(n->wal, &part, 1);
+	}
+	n->wait_seq = wal_appended(n->wal);
+	wal_unlock(n->wal);
+}
+
+static void finish_ready(struct node *n)
+{
+	struct raft_ready *rd = &n->rd;
+	for (size_t i = 0; i < rd->n_msgs; i++) {
+		struct buf *b = peer_out(n, rd->msgs[i].to);
+		if (b)
+			raft_frame_put_msg(b, &rd->msgs[i]);
+	}
+	for (size_t i = 0; i < rd->n_committed; i++)
+		apply_entry(n, &rd->committed[i]);
+	for (size_t i = 0; i < rd->n_reads; i++)
+		for (struct req *q = n->reqs; q; q = q->next)
+			if (q->wait == W_READ && q->ctx == rd->reads[i].ctx)
+				q->read_index = rd->reads[i].index ? rd->reads[i].index : 1;
+	raft_advance(n->r, rd);
+	n->inflight = false;
+	n->in_ready = false;
+	if (rd->n_committed)
+		watchers_check(n, false);
+	struct raft_status st;
+	raft_status(n->r, &st);
+	if (st.lead != n->last_lead) {
+		if (st.lead)
+			metrics_counter_inc(n->leader_changes);
+		log_info("leader is now %u (term %llu)", st.lead, (unsigned long long)st.term);
+		n->last_lead = st.lead;
+	}
+	serve_reads(n);
+}
+
+static void step_frame(struct node *n, uint32_t from, const uint8_t *p, size_t len)
+{
+	struct raft_frame f = {0};
+	if (raft_frame_decode(p, len, &f) == 0) {
+		if (f.kind == RAFT_FRAME_MSG && f.msg.type == RAFT_MSG_SNAP) {
+			/* no member compacts its log yet, so none sends a snapshot: one
+			 * that comes is not from a member of this version; installing it
+			 * would need the snapshot support this node lacks */
+			log_warn("peer %u sent a snapshot, which this version does not take: dropped", from);
+		} else if (f.kind == RAFT_FRAME_MSG && f.msg.from == from && f.msg.to == n->id) {
+			int rc = raft_step(n->r, &f.msg);
+			if (rc < 0 && rc != -EINVAL)
+				log_debug("step from %u: %s", from, strerror(-rc));
+		} else if (f.kind == RAFT_FRAME_FWD_REQ) {
+			fwd_request(n, from, &f);
+		} else if (f.kind == RAFT_FRAME_FWD_RESP) {
+			fwd_response(n, &f);
+		}
+	}
+	raft_frame_free(&f);
+}
+
+/* Feed what waited while a Ready was in flight, then cycle Readies. */
+static void drive(struct node *n)
+{
+	while (!n->inflight) {
+		if (n->dq) {
+			struct deferred *d = n->dq;
+			n->dq = d->next;
+			if (!n->dq)
+				n->dq_tail = &n->dq;
+			step_frame(n, d->from, d->data, d->len);
+			free(d);
+			continue;
+		}
+		if (n->pending_ticks) {
+			n->pending_ticks--;
+			raft_tick(n->r);
+			continue;
+		}
+		bool restarted = false;
+		for (struct req *q = n->reqs, *next; q; q = next) {
+			next = q->next;
+			if (q->wait == W_START && q->deadline_ms) {
+				req_start(n, q);
+				restarted = true;
+				if (n->inflight)
+					break;
+			}
+		}
+		(void)restarted;
+		if (!raft_ready(n->r, &n->rd))
+			return;
+		n->in_ready = true;
+		INVARIANT_MSG(n->rd.snapshot == NULL, "no snapshots: the node never compacts its log");
+		if (n->rd.n_entries || n->rd.hs_changed) {
+			persist(n, &n->rd);
+			if (wal_durable(n->wal) < n->wait_seq) {
+				n->inflight = true;
+				n->persist_start_ns = now_ns();
+				return; /* synced_cb finishes it */
+			}
+		}
+		finish_ready(n);
+	}
+}
+
+/* On the log's sync thread, its mutex held. */
+static void wal_synced_hook(void *ud)
+{
+	struct node *n = ud;
+	if (n->async_ready)
+		uv_async_send(&n->synced);
+}
+
+static void synced_cb(uv_async_t *a)
+{
+	struct node *n = a->data;
+	if (wal_failed(n->wal)) {
+		/* after a failed fsync the page cache's state is unknown: stop, a
+		 * restart replays what is really on disk */
+		log_error("the log in '%s' failed to write or sync: stopping", n->data_dir);
+		fprintf(stderr, "dsys-raft: the log in '%s/wal' failed to write or sync\n", n->data_dir);
+		_exit(EXIT_UNREACHABLE);
+	}
+	if (!n->inflight || wal_durable(n->wal) < n->wait_seq)
+		return;
+	metrics_histogram_observe_ns(n->fsync_h, now_ns() - n->persist_start_ns);
+	finish_ready(n);
+	drive(n);
+}
+
+/* ------------------------------------------------------------ peers: in */
+
+static void inconn_closed_cb(uv_handle_t *h)
+{
+	struct inconn *c = h->data;
+	buf_free(&c->rbuf);
+	free(c);
+}
+
+static void inconn_close(struct inconn *c)
+{
+	if (uv_is_closing((uv_handle_t *)&c->tcp))
+		return;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		c->n->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	uv_close((uv_handle_t *)&c->tcp, inconn_closed_cb);
+}
+
+static void inconn_alloc_cb(uv_handle_t *h, size_t sugg, uv_buf_t *b)
+{
+	struct inconn *c = h->data;
+	buf_reserve(&c->rbuf, sugg < 65536 ? 65536 : sugg);
+	b->base = c->rbuf.data + c->rbuf.len;
+	b->len = c->rbuf.cap - c->rbuf.len;
+}
+
+static void inconn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+	(void)b;
+	struct inconn *c = s->data;
+	struct node *n = c->n;
+	if (nread < 0) {
+		inconn_close(c);
+		return;
+	}
+	c->rbuf.len += (size_t)nread;
+	size_t off = 0;
+	while (off < c->rbuf.len) {
+		const uint8_t *pl;
+		size_t plen;
+		long k = raft_frame_next((uint8_t *)c->rbuf.data + off, c->rbuf.len - off, RAFT_FRAME_MAX, &pl, &plen);
+		if (k < 0) {
+			log_warn("peer connection sent a frame past the limit: closing it");
+			inconn_close(c);
+			return;
+		}
+		if (k == 0)
+			break;
+		off += (size_t)k;
+		if (c->from == 0) {
+			struct raft_frame f = {0};
+			int rc = raft_frame_decode(pl, plen, &f);
+			raft_frame_free(&f);
+			if (rc < 0 || f.kind != RAFT_FRAME_HELLO || f.cluster_id != n->cluster_id || f.from > n->n_peers ||
+			    f.from == n->id) {
+				log_warn("a peer connection without a valid hello for this cluster: closing it");
+				inconn_close(c);
+				return;
+			}
+			c->from = f.from;
+			continue;
+		}
+		if (n->inflight) {
+			struct deferred *d = malloc(sizeof *d + plen);
+			INVARIANT(d != NULL);
+			d->next = NULL;
+			d->from = c->from;
+			d->len = plen;
+			memcpy(d->data, pl, plen);
+			*n->dq_tail = d;
+			n->dq_tail = &d->next;
+		} else {
+			step_frame(n, c->from, pl, plen);
+		}
+	}
+	buf_consume(&c->rbuf, off);
+	drive(n);
+}
+
+static void peer_accept_cb(uv_stream_t *l, int status)
+{
+	struct node *n = l->data;
+	if (status < 0)
+		return;
+	struct inconn *c = calloc(1, sizeof *c);
+	INVARIANT(c != NULL);
+	c->n = n;
+	uv_tcp_init(n->loop, &c->tcp);
+	c->tcp.data = c;
+	if (uv_accept(l, (uv_stream_t *)&c->tcp) < 0) {
+		uv_close((uv_handle_t *)&c->tcp, inconn_closed_cb);
+		return;
+	}
+	c->next = n->conns;
+	if (n->conns)
+		n->conns->prev = c;
+	n->conns = c;
+	uv_tcp_nodelay(&c->tcp, 1);
+	uv_read_start((uv_stream_t *)&c->tcp, inconn_alloc_cb, inconn_read_cb);
+}
+
+/* ------------------------------------------------------------ tick, drain */
+
+static void tick_cb(uv_timer_t *t)
+{
+	struct node *n = t->data;
+	if (n->inflight) {
+		n->pending_ticks++;
+		return;
+	}
+	raft_tick(n->r);
+	leases_tick(n);
+	reqs_tick(n);
+	watchers_check(n, false);
+	drive(n);
+}
+
+static void fail_all(struct node *n)
+{
+	watchers_check(n, true);
+	while (n->reqs) {
+		struct req *q = n->reqs;
+		n->reqs = q->next;
+		req_fail(n, q, KV_CODE_UNAVAILABLE, "etcdserver: server stopped");
+	}
+}
+
+static void drain_stop(struct node *n)
+{
+	uv_timer_stop(&n->drain_timer);
+	fail_all(n);
+	n->stopping = true;
+	http_server_stop(n->srv);
+}
+
+/* While a leader hands over: stop once someone else leads, or at the deadline. */
+static void drain_timer_cb(uv_timer_t *t)
+{
+	struct node *n = t->data;
+	if (leader_of(n) == n->id && now_ms() < n->drain_deadline_ms)
+		return;
+	drain_stop(n);
+}
+
+/* SIGTERM: a leader hands leadership to a follower first (etcd does the
+ * same), so the cluster does not wait an election timeout for a new one. */
+static void signal_cb(uv_signal_t *s, int sig)
+{
+	struct node *n = s->data;
+	if (n->stopping || uv_is_active((uv_handle_t *)&n->drain_timer)) {
+		drain_stop(n); /* a second signal: stop at once */
+		return;
+	}
+	log_info("signal %d: draining", sig);
+	struct raft_status st;
+	raft_status(n->r, &st);
+	if (st.role == RAFT_LEADER && !n->inflight) {
+		for (uint32_t i = 1; i <= n->n_peers; i++)
+			if (i != n->id && (st.conf.voters >> i & 1) && n->peers[i].connected &&
+			    raft_transfer_leader(n->r, i) == 0) {
+				log_info("handing leadership to %u before stopping", i);
+				n->drain_deadline_ms = now_ms() + 2 * n->election_tick * n->tick_ms;
+				drive(n);
+				uv_timer_start(&n->drain_timer, drain_timer_cb, n->tick_ms, n->tick_ms);
+				return;
+			}
+	}
+	drain_stop(n);
+}
+
+static void handle_closed_cb(uv_handle_t *h) { (void)h; }
+
+static int thread_init(struct http_thread *t, void *arg)
+{
+	struct node *n = arg;
+	n->loop = http_thread_loop(t);
+	uv_tcp_init(n->loop, &n->listener);
+	n->listener.data = n;
+	int rc = uv_tcp_open(&n->listener, n->peer_fd);
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)&n->listener, 128, peer_accept_cb);
+	if (rc < 0)
+		return rc;
+	uv_timer_init(n->loop, &n->tick);
+	n->tick.data = n;
+	uv_timer_start(&n->tick, tick_cb, n->tick_ms, n->tick_ms);
+	uv_timer_init(n->loop, &n->reconnect);
+	n->reconnect.data = n;
+	uv_timer_start(&n->reconnect, reconnect_cb, 0, RECONNECT_MS);
+	uv_timer_init(n->loop, &n->drain_timer);
+	n->drain_timer.data = n;
+	uv_async_init(n->loop, &n->synced, synced_cb);
+	n->synced.data = n;
+	n->async_ready = true;
+	uv_prepare_init(n->loop, &n->flush);
+	n->flush.data = n;
+	uv_prepare_start(&n->flush, flush_cb);
+	uv_signal_init(n->loop, &n->sigterm);
+	uv_signal_init(n->loop, &n->sigint);
+	n->sigterm.data = n->sigint.data = n;
+	uv_signal_start(&n->sigterm, signal_cb, SIGTERM);
+	uv_signal_start(&n->sigint, signal_cb, SIGINT);
+	for (uint32_t i = 1; i <= n->n_peers; i++)
+		n->peers[i].n = n;
+	drive(n); /* a restart applies what its log had committed */
+	return 0;
+}
+
+static void thread_fini(struct http_thread *t, void *arg)
+{
+	(void)t;
+	struct node *n = arg;
+	n->stopping = true;
+	fail_all(n);
+	/* the synced hook runs under the log's mutex: once this is false under
+	 * it, the sync thread never touches the async handle again */
+	wal_lock(n->wal);
+	n->async_ready = false;
+	wal_unlock(n->wal);
+	uv_handle_t *hs[] = {(uv_handle_t *)&n->listener, (uv_handle_t *)&n->tick, (uv_handle_t *)&n->reconnect,
+	                     (uv_handle_t *)&n->drain_timer, (uv_handle_t *)&n->synced, (uv_handle_t *)&n->flush,
+	                     (uv_handle_t *)&n->sigterm, (uv_handle_t *)&n->sigint};
+	for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
+		if (!uv_is_closing(hs[i]))
+			uv_close(hs[i], handle_closed_cb);
+	for (uint32_t i = 1; i <= n->n_peers; i++)
+		if (i != n->id)
+			peer_drop(&n->peers[i]);
+	while (n->conns)
+		inconn_close(n->conns);
+}
+
+/* ------------------------------------------------------------ status */
+
+bool node_health(struct node *n, struct buf *out)
+{
+	struct raft_status st;
+	raft_status(n->r, &st);
+	struct json_writer w;
+	json_writer_init(&w, out);
+	json_obj_begin(&w);
+	json_kv_str(&w, "health", st.lead ? "true" : "false");
+	if (!st.lead)
+		json_kv_str(&w, "reason", "no leader");
+	json_kv_str(&w, "name", n->name);
+	json_kv_u64(&w, "leader", st.lead);
+	json_kv_u64(&w, "term", st.term);
+	json_obj_end(&w);
+	return st.lead != 0;
+}
+
+void node_status_json(struct node *n, struct buf *out)
+{
+	struct raft_status st;
+	raft_status(n->r, &st);
+	struct kv_header h = header(n);
+	buf_putc(out, '{');
+	kv_put_header(out, n->kv, &h, true);
+	wal_lock(n->wal);
+	uint64_t bytes = wal_bytes(n->wal);
+	wal_unlock(n->wal);
+	buf_printf(out,
+	           ",\"version\":\"3.4.23\",\"dbSize\":\"%llu\",\"leader\":\"%llu\",\"raftIndex\":\"%llu\","
+	           "\"raftTerm\":\"%llu\",\"raftAppliedIndex\":\"%llu\",\"dbSizeInUse\":\"%llu\"}",
+	           (unsigned long long)bytes, (unsigned long long)member_id(n, st.lead),
+	           (unsigned long long)st.commit, (unsigned long long)st.term, (unsigned long long)st.applied,
+	           (unsigned long long)bytes);
+}
+
+void node_members_json(struct node *n, struct buf *out)
+{
+	struct raft_status st;
+	raft_status(n->r, &st);
+	buf_printf(out, "{\"header\":{\"cluster_id\":\"%llu\",\"member_id\":\"%llu\",\"raft_term\":\"%llu\"},\"members\":[",
+	           (unsigned long long)n->cluster_id, (unsigned long long)member_id(n, n->id),
+	           (unsigned long long)st.term);
+	for (uint32_t i = 1; i <= n->n_peers; i++) {
+		const struct peer *p = &n->peers[i];
+		buf_printf(out, "%s{\"ID\":\"%llu\",\"name\":\"%s\",\"peerURLs\":[\"http://%s:%u\"]", i > 1 ? "," : "",
+		           (unsigned long long)member_id(n, i), p->name, p->host, p->port);
+		/* the other members' client URLs are not exchanged yet */
+		if (i == n->id)
+			buf_printf(out, ",\"clientURLs\":[\"http://%s\"]", n->client_addr);
+		buf_putc(out, '}');
+	}
+	buf_puts(out, "]}");
+}
+
+#define GAUGE(name, field) \
+	static double name(void *arg) \
+	{ \
+		struct raft_status st; \
+		raft_status(((struct node *)arg)->r, &st); \
+		return (double)(field); \
+	}
+GAUGE(g_term, st.term)
+GAUGE(g_commit, st.commit)
+GAUGE(g_applied, st.applied)
+GAUGE(g_is_leader, st.role == RAFT_LEADER)
+GAUGE(g_has_leader, st.lead != 0)
+GAUGE(g_last, st.last_index)
+
+static double g_wal_bytes(void *arg)
+{
+	struct node *n = arg;
+	wal_lock(n->wal);
+	uint64_t b = wal_bytes(n->wal);
+	wal_unlock(n->wal);
+	return (double)b;
+}
+
+static double g_revision(void *arg) { return (double)kv_revision(((struct node *)arg)->kv); }
+
+static void register_metrics(struct node *n, struct metrics *reg)
+{
+	metrics_gauge_fn_register(reg, "raft_term", "Current Raft term.", NULL, g_term, n);
+	metrics_gauge_fn_register(reg, "raft_commit_index", "Highest log index known committed.", NULL, g_commit, n);
+	metrics_gauge_fn_register(reg, "raft_apply_index", "Highest log index applied to the key-value store.", NULL,
+	                          g_applied, n);
+	metrics_gauge_fn_register(reg, "raft_last_index", "Last index in this member's log.", NULL, g_last, n);
+	metrics_gauge_fn_register(reg, "raft_is_leader", "1 when this member is the leader.", NULL, g_is_leader, n);
+	metrics_gauge_fn_register(reg, "raft_has_leader", "1 when this member knows a leader.", NULL, g_has_leader, n);
+	metrics_gauge_fn_register(reg, "raft_wal_bytes", "Size of the write-ahead log file.", NULL, g_wal_bytes, n);
+	metrics_gauge_fn_register(reg, "raft_kv_revision", "The key-value store's revision.", NULL, g_revision, n);
+	n->leader_changes = metrics_counter_register(reg, "raft_leader_changes_total",
+	                                             "Times this member saw a new leader.", NULL);
+	n->proposals_failed = metrics_counter_register(reg, "raft_proposals_failed_total",
+	                                               "Client writes that failed (refused, lost in a leader change, timed out).",
+	                                               NULL);
+	n->proposals_committed = metrics_counter_register(reg, "raft_proposals_applied_total",
+	                                                  "Client writes applied to the key-value store.", NULL);
+	n->fsync_h = metrics_histogram_register(reg, "raft_wal_fsync_duration_seconds",
+	                                        "From a Ready's append to the log until it is durable (write + fdatasync).",
+	                                        NULL, NULL, 0);
+	n->apply_h = metrics_histogram_register(reg, "raft_apply_duration_seconds",
+	                                        "Time to apply one committed entry to the key-value store.", NULL, NULL, 0);
+}
+
+/* ------------------------------------------------------------ recovery */
+
+static uint64_t rd64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int k = 0; k < 8; k++)
+		v |= (uint64_t)p[k] << (8 * k);
+	return v;
+}
+
+static int replay_cb(void *ud, const unsigned char *rec, size_t len)
+{
+	struct replay *rp = &((struct node *)ud)->rp;
+	if (len == 25 && rec[0] == 'H') {
+		rp->hs = (struct raft_hard_state){rd64(rec + 1), rd64(rec + 9), rd64(rec + 17)};
+		return 0;
+	}
+	if (len < 18 || rec[0] != 'E' || rec[17] > RAFT_ENTRY_CONF)
+		return -EBADMSG;
+	uint64_t term = rd64(rec + 1), index = rd64(rec + 9);
+	/* an entry at i replaces everything stored at or after i */
+	if (index == 0 || index > rp->n + 1)
+		return -EBADMSG;
+	for (size_t i = index - 1; i < rp->n; i++)
+		free((void *)rp->ents[i].data);
+	rp->n = index - 1;
+	if (rp->n == rp->cap) {
+		rp->cap = rp->cap ? 2 * rp->cap : 1024;
+		rp->ents = realloc(rp->ents, rp->cap * sizeof *rp->ents);
+		if (!rp->ents)
+			return -ENOMEM;
+	}
+	size_t dl = len - 18;
+	uint8_t *d = malloc(dl ? dl : 1);
+	if (!d)
+		return -ENOMEM;
+	memcpy(d, rec + 18, dl);
+	rp->ents[rp->n++] = (struct raft_entry){term, index, d, (uint32_t)dl, rec[17]};
+	return 0;
+}
+
+/* ------------------------------------------------------------ options */
+
+enum {
+	OPT_NAME = 1, OPT_DATA_DIR, OPT_LISTEN_CLIENT, OPT_LISTEN_PEER, OPT_INITIAL_CLUSTER, OPT_HEARTBEAT,
+	OPT_ELECTION, OPT_REQUEST_TIMEOUT, OPT_MAX_RANGE_BYTES, OPT_MAX_REQUEST_BYTES, OPT_WATCH_POLL,
+};
+
+static const struct cli_option node_options[] = {
+	{"name", 0, "NAME", "DSYS_RAFT_NAME", "this member's name in --initial-cluster", OPT_NAME},
+	{"data-dir", 0, "DIR", "DSYS_RAFT_DATA_DIR", "where the write-ahead log lives (DIR/wal)", OPT_DATA_DIR},
+	{"listen-client", 0, "HOST:PORT", NULL, "client port: etcd's v3 JSON API, /health, /metrics (default 127.0.0.1:2379)",
+	 OPT_LISTEN_CLIENT},
+	{"listen-peer", 0, "HOST:PORT", NULL, "peer port (default: this member's address in --initial-cluster)",
+	 OPT_LISTEN_PEER},
+	{"initial-cluster", 0, "LIST", "DSYS_RAFT_INITIAL_CLUSTER",
+	 "every member as NAME=http://HOST:PORT, comma-separated, the same on each", OPT_INITIAL_CLUSTER},
+	{"heartbeat-interval", 0, "DURATION", NULL, "Raft tick and heartbeat interval (default 100ms)", OPT_HEARTBEAT},
+	{"election-timeout", 0, "DURATION", NULL, "election timeout, at least 2 heartbeats (default 1s)", OPT_ELECTION},
+	{"request-timeout", 0, "DURATION", NULL, "a client request not answered in this time fails (default 5s)",
+	 OPT_REQUEST_TIMEOUT},
+	{"max-range-bytes", 0, "SIZE", NULL, "largest range answer; larger ranges are refused (default 64M)",
+	 OPT_MAX_RANGE_BYTES},
+	{"max-request-bytes", 0, "SIZE", NULL, "largest request body, else 413 (default 1.5M)", OPT_MAX_REQUEST_BYTES},
+	{"watch-poll", 0, "DURATION", NULL, "a watch with no events is answered after this (default 10s)", OPT_WATCH_POLL},
+	CLI_END
+};
+
+static const struct cli_spec node_spec = {
+	"dsys-raft node",
+	"--name NAME --data-dir DIR --initial-cluster LIST [OPTION]...",
+	"Run one member of a Raft cluster serving etcd's v3 JSON API.",
+	node_options,
+	"Prints one JSON ready line when both ports accept connections; SIGTERM drains.\n",
+};
+
+struct node_opts {
+	struct node *n;
+	struct server_cli sc;
+	const char *initial;
+	char peer_listen[300];
+	uint64_t heartbeat_ms, election_ms, max_range;
+};
+
+static int on_node_option(void *ctx, int id, const char *arg)
+{
+	struct node_opts *o = ctx;
+	uint64_t v;
+	switch (id) {
+	case OPT_NAME:
+		if (!*arg || strlen(arg) >= sizeof o->n->name || strpbrk(arg, "=,\"\\"))
+			return cli_bad_value(NULL, arg, "want a name of 1 to 63 characters without = , \" or \\");
+		strcpy(o->n->name, arg);
+		return 0;
+	case OPT_DATA_DIR:
+		if (!*arg || strlen(arg) >= sizeof o->n->data_dir - 8)
+			return cli_bad_value(NULL, arg, "want a directory");
+		strcpy(o->n->data_dir, arg);
+		return 0;
+	case OPT_LISTEN_CLIENT:
+		return server_cli_option(&o->sc, SERVER_CLI_LISTEN, arg) < 0 ? -1 : 0;
+	case OPT_LISTEN_PEER: {
+		char host[256];
+		uint16_t port;
+		if (strlen(arg) >= sizeof o->peer_listen || parse_hostport(arg, host, sizeof host, &port) < 0)
+			return cli_bad_value(NULL, arg, "want HOST:PORT");
+		strcpy(o->peer_listen, arg);
+		return 0;
+	}
+	case OPT_INITIAL_CLUSTER:
+		o->initial = arg;
+		return 0;
+	case OPT_HEARTBEAT:
+		if (parse_duration_ms(arg, &v) < 0 || v < 1 || v > 60000)
+			return cli_bad_value(NULL, arg, "want a duration from 1ms to 1m");
+		o->heartbeat_ms = v;
+		return 0;
+	case OPT_ELECTION:
+		if (parse_duration_ms(arg, &v) < 0 || v < 2 || v > 600000)
+			return cli_bad_value(NULL, arg, "want a duration from 2ms to 10m");
+		o->election_ms = v;
+		return 0;
+	case OPT_REQUEST_TIMEOUT:
+		if (parse_duration_ms(arg, &v) < 0 || v < 1 || v > 3600000)
+			return cli_bad_value(NULL, arg, "want a duration from 1ms to 1h");
+		o->n->request_timeout_ms = v;
+		return 0;
+	case OPT_WATCH_POLL:
+		if (parse_duration_ms(arg, &v) < 0 || v < 1 || v > 3600000)
+			return cli_bad_value(NULL, arg, "want a duration from 1ms to 1h");
+		o->n->watch_poll_ms = v;
+		return 0;
+	case OPT_MAX_RANGE_BYTES:
+		return server_cli_size(arg, 1024, 1ull << 40, &o->max_range) < 0 ? -1 : 0;
+	case OPT_MAX_REQUEST_BYTES:
+		if (server_cli_size(arg, 1024, RAFT_FRAME_MAX / 2, &v) < 0)
+			return -1;
+		o->sc.cfg.limits.max_body = v;
+		return 0;
+	}
+	return -1;
+}
+
+/* "n1=http://127.0.0.1:2380,n2=..." into peers[1..] */
+static int parse_initial(struct node *n, const char *list)
+{
+	char tmp[4096];
+	if (strlen(list) >= sizeof tmp)
+		return cli_bad_value("--initial-cluster", list, "too long");
+	strcpy(tmp, list);
+	n->n_peers = 0;
+	for (char *save = NULL, *t = strtok_r(tmp, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(t, '=');
+		if (!eq || eq == t || (size_t)(eq - t) >= sizeof n->peers[0].name || n->n_peers == MAX_PEERS)
+			return cli_bad_value("--initial-cluster", list, "want NAME=http://HOST:PORT,... (at most 16 members)");
+		*eq = 0;
+		const char *url = eq + 1;
+		if (strncmp(url, "http://", 7) == 0)
+			url += 7;
+		struct peer *p = &n->peers[++n->n_peers];
+		strcpy(p->name, t);
+		if (parse_hostport(url, p->host, sizeof p->host, &p->port) < 0 || p->port == 0)
+			return cli_bad_value("--initial-cluster", list, "want NAME=http://HOST:PORT with a port, for each member");
+		p->id = n->n_peers;
+		for (uint32_t i = 1; i < n->n_peers; i++)
+			if (strcmp(n->peers[i].name, p->name) == 0)
+				return cli_bad_value("--initial-cluster", list, "a name appears twice");
+	}
+	if (n->n_peers == 0)
+		return cli_bad_value("--initial-cluster", list, "no members");
+	for (uint32_t i = 1; i <= n->n_peers; i++)
+		if (strcmp(n->peers[i].name, n->name) == 0)
+			n->id = i;
+	if (!n->id) {
+		cli_error("--name '%s' is not in --initial-cluster", n->name);
+		return -1;
+	}
+	/* the cluster id: a hash of the member list, the same on every member */
+	n->cluster_id = fnv64(list, strlen(list), 0xcbf29ce484222325ull);
+	return 0;
+}
+
+static int bind_peer(struct node *n, const char *addr)
+{
+	char host[256];
+	uint16_t port;
+	if (parse_hostport(addr, host, sizeof host, &port) < 0)
+		return -EINVAL;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	memset(&ss, 0, sizeof ss);
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		sl = sizeof *s4;
+	} else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		sl = sizeof *s6;
+	} else {
+		return -EINVAL;
+	}
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 128) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	getsockname(fd, (struct sockaddr *)&ss, &sl);
+	char ip[INET6_ADDRSTRLEN];
+	if (ss.ss_family == AF_INET) {
+		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
+		snprintf(n->peer_addr, sizeof n->peer_addr, "%s:%u", ip, ntohs(s4->sin_port));
+	} else {
+		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
+		snprintf(n->peer_addr, sizeof n->peer_addr, "[%s]:%u", ip, ntohs(s6->sin6_port));
+	}
+	n->peer_fd = fd;
+	return 0;
+}
+
+int node_main(int argc, char **argv)
+{
+	static struct node node;
+	struct node *n = &node;
+	memset(n, 0, sizeof *n);
+	n->request_timeout_ms = 5000;
+	n->watch_poll_ms = 10000;
+	n->dq_tail = &n->dq;
+	n->peer_fd = -1;
+	if (log_init("dsys-raft") < 0) {
+		cli_error("%s", log_init_error());
+		return EXIT_USAGE;
+	}
+	struct node_opts o = {.n = n, .heartbeat_ms = 100, .election_ms = 1000, .max_range = 64ull << 20};
+	server_cli_init(&o.sc);
+	o.sc.cfg.port = 2379;
+	o.sc.cfg.limits.max_body = 1536 * 1024;
+	int first = 0;
+	int r = cli_parse(&node_spec, argc, argv, on_node_option, &o, &first);
+	if (r >= 0)
+		return r;
+	if (first < argc) {
+		cli_error("unexpected argument '%s'", argv[first]);
+		return EXIT_USAGE;
+	}
+	if (!n->name[0] || !n->data_dir[0] || !o.initial) {
+		cli_error("--name, --data-dir and --initial-cluster are required");
+		fprintf(stderr, "Try 'dsys-raft node --help' for more information.\n");
+		return EXIT_USAGE;
+	}
+	if (parse_initial(n, o.initial) < 0)
+		return EXIT_USAGE;
+	if (o.election_ms < 2 * o.heartbeat_ms) {
+		cli_error("--election-timeout must be at least twice --heartbeat-interval");
+		return EXIT_USAGE;
+	}
+	n->tick_ms = o.heartbeat_ms;
+	n->election_tick = (uint32_t)(o.election_ms / o.heartbeat_ms);
+	if (!o.peer_listen[0])
+		snprintf(o.peer_listen, sizeof o.peer_listen, "%s:%u", n->peers[n->id].host, n->peers[n->id].port);
+
+	/* the log first: a damaged one refuses to start, before any port opens */
+	char dir[4200], err[512] = "";
+	snprintf(dir, sizeof dir, "%.4000s/wal", n->data_dir);
+	if (mkdir(n->data_dir, 0700) < 0 && errno != EEXIST) {
+		cli_error("cannot create '%s': %s", n->data_dir, strerror(errno));
+		return EXIT_NO;
+	}
+	struct replay rp;
+	struct wal_options wo = {.max_record = RAFT_FRAME_MAX, .compact_bytes = 0};
+	struct wal_hooks wh = {.replay = replay_cb, .synced = wal_synced_hook};
+	r = wal_open(dir, &wo, &wh, n, &n->wal, err, sizeof err);
+	rp = n->rp;
+	memset(&n->rp, 0, sizeof n->rp);
+	if (r < 0) {
+		cli_error("cannot recover the log: %s", err[0] ? err : strerror(-r));
+		for (size_t i = 0; i < rp.n; i++)
+			free((void *)rp.ents[i].data);
+		free(rp.ents);
+		return r == -EBADMSG ? EXIT_NO : r == -EBUSY ? EXIT_NO : EXIT_UNREACHABLE;
+	}
+	struct raft_config rc;
+	raft_config_default(&rc);
+	rc.id = n->id;
+	rc.election_tick = n->election_tick;
+	rc.heartbeat_tick = 1;
+	rc.seed = (uint64_t)getpid() ^ now_ns();
+	n->rng = rc.seed;
+	if (raft_new(&n->r, &rc) < 0) {
+		cli_error("cannot start raft: bad timing settings");
+		return EXIT_USAGE;
+	}
+	struct raft_conf conf = {0};
+	for (uint32_t i = 1; i <= n->n_peers; i++)
+		conf.voters |= 1ull << i;
+	struct raft_snapshot boot = {.meta = {.index = 0, .term = 0, .conf = conf}};
+	if (rp.hs.commit > rp.n)
+		rp.hs.commit = rp.n; /* a torn tail can cut entries the hard state knew committed */
+	r = raft_restore(n->r, &rp.hs, &boot, rp.ents, rp.n);
+	for (size_t i = 0; i < rp.n; i++)
+		free((void *)rp.ents[i].data);
+	free(rp.ents);
+	if (r < 0) {
+		cli_error("cannot recover the log in '%s': %s", dir, strerror(-r));
+		wal_close(n->wal);
+		return EXIT_NO;
+	}
+	/* etcd's minimum lease TTL: 1.5 election timeouts, in whole seconds rounded up, so a
+	 * lease outlives the election that follows a leader's death */
+	struct kv_limits kl = {.max_range_bytes = o.max_range,
+	                       .min_lease_ttl = (int64_t)((3 * o.election_ms / 2 + 999) / 1000)};
+	n->kv = kv_new(&kl);
+	INVARIANT(n->kv != NULL);
+
+	r = bind_peer(n, o.peer_listen);
+	if (r < 0) {
+		cli_error("cannot listen on '%s': %s", o.peer_listen, strerror(-r));
+		wal_close(n->wal);
+		return EXIT_NO;
+	}
+	struct metrics *reg = metrics_new();
+	metrics_process_register(reg);
+	register_metrics(n, reg);
+	struct http_router *router = http_router_new(reg);
+	api_routes(router, n, reg);
+	o.sc.cfg.threads = 1;           /* one loop: the Raft state is single-threaded */
+	o.sc.cfg.io = HTTP_IO_UV;
+	o.sc.cfg.handle_signals = false; /* ours: leader transfer before the drain */
+	o.sc.cfg.metrics = reg;
+	o.sc.cfg.handler = http_router_handle;
+	o.sc.cfg.handler_arg = router;
+	o.sc.cfg.thread_init = thread_init;
+	o.sc.cfg.thread_fini = thread_fini;
+	o.sc.cfg.thread_arg = n;
+	int status = server_cli_listen(&o.sc, &n->srv);
+	if (status == EXIT_OK) {
+		snprintf(n->client_addr, sizeof n->client_addr, "%s", http_server_address(n->srv));
+		struct buf line = BUF_INIT;
+		struct json_writer w;
+		json_writer_init(&w, &line);
+		json_obj_begin(&w);
+		json_kv_str(&w, "event", "ready");
+		json_kv_str(&w, "name", n->name);
+		json_kv_u64(&w, "id", n->id);
+		json_kv_str(&w, "listen", n->client_addr);
+		json_kv_str(&w, "listen_peer", n->peer_addr);
+		json_kv_str(&w, "data_dir", n->data_dir);
+		struct raft_status st;
+		raft_status(n->r, &st);
+		json_kv_u64(&w, "last_index", st.last_index);
+		json_kv_u64(&w, "term", st.term);
+		json_kv_i64(&w, "pid", (int64_t)getpid());
+		json_obj_end(&w);
+		status = json_emit(&line) < 0 ? cli_write_error(errno) : EXIT_OK;
+		buf_free(&line);
+		if (status == EXIT_OK)
+			status = server_cli_run(n->srv);
+	}
+	http_server_free(n->srv);
+	http_router_free(router);
+	wal_close(n->wal);
+	buf_free(&n->scratch);
+	for (uint32_t i = 1; i <= n->n_peers; i++)
+		buf_free(&n->peers[i].out);
+	while (n->dq) {
+		struct deferred *d = n->dq;
+		n->dq = d->next;
+		free(d);
+	}
+	kv_free(n->kv);
+	raft_free(n->r);
+	metrics_free(reg);
+	return status;
+}

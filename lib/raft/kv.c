@@ -1,0 +1,1210 @@
+/*
+ * raft/kv.c -- etcd's MVCC key-value model (see kv.h), small and plain.
+ *
+ * Layout: the keys in one array sorted by bytes (binary search; a range is
+ * a walk from the lower bound), each key with its revisions oldest first.
+ * A read at revision R sees, per key, its newest revision <= R, unless
+ * that is a tombstone.  A write request gets one write revision W = the
+ * current + 1; every change it makes is stamped W, and the store's
+ * revision moves to W only if something changed -- so a delete that finds
+ * nothing and a txn whose branch only reads leave it where it was, as in
+ * etcd.  Reads inside a txn see its earlier writes (they read at W once
+ * one happened).
+ *
+ * Compaction at C drops, per key, every revision older than its newest
+ * one at or below C (and that one too if it is a tombstone), so reads at
+ * C and above are unchanged, and forgets keys left with nothing.  It is
+ * O(keys) in one step; the node's log compaction and a background
+ * compactor are later work.
+ *
+ * A linear array keeps the code short: inserting a new key is O(keys).
+ * That is fine for the sizes this slice is tested at and is the first
+ * thing to replace (a B-tree, as etcd's btree index) when it is not.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/invariant.h"
+#include "base/json.h"
+#include "raft/kv.h"
+#include "store/etcd.h"
+
+#include <cjson/cJSON.h>
+
+struct rev {
+	int64_t mod, create, version, lease;
+	char *val;
+	uint32_t vlen;
+	bool tomb;
+};
+
+struct key {
+	char *k;
+	uint32_t klen;
+	struct rev *revs;
+	uint32_t n, cap;
+};
+
+struct kv {
+	struct kv_limits lim;
+	struct key *keys;
+	size_t n, cap;
+	int64_t rev, compacted;
+	struct kv_lease *leases;
+	size_t nl, capl;
+	/* the write in progress */
+	int64_t w;        /* its revision */
+	bool dirty;       /* it changed something */
+};
+
+struct kv *kv_new(const struct kv_limits *lim)
+{
+	struct kv *kv = calloc(1, sizeof *kv);
+	if (!kv)
+		return NULL;
+	if (lim)
+		kv->lim = *lim;
+	if (kv->lim.min_lease_ttl <= 0)
+		kv->lim.min_lease_ttl = KV_LEASE_MIN_TTL;
+	kv->rev = 1; /* etcd: a new store is at revision 1 */
+	return kv;
+}
+
+void kv_free(struct kv *kv)
+{
+	if (!kv)
+		return;
+	for (size_t i = 0; i < kv->n; i++) {
+		for (uint32_t j = 0; j < kv->keys[i].n; j++)
+			free(kv->keys[i].revs[j].val);
+		free(kv->keys[i].revs);
+		free(kv->keys[i].k);
+	}
+	free(kv->keys);
+	free(kv->leases);
+	free(kv);
+}
+
+int64_t kv_revision(const struct kv *kv) { return kv->rev; }
+int64_t kv_compact_revision(const struct kv *kv) { return kv->compacted; }
+size_t kv_keys(const struct kv *kv) { return kv->n; }
+
+bool kv_op_writes(enum kv_op op)
+{
+	return op == KV_OP_PUT || op == KV_OP_DELETE || op == KV_OP_TXN || op == KV_OP_COMPACT ||
+	       op == KV_OP_LEASE_GRANT || op == KV_OP_LEASE_REVOKE;
+}
+
+/* ------------------------------------------------------------ keys */
+
+static int keycmp(const char *a, size_t an, const char *b, size_t bn)
+{
+	int c = memcmp(a, b, an < bn ? an : bn);
+	return c ? c : (an > bn) - (an < bn);
+}
+
+static size_t lower_bound(const struct kv *kv, const char *k, size_t kn)
+{
+	size_t lo = 0, hi = kv->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (keycmp(kv->keys[mid].k, kv->keys[mid].klen, k, kn) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static struct key *find(const struct kv *kv, const char *k, size_t kn)
+{
+	size_t i = lower_bound(kv, k, kn);
+	if (i < kv->n && keycmp(kv->keys[i].k, kv->keys[i].klen, k, kn) == 0)
+		return &kv->keys[i];
+	return NULL;
+}
+
+static struct key *find_or_add(struct kv *kv, const char *k, size_t kn)
+{
+	size_t i = lower_bound(kv, k, kn);
+	if (i < kv->n && keycmp(kv->keys[i].k, kv->keys[i].klen, k, kn) == 0)
+		return &kv->keys[i];
+	if (kv->n == kv->cap) {
+		kv->cap = kv->cap ? 2 * kv->cap : 64;
+		kv->keys = realloc(kv->keys, kv->cap * sizeof *kv->keys);
+		INVARIANT(kv->keys != NULL);
+	}
+	memmove(&kv->keys[i + 1], &kv->keys[i], (kv->n - i) * sizeof *kv->keys);
+	kv->n++;
+	struct key *key = &kv->keys[i];
+	memset(key, 0, sizeof *key);
+	key->k = malloc(kn ? kn : 1);
+	INVARIANT(key->k != NULL);
+	memcpy(key->k, k, kn);
+	key->klen = (uint32_t)kn;
+	return key;
+}
+
+/* The revision of key visible at r, or NULL (none, or deleted). */
+static const struct rev *visible(const struct key *key, int64_t r)
+{
+	for (uint32_t j = key->n; j-- > 0;)
+		if (key->revs[j].mod <= r)
+			return key->revs[j].tomb ? NULL : &key->revs[j];
+	return NULL;
+}
+
+static struct rev *add_rev(struct key *key)
+{
+	if (key->n == key->cap) {
+		key->cap = key->cap ? 2 * key->cap : 2;
+		key->revs = realloc(key->revs, key->cap * sizeof *key->revs);
+		INVARIANT(key->revs != NULL);
+	}
+	struct rev *r = &key->revs[key->n++];
+	memset(r, 0, sizeof *r);
+	return r;
+}
+
+/* The revision reads see now: inside a write that changed something, its own. */
+static int64_t view(const struct kv *kv)
+{
+	return kv->dirty ? kv->w : kv->rev;
+}
+
+/* Is key in [k, end)?  end empty: k only; end "\0": k and everything after. */
+struct range {
+	const char *k, *end;
+	size_t kn, en;
+};
+
+static bool in_range(const struct range *r, const char *k, size_t kn)
+{
+	if (r->en == 0)
+		return keycmp(k, kn, r->k, r->kn) == 0;
+	if (keycmp(k, kn, r->k, r->kn) < 0)
+		return false;
+	if (r->en == 1 && r->end[0] == 0)
+		return true;
+	return keycmp(k, kn, r->end, r->en) < 0;
+}
+
+/* ------------------------------------------------------------ JSON out */
+
+static void put_i64s(struct json_writer *w, const char *key, int64_t v)
+{
+	char tmp[24];
+	size_t n = fmt_i64(tmp, v);
+	json_kv_strn(w, key, tmp, n);
+}
+
+static void put_u64s(struct json_writer *w, const char *key, uint64_t v)
+{
+	char tmp[24];
+	size_t n = fmt_u64(tmp, v);
+	json_kv_strn(w, key, tmp, n);
+}
+
+static void put_b64(struct json_writer *w, const char *key, const char *p, size_t n)
+{
+	struct buf b = BUF_INIT;
+	etcd_b64_encode(&b, p, n);
+	json_kv_strn(w, key, b.data ? b.data : "", b.len);
+	buf_free(&b);
+}
+
+static void put_kv(struct json_writer *w, const struct key *key, const struct rev *r, bool keys_only)
+{
+	json_obj_begin(w);
+	put_b64(w, "key", key->k, key->klen);
+	put_i64s(w, "create_revision", r->create);
+	put_i64s(w, "mod_revision", r->mod);
+	put_i64s(w, "version", r->version);
+	if (!keys_only && r->vlen)
+		put_b64(w, "value", r->val, r->vlen);
+	if (r->lease)
+		put_i64s(w, "lease", r->lease);
+	json_obj_end(w);
+}
+
+static void header_w(struct json_writer *w, const struct kv_header *h, int64_t rev)
+{
+	json_key(w, "header");
+	json_obj_begin(w);
+	if (h) {
+		put_u64s(w, "cluster_id", h->cluster_id);
+		put_u64s(w, "member_id", h->member_id);
+	}
+	if (rev)
+		put_i64s(w, "revision", rev);
+	if (h)
+		put_u64s(w, "raft_term", h->raft_term);
+	json_obj_end(w);
+}
+
+void kv_put_header(struct buf *out, const struct kv *kv, const struct kv_header *h, bool with_revision)
+{
+	struct json_writer w;
+	json_writer_init(&w, out);
+	/* a member of an object the caller has begun: write "header":{...} */
+	header_w(&w, h, with_revision ? kv->rev : 0);
+}
+
+int kv_http_status(int code)
+{
+	switch (code) {
+	case 0: return 200;
+	case KV_CODE_INVALID: case KV_CODE_OUT_OF_RANGE: return 400;
+	case KV_CODE_PRECONDITION: return 412; /* grpc-gateway's mapping of FailedPrecondition */
+	case KV_CODE_NOT_FOUND: return 404;
+	case KV_CODE_DEADLINE: return 504;
+	case KV_CODE_RESOURCE: return 429;
+	case KV_CODE_UNAVAILABLE: return 503;
+	}
+	return 500;
+}
+
+int kv_put_error(struct buf *out, int code, const char *message)
+{
+	struct json_writer w;
+	json_writer_init(&w, out);
+	json_obj_begin(&w);
+	json_kv_str(&w, "error", message);
+	json_kv_str(&w, "message", message);
+	json_kv_i64(&w, "code", code);
+	json_obj_end(&w);
+	return kv_http_status(code);
+}
+
+#define E_NO_KEY "etcdserver: key is not provided"
+#define E_FUTURE "etcdserver: mvcc: required revision is a future revision"
+#define E_COMPACTED "etcdserver: mvcc: required revision has been compacted"
+#define E_LEASE_NOT_FOUND "etcdserver: requested lease not found"
+#define E_LEASE_EXISTS "etcdserver: lease already exists"
+#define E_DUP "etcdserver: duplicate key given in txn request"
+#define E_TOO_LARGE "etcdserver: range response is too large; narrow it with limit or a smaller range"
+
+/* An error found while executing: code and message, written by the caller. */
+struct err {
+	int code;
+	const char *msg;
+};
+
+static int fail(struct err *e, int code, const char *msg)
+{
+	e->code = code;
+	e->msg = msg;
+	return -1;
+}
+
+/* ------------------------------------------------------------ JSON in */
+
+static int get_i64(const cJSON *o, const char *name, int64_t *out)
+{
+	*out = 0;
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	if (cJSON_IsString(v))
+		return json_parse_i64(v->valuestring, strlen(v->valuestring), out) == 0 ? 0 : -1;
+	if (cJSON_IsNumber(v))
+		return json_get_i64(o, name, out) == 0 ? 0 : -1;
+	return -1;
+}
+
+static int get_bool(const cJSON *o, const char *name, bool *out)
+{
+	*out = false;
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	if (!cJSON_IsBool(v))
+		return -1;
+	*out = cJSON_IsTrue(v);
+	return 0;
+}
+
+/* A base64 member decoded into b (emptied first); absent is empty. */
+static int get_bytes(const cJSON *o, const char *name, struct buf *b)
+{
+	buf_reset(b);
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	if (!cJSON_IsString(v))
+		return -1;
+	return etcd_b64_decode(b, v->valuestring, strlen(v->valuestring)) < 0 ? -1 : 0;
+}
+
+/* A proto enum: its name, or its number; absent is 0. */
+static int get_enum(const cJSON *o, const char *name, const char *const *names, int n, int *out)
+{
+	*out = 0;
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	if (cJSON_IsNumber(v)) {
+		int64_t x;
+		if (json_get_i64(o, name, &x) < 0 || x < 0 || x >= n)
+			return -1;
+		*out = (int)x;
+		return 0;
+	}
+	if (!cJSON_IsString(v))
+		return -1;
+	for (int i = 0; i < n; i++)
+		if (strcmp(v->valuestring, names[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	return -1;
+}
+
+int kv_json_i64(const char *body, size_t len, const char *key, int64_t *out)
+{
+	cJSON *o = json_parse(body, len, NULL);
+	if (!o || !cJSON_IsObject(o)) {
+		json_free(o);
+		return -EINVAL;
+	}
+	int rc = get_i64(o, key, out);
+	bool present = cJSON_GetObjectItemCaseSensitive(o, key) != NULL;
+	json_free(o);
+	return rc < 0 ? -EINVAL : present ? 0 : -ENOENT;
+}
+
+bool kv_json_bool(const char *body, size_t len, const char *key)
+{
+	cJSON *o = json_parse(body, len, NULL);
+	bool v = false;
+	if (o && cJSON_IsObject(o) && get_bool(o, key, &v) < 0)
+		v = false;
+	json_free(o);
+	return v;
+}
+
+/* ------------------------------------------------------------ range */
+
+struct hit {
+	const struct key *key;
+	const struct rev *rev;
+};
+
+static const char *const SORT_ORDER[] = {"NONE", "ASCEND", "DESCEND"};
+static const char *const SORT_TARGET[] = {"KEY", "VERSION", "CREATE", "MOD", "VALUE"};
+static int sort_target, sort_desc;
+
+static int hit_cmp(const void *pa, const void *pb)
+{
+	const struct hit *a = pa, *b = pb;
+	int c = 0;
+	switch (sort_target) {
+	case 0: c = keycmp(a->key->k, a->key->klen, b->key->k, b->key->klen); break;
+	case 1: c = (a->rev->version > b->rev->version) - (a->rev->version < b->rev->version); break;
+	case 2: c = (a->rev->create > b->rev->create) - (a->rev->create < b->rev->create); break;
+	case 3: c = (a->rev->mod > b->rev->mod) - (a->rev->mod < b->rev->mod); break;
+	case 4: c = keycmp(a->rev->val, a->rev->vlen, b->rev->val, b->rev->vlen); break;
+	}
+	if (c == 0) /* stable on the key, so equal targets come in key order */
+		c = keycmp(a->key->k, a->key->klen, b->key->k, b->key->klen);
+	return sort_desc ? -c : c;
+}
+
+static int parse_range(const cJSON *o, struct buf *k, struct buf *end, struct err *e)
+{
+	if (get_bytes(o, "key", k) < 0 || get_bytes(o, "range_end", end) < 0)
+		return fail(e, KV_CODE_INVALID, "bad key or range_end: want base64");
+	if (k->len == 0)
+		return fail(e, KV_CODE_INVALID, E_NO_KEY);
+	return 0;
+}
+
+/* Writes the members of a RangeResponse after its header. */
+static int do_range(struct kv *kv, const cJSON *o, struct json_writer *w, bool in_txn, const struct kv_header *h,
+                    struct err *e)
+{
+	struct buf k = BUF_INIT, end = BUF_INIT;
+	int64_t limit, rev, minmod, maxmod, mincre, maxcre;
+	bool keys_only, count_only;
+	int order, target;
+	int rc = -1;
+	if (parse_range(o, &k, &end, e) < 0)
+		goto out;
+	if (get_i64(o, "limit", &limit) < 0 || get_i64(o, "revision", &rev) < 0 ||
+	    get_bool(o, "keys_only", &keys_only) < 0 || get_bool(o, "count_only", &count_only) < 0 ||
+	    get_enum(o, "sort_order", SORT_ORDER, 3, &order) < 0 ||
+	    get_enum(o, "sort_target", SORT_TARGET, 5, &target) < 0 ||
+	    get_i64(o, "min_mod_revision", &minmod) < 0 || get_i64(o, "max_mod_revision", &maxmod) < 0 ||
+	    get_i64(o, "min_create_revision", &mincre) < 0 || get_i64(o, "max_create_revision", &maxcre) < 0) {
+		fail(e, KV_CODE_INVALID, "bad range request");
+		goto out;
+	}
+	int64_t at = view(kv);
+	if (rev > at) {
+		fail(e, KV_CODE_OUT_OF_RANGE, E_FUTURE);
+		goto out;
+	}
+	if (rev > 0 && rev < kv->compacted) {
+		fail(e, KV_CODE_OUT_OF_RANGE, E_COMPACTED);
+		goto out;
+	}
+	if (rev <= 0)
+		rev = at;
+	struct range r = {k.data, end.data, k.len, end.len};
+	struct hit *hits = NULL;
+	size_t nh = 0, caph = 0;
+	for (size_t i = lower_bound(kv, k.data, k.len); i < kv->n && in_range(&r, kv->keys[i].k, kv->keys[i].klen); i++) {
+		const struct rev *v = visible(&kv->keys[i], rev);
+		if (!v || (minmod && v->mod < minmod) || (maxmod && v->mod > maxmod) ||
+		    (mincre && v->create < mincre) || (maxcre && v->create > maxcre))
+			continue;
+		if (nh == caph) {
+			caph = caph ? 2 * caph : 16;
+			hits = realloc(hits, caph * sizeof *hits);
+			INVARIANT(hits != NULL);
+		}
+		hits[nh++] = (struct hit){&kv->keys[i], v};
+		if (r.en == 0)
+			break;
+	}
+	/* etcd: an ascending key order is the default; a target without an order sorts ascending */
+	if (order == 0 && target != 0)
+		order = 1;
+	if (nh > 1 && order != 0 && !(order == 1 && target == 0)) {
+		sort_target = target;
+		sort_desc = order == 2;
+		qsort(hits, nh, sizeof *hits, hit_cmp);
+	}
+	size_t shown = nh;
+	if (limit > 0 && (size_t)limit < nh)
+		shown = (size_t)limit;
+	if (kv->lim.max_range_bytes && !count_only) {
+		uint64_t bytes = 0;
+		for (size_t i = 0; i < shown; i++)
+			bytes += hits[i].key->klen + (keys_only ? 0 : hits[i].rev->vlen) + 64;
+		if (bytes > kv->lim.max_range_bytes) {
+			free(hits);
+			fail(e, KV_CODE_RESOURCE, E_TOO_LARGE);
+			goto out;
+		}
+	}
+	header_w(w, in_txn ? NULL : h, view(kv));
+	if (!count_only && shown) {
+		json_key(w, "kvs");
+		json_arr_begin(w);
+		for (size_t i = 0; i < shown; i++)
+			put_kv(w, hits[i].key, hits[i].rev, keys_only);
+		json_arr_end(w);
+	}
+	if (shown < nh && !count_only)
+		json_kv_bool(w, "more", true);
+	if (nh)
+		put_i64s(w, "count", (int64_t)nh);
+	free(hits);
+	rc = 0;
+out:
+	buf_free(&k);
+	buf_free(&end);
+	return rc;
+}
+
+/* ------------------------------------------------------------ writes */
+
+static struct kv_lease *lease_find(const struct kv *kv, int64_t id, size_t *at)
+{
+	for (size_t i = 0; i < kv->nl; i++)
+		if (kv->leases[i].id == id) {
+			if (at)
+				*at = i;
+			return &kv->leases[i];
+		}
+	return NULL;
+}
+
+static void put_one(struct kv *kv, const char *k, size_t kn, const char *v, size_t vn, int64_t lease,
+                    const struct rev *keep, struct json_writer *prev_w)
+{
+	struct key *key = find_or_add(kv, k, kn);
+	const struct rev *prev = visible(key, view(kv));
+	if (prev && prev_w) {
+		json_key(prev_w, "prev_kv");
+		put_kv(prev_w, key, prev, false);
+	}
+	int64_t create = prev ? prev->create : kv->w, version = prev ? prev->version + 1 : 1;
+	(void)keep;
+	struct rev *r = add_rev(key);
+	r->mod = kv->w;
+	r->create = create;
+	r->version = version;
+	r->lease = lease;
+	r->vlen = (uint32_t)vn;
+	r->val = malloc(vn ? vn : 1);
+	INVARIANT(r->val != NULL);
+	memcpy(r->val, v, vn);
+	kv->dirty = true;
+}
+
+static int do_put(struct kv *kv, const cJSON *o, struct json_writer *w, bool in_txn, const struct kv_header *h,
+                  struct err *e)
+{
+	struct buf k = BUF_INIT, v = BUF_INIT;
+	int64_t lease;
+	bool prev_kv, ign_val, ign_lease;
+	int rc = -1;
+	if (get_bytes(o, "key", &k) < 0 || get_bytes(o, "value", &v) < 0 || get_i64(o, "lease", &lease) < 0 ||
+	    get_bool(o, "prev_kv", &prev_kv) < 0 || get_bool(o, "ignore_value", &ign_val) < 0 ||
+	    get_bool(o, "ignore_lease", &ign_lease) < 0) {
+		fail(e, KV_CODE_INVALID, "bad put request");
+		goto out;
+	}
+	if (k.len == 0) {
+		fail(e, KV_CODE_INVALID, E_NO_KEY);
+		goto out;
+	}
+	if (lease && !ign_lease && !lease_find(kv, lease, NULL)) {
+		fail(e, KV_CODE_NOT_FOUND, E_LEASE_NOT_FOUND);
+		goto out;
+	}
+	const struct key *old = find(kv, k.data, k.len);
+	const struct rev *prev = old ? visible(old, view(kv)) : NULL;
+	if ((ign_val || ign_lease) && !prev) {
+		fail(e, KV_CODE_INVALID, "etcdserver: key not found");
+		goto out;
+	}
+	struct buf val = BUF_INIT;
+	if (ign_val)
+		buf_append(&val, prev->val, prev->vlen);
+	else
+		buf_append(&val, v.data, v.len);
+	if (ign_lease)
+		lease = prev->lease;
+	/* the header first needs the revision after the put: W */
+	int64_t after = kv->w;
+	header_w(w, in_txn ? NULL : h, after);
+	put_one(kv, k.data, k.len, val.data, val.len, lease, NULL, prev_kv ? w : NULL);
+	buf_free(&val);
+	rc = 0;
+out:
+	buf_free(&k);
+	buf_free(&v);
+	return rc;
+}
+
+/* Delete every visible key in the range at W; prev_w gets prev_kvs. */
+static int64_t delete_range(struct kv *kv, const struct range *r, struct json_writer *prev_w)
+{
+	int64_t n = 0;
+	bool open = false;
+	for (size_t i = lower_bound(kv, r->k, r->kn); i < kv->n && in_range(r, kv->keys[i].k, kv->keys[i].klen); i++) {
+		struct key *key = &kv->keys[i];
+		const struct rev *v = visible(key, view(kv));
+		if (!v)
+			continue;
+		if (prev_w) {
+			if (!open) {
+				json_key(prev_w, "prev_kvs");
+				json_arr_begin(prev_w);
+				open = true;
+			}
+			put_kv(prev_w, key, v, false);
+		}
+		struct rev *t = add_rev(key);
+		t->mod = kv->w;
+		t->tomb = true;
+		n++;
+		kv->dirty = true;
+		if (r->en == 0)
+			break;
+	}
+	if (open)
+		json_arr_end(prev_w);
+	return n;
+}
+
+static int do_delete(struct kv *kv, const cJSON *o, struct json_writer *w, bool in_txn, const struct kv_header *h,
+                     struct err *e)
+{
+	struct buf k = BUF_INIT, end = BUF_INIT;
+	bool prev_kv;
+	int rc = -1;
+	if (parse_range(o, &k, &end, e) < 0)
+		goto out;
+	if (get_bool(o, "prev_kv", &prev_kv) < 0) {
+		fail(e, KV_CODE_INVALID, "bad deleterange request");
+		goto out;
+	}
+	struct range r = {k.data, end.data, k.len, end.len};
+	/* the answer's members: header (revision after), deleted, prev_kvs */
+	struct buf tail = BUF_INIT;
+	struct json_writer tw;
+	json_writer_init(&tw, &tail);
+	json_obj_begin(&tw); /* a scratch object, its braces dropped below */
+	int64_t n = delete_range(kv, &r, prev_kv ? &tw : NULL);
+	json_obj_end(&tw);
+	header_w(w, in_txn ? NULL : h, view(kv));
+	if (n)
+		put_i64s(w, "deleted", n);
+	if (tail.len > 2) {
+		json_key(w, "prev_kvs");
+		/* tail is {"prev_kvs":[...]}: take the array */
+		const char *arr = memchr(tail.data, '[', tail.len);
+		json_raw(w, arr, (size_t)(tail.data + tail.len - 1 - arr));
+	}
+	buf_free(&tail);
+	rc = 0;
+out:
+	buf_free(&k);
+	buf_free(&end);
+	return rc;
+}
+
+/* ------------------------------------------------------------ txn */
+
+static const char *const CMP_TARGET[] = {"VERSION", "CREATE", "MOD", "VALUE", "LEASE"};
+static const char *const CMP_RESULT[] = {"EQUAL", "GREATER", "LESS", "NOT_EQUAL"};
+
+static int compare_one(struct kv *kv, const cJSON *c, bool *ok, struct err *e)
+{
+	struct buf k = BUF_INIT, want = BUF_INIT;
+	int target, result, rc = -1;
+	int64_t x = 0;
+	if (get_bytes(c, "key", &k) < 0 || get_enum(c, "target", CMP_TARGET, 5, &target) < 0 ||
+	    get_enum(c, "result", CMP_RESULT, 4, &result) < 0) {
+		fail(e, KV_CODE_INVALID, "bad compare");
+		goto out;
+	}
+	static const char *const field[] = {"version", "create_revision", "mod_revision", "value", "lease"};
+	if (target == 3 ? get_bytes(c, "value", &want) < 0 : get_i64(c, field[target], &x) < 0) {
+		fail(e, KV_CODE_INVALID, "bad compare");
+		goto out;
+	}
+	if (k.len == 0) {
+		fail(e, KV_CODE_INVALID, E_NO_KEY);
+		goto out;
+	}
+	const struct key *key = find(kv, k.data, k.len);
+	const struct rev *v = key ? visible(key, view(kv)) : NULL;
+	int c3;
+	if (target == 3) {
+		if (!v) { /* etcd: a value compare on a missing key is false */
+			*ok = false;
+			rc = 0;
+			goto out;
+		}
+		c3 = keycmp(v->val, v->vlen, want.data ? want.data : "", want.len);
+	} else {
+		int64_t have = 0;
+		if (v)
+			have = target == 0 ? v->version : target == 1 ? v->create : target == 2 ? v->mod : v->lease;
+		c3 = (have > x) - (have < x);
+	}
+	*ok = result == 0 ? c3 == 0 : result == 1 ? c3 > 0 : result == 2 ? c3 < 0 : c3 != 0;
+	rc = 0;
+out:
+	buf_free(&k);
+	buf_free(&want);
+	return rc;
+}
+
+static const char *const REQ_NAMES[] = {"request_range", "request_put", "request_delete_range", "request_txn"};
+
+/* etcd refuses a branch that writes one key twice (two puts, or a put
+ * inside a deleted range). */
+static int check_dups(const cJSON *ops, struct err *e)
+{
+	int n = cJSON_GetArraySize(ops);
+	for (int i = 0; i < n; i++) {
+		const cJSON *pi = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(ops, i), "request_put");
+		if (!pi)
+			continue;
+		const cJSON *ki = cJSON_GetObjectItemCaseSensitive(pi, "key");
+		for (int j = 0; j < n; j++) {
+			if (j == i)
+				continue;
+			const cJSON *oj = cJSON_GetArrayItem(ops, j);
+			const cJSON *pj = cJSON_GetObjectItemCaseSensitive(oj, "request_put");
+			const cJSON *dj = cJSON_GetObjectItemCaseSensitive(oj, "request_delete_range");
+			const cJSON *kj = pj ? cJSON_GetObjectItemCaseSensitive(pj, "key")
+			                     : dj ? cJSON_GetObjectItemCaseSensitive(dj, "key") : NULL;
+			if (!cJSON_IsString(ki) || !cJSON_IsString(kj))
+				continue;
+			if (pj && strcmp(ki->valuestring, kj->valuestring) == 0)
+				return fail(e, KV_CODE_INVALID, E_DUP);
+			if (dj) {
+				struct buf a = BUF_INIT, k = BUF_INIT, end = BUF_INIT;
+				bool hit = false;
+				if (etcd_b64_decode(&a, ki->valuestring, strlen(ki->valuestring)) == 0 &&
+				    get_bytes(dj, "key", &k) == 0 && get_bytes(dj, "range_end", &end) == 0) {
+					struct range r = {k.data, end.data, k.len, end.len};
+					hit = in_range(&r, a.data ? a.data : "", a.len);
+				}
+				buf_free(&a);
+				buf_free(&k);
+				buf_free(&end);
+				if (hit)
+					return fail(e, KV_CODE_INVALID, E_DUP);
+			}
+		}
+	}
+	return 0;
+}
+
+static int check_ops(const cJSON *ops, struct err *e)
+{
+	if (!ops)
+		return 0;
+	if (!cJSON_IsArray(ops))
+		return fail(e, KV_CODE_INVALID, "bad txn: success and failure are arrays");
+	const cJSON *op;
+	cJSON_ArrayForEach(op, ops) {
+		int kinds = 0;
+		for (int i = 0; i < 4; i++)
+			kinds += cJSON_GetObjectItemCaseSensitive(op, REQ_NAMES[i]) != NULL;
+		if (!cJSON_IsObject(op) || kinds != 1)
+			return fail(e, KV_CODE_INVALID, "bad txn: each op is one of request_range, request_put, "
+			                                "request_delete_range");
+		if (cJSON_GetObjectItemCaseSensitive(op, "request_txn"))
+			return fail(e, KV_CODE_INVALID, "nested txn is not supported");
+	}
+	return check_dups(ops, e);
+}
+
+static int do_txn(struct kv *kv, const cJSON *o, struct json_writer *w, const struct kv_header *h, struct err *e)
+{
+	const cJSON *cmp = cJSON_GetObjectItemCaseSensitive(o, "compare");
+	const cJSON *succ = cJSON_GetObjectItemCaseSensitive(o, "success");
+	const cJSON *failure = cJSON_GetObjectItemCaseSensitive(o, "failure");
+	if ((cmp && !cJSON_IsArray(cmp)) || check_ops(succ, e) < 0 || check_ops(failure, e) < 0)
+		return e->code ? -1 : fail(e, KV_CODE_INVALID, "bad txn: compare is an array");
+	bool ok = true;
+	const cJSON *c;
+	cJSON_ArrayForEach(c, cmp) {
+		bool one;
+		if (compare_one(kv, c, &one, e) < 0)
+			return -1;
+		ok = ok && one;
+	}
+	const cJSON *ops = ok ? succ : failure;
+	/* the ops' answers first (the header needs the revision after them);
+	 * a branch that fails half-way is refused before it starts, by
+	 * checking every op's shape first, so errors here are only those of
+	 * the state (a lease not found, a future revision) -- etcd checks those
+	 * up front too, so here they end the txn with nothing applied:
+	 * the writes of the ops before are undone by restoring the revision
+	 * history below. */
+	struct buf body = BUF_INIT;
+	struct json_writer bw;
+	json_writer_init(&bw, &body);
+	json_arr_begin(&bw);
+	int n = 0;
+	const cJSON *op;
+	cJSON_ArrayForEach(op, ops) {
+		json_obj_begin(&bw);
+		int rc = 0;
+		const cJSON *x;
+		if ((x = cJSON_GetObjectItemCaseSensitive(op, "request_range"))) {
+			json_key(&bw, "response_range");
+			json_obj_begin(&bw);
+			rc = do_range(kv, x, &bw, true, h, e);
+		} else if ((x = cJSON_GetObjectItemCaseSensitive(op, "request_put"))) {
+			json_key(&bw, "response_put");
+			json_obj_begin(&bw);
+			rc = do_put(kv, x, &bw, true, h, e);
+		} else {
+			x = cJSON_GetObjectItemCaseSensitive(op, "request_delete_range");
+			json_key(&bw, "response_delete_range");
+			json_obj_begin(&bw);
+			rc = do_delete(kv, x, &bw, true, h, e);
+		}
+		if (rc < 0) {
+			buf_free(&body);
+			return -1;
+		}
+		json_obj_end(&bw);
+		json_obj_end(&bw);
+		n++;
+	}
+	json_arr_end(&bw);
+	header_w(w, h, view(kv));
+	if (ok)
+		json_kv_bool(w, "succeeded", true);
+	if (n) {
+		json_key(w, "responses");
+		json_raw(w, body.data, body.len);
+	}
+	buf_free(&body);
+	return 0;
+}
+
+/* Before a txn runs, its ops are dry-run checked against the state on a
+ * copy-free path: etcd checks leases and revisions of every op before
+ * applying any.  We do the same by validating those two things here. */
+static int txn_precheck(struct kv *kv, const cJSON *o, struct err *e)
+{
+	const char *branches[] = {"success", "failure"};
+	for (int b = 0; b < 2; b++) {
+		const cJSON *op;
+		cJSON_ArrayForEach(op, cJSON_GetObjectItemCaseSensitive(o, branches[b])) {
+			const cJSON *x;
+			int64_t v;
+			for (int i = 0; i < 3; i++) {
+				struct buf k = BUF_INIT, more = BUF_INIT;
+				x = cJSON_GetObjectItemCaseSensitive(op, REQ_NAMES[i]);
+				if (!x)
+					continue;
+				int bad = get_bytes(x, "key", &k) < 0 || get_bytes(x, "range_end", &more) < 0 ||
+				          get_bytes(x, "value", &more) < 0;
+				size_t kn = k.len;
+				buf_free(&k);
+				buf_free(&more);
+				if (bad)
+					return fail(e, KV_CODE_INVALID, "bad key, range_end or value: want base64");
+				if (kn == 0)
+					return fail(e, KV_CODE_INVALID, E_NO_KEY);
+			}
+			if ((x = cJSON_GetObjectItemCaseSensitive(op, "request_put"))) {
+				bool ign;
+				if (get_i64(x, "lease", &v) < 0 || get_bool(x, "ignore_lease", &ign) < 0)
+					return fail(e, KV_CODE_INVALID, "bad put request");
+				if (v && !ign && !lease_find(kv, v, NULL))
+					return fail(e, KV_CODE_NOT_FOUND, E_LEASE_NOT_FOUND);
+			}
+			if ((x = cJSON_GetObjectItemCaseSensitive(op, "request_range"))) {
+				if (get_i64(x, "revision", &v) < 0)
+					return fail(e, KV_CODE_INVALID, "bad range request");
+				if (v > kv->rev)
+					return fail(e, KV_CODE_OUT_OF_RANGE, E_FUTURE);
+				if (v > 0 && v < kv->compacted)
+					return fail(e, KV_CODE_OUT_OF_RANGE, E_COMPACTED);
+			}
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ compaction */
+
+static void compact(struct kv *kv, int64_t c)
+{
+	size_t out = 0;
+	for (size_t i = 0; i < kv->n; i++) {
+		struct key *key = &kv->keys[i];
+		uint32_t j = key->n; /* newest at or below c */
+		while (j > 0 && key->revs[j - 1].mod > c)
+			j--;
+		uint32_t drop = j == 0 ? 0 : key->revs[j - 1].tomb ? j : j - 1;
+		for (uint32_t x = 0; x < drop; x++)
+			free(key->revs[x].val);
+		memmove(key->revs, key->revs + drop, (key->n - drop) * sizeof *key->revs);
+		key->n -= drop;
+		if (key->n == 0) {
+			free(key->revs);
+			free(key->k);
+			continue;
+		}
+		kv->keys[out++] = *key;
+	}
+	kv->n = out;
+	kv->compacted = c;
+}
+
+static int do_compact(struct kv *kv, const cJSON *o, struct json_writer *w, const struct kv_header *h,
+                      struct err *e)
+{
+	int64_t r;
+	if (get_i64(o, "revision", &r) < 0)
+		return fail(e, KV_CODE_INVALID, "bad compaction request");
+	if (r <= kv->compacted)
+		return fail(e, KV_CODE_OUT_OF_RANGE, E_COMPACTED);
+	if (r > kv->rev)
+		return fail(e, KV_CODE_OUT_OF_RANGE, E_FUTURE);
+	compact(kv, r);
+	header_w(w, h, kv->rev);
+	return 0;
+}
+
+/* ------------------------------------------------------------ leases */
+
+static int do_grant(struct kv *kv, uint64_t aux, const cJSON *o, struct json_writer *w, const struct kv_header *h,
+                    struct err *e)
+{
+	int64_t ttl, id;
+	if (get_i64(o, "TTL", &ttl) < 0 || get_i64(o, "ID", &id) < 0 || id < 0)
+		return fail(e, KV_CODE_INVALID, "bad lease grant request");
+	if (ttl > 9000000000LL)
+		return fail(e, KV_CODE_OUT_OF_RANGE, "etcdserver: too large lease TTL");
+	if (id == 0)
+		id = (int64_t)(aux & 0x7fffffffffffffffULL);
+	if (id == 0)
+		return fail(e, KV_CODE_INVALID, "bad lease grant request: no id");
+	if (lease_find(kv, id, NULL))
+		return fail(e, KV_CODE_PRECONDITION, E_LEASE_EXISTS);
+	if (ttl < kv->lim.min_lease_ttl)
+		ttl = kv->lim.min_lease_ttl;
+	if (kv->nl == kv->capl) {
+		kv->capl = kv->capl ? 2 * kv->capl : 16;
+		kv->leases = realloc(kv->leases, kv->capl * sizeof *kv->leases);
+		INVARIANT(kv->leases != NULL);
+	}
+	kv->leases[kv->nl++] = (struct kv_lease){id, ttl, 0};
+	header_w(w, h, kv->rev);
+	put_i64s(w, "ID", id);
+	put_i64s(w, "TTL", ttl);
+	return 0;
+}
+
+static int do_revoke(struct kv *kv, const cJSON *o, struct json_writer *w, const struct kv_header *h,
+                     struct err *e)
+{
+	int64_t id;
+	size_t at;
+	if (get_i64(o, "ID", &id) < 0)
+		return fail(e, KV_CODE_INVALID, "bad lease revoke request");
+	if (!lease_find(kv, id, &at))
+		return fail(e, KV_CODE_NOT_FOUND, E_LEASE_NOT_FOUND);
+	for (size_t i = 0; i < kv->n; i++) {
+		struct key *key = &kv->keys[i];
+		const struct rev *v = visible(key, view(kv));
+		if (v && v->lease == id) {
+			struct rev *t = add_rev(key);
+			t->mod = kv->w;
+			t->tomb = true;
+			kv->dirty = true;
+		}
+	}
+	kv->leases[at] = kv->leases[--kv->nl];
+	header_w(w, h, view(kv));
+	return 0;
+}
+
+static int do_leases(struct kv *kv, struct json_writer *w, const struct kv_header *h)
+{
+	header_w(w, h, kv->rev);
+	if (kv->nl) {
+		json_key(w, "leases");
+		json_arr_begin(w);
+		for (size_t i = 0; i < kv->nl; i++) {
+			json_obj_begin(w);
+			put_i64s(w, "ID", kv->leases[i].id);
+			json_obj_end(w);
+		}
+		json_arr_end(w);
+	}
+	return 0;
+}
+
+struct kv_lease *kv_lease_get(struct kv *kv, int64_t id) { return lease_find(kv, id, NULL); }
+size_t kv_lease_count(const struct kv *kv) { return kv->nl; }
+struct kv_lease *kv_lease_at(struct kv *kv, size_t i) { return i < kv->nl ? &kv->leases[i] : NULL; }
+
+void kv_lease_keys_json(const struct kv *kv, int64_t id, struct buf *out)
+{
+	bool first = true;
+	for (size_t i = 0; i < kv->n; i++) {
+		const struct rev *v = visible(&kv->keys[i], kv->rev);
+		if (!v || v->lease != id)
+			continue;
+		if (!first)
+			buf_putc(out, ',');
+		first = false;
+		buf_putc(out, '"');
+		etcd_b64_encode(out, kv->keys[i].k, kv->keys[i].klen);
+		buf_putc(out, '"');
+	}
+}
+
+/* ------------------------------------------------------------ watch */
+
+static int parse_body(const char *body, size_t len, cJSON **o, struct err *e);
+
+int kv_watch_parse(const char *body, size_t len, struct kv_watch *w, struct buf *err)
+{
+	struct err e = {0};
+	cJSON *o;
+	memset(w, 0, sizeof *w);
+	if (parse_body(body, len, &o, &e) < 0)
+		return kv_put_error(err, e.code, e.msg);
+	const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "create_request");
+	int rc = 0;
+	if (!cJSON_IsObject(c))
+		rc = fail(&e, KV_CODE_INVALID, "dsys-raft: a watch request needs create_request");
+	else if (get_bytes(c, "key", &w->key) < 0 || get_bytes(c, "range_end", &w->end) < 0 ||
+	         get_i64(c, "start_revision", &w->from) < 0 || get_bool(c, "prev_kv", &w->prev_kv) < 0 || w->from < 0)
+		rc = fail(&e, KV_CODE_INVALID, "bad watch create_request");
+	else if (w->key.len == 0)
+		rc = fail(&e, KV_CODE_INVALID, E_NO_KEY);
+	json_free(o);
+	if (rc < 0) {
+		kv_watch_free(w);
+		return kv_put_error(err, e.code, e.msg);
+	}
+	return 0;
+}
+
+void kv_watch_free(struct kv_watch *w)
+{
+	buf_free(&w->key);
+	buf_free(&w->end);
+}
+
+struct ev {
+	const struct key *key;
+	uint32_t j;                /* index of the revision in key->revs */
+};
+
+static int ev_cmp(const void *pa, const void *pb)
+{
+	const struct ev *a = pa, *b = pb;
+	int64_t ma = a->key->revs[a->j].mod, mb = b->key->revs[b->j].mod;
+	if (ma != mb)
+		return ma < mb ? -1 : 1;
+	return keycmp(a->key->k, a->key->klen, b->key->k, b->key->klen);
+}
+
+long kv_watch_events(const struct kv *kv, const struct kv_watch *w, size_t max, struct buf *out, int64_t *next)
+{
+	int64_t from = w->from ? w->from : kv->rev + 1;
+	*next = from;
+	if (from < kv->compacted)
+		return -ESTALE;
+	struct range r = {w->key.data, w->end.data, w->key.len, w->end.len};
+	struct ev *evs = NULL;
+	size_t n = 0, cap = 0;
+	for (size_t i = lower_bound(kv, r.k, r.kn); i < kv->n && in_range(&r, kv->keys[i].k, kv->keys[i].klen); i++) {
+		const struct key *key = &kv->keys[i];
+		for (uint32_t j = key->n; j-- > 0 && key->revs[j].mod >= from;) {
+			if (n == cap) {
+				cap = cap ? 2 * cap : 16;
+				evs = realloc(evs, cap * sizeof *evs);
+				INVARIANT(evs != NULL);
+			}
+			evs[n++] = (struct ev){key, j};
+		}
+		if (r.en == 0)
+			break;
+	}
+	if (n)
+		qsort(evs, n, sizeof *evs, ev_cmp);
+	struct json_writer jw;
+	size_t k = 0;
+	int64_t prev_mod = 0;
+	for (; k < n; k++) {
+		const struct key *key = evs[k].key;
+		const struct rev *v = &key->revs[evs[k].j];
+		/* a whole revision at a time: the client resumes after the last */
+		if (k >= max && v->mod != prev_mod)
+			break;
+		prev_mod = v->mod;
+		if (k)
+			buf_putc(out, ',');
+		json_writer_init(&jw, out);
+		json_obj_begin(&jw);
+		if (v->tomb) {
+			json_kv_str(&jw, "type", "DELETE");
+			json_key(&jw, "kv");
+			json_obj_begin(&jw);
+			put_b64(&jw, "key", key->k, key->klen);
+			put_i64s(&jw, "mod_revision", v->mod);
+			json_obj_end(&jw);
+		} else {
+			json_key(&jw, "kv");
+			put_kv(&jw, key, v, false);
+		}
+		if (w->prev_kv && evs[k].j > 0 && !key->revs[evs[k].j - 1].tomb) {
+			json_key(&jw, "prev_kv");
+			put_kv(&jw, key, &key->revs[evs[k].j - 1], false);
+		}
+		json_obj_end(&jw);
+		*next = v->mod + 1;
+	}
+	free(evs);
+	return (long)k;
+}
+
+/* ------------------------------------------------------------ entry */
+
+static int parse_body(const char *body, size_t len, cJSON **o, struct err *e)
+{
+	size_t at = 0;
+	*o = json_parse(body ? body : "{}", body ? len : 2, &at);
+	if (!*o || !cJSON_IsObject(*o)) {
+		static char msg[96];
+		snprintf(msg, sizeof msg, "invalid JSON: want an object (error at byte %zu)", at);
+		json_free(*o);
+		*o = NULL;
+		return fail(e, KV_CODE_INVALID, msg);
+	}
+	return 0;
+}
+
+int kv_check(enum kv_op op, const char *body, size_t len, struct buf *out)
+{
+	struct err e = {0};
+	cJSON *o;
+	if (parse_body(body, len, &o, &e) < 0)
+		return kv_put_error(out, e.code, e.msg);
+	struct buf k = BUF_INIT, end = BUF_INIT;
+	int rc = 0;
+	switch (op) {
+	case KV_OP_RANGE:
+	case KV_OP_DELETE:
+		rc = parse_range(o, &k, &end, &e);
+		break;
+	case KV_OP_PUT:
+		if (get_bytes(o, "key", &k) < 0)
+			rc = fail(&e, KV_CODE_INVALID, "bad key: want base64");
+		else if (k.len == 0)
+			rc = fail(&e, KV_CODE_INVALID, E_NO_KEY);
+		break;
+	case KV_OP_TXN:
+		if (check_ops(cJSON_GetObjectItemCaseSensitive(o, "success"), &e) < 0 ||
+		    check_ops(cJSON_GetObjectItemCaseSensitive(o, "failure"), &e) < 0)
+			rc = -1;
+		break;
+	default:
+		break;
+	}
+	buf_free(&k);
+	buf_free(&end);
+	json_free(o);
+	return rc < 0 ? kv_put_error(out, e.code, e.msg) : 0;
+}
+
+int kv_exec(struct kv *kv, enum kv_op op, uint64_t aux, const char *body, size_t len,
+            const struct kv_header *h, struct buf *out)
+{
+	struct err e = {0};
+	cJSON *o;
+	if (parse_body(body, len, &o, &e) < 0)
+		return kv_put_error(out, e.code, e.msg);
+	size_t mark = out->len;
+	struct json_writer w;
+	json_writer_init(&w, out);
+	json_obj_begin(&w);
+	kv->w = kv->rev + 1;
+	kv->dirty = false;
+	int rc = -1;
+	switch (op) {
+	case KV_OP_RANGE: rc = do_range(kv, o, &w, false, h, &e); break;
+	case KV_OP_PUT: rc = do_put(kv, o, &w, false, h, &e); break;
+	case KV_OP_DELETE: rc = do_delete(kv, o, &w, false, h, &e); break;
+	case KV_OP_TXN: rc = txn_precheck(kv, o, &e) < 0 ? -1 : do_txn(kv, o, &w, h, &e); break;
+	case KV_OP_COMPACT: rc = do_compact(kv, o, &w, h, &e); break;
+	case KV_OP_LEASE_GRANT: rc = do_grant(kv, aux, o, &w, h, &e); break;
+	case KV_OP_LEASE_REVOKE: rc = do_revoke(kv, o, &w, h, &e); break;
+	case KV_OP_LEASE_LEASES: rc = do_leases(kv, &w, h); break;
+	default: fail(&e, KV_CODE_INVALID, "unknown request"); break;
+	}
+	json_free(o);
+	if (kv->dirty)
+		kv->rev = kv->w;
+	kv->dirty = false;
+	if (rc < 0) {
+		out->len = mark;
+		return kv_put_error(out, e.code, e.msg);
+	}
+	json_obj_end(&w);
+	return 200;
+}

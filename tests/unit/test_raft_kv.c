@@ -1,0 +1,187 @@
+/* Unit tests of lib/raft/kv: etcd's MVCC rules as the store applies them
+ * (revisions, versions, txn, compaction, leases, watch events), and its
+ * determinism: two stores fed the same commands answer the same bytes. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "raft/kv.h"
+#include "tap.h"
+
+static struct kv *kv;
+static struct buf out;
+static const struct kv_header H = {1, 2, 3};
+
+/* Run one request; the answer is NUL-terminated in out. */
+static int run(enum kv_op op, const char *body)
+{
+	buf_reset(&out);
+	int st = kv_exec(kv, op, 0, body, strlen(body), &H, &out);
+	buf_putc(&out, '\0');
+	out.len--;
+	return st;
+}
+
+static int has(const char *s) { return strstr(out.data, s) != NULL; }
+
+int main(void)
+{
+	buf_init(&out);
+	kv = kv_new(NULL);
+
+	is_int(kv_revision(kv), 1, "a new store is at revision 1");
+	is_int(run(KV_OP_PUT, "{\"key\":\"YQ==\",\"value\":\"MQ==\"}"), 200, "put a=1");
+	is_int(kv_revision(kv), 2, "a put raises the revision by one");
+	run(KV_OP_PUT, "{\"key\":\"YQ==\",\"value\":\"Mg==\",\"prev_kv\":true}");
+	ok(has("\"prev_kv\":{\"key\":\"YQ==\",\"create_revision\":\"2\",\"mod_revision\":\"2\",\"version\":\"1\""),
+	   "prev_kv is the value before: %s", out.data);
+	run(KV_OP_RANGE, "{\"key\":\"YQ==\"}");
+	ok(has("\"create_revision\":\"2\",\"mod_revision\":\"3\",\"version\":\"2\",\"value\":\"Mg==\""),
+	   "create stays, mod and version move: %s", out.data);
+	ok(has("\"header\":{\"cluster_id\":\"1\",\"member_id\":\"2\",\"revision\":\"3\",\"raft_term\":\"3\"}"),
+	   "the header carries ids, revision and term as strings");
+
+	run(KV_OP_DELETE, "{\"key\":\"Yg==\"}");
+	is_int(kv_revision(kv), 3, "deleting a missing key leaves the revision");
+	ok(!has("deleted"), "and says nothing was deleted (zero left out)");
+	run(KV_OP_DELETE, "{\"key\":\"YQ==\"}");
+	is_int(kv_revision(kv), 4, "a delete that deletes raises it");
+	run(KV_OP_PUT, "{\"key\":\"YQ==\",\"value\":\"Mw==\"}");
+	run(KV_OP_RANGE, "{\"key\":\"YQ==\"}");
+	ok(has("\"create_revision\":\"5\",\"mod_revision\":\"5\",\"version\":\"1\""),
+	   "a key put after its delete starts a new generation");
+	run(KV_OP_RANGE, "{\"key\":\"YQ==\",\"revision\":\"3\"}");
+	ok(has("\"value\":\"Mg==\""), "an old revision reads the old value");
+	run(KV_OP_RANGE, "{\"key\":\"YQ==\",\"revision\":\"4\"}");
+	ok(!has("kvs"), "at the delete's revision the key is gone");
+
+	/* txn: one revision for all its writes; reads see its earlier writes */
+	int st = run(KV_OP_TXN, "{\"compare\":[{\"key\":\"YQ==\",\"target\":\"VERSION\",\"version\":\"1\"}],"
+	                        "\"success\":[{\"request_put\":{\"key\":\"Yg==\",\"value\":\"MQ==\"}},"
+	                        "{\"request_put\":{\"key\":\"Yw==\",\"value\":\"MQ==\"}},"
+	                        "{\"request_range\":{\"key\":\"Yg==\"}}]}");
+	is_int(st, 200, "a txn with two puts and a range");
+	is_int(kv_revision(kv), 6, "raises the revision once");
+	ok(has("\"succeeded\":true") && has("\"mod_revision\":\"6\""), "and its range sees its put: %s", out.data);
+	st = run(KV_OP_TXN, "{\"success\":[{\"request_put\":{\"key\":\"Yg==\"}},{\"request_delete_range\":{\"key\":\"YQ==\",\"range_end\":\"Yw==\"}}]}");
+	is_int(st, 400, "a put inside a deleted range of the same txn is refused");
+	ok(has("duplicate key given in txn request"), "with etcd's words");
+	is_int(kv_revision(kv), 6, "and changes nothing");
+	st = run(KV_OP_TXN, "{\"compare\":[{\"key\":\"eg==\",\"target\":\"VALUE\",\"value\":\"\"}],"
+	                    "\"failure\":[{\"request_range\":{\"key\":\"YQ==\"}}]}");
+	ok(st == 200 && !has("succeeded"), "a value compare on a missing key is false");
+	is_int(kv_revision(kv), 6, "a txn that only reads leaves the revision");
+
+	/* range options */
+	run(KV_OP_RANGE, "{\"key\":\"YQ==\",\"range_end\":\"AA==\",\"limit\":\"1\"}");
+	ok(has("\"more\":true") && has("\"count\":\"3\""), "limit cuts, count counts all: %s", out.data);
+	run(KV_OP_RANGE, "{\"key\":\"YQ==\",\"range_end\":\"AA==\",\"sort_order\":\"DESCEND\",\"keys_only\":true}");
+	ok(strstr(out.data, "Yw==") < strstr(out.data, "YQ==") && !has("value"), "descending, keys only: %s", out.data);
+
+	/* compaction */
+	st = run(KV_OP_COMPACT, "{\"revision\":\"99\"}");
+	ok(st == 400 && has("required revision is a future revision"), "compacting the future is refused");
+	is_int(run(KV_OP_COMPACT, "{\"revision\":\"5\"}"), 200, "compact at 5");
+	st = run(KV_OP_RANGE, "{\"key\":\"YQ==\",\"revision\":\"3\"}");
+	ok(st == 400 && has("required revision has been compacted"), "below it is gone");
+	run(KV_OP_RANGE, "{\"key\":\"YQ==\",\"revision\":\"5\"}");
+	ok(has("\"value\":\"Mw==\""), "at it, reads are unchanged");
+	st = run(KV_OP_COMPACT, "{\"revision\":\"5\"}");
+	ok(st == 400 && has("compacted"), "compacting again at the same revision is refused");
+
+	/* leases */
+	buf_reset(&out);
+	st = kv_exec(kv, KV_OP_LEASE_GRANT, 42, "{\"TTL\":1}", 9, &H, &out);
+	ok(st == 200 && strstr(out.data, "\"ID\":\"42\",\"TTL\":\"2\""), "a grant without ID takes the proposer's, TTL raised to 2");
+	st = run(KV_OP_PUT, "{\"key\":\"bA==\",\"value\":\"MQ==\",\"lease\":\"42\"}");
+	is_int(st, 200, "a put with the lease");
+	st = run(KV_OP_PUT, "{\"key\":\"bA==\",\"value\":\"MQ==\",\"lease\":\"43\"}");
+	ok(st == 404 && has("requested lease not found"), "a put with an unknown lease: 404");
+	int64_t rev = kv_revision(kv);
+	run(KV_OP_LEASE_REVOKE, "{\"ID\":\"42\"}");
+	is_int(kv_revision(kv), rev + 1, "revoking deletes its keys in one revision");
+	run(KV_OP_RANGE, "{\"key\":\"bA==\"}");
+	ok(!has("kvs"), "the leased key is gone");
+	st = run(KV_OP_LEASE_REVOKE, "{\"ID\":\"42\"}");
+	is_int(st, 404, "a second revoke: not found");
+
+	/* watch */
+	struct kv_watch w;
+	struct buf err = BUF_INIT;
+	const char *wb = "{\"create_request\":{\"key\":\"YQ==\",\"range_end\":\"AA==\",\"start_revision\":\"5\",\"prev_kv\":true}}";
+	is_int(kv_watch_parse(wb, strlen(wb), &w, &err), 0, "a watch request parses");
+	buf_reset(&out);
+	int64_t next = 0;
+	long n = kv_watch_events(kv, &w, 100, &out, &next);
+	buf_putc(&out, '\0');
+	ok(n >= 3, "events from revision 5 on: %ld", n);
+	ok(strstr(out.data, "\"mod_revision\":\"5\"") < strstr(out.data, "\"mod_revision\":\"6\""), "oldest first");
+	ok(has("\"type\":\"DELETE\""), "the revoke's delete is an event");
+	is_int(next, kv_revision(kv) + 1, "resume after the last");
+	w.from = 2;
+	is_int(kv_watch_events(kv, &w, 100, &out, &next), -ESTALE, "a compacted start revision");
+	kv_watch_free(&w);
+	buf_free(&err);
+
+	/* determinism: the same commands, the same bytes */
+	struct kv *a = kv_new(NULL), *b = kv_new(NULL);
+	struct buf ba = BUF_INIT, bb = BUF_INIT;
+	const char *cmds[] = {"{\"key\":\"YQ==\",\"value\":\"MQ==\"}", "{\"key\":\"Yg==\",\"value\":\"Mg==\",\"prev_kv\":true}",
+	                      "{\"key\":\"YQ==\",\"value\":\"Mw==\",\"prev_kv\":true}"};
+	for (int i = 0; i < 3; i++) {
+		kv_exec(a, KV_OP_PUT, 0, cmds[i], strlen(cmds[i]), &H, &ba);
+		kv_exec(b, KV_OP_PUT, 0, cmds[i], strlen(cmds[i]), &H, &bb);
+	}
+	ok(ba.len == bb.len && memcmp(ba.data, bb.data, ba.len) == 0, "two replicas answer the same bytes");
+	buf_free(&ba);
+	buf_free(&bb);
+	kv_free(a);
+	kv_free(b);
+
+	/* bad input: an error, never a crash, nothing changed */
+	rev = kv_revision(kv);
+	const char *bad[] = {"", "[]", "{\"key\":5}", "{\"key\":\"!!\"}", "{\"key\":\"YQ==\",\"lease\":\"x\"}", "{\"key\":\"YQ==\",\"value\":{}}"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		st = run(KV_OP_PUT, bad[i]);
+		ok(st == 400 && has("\"code\":3"), "bad put '%s' is a 400", bad[i]);
+	}
+	st = run(KV_OP_TXN, "{\"success\":[{\"request_put\":{\"key\":\"YQ==\",\"lease\":\"9\"}}]}");
+	ok(st == 404, "a txn whose put names an unknown lease is refused whole");
+	is_int(kv_revision(kv), rev, "none of it changed the store");
+
+	kv_free(kv);
+
+	/* a range whose answer would pass the limit is refused, not built */
+	struct kv_limits lim = {.max_range_bytes = 1024};
+	kv = kv_new(&lim);
+	for (int i = 0; i < 20; i++) {
+		char body[256];
+		snprintf(body, sizeof body, "{\"key\":\"%s\",\"value\":\"%0128d\"}", i < 10 ? "YQ==" : "Yg==", i);
+		run(KV_OP_PUT, body);
+	}
+	run(KV_OP_PUT, "{\"key\":\"YzA=\",\"value\":\"MQ==\"}");
+	st = run(KV_OP_RANGE, "{\"key\":\"YQ==\",\"range_end\":\"AA==\"}");
+	ok(st == 200, "a range within the limit is answered");
+	for (int i = 0; i < 20; i++) {
+		char body[64];
+		snprintf(body, sizeof body, "{\"key\":\"ZA%c%c\",\"value\":\"MQ==\"}", 'A' + i % 26, 'A' + i / 26);
+		run(KV_OP_PUT, body);
+	}
+	static char big[2100];
+	const char *head = "{\"key\":\"ZQ==\",\"value\":\"";
+	size_t hl = strlen(head);
+	memcpy(big, head, hl);
+	memset(big + hl, 'Q', 2000);   /* 1500 bytes of value */
+	memcpy(big + hl + 2000, "\"}", 3);
+	is_int(run(KV_OP_PUT, big), 200, "a 1500-byte value");
+	st = run(KV_OP_RANGE, "{\"key\":\"YQ==\",\"range_end\":\"AA==\"}");
+	ok(st == 429 && has("\"code\":8") && has("too large"), "a range past the limit: code 8, 429: %.80s", out.data);
+	st = run(KV_OP_RANGE, "{\"key\":\"YQ==\",\"range_end\":\"AA==\",\"count_only\":true}");
+	ok(st == 200 && has("\"count\":\"24\""), "counting it is fine: %.120s", out.data);
+	st = run(KV_OP_RANGE, "{\"key\":\"YQ==\",\"range_end\":\"AA==\",\"limit\":\"3\"}");
+	ok(st == 200 && has("\"more\":true"), "and a limit narrows it");
+	kv_free(kv);
+	buf_free(&out);
+	return tap_done();
+}
