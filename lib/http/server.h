@@ -228,6 +228,37 @@ void http_server_free(struct http_server *srv);
 /* ------------------------------------------------------------ answering */
 
 /*
+ * An answer, the same for every protocol: a status, a header list, a body
+ * and trailers.  HTTP/1.1 writes it as a head and a Content-Length body;
+ * HTTP/2 as a HEADERS frame, DATA frames and (with trailers) a trailing
+ * HEADERS frame.  Everything is borrowed for the call and copied.
+ * Names of headers and trailers are lowercase (HTTP/2 requires it; HTTP/1.1
+ * does not mind).  Date, Server, Content-Length and Connection are the
+ * server's own.  HTTP/1.1 answers carry no trailers (they are dropped: a
+ * Content-Length body has no place for them); gRPC, the one user of
+ * trailers, runs on HTTP/2 only.
+ */
+struct http_answer {
+	int status;
+	const char *content_type;          /* NULL for none */
+	const struct http_header *headers; /* n_headers of them, or NULL */
+	uint32_t n_headers;
+	const char *raw_headers;           /* "Name: value\r\n" lines as for
+	                                      http_respond_headers, or NULL */
+	const void *body;
+	size_t len;
+	const struct http_header *trailers; /* HTTP/2 only */
+	uint32_t n_trailers;
+};
+
+/* Answer ex with a (see above).  Exactly once per exchange, as for
+ * http_respond. */
+void http_answer(struct http_exchange *ex, const struct http_answer *a);
+
+/* The protocol ex arrived over: "http/1.1" or "h2". */
+const char *http_exchange_protocol(const struct http_exchange *ex);
+
+/*
  * Answer ex: status, Content-Type (NULL for none), body (copied; NULL with
  * len 0 for none).  Date, Server, Content-Length and Connection are added
  * by the server; so is nothing else.  For a HEAD request the body is
