@@ -124,6 +124,7 @@ void http_server_config_init(struct http_server_config *cfg)
 	cfg->drain_timeout_ms = HTTP_SERVER_DRAIN_TIMEOUT_MS;
 	cfg->linger_ms = HTTP_SERVER_LINGER_MS;
 	cfg->handle_signals = true;
+	cfg->h2_max_streams = HTTP_SERVER_H2_MAX_STREAMS;
 }
 
 /* ------------------------------------------------------------ metrics */
@@ -191,6 +192,10 @@ static void server_metrics_register(struct http_server *srv)
 		"Requests handed to a handler and not answered yet.", NULL, metric_in_flight, srv);
 	srv->m_latency = metrics_histogram_register(reg, "http_request_duration_seconds",
 		"Time from a complete request head to its answer.", NULL, NULL, 0);
+	srv->m_h2_conns = metrics_counter_register(reg, "http2_connections_total",
+		"Connections that turned HTTP/2 (h2c with prior knowledge).", NULL);
+	srv->m_h2_streams = metrics_counter_register(reg, "http2_streams_total",
+		"HTTP/2 requests handed on (one per stream).", NULL);
 }
 
 /* ------------------------------------------------------------ pools */
@@ -1259,6 +1264,10 @@ int http_server_new(const struct http_server_config *cfg, struct http_server **o
 	struct http_server *srv = calloc(1, sizeof *srv);
 	INVARIANT(srv != NULL);
 	srv->cfg = *cfg;
+	if (cfg->h2_max_streams == 0) {
+		/* a config not from http_server_config_init (older callers) */
+		srv->cfg.h2_max_streams = HTTP_SERVER_H2_MAX_STREAMS;
+	}
 	srv->nthreads = cfg->threads ? cfg->threads : 1;
 	if (!cfg->threads) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);

@@ -73,10 +73,18 @@
  * connections are gone or --drain-timeout has passed (then the rest are
  * closed hard; a second signal does that at once).
  *
+ * HTTP/2.  A connection that opens with the HTTP/2 client preface (h2c
+ * with prior knowledge, as gRPC clients and curl --http2-prior-knowledge
+ * send it) is served as HTTP/2 on the same port (server_h2.c, libnghttp2):
+ * each stream is an exchange, answered through the same calls; answers
+ * may carry trailers (struct http_answer), and gRPC (lib/http/grpc.h)
+ * sits on that.  Every server answers grpc.health.v1.Health/Check there.
+ *
  * Metrics (when cfg.metrics is set): http_requests_total{route,code},
  * http_request_duration_seconds (histogram, from a complete head to the
  * answer), http_requests_in_flight, http_connections_open,
- * http_connections_total, http_connections_rejected_total{reason}.
+ * http_connections_total, http_connections_rejected_total{reason},
+ * http2_connections_total, http2_streams_total.
  *
  * Errors: functions return 0 or a negative errno value.  Nothing here
  * prints; startup, drain and connection errors are logged through lib/base/log
@@ -109,6 +117,7 @@ struct http_route_stats;       /* per-route metrics, see below */
 #define HTTP_SERVER_LINGER_MS         2000   /* lingering close: at most this long */
 #define HTTP_SERVER_LINGER_BYTES      (256 * 1024) /* ... and discarding at most this much */
 #define HTTP_SERVER_BACKLOG           1024
+#define HTTP_SERVER_H2_MAX_STREAMS    128    /* HTTP/2 streams open at once per connection */
 
 /*
  * One request, handed to the handler.  The fields above the private part
@@ -170,6 +179,7 @@ struct http_server_config {
 	struct metrics *metrics;        /* borrowed registry, or NULL for no metrics */
 	const char *server_name;        /* "Server:" value, NULL for "dsys"; "" for none */
 	enum http_io io;                /* socket backend, default HTTP_IO_AUTO */
+	uint32_t h2_max_streams;        /* HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS */
 };
 
 /* Fill cfg with the defaults above (host 127.0.0.1, port 0, threads 0,

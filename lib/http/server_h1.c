@@ -14,6 +14,10 @@
  * buffer and waits its turn.  So c->out always holds answers in request
  * order, and a pipelined burst leaves in one write.
  *
+ * HTTP/2.  A connection whose first bytes are the HTTP/2 client preface is
+ * handed to server_h2.c (prior-knowledge h2c on the same port): the test
+ * costs one byte comparison per connection, never one per request.
+ *
  * Pinning.  A request points into c->rbuf until answered (c->pinned), so
  * the buffer is compacted, grown or released (h1_tidy) only when nothing
  * is pinned.
@@ -279,10 +283,37 @@ static void h1_update_reading(struct conn *c)
 	io_read(c, want);
 }
 
+/* The HTTP/2 client preface (RFC 9113 section 3.4), which no HTTP/1.1
+ * request can start with ("PRI" with version 2.0). */
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+#define H2_PREFACE_LEN (sizeof h2_preface - 1)
+
+/* A fresh connection whose first bytes are (so far) the preface: 1 when
+ * it is all there (the connection becomes HTTP/2), 0 when more of it is
+ * needed, -1 when it is HTTP/1.1 after all. */
+static int h1_preface(const struct conn *c)
+{
+	size_t n = c->rlen < H2_PREFACE_LEN ? c->rlen : H2_PREFACE_LEN;
+	if (memcmp(c->rbuf, h2_preface, n) != 0)
+		return -1;
+	return n == H2_PREFACE_LEN ? 1 : 0;
+}
+
 static void h1_service(struct conn *c)
 {
 	if (c->closed || c->lingering)
 		return;
+	if (c->nreq == 0 && c->rpos == 0 && c->rlen && c->rbuf[0] == 'P' && !c->stop_parse) {
+		/* one test per connection, on its first bytes only */
+		int r = h1_preface(c);
+		if (r == 0 && !c->eof)
+			return;   /* reading goes on: the rest of the preface */
+		if (r == 1) {
+			c->proto = &server_proto_h2;
+			c->proto->service(c);
+			return;
+		}
+	}
 	/* one clock reading for every head of this pass, one for every answer
 	 * given inside it: a pipelined burst costs two, not two per request,
 	 * and a pass that completes no head (a write done, late answers) none */

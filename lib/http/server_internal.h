@@ -121,6 +121,7 @@ struct conn_proto {
 };
 
 extern const struct conn_proto server_proto_h1;
+extern const struct conn_proto server_proto_h2;
 
 struct rblock {
 	struct rblock *next;
@@ -185,6 +186,7 @@ struct http_server {
 	bool drain_started, signals_on;
 	/* metrics */
 	struct metrics_counter *m_accepted, *m_rejected;
+	struct metrics_counter *m_h2_conns, *m_h2_streams;
 	struct metrics_histogram *m_latency;
 	struct http_route_stats unmatched;
 };
