@@ -47,7 +47,7 @@
  *   a big batch the socket takes whole must not leave reading stopped.
  *
  * Socket I/O goes through the few io_* functions below (io_read on/off,
- * io_write_out, io_shutdown, io_close) and the protocol through the
+ * server_conn_flush, io_shutdown, io_close) and the protocol through the
  * conn_proto table, so a second protocol (HTTP/2) can slot in without
  * touching the exchange logic.  Each io_* calls the socket backend's table
  * (struct server_io, server_internal.h), one per backend, picked at listen
@@ -202,38 +202,9 @@ static void server_metrics_register(struct http_server *srv)
 
 
 
-char *server_block_get(struct http_thread *t)
-{
-	struct rblock *b = t->free_blocks;
-	if (b) {
-		t->free_blocks = b->next;
-		return (char *)b;
-	}
-	char *p = malloc(t->srv->block_size);
-	INVARIANT(p != NULL);
-	return p;
-}
 
-void server_block_put(struct http_thread *t, char *p)
-{
-	struct rblock *b = (struct rblock *)(void *)p;
-	b->next = t->free_blocks;
-	t->free_blocks = b;
-}
 
 /* Give the read buffer back: to the pool, or to malloc when it was big. */
-void server_conn_rbuf_release(struct conn *c)
-{
-	if (!c->rbuf)
-		return;
-	if (c->rbig)
-		free(c->rbuf);
-	else
-		server_block_put(c->t, c->rbuf);
-	c->rbuf = NULL;
-	c->rbig = false;
-	c->rcap = c->rlen = c->rpos = 0;
-}
 
 static struct conn *conn_get(struct http_thread *t)
 {
@@ -282,7 +253,7 @@ static void conn_release(struct conn *c)
 	t->free_conns = c;
 }
 
-static void conn_maybe_release(struct conn *c)
+void server_conn_maybe_release(struct conn *c)
 {
 	if (c->handle_closed && c->pinned == 0 && !c->in_flush && !c->in_process)
 		conn_release(c);
@@ -361,13 +332,6 @@ const struct server_io server_io_uv = {
 /* ---- the seam: the core calls the backend only through these */
 
 
-/* Returns 0, or a negative error (the peer is gone). */
-static int io_write_out(struct conn *c)
-{
-	if (c->writing || c->out.len == 0)
-		return 0;
-	return c->t->srv->io->write_out(c);
-}
 
 /* Shut the write side (after the last answer was written). */
 static void io_shutdown(struct conn *c)
@@ -429,7 +393,7 @@ void server_conn_on_close(uv_handle_t *h)
 	struct http_thread *t = c->t;
 	atomic_fetch_sub_explicit(&t->srv->nconn, 1, memory_order_relaxed);
 	c->handle_closed = true;
-	conn_maybe_release(c);
+	server_conn_maybe_release(c);
 	thread_maybe_finish(t);
 }
 
@@ -476,7 +440,7 @@ void server_thread_flush(struct http_thread *t)
 		c->flush_next = NULL;
 		c->in_flush = false;
 		if (c->closed)
-			conn_maybe_release(c);
+			server_conn_maybe_release(c);
 		else if (!io->deliver || !io->deliver(c))
 			c->proto->service(c);
 	}
@@ -500,7 +464,7 @@ static bool conn_quiet(const struct conn *c)
 /* After the last answer: close, or (after an error answer, or when the
  * client may still be sending) shut the write side and keep reading for a
  * while, so the answer is not lost to a reset. */
-static void conn_close_if_done(struct conn *c)
+void server_conn_close_if_done(struct conn *c)
 {
 	if (c->closed || c->lingering)
 		return;
@@ -523,16 +487,6 @@ static void conn_close_if_done(struct conn *c)
 		io_read(c, true);
 }
 
-void server_conn_flush(struct conn *c)
-{
-	if (c->closed)
-		return;
-	if (io_write_out(c) < 0) {
-		conn_close(c);
-		return;
-	}
-	conn_close_if_done(c);
-}
 
 static void on_write(uv_write_t *req, int status)
 {
@@ -563,20 +517,12 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 		conn_close(c);
 }
 
-void server_conn_rbuf(struct conn *c)
-{
-	if (!c->rbuf) {
-		c->rbuf = server_block_get(c->t);
-		c->rcap = c->t->srv->block_size;
-		c->rlen = c->rpos = 0;
-		c->rbig = false;
-	}
-}
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
 	struct conn *c = container_of(h, struct conn, tcp);
-	server_conn_rbuf(c);
+	if (!c->rbuf)
+		server_conn_rbuf(c);
 	*b = uv_buf_init(c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
 }
 
@@ -627,7 +573,7 @@ void server_conn_read_done(struct conn *c, ssize_t nread)
 		if (!c->closed && c->rpos != c->rlen && c->pinned == 0 && !c->xhead) {
 			/* a partial head that will never complete */
 			c->rpos = c->rlen;
-			conn_close_if_done(c);
+			server_conn_close_if_done(c);
 		}
 		return;
 	}
@@ -699,74 +645,6 @@ static void listener_take_queue(struct http_thread *t)
 		}
 		conn_start(t, c);
 	}
-}
-
-/* ------------------------------------------------------------ answers */
-
-/* The bookkeeping every answer gets, whatever the protocol: the pin, the
- * in-flight gauge, the route's count and the latency; then the protocol
- * writes it, or it is dropped when the client is gone. */
-void http_answer(struct http_exchange *ex, const struct http_answer *a)
-{
-	struct xchg *x = container_of(ex, struct xchg, pub);
-	struct conn *c = x->c;
-	INVARIANT(c != NULL);
-	INVARIANT_MSG(!x->answered, "an exchange is answered once");
-	INVARIANT(c->pinned > 0);
-	struct http_thread *t = c->t;
-	struct http_server *srv = t->srv;
-	x->answered = true;
-	c->pinned--;
-	in_flight_add(t, -1);
-	http_route_stats_count(ex->route_stats ? ex->route_stats : &srv->unmatched, a->status);
-	if (srv->m_latency) {
-		uint64_t end;
-		if (c->in_process) {
-			if (!t->answer_ns)
-				t->answer_ns = now_ns();
-			end = t->answer_ns;
-		} else {
-			end = now_ns();
-		}
-		metrics_histogram_observe_ns(srv->m_latency, end > ex->start_ns ? end - ex->start_ns : 0);
-	}
-	if (c->closed) {
-		/* the client is gone: drop the answer */
-		xchg_put(t, x);
-		conn_maybe_release(c);
-		return;
-	}
-	c->proto->respond(x, a);
-}
-
-void http_respond_headers(struct http_exchange *ex, int status, const char *content_type,
-                          const char *headers, const void *body, size_t len)
-{
-	struct http_answer a = {.status = status, .content_type = content_type,
-	                        .raw_headers = headers, .body = body, .len = len};
-	http_answer(ex, &a);
-}
-
-const char *http_exchange_protocol(const struct http_exchange *ex)
-{
-	const struct xchg *x = container_of(ex, const struct xchg, pub);
-	return x->c->proto->name;
-}
-
-void http_respond(struct http_exchange *ex, int status, const char *content_type,
-                  const void *body, size_t len)
-{
-	http_respond_headers(ex, status, content_type, NULL, body, len);
-}
-
-void http_respond_error(struct http_exchange *ex, int status, const char *message)
-{
-	struct buf *b = &ex->thread->errbuf;
-	buf_reset(b);
-	buf_puts(b, "{\"error\":");
-	json_escape(b, message, strlen(message));
-	buf_putc(b, '}');
-	http_respond_headers(ex, status, "application/json", NULL, b->data, b->len);
 }
 
 struct buf *http_scratch(struct http_exchange *ex)
@@ -866,7 +744,7 @@ static void thread_maybe_finish(struct http_thread *t)
 		t->flush = c->flush_next;
 		c->flush_next = NULL;
 		c->in_flush = false;
-		conn_maybe_release(c);
+		server_conn_maybe_release(c);
 	}
 	uv_close((uv_handle_t *)&t->tick, NULL);
 	uv_close((uv_handle_t *)&t->check, NULL);

@@ -27,6 +27,7 @@
 #include "base/buf.h"
 #include "base/invariant.h"
 #include "base/json.h"
+#include "obs/metrics.h"
 #include "http/server.h"
 #include "http/server_internal.h"
 
@@ -331,8 +332,6 @@ static void h1_service(struct conn *c)
 	h1_update_reading(c);
 }
 
-static void h1_respond(struct xchg *x, const struct http_answer *a);
-
 static void h1_timeout(struct conn *c, uint8_t kind)
 {
 	switch (kind) {
@@ -413,7 +412,9 @@ static char *put_len(char *p, size_t n)
 
 /* Append the whole answer to out: the head from constant pieces, then the
  * body.  No printf. */
-static void xchg_build(struct xchg *x, struct buf *out, const struct http_answer *a)
+/* inlined into each caller: the answer's fields then stay in registers */
+static inline __attribute__((always_inline)) void
+xchg_build(struct xchg *x, struct buf *out, const struct http_answer *a)
 {
 	int status = a->status;
 	const char *ctype = a->content_type, *headers = a->raw_headers;
@@ -475,7 +476,8 @@ static void xchg_build(struct xchg *x, struct buf *out, const struct http_answer
 /* Answers leave in request order: the FIFO's head is built straight into
  * c->out, with every answered exchange behind it; any other waits in its
  * own buffer for its turn. */
-static void h1_respond(struct xchg *x, const struct http_answer *a)
+static inline __attribute__((always_inline)) void
+h1_respond_inline(struct xchg *x, const struct http_answer *a)
 {
 	struct conn *c = x->c;
 	struct http_thread *t = c->t;
@@ -497,6 +499,94 @@ static void h1_respond(struct xchg *x, const struct http_answer *a)
 	if (!c->xhead)
 		c->xtail = NULL;
 	server_conn_schedule(c);
+}
+
+/* ------------------------------------------------------------ the public answer */
+
+/*
+ * The bookkeeping every answer gets, whatever the protocol: the pin, the
+ * in-flight gauge, the route's count and the latency; then the protocol
+ * writes it, or it is dropped when the client is gone.  It lives here,
+ * beside HTTP/1.1's answer, so that on HTTP/1.1 (the hot path) the whole
+ * answer is one inlined call chain: no call through the proto table.
+ */
+static inline void answer(struct http_exchange *ex, const struct http_answer *a)
+{
+	struct xchg *x = container_of(ex, struct xchg, pub);
+	struct conn *c = x->c;
+	INVARIANT(c != NULL);
+	INVARIANT_MSG(!x->answered, "an exchange is answered once");
+	INVARIANT(c->pinned > 0);
+	struct http_thread *t = c->t;
+	struct http_server *srv = t->srv;
+	x->answered = true;
+	c->pinned--;
+	in_flight_add(t, -1);
+	http_route_stats_count(ex->route_stats ? ex->route_stats : &srv->unmatched, a->status);
+	if (srv->m_latency) {
+		uint64_t end;
+		if (c->in_process) {
+			if (!t->answer_ns)
+				t->answer_ns = now_ns();
+			end = t->answer_ns;
+		} else {
+			end = now_ns();
+		}
+		metrics_histogram_observe_ns(srv->m_latency, end > ex->start_ns ? end - ex->start_ns : 0);
+	}
+	if (c->closed) {
+		/* the client is gone: drop the answer */
+		xchg_put(t, x);
+		server_conn_maybe_release(c);
+		return;
+	}
+	if (c->proto == &server_proto_h1)
+		h1_respond_inline(x, a);
+	else
+		c->proto->respond(x, a);
+}
+
+void http_answer(struct http_exchange *ex, const struct http_answer *a)
+{
+	answer(ex, a);
+}
+
+void http_respond_headers(struct http_exchange *ex, int status, const char *content_type,
+                          const char *headers, const void *body, size_t len)
+{
+	struct http_answer a = {.status = status, .content_type = content_type,
+	                        .raw_headers = headers, .body = body, .len = len};
+	answer(ex, &a);
+}
+
+const char *http_exchange_protocol(const struct http_exchange *ex)
+{
+	const struct xchg *x = container_of(ex, const struct xchg, pub);
+	return x->c->proto->name;
+}
+
+void http_respond(struct http_exchange *ex, int status, const char *content_type,
+                  const void *body, size_t len)
+{
+	struct http_answer a = {.status = status, .content_type = content_type,
+	                        .body = body, .len = len};
+	answer(ex, &a);
+}
+
+void http_respond_error(struct http_exchange *ex, int status, const char *message)
+{
+	struct buf *b = &ex->thread->errbuf;
+	buf_reset(b);
+	buf_puts(b, "{\"error\":");
+	json_escape(b, message, strlen(message));
+	buf_putc(b, '}');
+	http_respond_headers(ex, status, "application/json", NULL, b->data, b->len);
+}
+
+
+static void h1_respond(struct xchg *x, const struct http_answer *a)
+{
+	h1_respond_inline(x, a);
 }
 
 const struct conn_proto server_proto_h1 = {

@@ -223,12 +223,9 @@ void server_conn_write_done(struct conn *c, int status);   /* the write from wou
 void server_conn_schedule(struct conn *c);                 /* to the check phase (server_thread_flush) */
 void server_conn_close(struct conn *c);
 void server_conn_on_close(uv_handle_t *h);                 /* the close callback of c->tcp */
-void server_conn_rbuf(struct conn *c);                     /* c->rbuf is a buffer (a pool block when it had none) */
 void server_thread_flush(struct http_thread *t);           /* the check phase: write what waits */
-void server_conn_flush(struct conn *c);                    /* write c->out; close when done */
-void server_conn_rbuf_release(struct conn *c);             /* rbuf back to the pool (or free) */
-char *server_block_get(struct http_thread *t);             /* a read block from the pool */
-void server_block_put(struct http_thread *t, char *p);
+void server_conn_maybe_release(struct conn *c);            /* recycle a closed c nothing holds */
+void server_conn_close_if_done(struct conn *c);            /* after the last answer: close or linger */
 
 /* Small helpers both protocols use on their hot paths, inline. */
 static inline uint64_t now_ns(void)
@@ -293,6 +290,62 @@ static inline void io_read(struct conn *c, bool on)
 	c->t->srv->io->read(c, on);
 }
 
+
+
+/* A read block from the thread's pool, and back. */
+static inline char *server_block_get(struct http_thread *t)
+{
+	struct rblock *b = t->free_blocks;
+	if (b) {
+		t->free_blocks = b->next;
+		return (char *)b;
+	}
+	char *p = malloc(t->srv->block_size);
+	INVARIANT(p != NULL);
+	return p;
+}
+static inline void server_block_put(struct http_thread *t, char *p)
+{
+	struct rblock *b = (struct rblock *)(void *)p;
+	b->next = t->free_blocks;
+	t->free_blocks = b;
+}
+/* c->rbuf is a buffer (a pool block when it had none). */
+static inline void server_conn_rbuf(struct conn *c)
+{
+	if (!c->rbuf) {
+		c->rbuf = server_block_get(c->t);
+		c->rcap = c->t->srv->block_size;
+		c->rlen = c->rpos = 0;
+		c->rbig = false;
+	}
+}
+
+/* Give the read buffer back: to the pool, or to malloc when it was big. */
+static inline void server_conn_rbuf_release(struct conn *c)
+{
+	if (!c->rbuf)
+		return;
+	if (c->rbig)
+		free(c->rbuf);
+	else
+		server_block_put(c->t, c->rbuf);
+	c->rbuf = NULL;
+	c->rbig = false;
+	c->rcap = c->rlen = c->rpos = 0;
+}
+/* Write what c->out holds; then close, or linger, if c is done. */
+static inline void server_conn_flush(struct conn *c)
+{
+	if (c->closed)
+		return;
+	if (!c->writing && c->out.len && c->t->srv->io->write_out(c) < 0) {
+		server_conn_close(c);
+		return;
+	}
+	if (!c->lingering && !c->writing && !c->out.len && !c->xhead && !c->pinned && !c->body_x)
+		server_conn_close_if_done(c);
+}
 
 /* The handler's turn: x, complete (its request, its body), is pinned on c
  * until answered. */
