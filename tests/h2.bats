@@ -225,3 +225,20 @@ h2raw() {
 	run grpc_call "$SERVER_PORT" /grpc.health.v1.Health/Check ''
 	assert_output 'OK 0801'
 }
+
+@test "grpc: UserService/GetUser answers a user, NOT_FOUND, and INVALID_ARGUMENT for a bad id or message" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	# UserRequest{user_id: "7"} -> UserResponse{name: "user-7", age: 25}
+	run grpc_call "$SERVER_PORT" /UserService/GetUser 0a0137
+	assert_output "OK 0a06$(printf user-7 | od -An -tx1 | tr -d ' \n')1019"
+	run grpc_call "$SERVER_PORT" /UserService/GetUser 0a0130
+	assert_output 'StatusCode.NOT_FOUND no such user'
+	run grpc_call "$SERVER_PORT" /UserService/GetUser 0a03616263
+	assert_output 'StatusCode.INVALID_ARGUMENT user_id is not a number'
+	run grpc_call "$SERVER_PORT" /UserService/GetUser 0aff
+	assert_output 'StatusCode.INVALID_ARGUMENT malformed UserRequest'
+	# --no-default-routes leaves it out: UNIMPLEMENTED
+	start_server n dsys-serve --listen 127.0.0.1:0 --threads 1 --no-default-routes
+	run grpc_call "$SERVER_PORT" /UserService/GetUser 0a0137
+	assert_output --regexp '^StatusCode.UNIMPLEMENTED'
+}
