@@ -242,3 +242,50 @@ h2raw() {
 	run grpc_call "$SERVER_PORT" /UserService/GetUser 0a0137
 	assert_output --regexp '^StatusCode.UNIMPLEMENTED'
 }
+
+# grpc_watch PORT HEXREQ: stream Health/Watch; prints each message in hex,
+# then "END OK" or "END <code> <details>".
+grpc_watch() {
+	"$DSYS_PY" - "$@" <<'PY'
+import sys, grpc
+ch = grpc.insecure_channel("127.0.0.1:" + sys.argv[1])
+w = ch.unary_stream("/grpc.health.v1.Health/Watch", request_serializer=lambda b: b, response_deserializer=lambda b: b)
+try:
+    for m in w(bytes.fromhex(sys.argv[2]), timeout=20):
+        print(m.hex(), flush=True)
+    print("END OK", flush=True)
+except grpc.RpcError as e:
+    print("END", e.code(), e.details(), flush=True)
+PY
+}
+
+@test "grpc: Health/Watch streams SERVING, then NOT_SERVING when the server drains, and ends OK" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	grpc_watch "$SERVER_PORT" '' >"$BATS_TEST_TMPDIR/watch.out" 2>&1 3>&- &
+	client=$!
+	for _ in $(seq 100); do grep -q 0801 "$BATS_TEST_TMPDIR/watch.out" && break; sleep 0.05; done
+	run cat "$BATS_TEST_TMPDIR/watch.out"
+	assert_output 0801
+	st=0
+	stop_server "$SERVER_PID" || st=$?
+	DSYS_SERVER_PIDS=()
+	[ "$st" -eq 0 ]
+	wait "$client"
+	run cat "$BATS_TEST_TMPDIR/watch.out"
+	assert_output "$(printf '0801\n0802\nEND OK')"
+}
+
+@test "grpc: Health/Watch of an unknown service says SERVICE_UNKNOWN and keeps watching" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	run timeout 3 "$DSYS_PY" -c '
+import sys, grpc
+ch = grpc.insecure_channel("127.0.0.1:" + sys.argv[1])
+w = ch.unary_stream("/grpc.health.v1.Health/Watch", request_serializer=lambda b: b, response_deserializer=lambda b: b)
+it = w(bytes.fromhex("0a03666f6f"), timeout=1)
+print(next(it).hex(), flush=True)
+try:
+    next(it)
+except grpc.RpcError as e:
+    print(e.code())' "$SERVER_PORT"
+	assert_output "$(printf '0803\nStatusCode.DEADLINE_EXCEEDED')"
+}

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/invariant.h"
 #include "http/grpc.h"
 #include "http/grpc_health.pb-c.h"
 #include "http/server.h"
@@ -160,49 +161,53 @@ int grpc_parse_timeout(const char *v, size_t len, uint64_t *ms)
 
 #define HEALTH_PREFIX "/grpc.health.v1.Health/"
 
+int grpc_health_service(const struct http_exchange *ex)
+{
+	const uint8_t *msg;
+	size_t len;
+	int st = grpc_unary_message(ex, &msg, &len);
+	if (st != 0)
+		return -st;
+	Grpc__Health__V1__HealthCheckRequest *req =
+		grpc__health__v1__health_check_request__unpack(NULL, len, msg);
+	if (!req)
+		return -GRPC_INVALID_ARGUMENT;
+	bool known = !req->service || req->service[0] == '\0';
+	grpc__health__v1__health_check_request__free_unpacked(req, NULL);
+	return known ? 1 : 0;
+}
+
+size_t grpc_health_frame(int serving_status, uint8_t *out)
+{
+	Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+	resp.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)serving_status;
+	size_t n = grpc__health__v1__health_check_response__get_packed_size(&resp);
+	INVARIANT(n + GRPC_PREFIX <= GRPC_HEALTH_FRAME_MAX);
+	out[0] = 0;
+	out[1] = out[2] = out[3] = 0;
+	out[4] = (uint8_t)n;
+	grpc__health__v1__health_check_response__pack(&resp, out + GRPC_PREFIX);
+	return n + GRPC_PREFIX;
+}
+
 bool grpc_health_serve(struct http_exchange *ex)
 {
 	const struct http_request *r = &ex->req;
 	size_t pl = sizeof HEALTH_PREFIX - 1;
-	if (r->path_len < pl || memcmp(r->path, HEALTH_PREFIX, pl) != 0)
-		return false;
-	const char *method = r->path + pl;
-	size_t ml = r->path_len - pl;
-	if (ml != 5 || memcmp(method, "Check", 5) != 0) {
-		/* Watch needs a streamed answer, which the core does not offer yet */
-		grpc_answer(ex, NULL, 0, GRPC_UNIMPLEMENTED, "method not implemented");
+	if (r->path_len != pl + 5 || memcmp(r->path, HEALTH_PREFIX "Check", pl + 5) != 0)
+		return false;   /* Watch is the core's (server_h2.c): it streams */
+	int known = grpc_health_service(ex);
+	if (known < 0) {
+		grpc_answer(ex, NULL, 0, -known, "malformed HealthCheckRequest");
 		return true;
 	}
-	const uint8_t *msg;
-	size_t len;
-	int st = grpc_unary_message(ex, &msg, &len);
-	if (st != 0) {
-		grpc_answer(ex, NULL, 0, st, "malformed HealthCheckRequest");
-		return true;
-	}
-	Grpc__Health__V1__HealthCheckRequest *req =
-		grpc__health__v1__health_check_request__unpack(NULL, len, msg);
-	if (!req) {
-		grpc_answer(ex, NULL, 0, GRPC_INVALID_ARGUMENT, "malformed HealthCheckRequest");
-		return true;
-	}
-	bool known = !req->service || req->service[0] == '\0';
-	grpc__health__v1__health_check_request__free_unpacked(req, NULL);
 	if (!known) {
 		grpc_answer(ex, NULL, 0, GRPC_NOT_FOUND, "unknown service");
 		return true;
 	}
-	Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
-	resp.status = http_thread_draining(ex->thread)
-	                  ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
-	                  : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
-	uint8_t out[16];
-	size_t n = grpc__health__v1__health_check_response__get_packed_size(&resp);
-	if (n > sizeof out) {
-		grpc_answer(ex, NULL, 0, GRPC_INTERNAL, "response too large");
-		return true;
-	}
-	grpc__health__v1__health_check_response__pack(&resp, out);
-	grpc_answer_message(ex, out, n);
+	uint8_t out[GRPC_HEALTH_FRAME_MAX];
+	size_t n = grpc_health_frame(http_thread_draining(ex->thread) ? GRPC_HEALTH_NOT_SERVING
+	                                                                : GRPC_HEALTH_SERVING, out);
+	grpc_answer(ex, out, n, GRPC_OK, NULL);
 	return true;
 }

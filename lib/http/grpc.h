@@ -21,7 +21,9 @@
  *   UNAVAILABLE ... else UNKNOWN), its body as grpc-message;
  * - /grpc.health.v1.Health/Check is answered by the core itself, before
  *   the program's handler: SERVING, or NOT_SERVING while the server
- *   drains; a service name other than "" is NOT_FOUND.
+ *   drains; a service name other than "" is NOT_FOUND.  Watch is too: it
+ *   streams SERVING at once (SERVICE_UNKNOWN for another name), then
+ *   NOT_SERVING when the drain starts, and ends with OK.
  *
  * Messages compressed by the client (flag 1) are refused with
  * UNIMPLEMENTED: we announce no grpc-accept-encoding, so a client may not
@@ -100,8 +102,21 @@ int grpc_status_from_http(int http_status);
  */
 int grpc_parse_timeout(const char *v, size_t len, uint64_t *ms);
 
-/* grpc.health.v1.Health: answers ex and returns true when it is a Health
- * call; false (ex untouched) otherwise.  server_h2.c calls this first. */
+/* grpc.health.v1.Health/Check: answers ex and returns true when it is
+ * that call; false (ex untouched) otherwise.  server_h2.c calls this
+ * first; Watch, which streams, is server_h2.c's own. */
 bool grpc_health_serve(struct http_exchange *ex);
+
+/* HealthCheckResponse.ServingStatus, the wire's numbers. */
+enum { GRPC_HEALTH_SERVING = 1, GRPC_HEALTH_NOT_SERVING = 2, GRPC_HEALTH_SERVICE_UNKNOWN = 3 };
+#define GRPC_HEALTH_FRAME_MAX 16
+
+/* The HealthCheckRequest of a Health call: 1 when it names the server as
+ * a whole (service ""), 0 for another service, or -status when malformed. */
+int grpc_health_service(const struct http_exchange *ex);
+
+/* A framed HealthCheckResponse with that status into out (at least
+ * GRPC_HEALTH_FRAME_MAX bytes); its length. */
+size_t grpc_health_frame(int serving_status, uint8_t *out);
 
 #endif

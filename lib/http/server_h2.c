@@ -86,6 +86,8 @@ struct h2_stream {
 	bool grpc;                       /* content-type application/grpc */
 	bool grpc_deadline;              /* deadline is grpc-timeout's, not the request's */
 	bool dispatched, answered, too_big, body_too_big;
+	bool watch;                      /* a grpc.health.v1 Watch: the body streams */
+	bool ended;                      /* ... and its last message is in out */
 };
 
 struct h2_session {
@@ -157,6 +159,13 @@ static ssize_t h2_read_body(nghttp2_session *ng, int32_t id, uint8_t *dst, size_
 	if (n)
 		memcpy(dst, st->out.data + st->out_pos, n);
 	st->out_pos += n;
+	if (st->out_pos == st->out.len && st->watch && !st->ended) {
+		if (n)
+			return (ssize_t)n;
+		buf_reset(&st->out);   /* all sent: the next message starts at 0 */
+		st->out_pos = 0;
+		return NGHTTP2_ERR_DEFERRED;   /* resumed when the drain writes more */
+	}
 	if (st->out_pos == st->out.len) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 		if (st->ntrailers) {
@@ -248,7 +257,7 @@ static void h2_submit(struct h2_stream *st, const struct http_answer *in, bool h
 		p = eol + 2;
 	}
 	char clen[24];
-	if (!bodyless && a.n_trailers == 0) {
+	if (!bodyless && a.n_trailers == 0 && !st->watch) {
 		int l = snprintf(clen, sizeof clen, "%zu", a.len);
 		o[n++] = (struct nv_off){ans_put(st, "content-length", 14, false), 14,
 		                         ans_put(st, clen, (size_t)l, false), (uint32_t)l};
@@ -321,6 +330,68 @@ static void h2_respond(struct xchg *x, const struct http_answer *a)
 	xchg_put(c->t, x);
 	h2_submit(st, a, head_only);
 	server_conn_schedule(c);
+}
+
+/* ------------------------------------------------------------ health Watch */
+
+#define WATCH_PATH "/grpc.health.v1.Health/Watch"
+
+/* The Watch stream's last message and its OK trailers; nghttp2 is told
+ * there is more to send. */
+static void h2_watch_end(struct h2_stream *st, int serving_status)
+{
+	uint8_t fr[GRPC_HEALTH_FRAME_MAX];
+	size_t n = grpc_health_frame(serving_status, fr);
+	buf_append(&st->out, fr, n);
+	uint32_t no = ans_put(st, "grpc-status", 11, false);
+	uint32_t vo = ans_put(st, "0", 1, false);
+	st->trailers[0] = (nghttp2_nv){(uint8_t *)st->ans.data + no, (uint8_t *)st->ans.data + vo,
+	                               11, 1, NGHTTP2_NV_FLAG_NONE};
+	st->ntrailers = 1;
+	st->ended = true;
+	nghttp2_session_resume_data(st->s->ng, st->id);
+}
+
+/*
+ * grpc.health.v1.Health/Watch, served by the core as Check is: the current
+ * status at once, then NOT_SERVING when the drain starts, and the end.  The
+ * exchange is not handed on (nor pinned): the stream carries it.  Returns
+ * false for any other call.
+ */
+static bool h2_watch_start(struct h2_stream *st)
+{
+	struct xchg *x = st->x;
+	const struct http_request *r = &x->pub.req;
+	if (r->path_len != sizeof WATCH_PATH - 1 || memcmp(r->path, WATCH_PATH, r->path_len) != 0)
+		return false;
+	int known = grpc_health_service(&x->pub);
+	struct conn *c = st->s->c;
+	st->x = NULL;
+	x->stream = NULL;
+	xchg_put(c->t, x);
+	st->deadline = 0;
+	if (known < 0) {
+		char code[12];
+		snprintf(code, sizeof code, "%d", -known);
+		struct http_header tr[2] = {{"grpc-status", code, 11, (uint32_t)strlen(code)},
+		                            {"grpc-message", "malformed HealthCheckRequest", 12, 28}};
+		struct http_answer a = {.status = 200, .content_type = "application/grpc",
+		                        .trailers = tr, .n_trailers = 2};
+		h2_submit(st, &a, false);
+		return true;
+	}
+	uint8_t fr[GRPC_HEALTH_FRAME_MAX];
+	int status = !known ? GRPC_HEALTH_SERVICE_UNKNOWN
+	             : c->t->draining || st->s->goaway ? GRPC_HEALTH_NOT_SERVING
+	                                               : GRPC_HEALTH_SERVING;
+	size_t n = grpc_health_frame(status, fr);
+	struct http_answer a = {.status = 200, .content_type = "application/grpc",
+	                        .body = fr, .len = n};
+	st->watch = true;
+	h2_submit(st, &a, false);
+	if (status == GRPC_HEALTH_NOT_SERVING)
+		h2_watch_end(st, GRPC_HEALTH_NOT_SERVING);  /* nothing more will change */
+	return true;
 }
 
 /* ------------------------------------------------------------ requests */
@@ -397,6 +468,8 @@ static void h2_dispatch(struct h2_stream *st)
 	}
 	if (srv->m_h2_streams)
 		metrics_counter_inc(srv->m_h2_streams);
+	if (st->grpc && h2_watch_start(st))
+		return;
 	c->pinned++;
 	c->nreq++;
 	in_flight_add(c->t, 1);
@@ -692,6 +765,9 @@ static void h2_drain(struct conn *c)
 		                      NGHTTP2_NO_ERROR, NULL, 0);
 		s->goaway = true;
 	}
+	for (struct h2_stream *st = s->streams; st; st = st->next)
+		if (st->watch && !st->ended)
+			h2_watch_end(st, GRPC_HEALTH_NOT_SERVING);
 	h2_service(c);
 }
 
