@@ -170,6 +170,17 @@ h2raw() {
 	assert_output '1 8'
 }
 
+@test "h2: a body over --max-body-bytes gets 413 at once, and a request left open is reset at --body-timeout" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1 --max-body-bytes 1k --body-timeout 1s
+	h2raw "$SERVER_PORT" big-body-left-open
+	out=$output
+	# :status 413 as a literal of the static table's :status (index 8)
+	run jq -r .status_block <<<"$out"
+	assert_output --regexp '^4803343133'
+	run jq -r '.frames[] | select(.type == 3) | "\(.sid) \(.error)"' <<<"$out"
+	assert_output '1 8'
+}
+
 @test "h2: SIGTERM sends GOAWAY (NO_ERROR) to an open h2c connection and the server exits 0" {
 	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
 	"$DSYS_PY" "$H2RAW" "$SERVER_PORT" drain >"$BATS_TEST_TMPDIR/drain.out" 2>&1 3>&- &

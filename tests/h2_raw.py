@@ -194,6 +194,15 @@ def main():
         c.send(request(1, "/hello", "POST", end=False))
         fs = c.frames(lambda f: f["type"] == RST_STREAM, 6)
         res["frames"] = summary([f for f in fs if f["type"] != SETTINGS])
+    elif case == "big-body-left-open":
+        # a body over the limit, and the request never ends: 413 at once,
+        # then the stream is reset at the body deadline
+        c = start(port)
+        c.send(request(1, "/hello", "POST", end=False) + frame(DATA, 0, 1, b"x" * 2048))
+        fs = c.frames(lambda f: f["type"] == RST_STREAM, 6)
+        res["frames"] = summary([f for f in fs if f["type"] != SETTINGS])
+        hdr = [f for f in fs if f["type"] == HEADERS and f["sid"] == 1]
+        res["status_block"] = hdr[0]["payload"].hex() if hdr else None
     elif case == "drain":
         c = start(port)
         c.send(request(1, "/hello"))

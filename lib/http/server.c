@@ -471,7 +471,8 @@ void server_conn_close_if_done(struct conn *c)
 	if (c->writing || c->out.len || c->xhead || c->pinned || c->body_x)
 		return;
 	bool done = c->stop_parse || c->eof ||
-	            (c->t->draining && c->rpos == c->rlen && c->nreq > 0);
+	            (c->t->draining && !c->proto->drain && c->rpos == c->rlen && c->nreq > 0);
+	/* (HTTP/2 decides for itself when a drain is done: its streams) */
 	if (!done)
 		return;
 	if (c->eof) {

@@ -642,8 +642,10 @@ static void h2_update_deadline(struct conn *c)
 	struct h2_session *s = c->h2;
 	struct http_server *srv = c->t->srv;
 	uint64_t dl = 0;
+	/* a request not complete keeps its deadline even when answered early
+	 * (413, 431): its stream must not stay half open for ever */
 	for (struct h2_stream *st = s->streams; st; st = st->next)
-		if (st->deadline && !st->answered && (!dl || st->deadline < dl))
+		if (st->deadline && (!st->answered || !st->dispatched) && (!dl || st->deadline < dl))
 			dl = st->deadline;
 	if (dl) {
 		c->dl_kind = DL_BODY;
@@ -727,7 +729,7 @@ static void h2_timeout(struct conn *c, uint8_t kind)
 	struct h2_stream *next;
 	for (struct h2_stream *st = s->streams; st; st = next) {
 		next = st->next;
-		if (!st->deadline || st->deadline > now || st->answered)
+		if (!st->deadline || st->deadline > now || (st->answered && st->dispatched))
 			continue;
 		st->deadline = 0;
 		if (st->dispatched && st->grpc_deadline) {
