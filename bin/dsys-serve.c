@@ -341,6 +341,42 @@ static void user_get(struct http_exchange *ex, void *arg)
 	grpc_answer_message(ex, out, n);
 }
 
+/* ListUsers: count users (at most 10000) from first, streamed one message
+ * each; the ids past 1000000 end the list early. */
+static void user_list(struct http_exchange *ex, void *arg)
+{
+	(void)arg;
+	const uint8_t *msg;
+	size_t len;
+	int st = grpc_unary_message(ex, &msg, &len);
+	UserListRequest *req = st ? NULL : user_list_request__unpack(NULL, len, msg);
+	if (!req) {
+		grpc_answer(ex, NULL, 0, st ? st : GRPC_INVALID_ARGUMENT, "malformed UserListRequest");
+		return;
+	}
+	uint64_t first = req->first ? req->first : 1, count = req->count;
+	user_list_request__free_unpacked(req, NULL);
+	if (count > 10000) {
+		grpc_answer(ex, NULL, 0, GRPC_OUT_OF_RANGE, "count is over 10000");
+		return;
+	}
+	grpc_stream_begin(ex);
+	for (uint64_t id = first; id < first + count && id <= 1000000; id++) {
+		char name[32];
+		snprintf(name, sizeof name, "user-%llu", (unsigned long long)id);
+		UserResponse resp = USER_RESPONSE__INIT;
+		resp.name = name;
+		resp.age = (int32_t)(18 + id % 60);
+		uint8_t out[64];
+		size_t n = user_response__get_packed_size(&resp);
+		INVARIANT(n <= sizeof out);
+		user_response__pack(&resp, out);
+		if (grpc_stream_send(ex, out, n) < 0)
+			break;   /* the client is gone */
+	}
+	grpc_stream_end(ex, GRPC_OK, NULL);
+}
+
 static void config_free(struct config *cfg)
 {
 	for (size_t i = 0; i < cfg->nroutes; i++) {
@@ -399,6 +435,7 @@ int main(int argc, char **argv)
 		http_route_add_static(router, "GET", "/hello", "text/plain", hello_body,
 		                      sizeof hello_body - 1);
 		http_route_add(router, "POST", "/UserService/GetUser", user_get, NULL);
+		http_route_add(router, "POST", "/UserService/ListUsers", user_list, NULL);
 	}
 	http_route_add_health(router);
 	http_route_add_metrics(router, reg);

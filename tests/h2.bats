@@ -300,3 +300,45 @@ except grpc.RpcError as e:
     print(e.code())' "$SERVER_PORT"
 	assert_output "$(printf '0803\nStatusCode.DEADLINE_EXCEEDED')"
 }
+
+@test "grpc: UserService/ListUsers streams 10000 messages through the client's window, and a cancelled call ends cleanly" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	run "$DSYS_PY" - "$SERVER_PORT" <<'PY'
+import sys, grpc
+ch = grpc.insecure_channel("127.0.0.1:" + sys.argv[1])
+w = ch.unary_stream("/UserService/ListUsers", request_serializer=lambda b: b, response_deserializer=lambda b: b)
+# UserListRequest{first: 5, count: 3}
+print(" ".join(m.hex() for m in w(bytes.fromhex("08051003"), timeout=10)))
+# {first: 1, count: 10000}: about 178 KB, over the 64 KiB initial window
+ms = list(w(bytes.fromhex("0801109027"[:6] + "904e"), timeout=30))
+print(len(ms), ms[-1].hex())
+# count over the limit: OUT_OF_RANGE, before any message
+try:
+    list(w(bytes.fromhex("080110a09c01"), timeout=10))
+except grpc.RpcError as e:
+    print(e.code())
+# cancel after the first message
+it = w(bytes.fromhex("0801109027"[:6] + "904e"), timeout=30)
+next(it)
+it.cancel()
+print("cancelled")
+PY
+	assert_line --index 0 "0a06757365722d351017 0a06757365722d361018 0a06757365722d371019"
+	assert_line --index 1 "10000 0a0a757365722d3130303030103a"
+	assert_line --index 2 "StatusCode.OUT_OF_RANGE"
+	assert_line --index 3 "cancelled"
+	# and the server goes on
+	run grpc_call "$SERVER_PORT" /grpc.health.v1.Health/Check ''
+	assert_output 'OK 0801'
+}
+
+@test "h2: a streamed answer over HTTP/1.1 arrives whole, with Content-Length" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	# one framed UserListRequest{first: 5, count: 3}
+	printf '\0\0\0\0\004\010\005\020\003' >"$BATS_TEST_TMPDIR/req.bin"
+	run bash -c "curl -s --http1.1 -D - -o '$BATS_TEST_TMPDIR/body.bin' -H 'content-type: application/grpc' --data-binary @'$BATS_TEST_TMPDIR/req.bin' http://127.0.0.1:$SERVER_PORT/UserService/ListUsers | tr -d '\r'"
+	assert_line 'Content-Length: 45'
+	assert_line 'Content-Type: application/grpc'
+	run bash -c "od -An -tx1 '$BATS_TEST_TMPDIR/body.bin' | tr -d ' \n'"
+	assert_output "000000000a0a06757365722d351017000000000a0a06757365722d361018000000000a0a06757365722d371019"
+}

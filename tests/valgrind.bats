@@ -263,7 +263,13 @@ incr_args=(-m POST -H 'Content-Type: application/json' -b '{"key":"k","by":1}')
 import sys, grpc
 ch = grpc.insecure_channel("127.0.0.1:" + sys.argv[1])
 f = ch.unary_unary("/grpc.health.v1.Health/Check", request_serializer=lambda b: b, response_deserializer=lambda b: b)
-print(f(b"", timeout=30).hex())' "$SERVER_PORT"
-	assert_output 0801
+print(f(b"", timeout=30).hex())
+w = ch.unary_stream("/UserService/ListUsers", request_serializer=lambda b: b, response_deserializer=lambda b: b)
+print(len(list(w(bytes.fromhex("0801109003"), timeout=30))))
+it = w(bytes.fromhex("080110904e"), timeout=30)
+next(it)
+it.cancel()' "$SERVER_PORT"
+	assert_line --index 0 0801
+	assert_line --index 1 400
 	vg_stop
 }

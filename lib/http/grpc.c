@@ -84,10 +84,11 @@ static size_t grpc_percent_encode(char *dst, size_t cap, const char *s)
 	return o;
 }
 
-void grpc_answer(struct http_exchange *ex, const void *framed, size_t len, int status,
-                 const char *message)
+/* grpc-status (and grpc-message) as trailers into tr[2], with their
+ * text in code[12] and msg[512]; how many. */
+static uint32_t grpc_trailers(struct http_header tr[2], char *code, char *msg, int status,
+                              const char *message)
 {
-	char code[12], msg[512];
 	int n = 0;
 	unsigned u = status < 0 ? GRPC_UNKNOWN : (unsigned)status;
 	if (u > 99)
@@ -96,19 +97,49 @@ void grpc_answer(struct http_exchange *ex, const void *framed, size_t len, int s
 		code[n++] = (char)('0' + u / 10);
 	code[n++] = (char)('0' + u % 10);
 	code[n] = '\0';
-	struct http_header tr[2] = {
-		{.name = "grpc-status", .name_len = 11, .value = code, .value_len = (uint32_t)n},
-	};
-	uint32_t ntr = 1;
-	if (message) {
-		size_t ml = grpc_percent_encode(msg, sizeof msg, message);
-		tr[1] = (struct http_header){.name = "grpc-message", .name_len = 12,
-		                             .value = msg, .value_len = (uint32_t)ml};
-		ntr = 2;
-	}
+	tr[0] = (struct http_header){.name = "grpc-status", .name_len = 11, .value = code,
+	                             .value_len = (uint32_t)n};
+	if (!message)
+		return 1;
+	size_t ml = grpc_percent_encode(msg, 512, message);
+	tr[1] = (struct http_header){.name = "grpc-message", .name_len = 12, .value = msg,
+	                             .value_len = (uint32_t)ml};
+	return 2;
+}
+
+void grpc_answer(struct http_exchange *ex, const void *framed, size_t len, int status,
+                 const char *message)
+{
+	char code[12], msg[512];
+	struct http_header tr[2];
+	uint32_t ntr = grpc_trailers(tr, code, msg, status, message);
 	struct http_answer a = {.status = 200, .content_type = "application/grpc",
 	                        .body = framed, .len = len, .trailers = tr, .n_trailers = ntr};
 	http_answer(ex, &a);
+}
+
+void grpc_stream_begin(struct http_exchange *ex)
+{
+	struct http_answer a = {.status = 200, .content_type = "application/grpc"};
+	http_stream_begin(ex, &a);
+}
+
+int grpc_stream_send(struct http_exchange *ex, const void *msg, size_t len)
+{
+	uint8_t pre[GRPC_PREFIX] = {0, (uint8_t)(len >> 24), (uint8_t)(len >> 16),
+	                            (uint8_t)(len >> 8), (uint8_t)len};
+	int r = http_stream_write(ex, pre, sizeof pre);
+	if (r == 0 && len)
+		r = http_stream_write(ex, msg, len);
+	return r;
+}
+
+void grpc_stream_end(struct http_exchange *ex, int status, const char *message)
+{
+	char code[12], msg[512];
+	struct http_header tr[2];
+	uint32_t ntr = grpc_trailers(tr, code, msg, status, message);
+	http_stream_end(ex, tr, ntr);
 }
 
 void grpc_answer_message(struct http_exchange *ex, const void *msg, size_t len)

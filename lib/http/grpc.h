@@ -93,6 +93,15 @@ void grpc_answer(struct http_exchange *ex, const void *framed, size_t len, int s
 /* One unframed message, framed here (through http_scratch), with OK. */
 void grpc_answer_message(struct http_exchange *ex, const void *msg, size_t len);
 
+/*
+ * A server-streaming answer: grpc_stream_begin, one grpc_stream_send per
+ * message (0, or -EPIPE when the client is gone), grpc_stream_end with the
+ * call's status (message NULL for none).
+ */
+void grpc_stream_begin(struct http_exchange *ex);
+int grpc_stream_send(struct http_exchange *ex, const void *msg, size_t len);
+void grpc_stream_end(struct http_exchange *ex, int status, const char *message);
+
 /* The gRPC status an HTTP status maps to (the table in the comment above). */
 int grpc_status_from_http(int http_status);
 

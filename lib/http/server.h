@@ -265,6 +265,22 @@ struct http_answer {
  * http_respond. */
 void http_answer(struct http_exchange *ex, const struct http_answer *a);
 
+/*
+ * A streamed answer, instead of one http_answer: the head (status,
+ * content type, headers; head->body, if any, is the first piece), then
+ * any number of pieces, then the end with trailers.  ex stays the
+ * handler's (pinned) until http_stream_end; every call on its loop thread.
+ * On HTTP/2 each piece leaves as it comes, as the peer's window allows
+ * (what waits is buffered: a handler that streams much should watch
+ * http_exchange_gone and pace itself).  HTTP/1.1 gathers the pieces and
+ * sends the whole answer at the end, with Content-Length and without the
+ * trailers.  http_stream_write returns 0, or -EPIPE once the client is
+ * gone (the handler still ends the answer).
+ */
+void http_stream_begin(struct http_exchange *ex, const struct http_answer *head);
+int http_stream_write(struct http_exchange *ex, const void *data, size_t len);
+void http_stream_end(struct http_exchange *ex, const struct http_header *trailers, uint32_t n);
+
 /* The protocol ex arrived over: "http/1.1" or "h2". */
 const char *http_exchange_protocol(const struct http_exchange *ex);
 

@@ -22,6 +22,8 @@
  * the buffer is compacted, grown or released (h1_tidy) only when nothing
  * is pinned.
  * */
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/buf.h"
@@ -510,7 +512,23 @@ h1_respond_inline(struct xchg *x, const struct http_answer *a)
  * beside HTTP/1.1's answer, so that on HTTP/1.1 (the hot path) the whole
  * answer is one inlined call chain: no call through the proto table.
  */
+static inline bool answer_account(struct http_exchange *ex, int status);
+
 static inline void answer(struct http_exchange *ex, const struct http_answer *a)
+{
+	struct xchg *x = container_of(ex, struct xchg, pub);
+	struct conn *c = x->c;
+	INVARIANT_MSG(!x->streaming, "a streamed answer ends with http_stream_end");
+	if (!answer_account(ex, a->status))
+		return;
+	if (c->proto == &server_proto_h1)
+		h1_respond_inline(x, a);
+	else
+		c->proto->respond(x, a);
+}
+
+/* The bookkeeping: false when the client is gone and x was put back. */
+static inline bool answer_account(struct http_exchange *ex, int status)
 {
 	struct xchg *x = container_of(ex, struct xchg, pub);
 	struct conn *c = x->c;
@@ -522,7 +540,7 @@ static inline void answer(struct http_exchange *ex, const struct http_answer *a)
 	x->answered = true;
 	c->pinned--;
 	in_flight_add(t, -1);
-	http_route_stats_count(ex->route_stats ? ex->route_stats : &srv->unmatched, a->status);
+	http_route_stats_count(ex->route_stats ? ex->route_stats : &srv->unmatched, status);
 	if (srv->m_latency) {
 		uint64_t end;
 		if (c->in_process) {
@@ -538,12 +556,9 @@ static inline void answer(struct http_exchange *ex, const struct http_answer *a)
 		/* the client is gone: drop the answer */
 		xchg_put(t, x);
 		server_conn_maybe_release(c);
-		return;
+		return false;
 	}
-	if (c->proto == &server_proto_h1)
-		h1_respond_inline(x, a);
-	else
-		c->proto->respond(x, a);
+	return true;
 }
 
 void http_answer(struct http_exchange *ex, const struct http_answer *a)
@@ -583,6 +598,90 @@ void http_respond_error(struct http_exchange *ex, int status, const char *messag
 	http_respond_headers(ex, status, "application/json", NULL, b->data, b->len);
 }
 
+
+/* ------------------------------------------------------------ streamed answers */
+
+/*
+ * HTTP/1.1 gathers a streamed answer and sends it whole at the end, with a
+ * Content-Length: answers on a connection leave in order, and an answer
+ * that streamed ahead of its turn would have to wait anyway.  (gRPC, which
+ * needs streaming, is HTTP/2's.)  HTTP/2 streams each piece as it comes.
+ */
+struct h1_gather {
+	struct buf head;    /* Content-Type and the headers, as header lines */
+	struct buf body;
+};
+
+void http_stream_begin(struct http_exchange *ex, const struct http_answer *head)
+{
+	struct xchg *x = container_of(ex, struct xchg, pub);
+	struct conn *c = x->c;
+	INVARIANT_MSG(!x->answered && !x->streaming, "an exchange is answered once");
+	x->streaming = true;
+	x->stream_status = head->status;
+	if (c->proto->stream_begin) {
+		if (!c->closed)
+			c->proto->stream_begin(x, head);
+		return;
+	}
+	struct h1_gather *g = calloc(1, sizeof *g);
+	INVARIANT(g != NULL);
+	buf_init(&g->head);
+	buf_init(&g->body);
+	if (head->content_type) {
+		buf_puts(&g->head, "Content-Type: ");
+		buf_puts(&g->head, head->content_type);
+		buf_puts(&g->head, "\r\n");
+	}
+	for (uint32_t i = 0; i < head->n_headers; i++) {
+		buf_append(&g->head, head->headers[i].name, head->headers[i].name_len);
+		buf_puts(&g->head, ": ");
+		buf_append(&g->head, head->headers[i].value, head->headers[i].value_len);
+		buf_puts(&g->head, "\r\n");
+	}
+	if (head->raw_headers)
+		buf_puts(&g->head, head->raw_headers);
+	if (head->len)
+		buf_append(&g->body, head->body, head->len);
+	x->gather = g;
+}
+
+int http_stream_write(struct http_exchange *ex, const void *data, size_t len)
+{
+	struct xchg *x = container_of(ex, struct xchg, pub);
+	struct conn *c = x->c;
+	INVARIANT_MSG(x->streaming && !x->answered, "http_stream_write between begin and end");
+	if (c->closed || x->gone)
+		return -EPIPE;
+	if (c->proto->stream_write)
+		return c->proto->stream_write(x, data, len);
+	buf_append(&x->gather->body, data, len);
+	return 0;
+}
+
+void http_stream_end(struct http_exchange *ex, const struct http_header *trailers, uint32_t n)
+{
+	struct xchg *x = container_of(ex, struct xchg, pub);
+	struct conn *c = x->c;
+	INVARIANT_MSG(x->streaming && !x->answered, "http_stream_end once, after begin");
+	struct h1_gather *g = c->proto->stream_end ? NULL : x->gather;
+	if (g) {
+		/* HTTP/1.1: the whole answer now (its trailers have no place) */
+		buf_putc(&g->head, '\0');
+		struct http_answer a = {.status = x->stream_status, .raw_headers = g->head.data,
+		                        .body = g->body.data, .len = g->body.len};
+		x->streaming = false;
+		x->gather = NULL;
+		answer(ex, &a);
+		buf_free(&g->head);
+		buf_free(&g->body);
+		free(g);
+		return;
+	}
+	if (!answer_account(ex, x->stream_status))
+		return;
+	c->proto->stream_end(x, trailers, n);
+}
 
 static void h1_respond(struct xchg *x, const struct http_answer *a)
 {

@@ -45,6 +45,7 @@
  * later ones elsewhere; streams in flight finish; the connection closes
  * when no stream is open and nothing is left to write.
  */
+#include <errno.h>
 #include <nghttp2/nghttp2.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -86,7 +87,8 @@ struct h2_stream {
 	bool grpc;                       /* content-type application/grpc */
 	bool grpc_deadline;              /* deadline is grpc-timeout's, not the request's */
 	bool dispatched, answered, too_big, body_too_big;
-	bool watch;                      /* a grpc.health.v1 Watch: the body streams */
+	bool streaming;                  /* the body streams (http_stream_*, Health/Watch) */
+	bool watch;                      /* ... as a Health/Watch the drain ends */
 	bool ended;                      /* ... and its last message is in out */
 };
 
@@ -159,7 +161,7 @@ static ssize_t h2_read_body(nghttp2_session *ng, int32_t id, uint8_t *dst, size_
 	if (n)
 		memcpy(dst, st->out.data + st->out_pos, n);
 	st->out_pos += n;
-	if (st->out_pos == st->out.len && st->watch && !st->ended) {
+	if (st->out_pos == st->out.len && st->streaming && !st->ended) {
 		if (n)
 			return (ssize_t)n;
 		buf_reset(&st->out);   /* all sent: the next message starts at 0 */
@@ -257,7 +259,7 @@ static void h2_submit(struct h2_stream *st, const struct http_answer *in, bool h
 		p = eol + 2;
 	}
 	char clen[24];
-	if (!bodyless && a.n_trailers == 0 && !st->watch) {
+	if (!bodyless && a.n_trailers == 0 && !st->streaming) {
 		int l = snprintf(clen, sizeof clen, "%zu", a.len);
 		o[n++] = (struct nv_off){ans_put(st, "content-length", 14, false), 14,
 		                         ans_put(st, clen, (size_t)l, false), (uint32_t)l};
@@ -294,7 +296,7 @@ static void h2_submit(struct h2_stream *st, const struct http_answer *in, bool h
 		buf_append(&st->out, a.body, a.len);
 	st->answered = true;
 	nghttp2_data_provider prd = {.source.ptr = st, .read_callback = h2_read_body};
-	bool data = st->out.len > 0 || nt > 0;
+	bool data = st->out.len > 0 || nt > 0 || st->streaming;
 	int r = nghttp2_submit_response(st->s->ng, st->id, nv, n, data ? &prd : NULL);
 	if (r != 0)
 		nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
@@ -330,6 +332,61 @@ static void h2_respond(struct xchg *x, const struct http_answer *a)
 	xchg_put(c->t, x);
 	h2_submit(st, a, head_only);
 	server_conn_schedule(c);
+}
+
+/* ------------------------------------------------------------ streamed answers */
+
+static void h2_stream_begin(struct xchg *x, const struct http_answer *head)
+{
+	struct h2_stream *st = x->stream;
+	if (x->gone || !st)
+		return;
+	st->streaming = true;
+	h2_submit(st, head, x->head_only);
+	server_conn_schedule(x->c);
+}
+
+static int h2_stream_write(struct xchg *x, const void *data, size_t len)
+{
+	struct h2_stream *st = x->stream;
+	if (x->gone || !st)
+		return -EPIPE;
+	if (x->head_only || !len)
+		return 0;
+	buf_append(&st->out, data, len);
+	nghttp2_session_resume_data(st->s->ng, st->id);
+	server_conn_schedule(x->c);
+	return 0;
+}
+
+/* The last piece: trailers, then END_STREAM; the exchange is done. */
+static void h2_stream_end(struct xchg *x, const struct http_header *tr, uint32_t n)
+{
+	struct conn *c = x->c;
+	struct h2_stream *st = x->stream;
+	if (!x->gone && st) {
+		struct nv_off o[H2_MAX_TRAILERS];
+		size_t nt = 0;
+		for (uint32_t i = 0; i < n && nt < H2_MAX_TRAILERS; i++, nt++) {
+			o[nt].n = ans_put(st, tr[i].name, tr[i].name_len, true);
+			o[nt].nl = tr[i].name_len;
+			o[nt].v = ans_put(st, tr[i].value, tr[i].value_len, false);
+			o[nt].vl = tr[i].value_len;
+		}
+		/* ans moved no more: the pointers are final (the answer's head
+		 * was copied by nghttp2 when it was submitted) */
+		for (size_t i = 0; i < nt; i++)
+			st->trailers[i] = (nghttp2_nv){(uint8_t *)st->ans.data + o[i].n,
+			                               (uint8_t *)st->ans.data + o[i].v, o[i].nl, o[i].vl,
+			                               NGHTTP2_NV_FLAG_NONE};
+		st->ntrailers = nt;
+		st->ended = true;
+		st->x = NULL;
+		nghttp2_session_resume_data(st->s->ng, st->id);
+		server_conn_schedule(c);
+	}
+	x->stream = NULL;
+	xchg_put(c->t, x);
 }
 
 /* ------------------------------------------------------------ health Watch */
@@ -387,7 +444,7 @@ static bool h2_watch_start(struct h2_stream *st)
 	size_t n = grpc_health_frame(status, fr);
 	struct http_answer a = {.status = 200, .content_type = "application/grpc",
 	                        .body = fr, .len = n};
-	st->watch = true;
+	st->streaming = st->watch = true;
 	h2_submit(st, &a, false);
 	if (status == GRPC_HEALTH_NOT_SERVING)
 		h2_watch_end(st, GRPC_HEALTH_NOT_SERVING);  /* nothing more will change */
@@ -794,4 +851,7 @@ const struct conn_proto server_proto_h2 = {
 	.respond = h2_respond,
 	.drain = h2_drain,
 	.closed = h2_closed,
+	.stream_begin = h2_stream_begin,
+	.stream_write = h2_stream_write,
+	.stream_end = h2_stream_end,
 };

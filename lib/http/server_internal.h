@@ -54,6 +54,9 @@ struct xchg {
 	bool head_only;            /* HEAD: answer without the body */
 	bool is_error;             /* made by the server for bad input: linger after */
 	bool gone;                 /* HTTP/2: its stream was reset or timed out; the answer is dropped */
+	bool streaming;            /* http_stream_begin was called */
+	int stream_status;         /* ... with this status */
+	struct h1_gather *gather;  /* HTTP/1.1: the streamed answer, gathered */
 	void *stream;              /* HTTP/2: its stream (server_h2.c), or NULL */
 };
 
@@ -118,6 +121,11 @@ struct conn_proto {
 	void (*respond)(struct xchg *x, const struct http_answer *a);
 	void (*drain)(struct conn *c);       /* a drain starts (NULL: the core's idle close) */
 	void (*closed)(struct conn *c);      /* the connection closed: free the protocol's state */
+	/* streamed answers (NULL: gathered and sent whole, as HTTP/1.1 does) */
+	void (*stream_begin)(struct xchg *x, const struct http_answer *head);
+	int (*stream_write)(struct xchg *x, const void *data, size_t len);
+	/* after the core's bookkeeping; x is the protocol's to put back */
+	void (*stream_end)(struct xchg *x, const struct http_header *trailers, uint32_t n);
 };
 
 extern const struct conn_proto server_proto_h1;
@@ -256,7 +264,7 @@ static inline struct xchg *xchg_get(struct http_thread *t)
 	}
 	x->next = NULL;
 	x->c = NULL;
-	x->answered = x->keep_alive = x->head_only = x->is_error = x->gone = false;
+	x->answered = x->keep_alive = x->head_only = x->is_error = x->gone = x->streaming = false;
 	x->stream = NULL;
 	x->head_off = 0;
 	/* req is filled by the parser; clearing its 1.6 KiB per request would
