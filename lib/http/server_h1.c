@@ -367,7 +367,7 @@ static char *put(char *p, const void *s, size_t n)
  * from t->head, building it there when the status differs from the last
  * answer's or the Date line changed: a run of answers with one status costs
  * one copy per answer, not a reason lookup, a strlen and three copies. */
-static char *put_head_start(struct http_thread *t, char *p, int status)
+static inline __attribute__((always_inline)) char *put_head_start(struct http_thread *t, char *p, int status)
 {
 	if (status != t->head_status) {
 		struct http_server *srv = t->srv;
@@ -395,7 +395,7 @@ static char *put_head_start(struct http_thread *t, char *p, int status)
 }
 
 /* Decimal digits of n at p; the lengths of small bodies inline. */
-static char *put_len(char *p, size_t n)
+static inline __attribute__((always_inline)) char *put_len(char *p, size_t n)
 {
 	if (n < 10) {
 		*p++ = (char)('0' + n);
@@ -512,9 +512,9 @@ h1_respond_inline(struct xchg *x, const struct http_answer *a)
  * beside HTTP/1.1's answer, so that on HTTP/1.1 (the hot path) the whole
  * answer is one inlined call chain: no call through the proto table.
  */
-static inline bool answer_account(struct http_exchange *ex, int status);
+static inline __attribute__((always_inline)) bool answer_account(struct http_exchange *ex, int status);
 
-static inline void answer(struct http_exchange *ex, const struct http_answer *a)
+static inline __attribute__((always_inline)) void answer(struct http_exchange *ex, const struct http_answer *a)
 {
 	struct xchg *x = container_of(ex, struct xchg, pub);
 	struct conn *c = x->c;
@@ -528,7 +528,7 @@ static inline void answer(struct http_exchange *ex, const struct http_answer *a)
 }
 
 /* The bookkeeping: false when the client is gone and x was put back. */
-static inline bool answer_account(struct http_exchange *ex, int status)
+static inline __attribute__((always_inline)) bool answer_account(struct http_exchange *ex, int status)
 {
 	struct xchg *x = container_of(ex, struct xchg, pub);
 	struct conn *c = x->c;
