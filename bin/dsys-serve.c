@@ -22,9 +22,12 @@
 
 #include "base/buf.h"
 #include "cli/cli.h"
+#include "http/grpc.h"
 #include "http/route.h"
+#include "http/user_service.pb-c.h"
 #include "http/server.h"
 #include "base/invariant.h"
+#include "base/parse.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "obs/metrics.h"
@@ -48,7 +51,7 @@ static const struct cli_option options[] = {
 
 static const struct cli_spec spec = {
 	"dsys-serve", "[OPTION]...",
-	"A fast HTTP/1.1 microservice: GET /hello, /health, /metrics and static routes.",
+	"A fast HTTP/1.1 and h2c microservice: GET /hello, /health, /metrics, gRPC health and static routes.",
 	options,
 	"routes: GET /hello (\"Hello from dsys!\"), GET /health, GET /metrics, and each --route;\n"
 	"  --route 'GET /index.html=@public/index.html' serves a file read once at start.\n"
@@ -293,6 +296,87 @@ static int on_option(void *ctx, int id, const char *arg)
 
 static const char hello_body[] = "Hello from dsys!";
 
+/*
+ * The tutorial's UserService over gRPC (lib/http/user_service.proto):
+ * GetUser answers for user ids 1..1000000 with a made-up but stable user
+ * ("user-N", 18 + N % 60 years), NOT_FOUND for other numbers and
+ * INVALID_ARGUMENT for an id that is not a number or a malformed message.
+ * A worked example of a gRPC route, not a directory.
+ */
+static void user_get(struct http_exchange *ex, void *arg)
+{
+	(void)arg;
+	const uint8_t *msg;
+	size_t len;
+	int st = grpc_unary_message(ex, &msg, &len);
+	if (st) {
+		grpc_answer(ex, NULL, 0, st, "malformed UserRequest");
+		return;
+	}
+	UserRequest *req = user_request__unpack(NULL, len, msg);
+	if (!req) {
+		grpc_answer(ex, NULL, 0, GRPC_INVALID_ARGUMENT, "malformed UserRequest");
+		return;
+	}
+	uint64_t id = 0;
+	int e = parse_u64(req->user_id, &id);
+	user_request__free_unpacked(req, NULL);
+	if (e < 0) {
+		grpc_answer(ex, NULL, 0, GRPC_INVALID_ARGUMENT, "user_id is not a number");
+		return;
+	}
+	if (id < 1 || id > 1000000) {
+		grpc_answer(ex, NULL, 0, GRPC_NOT_FOUND, "no such user");
+		return;
+	}
+	char name[32];
+	snprintf(name, sizeof name, "user-%llu", (unsigned long long)id);
+	UserResponse resp = USER_RESPONSE__INIT;
+	resp.name = name;
+	resp.age = (int32_t)(18 + id % 60);
+	uint8_t out[64];
+	size_t n = user_response__get_packed_size(&resp);
+	INVARIANT(n <= sizeof out);
+	user_response__pack(&resp, out);
+	grpc_answer_message(ex, out, n);
+}
+
+/* ListUsers: count users (at most 10000) from first, streamed one message
+ * each; the ids past 1000000 end the list early. */
+static void user_list(struct http_exchange *ex, void *arg)
+{
+	(void)arg;
+	const uint8_t *msg;
+	size_t len;
+	int st = grpc_unary_message(ex, &msg, &len);
+	UserListRequest *req = st ? NULL : user_list_request__unpack(NULL, len, msg);
+	if (!req) {
+		grpc_answer(ex, NULL, 0, st ? st : GRPC_INVALID_ARGUMENT, "malformed UserListRequest");
+		return;
+	}
+	uint64_t first = req->first ? req->first : 1, count = req->count;
+	user_list_request__free_unpacked(req, NULL);
+	if (count > 10000) {
+		grpc_answer(ex, NULL, 0, GRPC_OUT_OF_RANGE, "count is over 10000");
+		return;
+	}
+	grpc_stream_begin(ex);
+	for (uint64_t id = first; id < first + count && id <= 1000000; id++) {
+		char name[32];
+		snprintf(name, sizeof name, "user-%llu", (unsigned long long)id);
+		UserResponse resp = USER_RESPONSE__INIT;
+		resp.name = name;
+		resp.age = (int32_t)(18 + id % 60);
+		uint8_t out[64];
+		size_t n = user_response__get_packed_size(&resp);
+		INVARIANT(n <= sizeof out);
+		user_response__pack(&resp, out);
+		if (grpc_stream_send(ex, out, n) < 0)
+			break;   /* the client is gone */
+	}
+	grpc_stream_end(ex, GRPC_OK, NULL);
+}
+
 static void config_free(struct config *cfg)
 {
 	for (size_t i = 0; i < cfg->nroutes; i++) {
@@ -347,9 +431,12 @@ int main(int argc, char **argv)
 		}
 	}
 	/* defaults after the user's routes, so a --route can replace them */
-	if (!cfg.no_defaults)
+	if (!cfg.no_defaults) {
 		http_route_add_static(router, "GET", "/hello", "text/plain", hello_body,
 		                      sizeof hello_body - 1);
+		http_route_add(router, "POST", "/UserService/GetUser", user_get, NULL);
+		http_route_add(router, "POST", "/UserService/ListUsers", user_list, NULL);
+	}
 	http_route_add_health(router);
 	http_route_add_metrics(router, reg);
 

@@ -48,3 +48,11 @@ setup() {
 	done
 	grep -q -- '- INFO {"key":"deploys","value":1}' <<<"$output"
 }
+
+@test "examples: grpc-user.sh calls the tutorial's UserService on dsys-serve through grpcio stubs from its .proto" {
+	run --separate-stderr bash examples/grpc-user.sh
+	[ "$status" -eq 0 ] || { echo "$stderr"; false; }
+	[ "${#lines[@]}" -eq 2 ] || { echo "$output"; false; }
+	echo "${lines[0]}" | jq -e '.name == "user-42" and .age == 60' >/dev/null
+	echo "${lines[1]}" | jq -e '.error == "NOT_FOUND"' >/dev/null
+}

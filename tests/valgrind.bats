@@ -245,3 +245,31 @@ incr_args=(-m POST -H 'Content-Type: application/json' -b '{"key":"k","by":1}')
 	a2=$(allocs_for "$((N1 + EXTRA))" "${counter_cmd[@]}" --store mem: -- http://127.0.0.1:PORT/incr "${batch[@]}")
 	heap_growth_ok "$a1" "$a2"
 }
+
+@test "valgrind: dsys-serve serves h2c, gRPC health and hostile HTTP/2 frames with no leak and exits 0" {
+	local raw="$BATS_TEST_DIRNAME/h2_raw.py" c
+	vg_start h2 "${serve_cmd[@]}" --body-timeout 1s
+	run curl -s --max-time 30 --http2-prior-knowledge "http://127.0.0.1:$SERVER_PORT/hello"
+	assert_output 'Hello from dsys!'
+	run bash -c "nghttp -n -s -m 50 http://127.0.0.1:$SERVER_PORT/hello | grep -c ' 200 '"
+	assert_output 50
+	# a POST body, and a stream left open when the connection ends
+	run curl -s --max-time 30 --http2-prior-knowledge -d 'x=1' "http://127.0.0.1:$SERVER_PORT/hello"
+	for c in rst-stream window-overflow big-header too-many-streams rapid-reset incomplete-request no-settings-first big-body-left-open; do
+		run timeout 60 "$DSYS_PY" "$raw" "$SERVER_PORT" "$c"
+		assert_success
+	done
+	run "$DSYS_PY" -c '
+import sys, grpc
+ch = grpc.insecure_channel("127.0.0.1:" + sys.argv[1])
+f = ch.unary_unary("/grpc.health.v1.Health/Check", request_serializer=lambda b: b, response_deserializer=lambda b: b)
+print(f(b"", timeout=30).hex())
+w = ch.unary_stream("/UserService/ListUsers", request_serializer=lambda b: b, response_deserializer=lambda b: b)
+print(len(list(w(bytes.fromhex("0801109003"), timeout=30))))
+it = w(bytes.fromhex("080110904e"), timeout=30)
+next(it)
+it.cancel()' "$SERVER_PORT"
+	assert_line --index 0 0801
+	assert_line --index 1 400
+	vg_stop
+}

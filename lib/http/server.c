@@ -47,7 +47,7 @@
  *   a big batch the socket takes whole must not leave reading stopped.
  *
  * Socket I/O goes through the few io_* functions below (io_read on/off,
- * io_write_out, io_shutdown, io_close) and the protocol through the
+ * server_conn_flush, io_shutdown, io_close) and the protocol through the
  * conn_proto table, so a second protocol (HTTP/2) can slot in without
  * touching the exchange logic.  Each io_* calls the socket backend's table
  * (struct server_io, server_internal.h), one per backend, picked at listen
@@ -103,23 +103,10 @@
 static void on_idle(uv_idle_t *h);
 static void on_check(uv_check_t *h);
 static void conn_close(struct conn *c);
-static void conn_flush(struct conn *c);
 static void thread_maybe_finish(struct http_thread *t);
 static void thread_drain(struct http_thread *t);
 static void thread_force(struct http_thread *t);
-static void xchg_build(struct xchg *x, struct buf *out, int status, const char *ctype,
-                       const char *headers, const void *body, size_t len);
-static void h1_service(struct conn *c);
-static void h1_timeout(struct conn *c, uint8_t kind);
 
-static const struct conn_proto proto_h1 = {"http/1.1", h1_service, h1_timeout};
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ------------------------------------------------------------ config */
 
@@ -137,6 +124,7 @@ void http_server_config_init(struct http_server_config *cfg)
 	cfg->drain_timeout_ms = HTTP_SERVER_DRAIN_TIMEOUT_MS;
 	cfg->linger_ms = HTTP_SERVER_LINGER_MS;
 	cfg->handle_signals = true;
+	cfg->h2_max_streams = HTTP_SERVER_H2_MAX_STREAMS;
 }
 
 /* ------------------------------------------------------------ metrics */
@@ -171,14 +159,6 @@ void http_route_stats_count(struct http_route_stats *s, int status)
 	metrics_counter_inc(m);
 }
 
-/* Only the owning thread writes its in_flight, so a relaxed load and store
- * (a plain add, no lock prefix) suffice; scrapes on other threads read it
- * atomically. */
-static inline void in_flight_add(struct http_thread *t, int64_t d)
-{
-	int64_t v = atomic_load_explicit(&t->in_flight, memory_order_relaxed);
-	atomic_store_explicit(&t->in_flight, v + d, memory_order_relaxed);
-}
 
 static double metric_in_flight(void *arg)
 {
@@ -212,74 +192,19 @@ static void server_metrics_register(struct http_server *srv)
 		"Requests handed to a handler and not answered yet.", NULL, metric_in_flight, srv);
 	srv->m_latency = metrics_histogram_register(reg, "http_request_duration_seconds",
 		"Time from a complete request head to its answer.", NULL, NULL, 0);
+	srv->m_h2_conns = metrics_counter_register(reg, "http2_connections_total",
+		"Connections that turned HTTP/2 (h2c with prior knowledge).", NULL);
+	srv->m_h2_streams = metrics_counter_register(reg, "http2_streams_total",
+		"HTTP/2 requests handed on (one per stream).", NULL);
 }
 
 /* ------------------------------------------------------------ pools */
 
-static struct xchg *xchg_get(struct http_thread *t)
-{
-	struct xchg *x = t->free_x;
-	if (x) {
-		t->free_x = x->next;
-	} else {
-		x = calloc(1, sizeof *x);
-		INVARIANT(x != NULL);
-		buf_init(&x->resp);
-	}
-	x->next = NULL;
-	x->c = NULL;
-	x->answered = x->keep_alive = x->head_only = x->is_error = false;
-	x->head_off = 0;
-	/* req is filled by the parser; clearing its 1.6 KiB per request would
-	 * be the costliest line of the hot path */
-	memset(&x->pub.body, 0, sizeof x->pub - offsetof(struct http_exchange, body));
-	x->pub.thread = t;
-	x->pub.loop = &t->loop;
-	return x;
-}
 
-static void xchg_put(struct http_thread *t, struct xchg *x)
-{
-	if (x->resp.cap > BUF_KEEP_MAX)
-		buf_free(&x->resp);
-	else if (x->resp.len)
-		buf_reset(&x->resp);
-	x->next = t->free_x;
-	t->free_x = x;
-}
 
-static char *block_get(struct http_thread *t)
-{
-	struct rblock *b = t->free_blocks;
-	if (b) {
-		t->free_blocks = b->next;
-		return (char *)b;
-	}
-	char *p = malloc(t->srv->block_size);
-	INVARIANT(p != NULL);
-	return p;
-}
 
-static void block_put(struct http_thread *t, char *p)
-{
-	struct rblock *b = (struct rblock *)(void *)p;
-	b->next = t->free_blocks;
-	t->free_blocks = b;
-}
 
 /* Give the read buffer back: to the pool, or to malloc when it was big. */
-static void conn_rbuf_release(struct conn *c)
-{
-	if (!c->rbuf)
-		return;
-	if (c->rbig)
-		free(c->rbuf);
-	else
-		block_put(c->t, c->rbuf);
-	c->rbuf = NULL;
-	c->rbig = false;
-	c->rcap = c->rlen = c->rpos = 0;
-}
 
 static struct conn *conn_get(struct http_thread *t)
 {
@@ -297,7 +222,7 @@ static struct conn *conn_get(struct http_thread *t)
 	c->out = out;
 	c->wout = wout;
 	c->t = t;
-	c->proto = &proto_h1;
+	c->proto = &server_proto_h1;
 	return c;
 }
 
@@ -317,7 +242,7 @@ static void conn_release(struct conn *c)
 		xchg_put(t, c->body_x);
 		c->body_x = NULL;
 	}
-	conn_rbuf_release(c);
+	server_conn_rbuf_release(c);
 	if (c->out.cap > BUF_KEEP_MAX)
 		buf_free(&c->out);
 	buf_reset(&c->out);
@@ -328,7 +253,7 @@ static void conn_release(struct conn *c)
 	t->free_conns = c;
 }
 
-static void conn_maybe_release(struct conn *c)
+void server_conn_maybe_release(struct conn *c)
 {
 	if (c->handle_closed && c->pinned == 0 && !c->in_flush && !c->in_process)
 		conn_release(c);
@@ -406,20 +331,7 @@ const struct server_io server_io_uv = {
 
 /* ---- the seam: the core calls the backend only through these */
 
-static void io_read(struct conn *c, bool on)
-{
-	if (c->closed)
-		return;
-	c->t->srv->io->read(c, on);
-}
 
-/* Returns 0, or a negative error (the peer is gone). */
-static int io_write_out(struct conn *c)
-{
-	if (c->writing || c->out.len == 0)
-		return 0;
-	return c->t->srv->io->write_out(c);
-}
 
 /* Shut the write side (after the last answer was written). */
 static void io_shutdown(struct conn *c)
@@ -436,11 +348,6 @@ static void io_close(struct conn *c)
 
 /* ------------------------------------------------------------ connections */
 
-static void conn_set_deadline(struct conn *c, uint8_t kind, uint64_t ms)
-{
-	c->dl_kind = kind;
-	c->deadline = uv_now(&c->t->loop) + ms;
-}
 
 static void conn_close(struct conn *c)
 {
@@ -470,6 +377,8 @@ static void conn_close(struct conn *c)
 		xchg_put(t, c->body_x);
 		c->body_x = NULL;
 	}
+	if (c->proto->closed)
+		c->proto->closed(c);
 	io_close(c);
 }
 
@@ -484,7 +393,7 @@ void server_conn_on_close(uv_handle_t *h)
 	struct http_thread *t = c->t;
 	atomic_fetch_sub_explicit(&t->srv->nconn, 1, memory_order_relaxed);
 	c->handle_closed = true;
-	conn_maybe_release(c);
+	server_conn_maybe_release(c);
 	thread_maybe_finish(t);
 }
 
@@ -531,7 +440,7 @@ void server_thread_flush(struct http_thread *t)
 		c->flush_next = NULL;
 		c->in_flush = false;
 		if (c->closed)
-			conn_maybe_release(c);
+			server_conn_maybe_release(c);
 		else if (!io->deliver || !io->deliver(c))
 			c->proto->service(c);
 	}
@@ -555,14 +464,15 @@ static bool conn_quiet(const struct conn *c)
 /* After the last answer: close, or (after an error answer, or when the
  * client may still be sending) shut the write side and keep reading for a
  * while, so the answer is not lost to a reset. */
-static void conn_close_if_done(struct conn *c)
+void server_conn_close_if_done(struct conn *c)
 {
 	if (c->closed || c->lingering)
 		return;
 	if (c->writing || c->out.len || c->xhead || c->pinned || c->body_x)
 		return;
 	bool done = c->stop_parse || c->eof ||
-	            (c->t->draining && c->rpos == c->rlen && c->nreq > 0);
+	            (c->t->draining && !c->proto->drain && c->rpos == c->rlen && c->nreq > 0);
+	/* (HTTP/2 decides for itself when a drain is done: its streams) */
 	if (!done)
 		return;
 	if (c->eof) {
@@ -571,23 +481,13 @@ static void conn_close_if_done(struct conn *c)
 	}
 	c->lingering = true;
 	c->stop_parse = true;
-	conn_rbuf_release(c);
+	server_conn_rbuf_release(c);
 	conn_set_deadline(c, DL_LINGER, c->t->srv->cfg.linger_ms);
 	io_shutdown(c);
 	if (!c->closed)
 		io_read(c, true);
 }
 
-static void conn_flush(struct conn *c)
-{
-	if (c->closed)
-		return;
-	if (io_write_out(c) < 0) {
-		conn_close(c);
-		return;
-	}
-	conn_close_if_done(c);
-}
 
 static void on_write(uv_write_t *req, int status)
 {
@@ -618,20 +518,12 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 		conn_close(c);
 }
 
-void server_conn_rbuf(struct conn *c)
-{
-	if (!c->rbuf) {
-		c->rbuf = block_get(c->t);
-		c->rcap = c->t->srv->block_size;
-		c->rlen = c->rpos = 0;
-		c->rbig = false;
-	}
-}
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
 	struct conn *c = container_of(h, struct conn, tcp);
-	server_conn_rbuf(c);
+	if (!c->rbuf)
+		server_conn_rbuf(c);
 	*b = uv_buf_init(c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
 }
 
@@ -682,7 +574,7 @@ void server_conn_read_done(struct conn *c, ssize_t nread)
 		if (!c->closed && c->rpos != c->rlen && c->pinned == 0 && !c->xhead) {
 			/* a partial head that will never complete */
 			c->rpos = c->rlen;
-			conn_close_if_done(c);
+			server_conn_close_if_done(c);
 		}
 		return;
 	}
@@ -756,480 +648,6 @@ static void listener_take_queue(struct http_thread *t)
 	}
 }
 
-/* ------------------------------------------------------------ HTTP/1.1 */
-
-/* Hand a complete request to the handler. */
-static void h1_dispatch(struct conn *c, struct xchg *x)
-{
-	struct http_thread *t = c->t;
-	struct http_server *srv = t->srv;
-	x->c = c;
-	x->pub.thread_data = t->data;
-	if (c->xtail)
-		c->xtail->next = x;
-	else
-		c->xhead = x;
-	c->xtail = x;
-	c->pinned++;
-	c->nreq++;
-	in_flight_add(t, 1);
-	srv->cfg.handler(&x->pub, srv->cfg.handler_arg);
-}
-
-/* Queue a server-made error answer after everything before it, and stop
- * reading requests from this connection.  The answer carries
- * "Connection: close", and a lingering close follows it. */
-static void h1_error(struct conn *c, int status, const char *message)
-{
-	struct http_thread *t = c->t;
-	bool was = c->in_process;
-	if (c->body_x) {
-		xchg_put(t, c->body_x);
-		c->body_x = NULL;
-	}
-	c->stop_parse = true;
-	c->linger_after = true;
-	c->rpos = c->rlen;  /* nothing after a bad request is parsed */
-	struct xchg *x = xchg_get(t);
-	x->is_error = true;
-	x->pub.req.method = HTTP_OTHER;
-	x->pub.req.m.version_minor = 1;
-	x->pub.start_ns = now_ns();
-	x->c = c;
-	if (c->xtail)
-		c->xtail->next = x;
-	else
-		c->xhead = x;
-	c->xtail = x;
-	c->pinned++;
-	in_flight_add(t, 1);
-	c->in_process = true;
-	t->answer_ns = 0;
-	http_respond_error(&x->pub, status, message);
-	c->in_process = was;
-}
-
-/* Feed buffered body bytes.  Returns 1 when the body is complete (and the
- * request was dispatched), 0 when more is needed, -1 after an error answer. */
-static int h1_read_body(struct conn *c)
-{
-	struct xchg *x = c->body_x;
-	size_t n = c->rlen - c->body_raw;
-	if (n == 0)
-		return 0;
-	char *p = c->rbuf + c->body_raw;
-	size_t consumed = 0, dlen = 0;
-	int r = http_body_feed(&c->body, p, n, &consumed, &dlen);
-	if (r < 0) {
-		h1_error(c, http_parse_status(r), http_parse_strerror(r));
-		return -1;
-	}
-	INVARIANT(consumed <= n && dlen <= consumed);
-	char *dst = c->rbuf + c->body_start + c->body_dec;
-	if (dlen && dst != p)
-		memmove(dst, p, dlen);
-	c->body_dec += dlen;
-	c->body_raw += consumed;
-	if (r == 0)
-		return 0;
-	x->pub.body = c->body_dec ? c->rbuf + c->body_start : NULL;
-	x->pub.body_len = c->body_dec;
-	c->rpos = c->body_raw;
-	c->body_x = NULL;
-	c->dl_kind = DL_NONE;
-	h1_dispatch(c, x);
-	return 1;
-}
-
-/* Parse and dispatch every complete request that is buffered, up to the
- * pipeline limit. */
-static void h1_parse(struct conn *c)
-{
-	struct http_thread *t = c->t;
-	struct http_server *srv = t->srv;
-	while (!c->closed) {
-		if (c->body_x) {
-			if (h1_read_body(c) <= 0)
-				break;
-			continue;
-		}
-		if (c->stop_parse || c->rpos == c->rlen || c->pinned >= srv->cfg.max_pipeline)
-			break;
-		struct xchg *x = xchg_get(t);
-		int r = http_parse_request(c->rbuf + c->rpos, c->rlen - c->rpos,
-		                           &srv->cfg.limits, &x->pub.req);
-		if (r == 0) {
-			xchg_put(t, x);
-			break;
-		}
-		if (r < 0) {
-			xchg_put(t, x);
-			h1_error(c, http_parse_status(r), http_parse_strerror(r));
-			break;
-		}
-		x->head_off = c->rpos;
-		c->rpos += (size_t)r;
-		if (!t->batch_ns)
-			t->batch_ns = now_ns();
-		x->pub.start_ns = t->batch_ns;
-		x->keep_alive = x->pub.req.m.keep_alive;
-		x->head_only = x->pub.req.method == HTTP_HEAD;
-		c->dl_kind = DL_NONE;
-		if (!x->keep_alive)
-			c->stop_parse = true;
-		const struct http_message *m = &x->pub.req.m;
-		if (m->body_kind == HTTP_BODY_NONE ||
-		    (m->body_kind == HTTP_BODY_LENGTH && m->content_length == 0)) {
-			h1_dispatch(c, x);
-			continue;
-		}
-		if (m->body_kind == HTTP_BODY_LENGTH && m->content_length > srv->cfg.limits.max_body) {
-			xchg_put(t, x);
-			h1_error(c, 413, "request body too large");
-			break;
-		}
-		if (m->body_kind != HTTP_BODY_LENGTH && m->body_kind != HTTP_BODY_CHUNKED) {
-			xchg_put(t, x);
-			h1_error(c, 400, "bad request framing");
-			break;
-		}
-		c->body_x = x;
-		http_body_init(&c->body, m, srv->cfg.limits.max_body);
-		c->body_start = c->body_raw = c->rpos;
-		c->body_dec = 0;
-		conn_set_deadline(c, DL_BODY, srv->cfg.body_timeout_ms);
-		if (m->expect_continue && c->rlen == c->rpos && !c->xhead)
-			buf_append(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-	}
-}
-
-/* Make the read buffer fit what comes next: give it back when empty,
- * compact a partial head to its front, make room for a body.  Only when
- * no handler holds a request that points into it. */
-static void h1_tidy(struct conn *c)
-{
-	struct http_thread *t = c->t;
-	struct http_server *srv = t->srv;
-	if (!c->rbuf || c->pinned > 0 || c->lingering)
-		return;
-	if (!c->body_x) {
-		if (c->rpos == c->rlen) {
-			conn_rbuf_release(c);
-			return;
-		}
-		size_t left = c->rlen - c->rpos;
-		if (c->rbig && left <= srv->block_size) {
-			char *nb = block_get(t);
-			memcpy(nb, c->rbuf + c->rpos, left);
-			free(c->rbuf);
-			c->rbuf = nb;
-			c->rbig = false;
-			c->rcap = srv->block_size;
-		} else if (c->rpos > 0) {
-			memmove(c->rbuf, c->rbuf + c->rpos, left);
-		}
-		c->rlen = left;
-		c->rpos = 0;
-		return;
-	}
-	struct xchg *x = c->body_x;
-	size_t off = x->head_off;
-	size_t used = c->rlen - off;
-	size_t head_len = x->pub.req.m.head_len;
-	size_t need;
-	if (c->body.kind == HTTP_BODY_LENGTH) {
-		need = head_len + (size_t)x->pub.req.m.content_length;
-		if (need < used)
-			need = used;
-	} else {
-		/* chunked: grow by doubling when full, up to what max_body needs */
-		need = used;
-		if (c->rlen == c->rcap) {
-			size_t most = head_len + (size_t)srv->cfg.limits.max_body + srv->block_size;
-			need = c->rcap * 2 > most ? most : c->rcap * 2;
-			if (need < used + 1)
-				need = used + 1;
-		}
-	}
-	if (off == 0 && need <= c->rcap)
-		return;
-	if (need <= c->rcap) {
-		memmove(c->rbuf, c->rbuf + off, used);
-	} else {
-		bool big = need > srv->block_size;
-		char *nb = big ? malloc(need) : block_get(t);
-		INVARIANT(nb != NULL);
-		memcpy(nb, c->rbuf + off, used);
-		if (c->rbig)
-			free(c->rbuf);
-		else
-			block_put(t, c->rbuf);
-		c->rbuf = nb;
-		c->rbig = big;
-		c->rcap = big ? need : srv->block_size;
-	}
-	c->rlen = used;
-	c->rpos -= off;
-	c->body_start -= off;
-	c->body_raw -= off;
-	x->head_off = 0;
-	/* the head moved: parse it again where it is now (cheap, and the
-	 * parser is the only thing that knows every pointer it set) */
-	int r = http_parse_request(c->rbuf, head_len, &srv->cfg.limits, &x->pub.req);
-	INVARIANT(r == (int)head_len);
-}
-
-static void h1_update_deadline(struct conn *c)
-{
-	struct http_server *srv = c->t->srv;
-	if (c->lingering || c->closed)
-		return;
-	if (c->body_x) {
-		if (c->dl_kind != DL_BODY)
-			conn_set_deadline(c, DL_BODY, srv->cfg.body_timeout_ms);
-	} else if (c->rpos < c->rlen && !c->stop_parse) {
-		if (c->dl_kind != DL_HEADER)
-			conn_set_deadline(c, DL_HEADER, srv->cfg.header_timeout_ms);
-	} else if (c->pinned == 0 && !c->xhead) {
-		if (c->nreq > 0 || c->stop_parse)
-			conn_set_deadline(c, DL_IDLE, srv->cfg.idle_timeout_ms);
-		/* a fresh connection keeps the header deadline set at accept */
-	} else {
-		c->dl_kind = DL_NONE;
-	}
-}
-
-static void h1_update_reading(struct conn *c)
-{
-	struct http_server *srv = c->t->srv;
-	if (c->closed || c->lingering)
-		return;
-	bool want = !c->eof;
-	if (c->stop_parse && !c->body_x)
-		want = false;
-	if (!c->body_x && c->pinned >= srv->cfg.max_pipeline)
-		want = false;
-	if (c->out.len + c->wout.len > OUT_BACKLOG_MAX)
-		want = false;
-	if (c->rbuf && c->rlen == c->rcap)
-		want = false;  /* until answers unpin the buffer and h1_tidy makes room */
-	io_read(c, want);
-}
-
-static void h1_service(struct conn *c)
-{
-	if (c->closed || c->lingering)
-		return;
-	/* one clock reading for every head of this pass, one for every answer
-	 * given inside it: a pipelined burst costs two, not two per request,
-	 * and a pass that completes no head (a write done, late answers) none */
-	c->t->batch_ns = 0;
-	c->t->answer_ns = 0;
-	c->in_process = true;
-	h1_parse(c);
-	c->in_process = false;
-	h1_tidy(c);
-	h1_update_deadline(c);
-	/* flush before deciding on reading: the backlog test must see what the
-	 * write left, or a batch over OUT_BACKLOG_MAX that the socket took
-	 * whole would stop reading with no write left to restart it */
-	conn_flush(c);
-	h1_update_reading(c);
-}
-
-static void h1_timeout(struct conn *c, uint8_t kind)
-{
-	switch (kind) {
-	case DL_HEADER:
-		if (c->rpos == c->rlen && !c->body_x) {
-			/* nothing of a request arrived: close quietly, as nginx does */
-			conn_close(c);
-			return;
-		}
-		/* fallthrough */
-	case DL_BODY:
-		h1_error(c, 408, "request timed out");
-		h1_service(c);
-		return;
-	default:
-		conn_close(c);
-		return;
-	}
-}
-
-/* ------------------------------------------------------------ answers */
-
-static char *put(char *p, const void *s, size_t n)
-{
-	memcpy(p, s, n);
-	return p + n;
-}
-#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
-
-/* The head's first lines for status ("HTTP/1.1 200 OK", Server, Date)
- * from t->head, building it there when the status differs from the last
- * answer's or the Date line changed: a run of answers with one status costs
- * one copy per answer, not a reason lookup, a strlen and three copies. */
-static char *put_head_start(struct http_thread *t, char *p, int status)
-{
-	if (status != t->head_status) {
-		struct http_server *srv = t->srv;
-		const char *reason = http_status_reason(status);
-		if (!reason)
-			reason = "";
-		size_t rlen = strlen(reason);
-		if (rlen > 64)
-			rlen = 64;  /* the reserve in xchg_build counts on this bound */
-		char *h = t->head;
-		h = PUT_LIT(h, "HTTP/1.1 ");
-		*h++ = (char)('0' + status / 100);
-		*h++ = (char)('0' + status / 10 % 10);
-		*h++ = (char)('0' + status % 10);
-		*h++ = ' ';
-		h = put(h, reason, rlen);
-		h = PUT_LIT(h, "\r\n");
-		h = put(h, srv->server_line, srv->server_line_len);
-		h = put(h, t->date, t->date_len);
-		t->head_len = (size_t)(h - t->head);
-		INVARIANT(t->head_len <= sizeof t->head);
-		t->head_status = status;
-	}
-	return put(p, t->head, t->head_len);
-}
-
-/* Decimal digits of n at p; the lengths of small bodies inline. */
-static char *put_len(char *p, size_t n)
-{
-	if (n < 10) {
-		*p++ = (char)('0' + n);
-	} else if (n < 100) {
-		*p++ = (char)('0' + n / 10);
-		*p++ = (char)('0' + n % 10);
-	} else if (n < 1000) {
-		*p++ = (char)('0' + n / 100);
-		*p++ = (char)('0' + n / 10 % 10);
-		*p++ = (char)('0' + n % 10);
-	} else {
-		p += fmt_u64(p, n);
-	}
-	return p;
-}
-
-/* Append the whole answer to out: the head from constant pieces, then the
- * body.  No printf. */
-static void xchg_build(struct xchg *x, struct buf *out, int status, const char *ctype,
-                       const char *headers, const void *body, size_t len)
-{
-	struct http_thread *t = x->pub.thread;
-	struct conn *c = x->c;
-	bool close = !x->keep_alive || x->is_error || t->draining;
-	if (close)
-		c->stop_parse = true;
-	if (x->is_error)
-		c->linger_after = true;
-	if (status < 100 || status > 999)
-		status = 500;
-	bool bodyless = status == 204 || status == 304 || status < 200;
-	size_t clen = ctype ? strlen(ctype) : 0;
-	size_t hlen = headers ? strlen(headers) : 0;
-	/* head[] bounds the head's first lines; the rest of its constant
-	 * pieces fit in 160 */
-	size_t need = 160 + sizeof t->head + clen + hlen + len;
-	if (need >= out->cap || out->len + need + 1 > out->cap)
-		buf_reserve(out, need);
-	char *p = out->data + out->len;
-	p = put_head_start(t, p, status);
-	if (ctype) {
-		p = PUT_LIT(p, "Content-Type: ");
-		p = put(p, ctype, clen);
-		p = PUT_LIT(p, "\r\n");
-	}
-	if (!bodyless) {
-		p = PUT_LIT(p, "Content-Length: ");
-		p = put_len(p, len);
-		p = PUT_LIT(p, "\r\n");
-	}
-	if (close)
-		p = PUT_LIT(p, "Connection: close\r\n");
-	else if (x->pub.req.m.version_minor == 0)
-		p = PUT_LIT(p, "Connection: keep-alive\r\n");
-	if (hlen)
-		p = put(p, headers, hlen);
-	p = PUT_LIT(p, "\r\n");
-	if (!bodyless && !x->head_only && len)
-		p = put(p, body, len);
-	out->len = (size_t)(p - out->data);
-	INVARIANT(out->len < out->cap);
-	out->data[out->len] = '\0';
-}
-
-void http_respond_headers(struct http_exchange *ex, int status, const char *content_type,
-                          const char *headers, const void *body, size_t len)
-{
-	struct xchg *x = container_of(ex, struct xchg, pub);
-	struct conn *c = x->c;
-	INVARIANT(c != NULL);
-	INVARIANT_MSG(!x->answered, "an exchange is answered once");
-	INVARIANT(c->pinned > 0);
-	struct http_thread *t = c->t;
-	struct http_server *srv = t->srv;
-	x->answered = true;
-	c->pinned--;
-	in_flight_add(t, -1);
-	http_route_stats_count(ex->route_stats ? ex->route_stats : &srv->unmatched, status);
-	if (srv->m_latency) {
-		uint64_t end;
-		if (c->in_process) {
-			if (!t->answer_ns)
-				t->answer_ns = now_ns();
-			end = t->answer_ns;
-		} else {
-			end = now_ns();
-		}
-		metrics_histogram_observe_ns(srv->m_latency, end > ex->start_ns ? end - ex->start_ns : 0);
-	}
-	if (c->closed) {
-		/* the client is gone: drop the answer */
-		xchg_put(t, x);
-		conn_maybe_release(c);
-		return;
-	}
-	if (c->xhead != x) {
-		/* an earlier request is still unanswered: wait for it */
-		xchg_build(x, &x->resp, status, content_type, headers, body, len);
-		server_conn_schedule(c);
-		return;
-	}
-	xchg_build(x, &c->out, status, content_type, headers, body, len);
-	c->xhead = x->next;
-	xchg_put(t, x);
-	while (c->xhead && c->xhead->answered) {
-		struct xchg *y = c->xhead;
-		buf_append(&c->out, y->resp.data, y->resp.len);
-		c->xhead = y->next;
-		xchg_put(t, y);
-	}
-	if (!c->xhead)
-		c->xtail = NULL;
-	server_conn_schedule(c);
-}
-
-void http_respond(struct http_exchange *ex, int status, const char *content_type,
-                  const void *body, size_t len)
-{
-	http_respond_headers(ex, status, content_type, NULL, body, len);
-}
-
-void http_respond_error(struct http_exchange *ex, int status, const char *message)
-{
-	struct buf *b = &ex->thread->errbuf;
-	buf_reset(b);
-	buf_puts(b, "{\"error\":");
-	json_escape(b, message, strlen(message));
-	buf_putc(b, '}');
-	http_respond_headers(ex, status, "application/json", NULL, b->data, b->len);
-}
-
 struct buf *http_scratch(struct http_exchange *ex)
 {
 	buf_reset(&ex->thread->scratch);
@@ -1239,7 +657,7 @@ struct buf *http_scratch(struct http_exchange *ex)
 bool http_exchange_gone(const struct http_exchange *ex)
 {
 	const struct xchg *x = container_of(ex, const struct xchg, pub);
-	return x->c->closed;
+	return x->c->closed || x->gone;
 }
 
 /* ------------------------------------------------------------ threads */
@@ -1327,7 +745,7 @@ static void thread_maybe_finish(struct http_thread *t)
 		t->flush = c->flush_next;
 		c->flush_next = NULL;
 		c->in_flush = false;
-		conn_maybe_release(c);
+		server_conn_maybe_release(c);
 	}
 	uv_close((uv_handle_t *)&t->tick, NULL);
 	uv_close((uv_handle_t *)&t->check, NULL);
@@ -1364,6 +782,10 @@ static void thread_drain(struct http_thread *t)
 	struct conn *next;
 	for (struct conn *c = t->conns; c; c = next) {
 		next = c->next;
+		if (c->proto->drain && !c->lingering) {
+			c->proto->drain(c);   /* HTTP/2: GOAWAY, then close when its streams are done */
+			continue;
+		}
 		if (c->lingering || !conn_quiet(c))
 			continue;  /* closes itself after its last answer */
 		if (c->nreq == 0) {
@@ -1721,6 +1143,10 @@ int http_server_new(const struct http_server_config *cfg, struct http_server **o
 	struct http_server *srv = calloc(1, sizeof *srv);
 	INVARIANT(srv != NULL);
 	srv->cfg = *cfg;
+	if (cfg->h2_max_streams == 0) {
+		/* a config not from http_server_config_init (older callers) */
+		srv->cfg.h2_max_streams = HTTP_SERVER_H2_MAX_STREAMS;
+	}
 	srv->nthreads = cfg->threads ? cfg->threads : 1;
 	if (!cfg->threads) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);

@@ -73,10 +73,18 @@
  * connections are gone or --drain-timeout has passed (then the rest are
  * closed hard; a second signal does that at once).
  *
+ * HTTP/2.  A connection that opens with the HTTP/2 client preface (h2c
+ * with prior knowledge, as gRPC clients and curl --http2-prior-knowledge
+ * send it) is served as HTTP/2 on the same port (server_h2.c, libnghttp2):
+ * each stream is an exchange, answered through the same calls; answers
+ * may carry trailers (struct http_answer), and gRPC (lib/http/grpc.h)
+ * sits on that.  Every server answers grpc.health.v1.Health/Check there.
+ *
  * Metrics (when cfg.metrics is set): http_requests_total{route,code},
  * http_request_duration_seconds (histogram, from a complete head to the
  * answer), http_requests_in_flight, http_connections_open,
- * http_connections_total, http_connections_rejected_total{reason}.
+ * http_connections_total, http_connections_rejected_total{reason},
+ * http2_connections_total, http2_streams_total.
  *
  * Errors: functions return 0 or a negative errno value.  Nothing here
  * prints; startup, drain and connection errors are logged through lib/base/log
@@ -109,6 +117,7 @@ struct http_route_stats;       /* per-route metrics, see below */
 #define HTTP_SERVER_LINGER_MS         2000   /* lingering close: at most this long */
 #define HTTP_SERVER_LINGER_BYTES      (256 * 1024) /* ... and discarding at most this much */
 #define HTTP_SERVER_BACKLOG           1024
+#define HTTP_SERVER_H2_MAX_STREAMS    128    /* HTTP/2 streams open at once per connection */
 
 /*
  * One request, handed to the handler.  The fields above the private part
@@ -170,6 +179,7 @@ struct http_server_config {
 	struct metrics *metrics;        /* borrowed registry, or NULL for no metrics */
 	const char *server_name;        /* "Server:" value, NULL for "dsys"; "" for none */
 	enum http_io io;                /* socket backend, default HTTP_IO_AUTO */
+	uint32_t h2_max_streams;        /* HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS */
 };
 
 /* Fill cfg with the defaults above (host 127.0.0.1, port 0, threads 0,
@@ -226,6 +236,53 @@ void http_server_stop(struct http_server *srv);
 void http_server_free(struct http_server *srv);
 
 /* ------------------------------------------------------------ answering */
+
+/*
+ * An answer, the same for every protocol: a status, a header list, a body
+ * and trailers.  HTTP/1.1 writes it as a head and a Content-Length body;
+ * HTTP/2 as a HEADERS frame, DATA frames and (with trailers) a trailing
+ * HEADERS frame.  Everything is borrowed for the call and copied.
+ * Names of headers and trailers are lowercase (HTTP/2 requires it; HTTP/1.1
+ * does not mind).  Date, Server, Content-Length and Connection are the
+ * server's own.  HTTP/1.1 answers carry no trailers (they are dropped: a
+ * Content-Length body has no place for them); gRPC, the one user of
+ * trailers, runs on HTTP/2 only.
+ */
+struct http_answer {
+	int status;
+	const char *content_type;          /* NULL for none */
+	const struct http_header *headers; /* n_headers of them, or NULL */
+	uint32_t n_headers;
+	const char *raw_headers;           /* "Name: value\r\n" lines as for
+	                                      http_respond_headers, or NULL */
+	const void *body;
+	size_t len;
+	const struct http_header *trailers; /* HTTP/2 only */
+	uint32_t n_trailers;
+};
+
+/* Answer ex with a (see above).  Exactly once per exchange, as for
+ * http_respond. */
+void http_answer(struct http_exchange *ex, const struct http_answer *a);
+
+/*
+ * A streamed answer, instead of one http_answer: the head (status,
+ * content type, headers; head->body, if any, is the first piece), then
+ * any number of pieces, then the end with trailers.  ex stays the
+ * handler's (pinned) until http_stream_end; every call on its loop thread.
+ * On HTTP/2 each piece leaves as it comes, as the peer's window allows
+ * (what waits is buffered: a handler that streams much should watch
+ * http_exchange_gone and pace itself).  HTTP/1.1 gathers the pieces and
+ * sends the whole answer at the end, with Content-Length and without the
+ * trailers.  http_stream_write returns 0, or -EPIPE once the client is
+ * gone (the handler still ends the answer).
+ */
+void http_stream_begin(struct http_exchange *ex, const struct http_answer *head);
+int http_stream_write(struct http_exchange *ex, const void *data, size_t len);
+void http_stream_end(struct http_exchange *ex, const struct http_header *trailers, uint32_t n);
+
+/* The protocol ex arrived over: "http/1.1" or "h2". */
+const char *http_exchange_protocol(const struct http_exchange *ex);
 
 /*
  * Answer ex: status, Content-Type (NULL for none), body (copied; NULL with

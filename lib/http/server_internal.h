@@ -18,13 +18,17 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <uv.h>
 
 #include "base/buf.h"
 #include "http/server.h"
 #include "io/loop.h"
+#include "base/invariant.h"
 
 #define container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
 
@@ -49,6 +53,11 @@ struct xchg {
 	bool keep_alive;           /* the request allows another after it */
 	bool head_only;            /* HEAD: answer without the body */
 	bool is_error;             /* made by the server for bad input: linger after */
+	bool gone;                 /* HTTP/2: its stream was reset or timed out; the answer is dropped */
+	bool streaming;            /* http_stream_begin was called */
+	int stream_status;         /* ... with this status */
+	struct h1_gather *gather;  /* HTTP/1.1: the streamed answer, gathered */
+	void *stream;              /* HTTP/2: its stream (server_h2.c), or NULL */
 };
 
 struct conn_proto;
@@ -94,15 +103,33 @@ struct conn {
 	uint16_t ur_hhead, ur_htail; /* ... a list through t->ur_next */
 	uint32_t ur_hoff;          /* bytes of the head block already copied */
 	size_t wsent;              /* bytes of wout the kernel took so far */
+	void *h2;                  /* HTTP/2: the session (server_h2.c), or NULL */
 };
 
-/* The seam for a second protocol: what a connection does with its input
- * and its timeouts.  HTTP/1.1 is the only one so far. */
+/*
+ * What a protocol does on a connection: the seam between the core
+ * (sockets, buffers, exchanges, threads) and HTTP/1.1 (server_h1.c) or
+ * HTTP/2 (server_h2.c).  A connection starts as HTTP/1.1; server_h1.c
+ * hands it to HTTP/2 when its first bytes are the HTTP/2 client preface.
+ */
 struct conn_proto {
 	const char *name;
 	void (*service)(struct conn *c);     /* parse what is buffered, flush answers */
 	void (*timeout)(struct conn *c, uint8_t kind);
+	/* the answer to x, on its open connection (the core has done the
+	 * bookkeeping common to both: pinned, metrics; x->answered is set) */
+	void (*respond)(struct xchg *x, const struct http_answer *a);
+	void (*drain)(struct conn *c);       /* a drain starts (NULL: the core's idle close) */
+	void (*closed)(struct conn *c);      /* the connection closed: free the protocol's state */
+	/* streamed answers (NULL: gathered and sent whole, as HTTP/1.1 does) */
+	void (*stream_begin)(struct xchg *x, const struct http_answer *head);
+	int (*stream_write)(struct xchg *x, const void *data, size_t len);
+	/* after the core's bookkeeping; x is the protocol's to put back */
+	void (*stream_end)(struct xchg *x, const struct http_header *trailers, uint32_t n);
 };
+
+extern const struct conn_proto server_proto_h1;
+extern const struct conn_proto server_proto_h2;
 
 struct rblock {
 	struct rblock *next;
@@ -167,6 +194,7 @@ struct http_server {
 	bool drain_started, signals_on;
 	/* metrics */
 	struct metrics_counter *m_accepted, *m_rejected;
+	struct metrics_counter *m_h2_conns, *m_h2_streams;
 	struct metrics_histogram *m_latency;
 	struct http_route_stats unmatched;
 };
@@ -203,7 +231,142 @@ void server_conn_write_done(struct conn *c, int status);   /* the write from wou
 void server_conn_schedule(struct conn *c);                 /* to the check phase (server_thread_flush) */
 void server_conn_close(struct conn *c);
 void server_conn_on_close(uv_handle_t *h);                 /* the close callback of c->tcp */
-void server_conn_rbuf(struct conn *c);                     /* c->rbuf is a buffer (a pool block when it had none) */
 void server_thread_flush(struct http_thread *t);           /* the check phase: write what waits */
+void server_conn_maybe_release(struct conn *c);            /* recycle a closed c nothing holds */
+void server_conn_close_if_done(struct conn *c);            /* after the last answer: close or linger */
+
+/* Small helpers both protocols use on their hot paths, inline. */
+static inline uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Only the owning thread writes its in_flight, so a relaxed load and store
+ * (a plain add, no lock prefix) suffice; scrapes on other threads read it
+ * atomically. */
+static inline void in_flight_add(struct http_thread *t, int64_t d)
+{
+	int64_t v = atomic_load_explicit(&t->in_flight, memory_order_relaxed);
+	atomic_store_explicit(&t->in_flight, v + d, memory_order_relaxed);
+}
+
+static inline struct xchg *xchg_get(struct http_thread *t)
+{
+	struct xchg *x = t->free_x;
+	if (x) {
+		t->free_x = x->next;
+	} else {
+		x = calloc(1, sizeof *x);
+		INVARIANT(x != NULL);
+		buf_init(&x->resp);
+	}
+	x->next = NULL;
+	x->c = NULL;
+	x->answered = x->keep_alive = x->head_only = x->is_error = x->gone = x->streaming = false;
+	x->stream = NULL;
+	x->head_off = 0;
+	/* req is filled by the parser; clearing its 1.6 KiB per request would
+	 * be the costliest line of the hot path */
+	memset(&x->pub.body, 0, sizeof x->pub - offsetof(struct http_exchange, body));
+	x->pub.thread = t;
+	x->pub.loop = &t->loop;
+	return x;
+}
+
+static inline void xchg_put(struct http_thread *t, struct xchg *x)
+{
+	if (x->resp.cap > BUF_KEEP_MAX)
+		buf_free(&x->resp);
+	else if (x->resp.len)
+		buf_reset(&x->resp);
+	x->next = t->free_x;
+	t->free_x = x;
+}
+
+static inline void conn_set_deadline(struct conn *c, uint8_t kind, uint64_t ms)
+{
+	c->dl_kind = kind;
+	c->deadline = uv_now(&c->t->loop) + ms;
+}
+
+static inline void io_read(struct conn *c, bool on)
+{
+	if (c->closed)
+		return;
+	c->t->srv->io->read(c, on);
+}
+
+
+
+/* A read block from the thread's pool, and back. */
+static inline char *server_block_get(struct http_thread *t)
+{
+	struct rblock *b = t->free_blocks;
+	if (b) {
+		t->free_blocks = b->next;
+		return (char *)b;
+	}
+	char *p = malloc(t->srv->block_size);
+	INVARIANT(p != NULL);
+	return p;
+}
+static inline void server_block_put(struct http_thread *t, char *p)
+{
+	struct rblock *b = (struct rblock *)(void *)p;
+	b->next = t->free_blocks;
+	t->free_blocks = b;
+}
+/* c->rbuf is a buffer (a pool block when it had none). */
+static inline void server_conn_rbuf(struct conn *c)
+{
+	if (!c->rbuf) {
+		c->rbuf = server_block_get(c->t);
+		c->rcap = c->t->srv->block_size;
+		c->rlen = c->rpos = 0;
+		c->rbig = false;
+	}
+}
+
+/* Give the read buffer back: to the pool, or to malloc when it was big. */
+static inline void server_conn_rbuf_release(struct conn *c)
+{
+	if (!c->rbuf)
+		return;
+	if (c->rbig)
+		free(c->rbuf);
+	else
+		server_block_put(c->t, c->rbuf);
+	c->rbuf = NULL;
+	c->rbig = false;
+	c->rcap = c->rlen = c->rpos = 0;
+}
+/* Write what c->out holds; then close, or linger, if c is done. */
+static inline void server_conn_flush(struct conn *c)
+{
+	if (c->closed)
+		return;
+	if (!c->writing && c->out.len && c->t->srv->io->write_out(c) < 0) {
+		server_conn_close(c);
+		return;
+	}
+	if (!c->lingering && !c->writing && !c->out.len && !c->xhead && !c->pinned && !c->body_x)
+		server_conn_close_if_done(c);
+}
+
+/* The handler's turn: x, complete (its request, its body), is pinned on c
+ * until answered. */
+static inline void server_dispatch(struct conn *c, struct xchg *x)
+{
+	struct http_thread *t = c->t;
+	struct http_server *srv = t->srv;
+	x->c = c;
+	x->pub.thread_data = t->data;
+	c->pinned++;
+	c->nreq++;
+	in_flight_add(t, 1);
+	srv->cfg.handler(&x->pub, srv->cfg.handler_arg);
+}
 
 #endif

@@ -85,7 +85,15 @@ static void data_handler(struct http_exchange *ex, void *arg)
 {
 	(void)arg;
 	const char *s = ex->thread_data;
-	http_respond(ex, 200, "text/plain", s, strlen(s));
+	/* the protocol-neutral answer: a header list, and trailers that
+	 * HTTP/1.1 leaves out */
+	const char *proto = http_exchange_protocol(ex);
+	struct http_header h = {"x-proto", proto, 7, (uint32_t)strlen(proto)};
+	struct http_header tr = {"grpc-status", "0", 11, 1};
+	struct http_answer a = {.status = 200, .content_type = "text/plain", .headers = &h,
+	                        .n_headers = 1, .body = s, .len = strlen(s), .trailers = &tr,
+	                        .n_trailers = 1};
+	http_answer(ex, &a);
 }
 
 static int thread_init(struct http_thread *t, void *arg)
@@ -248,6 +256,8 @@ int main(void)
 	read_until(fd, got, sizeof got, "thread data");
 	ok(strstr(got, "Content-Length: 11\r\n\r\nhello world") != NULL, "a chunked body reaches the handler whole");
 	ok(strstr(got, "\r\n\r\nthread data") != NULL, "the handler sees what the init hook set");
+	ok(strstr(got, "x-proto: http/1.1\r\n") != NULL && strstr(got, "grpc-status") == NULL,
+	   "http_answer writes its header list on HTTP/1.1 and leaves the trailers out");
 
 	/* a large body that does not fit a read block */
 	size_t big = 200000;

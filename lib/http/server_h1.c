@@ -1,0 +1,696 @@
+/*
+ * http/server_h1.c -- HTTP/1.1 on a connection of lib/http/server.
+ *
+ * The core (server.c) owns sockets, buffers, exchanges and threads; this
+ * file is what HTTP/1.1 adds on top: parsing heads and bodies out of the
+ * connection's read buffer, keeping answers in request order (pipelining),
+ * writing each answer as a head built from constant pieces and a
+ * Content-Length body, the error answers for bad input, and its timeouts.
+ *
+ * Ordering.  c->xhead..c->xtail are the exchanges whose answers are not
+ * written yet, in request order.  An answer for the FIFO's head is built
+ * straight into c->out, and so is every already-answered exchange behind
+ * it; an answer for any other exchange is built into that exchange's own
+ * buffer and waits its turn.  So c->out always holds answers in request
+ * order, and a pipelined burst leaves in one write.
+ *
+ * HTTP/2.  A connection whose first bytes are the HTTP/2 client preface is
+ * handed to server_h2.c (prior-knowledge h2c on the same port): the test
+ * costs one byte comparison per connection, never one per request.
+ *
+ * Pinning.  A request points into c->rbuf until answered (c->pinned), so
+ * the buffer is compacted, grown or released (h1_tidy) only when nothing
+ * is pinned.
+ * */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/invariant.h"
+#include "base/json.h"
+#include "obs/metrics.h"
+#include "http/server.h"
+#include "http/server_internal.h"
+
+
+/* Hand a complete request to the handler, behind the ones before it in
+ * the connection's FIFO. */
+static void h1_dispatch(struct conn *c, struct xchg *x)
+{
+	if (c->xtail)
+		c->xtail->next = x;
+	else
+		c->xhead = x;
+	c->xtail = x;
+	server_dispatch(c, x);
+}
+
+/* Queue a server-made error answer after everything before it, and stop
+ * reading requests from this connection.  The answer carries
+ * "Connection: close", and a lingering close follows it. */
+static void h1_error(struct conn *c, int status, const char *message)
+{
+	struct http_thread *t = c->t;
+	bool was = c->in_process;
+	if (c->body_x) {
+		xchg_put(t, c->body_x);
+		c->body_x = NULL;
+	}
+	c->stop_parse = true;
+	c->linger_after = true;
+	c->rpos = c->rlen;  /* nothing after a bad request is parsed */
+	struct xchg *x = xchg_get(t);
+	x->is_error = true;
+	x->pub.req.method = HTTP_OTHER;
+	x->pub.req.m.version_minor = 1;
+	x->pub.start_ns = now_ns();
+	x->c = c;
+	if (c->xtail)
+		c->xtail->next = x;
+	else
+		c->xhead = x;
+	c->xtail = x;
+	c->pinned++;
+	in_flight_add(t, 1);
+	c->in_process = true;
+	t->answer_ns = 0;
+	http_respond_error(&x->pub, status, message);
+	c->in_process = was;
+}
+
+/* Feed buffered body bytes.  Returns 1 when the body is complete (and the
+ * request was dispatched), 0 when more is needed, -1 after an error answer. */
+static int h1_read_body(struct conn *c)
+{
+	struct xchg *x = c->body_x;
+	size_t n = c->rlen - c->body_raw;
+	if (n == 0)
+		return 0;
+	char *p = c->rbuf + c->body_raw;
+	size_t consumed = 0, dlen = 0;
+	int r = http_body_feed(&c->body, p, n, &consumed, &dlen);
+	if (r < 0) {
+		h1_error(c, http_parse_status(r), http_parse_strerror(r));
+		return -1;
+	}
+	INVARIANT(consumed <= n && dlen <= consumed);
+	char *dst = c->rbuf + c->body_start + c->body_dec;
+	if (dlen && dst != p)
+		memmove(dst, p, dlen);
+	c->body_dec += dlen;
+	c->body_raw += consumed;
+	if (r == 0)
+		return 0;
+	x->pub.body = c->body_dec ? c->rbuf + c->body_start : NULL;
+	x->pub.body_len = c->body_dec;
+	c->rpos = c->body_raw;
+	c->body_x = NULL;
+	c->dl_kind = DL_NONE;
+	h1_dispatch(c, x);
+	return 1;
+}
+
+/* Parse and dispatch every complete request that is buffered, up to the
+ * pipeline limit. */
+static void h1_parse(struct conn *c)
+{
+	struct http_thread *t = c->t;
+	struct http_server *srv = t->srv;
+	while (!c->closed) {
+		if (c->body_x) {
+			if (h1_read_body(c) <= 0)
+				break;
+			continue;
+		}
+		if (c->stop_parse || c->rpos == c->rlen || c->pinned >= srv->cfg.max_pipeline)
+			break;
+		struct xchg *x = xchg_get(t);
+		int r = http_parse_request(c->rbuf + c->rpos, c->rlen - c->rpos,
+		                           &srv->cfg.limits, &x->pub.req);
+		if (r == 0) {
+			xchg_put(t, x);
+			break;
+		}
+		if (r < 0) {
+			xchg_put(t, x);
+			h1_error(c, http_parse_status(r), http_parse_strerror(r));
+			break;
+		}
+		x->head_off = c->rpos;
+		c->rpos += (size_t)r;
+		if (!t->batch_ns)
+			t->batch_ns = now_ns();
+		x->pub.start_ns = t->batch_ns;
+		x->keep_alive = x->pub.req.m.keep_alive;
+		x->head_only = x->pub.req.method == HTTP_HEAD;
+		c->dl_kind = DL_NONE;
+		if (!x->keep_alive)
+			c->stop_parse = true;
+		const struct http_message *m = &x->pub.req.m;
+		if (m->body_kind == HTTP_BODY_NONE ||
+		    (m->body_kind == HTTP_BODY_LENGTH && m->content_length == 0)) {
+			h1_dispatch(c, x);
+			continue;
+		}
+		if (m->body_kind == HTTP_BODY_LENGTH && m->content_length > srv->cfg.limits.max_body) {
+			xchg_put(t, x);
+			h1_error(c, 413, "request body too large");
+			break;
+		}
+		if (m->body_kind != HTTP_BODY_LENGTH && m->body_kind != HTTP_BODY_CHUNKED) {
+			xchg_put(t, x);
+			h1_error(c, 400, "bad request framing");
+			break;
+		}
+		c->body_x = x;
+		http_body_init(&c->body, m, srv->cfg.limits.max_body);
+		c->body_start = c->body_raw = c->rpos;
+		c->body_dec = 0;
+		conn_set_deadline(c, DL_BODY, srv->cfg.body_timeout_ms);
+		if (m->expect_continue && c->rlen == c->rpos && !c->xhead)
+			buf_append(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	}
+}
+
+/* Make the read buffer fit what comes next: give it back when empty,
+ * compact a partial head to its front, make room for a body.  Only when
+ * no handler holds a request that points into it. */
+static void h1_tidy(struct conn *c)
+{
+	struct http_thread *t = c->t;
+	struct http_server *srv = t->srv;
+	if (!c->rbuf || c->pinned > 0 || c->lingering)
+		return;
+	if (!c->body_x) {
+		if (c->rpos == c->rlen) {
+			server_conn_rbuf_release(c);
+			return;
+		}
+		size_t left = c->rlen - c->rpos;
+		if (c->rbig && left <= srv->block_size) {
+			char *nb = server_block_get(t);
+			memcpy(nb, c->rbuf + c->rpos, left);
+			free(c->rbuf);
+			c->rbuf = nb;
+			c->rbig = false;
+			c->rcap = srv->block_size;
+		} else if (c->rpos > 0) {
+			memmove(c->rbuf, c->rbuf + c->rpos, left);
+		}
+		c->rlen = left;
+		c->rpos = 0;
+		return;
+	}
+	struct xchg *x = c->body_x;
+	size_t off = x->head_off;
+	size_t used = c->rlen - off;
+	size_t head_len = x->pub.req.m.head_len;
+	size_t need;
+	if (c->body.kind == HTTP_BODY_LENGTH) {
+		need = head_len + (size_t)x->pub.req.m.content_length;
+		if (need < used)
+			need = used;
+	} else {
+		/* chunked: grow by doubling when full, up to what max_body needs */
+		need = used;
+		if (c->rlen == c->rcap) {
+			size_t most = head_len + (size_t)srv->cfg.limits.max_body + srv->block_size;
+			need = c->rcap * 2 > most ? most : c->rcap * 2;
+			if (need < used + 1)
+				need = used + 1;
+		}
+	}
+	if (off == 0 && need <= c->rcap)
+		return;
+	if (need <= c->rcap) {
+		memmove(c->rbuf, c->rbuf + off, used);
+	} else {
+		bool big = need > srv->block_size;
+		char *nb = big ? malloc(need) : server_block_get(t);
+		INVARIANT(nb != NULL);
+		memcpy(nb, c->rbuf + off, used);
+		if (c->rbig)
+			free(c->rbuf);
+		else
+			server_block_put(t, c->rbuf);
+		c->rbuf = nb;
+		c->rbig = big;
+		c->rcap = big ? need : srv->block_size;
+	}
+	c->rlen = used;
+	c->rpos -= off;
+	c->body_start -= off;
+	c->body_raw -= off;
+	x->head_off = 0;
+	/* the head moved: parse it again where it is now (cheap, and the
+	 * parser is the only thing that knows every pointer it set) */
+	int r = http_parse_request(c->rbuf, head_len, &srv->cfg.limits, &x->pub.req);
+	INVARIANT(r == (int)head_len);
+}
+
+static void h1_update_deadline(struct conn *c)
+{
+	struct http_server *srv = c->t->srv;
+	if (c->lingering || c->closed)
+		return;
+	if (c->body_x) {
+		if (c->dl_kind != DL_BODY)
+			conn_set_deadline(c, DL_BODY, srv->cfg.body_timeout_ms);
+	} else if (c->rpos < c->rlen && !c->stop_parse) {
+		if (c->dl_kind != DL_HEADER)
+			conn_set_deadline(c, DL_HEADER, srv->cfg.header_timeout_ms);
+	} else if (c->pinned == 0 && !c->xhead) {
+		if (c->nreq > 0 || c->stop_parse)
+			conn_set_deadline(c, DL_IDLE, srv->cfg.idle_timeout_ms);
+		/* a fresh connection keeps the header deadline set at accept */
+	} else {
+		c->dl_kind = DL_NONE;
+	}
+}
+
+static void h1_update_reading(struct conn *c)
+{
+	struct http_server *srv = c->t->srv;
+	if (c->closed || c->lingering)
+		return;
+	bool want = !c->eof;
+	if (c->stop_parse && !c->body_x)
+		want = false;
+	if (!c->body_x && c->pinned >= srv->cfg.max_pipeline)
+		want = false;
+	if (c->out.len + c->wout.len > OUT_BACKLOG_MAX)
+		want = false;
+	if (c->rbuf && c->rlen == c->rcap)
+		want = false;  /* until answers unpin the buffer and h1_tidy makes room */
+	io_read(c, want);
+}
+
+/* The HTTP/2 client preface (RFC 9113 section 3.4), which no HTTP/1.1
+ * request can start with ("PRI" with version 2.0). */
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+#define H2_PREFACE_LEN (sizeof h2_preface - 1)
+
+/* A fresh connection whose first bytes are (so far) the preface: 1 when
+ * it is all there (the connection becomes HTTP/2), 0 when more of it is
+ * needed, -1 when it is HTTP/1.1 after all. */
+static int h1_preface(const struct conn *c)
+{
+	size_t n = c->rlen < H2_PREFACE_LEN ? c->rlen : H2_PREFACE_LEN;
+	if (memcmp(c->rbuf, h2_preface, n) != 0)
+		return -1;
+	return n == H2_PREFACE_LEN ? 1 : 0;
+}
+
+static void h1_service(struct conn *c)
+{
+	if (c->closed || c->lingering)
+		return;
+	if (c->nreq == 0 && c->rpos == 0 && c->rlen && c->rbuf[0] == 'P' && !c->stop_parse) {
+		/* one test per connection, on its first bytes only */
+		int r = h1_preface(c);
+		if (r == 0 && !c->eof)
+			return;   /* reading goes on: the rest of the preface */
+		if (r == 1) {
+			c->proto = &server_proto_h2;
+			c->proto->service(c);
+			return;
+		}
+	}
+	/* one clock reading for every head of this pass, one for every answer
+	 * given inside it: a pipelined burst costs two, not two per request,
+	 * and a pass that completes no head (a write done, late answers) none */
+	c->t->batch_ns = 0;
+	c->t->answer_ns = 0;
+	c->in_process = true;
+	h1_parse(c);
+	c->in_process = false;
+	h1_tidy(c);
+	h1_update_deadline(c);
+	/* flush before deciding on reading: the backlog test must see what the
+	 * write left, or a batch over OUT_BACKLOG_MAX that the socket took
+	 * whole would stop reading with no write left to restart it */
+	server_conn_flush(c);
+	h1_update_reading(c);
+}
+
+static void h1_timeout(struct conn *c, uint8_t kind)
+{
+	switch (kind) {
+	case DL_HEADER:
+		if (c->rpos == c->rlen && !c->body_x) {
+			/* nothing of a request arrived: close quietly, as nginx does */
+			server_conn_close(c);
+			return;
+		}
+		/* fallthrough */
+	case DL_BODY:
+		h1_error(c, 408, "request timed out");
+		h1_service(c);
+		return;
+	default:
+		server_conn_close(c);
+		return;
+	}
+}
+
+/* ------------------------------------------------------------ answers */
+
+static char *put(char *p, const void *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
+
+/* The head's first lines for status ("HTTP/1.1 200 OK", Server, Date)
+ * from t->head, building it there when the status differs from the last
+ * answer's or the Date line changed: a run of answers with one status costs
+ * one copy per answer, not a reason lookup, a strlen and three copies. */
+static inline __attribute__((always_inline)) char *put_head_start(struct http_thread *t, char *p, int status)
+{
+	if (status != t->head_status) {
+		struct http_server *srv = t->srv;
+		const char *reason = http_status_reason(status);
+		if (!reason)
+			reason = "";
+		size_t rlen = strlen(reason);
+		if (rlen > 64)
+			rlen = 64;  /* the reserve in xchg_build counts on this bound */
+		char *h = t->head;
+		h = PUT_LIT(h, "HTTP/1.1 ");
+		*h++ = (char)('0' + status / 100);
+		*h++ = (char)('0' + status / 10 % 10);
+		*h++ = (char)('0' + status % 10);
+		*h++ = ' ';
+		h = put(h, reason, rlen);
+		h = PUT_LIT(h, "\r\n");
+		h = put(h, srv->server_line, srv->server_line_len);
+		h = put(h, t->date, t->date_len);
+		t->head_len = (size_t)(h - t->head);
+		INVARIANT(t->head_len <= sizeof t->head);
+		t->head_status = status;
+	}
+	return put(p, t->head, t->head_len);
+}
+
+/* Decimal digits of n at p; the lengths of small bodies inline. */
+static inline __attribute__((always_inline)) char *put_len(char *p, size_t n)
+{
+	if (n < 10) {
+		*p++ = (char)('0' + n);
+	} else if (n < 100) {
+		*p++ = (char)('0' + n / 10);
+		*p++ = (char)('0' + n % 10);
+	} else if (n < 1000) {
+		*p++ = (char)('0' + n / 100);
+		*p++ = (char)('0' + n / 10 % 10);
+		*p++ = (char)('0' + n % 10);
+	} else {
+		p += fmt_u64(p, n);
+	}
+	return p;
+}
+
+/* Append the whole answer to out: the head from constant pieces, then the
+ * body.  No printf. */
+/* inlined into each caller: the answer's fields then stay in registers */
+static inline __attribute__((always_inline)) void
+xchg_build(struct xchg *x, struct buf *out, const struct http_answer *a)
+{
+	int status = a->status;
+	const char *ctype = a->content_type, *headers = a->raw_headers;
+	const void *body = a->body;
+	size_t len = a->len;
+	struct http_thread *t = x->pub.thread;
+	struct conn *c = x->c;
+	bool close = !x->keep_alive || x->is_error || t->draining;
+	if (close)
+		c->stop_parse = true;
+	if (x->is_error)
+		c->linger_after = true;
+	if (status < 100 || status > 999)
+		status = 500;
+	bool bodyless = status == 204 || status == 304 || status < 200;
+	size_t clen = ctype ? strlen(ctype) : 0;
+	size_t hlen = headers ? strlen(headers) : 0;
+	size_t llen = 0;
+	for (uint32_t i = 0; i < a->n_headers; i++)
+		llen += a->headers[i].name_len + a->headers[i].value_len + 4;
+	/* head[] bounds the head's first lines; the rest of its constant
+	 * pieces fit in 160 */
+	size_t need = 160 + sizeof t->head + clen + hlen + llen + len;
+	if (need >= out->cap || out->len + need + 1 > out->cap)
+		buf_reserve(out, need);
+	char *p = out->data + out->len;
+	p = put_head_start(t, p, status);
+	if (ctype) {
+		p = PUT_LIT(p, "Content-Type: ");
+		p = put(p, ctype, clen);
+		p = PUT_LIT(p, "\r\n");
+	}
+	if (!bodyless) {
+		p = PUT_LIT(p, "Content-Length: ");
+		p = put_len(p, len);
+		p = PUT_LIT(p, "\r\n");
+	}
+	if (close)
+		p = PUT_LIT(p, "Connection: close\r\n");
+	else if (x->pub.req.m.version_minor == 0)
+		p = PUT_LIT(p, "Connection: keep-alive\r\n");
+	if (hlen)
+		p = put(p, headers, hlen);
+	for (uint32_t i = 0; i < a->n_headers; i++) {
+		const struct http_header *h = &a->headers[i];
+		p = put(p, h->name, h->name_len);
+		p = PUT_LIT(p, ": ");
+		p = put(p, h->value, h->value_len);
+		p = PUT_LIT(p, "\r\n");
+	}
+	p = PUT_LIT(p, "\r\n");
+	if (!bodyless && !x->head_only && len)
+		p = put(p, body, len);
+	out->len = (size_t)(p - out->data);
+	INVARIANT(out->len < out->cap);
+	out->data[out->len] = '\0';
+}
+
+/* Answers leave in request order: the FIFO's head is built straight into
+ * c->out, with every answered exchange behind it; any other waits in its
+ * own buffer for its turn. */
+static inline __attribute__((always_inline)) void
+h1_respond_inline(struct xchg *x, const struct http_answer *a)
+{
+	struct conn *c = x->c;
+	struct http_thread *t = c->t;
+	if (c->xhead != x) {
+		/* an earlier request is still unanswered: wait for it */
+		xchg_build(x, &x->resp, a);
+		server_conn_schedule(c);
+		return;
+	}
+	xchg_build(x, &c->out, a);
+	c->xhead = x->next;
+	xchg_put(t, x);
+	while (c->xhead && c->xhead->answered) {
+		struct xchg *y = c->xhead;
+		buf_append(&c->out, y->resp.data, y->resp.len);
+		c->xhead = y->next;
+		xchg_put(t, y);
+	}
+	if (!c->xhead)
+		c->xtail = NULL;
+	server_conn_schedule(c);
+}
+
+/* ------------------------------------------------------------ the public answer */
+
+/*
+ * The bookkeeping every answer gets, whatever the protocol: the pin, the
+ * in-flight gauge, the route's count and the latency; then the protocol
+ * writes it, or it is dropped when the client is gone.  It lives here,
+ * beside HTTP/1.1's answer, so that on HTTP/1.1 (the hot path) the whole
+ * answer is one inlined call chain: no call through the proto table.
+ */
+static inline __attribute__((always_inline)) bool answer_account(struct http_exchange *ex, int status);
+
+static inline __attribute__((always_inline)) void answer(struct http_exchange *ex, const struct http_answer *a)
+{
+	struct xchg *x = container_of(ex, struct xchg, pub);
+	struct conn *c = x->c;
+	INVARIANT_MSG(!x->streaming, "a streamed answer ends with http_stream_end");
+	if (!answer_account(ex, a->status))
+		return;
+	if (c->proto == &server_proto_h1)
+		h1_respond_inline(x, a);
+	else
+		c->proto->respond(x, a);
+}
+
+/* The bookkeeping: false when the client is gone and x was put back. */
+static inline __attribute__((always_inline)) bool answer_account(struct http_exchange *ex, int status)
+{
+	struct xchg *x = container_of(ex, struct xchg, pub);
+	struct conn *c = x->c;
+	INVARIANT(c != NULL);
+	INVARIANT_MSG(!x->answered, "an exchange is answered once");
+	INVARIANT(c->pinned > 0);
+	struct http_thread *t = c->t;
+	struct http_server *srv = t->srv;
+	x->answered = true;
+	c->pinned--;
+	in_flight_add(t, -1);
+	http_route_stats_count(ex->route_stats ? ex->route_stats : &srv->unmatched, status);
+	if (srv->m_latency) {
+		uint64_t end;
+		if (c->in_process) {
+			if (!t->answer_ns)
+				t->answer_ns = now_ns();
+			end = t->answer_ns;
+		} else {
+			end = now_ns();
+		}
+		metrics_histogram_observe_ns(srv->m_latency, end > ex->start_ns ? end - ex->start_ns : 0);
+	}
+	if (c->closed) {
+		/* the client is gone: drop the answer */
+		xchg_put(t, x);
+		server_conn_maybe_release(c);
+		return false;
+	}
+	return true;
+}
+
+void http_answer(struct http_exchange *ex, const struct http_answer *a)
+{
+	answer(ex, a);
+}
+
+void http_respond_headers(struct http_exchange *ex, int status, const char *content_type,
+                          const char *headers, const void *body, size_t len)
+{
+	struct http_answer a = {.status = status, .content_type = content_type,
+	                        .raw_headers = headers, .body = body, .len = len};
+	answer(ex, &a);
+}
+
+const char *http_exchange_protocol(const struct http_exchange *ex)
+{
+	const struct xchg *x = container_of(ex, const struct xchg, pub);
+	return x->c->proto->name;
+}
+
+void http_respond(struct http_exchange *ex, int status, const char *content_type,
+                  const void *body, size_t len)
+{
+	struct http_answer a = {.status = status, .content_type = content_type,
+	                        .body = body, .len = len};
+	answer(ex, &a);
+}
+
+void http_respond_error(struct http_exchange *ex, int status, const char *message)
+{
+	struct buf *b = &ex->thread->errbuf;
+	buf_reset(b);
+	buf_puts(b, "{\"error\":");
+	json_escape(b, message, strlen(message));
+	buf_putc(b, '}');
+	http_respond_headers(ex, status, "application/json", NULL, b->data, b->len);
+}
+
+
+/* ------------------------------------------------------------ streamed answers */
+
+/*
+ * HTTP/1.1 gathers a streamed answer and sends it whole at the end, with a
+ * Content-Length: answers on a connection leave in order, and an answer
+ * that streamed ahead of its turn would have to wait anyway.  (gRPC, which
+ * needs streaming, is HTTP/2's.)  HTTP/2 streams each piece as it comes.
+ */
+struct h1_gather {
+	struct buf head;    /* Content-Type and the headers, as header lines */
+	struct buf body;
+};
+
+void http_stream_begin(struct http_exchange *ex, const struct http_answer *head)
+{
+	struct xchg *x = container_of(ex, struct xchg, pub);
+	struct conn *c = x->c;
+	INVARIANT_MSG(!x->answered && !x->streaming, "an exchange is answered once");
+	x->streaming = true;
+	x->stream_status = head->status;
+	if (c->proto->stream_begin) {
+		if (!c->closed)
+			c->proto->stream_begin(x, head);
+		return;
+	}
+	struct h1_gather *g = calloc(1, sizeof *g);
+	INVARIANT(g != NULL);
+	buf_init(&g->head);
+	buf_init(&g->body);
+	if (head->content_type) {
+		buf_puts(&g->head, "Content-Type: ");
+		buf_puts(&g->head, head->content_type);
+		buf_puts(&g->head, "\r\n");
+	}
+	for (uint32_t i = 0; i < head->n_headers; i++) {
+		buf_append(&g->head, head->headers[i].name, head->headers[i].name_len);
+		buf_puts(&g->head, ": ");
+		buf_append(&g->head, head->headers[i].value, head->headers[i].value_len);
+		buf_puts(&g->head, "\r\n");
+	}
+	if (head->raw_headers)
+		buf_puts(&g->head, head->raw_headers);
+	if (head->len)
+		buf_append(&g->body, head->body, head->len);
+	x->gather = g;
+}
+
+int http_stream_write(struct http_exchange *ex, const void *data, size_t len)
+{
+	struct xchg *x = container_of(ex, struct xchg, pub);
+	struct conn *c = x->c;
+	INVARIANT_MSG(x->streaming && !x->answered, "http_stream_write between begin and end");
+	if (c->closed || x->gone)
+		return -EPIPE;
+	if (c->proto->stream_write)
+		return c->proto->stream_write(x, data, len);
+	buf_append(&x->gather->body, data, len);
+	return 0;
+}
+
+void http_stream_end(struct http_exchange *ex, const struct http_header *trailers, uint32_t n)
+{
+	struct xchg *x = container_of(ex, struct xchg, pub);
+	struct conn *c = x->c;
+	INVARIANT_MSG(x->streaming && !x->answered, "http_stream_end once, after begin");
+	struct h1_gather *g = c->proto->stream_end ? NULL : x->gather;
+	if (g) {
+		/* HTTP/1.1: the whole answer now (its trailers have no place) */
+		buf_putc(&g->head, '\0');
+		struct http_answer a = {.status = x->stream_status, .raw_headers = g->head.data,
+		                        .body = g->body.data, .len = g->body.len};
+		x->streaming = false;
+		x->gather = NULL;
+		answer(ex, &a);
+		buf_free(&g->head);
+		buf_free(&g->body);
+		free(g);
+		return;
+	}
+	if (!answer_account(ex, x->stream_status))
+		return;
+	c->proto->stream_end(x, trailers, n);
+}
+
+static void h1_respond(struct xchg *x, const struct http_answer *a)
+{
+	h1_respond_inline(x, a);
+}
+
+const struct conn_proto server_proto_h1 = {
+	.name = "http/1.1",
+	.service = h1_service,
+	.timeout = h1_timeout,
+	.respond = h1_respond,
+};

@@ -1,0 +1,857 @@
+/*
+ * http/server_h2.c -- HTTP/2 (h2c, prior knowledge) on a connection of
+ * lib/http/server, through libnghttp2.
+ *
+ * A connection becomes HTTP/2 when its first bytes are the client preface
+ * (server_h1.c looks at them); from then on its service function is
+ * h2_service: what the socket backend (libuv streams or io_uring, the
+ * same bytes either way) put in c->rbuf is fed to nghttp2_session_mem_recv,
+ * and what the session has to send is taken with nghttp2_session_mem_send
+ * into c->out and written by the core as HTTP/1.1's answers are.  nghttp2
+ * does the framing, HPACK, SETTINGS, PING, flow control (window updates as
+ * we consume), stream states and the limits it checks itself (concurrent
+ * streams beyond our SETTINGS, the rapid-reset rate, CONTINUATION floods);
+ * we do the requests and answers.
+ *
+ * Streams.  A request's header block opens a struct h2_stream, which
+ * copies what the request needs (the pseudo-headers, the header list, the
+ * body) into buffers of its own, so c->rbuf is released after every pass
+ * and nothing points into it: HTTP/2 pins no read buffer.  When the
+ * request ends (END_STREAM), its exchange goes to the handler, as an
+ * HTTP/1.1 one does, and the handler answers through http_answer; the
+ * answer is copied into the stream (status, headers, body, trailers) and
+ * submitted, and nghttp2 pulls the body through h2_read_body as the
+ * peer's window allows.  Answers leave in any order: each stream is its
+ * own.
+ *
+ * Lifetimes.  A stream lives from its first HEADERS to nghttp2's stream
+ * close, and no longer than its connection.  An exchange lives from its
+ * dispatch to its answer, as on HTTP/1.1; if its stream goes first (a
+ * RST_STREAM from the peer, its deadline), the exchange is marked gone
+ * and its answer dropped.  When the connection closes, every stream is
+ * freed with the session, and the exchanges still with handlers see
+ * c->closed (the core keeps c until they answer).
+ *
+ * Limits.  SETTINGS at once: MAX_CONCURRENT_STREAMS (cfg.h2_max_streams),
+ * MAX_HEADER_LIST_SIZE (limits.max_header_bytes).  A header block over
+ * max_header_bytes, or with more than HTTP_MAX_HEADERS fields, gets 431; a
+ * body over max_body 413 (both as answers, then the stream is reset if
+ * the client goes on sending).  A request must end within body_timeout_ms
+ * of its HEADERS, else its stream is reset (CANCEL); a connection with no
+ * stream open is closed after idle_timeout_ms with GOAWAY.  grpc-timeout
+ * gives a stream an answer deadline (see http/grpc.h).
+ *
+ * Drain.  GOAWAY with the last stream we took, so the client retries the
+ * later ones elsewhere; streams in flight finish; the connection closes
+ * when no stream is open and nothing is left to write.
+ */
+#include <errno.h>
+#include <nghttp2/nghttp2.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/buf.h"
+#include "base/invariant.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "http/grpc.h"
+#include "http/server.h"
+#include "http/server_internal.h"
+#include "obs/metrics.h"
+
+#define H2_MAX_TRAILERS 16
+
+struct h2_session;
+
+struct h2_stream {
+	struct h2_session *s;
+	struct h2_stream *prev, *next;   /* in s->streams */
+	int32_t id;
+	struct xchg *x;                  /* from HEADERS until dispatched; then the handler's */
+	/* the request: every string in req (pseudo-headers, fields) in one buffer */
+	struct buf head;
+	uint32_t off_method, len_method, off_path, len_path, off_auth, len_auth;
+	uint32_t hoff[HTTP_MAX_HEADERS][2]; /* name offset, value offset */
+	uint32_t hlen[HTTP_MAX_HEADERS][2];
+	uint32_t nhdr;
+	size_t hbytes;                   /* header block size as the limit counts it */
+	struct buf body;
+	/* the answer: strings in ans, the body in out (sent from out_pos) */
+	struct buf ans, out;
+	size_t out_pos;
+	nghttp2_nv trailers[H2_MAX_TRAILERS];
+	size_t ntrailers;
+	uint64_t deadline;               /* loop ms, 0: none */
+	bool grpc;                       /* content-type application/grpc */
+	bool grpc_deadline;              /* deadline is grpc-timeout's, not the request's */
+	bool dispatched, answered, too_big, body_too_big;
+	bool streaming;                  /* the body streams (http_stream_*, Health/Watch) */
+	bool watch;                      /* ... as a Health/Watch the drain ends */
+	bool ended;                      /* ... and its last message is in out */
+};
+
+struct h2_session {
+	nghttp2_session *ng;
+	struct conn *c;
+	struct h2_stream *streams;
+	uint32_t nstreams;
+	bool goaway, dying;
+};
+
+/* ------------------------------------------------------------ streams */
+
+static struct h2_stream *h2_stream_new(struct h2_session *s, int32_t id)
+{
+	struct h2_stream *st = calloc(1, sizeof *st);
+	INVARIANT(st != NULL);
+	st->s = s;
+	st->id = id;
+	buf_init(&st->head);
+	buf_init(&st->body);
+	buf_init(&st->ans);
+	buf_init(&st->out);
+	st->next = s->streams;
+	if (s->streams)
+		s->streams->prev = st;
+	s->streams = st;
+	s->nstreams++;
+	return st;
+}
+
+/* Forget st: its exchange, if a handler has it, is gone; if not yet
+ * dispatched, back to the pool. */
+static void h2_stream_free(struct h2_stream *st)
+{
+	struct h2_session *s = st->s;
+	struct conn *c = s->c;
+	if (st->x) {
+		if (st->dispatched) {
+			st->x->gone = true;
+			st->x->stream = NULL;
+		} else {
+			xchg_put(c->t, st->x);
+		}
+		st->x = NULL;
+	}
+	if (st->prev)
+		st->prev->next = st->next;
+	else
+		s->streams = st->next;
+	if (st->next)
+		st->next->prev = st->prev;
+	s->nstreams--;
+	buf_free(&st->head);
+	buf_free(&st->body);
+	buf_free(&st->ans);
+	buf_free(&st->out);
+	free(st);
+}
+
+/* ------------------------------------------------------------ answers */
+
+static ssize_t h2_read_body(nghttp2_session *ng, int32_t id, uint8_t *dst, size_t len,
+                            uint32_t *flags, nghttp2_data_source *src, void *user)
+{
+	(void)user;
+	struct h2_stream *st = src->ptr;
+	size_t left = st->out.len - st->out_pos;
+	size_t n = left < len ? left : len;
+	if (n)
+		memcpy(dst, st->out.data + st->out_pos, n);
+	st->out_pos += n;
+	if (st->out_pos == st->out.len && st->streaming && !st->ended) {
+		if (n)
+			return (ssize_t)n;
+		buf_reset(&st->out);   /* all sent: the next message starts at 0 */
+		st->out_pos = 0;
+		return NGHTTP2_ERR_DEFERRED;   /* resumed when the drain writes more */
+	}
+	if (st->out_pos == st->out.len) {
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		if (st->ntrailers) {
+			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+			if (nghttp2_submit_trailer(ng, id, st->trailers, st->ntrailers) != 0)
+				return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		}
+	}
+	return (ssize_t)n;
+}
+
+/* Copy a string into st->ans; its offset. */
+static uint32_t ans_put(struct h2_stream *st, const char *p, size_t n, bool lower)
+{
+	uint32_t off = (uint32_t)st->ans.len;
+	buf_append(&st->ans, p, n);
+	if (lower)
+		for (size_t i = 0; i < n; i++)
+			if (st->ans.data[off + i] >= 'A' && st->ans.data[off + i] <= 'Z')
+				st->ans.data[off + i] += 'a' - 'A';
+	return off;
+}
+
+struct nv_off {
+	uint32_t n, nl, v, vl;
+};
+
+/*
+ * Submit an answer on st: HEADERS (:status, content-type, the headers),
+ * the body as DATA, trailers in a last HEADERS.  A plain HTTP error to a
+ * gRPC request becomes a gRPC error (status 200, grpc-status, grpc-message).
+ */
+static void h2_submit(struct h2_stream *st, const struct http_answer *in, bool head_only)
+{
+	struct http_answer a = *in;
+	char code[12];
+	struct http_header gtr[2];
+	if (st->grpc && a.status != 200 && a.n_trailers == 0) {
+		int g = grpc_status_from_http(a.status);
+		size_t ml = a.len > 200 ? 200 : a.len;
+		int n = snprintf(code, sizeof code, "%d", g);
+		gtr[0] = (struct http_header){"grpc-status", code, 11, (uint32_t)n};
+		gtr[1] = (struct http_header){"grpc-message", a.body ? a.body : "", 12, (uint32_t)ml};
+		a = (struct http_answer){.status = 200, .content_type = "application/grpc",
+		                         .trailers = gtr, .n_trailers = ml ? 2 : 1};
+		/* the message is copied below, through ans_put, and cleaned there */
+	}
+	int status = a.status < 100 || a.status > 999 ? 500 : a.status;
+	bool bodyless = status == 204 || status == 304 || status < 200;
+	buf_reset(&st->ans);
+	struct nv_off o[HTTP_MAX_HEADERS + 4];
+	size_t n = 0;
+	char s3[4] = {(char)('0' + status / 100), (char)('0' + status / 10 % 10),
+	              (char)('0' + status % 10), 0};
+	o[n++] = (struct nv_off){ans_put(st, ":status", 7, false), 7, ans_put(st, s3, 3, false), 3};
+	if (a.content_type) {
+		size_t l = strlen(a.content_type);
+		o[n++] = (struct nv_off){ans_put(st, "content-type", 12, false), 12,
+		                         ans_put(st, a.content_type, l, false), (uint32_t)l};
+	}
+	for (uint32_t i = 0; i < a.n_headers && n < HTTP_MAX_HEADERS + 2; i++) {
+		const struct http_header *h = &a.headers[i];
+		o[n].n = ans_put(st, h->name, h->name_len, true);
+		o[n].nl = h->name_len;
+		o[n].v = ans_put(st, h->value, h->value_len, false);
+		o[n].vl = h->value_len;
+		n++;
+	}
+	/* the older "Name: value\r\n" lines, lowercased for HTTP/2 */
+	for (const char *p = a.raw_headers; p && *p && n < HTTP_MAX_HEADERS + 2;) {
+		const char *eol = strstr(p, "\r\n");
+		const char *colon = memchr(p, ':', eol ? (size_t)(eol - p) : strlen(p));
+		if (!eol || !colon)
+			break;
+		const char *v = colon + 1;
+		while (v < eol && (*v == ' ' || *v == '\t'))
+			v++;
+		size_t nl = (size_t)(colon - p);
+		bool hop = (nl == 10 && strncasecmp(p, "connection", 10) == 0) ||
+		           (nl == 10 && strncasecmp(p, "keep-alive", 10) == 0) ||
+		           (nl == 17 && strncasecmp(p, "transfer-encoding", 17) == 0);
+		if (!hop) {
+			o[n].n = ans_put(st, p, nl, true);
+			o[n].nl = (uint32_t)nl;
+			o[n].v = ans_put(st, v, (size_t)(eol - v), false);
+			o[n].vl = (uint32_t)(eol - v);
+			n++;
+		}
+		p = eol + 2;
+	}
+	char clen[24];
+	if (!bodyless && a.n_trailers == 0 && !st->streaming) {
+		int l = snprintf(clen, sizeof clen, "%zu", a.len);
+		o[n++] = (struct nv_off){ans_put(st, "content-length", 14, false), 14,
+		                         ans_put(st, clen, (size_t)l, false), (uint32_t)l};
+	}
+	size_t nt = 0;
+	struct nv_off to[H2_MAX_TRAILERS];
+	for (uint32_t i = 0; i < a.n_trailers && nt < H2_MAX_TRAILERS; i++) {
+		const struct http_header *h = &a.trailers[i];
+		to[nt].n = ans_put(st, h->name, h->name_len, true);
+		to[nt].nl = h->name_len;
+		to[nt].v = ans_put(st, h->value, h->value_len, false);
+		to[nt].vl = h->value_len;
+		if (h->name_len == 12 && memcmp(h->name, "grpc-message", 12) == 0)
+			for (uint32_t k = 0; k < h->value_len; k++) {
+				char *ch = &st->ans.data[to[nt].v + k];
+				if ((unsigned char)*ch < 0x20 || (unsigned char)*ch > 0x7e || *ch == '%')
+					*ch = ' ';   /* percent-encoding is grpc_answer's; be safe */
+			}
+		nt++;
+	}
+	/* ans does not move from here on: the pointers are final */
+	nghttp2_nv nv[HTTP_MAX_HEADERS + 4];
+	for (size_t i = 0; i < n; i++)
+		nv[i] = (nghttp2_nv){(uint8_t *)st->ans.data + o[i].n, (uint8_t *)st->ans.data + o[i].v,
+		                     o[i].nl, o[i].vl, NGHTTP2_NV_FLAG_NONE};
+	st->ntrailers = nt;
+	for (size_t i = 0; i < nt; i++)
+		st->trailers[i] = (nghttp2_nv){(uint8_t *)st->ans.data + to[i].n,
+		                               (uint8_t *)st->ans.data + to[i].v, to[i].nl, to[i].vl,
+		                               NGHTTP2_NV_FLAG_NONE};
+	buf_reset(&st->out);
+	st->out_pos = 0;
+	if (!bodyless && !head_only && a.len)
+		buf_append(&st->out, a.body, a.len);
+	st->answered = true;
+	nghttp2_data_provider prd = {.source.ptr = st, .read_callback = h2_read_body};
+	bool data = st->out.len > 0 || nt > 0 || st->streaming;
+	int r = nghttp2_submit_response(st->s->ng, st->id, nv, n, data ? &prd : NULL);
+	if (r != 0)
+		nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+}
+
+/* The server's own error answer on a stream no handler has seen. */
+static void h2_submit_error(struct h2_stream *st, int status, const char *message)
+{
+	struct buf *b = &st->s->c->t->errbuf;
+	buf_reset(b);
+	buf_puts(b, "{\"error\":");
+	json_escape(b, message, strlen(message));
+	buf_putc(b, '}');
+	struct http_answer a = {.status = status, .content_type = "application/json",
+	                        .body = b->data, .len = b->len};
+	if (st->grpc)
+		a = (struct http_answer){.status = status, .body = message, .len = strlen(message)};
+	h2_submit(st, &a, false);
+}
+
+/* The proto table's respond: the handler's answer to x. */
+static void h2_respond(struct xchg *x, const struct http_answer *a)
+{
+	struct conn *c = x->c;
+	struct h2_stream *st = x->stream;
+	if (x->gone || !st) {
+		xchg_put(c->t, x);   /* the stream went first: drop it */
+		return;
+	}
+	st->x = NULL;
+	x->stream = NULL;
+	bool head_only = x->head_only;
+	xchg_put(c->t, x);
+	h2_submit(st, a, head_only);
+	server_conn_schedule(c);
+}
+
+/* ------------------------------------------------------------ streamed answers */
+
+static void h2_stream_begin(struct xchg *x, const struct http_answer *head)
+{
+	struct h2_stream *st = x->stream;
+	if (x->gone || !st)
+		return;
+	st->streaming = true;
+	h2_submit(st, head, x->head_only);
+	server_conn_schedule(x->c);
+}
+
+static int h2_stream_write(struct xchg *x, const void *data, size_t len)
+{
+	struct h2_stream *st = x->stream;
+	if (x->gone || !st)
+		return -EPIPE;
+	if (x->head_only || !len)
+		return 0;
+	buf_append(&st->out, data, len);
+	nghttp2_session_resume_data(st->s->ng, st->id);
+	server_conn_schedule(x->c);
+	return 0;
+}
+
+/* The last piece: trailers, then END_STREAM; the exchange is done. */
+static void h2_stream_end(struct xchg *x, const struct http_header *tr, uint32_t n)
+{
+	struct conn *c = x->c;
+	struct h2_stream *st = x->stream;
+	if (!x->gone && st) {
+		struct nv_off o[H2_MAX_TRAILERS];
+		size_t nt = 0;
+		for (uint32_t i = 0; i < n && nt < H2_MAX_TRAILERS; i++, nt++) {
+			o[nt].n = ans_put(st, tr[i].name, tr[i].name_len, true);
+			o[nt].nl = tr[i].name_len;
+			o[nt].v = ans_put(st, tr[i].value, tr[i].value_len, false);
+			o[nt].vl = tr[i].value_len;
+		}
+		/* ans moved no more: the pointers are final (the answer's head
+		 * was copied by nghttp2 when it was submitted) */
+		for (size_t i = 0; i < nt; i++)
+			st->trailers[i] = (nghttp2_nv){(uint8_t *)st->ans.data + o[i].n,
+			                               (uint8_t *)st->ans.data + o[i].v, o[i].nl, o[i].vl,
+			                               NGHTTP2_NV_FLAG_NONE};
+		st->ntrailers = nt;
+		st->ended = true;
+		st->x = NULL;
+		nghttp2_session_resume_data(st->s->ng, st->id);
+		server_conn_schedule(c);
+	}
+	x->stream = NULL;
+	xchg_put(c->t, x);
+}
+
+/* ------------------------------------------------------------ health Watch */
+
+#define WATCH_PATH "/grpc.health.v1.Health/Watch"
+
+/* The Watch stream's last message and its OK trailers; nghttp2 is told
+ * there is more to send. */
+static void h2_watch_end(struct h2_stream *st, int serving_status)
+{
+	uint8_t fr[GRPC_HEALTH_FRAME_MAX];
+	size_t n = grpc_health_frame(serving_status, fr);
+	buf_append(&st->out, fr, n);
+	uint32_t no = ans_put(st, "grpc-status", 11, false);
+	uint32_t vo = ans_put(st, "0", 1, false);
+	st->trailers[0] = (nghttp2_nv){(uint8_t *)st->ans.data + no, (uint8_t *)st->ans.data + vo,
+	                               11, 1, NGHTTP2_NV_FLAG_NONE};
+	st->ntrailers = 1;
+	st->ended = true;
+	nghttp2_session_resume_data(st->s->ng, st->id);
+}
+
+/*
+ * grpc.health.v1.Health/Watch, served by the core as Check is: the current
+ * status at once, then NOT_SERVING when the drain starts, and the end.  The
+ * exchange is not handed on (nor pinned): the stream carries it.  Returns
+ * false for any other call.
+ */
+static bool h2_watch_start(struct h2_stream *st)
+{
+	struct xchg *x = st->x;
+	const struct http_request *r = &x->pub.req;
+	if (r->path_len != sizeof WATCH_PATH - 1 || memcmp(r->path, WATCH_PATH, r->path_len) != 0)
+		return false;
+	int known = grpc_health_service(&x->pub);
+	struct conn *c = st->s->c;
+	st->x = NULL;
+	x->stream = NULL;
+	xchg_put(c->t, x);
+	st->deadline = 0;
+	if (known < 0) {
+		char code[12];
+		snprintf(code, sizeof code, "%d", -known);
+		struct http_header tr[2] = {{"grpc-status", code, 11, (uint32_t)strlen(code)},
+		                            {"grpc-message", "malformed HealthCheckRequest", 12, 28}};
+		struct http_answer a = {.status = 200, .content_type = "application/grpc",
+		                        .trailers = tr, .n_trailers = 2};
+		h2_submit(st, &a, false);
+		return true;
+	}
+	uint8_t fr[GRPC_HEALTH_FRAME_MAX];
+	int status = !known ? GRPC_HEALTH_SERVICE_UNKNOWN
+	             : c->t->draining || st->s->goaway ? GRPC_HEALTH_NOT_SERVING
+	                                               : GRPC_HEALTH_SERVING;
+	size_t n = grpc_health_frame(status, fr);
+	struct http_answer a = {.status = 200, .content_type = "application/grpc",
+	                        .body = fr, .len = n};
+	st->streaming = st->watch = true;
+	h2_submit(st, &a, false);
+	if (status == GRPC_HEALTH_NOT_SERVING)
+		h2_watch_end(st, GRPC_HEALTH_NOT_SERVING);  /* nothing more will change */
+	return true;
+}
+
+/* ------------------------------------------------------------ requests */
+
+static enum http_method h2_method(const char *m, size_t n)
+{
+	static const struct { const char *s; enum http_method m; } tab[] = {
+		{"GET", HTTP_GET}, {"HEAD", HTTP_HEAD}, {"POST", HTTP_POST}, {"PUT", HTTP_PUT},
+		{"DELETE", HTTP_DELETE}, {"OPTIONS", HTTP_OPTIONS}, {"PATCH", HTTP_PATCH},
+		{"TRACE", HTTP_TRACE}, {"CONNECT", HTTP_CONNECT},
+	};
+	for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
+		if (strlen(tab[i].s) == n && memcmp(tab[i].s, m, n) == 0)
+			return tab[i].m;
+	return HTTP_OTHER;
+}
+
+/* The request is complete: fill the exchange from the stream's copies and
+ * hand it to the handler (grpc.health.v1 first). */
+static void h2_dispatch(struct h2_stream *st)
+{
+	struct conn *c = st->s->c;
+	struct http_server *srv = c->t->srv;
+	if (st->too_big) {
+		h2_submit_error(st, 431, "request header fields too large");
+		return;
+	}
+	if (st->body_too_big)
+		return;   /* answered 413 already */
+	struct xchg *x = st->x;
+	struct http_request *r = &x->pub.req;
+	const char *h = st->head.data;
+	r->method_str = h + st->off_method;
+	r->method_len = st->len_method;
+	r->method = h2_method(r->method_str, r->method_len);
+	r->target = r->path = h + st->off_path;
+	r->target_len = r->path_len = st->len_path;
+	r->query = NULL;
+	r->query_len = 0;
+	const char *q = memchr(r->path, '?', r->path_len);
+	if (q) {
+		r->path_len = (uint32_t)(q - r->path);
+		r->query = q + 1;
+		r->query_len = st->len_path - r->path_len - 1;
+	}
+	r->host = st->len_auth ? h + st->off_auth : NULL;
+	r->host_len = st->len_auth;
+	r->m.n_headers = st->nhdr;
+	for (uint32_t i = 0; i < st->nhdr; i++)
+		r->m.headers[i] = (struct http_header){h + st->hoff[i][0], h + st->hoff[i][1],
+		                                       st->hlen[i][0], st->hlen[i][1]};
+	r->m.version_minor = 1;
+	r->m.keep_alive = true;
+	r->m.expect_continue = r->m.upgrade = false;
+	r->m.body_kind = st->body.len ? HTTP_BODY_LENGTH : HTTP_BODY_NONE;
+	r->m.content_length = st->body.len;
+	r->m.head_len = 0;
+	x->pub.body = st->body.len ? st->body.data : NULL;
+	x->pub.body_len = st->body.len;
+	x->pub.start_ns = now_ns();
+	x->head_only = r->method == HTTP_HEAD;
+	x->keep_alive = true;
+	x->stream = st;
+	st->dispatched = true;
+	st->grpc = grpc_is_call(&x->pub);
+	st->deadline = 0;
+	if (st->grpc) {
+		const struct http_header *gt = http_message_header(&r->m, "grpc-timeout");
+		uint64_t ms;
+		if (gt && grpc_parse_timeout(gt->value, gt->value_len, &ms) == 0) {
+			st->deadline = uv_now(&c->t->loop) + ms;
+			st->grpc_deadline = true;
+		}
+	}
+	if (srv->m_h2_streams)
+		metrics_counter_inc(srv->m_h2_streams);
+	if (st->grpc && h2_watch_start(st))
+		return;
+	c->pinned++;
+	c->nreq++;
+	in_flight_add(c->t, 1);
+	x->c = c;
+	x->pub.thread_data = c->t->data;
+	if (st->grpc && grpc_health_serve(&x->pub))
+		return;
+	srv->cfg.handler(&x->pub, srv->cfg.handler_arg);
+}
+
+static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user)
+{
+	struct h2_session *s = user;
+	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	struct h2_stream *st = h2_stream_new(s, f->hd.stream_id);
+	st->x = xchg_get(s->c->t);
+	st->x->c = s->c;
+	struct http_server *srv = s->c->t->srv;
+	st->deadline = uv_now(&s->c->t->loop) + srv->cfg.body_timeout_ms;
+	nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, st);
+	return 0;
+}
+
+static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
+                     size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *user)
+{
+	(void)flags;
+	struct h2_session *s = user;
+	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;   /* trailers from the client: not kept */
+	struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+	if (!st || st->too_big)
+		return 0;
+	/* the size as RFC 9113 counts it for SETTINGS_MAX_HEADER_LIST_SIZE */
+	st->hbytes += nlen + vlen + 32;
+	if (st->hbytes > s->c->t->srv->cfg.limits.max_header_bytes) {
+		st->too_big = true;
+		return 0;
+	}
+	uint32_t noff = (uint32_t)st->head.len;
+	buf_append(&st->head, name, nlen);
+	buf_putc(&st->head, '\0');
+	uint32_t voff = (uint32_t)st->head.len;
+	buf_append(&st->head, value, vlen);
+	buf_putc(&st->head, '\0');
+	if (nlen && name[0] == ':') {
+		/* nghttp2 has checked the pseudo-headers (HTTP messaging rules) */
+		if (nlen == 7 && memcmp(name, ":method", 7) == 0) {
+			st->off_method = voff;
+			st->len_method = (uint32_t)vlen;
+		} else if (nlen == 5 && memcmp(name, ":path", 5) == 0) {
+			st->off_path = voff;
+			st->len_path = (uint32_t)vlen;
+		} else if (nlen == 10 && memcmp(name, ":authority", 10) == 0) {
+			st->off_auth = voff;
+			st->len_auth = (uint32_t)vlen;
+		}
+		return 0;
+	}
+	if (st->nhdr == HTTP_MAX_HEADERS) {
+		st->too_big = true;
+		return 0;
+	}
+	st->hoff[st->nhdr][0] = noff;
+	st->hoff[st->nhdr][1] = voff;
+	st->hlen[st->nhdr][0] = (uint32_t)nlen;
+	st->hlen[st->nhdr][1] = (uint32_t)vlen;
+	st->nhdr++;
+	return 0;
+}
+
+static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
+                         size_t len, void *user)
+{
+	(void)flags;
+	struct h2_session *s = user;
+	struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, id);
+	if (!st || st->dispatched || st->body_too_big || st->answered)
+		return 0;
+	if (st->body.len + len > s->c->t->srv->cfg.limits.max_body) {
+		st->body_too_big = true;
+		buf_free(&st->body);
+		h2_submit_error(st, 413, "request body too large");
+		return 0;
+	}
+	buf_append(&st->body, data, len);
+	return 0;
+}
+
+static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user)
+{
+	(void)user;
+	if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
+		return 0;
+	struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+	if (!st || st->dispatched || st->answered)
+		return 0;
+	if (f->hd.type == NGHTTP2_HEADERS && st->too_big) {
+		h2_submit_error(st, 431, "request header fields too large");
+		return 0;
+	}
+	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
+		h2_dispatch(st);
+	return 0;
+}
+
+static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *user)
+{
+	(void)code;
+	struct h2_session *s = user;
+	if (s->dying)
+		return 0;
+	struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, id);
+	if (st) {
+		nghttp2_session_set_stream_user_data(ng, id, NULL);
+		h2_stream_free(st);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ the connection */
+
+static nghttp2_session_callbacks *h2_cbs;
+static pthread_once_t h2_cbs_once = PTHREAD_ONCE_INIT;
+
+/* One callback table for every session of every thread, set up once. */
+static void h2_cbs_init(void)
+{
+	INVARIANT(nghttp2_session_callbacks_new(&h2_cbs) == 0);
+	nghttp2_session_callbacks_set_on_begin_headers_callback(h2_cbs, on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(h2_cbs, on_header);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(h2_cbs, on_data_chunk);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(h2_cbs, on_frame_recv);
+	nghttp2_session_callbacks_set_on_stream_close_callback(h2_cbs, on_stream_close);
+}
+
+/* The connection turned HTTP/2: a session, and our SETTINGS at once
+ * (grpc-go waits for them before its first request). */
+static struct h2_session *h2_start(struct conn *c)
+{
+	struct http_server *srv = c->t->srv;
+	pthread_once(&h2_cbs_once, h2_cbs_init);
+	struct h2_session *s = calloc(1, sizeof *s);
+	INVARIANT(s != NULL);
+	s->c = c;
+	nghttp2_option *opt;
+	INVARIANT(nghttp2_option_new(&opt) == 0);
+	/* a peer that never reads our SETTINGS ACKs and PING answers is bounded */
+	nghttp2_option_set_max_outbound_ack(opt, 1000);
+	nghttp2_option_set_max_settings(opt, 32);
+	INVARIANT(nghttp2_session_server_new2(&s->ng, h2_cbs, s, opt) == 0);
+	nghttp2_option_del(opt);
+	nghttp2_settings_entry iv[] = {
+		{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, srv->cfg.h2_max_streams},
+		{NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)srv->cfg.limits.max_header_bytes},
+		{NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+	};
+	nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]);
+	c->h2 = s;
+	c->dl_kind = DL_NONE;
+	if (srv->m_h2_conns)
+		metrics_counter_inc(srv->m_h2_conns);
+	return s;
+}
+
+/* The earliest deadline of the open streams, or the idle one. */
+static void h2_update_deadline(struct conn *c)
+{
+	struct h2_session *s = c->h2;
+	struct http_server *srv = c->t->srv;
+	uint64_t dl = 0;
+	/* a request not complete keeps its deadline even when answered early
+	 * (413, 431): its stream must not stay half open for ever */
+	for (struct h2_stream *st = s->streams; st; st = st->next)
+		if (st->deadline && (!st->answered || !st->dispatched) && (!dl || st->deadline < dl))
+			dl = st->deadline;
+	if (dl) {
+		c->dl_kind = DL_BODY;
+		c->deadline = dl;
+	} else if (s->nstreams == 0 && c->pinned == 0) {
+		if (c->dl_kind != DL_IDLE)
+			conn_set_deadline(c, DL_IDLE, srv->cfg.idle_timeout_ms);
+	} else {
+		c->dl_kind = DL_NONE;
+	}
+}
+
+/* Feed what is buffered to the session, take what it has to send, write. */
+static void h2_service(struct conn *c)
+{
+	if (c->closed || c->lingering)
+		return;
+	struct h2_session *s = c->h2 ? c->h2 : h2_start(c);
+	c->t->batch_ns = c->t->answer_ns = 0;
+	c->in_process = true;
+	if (c->rlen > c->rpos && !c->stop_parse) {
+		ssize_t n = nghttp2_session_mem_recv(s->ng, (const uint8_t *)c->rbuf + c->rpos,
+		                                     c->rlen - c->rpos);
+		if (n < 0) {
+			/* fatal for the connection (a bad preface, out of memory): nghttp2
+			 * has queued a GOAWAY where one is due; send it and end */
+			log_debug("http/2: %s", nghttp2_strerror((int)n));
+			c->stop_parse = true;
+		}
+		c->rpos = c->rlen;
+	}
+	c->in_process = false;
+	/* nothing points into rbuf: give it back after every pass */
+	if (c->rbuf && c->rpos == c->rlen)
+		server_conn_rbuf_release(c);
+	for (int i = 0; i < 4096; i++) {
+		const uint8_t *d;
+		ssize_t n = nghttp2_session_mem_send(s->ng, &d);
+		if (n <= 0) {
+			if (n < 0)
+				c->stop_parse = true;
+			break;
+		}
+		buf_append(&c->out, d, (size_t)n);
+		if (c->out.len > OUT_BACKLOG_MAX)
+			break;   /* the rest when this is written (write_done services again) */
+	}
+	if (!nghttp2_session_want_read(s->ng) && !nghttp2_session_want_write(s->ng))
+		c->stop_parse = true;   /* GOAWAY both ways, or a fatal error */
+	if (s->goaway && s->nstreams == 0 && c->pinned == 0)
+		c->stop_parse = true;   /* drained */
+	if (c->eof)
+		c->stop_parse = true;
+	h2_update_deadline(c);
+	server_conn_flush(c);
+	if (c->closed || c->lingering)
+		return;
+	bool want = !c->eof && !c->stop_parse && c->out.len + c->wout.len <= OUT_BACKLOG_MAX;
+	io_read(c, want);
+}
+
+static void h2_timeout(struct conn *c, uint8_t kind)
+{
+	struct h2_session *s = c->h2;
+	if (!s) {
+		server_conn_close(c);
+		return;
+	}
+	if (kind == DL_IDLE) {
+		if (!s->goaway) {
+			nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE,
+			                      nghttp2_session_get_last_proc_stream_id(s->ng),
+			                      NGHTTP2_NO_ERROR, NULL, 0);
+			s->goaway = true;
+		}
+		c->stop_parse = true;
+		h2_service(c);
+		return;
+	}
+	uint64_t now = uv_now(&c->t->loop);
+	struct h2_stream *next;
+	for (struct h2_stream *st = s->streams; st; st = next) {
+		next = st->next;
+		if (!st->deadline || st->deadline > now || (st->answered && st->dispatched))
+			continue;
+		st->deadline = 0;
+		if (st->dispatched && st->grpc_deadline) {
+			/* the handler is too late: the client hears DEADLINE_EXCEEDED
+			 * now, and the handler's answer is dropped */
+			struct xchg *x = st->x;
+			st->x = NULL;
+			if (x) {
+				x->gone = true;
+				x->stream = NULL;
+			}
+			struct http_header tr[2] = {{"grpc-status", "4", 11, 1},
+			                            {"grpc-message", "deadline exceeded", 12, 17}};
+			struct http_answer a = {.status = 200, .content_type = "application/grpc",
+			                        .trailers = tr, .n_trailers = 2};
+			h2_submit(st, &a, false);
+		} else if (!st->dispatched) {
+			/* the request did not end in time */
+			nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+		}
+	}
+	h2_service(c);
+}
+
+static void h2_drain(struct conn *c)
+{
+	struct h2_session *s = c->h2;
+	if (!s) {
+		server_conn_close(c);
+		return;
+	}
+	if (!s->goaway) {
+		nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE,
+		                      nghttp2_session_get_last_proc_stream_id(s->ng),
+		                      NGHTTP2_NO_ERROR, NULL, 0);
+		s->goaway = true;
+	}
+	for (struct h2_stream *st = s->streams; st; st = st->next)
+		if (st->watch && !st->ended)
+			h2_watch_end(st, GRPC_HEALTH_NOT_SERVING);
+	h2_service(c);
+}
+
+/* The connection is closing: every stream goes with the session. */
+static void h2_closed(struct conn *c)
+{
+	struct h2_session *s = c->h2;
+	if (!s)
+		return;
+	s->dying = true;
+	while (s->streams)
+		h2_stream_free(s->streams);
+	nghttp2_session_del(s->ng);
+	free(s);
+	c->h2 = NULL;
+}
+
+const struct conn_proto server_proto_h2 = {
+	.name = "h2",
+	.service = h2_service,
+	.timeout = h2_timeout,
+	.respond = h2_respond,
+	.drain = h2_drain,
+	.closed = h2_closed,
+	.stream_begin = h2_stream_begin,
+	.stream_write = h2_stream_write,
+	.stream_end = h2_stream_end,
+};

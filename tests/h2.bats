@@ -1,0 +1,344 @@
+#!/usr/bin/env bats
+# HTTP/2 (h2c with prior knowledge) and gRPC in lib/http/server, through
+# dsys-serve and dsys-counter serve: third-party clients (curl, nghttp,
+# python3-grpcio) on both socket backends, and our own raw-frame cases
+# (tests/h2_raw.py) for what a hostile or broken client sends.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() {
+	dsys_setup
+	H2RAW="$BATS_TEST_DIRNAME/h2_raw.py"
+}
+
+teardown() {
+	dsys_teardown
+}
+
+# grpc_call PORT PATH HEXREQ [TIMEOUT_S]: a unary call through grpcio with
+# raw bytes; prints "OK <hex of the answer>" or "<StatusCode.NAME> <details>".
+grpc_call() {
+	"$DSYS_PY" - "$@" <<'PY'
+import sys, grpc
+port, path, req = sys.argv[1], sys.argv[2], bytes.fromhex(sys.argv[3])
+timeout = float(sys.argv[4]) if len(sys.argv) > 4 else 10
+ch = grpc.insecure_channel("127.0.0.1:" + port)
+call = ch.unary_unary(path, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+try:
+    print("OK", call(req, timeout=timeout).hex())
+except grpc.RpcError as e:
+    print(e.code(), e.details())
+PY
+}
+
+# h2raw PORT CASE: one case of tests/h2_raw.py; its JSON in $output.
+h2raw() {
+	run --separate-stderr timeout 30 "$DSYS_PY" "$H2RAW" "$@"
+	assert_success
+}
+
+@test "h2: curl --http2-prior-knowledge gets /hello over h2c on both socket backends" {
+	for io in uring uv; do
+		start_server "s$io" dsys-serve --listen 127.0.0.1:0 --threads 1 --io "$io"
+		run curl -s --max-time 10 --http2-prior-knowledge -o /dev/null \
+			-w '%{http_version} %{http_code}' "http://127.0.0.1:$SERVER_PORT/hello"
+		assert_output '2 200'
+		run curl -s --max-time 10 --http2-prior-knowledge "http://127.0.0.1:$SERVER_PORT/hello"
+		assert_output 'Hello from dsys!'
+		# HTTP/1.1 on the same port, unchanged
+		run curl -s --max-time 10 --http1.1 -o /dev/null -w '%{http_version} %{http_code}' \
+			"http://127.0.0.1:$SERVER_PORT/hello"
+		assert_output '1.1 200'
+	done
+}
+
+@test "h2: a 2 MiB body arrives whole over h2c, also through windows smaller than the body" {
+	head -c 2097152 /dev/urandom >"$BATS_TEST_TMPDIR/big.bin"
+	want=$(sha256sum <"$BATS_TEST_TMPDIR/big.bin" | cut -d' ' -f1)
+	for io in uring uv; do
+		start_server "b$io" dsys-serve --listen 127.0.0.1:0 --threads 1 --io "$io" \
+			--route "GET /big=@$BATS_TEST_TMPDIR/big.bin"
+		run bash -c "curl -s --max-time 20 --http2-prior-knowledge http://127.0.0.1:$SERVER_PORT/big | sha256sum"
+		assert_output "$want  -"
+		# nghttp: a 1 KiB stream window and a 64 KiB connection window
+		run bash -c "nghttp -w 10 -W 16 http://127.0.0.1:$SERVER_PORT/big | sha256sum"
+		assert_output "$want  -"
+	done
+}
+
+@test "h2: nghttp sends 100 streams on one connection and every one is answered" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	run bash -c "nghttp -n -s -m 100 http://127.0.0.1:$SERVER_PORT/hello 2>&1 | grep -c ' 200 '"
+	assert_output 100
+	run metric "$SERVER_PORT" http2_streams_total
+	[ "${output%.*}" -ge 100 ]
+	run metric "$SERVER_PORT" http2_connections_total
+	[ "${output%.*}" -ge 1 ]
+}
+
+@test "h2: /metrics and a POST body come over h2c as over HTTP/1.1" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1 --route 'POST /echo=ok'
+	run curl -s --max-time 10 --http2-prior-knowledge "http://127.0.0.1:$SERVER_PORT/hello"
+	assert_output 'Hello from dsys!'
+	run curl -s --max-time 10 --http2-prior-knowledge "http://127.0.0.1:$SERVER_PORT/metrics"
+	assert_output --partial 'http_requests_total'
+	run curl -s --max-time 10 --http2-prior-knowledge -d 'some body' "http://127.0.0.1:$SERVER_PORT/echo"
+	assert_output 'ok'
+	run curl -s --max-time 10 --http2-prior-knowledge -o /dev/null -w '%{http_code}' \
+		"http://127.0.0.1:$SERVER_PORT/nope"
+	assert_output '404'
+}
+
+@test "h2: a bad preface is answered as HTTP/1.1, with 400, and the server goes on" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	h2raw "$SERVER_PORT" bad-preface
+	run jq -r .reply <<<"$output"
+	assert_output 'HTTP/1.1 400 Bad Request'
+	run curl -s --max-time 10 --http2-prior-knowledge "http://127.0.0.1:$SERVER_PORT/hello"
+	assert_output 'Hello from dsys!'
+}
+
+@test "h2: SETTINGS come first, PING is answered with its data, unknown frames are ignored" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	h2raw "$SERVER_PORT" settings-and-ping
+	out=$output
+	run jq -r .first_type <<<"$out"
+	assert_output 4
+	run jq -r '.frames[] | select(.type == 6) | "\(.flags) \(.data)"' <<<"$out"
+	assert_output "1 $(printf abcdefgh | od -An -tx1 | tr -d ' \n')"
+	h2raw "$SERVER_PORT" unknown-frame
+	out=$output
+	run jq -r '[.frames[] | select(.type == 6 and .flags == 1)] | length' <<<"$out"
+	assert_output 1
+	run jq -r '[.frames[] | select(.type == 7)] | length' <<<"$out"
+	assert_output 0
+}
+
+@test "h2: protocol errors close the connection with GOAWAY and the right code" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	# a first frame that is not SETTINGS: PROTOCOL_ERROR (1)
+	h2raw "$SERVER_PORT" no-settings-first
+	run jq -r '.frames[] | select(.type == 7) | .error' <<<"$output"
+	assert_output 1
+	# a window over 2^31-1: FLOW_CONTROL_ERROR (3)
+	h2raw "$SERVER_PORT" window-overflow
+	run jq -r '.frames[] | select(.type == 7) | .error' <<<"$output"
+	assert_output 3
+	# DATA on stream 0: PROTOCOL_ERROR
+	h2raw "$SERVER_PORT" data-on-stream-0
+	run jq -r '.frames[] | select(.type == 7) | .error' <<<"$output"
+	assert_output 1
+	run curl -s --max-time 10 --http2-prior-knowledge "http://127.0.0.1:$SERVER_PORT/hello"
+	assert_output 'Hello from dsys!'
+}
+
+@test "h2: a stream reset by the client is forgotten and the next stream is answered" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	h2raw "$SERVER_PORT" rst-stream
+	run jq -r .answered_3 <<<"$output"
+	assert_output true
+}
+
+@test "h2: more streams than SETTINGS_MAX_CONCURRENT_STREAMS are refused, and a rapid-reset flood ends in GOAWAY" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	h2raw "$SERVER_PORT" too-many-streams
+	out=$output
+	# nghttp2 takes the first 128 (stream 255 last) and ends the connection
+	run jq -r '.frames[0] | "\(.type) \(.last) \(.error)"' <<<"$out"
+	assert_output '7 255 1'
+	h2raw "$SERVER_PORT" rapid-reset
+	out=$output
+	run jq -r .goaway <<<"$out"
+	assert_output true
+	run curl -s --max-time 10 --http2-prior-knowledge "http://127.0.0.1:$SERVER_PORT/hello"
+	assert_output 'Hello from dsys!'
+}
+
+@test "h2: a header block over --max-header-bytes gets 431 on its stream" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	h2raw "$SERVER_PORT" big-header
+	# :status 431 as a literal of the static table's :status (index 8)
+	run jq -r .status_block <<<"$output"
+	assert_output --regexp '^48033433315f'
+}
+
+@test "h2: a request that does not end within --body-timeout has its stream reset (CANCEL)" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1 --body-timeout 1s --io uv
+	h2raw "$SERVER_PORT" incomplete-request
+	run jq -r '.frames[] | select(.type == 3) | "\(.sid) \(.error)"' <<<"$output"
+	assert_output '1 8'
+}
+
+@test "h2: a body over --max-body-bytes gets 413 at once, and a request left open is reset at --body-timeout" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1 --max-body-bytes 1k --body-timeout 1s
+	h2raw "$SERVER_PORT" big-body-left-open
+	out=$output
+	# :status 413 as a literal of the static table's :status (index 8)
+	run jq -r .status_block <<<"$out"
+	assert_output --regexp '^4803343133'
+	run jq -r '.frames[] | select(.type == 3) | "\(.sid) \(.error)"' <<<"$out"
+	assert_output '1 8'
+}
+
+@test "h2: SIGTERM sends GOAWAY (NO_ERROR) to an open h2c connection and the server exits 0" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	"$DSYS_PY" "$H2RAW" "$SERVER_PORT" drain >"$BATS_TEST_TMPDIR/drain.out" 2>&1 3>&- &
+	client=$!
+	for _ in $(seq 100); do grep -q ready "$BATS_TEST_TMPDIR/drain.out" && break; sleep 0.05; done
+	run grep -c ready "$BATS_TEST_TMPDIR/drain.out"
+	assert_output 1
+	st=0
+	stop_server "$SERVER_PID" || st=$?
+	DSYS_SERVER_PIDS=()
+	[ "$st" -eq 0 ]
+	wait "$client"
+	run jq -r 'select(.frames) | .frames[] | select(.type == 7) | "\(.last) \(.error)"' "$BATS_TEST_TMPDIR/drain.out"
+	assert_output '1 0'
+}
+
+@test "grpc: grpc.health.v1.Health/Check answers SERVING on dsys-serve, both backends" {
+	for io in uring uv; do
+		start_server "g$io" dsys-serve --listen 127.0.0.1:0 --threads 1 --io "$io"
+		run grpc_call "$SERVER_PORT" /grpc.health.v1.Health/Check ''
+		assert_output 'OK 0801'
+	done
+}
+
+@test "grpc: Health/Check on dsys-counter serve answers SERVING too" {
+	start_server c dsys-counter serve --listen 127.0.0.1:0 --threads 1
+	run grpc_call "$SERVER_PORT" /grpc.health.v1.Health/Check ''
+	assert_output 'OK 0801'
+}
+
+@test "grpc: a named service is NOT_FOUND, an unknown method UNIMPLEMENTED, a bad message INVALID_ARGUMENT" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	# HealthCheckRequest{service: "foo"}
+	run grpc_call "$SERVER_PORT" /grpc.health.v1.Health/Check 0a03666f6f
+	assert_output 'StatusCode.NOT_FOUND unknown service'
+	run grpc_call "$SERVER_PORT" /no.such.Service/Method ''
+	assert_output --regexp '^StatusCode.UNIMPLEMENTED'
+	# field 1 as a string whose length runs past the end
+	run grpc_call "$SERVER_PORT" /grpc.health.v1.Health/Check 0a09
+	assert_output --regexp '^StatusCode.INVALID_ARGUMENT'
+}
+
+@test "grpc: grpc-timeout ends a call the handler answers too late with DEADLINE_EXCEEDED, from the server" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1 --delay 3s
+	start=$(date +%s%N)
+	# nghttp prints the trailers it receives; the server's, not a client-side deadline
+	run bash -c "printf '\0\0\0\0\0' >'$BATS_TEST_TMPDIR/empty.msg'; nghttp -v -t 10 -H 'content-type: application/grpc' -H 'te: trailers' -H 'grpc-timeout: 300m' -d '$BATS_TEST_TMPDIR/empty.msg' http://127.0.0.1:$SERVER_PORT/dsys.Slow/Call"
+	end=$(date +%s%N)
+	assert_output --partial 'grpc-status: 4'
+	[ $(((end - start) / 1000000)) -lt 2500 ]
+	# the late answer is dropped, and the server goes on
+	sleep 3
+	run grpc_call "$SERVER_PORT" /grpc.health.v1.Health/Check ''
+	assert_output 'OK 0801'
+}
+
+@test "grpc: UserService/GetUser answers a user, NOT_FOUND, and INVALID_ARGUMENT for a bad id or message" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	# UserRequest{user_id: "7"} -> UserResponse{name: "user-7", age: 25}
+	run grpc_call "$SERVER_PORT" /UserService/GetUser 0a0137
+	assert_output "OK 0a06$(printf user-7 | od -An -tx1 | tr -d ' \n')1019"
+	run grpc_call "$SERVER_PORT" /UserService/GetUser 0a0130
+	assert_output 'StatusCode.NOT_FOUND no such user'
+	run grpc_call "$SERVER_PORT" /UserService/GetUser 0a03616263
+	assert_output 'StatusCode.INVALID_ARGUMENT user_id is not a number'
+	run grpc_call "$SERVER_PORT" /UserService/GetUser 0aff
+	assert_output 'StatusCode.INVALID_ARGUMENT malformed UserRequest'
+	# --no-default-routes leaves it out: UNIMPLEMENTED
+	start_server n dsys-serve --listen 127.0.0.1:0 --threads 1 --no-default-routes
+	run grpc_call "$SERVER_PORT" /UserService/GetUser 0a0137
+	assert_output --regexp '^StatusCode.UNIMPLEMENTED'
+}
+
+# grpc_watch PORT HEXREQ: stream Health/Watch; prints each message in hex,
+# then "END OK" or "END <code> <details>".
+grpc_watch() {
+	"$DSYS_PY" - "$@" <<'PY'
+import sys, grpc
+ch = grpc.insecure_channel("127.0.0.1:" + sys.argv[1])
+w = ch.unary_stream("/grpc.health.v1.Health/Watch", request_serializer=lambda b: b, response_deserializer=lambda b: b)
+try:
+    for m in w(bytes.fromhex(sys.argv[2]), timeout=20):
+        print(m.hex(), flush=True)
+    print("END OK", flush=True)
+except grpc.RpcError as e:
+    print("END", e.code(), e.details(), flush=True)
+PY
+}
+
+@test "grpc: Health/Watch streams SERVING, then NOT_SERVING when the server drains, and ends OK" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	grpc_watch "$SERVER_PORT" '' >"$BATS_TEST_TMPDIR/watch.out" 2>&1 3>&- &
+	client=$!
+	for _ in $(seq 100); do grep -q 0801 "$BATS_TEST_TMPDIR/watch.out" && break; sleep 0.05; done
+	run cat "$BATS_TEST_TMPDIR/watch.out"
+	assert_output 0801
+	st=0
+	stop_server "$SERVER_PID" || st=$?
+	DSYS_SERVER_PIDS=()
+	[ "$st" -eq 0 ]
+	wait "$client"
+	run cat "$BATS_TEST_TMPDIR/watch.out"
+	assert_output "$(printf '0801\n0802\nEND OK')"
+}
+
+@test "grpc: Health/Watch of an unknown service says SERVICE_UNKNOWN and keeps watching" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	run timeout 3 "$DSYS_PY" -c '
+import sys, grpc
+ch = grpc.insecure_channel("127.0.0.1:" + sys.argv[1])
+w = ch.unary_stream("/grpc.health.v1.Health/Watch", request_serializer=lambda b: b, response_deserializer=lambda b: b)
+it = w(bytes.fromhex("0a03666f6f"), timeout=1)
+print(next(it).hex(), flush=True)
+try:
+    next(it)
+except grpc.RpcError as e:
+    print(e.code())' "$SERVER_PORT"
+	assert_output "$(printf '0803\nStatusCode.DEADLINE_EXCEEDED')"
+}
+
+@test "grpc: UserService/ListUsers streams 10000 messages through the client's window, and a cancelled call ends cleanly" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	run "$DSYS_PY" - "$SERVER_PORT" <<'PY'
+import sys, grpc
+ch = grpc.insecure_channel("127.0.0.1:" + sys.argv[1])
+w = ch.unary_stream("/UserService/ListUsers", request_serializer=lambda b: b, response_deserializer=lambda b: b)
+# UserListRequest{first: 5, count: 3}
+print(" ".join(m.hex() for m in w(bytes.fromhex("08051003"), timeout=10)))
+# {first: 1, count: 10000}: about 178 KB, over the 64 KiB initial window
+ms = list(w(bytes.fromhex("0801109027"[:6] + "904e"), timeout=30))
+print(len(ms), ms[-1].hex())
+# count over the limit: OUT_OF_RANGE, before any message
+try:
+    list(w(bytes.fromhex("080110a09c01"), timeout=10))
+except grpc.RpcError as e:
+    print(e.code())
+# cancel after the first message
+it = w(bytes.fromhex("0801109027"[:6] + "904e"), timeout=30)
+next(it)
+it.cancel()
+print("cancelled")
+PY
+	assert_line --index 0 "0a06757365722d351017 0a06757365722d361018 0a06757365722d371019"
+	assert_line --index 1 "10000 0a0a757365722d3130303030103a"
+	assert_line --index 2 "StatusCode.OUT_OF_RANGE"
+	assert_line --index 3 "cancelled"
+	# and the server goes on
+	run grpc_call "$SERVER_PORT" /grpc.health.v1.Health/Check ''
+	assert_output 'OK 0801'
+}
+
+@test "h2: a streamed answer over HTTP/1.1 arrives whole, with Content-Length" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	# one framed UserListRequest{first: 5, count: 3}
+	printf '\0\0\0\0\004\010\005\020\003' >"$BATS_TEST_TMPDIR/req.bin"
+	run bash -c "curl -s --http1.1 -D - -o '$BATS_TEST_TMPDIR/body.bin' -H 'content-type: application/grpc' --data-binary @'$BATS_TEST_TMPDIR/req.bin' http://127.0.0.1:$SERVER_PORT/UserService/ListUsers | tr -d '\r'"
+	assert_line 'Content-Length: 45'
+	assert_line 'Content-Type: application/grpc'
+	run bash -c "od -An -tx1 '$BATS_TEST_TMPDIR/body.bin' | tr -d ' \n'"
+	assert_output "000000000a0a06757365722d351017000000000a0a06757365722d361018000000000a0a06757365722d371019"
+}

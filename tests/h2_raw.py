@@ -1,0 +1,221 @@
+#!/usr/bin/python3
+"""Hostile and plain HTTP/2 over a raw socket, for tests/h2.bats.
+
+Our own frame writer and reader (RFC 9113 section 4, HPACK literals
+without Huffman, RFC 7541 section 6.2.2), so each case sends exactly the
+bytes it means to.  Usage: h2_raw.py PORT CASE; prints one JSON object
+with what the server did and exits 0 (the test judges it).
+"""
+import json
+import socket
+import struct
+import sys
+import time
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE = 0, 1, 3, 4, 6, 7, 8
+END_STREAM, END_HEADERS, ACK = 1, 4, 1
+
+
+def frame(ftype, flags, sid, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", sid) + payload
+
+
+def hpack_int(n, prefix_bits, first=0):
+    limit = (1 << prefix_bits) - 1
+    if n < limit:
+        return bytes([first | n])
+    out = [first | limit]
+    n -= limit
+    while n >= 128:
+        out.append(n % 128 + 128)
+        n //= 128
+    out.append(n)
+    return bytes(out)
+
+
+def hpack(headers):
+    out = b""
+    for name, value in headers:
+        out += b"\x00" + hpack_int(len(name), 7) + name.encode()
+        out += hpack_int(len(value), 7) + value.encode()
+    return out
+
+
+def request(sid, path="/hello", method="GET", end=True, extra=()):
+    hs = [(":method", method), (":scheme", "http"), (":path", path), (":authority", "x")]
+    hs += list(extra)
+    return frame(HEADERS, END_HEADERS | (END_STREAM if end else 0), sid, hpack(hs))
+
+
+class Conn:
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.buf = b""
+        self.closed = False
+
+    def send(self, b):
+        try:
+            self.s.sendall(b)
+        except OSError:
+            self.closed = True
+
+    def frames(self, until, limit=5.0):
+        """Read frames until until(frame) is true, the peer closes, or limit s."""
+        got = []
+        end = time.time() + limit
+        while time.time() < end:
+            while len(self.buf) >= 9:
+                n = int.from_bytes(self.buf[:3], "big")
+                if len(self.buf) < 9 + n:
+                    break
+                f = {"type": self.buf[3], "flags": self.buf[4],
+                     "sid": int.from_bytes(self.buf[5:9], "big") & 0x7FFFFFFF,
+                     "payload": self.buf[9:9 + n]}
+                self.buf = self.buf[9 + n:]
+                got.append(f)
+                if until(f):
+                    return got
+            try:
+                self.s.settimeout(max(0.05, end - time.time()))
+                d = self.s.recv(65536)
+            except socket.timeout:
+                break
+            except OSError:
+                self.closed = True
+                break
+            if not d:
+                self.closed = True
+                break
+            self.buf += d
+        return got
+
+
+def summary(frames):
+    out = []
+    for f in frames:
+        e = {"type": f["type"], "sid": f["sid"], "flags": f["flags"]}
+        if f["type"] == GOAWAY:
+            e["last"] = int.from_bytes(f["payload"][:4], "big") & 0x7FFFFFFF
+            e["error"] = int.from_bytes(f["payload"][4:8], "big")
+        if f["type"] == RST_STREAM:
+            e["error"] = int.from_bytes(f["payload"][:4], "big")
+        if f["type"] == PING:
+            e["data"] = f["payload"].hex()
+        out.append(e)
+    return out
+
+
+def start(port, ack=True):
+    c = Conn(port)
+    c.send(PREFACE + frame(SETTINGS, 0, 0))
+    if ack:
+        c.send(frame(SETTINGS, ACK, 0))
+    return c
+
+
+def goaway(f):
+    return f["type"] == GOAWAY
+
+
+def main():
+    port, case = int(sys.argv[1]), sys.argv[2]
+    res = {"case": case}
+    if case == "bad-preface":
+        c = Conn(port)
+        c.send(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n")
+        c.s.settimeout(5)
+        data = b""
+        try:
+            while True:
+                d = c.s.recv(4096)
+                if not d:
+                    break
+                data += d
+        except OSError:
+            pass
+        res["reply"] = data.split(b"\r\n", 1)[0].decode(errors="replace")
+    elif case == "no-settings-first":
+        c = Conn(port)
+        c.send(PREFACE + frame(PING, 0, 0, b"12345678"))
+        res["frames"] = summary(c.frames(goaway))
+    elif case == "settings-and-ping":
+        c = start(port)
+        c.send(frame(PING, 0, 0, b"abcdefgh"))
+        fs = c.frames(lambda f: f["type"] == PING)
+        res["frames"] = summary(fs)
+        first = fs[0] if fs else {}
+        res["first_type"] = first.get("type")
+    elif case == "unknown-frame":
+        c = start(port)
+        c.send(frame(0xFA, 0, 0, b"whatever") + frame(0xFA, 0, 1, b"x") + frame(PING, 0, 0, b"pingpong"))
+        res["frames"] = summary(c.frames(lambda f: f["type"] == PING and f["flags"] & ACK))
+    elif case == "window-overflow":
+        c = start(port)
+        c.send(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 0x7FFFFFFF)))
+        res["frames"] = summary(c.frames(goaway))
+    elif case == "data-on-stream-0":
+        c = start(port)
+        c.send(frame(DATA, 0, 0, b"hello"))
+        res["frames"] = summary(c.frames(goaway))
+    elif case == "rst-stream":
+        c = start(port)
+        c.send(request(1, "/hello", "POST", end=False))
+        c.send(frame(RST_STREAM, 0, 1, struct.pack(">I", 8)))
+        c.send(request(3, "/hello"))
+        fs = c.frames(lambda f: f["sid"] == 3 and f["flags"] & END_STREAM)
+        res["frames"] = summary(fs)
+        res["answered_3"] = any(f["sid"] == 3 and f["type"] == DATA for f in fs)
+    elif case == "rapid-reset":
+        c = start(port)
+        for i in range(0, 2000):
+            c.send(request(1 + 2 * i) + frame(RST_STREAM, 0, 1 + 2 * i, struct.pack(">I", 8)))
+        fs = c.frames(goaway, 8)
+        res["frames"] = summary(fs)[-3:]
+        res["goaway"] = any(f["type"] == GOAWAY for f in fs)
+    elif case == "too-many-streams":
+        c = start(port)
+        c.frames(lambda f: f["type"] == SETTINGS and f["flags"] & ACK, 2)
+        for i in range(200):
+            c.send(request(1 + 2 * i, "/hello", "POST", end=False))
+        fs = c.frames(lambda f: f["type"] in (GOAWAY, RST_STREAM), 5)
+        res["frames"] = summary([f for f in fs if f["type"] in (GOAWAY, RST_STREAM)])[:3]
+    elif case == "big-header":
+        c = start(port)
+        c.send(request(1, "/hello", extra=[("x-big", "a" * 10000)]))
+        fs = c.frames(lambda f: f["sid"] == 1 and f["flags"] & END_STREAM or goaway(f))
+        res["frames"] = summary(fs)
+        hdr = [f for f in fs if f["type"] == HEADERS and f["sid"] == 1]
+        # the :status is the first field: static-table index 8..14 or a literal
+        res["status_block"] = hdr[0]["payload"].hex() if hdr else None
+    elif case == "incomplete-request":
+        # a POST whose body never ends: its stream is reset at the body deadline
+        c = start(port)
+        c.send(request(1, "/hello", "POST", end=False))
+        fs = c.frames(lambda f: f["type"] == RST_STREAM, 6)
+        res["frames"] = summary([f for f in fs if f["type"] != SETTINGS])
+    elif case == "big-body-left-open":
+        # a body over the limit, and the request never ends: 413 at once,
+        # then the stream is reset at the body deadline
+        c = start(port)
+        c.send(request(1, "/hello", "POST", end=False) + frame(DATA, 0, 1, b"x" * 2048))
+        fs = c.frames(lambda f: f["type"] == RST_STREAM, 6)
+        res["frames"] = summary([f for f in fs if f["type"] != SETTINGS])
+        hdr = [f for f in fs if f["type"] == HEADERS and f["sid"] == 1]
+        res["status_block"] = hdr[0]["payload"].hex() if hdr else None
+    elif case == "drain":
+        c = start(port)
+        c.send(request(1, "/hello"))
+        c.frames(lambda f: f["sid"] == 1 and f["flags"] & END_STREAM)
+        print(json.dumps({"case": case, "ready": True}), flush=True)
+        fs = c.frames(goaway, 10)
+        res["frames"] = summary(fs)
+        c.frames(lambda f: False, 3)
+        res["closed"] = c.closed
+    else:
+        print("unknown case", case, file=sys.stderr)
+        sys.exit(2)
+    print(json.dumps(res), flush=True)
+
+
+main()
