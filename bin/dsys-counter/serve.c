@@ -55,6 +55,7 @@ struct creq {
 	struct http_exchange *ex;
 	struct sthread *t;
 	enum op op;
+	uint64_t start_ns;            /* uv_hrtime() when taken: backend round trips */
 	bool array;
 	unsigned n, pending;
 	struct citem one;
@@ -70,6 +71,7 @@ struct app {
 	struct counter_store *store;
 	const struct config *cfg;
 	struct metrics_counter *backend_errors;   /* answers 503 (unreachable, timed out) */
+	struct metrics_histogram *backend_rtt[OP_HEALTH + 1];  /* by enum op */
 	/* backend failures are logged at most once a second, from any thread */
 	_Atomic uint64_t log_next_ms;             /* CLOCK_MONOTONIC ms of the next line allowed */
 	_Atomic uint64_t log_suppressed;          /* failures not logged since the last line */
@@ -98,6 +100,7 @@ static struct creq *creq_get(struct sthread *t, struct http_exchange *ex, enum o
 	q->ex = ex;
 	q->t = t;
 	q->op = op;
+	q->start_ns = uv_hrtime();
 	q->array = false;
 	q->n = 0;
 	q->pending = 0;
@@ -241,6 +244,7 @@ static void item_done(void *ud, int err, int64_t value)
 	it->err = err;
 	it->value = value;
 	struct creq *q = it->req;
+	metrics_histogram_observe_ns(q->t->app->backend_rtt[q->op], uv_hrtime() - q->start_ns);
 	if (err < 0 && counter_err_unreachable(err)) {
 		if (q->op != OP_HEALTH)
 			metrics_counter_inc(q->t->app->backend_errors);
@@ -491,8 +495,10 @@ static void list_cb(void *ud, int err, const struct counter_item *items, size_t 
 			buf_putc(&q->list, '\n');
 		}
 	}
-	if (done)
+	if (done) {
+		metrics_histogram_observe_ns(q->t->app->backend_rtt[OP_LIST], uv_hrtime() - q->start_ns);
 		creq_release_guard(q);
+	}
 }
 
 static void handle_list(struct http_exchange *ex, void *arg)
@@ -600,6 +606,17 @@ int counter_serve(struct config *cfg)
 	metrics_process_register(reg);
 	app.backend_errors = metrics_counter_register(reg, "counter_backend_errors_total",
 		"Counter operations that failed because the store was unreachable or timed out.", NULL);
+	/* One histogram per operation, so a dashboard sees Redis round trips
+	 * (or the mem: call) apart from the HTTP latency around them.  An
+	 * item of a batched POST /incr is one observation each. */
+	static const char *const op_names[] = {
+		[OP_INCR] = "incr", [OP_GET] = "get", [OP_SET] = "set",
+		[OP_DEL] = "delete", [OP_LIST] = "list", [OP_HEALTH] = "health",
+	};
+	for (int op = OP_INCR; op <= OP_HEALTH; op++)
+		app.backend_rtt[op] = metrics_histogram_register(reg, "counter_backend_duration_seconds",
+			"Time from issuing a store operation to its answer (a backend round trip), by operation.",
+			METRICS_LABELS("op", op_names[op]), NULL, 0);
 	struct http_router *router = http_router_new(reg);
 	http_route_add(router, "POST", "/incr", handle_incr, &app);
 	http_route_add_prefix(router, "GET", "/counters/", handle_get, &app);
