@@ -92,6 +92,7 @@
 #include <unistd.h>
 
 #include "base/buf.h"
+#include "http/handover.h"
 #include "http/server.h"
 #include "http/server_internal.h"
 #include "base/invariant.h"
@@ -1375,6 +1376,13 @@ static void thread_drain(struct http_thread *t)
 		char b;
 		if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1)
 			continue;  /* a request is waiting: serve it, then close */
+		if (srv->cfg.reuse_port) {
+			/* a restart: a client's next request may be on its way
+			 * as we close, and would be lost; wait for it a little
+			 * and answer it with Connection: close instead */
+			conn_set_deadline(c, DL_IDLE, grace);
+			continue;
+		}
 		conn_close(c);
 	}
 	thread_maybe_finish(t);
@@ -1413,6 +1421,7 @@ static void server_begin_drain(struct http_server *srv)
 	if (srv->drain_started)
 		return;
 	srv->drain_started = true;
+	http_handover_close(srv);   /* before any listener closes */
 	log_info("draining: %u open connections", (unsigned)atomic_load(&srv->nconn));
 	uv_timer_start(&srv->drain_timer, on_drain_timer, srv->cfg.drain_timeout_ms, 0);
 	for (unsigned i = 1; i < srv->nthreads; i++)
@@ -1644,7 +1653,8 @@ int http_server_listen(struct http_server *srv)
 	r = server_io_init(srv);
 	if (r < 0)
 		return r;
-	if (srv->cfg.port != 0) {
+	INVARIANT(srv->cfg.nlisten_fds <= srv->nthreads);
+	if (srv->cfg.port != 0 && !srv->cfg.reuse_port) {
 		/* SO_REUSEPORT would let us share a port another server of ours
 		 * holds; a plain bind first says whether the port is free. */
 		int probe = listen_socket(&ss, len, false, -1);
@@ -1655,7 +1665,8 @@ int http_server_listen(struct http_server *srv)
 	int fds[srv->nthreads];
 	unsigned n = 0;
 	for (; n < srv->nthreads; n++) {
-		int fd = listen_socket(&ss, len, true, srv->cfg.backlog);
+		int fd = n < srv->cfg.nlisten_fds ? srv->cfg.listen_fds[n]
+		                                  : listen_socket(&ss, len, true, srv->cfg.backlog);
 		if (fd < 0) {
 			r = fd;
 			goto fail;
@@ -1697,10 +1708,14 @@ int http_server_listen(struct http_server *srv)
 	}
 	srv->listened = true;
 	log_info("listening on %s with %u threads", srv->address, srv->nthreads);
+	if (srv->cfg.reuse_port && (r = http_handover_open(srv)) < 0)
+		log_warn("cannot offer the listeners of %s to a successor: %s", srv->address, strerror(-r));
 	return 0;
 fail:
 	for (unsigned i = 0; i < n; i++)
 		close(fds[i]);
+	for (unsigned i = n; i < srv->cfg.nlisten_fds; i++)
+		close(srv->cfg.listen_fds[i]);
 	server_io_free(srv);
 	return r;
 }
@@ -1709,6 +1724,7 @@ uint16_t http_server_port(const struct http_server *srv) { return srv->port; }
 const char *http_server_address(const struct http_server *srv) { return srv->address; }
 unsigned http_server_threads(const struct http_server *srv) { return srv->nthreads; }
 const char *http_server_io(const struct http_server *srv) { return srv->io->name; }
+struct metrics *http_server_metrics(const struct http_server *srv) { return srv->cfg.metrics; }
 
 /* ------------------------------------------------------------ life */
 
@@ -1778,6 +1794,7 @@ void http_server_free(struct http_server *srv)
 {
 	if (!srv)
 		return;
+	http_handover_close(srv);
 	for (unsigned i = 0; i < srv->nthreads; i++) {
 		struct http_thread *t = srv->threads[i];
 		if (t->started)

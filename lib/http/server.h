@@ -170,6 +170,13 @@ struct http_server_config {
 	struct metrics *metrics;        /* borrowed registry, or NULL for no metrics */
 	const char *server_name;        /* "Server:" value, NULL for "dsys"; "" for none */
 	enum http_io io;                /* socket backend, default HTTP_IO_AUTO */
+	/* zero-downtime restarts (lib/http/handover.h): share the port with
+	 * a server of ours already on it (no "address in use" check), offer
+	 * our listeners to a successor, and give idle keep-alive connections
+	 * one last request when draining */
+	bool reuse_port;
+	const int *listen_fds;          /* listening sockets taken over: used first, then owned */
+	unsigned nlisten_fds;           /* at most threads */
 };
 
 /* Fill cfg with the defaults above (host 127.0.0.1, port 0, threads 0,
@@ -209,6 +216,8 @@ const char *http_server_address(const struct http_server *srv);
 unsigned http_server_threads(const struct http_server *srv);
 /* After listen: the backend in use, "uring" or "uv". */
 const char *http_server_io(const struct http_server *srv);
+/* cfg.metrics, or NULL. */
+struct metrics *http_server_metrics(const struct http_server *srv);
 
 /*
  * Run the loops: threads 1..N-1 are started, loop 0 runs on the calling

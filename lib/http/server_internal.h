@@ -169,6 +169,7 @@ struct http_server {
 	struct metrics_counter *m_accepted, *m_rejected;
 	struct metrics_histogram *m_latency;
 	struct http_route_stats unmatched;
+	struct http_handover *handover; /* the channel a successor asks (handover.c), or NULL */
 };
 
 /* A socket backend: what the core asks of the sockets.  Every function is
