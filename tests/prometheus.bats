@@ -149,10 +149,17 @@ prom_query() {
 		[ "$(jq -r .status <<<"$answer")" = success ] || { echo "failed: $expr" >&2; failed=1; continue; }
 		grep -Eq "$LATER_METRICS" <<<"$expr" && continue
 		checked=$((checked + 1))
-		n=$(jq '.data.result | length' <<<"$answer")
+		# a scrape a busy machine delayed may leave a window short of
+		# samples for a moment: ask again, a few seconds at most
+		for ((i = 0; i < 20; i++)); do
+			n=$(jq '.data.result | length' <<<"$answer")
+			[ "$n" -gt 0 ] && break
+			sleep 0.25
+			answer=$(prom_query "$expr")
+		done
 		[ "$n" -gt 0 ] || { echo "no data: $expr" >&2; failed=1; }
 	done < <(dashboard_exprs)
-	[ "$failed" -eq 0 ]
+	[ "$failed" -eq 0 ] || { curl -s "http://127.0.0.1:$PROM_PORT/api/v1/targets" >&2; false; }
 	[ "$checked" -ge 15 ]
 
 	# the recording rules (evaluated every 15 s) see the traffic of both jobs

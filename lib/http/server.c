@@ -1195,6 +1195,8 @@ void http_respond_headers(struct http_exchange *ex, int status, const char *cont
 		conn_maybe_release(c);
 		return;
 	}
+	if (srv->cfg.encode)
+		srv->cfg.encode(ex, status, content_type, &headers, &body, &len, srv->cfg.encode_arg);
 	if (c->xhead != x) {
 		/* an earlier request is still unanswered: wait for it */
 		xchg_build(x, &x->resp, status, content_type, headers, body, len);

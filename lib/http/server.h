@@ -140,6 +140,14 @@ typedef void (*http_handler_fn)(struct http_exchange *ex, void *arg);
 typedef int (*http_thread_init_fn)(struct http_thread *t, void *arg);
 typedef void (*http_thread_fini_fn)(struct http_thread *t, void *arg);
 
+/* A last look at each answer before it is framed, on its loop thread
+ * (compression: http_compress_encode in lib/http/compress.h).  It may
+ * point *headers, *body and *len elsewhere (storage valid until its next
+ * call on this thread: the server copies at once) and returns whether it
+ * did.  Not called for answers to connections already gone. */
+typedef bool (*http_encode_fn)(struct http_exchange *ex, int status, const char *content_type,
+                               const char **headers, const void **body, size_t *len, void *arg);
+
 /* The socket backend (server.c, server_uring.c): io_uring where the kernel
  * allows it, else libuv's epoll streams. */
 enum http_io {
@@ -175,6 +183,8 @@ struct http_server_config {
 	 * our listeners to a successor, and give idle keep-alive connections
 	 * one last request when draining */
 	bool reuse_port;
+	http_encode_fn encode;          /* optional, see above */
+	void *encode_arg;
 	const int *listen_fds;          /* listening sockets taken over: used first, then owned */
 	unsigned nlisten_fds;           /* at most threads */
 };
