@@ -553,6 +553,22 @@ static bool conn_quiet(const struct conn *c)
 	       !c->writing && c->out.len == 0;
 }
 
+/* A restart's drain (--reuse-port), on a keep-alive connection with
+ * nothing to do: a client's next request may be on its way as we close,
+ * and would be lost, so wait for it and answer it with Connection: close.
+ * Half the drain timeout at most: a client that keeps a pool uses some
+ * connections rarely, and what stays idle that long is likely unused, so
+ * closing it then races nothing. */
+static void conn_drain_idle(struct conn *c)
+{
+	const struct http_server_config *cfg = &c->t->srv->cfg;
+	uint64_t wait = cfg->drain_timeout_ms / 2;
+	if (wait > cfg->idle_timeout_ms)
+		wait = cfg->idle_timeout_ms;
+	if (c->dl_kind != DL_IDLE || c->deadline > uv_now(&c->t->loop) + wait)
+		conn_set_deadline(c, DL_IDLE, wait);
+}
+
 /* After the last answer: close, or (after an error answer, or when the
  * client may still be sending) shut the write side and keep reading for a
  * while, so the answer is not lost to a reset. */
@@ -562,6 +578,13 @@ static void conn_close_if_done(struct conn *c)
 		return;
 	if (c->writing || c->out.len || c->xhead || c->pinned || c->body_x)
 		return;
+	if (c->t->draining && c->t->srv->cfg.reuse_port && !c->stop_parse && !c->eof &&
+	    c->rpos == c->rlen && c->nreq > 0) {
+		/* the last answer, built before the drain, said keep-alive:
+		 * closing now would race the client's next request */
+		conn_drain_idle(c);
+		return;
+	}
 	bool done = c->stop_parse || c->eof ||
 	            (c->t->draining && c->rpos == c->rlen && c->nreq > 0);
 	if (!done)
@@ -992,7 +1015,9 @@ static void h1_update_deadline(struct conn *c)
 		if (c->dl_kind != DL_HEADER)
 			conn_set_deadline(c, DL_HEADER, srv->cfg.header_timeout_ms);
 	} else if (c->pinned == 0 && !c->xhead) {
-		if (c->nreq > 0 || c->stop_parse)
+		if (c->t->draining && srv->cfg.reuse_port && !c->stop_parse && c->nreq > 0)
+			conn_drain_idle(c);
+		else if (c->nreq > 0 || c->stop_parse)
 			conn_set_deadline(c, DL_IDLE, srv->cfg.idle_timeout_ms);
 		/* a fresh connection keeps the header deadline set at accept */
 	} else {
@@ -1379,10 +1404,7 @@ static void thread_drain(struct http_thread *t)
 		if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1)
 			continue;  /* a request is waiting: serve it, then close */
 		if (srv->cfg.reuse_port) {
-			/* a restart: a client's next request may be on its way
-			 * as we close, and would be lost; wait for it a little
-			 * and answer it with Connection: close instead */
-			conn_set_deadline(c, DL_IDLE, grace);
+			conn_drain_idle(c);
 			continue;
 		}
 		conn_close(c);
