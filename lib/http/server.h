@@ -71,7 +71,11 @@
  * to send its request), lets requests in flight finish (their answers
  * carry "Connection: close"), and http_server_run() returns 0 when all
  * connections are gone or --drain-timeout has passed (then the rest are
- * closed hard; a second signal does that at once).
+ * closed hard; a second signal does that at once).  With cfg.reuse_port
+ * (a restart: a successor shares the listeners, lib/http/handover.h) an
+ * idle keep-alive connection is not closed at once but gets up to half the
+ * drain timeout for one more request, answered with "Connection: close",
+ * since closing it would race a request the client may be sending.
  *
  * Metrics (when cfg.metrics is set): http_requests_total{route,code},
  * http_request_duration_seconds (histogram, from a complete head to the
