@@ -23,6 +23,7 @@
 #include "base/buf.h"
 #include "cli/cli.h"
 #include "http/grpc.h"
+#include "http/compress.h"
 #include "http/route.h"
 #include "http/user_service.pb-c.h"
 #include "http/server.h"
@@ -37,7 +38,8 @@
 #define MAX_FILE_BYTES (64u << 20)
 
 enum {
-	OPT_ROUTE = 1, OPT_TYPE, OPT_DELAY, OPT_NO_DEFAULTS,
+	OPT_ROUTE = 1, OPT_TYPE, OPT_DELAY, OPT_NO_DEFAULTS, OPT_COMPRESS, OPT_COMPRESS_MIN,
+	OPT_COMPRESS_TYPES,
 };
 
 static const struct cli_option options[] = {
@@ -46,6 +48,9 @@ static const struct cli_option options[] = {
 	{"type", 'T', "MIME", NULL, "content type of the --route options after it (default: by extension, or text/plain)", OPT_TYPE},
 	{"delay", 0, "DURATION", "DSYS_SERVE_DELAY", "answer every request but /health and /metrics DURATION late (default 0)", OPT_DELAY},
 	{"no-default-routes", 0, NULL, NULL, "serve only the --route routes (and /health, /metrics)", OPT_NO_DEFAULTS},
+	{"compress", 0, "CODINGS", "DSYS_COMPRESS", "content codings offered, by Accept-Encoding: br,gzip (default), br, gzip or none", OPT_COMPRESS},
+	{"compress-min", 0, "SIZE", NULL, "compress answers of at least SIZE (default 1k)", OPT_COMPRESS_MIN},
+	{"compress-types", 0, "LIST", NULL, "content types to compress, comma-separated, type/* allowed (default: text/*, JSON, XML, SVG, JavaScript, wasm)", OPT_COMPRESS_TYPES},
 	CLI_END
 };
 
@@ -72,6 +77,8 @@ struct config {
 	size_t nroutes;
 	uint64_t delay_ms;
 	bool no_defaults;
+	struct http_compress_config compress;  /* --compress* */
+	struct http_compress_static *compressed[MAX_STATIC_ROUTES];  /* per route, or NULL */
 };
 
 /* ------------------------------------------------------------ --delay */
@@ -289,6 +296,21 @@ static int on_option(void *ctx, int id, const char *arg)
 	case OPT_NO_DEFAULTS:
 		cfg->no_defaults = true;
 		return 0;
+	case OPT_COMPRESS:
+		if (http_codings_parse(arg, &cfg->compress.codings) < 0)
+			return cli_bad_value(NULL, arg, "expected br,gzip, br, gzip or none");
+		return 0;
+	case OPT_COMPRESS_MIN: {
+		uint64_t v;
+		if (server_cli_size(arg, 0, 1ull << 32, &v) < 0)
+			return -1;
+		cfg->compress.min_bytes = v;
+		return 0;
+	}
+	case OPT_COMPRESS_TYPES:
+		if (http_compress_types_parse(&cfg->compress, arg) < 0)
+			return cli_bad_value(NULL, arg, "expected media types like text/html,application/json or text/*");
+		return 0;
 	}
 	INVARIANT(0);
 	return -1;
@@ -384,6 +406,8 @@ static void config_free(struct config *cfg)
 		free(cfg->routes[i].path);
 		free(cfg->routes[i].ctype);
 		free(cfg->routes[i].body);
+		http_compress_static_free(cfg->compressed[i]);
+		cfg->compressed[i] = NULL;
 	}
 	cfg->nroutes = 0;
 }
@@ -402,6 +426,7 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	server_cli_init(&cfg.server);
+	http_compress_config_init(&cfg.compress);
 	int first;
 	int r = cli_parse(&spec, argc, argv, on_option, &cfg, &first);
 	if (r >= 0) {
@@ -420,7 +445,15 @@ int main(int argc, char **argv)
 	router = http_router_new(reg);
 	for (size_t i = 0; i < cfg.nroutes; i++) {
 		struct static_route *sr = &cfg.routes[i];
-		int e = http_route_add_static(router, sr->method, sr->path, sr->ctype, sr->body, sr->len);
+		int e;
+		if (http_compress_wanted(&cfg.compress, sr->ctype, sr->len)) {
+			/* compressed once, here, with each variant's ETag */
+			cfg.compressed[i] = http_compress_static_new(&cfg.compress, sr->ctype, sr->body, sr->len);
+			e = http_route_add(router, sr->method, sr->path, http_compress_static_handle,
+			                   cfg.compressed[i]);
+		} else {
+			e = http_route_add_static(router, sr->method, sr->path, sr->ctype, sr->body, sr->len);
+		}
 		if (e < 0) {
 			if (e == -EEXIST)
 				cli_error("route '%s %s' given twice", sr->method, sr->path);
@@ -441,6 +474,10 @@ int main(int argc, char **argv)
 	http_route_add_metrics(router, reg);
 
 	cfg.server.cfg.metrics = reg;
+	if (cfg.compress.codings) {
+		cfg.server.cfg.encode = http_compress_encode;
+		cfg.server.cfg.encode_arg = &cfg.compress;
+	}
 	cfg.server.cfg.handler = http_router_handle;
 	cfg.server.cfg.handler_arg = router;
 	if (cfg.delay_ms) {

@@ -5,6 +5,7 @@
  * so every server refuses the same nonsense with the same words.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,7 +13,20 @@
 #include "base/buf.h"
 #include "io/loop.h"
 #include "base/json.h"
+#include "base/log.h"
 #include "cli/server_cli.h"
+#include "http/handover.h"
+#include "obs/metrics.h"
+
+/* The loops http_server_new runs with threads 0: the CPUs we may use. */
+static unsigned default_threads(void)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof set, &set) == 0)
+		return (unsigned)CPU_COUNT(&set);
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
 
 void server_cli_init(struct server_cli *s)
 {
@@ -112,6 +126,9 @@ int server_cli_option(struct server_cli *s, int id, const char *arg)
 		else
 			return cli_bad_value(NULL, arg, "expected auto, uring or uv");
 		return 0;
+	case SERVER_CLI_REUSE_PORT:
+		c->reuse_port = true;
+		return 0;
 	}
 	return 1;
 }
@@ -128,11 +145,37 @@ int server_cli_listen(struct server_cli *s, struct http_server **out)
 			return EXIT_UNREACHABLE;
 		}
 	}
+	int fds[HTTP_HANDOVER_MAX_FDS];
+	int nfds = 0;
+	if (s->cfg.reuse_port && s->cfg.port != 0) {
+		pid_t pid = 0;
+		nfds = http_handover_fetch(s->host, s->cfg.port, fds, HTTP_HANDOVER_MAX_FDS, &pid);
+		if (nfds < 0) {
+			/* a successor that cannot take over still starts beside it */
+			log_warn("cannot take over the listeners on %s:%u: %s; binding beside them",
+			         s->host, s->cfg.port, strerror(-nfds));
+			nfds = 0;
+		} else if (nfds > 0) {
+			log_info("took over %d listeners on %s:%u from pid %d", nfds, s->host,
+			         s->cfg.port, (int)pid);
+			/* every socket taken needs a loop accepting on it: one left
+			 * without would keep the connections the kernel puts there */
+			if (s->cfg.threads == 0 ? default_threads() < (unsigned)nfds
+			                        : s->cfg.threads < (unsigned)nfds)
+				s->cfg.threads = (unsigned)nfds;
+			s->cfg.listen_fds = fds;
+			s->cfg.nlisten_fds = (unsigned)nfds;
+		}
+	}
 	if (http_server_new(&s->cfg, out) < 0) {
+		for (int i = 0; i < nfds; i++)
+			close(fds[i]);
 		cli_error("invalid server settings");
 		return EXIT_USAGE;
 	}
 	int r = http_server_listen(*out);
+	s->cfg.listen_fds = NULL;   /* the server owns them now, or closed them */
+	s->cfg.nlisten_fds = 0;
 	if (r == -HTTP_SERVER_ENONAME) {
 		cli_error("cannot listen on %s:%u: the name '%s' did not resolve", s->host,
 		          s->cfg.port, s->host);
@@ -173,5 +216,21 @@ int server_cli_run(struct http_server *srv)
 		cli_error("cannot run: %s", strerror(-r));
 		return EXIT_UNREACHABLE;
 	}
+	/* what this process answered, for release checks: with a restart the
+	 * old server's last /metrics cannot be read once it stops accepting */
+	uint64_t requests = 0;
+	struct metrics *reg = http_server_metrics(srv);
+	if (reg)
+		metrics_counter_sum(reg, "http_requests_total", &requests);
+	struct buf line = BUF_INIT;
+	struct json_writer w;
+	json_writer_init(&w, &line);
+	json_obj_begin(&w);
+	json_kv_str(&w, "event", "drained");
+	json_kv_i64(&w, "pid", (int64_t)getpid());
+	json_kv_u64(&w, "requests", requests);
+	json_obj_end(&w);
+	json_emit(&line);   /* a reader gone by now is no failure of the drain */
+	buf_free(&line);
 	return EXIT_OK;
 }

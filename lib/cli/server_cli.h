@@ -53,7 +53,8 @@ enum {
 	SERVER_CLI_DRAIN_TIMEOUT,
 	SERVER_CLI_BACKLOG,
 	SERVER_CLI_IO,
-	SERVER_CLI_ID_MAX = SERVER_CLI_IO,
+	SERVER_CLI_REUSE_PORT,
+	SERVER_CLI_ID_MAX = SERVER_CLI_REUSE_PORT,
 };
 
 #define SERVER_CLI_OPTIONS \
@@ -69,7 +70,8 @@ enum {
 	{"idle-timeout", 0, "DURATION", NULL, "idle keep-alive connections are closed after this (default 60s)", SERVER_CLI_IDLE_TIMEOUT}, \
 	{"drain-timeout", 0, "DURATION", NULL, "on SIGTERM, time to finish requests in flight (default 10s)", SERVER_CLI_DRAIN_TIMEOUT}, \
 	{"backlog", 0, "N", NULL, "listen(2) backlog per thread (default 1024)", SERVER_CLI_BACKLOG}, \
-	{"io", 0, "auto|uring|uv", "DSYS_IO", "socket I/O: io_uring, libuv's epoll, or io_uring where the kernel allows it (default auto)", SERVER_CLI_IO}
+	{"io", 0, "auto|uring|uv", "DSYS_IO", "socket I/O: io_uring, libuv's epoll, or io_uring where the kernel allows it (default auto)", SERVER_CLI_IO}, \
+	{"reuse-port", 0, NULL, NULL, "share the port with a server of ours already on it, taking over its listeners: zero-downtime restarts", SERVER_CLI_REUSE_PORT}
 
 struct server_cli {
 	struct http_server_config cfg;  /* cfg.host points at host below */
@@ -84,7 +86,9 @@ void server_cli_init(struct server_cli *s);
 int server_cli_option(struct server_cli *s, int id, const char *arg);
 
 /* http_server_new and http_server_listen, with their errors said the same
- * way in every program.  Returns EXIT_OK and *out, or the exit code:
+ * way in every program.  With --reuse-port on a fixed port, first asks
+ * the server of ours already there for its listening sockets
+ * (lib/http/handover.h) and runs at least one loop per socket taken.  Returns EXIT_OK and *out, or the exit code:
  * EXIT_USAGE for bad settings, EXIT_NO when the host does not resolve or
  * the address is in use, not ours or not allowed, EXIT_UNREACHABLE when
  * --io uring was asked for and io_uring cannot be set up here. */
@@ -98,8 +102,10 @@ int server_cli_listen(struct server_cli *s, struct http_server **out);
  * reader already gone (EPIPE) is not an error. */
 int server_cli_ready(struct http_server *srv, const char *key, const char *value);
 
-/* http_server_run; EXIT_OK when drained, EXIT_UNREACHABLE when a loop
- * could not start (its init hook failed). */
+/* http_server_run, then the line {"event":"drained","pid":N,
+ * "requests":N} on stdout (requests: the final sum of http_requests_total,
+ * what /metrics would say last; 0 without metrics); EXIT_OK when drained,
+ * EXIT_UNREACHABLE when a loop could not start (its init hook failed). */
 int server_cli_run(struct http_server *srv);
 
 /* Parsers for server-like flags of a program's own, with the messages of

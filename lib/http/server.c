@@ -92,6 +92,7 @@
 #include <unistd.h>
 
 #include "base/buf.h"
+#include "http/handover.h"
 #include "http/server.h"
 #include "http/server_internal.h"
 #include "base/invariant.h"
@@ -461,6 +462,22 @@ static bool conn_quiet(const struct conn *c)
 	       !c->writing && c->out.len == 0;
 }
 
+/* A restart's drain (--reuse-port), on a keep-alive connection with
+ * nothing to do: a client's next request may be on its way as we close,
+ * and would be lost, so wait for it and answer it with Connection: close.
+ * Half the drain timeout at most: a client that keeps a pool uses some
+ * connections rarely, and what stays idle that long is likely unused, so
+ * closing it then races nothing. */
+void server_conn_drain_idle(struct conn *c)
+{
+	const struct http_server_config *cfg = &c->t->srv->cfg;
+	uint64_t wait = cfg->drain_timeout_ms / 2;
+	if (wait > cfg->idle_timeout_ms)
+		wait = cfg->idle_timeout_ms;
+	if (c->dl_kind != DL_IDLE || c->deadline > uv_now(&c->t->loop) + wait)
+		conn_set_deadline(c, DL_IDLE, wait);
+}
+
 /* After the last answer: close, or (after an error answer, or when the
  * client may still be sending) shut the write side and keep reading for a
  * while, so the answer is not lost to a reset. */
@@ -470,6 +487,13 @@ void server_conn_close_if_done(struct conn *c)
 		return;
 	if (c->writing || c->out.len || c->xhead || c->pinned || c->body_x)
 		return;
+	if (c->t->draining && c->t->srv->cfg.reuse_port && !c->proto->drain && !c->stop_parse && !c->eof &&
+	    c->rpos == c->rlen && c->nreq > 0) {
+		/* the last answer, built before the drain, said keep-alive:
+		 * closing now would race the client's next request */
+		server_conn_drain_idle(c);
+		return;
+	}
 	bool done = c->stop_parse || c->eof ||
 	            (c->t->draining && !c->proto->drain && c->rpos == c->rlen && c->nreq > 0);
 	/* (HTTP/2 decides for itself when a drain is done: its streams) */
@@ -797,6 +821,10 @@ static void thread_drain(struct http_thread *t)
 		char b;
 		if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1)
 			continue;  /* a request is waiting: serve it, then close */
+		if (srv->cfg.reuse_port) {
+			server_conn_drain_idle(c);
+			continue;
+		}
 		conn_close(c);
 	}
 	thread_maybe_finish(t);
@@ -835,6 +863,7 @@ static void server_begin_drain(struct http_server *srv)
 	if (srv->drain_started)
 		return;
 	srv->drain_started = true;
+	http_handover_close(srv);   /* before any listener closes */
 	log_info("draining: %u open connections", (unsigned)atomic_load(&srv->nconn));
 	uv_timer_start(&srv->drain_timer, on_drain_timer, srv->cfg.drain_timeout_ms, 0);
 	for (unsigned i = 1; i < srv->nthreads; i++)
@@ -1066,7 +1095,8 @@ int http_server_listen(struct http_server *srv)
 	r = server_io_init(srv);
 	if (r < 0)
 		return r;
-	if (srv->cfg.port != 0) {
+	INVARIANT(srv->cfg.nlisten_fds <= srv->nthreads);
+	if (srv->cfg.port != 0 && !srv->cfg.reuse_port) {
 		/* SO_REUSEPORT would let us share a port another server of ours
 		 * holds; a plain bind first says whether the port is free. */
 		int probe = listen_socket(&ss, len, false, -1);
@@ -1077,7 +1107,8 @@ int http_server_listen(struct http_server *srv)
 	int fds[srv->nthreads];
 	unsigned n = 0;
 	for (; n < srv->nthreads; n++) {
-		int fd = listen_socket(&ss, len, true, srv->cfg.backlog);
+		int fd = n < srv->cfg.nlisten_fds ? srv->cfg.listen_fds[n]
+		                                  : listen_socket(&ss, len, true, srv->cfg.backlog);
 		if (fd < 0) {
 			r = fd;
 			goto fail;
@@ -1119,10 +1150,14 @@ int http_server_listen(struct http_server *srv)
 	}
 	srv->listened = true;
 	log_info("listening on %s with %u threads", srv->address, srv->nthreads);
+	if (srv->cfg.reuse_port && (r = http_handover_open(srv)) < 0)
+		log_warn("cannot offer the listeners of %s to a successor: %s", srv->address, strerror(-r));
 	return 0;
 fail:
 	for (unsigned i = 0; i < n; i++)
 		close(fds[i]);
+	for (unsigned i = n; i < srv->cfg.nlisten_fds; i++)
+		close(srv->cfg.listen_fds[i]);
 	server_io_free(srv);
 	return r;
 }
@@ -1131,6 +1166,7 @@ uint16_t http_server_port(const struct http_server *srv) { return srv->port; }
 const char *http_server_address(const struct http_server *srv) { return srv->address; }
 unsigned http_server_threads(const struct http_server *srv) { return srv->nthreads; }
 const char *http_server_io(const struct http_server *srv) { return srv->io->name; }
+struct metrics *http_server_metrics(const struct http_server *srv) { return srv->cfg.metrics; }
 
 /* ------------------------------------------------------------ life */
 
@@ -1204,6 +1240,7 @@ void http_server_free(struct http_server *srv)
 {
 	if (!srv)
 		return;
+	http_handover_close(srv);
 	for (unsigned i = 0; i < srv->nthreads; i++) {
 		struct http_thread *t = srv->threads[i];
 		if (t->started)

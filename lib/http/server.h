@@ -71,7 +71,11 @@
  * to send its request), lets requests in flight finish (their answers
  * carry "Connection: close"), and http_server_run() returns 0 when all
  * connections are gone or --drain-timeout has passed (then the rest are
- * closed hard; a second signal does that at once).
+ * closed hard; a second signal does that at once).  With cfg.reuse_port
+ * (a restart: a successor shares the listeners, lib/http/handover.h) an
+ * idle keep-alive connection is not closed at once but gets up to half the
+ * drain timeout for one more request, answered with "Connection: close",
+ * since closing it would race a request the client may be sending.
  *
  * HTTP/2.  A connection that opens with the HTTP/2 client preface (h2c
  * with prior knowledge, as gRPC clients and curl --http2-prior-knowledge
@@ -149,6 +153,14 @@ typedef void (*http_handler_fn)(struct http_exchange *ex, void *arg);
 typedef int (*http_thread_init_fn)(struct http_thread *t, void *arg);
 typedef void (*http_thread_fini_fn)(struct http_thread *t, void *arg);
 
+/* A last look at each answer before it is framed, on its loop thread
+ * (compression: http_compress_encode in lib/http/compress.h).  It may
+ * point *headers, *body and *len elsewhere (storage valid until its next
+ * call on this thread: the server copies at once) and returns whether it
+ * did.  Not called for answers to connections already gone. */
+typedef bool (*http_encode_fn)(struct http_exchange *ex, int status, const char *content_type,
+                               const char **headers, const void **body, size_t *len, void *arg);
+
 /* The socket backend (server.c, server_uring.c): io_uring where the kernel
  * allows it, else libuv's epoll streams. */
 enum http_io {
@@ -180,6 +192,15 @@ struct http_server_config {
 	const char *server_name;        /* "Server:" value, NULL for "dsys"; "" for none */
 	enum http_io io;                /* socket backend, default HTTP_IO_AUTO */
 	uint32_t h2_max_streams;        /* HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS */
+	/* zero-downtime restarts (lib/http/handover.h): share the port with
+	 * a server of ours already on it (no "address in use" check), offer
+	 * our listeners to a successor, and give idle keep-alive connections
+	 * one last request when draining */
+	bool reuse_port;
+	http_encode_fn encode;          /* optional, see above */
+	void *encode_arg;
+	const int *listen_fds;          /* listening sockets taken over: used first, then owned */
+	unsigned nlisten_fds;           /* at most threads */
 };
 
 /* Fill cfg with the defaults above (host 127.0.0.1, port 0, threads 0,
@@ -219,6 +240,8 @@ const char *http_server_address(const struct http_server *srv);
 unsigned http_server_threads(const struct http_server *srv);
 /* After listen: the backend in use, "uring" or "uv". */
 const char *http_server_io(const struct http_server *srv);
+/* cfg.metrics, or NULL. */
+struct metrics *http_server_metrics(const struct http_server *srv);
 
 /*
  * Run the loops: threads 1..N-1 are started, loop 0 runs on the calling

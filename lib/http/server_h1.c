@@ -261,7 +261,9 @@ static void h1_update_deadline(struct conn *c)
 		if (c->dl_kind != DL_HEADER)
 			conn_set_deadline(c, DL_HEADER, srv->cfg.header_timeout_ms);
 	} else if (c->pinned == 0 && !c->xhead) {
-		if (c->nreq > 0 || c->stop_parse)
+		if (c->t->draining && srv->cfg.reuse_port && !c->stop_parse && c->nreq > 0)
+			server_conn_drain_idle(c);
+		else if (c->nreq > 0 || c->stop_parse)
 			conn_set_deadline(c, DL_IDLE, srv->cfg.idle_timeout_ms);
 		/* a fresh connection keeps the header deadline set at accept */
 	} else {
@@ -521,6 +523,16 @@ static inline __attribute__((always_inline)) void answer(struct http_exchange *e
 	INVARIANT_MSG(!x->streaming, "a streamed answer ends with http_stream_end");
 	if (!answer_account(ex, a->status))
 		return;
+	http_encode_fn encode = c->t->srv->cfg.encode;
+	struct http_answer enc;
+	if (encode) {
+		/* compression (lib/http/compress.h): it may point the raw
+		 * headers and the body elsewhere, valid until its next call */
+		enc = *a;
+		if (encode(ex, a->status, a->content_type, &enc.raw_headers, &enc.body, &enc.len,
+		           c->t->srv->cfg.encode_arg))
+			a = &enc;
+	}
 	if (c->proto == &server_proto_h1)
 		h1_respond_inline(x, a);
 	else

@@ -197,6 +197,7 @@ struct http_server {
 	struct metrics_counter *m_h2_conns, *m_h2_streams;
 	struct metrics_histogram *m_latency;
 	struct http_route_stats unmatched;
+	struct http_handover *handover; /* the channel a successor asks (handover.c), or NULL */
 };
 
 /* A socket backend: what the core asks of the sockets.  Every function is
@@ -233,6 +234,7 @@ void server_conn_close(struct conn *c);
 void server_conn_on_close(uv_handle_t *h);                 /* the close callback of c->tcp */
 void server_thread_flush(struct http_thread *t);           /* the check phase: write what waits */
 void server_conn_maybe_release(struct conn *c);            /* recycle a closed c nothing holds */
+void server_conn_drain_idle(struct conn *c);               /* a restart's drain: time for one more request */
 void server_conn_close_if_done(struct conn *c);            /* after the last answer: close or linger */
 
 /* Small helpers both protocols use on their hot paths, inline. */

@@ -633,6 +633,23 @@ double metrics_histogram_sum(const struct metrics_histogram *h)
 	return sum;
 }
 
+int metrics_counter_sum(struct metrics *reg, const char *name, uint64_t *out)
+{
+	int r = -ENOENT;
+	*out = 0;
+	pthread_mutex_lock(&reg->lock);
+	for (struct family *f = reg->first; f; f = f->next) {
+		if (f->type != TYPE_COUNTER || strcmp(f->name, name) != 0)
+			continue;
+		r = 0;
+		for (struct series *s = f->first; s; s = s->next)
+			if (s->kind == KIND_VALUE)
+				*out += metrics_counter_value((struct metrics_counter *)s);
+	}
+	pthread_mutex_unlock(&reg->lock);
+	return r;
+}
+
 /* ---- exposition ------------------------------------------------------------ */
 
 /* `name{labels} ` or `name ` (with suffix and an extra le label). */

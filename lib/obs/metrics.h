@@ -136,6 +136,11 @@ int64_t metrics_gauge_value(const struct metrics_gauge *g);
 uint64_t metrics_histogram_count(const struct metrics_histogram *h);
 double metrics_histogram_sum(const struct metrics_histogram *h);
 
+/* The sum of every plain counter series of the family name (callback
+ * series left out) into *out: 0, or -ENOENT when there is no such counter
+ * family. */
+int metrics_counter_sum(struct metrics *reg, const char *name, uint64_t *out);
+
 /* Append the whole exposition to out (text format 0.0.4).  Returns 0. */
 int metrics_render(struct metrics *reg, struct buf *out);
 

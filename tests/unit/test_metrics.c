@@ -732,8 +732,33 @@ static void test_many_threads(void)
 	metrics_free(reg);
 }
 
+static double seven(void *arg) { return 7; }
+
+static void test_counter_sum(void)
+{
+	struct metrics *reg = metrics_new();
+	uint64_t sum = 99;
+	is_int(metrics_counter_sum(reg, "http_requests_total", &sum), -ENOENT,
+	       "a family that does not exist has no sum");
+	is_int(sum, 0, "and *out is 0 then");
+	metrics_counter_add(metrics_counter_register(reg, "http_requests_total", "h",
+		METRICS_LABELS("route", "/a", "code", "200")), 3);
+	metrics_counter_add(metrics_counter_register(reg, "http_requests_total", "h",
+		METRICS_LABELS("route", "/b", "code", "404")), 4);
+	metrics_counter_add(metrics_counter_register(reg, "other_total", "h", NULL), 100);
+	metrics_counter_fn_register(reg, "fn_total", "h", NULL, seven, NULL);
+	metrics_gauge_set(metrics_gauge_register(reg, "g", "h", NULL), 5);
+	is_int(metrics_counter_sum(reg, "http_requests_total", &sum), 0, "the sum of a counter family");
+	is_int(sum, 7, "adds every series of the family and no other");
+	is_int(metrics_counter_sum(reg, "g", &sum), -ENOENT, "a gauge is no counter family");
+	is_int(metrics_counter_sum(reg, "fn_total", &sum), 0, "a callback family is found");
+	is_int(sum, 0, "but its callback series are left out");
+	metrics_free(reg);
+}
+
 int main(void)
 {
+	test_counter_sum();
 	test_validator();
 	test_exposition();
 	test_floats();

@@ -1,0 +1,141 @@
+#!/usr/bin/env bats
+# Zero-downtime restarts: --reuse-port, the listener handover, the drained
+# line, and examples/zero-downtime-restart.sh under load.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+setup() { dsys_setup; }
+teardown() { dsys_teardown; }
+
+# listener_pids PORT: for each listening socket on PORT, the sorted pids
+# holding it, one socket a line ("123,456").
+listener_pids() {
+	ss -Hltnp "sport = :$1" | grep -o 'pid=[0-9]*' >/dev/null || return 0
+	ss -Hltnp "sport = :$1" | while read -r line; do
+		grep -o 'pid=[0-9]*' <<<"$line" | cut -d= -f2 | sort -un | paste -sd, -
+	done
+}
+
+@test "restart: a second server on a port in use exits 1 with 'Address already in use', --reuse-port on the first or not" {
+	port=$(free_port)
+	start_server old dsys-serve --listen "127.0.0.1:$port" --reuse-port --threads 1
+	run -1 --separate-stderr dsys-serve --listen "127.0.0.1:$port" --threads 1
+	assert_equal "$stderr" "dsys-serve: cannot listen on 127.0.0.1:$port: Address already in use"
+	run -1 --separate-stderr dsys-counter serve --listen "127.0.0.1:$port" --threads 1
+	[[ "$stderr" == *"Address already in use"* ]]
+}
+
+@test "restart: with --reuse-port the new server takes over the old one's listening sockets themselves" {
+	port=$(free_port)
+	start_server old dsys-serve --listen "127.0.0.1:$port" --reuse-port --threads 2
+	old=$SERVER_PID
+	start_server new dsys-serve --listen "127.0.0.1:$port" --reuse-port --threads 1
+	new=$SERVER_PID
+	grep -q "took over 2 listeners on 127.0.0.1:$port from pid $old" "$SERVER_ERR"
+	# two loops: one per socket taken, although --threads said 1
+	[ "$(jq -r .threads <<<"$SERVER_READY")" = 2 ]
+	# the same two sockets, each held by both processes
+	run listener_pids "$port"
+	assert_output "$(printf '%s,%s\n%s,%s' "$old" "$new" "$old" "$new")"
+	stop_server "$old"
+	run listener_pids "$port"
+	assert_output "$(printf '%s\n%s' "$new" "$new")"
+	run curl -sf "http://127.0.0.1:$port/hello"
+	assert_success
+}
+
+@test "restart: the old server drains, exits 0 and prints how many requests it answered" {
+	port=$(free_port)
+	start_server old dsys-serve --listen "127.0.0.1:$port" --reuse-port --threads 1
+	old=$SERVER_PID
+	old_out=$SERVER_OUT
+	for i in 1 2 3; do curl -sf "http://127.0.0.1:$port/hello" >/dev/null; done
+	start_server new dsys-serve --listen "127.0.0.1:$port" --reuse-port --threads 1
+	st=0
+	stop_server "$old" || st=$?
+	[ "$st" -eq 0 ]
+	run jq -c 'select(.event == "drained") | [.pid, .requests]' "$old_out"
+	assert_output "[$old,3]"
+}
+
+@test "restart: the restart after the restart takes over again (the channel moves to the new server)" {
+	port=$(free_port)
+	start_server a dsys-counter serve --listen "127.0.0.1:$port" --reuse-port --threads 1
+	a=$SERVER_PID
+	start_server b dsys-counter serve --listen "127.0.0.1:$port" --reuse-port --threads 1
+	stop_server "$a"
+	b=$SERVER_PID
+	start_server c dsys-counter serve --listen "127.0.0.1:$port" --reuse-port --threads 1
+	grep -q "took over 1 listeners on 127.0.0.1:$port from pid $b" "$SERVER_ERR"
+	stop_server "$b"
+	run curl -sf -XPOST "http://127.0.0.1:$port/incr" -d '{"key":"k"}'
+	assert_success
+	assert_output '{"key":"k","value":1}'
+}
+
+@test "restart: connections waiting in the accept queue when the old server drains are answered, none reset" {
+	port=$(free_port)
+	start_server old dsys-serve --listen "127.0.0.1:$port" --reuse-port --threads 1 --backlog 64
+	old=$SERVER_PID
+	start_server new dsys-serve --listen "127.0.0.1:$port" --reuse-port --threads 1
+	new=$SERVER_PID
+	# neither accepts: 20 connections, each with its request, wait in the queue
+	kill -STOP "$old" "$new"
+	"$DSYS_PY" - "$port" >"$BATS_TEST_TMPDIR/answers" 2>&1 3>&- <<-'EOF' &
+		import socket, sys
+		conns = []
+		for i in range(20):
+		    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+		    s.sendall(b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")
+		    conns.append(s)
+		print("queued", flush=True)
+		for s in conns:
+		    data = b""
+		    try:
+		        while b"\r\n\r\n" not in data:
+		            chunk = s.recv(4096)
+		            if not chunk:
+		                break
+		            data += chunk
+		        print(data.split(b"\r\n")[0].decode())
+		    except OSError as e:
+		        print("error", e)
+	EOF
+	client=$!
+	for ((i = 0; i < 100; i++)); do grep -q queued "$BATS_TEST_TMPDIR/answers" && break; sleep 0.05; done
+	# the old one drains first; the new one wakes up after
+	kill -TERM "$old"
+	kill -CONT "$old"
+	sleep 0.2
+	kill -CONT "$new"
+	wait "$client"
+	run grep -c '^HTTP/1.1 200 OK$' "$BATS_TEST_TMPDIR/answers"
+	assert_output 20
+	st=0
+	stop_server "$old" || st=$?
+	[ "$st" -eq 0 ]
+}
+
+@test "restart: --reuse-port with no server on the port binds as usual" {
+	port=$(free_port)
+	start_server only dsys-serve --listen "127.0.0.1:$port" --reuse-port --threads 1
+	run grep -c "took over" "$SERVER_ERR"
+	assert_output 0
+	run curl -sf "http://127.0.0.1:$port/hello"
+	assert_success
+}
+
+@test "restart: the example restarts dsys-serve under dsys-bench --rate load with 0 errors and 0 lost requests" {
+	run --separate-stderr env RATE=2000/s DURATION=3s bash "$BATS_TEST_DIRNAME/../examples/zero-downtime-restart.sh"
+	[ "$status" -eq 0 ] || { echo "$output $stderr"; false; }
+	run jq -e '.requests == 6000 and .errors == 0 and .lost == 0 and .old_answered > 0 and .new_answered > 0' <<<"$output"
+	assert_success
+}
+
+@test "restart: the example restarts dsys-counter serve under load with 0 errors and 0 lost requests" {
+	run --separate-stderr env SERVER=counter RATE=1000/s DURATION=3s bash "$BATS_TEST_DIRNAME/../examples/zero-downtime-restart.sh"
+	[ "$status" -eq 0 ] || { echo "$output $stderr"; false; }
+	run jq -e '.requests == 3000 and .errors == 0 and .lost == 0 and .old_answered > 0 and .new_answered > 0' <<<"$output"
+	assert_success
+}
