@@ -144,12 +144,7 @@ FIGURE8=(--seed 1 --seeds 300 --nodes 3,5,7 --ticks 2000 --scenario figure8)
 	[ -f "$build/libdsys.a" ]
 	bug="$BATS_TEST_TMPDIR/dsys-raft-bug"
 	root="$BATS_TEST_DIRNAME/.."
-	san=()   # make check's archive is built with sanitizers: link the same way
-	nm "$build/libdsys.a" 2>/dev/null | grep -q __asan_ && san=(-fsanitize=address,undefined)
-	# shellcheck disable=SC2046
-	cc -std=c11 -D_GNU_SOURCE -O2 "${san[@]}" -I"$root/lib" -DRAFT_PLANTED_BUG -DDSYS_VERSION='"bug"' -o "$bug" \
-		"$root/lib/raft/raft.c" "$root/bin/dsys-raft.c" "$build/libdsys.a" \
-		$(pkg-config --libs libuv hiredis libcjson libcurl) -lm -lpthread
+	"$root/tests/raft-variant.sh" "$bug" "$root/lib/raft/raft.c" -DRAFT_PLANTED_BUG -DDSYS_VERSION='"bug"'
 	run --separate-stderr "$bug" sim "${SWEEP[@]}" -q
 	if [ "$status" -eq 0 ]; then
 		run --separate-stderr "$bug" sim "${FIGURE8[@]}" -q
@@ -171,31 +166,20 @@ FIGURE8=(--seed 1 --seeds 300 --nodes 3,5,7 --ticks 2000 --scenario figure8)
 # One of make mutants' planted bugs, as make test's own proof that the
 # durability check bites: a vote is answered before it is persisted.
 @test "raft sim: a vote answered before it is on disk (tests/mutants/01) is caught by the sweep" {
-	build=${DSYS_BUILD:-$BATS_TEST_DIRNAME/../build}
 	root="$BATS_TEST_DIRNAME/.."
 	src="$BATS_TEST_TMPDIR/raft.c"
 	bin="$BATS_TEST_TMPDIR/dsys-raft-mutant"
 	patch -s -o "$src" "$root/lib/raft/raft.c" <"$root/tests/mutants/01-vote-not-persisted.patch"
-	san=()
-	nm "$build/libdsys.a" 2>/dev/null | grep -q __asan_ && san=(-fsanitize=address,undefined)
-	# shellcheck disable=SC2046
-	cc -std=c11 -D_GNU_SOURCE -O2 "${san[@]}" -I"$root/lib" -DDSYS_VERSION='"mutant"' -o "$bin" "$src" \
-		"$root/bin/dsys-raft.c" "$build/libdsys.a" $(pkg-config --libs libuv hiredis libcjson libcurl) -lm -lpthread
+	"$root/tests/raft-variant.sh" "$bin" "$src" -DDSYS_VERSION='"mutant"'
 	run --separate-stderr "$bin" sim "${SWEEP[@]}" -q
 	[ "$status" -eq 1 ]
 	echo "$output" | jq -e '.violations == 1 and (.invariant | startswith("durability: "))'
 }
 
 @test "raft sim: an assertion that fails inside lib/raft exits 1 naming the seed, the step and the invariant" {
-	build=${DSYS_BUILD:-$BATS_TEST_DIRNAME/../build}
 	root="$BATS_TEST_DIRNAME/.."
 	bin="$BATS_TEST_TMPDIR/dsys-raft-assert"
-	san=()
-	nm "$build/libdsys.a" 2>/dev/null | grep -q __asan_ && san=(-fsanitize=address,undefined)
-	# shellcheck disable=SC2046
-	cc -std=c11 -D_GNU_SOURCE -O1 "${san[@]}" -I"$root/lib" -DRAFT_PLANTED_INVARIANT=3 -DDSYS_VERSION='"assert"' \
-		-o "$bin" "$root/lib/raft/raft.c" "$root/bin/dsys-raft.c" "$build/libdsys.a" \
-		$(pkg-config --libs libuv hiredis libcjson libcurl) -lm -lpthread
+	"$root/tests/raft-variant.sh" "$bin" "$root/lib/raft/raft.c" -O1 -DRAFT_PLANTED_INVARIANT=3 -DDSYS_VERSION='"assert"'
 	run --separate-stderr "$bin" sim --seed 5 --nodes 5
 	[ "$status" -eq 1 ]
 	echo "$output" | jq -e '.seed == 5 and .nodes == 5 and .violations == 1 and .step > 0

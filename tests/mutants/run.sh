@@ -14,13 +14,12 @@
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${DSYS_BUILD:-$root/build}
+libs=$(sed -n 's/^PKG_LIBS := //p' "$build/config.mk")
 seeds=${MUTANTS_SEEDS:-1000}
 only=${MUTANTS_ONLY:-*}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 [ -f "$build/libdsys.a" ] || { echo "mutants: $build/libdsys.a is missing: run make first" >&2; exit 2; }
-# shellcheck disable=SC2046
-libs=$(pkg-config --libs libuv hiredis libcjson libcurl)
 
 # name|arguments: each a sweep of dsys-raft sim, -q, stopping at the first violation
 detectors=(
@@ -43,9 +42,7 @@ for p in "$root"/tests/mutants/$only.patch; do
 		failed=$((failed + 1))
 		continue
 	fi
-	# shellcheck disable=SC2086
-	if ! cc -std=c11 -D_GNU_SOURCE -O2 -I"$root/lib" -DDSYS_VERSION='"mutant"' -o "$bin" "$src" \
-		"$root/bin/dsys-raft.c" "$build/libdsys.a" $libs -lm -lpthread 2>"$tmp/cc.err"; then
+	if ! "$root/tests/raft-variant.sh" "$bin" "$src" -DDSYS_VERSION='"mutant"' 2>"$tmp/cc.err"; then
 		printf '%-40s DOES NOT BUILD: %s\n' "$name" "$(grep -m1 error "$tmp/cc.err")"
 		failed=$((failed + 1))
 		continue
