@@ -590,7 +590,8 @@ PY
 
 # raw_body N: the Nth request's body (1-based), as bytes
 raw_body() {
-	sed -n "${1}p" "$RECV_LOG" | jq -r .raw | xxd -r -p
+	# (perl-base is on every Debian; xxd is not)
+	sed -n "${1}p" "$RECV_LOG" | jq -r .raw | perl -ne 'chomp; print pack("H*", $_)'
 }
 
 # our .proto files compiled for Python into $BATS_TEST_TMPDIR/pb
