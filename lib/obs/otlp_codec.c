@@ -98,6 +98,20 @@ static void pb_pack(const ProtobufCMessage *m, struct buf *out)
 	out->len += n;
 }
 
+/* The Resource and InstrumentationScope every request of one item
+ * carries, pointing into ra (the resource's attributes, packed). */
+static void pb_resource_scope(const struct otlp_item *it, const struct pb_attrs *ra,
+                              Dsys__Otlp__Resource *res, Dsys__Otlp__InstrumentationScope *scope)
+{
+	dsys__otlp__resource__init(res);
+	res->n_attributes = ra->n;
+	res->attributes = ra->ptr;
+	res->dropped_attributes_count = it->resource->dropped;
+	dsys__otlp__instrumentation_scope__init(scope);
+	scope->name = scope_or(it->scope_name, "dsys");
+	scope->version = scope_or(it->scope_version, it->scope_name ? "" : DSYS_VERSION);
+}
+
 /* One ResourceSpans of one span, packed and appended: a request of one
  * span; consecutive ones concatenate into a request of many. */
 static void pb_span(const struct otlp_item *it, struct buf *out)
@@ -107,13 +121,9 @@ static void pb_span(const struct otlp_item *it, struct buf *out)
 	pb_attrs_init(&ra, it->resource);
 	pb_attrs_init(&sa, &sp->attrs);
 
-	Dsys__Otlp__Resource res = DSYS__OTLP__RESOURCE__INIT;
-	res.n_attributes = ra.n;
-	res.attributes = ra.ptr;
-	res.dropped_attributes_count = it->resource->dropped;
-	Dsys__Otlp__InstrumentationScope scope = DSYS__OTLP__INSTRUMENTATION_SCOPE__INIT;
-	scope.name = scope_or(it->scope_name, "dsys");
-	scope.version = scope_or(it->scope_version, it->scope_name ? "" : DSYS_VERSION);
+	Dsys__Otlp__Resource res;
+	Dsys__Otlp__InstrumentationScope scope;
+	pb_resource_scope(it, &ra, &res, &scope);
 
 	Dsys__Otlp__Span s = DSYS__OTLP__SPAN__INIT;
 	s.trace_id.len = 16;
@@ -186,13 +196,9 @@ static void pb_log(const struct otlp_item *it, struct buf *out)
 	pb_attrs_init(&ra, it->resource);
 	pb_attrs_init(&la, &l->attrs);
 
-	Dsys__Otlp__Resource res = DSYS__OTLP__RESOURCE__INIT;
-	res.n_attributes = ra.n;
-	res.attributes = ra.ptr;
-	res.dropped_attributes_count = it->resource->dropped;
-	Dsys__Otlp__InstrumentationScope scope = DSYS__OTLP__INSTRUMENTATION_SCOPE__INIT;
-	scope.name = scope_or(it->scope_name, "dsys");
-	scope.version = scope_or(it->scope_version, it->scope_name ? "" : DSYS_VERSION);
+	Dsys__Otlp__Resource res;
+	Dsys__Otlp__InstrumentationScope scope;
+	pb_resource_scope(it, &ra, &res, &scope);
 
 	Dsys__Otlp__LogRecord r = DSYS__OTLP__LOG_RECORD__INIT;
 	r.time_unix_nano = l->time_ns;
