@@ -14,9 +14,7 @@
  * at listen and closed only by the drain, and the drain closes this
  * channel on thread 0 before it tells any thread to close its listener.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <stddef.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -108,38 +106,11 @@ static bool fd_fits(int fd, const struct sockaddr *want)
 	return ((struct sockaddr_in6 *)&ss)->sin6_port == ((const struct sockaddr_in6 *)want)->sin6_port;
 }
 
-static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof *ss);
-	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-	if (!host || !*host)
-		host = "0.0.0.0";
-	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-	} else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-	} else {
-		struct addrinfo hints = {0}, *res = NULL;
-		hints.ai_family = AF_UNSPEC;
-		hints.ai_socktype = SOCK_STREAM;
-		hints.ai_flags = AI_PASSIVE;
-		if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
-			return -ENOENT;
-		memcpy(ss, res->ai_addr, res->ai_addrlen);
-		freeaddrinfo(res);
-	}
-	if (ss->ss_family == AF_INET)
-		in4->sin_port = htons(port);
-	else
-		in6->sin6_port = htons(port);
-	return 0;
-}
-
 int http_handover_fetch(const char *host, uint16_t port, int *fds, unsigned max, pid_t *pid)
 {
 	struct sockaddr_storage ss;
-	if (resolve(host, port, &ss) < 0)
+	socklen_t sslen;
+	if (server_resolve(host, port, &ss, &sslen) < 0)
 		return 0;
 	const struct sockaddr *sa = (const struct sockaddr *)&ss;
 	struct sockaddr_un un;

@@ -1022,7 +1022,7 @@ static int server_io_init(struct http_server *srv)
 	return 0;
 }
 
-static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
+int server_resolve(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
 {
 	memset(ss, 0, sizeof *ss);
 	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
@@ -1089,7 +1089,7 @@ int http_server_listen(struct http_server *srv)
 	}
 	struct sockaddr_storage ss;
 	socklen_t len;
-	int r = resolve(srv->cfg.host, srv->cfg.port, &ss, &len);
+	int r = server_resolve(srv->cfg.host, srv->cfg.port, &ss, &len);
 	if (r < 0)
 		return r;
 	r = server_io_init(srv);

@@ -235,6 +235,9 @@ void server_conn_on_close(uv_handle_t *h);                 /* the close callback
 void server_thread_flush(struct http_thread *t);           /* the check phase: write what waits */
 void server_conn_maybe_release(struct conn *c);            /* recycle a closed c nothing holds */
 void server_conn_drain_idle(struct conn *c);               /* a restart's drain: time for one more request */
+/* host (NULL or "" for any) and port as a socket address for listening:
+ * 0, or -HTTP_SERVER_ENONAME when the name has no address */
+int server_resolve(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len);
 void server_conn_close_if_done(struct conn *c);            /* after the last answer: close or linger */
 
 /* Small helpers both protocols use on their hot paths, inline. */
