@@ -110,6 +110,8 @@ struct metrics;
 struct http_server;
 struct http_thread;            /* one loop thread */
 struct http_route_stats;       /* per-route metrics, see below */
+struct http_tracer;            /* lib/http/trace.h */
+struct http_span;
 
 /* Defaults, the values the programs' flags start from. */
 #define HTTP_SERVER_MAX_CONNECTIONS 10000
@@ -142,6 +144,8 @@ struct http_exchange {
 	void *route_arg;
 	const char *subpath;            /* path after a prefix route's prefix */
 	uint32_t subpath_len;
+	/* the server span when this request is traced (lib/http/trace.h), else NULL */
+	struct http_span *span;
 };
 
 /* Called once per request on the loop thread.  arg is cfg.handler_arg. */
@@ -201,6 +205,7 @@ struct http_server_config {
 	void *encode_arg;
 	const int *listen_fds;          /* listening sockets taken over: used first, then owned */
 	unsigned nlisten_fds;           /* at most threads */
+	struct http_tracer *tracer;     /* optional: a server span per request (lib/http/trace.h) */
 };
 
 /* Fill cfg with the defaults above (host 127.0.0.1, port 0, threads 0,

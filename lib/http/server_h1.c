@@ -553,6 +553,8 @@ static inline __attribute__((always_inline)) bool answer_account(struct http_exc
 	c->pinned--;
 	in_flight_add(t, -1);
 	http_route_stats_count(ex->route_stats ? ex->route_stats : &srv->unmatched, status);
+	if (ex->span)
+		http_trace_end(ex, status);
 	if (srv->m_latency) {
 		uint64_t end;
 		if (c->in_process) {

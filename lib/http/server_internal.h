@@ -27,6 +27,7 @@
 
 #include "base/buf.h"
 #include "http/server.h"
+#include "http/trace.h"
 #include "io/loop.h"
 #include "base/invariant.h"
 
@@ -368,6 +369,8 @@ static inline void server_dispatch(struct conn *c, struct xchg *x)
 	c->pinned++;
 	c->nreq++;
 	in_flight_add(t, 1);
+	if (srv->cfg.tracer)
+		http_trace_begin(srv->cfg.tracer, &x->pub);
 	srv->cfg.handler(&x->pub, srv->cfg.handler_arg);
 }
 
