@@ -133,6 +133,9 @@ struct http_span;
  */
 struct http_exchange {
 	struct http_request req;        /* parsed head; pointers valid until answered */
+	/* the server span when this request is traced (lib/http/trace.h), else
+	 * NULL; here, out of the part cleared per request, set on its own */
+	struct http_span *span;
 	char *body;                     /* decoded body (not NUL-terminated); NULL when empty */
 	size_t body_len;
 	struct http_thread *thread;     /* the loop thread this exchange lives on */
@@ -144,8 +147,6 @@ struct http_exchange {
 	void *route_arg;
 	const char *subpath;            /* path after a prefix route's prefix */
 	uint32_t subpath_len;
-	/* the server span when this request is traced (lib/http/trace.h), else NULL */
-	struct http_span *span;
 };
 
 /* Called once per request on the loop thread.  arg is cfg.handler_arg. */
