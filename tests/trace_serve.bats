@@ -191,3 +191,21 @@ TP_SAMPLED=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
 	jq -e --argjson s "$server" '(.startTimeUnixNano | tonumber) >= ($s.startTimeUnixNano | tonumber) and
 		(.endTimeUnixNano | tonumber) <= ($s.endTimeUnixNano | tonumber)' <<<"$redis"
 }
+
+@test "dsys-bench --trace under dsys-trace exec: every request's server span is a child of the exec span" {
+	collector
+	start_server serve dsys-serve --listen 127.0.0.1:0 --threads 1 --trace-sample 0
+	run dsys-trace exec --name load -- dsys-bench --trace -n 5 -c 1 -t 1 --json \
+		http://127.0.0.1:$SERVER_PORT/hello
+	assert_success
+	wait_spans 6
+	load=$(span load)
+	[ "$(spans | jq -c 'select(.kind == 2)' | wc -l)" -eq 5 ]
+	[ "$(spans | jq -r --argjson l "$load" 'select(.kind == 2) |
+		select(.traceId == $l.traceId and .parentSpanId == $l.spanId) | .spanId' | sort -u | wc -l)" -eq 5 ]
+	# without --trace the server (sampling no new trace) records nothing more
+	run dsys-bench -n 5 -c 1 -t 1 --json http://127.0.0.1:$SERVER_PORT/hello
+	assert_success
+	sleep 0.3
+	[ "$(spans | wc -l)" -eq 6 ]
+}
