@@ -117,6 +117,10 @@ TP_SAMPLED=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
 	[ "$(jq -r .name <<<"$server")" = GET ]
 	[ "$(attr "$server" url.path)" = '{"stringValue":"/nothing-here"}' ]
 	[ "$(attr "$server" http.response.status_code)" = '{"intValue":"404"}' ]
+	run metric "$SERVER_PORT" trace_spans_total
+	assert_output 1
+	run metric "$SERVER_PORT" trace_spans_dropped_total
+	assert_output 0
 }
 
 @test "dsys-serve --trace-sample: a bad traceparent starts a fresh trace and its tracestate is dropped" {

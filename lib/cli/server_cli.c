@@ -148,6 +148,20 @@ int server_cli_option(struct server_cli *s, int id, const char *arg)
 /* The server's tracer (one server per process), freed once drained. */
 static struct http_tracer *tracer;
 
+static double trace_spans(void *arg)
+{
+	uint64_t n, d;
+	http_tracer_counts(arg, &n, &d);
+	return (double)n;
+}
+
+static double trace_dropped(void *arg)
+{
+	uint64_t n, d;
+	http_tracer_counts(arg, &n, &d);
+	return (double)d;
+}
+
 /* Start the tracer for --trace-sample; EXIT_OK or EXIT_USAGE. */
 static int trace_start(struct server_cli *s)
 {
@@ -165,6 +179,13 @@ static int trace_start(struct server_cli *s)
 	if (r > 0)
 		log_warn("%s", err);
 	s->cfg.tracer = tracer;
+	if (s->cfg.metrics) {
+		metrics_counter_fn_register(s->cfg.metrics, "trace_spans_total",
+			"Server spans recorded (requests traced).", NULL, trace_spans, tracer);
+		metrics_counter_fn_register(s->cfg.metrics, "trace_spans_dropped_total",
+			"Server spans lost: the export queue was full, an export failed, or the "
+			"trace file could not be written.", NULL, trace_dropped, tracer);
+	}
 	return EXIT_OK;
 }
 

@@ -140,6 +140,11 @@ void http_tracer_counts(struct http_tracer *tr, uint64_t *spans, uint64_t *dropp
 {
 	*spans = tr->spans;
 	*dropped = tr->dropped;
+	if (tr->batch) { /* and those lost with an export that failed */
+		struct otlp_batch_stats st;
+		otlp_batch_stats(tr->batch, &st);
+		*dropped += st.failed;
+	}
 }
 
 /* -------------------------------------------------------------- begin */
@@ -290,10 +295,17 @@ void http_trace_end(struct http_exchange *ex, int status)
 	const char *route = ex->route_stats && ex->route_stats->route &&
 	                    strcmp(ex->route_stats->route, "unmatched") != 0
 	                    ? ex->route_stats->route : NULL;
-	if (route)
-		snprintf(name, sizeof name, "%s %s", method, route);
-	else
-		snprintf(name, sizeof name, "%s", method);
+	/* by hand: snprintf would be the costliest call of the span */
+	size_t ml = strlen(method), rl = route ? strlen(route) : 0;
+	if (rl > sizeof name - ml - 2)
+		rl = sizeof name - ml - 2;
+	memcpy(name, method, ml);
+	if (route) {
+		name[ml] = ' ';
+		memcpy(name + ml + 1, route, rl);
+		ml += 1 + rl;
+	}
+	name[ml] = 0;
 	sp->name = name;
 	attr_str(sp, "http.request.method", method);
 	attr_str(sp, "url.path", path);

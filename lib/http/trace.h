@@ -75,7 +75,8 @@ int http_tracer_new(const char *default_service, double ratio, struct http_trace
  * no-op. */
 void http_tracer_free(struct http_tracer *tr);
 
-/* Spans handed to the exporter, and dropped by a full queue. */
+/* Spans recorded, and spans lost: refused by a full queue, in an export
+ * that failed, or not written to DSYS_TRACE_FILE. */
 void http_tracer_counts(struct http_tracer *tr, uint64_t *spans, uint64_t *dropped);
 
 /* The server's hooks: decide and start (sets ex->span when recorded),
