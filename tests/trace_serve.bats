@@ -213,3 +213,22 @@ TP_SAMPLED=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
 	sleep 0.3
 	[ "$(spans | wc -l)" -eq 6 ]
 }
+
+@test "dsys-serve --trace-sample: the span it encodes in protobuf reads back as the JSON it writes to DSYS_TRACE_FILE" {
+	collector
+	start_server pb dsys-serve --listen 127.0.0.1:0 --threads 1 --trace-sample 1
+	pb_port=$SERVER_PORT
+	DSYS_TRACE_FILE=$BATS_TEST_TMPDIR/f.jsonl start_server file dsys-serve --listen 127.0.0.1:0 --threads 1 \
+		--trace-sample 1
+	for port in "$pb_port" "$SERVER_PORT"; do
+		curl -sS -o /dev/null -H "traceparent: $TP_SAMPLED" -H 'tracestate: k=v' \
+			"http://127.0.0.1:$port/nope?q=1"
+	done
+	wait_spans 1
+	for i in $(seq 100); do [ -s "$BATS_TEST_TMPDIR/f.jsonl" ] && break; sleep 0.05; done
+	norm='del(.resourceSpans[].scopeSpans[].spans[] | .spanId, .startTimeUnixNano, .endTimeUnixNano)'
+	from_pb=$(tail -n +2 "$C_OUT" | head -1 | jq -cS "$norm")
+	from_file=$(jq -cS "$norm" "$BATS_TEST_TMPDIR/f.jsonl")
+	[ -n "$from_pb" ]
+	[ "$from_pb" = "$from_file" ] || { echo "pb:   $from_pb"; echo "file: $from_file"; false; }
+}

@@ -29,6 +29,9 @@ struct http_tracer {
 	struct trace_attrs resource;
 	char *file;                    /* DSYS_TRACE_FILE, or NULL */
 	struct otlp_batch *batch;      /* or the OTLP exporter */
+	bool pb;                       /* ... in protobuf: spans encoded here, directly */
+	struct buf res_pb;             /* the Resource and the scope, encoded once */
+	struct buf scope_pb;
 	_Atomic uint64_t spans, dropped;
 };
 
@@ -79,6 +82,173 @@ void http_trace_span_id(uint8_t id[8])
 	rng_fill(id, 8);
 }
 
+/* ------------------------------------------------------------ protobuf */
+
+/*
+ * A span in OTLP's protobuf, written field by field: protobuf-c's packer
+ * walks descriptors and costs ~16000 instructions for one server span,
+ * several times what the rest of a traced request does.  Field numbers
+ * are those of lib/obs/otlp_trace.proto and otlp_common.proto; what comes
+ * out is one ExportTraceServiceRequest of one ResourceSpans, the shape
+ * otlp_codec_encode gives (trace_serve.bats has the collector, which
+ * decodes with protobuf-c, read it back).  Nested messages are written
+ * into scratch buffers, then framed by their length.
+ */
+enum { PB_VARINT = 0, PB_I64 = 1, PB_LEN = 2, PB_I32 = 5 };
+
+static void pb_varint(struct buf *b, uint64_t v)
+{
+	uint8_t t[10];
+	size_t n = 0;
+	while (v > 0x7f) {
+		t[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	t[n++] = (uint8_t)v;
+	buf_append(b, t, n);
+}
+
+static size_t pb_varint_size(uint64_t v)
+{
+	size_t n = 1;
+	while (v > 0x7f) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+static void pb_tag(struct buf *b, unsigned field, unsigned wt)
+{
+	pb_varint(b, (uint64_t)field << 3 | wt);
+}
+
+static void pb_len(struct buf *b, unsigned field, const void *p, size_t n)
+{
+	pb_tag(b, field, PB_LEN);
+	pb_varint(b, n);
+	buf_append(b, p, n);
+}
+
+static void pb_str(struct buf *b, unsigned field, const char *s)
+{
+	if (s && *s) /* proto3: an empty string is not written */
+		pb_len(b, field, s, strlen(s));
+}
+
+static void pb_fixed(struct buf *b, unsigned field, uint64_t v, int bytes)
+{
+	uint8_t t[8];
+	pb_tag(b, field, bytes == 8 ? PB_I64 : PB_I32);
+	for (int i = 0; i < bytes; i++)
+		t[i] = (uint8_t)(v >> (8 * i));
+	buf_append(b, t, (size_t)bytes);
+}
+
+/* KeyValue { key = 1; AnyValue value = 2 { string 1, bool 2, int64 3, double 4 } } */
+static void pb_kv(struct buf *b, unsigned field, const struct trace_attr *a)
+{
+	size_t kl = strlen(a->key), sl = 0, av;
+	switch (a->type) {
+	case TRACE_ATTR_STRING:
+		sl = strlen(a->v.s);
+		av = 1 + pb_varint_size(sl) + sl;
+		break;
+	case TRACE_ATTR_INT:
+		av = 1 + pb_varint_size((uint64_t)a->v.i);
+		break;
+	case TRACE_ATTR_BOOL:
+		av = 2;
+		break;
+	default:
+		av = 9;
+		break;
+	}
+	pb_tag(b, field, PB_LEN);
+	pb_varint(b, 1 + pb_varint_size(kl) + kl + 1 + pb_varint_size(av) + av);
+	pb_len(b, 1, a->key, kl);
+	pb_tag(b, 2, PB_LEN);
+	pb_varint(b, av);
+	switch (a->type) {
+	case TRACE_ATTR_STRING:
+		pb_len(b, 1, a->v.s, sl);
+		break;
+	case TRACE_ATTR_INT:
+		pb_tag(b, 3, PB_VARINT);
+		pb_varint(b, (uint64_t)a->v.i);
+		break;
+	case TRACE_ATTR_BOOL:
+		pb_tag(b, 2, PB_VARINT);
+		pb_varint(b, a->v.b);
+		break;
+	case TRACE_ATTR_DOUBLE: {
+		uint64_t u;
+		memcpy(&u, &a->v.d, 8);
+		pb_fixed(b, 4, u, 8);
+		break;
+	}
+	}
+}
+
+static void pb_resource_scope(struct http_tracer *tr)
+{
+	for (int i = 0; i < tr->resource.n; i++)
+		pb_kv(&tr->res_pb, 1, &tr->resource.a[i]);
+	if (tr->resource.dropped) {
+		pb_tag(&tr->res_pb, 2, PB_VARINT);
+		pb_varint(&tr->res_pb, tr->resource.dropped);
+	}
+	pb_str(&tr->scope_pb, 1, "dsys/http");
+	pb_str(&tr->scope_pb, 2, DSYS_VERSION);
+}
+
+static __thread struct buf tl_span_pb, tl_ss_pb, tl_rs_pb;
+
+/* The request of one span into out (emptied first). */
+static void pb_encode_span(const struct http_tracer *tr, const struct trace_span *sp, struct buf *out)
+{
+	struct buf *s = &tl_span_pb, *ss = &tl_ss_pb, *rs = &tl_rs_pb;
+	buf_reset(s);
+	buf_reset(ss);
+	buf_reset(rs);
+	buf_reset(out);
+	pb_len(s, 1, sp->ctx.trace_id, 16);
+	pb_len(s, 2, sp->ctx.span_id, 8);
+	pb_str(s, 3, sp->ctx.state);
+	if (sp->has_parent)
+		pb_len(s, 4, sp->parent_span_id, 8);
+	pb_str(s, 5, sp->name);
+	if (sp->kind) {
+		pb_tag(s, 6, PB_VARINT);
+		pb_varint(s, (uint64_t)sp->kind);
+	}
+	pb_fixed(s, 7, sp->start_ns, 8);
+	pb_fixed(s, 8, sp->end_ns, 8);
+	for (int i = 0; i < sp->attrs.n; i++)
+		pb_kv(s, 9, &sp->attrs.a[i]);
+	/* Status { message = 2; code = 3 } */
+	size_t ml = sp->status_message ? strlen(sp->status_message) : 0;
+	size_t stl = (ml ? 1 + pb_varint_size(ml) + ml : 0) + (sp->status ? 2 : 0);
+	pb_tag(s, 15, PB_LEN);
+	pb_varint(s, stl);
+	if (ml)
+		pb_len(s, 2, sp->status_message, ml);
+	if (sp->status) {
+		pb_tag(s, 3, PB_VARINT);
+		pb_varint(s, (uint64_t)sp->status);
+	}
+	if (sp->ctx.flags & TRACE_FLAG_SAMPLED)
+		pb_fixed(s, 16, TRACE_FLAG_SAMPLED, 4);
+	/* ScopeSpans { scope = 1; spans = 2 } */
+	pb_len(ss, 1, tr->scope_pb.data, tr->scope_pb.len);
+	pb_len(ss, 2, s->data, s->len);
+	/* ResourceSpans { resource = 1; scope_spans = 2 } */
+	pb_len(rs, 1, tr->res_pb.data, tr->res_pb.len);
+	pb_len(rs, 2, ss->data, ss->len);
+	/* ExportTraceServiceRequest { resource_spans = 1 } */
+	pb_len(out, 1, rs->data, rs->len);
+}
+
 /* --------------------------------------------------------------- tracer */
 
 int http_tracer_new(const char *default_service, double ratio, struct http_tracer **out,
@@ -121,6 +291,9 @@ int http_tracer_new(const char *default_service, double ratio, struct http_trace
 		INVARIANT(tr->file != NULL);
 	} else {
 		tr->batch = otlp_batch_new(&cfg, OTLP_SIGNAL_TRACES, &bo);
+		tr->pb = cfg.encoding == OTLP_PROTOBUF;
+		if (tr->pb)
+			pb_resource_scope(tr);
 	}
 	*out = tr;
 	return warn;
@@ -131,6 +304,8 @@ void http_tracer_free(struct http_tracer *tr)
 	if (!tr)
 		return;
 	otlp_batch_free(tr->batch);
+	buf_free(&tr->res_pb);
+	buf_free(&tr->scope_pb);
 	trace_attrs_free(&tr->resource);
 	free(tr->file);
 	free(tr);
@@ -251,6 +426,12 @@ static void span_export(struct http_tracer *tr, const struct trace_span *sp)
 	if (tr->file) {
 		trace_span_json_scoped(sp, &tr->resource, "dsys/http", DSYS_VERSION, b);
 		if (trace_export_file(tr->file, b) < 0)
+			tr->dropped++;
+		return;
+	}
+	if (tr->pb) {
+		pb_encode_span(tr, sp, b);
+		if (otlp_batch_add_encoded(tr->batch, b->data, b->len) < 0)
 			tr->dropped++;
 		return;
 	}
