@@ -91,24 +91,24 @@ void http_trace_span_id(uint8_t id[8])
  * are those of lib/obs/otlp_trace.proto and otlp_common.proto; what comes
  * out is one ExportTraceServiceRequest of one ResourceSpans, the shape
  * otlp_codec_encode gives (trace_serve.bats has the collector, which
- * decodes with protobuf-c, read it back).  Nested messages are written
- * into scratch buffers, then framed by their length.
+ * decodes with protobuf-c, read it back).  The writers store through a
+ * pointer into room reserved beforehand from an upper bound of the size
+ * (pb_bound), so no field pays for a bounds check or a call; the span is
+ * written first, and the messages around it are framed by its length.
  */
 enum { PB_VARINT = 0, PB_I64 = 1, PB_LEN = 2, PB_I32 = 5 };
 
-static void pb_varint(struct buf *b, uint64_t v)
+static inline uint8_t *pb_varint(uint8_t *w, uint64_t v)
 {
-	uint8_t t[10];
-	size_t n = 0;
 	while (v > 0x7f) {
-		t[n++] = (uint8_t)(v | 0x80);
+		*w++ = (uint8_t)(v | 0x80);
 		v >>= 7;
 	}
-	t[n++] = (uint8_t)v;
-	buf_append(b, t, n);
+	*w++ = (uint8_t)v;
+	return w;
 }
 
-static size_t pb_varint_size(uint64_t v)
+static inline size_t pb_varint_size(uint64_t v)
 {
 	size_t n = 1;
 	while (v > 0x7f) {
@@ -118,35 +118,36 @@ static size_t pb_varint_size(uint64_t v)
 	return n;
 }
 
-static void pb_tag(struct buf *b, unsigned field, unsigned wt)
+static inline uint8_t *pb_tag(uint8_t *w, unsigned field, unsigned wt)
 {
-	pb_varint(b, (uint64_t)field << 3 | wt);
+	return pb_varint(w, (uint64_t)field << 3 | wt);
 }
 
-static void pb_len(struct buf *b, unsigned field, const void *p, size_t n)
+static inline uint8_t *pb_len(uint8_t *w, unsigned field, const void *p, size_t n)
 {
-	pb_tag(b, field, PB_LEN);
-	pb_varint(b, n);
-	buf_append(b, p, n);
+	w = pb_tag(w, field, PB_LEN);
+	w = pb_varint(w, n);
+	memcpy(w, p, n);
+	return w + n;
 }
 
-static void pb_str(struct buf *b, unsigned field, const char *s)
+static inline uint8_t *pb_str(uint8_t *w, unsigned field, const char *s)
 {
 	if (s && *s) /* proto3: an empty string is not written */
-		pb_len(b, field, s, strlen(s));
+		w = pb_len(w, field, s, strlen(s));
+	return w;
 }
 
-static void pb_fixed(struct buf *b, unsigned field, uint64_t v, int bytes)
+static inline uint8_t *pb_fixed(uint8_t *w, unsigned field, uint64_t v, int bytes)
 {
-	uint8_t t[8];
-	pb_tag(b, field, bytes == 8 ? PB_I64 : PB_I32);
+	w = pb_tag(w, field, bytes == 8 ? PB_I64 : PB_I32);
 	for (int i = 0; i < bytes; i++)
-		t[i] = (uint8_t)(v >> (8 * i));
-	buf_append(b, t, (size_t)bytes);
+		*w++ = (uint8_t)(v >> (8 * i));
+	return w;
 }
 
 /* KeyValue { key = 1; AnyValue value = 2 { string 1, bool 2, int64 3, double 4 } } */
-static void pb_kv(struct buf *b, unsigned field, const struct trace_attr *a)
+static uint8_t *pb_kv(uint8_t *w, unsigned field, const struct trace_attr *a)
 {
 	size_t kl = strlen(a->key), sl = 0, av;
 	switch (a->type) {
@@ -164,89 +165,118 @@ static void pb_kv(struct buf *b, unsigned field, const struct trace_attr *a)
 		av = 9;
 		break;
 	}
-	pb_tag(b, field, PB_LEN);
-	pb_varint(b, 1 + pb_varint_size(kl) + kl + 1 + pb_varint_size(av) + av);
-	pb_len(b, 1, a->key, kl);
-	pb_tag(b, 2, PB_LEN);
-	pb_varint(b, av);
+	w = pb_tag(w, field, PB_LEN);
+	w = pb_varint(w, 1 + pb_varint_size(kl) + kl + 1 + pb_varint_size(av) + av);
+	w = pb_len(w, 1, a->key, kl);
+	w = pb_tag(w, 2, PB_LEN);
+	w = pb_varint(w, av);
 	switch (a->type) {
 	case TRACE_ATTR_STRING:
-		pb_len(b, 1, a->v.s, sl);
+		w = pb_len(w, 1, a->v.s, sl);
 		break;
 	case TRACE_ATTR_INT:
-		pb_tag(b, 3, PB_VARINT);
-		pb_varint(b, (uint64_t)a->v.i);
+		w = pb_tag(w, 3, PB_VARINT);
+		w = pb_varint(w, (uint64_t)a->v.i);
 		break;
 	case TRACE_ATTR_BOOL:
-		pb_tag(b, 2, PB_VARINT);
-		pb_varint(b, a->v.b);
+		w = pb_tag(w, 2, PB_VARINT);
+		*w++ = a->v.b;
 		break;
 	case TRACE_ATTR_DOUBLE: {
 		uint64_t u;
 		memcpy(&u, &a->v.d, 8);
-		pb_fixed(b, 4, u, 8);
+		w = pb_fixed(w, 4, u, 8);
 		break;
 	}
 	}
+	return w;
+}
+
+/* At least the bytes the attributes take: 40 covers the tags, lengths
+ * and a number of each. */
+static size_t pb_attrs_bound(const struct trace_attrs *l)
+{
+	size_t n = 0;
+	for (int i = 0; i < l->n; i++)
+		n += 40 + strlen(l->a[i].key) + (l->a[i].type == TRACE_ATTR_STRING ? strlen(l->a[i].v.s) : 0);
+	return n;
 }
 
 static void pb_resource_scope(struct http_tracer *tr)
 {
+	buf_reserve(&tr->res_pb, pb_attrs_bound(&tr->resource) + 16);
+	uint8_t *w0 = (uint8_t *)tr->res_pb.data, *w = w0;
 	for (int i = 0; i < tr->resource.n; i++)
-		pb_kv(&tr->res_pb, 1, &tr->resource.a[i]);
+		w = pb_kv(w, 1, &tr->resource.a[i]);
 	if (tr->resource.dropped) {
-		pb_tag(&tr->res_pb, 2, PB_VARINT);
-		pb_varint(&tr->res_pb, tr->resource.dropped);
+		w = pb_tag(w, 2, PB_VARINT);
+		w = pb_varint(w, tr->resource.dropped);
 	}
-	pb_str(&tr->scope_pb, 1, "dsys/http");
-	pb_str(&tr->scope_pb, 2, DSYS_VERSION);
+	tr->res_pb.len = (size_t)(w - w0);
+	buf_reserve(&tr->scope_pb, 64 + strlen(DSYS_VERSION));
+	w0 = w = (uint8_t *)tr->scope_pb.data;
+	w = pb_str(w, 1, "dsys/http");
+	w = pb_str(w, 2, DSYS_VERSION);
+	tr->scope_pb.len = (size_t)(w - w0);
 }
 
-static __thread struct buf tl_span_pb, tl_ss_pb, tl_rs_pb;
+static __thread struct buf tl_span_pb;
 
 /* The request of one span into out (emptied first). */
 static void pb_encode_span(const struct http_tracer *tr, const struct trace_span *sp, struct buf *out)
 {
-	struct buf *s = &tl_span_pb, *ss = &tl_ss_pb, *rs = &tl_rs_pb;
-	buf_reset(s);
-	buf_reset(ss);
-	buf_reset(rs);
-	buf_reset(out);
-	pb_len(s, 1, sp->ctx.trace_id, 16);
-	pb_len(s, 2, sp->ctx.span_id, 8);
-	pb_str(s, 3, sp->ctx.state);
-	if (sp->has_parent)
-		pb_len(s, 4, sp->parent_span_id, 8);
-	pb_str(s, 5, sp->name);
-	if (sp->kind) {
-		pb_tag(s, 6, PB_VARINT);
-		pb_varint(s, (uint64_t)sp->kind);
-	}
-	pb_fixed(s, 7, sp->start_ns, 8);
-	pb_fixed(s, 8, sp->end_ns, 8);
-	for (int i = 0; i < sp->attrs.n; i++)
-		pb_kv(s, 9, &sp->attrs.a[i]);
-	/* Status { message = 2; code = 3 } */
 	size_t ml = sp->status_message ? strlen(sp->status_message) : 0;
+	size_t bound = 128 + strlen(sp->ctx.state) + (sp->name ? strlen(sp->name) : 0) + ml +
+	               pb_attrs_bound(&sp->attrs);
+	struct buf *s = &tl_span_pb;
+	buf_reset(s);
+	buf_reserve(s, bound);
+	uint8_t *w0 = (uint8_t *)s->data, *w = w0;
+	w = pb_len(w, 1, sp->ctx.trace_id, 16);
+	w = pb_len(w, 2, sp->ctx.span_id, 8);
+	w = pb_str(w, 3, sp->ctx.state);
+	if (sp->has_parent)
+		w = pb_len(w, 4, sp->parent_span_id, 8);
+	w = pb_str(w, 5, sp->name);
+	if (sp->kind) {
+		w = pb_tag(w, 6, PB_VARINT);
+		w = pb_varint(w, (uint64_t)sp->kind);
+	}
+	w = pb_fixed(w, 7, sp->start_ns, 8);
+	w = pb_fixed(w, 8, sp->end_ns, 8);
+	for (int i = 0; i < sp->attrs.n; i++)
+		w = pb_kv(w, 9, &sp->attrs.a[i]);
+	/* Status { message = 2; code = 3 } */
 	size_t stl = (ml ? 1 + pb_varint_size(ml) + ml : 0) + (sp->status ? 2 : 0);
-	pb_tag(s, 15, PB_LEN);
-	pb_varint(s, stl);
+	w = pb_tag(w, 15, PB_LEN);
+	w = pb_varint(w, stl);
 	if (ml)
-		pb_len(s, 2, sp->status_message, ml);
+		w = pb_len(w, 2, sp->status_message, ml);
 	if (sp->status) {
-		pb_tag(s, 3, PB_VARINT);
-		pb_varint(s, (uint64_t)sp->status);
+		w = pb_tag(w, 3, PB_VARINT);
+		w = pb_varint(w, (uint64_t)sp->status);
 	}
 	if (sp->ctx.flags & TRACE_FLAG_SAMPLED)
-		pb_fixed(s, 16, TRACE_FLAG_SAMPLED, 4);
-	/* ScopeSpans { scope = 1; spans = 2 } */
-	pb_len(ss, 1, tr->scope_pb.data, tr->scope_pb.len);
-	pb_len(ss, 2, s->data, s->len);
-	/* ResourceSpans { resource = 1; scope_spans = 2 } */
-	pb_len(rs, 1, tr->res_pb.data, tr->res_pb.len);
-	pb_len(rs, 2, ss->data, ss->len);
-	/* ExportTraceServiceRequest { resource_spans = 1 } */
-	pb_len(out, 1, rs->data, rs->len);
+		w = pb_fixed(w, 16, TRACE_FLAG_SAMPLED, 4);
+	size_t span = (size_t)(w - w0);
+	INVARIANT(span <= bound);
+
+	/* ExportTraceServiceRequest { resource_spans = 1: ResourceSpans {
+	 *   resource = 1; scope_spans = 2: ScopeSpans { scope = 1; spans = 2 } } } */
+	size_t scope = tr->scope_pb.len, res = tr->res_pb.len;
+	size_t ss = 1 + pb_varint_size(scope) + scope + 1 + pb_varint_size(span) + span;
+	size_t rs = 1 + pb_varint_size(res) + res + 1 + pb_varint_size(ss) + ss;
+	buf_reset(out);
+	buf_reserve(out, rs + 16);
+	uint8_t *o0 = (uint8_t *)out->data, *o = o0;
+	o = pb_tag(o, 1, PB_LEN);
+	o = pb_varint(o, rs);
+	o = pb_len(o, 1, tr->res_pb.data, res);
+	o = pb_tag(o, 2, PB_LEN);
+	o = pb_varint(o, ss);
+	o = pb_len(o, 1, tr->scope_pb.data, scope);
+	o = pb_len(o, 2, w0, span);
+	out->len = (size_t)(o - o0);
 }
 
 /* --------------------------------------------------------------- tracer */
