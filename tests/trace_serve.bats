@@ -88,9 +88,10 @@ TP_SAMPLED=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
 		(.endTimeUnixNano | tonumber) <= ($c.endTimeUnixNano | tonumber)' <<<"$server"
 }
 
-@test "dsys-serve --trace-sample: HTTP/2 requests continue the trace too, and tracestate is carried" {
+@test "dsys-serve --trace-sample: HTTP/2 requests continue the trace too, and tracestate is carried (OTLP/JSON)" {
 	collector
-	start_server serve dsys-serve --listen 127.0.0.1:0 --threads 1 --trace-sample 1
+	OTEL_EXPORTER_OTLP_PROTOCOL=http/json start_server serve dsys-serve --listen 127.0.0.1:0 --threads 1 \
+		--trace-sample 1
 	run curl -sS --http2-prior-knowledge -H "traceparent: $TP_SAMPLED" -H 'tracestate: a=1, b=2' \
 		http://127.0.0.1:$SERVER_PORT/hello
 	assert_success
