@@ -233,3 +233,26 @@ TP_SAMPLED=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
 	[ -n "$from_pb" ]
 	[ "$from_pb" = "$from_file" ] || { echo "pb:   $from_pb"; echo "file: $from_file"; false; }
 }
+
+@test "dsys-counter serve --trace-sample: the log line about a failed Redis call names the request's trace and span" {
+	redis_start
+	collector
+	start_server counter dsys-counter serve --listen 127.0.0.1:0 --threads 1 --store "$REDIS_URL" \
+		--trace-sample 1 --backend-timeout 500ms
+	redis_stop
+	REDIS_PID=
+	run curl -sS -o /dev/null -w '%{http_code}' -d '{"key":"hits"}' -H "traceparent: $TP_SAMPLED" \
+		http://127.0.0.1:$SERVER_PORT/incr
+	assert_output 503
+	wait_spans 2
+	server=$(spans | jq -c 'select(.kind == 2)')
+	redis=$(span INCRBY)
+	[ "$(jq -r .status.code <<<"$redis")" = 2 ]
+	line=$(grep '"msg":"backend ' "$SERVER_ERR" | head -1)
+	[ -n "$line" ] || { cat "$SERVER_ERR"; false; }
+	[ "$(jq -r .trace_id <<<"$line")" = 0af7651916cd43dd8448eb211c80319c ]
+	[ "$(jq -r .span_id <<<"$line")" = "$(jq -r .spanId <<<"$server")" ]
+	# lines about no request carry no ids
+	run jq -r 'select(.msg | startswith("listening")) | .trace_id' "$SERVER_ERR"
+	assert_output null
+}

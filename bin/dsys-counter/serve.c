@@ -270,6 +270,8 @@ static void item_done(void *ud, int err, int64_t value)
 	it->value = value;
 	struct creq *q = it->req;
 	metrics_histogram_observe_ns(q->t->app->backend_rtt[q->op], uv_hrtime() - q->start_ns);
+	if (q->ex->span) /* a line about this call names its request's trace */
+		http_trace_log(q->ex);
 	if (err < 0 && counter_err_unreachable(err)) {
 		if (q->op != OP_HEALTH)
 			metrics_counter_inc(q->t->app->backend_errors);
@@ -277,6 +279,8 @@ static void item_done(void *ud, int err, int64_t value)
 	} else {
 		backend_ok(q->t->app);
 	}
+	if (q->ex->span)
+		http_trace_log(NULL);
 	INVARIANT(q->pending > 0);
 	if (--q->pending == 0)
 		answer(q);

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "base/invariant.h"
+#include "base/log.h"
 #include "obs/otlp.h"
 #include "obs/otlp_batch.h"
 #include "obs/otlp_codec.h"
@@ -537,6 +538,19 @@ void http_trace_end(struct http_exchange *ex, int status)
 	span_export(tr, sp);
 	free(s->state);
 	free(s);
+}
+
+void http_trace_log(const struct http_exchange *ex)
+{
+	const struct http_span *s = ex ? ex->span : NULL;
+	if (!s) {
+		log_trace_set(NULL, NULL);
+		return;
+	}
+	char t[33], sp[17];
+	trace_hex(s->trace_id, 16, t);
+	trace_hex(s->span_id, 8, sp);
+	log_trace_set(t, sp);
 }
 
 void http_trace_client(struct http_exchange *ex, const char *name, const char *system,

@@ -96,6 +96,11 @@ void http_trace_client(struct http_exchange *ex, const char *name, const char *s
                        uint64_t start_ns, uint64_t end_ns, const char *error,
                        const uint8_t *span_id);
 
+/* Make the lines this thread logs carry ex's trace and span ids
+ * (base/log.h), until http_trace_log(NULL); a no-op for an exchange
+ * that is not traced, but for clearing. */
+void http_trace_log(const struct http_exchange *ex);
+
 /* A fresh span id (from the loop thread's generator). */
 void http_trace_span_id(uint8_t id[8]);
 
