@@ -44,6 +44,7 @@ enum {
 
 static const struct cli_option options[] = {
 	SERVER_CLI_OPTIONS,
+	SERVER_CLI_TRACE_OPTION,
 	{"route", 'r', "'METHOD /PATH=BODY'", NULL, "serve BODY (or @FILE's contents) at METHOD /PATH (repeatable)", OPT_ROUTE},
 	{"type", 'T', "MIME", NULL, "content type of the --route options after it (default: by extension, or text/plain)", OPT_TYPE},
 	{"delay", 0, "DURATION", "DSYS_SERVE_DELAY", "answer every request but /health and /metrics DURATION late (default 0)", OPT_DELAY},

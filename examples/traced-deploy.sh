@@ -11,7 +11,9 @@
 # The steps: build (a stand-in), migrate (counters set through a running
 # dsys-counter service), smoke (a short dsys-bench run against it, which
 # must see no errors), release (a counter of deploys), and an event on the
-# deploy span.  A failing step fails the
+# deploy span.  The service records the requests of migrate and release
+# (the dsys-counter CLI passes TRACEPARENT on) as their children.  A
+# failing step fails the
 # deploy, and the trace shows where.
 #
 # stdout: the waterfall; stderr: what went on.
@@ -45,8 +47,9 @@ export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf OTEL_BSP_SCHEDULE_DELAY=100
 export OTEL_SERVICE_NAME=deploy DSYS_TRACE_SPOOL=$tmp/open
 unset DSYS_TRACE_FILE TRACEPARENT
 
-# the service being deployed
-dsys-counter serve --listen 127.0.0.1:0 --threads 1 >"$tmp/counter.out" 2>"$tmp/counter.log" &
+# the service being deployed, tracing the requests a traced caller sends
+# (--trace-sample 0: only those), so its spans join the deploy's trace
+OTEL_SERVICE_NAME=counter dsys-counter serve --listen 127.0.0.1:0 --threads 1 --trace-sample 0 >"$tmp/counter.out" 2>"$tmp/counter.log" &
 pids+=($!)
 counter_url=http://127.0.0.1:$(wait_ready "$tmp/counter.out")
 

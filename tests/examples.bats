@@ -41,12 +41,15 @@ setup() {
 @test "examples: the traced deploy is one trace of its steps, drawn as a waterfall with their output" {
 	run --separate-stderr bash examples/traced-deploy.sh
 	[ "$status" -eq 0 ] || { echo "$stderr"; false; }
-	[[ "${lines[0]}" == "trace "*"5 spans"* ]] || { echo "$output"; false; }
+	[[ "${lines[0]}" == "trace "*"7 spans  2 services"* ]] || { echo "$output"; false; }
 	[[ "${lines[1]}" == "*  deploy "* ]]
 	for step in build migrate smoke release; do
 		grep -qE "^[ *!]{2}   $step " <<<"$output" || { echo "no $step: $output"; false; }
 	done
 	grep -q -- '- INFO {"key":"deploys","value":1}' <<<"$output"
+	# the service's spans, one level under the steps that called it
+	grep -qE '^[ *!]{2}     PUT /counters/ +counter ' <<<"$output" || { echo "$output"; false; }
+	grep -qE '^[ *!]{2}     POST /incr +counter ' <<<"$output" || { echo "$output"; false; }
 }
 
 @test "examples: grpc-user.sh calls the tutorial's UserService on dsys-serve through grpcio stubs from its .proto" {

@@ -703,6 +703,17 @@ records() {
 	[[ "$output" == *"loud"* ]]
 }
 
+@test "trace: -l is --listen wherever it exists, so log's --level has no short form" {
+	run -2 dsys-trace log -l warn </dev/null
+	run dsys-trace log --help
+	assert_success
+	[[ "$output" == *"--level LEVEL"* ]]
+	[[ "$output" != *"-l, --level"* ]]
+	run dsys-trace collect --help
+	assert_success
+	[[ "$output" == *"-l, --listen"* ]]
+}
+
 @test "trace log: records go to the OTLP endpoint's v1/logs in batches, in both encodings" {
 	unset DSYS_TRACE_FILE
 	start_receiver

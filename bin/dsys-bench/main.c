@@ -23,6 +23,7 @@
 #include "bench.h"
 #include "base/buf.h"
 #include "cli/cli.h"
+#include "obs/trace.h"
 #include "cond.h"
 #include "base/json.h"
 #include "io/pacer.h"
@@ -38,6 +39,7 @@ enum {
 	OPT_METHOD, OPT_HEADER, OPT_BODY, OPT_TIMEOUT, OPT_PIPELINE, OPT_RATE,
 	OPT_FIND_MAX, OPT_SLO, OPT_TRIALS, OPT_FAIL_IF, OPT_TARGETS, OPT_INTERVAL,
 	OPT_PLOT, OPT_LATENCY, OPT_MAX_HEADER, OPT_BATCH_WAIT, OPT_JSON,
+	OPT_TRACE,
 };
 
 static const struct cli_option options[] = {
@@ -48,6 +50,7 @@ static const struct cli_option options[] = {
 	{"warmup", 'w', "DURATION", NULL, "run this long first without measuring (default: 0)", OPT_WARMUP},
 	{"method", 'm', "METHOD", NULL, "request method (default: GET)", OPT_METHOD},
 	{"header", 'H', "'NAME: VALUE'", NULL, "add a request header (repeatable)", OPT_HEADER},
+	{"trace", 0, NULL, NULL, "send a traceparent on every request: the TRACEPARENT span's children (dsys-trace exec), else a new trace", OPT_TRACE},
 	{"body", 'b', "DATA|@FILE", NULL, "request body, or the contents of FILE", OPT_BODY},
 	{"timeout", 'T', "DURATION", "DSYS_BENCH_TIMEOUT", "cancel a request (and replace its connection) after this (default: 2s)", OPT_TIMEOUT},
 	{"pipeline", 'P', "N", NULL, "requests in flight per connection (default: 1)", OPT_PIPELINE},
@@ -86,6 +89,7 @@ struct opts {
 	const char *method;
 	const char *headers[MAX_HEADERS];
 	size_t n_headers;
+	bool trace;               /* --trace */
 	char *body;
 	size_t body_len;
 	bool find_max;
@@ -157,6 +161,9 @@ static int on_option(void *ctx, int id, const char *arg)
 		o->headers[o->n_headers++] = arg;
 		return 0;
 	}
+	case OPT_TRACE:
+		o->trace = true;
+		return 0;
 	case OPT_BODY:
 		free(o->body);
 		o->body = NULL;
@@ -323,6 +330,42 @@ static int read_targets(const char *path)
 }
 
 /* 0, or -1 with why (for "cannot connect to URL: WHY") filled in. */
+/*
+ * --trace: every request carries one traceparent, so the servers' spans
+ * of the whole run hang under one parent: the span in TRACEPARENT (the
+ * `dsys-trace exec` that runs us), else a new trace (sampled) whose
+ * parent span only names the run.  One header for all, since a request
+ * is built once and sent as is; its tracestate passes on too.
+ */
+static int add_trace_headers(struct opts *o)
+{
+	static char tp[sizeof "traceparent: " + TRACE_PARENT_LEN];
+	static char ts[sizeof "tracestate: " + TRACE_STATE_MAX];
+	static struct trace_context c;
+	int r = trace_context_from_env(&c);
+	if (r == -EINVAL)
+		cli_error("ignoring TRACEPARENT: not a valid W3C traceparent; starting a new trace");
+	if (r < 0) {
+		memset(&c, 0, sizeof c);
+		trace_id_random(c.trace_id);
+		trace_span_id_random(c.span_id);
+		c.flags = TRACE_FLAG_SAMPLED;
+	}
+	if (o->n_headers + 2 > MAX_HEADERS) {
+		cli_error("--trace: too many --header options to add traceparent");
+		return -1;
+	}
+	char v[TRACE_PARENT_LEN + 1];
+	trace_parent_format(&c, v);
+	snprintf(tp, sizeof tp, "traceparent: %s", v);
+	o->headers[o->n_headers++] = tp;
+	if (c.state[0]) {
+		snprintf(ts, sizeof ts, "tracestate: %s", c.state);
+		o->headers[o->n_headers++] = ts;
+	}
+	return 0;
+}
+
 static int resolve_target(struct bench_target *t, char *why, size_t why_len)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
@@ -654,6 +697,8 @@ int main(int argc, char **argv)
 	}
 	cfg->io_uring = !(io && strcmp(io, "uv") == 0);
 
+	if (o.trace && add_trace_headers(&o) < 0)
+		return EXIT_USAGE;
 	for (size_t i = 0; i < n_targets; i++) {
 		struct bench_target *t = &targets[i];
 		char why[HTTP_URL_HOST_MAX + 96];

@@ -32,6 +32,7 @@
 
 #include "base/buf.h"
 #include "cli/cli.h"
+#include "obs/trace.h"
 #include "http/client.h"
 #include "http/url.h"
 #include "dsys-counter.h"
@@ -480,6 +481,20 @@ static int server_open(struct client *cl)
 	static const char *const hdrs[] = {"Content-Type: application/json", "Expect:"};
 	for (size_t i = 0; i < 2; i++)
 		cl->headers = curl_slist_append(cl->headers, hdrs[i]);
+	/* under `dsys-trace exec` (TRACEPARENT set), the service's spans of
+	 * these requests join the caller's trace, as its children */
+	static struct trace_context tc;
+	if (trace_context_from_env(&tc) == 0) {
+		static char line[sizeof "tracestate: " + TRACE_STATE_MAX];
+		char tp[TRACE_PARENT_LEN + 1];
+		trace_parent_format(&tc, tp);
+		snprintf(line, sizeof line, "traceparent: %s", tp);
+		cl->headers = curl_slist_append(cl->headers, line);
+		if (tc.state[0]) {
+			snprintf(line, sizeof line, "tracestate: %s", tc.state);
+			cl->headers = curl_slist_append(cl->headers, line);
+		}
+	}
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, cl->headers);
 	return 0;
 }

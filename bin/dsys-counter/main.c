@@ -31,6 +31,7 @@ enum {
 
 static const struct cli_option options[] = {
 	SERVER_CLI_OPTIONS,
+	SERVER_CLI_TRACE_OPTION,
 	{"store", 's', "URL", "DSYS_STORE", "mem:, file:DIR, redis://HOST:PORT[/DB] or redis-cluster://H:P,... (default mem: for serve; REDIS_URL is honoured)", OPT_STORE},
 	{"server", 'S', "URL", "DSYS_SERVER", "CLI: talk to a running dsys-counter serve at http://HOST:PORT instead of a store", OPT_SERVER},
 	{"by", 'b', "N", NULL, "incr: add N (an int64, may be negative; default 1)", OPT_BY},

@@ -30,6 +30,7 @@
 #include "http/compress.h"
 #include "http/route.h"
 #include "http/server.h"
+#include "http/trace.h"
 #include "http/url.h"
 #include "base/invariant.h"
 #include "base/json.h"
@@ -166,9 +167,29 @@ static void write_item(struct json_writer *w, struct creq *q, const struct citem
 	json_obj_end(w);
 }
 
+/* The store's part of a traced request, as a CLIENT span under its
+ * server span: a Redis round trip is where a slow request's time goes.
+ * mem: and file: answer inside the process and get none. */
+static void trace_backend(struct creq *q)
+{
+	static const char *const names[] = {
+		[OP_INCR] = "INCRBY", [OP_GET] = "GET", [OP_SET] = "SET",
+		[OP_DEL] = "DEL", [OP_LIST] = "SCAN", [OP_HEALTH] = "GET",
+	};
+	enum store_kind k = counter_store_kind(q->t->app->store);
+	if (k != STORE_REDIS && k != STORE_REDIS_CLUSTER)
+		return;
+	uint64_t real = trace_now_ns(), took = uv_hrtime() - q->start_ns;
+	int err = q->op == OP_LIST ? q->list_err : creq_items(q)[0].err;
+	const char *why = err < 0 && counter_err_unreachable(err) ? counter_strerror(err) : NULL;
+	http_trace_client(q->ex, names[q->op], "redis", real - took, real, why, NULL);
+}
+
 static void answer(struct creq *q)
 {
 	struct http_exchange *ex = q->ex;
+	if (ex->span)
+		trace_backend(q);
 	struct buf *b = http_scratch(ex);
 	struct json_writer w;
 	json_writer_init(&w, b);
@@ -249,6 +270,8 @@ static void item_done(void *ud, int err, int64_t value)
 	it->value = value;
 	struct creq *q = it->req;
 	metrics_histogram_observe_ns(q->t->app->backend_rtt[q->op], uv_hrtime() - q->start_ns);
+	if (q->ex->span) /* a line about this call names its request's trace */
+		http_trace_log(q->ex);
 	if (err < 0 && counter_err_unreachable(err)) {
 		if (q->op != OP_HEALTH)
 			metrics_counter_inc(q->t->app->backend_errors);
@@ -256,6 +279,8 @@ static void item_done(void *ud, int err, int64_t value)
 	} else {
 		backend_ok(q->t->app);
 	}
+	if (q->ex->span)
+		http_trace_log(NULL);
 	INVARIANT(q->pending > 0);
 	if (--q->pending == 0)
 		answer(q);

@@ -72,6 +72,19 @@ const char *log_init_error(void)
 void log_set_level(enum log_level level) { threshold = level; }
 int log_enabled(enum log_level level) { return level <= threshold; }
 
+/* The trace context of what this thread does now, "" when none. */
+static __thread char trace_id[33], span_id[17];
+
+void log_trace_set(const char *tid, const char *sid)
+{
+	if (!tid || !sid || strlen(tid) != 32 || strlen(sid) != 16) {
+		trace_id[0] = span_id[0] = 0;
+		return;
+	}
+	memcpy(trace_id, tid, 33);
+	memcpy(span_id, sid, 17);
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
 	if (level > threshold)
@@ -102,9 +115,15 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		json_kv_str(&w, "level", level_names[level]);
 		json_kv_str(&w, "prog", log_prog);
 		json_kv_str(&w, "msg", msg);
+		if (trace_id[0]) { /* OpenTelemetry's log data model names them so */
+			json_kv_str(&w, "trace_id", trace_id);
+			json_kv_str(&w, "span_id", span_id);
+		}
 		json_obj_end(&w);
 	} else {
 		buf_printf(&b, "%s %s %s: %s", when, level_names[level], log_prog, msg);
+		if (trace_id[0])
+			buf_printf(&b, " trace_id=%s span_id=%s", trace_id, span_id);
 	}
 	buf_putc(&b, '\n');
 	ssize_t w = write(STDERR_FILENO, b.data, b.len);

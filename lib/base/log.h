@@ -34,6 +34,15 @@ int log_enabled(enum log_level level);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * The trace this thread works for now (lower-case hex: 32 digits of trace
+ * id, 16 of span id), added to each line it logs until cleared with NULL:
+ * "trace_id" and "span_id" in JSON, "trace_id=... span_id=..." at the end
+ * of a text line, so a log line and the span of the request it was
+ * written for can be found from each other (lib/http/trace.h sets it).
+ */
+void log_trace_set(const char *trace_id, const char *span_id);
+
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...)  do { if (log_enabled(LOG_INFO)) log_msg(LOG_INFO, __VA_ARGS__); } while (0)

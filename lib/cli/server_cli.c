@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include "base/log.h"
 #include "cli/server_cli.h"
 #include "http/handover.h"
+#include "http/trace.h"
 #include "obs/metrics.h"
 
 /* The loops http_server_new runs with threads 0: the CPUs we may use. */
@@ -129,14 +131,71 @@ int server_cli_option(struct server_cli *s, int id, const char *arg)
 	case SERVER_CLI_REUSE_PORT:
 		c->reuse_port = true;
 		return 0;
+	case SERVER_CLI_TRACE_SAMPLE: {
+		char *end;
+		errno = 0;
+		double r = strtod(arg, &end);
+		if (!*arg || *end || errno || !(r >= 0 && r <= 1))
+			return cli_bad_value(NULL, arg, "expected a ratio from 0 to 1");
+		s->trace = true;
+		s->trace_sample = r;
+		return 0;
+	}
 	}
 	return 1;
+}
+
+/* The server's tracer (one server per process), freed once drained. */
+static struct http_tracer *tracer;
+
+static double trace_spans(void *arg)
+{
+	uint64_t n, d;
+	http_tracer_counts(arg, &n, &d);
+	return (double)n;
+}
+
+static double trace_dropped(void *arg)
+{
+	uint64_t n, d;
+	http_tracer_counts(arg, &n, &d);
+	return (double)d;
+}
+
+/* Start the tracer for --trace-sample; EXIT_OK or EXIT_USAGE. */
+static int trace_start(struct server_cli *s)
+{
+	if (!s->trace || tracer)
+		return EXIT_OK;
+	char service[64];
+	snprintf(service, sizeof service, "%s", cli_prog());
+	service[strcspn(service, " ")] = 0;  /* "dsys-counter serve" serves as dsys-counter */
+	char err[512] = "";
+	int r = http_tracer_new(service, s->trace_sample, &tracer, err, sizeof err);
+	if (r < 0) {
+		cli_error("--trace-sample: %s", err);
+		return EXIT_USAGE;
+	}
+	if (r > 0)
+		log_warn("%s", err);
+	s->cfg.tracer = tracer;
+	if (s->cfg.metrics) {
+		metrics_counter_fn_register(s->cfg.metrics, "trace_spans_total",
+			"Server spans recorded (requests traced).", NULL, trace_spans, tracer);
+		metrics_counter_fn_register(s->cfg.metrics, "trace_spans_dropped_total",
+			"Server spans lost: the export queue was full, an export failed, or the "
+			"trace file could not be written.", NULL, trace_dropped, tracer);
+	}
+	return EXIT_OK;
 }
 
 int server_cli_listen(struct server_cli *s, struct http_server **out)
 {
 	*out = NULL;
 	s->cfg.host = s->host;
+	int ts = trace_start(s);
+	if (ts != EXIT_OK)
+		return ts;
 	if (s->cfg.io == HTTP_IO_URING) {
 		/* said apart from the listening errors, which share errno values */
 		int r = io_loop_probe();
@@ -212,6 +271,8 @@ int server_cli_ready(struct http_server *srv, const char *key, const char *value
 int server_cli_run(struct http_server *srv)
 {
 	int r = http_server_run(srv);
+	http_tracer_free(tracer);  /* what is queued goes out now */
+	tracer = NULL;
 	if (r < 0) {
 		cli_error("cannot run: %s", strerror(-r));
 		return EXIT_UNREACHABLE;

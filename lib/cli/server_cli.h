@@ -54,7 +54,8 @@ enum {
 	SERVER_CLI_BACKLOG,
 	SERVER_CLI_IO,
 	SERVER_CLI_REUSE_PORT,
-	SERVER_CLI_ID_MAX = SERVER_CLI_REUSE_PORT,
+	SERVER_CLI_TRACE_SAMPLE,
+	SERVER_CLI_ID_MAX = SERVER_CLI_TRACE_SAMPLE,
 };
 
 #define SERVER_CLI_OPTIONS \
@@ -73,9 +74,18 @@ enum {
 	{"io", 0, "auto|uring|uv", "DSYS_IO", "socket I/O: io_uring, libuv's epoll, or io_uring where the kernel allows it (default auto)", SERVER_CLI_IO}, \
 	{"reuse-port", 0, NULL, NULL, "share the port with a server of ours already on it, taking over its listeners: zero-downtime restarts", SERVER_CLI_REUSE_PORT}
 
+/* Tracing (lib/http/trace.h), for the servers whose requests are worth a
+ * span: a server span per request, the caller's traceparent continued,
+ * new traces kept with probability RATIO.  Not in SERVER_CLI_OPTIONS: a
+ * trace collector must not trace the requests that carry its spans. */
+#define SERVER_CLI_TRACE_OPTION \
+	{"trace-sample", 0, "RATIO", "DSYS_TRACE_SAMPLE", "trace requests: continue sampled traceparents, start a trace for RATIO (0..1) of the others; spans go to OTEL_EXPORTER_OTLP_ENDPOINT or DSYS_TRACE_FILE (default off)", SERVER_CLI_TRACE_SAMPLE}
+
 struct server_cli {
 	struct http_server_config cfg;  /* cfg.host points at host below */
 	char host[256];
+	bool trace;                     /* --trace-sample was given */
+	double trace_sample;
 };
 
 /* Defaults: http_server_config_init's, listening on 127.0.0.1:8080. */
@@ -101,6 +111,9 @@ int server_cli_listen(struct server_cli *s, struct http_server **out);
  * full disk): a server whose ready line is lost must not run unseen.  A
  * reader already gone (EPIPE) is not an error. */
 int server_cli_ready(struct http_server *srv, const char *key, const char *value);
+
+/* (With --trace-sample, server_cli_listen also starts the tracer, and
+ * server_cli_run exports what it holds once drained.) */
 
 /* http_server_run, then the line {"event":"drained","pid":N,
  * "requests":N} on stdout (requests: the final sum of http_requests_total,

@@ -110,6 +110,8 @@ struct metrics;
 struct http_server;
 struct http_thread;            /* one loop thread */
 struct http_route_stats;       /* per-route metrics, see below */
+struct http_tracer;            /* lib/http/trace.h */
+struct http_span;
 
 /* Defaults, the values the programs' flags start from. */
 #define HTTP_SERVER_MAX_CONNECTIONS 10000
@@ -131,6 +133,9 @@ struct http_route_stats;       /* per-route metrics, see below */
  */
 struct http_exchange {
 	struct http_request req;        /* parsed head; pointers valid until answered */
+	/* the server span when this request is traced (lib/http/trace.h), else
+	 * NULL; here, out of the part cleared per request, set on its own */
+	struct http_span *span;
 	char *body;                     /* decoded body (not NUL-terminated); NULL when empty */
 	size_t body_len;
 	struct http_thread *thread;     /* the loop thread this exchange lives on */
@@ -201,6 +206,7 @@ struct http_server_config {
 	void *encode_arg;
 	const int *listen_fds;          /* listening sockets taken over: used first, then owned */
 	unsigned nlisten_fds;           /* at most threads */
+	struct http_tracer *tracer;     /* optional: a server span per request (lib/http/trace.h) */
 };
 
 /* Fill cfg with the defaults above (host 127.0.0.1, port 0, threads 0,

@@ -36,7 +36,7 @@
 
 /* Hand a complete request to the handler, behind the ones before it in
  * the connection's FIFO. */
-static void h1_dispatch(struct conn *c, struct xchg *x)
+static inline __attribute__((always_inline)) void h1_dispatch(struct conn *c, struct xchg *x)
 {
 	if (c->xtail)
 		c->xtail->next = x;
@@ -553,6 +553,8 @@ static inline __attribute__((always_inline)) bool answer_account(struct http_exc
 	c->pinned--;
 	in_flight_add(t, -1);
 	http_route_stats_count(ex->route_stats ? ex->route_stats : &srv->unmatched, status);
+	if (__builtin_expect(ex->span != NULL, 0))
+		http_trace_end(ex, status);
 	if (srv->m_latency) {
 		uint64_t end;
 		if (c->in_process) {

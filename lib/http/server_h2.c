@@ -532,6 +532,8 @@ static void h2_dispatch(struct h2_stream *st)
 	in_flight_add(c->t, 1);
 	x->c = c;
 	x->pub.thread_data = c->t->data;
+	if (srv->cfg.tracer)
+		http_trace_begin(srv->cfg.tracer, &x->pub);
 	if (st->grpc && grpc_health_serve(&x->pub))
 		return;
 	srv->cfg.handler(&x->pub, srv->cfg.handler_arg);

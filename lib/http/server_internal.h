@@ -27,6 +27,7 @@
 
 #include "base/buf.h"
 #include "http/server.h"
+#include "http/trace.h"
 #include "io/loop.h"
 #include "base/invariant.h"
 
@@ -271,6 +272,7 @@ static inline struct xchg *xchg_get(struct http_thread *t)
 	x->c = NULL;
 	x->answered = x->keep_alive = x->head_only = x->is_error = x->gone = x->streaming = false;
 	x->stream = NULL;
+	x->pub.span = NULL;
 	x->head_off = 0;
 	/* req is filled by the parser; clearing its 1.6 KiB per request would
 	 * be the costliest line of the hot path */
@@ -371,6 +373,8 @@ static inline void server_dispatch(struct conn *c, struct xchg *x)
 	c->pinned++;
 	c->nreq++;
 	in_flight_add(t, 1);
+	if (__builtin_expect(srv->cfg.tracer != NULL, 0))
+		http_trace_begin(srv->cfg.tracer, &x->pub);
 	srv->cfg.handler(&x->pub, srv->cfg.handler_arg);
 }
 

@@ -19,6 +19,19 @@
 # Columns: spans_per_s (issue 18's bar: at least 200000 on one core) and
 # server_cpu_pct, the collector's CPU over the run (near 100: it was the
 # bottleneck; far below: neighbours starved it and the rate means little).
+#
+# Last, what tracing costs a server: dsys-serve --threads 1 on CPU
+# $BENCH_SERVER_CPU answering wrk -c100 on /hello, as
+#   serve-off     no tracing
+#   serve-traced  --trace-sample 1: a span for every request, exported in
+#                 protobuf (OTEL_BSP_* defaults) to a collector pinned to
+#                 the load CPU beside wrk, its lines discarded
+# Columns: rps and cpu_us_per_req (the export thread counts: it runs in
+# the server's process, on its CPU), spans_pct, the share of the
+# requests whose span reached the collector (below 100: the batch queue
+# was full and dropped spans, as OpenTelemetry's batch processor does
+# rather than slow the server); the ratio line compares rps (issue 18's
+# bar: serve-traced at least 0.8x serve-off).
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/bench/lib.sh
 . "$here/lib.sh"
@@ -127,6 +140,51 @@ if [ -s "$dir/body.pb" ] && bench_want ingest; then
 		bench_stop collect
 	fi
 fi
-bench_report ""
+# ---- a traced server against an untraced one
+received() { # the spans the collector took so far
+	curl -s "http://127.0.0.1:${BENCH_PORT[sink]}/metrics" |
+		awk '$1 == "otlp_received_items_total{signal=\"traces\"}" { print $2 }'
+}
+served() { # CASE NAME ROUND
+	local before after
+	local url=http://127.0.0.1:${BENCH_PORT[$2]}/hello
+	# the warm-up here, so the spans counted are the measured run's
+	bench_load wrk -t1 -c100 -d "$BENCH_WARMUP" "$url" || { bench_fail "$2 warm-up failed"; return 1; }
+	sleep 0.5
+	[ "$2" = serve-traced ] && before=$(received)
+	bench_measure "$2" wrk -t1 -c100 -d "$BENCH_DURATION" "$url"
+	bench_wrk_parse "$BENCH_OUT" || { bench_fail "$2: wrk counted no answers"; return 1; }
+	bench_record "$1" "$2" "$3" rps="$WRK_RPS" cpu_us_per_req="$(awk -v c="$BENCH_SERVER_CPU_S" \
+		-v n="$WRK_REQUESTS" 'BEGIN { printf "%.2f", (n > 0 ? c * 1e6 / n : 0) }')"
+	bench_log "$(printf '%s round %s: %.0f req/s' "$2" "$3" "$WRK_RPS")"
+	if [ "$2" = serve-traced ]; then
+		sleep 0.5 # the last batch leaves within OTEL_BSP_SCHEDULE_DELAY
+		after=$(received)
+		# warm-up and measured run both sent spans: compare with all requests
+		bench_record "$1" "$2" "$3" spans_pct="$(awk -v a="$after" -v b="$before" -v n="$WRK_REQUESTS" \
+			'BEGIN { printf "%.0f", (n > 0 ? 100 * (a - b) / n : 0) }')"
+	fi
+}
+if bench_want serve-traced && command -v wrk >/dev/null 2>&1; then
+	if bench_start sink 0 bash -c 'dsys-trace collect --listen 127.0.0.1:0 --threads 1 |
+		{ IFS= read -r l; printf "%s\n" "$l"; exec cat >/dev/null; }'; then
+		# beside wrk, so the traced server's CPU holds only its own work
+		for p in $(bench_tree "${BENCH_PID[sink]}"); do taskset -a -cp "$BENCH_LOAD_CPU" "$p" >/dev/null 2>&1; done
+		OTEL_BSP_SCHEDULE_DELAY=200 bench_start serve-off 0 env -u DSYS_TRACE_FILE -u DSYS_TRACE_SAMPLE \
+			dsys-serve --listen 127.0.0.1:0 --threads 1 &&
+			bench_start serve-traced 0 env -u DSYS_TRACE_FILE OTEL_BSP_SCHEDULE_DELAY=200 \
+				OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:${BENCH_PORT[sink]}" \
+				dsys-serve --listen 127.0.0.1:0 --threads 1 --trace-sample 1 &&
+			{
+				BENCH_COLUMNS="us_per_run overhead_us spans_per_s server_cpu_pct rps cpu_us_per_req spans_pct"
+				BENCH_RATIOS="rps"
+				bench_rounds serve-traced "serve-off serve-traced" served
+			}
+		bench_stop serve-off
+		bench_stop serve-traced
+		bench_stop sink
+	fi
+fi
+bench_report serve-off
 bench_finish
 exit
