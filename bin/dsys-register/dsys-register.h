@@ -1,0 +1,32 @@
+/*
+ * dsys-register.h -- what the files of dsys-register share: the
+ * configuration the one option table fills, and the entry points.
+ */
+#ifndef DSYS_REGISTER_PROG_H
+#define DSYS_REGISTER_PROG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "register/check.h"
+#include "register/register.h"
+#include "store/url.h"
+
+#define REG_DEFAULT_STORE "file:/tmp/dsys-registry"
+
+struct reg_config {
+	const char *store_text;
+	struct store_url url;
+	char url_text[4400];
+	const char *addr, *id;
+	char meta[REG_MAX_META + 1];
+	uint64_t ttl_ms, interval_ms, dereg_ms;   /* dereg_ms 0: never */
+	unsigned rise, fall;
+	struct reg_check check;                   /* kind REG_CHECK_NONE: none */
+	bool all;
+};
+
+int reg_add(struct reg_config *cfg, const char *service, char **cmd);
+int reg_watch(struct reg_config *cfg, const char *service);
+
+#endif

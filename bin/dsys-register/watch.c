@@ -1,0 +1,182 @@
+/*
+ * watch.c -- dsys-register watch SERVICE: the current set, then one line
+ * per change of it, as the store reports them (never by polling).
+ *
+ * On file:, inotify (libuv's fs_event) on DIR/SERVICE says that a record
+ * was written or removed; a timer set for the earliest expiry says when a
+ * record stops counting though nobody touched it (its add was killed).
+ * Either way the directory is read again and compared with what was last
+ * printed: an instance new to the set is `up`, one gone from it `down`
+ * (with the reason: removed, expired, or no longer passing), one whose
+ * address, meta or status changed `change`.  Without --all the set is the
+ * passing instances; with --all, every live one.  After the first set,
+ * one {"event":"synced","count":N} line marks where the changes begin.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <uv.h>
+
+#include "base/json.h"
+#include "cli/cli.h"
+#include "dsys-register.h"
+
+struct watch {
+	struct reg_config *cfg;
+	const char *service;
+	char dir[4400];
+	struct reg_instance *known;
+	size_t n_known;
+	uv_fs_event_t ev;
+	uv_timer_t expiry;
+	uv_signal_t sigterm, sigint;
+	int exit_code;
+};
+
+static void print(const char *event, const struct reg_instance *in, const char *reason)
+{
+	struct buf b = BUF_INIT;
+	struct json_writer w;
+	json_writer_init(&w, &b);
+	json_obj_begin(&w);
+	json_kv_str(&w, "event", event);
+	reg_instance_json(&w, in);
+	if (reason)
+		json_kv_str(&w, "reason", reason);
+	json_obj_end(&w);
+	int r = json_emit(&b);
+	buf_free(&b);
+	if (r < 0)
+		exit(cli_write_error(errno));
+}
+
+static const struct reg_instance *find(const struct reg_instance *v, size_t n, const char *id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i].id, id))
+			return &v[i];
+	return NULL;
+}
+
+static void expiry_cb(uv_timer_t *t);
+
+/* Read the set again, print the difference, arm the expiry timer. */
+static void rescan(struct watch *wt)
+{
+	uint64_t now = reg_now_ms();
+	struct reg_instance *all, *seen;
+	size_t n_all, n_seen;
+	/* expired ones too: to tell "expired" from "removed" */
+	int r = reg_file_list(wt->cfg->url.path, wt->service, 0, &seen, &n_seen);
+	if (r < 0) {
+		cli_error("cannot read %s: %s", wt->cfg->url_text, strerror(-r));
+		return;
+	}
+	all = malloc((n_seen ? n_seen : 1) * sizeof *all);
+	n_all = 0;
+	uint64_t next = 0;
+	for (size_t i = 0; i < n_seen; i++) {
+		bool live = !seen[i].expires_ms || seen[i].expires_ms > now;
+		if (live && seen[i].expires_ms && (!next || seen[i].expires_ms < next))
+			next = seen[i].expires_ms;
+		if (live && (wt->cfg->all || seen[i].status == REG_PASSING))
+			all[n_all++] = seen[i];
+	}
+	for (size_t i = 0; i < wt->n_known; i++) {
+		const struct reg_instance *k = &wt->known[i];
+		if (find(all, n_all, k->id))
+			continue;
+		const struct reg_instance *s = find(seen, n_seen, k->id);
+		const char *why = !s ? "removed" : (s->expires_ms && s->expires_ms <= now) ? "expired"
+		                                                                            : reg_status_name(s->status);
+		print("down", k, why);
+	}
+	for (size_t i = 0; i < n_all; i++) {
+		const struct reg_instance *k = find(wt->known, wt->n_known, all[i].id);
+		if (!k)
+			print("up", &all[i], NULL);
+		else if (strcmp(k->addr, all[i].addr) || strcmp(k->meta, all[i].meta) ||
+		         k->status != all[i].status)
+			print("change", &all[i], NULL);
+	}
+	free(seen);
+	free(wt->known);
+	wt->known = all;
+	wt->n_known = n_all;
+	if (next)
+		uv_timer_start(&wt->expiry, expiry_cb, next - now + 1, 0);
+}
+
+static void expiry_cb(uv_timer_t *t)
+{
+	rescan(t->data);
+}
+
+static void fs_cb(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+	struct watch *wt = h->data;
+	if (filename && filename[0] == '.')
+		return;   /* a temporary file; its rename comes next */
+	rescan(wt);
+}
+
+static void stop_cb(uv_signal_t *h, int signum)
+{
+	uv_stop(h->loop);
+}
+
+static void close_cb(uv_handle_t *h)
+{
+	(void)h;
+}
+
+int reg_watch(struct reg_config *cfg, const char *service)
+{
+	static struct watch wt;
+	uv_loop_t loop;
+	wt.cfg = cfg;
+	wt.service = service;
+	snprintf(wt.dir, sizeof wt.dir, "%s/%s", cfg->url.path, service);
+	if ((mkdir(cfg->url.path, 0777) < 0 && errno != EEXIST) ||
+	    (mkdir(wt.dir, 0777) < 0 && errno != EEXIST)) {
+		cli_error("cannot make '%s': %s", wt.dir, strerror(errno));
+		return EXIT_UNREACHABLE;
+	}
+	uv_loop_init(&loop);
+	uv_timer_init(&loop, &wt.expiry);
+	wt.expiry.data = &wt;
+	uv_fs_event_init(&loop, &wt.ev);
+	wt.ev.data = &wt;
+	int r = uv_fs_event_start(&wt.ev, fs_cb, wt.dir, 0);
+	if (r < 0) {
+		cli_error("cannot watch '%s': %s", wt.dir, uv_strerror(r));
+		return EXIT_UNREACHABLE;
+	}
+	uv_signal_init(&loop, &wt.sigterm);
+	uv_signal_init(&loop, &wt.sigint);
+	uv_signal_start(&wt.sigterm, stop_cb, SIGTERM);
+	uv_signal_start(&wt.sigint, stop_cb, SIGINT);
+	rescan(&wt);   /* the current set, after the watch began: nothing falls between */
+	struct buf b = BUF_INIT;
+	struct json_writer w;
+	json_writer_init(&w, &b);
+	json_obj_begin(&w);
+	json_kv_str(&w, "event", "synced");
+	json_kv_str(&w, "service", service);
+	json_kv_u64(&w, "count", wt.n_known);
+	json_obj_end(&w);
+	json_emit(&b);
+	buf_free(&b);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_close((uv_handle_t *)&wt.ev, close_cb);
+	uv_close((uv_handle_t *)&wt.expiry, close_cb);
+	uv_close((uv_handle_t *)&wt.sigterm, close_cb);
+	uv_close((uv_handle_t *)&wt.sigint, close_cb);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	free(wt.known);
+	return 0;
+}
