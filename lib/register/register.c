@@ -151,6 +151,9 @@ int reg_value_parse(const char *text, size_t len, struct reg_instance *in)
 	if ((op && (!cJSON_IsNumber(op) || op->valuedouble != 0)) || !cJSON_IsString(addr) ||
 	    strlen(addr->valuestring) > REG_MAX_ADDR)
 		goto out;
+	for (const char *p = addr->valuestring; *p; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+			goto out;   /* an address is printable ASCII: it is printed back as it is */
 	memset(in, 0, sizeof *in);
 	memcpy(in->service, service, sizeof service);
 	memcpy(in->id, id, sizeof id);
