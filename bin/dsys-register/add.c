@@ -43,6 +43,11 @@ struct add {
 	uv_loop_t *loop;
 	struct reg_instance in;
 	bool registered, ever_registered, stopping;
+	bool announce;                 /* print "registered" at the next confirmed write */
+	struct etcd_client *etcd;      /* etcd://, else NULL (file:) */
+	struct reg_keeper *keeper;
+	uv_timer_t stop_timer;
+	uint64_t stop_deadline;
 	unsigned ok, bad;              /* checks in a row */
 	uint64_t critical_at;          /* uv_now when it went critical */
 	bool checking;
@@ -76,8 +81,33 @@ static void emit_event(struct add *a, const char *event, const char *reason)
 	buf_free(&b);
 }
 
+static void finish(struct add *a, int code);
+
+static void keeper_cb(void *ud, int err, const char *msg)
+{
+	struct add *a = ud;
+	if (err == 0) {
+		if (a->announce && a->registered) {
+			a->announce = false;
+			a->ever_registered = true;
+			emit_event(a, "registered", NULL);
+		}
+		return;
+	}
+	cli_error("cannot reach %s: %s", a->cfg->url_text, msg);
+	if (!a->ever_registered && !a->has_cmd && !a->stopping)
+		finish(a, EXIT_UNREACHABLE);
+}
+
 static int publish(struct add *a)
 {
+	if (a->keeper) {
+		if (!a->registered)
+			a->announce = true;
+		a->registered = true;
+		reg_keeper_put(a->keeper, &a->in);
+		return 0;
+	}
 	a->in.expires_ms = reg_now_ms() + a->cfg->ttl_ms;
 	int r = reg_file_put(a->cfg->url.path, &a->in);
 	if (r < 0) {
@@ -96,10 +126,23 @@ static void unpublish(struct add *a, const char *reason)
 	if (!a->registered)
 		return;
 	a->registered = false;
+	a->announce = false;
+	if (a->keeper) {
+		reg_keeper_delete(a->keeper);
+		emit_event(a, "deregistered", reason);
+		return;
+	}
 	int r = reg_file_remove(a->cfg->url.path, a->in.service, a->in.id);
 	if (r < 0 && r != -ENOENT)
 		cli_error("cannot remove from %s: %s", a->cfg->url_text, strerror(-r));
 	emit_event(a, "deregistered", reason);
+}
+
+static void stop_timer_cb(uv_timer_t *t)
+{
+	struct add *a = t->data;
+	if (reg_keeper_idle(a->keeper) || uv_now(a->loop) >= a->stop_deadline)
+		uv_stop(a->loop);
 }
 
 static void finish(struct add *a, int code)
@@ -107,7 +150,11 @@ static void finish(struct add *a, int code)
 	a->exit_code = code;
 	a->stopping = true;
 	unpublish(a, a->has_cmd ? "command exited" : "stopped");
-	uv_stop(a->loop);
+	if (!a->keeper)
+		return uv_stop(a->loop);
+	/* etcd: wait (a bounded time) for the revoke to be answered */
+	a->stop_deadline = uv_now(a->loop) + 3000;
+	uv_timer_start(&a->stop_timer, stop_timer_cb, 0, 20);
 }
 
 static void beat_cb(uv_timer_t *t)
@@ -228,9 +275,20 @@ int reg_add(struct reg_config *cfg, const char *service, char **cmd)
 		a.sigs[i].data = &a;
 		uv_signal_start(&a.sigs[i], signal_cb, forwarded[i]);
 	}
+	uv_timer_init(&loop, &a.stop_timer);
+	a.stop_timer.data = &a;
 	uv_timer_init(&loop, &a.check_timer);
 	uv_timer_init(&loop, &a.beat_timer);
 	a.check_timer.data = a.beat_timer.data = &a;
+	if (cfg->url.kind == STORE_ETCD) {
+		a.etcd = reg_cli_etcd(cfg, &loop);
+		if (a.etcd)
+			a.keeper = reg_keeper_new(&loop, a.etcd, cfg->ttl_ms, keeper_cb, &a);
+		if (!a.keeper) {
+			a.exit_code = EXIT_UNREACHABLE;
+			goto out;
+		}
+	}
 
 	if (a.has_cmd) {
 		uv_stdio_container_t io[3];
@@ -256,11 +314,15 @@ int reg_add(struct reg_config *cfg, const char *service, char **cmd)
 			goto out;
 		}
 	}
-	uv_timer_start(&a.beat_timer, beat_cb, cfg->ttl_ms / 3, cfg->ttl_ms / 3);
+	if (!a.keeper)
+		uv_timer_start(&a.beat_timer, beat_cb, cfg->ttl_ms / 3, cfg->ttl_ms / 3);
 	if (cfg->check.kind)
 		uv_timer_start(&a.check_timer, check_timer_cb, 0, cfg->interval_ms);
 	uv_run(&loop, UV_RUN_DEFAULT);
 out:
+	reg_keeper_free(a.keeper);
+	etcd_client_free(a.etcd);
+	uv_close((uv_handle_t *)&a.stop_timer, close_cb);
 	uv_timer_stop(&a.check_timer);
 	uv_timer_stop(&a.beat_timer);
 	for (int i = 0; i < N_FORWARDED; i++)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "register/check.h"
+#include "register/etcd.h"
 #include "register/register.h"
 #include "store/url.h"
 
@@ -24,7 +25,13 @@ struct reg_config {
 	unsigned rise, fall;
 	struct reg_check check;                   /* kind REG_CHECK_NONE: none */
 	bool all;
+	int64_t since;                            /* watch --since REV, 0: none */
 };
+
+/* etcd://: a client on loop, or NULL after printing why. */
+struct etcd_client *reg_cli_etcd(struct reg_config *cfg, uv_loop_t *loop);
+/* An etcd error as "cannot reach ..." or etcd's message; returns 3. */
+int reg_cli_etcd_fail(const struct reg_config *cfg, int err);
 
 int reg_add(struct reg_config *cfg, const char *service, char **cmd);
 int reg_watch(struct reg_config *cfg, const char *service);

@@ -26,11 +26,11 @@
 
 enum {
 	OPT_STORE = 1, OPT_ADDR, OPT_ID, OPT_META, OPT_TTL, OPT_CHECK, OPT_INTERVAL,
-	OPT_RISE, OPT_FALL, OPT_DEREG, OPT_ALL,
+	OPT_RISE, OPT_FALL, OPT_DEREG, OPT_ALL, OPT_SINCE,
 };
 
 static const struct cli_option options[] = {
-	{"store", 's', "URL", "DSYS_STORE", "file:DIR (default " REG_DEFAULT_STORE ")", OPT_STORE},
+	{"store", 's', "URL", "DSYS_STORE", "file:DIR or etcd://H:P,... (default " REG_DEFAULT_STORE ")", OPT_STORE},
 	{"addr", 'a', "HOST:PORT", NULL, "add: where the instance is reached", OPT_ADDR},
 	{"id", 'i', "ID", NULL, "add: the instance's id (default: its address)", OPT_ID},
 	{"meta", 'm', "KEY=VALUE", NULL, "add: a meta data field (repeatable)", OPT_META},
@@ -41,6 +41,7 @@ static const struct cli_option options[] = {
 	{"fall", 'f', "N", NULL, "add: failures that make it critical (default 3)", OPT_FALL},
 	{"deregister-after", 'D', "DURATION", NULL, "add: remove a critical instance after this long (default: never)", OPT_DEREG},
 	{"all", 'A', NULL, NULL, "list, watch: every instance, not only the passing ones", OPT_ALL},
+	{"since", 'S', "REV", NULL, "watch (etcd://): go on after revision REV, as a watch that printed it left off", OPT_SINCE},
 	CLI_END
 };
 
@@ -114,6 +115,10 @@ static int on_option(void *ctx, int id, const char *arg)
 	case OPT_ALL:
 		cfg->all = true;
 		return 0;
+	case OPT_SINCE:
+		if (parse_i64(arg, &cfg->since) < 0 || cfg->since < 1)
+			return cli_bad_value(NULL, arg, "expected a revision, a number from 1");
+		return 0;
 	}
 	INVARIANT(0);
 	return -1;
@@ -137,8 +142,75 @@ static int store_fail(const struct reg_config *cfg, int err)
 	return EXIT_UNREACHABLE;
 }
 
+struct etcd_client *reg_cli_etcd(struct reg_config *cfg, uv_loop_t *loop)
+{
+	struct etcd_client *c = etcd_client_new(loop, &cfg->url, NULL);
+	if (!c)
+		cli_error("cannot open %s: %s", cfg->url_text, strerror(ENOMEM));
+	return c;
+}
+
+int reg_cli_etcd_fail(const struct reg_config *cfg, int err)
+{
+	cli_error("cannot reach %s: %s", cfg->url_text, etcd_strerror(err));
+	return EXIT_UNREACHABLE;
+}
+
+/* The live instances of service (NULL: of every service), from either
+ * store; 0 or an exit code after printing why. */
+static int load(struct reg_config *cfg, const char *service, struct reg_instance **v, size_t *n)
+{
+	if (cfg->url.kind == STORE_FILE) {
+		int r = reg_file_list(cfg->url.path, service, reg_now_ms(), v, n);
+		return r < 0 ? store_fail(cfg, r) : 0;
+	}
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct etcd_client *c = reg_cli_etcd(cfg, &loop);
+	if (!c)
+		return EXIT_UNREACHABLE;
+	int64_t rev;
+	int r = reg_etcd_list(c, service, 0, v, n, &rev);
+	etcd_client_free(c);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	return r < 0 ? reg_cli_etcd_fail(cfg, r) : 0;
+}
+
+static int cmp_service(const void *a, const void *b)
+{
+	return strcmp(((const struct reg_instance *)a)->service, ((const struct reg_instance *)b)->service);
+}
+
 static int list_services(struct reg_config *cfg)
 {
+	if (cfg->url.kind == STORE_ETCD) {
+		struct reg_instance *v;
+		size_t n;
+		int rc = load(cfg, NULL, &v, &n);
+		if (rc)
+			return rc;
+		qsort(v, n, sizeof *v, cmp_service);
+		struct buf b = BUF_INIT;
+		for (size_t i = 0; i < n;) {
+			size_t j = i, passing = 0;
+			for (; j < n && !strcmp(v[j].service, v[i].service); j++)
+				passing += v[j].status == REG_PASSING;
+			struct json_writer w;
+			json_writer_init(&w, &b);
+			json_obj_begin(&w);
+			json_kv_str(&w, "service", v[i].service);
+			json_kv_u64(&w, "instances", j - i);
+			json_kv_u64(&w, "passing", passing);
+			json_obj_end(&w);
+			if (json_emit(&b) < 0)
+				break;
+			i = j;
+		}
+		buf_free(&b);
+		free(v);
+		return 0;
+	}
 	char (*names)[REG_MAX_NAME + 1];
 	size_t n;
 	int r = reg_file_services(cfg->url.path, &names, &n);
@@ -179,9 +251,9 @@ static int list(struct reg_config *cfg, const char *service)
 		return list_services(cfg);
 	struct reg_instance *v;
 	size_t n;
-	int r = reg_file_list(cfg->url.path, service, reg_now_ms(), &v, &n);
-	if (r < 0)
-		return store_fail(cfg, r);
+	int rc = load(cfg, service, &v, &n);
+	if (rc)
+		return rc;
 	qsort(v, n, sizeof *v, cmp_inst);
 	struct buf b = BUF_INIT;
 	for (size_t i = 0; i < n; i++) {
@@ -202,7 +274,22 @@ static int list(struct reg_config *cfg, const char *service)
 
 static int remove_one(struct reg_config *cfg, const char *service, const char *id)
 {
-	int r = reg_file_remove(cfg->url.path, service, id);
+	int r;
+	if (cfg->url.kind == STORE_ETCD) {
+		uv_loop_t loop;
+		uv_loop_init(&loop);
+		struct etcd_client *c = reg_cli_etcd(cfg, &loop);
+		if (!c)
+			return EXIT_UNREACHABLE;
+		r = reg_etcd_remove(c, service, id);
+		etcd_client_free(c);
+		uv_run(&loop, UV_RUN_DEFAULT);
+		uv_loop_close(&loop);
+		if (r < 0 && r != -ENOENT)
+			return reg_cli_etcd_fail(cfg, r);
+	} else {
+		r = reg_file_remove(cfg->url.path, service, id);
+	}
 	if (r == -ENOENT || r == -ENOTDIR) {
 		cli_error("no instance '%s' of service '%s'", id, service);
 		return EXIT_NO;
@@ -228,7 +315,7 @@ static const char *const subcommands[] = {"add", "list", "watch", "remove", NULL
 static const char *const sub_usage[] = {
 	"SERVICE --addr HOST:PORT [--id ID] [--meta K=V]... [--ttl D] [--check CHECK] [--store URL] [-- CMD [ARG]...]",
 	"[SERVICE] [--all] [--store URL]",
-	"SERVICE [--all] [--store URL]",
+	"SERVICE [--all] [--since REV] [--store URL]",
 	"SERVICE ID [--store URL]",
 };
 
@@ -287,8 +374,8 @@ int main(int argc, char **argv)
 		cli_error("invalid store '%s': %s", text, err);
 		return EXIT_USAGE;
 	}
-	if (cfg.url.kind != STORE_FILE) {
-		cli_error("%s holds no registry here yet; use file:DIR", store_url_kind_name(cfg.url.kind));
+	if (cfg.url.kind != STORE_FILE && cfg.url.kind != STORE_ETCD) {
+		cli_error("%s holds no registry; use file:DIR or etcd://H:P,...", store_url_kind_name(cfg.url.kind));
 		return EXIT_USAGE;
 	}
 	store_url_format(&cfg.url, cfg.url_text, sizeof cfg.url_text);

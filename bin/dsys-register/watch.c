@@ -34,7 +34,15 @@ struct watch {
 	uv_timer_t expiry;
 	uv_signal_t sigterm, sigint;
 	int exit_code;
+	/* etcd: every instance of the service as of rev */
+	struct etcd_client *etcd;
+	struct etcd_watch *w;
+	struct reg_instance *cur;
+	size_t n_cur;
+	int64_t rev;                   /* printed with each event on etcd */
 };
+
+static struct watch wt;
 
 static void print(const char *event, const struct reg_instance *in, const char *reason)
 {
@@ -46,6 +54,8 @@ static void print(const char *event, const struct reg_instance *in, const char *
 	reg_instance_json(&w, in);
 	if (reason)
 		json_kv_str(&w, "reason", reason);
+	if (wt.rev)
+		json_kv_i64(&w, "revision", wt.rev);
 	json_obj_end(&w);
 	int r = json_emit(&b);
 	buf_free(&b);
@@ -63,18 +73,14 @@ static const struct reg_instance *find(const struct reg_instance *v, size_t n, c
 
 static void expiry_cb(uv_timer_t *t);
 
-/* Read the set again, print the difference, arm the expiry timer. */
-static void rescan(struct watch *wt)
+/* Print how the set seen (borrowed) differs from the last one printed;
+ * print nothing when quiet (watch --since: the set as of REV).  Returns the
+ * earliest expiry to come, or 0. */
+static uint64_t diff(struct watch *wt, const struct reg_instance *seen, size_t n_seen, bool quiet)
 {
 	uint64_t now = reg_now_ms();
-	struct reg_instance *all, *seen;
-	size_t n_all, n_seen;
-	/* expired ones too: to tell "expired" from "removed" */
-	int r = reg_file_list(wt->cfg->url.path, wt->service, 0, &seen, &n_seen);
-	if (r < 0) {
-		cli_error("cannot read %s: %s", wt->cfg->url_text, strerror(-r));
-		return;
-	}
+	struct reg_instance *all;
+	size_t n_all;
 	all = malloc((n_seen ? n_seen : 1) * sizeof *all);
 	n_all = 0;
 	uint64_t next = 0;
@@ -92,20 +98,39 @@ static void rescan(struct watch *wt)
 		const struct reg_instance *s = find(seen, n_seen, k->id);
 		const char *why = !s ? "removed" : (s->expires_ms && s->expires_ms <= now) ? "expired"
 		                                                                            : reg_status_name(s->status);
-		print("down", k, why);
+		if (!quiet)
+			print("down", k, why);
 	}
 	for (size_t i = 0; i < n_all; i++) {
 		const struct reg_instance *k = find(wt->known, wt->n_known, all[i].id);
+		if (quiet)
+			continue;
 		if (!k)
 			print("up", &all[i], NULL);
 		else if (strcmp(k->addr, all[i].addr) || strcmp(k->meta, all[i].meta) ||
 		         k->status != all[i].status)
 			print("change", &all[i], NULL);
 	}
-	free(seen);
 	free(wt->known);
 	wt->known = all;
 	wt->n_known = n_all;
+	return next;
+}
+
+/* Read the set again, print the difference, arm the expiry timer. */
+static void rescan(struct watch *wt)
+{
+	struct reg_instance *seen;
+	size_t n_seen;
+	/* expired ones too: to tell "expired" from "removed" */
+	int r = reg_file_list(wt->cfg->url.path, wt->service, 0, &seen, &n_seen);
+	if (r < 0) {
+		cli_error("cannot read %s: %s", wt->cfg->url_text, strerror(-r));
+		return;
+	}
+	uint64_t now = reg_now_ms();
+	uint64_t next = diff(wt, seen, n_seen, false);
+	free(seen);
 	if (next)
 		uv_timer_start(&wt->expiry, expiry_cb, next - now + 1, 0);
 }
@@ -123,6 +148,62 @@ static void fs_cb(uv_fs_event_t *h, const char *filename, int events, int status
 	rescan(wt);
 }
 
+/* One etcd event: the instance set changes by one key. */
+static void apply(struct watch *wt, const struct etcd_event *ev)
+{
+	struct reg_instance in;
+	const char *key = ev->kv.key;
+	size_t klen = ev->kv.key_len;
+	/* the id: after the service's prefix */
+	size_t pl = strlen(REG_ETCD_PREFIX) + strlen(wt->service) + 1;
+	if (klen <= pl || klen - pl > REG_MAX_NAME)
+		return;
+	char id[REG_MAX_NAME + 1];
+	memcpy(id, key + pl, klen - pl);
+	id[klen - pl] = '\0';
+	size_t at = wt->n_cur;
+	for (size_t i = 0; i < wt->n_cur; i++)
+		if (!strcmp(wt->cur[i].id, id))
+			at = i;
+	if (ev->is_delete) {
+		if (at < wt->n_cur)
+			wt->cur[at] = wt->cur[--wt->n_cur];
+	} else {
+		if (reg_etcd_decode(key, klen, ev->kv.value, ev->kv.value_len, &in) < 0)
+			return;
+		if (at == wt->n_cur) {
+			struct reg_instance *nv = realloc(wt->cur, (wt->n_cur + 1) * sizeof *nv);
+			if (!nv)
+				return;
+			wt->cur = nv;
+			wt->n_cur++;
+		}
+		wt->cur[at] = in;
+	}
+	wt->rev = ev->kv.mod_revision;
+	diff(wt, wt->cur, wt->n_cur, false);
+}
+
+static void reg_watch_etcd_cb(void *ud, int err, const struct etcd_watch_msg *m)
+{
+	struct watch *wt = ud;
+	if (err < 0) {
+		wt->w = NULL;
+		if (err == ETCD_E_COMPACTED)
+			cli_error("revision %lld is compacted away on %s: watch again without --since",
+			          (long long)(wt->cfg->since ? wt->cfg->since : wt->rev), wt->cfg->url_text);
+		else if (err != -ECANCELED)
+			cli_error("watch on %s ended: %s", wt->cfg->url_text,
+			          err == ETCD_E_SERVER && m && m->error_message ? m->error_message
+			                                                         : etcd_strerror(err));
+		wt->exit_code = EXIT_UNREACHABLE;
+		uv_stop(wt->ev.loop ? wt->ev.loop : uv_default_loop());
+		return;
+	}
+	for (size_t i = 0; i < m->n_events; i++)
+		apply(wt, &m->events[i]);
+}
+
 static void stop_cb(uv_signal_t *h, int signum)
 {
 	uv_stop(h->loop);
@@ -133,12 +214,77 @@ static void close_cb(uv_handle_t *h)
 	(void)h;
 }
 
+static void synced(const char *service, size_t count, int64_t rev)
+{
+	struct buf b = BUF_INIT;
+	struct json_writer w;
+	json_writer_init(&w, &b);
+	json_obj_begin(&w);
+	json_kv_str(&w, "event", "synced");
+	json_kv_str(&w, "service", service);
+	json_kv_u64(&w, "count", count);
+	if (rev)
+		json_kv_i64(&w, "revision", rev);
+	json_obj_end(&w);
+	json_emit(&b);
+	buf_free(&b);
+}
+
+static int watch_etcd(struct reg_config *cfg, const char *service, uv_loop_t *loop)
+{
+	wt.etcd = reg_cli_etcd(cfg, loop);
+	if (!wt.etcd)
+		return EXIT_UNREACHABLE;
+	wt.ev.loop = loop;
+	int64_t rev = 0;
+	int r = reg_etcd_list(wt.etcd, service, cfg->since, &wt.cur, &wt.n_cur, &rev);
+	if (r < 0) {
+		etcd_client_free(wt.etcd);
+		if (r == ETCD_E_SERVER && cfg->since)
+			cli_error("cannot read revision %lld on %s (compacted, or not yet written)",
+			          (long long)cfg->since, cfg->url_text);
+		return r == ETCD_E_SERVER && cfg->since ? EXIT_USAGE : reg_cli_etcd_fail(cfg, r);
+	}
+	if (cfg->since)
+		rev = cfg->since;
+	wt.rev = rev;
+	diff(&wt, wt.cur, wt.n_cur, cfg->since != 0);
+	if (!cfg->since)
+		synced(service, wt.n_known, rev);
+	char p[REG_MAX_NAME + 64];
+	snprintf(p, sizeof p, "%s%s/", REG_ETCD_PREFIX, service);
+	struct etcd_range er = {p, strlen(p), NULL, 0, true};
+	wt.w = etcd_watch_start(wt.etcd, &er, rev + 1, false, reg_watch_etcd_cb, &wt);
+	uv_signal_init(loop, &wt.sigterm);
+	uv_signal_init(loop, &wt.sigint);
+	uv_signal_start(&wt.sigterm, stop_cb, SIGTERM);
+	uv_signal_start(&wt.sigint, stop_cb, SIGINT);
+	uv_run(loop, UV_RUN_DEFAULT);
+	if (wt.w)
+		etcd_watch_stop(wt.w);
+	etcd_client_free(wt.etcd);
+	uv_close((uv_handle_t *)&wt.sigterm, close_cb);
+	uv_close((uv_handle_t *)&wt.sigint, close_cb);
+	uv_run(loop, UV_RUN_DEFAULT);
+	uv_loop_close(loop);
+	free(wt.known);
+	free(wt.cur);
+	return wt.exit_code;
+}
+
 int reg_watch(struct reg_config *cfg, const char *service)
 {
-	static struct watch wt;
 	uv_loop_t loop;
 	wt.cfg = cfg;
 	wt.service = service;
+	if (cfg->url.kind == STORE_ETCD) {
+		uv_loop_init(&loop);
+		return watch_etcd(cfg, service, &loop);
+	}
+	if (cfg->since) {
+		cli_error("--since REV is for etcd://: file: has no revisions");
+		return EXIT_USAGE;
+	}
 	snprintf(wt.dir, sizeof wt.dir, "%s/%s", cfg->url.path, service);
 	if ((mkdir(cfg->url.path, 0777) < 0 && errno != EEXIST) ||
 	    (mkdir(wt.dir, 0777) < 0 && errno != EEXIST)) {
@@ -160,16 +306,7 @@ int reg_watch(struct reg_config *cfg, const char *service)
 	uv_signal_start(&wt.sigterm, stop_cb, SIGTERM);
 	uv_signal_start(&wt.sigint, stop_cb, SIGINT);
 	rescan(&wt);   /* the current set, after the watch began: nothing falls between */
-	struct buf b = BUF_INIT;
-	struct json_writer w;
-	json_writer_init(&w, &b);
-	json_obj_begin(&w);
-	json_kv_str(&w, "event", "synced");
-	json_kv_str(&w, "service", service);
-	json_kv_u64(&w, "count", wt.n_known);
-	json_obj_end(&w);
-	json_emit(&b);
-	buf_free(&b);
+	synced(service, wt.n_known, 0);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_close((uv_handle_t *)&wt.ev, close_cb);
 	uv_close((uv_handle_t *)&wt.expiry, close_cb);
