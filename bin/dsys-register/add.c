@@ -126,10 +126,12 @@ static void unpublish(struct add *a, const char *reason)
 	if (!a->registered)
 		return;
 	a->registered = false;
+	bool announced = !a->announce;   /* never confirmed: no "registered" was printed */
 	a->announce = false;
 	if (a->keeper) {
 		reg_keeper_delete(a->keeper);
-		emit_event(a, "deregistered", reason);
+		if (announced)
+			emit_event(a, "deregistered", reason);
 		return;
 	}
 	int r = reg_file_remove(a->cfg->url.path, a->in.service, a->in.id);
