@@ -46,6 +46,7 @@ struct add {
 	bool announce;                 /* print "registered" at the next confirmed write */
 	struct etcd_client *etcd;      /* etcd://, else NULL (file:) */
 	struct reg_keeper *keeper;
+	bool store_down;               /* said so once; say when it is back */
 	uv_timer_t stop_timer;
 	uint64_t stop_deadline;
 	unsigned ok, bad;              /* checks in a row */
@@ -87,6 +88,9 @@ static void keeper_cb(void *ud, int err, const char *msg)
 {
 	struct add *a = ud;
 	if (err == 0) {
+		if (a->store_down)
+			cli_error("%s answers again", a->cfg->url_text);
+		a->store_down = false;
 		if (a->announce && a->registered) {
 			a->announce = false;
 			a->ever_registered = true;
@@ -94,7 +98,9 @@ static void keeper_cb(void *ud, int err, const char *msg)
 		}
 		return;
 	}
-	cli_error("cannot reach %s: %s", a->cfg->url_text, msg);
+	if (!a->store_down)   /* retried every 500 ms: one line per outage */
+		cli_error("cannot reach %s: %s (retrying)", a->cfg->url_text, msg);
+	a->store_down = true;
 	if (!a->ever_registered && !a->has_cmd && !a->stopping)
 		finish(a, EXIT_UNREACHABLE);
 }

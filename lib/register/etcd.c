@@ -167,6 +167,8 @@ static void answer_cb(void *ud, int err, const struct etcd_resp *r)
 		if (r->ttl <= 0) {   /* the lease is gone: a new one, and the key again */
 			k->lease = 0;
 			k->dirty = true;
+		} else {
+			k->cb(k->ud, 0, NULL);
 		}
 		break;
 	case C_REVOKE:

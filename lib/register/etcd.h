@@ -41,7 +41,7 @@ int reg_etcd_decode(const char *key, size_t key_len, const char *value, size_t v
                     struct reg_instance *in);
 
 struct reg_keeper;
-/* change_cb: the key was (re)written (err 0) or a call failed (err < 0,
+/* change_cb: the key was (re)written or its lease refreshed (err 0) or a call failed (err < 0,
  * msg says why; retried). */
 typedef void (*reg_keeper_cb)(void *ud, int err, const char *msg);
 struct reg_keeper *reg_keeper_new(uv_loop_t *loop, struct etcd_client *c, uint64_t ttl_ms,
