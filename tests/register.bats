@@ -229,3 +229,73 @@ EOF2
 	assert_success
 	[[ $output == *"\"url\":\"http://127.0.0.1:$SERVER_PORT/\""* ]]
 }
+
+@test "register: render --once writes the passing set through a template, checked, then runs --exec" {
+	dsys-register add web --addr 127.0.0.1:8080 --id a --meta weight=5 >/dev/null 3>&- &
+	BG+=($!)
+	dsys-register add web --addr 127.0.0.1:8081 --id b >/dev/null 3>&- &
+	BG+=($!)
+	wait_count web 2
+	tpl=$BATS_TEST_TMPDIR/up.tpl
+	out=$BATS_TEST_TMPDIR/up.conf
+	printf '%s\n' 'upstream {{service}} {' '{{range}}  server {{addr}} weight={{meta.weight or "1"}};{{if meta.weight}} # weighted{{end}}' '{{end}}}' '# {{count}}' >"$tpl"
+	run --separate-stderr dsys-register render web --template "$tpl" --out "$out" --once \
+		--check-cmd 'grep -q "server 127.0.0.1:8080" {}' --exec "touch $BATS_TEST_TMPDIR/reloaded"
+	assert_success
+	assert_output --partial '"event":"rendered","service":"web"'
+	assert_output --partial '"instances":2'
+	assert_output --partial '"changed":true'
+	[ -e "$BATS_TEST_TMPDIR/reloaded" ]
+	run cat "$out"
+	assert_output - <<'EOF2'
+upstream web {
+  server 127.0.0.1:8080 weight=5; # weighted
+  server 127.0.0.1:8081 weight=1;
+}
+# 2
+EOF2
+	# the same set again: unchanged, no --exec
+	rm "$BATS_TEST_TMPDIR/reloaded"
+	run --separate-stderr dsys-register render web --template "$tpl" --out "$out" --once \
+		--exec "touch $BATS_TEST_TMPDIR/reloaded"
+	assert_output --partial '"changed":false'
+	[ ! -e "$BATS_TEST_TMPDIR/reloaded" ]
+}
+
+@test "register: render keeps the last good file when --check-cmd refuses or --min is not met" {
+	dsys-register add web --addr 127.0.0.1:8080 >/dev/null 3>&- &
+	BG+=($!)
+	wait_count web 1
+	tpl=$BATS_TEST_TMPDIR/up.tpl
+	out=$BATS_TEST_TMPDIR/up.conf
+	echo 'good' >"$out"
+	echo '{{range}}server {{addr}};{{end}}' >"$tpl"
+	run -1 dsys-register render web --template "$tpl" --out "$out" --once --check-cmd false
+	assert_output --partial "refused"
+	run cat "$out"
+	assert_output good
+	run -4 dsys-register render web --template "$tpl" --out "$out" --once --min 2 --timeout 300ms
+	assert_output --partial "waited 300 ms for 2 passing instances of 'web'"
+	assert_output --partial "found 1"
+	run cat "$out"
+	assert_output good
+	run ls "$BATS_TEST_TMPDIR"
+	refute_output --partial '.tmp'
+}
+
+@test "register: a template that does not parse is named with its line and column, exit 2" {
+	tpl=$BATS_TEST_TMPDIR/bad.tpl
+	out=$BATS_TEST_TMPDIR/out
+	printf 'a\n  {{range}}{{adr}}{{end}}\n' >"$tpl"
+	run -2 dsys-register render web --template "$tpl" --out "$out" --once
+	assert_output --partial ":2:14: unknown field 'adr'"
+	printf '{{range}}{{addr}}\n' >"$tpl"
+	run -2 dsys-register render web --template "$tpl" --out "$out" --once
+	assert_output --partial "1:1: range without {{end}}"
+	printf '{{addr}}\n' >"$tpl"
+	run -2 dsys-register render web --template "$tpl" --out "$out" --once
+	assert_output --partial "outside range"
+	printf '{{count or}}\n' >"$tpl"
+	run -2 dsys-register render web --template "$tpl" --out "$out" --once
+	[ ! -e "$out" ]
+}

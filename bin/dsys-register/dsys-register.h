@@ -25,6 +25,10 @@ struct reg_config {
 	unsigned rise, fall;
 	struct reg_check check;                   /* kind REG_CHECK_NONE: none */
 	bool all;
+	const char *template_path, *out_path, *check_cmd, *exec_cmd;   /* render */
+	unsigned min;
+	bool once;
+	uint64_t timeout_ms;
 	int64_t since;                            /* watch --since REV, 0: none */
 };
 
@@ -35,5 +39,8 @@ int reg_cli_etcd_fail(const struct reg_config *cfg, int err);
 
 int reg_add(struct reg_config *cfg, const char *service, char **cmd);
 int reg_watch(struct reg_config *cfg, const char *service);
+int reg_render(struct reg_config *cfg, const char *service);
+/* The live instances of service (NULL: every service); 0 or an exit code. */
+int reg_load(struct reg_config *cfg, const char *service, struct reg_instance **v, size_t *n);
 
 #endif

@@ -26,7 +26,7 @@
 
 enum {
 	OPT_STORE = 1, OPT_ADDR, OPT_ID, OPT_META, OPT_TTL, OPT_CHECK, OPT_INTERVAL,
-	OPT_RISE, OPT_FALL, OPT_DEREG, OPT_ALL, OPT_SINCE,
+	OPT_RISE, OPT_FALL, OPT_DEREG, OPT_ALL, OPT_SINCE, OPT_TEMPLATE, OPT_OUT, OPT_CHECK_CMD, OPT_EXEC, OPT_MIN, OPT_ONCE, OPT_TIMEOUT,
 };
 
 static const struct cli_option options[] = {
@@ -42,6 +42,13 @@ static const struct cli_option options[] = {
 	{"deregister-after", 'D', "DURATION", NULL, "add: remove a critical instance after this long (default: never)", OPT_DEREG},
 	{"all", 'A', NULL, NULL, "list, watch: every instance, not only the passing ones", OPT_ALL},
 	{"since", 'S', "REV", NULL, "watch (etcd://): go on after revision REV, as a watch that printed it left off", OPT_SINCE},
+	{"template", 'T', "FILE", NULL, "render: the template", OPT_TEMPLATE},
+	{"out", 'o', "FILE", NULL, "render: the file to write (atomically)", OPT_OUT},
+	{"check-cmd", 'C', "CMD", NULL, "render: sh -c CMD must exit 0 on the new file ({} is its path) before it replaces --out", OPT_CHECK_CMD},
+	{"exec", 'x', "CMD", NULL, "render: sh -c CMD after --out changed", OPT_EXEC},
+	{"min", 'n', "N", NULL, "render: wait for at least N passing instances (default 1)", OPT_MIN},
+	{"once", 0, NULL, NULL, "render: render once and exit", OPT_ONCE},
+	{"timeout", 'w', "DURATION", NULL, "render --once: wait at most this long for --min, then exit 4 (default 10s)", OPT_TIMEOUT},
 	CLI_END
 };
 
@@ -51,6 +58,7 @@ static const char epilog[] =
 	"  list [SERVICE]         the passing instances (--all: every one); no SERVICE: the services\n"
 	"  watch SERVICE          the current set, then one line per up, down and change\n"
 	"  remove SERVICE ID      take an instance out\n"
+	"  render SERVICE --template F --out F --once   write a file from the passing set\n"
 	"Exit status: 0 done, 1 no such instance, 2 bad usage, 3 store unreachable;\n"
 	"add -- CMD exits with CMD's status.\n";
 
@@ -115,6 +123,30 @@ static int on_option(void *ctx, int id, const char *arg)
 	case OPT_ALL:
 		cfg->all = true;
 		return 0;
+	case OPT_TEMPLATE:
+		cfg->template_path = arg;
+		return 0;
+	case OPT_OUT:
+		if (strlen(arg) > 4000)
+			return cli_bad_value(NULL, arg, "longer than 4000 bytes");
+		cfg->out_path = arg;
+		return 0;
+	case OPT_CHECK_CMD:
+		cfg->check_cmd = arg;
+		return 0;
+	case OPT_EXEC:
+		cfg->exec_cmd = arg;
+		return 0;
+	case OPT_MIN:
+		if (cli_opt_uint(arg, 0, 1000000, &u) < 0)
+			return -1;
+		cfg->min = u;
+		return 0;
+	case OPT_ONCE:
+		cfg->once = true;
+		return 0;
+	case OPT_TIMEOUT:
+		return duration_ms(arg, 0, &cfg->timeout_ms, "expected a duration like 10s");
 	case OPT_SINCE:
 		if (parse_i64(arg, &cfg->since) < 0 || cfg->since < 1)
 			return cli_bad_value(NULL, arg, "expected a revision, a number from 1");
@@ -158,7 +190,7 @@ int reg_cli_etcd_fail(const struct reg_config *cfg, int err)
 
 /* The live instances of service (NULL: of every service), from either
  * store; 0 or an exit code after printing why. */
-static int load(struct reg_config *cfg, const char *service, struct reg_instance **v, size_t *n)
+int reg_load(struct reg_config *cfg, const char *service, struct reg_instance **v, size_t *n)
 {
 	if (cfg->url.kind == STORE_FILE) {
 		int r = reg_file_list(cfg->url.path, service, reg_now_ms(), v, n);
@@ -187,7 +219,7 @@ static int list_services(struct reg_config *cfg)
 	if (cfg->url.kind == STORE_ETCD) {
 		struct reg_instance *v;
 		size_t n;
-		int rc = load(cfg, NULL, &v, &n);
+		int rc = reg_load(cfg, NULL, &v, &n);
 		if (rc)
 			return rc;
 		qsort(v, n, sizeof *v, cmp_service);
@@ -251,7 +283,7 @@ static int list(struct reg_config *cfg, const char *service)
 		return list_services(cfg);
 	struct reg_instance *v;
 	size_t n;
-	int rc = load(cfg, service, &v, &n);
+	int rc = reg_load(cfg, service, &v, &n);
 	if (rc)
 		return rc;
 	qsort(v, n, sizeof *v, cmp_inst);
@@ -311,12 +343,13 @@ static int remove_one(struct reg_config *cfg, const char *service, const char *i
 
 /* ------------------------------------------------------------ main */
 
-static const char *const subcommands[] = {"add", "list", "watch", "remove", NULL};
+static const char *const subcommands[] = {"add", "list", "watch", "remove", "render", NULL};
 static const char *const sub_usage[] = {
 	"SERVICE --addr HOST:PORT [--id ID] [--meta K=V]... [--ttl D] [--check CHECK] [--store URL] [-- CMD [ARG]...]",
 	"[SERVICE] [--all] [--store URL]",
 	"SERVICE [--all] [--since REV] [--store URL]",
 	"SERVICE ID [--store URL]",
+	"SERVICE --template FILE --out FILE --once [--check-cmd CMD] [--exec CMD] [--min N] [--timeout D] [--store URL]",
 };
 
 static int check_name(const char *what, const char *s)
@@ -341,6 +374,8 @@ int main(int argc, char **argv)
 	cfg.interval_ms = 2000;
 	cfg.rise = 2;
 	cfg.fall = 3;
+	cfg.min = 1;
+	cfg.timeout_ms = 10000;
 	strcpy(cfg.meta, "{}");
 
 	int known = cli_subcommand(subcommands, argc, argv);
@@ -406,6 +441,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(sub, "watch"))
 		return reg_watch(&cfg, service);
+	if (!strcmp(sub, "render"))
+		return reg_render(&cfg, service);
 	if (!cfg.addr) {
 		cli_error("missing --addr HOST:PORT");
 		return EXIT_USAGE;

@@ -103,6 +103,23 @@ int reg_meta_add(char *meta, size_t size, const char *kv, const char **why)
 	return rc;
 }
 
+const char *reg_meta_get(const char *meta, const char *key, char *out, size_t size)
+{
+	out[0] = '\0';
+	json_value *v = json_parse(meta, strlen(meta), NULL);
+	const cJSON *m = v ? cJSON_GetObjectItemCaseSensitive(v, key) : NULL;
+	if (cJSON_IsString(m)) {
+		snprintf(out, size, "%s", m->valuestring);
+	} else if (m) {
+		char *t = cJSON_PrintUnformatted(m);
+		if (t)
+			snprintf(out, size, "%s", t);
+		cJSON_free(t);
+	}
+	json_free(v);
+	return out;
+}
+
 void reg_value_format(struct buf *out, const struct reg_instance *in)
 {
 	struct json_writer w;

@@ -70,6 +70,10 @@ int reg_addr_check(const char *s, const char **why);
  * holds "{...}"); 0, or -1 with *why (no '=', empty key, too long). */
 int reg_meta_add(char *meta, size_t size, const char *kv, const char **why);
 
+/* meta[key] as text into out ("" when absent; numbers and the like as
+ * their JSON text); returns out. */
+const char *reg_meta_get(const char *meta, const char *key, char *out, size_t size);
+
 /* The value as above (expires_ms only when non-zero). */
 void reg_value_format(struct buf *out, const struct reg_instance *in);
 /* Read a value; service and id come from the key, not from the value's

@@ -6,7 +6,8 @@
  * Properties (trap on violation): each returns its documented codes; a
  * parsed value has NUL-terminated fields and a known status, formats again
  * and parses back to the same instance; a meta object built by
- * reg_meta_add is valid JSON that a value carries through a round trip.
+ * reg_meta_add is valid JSON that a value carries through a round trip;
+ * a template either parses and renders, or fails with a message.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "base/buf.h"
 #include "register/check.h"
 #include "register/register.h"
+#include "register/template.h"
 
 #define CHECK(c) do { if (!(c)) __builtin_trap(); } while (0)
 
@@ -73,6 +75,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		reg_value_format(&b, &in);
 		CHECK(reg_value_parse(b.data, b.len, &back) == 0);
 		buf_free(&b);
+	}
+	/* as a template: parse, and render what parses over two instances */
+	char terr[256] = "";
+	struct reg_template *t = reg_template_parse((const char *)data, size, terr, sizeof terr);
+	CHECK(t || (terr[0] && memchr(terr, 0, sizeof terr)));
+	if (t) {
+		static struct reg_instance two[2];
+		memset(two, 0, sizeof two);
+		strcpy(two[0].id, "a");
+		strcpy(two[0].addr, "10.0.0.1:80");
+		strcpy(two[0].meta, "{\"zone\":\"eu\",\"n\":1}");
+		strcpy(two[1].id, "b");
+		strcpy(two[1].addr, "[::1]:8080");
+		strcpy(two[1].meta, "{}");
+		struct buf b = BUF_INIT;
+		reg_template_render(t, "web", two, 2, &b);
+		buf_free(&b);
+		reg_template_free(t);
 	}
 	free(text);
 	return 0;
