@@ -19,6 +19,7 @@ setup() {
 	export DSYS_LOG_LEVEL=warn ETCDCTL_API=3
 	unset DSYS_STORE DSYS_REGISTER_TTL
 	ETCD_PID=
+	ETCD_CLUSTER_PIDS=()
 	BG=()
 }
 
@@ -30,6 +31,7 @@ teardown() {
 	done
 	dsys_teardown
 	etcd_stop
+	etcd_cluster_stop
 }
 
 ctl() { etcdctl --endpoints "$ETCD_ENDPOINT" "$@"; }
@@ -176,4 +178,28 @@ EOF2
 	assert_output --partial "cannot reach"
 	run -3 dsys-register add web --addr 127.0.0.1:80 --store "etcd://127.0.0.1:$port"
 	run -2 dsys-register watch web --since 5 --store file:/tmp
+}
+
+@test "register etcd: on a 3-node cluster, an instance stays registered across a leader kill and watch sees a later add" {
+	etcd_cluster_start 3
+	export DSYS_STORE=$ETCD_CLUSTER_URL
+	out=$BATS_TEST_TMPDIR/add.out
+	dsys-register add web --addr 127.0.0.1:8080 --id a --ttl 3s >"$out" 3>&- &
+	BG+=($!)
+	wait_for "$out" '"event":"registered"'
+	w=$BATS_TEST_TMPDIR/watch.out
+	dsys-register watch web >"$w" 3>&- &
+	BG+=($!)
+	wait_for "$w" '"event":"synced"'
+	leader=$(etcdctl --endpoints "$ETCD_CLUSTER_ENDPOINTS" endpoint status -w json |
+		"$DSYS_PY" -c 'import json,sys; s=json.load(sys.stdin); print([i for i,e in enumerate(s) if e["Status"]["leader"] == e["Status"]["header"]["member_id"]][0])')
+	etcd_cluster_kill "$leader"
+	# beyond the TTL: the keepalive went on through the new leader
+	sleep 4
+	wait_count web 1 10
+	dsys-register add web --addr 127.0.0.1:8081 --id b >/dev/null 3>&- &
+	BG+=($!)
+	wait_for "$w" '"event":"up","service":"web","id":"b"' 15
+	run grep -c '"event":"down"' "$w"
+	assert_output 0
 }
