@@ -299,3 +299,29 @@ EOF2
 	run -2 dsys-register render web --template "$tpl" --out "$out" --once
 	[ ! -e "$out" ]
 }
+
+@test "register: render without --once follows the set, debounced, and keeps the file when below --min" {
+	tpl=$BATS_TEST_TMPDIR/up.tpl
+	out=$BATS_TEST_TMPDIR/up.conf
+	r=$BATS_TEST_TMPDIR/render.out
+	echo '{{range}}server {{addr}};{{end}}' >"$tpl"
+	dsys-register render web --template "$tpl" --out "$out" --wait 20ms:500ms >"$r" 2>"$r.err" 3>&- &
+	BG+=($!)
+	wait_for "$r.err" 'fewer than --min 1'
+	[ ! -e "$out" ]
+	dsys-register add web --addr 127.0.0.1:8080 --id a >/dev/null 3>&- &
+	apid=$!
+	BG+=($apid)
+	wait_for "$r" '"instances":1'
+	run cat "$out"
+	assert_output 'server 127.0.0.1:8080;'
+	dsys-register add web --addr 127.0.0.1:8081 --id b >/dev/null 3>&- &
+	BG+=($!)
+	wait_for "$r" '"instances":2'
+	run cat "$out"
+	assert_output 'server 127.0.0.1:8080;server 127.0.0.1:8081;'
+	kill -TERM "$apid"   # add takes its instance out as it stops
+	wait_for "$r" '"instances":1,"bytes":23'
+	run cat "$out"
+	assert_output 'server 127.0.0.1:8081;'
+}

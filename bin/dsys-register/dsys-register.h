@@ -13,6 +13,8 @@
 #include "register/register.h"
 #include "store/url.h"
 
+#include <uv.h>
+
 #define REG_DEFAULT_STORE "file:/tmp/dsys-registry"
 
 struct reg_config {
@@ -28,6 +30,7 @@ struct reg_config {
 	const char *template_path, *out_path, *check_cmd, *exec_cmd;   /* render */
 	unsigned min;
 	bool once;
+	uint64_t wait_min_ms, wait_max_ms;        /* render --wait MIN:MAX */
 	uint64_t timeout_ms;
 	int64_t since;                            /* watch --since REV, 0: none */
 };
@@ -39,6 +42,10 @@ int reg_cli_etcd_fail(const struct reg_config *cfg, int err);
 
 int reg_add(struct reg_config *cfg, const char *service, char **cmd);
 int reg_watch(struct reg_config *cfg, const char *service);
+/* watch, for render: instead of printing, call fn with the passing set
+ * (borrowed) after each change and once after the first read. */
+typedef void (*reg_watch_hook)(void *ud, uv_loop_t *loop, const struct reg_instance *v, size_t n);
+void reg_watch_set_hook(reg_watch_hook fn, void *ud);
 int reg_render(struct reg_config *cfg, const char *service);
 /* The live instances of service (NULL: every service); 0 or an exit code. */
 int reg_load(struct reg_config *cfg, const char *service, struct reg_instance **v, size_t *n);

@@ -26,7 +26,7 @@
 
 enum {
 	OPT_STORE = 1, OPT_ADDR, OPT_ID, OPT_META, OPT_TTL, OPT_CHECK, OPT_INTERVAL,
-	OPT_RISE, OPT_FALL, OPT_DEREG, OPT_ALL, OPT_SINCE, OPT_TEMPLATE, OPT_OUT, OPT_CHECK_CMD, OPT_EXEC, OPT_MIN, OPT_ONCE, OPT_TIMEOUT,
+	OPT_RISE, OPT_FALL, OPT_DEREG, OPT_ALL, OPT_SINCE, OPT_TEMPLATE, OPT_OUT, OPT_CHECK_CMD, OPT_EXEC, OPT_MIN, OPT_ONCE, OPT_TIMEOUT, OPT_WAIT,
 };
 
 static const struct cli_option options[] = {
@@ -48,6 +48,7 @@ static const struct cli_option options[] = {
 	{"exec", 'x', "CMD", NULL, "render: sh -c CMD after --out changed", OPT_EXEC},
 	{"min", 'n', "N", NULL, "render: wait for at least N passing instances (default 1)", OPT_MIN},
 	{"once", 0, NULL, NULL, "render: render once and exit", OPT_ONCE},
+	{"wait", 'W', "MIN:MAX", NULL, "render: render after MIN without a change, at most MAX after the first (default 200ms:2s)", OPT_WAIT},
 	{"timeout", 'w', "DURATION", NULL, "render --once: wait at most this long for --min, then exit 4 (default 10s)", OPT_TIMEOUT},
 	CLI_END
 };
@@ -58,7 +59,7 @@ static const char epilog[] =
 	"  list [SERVICE]         the passing instances (--all: every one); no SERVICE: the services\n"
 	"  watch SERVICE          the current set, then one line per up, down and change\n"
 	"  remove SERVICE ID      take an instance out\n"
-	"  render SERVICE --template F --out F --once   write a file from the passing set\n"
+	"  render SERVICE --template F --out F   keep a file in step with the passing set\n"
 	"Exit status: 0 done, 1 no such instance, 2 bad usage, 3 store unreachable;\n"
 	"add -- CMD exits with CMD's status.\n";
 
@@ -142,6 +143,18 @@ static int on_option(void *ctx, int id, const char *arg)
 			return -1;
 		cfg->min = u;
 		return 0;
+	case OPT_WAIT: {
+		char a[64];
+		const char *colon = strchr(arg, ':');
+		if (!colon || (size_t)(colon - arg) >= sizeof a)
+			return cli_bad_value(NULL, arg, "expected MIN:MAX, like 200ms:2s");
+		memcpy(a, arg, (size_t)(colon - arg));
+		a[colon - arg] = '\0';
+		if (parse_duration_ms(a, &cfg->wait_min_ms) < 0 || parse_duration_ms(colon + 1, &cfg->wait_max_ms) < 0 ||
+		    cfg->wait_min_ms > cfg->wait_max_ms || cfg->wait_max_ms > 3600000)
+			return cli_bad_value(NULL, arg, "expected MIN:MAX with MIN at most MAX, like 200ms:2s");
+		return 0;
+	}
 	case OPT_ONCE:
 		cfg->once = true;
 		return 0;
@@ -349,7 +362,7 @@ static const char *const sub_usage[] = {
 	"[SERVICE] [--all] [--store URL]",
 	"SERVICE [--all] [--since REV] [--store URL]",
 	"SERVICE ID [--store URL]",
-	"SERVICE --template FILE --out FILE --once [--check-cmd CMD] [--exec CMD] [--min N] [--timeout D] [--store URL]",
+	"SERVICE --template FILE --out FILE [--once] [--wait MIN:MAX] [--check-cmd CMD] [--exec CMD] [--min N] [--timeout D] [--store URL]",
 };
 
 static int check_name(const char *what, const char *s)
@@ -376,6 +389,8 @@ int main(int argc, char **argv)
 	cfg.fall = 3;
 	cfg.min = 1;
 	cfg.timeout_ms = 10000;
+	cfg.wait_min_ms = 200;
+	cfg.wait_max_ms = 2000;
 	strcpy(cfg.meta, "{}");
 
 	int known = cli_subcommand(subcommands, argc, argv);

@@ -57,60 +57,13 @@ static int run_shell(const char *cmd, const char *path)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-int reg_render(struct reg_config *cfg, const char *service)
+/* Render v[0..m) (sorted) to --out: write beside it, check, rename, exec,
+ * print the rendered line.  0 or an exit code after saying why. */
+static int render_set(struct reg_config *cfg, const char *service, const struct reg_template *t,
+                      const struct reg_instance *v, size_t m)
 {
-	if (!cfg->template_path || !cfg->out_path) {
-		cli_error("render needs --template FILE and --out FILE");
-		return EXIT_USAGE;
-	}
-	if (!cfg->once) {
-		cli_error("render keeps a file in step only with --once for now (run it from watch)");
-		return EXIT_USAGE;
-	}
-	struct buf src = BUF_INIT;
-	int r = buf_read_file(&src, cfg->template_path, 1 << 20);
-	if (r < 0) {
-		cli_error("cannot read template '%s': %s", cfg->template_path, strerror(-r));
-		return EXIT_USAGE;
-	}
-	char err[256];
-	struct reg_template *t = reg_template_parse(src.data ? src.data : "", src.len, err, sizeof err);
-	buf_free(&src);
-	if (!t) {
-		cli_error("template '%s':%s", cfg->template_path, err);
-		return EXIT_USAGE;
-	}
-	struct timespec step = {0, 100000000};
-	uint64_t start = reg_now_ms();
-	struct reg_instance *v = NULL;
-	size_t n = 0, m;
-	for (;;) {
-		int rc = reg_load(cfg, service, &v, &n);
-		if (rc) {
-			reg_template_free(t);
-			return rc;
-		}
-		m = 0;
-		for (size_t i = 0; i < n; i++)
-			if (v[i].status == REG_PASSING)
-				v[m++] = v[i];
-		if (m >= cfg->min)
-			break;
-		free(v);
-		v = NULL;
-		if (reg_now_ms() - start >= cfg->timeout_ms) {
-			cli_error("waited %llu ms for %u passing instances of '%s' on %s; found %zu",
-			          (unsigned long long)cfg->timeout_ms, cfg->min, service, cfg->url_text, m);
-			reg_template_free(t);
-			return EXIT_TIMEOUT;
-		}
-		nanosleep(&step, NULL);
-	}
-	qsort(v, m, sizeof *v, cmp_id);
 	struct buf out = BUF_INIT, old = BUF_INIT;
 	reg_template_render(t, service, v, m, &out);
-	reg_template_free(t);
-	free(v);
 	bool changed = buf_read_file(&old, cfg->out_path, 64 << 20) < 0 || old.len != out.len ||
 	               (out.len && memcmp(old.data, out.data, out.len));
 	buf_free(&old);
@@ -162,4 +115,121 @@ int reg_render(struct reg_config *cfg, const char *service)
 		return EXIT_NO;
 	}
 	return 0;
+}
+
+/* ------------------------------------------------------------ following the set */
+
+struct follow {
+	struct reg_config *cfg;
+	const char *service;
+	struct reg_template *t;
+	struct reg_instance *v;
+	size_t n;
+	bool pending;
+	uint64_t first;                /* uv_now of the first change not rendered */
+	uv_timer_t timer;
+	bool timer_init;
+};
+
+static void follow_render(uv_timer_t *tm)
+{
+	struct follow *f = tm->data;
+	f->pending = false;
+	if (f->n < f->cfg->min) {
+		cli_error("%zu passing instances of '%s', fewer than --min %u: '%s' stays as it is",
+		          f->n, f->service, f->cfg->min, f->cfg->out_path);
+		return;
+	}
+	qsort(f->v, f->n, sizeof *f->v, cmp_id);
+	render_set(f->cfg, f->service, f->t, f->v, f->n);   /* a refusal is said; the last good file stays */
+}
+
+/* A change: render after wait_min of quiet, and at most wait_max after the
+ * first change (a set that never settles is still rendered). */
+static void follow_hook(void *ud, uv_loop_t *loop, const struct reg_instance *v, size_t n)
+{
+	struct follow *f = ud;
+	struct reg_instance *nv = malloc((n ? n : 1) * sizeof *nv);
+	if (!nv)
+		return;
+	memcpy(nv, v, n * sizeof *nv);
+	free(f->v);
+	f->v = nv;
+	f->n = n;
+	if (!f->timer_init) {
+		uv_timer_init(loop, &f->timer);
+		uv_unref((uv_handle_t *)&f->timer);
+		f->timer.data = f;
+		f->timer_init = true;
+	}
+	uint64_t now = uv_now(loop);
+	if (!f->pending) {
+		f->pending = true;
+		f->first = now;
+	}
+	uint64_t left = f->first + f->cfg->wait_max_ms > now ? f->first + f->cfg->wait_max_ms - now : 0;
+	uv_timer_start(&f->timer, follow_render, f->cfg->wait_min_ms < left ? f->cfg->wait_min_ms : left, 0);
+}
+
+int reg_render(struct reg_config *cfg, const char *service)
+{
+	if (!cfg->template_path || !cfg->out_path) {
+		cli_error("render needs --template FILE and --out FILE");
+		return EXIT_USAGE;
+	}
+	struct buf src = BUF_INIT;
+	int r = buf_read_file(&src, cfg->template_path, 1 << 20);
+	if (r < 0) {
+		cli_error("cannot read template '%s': %s", cfg->template_path, strerror(-r));
+		return EXIT_USAGE;
+	}
+	char err[256];
+	struct reg_template *t = reg_template_parse(src.data ? src.data : "", src.len, err, sizeof err);
+	buf_free(&src);
+	if (!t) {
+		cli_error("template '%s':%s", cfg->template_path, err);
+		return EXIT_USAGE;
+	}
+	if (!cfg->once) {
+		static struct follow f;
+		f.cfg = cfg;
+		f.service = service;
+		f.t = t;
+		reg_watch_set_hook(follow_hook, &f);
+		int rc = reg_watch(cfg, service);
+		reg_template_free(t);
+		free(f.v);
+		return rc;
+	}
+	struct timespec step = {0, 100000000};
+	uint64_t start = reg_now_ms();
+	struct reg_instance *v = NULL;
+	size_t n = 0, m;
+	for (;;) {
+		int rc = reg_load(cfg, service, &v, &n);
+		if (rc) {
+			reg_template_free(t);
+			return rc;
+		}
+		m = 0;
+		for (size_t i = 0; i < n; i++)
+			if (v[i].status == REG_PASSING)
+				v[m++] = v[i];
+		if (m >= cfg->min)
+			break;
+		free(v);
+		v = NULL;
+		if (reg_now_ms() - start >= cfg->timeout_ms) {
+			cli_error("waited %llu ms for %u passing instances of '%s' on %s; found %zu",
+			          (unsigned long long)cfg->timeout_ms, cfg->min, service, cfg->url_text, m);
+			reg_template_free(t);
+			return EXIT_TIMEOUT;
+		}
+		nanosleep(&step, NULL);
+	}
+	qsort(v, m, sizeof *v, cmp_id);
+	int rc = render_set(cfg, service, t, v, m);
+	reg_template_free(t);
+	free(v);
+	return rc;
 }

@@ -44,8 +44,23 @@ struct watch {
 
 static struct watch wt;
 
+/* render: told of every change of the set instead of printing it */
+static reg_watch_hook hook;
+static void *hook_ud;
+
+void reg_watch_set_hook(reg_watch_hook fn, void *ud)
+{
+	hook = fn;
+	hook_ud = ud;
+}
+
+static bool changed;
+
 static void print(const char *event, const struct reg_instance *in, const char *reason)
 {
+	changed = true;
+	if (hook)
+		return;
 	struct buf b = BUF_INIT;
 	struct json_writer w;
 	json_writer_init(&w, &b);
@@ -114,6 +129,9 @@ static uint64_t diff(struct watch *wt, const struct reg_instance *seen, size_t n
 	free(wt->known);
 	wt->known = all;
 	wt->n_known = n_all;
+	if (hook && (changed || quiet))
+		hook(hook_ud, wt->ev.loop, wt->known, wt->n_known);
+	changed = false;
 	return next;
 }
 
@@ -249,7 +267,7 @@ static int watch_etcd(struct reg_config *cfg, const char *service, uv_loop_t *lo
 		rev = cfg->since;
 	wt.rev = rev;
 	diff(&wt, wt.cur, wt.n_cur, cfg->since != 0);
-	if (!cfg->since)
+	if (!cfg->since && !hook)
 		synced(service, wt.n_known, rev);
 	char p[REG_MAX_NAME + 64];
 	snprintf(p, sizeof p, "%s%s/", REG_ETCD_PREFIX, service);
@@ -306,7 +324,10 @@ int reg_watch(struct reg_config *cfg, const char *service)
 	uv_signal_start(&wt.sigterm, stop_cb, SIGTERM);
 	uv_signal_start(&wt.sigint, stop_cb, SIGINT);
 	rescan(&wt);   /* the current set, after the watch began: nothing falls between */
-	synced(service, wt.n_known, 0);
+	if (hook)
+		hook(hook_ud, &loop, wt.known, wt.n_known);   /* even an empty first set */
+	else
+		synced(service, wt.n_known, 0);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_close((uv_handle_t *)&wt.ev, close_cb);
 	uv_close((uv_handle_t *)&wt.expiry, close_cb);
