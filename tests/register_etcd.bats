@@ -203,3 +203,27 @@ EOF2
 	run grep -c '"event":"down"' "$w"
 	assert_output 0
 }
+
+@test "register etcd: render follows the set on etcd's watch" {
+	etcd_start
+	export DSYS_STORE=$ETCD_URL
+	tpl=$BATS_TEST_TMPDIR/up.tpl
+	out=$BATS_TEST_TMPDIR/up.conf
+	r=$BATS_TEST_TMPDIR/render.out
+	echo '{{range}}server {{addr}};{{end}}' >"$tpl"
+	dsys-register add web --addr 127.0.0.1:8080 --id a >/dev/null 3>&- &
+	BG+=($!)
+	wait_count web 1
+	run --separate-stderr dsys-register render web --template "$tpl" --out "$out" --once
+	assert_success
+	run cat "$out"
+	assert_output 'server 127.0.0.1:8080;'
+	dsys-register render web --template "$tpl" --out "$out" --wait 20ms:500ms >"$r" 2>/dev/null 3>&- &
+	BG+=($!)
+	wait_for "$r" '"changed":false'
+	dsys-register add web --addr 127.0.0.1:8081 --id b >/dev/null 3>&- &
+	BG+=($!)
+	wait_for "$r" '"instances":2'
+	run cat "$out"
+	assert_output 'server 127.0.0.1:8080;server 127.0.0.1:8081;'
+}
