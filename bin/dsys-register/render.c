@@ -1,0 +1,235 @@
+/*
+ * render.c -- dsys-register render SERVICE --template FILE --out FILE
+ * --once: write a file from the passing set, safely.
+ *
+ * The file is rendered to OUT.PID.tmp beside OUT, checked by --check-cmd
+ * ({} is the new file's path) and only then renamed over OUT, so OUT is
+ * always a whole file that passed the check; a refused file is removed and
+ * the last good one stays.  With fewer than --min passing instances,
+ * render waits (reading the set every 100 ms) up to --timeout, then exits
+ * 4 naming what it waited for: it never writes an empty or short upstream
+ * because the registry had a bad moment.  --exec runs after a change.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/json.h"
+#include "cli/cli.h"
+#include "dsys-register.h"
+#include "register/template.h"
+
+static int cmp_id(const void *a, const void *b)
+{
+	return strcmp(((const struct reg_instance *)a)->id, ((const struct reg_instance *)b)->id);
+}
+
+/* sh -c CMD with each {} replaced by path; its exit status, or -1. */
+static int run_shell(const char *cmd, const char *path)
+{
+	struct buf b = BUF_INIT;
+	for (const char *p = cmd; *p; p++) {
+		if (p[0] == '{' && p[1] == '}') {
+			buf_puts(&b, path);
+			p++;
+		} else {
+			buf_putc(&b, *p);
+		}
+	}
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(STDERR_FILENO, STDOUT_FILENO);   /* stdout carries our JSON only */
+		execl("/bin/sh", "sh", "-c", b.data, (char *)NULL);
+		_exit(127);
+	}
+	buf_free(&b);
+	if (pid < 0)
+		return -1;
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Render v[0..m) (sorted) to --out: write beside it, check, rename, exec,
+ * print the rendered line.  0 or an exit code after saying why. */
+static int render_set(struct reg_config *cfg, const char *service, const struct reg_template *t,
+                      const struct reg_instance *v, size_t m)
+{
+	struct buf out = BUF_INIT, old = BUF_INIT;
+	reg_template_render(t, service, v, m, &out);
+	bool changed = buf_read_file(&old, cfg->out_path, 64 << 20) < 0 || old.len != out.len ||
+	               (out.len && memcmp(old.data, out.data, out.len));
+	buf_free(&old);
+	char tmp[4200];
+	snprintf(tmp, sizeof tmp, "%s.%ld.tmp", cfg->out_path, (long)getpid());
+	FILE *f = fopen(tmp, "w");
+	if (!f || fwrite(out.data ? out.data : "", 1, out.len, f) != out.len || fclose(f) != 0) {
+		cli_error("cannot write '%s': %s", tmp, strerror(errno));
+		unlink(tmp);
+		buf_free(&out);
+		return EXIT_NO;
+	}
+	size_t bytes = out.len;
+	buf_free(&out);
+	if (cfg->check_cmd) {
+		int st = run_shell(cfg->check_cmd, tmp);
+		if (st != 0) {
+			unlink(tmp);
+			cli_error("--check-cmd refused the new '%s' (status %d); the old file stays",
+			          cfg->out_path, st);
+			return EXIT_NO;
+		}
+	}
+	if (rename(tmp, cfg->out_path) < 0) {
+		cli_error("cannot rename '%s' to '%s': %s", tmp, cfg->out_path, strerror(errno));
+		unlink(tmp);
+		return EXIT_NO;
+	}
+	int exec_st = 0;
+	if (changed && cfg->exec_cmd)
+		exec_st = run_shell(cfg->exec_cmd, cfg->out_path);
+	struct buf b = BUF_INIT;
+	struct json_writer w;
+	json_writer_init(&w, &b);
+	json_obj_begin(&w);
+	json_kv_str(&w, "event", "rendered");
+	json_kv_str(&w, "service", service);
+	json_kv_str(&w, "out", cfg->out_path);
+	json_kv_u64(&w, "instances", m);
+	json_kv_u64(&w, "bytes", bytes);
+	json_kv_bool(&w, "changed", changed);
+	if (changed && cfg->exec_cmd)
+		json_kv_i64(&w, "exec_status", exec_st);
+	json_obj_end(&w);
+	json_emit(&b);
+	buf_free(&b);
+	if (exec_st != 0) {
+		cli_error("--exec exited with status %d", exec_st);
+		return EXIT_NO;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ following the set */
+
+struct follow {
+	struct reg_config *cfg;
+	const char *service;
+	struct reg_template *t;
+	struct reg_instance *v;
+	size_t n;
+	bool pending;
+	uint64_t first;                /* uv_now of the first change not rendered */
+	uv_timer_t timer;
+	bool timer_init;
+};
+
+static void follow_render(uv_timer_t *tm)
+{
+	struct follow *f = tm->data;
+	f->pending = false;
+	if (f->n < f->cfg->min) {
+		cli_error("%zu passing instances of '%s', fewer than --min %u: '%s' stays as it is",
+		          f->n, f->service, f->cfg->min, f->cfg->out_path);
+		return;
+	}
+	qsort(f->v, f->n, sizeof *f->v, cmp_id);
+	render_set(f->cfg, f->service, f->t, f->v, f->n);   /* a refusal is said; the last good file stays */
+}
+
+/* A change: render after wait_min of quiet, and at most wait_max after the
+ * first change (a set that never settles is still rendered). */
+static void follow_hook(void *ud, uv_loop_t *loop, const struct reg_instance *v, size_t n)
+{
+	struct follow *f = ud;
+	struct reg_instance *nv = malloc((n ? n : 1) * sizeof *nv);
+	if (!nv)
+		return;
+	memcpy(nv, v, n * sizeof *nv);
+	free(f->v);
+	f->v = nv;
+	f->n = n;
+	if (!f->timer_init) {
+		uv_timer_init(loop, &f->timer);
+		uv_unref((uv_handle_t *)&f->timer);
+		f->timer.data = f;
+		f->timer_init = true;
+	}
+	uint64_t now = uv_now(loop);
+	if (!f->pending) {
+		f->pending = true;
+		f->first = now;
+	}
+	uint64_t left = f->first + f->cfg->wait_max_ms > now ? f->first + f->cfg->wait_max_ms - now : 0;
+	uv_timer_start(&f->timer, follow_render, f->cfg->wait_min_ms < left ? f->cfg->wait_min_ms : left, 0);
+}
+
+int reg_render(struct reg_config *cfg, const char *service)
+{
+	if (!cfg->template_path || !cfg->out_path) {
+		cli_error("render needs --template FILE and --out FILE");
+		return EXIT_USAGE;
+	}
+	struct buf src = BUF_INIT;
+	int r = buf_read_file(&src, cfg->template_path, 1 << 20);
+	if (r < 0) {
+		cli_error("cannot read template '%s': %s", cfg->template_path, strerror(-r));
+		return EXIT_USAGE;
+	}
+	char err[256];
+	struct reg_template *t = reg_template_parse(src.data ? src.data : "", src.len, err, sizeof err);
+	buf_free(&src);
+	if (!t) {
+		cli_error("template '%s':%s", cfg->template_path, err);
+		return EXIT_USAGE;
+	}
+	if (!cfg->once) {
+		static struct follow f;
+		f.cfg = cfg;
+		f.service = service;
+		f.t = t;
+		reg_watch_set_hook(follow_hook, &f);
+		int rc = reg_watch(cfg, service);
+		reg_template_free(t);
+		free(f.v);
+		return rc;
+	}
+	struct timespec step = {0, 100000000};
+	uint64_t start = reg_now_ms();
+	struct reg_instance *v = NULL;
+	size_t n = 0, m;
+	for (;;) {
+		int rc = reg_load(cfg, service, &v, &n);
+		if (rc) {
+			reg_template_free(t);
+			return rc;
+		}
+		m = 0;
+		for (size_t i = 0; i < n; i++)
+			if (v[i].status == REG_PASSING)
+				v[m++] = v[i];
+		if (m >= cfg->min)
+			break;
+		free(v);
+		v = NULL;
+		if (reg_now_ms() - start >= cfg->timeout_ms) {
+			cli_error("waited %llu ms for %u passing instances of '%s' on %s; found %zu",
+			          (unsigned long long)cfg->timeout_ms, cfg->min, service, cfg->url_text, m);
+			reg_template_free(t);
+			return EXIT_TIMEOUT;
+		}
+		nanosleep(&step, NULL);
+	}
+	qsort(v, m, sizeof *v, cmp_id);
+	int rc = render_set(cfg, service, t, v, m);
+	reg_template_free(t);
+	free(v);
+	return rc;
+}

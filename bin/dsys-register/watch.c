@@ -1,0 +1,340 @@
+/*
+ * watch.c -- dsys-register watch SERVICE: the current set, then one line
+ * per change of it, as the store reports them (never by polling).
+ *
+ * On file:, inotify (libuv's fs_event) on DIR/SERVICE says that a record
+ * was written or removed; a timer set for the earliest expiry says when a
+ * record stops counting though nobody touched it (its add was killed).
+ * Either way the directory is read again and compared with what was last
+ * printed: an instance new to the set is `up`, one gone from it `down`
+ * (with the reason: removed, expired, or no longer passing), one whose
+ * address, meta or status changed `change`.  Without --all the set is the
+ * passing instances; with --all, every live one.  After the first set,
+ * one {"event":"synced","count":N} line marks where the changes begin.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <uv.h>
+
+#include "base/json.h"
+#include "cli/cli.h"
+#include "dsys-register.h"
+
+struct watch {
+	struct reg_config *cfg;
+	const char *service;
+	char dir[4400];
+	struct reg_instance *known;
+	size_t n_known;
+	uv_fs_event_t ev;
+	uv_timer_t expiry;
+	uv_signal_t sigterm, sigint;
+	int exit_code;
+	/* etcd: every instance of the service as of rev */
+	struct etcd_client *etcd;
+	struct etcd_watch *w;
+	struct reg_instance *cur;
+	size_t n_cur;
+	int64_t rev;                   /* printed with each event on etcd */
+};
+
+static struct watch wt;
+
+/* render: told of every change of the set instead of printing it */
+static reg_watch_hook hook;
+static void *hook_ud;
+
+void reg_watch_set_hook(reg_watch_hook fn, void *ud)
+{
+	hook = fn;
+	hook_ud = ud;
+}
+
+static bool changed;
+
+static void print(const char *event, const struct reg_instance *in, const char *reason)
+{
+	changed = true;
+	if (hook)
+		return;
+	struct buf b = BUF_INIT;
+	struct json_writer w;
+	json_writer_init(&w, &b);
+	json_obj_begin(&w);
+	json_kv_str(&w, "event", event);
+	reg_instance_json(&w, in);
+	if (reason)
+		json_kv_str(&w, "reason", reason);
+	if (wt.rev)
+		json_kv_i64(&w, "revision", wt.rev);
+	json_obj_end(&w);
+	int r = json_emit(&b);
+	buf_free(&b);
+	if (r < 0)
+		exit(cli_write_error(errno));
+}
+
+static const struct reg_instance *find(const struct reg_instance *v, size_t n, const char *id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i].id, id))
+			return &v[i];
+	return NULL;
+}
+
+static void expiry_cb(uv_timer_t *t);
+
+/* Print how the set seen (borrowed) differs from the last one printed;
+ * print nothing when quiet (watch --since: the set as of REV).  Returns the
+ * earliest expiry to come, or 0. */
+static uint64_t diff(struct watch *wt, const struct reg_instance *seen, size_t n_seen, bool quiet)
+{
+	uint64_t now = reg_now_ms();
+	struct reg_instance *all;
+	size_t n_all;
+	all = malloc((n_seen ? n_seen : 1) * sizeof *all);
+	n_all = 0;
+	uint64_t next = 0;
+	for (size_t i = 0; i < n_seen; i++) {
+		bool live = !seen[i].expires_ms || seen[i].expires_ms > now;
+		if (live && seen[i].expires_ms && (!next || seen[i].expires_ms < next))
+			next = seen[i].expires_ms;
+		if (live && (wt->cfg->all || seen[i].status == REG_PASSING))
+			all[n_all++] = seen[i];
+	}
+	for (size_t i = 0; i < wt->n_known; i++) {
+		const struct reg_instance *k = &wt->known[i];
+		if (find(all, n_all, k->id))
+			continue;
+		const struct reg_instance *s = find(seen, n_seen, k->id);
+		const char *why = !s ? "removed" : (s->expires_ms && s->expires_ms <= now) ? "expired"
+		                                                                            : reg_status_name(s->status);
+		if (!quiet)
+			print("down", k, why);
+	}
+	for (size_t i = 0; i < n_all; i++) {
+		const struct reg_instance *k = find(wt->known, wt->n_known, all[i].id);
+		if (quiet)
+			continue;
+		if (!k)
+			print("up", &all[i], NULL);
+		else if (strcmp(k->addr, all[i].addr) || strcmp(k->meta, all[i].meta) ||
+		         k->status != all[i].status)
+			print("change", &all[i], NULL);
+	}
+	free(wt->known);
+	wt->known = all;
+	wt->n_known = n_all;
+	if (hook && (changed || quiet))
+		hook(hook_ud, wt->ev.loop, wt->known, wt->n_known);
+	changed = false;
+	return next;
+}
+
+/* Read the set again, print the difference, arm the expiry timer. */
+static void rescan(struct watch *wt)
+{
+	struct reg_instance *seen;
+	size_t n_seen;
+	/* expired ones too: to tell "expired" from "removed" */
+	int r = reg_file_list(wt->cfg->url.path, wt->service, 0, &seen, &n_seen);
+	if (r < 0) {
+		cli_error("cannot read %s: %s", wt->cfg->url_text, strerror(-r));
+		return;
+	}
+	uint64_t now = reg_now_ms();
+	uint64_t next = diff(wt, seen, n_seen, false);
+	free(seen);
+	if (next)
+		uv_timer_start(&wt->expiry, expiry_cb, next - now + 1, 0);
+}
+
+static void expiry_cb(uv_timer_t *t)
+{
+	rescan(t->data);
+}
+
+static void fs_cb(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+	struct watch *wt = h->data;
+	if (filename && filename[0] == '.')
+		return;   /* a temporary file; its rename comes next */
+	rescan(wt);
+}
+
+/* One etcd event: the instance set changes by one key. */
+static void apply(struct watch *wt, const struct etcd_event *ev)
+{
+	struct reg_instance in;
+	const char *key = ev->kv.key;
+	size_t klen = ev->kv.key_len;
+	/* the id: after the service's prefix */
+	size_t pl = strlen(REG_ETCD_PREFIX) + strlen(wt->service) + 1;
+	if (klen <= pl || klen - pl > REG_MAX_NAME)
+		return;
+	char id[REG_MAX_NAME + 1];
+	memcpy(id, key + pl, klen - pl);
+	id[klen - pl] = '\0';
+	size_t at = wt->n_cur;
+	for (size_t i = 0; i < wt->n_cur; i++)
+		if (!strcmp(wt->cur[i].id, id))
+			at = i;
+	if (ev->is_delete) {
+		if (at < wt->n_cur)
+			wt->cur[at] = wt->cur[--wt->n_cur];
+	} else {
+		if (reg_etcd_decode(key, klen, ev->kv.value, ev->kv.value_len, &in) < 0)
+			return;
+		if (at == wt->n_cur) {
+			struct reg_instance *nv = realloc(wt->cur, (wt->n_cur + 1) * sizeof *nv);
+			if (!nv)
+				return;
+			wt->cur = nv;
+			wt->n_cur++;
+		}
+		wt->cur[at] = in;
+	}
+	wt->rev = ev->kv.mod_revision;
+	diff(wt, wt->cur, wt->n_cur, false);
+}
+
+static void reg_watch_etcd_cb(void *ud, int err, const struct etcd_watch_msg *m)
+{
+	struct watch *wt = ud;
+	if (err < 0) {
+		wt->w = NULL;
+		if (err == ETCD_E_COMPACTED)
+			cli_error("revision %lld is compacted away on %s: watch again without --since",
+			          (long long)(wt->cfg->since ? wt->cfg->since : wt->rev), wt->cfg->url_text);
+		else if (err != -ECANCELED)
+			cli_error("watch on %s ended: %s", wt->cfg->url_text,
+			          err == ETCD_E_SERVER && m && m->error_message ? m->error_message
+			                                                         : etcd_strerror(err));
+		wt->exit_code = EXIT_UNREACHABLE;
+		uv_stop(wt->ev.loop ? wt->ev.loop : uv_default_loop());
+		return;
+	}
+	for (size_t i = 0; i < m->n_events; i++)
+		apply(wt, &m->events[i]);
+}
+
+static void stop_cb(uv_signal_t *h, int signum)
+{
+	uv_stop(h->loop);
+}
+
+static void close_cb(uv_handle_t *h)
+{
+	(void)h;
+}
+
+static void synced(const char *service, size_t count, int64_t rev)
+{
+	struct buf b = BUF_INIT;
+	struct json_writer w;
+	json_writer_init(&w, &b);
+	json_obj_begin(&w);
+	json_kv_str(&w, "event", "synced");
+	json_kv_str(&w, "service", service);
+	json_kv_u64(&w, "count", count);
+	if (rev)
+		json_kv_i64(&w, "revision", rev);
+	json_obj_end(&w);
+	json_emit(&b);
+	buf_free(&b);
+}
+
+static int watch_etcd(struct reg_config *cfg, const char *service, uv_loop_t *loop)
+{
+	wt.etcd = reg_cli_etcd(cfg, loop);
+	if (!wt.etcd)
+		return EXIT_UNREACHABLE;
+	wt.ev.loop = loop;
+	int64_t rev = 0;
+	int r = reg_etcd_list(wt.etcd, service, cfg->since, &wt.cur, &wt.n_cur, &rev);
+	if (r < 0) {
+		etcd_client_free(wt.etcd);
+		if (r == ETCD_E_SERVER && cfg->since)
+			cli_error("cannot read revision %lld on %s (compacted, or not yet written)",
+			          (long long)cfg->since, cfg->url_text);
+		return r == ETCD_E_SERVER && cfg->since ? EXIT_USAGE : reg_cli_etcd_fail(cfg, r);
+	}
+	if (cfg->since)
+		rev = cfg->since;
+	wt.rev = rev;
+	diff(&wt, wt.cur, wt.n_cur, cfg->since != 0);
+	if (!cfg->since && !hook)
+		synced(service, wt.n_known, rev);
+	char p[REG_MAX_NAME + 64];
+	snprintf(p, sizeof p, "%s%s/", REG_ETCD_PREFIX, service);
+	struct etcd_range er = {p, strlen(p), NULL, 0, true};
+	wt.w = etcd_watch_start(wt.etcd, &er, rev + 1, false, reg_watch_etcd_cb, &wt);
+	uv_signal_init(loop, &wt.sigterm);
+	uv_signal_init(loop, &wt.sigint);
+	uv_signal_start(&wt.sigterm, stop_cb, SIGTERM);
+	uv_signal_start(&wt.sigint, stop_cb, SIGINT);
+	uv_run(loop, UV_RUN_DEFAULT);
+	if (wt.w)
+		etcd_watch_stop(wt.w);
+	etcd_client_free(wt.etcd);
+	uv_close((uv_handle_t *)&wt.sigterm, close_cb);
+	uv_close((uv_handle_t *)&wt.sigint, close_cb);
+	uv_run(loop, UV_RUN_DEFAULT);
+	uv_loop_close(loop);
+	free(wt.known);
+	free(wt.cur);
+	return wt.exit_code;
+}
+
+int reg_watch(struct reg_config *cfg, const char *service)
+{
+	uv_loop_t loop;
+	wt.cfg = cfg;
+	wt.service = service;
+	if (cfg->url.kind == STORE_ETCD) {
+		uv_loop_init(&loop);
+		return watch_etcd(cfg, service, &loop);
+	}
+	if (cfg->since) {
+		cli_error("--since REV is for etcd://: file: has no revisions");
+		return EXIT_USAGE;
+	}
+	snprintf(wt.dir, sizeof wt.dir, "%s/%s", cfg->url.path, service);
+	if ((mkdir(cfg->url.path, 0777) < 0 && errno != EEXIST) ||
+	    (mkdir(wt.dir, 0777) < 0 && errno != EEXIST)) {
+		cli_error("cannot make '%s': %s", wt.dir, strerror(errno));
+		return EXIT_UNREACHABLE;
+	}
+	uv_loop_init(&loop);
+	uv_timer_init(&loop, &wt.expiry);
+	wt.expiry.data = &wt;
+	uv_fs_event_init(&loop, &wt.ev);
+	wt.ev.data = &wt;
+	int r = uv_fs_event_start(&wt.ev, fs_cb, wt.dir, 0);
+	if (r < 0) {
+		cli_error("cannot watch '%s': %s", wt.dir, uv_strerror(r));
+		return EXIT_UNREACHABLE;
+	}
+	uv_signal_init(&loop, &wt.sigterm);
+	uv_signal_init(&loop, &wt.sigint);
+	uv_signal_start(&wt.sigterm, stop_cb, SIGTERM);
+	uv_signal_start(&wt.sigint, stop_cb, SIGINT);
+	rescan(&wt);   /* the current set, after the watch began: nothing falls between */
+	if (hook)
+		hook(hook_ud, &loop, wt.known, wt.n_known);   /* even an empty first set */
+	else
+		synced(service, wt.n_known, 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_close((uv_handle_t *)&wt.ev, close_cb);
+	uv_close((uv_handle_t *)&wt.expiry, close_cb);
+	uv_close((uv_handle_t *)&wt.sigterm, close_cb);
+	uv_close((uv_handle_t *)&wt.sigint, close_cb);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	free(wt.known);
+	return 0;
+}

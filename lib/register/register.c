@@ -1,0 +1,365 @@
+/*
+ * register/register.c -- instance names, the endpoint-manager value, and
+ * the file: registry (see register.h for the layout and its reasons).
+ *
+ * The value parser is the one piece fed by the outside world (any process
+ * may write under the registry), so it checks every field's type and size
+ * and refuses the value whole rather than guess; a refused file or key is
+ * left out of lists, never a crash.
+ */
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/json.h"
+#include "base/parse.h"
+#include "register/register.h"
+
+const char *reg_status_name(enum reg_status s)
+{
+	switch (s) {
+	case REG_PASSING: return "passing";
+	case REG_CRITICAL: return "critical";
+	default: return "starting";
+	}
+}
+
+uint64_t reg_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int reg_name_check(const char *s, const char **why)
+{
+	size_t n = strlen(s);
+	if (n == 0)
+		return *why = "is empty", -1;
+	if (n > REG_MAX_NAME)
+		return *why = "is longer than 128 bytes", -1;
+	if (s[0] == '.')
+		return *why = "starts with '.'", -1;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '/')
+			return *why = "contains '/'", -1;
+		if (c <= 0x20 || c >= 0x7f)
+			return *why = "contains a space, a control character or a byte outside ASCII", -1;
+	}
+	return 0;
+}
+
+int reg_addr_check(const char *s, const char **why)
+{
+	char host[256];
+	uint16_t port;
+	if (strlen(s) > REG_MAX_ADDR)
+		return *why = "is too long", -1;
+	if (s[0] == ':' || parse_hostport(s, host, sizeof host, &port) < 0 || !host[0])
+		return *why = "expected HOST:PORT", -1;
+	if (port == 0)
+		return *why = "port 0 is not an address to reach", -1;
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p <= 0x20 || *p == '/' || (unsigned char)*p >= 0x7f)
+			return *why = "expected HOST:PORT", -1;
+	return 0;
+}
+
+int reg_meta_add(char *meta, size_t size, const char *kv, const char **why)
+{
+	const char *eq = strchr(kv, '=');
+	if (!eq)
+		return *why = "expected KEY=VALUE", -1;
+	if (eq == kv)
+		return *why = "the key is empty", -1;
+	struct buf b = BUF_INIT;
+	size_t len = strlen(meta);
+	if (len < 2)
+		buf_puts(&b, "{");
+	else
+		buf_append(&b, meta, len - 1);   /* without the '}' */
+	if (b.len > 1)
+		buf_putc(&b, ',');
+	json_escape(&b, kv, (size_t)(eq - kv));
+	buf_putc(&b, ':');
+	json_escape(&b, eq + 1, strlen(eq + 1));
+	buf_putc(&b, '}');
+	int rc = 0;
+	if (b.len >= size) {
+		*why = "the meta data is longer than 2048 bytes";
+		rc = -1;
+	} else {
+		memcpy(meta, b.data, b.len + 1);
+	}
+	buf_free(&b);
+	return rc;
+}
+
+const char *reg_meta_get(const char *meta, const char *key, char *out, size_t size)
+{
+	out[0] = '\0';
+	json_value *v = json_parse(meta, strlen(meta), NULL);
+	const cJSON *m = v ? cJSON_GetObjectItemCaseSensitive(v, key) : NULL;
+	if (cJSON_IsString(m)) {
+		snprintf(out, size, "%s", m->valuestring);
+	} else if (m) {
+		char *t = cJSON_PrintUnformatted(m);
+		if (t)
+			snprintf(out, size, "%s", t);
+		cJSON_free(t);
+	}
+	json_free(v);
+	return out;
+}
+
+void reg_value_format(struct buf *out, const struct reg_instance *in)
+{
+	struct json_writer w;
+	json_writer_init(&w, out);
+	json_obj_begin(&w);
+	json_kv_i64(&w, "Op", 0);
+	json_kv_str(&w, "Addr", in->addr);
+	json_key(&w, "Metadata");
+	json_obj_begin(&w);
+	json_kv_str(&w, "service", in->service);
+	json_kv_str(&w, "id", in->id);
+	json_kv_str(&w, "status", reg_status_name(in->status));
+	json_kv_u64(&w, "since_ms", in->since_ms);
+	json_key(&w, "meta");
+	json_raw(&w, in->meta[0] ? in->meta : "{}", in->meta[0] ? strlen(in->meta) : 2);
+	if (in->expires_ms)
+		json_kv_u64(&w, "expires_ms", in->expires_ms);
+	json_obj_end(&w);
+	json_obj_end(&w);
+}
+
+static int get_ms(const cJSON *o, const char *key, uint64_t *out, bool required)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	if (!v)
+		return required ? -EINVAL : (*out = 0, 0);
+	if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 9007199254740991.0 ||
+	    v->valuedouble != (double)(uint64_t)v->valuedouble)
+		return -EINVAL;
+	*out = (uint64_t)v->valuedouble;
+	return 0;
+}
+
+int reg_value_parse(const char *text, size_t len, struct reg_instance *in)
+{
+	char service[sizeof in->service], id[sizeof in->id];
+	memcpy(service, in->service, sizeof service);
+	memcpy(id, in->id, sizeof id);
+	json_value *v = json_parse(text, len, NULL);
+	int rc = -EINVAL;
+	if (!v || !cJSON_IsObject(v))
+		goto out;
+	const cJSON *op = cJSON_GetObjectItemCaseSensitive(v, "Op");
+	const cJSON *addr = cJSON_GetObjectItemCaseSensitive(v, "Addr");
+	const cJSON *md = cJSON_GetObjectItemCaseSensitive(v, "Metadata");
+	if ((op && (!cJSON_IsNumber(op) || op->valuedouble != 0)) || !cJSON_IsString(addr) ||
+	    strlen(addr->valuestring) > REG_MAX_ADDR)
+		goto out;
+	for (const char *p = addr->valuestring; *p; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+			goto out;   /* an address is printable ASCII: it is printed back as it is */
+	memset(in, 0, sizeof *in);
+	memcpy(in->service, service, sizeof service);
+	memcpy(in->id, id, sizeof id);
+	strcpy(in->addr, addr->valuestring);
+	strcpy(in->meta, "{}");
+	in->status = REG_PASSING;   /* written by another endpoint manager: no health known */
+	if (md && cJSON_IsObject(md)) {
+		const cJSON *st = cJSON_GetObjectItemCaseSensitive(md, "status");
+		if (st) {
+			if (!cJSON_IsString(st))
+				goto out;
+			if (!strcmp(st->valuestring, "passing"))
+				in->status = REG_PASSING;
+			else if (!strcmp(st->valuestring, "critical"))
+				in->status = REG_CRITICAL;
+			else if (!strcmp(st->valuestring, "starting"))
+				in->status = REG_STARTING;
+			else
+				goto out;
+		}
+		if (get_ms(md, "since_ms", &in->since_ms, false) < 0 ||
+		    get_ms(md, "expires_ms", &in->expires_ms, false) < 0)
+			goto out;
+		const cJSON *meta = cJSON_GetObjectItemCaseSensitive(md, "meta");
+		if (meta) {
+			if (!cJSON_IsObject(meta))
+				goto out;
+			char *t = cJSON_PrintUnformatted(meta);
+			if (!t)
+				goto out;
+			bool fits = strlen(t) <= REG_MAX_META;
+			if (fits)
+				strcpy(in->meta, t);
+			cJSON_free(t);
+			if (!fits)
+				goto out;
+		}
+	}
+	rc = 0;
+out:
+	json_free(v);
+	return rc;
+}
+
+void reg_instance_json(struct json_writer *w, const struct reg_instance *in)
+{
+	char since[32], url[REG_MAX_ADDR + 16];
+	json_time_rfc3339(since, in->since_ms);
+	snprintf(url, sizeof url, "http://%s/", in->addr);
+	json_kv_str(w, "service", in->service);
+	json_kv_str(w, "id", in->id);
+	json_kv_str(w, "addr", in->addr);
+	json_kv_str(w, "url", url);
+	json_key(w, "meta");
+	json_raw(w, in->meta[0] ? in->meta : "{}", in->meta[0] ? strlen(in->meta) : 2);
+	json_kv_str(w, "status", reg_status_name(in->status));
+	json_kv_str(w, "since", since);
+}
+
+/* ------------------------------------------------------------ file: */
+
+static int mkdir_p(const char *path)
+{
+	char tmp[4096 + 256];
+	snprintf(tmp, sizeof tmp, "%s", path);
+	for (char *p = tmp + 1; *p; p++)
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(tmp, 0777) < 0 && errno != EEXIST)
+				return -errno;
+			*p = '/';
+		}
+	if (mkdir(tmp, 0777) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int reg_file_put(const char *dir, const struct reg_instance *in)
+{
+	char d[4096 + 256], path[4096 + 512], tmp[4096 + 600];
+	snprintf(d, sizeof d, "%s/%s", dir, in->service);
+	int r = mkdir_p(d);
+	if (r < 0)
+		return r;
+	snprintf(path, sizeof path, "%s/%s", d, in->id);
+	snprintf(tmp, sizeof tmp, "%s/.%s.%ld.tmp", d, in->id, (long)getpid());
+	struct buf b = BUF_INIT;
+	reg_value_format(&b, in);
+	buf_putc(&b, '\n');
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		buf_free(&b);
+		return -errno;
+	}
+	ssize_t w = write(fd, b.data, b.len);
+	int err = w == (ssize_t)b.len ? 0 : (w < 0 ? -errno : -EIO);
+	buf_free(&b);
+	if (close(fd) < 0 && !err)
+		err = -errno;
+	if (!err && rename(tmp, path) < 0)
+		err = -errno;
+	if (err)
+		unlink(tmp);
+	return err;
+}
+
+int reg_file_remove(const char *dir, const char *service, const char *id)
+{
+	char path[4096 + 512];
+	snprintf(path, sizeof path, "%s/%s/%s", dir, service, id);
+	return unlink(path) < 0 ? -errno : 0;
+}
+
+int reg_file_list(const char *dir, const char *service, uint64_t now_ms,
+                  struct reg_instance **out, size_t *n)
+{
+	char d[4096 + 256];
+	snprintf(d, sizeof d, "%s/%s", dir, service);
+	*out = NULL;
+	*n = 0;
+	DIR *dp = opendir(d);
+	if (!dp)
+		return errno == ENOENT ? 0 : -errno;
+	size_t cap = 0;
+	struct dirent *e;
+	while ((e = readdir(dp))) {
+		const char *why;
+		if (reg_name_check(e->d_name, &why) < 0)
+			continue;   /* ".", "..", temporary files, foreign names */
+		char path[4096 + 512];
+		snprintf(path, sizeof path, "%s/%s", d, e->d_name);
+		struct buf b = BUF_INIT;
+		if (buf_read_file(&b, path, 64 * 1024) < 0) {
+			buf_free(&b);
+			continue;   /* removed since readdir, or not a file */
+		}
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct reg_instance *nv = realloc(*out, cap * sizeof **out);
+			if (!nv) {
+				buf_free(&b);
+				closedir(dp);
+				free(*out);
+				*out = NULL;
+				*n = 0;
+				return -ENOMEM;
+			}
+			*out = nv;
+		}
+		struct reg_instance *in = &(*out)[*n];
+		snprintf(in->service, sizeof in->service, "%s", service);
+		snprintf(in->id, sizeof in->id, "%.128s", e->d_name);
+		int r = reg_value_parse(b.data ? b.data : "", b.len, in);
+		buf_free(&b);
+		if (r < 0 || (now_ms && in->expires_ms && in->expires_ms <= now_ms))
+			continue;
+		(*n)++;
+	}
+	closedir(dp);
+	return 0;
+}
+
+int reg_file_services(const char *dir, char (**out)[REG_MAX_NAME + 1], size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	DIR *dp = opendir(dir);
+	if (!dp)
+		return errno == ENOENT ? 0 : -errno;
+	size_t cap = 0;
+	struct dirent *e;
+	while ((e = readdir(dp))) {
+		const char *why;
+		if (reg_name_check(e->d_name, &why) < 0)
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			void *nv = realloc(*out, cap * sizeof **out);
+			if (!nv) {
+				closedir(dp);
+				free(*out);
+				*out = NULL;
+				*n = 0;
+				return -ENOMEM;
+			}
+			*out = nv;
+		}
+		snprintf((*out)[(*n)++], REG_MAX_NAME + 1, "%.128s", e->d_name);
+	}
+	closedir(dp);
+	return 0;
+}

@@ -1,0 +1,327 @@
+#!/usr/bin/env bats
+# dsys-register on a file: registry: add, list, remove, checks with rise and
+# fall, add -- CMD and its exit status, a killed add expiring, watch, and
+# every bad-input case.
+
+load helpers
+bats_require_minimum_version 1.5.0
+BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-60}
+
+setup() {
+	dsys_setup
+	unset DSYS_STORE DSYS_REGISTER_TTL
+	export DSYS_STORE="file:$(dsys_tmp reg)"
+	BG=()
+}
+
+teardown() {
+	local p
+	for p in "${BG[@]}"; do
+		kill -KILL "$p" 2>/dev/null
+		wait "$p" 2>/dev/null || :
+	done
+	dsys_teardown
+}
+
+# wait_for FILE PATTERN [SECONDS]: until a line of FILE matches.
+wait_for() {
+	local i
+	for ((i = 0; i < ${3:-10} * 50; i++)); do
+		grep -q -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.02
+	done
+	echo "no '$2' in $1:" >&2
+	cat "$1" >&2
+	return 1
+}
+
+# wait_count SERVICE N [SECONDS]: until list SERVICE prints N lines.
+wait_count() {
+	local i n
+	for ((i = 0; i < ${3:-10} * 50; i++)); do
+		n=$(dsys-register list "$1" | grep -c .) || :
+		[ "$n" -eq "$2" ] && return 0
+		sleep 0.02
+	done
+	echo "list $1 has $n lines, not $2" >&2
+	return 1
+}
+
+@test "register: add prints registered; list shows the instance with addr and url; remove takes it out" {
+	out=$BATS_TEST_TMPDIR/add.out
+	dsys-register add web --addr 127.0.0.1:8080 --id a --meta zone=eu --meta tier=1 >"$out" 3>&- &
+	BG+=($!)
+	wait_for "$out" '"event":"registered"'
+	run --separate-stderr dsys-register list web
+	assert_success
+	"$DSYS_PY" - "$output" <<'EOF2'
+import json, sys
+lines = sys.argv[1].splitlines()
+assert len(lines) == 1, lines
+v = json.loads(lines[0])
+assert set(v) == {"service", "id", "addr", "url", "meta", "status", "since"}, v
+assert v["service"] == "web" and v["id"] == "a" and v["addr"] == "127.0.0.1:8080", v
+assert v["url"] == "http://127.0.0.1:8080/" and v["status"] == "passing", v
+assert v["meta"] == {"zone": "eu", "tier": "1"}, v
+EOF2
+	run dsys-register list
+	assert_output '{"service":"web","instances":1,"passing":1}'
+	# the record is etcd's endpoint-manager value
+	"$DSYS_PY" - "${DSYS_STORE#file:}/web/a" <<'EOF2'
+import json, sys
+v = json.load(open(sys.argv[1]))
+assert v["Op"] == 0 and v["Addr"] == "127.0.0.1:8080", v
+assert v["Metadata"]["status"] == "passing" and v["Metadata"]["expires_ms"] > 0, v
+EOF2
+	run dsys-register remove web a
+	assert_success
+	assert_output '{"event":"removed","service":"web","id":"a"}'
+	run -1 dsys-register remove web a
+	assert_output --partial "no instance 'a' of service 'web'"
+}
+
+@test "register: SIGTERM to add removes the instance and exits 0" {
+	out=$BATS_TEST_TMPDIR/add.out
+	dsys-register add web --addr 127.0.0.1:8080 >"$out" 3>&- &
+	pid=$!
+	BG+=($pid)
+	wait_for "$out" '"event":"registered"'
+	wait_count web 1
+	kill -TERM "$pid"
+	st=0
+	wait "$pid" || st=$?
+	assert_equal "$st" 0
+	wait_for "$out" '"event":"deregistered"'
+	run dsys-register list web
+	assert_output ''
+}
+
+@test "register: a killed add disappears within its TTL" {
+	out=$BATS_TEST_TMPDIR/add.out
+	dsys-register add web --addr 127.0.0.1:8080 --ttl 1s >"$out" 3>&- &
+	pid=$!
+	BG+=($pid)
+	wait_for "$out" '"event":"registered"'
+	sleep 1.2   # heartbeats keep it beyond one TTL
+	run dsys-register list web
+	assert_output --partial '"service":"web"'
+	kill -KILL "$pid"
+	wait "$pid" 2>/dev/null || :
+	killed=$(date +%s%3N)
+	wait_count web 0 3
+	gone=$(date +%s%3N)
+	[ $((gone - killed)) -le 2000 ]
+}
+
+@test "register: a failing check goes critical after --fall, leaves the healthy list, and passes again after --rise" {
+	flag=$BATS_TEST_TMPDIR/healthy
+	touch "$flag"
+	out=$BATS_TEST_TMPDIR/add.out
+	dsys-register add web --addr 127.0.0.1:8080 --check "exec:test -e $flag" \
+		--check-interval 50ms --rise 2 --fall 3 >"$out" 3>&- &
+	BG+=($!)
+	wait_for "$out" '"status":"passing"'
+	wait_count web 1
+	rm "$flag"
+	wait_for "$out" '"status":"critical"'
+	wait_count web 0
+	run dsys-register list web --all
+	assert_output --partial '"status":"critical"'
+	touch "$flag"
+	wait_count web 1
+	# starting -> passing -> critical -> passing, each once
+	run grep -c '"event":"status"' "$out"
+	assert_output 3
+	run grep -o '"status":"[a-z]*","since"' "$out"
+	assert_line --index 0 '"status":"starting","since"'
+}
+
+@test "register: add -- CMD registers once the check passes and exits with CMD's status" {
+	out=$BATS_TEST_TMPDIR/add.out
+	run -7 dsys-register add web --addr 127.0.0.1:8080 --check exec:true --check-interval 50ms \
+		--rise 1 -- sh -c 'sleep 0.5; exit 7'
+	# the first line is the check passing, and only then the record
+	assert_line --index 0 --partial '"event":"status"'
+	assert_line --index 1 --partial '"event":"registered"'
+	assert_line --index 1 --partial '"status":"passing"'
+	assert_line --partial '"event":"deregistered"'
+	run dsys-register list web --all
+	assert_output ''
+}
+
+@test "register: add -- CMD passes a signal's death through as 128+N and forwards SIGTERM to CMD" {
+	run -137 dsys-register add web --addr 127.0.0.1:8080 -- sh -c 'kill -KILL $$'
+	out=$BATS_TEST_TMPDIR/add.out
+	dsys-register add web --addr 127.0.0.1:8080 -- sleep 30 >"$out" 3>&- &
+	pid=$!
+	BG+=($pid)
+	wait_for "$out" '"event":"registered"'
+	kill -TERM "$pid"
+	st=0
+	wait "$pid" || st=$?
+	assert_equal "$st" 143
+	run dsys-register list web
+	assert_output ''
+	run -127 dsys-register add web --addr 127.0.0.1:8080 -- /no/such/command
+}
+
+@test "register: a check that never passes keeps add -- CMD unregistered" {
+	run -3 dsys-register add web --addr 127.0.0.1:1 --check tcp://127.0.0.1:1 \
+		--check-interval 50ms --fall 1 -- sh -c 'sleep 0.4; exit 3'
+	refute_output --partial '"event":"registered"'
+	assert_output --partial '"status":"critical"'
+}
+
+@test "register: watch prints the current set, then up, change and down" {
+	dsys-register add web --addr 127.0.0.1:8080 --id a >/dev/null 3>&- &
+	BG+=($!)
+	wait_count web 1
+	w=$BATS_TEST_TMPDIR/watch.out
+	dsys-register watch web >"$w" 3>&- &
+	wpid=$!
+	BG+=($wpid)
+	wait_for "$w" '"event":"synced"'
+	run head -1 "$w"
+	assert_output --partial '"event":"up","service":"web","id":"a"'
+	dsys-register add web --addr 127.0.0.1:8081 --id b --ttl 1s >/dev/null 3>&- &
+	bpid=$!
+	BG+=($bpid)
+	wait_for "$w" '"event":"up","service":"web","id":"b"'
+	kill -KILL "$bpid"
+	wait_for "$w" '"event":"down","service":"web","id":"b"' 3
+	run grep '"id":"b"' "$w"
+	assert_line --index 1 --partial '"reason":"expired"'
+	dsys-register remove web a
+	wait_for "$w" '"event":"down","service":"web","id":"a"'
+	run grep -c '"event"' "$w"
+	assert_output 5
+}
+
+@test "register: bad input gets a clear message and exit 2" {
+	run -2 dsys-register add web/x --addr 127.0.0.1:80
+	assert_output --partial "invalid service 'web/x': contains '/'"
+	run -2 dsys-register add web --addr 127.0.0.1:80 --id a/b
+	assert_output --partial "contains '/'"
+	run -2 dsys-register add web --addr nowhere
+	assert_output --partial "expected HOST:PORT"
+	run -2 dsys-register add web --addr 127.0.0.1:0
+	run -2 dsys-register add web --addr 127.0.0.1:80 --check ftp://x
+	assert_output --partial "expected http://HOST:PORT/PATH, tcp://HOST:PORT or exec:COMMAND"
+	run -2 dsys-register add web --addr 127.0.0.1:80 --check tcp://nowhere
+	run -2 dsys-register add web --addr 127.0.0.1:80 --meta novalue
+	run -2 dsys-register add web --addr 127.0.0.1:80 --ttl 0
+	run -2 dsys-register add web
+	assert_output --partial "missing --addr"
+	run -2 dsys-register add web --addr 127.0.0.1:80 --
+	run -2 dsys-register add .hidden --addr 127.0.0.1:80
+	run -2 dsys-register list web --store mysql://x
+	run -2 dsys-register remove web
+	run -2 dsys-register watch
+	run -2 dsys-register frobnicate
+}
+
+@test "register: list feeds dsys-bench --targets -" {
+	start_server serve dsys-serve --listen 127.0.0.1:0
+	dsys-register add web --addr "127.0.0.1:$SERVER_PORT" >/dev/null 3>&- &
+	BG+=($!)
+	wait_count web 1
+	run --separate-stderr bash -c 'dsys-register list web | dsys-bench --targets - -c 1 -d 300ms'
+	assert_success
+	[[ $output == *"\"url\":\"http://127.0.0.1:$SERVER_PORT/\""* ]]
+}
+
+@test "register: render --once writes the passing set through a template, checked, then runs --exec" {
+	dsys-register add web --addr 127.0.0.1:8080 --id a --meta weight=5 >/dev/null 3>&- &
+	BG+=($!)
+	dsys-register add web --addr 127.0.0.1:8081 --id b >/dev/null 3>&- &
+	BG+=($!)
+	wait_count web 2
+	tpl=$BATS_TEST_TMPDIR/up.tpl
+	out=$BATS_TEST_TMPDIR/up.conf
+	printf '%s\n' 'upstream {{service}} {' '{{range}}  server {{addr}} weight={{meta.weight or "1"}};{{if meta.weight}} # weighted{{end}}' '{{end}}}' '# {{count}}' >"$tpl"
+	run --separate-stderr dsys-register render web --template "$tpl" --out "$out" --once \
+		--check-cmd 'grep -q "server 127.0.0.1:8080" {}' --exec "touch $BATS_TEST_TMPDIR/reloaded"
+	assert_success
+	assert_output --partial '"event":"rendered","service":"web"'
+	assert_output --partial '"instances":2'
+	assert_output --partial '"changed":true'
+	[ -e "$BATS_TEST_TMPDIR/reloaded" ]
+	run cat "$out"
+	assert_output - <<'EOF2'
+upstream web {
+  server 127.0.0.1:8080 weight=5; # weighted
+  server 127.0.0.1:8081 weight=1;
+}
+# 2
+EOF2
+	# the same set again: unchanged, no --exec
+	rm "$BATS_TEST_TMPDIR/reloaded"
+	run --separate-stderr dsys-register render web --template "$tpl" --out "$out" --once \
+		--exec "touch $BATS_TEST_TMPDIR/reloaded"
+	assert_output --partial '"changed":false'
+	[ ! -e "$BATS_TEST_TMPDIR/reloaded" ]
+}
+
+@test "register: render keeps the last good file when --check-cmd refuses or --min is not met" {
+	dsys-register add web --addr 127.0.0.1:8080 >/dev/null 3>&- &
+	BG+=($!)
+	wait_count web 1
+	tpl=$BATS_TEST_TMPDIR/up.tpl
+	out=$BATS_TEST_TMPDIR/up.conf
+	echo 'good' >"$out"
+	echo '{{range}}server {{addr}};{{end}}' >"$tpl"
+	run -1 dsys-register render web --template "$tpl" --out "$out" --once --check-cmd false
+	assert_output --partial "refused"
+	run cat "$out"
+	assert_output good
+	run -4 dsys-register render web --template "$tpl" --out "$out" --once --min 2 --timeout 300ms
+	assert_output --partial "waited 300 ms for 2 passing instances of 'web'"
+	assert_output --partial "found 1"
+	run cat "$out"
+	assert_output good
+	run ls "$BATS_TEST_TMPDIR"
+	refute_output --partial '.tmp'
+}
+
+@test "register: a template that does not parse is named with its line and column, exit 2" {
+	tpl=$BATS_TEST_TMPDIR/bad.tpl
+	out=$BATS_TEST_TMPDIR/out
+	printf 'a\n  {{range}}{{adr}}{{end}}\n' >"$tpl"
+	run -2 dsys-register render web --template "$tpl" --out "$out" --once
+	assert_output --partial ":2:14: unknown field 'adr'"
+	printf '{{range}}{{addr}}\n' >"$tpl"
+	run -2 dsys-register render web --template "$tpl" --out "$out" --once
+	assert_output --partial "1:1: range without {{end}}"
+	printf '{{addr}}\n' >"$tpl"
+	run -2 dsys-register render web --template "$tpl" --out "$out" --once
+	assert_output --partial "outside range"
+	printf '{{count or}}\n' >"$tpl"
+	run -2 dsys-register render web --template "$tpl" --out "$out" --once
+	[ ! -e "$out" ]
+}
+
+@test "register: render without --once follows the set, debounced, and keeps the file when below --min" {
+	tpl=$BATS_TEST_TMPDIR/up.tpl
+	out=$BATS_TEST_TMPDIR/up.conf
+	r=$BATS_TEST_TMPDIR/render.out
+	echo '{{range}}server {{addr}};{{end}}' >"$tpl"
+	dsys-register render web --template "$tpl" --out "$out" --wait 20ms:500ms >"$r" 2>"$r.err" 3>&- &
+	BG+=($!)
+	wait_for "$r.err" 'fewer than --min 1'
+	[ ! -e "$out" ]
+	dsys-register add web --addr 127.0.0.1:8080 --id a >/dev/null 3>&- &
+	apid=$!
+	BG+=($apid)
+	wait_for "$r" '"instances":1'
+	run cat "$out"
+	assert_output 'server 127.0.0.1:8080;'
+	dsys-register add web --addr 127.0.0.1:8081 --id b >/dev/null 3>&- &
+	BG+=($!)
+	wait_for "$r" '"instances":2'
+	run cat "$out"
+	assert_output 'server 127.0.0.1:8080;server 127.0.0.1:8081;'
+	kill -TERM "$apid"   # add takes its instance out as it stops
+	wait_for "$r" '"instances":1,"bytes":23'
+	run cat "$out"
+	assert_output 'server 127.0.0.1:8081;'
+}
