@@ -97,21 +97,53 @@ struct h2_session {
 	struct conn *c;
 	struct h2_stream *streams;
 	uint32_t nstreams;
+	/* streams that ended, kept with their buffers for the next ones: a
+	 * request then costs no malloc of ours (perf showed malloc and free
+	 * at a tenth of the server's time over h2c) */
+	struct h2_stream *spare;
+	uint32_t nspare;
 	bool goaway, dying;
 };
 
+#define H2_SPARE_MAX 16   /* spare streams a session keeps */
+
 /* ------------------------------------------------------------ streams */
+
+static void h2_stream_free_mem(struct h2_stream *st)
+{
+	buf_free(&st->head);
+	buf_free(&st->body);
+	buf_free(&st->ans);
+	buf_free(&st->out);
+	free(st);
+}
 
 static struct h2_stream *h2_stream_new(struct h2_session *s, int32_t id)
 {
-	struct h2_stream *st = calloc(1, sizeof *st);
-	INVARIANT(st != NULL);
+	struct h2_stream *st = s->spare;
+	if (st) {
+		s->spare = st->next;
+		s->nspare--;
+		struct buf keep[4] = {st->head, st->body, st->ans, st->out};
+		memset(st, 0, sizeof *st);
+		st->head = keep[0];
+		st->body = keep[1];
+		st->ans = keep[2];
+		st->out = keep[3];
+		buf_reset(&st->head);
+		buf_reset(&st->body);
+		buf_reset(&st->ans);
+		buf_reset(&st->out);
+	} else {
+		st = calloc(1, sizeof *st);
+		INVARIANT(st != NULL);
+		buf_init(&st->head);
+		buf_init(&st->body);
+		buf_init(&st->ans);
+		buf_init(&st->out);
+	}
 	st->s = s;
 	st->id = id;
-	buf_init(&st->head);
-	buf_init(&st->body);
-	buf_init(&st->ans);
-	buf_init(&st->out);
 	st->next = s->streams;
 	if (s->streams)
 		s->streams->prev = st;
@@ -142,11 +174,18 @@ static void h2_stream_free(struct h2_stream *st)
 	if (st->next)
 		st->next->prev = st->prev;
 	s->nstreams--;
-	buf_free(&st->head);
-	buf_free(&st->body);
-	buf_free(&st->ans);
-	buf_free(&st->out);
-	free(st);
+	if (!s->dying && s->nspare < H2_SPARE_MAX) {
+		/* big buffers (a 2 MiB body) are not kept for small requests */
+		struct buf *bs[4] = {&st->head, &st->body, &st->ans, &st->out};
+		for (int i = 0; i < 4; i++)
+			if (bs[i]->cap > BUF_KEEP_MAX)
+				buf_free(bs[i]);
+		st->next = s->spare;
+		s->spare = st;
+		s->nspare++;
+		return;
+	}
+	h2_stream_free_mem(st);
 }
 
 /* ------------------------------------------------------------ answers */
@@ -332,7 +371,7 @@ static void h2_submit(struct h2_stream *st, const struct http_answer *in, bool h
 	}
 	char clen[24];
 	if (!bodyless && a.n_trailers == 0 && !st->streaming) {
-		int l = snprintf(clen, sizeof clen, "%zu", a.len);
+		size_t l = fmt_u64(clen, (uint64_t)a.len);   /* no printf on the hot path */
 		o[n++] = (struct nv_off){ans_put(st, "content-length", 14, false), 14,
 		                         ans_put(st, clen, (size_t)l, false), (uint32_t)l};
 	}
@@ -911,6 +950,11 @@ static void h2_closed(struct conn *c)
 	s->dying = true;
 	while (s->streams)
 		h2_stream_free(s->streams);
+	while (s->spare) {
+		struct h2_stream *st = s->spare;
+		s->spare = st->next;
+		h2_stream_free_mem(st);
+	}
 	nghttp2_session_del(s->ng);
 	free(s);
 	c->h2 = NULL;
