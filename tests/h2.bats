@@ -254,6 +254,26 @@ h2raw() {
 	assert_output --regexp '^StatusCode.UNIMPLEMENTED'
 }
 
+@test "grpc: /metrics counts calls by service, method and grpc-status, unknown methods under one label" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	run grpc_call "$SERVER_PORT" /UserService/GetUser 0a0137
+	assert_output --partial OK
+	run grpc_call "$SERVER_PORT" /UserService/GetUser 0a0137
+	run grpc_call "$SERVER_PORT" /UserService/GetUser 0a0130
+	run grpc_call "$SERVER_PORT" /grpc.health.v1.Health/Check ''
+	for i in 1 2 3; do run grpc_call "$SERVER_PORT" "/scan.Probe$i/Method" ''; done
+	run curl -s --max-time 10 "http://127.0.0.1:$SERVER_PORT/metrics"
+	assert_success
+	assert_line 'grpc_server_handled_total{grpc_service="UserService",grpc_method="GetUser",grpc_code="OK"} 2'
+	assert_line 'grpc_server_handled_total{grpc_service="UserService",grpc_method="GetUser",grpc_code="NotFound"} 1'
+	assert_line 'grpc_server_handled_total{grpc_service="grpc.health.v1.Health",grpc_method="Check",grpc_code="OK"} 1'
+	assert_line 'grpc_server_handled_total{grpc_service="unknown",grpc_method="unknown",grpc_code="Unimplemented"} 3'
+	refute_output --partial 'scan.Probe'
+	# promtool accepts the exposition
+	run bash -c "curl -s --max-time 10 http://127.0.0.1:$SERVER_PORT/metrics | promtool check metrics"
+	refute_output --partial 'error'
+}
+
 # grpc_watch PORT HEXREQ: stream Health/Watch; prints each message in hex,
 # then "END OK" or "END <code> <details>".
 grpc_watch() {

@@ -149,6 +149,20 @@ void grpc_answer_message(struct http_exchange *ex, const void *msg, size_t len)
 	grpc_answer(ex, b->data, b->len, GRPC_OK, NULL);
 }
 
+const char *grpc_status_name(int status)
+{
+	/* the names grpc-go's codes print as, which dashboards group by */
+	static const char *const names[] = {
+		"OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound",
+		"AlreadyExists", "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+		"Aborted", "OutOfRange", "Unimplemented", "Internal", "Unavailable", "DataLoss",
+		"Unauthenticated",
+	};
+	if (status < 0 || status >= (int)(sizeof names / sizeof names[0]))
+		return "Unknown";
+	return names[status];
+}
+
 int grpc_status_from_http(int s)
 {
 	switch (s) {

@@ -61,6 +61,10 @@ enum grpc_status {
 
 #define GRPC_PREFIX 5   /* bytes before each message */
 
+/* A status's name as grpc-go prints it ("OK", "DeadlineExceeded" ...);
+ * "Unknown" for a number outside the protocol's. */
+const char *grpc_status_name(int status);
+
 /* Is ex a gRPC call (content-type application/grpc or application/grpc+...)? */
 bool grpc_is_call(const struct http_exchange *ex);
 

@@ -88,7 +88,9 @@
  * http_request_duration_seconds (histogram, from a complete head to the
  * answer), http_requests_in_flight, http_connections_open,
  * http_connections_total, http_connections_rejected_total{reason},
- * http2_connections_total, http2_streams_total.
+ * http2_connections_total, http2_streams_total, and
+ * grpc_server_handled_total{grpc_service,grpc_method,grpc_code} as each
+ * gRPC call ends (Unimplemented calls under "unknown", bounded per thread).
  *
  * Errors: functions return 0 or a negative errno value.  Nothing here
  * prints; startup, drain and connection errors are logged through lib/base/log

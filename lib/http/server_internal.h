@@ -41,6 +41,7 @@ enum { CMD_DRAIN = 1, CMD_FORCE = 2 };
 #define OUT_BACKLOG_MAX (1u << 20)   /* stop reading while this much waits to be written */
 #define BUF_KEEP_MAX (64u * 1024)    /* response buffers bigger than this are freed when done */
 #define READ_BLOCK_MIN (16u * 1024)
+#define GRPC_COUNTED_SLOTS 64         /* distinct (method, grpc-status) pairs counted per thread */
 
 struct conn;
 
@@ -171,6 +172,15 @@ struct http_thread {
 	uint64_t batch_ns;         /* clock at the first head of this service pass, or 0 */
 	uint64_t answer_ns;        /* clock of the first answer given inside it, or 0 */
 	_Atomic int64_t in_flight;
+	/* gRPC calls counted by method and status (server_h2.c): the
+	 * counters this thread has looked up, so a call costs no registry
+	 * lock; a method path longer than the slot, or past the last slot,
+	 * counts under grpc_method "other" */
+	struct grpc_counted {
+		struct metrics_counter *m;   /* NULL: the slot is free */
+		uint8_t code, len;
+		char path[62];
+	} grpc_counted[GRPC_COUNTED_SLOTS];
 };
 
 struct http_server {
