@@ -229,11 +229,13 @@ static void build_view(struct model *m, const int *members, int n, struct trace_
 		m->s[members[k]].first_child = m->s[members[k]].next_sibling = -1;
 		m->s[members[k]].placed = false;
 	}
-	int *last_child = malloc((size_t)n * sizeof *last_child);
+	INVARIANT(n >= 0);
+	size_t nn = (size_t)(unsigned)n;   /* (says to the compiler that n is not negative) */
+	int *last_child = malloc((nn ? nn : 1) * sizeof *last_child);
 	INVARIANT(last_child != NULL);
 	for (int k = 0; k < n; k++)
 		last_child[k] = -1;
-	bool *is_root = calloc((size_t)n, sizeof *is_root);
+	bool *is_root = calloc(nn ? nn : 1, sizeof *is_root);
 	INVARIANT(is_root != NULL);
 	for (int k = 0; k < n; k++) {
 		struct sspan *s = &m->s[members[k]];
