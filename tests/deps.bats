@@ -20,7 +20,7 @@ case " $INSTALLED " in *" $p "*) echo "install ok installed" ;; *) exit 1 ;; esa
 SH
 	cat >"$shims/apt-cache" <<'SH'
 #!/bin/bash
-[ "$1" = show ] && [[ "$2" != nosuch* ]]
+[[ "$1" = show && "$2" != nosuch* ]]
 SH
 	cat >"$shims/apt-get" <<'SH'
 #!/bin/bash

@@ -222,7 +222,7 @@ post() { curl -s -m 10 "http://127.0.0.1:$1$2" -d "$3"; }
 	for ((k = 0; k < 100; k++)); do
 		got=$(post "${RAFT_CPORTS[old]}" /v3/kv/range "{\"key\":\"$(b64 during)\",\"serializable\":true}" | jq -r '.kvs[0].value // empty' | base64 -d)
 		lead=$(curl -s -m 1 "http://127.0.0.1:${RAFT_CPORTS[old]}/health" | jq -r .leader)
-		[ "$got" = 2 ] && [ "$lead" = $((new + 1)) ] && break
+		[[ "$got" = 2 && "$lead" = $((new + 1)) ]] && break
 		sleep 0.1
 	done
 	[ "$got" = 2 ]
