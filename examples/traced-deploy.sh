@@ -74,9 +74,13 @@ step build sleep 0.05 &&
 	status=error
 dsys-trace end --status "$status"
 
-# the collector has everything once it has the deploy span itself
-for _ in $(seq 100); do
-	grep -q '"name":"deploy"' "$tmp/spans.jsonl" && break
+# the collector has everything once it has the deploy span itself and
+# the service's span of the last request: the service ships its spans in
+# its own batches, up to OTEL_BSP_SCHEDULE_DELAY after the request, so
+# they may arrive after `dsys-trace end` has shipped the deploy span
+for _ in $(seq 200); do
+	grep -q '"name":"deploy"' "$tmp/spans.jsonl" &&
+		grep -q '"name":"POST /incr"' "$tmp/spans.jsonl" && break
 	sleep 0.05
 done
 dsys-trace show --file "$tmp/spans.jsonl" "$trace_id"
