@@ -15,8 +15,13 @@ build=${DSYS_BUILD:-$root/build}
 [ -f "$build/libdsys.a" ] || { echo "$0: $build/libdsys.a is missing: run make first" >&2; exit 2; }
 [ -f "$build/config.mk" ] || { echo "$0: $build/config.mk is missing: run make first" >&2; exit 2; }
 libs=$(sed -n 's/^PKG_LIBS := //p' "$build/config.mk")
+# make check says its flags (DSYS_SAN); run by hand, the library tells.
+# grep reads all of nm's output: with -q it would quit at the first
+# match, nm would die of SIGPIPE, and pipefail would call it no match.
 san=()
-if nm "$build/libdsys.a" 2>/dev/null | grep -q __asan_; then
+if [ -n "${DSYS_SAN:-}" ]; then
+	read -ra san <<<"$DSYS_SAN"
+elif nm "$build/libdsys.a" 2>/dev/null | grep __asan_ >/dev/null; then
 	san=(-fsanitize=address,undefined)
 fi
 # shellcheck disable=SC2086

@@ -235,7 +235,8 @@ static int list_services(struct reg_config *cfg)
 		int rc = reg_load(cfg, NULL, &v, &n);
 		if (rc)
 			return rc;
-		qsort(v, n, sizeof *v, cmp_service);
+		if (n > 1)   /* qsort's base may not be NULL, even for 0 */
+			qsort(v, n, sizeof *v, cmp_service);
 		struct buf b = BUF_INIT;
 		for (size_t i = 0; i < n;) {
 			size_t j = i, passing = 0;
@@ -261,7 +262,8 @@ static int list_services(struct reg_config *cfg)
 	int r = reg_file_services(cfg->url.path, &names, &n);
 	if (r < 0)
 		return store_fail(cfg, r);
-	qsort(names, n, sizeof *names, cmp_name);
+	if (n > 1)
+		qsort(names, n, sizeof *names, cmp_name);
 	struct buf b = BUF_INIT;
 	uint64_t now = reg_now_ms();
 	for (size_t i = 0; i < n; i++) {
@@ -299,7 +301,8 @@ static int list(struct reg_config *cfg, const char *service)
 	int rc = reg_load(cfg, service, &v, &n);
 	if (rc)
 		return rc;
-	qsort(v, n, sizeof *v, cmp_inst);
+	if (n > 1)   /* qsort's base may not be NULL, even for 0 */
+		qsort(v, n, sizeof *v, cmp_inst);
 	struct buf b = BUF_INIT;
 	for (size_t i = 0; i < n; i++) {
 		if (!cfg->all && v[i].status != REG_PASSING)

@@ -140,7 +140,8 @@ static void follow_render(uv_timer_t *tm)
 		          f->n, f->service, f->cfg->min, f->cfg->out_path);
 		return;
 	}
-	qsort(f->v, f->n, sizeof *f->v, cmp_id);
+	if (f->n > 1)   /* qsort's base may not be NULL, even for 0 */
+		qsort(f->v, f->n, sizeof *f->v, cmp_id);
 	render_set(f->cfg, f->service, f->t, f->v, f->n);   /* a refusal is said; the last good file stays */
 }
 
@@ -227,7 +228,8 @@ int reg_render(struct reg_config *cfg, const char *service)
 		}
 		nanosleep(&step, NULL);
 	}
-	qsort(v, m, sizeof *v, cmp_id);
+	if (m > 1)
+		qsort(v, m, sizeof *v, cmp_id);
 	int rc = render_set(cfg, service, t, v, m);
 	reg_template_free(t);
 	free(v);

@@ -100,6 +100,7 @@ struct reg_keeper {
 	bool want, dirty, inflight, ka_due;
 	enum call what;              /* the call in flight */
 	uv_timer_t ka, retry;
+	int open_handles;            /* freed when the last one has closed */
 	reg_keeper_cb cb;
 	void *ud;
 };
@@ -222,6 +223,7 @@ struct reg_keeper *reg_keeper_new(uv_loop_t *loop, struct etcd_client *c, uint64
 	uv_timer_init(loop, &k->ka);
 	uv_timer_init(loop, &k->retry);
 	k->ka.data = k->retry.data = k;
+	k->open_handles = 2;
 	return k;
 }
 
@@ -256,7 +258,9 @@ int64_t reg_keeper_lease(const struct reg_keeper *k)
 static void close_cb(uv_handle_t *h)
 {
 	struct reg_keeper *k = h->data;
-	if (h == (uv_handle_t *)&k->retry) {
+	/* libuv runs close callbacks in no promised order (newest first
+	 * today), so the keeper goes with whichever closes last */
+	if (--k->open_handles == 0) {
 		buf_free(&k->value);
 		free(k);
 	}
