@@ -313,6 +313,9 @@ int reg_add(struct reg_config *cfg, const char *service, char **cmd)
 		if (r < 0) {
 			cli_error("cannot run '%s': %s", cmd[0], uv_strerror(r));
 			a.exit_code = r == UV_ENOENT ? 127 : 126;
+			/* a handle whose spawn failed is still open, and an
+			 * open handle keeps uv_loop_close from freeing the loop */
+			uv_close((uv_handle_t *)&a.proc, NULL);
 			goto out;
 		}
 	}
