@@ -17,6 +17,9 @@
 # a scrape is not a hot path, and it reads /proc through stdio (about 11
 # allocations a scrape, measured).
 #
+# dsys-register add and dsys-lock run, which run to their command's end,
+# are run the same way to their end (vg_run), on file: and on a real etcd.
+#
 # Valgrind cannot run a sanitizer build (make check), so the file skips there.
 
 load helpers
@@ -36,7 +39,11 @@ setup() {
 	fi
 	command -v valgrind >/dev/null || fail "valgrind is not installed (make deps installs it)"
 }
-teardown() { dsys_teardown; }
+teardown() {
+	# an etcd a failed test left (the store tests start one)
+	[ -z "${ETCD_PID:-}" ] || { kill -KILL "$ETCD_PID"; wait "$ETCD_PID"; } 2>/dev/null || :
+	dsys_teardown
+}
 
 # vg_start NAME CMD [ARG]...: start CMD under memcheck as server NAME; its
 # valgrind log is $BATS_TEST_TMPDIR/NAME.vg (set as VG_LOG), and the call
@@ -272,4 +279,124 @@ it.cancel()' "$SERVER_PORT"
 	assert_line --index 0 0801
 	assert_line --index 1 400
 	vg_stop
+}
+
+# vg_run NAME CMD [ARG]...: run CMD to its end under memcheck (log
+# $BATS_TEST_TMPDIR/NAME.vg); sets VG_STATUS to its exit status and fails
+# when valgrind found an error or a definite or indirect loss.
+vg_run() {
+	local name=$1
+	shift
+	VG_LOG="$BATS_TEST_TMPDIR/$name.vg"
+	VG_STATUS=0
+	valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect \
+		--error-exitcode=99 --track-fds=no --log-file="$VG_LOG" "$@" \
+		>"$BATS_TEST_TMPDIR/$name.out" 2>"$BATS_TEST_TMPDIR/$name.err" 3>&- || VG_STATUS=$?
+	if [ "$VG_STATUS" -eq 99 ] ||
+		! grep -q 'ERROR SUMMARY: 0 errors' "$VG_LOG" ||
+		! grep -qE 'All heap blocks were freed|definitely lost: 0 bytes' "$VG_LOG" ||
+		grep -qE 'indirectly lost: [1-9]' "$VG_LOG"; then
+		echo "exit status $VG_STATUS (99: valgrind found errors); valgrind said:" >&2
+		cat "$VG_LOG" "$BATS_TEST_TMPDIR/$name.err" >&2
+		return 1
+	fi
+}
+
+@test "valgrind: a dsys-raft node serves etcd's JSON API, bad input and a restart from its WAL with no leak" {
+	local dir pp u b64
+	dir=$(dsys_tmp raft)
+	pp=$(free_port)
+	node=(dsys-raft node --name n1 --data-dir "$dir" --listen-client 127.0.0.1:0
+		--listen-peer "127.0.0.1:$pp" --initial-cluster "n1=http://127.0.0.1:$pp"
+		--heartbeat-interval 50ms --election-timeout 500ms)
+	vg_start raft "${node[@]}"
+	u="http://127.0.0.1:$SERVER_PORT"
+	post() { curl -s --max-time 60 "$u$1" -d "$2"; }
+	# the first put waits for the node to elect itself
+	for _ in $(seq 100); do
+		run post /v3/kv/put '{"key":"YQ==","value":"MQ=="}'
+		[[ "$output" == *'"revision"'* ]] && break
+		sleep 0.2
+	done
+	assert_output --partial '"revision":"2"'
+	run post /v3/lease/grant '{"TTL":"60"}'
+	assert_output --partial '"ID"'
+	lease=$(jq -r .ID <<<"$output")
+	post /v3/kv/put "{\"key\":\"Yg==\",\"value\":\"Mg==\",\"lease\":\"$lease\"}" >/dev/null
+	run post /v3/kv/txn '{"compare":[{"key":"YQ==","target":"VALUE","value":"MQ=="}],"success":[{"request_put":{"key":"YQ==","value":"Mw=="}}]}'
+	assert_output --partial '"succeeded":true'
+	run post /v3/kv/range '{"key":"YQ==","range_end":"Yw=="}'
+	assert_output --partial '"count":"2"'
+	post /v3/lease/keepalive "{\"ID\":\"$lease\"}" >/dev/null
+	post /v3/kv/deleterange '{"key":"YQ=="}' >/dev/null
+	run post /v3/kv/put 'xx'
+	assert_output --partial '"code":3'
+	post /v3/kv/range '{"key":"YQ==","revision":"99"}' >/dev/null
+	post /v3/watch '{"create_request":{"key":"Yg==","start_revision":"1"}}' >/dev/null
+	curl -s --max-time 60 "$u/health" "$u/metrics" >/dev/null
+	vg_stop
+	# a second run replays the WAL the first one left
+	vg_start raft2 "${node[@]}"
+	u="http://127.0.0.1:$SERVER_PORT"
+	for _ in $(seq 100); do
+		run post /v3/kv/range '{"key":"Yg=="}'
+		[[ "$output" == *'"kvs"'* ]] && break
+		sleep 0.2
+	done
+	assert_output --partial '"value":"Mg=="'
+	vg_stop
+}
+
+@test "valgrind: dsys-trace collect takes OTLP protobuf, OTLP JSON and bad bodies with no leak and exits 0" {
+	vg_start collect dsys-trace collect --listen 127.0.0.1:0 --threads 1
+	export OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SERVER_PORT" OTEL_SERVICE_NAME=vg
+	unset DSYS_TRACE_FILE TRACEPARENT
+	OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf dsys-trace exec --name pb -- true
+	OTEL_EXPORTER_OTLP_PROTOCOL=http/json dsys-trace exec --name js -- true
+	echo 'a log line' | OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf dsys-trace log --service vg
+	run curl -s -o /dev/null -w '%{http_code}' --max-time 60 -H 'Content-Type: application/x-protobuf' \
+		--data-binary $'\x0a\xff\xff\xff\xff\x0f' "http://127.0.0.1:$SERVER_PORT/v1/traces"
+	assert_output 400
+	run curl -s -o /dev/null -w '%{http_code}' --max-time 60 -H 'Content-Type: application/json' \
+		-d '{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz"}]}]}]}' "http://127.0.0.1:$SERVER_PORT/v1/traces"
+	assert_output 400
+	for _ in $(seq 100); do
+		[ "$(grep -c '"name":"\(pb\|js\)"' "$SERVER_OUT")" -ge 2 ] && break
+		sleep 0.1
+	done
+	vg_stop
+	run grep -c '"name":"\(pb\|js\)"' "$SERVER_OUT"
+	assert_output 2
+}
+
+@test "valgrind: dsys-register add on file: and etcd:// keeps, removes and exits with its command's status, with no leak" {
+	load etcd_helpers
+	local dir
+	dir=$(dsys_tmp reg)
+	vg_run add dsys-register add web --addr 127.0.0.1:8080 --store "file:$dir" --ttl 1s -- sh -c 'sleep 1; exit 7'
+	[ "$VG_STATUS" -eq 7 ]
+	vg_run add2 dsys-register add web --addr 127.0.0.1:8080 --store "file:$dir" -- /no/such/command
+	[ "$VG_STATUS" -eq 127 ]
+	ETCD_PID=
+	etcd_start
+	vg_run add3 dsys-register add web --addr 127.0.0.1:8080 --store "$ETCD_URL" --ttl 2s -- sh -c 'sleep 1; exit 5'
+	local st=$VG_STATUS
+	etcd_stop
+	[ "$st" -eq 5 ]
+}
+
+@test "valgrind: dsys-lock run on file: and etcd:// holds, releases and exits with its command's status, with no leak" {
+	load etcd_helpers
+	local dir
+	dir=$(dsys_tmp lock)
+	vg_run run dsys-lock run job --store "file:$dir" -- sh -c 'sleep 0.5; exit 6'
+	[ "$VG_STATUS" -eq 6 ]
+	ETCD_PID=
+	etcd_start
+	vg_run run2 dsys-lock run job --store "$ETCD_URL" --ttl 5s -- sh -c 'sleep 1; exit 4'
+	local st=$VG_STATUS
+	vg_run st dsys-lock status job --store "$ETCD_URL"
+	etcd_stop
+	[ "$st" -eq 4 ]
+	[ "$VG_STATUS" -eq 0 ]
 }
