@@ -115,7 +115,7 @@ for i in range(n):
 EOF2
 cat >"$rdir/upstream.tpl" <<'EOF2'
 upstream web {
-{{range}}    server {{addr}}; # {{id}} {{meta.zone|none}}
+{{range}}    server {{addr}}; # {{id}} {{meta.zone or "none"}}
 {{end}}}
 EOF2
 render() { # CASE NAME ROUND
