@@ -227,3 +227,69 @@ EOF2
 	run cat "$out"
 	assert_output 'server 127.0.0.1:8080;server 127.0.0.1:8081;'
 }
+
+@test "register etcd: what python3-etcd3 writes in the endpoint-manager layout, list and watch read; its lease revoked, watch says down" {
+	etcd_start
+	export DSYS_STORE=$ETCD_URL
+	w=$BATS_TEST_TMPDIR/watch.out
+	dsys-register watch web >"$w" 3>&- &
+	BG+=($!)
+	wait_for "$w" '"event":"synced"'
+	# as grpc-go's endpoints.Manager writes: key TARGET/ADDR, Metadata its own
+	run "$DSYS_PY" - "$ETCD_PORT" "$BATS_TEST_TMPDIR/lease" <<'EOF2'
+import json, sys, etcd3
+c = etcd3.client(host="127.0.0.1", port=int(sys.argv[1]))
+l = c.lease(30)
+c.put("dsys/services/web/127.0.0.1:9000",
+      json.dumps({"Op": 0, "Addr": "127.0.0.1:9000", "Metadata": None}), lease=l)
+c.put("dsys/services/web/127.0.0.1:9001", json.dumps({"Op": 0, "Addr": "127.0.0.1:9001"}), lease=l)
+open(sys.argv[2], "w").write(str(l.id))
+print("ok")
+EOF2
+	assert_output ok
+	wait_for "$w" '"event":"up","service":"web","id":"127.0.0.1:9001"'
+	run dsys-register list web
+	assert_line --index 0 --partial '"id":"127.0.0.1:9000","addr":"127.0.0.1:9000","url":"http://127.0.0.1:9000/"'
+	assert_line --index 1 --partial '"id":"127.0.0.1:9001","addr":"127.0.0.1:9001"'
+	[ "${#lines[@]}" -eq 2 ]
+	run "$DSYS_PY" - "$ETCD_PORT" "$(cat "$BATS_TEST_TMPDIR/lease")" <<'EOF2'
+import sys, etcd3
+etcd3.client(host="127.0.0.1", port=int(sys.argv[1])).revoke_lease(int(sys.argv[2]))
+EOF2
+	assert_success
+	wait_for "$w" '"event":"down","service":"web","id":"127.0.0.1:9001"'
+	run grep -c '"event":"down"' "$w"
+	assert_output 2
+	run dsys-register list web
+	assert_output ''
+}
+
+@test "register etcd: a running watch resumes after etcd restarts, with no event lost or repeated" {
+	etcd_start
+	export DSYS_STORE=$ETCD_URL
+	w=$BATS_TEST_TMPDIR/watch.out
+	dsys-register watch web >"$w" 2>"$BATS_TEST_TMPDIR/watch.err" 3>&- &
+	wpid=$!
+	BG+=($wpid)
+	wait_for "$w" '"event":"synced"'
+	dsys-register add web --addr 127.0.0.1:8080 --id a --ttl 30s >/dev/null 3>&- &
+	BG+=($!)
+	wait_for "$w" '"event":"up","service":"web","id":"a"'
+	etcd_stop
+	etcd_restart
+	dsys-register add web --addr 127.0.0.1:8081 --id b --ttl 30s >/dev/null 3>&- &
+	BG+=($!)
+	wait_for "$w" '"event":"up","service":"web","id":"b"' 20
+	# x comes and goes after the restart, while the same watch runs
+	ctl put dsys/services/web/x "$(printf '{"Op":0,"Addr":"127.0.0.1:8082"}')" >/dev/null
+	ctl del dsys/services/web/x >/dev/null
+	wait_for "$w" '"event":"down","service":"web","id":"x"'
+	kill -0 "$wpid"
+	run grep -o '"event":"[a-z]*","service":"web","id":"[a-z]"' "$w"
+	assert_output - <<'EOF2'
+"event":"up","service":"web","id":"a"
+"event":"up","service":"web","id":"b"
+"event":"up","service":"web","id":"x"
+"event":"down","service":"web","id":"x"
+EOF2
+}
