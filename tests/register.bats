@@ -4,6 +4,7 @@
 # every bad-input case.
 
 load helpers
+load register_helpers
 bats_require_minimum_version 1.5.0
 BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-60}
 
@@ -15,36 +16,8 @@ setup() {
 }
 
 teardown() {
-	local p
-	for p in "${BG[@]}"; do
-		kill -KILL "$p" 2>/dev/null
-		wait "$p" 2>/dev/null || :
-	done
+	reg_kill_bg
 	dsys_teardown
-}
-
-# wait_for FILE PATTERN [SECONDS]: until a line of FILE matches.
-wait_for() {
-	local i
-	for ((i = 0; i < ${3:-10} * 50; i++)); do
-		grep -q -- "$2" "$1" 2>/dev/null && return 0
-		sleep 0.02
-	done
-	echo "no '$2' in $1:" >&2
-	cat "$1" >&2
-	return 1
-}
-
-# wait_count SERVICE N [SECONDS]: until list SERVICE prints N lines.
-wait_count() {
-	local i n
-	for ((i = 0; i < ${3:-10} * 50; i++)); do
-		n=$(dsys-register list "$1" | grep -c .) || :
-		[ "$n" -eq "$2" ] && return 0
-		sleep 0.02
-	done
-	echo "list $1 has $n lines, not $2" >&2
-	return 1
 }
 
 @test "register: add prints registered; list shows the instance with addr and url; remove takes it out" {

@@ -6,56 +6,26 @@
 
 load helpers
 load etcd_helpers
+load register_helpers
 bats_require_minimum_version 1.5.0
 BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-90}
 
 setup_file() {
-	command -v etcd >/dev/null || fail "etcd is not installed (make deps installs etcd-server)"
-	command -v etcdctl >/dev/null || fail "etcdctl is not installed (make deps installs etcd-client)"
+	etcd_require
 }
 
 setup() {
 	dsys_setup
-	export DSYS_LOG_LEVEL=warn ETCDCTL_API=3
+	etcd_reset
+	export DSYS_LOG_LEVEL=warn
 	unset DSYS_STORE DSYS_REGISTER_TTL
-	ETCD_PID=
-	ETCD_CLUSTER_PIDS=()
 	BG=()
 }
 
 teardown() {
-	local p
-	for p in "${BG[@]}"; do
-		kill -KILL "$p" 2>/dev/null
-		wait "$p" 2>/dev/null || :
-	done
+	reg_kill_bg
 	dsys_teardown
-	etcd_stop
-	etcd_cluster_stop
-}
-
-ctl() { etcdctl --endpoints "$ETCD_ENDPOINT" "$@"; }
-
-wait_for() {
-	local i
-	for ((i = 0; i < ${3:-10} * 50; i++)); do
-		grep -q -- "$2" "$1" 2>/dev/null && return 0
-		sleep 0.02
-	done
-	echo "no '$2' in $1:" >&2
-	cat "$1" >&2
-	return 1
-}
-
-wait_count() {
-	local i n
-	for ((i = 0; i < ${3:-10} * 50; i++)); do
-		n=$(dsys-register list "$1" | grep -c .) || :
-		[ "$n" -eq "$2" ] && return 0
-		sleep 0.02
-	done
-	echo "list $1 has $n lines, not $2" >&2
-	return 1
+	etcd_teardown
 }
 
 @test "register etcd: add writes etcd's endpoint-manager key and value, read by etcdctl and python3-etcd3" {
