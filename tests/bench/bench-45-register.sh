@@ -21,7 +21,8 @@
 #   render     `dsys-register render --once` of BENCH_REG_INSTANCES (1000)
 #              passing instances of a file: registry into an nginx upstream
 #              block, BENCH_REG_RENDERS (10) runs: ms_per_render, the whole
-#              command included (the bar: under 10)
+#              command included (the bar: under 10), and ms_start, what
+#              `dsys-register --version` takes, the process start alone
 #   ratio      the median of per-round ratios, > 1 where dsys-register is
 #              ahead: regs dsys-register-etcd/etcdctl, and watch p99
 #              etcdctl/dsys-register-etcd
@@ -33,7 +34,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 # shellcheck source=tests/bench/etcd.sh
 . "$here/etcd.sh"
-BENCH_COLUMNS="regs_per_s p50_us p99_us ms_per_render ratio"
+BENCH_COLUMNS="regs_per_s p50_us p99_us ms_per_render ms_start ratio"
 BENCH_RATIOS=""
 bench_init register || exit 1
 if ! command -v dsys-register >/dev/null 2>&1; then
@@ -119,7 +120,7 @@ upstream web {
 {{end}}}
 EOF2
 render() { # CASE NAME ROUND
-	local t0 t1 ms
+	local t0 t1 ms start
 	local -a cmd=(dsys-register render web --store "file:$rdir" --template "$rdir/upstream.tpl"
 		--out "$rdir/upstream.conf" --once)
 	taskset -c "$BENCH_LOAD_CPU" "${cmd[@]}" >/dev/null || { bench_fail "$1: render failed"; return 1; }
@@ -128,12 +129,18 @@ render() { # CASE NAME ROUND
 		_ "$renders" "${cmd[@]}" || { bench_fail "$1: render failed"; return 1; }
 	t1=$(date +%s%N)
 	ms=$(awk -v n="$renders" -v ns="$((t1 - t0))" 'BEGIN { printf "%.2f", ns / 1e6 / n }')
+	# what of it is the process's start: the same number of --version
+	t0=$(date +%s%N)
+	taskset -c "$BENCH_LOAD_CPU" bash -c 'for ((i = 0; i < $1; i++)); do dsys-register --version >/dev/null || exit 1; done' \
+		_ "$renders" || { bench_fail "$1: dsys-register --version failed"; return 1; }
+	t1=$(date +%s%N)
+	start=$(awk -v n="$renders" -v ns="$((t1 - t0))" 'BEGIN { printf "%.2f", ns / 1e6 / n }')
 	if [ "$(grep -c 'server 10\.' "$rdir/upstream.conf")" -ne "$instances" ]; then
 		bench_fail "$1: the upstream block does not hold $instances servers"
 		return 1
 	fi
-	bench_record "$1" "$2" "$3" ms_per_render="$ms"
-	bench_log "$(printf '%-7s round %s %-19s %7s ms per render of %s' "$1" "$3" "$2" "$ms" "$instances")"
+	bench_record "$1" "$2" "$3" ms_per_render="$ms" ms_start="$start"
+	bench_log "$(printf '%-7s round %s %-19s %7s ms per render of %s, %s ms of it a process start' "$1" "$3" "$2" "$ms" "$instances" "$start")"
 }
 
 # shellcheck disable=SC2086
