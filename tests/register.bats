@@ -298,3 +298,31 @@ EOF2
 	run cat "$out"
 	assert_output 'server 127.0.0.1:8081;'
 }
+
+@test "register: a critical instance is removed after --deregister-after, well under a minute, and written again when it passes" {
+	flag=$BATS_TEST_TMPDIR/healthy
+	touch "$flag"
+	out=$BATS_TEST_TMPDIR/add.out
+	dsys-register add web --addr 127.0.0.1:8080 --id a --check "exec:test -e $flag" \
+		--check-interval 50ms --rise 1 --fall 1 --deregister-after 1500ms >"$out" 3>&- &
+	BG+=($!)
+	wait_count web 1
+	rm "$flag"
+	wait_for "$out" '"status":"critical"'
+	t0=$(date +%s%3N)
+	# critical: still listed with --all until --deregister-after has passed
+	run dsys-register list web --all
+	assert_output --partial '"status":"critical"'
+	wait_for "$out" 'critical for --deregister-after'
+	t1=$(date +%s%3N)
+	run dsys-register list web --all
+	assert_output ''
+	# not before its time, and nowhere near Consul's minute
+	[ $((t1 - t0)) -ge 1300 ]
+	[ $((t1 - t0)) -le 4000 ]
+	touch "$flag"
+	wait_count web 1
+	run dsys-register list web
+	assert_output --partial '"id":"a","addr":"127.0.0.1:8080"'
+	assert_output --partial '"status":"passing"'
+}
