@@ -221,6 +221,7 @@ EOF2
 	run dsys-register list web
 	assert_line --index 0 --partial '"id":"127.0.0.1:9000","addr":"127.0.0.1:9000","url":"http://127.0.0.1:9000/"'
 	assert_line --index 1 --partial '"id":"127.0.0.1:9001","addr":"127.0.0.1:9001"'
+	assert_line --index 1 --partial '"status":"passing","since":null}'
 	[ "${#lines[@]}" -eq 2 ]
 	run "$DSYS_PY" - "$ETCD_PORT" "$(cat "$BATS_TEST_TMPDIR/lease")" <<'EOF2'
 import sys, etcd3
