@@ -72,7 +72,11 @@ EOF2
 	assert_output --partial '"service":"web"'
 	kill -KILL "$pid"
 	wait "$pid" 2>/dev/null || :
+	killed=$(date +%s%3N)
 	wait_count web 0 4
+	gone=$(date +%s%3N)
+	# within the TTL (2 s) and 1 s
+	[ $((gone - killed)) -le 3000 ]
 	run -9 dsys-register add web --addr 127.0.0.1:8080 -- sh -c 'sleep 0.3; exit 9'
 	assert_line --index 0 --partial '"event":"registered"'
 	assert_line --index 1 --partial '"event":"deregistered"'
