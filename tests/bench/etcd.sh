@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # tests/bench/etcd.sh -- three etcd members for a make bench section.
 #
 # Source it after lib.sh and bench_init.  bench_etcd3 starts three members
@@ -8,7 +9,7 @@
 # ETCD_EPS (http://127.0.0.1:P,... for etcdctl) and ETCD_URL
 # (etcd://127.0.0.1:P,... for dsys programs) and returns 0.
 bench_etcd3() {
-	local ports=() initial= eps=() hosts=() i d
+	local ports=() initial="" eps=() hosts=() i d
 	for i in 0 1 2; do ports+=("$(bench_port)" "$(bench_port)"); done
 	for i in 0 1 2; do initial+="${initial:+,}e$i=http://127.0.0.1:${ports[2 * i + 1]}"; done
 	for i in 0 1 2; do
@@ -20,7 +21,7 @@ bench_etcd3() {
 			--initial-advertise-peer-urls "http://127.0.0.1:${ports[2 * i + 1]}" \
 			--initial-cluster "$initial" --initial-cluster-state new \
 			--initial-cluster-token "dsys-bench-$$") </dev/null >"$d/stdout" 2>"$d/stderr" 3>&- &
-		BENCH_PID[etcd$i]=$!
+		BENCH_PID["etcd$i"]=$!
 		eps+=("http://127.0.0.1:${ports[2 * i]}")
 		hosts+=("127.0.0.1:${ports[2 * i]}")
 	done
