@@ -22,6 +22,12 @@
 #   etcd_cluster_stop     SIGTERM to every member still running
 #   etcd_free_ports N     print N distinct free loopback ports, one a line
 #
+# For a .bats file's own setup_file, setup and teardown:
+#   etcd_require      1 unless etcd and etcdctl are installed
+#   etcd_reset        no member started yet; etcdctl speaks v3
+#   etcd_teardown     etcd_stop and etcd_cluster_stop
+#   ctl ARGS...       etcdctl on $ETCD_CTL_EP, else on $ETCD_ENDPOINT
+#
 # Failures print a line on stderr and return 1; a member's log is
 # DIR/etcd.log.
 
@@ -164,3 +170,25 @@ etcd_cluster_stop() {
 	ETCD_CLUSTER_PIDS=()
 	return 0
 }
+
+etcd_require() {
+	local c
+	for c in etcd etcdctl; do
+		command -v "$c" >/dev/null && continue
+		echo "$c is not installed (make deps installs etcd-server and etcd-client)" >&2
+		return 1
+	done
+}
+
+etcd_reset() {
+	ETCD_PID=
+	ETCD_CLUSTER_PIDS=()
+	export ETCDCTL_API=3
+}
+
+etcd_teardown() {
+	etcd_stop
+	etcd_cluster_stop
+}
+
+ctl() { etcdctl --endpoints "${ETCD_CTL_EP:-$ETCD_ENDPOINT}" "$@"; }

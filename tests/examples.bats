@@ -59,3 +59,12 @@ setup() {
 	echo "${lines[0]}" | jq -e '.name == "user-42" and .age == 60' >/dev/null
 	echo "${lines[1]}" | jq -e '.error == "NOT_FOUND"' >/dev/null
 }
+
+@test "examples: nginx-upstream.sh keeps a real nginx's upstream block on the live instances as they come and die" {
+	run --separate-stderr bash examples/nginx-upstream.sh
+	[ "$status" -eq 0 ] || { echo "$output"; echo "$stderr"; false; }
+	[ "${#lines[@]}" -eq 4 ] || { echo "$output"; false; }
+	echo "${lines[1]}" | jq -e '.upstream == ["a","b","c"] and .answered_by == ["a","b","c"] and .failed == 0' >/dev/null
+	echo "${lines[2]}" | jq -e '.step == "kill -9 a" and .answered_by == ["b","c"] and .failed == 0' >/dev/null
+	echo "${lines[3]}" | jq -e '.answered_by == ["c"] and .ok > 0 and .failed == 0' >/dev/null
+}

@@ -4,6 +4,7 @@
 # every bad-input case.
 
 load helpers
+load register_helpers
 bats_require_minimum_version 1.5.0
 BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-60}
 
@@ -15,36 +16,8 @@ setup() {
 }
 
 teardown() {
-	local p
-	for p in "${BG[@]}"; do
-		kill -KILL "$p" 2>/dev/null
-		wait "$p" 2>/dev/null || :
-	done
+	reg_kill_bg
 	dsys_teardown
-}
-
-# wait_for FILE PATTERN [SECONDS]: until a line of FILE matches.
-wait_for() {
-	local i
-	for ((i = 0; i < ${3:-10} * 50; i++)); do
-		grep -q -- "$2" "$1" 2>/dev/null && return 0
-		sleep 0.02
-	done
-	echo "no '$2' in $1:" >&2
-	cat "$1" >&2
-	return 1
-}
-
-# wait_count SERVICE N [SECONDS]: until list SERVICE prints N lines.
-wait_count() {
-	local i n
-	for ((i = 0; i < ${3:-10} * 50; i++)); do
-		n=$(dsys-register list "$1" | grep -c .) || :
-		[ "$n" -eq "$2" ] && return 0
-		sleep 0.02
-	done
-	echo "list $1 has $n lines, not $2" >&2
-	return 1
 }
 
 @test "register: add prints registered; list shows the instance with addr and url; remove takes it out" {
@@ -330,4 +303,32 @@ EOF2
 	assert_output --partial '"instances":1,"bytes":23'
 	run cat "$out"
 	assert_output 'server 127.0.0.1:8081;'
+}
+
+@test "register: a critical instance is removed after --deregister-after, well under a minute, and written again when it passes" {
+	flag=$BATS_TEST_TMPDIR/healthy
+	touch "$flag"
+	out=$BATS_TEST_TMPDIR/add.out
+	dsys-register add web --addr 127.0.0.1:8080 --id a --check "exec:test -e $flag" \
+		--check-interval 50ms --rise 1 --fall 1 --deregister-after 1500ms >"$out" 3>&- &
+	BG+=($!)
+	wait_count web 1
+	rm "$flag"
+	wait_for "$out" '"status":"critical"'
+	t0=$(date +%s%3N)
+	# critical: still listed with --all until --deregister-after has passed
+	run dsys-register list web --all
+	assert_output --partial '"status":"critical"'
+	wait_for "$out" 'critical for --deregister-after'
+	t1=$(date +%s%3N)
+	run dsys-register list web --all
+	assert_output ''
+	# not before its time, and nowhere near Consul's minute
+	[ $((t1 - t0)) -ge 1300 ]
+	[ $((t1 - t0)) -le 4000 ]
+	touch "$flag"
+	wait_count web 1
+	run dsys-register list web
+	assert_output --partial '"id":"a","addr":"127.0.0.1:8080"'
+	assert_output --partial '"status":"passing"'
 }

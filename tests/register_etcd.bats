@@ -6,56 +6,26 @@
 
 load helpers
 load etcd_helpers
+load register_helpers
 bats_require_minimum_version 1.5.0
 BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-90}
 
 setup_file() {
-	command -v etcd >/dev/null || fail "etcd is not installed (make deps installs etcd-server)"
-	command -v etcdctl >/dev/null || fail "etcdctl is not installed (make deps installs etcd-client)"
+	etcd_require
 }
 
 setup() {
 	dsys_setup
-	export DSYS_LOG_LEVEL=warn ETCDCTL_API=3
+	etcd_reset
+	export DSYS_LOG_LEVEL=warn
 	unset DSYS_STORE DSYS_REGISTER_TTL
-	ETCD_PID=
-	ETCD_CLUSTER_PIDS=()
 	BG=()
 }
 
 teardown() {
-	local p
-	for p in "${BG[@]}"; do
-		kill -KILL "$p" 2>/dev/null
-		wait "$p" 2>/dev/null || :
-	done
+	reg_kill_bg
 	dsys_teardown
-	etcd_stop
-	etcd_cluster_stop
-}
-
-ctl() { etcdctl --endpoints "$ETCD_ENDPOINT" "$@"; }
-
-wait_for() {
-	local i
-	for ((i = 0; i < ${3:-10} * 50; i++)); do
-		grep -q -- "$2" "$1" 2>/dev/null && return 0
-		sleep 0.02
-	done
-	echo "no '$2' in $1:" >&2
-	cat "$1" >&2
-	return 1
-}
-
-wait_count() {
-	local i n
-	for ((i = 0; i < ${3:-10} * 50; i++)); do
-		n=$(dsys-register list "$1" | grep -c .) || :
-		[ "$n" -eq "$2" ] && return 0
-		sleep 0.02
-	done
-	echo "list $1 has $n lines, not $2" >&2
-	return 1
+	etcd_teardown
 }
 
 @test "register etcd: add writes etcd's endpoint-manager key and value, read by etcdctl and python3-etcd3" {
@@ -102,7 +72,11 @@ EOF2
 	assert_output --partial '"service":"web"'
 	kill -KILL "$pid"
 	wait "$pid" 2>/dev/null || :
+	killed=$(date +%s%3N)
 	wait_count web 0 4
+	gone=$(date +%s%3N)
+	# within the TTL (2 s) and 1 s
+	[ $((gone - killed)) -le 3000 ]
 	run -9 dsys-register add web --addr 127.0.0.1:8080 -- sh -c 'sleep 0.3; exit 9'
 	assert_line --index 0 --partial '"event":"registered"'
 	assert_line --index 1 --partial '"event":"deregistered"'
@@ -226,4 +200,71 @@ EOF2
 	wait_for "$r" '"instances":2'
 	run cat "$out"
 	assert_output 'server 127.0.0.1:8080;server 127.0.0.1:8081;'
+}
+
+@test "register etcd: what python3-etcd3 writes in the endpoint-manager layout, list and watch read; its lease revoked, watch says down" {
+	etcd_start
+	export DSYS_STORE=$ETCD_URL
+	w=$BATS_TEST_TMPDIR/watch.out
+	dsys-register watch web >"$w" 3>&- &
+	BG+=($!)
+	wait_for "$w" '"event":"synced"'
+	# as grpc-go's endpoints.Manager writes: key TARGET/ADDR, Metadata its own
+	run "$DSYS_PY" - "$ETCD_PORT" "$BATS_TEST_TMPDIR/lease" <<'EOF2'
+import json, sys, etcd3
+c = etcd3.client(host="127.0.0.1", port=int(sys.argv[1]))
+l = c.lease(30)
+c.put("dsys/services/web/127.0.0.1:9000",
+      json.dumps({"Op": 0, "Addr": "127.0.0.1:9000", "Metadata": None}), lease=l)
+c.put("dsys/services/web/127.0.0.1:9001", json.dumps({"Op": 0, "Addr": "127.0.0.1:9001"}), lease=l)
+open(sys.argv[2], "w").write(str(l.id))
+print("ok")
+EOF2
+	assert_output ok
+	wait_for "$w" '"event":"up","service":"web","id":"127.0.0.1:9001"'
+	run dsys-register list web
+	assert_line --index 0 --partial '"id":"127.0.0.1:9000","addr":"127.0.0.1:9000","url":"http://127.0.0.1:9000/"'
+	assert_line --index 1 --partial '"id":"127.0.0.1:9001","addr":"127.0.0.1:9001"'
+	assert_line --index 1 --partial '"status":"passing","since":null}'
+	[ "${#lines[@]}" -eq 2 ]
+	run "$DSYS_PY" - "$ETCD_PORT" "$(cat "$BATS_TEST_TMPDIR/lease")" <<'EOF2'
+import sys, etcd3
+etcd3.client(host="127.0.0.1", port=int(sys.argv[1])).revoke_lease(int(sys.argv[2]))
+EOF2
+	assert_success
+	wait_for "$w" '"event":"down","service":"web","id":"127.0.0.1:9001"'
+	run grep -c '"event":"down"' "$w"
+	assert_output 2
+	run dsys-register list web
+	assert_output ''
+}
+
+@test "register etcd: a running watch resumes after etcd restarts, with no event lost or repeated" {
+	etcd_start
+	export DSYS_STORE=$ETCD_URL
+	w=$BATS_TEST_TMPDIR/watch.out
+	dsys-register watch web >"$w" 2>"$BATS_TEST_TMPDIR/watch.err" 3>&- &
+	wpid=$!
+	BG+=($wpid)
+	wait_for "$w" '"event":"synced"'
+	dsys-register add web --addr 127.0.0.1:8080 --id a --ttl 30s >/dev/null 3>&- &
+	BG+=($!)
+	wait_for "$w" '"event":"up","service":"web","id":"a"'
+	etcd_stop
+	etcd_restart
+	dsys-register add web --addr 127.0.0.1:8081 --id b --ttl 30s >/dev/null 3>&- &
+	BG+=($!)
+	wait_for "$w" '"event":"up","service":"web","id":"b"' 20
+	# x comes and goes after the restart, while the same watch runs
+	ctl put dsys/services/web/x "$(printf '{"Op":0,"Addr":"127.0.0.1:8082"}')" >/dev/null
+	ctl del dsys/services/web/x >/dev/null
+	wait_for "$w" '"event":"down","service":"web","id":"x"'
+	kill -0 "$wpid"
+	run grep -o '"event":"[a-z]*","service":"web","id":"[a-z]"' "$w"
+	assert_output - <<'EOF2'
+"event":"up","service":"web","id":"a"
+"event":"up","service":"web","id":"b"
+"event":"up","service":"web","id":"x"
+"event":"down","service":"web","id":"x"
+EOF2
 }

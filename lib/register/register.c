@@ -227,7 +227,13 @@ void reg_instance_json(struct json_writer *w, const struct reg_instance *in)
 	json_key(w, "meta");
 	json_raw(w, in->meta[0] ? in->meta : "{}", in->meta[0] ? strlen(in->meta) : 2);
 	json_kv_str(w, "status", reg_status_name(in->status));
-	json_kv_str(w, "since", since);
+	/* a record another client wrote has no since_ms: unknown, not 1970 */
+	if (in->since_ms) {
+		json_kv_str(w, "since", since);
+	} else {
+		json_key(w, "since");
+		json_raw(w, "null", 4);
+	}
 }
 
 /* ------------------------------------------------------------ file: */

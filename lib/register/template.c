@@ -284,7 +284,11 @@ static const char *value(const struct node *nd, const char *service, const struc
 		return colon ? colon + 1 : "";
 	case F_URL: snprintf(tmp, size, "http://%s/", in->addr); return tmp;
 	case F_STATUS: return reg_status_name(in->status);
-	case F_SINCE: json_time_rfc3339(tmp, in->since_ms); return tmp;
+	case F_SINCE:
+		if (!in->since_ms)
+			return "";   /* written by another client: unknown */
+		json_time_rfc3339(tmp, in->since_ms);
+		return tmp;
 	case F_SERVICE: return service;
 	case F_COUNT: snprintf(tmp, size, "%zu", n); return tmp;
 	case F_META:

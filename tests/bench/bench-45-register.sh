@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# make bench, section "register": dsys-register on file: and a 3-node etcd,
+# beside etcdctl against the same etcd.
+#
+# The etcd members run on CPU $BENCH_SERVER_CPU; every command, watcher
+# and driver on CPU $BENCH_LOAD_CPU.  Cases, each BENCH_ROUNDS rounds with
+# the order reversed every other round:
+#   regs       BENCH_REG_CMDS (40) registrations one after another, each a
+#              whole lifecycle as a shell user runs it: `dsys-register add
+#              web --addr A --id I -- true` (lease, put, CMD, delete,
+#              revoke) on file: and etcd, and `etcdctl put K V; etcdctl del
+#              K` (the least etcdctl can do: no lease): regs_per_s
+#   watch      BENCH_REG_CHANGES (200) changes, half up and half down, each
+#              timed from the start of the command that makes it to the
+#              line of a watcher in another process (tests/bench/
+#              register_watch.py): `dsys-register add` / SIGTERM to it
+#              seen by `dsys-register watch`, and `etcdctl put` / `etcdctl
+#              del` seen by `etcdctl watch --prefix`: p50_us, p99_us
+#              (issue 17's bars: p99 under 50000 on etcd, under 20000 on
+#              file:)
+#   render     `dsys-register render --once` of BENCH_REG_INSTANCES (1000)
+#              passing instances of a file: registry into an nginx upstream
+#              block, BENCH_REG_RENDERS (10) runs: ms_per_render, the whole
+#              command included (the bar: under 10), and ms_start, what
+#              `dsys-register --version` takes, the process start alone
+#   ratio      the median of per-round ratios, > 1 where dsys-register is
+#              ahead: regs dsys-register-etcd/etcdctl, and watch p99
+#              etcdctl/dsys-register-etcd
+# Check it with short settings, e.g.
+#   BENCH_ROUNDS=1 BENCH_REG_CMDS=5 BENCH_REG_CHANGES=20 BENCH_REG_INSTANCES=100 \
+#       BENCH_REG_RENDERS=3 tests/bench/bench-45-register.sh
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/bench/lib.sh
+. "$here/lib.sh"
+# shellcheck source=tests/bench/etcd.sh
+. "$here/etcd.sh"
+BENCH_COLUMNS="regs_per_s p50_us p99_us ms_per_render ms_start ratio"
+BENCH_RATIOS=""
+bench_init register || exit 1
+if ! command -v dsys-register >/dev/null 2>&1; then
+	bench_skip "register: dsys-register not built"
+	exit 0
+fi
+cmds=${BENCH_REG_CMDS:-40}
+changes=${BENCH_REG_CHANGES:-200}
+instances=${BENCH_REG_INSTANCES:-1000}
+renders=${BENCH_REG_RENDERS:-10}
+export DSYS_LOG_LEVEL=warn ETCDCTL_API=3
+declare -A URL=([dsys-register-file]="file:$(bench_dir reg)")
+names="dsys-register-file"
+etcd_ok=0
+if bench_need etcd etcdctl; then
+	if bench_etcd3; then
+		etcd_ok=1
+		URL[dsys-register-etcd]=$ETCD_URL
+		names+=" dsys-register-etcd etcdctl"
+		bench_log "etcd: 3 members at $ETCD_EPS"
+	else
+		bench_fail "etcd: the 3 members did not become healthy"
+	fi
+fi
+
+# on the load CPU: "$@" $cmds times with $i the iteration, stop at a failure
+load_loop() {
+	taskset -c "$BENCH_LOAD_CPU" bash -c 'for ((i = 0; i < $1; i++)); do eval "$2" >/dev/null || exit 1; done' _ "$cmds" "$1"
+}
+
+declare -A regs watchp99
+regs() { # CASE NAME ROUND
+	local body t0 t1
+	case $2 in
+	dsys-register-*)
+		body="dsys-register add web --store '${URL[$2]}' --id r$3-\$i --addr 127.0.0.1:\$((20000 + i)) -- true" ;;
+	etcdctl)
+		body="etcdctl --endpoints '$ETCD_EPS' put dsys/bench/web/r$3-\$i '{\"Op\":0,\"Addr\":\"127.0.0.1:'\$((20000 + i))'\"}' && etcdctl --endpoints '$ETCD_EPS' del dsys/bench/web/r$3-\$i" ;;
+	esac
+	cmds=2 load_loop "${body//r$3-/warm-}" || { bench_fail "$1 $2: the warm-up failed"; return 1; }
+	t0=$(date +%s%N)
+	load_loop "$body" || { bench_fail "$1 $2: a registration failed"; return 1; }
+	t1=$(date +%s%N)
+	regs[$2.$3]=$(awk -v n="$cmds" -v ns="$((t1 - t0))" 'BEGIN { printf "%.1f", n * 1e9 / ns }')
+	bench_record "$1" "$2" "$3" regs_per_s="${regs[$2.$3]}"
+	bench_log "$(printf '%-7s round %s %-19s %7s registrations/s' "$1" "$3" "$2" "${regs[$2.$3]}")"
+}
+
+watchlat() { # CASE NAME ROUND
+	local mode=dsys where=${URL[$2]:-}
+	[ "$2" = etcdctl ] && { mode=etcdctl; where=$ETCD_EPS; }
+	if ! taskset -c "$BENCH_LOAD_CPU" /usr/bin/python3 "$here/register_watch.py" "$mode" "$where" "$changes" \
+		>"$BENCH_OUT" 2>"$BENCH_OUT.err"; then
+		bench_fail "$1 $2: $(tail -1 "$BENCH_OUT.err")"
+		return 1
+	fi
+	local p50 p99
+	p50=$(sed -n 's/.*"p50_us": *\([0-9]*\).*/\1/p' "$BENCH_OUT")
+	p99=$(sed -n 's/.*"p99_us": *\([0-9]*\).*/\1/p' "$BENCH_OUT")
+	watchp99[$2.$3]=$p99
+	bench_record "$1" "$2" "$3" p50_us="$p50" p99_us="$p99"
+	bench_log "$(printf '%-7s round %s %-19s p50 %7s us  p99 %7s us' "$1" "$3" "$2" "$p50" "$p99")"
+}
+
+# the render case's registry: records written as add writes them (the
+# layout of dsys-register(1)), expiring in an hour
+rdir=$(bench_dir render)
+/usr/bin/python3 - "$rdir/web" "$instances" <<'EOF2'
+import json, os, sys, time
+d, n = sys.argv[1], int(sys.argv[2])
+os.makedirs(d, exist_ok=True)
+now = int(time.time() * 1000)
+for i in range(n):
+    addr = f"10.{i // 65536}.{i // 256 % 256}.{i % 256}:8080"
+    rec = {"Op": 0, "Addr": addr, "Metadata": {"service": "web", "id": f"i{i}", "status": "passing",
+           "since_ms": now, "meta": {"zone": "z%d" % (i % 3)}, "expires_ms": now + 3600_000}}
+    with open(os.path.join(d, f"i{i}"), "w") as f:
+        json.dump(rec, f)
+EOF2
+cat >"$rdir/upstream.tpl" <<'EOF2'
+upstream web {
+{{range}}    server {{addr}}; # {{id}} {{meta.zone or "none"}}
+{{end}}}
+EOF2
+render() { # CASE NAME ROUND
+	local t0 t1 ms start
+	local -a cmd=(dsys-register render web --store "file:$rdir" --template "$rdir/upstream.tpl"
+		--out "$rdir/upstream.conf" --once)
+	taskset -c "$BENCH_LOAD_CPU" "${cmd[@]}" >/dev/null || { bench_fail "$1: render failed"; return 1; }
+	t0=$(date +%s%N)
+	taskset -c "$BENCH_LOAD_CPU" bash -c 'for ((i = 0; i < $1; i++)); do "${@:2}" >/dev/null || exit 1; done' \
+		_ "$renders" "${cmd[@]}" || { bench_fail "$1: render failed"; return 1; }
+	t1=$(date +%s%N)
+	ms=$(awk -v n="$renders" -v ns="$((t1 - t0))" 'BEGIN { printf "%.2f", ns / 1e6 / n }')
+	# what of it is the process's start: the same number of --version
+	t0=$(date +%s%N)
+	taskset -c "$BENCH_LOAD_CPU" bash -c 'for ((i = 0; i < $1; i++)); do dsys-register --version >/dev/null || exit 1; done' \
+		_ "$renders" || { bench_fail "$1: dsys-register --version failed"; return 1; }
+	t1=$(date +%s%N)
+	start=$(awk -v n="$renders" -v ns="$((t1 - t0))" 'BEGIN { printf "%.2f", ns / 1e6 / n }')
+	if [ "$(grep -c 'server 10\.' "$rdir/upstream.conf")" -ne "$instances" ]; then
+		bench_fail "$1: the upstream block does not hold $instances servers"
+		return 1
+	fi
+	bench_record "$1" "$2" "$3" ms_per_render="$ms" ms_start="$start"
+	bench_log "$(printf '%-7s round %s %-19s %7s ms per render of %s, %s ms of it a process start' "$1" "$3" "$2" "$ms" "$instances" "$start")"
+}
+
+# shellcheck disable=SC2086
+bench_rounds regs "$names" regs
+# shellcheck disable=SC2086
+bench_rounds watch "$names" watchlat
+bench_rounds render "dsys-register-file" render
+if [ $etcd_ok = 1 ]; then
+	for ((r = 1; r <= BENCH_ROUNDS; r++)); do
+		if [ -n "${regs[dsys-register-etcd.$r]:-}" ] && [ -n "${regs[etcdctl.$r]:-}" ]; then
+			bench_record ratio regs:dsys-register-etcd/etcdctl "$r" \
+				ratio="$(awk -v a="${regs[dsys-register-etcd.$r]}" -v b="${regs[etcdctl.$r]}" 'BEGIN { printf "%.2f", a / b }')"
+		fi
+		if [ -n "${watchp99[dsys-register-etcd.$r]:-}" ] && [ -n "${watchp99[etcdctl.$r]:-}" ]; then
+			bench_record ratio watch-p99:etcdctl/dsys-register-etcd "$r" \
+				ratio="$(awk -v a="${watchp99[etcdctl.$r]}" -v b="${watchp99[dsys-register-etcd.$r]}" 'BEGIN { printf "%.2f", a / b }')"
+		fi
+	done
+fi
+bench_report ""
+bench_finish
+exit

@@ -1,0 +1,36 @@
+# shellcheck shell=bash disable=SC2034
+# tests/bench/etcd.sh -- three etcd members for a make bench section.
+#
+# Source it after lib.sh and bench_init.  bench_etcd3 starts three members
+# together (one alone would wait for its quorum) on loopback, each pinned
+# to $BENCH_SERVER_CPU in its own bench_dir, registered in BENCH_PID as
+# etcd0..etcd2 so bench_finish stops them by PID, and waits until
+# `etcdctl endpoint health` answers (up to ~20 s).  On success it sets
+# ETCD_EPS (http://127.0.0.1:P,... for etcdctl) and ETCD_URL
+# (etcd://127.0.0.1:P,... for dsys programs) and returns 0.
+bench_etcd3() {
+	local ports=() initial="" eps=() hosts=() i d
+	for i in 0 1 2; do ports+=("$(bench_port)" "$(bench_port)"); done
+	for i in 0 1 2; do initial+="${initial:+,}e$i=http://127.0.0.1:${ports[2 * i + 1]}"; done
+	for i in 0 1 2; do
+		d=$(bench_dir "etcd$i")
+		(cd "$d" && exec taskset -c "$BENCH_SERVER_CPU" etcd --name "e$i" --data-dir "$d/data" \
+			--listen-client-urls "http://127.0.0.1:${ports[2 * i]}" \
+			--advertise-client-urls "http://127.0.0.1:${ports[2 * i]}" \
+			--listen-peer-urls "http://127.0.0.1:${ports[2 * i + 1]}" \
+			--initial-advertise-peer-urls "http://127.0.0.1:${ports[2 * i + 1]}" \
+			--initial-cluster "$initial" --initial-cluster-state new \
+			--initial-cluster-token "dsys-bench-$$") </dev/null >"$d/stdout" 2>"$d/stderr" 3>&- &
+		BENCH_PID["etcd$i"]=$!
+		eps+=("http://127.0.0.1:${ports[2 * i]}")
+		hosts+=("127.0.0.1:${ports[2 * i]}")
+	done
+	ETCD_EPS=$(IFS=,; echo "${eps[*]}")
+	ETCD_URL="etcd://$(IFS=,; echo "${hosts[*]}")"
+	for ((i = 0; i < 200; i++)); do
+		ETCDCTL_API=3 etcdctl --endpoints "$ETCD_EPS" --dial-timeout 1s endpoint health >/dev/null 2>&1 &&
+			return 0
+		sleep 0.1
+	done
+	return 1
+}
