@@ -273,3 +273,25 @@ it.cancel()' "$SERVER_PORT"
 	assert_line --index 1 400
 	vg_stop
 }
+
+@test "valgrind: dsys-counter serve answers its gRPC API, a bad message and a streamed List with no leak" {
+	vg_start cgrpc "${counter_cmd[@]}" --store mem: --drain-timeout 2s
+	# raw bytes, so no stubs: IncrRequest{key:"g",by:5}, KeyRequest{key:"g"},
+	# SetRequest{key:"h",value:-1}, ListRequest{}, and a broken message
+	run "$DSYS_PY" -c '
+import sys, grpc
+ch = grpc.insecure_channel("127.0.0.1:" + sys.argv[1])
+def u(m):
+    return ch.unary_unary("/dsys.counter.v1.Counter/" + m, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+print(u("Incr")(bytes.fromhex("0a01671005"), timeout=60).hex())
+print(u("Set")(bytes.fromhex("0a01681001"), timeout=60).hex())
+print(u("Get")(bytes.fromhex("0a0167"), timeout=60).hex())
+try:
+    u("Get")(bytes.fromhex("0aff"), timeout=60)
+except grpc.RpcError as e:
+    print(e.code().name)
+print(len(list(ch.unary_stream("/dsys.counter.v1.Counter/List", request_serializer=lambda b: b, response_deserializer=lambda b: b)(b"", timeout=60))))
+print(u("Delete")(bytes.fromhex("0a0167"), timeout=60).hex())' "$SERVER_PORT"
+	assert_output "$(printf '%s\n' 0a01671005 0a01681001 0a01671005 INVALID_ARGUMENT 2 0a01671005)"
+	vg_stop
+}
