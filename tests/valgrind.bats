@@ -399,4 +399,62 @@ vg_run() {
 	etcd_stop
 	[ "$st" -eq 4 ]
 	[ "$VG_STATUS" -eq 0 ]
+
+@test "valgrind: dsys-counter serve answers its gRPC API, a bad message and a streamed List with no leak" {
+	vg_start cgrpc "${counter_cmd[@]}" --store mem: --drain-timeout 2s
+	# raw bytes, so no stubs: IncrRequest{key:"g",by:5}, KeyRequest{key:"g"},
+	# SetRequest{key:"h",value:-1}, ListRequest{}, and a broken message
+	run "$DSYS_PY" -c '
+import sys, grpc
+ch = grpc.insecure_channel("127.0.0.1:" + sys.argv[1])
+def u(m):
+    return ch.unary_unary("/dsys.counter.v1.Counter/" + m, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+print(u("Incr")(bytes.fromhex("0a01671005"), timeout=60).hex())
+print(u("Set")(bytes.fromhex("0a01681001"), timeout=60).hex())
+print(u("Get")(bytes.fromhex("0a0167"), timeout=60).hex())
+try:
+    u("Get")(bytes.fromhex("0aff"), timeout=60)
+except grpc.RpcError as e:
+    print(e.code().name)
+print(len(list(ch.unary_stream("/dsys.counter.v1.Counter/List", request_serializer=lambda b: b, response_deserializer=lambda b: b)(b"", timeout=60))))
+print(u("Delete")(bytes.fromhex("0a0167"), timeout=60).hex())' "$SERVER_PORT"
+	assert_output "$(printf '%s\n' 0a01671005 0a01681001 0a01671005 INVALID_ARGUMENT 2 0a01671005)"
+	vg_stop
+}
+
+# allocs_h2 N CMD [ARG]... -- PATH [h2load ARG]...: as allocs_for, with
+# exactly N requests from h2load over 4 h2c connections, 10 streams in
+# flight on each; every answer must be a 2xx.
+allocs_h2() {
+	local n=$1 cmd=() path out
+	shift
+	while [ "$1" != -- ]; do cmd+=("$1"); shift; done
+	shift
+	path=$1
+	shift
+	vg_start "run$n" "${cmd[@]}" >&2 || { kill_server "$SERVER_PID"; return 1; }
+	out=$(h2load -t1 -c4 -m10 -n "$n" "$@" "http://127.0.0.1:$SERVER_PORT$path" 2>&1)
+	if ! grep -q "^status codes: $n 2xx" <<<"$out"; then
+		echo "h2load: want $n answers 2xx, got: $out" >&2
+		kill_server "$SERVER_PID"
+		return 1
+	fi
+	vg_stop || return 1
+	echo "$VG_ALLOCS"
+}
+
+@test "valgrind: dsys-serve allocates nothing per h2c /hello stream, nghttp2's own objects included" {
+	local a1 a2
+	a1=$(allocs_h2 "$N1" "${serve_cmd[@]}" -- /hello)
+	a2=$(allocs_h2 "$((N1 + EXTRA))" "${serve_cmd[@]}" -- /hello)
+	heap_growth_ok "$a1" "$a2"
+}
+
+@test "valgrind: dsys-counter serve on mem: allocates nothing per gRPC Incr call" {
+	local a1 a2 msg="$BATS_TEST_TMPDIR/incr.grpc"
+	printf '\0\0\0\0\4\n\2k0' >"$msg"   # IncrRequest{key:"k0"}, framed
+	local args=(-d "$msg" -H 'content-type: application/grpc' -H 'te: trailers')
+	a1=$(allocs_h2 "$N1" "${counter_cmd[@]}" --store mem: -- /dsys.counter.v1.Counter/Incr "${args[@]}")
+	a2=$(allocs_h2 "$((N1 + EXTRA))" "${counter_cmd[@]}" --store mem: -- /dsys.counter.v1.Counter/Incr "${args[@]}")
+	heap_growth_ok "$a1" "$a2"
 }

@@ -65,6 +65,8 @@ int incr_spec_key(struct incr_spec *s, char *keybuf, const char **key, size_t *k
 
 /* The status the service answers err with. */
 int counter_http_status(int err);
+/* The gRPC status (enum grpc_status) the gRPC API answers err with. */
+int counter_grpc_status(int err);
 /* The error an answer of the service stands for: its status and the
  * "error" text of its body (NULL when it has none); status 0 matches the
  * text alone (an item of an array answer, whose status is the first

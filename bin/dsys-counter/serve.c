@@ -13,7 +13,11 @@
  * request's state lives in a struct creq from a per-thread freelist; it
  * counts the backend callbacks still to come (plus one guard for the
  * issuing loop itself, since mem: answers inside the call) and answers
- * when the count reaches zero.  With redis://, all the INCRBYs issued in
+ * when the count reaches zero.  The gRPC API (dsys.counter.v1.Counter,
+ * lib/counter/counter.proto) shares that machinery: its handlers unpack
+ * a protobuf request instead of JSON, mark the creq, and answer() frames
+ * a CounterValue or a gRPC status instead of a JSON body; List streams
+ * one message per key as the store hands them over.  With redis://, all the INCRBYs issued in
  * one loop iteration -- every request of every connection that became
  * readable -- leave in one write: that is the coalescing.
  */
@@ -27,7 +31,9 @@
 #include "base/buf.h"
 #include "cli/cli.h"
 #include "dsys-counter.h"
+#include "counter/counter.pb-c.h"
 #include "http/compress.h"
+#include "http/grpc.h"
 #include "http/route.h"
 #include "http/server.h"
 #include "http/trace.h"
@@ -63,9 +69,12 @@ struct creq {
 	struct citem one;
 	struct citem *items;          /* n > 1: grown to the peak, kept */
 	unsigned cap;
-	char key[COUNTER_MAX_KEY];    /* decoded key of /counters/KEY, or the prefix */
+	char key[COUNTER_MAX_KEY + 1]; /* decoded key of /counters/KEY, or the prefix
+	                                 (NUL-terminated for gRPC calls) */
 	size_t key_len;
 	int list_err;
+	bool grpc;                    /* a gRPC call: answer() frames protobuf */
+	bool streaming;               /* gRPC List: the stream has begun */
 	struct buf list;              /* list answers */
 	struct buf inflated;          /* a gzip body, inflated: ex->body points here */
 };
@@ -86,6 +95,12 @@ struct sthread {
 	struct app *app;
 	struct creq *free;
 	char keybuf[COUNTER_KEYBUF];
+	/* gRPC requests unpack into this arena: a request is freed before the
+	 * next is unpacked on this thread, so a bump pointer reset per request
+	 * is all the allocator needs; what does not fit goes to malloc. */
+	ProtobufCAllocator pb_alloc;
+	size_t arena_used;
+	_Alignas(16) uint8_t arena[2048];
 };
 
 /* ------------------------------------------------------------ answering */
@@ -109,6 +124,8 @@ static struct creq *creq_get(struct sthread *t, struct http_exchange *ex, enum o
 	q->pending = 0;
 	q->key_len = 0;
 	q->list_err = 0;
+	q->grpc = false;
+	q->streaming = false;
 	buf_reset(&q->list);
 	return q;
 }
@@ -185,11 +202,18 @@ static void trace_backend(struct creq *q)
 	http_trace_client(q->ex, names[q->op], "redis", real - took, real, why, NULL);
 }
 
+static void grpc_reply(struct creq *q);
+
 static void answer(struct creq *q)
 {
 	struct http_exchange *ex = q->ex;
 	if (ex->span)
 		trace_backend(q);
+	if (q->grpc) {
+		grpc_reply(q);
+		creq_put(q);
+		return;
+	}
 	struct buf *b = http_scratch(ex);
 	struct json_writer w;
 	json_writer_init(&w, b);
@@ -461,7 +485,7 @@ static struct creq *key_request(struct http_exchange *ex, enum op op)
 {
 	struct sthread *t = ex->thread_data;
 	struct creq *q = creq_get(t, ex, op);
-	long n = url_decode(ex->subpath, ex->subpath_len, q->key, sizeof q->key);
+	long n = url_decode(ex->subpath, ex->subpath_len, q->key, COUNTER_MAX_KEY);
 	const char *why = n == 0 ? "missing key: use /counters/KEY"
 	                : n == -EINVAL ? "bad percent-encoding in the key"
 	                : n < 0 ? "key is longer than 512 bytes"
@@ -553,6 +577,8 @@ static void handle_put(struct http_exchange *ex, void *arg)
 	creq_release_guard(q);
 }
 
+static void grpc_list_items(struct creq *q, const struct counter_item *items, size_t n);
+
 static void list_cb(void *ud, int err, const struct counter_item *items, size_t n, bool done)
 {
 	struct creq *q = ud;
@@ -561,6 +587,8 @@ static void list_cb(void *ud, int err, const struct counter_item *items, size_t 
 	if (err < 0 && counter_err_unreachable(err)) {
 		metrics_counter_inc(q->t->app->backend_errors);
 		backend_failed(q->t->app, err);
+	} else if (q->grpc) {
+		grpc_list_items(q, items, n);
 	} else {
 		struct json_writer w;
 		for (size_t i = 0; i < n; i++) {
@@ -587,7 +615,7 @@ static void handle_list(struct http_exchange *ex, void *arg)
 	const char *v;
 	size_t vl;
 	if (url_query_param(qs, ql, "prefix", &v, &vl)) {
-		long n = url_decode(v, vl, q->key, sizeof q->key);
+		long n = url_decode(v, vl, q->key, COUNTER_MAX_KEY);
 		const char *why = n == -EINVAL ? "bad percent-encoding in prefix"
 		                : n < 0 ? "prefix is longer than 512 bytes"
 		                : prefix_check(q->key, (size_t)n);
@@ -620,6 +648,236 @@ static void handle_health(struct http_exchange *ex, void *arg)
 	creq_release_guard(q);
 }
 
+/* ------------------------------------------------------------ gRPC */
+
+#define GRPC_PATH "/dsys.counter.v1.Counter/"
+/* A framed CounterValue: a key of at most COUNTER_MAX_KEY bytes (a tag and
+ * a 2-byte length), a value (a tag and up to 10 varint bytes). */
+#define VALUE_FRAME_MAX (GRPC_PREFIX + 3 + COUNTER_MAX_KEY + 11)
+
+static void *arena_alloc(void *ud, size_t n)
+{
+	struct sthread *t = ud;
+	size_t r = (n + 15) & ~(size_t)15;
+	if (r >= n && r <= sizeof t->arena - t->arena_used) {
+		void *p = t->arena + t->arena_used;
+		t->arena_used += r;
+		return p;
+	}
+	return malloc(n);
+}
+
+static void arena_free(void *ud, void *p)
+{
+	struct sthread *t = ud;
+	uintptr_t a = (uintptr_t)p, lo = (uintptr_t)t->arena;
+	if (a >= lo && a < lo + sizeof t->arena)
+		return;   /* the whole arena goes at once, in grpc_release */
+	free(p);
+}
+
+/* A framed CounterValue {key, value} into out (VALUE_FRAME_MAX bytes); its
+ * length.  The key is copied to keybuf for its NUL (protobuf-c's strings). */
+static size_t value_frame(struct sthread *t, const char *key, size_t key_len, int64_t value,
+                          uint8_t *out)
+{
+	INVARIANT(key_len <= COUNTER_MAX_KEY);
+	memcpy(t->keybuf, key, key_len);
+	t->keybuf[key_len] = '\0';
+	Dsys__Counter__V1__CounterValue v = DSYS__COUNTER__V1__COUNTER_VALUE__INIT;
+	v.key = t->keybuf;
+	v.value = value;
+	size_t n = dsys__counter__v1__counter_value__get_packed_size(&v);
+	INVARIANT(n + GRPC_PREFIX <= VALUE_FRAME_MAX);
+	out[0] = 0;
+	out[1] = (uint8_t)(n >> 24);
+	out[2] = (uint8_t)(n >> 16);
+	out[3] = (uint8_t)(n >> 8);
+	out[4] = (uint8_t)n;
+	dsys__counter__v1__counter_value__pack(&v, out + GRPC_PREFIX);
+	return n + GRPC_PREFIX;
+}
+
+static void grpc_reply(struct creq *q)
+{
+	struct http_exchange *ex = q->ex;
+	if (q->op == OP_LIST) {
+		int st = q->list_err < 0 ? counter_grpc_status(q->list_err) : GRPC_OK;
+		const char *why = q->list_err < 0 ? counter_strerror(q->list_err) : NULL;
+		if (q->streaming)
+			grpc_stream_end(ex, st, why);
+		else
+			grpc_answer(ex, NULL, 0, st, why);
+		return;
+	}
+	int err = q->one.err;
+	if (err) {
+		grpc_answer(ex, NULL, 0, counter_grpc_status(err), counter_strerror(err));
+		return;
+	}
+	uint8_t out[VALUE_FRAME_MAX];
+	size_t n = value_frame(q->t, q->key, q->key_len, q->one.value, out);
+	grpc_answer(ex, out, n, GRPC_OK, NULL);
+}
+
+/* A batch of List's keys, one message each; the stream begins with the
+ * first key, so an empty list or an early error is one plain answer. */
+static void grpc_list_items(struct creq *q, const struct counter_item *items, size_t n)
+{
+	uint8_t out[VALUE_FRAME_MAX];
+	for (size_t i = 0; i < n; i++) {
+		if (items[i].key_len > COUNTER_MAX_KEY)
+			continue;   /* a Redis key of another program; no key of ours */
+		if (!q->streaming) {
+			grpc_stream_begin(q->ex);
+			q->streaming = true;
+		}
+		size_t len = value_frame(q->t, items[i].key, items[i].key_len, items[i].value, out);
+		/* grpc_stream_send frames the message itself */
+		if (grpc_stream_send(q->ex, out + GRPC_PREFIX, len - GRPC_PREFIX) < 0)
+			return;   /* the client is gone: the rest would be dropped */
+	}
+}
+
+static void grpc_release(struct sthread *t, ProtobufCMessage *m)
+{
+	protobuf_c_message_free_unpacked(m, &t->pb_alloc);
+	t->arena_used = 0;
+}
+
+/*
+ * The request message of a unary call, unpacked; or NULL when answered
+ * here.  A string field with a NUL in it would reach us cut at the NUL
+ * (protobuf-c's strings are C strings), so a message whose repacked size
+ * differs from what came is refused rather than acted on for another key.
+ */
+static ProtobufCMessage *grpc_unpack(struct http_exchange *ex, const ProtobufCMessageDescriptor *d)
+{
+	if (!grpc_is_call(ex)) {
+		http_respond_error(ex, 415, "gRPC methods take content-type application/grpc over HTTP/2");
+		return NULL;
+	}
+	const uint8_t *msg;
+	size_t len;
+	int st = grpc_unary_message(ex, &msg, &len);
+	if (st != 0) {
+		grpc_answer(ex, NULL, 0, st, "a unary call takes exactly one uncompressed message");
+		return NULL;
+	}
+	struct sthread *t = ex->thread_data;
+	t->arena_used = 0;
+	ProtobufCMessage *m = protobuf_c_message_unpack(d, &t->pb_alloc, len, msg);
+	if (!m || protobuf_c_message_get_packed_size(m) != len) {
+		char why[128];
+		snprintf(why, sizeof why, "malformed %s (or a NUL byte in a string)", d->short_name);
+		if (m)
+			grpc_release(t, m);
+		grpc_answer(ex, NULL, 0, GRPC_INVALID_ARGUMENT, why);
+		return NULL;
+	}
+	return m;
+}
+
+/* A creq for a call on key (a prefix for List), checked as the JSON API
+ * checks it; NULL when answered here. */
+static struct creq *grpc_keyed(struct http_exchange *ex, enum op op, const char *key)
+{
+	size_t n = strlen(key);
+	const char *why = n > COUNTER_MAX_KEY ? (op == OP_LIST ? "prefix is longer than 512 bytes"
+	                                                       : "key is longer than 512 bytes")
+	                : op == OP_LIST ? prefix_check(key, n) : key_check(key, n);
+	if (why) {
+		grpc_answer(ex, NULL, 0, GRPC_INVALID_ARGUMENT, why);
+		return NULL;
+	}
+	struct creq *q = creq_get(ex->thread_data, ex, op);
+	memcpy(q->key, key, n);
+	q->key[n] = '\0';
+	q->key_len = n;
+	q->grpc = true;
+	q->n = 1;
+	q->one.req = q;
+	q->pending = 2;   /* the operation, and the guard */
+	return q;
+}
+
+static void grpc_incr(struct http_exchange *ex, void *arg)
+{
+	Dsys__Counter__V1__IncrRequest *r =
+		(void *)grpc_unpack(ex, &dsys__counter__v1__incr_request__descriptor);
+	if (!r)
+		return;
+	struct creq *q = grpc_keyed(ex, OP_INCR, r->key);
+	int64_t by = r->amount_case == DSYS__COUNTER__V1__INCR_REQUEST__AMOUNT_BY ? r->by : 1;
+	grpc_release(ex->thread_data, &r->base);
+	if (!q)
+		return;
+	int e = counter_incr(q->t->c, q->key, q->key_len, by, item_done, &q->one);
+	if (e < 0)
+		item_done(&q->one, e, 0);
+	creq_release_guard(q);
+}
+
+static void grpc_get_or_delete(struct http_exchange *ex, enum op op)
+{
+	Dsys__Counter__V1__KeyRequest *r =
+		(void *)grpc_unpack(ex, &dsys__counter__v1__key_request__descriptor);
+	if (!r)
+		return;
+	struct creq *q = grpc_keyed(ex, op, r->key);
+	grpc_release(ex->thread_data, &r->base);
+	if (!q)
+		return;
+	int e = op == OP_GET ? counter_get(q->t->c, q->key, q->key_len, item_done, &q->one)
+	                     : counter_del(q->t->c, q->key, q->key_len, item_done, &q->one);
+	if (e < 0)
+		item_done(&q->one, e, 0);
+	creq_release_guard(q);
+}
+
+static void grpc_get(struct http_exchange *ex, void *arg)
+{
+	grpc_get_or_delete(ex, OP_GET);
+}
+
+static void grpc_delete(struct http_exchange *ex, void *arg)
+{
+	grpc_get_or_delete(ex, OP_DEL);
+}
+
+static void grpc_set(struct http_exchange *ex, void *arg)
+{
+	Dsys__Counter__V1__SetRequest *r =
+		(void *)grpc_unpack(ex, &dsys__counter__v1__set_request__descriptor);
+	if (!r)
+		return;
+	struct creq *q = grpc_keyed(ex, OP_SET, r->key);
+	int64_t value = r->value;
+	grpc_release(ex->thread_data, &r->base);
+	if (!q)
+		return;
+	int e = counter_set(q->t->c, q->key, q->key_len, value, item_done, &q->one);
+	if (e < 0)
+		item_done(&q->one, e, 0);
+	creq_release_guard(q);
+}
+
+static void grpc_list(struct http_exchange *ex, void *arg)
+{
+	Dsys__Counter__V1__ListRequest *r =
+		(void *)grpc_unpack(ex, &dsys__counter__v1__list_request__descriptor);
+	if (!r)
+		return;
+	struct creq *q = grpc_keyed(ex, OP_LIST, r->prefix);
+	grpc_release(ex->thread_data, &r->base);
+	if (!q)
+		return;
+	int e = counter_list(q->t->c, q->key, q->key_len, list_cb, q);
+	if (e < 0)
+		list_cb(q, e, NULL, 0, true);
+	creq_release_guard(q);
+}
+
 /* ------------------------------------------------------------ threads */
 
 static int thread_init(struct http_thread *th, void *arg)
@@ -629,6 +887,8 @@ static int thread_init(struct http_thread *th, void *arg)
 	if (!t)
 		return -ENOMEM;
 	t->app = app;
+	t->pb_alloc = (ProtobufCAllocator){.alloc = arena_alloc, .free = arena_free,
+	                                   .allocator_data = t};
 	int r = counter_attach(app->store, http_thread_loop(th), &t->c);
 	if (r < 0) {
 		free(t);
@@ -702,6 +962,11 @@ int counter_serve(struct config *cfg)
 	http_route_add_prefix(router, "DELETE", "/counters/", handle_del, &app);
 	http_route_add(router, "GET", "/counters", handle_list, &app);
 	http_route_add(router, "GET", "/health", handle_health, &app);
+	http_route_add(router, "POST", GRPC_PATH "Incr", grpc_incr, &app);
+	http_route_add(router, "POST", GRPC_PATH "Get", grpc_get, &app);
+	http_route_add(router, "POST", GRPC_PATH "Set", grpc_set, &app);
+	http_route_add(router, "POST", GRPC_PATH "Delete", grpc_delete, &app);
+	http_route_add(router, "POST", GRPC_PATH "List", grpc_list, &app);
 	http_route_add_metrics(router, reg);
 
 	struct http_server *srv = NULL;

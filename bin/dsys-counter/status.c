@@ -1,5 +1,5 @@
 /*
- * status.c -- the one table between counter errors and HTTP statuses.
+ * status.c -- the one table between counter errors and HTTP (and gRPC) statuses.
  *
  * The service answers a failed operation with a status and a body
  * {"key":..,"error":TEXT}, TEXT being counter_strerror(err); the CLI with
@@ -15,25 +15,29 @@
 
 #include "cli/cli.h"
 #include "dsys-counter.h"
+#include "http/grpc.h"
 
+/* The gRPC column is for the gRPC API (dsys.counter.v1.Counter): what a
+ * client may retry (UNAVAILABLE) is the same set as HTTP's 503. */
 static const struct {
 	int err;
 	int status;
+	int grpc;
 } table[] = {
-	{0, 200},
-	{-ENOENT, 404},
-	{-EOVERFLOW, 400},
-	{-EINVAL, 409},        /* the stored value is not an integer */
-	{-ENOSPC, 507},
-	{-EIO, 500},
-	{-ENOMEM, 500},
-	{-ETIMEDOUT, 503},
-	{-ENOBUFS, 503},
-	{-EACCES, 503},
-	{-EPROTO, 503},
-	{-EDOM, 503},          /* the store URL names what is not there */
-	{-EOPNOTSUPP, 503},
-	{-ENOTCONN, 503},      /* and every other "unreachable" */
+	{0, 200, GRPC_OK},
+	{-ENOENT, 404, GRPC_NOT_FOUND},
+	{-EOVERFLOW, 400, GRPC_OUT_OF_RANGE},
+	{-EINVAL, 409, GRPC_FAILED_PRECONDITION},   /* the stored value is not an integer */
+	{-ENOSPC, 507, GRPC_RESOURCE_EXHAUSTED},
+	{-EIO, 500, GRPC_INTERNAL},
+	{-ENOMEM, 500, GRPC_RESOURCE_EXHAUSTED},
+	{-ETIMEDOUT, 503, GRPC_UNAVAILABLE},
+	{-ENOBUFS, 503, GRPC_UNAVAILABLE},
+	{-EACCES, 503, GRPC_UNAVAILABLE},
+	{-EPROTO, 503, GRPC_UNAVAILABLE},
+	{-EDOM, 503, GRPC_UNAVAILABLE},             /* the store URL names what is not there */
+	{-EOPNOTSUPP, 503, GRPC_UNAVAILABLE},
+	{-ENOTCONN, 503, GRPC_UNAVAILABLE},         /* and every other "unreachable" */
 };
 #define TABLE_N (sizeof table / sizeof table[0])
 
@@ -43,6 +47,14 @@ int counter_http_status(int err)
 		if (table[i].err == err)
 			return table[i].status;
 	return 503;
+}
+
+int counter_grpc_status(int err)
+{
+	for (size_t i = 0; i < TABLE_N; i++)
+		if (table[i].err == err)
+			return table[i].grpc;
+	return GRPC_UNAVAILABLE;
 }
 
 int counter_err_from_answer(long status, const char *error, size_t error_len)
