@@ -291,7 +291,8 @@ static void renew_timer_cb(uv_timer_t *t)
 	if (t == &rn->deadline_timer || rn->renewing)
 		return;
 	rn->renewing = true;
-	int r = lock_renew(rn->cfg->store, rn->name, rn->grant.token, rn->cfg->ttl_ms, renew_cb, rn);
+	/* the TTL granted (etcd may have raised it): a keepalive, never a move */
+	int r = lock_renew(rn->cfg->store, rn->name, rn->grant.token, rn->grant.ttl_ms, renew_cb, rn);
 	if (r < 0) {
 		rn->renewing = false;
 		on_lost(rn, strerror(-r));

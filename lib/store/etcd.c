@@ -250,6 +250,13 @@ void etcd_req_txn(struct buf *out, const struct etcd_compare *cmp, size_t n_cmp,
 		INVARIANT(cmp[i].target <= ETCD_LEASE && cmp[i].result <= ETCD_NOT_EQUAL);
 		json_obj_begin(&w);
 		kv_b64(&w, "key", cmp[i].key, cmp[i].key_len);
+		if (cmp[i].prefix) {
+			struct buf e;
+			buf_init(&e);
+			prefix_end(&e, cmp[i].key, cmp[i].key_len);
+			kv_b64(&w, "range_end", e.data, e.len);
+			buf_free(&e);
+		}
 		json_kv_str(&w, "target", targets[cmp[i].target]);
 		json_kv_str(&w, "result", results[cmp[i].result]);
 		if (cmp[i].target == ETCD_VALUE)
