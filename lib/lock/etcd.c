@@ -43,7 +43,8 @@
  * the old key's mod revision and on no key under the prefix being younger
  * than it -- with a contender queued behind, the move would put us behind
  * it, so the renew fails (-ENOTEMPTY) instead.  Release revokes the lease,
- * which deletes the key in the same step.
+ * which deletes the key in the same step; a token this store granted
+ * itself (run's, elect's) is revoked without first reading the key.
  *
  * Every give-up path revokes the lease before the operation ends, so a
  * --nowait miss or a wait that timed out leaves no key queued in front of
@@ -66,10 +67,17 @@
 #define KA_RETRY_MS 200        /* keepalive retry after a failed one */
 #define MAX_TXN_TRIES 5        /* an idempotent txn resent after unknown outcomes */
 
+#define OWN_GRANTS 8
+
 struct eimpl {
 	struct etcd_client *c;
 	char last_err[256];
 	struct eop *ops;           /* records not finished yet */
+	/* tokens this process was granted (the last few): their release
+	 * revokes the lease at once, without first reading the key to check
+	 * the token, since nobody else could have named our lease */
+	char own[OWN_GRANTS][LOCK_TOKEN_LEN + 1];
+	unsigned own_next;
 };
 
 struct eop {
@@ -355,6 +363,8 @@ static void evaluate(struct eop *e, const struct etcd_kv *kvs, size_t n, int64_t
 		free(v);
 		struct lock_holder h;
 		fill_holder(e, &h, (uint64_t)e->my_rev, (uint64_t)e->ttl_s * 1000);
+		struct eimpl *im = e->s->impl;
+		memcpy(im->own[im->own_next++ % OWN_GRANTS], op->token, LOCK_TOKEN_LEN + 1);
 		return finish(e, 0, &h, 1);
 	}
 	if (!op->wait) {
@@ -816,6 +826,17 @@ static void etcd_start(struct lock_store *s, struct lock_op *op)
 		if (e->lease <= 0)
 			return finish(e, -ENOENT, NULL, 0);
 		make_key(e);
+		for (unsigned i = 0; op->kind == LOCK_OP_RELEASE && i < OWN_GRANTS; i++) {
+			if (strcmp(im->own[i], op->token))
+				continue;
+			/* one round trip: an expired lease answers NOT_FOUND */
+			im->own[i][0] = '\0';
+			etcd_req_lease_revoke(&b, e->lease);
+			r = call(e, ETCD_PATH_REVOKE, &b, release_revoke_cb);
+			if (r < 0)
+				finish(e, r, NULL, 0);
+			return;
+		}
 		etcd_req_range(&b, &(struct etcd_range){e->key, strlen(e->key), NULL, 0, false}, NULL);
 		r = call(e, ETCD_PATH_RANGE, &b, op->kind == LOCK_OP_RENEW ? renew_range_cb : release_range_cb);
 		break;
