@@ -439,3 +439,33 @@ paused() {
 	((t1 - t0 < 1000))   # the last confirmed renewal was sent less than 1s ago
 	grep -q "renewal not confirmed within the TTL" "$BATS_TEST_TMPDIR/err"
 }
+
+@test "lock: file: fences are reserved durably in blocks; a state from another boot drops its grants and fences go on past the reservation" {
+	export DSYS_STORE=file:$DIR
+	run --separate-stderr dsys-lock acquire b --ttl 1h
+	assert_success
+	[ "$(field "$output" fence)" = 1 ]
+	grep -q '^{"reserved":1000}$' "$DIR/b.fence"
+	boot=$(cat /proc/sys/kernel/random/boot_id)
+	grep -q "\"reserved\":1000,\"boot\":\"$boot\"" "$DIR/b.state"
+	run -1 dsys-lock acquire b --nowait
+	# as if the machine had crashed and booted again: the unsynced state
+	# is not trusted, the grant died with its boot
+	sed -i 's/"boot":"[^"]*"/"boot":"00000000-0000-0000-0000-000000000000"/' "$DIR/b.state"
+	run --separate-stderr dsys-lock status b
+	assert_output '{"name":"b","held":false}'
+	run --separate-stderr dsys-lock acquire b --nowait
+	assert_success
+	[ "$(field "$output" fence)" = 1001 ]
+	grep -q '^{"reserved":2000}$' "$DIR/b.fence"
+	run -0 dsys-lock release <<<"$output"
+	# a state lost whole: the counter goes on from the reservation
+	rm "$DIR/b.state"
+	run --separate-stderr dsys-lock acquire b --nowait
+	assert_success
+	[ "$(field "$output" fence)" = 2001 ]
+	# a .fence that is not ours is an error, not a reset
+	rm "$DIR/b.state"
+	echo junk >"$DIR/b.fence"
+	run -3 dsys-lock acquire b --nowait
+}

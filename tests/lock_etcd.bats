@@ -277,3 +277,53 @@ EOF
 	((after - before >= 10))   # the locks flowed again after the election
 	((failed <= 3))
 }
+
+@test "lock etcd: renew --ttl moves the key to a lease of the new TTL (new token and fence), and refuses while others wait" {
+	etcd_start
+	export DSYS_STORE=$ETCD_URL
+	run --separate-stderr dsys-lock acquire mv --ttl 5s
+	assert_success
+	grant=$output
+	# the same TTL: a keepalive, nothing changes
+	run --separate-stderr dsys-lock renew --ttl 5s <<<"$grant"
+	assert_success
+	[ "$(field "$output" token)" = "$(field "$grant" token)" ]
+	[ "$(field "$output" fence)" = "$(field "$grant" fence)" ]
+	# another TTL: a new lease holds the key, whose new create revision is
+	# the new fence; the old token and lease are gone
+	run --separate-stderr dsys-lock renew --ttl 20s <<<"$grant"
+	assert_success
+	moved=$output
+	[ "$(field "$moved" ttl_ms)" = 20000 ]
+	[ "$(field "$moved" token)" != "$(field "$grant" token)" ]
+	(($(field "$moved" fence) > $(field "$grant" fence)))
+	lease=$(field "$moved" lease)
+	[[ $(field "$moved" token) == "$lease"* ]]
+	run ctl get --prefix dsys/locks/mv/ --keys-only
+	assert_output "dsys/locks/mv/${lease#"${lease%%[!0]*}"}"
+	run ctl lease timetolive "$lease" -w json
+	[[ $output == *'"granted-ttl":20'* ]]
+	run ctl lease timetolive "$(field "$grant" lease)"
+	[[ $output == *"already expired"* ]]
+	run -1 dsys-lock renew --ttl 10s <<<"$grant"
+	run --separate-stderr dsys-lock status mv
+	[ "$(field "$output" fence)" = "$(field "$moved" fence)" ]
+
+	# a waiter behind it: moving would hand it the lock, so renew refuses
+	dsys-lock acquire mv --wait 30s >"$BATS_TEST_TMPDIR/waiter" 3>&- &
+	waiter=$!
+	BG+=("$waiter")
+	for ((i = 0; i < 200; i++)); do
+		[ "$(ctl get --prefix dsys/locks/mv/ --keys-only | grep -c .)" -ge 2 ] && break
+		sleep 0.02
+	done
+	run -1 --separate-stderr dsys-lock renew --ttl 40s <<<"$moved"
+	[[ $stderr == *"cannot change on etcd while others wait"* ]]
+	run --separate-stderr dsys-lock status mv
+	[ "$(field "$output" fence)" = "$(field "$moved" fence)" ]
+	kill -0 "$waiter"
+	run -0 dsys-lock renew <<<"$moved"   # its own TTL: still a keepalive
+	run -0 dsys-lock release <<<"$moved"
+	wait "$waiter"
+	(($(field "$(cat "$BATS_TEST_TMPDIR/waiter")" fence) > $(field "$moved" fence)))
+}

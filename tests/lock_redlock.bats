@@ -6,6 +6,7 @@
 
 load helpers
 load redis_helpers
+load lock_helpers
 bats_require_minimum_version 1.5.0
 BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-120}
 
@@ -23,29 +24,7 @@ teardown() {
 	local p
 	for p in "${BG[@]}"; do kill -KILL "$p" 2>/dev/null; done
 	dsys_teardown
-	for p in "${RL_PIDS[@]}"; do
-		[[ -n $p ]] && { kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; }
-	done
-	return 0
-}
-
-# three independent servers; RL_URL=redlock://...
-redlock_start() {
-	local i hosts=()
-	for i in 0 1 2; do
-		redis_start || return 1
-		RL_PIDS+=("$REDIS_PID")
-		RL_PORTS+=("$REDIS_PORT")
-		hosts+=("127.0.0.1:$REDIS_PORT")
-	done
-	REDIS_PID=
-	RL_URL="redlock://$(IFS=,; echo "${hosts[*]}")"
-}
-
-rl_kill() {
-	kill -KILL "${RL_PIDS[$1]}"
-	wait "${RL_PIDS[$1]}" 2>/dev/null || :
-	RL_PIDS[$1]=
+	rl_stop_all
 }
 
 field() {

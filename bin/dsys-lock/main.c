@@ -171,6 +171,10 @@ int lock_cli_fail(struct config *cfg, const char *name, int err)
 	case -ENOENT:
 		cli_error("lock '%s' is not held with this token (released, expired, or never granted)", name);
 		return EXIT_NO;
+	case -ENOTEMPTY:
+		cli_error("lock '%s': its TTL cannot change on etcd while others wait behind it "
+		          "(renew with the granted TTL keeps it alive)", name);
+		return EXIT_NO;
 	case -EINVAL:
 		if (name[0] == '}')
 			cli_error("lock name '%s' cannot start with '}' on %s (its hash tag would be empty)",

@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "base/invariant.h"
+#include "cli/child.h"
 #include "cli/cli.h"
 #include "dsys-lock.h"
 
@@ -71,9 +72,6 @@ void lock_run_note_fds(void)
 	closedir(d);
 }
 
-static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
-#define N_FORWARDED (int)(sizeof forwarded / sizeof forwarded[0])
-
 struct run {
 	struct config *cfg;
 	const char *name;
@@ -91,7 +89,8 @@ struct run {
 	uint64_t ttl_ns, margin_ns;
 	uint64_t valid_until;         /* uv_hrtime() */
 	uv_timer_t renew_timer, deadline_timer, kill_timer;
-	uv_signal_t sigchld, sigs[N_FORWARDED];
+	uv_signal_t sigchld;
+	struct cli_child_signals sigs;
 };
 
 static void on_lost(struct run *rn, const char *why);
@@ -145,7 +144,7 @@ static _Noreturn void child_exec(struct run *rn, char **cmd, pid_t parent, int e
 	int e = errno;
 	ssize_t w = write(errfd, &e, sizeof e);
 	(void)w;
-	_exit(e == ENOENT ? 127 : 126);
+	_exit(cli_child_exec_code(-e));
 }
 
 /* ------------------------------------------------------------ ending */
@@ -291,7 +290,8 @@ static void renew_timer_cb(uv_timer_t *t)
 	if (t == &rn->deadline_timer || rn->renewing)
 		return;
 	rn->renewing = true;
-	int r = lock_renew(rn->cfg->store, rn->name, rn->grant.token, rn->cfg->ttl_ms, renew_cb, rn);
+	/* the TTL granted (etcd may have raised it): a keepalive, never a move */
+	int r = lock_renew(rn->cfg->store, rn->name, rn->grant.token, rn->grant.ttl_ms, renew_cb, rn);
 	if (r < 0) {
 		rn->renewing = false;
 		on_lost(rn, strerror(-r));
@@ -348,7 +348,7 @@ static int spawn(struct run *rn, char **cmd)
 		int st;
 		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 			;
-		return e == ENOENT ? -127 : -126;
+		return -cli_child_exec_code(-e);
 	}
 	return 0;
 }
@@ -389,11 +389,7 @@ int lock_run(struct config *cfg, const char *name, char **cmd)
 	uv_signal_init(loop, &rn.sigchld);
 	rn.sigchld.data = &rn;
 	uv_signal_start(&rn.sigchld, sigchld_cb, SIGCHLD);
-	for (int i = 0; i < N_FORWARDED; i++) {
-		uv_signal_init(loop, &rn.sigs[i]);
-		rn.sigs[i].data = &rn;
-		uv_signal_start(&rn.sigs[i], forward_cb, forwarded[i]);
-	}
+	cli_child_signals_start(&rn.sigs, loop, forward_cb, &rn);
 	uv_timer_init(loop, &rn.renew_timer);
 	uv_timer_init(loop, &rn.deadline_timer);
 	uv_timer_init(loop, &rn.kill_timer);
@@ -415,18 +411,10 @@ int lock_run(struct config *cfg, const char *name, char **cmd)
 		reap(&rn);   /* CMD may be gone already */
 		while (!(rn.exited && (rn.lost || rn.released)))
 			uv_run(loop, UV_RUN_DEFAULT);
-		if (rn.lost)
-			rc = EXIT_LOST;
-		else if (WIFEXITED(rn.status))
-			rc = WEXITSTATUS(rn.status);
-		else if (WIFSIGNALED(rn.status))
-			rc = 128 + WTERMSIG(rn.status);
-		else
-			rc = 125;
+		rc = rn.lost ? EXIT_LOST : cli_child_wait_code(rn.status);
 	}
 	uv_close((uv_handle_t *)&rn.sigchld, close_cb);
-	for (int i = 0; i < N_FORWARDED; i++)
-		uv_close((uv_handle_t *)&rn.sigs[i], close_cb);
+	cli_child_signals_close(&rn.sigs);
 	uv_close((uv_handle_t *)&rn.renew_timer, close_cb);
 	uv_close((uv_handle_t *)&rn.deadline_timer, close_cb);
 	uv_close((uv_handle_t *)&rn.kill_timer, close_cb);

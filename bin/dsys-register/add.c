@@ -32,11 +32,9 @@
 #include <uv.h>
 
 #include "base/json.h"
+#include "cli/child.h"
 #include "cli/cli.h"
 #include "dsys-register.h"
-
-static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
-#define N_FORWARDED (int)(sizeof forwarded / sizeof forwarded[0])
 
 struct add {
 	struct reg_config *cfg;
@@ -59,7 +57,7 @@ struct add {
 	bool has_cmd, cmd_done;
 	int cmd_status;
 	uv_process_t proc;
-	uv_signal_t sigs[N_FORWARDED];
+	struct cli_child_signals sigs;
 	int exit_code;
 };
 
@@ -235,7 +233,7 @@ static void exit_cb(uv_process_t *p, int64_t exit_status, int term_signal)
 {
 	struct add *a = p->data;
 	a->cmd_done = true;
-	a->cmd_status = term_signal ? 128 + term_signal : (int)exit_status;
+	a->cmd_status = cli_child_code(exit_status, term_signal);
 	uv_close((uv_handle_t *)p, NULL);
 	finish(a, a->cmd_status);
 }
@@ -278,11 +276,7 @@ int reg_add(struct reg_config *cfg, const char *service, char **cmd)
 	a.in.since_ms = reg_now_ms();
 	a.has_cmd = cmd != NULL;
 
-	for (int i = 0; i < N_FORWARDED; i++) {
-		uv_signal_init(&loop, &a.sigs[i]);
-		a.sigs[i].data = &a;
-		uv_signal_start(&a.sigs[i], signal_cb, forwarded[i]);
-	}
+	cli_child_signals_start(&a.sigs, &loop, signal_cb, &a);
 	uv_timer_init(&loop, &a.stop_timer);
 	a.stop_timer.data = &a;
 	uv_timer_init(&loop, &a.check_timer);
@@ -312,7 +306,7 @@ int reg_add(struct reg_config *cfg, const char *service, char **cmd)
 		int r = uv_spawn(&loop, &a.proc, &po);
 		if (r < 0) {
 			cli_error("cannot run '%s': %s", cmd[0], uv_strerror(r));
-			a.exit_code = r == UV_ENOENT ? 127 : 126;
+			a.exit_code = cli_child_exec_code(r);
 			/* a handle whose spawn failed is still open, and an
 			 * open handle keeps uv_loop_close from freeing the loop */
 			uv_close((uv_handle_t *)&a.proc, NULL);
@@ -336,8 +330,7 @@ out:
 	uv_close((uv_handle_t *)&a.stop_timer, close_cb);
 	uv_timer_stop(&a.check_timer);
 	uv_timer_stop(&a.beat_timer);
-	for (int i = 0; i < N_FORWARDED; i++)
-		uv_close((uv_handle_t *)&a.sigs[i], close_cb);
+	cli_child_signals_close(&a.sigs);
 	uv_close((uv_handle_t *)&a.check_timer, close_cb);
 	uv_close((uv_handle_t *)&a.beat_timer, close_cb);
 	uv_run(&loop, UV_RUN_DEFAULT);   /* a check in flight finishes here */

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "base/json.h"
+#include "cli/child.h"
 #include "cli/cli.h"
 #include "dsys-register.h"
 #include "register/template.h"
@@ -54,7 +55,7 @@ static int run_shell(const char *cmd, const char *path)
 	while (waitpid(pid, &st, 0) < 0)
 		if (errno != EINTR)
 			return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	return cli_child_wait_code(st);
 }
 
 /* Render v[0..m) (sorted) to --out: write beside it, check, rename, exec,

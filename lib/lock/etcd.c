@@ -36,9 +36,15 @@
  * A token is the lease id (16 hex digits) and 16 random ones: renew and
  * release find the key from it, and act only when the key is attached to
  * that lease and (for a lock) its value starts with the whole token.
- * Renew is a keepalive of the lease (etcd cannot change a lease's TTL: a
- * renewal restores the TTL granted).  Release revokes the lease, which
- * deletes the key in the same step.
+ * Renew is a keepalive of the lease, which restores the TTL granted.
+ * etcd cannot change a lease's TTL, so a renew asking for another one
+ * grants a new lease and moves the key onto it in one txn: delete the old
+ * key, put the new one (so the token, lease and fence change), guarded on
+ * the old key's mod revision and on no key under the prefix being younger
+ * than it -- with a contender queued behind, the move would put us behind
+ * it, so the renew fails (-ENOTEMPTY) instead.  Release revokes the lease,
+ * which deletes the key in the same step; a token this store granted
+ * itself (run's, elect's) is revoked without first reading the key.
  *
  * Every give-up path revokes the lease before the operation ends, so a
  * --nowait miss or a wait that timed out leaves no key queued in front of
@@ -61,10 +67,17 @@
 #define KA_RETRY_MS 200        /* keepalive retry after a failed one */
 #define MAX_TXN_TRIES 5        /* an idempotent txn resent after unknown outcomes */
 
+#define OWN_GRANTS 8
+
 struct eimpl {
 	struct etcd_client *c;
 	char last_err[256];
 	struct eop *ops;           /* records not finished yet */
+	/* tokens this process was granted (the last few): their release
+	 * revokes the lease at once, without first reading the key to check
+	 * the token, since nobody else could have named our lease */
+	char own[OWN_GRANTS][LOCK_TOKEN_LEN + 1];
+	unsigned own_next;
 };
 
 struct eop {
@@ -88,6 +101,11 @@ struct eop {
 	unsigned txn_tries;
 	int final_err;             /* kept while the lease is revoked */
 	bool giving_up;            /* revoking: nothing else may act */
+	/* renew with another TTL: the key moves from the old lease */
+	int64_t old_lease, old_mod, old_ttl_s;
+	char old_key[LOCK_MAX_NAME + 64];
+	char new_token[LOCK_TOKEN_LEN + 1];
+	struct buf value_tail;     /* the key's value after the token */
 	struct lock_holder *hs;    /* status */
 	unsigned n_hs, ttl_next;
 	uv_timer_t timer;
@@ -105,6 +123,7 @@ static void eop_close_cb(uv_handle_t *h)
 {
 	struct eop *e = h->data;
 	buf_free(&e->value);
+	buf_free(&e->value_tail);
 	free(e->hs);
 	free(e);
 }
@@ -344,6 +363,8 @@ static void evaluate(struct eop *e, const struct etcd_kv *kvs, size_t n, int64_t
 		free(v);
 		struct lock_holder h;
 		fill_holder(e, &h, (uint64_t)e->my_rev, (uint64_t)e->ttl_s * 1000);
+		struct eimpl *im = e->s->impl;
+		memcpy(im->own[im->own_next++ % OWN_GRANTS], op->token, LOCK_TOKEN_LEN + 1);
 		return finish(e, 0, &h, 1);
 	}
 	if (!op->wait) {
@@ -395,7 +416,7 @@ static void txn_cb(struct eop *e, int err, const struct etcd_resp *r)
 
 static void acquire_txn(struct eop *e)
 {
-	struct etcd_compare cmp = {e->key, strlen(e->key), ETCD_CREATE, ETCD_EQUAL, 0, NULL, 0};
+	struct etcd_compare cmp = {.key = e->key, .key_len = strlen(e->key), .target = ETCD_CREATE, .result = ETCD_EQUAL};
 	struct etcd_op range = {.kind = ETCD_OP_RANGE, .r = {e->prefix, strlen(e->prefix), NULL, 0, true}};
 	struct etcd_op ok[2] = {
 		{.kind = ETCD_OP_PUT, .r = {e->key, strlen(e->key), NULL, 0, false},
@@ -536,16 +557,127 @@ static const struct etcd_kv *own_key(struct eop *e, const struct etcd_resp *r)
 
 static void owner_of(struct eop *e, const struct etcd_kv *kv, char *out, size_t size);
 
+/* End a renew with the grant as it now stands. */
+static void renewed(struct eop *e, int64_t ttl_s)
+{
+	struct lock_holder h;
+	fill_holder(e, &h, (uint64_t)e->my_rev, (uint64_t)ttl_s * 1000);
+	finish(e, 0, &h, 1);
+}
+
+static void move_grant_cb(struct eop *e, int err, const struct etcd_resp *r);
+
 static void renew_ka_cb(struct eop *e, int err, const struct etcd_resp *r)
 {
 	if (err)
 		return finish(e, err, NULL, 0);
 	if (r->ttl <= 0)
 		return finish(e, -ENOENT, NULL, 0);
-	struct lock_holder h;
-	fill_holder(e, &h, (uint64_t)e->my_rev, (uint64_t)r->ttl * 1000);
-	snprintf(h.owner, sizeof h.owner, "%s", e->op->owner);
-	finish(e, 0, &h, 1);
+	int64_t want_s = (int64_t)((e->op->ttl_ms + 999) / 1000);
+	if (want_s == r->ttl || e->s->opt.election)
+		return renewed(e, r->ttl);
+	/* Another TTL: etcd cannot change a lease's, so the key moves to a
+	 * new lease of that TTL (move_grant_cb).  The keepalive just made
+	 * keeps the old grant good meanwhile. */
+	e->old_lease = e->lease;
+	e->old_ttl_s = r->ttl;
+	snprintf(e->old_key, sizeof e->old_key, "%s", e->key);
+	e->lease_from_ms = lock_now_ms();
+	struct buf b = BUF_INIT;
+	etcd_req_lease_grant(&b, want_s, 0);
+	int rc = call(e, ETCD_PATH_GRANT, &b, move_grant_cb);
+	if (rc < 0)
+		finish(e, rc, NULL, 0);
+}
+
+/* The last step of every move: finish with err, or with the grant. */
+static void move_end_cb(struct eop *e, int err, const struct etcd_resp *r)
+{
+	(void)err;
+	(void)r;
+	if (e->final_err)
+		return finish(e, e->final_err, NULL, 0);
+	renewed(e, e->ttl_s);
+}
+
+/* Revoke `lease` (best effort: it has no key left, or never had ours),
+ * then end as final_err says. */
+static void move_end(struct eop *e, int64_t lease, int final_err)
+{
+	e->final_err = final_err;
+	struct buf b = BUF_INIT;
+	etcd_req_lease_revoke(&b, lease);
+	if (call(e, ETCD_PATH_REVOKE, &b, move_end_cb) < 0)
+		move_end_cb(e, 0, NULL);
+}
+
+static void move_txn_cb(struct eop *e, int err, const struct etcd_resp *r)
+{
+	if (err)   /* outcome unknown: both leases run out by themselves */
+		return finish(e, err, NULL, 0);
+	if (r->succeeded) {
+		/* the new key's create revision is the txn's: the new fence */
+		e->my_rev = r->revision;
+		memcpy(e->op->token, e->new_token, sizeof e->new_token);
+		return move_end(e, e->old_lease, 0);
+	}
+	/* Why not: the old key changed or went (not held), or contenders
+	 * queue behind it (moving would put it behind them). */
+	const struct etcd_resp *pr = r->n_responses == 1 ? &r->responses[0] : NULL;
+	int why = -ENOENT;
+	for (size_t i = 0; pr && i < pr->n_kvs; i++)
+		if (!strcmp(pr->kvs[i].key, e->old_key) && pr->kvs[i].mod_revision == e->old_mod)
+			why = -ENOTEMPTY;
+	int64_t new_lease = e->lease;
+	e->lease = e->old_lease;
+	snprintf(e->key, sizeof e->key, "%s", e->old_key);
+	move_end(e, new_lease, why);
+}
+
+static void move_grant_cb(struct eop *e, int err, const struct etcd_resp *r)
+{
+	if (err)
+		return finish(e, err, NULL, 0);
+	if (r->lease_id <= 0 || r->ttl <= 0)
+		return finish(e, -EPROTO, NULL, 0);
+	e->ttl_s = r->ttl;
+	e->lease = r->lease_id;
+	if (r->ttl == e->old_ttl_s) {
+		/* etcd raised the TTL asked for to its minimum, which the old
+		 * lease has already: nothing to move */
+		e->lease = e->old_lease;
+		e->lease_from_ms = 0;
+		return move_end(e, r->lease_id, 0);
+	}
+	/* the new token names the new lease; its random half stays */
+	char token[LOCK_TOKEN_LEN + 1];
+	snprintf(token, sizeof token, "%016llx%s", (unsigned long long)e->lease, e->op->token + 16);
+	make_key(e);
+	buf_reset(&e->value);
+	buf_append(&e->value, token, LOCK_TOKEN_LEN);
+	buf_append(&e->value, e->value_tail.data ? e->value_tail.data : "", e->value_tail.len);
+	/* Move only while the old key is as renew saw it, and no key under
+	 * the prefix was created after it: then the keys ahead stay ahead, and
+	 * there is nobody behind for whom the deletion of the old key would
+	 * look like a release. */
+	struct etcd_compare cmp[2] = {
+		{.key = e->old_key, .key_len = strlen(e->old_key), .target = ETCD_MOD,
+		 .result = ETCD_EQUAL, .number = e->old_mod},
+		{.key = e->prefix, .key_len = strlen(e->prefix), .target = ETCD_CREATE,
+		 .result = ETCD_LESS, .number = e->my_rev + 1, .prefix = true},
+	};
+	struct etcd_op ok[2] = {
+		{.kind = ETCD_OP_DELETE, .r = {e->old_key, strlen(e->old_key), NULL, 0, false}},
+		{.kind = ETCD_OP_PUT, .r = {e->key, strlen(e->key), NULL, 0, false},
+		 .value = e->value.data, .value_len = e->value.len, .lease = e->lease},
+	};
+	struct etcd_op no = {.kind = ETCD_OP_RANGE, .r = {e->prefix, strlen(e->prefix), NULL, 0, true}};
+	memcpy(e->new_token, token, sizeof token);
+	struct buf b = BUF_INIT;
+	etcd_req_txn(&b, cmp, 2, ok, 2, &no, 1);
+	int rc = call(e, ETCD_PATH_TXN, &b, move_txn_cb);
+	if (rc < 0)
+		finish(e, rc, NULL, 0);
 }
 
 static void renew_range_cb(struct eop *e, int err, const struct etcd_resp *r)
@@ -556,6 +688,9 @@ static void renew_range_cb(struct eop *e, int err, const struct etcd_resp *r)
 	if (!kv)
 		return finish(e, -ENOENT, NULL, 0);
 	e->my_rev = kv->create_revision;
+	e->old_mod = kv->mod_revision;
+	if (!e->s->opt.election)   /* own_key checked the token and the space */
+		buf_append(&e->value_tail, kv->value + LOCK_TOKEN_LEN, kv->value_len - LOCK_TOKEN_LEN);
 	owner_of(e, kv, e->op->owner, sizeof e->op->owner);
 	struct buf b = BUF_INIT;
 	etcd_req_lease_keepalive(&b, e->lease);
@@ -670,6 +805,7 @@ static void etcd_start(struct lock_store *s, struct lock_op *op)
 	e->s = s;
 	e->refs = 1;   /* "not finished" */
 	buf_init(&e->value);
+	buf_init(&e->value_tail);
 	uv_timer_init(s->loop, &e->timer);
 	e->timer.data = e;
 	e->next = im->ops;
@@ -690,6 +826,17 @@ static void etcd_start(struct lock_store *s, struct lock_op *op)
 		if (e->lease <= 0)
 			return finish(e, -ENOENT, NULL, 0);
 		make_key(e);
+		for (unsigned i = 0; op->kind == LOCK_OP_RELEASE && i < OWN_GRANTS; i++) {
+			if (strcmp(im->own[i], op->token))
+				continue;
+			/* one round trip: an expired lease answers NOT_FOUND */
+			im->own[i][0] = '\0';
+			etcd_req_lease_revoke(&b, e->lease);
+			r = call(e, ETCD_PATH_REVOKE, &b, release_revoke_cb);
+			if (r < 0)
+				finish(e, r, NULL, 0);
+			return;
+		}
 		etcd_req_range(&b, &(struct etcd_range){e->key, strlen(e->key), NULL, 0, false}, NULL);
 		r = call(e, ETCD_PATH_RANGE, &b, op->kind == LOCK_OP_RENEW ? renew_range_cb : release_range_cb);
 		break;

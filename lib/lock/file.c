@@ -11,15 +11,34 @@
  *                    changes and rewrites BASE.state (microseconds, bounded
  *                    by lock_options.timeout_ms for the waiter)
  *   DIR/BASE.state   JSON lines, readable by anyone:
- *                      {"dsys_lock":1,"name":"NAME","fence":17}
+ *                      {"dsys_lock":1,"name":"NAME","fence":17,
+ *                       "reserved":1016,"boot":"BOOT-ID"}
  *                      {"token":"..","fence":17,"owner":"..","ttl_ms":30000,
  *                       "expires_ms":1733380000000,"pid":4242,"pid_start":987654}
  *                    the first line carries the name's fence counter; one
  *                    line per live grant follows.  Rewritten whole into
- *                    BASE.tmp, fsync'd, renamed over BASE.state, and the
- *                    directory fsync'd: a crash leaves the old or the new
- *                    state, never a torn one, and a fence once handed out
- *                    is never handed out again.
+ *                    BASE.tmp and renamed over BASE.state (so a process
+ *                    killed halfway leaves the old state, never a torn one),
+ *                    but not fsync'd: see the fences below.
+ *   DIR/BASE.fence   {"reserved":1016}: the highest fence that may be
+ *                    handed out, written only durably (BASE.ftmp fsync'd,
+ *                    renamed, the directory fsync'd).
+ *
+ * Fences without an fsync per grant.  Two fsyncs per write cost
+ * milliseconds on most disks, far more than the rest of an acquire, so
+ * fences are reserved in blocks: when the next fence would pass the
+ * reservation, BASE.fence is first raised by FENCE_BLOCK, durably; every
+ * fence handed out is thus at most a reservation that survives a crash.
+ * Writes that were not fsync'd are lost only when the kernel is (a power
+ * cut, a panic), and then the machine boots again with a new
+ * /proc/sys/kernel/random/boot_id.  So a state written under another boot
+ * id (or with none: the header says which boot wrote it) is not trusted
+ * for its fence: the counter goes on from BASE.fence's reservation, and
+ * its grants are dropped (their processes died with that boot).  Under the
+ * same boot id, the page cache every process shares is the truth.  After
+ * a crash the fences jump by up to FENCE_BLOCK; they never repeat.  When
+ * the boot id cannot be read, every write is fsync'd (the state then
+ * carries the counter durably itself).
  *
  * BASE is the name itself when it is made of [A-Za-z0-9._+,=@:-], does not
  * start with '.', and is at most 200 bytes (so BASE.state fits in a file
@@ -57,9 +76,12 @@
 
 #define FILE_MAX_STATE (4u << 20)   /* a state file larger than this is not ours */
 #define FILE_MAX_BASE 200
+#define FENCE_BLOCK 1000            /* fences reserved per durable write */
+#define BOOT_LEN 36                 /* a boot id, as /proc prints it */
 
 struct file_impl {
 	int dirfd;
+	char boot[BOOT_LEN + 1];        /* "" when unknown: fsync everything */
 	char err[256];
 };
 
@@ -70,6 +92,9 @@ struct entry {
 
 struct state {
 	uint64_t fence;
+	uint64_t reserved;           /* as the header says: trusted only with boot */
+	char boot[BOOT_LEN + 1];     /* the boot id the header was written under */
+	bool has_boot;
 	bool has_name;
 	char name[LOCK_MAX_NAME + 1];
 	struct entry *e;             /* LOCK_MAX_LIMIT of them */
@@ -204,6 +229,12 @@ static int member(void *ctx, const struct json_token *k, const struct json_token
 	if (sc->header) {
 		if (json_token_eq(k, "fence"))
 			return get_u64(v, &sc->st->fence);
+		if (json_token_eq(k, "reserved"))
+			return get_u64(v, &sc->st->reserved);
+		if (json_token_eq(k, "boot")) {
+			sc->st->has_boot = true;
+			return get_str(v, sc->st->boot, sizeof sc->st->boot);
+		}
 		if (json_token_eq(k, "name")) {
 			sc->st->has_name = true;
 			return get_str(v, sc->st->name, sizeof sc->st->name);
@@ -273,6 +304,10 @@ static void state_format(const struct state *st, struct buf *b)
 	json_kv_i64(&w, "dsys_lock", 1);
 	json_kv_str(&w, "name", st->name);
 	json_kv_u64(&w, "fence", st->fence);
+	if (st->has_boot) {
+		json_kv_u64(&w, "reserved", st->reserved);
+		json_kv_str(&w, "boot", st->boot);
+	}
 	json_obj_end(&w);
 	buf_putc(b, '\n');
 	for (unsigned i = 0; i < st->n; i++) {
@@ -308,6 +343,24 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/* Replace DIR/fin with b's bytes through DIR/tmp; durable: fsync the file
+ * before the rename and the directory after it. */
+static int replace_file(struct file_impl *fi, const char *tmp, const char *fin,
+                        const struct buf *b, bool durable)
+{
+	int fd = openat(fi->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	int r = fd < 0 ? -errno : write_all(fd, b->data, b->len);
+	if (r == 0 && durable && fsync(fd) < 0)
+		r = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (r == 0 && renameat(fi->dirfd, tmp, fi->dirfd, fin) < 0)
+		r = -errno;
+	if (r == 0 && durable && fsync(fi->dirfd) < 0)
+		r = -errno;
+	return r;
+}
+
 static int state_save(struct file_impl *fi, const char *base, const struct state *st)
 {
 	char tmp[FILE_MAX_BASE + 16], fin[FILE_MAX_BASE + 16];
@@ -315,27 +368,104 @@ static int state_save(struct file_impl *fi, const char *base, const struct state
 	snprintf(fin, sizeof fin, "%s.state", base);
 	struct buf b = BUF_INIT;
 	state_format(st, &b);
-	int fd = openat(fi->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-	int r = fd < 0 ? -errno : write_all(fd, b.data, b.len);
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (fd >= 0)
-		close(fd);
+	int r = replace_file(fi, tmp, fin, &b, !st->has_boot);
 	buf_free(&b);
-	if (r == 0 && renameat(fi->dirfd, tmp, fi->dirfd, fin) < 0)
-		r = -errno;
-	if (r == 0 && fsync(fi->dirfd) < 0)
-		r = -errno;
 	return r;
 }
 
-static int state_load(struct file_impl *fi, const char *base, struct state *st, uint64_t now_ms)
+/* BASE.fence's reservation, 0 when there is none yet. */
+static int reserve_load(struct file_impl *fi, const char *base, uint64_t *out)
+{
+	char path[FILE_MAX_BASE + 16], text[128];
+	snprintf(path, sizeof path, "%s.fence", base);
+	*out = 0;
+	int fd = openat(fi->dirfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	ssize_t n;
+	while ((n = read(fd, text, sizeof text - 1)) < 0 && errno == EINTR)
+		;
+	int e = errno;
+	close(fd);
+	if (n < 0)
+		return -e;
+	text[n] = '\0';
+	const char *p = strstr(text, "\"reserved\":");
+	char *end;
+	unsigned long long v = p ? strtoull(p + 11, &end, 10) : 0;
+	if (!p || end == p + 11)
+		return -EPROTO;
+	*out = v;
+	return 0;
+}
+
+static int reserve_save(struct file_impl *fi, const char *base, uint64_t reserved)
+{
+	char tmp[FILE_MAX_BASE + 16], fin[FILE_MAX_BASE + 16];
+	snprintf(tmp, sizeof tmp, "%s.ftmp", base);
+	snprintf(fin, sizeof fin, "%s.fence", base);
+	struct buf b = BUF_INIT;
+	char line[64];
+	int n = snprintf(line, sizeof line, "{\"reserved\":%llu}\n", (unsigned long long)reserved);
+	buf_append(&b, line, (size_t)n);
+	int r = replace_file(fi, tmp, fin, &b, true);
+	buf_free(&b);
+	return r;
+}
+
+/* After state_load: make st's counter and reservation trustworthy.  A
+ * state from this boot is; one from another boot (or none) goes on from
+ * BASE.fence, and its grants died with that boot.  A state with no boot
+ * was written durably (no boot id then, or an older dsys-lock): its
+ * grants hold.  Either way nothing is reserved beyond the counter yet. */
+static int state_settle(struct file_impl *fi, const char *base, struct state *st, bool existed)
+{
+	if (!fi->boot[0]) {
+		st->has_boot = false;
+		return 0;
+	}
+	if (existed && st->has_boot && !strcmp(st->boot, fi->boot))
+		return 0;
+	uint64_t reserved;
+	int r = reserve_load(fi, base, &reserved);
+	if (r < 0)
+		return r;
+	if (existed && st->has_boot)
+		st->n = 0;   /* grants of a boot that is over */
+	if (reserved > st->fence)
+		st->fence = reserved;
+	st->reserved = st->fence;   /* nothing beyond it is reserved for this boot */
+	st->has_boot = true;
+	snprintf(st->boot, sizeof st->boot, "%s", fi->boot);
+	return 0;
+}
+
+/* Before handing out st->fence + 1: reserve a block if it passes the
+ * reservation. */
+static int fence_next(struct file_impl *fi, const char *base, struct state *st, uint64_t *out)
+{
+	uint64_t next = st->fence + 1;
+	if (st->has_boot && next > st->reserved) {
+		int r = reserve_save(fi, base, next + FENCE_BLOCK - 1);
+		if (r < 0)
+			return r;
+		st->reserved = next + FENCE_BLOCK - 1;
+	}
+	st->fence = next;
+	*out = next;
+	return 0;
+}
+
+static int state_load(struct file_impl *fi, const char *base, struct state *st, uint64_t now_ms,
+                      bool *existed)
 {
 	char fin[FILE_MAX_BASE + 16];
 	snprintf(fin, sizeof fin, "%s.state", base);
+	*existed = false;
 	int fd = openat(fi->dirfd, fin, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
+	*existed = true;
 	struct buf b = BUF_INIT;
 	int r = 0;
 	char chunk[8192];
@@ -414,10 +544,13 @@ static void file_start(struct lock_store *s, struct lock_op *op)
 	int fd = -1;
 	int r = lock_file(s, base, &fd);
 	uint64_t now = op->sent_ms;
+	bool existed = false;
 	if (r == 0)
-		r = state_load(fi, base, &st, now);
+		r = state_load(fi, base, &st, now, &existed);
 	if (r == 0 && st.has_name && strcmp(st.name, op->name))
 		r = -EPROTO;   /* a hash collision: not this name's state */
+	if (r == 0)
+		r = state_settle(fi, base, &st, existed);
 	snprintf(st.name, sizeof st.name, "%s", op->name);
 	struct lock_holder out;
 	const struct lock_holder *res = NULL;
@@ -436,7 +569,9 @@ static void file_start(struct lock_store *s, struct lock_op *op)
 			snprintf(e->h.name, sizeof e->h.name, "%s", op->name);
 			memcpy(e->h.token, op->token, sizeof e->h.token);
 			snprintf(e->h.owner, sizeof e->h.owner, "%s", op->owner);
-			e->h.fence = ++st.fence;
+			r = fence_next(fi, base, &st, &e->h.fence);
+			if (r < 0)
+				break;
 			e->h.ttl_ms = op->ttl_ms;
 			e->h.expires_ms = now + op->ttl_ms;
 			e->h.pid = op->pid;
@@ -532,6 +667,12 @@ int lock_file_open(struct lock_store *s)
 		return -ENOMEM;
 	}
 	fi->dirfd = fd;
+	int bfd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	if (bfd >= 0) {
+		ssize_t n = read(bfd, fi->boot, BOOT_LEN);
+		close(bfd);
+		fi->boot[n == BOOT_LEN ? BOOT_LEN : 0] = '\0';
+	}
 	s->impl = fi;
 	s->be = &file_backend;
 	return 0;

@@ -69,7 +69,7 @@
  *     struct store_url u;                    // from --store etcd://H:P,H:P
  *     struct etcd_client *c = etcd_client_new(uv_default_loop(), &u, NULL);
  *     struct buf body; buf_init(&body);
- *     struct etcd_compare free_ = { key, key_len, ETCD_CREATE, ETCD_EQUAL };
+ *     struct etcd_compare free_ = { .key = key, .key_len = key_len, .target = ETCD_CREATE };
  *     struct etcd_op put = { .kind = ETCD_OP_PUT, .r = { key, key_len },
  *                            .value = me, .value_len = me_len, .lease = lease };
  *     etcd_req_txn(&body, &free_, 1, &put, 1, NULL, 0);
@@ -155,6 +155,8 @@ struct etcd_compare {
 	enum etcd_cmp result;
 	int64_t number;                     /* for CREATE, MOD, VERSION, LEASE */
 	const char *value; size_t value_len; /* for VALUE */
+	bool prefix;                        /* every key under key must match
+	                                       (etcd's range compare, 3.3+) */
 };
 
 enum etcd_op_kind { ETCD_OP_PUT, ETCD_OP_RANGE, ETCD_OP_DELETE };

@@ -131,7 +131,7 @@ int main(int argc, char **argv)
 		etcd_req_delete(&body, &r, true);
 		path = ETCD_PATH_DELETE;
 	} else if (strcmp(op, "create") == 0 && argc >= 5) {
-		struct etcd_compare cmp = { key, strlen(key), ETCD_CREATE, ETCD_EQUAL, 0, NULL, 0 };
+		struct etcd_compare cmp = { .key = key, .key_len = strlen(key), .target = ETCD_CREATE, .result = ETCD_EQUAL };
 		struct etcd_op put = { .kind = ETCD_OP_PUT, .r = r, .value = argv[4], .value_len = strlen(argv[4]) };
 		struct etcd_op get = { .kind = ETCD_OP_RANGE, .r = r };
 		etcd_req_txn(&body, &cmp, 1, &put, 1, &get, 1);

@@ -80,10 +80,10 @@ int main(void)
 	       "put with an empty value, an exact 64-bit lease and prev_kv");
 
 	struct etcd_compare cmp[] = {
-		{ "k", 1, ETCD_CREATE, ETCD_EQUAL, 0, NULL, 0 },
-		{ "k", 1, ETCD_MOD, ETCD_LESS, 5, NULL, 0 },
-		{ "k", 1, ETCD_VERSION, ETCD_GREATER, 2, NULL, 0 },
-		{ "k", 1, ETCD_VALUE, ETCD_NOT_EQUAL, 0, "v", 1 },
+		{ "k", 1, ETCD_CREATE, ETCD_EQUAL, 0, NULL, 0, false },
+		{ "k", 1, ETCD_MOD, ETCD_LESS, 5, NULL, 0, false },
+		{ "k", 1, ETCD_VERSION, ETCD_GREATER, 2, NULL, 0, true },
+		{ "k", 1, ETCD_VALUE, ETCD_NOT_EQUAL, 0, "v", 1, false },
 	};
 	struct etcd_op succ[] = { { .kind = ETCD_OP_PUT, .r = { "k", 1, NULL, 0, false }, .value = "v", .value_len = 1, .lease = 3 } };
 	struct etcd_op fail[] = { { .kind = ETCD_OP_RANGE, .r = { "k", 1, NULL, 0, false } },
@@ -93,12 +93,12 @@ int main(void)
 	is_str(body(),
 	       "{\"compare\":[{\"key\":\"aw==\",\"target\":\"CREATE\",\"result\":\"EQUAL\",\"create_revision\":\"0\"},"
 	       "{\"key\":\"aw==\",\"target\":\"MOD\",\"result\":\"LESS\",\"mod_revision\":\"5\"},"
-	       "{\"key\":\"aw==\",\"target\":\"VERSION\",\"result\":\"GREATER\",\"version\":\"2\"},"
+	       "{\"key\":\"aw==\",\"range_end\":\"bA==\",\"target\":\"VERSION\",\"result\":\"GREATER\",\"version\":\"2\"},"
 	       "{\"key\":\"aw==\",\"target\":\"VALUE\",\"result\":\"NOT_EQUAL\",\"value\":\"dg==\"}],"
 	       "\"success\":[{\"request_put\":{\"key\":\"aw==\",\"value\":\"dg==\",\"lease\":\"3\"}}],"
 	       "\"failure\":[{\"request_range\":{\"key\":\"aw==\"}},"
 	       "{\"request_delete_range\":{\"key\":\"aw==\",\"range_end\":\"bA==\"}}]}",
-	       "txn: compares on create/mod/version/value, put, range and delete ops");
+	       "txn: compares on create/mod/version/value (one over a prefix), put, range and delete ops");
 	buf_reset(&b);
 	etcd_req_lease_grant(&b, 30, 0);
 	is_str(body(), "{\"TTL\":\"30\"}", "lease grant lets etcd pick the ID");
