@@ -399,6 +399,7 @@ vg_run() {
 	etcd_stop
 	[ "$st" -eq 4 ]
 	[ "$VG_STATUS" -eq 0 ]
+}
 
 @test "valgrind: dsys-counter serve answers its gRPC API, a bad message and a streamed List with no leak" {
 	vg_start cgrpc "${counter_cmd[@]}" --store mem: --drain-timeout 2s
