@@ -396,6 +396,9 @@ void http_trace_begin(struct http_tracer *tr, struct http_exchange *ex)
 		}
 	}
 	ex->span = sp;
+	/* what the handler logs while it runs belongs to this span; the
+	 * server clears it when the handler returns */
+	http_trace_log(ex);
 }
 
 /* ---------------------------------------------------------------- end */

@@ -79,8 +79,10 @@ void http_tracer_free(struct http_tracer *tr);
  * that failed, or not written to DSYS_TRACE_FILE. */
 void http_tracer_counts(struct http_tracer *tr, uint64_t *spans, uint64_t *dropped);
 
-/* The server's hooks: decide and start (sets ex->span when recorded),
- * and end with the answer's status (frees ex->span). */
+/* The server's hooks: decide and start (sets ex->span when recorded, and
+ * makes this thread's log lines carry its ids until the server calls
+ * http_trace_log(NULL) once the handler returns), and end with the
+ * answer's status (frees ex->span). */
 void http_trace_begin(struct http_tracer *tr, struct http_exchange *ex);
 void http_trace_end(struct http_exchange *ex, int status);
 
