@@ -467,7 +467,10 @@ static struct trace_proc *span_begin(const struct config *cfg, const char *name)
 		struct trace_attrs *a = &trace_proc_span(tp)->attrs;
 		if (name)
 			trace_attr_set_str(a, "lock.name", name);
-		trace_attr_set_str(a, "lock.store", store_url_kind_name(cfg->url.kind));
+		const char *kind = store_url_kind_name(cfg->url.kind); /* "redis://" */
+		char scheme[24];
+		snprintf(scheme, sizeof scheme, "%.*s", (int)strcspn(kind, ":"), kind);
+		trace_attr_set_str(a, "lock.store", scheme);
 	}
 	return tp;
 }
