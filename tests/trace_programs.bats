@@ -151,3 +151,21 @@ TP="00-$TP_TRACE-$TP_SPAN-01"
 	run -0 jq -c 'select(.msg == "drained")' "$SERVER_ERR"
 	[ "$(jq -r '.trace_id // "none"' <<<"$output")" = none ]
 }
+
+@test "trace programs: -s is --store wherever it is taken; dsys-trace's --service and --status have no -s" {
+	run -2 dsys-trace log -s web </dev/null
+	run -2 dsys-trace end -s ok
+	# the long forms still work
+	export DSYS_TRACE_FILE=$SPANS DSYS_TRACE_SPOOL=$BATS_TEST_TMPDIR/open
+	run -0 dsys-trace log --service web <<<"hello"
+	tp=$(dsys-trace start step | jq -r .traceparent)
+	run -0 dsys-trace end --status ok "$tp"
+	[ "$(span step | jq -r .status.code)" = 1 ]
+	for cmd in "dsys-counter" "dsys-lock acquire" "dsys-register add" "dsys-trace log" "dsys-trace end" \
+		"dsys-trace exec" "dsys-trace collect" "dsys-serve" "dsys-bench"; do
+		run -0 $cmd --help
+		while read -r line; do
+			[[ "$line" == "-s, --store "* ]] || { echo "$cmd: $line"; false; }
+		done < <(grep -E '^ *-s, ' <<<"$output" | sed 's/^ *//')
+	done
+}
