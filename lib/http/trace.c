@@ -543,6 +543,15 @@ void http_trace_end(struct http_exchange *ex, int status)
 	free(s);
 }
 
+void http_trace_thread_end(void)
+{
+	free(tl_span); /* its strings were borrowed: nothing inside to free */
+	tl_span = NULL;
+	buf_free(&tl_body);
+	buf_free(&tl_span_pb);
+	log_trace_set(NULL, NULL);
+}
+
 void http_trace_log(const struct http_exchange *ex)
 {
 	const struct http_span *s = ex ? ex->span : NULL;

@@ -103,6 +103,12 @@ void http_trace_client(struct http_exchange *ex, const char *name, const char *s
  * that is not traced, but for clearing. */
 void http_trace_log(const struct http_exchange *ex);
 
+/* Free what this loop thread kept for its spans (the scratch span and
+ * the encoding buffers); the server calls it as each loop thread ends.
+ * Harmless on a thread that traced nothing, and tracing again after it
+ * allocates anew. */
+void http_trace_thread_end(void);
+
 /* A fresh span id (from the loop thread's generator). */
 void http_trace_span_id(uint8_t id[8]);
 
