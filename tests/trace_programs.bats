@@ -169,3 +169,20 @@ TP="00-$TP_TRACE-$TP_SPAN-01"
 		done < <(grep -E '^ *-s, ' <<<"$output" | sed 's/^ *//')
 	done
 }
+
+@test "trace programs: BAGGAGE rides with the context on dsys-bench --trace and dsys-counter's requests; an invalid one is not sent" {
+	RECV_LOG=$BATS_TEST_TMPDIR/received.jsonl
+	"$DSYS_PY" "$BATS_TEST_DIRNAME/otlp_receiver.py" "$BATS_TEST_TMPDIR/recv.port" "$RECV_LOG" 3>&- &
+	DSYS_SERVER_PIDS+=("$!")
+	for _ in $(seq 200); do [ -s "$BATS_TEST_TMPDIR/recv.port" ] && break; sleep 0.05; done
+	port=$(cat "$BATS_TEST_TMPDIR/recv.port")
+	export TRACEPARENT=$TP BAGGAGE='user=alice, tier=gold;p=1'
+	run -0 dsys-bench --trace --requests 1 -c 1 -t 1 -m POST -b x --json "http://127.0.0.1:$port/b"
+	run dsys-counter incr k --server "http://127.0.0.1:$port"
+	BAGGAGE='user=a b' dsys-bench --trace --requests 1 -c 1 -t 1 -m POST -b x --json "http://127.0.0.1:$port/bad" >/dev/null
+	run -0 jq -r '[.path, .headers.traceparent, (.headers.baggage // "none")] | join(" ")' "$RECV_LOG"
+	[ "${#lines[@]}" -eq 3 ] || { echo "$output"; false; }
+	[ "${lines[0]}" = "/b $TP user=alice, tier=gold;p=1" ]
+	[ "${lines[1]}" = "/incr $TP user=alice, tier=gold;p=1" ]
+	[ "${lines[2]}" = "/bad $TP none" ]
+}
