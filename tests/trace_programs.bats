@@ -186,3 +186,22 @@ TP="00-$TP_TRACE-$TP_SPAN-01"
 	[ "${lines[1]}" = "/incr $TP user=alice, tier=gold;p=1" ]
 	[ "${lines[2]}" = "/bad $TP none" ]
 }
+
+@test "trace programs: dsys-register add is a span whose CMD is its child, and a list that CMD runs is the add span's child" {
+	export DSYS_TRACE_FILE=$SPANS TRACEPARENT=$TP
+	reg="file:$BATS_TEST_TMPDIR/reg"
+	run --separate-stderr dsys-register add web --addr 127.0.0.1:9 --store "$reg" -- \
+		sh -c 'echo "$TRACEPARENT"; dsys-register list web --store "$1" >/dev/null; exit 4' _ "$reg"
+	[ "$status" -eq 4 ]
+	add=$(span "dsys-register add")
+	list=$(span "dsys-register list")
+	[ "$(jq -r .parentSpanId <<<"$add")" = "$TP_SPAN" ]
+	# stdout: add's event lines and CMD's TRACEPARENT
+	[ "$(grep '^00-' <<<"$output")" = "00-$TP_TRACE-$(jq -r .spanId <<<"$add")-01" ]
+	[ "$(jq -r .parentSpanId <<<"$list")" = "$(jq -r .spanId <<<"$add")" ]
+	[ "$(jq -r .traceId <<<"$list")" = "$TP_TRACE" ]
+	[ "$(attr "$add" register.service)" = '{"stringValue":"web"}' ]
+	[ "$(attr "$add" process.exit.code)" = '{"intValue":"4"}' ]
+	[ "$(jq -r .status.code <<<"$add")" = 2 ]
+	[ "$(attr "$list" process.exit.code)" = '{"intValue":"0"}' ]
+}
