@@ -351,7 +351,7 @@ static int add_trace_headers(struct opts *o)
 		trace_span_id_random(c.span_id);
 		c.flags = TRACE_FLAG_SAMPLED;
 	}
-	if (o->n_headers + 2 > MAX_HEADERS) {
+	if (o->n_headers + 3 > MAX_HEADERS) {
 		cli_error("--trace: too many --header options to add traceparent");
 		return -1;
 	}
@@ -362,6 +362,12 @@ static int add_trace_headers(struct opts *o)
 	if (c.state[0]) {
 		snprintf(ts, sizeof ts, "tracestate: %s", c.state);
 		o->headers[o->n_headers++] = ts;
+	}
+	const char *bg = trace_baggage_from_env();
+	if (bg) { /* BAGGAGE rides along with the context, as OpenTelemetry's propagators do */
+		static char bl[sizeof "baggage: " + TRACE_BAGGAGE_MAX];
+		snprintf(bl, sizeof bl, "baggage: %s", bg);
+		o->headers[o->n_headers++] = bl;
 	}
 	return 0;
 }

@@ -494,6 +494,12 @@ static int server_open(struct client *cl)
 			snprintf(line, sizeof line, "tracestate: %s", tc.state);
 			cl->headers = curl_slist_append(cl->headers, line);
 		}
+		const char *bg = trace_baggage_from_env(); /* carried, as OpenTelemetry's propagators do */
+		if (bg) {
+			static char bl[sizeof "baggage: " + TRACE_BAGGAGE_MAX];
+			snprintf(bl, sizeof bl, "baggage: %s", bg);
+			cl->headers = curl_slist_append(cl->headers, bl);
+		}
 	}
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, cl->headers);
 	return 0;

@@ -27,6 +27,7 @@
 #include "base/log.h"
 #include "cli/cli.h"
 #include "dsys-lock.h"
+#include "obs/trace_proc.h"
 
 enum {
 	OPT_STORE = 1, OPT_TTL, OPT_WAIT, OPT_NOWAIT, OPT_LIMIT, OPT_TOKEN, OPT_OWNER,
@@ -458,6 +459,32 @@ static const struct cli_option *find_option(const char *tok)
 	return hit;
 }
 
+/* A span around one subcommand, when spans have somewhere to go
+ * (obs/trace_proc.h): it continues $TRACEPARENT, and run's and elect's CMD
+ * inherits it as its own TRACEPARENT, so what CMD traces is its child. */
+static struct trace_proc *span_begin(const struct config *cfg, const char *name)
+{
+	char span_name[32];
+	snprintf(span_name, sizeof span_name, "dsys-lock %s", cfg->sub);
+	struct trace_proc *tp = trace_proc_begin("dsys-lock", span_name, TRACE_KIND_INTERNAL);
+	if (tp) {
+		struct trace_attrs *a = &trace_proc_span(tp)->attrs;
+		if (name)
+			trace_attr_set_str(a, "lock.name", name);
+		const char *kind = store_url_kind_name(cfg->url.kind); /* "redis://" */
+		char scheme[24];
+		snprintf(scheme, sizeof scheme, "%.*s", (int)strcspn(kind, ":"), kind);
+		trace_attr_set_str(a, "lock.store", scheme);
+	}
+	return tp;
+}
+
+static int span_end(struct trace_proc *tp, int rc)
+{
+	trace_proc_end(tp, rc, NULL);
+	return rc;
+}
+
 /* run: where CMD starts in av[0..ac) (av[0] is "run").  After a "--", or,
  * without one, at the second operand (NAME is the first), skipping our
  * options and their values.  Returns ac when there is no CMD. */
@@ -576,7 +603,8 @@ int main(int argc, char **argv)
 			cli_error("--limit does not apply to elect: an election has one leader");
 			return EXIT_USAGE;
 		}
-		return lock_run(&cfg, name, cmd);
+		struct trace_proc *tp = span_begin(&cfg, name); /* before CMD starts */
+		return span_end(tp, lock_run(&cfg, name, cmd));
 	}
 	if (!strcmp(sub, "leader")) {
 		if (!name) {
@@ -585,7 +613,9 @@ int main(int argc, char **argv)
 		}
 		if (check_name(name) < 0)
 			return EXIT_USAGE;
-		return lock_leader(&cfg, name);
+		struct trace_proc *tp = span_begin(&cfg, name);
+		return span_end(tp, lock_leader(&cfg, name));
 	}
-	return one_command(&cfg, sub, name);
+	struct trace_proc *tp = span_begin(&cfg, name);
+	return span_end(tp, one_command(&cfg, sub, name));
 }

@@ -1420,6 +1420,7 @@ static const struct cli_option node_options[] = {
 	 OPT_MAX_RANGE_BYTES},
 	{"max-request-bytes", 0, "SIZE", NULL, "largest request body, else 413 (default 1.5M)", OPT_MAX_REQUEST_BYTES},
 	{"watch-poll", 0, "DURATION", NULL, "a watch with no events is answered after this (default 10s)", OPT_WATCH_POLL},
+	SERVER_CLI_TRACE_OPTION,
 	CLI_END
 };
 
@@ -1494,6 +1495,8 @@ static int on_node_option(void *ctx, int id, const char *arg)
 			return -1;
 		o->sc.cfg.limits.max_body = v;
 		return 0;
+	case SERVER_CLI_TRACE_SAMPLE: /* a server span per client request, as dsys-serve's */
+		return server_cli_option(&o->sc, id, arg) < 0 ? -1 : 0;
 	}
 	return -1;
 }

@@ -23,6 +23,7 @@
 #include "base/log.h"
 #include "cli/cli.h"
 #include "dsys-register.h"
+#include "obs/trace_proc.h"
 
 enum {
 	OPT_STORE = 1, OPT_ADDR, OPT_ID, OPT_META, OPT_TTL, OPT_CHECK, OPT_INTERVAL,
@@ -378,6 +379,24 @@ static int check_name(const char *what, const char *s)
 	return 0;
 }
 
+/* A span around list, remove and add, when spans have somewhere to go
+ * (obs/trace_proc.h): it continues $TRACEPARENT, and add's CMD inherits
+ * it as its own TRACEPARENT.  watch and render follow until stopped, so
+ * they have none. */
+static struct trace_proc *span_begin(const char *name, const char *service)
+{
+	struct trace_proc *tp = trace_proc_begin("dsys-register", name, TRACE_KIND_INTERNAL);
+	if (tp && service)
+		trace_attr_set_str(&trace_proc_span(tp)->attrs, "register.service", service);
+	return tp;
+}
+
+static int span_end(struct trace_proc *tp, int rc)
+{
+	trace_proc_end(tp, rc, NULL);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static struct reg_config cfg;
@@ -446,8 +465,12 @@ int main(int argc, char **argv)
 	}
 	if (service && check_name("service", service) < 0)
 		return EXIT_USAGE;
-	if (!strcmp(sub, "list"))
-		return list(&cfg, service);
+	char span_name[40];
+	snprintf(span_name, sizeof span_name, "dsys-register %s", sub);
+	if (!strcmp(sub, "list")) {
+		struct trace_proc *tp = span_begin(span_name, service);
+		return span_end(tp, list(&cfg, service));
+	}
 	if (!strcmp(sub, "remove")) {
 		if (operands < 2) {
 			cli_error("missing ID");
@@ -455,7 +478,8 @@ int main(int argc, char **argv)
 		}
 		if (check_name("id", av[first + 1]) < 0)
 			return EXIT_USAGE;
-		return remove_one(&cfg, service, av[first + 1]);
+		struct trace_proc *tp = span_begin(span_name, service);
+		return span_end(tp, remove_one(&cfg, service, av[first + 1]));
 	}
 	if (!strcmp(sub, "watch"))
 		return reg_watch(&cfg, service);
@@ -473,5 +497,6 @@ int main(int argc, char **argv)
 		cfg.id = cfg.addr;
 	if (check_name("id", cfg.id) < 0)
 		return EXIT_USAGE;
-	return reg_add(&cfg, service, cmd);
+	struct trace_proc *tp = span_begin(span_name, service); /* before CMD starts */
+	return span_end(tp, reg_add(&cfg, service, cmd));
 }

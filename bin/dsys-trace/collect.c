@@ -232,6 +232,17 @@ struct req_ctx {
 	int err;
 };
 
+/* The lines of a request are built in a buffer kept per loop thread,
+ * freed as the thread ends (lines_free, its thread_fini). */
+static __thread struct buf lines;
+
+static void lines_free(struct http_thread *t, void *arg)
+{
+	(void)t;
+	(void)arg;
+	buf_free(&lines);
+}
+
 static int item_cb(void *ud, const struct otlp_item *it)
 {
 	struct req_ctx *r = ud;
@@ -326,8 +337,6 @@ static void handle_export(struct http_exchange *ex, void *arg)
 			return;
 		}
 	}
-	/* the lines of a request are built in a buffer kept per loop thread */
-	static __thread struct buf lines;
 	struct req_ctx r = {.c = c, .sig = sig, .lines = lines};
 	r.lines.len = 0;
 	char err[256] = "";
@@ -534,6 +543,7 @@ int cmd_collect(int argc, char **argv)
 	http_route_add_metrics(router, reg);
 	c.server.cfg.metrics = reg;
 	c.server.cfg.handler = http_router_handle;
+	c.server.cfg.thread_fini = lines_free;
 	c.server.cfg.handler_arg = router;
 	struct http_server *srv = NULL;
 	status = server_cli_listen(&c.server, &srv);

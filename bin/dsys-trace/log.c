@@ -37,7 +37,7 @@
 enum { OPT_SERVICE = 1, OPT_LEVEL, OPT_FILE };
 
 static const struct cli_option log_options[] = {
-	{"service", 's', "NAME", "OTEL_SERVICE_NAME", "the service.name of the records", OPT_SERVICE},
+	{"service", 0, "NAME", "OTEL_SERVICE_NAME", "the service.name of the records", OPT_SERVICE},
 	{"level", 0, "LEVEL", NULL, "severity of lines that carry none: trace, debug, info (default), warn, error, fatal", OPT_LEVEL},
 	{"file", 0, "PATH", "DSYS_TRACE_FILE", "append each record to PATH as one OTLP JSON line", OPT_FILE},
 	CLI_END

@@ -69,7 +69,7 @@ static const struct cli_option exec_options[] = {
 static const struct cli_option start_options[] = {KIND_OPT, ATTR_OPT, SPOOL_OPT, CLI_END};
 static const struct cli_option event_options[] = {ATTR_OPT, SPOOL_OPT, CLI_END};
 static const struct cli_option end_options[] = {
-	{"status", 's', "STATUS", NULL, "ok or error (default: unset)", OPT_STATUS},
+	{"status", 0, "STATUS", NULL, "ok or error (default: unset)", OPT_STATUS},
 	{"message", 'm', "TEXT", NULL, "the status message", OPT_MESSAGE},
 	ATTR_OPT, FILE_OPT, SPOOL_OPT, CLI_END
 };

@@ -72,8 +72,20 @@ const char *log_init_error(void)
 void log_set_level(enum log_level level) { threshold = level; }
 int log_enabled(enum log_level level) { return level <= threshold; }
 
-/* The trace context of what this thread does now, "" when none. */
+/* The trace context of what this thread does now, "" when none; and
+ * the process's own (its TRACEPARENT), used when the thread has none. */
 static __thread char trace_id[33], span_id[17];
+static char proc_trace_id[33], proc_span_id[17];
+
+void log_trace_set_process(const char *tid, const char *sid)
+{
+	if (!tid || !sid || strlen(tid) != 32 || strlen(sid) != 16) {
+		proc_trace_id[0] = proc_span_id[0] = 0;
+		return;
+	}
+	memcpy(proc_trace_id, tid, 33);
+	memcpy(proc_span_id, sid, 17);
+}
 
 void log_trace_set(const char *tid, const char *sid)
 {
@@ -106,6 +118,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
 
 	/* A stack-backed buffer would need a second API; a line is rare
 	 * enough that one small malloc here is fine (never on a hot path). */
+	const char *tid = trace_id[0] ? trace_id : proc_trace_id;
+	const char *sid = trace_id[0] ? span_id : proc_span_id;
 	struct buf b = BUF_INIT;
 	if (as_json) {
 		struct json_writer w;
@@ -115,15 +129,15 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		json_kv_str(&w, "level", level_names[level]);
 		json_kv_str(&w, "prog", log_prog);
 		json_kv_str(&w, "msg", msg);
-		if (trace_id[0]) { /* OpenTelemetry's log data model names them so */
-			json_kv_str(&w, "trace_id", trace_id);
-			json_kv_str(&w, "span_id", span_id);
+		if (tid[0]) { /* OpenTelemetry's log data model names them so */
+			json_kv_str(&w, "trace_id", tid);
+			json_kv_str(&w, "span_id", sid);
 		}
 		json_obj_end(&w);
 	} else {
 		buf_printf(&b, "%s %s %s: %s", when, level_names[level], log_prog, msg);
-		if (trace_id[0])
-			buf_printf(&b, " trace_id=%s span_id=%s", trace_id, span_id);
+		if (tid[0])
+			buf_printf(&b, " trace_id=%s span_id=%s", tid, sid);
 	}
 	buf_putc(&b, '\n');
 	ssize_t w = write(STDERR_FILENO, b.data, b.len);

@@ -43,6 +43,15 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
  */
 void log_trace_set(const char *trace_id, const char *span_id);
 
+/*
+ * The trace the whole process works for, used on a thread that has none
+ * set: the TRACEPARENT it was started with (lib/cli's cli_init sets it),
+ * so the lines of a program run under `dsys-trace exec` name that span,
+ * as OpenTelemetry's environment carrier makes it the process's context.
+ * Once at start, before any thread runs; NULL clears.
+ */
+void log_trace_set_process(const char *trace_id, const char *span_id);
+
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...)  do { if (log_enabled(LOG_INFO)) log_msg(LOG_INFO, __VA_ARGS__); } while (0)

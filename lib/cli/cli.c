@@ -22,6 +22,8 @@
 #include "cli/cli.h"
 #include "base/parse.h"
 #include "base/invariant.h"
+#include "base/log.h"
+#include "obs/trace.h"
 
 #ifndef DSYS_VERSION
 #define DSYS_VERSION "0.0.0"
@@ -64,6 +66,14 @@ void cli_init(const char *prog)
 {
 	cli_set_prog(prog);
 	signal(SIGPIPE, SIG_IGN);
+	/* our log lines belong to the span that started us, if any */
+	static struct trace_context parent; /* 16 KiB of tracestate: not on the stack */
+	if (trace_context_from_env(&parent) == 0) {
+		char t[33], s[17];
+		trace_hex(parent.trace_id, 16, t);
+		trace_hex(parent.span_id, 8, s);
+		log_trace_set_process(t, s);
+	}
 }
 
 int cli_write_error(int err)

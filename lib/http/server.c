@@ -919,6 +919,9 @@ static void *thread_main(void *arg)
 		}
 	}
 	srv->io->run(t);
+	/* the loop is done: what the thread kept for its spans goes now, or
+	 * it would outlive the thread, reachable from nowhere */
+	http_trace_thread_end();
 	return NULL;
 }
 

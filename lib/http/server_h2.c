@@ -791,10 +791,11 @@ static void h2_dispatch(struct h2_stream *st)
 	x->c = c;
 	x->pub.thread_data = c->t->data;
 	if (srv->cfg.tracer)
-		http_trace_begin(srv->cfg.tracer, &x->pub);
-	if (st->grpc && grpc_health_serve(&x->pub))
-		return;
-	srv->cfg.handler(&x->pub, srv->cfg.handler_arg);
+		http_trace_begin(srv->cfg.tracer, &x->pub); /* and the log lines name its span */
+	if (!(st->grpc && grpc_health_serve(&x->pub)))
+		srv->cfg.handler(&x->pub, srv->cfg.handler_arg);
+	if (srv->cfg.tracer)
+		http_trace_log(NULL);
 }
 
 static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user)

@@ -383,8 +383,13 @@ static inline void server_dispatch(struct conn *c, struct xchg *x)
 	c->pinned++;
 	c->nreq++;
 	in_flight_add(t, 1);
-	if (__builtin_expect(srv->cfg.tracer != NULL, 0))
+	if (__builtin_expect(srv->cfg.tracer != NULL, 0)) {
+		/* the handler's log lines name the request's span (set by begin) */
 		http_trace_begin(srv->cfg.tracer, &x->pub);
+		srv->cfg.handler(&x->pub, srv->cfg.handler_arg);
+		http_trace_log(NULL);
+		return;
+	}
 	srv->cfg.handler(&x->pub, srv->cfg.handler_arg);
 }
 

@@ -396,6 +396,9 @@ void http_trace_begin(struct http_tracer *tr, struct http_exchange *ex)
 		}
 	}
 	ex->span = sp;
+	/* what the handler logs while it runs belongs to this span; the
+	 * server clears it when the handler returns */
+	http_trace_log(ex);
 }
 
 /* ---------------------------------------------------------------- end */
@@ -538,6 +541,15 @@ void http_trace_end(struct http_exchange *ex, int status)
 	span_export(tr, sp);
 	free(s->state);
 	free(s);
+}
+
+void http_trace_thread_end(void)
+{
+	free(tl_span); /* its strings were borrowed: nothing inside to free */
+	tl_span = NULL;
+	buf_free(&tl_body);
+	buf_free(&tl_span_pb);
+	log_trace_set(NULL, NULL);
 }
 
 void http_trace_log(const struct http_exchange *ex)

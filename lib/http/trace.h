@@ -79,8 +79,10 @@ void http_tracer_free(struct http_tracer *tr);
  * that failed, or not written to DSYS_TRACE_FILE. */
 void http_tracer_counts(struct http_tracer *tr, uint64_t *spans, uint64_t *dropped);
 
-/* The server's hooks: decide and start (sets ex->span when recorded),
- * and end with the answer's status (frees ex->span). */
+/* The server's hooks: decide and start (sets ex->span when recorded, and
+ * makes this thread's log lines carry its ids until the server calls
+ * http_trace_log(NULL) once the handler returns), and end with the
+ * answer's status (frees ex->span). */
 void http_trace_begin(struct http_tracer *tr, struct http_exchange *ex);
 void http_trace_end(struct http_exchange *ex, int status);
 
@@ -100,6 +102,12 @@ void http_trace_client(struct http_exchange *ex, const char *name, const char *s
  * (base/log.h), until http_trace_log(NULL); a no-op for an exchange
  * that is not traced, but for clearing. */
 void http_trace_log(const struct http_exchange *ex);
+
+/* Free what this loop thread kept for its spans (the scratch span and
+ * the encoding buffers); the server calls it as each loop thread ends.
+ * Harmless on a thread that traced nothing, and tracing again after it
+ * allocates anew. */
+void http_trace_thread_end(void);
 
 /* A fresh span id (from the loop thread's generator). */
 void http_trace_span_id(uint8_t id[8]);

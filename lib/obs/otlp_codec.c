@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -965,6 +966,22 @@ static int js_walk(struct dec *d, const cJSON *root, bool spans)
 	return 0;
 }
 
+/* The thread's cached scratch is freed when the thread exits (a key's
+ * destructor): the collector's loop threads and its forwarder come and
+ * go with the server, and each holds one. */
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_free(void *p)
+{
+	free(p); /* scratch_reset left it empty: no strings inside */
+}
+
+static void cache_key_create(void)
+{
+	INVARIANT(pthread_key_create(&cache_key, cache_free) == 0);
+}
+
 long otlp_codec_decode(enum otlp_signal sig, enum otlp_encoding enc, const uint8_t *body,
                        size_t len, otlp_item_cb cb, void *ud, char *err, size_t errlen)
 {
@@ -977,6 +994,8 @@ long otlp_codec_decode(enum otlp_signal sig, enum otlp_encoding enc, const uint8
 	if (!cached) {
 		cached = calloc(1, sizeof *cached);
 		INVARIANT(cached != NULL);
+		pthread_once(&cache_once, cache_key_create);
+		pthread_setspecific(cache_key, cached);
 	}
 	struct dec *d = cached;
 	if (own) {

@@ -439,6 +439,65 @@ static bool baggage_octet(unsigned char c)
 	return c >= 0x21 && c <= 0x7e && c != '"' && c != ',' && c != ';' && c != '\\';
 }
 
+/* key OWS [ "=" OWS value ] in s[0..n), whitespace already trimmed at
+ * both ends; the value is required for the member itself (need_value). */
+static bool baggage_pair(const char *s, size_t n, bool need_value)
+{
+	size_t i = 0;
+	while (i < n && tchar((unsigned char)s[i]))
+		i++;
+	if (i == 0)
+		return false;
+	size_t k = i;
+	while (i < n && is_ows(s[i]))
+		i++;
+	if (i == n)
+		return !need_value && k == n;
+	if (s[i++] != '=')
+		return false;
+	while (i < n && is_ows(s[i]))
+		i++;
+	for (; i < n; i++)
+		if (!baggage_octet((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+bool trace_baggage_valid(const char *s, size_t n)
+{
+	if (n == 0 || n > TRACE_BAGGAGE_MAX)
+		return false;
+	size_t start = 0;
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n && s[i] != ',')
+			continue;
+		/* one list-member: member ; property ; property ... */
+		size_t a = start, b = i;
+		bool first = true;
+		for (size_t j = a; j <= b; j++) {
+			if (j < b && s[j] != ';')
+				continue;
+			size_t x = a, y = j;
+			while (x < y && is_ows(s[x]))
+				x++;
+			while (y > x && is_ows(s[y - 1]))
+				y--;
+			if (!baggage_pair(s + x, y - x, first))
+				return false;
+			first = false;
+			a = j + 1;
+		}
+		start = i + 1;
+	}
+	return true;
+}
+
+const char *trace_baggage_from_env(void)
+{
+	const char *b = getenv("BAGGAGE");
+	return b && trace_baggage_valid(b, strlen(b)) ? b : NULL;
+}
+
 int trace_kv_list_parse(const char *s, struct trace_attrs *l)
 {
 	struct trace_attrs tmp = {0};

@@ -143,6 +143,20 @@ long trace_state_parse(const char *s, size_t n, char *out, size_t cap);
  */
 int trace_context_from_env(struct trace_context *c);
 
+/*
+ * W3C Baggage, as OpenTelemetry's environment carrier passes it (BAGGAGE):
+ * list-members "key=value" separated by commas, each with optional
+ * ";property" parts, whitespace around them allowed; keys HTTP tokens,
+ * values baggage-octets (printable ASCII but for space, '"', ',', ';' and
+ * '\\', others percent-encoded); at most TRACE_BAGGAGE_MAX bytes in all.
+ * We carry it, never read it: trace_baggage_valid says whether s[0..n)
+ * may go on as a `baggage` header, and trace_baggage_from_env returns
+ * BAGGAGE when it may (NULL when unset, empty or invalid).
+ */
+#define TRACE_BAGGAGE_MAX 8192
+bool trace_baggage_valid(const char *s, size_t n);
+const char *trace_baggage_from_env(void);
+
 /* Fresh random ids (getrandom(2)), never all zero. */
 void trace_id_random(uint8_t id[16]);
 void trace_span_id_random(uint8_t id[8]);

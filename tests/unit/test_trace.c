@@ -445,8 +445,37 @@ static void test_sampler(void)
 	}
 }
 
+/* W3C Baggage: what may be carried on as a header, and what may not. */
+static void test_baggage(void)
+{
+	static const char *const good[] = {
+		"userId=alice", "userId=alice,serverNode=DF%2028,isProduction=false",
+		" a = 1 , b=2 ", "k=v;prop", "k=v;p1=x;p2", "k=", "k=v%2C", "k=!#$&'()*+-./:<>?@[]^_`{|}~",
+	};
+	static const char *const bad[] = {
+		"", "novalue", "=v", "k=v,", ",k=v", "k=a b", "k=\"q\"", "k=a\\b", "k v=1",
+		"k=v;", "k=v;=x", "k=v\r\nX-Evil: 1", "k=caf\xc3\xa9",
+	};
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+		ok(trace_baggage_valid(good[i], strlen(good[i])), "baggage '%s' is valid", good[i]);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		ok(!trace_baggage_valid(bad[i], strlen(bad[i])), "bad baggage %zu is invalid", i);
+	static char big[TRACE_BAGGAGE_MAX + 2];
+	memset(big, 'v', sizeof big - 1);
+	memcpy(big, "k=", 2);
+	ok(!trace_baggage_valid(big, TRACE_BAGGAGE_MAX + 1), "more than 8192 bytes is invalid");
+	ok(trace_baggage_valid(big, TRACE_BAGGAGE_MAX), "8192 bytes is valid");
+	setenv("BAGGAGE", "a=1", 1);
+	ok(trace_baggage_from_env() && strcmp(trace_baggage_from_env(), "a=1") == 0, "BAGGAGE is read");
+	setenv("BAGGAGE", "a 1", 1);
+	ok(trace_baggage_from_env() == NULL, "an invalid BAGGAGE is not carried");
+	unsetenv("BAGGAGE");
+	ok(trace_baggage_from_env() == NULL, "no BAGGAGE, nothing carried");
+}
+
 int main(void)
 {
+	test_baggage();
 	test_parents();
 	test_states();
 	test_env();
