@@ -228,3 +228,48 @@ serve_count() {
 	port=$(free_port)
 	run -3 dsys-bench --h2 -c 2 -t 1 -d 1s --json "http://127.0.0.1:$port/"
 }
+
+# A third-party gRPC server: python3-grpcio (gRPC's C core under Python),
+# with a generic handler so that no generated code is needed: test.Echo/Echo
+# answers the request's bytes, test.Echo/Fail aborts with RESOURCE_EXHAUSTED.
+write_grpc_server() {
+	cat >"$BATS_TEST_TMPDIR/grpc_srv.py" <<'PY'
+from concurrent import futures
+import grpc
+
+def echo(req, ctx):
+    return req
+
+def fail(req, ctx):
+    ctx.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "no")
+
+h = {"Echo": grpc.unary_unary_rpc_method_handler(echo),
+     "Fail": grpc.unary_unary_rpc_method_handler(fail)}
+srv = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+srv.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Echo", h),))
+port = srv.add_insecure_port("127.0.0.1:0")
+srv.start()
+print('{"event":"ready","listen":"127.0.0.1:%d"}' % port, flush=True)
+srv.wait_for_termination()
+PY
+}
+
+@test "bench h2: a python3-grpcio server echoes 200 calls (OK), and its aborts are counted as RESOURCE_EXHAUSTED (8)" {
+	"$DSYS_PY" -c 'import grpc' 2>/dev/null || skip "python3-grpcio not installed"
+	write_grpc_server
+	start_server grpc "$DSYS_PY" "$BATS_TEST_TMPDIR/grpc_srv.py"
+	head -c 100 /dev/zero | tr '\0' 'x' >"$BATS_TEST_TMPDIR/msg.bin"
+	run -0 dsys-bench --grpc test.Echo/Echo --proto-message "@$BATS_TEST_TMPDIR/msg.bin" \
+		--streams 4 -c 2 -t 1 -n 200 --json "http://127.0.0.1:$SERVER_PORT"
+	out=$output
+	assert_equal "$(json_get "$out" 'd["grpc_status"]')" '{"0": 200}'
+	assert_equal "$(json_get "$out" 'd["status"]')" '{"200": 200}'
+	# each answer carries the 100 bytes back, with its 5-byte prefix
+	run json_get "$out" 'd["bytes"] >= 200 * 105'
+	assert_output True
+	run -0 dsys-bench --grpc test.Echo/Fail -c 1 -t 1 -n 50 --json "http://127.0.0.1:$SERVER_PORT"
+	assert_equal "$(json_get "$output" 'd["grpc_status"]')" '{"8": 50}'
+	assert_equal "$(json_get "$output" 'd["errors"]["grpc"]')" 50
+	run -0 dsys-bench --grpc test.Echo/Nope -c 1 -t 1 -n 20 --json "http://127.0.0.1:$SERVER_PORT"
+	assert_equal "$(json_get "$output" 'd["grpc_status"]')" '{"12": 20}'
+}
