@@ -250,7 +250,8 @@ void report_human(struct buf *b, const struct bench_cfg *cfg, const struct bench
 		buf_printf(b, "%s\n", cfg->targets[0].url);
 	else
 		buf_printf(b, "%zu URLs, %s first\n", cfg->n_targets, cfg->targets[0].url);
-	buf_printf(b, "  %u threads, %u connections, pipeline %u", cfg->threads, cfg->connections,
+	buf_printf(b, "  %u threads, %u connections, %s %u", cfg->threads, cfg->connections,
+	           cfg->grpc ? "gRPC over h2c, streams" : cfg->h2 ? "h2c, streams" : "pipeline",
 	           cfg->pipeline);
 	if (cfg->rate_count)
 		buf_printf(b, ", rate %.0f/s", (double)cfg->rate_count * 1e9 / (double)cfg->rate_per_ns);
@@ -287,6 +288,21 @@ void report_human(struct buf *b, const struct bench_cfg *cfg, const struct bench
 			first = false;
 		}
 	buf_puts(b, first ? " none\n" : "\n");
+	if (cfg->grpc) {
+		buf_puts(b, "  grpc-status");
+		first = true;
+		for (int i = 0; i < BENCH_GRPC_CODES; i++)
+			if (s->grpc[i]) {
+				buf_printf(b, "%s %d: %llu", first ? "" : ",", i, (unsigned long long)s->grpc[i]);
+				first = false;
+			}
+		if (s->grpc_other || s->grpc_missing) {
+			buf_printf(b, "%s other: %llu, missing: %llu", first ? "" : ",",
+			           (unsigned long long)s->grpc_other, (unsigned long long)s->grpc_missing);
+			first = false;
+		}
+		buf_puts(b, first ? " none\n" : "\n");
+	}
 	const struct hist *h = s->latency;
 	if (hist_count(h) == 0)
 		return;
