@@ -361,7 +361,13 @@ int http_h2_client_submit(struct http_h2_client *cl, const struct http_h2_reques
 int http_h2_client_feed(struct http_h2_client *cl, const uint8_t *data, size_t len)
 {
 	ssize_t n = nghttp2_session_mem_recv(cl->s, data, len);
-	return n < 0 || (size_t)n != len ? -EPROTO : 0;
+	if (n < 0 || (size_t)n != len)
+		return -EPROTO;
+	/* a protocol error ends the session with our GOAWAY queued, and the
+	 * session stops reading: unusable, though mem_recv took the bytes */
+	if (!cl->goaway && !nghttp2_session_want_read(cl->s))
+		return -EPROTO;
+	return 0;
 }
 
 long http_h2_client_output(struct http_h2_client *cl, struct buf *out)

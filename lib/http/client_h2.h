@@ -86,7 +86,9 @@ int http_h2_client_submit(struct http_h2_client *cl, const struct http_h2_reques
                           uint32_t tag);
 
 /* Take len received bytes.  Returns 0, or -EPROTO when the connection is
- * unusable (a protocol error: the session queued its GOAWAY). */
+ * unusable.  A protocol error of the peer's may also return 0 with our
+ * GOAWAY queued: after the output that sends it, http_h2_client_done()
+ * is true and the caller closes. */
 int http_h2_client_feed(struct http_h2_client *cl, const uint8_t *data, size_t len);
 
 /* Append what the session has to send to out.  Returns the number of
