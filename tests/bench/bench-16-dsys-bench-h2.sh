@@ -6,6 +6,8 @@
 #
 # Cases (each BENCH_ROUNDS rounds, order reversed every other round):
 #   serve-c10m10  dsys-serve's /hello, 10 connections, 10 streams on each
+#   serve-c100m1  the same, 100 connections, one stream at a time on each
+#                 (a write and a read per request: the system calls show)
 #   h2o-c10m10    h2o's /hello (a file), the same load: a server not ours
 #   grpc-c10m10   dsys-serve's grpc.health.v1.Health/Check, the same load;
 #                 h2load POSTs the same 5-byte-prefixed empty message with
@@ -95,6 +97,7 @@ load_run() {
 
 if [ -n "${BENCH_PID[dsys-serve]:-}" ]; then
 	bench_rounds serve-c10m10 "h2load dsys-bench" load_run dsys-serve /hello 10 10
+	bench_rounds serve-c100m1 "h2load dsys-bench" load_run dsys-serve /hello 100 1
 fi
 [ -n "${BENCH_PID[h2o]:-}" ] && bench_rounds h2o-c10m10 "h2load dsys-bench" load_run h2o /hello 10 10
 if [ -n "${BENCH_PID[dsys-serve]:-}" ]; then
