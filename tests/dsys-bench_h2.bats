@@ -129,6 +129,9 @@ serve_count() {
 	[ "$(id -u)" = 0 ] && user="user: $(id -un)"
 	sed -e "s|@DIR@|$d|g" -e "s|@PORT@|$port|g" -e "s|@USER@|$user|" \
 		"$BATS_TEST_DIRNAME/bench/h2o.conf.in" >"$d/h2o.conf"
+	# and /big.txt, 2 MiB
+	head -c $((2 << 20)) /dev/zero >"$d/big.txt"
+	sed -i 's|^      /hello:|      /big.txt:\n        file.file: '"$d"'/big.txt\n      /hello:|' "$d/h2o.conf"
 	h2o -c "$d/h2o.conf" >"$d/out" 2>&1 3>&- &
 	DSYS_SERVER_PIDS+=($!)
 	for _ in $(seq 100); do
@@ -139,6 +142,12 @@ serve_count() {
 	out=$output
 	assert_equal "$(json_get "$out" 'd["requests"]')" 3000
 	assert_equal "$(json_get "$out" 'd["status"]')" '{"200": 3000}'
+	# bodies of 2 MiB, 8 at a time on one connection: past the stream and
+	# connection windows many times over, so our WINDOW_UPDATEs must flow
+	run -0 dsys-bench --h2 --streams 8 -c 1 -t 1 -n 40 --json "http://127.0.0.1:$port/big.txt"
+	assert_equal "$(json_get "$output" 'd["status"]')" '{"200": 40}'
+	run json_get "$output" 'd["bytes"] >= 40 * (2 << 20)'
+	assert_output True
 	run -0 dsys-bench --h2 -c 1 -t 1 -n 20 --json "http://127.0.0.1:$port/missing"
 	assert_equal "$(json_get "$output" 'd["status"]')" '{"404": 20}'
 	assert_equal "$(json_get "$output" 'd["errors"]["status"]')" '{"404": 20}'
@@ -186,6 +195,15 @@ serve_count() {
 	out=$output
 	assert_equal "$(json_get "$out" 'd["requests"]')" 0
 	run json_get "$out" 'd["errors"]["read"] > 0 and d["errors"]["read"] == d["sent"] and d["connects"] > 2'
+	assert_output True
+}
+
+@test "bench h2: a stream never answered is a timeout, and its connection is replaced" {
+	bad_server hang
+	run -0 dsys-bench --h2 --streams 4 -c 1 -t 1 -T 300ms -d 1s --json "http://127.0.0.1:$SERVER_PORT/x"
+	out=$output
+	assert_equal "$(json_get "$out" 'd["requests"]')" 0
+	run json_get "$out" 'd["errors"]["timeout"] >= 4 and d["connects"] >= 2'
 	assert_output True
 }
 

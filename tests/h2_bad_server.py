@@ -13,6 +13,7 @@ tests/helpers.bash), and answers every connection in MODE:
   trailersonly  a trailers-only gRPC answer: grpc-status 7 in the HEADERS
   nostatus  a gRPC answer whose trailers have no grpc-status
   garbage   bytes that are not HTTP/2 frames, then close
+  hang      requests are read and never answered
 Frames are written by hand (HPACK: the static table's :status 200, and
 literal fields without indexing), so nothing here needs an h2 library.
 """

@@ -5,6 +5,11 @@
  *   engine.c  one run: threads, connections, pacing, timeouts, statistics
  *   report.c  results to JSON (the summary, interval lines, percentile rows)
  *   plot.c    --plot and the `plot` subcommand (through lib/obs/svg_plot)
+ *   proto.c   --proto-message's JSON, encoded through protoc-c descriptors
+ *
+ * HTTP/2 and gRPC (--h2, --grpc) are the engine's too, on the same
+ * connections and slots, with lib/http/client_h2 where HTTP/1.1 has
+ * lib/http/client (engine.c, "HTTP/2").
  *
  * The engine knows nothing of JSON or of the command line: it takes a
  * struct bench_cfg and fills a struct bench_stats.  Statistics live apart
