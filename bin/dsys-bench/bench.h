@@ -5,6 +5,11 @@
  *   engine.c  one run: threads, connections, pacing, timeouts, statistics
  *   report.c  results to JSON (the summary, interval lines, percentile rows)
  *   plot.c    --plot and the `plot` subcommand (through lib/obs/svg_plot)
+ *   proto.c   --proto-message's JSON, encoded through protoc-c descriptors
+ *
+ * HTTP/2 and gRPC (--h2, --grpc) are the engine's too, on the same
+ * connections and slots, with lib/http/client_h2 where HTTP/1.1 has
+ * lib/http/client (engine.c, "HTTP/2").
  *
  * The engine knows nothing of JSON or of the command line: it takes a
  * struct bench_cfg and fills a struct bench_stats.  Statistics live apart
@@ -22,9 +27,11 @@
 #include "base/buf.h"
 #include "base/hist.h"
 #include "http/client.h"
+#include "http/client_h2.h"
 #include "http/parse.h"
 
 #define BENCH_STATUS_MAX 1000   /* status codes 100..999 are counted by code */
+#define BENCH_GRPC_CODES 17     /* grpc-status 0..16 are counted by code */
 
 struct bench_target {
 	char *url;                        /* as given (owned) */
@@ -33,6 +40,7 @@ struct bench_target {
 	socklen_t addr_len;
 	struct buf req;                   /* one request, built once */
 	struct buf batch;                 /* the request repeated `pipeline` times */
+	struct http_h2_request h2req;     /* --h2, --grpc: the request, built once */
 };
 
 #define BENCH_BATCH_WAIT_NS 50000u   /* --batch-wait's default */
@@ -40,7 +48,9 @@ struct bench_target {
 struct bench_cfg {
 	unsigned threads;
 	unsigned connections;
-	unsigned pipeline;                /* requests in flight per connection */
+	unsigned pipeline;                /* requests in flight per connection (--h2: streams) */
+	bool h2;                          /* HTTP/2 with prior knowledge (h2c) */
+	bool grpc;                        /* ... carrying unary gRPC calls (h2 too) */
 	uint64_t duration_ns;             /* 0 with --requests */
 	uint64_t requests;                /* 0: run for duration_ns */
 	uint64_t warmup_ns;
@@ -65,6 +75,11 @@ struct bench_stats {
 	uint64_t connects;                /* connections established */
 	uint64_t err_connect, err_read, err_write, err_timeout;
 	uint64_t err_interrupted;         /* in flight when SIGINT/SIGTERM stopped the run */
+	uint64_t err_stream;              /* HTTP/2 streams reset or refused by the server */
+	uint64_t goaways;                 /* HTTP/2 connections ended by the server's GOAWAY */
+	uint64_t grpc[BENCH_GRPC_CODES];  /* answers by grpc-status */
+	uint64_t grpc_other;              /* a grpc-status beyond 16, or not a number */
+	uint64_t grpc_missing;            /* a gRPC answer without grpc-status */
 	uint64_t status[BENCH_STATUS_MAX];
 	struct hist *latency;             /* us, from the scheduled send time */
 	struct hist *latency_raw;         /* us, from the actual send time (--rate only) */
@@ -78,7 +93,8 @@ void bench_stats_free(struct bench_stats *s);
 void bench_stats_reset(struct bench_stats *s);     /* counts zero, histograms empty */
 void bench_stats_merge(struct bench_stats *dst, const struct bench_stats *src);
 uint64_t bench_stats_errors(const struct bench_stats *s); /* all kinds, 4xx/5xx included */
-uint64_t bench_stats_status_errors(const struct bench_stats *s);
+uint64_t bench_stats_status_errors(const struct bench_stats *s); /* 4xx/5xx, gRPC's */
+uint64_t bench_stats_grpc_errors(const struct bench_stats *s);   /* grpc-status not OK */
 
 /* Called by the engine at every --interval on the main thread: the
  * interval's own statistics (requests, errors, latency of that interval).

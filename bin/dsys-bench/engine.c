@@ -105,6 +105,7 @@
 #include "base/invariant.h"
 #include "io/pacer.h"
 #include "io/loop.h"
+#include "http/client_h2.h"
 
 /* ------------------------------------------------------------ stats */
 
@@ -152,6 +153,12 @@ void bench_stats_merge(struct bench_stats *d, const struct bench_stats *s)
 	d->err_write += s->err_write;
 	d->err_timeout += s->err_timeout;
 	d->err_interrupted += s->err_interrupted;
+	d->err_stream += s->err_stream;
+	d->goaways += s->goaways;
+	for (int i = 0; i < BENCH_GRPC_CODES; i++)
+		d->grpc[i] += s->grpc[i];
+	d->grpc_other += s->grpc_other;
+	d->grpc_missing += s->grpc_missing;
 	for (int i = 0; i < BENCH_STATUS_MAX; i++)
 		d->status[i] += s->status[i];
 	hist_merge(d->latency, s->latency);
@@ -165,18 +172,26 @@ void bench_stats_merge(struct bench_stats *d, const struct bench_stats *s)
 		d->connect_err = s->connect_err;
 }
 
+uint64_t bench_stats_grpc_errors(const struct bench_stats *s)
+{
+	uint64_t n = s->grpc_other + s->grpc_missing;
+	for (int i = 1; i < BENCH_GRPC_CODES; i++)
+		n += s->grpc[i];
+	return n;
+}
+
 uint64_t bench_stats_status_errors(const struct bench_stats *s)
 {
 	uint64_t n = 0;
 	for (int i = 400; i < BENCH_STATUS_MAX; i++)
 		n += s->status[i];
-	return n;
+	return n + bench_stats_grpc_errors(s);
 }
 
 uint64_t bench_stats_errors(const struct bench_stats *s)
 {
 	return s->err_connect + s->err_read + s->err_write + s->err_timeout +
-	       s->err_interrupted + bench_stats_status_errors(s);
+	       s->err_interrupted + s->err_stream + bench_stats_status_errors(s);
 }
 
 /* ------------------------------------------------------------ state */
@@ -185,6 +200,7 @@ struct slot {
 	uint64_t sched_ns;   /* when it was due (closed loop: when it was sent) */
 	uint64_t sent_ns;    /* when it was written */
 	bool measured;       /* due inside the measured window (after warm-up) */
+	bool busy;           /* HTTP/2: its stream is open (slots end in any order) */
 };
 
 enum conn_state { CONN_IDLE, CONN_CONNECTING, CONN_OPEN, CONN_CLOSING };
@@ -214,6 +230,13 @@ struct conn {
 	int fd;                  /* the socket, -1 when none */
 	uint32_t gen;            /* bumped at every close: stale completions are ignored */
 	unsigned pending;        /* receive or connect operations in the ring */
+	/* HTTP/2 (--h2, --grpc; see "HTTP/2" below) */
+	struct http_h2_client *h2; /* the session, while open */
+	struct buf out;          /* frames to send; the tail of a partial write */
+	unsigned *free_slots;    /* slots not in flight (answers come in any order) */
+	unsigned n_free;
+	unsigned *stage;         /* the slots conn_push took, for conn_write */
+	bool goaway_counted;
 };
 
 struct run;
@@ -232,6 +255,7 @@ struct worker {
 	unsigned n_conns;
 	char *rblock;
 	struct slot *slots;
+	unsigned *h2idx;         /* --h2: every connection's free_slots and stage */
 	struct conn **ready;
 	unsigned n_ready;
 	struct bench_stats st;
@@ -297,9 +321,12 @@ static void handle_closed_cb(uv_handle_t *h);
 static void connect_failed(struct conn *c, int err);
 static void conn_after_close(struct conn *c);
 static void conn_opened(struct conn *c);
+static int h2_open(struct conn *c);
 static void conn_fill(struct conn *c);
 static void worker_pump(struct worker *w, uint64_t now);
 static void worker_check_done(struct worker *w, uint64_t now);
+static void h2_submit(struct conn *c, unsigned k);
+static void h2_flush(struct conn *c);
 
 static inline void stats_lock(struct worker *w)
 {
@@ -318,7 +345,8 @@ static inline void worker_publish(struct worker *w)
 {
 	atomic_store_explicit(&w->pub_requests, w->st.requests, memory_order_relaxed);
 	atomic_store_explicit(&w->pub_errors, w->st.err_connect + w->st.err_read +
-	                      w->st.err_write + w->st.err_timeout, memory_order_relaxed);
+	                      w->st.err_write + w->st.err_timeout + w->st.err_stream,
+	                      memory_order_relaxed);
 }
 
 /* ------------------------------------------------------------ requests */
@@ -348,6 +376,8 @@ static void write_cb(uv_write_t *req, int status)
 	struct worker *w = c->w;
 	stats_lock(w);
 	c->writing = false;
+	if (c->h2)
+		buf_reset(&c->out);  /* all of it left (or the connection is gone) */
 	if (c->state == CONN_OPEN) {
 		if (status < 0) {
 			conn_fail(c, ERR_WRITE, true);
@@ -356,6 +386,8 @@ static void write_cb(uv_write_t *req, int status)
 		} else {
 			conn_fill(c);
 		}
+		if (c->h2)
+			h2_flush(c);
 	}
 	stats_unlock(w);
 }
@@ -365,6 +397,10 @@ static void write_cb(uv_write_t *req, int status)
  * buffer) in libuv; the connection takes no more until it is gone. */
 static void conn_write(struct conn *c, unsigned k)
 {
+	if (c->h2) {
+		h2_submit(c, k);
+		return;
+	}
 	size_t len = (size_t)k * c->t->req.len;
 	INVARIANT(len <= c->t->batch.len);
 	if (c->w->use_uring) {
@@ -395,7 +431,16 @@ static void conn_write(struct conn *c, unsigned k)
 static inline void conn_push(struct conn *c, unsigned i, uint64_t sched_ns, uint64_t now)
 {
 	const struct bench_cfg *cfg = c->w->cfg;
-	struct slot *s = &c->ring[(c->head + c->inflight + i) % cfg->pipeline];
+	struct slot *s;
+	if (c->h2) {
+		INVARIANT(c->n_free > 0);
+		unsigned idx = c->free_slots[--c->n_free];
+		c->stage[i] = idx;
+		s = &c->ring[idx];
+	} else {
+		s = &c->ring[(c->head + c->inflight + i) % cfg->pipeline];
+	}
+	s->busy = true;
 	s->sched_ns = sched_ns;
 	s->sent_ns = now;
 	s->measured = sched_ns >= c->w->measure_ns;
@@ -408,9 +453,18 @@ static inline void conn_push(struct conn *c, unsigned i, uint64_t sched_ns, uint
 static void conn_fill(struct conn *c)
 {
 	struct worker *w = c->w;
-	if (c->state != CONN_OPEN || c->writing || w->stopping || c->inflight > 0)
+	if (c->state != CONN_OPEN || c->writing || w->stopping)
 		return;
 	unsigned k = w->cfg->pipeline;
+	if (c->h2) {
+		/* HTTP/2: each stream is replaced as it ends, as h2load -m does;
+		 * the answers of one read still leave as one write (h2_flush) */
+		if (http_h2_client_goaway(c->h2) || c->inflight == k)
+			return;
+		k -= c->inflight;
+	} else if (c->inflight > 0) {
+		return;
+	}
 	if (w->quota != UINT64_MAX) {
 		if (w->quota < k)
 			k = (unsigned)w->quota;
@@ -447,7 +501,8 @@ static void worker_pump(struct worker *w, uint64_t now)
 	uint64_t until = now < w->deadline_ns ? now : w->deadline_ns - 1;
 	while (w->n_ready > 0 && !w->stopping) {
 		struct conn *c = w->ready[w->n_ready - 1];
-		if (c->state != CONN_OPEN || c->writing || c->inflight == w->cfg->pipeline) {
+		if (c->state != CONN_OPEN || c->writing || c->inflight == w->cfg->pipeline ||
+		    (c->h2 && http_h2_client_goaway(c->h2))) {
 			c->in_ready = false;
 			w->n_ready--;
 			continue;
@@ -498,19 +553,12 @@ static inline uint64_t us_between(uint64_t from_ns, uint64_t to_ns)
 	return to_ns > from_ns ? (to_ns - from_ns) / 1000 : 0;
 }
 
-static void conn_complete(struct conn *c, const struct http_client_response *res, uint64_t now)
+/* A measured answer with this status, to the request of slot s. */
+static void slot_record(struct worker *w, const struct slot *s, int status, uint64_t now)
 {
-	struct worker *w = c->w;
-	INVARIANT(c->inflight > 0);
-	struct slot *s = &c->ring[c->head];
-	c->head = (c->head + 1) % w->cfg->pipeline;
-	c->inflight--;
-	w->inflight--;
-	if (!s->measured || !w->measuring)
-		return;
 	w->st.requests++;
-	if (res->status >= 100 && res->status < BENCH_STATUS_MAX)
-		w->st.status[res->status]++;
+	if (status >= 100 && status < BENCH_STATUS_MAX)
+		w->st.status[status]++;
 	uint64_t lat = us_between(s->sched_ns, now);
 	hist_record(w->st.latency, lat);
 	if (w->ihist)
@@ -519,6 +567,19 @@ static void conn_complete(struct conn *c, const struct http_client_response *res
 		hist_record(w->st.latency_raw, us_between(s->sent_ns, now));
 		hist_record(w->st.send_lag, us_between(s->sched_ns, s->sent_ns));
 	}
+}
+
+static void conn_complete(struct conn *c, const struct http_client_response *res, uint64_t now)
+{
+	struct worker *w = c->w;
+	INVARIANT(c->inflight > 0);
+	struct slot *s = &c->ring[c->head];
+	s->busy = false;
+	c->head = (c->head + 1) % w->cfg->pipeline;
+	c->inflight--;
+	w->inflight--;
+	if (s->measured && w->measuring)
+		slot_record(w, s, res->status, now);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
@@ -531,7 +592,7 @@ static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
 /* The peer closed (nread == UV_EOF) or the connection broke. */
 static void conn_eof(struct conn *c, ssize_t nread, uint64_t now)
 {
-	if (nread == UV_EOF) {
+	if (nread == UV_EOF && !c->h2) {
 		struct http_client_response res;
 		int r = http_client_reader_eof(&c->rd, c->rlen, &res);
 		if (r == 1 && c->inflight > 0) {
@@ -544,6 +605,7 @@ static void conn_eof(struct conn *c, ssize_t nread, uint64_t now)
 }
 
 static void worker_begin_measuring(struct worker *w, uint64_t now);
+static void h2_on_data(struct conn *c, size_t nread, uint64_t now);
 
 /* nread new bytes are at the end of c->rbuf: parse every response they
  * complete, record them, and send what the freed room allows. */
@@ -552,6 +614,10 @@ static void conn_on_data(struct conn *c, size_t nread, uint64_t now)
 	struct worker *w = c->w;
 	if (w->measuring)
 		w->st.bytes += (uint64_t)nread;
+	if (c->h2) {
+		h2_on_data(c, nread, now);
+		return;
+	}
 	c->rlen += nread;
 	size_t off = 0;
 	while (off < c->rlen) {
@@ -611,6 +677,160 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
 	stats_unlock(w);
 }
 
+/* ------------------------------------------------------------ HTTP/2
+ *
+ * --h2 and --grpc: the same connections, slots and pacing, with a
+ * lib/http/client_h2 session (libnghttp2's framing) between the slots and
+ * the socket, on the libuv path (main.c keeps these runs off io_uring: a
+ * send there must leave its buffer untouched until the kernel took it,
+ * and the batch buffer is the only such buffer the ring path has).
+ * Each slot is one stream; `pipeline` is the streams per connection
+ * (--streams).  Answers end in any order, so the slots free come from a
+ * stack, not a ring, and the stream carries its slot number as its tag.
+ * Output is gathered, never written per frame: a read's answers, the
+ * requests that replace them and the window updates leave in one write.
+ * A stream reset by the server (RST_STREAM, or refused by a GOAWAY) is an
+ * error of its own (errors.stream); a GOAWAY lets the streams below its
+ * last id finish, then the connection is replaced (goaways counts them).
+ */
+
+static void h2_result(void *ctx, uint32_t tag, const struct http_h2_result *res)
+{
+	struct conn *c = ctx;
+	struct worker *w = c->w;
+	INVARIANT(tag < w->cfg->pipeline);
+	struct slot *s = &c->ring[tag];
+	if (!s->busy)
+		return;  /* counted already (an interrupted run) */
+	INVARIANT(c->inflight > 0 && c->n_free < w->cfg->pipeline);
+	s->busy = false;
+	c->free_slots[c->n_free++] = tag;
+	c->inflight--;
+	w->inflight--;
+	if (!s->measured || !w->measuring)
+		return;
+	if (res->reset) {
+		w->st.err_stream++;
+		return;
+	}
+	slot_record(w, s, res->status, w->now);
+	if (w->cfg->grpc) {
+		if (res->grpc_status < 0)
+			w->st.grpc_missing++;
+		else if (res->grpc_status < BENCH_GRPC_CODES)
+			w->st.grpc[res->grpc_status]++;
+		else
+			w->st.grpc_other++;
+	}
+}
+
+/* The connection is up: a session, every slot free, the preface out. */
+static int h2_open(struct conn *c)
+{
+	unsigned p = c->w->cfg->pipeline;
+	INVARIANT(c->h2 == NULL && c->inflight == 0);
+	c->h2 = http_h2_client_new(p, h2_result, c);
+	if (!c->h2) {
+		conn_fail(c, ERR_WRITE, true);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < p; i++)
+		c->free_slots[i] = p - 1 - i;
+	c->n_free = p;
+	c->goaway_counted = false;
+	buf_reset(&c->out);
+	return 0;
+}
+
+/* After a GOAWAY, once its last streams have ended (or the session has
+ * nothing more to do): replace the connection. */
+static void h2_check_end(struct conn *c)
+{
+	struct worker *w = c->w;
+	bool goaway = http_h2_client_goaway(c->h2);
+	if (goaway && !c->goaway_counted) {
+		c->goaway_counted = true;
+		if (w->measuring)
+			w->st.goaways++;
+	}
+	if ((goaway && c->inflight == 0) || http_h2_client_done(c->h2))
+		conn_fail(c, ERR_READ, false);
+}
+
+/* Send what the session has to say: one write, its tail queued in libuv
+ * (while it is, the session keeps what comes next). */
+static void h2_flush(struct conn *c)
+{
+	if (c->state != CONN_OPEN || c->writing)
+		return;
+	if (http_h2_client_output(c->h2, &c->out) < 0) {
+		conn_fail(c, ERR_WRITE, true);
+		return;
+	}
+	if (c->out.len > 0) {
+		uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+		int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+		if (n < 0 && n != UV_EAGAIN) {
+			conn_fail(c, ERR_WRITE, true);
+			return;
+		}
+		if (n == (int)c->out.len) {
+			buf_reset(&c->out);
+		} else {
+			buf_consume(&c->out, n < 0 ? 0 : (size_t)n);
+			b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+			c->write_req.data = c;
+			if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, write_cb) < 0) {
+				conn_fail(c, ERR_WRITE, true);
+				return;
+			}
+			c->writing = true;
+		}
+	}
+	h2_check_end(c);
+}
+
+/* The k requests conn_push just put in slots c->stage[0..k): a stream
+ * each.  The session refuses only when a GOAWAY came first (conn_fill and
+ * worker_pump check) or when it is broken: those requests fail here. */
+static void h2_submit(struct conn *c, unsigned k)
+{
+	struct worker *w = c->w;
+	for (unsigned i = 0; i < k; i++) {
+		if (http_h2_client_submit(c->h2, &c->t->h2req, c->stage[i]) == 0)
+			continue;
+		struct slot *s = &c->ring[c->stage[i]];
+		s->busy = false;
+		c->free_slots[c->n_free++] = c->stage[i];
+		c->inflight--;
+		w->inflight--;
+		if (s->measured && w->measuring)
+			w->st.err_write++;
+	}
+	h2_flush(c);
+}
+
+static void h2_on_data(struct conn *c, size_t nread, uint64_t now)
+{
+	struct worker *w = c->w;
+	w->now = now;
+	/* the bytes are framed by the session as they come: nothing is kept */
+	if (http_h2_client_feed(c->h2, (const uint8_t *)c->rbuf, nread) < 0) {
+		h2_flush(c);  /* the session's GOAWAY, when it can leave */
+		conn_fail(c, ERR_READ, true);
+		return;
+	}
+	if (!w->paced && now >= w->deadline_ns)
+		w->stopping = true;
+	if (w->paced) {
+		ready_push(w, c);
+		worker_pump(w, now);
+	} else {
+		conn_fill(c);
+	}
+	h2_flush(c);
+}
+
 /* ------------------------------------------------------------ connections */
 
 /* The connection is closed for good: reconnect at once, or after the
@@ -663,6 +883,14 @@ static void conn_close(struct conn *c)
 	c->rlen = 0;
 	c->writing = false;
 	http_client_reader_reset(&c->rd);
+	for (unsigned j = 0; j < w->cfg->pipeline; j++)
+		c->ring[j].busy = false;
+	if (c->h2) {
+		/* the session's streams were counted by the caller */
+		http_h2_client_free(c->h2);
+		c->h2 = NULL;
+		buf_reset(&c->out);
+	}
 	conn_release(c);
 }
 
@@ -691,6 +919,8 @@ static void conn_opened(struct conn *c)
 	c->state = CONN_OPEN;
 	c->tried = true;
 	c->backoff_ns = 0;
+	if (w->cfg->h2 && h2_open(c) < 0)
+		return;
 	w->st.connects++;
 	atomic_fetch_add(&w->run->connects, 1);
 	if (w->paced) {
@@ -1170,6 +1400,18 @@ static void worker_check_done(struct worker *w, uint64_t now)
 		worker_finish(w, now);
 }
 
+/* When the oldest request in flight on c was sent. */
+static uint64_t conn_oldest_ns(const struct conn *c)
+{
+	if (!c->h2)
+		return c->ring[c->head].sent_ns;
+	uint64_t t = UINT64_MAX;
+	for (unsigned j = 0; j < c->w->cfg->pipeline; j++)
+		if (c->ring[j].busy && c->ring[j].sent_ns < t)
+			t = c->ring[j].sent_ns;
+	return t == UINT64_MAX ? 0 : t;
+}
+
 static void tick_cb(uv_timer_t *t)
 {
 	struct worker *w = t->data;
@@ -1184,11 +1426,15 @@ static void tick_cb(uv_timer_t *t)
 		 * ends once */
 		for (unsigned i = 0; i < w->n_conns; i++) {
 			struct conn *c = &w->conns[i];
-			for (unsigned j = 0; j < c->inflight && w->measuring; j++)
-				if (c->ring[(c->head + j) % cfg->pipeline].measured)
+			for (unsigned j = 0; j < cfg->pipeline && w->measuring; j++)
+				if (c->ring[j].busy && c->ring[j].measured)
 					w->st.err_interrupted++;
+			for (unsigned j = 0; j < cfg->pipeline; j++)
+				c->ring[j].busy = false;
 			w->inflight -= c->inflight;
 			c->inflight = 0;
+			if (c->h2)
+				conn_close(c);  /* its streams' late answers have no slot */
 		}
 		w->stopping = true;
 	}
@@ -1199,7 +1445,7 @@ static void tick_cb(uv_timer_t *t)
 		if (c->state == CONN_OPEN)
 			w->last_open_ns = now;
 		if (c->state == CONN_OPEN && c->inflight > 0 &&
-		    now - c->ring[c->head].sent_ns > cfg->timeout_ns) {
+		    now - conn_oldest_ns(c) > cfg->timeout_ns) {
 			conn_fail(c, ERR_TIMEOUT, false);
 		} else if (c->state == CONN_CONNECTING && now - c->since_ns > cfg->timeout_ns) {
 			connect_failed(c, UV_ETIMEDOUT);
@@ -1455,7 +1701,9 @@ int bench_run(const struct bench_cfg *cfg, struct bench_stats *out,
 		w->ready = calloc(w->n_conns, sizeof(struct conn *));
 		w->rblock = malloc((size_t)w->n_conns * cfg->recv_buf);
 		w->slots = calloc((size_t)w->n_conns * cfg->pipeline, sizeof(struct slot));
-		if (!w->conns || !w->ready || !w->rblock || !w->slots) {
+		if (cfg->h2)
+			w->h2idx = calloc((size_t)w->n_conns * cfg->pipeline * 2, sizeof(unsigned));
+		if (!w->conns || !w->ready || !w->rblock || !w->slots || (cfg->h2 && !w->h2idx)) {
 			err = -ENOMEM;
 			break;
 		}
@@ -1465,6 +1713,11 @@ int bench_run(const struct bench_cfg *cfg, struct bench_stats *out,
 			c->t = &cfg->targets[conn_index++ % cfg->n_targets];
 			c->rbuf = w->rblock + (size_t)j * cfg->recv_buf;
 			c->ring = w->slots + (size_t)j * cfg->pipeline;
+			if (cfg->h2) {
+				c->free_slots = w->h2idx + (size_t)j * cfg->pipeline * 2;
+				c->stage = c->free_slots + cfg->pipeline;
+			}
+			buf_init(&c->out);
 			c->state = CONN_IDLE;
 			c->fd = -1;
 			http_client_reader_init(&c->rd, cfg->method, &cfg->limits);
@@ -1524,6 +1777,11 @@ int bench_run(const struct bench_cfg *cfg, struct bench_stats *out,
 			io_loop_free(&w->io);  /* a thread that never started */
 		bench_stats_free(&w->st);
 		hist_free(w->ihist);
+		for (unsigned j = 0; w->conns && j < w->n_conns; j++) {
+			http_h2_client_free(w->conns[j].h2);
+			buf_free(&w->conns[j].out);
+		}
+		free(w->h2idx);
 		free(w->conns);
 		free(w->ready);
 		free(w->rblock);

@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "bench.h"
+#include "proto.h"
 #include "base/buf.h"
 #include "cli/cli.h"
 #include "obs/trace.h"
@@ -39,6 +40,7 @@ enum {
 	OPT_METHOD, OPT_HEADER, OPT_BODY, OPT_TIMEOUT, OPT_PIPELINE, OPT_RATE,
 	OPT_FIND_MAX, OPT_SLO, OPT_TRIALS, OPT_FAIL_IF, OPT_TARGETS, OPT_INTERVAL,
 	OPT_PLOT, OPT_LATENCY, OPT_MAX_HEADER, OPT_BATCH_WAIT, OPT_JSON,
+	OPT_H2, OPT_STREAMS, OPT_GRPC, OPT_PROTO_MESSAGE,
 	OPT_TRACE,
 };
 
@@ -54,6 +56,10 @@ static const struct cli_option options[] = {
 	{"body", 'b', "DATA|@FILE", NULL, "request body, or the contents of FILE", OPT_BODY},
 	{"timeout", 'T', "DURATION", "DSYS_BENCH_TIMEOUT", "cancel a request (and replace its connection) after this (default: 2s)", OPT_TIMEOUT},
 	{"pipeline", 'P', "N", NULL, "requests in flight per connection (default: 1)", OPT_PIPELINE},
+	{"h2", 0, NULL, NULL, "HTTP/2 over cleartext with prior knowledge (h2c) instead of HTTP/1.1", OPT_H2},
+	{"streams", 0, "N", NULL, "with --h2 or --grpc: concurrent streams per connection (default: 1)", OPT_STREAMS},
+	{"grpc", 0, "SERVICE/METHOD", NULL, "unary gRPC calls to /SERVICE/METHOD over h2c (implies --h2)", OPT_GRPC},
+	{"proto-message", 0, "JSON|@FILE", NULL, "the gRPC request: protobuf bytes in FILE, or JSON for a known message (default: empty)", OPT_PROTO_MESSAGE},
 	{"rate", 'R', "RATE", NULL, "open loop at RATE requests: 1000, 1000/s, 60/m, 5/100ms", OPT_RATE},
 	{"find-max", 0, NULL, NULL, "search for the highest rate that meets --slo", OPT_FIND_MAX},
 	{"slo", 0, "TERMS", NULL, "objective for --find-max: 'p99<5ms,errors=0'", OPT_SLO},
@@ -71,7 +77,7 @@ static const struct cli_option options[] = {
 
 static const struct cli_spec spec = {
 	"dsys-bench", "[OPTION]... URL...",
-	"Drive HTTP/1.1 load at one or more URLs and report exact latency percentiles.",
+	"Drive HTTP/1.1, HTTP/2 (h2c) or unary gRPC load at one or more URLs and report exact latency percentiles.",
 	options,
 	"URLs are http://HOST[:PORT][/PATH]; several URLs share the connections round-robin.\n"
 	"Subcommand: dsys-bench plot RESULT.json... -o FILE.svg   (compare runs in one chart)\n"
@@ -101,6 +107,11 @@ struct opts {
 	const char *targets_file;
 	const char *plot;
 	uint64_t max_header;
+	bool method_set;          /* --method given */
+	bool streams_set;         /* --streams given */
+	const char *grpc;         /* --grpc SERVICE/METHOD, without a leading / */
+	char *proto;              /* --proto-message's text or file contents */
+	size_t proto_len;
 };
 
 /* The whole of path ("-": stdin), at most MAX_BODY bytes, into a malloc'd
@@ -151,6 +162,7 @@ static int on_option(void *ctx, int id, const char *arg)
 		if (!http_client_method_ok(arg))
 			return cli_bad_value(NULL, arg, "not an HTTP method token");
 		o->method = arg;
+		o->method_set = true;
 		return 0;
 	case OPT_HEADER: {
 		if (o->n_headers == MAX_HEADERS)
@@ -188,6 +200,36 @@ static int on_option(void *ctx, int id, const char *arg)
 	}
 	case OPT_PIPELINE:
 		return cli_opt_uint(arg, 1, 1024, &cfg->pipeline);
+	case OPT_H2:
+		cfg->h2 = true;
+		return 0;
+	case OPT_STREAMS:
+		o->streams_set = true;
+		return cli_opt_uint(arg, 1, 1024, &cfg->pipeline);
+	case OPT_GRPC: {
+		const char *m = arg[0] == '/' ? arg + 1 : arg;
+		const char *slash = strchr(m, '/');
+		if (!slash || slash == m || !slash[1] || strchr(slash + 1, '/') ||
+		    strpbrk(m, " \t\r\n?#%") || strlen(m) > 1000)
+			return cli_bad_value(NULL, arg, "expected SERVICE/METHOD, e.g. grpc.health.v1.Health/Check");
+		o->grpc = m;
+		cfg->h2 = cfg->grpc = true;
+		return 0;
+	}
+	case OPT_PROTO_MESSAGE:
+		free(o->proto);
+		o->proto = NULL;
+		if (arg[0] == '@') {
+			int r = read_file(arg + 1, &o->proto, &o->proto_len);
+			if (r < 0) {
+				cli_error("cannot read '%s': %s", arg + 1, strerror(-r));
+				return -1;
+			}
+		} else {
+			o->proto = strdup(arg);
+			o->proto_len = strlen(arg);
+		}
+		return 0;
 	case OPT_RATE: {
 		int r = pacer_parse_rate(arg, &cfg->rate_count, &cfg->rate_per_ns);
 		if (r == -ERANGE)
@@ -614,6 +656,76 @@ static int unresolved(const struct bench_cfg *cfg, const struct bench_target *t,
 	return wr ? wr : EXIT_UNREACHABLE;
 }
 
+/* --h2, --streams, --grpc and --proto-message together: what they
+ * imply and exclude; the gRPC message is encoded into *msg once. */
+static int h2_options(struct opts *o, struct buf *msg)
+{
+	struct bench_cfg *cfg = &o->cfg;
+	if (o->streams_set && !cfg->h2) {
+		cli_error("--streams is for HTTP/2: add --h2 or --grpc (HTTP/1.1 has --pipeline)");
+		return -1;
+	}
+	if (o->proto && !cfg->grpc) {
+		cli_error("--proto-message is the body of --grpc's calls: add --grpc SERVICE/METHOD");
+		return -1;
+	}
+	if (!cfg->h2)
+		return 0;
+	/* h2 runs stay on libuv streams (engine.c, "HTTP/2") */
+	cfg->io_uring = false;
+	if (!cfg->grpc)
+		return 0;
+	if (o->body) {
+		cli_error("--grpc sends --proto-message as its body: drop --body");
+		return -1;
+	}
+	if (o->method_set && strcmp(o->method, "POST") != 0) {
+		cli_error("--grpc calls are POST requests: drop --method %s", o->method);
+		return -1;
+	}
+	o->method = "POST";
+	cfg->method = HTTP_POST;
+	if (!o->proto)
+		return 0;  /* the empty message: every field its default */
+	size_t i = 0;
+	while (i < o->proto_len && strchr(" \t\r\n", o->proto[i]))
+		i++;
+	/* protobuf never starts with '{' (field 15 as a group, obsolete): JSON */
+	if (i == o->proto_len || o->proto[i] != '{') {
+		buf_append(msg, o->proto, o->proto_len);
+		return 0;
+	}
+	const ProtobufCMessageDescriptor *d = proto_input_of(o->grpc);
+	if (!d) {
+		cli_error("--proto-message: no known message for %s; give its protobuf bytes as @FILE",
+		          o->grpc);
+		return -1;
+	}
+	char err[200];
+	if (proto_from_json(d, o->proto, o->proto_len, msg, err, sizeof err) < 0) {
+		cli_error("--proto-message: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* The target's HTTP/2 request: --grpc's path replaces the URL's. */
+static int h2_target(struct opts *o, struct bench_target *t, const struct buf *msg)
+{
+	if (o->grpc)
+		snprintf(t->u.path, sizeof t->u.path, "/%s", o->grpc);
+	int r = o->grpc ? http_h2_request_build(&t->h2req, "POST", &t->u, o->headers, o->n_headers,
+	                                        msg->data, msg->len, true)
+	                : http_h2_request_build(&t->h2req, o->method, &t->u, o->headers,
+	                                        o->n_headers, o->body, o->body_len, false);
+	if (r < 0) {
+		cli_error("invalid --header for HTTP/2: expected 'NAME: VALUE' with a token name, "
+		          "and none of Connection, Keep-Alive, Transfer-Encoding, Upgrade, Content-Length");
+		return -1;
+	}
+	return 0;
+}
+
 static const char *uv_reason(int err)
 {
 	return err ? uv_strerror(err) : "no connection could be made";
@@ -702,6 +814,11 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	cfg->io_uring = !(io && strcmp(io, "uv") == 0);
+	struct buf grpc_body = BUF_INIT;
+	if (h2_options(&o, &grpc_body) < 0) {
+		buf_free(&grpc_body);
+		return EXIT_USAGE;
+	}
 
 	if (o.trace && add_trace_headers(&o) < 0)
 		return EXIT_USAGE;
@@ -721,7 +838,10 @@ int main(int argc, char **argv)
 		}
 		for (unsigned k = 0; k < cfg->pipeline; k++)
 			buf_append(&t->batch, t->req.data, t->req.len);
+		if (cfg->h2 && h2_target(&o, t, &grpc_body) < 0)
+			return EXIT_USAGE;
 	}
+	buf_free(&grpc_body);
 	cfg->targets = targets;
 	cfg->n_targets = n_targets;
 
@@ -766,8 +886,10 @@ int main(int argc, char **argv)
 		free(targets[i].url);
 		buf_free(&targets[i].req);
 		buf_free(&targets[i].batch);
+		http_h2_request_free(&targets[i].h2req);
 	}
 	free(o.body);
+	free(o.proto);
 	int wr = cli_stdout_close();
 	return rc == EXIT_OK ? wr : rc;
 }

@@ -59,7 +59,29 @@ static void report_errors(struct json_writer *w, const struct bench_stats *s)
 	json_kv_u64(w, "write", s->err_write);
 	json_kv_u64(w, "timeout", s->err_timeout);
 	json_kv_u64(w, "interrupted", s->err_interrupted);
+	json_kv_u64(w, "stream", s->err_stream);
 	report_status(w, "status", s, 400, BENCH_STATUS_MAX);
+	json_kv_u64(w, "grpc", bench_stats_grpc_errors(s));
+	json_obj_end(w);
+}
+
+/* The gRPC answers by grpc-status, numbers as keys as for HTTP status,
+ * plus "other" (not 0..16) and "missing" (no grpc-status at all). */
+static void report_grpc(struct json_writer *w, const struct bench_stats *s)
+{
+	json_key(w, "grpc_status");
+	json_obj_begin(w);
+	for (int i = 0; i < BENCH_GRPC_CODES; i++) {
+		if (!s->grpc[i])
+			continue;
+		char code[16];
+		snprintf(code, sizeof code, "%d", i);
+		json_kv_u64(w, code, s->grpc[i]);
+	}
+	if (s->grpc_other)
+		json_kv_u64(w, "other", s->grpc_other);
+	if (s->grpc_missing)
+		json_kv_u64(w, "missing", s->grpc_missing);
 	json_obj_end(w);
 }
 
@@ -91,7 +113,12 @@ void report_summary(struct json_writer *w, const struct bench_cfg *cfg,
 	}
 	json_kv_u64(w, "threads", cfg->threads);
 	json_kv_u64(w, "connections", cfg->connections);
-	json_kv_u64(w, "pipeline", cfg->pipeline);
+	if (cfg->h2) {
+		json_kv_str(w, "protocol", cfg->grpc ? "grpc" : "h2c");
+		json_kv_u64(w, "streams", cfg->pipeline);
+	} else {
+		json_kv_u64(w, "pipeline", cfg->pipeline);
+	}
 	if (cfg->rate_count)
 		json_kv_double(w, "rate", (double)cfg->rate_count * 1e9 / (double)cfg->rate_per_ns);
 	json_kv_u64(w, "requests", s->requests);
@@ -102,6 +129,10 @@ void report_summary(struct json_writer *w, const struct bench_cfg *cfg,
 	json_kv_u64(w, "connects", s->connects);
 	report_errors(w, s);
 	report_status(w, "status", s, 100, BENCH_STATUS_MAX);
+	if (cfg->h2)
+		json_kv_u64(w, "goaways", s->goaways);
+	if (cfg->grpc)
+		report_grpc(w, s);
 	report_latency(w, "latency_us", s->latency);
 	if (cfg->rate_count) {
 		report_latency(w, "latency_uncorrected_us", s->latency_raw);
@@ -219,7 +250,8 @@ void report_human(struct buf *b, const struct bench_cfg *cfg, const struct bench
 		buf_printf(b, "%s\n", cfg->targets[0].url);
 	else
 		buf_printf(b, "%zu URLs, %s first\n", cfg->n_targets, cfg->targets[0].url);
-	buf_printf(b, "  %u threads, %u connections, pipeline %u", cfg->threads, cfg->connections,
+	buf_printf(b, "  %u threads, %u connections, %s %u", cfg->threads, cfg->connections,
+	           cfg->grpc ? "gRPC over h2c, streams" : cfg->h2 ? "h2c, streams" : "pipeline",
 	           cfg->pipeline);
 	if (cfg->rate_count)
 		buf_printf(b, ", rate %.0f/s", (double)cfg->rate_count * 1e9 / (double)cfg->rate_per_ns);
@@ -238,6 +270,8 @@ void report_human(struct buf *b, const struct bench_cfg *cfg, const struct bench
 		human_count(b, "write", s->err_write, &first);
 		human_count(b, "timeout", s->err_timeout, &first);
 		human_count(b, "interrupted", s->err_interrupted, &first);
+		human_count(b, "stream reset", s->err_stream, &first);
+		human_count(b, "grpc-status not OK", bench_stats_grpc_errors(s), &first);
 		for (int i = 400; i < BENCH_STATUS_MAX; i++) {
 			char code[24];
 			snprintf(code, sizeof code, "status %d", i);
@@ -254,6 +288,21 @@ void report_human(struct buf *b, const struct bench_cfg *cfg, const struct bench
 			first = false;
 		}
 	buf_puts(b, first ? " none\n" : "\n");
+	if (cfg->grpc) {
+		buf_puts(b, "  grpc-status");
+		first = true;
+		for (int i = 0; i < BENCH_GRPC_CODES; i++)
+			if (s->grpc[i]) {
+				buf_printf(b, "%s %d: %llu", first ? "" : ",", i, (unsigned long long)s->grpc[i]);
+				first = false;
+			}
+		if (s->grpc_other || s->grpc_missing) {
+			buf_printf(b, "%s other: %llu, missing: %llu", first ? "" : ",",
+			           (unsigned long long)s->grpc_other, (unsigned long long)s->grpc_missing);
+			first = false;
+		}
+		buf_puts(b, first ? " none\n" : "\n");
+	}
 	const struct hist *h = s->latency;
 	if (hist_count(h) == 0)
 		return;
