@@ -21,11 +21,8 @@ setup() {
 
 teardown() {
 	[[ -n ${WATCH_PID:-} ]] && { kill "$WATCH_PID" 2>/dev/null; wait "$WATCH_PID" 2>/dev/null; }
-	etcd_stop
-	etcd_cluster_stop
+	etcd_teardown
 }
-
-ctl() { etcdctl --endpoints "$ETCD_ENDPOINT" "$@"; }
 
 # field JSON KEY: one top-level field of a JSON line
 field() { /usr/bin/python3 -c 'import json,sys; v=json.loads(sys.argv[1]); print(json.dumps(eval("v"+sys.argv[2]), ensure_ascii=False))' "$1" "$2"; }

@@ -10,16 +10,14 @@ bats_require_minimum_version 1.5.0
 BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-120}
 
 setup_file() {
-	command -v etcd >/dev/null || fail "etcd is not installed (make deps installs etcd-server)"
-	command -v etcdctl >/dev/null || fail "etcdctl is not installed (make deps installs etcd-client)"
+	etcd_require
 }
 
 setup() {
 	dsys_setup
-	export DSYS_LOG_LEVEL=warn ETCDCTL_API=3
+	export DSYS_LOG_LEVEL=warn
 	unset DSYS_STORE REDIS_URL DSYS_LOCK_TTL DSYS_LOCK_OWNER
-	ETCD_PID=
-	ETCD_CLUSTER_PIDS=()
+	etcd_reset
 	BG=()
 }
 
@@ -30,11 +28,8 @@ teardown() {
 		kill -KILL "$p" 2>/dev/null
 	done
 	dsys_teardown
-	etcd_stop
-	etcd_cluster_stop
+	etcd_teardown
 }
-
-ctl() { etcdctl --endpoints "${ETCD_CTL_EP:-$ETCD_ENDPOINT}" "$@"; }
 
 field() {
 	"$DSYS_PY" -c 'import json,sys; v=json.loads(sys.argv[1])[sys.argv[2]]; print(v)' "$1" "$2"
