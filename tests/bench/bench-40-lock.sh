@@ -22,6 +22,8 @@
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/bench/lib.sh
 . "$here/lib.sh"
+# shellcheck source=tests/bench/etcd.sh
+. "$here/etcd.sh"
 BENCH_ROW_LABEL=store
 BENCH_COLUMNS="p50_us p99_us handoffs_per_s us_per_cmd ratio"
 BENCH_RATIOS=""
@@ -49,30 +51,9 @@ fi
 # three etcd members, started together (one alone waits for its quorum)
 etcd_ok=0
 if bench_need etcd etcdctl; then
-	ports=() initial= eps=() hosts=()
-	for i in 0 1 2; do ports+=("$(bench_port)" "$(bench_port)"); done
-	for i in 0 1 2; do initial+="${initial:+,}e$i=http://127.0.0.1:${ports[2 * i + 1]}"; done
-	for i in 0 1 2; do
-		d=$(bench_dir "etcd$i")
-		(cd "$d" && exec taskset -c "$BENCH_SERVER_CPU" etcd --name "e$i" --data-dir "$d/data" \
-			--listen-client-urls "http://127.0.0.1:${ports[2 * i]}" \
-			--advertise-client-urls "http://127.0.0.1:${ports[2 * i]}" \
-			--listen-peer-urls "http://127.0.0.1:${ports[2 * i + 1]}" \
-			--initial-advertise-peer-urls "http://127.0.0.1:${ports[2 * i + 1]}" \
-			--initial-cluster "$initial" --initial-cluster-state new \
-			--initial-cluster-token "dsys-bench-$$") </dev/null >"$d/stdout" 2>"$d/stderr" 3>&- &
-		BENCH_PID[etcd$i]=$!
-		eps+=("http://127.0.0.1:${ports[2 * i]}")
-		hosts+=("127.0.0.1:${ports[2 * i]}")
-	done
-	ETCD_EPS=$(IFS=,; echo "${eps[*]}")
-	for ((i = 0; i < 200; i++)); do
-		ETCDCTL_API=3 etcdctl --endpoints "$ETCD_EPS" --dial-timeout 1s endpoint health >/dev/null 2>&1 &&
-			{ etcd_ok=1; break; }
-		sleep 0.1
-	done
+	bench_etcd3 && etcd_ok=1
 	if [ $etcd_ok = 1 ]; then
-		URL[etcd3]="etcd://$(IFS=,; echo "${hosts[*]}")"
+		URL[etcd3]=$ETCD_URL
 		names+=" etcd3"
 		bench_log "etcd: 3 members at $ETCD_EPS"
 	else
