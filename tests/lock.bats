@@ -6,6 +6,7 @@
 
 load helpers
 load redis_helpers
+load lock_helpers
 bats_require_minimum_version 1.5.0
 BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-60}   # a hang fails its test instead of the suite
 
@@ -31,12 +32,6 @@ teardown() {
 }
 
 # field JSON KEY: one field of a JSON line (strings bare, null as None).
-field() {
-	"$DSYS_PY" -c 'import json,sys; v=json.loads(sys.argv[1])[sys.argv[2]]; print(v)' "$1" "$2"
-}
-
-now_ms() { date +%s%3N; }
-
 # A grant line has every documented field, with the right types.
 check_grant() {
 	"$DSYS_PY" - "$1" <<'EOF'

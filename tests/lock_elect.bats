@@ -6,6 +6,7 @@
 load helpers
 load redis_helpers
 load etcd_helpers
+load lock_helpers
 bats_require_minimum_version 1.5.0
 BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-90}
 
@@ -27,12 +28,6 @@ teardown() {
 	redis_stop
 	etcd_stop
 }
-
-field() {
-	"$DSYS_PY" -c 'import json,sys; v=json.loads(sys.argv[1])[sys.argv[2]]; print(v)' "$1" "$2"
-}
-
-now_ms() { date +%s%3N; }
 
 # running: how many candidates have a CMD running now.
 running() {

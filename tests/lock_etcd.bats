@@ -6,6 +6,7 @@
 
 load helpers
 load etcd_helpers
+load lock_helpers
 bats_require_minimum_version 1.5.0
 BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-120}
 
@@ -29,22 +30,6 @@ teardown() {
 	done
 	dsys_teardown
 	etcd_teardown
-}
-
-field() {
-	"$DSYS_PY" -c 'import json,sys; v=json.loads(sys.argv[1])[sys.argv[2]]; print(v)' "$1" "$2"
-}
-
-now_ms() { date +%s%3N; }
-
-# wait_held NAME: until status says held (up to ~4 s).
-wait_held() {
-	local i
-	for ((i = 0; i < 200; i++)); do
-		[[ $(dsys-lock status "$1") == *'"held":true'* ]] && return 0
-		sleep 0.02
-	done
-	return 1
 }
 
 @test "lock etcd: acquire, status, renew and release keep their promises, in etcd's concurrency layout" {

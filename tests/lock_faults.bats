@@ -44,22 +44,6 @@ teardown() {
 	rl_stop_all
 }
 
-field() {
-	"$DSYS_PY" -c 'import json,sys; v=json.loads(sys.argv[1])[sys.argv[2]]; print(v)' "$1" "$2"
-}
-
-now_ms() { date +%s%3N; }
-
-# wait_held NAME: until status says held (up to ~4 s).
-wait_held() {
-	local i
-	for ((i = 0; i < 200; i++)); do
-		[[ $(dsys-lock status "$1") == *'"held":true'* ]] && return 0
-		sleep 0.02
-	done
-	return 1
-}
-
 # granted_ms NAME: the TTL etcd granted the holder's lease, in ms.
 granted_ms() {
 	local key

@@ -27,10 +27,6 @@ teardown() {
 	rl_stop_all
 }
 
-field() {
-	"$DSYS_PY" -c 'import json,sys; v=json.loads(sys.argv[1])[sys.argv[2]]; print(v)' "$1" "$2"
-}
-
 @test "redlock: acquire, status, renew and release act on a majority, and fences rise" {
 	redlock_start
 	export DSYS_STORE=$RL_URL

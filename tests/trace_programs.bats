@@ -89,7 +89,8 @@ TP="00-$TP_TRACE-$TP_SPAN-01"
 	child_tp=$output
 	outer=$(span outer)
 	lock=$(span "dsys-lock run")
-	[ -n "$outer" ] && [ -n "$lock" ]
+	[ -n "$outer" ]
+	[ -n "$lock" ]
 	[ "$(jq -r .traceId <<<"$lock")" = "$(jq -r .traceId <<<"$outer")" ]
 	[ "$(jq -r .parentSpanId <<<"$lock")" = "$(jq -r .spanId <<<"$outer")" ]
 	[ "$child_tp" = "00-$(jq -r .traceId <<<"$lock")-$(jq -r .spanId <<<"$lock")-01" ]
