@@ -6,8 +6,12 @@
 #   examples/release.sh rolling       # three instances replaced one at a time
 #
 # Every instance is a dsys-serve run by `dsys-register add web ... --check
-# http://ADDR/health -- dsys-serve ...`: it is listed (passing) only after
-# its health check passed --rise times.  nginx proxies to the upstream that
+# CHECK -- dsys-serve ...`: it is listed (passing) only after its check
+# passed twice in a row, every CHECK_INTERVAL (default 1s).  The check is
+# "exec:test ! -e DRAIN && curl -sf http://ADDR/health": the instance is
+# healthy while it answers /health and nobody has asked it out of rotation
+# by creating its drain file (as a load balancer's health check goes down
+# before a server is stopped).  nginx proxies to the upstream that
 # `dsys-register render web` writes from the passing instances, checked by
 # `nginx -t` (--check-cmd) before it replaces the live file, and loaded by
 # `nginx -s reload` (--exec).  The release step, for each old instance:
@@ -15,22 +19,25 @@
 #   1. start the new one under dsys-register add; wait until it is passing
 #      (its check, not a sleep) and nginx routes to it (/live through nginx
 #      names it, and the old nginx workers have exited);
-#   2. SIGTERM the old one's add: its record is removed at once and its
-#      dsys-serve drains (closes its listener, answers what it has);
-#      nginx sends what would have gone there to the instances left (a
-#      refused connection is retried on the next server: proxy_next_upstream)
-#      and render reloads nginx without it;
-#   3. wait for the old one to exit 0.
+#   2. create the old one's drain file: its check fails twice, it turns
+#      critical and leaves the list, render reloads nginx without it; wait
+#      until nginx routes only to the others (it is still serving then);
+#   3. SIGTERM the old one's add: its record is removed and its dsys-serve
+#      drains (closes its listener, answers what it has) and exits 0.  Had
+#      a request still gone there, nginx retries a refused connection on
+#      the next server (proxy_next_upstream).
 #
 # Rollback: when a new instance does not become passing within CHECK_TIMEOUT
-# (default 5s), or its process exits, it is stopped, the old ones keep
+# (default 10s), or its process exits, it is stopped, the old ones keep
 # serving, and the script exits 1 with "rolled_back" in its line.
-# BROKEN=1 starts the new instances with a route to a file that does not
-# exist, as a bad deploy would: dsys-serve exits at once.
+# BROKEN=start starts the new instances with a route to a file that does not
+# exist, as a bad deploy would: dsys-serve exits at once.  BROKEN=check
+# starts them serving but failing their check (their drain file, below,
+# made up front).
 #
 # dsys-bench runs through nginx at RATE (default 1000/s) over CONNECTIONS
-# (default 10) for DURATION (default 6s blue-green, 10s rolling); the release
-# starts after a sixth of it.  With Prometheus installed (PROMETHEUS=0 turns
+# (default 10) for DURATION (default 12s blue-green, 30s rolling); the release
+# starts after a sixth of it and must end before the load does (under_load).  With Prometheus installed (PROMETHEUS=0 turns
 # it off) every instance is scraped every 200 ms and the switch is read back
 # from Prometheus: how many /version requests each instance answered and the
 # last second in which each had traffic.  Prints one JSON line; exit 0 when
@@ -40,14 +47,14 @@ set -eu
 [ -n "${DSYS_BIN:-}" ] && PATH="$DSYS_BIN:$PATH"
 MODE=${1:-blue-green}
 case $MODE in
-blue-green) n=1 DURATION=${DURATION:-6s} ;;
-rolling) n=3 DURATION=${DURATION:-12s} ;;
+blue-green) n=1 DURATION=${DURATION:-12s} ;;
+rolling) n=3 DURATION=${DURATION:-30s} ;;
 *) echo "usage: release.sh blue-green|rolling" >&2; exit 2 ;;
 esac
 RATE=${RATE:-1000/s}
 CONNECTIONS=${CONNECTIONS:-10}
-CHECK_TIMEOUT=${CHECK_TIMEOUT:-5}
-CHECK_INTERVAL=${CHECK_INTERVAL:-300ms}
+CHECK_TIMEOUT=${CHECK_TIMEOUT:-10}
+CHECK_INTERVAL=${CHECK_INTERVAL:-1s}
 BROKEN=${BROKEN:-0}
 NGINX=${NGINX:-/usr/sbin/nginx}
 PROMETHEUS=${PROMETHEUS:-$(command -v prometheus >/dev/null && echo 1 || echo 0)}
@@ -129,7 +136,12 @@ reload_cmd="$NGINX ${nginx_args[*]} -c $ngx/nginx.conf -s reload"
 # $add_pid); its lines go to $tmp/ID.out
 start() {
 	local id=$1 port=$2 version=$3 extra=()
-	[ "$version" = green ] && [ "$BROKEN" = 1 ] && extra=(--route "GET /config=@$tmp/missing.json")
+	if [ "$version" = "$new_version" ]; then
+		case $BROKEN in
+		start) extra=(--route "GET /config=@$tmp/missing.json") ;;
+		check) touch "$tmp/$id.drain" ;;
+		esac
+	fi
 	dsys-register add web --store "$store" --id "$id" --addr "127.0.0.1:$port" \
 		--meta "version=$version" --ttl 5s \
 		--check "exec:test ! -e $tmp/$id.drain && curl -sf -o /dev/null http://127.0.0.1:$port/health" \
@@ -143,9 +155,10 @@ start() {
 
 # passing ID PID: wait until instance ID is listed passing; 1 when its add
 # (PID) exited or CHECK_TIMEOUT passed first
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
 passing() {
-	local i
-	for ((i = 0; i < CHECK_TIMEOUT * 20; i++)); do
+	local end=$(($(now_ms) + CHECK_TIMEOUT * 1000))
+	while [ "$(now_ms)" -lt "$end" ]; do
 		dsys-register list web --store "$store" | jq -r .id | grep -qx -- "$1" && return 0
 		kill -0 "$2" 2>/dev/null || return 1
 		sleep 0.05
@@ -157,8 +170,8 @@ passing() {
 # sorted) and its old workers are gone, so that no worker routes to an
 # instance about to leave
 routed() {
-	local i live
-	for ((i = 0; i < 200; i++)); do
+	local live end=$(($(now_ms) + 20000))
+	while [ "$(now_ms)" -lt "$end" ]; do
 		live=$(curl -s "http://127.0.0.1:$nginx_port/live" | xargs)
 		if [[ "$live" == "$1" && "$(pgrep -c -P "$nginx_pid")" -le 1 ]]; then
 			return 0
@@ -233,6 +246,9 @@ for ((k = 0; k < n; k++)); do
 	t0=$(date +%s%N)
 	if ! passing "$id" "$new_pid"; then
 		say "$id did not pass its check: rolling back, ${old_ids[*]:k} keep serving"
+		steps+=("$(jq -nc --arg old "${old_ids[k]}" --arg new "$id" \
+			--arg why "$(kill -0 "$new_pid" 2>/dev/null && echo "not passing after ${CHECK_TIMEOUT}s" || echo "exited")" \
+			'{old: $old, new: $new, rolled_back: $why}')")
 		kill -TERM "$new_pid" 2>/dev/null || :
 		wait "$new_pid" 2>/dev/null || :
 		result=rolled_back
@@ -258,6 +274,8 @@ for ((k = 0; k < n; k++)); do
 	new_ids+=("$id") new_pids+=("$new_pid")
 done
 released_s=$(date +%s.%N)
+under_load=false
+kill -0 "$bench" 2>/dev/null && under_load=true
 st=0
 wait "$bench" || st=$?
 [ "$st" = 0 ] || { say "dsys-bench exited $st"; cat "$tmp/bench.err" >&2; result=failed; }
@@ -282,12 +300,14 @@ if [ "$PROMETHEUS" = 1 ]; then
 fi
 
 jq -c --arg mode "$MODE" --arg result "$result" --argjson prom "$prom" \
-	--argjson steps "[$(IFS=,; echo "${steps[*]}")]" --arg live "$(ids_of)" '
+	--argjson steps "[$(IFS=,; echo "${steps[*]}")]" --arg live "$(ids_of)" \
+	--argjson under_load "$under_load" '
 	(.errors | .connect + .read + .write + .timeout + .interrupted +
 	 ([.status // {} | to_entries[] | .value] | add // 0)) as $errors |
-	{mode: $mode, result: $result, requests, errors: $errors, live: $live, steps: $steps}
+	{mode: $mode, result: $result, requests, errors: $errors, live: $live,
+	 under_load: $under_load, steps: $steps}
 	+ (if $prom == null then {} else
 	   {prometheus: $prom, lost: (.requests - ([$prom.answered[]] | add))} end)' \
 	"$tmp/bench.json" | tee "$tmp/result.json"
 [ "$result" = released ] || exit 1
-jq -e '.errors == 0 and .requests > 0 and (.lost // 0) == 0' "$tmp/result.json" >/dev/null
+jq -e '.errors == 0 and .requests > 0 and (.lost // 0) == 0 and .under_load' "$tmp/result.json" >/dev/null
