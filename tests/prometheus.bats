@@ -111,6 +111,12 @@ prom_query() {
 	grep -qx 'raft_is_leader 1' "$BATS_TEST_TMPDIR/metrics.txt"
 }
 
+@test "prometheus: dsys-trace collect's /metrics passes promtool check metrics" {
+	start_server collect dsys-trace collect --listen 127.0.0.1:0
+	promtool_lint "$SERVER_PORT"
+	grep -q '^process_cpu_seconds_total ' "$BATS_TEST_TMPDIR/metrics.txt"
+}
+
 @test "prometheus: the example rules pass promtool check rules and their unit tests" {
 	run promtool check rules "$EX/prometheus/rules.yml"
 	assert_success
