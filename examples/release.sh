@@ -23,7 +23,9 @@
 #      critical and leaves the list, render reloads nginx without it; wait
 #      until nginx routes only to the others (it is still serving then);
 #   3. SIGTERM the old one's add: its record is removed and its dsys-serve
-#      drains (closes its listener, answers what it has) and exits 0.  Had
+#      drains (closes its listener, answers what it has) and exits 0; the
+#      idle keep-alive connections nginx still holds to it are closed after
+#      --drain-timeout 2s, since nothing is sent on them any more.  Had
 #      a request still gone there, nginx retries a refused connection on
 #      the next server (proxy_next_upstream).
 #
@@ -146,7 +148,7 @@ start() {
 		--meta "version=$version" --ttl 5s \
 		--check "exec:test ! -e $tmp/$id.drain && curl -sf -o /dev/null http://127.0.0.1:$port/health" \
 		--check-interval "$CHECK_INTERVAL" --rise 2 --fall 2 \
-		-- dsys-serve --listen "127.0.0.1:$port" --threads 1 \
+		-- dsys-serve --listen "127.0.0.1:$port" --threads 1 --drain-timeout 2s \
 		--route "GET /version=$version" "${extra[@]}" \
 		>"$tmp/$id.out" 2>"$tmp/$id.err" &
 	add_pid=$!
@@ -166,19 +168,26 @@ passing() {
 	return 1
 }
 
-# routed WANT: wait until nginx's live set is WANT (ids, space-separated,
-# sorted) and its old workers are gone, so that no worker routes to an
+# routed +ID|-ID ...: wait until nginx's live set holds each +ID and no
+# -ID, and its old workers are gone, so that no worker routes to an
 # instance about to leave
 routed() {
-	local live end=$(($(now_ms) + 20000))
+	local live end=$(($(now_ms) + 20000)) w ok
 	while [ "$(now_ms)" -lt "$end" ]; do
-		live=$(curl -s "http://127.0.0.1:$nginx_port/live" | xargs)
-		if [[ "$live" == "$1" && "$(pgrep -c -P "$nginx_pid")" -le 1 ]]; then
+		live=" $(curl -s "http://127.0.0.1:$nginx_port/live" | xargs) "
+		ok=1
+		for w in "$@"; do
+			case $w in
+			+*) [[ "$live" == *" ${w#+} "* ]] || ok=0 ;;
+			-*) [[ "$live" != *" ${w#-} "* ]] || ok=0 ;;
+			esac
+		done
+		if [ "$ok" = 1 ] && [ "$(pgrep -c -P "$nginx_pid")" -le 1 ]; then
 			return 0
 		fi
 		sleep 0.05
 	done
-	say "nginx did not route to '$1' (live: '$live')"
+	say "nginx did not route as $* (live:$live)"
 	return 1
 }
 # name VERSION K: an instance's id, "blue" alone, "v1-0" in a set of three
@@ -207,7 +216,7 @@ dsys-register render web --store "$store" --template "$tmp/upstream.tmpl" \
 	--out "$ngx/upstream.conf" --wait 50ms:500ms --check-cmd "$check_cmd" --exec "$reload_cmd" \
 	>"$tmp/render.out" 2>"$tmp/render.err" &
 pids+=($!)
-routed "$(ids_of)"
+routed "${old_ids[@]/#/+}"
 
 if [ "$PROMETHEUS" = 1 ]; then
 	{
@@ -252,25 +261,28 @@ for ((k = 0; k < n; k++)); do
 		kill -TERM "$new_pid" 2>/dev/null || :
 		wait "$new_pid" 2>/dev/null || :
 		result=rolled_back
-		routed "$(ids_of)" || result=failed
+		keep=("${old_ids[@]:k}")
+		routed "-$id" "${keep[@]/#/+}" || result=failed
 		break
 	fi
 	t1=$(date +%s%N)
-	routed "$(ids_of)" || { result=failed; break; }
+	routed "+$id" || { result=failed; break; }
 	# take the old one out of rotation while it still serves: its check
 	# fails, render drops it, nginx reloads; only then is it stopped
 	touch "$tmp/${old_ids[k]}.drain"
 	t2=$(date +%s%N)
-	routed "$(ids_of | tr ' ' '\n' | grep -vx -- "${old_ids[k]}" | xargs)" || { result=failed; break; }
+	routed "-${old_ids[k]}" "+$id" || { result=failed; break; }
 	t3=$(date +%s%N)
 	[ "$PROMETHEUS" = 1 ] && sleep 0.6   # three scrapes of its last count
 	kill -TERM "${old_pids[k]}"
 	st=0
 	wait "${old_pids[k]}" || st=$?
 	[ "$st" = 0 ] || { say "${old_ids[k]} exited $st"; result=failed; break; }
+	t4=$(date +%s%N)
 	steps+=("$(jq -nc --arg old "${old_ids[k]}" --arg new "$id" \
 		--argjson pass_ms $(((t1 - t0) / 1000000)) --argjson out_ms $(((t3 - t2) / 1000000)) \
-		'{old: $old, new: $new, pass_ms: $pass_ms, out_ms: $out_ms}')")
+		--argjson stop_ms $(((t4 - t3) / 1000000)) \
+		'{old: $old, new: $new, pass_ms: $pass_ms, out_ms: $out_ms, stop_ms: $stop_ms}')")
 	new_ids+=("$id") new_pids+=("$new_pid")
 done
 released_s=$(date +%s.%N)
