@@ -38,7 +38,7 @@
 # made up front).
 #
 # dsys-bench runs through nginx at RATE (default 1000/s) over CONNECTIONS
-# (default 10) for DURATION (default 12s blue-green, 30s rolling); the release
+# (default 10) for DURATION (default 16s blue-green, 40s rolling); the release
 # starts after a sixth of it and must end before the load does (under_load).  With Prometheus installed (PROMETHEUS=0 turns
 # it off) every instance is scraped every 200 ms and the switch is read back
 # from Prometheus: how many /version requests each instance answered and the
@@ -49,8 +49,8 @@ set -eu
 [ -n "${DSYS_BIN:-}" ] && PATH="$DSYS_BIN:$PATH"
 MODE=${1:-blue-green}
 case $MODE in
-blue-green) n=1 DURATION=${DURATION:-12s} ;;
-rolling) n=3 DURATION=${DURATION:-30s} ;;
+blue-green) n=1 DURATION=${DURATION:-16s} ;;
+rolling) n=3 DURATION=${DURATION:-40s} ;;
 *) echo "usage: release.sh blue-green|rolling" >&2; exit 2 ;;
 esac
 RATE=${RATE:-1000/s}
@@ -98,6 +98,7 @@ events { worker_connections 1024; }
 http {
     access_log off;
     keepalive_timeout 0;
+    lingering_close off;
     client_body_temp_path $ngx/body;
     proxy_temp_path $ngx/proxy;
     fastcgi_temp_path $ngx/fastcgi;
@@ -169,8 +170,9 @@ passing() {
 }
 
 # routed +ID|-ID ...: wait until nginx's live set holds each +ID and no
-# -ID, and its old workers are gone, so that no worker routes to an
-# instance about to leave
+# -ID, then up to 3 s more for its old workers to go (they finish what
+# they have; a request they still send to an instance that left is
+# retried on the next one, proxy_next_upstream)
 routed() {
 	local live end=$(($(now_ms) + 20000)) w ok
 	while [ "$(now_ms)" -lt "$end" ]; do
@@ -182,7 +184,11 @@ routed() {
 			-*) [[ "$live" != *" ${w#-} "* ]] || ok=0 ;;
 			esac
 		done
-		if [ "$ok" = 1 ] && [ "$(pgrep -c -P "$nginx_pid")" -le 1 ]; then
+		if [ "$ok" = 1 ]; then
+			end=$(($(now_ms) + 3000))
+			while [ "$(pgrep -c -P "$nginx_pid")" -gt 1 ] && [ "$(now_ms)" -lt "$end" ]; do
+				sleep 0.05
+			done
 			return 0
 		fi
 		sleep 0.05
@@ -267,6 +273,7 @@ for ((k = 0; k < n; k++)); do
 	fi
 	t1=$(date +%s%N)
 	routed "+$id" || { result=failed; break; }
+	t1b=$(date +%s%N)
 	# take the old one out of rotation while it still serves: its check
 	# fails, render drops it, nginx reloads; only then is it stopped
 	touch "$tmp/${old_ids[k]}.drain"
@@ -281,8 +288,8 @@ for ((k = 0; k < n; k++)); do
 	t4=$(date +%s%N)
 	steps+=("$(jq -nc --arg old "${old_ids[k]}" --arg new "$id" \
 		--argjson pass_ms $(((t1 - t0) / 1000000)) --argjson out_ms $(((t3 - t2) / 1000000)) \
-		--argjson stop_ms $(((t4 - t3) / 1000000)) \
-		'{old: $old, new: $new, pass_ms: $pass_ms, out_ms: $out_ms, stop_ms: $stop_ms}')")
+		--argjson in_ms $(((t1b - t1) / 1000000)) --argjson stop_ms $(((t4 - t3) / 1000000)) \
+		'{old: $old, new: $new, pass_ms: $pass_ms, in_ms: $in_ms, out_ms: $out_ms, stop_ms: $stop_ms}')")
 	new_ids+=("$id") new_pids+=("$new_pid")
 done
 released_s=$(date +%s.%N)
