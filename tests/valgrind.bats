@@ -179,6 +179,14 @@ incr_args=(-m POST -H 'Content-Type: application/json' -b '{"key":"k","by":1}')
 	heap_growth_ok "$a1" "$a2"
 }
 
+@test "valgrind: dsys-serve allocates nothing per 64 KiB --route answer (a bigger buffer than a connection keeps)" {
+	local a1 a2 doc=$BATS_TEST_TMPDIR/big.json
+	head -c 65536 /dev/zero | tr '\0' x >"$doc"
+	a1=$(allocs_for "$N1" "${serve_cmd[@]}" --route "GET /big=@$doc" -- http://127.0.0.1:PORT/big)
+	a2=$(allocs_for "$((N1 + EXTRA))" "${serve_cmd[@]}" --route "GET /big=@$doc" -- http://127.0.0.1:PORT/big)
+	heap_growth_ok "$a1" "$a2"
+}
+
 @test "valgrind: dsys-serve allocates nothing per 16-deep pipelined /hello request" {
 	local a1 a2
 	a1=$(allocs_for "$N1" "${serve_cmd[@]}" -- http://127.0.0.1:PORT/hello -P 16)

@@ -245,10 +245,10 @@ static void conn_release(struct conn *c)
 	}
 	server_conn_rbuf_release(c);
 	if (c->out.cap > BUF_KEEP_MAX)
-		buf_free(&c->out);
+		server_buf_park(t, &c->out);
 	buf_reset(&c->out);
 	if (c->wout.cap > BUF_KEEP_MAX)
-		buf_free(&c->wout);
+		server_buf_park(t, &c->wout);
 	buf_reset(&c->wout);
 	c->next = t->free_conns;
 	t->free_conns = c;
@@ -518,13 +518,53 @@ static void on_write(uv_write_t *req, int status)
 	server_conn_write_done(container_of(req, struct conn, wreq), status);
 }
 
+/* Keep b's allocation (bigger than BUF_KEEP_MAX) on the thread for the
+ * next big answer, within BUF_PARK_N and BUF_PARK_BYTES; else free it.  b
+ * is empty after. */
+void server_buf_park(struct http_thread *t, struct buf *b)
+{
+	if (t->npark < BUF_PARK_N && b->cap <= BUF_PARK_BYTES - t->park_bytes) {
+		buf_reset(b);
+		t->park_bytes += b->cap;
+		t->park[t->npark++] = *b;
+		buf_init(b);
+	} else {
+		buf_free(b);
+	}
+}
+
+/* out is about to need extra more bytes than it holds: take a parked
+ * buffer that fits them (the last parked, the most likely in cache), its
+ * own small allocation parked or freed in its place.  What out holds (the
+ * answers before this one) moves over. */
+void server_buf_unpark(struct http_thread *t, struct buf *out, size_t extra)
+{
+	size_t need = out->len + extra + 1;
+	for (unsigned i = t->npark; i-- > 0;) {
+		struct buf *p = &t->park[i];
+		if (p->cap < need)
+			continue;
+		struct buf got = *p;
+		t->park_bytes -= got.cap;
+		*p = t->park[--t->npark];
+		INVARIANT(got.len == 0);
+		if (out->len)
+			memcpy(got.data, out->data, out->len);
+		got.len = out->len;
+		got.data[got.len] = '\0';
+		buf_free(out);
+		*out = got;
+		return;
+	}
+}
+
 /* The write from c->wout is over (status < 0: failed). */
 void server_conn_write_done(struct conn *c, int status)
 {
 	c->writing = false;
 	buf_reset(&c->wout);
 	if (c->wout.cap > BUF_KEEP_MAX)
-		buf_free(&c->wout);
+		server_buf_park(c->t, &c->wout);
 	if (c->closed)
 		return;
 	if (status < 0) {
@@ -1271,6 +1311,10 @@ void http_server_free(struct http_server *srv)
 		}
 		buf_free(&t->scratch);
 		buf_free(&t->errbuf);
+		for (unsigned i = 0; i < t->npark; i++)
+			buf_free(&t->park[i]);
+		t->npark = 0;
+		t->park_bytes = 0;
 		if (srv->io->free)
 			srv->io->free(t);
 		free(t);

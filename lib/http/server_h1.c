@@ -442,8 +442,11 @@ xchg_build(struct xchg *x, struct buf *out, const struct http_answer *a)
 	/* head[] bounds the head's first lines; the rest of its constant
 	 * pieces fit in 160 */
 	size_t need = 160 + sizeof t->head + clen + hlen + llen + len;
-	if (need >= out->cap || out->len + need + 1 > out->cap)
+	if (need >= out->cap || out->len + need + 1 > out->cap) {
+		if (need > BUF_KEEP_MAX && out == &c->out)
+			server_buf_unpark(t, out, need);
 		buf_reserve(out, need);
+	}
 	char *p = out->data + out->len;
 	p = put_head_start(t, p, status);
 	if (ctype) {

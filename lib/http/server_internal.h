@@ -40,6 +40,8 @@ enum { CMD_DRAIN = 1, CMD_FORCE = 2 };
 
 #define OUT_BACKLOG_MAX (1u << 20)   /* stop reading while this much waits to be written */
 #define BUF_KEEP_MAX (64u * 1024)    /* response buffers bigger than this are freed when done */
+#define BUF_PARK_N 32                 /* big response buffers a thread keeps for the next answers */
+#define BUF_PARK_BYTES (4u << 20)     /* ... and their bytes at most */
 #define READ_BLOCK_MIN (16u * 1024)
 #define GRPC_COUNTED_SLOTS 64         /* distinct (method, grpc-status) pairs counted per thread */
 
@@ -164,6 +166,13 @@ struct http_thread {
 	struct xchg *free_x;
 	struct rblock *free_blocks;
 	struct buf scratch, errbuf;
+	/* response buffers past BUF_KEEP_MAX that connections gave back: the
+	 * next big answer takes one instead of growing its own and freeing it
+	 * when sent (a fresh 128 KiB each time costs a mapping and a page
+	 * fault per 4 KiB, more than the copy itself) */
+	struct buf park[BUF_PARK_N];
+	unsigned npark;
+	size_t park_bytes;
 	/* the io_uring backend (server_uring.c) */
 	struct io_loop io;         /* the ring the thread waits in, and its receive blocks */
 	uint16_t *ur_next;         /* per receive block: the next one a connection holds */
@@ -239,7 +248,9 @@ extern const struct server_io server_io_uring;
 
 /* The core's side of the seam (server.c). */
 void server_conn_read_done(struct conn *c, ssize_t nread); /* bytes at rbuf + rlen, or UV_EOF / -errno */
-void server_conn_write_done(struct conn *c, int status);   /* the write from wout is over */
+void server_conn_write_done(struct conn *c, int status);
+void server_buf_park(struct http_thread *t, struct buf *b);
+void server_buf_unpark(struct http_thread *t, struct buf *out, size_t extra);   /* the write from wout is over */
 void server_conn_schedule(struct conn *c);                 /* to the check phase (server_thread_flush) */
 void server_conn_close(struct conn *c);
 void server_conn_on_close(uv_handle_t *h);                 /* the close callback of c->tcp */
