@@ -48,6 +48,7 @@ struct wal {
 	atomic_int failed;           /* 0, or -EIO */
 	uint64_t log_bytes, snap_bytes, compact_bytes, replayed;
 	uint32_t max_record;
+	bool mark_cut;               /* keep DIR/cut when a torn tail is cut */
 	bool stop;
 	bool thread_started;
 	pthread_t thread;
@@ -287,6 +288,38 @@ static bool good_record_after(const struct wal *w, const char *data, size_t from
 	return false;
 }
 
+/* DIR/cut records that a tail was cut, durably and before the cut: a
+ * crash right after the truncation must not forget it (see wal.h). */
+static int cut_mark(struct wal *w, size_t at, size_t left)
+{
+	char path[4200], line[96];
+	if (path_in(w, "cut", path, sizeof path) < 0)
+		return -ENAMETOOLONG;
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	int n = snprintf(line, sizeof line, "cut %zu bytes at byte %zu\n", left, at);
+	int e = write(fd, line, (size_t)n) == n && fdatasync(fd) == 0 && fsync(w->dirfd) == 0 ? 0 : -errno;
+	close(fd);
+	return e;
+}
+
+bool wal_tail_cut(const struct wal *w)
+{
+	char path[4200];
+	return w->mark_cut && path_in(w, "cut", path, sizeof path) == 0 && access(path, F_OK) == 0;
+}
+
+int wal_tail_cut_clear(struct wal *w)
+{
+	char path[4200];
+	if (path_in(w, "cut", path, sizeof path) < 0)
+		return -ENAMETOOLONG;
+	if (unlink(path) < 0 && errno != ENOENT)
+		return -errno;
+	return fsync(w->dirfd) < 0 ? -errno : 0;
+}
+
 /* Replay DIR/log through the replay hook; truncate a torn tail. */
 static int replay(struct wal *w, char *err, size_t err_size)
 {
@@ -307,7 +340,9 @@ static int replay(struct wal *w, char *err, size_t err_size)
 				break;
 			}
 			log_warn("'%s/log': dropping a torn record at byte %zu (%zu bytes)", w->dir, at, left);
-			if (!w->read_only && (ftruncate(w->fd, (off_t)at) < 0 || fdatasync(w->fd) < 0))
+			if (!w->read_only && w->mark_cut)
+				e = cut_mark(w, at, left);
+			if (e == 0 && !w->read_only && (ftruncate(w->fd, (off_t)at) < 0 || fdatasync(w->fd) < 0))
 				e = -errno;
 			size = at;
 			break;
@@ -410,6 +445,7 @@ int wal_open(const char *dir, const struct wal_options *o, const struct wal_hook
 	}
 	snprintf(w->dir, sizeof w->dir, "%s", dir);
 	w->read_only = o && o->read_only;
+	w->mark_cut = o && o->mark_cut;
 	if (w->read_only) {
 		e = open_read_only(w, err, err_size);
 		if (e < 0)

@@ -187,6 +187,30 @@ int main(void)
 	ok(r == 0 && b.n == 300 && file_size(logp) == whole, "a zero-filled tail is torn and cut");
 	wal_close(w);
 
+	/* ---- mark_cut: a cut is noted in DIR/cut before the truncation, and
+	 * the note outlives later opens until the store clears it */
+	struct wal_options mc = { .mark_cut = true };
+	char cutp[320];
+	snprintf(cutp, sizeof cutp, "%s/cut", path);
+	memset(&b, 0, sizeof b);
+	r = wal_open(path, &mc, &hooks, &b, &w, err, sizeof err);
+	ok(r == 0 && !wal_tail_cut(w) && access(cutp, F_OK) < 0, "mark_cut: a whole log is not marked");
+	wal_close(w);
+	fd = open(logp, O_WRONLY | O_APPEND);
+	ok(fd >= 0 && write(fd, "\x11\x22\x33\x44\x30\x00\x00\x00\x01\x05", 10) == 10, "append half a record again");
+	close(fd);
+	memset(&b, 0, sizeof b);
+	r = wal_open(path, &mc, &hooks, &b, &w, err, sizeof err);
+	ok(r == 0 && b.n == 300 && file_size(logp) == whole, "mark_cut: the torn tail is cut as before");
+	ok(wal_tail_cut(w), "mark_cut: wal_tail_cut says a tail was cut");
+	wal_close(w);
+	memset(&b, 0, sizeof b);
+	r = wal_open(path, &mc, &hooks, &b, &w, err, sizeof err);
+	ok(r == 0 && wal_tail_cut(w), "mark_cut: the next open, with nothing to cut, still knows");
+	is_int(wal_tail_cut_clear(w), 0, "wal_tail_cut_clear");
+	ok(!wal_tail_cut(w) && access(cutp, F_OK) < 0, "... forgets it and removes DIR/cut");
+	wal_close(w);
+
 	/* ---- damage in the middle is refused, the file untouched */
 	fd = open(logp, O_RDWR);
 	char c;
