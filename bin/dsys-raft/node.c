@@ -135,7 +135,8 @@ struct watcher {
 	uint64_t deadline_ms;
 };
 
-/* An input that arrived while a Ready was in flight. */
+/* An input that arrived while a Ready was in flight (len 0: a HELLO, a
+ * peer that started afresh). */
 struct deferred {
 	struct deferred *next;
 	uint32_t from;
@@ -180,6 +181,7 @@ struct node {
 	struct deferred *dq, **dq_tail;
 	uint64_t last_lead;
 	bool was_leader;
+	bool abstain;                   /* the log lost a cut tail: no votes until caught up */
 
 	/* loop */
 	uv_loop_t *loop;
@@ -891,6 +893,36 @@ static void persist(struct node *n, const struct raft_ready *rd)
 	wal_unlock(n->wal);
 }
 
+/*
+ * A cut tail (wal_tail_cut) may have held entries this member had
+ * acknowledged, and votes it had cast: outside Raft's model, where stored
+ * state is never lost.  Voting or campaigning now could elect a leader
+ * without an acknowledged, committed entry (this member's ack was part of
+ * its majority).  So the member abstains -- it drops vote, pre-vote and
+ * TimeoutNow requests and its election clock does not run -- until a
+ * leader elected without it has caught it up: once its commit index is at
+ * an entry of the leader's current term, its log holds every entry
+ * committed before that term (Log Matching, Leader Completeness), which
+ * covers whatever was cut.  While it abstains it still takes appends and
+ * serves reads through the leader.  Left as a gap: a vote cast in the cut
+ * tail for a term above the leader's that later comes round again.
+ */
+static void abstain_check(struct node *n, const struct raft_status *st)
+{
+	uint64_t t = 0;
+	if (!st->lead || st->lead == n->id || st->commit == 0 || raft_term_at(n->r, st->commit, &t) < 0 ||
+	    t != st->term)
+		return;
+	int rc = wal_tail_cut_clear(n->wal);
+	if (rc < 0) {
+		log_warn("cannot clear '%s/wal/cut': %s; still abstaining", n->data_dir, strerror(-rc));
+		return;
+	}
+	n->abstain = false;
+	log_info("caught up by leader %u to index %llu (term %llu): voting again", st->lead,
+	         (unsigned long long)st->commit, (unsigned long long)st->term);
+}
+
 static void finish_ready(struct node *n)
 {
 	struct raft_ready *rd = &n->rd;
@@ -912,6 +944,8 @@ static void finish_ready(struct node *n)
 		watchers_check(n, false);
 	struct raft_status st;
 	raft_status(n->r, &st);
+	if (n->abstain)
+		abstain_check(n, &st);
 	if (st.lead != n->last_lead) {
 		if (st.lead)
 			metrics_counter_inc(n->leader_changes);
@@ -930,6 +964,10 @@ static void step_frame(struct node *n, uint32_t from, const uint8_t *p, size_t l
 			 * that comes is not from a member of this version; installing it
 			 * would need the snapshot support this node lacks */
 			log_warn("peer %u sent a snapshot, which this version does not take: dropped", from);
+		} else if (n->abstain && f.kind == RAFT_FRAME_MSG &&
+		           (f.msg.type == RAFT_MSG_VOTE || f.msg.type == RAFT_MSG_PREVOTE ||
+		            f.msg.type == RAFT_MSG_TIMEOUT_NOW)) {
+			log_debug("abstaining: %s from %u dropped", raft_msg_type_name(f.msg.type), from);
 		} else if (f.kind == RAFT_FRAME_MSG && f.msg.from == from && f.msg.to == n->id) {
 			int rc = raft_step(n->r, &f.msg);
 			if (rc < 0 && rc != -EINVAL)
@@ -952,13 +990,17 @@ static void drive(struct node *n)
 			n->dq = d->next;
 			if (!n->dq)
 				n->dq_tail = &n->dq;
-			step_frame(n, d->from, d->data, d->len);
+			if (d->len == 0)
+				raft_peer_restarted(n->r, d->from);
+			else
+				step_frame(n, d->from, d->data, d->len);
 			free(d);
 			continue;
 		}
 		if (n->pending_ticks) {
 			n->pending_ticks--;
-			raft_tick(n->r);
+			if (!n->abstain)
+				raft_tick(n->r);
 			continue;
 		}
 		bool restarted = false;
@@ -1077,6 +1119,17 @@ static void inconn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 				return;
 			}
 			c->from = f.from;
+			/* a peer connecting afresh may have restarted with less log
+			 * than it acknowledged: the leader probes it again */
+			if (n->inflight || n->in_ready) {
+				struct deferred *d = malloc(sizeof *d);
+				INVARIANT(d != NULL);
+				*d = (struct deferred){.from = c->from};
+				*n->dq_tail = d;
+				n->dq_tail = &d->next;
+			} else {
+				raft_peer_restarted(n->r, c->from);
+			}
 			continue;
 		}
 		if (n->inflight) {
@@ -1127,7 +1180,8 @@ static void tick_cb(uv_timer_t *t)
 		n->pending_ticks++;
 		return;
 	}
-	raft_tick(n->r);
+	if (!n->abstain)
+		raft_tick(n->r); /* abstaining: a follower's clock only starts elections */
 	leases_tick(n);
 	reqs_tick(n);
 	watchers_check(n, false);
@@ -1264,6 +1318,8 @@ bool node_health(struct node *n, struct buf *out)
 	json_kv_str(&w, "name", n->name);
 	json_kv_u64(&w, "leader", st.lead);
 	json_kv_u64(&w, "term", st.term);
+	if (n->abstain)
+		json_kv_str(&w, "recovering", "lost a cut WAL tail; not voting until a leader catches it up");
 	json_obj_end(&w);
 	return st.lead != 0;
 }
@@ -1591,6 +1647,9 @@ int node_main(int argc, char **argv)
 	n->watch_poll_ms = 10000;
 	n->dq_tail = &n->dq;
 	n->peer_fd = -1;
+	/* a file-size limit (ulimit -f) then fails the log's write with EFBIG,
+	 * which stops the node with a message, instead of killing it */
+	signal(SIGXFSZ, SIG_IGN);
 	if (log_init("dsys-raft") < 0) {
 		cli_error("%s", log_init_error());
 		return EXIT_USAGE;
@@ -1631,7 +1690,7 @@ int node_main(int argc, char **argv)
 		return EXIT_NO;
 	}
 	struct replay rp;
-	struct wal_options wo = {.max_record = RAFT_FRAME_MAX, .compact_bytes = 0};
+	struct wal_options wo = {.max_record = RAFT_FRAME_MAX, .compact_bytes = 0, .mark_cut = true};
 	struct wal_hooks wh = {.replay = replay_cb, .synced = wal_synced_hook};
 	r = wal_open(dir, &wo, &wh, n, &n->wal, err, sizeof err);
 	rp = n->rp;
@@ -1643,6 +1702,17 @@ int node_main(int argc, char **argv)
 		free(rp.ents);
 		return r == -EBADMSG ? EXIT_NO : r == -EBUSY ? EXIT_NO : EXIT_UNREACHABLE;
 	}
+	n->abstain = wal_tail_cut(n->wal);
+	if (n->abstain && n->n_peers == 1) {
+		/* alone, there is nobody to catch up from: what was cut is gone
+		 * either way, and waiting would only stop the cluster */
+		log_warn("'%s' lost a cut tail; a one-member cluster goes on without it", dir);
+		wal_tail_cut_clear(n->wal);
+		n->abstain = false;
+	}
+	if (n->abstain)
+		log_warn("'%s' lost a cut tail (see its 'cut' file): not voting until a leader catches this member up",
+		         dir);
 	struct raft_config rc;
 	raft_config_default(&rc);
 	rc.id = n->id;
