@@ -130,6 +130,14 @@ struct kv_lease *kv_lease_at(struct kv *kv, size_t i);
  * comma-separated (for timetolive's "keys"). */
 void kv_lease_keys_json(const struct kv *kv, int64_t id, struct buf *out);
 
+/* Snapshots, for log compaction and InstallSnapshot: the whole store
+ * (revisions, history above the compacted revision, leases without their
+ * deadlines) appended to out; kv_restore replaces kv's contents with a
+ * snapshot's, or returns -EINVAL (leaving kv as it was) for bytes that are
+ * not one. */
+void kv_snapshot(const struct kv *kv, struct buf *out);
+int kv_restore(struct kv *kv, const void *data, size_t len);
+
 /* An int64 member of a JSON request (string or exact number); for the
  * node's own requests (keepalive, timetolive).  0, -ENOENT or -EINVAL. */
 int kv_json_i64(const char *body, size_t len, const char *key, int64_t *out);
