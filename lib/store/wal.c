@@ -49,6 +49,8 @@ struct wal {
 	uint64_t log_bytes, snap_bytes, compact_bytes, replayed;
 	uint32_t max_record;
 	bool mark_cut;               /* keep DIR/cut when a torn tail is cut */
+	struct buf rewrite;          /* wal_rewrite's records, for the sync thread */
+	bool rewrite_pending;
 	bool stop;
 	bool thread_started;
 	pthread_t thread;
@@ -115,6 +117,16 @@ uint64_t wal_appendv(struct wal *w, const struct iovec *parts, int n)
 	return ++w->appended;
 }
 
+void wal_rewrite(struct wal *w, const void *recs, size_t len)
+{
+	/* what was pending is covered by recs; a later rewrite replaces this one */
+	buf_reset(&w->pending);
+	buf_reset(&w->rewrite);
+	buf_append(&w->rewrite, recs, len);
+	w->rewrite_pending = true;
+	pthread_cond_signal(&w->work);
+}
+
 uint64_t wal_appended(const struct wal *w) { return w->appended; }
 uint64_t wal_durable(const struct wal *w) { return atomic_load(&w->durable); }
 int wal_failed(const struct wal *w) { return atomic_load(&w->failed); }
@@ -149,7 +161,16 @@ static int path_in(const struct wal *w, const char *name, char *out, size_t size
 static int compact(struct wal *w, struct buf *snap)
 {
 	buf_reset(snap);
-	int e = w->hooks.snapshot(w->ud, snap);
+	int e = 0;
+	if (w->rewrite_pending) {
+		/* the store's records, then what it appended since */
+		buf_append(snap, w->rewrite.data, w->rewrite.len);
+		buf_append(snap, w->pending.data, w->pending.len);
+		w->rewrite_pending = false;
+		buf_free(&w->rewrite);
+	} else {
+		e = w->hooks.snapshot(w->ud, snap);
+	}
 	if (e < 0)
 		return e;
 	uint64_t upto = w->appended;
@@ -194,19 +215,20 @@ static void *sync_main(void *arg)
 	struct buf batch = BUF_INIT;
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		while (!w->pending.len && !w->stop)
+		while (!w->pending.len && !w->rewrite_pending && !w->stop)
 			pthread_cond_wait(&w->work, &w->mu);
-		if (!w->pending.len && w->stop)
+		if (!w->pending.len && !w->rewrite_pending && w->stop)
 			break;
 		if (atomic_load(&w->failed)) {
 			buf_reset(&w->pending);
+			w->rewrite_pending = false;
 			if (w->hooks.synced)
 				w->hooks.synced(w->ud);
 			continue;
 		}
 		int e = 0;
-		if (w->compact_bytes && w->hooks.snapshot && w->log_bytes > w->compact_bytes &&
-		    w->log_bytes > 2 * w->snap_bytes) {
+		if (w->rewrite_pending || (w->compact_bytes && w->hooks.snapshot && w->log_bytes > w->compact_bytes &&
+		                           w->log_bytes > 2 * w->snap_bytes)) {
 			e = compact(w, &batch);
 		} else {
 			struct buf t = batch;
@@ -527,6 +549,7 @@ void wal_close(struct wal *w)
 	if (w->lockfd >= 0)
 		close(w->lockfd);   /* releases the flock */
 	buf_free(&w->pending);
+	buf_free(&w->rewrite);
 	pthread_mutex_destroy(&w->mu);
 	pthread_cond_destroy(&w->work);
 	free(w);

@@ -101,6 +101,14 @@ void wal_unlock(struct wal *w);
  * has failed the record is dropped (check wal_failed before changing). */
 uint64_t wal_appendv(struct wal *w, const struct iovec *parts, int n);
 
+/* With the mutex held: replace the whole log with recs (records framed by
+ * wal_record_put) that rebuild the present state, covering everything
+ * appended so far -- a compaction the store decides, as after a Raft
+ * snapshot.  The sync thread writes recs and whatever is appended after
+ * this call to log.tmp and renames it over log, as the snapshot hook's
+ * compaction does; durability then covers every record appended before. */
+void wal_rewrite(struct wal *w, const void *recs, size_t len);
+
 /* The sequence number of the last record appended (mutex held). */
 uint64_t wal_appended(const struct wal *w);
 

@@ -276,6 +276,33 @@ int main(void)
 	ok(r == 0 && b.n == 54, "records appended just before close are all there (%d)", b.n);
 	wal_close(w);
 
+	/* ---- wal_rewrite: the store's records replace the log, and what is
+	 * appended after them follows */
+	memset(&b, 0, sizeof b);
+	r = wal_open(path, NULL, &hooks, &b, &w, err, sizeof err);
+	ok(r == 0 && b.n == 54, "reopen before a rewrite");
+	struct buf rw = BUF_INIT;
+	struct iovec rv[1] = {{(void *)"state-1", 7}};
+	wal_record_put(&rw, rv, 1);
+	rv[0] = (struct iovec){(void *)"state-2", 7};
+	wal_record_put(&rw, rv, 1);
+	wal_lock(w);
+	struct iovec cv[1] = {{(void *)"covered", 7}};
+	wal_appendv(w, cv, 1);
+	wal_rewrite(w, rw.data, rw.len);
+	wal_unlock(w);
+	uint64_t after = append_str(w, "after-1");
+	append_str(w, "after-2");
+	ok(wait_durable(w, after + 1), "records appended after a rewrite become durable");
+	wal_close(w);
+	buf_free(&rw);
+	memset(&b, 0, sizeof b);
+	r = wal_open(path, NULL, &hooks, &b, &w, err, sizeof err);
+	ok(r == 0 && b.n == 4 && strcmp(b.recs[0], "state-1") == 0 && strcmp(b.recs[1], "state-2") == 0 &&
+	   strcmp(b.recs[2], "after-1") == 0 && strcmp(b.recs[3], "after-2") == 0,
+	   "the log is the rewrite's records, then what followed (%d records)", b.n);
+	wal_close(w);
+
 	/* ---- the checksum is CRC-32C */
 	is_int((long long)wal_crc32c("123456789", 9), 0xE3069283LL, "crc32c check value");
 
