@@ -146,7 +146,8 @@ struct deferred {
 
 struct replay {
 	struct raft_hard_state hs;
-	struct raft_entry *ents;
+	uint64_t base, base_term;       /* an 'S' record: the log starts after base */
+	struct raft_entry *ents;        /* ents[i] is index base + 1 + i */
 	size_t n, cap;
 };
 
@@ -182,6 +183,11 @@ struct node {
 	uint64_t last_lead;
 	bool was_leader;
 	bool abstain;                   /* the log lost a cut tail: no votes until caught up */
+	struct raft_hard_state hs;      /* as last persisted, for wal_rewrite */
+	uint64_t snap_count;            /* applied entries between snapshots; 0: never */
+	uint64_t snap_index;            /* of DIR/snap, 0: none */
+	uint64_t snap_bytes;
+	struct buf snap_buf;
 
 	/* loop */
 	uv_loop_t *loop;
@@ -250,6 +256,7 @@ static uint64_t next_rand(struct node *n)
 }
 
 static void drive(struct node *n);
+static void maybe_snapshot(struct node *n);
 
 /* ------------------------------------------------------------ peers: out */
 
@@ -864,30 +871,64 @@ static void apply_entry(struct node *n, const struct raft_entry *e)
 
 /* ------------------------------------------------------------ Ready */
 
+static void put_snap_record(struct buf *b, struct wal *w, uint64_t index, uint64_t term)
+{
+	uint8_t rec[17];
+	rec[0] = 'S';
+	for (int k = 0; k < 8; k++) {
+		rec[1 + k] = (uint8_t)(index >> (8 * k));
+		rec[9 + k] = (uint8_t)(term >> (8 * k));
+	}
+	struct iovec part = {rec, sizeof rec};
+	if (b)
+		wal_record_put(b, &part, 1);
+	else
+		wal_appendv(w, &part, 1);
+}
+
+static void put_hs_record(struct buf *b, struct wal *w, const struct raft_hard_state *hs)
+{
+	uint8_t rec[1 + 24];
+	rec[0] = 'H';
+	uint64_t v[3] = {hs->term, hs->vote, hs->commit};
+	for (int j = 0; j < 3; j++)
+		for (int k = 0; k < 8; k++)
+			rec[1 + 8 * j + k] = (uint8_t)(v[j] >> (8 * k));
+	struct iovec part = {rec, sizeof rec};
+	if (b)
+		wal_record_put(b, &part, 1);
+	else
+		wal_appendv(w, &part, 1);
+}
+
+static void put_entry_record(struct buf *b, struct wal *w, const struct raft_entry *e)
+{
+	uint8_t head[1 + 8 + 8 + 1];
+	head[0] = 'E';
+	for (int k = 0; k < 8; k++) {
+		head[1 + k] = (uint8_t)(e->term >> (8 * k));
+		head[9 + k] = (uint8_t)(e->index >> (8 * k));
+	}
+	head[17] = e->type;
+	struct iovec parts[2] = {{head, sizeof head}, {(void *)e->data, e->len}};
+	if (b)
+		wal_record_put(b, parts, 2);
+	else
+		wal_appendv(w, parts, 2);
+}
+
 static void persist(struct node *n, const struct raft_ready *rd)
 {
 	wal_lock(n->wal);
-	for (size_t i = 0; i < rd->n_entries; i++) {
-		const struct raft_entry *e = &rd->entries[i];
-		uint8_t head[1 + 8 + 8 + 1];
-		head[0] = 'E';
-		for (int k = 0; k < 8; k++) {
-			head[1 + k] = (uint8_t)(e->term >> (8 * k));
-			head[9 + k] = (uint8_t)(e->index >> (8 * k));
-		}
-		head[17] = e->type;
-		struct iovec parts[2] = {{head, sizeof head}, {(void *)e->data, e->len}};
-		wal_appendv(n->wal, parts, 2);
-	}
+	/* an installed snapshot (already durable in DIR/snap) replaces the
+	 * whole stored log: the 'S' record says so to the replay */
+	if (rd->snapshot)
+		put_snap_record(NULL, n->wal, rd->snapshot->meta.index, rd->snapshot->meta.term);
+	for (size_t i = 0; i < rd->n_entries; i++)
+		put_entry_record(NULL, n->wal, &rd->entries[i]);
 	if (rd->hs_changed) {
-		uint8_t rec[1 + 24];
-		rec[0] = 'H';
-		uint64_t v[3] = {rd->hs.term, rd->hs.vote, rd->hs.commit};
-		for (int j = 0; j < 3; j++)
-			for (int k = 0; k < 8; k++)
-				rec[1 + 8 * j + k] = (uint8_t)(v[j] >> (8 * k));
-		struct iovec part = {rec, sizeof rec};
-		wal_appendv(n->wal, &part, 1);
+		put_hs_record(NULL, n->wal, &rd->hs);
+		n->hs = rd->hs;
 	}
 	n->wait_seq = wal_appended(n->wal);
 	wal_unlock(n->wal);
@@ -940,6 +981,7 @@ static void finish_ready(struct node *n)
 	raft_advance(n->r, rd);
 	n->inflight = false;
 	n->in_ready = false;
+	maybe_snapshot(n);
 	if (rd->n_committed)
 		watchers_check(n, false);
 	struct raft_status st;
@@ -959,12 +1001,7 @@ static void step_frame(struct node *n, uint32_t from, const uint8_t *p, size_t l
 {
 	struct raft_frame f = {0};
 	if (raft_frame_decode(p, len, &f) == 0) {
-		if (f.kind == RAFT_FRAME_MSG && f.msg.type == RAFT_MSG_SNAP) {
-			/* no member compacts its log yet, so none sends a snapshot: one
-			 * that comes is not from a member of this version; installing it
-			 * would need the snapshot support this node lacks */
-			log_warn("peer %u sent a snapshot, which this version does not take: dropped", from);
-		} else if (n->abstain && f.kind == RAFT_FRAME_MSG &&
+		if (n->abstain && f.kind == RAFT_FRAME_MSG &&
 		           (f.msg.type == RAFT_MSG_VOTE || f.msg.type == RAFT_MSG_PREVOTE ||
 		            f.msg.type == RAFT_MSG_TIMEOUT_NOW)) {
 			log_debug("abstaining: %s from %u dropped", raft_msg_type_name(f.msg.type), from);
@@ -979,6 +1016,88 @@ static void step_frame(struct node *n, uint32_t from, const uint8_t *p, size_t l
 		}
 	}
 	raft_frame_free(&f);
+}
+
+/* ------------------------------------------------------------ snapshots */
+
+/*
+ * Snapshots.  Every --snapshot-count applied entries the member writes its
+ * store to DIR/snap (snap.c, durable before anything refers to it), hands
+ * it to lib/raft (raft_compact: the log before it is dropped, and a
+ * follower too far behind gets the snapshot), and rewrites the log as an
+ * 'S' record naming the snapshot, the hard state and the entries after it
+ * (wal_rewrite; the sync thread writes it).  A snapshot from the leader is
+ * written to DIR/snap the same way, restored into the store, and an 'S'
+ * record goes into the log before the entries that follow it.
+ *
+ * At start DIR/snap is read first; the log's entries after its index are
+ * kept when the log holds its index with its term (Log Matching), else
+ * the log is stale and dropped (a crash between writing a received
+ * snapshot and logging its 'S').  A log that starts after the snapshot,
+ * or names a snapshot that is missing, refuses to start.
+ *
+ * Writing DIR/snap happens on the loop thread (the store is the loop's);
+ * it is one write and fdatasync per --snapshot-count entries.
+ */
+static void install_snapshot(struct node *n, const struct raft_snapshot *s)
+{
+	int rc = snap_write(n->data_dir, &s->meta, s->data, s->len);
+	if (rc == 0)
+		rc = kv_restore(n->kv, s->data, s->len);
+	if (rc < 0) {
+		/* the Ready cannot be refused: stop, and a restart takes it again */
+		log_error("cannot install the snapshot at index %llu: %s", (unsigned long long)s->meta.index,
+		          strerror(-rc));
+		fprintf(stderr, "dsys-raft: cannot install a snapshot in '%s'\n", n->data_dir);
+		_exit(EXIT_UNREACHABLE);
+	}
+	n->snap_index = s->meta.index;
+	n->snap_bytes = s->len;
+	log_info("installed a snapshot at index %llu (term %llu, %zu bytes) from the leader",
+	         (unsigned long long)s->meta.index, (unsigned long long)s->meta.term, s->len);
+}
+
+static void maybe_snapshot(struct node *n)
+{
+	struct raft_status st;
+	raft_status(n->r, &st);
+	if (!n->snap_count || st.applied < n->snap_index + n->snap_count)
+		return;
+	struct raft_snapshot_meta m = {.index = st.applied, .conf = st.conf};
+	if (raft_term_at(n->r, st.applied, &m.term) < 0)
+		return;
+	buf_reset(&n->snap_buf);
+	kv_snapshot(n->kv, &n->snap_buf);
+	int rc = snap_write(n->data_dir, &m, n->snap_buf.data, n->snap_buf.len);
+	if (rc < 0) {
+		log_error("cannot write a snapshot in '%s': %s; the log is not compacted", n->data_dir, strerror(-rc));
+		n->snap_index = st.applied; /* try again after another --snapshot-count */
+		return;
+	}
+	rc = raft_compact(n->r, st.applied, n->snap_buf.data, n->snap_buf.len);
+	if (rc < 0) {
+		log_error("raft_compact at %llu: %s", (unsigned long long)st.applied, strerror(-rc));
+		return;
+	}
+	n->snap_index = st.applied;
+	n->snap_bytes = n->snap_buf.len;
+	/* the log: the snapshot's 'S', the hard state, the entries after it */
+	struct buf recs = BUF_INIT;
+	put_snap_record(&recs, NULL, m.index, m.term);
+	put_hs_record(&recs, NULL, &n->hs);
+	for (uint64_t i = m.index + 1; i <= st.last_index; i++) {
+		const struct raft_entry *e = raft_entry_at(n->r, i);
+		INVARIANT(e != NULL);
+		put_entry_record(&recs, NULL, e);
+	}
+	wal_lock(n->wal);
+	wal_rewrite(n->wal, recs.data, recs.len);
+	wal_unlock(n->wal);
+	log_info("snapshot at index %llu (%zu bytes); log rewritten from there (%zu bytes)",
+	         (unsigned long long)m.index, n->snap_buf.len, recs.len);
+	buf_free(&recs);
+	if (n->snap_buf.cap > (1u << 20))
+		buf_free(&n->snap_buf); /* raft keeps its own copy */
 }
 
 /* Feed what waited while a Ready was in flight, then cycle Readies. */
@@ -1017,8 +1136,9 @@ static void drive(struct node *n)
 		if (!raft_ready(n->r, &n->rd))
 			return;
 		n->in_ready = true;
-		INVARIANT_MSG(n->rd.snapshot == NULL, "no snapshots: the node never compacts its log");
-		if (n->rd.n_entries || n->rd.hs_changed) {
+		if (n->rd.snapshot)
+			install_snapshot(n, n->rd.snapshot);
+		if (n->rd.n_entries || n->rd.hs_changed || n->rd.snapshot) {
 			persist(n, &n->rd);
 			if (wal_durable(n->wal) < n->wait_seq) {
 				n->inflight = true;
@@ -1384,6 +1504,9 @@ static double g_wal_bytes(void *arg)
 	return (double)b;
 }
 
+static double g_snap_bytes(void *arg) { return (double)((struct node *)arg)->snap_bytes; }
+static double g_snap_index(void *arg) { return (double)((struct node *)arg)->snap_index; }
+
 static double g_revision(void *arg) { return (double)kv_revision(((struct node *)arg)->kv); }
 
 static void register_metrics(struct node *n, struct metrics *reg)
@@ -1396,6 +1519,10 @@ static void register_metrics(struct node *n, struct metrics *reg)
 	metrics_gauge_fn_register(reg, "raft_is_leader", "1 when this member is the leader.", NULL, g_is_leader, n);
 	metrics_gauge_fn_register(reg, "raft_has_leader", "1 when this member knows a leader.", NULL, g_has_leader, n);
 	metrics_gauge_fn_register(reg, "raft_wal_bytes", "Size of the write-ahead log file.", NULL, g_wal_bytes, n);
+	metrics_gauge_fn_register(reg, "raft_snapshot_bytes", "Size of the last snapshot of the store.", NULL,
+	                          g_snap_bytes, n);
+	metrics_gauge_fn_register(reg, "raft_snapshot_index", "Log index of the last snapshot (0: none).", NULL,
+	                          g_snap_index, n);
 	metrics_gauge_fn_register(reg, "raft_kv_revision", "The key-value store's revision.", NULL, g_revision, n);
 	n->leader_changes = metrics_counter_register(reg, "raft_leader_changes_total",
 	                                             "Times this member saw a new leader.", NULL);
@@ -1428,15 +1555,24 @@ static int replay_cb(void *ud, const unsigned char *rec, size_t len)
 		rp->hs = (struct raft_hard_state){rd64(rec + 1), rd64(rec + 9), rd64(rec + 17)};
 		return 0;
 	}
+	if (len == 17 && rec[0] == 'S') {
+		/* a snapshot (in DIR/snap) replaces everything stored before */
+		for (size_t i = 0; i < rp->n; i++)
+			free((void *)rp->ents[i].data);
+		rp->n = 0;
+		rp->base = rd64(rec + 1);
+		rp->base_term = rd64(rec + 9);
+		return 0;
+	}
 	if (len < 18 || rec[0] != 'E' || rec[17] > RAFT_ENTRY_CONF)
 		return -EBADMSG;
 	uint64_t term = rd64(rec + 1), index = rd64(rec + 9);
 	/* an entry at i replaces everything stored at or after i */
-	if (index == 0 || index > rp->n + 1)
+	if (index <= rp->base || index > rp->base + rp->n + 1)
 		return -EBADMSG;
-	for (size_t i = index - 1; i < rp->n; i++)
+	for (size_t i = index - 1 - rp->base; i < rp->n; i++)
 		free((void *)rp->ents[i].data);
-	rp->n = index - 1;
+	rp->n = index - 1 - rp->base;
 	if (rp->n == rp->cap) {
 		rp->cap = rp->cap ? 2 * rp->cap : 1024;
 		rp->ents = realloc(rp->ents, rp->cap * sizeof *rp->ents);
@@ -1457,6 +1593,7 @@ static int replay_cb(void *ud, const unsigned char *rec, size_t len)
 enum {
 	OPT_NAME = 1, OPT_DATA_DIR, OPT_LISTEN_CLIENT, OPT_LISTEN_PEER, OPT_INITIAL_CLUSTER, OPT_HEARTBEAT,
 	OPT_ELECTION, OPT_REQUEST_TIMEOUT, OPT_MAX_RANGE_BYTES, OPT_MAX_REQUEST_BYTES, OPT_WATCH_POLL,
+	OPT_SNAPSHOT_COUNT,
 };
 
 static const struct cli_option node_options[] = {
@@ -1476,6 +1613,8 @@ static const struct cli_option node_options[] = {
 	 OPT_MAX_RANGE_BYTES},
 	{"max-request-bytes", 0, "SIZE", NULL, "largest request body, else 413 (default 1.5M)", OPT_MAX_REQUEST_BYTES},
 	{"watch-poll", 0, "DURATION", NULL, "a watch with no events is answered after this (default 10s)", OPT_WATCH_POLL},
+	{"snapshot-count", 0, "N", NULL, "applied entries between snapshots, which compact the log; 0: never (default 10000)",
+	 OPT_SNAPSHOT_COUNT},
 	CLI_END
 };
 
@@ -1542,6 +1681,11 @@ static int on_node_option(void *ctx, int id, const char *arg)
 		if (parse_duration_ms(arg, &v) < 0 || v < 1 || v > 3600000)
 			return cli_bad_value(NULL, arg, "want a duration from 1ms to 1h");
 		o->n->watch_poll_ms = v;
+		return 0;
+	case OPT_SNAPSHOT_COUNT:
+		if (parse_u64(arg, &v) < 0 || v > 100000000)
+			return cli_bad_value(NULL, arg, "want a count from 0 to 100000000");
+		o->n->snap_count = v;
 		return 0;
 	case OPT_MAX_RANGE_BYTES:
 		return server_cli_size(arg, 1024, 1ull << 40, &o->max_range) < 0 ? -1 : 0;
@@ -1645,6 +1789,7 @@ int node_main(int argc, char **argv)
 	memset(n, 0, sizeof *n);
 	n->request_timeout_ms = 5000;
 	n->watch_poll_ms = 10000;
+	n->snap_count = 10000;
 	n->dq_tail = &n->dq;
 	n->peer_fd = -1;
 	/* a file-size limit (ulimit -f) then fails the log's write with EFBIG,
@@ -1728,23 +1873,65 @@ int node_main(int argc, char **argv)
 	for (uint32_t i = 1; i <= n->n_peers; i++)
 		conf.voters |= 1ull << i;
 	struct raft_snapshot boot = {.meta = {.index = 0, .term = 0, .conf = conf}};
-	if (rp.hs.commit > rp.n)
-		rp.hs.commit = rp.n; /* a torn tail can cut entries the hard state knew committed */
-	r = raft_restore(n->r, &rp.hs, &boot, rp.ents, rp.n);
-	for (size_t i = 0; i < rp.n; i++)
-		free((void *)rp.ents[i].data);
-	free(rp.ents);
-	if (r < 0) {
-		cli_error("cannot recover the log in '%s': %s", dir, strerror(-r));
-		wal_close(n->wal);
-		return EXIT_NO;
-	}
 	/* etcd's minimum lease TTL: 1.5 election timeouts, in whole seconds rounded up, so a
 	 * lease outlives the election that follows a leader's death */
 	struct kv_limits kl = {.max_range_bytes = o.max_range,
 	                       .min_lease_ttl = (int64_t)((3 * o.election_ms / 2 + 999) / 1000)};
 	n->kv = kv_new(&kl);
 	INVARIANT(n->kv != NULL);
+	/* the snapshot, then the log's entries after it (see "snapshots") */
+	uint8_t *sdata = NULL;
+	size_t slen = 0;
+	r = snap_read(n->data_dir, &boot.meta, &sdata, &slen, err, sizeof err);
+	size_t skip = 0, keep = rp.n;
+	if (r == -ENOENT && rp.base) {
+		snprintf(err, sizeof err, "the log starts after index %llu, but '%.400s/snap' is missing",
+		         (unsigned long long)rp.base, n->data_dir);
+		r = -EBADMSG;
+	} else if (r == -ENOENT) {
+		r = 0;
+	} else if (r == 0 && boot.meta.index < rp.base) {
+		snprintf(err, sizeof err, "'%.400s/snap' (index %llu) is older than the log's start (index %llu)",
+		         n->data_dir, (unsigned long long)boot.meta.index, (unsigned long long)rp.base);
+		r = -EBADMSG;
+	} else if (r == 0) {
+		r = kv_restore(n->kv, sdata, slen);
+		if (r < 0)
+			snprintf(err, sizeof err, "'%.400s/snap' does not hold a store", n->data_dir);
+		uint64_t si = boot.meta.index;
+		bool matches = si == rp.base ? rp.base_term == boot.meta.term || rp.n == 0
+		             : si <= rp.base + rp.n && rp.ents[si - rp.base - 1].term == boot.meta.term;
+		if (matches) {
+			skip = si - rp.base;
+			keep = rp.n - skip;
+		} else {
+			keep = 0; /* the log is older than the snapshot: it goes */
+		}
+		if (rp.hs.commit < si)
+			rp.hs.commit = si;
+		boot.data = sdata;
+		boot.len = slen;
+		n->snap_index = si;
+		n->snap_bytes = slen;
+	}
+	if (r == 0 && rp.hs.commit > boot.meta.index + keep)
+		rp.hs.commit = boot.meta.index + keep; /* a torn tail can cut entries the hard state knew committed */
+	if (r == 0) {
+		r = raft_restore(n->r, &rp.hs, &boot, rp.ents + skip, keep);
+		if (r < 0)
+			snprintf(err, sizeof err, "%s", strerror(-r));
+	}
+	n->hs = rp.hs;
+	free(sdata);
+	for (size_t i = 0; i < rp.n; i++)
+		free((void *)rp.ents[i].data);
+	free(rp.ents);
+	if (r < 0) {
+		cli_error("cannot recover the log in '%s': %s", dir, err);
+		wal_close(n->wal);
+		kv_free(n->kv);
+		return EXIT_NO;
+	}
 
 	r = bind_peer(n, o.peer_listen);
 	if (r < 0) {
@@ -1794,6 +1981,7 @@ int node_main(int argc, char **argv)
 	http_router_free(router);
 	wal_close(n->wal);
 	buf_free(&n->scratch);
+	buf_free(&n->snap_buf);
 	for (uint32_t i = 1; i <= n->n_peers; i++)
 		buf_free(&n->peers[i].out);
 	while (n->dq) {
