@@ -41,9 +41,11 @@
  * every lease's TTL (etcd's rule, so a leader change never expires one).
  *
  * Storage records (each a WAL record): 'E' term index type data (an entry;
- * one at index i drops any stored at or after i) and 'H' term vote commit.
- * There is no snapshot yet, so the log is never compacted (compact_bytes
- * 0) and a restart replays it whole: later work, with raft_compact.
+ * one at index i drops any stored at or after i), 'H' term vote commit,
+ * and 'S' index term (DIR/snap holds the store up to index; everything
+ * stored before is gone).  The node compacts the log itself after each
+ * snapshot (wal_rewrite), so the WAL's own compaction is off
+ * (compact_bytes 0); see "snapshots" below.
  */
 #include <errno.h>
 #include <fcntl.h>
