@@ -393,3 +393,23 @@ snap_puts() {
 	assert_failure 1
 	[[ "$stderr" == *"/snap' is missing"* ]]
 }
+
+@test "raft snapshots: a snapshot larger than a peer frame's slice goes in chunks and a wiped follower rebuilds from it" {
+	RAFT_ARGS+=(--snapshot-count 30)
+	raft_cluster 3
+	raft_start_all >/dev/null
+	lead=$(raft_wait_leader)
+	f=$(((lead + 1) % 3))
+	big=$(head -c 15000 /dev/zero | tr '\0' x)
+	for m in $(seq 1 200); do
+		"$CLI" -t 5000 "$RAFT_URL" put "big$m" "$m$big" >/dev/null || fail "put big$m"
+	done
+	raft_kill "$f"
+	rm -rf "$RAFT_DIR/n$((f + 1))"
+	raft_start "$f"
+	caught_up "$f" big1 "1$big"
+	caught_up "$f" big200 "200$big"
+	run grep -h 'snapshot of [0-9]* bytes sent to' "$RAFT_DIR"/n*.err
+	assert_output --regexp "sent to $((f + 1)) in ([3-9]|[1-9][0-9]+) chunks"
+	grep -q 'installed a snapshot at index' "$RAFT_DIR/n$((f + 1)).err"
+}

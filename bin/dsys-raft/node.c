@@ -82,6 +82,9 @@
 #define PEER_MAX_PENDING (64u << 20)   /* unsent bytes to one peer before frames are dropped */
 #define RECONNECT_MS 200
 #define CMD_HEAD 9                     /* op byte + aux u64 */
+#define SNAP_CHUNK (1u << 20)          /* InstallSnapshot slice per CHUNK frame */
+#define SNAP_WINDOW (4u << 20)         /* unsent bytes to a peer before the next slice waits */
+#define SNAP_IN_MAX (1ull << 32)       /* largest snapshot taken from a peer (its u32 length) */
 
 /* ------------------------------------------------------------ types */
 
@@ -98,6 +101,13 @@ struct peer {
 	bool open;          /* tcp initialised (must be closed) */
 	bool connected;
 	struct buf out;     /* frames of this turn */
+	/* InstallSnapshot to this peer, streamed in CHUNK frames as the
+	 * connection drains: one at a time per peer (a newer one replaces it) */
+	struct buf snap_out;
+	size_t snap_off;
+	/* ... and from this peer, being reassembled */
+	struct buf snap_in;
+	uint64_t snap_in_total;
 };
 
 struct inconn {
@@ -275,6 +285,8 @@ static void peer_drop(struct peer *p)
 		uv_close((uv_handle_t *)&p->tcp, peer_closed_cb);
 	p->connected = false;
 	buf_reset(&p->out);
+	buf_free(&p->snap_out); /* the leader sends it again after its snapshot timeout */
+	p->snap_off = 0;
 }
 
 static void peer_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
@@ -348,12 +360,36 @@ static void write_cb(uv_write_t *w, int status)
 	free(q);
 }
 
+/* The next slices of a snapshot being streamed to p, while what is
+ * queued to it stays under SNAP_WINDOW: a follower's snapshot costs the
+ * leader one encoded copy and a window, not a copy per retry in a queue. */
+static void snap_feed(struct peer *p)
+{
+	size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&p->tcp) + p->out.len;
+	while (p->snap_off < p->snap_out.len && queued < SNAP_WINDOW) {
+		size_t k = p->snap_out.len - p->snap_off;
+		if (k > SNAP_CHUNK)
+			k = SNAP_CHUNK;
+		raft_frame_put_chunk(&p->out, p->snap_out.len, p->snap_off, p->snap_out.data + p->snap_off, k);
+		p->snap_off += k;
+		queued += k;
+	}
+	if (p->snap_off >= p->snap_out.len && p->snap_out.len) {
+		log_info("snapshot of %zu bytes sent to %u in %zu chunks", p->snap_out.len, p->id,
+		         (p->snap_out.len + SNAP_CHUNK - 1) / SNAP_CHUNK);
+		buf_free(&p->snap_out);
+		p->snap_off = 0;
+	}
+}
+
 /* Once per loop turn: every peer's frames of this turn in one write. */
 static void flush_cb(uv_prepare_t *h)
 {
 	struct node *n = h->data;
 	for (uint32_t i = 1; i <= n->n_peers; i++) {
 		struct peer *p = &n->peers[i];
+		if (i != n->id && p->connected && p->snap_out.len)
+			snap_feed(p);
 		if (i == n->id || p->out.len == 0 || !p->connected)
 			continue;
 		if (uv_stream_get_write_queue_size((uv_stream_t *)&p->tcp) > PEER_MAX_PENDING) {
@@ -971,8 +1007,14 @@ static void finish_ready(struct node *n)
 	struct raft_ready *rd = &n->rd;
 	for (size_t i = 0; i < rd->n_msgs; i++) {
 		struct buf *b = peer_out(n, rd->msgs[i].to);
-		if (b)
+		if (b && rd->msgs[i].type == RAFT_MSG_SNAP) {
+			struct peer *p = &n->peers[rd->msgs[i].to];
+			buf_reset(&p->snap_out);
+			p->snap_off = 0;
+			raft_msg_payload(&p->snap_out, &rd->msgs[i]);
+		} else if (b) {
 			raft_frame_put_msg(b, &rd->msgs[i]);
+		}
 	}
 	for (size_t i = 0; i < rd->n_committed; i++)
 		apply_entry(n, &rd->committed[i]);
@@ -999,11 +1041,48 @@ static void finish_ready(struct node *n)
 	serve_reads(n);
 }
 
+static void step_frame(struct node *n, uint32_t from, const uint8_t *p, size_t len);
+
+/* A CHUNK: append it to what this peer's snapshot has so far; the whole
+ * payload is stepped as one frame.  Out of order (a restarted stream, a
+ * lost connection): start again or drop; the leader resends. */
+static void snap_chunk(struct node *n, uint32_t from, const struct raft_frame *f)
+{
+	struct peer *p = &n->peers[from];
+	if (f->offset == 0) {
+		buf_free(&p->snap_in);
+		p->snap_in_total = f->total;
+		if (f->total > SNAP_IN_MAX) {
+			log_warn("peer %u sends a snapshot of %llu bytes, past the limit: dropped", from,
+			         (unsigned long long)f->total);
+			p->snap_in_total = 0;
+			return;
+		}
+	}
+	if (p->snap_in_total != f->total || f->offset != p->snap_in.len) {
+		buf_free(&p->snap_in);
+		p->snap_in_total = 0;
+		return;
+	}
+	buf_append(&p->snap_in, f->body, f->body_len);
+	if (p->snap_in.len < p->snap_in_total)
+		return;
+	struct buf whole = p->snap_in;
+	buf_init(&p->snap_in);
+	p->snap_in_total = 0;
+	uint8_t kind = whole.len ? (uint8_t)whole.data[0] : 0;
+	if (kind == RAFT_FRAME_MSG)
+		step_frame(n, from, (const uint8_t *)whole.data, whole.len);
+	buf_free(&whole);
+}
+
 static void step_frame(struct node *n, uint32_t from, const uint8_t *p, size_t len)
 {
 	struct raft_frame f = {0};
 	if (raft_frame_decode(p, len, &f) == 0) {
-		if (n->abstain && f.kind == RAFT_FRAME_MSG &&
+		if (f.kind == RAFT_FRAME_CHUNK) {
+			snap_chunk(n, from, &f);
+		} else if (n->abstain && f.kind == RAFT_FRAME_MSG &&
 		           (f.msg.type == RAFT_MSG_VOTE || f.msg.type == RAFT_MSG_PREVOTE ||
 		            f.msg.type == RAFT_MSG_TIMEOUT_NOW)) {
 			log_debug("abstaining: %s from %u dropped", raft_msg_type_name(f.msg.type), from);
@@ -1984,8 +2063,11 @@ int node_main(int argc, char **argv)
 	wal_close(n->wal);
 	buf_free(&n->scratch);
 	buf_free(&n->snap_buf);
-	for (uint32_t i = 1; i <= n->n_peers; i++)
+	for (uint32_t i = 1; i <= n->n_peers; i++) {
 		buf_free(&n->peers[i].out);
+		buf_free(&n->peers[i].snap_out);
+		buf_free(&n->peers[i].snap_in);
+	}
 	while (n->dq) {
 		struct deferred *d = n->dq;
 		n->dq = d->next;
