@@ -52,6 +52,7 @@ struct kv {
 	struct key *keys;
 	size_t n, cap;
 	int64_t rev, compacted;
+	uint64_t bytes;   /* kv_bytes: every revision kept, by rev_cost */
 	struct kv_lease *leases;
 	size_t nl, capl;
 	/* the write in progress */
@@ -88,6 +89,8 @@ void kv_free(struct kv *kv)
 }
 
 int64_t kv_revision(const struct kv *kv) { return kv->rev; }
+uint64_t kv_bytes(const struct kv *kv) { return kv->bytes; }
+bool kv_alarm_nospace(const struct kv *kv) { return kv->lim.quota_bytes && kv->bytes > kv->lim.quota_bytes; }
 int64_t kv_compact_revision(const struct kv *kv) { return kv->compacted; }
 size_t kv_keys(const struct kv *kv) { return kv->n; }
 
@@ -166,6 +169,14 @@ static struct rev *add_rev(struct key *key)
 	struct rev *r = &key->revs[key->n++];
 	memset(r, 0, sizeof *r);
 	return r;
+}
+
+/* What one kept revision counts toward kv_bytes (and the quota): its key,
+ * its value, and a fixed share for its numbers and bookkeeping.  Computed
+ * the same on every replica, from the same history. */
+static uint64_t rev_cost(const struct key *key, const struct rev *r)
+{
+	return (uint64_t)key->klen + r->vlen + 48;
 }
 
 /* The revision reads see now: inside a write that changed something, its own. */
@@ -543,6 +554,7 @@ static void put_one(struct kv *kv, const char *k, size_t kn, const char *v, size
 	r->val = malloc(vn ? vn : 1);
 	INVARIANT(r->val != NULL);
 	memcpy(r->val, v, vn);
+	kv->bytes += rev_cost(key, r);
 	kv->dirty = true;
 }
 
@@ -613,6 +625,7 @@ static int64_t delete_range(struct kv *kv, const struct range *r, struct json_wr
 		struct rev *t = add_rev(key);
 		t->mod = kv->w;
 		t->tomb = true;
+		kv->bytes += rev_cost(key, t);
 		n++;
 		kv->dirty = true;
 		if (r->en == 0)
@@ -895,8 +908,10 @@ static void compact(struct kv *kv, int64_t c)
 		while (j > 0 && key->revs[j - 1].mod > c)
 			j--;
 		uint32_t drop = j == 0 ? 0 : key->revs[j - 1].tomb ? j : j - 1;
-		for (uint32_t x = 0; x < drop; x++)
+		for (uint32_t x = 0; x < drop; x++) {
+			kv->bytes -= rev_cost(key, &key->revs[x]);
 			free(key->revs[x].val);
+		}
 		memmove(key->revs, key->revs + drop, (key->n - drop) * sizeof *key->revs);
 		key->n -= drop;
 		if (key->n == 0) {
@@ -971,6 +986,7 @@ static int do_revoke(struct kv *kv, const cJSON *o, struct json_writer *w, const
 			struct rev *t = add_rev(key);
 			t->mod = kv->w;
 			t->tomb = true;
+			kv->bytes += rev_cost(key, t);
 			kv->dirty = true;
 		}
 	}
@@ -1186,6 +1202,17 @@ int kv_exec(struct kv *kv, enum kv_op op, uint64_t aux, const char *body, size_t
 	kv->w = kv->rev + 1;
 	kv->dirty = false;
 	int rc = -1;
+	/* Past the quota, what adds data is refused (etcd's NOSPACE alarm:
+	 * put, a txn with a put, a lease grant); reads, deletes, revokes and
+	 * compaction go on, and compaction that brings the store back under
+	 * clears it.  Decided from kv_bytes, which every replica computes
+	 * alike, so every replica refuses the same entries. */
+	if (kv_alarm_nospace(kv) &&
+	    (op == KV_OP_PUT || op == KV_OP_LEASE_GRANT || (op == KV_OP_TXN && memmem(body, len, "request_put", 11)))) {
+		json_free(o);
+		out->len = mark;
+		return kv_put_error(out, KV_CODE_RESOURCE, "etcdserver: mvcc: database space exceeded");
+	}
 	switch (op) {
 	case KV_OP_RANGE: rc = do_range(kv, o, &w, false, h, &e); break;
 	case KV_OP_PUT: rc = do_put(kv, o, &w, false, h, &e); break;
@@ -1361,6 +1388,7 @@ int kv_restore(struct kv *kv, const void *data, size_t len)
 			v->val = malloc(v->vlen ? v->vlen : 1);
 			INVARIANT(v->val != NULL);
 			memcpy(v->val, val, v->vlen);
+			nk->bytes += rev_cost(key, v);
 		}
 	}
 	if (r.bad || r.left) {

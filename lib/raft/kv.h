@@ -64,6 +64,7 @@ struct kv_limits {
 	uint64_t max_range_bytes;  /* a range whose answer would be larger is refused (code 8); 0: none */
 	int64_t min_lease_ttl;     /* seconds; a shorter grant is raised to it (etcd: 1.5 election
 	                              timeouts, rounded up); 0: KV_LEASE_MIN_TTL */
+	uint64_t quota_bytes;      /* past this kv_bytes, writes that add data are refused; 0: none */
 };
 
 struct kv_lease {
@@ -80,6 +81,13 @@ void kv_free(struct kv *kv);
 int64_t kv_revision(const struct kv *kv);
 int64_t kv_compact_revision(const struct kv *kv);
 size_t kv_keys(const struct kv *kv);               /* keys with any history */
+/* The store's size as the quota counts it: per kept revision its key,
+ * its value and 48 bytes.  The same on every replica. */
+uint64_t kv_bytes(const struct kv *kv);
+/* etcd's NOSPACE alarm: kv_bytes is past kv_limits.quota_bytes.  While it
+ * is, put, a txn with a put and a lease grant fail with code 8
+ * "etcdserver: mvcc: database space exceeded"; compaction clears it. */
+bool kv_alarm_nospace(const struct kv *kv);
 
 /* Does op change the store (so it must go through the log)? */
 bool kv_op_writes(enum kv_op op);

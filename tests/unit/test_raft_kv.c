@@ -199,6 +199,43 @@ int main(void)
 
 	kv_free(kv);
 
+	/* the space quota: past it, etcd's NOSPACE refusals; compaction clears it */
+	struct kv_limits ql = {.quota_bytes = 2000};
+	kv = kv_new(&ql);
+	int puts = 0;
+	bool all_taken = true;
+	while (!kv_alarm_nospace(kv) && puts < 100) {
+		all_taken = all_taken &&
+		            run(KV_OP_PUT, "{\"key\":\"cQ==\",\"value\":\"MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDEyMzQ1Njc4OQ==\"}") == 200;
+		puts++;
+	}
+	ok(all_taken, "puts under the quota are taken");
+	ok(kv_alarm_nospace(kv) && kv_bytes(kv) > 2000, "the alarm is raised past the quota (%d puts, %llu bytes)", puts,
+	   (unsigned long long)kv_bytes(kv));
+	st = run(KV_OP_PUT, "{\"key\":\"cg==\",\"value\":\"MQ==\"}");
+	ok(st == 429 && has("\"code\":8") && has("etcdserver: mvcc: database space exceeded"), "a put is refused: %s", out.data);
+	rev = kv_revision(kv);
+	st = run(KV_OP_TXN, "{\"success\":[{\"request_put\":{\"key\":\"cg==\",\"value\":\"MQ==\"}}]}");
+	ok(st == 429 && has("database space exceeded"), "so is a txn with a put");
+	st = run(KV_OP_LEASE_GRANT, "{\"TTL\":\"10\"}");
+	ok(st == 429 && has("database space exceeded"), "and a lease grant");
+	is_int(kv_revision(kv), rev, "none of them changed the store");
+	is_int(run(KV_OP_RANGE, "{\"key\":\"cQ==\"}"), 200, "reads go on");
+	is_int(run(KV_OP_TXN, "{\"success\":[{\"request_range\":{\"key\":\"cQ==\"}}]}"), 200, "a txn that only reads goes on");
+	is_int(run(KV_OP_DELETE, "{\"key\":\"cQ==\"}"), 200, "a delete goes on");
+	char cbody[64];
+	snprintf(cbody, sizeof cbody, "{\"revision\":\"%lld\"}", (long long)kv_revision(kv));
+	is_int(run(KV_OP_COMPACT, cbody), 200, "and compaction");
+	ok(!kv_alarm_nospace(kv) && kv_bytes(kv) == 0, "which clears the alarm (%llu bytes left)", (unsigned long long)kv_bytes(kv));
+	is_int(run(KV_OP_PUT, "{\"key\":\"cg==\",\"value\":\"MQ==\"}"), 200, "and writes are taken again");
+	struct buf qs = BUF_INIT;
+	kv_snapshot(kv, &qs);
+	struct kv *qcopy = kv_new(&ql);
+	ok(kv_restore(qcopy, qs.data, qs.len) == 0 && kv_bytes(qcopy) == kv_bytes(kv), "a restored store counts the same bytes");
+	kv_free(qcopy);
+	buf_free(&qs);
+	kv_free(kv);
+
 	/* a range whose answer would pass the limit is refused, not built */
 	struct kv_limits lim = {.max_range_bytes = 1024};
 	kv = kv_new(&lim);
