@@ -392,7 +392,7 @@ s = socket.create_connection(('127.0.0.1', port))
 s.sendall(frame(1, struct.pack('<IQ', 1, h)))
 s.settimeout(3)
 assert s.recv(10) == b''
-# member 2: a snapshot (dropped), a forward with an unknown op (ignored),
+# member 2: a snapshot that is no store (dropped), a forward with an unknown op (ignored),
 # an undecodable message (dropped), then a length past the limit (closed)
 s = socket.create_connection(('127.0.0.1', port))
 s.sendall(frame(1, struct.pack('<IQ', 2, h)))
@@ -408,7 +408,7 @@ EOF2
 	assert_output 503
 	kill -0 "${RAFT_PIDS[0]}"
 	grep -q 'without a valid hello' "$RAFT_DIR/n1.err"
-	grep -q 'sent a snapshot, which this version does not take' "$RAFT_DIR/n1.err"
+	grep -q 'sent a snapshot that does not hold a store: dropped' "$RAFT_DIR/n1.err"
 	grep -q 'frame past the limit' "$RAFT_DIR/n1.err"
 	raft_start 1
 	raft_wait_leader >/dev/null
@@ -483,4 +483,33 @@ EOF2
 				{ echo "$sub: $o is not in the man page"; false; }
 		done
 	done
+}
+
+@test "raft node: past --quota-backend-bytes writes get etcd's NOSPACE error while reads, deletes and compaction go on; compaction clears it" {
+	RAFT_ARGS=(--quota-backend-bytes 4K)
+	raft_cluster 3
+	raft_start_all >/dev/null
+	val=$(head -c 300 /dev/zero | tr '\0' v)
+	for m in $(seq 1 12); do   # 12 revisions of 350 bytes each (as kv_bytes counts) pass 4096
+		run -0 "$CLI" "$RAFT_URL" put "q$m" "$val"
+	done
+	run -0 curl -sf "http://127.0.0.1:${RAFT_CPORTS[0]}/metrics"
+	assert_line 'raft_alarm_nospace 1'
+	run post "${RAFT_CPORTS[1]}" /v3/kv/put "{\"key\":\"$(b64 more)\",\"value\":\"$(b64 x)\"}"
+	assert_output '{"error":"etcdserver: mvcc: database space exceeded","message":"etcdserver: mvcc: database space exceeded","code":8}'
+	run post "${RAFT_CPORTS[2]}" /v3/maintenance/alarm '{"action":"GET"}'
+	[ "$(jq -r '.alarms | length' <<<"$output")" = 3 ]
+	[ "$(jq -r '.alarms[0].alarm' <<<"$output")" = NOSPACE ]
+	run -0 "$CLI" "$RAFT_URL" get q1
+	[ "$(field "$output" '["count"]')" = 1 ]
+	run -0 "$CLI" "$RAFT_URL" del q prefix
+	rev=$(post "${RAFT_CPORTS[0]}" /v3/kv/range "{\"key\":\"$(b64 q1)\"}" | jq -r .header.revision)
+	run -0 post "${RAFT_CPORTS[0]}" /v3/kv/compaction "{\"revision\":\"$rev\"}"
+	for m in 0 1 2; do
+		run -0 curl -sf "http://127.0.0.1:${RAFT_CPORTS[m]}/metrics"
+		assert_line 'raft_alarm_nospace 0'
+	done
+	run post "${RAFT_CPORTS[2]}" /v3/maintenance/alarm '{"action":"GET"}'
+	[ "$(jq -r '.alarms | length' <<<"$output")" = 0 ]
+	run -0 "$CLI" "$RAFT_URL" put more x
 }

@@ -47,6 +47,7 @@ void api_answer(void *origin, int status, const char *body, size_t len);
 bool node_health(struct node *n, struct buf *out);
 void node_status_json(struct node *n, struct buf *out);
 void node_members_json(struct node *n, struct buf *out);
+void node_alarms_json(struct node *n, struct buf *out);
 
 /* api.c: the routes of the client port. */
 void api_routes(struct http_router *r, struct node *n, struct metrics *reg);

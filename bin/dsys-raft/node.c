@@ -1043,6 +1043,15 @@ static void finish_ready(struct node *n)
 
 static void step_frame(struct node *n, uint32_t from, const uint8_t *p, size_t len);
 
+static bool snap_holds_store(const struct raft_snapshot *s)
+{
+	struct kv *tmp = kv_new(NULL);
+	INVARIANT(tmp != NULL);
+	bool ok = kv_restore(tmp, s->data, s->len) == 0;
+	kv_free(tmp);
+	return ok;
+}
+
 /* A CHUNK: append it to what this peer's snapshot has so far; the whole
  * payload is stepped as one frame.  Out of order (a restarted stream, a
  * lost connection): start again or drop; the leader resends. */
@@ -1082,6 +1091,9 @@ static void step_frame(struct node *n, uint32_t from, const uint8_t *p, size_t l
 	if (raft_frame_decode(p, len, &f) == 0) {
 		if (f.kind == RAFT_FRAME_CHUNK) {
 			snap_chunk(n, from, &f);
+		} else if (f.kind == RAFT_FRAME_MSG && f.msg.type == RAFT_MSG_SNAP && !snap_holds_store(f.msg.snapshot)) {
+			/* checked before Raft takes it: once in a Ready it cannot be refused */
+			log_warn("peer %u sent a snapshot that does not hold a store: dropped", from);
 		} else if (n->abstain && f.kind == RAFT_FRAME_MSG &&
 		           (f.msg.type == RAFT_MSG_VOTE || f.msg.type == RAFT_MSG_PREVOTE ||
 		            f.msg.type == RAFT_MSG_TIMEOUT_NOW)) {
@@ -1543,6 +1555,24 @@ void node_status_json(struct node *n, struct buf *out)
 	           (unsigned long long)bytes);
 }
 
+/* etcd's alarm list: NOSPACE on every member while the store (the same on
+ * every member) is past the quota.  Any action answers the list: the
+ * alarm follows the store's size, so there is nothing to disarm. */
+void node_alarms_json(struct node *n, struct buf *out)
+{
+	struct kv_header h = header(n);
+	buf_putc(out, '{');
+	kv_put_header(out, n->kv, &h, true);
+	if (kv_alarm_nospace(n->kv)) {
+		buf_puts(out, ",\"alarms\":[");
+		for (uint32_t i = 1; i <= n->n_peers; i++)
+			buf_printf(out, "%s{\"memberID\":\"%llu\",\"alarm\":\"NOSPACE\"}", i > 1 ? "," : "",
+			           (unsigned long long)member_id(n, i));
+		buf_putc(out, ']');
+	}
+	buf_putc(out, '}');
+}
+
 void node_members_json(struct node *n, struct buf *out)
 {
 	struct raft_status st;
@@ -1585,6 +1615,9 @@ static double g_wal_bytes(void *arg)
 	return (double)b;
 }
 
+static double g_kv_bytes(void *arg) { return (double)kv_bytes(((struct node *)arg)->kv); }
+static double g_nospace(void *arg) { return kv_alarm_nospace(((struct node *)arg)->kv); }
+
 static double g_snap_bytes(void *arg) { return (double)((struct node *)arg)->snap_bytes; }
 static double g_snap_index(void *arg) { return (double)((struct node *)arg)->snap_index; }
 
@@ -1600,6 +1633,10 @@ static void register_metrics(struct node *n, struct metrics *reg)
 	metrics_gauge_fn_register(reg, "raft_is_leader", "1 when this member is the leader.", NULL, g_is_leader, n);
 	metrics_gauge_fn_register(reg, "raft_has_leader", "1 when this member knows a leader.", NULL, g_has_leader, n);
 	metrics_gauge_fn_register(reg, "raft_wal_bytes", "Size of the write-ahead log file.", NULL, g_wal_bytes, n);
+	metrics_gauge_fn_register(reg, "raft_kv_bytes", "The store's size as --quota-backend-bytes counts it.", NULL,
+	                          g_kv_bytes, n);
+	metrics_gauge_fn_register(reg, "raft_alarm_nospace", "1 while the store is past --quota-backend-bytes.", NULL,
+	                          g_nospace, n);
 	metrics_gauge_fn_register(reg, "raft_snapshot_bytes", "Size of the last snapshot of the store.", NULL,
 	                          g_snap_bytes, n);
 	metrics_gauge_fn_register(reg, "raft_snapshot_index", "Log index of the last snapshot (0: none).", NULL,
@@ -1674,7 +1711,7 @@ static int replay_cb(void *ud, const unsigned char *rec, size_t len)
 enum {
 	OPT_NAME = 1, OPT_DATA_DIR, OPT_LISTEN_CLIENT, OPT_LISTEN_PEER, OPT_INITIAL_CLUSTER, OPT_HEARTBEAT,
 	OPT_ELECTION, OPT_REQUEST_TIMEOUT, OPT_MAX_RANGE_BYTES, OPT_MAX_REQUEST_BYTES, OPT_WATCH_POLL,
-	OPT_SNAPSHOT_COUNT,
+	OPT_SNAPSHOT_COUNT, OPT_QUOTA,
 };
 
 static const struct cli_option node_options[] = {
@@ -1696,6 +1733,8 @@ static const struct cli_option node_options[] = {
 	{"watch-poll", 0, "DURATION", NULL, "a watch with no events is answered after this (default 10s)", OPT_WATCH_POLL},
 	{"snapshot-count", 0, "N", NULL, "applied entries between snapshots, which compact the log; 0: never (default 10000)",
 	 OPT_SNAPSHOT_COUNT},
+	{"quota-backend-bytes", 0, "SIZE", NULL,
+	 "past this store size, writes that add data are refused (etcd's NOSPACE alarm); 0: none (default 2G)", OPT_QUOTA},
 	CLI_END
 };
 
@@ -1712,7 +1751,7 @@ struct node_opts {
 	struct server_cli sc;
 	const char *initial;
 	char peer_listen[300];
-	uint64_t heartbeat_ms, election_ms, max_range;
+	uint64_t heartbeat_ms, election_ms, max_range, quota;
 };
 
 static int on_node_option(void *ctx, int id, const char *arg)
@@ -1763,6 +1802,12 @@ static int on_node_option(void *ctx, int id, const char *arg)
 			return cli_bad_value(NULL, arg, "want a duration from 1ms to 1h");
 		o->n->watch_poll_ms = v;
 		return 0;
+	case OPT_QUOTA:
+		if (strcmp(arg, "0") == 0) {
+			o->quota = 0;
+			return 0;
+		}
+		return server_cli_size(arg, 1024, 1ull << 50, &o->quota) < 0 ? -1 : 0;
 	case OPT_SNAPSHOT_COUNT:
 		if (parse_u64(arg, &v) < 0 || v > 100000000)
 			return cli_bad_value(NULL, arg, "want a count from 0 to 100000000");
@@ -1880,7 +1925,8 @@ int node_main(int argc, char **argv)
 		cli_error("%s", log_init_error());
 		return EXIT_USAGE;
 	}
-	struct node_opts o = {.n = n, .heartbeat_ms = 100, .election_ms = 1000, .max_range = 64ull << 20};
+	struct node_opts o = {.n = n, .heartbeat_ms = 100, .election_ms = 1000, .max_range = 64ull << 20,
+	                     .quota = 2ull << 30};
 	server_cli_init(&o.sc);
 	o.sc.cfg.port = 2379;
 	o.sc.cfg.limits.max_body = 1536 * 1024;
@@ -1957,7 +2003,8 @@ int node_main(int argc, char **argv)
 	/* etcd's minimum lease TTL: 1.5 election timeouts, in whole seconds rounded up, so a
 	 * lease outlives the election that follows a leader's death */
 	struct kv_limits kl = {.max_range_bytes = o.max_range,
-	                       .min_lease_ttl = (int64_t)((3 * o.election_ms / 2 + 999) / 1000)};
+	                       .min_lease_ttl = (int64_t)((3 * o.election_ms / 2 + 999) / 1000),
+	                       .quota_bytes = o.quota};
 	n->kv = kv_new(&kl);
 	INVARIANT(n->kv != NULL);
 	/* the snapshot, then the log's entries after it (see "snapshots") */
