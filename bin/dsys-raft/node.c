@@ -49,6 +49,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,7 +200,12 @@ struct node {
 	uint64_t snap_count;            /* applied entries between snapshots; 0: never */
 	uint64_t snap_index;            /* of DIR/snap, 0: none */
 	uint64_t snap_bytes;
-	struct buf snap_buf;
+	struct buf snap_buf;            /* the snapshot being written (threadpool) */
+	struct raft_snapshot_meta snap_meta;
+	pthread_t snap_thread;
+	int snap_rc;
+	_Atomic bool snap_done;         /* the writer thread is through (the tick looks) */
+	enum { SNAP_IDLE, SNAP_WRITING } snap_state;
 
 	/* loop */
 	uv_loop_t *loop;
@@ -1129,8 +1135,10 @@ static void step_frame(struct node *n, uint32_t from, const uint8_t *p, size_t l
  * snapshot and logging its 'S').  A log that starts after the snapshot,
  * or names a snapshot that is missing, refuses to start.
  *
- * Writing DIR/snap happens on the loop thread (the store is the loop's);
- * it is one write and fdatasync per --snapshot-count entries.
+ * The store is serialized on the loop thread (a copy in memory); the file
+ * is written and fdatasync'd by a thread of its own, and the tick that
+ * sees it done hands it to Raft and rewrites the log.  A snapshot from
+ * the leader is written on the loop thread: the Ready waits for it anyway.
  */
 static void install_snapshot(struct node *n, const struct raft_snapshot *s)
 {
@@ -1150,35 +1158,47 @@ static void install_snapshot(struct node *n, const struct raft_snapshot *s)
 	         (unsigned long long)s->meta.index, (unsigned long long)s->meta.term, s->len);
 }
 
-static void maybe_snapshot(struct node *n)
+/* On a thread of its own: the file write and its fdatasync, off the loop
+ * that sends heartbeats.  The buffer is the loop's copy, which the loop
+ * leaves alone until snap_done, seen by the next tick. */
+static void *snap_thread_main(void *arg)
 {
+	struct node *n = arg;
+	n->snap_rc = snap_write(n->data_dir, &n->snap_meta, n->snap_buf.data, n->snap_buf.len);
+	n->snap_done = true;
+	return NULL;
+}
+
+/* DIR/snap is durable: hand the snapshot to Raft and rewrite the log
+ * behind it.  Runs between Readies only (raft_compact is an input). */
+static void snapshot_finish(struct node *n)
+{
+	pthread_join(n->snap_thread, NULL);
+	n->snap_state = SNAP_IDLE;
+	n->snap_done = false;
+	const struct raft_snapshot_meta *m = &n->snap_meta;
+	if (n->snap_rc < 0) {
+		log_error("cannot write a snapshot in '%s': %s; the log is not compacted", n->data_dir,
+		          strerror(-n->snap_rc));
+		n->snap_index = m->index; /* try again after another --snapshot-count */
+		return;
+	}
 	struct raft_status st;
 	raft_status(n->r, &st);
-	if (!n->snap_count || st.applied < n->snap_index + n->snap_count)
-		return;
-	struct raft_snapshot_meta m = {.index = st.applied, .conf = st.conf};
-	if (raft_term_at(n->r, st.applied, &m.term) < 0)
-		return;
-	buf_reset(&n->snap_buf);
-	kv_snapshot(n->kv, &n->snap_buf);
-	int rc = snap_write(n->data_dir, &m, n->snap_buf.data, n->snap_buf.len);
+	int rc = m->index > st.snap_index ? raft_compact(n->r, m->index, n->snap_buf.data, n->snap_buf.len) : -ESTALE;
 	if (rc < 0) {
-		log_error("cannot write a snapshot in '%s': %s; the log is not compacted", n->data_dir, strerror(-rc));
-		n->snap_index = st.applied; /* try again after another --snapshot-count */
+		/* a leader's snapshot came past it meanwhile: that one stands */
+		log_info("snapshot at %llu not used: %s", (unsigned long long)m->index, strerror(-rc));
 		return;
 	}
-	rc = raft_compact(n->r, st.applied, n->snap_buf.data, n->snap_buf.len);
-	if (rc < 0) {
-		log_error("raft_compact at %llu: %s", (unsigned long long)st.applied, strerror(-rc));
-		return;
-	}
-	n->snap_index = st.applied;
+	n->snap_index = m->index;
 	n->snap_bytes = n->snap_buf.len;
+	raft_status(n->r, &st);
 	/* the log: the snapshot's 'S', the hard state, the entries after it */
 	struct buf recs = BUF_INIT;
-	put_snap_record(&recs, NULL, m.index, m.term);
+	put_snap_record(&recs, NULL, m->index, m->term);
 	put_hs_record(&recs, NULL, &n->hs);
-	for (uint64_t i = m.index + 1; i <= st.last_index; i++) {
+	for (uint64_t i = m->index + 1; i <= st.last_index; i++) {
 		const struct raft_entry *e = raft_entry_at(n->r, i);
 		INVARIANT(e != NULL);
 		put_entry_record(&recs, NULL, e);
@@ -1187,10 +1207,39 @@ static void maybe_snapshot(struct node *n)
 	wal_rewrite(n->wal, recs.data, recs.len);
 	wal_unlock(n->wal);
 	log_info("snapshot at index %llu (%zu bytes); log rewritten from there (%zu bytes)",
-	         (unsigned long long)m.index, n->snap_buf.len, recs.len);
+	         (unsigned long long)m->index, n->snap_buf.len, recs.len);
 	buf_free(&recs);
 	if (n->snap_buf.cap > (1u << 20))
-		buf_free(&n->snap_buf); /* raft keeps its own copy */
+		if (n->snap_state == SNAP_WRITING)
+		pthread_join(n->snap_thread, NULL); /* it reads snap_buf */
+	buf_free(&n->snap_buf); /* raft keeps its own copy */
+}
+
+/* Between Readies (after raft_advance, and each tick): finish a written
+ * snapshot, or start one when --snapshot-count entries were applied. */
+static void maybe_snapshot(struct node *n)
+{
+	if (n->snap_state == SNAP_WRITING) {
+		if (n->snap_done && !n->inflight && !n->in_ready && !n->stopping)
+			snapshot_finish(n);
+		return;
+	}
+	struct raft_status st;
+	raft_status(n->r, &st);
+	if (n->snap_state != SNAP_IDLE || !n->snap_count || st.applied < n->snap_index + n->snap_count || n->stopping)
+		return;
+	struct raft_snapshot_meta m = {.index = st.applied, .conf = st.conf};
+	if (raft_term_at(n->r, st.applied, &m.term) < 0)
+		return;
+	buf_reset(&n->snap_buf);
+	kv_snapshot(n->kv, &n->snap_buf);
+	n->snap_meta = m;
+	n->snap_done = false;
+	n->snap_state = SNAP_WRITING;
+	if (pthread_create(&n->snap_thread, NULL, snap_thread_main, n) != 0) {
+		n->snap_state = SNAP_IDLE;
+		log_error("cannot start a thread to write a snapshot");
+	}
 }
 
 /* Feed what waited while a Ready was in flight, then cycle Readies. */
@@ -1395,6 +1444,7 @@ static void tick_cb(uv_timer_t *t)
 	}
 	if (!n->abstain)
 		raft_tick(n->r); /* abstaining: a follower's clock only starts elections */
+	maybe_snapshot(n);
 	leases_tick(n);
 	reqs_tick(n);
 	watchers_check(n, false);
