@@ -896,7 +896,8 @@ static void test_peer_restarted_with_cut_log(void)
 	for (uint64_t i = 1; i <= 4; i++) {
 		const struct raft_entry *e = raft_entry_at(net->r[f], i);
 		keep[i - 1] = *e;
-		memcpy(bytes[i - 1], e->data, e->len);
+		if (e->len)
+			memcpy(bytes[i - 1], e->data, e->len);
 		keep[i - 1].data = bytes[i - 1];
 	}
 	struct raft_hard_state hs = {.term = sf.term, .vote = 0, .commit = 3};
