@@ -361,9 +361,18 @@ snap_puts() {
 	rm -rf "$RAFT_DIR/n$((f + 1))"
 	load_start
 	snap_puts 121 200
+	RAFT_ARGS+=(--initial-cluster-state existing)
 	raft_start "$f"
 	caught_up "$f" s200 200
 	grep -q 'installed a snapshot at index' "$RAFT_DIR/n$((f + 1)).err"
+	# empty in a running cluster: it voted for nobody until caught up
+	grep -q 'not voting until a leader catches this member up' "$RAFT_DIR/n$((f + 1)).err"
+	for ((k = 0; k < 50; k++)); do
+		grep -q 'voting again' "$RAFT_DIR/n$((f + 1)).err" && break
+		sleep 0.1
+	done
+	grep -q 'voting again' "$RAFT_DIR/n$((f + 1)).err"
+	[ ! -e "$RAFT_DIR/n$((f + 1))/wal/cut" ]
 	caught_up "$f" s1 1
 	sleep 1
 	load_stop

@@ -1761,7 +1761,7 @@ static int replay_cb(void *ud, const unsigned char *rec, size_t len)
 enum {
 	OPT_NAME = 1, OPT_DATA_DIR, OPT_LISTEN_CLIENT, OPT_LISTEN_PEER, OPT_INITIAL_CLUSTER, OPT_HEARTBEAT,
 	OPT_ELECTION, OPT_REQUEST_TIMEOUT, OPT_MAX_RANGE_BYTES, OPT_MAX_REQUEST_BYTES, OPT_WATCH_POLL,
-	OPT_SNAPSHOT_COUNT, OPT_QUOTA,
+	OPT_SNAPSHOT_COUNT, OPT_QUOTA, OPT_CLUSTER_STATE,
 };
 
 static const struct cli_option node_options[] = {
@@ -1783,6 +1783,9 @@ static const struct cli_option node_options[] = {
 	{"watch-poll", 0, "DURATION", NULL, "a watch with no events is answered after this (default 10s)", OPT_WATCH_POLL},
 	{"snapshot-count", 0, "N", NULL, "applied entries between snapshots, which compact the log; 0: never (default 10000)",
 	 OPT_SNAPSHOT_COUNT},
+	{"initial-cluster-state", 0, "STATE", NULL,
+	 "new (default), or existing: an empty data dir joins a running cluster and votes only once caught up",
+	 OPT_CLUSTER_STATE},
 	{"quota-backend-bytes", 0, "SIZE", NULL,
 	 "past this store size, writes that add data are refused (etcd's NOSPACE alarm); 0: none (default 2G)", OPT_QUOTA},
 	CLI_END
@@ -1802,6 +1805,7 @@ struct node_opts {
 	const char *initial;
 	char peer_listen[300];
 	uint64_t heartbeat_ms, election_ms, max_range, quota;
+	bool existing;
 };
 
 static int on_node_option(void *ctx, int id, const char *arg)
@@ -1851,6 +1855,11 @@ static int on_node_option(void *ctx, int id, const char *arg)
 		if (parse_duration_ms(arg, &v) < 0 || v < 1 || v > 3600000)
 			return cli_bad_value(NULL, arg, "want a duration from 1ms to 1h");
 		o->n->watch_poll_ms = v;
+		return 0;
+	case OPT_CLUSTER_STATE:
+		if (strcmp(arg, "new") != 0 && strcmp(arg, "existing") != 0)
+			return cli_bad_value(NULL, arg, "want new or existing");
+		o->existing = strcmp(arg, "existing") == 0;
 		return 0;
 	case OPT_QUOTA:
 		if (strcmp(arg, "0") == 0) {
@@ -2023,6 +2032,20 @@ int node_main(int argc, char **argv)
 			free((void *)rp.ents[i].data);
 		free(rp.ents);
 		return r == -EBADMSG ? EXIT_NO : r == -EBUSY ? EXIT_NO : EXIT_UNREACHABLE;
+	}
+	/* An empty data dir told the cluster exists: the member it replaces may
+	 * have acknowledged entries and cast votes that this one knows nothing
+	 * of -- a cut tail of the whole log.  Noted like one, so a crash before
+	 * it is caught up keeps it abstaining. */
+	if (o.existing && n->n_peers > 1 && wal_replayed(n->wal) == 0) {
+		char sp[4200];
+		snprintf(sp, sizeof sp, "%.4000s/snap", n->data_dir);
+		int mr = access(sp, F_OK) < 0 ? wal_tail_cut_mark(n->wal, "an empty member of an existing cluster") : 0;
+		if (mr < 0) {
+			cli_error("cannot write '%s/cut': %s", dir, strerror(-mr));
+			wal_close(n->wal);
+			return EXIT_NO;
+		}
 	}
 	n->abstain = wal_tail_cut(n->wal);
 	if (n->abstain && n->n_peers == 1) {

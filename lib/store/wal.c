@@ -326,6 +326,23 @@ static int cut_mark(struct wal *w, size_t at, size_t left)
 	return e;
 }
 
+int wal_tail_cut_mark(struct wal *w, const char *why)
+{
+	if (!w->mark_cut || w->read_only)
+		return -EINVAL;
+	char path[4200];
+	if (path_in(w, "cut", path, sizeof path) < 0)
+		return -ENAMETOOLONG;
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	size_t n = strlen(why);
+	int e = write(fd, why, n) == (ssize_t)n && write(fd, "\n", 1) == 1 && fdatasync(fd) == 0 &&
+	        fsync(w->dirfd) == 0 ? 0 : -errno;
+	close(fd);
+	return e;
+}
+
 bool wal_tail_cut(const struct wal *w)
 {
 	char path[4200];

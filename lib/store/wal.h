@@ -130,6 +130,10 @@ uint64_t wal_bytes(const struct wal *w);
  * replicated store that acknowledged them to peers must not act as if it
  * still had them until it has been caught up (dsys-raft node does so). */
 bool wal_tail_cut(const struct wal *w);
+/* Note in DIR/cut, durably, that the store may lack records it once had
+ * for a reason of its own (why: one line), as if a tail were cut: a
+ * member restarted empty in a running cluster.  0 or -errno. */
+int wal_tail_cut_mark(struct wal *w, const char *why);
 /* Forget the cut (unlink DIR/cut, sync the directory): 0 or -errno. */
 int wal_tail_cut_clear(struct wal *w);
 

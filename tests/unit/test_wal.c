@@ -209,6 +209,13 @@ int main(void)
 	ok(r == 0 && wal_tail_cut(w), "mark_cut: the next open, with nothing to cut, still knows");
 	is_int(wal_tail_cut_clear(w), 0, "wal_tail_cut_clear");
 	ok(!wal_tail_cut(w) && access(cutp, F_OK) < 0, "... forgets it and removes DIR/cut");
+	is_int(wal_tail_cut_mark(w, "an empty member"), 0, "wal_tail_cut_mark notes a loss of the store's own");
+	ok(wal_tail_cut(w) && access(cutp, F_OK) == 0, "... as DIR/cut");
+	wal_close(w);
+	memset(&b, 0, sizeof b);
+	r = wal_open(path, &mc, &hooks, &b, &w, err, sizeof err);
+	ok(r == 0 && wal_tail_cut(w), "... which the next open still knows");
+	is_int(wal_tail_cut_clear(w), 0, "and clears like a cut");
 	wal_close(w);
 
 	/* ---- damage in the middle is refused, the file untouched */
