@@ -466,7 +466,10 @@ EOF2
 	assert_line cluster
 	assert_line sim
 	run bash_complete "$bcomp" dsys-raft node --initial-c
-	assert_output -- --initial-cluster
+	assert_line -- --initial-cluster
+	assert_line -- --initial-cluster-state
+	run bash_complete "$bcomp" dsys-raft node --snap
+	assert_output -- --snapshot-count
 	run bash_complete "$bcomp" dsys-raft cluster --no
 	assert_output -- --nodes
 	run zsh_complete "$zcomp" dsys-raft node --listen-
