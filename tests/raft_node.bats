@@ -5,6 +5,7 @@
 
 load helpers
 load etcd_helpers
+load raft_helpers
 bats_require_minimum_version 1.5.0
 
 setup() {
@@ -25,71 +26,6 @@ teardown() {
 	etcd_stop
 	dsys_teardown
 }
-
-# field JSON PATH: one field of a JSON line, as JSON
-field() { "$DSYS_PY" -c 'import json,sys; v=json.loads(sys.argv[1]); print(json.dumps(eval("v"+sys.argv[2]), ensure_ascii=False))' "$1" "$2"; }
-b64() { printf %s "$1" | base64 -w0; }
-
-# raft_cluster N: ports and names for N members; nothing started.
-raft_cluster() {
-	local n=$1 i ports
-	ports=($(etcd_free_ports $((2 * n)))) || return 1
-	RAFT_N=$n
-	RAFT_CPORTS=()
-	RAFT_INITIAL=
-	for ((i = 0; i < n; i++)); do
-		RAFT_CPORTS+=("${ports[i]}")
-		RAFT_PPORTS[i]=${ports[n + i]}
-		RAFT_INITIAL+="${RAFT_INITIAL:+,}n$((i + 1))=http://127.0.0.1:${ports[n + i]}"
-	done
-	RAFT_DIR=$(dsys_tmp raft)
-	RAFT_URL="etcd://$(for p in "${RAFT_CPORTS[@]}"; do printf '127.0.0.1:%s,' "$p"; done | sed 's/,$//')"
-}
-
-# raft_start I: start member I (0-based) and wait for its ready line.
-raft_start() {
-	local i=$1 out="$RAFT_DIR/n$(($1 + 1)).out"
-	: >"$out"
-	dsys-raft node --name "n$((i + 1))" --data-dir "$RAFT_DIR/n$((i + 1))" \
-		--listen-client "127.0.0.1:${RAFT_CPORTS[i]}" --listen-peer "127.0.0.1:${RAFT_PPORTS[i]}" \
-		--initial-cluster "$RAFT_INITIAL" --heartbeat-interval 50ms --election-timeout 500ms \
-		>"$out" 2>>"$RAFT_DIR/n$((i + 1)).err" 3>&- &
-	RAFT_PIDS[i]=$!
-	wait_ready "$out" "${RAFT_PIDS[i]}" >/dev/null
-}
-
-raft_start_all() {
-	local i
-	for ((i = 0; i < RAFT_N; i++)); do raft_start "$i" || return 1; done
-	raft_wait_leader
-}
-
-raft_kill() {
-	kill -KILL "${RAFT_PIDS[$1]}" 2>/dev/null
-	wait "${RAFT_PIDS[$1]}" 2>/dev/null || :
-	RAFT_PIDS[$1]=
-}
-
-# raft_wait_leader: until a running member's /health names a leader that
-# is running; prints the leader's index (0-based).
-raft_wait_leader() {
-	local i k lead
-	for ((k = 0; k < 200; k++)); do
-		for ((i = 0; i < RAFT_N; i++)); do
-			[[ -n ${RAFT_PIDS[i]} ]] || continue
-			lead=$(curl -s -m 1 "http://127.0.0.1:${RAFT_CPORTS[i]}/health" | jq -r 'select(.health=="true") | .leader' 2>/dev/null)
-			if [[ -n $lead && $lead != 0 && -n ${RAFT_PIDS[lead - 1]} ]]; then
-				echo $((lead - 1))
-				return 0
-			fi
-		done
-		sleep 0.05
-	done
-	echo "no leader elected" >&2
-	return 1
-}
-
-post() { curl -s -m 10 "http://127.0.0.1:$1$2" -d "$3"; }
 
 @test "raft node: a 3-node cluster elects one leader, every member is healthy and reports it in /metrics" {
 	raft_cluster 3
@@ -456,7 +392,7 @@ s = socket.create_connection(('127.0.0.1', port))
 s.sendall(frame(1, struct.pack('<IQ', 1, h)))
 s.settimeout(3)
 assert s.recv(10) == b''
-# member 2: a snapshot (dropped), a forward with an unknown op (ignored),
+# member 2: a snapshot that is no store (dropped), a forward with an unknown op (ignored),
 # an undecodable message (dropped), then a length past the limit (closed)
 s = socket.create_connection(('127.0.0.1', port))
 s.sendall(frame(1, struct.pack('<IQ', 2, h)))
@@ -472,7 +408,7 @@ EOF2
 	assert_output 503
 	kill -0 "${RAFT_PIDS[0]}"
 	grep -q 'without a valid hello' "$RAFT_DIR/n1.err"
-	grep -q 'sent a snapshot, which this version does not take' "$RAFT_DIR/n1.err"
+	grep -q 'sent a snapshot that does not hold a store: dropped' "$RAFT_DIR/n1.err"
 	grep -q 'frame past the limit' "$RAFT_DIR/n1.err"
 	raft_start 1
 	raft_wait_leader >/dev/null
@@ -530,7 +466,10 @@ EOF2
 	assert_line cluster
 	assert_line sim
 	run bash_complete "$bcomp" dsys-raft node --initial-c
-	assert_output -- --initial-cluster
+	assert_line -- --initial-cluster
+	assert_line -- --initial-cluster-state
+	run bash_complete "$bcomp" dsys-raft node --snap
+	assert_output -- --snapshot-count
 	run bash_complete "$bcomp" dsys-raft cluster --no
 	assert_output -- --nodes
 	run zsh_complete "$zcomp" dsys-raft node --listen-
@@ -547,4 +486,33 @@ EOF2
 				{ echo "$sub: $o is not in the man page"; false; }
 		done
 	done
+}
+
+@test "raft node: past --quota-backend-bytes writes get etcd's NOSPACE error while reads, deletes and compaction go on; compaction clears it" {
+	RAFT_ARGS=(--quota-backend-bytes 4K)
+	raft_cluster 3
+	raft_start_all >/dev/null
+	val=$(head -c 300 /dev/zero | tr '\0' v)
+	for m in $(seq 1 12); do   # 12 revisions of 350 bytes each (as kv_bytes counts) pass 4096
+		run -0 "$CLI" "$RAFT_URL" put "q$m" "$val"
+	done
+	run -0 curl -sf "http://127.0.0.1:${RAFT_CPORTS[0]}/metrics"
+	assert_line 'raft_alarm_nospace 1'
+	run post "${RAFT_CPORTS[1]}" /v3/kv/put "{\"key\":\"$(b64 more)\",\"value\":\"$(b64 x)\"}"
+	assert_output '{"error":"etcdserver: mvcc: database space exceeded","message":"etcdserver: mvcc: database space exceeded","code":8}'
+	run post "${RAFT_CPORTS[2]}" /v3/maintenance/alarm '{"action":"GET"}'
+	[ "$(jq -r '.alarms | length' <<<"$output")" = 3 ]
+	[ "$(jq -r '.alarms[0].alarm' <<<"$output")" = NOSPACE ]
+	run -0 "$CLI" "$RAFT_URL" get q1
+	[ "$(field "$output" '["count"]')" = 1 ]
+	run -0 "$CLI" "$RAFT_URL" del q prefix
+	rev=$(post "${RAFT_CPORTS[0]}" /v3/kv/range "{\"key\":\"$(b64 q1)\"}" | jq -r .header.revision)
+	run -0 post "${RAFT_CPORTS[0]}" /v3/kv/compaction "{\"revision\":\"$rev\"}"
+	for m in 0 1 2; do
+		run -0 curl -sf "http://127.0.0.1:${RAFT_CPORTS[m]}/metrics"
+		assert_line 'raft_alarm_nospace 0'
+	done
+	run post "${RAFT_CPORTS[2]}" /v3/maintenance/alarm '{"action":"GET"}'
+	[ "$(jq -r '.alarms | length' <<<"$output")" = 0 ]
+	run -0 "$CLI" "$RAFT_URL" put more x
 }

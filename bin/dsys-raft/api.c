@@ -5,7 +5,7 @@
  * etcd's v3 JSON gateway: POST /v3/kv/range|put|deleterange|txn|compaction,
  * /v3/lease/grant|revoke|keepalive|timetolive|leases (with the 3.4
  * gateway's /v3/kv/lease/... aliases, which lib/store/etcd uses),
- * /v3/maintenance/status, /v3/cluster/member/list; GET /health and
+ * /v3/maintenance/status and alarm, /v3/cluster/member/list; GET /health and
  * /metrics.  A handler only hands the request to the node
  * (node_request); the node answers through api_answer, later, on this
  * loop.  Status and member list are answered here from local state, as
@@ -82,6 +82,13 @@ static void handle_members(struct http_exchange *ex, void *arg)
 	http_respond(ex, 200, "application/json", b->data, b->len);
 }
 
+static void handle_alarms(struct http_exchange *ex, void *arg)
+{
+	struct buf *b = http_scratch(ex);
+	node_alarms_json(arg, b);
+	http_respond(ex, 200, "application/json", b->data, b->len);
+}
+
 static void handle_health(struct http_exchange *ex, void *arg)
 {
 	struct buf *b = http_scratch(ex);
@@ -102,6 +109,7 @@ void api_routes(struct http_router *r, struct node *n, struct metrics *reg)
 	}
 	http_route_add(r, "POST", "/v3/maintenance/status", handle_status, n);
 	http_route_add(r, "POST", "/v3/cluster/member/list", handle_members, n);
+	http_route_add(r, "POST", "/v3/maintenance/alarm", handle_alarms, n);
 	http_route_add(r, "POST", "/v3/watch", handle_watch, n);
 	http_route_add(r, "GET", "/health", handle_health, n);
 	http_route_add_metrics(r, reg);

@@ -47,9 +47,19 @@ void api_answer(void *origin, int status, const char *body, size_t len);
 bool node_health(struct node *n, struct buf *out);
 void node_status_json(struct node *n, struct buf *out);
 void node_members_json(struct node *n, struct buf *out);
+void node_alarms_json(struct node *n, struct buf *out);
 
 /* api.c: the routes of the client port. */
 void api_routes(struct http_router *r, struct node *n, struct metrics *reg);
+
+/* snap.c: DIR/snap, the store as of one log index.  snap_write replaces
+ * it atomically and durably (0 or -errno); snap_read returns 0 with data
+ * malloc'd (the caller frees), -ENOENT when there is none, -EBADMSG when
+ * it is damaged (err says so), or another -errno. */
+struct raft_snapshot_meta;
+int snap_write(const char *dir, const struct raft_snapshot_meta *m, const void *data, size_t len);
+int snap_read(const char *dir, struct raft_snapshot_meta *m, uint8_t **data, size_t *len, char *err,
+              size_t err_size);
 
 int node_main(int argc, char **argv);
 int cluster_main(int argc, char **argv);

@@ -41,12 +41,15 @@
  * every lease's TTL (etcd's rule, so a leader change never expires one).
  *
  * Storage records (each a WAL record): 'E' term index type data (an entry;
- * one at index i drops any stored at or after i) and 'H' term vote commit.
- * There is no snapshot yet, so the log is never compacted (compact_bytes
- * 0) and a restart replays it whole: later work, with raft_compact.
+ * one at index i drops any stored at or after i), 'H' term vote commit,
+ * and 'S' index term (DIR/snap holds the store up to index; everything
+ * stored before is gone).  The node compacts the log itself after each
+ * snapshot (wal_rewrite), so the WAL's own compaction is off
+ * (compact_bytes 0); see "snapshots" below.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +83,9 @@
 #define PEER_MAX_PENDING (64u << 20)   /* unsent bytes to one peer before frames are dropped */
 #define RECONNECT_MS 200
 #define CMD_HEAD 9                     /* op byte + aux u64 */
+#define SNAP_CHUNK (1u << 20)          /* InstallSnapshot slice per CHUNK frame */
+#define SNAP_WINDOW (4u << 20)         /* unsent bytes to a peer before the next slice waits */
+#define SNAP_IN_MAX (1ull << 32)       /* largest snapshot taken from a peer (its u32 length) */
 
 /* ------------------------------------------------------------ types */
 
@@ -96,6 +102,13 @@ struct peer {
 	bool open;          /* tcp initialised (must be closed) */
 	bool connected;
 	struct buf out;     /* frames of this turn */
+	/* InstallSnapshot to this peer, streamed in CHUNK frames as the
+	 * connection drains: one at a time per peer (a newer one replaces it) */
+	struct buf snap_out;
+	size_t snap_off;
+	/* ... and from this peer, being reassembled */
+	struct buf snap_in;
+	uint64_t snap_in_total;
 };
 
 struct inconn {
@@ -135,7 +148,8 @@ struct watcher {
 	uint64_t deadline_ms;
 };
 
-/* An input that arrived while a Ready was in flight. */
+/* An input that arrived while a Ready was in flight (len 0: a HELLO, a
+ * peer that started afresh). */
 struct deferred {
 	struct deferred *next;
 	uint32_t from;
@@ -145,7 +159,8 @@ struct deferred {
 
 struct replay {
 	struct raft_hard_state hs;
-	struct raft_entry *ents;
+	uint64_t base, base_term;       /* an 'S' record: the log starts after base */
+	struct raft_entry *ents;        /* ents[i] is index base + 1 + i */
 	size_t n, cap;
 };
 
@@ -180,6 +195,17 @@ struct node {
 	struct deferred *dq, **dq_tail;
 	uint64_t last_lead;
 	bool was_leader;
+	bool abstain;                   /* the log lost a cut tail: no votes until caught up */
+	struct raft_hard_state hs;      /* as last persisted, for wal_rewrite */
+	uint64_t snap_count;            /* applied entries between snapshots; 0: never */
+	uint64_t snap_index;            /* of DIR/snap, 0: none */
+	uint64_t snap_bytes;
+	struct buf snap_buf;            /* the snapshot being written (threadpool) */
+	struct raft_snapshot_meta snap_meta;
+	pthread_t snap_thread;
+	int snap_rc;
+	_Atomic bool snap_done;         /* the writer thread is through (the tick looks) */
+	enum { SNAP_IDLE, SNAP_WRITING } snap_state;
 
 	/* loop */
 	uv_loop_t *loop;
@@ -248,6 +274,7 @@ static uint64_t next_rand(struct node *n)
 }
 
 static void drive(struct node *n);
+static void maybe_snapshot(struct node *n);
 
 /* ------------------------------------------------------------ peers: out */
 
@@ -264,6 +291,8 @@ static void peer_drop(struct peer *p)
 		uv_close((uv_handle_t *)&p->tcp, peer_closed_cb);
 	p->connected = false;
 	buf_reset(&p->out);
+	buf_free(&p->snap_out); /* the leader sends it again after its snapshot timeout */
+	p->snap_off = 0;
 }
 
 static void peer_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
@@ -337,12 +366,36 @@ static void write_cb(uv_write_t *w, int status)
 	free(q);
 }
 
+/* The next slices of a snapshot being streamed to p, while what is
+ * queued to it stays under SNAP_WINDOW: a follower's snapshot costs the
+ * leader one encoded copy and a window, not a copy per retry in a queue. */
+static void snap_feed(struct peer *p)
+{
+	size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&p->tcp) + p->out.len;
+	while (p->snap_off < p->snap_out.len && queued < SNAP_WINDOW) {
+		size_t k = p->snap_out.len - p->snap_off;
+		if (k > SNAP_CHUNK)
+			k = SNAP_CHUNK;
+		raft_frame_put_chunk(&p->out, p->snap_out.len, p->snap_off, p->snap_out.data + p->snap_off, k);
+		p->snap_off += k;
+		queued += k;
+	}
+	if (p->snap_off >= p->snap_out.len && p->snap_out.len) {
+		log_info("snapshot of %zu bytes sent to %u in %zu chunks", p->snap_out.len, p->id,
+		         (p->snap_out.len + SNAP_CHUNK - 1) / SNAP_CHUNK);
+		buf_free(&p->snap_out);
+		p->snap_off = 0;
+	}
+}
+
 /* Once per loop turn: every peer's frames of this turn in one write. */
 static void flush_cb(uv_prepare_t *h)
 {
 	struct node *n = h->data;
 	for (uint32_t i = 1; i <= n->n_peers; i++) {
 		struct peer *p = &n->peers[i];
+		if (i != n->id && p->connected && p->snap_out.len)
+			snap_feed(p);
 		if (i == n->id || p->out.len == 0 || !p->connected)
 			continue;
 		if (uv_stream_get_write_queue_size((uv_stream_t *)&p->tcp) > PEER_MAX_PENDING) {
@@ -862,33 +915,97 @@ static void apply_entry(struct node *n, const struct raft_entry *e)
 
 /* ------------------------------------------------------------ Ready */
 
+static void put_snap_record(struct buf *b, struct wal *w, uint64_t index, uint64_t term)
+{
+	uint8_t rec[17];
+	rec[0] = 'S';
+	for (int k = 0; k < 8; k++) {
+		rec[1 + k] = (uint8_t)(index >> (8 * k));
+		rec[9 + k] = (uint8_t)(term >> (8 * k));
+	}
+	struct iovec part = {rec, sizeof rec};
+	if (b)
+		wal_record_put(b, &part, 1);
+	else
+		wal_appendv(w, &part, 1);
+}
+
+static void put_hs_record(struct buf *b, struct wal *w, const struct raft_hard_state *hs)
+{
+	uint8_t rec[1 + 24];
+	rec[0] = 'H';
+	uint64_t v[3] = {hs->term, hs->vote, hs->commit};
+	for (int j = 0; j < 3; j++)
+		for (int k = 0; k < 8; k++)
+			rec[1 + 8 * j + k] = (uint8_t)(v[j] >> (8 * k));
+	struct iovec part = {rec, sizeof rec};
+	if (b)
+		wal_record_put(b, &part, 1);
+	else
+		wal_appendv(w, &part, 1);
+}
+
+static void put_entry_record(struct buf *b, struct wal *w, const struct raft_entry *e)
+{
+	uint8_t head[1 + 8 + 8 + 1];
+	head[0] = 'E';
+	for (int k = 0; k < 8; k++) {
+		head[1 + k] = (uint8_t)(e->term >> (8 * k));
+		head[9 + k] = (uint8_t)(e->index >> (8 * k));
+	}
+	head[17] = e->type;
+	struct iovec parts[2] = {{head, sizeof head}, {(void *)e->data, e->len}};
+	if (b)
+		wal_record_put(b, parts, 2);
+	else
+		wal_appendv(w, parts, 2);
+}
+
 static void persist(struct node *n, const struct raft_ready *rd)
 {
 	wal_lock(n->wal);
-	for (size_t i = 0; i < rd->n_entries; i++) {
-		const struct raft_entry *e = &rd->entries[i];
-		uint8_t head[1 + 8 + 8 + 1];
-		head[0] = 'E';
-		for (int k = 0; k < 8; k++) {
-			head[1 + k] = (uint8_t)(e->term >> (8 * k));
-			head[9 + k] = (uint8_t)(e->index >> (8 * k));
-		}
-		head[17] = e->type;
-		struct iovec parts[2] = {{head, sizeof head}, {(void *)e->data, e->len}};
-		wal_appendv(n->wal, parts, 2);
-	}
+	/* an installed snapshot (already durable in DIR/snap) replaces the
+	 * whole stored log: the 'S' record says so to the replay */
+	if (rd->snapshot)
+		put_snap_record(NULL, n->wal, rd->snapshot->meta.index, rd->snapshot->meta.term);
+	for (size_t i = 0; i < rd->n_entries; i++)
+		put_entry_record(NULL, n->wal, &rd->entries[i]);
 	if (rd->hs_changed) {
-		uint8_t rec[1 + 24];
-		rec[0] = 'H';
-		uint64_t v[3] = {rd->hs.term, rd->hs.vote, rd->hs.commit};
-		for (int j = 0; j < 3; j++)
-			for (int k = 0; k < 8; k++)
-				rec[1 + 8 * j + k] = (uint8_t)(v[j] >> (8 * k));
-		struct iovec part = {rec, sizeof rec};
-		wal_appendv(n->wal, &part, 1);
+		put_hs_record(NULL, n->wal, &rd->hs);
+		n->hs = rd->hs;
 	}
 	n->wait_seq = wal_appended(n->wal);
 	wal_unlock(n->wal);
+}
+
+/*
+ * A cut tail (wal_tail_cut) may have held entries this member had
+ * acknowledged, and votes it had cast: outside Raft's model, where stored
+ * state is never lost.  Voting or campaigning now could elect a leader
+ * without an acknowledged, committed entry (this member's ack was part of
+ * its majority).  So the member abstains -- it drops vote, pre-vote and
+ * TimeoutNow requests and its election clock does not run -- until a
+ * leader elected without it has caught it up: once its commit index is at
+ * an entry of the leader's current term, its log holds every entry
+ * committed before that term (Log Matching, Leader Completeness), which
+ * covers whatever was cut.  While it abstains it still takes appends and
+ * serves reads through the leader.  Left as a gap: a vote cast in the cut
+ * tail for a term above the leader's that later comes round again.
+ */
+static void abstain_check(struct node *n, const struct raft_status *st)
+{
+	uint64_t t = 0;
+	if (!st->lead || st->lead == n->id || st->commit == 0 || raft_term_at(n->r, st->commit, &t) < 0 ||
+	    t != st->term)
+		return;
+	int rc = wal_tail_cut_clear(n->wal);
+	if (rc < 0) {
+		log_warn("cannot clear '%s/wal/cut': %s; still abstaining", n->data_dir, strerror(-rc));
+		return;
+	}
+	n->abstain = false;
+	log_info("caught up by leader %u to index %llu (term %llu): voting again", st->lead,
+	         (unsigned long long)st->commit, (unsigned long long)st->term);
 }
 
 static void finish_ready(struct node *n)
@@ -896,8 +1013,14 @@ static void finish_ready(struct node *n)
 	struct raft_ready *rd = &n->rd;
 	for (size_t i = 0; i < rd->n_msgs; i++) {
 		struct buf *b = peer_out(n, rd->msgs[i].to);
-		if (b)
+		if (b && rd->msgs[i].type == RAFT_MSG_SNAP) {
+			struct peer *p = &n->peers[rd->msgs[i].to];
+			buf_reset(&p->snap_out);
+			p->snap_off = 0;
+			raft_msg_payload(&p->snap_out, &rd->msgs[i]);
+		} else if (b) {
 			raft_frame_put_msg(b, &rd->msgs[i]);
+		}
 	}
 	for (size_t i = 0; i < rd->n_committed; i++)
 		apply_entry(n, &rd->committed[i]);
@@ -908,10 +1031,13 @@ static void finish_ready(struct node *n)
 	raft_advance(n->r, rd);
 	n->inflight = false;
 	n->in_ready = false;
+	maybe_snapshot(n);
 	if (rd->n_committed)
 		watchers_check(n, false);
 	struct raft_status st;
 	raft_status(n->r, &st);
+	if (n->abstain)
+		abstain_check(n, &st);
 	if (st.lead != n->last_lead) {
 		if (st.lead)
 			metrics_counter_inc(n->leader_changes);
@@ -921,15 +1047,63 @@ static void finish_ready(struct node *n)
 	serve_reads(n);
 }
 
+static void step_frame(struct node *n, uint32_t from, const uint8_t *p, size_t len);
+
+static bool snap_holds_store(const struct raft_snapshot *s)
+{
+	struct kv *tmp = kv_new(NULL);
+	INVARIANT(tmp != NULL);
+	bool ok = kv_restore(tmp, s->data, s->len) == 0;
+	kv_free(tmp);
+	return ok;
+}
+
+/* A CHUNK: append it to what this peer's snapshot has so far; the whole
+ * payload is stepped as one frame.  Out of order (a restarted stream, a
+ * lost connection): start again or drop; the leader resends. */
+static void snap_chunk(struct node *n, uint32_t from, const struct raft_frame *f)
+{
+	struct peer *p = &n->peers[from];
+	if (f->offset == 0) {
+		buf_free(&p->snap_in);
+		p->snap_in_total = f->total;
+		if (f->total > SNAP_IN_MAX) {
+			log_warn("peer %u sends a snapshot of %llu bytes, past the limit: dropped", from,
+			         (unsigned long long)f->total);
+			p->snap_in_total = 0;
+			return;
+		}
+	}
+	if (p->snap_in_total != f->total || f->offset != p->snap_in.len) {
+		buf_free(&p->snap_in);
+		p->snap_in_total = 0;
+		return;
+	}
+	buf_append(&p->snap_in, f->body, f->body_len);
+	if (p->snap_in.len < p->snap_in_total)
+		return;
+	struct buf whole = p->snap_in;
+	buf_init(&p->snap_in);
+	p->snap_in_total = 0;
+	uint8_t kind = whole.len ? (uint8_t)whole.data[0] : 0;
+	if (kind == RAFT_FRAME_MSG)
+		step_frame(n, from, (const uint8_t *)whole.data, whole.len);
+	buf_free(&whole);
+}
+
 static void step_frame(struct node *n, uint32_t from, const uint8_t *p, size_t len)
 {
 	struct raft_frame f = {0};
 	if (raft_frame_decode(p, len, &f) == 0) {
-		if (f.kind == RAFT_FRAME_MSG && f.msg.type == RAFT_MSG_SNAP) {
-			/* no member compacts its log yet, so none sends a snapshot: one
-			 * that comes is not from a member of this version; installing it
-			 * would need the snapshot support this node lacks */
-			log_warn("peer %u sent a snapshot, which this version does not take: dropped", from);
+		if (f.kind == RAFT_FRAME_CHUNK) {
+			snap_chunk(n, from, &f);
+		} else if (f.kind == RAFT_FRAME_MSG && f.msg.type == RAFT_MSG_SNAP && !snap_holds_store(f.msg.snapshot)) {
+			/* checked before Raft takes it: once in a Ready it cannot be refused */
+			log_warn("peer %u sent a snapshot that does not hold a store: dropped", from);
+		} else if (n->abstain && f.kind == RAFT_FRAME_MSG &&
+		           (f.msg.type == RAFT_MSG_VOTE || f.msg.type == RAFT_MSG_PREVOTE ||
+		            f.msg.type == RAFT_MSG_TIMEOUT_NOW)) {
+			log_debug("abstaining: %s from %u dropped", raft_msg_type_name(f.msg.type), from);
 		} else if (f.kind == RAFT_FRAME_MSG && f.msg.from == from && f.msg.to == n->id) {
 			int rc = raft_step(n->r, &f.msg);
 			if (rc < 0 && rc != -EINVAL)
@@ -943,6 +1117,131 @@ static void step_frame(struct node *n, uint32_t from, const uint8_t *p, size_t l
 	raft_frame_free(&f);
 }
 
+/* ------------------------------------------------------------ snapshots */
+
+/*
+ * Snapshots.  Every --snapshot-count applied entries the member writes its
+ * store to DIR/snap (snap.c, durable before anything refers to it), hands
+ * it to lib/raft (raft_compact: the log before it is dropped, and a
+ * follower too far behind gets the snapshot), and rewrites the log as an
+ * 'S' record naming the snapshot, the hard state and the entries after it
+ * (wal_rewrite; the sync thread writes it).  A snapshot from the leader is
+ * written to DIR/snap the same way, restored into the store, and an 'S'
+ * record goes into the log before the entries that follow it.
+ *
+ * At start DIR/snap is read first; the log's entries after its index are
+ * kept when the log holds its index with its term (Log Matching), else
+ * the log is stale and dropped (a crash between writing a received
+ * snapshot and logging its 'S').  A log that starts after the snapshot,
+ * or names a snapshot that is missing, refuses to start.
+ *
+ * The store is serialized on the loop thread (a copy in memory); the file
+ * is written and fdatasync'd by a thread of its own, and the tick that
+ * sees it done hands it to Raft and rewrites the log.  A snapshot from
+ * the leader is written on the loop thread: the Ready waits for it anyway.
+ */
+static void install_snapshot(struct node *n, const struct raft_snapshot *s)
+{
+	int rc = snap_write(n->data_dir, &s->meta, s->data, s->len);
+	if (rc == 0)
+		rc = kv_restore(n->kv, s->data, s->len);
+	if (rc < 0) {
+		/* the Ready cannot be refused: stop, and a restart takes it again */
+		log_error("cannot install the snapshot at index %llu: %s", (unsigned long long)s->meta.index,
+		          strerror(-rc));
+		fprintf(stderr, "dsys-raft: cannot install a snapshot in '%s'\n", n->data_dir);
+		_exit(EXIT_UNREACHABLE);
+	}
+	n->snap_index = s->meta.index;
+	n->snap_bytes = s->len;
+	log_info("installed a snapshot at index %llu (term %llu, %zu bytes) from the leader",
+	         (unsigned long long)s->meta.index, (unsigned long long)s->meta.term, s->len);
+}
+
+/* On a thread of its own: the file write and its fdatasync, off the loop
+ * that sends heartbeats.  The buffer is the loop's copy, which the loop
+ * leaves alone until snap_done, seen by the next tick. */
+static void *snap_thread_main(void *arg)
+{
+	struct node *n = arg;
+	n->snap_rc = snap_write(n->data_dir, &n->snap_meta, n->snap_buf.data, n->snap_buf.len);
+	n->snap_done = true;
+	return NULL;
+}
+
+/* DIR/snap is durable: hand the snapshot to Raft and rewrite the log
+ * behind it.  Runs between Readies only (raft_compact is an input). */
+static void snapshot_finish(struct node *n)
+{
+	pthread_join(n->snap_thread, NULL);
+	n->snap_state = SNAP_IDLE;
+	n->snap_done = false;
+	const struct raft_snapshot_meta *m = &n->snap_meta;
+	if (n->snap_rc < 0) {
+		log_error("cannot write a snapshot in '%s': %s; the log is not compacted", n->data_dir,
+		          strerror(-n->snap_rc));
+		n->snap_index = m->index; /* try again after another --snapshot-count */
+		return;
+	}
+	struct raft_status st;
+	raft_status(n->r, &st);
+	int rc = m->index > st.snap_index ? raft_compact(n->r, m->index, n->snap_buf.data, n->snap_buf.len) : -ESTALE;
+	if (rc < 0) {
+		/* a leader's snapshot came past it meanwhile: that one stands */
+		log_info("snapshot at %llu not used: %s", (unsigned long long)m->index, strerror(-rc));
+		return;
+	}
+	n->snap_index = m->index;
+	n->snap_bytes = n->snap_buf.len;
+	raft_status(n->r, &st);
+	/* the log: the snapshot's 'S', the hard state, the entries after it */
+	struct buf recs = BUF_INIT;
+	put_snap_record(&recs, NULL, m->index, m->term);
+	put_hs_record(&recs, NULL, &n->hs);
+	for (uint64_t i = m->index + 1; i <= st.last_index; i++) {
+		const struct raft_entry *e = raft_entry_at(n->r, i);
+		INVARIANT(e != NULL);
+		put_entry_record(&recs, NULL, e);
+	}
+	wal_lock(n->wal);
+	wal_rewrite(n->wal, recs.data, recs.len);
+	wal_unlock(n->wal);
+	log_info("snapshot at index %llu (%zu bytes); log rewritten from there (%zu bytes)",
+	         (unsigned long long)m->index, n->snap_buf.len, recs.len);
+	buf_free(&recs);
+	if (n->snap_buf.cap > (1u << 20))
+		if (n->snap_state == SNAP_WRITING)
+		pthread_join(n->snap_thread, NULL); /* it reads snap_buf */
+	buf_free(&n->snap_buf); /* raft keeps its own copy */
+}
+
+/* Between Readies (after raft_advance, and each tick): finish a written
+ * snapshot, or start one when --snapshot-count entries were applied. */
+static void maybe_snapshot(struct node *n)
+{
+	if (n->snap_state == SNAP_WRITING) {
+		if (n->snap_done && !n->inflight && !n->in_ready && !n->stopping)
+			snapshot_finish(n);
+		return;
+	}
+	struct raft_status st;
+	raft_status(n->r, &st);
+	if (n->snap_state != SNAP_IDLE || !n->snap_count || st.applied < n->snap_index + n->snap_count || n->stopping)
+		return;
+	struct raft_snapshot_meta m = {.index = st.applied, .conf = st.conf};
+	if (raft_term_at(n->r, st.applied, &m.term) < 0)
+		return;
+	buf_reset(&n->snap_buf);
+	kv_snapshot(n->kv, &n->snap_buf);
+	n->snap_meta = m;
+	n->snap_done = false;
+	n->snap_state = SNAP_WRITING;
+	if (pthread_create(&n->snap_thread, NULL, snap_thread_main, n) != 0) {
+		n->snap_state = SNAP_IDLE;
+		log_error("cannot start a thread to write a snapshot");
+	}
+}
+
 /* Feed what waited while a Ready was in flight, then cycle Readies. */
 static void drive(struct node *n)
 {
@@ -952,13 +1251,17 @@ static void drive(struct node *n)
 			n->dq = d->next;
 			if (!n->dq)
 				n->dq_tail = &n->dq;
-			step_frame(n, d->from, d->data, d->len);
+			if (d->len == 0)
+				raft_peer_restarted(n->r, d->from);
+			else
+				step_frame(n, d->from, d->data, d->len);
 			free(d);
 			continue;
 		}
 		if (n->pending_ticks) {
 			n->pending_ticks--;
-			raft_tick(n->r);
+			if (!n->abstain)
+				raft_tick(n->r);
 			continue;
 		}
 		bool restarted = false;
@@ -975,8 +1278,9 @@ static void drive(struct node *n)
 		if (!raft_ready(n->r, &n->rd))
 			return;
 		n->in_ready = true;
-		INVARIANT_MSG(n->rd.snapshot == NULL, "no snapshots: the node never compacts its log");
-		if (n->rd.n_entries || n->rd.hs_changed) {
+		if (n->rd.snapshot)
+			install_snapshot(n, n->rd.snapshot);
+		if (n->rd.n_entries || n->rd.hs_changed || n->rd.snapshot) {
 			persist(n, &n->rd);
 			if (wal_durable(n->wal) < n->wait_seq) {
 				n->inflight = true;
@@ -1077,6 +1381,17 @@ static void inconn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 				return;
 			}
 			c->from = f.from;
+			/* a peer connecting afresh may have restarted with less log
+			 * than it acknowledged: the leader probes it again */
+			if (n->inflight || n->in_ready) {
+				struct deferred *d = malloc(sizeof *d);
+				INVARIANT(d != NULL);
+				*d = (struct deferred){.from = c->from};
+				*n->dq_tail = d;
+				n->dq_tail = &d->next;
+			} else {
+				raft_peer_restarted(n->r, c->from);
+			}
 			continue;
 		}
 		if (n->inflight) {
@@ -1127,7 +1442,9 @@ static void tick_cb(uv_timer_t *t)
 		n->pending_ticks++;
 		return;
 	}
-	raft_tick(n->r);
+	if (!n->abstain)
+		raft_tick(n->r); /* abstaining: a follower's clock only starts elections */
+	maybe_snapshot(n);
 	leases_tick(n);
 	reqs_tick(n);
 	watchers_check(n, false);
@@ -1264,6 +1581,8 @@ bool node_health(struct node *n, struct buf *out)
 	json_kv_str(&w, "name", n->name);
 	json_kv_u64(&w, "leader", st.lead);
 	json_kv_u64(&w, "term", st.term);
+	if (n->abstain)
+		json_kv_str(&w, "recovering", "lost a cut WAL tail; not voting until a leader catches it up");
 	json_obj_end(&w);
 	return st.lead != 0;
 }
@@ -1284,6 +1603,24 @@ void node_status_json(struct node *n, struct buf *out)
 	           (unsigned long long)bytes, (unsigned long long)member_id(n, st.lead),
 	           (unsigned long long)st.commit, (unsigned long long)st.term, (unsigned long long)st.applied,
 	           (unsigned long long)bytes);
+}
+
+/* etcd's alarm list: NOSPACE on every member while the store (the same on
+ * every member) is past the quota.  Any action answers the list: the
+ * alarm follows the store's size, so there is nothing to disarm. */
+void node_alarms_json(struct node *n, struct buf *out)
+{
+	struct kv_header h = header(n);
+	buf_putc(out, '{');
+	kv_put_header(out, n->kv, &h, true);
+	if (kv_alarm_nospace(n->kv)) {
+		buf_puts(out, ",\"alarms\":[");
+		for (uint32_t i = 1; i <= n->n_peers; i++)
+			buf_printf(out, "%s{\"memberID\":\"%llu\",\"alarm\":\"NOSPACE\"}", i > 1 ? "," : "",
+			           (unsigned long long)member_id(n, i));
+		buf_putc(out, ']');
+	}
+	buf_putc(out, '}');
 }
 
 void node_members_json(struct node *n, struct buf *out)
@@ -1328,6 +1665,12 @@ static double g_wal_bytes(void *arg)
 	return (double)b;
 }
 
+static double g_kv_bytes(void *arg) { return (double)kv_bytes(((struct node *)arg)->kv); }
+static double g_nospace(void *arg) { return kv_alarm_nospace(((struct node *)arg)->kv); }
+
+static double g_snap_bytes(void *arg) { return (double)((struct node *)arg)->snap_bytes; }
+static double g_snap_index(void *arg) { return (double)((struct node *)arg)->snap_index; }
+
 static double g_revision(void *arg) { return (double)kv_revision(((struct node *)arg)->kv); }
 
 static void register_metrics(struct node *n, struct metrics *reg)
@@ -1340,6 +1683,14 @@ static void register_metrics(struct node *n, struct metrics *reg)
 	metrics_gauge_fn_register(reg, "raft_is_leader", "1 when this member is the leader.", NULL, g_is_leader, n);
 	metrics_gauge_fn_register(reg, "raft_has_leader", "1 when this member knows a leader.", NULL, g_has_leader, n);
 	metrics_gauge_fn_register(reg, "raft_wal_bytes", "Size of the write-ahead log file.", NULL, g_wal_bytes, n);
+	metrics_gauge_fn_register(reg, "raft_kv_bytes", "The store's size as --quota-backend-bytes counts it.", NULL,
+	                          g_kv_bytes, n);
+	metrics_gauge_fn_register(reg, "raft_alarm_nospace", "1 while the store is past --quota-backend-bytes.", NULL,
+	                          g_nospace, n);
+	metrics_gauge_fn_register(reg, "raft_snapshot_bytes", "Size of the last snapshot of the store.", NULL,
+	                          g_snap_bytes, n);
+	metrics_gauge_fn_register(reg, "raft_snapshot_index", "Log index of the last snapshot (0: none).", NULL,
+	                          g_snap_index, n);
 	metrics_gauge_fn_register(reg, "raft_kv_revision", "The key-value store's revision.", NULL, g_revision, n);
 	n->leader_changes = metrics_counter_register(reg, "raft_leader_changes_total",
 	                                             "Times this member saw a new leader.", NULL);
@@ -1372,15 +1723,24 @@ static int replay_cb(void *ud, const unsigned char *rec, size_t len)
 		rp->hs = (struct raft_hard_state){rd64(rec + 1), rd64(rec + 9), rd64(rec + 17)};
 		return 0;
 	}
+	if (len == 17 && rec[0] == 'S') {
+		/* a snapshot (in DIR/snap) replaces everything stored before */
+		for (size_t i = 0; i < rp->n; i++)
+			free((void *)rp->ents[i].data);
+		rp->n = 0;
+		rp->base = rd64(rec + 1);
+		rp->base_term = rd64(rec + 9);
+		return 0;
+	}
 	if (len < 18 || rec[0] != 'E' || rec[17] > RAFT_ENTRY_CONF)
 		return -EBADMSG;
 	uint64_t term = rd64(rec + 1), index = rd64(rec + 9);
 	/* an entry at i replaces everything stored at or after i */
-	if (index == 0 || index > rp->n + 1)
+	if (index <= rp->base || index > rp->base + rp->n + 1)
 		return -EBADMSG;
-	for (size_t i = index - 1; i < rp->n; i++)
+	for (size_t i = index - 1 - rp->base; i < rp->n; i++)
 		free((void *)rp->ents[i].data);
-	rp->n = index - 1;
+	rp->n = index - 1 - rp->base;
 	if (rp->n == rp->cap) {
 		rp->cap = rp->cap ? 2 * rp->cap : 1024;
 		rp->ents = realloc(rp->ents, rp->cap * sizeof *rp->ents);
@@ -1401,6 +1761,7 @@ static int replay_cb(void *ud, const unsigned char *rec, size_t len)
 enum {
 	OPT_NAME = 1, OPT_DATA_DIR, OPT_LISTEN_CLIENT, OPT_LISTEN_PEER, OPT_INITIAL_CLUSTER, OPT_HEARTBEAT,
 	OPT_ELECTION, OPT_REQUEST_TIMEOUT, OPT_MAX_RANGE_BYTES, OPT_MAX_REQUEST_BYTES, OPT_WATCH_POLL,
+	OPT_SNAPSHOT_COUNT, OPT_QUOTA, OPT_CLUSTER_STATE,
 };
 
 static const struct cli_option node_options[] = {
@@ -1420,6 +1781,13 @@ static const struct cli_option node_options[] = {
 	 OPT_MAX_RANGE_BYTES},
 	{"max-request-bytes", 0, "SIZE", NULL, "largest request body, else 413 (default 1.5M)", OPT_MAX_REQUEST_BYTES},
 	{"watch-poll", 0, "DURATION", NULL, "a watch with no events is answered after this (default 10s)", OPT_WATCH_POLL},
+	{"snapshot-count", 0, "N", NULL, "applied entries between snapshots, which compact the log; 0: never (default 10000)",
+	 OPT_SNAPSHOT_COUNT},
+	{"initial-cluster-state", 0, "STATE", NULL,
+	 "new (default), or existing: an empty data dir joins a running cluster and votes only once caught up",
+	 OPT_CLUSTER_STATE},
+	{"quota-backend-bytes", 0, "SIZE", NULL,
+	 "past this store size, writes that add data are refused (etcd's NOSPACE alarm); 0: none (default 2G)", OPT_QUOTA},
 	SERVER_CLI_TRACE_OPTION,
 	CLI_END
 };
@@ -1437,7 +1805,8 @@ struct node_opts {
 	struct server_cli sc;
 	const char *initial;
 	char peer_listen[300];
-	uint64_t heartbeat_ms, election_ms, max_range;
+	uint64_t heartbeat_ms, election_ms, max_range, quota;
+	bool existing;
 };
 
 static int on_node_option(void *ctx, int id, const char *arg)
@@ -1487,6 +1856,22 @@ static int on_node_option(void *ctx, int id, const char *arg)
 		if (parse_duration_ms(arg, &v) < 0 || v < 1 || v > 3600000)
 			return cli_bad_value(NULL, arg, "want a duration from 1ms to 1h");
 		o->n->watch_poll_ms = v;
+		return 0;
+	case OPT_CLUSTER_STATE:
+		if (strcmp(arg, "new") != 0 && strcmp(arg, "existing") != 0)
+			return cli_bad_value(NULL, arg, "want new or existing");
+		o->existing = strcmp(arg, "existing") == 0;
+		return 0;
+	case OPT_QUOTA:
+		if (strcmp(arg, "0") == 0) {
+			o->quota = 0;
+			return 0;
+		}
+		return server_cli_size(arg, 1024, 1ull << 50, &o->quota) < 0 ? -1 : 0;
+	case OPT_SNAPSHOT_COUNT:
+		if (parse_u64(arg, &v) < 0 || v > 100000000)
+			return cli_bad_value(NULL, arg, "want a count from 0 to 100000000");
+		o->n->snap_count = v;
 		return 0;
 	case OPT_MAX_RANGE_BYTES:
 		return server_cli_size(arg, 1024, 1ull << 40, &o->max_range) < 0 ? -1 : 0;
@@ -1592,13 +1977,18 @@ int node_main(int argc, char **argv)
 	memset(n, 0, sizeof *n);
 	n->request_timeout_ms = 5000;
 	n->watch_poll_ms = 10000;
+	n->snap_count = 10000;
 	n->dq_tail = &n->dq;
 	n->peer_fd = -1;
+	/* a file-size limit (ulimit -f) then fails the log's write with EFBIG,
+	 * which stops the node with a message, instead of killing it */
+	signal(SIGXFSZ, SIG_IGN);
 	if (log_init("dsys-raft") < 0) {
 		cli_error("%s", log_init_error());
 		return EXIT_USAGE;
 	}
-	struct node_opts o = {.n = n, .heartbeat_ms = 100, .election_ms = 1000, .max_range = 64ull << 20};
+	struct node_opts o = {.n = n, .heartbeat_ms = 100, .election_ms = 1000, .max_range = 64ull << 20,
+	                     .quota = 2ull << 30};
 	server_cli_init(&o.sc);
 	o.sc.cfg.port = 2379;
 	o.sc.cfg.limits.max_body = 1536 * 1024;
@@ -1634,7 +2024,7 @@ int node_main(int argc, char **argv)
 		return EXIT_NO;
 	}
 	struct replay rp;
-	struct wal_options wo = {.max_record = RAFT_FRAME_MAX, .compact_bytes = 0};
+	struct wal_options wo = {.max_record = RAFT_FRAME_MAX, .compact_bytes = 0, .mark_cut = true};
 	struct wal_hooks wh = {.replay = replay_cb, .synced = wal_synced_hook};
 	r = wal_open(dir, &wo, &wh, n, &n->wal, err, sizeof err);
 	rp = n->rp;
@@ -1646,6 +2036,31 @@ int node_main(int argc, char **argv)
 		free(rp.ents);
 		return r == -EBADMSG ? EXIT_NO : r == -EBUSY ? EXIT_NO : EXIT_UNREACHABLE;
 	}
+	/* An empty data dir told the cluster exists: the member it replaces may
+	 * have acknowledged entries and cast votes that this one knows nothing
+	 * of -- a cut tail of the whole log.  Noted like one, so a crash before
+	 * it is caught up keeps it abstaining. */
+	if (o.existing && n->n_peers > 1 && wal_replayed(n->wal) == 0) {
+		char sp[4200];
+		snprintf(sp, sizeof sp, "%.4000s/snap", n->data_dir);
+		int mr = access(sp, F_OK) < 0 ? wal_tail_cut_mark(n->wal, "an empty member of an existing cluster") : 0;
+		if (mr < 0) {
+			cli_error("cannot write '%s/cut': %s", dir, strerror(-mr));
+			wal_close(n->wal);
+			return EXIT_NO;
+		}
+	}
+	n->abstain = wal_tail_cut(n->wal);
+	if (n->abstain && n->n_peers == 1) {
+		/* alone, there is nobody to catch up from: what was cut is gone
+		 * either way, and waiting would only stop the cluster */
+		log_warn("'%s' lost a cut tail; a one-member cluster goes on without it", dir);
+		wal_tail_cut_clear(n->wal);
+		n->abstain = false;
+	}
+	if (n->abstain)
+		log_warn("'%s' lost a cut tail (see its 'cut' file): not voting until a leader catches this member up",
+		         dir);
 	struct raft_config rc;
 	raft_config_default(&rc);
 	rc.id = n->id;
@@ -1661,23 +2076,66 @@ int node_main(int argc, char **argv)
 	for (uint32_t i = 1; i <= n->n_peers; i++)
 		conf.voters |= 1ull << i;
 	struct raft_snapshot boot = {.meta = {.index = 0, .term = 0, .conf = conf}};
-	if (rp.hs.commit > rp.n)
-		rp.hs.commit = rp.n; /* a torn tail can cut entries the hard state knew committed */
-	r = raft_restore(n->r, &rp.hs, &boot, rp.ents, rp.n);
+	/* etcd's minimum lease TTL: 1.5 election timeouts, in whole seconds rounded up, so a
+	 * lease outlives the election that follows a leader's death */
+	struct kv_limits kl = {.max_range_bytes = o.max_range,
+	                       .min_lease_ttl = (int64_t)((3 * o.election_ms / 2 + 999) / 1000),
+	                       .quota_bytes = o.quota};
+	n->kv = kv_new(&kl);
+	INVARIANT(n->kv != NULL);
+	/* the snapshot, then the log's entries after it (see "snapshots") */
+	uint8_t *sdata = NULL;
+	size_t slen = 0;
+	r = snap_read(n->data_dir, &boot.meta, &sdata, &slen, err, sizeof err);
+	size_t skip = 0, keep = rp.n;
+	if (r == -ENOENT && rp.base) {
+		snprintf(err, sizeof err, "the log starts after index %llu, but '%.400s/snap' is missing",
+		         (unsigned long long)rp.base, n->data_dir);
+		r = -EBADMSG;
+	} else if (r == -ENOENT) {
+		r = 0;
+	} else if (r == 0 && boot.meta.index < rp.base) {
+		snprintf(err, sizeof err, "'%.400s/snap' (index %llu) is older than the log's start (index %llu)",
+		         n->data_dir, (unsigned long long)boot.meta.index, (unsigned long long)rp.base);
+		r = -EBADMSG;
+	} else if (r == 0) {
+		r = kv_restore(n->kv, sdata, slen);
+		if (r < 0)
+			snprintf(err, sizeof err, "'%.400s/snap' does not hold a store", n->data_dir);
+		uint64_t si = boot.meta.index;
+		bool matches = si == rp.base ? rp.base_term == boot.meta.term || rp.n == 0
+		             : si <= rp.base + rp.n && rp.ents[si - rp.base - 1].term == boot.meta.term;
+		if (matches) {
+			skip = si - rp.base;
+			keep = rp.n - skip;
+		} else {
+			keep = 0; /* the log is older than the snapshot: it goes */
+		}
+		if (rp.hs.commit < si)
+			rp.hs.commit = si;
+		boot.data = sdata;
+		boot.len = slen;
+		n->snap_index = si;
+		n->snap_bytes = slen;
+	}
+	if (r == 0 && rp.hs.commit > boot.meta.index + keep)
+		rp.hs.commit = boot.meta.index + keep; /* a torn tail can cut entries the hard state knew committed */
+	if (r == 0) {
+		r = raft_restore(n->r, &rp.hs, &boot, rp.ents + skip, keep);
+		if (r < 0)
+			snprintf(err, sizeof err, "%s", strerror(-r));
+	}
+	n->hs = rp.hs;
+	free(sdata);
 	for (size_t i = 0; i < rp.n; i++)
 		free((void *)rp.ents[i].data);
 	free(rp.ents);
 	if (r < 0) {
-		cli_error("cannot recover the log in '%s': %s", dir, strerror(-r));
+		cli_error("cannot recover the log in '%s': %s", dir, err);
 		wal_close(n->wal);
+		kv_free(n->kv);
 		return EXIT_NO;
 	}
-	/* etcd's minimum lease TTL: 1.5 election timeouts, in whole seconds rounded up, so a
-	 * lease outlives the election that follows a leader's death */
-	struct kv_limits kl = {.max_range_bytes = o.max_range,
-	                       .min_lease_ttl = (int64_t)((3 * o.election_ms / 2 + 999) / 1000)};
-	n->kv = kv_new(&kl);
-	INVARIANT(n->kv != NULL);
 
 	r = bind_peer(n, o.peer_listen);
 	if (r < 0) {
@@ -1727,8 +2185,12 @@ int node_main(int argc, char **argv)
 	http_router_free(router);
 	wal_close(n->wal);
 	buf_free(&n->scratch);
-	for (uint32_t i = 1; i <= n->n_peers; i++)
+	buf_free(&n->snap_buf);
+	for (uint32_t i = 1; i <= n->n_peers; i++) {
 		buf_free(&n->peers[i].out);
+		buf_free(&n->peers[i].snap_out);
+		buf_free(&n->peers[i].snap_in);
+	}
 	while (n->dq) {
 		struct deferred *d = n->dq;
 		n->dq = d->next;

@@ -52,6 +52,7 @@ struct kv {
 	struct key *keys;
 	size_t n, cap;
 	int64_t rev, compacted;
+	uint64_t bytes;   /* kv_bytes: every revision kept, by rev_cost */
 	struct kv_lease *leases;
 	size_t nl, capl;
 	/* the write in progress */
@@ -88,6 +89,8 @@ void kv_free(struct kv *kv)
 }
 
 int64_t kv_revision(const struct kv *kv) { return kv->rev; }
+uint64_t kv_bytes(const struct kv *kv) { return kv->bytes; }
+bool kv_alarm_nospace(const struct kv *kv) { return kv->lim.quota_bytes && kv->bytes > kv->lim.quota_bytes; }
 int64_t kv_compact_revision(const struct kv *kv) { return kv->compacted; }
 size_t kv_keys(const struct kv *kv) { return kv->n; }
 
@@ -166,6 +169,14 @@ static struct rev *add_rev(struct key *key)
 	struct rev *r = &key->revs[key->n++];
 	memset(r, 0, sizeof *r);
 	return r;
+}
+
+/* What one kept revision counts toward kv_bytes (and the quota): its key,
+ * its value, and a fixed share for its numbers and bookkeeping.  Computed
+ * the same on every replica, from the same history. */
+static uint64_t rev_cost(const struct key *key, const struct rev *r)
+{
+	return (uint64_t)key->klen + r->vlen + 48;
 }
 
 /* The revision reads see now: inside a write that changed something, its own. */
@@ -543,6 +554,7 @@ static void put_one(struct kv *kv, const char *k, size_t kn, const char *v, size
 	r->val = malloc(vn ? vn : 1);
 	INVARIANT(r->val != NULL);
 	memcpy(r->val, v, vn);
+	kv->bytes += rev_cost(key, r);
 	kv->dirty = true;
 }
 
@@ -613,6 +625,7 @@ static int64_t delete_range(struct kv *kv, const struct range *r, struct json_wr
 		struct rev *t = add_rev(key);
 		t->mod = kv->w;
 		t->tomb = true;
+		kv->bytes += rev_cost(key, t);
 		n++;
 		kv->dirty = true;
 		if (r->en == 0)
@@ -895,8 +908,10 @@ static void compact(struct kv *kv, int64_t c)
 		while (j > 0 && key->revs[j - 1].mod > c)
 			j--;
 		uint32_t drop = j == 0 ? 0 : key->revs[j - 1].tomb ? j : j - 1;
-		for (uint32_t x = 0; x < drop; x++)
+		for (uint32_t x = 0; x < drop; x++) {
+			kv->bytes -= rev_cost(key, &key->revs[x]);
 			free(key->revs[x].val);
+		}
 		memmove(key->revs, key->revs + drop, (key->n - drop) * sizeof *key->revs);
 		key->n -= drop;
 		if (key->n == 0) {
@@ -971,6 +986,7 @@ static int do_revoke(struct kv *kv, const cJSON *o, struct json_writer *w, const
 			struct rev *t = add_rev(key);
 			t->mod = kv->w;
 			t->tomb = true;
+			kv->bytes += rev_cost(key, t);
 			kv->dirty = true;
 		}
 	}
@@ -1186,6 +1202,17 @@ int kv_exec(struct kv *kv, enum kv_op op, uint64_t aux, const char *body, size_t
 	kv->w = kv->rev + 1;
 	kv->dirty = false;
 	int rc = -1;
+	/* Past the quota, what adds data is refused (etcd's NOSPACE alarm:
+	 * put, a txn with a put, a lease grant); reads, deletes, revokes and
+	 * compaction go on, and compaction that brings the store back under
+	 * clears it.  Decided from kv_bytes, which every replica computes
+	 * alike, so every replica refuses the same entries. */
+	if (kv_alarm_nospace(kv) &&
+	    (op == KV_OP_PUT || op == KV_OP_LEASE_GRANT || (op == KV_OP_TXN && memmem(body, len, "request_put", 11)))) {
+		json_free(o);
+		out->len = mark;
+		return kv_put_error(out, KV_CODE_RESOURCE, "etcdserver: mvcc: database space exceeded");
+	}
 	switch (op) {
 	case KV_OP_RANGE: rc = do_range(kv, o, &w, false, h, &e); break;
 	case KV_OP_PUT: rc = do_put(kv, o, &w, false, h, &e); break;
@@ -1207,4 +1234,171 @@ int kv_exec(struct kv *kv, enum kv_op op, uint64_t aux, const char *body, size_t
 	}
 	json_obj_end(&w);
 	return 200;
+}
+
+/* ------------------------------------------------------------ snapshots */
+
+/*
+ * The snapshot format (all integers little-endian):
+ *   "KVS1" | rev i64 | compacted i64 | nleases u64 | (id i64, ttl i64)...
+ *   | nkeys u64 | per key: klen u32, k, nrevs u32,
+ *     per revision: mod, create, version, lease i64, tomb u8, vlen u32, val
+ * Keys in their sorted order, revisions oldest first: kv_restore checks
+ * both, so a restored store is one kv_exec could have built.  Lease
+ * deadlines are the leader's clock and are not kept (a new leader restarts
+ * them anyway).
+ */
+static void put_u32le(struct buf *b, uint32_t v)
+{
+	uint8_t x[4];
+	for (int i = 0; i < 4; i++)
+		x[i] = (uint8_t)(v >> (8 * i));
+	buf_append(b, x, 4);
+}
+
+static void put_u64le(struct buf *b, uint64_t v)
+{
+	uint8_t x[8];
+	for (int i = 0; i < 8; i++)
+		x[i] = (uint8_t)(v >> (8 * i));
+	buf_append(b, x, 8);
+}
+
+void kv_snapshot(const struct kv *kv, struct buf *out)
+{
+	buf_append(out, "KVS1", 4);
+	put_u64le(out, (uint64_t)kv->rev);
+	put_u64le(out, (uint64_t)kv->compacted);
+	put_u64le(out, kv->nl);
+	for (size_t i = 0; i < kv->nl; i++) {
+		put_u64le(out, (uint64_t)kv->leases[i].id);
+		put_u64le(out, (uint64_t)kv->leases[i].ttl);
+	}
+	put_u64le(out, kv->n);
+	for (size_t i = 0; i < kv->n; i++) {
+		const struct key *k = &kv->keys[i];
+		put_u32le(out, k->klen);
+		buf_append(out, k->k, k->klen);
+		put_u32le(out, k->n);
+		for (uint32_t j = 0; j < k->n; j++) {
+			const struct rev *r = &k->revs[j];
+			put_u64le(out, (uint64_t)r->mod);
+			put_u64le(out, (uint64_t)r->create);
+			put_u64le(out, (uint64_t)r->version);
+			put_u64le(out, (uint64_t)r->lease);
+			uint8_t t = r->tomb;
+			buf_append(out, &t, 1);
+			put_u32le(out, r->vlen);
+			buf_append(out, r->val ? r->val : "", r->vlen);
+		}
+	}
+}
+
+struct rd {
+	const uint8_t *p;
+	size_t left;
+	bool bad;
+};
+
+static const uint8_t *take(struct rd *r, size_t n)
+{
+	if (r->bad || n > r->left) {
+		r->bad = true;
+		return NULL;
+	}
+	const uint8_t *p = r->p;
+	r->p += n;
+	r->left -= n;
+	return p;
+}
+
+static uint64_t take_u64(struct rd *r)
+{
+	const uint8_t *p = take(r, 8);
+	uint64_t v = 0;
+	for (int i = 0; p && i < 8; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static uint32_t take_u32(struct rd *r)
+{
+	const uint8_t *p = take(r, 4);
+	uint32_t v = 0;
+	for (int i = 0; p && i < 4; i++)
+		v |= (uint32_t)p[i] << (8 * i);
+	return v;
+}
+
+int kv_restore(struct kv *kv, const void *data, size_t len)
+{
+	struct rd r = {data, len, false};
+	const uint8_t *magic = take(&r, 4);
+	if (!magic || memcmp(magic, "KVS1", 4) != 0)
+		return -EINVAL;
+	struct kv *nk = kv_new(&kv->lim);
+	if (!nk)
+		return -ENOMEM;
+	nk->rev = (int64_t)take_u64(&r);
+	nk->compacted = (int64_t)take_u64(&r);
+	uint64_t nl = take_u64(&r);
+	if (nl > r.left / 16 || nk->rev < 1 || nk->compacted < 0 || nk->compacted > nk->rev)
+		r.bad = true;
+	for (uint64_t i = 0; i < nl && !r.bad; i++) {
+		int64_t id = (int64_t)take_u64(&r), ttl = (int64_t)take_u64(&r);
+		if (nk->nl == nk->capl) {
+			nk->capl = nk->capl ? 2 * nk->capl : 16;
+			nk->leases = realloc(nk->leases, nk->capl * sizeof *nk->leases);
+			INVARIANT(nk->leases != NULL);
+		}
+		nk->leases[nk->nl++] = (struct kv_lease){id, ttl, 0};
+	}
+	uint64_t n = take_u64(&r);
+	if (n > r.left / 8)
+		r.bad = true;
+	for (uint64_t i = 0; i < n && !r.bad; i++) {
+		uint32_t klen = take_u32(&r);
+		const uint8_t *k = take(&r, klen);
+		uint32_t nr = take_u32(&r);
+		if (r.bad || nr == 0 || nr > r.left / 37) {
+			r.bad = true;
+			break;
+		}
+		/* sorted and distinct: appended at the end, as find_or_add would place it */
+		if (nk->n && keycmp(nk->keys[nk->n - 1].k, nk->keys[nk->n - 1].klen, (const char *)k, klen) >= 0) {
+			r.bad = true;
+			break;
+		}
+		struct key *key = find_or_add(nk, (const char *)k, klen);
+		for (uint32_t j = 0; j < nr && !r.bad; j++) {
+			struct rev *v = add_rev(key);
+			v->mod = (int64_t)take_u64(&r);
+			v->create = (int64_t)take_u64(&r);
+			v->version = (int64_t)take_u64(&r);
+			v->lease = (int64_t)take_u64(&r);
+			const uint8_t *t = take(&r, 1);
+			v->vlen = take_u32(&r);
+			const uint8_t *val = take(&r, v->vlen);
+			if (r.bad || *t > 1 || v->mod < 1 || v->mod > nk->rev || (j && v->mod <= key->revs[j - 1].mod)) {
+				r.bad = true;
+				v->vlen = 0;
+				break;
+			}
+			v->tomb = *t;
+			v->val = malloc(v->vlen ? v->vlen : 1);
+			INVARIANT(v->val != NULL);
+			memcpy(v->val, val, v->vlen);
+			nk->bytes += rev_cost(key, v);
+		}
+	}
+	if (r.bad || r.left) {
+		kv_free(nk);
+		return -EINVAL;
+	}
+	/* swap the new state in; the old goes with nk's shell */
+	struct kv tmp = *kv;
+	*kv = *nk;
+	*nk = tmp;
+	kv_free(nk);
+	return 0;
 }

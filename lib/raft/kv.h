@@ -64,6 +64,7 @@ struct kv_limits {
 	uint64_t max_range_bytes;  /* a range whose answer would be larger is refused (code 8); 0: none */
 	int64_t min_lease_ttl;     /* seconds; a shorter grant is raised to it (etcd: 1.5 election
 	                              timeouts, rounded up); 0: KV_LEASE_MIN_TTL */
+	uint64_t quota_bytes;      /* past this kv_bytes, writes that add data are refused; 0: none */
 };
 
 struct kv_lease {
@@ -80,6 +81,13 @@ void kv_free(struct kv *kv);
 int64_t kv_revision(const struct kv *kv);
 int64_t kv_compact_revision(const struct kv *kv);
 size_t kv_keys(const struct kv *kv);               /* keys with any history */
+/* The store's size as the quota counts it: per kept revision its key,
+ * its value and 48 bytes.  The same on every replica. */
+uint64_t kv_bytes(const struct kv *kv);
+/* etcd's NOSPACE alarm: kv_bytes is past kv_limits.quota_bytes.  While it
+ * is, put, a txn with a put and a lease grant fail with code 8
+ * "etcdserver: mvcc: database space exceeded"; compaction clears it. */
+bool kv_alarm_nospace(const struct kv *kv);
 
 /* Does op change the store (so it must go through the log)? */
 bool kv_op_writes(enum kv_op op);
@@ -129,6 +137,14 @@ struct kv_lease *kv_lease_at(struct kv *kv, size_t i);
 /* Keys attached to a lease, base64 JSON strings appended to out
  * comma-separated (for timetolive's "keys"). */
 void kv_lease_keys_json(const struct kv *kv, int64_t id, struct buf *out);
+
+/* Snapshots, for log compaction and InstallSnapshot: the whole store
+ * (revisions, history above the compacted revision, leases without their
+ * deadlines) appended to out; kv_restore replaces kv's contents with a
+ * snapshot's, or returns -EINVAL (leaving kv as it was) for bytes that are
+ * not one. */
+void kv_snapshot(const struct kv *kv, struct buf *out);
+int kv_restore(struct kv *kv, const void *data, size_t len);
 
 /* An int64 member of a JSON request (string or exact number); for the
  * node's own requests (keepalive, timetolive).  0, -ENOENT or -EINVAL. */

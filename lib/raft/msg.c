@@ -58,9 +58,8 @@ void raft_frame_put_hello(struct buf *b, uint32_t from, uint64_t cluster_id)
 	frame_end(b, at);
 }
 
-void raft_frame_put_msg(struct buf *b, const struct raft_msg *m)
+static void put_msg_fields(struct buf *b, const struct raft_msg *m)
 {
-	size_t at = frame_begin(b, RAFT_FRAME_MSG);
 	put8(b, m->type);
 	put8(b, m->reject);
 	put8(b, m->force);
@@ -91,6 +90,27 @@ void raft_frame_put_msg(struct buf *b, const struct raft_msg *m)
 		put32(b, (uint32_t)s->len);
 		buf_append(b, s->data, s->len);
 	}
+}
+
+void raft_frame_put_msg(struct buf *b, const struct raft_msg *m)
+{
+	size_t at = frame_begin(b, RAFT_FRAME_MSG);
+	put_msg_fields(b, m);
+	frame_end(b, at);
+}
+
+void raft_msg_payload(struct buf *b, const struct raft_msg *m)
+{
+	put8(b, RAFT_FRAME_MSG);
+	put_msg_fields(b, m);
+}
+
+void raft_frame_put_chunk(struct buf *b, uint64_t total, uint64_t offset, const void *data, size_t n)
+{
+	size_t at = frame_begin(b, RAFT_FRAME_CHUNK);
+	put64(b, total);
+	put64(b, offset);
+	buf_append(b, data, n);
 	frame_end(b, at);
 }
 
@@ -250,6 +270,14 @@ int raft_frame_decode(const uint8_t *p, size_t n, struct raft_frame *f)
 		f->op = get8(&c);
 		f->aux = get64(&c);
 		if (c.bad)
+			return -EINVAL;
+		f->body = c.p;
+		f->body_len = c.n;
+		return 0;
+	case RAFT_FRAME_CHUNK:
+		f->total = get64(&c);
+		f->offset = get64(&c);
+		if (c.bad || f->offset >= f->total || c.n == 0 || c.n > f->total - f->offset)
 			return -EINVAL;
 		f->body = c.p;
 		f->body_len = c.n;

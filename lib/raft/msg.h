@@ -12,6 +12,10 @@
  *             followers forward proposals the same way): request id, op,
  *             an aux word, the request body
  *   FWD_RESP  the leader's answer to it: request id, HTTP status, body
+ *   CHUNK     a slice of a MSG payload too large for one frame (an
+ *             InstallSnapshot): total payload size, this slice's offset,
+ *             the bytes; slices come in order, and the receiver steps the
+ *             MSG once it has them all
  *
  * Integers are little-endian and fixed-width; a length is checked against
  * what is left before anything is read, so a decoder never reads past the
@@ -38,6 +42,7 @@ enum raft_frame_kind {
 	RAFT_FRAME_MSG,
 	RAFT_FRAME_FWD_REQ,
 	RAFT_FRAME_FWD_RESP,
+	RAFT_FRAME_CHUNK,
 };
 
 struct raft_frame {
@@ -50,6 +55,8 @@ struct raft_frame {
 	struct raft_snapshot snap;
 	struct raft_entry *ents;   /* owned, grown as needed */
 	size_t ents_cap;
+	/* CHUNK (body, body_len: the slice) */
+	uint64_t total, offset;
 	/* FWD_REQ, FWD_RESP */
 	uint64_t req_id;
 	uint8_t op;
@@ -65,6 +72,12 @@ void raft_frame_put_msg(struct buf *b, const struct raft_msg *m);
 void raft_frame_put_fwd_req(struct buf *b, uint64_t req_id, uint8_t op, uint64_t aux,
                             const void *body, size_t n);
 void raft_frame_put_fwd_resp(struct buf *b, uint64_t req_id, uint16_t status, const void *body, size_t n);
+
+/* A MSG frame's payload (kind byte first, no length prefix, no size
+ * limit), for cutting into CHUNK frames. */
+void raft_msg_payload(struct buf *b, const struct raft_msg *m);
+/* One CHUNK frame: n bytes at offset of a payload of total bytes. */
+void raft_frame_put_chunk(struct buf *b, uint64_t total, uint64_t offset, const void *data, size_t n);
 
 /* The first frame of p[0..n): returns its total size (prefix included)
  * and sets *payload and *plen, 0 when more bytes are needed, or -EMSGSIZE

@@ -1000,9 +1000,11 @@ static void handle_append(struct raft *r, const struct raft_msg *m)
 
 static void handle_heartbeat(struct raft *r, const struct raft_msg *m)
 {
-	/* the leader sends min(match, commit): all of it is in our log */
-	INVARIANT_MSG(m->commit <= last_index(r) || m->commit <= r->commit,
-	              "a heartbeat's commit lies within the matched prefix");
+	/* The leader sends min(match, commit): all of it is in our log --
+	 * unless this node lost a cut tail of its log at a restart (outside
+	 * the model: see raft_peer_restarted) and the leader has not heard of
+	 * it yet.  Then nothing is committed from it; the leader's next probe
+	 * finds where our logs part. */
 	if (m->commit <= last_index(r))
 		commit_to(r, m->commit);
 	send(r, (struct raft_msg){.type = RAFT_MSG_HEARTBEAT_RESP, .to = m->from, .ctx = m->ctx});
@@ -1319,6 +1321,25 @@ int64_t raft_propose_conf(struct raft *r, enum raft_conf_op op, uint32_t node)
 	set_conf(r, &c, last_index(r));
 	r->bcast_pending = true;
 	return (int64_t)last_index(r);
+}
+
+int raft_peer_restarted(struct raft *r, uint32_t id)
+{
+	if (id == 0 || id > RAFT_MAX_ID)
+		return -EINVAL;
+	if (r->role != RAFT_LEADER || id == r->id || !(members(r) & bit(id)))
+		return 0;
+	struct progress *pr = &r->prs[id];
+	/* Forget the match: counting the peer again only after it answers is
+	 * conservative (commit never moves back), and it lets the rejections
+	 * of a peer whose log is now shorter than its match rewind next,
+	 * which handle_app_resp would otherwise take for stale answers. */
+	uint64_t next = pr->next;
+	pr->match = 0;
+	pr_become_probe(pr);
+	pr->next = next > 1 ? next : 1;
+	INVARIANT(pr->next > pr->match);
+	return 0;
 }
 
 int raft_transfer_leader(struct raft *r, uint32_t to)

@@ -202,6 +202,12 @@ int raft_step(struct raft *r, const struct raft_msg *m);
 int64_t raft_propose(struct raft *r, const void *data, size_t len);
 int64_t raft_propose_conf(struct raft *r, enum raft_conf_op op, uint32_t node);
 int raft_transfer_leader(struct raft *r, uint32_t to);
+/* The host saw peer id start afresh (a new connection after a restart).
+ * On a leader, forget what id matched and probe it again: a peer that cut
+ * a torn tail at its restart may have lost entries it acknowledged (outside
+ * Raft's model), and would otherwise never be caught up by this leader.
+ * Returns 0 (nothing to do off a leader), -EINVAL for a bad id. */
+int raft_peer_restarted(struct raft *r, uint32_t id);
 /* Ask for a read barrier; its raft_read_state arrives in a later Ready. */
 int raft_read_index(struct raft *r, uint64_t ctx);
 /* Start an election now (tests, operators).  With check_quorum, peers

@@ -48,6 +48,9 @@ struct wal {
 	atomic_int failed;           /* 0, or -EIO */
 	uint64_t log_bytes, snap_bytes, compact_bytes, replayed;
 	uint32_t max_record;
+	bool mark_cut;               /* keep DIR/cut when a torn tail is cut */
+	struct buf rewrite;          /* wal_rewrite's records, for the sync thread */
+	bool rewrite_pending;
 	bool stop;
 	bool thread_started;
 	pthread_t thread;
@@ -114,6 +117,16 @@ uint64_t wal_appendv(struct wal *w, const struct iovec *parts, int n)
 	return ++w->appended;
 }
 
+void wal_rewrite(struct wal *w, const void *recs, size_t len)
+{
+	/* what was pending is covered by recs; a later rewrite replaces this one */
+	buf_reset(&w->pending);
+	buf_reset(&w->rewrite);
+	buf_append(&w->rewrite, recs, len);
+	w->rewrite_pending = true;
+	pthread_cond_signal(&w->work);
+}
+
 uint64_t wal_appended(const struct wal *w) { return w->appended; }
 uint64_t wal_durable(const struct wal *w) { return atomic_load(&w->durable); }
 int wal_failed(const struct wal *w) { return atomic_load(&w->failed); }
@@ -148,7 +161,16 @@ static int path_in(const struct wal *w, const char *name, char *out, size_t size
 static int compact(struct wal *w, struct buf *snap)
 {
 	buf_reset(snap);
-	int e = w->hooks.snapshot(w->ud, snap);
+	int e = 0;
+	if (w->rewrite_pending) {
+		/* the store's records, then what it appended since */
+		buf_append(snap, w->rewrite.data, w->rewrite.len);
+		buf_append(snap, w->pending.data, w->pending.len);
+		w->rewrite_pending = false;
+		buf_free(&w->rewrite);
+	} else {
+		e = w->hooks.snapshot(w->ud, snap);
+	}
 	if (e < 0)
 		return e;
 	uint64_t upto = w->appended;
@@ -193,19 +215,20 @@ static void *sync_main(void *arg)
 	struct buf batch = BUF_INIT;
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		while (!w->pending.len && !w->stop)
+		while (!w->pending.len && !w->rewrite_pending && !w->stop)
 			pthread_cond_wait(&w->work, &w->mu);
-		if (!w->pending.len && w->stop)
+		if (!w->pending.len && !w->rewrite_pending && w->stop)
 			break;
 		if (atomic_load(&w->failed)) {
 			buf_reset(&w->pending);
+			w->rewrite_pending = false;
 			if (w->hooks.synced)
 				w->hooks.synced(w->ud);
 			continue;
 		}
 		int e = 0;
-		if (w->compact_bytes && w->hooks.snapshot && w->log_bytes > w->compact_bytes &&
-		    w->log_bytes > 2 * w->snap_bytes) {
+		if (w->rewrite_pending || (w->compact_bytes && w->hooks.snapshot && w->log_bytes > w->compact_bytes &&
+		                           w->log_bytes > 2 * w->snap_bytes)) {
 			e = compact(w, &batch);
 		} else {
 			struct buf t = batch;
@@ -287,6 +310,55 @@ static bool good_record_after(const struct wal *w, const char *data, size_t from
 	return false;
 }
 
+/* DIR/cut records that a tail was cut, durably and before the cut: a
+ * crash right after the truncation must not forget it (see wal.h). */
+static int cut_mark(struct wal *w, size_t at, size_t left)
+{
+	char path[4200], line[96];
+	if (path_in(w, "cut", path, sizeof path) < 0)
+		return -ENAMETOOLONG;
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	int n = snprintf(line, sizeof line, "cut %zu bytes at byte %zu\n", left, at);
+	int e = write(fd, line, (size_t)n) == n && fdatasync(fd) == 0 && fsync(w->dirfd) == 0 ? 0 : -errno;
+	close(fd);
+	return e;
+}
+
+int wal_tail_cut_mark(struct wal *w, const char *why)
+{
+	if (!w->mark_cut || w->read_only)
+		return -EINVAL;
+	char path[4200];
+	if (path_in(w, "cut", path, sizeof path) < 0)
+		return -ENAMETOOLONG;
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	size_t n = strlen(why);
+	int e = write(fd, why, n) == (ssize_t)n && write(fd, "\n", 1) == 1 && fdatasync(fd) == 0 &&
+	        fsync(w->dirfd) == 0 ? 0 : -errno;
+	close(fd);
+	return e;
+}
+
+bool wal_tail_cut(const struct wal *w)
+{
+	char path[4200];
+	return w->mark_cut && path_in(w, "cut", path, sizeof path) == 0 && access(path, F_OK) == 0;
+}
+
+int wal_tail_cut_clear(struct wal *w)
+{
+	char path[4200];
+	if (path_in(w, "cut", path, sizeof path) < 0)
+		return -ENAMETOOLONG;
+	if (unlink(path) < 0 && errno != ENOENT)
+		return -errno;
+	return fsync(w->dirfd) < 0 ? -errno : 0;
+}
+
 /* Replay DIR/log through the replay hook; truncate a torn tail. */
 static int replay(struct wal *w, char *err, size_t err_size)
 {
@@ -307,7 +379,9 @@ static int replay(struct wal *w, char *err, size_t err_size)
 				break;
 			}
 			log_warn("'%s/log': dropping a torn record at byte %zu (%zu bytes)", w->dir, at, left);
-			if (!w->read_only && (ftruncate(w->fd, (off_t)at) < 0 || fdatasync(w->fd) < 0))
+			if (!w->read_only && w->mark_cut)
+				e = cut_mark(w, at, left);
+			if (e == 0 && !w->read_only && (ftruncate(w->fd, (off_t)at) < 0 || fdatasync(w->fd) < 0))
 				e = -errno;
 			size = at;
 			break;
@@ -410,6 +484,7 @@ int wal_open(const char *dir, const struct wal_options *o, const struct wal_hook
 	}
 	snprintf(w->dir, sizeof w->dir, "%s", dir);
 	w->read_only = o && o->read_only;
+	w->mark_cut = o && o->mark_cut;
 	if (w->read_only) {
 		e = open_read_only(w, err, err_size);
 		if (e < 0)
@@ -491,6 +566,7 @@ void wal_close(struct wal *w)
 	if (w->lockfd >= 0)
 		close(w->lockfd);   /* releases the flock */
 	buf_free(&w->pending);
+	buf_free(&w->rewrite);
 	pthread_mutex_destroy(&w->mu);
 	pthread_cond_destroy(&w->work);
 	free(w);

@@ -11,6 +11,7 @@
  *   DIR/log       the records: u32 crc32c | u32 n | payload[n], where the
  *                 checksum covers n and the payload (little-endian)
  *   DIR/log.tmp   a compaction being written (removed at open)
+ *   DIR/cut       with mark_cut: a torn tail was cut (wal_tail_cut)
  *
  * Ordering and locking.  The log has one mutex, and it doubles as the
  * store's: a store takes it (wal_lock) around a change to its state and
@@ -75,6 +76,8 @@ struct wal_hooks {
 struct wal_options {
 	uint32_t max_record;     /* a longer length field is damage (default 1 MiB) */
 	uint64_t compact_bytes;  /* compact past this size; 0: never */
+	bool mark_cut;           /* a torn tail cut at open is noted in DIR/cut first
+	                            (fdatasync'd), kept until wal_tail_cut_clear */
 	bool read_only;          /* replay only, for readers: DIR/lock shared (LOCK_SH),
 	                            nothing created, cut, written or synced, no thread;
 	                            a missing DIR or log is an empty one; wal_append*
@@ -98,6 +101,14 @@ void wal_unlock(struct wal *w);
  * has failed the record is dropped (check wal_failed before changing). */
 uint64_t wal_appendv(struct wal *w, const struct iovec *parts, int n);
 
+/* With the mutex held: replace the whole log with recs (records framed by
+ * wal_record_put) that rebuild the present state, covering everything
+ * appended so far -- a compaction the store decides, as after a Raft
+ * snapshot.  The sync thread writes recs and whatever is appended after
+ * this call to log.tmp and renames it over log, as the snapshot hook's
+ * compaction does; durability then covers every record appended before. */
+void wal_rewrite(struct wal *w, const void *recs, size_t len);
+
 /* The sequence number of the last record appended (mutex held). */
 uint64_t wal_appended(const struct wal *w);
 
@@ -111,6 +122,20 @@ int wal_failed(const struct wal *w);
  * open, and the log's size now. */
 uint64_t wal_replayed(const struct wal *w);
 uint64_t wal_bytes(const struct wal *w);
+
+/* With mark_cut: true while DIR/cut says a torn tail was cut at some open
+ * and the store has not yet cleared it.  A cut tail is normally records
+ * never synced (a crash mid-write), but it may be records that were synced
+ * and acknowledged (a log truncated by hand, a disk that lost them); a
+ * replicated store that acknowledged them to peers must not act as if it
+ * still had them until it has been caught up (dsys-raft node does so). */
+bool wal_tail_cut(const struct wal *w);
+/* Note in DIR/cut, durably, that the store may lack records it once had
+ * for a reason of its own (why: one line), as if a tail were cut: a
+ * member restarted empty in a running cluster.  0 or -errno. */
+int wal_tail_cut_mark(struct wal *w, const char *why);
+/* Forget the cut (unlink DIR/cut, sync the directory): 0 or -errno. */
+int wal_tail_cut_clear(struct wal *w);
 
 /* Frame one record (the parts concatenated) into b: for the snapshot hook. */
 void wal_record_put(struct buf *b, const struct iovec *parts, int n);

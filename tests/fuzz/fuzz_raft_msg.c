@@ -61,6 +61,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				CHECK(inside(pl, plen, f.body, f.body_len));
 				raft_frame_put_fwd_resp(&again, f.req_id, f.status, f.body, f.body_len);
 				break;
+			case RAFT_FRAME_CHUNK:
+				CHECK(inside(pl, plen, f.body, f.body_len));
+				CHECK(f.offset < f.total && f.body_len > 0 && f.body_len <= f.total - f.offset);
+				raft_frame_put_chunk(&again, f.total, f.offset, f.body, f.body_len);
+				break;
 			default:
 				CHECK(0);
 			}

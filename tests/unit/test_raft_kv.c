@@ -150,6 +150,90 @@ int main(void)
 	ok(st == 404, "a txn whose put names an unknown lease is refused whole");
 	is_int(kv_revision(kv), rev, "none of it changed the store");
 
+	/* snapshots: a restored store answers every read as the original,
+	 * at every revision, and snapshots to the same bytes */
+	run(KV_OP_PUT, "{\"key\":\"c25h\",\"value\":\"MQ==\"}");
+	run(KV_OP_PUT, "{\"key\":\"c25h\",\"value\":\"Mg==\"}");
+	run(KV_OP_DELETE, "{\"key\":\"YQ==\"}");
+	struct buf snap = BUF_INIT, again = BUF_INIT;
+	kv_snapshot(kv, &snap);
+	struct kv *copy = kv_new(NULL);
+	is_int(kv_restore(copy, snap.data, snap.len), 0, "kv_restore takes kv_snapshot's bytes");
+	kv_snapshot(copy, &again);
+	ok(snap.len == again.len && memcmp(snap.data, again.data, snap.len) == 0, "and snapshots to the same bytes");
+	ok(kv_revision(copy) == kv_revision(kv) && kv_compact_revision(copy) == kv_compact_revision(kv) &&
+	   kv_lease_count(copy) == kv_lease_count(kv), "revision, compacted revision and leases as they were");
+	int same = 0, tried = 0;
+	for (int64_t r = kv_compact_revision(kv); r <= kv_revision(kv); r++) {
+		char body[96];
+		snprintf(body, sizeof body, "{\"key\":\"AA==\",\"range_end\":\"AA==\",\"revision\":\"%lld\"}", (long long)r);
+		struct buf x = BUF_INIT, y = BUF_INIT;
+		int s1 = kv_exec(kv, KV_OP_RANGE, 0, body, strlen(body), &H, &x);
+		int s2 = kv_exec(copy, KV_OP_RANGE, 0, body, strlen(body), &H, &y);
+		tried++;
+		same += s1 == s2 && x.len == y.len && memcmp(x.data, y.data, x.len) == 0;
+		buf_free(&x);
+		buf_free(&y);
+	}
+	ok(tried > 2 && same == tried, "every range at every revision answers the same bytes (%d of %d)", same, tried);
+	/* bytes that are not a snapshot: refused, the store untouched, no crash */
+	int refused = 0;
+	for (size_t cut = 0; cut < snap.len; cut++)
+		refused += kv_restore(copy, snap.data, cut) == -EINVAL;
+	is_int(refused, (int)snap.len, "every cut-short snapshot is refused");
+	int flips = 0, answered = 0;
+	for (size_t at = 4; at < snap.len; at += 7, flips++) {
+		snap.data[at] ^= 0x80;
+		int rc = kv_restore(copy, snap.data, snap.len);
+		answered += rc == 0 || rc == -EINVAL;
+		snap.data[at] ^= 0x80;
+	}
+	ok(flips > 10 && answered == flips, "flipped bytes are refused or restored, never a crash (%d tries)", flips);
+	is_int(kv_restore(copy, snap.data, snap.len), 0, "the good snapshot still restores after all that");
+	buf_reset(&again);
+	kv_snapshot(copy, &again);
+	ok(snap.len == again.len && memcmp(snap.data, again.data, snap.len) == 0, "to the same store");
+	kv_free(copy);
+	buf_free(&snap);
+	buf_free(&again);
+
+	kv_free(kv);
+
+	/* the space quota: past it, etcd's NOSPACE refusals; compaction clears it */
+	struct kv_limits ql = {.quota_bytes = 2000};
+	kv = kv_new(&ql);
+	int puts = 0;
+	bool all_taken = true;
+	while (!kv_alarm_nospace(kv) && puts < 100) {
+		all_taken = all_taken &&
+		            run(KV_OP_PUT, "{\"key\":\"cQ==\",\"value\":\"MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDEyMzQ1Njc4OQ==\"}") == 200;
+		puts++;
+	}
+	ok(all_taken, "puts under the quota are taken");
+	ok(kv_alarm_nospace(kv) && kv_bytes(kv) > 2000, "the alarm is raised past the quota (%d puts, %llu bytes)", puts,
+	   (unsigned long long)kv_bytes(kv));
+	st = run(KV_OP_PUT, "{\"key\":\"cg==\",\"value\":\"MQ==\"}");
+	ok(st == 429 && has("\"code\":8") && has("etcdserver: mvcc: database space exceeded"), "a put is refused: %s", out.data);
+	rev = kv_revision(kv);
+	st = run(KV_OP_TXN, "{\"success\":[{\"request_put\":{\"key\":\"cg==\",\"value\":\"MQ==\"}}]}");
+	ok(st == 429 && has("database space exceeded"), "so is a txn with a put");
+	st = run(KV_OP_LEASE_GRANT, "{\"TTL\":\"10\"}");
+	ok(st == 429 && has("database space exceeded"), "and a lease grant");
+	is_int(kv_revision(kv), rev, "none of them changed the store");
+	is_int(run(KV_OP_RANGE, "{\"key\":\"cQ==\"}"), 200, "reads go on");
+	is_int(run(KV_OP_TXN, "{\"success\":[{\"request_range\":{\"key\":\"cQ==\"}}]}"), 200, "a txn that only reads goes on");
+	is_int(run(KV_OP_DELETE, "{\"key\":\"cQ==\"}"), 200, "a delete goes on");
+	char cbody[64];
+	snprintf(cbody, sizeof cbody, "{\"revision\":\"%lld\"}", (long long)kv_revision(kv));
+	is_int(run(KV_OP_COMPACT, cbody), 200, "and compaction");
+	ok(!kv_alarm_nospace(kv) && kv_bytes(kv) == 0, "which clears the alarm (%llu bytes left)", (unsigned long long)kv_bytes(kv));
+	is_int(run(KV_OP_PUT, "{\"key\":\"cg==\",\"value\":\"MQ==\"}"), 200, "and writes are taken again");
+	struct buf qs = BUF_INIT;
+	kv_snapshot(kv, &qs);
+	struct kv *qcopy = kv_new(&ql);
+	ok(kv_restore(qcopy, qs.data, qs.len) == 0 && kv_bytes(qcopy) == kv_bytes(kv), "a restored store counts the same bytes");
+	kv_free(qcopy);
+	buf_free(&qs);
 	kv_free(kv);
 
 	/* a range whose answer would pass the limit is refused, not built */

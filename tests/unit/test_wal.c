@@ -187,6 +187,37 @@ int main(void)
 	ok(r == 0 && b.n == 300 && file_size(logp) == whole, "a zero-filled tail is torn and cut");
 	wal_close(w);
 
+	/* ---- mark_cut: a cut is noted in DIR/cut before the truncation, and
+	 * the note outlives later opens until the store clears it */
+	struct wal_options mc = { .mark_cut = true };
+	char cutp[320];
+	snprintf(cutp, sizeof cutp, "%s/cut", path);
+	memset(&b, 0, sizeof b);
+	r = wal_open(path, &mc, &hooks, &b, &w, err, sizeof err);
+	ok(r == 0 && !wal_tail_cut(w) && access(cutp, F_OK) < 0, "mark_cut: a whole log is not marked");
+	wal_close(w);
+	fd = open(logp, O_WRONLY | O_APPEND);
+	ok(fd >= 0 && write(fd, "\x11\x22\x33\x44\x30\x00\x00\x00\x01\x05", 10) == 10, "append half a record again");
+	close(fd);
+	memset(&b, 0, sizeof b);
+	r = wal_open(path, &mc, &hooks, &b, &w, err, sizeof err);
+	ok(r == 0 && b.n == 300 && file_size(logp) == whole, "mark_cut: the torn tail is cut as before");
+	ok(wal_tail_cut(w), "mark_cut: wal_tail_cut says a tail was cut");
+	wal_close(w);
+	memset(&b, 0, sizeof b);
+	r = wal_open(path, &mc, &hooks, &b, &w, err, sizeof err);
+	ok(r == 0 && wal_tail_cut(w), "mark_cut: the next open, with nothing to cut, still knows");
+	is_int(wal_tail_cut_clear(w), 0, "wal_tail_cut_clear");
+	ok(!wal_tail_cut(w) && access(cutp, F_OK) < 0, "... forgets it and removes DIR/cut");
+	is_int(wal_tail_cut_mark(w, "an empty member"), 0, "wal_tail_cut_mark notes a loss of the store's own");
+	ok(wal_tail_cut(w) && access(cutp, F_OK) == 0, "... as DIR/cut");
+	wal_close(w);
+	memset(&b, 0, sizeof b);
+	r = wal_open(path, &mc, &hooks, &b, &w, err, sizeof err);
+	ok(r == 0 && wal_tail_cut(w), "... which the next open still knows");
+	is_int(wal_tail_cut_clear(w), 0, "and clears like a cut");
+	wal_close(w);
+
 	/* ---- damage in the middle is refused, the file untouched */
 	fd = open(logp, O_RDWR);
 	char c;
@@ -250,6 +281,33 @@ int main(void)
 	memset(&b, 0, sizeof b);
 	r = wal_open(path, NULL, &hooks, &b, &w, err, sizeof err);
 	ok(r == 0 && b.n == 54, "records appended just before close are all there (%d)", b.n);
+	wal_close(w);
+
+	/* ---- wal_rewrite: the store's records replace the log, and what is
+	 * appended after them follows */
+	memset(&b, 0, sizeof b);
+	r = wal_open(path, NULL, &hooks, &b, &w, err, sizeof err);
+	ok(r == 0 && b.n == 54, "reopen before a rewrite");
+	struct buf rw = BUF_INIT;
+	struct iovec rv[1] = {{(void *)"state-1", 7}};
+	wal_record_put(&rw, rv, 1);
+	rv[0] = (struct iovec){(void *)"state-2", 7};
+	wal_record_put(&rw, rv, 1);
+	wal_lock(w);
+	struct iovec cv[1] = {{(void *)"covered", 7}};
+	wal_appendv(w, cv, 1);
+	wal_rewrite(w, rw.data, rw.len);
+	wal_unlock(w);
+	uint64_t after = append_str(w, "after-1");
+	append_str(w, "after-2");
+	ok(wait_durable(w, after + 1), "records appended after a rewrite become durable");
+	wal_close(w);
+	buf_free(&rw);
+	memset(&b, 0, sizeof b);
+	r = wal_open(path, NULL, &hooks, &b, &w, err, sizeof err);
+	ok(r == 0 && b.n == 4 && strcmp(b.recs[0], "state-1") == 0 && strcmp(b.recs[1], "state-2") == 0 &&
+	   strcmp(b.recs[2], "after-1") == 0 && strcmp(b.recs[3], "after-2") == 0,
+	   "the log is the rewrite's records, then what followed (%d records)", b.n);
 	wal_close(w);
 
 	/* ---- the checksum is CRC-32C */
