@@ -231,7 +231,7 @@ DEB_TEST  := $(DEB_DEMO) clang libclang-rt-dev bats bats-assert bats-support \
              mandoc man-db socat redis-server redis-tools nginx-light \
              libhttp-parser-dev valgrind python3 procps iproute2 strace zsh util-linux \
              etcd-server etcd-client patch prometheus nghttp2-client protobuf-compiler \
-             python3-grpcio python3-etcd3 python3-brotli
+             python3-grpcio python3-protobuf python3-etcd3 python3-brotli
 DEB_BENCH := wrk nginx-light h2o python3 procps util-linux redis-tools
 
 deps:
