@@ -38,6 +38,20 @@
 
 #include "http/server.h"
 
+/*
+ * Bidirectional calls.  The server core hands a call to its handler when
+ * the request stream ends; a client of a bidirectional method (etcd's
+ * Watch) sends its first message and keeps the stream open.  A path
+ * registered here, before the server starts, is dispatched as soon as its
+ * first message is complete instead: ex->body holds that message, later
+ * ones are not delivered (yet), and the handler answers with
+ * grpc_stream_begin/send/end while the client's side stays open.
+ * At most GRPC_BIDI_MAX paths; the string must outlive the server.
+ */
+#define GRPC_BIDI_MAX 8
+void grpc_bidi_path(const char *path);
+bool grpc_bidi_is(const char *path, size_t len);
+
 /* The status codes of the gRPC protocol (their numbers are the wire's). */
 enum grpc_status {
 	GRPC_OK = 0,

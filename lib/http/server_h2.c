@@ -730,6 +730,16 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 	return 0;
 }
 
+/* A call to a registered bidirectional path whose first message is in. */
+static bool h2_bidi_ready(const struct h2_stream *st)
+{
+	if (!grpc_bidi_is(st->head.data + st->off_path, st->len_path) || st->body.len < GRPC_PREFIX)
+		return false;
+	const uint8_t *p = (const uint8_t *)st->body.data;
+	uint32_t n = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
+	return st->body.len - GRPC_PREFIX >= n;
+}
+
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
 	(void)user;
@@ -744,6 +754,8 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user
 	}
 	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
 		h2_dispatch(st);
+	else if (f->hd.type == NGHTTP2_DATA && h2_bidi_ready(st))
+		h2_dispatch(st);   /* a bidirectional gRPC call: see grpc_bidi_path */
 	return 0;
 }
 
