@@ -294,6 +294,66 @@ None
 NOT_FOUND etcdserver: requested lease not found" ]
 }
 
+@test "raft grpc: etcdctl watch streams puts and deletes under a prefix as a writer makes them, in order" {
+	ctl 0 put /g11/before 0
+	timeout 20 etcdctl --endpoints "127.0.0.1:${P[1]}" watch --prefix /g11/w >"$BATS_TEST_TMPDIR/watch.out" 2>&1 &
+	local wpid=$! k
+	sleep 1
+	ctl 0 put /g11/w1 one
+	ctl 2 put /g11/w2 two
+	ctl 0 del /g11/w1
+	ctl 1 put /g11/other x
+	ctl 0 put /g11/w3 three
+	for ((k = 0; k < 100; k++)); do
+		grep -q three "$BATS_TEST_TMPDIR/watch.out" && break
+		sleep 0.1
+	done
+	kill "$wpid" 2>/dev/null
+	wait "$wpid" 2>/dev/null || :
+	run cat "$BATS_TEST_TMPDIR/watch.out"
+	[ "$output" = "PUT
+/g11/w1
+one
+PUT
+/g11/w2
+two
+DELETE
+/g11/w1
+
+PUT
+/g11/w3
+three" ]
+	# the member still serves after its watcher went away
+	run ctl 1 get /g11/w3 --print-value-only
+	[ "$output" = three ]
+}
+
+@test "raft grpc: etcdctl watch --rev replays history from that revision, the same events a real etcd sends" {
+	local ports
+	ports=($(etcd_free_ports 2))
+	dsys-raft node --name n1 --data-dir "$BATS_TEST_TMPDIR/r1" --listen-client "127.0.0.1:${ports[0]}" \
+		--listen-peer "127.0.0.1:${ports[1]}" --initial-cluster "n1=http://127.0.0.1:${ports[1]}" \
+		--heartbeat-interval 50ms --election-timeout 500ms >"$BATS_TEST_TMPDIR/r1.out" 2>/dev/null 3>&- &
+	RAFT1_PID=$!
+	wait_ready "$BATS_TEST_TMPDIR/r1.out" "$RAFT1_PID" >/dev/null
+	etcd_start
+	session() {
+		local e="etcdctl --endpoints $1 --command-timeout 5s"
+		$e put a 1 >/dev/null
+		$e put b 2 >/dev/null
+		$e put a 3 >/dev/null
+		$e del a >/dev/null
+		timeout 3 $e watch --rev 2 --prefix "" --prev-kv -w json || :
+	}
+	local dsys etcd
+	dsys=$(session "127.0.0.1:${ports[0]}" | strip_ids | sed 's/"revision": [0-9]*, //')
+	etcd=$(session "$ETCD_ENDPOINT" | strip_ids | sed 's/"revision": [0-9]*, //')
+	echo "dsys-raft: $dsys"
+	echo "etcd:      $etcd"
+	[[ $etcd == *'"Events": [{"kv": {"create_revision": 2'* ]]
+	[ "$dsys" = "$etcd" ]
+}
+
 @test "raft grpc: a malformed request message is INVALID_ARGUMENT and the node keeps serving" {
 	# a RangeRequest whose field 1 (key, bytes) claims 100 bytes and has 2
 	printf '\x00\x00\x00\x00\x04\x0a\x64ab' >"$BATS_TEST_TMPDIR/bad.bin"

@@ -18,9 +18,10 @@
  * "code" with grpc-message "message", etcd's own text, which clients
  * match on ("etcdserver: requested lease not found").
  *
- * Not served yet: Watch and LeaseKeepAlive, whose calls are bidirectional
- * streams (the server core hands a call to its handler only when the
- * request stream ends); the router's 404 makes them UNIMPLEMENTED.
+ * Watch is served as a chain of the node's long polls on one stream (see
+ * "Watch" below).  Not served yet: LeaseKeepAlive, a bidirectional
+ * stream whose every message matters; the router's 404 makes it
+ * UNIMPLEMENTED.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -29,6 +30,7 @@
 
 #include "base/buf.h"
 #include "base/json.h"
+#include "base/invariant.h"
 #include "dsys-raft.h"
 #include "http/grpc.h"
 #include "http/route.h"
@@ -36,7 +38,7 @@
 #include "raft/etcd_rpc.pb-c.h"
 #include "store/etcd.h"
 
-enum method_kind { M_V3, M_STATUS, M_MEMBERS };
+enum method_kind { M_V3, M_STATUS, M_MEMBERS, M_WATCH, M_WATCH_STREAM };
 
 struct grpc_method {
 	const char *path;
@@ -64,6 +66,7 @@ static struct grpc_method methods[] = {
 	 PB(lease_leases_response), NULL},
 	{"/etcdserverpb.Cluster/MemberList", M_MEMBERS, 0, PB(member_list_request), PB(member_list_response), NULL},
 	{"/etcdserverpb.Maintenance/Status", M_STATUS, 0, PB(status_request), PB(status_response), NULL},
+	{"/etcdserverpb.Watch/Watch", M_WATCH, 0, PB(watch_request), PB(watch_response), NULL},
 };
 
 /* ------------------------------------------------------------ protobuf -> JSON */
@@ -325,9 +328,186 @@ static int json_wire(struct buf *out, const json_value *obj, const ProtobufCMess
 
 /* ------------------------------------------------------------ calls */
 
+/* ------------------------------------------------------------ Watch */
+
+/*
+ * Watch is a bidirectional stream; the node's watch is a long poll
+ * (node_watch answers once, with etcd's gateway lines, when events past
+ * its start revision exist or its poll time passes).  A gRPC watch here
+ * is a chain of those polls on one open stream: the first answer's
+ * "created" line becomes the created response, each answer's events one
+ * WatchResponse, and the next poll starts after the last event's
+ * revision, so every event is sent once and in order.  The next poll is
+ * started from a zero timer, not from inside the answer, so the node
+ * never sees a watch created while it is answering one.  Only the
+ * stream's first message is read (one watch per stream, id 0, as
+ * etcdctl watch opens it); cancel and progress requests are not seen.
+ */
+struct watch_stream {
+	struct grpc_method m;      /* first: ex->route_arg points here, kind M_WATCH_STREAM */
+	struct http_exchange *ex;
+	json_value *create;        /* the create_request, start_revision moved on per poll */
+	int64_t next;              /* first revision not sent yet; 0 before the first answer */
+	bool created;
+	uv_timer_t again;
+};
+
+static void watch_freed(uv_handle_t *h)
+{
+	struct watch_stream *ws = h->data;
+	json_free(ws->create);
+	free(ws);
+}
+
+static void watch_end(struct watch_stream *ws, int status, const char *msg)
+{
+	grpc_stream_end(ws->ex, status, msg);
+	uv_close((uv_handle_t *)&ws->again, watch_freed);
+}
+
+static void watch_poll(struct watch_stream *ws)
+{
+	if (ws->next) {
+		char num[24];
+		num[fmt_i64(num, ws->next)] = '\0';
+		cJSON_DeleteItemFromObjectCaseSensitive(ws->create, "start_revision");
+		cJSON_AddItemToObject(ws->create, "start_revision", cJSON_CreateString(num));
+	}
+	char *c = cJSON_PrintUnformatted(ws->create);
+	INVARIANT(c != NULL);
+	struct buf b;
+	buf_init(&b);
+	buf_printf(&b, "{\"create_request\":%s}", c);
+	cJSON_free(c);
+	node_watch(ws->m.n, ws->ex, b.data, b.len);
+	buf_free(&b);
+}
+
+static void watch_again(uv_timer_t *t)
+{
+	watch_poll(t->data);
+}
+
+/* Send one gateway line's "result" as a WatchResponse; false when the client is gone. */
+static bool watch_send(struct watch_stream *ws, const json_value *r)
+{
+	struct buf b;
+	buf_init(&b);
+	bool ok = json_wire(&b, r, ws->m.resp) == 0 &&
+	          grpc_stream_send(ws->ex, b.data ? b.data : "", b.len) == 0;
+	buf_free(&b);
+	return ok;
+}
+
+static void watch_answer(struct watch_stream *ws, int status, const char *body, size_t len)
+{
+	if (http_exchange_gone(ws->ex)) {
+		watch_end(ws, GRPC_CANCELLED, NULL);
+		return;
+	}
+	if (status != 200) {
+		json_value *j = json_parse(body, len, NULL);
+		int64_t code = 0;
+		const char *msg = j ? json_get_str(j, "message") : NULL;
+		if (!j || json_get_i64(j, "code", &code) || code <= 0 || code > GRPC_UNAUTHENTICATED)
+			code = grpc_status_from_http(status);
+		watch_end(ws, (int)code, msg ? msg : "etcdserver: unexpected answer");
+		json_free(j);
+		return;
+	}
+	const char *p = body, *end = body + len;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		json_value *j = n ? json_parse(p, n, NULL) : NULL;
+		p += n + 1;
+		const json_value *r = j ? json_get(j, "result") : NULL;
+		if (!r) {
+			json_free(j);
+			continue;
+		}
+		const json_value *events = json_get(r, "events");
+		bool ok = true;
+		if (cJSON_IsTrue(json_get(r, "created"))) {
+			if (!ws->created) {
+				ws->created = true;
+				int64_t from = 0, rev = 0;
+				const json_value *h = json_get(r, "header");
+				const char *sr = json_get_str(ws->create, "start_revision");
+				if (sr && json_parse_i64(sr, strlen(sr), &from) == 0 && from > 0)
+					ws->next = from;
+				else if (h && json_get_str(h, "revision") &&
+				         json_parse_i64(json_get_str(h, "revision"), strlen(json_get_str(h, "revision")), &rev) == 0)
+					ws->next = rev + 1;
+				ok = watch_send(ws, r);
+			}
+		} else if (cJSON_IsTrue(json_get(r, "canceled"))) {
+			watch_send(ws, r);
+			json_free(j);
+			watch_end(ws, GRPC_OK, NULL);
+			return;
+		} else if (cJSON_IsArray(events) && cJSON_GetArraySize(events) > 0) {
+			const json_value *last = cJSON_GetArrayItem(events, cJSON_GetArraySize(events) - 1);
+			const json_value *kv = json_get(last, "kv");
+			const char *mr = kv ? json_get_str(kv, "mod_revision") : NULL;
+			int64_t rev;
+			if (mr && json_parse_i64(mr, strlen(mr), &rev) == 0)
+				ws->next = rev + 1;
+			ok = watch_send(ws, r);
+		}
+		json_free(j);
+		if (!ok) {
+			watch_end(ws, GRPC_CANCELLED, NULL);
+			return;
+		}
+	}
+	uv_timer_start(&ws->again, watch_again, 0, 0);
+}
+
+static void watch_call(struct http_exchange *ex, const struct grpc_method *m)
+{
+	size_t off = 0;
+	const uint8_t *msg;
+	size_t len;
+	if (grpc_next_message(ex, &off, &msg, &len) != 1) {
+		grpc_answer(ex, NULL, 0, GRPC_INVALID_ARGUMENT, "dsys-raft: malformed request message");
+		return;
+	}
+	Etcdserverpb__WatchRequest *req = etcdserverpb__watch_request__unpack(NULL, len, msg);
+	if (!req || req->request_union_case != ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST) {
+		if (req)
+			etcdserverpb__watch_request__free_unpacked(req, NULL);
+		grpc_answer(ex, NULL, 0, GRPC_INVALID_ARGUMENT, "dsys-raft: a watch stream starts with a create_request");
+		return;
+	}
+	struct buf b;
+	buf_init(&b);
+	struct json_writer w;
+	json_writer_init(&w, &b);
+	msg_json(&w, &req->create_request->base);
+	etcdserverpb__watch_request__free_unpacked(req, NULL);
+	struct watch_stream *ws = calloc(1, sizeof *ws);
+	INVARIANT(ws != NULL);
+	ws->create = json_parse(b.data, b.len, NULL);
+	buf_free(&b);
+	INVARIANT(ws->create != NULL);   /* msg_json writes an object */
+	ws->m = *m;
+	ws->m.kind = M_WATCH_STREAM;
+	ws->ex = ex;
+	uv_timer_init(ex->loop, &ws->again);
+	ws->again.data = ws;
+	ex->route_arg = ws;
+	grpc_stream_begin(ex);
+	watch_poll(ws);
+}
+
 void grpc_api_answer(struct http_exchange *ex, int status, const char *body, size_t len)
 {
 	const struct grpc_method *m = ex->route_arg;
+	if (m->kind == M_WATCH_STREAM) {
+		watch_answer((struct watch_stream *)m, status, body, len);
+		return;
+	}
 	json_value *j = json_parse(body, len, NULL);
 	if (status != 200) {
 		int64_t code = 0;
@@ -354,6 +534,10 @@ void grpc_api_answer(struct http_exchange *ex, int status, const char *body, siz
 static void grpc_call(struct http_exchange *ex, void *arg)
 {
 	const struct grpc_method *m = arg;
+	if (m->kind == M_WATCH) {
+		watch_call(ex, m);
+		return;
+	}
 	const uint8_t *msg;
 	size_t len;
 	int st = grpc_unary_message(ex, &msg, &len);
@@ -388,5 +572,7 @@ void grpc_routes(struct http_router *r, struct node *n)
 	for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
 		methods[i].n = n;
 		http_route_add(r, "POST", methods[i].path, grpc_call, &methods[i]);
+		if (methods[i].kind == M_WATCH)
+			grpc_bidi_path(methods[i].path);
 	}
 }
