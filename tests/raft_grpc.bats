@@ -354,6 +354,24 @@ three" ]
 	[ "$dsys" = "$etcd" ]
 }
 
+@test "raft grpc: etcdctl lease keep-alive keeps a 2 s lease and its key past its TTL; lock runs a command holding the lock" {
+	local id
+	id=$(ctl 0 lease grant 2 | awk '{print $2}')
+	ctl 0 put /g12/ka alive --lease "$id"
+	timeout 5 etcdctl --endpoints "127.0.0.1:${P[1]}" lease keep-alive "$id" >"$BATS_TEST_TMPDIR/ka.out" 2>&1 &
+	local kpid=$!
+	sleep 4
+	run ctl 2 get /g12/ka --print-value-only
+	[ "$output" = alive ]
+	wait "$kpid" || :
+	[ "$(grep -c "lease $id keepalived with TTL(2)" "$BATS_TEST_TMPDIR/ka.out")" -ge 2 ]
+	run ctl 0 lease keep-alive --once "$id"
+	[ "$output" = "lease $id keepalived with TTL(2)" ]
+	run timeout 15 etcdctl --endpoints "127.0.0.1:${P[2]}" lock /g12/lock echo holding
+	[ "$status" -eq 0 ]
+	[ "$output" = holding ]
+}
+
 @test "raft grpc: a malformed request message is INVALID_ARGUMENT and the node keeps serving" {
 	# a RangeRequest whose field 1 (key, bytes) claims 100 bytes and has 2
 	printf '\x00\x00\x00\x00\x04\x0a\x64ab' >"$BATS_TEST_TMPDIR/bad.bin"

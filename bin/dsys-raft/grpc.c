@@ -18,10 +18,9 @@
  * "code" with grpc-message "message", etcd's own text, which clients
  * match on ("etcdserver: requested lease not found").
  *
- * Watch is served as a chain of the node's long polls on one stream (see
- * "Watch" below).  Not served yet: LeaseKeepAlive, a bidirectional
- * stream whose every message matters; the router's 404 makes it
- * UNIMPLEMENTED.
+ * Watch and LeaseKeepAlive are bidirectional streams (grpc_bidi_path):
+ * Watch a chain of the node's long polls on one stream, LeaseKeepAlive
+ * one node keepalive per request (see each below).
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -38,7 +37,7 @@
 #include "raft/etcd_rpc.pb-c.h"
 #include "store/etcd.h"
 
-enum method_kind { M_V3, M_STATUS, M_MEMBERS, M_WATCH, M_WATCH_STREAM };
+enum method_kind { M_V3, M_STATUS, M_MEMBERS, M_WATCH, M_WATCH_STREAM, M_KEEPALIVE, M_KEEPALIVE_STREAM };
 
 struct grpc_method {
 	const char *path;
@@ -67,6 +66,8 @@ static struct grpc_method methods[] = {
 	{"/etcdserverpb.Cluster/MemberList", M_MEMBERS, 0, PB(member_list_request), PB(member_list_response), NULL},
 	{"/etcdserverpb.Maintenance/Status", M_STATUS, 0, PB(status_request), PB(status_response), NULL},
 	{"/etcdserverpb.Watch/Watch", M_WATCH, 0, PB(watch_request), PB(watch_response), NULL},
+	{"/etcdserverpb.Lease/LeaseKeepAlive", M_KEEPALIVE, NODE_OP_KEEPALIVE, PB(lease_keep_alive_request),
+	 PB(lease_keep_alive_response), NULL},
 };
 
 /* ------------------------------------------------------------ protobuf -> JSON */
@@ -501,11 +502,148 @@ static void watch_call(struct http_exchange *ex, const struct grpc_method *m)
 	watch_poll(ws);
 }
 
+/* ------------------------------------------------------------ LeaseKeepAlive */
+
+/*
+ * LeaseKeepAlive is a bidirectional stream of requests (a lease id each)
+ * and responses (its TTL, or none when the lease is gone).  Each request
+ * is the node's keepalive (NODE_OP_KEEPALIVE, as /v3/lease/keepalive),
+ * its answer one response on the stream.  The stream ends when the
+ * client's side has ended and every request is answered; a client that
+ * vanished (reset, closed connection) is noticed by a 1 s check, since
+ * the core has no callback for that.
+ */
+struct ka_stream {
+	struct grpc_method m;      /* first: ex->route_arg points here, kind M_KEEPALIVE_STREAM */
+	struct http_exchange *ex;
+	unsigned pending;          /* requests with the node */
+	bool client_done, ended;
+	uv_timer_t check;
+};
+
+static void ka_freed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void ka_end(struct ka_stream *ks, int status, const char *msg)
+{
+	if (ks->ended)
+		return;
+	ks->ended = true;
+	grpc_stream_end(ks->ex, status, msg);
+	uv_close((uv_handle_t *)&ks->check, ka_freed);
+}
+
+static void ka_request(struct ka_stream *ks, const uint8_t *msg, size_t len)
+{
+	ProtobufCMessage *req = protobuf_c_message_unpack(ks->m.req, NULL, len, msg);
+	if (!req) {
+		if (!ks->pending)
+			ka_end(ks, GRPC_INVALID_ARGUMENT, "dsys-raft: malformed request message");
+		else
+			ks->client_done = true;   /* answer what is pending, then stop */
+		return;
+	}
+	struct buf b;
+	buf_init(&b);
+	struct json_writer w;
+	json_writer_init(&w, &b);
+	msg_json(&w, req);
+	protobuf_c_message_free_unpacked(req, NULL);
+	ks->pending++;
+	api_v3(ks->m.n, ks->ex, ks->m.op, b.data, b.len);
+	buf_free(&b);
+}
+
+static void ka_message(struct http_exchange *ex, const uint8_t *msg, size_t len, void *arg)
+{
+	(void)ex;
+	struct ka_stream *ks = arg;
+	if (ks->ended)
+		return;
+	if (!msg) {
+		ks->client_done = true;
+		if (!ks->pending)
+			ka_end(ks, GRPC_OK, NULL);
+		return;
+	}
+	ka_request(ks, msg, len);
+}
+
+static void ka_check(uv_timer_t *t)
+{
+	struct ka_stream *ks = t->data;
+	if (!ks->pending && http_exchange_gone(ks->ex))
+		ka_end(ks, GRPC_CANCELLED, NULL);
+}
+
+static void ka_answer(struct ka_stream *ks, int status, const char *body, size_t len)
+{
+	INVARIANT(ks->pending > 0);
+	ks->pending--;
+	if (ks->ended)
+		return;
+	if (http_exchange_gone(ks->ex)) {
+		if (!ks->pending)
+			ka_end(ks, GRPC_CANCELLED, NULL);
+		return;
+	}
+	json_value *j = json_parse(body, len, NULL);
+	if (status != 200) {
+		int64_t code = 0;
+		const char *msg = j ? json_get_str(j, "message") : NULL;
+		if (!j || json_get_i64(j, "code", &code) || code <= 0 || code > GRPC_UNAUTHENTICATED)
+			code = grpc_status_from_http(status);
+		ka_end(ks, (int)code, msg ? msg : "etcdserver: unexpected answer");
+		json_free(j);
+		return;
+	}
+	const json_value *r = j ? json_get(j, "result") : NULL;
+	struct buf b;
+	buf_init(&b);
+	if (!r || json_wire(&b, r, ks->m.resp))
+		ka_end(ks, GRPC_INTERNAL, "dsys-raft: answer does not fit the gRPC response");
+	else if (grpc_stream_send(ks->ex, b.data ? b.data : "", b.len))
+		ks->client_done = true;
+	buf_free(&b);
+	json_free(j);
+	if (ks->client_done && !ks->pending)
+		ka_end(ks, GRPC_OK, NULL);
+}
+
+static void ka_call(struct http_exchange *ex, const struct grpc_method *m)
+{
+	struct ka_stream *ks = calloc(1, sizeof *ks);
+	INVARIANT(ks != NULL);
+	ks->m = *m;
+	ks->m.kind = M_KEEPALIVE_STREAM;
+	ks->ex = ex;
+	uv_timer_init(ex->loop, &ks->check);
+	ks->check.data = ks;
+	uv_timer_start(&ks->check, ka_check, 1000, 1000);
+	ex->route_arg = ks;
+	grpc_stream_begin(ex);
+	/* the body is the first message (more, if they came together) */
+	size_t off = 0;
+	const uint8_t *msg;
+	size_t len;
+	int r;
+	while (!ks->ended && (r = grpc_next_message(ex, &off, &msg, &len)) == 1)
+		ka_request(ks, msg, len);
+	if (!ks->ended)
+		grpc_on_message(ex, ka_message, ks);
+}
+
 void grpc_api_answer(struct http_exchange *ex, int status, const char *body, size_t len)
 {
 	const struct grpc_method *m = ex->route_arg;
 	if (m->kind == M_WATCH_STREAM) {
 		watch_answer((struct watch_stream *)m, status, body, len);
+		return;
+	}
+	if (m->kind == M_KEEPALIVE_STREAM) {
+		ka_answer((struct ka_stream *)m, status, body, len);
 		return;
 	}
 	json_value *j = json_parse(body, len, NULL);
@@ -536,6 +674,10 @@ static void grpc_call(struct http_exchange *ex, void *arg)
 	const struct grpc_method *m = arg;
 	if (m->kind == M_WATCH) {
 		watch_call(ex, m);
+		return;
+	}
+	if (m->kind == M_KEEPALIVE) {
+		ka_call(ex, m);
 		return;
 	}
 	const uint8_t *msg;
@@ -572,7 +714,7 @@ void grpc_routes(struct http_router *r, struct node *n)
 	for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
 		methods[i].n = n;
 		http_route_add(r, "POST", methods[i].path, grpc_call, &methods[i]);
-		if (methods[i].kind == M_WATCH)
+		if (methods[i].kind == M_WATCH || methods[i].kind == M_KEEPALIVE)
 			grpc_bidi_path(methods[i].path);
 	}
 }
