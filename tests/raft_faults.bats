@@ -57,12 +57,12 @@ load_stop() {
 	[ "$status" -eq 0 ] || { echo "history not linearizable: $output" >&2; return 1; }
 }
 
-# put_ok KEY VALUE: a write through any member succeeds (retried while a
-# leader is elected).
+# put_ok KEY VALUE [URL]: a write through any member (of URL, default all)
+# succeeds (retried while a leader is elected).
 put_ok() {
 	local k
 	for ((k = 0; k < 50; k++)); do
-		"$CLI" -t 3000 "$RAFT_URL" put "$1" "$2" >/dev/null 2>&1 && return 0
+		"$CLI" -t 3000 "${3:-$RAFT_URL}" put "$1" "$2" >/dev/null 2>&1 && return 0
 		sleep 0.1
 	done
 	echo "put $1 never succeeded" >&2
@@ -149,7 +149,9 @@ caught_up() {
 	RAFT_PIDS[old]=
 	new=$(raft_wait_leader)
 	[ "$new" -ne "$old" ]
-	put_ok while-frozen 1
+	# through the new leader: a client that tries the frozen member first
+	# waits out its timeout on every try
+	put_ok while-frozen 1 "etcd://127.0.0.1:${RAFT_CPORTS[new]}"
 	sleep 1.5
 	kill -CONT "$frozen"
 	RAFT_PIDS[old]=$frozen

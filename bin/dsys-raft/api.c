@@ -11,6 +11,9 @@
  * loop.  Status and member list are answered here from local state, as
  * etcd does.
  *
+ * The gRPC front end (grpc.c) shares this core: its calls go through
+ * api_v3 as gateway JSON, and api_answer hands their answers back to it.
+ *
  * /v3/watch should be a stream; the server core cannot stream an answer
  * yet, so a watch is answered whole, as soon as events exist (node.c:
  * "Watch"), and the client watches again from where it stopped.
@@ -19,6 +22,7 @@
 
 #include "base/buf.h"
 #include "dsys-raft.h"
+#include "http/grpc.h"
 #include "http/route.h"
 #include "http/server.h"
 #include "raft/kv.h"
@@ -47,25 +51,34 @@ static struct api_route routes[] = {
 
 void api_answer(void *origin, int status, const char *body, size_t len)
 {
-	http_respond(origin, status, "application/json", body, len);
+	if (grpc_is_call(origin))
+		grpc_api_answer(origin, status, body, len);
+	else
+		http_respond(origin, status, "application/json", body, len);
+}
+
+void api_v3(struct node *n, struct http_exchange *ex, int op, const char *body, size_t len)
+{
+	/* syntax and shape first: bad input never reaches the log */
+	if (op <= KV_OP_MAX) {
+		struct buf err;
+		buf_init(&err);
+		int st = kv_check((enum kv_op)op, body, len, &err);
+		if (st) {
+			api_answer(ex, st, err.data, err.len);
+			buf_free(&err);
+			return;
+		}
+		buf_free(&err);
+	}
+	bool serializable = op == KV_OP_RANGE && kv_json_bool(body, len, "serializable");
+	node_request(n, ex, op, body, len, serializable);
 }
 
 static void handle_v3(struct http_exchange *ex, void *arg)
 {
 	const struct api_route *rt = arg;
-	const char *body = ex->body_len ? ex->body : "{}";
-	size_t len = ex->body_len ? ex->body_len : 2;
-	/* syntax and shape first: bad input never reaches the log */
-	struct buf *b = http_scratch(ex);
-	if (rt->op <= KV_OP_MAX) {
-		int st = kv_check((enum kv_op)rt->op, body, len, b);
-		if (st) {
-			http_respond(ex, st, "application/json", b->data, b->len);
-			return;
-		}
-	}
-	bool serializable = rt->op == KV_OP_RANGE && kv_json_bool(body, len, "serializable");
-	node_request(rt->n, ex, rt->op, body, len, serializable);
+	api_v3(rt->n, ex, rt->op, ex->body_len ? ex->body : "{}", ex->body_len ? ex->body_len : 2);
 }
 
 static void handle_status(struct http_exchange *ex, void *arg)
@@ -112,5 +125,6 @@ void api_routes(struct http_router *r, struct node *n, struct metrics *reg)
 	http_route_add(r, "POST", "/v3/maintenance/alarm", handle_alarms, n);
 	http_route_add(r, "POST", "/v3/watch", handle_watch, n);
 	http_route_add(r, "GET", "/health", handle_health, n);
+	grpc_routes(r, n);
 	http_route_add_metrics(r, reg);
 }

@@ -42,6 +42,16 @@ void node_watch(struct node *n, void *origin, const char *body, size_t len);
 /* Defined by api.c: hand an answer to whoever asked. */
 void api_answer(void *origin, int status, const char *body, size_t len);
 
+/* api.c: a v3 request (gateway JSON body) from either front end, checked
+ * and handed to the node; its answer comes back through api_answer. */
+struct http_exchange;
+void api_v3(struct node *n, struct http_exchange *ex, int op, const char *body, size_t len);
+
+/* grpc.c: etcd's gRPC services on the client port, and the translation of
+ * a gRPC call's JSON answer into its protobuf response. */
+void grpc_routes(struct http_router *r, struct node *n);
+void grpc_api_answer(struct http_exchange *ex, int status, const char *body, size_t len);
+
 /* For /health, /v3/maintenance/status and /v3/cluster/member/list: JSON
  * appended to out; node_health returns false without a known leader. */
 bool node_health(struct node *n, struct buf *out);

@@ -256,3 +256,21 @@ bool grpc_health_serve(struct http_exchange *ex)
 	grpc_answer(ex, out, n, GRPC_OK, NULL);
 	return true;
 }
+
+/* Registered at startup, read by the loop threads afterwards: no lock. */
+static const char *bidi_paths[GRPC_BIDI_MAX];
+static size_t n_bidi;
+
+void grpc_bidi_path(const char *path)
+{
+	INVARIANT(n_bidi < GRPC_BIDI_MAX);
+	bidi_paths[n_bidi++] = path;
+}
+
+bool grpc_bidi_is(const char *path, size_t len)
+{
+	for (size_t i = 0; i < n_bidi; i++)
+		if (strlen(bidi_paths[i]) == len && memcmp(bidi_paths[i], path, len) == 0)
+			return true;
+	return false;
+}

@@ -38,6 +38,33 @@
 
 #include "http/server.h"
 
+/*
+ * Bidirectional calls.  The server core hands a call to its handler when
+ * the request stream ends; a client of a bidirectional method (etcd's
+ * Watch) sends its first message and keeps the stream open.  A path
+ * registered here, before the server starts, is dispatched as soon as its
+ * first message is complete instead: ex->body holds that message, later
+ * ones go to grpc_on_message's callback, and the handler answers with
+ * grpc_stream_begin/send/end while the client's side stays open.
+ * At most GRPC_BIDI_MAX paths; the string must outlive the server.
+ */
+#define GRPC_BIDI_MAX 8
+
+/*
+ * The later messages of a bidirectional call: fn(ex, msg, len, arg) for
+ * each whole one after the first (which is ex->body), in order, on the
+ * loop thread, until the handler ends its answer; fn(ex, NULL, 0, arg)
+ * once when the client's side ends (or sends what cannot be a message),
+ * after which no more come.  A client that resets the stream or drops
+ * the connection gets no call: http_exchange_gone says so, and the
+ * handler must still end its answer.  HTTP/2 only (bidirectional calls
+ * are); a no-op for an exchange whose stream is gone.
+ */
+typedef void (*grpc_message_fn)(struct http_exchange *ex, const uint8_t *msg, size_t len, void *arg);
+void grpc_on_message(struct http_exchange *ex, grpc_message_fn fn, void *arg);
+void grpc_bidi_path(const char *path);
+bool grpc_bidi_is(const char *path, size_t len);
+
 /* The status codes of the gRPC protocol (their numbers are the wire's). */
 enum grpc_status {
 	GRPC_OK = 0,

@@ -88,6 +88,11 @@ struct h2_stream {
 	bool streaming;                  /* the body streams (http_stream_*, Health/Watch) */
 	bool watch;                      /* ... as a Health/Watch the drain ends */
 	bool ended;                      /* ... and its last message is in out */
+	/* a bidirectional gRPC call's later messages (grpc_on_message): the
+	 * bytes past the first message, until each is whole; zeroed is empty */
+	grpc_message_fn on_msg;
+	void *on_msg_arg;
+	struct buf more;
 	/* Read only up to nhdr and ntrailers, so a stream taken again is not
 	 * cleared from here on (2 KiB of memset per request, in the profile). */
 	uint32_t hoff[HTTP_MAX_HEADERS][2]; /* name offset, value offset */
@@ -254,6 +259,7 @@ static void h2_stream_free_mem(struct h2_stream *st)
 {
 	buf_free(&st->head);
 	buf_free(&st->body);
+	buf_free(&st->more);
 	buf_free(&st->ans);
 	buf_free(&st->out);
 	free(st);
@@ -308,6 +314,7 @@ static void h2_stream_free(struct h2_stream *st)
 		}
 		st->x = NULL;
 	}
+	buf_free(&st->more);   /* memset by the next h2_stream_new, so never kept */
 	if (st->prev)
 		st->prev->next = st->next;
 	else
@@ -868,12 +875,54 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 	return 0;
 }
 
+/*
+ * Bytes of a bidirectional call after its dispatch: each whole message to
+ * the handler's grpc_on_message callback, in order, until it ends its
+ * answer (then the rest is dropped).  A message over max_body, or a
+ * compressed one, ends the call as a unary body would.
+ */
+static void h2_more(struct h2_stream *st, const uint8_t *data, size_t len)
+{
+	buf_append(&st->more, data, len);
+	while (st->x && st->on_msg && st->more.len >= GRPC_PREFIX) {
+		const uint8_t *p = (const uint8_t *)st->more.data;
+		uint32_t n = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
+		if (p[0] != 0 || n > st->s->c->t->srv->cfg.limits.max_body) {
+			grpc_message_fn fn = st->on_msg;
+			st->on_msg = NULL;
+			buf_free(&st->more);
+			fn(&st->x->pub, NULL, 0, st->on_msg_arg);   /* as the end of the client's side */
+			return;
+		}
+		if (st->more.len - GRPC_PREFIX < n)
+			return;
+		st->on_msg(&st->x->pub, p + GRPC_PREFIX, n, st->on_msg_arg);
+		buf_consume(&st->more, GRPC_PREFIX + n);
+	}
+}
+
+void grpc_on_message(struct http_exchange *ex, grpc_message_fn fn, void *arg)
+{
+	struct xchg *x = (struct xchg *)ex;
+	struct h2_stream *st = x->stream;
+	if (!st || x->gone)
+		return;
+	st->on_msg = fn;
+	st->on_msg_arg = arg;
+	if (st->more.len)
+		h2_more(st, NULL, 0);   /* what came with the first message */
+}
+
 static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
                          size_t len, void *user)
 {
 	(void)flags;
 	struct h2_session *s = user;
 	struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, id);
+	if (st && st->dispatched && st->on_msg) {
+		h2_more(st, data, len);
+		return 0;
+	}
 	if (!st || st->dispatched || st->body_too_big || st->answered)
 		return 0;
 	if (st->body.len + len > s->c->t->srv->cfg.limits.max_body) {
@@ -886,12 +935,28 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 	return 0;
 }
 
+/* A call to a registered bidirectional path whose first message is in. */
+static bool h2_bidi_ready(const struct h2_stream *st)
+{
+	if (!grpc_bidi_is(st->head.data + st->off_path, st->len_path) || st->body.len < GRPC_PREFIX)
+		return false;
+	const uint8_t *p = (const uint8_t *)st->body.data;
+	uint32_t n = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
+	return st->body.len - GRPC_PREFIX >= n;
+}
+
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
 	(void)user;
 	if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
 		return 0;
 	struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+	if (st && st->dispatched && st->on_msg && st->x && (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+		grpc_message_fn fn = st->on_msg;
+		st->on_msg = NULL;
+		fn(&st->x->pub, NULL, 0, st->on_msg_arg);   /* the client's side ended */
+		return 0;
+	}
 	if (!st || st->dispatched || st->answered)
 		return 0;
 	if (f->hd.type == NGHTTP2_HEADERS && st->too_big) {
@@ -900,6 +965,17 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user
 	}
 	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
 		h2_dispatch(st);
+	else if (f->hd.type == NGHTTP2_DATA && h2_bidi_ready(st)) {
+		/* a bidirectional gRPC call (grpc_bidi_path): the body is its
+		 * first message; bytes past it wait in more for grpc_on_message */
+		const uint8_t *p = (const uint8_t *)st->body.data;
+		size_t first = GRPC_PREFIX + ((size_t)p[1] << 24 | (size_t)p[2] << 16 | (size_t)p[3] << 8 | p[4]);
+		if (st->body.len > first) {
+			buf_append(&st->more, st->body.data + first, st->body.len - first);
+			st->body.len = first;
+		}
+		h2_dispatch(st);
+	}
 	return 0;
 }
 
