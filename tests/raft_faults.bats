@@ -160,7 +160,7 @@ caught_up() {
 	load_stop
 	for ((k = 0; k < 50; k++)); do
 		lead=$(curl -s -m 1 "http://127.0.0.1:${RAFT_CPORTS[old]}/health" | jq -r .leader)
-		[ "$lead" != $((old + 1)) ] && [ "$lead" != 0 ] && break
+		if [[ $lead != "$((old + 1))" && $lead != 0 ]]; then break; fi
 		sleep 0.1
 	done
 	[ "$lead" = $((new + 1)) ]
