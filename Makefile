@@ -28,6 +28,7 @@
 SHELL     := /bin/bash
 PREFIX    ?= /usr/local
 BUILD     ?= build
+JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 CC        ?= cc
 PKGS      := libuv hiredis libcjson libcurl libnghttp2 libprotobuf-c zlib libbrotlienc libbrotlidec
 CONFIG    := $(BUILD)/config.mk
@@ -148,9 +149,12 @@ TEST_ENV = DSYS_SAN="$(SAN)" DSYS_BIN=$(abspath $(BUILD)/bin) DSYS_BUILD=$(abspa
 BATS_FILES ?= $(wildcard tests/*.bats)
 FUZZ_SECONDS ?= 20
 
-test: deps-test all
+# The build runs JOBS compiles at a time even when make test is called
+# without -j (as CI and the README do).
+test: deps-test
+	$(Q)$(MAKE) --no-print-directory -j$(JOBS) all
 	$(Q)$(MAKE) --no-print-directory fuzz-run
-	$(Q)$(TEST_ENV) prove -f -o -j$(or $(PROVE_JOBS),2) --exec tests/run-one.sh \
+	$(Q)$(TEST_ENV) prove -f -o --timer -j$(or $(PROVE_JOBS),2) --exec tests/run-one.sh \
 	  $(UNIT_BIN) $(BATS_FILES)
 
 # The include directions between lib/'s layers (also a bats file of make test).
@@ -191,16 +195,16 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ) $(LIB_HDR)
 fuzz: $(FUZZ_BIN)
 
 # Each target runs FUZZ_SECONDS on its corpus (tests/fuzz/corpus/NAME/);
-# new inputs go to a scratch folder, so the tree is never written.
+# new inputs go to a scratch folder, so the tree is never written.  The
+# targets run FUZZ_JOBS at a time (each is one process on one core).
 fuzz-run:
 ifneq ($(SKIP_FUZZ),1)
-	$(Q)$(MAKE) --no-print-directory -j$(or $(FUZZ_JOBS),2) fuzz
-	$(Q)set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); \
-	  scratch=$$(mktemp -d); \
-	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $$scratch tests/fuzz/corpus/$$n >$$scratch.log 2>&1 \
-	    || { tail -50 $$scratch.log; rm -rf $$scratch $$scratch.log; exit 1; }; \
-	  tail -1 $$scratch.log; rm -rf $$scratch $$scratch.log; done
+	$(Q)$(MAKE) --no-print-directory -j$(JOBS) fuzz
+	$(Q)printf '%s\n' $(FUZZ_BIN) | xargs -P$(or $(FUZZ_JOBS),$(JOBS)) -n1 sh -c \
+	  'n=$$(basename "$$1"); scratch=$$(mktemp -d); \
+	   "$$1" -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 "$$scratch" tests/fuzz/corpus/$$n >"$$scratch.log" 2>&1 \
+	     || { echo "fuzz: $$n failed:"; tail -50 "$$scratch.log"; rm -rf "$$scratch" "$$scratch.log"; exit 255; }; \
+	   echo "fuzz: $$n for $(FUZZ_SECONDS)s: $$(tail -1 "$$scratch.log")"; rm -rf "$$scratch" "$$scratch.log"' sh
 endif
 
 # The Raft simulator beyond make test: `make soak` sweeps 200,000 seeds

@@ -889,6 +889,8 @@ static void on_drain_timer(uv_timer_t *h)
 		/* a thread's backends never let go: stop waiting for it */
 		log_warn("drain: threads still busy after the grace period; exiting");
 		uv_stop(&srv->threads[0]->loop);
+		if (srv->io->abort)
+			srv->io->abort(srv->threads[0]);  /* io_uring's loop outlives uv_stop */
 		return;
 	}
 	log_warn("drain timeout: closing the connections still open");

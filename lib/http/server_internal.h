@@ -241,6 +241,7 @@ struct server_io {
 	void (*flushed)(struct http_thread *t);    /* the check phase has written what it had */
 	void (*draining)(struct http_thread *t);   /* a drain starts: take what has arrived */
 	void (*finished)(struct http_thread *t);   /* the thread has no connection left */
+	void (*abort)(struct http_thread *t);      /* end the thread's loop now (after uv_stop) */
 };
 
 extern const struct server_io server_io_uv;

@@ -384,6 +384,11 @@ static void ur_flushed(struct http_thread *t)
 	io_loop_submit(&t->io);
 }
 
+static void ur_abort(struct http_thread *t)
+{
+	io_loop_abort(&t->io);
+}
+
 static void ur_draining(struct http_thread *t)
 {
 	io_loop_reap(&t->io);  /* a request received is served, not dropped */
@@ -391,6 +396,7 @@ static void ur_draining(struct http_thread *t)
 
 const struct server_io server_io_uring = {
 	.name = "uring",
+	.abort = ur_abort,
 	.init = ur_init,
 	.free = ur_thread_free,
 	.run = ur_run,

@@ -164,7 +164,7 @@ int io_loop_run(struct io_loop *l)
 			run_uv = false;
 			l->uv_ready = false;
 			int alive = uv_run(l->uv, UV_RUN_NOWAIT);
-			if (!alive && l->stopping)
+			if ((!alive && l->stopping) || atomic_load(&l->aborted))
 				break;
 		}
 		if (!l->uv_armed) {
@@ -208,7 +208,7 @@ int io_loop_run(struct io_loop *l)
 		}
 		if (to >= 0 && uv_now(l->uv) - start >= (uint64_t)to)
 			run_uv = true;    /* a timer is due */
-		if (l->stopping || to == 0)
+		if (l->stopping || to == 0 || atomic_load(&l->aborted))
 			run_uv = true;
 	}
 	uring_unregister_ring(&l->ring);

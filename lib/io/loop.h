@@ -60,6 +60,7 @@
 #ifndef DSYS_IO_LOOP_H
 #define DSYS_IO_LOOP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -119,6 +120,7 @@ struct io_loop {
 	bool uv_armed;                   /* the poll of libuv's fd is in the ring */
 	bool uv_ready;                   /* ... and fired: libuv has work */
 	bool stopping;                   /* io_loop_stop: end once libuv has nothing left */
+	_Atomic bool aborted;            /* io_loop_abort: end after this turn, whatever is alive */
 };
 
 /* Set up the ring (and the provided buffers) for a loop that runs uv.
@@ -144,6 +146,15 @@ int io_loop_run(struct io_loop *l);
 static inline void io_loop_stop(struct io_loop *l)
 {
 	l->stopping = true;
+}
+
+/* End the loop at the end of this turn even though libuv has handles
+ * alive or completions are due (uv_stop's counterpart: a process giving up
+ * on a drain that never ends).  What is still in the ring stays there; the
+ * ring is torn down by io_loop_free. */
+static inline void io_loop_abort(struct io_loop *l)
+{
+	atomic_store(&l->aborted, true);
 }
 
 /* For the prepare hook: this turn's wait asks for `want` completions and
