@@ -703,6 +703,11 @@ static void relay(struct node *n, struct req *q, int status, const char *body, s
 
 static void fwd_response(struct node *n, const struct raft_frame *f)
 {
+	if (f->req_id == 0 && f->status == 410 && !n->removed_ms) {
+		log_info("the leader says this member was removed from the cluster: stopping");
+		n->removed_ms = now_ms();
+		return;
+	}
 	for (struct req *q = n->reqs; q; q = q->next)
 		if (q->wait == W_LEADER && q->ctx == f->req_id) {
 			req_unlink(n, q);
@@ -1501,6 +1506,33 @@ static void member_tick(struct node *n)
 	req_start(n, q);
 }
 
+/*
+ * A removed follower may never see its removal: the leader stops sending
+ * to it as soon as the change is in its log.  Left alone it would campaign
+ * for ever; so when the leader hears a (pre-)vote request from a former
+ * member its committed configuration does not hold, it says so (a FWD_RESP
+ * of request 0, status 410), and that member stops.  Only the leader says
+ * it: it holds every committed entry, while a lagging follower may not
+ * know of a new member yet.
+ */
+#define GONE_STATUS 410
+
+static bool member_gone(struct node *n, uint32_t from)
+{
+	struct raft_status st;
+	raft_status(n->r, &st);
+	return st.role == RAFT_LEADER && st.conf_index <= st.commit && from <= n->max_id &&
+	       !((st.conf.voters | st.conf.learners) >> from & 1);
+}
+
+static void member_tell_gone(struct node *n, uint32_t to)
+{
+	struct buf *b = peer_out(n, to);
+	static const char msg[] = "{\"error\":\"etcdserver: the member has been permanently removed from the cluster\"}";
+	if (b)
+		raft_frame_put_fwd_resp(b, 0, GONE_STATUS, msg, sizeof msg - 1);
+}
+
 /* A joining member's question, on a connection without a HELLO: answer
  * the table if its peer URL is a member's, then the joiner hangs up. */
 struct join_write {
@@ -1892,6 +1924,9 @@ static void step_frame(struct node *n, uint32_t from, const uint8_t *p, size_t l
 		           (f.msg.type == RAFT_MSG_VOTE || f.msg.type == RAFT_MSG_PREVOTE ||
 		            f.msg.type == RAFT_MSG_TIMEOUT_NOW)) {
 			log_debug("abstaining: %s from %u dropped", raft_msg_type_name(f.msg.type), from);
+		} else if (f.kind == RAFT_FRAME_MSG && (f.msg.type == RAFT_MSG_VOTE || f.msg.type == RAFT_MSG_PREVOTE) &&
+		           member_gone(n, from)) {
+			member_tell_gone(n, from);
 		} else if (f.kind == RAFT_FRAME_MSG && f.msg.from == from && f.msg.to == n->id) {
 			int rc = raft_step(n->r, &f.msg);
 			if (rc < 0 && rc != -EINVAL)
@@ -2951,6 +2986,23 @@ int node_main(int argc, char **argv)
 	if (r == 0 && rp.hs.commit > boot.meta.index + keep)
 		rp.hs.commit = boot.meta.index + keep; /* a torn tail can cut entries the hard state knew committed */
 	n->was_member = ((boot.meta.conf.voters | boot.meta.conf.learners) >> n->id & 1) != 0;
+	/* the addresses the log names, committed or not yet: a restarted member
+	 * may need one to reach the majority that commits it (applying the
+	 * records sets them again, and names too) */
+	for (size_t i = skip; r == 0 && i < skip + keep; i++) {
+		const struct raft_entry *e = &rp.ents[i];
+		if (e->type == RAFT_ENTRY_NORMAL && e->len > CMD_HEAD && e->data[0] == NODE_REC_MEMBER) {
+			cJSON *j = cJSON_ParseWithLength((const char *)e->data + CMD_HEAD, e->len - CMD_HEAD);
+			const cJSON *u = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "peerURLs"), 0);
+			char host[64];
+			uint16_t port;
+			uint32_t id = e->data[1];
+			if (cJSON_IsString(u) && id >= 1 && id <= RAFT_MAX_ID &&
+			    url_hostport(u->valuestring, host, sizeof host, &port) == 0)
+				peer_set_addr(n, id, host, port);
+			cJSON_Delete(j);
+		}
+	}
 	if (r == 0) {
 		r = raft_restore(n->r, &rp.hs, &boot, rp.ents + skip, keep);
 		if (r < 0)
