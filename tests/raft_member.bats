@@ -153,13 +153,15 @@ load_stop() {
 	caught_up 2 g60 v60
 	caught_up 2 g1 v1
 	grep -q 'installed a snapshot at index' "$RAFT_DIR/n3.err"
-	# every member lists all three, each with the name it published
+	# every member lists all three, each with the name and client URL it published
+	want="n1 http://127.0.0.1:${RAFT_CPORTS[0]},n2 http://127.0.0.1:${RAFT_CPORTS[1]},n3 http://127.0.0.1:${RAFT_CPORTS[2]}"
 	for i in 0 1 2; do
 		for ((k = 0; k < 50; k++)); do
-			[ "$(members "$i" | jq -r '[.members[].name] | sort | join(",")')" = n1,n2,n3 ] && break
+			got=$(members "$i" | jq -r '[.members[] | "\(.name) \(.clientURLs[0])"] | sort | join(",")')
+			[ "$got" = "$want" ] && break
 			sleep 0.1
 		done
-		[ "$(members "$i" | jq -r '[.members[].name] | sort | join(",")')" = n1,n2,n3 ]
+		[ "$got" = "$want" ]
 	done
 	# the new members vote: without the first, they elect a leader and take writes
 	raft_kill 0
@@ -245,9 +247,10 @@ load_stop() {
 	run -0 post "${RAFT_CPORTS[lead]}" /v3/cluster/member/remove "{\"ID\":\"$lid\"}"
 	[ "$(jq '.members | length' <<<"$output")" = 2 ]
 	[ -z "$(jq -r --arg i "$lid" '.members[] | select(.ID == $i) | .ID' <<<"$output")" ]
-	# it steps down once the change commits, and stops; the other two elect a leader
+	# it hands leadership to another voter first, then is removed, and stops
 	gone "${RAFT_PIDS[lead]}"
 	RAFT_PIDS[lead]=
+	grep -q 'member remove of this leader: handing leadership to' "$RAFT_DIR/n$((lead + 1)).err"
 	grep -q 'this member was removed from the cluster' "$RAFT_DIR/n$((lead + 1)).err"
 	new=$(raft_wait_leader)
 	[ "$new" -ne "$lead" ]

@@ -178,7 +178,7 @@ struct node {
 	uint32_t n_peers;               /* highest id with an address, self included */
 	struct peer peers[RAFT_MAX_ID + 1]; /* by id; [id] is self */
 	uint32_t max_id;                /* highest id ever given: a new member gets the next */
-	uint64_t boot_voters;           /* the first cluster's voters; 0 for a member that joined */
+	uint64_t boot_voters;           /* the first cluster's voters: the configuration at index 0 */
 	bool was_member;                /* a configuration has held this member */
 	uint64_t removed_ms;            /* when it applied its own removal: it stops soon after */
 	uint64_t publish_ms;            /* last time it sent its name and client URL */
@@ -1272,6 +1272,29 @@ static bool url_taken(const struct node *n, uint64_t members, uint32_t skip, con
 	return false;
 }
 
+/* A leader asked to remove itself hands leadership first to the voter
+ * whose log is furthest along (etcd moves the leader too), so no election
+ * timeout passes without a leader; true if a transfer started.  If it
+ * fails, the removal goes ahead on the next try and the leader steps down
+ * once it commits. */
+static bool member_handover(struct node *n, const struct raft_status *st)
+{
+	uint32_t best = 0;
+	uint64_t best_match = 0;
+	for (uint32_t i = 1; i <= RAFT_MAX_ID; i++) {
+		uint64_t m = 0;
+		if (i != n->id && (st->conf.voters >> i & 1) && n->peers[i].connected && raft_progress(n->r, i, &m) == 0 &&
+		    m > best_match) {
+			best = i;
+			best_match = m;
+		}
+	}
+	if (!best || raft_transfer_leader(n->r, best) < 0)
+		return false;
+	log_info("member remove of this leader: handing leadership to %u first", best);
+	return true;
+}
+
 /* A membership request on the leader.  q stays linked while it waits for
  * its entry (W_APPLY) or for a retry (W_START); answered, it is unlinked. */
 static void member_local(struct node *n, struct req *q)
@@ -1331,6 +1354,11 @@ static void member_local(struct node *n, struct req *q)
 			code = KV_CODE_NOT_FOUND, msg = "etcdserver: member not found";
 		} else if (pending) {
 			code = KV_CODE_UNAVAILABLE, msg = "etcdserver: unhealthy cluster";
+		} else if (id == n->id && q->aux == 0 && member_handover(n, &st)) {
+			/* the removal waits: once another leads, this member hands
+			 * it on as a follower, and the cluster had no election gap */
+			q->aux = 1;
+			idx = -EBUSY;
 		} else {
 			idx = raft_propose_conf(n->r, RAFT_CONF_REMOVE, id);
 			if (idx == -EINVAL)
@@ -1468,8 +1496,10 @@ static void member_record_applied(struct node *n, const struct raft_entry *e)
 }
 
 /* Each tick: a member whose name or client URL the table lacks sends them
- * (a member added by URL only, as etcd's member add is); a removed member
- * stops once its answers had time to leave. */
+ * (a member added by URL only, as etcd's member add is, and each member's
+ * client URL, which --initial-cluster does not give), so every member
+ * lists every member's; a removed member stops once its answers had time
+ * to leave. */
 static void member_tick(struct node *n)
 {
 	uint64_t now = now_ms();
@@ -1481,9 +1511,7 @@ static void member_tick(struct node *n)
 	const struct peer *self = &n->peers[n->id];
 	char client[320];
 	snprintf(client, sizeof client, "http://%s", n->client_addr);
-	/* members of the first cluster are named by --initial-cluster already */
-	bool named = strcmp(self->name, n->name) == 0;
-	if (!n->client_addr[0] || (named && (self->client[0] == 0 || strcmp(self->client, client) == 0)))
+	if (!n->client_addr[0] || (strcmp(self->name, n->name) == 0 && strcmp(self->client, client) == 0))
 		return;
 	if (now < n->publish_ms + PUBLISH_EVERY_MS || !leader_of(n) || !(conf_members(n, NULL) >> n->id & 1))
 		return;
