@@ -294,6 +294,11 @@ load_stop() {
 	run -0 ctl member list
 	[ "$(grep -c ', started, ' <<<"$output")" = 2 ]
 	[[ $output == *", n2, http://127.0.0.1:${RAFT_PPORTS[1]}, "*", false"* ]]
+	run -0 ctl member update "$hex" --peer-urls "http://127.0.0.1:${RAFT_PPORTS[1]}"
+	[[ $output == *"Member $hex updated in cluster"* ]]
+	run ctl member update "$hex" --peer-urls "http://127.0.0.1:${RAFT_PPORTS[0]}"
+	[ "$status" -ne 0 ]
+	[[ $output == *"etcdserver: Peer URLs already exists"* ]]
 	run -0 ctl member remove "$hex"
 	[[ $output == *"Member $hex removed from cluster"* ]]
 	gone "${RAFT_PIDS[1]}"
