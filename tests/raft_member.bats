@@ -170,6 +170,16 @@ load_stop() {
 	put_ok after-first-gone 1 "etcd://127.0.0.1:${RAFT_CPORTS[1]},127.0.0.1:${RAFT_CPORTS[2]}"
 	raft_start 0
 	caught_up 0 after-first-gone 1
+	# the member that came by snapshot restarts from its own snapshot and log: same id, same members
+	stop_server "${RAFT_PIDS[2]}"
+	RAFT_PIDS[2]=
+	raft_start 2
+	put_ok after-restart 1
+	caught_up 2 after-restart 1
+	caught_up 2 g1 v1
+	run -0 members 2
+	[ "$(jq -r '[.members[].name] | sort | join(",")' <<<"$output")" = n1,n2,n3 ]
+	[ "$(jq -r .header.member_id <<<"$output")" = "$(mid 0 2)" ]
 }
 
 @test "raft member: a learner is refused promotion until caught up, then promoted; member update moves a peer URL; all survives a restart" {
