@@ -5,7 +5,8 @@
  * etcd's v3 JSON gateway: POST /v3/kv/range|put|deleterange|txn|compaction,
  * /v3/lease/grant|revoke|keepalive|timetolive|leases (with the 3.4
  * gateway's /v3/kv/lease/... aliases, which lib/store/etcd uses),
- * /v3/maintenance/status and alarm, /v3/cluster/member/list; GET /health and
+ * /v3/maintenance/status and alarm, /v3/cluster/member/list|add|remove|
+ * update|promote (changes go to the leader, node.c "membership"); GET /health and
  * /metrics.  A handler only hands the request to the node
  * (node_request); the node answers through api_answer, later, on this
  * loop.  Status and member list are answered here from local state, as
@@ -47,6 +48,10 @@ static struct api_route routes[] = {
 	{"/v3/lease/keepalive", NODE_OP_KEEPALIVE, NULL},
 	{"/v3/lease/timetolive", NODE_OP_TIMETOLIVE, NULL},
 	{"/v3/kv/lease/timetolive", NODE_OP_TIMETOLIVE, NULL},
+	{"/v3/cluster/member/add", NODE_OP_MEMBER_ADD, NULL},
+	{"/v3/cluster/member/remove", NODE_OP_MEMBER_REMOVE, NULL},
+	{"/v3/cluster/member/update", NODE_OP_MEMBER_UPDATE, NULL},
+	{"/v3/cluster/member/promote", NODE_OP_MEMBER_PROMOTE, NULL},
 };
 
 void api_answer(void *origin, int status, const char *body, size_t len)

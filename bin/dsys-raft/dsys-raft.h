@@ -21,7 +21,13 @@ struct metrics;
 enum node_op {
 	NODE_OP_KEEPALIVE = KV_OP_MAX + 1,
 	NODE_OP_TIMETOLIVE,
-	NODE_OP_MAX = NODE_OP_TIMETOLIVE
+	/* etcd's Cluster service (node.c "membership"): on the leader */
+	NODE_OP_MEMBER_ADD,
+	NODE_OP_MEMBER_REMOVE,
+	NODE_OP_MEMBER_UPDATE,
+	NODE_OP_MEMBER_PROMOTE,
+	NODE_OP_MEMBER_PUBLISH, /* a member's own name and client URL, sent by it */
+	NODE_OP_MAX = NODE_OP_MEMBER_PUBLISH
 };
 
 /*

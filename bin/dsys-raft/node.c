@@ -62,6 +62,7 @@
 #include <unistd.h>
 
 #include <uv.h>
+#include <cjson/cJSON.h>
 
 #include "base/buf.h"
 #include "base/invariant.h"
@@ -97,6 +98,8 @@ struct peer {
 	char name[64];
 	char host[64];
 	uint16_t port;
+	bool known;         /* has an address: from --initial-cluster, a join, or the log */
+	char client[256];   /* its client URL, once it published it ("" for others at first) */
 	uv_tcp_t tcp;
 	uv_connect_t creq;
 	bool open;          /* tcp initialised (must be closed) */
@@ -172,8 +175,13 @@ struct node {
 	char name[64];
 	char data_dir[4096];
 	uint32_t id;
-	uint32_t n_peers;               /* members, self included */
-	struct peer peers[MAX_PEERS + 1]; /* by id; [id] is self */
+	uint32_t n_peers;               /* highest id with an address, self included */
+	struct peer peers[RAFT_MAX_ID + 1]; /* by id; [id] is self */
+	uint32_t max_id;                /* highest id ever given: a new member gets the next */
+	uint64_t boot_voters;           /* the first cluster's voters: the configuration at index 0 */
+	bool was_member;                /* a configuration has held this member */
+	uint64_t removed_ms;            /* when it applied its own removal: it stops soon after */
+	uint64_t publish_ms;            /* last time it sent its name and client URL */
 	uint64_t cluster_id;
 	uint64_t tick_ms;
 	uint32_t election_tick;
@@ -275,6 +283,8 @@ static uint64_t next_rand(struct node *n)
 
 static void drive(struct node *n);
 static void maybe_snapshot(struct node *n);
+static void drain_stop(struct node *n);
+static void member_local(struct node *n, struct req *q);
 
 /* ------------------------------------------------------------ peers: out */
 
@@ -347,8 +357,11 @@ static void peer_dial(struct peer *p)
 static void reconnect_cb(uv_timer_t *t)
 {
 	struct node *n = t->data;
+	struct raft_status st;
+	raft_status(n->r, &st);
+	uint64_t members = st.conf.voters | st.conf.learners;
 	for (uint32_t i = 1; i <= n->n_peers; i++)
-		if (i != n->id && !n->peers[i].open)
+		if (i != n->id && !n->peers[i].open && n->peers[i].known && (members >> i & 1))
 			peer_dial(&n->peers[i]);
 }
 
@@ -417,7 +430,7 @@ static void flush_cb(uv_prepare_t *h)
 
 static struct buf *peer_out(struct node *n, uint32_t to)
 {
-	if (to == 0 || to > n->n_peers || to == n->id)
+	if (to == 0 || to > RAFT_MAX_ID || to == n->id || !n->peers[to].known)
 		return NULL;
 	struct peer *p = &n->peers[to];
 	if (!p->open) {
@@ -550,7 +563,8 @@ static void req_start(struct node *n, struct req *q)
 		return;
 	}
 	bool writes = q->op <= KV_OP_MAX && kv_op_writes((enum kv_op)q->op);
-	bool leader_only = q->op == NODE_OP_KEEPALIVE || q->op == NODE_OP_TIMETOLIVE;
+	bool member_op = q->op >= NODE_OP_MEMBER_ADD && q->op <= NODE_OP_MEMBER_PUBLISH;
+	bool leader_only = q->op == NODE_OP_KEEPALIVE || q->op == NODE_OP_TIMETOLIVE || member_op;
 	if (!writes && !leader_only) {
 		if (q->serializable) {
 			struct kv_header h = header(n);
@@ -570,6 +584,10 @@ static void req_start(struct node *n, struct req *q)
 	}
 	uint32_t lead = leader_of(n);
 	if (lead == n->id) {
+		if (member_op) {
+			member_local(n, q);
+			return;
+		}
 		if (leader_only) {
 			req_unlink(n, q);
 			lease_local(n, q);
@@ -685,6 +703,11 @@ static void relay(struct node *n, struct req *q, int status, const char *body, s
 
 static void fwd_response(struct node *n, const struct raft_frame *f)
 {
+	if (f->req_id == 0 && f->status == 410 && !n->removed_ms) {
+		log_info("the leader says this member was removed from the cluster: stopping");
+		n->removed_ms = now_ms();
+		return;
+	}
 	for (struct req *q = n->reqs; q; q = q->next)
 		if (q->wait == W_LEADER && q->ctx == f->req_id) {
 			req_unlink(n, q);
@@ -875,12 +898,833 @@ static void leases_tick(struct node *n)
 	}
 }
 
+/* ------------------------------------------------------------ membership */
+
+/*
+ * Membership, as etcd's users change it: member add (as a learner or a
+ * voter), promote, remove, update, list -- on the leader, one change at a
+ * time.  Who is a member is Raft's configuration (a CONF entry, in effect
+ * once in a log); where a member is (its peer URL, and the name and client
+ * URL it publishes when it starts) is a member record, a NORMAL entry of
+ * its own kind (NODE_REC_MEMBER: aux the Raft id, body JSON) that every
+ * member applies.  An add proposes the CONF entry, then the record: the
+ * leader dials the new member at once (it knows the address), the others
+ * learn it when they apply the record, and a member that becomes leader
+ * before that has the record in its log, committed by its first term.
+ * The table (id, name, addresses; ids are never given twice) is kept in
+ * DIR/member at the first start and in every snapshot, so it survives a
+ * restart and reaches a member caught up by InstallSnapshot.
+ *
+ * Joining (--initial-cluster-state existing, an empty data dir): the new
+ * member does not know its Raft id nor the cluster's id.  It asks the
+ * members in --initial-cluster over their peer port, as etcd's joining
+ * member asks its peers for the member list: a FWD_REQ of op NODE_JOIN
+ * (instead of a HELLO) carrying its peer URL, answered by a FWD_RESP with
+ * the table, in which it finds itself by that URL.  Its configuration
+ * starts empty; it learns it from the leader's log or snapshot, and it
+ * votes only once caught up (it abstains: see abstain_check).
+ */
+
+#define NODE_REC_MEMBER 0x80 /* entry op byte: a member record */
+#define NODE_JOIN 0x81       /* FWD_REQ op: "which member am I?", from a member joining */
+#define JOIN_WAIT_MS 30000   /* a joining member asks this long, then gives up */
+#define PUBLISH_EVERY_MS 2000
+
+static uint64_t conf_members(const struct node *n, struct raft_conf *c)
+{
+	struct raft_status st;
+	raft_status(n->r, &st);
+	if (c)
+		*c = st.conf;
+	return st.conf.voters | st.conf.learners;
+}
+
+/* "http://HOST:PORT" (or HOST:PORT) with a port; https is not served. */
+static int url_hostport(const char *url, char *host, size_t hs, uint16_t *port)
+{
+	if (strncmp(url, "http://", 7) == 0)
+		url += 7;
+	else if (strstr(url, "://"))
+		return -EINVAL;
+	char tmp[300];
+	size_t l = strlen(url);
+	if (l == 0 || l >= sizeof tmp)
+		return -EINVAL;
+	memcpy(tmp, url, l + 1);
+	if (tmp[l - 1] == '/')
+		tmp[l - 1] = 0;
+	if (parse_hostport(tmp, host, hs, port) < 0 || *port == 0)
+		return -EINVAL;
+	return 0;
+}
+
+/* A name or URL from the log or a peer: printable, no quote or backslash
+ * (they are written into JSON answers as they are). */
+static bool text_ok(const char *s, size_t max)
+{
+	size_t l = strlen(s);
+	if (l >= max)
+		return false;
+	for (size_t i = 0; i < l; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == '"' || s[i] == '\\')
+			return false;
+	return true;
+}
+
+static void peer_set_addr(struct node *n, uint32_t id, const char *host, uint16_t port)
+{
+	struct peer *p = &n->peers[id];
+	bool moved = p->known && (strcmp(p->host, host) != 0 || p->port != port);
+	p->n = n;
+	p->id = id;
+	snprintf(p->host, sizeof p->host, "%s", host);
+	p->port = port;
+	p->known = true;
+	if (id > n->n_peers)
+		n->n_peers = id;
+	if (id > n->max_id)
+		n->max_id = id;
+	if (moved && id != n->id)
+		peer_drop(p); /* dialled again at its new address */
+}
+
+/* Apply a member record's fields (each one there replaces). */
+static void member_fields(struct node *n, uint32_t id, const cJSON *j)
+{
+	if (id == 0 || id > RAFT_MAX_ID || !cJSON_IsObject(j))
+		return;
+	struct peer *p = &n->peers[id];
+	p->n = n;
+	p->id = id;
+	if (id > n->max_id)
+		n->max_id = id;
+	const cJSON *name = cJSON_GetObjectItemCaseSensitive(j, "name");
+	if (cJSON_IsString(name) && text_ok(name->valuestring, sizeof p->name))
+		strcpy(p->name, name->valuestring);
+	const cJSON *peer = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "peerURLs"), 0);
+	char host[64];
+	uint16_t port;
+	if (cJSON_IsString(peer) && url_hostport(peer->valuestring, host, sizeof host, &port) == 0)
+		peer_set_addr(n, id, host, port);
+	const cJSON *client = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "clientURLs"), 0);
+	if (cJSON_IsString(client) && text_ok(client->valuestring, sizeof p->client))
+		strcpy(p->client, client->valuestring);
+}
+
+/* The table as JSON: {"cluster_id":"C","id":ID,"max_id":M,"members":[{"id","name","peerURLs","clientURLs"}]}
+ * (id: whom it is for, 0 for none); DIR/member, snapshots and join answers. */
+static void member_table_json(const struct node *n, uint32_t id, struct buf *out)
+{
+	buf_printf(out, "{\"cluster_id\":\"%llu\",\"id\":%u,\"max_id\":%u,\"boot\":\"%llu\",\"members\":[",
+	           (unsigned long long)n->cluster_id, id, n->max_id, (unsigned long long)n->boot_voters);
+	bool first = true;
+	for (uint32_t i = 1; i <= n->n_peers; i++) {
+		const struct peer *p = &n->peers[i];
+		if (!p->known && !p->name[0])
+			continue;
+		buf_printf(out, "%s{\"id\":%u,\"name\":", first ? "" : ",", i);
+		json_escape(out, p->name, strlen(p->name));
+		if (p->known)
+			buf_printf(out, ",\"peerURLs\":[\"http://%s:%u\"]", p->host, p->port);
+		if (p->client[0]) {
+			buf_puts(out, ",\"clientURLs\":[");
+			json_escape(out, p->client, strlen(p->client));
+			buf_putc(out, ']');
+		}
+		buf_putc(out, '}');
+		first = false;
+	}
+	buf_puts(out, "]}");
+}
+
+/* Load a table (replacing the addresses it names).  with_ids: also take
+ * the cluster id and this member's id from it (DIR/member, a join). */
+static int member_table_load(struct node *n, const char *text, size_t len, bool with_ids)
+{
+	cJSON *j = cJSON_ParseWithLength(text, len);
+	if (!cJSON_IsObject(j)) {
+		cJSON_Delete(j);
+		return -EBADMSG;
+	}
+	const cJSON *cid = cJSON_GetObjectItemCaseSensitive(j, "cluster_id");
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
+	const cJSON *max = cJSON_GetObjectItemCaseSensitive(j, "max_id");
+	const cJSON *ms = cJSON_GetObjectItemCaseSensitive(j, "members");
+	if (with_ids && (!cJSON_IsString(cid) || !cJSON_IsNumber(id) || id->valueint < 1 || id->valueint > RAFT_MAX_ID)) {
+		cJSON_Delete(j);
+		return -EBADMSG;
+	}
+	if (with_ids) {
+		const cJSON *boot = cJSON_GetObjectItemCaseSensitive(j, "boot");
+		n->cluster_id = strtoull(cid->valuestring, NULL, 10);
+		n->id = (uint32_t)id->valueint;
+		n->boot_voters = cJSON_IsString(boot) ? strtoull(boot->valuestring, NULL, 10) : 0;
+	}
+	const cJSON *m;
+	cJSON_ArrayForEach(m, ms) {
+		const cJSON *mid = cJSON_GetObjectItemCaseSensitive(m, "id");
+		if (cJSON_IsNumber(mid) && mid->valueint >= 1 && mid->valueint <= RAFT_MAX_ID)
+			member_fields(n, (uint32_t)mid->valueint, m);
+	}
+	if (cJSON_IsNumber(max) && max->valueint > (int)n->max_id && max->valueint <= RAFT_MAX_ID)
+		n->max_id = (uint32_t)max->valueint;
+	cJSON_Delete(j);
+	return 0;
+}
+
+/* DIR/member: this member's id, the cluster's, and the table at its first
+ * start (later changes are in the log and the snapshots).  Written once,
+ * durably: a restart never derives them again from flags. */
+static int member_file_write(struct node *n)
+{
+	char path[4200], tmp[4210];
+	snprintf(path, sizeof path, "%.4000s/member", n->data_dir);
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	struct buf b = BUF_INIT;
+	member_table_json(n, n->id, &b);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int rc = fd < 0 ? -errno : 0;
+	if (rc == 0 && (write(fd, b.data, b.len) != (ssize_t)b.len || fdatasync(fd) < 0))
+		rc = -errno ? -errno : -EIO;
+	if (fd >= 0)
+		close(fd);
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc == 0) {
+		int dfd = open(n->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+	}
+	buf_free(&b);
+	return rc;
+}
+
+/* 1: loaded, 0: none, <0: damaged. */
+static int member_file_read(struct node *n)
+{
+	char path[4200];
+	snprintf(path, sizeof path, "%.4000s/member", n->data_dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	char text[65536];
+	ssize_t k = read(fd, text, sizeof text);
+	close(fd);
+	if (k <= 0 || k == (ssize_t)sizeof text)
+		return -EBADMSG;
+	for (uint32_t i = 1; i <= RAFT_MAX_ID; i++)
+		n->peers[i] = (struct peer){.n = n, .id = i};
+	n->n_peers = n->max_id = 0;
+	return member_table_load(n, text, (size_t)k, true) < 0 ? -EBADMSG : 1;
+}
+
+/* Snapshots carry the table in front of the store: "DSYSMEM1" u32 len table, then kv's. */
+#define SNAP_MEMBERS_MAGIC "DSYSMEM1"
+
+static void snap_members_put(const struct node *n, struct buf *b)
+{
+	struct buf t = BUF_INIT;
+	member_table_json(n, 0, &t);
+	buf_append(b, SNAP_MEMBERS_MAGIC, 8);
+	for (int k = 0; k < 4; k++)
+		buf_putc(b, (char)(t.len >> (8 * k)));
+	buf_append(b, t.data, t.len);
+	buf_free(&t);
+}
+
+/* The store's part of a snapshot, and the table (NULL, 0 when it has none). */
+static void snap_members_split(const uint8_t *d, size_t len, const uint8_t **kv, size_t *kvlen, const char **tbl,
+                               size_t *tlen)
+{
+	*kv = d;
+	*kvlen = len;
+	*tbl = NULL;
+	*tlen = 0;
+	if (len < 12 || memcmp(d, SNAP_MEMBERS_MAGIC, 8) != 0)
+		return;
+	size_t t = (size_t)d[8] | (size_t)d[9] << 8 | (size_t)d[10] << 16 | (size_t)d[11] << 24;
+	if (t > len - 12)
+		return; /* kv_restore refuses it then */
+	*tbl = (const char *)d + 12;
+	*tlen = t;
+	*kv = d + 12 + t;
+	*kvlen = len - 12 - t;
+}
+
+/* One member in etcd's gateway shape. */
+static void member_json(const struct node *n, struct buf *out, uint32_t i, bool learner)
+{
+	const struct peer *p = &n->peers[i];
+	buf_printf(out, "{\"ID\":\"%llu\"", (unsigned long long)member_id(n, i));
+	if (p->name[0]) {
+		buf_puts(out, ",\"name\":");
+		json_escape(out, p->name, strlen(p->name));
+	}
+	if (p->known)
+		buf_printf(out, ",\"peerURLs\":[\"http://%s:%u\"]", p->host, p->port);
+	if (i == n->id && n->client_addr[0])
+		buf_printf(out, ",\"clientURLs\":[\"http://%s\"]", n->client_addr);
+	else if (p->client[0])
+		buf_printf(out, ",\"clientURLs\":[\"%s\"]", p->client);
+	if (learner)
+		buf_puts(out, ",\"isLearner\":true");
+	buf_putc(out, '}');
+}
+
+static void members_array(const struct node *n, struct buf *out)
+{
+	struct raft_conf c;
+	uint64_t all = conf_members(n, &c);
+	buf_puts(out, "\"members\":[");
+	bool first = true;
+	for (uint32_t i = 1; i <= RAFT_MAX_ID; i++)
+		if (all >> i & 1) {
+			if (!first)
+				buf_putc(out, ',');
+			member_json(n, out, i, (c.learners >> i & 1) != 0);
+			first = false;
+		}
+	buf_putc(out, ']');
+}
+
+void node_members_json(struct node *n, struct buf *out)
+{
+	struct raft_status st;
+	raft_status(n->r, &st);
+	buf_printf(out, "{\"header\":{\"cluster_id\":\"%llu\",\"member_id\":\"%llu\",\"raft_term\":\"%llu\"},",
+	           (unsigned long long)n->cluster_id, (unsigned long long)member_id(n, n->id),
+	           (unsigned long long)st.term);
+	members_array(n, out);
+	buf_putc(out, '}');
+}
+
+/* The answer to an applied change: etcd's header (no revision), the added
+ * member for an add, and the members after it. */
+static void member_answer(struct node *n, struct req *q)
+{
+	struct kv_header h = header(n);
+	struct buf b = BUF_INIT;
+	buf_putc(&b, '{');
+	kv_put_header(&b, n->kv, &h, false);
+	if (q->op == NODE_OP_MEMBER_ADD) {
+		struct raft_conf c;
+		conf_members(n, &c);
+		buf_puts(&b, ",\"member\":");
+		member_json(n, &b, (uint32_t)q->aux, (c.learners >> q->aux & 1) != 0);
+	}
+	buf_putc(&b, ',');
+	members_array(n, &b);
+	buf_putc(&b, '}');
+	req_answer(n, q, 200, b.data, b.len);
+	buf_free(&b);
+}
+
+static int64_t member_record_propose(struct node *n, uint32_t id, const char *json, size_t len)
+{
+	uint8_t *cmd = malloc(CMD_HEAD + len);
+	INVARIANT(cmd != NULL);
+	cmd[0] = NODE_REC_MEMBER;
+	for (int i = 0; i < 8; i++)
+		cmd[1 + i] = (uint8_t)((uint64_t)id >> (8 * i));
+	memcpy(cmd + CMD_HEAD, json, len);
+	int64_t idx = raft_propose(n->r, cmd, CMD_HEAD + len);
+	free(cmd);
+	return idx;
+}
+
+/* The member a request names by etcd's 64-bit ID ("ID", a decimal string
+ * in gateway JSON, or a number); 0 if none. */
+static uint32_t member_by_id(const struct node *n, const cJSON *j, uint64_t members)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "ID");
+	uint64_t want = 0;
+	if (cJSON_IsString(v))
+		want = strtoull(v->valuestring, NULL, 10);
+	else if (cJSON_IsNumber(v) && v->valuedouble >= 0)
+		want = (uint64_t)v->valuedouble;
+	for (uint32_t i = 1; i <= RAFT_MAX_ID; i++)
+		if ((members >> i & 1) && want && member_id(n, i) == want)
+			return i;
+	return 0;
+}
+
+/* The first of a request's peerURLs, checked; -EINVAL when missing or bad. */
+static int member_url(const cJSON *j, char *host, size_t hs, uint16_t *port)
+{
+	const cJSON *urls = cJSON_GetObjectItemCaseSensitive(j, "peerURLs");
+	const cJSON *u;
+	if (!cJSON_IsArray(urls) || cJSON_GetArraySize(urls) == 0)
+		return -EINVAL;
+	cJSON_ArrayForEach(u, urls) if (!cJSON_IsString(u) || url_hostport(u->valuestring, host, hs, port) < 0) return -EINVAL;
+	u = cJSON_GetArrayItem(urls, 0);
+	return url_hostport(u->valuestring, host, hs, port);
+}
+
+/* Another member (not skip) already at host:port? */
+static bool url_taken(const struct node *n, uint64_t members, uint32_t skip, const char *host, uint16_t port)
+{
+	for (uint32_t i = 1; i <= RAFT_MAX_ID; i++)
+		if ((members >> i & 1) && i != skip && n->peers[i].known && n->peers[i].port == port &&
+		    strcmp(n->peers[i].host, host) == 0)
+			return true;
+	return false;
+}
+
+/* A leader asked to remove itself hands leadership first to the voter
+ * whose log is furthest along (etcd moves the leader too), so no election
+ * timeout passes without a leader; true if a transfer started.  If it
+ * fails, the removal goes ahead on the next try and the leader steps down
+ * once it commits. */
+static bool member_handover(struct node *n, const struct raft_status *st)
+{
+	uint32_t best = 0;
+	uint64_t best_match = 0;
+	for (uint32_t i = 1; i <= RAFT_MAX_ID; i++) {
+		uint64_t m = 0;
+		if (i != n->id && (st->conf.voters >> i & 1) && n->peers[i].connected && raft_progress(n->r, i, &m) == 0 &&
+		    m > best_match) {
+			best = i;
+			best_match = m;
+		}
+	}
+	if (!best || raft_transfer_leader(n->r, best) < 0)
+		return false;
+	log_info("member remove of this leader: handing leadership to %u first", best);
+	return true;
+}
+
+/* A membership request on the leader.  q stays linked while it waits for
+ * its entry (W_APPLY) or for a retry (W_START); answered, it is unlinked. */
+static void member_local(struct node *n, struct req *q)
+{
+	struct raft_status st;
+	raft_status(n->r, &st);
+	uint64_t members = st.conf.voters | st.conf.learners;
+	bool pending = st.conf_index > st.commit;
+	cJSON *j = cJSON_ParseWithLength(q->body, q->len);
+	int code = 0;
+	const char *msg = NULL;
+	char host[64], rec[400];
+	uint16_t port = 0;
+	uint32_t id = 0;
+	int64_t idx = 0;
+	if (!cJSON_IsObject(j)) {
+		code = KV_CODE_INVALID, msg = "etcdserver: bad member request";
+		goto out;
+	}
+	switch (q->op) {
+	case NODE_OP_MEMBER_ADD: {
+		bool learner = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "isLearner"));
+		if (member_url(j, host, sizeof host, &port) < 0) {
+			code = KV_CODE_INVALID, msg = "etcdserver: given member URLs are invalid";
+		} else if (url_taken(n, members, 0, host, port)) {
+			code = KV_CODE_PRECONDITION, msg = "etcdserver: Peer URLs already exists";
+		} else if (learner && st.conf.learners) {
+			code = KV_CODE_PRECONDITION, msg = "etcdserver: too many learner members in cluster";
+		} else if (pending) {
+			code = KV_CODE_UNAVAILABLE, msg = "etcdserver: unhealthy cluster";
+		} else {
+			id = n->max_id + 1;
+			for (uint32_t i = id; i <= RAFT_MAX_ID; i++)
+				if (members >> i & 1)
+					id = i + 1;
+			if (id > RAFT_MAX_ID) {
+				code = KV_CODE_RESOURCE, msg = "dsys-raft: no member ids left (63 ever)";
+				break;
+			}
+			idx = raft_propose_conf(n->r, learner ? RAFT_CONF_ADD_LEARNER : RAFT_CONF_ADD_VOTER, id);
+			if (idx > 0) {
+				peer_set_addr(n, id, host, port);
+				int k = snprintf(rec, sizeof rec, "{\"peerURLs\":[\"http://%s:%u\"]}", host, port);
+				int64_t ri = member_record_propose(n, id, rec, (size_t)k);
+				if (ri > 0)
+					idx = ri; /* answered once its address is applied too */
+				q->aux = id;
+				log_info("member add: id %u at http://%s:%u%s (index %lld)", id, host, port,
+				         learner ? " as a learner" : "", (long long)idx);
+			}
+		}
+		break;
+	}
+	case NODE_OP_MEMBER_REMOVE:
+		id = member_by_id(n, j, members);
+		if (!id) {
+			code = KV_CODE_NOT_FOUND, msg = "etcdserver: member not found";
+		} else if (pending) {
+			code = KV_CODE_UNAVAILABLE, msg = "etcdserver: unhealthy cluster";
+		} else if (id == n->id && q->aux == 0 && member_handover(n, &st)) {
+			/* the removal waits: once another leads, this member hands
+			 * it on as a follower, and the cluster had no election gap */
+			q->aux = 1;
+			idx = -EBUSY;
+		} else {
+			idx = raft_propose_conf(n->r, RAFT_CONF_REMOVE, id);
+			if (idx == -EINVAL)
+				code = KV_CODE_PRECONDITION, msg = "etcdserver: re-configuration failed due to not enough started members";
+			else if (idx > 0)
+				log_info("member remove: id %u (index %lld)%s", id, (long long)idx,
+				         id == n->id ? "; this leader steps down once it commits" : "");
+		}
+		break;
+	case NODE_OP_MEMBER_PROMOTE: {
+		id = member_by_id(n, j, members);
+		uint64_t match = 0;
+		if (!id) {
+			code = KV_CODE_NOT_FOUND, msg = "etcdserver: member not found";
+		} else if (!(st.conf.learners >> id & 1)) {
+			code = KV_CODE_PRECONDITION, msg = "etcdserver: can only promote a learner member";
+		} else if (raft_progress(n->r, id, &match) < 0 || match == 0 || match * 10 < st.last_index * 9) {
+			/* etcd's rule: within 90% of the leader's log */
+			code = KV_CODE_PRECONDITION, msg = "etcdserver: can only promote a learner member which is in sync with leader";
+		} else if (pending) {
+			code = KV_CODE_UNAVAILABLE, msg = "etcdserver: unhealthy cluster";
+		} else {
+			idx = raft_propose_conf(n->r, RAFT_CONF_ADD_VOTER, id);
+			if (idx > 0)
+				log_info("member promote: id %u (match %llu of %llu)", id, (unsigned long long)match,
+				         (unsigned long long)st.last_index);
+		}
+		break;
+	}
+	case NODE_OP_MEMBER_UPDATE:
+		id = member_by_id(n, j, members);
+		if (!id) {
+			code = KV_CODE_NOT_FOUND, msg = "etcdserver: member not found";
+		} else if (member_url(j, host, sizeof host, &port) < 0) {
+			code = KV_CODE_INVALID, msg = "etcdserver: given member URLs are invalid";
+		} else if (url_taken(n, members, id, host, port)) {
+			code = KV_CODE_PRECONDITION, msg = "etcdserver: Peer URLs already exists";
+		} else {
+			int k = snprintf(rec, sizeof rec, "{\"peerURLs\":[\"http://%s:%u\"]}", host, port);
+			idx = member_record_propose(n, id, rec, (size_t)k);
+			if (idx > 0)
+				peer_set_addr(n, id, host, port);
+		}
+		break;
+	case NODE_OP_MEMBER_PUBLISH: {
+		/* from the member itself (aux: its id): its name and client URL */
+		id = (uint32_t)q->aux;
+		const cJSON *name = cJSON_GetObjectItemCaseSensitive(j, "name");
+		const cJSON *cu = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "clientURLs"), 0);
+		if (id == 0 || id > RAFT_MAX_ID || !(members >> id & 1) || !cJSON_IsString(name) ||
+		    !text_ok(name->valuestring, 64) || !cJSON_IsString(cu) || !text_ok(cu->valuestring, 256)) {
+			code = KV_CODE_INVALID, msg = "dsys-raft: bad publish";
+			break;
+		}
+		struct buf b = BUF_INIT;
+		buf_puts(&b, "{\"name\":");
+		json_escape(&b, name->valuestring, strlen(name->valuestring));
+		buf_puts(&b, ",\"clientURLs\":[");
+		json_escape(&b, cu->valuestring, strlen(cu->valuestring));
+		buf_puts(&b, "]}");
+		idx = member_record_propose(n, id, b.data, b.len);
+		buf_free(&b);
+		break;
+	}
+	}
+out:
+	cJSON_Delete(j);
+	if (!code && idx > 0) {
+		q->wait = W_APPLY;
+		q->index = (uint64_t)idx;
+		q->term = st.term;
+		return;
+	}
+	if (!code && (idx == -EAGAIN || idx == -EPERM || idx == -EBUSY)) {
+		q->wait = W_START; /* a new leader's first entry, or a leader transfer: next tick */
+		return;
+	}
+	if (!code)
+		code = KV_CODE_RESOURCE, msg = "etcdserver: too many requests";
+	metrics_counter_inc(n->proposals_failed);
+	req_unlink(n, q);
+	req_fail(n, q, code, msg);
+}
+
+static struct req *apply_waiter(struct node *n, uint64_t index)
+{
+	for (struct req **pp = &n->reqs; *pp; pp = &(*pp)->next)
+		if ((*pp)->wait == W_APPLY && (*pp)->index == index) {
+			struct req *q = *pp;
+			*pp = q->next;
+			return q;
+		}
+	return NULL;
+}
+
+static void member_waiter_answer(struct node *n, const struct raft_entry *e)
+{
+	struct req *q = apply_waiter(n, e->index);
+	if (!q)
+		return;
+	if (q->term != e->term) {
+		metrics_counter_inc(n->proposals_failed);
+		req_fail(n, q, KV_CODE_UNAVAILABLE, "etcdserver: leader changed");
+		return;
+	}
+	member_answer(n, q);
+}
+
+/* A CONF entry applied: answer who waits for it, and notice this member's
+ * own removal (it stops soon after, as etcd's removed member does). */
+static void member_conf_applied(struct node *n, const struct raft_entry *e)
+{
+	struct raft_conf c;
+	if (raft_conf_decode(e->data, e->len, &c) < 0)
+		return;
+	bool has = ((c.voters | c.learners) >> n->id & 1) != 0;
+	if (!has && n->was_member && !n->removed_ms) {
+		log_info("this member was removed from the cluster (index %llu): stopping", (unsigned long long)e->index);
+		n->removed_ms = now_ms();
+	}
+	n->was_member = has;
+	member_waiter_answer(n, e);
+}
+
+static void member_record_applied(struct node *n, const struct raft_entry *e)
+{
+	uint64_t aux = 0;
+	for (int i = 0; i < 8; i++)
+		aux |= (uint64_t)e->data[1 + i] << (8 * i);
+	cJSON *j = cJSON_ParseWithLength((const char *)e->data + CMD_HEAD, e->len - CMD_HEAD);
+	if (aux >= 1 && aux <= RAFT_MAX_ID)
+		member_fields(n, (uint32_t)aux, j);
+	cJSON_Delete(j);
+	member_waiter_answer(n, e);
+}
+
+/* Each tick: a member whose name or client URL the table lacks sends them
+ * (a member added by URL only, as etcd's member add is, and each member's
+ * client URL, which --initial-cluster does not give), so every member
+ * lists every member's; a removed member stops once its answers had time
+ * to leave. */
+static void member_tick(struct node *n)
+{
+	uint64_t now = now_ms();
+	if (n->removed_ms) {
+		if (!n->stopping && now >= n->removed_ms + 500)
+			drain_stop(n);
+		return;
+	}
+	const struct peer *self = &n->peers[n->id];
+	char client[320];
+	snprintf(client, sizeof client, "http://%s", n->client_addr);
+	if (!n->client_addr[0] || (strcmp(self->name, n->name) == 0 && strcmp(self->client, client) == 0))
+		return;
+	if (now < n->publish_ms + PUBLISH_EVERY_MS || !leader_of(n) || !(conf_members(n, NULL) >> n->id & 1))
+		return;
+	n->publish_ms = now;
+	struct buf b = BUF_INIT;
+	buf_puts(&b, "{\"name\":");
+	json_escape(&b, n->name, strlen(n->name));
+	buf_puts(&b, ",\"clientURLs\":[");
+	json_escape(&b, client, strlen(client));
+	buf_puts(&b, "]}");
+	struct req *q = calloc(1, sizeof *q);
+	INVARIANT(q != NULL);
+	q->op = NODE_OP_MEMBER_PUBLISH;
+	q->aux = n->id;
+	q->body = b.data; /* the request owns it now */
+	q->len = b.len;
+	q->deadline_ms = now + n->request_timeout_ms;
+	q->next = n->reqs;
+	n->reqs = q;
+	req_start(n, q);
+}
+
+/*
+ * A removed follower may never see its removal: the leader stops sending
+ * to it as soon as the change is in its log.  Left alone it would campaign
+ * for ever; so when the leader hears a (pre-)vote request from a former
+ * member its committed configuration does not hold, it says so (a FWD_RESP
+ * of request 0, status 410), and that member stops.  Only the leader says
+ * it: it holds every committed entry, while a lagging follower may not
+ * know of a new member yet.
+ */
+#define GONE_STATUS 410
+
+static bool member_gone(struct node *n, uint32_t from)
+{
+	struct raft_status st;
+	raft_status(n->r, &st);
+	return st.role == RAFT_LEADER && st.conf_index <= st.commit && from <= n->max_id &&
+	       !((st.conf.voters | st.conf.learners) >> from & 1);
+}
+
+static void member_tell_gone(struct node *n, uint32_t to)
+{
+	struct buf *b = peer_out(n, to);
+	static const char msg[] = "{\"error\":\"etcdserver: the member has been permanently removed from the cluster\"}";
+	if (b)
+		raft_frame_put_fwd_resp(b, 0, GONE_STATUS, msg, sizeof msg - 1);
+}
+
+/* A joining member's question, on a connection without a HELLO: answer
+ * the table if its peer URL is a member's, then the joiner hangs up. */
+struct join_write {
+	uv_write_t req;
+	struct buf data;
+};
+
+static void join_write_cb(uv_write_t *w, int status)
+{
+	(void)status;
+	struct join_write *jw = (struct join_write *)w;
+	buf_free(&jw->data);
+	free(jw);
+}
+
+static void member_join_reply(struct node *n, uv_tcp_t *tcp, const struct raft_frame *f)
+{
+	char url[300], host[64];
+	uint16_t port;
+	size_t l = f->body_len < sizeof url ? f->body_len : sizeof url - 1;
+	memcpy(url, f->body, l);
+	url[l] = 0;
+	uint32_t id = 0;
+	uint64_t members = conf_members(n, NULL);
+	if (url_hostport(url, host, sizeof host, &port) == 0)
+		for (uint32_t i = 1; i <= RAFT_MAX_ID; i++)
+			if ((members >> i & 1) && n->peers[i].known && n->peers[i].port == port &&
+			    strcmp(n->peers[i].host, host) == 0)
+				id = i;
+	struct buf body = BUF_INIT;
+	if (id)
+		member_table_json(n, id, &body);
+	else
+		buf_puts(&body, "{\"error\":\"no member has this peer URL: add it first (member add)\"}");
+	struct join_write *jw = calloc(1, sizeof *jw);
+	INVARIANT(jw != NULL);
+	raft_frame_put_fwd_resp(&jw->data, f->req_id, id ? 200 : 404, body.data, body.len);
+	buf_free(&body);
+	uv_buf_t b = uv_buf_init(jw->data.data, (unsigned)jw->data.len);
+	if (uv_write(&jw->req, (uv_stream_t *)tcp, &b, 1, join_write_cb) < 0) {
+		buf_free(&jw->data);
+		free(jw);
+	}
+	log_info("a joining member at %s asked for its id: %u", url, id);
+}
+
+/* The joining side, before the loop runs: ask each member of
+ * --initial-cluster (blocking, short timeouts) until one knows us. */
+static int join_ask(const char *host, uint16_t port, const char *self_url, struct buf *answer)
+{
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof ss);
+	socklen_t sl;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		sl = sizeof *s4;
+	} else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		sl = sizeof *s6;
+	} else {
+		return -EINVAL;
+	}
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	struct timeval tv = {1, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	struct buf b = BUF_INIT;
+	raft_frame_put_fwd_req(&b, 1, NODE_JOIN, 0, self_url, strlen(self_url));
+	int rc = connect(fd, (struct sockaddr *)&ss, sl) < 0 || write(fd, b.data, b.len) != (ssize_t)b.len ? -EIO : 0;
+	buf_reset(&b);
+	while (rc == 0) {
+		buf_reserve(&b, 65536);
+		ssize_t k = read(fd, b.data + b.len, b.cap - b.len);
+		if (k <= 0) {
+			rc = -EIO;
+			break;
+		}
+		b.len += (size_t)k;
+		const uint8_t *pl;
+		size_t plen;
+		long fl = raft_frame_next((const uint8_t *)b.data, b.len, 1u << 20, &pl, &plen);
+		if (fl < 0) {
+			rc = -EBADMSG;
+		} else if (fl > 0) {
+			struct raft_frame f = {0};
+			if (raft_frame_decode(pl, plen, &f) < 0 || f.kind != RAFT_FRAME_FWD_RESP)
+				rc = -EBADMSG;
+			else if (f.status != 200)
+				rc = -ENOENT;
+			else
+				buf_append(answer, f.body, f.body_len);
+			raft_frame_free(&f);
+			break;
+		}
+	}
+	buf_free(&b);
+	close(fd);
+	return rc;
+}
+
+/* 0: joined as a member that ran before (its data dir was lost); 1: as
+ * one that never ran; or -errno. */
+static int member_join(struct node *n, const char *self_url)
+{
+	struct peer known[MAX_PEERS + 1];
+	uint32_t count = n->n_peers, self = n->id;
+	memcpy(known, n->peers, sizeof known);
+	uint64_t deadline = now_ms() + JOIN_WAIT_MS;
+	bool told = false;
+	while (now_ms() < deadline) {
+		for (uint32_t i = 1; i <= count; i++) {
+			if (i == self)
+				continue;
+			struct buf ans = BUF_INIT;
+			int rc = join_ask(known[i].host, known[i].port, self_url, &ans);
+			if (rc == 0) {
+				for (uint32_t k = 1; k <= RAFT_MAX_ID; k++)
+					n->peers[k] = (struct peer){.n = n, .id = k};
+				n->n_peers = n->max_id = 0;
+				n->id = 0;
+				rc = member_table_load(n, ans.data, ans.len, true);
+				buf_free(&ans);
+				if (rc == 0) {
+					log_info("joined cluster %llu as member %u, told by %s", (unsigned long long)n->cluster_id,
+					         n->id, known[i].name);
+					/* a member that never started (it has not published a name)
+					 * can have lost no acknowledged entry nor vote: it need not
+					 * abstain, and must not -- a cluster of one that added it as
+					 * a voter needs its vote to elect anyone */
+					return n->peers[n->id].name[0] ? 0 : 1;
+				}
+				return rc;
+			}
+			if (rc == -ENOENT && !told) {
+				log_warn("%s does not know %s yet: waiting for a member add", known[i].name, self_url);
+				told = true;
+			}
+			buf_free(&ans);
+		}
+		usleep(200 * 1000);
+	}
+	return -ETIMEDOUT;
+}
+
 /* ------------------------------------------------------------ apply */
 
 static void apply_entry(struct node *n, const struct raft_entry *e)
 {
+	if (e->type == RAFT_ENTRY_CONF) {
+		member_conf_applied(n, e);
+		return;
+	}
 	if (e->type != RAFT_ENTRY_NORMAL || e->len == 0)
-		return; /* a configuration, or a new leader's no-op */
+		return; /* a new leader's no-op */
+	if (e->len >= CMD_HEAD && e->data[0] == NODE_REC_MEMBER) {
+		member_record_applied(n, e);
+		return;
+	}
 	struct req *waiter = NULL;
 	for (struct req **pp = &n->reqs; *pp; pp = &(*pp)->next)
 		if ((*pp)->wait == W_APPLY && (*pp)->index == e->index) {
@@ -1053,7 +1897,11 @@ static bool snap_holds_store(const struct raft_snapshot *s)
 {
 	struct kv *tmp = kv_new(NULL);
 	INVARIANT(tmp != NULL);
-	bool ok = kv_restore(tmp, s->data, s->len) == 0;
+	const uint8_t *kd;
+	const char *tbl;
+	size_t kl, tl;
+	snap_members_split(s->data, s->len, &kd, &kl, &tbl, &tl);
+	bool ok = kv_restore(tmp, kd, kl) == 0;
 	kv_free(tmp);
 	return ok;
 }
@@ -1104,6 +1952,9 @@ static void step_frame(struct node *n, uint32_t from, const uint8_t *p, size_t l
 		           (f.msg.type == RAFT_MSG_VOTE || f.msg.type == RAFT_MSG_PREVOTE ||
 		            f.msg.type == RAFT_MSG_TIMEOUT_NOW)) {
 			log_debug("abstaining: %s from %u dropped", raft_msg_type_name(f.msg.type), from);
+		} else if (f.kind == RAFT_FRAME_MSG && (f.msg.type == RAFT_MSG_VOTE || f.msg.type == RAFT_MSG_PREVOTE) &&
+		           member_gone(n, from)) {
+			member_tell_gone(n, from);
 		} else if (f.kind == RAFT_FRAME_MSG && f.msg.from == from && f.msg.to == n->id) {
 			int rc = raft_step(n->r, &f.msg);
 			if (rc < 0 && rc != -EINVAL)
@@ -1143,8 +1994,15 @@ static void step_frame(struct node *n, uint32_t from, const uint8_t *p, size_t l
 static void install_snapshot(struct node *n, const struct raft_snapshot *s)
 {
 	int rc = snap_write(n->data_dir, &s->meta, s->data, s->len);
+	const uint8_t *kd;
+	const char *tbl;
+	size_t kl, tl;
+	snap_members_split(s->data, s->len, &kd, &kl, &tbl, &tl);
 	if (rc == 0)
-		rc = kv_restore(n->kv, s->data, s->len);
+		rc = kv_restore(n->kv, kd, kl);
+	if (rc == 0 && tbl)
+		member_table_load(n, tbl, tl, false);
+	n->was_member = ((s->meta.conf.voters | s->meta.conf.learners) >> n->id & 1) != 0;
 	if (rc < 0) {
 		/* the Ready cannot be refused: stop, and a restart takes it again */
 		log_error("cannot install the snapshot at index %llu: %s", (unsigned long long)s->meta.index,
@@ -1232,6 +2090,7 @@ static void maybe_snapshot(struct node *n)
 	if (raft_term_at(n->r, st.applied, &m.term) < 0)
 		return;
 	buf_reset(&n->snap_buf);
+	snap_members_put(n, &n->snap_buf);
 	kv_snapshot(n->kv, &n->snap_buf);
 	n->snap_meta = m;
 	n->snap_done = false;
@@ -1373,8 +2232,13 @@ static void inconn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		if (c->from == 0) {
 			struct raft_frame f = {0};
 			int rc = raft_frame_decode(pl, plen, &f);
+			if (rc == 0 && f.kind == RAFT_FRAME_FWD_REQ && f.op == NODE_JOIN) {
+				member_join_reply(n, &c->tcp, &f); /* no HELLO: a joining member's question */
+				raft_frame_free(&f);
+				continue;
+			}
 			raft_frame_free(&f);
-			if (rc < 0 || f.kind != RAFT_FRAME_HELLO || f.cluster_id != n->cluster_id || f.from > n->n_peers ||
+			if (rc < 0 || f.kind != RAFT_FRAME_HELLO || f.cluster_id != n->cluster_id || f.from > RAFT_MAX_ID ||
 			    f.from == n->id) {
 				log_warn("a peer connection without a valid hello for this cluster: closing it");
 				inconn_close(c);
@@ -1446,6 +2310,7 @@ static void tick_cb(uv_timer_t *t)
 		raft_tick(n->r); /* abstaining: a follower's clock only starts elections */
 	maybe_snapshot(n);
 	leases_tick(n);
+	member_tick(n);
 	reqs_tick(n);
 	watchers_check(n, false);
 	drive(n);
@@ -1615,31 +2480,17 @@ void node_alarms_json(struct node *n, struct buf *out)
 	kv_put_header(out, n->kv, &h, true);
 	if (kv_alarm_nospace(n->kv)) {
 		buf_puts(out, ",\"alarms\":[");
-		for (uint32_t i = 1; i <= n->n_peers; i++)
-			buf_printf(out, "%s{\"memberID\":\"%llu\",\"alarm\":\"NOSPACE\"}", i > 1 ? "," : "",
-			           (unsigned long long)member_id(n, i));
+		uint64_t members = conf_members(n, NULL);
+		bool first = true;
+		for (uint32_t i = 1; i <= RAFT_MAX_ID; i++)
+			if (members >> i & 1) {
+				buf_printf(out, "%s{\"memberID\":\"%llu\",\"alarm\":\"NOSPACE\"}", first ? "" : ",",
+				           (unsigned long long)member_id(n, i));
+				first = false;
+			}
 		buf_putc(out, ']');
 	}
 	buf_putc(out, '}');
-}
-
-void node_members_json(struct node *n, struct buf *out)
-{
-	struct raft_status st;
-	raft_status(n->r, &st);
-	buf_printf(out, "{\"header\":{\"cluster_id\":\"%llu\",\"member_id\":\"%llu\",\"raft_term\":\"%llu\"},\"members\":[",
-	           (unsigned long long)n->cluster_id, (unsigned long long)member_id(n, n->id),
-	           (unsigned long long)st.term);
-	for (uint32_t i = 1; i <= n->n_peers; i++) {
-		const struct peer *p = &n->peers[i];
-		buf_printf(out, "%s{\"ID\":\"%llu\",\"name\":\"%s\",\"peerURLs\":[\"http://%s:%u\"]", i > 1 ? "," : "",
-		           (unsigned long long)member_id(n, i), p->name, p->host, p->port);
-		/* the other members' client URLs are not exchanged yet */
-		if (i == n->id)
-			buf_printf(out, ",\"clientURLs\":[\"http://%s\"]", n->client_addr);
-		buf_putc(out, '}');
-	}
-	buf_puts(out, "]}");
 }
 
 #define GAUGE(name, field) \
@@ -1907,6 +2758,8 @@ static int parse_initial(struct node *n, const char *list)
 		if (parse_hostport(url, p->host, sizeof p->host, &p->port) < 0 || p->port == 0)
 			return cli_bad_value("--initial-cluster", list, "want NAME=http://HOST:PORT with a port, for each member");
 		p->id = n->n_peers;
+		p->known = true;
+		n->max_id = n->n_peers;
 		for (uint32_t i = 1; i < n->n_peers; i++)
 			if (strcmp(n->peers[i].name, p->name) == 0)
 				return cli_bad_value("--initial-cluster", list, "a name appears twice");
@@ -2036,11 +2889,47 @@ int node_main(int argc, char **argv)
 		free(rp.ents);
 		return r == -EBADMSG ? EXIT_NO : r == -EBUSY ? EXIT_NO : EXIT_UNREACHABLE;
 	}
+	/* Who this member is: DIR/member once it has started; at the first
+	 * start --initial-cluster says, or, joining, the cluster does (see
+	 * "membership"). */
+	for (uint32_t i = 1; i <= n->n_peers; i++)
+		n->boot_voters |= 1ull << i;
+	int mf = member_file_read(n);
+	bool never_ran = false;
+	if (mf < 0) {
+		cli_error("cannot read '%s/member': %s", n->data_dir, strerror(-mf));
+		wal_close(n->wal);
+		return EXIT_NO;
+	}
+	if (mf == 0) {
+		char sp[4200];
+		snprintf(sp, sizeof sp, "%.4000s/snap", n->data_dir);
+		if (o.existing && wal_replayed(n->wal) == 0 && access(sp, F_OK) < 0) {
+			char self_url[300];
+			snprintf(self_url, sizeof self_url, "http://%s:%u", n->peers[n->id].host, n->peers[n->id].port);
+			/* the answer brings the first cluster's voters (the log's index 0):
+			 * the log after it holds every change since, this member's add too */
+			int jr = member_join(n, self_url);
+			never_ran = jr == 1;
+			if (jr < 0) {
+				cli_error("no member of --initial-cluster knows %s as a member (add it first: member add): %s",
+				          self_url, strerror(-jr));
+				wal_close(n->wal);
+				return jr == -ETIMEDOUT ? EXIT_TIMEOUT : EXIT_UNREACHABLE;
+			}
+		}
+		int wr = member_file_write(n);
+		if (wr < 0) {
+			cli_error("cannot write '%s/member': %s", n->data_dir, strerror(-wr));
+			wal_close(n->wal);
+			return EXIT_NO;
+		}
+	}
 	/* An empty data dir told the cluster exists: the member it replaces may
 	 * have acknowledged entries and cast votes that this one knows nothing
 	 * of -- a cut tail of the whole log.  Noted like one, so a crash before
 	 * it is caught up keeps it abstaining. */
-	if (o.existing && n->n_peers > 1 && wal_replayed(n->wal) == 0) {
+	if (o.existing && n->n_peers > 1 && wal_replayed(n->wal) == 0 && !never_ran) {
 		char sp[4200];
 		snprintf(sp, sizeof sp, "%.4000s/snap", n->data_dir);
 		int mr = access(sp, F_OK) < 0 ? wal_tail_cut_mark(n->wal, "an empty member of an existing cluster") : 0;
@@ -2072,9 +2961,7 @@ int node_main(int argc, char **argv)
 		cli_error("cannot start raft: bad timing settings");
 		return EXIT_USAGE;
 	}
-	struct raft_conf conf = {0};
-	for (uint32_t i = 1; i <= n->n_peers; i++)
-		conf.voters |= 1ull << i;
+	struct raft_conf conf = {.voters = n->boot_voters};
 	struct raft_snapshot boot = {.meta = {.index = 0, .term = 0, .conf = conf}};
 	/* etcd's minimum lease TTL: 1.5 election timeouts, in whole seconds rounded up, so a
 	 * lease outlives the election that follows a leader's death */
@@ -2099,7 +2986,13 @@ int node_main(int argc, char **argv)
 		         n->data_dir, (unsigned long long)boot.meta.index, (unsigned long long)rp.base);
 		r = -EBADMSG;
 	} else if (r == 0) {
-		r = kv_restore(n->kv, sdata, slen);
+		const uint8_t *kd;
+		const char *tbl;
+		size_t kl, tl;
+		snap_members_split(sdata, slen, &kd, &kl, &tbl, &tl);
+		r = kv_restore(n->kv, kd, kl);
+		if (r == 0 && tbl)
+			member_table_load(n, tbl, tl, false);
 		if (r < 0)
 			snprintf(err, sizeof err, "'%.400s/snap' does not hold a store", n->data_dir);
 		uint64_t si = boot.meta.index;
@@ -2120,6 +3013,24 @@ int node_main(int argc, char **argv)
 	}
 	if (r == 0 && rp.hs.commit > boot.meta.index + keep)
 		rp.hs.commit = boot.meta.index + keep; /* a torn tail can cut entries the hard state knew committed */
+	n->was_member = ((boot.meta.conf.voters | boot.meta.conf.learners) >> n->id & 1) != 0;
+	/* the addresses the log names, committed or not yet: a restarted member
+	 * may need one to reach the majority that commits it (applying the
+	 * records sets them again, and names too) */
+	for (size_t i = skip; r == 0 && i < skip + keep; i++) {
+		const struct raft_entry *e = &rp.ents[i];
+		if (e->type == RAFT_ENTRY_NORMAL && e->len > CMD_HEAD && e->data[0] == NODE_REC_MEMBER) {
+			cJSON *j = cJSON_ParseWithLength((const char *)e->data + CMD_HEAD, e->len - CMD_HEAD);
+			const cJSON *u = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "peerURLs"), 0);
+			char host[64];
+			uint16_t port;
+			uint32_t id = e->data[1];
+			if (cJSON_IsString(u) && id >= 1 && id <= RAFT_MAX_ID &&
+			    url_hostport(u->valuestring, host, sizeof host, &port) == 0)
+				peer_set_addr(n, id, host, port);
+			cJSON_Delete(j);
+		}
+	}
 	if (r == 0) {
 		r = raft_restore(n->r, &rp.hs, &boot, rp.ents + skip, keep);
 		if (r < 0)

@@ -1626,6 +1626,16 @@ void raft_status(const struct raft *r, struct raft_status *st)
 	};
 }
 
+int raft_progress(const struct raft *r, uint32_t id, uint64_t *match)
+{
+	if (r->role != RAFT_LEADER)
+		return -EPERM;
+	if (id == 0 || id > RAFT_MAX_ID || !(members(r) & bit(id)))
+		return -ENOENT;
+	*match = r->prs[id].match;
+	return 0;
+}
+
 int raft_term_at(const struct raft *r, uint64_t index, uint64_t *term)
 {
 	return log_term(r, index, term) ? 0 : -ENOENT;

@@ -224,6 +224,10 @@ void raft_advance(struct raft *r, const struct raft_ready *rd);
 int raft_compact(struct raft *r, uint64_t index, const void *data, size_t len);
 
 void raft_status(const struct raft *r, struct raft_status *st);
+/* On a leader, how far member id's log is known to match ours (its
+ * Match index): a learner is worth promoting only once it is close to the
+ * leader.  Returns 0, -EPERM off a leader, -ENOENT for a non-member. */
+int raft_progress(const struct raft *r, uint32_t id, uint64_t *match);
 /* Term of the entry at index: 0, or -ENOENT when compacted or beyond the log. */
 int raft_term_at(const struct raft *r, uint64_t index, uint64_t *term);
 /* The entry at index, or NULL; valid until the next raft_* call. */

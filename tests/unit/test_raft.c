@@ -587,6 +587,10 @@ static void test_learner(void)
 	propose(net, l, "L");
 	net_tick(net, 3);
 	is_int(net->applied_n[4], 1, "the learner receives and applies entries");
+	uint64_t match = 0, last = st(net, l).last_index;
+	ok(raft_progress(net->r[l], 4, &match) == 0 && match == last, "raft_progress: the leader knows the learner matches its log");
+	ok(raft_progress(net->r[l == 1 ? 2 : 1], 4, &match) == -EPERM, "raft_progress off a leader is -EPERM");
+	ok(raft_progress(net->r[l], 5, &match) == -ENOENT, "raft_progress of a non-member is -ENOENT");
 	for (int i = 1; i <= 3; i++)
 		isolate(net, i, true);
 	net_tick(net, 60);
