@@ -232,3 +232,53 @@ s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16); print("ready", flush=True
 	[ "$ms" -ge 900 ]
 	[ "$ms" -lt 2000 ]
 }
+
+@test "etcd: calls share one kept-alive connection, read chunked and sized answers, and reconnect after Connection: close" {
+	port=$(etcd_free_ports 1)
+	# a stand-in gateway: answer i (1-based) is sized (1), chunked in
+	# pieces (2), sized with Connection: close (3), then sized again (4,
+	# on a new connection); it counts the connections it accepted
+	/usr/bin/python3 -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16); print("ready", flush=True)
+n = conns = 0
+while n < 4:
+    c, _ = s.accept(); conns += 1; data = b""
+    while n < 4:
+        while b"\r\n\r\n" not in data:
+            got = c.recv(65536)
+            if not got: break
+            data += got
+        if b"\r\n\r\n" not in data: break
+        head, _, data = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"POST /v3/kv/put HTTP/1.1\r\n"), head
+        length = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0])
+        while len(data) < length: data += c.recv(65536)
+        data = data[length:]
+        n += 1
+        body = b"{\"header\":{\"revision\":\"%d\"}}" % (100 + n)
+        if n == 2:
+            out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            for i in range(0, len(body), 7):
+                out += b"%x\r\n%s\r\n" % (len(body[i:i + 7]), body[i:i + 7])
+            c.sendall(out + b"0\r\n\r\n")
+        else:
+            close = b"Connection: close\r\n" if n == 3 else b""
+            c.sendall(b"HTTP/1.1 200 OK\r\n%sContent-Length: %d\r\n\r\n%s" % (close, len(body), body))
+            if n == 3: break
+    c.close()
+print("connections", conns, flush=True)' "$port" >"$BATS_TEST_TMPDIR/gw.out" 3>&- &
+	WATCH_PID=$!
+	for ((i = 0; i < 100; i++)); do [ -s "$BATS_TEST_TMPDIR/gw.out" ] && break; sleep 0.05; done
+	run -0 "$CLI" -t 3000 "etcd://127.0.0.1:$port" putloop k 4 0
+	[ "${#lines[@]}" -eq 4 ]
+	for i in 0 1 2 3; do
+		[ "$(field "${lines[i]}" '["rc"]')" -eq 0 ]
+		[ "$(field "${lines[i]}" '["revision"]')" -eq $((101 + i)) ]
+	done
+	wait "$WATCH_PID"
+	WATCH_PID=
+	run grep -c '^connections 2$' "$BATS_TEST_TMPDIR/gw.out"
+	[ "$output" = 1 ]
+}

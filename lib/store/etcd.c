@@ -10,107 +10,37 @@
  * only when a double holds it exactly.  A missing field is etcd's zero
  * value, never an error: the gateway leaves zeros out.
  *
- * The transport half is libcurl's multi interface on a libuv loop, the
- * "socket action" way: curl tells us which sockets to watch
- * (socket_cb -> uv_poll_t) and when to wake it (timer_fn -> uv_timer_t);
- * we tell it what happened (curl_multi_socket_action).  User callbacks
- * never run inside a curl callback: curl's write callback only appends to
- * a buffer, and answers and watch lines are handed out after
- * curl_multi_socket_action returns (dispatch), where adding or removing
- * transfers is allowed.  A callback may even free the client: the free is
- * deferred until dispatch unwinds (c->depth).
+ * The transport half is our own HTTP/1.1 client on libuv TCP handles:
+ * lib/http/parse frames the answers (head, then Content-Length or chunked
+ * body), one call per connection at a time, connections kept alive in a
+ * small pool and reused.  It replaced libcurl, whose loading alone (some
+ * thirty libraries: TLS, Kerberos, LDAP...) and curl_global_init cost
+ * about 30 ms of CPU in every `dsys-lock run` on etcd:// -- most of what
+ * one such command cost.  User callbacks run from our libuv callbacks,
+ * never from inside etcd_call; a callback may even free the client: the
+ * free is deferred until we unwind (c->depth).
  *
  * Failover.  The client keeps one current endpoint.  A call that cannot
  * connect moves the client on to the next endpoint (only if no other call
  * has moved it already) and is sent again there, until every endpoint has
  * been tried once for this call.
- *
- * libcurl is loaded with dlopen when the first client is made, not linked:
- * it brings some thirty libraries (TLS, Kerberos, LDAP...) whose loading
- * and constructors cost about 20 ms of CPU at every program start, which a
- * `dsys-lock run` on file: or redis:// never uses.  The few functions we
- * call go through the table `cu`; the macros below keep their names.
  */
-#include <dlfcn.h>
 #include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 
 #include "base/invariant.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "http/parse.h"
 #include "store/etcd.h"
-
-static struct {
-	CURLcode (*global_init)(long flags);
-	CURL *(*easy_init)(void);
-	CURLcode (*easy_setopt)(CURL *h, CURLoption opt, ...);
-	CURLcode (*easy_getinfo)(CURL *h, CURLINFO info, ...);
-	void (*easy_cleanup)(CURL *h);
-	CURLM *(*multi_init)(void);
-	CURLMcode (*multi_setopt)(CURLM *m, CURLMoption opt, ...);
-	CURLMcode (*multi_add_handle)(CURLM *m, CURL *h);
-	CURLMcode (*multi_remove_handle)(CURLM *m, CURL *h);
-	CURLMcode (*multi_assign)(CURLM *m, curl_socket_t fd, void *p);
-	CURLMcode (*multi_socket_action)(CURLM *m, curl_socket_t fd, int ev, int *running);
-	CURLMsg *(*multi_info_read)(CURLM *m, int *left);
-	CURLMcode (*multi_cleanup)(CURLM *m);
-	struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
-	void (*slist_free_all)(struct curl_slist *l);
-} cu;
-
-#undef curl_easy_setopt
-#undef curl_easy_getinfo
-#undef curl_multi_setopt
-#define curl_global_init (*cu.global_init)
-#define curl_easy_init (*cu.easy_init)
-#define curl_easy_setopt (*cu.easy_setopt)
-#define curl_easy_getinfo (*cu.easy_getinfo)
-#define curl_easy_cleanup (*cu.easy_cleanup)
-#define curl_multi_init (*cu.multi_init)
-#define curl_multi_setopt (*cu.multi_setopt)
-#define curl_multi_add_handle (*cu.multi_add_handle)
-#define curl_multi_remove_handle (*cu.multi_remove_handle)
-#define curl_multi_assign (*cu.multi_assign)
-#define curl_multi_socket_action (*cu.multi_socket_action)
-#define curl_multi_info_read (*cu.multi_info_read)
-#define curl_multi_cleanup (*cu.multi_cleanup)
-#define curl_slist_append (*cu.slist_append)
-#define curl_slist_free_all (*cu.slist_free_all)
-
-/* Load libcurl and fill `cu`, once: 0, or -1 with the reason logged. */
-static int curl_load(void)
-{
-	static int state;   /* 0 not tried, 1 loaded, -1 failed */
-	if (state)
-		return state > 0 ? 0 : -1;
-	state = -1;
-	void *lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-	if (!lib) {
-		log_error("etcd client: cannot load libcurl: %s", dlerror());
-		return -1;
-	}
-	static const char *const names[] = {
-		"curl_global_init", "curl_easy_init", "curl_easy_setopt", "curl_easy_getinfo",
-		"curl_easy_cleanup", "curl_multi_init", "curl_multi_setopt", "curl_multi_add_handle",
-		"curl_multi_remove_handle", "curl_multi_assign", "curl_multi_socket_action",
-		"curl_multi_info_read", "curl_multi_cleanup", "curl_slist_append", "curl_slist_free_all",
-	};
-	void **slot = (void **)&cu;
-	INVARIANT(sizeof cu == sizeof names / sizeof names[0] * sizeof(void *));
-	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-		slot[i] = dlsym(lib, names[i]);
-		if (!slot[i]) {
-			log_error("etcd client: libcurl has no %s", names[i]);
-			return -1;
-		}
-	}
-	state = 1;
-	return 0;
-}
 
 /* ============================================================ errors */
 
@@ -718,18 +648,32 @@ int etcd_parse_watch(const char *text, size_t len, struct etcd_watch_msg *m)
 
 /* ============================================================ client */
 
-struct poll_ctx {
-	uv_poll_t poll;
-	curl_socket_t fd;
+/* One TCP connection to one endpoint, carrying one call at a time (no
+ * pipelining: etcd answers a connection's requests in order anyway, and a
+ * lock op's few concurrent calls each get their own).  Between calls it
+ * waits in the client's pool, read-armed so that a close by etcd is seen
+ * and the connection dropped before it could be reused. */
+struct conn {
+	uv_tcp_t tcp;
+	uv_timer_t timer;                /* connect timeout, then the call's deadline */
+	uv_connect_t creq;
+	uv_write_t wreq;
 	struct etcd_client *c;
-	struct poll_ctx *prev, *next;
+	struct etcd_call *q;             /* the call in flight; NULL when idle */
+	unsigned endpoint;
+	struct buf out, in;              /* request bytes; received, not consumed */
+	struct http_body body;           /* framing of the answer in progress */
+	int fail_err;                    /* a failure found while sending: reported
+	                                    from the timer, never from etcd_call */
+	int closed;                      /* handles closed so far (2: free) */
+	bool connected, writing, head_done, keep_alive, closing;
+	struct conn *prev, *next;
+	char rbuf[16384];
 };
 
 struct etcd_call {
 	struct etcd_client *c;
-	CURL *easy;
-	struct curl_slist *headers;
-	char url[STORE_URL_MAX_HOST + 64];
+	struct conn *conn;               /* carrying it now, or NULL */
 	const char *path;
 	struct buf body, reply;
 	etcd_cb cb;
@@ -760,21 +704,28 @@ struct etcd_watch {
 	struct etcd_watch *prev, *next;
 };
 
+struct addr {
+	struct sockaddr_storage sa;
+	int state;                       /* 0 not resolved yet, 1 resolved, -1 failed */
+};
+
 struct etcd_client {
 	uv_loop_t *loop;
-	CURLM *multi;
-	uv_timer_t timer;
 	struct store_host *hosts;
+	struct addr *addrs;              /* one per host */
 	unsigned n_hosts, cur;
 	char endpoint[STORE_URL_MAX_HOST + 16];
 	struct etcd_options o;
 	unsigned pending;
 	struct etcd_call *calls;
 	struct etcd_watch *watches;
-	struct poll_ctx *polls;          /* open uv_poll_t handles, closed at free */
-	int depth;                       /* >0 while dispatching */
+	struct conn *conns;              /* open connections, busy or idle */
+	int depth;                       /* >0 while our code is on the stack */
 	bool closing;
 };
+
+#define MAX_IDLE 8                   /* idle connections kept for reuse */
+#define MAX_REPLY (64u << 20)        /* an answer, or an unfinished watch line */
 
 #define LIST_ADD(head, x) do { (x)->prev = NULL; (x)->next = (head); \
 	if (head) { (head)->prev = (x); } (head) = (x); } while (0)
@@ -784,9 +735,12 @@ struct etcd_client {
 		(x)->prev = (x)->next = NULL; \
 	} while (0)
 
-static void dispatch(struct etcd_client *c, curl_socket_t fd, int flags);
 static int call_send(struct etcd_call *q);
+static void call_failed(struct etcd_call *q, bool never_sent, bool timed_out);
+static void call_answered(struct etcd_call *q);
 static void watch_connect(struct etcd_watch *w);
+static bool watch_lines(struct etcd_watch *w);
+static void client_destroy(struct etcd_client *c);
 
 static void set_endpoint(struct etcd_client *c)
 {
@@ -799,88 +753,316 @@ static void set_endpoint(struct etcd_client *c)
 
 const char *etcd_client_endpoint(const struct etcd_client *c) { return c->endpoint; }
 
-/* ---- curl <-> libuv */
+/* Every libuv callback into the client is bracketed by enter/leave: a user
+ * callback may free the client, and the free waits until we unwind. */
+static void enter(struct etcd_client *c) { c->depth++; }
 
-static void poll_close_cb(uv_handle_t *h) { free(h->data); }
-
-static void poll_cb(uv_poll_t *h, int status, int events)
+static void leave(struct etcd_client *c)
 {
-	struct poll_ctx *p = h->data;
-	int flags = 0;
-	if (status < 0)
-		flags = CURL_CSELECT_ERR;
-	if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
-	if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
-	dispatch(p->c, p->fd, flags);
+	if (--c->depth == 0 && c->closing)
+		client_destroy(c);
 }
 
-static int socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
+/* ---- connections */
+
+/* The address of host i: a literal is taken as it is; a name is looked up
+ * once (getaddrinfo, blocking: hosts are few and fixed, and usually
+ * literals or /etc/hosts names). */
+static const struct sockaddr *host_addr(struct etcd_client *c, unsigned i)
 {
-	struct etcd_client *c = userp;
-	struct poll_ctx *p = socketp;
-	if (what == CURL_POLL_REMOVE) {
-		if (p) {
-			LIST_DEL(c->polls, p);
-			uv_poll_stop(&p->poll);
-			uv_close((uv_handle_t *)&p->poll, poll_close_cb);
-			curl_multi_assign(c->multi, fd, NULL);
+	struct addr *a = &c->addrs[i];
+	const struct store_host *h = &c->hosts[i];
+	if (a->state == 0) {
+		a->state = -1;
+		if (uv_ip4_addr(h->host, h->port, (struct sockaddr_in *)&a->sa) == 0 ||
+		    uv_ip6_addr(h->host, h->port, (struct sockaddr_in6 *)&a->sa) == 0) {
+			a->state = 1;
+		} else {
+			struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+			if (getaddrinfo(h->host, NULL, &hints, &res) == 0 && res &&
+			    res->ai_addrlen <= sizeof a->sa) {
+				memcpy(&a->sa, res->ai_addr, res->ai_addrlen);
+				if (a->sa.ss_family == AF_INET)
+					((struct sockaddr_in *)&a->sa)->sin_port = htons(h->port);
+				else
+					((struct sockaddr_in6 *)&a->sa)->sin6_port = htons(h->port);
+				a->state = 1;
+			}
+			if (res)
+				freeaddrinfo(res);
 		}
-		return 0;
 	}
-	if (!p) {
-		p = calloc(1, sizeof *p);
-		if (!p)
-			return -1;
-		p->fd = fd;
-		p->c = c;
-		if (uv_poll_init_socket(c->loop, &p->poll, fd) < 0) {
-			free(p);
-			return -1;
-		}
-		p->poll.data = p;
-		LIST_ADD(c->polls, p);
-		curl_multi_assign(c->multi, fd, p);
-	}
-	int ev = ((what & CURL_POLL_IN) ? UV_READABLE : 0) | ((what & CURL_POLL_OUT) ? UV_WRITABLE : 0);
-	uv_poll_start(&p->poll, ev, poll_cb);
-	return 0;
+	return a->state > 0 ? (const struct sockaddr *)&a->sa : NULL;
 }
 
-static void timer_cb(uv_timer_t *t)
+static void conn_close_cb(uv_handle_t *h)
 {
-	dispatch(t->data, CURL_SOCKET_TIMEOUT, 0);
+	struct conn *k = h->data;
+	if (++k->closed < 2)
+		return;
+	buf_free(&k->out);
+	buf_free(&k->in);
+	free(k);
 }
 
-static int timer_fn(CURLM *m, long timeout_ms, void *userp)
+/* Close k and detach its call (the caller decides what becomes of it).
+ * k's memory lives until libuv has closed both handles, so a callback
+ * already on the stack may still look at k->closing. */
+static struct etcd_call *conn_close(struct conn *k)
 {
-	struct etcd_client *c = userp;
-	if (timeout_ms < 0)
-		uv_timer_stop(&c->timer);
+	struct etcd_call *q = k->q;
+	if (k->closing)
+		return NULL;
+	k->closing = true;
+	LIST_DEL(k->c->conns, k);
+	if (q) {
+		q->conn = NULL;
+		k->q = NULL;
+	}
+	uv_close((uv_handle_t *)&k->timer, conn_close_cb);
+	uv_close((uv_handle_t *)&k->tcp, conn_close_cb);
+	return q;
+}
+
+/* k cannot go on: close it and let its call fail over or fail. */
+static void conn_fail(struct conn *k, bool never_sent, bool timed_out)
+{
+	struct etcd_call *q = conn_close(k);
+	if (q)
+		call_failed(q, never_sent, timed_out);
+}
+
+static void conn_timer_cb(uv_timer_t *t)
+{
+	struct conn *k = t->data;
+	if (k->closing)
+		return;
+	struct etcd_client *c = k->c;
+	enter(c);
+	/* a failure while sending, or no connection within the connect
+	 * timeout: the request never left; otherwise the call's deadline */
+	if (k->fail_err || !k->connected)
+		conn_fail(k, true, false);
 	else
-		uv_timer_start(&c->timer, timer_cb, (uint64_t)timeout_ms, 0);
-	return 0;
+		conn_fail(k, false, true);
+	leave(c);
+}
+
+/* Arm k's timer for its call: the connect timeout while connecting, the
+ * call's deadline after; a watch stream has none (TCP keepalive). */
+static void conn_arm(struct conn *k)
+{
+	struct etcd_call *q = k->q;
+	uint64_t now = uv_now(k->c->loop);
+	uint64_t left = q->deadline > now ? q->deadline - now : 0;
+	if (!k->connected) {
+		uint64_t ct = k->c->o.connect_timeout_ms;
+		uv_timer_start(&k->timer, conn_timer_cb, ct < left ? ct : left, 0);
+	} else if (q->watch) {
+		uv_timer_stop(&k->timer);
+	} else {
+		uv_timer_start(&k->timer, conn_timer_cb, left, 0);
+	}
+}
+
+/* Report err from the timer, soon: never inside etcd_call. */
+static void conn_fail_soon(struct conn *k, int err)
+{
+	k->fail_err = err;
+	uv_timer_start(&k->timer, conn_timer_cb, 0, 0);
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+	struct conn *k = req->data;
+	if (k->closing)
+		return;
+	struct etcd_client *c = k->c;
+	enter(c);
+	k->writing = false;
+	if (status < 0)
+		conn_fail(k, false, false);
+	leave(c);
+}
+
+static void conn_write(struct conn *k)
+{
+	uv_buf_t b = uv_buf_init(k->out.data, (unsigned)k->out.len);
+	k->wreq.data = k;
+	int rc = uv_write(&k->wreq, (uv_stream_t *)&k->tcp, &b, 1, write_cb);
+	if (rc < 0)
+		conn_fail_soon(k, rc);
+	else
+		k->writing = true;
+}
+
+/* The call is done with k: keep k for the next call if it can be. */
+static void conn_release(struct conn *k)
+{
+	struct etcd_client *c = k->c;
+	k->q->conn = NULL;
+	k->q = NULL;
+	unsigned idle = 0;
+	for (struct conn *o = c->conns; o; o = o->next)
+		idle += !o->q;
+	if (!k->keep_alive || k->in.len || c->closing || idle > MAX_IDLE) {
+		conn_close(k);
+		return;
+	}
+	uv_timer_stop(&k->timer);
+	k->head_done = false;
+}
+
+/* Frame what k received: the answer's head, then its body, handed to the
+ * call as it comes (a watch's lines go out at once). */
+static void conn_parse(struct conn *k)
+{
+	for (;;) {
+		struct etcd_call *q = k->q;
+		if (!q) {
+			if (k->in.len)
+				conn_close(k);   /* bytes nobody asked for */
+			return;
+		}
+		if (!k->head_done) {
+			struct http_response hr;
+			int n = http_parse_response(k->in.data, k->in.len, NULL, HTTP_POST, &hr);
+			if (n < 0)
+				return conn_fail(k, false, false);
+			if (n == 0)
+				return;
+			if (hr.status < 200) {   /* 100 Continue and the like */
+				buf_consume(&k->in, (size_t)n);
+				continue;
+			}
+			k->head_done = true;
+			k->keep_alive = hr.m.keep_alive;
+			http_body_init(&k->body, &hr.m, MAX_REPLY);
+			buf_consume(&k->in, (size_t)n);
+			if (hr.m.body_kind == HTTP_BODY_NONE) {
+				conn_release(k);
+				return call_answered(q);
+			}
+		}
+		if (!k->in.len)
+			return;
+		size_t used = 0, data = 0;
+		int r = http_body_feed(&k->body, k->in.data, k->in.len, &used, &data);
+		buf_append(&q->reply, k->in.data, data);
+		buf_consume(&k->in, used);
+		if (r < 0 || q->reply.len > MAX_REPLY)
+			return conn_fail(k, false, false);
+		if (r == 1) {
+			conn_release(k);
+			return call_answered(q);
+		}
+		if (q->watch) {
+			if (!watch_lines(q->watch) || k->closing || k->q != q)
+				return;
+		}
+		if (used == 0)
+			return;
+	}
+}
+
+static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+	struct conn *k = h->data;
+	(void)hint;
+	*b = uv_buf_init(k->rbuf, sizeof k->rbuf);
+}
+
+static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+	struct conn *k = s->data;
+	(void)b;
+	if (k->closing || n == 0)
+		return;
+	struct etcd_client *c = k->c;
+	enter(c);
+	if (n > 0) {
+		buf_append(&k->in, k->rbuf, (size_t)n);
+		conn_parse(k);
+	} else if (n == UV_EOF && k->q && k->head_done && k->body.kind == HTTP_BODY_EOF) {
+		struct etcd_call *q = k->q;
+		k->keep_alive = false;
+		conn_release(k);
+		call_answered(q);
+	} else {
+		/* closed or broken: an idle connection just goes; a call in
+		 * flight may have run (the request was written) */
+		conn_fail(k, false, false);
+	}
+	leave(c);
+}
+
+/* A stream has no end: a silent peer (no FIN, no RST) is found by TCP
+ * keepalive, 5 s idle, then probes 2 s apart. */
+static void conn_keepalive(struct conn *k)
+{
+	uv_tcp_keepalive(&k->tcp, 1, 5);
+	uv_os_fd_t fd;
+	int intvl = 2;
+	if (uv_fileno((uv_handle_t *)&k->tcp, &fd) == 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+}
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+	struct conn *k = req->data;
+	if (k->closing)
+		return;
+	struct etcd_client *c = k->c;
+	enter(c);
+	if (status < 0) {
+		conn_fail(k, true, false);
+	} else {
+		k->connected = true;
+		uv_tcp_nodelay(&k->tcp, 1);
+		if (k->q && k->q->watch)
+			conn_keepalive(k);
+		int rc = uv_read_start((uv_stream_t *)&k->tcp, alloc_cb, read_cb);
+		if (rc < 0) {
+			conn_fail(k, true, false);
+		} else if (k->q) {
+			conn_arm(k);
+			conn_write(k);
+		}
+	}
+	leave(c);
+}
+
+/* A new connection to endpoint e; NULL only on -ENOMEM.  A connect that
+ * fails at once is reported through the timer. */
+static struct conn *conn_open(struct etcd_client *c, unsigned e)
+{
+	struct conn *k = calloc(1, sizeof *k);
+	if (!k)
+		return NULL;
+	k->c = c;
+	k->endpoint = e;
+	buf_init(&k->out);
+	buf_init(&k->in);
+	uv_tcp_init(c->loop, &k->tcp);
+	uv_timer_init(c->loop, &k->timer);
+	k->tcp.data = k;
+	k->timer.data = k;
+	k->creq.data = k;
+	LIST_ADD(c->conns, k);
+	const struct sockaddr *sa = host_addr(c, e);
+	int rc = sa ? uv_tcp_connect(&k->creq, &k->tcp, sa, connect_cb) : UV_EAI_NONAME;
+	if (rc < 0)
+		conn_fail_soon(k, rc);
+	return k;
 }
 
 /* ---- calls */
 
-static size_t write_cb(char *p, size_t size, size_t n, void *ud)
-{
-	struct etcd_call *q = ud;
-	/* a bound on what we keep: an answer, or an unfinished watch line */
-	if (q->reply.len + n > (64u << 20))
-		return 0;
-	buf_append(&q->reply, p, n);
-	return n;
-}
-
 static void call_free(struct etcd_call *q)
 {
 	struct etcd_client *c = q->c;
-	if (q->easy) {
-		curl_multi_remove_handle(c->multi, q->easy);
-		curl_easy_cleanup(q->easy);
-	}
-	curl_slist_free_all(q->headers);
+	if (q->conn)
+		conn_close(q->conn);   /* an answer half read cannot be reused */
 	buf_free(&q->body);
 	buf_free(&q->reply);
 	LIST_DEL(c->calls, q);
@@ -913,47 +1095,38 @@ static void endpoint_failed(struct etcd_client *c, unsigned e)
 	}
 }
 
+/* Send q to the current endpoint, on a pooled connection if one is free.
+ * Returns 0 or a negative code (q not sent; nothing will call back). */
 static int call_send(struct etcd_call *q)
 {
 	struct etcd_client *c = q->c;
 	uint64_t now = uv_now(c->loop);
 	if (now >= q->deadline)
 		return ETCD_E_TIMEOUT;
-	if (q->easy) {
-		curl_multi_remove_handle(c->multi, q->easy);
-		curl_easy_cleanup(q->easy);
-	}
+	INVARIANT(!q->conn);
 	buf_reset(&q->reply);
-	q->easy = curl_easy_init();
-	if (!q->easy)
-		return -ENOMEM;
 	q->endpoint = c->cur;
 	q->attempts++;
-	snprintf(q->url, sizeof q->url, "http://%s%s", c->endpoint, q->path);
-	CURL *e = q->easy;
-	curl_easy_setopt(e, CURLOPT_URL, q->url);
-	curl_easy_setopt(e, CURLOPT_POST, 1L);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, q->body.data ? q->body.data : "");
-	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)q->body.len);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, q->headers);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, q);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, q);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_PROXY, "");   /* loopback etcd never goes through http_proxy */
-	uint64_t left = q->deadline - now;
-	uint64_t conn = c->o.connect_timeout_ms < left ? c->o.connect_timeout_ms : left;
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(conn ? conn : 1));
-	if (q->watch) {
-		/* a stream has no end; a silent peer is found by TCP keepalive */
-		curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-		curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 5L);
-		curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 2L);
-	} else {
-		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)left);
-	}
-	if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
+	struct conn *k = c->conns;
+	while (k && (k->q || !k->connected || k->writing || k->endpoint != c->cur))
+		k = k->next;
+	bool fresh = !k;
+	if (fresh && !(k = conn_open(c, c->cur)))
 		return -ENOMEM;
+	k->q = q;
+	q->conn = k;
+	k->head_done = false;
+	buf_reset(&k->out);
+	buf_printf(&k->out, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+	           "Content-Length: %zu\r\n\r\n", q->path, c->endpoint, q->body.len);
+	buf_append(&k->out, q->body.data, q->body.len);
+	if (!k->fail_err)
+		conn_arm(k);
+	if (!fresh) {
+		if (q->watch)
+			conn_keepalive(k);
+		conn_write(k);
+	}
 	return 0;
 }
 
@@ -978,7 +1151,6 @@ static struct etcd_call *call_new(struct etcd_client *c, const char *path, const
 	buf_init(&q->body);
 	buf_init(&q->reply);
 	buf_append(&q->body, body, len);
-	q->headers = curl_slist_append(NULL, "Content-Type: application/json");
 	/* ranges, lease reads and keepalives change nothing: safe to resend */
 	q->repeatable = strcmp(path, ETCD_PATH_RANGE) == 0 || strcmp(path, ETCD_PATH_TTL) == 0 ||
 	                strcmp(path, ETCD_PATH_KEEPALIVE) == 0 || strcmp(path, ETCD_PATH_WATCH) == 0 ||
@@ -1008,40 +1180,43 @@ int etcd_call(struct etcd_client *c, const char *path, const char *body, size_t 
 	return 0;
 }
 
-/* Did the transfer fail before the request could have reached etcd? */
-static bool never_sent(CURLcode rc, CURL *e)
-{
-	if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
-		return true;
-	long sent = 0;
-	curl_easy_getinfo(e, CURLINFO_REQUEST_SIZE, &sent);
-	return sent == 0;
-}
+static void stream_done(struct etcd_call *q);
 
-static void unary_done(struct etcd_call *q, CURLcode rc)
+/* q's attempt failed.  never_sent: the request cannot have reached etcd
+ * (no connection, or etcd said it is unavailable). */
+static void call_failed(struct etcd_call *q, bool never_sent, bool timed_out)
 {
 	struct etcd_client *c = q->c;
 	struct etcd_resp resp;
 	memset(&resp, 0, sizeof resp);
-	int err;
-	if (rc == CURLE_OK) {
-		err = etcd_parse(q->reply.data ? q->reply.data : "", q->reply.len, &resp);
-		/* 14 = gRPC UNAVAILABLE: this member cannot serve (no quorum, stopping) */
-		if (!(err == ETCD_E_SERVER && resp.error_code == 14))
-			return call_finish(q, err, &resp);
-		etcd_resp_free(&resp);
-	} else if (!never_sent(rc, q->easy) && !q->repeatable) {
-		/* it may have run: do not run it twice */
-		return call_finish(q, rc == CURLE_OPERATION_TIMEDOUT ? ETCD_E_TIMEOUT : -ECONNRESET, &resp);
-	}
+	if (q->watch)
+		return stream_done(q);
+	if (!never_sent && !q->repeatable)   /* it may have run: not twice */
+		return call_finish(q, timed_out ? ETCD_E_TIMEOUT : -ECONNRESET, &resp);
 	endpoint_failed(c, q->endpoint);
 	if (q->attempts >= c->n_hosts) {
 		uv_update_time(c->loop);
-		err = uv_now(c->loop) >= q->deadline ? ETCD_E_TIMEOUT : ETCD_E_UNREACHABLE;
+		int err = uv_now(c->loop) >= q->deadline ? ETCD_E_TIMEOUT : ETCD_E_UNREACHABLE;
 		return call_finish(q, err, &resp);
 	}
-	if ((err = call_send(q)) < 0)
+	int err = call_send(q);
+	if (err < 0)
 		call_finish(q, err, &resp);
+}
+
+/* q's answer is complete (q no longer on a connection). */
+static void call_answered(struct etcd_call *q)
+{
+	if (q->watch)
+		return stream_done(q);
+	struct etcd_resp resp;
+	memset(&resp, 0, sizeof resp);
+	int err = etcd_parse(q->reply.data ? q->reply.data : "", q->reply.len, &resp);
+	/* 14 = gRPC UNAVAILABLE: this member cannot serve (no quorum, stopping) */
+	if (!(err == ETCD_E_SERVER && resp.error_code == 14))
+		return call_finish(q, err, &resp);
+	etcd_resp_free(&resp);
+	call_failed(q, true, false);
 }
 
 /* ---- watch */
@@ -1050,9 +1225,9 @@ static void watch_retry_cb(uv_timer_t *t)
 {
 	struct etcd_watch *w = t->data;
 	struct etcd_client *c = w->c;
-	c->depth++;
+	enter(c);
 	watch_connect(w);
-	c->depth--;
+	leave(c);
 }
 
 static void watch_end(struct etcd_watch *w, int err);
@@ -1127,7 +1302,9 @@ static void watch_connect(struct etcd_watch *w)
 	uv_timer_start(&w->retry, watch_retry_cb, c->o.watch_retry_ms, 0);
 }
 
-static void stream_done(struct etcd_call *q, CURLcode rc)
+/* The stream ended (closed, broken, or never connected): create it again
+ * after a pause, from the revision after the last one delivered. */
+static void stream_done(struct etcd_call *q)
 {
 	struct etcd_watch *w = q->watch;
 	struct etcd_client *c = q->c;
@@ -1204,17 +1381,11 @@ void etcd_watch_stop(struct etcd_watch *w)
 		watch_end(w, 0);
 }
 
-/* ---- the loop */
-
-static void client_close_cb(uv_handle_t *h)
-{
-	struct etcd_client *c = h->data;
-	free(c->hosts);
-	free(c);
-}
+/* ---- the client */
 
 static void client_destroy(struct etcd_client *c)
 {
+	c->depth++;   /* the callbacks below must not destroy c again */
 	while (c->watches)
 		watch_end(c->watches, -ECANCELED);
 	while (c->calls) {
@@ -1222,72 +1393,27 @@ static void client_destroy(struct etcd_client *c)
 		memset(&none, 0, sizeof none);
 		call_finish(c->calls, -ECANCELED, &none);
 	}
-	curl_multi_cleanup(c->multi);
-	while (c->polls) {
-		struct poll_ctx *p = c->polls;
-		LIST_DEL(c->polls, p);
-		uv_poll_stop(&p->poll);
-		uv_close((uv_handle_t *)&p->poll, poll_close_cb);
-	}
-	uv_timer_stop(&c->timer);
-	uv_close((uv_handle_t *)&c->timer, client_close_cb);
-}
-
-/* Let curl act on fd, then hand out what finished and what streamed in. */
-static void dispatch(struct etcd_client *c, curl_socket_t fd, int flags)
-{
-	int running = 0;
-	c->depth++;
-	curl_multi_socket_action(c->multi, fd, flags, &running);
-	CURLMsg *msg;
-	int left;
-	while (!c->closing && (msg = curl_multi_info_read(c->multi, &left))) {
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		struct etcd_call *q = NULL;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&q);
-		CURLcode rc = msg->data.result;
-		if (q->watch)
-			stream_done(q, rc);
-		else
-			unary_done(q, rc);
-	}
-	/* a callback may stop any watch: look again from the head each time;
-	 * watch_lines empties the stream's buffer, so this ends */
-	while (!c->closing) {
-		struct etcd_watch *w = c->watches;
-		while (w && !(w->stream && w->stream->reply.len))
-			w = w->next;
-		if (!w)
-			break;
-		watch_lines(w);
-	}
-	c->depth--;
-	if (c->closing && c->depth == 0)
-		client_destroy(c);
+	while (c->conns)
+		conn_close(c->conns);
+	/* the connections' handles close later and never look at c again */
+	free(c->hosts);
+	free(c->addrs);
+	free(c);
 }
 
 struct etcd_client *etcd_client_new(uv_loop_t *loop, const struct store_url *u,
                                     const struct etcd_options *opts)
 {
-	static bool curl_ready;
-	if (!curl_ready) {
-		if (curl_load() < 0)
-			return NULL;
-		curl_global_init(CURL_GLOBAL_DEFAULT);
-		curl_ready = true;
-	}
 	if (u->n_hosts == 0)
 		return NULL;
 	struct etcd_client *c = calloc(1, sizeof *c);
 	if (!c)
 		return NULL;
 	c->hosts = calloc(u->n_hosts, sizeof *c->hosts);
-	c->multi = curl_multi_init();
-	if (!c->hosts || !c->multi) {
-		if (c->multi)
-			curl_multi_cleanup(c->multi);
+	c->addrs = calloc(u->n_hosts, sizeof *c->addrs);
+	if (!c->hosts || !c->addrs) {
 		free(c->hosts);
+		free(c->addrs);
 		free(c);
 		return NULL;
 	}
@@ -1301,12 +1427,6 @@ struct etcd_client *etcd_client_new(uv_loop_t *loop, const struct store_url *u,
 	if (!c->o.connect_timeout_ms) c->o.connect_timeout_ms = 1000;
 	if (!c->o.max_pending) c->o.max_pending = 1024;
 	if (!c->o.watch_retry_ms) c->o.watch_retry_ms = 100;
-	uv_timer_init(loop, &c->timer);
-	c->timer.data = c;
-	curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_fn);
-	curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
 	return c;
 }
 

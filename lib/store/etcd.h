@@ -25,14 +25,17 @@
  *    line of a watch stream.  Keys and values are byte strings (any byte,
  *    NUL included) given as pointer + length.
  *
- * 2. The client (struct etcd_client): libcurl's multi interface driven by
- *    a libuv loop (curl's sockets polled with uv_poll_t, its timer a
- *    uv_timer_t).  Calls are asynchronous: etcd_call posts a body and later
- *    calls back exactly once, always from the loop, never from inside
- *    etcd_call.  The endpoints come from an etcd://H:P,H:P URL; the client
- *    uses one at a time and moves on to the next when a connection cannot
- *    be made, is refused, times out, or etcd answers "unavailable" (gRPC
- *    code 14, e.g. a member cut off from the quorum).  A call gives up when
+ * 2. The client (struct etcd_client): our own HTTP/1.1 client on the
+ *    caller's libuv loop (uv_tcp_t connections, answers framed by
+ *    lib/http/parse), one call per connection at a time, connections kept
+ *    alive and reused, so a CLI's few calls share one TCP connection and
+ *    no libcurl is loaded.  Calls are asynchronous: etcd_call posts a
+ *    body and later calls back exactly once, always from the loop, never
+ *    from inside etcd_call.  The endpoints come from an etcd://H:P,H:P
+ *    URL; the client uses one at a time and moves on to the next when a
+ *    connection cannot be made, is refused, times out, or etcd answers
+ *    "unavailable" (gRPC code 14, e.g. a member cut off from the
+ *    quorum).  A call gives up when
  *    every endpoint failed once (ETCD_E_UNREACHABLE) or its own timeout
  *    passed (ETCD_E_TIMEOUT).  A call whose request may have reached etcd
  *    before the failure (a timeout after connecting) is resent to the next
@@ -90,7 +93,7 @@
  * answered with an error: resp->error_code (gRPC code) and
  * resp->error_message say which.
  *
- * Ownership.  The client owns its endpoints, curl handles and in-flight
+ * Ownership.  The client owns its endpoints, connections and in-flight
  * calls; struct etcd_resp passed to a callback belongs to the client and
  * is freed after the callback returns (copy what you keep).  A struct
  * etcd_resp filled by etcd_parse or etcd_sync is the caller's, freed with

@@ -12,7 +12,9 @@
 #              (3): handoffs_per_s, all grants over the wall time
 #   cmd        BENCH_LOCK_CMDS (40) commands one after another, wall time
 #              per command (us_per_cmd): dsys-lock run NAME -- true on file:
-#              and etcd, etcdctl lock NAME -- true, flock FILE true
+#              and etcd, etcdctl lock NAME -- true, flock FILE true; and
+#              the floors, each program starting and doing nothing:
+#              dsys-lock --version, etcdctl version
 #   cmd-ratio  the median of per-round ratios: etcdctl/dsys-lock on etcd
 #              (the bar: at least 3) and dsys-lock on file:/flock (the
 #              bar: at most 2)
@@ -103,6 +105,8 @@ percmd() { # CASE NAME ROUND
 	dsys-lock-etcd) cmd=(dsys-lock run cmd --store "${URL[etcd3]}" -- true) ;;
 	etcdctl) cmd=(env ETCDCTL_API=3 etcdctl --endpoints "$ETCD_EPS" lock cmd -- true) ;;
 	flock) cmd=(flock "$flockfile" true) ;;
+	dsys-lock-version) cmd=(dsys-lock --version) ;;
+	etcdctl-version) cmd=(env ETCDCTL_API=3 etcdctl version) ;;
 	esac
 	"${cmd[@]}" >/dev/null 2>&1   # warm-up
 	t0=$(date +%s%N)
@@ -118,8 +122,8 @@ percmd() { # CASE NAME ROUND
 bench_rounds acqrel "$names" acqrel
 # shellcheck disable=SC2086
 bench_rounds handoff8 "$names" handoff
-cmdnames="dsys-lock-file flock"
-[ $etcd_ok = 1 ] && cmdnames="dsys-lock-etcd etcdctl $cmdnames"
+cmdnames="dsys-lock-file flock dsys-lock-version"
+[ $etcd_ok = 1 ] && cmdnames="dsys-lock-etcd etcdctl $cmdnames etcdctl-version"
 # shellcheck disable=SC2086
 bench_rounds cmd "$cmdnames" percmd
 if bench_want cmd; then
