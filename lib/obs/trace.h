@@ -139,7 +139,9 @@ long trace_state_parse(const char *s, size_t n, char *out, size_t cap);
 /*
  * The context in TRACEPARENT and TRACESTATE.  Returns 0 with c filled (an
  * invalid TRACESTATE leaves c->state empty), -ENOENT when TRACEPARENT is
- * unset or empty, -EINVAL when it is invalid (c is then zeroed).
+ * unset or empty, -EINVAL when it is invalid (c then holds zero
+ * ids and an empty tracestate; bytes after the tracestate's NUL are never
+ * cleared nor read).
  */
 int trace_context_from_env(struct trace_context *c);
 
