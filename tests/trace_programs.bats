@@ -35,7 +35,7 @@ TP_TRACE=0af7651916cd43dd8448eb211c80319c
 TP_SPAN=b7ad6b7169203331
 TP="00-$TP_TRACE-$TP_SPAN-01"
 
-@test "trace programs: the raft node continues a curl's trace with one server span per request, and its log lines name that span" {
+@test "trace programs: the raft node continues a curl's trace with one server span per request, with its baggage, and its log lines name that span" {
 	ports=($(etcd_free_ports 1))
 	export DSYS_TRACE_FILE=$SPANS DSYS_LOG_LEVEL=debug DSYS_LOG_FORMAT=json
 	start_server raft dsys-raft node --name n1 --data-dir "$BATS_TEST_TMPDIR/n1" \
@@ -45,7 +45,7 @@ TP="00-$TP_TRACE-$TP_SPAN-01"
 		curl -sf "http://127.0.0.1:$SERVER_PORT/health" >/dev/null && break
 		sleep 0.05
 	done
-	run -0 curl -sf -H "traceparent: $TP" "http://127.0.0.1:$SERVER_PORT/v3/kv/put" \
+	run -0 curl -sf -H "traceparent: $TP" -H 'baggage: deploy=42;ttl=1' "http://127.0.0.1:$SERVER_PORT/v3/kv/put" \
 		-d '{"key":"YQ==","value":"MQ=="}'
 	# no traceparent and --trace-sample 0: no span
 	run -0 curl -sf "http://127.0.0.1:$SERVER_PORT/v3/kv/range" -d '{"key":"YQ=="}'
@@ -59,6 +59,7 @@ TP="00-$TP_TRACE-$TP_SPAN-01"
 	[ "$(jq -r .kind <<<"$s")" = 2 ]
 	[ "$(jq -r .service <<<"$s")" = dsys-raft ]
 	[ "$(attr "$s" http.response.status_code)" = '{"intValue":"200"}' ]
+	[ "$(attr "$s" deploy)" = '{"stringValue":"42"}' ]
 	sid=$(jq -r .spanId <<<"$s")
 	# the request's debug line, written while its handler ran, names its span
 	run -0 jq -c 'select(.msg | startswith("new req"))' "$SERVER_ERR"
