@@ -246,3 +246,23 @@ PY
 	assert_line 'grpc_server_handled_total{grpc_service="dsys.counter.v1.Counter",grpc_method="Get",grpc_code="NotFound"} 1'
 	assert_line 'grpc_server_handled_total{grpc_service="dsys.counter.v1.Counter",grpc_method="List",grpc_code="OK"} 1'
 }
+
+@test "counter grpc: a traced call continues its traceparent metadata, and its baggage metadata is on the span" {
+	spans=$BATS_TEST_TMPDIR/spans.jsonl
+	DSYS_TRACE_FILE=$spans serve --store mem: --trace-sample 0
+	run -0 env PYTHONPATH="$CGRPC_STUBS" "$DSYS_PY" - "$SERVER_PORT" <<'PY'
+import sys, grpc
+import counter_pb2 as pb
+ch = grpc.insecure_channel("127.0.0.1:" + sys.argv[1])
+incr = ch.unary_unary("/dsys.counter.v1.Counter/Incr", request_serializer=lambda r: r.SerializeToString(),
+                      response_deserializer=pb.CounterValue.FromString)
+md = (("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"), ("baggage", "tenant=acme;p"))
+v = incr(pb.IncrRequest(key="a"), metadata=md, timeout=10)
+print(v.key, v.value)
+PY
+	assert_output 'a 1'
+	for _ in $(seq 100); do [ -s "$spans" ] && break; sleep 0.05; done
+	run -0 jq -c '.resourceSpans[].scopeSpans[].spans[] | [.traceId, .parentSpanId,
+		(.attributes | map(select(.key == "tenant"))[0].value.stringValue)]' "$spans"
+	assert_output '["0af7651916cd43dd8448eb211c80319c","b7ad6b7169203331","acme"]'
+}

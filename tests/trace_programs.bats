@@ -35,7 +35,7 @@ TP_TRACE=0af7651916cd43dd8448eb211c80319c
 TP_SPAN=b7ad6b7169203331
 TP="00-$TP_TRACE-$TP_SPAN-01"
 
-@test "trace programs: the raft node continues a curl's trace with one server span per request, and its log lines name that span" {
+@test "trace programs: the raft node continues a curl's trace with one server span per request, with its baggage, and its log lines name that span" {
 	ports=($(etcd_free_ports 1))
 	export DSYS_TRACE_FILE=$SPANS DSYS_LOG_LEVEL=debug DSYS_LOG_FORMAT=json
 	start_server raft dsys-raft node --name n1 --data-dir "$BATS_TEST_TMPDIR/n1" \
@@ -45,7 +45,7 @@ TP="00-$TP_TRACE-$TP_SPAN-01"
 		curl -sf "http://127.0.0.1:$SERVER_PORT/health" >/dev/null && break
 		sleep 0.05
 	done
-	run -0 curl -sf -H "traceparent: $TP" "http://127.0.0.1:$SERVER_PORT/v3/kv/put" \
+	run -0 curl -sf -H "traceparent: $TP" -H 'baggage: deploy=42;ttl=1' "http://127.0.0.1:$SERVER_PORT/v3/kv/put" \
 		-d '{"key":"YQ==","value":"MQ=="}'
 	# no traceparent and --trace-sample 0: no span
 	run -0 curl -sf "http://127.0.0.1:$SERVER_PORT/v3/kv/range" -d '{"key":"YQ=="}'
@@ -59,6 +59,7 @@ TP="00-$TP_TRACE-$TP_SPAN-01"
 	[ "$(jq -r .kind <<<"$s")" = 2 ]
 	[ "$(jq -r .service <<<"$s")" = dsys-raft ]
 	[ "$(attr "$s" http.response.status_code)" = '{"intValue":"200"}' ]
+	[ "$(attr "$s" deploy)" = '{"stringValue":"42"}' ]
 	sid=$(jq -r .spanId <<<"$s")
 	# the request's debug line, written while its handler ran, names its span
 	run -0 jq -c 'select(.msg | startswith("new req"))' "$SERVER_ERR"
@@ -205,4 +206,57 @@ TP="00-$TP_TRACE-$TP_SPAN-01"
 	[ "$(attr "$add" process.exit.code)" = '{"intValue":"4"}' ]
 	[ "$(jq -r .status.code <<<"$add")" = 2 ]
 	[ "$(attr "$list" process.exit.code)" = '{"intValue":"0"}' ]
+}
+
+# until FILE has at least N lines matching PATTERN (grep), 10 s at most
+wait_lines() {
+	local i
+	for ((i = 0; i < 500; i++)); do
+		[ "$(grep -c -- "$2" "$1" 2>/dev/null)" -ge "$3" ] && return 0
+		sleep 0.02
+	done
+	echo "fewer than $3 lines '$2' in $1:" >&2
+	cat "$1" >&2
+	return 1
+}
+
+@test "trace programs: dsys-register watch is a span per delivery and render one per render, each a child of TRACEPARENT, with --check-cmd under the render" {
+	reg="file:$BATS_TEST_TMPDIR/reg"
+	w=$BATS_TEST_TMPDIR/watch.out
+	r=$BATS_TEST_TMPDIR/render.out
+	tpl=$BATS_TEST_TMPDIR/up.tpl
+	seen=$BATS_TEST_TMPDIR/check.tp
+	echo '{{range}}server {{addr}};{{end}}' >"$tpl"
+	DSYS_TRACE_FILE=$SPANS TRACEPARENT=$TP dsys-register watch web --store "$reg" >"$w" 3>&- &
+	DSYS_SERVER_PIDS+=("$!")
+	DSYS_TRACE_FILE=$SPANS TRACEPARENT=$TP dsys-register render web --store "$reg" --template "$tpl" \
+		--out "$BATS_TEST_TMPDIR/up.conf" --wait 20ms:200ms \
+		--check-cmd "printf '%s\n' \"\$TRACEPARENT\" >>'$seen'" >"$r" 2>"$r.err" 3>&- &
+	DSYS_SERVER_PIDS+=("$!")
+	wait_lines "$w" '"event":"synced"' 1
+	wait_lines "$r.err" 'fewer than --min 1' 1
+	# the adds are not traced: only watch's and render's spans are in the file
+	dsys-register add web --addr 127.0.0.1:8080 --id a --store "$reg" >/dev/null 3>&- &
+	DSYS_SERVER_PIDS+=("$!")
+	wait_lines "$w" '"event":"up"' 1
+	wait_lines "$r" '"instances":1' 1
+	dsys-register add web --addr 127.0.0.1:8081 --id b --store "$reg" >/dev/null 3>&- &
+	DSYS_SERVER_PIDS+=("$!")
+	wait_lines "$w" '"event":"up"' 2
+	wait_lines "$r" '"instances":2' 1
+	# a span is written as it ends, just after its lines
+	wait_lines "$SPANS" '"dsys-register render"' 2
+	wait_lines "$SPANS" '"dsys-register watch"' 3
+	run -0 jq -s -c 'sort_by(.startTimeUnixNano) | map(select(.name == "dsys-register watch") |
+		[.traceId, .parentSpanId, (.attributes | from_entries | .["register.events"], .["register.instances"])])' \
+		< <(spans | jq -c '.attributes |= map({key, value: (.value | to_entries[0].value)}) | .')
+	assert_output "[[\"$TP_TRACE\",\"$TP_SPAN\",\"0\",\"0\"],[\"$TP_TRACE\",\"$TP_SPAN\",\"1\",\"1\"],[\"$TP_TRACE\",\"$TP_SPAN\",\"1\",\"2\"]]"
+	run -0 jq -s -c 'sort_by(.startTimeUnixNano) | map(select(.name == "dsys-register render") |
+		[.traceId, .parentSpanId, .spanId, (.attributes | from_entries | .["register.instances"], .["process.exit.code"])])' \
+		< <(spans | jq -c '.attributes |= map({key, value: (.value | to_entries[0].value)}) | .')
+	renders=$output
+	[ "$(jq -c 'map(del(.[2]))' <<<"$renders")" = "[[\"$TP_TRACE\",\"$TP_SPAN\",\"1\",\"0\"],[\"$TP_TRACE\",\"$TP_SPAN\",\"2\",\"0\"]]" ]
+	# --check-cmd saw each render's own span as its TRACEPARENT
+	run -0 cat "$seen"
+	assert_output "$(jq -r --arg t "$TP_TRACE" '.[] | "00-\($t)-\(.[2])-01"' <<<"$renders")"
 }

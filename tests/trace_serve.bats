@@ -256,3 +256,44 @@ TP_SAMPLED=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
 	run jq -r 'select(.msg | startswith("listening")) | .trace_id' "$SERVER_ERR"
 	assert_output null
 }
+
+@test "dsys-serve --trace-sample: each member of the request's baggage is an attribute of its span, over HTTP/1.1 and HTTP/2; an invalid header is not" {
+	collector
+	start_server serve dsys-serve --listen 127.0.0.1:0 --threads 1 --trace-sample 1
+	# two headers; a property is left out, %XX decoded, and a member may not
+	# overwrite what the server records (url.scheme)
+	run -0 curl -sS -H "traceparent: $TP_SAMPLED" -H 'baggage: user=alice, tier=gold;p=1, city=Z%C3%BCrich' \
+		-H 'baggage: url.scheme=evil,ctl=a%0Ab' "http://127.0.0.1:$SERVER_PORT/hello?v=1"
+	run -0 curl -sS --http2-prior-knowledge -H 'baggage: user=bob' "http://127.0.0.1:$SERVER_PORT/hello?v=2"
+	run -0 curl -sS -H 'baggage: user=a b' "http://127.0.0.1:$SERVER_PORT/hello?v=3"
+	wait_spans 3
+	one=$(spans | jq -c 'select(.attributes[] | .key == "url.query" and .value.stringValue == "v=1")')
+	two=$(spans | jq -c 'select(.attributes[] | .key == "url.query" and .value.stringValue == "v=2")')
+	three=$(spans | jq -c 'select(.attributes[] | .key == "url.query" and .value.stringValue == "v=3")')
+	[ "$(attr "$one" user)" = '{"stringValue":"alice"}' ]
+	[ "$(attr "$one" tier)" = '{"stringValue":"gold"}' ]
+	[ "$(attr "$one" city)" = '{"stringValue":"Zürich"}' ]
+	[ "$(attr "$one" url.scheme)" = '{"stringValue":"http"}' ]
+	# a decoded control character would not be printable: kept as sent
+	[ "$(attr "$one" ctl)" = '{"stringValue":"a%0Ab"}' ]
+	[ "$(jq -r .parentSpanId <<<"$one")" = b7ad6b7169203331 ]
+	[ "$(attr "$two" user)" = '{"stringValue":"bob"}' ]
+	[ "$(attr "$two" network.protocol.version)" = '{"stringValue":"2"}' ]
+	[ "$(attr "$three" user)" = null ]
+	[ -n "$three" ]
+}
+
+@test "dsys-counter serve --trace-sample: the request's baggage is on its server span and on the Redis call's span" {
+	redis_start
+	collector
+	start_server counter dsys-counter serve --listen 127.0.0.1:0 --threads 1 --store "$REDIS_URL" \
+		--trace-sample 1
+	run -0 curl -sS -d '{"key":"hits"}' -H "traceparent: $TP_SAMPLED" -H 'baggage: tenant=acme' \
+		"http://127.0.0.1:$SERVER_PORT/incr"
+	wait_spans 2
+	server=$(spans | jq -c 'select(.kind == 2)')
+	redis=$(span INCRBY)
+	[ "$(attr "$server" tenant)" = '{"stringValue":"acme"}' ]
+	[ "$(attr "$redis" tenant)" = '{"stringValue":"acme"}' ]
+	[ "$(jq -r .parentSpanId <<<"$redis")" = "$(jq -r .spanId <<<"$server")" ]
+}

@@ -382,7 +382,8 @@ static int check_name(const char *what, const char *s)
 /* A span around list, remove and add, when spans have somewhere to go
  * (obs/trace_proc.h): it continues $TRACEPARENT, and add's CMD inherits
  * it as its own TRACEPARENT.  watch and render follow until stopped, so
- * they have none. */
+ * they make a span per delivery and per render instead (watch.c,
+ * render.c). */
 static struct trace_proc *span_begin(const char *name, const char *service)
 {
 	struct trace_proc *tp = trace_proc_begin("dsys-register", name, TRACE_KIND_INTERNAL);

@@ -9,6 +9,8 @@
  * render waits (reading the set every 100 ms) up to --timeout, then exits
  * 4 naming what it waited for: it never writes an empty or short upstream
  * because the registry had a bad moment.  --exec runs after a change.
+ * Each render is a span when spans have somewhere to go (obs/trace_proc.h),
+ * a child of $TRACEPARENT, and --check-cmd and --exec run under it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -22,6 +24,7 @@
 #include "cli/child.h"
 #include "cli/cli.h"
 #include "dsys-register.h"
+#include "obs/trace_proc.h"
 #include "register/template.h"
 
 static int cmp_id(const void *a, const void *b)
@@ -118,6 +121,20 @@ static int render_set(struct reg_config *cfg, const char *service, const struct 
 	return 0;
 }
 
+/* render_set as a span, its exit code the span's process.exit.code. */
+static int render_traced(struct reg_config *cfg, const char *service, const struct reg_template *t,
+                         const struct reg_instance *v, size_t m)
+{
+	struct trace_proc *tp = trace_proc_begin("dsys-register", "dsys-register render", TRACE_KIND_INTERNAL);
+	if (tp) {
+		trace_attr_set_str(&trace_proc_span(tp)->attrs, "register.service", service);
+		trace_attr_set_int(&trace_proc_span(tp)->attrs, "register.instances", (int64_t)m);
+	}
+	int rc = render_set(cfg, service, t, v, m);
+	trace_proc_end(tp, rc, NULL);
+	return rc;
+}
+
 /* ------------------------------------------------------------ following the set */
 
 struct follow {
@@ -143,7 +160,7 @@ static void follow_render(uv_timer_t *tm)
 	}
 	if (f->n > 1)   /* qsort's base may not be NULL, even for 0 */
 		qsort(f->v, f->n, sizeof *f->v, cmp_id);
-	render_set(f->cfg, f->service, f->t, f->v, f->n);   /* a refusal is said; the last good file stays */
+	render_traced(f->cfg, f->service, f->t, f->v, f->n);   /* a refusal is said; the last good file stays */
 }
 
 /* A change: render after wait_min of quiet, and at most wait_max after the
@@ -231,7 +248,7 @@ int reg_render(struct reg_config *cfg, const char *service)
 	}
 	if (m > 1)
 		qsort(v, m, sizeof *v, cmp_id);
-	int rc = render_set(cfg, service, t, v, m);
+	int rc = render_traced(cfg, service, t, v, m);
 	reg_template_free(t);
 	free(v);
 	return rc;

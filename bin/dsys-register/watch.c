@@ -11,6 +11,10 @@
  * address, meta or status changed `change`.  Without --all the set is the
  * passing instances; with --all, every live one.  After the first set,
  * one {"event":"synced","count":N} line marks where the changes begin.
+ *
+ * Each delivery (the lines of one change, or the first set and its synced
+ * line) is a span when spans have somewhere to go (obs/trace_proc.h), a
+ * child of $TRACEPARENT; render makes its own spans instead.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,6 +27,7 @@
 #include "base/json.h"
 #include "cli/cli.h"
 #include "dsys-register.h"
+#include "obs/trace_proc.h"
 
 struct watch {
 	struct reg_config *cfg;
@@ -56,11 +61,42 @@ void reg_watch_set_hook(reg_watch_hook fn, void *ud)
 
 static bool changed;
 
+/* The span of the delivery being printed, begun by its first line and
+ * ended after the diff; the first set is held open until its synced line. */
+static struct trace_proc *delivery;
+static size_t delivery_lines;
+static bool delivery_hold;
+
+static void delivery_begin(void)
+{
+	if (delivery || hook)
+		return;
+	delivery = trace_proc_begin("dsys-register", "dsys-register watch", TRACE_KIND_INTERNAL);
+	if (delivery)
+		trace_attr_set_str(&trace_proc_span(delivery)->attrs, "register.service", wt.service);
+	delivery_lines = 0;
+}
+
+static void delivery_end(void)
+{
+	if (!delivery || delivery_hold)
+		return;
+	struct trace_attrs *a = &trace_proc_span(delivery)->attrs;
+	trace_attr_set_int(a, "register.events", (int64_t)delivery_lines);
+	trace_attr_set_int(a, "register.instances", (int64_t)wt.n_known);
+	if (wt.rev)
+		trace_attr_set_int(a, "register.revision", wt.rev);
+	trace_proc_end(delivery, 0, NULL);
+	delivery = NULL;
+}
+
 static void print(const char *event, const struct reg_instance *in, const char *reason)
 {
 	changed = true;
 	if (hook)
 		return;
+	delivery_begin();
+	delivery_lines++;
 	struct buf b = BUF_INIT;
 	struct json_writer w;
 	json_writer_init(&w, &b);
@@ -132,6 +168,7 @@ static uint64_t diff(struct watch *wt, const struct reg_instance *seen, size_t n
 	if (hook && (changed || quiet))
 		hook(hook_ud, wt->ev.loop, wt->known, wt->n_known);
 	changed = false;
+	delivery_end();
 	return next;
 }
 
@@ -266,9 +303,15 @@ static int watch_etcd(struct reg_config *cfg, const char *service, uv_loop_t *lo
 	if (cfg->since)
 		rev = cfg->since;
 	wt.rev = rev;
+	if (!cfg->since) {
+		delivery_begin();   /* the first set and synced: one delivery */
+		delivery_hold = true;
+	}
 	diff(&wt, wt.cur, wt.n_cur, cfg->since != 0);
 	if (!cfg->since && !hook)
 		synced(service, wt.n_known, rev);
+	delivery_hold = false;
+	delivery_end();
 	char p[REG_MAX_NAME + 64];
 	snprintf(p, sizeof p, "%s%s/", REG_ETCD_PREFIX, service);
 	struct etcd_range er = {p, strlen(p), NULL, 0, true};
@@ -323,11 +366,15 @@ int reg_watch(struct reg_config *cfg, const char *service)
 	uv_signal_init(&loop, &wt.sigint);
 	uv_signal_start(&wt.sigterm, stop_cb, SIGTERM);
 	uv_signal_start(&wt.sigint, stop_cb, SIGINT);
+	delivery_begin();   /* the first set and synced: one delivery */
+	delivery_hold = true;
 	rescan(&wt);   /* the current set, after the watch began: nothing falls between */
 	if (hook)
 		hook(hook_ud, &loop, wt.known, wt.n_known);   /* even an empty first set */
 	else
 		synced(service, wt.n_known, 0);
+	delivery_hold = false;
+	delivery_end();
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_close((uv_handle_t *)&wt.ev, close_cb);
 	uv_close((uv_handle_t *)&wt.expiry, close_cb);

@@ -174,8 +174,8 @@ static int export_span(const struct opts *o, const struct trace_span *sp,
 			*delivered = true;
 		return 0;
 	}
-	trace_span_json(sp, res, &line);
 	if (o->file) {
+		trace_span_json(sp, res, &line);
 		tried++;
 		int rc = trace_export_file(o->file, &line);
 		if (rc < 0) {
@@ -208,6 +208,16 @@ static int export_span(const struct opts *o, const struct trace_span *sp,
 	if (delivered)
 		*delivered = tried == 0 || failed < tried;
 	return failed ? -1 : 0;
+}
+
+/* Is some exporter set?  exec asks before it makes the resource, so a
+ * run with none (the common case of a script traced only sometimes)
+ * touches no more memory than it must. */
+static bool exporter_set(const struct opts *o)
+{
+	const char *a = getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+	const char *b = getenv("OTEL_EXPORTER_OTLP_ENDPOINT");
+	return o->file || (a && *a) || (b && *b);
 }
 
 /* The resource of this process; a bad OTEL_RESOURCE_ATTRIBUTES is
@@ -282,6 +292,35 @@ static int find_command(int argc, char **argv, bool *dashdash)
 	return argc;
 }
 
+/* The errno of CMD's failed exec, written by the child of vfork, which
+ * shares our memory until it execs or exits; 0 when the exec worked. */
+static volatile int spawn_errno;
+
+/*
+ * Start CMD with the signal mask *mask and SIGPIPE as it was at our start,
+ * and return its pid (-1 and errno when vfork fails).  vfork, not fork:
+ * exec's cost is what `dsys-trace exec` adds, and fork copies our page
+ * tables only for the child to throw them away, then makes us fault on
+ * every page we write while it runs.  The child of vfork borrows our
+ * memory and stack while we wait, so it does nothing but async-signal-
+ * safe calls and never returns from here; this function is not inlined,
+ * so its frame is all the child may touch.  Our signal handlers are not
+ * installed yet (cmd_exec does it after), so the child has none to undo.
+ */
+static __attribute__((noinline)) pid_t spawn(char **cargv, const sigset_t *mask)
+{
+	spawn_errno = 0;
+	pid_t pid = vfork();
+	if (pid == 0) {
+		sigaction(SIGPIPE, &sigpipe_at_start, NULL);
+		sigprocmask(SIG_SETMASK, mask, NULL);
+		execvp(cargv[0], cargv);
+		spawn_errno = errno;
+		_exit(errno == ENOENT ? 127 : 126);
+	}
+	return pid;
+}
+
 static int cmd_exec(int argc, char **argv)
 {
 	struct opts o = {.kind = TRACE_KIND_INTERNAL};
@@ -315,7 +354,6 @@ static int cmd_exec(int argc, char **argv)
 	sample_span(&sp, have ? &parent : NULL);
 	sp.attrs = o.attrs; /* moved */
 	memset(&o.attrs, 0, sizeof o.attrs);
-	trace_attr_set_str(&sp.attrs, "process.command", cargv[0]);
 
 	char tp[TRACE_PARENT_LEN + 1];
 	trace_parent_format(&sp.ctx, tp);
@@ -325,69 +363,41 @@ static int cmd_exec(int argc, char **argv)
 	else
 		unsetenv("TRACESTATE"); /* an invalid one is dropped, not passed on */
 
-	/* Signals are blocked from before fork until child_pid is set, so
-	 * none arrives with nobody to pass it to. */
+	/* The forwarded signals are blocked from before the child starts
+	 * until child_pid is set and our handlers are in place, so none
+	 * arrives with nobody to pass it to: one sent meanwhile waits, and is
+	 * passed on when they are unblocked. */
 	sigset_t block, old;
 	sigemptyset(&block);
 	for (int i = 0; i < NFORWARDED; i++)
 		sigaddset(&block, forwarded[i]);
 	sigprocmask(SIG_BLOCK, &block, &old);
-	bool handled[NFORWARDED];
-	for (int i = 0; i < NFORWARDED; i++) {
-		struct sigaction cur;
-		sigaction(forwarded[i], NULL, &cur);
-		handled[i] = cur.sa_handler != SIG_IGN;
-		if (handled[i]) {
-			struct sigaction sa = {.sa_sigaction = forward_cb, .sa_flags = SA_SIGINFO};
-			sigemptyset(&sa.sa_mask);
-			sigaction(forwarded[i], &sa, NULL);
-		}
-	}
-
-	int pfd[2];
-	if (pipe2(pfd, O_CLOEXEC) < 0) {
-		cli_error("pipe: %s", strerror(errno));
-		return 125;
-	}
 	fflush(NULL);
-	pid_t pid = fork();
+	pid_t pid = spawn(cargv, &old);
 	if (pid < 0) {
 		int err = errno;
-		cli_error("fork: %s", strerror(err));
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		cli_error("vfork: %s", strerror(err));
 		trace_span_end(&sp, TRACE_STATUS_ERROR, strerror(err));
 		struct trace_attrs res;
 		resource_init(&res);
 		export_span(&o, &sp, &res, NULL);
 		return 125;
 	}
-	if (pid == 0) {
-		for (int i = 0; i < NFORWARDED; i++)
-			if (handled[i])
-				signal(forwarded[i], SIG_DFL);
-		sigaction(SIGPIPE, &sigpipe_at_start, NULL);
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		close(pfd[0]);
-		execvp(cargv[0], cargv);
-		int err = errno;
-		ssize_t w = write(pfd[1], &err, sizeof err);
-		(void)w;
-		_exit(err == ENOENT ? 127 : 126);
-	}
 	child_pid = pid;
+	/* Installed only now: CMD started with the dispositions we were
+	 * given, so its child side had nothing to undo. */
+	for (int i = 0; i < NFORWARDED; i++) {
+		struct sigaction sa = {.sa_sigaction = forward_cb, .sa_flags = SA_SIGINFO}, was;
+		sigemptyset(&sa.sa_mask);
+		sigaction(forwarded[i], &sa, &was);
+		if (!(was.sa_flags & SA_SIGINFO) && was.sa_handler == SIG_IGN)
+			sigaction(forwarded[i], &was, NULL); /* ignored stays ignored, here as in CMD */
+	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
-	close(pfd[1]);
+	int exec_err = spawn_errno;
+	trace_attr_set_str(&sp.attrs, "process.command", cargv[0]);
 	trace_attr_set_int(&sp.attrs, "process.pid", pid);
-
-	/* EOF means exec succeeded (the pipe is close-on-exec); an int is
-	 * the errno of a failed exec. */
-	int exec_err = 0;
-	ssize_t n;
-	do
-		n = read(pfd[0], &exec_err, sizeof exec_err);
-	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)sizeof exec_err)
-		exec_err = 0;
-	close(pfd[0]);
 
 	int wstatus;
 	pid_t w;
@@ -417,10 +427,12 @@ static int cmd_exec(int argc, char **argv)
 		trace_attr_set_int(&sp.attrs, "process.exit.code", code);
 	}
 	trace_span_end(&sp, code ? TRACE_STATUS_ERROR : TRACE_STATUS_UNSET, code ? msg : NULL);
-	struct trace_attrs res;
-	resource_init(&res);
-	export_span(&o, &sp, &res, NULL);
-	trace_attrs_free(&res);
+	if (exporter_set(&o)) {
+		static struct trace_attrs res;
+		resource_init(&res);
+		export_span(&o, &sp, &res, NULL);
+		trace_attrs_free(&res);
+	}
 	trace_span_free(&sp);
 	return code;
 }

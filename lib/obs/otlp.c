@@ -51,7 +51,10 @@ int otlp_config_from_env(struct otlp_config *c, const char *signal, char *err, s
 	INVARIANT(n < sizeof up);
 	for (size_t i = 0; i <= n; i++)
 		up[i] = (char)(signal[i] >= 'a' && signal[i] <= 'z' ? signal[i] - 32 : signal[i]);
-	memset(c, 0, sizeof *c);
+	/* not memset: c is 10 KiB of string room, and a short-lived program
+	 * (dsys-trace exec) would fault its pages in for nothing */
+	c->url[0] = c->headers[0] = '\0';
+	c->encoding = OTLP_PROTOBUF;
 	c->timeout_ms = OTLP_DEFAULT_TIMEOUT_MS;
 
 	snprintf(name, sizeof name, "OTEL_EXPORTER_OTLP_%s_ENDPOINT", up);

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,14 +214,22 @@ long trace_state_parse(const char *s, size_t n, char *out, size_t cap)
 	return (long)len;
 }
 
+/* The context is cleared up to the tracestate's first byte only: the rest
+ * is 16 KiB that only a long tracestate uses, and clearing it all costs
+ * each short-lived program four page faults. */
+static void context_clear(struct trace_context *c)
+{
+	memset(c, 0, offsetof(struct trace_context, state) + 1);
+}
+
 int trace_context_from_env(struct trace_context *c)
 {
-	memset(c, 0, sizeof *c);
+	context_clear(c);
 	const char *tp = getenv("TRACEPARENT");
 	if (!tp || !*tp)
 		return -ENOENT;
 	if (trace_parent_parse(tp, strlen(tp), c) < 0) {
-		memset(c, 0, sizeof *c);
+		context_clear(c);
 		return -EINVAL;
 	}
 	const char *ts = getenv("TRACESTATE");
@@ -498,6 +507,79 @@ const char *trace_baggage_from_env(void)
 	return b && trace_baggage_valid(b, strlen(b)) ? b : NULL;
 }
 
+/* Is s[0..n) UTF-8 with no control characters?  What a decoded baggage
+ * value must be to become a span attribute: OTLP's strings are UTF-8,
+ * and protobuf decoders refuse a string that is not. */
+static bool printable_utf8(const unsigned char *s, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		unsigned char c = s[i];
+		size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
+		           : (c & 0xf8) == 0xf0 ? 4 : 0;
+		if (len == 0 || i + len > n || (len == 1 && (c < 0x20 || c == 0x7f)) ||
+		    (len == 2 && c < 0xc2) || (len == 4 && c > 0xf4))
+			return false;
+		for (size_t k = 1; k < len; k++)
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+		i += len;
+	}
+	return true;
+}
+
+long trace_baggage_members(const char *s, size_t n, char *out, size_t cap,
+                           void (*fn)(void *ud, const char *key, const char *value), void *ud)
+{
+	INVARIANT(trace_baggage_valid(s, n));
+	size_t used = 0;
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j < n && s[j] != ',')
+			j++;
+		/* the member is what comes before its first ';' (its properties) */
+		size_t a = i, b = i;
+		while (b < j && s[b] != ';')
+			b++;
+		i = j + 1;
+		while (a < b && is_ows(s[a]))
+			a++;
+		while (b > a && is_ows(s[b - 1]))
+			b--;
+		const char *eq = memchr(s + a, '=', b - a); /* there: the list is valid */
+		size_t ke = (size_t)(eq - s), vs = ke + 1;
+		while (ke > a && is_ows(s[ke - 1]))
+			ke--;
+		while (vs < b && is_ows(s[vs]))
+			vs++;
+		/* key, NUL, value (decoded: never longer than encoded), NUL */
+		if (used + (ke - a) + 1 + (b - vs) + 1 > cap)
+			return -ENOSPC;
+		char *key = out + used;
+		memcpy(key, s + a, ke - a);
+		key[ke - a] = '\0';
+		char *val = key + (ke - a) + 1;
+		size_t vl = 0;
+		for (size_t k = vs; k < b; k++) {
+			int h = s[k] == '%' && k + 2 < b ? hex_val((unsigned char)s[k + 1]) : -1;
+			int lo = h >= 0 ? hex_val((unsigned char)s[k + 2]) : -1;
+			if (h >= 0 && lo >= 0) {
+				val[vl++] = (char)(h << 4 | lo);
+				k += 2;
+			} else {
+				val[vl++] = s[k];
+			}
+		}
+		if (!printable_utf8((const unsigned char *)val, vl)) { /* then as it was sent */
+			vl = b - vs;
+			memcpy(val, s + vs, vl);
+		}
+		val[vl] = '\0';
+		used += (ke - a) + 1 + vl + 1;
+		fn(ud, key, val);
+	}
+	return (long)used;
+}
+
 int trace_kv_list_parse(const char *s, struct trace_attrs *l)
 {
 	struct trace_attrs tmp = {0};
@@ -660,7 +742,21 @@ bool trace_sample(const struct trace_sampler *s, const struct trace_context *par
 void trace_span_init(struct trace_span *sp, const char *name, enum trace_kind kind,
                      const struct trace_context *parent)
 {
-	memset(sp, 0, sizeof *sp);
+	/* Field by field, not memset: the struct is 68 KiB, mostly room for
+	 * events and attributes that a span seldom has, and clearing it whole
+	 * faults in 17 pages, a good part of what `dsys-trace exec` adds on a
+	 * machine where a page fault is dear.  Only [0, n) of the lists and
+	 * the tracestate up to its NUL are ever read. */
+	memset(&sp->ctx, 0, offsetof(struct trace_context, state) + 1);
+	memset(sp->parent_span_id, 0, sizeof sp->parent_span_id);
+	sp->has_parent = false;
+	sp->end_ns = 0;
+	sp->attrs.n = 0;
+	sp->attrs.dropped = 0;
+	sp->n_events = 0;
+	sp->dropped_events = 0;
+	sp->status = TRACE_STATUS_UNSET;
+	sp->status_message = NULL;
 	if (parent) {
 		memcpy(sp->ctx.trace_id, parent->trace_id, 16);
 		memcpy(sp->parent_span_id, parent->span_id, 8);

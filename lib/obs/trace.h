@@ -139,7 +139,9 @@ long trace_state_parse(const char *s, size_t n, char *out, size_t cap);
 /*
  * The context in TRACEPARENT and TRACESTATE.  Returns 0 with c filled (an
  * invalid TRACESTATE leaves c->state empty), -ENOENT when TRACEPARENT is
- * unset or empty, -EINVAL when it is invalid (c is then zeroed).
+ * unset or empty, -EINVAL when it is invalid (c then holds zero
+ * ids and an empty tracestate; bytes after the tracestate's NUL are never
+ * cleared nor read).
  */
 int trace_context_from_env(struct trace_context *c);
 
@@ -149,13 +151,22 @@ int trace_context_from_env(struct trace_context *c);
  * ";property" parts, whitespace around them allowed; keys HTTP tokens,
  * values baggage-octets (printable ASCII but for space, '"', ',', ';' and
  * '\\', others percent-encoded); at most TRACE_BAGGAGE_MAX bytes in all.
- * We carry it, never read it: trace_baggage_valid says whether s[0..n)
- * may go on as a `baggage` header, and trace_baggage_from_env returns
- * BAGGAGE when it may (NULL when unset, empty or invalid).
+ * We carry it: trace_baggage_valid says whether s[0..n) may go on as a
+ * `baggage` header, and trace_baggage_from_env returns BAGGAGE when it may
+ * (NULL when unset, empty or invalid).  The servers also record what a
+ * request's baggage header holds on its spans (http/trace.h), as
+ * OpenTelemetry's baggage span processor does: trace_baggage_members
+ * gives them the members of a valid value s[0..n), calling fn with each
+ * key and its value, %XX-decoded (kept as sent when the decoded bytes are
+ * not printable UTF-8), properties left out; both NUL-terminated in
+ * out[0..cap), which 2 * n + 2 bytes always suffice for.  Returns the
+ * bytes of out used, or -ENOSPC (fn has then seen the members that fit).
  */
 #define TRACE_BAGGAGE_MAX 8192
 bool trace_baggage_valid(const char *s, size_t n);
 const char *trace_baggage_from_env(void);
+long trace_baggage_members(const char *s, size_t n, char *out, size_t cap,
+                           void (*fn)(void *ud, const char *key, const char *value), void *ud);
 
 /* Fresh random ids (getrandom(2)), never all zero. */
 void trace_id_random(uint8_t id[16]);

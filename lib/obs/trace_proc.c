@@ -22,7 +22,24 @@ struct trace_proc {
 	struct trace_span span;
 	struct trace_attrs resource;
 	const char *file;               /* DSYS_TRACE_FILE, or NULL for OTLP */
+	char *was_parent, *was_state;   /* TRACEPARENT, TRACESTATE before begin (owned), or NULL */
 };
+
+static char *env_dup(const char *name)
+{
+	const char *v = getenv(name);
+	char *d = v ? strdup(v) : NULL;
+	INVARIANT(!v || d != NULL);
+	return d;
+}
+
+static void env_restore(const char *name, const char *v)
+{
+	if (v)
+		setenv(name, v, 1);
+	else
+		unsetenv(name);
+}
 
 static bool otlp_endpoint_set(void)
 {
@@ -58,6 +75,8 @@ struct trace_proc *trace_proc_begin(const char *service, const char *name, enum 
 	if (trace_resource_from_env(&tp->resource, service) < 0)
 		log_warn("ignoring OTEL_RESOURCE_ATTRIBUTES: not a list of key=percent-encoded-value");
 
+	tp->was_parent = env_dup("TRACEPARENT");
+	tp->was_state = env_dup("TRACESTATE");
 	char tpv[TRACE_PARENT_LEN + 1];
 	trace_parent_format(&tp->span.ctx, tpv);
 	setenv("TRACEPARENT", tpv, 1);
@@ -125,6 +144,12 @@ int trace_proc_end(struct trace_proc *tp, int exit_code, const char *message)
 	               exit_code ? message : NULL);
 	int r = tp->span.ctx.flags & TRACE_FLAG_SAMPLED ? export(tp) : 0;
 	log_trace_set(NULL, NULL);
+	/* a program that makes a span per piece of work (dsys-register
+	 * watch) parents the next one on its own parent again, not on this */
+	env_restore("TRACEPARENT", tp->was_parent);
+	env_restore("TRACESTATE", tp->was_state);
+	free(tp->was_parent);
+	free(tp->was_state);
 	trace_span_free(&tp->span);
 	trace_attrs_free(&tp->resource);
 	free(tp);

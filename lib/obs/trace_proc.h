@@ -21,13 +21,16 @@
  * the process, so a child (the CMD of `dsys-lock run`) is its child and
  * follows its sampling decision, as OpenTelemetry's environment carrier
  * says; and this thread's log lines carry its ids (base/log.h).
+ * trace_proc_end puts TRACEPARENT and TRACESTATE back as they were, so a
+ * long-running program can make one span per piece of work (dsys-register
+ * watch and render), each a child of the context it was started in.
  *
  * Export.  At trace_proc_end, synchronously (libcurl, bounded by
  * OTEL_EXPORTER_OTLP_TIMEOUT): a command-line program has no loop to
  * batch on, and its span must be out before it exits.  A failure is
  * logged as a warning and never changes the program's exit status.
  *
- * Threads: the main thread, once per process (it sets the environment).
+ * Threads: the main thread, one span at a time (it sets the environment).
  */
 #ifndef DSYS_TRACE_PROC_H
 #define DSYS_TRACE_PROC_H

@@ -5,10 +5,15 @@
 # BENCH_TRACE_RUNS (200) runs of /bin/true one after another, pinned to
 # CPU $BENCH_LOAD_CPU:
 #   true        /bin/true alone
+#   env         /usr/bin/env /bin/true: a bare wrapper that only execs, the
+#               part of any wrapper's cost that is the kernel's and the
+#               loader's (a second exec), not ours
 #   exec        dsys-trace exec -- /bin/true, no exporter set
 #   exec-file   the same, each span appended to DSYS_TRACE_FILE
-# Columns: us_per_run, the mean wall time of one run, and overhead_us, the
-# difference to true of the same round (issue 18's bar: at most 2000).
+# Columns: us_per_run, the mean wall time of one run; adds_ms, the
+# difference to true of the same round (issue 18's bar: at most 2); and
+# adds_over_env_ms, the difference to env of the same round: what is
+# dsys-trace's own (the wrapper process, the span, the export).
 #
 # Then what `dsys-trace collect` ingests (one loop, on CPU $BENCH_SERVER_CPU,
 # its lines written to a pipe that discards them): dsys-bench on the load
@@ -36,7 +41,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/bench/lib.sh
 . "$here/lib.sh"
 BENCH_ROW_LABEL=run
-BENCH_COLUMNS="us_per_run overhead_us"
+BENCH_COLUMNS="us_per_run adds_ms adds_over_env_ms"
 BENCH_RATIOS=""
 bench_init trace || exit 1
 if ! command -v dsys-trace >/dev/null 2>&1; then
@@ -45,12 +50,13 @@ if ! command -v dsys-trace >/dev/null 2>&1; then
 fi
 runs=${BENCH_TRACE_RUNS:-200}
 spans=$(bench_dir trace)/spans.jsonl
-declare -A true_us
+declare -A true_us env_us
 
 loop() { # CASE NAME ROUND
 	local t0 t1 us
 	local -a cmd=(/bin/true)
 	case $2 in
+	env) cmd=(/usr/bin/env /bin/true) ;;
 	exec | exec-file) cmd=("$(command -v dsys-trace)" exec -- /bin/true) ;;
 	esac
 	t0=$(date +%s%N)
@@ -64,14 +70,22 @@ loop() { # CASE NAME ROUND
 	fi || { bench_fail "$2: status $?"; return 1; }
 	t1=$(date +%s%N)
 	us=$(((t1 - t0) / 1000 / runs))
-	[ "$2" = true ] && true_us[$3]=$us
-	bench_record "$1" "$2" "$3" us_per_run="$us" overhead_us="$((us - ${true_us[$3]:-$us}))"
+	case $2 in
+	true) true_us[$3]=$us ;;
+	env) env_us[$3]=$us ;;
+	esac
+	bench_record "$1" "$2" "$3" us_per_run="$us" \
+		adds_ms="$(awk -v a="$us" -v b="${true_us[$3]:-$us}" 'BEGIN { printf "%.3f", (a - b) / 1000 }')" \
+		adds_over_env_ms="$(awk -v a="$us" -v b="${env_us[$3]:-$us}" 'BEGIN { printf "%.3f", (a - b) / 1000 }')"
 }
 
-# true first in every round, so each exec row has its round's baseline
+# true and env first in every round (in turns), so each exec row has its
+# round's baselines
 for ((r = 1; r <= BENCH_ROUNDS; r++)); do
 	bench_want exec-true || break
-	loop exec-true true "$r"
+	for name in $(bench_order "$r" true env); do
+		loop exec-true "$name" "$r"
+	done
 	for name in $(bench_order "$r" exec exec-file); do
 		loop exec-true "$name" "$r"
 	done
@@ -135,7 +149,7 @@ if [ -s "$dir/body.pb" ] && bench_want ingest; then
 	# the lines go down a pipe to /dev/null: written, not stored
 	if bench_start collect 0 bash -c 'dsys-trace collect --listen 127.0.0.1:0 --threads 1 --max-body-bytes 16M |
 		{ IFS= read -r l; printf "%s\n" "$l"; exec cat >/dev/null; }'; then
-		BENCH_COLUMNS="us_per_run overhead_us spans_per_s server_cpu_pct"
+		BENCH_COLUMNS="us_per_run adds_ms adds_over_env_ms spans_per_s server_cpu_pct"
 		bench_rounds ingest "collect-pb collect-json" ingest
 		bench_stop collect
 	fi
@@ -176,7 +190,7 @@ if bench_want serve-traced && command -v wrk >/dev/null 2>&1; then
 				OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:${BENCH_PORT[sink]}" \
 				dsys-serve --listen 127.0.0.1:0 --threads 1 --trace-sample 1 &&
 			{
-				BENCH_COLUMNS="us_per_run overhead_us spans_per_s server_cpu_pct rps cpu_us_per_req spans_pct"
+				BENCH_COLUMNS="us_per_run adds_ms adds_over_env_ms spans_per_s server_cpu_pct rps cpu_us_per_req spans_pct"
 				BENCH_RATIOS="rps"
 				bench_rounds serve-traced "serve-off serve-traced" served
 			}

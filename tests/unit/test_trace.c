@@ -473,9 +473,42 @@ static void test_baggage(void)
 	ok(trace_baggage_from_env() == NULL, "no BAGGAGE, nothing carried");
 }
 
+static void collect_member(void *ud, const char *key, const char *value)
+{
+	struct buf *b = ud;
+	buf_printf(b, "[%s|%s]", key, value);
+}
+
+/* The members a server records: keys, decoded values, no properties. */
+static void test_baggage_members(void)
+{
+	static const char *const cases[][2] = {
+		{"userId=alice", "[userId|alice]"},
+		{" a = 1 ;p=x; q , b=DF%2028,c=", "[a|1][b|DF 28][c|]"},
+		{"city=Z%C3%BCrich,bad=%FF,ctl=a%0Ab,nul=%00,half=%4", "[city|Z\xc3\xbcrich][bad|%FF][ctl|a%0Ab][nul|%00][half|%4]"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *in = cases[i][0];
+		char out[256];
+		struct buf got = BUF_INIT;
+		long r = trace_baggage_members(in, strlen(in), out, 2 * strlen(in) + 2, collect_member, &got);
+		ok(r > 0 && (size_t)r <= 2 * strlen(in) + 2, "members of '%s' fit in 2n+2 bytes (%ld)", in, r);
+		ok(got.len && strcmp(got.data, cases[i][1]) == 0, "members of '%s' are %s (got %s)", in, cases[i][1],
+		   got.data ? got.data : "");
+		buf_free(&got);
+	}
+	char small[8];
+	struct buf got = BUF_INIT;
+	is_int(trace_baggage_members("a=1,bbbb=2222", 13, small, sizeof small, collect_member, &got), -ENOSPC,
+	       "a scratch too small says so");
+	ok(got.len && strcmp(got.data, "[a|1]") == 0, "after the members that fit");
+	buf_free(&got);
+}
+
 int main(void)
 {
 	test_baggage();
+	test_baggage_members();
 	test_parents();
 	test_states();
 	test_env();
