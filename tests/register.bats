@@ -109,6 +109,23 @@ EOF2
 	assert_line --index 0 '"status":"starting","since"'
 }
 
+@test "register: libcurl is loaded only when needed; without it an http check or etcd:// exits 3 naming it" {
+	# not linked: a file: run starts without its thirty libraries
+	run ldd "$(command -v dsys-register)"
+	assert_success
+	refute_output --partial libcurl
+	export DSYS_LIBCURL=/nonexistent/libcurl.so.4
+	run -3 --separate-stderr dsys-register add web --addr 127.0.0.1:8080 --check http://127.0.0.1:1/health
+	assert_output ''
+	[[ $stderr == *"--check http://127.0.0.1:1/health: cannot load libcurl"* ]]
+	[[ $stderr == *"/nonexistent/libcurl.so.4"*"install libcurl4"* ]]
+	run -3 --separate-stderr dsys-register list web --store etcd://127.0.0.1:1
+	[[ $stderr == *"cannot open etcd://127.0.0.1:1: cannot load libcurl"* ]]
+	# file: with an exec check needs none
+	run -0 dsys-register add web --addr 127.0.0.1:8080 --check exec:true --check-interval 50ms --rise 1 -- sleep 0.3
+	assert_line --partial '"event":"registered"'
+}
+
 @test "register: add -- CMD registers once the check passes and exits with CMD's status" {
 	out=$BATS_TEST_TMPDIR/add.out
 	run -7 dsys-register add web --addr 127.0.0.1:8080 --check exec:true --check-interval 50ms \

@@ -23,6 +23,7 @@
 #include "base/log.h"
 #include "cli/cli.h"
 #include "dsys-register.h"
+#include "io/curl_dl.h"
 #include "obs/trace_proc.h"
 
 enum {
@@ -190,6 +191,11 @@ static int store_fail(const struct reg_config *cfg, int err)
 
 struct etcd_client *reg_cli_etcd(struct reg_config *cfg, uv_loop_t *loop)
 {
+	const char *why;
+	if (!curl_dl_load(&why)) {   /* the etcd client speaks through libcurl */
+		cli_error("cannot open %s: %s", cfg->url_text, why);
+		return NULL;
+	}
 	struct etcd_client *c = etcd_client_new(loop, &cfg->url, NULL);
 	if (!c)
 		cli_error("cannot open %s: %s", cfg->url_text, strerror(ENOMEM));

@@ -25,92 +25,21 @@
  * has moved it already) and is sent again there, until every endpoint has
  * been tried once for this call.
  *
- * libcurl is loaded with dlopen when the first client is made, not linked:
- * it brings some thirty libraries (TLS, Kerberos, LDAP...) whose loading
- * and constructors cost about 20 ms of CPU at every program start, which a
- * `dsys-lock run` on file: or redis:// never uses.  The few functions we
- * call go through the table `cu`; the macros below keep their names.
+ * libcurl is loaded with dlopen (io/curl_dl) when the first client is
+ * made, not linked: a `dsys-lock run` on file: or redis:// never pays for
+ * its thirty libraries.
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 
 #include "base/invariant.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "io/curl_dl.h"
 #include "store/etcd.h"
-
-static struct {
-	CURLcode (*global_init)(long flags);
-	CURL *(*easy_init)(void);
-	CURLcode (*easy_setopt)(CURL *h, CURLoption opt, ...);
-	CURLcode (*easy_getinfo)(CURL *h, CURLINFO info, ...);
-	void (*easy_cleanup)(CURL *h);
-	CURLM *(*multi_init)(void);
-	CURLMcode (*multi_setopt)(CURLM *m, CURLMoption opt, ...);
-	CURLMcode (*multi_add_handle)(CURLM *m, CURL *h);
-	CURLMcode (*multi_remove_handle)(CURLM *m, CURL *h);
-	CURLMcode (*multi_assign)(CURLM *m, curl_socket_t fd, void *p);
-	CURLMcode (*multi_socket_action)(CURLM *m, curl_socket_t fd, int ev, int *running);
-	CURLMsg *(*multi_info_read)(CURLM *m, int *left);
-	CURLMcode (*multi_cleanup)(CURLM *m);
-	struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
-	void (*slist_free_all)(struct curl_slist *l);
-} cu;
-
-#undef curl_easy_setopt
-#undef curl_easy_getinfo
-#undef curl_multi_setopt
-#define curl_global_init (*cu.global_init)
-#define curl_easy_init (*cu.easy_init)
-#define curl_easy_setopt (*cu.easy_setopt)
-#define curl_easy_getinfo (*cu.easy_getinfo)
-#define curl_easy_cleanup (*cu.easy_cleanup)
-#define curl_multi_init (*cu.multi_init)
-#define curl_multi_setopt (*cu.multi_setopt)
-#define curl_multi_add_handle (*cu.multi_add_handle)
-#define curl_multi_remove_handle (*cu.multi_remove_handle)
-#define curl_multi_assign (*cu.multi_assign)
-#define curl_multi_socket_action (*cu.multi_socket_action)
-#define curl_multi_info_read (*cu.multi_info_read)
-#define curl_multi_cleanup (*cu.multi_cleanup)
-#define curl_slist_append (*cu.slist_append)
-#define curl_slist_free_all (*cu.slist_free_all)
-
-/* Load libcurl and fill `cu`, once: 0, or -1 with the reason logged. */
-static int curl_load(void)
-{
-	static int state;   /* 0 not tried, 1 loaded, -1 failed */
-	if (state)
-		return state > 0 ? 0 : -1;
-	state = -1;
-	void *lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-	if (!lib) {
-		log_error("etcd client: cannot load libcurl: %s", dlerror());
-		return -1;
-	}
-	static const char *const names[] = {
-		"curl_global_init", "curl_easy_init", "curl_easy_setopt", "curl_easy_getinfo",
-		"curl_easy_cleanup", "curl_multi_init", "curl_multi_setopt", "curl_multi_add_handle",
-		"curl_multi_remove_handle", "curl_multi_assign", "curl_multi_socket_action",
-		"curl_multi_info_read", "curl_multi_cleanup", "curl_slist_append", "curl_slist_free_all",
-	};
-	void **slot = (void **)&cu;
-	INVARIANT(sizeof cu == sizeof names / sizeof names[0] * sizeof(void *));
-	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-		slot[i] = dlsym(lib, names[i]);
-		if (!slot[i]) {
-			log_error("etcd client: libcurl has no %s", names[i]);
-			return -1;
-		}
-	}
-	state = 1;
-	return 0;
-}
 
 /* ============================================================ errors */
 
@@ -1270,12 +1199,10 @@ static void dispatch(struct etcd_client *c, curl_socket_t fd, int flags)
 struct etcd_client *etcd_client_new(uv_loop_t *loop, const struct store_url *u,
                                     const struct etcd_options *opts)
 {
-	static bool curl_ready;
-	if (!curl_ready) {
-		if (curl_load() < 0)
-			return NULL;
-		curl_global_init(CURL_GLOBAL_DEFAULT);
-		curl_ready = true;
+	const char *why;
+	if (!curl_dl_load(&why)) {
+		log_error("etcd client: %s", why);
+		return NULL;
 	}
 	if (u->n_hosts == 0)
 		return NULL;
