@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -290,6 +291,81 @@ int reg_file_remove(const char *dir, const char *service, const char *id)
 	return unlink(path) < 0 ? -errno : 0;
 }
 
+/* The largest record file read; far above any valid value (whose meta is
+ * at most REG_MAX_META bytes printed), so a bigger file is not a record. */
+#define REG_FILE_MAX (64 * 1024)
+
+/* Read one record, NAME under the open directory dfd, into *in (service
+ * and id set from the path).  0, -ENOENT when it is gone, -EINVAL when it
+ * is not a record, or -errno.  text holds REG_FILE_MAX + 1 bytes.
+ *
+ * One openat, one read and one close: render reads a thousand of these
+ * and each system call costs microseconds.  A read of a regular file that
+ * returns less than was asked has reached its end, so no second read is
+ * needed to see the end; a read that fills text is a file too big. */
+static int read_one(int dfd, const char *service, const char *name, char *text,
+                    struct reg_instance *in)
+{
+	int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ELOOP ? -EINVAL : -errno;
+	ssize_t n;
+	do
+		n = read(fd, text, REG_FILE_MAX + 1);
+	while (n < 0 && errno == EINTR);
+	int err = n < 0 ? -errno : 0;
+	close(fd);
+	if (err)
+		return err == -EISDIR ? -EINVAL : err;
+	if (n > REG_FILE_MAX)
+		return -EINVAL;
+	text[n] = '\0';
+	snprintf(in->service, sizeof in->service, "%s", service);
+	snprintf(in->id, sizeof in->id, "%.128s", name);
+	return reg_value_parse(text, (size_t)n, in);
+}
+
+int reg_file_get(const char *dir, const char *service, const char *id, struct reg_instance *in)
+{
+	const char *why;
+	if (reg_name_check(id, &why) < 0)
+		return -EINVAL;
+	char d[4096 + 256];
+	snprintf(d, sizeof d, "%s/%s", dir, service);
+	int dfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	char *text = malloc(REG_FILE_MAX + 1);
+	int r = text ? read_one(dfd, service, id, text, in) : -ENOMEM;
+	free(text);
+	close(dfd);
+	return r;
+}
+
+/* An array for n instances, for reg_file_list (freed with free()).
+ *
+ * An instance is 2.6 kB (its meta is kept whole, up to REG_MAX_META), so a
+ * thousand fill 2.6 MB, and touching that memory for the first time is
+ * what costs most in `render` of a thousand instances: one page fault per
+ * 4 kB page, 650 of them, some 13 us each in a virtual machine.  From 1 MB
+ * on, the array is aligned on 2 MB and rounded up to whole 2 MB pages,
+ * and the kernel is asked to back it with transparent huge pages: one
+ * fault per 2 MB (measured: 0.4 ms instead of 9 ms for 2.6 MB).  Where
+ * THP is off the advice is refused and nothing else changes. */
+static struct reg_instance *inst_alloc(size_t n)
+{
+	size_t bytes = (n ? n : 1) * sizeof(struct reg_instance);
+	const size_t huge = 2u << 20;
+	if (bytes < huge / 2)
+		return malloc(bytes);
+	bytes = (bytes + huge - 1) / huge * huge;
+	void *p;
+	if (posix_memalign(&p, huge, bytes) != 0)
+		return NULL;
+	(void)madvise(p, bytes, MADV_HUGEPAGE);
+	return p;
+}
+
 int reg_file_list(const char *dir, const char *service, uint64_t now_ms,
                   struct reg_instance **out, size_t *n)
 {
@@ -300,24 +376,34 @@ int reg_file_list(const char *dir, const char *service, uint64_t now_ms,
 	DIR *dp = opendir(d);
 	if (!dp)
 		return errno == ENOENT ? 0 : -errno;
+	char *text = malloc(REG_FILE_MAX + 1);
+	if (!text) {
+		closedir(dp);
+		return -ENOMEM;
+	}
+	/* the array sized once from a first pass over the names (cheap: a
+	 * few getdents for a thousand), so it is never copied as it grows */
 	size_t cap = 0;
 	struct dirent *e;
+	while ((e = readdir(dp)))
+		cap++;
+	rewinddir(dp);
+	*out = inst_alloc(cap);
+	if (!*out) {
+		free(text);
+		closedir(dp);
+		return -ENOMEM;
+	}
+	cap = cap ? cap : 1;
 	while ((e = readdir(dp))) {
 		const char *why;
 		if (reg_name_check(e->d_name, &why) < 0)
 			continue;   /* ".", "..", temporary files, foreign names */
-		char path[4096 + 512];
-		snprintf(path, sizeof path, "%s/%s", d, e->d_name);
-		struct buf b = BUF_INIT;
-		if (buf_read_file(&b, path, 64 * 1024) < 0) {
-			buf_free(&b);
-			continue;   /* removed since readdir, or not a file */
-		}
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 16;
+		if (*n == cap) {   /* written since the first pass */
+			cap *= 2;
 			struct reg_instance *nv = realloc(*out, cap * sizeof **out);
 			if (!nv) {
-				buf_free(&b);
+				free(text);
 				closedir(dp);
 				free(*out);
 				*out = NULL;
@@ -327,14 +413,13 @@ int reg_file_list(const char *dir, const char *service, uint64_t now_ms,
 			*out = nv;
 		}
 		struct reg_instance *in = &(*out)[*n];
-		snprintf(in->service, sizeof in->service, "%s", service);
-		snprintf(in->id, sizeof in->id, "%.128s", e->d_name);
-		int r = reg_value_parse(b.data ? b.data : "", b.len, in);
-		buf_free(&b);
-		if (r < 0 || (now_ms && in->expires_ms && in->expires_ms <= now_ms))
+		/* removed since readdir, not a file, not a record: left out */
+		if (read_one(dirfd(dp), service, e->d_name, text, in) < 0 ||
+		    (now_ms && in->expires_ms && in->expires_ms <= now_ms))
 			continue;
 		(*n)++;
 	}
+	free(text);
 	closedir(dp);
 	return 0;
 }

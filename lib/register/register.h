@@ -95,6 +95,10 @@ int reg_file_remove(const char *dir, const char *service, const char *id);
  * reads expired ones too, marked by expires_ms < now).  *out is malloc'd. */
 int reg_file_list(const char *dir, const char *service, uint64_t now_ms,
                   struct reg_instance **out, size_t *n);
+/* One record, DIR/SERVICE/ID, expired or not: 0, -ENOENT when there is
+ * none, -EINVAL when the file is not a record (or ID not a name), or
+ * -errno.  What watch reads when inotify names the one file that changed. */
+int reg_file_get(const char *dir, const char *service, const char *id, struct reg_instance *in);
 /* The service names under DIR (malloc'd array of REG_MAX_NAME+1 strings). */
 int reg_file_services(const char *dir, char (**out)[REG_MAX_NAME + 1], size_t *n);
 
