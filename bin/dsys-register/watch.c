@@ -2,11 +2,16 @@
  * watch.c -- dsys-register watch SERVICE: the current set, then one line
  * per change of it, as the store reports them (never by polling).
  *
- * On file:, inotify (libuv's fs_event) on DIR/SERVICE says that a record
- * was written or removed; a timer set for the earliest expiry says when a
- * record stops counting though nobody touched it (its add was killed).
- * Either way the directory is read again and compared with what was last
- * printed: an instance new to the set is `up`, one gone from it `down`
+ * On file:, inotify (libuv's fs_event) on DIR/SERVICE names the record
+ * that was written or removed, and only that file is read again (a
+ * thousand instances heartbeating every few seconds would otherwise have
+ * the whole directory read hundreds of times a second, and each change
+ * wait for it); an event without a name reads the whole directory.  A
+ * timer set for the earliest expiry says when a record stops counting
+ * though nobody touched it (its add was killed); it reads the directory
+ * whole, which also mends anything inotify could have dropped.  Either
+ * way the set is compared with what was last printed: an instance new to
+ * the set is `up`, one gone from it `down`
  * (with the reason: removed, expired, or no longer passing), one whose
  * address, meta or status changed `change`.  Without --all the set is the
  * passing instances; with --all, every live one.  After the first set,
@@ -34,11 +39,12 @@ struct watch {
 	uv_timer_t expiry;
 	uv_signal_t sigterm, sigint;
 	int exit_code;
-	/* etcd: every instance of the service as of rev */
-	struct etcd_client *etcd;
-	struct etcd_watch *w;
+	/* every instance of the service: on etcd as of rev; on file: as
+	 * last read, expired ones included */
 	struct reg_instance *cur;
 	size_t n_cur;
+	struct etcd_client *etcd;
+	struct etcd_watch *w;
 	int64_t rev;                   /* printed with each event on etcd */
 };
 
@@ -135,7 +141,43 @@ static uint64_t diff(struct watch *wt, const struct reg_instance *seen, size_t n
 	return next;
 }
 
-/* Read the set again, print the difference, arm the expiry timer. */
+/* The instance id of wt->cur becomes in (NULL: it is gone).  0, or
+ * -ENOMEM with wt->cur unchanged. */
+static int cur_set(struct watch *wt, const char *id, const struct reg_instance *in)
+{
+	size_t at = wt->n_cur;
+	for (size_t i = 0; i < wt->n_cur; i++)
+		if (!strcmp(wt->cur[i].id, id))
+			at = i;
+	if (!in) {
+		if (at < wt->n_cur)
+			wt->cur[at] = wt->cur[--wt->n_cur];
+		return 0;
+	}
+	if (at == wt->n_cur) {
+		struct reg_instance *nv = realloc(wt->cur, (wt->n_cur + 1) * sizeof *nv);
+		if (!nv)
+			return -ENOMEM;
+		wt->cur = nv;
+		wt->n_cur++;
+	}
+	wt->cur[at] = *in;
+	return 0;
+}
+
+/* file: print how wt->cur differs from what was printed, and arm the
+ * expiry timer for the earliest expiry to come. */
+static void settle(struct watch *wt)
+{
+	uint64_t now = reg_now_ms();
+	uint64_t next = diff(wt, wt->cur, wt->n_cur, false);
+	if (next)
+		uv_timer_start(&wt->expiry, expiry_cb, next > now ? next - now + 1 : 1, 0);
+	else
+		uv_timer_stop(&wt->expiry);
+}
+
+/* Read the whole set again. */
 static void rescan(struct watch *wt)
 {
 	struct reg_instance *seen;
@@ -146,11 +188,10 @@ static void rescan(struct watch *wt)
 		cli_error("cannot read %s: %s", wt->cfg->url_text, strerror(-r));
 		return;
 	}
-	uint64_t now = reg_now_ms();
-	uint64_t next = diff(wt, seen, n_seen, false);
-	free(seen);
-	if (next)
-		uv_timer_start(&wt->expiry, expiry_cb, next - now + 1, 0);
+	free(wt->cur);
+	wt->cur = seen;
+	wt->n_cur = n_seen;
+	settle(wt);
 }
 
 static void expiry_cb(uv_timer_t *t)
@@ -161,9 +202,18 @@ static void expiry_cb(uv_timer_t *t)
 static void fs_cb(uv_fs_event_t *h, const char *filename, int events, int status)
 {
 	struct watch *wt = h->data;
+	const char *why;
 	if (filename && filename[0] == '.')
 		return;   /* a temporary file; its rename comes next */
-	rescan(wt);
+	if (status < 0 || !filename || reg_name_check(filename, &why) < 0)
+		return rescan(wt);
+	/* the one record named: written (or renamed in), or removed */
+	struct reg_instance in;
+	int r = reg_file_get(wt->cfg->url.path, wt->service, filename, &in);
+	if ((r < 0 && r != -ENOENT && r != -EINVAL) ||
+	    cur_set(wt, filename, r == 0 ? &in : NULL) < 0)
+		return rescan(wt);   /* cannot tell: read everything */
+	settle(wt);
 }
 
 /* One etcd event: the instance set changes by one key. */
@@ -179,25 +229,10 @@ static void apply(struct watch *wt, const struct etcd_event *ev)
 	char id[REG_MAX_NAME + 1];
 	memcpy(id, key + pl, klen - pl);
 	id[klen - pl] = '\0';
-	size_t at = wt->n_cur;
-	for (size_t i = 0; i < wt->n_cur; i++)
-		if (!strcmp(wt->cur[i].id, id))
-			at = i;
-	if (ev->is_delete) {
-		if (at < wt->n_cur)
-			wt->cur[at] = wt->cur[--wt->n_cur];
-	} else {
-		if (reg_etcd_decode(key, klen, ev->kv.value, ev->kv.value_len, &in) < 0)
-			return;
-		if (at == wt->n_cur) {
-			struct reg_instance *nv = realloc(wt->cur, (wt->n_cur + 1) * sizeof *nv);
-			if (!nv)
-				return;
-			wt->cur = nv;
-			wt->n_cur++;
-		}
-		wt->cur[at] = in;
-	}
+	if (!ev->is_delete && reg_etcd_decode(key, klen, ev->kv.value, ev->kv.value_len, &in) < 0)
+		return;
+	if (cur_set(wt, id, ev->is_delete ? NULL : &in) < 0)
+		return;
 	wt->rev = ev->kv.mod_revision;
 	diff(wt, wt->cur, wt->n_cur, false);
 }
@@ -336,5 +371,6 @@ int reg_watch(struct reg_config *cfg, const char *service)
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
 	free(wt.known);
+	free(wt.cur);
 	return 0;
 }
