@@ -154,7 +154,194 @@ static int get_ms(const cJSON *o, const char *key, uint64_t *out, bool required)
 	return 0;
 }
 
+/* ---- the fast path of reg_value_parse
+ *
+ * cJSON builds a tree (a malloc per member), reads numbers through strtod
+ * and prints meta back out: most of the CPU of reading a record, and
+ * render reads a thousand.  Records as add (and etcd's endpoint manager)
+ * write them are plain: unescaped keys and strings, integer numbers, meta
+ * an object of plain strings.  Those are read here with the allocation-free
+ * scanner of base/json; anything else (an escape, a control byte, a
+ * duplicate member, a number with a sign, fraction or exponent, a meta
+ * value that is not a string, any doubt) returns 1 and is left to the
+ * cJSON reading below, which has the last word on what a value means.  So
+ * the fast path gives the same answer as cJSON or none, which
+ * tests/unit/test_register.c checks on many mutated records. */
+
+struct fast_top { struct json_token op, addr, md; bool has_op, has_addr, has_md, doubt; };
+struct fast_md { struct json_token status, since, expires, meta; bool has[4], doubt; };
+
+/* A key or string token read as it is: no escape, no control byte (cJSON
+ * would cut at a NUL and print a control byte back escaped). */
+static bool plain(const struct json_token *t)
+{
+	if (t->escaped)
+		return false;
+	for (size_t i = 0; i < t->len; i++)
+		if ((unsigned char)t->text[i] < 0x20)
+			return false;
+	return true;
+}
+
+static int fast_top_cb(void *ctx, const struct json_token *k, const struct json_token *v)
+{
+	struct fast_top *f = ctx;
+	struct json_token *slot = NULL;
+	bool *has = NULL;
+	if (!plain(k))
+		f->doubt = true;
+	else if (json_token_eq(k, "Op"))
+		slot = &f->op, has = &f->has_op;
+	else if (json_token_eq(k, "Addr"))
+		slot = &f->addr, has = &f->has_addr;
+	else if (json_token_eq(k, "Metadata"))
+		slot = &f->md, has = &f->has_md;
+	if (slot) {
+		f->doubt |= *has;   /* a duplicate: cJSON takes the first, leave it to cJSON */
+		*slot = *v;
+		*has = true;
+	}
+	return 0;
+}
+
+static int fast_md_cb(void *ctx, const struct json_token *k, const struct json_token *v)
+{
+	struct fast_md *f = ctx;
+	static const char *const names[] = {"status", "since_ms", "expires_ms", "meta"};
+	struct json_token *slots[] = {&f->status, &f->since, &f->expires, &f->meta};
+	if (!plain(k)) {
+		f->doubt = true;
+		return 0;
+	}
+	for (int i = 0; i < 4; i++)
+		if (json_token_eq(k, names[i])) {
+			f->doubt |= f->has[i];
+			*slots[i] = *v;
+			f->has[i] = true;
+		}
+	return 0;
+}
+
+/* Printing meta as cJSON_PrintUnformatted does for plain strings:
+ * {"k":"v",...} with nothing escaped, since nothing needs it. */
+struct fast_meta { char *out; size_t len, size; bool doubt; };
+
+static int fast_meta_cb(void *ctx, const struct json_token *k, const struct json_token *v)
+{
+	struct fast_meta *f = ctx;
+	if (!plain(k) || v->kind != JSON_KIND_STRING || !plain(v) ||
+	    f->len + k->len + v->len + 7 > f->size) {
+		f->doubt = true;
+		return -1;
+	}
+	char *o = f->out + f->len;
+	if (f->len > 1)
+		*o++ = ',';
+	*o++ = '"';
+	memcpy(o, k->text, k->len);
+	o += k->len;
+	memcpy(o, "\":\"", 3);
+	o += 3;
+	memcpy(o, v->text, v->len);
+	o += v->len;
+	*o++ = '"';
+	f->len = (size_t)(o - f->out);
+	return 0;
+}
+
+/* A number of milliseconds: plain digits, at most 2^53 - 1 (what cJSON's
+ * double holds exactly, as get_ms requires). */
+static bool fast_ms(const struct json_token *t, uint64_t *out)
+{
+	if (t->kind != JSON_KIND_NUMBER || t->len == 0 || t->len > 16)
+		return false;
+	uint64_t v = 0;
+	for (size_t i = 0; i < t->len; i++) {
+		if (t->text[i] < '0' || t->text[i] > '9')
+			return false;
+		v = v * 10 + (uint64_t)(t->text[i] - '0');
+	}
+	if (v > 9007199254740991ull || (t->len > 1 && t->text[0] == '0'))
+		return false;
+	*out = v;
+	return true;
+}
+
+/* 0 or -EINVAL as reg_value_parse answers, or 1: not sure, ask cJSON.
+ * in's service and id are already in place. */
+static int value_parse_fast(const char *text, size_t len, struct reg_instance *in)
+{
+	if (memchr(text, '\0', len))
+		return 1;
+	struct fast_top top = {0};
+	long end = json_scan_object(text, len, fast_top_cb, &top);
+	if (end < 0 || top.doubt)
+		return 1;
+	for (size_t i = (size_t)end; i < len; i++)
+		if (!strchr(" \t\r\n", text[i]))
+			return 1;
+	if ((top.has_op && !(top.op.kind == JSON_KIND_NUMBER && top.op.len == 1 && top.op.text[0] == '0')) ||
+	    !top.has_addr || top.addr.kind != JSON_KIND_STRING || top.addr.escaped ||
+	    top.addr.len > REG_MAX_ADDR)
+		return 1;
+	for (size_t i = 0; i < top.addr.len; i++)
+		if ((unsigned char)top.addr.text[i] <= 0x20 || (unsigned char)top.addr.text[i] >= 0x7f)
+			return 1;
+	struct fast_md md = {0};
+	if (top.has_md && top.md.kind == JSON_KIND_OBJECT &&
+	    (json_scan_object(top.md.text, top.md.len, fast_md_cb, &md) < 0 || md.doubt))
+		return 1;
+	enum reg_status status = REG_PASSING;
+	uint64_t since = 0, expires = 0;
+	if (md.has[0]) {
+		const struct json_token *t = &md.status;
+		if (t->kind != JSON_KIND_STRING || t->escaped)
+			return 1;
+		if (t->len == 7 && !memcmp(t->text, "passing", 7))
+			status = REG_PASSING;
+		else if (t->len == 8 && !memcmp(t->text, "critical", 8))
+			status = REG_CRITICAL;
+		else if (t->len == 8 && !memcmp(t->text, "starting", 8))
+			status = REG_STARTING;
+		else
+			return 1;
+	}
+	if ((md.has[1] && !fast_ms(&md.since, &since)) || (md.has[2] && !fast_ms(&md.expires, &expires)))
+		return 1;
+	char meta[REG_MAX_META + 1] = "{}";
+	if (md.has[3]) {
+		if (md.meta.kind != JSON_KIND_OBJECT)
+			return 1;
+		struct fast_meta fm = {meta, 1, REG_MAX_META, false};
+		if (json_scan_object(md.meta.text, md.meta.len, fast_meta_cb, &fm) < 0 || fm.doubt)
+			return 1;
+		meta[fm.len++] = '}';
+		meta[fm.len] = '\0';
+	}
+	/* sure now: fill in as the cJSON reading does */
+	char service[sizeof in->service], id[sizeof in->id];
+	memcpy(service, in->service, sizeof service);
+	memcpy(id, in->id, sizeof id);
+	memset(in, 0, sizeof *in);
+	memcpy(in->service, service, sizeof service);
+	memcpy(in->id, id, sizeof id);
+	memcpy(in->addr, top.addr.text, top.addr.len);
+	strcpy(in->meta, meta);
+	in->status = status;
+	in->since_ms = since;
+	in->expires_ms = expires;
+	return 0;
+}
+
 int reg_value_parse(const char *text, size_t len, struct reg_instance *in)
+{
+	int fast = value_parse_fast(text, len, in);
+	if (fast <= 0)
+		return fast;
+	return reg_value_parse_cjson(text, len, in);
+}
+
+int reg_value_parse_cjson(const char *text, size_t len, struct reg_instance *in)
 {
 	char service[sizeof in->service], id[sizeof in->id];
 	memcpy(service, in->service, sizeof service);
@@ -376,50 +563,39 @@ int reg_file_list(const char *dir, const char *service, uint64_t now_ms,
 	DIR *dp = opendir(d);
 	if (!dp)
 		return errno == ENOENT ? 0 : -errno;
-	char *text = malloc(REG_FILE_MAX + 1);
-	if (!text) {
-		closedir(dp);
-		return -ENOMEM;
-	}
-	/* the array sized once from a first pass over the names (cheap: a
-	 * few getdents for a thousand), so it is never copied as it grows */
-	size_t cap = 0;
+	/* the names first (NUL-separated), so the array is sized once and
+	 * never copied as it grows, with one pass over the directory */
+	struct buf names = BUF_INIT;
+	size_t count = 0;
 	struct dirent *e;
-	while ((e = readdir(dp)))
-		cap++;
-	rewinddir(dp);
-	*out = inst_alloc(cap);
-	if (!*out) {
-		free(text);
-		closedir(dp);
-		return -ENOMEM;
-	}
-	cap = cap ? cap : 1;
 	while ((e = readdir(dp))) {
 		const char *why;
 		if (reg_name_check(e->d_name, &why) < 0)
 			continue;   /* ".", "..", temporary files, foreign names */
-		if (*n == cap) {   /* written since the first pass */
-			cap *= 2;
-			struct reg_instance *nv = realloc(*out, cap * sizeof **out);
-			if (!nv) {
-				free(text);
-				closedir(dp);
-				free(*out);
-				*out = NULL;
-				*n = 0;
-				return -ENOMEM;
-			}
-			*out = nv;
-		}
+		buf_append(&names, e->d_name, strlen(e->d_name) + 1);
+		count++;
+	}
+	char *text = malloc(REG_FILE_MAX + 1);
+	*out = inst_alloc(count);
+	if (!text || !*out) {
+		free(text);
+		free(*out);
+		*out = NULL;
+		buf_free(&names);
+		closedir(dp);
+		return -ENOMEM;
+	}
+	const char *name = names.data;
+	for (size_t i = 0; i < count; i++, name += strlen(name) + 1) {
 		struct reg_instance *in = &(*out)[*n];
 		/* removed since readdir, not a file, not a record: left out */
-		if (read_one(dirfd(dp), service, e->d_name, text, in) < 0 ||
+		if (read_one(dirfd(dp), service, name, text, in) < 0 ||
 		    (now_ms && in->expires_ms && in->expires_ms <= now_ms))
 			continue;
 		(*n)++;
 	}
 	free(text);
+	buf_free(&names);
 	closedir(dp);
 	return 0;
 }

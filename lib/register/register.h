@@ -79,6 +79,9 @@ void reg_value_format(struct buf *out, const struct reg_instance *in);
 /* Read a value; service and id come from the key, not from the value's
  * copy.  0, or -EINVAL. */
 int reg_value_parse(const char *text, size_t len, struct reg_instance *in);
+/* The same through cJSON alone: reg_value_parse reads plain records
+ * without it and asks it about the rest; for the tests that compare. */
+int reg_value_parse_cjson(const char *text, size_t len, struct reg_instance *in);
 
 /* An instance as list and watch print it (without the braces' event):
  * "service","id","addr","url","meta","status","since". */

@@ -27,8 +27,78 @@ static const char *render(const char *tpl, const struct reg_instance *v, size_t 
 	return out;
 }
 
+/* reg_value_parse (its fast path, then cJSON when unsure) and cJSON alone
+ * give the same answer: the same refusal, or the same instance. */
+static bool same_answer(const char *text, size_t len)
+{
+	struct reg_instance a, b;
+	memset(&a, 0, sizeof a);
+	memset(&b, 0, sizeof b);
+	strcpy(a.service, "web");
+	strcpy(a.id, "a");
+	b = a;
+	int ra = reg_value_parse(text, len, &a), rb = reg_value_parse_cjson(text, len, &b);
+	if (ra != rb)
+		return false;
+	return ra < 0 || (!strcmp(a.service, b.service) && !strcmp(a.id, b.id) && !strcmp(a.addr, b.addr) &&
+	                  !strcmp(a.meta, b.meta) && a.status == b.status && a.since_ms == b.since_ms &&
+	                  a.expires_ms == b.expires_ms);
+}
+
+/* Records, plain and odd, each mutated many ways (seeded: a failure
+ * names the seed and replays): a byte changed to one of JSON's
+ * meaningful characters, one dropped, one doubled. */
+static void fast_path_agrees(void)
+{
+	static const char *const base[] = {
+		"{\"Op\":0,\"Addr\":\"10.0.0.1:8080\",\"Metadata\":{\"service\":\"web\",\"id\":\"a\","
+		"\"status\":\"passing\",\"since_ms\":1764930000000,\"meta\":{\"zone\":\"eu\",\"tier\":\"1\"},"
+		"\"expires_ms\":1764930010000}}\n",
+		"{\"Addr\":\"[::1]:81\",\"Metadata\":{\"status\":\"critical\",\"meta\":{}}}",
+		"{\"Op\":0,\"Addr\":\"h:1\",\"Metadata\":null}",
+		"{\"Op\":0,\"Addr\":\"h:1\",\"Metadata\":{\"since_ms\":1e3,\"meta\":{\"a\":\"\\u00e9\",\"b\":2}}}",
+		"{\"Op\":0,\"Addr\":\"h:1\",\"Addr\":\"h:2\",\"Metadata\":{\"status\":\"starting\",\"status\":\"x\"}}",
+		" {\"Op\":-0,\"Addr\":\"h:1\",\"Metadata\":{\"expires_ms\":9007199254740991,\"x\":[1,{\"y\":null}]}} ",
+	};
+	static const char alphabet[] = "{}[]\":,\\ 0123456789.-+eEtfnu\x01\x7f\xc3\xa9";
+	uint64_t seed = 0x9e3779b97f4a7c15ull;
+	int bad = 0, tried = 0;
+	for (size_t k = 0; k < sizeof base / sizeof base[0]; k++) {
+		size_t n = strlen(base[k]);
+		bad += !same_answer(base[k], n);
+		for (int m = 0; m < 20000 && bad == 0; m++) {
+			char t[512];
+			memcpy(t, base[k], n);
+			size_t len = n;
+			for (int edits = 1 + m % 3; edits > 0; edits--) {
+				seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+				size_t at = (size_t)(seed >> 33) % len;
+				int op = (int)(seed >> 20) % 3;
+				char c = alphabet[(seed >> 8) % (sizeof alphabet - 1)];
+				if (op == 0) {
+					t[at] = c;
+				} else if (op == 1 && len > 1) {
+					memmove(t + at, t + at + 1, len - at - 1);
+					len--;
+				} else if (len < sizeof t - 1) {
+					memmove(t + at + 1, t + at, len - at);
+					t[at] = c;
+					len++;
+				}
+			}
+			tried++;
+			if (!same_answer(t, len)) {
+				bad++;
+				diag("record %zu, mutation %d differs: %.*s", k, m, (int)len, t);
+			}
+		}
+	}
+	ok(bad == 0, "the fast reading of a record answers as cJSON does (%d mutated records)", tried);
+}
+
 int main(void)
 {
+	fast_path_agrees();
 	const char *why;
 	ok(reg_name_check("web-1", &why) == 0, "a plain name is valid");
 	ok(reg_name_check("10.0.0.1:80", &why) == 0, "an address is a valid id");
