@@ -98,6 +98,9 @@ int reg_file_remove(const char *dir, const char *service, const char *id);
  * reads expired ones too, marked by expires_ms < now).  *out is malloc'd. */
 int reg_file_list(const char *dir, const char *service, uint64_t now_ms,
                   struct reg_instance **out, size_t *n);
+/* From how many records on reg_file_list reads them through io_uring
+ * (default 32); a test sets it to compare both ways. */
+extern unsigned reg_file_uring_min;
 /* One record, DIR/SERVICE/ID, expired or not: 0, -ENOENT when there is
  * none, -EINVAL when the file is not a record (or ID not a name), or
  * -errno.  What watch reads when inotify names the one file that changed. */

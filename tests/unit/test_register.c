@@ -1,7 +1,11 @@
 /* Unit tests of lib/register: names, addresses, meta, the endpoint-manager
  * value, the etcd key, and the template language. */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "register/check.h"
 #include "register/etcd.h"
@@ -96,9 +100,85 @@ static void fast_path_agrees(void)
 	ok(bad == 0, "the fast reading of a record answers as cJSON does (%d mutated records)", tried);
 }
 
+static void put_file(const char *dir, const char *name, const char *text)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+/* reg_file_list through io_uring and the plain way read the same set,
+ * odd entries included: a record too big for a ring slot, one expired,
+ * one that is not a record, a directory, a symbolic link, a temporary
+ * file. */
+static void uring_agrees(void)
+{
+	char root[] = "/tmp/test_register.XXXXXX";
+	if (!mkdtemp(root)) {
+		ok(0, "a scratch directory");
+		return;
+	}
+	char dir[256];
+	snprintf(dir, sizeof dir, "%s/web", root);
+	mkdir(dir, 0777);
+	uint64_t now = reg_now_ms();
+	for (int i = 0; i < 150; i++) {
+		struct reg_instance in = {0};
+		strcpy(in.service, "web");
+		snprintf(in.id, sizeof in.id, "i%d", i);
+		snprintf(in.addr, sizeof in.addr, "10.0.0.%d:80", i);
+		strcpy(in.meta, "{\"zone\":\"eu\"}");
+		in.status = i % 3 ? REG_PASSING : REG_CRITICAL;
+		in.since_ms = now;
+		in.expires_ms = i == 7 ? now - 1000 : now + 60000;
+		if (i == 9) {   /* past a ring slot's 1024 bytes */
+			strcpy(in.meta, "{\"big\":\"");
+			memset(in.meta + 8, 'x', 1500);
+			strcpy(in.meta + 1508, "\"}");
+		}
+		reg_file_put(root, &in);
+	}
+	put_file(dir, "junk", "not json");
+	put_file(dir, ".i1.123.tmp", "{}");
+	char path[512], target[512];
+	snprintf(path, sizeof path, "%s/adir", dir);
+	mkdir(path, 0777);
+	snprintf(path, sizeof path, "%s/link", dir);
+	snprintf(target, sizeof target, "%s/i1", dir);
+	if (symlink(target, path) < 0)
+		diag("symlink: %s", strerror(errno));
+
+	struct reg_instance *a, *b;
+	size_t na, nb;
+	unsigned keep = reg_file_uring_min;
+	reg_file_uring_min = 1;
+	int ra = reg_file_list(root, "web", now, &a, &na);
+	reg_file_uring_min = (unsigned)-1;
+	int rb = reg_file_list(root, "web", now, &b, &nb);
+	reg_file_uring_min = keep;
+	bool same = ra == 0 && rb == 0 && na == nb;
+	for (size_t i = 0; same && i < na; i++)
+		same = !strcmp(a[i].id, b[i].id) && !strcmp(a[i].addr, b[i].addr) &&
+		       !strcmp(a[i].meta, b[i].meta) && a[i].status == b[i].status &&
+		       a[i].expires_ms == b[i].expires_ms;
+	ok(same, "io_uring and plain reads list the same %zu records (of %zu)", na, nb);
+	is_int((long)na, 149, "every live record, the big one too; not the expired, junk, dir, link or temporary");
+	free(a);
+	free(b);
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+	if (system(cmd) != 0)
+		diag("cannot remove %s", root);
+}
+
 int main(void)
 {
 	fast_path_agrees();
+	uring_agrees();
 	const char *why;
 	ok(reg_name_check("web-1", &why) == 0, "a plain name is valid");
 	ok(reg_name_check("10.0.0.1:80", &why) == 0, "an address is a valid id");
