@@ -84,26 +84,37 @@ static void print(const char *event, const struct reg_instance *in, const char *
 		exit(cli_write_error(errno));
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+	return strcmp(((const struct reg_instance *)a)->id, ((const struct reg_instance *)b)->id);
+}
+
 static const struct reg_instance *find(const struct reg_instance *v, size_t n, const char *id)
 {
-	for (size_t i = 0; i < n; i++)
-		if (!strcmp(v[i].id, id))
-			return &v[i];
-	return NULL;
+	struct reg_instance key;
+	snprintf(key.id, sizeof key.id, "%s", id);
+	return n ? bsearch(&key, v, n, sizeof *v, cmp_id) : NULL;
 }
 
 static void expiry_cb(uv_timer_t *t);
 
-/* Print how the set seen (borrowed) differs from the last one printed;
- * print nothing when quiet (watch --since: the set as of REV).  Returns the
- * earliest expiry to come, or 0. */
-static uint64_t diff(struct watch *wt, const struct reg_instance *seen, size_t n_seen, bool quiet)
+/* Print how the set seen differs from the last one printed; print
+ * nothing when quiet (watch --since: the set as of REV).  Returns the
+ * earliest expiry to come, or 0.
+ *
+ * seen (wt->cur, ours) is sorted by id here, and so is what was printed
+ * (wt->known, made from it), so the two are compared in one merge: with a
+ * thousand instances each heartbeat is one event, and a comparison of
+ * every instance with every other would cost milliseconds each. */
+static uint64_t diff(struct watch *wt, struct reg_instance *seen, size_t n_seen, bool quiet)
 {
 	uint64_t now = reg_now_ms();
-	struct reg_instance *all;
-	size_t n_all;
-	all = malloc((n_seen ? n_seen : 1) * sizeof *all);
-	n_all = 0;
+	if (n_seen > 1)
+		qsort(seen, n_seen, sizeof *seen, cmp_id);
+	struct reg_instance *all = malloc((n_seen ? n_seen : 1) * sizeof *all);
+	size_t n_all = 0;
+	if (!all)
+		return 0;   /* the next event tries again */
 	uint64_t next = 0;
 	for (size_t i = 0; i < n_seen; i++) {
 		bool live = !seen[i].expires_ms || seen[i].expires_ms > now;
@@ -112,25 +123,29 @@ static uint64_t diff(struct watch *wt, const struct reg_instance *seen, size_t n
 		if (live && (wt->cfg->all || seen[i].status == REG_PASSING))
 			all[n_all++] = seen[i];
 	}
-	for (size_t i = 0; i < wt->n_known; i++) {
-		const struct reg_instance *k = &wt->known[i];
-		if (find(all, n_all, k->id))
-			continue;
-		const struct reg_instance *s = find(seen, n_seen, k->id);
-		const char *why = !s ? "removed" : (s->expires_ms && s->expires_ms <= now) ? "expired"
-		                                                                            : reg_status_name(s->status);
-		if (!quiet)
-			print("down", k, why);
-	}
-	for (size_t i = 0; i < n_all; i++) {
-		const struct reg_instance *k = find(wt->known, wt->n_known, all[i].id);
-		if (quiet)
-			continue;
-		if (!k)
-			print("up", &all[i], NULL);
-		else if (strcmp(k->addr, all[i].addr) || strcmp(k->meta, all[i].meta) ||
-		         k->status != all[i].status)
-			print("change", &all[i], NULL);
+	for (size_t i = 0, j = 0; i < wt->n_known || j < n_all;) {
+		const struct reg_instance *k = i < wt->n_known ? &wt->known[i] : NULL;
+		const struct reg_instance *a = j < n_all ? &all[j] : NULL;
+		int c = !k ? 1 : !a ? -1 : strcmp(k->id, a->id);
+		if (c < 0) {   /* printed before, gone from the set */
+			const struct reg_instance *s = find(seen, n_seen, k->id);
+			const char *why = !s ? "removed"
+			                  : (s->expires_ms && s->expires_ms <= now) ? "expired"
+			                                                             : reg_status_name(s->status);
+			if (!quiet)
+				print("down", k, why);
+			i++;
+		} else if (c > 0) {
+			if (!quiet)
+				print("up", a, NULL);
+			j++;
+		} else {
+			if (!quiet && (strcmp(k->addr, a->addr) || strcmp(k->meta, a->meta) ||
+			               k->status != a->status))
+				print("change", a, NULL);
+			i++;
+			j++;
+		}
 	}
 	free(wt->known);
 	wt->known = all;
