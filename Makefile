@@ -30,7 +30,10 @@ PREFIX    ?= /usr/local
 BUILD     ?= build
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 CC        ?= cc
-PKGS      := libuv hiredis libcjson libcurl libnghttp2 libprotobuf-c zlib libbrotlienc libbrotlidec
+PKGS      := libuv hiredis libcjson libnghttp2 libprotobuf-c zlib libbrotlienc libbrotlidec
+# Headers only: libcurl is loaded at run time by lib/io/curl_dl.c (dlopen),
+# so its thirty-odd libraries cost nothing to the programs that do not use it.
+PKGS_HDR  := libcurl
 CONFIG    := $(BUILD)/config.mk
 OPT       ?= -O2
 CFLAGS    ?= $(OPT) -g
@@ -98,10 +101,10 @@ endif
 $(CONFIG): Makefile tests/deps.sh
 	$(Q)./tests/deps.sh --quiet $(DEB_BUILD)
 	@mkdir -p $(@D)
-	$(Q)pkg-config --print-errors --exists $(PKGS) || { \
-	  echo "make: pkg-config cannot find $(PKGS) although their packages are installed" >&2; exit 2; }
+	$(Q)pkg-config --print-errors --exists $(PKGS) $(PKGS_HDR) || { \
+	  echo "make: pkg-config cannot find $(PKGS) $(PKGS_HDR) although their packages are installed" >&2; exit 2; }
 	$(Q){ echo "# made by make from pkg-config; remade when the Makefile changes"; \
-	  echo "PKG_CFLAGS := $$(pkg-config --cflags $(PKGS))"; \
+	  echo "PKG_CFLAGS := $$(pkg-config --cflags $(PKGS) $(PKGS_HDR))"; \
 	  echo "PKG_LIBS := $$(pkg-config --libs $(PKGS))"; } > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/gen/lib/%.pb-c.c $(BUILD)/gen/lib/%.pb-c.h: lib/%.proto

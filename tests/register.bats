@@ -109,6 +109,26 @@ EOF2
 	assert_line --index 0 '"status":"starting","since"'
 }
 
+@test "register: libcurl is loaded only for an http check, which without it exits 3 naming it; etcd:// needs none" {
+	# not linked: a file: run starts without its thirty libraries
+	run ldd "$(command -v dsys-register)"
+	assert_success
+	refute_output --partial libcurl
+	export DSYS_LIBCURL=/nonexistent/libcurl.so.4
+	run -3 --separate-stderr dsys-register add web --addr 127.0.0.1:8080 --check http://127.0.0.1:1/health
+	assert_output ''
+	[[ $stderr == *"--check http://127.0.0.1:1/health: cannot load libcurl"* ]]
+	[[ $stderr == *"/nonexistent/libcurl.so.4"*"install libcurl4"* ]]
+	# the etcd client speaks HTTP/1.1 itself: nothing listens there, and
+	# that is what it says
+	run -3 --separate-stderr dsys-register list web --store etcd://127.0.0.1:1 --timeout 2s
+	[[ $stderr != *libcurl* ]]
+	[[ $stderr == *"etcd://127.0.0.1:1"* ]]
+	# file: with an exec check needs none
+	run -0 dsys-register add web --addr 127.0.0.1:8080 --check exec:true --check-interval 50ms --rise 1 -- sleep 0.3
+	assert_line --partial '"event":"registered"'
+}
+
 @test "register: add -- CMD registers once the check passes and exits with CMD's status" {
 	out=$BATS_TEST_TMPDIR/add.out
 	run -7 dsys-register add web --addr 127.0.0.1:8080 --check exec:true --check-interval 50ms \
@@ -191,6 +211,59 @@ EOF2
 	run -2 dsys-register remove web
 	run -2 dsys-register watch
 	run -2 dsys-register frobnicate
+}
+
+@test "register: a registry of 40 records (read through io_uring) lists, renders and watches each one" {
+	dir=${DSYS_STORE#file:}/web
+	mkdir -p "$dir"
+	"$DSYS_PY" - "$dir" <<'EOF2'
+import json, os, sys, time
+now = int(time.time() * 1000)
+for i in range(40):
+    meta = {"zone": "z%d" % (i % 3)}
+    if i == 5:
+        meta["big"] = "x" * 1500   # past a ring slot: read again the plain way
+    rec = {"Op": 0, "Addr": f"10.0.0.{i}:80", "Metadata": {"status": "passing", "since_ms": now,
+           "meta": meta, "expires_ms": now + (-1000 if i == 7 else 600000)}}
+    with open(os.path.join(sys.argv[1], f"i{i}"), "w") as f:
+        json.dump(rec, f)
+open(os.path.join(sys.argv[1], "junk"), "w").write("not a record")
+os.mkdir(os.path.join(sys.argv[1], "adir"))
+EOF2
+	run --separate-stderr dsys-register list web
+	assert_success
+	[ "${#lines[@]}" -eq 39 ]
+	assert_line --partial '"id":"i5","addr":"10.0.0.5:80"'
+	refute_line --partial '"id":"i7"'
+	tpl=$BATS_TEST_TMPDIR/t.tpl
+	printf '{{range}}{{id}} {{meta.zone}}\n{{end}}' >"$tpl"
+	run dsys-register render web --template "$tpl" --out "$BATS_TEST_TMPDIR/out" --once
+	assert_success
+	run grep -c ' z[012]$' "$BATS_TEST_TMPDIR/out"
+	assert_output 39
+	# watch: the set in id order, then one rewritten record as a change
+	w=$BATS_TEST_TMPDIR/watch.out
+	dsys-register watch web >"$w" 3>&- &
+	BG+=($!)
+	wait_for "$w" '"event":"synced","service":"web","count":39'
+	run grep -o '"id":"i[0-9]*"' "$w"
+	assert_line --index 0 '"id":"i0"'
+	assert_line --index 1 '"id":"i1"'
+	assert_line --index 2 '"id":"i10"'
+	"$DSYS_PY" - "$dir" <<'EOF2'
+import json, os, sys, time
+now = int(time.time() * 1000)
+rec = {"Op": 0, "Addr": "10.0.0.33:80", "Metadata": {"status": "passing", "meta": {"zone": "moved"},
+       "expires_ms": now + 600000}}
+with open(os.path.join(sys.argv[1], ".i33.tmp"), "w") as f:
+    json.dump(rec, f)
+os.rename(os.path.join(sys.argv[1], ".i33.tmp"), os.path.join(sys.argv[1], "i33"))
+EOF2
+	wait_for "$w" '"event":"change","service":"web","id":"i33".*"zone":"moved"'
+	rm "$dir/i34"
+	wait_for "$w" '"event":"down","service":"web","id":"i34".*"reason":"removed"'
+	run grep -c '"event"' "$w"
+	assert_output 42
 }
 
 @test "register: list feeds dsys-bench --targets -" {

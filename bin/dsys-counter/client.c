@@ -28,10 +28,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
 #include "base/buf.h"
 #include "cli/cli.h"
+#include "io/curl_dl.h"
 #include "obs/trace.h"
 #include "http/client.h"
 #include "http/url.h"
@@ -459,7 +458,11 @@ static void server_batch(struct client *cl, struct result *rs, unsigned n)
 
 static int server_open(struct client *cl)
 {
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+	const char *why;
+	if (!curl_dl_load(&why)) {
+		cli_error("%s", why);
+		return EXIT_UNREACHABLE;
+	}
 	cl->curl = curl_easy_init();
 	if (!cl->curl) {
 		cli_error("cannot start libcurl");
@@ -677,8 +680,8 @@ static void client_close(struct client *cl)
 	if (cl->cfg->server) {
 		if (cl->curl)
 			curl_easy_cleanup(cl->curl);
-		curl_slist_free_all(cl->headers);
-		curl_global_cleanup();
+		if (cl->headers)   /* none when libcurl did not load */
+			curl_slist_free_all(cl->headers);
 		buf_free(&cl->body);
 		buf_free(&cl->resp);
 	} else {

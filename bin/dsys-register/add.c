@@ -22,7 +22,6 @@
  * A killed add writes nothing more, and readers drop its record when the
  * expiry passes: within the TTL.
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,6 +33,7 @@
 #include "base/json.h"
 #include "cli/child.h"
 #include "cli/cli.h"
+#include "io/curl_dl.h"
 #include "dsys-register.h"
 
 struct add {
@@ -264,8 +264,14 @@ int reg_add(struct reg_config *cfg, const char *service, char **cmd)
 {
 	static struct add a;
 	uv_loop_t loop;
+	/* an http check needs libcurl: say so now, not as a check that
+	 * never passes */
+	const char *why;
+	if (cfg->check.kind == REG_CHECK_HTTP && !curl_dl_load(&why)) {
+		cli_error("--check %s: %s", cfg->check.target, why);
+		return EXIT_UNREACHABLE;
+	}
 	uv_loop_init(&loop);
-	curl_global_init(CURL_GLOBAL_DEFAULT);
 	a.cfg = cfg;
 	a.loop = &loop;
 	snprintf(a.in.service, sizeof a.in.service, "%s", service);

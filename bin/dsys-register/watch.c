@@ -2,11 +2,16 @@
  * watch.c -- dsys-register watch SERVICE: the current set, then one line
  * per change of it, as the store reports them (never by polling).
  *
- * On file:, inotify (libuv's fs_event) on DIR/SERVICE says that a record
- * was written or removed; a timer set for the earliest expiry says when a
- * record stops counting though nobody touched it (its add was killed).
- * Either way the directory is read again and compared with what was last
- * printed: an instance new to the set is `up`, one gone from it `down`
+ * On file:, inotify (libuv's fs_event) on DIR/SERVICE names the record
+ * that was written or removed, and only that file is read again (a
+ * thousand instances heartbeating every few seconds would otherwise have
+ * the whole directory read hundreds of times a second, and each change
+ * wait for it); an event without a name reads the whole directory.  A
+ * timer set for the earliest expiry says when a record stops counting
+ * though nobody touched it (its add was killed); it reads the directory
+ * whole, which also mends anything inotify could have dropped.  Either
+ * way the set is compared with what was last printed: an instance new to
+ * the set is `up`, one gone from it `down`
  * (with the reason: removed, expired, or no longer passing), one whose
  * address, meta or status changed `change`.  Without --all the set is the
  * passing instances; with --all, every live one.  After the first set,
@@ -39,11 +44,12 @@ struct watch {
 	uv_timer_t expiry;
 	uv_signal_t sigterm, sigint;
 	int exit_code;
-	/* etcd: every instance of the service as of rev */
-	struct etcd_client *etcd;
-	struct etcd_watch *w;
+	/* every instance of the service: on etcd as of rev; on file: as
+	 * last read, expired ones included */
 	struct reg_instance *cur;
 	size_t n_cur;
+	struct etcd_client *etcd;
+	struct etcd_watch *w;
 	int64_t rev;                   /* printed with each event on etcd */
 };
 
@@ -114,26 +120,37 @@ static void print(const char *event, const struct reg_instance *in, const char *
 		exit(cli_write_error(errno));
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+	return strcmp(((const struct reg_instance *)a)->id, ((const struct reg_instance *)b)->id);
+}
+
 static const struct reg_instance *find(const struct reg_instance *v, size_t n, const char *id)
 {
-	for (size_t i = 0; i < n; i++)
-		if (!strcmp(v[i].id, id))
-			return &v[i];
-	return NULL;
+	struct reg_instance key;
+	snprintf(key.id, sizeof key.id, "%s", id);
+	return n ? bsearch(&key, v, n, sizeof *v, cmp_id) : NULL;
 }
 
 static void expiry_cb(uv_timer_t *t);
 
-/* Print how the set seen (borrowed) differs from the last one printed;
- * print nothing when quiet (watch --since: the set as of REV).  Returns the
- * earliest expiry to come, or 0. */
-static uint64_t diff(struct watch *wt, const struct reg_instance *seen, size_t n_seen, bool quiet)
+/* Print how the set seen differs from the last one printed; print
+ * nothing when quiet (watch --since: the set as of REV).  Returns the
+ * earliest expiry to come, or 0.
+ *
+ * seen (wt->cur, ours) is sorted by id here, and so is what was printed
+ * (wt->known, made from it), so the two are compared in one merge: with a
+ * thousand instances each heartbeat is one event, and a comparison of
+ * every instance with every other would cost milliseconds each. */
+static uint64_t diff(struct watch *wt, struct reg_instance *seen, size_t n_seen, bool quiet)
 {
 	uint64_t now = reg_now_ms();
-	struct reg_instance *all;
-	size_t n_all;
-	all = malloc((n_seen ? n_seen : 1) * sizeof *all);
-	n_all = 0;
+	if (n_seen > 1)
+		qsort(seen, n_seen, sizeof *seen, cmp_id);
+	struct reg_instance *all = malloc((n_seen ? n_seen : 1) * sizeof *all);
+	size_t n_all = 0;
+	if (!all)
+		return 0;   /* the next event tries again */
 	uint64_t next = 0;
 	for (size_t i = 0; i < n_seen; i++) {
 		bool live = !seen[i].expires_ms || seen[i].expires_ms > now;
@@ -142,25 +159,29 @@ static uint64_t diff(struct watch *wt, const struct reg_instance *seen, size_t n
 		if (live && (wt->cfg->all || seen[i].status == REG_PASSING))
 			all[n_all++] = seen[i];
 	}
-	for (size_t i = 0; i < wt->n_known; i++) {
-		const struct reg_instance *k = &wt->known[i];
-		if (find(all, n_all, k->id))
-			continue;
-		const struct reg_instance *s = find(seen, n_seen, k->id);
-		const char *why = !s ? "removed" : (s->expires_ms && s->expires_ms <= now) ? "expired"
-		                                                                            : reg_status_name(s->status);
-		if (!quiet)
-			print("down", k, why);
-	}
-	for (size_t i = 0; i < n_all; i++) {
-		const struct reg_instance *k = find(wt->known, wt->n_known, all[i].id);
-		if (quiet)
-			continue;
-		if (!k)
-			print("up", &all[i], NULL);
-		else if (strcmp(k->addr, all[i].addr) || strcmp(k->meta, all[i].meta) ||
-		         k->status != all[i].status)
-			print("change", &all[i], NULL);
+	for (size_t i = 0, j = 0; i < wt->n_known || j < n_all;) {
+		const struct reg_instance *k = i < wt->n_known ? &wt->known[i] : NULL;
+		const struct reg_instance *a = j < n_all ? &all[j] : NULL;
+		int c = !k ? 1 : !a ? -1 : strcmp(k->id, a->id);
+		if (c < 0) {   /* printed before, gone from the set */
+			const struct reg_instance *s = find(seen, n_seen, k->id);
+			const char *why = !s ? "removed"
+			                  : (s->expires_ms && s->expires_ms <= now) ? "expired"
+			                                                             : reg_status_name(s->status);
+			if (!quiet)
+				print("down", k, why);
+			i++;
+		} else if (c > 0) {
+			if (!quiet)
+				print("up", a, NULL);
+			j++;
+		} else {
+			if (!quiet && (strcmp(k->addr, a->addr) || strcmp(k->meta, a->meta) ||
+			               k->status != a->status))
+				print("change", a, NULL);
+			i++;
+			j++;
+		}
 	}
 	free(wt->known);
 	wt->known = all;
@@ -172,7 +193,43 @@ static uint64_t diff(struct watch *wt, const struct reg_instance *seen, size_t n
 	return next;
 }
 
-/* Read the set again, print the difference, arm the expiry timer. */
+/* The instance id of wt->cur becomes in (NULL: it is gone).  0, or
+ * -ENOMEM with wt->cur unchanged. */
+static int cur_set(struct watch *wt, const char *id, const struct reg_instance *in)
+{
+	size_t at = wt->n_cur;
+	for (size_t i = 0; i < wt->n_cur; i++)
+		if (!strcmp(wt->cur[i].id, id))
+			at = i;
+	if (!in) {
+		if (at < wt->n_cur)
+			wt->cur[at] = wt->cur[--wt->n_cur];
+		return 0;
+	}
+	if (at == wt->n_cur) {
+		struct reg_instance *nv = realloc(wt->cur, (wt->n_cur + 1) * sizeof *nv);
+		if (!nv)
+			return -ENOMEM;
+		wt->cur = nv;
+		wt->n_cur++;
+	}
+	wt->cur[at] = *in;
+	return 0;
+}
+
+/* file: print how wt->cur differs from what was printed, and arm the
+ * expiry timer for the earliest expiry to come. */
+static void settle(struct watch *wt)
+{
+	uint64_t now = reg_now_ms();
+	uint64_t next = diff(wt, wt->cur, wt->n_cur, false);
+	if (next)
+		uv_timer_start(&wt->expiry, expiry_cb, next > now ? next - now + 1 : 1, 0);
+	else
+		uv_timer_stop(&wt->expiry);
+}
+
+/* Read the whole set again. */
 static void rescan(struct watch *wt)
 {
 	struct reg_instance *seen;
@@ -183,11 +240,10 @@ static void rescan(struct watch *wt)
 		cli_error("cannot read %s: %s", wt->cfg->url_text, strerror(-r));
 		return;
 	}
-	uint64_t now = reg_now_ms();
-	uint64_t next = diff(wt, seen, n_seen, false);
-	free(seen);
-	if (next)
-		uv_timer_start(&wt->expiry, expiry_cb, next - now + 1, 0);
+	free(wt->cur);
+	wt->cur = seen;
+	wt->n_cur = n_seen;
+	settle(wt);
 }
 
 static void expiry_cb(uv_timer_t *t)
@@ -198,9 +254,18 @@ static void expiry_cb(uv_timer_t *t)
 static void fs_cb(uv_fs_event_t *h, const char *filename, int events, int status)
 {
 	struct watch *wt = h->data;
+	const char *why;
 	if (filename && filename[0] == '.')
 		return;   /* a temporary file; its rename comes next */
-	rescan(wt);
+	if (status < 0 || !filename || reg_name_check(filename, &why) < 0)
+		return rescan(wt);
+	/* the one record named: written (or renamed in), or removed */
+	struct reg_instance in;
+	int r = reg_file_get(wt->cfg->url.path, wt->service, filename, &in);
+	if ((r < 0 && r != -ENOENT && r != -EINVAL) ||
+	    cur_set(wt, filename, r == 0 ? &in : NULL) < 0)
+		return rescan(wt);   /* cannot tell: read everything */
+	settle(wt);
 }
 
 /* One etcd event: the instance set changes by one key. */
@@ -216,25 +281,10 @@ static void apply(struct watch *wt, const struct etcd_event *ev)
 	char id[REG_MAX_NAME + 1];
 	memcpy(id, key + pl, klen - pl);
 	id[klen - pl] = '\0';
-	size_t at = wt->n_cur;
-	for (size_t i = 0; i < wt->n_cur; i++)
-		if (!strcmp(wt->cur[i].id, id))
-			at = i;
-	if (ev->is_delete) {
-		if (at < wt->n_cur)
-			wt->cur[at] = wt->cur[--wt->n_cur];
-	} else {
-		if (reg_etcd_decode(key, klen, ev->kv.value, ev->kv.value_len, &in) < 0)
-			return;
-		if (at == wt->n_cur) {
-			struct reg_instance *nv = realloc(wt->cur, (wt->n_cur + 1) * sizeof *nv);
-			if (!nv)
-				return;
-			wt->cur = nv;
-			wt->n_cur++;
-		}
-		wt->cur[at] = in;
-	}
+	if (!ev->is_delete && reg_etcd_decode(key, klen, ev->kv.value, ev->kv.value_len, &in) < 0)
+		return;
+	if (cur_set(wt, id, ev->is_delete ? NULL : &in) < 0)
+		return;
 	wt->rev = ev->kv.mod_revision;
 	diff(wt, wt->cur, wt->n_cur, false);
 }
@@ -383,5 +433,6 @@ int reg_watch(struct reg_config *cfg, const char *service)
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
 	free(wt.known);
+	free(wt.cur);
 	return 0;
 }

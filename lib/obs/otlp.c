@@ -10,18 +10,13 @@
  * jitter, so many exporters that failed together do not come back
  * together.
  *
- * libcurl is loaded with dlopen(3) on the first export, not linked: its
- * thirty-odd shared libraries (TLS, GSSAPI, LDAP, ...) cost a program
- * that links them some 20 ms at every start, which `dsys-trace exec`
- * would add to every command it wraps even when it sends nothing.
+ * libcurl is loaded with dlopen(3) (io/curl_dl) on the first export, not
+ * linked: its thirty-odd shared libraries (TLS, GSSAPI, LDAP, ...) cost a
+ * program that links them some 20 ms at every start, which `dsys-trace
+ * exec` would add to every command it wraps even when it sends nothing.
  */
 #include "obs/otlp.h"
 
-/* curl.h for its types and constants only: the functions are looked up
- * at run time (see curl_load) */
-#define CURL_DISABLE_TYPECHECK 1
-#include <curl/curl.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -33,6 +28,7 @@
 
 #include "base/invariant.h"
 #include "base/parse.h"
+#include "io/curl_dl.h"
 #include "obs/trace.h"
 
 static const char *env2(const char *specific, const char *general)
@@ -154,57 +150,6 @@ static size_t discard_cb(char *p, size_t size, size_t n, void *ud)
 	return size * n;
 }
 
-/* libcurl's functions, from libcurl.so.4 */
-static struct {
-	CURLcode (*global_init)(long);
-	CURL *(*easy_init)(void);
-	CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
-	CURLcode (*easy_perform)(CURL *);
-	CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
-	const char *(*easy_strerror)(CURLcode);
-	void (*easy_cleanup)(CURL *);
-	struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
-	void (*slist_free_all)(struct curl_slist *);
-} cu;
-
-/* Load libcurl once; 0, or -ENOSYS with err saying why. */
-static int curl_load(char *err, size_t errlen)
-{
-	static int state; /* 0 not tried, 1 loaded, -1 failed */
-	static char why[256];
-	if (state == 0) {
-		void *h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-		if (!h) {
-			snprintf(why, sizeof why, "cannot load libcurl: %s", dlerror());
-			state = -1;
-		} else {
-			*(void **)&cu.global_init = dlsym(h, "curl_global_init");
-			*(void **)&cu.easy_init = dlsym(h, "curl_easy_init");
-			*(void **)&cu.easy_setopt = dlsym(h, "curl_easy_setopt");
-			*(void **)&cu.easy_perform = dlsym(h, "curl_easy_perform");
-			*(void **)&cu.easy_getinfo = dlsym(h, "curl_easy_getinfo");
-			*(void **)&cu.easy_strerror = dlsym(h, "curl_easy_strerror");
-			*(void **)&cu.easy_cleanup = dlsym(h, "curl_easy_cleanup");
-			*(void **)&cu.slist_append = dlsym(h, "curl_slist_append");
-			*(void **)&cu.slist_free_all = dlsym(h, "curl_slist_free_all");
-			if (!cu.global_init || !cu.easy_init || !cu.easy_setopt || !cu.easy_perform ||
-			    !cu.easy_getinfo || !cu.easy_strerror || !cu.easy_cleanup || !cu.slist_append ||
-			    !cu.slist_free_all) {
-				snprintf(why, sizeof why, "cannot load libcurl: a function is missing");
-				state = -1;
-			} else {
-				cu.global_init(CURL_GLOBAL_DEFAULT);
-				state = 1;
-			}
-		}
-	}
-	if (state < 0) {
-		snprintf(err, errlen, "%s", why);
-		return -ENOSYS;
-	}
-	return 0;
-}
-
 static bool retryable_status(long code)
 {
 	return code == 429 || code == 502 || code == 503 || code == 504;
@@ -218,14 +163,17 @@ static bool retryable_curl(CURLcode rc)
 
 int otlp_post(const struct otlp_config *c, const char *body, size_t len, char *err, size_t errlen)
 {
-	if (curl_load(err, errlen) < 0)
+	const char *why;
+	if (!curl_dl_load(&why)) {
+		snprintf(err, errlen, "%s", why);
 		return -EIO;
-	CURL *h = cu.easy_init();
+	}
+	CURL *h = curl_dl.easy_init();
 	if (!h) {
 		snprintf(err, errlen, "cannot start libcurl");
 		return -EIO;
 	}
-	struct curl_slist *hdr = cu.slist_append(NULL, c->encoding == OTLP_JSON
+	struct curl_slist *hdr = curl_dl.slist_append(NULL, c->encoding == OTLP_JSON
 	                                                       ? "Content-Type: application/json"
 	                                                       : "Content-Type: application/x-protobuf");
 	for (const char *p = c->headers; *p;) {
@@ -234,16 +182,16 @@ int otlp_post(const struct otlp_config *c, const char *body, size_t len, char *e
 		char line[OTLP_HEADERS_MAX];
 		memcpy(line, p, (size_t)(nl - p));
 		line[nl - p] = '\0';
-		hdr = cu.slist_append(hdr, line);
+		hdr = curl_dl.slist_append(hdr, line);
 		p = nl + 1;
 	}
-	cu.easy_setopt(h, CURLOPT_URL, c->url);
-	cu.easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-	cu.easy_setopt(h, CURLOPT_POSTFIELDS, body);
-	cu.easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	cu.easy_setopt(h, CURLOPT_WRITEFUNCTION, discard_cb);
-	cu.easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	cu.easy_setopt(h, CURLOPT_USERAGENT, "dsys/" DSYS_VERSION);
+	curl_dl.easy_setopt(h, CURLOPT_URL, c->url);
+	curl_dl.easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+	curl_dl.easy_setopt(h, CURLOPT_POSTFIELDS, body);
+	curl_dl.easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	curl_dl.easy_setopt(h, CURLOPT_WRITEFUNCTION, discard_cb);
+	curl_dl.easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_dl.easy_setopt(h, CURLOPT_USERAGENT, "dsys/" DSYS_VERSION);
 
 	int64_t deadline = now_ms() + c->timeout_ms;
 	int64_t backoff = 100;
@@ -255,12 +203,12 @@ int otlp_post(const struct otlp_config *c, const char *body, size_t len, char *e
 			snprintf(err, errlen, "OTLP export to %s timed out after %ld ms", c->url, c->timeout_ms);
 			break;
 		}
-		cu.easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)left);
-		CURLcode cr = cu.easy_perform(h);
+		curl_dl.easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)left);
+		CURLcode cr = curl_dl.easy_perform(h);
 		long code = 0;
 		bool retry;
 		if (cr == CURLE_OK) {
-			cu.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+			curl_dl.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 			if (code >= 200 && code < 300) {
 				rc = 0;
 				break;
@@ -268,7 +216,7 @@ int otlp_post(const struct otlp_config *c, const char *body, size_t len, char *e
 			snprintf(err, errlen, "OTLP export to %s: HTTP status %ld", c->url, code);
 			retry = retryable_status(code);
 		} else {
-			snprintf(err, errlen, "OTLP export to %s: %s", c->url, cu.easy_strerror(cr));
+			snprintf(err, errlen, "OTLP export to %s: %s", c->url, curl_dl.easy_strerror(cr));
 			if (cr == CURLE_OPERATION_TIMEDOUT) {
 				rc = -ETIMEDOUT;
 				break;
@@ -280,7 +228,7 @@ int otlp_post(const struct otlp_config *c, const char *body, size_t len, char *e
 		/* the server's Retry-After, else backoff with jitter */
 		int64_t wait;
 		curl_off_t ra = -1;
-		if (code && cu.easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0) {
+		if (code && curl_dl.easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0) {
 			wait = (int64_t)ra * 1000;
 		} else {
 			uint16_t r = 0;
@@ -297,7 +245,7 @@ int otlp_post(const struct otlp_config *c, const char *body, size_t len, char *e
 		}
 		sleep_ms(wait);
 	}
-	cu.slist_free_all(hdr);
-	cu.easy_cleanup(h);
+	curl_dl.slist_free_all(hdr);
+	curl_dl.easy_cleanup(h);
 	return rc;
 }

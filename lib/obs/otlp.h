@@ -36,8 +36,9 @@
  * http/protobuf (to the same URL: a gRPC port will refuse it).
  *
  * Blocking (libcurl's easy interface): meant for command-line programs
- * that export a span as they end.  Not thread-safe on first use
- * (curl_global_init).
+ * that export a span as they end.  libcurl is loaded and initialised
+ * once per process (io/curl_dl, safe from any thread); a missing libcurl
+ * is an error through err.
  */
 #ifndef DSYS_OTLP_H
 #define DSYS_OTLP_H

@@ -4,7 +4,6 @@
  * "would a client be served?": a GET for http, a completed connect for
  * tcp, an exit status for exec.
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -19,6 +18,7 @@
 #include <unistd.h>
 
 #include "base/parse.h"
+#include "io/curl_dl.h"
 #include "register/check.h"
 
 extern char **environ;
@@ -64,6 +64,9 @@ static size_t discard(char *p, size_t size, size_t n, void *ud)
 
 static int run_http(const struct reg_check *c, unsigned timeout_ms, char *out, size_t size)
 {
+	const char *why;
+	if (!curl_dl_load(&why))
+		return snprintf(out, size, "%s", why), -1;
 	CURL *h = curl_easy_init();
 	if (!h)
 		return snprintf(out, size, "out of memory"), -1;

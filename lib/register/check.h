@@ -8,8 +8,9 @@
  *                               whole when it overruns)
  *
  * reg_check_run blocks up to timeout_ms: dsys-register runs it on libuv's
- * thread pool, one check at a time.  It is safe from any thread (libcurl
- * must have been initialised by the main thread: curl_global_init).
+ * thread pool, one check at a time.  It is safe from any thread; an http
+ * check loads libcurl on its first run (io/curl_dl), and a libcurl that
+ * cannot be loaded makes the check fail with the reason in out.
  */
 #ifndef DSYS_REGISTER_CHECK_H
 #define DSYS_REGISTER_CHECK_H

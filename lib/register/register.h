@@ -79,6 +79,9 @@ void reg_value_format(struct buf *out, const struct reg_instance *in);
 /* Read a value; service and id come from the key, not from the value's
  * copy.  0, or -EINVAL. */
 int reg_value_parse(const char *text, size_t len, struct reg_instance *in);
+/* The same through cJSON alone: reg_value_parse reads plain records
+ * without it and asks it about the rest; for the tests that compare. */
+int reg_value_parse_cjson(const char *text, size_t len, struct reg_instance *in);
 
 /* An instance as list and watch print it (without the braces' event):
  * "service","id","addr","url","meta","status","since". */
@@ -95,6 +98,13 @@ int reg_file_remove(const char *dir, const char *service, const char *id);
  * reads expired ones too, marked by expires_ms < now).  *out is malloc'd. */
 int reg_file_list(const char *dir, const char *service, uint64_t now_ms,
                   struct reg_instance **out, size_t *n);
+/* From how many records on reg_file_list reads them through io_uring
+ * (default 32); a test sets it to compare both ways. */
+extern unsigned reg_file_uring_min;
+/* One record, DIR/SERVICE/ID, expired or not: 0, -ENOENT when there is
+ * none, -EINVAL when the file is not a record (or ID not a name), or
+ * -errno.  What watch reads when inotify names the one file that changed. */
+int reg_file_get(const char *dir, const char *service, const char *id, struct reg_instance *in);
 /* The service names under DIR (malloc'd array of REG_MAX_NAME+1 strings). */
 int reg_file_services(const char *dir, char (**out)[REG_MAX_NAME + 1], size_t *n);
 

@@ -15,26 +15,31 @@
 #              line of a watcher in another process (tests/bench/
 #              register_watch.py): `dsys-register add` / SIGTERM to it
 #              seen by `dsys-register watch`, and `etcdctl put` / `etcdctl
-#              del` seen by `etcdctl watch --prefix`: p50_us, p99_us
-#              (issue 17's bars: p99 under 50000 on etcd, under 20000 on
-#              file:)
+#              del` seen by `etcdctl watch --prefix`: p50_us, p99_us of
+#              all changes (issue 17's bars: p99 under 50000 on etcd, under
+#              20000 on file:), and up_p99_us, down_p99_us of each kind.
+#              On file: also BENCH_REG_EXPIRES (20) adds killed with
+#              SIGKILL, each `down` timed from the expiry its record holds
+#              (what a kill -9 costs beyond its TTL): expire_p99_us
 #   render     `dsys-register render --once` of BENCH_REG_INSTANCES (1000)
 #              passing instances of a file: registry into an nginx upstream
 #              block, BENCH_REG_RENDERS (10) runs: ms_per_render, the whole
-#              command included (the bar: under 10), and ms_start, what
-#              `dsys-register --version` takes, the process start alone
+#              command included, wall clock (the bar: under 10), cpu_ms,
+#              its CPU time (user + system, steadier on a busy machine),
+#              and ms_start, what `dsys-register --version` takes, the
+#              process start alone
 #   ratio      the median of per-round ratios, > 1 where dsys-register is
 #              ahead: regs dsys-register-etcd/etcdctl, and watch p99
 #              etcdctl/dsys-register-etcd
 # Check it with short settings, e.g.
-#   BENCH_ROUNDS=1 BENCH_REG_CMDS=5 BENCH_REG_CHANGES=20 BENCH_REG_INSTANCES=100 \
-#       BENCH_REG_RENDERS=3 tests/bench/bench-45-register.sh
+#   BENCH_ROUNDS=1 BENCH_REG_CMDS=5 BENCH_REG_CHANGES=20 BENCH_REG_EXPIRES=5 \
+#       BENCH_REG_INSTANCES=100 BENCH_REG_RENDERS=3 tests/bench/bench-45-register.sh
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/bench/lib.sh
 . "$here/lib.sh"
 # shellcheck source=tests/bench/etcd.sh
 . "$here/etcd.sh"
-BENCH_COLUMNS="regs_per_s p50_us p99_us ms_per_render ms_start ratio"
+BENCH_COLUMNS="regs_per_s p50_us p99_us up_p99_us down_p99_us expire_p99_us ms_per_render cpu_ms ms_start ratio"
 BENCH_RATIOS=""
 bench_init register || exit 1
 if ! command -v dsys-register >/dev/null 2>&1; then
@@ -43,6 +48,7 @@ if ! command -v dsys-register >/dev/null 2>&1; then
 fi
 cmds=${BENCH_REG_CMDS:-40}
 changes=${BENCH_REG_CHANGES:-200}
+expires=${BENCH_REG_EXPIRES:-20}
 instances=${BENCH_REG_INSTANCES:-1000}
 renders=${BENCH_REG_RENDERS:-10}
 export DSYS_LOG_LEVEL=warn ETCDCTL_API=3
@@ -87,17 +93,28 @@ watchlat() { # CASE NAME ROUND
 	local mode=dsys where=${URL[$2]:-}
 	[ "$2" = etcdctl ] && { mode=etcdctl; where=$ETCD_EPS; }
 	if ! taskset -c "$BENCH_LOAD_CPU" /usr/bin/python3 "$here/register_watch.py" "$mode" "$where" "$changes" \
-		>"$BENCH_OUT" 2>"$BENCH_OUT.err"; then
+		"$expires" >"$BENCH_OUT" 2>"$BENCH_OUT.err"; then
 		bench_fail "$1 $2: $(tail -1 "$BENCH_OUT.err")"
 		return 1
 	fi
-	local p50 p99
-	p50=$(sed -n 's/.*"p50_us": *\([0-9]*\).*/\1/p' "$BENCH_OUT")
-	p99=$(sed -n 's/.*"p99_us": *\([0-9]*\).*/\1/p' "$BENCH_OUT")
-	watchp99[$2.$3]=$p99
-	bench_record "$1" "$2" "$3" p50_us="$p50" p99_us="$p99"
-	bench_log "$(printf '%-7s round %s %-19s p50 %7s us  p99 %7s us' "$1" "$3" "$2" "$p50" "$p99")"
+	local -A v
+	local k
+	for k in p50_us p99_us up_p50_us up_p99_us down_p50_us down_p99_us expire_p50_us expire_p99_us; do
+		v[$k]=$(sed -n "s/.*\"$k\": *\([0-9]*\).*/\1/p" "$BENCH_OUT")
+	done
+	watchp99[$2.$3]=${v[p99_us]}
+	bench_record "$1" "$2" "$3" p50_us="${v[p50_us]}" p99_us="${v[p99_us]}" \
+		up_p99_us="${v[up_p99_us]}" down_p99_us="${v[down_p99_us]}" \
+		${v[expire_p99_us]:+expire_p99_us="${v[expire_p99_us]}"}
+	bench_log "$(printf '%-7s round %s %-19s all: p50 %6.1f ms p99 %6.1f ms | up: p50 %6.1f p99 %6.1f | down: p50 %6.1f p99 %6.1f' \
+		"$1" "$3" "$2" "$(ms "${v[p50_us]}")" "$(ms "${v[p99_us]}")" "$(ms "${v[up_p50_us]}")" \
+		"$(ms "${v[up_p99_us]}")" "$(ms "${v[down_p50_us]}")" "$(ms "${v[down_p99_us]}")")"
+	if [ -n "${v[expire_p99_us]}" ]; then
+		bench_log "$(printf '%-7s round %s %-19s kill -9, from the expiry: p50 %6.1f ms p99 %6.1f ms' \
+			"$1" "$3" "$2" "$(ms "${v[expire_p50_us]}")" "$(ms "${v[expire_p99_us]}")")"
+	fi
 }
+ms() { awk -v us="${1:-0}" 'BEGIN { printf "%.1f", us / 1000 }'; }
 
 # the render case's registry: records written as add writes them (the
 # layout of dsys-register(1)), expiring in an hour
@@ -120,15 +137,20 @@ upstream web {
 {{end}}}
 EOF2
 render() { # CASE NAME ROUND
-	local t0 t1 ms start
+	local t0 t1 ms start cpu
 	local -a cmd=(dsys-register render web --store "file:$rdir" --template "$rdir/upstream.tpl"
 		--out "$rdir/upstream.conf" --once)
 	taskset -c "$BENCH_LOAD_CPU" "${cmd[@]}" >/dev/null || { bench_fail "$1: render failed"; return 1; }
 	t0=$(date +%s%N)
-	taskset -c "$BENCH_LOAD_CPU" bash -c 'for ((i = 0; i < $1; i++)); do "${@:2}" >/dev/null || exit 1; done' \
-		_ "$renders" "${cmd[@]}" || { bench_fail "$1: render failed"; return 1; }
+	# `times` after the loop: the CPU time of the renders (its children)
+	cpu=$(taskset -c "$BENCH_LOAD_CPU" bash -c 'for ((i = 0; i < $1; i++)); do "${@:2}" >/dev/null || exit 1; done; times' \
+		_ "$renders" "${cmd[@]}") || { bench_fail "$1: render failed"; return 1; }
 	t1=$(date +%s%N)
 	ms=$(awk -v n="$renders" -v ns="$((t1 - t0))" 'BEGIN { printf "%.2f", ns / 1e6 / n }')
+	# "0m0.012s 0m0.034s": user and system, in minutes and seconds
+	cpu=$(echo "$cpu" | sed -n 2p | awk -v n="$renders" '{
+		t = 0; for (f = 1; f <= 2; f++) { split($f, a, /[ms]/); t += a[1] * 60 + a[2] }
+		printf "%.2f", t * 1000 / n }')
 	# what of it is the process's start: the same number of --version
 	t0=$(date +%s%N)
 	taskset -c "$BENCH_LOAD_CPU" bash -c 'for ((i = 0; i < $1; i++)); do dsys-register --version >/dev/null || exit 1; done' \
@@ -139,8 +161,8 @@ render() { # CASE NAME ROUND
 		bench_fail "$1: the upstream block does not hold $instances servers"
 		return 1
 	fi
-	bench_record "$1" "$2" "$3" ms_per_render="$ms" ms_start="$start"
-	bench_log "$(printf '%-7s round %s %-19s %7s ms per render of %s, %s ms of it a process start' "$1" "$3" "$2" "$ms" "$instances" "$start")"
+	bench_record "$1" "$2" "$3" ms_per_render="$ms" cpu_ms="$cpu" ms_start="$start"
+	bench_log "$(printf '%-7s round %s %-19s %7s ms per render of %s (CPU %s ms), %s ms of it a process start' "$1" "$3" "$2" "$ms" "$instances" "$cpu" "$start")"
 }
 
 # shellcheck disable=SC2086

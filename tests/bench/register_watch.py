@@ -1,6 +1,6 @@
 """register_watch.py -- add-to-watch latency for bench-45-register.sh.
 
-    register_watch.py dsys  STORE_URL CHANGES
+    register_watch.py dsys  STORE_URL CHANGES [EXPIRES]
     register_watch.py etcdctl ENDPOINTS CHANGES
 
 One watcher process runs for the whole run (dsys-register watch, or
@@ -15,7 +15,18 @@ process starts to the moment the watcher's line naming it arrives here:
   etcdctl  up:   `etcdctl put dsys/bench/bench/iN VALUE`;
            down: `etcdctl del dsys/bench/bench/iN`.
 
-Prints one JSON object: {"changes":N,"p50_us":..,"p99_us":..,"max_us":..}.
+Then, on a file: store with EXPIRES > 0 (dsys mode only): EXPIRES adds
+with --ttl 1s, killed together with SIGKILL once all are up; each one's
+`down` (reason "expired") is timed from the expiry its record holds
+(expires_ms, read after the kill: the instant it stops counting), on the
+wall clock, since that is the clock expires_ms is written in.  What a kill
+-9 costs beyond its TTL, which is the TTL itself plus this.  (On etcd the
+instant a lease expires is etcd's, known to the second at best, and
+etcd's lessor looks for expired leases every 500 ms: not measured.)
+
+Prints one JSON object: {"changes":N,"p50_us":..,"p99_us":..,"max_us":..,
+"up_p50_us":..,"up_p99_us":..,"down_p50_us":..,"down_p99_us":..} and,
+with EXPIRES, "expire_p50_us", "expire_p99_us", "expire_max_us".
 Exit 1 with a line on stderr when a change is not seen within 10 s.
 Timing uses time.monotonic_ns in this one process, so both ends of a
 sample come from the same clock.
@@ -30,14 +41,15 @@ import threading
 import time
 
 mode, where, changes = sys.argv[1], sys.argv[2], int(sys.argv[3])
+expires = int(sys.argv[4]) if len(sys.argv) > 4 and mode == "dsys" and where.startswith("file:") else 0
 env = dict(os.environ, ETCDCTL_API="3", DSYS_LOG_LEVEL="warn")
-lines = queue.Queue()
+lines = queue.Queue()   # (monotonic ns, line, wall-clock ns) as each line arrives
 
 
 def reader(stream):
     for line in stream:
-        lines.put((time.monotonic_ns(), line.rstrip("\n")))
-    lines.put((time.monotonic_ns(), None))
+        lines.put((time.monotonic_ns(), line.rstrip("\n"), time.time_ns()))
+    lines.put((time.monotonic_ns(), None, 0))
 
 
 def wait_line(pred, what):
@@ -47,7 +59,7 @@ def wait_line(pred, what):
         if left <= 0:
             sys.exit(f"register_watch: no watch line for {what} within 10 s")
         try:
-            t, line = lines.get(timeout=left)
+            t, line, _ = lines.get(timeout=left)
         except queue.Empty:
             continue
         if line is None:
@@ -73,7 +85,7 @@ try:
             subprocess.run(["etcdctl", "--endpoints", where, "put", "dsys/bench/bench/ready", "1"],
                            env=env, stdout=subprocess.DEVNULL, check=True)
             try:
-                t, line = lines.get(timeout=0.1)
+                t, line, _ = lines.get(timeout=0.1)
                 if line == "dsys/bench/bench/ready":
                     break
             except queue.Empty:
@@ -81,6 +93,7 @@ try:
         while not lines.empty():
             lines.get()
     samples = []
+    ups, downs, expired = [], [], []
     adds = {}
     for n in range(changes):
         i = n // 2
@@ -118,18 +131,58 @@ try:
             t1 = wait_line(lambda l: l == key, f"{ev} {key}")
             p.wait()
         samples.append((t1 - t0) // 1000)
+        (ups if up else downs).append((t1 - t0) // 1000)
+    if expires:
+        while not lines.empty():
+            lines.get()
+        killed = {}
+        for k in range(expires):
+            name = f"e{k}"
+            adds[name] = subprocess.Popen(
+                ["dsys-register", "add", "bench", "--store", where, "--id", name,
+                 "--addr", f"127.0.0.2:{20000 + k}", "--ttl", "1s"],
+                stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env)
+            wait_line(lambda l: '"event":"up"' in l and f'"id":"{name}"' in l, f"up {name}")
+        for name in list(adds):
+            if name.startswith("e"):
+                adds[name].kill()
+                adds.pop(name).wait()
+                killed[name] = None
+        for name in killed:
+            with open(os.path.join(where[len("file:"):], "bench", name)) as f:
+                killed[name] = json.load(f)["Metadata"]["expires_ms"]
+        seen = 0
+        deadline = time.monotonic() + 10
+        while seen < len(killed):
+            try:
+                t, line, tw = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                sys.exit("register_watch: no expiry seen within 10 s")
+            if line is None:
+                sys.exit("register_watch: the watcher ended before the expiries")
+            if '"event":"down"' not in line or '"reason":"expired"' not in line:
+                continue
+            v = json.loads(line)
+            if v["id"] in killed:
+                expired.append(max(0, tw - killed[v["id"]] * 1000000) // 1000)
+                seen += 1
 finally:
     for p in adds.values() if mode == "dsys" else []:
         p.kill()
         p.wait()
     w.terminate()
     w.wait()
-samples.sort()
 
 
-def pct(q):
-    return samples[min(len(samples) - 1, int(q * len(samples)))]
+def pct(v, q):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(q * len(v)))] if v else None
 
 
-print(json.dumps({"changes": len(samples), "p50_us": pct(0.50), "p99_us": pct(0.99),
-                  "max_us": samples[-1]}))
+out = {"changes": len(samples), "p50_us": pct(samples, 0.50), "p99_us": pct(samples, 0.99),
+       "max_us": max(samples), "up_p50_us": pct(ups, 0.50), "up_p99_us": pct(ups, 0.99),
+       "down_p50_us": pct(downs, 0.50), "down_p99_us": pct(downs, 0.99)}
+if expired:
+    out.update({"expires": len(expired), "expire_p50_us": pct(expired, 0.50),
+                "expire_p99_us": pct(expired, 0.99), "expire_max_us": max(expired)})
+print(json.dumps(out))

@@ -3,7 +3,8 @@
  *
  * The input is tried as a stored value (reg_value_parse), and,
  * NUL-terminated, as a name, an address, a check and a meta KEY=VALUE.
- * Properties (trap on violation): each returns its documented codes; a
+ * Properties (trap on violation): each returns its documented codes; the
+ * value's fast reading and cJSON's give the same answer; a
  * parsed value has NUL-terminated fields and a known status, formats again
  * and parses back to the same instance; a meta object built by
  * reg_meta_add is valid JSON that a value carries through a round trip;
@@ -30,6 +31,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	strcpy(in.id, "i");
 	int r = reg_value_parse((const char *)data, size, &in);
 	CHECK(r == 0 || r < 0);
+	/* the fast reading answers as cJSON alone does */
+	memset(&back, 0, sizeof back);
+	strcpy(back.service, "s");
+	strcpy(back.id, "i");
+	CHECK(reg_value_parse_cjson((const char *)data, size, &back) == r);
+	if (r == 0)
+		CHECK(!strcmp(back.addr, in.addr) && !strcmp(back.meta, in.meta) &&
+		      back.status == in.status && back.since_ms == in.since_ms &&
+		      back.expires_ms == in.expires_ms);
 	if (r == 0) {
 		CHECK(memchr(in.addr, 0, sizeof in.addr) && memchr(in.meta, 0, sizeof in.meta));
 		CHECK(in.status <= REG_CRITICAL);

@@ -1,7 +1,11 @@
 /* Unit tests of lib/register: names, addresses, meta, the endpoint-manager
  * value, the etcd key, and the template language. */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "register/check.h"
 #include "register/etcd.h"
@@ -27,8 +31,154 @@ static const char *render(const char *tpl, const struct reg_instance *v, size_t 
 	return out;
 }
 
+/* reg_value_parse (its fast path, then cJSON when unsure) and cJSON alone
+ * give the same answer: the same refusal, or the same instance. */
+static bool same_answer(const char *text, size_t len)
+{
+	struct reg_instance a, b;
+	memset(&a, 0, sizeof a);
+	memset(&b, 0, sizeof b);
+	strcpy(a.service, "web");
+	strcpy(a.id, "a");
+	b = a;
+	int ra = reg_value_parse(text, len, &a), rb = reg_value_parse_cjson(text, len, &b);
+	if (ra != rb)
+		return false;
+	return ra < 0 || (!strcmp(a.service, b.service) && !strcmp(a.id, b.id) && !strcmp(a.addr, b.addr) &&
+	                  !strcmp(a.meta, b.meta) && a.status == b.status && a.since_ms == b.since_ms &&
+	                  a.expires_ms == b.expires_ms);
+}
+
+/* Records, plain and odd, each mutated many ways (seeded: a failure
+ * names the seed and replays): a byte changed to one of JSON's
+ * meaningful characters, one dropped, one doubled. */
+static void fast_path_agrees(void)
+{
+	static const char *const base[] = {
+		"{\"Op\":0,\"Addr\":\"10.0.0.1:8080\",\"Metadata\":{\"service\":\"web\",\"id\":\"a\","
+		"\"status\":\"passing\",\"since_ms\":1764930000000,\"meta\":{\"zone\":\"eu\",\"tier\":\"1\"},"
+		"\"expires_ms\":1764930010000}}\n",
+		"{\"Addr\":\"[::1]:81\",\"Metadata\":{\"status\":\"critical\",\"meta\":{}}}",
+		"{\"Op\":0,\"Addr\":\"h:1\",\"Metadata\":null}",
+		"{\"Op\":0,\"Addr\":\"h:1\",\"Metadata\":{\"since_ms\":1e3,\"meta\":{\"a\":\"\\u00e9\",\"b\":2}}}",
+		"{\"Op\":0,\"Addr\":\"h:1\",\"Addr\":\"h:2\",\"Metadata\":{\"status\":\"starting\",\"status\":\"x\"}}",
+		" {\"Op\":-0,\"Addr\":\"h:1\",\"Metadata\":{\"expires_ms\":9007199254740991,\"x\":[1,{\"y\":null}]}} ",
+	};
+	static const char alphabet[] = "{}[]\":,\\ 0123456789.-+eEtfnu\x01\x7f\xc3\xa9";
+	uint64_t seed = 0x9e3779b97f4a7c15ull;
+	int bad = 0, tried = 0;
+	for (size_t k = 0; k < sizeof base / sizeof base[0]; k++) {
+		size_t n = strlen(base[k]);
+		bad += !same_answer(base[k], n);
+		for (int m = 0; m < 20000 && bad == 0; m++) {
+			char t[512];
+			memcpy(t, base[k], n);
+			size_t len = n;
+			for (int edits = 1 + m % 3; edits > 0; edits--) {
+				seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+				size_t at = (size_t)(seed >> 33) % len;
+				int op = (int)(seed >> 20) % 3;
+				char c = alphabet[(seed >> 8) % (sizeof alphabet - 1)];
+				if (op == 0) {
+					t[at] = c;
+				} else if (op == 1 && len > 1) {
+					memmove(t + at, t + at + 1, len - at - 1);
+					len--;
+				} else if (len < sizeof t - 1) {
+					memmove(t + at + 1, t + at, len - at);
+					t[at] = c;
+					len++;
+				}
+			}
+			tried++;
+			if (!same_answer(t, len)) {
+				bad++;
+				diag("record %zu, mutation %d differs: %.*s", k, m, (int)len, t);
+			}
+		}
+	}
+	ok(bad == 0, "the fast reading of a record answers as cJSON does (%d mutated records)", tried);
+}
+
+static void put_file(const char *dir, const char *name, const char *text)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+/* reg_file_list through io_uring and the plain way read the same set,
+ * odd entries included: a record too big for a ring slot, one expired,
+ * one that is not a record, a directory, a symbolic link, a temporary
+ * file. */
+static void uring_agrees(void)
+{
+	char root[] = "/tmp/test_register.XXXXXX";
+	if (!mkdtemp(root)) {
+		ok(0, "a scratch directory");
+		return;
+	}
+	char dir[256];
+	snprintf(dir, sizeof dir, "%s/web", root);
+	mkdir(dir, 0777);
+	uint64_t now = reg_now_ms();
+	for (int i = 0; i < 150; i++) {
+		struct reg_instance in = {0};
+		strcpy(in.service, "web");
+		snprintf(in.id, sizeof in.id, "i%d", i);
+		snprintf(in.addr, sizeof in.addr, "10.0.0.%d:80", i);
+		strcpy(in.meta, "{\"zone\":\"eu\"}");
+		in.status = i % 3 ? REG_PASSING : REG_CRITICAL;
+		in.since_ms = now;
+		in.expires_ms = i == 7 ? now - 1000 : now + 60000;
+		if (i == 9) {   /* past a ring slot's 1024 bytes */
+			strcpy(in.meta, "{\"big\":\"");
+			memset(in.meta + 8, 'x', 1500);
+			strcpy(in.meta + 1508, "\"}");
+		}
+		reg_file_put(root, &in);
+	}
+	put_file(dir, "junk", "not json");
+	put_file(dir, ".i1.123.tmp", "{}");
+	char path[512], target[512];
+	snprintf(path, sizeof path, "%s/adir", dir);
+	mkdir(path, 0777);
+	snprintf(path, sizeof path, "%s/link", dir);
+	snprintf(target, sizeof target, "%s/i1", dir);
+	if (symlink(target, path) < 0)
+		diag("symlink: %s", strerror(errno));
+
+	struct reg_instance *a, *b;
+	size_t na, nb;
+	unsigned keep = reg_file_uring_min;
+	reg_file_uring_min = 1;
+	int ra = reg_file_list(root, "web", now, &a, &na);
+	reg_file_uring_min = (unsigned)-1;
+	int rb = reg_file_list(root, "web", now, &b, &nb);
+	reg_file_uring_min = keep;
+	bool same = ra == 0 && rb == 0 && na == nb;
+	for (size_t i = 0; same && i < na; i++)
+		same = !strcmp(a[i].id, b[i].id) && !strcmp(a[i].addr, b[i].addr) &&
+		       !strcmp(a[i].meta, b[i].meta) && a[i].status == b[i].status &&
+		       a[i].expires_ms == b[i].expires_ms;
+	ok(same, "io_uring and plain reads list the same %zu records (of %zu)", na, nb);
+	is_int((long)na, 149, "every live record, the big one too; not the expired, junk, dir, link or temporary");
+	free(a);
+	free(b);
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+	if (system(cmd) != 0)
+		diag("cannot remove %s", root);
+}
+
 int main(void)
 {
+	fast_path_agrees();
+	uring_agrees();
 	const char *why;
 	ok(reg_name_check("web-1", &why) == 0, "a plain name is valid");
 	ok(reg_name_check("10.0.0.1:80", &why) == 0, "an address is a valid id");
