@@ -38,6 +38,10 @@ release() {
 	assert_success
 	run jq -e '.steps == [.steps[0]] and .steps[0].old == "blue" and .steps[0].new == "green"' <<<"$res"
 	assert_success
+	# nginx's old workers were gone within worker_shutdown_timeout (2 s)
+	# and a margin before blue was stopped (the script fails past 5 s)
+	run jq -e '.steps[0].nginx_old_workers_ms | type == "number" and . <= 5000' <<<"$res"
+	assert_success
 }
 
 @test "release: rolling replaces three instances one at a time, each after its check passed, with no failed request" {
@@ -51,6 +55,8 @@ release() {
 	assert_output '[["v1-0","v2-0"],["v1-1","v2-1"],["v1-2","v2-2"]]'
 	# a new instance waited for its check: two passes 1 s apart
 	run jq -e '[.steps[].pass_ms] | all(. >= 900)' <<<"$res"
+	assert_success
+	run jq -e '[.steps[].nginx_old_workers_ms] | all(type == "number" and . <= 5000)' <<<"$res"
 	assert_success
 }
 

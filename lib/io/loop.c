@@ -70,8 +70,6 @@ int io_loop_init(struct io_loop *l, uv_loop_t *uv, const struct io_loop_config *
 		r = uring_bufs_init(&l->ring, &l->bufs, 0, cfg->nbufs, cfg->buf_size);
 		if (r < 0)
 			goto fail;
-		/* defined for valgrind, which does not see the kernel write them */
-		memset(l->bufs.base, 0, (size_t)cfg->nbufs * cfg->buf_size);
 	}
 	l->uv = uv;
 	l->hooks = cfg->hooks;

@@ -131,11 +131,12 @@ int uring_file_set(struct uring *r, unsigned slot, int fd);
  * is fine).  0 or -errno (-EINVAL on kernels without buffer rings). */
 struct uring_bufs {
 	struct io_uring_buf_ring *br;
-	char *base;                    /* entries * size bytes */
+	char *base;                    /* entries * size bytes, mapped */
 	unsigned entries, mask, size;
 	uint16_t bgid;
 	uint16_t tail;                 /* local copy of the shared tail */
 	size_t ring_len;
+	size_t base_len;               /* the mapping base points to */
 };
 
 int uring_bufs_init(struct uring *r, struct uring_bufs *b, uint16_t bgid, unsigned entries,
