@@ -136,7 +136,6 @@ struct req {
 	uint64_t index, term;     /* W_APPLY: the entry proposed */
 	uint64_t ctx;             /* W_READ: the barrier's ctx; W_LEADER: the FWD_REQ id */
 	uint64_t read_index;      /* W_READ: 0 until confirmed */
-	uint64_t issued_ms;       /* W_READ: when the barrier was asked for */
 	uint64_t deadline_ms;
 };
 
@@ -189,6 +188,8 @@ struct node {
 	struct raft_ready rd;
 	bool inflight;                  /* a Ready is being persisted */
 	bool in_ready;                  /* between raft_ready and raft_advance: no raft input */
+	bool early;                     /* this Ready's early part is done (ready_early) */
+	uint64_t applied;               /* applied to the store, ahead of Raft's count within a Ready */
 	uint64_t wait_seq;              /* ... up to this WAL sequence number */
 	uint64_t persist_start_ns;
 	uint32_t pending_ticks;
@@ -226,6 +227,11 @@ struct node {
 	uint64_t watch_poll_ms;
 	uint64_t next_ctx;
 	uint64_t rng;
+	bool kick;                      /* a request gave Raft input: drive before this turn's flush */
+	/* linearizable reads share barriers (see "Reads" at serve_reads) */
+	uint64_t read_open;             /* ctx of the batch collecting reads, not asked yet; 0: none */
+	uint64_t read_asked;            /* ctx of the barrier asked and not yet confirmed; 0: none */
+	uint64_t read_asked_ms;
 
 	/* metrics */
 	struct metrics_counter *leader_changes, *proposals_failed, *proposals_committed;
@@ -392,6 +398,12 @@ static void snap_feed(struct peer *p)
 static void flush_cb(uv_prepare_t *h)
 {
 	struct node *n = h->data;
+	if (n->kick) {
+		/* the Raft input that this turn's client requests gave (proposals,
+		 * read barriers) becomes one Ready, and its messages leave below */
+		n->kick = false;
+		drive(n);
+	}
 	for (uint32_t i = 1; i <= n->n_peers; i++) {
 		struct peer *p = &n->peers[i];
 		if (i != n->id && p->connected && p->snap_out.len)
@@ -561,10 +573,11 @@ static void req_start(struct node *n, struct req *q)
 			buf_free(&b);
 			return;
 		}
-		q->ctx = ++n->next_ctx;
-		q->issued_ms = now_ms();
-		int rc = raft_read_index(n->r, q->ctx);
-		q->wait = rc == 0 ? W_READ : W_START; /* no leader yet: try again on the next tick */
+		/* joins the batch that the next barrier confirms (reads_ask) */
+		if (n->read_open == 0)
+			n->read_open = ++n->next_ctx;
+		q->ctx = n->read_open;
+		q->wait = W_READ;
 		q->read_index = 0;
 		return;
 	}
@@ -640,6 +653,7 @@ void node_request(struct node *n, void *origin, int op, const char *body, size_t
 		return;
 	}
 	req_start(n, q);
+	n->kick = true;
 }
 
 /* A forwarded request from a follower: handled as if a client sent it here. */
@@ -693,14 +707,51 @@ static void fwd_response(struct node *n, const struct raft_frame *f)
 		}
 }
 
+/*
+ * Reads.  A linearizable read needs a barrier: a ReadIndex confirmed by a
+ * heartbeat round a majority answered after the read arrived (lib/raft;
+ * a follower's barrier goes to the leader and back).  Every read that
+ * arrives while a barrier is out joins one batch, and the batch asks for
+ * the next barrier when that one is confirmed: one barrier (one heartbeat
+ * round, one message each way from a follower) at a time per member, as
+ * etcd's read loop does, however many reads wait.  Sharing is safe: each
+ * read in a batch arrived before its barrier was asked, so the index the
+ * barrier confirms is at least the commit index at each read's arrival,
+ * and the read is answered once this member applied that index.  No log
+ * entry, no fsync per read.  A barrier not confirmed within an election
+ * timeout (lost with the leader it went to) is given up and its reads
+ * join the next batch: a barrier is safe to ask again.
+ */
+static void reads_ask(struct node *n)
+{
+	if (n->read_open == 0 || n->read_asked || n->inflight || n->in_ready)
+		return;
+	if (raft_read_index(n->r, n->read_open) < 0)
+		return; /* no leader, or one that has not committed in its term: next drive or tick */
+	n->read_asked = n->read_open;
+	n->read_asked_ms = now_ms();
+	n->read_open = 0;
+}
+
+/* A barrier is confirmed at index: its reads may be served from there. */
+static void reads_confirmed(struct node *n, uint64_t ctx, uint64_t index)
+{
+	if (ctx == n->read_asked)
+		n->read_asked = 0;
+	for (struct req *q = n->reqs; q; q = q->next)
+		if (q->wait == W_READ && q->read_index == 0 && q->ctx == ctx)
+			q->read_index = index ? index : 1;
+}
+
 /* Reads whose barrier this member has applied past. */
 static void serve_reads(struct node *n)
 {
 	struct raft_status st;
 	raft_status(n->r, &st);
+	uint64_t applied = st.applied > n->applied ? st.applied : n->applied;
 	for (struct req **pp = &n->reqs; *pp;) {
 		struct req *q = *pp;
-		if (q->wait == W_READ && q->read_index && st.applied >= q->read_index) {
+		if (q->wait == W_READ && q->read_index && applied >= q->read_index) {
 			*pp = q->next;
 			struct kv_header h = {n->cluster_id, member_id(n, n->id), st.term};
 			buf_reset(&n->scratch);
@@ -728,9 +779,16 @@ static void reqs_tick(struct node *n)
 			dead = q;
 			continue;
 		}
-		if (q->wait == W_READ && q->read_index == 0 && now - q->issued_ms >= n->election_tick * n->tick_ms)
-			q->wait = W_START;
 		pp = &q->next;
+	}
+	if (n->read_asked && now - n->read_asked_ms >= n->election_tick * n->tick_ms) {
+		/* the barrier was lost: its reads join the open batch */
+		if (n->read_open == 0)
+			n->read_open = ++n->next_ctx;
+		for (struct req *q = n->reqs; q; q = q->next)
+			if (q->wait == W_READ && q->read_index == 0 && q->ctx == n->read_asked)
+				q->ctx = n->read_open;
+		n->read_asked = 0;
 	}
 	/* answered after the walk: an answer may bring a new request (the
 	 * next one pipelined on its connection), which goes on n->reqs */
@@ -961,6 +1019,23 @@ static void put_entry_record(struct buf *b, struct wal *w, const struct raft_ent
 		wal_appendv(w, parts, 2);
 }
 
+/*
+ * What a Ready must have durable before its messages leave: new entries
+ * (an acknowledgement promises them), an installed snapshot, and a new
+ * term or vote (a vote must never be cast twice in a term).  The commit
+ * index is volatile state in Raft (Figure 2): a Ready that only moves it
+ * writes nothing and waits for nothing, and the commit index rides along
+ * in the next 'H' record written with entries.  A restart that finds an
+ * older commit index applies less at first and learns the rest from the
+ * leader; it never applies more than was committed, because a record
+ * reaches the disk only after the entries logged before it (one file,
+ * appended in order).
+ */
+static bool hs_must_sync(const struct node *n, const struct raft_ready *rd)
+{
+	return rd->hs_changed && (rd->hs.term != n->hs.term || rd->hs.vote != n->hs.vote);
+}
+
 static void persist(struct node *n, const struct raft_ready *rd)
 {
 	wal_lock(n->wal);
@@ -970,7 +1045,7 @@ static void persist(struct node *n, const struct raft_ready *rd)
 		put_snap_record(NULL, n->wal, rd->snapshot->meta.index, rd->snapshot->meta.term);
 	for (size_t i = 0; i < rd->n_entries; i++)
 		put_entry_record(NULL, n->wal, &rd->entries[i]);
-	if (rd->hs_changed) {
+	if (hs_must_sync(n, rd) || (rd->hs_changed && (rd->n_entries || rd->snapshot))) {
 		put_hs_record(NULL, n->wal, &rd->hs);
 		n->hs = rd->hs;
 	}
@@ -1008,10 +1083,35 @@ static void abstain_check(struct node *n, const struct raft_status *st)
 	         (unsigned long long)st->commit, (unsigned long long)st->term);
 }
 
-static void finish_ready(struct node *n)
+/*
+ * Messages a leader sends (appends, heartbeats, snapshots, read barrier
+ * answers, TimeoutNow) promise nothing about this member's disk, so they
+ * leave before its fsync (thesis 10.2.1: the leader writes its log in
+ * parallel with replicating it).  Safe because the leader counts its own
+ * copy of an entry toward the commit only through the acknowledgements it
+ * steps after raft_advance, and raft_advance comes after the fsync: until
+ * then every input waits (drive).  A leader that crashes first is as one
+ * that crashed after sending.  What a follower or candidate sends --
+ * acknowledgements, votes, vote requests, heartbeat answers -- waits for
+ * its disk.
+ */
+static bool msg_early(const struct raft_msg *m)
 {
-	struct raft_ready *rd = &n->rd;
+	switch (m->type) {
+	case RAFT_MSG_APP:
+	case RAFT_MSG_HEARTBEAT:
+	case RAFT_MSG_SNAP:
+	case RAFT_MSG_READ_INDEX_RESP:
+	case RAFT_MSG_TIMEOUT_NOW: return true;
+	default: return false;
+	}
+}
+
+static void send_msgs(struct node *n, const struct raft_ready *rd, bool early)
+{
 	for (size_t i = 0; i < rd->n_msgs; i++) {
+		if (msg_early(&rd->msgs[i]) != early)
+			continue;
 		struct buf *b = peer_out(n, rd->msgs[i].to);
 		if (b && rd->msgs[i].type == RAFT_MSG_SNAP) {
 			struct peer *p = &n->peers[rd->msgs[i].to];
@@ -1022,12 +1122,37 @@ static void finish_ready(struct node *n)
 			raft_frame_put_msg(b, &rd->msgs[i]);
 		}
 	}
-	for (size_t i = 0; i < rd->n_committed; i++)
+}
+
+/*
+ * The part of a Ready that need not wait for this member's fsync: the
+ * leader's messages, and applying what is committed -- committed means
+ * durable on a majority already, so the store may apply it, and the
+ * proposer answer its client, while this member's own write of newer
+ * entries is still on its way to the disk.  Reads confirmed here are
+ * served as soon as the store has applied their index.
+ */
+static void ready_early(struct node *n)
+{
+	struct raft_ready *rd = &n->rd;
+	send_msgs(n, rd, true);
+	for (size_t i = 0; i < rd->n_committed; i++) {
 		apply_entry(n, &rd->committed[i]);
+		n->applied = rd->committed[i].index;
+	}
 	for (size_t i = 0; i < rd->n_reads; i++)
-		for (struct req *q = n->reqs; q; q = q->next)
-			if (q->wait == W_READ && q->ctx == rd->reads[i].ctx)
-				q->read_index = rd->reads[i].index ? rd->reads[i].index : 1;
+		reads_confirmed(n, rd->reads[i].ctx, rd->reads[i].index);
+	serve_reads(n);
+	n->early = true;
+}
+
+static void finish_ready(struct node *n)
+{
+	struct raft_ready *rd = &n->rd;
+	if (!n->early)
+		ready_early(n);
+	n->early = false;
+	send_msgs(n, rd, false);
 	raft_advance(n->r, rd);
 	n->inflight = false;
 	n->in_ready = false;
@@ -1275,16 +1400,18 @@ static void drive(struct node *n)
 			}
 		}
 		(void)restarted;
+		reads_ask(n);
 		if (!raft_ready(n->r, &n->rd))
 			return;
 		n->in_ready = true;
 		if (n->rd.snapshot)
 			install_snapshot(n, n->rd.snapshot);
-		if (n->rd.n_entries || n->rd.hs_changed || n->rd.snapshot) {
+		if (n->rd.n_entries || n->rd.snapshot || hs_must_sync(n, &n->rd)) {
 			persist(n, &n->rd);
 			if (wal_durable(n->wal) < n->wait_seq) {
 				n->inflight = true;
 				n->persist_start_ns = now_ns();
+				ready_early(n);
 				return; /* synced_cb finishes it */
 			}
 		}
