@@ -135,15 +135,18 @@ void etcd_b64_encode(struct buf *out, const void *p, size_t n)
 {
 	const unsigned char *s = p;
 	buf_reserve(out, (n + 2) / 3 * 4);
-	for (size_t i = 0; i < n; i += 3) {
+	char *q = out->data + out->len;
+	for (size_t i = 0; i < n; i += 3, q += 4) {
 		uint32_t v = (uint32_t)s[i] << 16;
 		if (i + 1 < n) v |= (uint32_t)s[i + 1] << 8;
 		if (i + 2 < n) v |= s[i + 2];
-		char q[4] = { b64chars[v >> 18], b64chars[(v >> 12) & 63],
-		              i + 1 < n ? b64chars[(v >> 6) & 63] : '=',
-		              i + 2 < n ? b64chars[v & 63] : '=' };
-		buf_append(out, q, 4);
+		q[0] = b64chars[v >> 18];
+		q[1] = b64chars[(v >> 12) & 63];
+		q[2] = i + 1 < n ? b64chars[(v >> 6) & 63] : '=';
+		q[3] = i + 2 < n ? b64chars[v & 63] : '=';
 	}
+	out->len += (n + 2) / 3 * 4;
+	out->data[out->len] = '\0';
 }
 
 static int b64val(unsigned char ch)
@@ -162,19 +165,28 @@ int etcd_b64_decode(struct buf *out, const char *s, size_t n)
 		n--;
 	if (n % 4 == 1)
 		return -EINVAL;
+	/* into room reserved once: values are the bulk of what a put carries,
+	 * and a byte at a time through buf_putc showed in the node's profile */
+	buf_reserve(out, n / 4 * 3 + 3);
+	unsigned char *o = (unsigned char *)out->data + out->len;
+	size_t k = 0;
 	uint32_t acc = 0;
 	unsigned bits = 0;
 	for (size_t i = 0; i < n; i++) {
 		int v = b64val((unsigned char)s[i]);
-		if (v < 0)
+		if (v < 0) {
+			out->data[out->len] = '\0';
 			return -EINVAL;
+		}
 		acc = (acc << 6) | (uint32_t)v;
 		bits += 6;
 		if (bits >= 8) {
 			bits -= 8;
-			buf_putc(out, (char)((acc >> bits) & 0xff));
+			o[k++] = (unsigned char)((acc >> bits) & 0xff);
 		}
 	}
+	out->len += k;
+	out->data[out->len] = '\0';
 	return 0;
 }
 
