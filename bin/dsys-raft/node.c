@@ -1908,7 +1908,7 @@ static const struct cli_option node_options[] = {
 	 OPT_MAX_RANGE_BYTES},
 	{"max-request-bytes", 0, "SIZE", NULL, "largest request body, else 413 (default 1.5M)", OPT_MAX_REQUEST_BYTES},
 	{"watch-poll", 0, "DURATION", NULL, "a watch with no events is answered after this (default 10s)", OPT_WATCH_POLL},
-	{"snapshot-count", 0, "N", NULL, "applied entries between snapshots, which compact the log; 0: never (default 10000)",
+	{"snapshot-count", 0, "N", NULL, "applied entries between snapshots, which compact the log; 0: never (default 100000)",
 	 OPT_SNAPSHOT_COUNT},
 	{"initial-cluster-state", 0, "STATE", NULL,
 	 "new (default), or existing: an empty data dir joins a running cluster and votes only once caught up",
@@ -2104,7 +2104,7 @@ int node_main(int argc, char **argv)
 	memset(n, 0, sizeof *n);
 	n->request_timeout_ms = 5000;
 	n->watch_poll_ms = 10000;
-	n->snap_count = 10000;
+	n->snap_count = 100000; /* etcd 3.4's default: a snapshot copies the whole store, history included */
 	n->dq_tail = &n->dq;
 	n->peer_fd = -1;
 	/* a file-size limit (ulimit -f) then fails the log's write with EFBIG,
