@@ -557,10 +557,11 @@ static void lease_local(struct node *n, struct req *q)
  * handed on, false when it must wait (still linked, wait set). */
 static void req_start(struct node *n, struct req *q)
 {
-	if (n->inflight || n->in_ready) { /* no raft input before raft_advance: it waits its turn */
-		q->wait = W_START;
-		return;
-	}
+	/* Only Raft input waits for raft_advance (a proposal, a lease request
+	 * on the leader); joining a read batch, a serializable read of the
+	 * applied store and forwarding to the leader go on while this
+	 * member's fsync runs, so a follower's clients do not wait for its
+	 * disk. */
 	bool writes = q->op <= KV_OP_MAX && kv_op_writes((enum kv_op)q->op);
 	bool leader_only = q->op == NODE_OP_KEEPALIVE || q->op == NODE_OP_TIMETOLIVE;
 	if (!writes && !leader_only) {
@@ -582,6 +583,10 @@ static void req_start(struct node *n, struct req *q)
 		return;
 	}
 	uint32_t lead = leader_of(n);
+	if (lead == n->id && (n->inflight || n->in_ready)) {
+		q->wait = W_START; /* no Raft input before raft_advance: it waits its turn */
+		return;
+	}
 	if (lead == n->id) {
 		if (leader_only) {
 			req_unlink(n, q);
@@ -1521,7 +1526,9 @@ static void inconn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 			}
 			continue;
 		}
-		if (n->inflight) {
+		/* forwarded requests and answers are no Raft input: they need
+		 * not wait for this member's fsync (req_start) */
+		if (n->inflight && !(plen && (pl[0] == RAFT_FRAME_FWD_REQ || pl[0] == RAFT_FRAME_FWD_RESP))) {
 			struct deferred *d = malloc(sizeof *d + plen);
 			INVARIANT(d != NULL);
 			d->next = NULL;
