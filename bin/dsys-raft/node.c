@@ -189,6 +189,7 @@ struct node {
 	bool inflight;                  /* a Ready is being persisted */
 	bool in_ready;                  /* between raft_ready and raft_advance: no raft input */
 	bool early;                     /* this Ready's early part is done (ready_early) */
+	size_t n_applied;               /* of this Ready's committed entries, applied so far */
 	uint64_t applied;               /* applied to the store, ahead of Raft's count within a Ready */
 	uint64_t wait_seq;              /* ... up to this WAL sequence number */
 	uint64_t persist_start_ns;
@@ -1129,22 +1130,31 @@ static void send_msgs(struct node *n, const struct raft_ready *rd, bool early)
 	}
 }
 
+static void apply_upto(struct node *n, uint64_t last)
+{
+	struct raft_ready *rd = &n->rd;
+	for (; n->n_applied < rd->n_committed && rd->committed[n->n_applied].index <= last; n->n_applied++) {
+		apply_entry(n, &rd->committed[n->n_applied]);
+		n->applied = rd->committed[n->n_applied].index;
+	}
+}
+
 /*
  * The part of a Ready that need not wait for this member's fsync: the
- * leader's messages, and applying what is committed -- committed means
- * durable on a majority already, so the store may apply it, and the
- * proposer answer its client, while this member's own write of newer
- * entries is still on its way to the disk.  Reads confirmed here are
- * served as soon as the store has applied their index.
+ * leader's messages, and applying what is committed and already in this
+ * member's log on disk (entries before this Ready's) -- committed means
+ * durable on a majority, so the store may apply it, and the proposer
+ * answer its client, while this member's write of newer entries is still
+ * on its way to the disk.  Committed entries of this very Ready wait for
+ * the fsync: a leader alone in its configuration commits what only its
+ * own, unsynced log holds.  Reads confirmed here are served as soon as the
+ * store has applied their index.
  */
 static void ready_early(struct node *n)
 {
 	struct raft_ready *rd = &n->rd;
 	send_msgs(n, rd, true);
-	for (size_t i = 0; i < rd->n_committed; i++) {
-		apply_entry(n, &rd->committed[i]);
-		n->applied = rd->committed[i].index;
-	}
+	apply_upto(n, rd->n_entries ? rd->entries[0].index - 1 : UINT64_MAX);
 	for (size_t i = 0; i < rd->n_reads; i++)
 		reads_confirmed(n, rd->reads[i].ctx, rd->reads[i].index);
 	serve_reads(n);
@@ -1157,6 +1167,8 @@ static void finish_ready(struct node *n)
 	if (!n->early)
 		ready_early(n);
 	n->early = false;
+	apply_upto(n, UINT64_MAX);
+	n->n_applied = 0;
 	send_msgs(n, rd, false);
 	raft_advance(n->r, rd);
 	n->inflight = false;
