@@ -8,16 +8,19 @@
  * meanwhile, and wakes the loop (uv_async) when a group is durable.
  *
  * The Ready cycle (raft.h's contract), asynchronously:
- *   raft_ready -> append entries and hard state to the WAL -> [loop goes on
- *   serving; the sync thread fsyncs] -> durable -> send the messages,
- *   apply the committed entries, serve reads -> raft_advance.
+ *   raft_ready -> append entries and hard state to the WAL -> send the
+ *   leader's messages, apply the committed entries already on disk, serve
+ *   reads (ready_early) -> [loop goes on serving; the sync thread fsyncs]
+ *   -> durable -> send the rest (acknowledgements, votes), apply the rest
+ *   -> raft_advance.
  * The core allows no input between raft_ready and raft_advance, so while
  * a write is in flight the node defers its inputs: peer frames are copied
- * to a queue, ticks are counted, client requests wait, and all are fed in
- * order right after raft_advance.  The loop thread never blocks on the
- * disk; what a slow fsync does delay is this node's Raft clock (a leader's
- * heartbeats wait for its own fsync).  Sending the leader's appends before
- * its own fsync (thesis 10.2.1) would lift that; it is not done yet.
+ * to a queue, ticks are counted, proposals wait, and all are fed in order
+ * right after raft_advance (forwarded requests and answers, read batches
+ * and serializable reads need no Raft input and go on).  The loop thread
+ * never blocks on the disk; what a slow fsync does delay is this node's
+ * Raft clock (a leader's tick heartbeats wait for its own fsync; its
+ * appends go out before it, thesis 10.2.1).
  *
  * Peers: each node dials every other (one outbound TCP connection per
  * peer, HELLO first) and only writes to it; it reads from the connections
