@@ -8,16 +8,19 @@
  * meanwhile, and wakes the loop (uv_async) when a group is durable.
  *
  * The Ready cycle (raft.h's contract), asynchronously:
- *   raft_ready -> append entries and hard state to the WAL -> [loop goes on
- *   serving; the sync thread fsyncs] -> durable -> send the messages,
- *   apply the committed entries, serve reads -> raft_advance.
+ *   raft_ready -> append entries and hard state to the WAL -> send the
+ *   leader's messages, apply the committed entries already on disk, serve
+ *   reads (ready_early) -> [loop goes on serving; the sync thread fsyncs]
+ *   -> durable -> send the rest (acknowledgements, votes), apply the rest
+ *   -> raft_advance.
  * The core allows no input between raft_ready and raft_advance, so while
  * a write is in flight the node defers its inputs: peer frames are copied
- * to a queue, ticks are counted, client requests wait, and all are fed in
- * order right after raft_advance.  The loop thread never blocks on the
- * disk; what a slow fsync does delay is this node's Raft clock (a leader's
- * heartbeats wait for its own fsync).  Sending the leader's appends before
- * its own fsync (thesis 10.2.1) would lift that; it is not done yet.
+ * to a queue, ticks are counted, proposals wait, and all are fed in order
+ * right after raft_advance (forwarded requests and answers, read batches
+ * and serializable reads need no Raft input and go on).  The loop thread
+ * never blocks on the disk; what a slow fsync does delay is this node's
+ * Raft clock (a leader's tick heartbeats wait for its own fsync; its
+ * appends go out before it, thesis 10.2.1).
  *
  * Peers: each node dials every other (one outbound TCP connection per
  * peer, HELLO first) and only writes to it; it reads from the connections
@@ -139,7 +142,6 @@ struct req {
 	uint64_t index, term;     /* W_APPLY: the entry proposed */
 	uint64_t ctx;             /* W_READ: the barrier's ctx; W_LEADER: the FWD_REQ id */
 	uint64_t read_index;      /* W_READ: 0 until confirmed */
-	uint64_t issued_ms;       /* W_READ: when the barrier was asked for */
 	uint64_t deadline_ms;
 };
 
@@ -197,6 +199,9 @@ struct node {
 	struct raft_ready rd;
 	bool inflight;                  /* a Ready is being persisted */
 	bool in_ready;                  /* between raft_ready and raft_advance: no raft input */
+	bool early;                     /* this Ready's early part is done (ready_early) */
+	size_t n_applied;               /* of this Ready's committed entries, applied so far */
+	uint64_t applied;               /* applied to the store, ahead of Raft's count within a Ready */
 	uint64_t wait_seq;              /* ... up to this WAL sequence number */
 	uint64_t persist_start_ns;
 	uint32_t pending_ticks;
@@ -234,6 +239,11 @@ struct node {
 	uint64_t watch_poll_ms;
 	uint64_t next_ctx;
 	uint64_t rng;
+	bool kick;                      /* a request gave Raft input: drive before this turn's flush */
+	/* linearizable reads share barriers (see "Reads" at serve_reads) */
+	uint64_t read_open;             /* ctx of the batch collecting reads, not asked yet; 0: none */
+	uint64_t read_asked;            /* ctx of the barrier asked and not yet confirmed; 0: none */
+	uint64_t read_asked_ms;
 
 	/* metrics */
 	struct metrics_counter *leader_changes, *proposals_failed, *proposals_committed;
@@ -405,6 +415,12 @@ static void snap_feed(struct peer *p)
 static void flush_cb(uv_prepare_t *h)
 {
 	struct node *n = h->data;
+	if (n->kick) {
+		/* the Raft input that this turn's client requests gave (proposals,
+		 * read barriers) becomes one Ready, and its messages leave below */
+		n->kick = false;
+		drive(n);
+	}
 	for (uint32_t i = 1; i <= n->n_peers; i++) {
 		struct peer *p = &n->peers[i];
 		if (i != n->id && p->connected && p->snap_out.len)
@@ -558,10 +574,11 @@ static void lease_local(struct node *n, struct req *q)
  * handed on, false when it must wait (still linked, wait set). */
 static void req_start(struct node *n, struct req *q)
 {
-	if (n->inflight || n->in_ready) { /* no raft input before raft_advance: it waits its turn */
-		q->wait = W_START;
-		return;
-	}
+	/* Only Raft input waits for raft_advance (a proposal, a lease request
+	 * on the leader); joining a read batch, a serializable read of the
+	 * applied store and forwarding to the leader go on while this
+	 * member's fsync runs, so a follower's clients do not wait for its
+	 * disk. */
 	bool writes = q->op <= KV_OP_MAX && kv_op_writes((enum kv_op)q->op);
 	bool member_op = q->op >= NODE_OP_MEMBER_ADD && q->op <= NODE_OP_MEMBER_PUBLISH;
 	bool leader_only = q->op == NODE_OP_KEEPALIVE || q->op == NODE_OP_TIMETOLIVE || member_op;
@@ -575,14 +592,19 @@ static void req_start(struct node *n, struct req *q)
 			buf_free(&b);
 			return;
 		}
-		q->ctx = ++n->next_ctx;
-		q->issued_ms = now_ms();
-		int rc = raft_read_index(n->r, q->ctx);
-		q->wait = rc == 0 ? W_READ : W_START; /* no leader yet: try again on the next tick */
+		/* joins the batch that the next barrier confirms (reads_ask) */
+		if (n->read_open == 0)
+			n->read_open = ++n->next_ctx;
+		q->ctx = n->read_open;
+		q->wait = W_READ;
 		q->read_index = 0;
 		return;
 	}
 	uint32_t lead = leader_of(n);
+	if (lead == n->id && (n->inflight || n->in_ready)) {
+		q->wait = W_START; /* no Raft input before raft_advance: it waits its turn */
+		return;
+	}
 	if (lead == n->id) {
 		if (member_op) {
 			member_local(n, q);
@@ -658,6 +680,7 @@ void node_request(struct node *n, void *origin, int op, const char *body, size_t
 		return;
 	}
 	req_start(n, q);
+	n->kick = true;
 }
 
 /* A forwarded request from a follower: handled as if a client sent it here. */
@@ -716,14 +739,51 @@ static void fwd_response(struct node *n, const struct raft_frame *f)
 		}
 }
 
+/*
+ * Reads.  A linearizable read needs a barrier: a ReadIndex confirmed by a
+ * heartbeat round a majority answered after the read arrived (lib/raft;
+ * a follower's barrier goes to the leader and back).  Every read that
+ * arrives while a barrier is out joins one batch, and the batch asks for
+ * the next barrier when that one is confirmed: one barrier (one heartbeat
+ * round, one message each way from a follower) at a time per member, as
+ * etcd's read loop does, however many reads wait.  Sharing is safe: each
+ * read in a batch arrived before its barrier was asked, so the index the
+ * barrier confirms is at least the commit index at each read's arrival,
+ * and the read is answered once this member applied that index.  No log
+ * entry, no fsync per read.  A barrier not confirmed within an election
+ * timeout (lost with the leader it went to) is given up and its reads
+ * join the next batch: a barrier is safe to ask again.
+ */
+static void reads_ask(struct node *n)
+{
+	if (n->read_open == 0 || n->read_asked || n->inflight || n->in_ready)
+		return;
+	if (raft_read_index(n->r, n->read_open) < 0)
+		return; /* no leader, or one that has not committed in its term: next drive or tick */
+	n->read_asked = n->read_open;
+	n->read_asked_ms = now_ms();
+	n->read_open = 0;
+}
+
+/* A barrier is confirmed at index: its reads may be served from there. */
+static void reads_confirmed(struct node *n, uint64_t ctx, uint64_t index)
+{
+	if (ctx == n->read_asked)
+		n->read_asked = 0;
+	for (struct req *q = n->reqs; q; q = q->next)
+		if (q->wait == W_READ && q->read_index == 0 && q->ctx == ctx)
+			q->read_index = index ? index : 1;
+}
+
 /* Reads whose barrier this member has applied past. */
 static void serve_reads(struct node *n)
 {
 	struct raft_status st;
 	raft_status(n->r, &st);
+	uint64_t applied = st.applied > n->applied ? st.applied : n->applied;
 	for (struct req **pp = &n->reqs; *pp;) {
 		struct req *q = *pp;
-		if (q->wait == W_READ && q->read_index && st.applied >= q->read_index) {
+		if (q->wait == W_READ && q->read_index && applied >= q->read_index) {
 			*pp = q->next;
 			struct kv_header h = {n->cluster_id, member_id(n, n->id), st.term};
 			buf_reset(&n->scratch);
@@ -751,9 +811,16 @@ static void reqs_tick(struct node *n)
 			dead = q;
 			continue;
 		}
-		if (q->wait == W_READ && q->read_index == 0 && now - q->issued_ms >= n->election_tick * n->tick_ms)
-			q->wait = W_START;
 		pp = &q->next;
+	}
+	if (n->read_asked && now - n->read_asked_ms >= n->election_tick * n->tick_ms) {
+		/* the barrier was lost: its reads join the open batch */
+		if (n->read_open == 0)
+			n->read_open = ++n->next_ctx;
+		for (struct req *q = n->reqs; q; q = q->next)
+			if (q->wait == W_READ && q->read_index == 0 && q->ctx == n->read_asked)
+				q->ctx = n->read_open;
+		n->read_asked = 0;
 	}
 	/* answered after the walk: an answer may bring a new request (the
 	 * next one pipelined on its connection), which goes on n->reqs */
@@ -1805,6 +1872,23 @@ static void put_entry_record(struct buf *b, struct wal *w, const struct raft_ent
 		wal_appendv(w, parts, 2);
 }
 
+/*
+ * What a Ready must have durable before its messages leave: new entries
+ * (an acknowledgement promises them), an installed snapshot, and a new
+ * term or vote (a vote must never be cast twice in a term).  The commit
+ * index is volatile state in Raft (Figure 2): a Ready that only moves it
+ * writes nothing and waits for nothing, and the commit index rides along
+ * in the next 'H' record written with entries.  A restart that finds an
+ * older commit index applies less at first and learns the rest from the
+ * leader; it never applies more than was committed, because a record
+ * reaches the disk only after the entries logged before it (one file,
+ * appended in order).
+ */
+static bool hs_must_sync(const struct node *n, const struct raft_ready *rd)
+{
+	return rd->hs_changed && (rd->hs.term != n->hs.term || rd->hs.vote != n->hs.vote);
+}
+
 static void persist(struct node *n, const struct raft_ready *rd)
 {
 	wal_lock(n->wal);
@@ -1814,7 +1898,7 @@ static void persist(struct node *n, const struct raft_ready *rd)
 		put_snap_record(NULL, n->wal, rd->snapshot->meta.index, rd->snapshot->meta.term);
 	for (size_t i = 0; i < rd->n_entries; i++)
 		put_entry_record(NULL, n->wal, &rd->entries[i]);
-	if (rd->hs_changed) {
+	if (hs_must_sync(n, rd) || (rd->hs_changed && (rd->n_entries || rd->snapshot))) {
 		put_hs_record(NULL, n->wal, &rd->hs);
 		n->hs = rd->hs;
 	}
@@ -1852,10 +1936,35 @@ static void abstain_check(struct node *n, const struct raft_status *st)
 	         (unsigned long long)st->commit, (unsigned long long)st->term);
 }
 
-static void finish_ready(struct node *n)
+/*
+ * Messages a leader sends (appends, heartbeats, snapshots, read barrier
+ * answers, TimeoutNow) promise nothing about this member's disk, so they
+ * leave before its fsync (thesis 10.2.1: the leader writes its log in
+ * parallel with replicating it).  Safe because the leader counts its own
+ * copy of an entry toward the commit only through the acknowledgements it
+ * steps after raft_advance, and raft_advance comes after the fsync: until
+ * then every input waits (drive).  A leader that crashes first is as one
+ * that crashed after sending.  What a follower or candidate sends --
+ * acknowledgements, votes, vote requests, heartbeat answers -- waits for
+ * its disk.
+ */
+static bool msg_early(const struct raft_msg *m)
 {
-	struct raft_ready *rd = &n->rd;
+	switch (m->type) {
+	case RAFT_MSG_APP:
+	case RAFT_MSG_HEARTBEAT:
+	case RAFT_MSG_SNAP:
+	case RAFT_MSG_READ_INDEX_RESP:
+	case RAFT_MSG_TIMEOUT_NOW: return true;
+	default: return false;
+	}
+}
+
+static void send_msgs(struct node *n, const struct raft_ready *rd, bool early)
+{
 	for (size_t i = 0; i < rd->n_msgs; i++) {
+		if (msg_early(&rd->msgs[i]) != early)
+			continue;
 		struct buf *b = peer_out(n, rd->msgs[i].to);
 		if (b && rd->msgs[i].type == RAFT_MSG_SNAP) {
 			struct peer *p = &n->peers[rd->msgs[i].to];
@@ -1866,12 +1975,48 @@ static void finish_ready(struct node *n)
 			raft_frame_put_msg(b, &rd->msgs[i]);
 		}
 	}
-	for (size_t i = 0; i < rd->n_committed; i++)
-		apply_entry(n, &rd->committed[i]);
+}
+
+static void apply_upto(struct node *n, uint64_t last)
+{
+	struct raft_ready *rd = &n->rd;
+	for (; n->n_applied < rd->n_committed && rd->committed[n->n_applied].index <= last; n->n_applied++) {
+		apply_entry(n, &rd->committed[n->n_applied]);
+		n->applied = rd->committed[n->n_applied].index;
+	}
+}
+
+/*
+ * The part of a Ready that need not wait for this member's fsync: the
+ * leader's messages, and applying what is committed and already in this
+ * member's log on disk (entries before this Ready's) -- committed means
+ * durable on a majority, so the store may apply it, and the proposer
+ * answer its client, while this member's write of newer entries is still
+ * on its way to the disk.  Committed entries of this very Ready wait for
+ * the fsync: a leader alone in its configuration commits what only its
+ * own, unsynced log holds.  Reads confirmed here are served as soon as the
+ * store has applied their index.
+ */
+static void ready_early(struct node *n)
+{
+	struct raft_ready *rd = &n->rd;
+	send_msgs(n, rd, true);
+	apply_upto(n, rd->n_entries ? rd->entries[0].index - 1 : UINT64_MAX);
 	for (size_t i = 0; i < rd->n_reads; i++)
-		for (struct req *q = n->reqs; q; q = q->next)
-			if (q->wait == W_READ && q->ctx == rd->reads[i].ctx)
-				q->read_index = rd->reads[i].index ? rd->reads[i].index : 1;
+		reads_confirmed(n, rd->reads[i].ctx, rd->reads[i].index);
+	serve_reads(n);
+	n->early = true;
+}
+
+static void finish_ready(struct node *n)
+{
+	struct raft_ready *rd = &n->rd;
+	if (!n->early)
+		ready_early(n);
+	n->early = false;
+	apply_upto(n, UINT64_MAX);
+	n->n_applied = 0;
+	send_msgs(n, rd, false);
 	raft_advance(n->r, rd);
 	n->inflight = false;
 	n->in_ready = false;
@@ -2134,16 +2279,18 @@ static void drive(struct node *n)
 			}
 		}
 		(void)restarted;
+		reads_ask(n);
 		if (!raft_ready(n->r, &n->rd))
 			return;
 		n->in_ready = true;
 		if (n->rd.snapshot)
 			install_snapshot(n, n->rd.snapshot);
-		if (n->rd.n_entries || n->rd.hs_changed || n->rd.snapshot) {
+		if (n->rd.n_entries || n->rd.snapshot || hs_must_sync(n, &n->rd)) {
 			persist(n, &n->rd);
 			if (wal_durable(n->wal) < n->wait_seq) {
 				n->inflight = true;
 				n->persist_start_ns = now_ns();
+				ready_early(n);
 				return; /* synced_cb finishes it */
 			}
 		}
@@ -2258,7 +2405,9 @@ static void inconn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 			}
 			continue;
 		}
-		if (n->inflight) {
+		/* forwarded requests and answers are no Raft input: they need
+		 * not wait for this member's fsync (req_start) */
+		if (n->inflight && !(plen && (pl[0] == RAFT_FRAME_FWD_REQ || pl[0] == RAFT_FRAME_FWD_RESP))) {
 			struct deferred *d = malloc(sizeof *d + plen);
 			INVARIANT(d != NULL);
 			d->next = NULL;
@@ -2632,7 +2781,7 @@ static const struct cli_option node_options[] = {
 	 OPT_MAX_RANGE_BYTES},
 	{"max-request-bytes", 0, "SIZE", NULL, "largest request body, else 413 (default 1.5M)", OPT_MAX_REQUEST_BYTES},
 	{"watch-poll", 0, "DURATION", NULL, "a watch with no events is answered after this (default 10s)", OPT_WATCH_POLL},
-	{"snapshot-count", 0, "N", NULL, "applied entries between snapshots, which compact the log; 0: never (default 10000)",
+	{"snapshot-count", 0, "N", NULL, "applied entries between snapshots, which compact the log; 0: never (default 100000)",
 	 OPT_SNAPSHOT_COUNT},
 	{"initial-cluster-state", 0, "STATE", NULL,
 	 "new (default), or existing: an empty data dir joins a running cluster and votes only once caught up",
@@ -2830,7 +2979,7 @@ int node_main(int argc, char **argv)
 	memset(n, 0, sizeof *n);
 	n->request_timeout_ms = 5000;
 	n->watch_poll_ms = 10000;
-	n->snap_count = 10000;
+	n->snap_count = 100000; /* etcd 3.4's default: a snapshot copies the whole store, history included */
 	n->dq_tail = &n->dq;
 	n->peer_fd = -1;
 	/* a file-size limit (ulimit -f) then fails the log's write with EFBIG,

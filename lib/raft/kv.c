@@ -1266,6 +1266,15 @@ static void put_u64le(struct buf *b, uint64_t v)
 
 void kv_snapshot(const struct kv *kv, struct buf *out)
 {
+	/* sized first: the store's whole history can be tens of MiB, and
+	 * growing by doubling copied it about twice over on the node's loop */
+	size_t size = 4 + 8 * 4 + 16 * kv->nl;
+	for (size_t i = 0; i < kv->n; i++) {
+		size += 8 + kv->keys[i].klen;
+		for (uint32_t j = 0; j < kv->keys[i].n; j++)
+			size += 8 * 4 + 1 + 4 + kv->keys[i].revs[j].vlen;
+	}
+	buf_reserve(out, size);
 	buf_append(out, "KVS1", 4);
 	put_u64le(out, (uint64_t)kv->rev);
 	put_u64le(out, (uint64_t)kv->compacted);

@@ -65,25 +65,37 @@ void etcd_b64_encode(struct buf *out, const void *p, size_t n)
 {
 	const unsigned char *s = p;
 	buf_reserve(out, (n + 2) / 3 * 4);
-	for (size_t i = 0; i < n; i += 3) {
+	char *q = out->data + out->len;
+	for (size_t i = 0; i < n; i += 3, q += 4) {
 		uint32_t v = (uint32_t)s[i] << 16;
 		if (i + 1 < n) v |= (uint32_t)s[i + 1] << 8;
 		if (i + 2 < n) v |= s[i + 2];
-		char q[4] = { b64chars[v >> 18], b64chars[(v >> 12) & 63],
-		              i + 1 < n ? b64chars[(v >> 6) & 63] : '=',
-		              i + 2 < n ? b64chars[v & 63] : '=' };
-		buf_append(out, q, 4);
+		q[0] = b64chars[v >> 18];
+		q[1] = b64chars[(v >> 12) & 63];
+		q[2] = i + 1 < n ? b64chars[(v >> 6) & 63] : '=';
+		q[3] = i + 2 < n ? b64chars[v & 63] : '=';
 	}
+	out->len += (n + 2) / 3 * 4;
+	out->data[out->len] = '\0';
 }
+
+/* each base64 digit's value + 1; 0: not a digit ('-' '_': the URL-safe
+ * alphabet too) */
+static const unsigned char b64tab[256] = {
+	['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6, ['G'] = 7, ['H'] = 8, ['I'] = 9,
+	['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16, ['Q'] = 17,
+	['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24, ['Y'] = 25,
+	['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32, ['g'] = 33,
+	['h'] = 34, ['i'] = 35, ['j'] = 36, ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41,
+	['p'] = 42, ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48, ['w'] = 49,
+	['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56, ['4'] = 57,
+	['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['+'] = 63, ['-'] = 63, ['/'] = 64,
+	['_'] = 64
+};
 
 static int b64val(unsigned char ch)
 {
-	if (ch >= 'A' && ch <= 'Z') return ch - 'A';
-	if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
-	if (ch >= '0' && ch <= '9') return ch - '0' + 52;
-	if (ch == '+' || ch == '-') return 62;   /* '-' '_': the URL-safe alphabet too */
-	if (ch == '/' || ch == '_') return 63;
-	return -1;
+	return (int)b64tab[ch] - 1;
 }
 
 int etcd_b64_decode(struct buf *out, const char *s, size_t n)
@@ -92,19 +104,28 @@ int etcd_b64_decode(struct buf *out, const char *s, size_t n)
 		n--;
 	if (n % 4 == 1)
 		return -EINVAL;
+	/* into room reserved once: values are the bulk of what a put carries,
+	 * and a byte at a time through buf_putc showed in the node's profile */
+	buf_reserve(out, n / 4 * 3 + 3);
+	unsigned char *o = (unsigned char *)out->data + out->len;
+	size_t k = 0;
 	uint32_t acc = 0;
 	unsigned bits = 0;
 	for (size_t i = 0; i < n; i++) {
 		int v = b64val((unsigned char)s[i]);
-		if (v < 0)
+		if (v < 0) {
+			out->data[out->len] = '\0';
 			return -EINVAL;
+		}
 		acc = (acc << 6) | (uint32_t)v;
 		bits += 6;
 		if (bits >= 8) {
 			bits -= 8;
-			buf_putc(out, (char)((acc >> bits) & 0xff));
+			o[k++] = (unsigned char)((acc >> bits) & 0xff);
 		}
 	}
+	out->len += k;
+	out->data[out->len] = '\0';
 	return 0;
 }
 

@@ -80,10 +80,44 @@ static uint32_t crc_update(uint32_t c, const unsigned char *b, size_t n)
 	return c;
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* SSE4.2's crc32 instruction computes this very polynomial (Castagnoli),
+ * eight bytes a step: the table's byte a step showed as the Raft node's
+ * largest cost of its own under write load (every entry is checksummed
+ * once as it is logged). */
+__attribute__((target("sse4.2"))) static uint32_t crc_update_hw(uint32_t c, const unsigned char *b, size_t n)
+{
+	uint64_t c64 = c;
+	for (; n >= 8; n -= 8, b += 8) {
+		uint64_t v;
+		memcpy(&v, b, 8);
+		c64 = __builtin_ia32_crc32di(c64, v);
+	}
+	c = (uint32_t)c64;
+	while (n--)
+		c = __builtin_ia32_crc32qi(c, *b++);
+	return c;
+}
+
+static bool crc_hw;
+
+static void crc_init_all(void)
+{
+	crc_init();
+	__builtin_cpu_init();
+	crc_hw = __builtin_cpu_supports("sse4.2");
+}
+#else
+static const bool crc_hw = false;
+static uint32_t crc_update_hw(uint32_t c, const unsigned char *b, size_t n) { return crc_update(c, b, n); }
+static void crc_init_all(void) { crc_init(); }
+#endif
+
 uint32_t wal_crc32c(const void *p, size_t n)
 {
-	pthread_once(&crc_once, crc_init);
-	return crc_update(0xFFFFFFFFu, p, n) ^ 0xFFFFFFFFu;
+	pthread_once(&crc_once, crc_init_all);
+	uint32_t c = crc_hw ? crc_update_hw(0xFFFFFFFFu, p, n) : crc_update(0xFFFFFFFFu, p, n);
+	return c ^ 0xFFFFFFFFu;
 }
 
 /* ------------------------------------------------------------ framing */

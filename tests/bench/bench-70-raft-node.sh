@@ -8,8 +8,10 @@
 #   c1 c64 c512   wrk -cN POST /v3/kv/put with a 1 KiB value, keys round
 #                 robin over 1000, to member 1 (a follower or the leader:
 #                 both forward to the leader, as etcd does)
+#   range-c64     wrk -c64 POST /v3/kv/range of those keys, linearizable
 # The bars of issue 20 (as ratios of medians, shown, not enforced here):
-#   dsys-raft/etcd writes/s >= 3 at c64 and c512, with a p99 no higher.
+#   dsys-raft/etcd writes/s >= 3 at c64 and c512, with a p99 no higher;
+#   linearizable reads/s >= 2.
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/bench/lib.sh
 . "$here/lib.sh"
@@ -59,6 +61,7 @@ read -r -a servers <<<"${servers[*]}"
 for c in 1 64 512; do
 	bench_rounds "c$c" "${servers[*]}" bench_wrk /v3/kv/put -c"$c" -s "$here/raft_put.lua" -- 1000
 done
+bench_rounds range-c64 "${servers[*]}" bench_wrk /v3/kv/range -c64 -s "$here/raft_put.lua" -- 1000 range
 bench_stop_all
 echo
 bench_report etcd

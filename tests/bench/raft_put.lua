@@ -1,8 +1,11 @@
 -- wrk script for make bench, section raft-node: POST /v3/kv/put of a 1 KiB
 -- value (etcd's JSON gateway body: key and value in base64), keys round
 -- robin over `-- KEYS` keys (default 1000).  Bodies are built once in init.
+-- `-- KEYS range`: POST /v3/kv/range of those keys instead (linearizable,
+-- the gateway's default), for the read case.
 init = function(args)
    local keys = tonumber(args[1]) or 1000
+   local op = args[2] or "put"
    local b64 = "QUFB"   -- "AAA": 1 KiB of 'A' is 1366 base64 characters
    local value = string.rep(b64, 341) .. "QQ=="
    reqs = {}
@@ -24,7 +27,8 @@ init = function(args)
          key = key .. s
       end
       local body = string.format('{"key":"%s","value":"%s"}', key, value)
-      reqs[i] = wrk.format("POST", "/v3/kv/put", {["Content-Type"] = "application/json"}, body)
+      if op == "range" then body = string.format('{"key":"%s"}', key) end
+      reqs[i] = wrk.format("POST", "/v3/kv/" .. op, {["Content-Type"] = "application/json"}, body)
    end
    n = keys
    at = 0

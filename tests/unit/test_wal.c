@@ -312,6 +312,14 @@ int main(void)
 
 	/* ---- the checksum is CRC-32C */
 	is_int((long long)wal_crc32c("123456789", 9), 0xE3069283LL, "crc32c check value");
+	{
+		/* long enough for the 8-byte steps, odd enough for a tail and an
+		 * unaligned start (the value from a bitwise reference) */
+		static unsigned char pat[1001];
+		for (int i = 0; i < 1000; i++)
+			pat[1 + i] = (unsigned char)(i * 7 % 251);
+		is_int((long long)wal_crc32c(pat + 1, 1000), 0xA345377ALL, "crc32c of 1000 bytes, unaligned");
+	}
 
 	/* ---- a directory that cannot be made */
 	r = wal_open("/proc/nonexistent/dir", NULL, &hooks, &b, &w, err, sizeof err);
