@@ -879,6 +879,7 @@ static int watch_main(int argc, char **argv)
 		return r;
 	const char *k = argv[first];
 	struct etcd_range rg = { k, strlen(k), NULL, 0, o.prefix };
+	signals_start();   /* a SIGTERM during the first read still ends it with 0 */
 	/* "from now" is the revision a first read sees: it also proves the
 	 * cluster answers, where a watch alone would retry forever */
 	struct buf body = BUF_INIT;
@@ -894,8 +895,9 @@ static int watch_main(int argc, char **argv)
 	}
 	int64_t from = o.rev ? o.rev : resp.revision + 1;
 	etcd_resp_free(&resp);
+	if (stopping)
+		return finish(EXIT_OK);
 	uv_loop_t *loop = uv_default_loop();
-	signals_start();
 	/* the stream itself has no end: the timeout is the retries' business */
 	struct etcd_options eo = { .timeout_ms = (unsigned)o.timeout_ms,
 	                           .connect_timeout_ms = o.timeout_ms < 1000 ? (unsigned)o.timeout_ms : 1000 };
