@@ -337,3 +337,29 @@ check_watch() {
 		done
 	done
 }
+
+@test "raft client: bash and zsh complete the client subcommands, their options and lease's commands" {
+	load helpers_completion
+	bcomp=$BATS_TEST_DIRNAME/../completions/bash/dsys-raft
+	zcomp=$BATS_TEST_DIRNAME/../completions/zsh/_dsys-raft
+	cd "$BATS_TEST_TMPDIR"
+	touch some-file
+	run bash_complete "$bcomp" dsys-raft ''
+	for sub in put get del txn watch lease; do assert_line "$sub"; done
+	run bash_complete "$bcomp" dsys-raft get --co
+	assert_output -- --count-only
+	run bash_complete "$bcomp" dsys-raft watch --p
+	assert_line -- --prefix
+	assert_line -- --prev-kv
+	run bash_complete "$bcomp" dsys-raft lease k
+	assert_output keepalive
+	run bash_complete "$bcomp" dsys-raft get --endpoints ''
+	assert_output ''
+	run zsh_complete "$zcomp" dsys-raft lease ''
+	assert_line grant
+	assert_line list
+	run zsh_complete "$zcomp" dsys-raft put --l
+	assert_line -- --lease
+	run zsh_complete "$zcomp" dsys-raft put --timeout ''
+	assert_output '<message:value>'
+}
