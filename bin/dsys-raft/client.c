@@ -304,10 +304,12 @@ static int call(const struct copts *o, const char *path, const struct buf *body,
                 uint64_t started)
 {
 	uv_loop_t *loop = uv_default_loop();
+	int last = ETCD_E_TIMEOUT;   /* after a round nobody took: unreachable, not slow */
+	memset(resp, 0, sizeof *resp);
 	for (;;) {
 		uint64_t spent = now_ms() - started;
 		if (spent >= o->timeout_ms)
-			return ETCD_E_TIMEOUT;
+			return last;
 		uint64_t left = o->timeout_ms - spent;
 		struct etcd_options eo = {
 			.timeout_ms = (unsigned)left,
@@ -321,6 +323,7 @@ static int call(const struct copts *o, const char *path, const struct buf *body,
 		uv_run(loop, UV_RUN_NOWAIT);   /* let its handles close */
 		if (err != ETCD_E_UNREACHABLE)
 			return err;
+		last = err;
 		spent = now_ms() - started;
 		if (spent + 100 >= o->timeout_ms)
 			return err;
