@@ -270,6 +270,32 @@ check_watch() {
 	[ $(((end - start) / 1000000)) -lt 3000 ]
 }
 
+@test "raft client: without a quorum put and get exit 4 at --timeout, a serializable get still answers" {
+	backend raft
+	run -0 --separate-stderr c put q 1
+	# every member has applied it before two of them go
+	for m in 0 1 2; do
+		for i in $(seq 50); do
+			dsys-raft get q --serializable --endpoints "127.0.0.1:${RAFT_CPORTS[m]}" >/dev/null && break
+			sleep 0.1
+		done
+	done
+	lead=$(raft_wait_leader)
+	raft_kill "$lead"
+	raft_kill $(((lead + 1) % 3))
+	start=$(date +%s%N)
+	run --separate-stderr c put q 2 --timeout 1s
+	end=$(date +%s%N)
+	assert_failure 4
+	assert_output ''
+	assert_equal "$stderr" 'dsys-raft put: timed out after 1000ms'
+	[ $(((end - start) / 1000000)) -lt 3000 ]
+	run --separate-stderr c get q --timeout 1s
+	assert_failure 4
+	run -0 --separate-stderr c get q --serializable --timeout 1s
+	jq -e '.value == "1"' <<<"$output"
+}
+
 @test "raft client: bad input exits 2 with a message naming the problem, before any connection" {
 	nowhere=(--endpoints 127.0.0.1:1)
 	bad() {
