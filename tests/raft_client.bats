@@ -91,6 +91,11 @@ check_kv() {
 	assert_output '{"deleted":0,"revision":6}'
 	run -0 --separate-stderr c get '' --prefix --count-only
 	assert_output '{"count":1,"revision":6}'
+	# no VALUE: all of stdin, newlines and all
+	run -0 --separate-stderr c put multi <<<$'line 1\nline 2'
+	assert_output '{"revision":7}'
+	run -0 --separate-stderr c get multi
+	assert_output '{"key":"multi","value":"line 1\nline 2\n","create_revision":7,"mod_revision":7,"version":1,"lease":"0"}'
 }
 
 check_txn() {
@@ -303,7 +308,7 @@ check_watch() {
 		assert_failure 2
 		assert_output ''
 	}
-	bad put a "${nowhere[@]}"
+	bad put "${nowhere[@]}"
 	[[ $stderr == *"missing operand"* ]]
 	bad put a b c "${nowhere[@]}"
 	[[ $stderr == *"unexpected argument 'c'"* ]]

@@ -95,7 +95,7 @@ static const struct cli_option lease_options[] = {
 };
 
 static const struct cli_spec put_spec = {
-	"dsys-raft put", "KEY VALUE [OPTION]...", "Write VALUE under KEY.", put_options,
+	"dsys-raft put", "KEY [VALUE] [OPTION]...", "Write VALUE (default: all of stdin) under KEY.", put_options,
 	"Prints {\"revision\":R} (and \"prev_kv\" with --prev-kv).  See dsys-raft(1).\n",
 };
 static const struct cli_spec get_spec = {
@@ -390,17 +390,44 @@ static int finish(int rc)
 
 /* ------------------------------------------------------------ put get del */
 
+#define PUT_MAX_STDIN (1536u * 1024)   /* etcd's default request limit, 1.5 MiB */
+
+/* All of stdin into in, at most max bytes; 0 or an exit code. */
+static int read_stdin(struct buf *in, size_t max, const char *what)
+{
+	char chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
+		if (in->len + n > max) {
+			cli_error("the %s on stdin is longer than %zu bytes", what, max);
+			return EXIT_USAGE;
+		}
+		buf_append(in, chunk, n);
+	}
+	if (ferror(stdin)) {
+		cli_error("cannot read the %s on stdin: %s", what, strerror(errno));
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
 static int put_main(int argc, char **argv)
 {
 	struct copts o;
 	int first;
 	uint64_t t0 = now_ms();
-	int r = parse(&put_spec, argc, argv, &o, 2, 2, &first);
+	int r = parse(&put_spec, argc, argv, &o, 1, 2, &first);
 	if (r >= 0)
 		return r;
-	const char *k = argv[first], *v = argv[first + 1];
-	struct buf body = BUF_INIT, out = BUF_INIT;
-	etcd_req_put(&body, k, strlen(k), v, strlen(v), o.lease, o.prev_kv);
+	const char *k = argv[first];
+	struct buf in = BUF_INIT, body = BUF_INIT, out = BUF_INIT;
+	if (first + 1 < argc) {
+		buf_puts(&in, argv[first + 1]);
+	} else if ((r = read_stdin(&in, PUT_MAX_STDIN, "value")) != 0) {
+		buf_free(&in);
+		return r;
+	}
+	etcd_req_put(&body, k, strlen(k), in.data ? in.data : "", in.len, o.lease, o.prev_kv);
 	struct etcd_resp resp;
 	int err = call(&o, ETCD_PATH_PUT, &body, &resp, t0);
 	if (err < 0) {
@@ -416,6 +443,7 @@ static int put_main(int argc, char **argv)
 		r = finish(emit(&out));
 	}
 	etcd_resp_free(&resp);
+	buf_free(&in);
 	buf_free(&body);
 	buf_free(&out);
 	return r;
@@ -743,24 +771,13 @@ static int txn_main(int argc, char **argv)
 	if (r >= 0)
 		return r;
 	struct buf in = BUF_INIT;
-	char chunk[4096];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
-		if (in.len + n > TXN_MAX_INPUT) {
-			cli_error("more than 1 MiB on stdin");
-			buf_free(&in);
-			return EXIT_USAGE;
-		}
-		buf_append(&in, chunk, n);
-	}
-	if (ferror(stdin)) {
-		cli_error("cannot read stdin: %s", strerror(errno));
+	if ((r = read_stdin(&in, TXN_MAX_INPUT, "script")) != 0) {
 		buf_free(&in);
-		return EXIT_USAGE;
+		return r;
 	}
 	buf_putc(&in, '\0');
 	if (memchr(in.data, '\0', in.len - 1)) {
-		cli_error("a NUL byte on stdin");
+		cli_error("a NUL byte in the script on stdin");
 		buf_free(&in);
 		return EXIT_USAGE;
 	}
