@@ -838,6 +838,7 @@ static void signals_start(void)
 
 struct watch_run {
 	const struct copts *o;
+	struct etcd_watch *w;
 	uint64_t seen;
 	bool done;            /* stop now; rc says how */
 	bool lib_ended;       /* the client ended the watch (err < 0): not ours to stop */
@@ -855,8 +856,9 @@ static void on_watch(void *ud, int err, const struct etcd_watch_msg *m)
 	wr->done = true;
 	wr->rc = EXIT_NO;
 	if (err == ETCD_E_COMPACTED) {
+		/* the start revision, or where a re-opened stream went on from */
 		cli_error("revision %lld has been compacted; the oldest left is %lld",
-		          (long long)wr->o->rev, (long long)m->compact_revision);
+		          (long long)etcd_watch_revision(wr->w) + 1, (long long)m->compact_revision);
 		return;
 	}
 	if (err == ETCD_E_SERVER) {
@@ -924,6 +926,7 @@ static int watch_main(int argc, char **argv)
 	struct etcd_client *c = etcd_client_new(loop, &o.url, &eo);
 	struct watch_run wr = { .o = &o, .out = BUF_INIT };
 	struct etcd_watch *w = c ? etcd_watch_start(c, &rg, from, o.prev_kv, on_watch, &wr) : NULL;
+	wr.w = w;
 	if (!w) {
 		cli_error("out of memory");
 		return EXIT_NO;
