@@ -68,3 +68,16 @@ setup() {
 	echo "${lines[2]}" | jq -e '.step == "kill -9 a" and .answered_by == ["b","c"] and .failed == 0' >/dev/null
 	echo "${lines[3]}" | jq -e '.answered_by == ["c"] and .ok > 0 and .failed == 0' >/dev/null
 }
+
+@test "examples: raft-lock-register.sh runs dsys-lock and dsys-register on a 3-node dsys-raft cluster" {
+	run --separate-stderr bash examples/raft-lock-register.sh
+	[ "$status" -eq 0 ] || { echo "$stderr"; false; }
+	# three workers, one job: exactly one ran it
+	[ "$(grep -c '"job":"report"' <<<"$output")" -eq 1 ] || { echo "$output"; false; }
+	grep '"job"' <<<"$output" | jq -e '.ran_on | startswith("worker-")' >/dev/null
+	grep '"service"' <<<"$output" | jq -e '.addr == "127.0.0.1:8080" and .status == "passing"' >/dev/null
+	grep -qx '{"key":"dsys/services/web/127.0.0.1:8080"}' <<<"$output" || { echo "$output"; false; }
+	while IFS= read -r line; do
+		jq -e 'type == "object"' <<<"$line" >/dev/null || { echo "not JSON: $line"; false; }
+	done <<<"$output"
+}

@@ -79,5 +79,7 @@ int snap_read(const char *dir, struct raft_snapshot_meta *m, uint8_t **data, siz
 
 int node_main(int argc, char **argv);
 int cluster_main(int argc, char **argv);
+/* put get del txn watch lease (client.c): cmd is argv[0] */
+int client_main(const char *cmd, int argc, char **argv);
 
 #endif

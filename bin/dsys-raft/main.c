@@ -67,7 +67,9 @@ static const struct cli_spec top_spec = {
 	top_options,
 	"commands:\n  node     run one member of a cluster (dsys-raft node --help)\n"
 	"  cluster  run a local cluster on free ports (dsys-raft cluster --help)\n"
-	"  sim      simulate a cluster under faults (dsys-raft sim --help)\n",
+	"  sim      simulate a cluster under faults (dsys-raft sim --help)\n"
+	"  put get del txn watch lease\n"
+	"           the client: etcd's v3 JSON API on --endpoints (dsys-raft get --help)\n",
 };
 
 #define MAX_NODE_LIST 16
@@ -314,10 +316,13 @@ int main(int argc, char **argv)
 {
 	cli_init("dsys-raft");
 	static const char *const names[] = {"sim", "node", "cluster", NULL};
+	static const char *const client_names[] = {"put", "get", "del", "txn", "watch", "lease", NULL};
 	switch (cli_subcommand(names, argc, argv)) {
 	case 0: return sim_main(argc - 1, argv + 1);
 	case 1: return node_main(argc - 1, argv + 1);
 	case 2: return cluster_main(argc - 1, argv + 1);
 	}
+	if (cli_subcommand(client_names, argc, argv) >= 0)
+		return client_main(argv[1], argc - 1, argv + 1);
 	return cli_no_subcommand(&top_spec, argc, argv, NULL, NULL);
 }

@@ -191,6 +191,7 @@ static void range_body(struct json_writer *w, const struct etcd_range *r,
 	if (o && o->revision > 0) kv_int(w, "revision", o->revision);
 	if (o && o->keys_only) json_kv_bool(w, "keys_only", true);
 	if (o && o->count_only) json_kv_bool(w, "count_only", true);
+	if (o && o->serializable) json_kv_bool(w, "serializable", true);
 	json_obj_end(w);
 }
 
@@ -506,6 +507,28 @@ static int parse_txn_responses(const cJSON *o, struct etcd_resp *r, int depth)
 	return 0;
 }
 
+/* The lease list: "leases":[{"ID":"N"},..]. */
+static int parse_leases(const cJSON *o, struct etcd_resp *r)
+{
+	const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "leases");
+	if (!a || cJSON_IsNull(a))
+		return 0;
+	if (!cJSON_IsArray(a))
+		return -1;
+	int count = cJSON_GetArraySize(a);
+	if (count == 0)
+		return 0;
+	if (!(r->leases = calloc((size_t)count, sizeof *r->leases)))
+		return -1;
+	const cJSON *e;
+	cJSON_ArrayForEach(e, a) {
+		if (!cJSON_IsObject(e) || get_int(e, "ID", &r->leases[r->n_leases]) < 0)
+			return -1;
+		r->n_leases++;
+	}
+	return 0;
+}
+
 static int parse_body(const cJSON *o, struct etcd_resp *r, int depth)
 {
 	if (!cJSON_IsObject(o) || depth > 2)   /* txn inside txn is not etcd's */
@@ -533,6 +556,8 @@ static int parse_body(const cJSON *o, struct etcd_resp *r, int depth)
 		return -1;
 	}
 	if (parse_kvs(o, "keys", &r->lease_keys, &r->n_lease_keys, true) < 0)
+		return -1;
+	if (parse_leases(o, r) < 0)
 		return -1;
 	return parse_txn_responses(o, r, depth);
 }
@@ -577,6 +602,7 @@ void etcd_resp_free(struct etcd_resp *r)
 		etcd_resp_free(&r->responses[i]);
 	free(r->responses);
 	free(r->response_kinds);
+	free(r->leases);
 	free(r->error_message);
 	memset(r, 0, sizeof *r);
 }

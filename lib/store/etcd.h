@@ -147,6 +147,7 @@ struct etcd_range_opts {
 	int64_t limit;       /* 0: no limit */
 	int64_t revision;    /* 0: the newest */
 	bool keys_only, count_only;
+	bool serializable;   /* any member answers from its own state */
 };
 
 enum etcd_target { ETCD_CREATE, ETCD_MOD, ETCD_VERSION, ETCD_VALUE, ETCD_LEASE };
@@ -181,6 +182,7 @@ struct etcd_op {
 #define ETCD_PATH_REVOKE     "/v3/kv/lease/revoke"
 #define ETCD_PATH_TTL        "/v3/kv/lease/timetolive"
 #define ETCD_PATH_KEEPALIVE  "/v3/lease/keepalive"
+#define ETCD_PATH_LEASES     "/v3/kv/lease/leases"
 #define ETCD_PATH_WATCH      "/v3/watch"
 
 void etcd_req_range(struct buf *out, const struct etcd_range *r, const struct etcd_range_opts *o);
@@ -194,6 +196,7 @@ void etcd_req_lease_grant(struct buf *out, int64_t ttl_s, int64_t id);   /* id 0
 void etcd_req_lease_revoke(struct buf *out, int64_t id);
 void etcd_req_lease_timetolive(struct buf *out, int64_t id, bool keys);
 void etcd_req_lease_keepalive(struct buf *out, int64_t id);
+/* ETCD_PATH_LEASES takes the body "{}". */
 /* start_revision 0: from now; prev_kv: DELETE events carry the old kv. */
 void etcd_req_watch(struct buf *out, const struct etcd_range *r, int64_t start_revision,
                     bool prev_kv);
@@ -221,6 +224,7 @@ struct etcd_resp {
 	/* lease grant / timetolive / keepalive; keys for timetolive */
 	int64_t lease_id, ttl, granted_ttl;
 	struct etcd_kv *lease_keys; size_t n_lease_keys;  /* only key set */
+	int64_t *leases; size_t n_leases;   /* lease list: every lease's ID */
 	/* etcd's error (ETCD_E_SERVER) */
 	int error_code;
 	char *error_message;

@@ -58,6 +58,10 @@ int main(void)
 	etcd_req_range(&b, &r1, &o);
 	is_str(body(), "{\"key\":\"YQ==\",\"limit\":\"10\",\"revision\":\"9007199254740993\"}",
 	       "range: key, limit and an exact revision above 2^53 as a string");
+	struct etcd_range_opts so = { .serializable = true };
+	buf_reset(&b);
+	etcd_req_range(&b, &r1, &so);
+	is_str(body(), "{\"key\":\"YQ==\",\"serializable\":true}", "range: serializable as etcd's flag");
 	struct etcd_range rp = { "a", 1, NULL, 0, true };
 	buf_reset(&b);
 	etcd_req_range(&b, &rp, NULL);
@@ -151,6 +155,12 @@ int main(void)
 	ok(parse("{\"header\":{},\"ID\":\"7\",\"TTL\":\"4\",\"grantedTTL\":\"5\",\"keys\":[\"YQ==\",\"Yg==\"]}", &r) == 0 &&
 	   r.ttl == 4 && r.granted_ttl == 5 && r.n_lease_keys == 2 && r.lease_keys[1].key[0] == 'b',
 	   "timetolive: TTL, grantedTTL and the lease's keys");
+	etcd_resp_free(&r);
+	ok(parse("{\"header\":{},\"leases\":[{\"ID\":\"7587871234567890123\"},{\"ID\":\"2\"}]}", &r) == 0 &&
+	   r.n_leases == 2 && r.leases[0] == 7587871234567890123LL && r.leases[1] == 2,
+	   "lease list: every ID, exact above 2^53");
+	etcd_resp_free(&r);
+	ok(parse("{\"leases\":[{\"ID\":true}]}", &r) == ETCD_E_PROTOCOL, "lease list: an ID that is no integer is refused");
 	etcd_resp_free(&r);
 	ok(parse("{\"error\":\"etcdserver: requested lease not found\",\"message\":\"etcdserver: requested lease not found\",\"code\":5}", &r) == ETCD_E_SERVER &&
 	   r.error_code == 5 && strcmp(r.error_message, "etcdserver: requested lease not found") == 0,
