@@ -67,27 +67,6 @@ members() { post "${RAFT_CPORTS[$1]}" /v3/cluster/member/list '{}'; }
 mid() { members "$1" | jq -r --arg u "http://127.0.0.1:${RAFT_PPORTS[$2]}" '.members[] | select(.peerURLs[0] == $u) | .ID'; }
 add() { post "${RAFT_CPORTS[$1]}" /v3/cluster/member/add "{\"peerURLs\":[\"http://127.0.0.1:${RAFT_PPORTS[$2]}\"]${3:+,\"isLearner\":true}}"; }
 
-put_ok() {
-	local k
-	for ((k = 0; k < 50; k++)); do
-		"$CLI" -t 3000 "${3:-$RAFT_URL}" put "$1" "$2" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	echo "put $1 never succeeded" >&2
-	return 1
-}
-
-caught_up() {
-	local got k
-	for ((k = 0; k < 100; k++)); do
-		got=$(post "${RAFT_CPORTS[$1]}" /v3/kv/range "{\"key\":\"$(b64 "$2")\",\"serializable\":true}" | jq -r '.kvs[0].value // empty' | base64 -d)
-		[ "$got" = "$3" ] && return 0
-		sleep 0.1
-	done
-	echo "member $1 has $2='$got', not '$3'" >&2
-	return 1
-}
-
 # gone PID: the process exits by itself within 5 s
 gone() {
 	local k
@@ -97,28 +76,6 @@ gone() {
 	done
 	echo "process $1 is still running" >&2
 	return 1
-}
-
-load_start() {
-	rm -f "$RAFT_DIR/stop"
-	"$DSYS_PY" "$BATS_TEST_DIRNAME/raft_load.py" --endpoints "$1" --history "$RAFT_DIR/history" \
-		--stop "$RAFT_DIR/stop" --clients 4 --keys 6 --max-seconds 90 --timeout 3 \
-		>"$RAFT_DIR/load.out" 2>"$RAFT_DIR/load.err" &
-	LOAD_PID=$!
-}
-
-load_stop() {
-	touch "$RAFT_DIR/stop"
-	wait "$LOAD_PID" || { cat "$RAFT_DIR/load.err" >&2; LOAD_PID=; return 1; }
-	LOAD_PID=
-	local summary
-	summary=$(cat "$RAFT_DIR/load.out")
-	echo "# load: $summary" >&3
-	[ "$(jq -r .final_reads <<<"$summary")" -eq 6 ] || { echo "final reads missing: $summary" >&2; return 1; }
-	[ "$(jq -r .acked_writes <<<"$summary")" -ge 20 ] || { echo "too few writes: $summary" >&2; return 1; }
-	run "$CHECK" "$RAFT_DIR/history"
-	echo "# check: $output" >&3
-	[ "$status" -eq 0 ] || { echo "history not linearizable: $output" >&2; return 1; }
 }
 
 @test "raft member: a 1-member cluster grows to 3 by member add and --initial-cluster-state existing, one change at a time, and the data arrives" {

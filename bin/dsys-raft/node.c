@@ -1674,26 +1674,35 @@ static void member_join_reply(struct node *n, uv_tcp_t *tcp, const struct raft_f
 	log_info("a joining member at %s asked for its id: %u", url, id);
 }
 
+/* host (a numeric IPv4 or IPv6 address) and port as a socket address:
+ * 0, or -EINVAL for anything else (peers are named by address). */
+static int numeric_addr(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *sl)
+{
+	memset(ss, 0, sizeof *ss);
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+	if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		*sl = sizeof *s4;
+	} else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		*sl = sizeof *s6;
+	} else {
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* The joining side, before the loop runs: ask each member of
  * --initial-cluster (blocking, short timeouts) until one knows us. */
 static int join_ask(const char *host, uint16_t port, const char *self_url, struct buf *answer)
 {
 	struct sockaddr_storage ss;
-	memset(&ss, 0, sizeof ss);
 	socklen_t sl;
-	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-	if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(port);
-		sl = sizeof *s4;
-	} else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(port);
-		sl = sizeof *s6;
-	} else {
+	if (numeric_addr(host, port, &ss, &sl) < 0)
 		return -EINVAL;
-	}
 	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -2935,20 +2944,8 @@ static int bind_peer(struct node *n, const char *addr)
 		return -EINVAL;
 	struct sockaddr_storage ss;
 	socklen_t sl;
-	memset(&ss, 0, sizeof ss);
-	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-	if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(port);
-		sl = sizeof *s4;
-	} else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(port);
-		sl = sizeof *s6;
-	} else {
+	if (numeric_addr(host, port, &ss, &sl) < 0)
 		return -EINVAL;
-	}
 	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -2961,6 +2958,8 @@ static int bind_peer(struct node *n, const char *addr)
 	}
 	getsockname(fd, (struct sockaddr *)&ss, &sl);
 	char ip[INET6_ADDRSTRLEN];
+	const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
 	if (ss.ss_family == AF_INET) {
 		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
 		snprintf(n->peer_addr, sizeof n->peer_addr, "%s:%u", ip, ntohs(s4->sin_port));
