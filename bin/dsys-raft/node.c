@@ -1306,8 +1306,10 @@ static void synced_cb(uv_async_t *a)
 	if (wal_failed(n->wal)) {
 		/* after a failed fsync the page cache's state is unknown: stop, a
 		 * restart replays what is really on disk */
-		log_error("the log in '%s' failed to write or sync: stopping", n->data_dir);
-		fprintf(stderr, "dsys-raft: the log in '%s/wal' failed to write or sync\n", n->data_dir);
+		char file[4200];
+		int e = wal_failure(n->wal, file, sizeof file);
+		log_error("the log '%s' failed to write or sync: %s; stopping", file, strerror(-e));
+		fprintf(stderr, "dsys-raft: the log '%s' failed to write or sync: %s\n", file, strerror(-e));
 		_exit(EXIT_UNREACHABLE);
 	}
 	if (!n->inflight || wal_durable(n->wal) < n->wait_seq)
