@@ -32,54 +32,7 @@ teardown() {
 	dsys_teardown
 }
 
-# load_start: clients on every member, recording into $RAFT_DIR/history.
-load_start() {
-	rm -f "$RAFT_DIR/stop"
-	"$DSYS_PY" "$BATS_TEST_DIRNAME/raft_load.py" --endpoints "$RAFT_ENDPOINTS" --history "$RAFT_DIR/history" \
-		--stop "$RAFT_DIR/stop" --clients "${LOAD_CLIENTS:-4}" --keys 6 --max-seconds 90 --timeout 3 \
-		>"$RAFT_DIR/load.out" 2>"$RAFT_DIR/load.err" &
-	LOAD_PID=$!
-}
-
-# load_stop: end the clients (after their final reads) and check the
-# history; fails on a violation, a search given up, or too few writes.
-load_stop() {
-	touch "$RAFT_DIR/stop"
-	wait "$LOAD_PID" || { cat "$RAFT_DIR/load.err" >&2; LOAD_PID=; return 1; }
-	LOAD_PID=
-	local summary
-	summary=$(cat "$RAFT_DIR/load.out")
-	echo "# load: $summary" >&3
-	[ "$(jq -r .final_reads <<<"$summary")" -eq 6 ] || { echo "final reads missing: $summary" >&2; return 1; }
-	[ "$(jq -r .acked_writes <<<"$summary")" -ge "${MIN_ACKED:-20}" ] || { echo "too few writes: $summary" >&2; return 1; }
-	run "$CHECK" "$RAFT_DIR/history"
-	echo "# check: $output" >&3
-	[ "$status" -eq 0 ] || { echo "history not linearizable: $output" >&2; return 1; }
-}
-
-# put_ok KEY VALUE [URL]: a write through any member (of URL, default all)
-# succeeds (retried while a leader is elected).
-put_ok() {
-	local k
-	for ((k = 0; k < 50; k++)); do
-		"$CLI" -t 3000 "${3:-$RAFT_URL}" put "$1" "$2" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	echo "put $1 never succeeded" >&2
-	return 1
-}
-
-# caught_up I KEY VALUE: member I serves KEY=VALUE from its own state.
-caught_up() {
-	local got k
-	for ((k = 0; k < 100; k++)); do
-		got=$(post "${RAFT_CPORTS[$1]}" /v3/kv/range "{\"key\":\"$(b64 "$2")\",\"serializable\":true}" | jq -r '.kvs[0].value // empty' | base64 -d)
-		[ "$got" = "$3" ] && return 0
-		sleep 0.1
-	done
-	echo "member $1 has $2='$got', not '$3'" >&2
-	return 1
-}
+# load_start, load_stop, put_ok, caught_up: tests/raft_helpers.bash
 
 @test "raft faults: kill -9 of the leader under load, and its restart, keep the history linearizable" {
 	raft_cluster 3

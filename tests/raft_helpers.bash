@@ -5,11 +5,23 @@
 #   raft_cluster N        ports and names for N members; nothing started
 #   raft_start I          start member I (0-based), wait for its ready line;
 #                         RAFT_ARGS (an array) adds options, RAFT_ULIMIT_F
-#                         (KiB) runs it under `ulimit -f`
+#                         (KiB) runs it under `ulimit -f`; RAFT_FAULTFS=1
+#                         runs it with build/tests/faultfs.so preloaded,
+#                         its control file $RAFT_DIR/nI.fault (1-based)
+#   raft_proxy            after raft_cluster: tests/raft_proxy.py between
+#                         the members; link I-J (1-based, I sends to J)
+#                         obeys the file $RAFT_PROXY_CTL/I-J
 #   raft_start_all        every member, then wait for a leader
 #   raft_kill I           kill -9 member I
 #   raft_wait_leader      the index of the leader a running member names
 #   field JSON PATH, b64 S, post PORT PATH BODY
+#
+# Under load (a .bats file's setup sets CLI and CHECK, build/bench's
+# etcd_cli and lin_check, and LOAD_PID=; its teardown ends a load left):
+#   load_start            tests/raft_load.py clients on every member
+#   load_stop             end them and check their history
+#   put_ok K V [URL]      a write that succeeds, retried across a leader change
+#   caught_up I K V       member I serves K=V from its own state
 
 # field JSON PATH: one field of a JSON line, as JSON
 field() { "$DSYS_PY" -c 'import json,sys; v=json.loads(sys.argv[1]); print(json.dumps(eval("v"+sys.argv[2]), ensure_ascii=False))' "$1" "$2"; }
@@ -37,6 +49,11 @@ raft_start() {
 	: >"$out"
 	(
 		[[ -n ${RAFT_ULIMIT_F:-} ]] && ulimit -f "$RAFT_ULIMIT_F"
+		if [[ -n ${RAFT_FAULTFS:-} ]]; then
+			# the shim is not built with the sanitizer a node may be
+			export LD_PRELOAD="${DSYS_BUILD:-$BATS_TEST_DIRNAME/../build}/tests/faultfs.so" \
+				DSYS_FAULT_CTL="$RAFT_DIR/n$((i + 1)).fault" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+		fi
 		exec dsys-raft node --name "n$((i + 1))" --data-dir "$RAFT_DIR/n$((i + 1))" \
 			--listen-client "127.0.0.1:${RAFT_CPORTS[i]}" --listen-peer "127.0.0.1:${RAFT_PPORTS[i]}" \
 			--initial-cluster "$RAFT_INITIAL" --heartbeat-interval 50ms --election-timeout 500ms \
@@ -44,6 +61,18 @@ raft_start() {
 	) >"$out" 2>>"$RAFT_DIR/n$((i + 1)).err" 3>&- &
 	RAFT_PIDS[i]=$!
 	wait_ready "$out" "${RAFT_PIDS[i]}" >/dev/null
+}
+
+raft_proxy() {
+	local i ports args=()
+	ports=($(etcd_free_ports "$RAFT_N")) || return 1
+	RAFT_PROXY_CTL=$(dsys_tmp proxy)
+	RAFT_INITIAL=
+	for ((i = 0; i < RAFT_N; i++)); do
+		args+=(--member "$((i + 1)):${ports[i]}:${RAFT_PPORTS[i]}")
+		RAFT_INITIAL+="${RAFT_INITIAL:+,}n$((i + 1))=http://127.0.0.1:${ports[i]}"
+	done
+	start_server proxy "$DSYS_PY" "$BATS_TEST_DIRNAME/raft_proxy.py" --ctl "$RAFT_PROXY_CTL" "${args[@]}"
 }
 
 raft_start_all() {
@@ -78,3 +107,52 @@ raft_wait_leader() {
 }
 
 post() { curl -s -m 10 "http://127.0.0.1:$1$2" -d "$3"; }
+
+# load_start: clients on every member, recording into $RAFT_DIR/history.
+load_start() {
+	rm -f "$RAFT_DIR/stop"
+	"$DSYS_PY" "$BATS_TEST_DIRNAME/raft_load.py" --endpoints "$RAFT_ENDPOINTS" --history "$RAFT_DIR/history" \
+		--stop "$RAFT_DIR/stop" --clients "${LOAD_CLIENTS:-4}" --keys 6 --max-seconds 90 --timeout 3 \
+		>"$RAFT_DIR/load.out" 2>"$RAFT_DIR/load.err" &
+	LOAD_PID=$!
+}
+
+# load_stop: end the clients (after their final reads) and check the
+# history; fails on a violation, a search given up, or too few writes.
+load_stop() {
+	touch "$RAFT_DIR/stop"
+	wait "$LOAD_PID" || { cat "$RAFT_DIR/load.err" >&2; LOAD_PID=; return 1; }
+	LOAD_PID=
+	local summary
+	summary=$(cat "$RAFT_DIR/load.out")
+	echo "# load: $summary" >&3
+	[ "$(jq -r .final_reads <<<"$summary")" -eq 6 ] || { echo "final reads missing: $summary" >&2; return 1; }
+	[ "$(jq -r .acked_writes <<<"$summary")" -ge "${MIN_ACKED:-20}" ] || { echo "too few writes: $summary" >&2; return 1; }
+	run "$CHECK" "$RAFT_DIR/history"
+	echo "# check: $output" >&3
+	[ "$status" -eq 0 ] || { echo "history not linearizable: $output" >&2; return 1; }
+}
+
+# put_ok KEY VALUE [URL]: a write through any member (of URL, default all)
+# succeeds (retried while a leader is elected).
+put_ok() {
+	local k
+	for ((k = 0; k < 50; k++)); do
+		"$CLI" -t 3000 "${3:-$RAFT_URL}" put "$1" "$2" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "put $1 never succeeded" >&2
+	return 1
+}
+
+# caught_up I KEY VALUE: member I serves KEY=VALUE from its own state.
+caught_up() {
+	local got k
+	for ((k = 0; k < 100; k++)); do
+		got=$(post "${RAFT_CPORTS[$1]}" /v3/kv/range "{\"key\":\"$(b64 "$2")\",\"serializable\":true}" | jq -r '.kvs[0].value // empty' | base64 -d)
+		[ "$got" = "$3" ] && return 0
+		sleep 0.1
+	done
+	echo "member $1 has $2='$got', not '$3'" >&2
+	return 1
+}
