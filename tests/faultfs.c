@@ -20,6 +20,9 @@
  * The errors are the kernel's own errno values, returned where the kernel
  * would return them; the program under test cannot tell them from a
  * device's.  Directories match too (a directory fsync after a rename).
+ * Only these libc calls are seen: a write through io_uring, mmap or a
+ * static binary's own syscalls passes untouched (lib/store/wal uses
+ * write and fdatasync).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
