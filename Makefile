@@ -79,6 +79,10 @@ UNIT_HELP_OBJ := $(UNIT_HELP:%.c=$(BUILD)/%.o)
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
+# tests/faultfs.c: an LD_PRELOAD shim that fails or slows a program's disk
+# for the tests (tests/raft_disk.bats); plain flags, no sanitizer.
+FAULTFS := $(BUILD)/tests/faultfs.so
+
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
@@ -89,7 +93,7 @@ FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 # keep them, so a second make rebuilds nothing.
 .SECONDARY:
 
-all: $(LIB_A) $(PROG_BIN) $(UNIT_BIN) $(BENCH_BIN)
+all: $(LIB_A) $(PROG_BIN) $(UNIT_BIN) $(BENCH_BIN) $(FAULTFS)
 
 # ---------------------------------------------------------------- config
 # Goals that need no compiler flags do not install the build packages.
@@ -150,6 +154,11 @@ $(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(LIB_A)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
+
+$(FAULTFS): tests/faultfs.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) -O2 -g -Wall -Wextra -fPIC -shared -o $@ $< -ldl
 
 # ---------------------------------------------------------------- tests
 # make test: unit tests and bats files, all as TAP through prove, so the

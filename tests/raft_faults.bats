@@ -32,6 +32,8 @@ teardown() {
 	dsys_teardown
 }
 
+# load_start, load_stop, put_ok, caught_up: tests/raft_helpers.bash
+
 @test "raft faults: kill -9 of the leader under load, and its restart, keep the history linearizable" {
 	raft_cluster 3
 	raft_start_all >/dev/null

@@ -5,11 +5,23 @@
 #   raft_cluster N        ports and names for N members; nothing started
 #   raft_start I          start member I (0-based), wait for its ready line;
 #                         RAFT_ARGS (an array) adds options, RAFT_ULIMIT_F
-#                         (KiB) runs it under `ulimit -f`
+#                         (KiB) runs it under `ulimit -f`; RAFT_FAULTFS=1
+#                         runs it with build/tests/faultfs.so preloaded,
+#                         its control file $RAFT_DIR/nI.fault (1-based)
+#   raft_proxy            after raft_cluster: tests/raft_proxy.py between
+#                         the members; link I-J (1-based, I sends to J)
+#                         obeys the file $RAFT_PROXY_CTL/I-J
 #   raft_start_all        every member, then wait for a leader
 #   raft_kill I           kill -9 member I
 #   raft_wait_leader      the index of the leader a running member names
 #   field JSON PATH, b64 S, post PORT PATH BODY
+#
+# Under load (a .bats file's setup sets CLI and CHECK, build/bench's
+# etcd_cli and lin_check, and LOAD_PID=; its teardown ends a load left):
+#   load_start            tests/raft_load.py clients on every member
+#   load_stop             end them and check their history
+#   put_ok K V [URL]      a write that succeeds, retried across a leader change
+#   caught_up I K V       member I serves K=V from its own state
 
 # field JSON PATH: one field of a JSON line, as JSON
 field() { "$DSYS_PY" -c 'import json,sys; v=json.loads(sys.argv[1]); print(json.dumps(eval("v"+sys.argv[2]), ensure_ascii=False))' "$1" "$2"; }
@@ -37,6 +49,11 @@ raft_start() {
 	: >"$out"
 	(
 		[[ -n ${RAFT_ULIMIT_F:-} ]] && ulimit -f "$RAFT_ULIMIT_F"
+		if [[ -n ${RAFT_FAULTFS:-} ]]; then
+			# the shim is not built with the sanitizer a node may be
+			export LD_PRELOAD="${DSYS_BUILD:-$BATS_TEST_DIRNAME/../build}/tests/faultfs.so" \
+				DSYS_FAULT_CTL="$RAFT_DIR/n$((i + 1)).fault" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+		fi
 		exec dsys-raft node --name "n$((i + 1))" --data-dir "$RAFT_DIR/n$((i + 1))" \
 			--listen-client "127.0.0.1:${RAFT_CPORTS[i]}" --listen-peer "127.0.0.1:${RAFT_PPORTS[i]}" \
 			--initial-cluster "$RAFT_INITIAL" --heartbeat-interval 50ms --election-timeout 500ms \
@@ -44,6 +61,18 @@ raft_start() {
 	) >"$out" 2>>"$RAFT_DIR/n$((i + 1)).err" 3>&- &
 	RAFT_PIDS[i]=$!
 	wait_ready "$out" "${RAFT_PIDS[i]}" >/dev/null
+}
+
+raft_proxy() {
+	local i ports args=()
+	ports=($(etcd_free_ports "$RAFT_N")) || return 1
+	RAFT_PROXY_CTL=$(dsys_tmp proxy)
+	RAFT_INITIAL=
+	for ((i = 0; i < RAFT_N; i++)); do
+		args+=(--member "$((i + 1)):${ports[i]}:${RAFT_PPORTS[i]}")
+		RAFT_INITIAL+="${RAFT_INITIAL:+,}n$((i + 1))=http://127.0.0.1:${ports[i]}"
+	done
+	start_server proxy "$DSYS_PY" "$BATS_TEST_DIRNAME/raft_proxy.py" --ctl "$RAFT_PROXY_CTL" "${args[@]}"
 }
 
 raft_start_all() {

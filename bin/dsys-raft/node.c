@@ -205,6 +205,8 @@ struct node {
 	uint64_t wait_seq;              /* ... up to this WAL sequence number */
 	uint64_t persist_start_ns;
 	uint32_t pending_ticks;
+	uint64_t hb_term;               /* leader in this term when the last Ready was done; else 0 */
+	uint64_t disk_ns;               /* when the log last finished a write (or a Ready began) */
 	struct deferred *dq, **dq_tail;
 	uint64_t last_lead;
 	bool was_leader;
@@ -2034,6 +2036,7 @@ static void finish_ready(struct node *n)
 		watchers_check(n, false);
 	struct raft_status st;
 	raft_status(n->r, &st);
+	n->hb_term = st.role == RAFT_LEADER ? st.term : 0;
 	if (n->abstain)
 		abstain_check(n, &st);
 	if (st.lead != n->last_lead) {
@@ -2318,11 +2321,14 @@ static void wal_synced_hook(void *ud)
 static void synced_cb(uv_async_t *a)
 {
 	struct node *n = a->data;
+	n->disk_ns = now_ns();
 	if (wal_failed(n->wal)) {
 		/* after a failed fsync the page cache's state is unknown: stop, a
 		 * restart replays what is really on disk */
-		log_error("the log in '%s' failed to write or sync: stopping", n->data_dir);
-		fprintf(stderr, "dsys-raft: the log in '%s/wal' failed to write or sync\n", n->data_dir);
+		char file[4200];
+		int e = wal_failure(n->wal, file, sizeof file);
+		log_error("the log '%s' failed to write or sync: %s; stopping", file, strerror(-e));
+		fprintf(stderr, "dsys-raft: the log '%s' failed to write or sync: %s\n", file, strerror(-e));
 		_exit(EXIT_UNREACHABLE);
 	}
 	if (!n->inflight || wal_durable(n->wal) < n->wait_seq)
@@ -2457,11 +2463,49 @@ static void peer_accept_cb(uv_stream_t *l, int status)
 
 /* ------------------------------------------------------------ tick, drain */
 
+/*
+ * A tick while a Ready is being synced.  The core takes no input until
+ * the write is durable, so its clock waits; two things keep a slow disk
+ * from costing a leader its leadership:
+ * - Ticks are counted only up to one election timeout (etcd drops ticks
+ *   too when its loop is held up).  Fed in one burst, more would cross
+ *   two of the leader's check-quorum rounds with no message between them,
+ *   and it would step down although every follower answered.  A slower
+ *   clock only delays timeouts; it is safe because the node does not use
+ *   lease reads (the lease would need the clock to keep time).
+ * - A leader sends each peer a heartbeat of its own: the term it led when
+ *   its last Ready was done (durable, so it cannot claim a term its disk
+ *   does not hold), commit 0 (which moves no follower's commit) and no
+ *   read context (so it confirms no ReadIndex).  It only resets the
+ *   followers' election clocks, as the core's heartbeat would; the
+ *   answers wait in the queue like any peer frame.  Only while the disk
+ *   makes progress, a write finished within four election timeouts (a
+ *   slow disk's Ready may wait behind a log compaction's two syncs): a
+ *   disk that hangs must not hold the cluster without a leader that can
+ *   commit.
+ */
+static void tick_inflight(struct node *n)
+{
+	if (n->pending_ticks < n->election_tick)
+		n->pending_ticks++;
+	uint64_t since = n->disk_ns > n->persist_start_ns ? n->disk_ns : n->persist_start_ns;
+	if (!n->hb_term || now_ns() - since > 4 * n->election_tick * n->tick_ms * 1000000ull)
+		return;
+	for (uint32_t id = 1; id <= n->n_peers; id++) {
+		if (id == n->id)
+			continue;
+		struct buf *b = peer_out(n, id);
+		if (b)
+			raft_frame_put_msg(b, &(struct raft_msg){.type = RAFT_MSG_HEARTBEAT, .from = n->id, .to = id,
+			                                         .term = n->hb_term});
+	}
+}
+
 static void tick_cb(uv_timer_t *t)
 {
 	struct node *n = t->data;
 	if (n->inflight) {
-		n->pending_ticks++;
+		tick_inflight(n);
 		return;
 	}
 	if (!n->abstain)

@@ -46,6 +46,8 @@ struct wal {
 	uint64_t appended;           /* seq of the last record appended */
 	_Atomic uint64_t durable;    /* seq of the last record fdatasync'd */
 	atomic_int failed;           /* 0, or -EIO */
+	int fail_errno;              /* set before failed: the first error, */
+	char fail_file[4200];        /* and the file it hit */
 	uint64_t log_bytes, snap_bytes, compact_bytes, replayed;
 	uint32_t max_record;
 	bool mark_cut;               /* keep DIR/cut when a torn tail is cut */
@@ -164,6 +166,17 @@ void wal_rewrite(struct wal *w, const void *recs, size_t len)
 uint64_t wal_appended(const struct wal *w) { return w->appended; }
 uint64_t wal_durable(const struct wal *w) { return atomic_load(&w->durable); }
 int wal_failed(const struct wal *w) { return atomic_load(&w->failed); }
+
+int wal_failure(const struct wal *w, char *file, size_t size)
+{
+	if (!atomic_load(&w->failed)) {
+		if (size)
+			file[0] = 0;
+		return 0;
+	}
+	snprintf(file, size, "%s", w->fail_file);
+	return w->fail_errno;
+}
 uint64_t wal_replayed(const struct wal *w) { return w->replayed; }
 uint64_t wal_bytes(const struct wal *w) { return w->log_bytes; }
 
@@ -205,8 +218,10 @@ static int compact(struct wal *w, struct buf *snap)
 	} else {
 		e = w->hooks.snapshot(w->ud, snap);
 	}
-	if (e < 0)
+	if (e < 0) {
+		snprintf(w->fail_file, sizeof w->fail_file, "%s", w->dir);
 		return e;
+	}
 	uint64_t upto = w->appended;
 	buf_reset(&w->pending);      /* covered by the snapshot */
 	pthread_mutex_unlock(&w->mu);
@@ -234,7 +249,8 @@ static int compact(struct wal *w, struct buf *snap)
 	pthread_mutex_lock(&w->mu);
 	if (e) {
 		log_error("cannot compact the log in '%s': %s", w->dir, strerror(-e));
-		return -EIO;
+		snprintf(w->fail_file, sizeof w->fail_file, "%s", tmp);
+		return e;
 	}
 	close(w->fd);
 	w->fd = fd;
@@ -280,10 +296,15 @@ static void *sync_main(void *arg)
 				atomic_store(&w->durable, upto);
 			} else {
 				log_error("cannot write the log in '%s': %s", w->dir, strerror(-e));
+				path_in(w, "log", w->fail_file, sizeof w->fail_file);
 			}
 		}
-		if (e)
+		if (e) {
+			/* fail_errno and fail_file before failed: readers look at
+			 * failed first (wal_failure) */
+			w->fail_errno = e;
 			atomic_store(&w->failed, -EIO);
+		}
 		if (w->hooks.synced)
 			w->hooks.synced(w->ud);
 	}

@@ -118,6 +118,12 @@ uint64_t wal_durable(const struct wal *w);
 /* 0, or -EIO once a write or sync failed (any thread). */
 int wal_failed(const struct wal *w);
 
+/* Once wal_failed: what failed, for the message an operator reads -- the
+ * first error's -errno (-ENOSPC, -EIO, -EFBIG...) and the file it hit
+ * (DIR/log, or DIR/log.tmp while compacting) copied into file.  Before a
+ * failure: 0 and "".  Any thread. */
+int wal_failure(const struct wal *w, char *file, size_t size);
+
 /* Statistics, for logs and metrics (mutex held): records replayed at
  * open, and the log's size now. */
 uint64_t wal_replayed(const struct wal *w);
