@@ -2491,8 +2491,11 @@ static void tick_inflight(struct node *n)
 	uint64_t since = n->disk_ns > n->persist_start_ns ? n->disk_ns : n->persist_start_ns;
 	if (!n->hb_term || now_ns() - since > 4 * n->election_tick * n->tick_ms * 1000000ull)
 		return;
+	/* only to members: a removed one must miss its heartbeats, campaign and
+	 * be told it was removed (its removal may never reach it) */
+	uint64_t members = conf_members(n, NULL);
 	for (uint32_t id = 1; id <= n->n_peers; id++) {
-		if (id == n->id)
+		if (id == n->id || !(members >> id & 1))
 			continue;
 		struct buf *b = peer_out(n, id);
 		if (b)
