@@ -86,5 +86,6 @@ int snap_read(const char *dir, struct raft_snapshot_meta *m, uint8_t **data, siz
 
 int node_main(int argc, char **argv);
 int cluster_main(int argc, char **argv);
+int member_main(int argc, char **argv);   /* member_cli.c */
 
 #endif

@@ -67,7 +67,8 @@ static const struct cli_spec top_spec = {
 	top_options,
 	"commands:\n  node     run one member of a cluster (dsys-raft node --help)\n"
 	"  cluster  run a local cluster on free ports (dsys-raft cluster --help)\n"
-	"  sim      simulate a cluster under faults (dsys-raft sim --help)\n",
+	"  sim      simulate a cluster under faults (dsys-raft sim --help)\n"
+	"  member   list and change a cluster's members (dsys-raft member --help)\n",
 };
 
 #define MAX_NODE_LIST 16
@@ -313,11 +314,12 @@ static int sim_main(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	cli_init("dsys-raft");
-	static const char *const names[] = {"sim", "node", "cluster", NULL};
+	static const char *const names[] = {"sim", "node", "cluster", "member", NULL};
 	switch (cli_subcommand(names, argc, argv)) {
 	case 0: return sim_main(argc - 1, argv + 1);
 	case 1: return node_main(argc - 1, argv + 1);
 	case 2: return cluster_main(argc - 1, argv + 1);
+	case 3: return member_main(argc - 1, argv + 1);
 	}
 	return cli_no_subcommand(&top_spec, argc, argv, NULL, NULL);
 }
