@@ -60,6 +60,16 @@ setup() {
 	echo "${lines[1]}" | jq -e '.error == "NOT_FOUND"' >/dev/null
 }
 
+@test "examples: etcdctl-on-dsys-raft.sh puts, gets, watches, locks and lists members of a 3-node dsys-raft with etcdctl" {
+	run --separate-stderr bash examples/etcdctl-on-dsys-raft.sh
+	[ "$status" -eq 0 ] || { echo "$output"; echo "$stderr"; false; }
+	[ "${#lines[@]}" -eq 4 ] || { echo "$output"; false; }
+	echo "${lines[0]}" | jq -e '.value == "hello"' >/dev/null
+	echo "${lines[1]}" | jq -e '.events == ["PUT","/demo/a","1","DELETE","/demo/a"]' >/dev/null
+	echo "${lines[2]}" | jq -e '.held_as | startswith("demo-lock/")' >/dev/null
+	echo "${lines[3]}" | jq -e '.members == ["n1","n2","n3"]' >/dev/null
+}
+
 @test "examples: nginx-upstream.sh keeps a real nginx's upstream block on the live instances as they come and die" {
 	run --separate-stderr bash examples/nginx-upstream.sh
 	[ "$status" -eq 0 ] || { echo "$output"; echo "$stderr"; false; }

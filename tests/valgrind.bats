@@ -355,6 +355,28 @@ vg_run() {
 	vg_stop
 }
 
+@test "valgrind: a dsys-raft node serves etcd's gRPC Watch streams (several watches, cancel, progress, fragments, clients gone) and Maintenance with no leak" {
+	local dir pp
+	dir=$(dsys_tmp raftw)
+	pp=$(free_port)
+	vg_start raftw dsys-raft node --name n1 --data-dir "$dir" --listen-client 127.0.0.1:0 \
+		--listen-peer "127.0.0.1:$pp" --initial-cluster "n1=http://127.0.0.1:$pp" \
+		--heartbeat-interval 50ms --election-timeout 500ms
+	local ep=127.0.0.1:$SERVER_PORT
+	for _ in $(seq 150); do
+		ETCDCTL_API=3 etcdctl --endpoints "$ep" --command-timeout 2s put /x 1 >/dev/null 2>&1 && break
+		sleep 0.2
+	done
+	run -0 timeout 120 "$DSYS_PY" "$BATS_TEST_DIRNAME/etcd_watch_stream.py" "$ep" /v
+	assert_output --partial "watch_id=7 canceled"
+	# a watch whose client goes away with the stream open
+	timeout 3 env ETCDCTL_API=3 etcdctl --endpoints "$ep" watch --prefix /v/ >/dev/null 2>&1 || :
+	ETCDCTL_API=3 etcdctl --endpoints "$ep" endpoint hashkv >/dev/null
+	ETCDCTL_API=3 etcdctl --endpoints "$ep" alarm list >/dev/null
+	ETCDCTL_API=3 etcdctl --endpoints "$ep" user get nobody >/dev/null 2>&1 || :
+	vg_stop
+}
+
 @test "valgrind: dsys-trace collect takes OTLP protobuf, OTLP JSON and bad bodies with no leak and exits 0" {
 	vg_start collect dsys-trace collect --listen 127.0.0.1:0 --threads 1
 	export OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SERVER_PORT" OTEL_SERVICE_NAME=vg

@@ -44,6 +44,12 @@ void node_request(struct node *n, void *origin, int op, const char *body, size_t
  * start revision exist on this member, or after the watch poll time with
  * none, see node.c. */
 void node_watch(struct node *n, void *origin, const char *body, size_t len);
+/* The same, answered through fn(origin, ...) instead of api_answer (the
+ * gRPC Watch stream's many watches, each its own origin); node_watch_drop
+ * forgets origin's watch unanswered (never from inside fn). */
+typedef void (*node_watch_fn)(void *origin, int status, const char *body, size_t len);
+void node_watch_call(struct node *n, node_watch_fn fn, void *origin, const char *body, size_t len);
+void node_watch_drop(struct node *n, void *origin);
 
 /* Defined by api.c: hand an answer to whoever asked. */
 void api_answer(void *origin, int status, const char *body, size_t len);
@@ -64,6 +70,7 @@ bool node_health(struct node *n, struct buf *out);
 void node_status_json(struct node *n, struct buf *out);
 void node_members_json(struct node *n, struct buf *out);
 void node_alarms_json(struct node *n, struct buf *out);
+int node_hashkv(struct node *n, int64_t rev, struct buf *out);
 
 /* api.c: the routes of the client port. */
 void api_routes(struct http_router *r, struct node *n, struct metrics *reg);
@@ -81,5 +88,6 @@ int node_main(int argc, char **argv);
 int cluster_main(int argc, char **argv);
 /* put get del txn watch lease (client.c): cmd is argv[0] */
 int client_main(const char *cmd, int argc, char **argv);
+int member_main(int argc, char **argv);   /* member_cli.c */
 
 #endif

@@ -32,12 +32,13 @@
 #include "base/invariant.h"
 #include "dsys-raft.h"
 #include "http/grpc.h"
+#include "http/parse.h"
 #include "http/route.h"
 #include "http/server.h"
 #include "raft/etcd_rpc.pb-c.h"
 #include "store/etcd.h"
 
-enum method_kind { M_V3, M_STATUS, M_MEMBERS, M_WATCH, M_WATCH_STREAM, M_KEEPALIVE, M_KEEPALIVE_STREAM };
+enum method_kind { M_V3, M_STATUS, M_MEMBERS, M_ALARM, M_DEFRAG, M_HASH, M_HASHKV, M_AUTH, M_WATCH, M_WATCH_STREAM, M_KEEPALIVE, M_KEEPALIVE_STREAM };
 
 struct grpc_method {
 	const char *path;
@@ -73,6 +74,18 @@ static struct grpc_method methods[] = {
 	{"/etcdserverpb.Cluster/MemberPromote", M_V3, NODE_OP_MEMBER_PROMOTE, PB(member_promote_request),
 	 PB(member_promote_response), NULL},
 	{"/etcdserverpb.Maintenance/Status", M_STATUS, 0, PB(status_request), PB(status_response), NULL},
+	{"/etcdserverpb.Maintenance/Alarm", M_ALARM, 0, PB(alarm_request), PB(alarm_response), NULL},
+	{"/etcdserverpb.Maintenance/Defragment", M_DEFRAG, 0, PB(defragment_request), PB(defragment_response), NULL},
+	{"/etcdserverpb.Maintenance/Hash", M_HASH, 0, PB(hash_request), PB(hash_response), NULL},
+	{"/etcdserverpb.Maintenance/HashKV", M_HASHKV, 0, PB(hash_kvrequest), PB(hash_kvresponse), NULL},
+	/* Auth as etcd with auth disabled: lists empty, enable refused (no
+	 * root user), disable a no-op; op: 0 answers, else the error's index */
+	{"/etcdserverpb.Auth/AuthEnable", M_AUTH, 1, PB(auth_enable_request), PB(auth_enable_response), NULL},
+	{"/etcdserverpb.Auth/AuthDisable", M_AUTH, 0, PB(auth_disable_request), PB(auth_disable_response), NULL},
+	{"/etcdserverpb.Auth/UserGet", M_AUTH, 2, PB(auth_user_get_request), PB(auth_user_get_response), NULL},
+	{"/etcdserverpb.Auth/UserList", M_AUTH, 0, PB(auth_user_list_request), PB(auth_user_list_response), NULL},
+	{"/etcdserverpb.Auth/RoleGet", M_AUTH, 3, PB(auth_role_get_request), PB(auth_disable_response), NULL},
+	{"/etcdserverpb.Auth/RoleList", M_AUTH, 0, PB(auth_role_list_request), PB(auth_role_list_response), NULL},
 	{"/etcdserverpb.Watch/Watch", M_WATCH, 0, PB(watch_request), PB(watch_response), NULL},
 	{"/etcdserverpb.Lease/LeaseKeepAlive", M_KEEPALIVE, NODE_OP_KEEPALIVE, PB(lease_keep_alive_request),
 	 PB(lease_keep_alive_response), NULL},
@@ -340,66 +353,87 @@ static int json_wire(struct buf *out, const json_value *obj, const ProtobufCMess
 /* ------------------------------------------------------------ Watch */
 
 /*
- * Watch is a bidirectional stream; the node's watch is a long poll
- * (node_watch answers once, with etcd's gateway lines, when events past
- * its start revision exist or its poll time passes).  A gRPC watch here
- * is a chain of those polls on one open stream: the first answer's
- * "created" line becomes the created response, each answer's events one
- * WatchResponse, and the next poll starts after the last event's
- * revision, so every event is sent once and in order.  The next poll is
- * started from a zero timer, not from inside the answer, so the node
- * never sees a watch created while it is answering one.  Only the
- * stream's first message is read (one watch per stream, id 0, as
- * etcdctl watch opens it); cancel and progress requests are not seen.
+ * Watch is a bidirectional stream carrying any number of watches, as
+ * etcd serves it: each create_request is answered at once, in the order
+ * asked, by a created response (its watch id: the one asked for, or the
+ * next free one from 0, as etcd numbers them; the header's revision is
+ * this member's current one), a cancel_request by a canceled response
+ * (none for an unknown id, as etcd), a progress_request by a response
+ * with the current revision and watch id -1.
+ *
+ * The node's watch is a long poll (node_watch_call answers once, with
+ * etcd's gateway lines, when events past its start revision exist or its
+ * poll time passes), so each watch here is a chain of those polls: each
+ * answer's events become one WatchResponse (fragmented when the watch
+ * asked for it and the response is past etcd's 1.5 MiB request limit),
+ * and the next poll starts after the last event's revision, so every
+ * event is sent once and in order.  Polls are (re)started from the
+ * stream's zero timer, never from inside an answer, so the node never
+ * sees its watch list change while it walks it; the same timer checks
+ * once a second whether the client is gone.  The stream stays open when
+ * the client half-closes, as etcd's does, until the client goes.
  */
+#define WATCH_FRAGMENT_BYTES (1536 * 1024)   /* etcd's default --max-request-bytes */
+
+struct watch_stream;
+
+struct watch_one {
+	struct watch_one *next;
+	struct watch_stream *ws;
+	int64_t id;
+	json_value *create;        /* the create_request, start_revision moved on per poll */
+	int64_t next_rev;          /* first revision not sent yet */
+	bool pending;              /* a poll is with the node */
+	bool done;                 /* canceled (by the client or the node): freed by the timer */
+	bool fragment;
+};
+
 struct watch_stream {
 	struct grpc_method m;      /* first: ex->route_arg points here, kind M_WATCH_STREAM */
 	struct http_exchange *ex;
-	json_value *create;        /* the create_request, start_revision moved on per poll */
-	int64_t next;              /* first revision not sent yet; 0 before the first answer */
-	bool created;
+	struct watch_one *watches;
+	int64_t next_id;
+	bool ended;                /* to end (client gone, bad request): the timer ends it */
+	int end_status;            /* GRPC_CANCELLED unless a bad request set another */
+	const char *end_msg;
 	uv_timer_t again;
 };
 
-static void watch_freed(uv_handle_t *h)
+/* etcd's response header as of now: cluster, member, revision, term. */
+static json_value *header_now(struct node *n)
 {
-	struct watch_stream *ws = h->data;
-	json_free(ws->create);
-	free(ws);
-}
-
-static void watch_end(struct watch_stream *ws, int status, const char *msg)
-{
-	grpc_stream_end(ws->ex, status, msg);
-	uv_close((uv_handle_t *)&ws->again, watch_freed);
-}
-
-static void watch_poll(struct watch_stream *ws)
-{
-	if (ws->next) {
-		char num[24];
-		num[fmt_i64(num, ws->next)] = '\0';
-		cJSON_DeleteItemFromObjectCaseSensitive(ws->create, "start_revision");
-		cJSON_AddItemToObject(ws->create, "start_revision", cJSON_CreateString(num));
-	}
-	char *c = cJSON_PrintUnformatted(ws->create);
-	INVARIANT(c != NULL);
 	struct buf b;
 	buf_init(&b);
-	buf_printf(&b, "{\"create_request\":%s}", c);
-	cJSON_free(c);
-	node_watch(ws->m.n, ws->ex, b.data, b.len);
+	node_status_json(n, &b);
+	json_value *j = json_parse(b.data, b.len, NULL);
 	buf_free(&b);
+	json_value *h = j ? cJSON_DetachItemFromObjectCaseSensitive(j, "header") : NULL;
+	json_free(j);
+	return h ? h : cJSON_CreateObject();
 }
 
-static void watch_again(uv_timer_t *t)
+static int64_t header_revision(const json_value *h)
 {
-	watch_poll(t->data);
+	const char *s = h ? json_get_str(h, "revision") : NULL;
+	int64_t rev = 0;
+	if (!s || json_parse_i64(s, strlen(s), &rev))
+		return 0;
+	return rev;
 }
 
-/* Send one gateway line's "result" as a WatchResponse; false when the client is gone. */
+static void num_item(json_value *o, const char *key, int64_t v)
+{
+	char num[24];
+	num[fmt_i64(num, v)] = '\0';
+	cJSON_DeleteItemFromObjectCaseSensitive(o, key);
+	cJSON_AddItemToObject(o, key, cJSON_CreateString(num));
+}
+
+/* Send a WatchResponse given as gateway JSON; false when the client is gone. */
 static bool watch_send(struct watch_stream *ws, const json_value *r)
 {
+	if (ws->ended)
+		return false;
 	struct buf b;
 	buf_init(&b);
 	bool ok = json_wire(&b, r, ws->m.resp) == 0 &&
@@ -408,98 +442,312 @@ static bool watch_send(struct watch_stream *ws, const json_value *r)
 	return ok;
 }
 
-static void watch_answer(struct watch_stream *ws, int status, const char *body, size_t len)
+static size_t watch_size(const struct watch_stream *ws, const json_value *r)
 {
+	struct buf b;
+	buf_init(&b);
+	size_t n = json_wire(&b, r, ws->m.resp) == 0 ? b.len : 0;
+	buf_free(&b);
+	return n;
+}
+
+/* One event batch: whole, or as etcd fragments it when asked (each part
+ * as many events as fit, the last without "fragment"). */
+static bool watch_send_events(struct watch_one *w, json_value *r)
+{
+	struct watch_stream *ws = w->ws;
+	json_value *events = cJSON_GetObjectItemCaseSensitive(r, "events");
+	int n = cJSON_GetArraySize(events);
+	if (!w->fragment || n < 2 || watch_size(ws, r) < WATCH_FRAGMENT_BYTES)
+		return watch_send(ws, r);
+	int i = 0;
+	while (i < n) {
+		json_value *part = cJSON_CreateObject();
+		cJSON_AddItemToObject(part, "header", cJSON_Duplicate(json_get(r, "header"), 1));
+		num_item(part, "watch_id", w->id);
+		json_value *pe = cJSON_AddArrayToObject(part, "events");
+		cJSON_AddItemToArray(pe, cJSON_Duplicate(cJSON_GetArrayItem(events, i++), 1));
+		for (; i < n; i++) {
+			cJSON_AddItemToArray(pe, cJSON_Duplicate(cJSON_GetArrayItem(events, i), 1));
+			if (watch_size(ws, part) > WATCH_FRAGMENT_BYTES) {
+				cJSON_DeleteItemFromArray(pe, cJSON_GetArraySize(pe) - 1);
+				break;
+			}
+		}
+		if (i < n)
+			cJSON_AddTrueToObject(part, "fragment");
+		bool ok = watch_send(ws, part);
+		json_free(part);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+static void watch_one_free(struct watch_one *w)
+{
+	if (w->pending)
+		node_watch_drop(w->ws->m.n, w);
+	json_free(w->create);
+	free(w);
+}
+
+static void watch_freed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void watch_end(struct watch_stream *ws)
+{
+	grpc_stream_end(ws->ex, ws->end_status ? ws->end_status : GRPC_CANCELLED, ws->end_msg);
+	while (ws->watches) {
+		struct watch_one *w = ws->watches;
+		ws->watches = w->next;
+		watch_one_free(w);
+	}
+	uv_close((uv_handle_t *)&ws->again, watch_freed);
+}
+
+static void watch_kick(struct watch_stream *ws);
+
+/* The node's answer to one watch's poll (maybe from inside its watch walk:
+ * nothing here touches the node's watch list). */
+static void watch_polled(void *origin, int status, const char *body, size_t len)
+{
+	struct watch_one *w = origin;
+	struct watch_stream *ws = w->ws;
+	w->pending = false;
+	watch_kick(ws);
+	if (ws->ended || w->done)
+		return;
 	if (http_exchange_gone(ws->ex)) {
-		watch_end(ws, GRPC_CANCELLED, NULL);
+		ws->ended = true;   /* the timer ends the stream */
 		return;
 	}
 	if (status != 200) {
+		/* a create the node refuses: canceled with its reason, as etcd */
 		json_value *j = json_parse(body, len, NULL);
-		int64_t code = 0;
 		const char *msg = j ? json_get_str(j, "message") : NULL;
-		if (!j || json_get_i64(j, "code", &code) || code <= 0 || code > GRPC_UNAUTHENTICATED)
-			code = grpc_status_from_http(status);
-		watch_end(ws, (int)code, msg ? msg : "etcdserver: unexpected answer");
+		json_value *r = cJSON_CreateObject();
+		cJSON_AddItemToObject(r, "header", header_now(ws->m.n));
+		num_item(r, "watch_id", w->id);
+		cJSON_AddTrueToObject(r, "canceled");
+		cJSON_AddStringToObject(r, "cancel_reason", msg ? msg : "etcdserver: unexpected answer");
+		if (!watch_send(ws, r))
+			ws->ended = true;
+		json_free(r);
 		json_free(j);
+		w->done = true;
 		return;
 	}
 	const char *p = body, *end = body + len;
-	while (p < end) {
+	while (p < end && !w->done) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
 		json_value *j = n ? json_parse(p, n, NULL) : NULL;
 		p += n + 1;
-		const json_value *r = j ? json_get(j, "result") : NULL;
-		if (!r) {
-			json_free(j);
+		json_value *r = j ? cJSON_GetObjectItemCaseSensitive(j, "result") : NULL;
+		if (!r || cJSON_IsTrue(json_get(r, "created"))) {
+			json_free(j);   /* created was answered when asked */
 			continue;
 		}
+		num_item(r, "watch_id", w->id);
 		const json_value *events = json_get(r, "events");
 		bool ok = true;
-		if (cJSON_IsTrue(json_get(r, "created"))) {
-			if (!ws->created) {
-				ws->created = true;
-				int64_t from = 0, rev = 0;
-				const json_value *h = json_get(r, "header");
-				const char *sr = json_get_str(ws->create, "start_revision");
-				if (sr && json_parse_i64(sr, strlen(sr), &from) == 0 && from > 0)
-					ws->next = from;
-				else if (h && json_get_str(h, "revision") &&
-				         json_parse_i64(json_get_str(h, "revision"), strlen(json_get_str(h, "revision")), &rev) == 0)
-					ws->next = rev + 1;
-				ok = watch_send(ws, r);
-			}
-		} else if (cJSON_IsTrue(json_get(r, "canceled"))) {
-			watch_send(ws, r);
-			json_free(j);
-			watch_end(ws, GRPC_OK, NULL);
-			return;
+		if (cJSON_IsTrue(json_get(r, "canceled"))) {
+			/* compacted past its start: etcd's canceled, compact_revision */
+			ok = watch_send(ws, r);
+			w->done = true;
 		} else if (cJSON_IsArray(events) && cJSON_GetArraySize(events) > 0) {
 			const json_value *last = cJSON_GetArrayItem(events, cJSON_GetArraySize(events) - 1);
 			const json_value *kv = json_get(last, "kv");
 			const char *mr = kv ? json_get_str(kv, "mod_revision") : NULL;
 			int64_t rev;
 			if (mr && json_parse_i64(mr, strlen(mr), &rev) == 0)
-				ws->next = rev + 1;
-			ok = watch_send(ws, r);
+				w->next_rev = rev + 1;
+			ok = watch_send_events(w, r);
 		}
 		json_free(j);
 		if (!ok) {
-			watch_end(ws, GRPC_CANCELLED, NULL);
+			ws->ended = true;
 			return;
 		}
 	}
-	uv_timer_start(&ws->again, watch_again, 0, 0);
+}
+
+static void watch_poll(struct watch_one *w)
+{
+	num_item(w->create, "start_revision", w->next_rev);
+	char *c = cJSON_PrintUnformatted(w->create);
+	INVARIANT(c != NULL);
+	struct buf b;
+	buf_init(&b);
+	buf_printf(&b, "{\"create_request\":%s}", c);
+	cJSON_free(c);
+	w->pending = true;
+	node_watch_call(w->ws->m.n, watch_polled, w, b.data, b.len);
+	buf_free(&b);
+}
+
+/* The timer: end a stream whose client is gone, free finished watches,
+ * start the next poll of each watch that has none with the node. */
+static void watch_again(uv_timer_t *t)
+{
+	struct watch_stream *ws = t->data;
+	if (ws->ended || http_exchange_gone(ws->ex)) {
+		watch_end(ws);
+		return;
+	}
+	for (struct watch_one **pp = &ws->watches; *pp;) {
+		struct watch_one *w = *pp;
+		if (w->done) {
+			*pp = w->next;
+			watch_one_free(w);
+			continue;
+		}
+		if (!w->pending)
+			watch_poll(w);
+		pp = &w->next;
+	}
+}
+
+static void watch_kick(struct watch_stream *ws)
+{
+	uv_timer_start(&ws->again, watch_again, 0, 1000);
+}
+
+static void watch_create(struct watch_stream *ws, const Etcdserverpb__WatchCreateRequest *cr)
+{
+	struct buf b;
+	buf_init(&b);
+	struct json_writer jw;
+	json_writer_init(&jw, &b);
+	msg_json(&jw, &cr->base);
+	json_value *create = json_parse(b.data, b.len, NULL);
+	buf_free(&b);
+	INVARIANT(create != NULL);   /* msg_json writes an object */
+	cJSON_DeleteItemFromObjectCaseSensitive(create, "watch_id");
+	cJSON_DeleteItemFromObjectCaseSensitive(create, "fragment");
+
+	json_value *h = header_now(ws->m.n);
+	int64_t rev = header_revision(h);
+	int64_t id = cr->watch_id;
+	bool dup = false;
+	if (id) {
+		for (struct watch_one *o = ws->watches; o; o = o->next)
+			dup |= !o->done && o->id == id;
+	} else {
+		/* etcd's numbering: the next id no watch of this stream holds */
+		for (bool taken = true; taken;) {
+			id = ws->next_id++;
+			taken = false;
+			for (struct watch_one *o = ws->watches; o; o = o->next)
+				taken |= !o->done && o->id == id;
+		}
+	}
+	json_value *r = cJSON_CreateObject();
+	cJSON_AddItemToObject(r, "header", h);
+	num_item(r, "watch_id", dup ? -1 : id);
+	cJSON_AddTrueToObject(r, "created");
+	if (dup) {
+		cJSON_AddTrueToObject(r, "canceled");
+		cJSON_AddStringToObject(r, "cancel_reason", "mvcc: duplicate watch ID provided on the WatchStream");
+	}
+	bool ok = watch_send(ws, r);
+	json_free(r);
+	if (!ok || dup) {
+		json_free(create);
+		if (!ok)
+			ws->ended = true;
+		watch_kick(ws);
+		return;
+	}
+	struct watch_one *w = calloc(1, sizeof *w);
+	INVARIANT(w != NULL);
+	w->ws = ws;
+	w->id = id;
+	w->create = create;
+	w->fragment = cr->fragment;
+	/* "from now" pinned at creation, at the revision the created reply named */
+	w->next_rev = cr->start_revision > 0 ? cr->start_revision : rev + 1;
+	struct watch_one **pp = &ws->watches;
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = w;
+	watch_kick(ws);
+}
+
+static void watch_cancel(struct watch_stream *ws, int64_t id)
+{
+	for (struct watch_one *w = ws->watches; w; w = w->next) {
+		if (w->done || w->id != id)
+			continue;
+		w->done = true;
+		if (w->pending) {
+			node_watch_drop(ws->m.n, w);   /* not inside a node answer: from a stream message */
+			w->pending = false;
+		}
+		json_value *r = cJSON_CreateObject();
+		cJSON_AddItemToObject(r, "header", header_now(ws->m.n));
+		num_item(r, "watch_id", id);
+		cJSON_AddTrueToObject(r, "canceled");
+		if (!watch_send(ws, r))
+			ws->ended = true;
+		json_free(r);
+		watch_kick(ws);
+		return;
+	}
+}
+
+static void watch_progress(struct watch_stream *ws)
+{
+	json_value *r = cJSON_CreateObject();
+	cJSON_AddItemToObject(r, "header", header_now(ws->m.n));
+	num_item(r, "watch_id", -1);   /* for no watch in particular, as etcd 3.4 */
+	if (!watch_send(ws, r))
+		ws->ended = true;
+	json_free(r);
+}
+
+static void watch_request(struct watch_stream *ws, const uint8_t *msg, size_t len)
+{
+	Etcdserverpb__WatchRequest *req = etcdserverpb__watch_request__unpack(NULL, len, msg);
+	if (!req) {
+		ws->ended = true;
+		ws->end_status = GRPC_INVALID_ARGUMENT;
+		ws->end_msg = "dsys-raft: malformed request message";
+		watch_kick(ws);
+		return;
+	}
+	switch (req->request_union_case) {
+	case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST:
+		watch_create(ws, req->create_request);
+		break;
+	case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CANCEL_REQUEST:
+		watch_cancel(ws, req->cancel_request->watch_id);
+		break;
+	case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_PROGRESS_REQUEST:
+		watch_progress(ws);
+		break;
+	default:
+		break;   /* an empty request: nothing, as etcd */
+	}
+	etcdserverpb__watch_request__free_unpacked(req, NULL);
+}
+
+static void watch_message(struct http_exchange *ex, const uint8_t *msg, size_t len, void *arg)
+{
+	(void)ex;
+	struct watch_stream *ws = arg;
+	if (ws->ended || !msg)
+		return;   /* a half-close keeps the stream, as etcd */
+	watch_request(ws, msg, len);
 }
 
 static void watch_call(struct http_exchange *ex, const struct grpc_method *m)
 {
-	size_t off = 0;
-	const uint8_t *msg;
-	size_t len;
-	if (grpc_next_message(ex, &off, &msg, &len) != 1) {
-		grpc_answer(ex, NULL, 0, GRPC_INVALID_ARGUMENT, "dsys-raft: malformed request message");
-		return;
-	}
-	Etcdserverpb__WatchRequest *req = etcdserverpb__watch_request__unpack(NULL, len, msg);
-	if (!req || req->request_union_case != ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST) {
-		if (req)
-			etcdserverpb__watch_request__free_unpacked(req, NULL);
-		grpc_answer(ex, NULL, 0, GRPC_INVALID_ARGUMENT, "dsys-raft: a watch stream starts with a create_request");
-		return;
-	}
-	struct buf b;
-	buf_init(&b);
-	struct json_writer w;
-	json_writer_init(&w, &b);
-	msg_json(&w, &req->create_request->base);
-	etcdserverpb__watch_request__free_unpacked(req, NULL);
 	struct watch_stream *ws = calloc(1, sizeof *ws);
 	INVARIANT(ws != NULL);
-	ws->create = json_parse(b.data, b.len, NULL);
-	buf_free(&b);
-	INVARIANT(ws->create != NULL);   /* msg_json writes an object */
 	ws->m = *m;
 	ws->m.kind = M_WATCH_STREAM;
 	ws->ex = ex;
@@ -507,7 +755,14 @@ static void watch_call(struct http_exchange *ex, const struct grpc_method *m)
 	ws->again.data = ws;
 	ex->route_arg = ws;
 	grpc_stream_begin(ex);
-	watch_poll(ws);
+	size_t off = 0;
+	const uint8_t *msg;
+	size_t len;
+	while (!ws->ended && grpc_next_message(ex, &off, &msg, &len) == 1)
+		watch_request(ws, msg, len);
+	if (!ws->ended)
+		grpc_on_message(ex, watch_message, ws);
+	watch_kick(ws);
 }
 
 /* ------------------------------------------------------------ LeaseKeepAlive */
@@ -646,10 +901,7 @@ static void ka_call(struct http_exchange *ex, const struct grpc_method *m)
 void grpc_api_answer(struct http_exchange *ex, int status, const char *body, size_t len)
 {
 	const struct grpc_method *m = ex->route_arg;
-	if (m->kind == M_WATCH_STREAM) {
-		watch_answer((struct watch_stream *)m, status, body, len);
-		return;
-	}
+	INVARIANT(m->kind != M_WATCH_STREAM);   /* its polls answer through watch_polled */
 	if (m->kind == M_KEEPALIVE_STREAM) {
 		ka_answer((struct ka_stream *)m, status, body, len);
 		return;
@@ -677,9 +929,70 @@ void grpc_api_answer(struct http_exchange *ex, int status, const char *body, siz
 	json_free(j);
 }
 
+/* The calls the node answers at once from this member's state.  Alarm
+ * answers the list for every action: NOSPACE follows the store's size
+ * (node_alarms_json), so a disarm has nothing to clear and the alarm goes
+ * when compaction brings the store under the quota.  Defragment has
+ * nothing to do (the store is in memory) and answers, as etcd does when
+ * done. */
+static void maintenance_call(struct http_exchange *ex, const struct grpc_method *m, ProtobufCMessage *req,
+                             struct buf *b)
+{
+	int status = 200;
+	switch (m->kind) {
+	case M_AUTH:
+		if (m->op) {
+			static const char *const auth_errors[] = {
+				NULL, "etcdserver: root user does not exist", "etcdserver: user name not found",
+				"etcdserver: role name not found"};
+			protobuf_c_message_free_unpacked(req, NULL);
+			grpc_answer(ex, NULL, 0, GRPC_FAILED_PRECONDITION, auth_errors[m->op]);
+			return;
+		}
+		node_status_json(m->n, b);   /* a header, and empty lists */
+		break;
+	case M_STATUS:
+	case M_DEFRAG:   /* its response is the status's header */
+		node_status_json(m->n, b);
+		break;
+	case M_ALARM:
+		node_alarms_json(m->n, b);
+		break;
+	case M_HASH:
+		status = node_hashkv(m->n, 0, b);
+		break;
+	case M_HASHKV:
+		status = node_hashkv(m->n, ((Etcdserverpb__HashKVRequest *)req)->revision, b);
+		break;
+	default:
+		node_members_json(m->n, b);
+	}
+	protobuf_c_message_free_unpacked(req, NULL);
+	grpc_api_answer(ex, status, b->data, b->len);
+}
+
+/* etcd's "hasleader" metadata: a call that asks for a leader fails, with
+ * etcd's code and text, on a member that knows none (clientv3's
+ * WithRequireLeader, which etcdctl watch and lease keep-alive use). */
+static bool needs_leader_missing(struct http_exchange *ex, struct node *n)
+{
+	const struct http_header *h = http_message_header(&ex->req.m, "hasleader");
+	if (!h || h->value_len != 4 || memcmp(h->value, "true", 4))
+		return false;
+	struct buf b;
+	buf_init(&b);
+	bool lead = node_health(n, &b);
+	buf_free(&b);
+	return !lead;
+}
+
 static void grpc_call(struct http_exchange *ex, void *arg)
 {
 	const struct grpc_method *m = arg;
+	if (needs_leader_missing(ex, m->n)) {
+		grpc_answer(ex, NULL, 0, GRPC_UNAVAILABLE, "etcdserver: no leader");
+		return;
+	}
 	if (m->kind == M_WATCH) {
 		watch_call(ex, m);
 		return;
@@ -709,12 +1022,7 @@ static void grpc_call(struct http_exchange *ex, void *arg)
 		api_v3(m->n, ex, m->op, b->data, b->len);
 		return;
 	}
-	protobuf_c_message_free_unpacked(req, NULL);
-	if (m->kind == M_STATUS)
-		node_status_json(m->n, b);
-	else
-		node_members_json(m->n, b);
-	grpc_api_answer(ex, 200, b->data, b->len);
+	maintenance_call(ex, m, req, b);
 }
 
 void grpc_routes(struct http_router *r, struct node *n)

@@ -68,6 +68,7 @@ static const struct cli_spec top_spec = {
 	"commands:\n  node     run one member of a cluster (dsys-raft node --help)\n"
 	"  cluster  run a local cluster on free ports (dsys-raft cluster --help)\n"
 	"  sim      simulate a cluster under faults (dsys-raft sim --help)\n"
+	"  member   list and change a cluster's members (dsys-raft member --help)\n"
 	"  put get del txn watch lease\n"
 	"           the client: etcd's v3 JSON API on --endpoints (dsys-raft get --help)\n",
 };
@@ -315,12 +316,13 @@ static int sim_main(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	cli_init("dsys-raft");
-	static const char *const names[] = {"sim", "node", "cluster", NULL};
+	static const char *const names[] = {"sim", "node", "cluster", "member", NULL};
 	static const char *const client_names[] = {"put", "get", "del", "txn", "watch", "lease", NULL};
 	switch (cli_subcommand(names, argc, argv)) {
 	case 0: return sim_main(argc - 1, argv + 1);
 	case 1: return node_main(argc - 1, argv + 1);
 	case 2: return cluster_main(argc - 1, argv + 1);
+	case 3: return member_main(argc - 1, argv + 1);
 	}
 	if (cli_subcommand(client_names, argc, argv) >= 0)
 		return client_main(argv[1], argc - 1, argv + 1);

@@ -149,6 +149,7 @@ struct req {
 struct watcher {
 	struct watcher *next;
 	void *origin;
+	node_watch_fn fn;          /* answers origin when set, else api_answer */
 	struct kv_watch w;
 	uint64_t deadline_ms;
 };
@@ -880,7 +881,10 @@ static bool watch_try(struct node *n, struct watcher *wt, bool force)
 		buf_append(&b, ev.data, ev.len);
 		buf_puts(&b, "]}}\n");
 	}
-	api_answer(wt->origin, 200, b.data, b.len);
+	if (wt->fn)
+		wt->fn(wt->origin, 200, b.data, b.len);
+	else
+		api_answer(wt->origin, 200, b.data, b.len);
 	buf_free(&b);
 	buf_free(&ev);
 	return true;
@@ -888,12 +892,21 @@ static bool watch_try(struct node *n, struct watcher *wt, bool force)
 
 void node_watch(struct node *n, void *origin, const char *body, size_t len)
 {
+	node_watch_call(n, NULL, origin, body, len);
+}
+
+void node_watch_call(struct node *n, node_watch_fn fn, void *origin, const char *body, size_t len)
+{
 	struct watcher *wt = calloc(1, sizeof *wt);
 	INVARIANT(wt != NULL);
+	wt->fn = fn;
 	struct buf err = BUF_INIT;
 	int st = kv_watch_parse(body, len, &wt->w, &err);
 	if (st) {
-		api_answer(origin, st, err.data, err.len);
+		if (fn)
+			fn(origin, st, err.data, err.len);
+		else
+			api_answer(origin, st, err.data, err.len);
 		buf_free(&err);
 		free(wt);
 		return;
@@ -910,6 +923,22 @@ void node_watch(struct node *n, void *origin, const char *body, size_t len)
 	}
 	wt->next = n->watchers;
 	n->watchers = wt;
+}
+
+/* A watch whose asker is gone (a gRPC watch canceled or its stream
+ * ended): never answered.  Not called from inside a watch's answer. */
+void node_watch_drop(struct node *n, void *origin)
+{
+	for (struct watcher **pp = &n->watchers; *pp;) {
+		struct watcher *wt = *pp;
+		if (wt->origin == origin) {
+			*pp = wt->next;
+			kv_watch_free(&wt->w);
+			free(wt);
+			continue;
+		}
+		pp = &wt->next;
+	}
 }
 
 /* After entries are applied, and each tick (force the ones past their poll time). */
@@ -2673,6 +2702,42 @@ void node_status_json(struct node *n, struct buf *out)
 	           (unsigned long long)bytes, (unsigned long long)member_id(n, st.lead),
 	           (unsigned long long)st.commit, (unsigned long long)st.term, (unsigned long long)st.applied,
 	           (unsigned long long)bytes);
+}
+
+/* etcd's HashKV (and Hash, rev 0): a CRC-32 of the store's keys as of
+ * revision rev (0: the current one), each key with its value, create and
+ * mod revisions, version and lease -- kv_exec's own range answer, which
+ * every member that applied the same log writes byte for byte the same
+ * (the header, which names the member, is left out).  So members at one
+ * revision answer one hash, and a diverged member another: the consistency
+ * check etcdctl endpoint hashkv --cluster makes.  Returns the HTTP status;
+ * out is the answer (or etcd's error: a compacted or future revision). */
+int node_hashkv(struct node *n, int64_t rev, struct buf *out)
+{
+	if (rev <= 0)
+		rev = kv_revision(n->kv);
+	char body[96];
+	int len = snprintf(body, sizeof body, "{\"key\":\"AA==\",\"range_end\":\"AA==\",\"revision\":\"%lld\"}",
+	                   (long long)rev);
+	struct kv_header h = header(n);
+	struct buf r = BUF_INIT;
+	int st = kv_exec(n->kv, KV_OP_RANGE, 0, body, (size_t)len, &h, &r);
+	if (st != 200) {
+		buf_append(out, r.data, r.len);
+		buf_free(&r);
+		return st;
+	}
+	/* the answer past its header: {"header":{...},"kvs":[...],...} */
+	const char *p = r.data ? memmem(r.data, r.len, "\"kvs\"", 5) : NULL;
+	uint32_t crc = p ? wal_crc32c(p, r.len - (size_t)(p - r.data)) : 0;
+	buf_putc(out, '{');
+	kv_put_header(out, n->kv, &h, true);
+	/* never compacted: -1, as etcd says it */
+	int64_t compacted = kv_compact_revision(n->kv);
+	buf_printf(out, ",\"hash\":%lu,\"compact_revision\":\"%lld\"}", (unsigned long)crc,
+	           (long long)(compacted ? compacted : -1));
+	buf_free(&r);
+	return 200;
 }
 
 /* etcd's alarm list: NOSPACE on every member while the store (the same on

@@ -1,0 +1,140 @@
+#!/usr/bin/env bats
+# The node's fault suite through etcd's gRPC clients (issue 21): the
+# leader of a 3-node dsys-raft killed (SIGKILL) while etcdctl watches and
+# while etcdctl keeps a lease alive.
+
+load helpers
+load etcd_helpers
+load raft_helpers
+bats_require_minimum_version 1.5.0
+
+export ETCDCTL_API=3
+
+setup() {
+	dsys_setup
+	RAFT_PIDS=()
+	raft_cluster 3
+	raft_start_all >/dev/null
+}
+
+teardown() {
+	local i
+	[[ -n ${WATCH_PID:-} ]] && kill "$WATCH_PID" 2>/dev/null
+	for i in "${!RAFT_PIDS[@]}"; do
+		[[ -n ${RAFT_PIDS[i]} ]] && raft_kill "$i"
+	done
+	dsys_teardown
+}
+
+# eps_but I: the client endpoints of every member but I
+eps_but() {
+	local i out=
+	for i in "${!RAFT_CPORTS[@]}"; do
+		[[ $i == "$1" ]] || out+="${out:+,}127.0.0.1:${RAFT_CPORTS[i]}"
+	done
+	echo "$out"
+}
+
+# put_retry EPS KEY VALUE: until the cluster takes it (an election may be under way)
+put_retry() {
+	local k
+	for ((k = 0; k < 50; k++)); do
+		etcdctl --endpoints "$1" --command-timeout 2s put "$2" "$3" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+@test "raft grpc faults: the leader killed during etcdctl watch: the watch goes on, every event once and in order" {
+	local lead start i out
+	lead=$(raft_wait_leader)
+	start=$(etcdctl --endpoints "$RAFT_ENDPOINTS" put /fw/start 0 -w json | jq -r .header.revision)
+	out=$(dsys_tmp watch)/events
+	# every member's endpoint, the leader's first: the client may watch
+	# through it and must then move to another member
+	local eps="127.0.0.1:${RAFT_CPORTS[lead]},$(eps_but "$lead")"
+	etcdctl --endpoints "$eps" watch --prefix /fw/k >"$out" 2>/dev/null 3>&- &
+	WATCH_PID=$!
+	for ((i = 0; i < 10; i++)); do put_retry "$(eps_but "$lead")" "/fw/k$i" "v$i"; done
+	raft_kill "$lead"
+	for ((i = 10; i < 20; i++)); do put_retry "$(eps_but "$lead")" "/fw/k$i" "v$i"; done
+	# the watch has seen the last put (or fails the test after 20 s)
+	for ((i = 0; i < 200; i++)); do
+		grep -qx v19 "$out" && break
+		sleep 0.1
+	done
+	kill "$WATCH_PID"
+	wait "$WATCH_PID" 2>/dev/null || :
+	WATCH_PID=
+	# the same history replayed by a survivor: no event lost, none twice
+	local want
+	want=$(timeout 5 etcdctl --endpoints "$(eps_but "$lead")" watch --prefix /fw/k --rev "$((start + 1))" 2>/dev/null || :)
+	[ "$(grep -c '^v' "$out")" -ge 20 ]
+	[ "$(cat "$out")" = "$want" ]
+	# in order, each value once (a put retried after a timeout that had
+	# applied would show twice in both: the watch and the replay agree)
+	[ "$(grep '^v' "$out" | sort -u | wc -l)" = 20 ]
+}
+
+@test "raft grpc faults: etcdctl lease keep-alive keeps its lease and key across a leader kill" {
+	local lead id
+	lead=$(raft_wait_leader)
+	id=$(etcdctl --endpoints "$(eps_but "$lead")" lease grant 3 | awk '{print $2}')
+	run -0 etcdctl --endpoints "$(eps_but "$lead")" put --lease "$id" /fl/k alive
+	etcdctl --endpoints "127.0.0.1:${RAFT_CPORTS[lead]},$(eps_but "$lead")" lease keep-alive "$id" >/dev/null 2>&1 3>&- &
+	WATCH_PID=$!
+	sleep 1
+	raft_kill "$lead"
+	# twice the TTL with the old leader gone
+	sleep 6
+	run -0 etcdctl --endpoints "$(eps_but "$lead")" get /fl/k --print-value-only
+	[ "$output" = alive ]
+	run -0 etcdctl --endpoints "$(eps_but "$lead")" lease timetolive "$id"
+	[[ $output == *"remaining("* ]]
+	[[ $output != *"already expired"* ]]
+}
+
+@test "raft grpc faults: a python grpc watch on the leader, the leader killed: resumed on another member from its last revision + 1, no event lost or twice" {
+	local lead
+	lead=$(raft_wait_leader)
+	local others=($(tr , ' ' <<<"$(eps_but "$lead")"))
+	out=$(dsys_tmp pywatch)/events
+	# the watcher: on the leader until its stream breaks, then on a
+	# survivor from the revision after the last event it saw
+	"$DSYS_PY" - "127.0.0.1:${RAFT_CPORTS[lead]}" "${others[0]}" >"$out" 2>"$out.err" 3>&- <<'PY' &
+import sys, grpc
+from etcd3.etcdrpc import rpc_pb2 as pb, rpc_pb2_grpc as stubs
+last, n = 0, 0
+for ep in sys.argv[1:]:
+    ch = grpc.insecure_channel(ep)
+    req = pb.WatchCreateRequest(key=b"/fp/", range_end=b"/fp0", start_revision=last + 1 if last else 0)
+    try:
+        for r in stubs.WatchStub(ch).Watch(iter([pb.WatchRequest(create_request=req)]), timeout=60):
+            if r.created:
+                print("created on", ep, flush=True)
+            for e in r.events:
+                last = e.kv.mod_revision
+                print(e.kv.mod_revision, e.kv.key.decode(), e.kv.value.decode(), flush=True)
+                n += 1
+            if n >= 30:
+                sys.exit(0)
+    except grpc.RpcError as e:
+        print("broken:", e.code().name, flush=True)
+PY
+	WATCH_PID=$!
+	for ((i = 0; i < 100; i++)); do grep -q created "$out" && break; sleep 0.1; done
+	for ((i = 0; i < 15; i++)); do put_retry "$(eps_but "$lead")" "/fp/k$i" "v$i"; done
+	raft_kill "$lead"
+	for ((i = 15; i < 30; i++)); do put_retry "$(eps_but "$lead")" "/fp/k$i" "v$i"; done
+	wait "$WATCH_PID"
+	WATCH_PID=
+	cat "$out"
+	grep -q "^broken:" "$out"
+	[ "$(grep -c '^created on' "$out")" = 2 ]
+	# every revision once, increasing, and the same events a survivor replays
+	grep -E '^[0-9]+ ' "$out" | cut -d' ' -f1 >"$out.revs"
+	[ "$(wc -l <"$out.revs")" = 30 ]
+	sort -n -u "$out.revs" | diff - "$out.revs"
+	run -0 timeout 10 etcdctl --endpoints "$(eps_but "$lead")" get --prefix /fp/ -w json
+	[ "$(jq -r '[.kvs[].mod_revision] | sort | join(" ")' <<<"$output")" = "$(sort -n "$out.revs" | paste -sd' ')" ]
+}
