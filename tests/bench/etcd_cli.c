@@ -172,6 +172,8 @@ int main(int argc, char **argv)
 		}
 		etcd_client_free(c);
 		uv_run(loop, UV_RUN_DEFAULT);
+		buf_free(&body);
+		buf_free(&out);
 		return failures ? 1 : 0;
 	} else if (strcmp(op, "watch") == 0 && argc >= 7) {
 		struct etcd_watch *wt = NULL;
