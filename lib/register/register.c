@@ -310,7 +310,8 @@ static int value_parse_fast(const char *text, size_t len, struct reg_instance *i
 	}
 	if ((md.has[1] && !fast_ms(&md.since, &since)) || (md.has[2] && !fast_ms(&md.expires, &expires)))
 		return 1;
-	char meta[REG_MAX_META + 1] = "{}";
+	char meta[REG_MAX_META + 1];   /* not = "{}": that zeroes all 2 kB */
+	memcpy(meta, "{}", 3);
 	if (md.has[3]) {
 		if (md.meta.kind != JSON_KIND_OBJECT)
 			return 1;
@@ -321,12 +322,7 @@ static int value_parse_fast(const char *text, size_t len, struct reg_instance *i
 		meta[fm.len] = '\0';
 	}
 	/* sure now: fill in as the cJSON reading does */
-	char service[sizeof in->service], id[sizeof in->id];
-	memcpy(service, in->service, sizeof service);
-	memcpy(id, in->id, sizeof id);
-	memset(in, 0, sizeof *in);
-	memcpy(in->service, service, sizeof service);
-	memcpy(in->id, id, sizeof id);
+	memset(in->addr, 0, sizeof in->addr);
 	memcpy(in->addr, top.addr.text, top.addr.len);
 	strcpy(in->meta, meta);
 	in->status = status;
