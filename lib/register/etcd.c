@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "base/invariant.h"
 #include "register/etcd.h"
@@ -46,26 +45,6 @@ static void service_prefix(char *out, size_t size, const char *service)
 	snprintf(out, size, "%s%s%s", REG_ETCD_PREFIX, service ? service : "", service ? "/" : "");
 }
 
-/* An array of n records for the caller to free().  A record is 2.6 kB,
- * so 1000 of them are 650 fresh pages, and their first-touch faults were
- * near half of a 1000-instance render on etcd (~20 us each on a busy
- * machine); from 2 MB up the array is taken in whole huge pages, asked
- * for with MADV_HUGEPAGE (THP's "madvise" mode, Debian's default): a few
- * faults instead.  Where THP is off the advice is ignored: as malloc. */
-static struct reg_instance *instances_alloc(size_t n)
-{
-	const size_t huge = 2u << 20;
-	size_t size = n * sizeof(struct reg_instance);
-	if (size < huge)
-		return malloc(size);
-	size = (size + huge - 1) / huge * huge;
-	void *p;
-	if (posix_memalign(&p, huge, size))
-		return NULL;
-	(void)madvise(p, size, MADV_HUGEPAGE);
-	return p;
-}
-
 int reg_etcd_list(struct etcd_client *c, const char *service, int64_t rev,
                   struct reg_instance **out, size_t *n, int64_t *revision)
 {
@@ -85,7 +64,7 @@ int reg_etcd_list(struct etcd_client *c, const char *service, int64_t rev,
 		return err;
 	}
 	*revision = resp.revision;
-	*out = instances_alloc(resp.n_kvs ? resp.n_kvs : 1);
+	*out = reg_instances_alloc(resp.n_kvs);   /* 1000: in huge pages, a few faults */
 	if (!*out) {
 		etcd_resp_free(&resp);
 		return -ENOMEM;
