@@ -310,7 +310,8 @@ static int value_parse_fast(const char *text, size_t len, struct reg_instance *i
 	}
 	if ((md.has[1] && !fast_ms(&md.since, &since)) || (md.has[2] && !fast_ms(&md.expires, &expires)))
 		return 1;
-	char meta[REG_MAX_META + 1] = "{}";
+	char meta[REG_MAX_META + 1];   /* not = "{}": that zeroes all 2 kB */
+	memcpy(meta, "{}", 3);
 	if (md.has[3]) {
 		if (md.meta.kind != JSON_KIND_OBJECT)
 			return 1;
@@ -321,12 +322,7 @@ static int value_parse_fast(const char *text, size_t len, struct reg_instance *i
 		meta[fm.len] = '\0';
 	}
 	/* sure now: fill in as the cJSON reading does */
-	char service[sizeof in->service], id[sizeof in->id];
-	memcpy(service, in->service, sizeof service);
-	memcpy(id, in->id, sizeof id);
-	memset(in, 0, sizeof *in);
-	memcpy(in->service, service, sizeof service);
-	memcpy(in->id, id, sizeof id);
+	memset(in->addr, 0, sizeof in->addr);
 	memcpy(in->addr, top.addr.text, top.addr.len);
 	strcpy(in->meta, meta);
 	in->status = status;
@@ -531,7 +527,8 @@ int reg_file_get(const char *dir, const char *service, const char *id, struct re
 	return r;
 }
 
-/* An array for n instances, for reg_file_list (freed with free()).
+/* An array for n instances, for reg_file_list and reg_etcd_list (freed
+ * with free()).
  *
  * An instance is 2.6 kB (its meta is kept whole, up to REG_MAX_META), so a
  * thousand fill 2.6 MB, and touching that memory for the first time is
@@ -541,7 +538,7 @@ int reg_file_get(const char *dir, const char *service, const char *id, struct re
  * and the kernel is asked to back it with transparent huge pages: one
  * fault per 2 MB (measured: 0.4 ms instead of 9 ms for 2.6 MB).  Where
  * THP is off the advice is refused and nothing else changes. */
-static struct reg_instance *inst_alloc(size_t n)
+struct reg_instance *reg_instances_alloc(size_t n)
 {
 	size_t bytes = (n ? n : 1) * sizeof(struct reg_instance);
 	const size_t huge = 2u << 20;
@@ -703,7 +700,7 @@ int reg_file_list(const char *dir, const char *service, uint64_t now_ms,
 		count++;
 	}
 	char *text = malloc(REG_FILE_MAX + 1);
-	*out = inst_alloc(count);
+	*out = reg_instances_alloc(count);
 	if (!text || !*out) {
 		free(text);
 		free(*out);

@@ -22,8 +22,9 @@
 #              SIGKILL, each `down` timed from the expiry its record holds
 #              (what a kill -9 costs beyond its TTL): expire_p99_us
 #   render     `dsys-register render --once` of BENCH_REG_INSTANCES (1000)
-#              passing instances of a file: registry into an nginx upstream
-#              block, BENCH_REG_RENDERS (10) runs: ms_per_render, the whole
+#              passing instances of a file: registry, and of the etcd one
+#              (the same records under one lease, service "big"), into an
+#              nginx upstream block, BENCH_REG_RENDERS (10) runs: ms_per_render, the whole
 #              command included, wall clock (the bar: under 10), cpu_ms,
 #              its CPU time (user + system, steadier on a busy machine),
 #              and ms_start, what `dsys-register --version` takes, the
@@ -131,6 +132,36 @@ for i in range(n):
     with open(os.path.join(d, f"i{i}"), "w") as f:
         json.dump(rec, f)
 EOF2
+# and on etcd: the same records under service "big", on one lease (as
+# many add processes would hold one each; the render reads only the keys),
+# written through etcd's JSON gateway, the values as reg_value_format
+# writes them (compact JSON, no expires_ms: the lease is the expiry)
+render_etcd=$etcd_ok
+if [ $etcd_ok = 1 ] && ! /usr/bin/python3 - "${ETCD_EPS%%,*}" "$instances" <<'EOF2'
+import base64, http.client, json, sys, time, urllib.parse
+u, n = urllib.parse.urlparse(sys.argv[1]), int(sys.argv[2])
+c = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+def call(path, body):
+    c.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+    r = c.getresponse()
+    out = json.loads(r.read())
+    if r.status != 200:
+        sys.exit(f"etcd {path}: {out}")
+    return out
+b64 = lambda s: base64.b64encode(s.encode()).decode()
+lease = call("/v3/lease/grant", {"TTL": 3600})["ID"]
+now = int(time.time() * 1000)
+for i in range(n):
+    addr = f"10.{i // 65536}.{i // 256 % 256}.{i % 256}:8080"
+    rec = {"Op": 0, "Addr": addr, "Metadata": {"service": "big", "id": f"i{i}", "status": "passing",
+           "since_ms": now, "meta": {"zone": "z%d" % (i % 3)}}}
+    call("/v3/kv/put", {"key": b64(f"dsys/services/big/i{i}"),
+                        "value": b64(json.dumps(rec, separators=(",", ":"))), "lease": lease})
+EOF2
+then
+	bench_fail "render: the etcd registry could not be written"
+	render_etcd=0
+fi
 cat >"$rdir/upstream.tpl" <<'EOF2'
 upstream web {
 {{range}}    server {{addr}}; # {{id}} {{meta.zone or "none"}}
@@ -140,6 +171,9 @@ render() { # CASE NAME ROUND
 	local t0 t1 ms start cpu
 	local -a cmd=(dsys-register render web --store "file:$rdir" --template "$rdir/upstream.tpl"
 		--out "$rdir/upstream.conf" --once)
+	[ "$2" = dsys-register-etcd ] && cmd=(dsys-register render big --store "$ETCD_URL"
+		--template "$rdir/upstream.tpl" --out "$rdir/upstream.conf" --once)
+	rm -f "$rdir/upstream.conf"   # the count below is of this NAME's file
 	taskset -c "$BENCH_LOAD_CPU" "${cmd[@]}" >/dev/null || { bench_fail "$1: render failed"; return 1; }
 	t0=$(date +%s%N)
 	# `times` after the loop: the CPU time of the renders (its children)
@@ -169,7 +203,9 @@ render() { # CASE NAME ROUND
 bench_rounds regs "$names" regs
 # shellcheck disable=SC2086
 bench_rounds watch "$names" watchlat
-bench_rounds render "dsys-register-file" render
+rnames="dsys-register-file"
+[ $render_etcd = 1 ] && rnames+=" dsys-register-etcd"
+bench_rounds render "$rnames" render
 if [ $etcd_ok = 1 ]; then
 	for ((r = 1; r <= BENCH_ROUNDS; r++)); do
 		if [ -n "${regs[dsys-register-etcd.$r]:-}" ] && [ -n "${regs[etcdctl.$r]:-}" ]; then

@@ -234,6 +234,19 @@ int main(void)
 	ok(reg_etcd_decode(key, strlen(key), b.data, b.len, &dec) == 0 && !strcmp(dec.service, "web") &&
 	   !strcmp(dec.id, "a"), "an etcd key names the service and the id");
 	ok(reg_etcd_decode("dsys/services/web", 17, b.data, b.len, &dec) < 0, "a key without an id is not ours");
+	/* decode no longer clears the record first: what a reused array
+	 * held before must not show through any field */
+	memset(&dec, 0xa5, sizeof dec);
+	const char *longkey = "dsys/services/w/b";
+	ok(reg_etcd_decode(longkey, strlen(longkey), b.data, b.len, &dec) == 0 && !strcmp(dec.service, "w") &&
+	   !strcmp(dec.id, "b") && !strcmp(dec.addr, in.addr) && !strcmp(dec.meta, in.meta) &&
+	   dec.status == REG_CRITICAL && dec.since_ms == in.since_ms && dec.expires_ms == in.expires_ms,
+	   "a decode into a dirty record leaves nothing of it in any field");
+	const char *bare = "{\"Op\":0,\"Addr\":\"1.2.3.4:5\"}";
+	memset(&dec, 0xa5, sizeof dec);
+	ok(reg_etcd_decode(longkey, strlen(longkey), bare, strlen(bare), &dec) == 0 && !strcmp(dec.addr, "1.2.3.4:5") &&
+	   !strcmp(dec.meta, "{}") && dec.status == REG_PASSING && dec.since_ms == 0 && dec.expires_ms == 0,
+	   "and a bare endpoint gets the defaults, not the dirt");
 	buf_free(&b);
 
 	struct reg_check c;
