@@ -40,6 +40,7 @@ int main(int argc, char **argv)
 	struct lin_history *h = lin_history_new();
 	if (!h)
 		return 2;
+	int status = 2;   /* bad input, until the history is checked */
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
@@ -53,7 +54,7 @@ int main(int argc, char **argv)
 		if (!cJSON_IsString(kind)) {
 			fprintf(stderr, "lin_check: line %ld: not an operation\n", lineno);
 			cJSON_Delete(o);
-			return 2;
+			goto out;
 		}
 		struct lin_op op = {0};
 		const char *k = kind->valuestring;
@@ -62,7 +63,7 @@ int main(int argc, char **argv)
 		if (!op.kind) {
 			fprintf(stderr, "lin_check: line %ld: unknown kind '%s'\n", lineno, k);
 			cJSON_Delete(o);
-			return 2;
+			goto out;
 		}
 		op.client = (uint32_t)num(o, "client");
 		op.key = num(o, "key");
@@ -81,15 +82,14 @@ int main(int argc, char **argv)
 		cJSON_Delete(o);
 		if (lin_add(h, &op) < 0) {
 			fprintf(stderr, "lin_check: line %ld: refused by the history (ret before call?)\n", lineno);
-			return 2;
+			goto out;
 		}
 	}
-	free(line);
 	struct lin_result r;
 	int v = lin_check(h, 0, &r);
 	if (v < 0) {
 		fprintf(stderr, "lin_check: %s\n", strerror(-v));
-		return 2;
+		goto out;
 	}
 	cJSON *out = cJSON_CreateObject();
 	cJSON_AddStringToObject(out, "verdict", lin_verdict_name(v));
@@ -100,6 +100,11 @@ int main(int argc, char **argv)
 	puts(s);
 	free(s);
 	cJSON_Delete(out);
+	status = v == LIN_OK ? 0 : v == LIN_VIOLATION ? 1 : 3;
+out:
+	free(line);
 	lin_history_free(h);
-	return v == LIN_OK ? 0 : v == LIN_VIOLATION ? 1 : 3;
+	if (f != stdin)
+		fclose(f);
+	return status;
 }
