@@ -137,10 +137,32 @@ static int connect_port(uint16_t port)
 	return fd;
 }
 
+/* read(2) and write(2) again after EINTR: the ring a server sets up on
+ * this (the test's main) thread may interrupt its blocking calls with
+ * io_uring's task-work notification, which is not a signal and not an
+ * error. */
+static ssize_t read_r(int fd, void *p, size_t n)
+{
+	ssize_t r;
+	do
+		r = read(fd, p, n);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
+static ssize_t write_r(int fd, const void *p, size_t n)
+{
+	ssize_t r;
+	do
+		r = write(fd, p, n);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
 static void send_all(int fd, const char *s, size_t n)
 {
 	while (n) {
-		ssize_t w = write(fd, s, n);
+		ssize_t w = write_r(fd, s, n);
 		if (w <= 0)
 			return;
 		s += w;
@@ -154,7 +176,7 @@ static size_t read_until(int fd, char *out, size_t cap, const char *last)
 {
 	size_t len = 0;
 	while (len + 1 < cap) {
-		ssize_t n = read(fd, out + len, cap - 1 - len);
+		ssize_t n = read_r(fd, out + len, cap - 1 - len);
 		if (n <= 0)
 			break;
 		len += (size_t)n;
@@ -187,7 +209,7 @@ static long read_answer(int fd, char *out, size_t cap, size_t *have)
 		}
 		if (len + 1 >= cap)
 			return -1;
-		ssize_t n = read(fd, out + len, cap - 1 - len);
+		ssize_t n = read_r(fd, out + len, cap - 1 - len);
 		if (n <= 0)
 			return -1;
 		len += (size_t)n;
@@ -268,7 +290,7 @@ int main(void)
 	send_all(fd, req.data, req.len);
 	size_t n = 0;
 	for (;;) {
-		ssize_t k = read(fd, got + n, sizeof got - 1 - n);
+		ssize_t k = read_r(fd, got + n, sizeof got - 1 - n);
 		if (k <= 0)
 			break;
 		n += (size_t)k;
