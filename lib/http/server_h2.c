@@ -11,7 +11,8 @@
  * does the framing, HPACK, SETTINGS, PING, flow control (window updates as
  * we consume), stream states and the limits it checks itself (concurrent
  * streams beyond our SETTINGS, the rapid-reset rate, CONTINUATION floods);
- * we do the requests and answers.
+ * we do the requests and answers, and check that a request is well-formed
+ * (h2_field: nghttp2's HTTP messaging is off, see there why).
  *
  * Streams.  A request's header block opens a struct h2_stream, which
  * copies what the request needs (the pseudo-headers, the header list, the
