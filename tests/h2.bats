@@ -362,3 +362,99 @@ PY
 	run bash -c "od -An -tx1 '$BATS_TEST_TMPDIR/body.bin' | tr -d ' \n'"
 	assert_output "000000000a0a06757365722d351017000000000a0a06757365722d361018000000000a0a06757365722d371019"
 }
+
+# h2fields PORT SPEC: tests/h2_raw.py's fields case; $output its JSON
+h2fields() {
+	echo "case: $2"
+	h2raw "$1" fields "$2"
+}
+
+@test "h2: malformed requests are reset PROTOCOL_ERROR and the connection goes on serving" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	local m='[":method","GET"]' sc='[":scheme","http"]' p='[":path","/hello"]' a='[":authority","x"]'
+	local cases=(
+		"{\"headers\":[$m,$sc,$p]}"                                   # no :authority nor host
+		"{\"headers\":[$m,$p,$a]}"                                    # no :scheme
+		"{\"headers\":[$sc,$p,$a]}"                                   # no :method
+		"{\"headers\":[$m,$sc,$a]}"                                   # no :path
+		"{\"headers\":[$m,$sc,$p,$a,[\":foo\",\"x\"]]}"               # unknown pseudo-header
+		"{\"headers\":[$m,$sc,$p,$a,[\":status\",\"200\"]]}"          # a response's
+		"{\"headers\":[$m,$sc,$p,$a,$m]}"                             # duplicated
+		"{\"headers\":[$m,$sc,$p,[\"host\",\"x\"],$a]}"               # after a regular field
+		"{\"headers\":[$m,$sc,[\":path\",\"\"],$a]}"                  # empty
+		"{\"headers\":[$m,$sc,[\":path\",\"hello\"],$a]}"             # not origin-form
+		"{\"headers\":[$m,$sc,[\":path\",\"/a b\"],$a]}"              # a space in :path
+		"{\"headers\":[[\":method\",\"G(T\"],$sc,$p,$a]}"             # not a token
+		"{\"headers\":[$m,[\":scheme\",\"1http\"],$p,$a]}"            # not a scheme
+		"{\"headers\":[$m,$sc,$p,[\":authority\",\"a/b\"]]}"          # a path in :authority
+		"{\"headers\":[$m,$sc,$p,[\":authority\",\"http://\"]]}"      # a scheme and nothing
+		"{\"headers\":[$m,$sc,$p,[\":authority\",\"http://a/b\"]]}"   # ... and a path
+		"{\"headers\":[$m,$sc,$p,[\":authority\",\"ftp://a\"]]}"      # another scheme
+		"{\"headers\":[$m,$sc,$p,[\":authority\",\"a b\"]]}"
+		"{\"headers\":[$m,$sc,$p,[\"host\",\"a/b\"]]}"
+		"{\"headers\":[$m,$sc,$p,[\"host\",\"a\"],[\"host\",\"b\"]]}"
+		"{\"headers\":[$m,$sc,$p,$a,[\"X-Up\",\"1\"]]}"               # uppercase name
+		"{\"headers\":[$m,$sc,$p,$a,[\"x@y\",\"1\"]]}"                # not a token
+		"{\"headers\":[$m,$sc,$p,$a,[\"x-v\",\"a\\r\\nb\"]]}"         # CR LF in a value
+		"{\"headers\":[$m,$sc,$p,$a,[\"x-v\",\" a\"]]}"               # leading whitespace
+		"{\"headers\":[$m,$sc,$p,$a,[\"connection\",\"close\"]]}"
+		"{\"headers\":[$m,$sc,$p,$a,[\"keep-alive\",\"5\"]]}"
+		"{\"headers\":[$m,$sc,$p,$a,[\"proxy-connection\",\"x\"]]}"
+		"{\"headers\":[$m,$sc,$p,$a,[\"transfer-encoding\",\"chunked\"]]}"
+		"{\"headers\":[$m,$sc,$p,$a,[\"upgrade\",\"h2c\"]]}"
+		"{\"headers\":[$m,$sc,$p,$a,[\"te\",\"gzip\"]]}"
+		"{\"headers\":[$m,$sc,$p,$a,[\"content-length\",\"x1\"]]}"
+		"{\"headers\":[$m,$sc,$p,$a,[\"content-length\",\"1\"],[\"content-length\",\"1\"]],\"data\":[\"a\"]}"
+		"{\"headers\":[$m,$sc,$p,$a,[\"content-length\",\"3\"]],\"data\":[\"ab\"]}"         # short
+		"{\"headers\":[$m,$sc,$p,$a,[\"content-length\",\"1\"]],\"data\":[\"ab\"]}"         # long
+		"{\"headers\":[$m,$sc,$p,$a,[\"content-length\",\"2\"]]}"                           # none
+		"{\"headers\":[$m,$sc,$p,$a],\"data\":[\"ab\"],\"trailers\":[[\":path\",\"/\"]]}"   # pseudo in trailers
+		"{\"headers\":[$m,$sc,$p,$a],\"data\":[\"ab\"],\"trailers\":[[\"X-T\",\"1\"]]}"
+		"{\"headers\":[$m,$sc,$p,$a],\"data\":[\"ab\"],\"trailers\":[[\"x-t\",\"1\"]],\"trailers_end\":false}"
+		"{\"headers\":[[\":method\",\"CONNECT\"],$sc,$a]}"              # CONNECT with :scheme
+		"{\"headers\":[[\":method\",\"CONNECT\"]]}"                     # ... without :authority
+	)
+	local c
+	for c in "${cases[@]}"; do
+		h2fields "$SERVER_PORT" "$c"
+		assert_equal "$(jq -r .stream1 <<<"$output")" "rst 1"
+		assert_equal "$(jq -r .stream3 <<<"$output")" true
+		assert_equal "$(jq -r .goaway <<<"$output")" false
+	done
+}
+
+@test "h2: an :authority with an http:// or https:// prefix (grpc-go dialing a URL) is served, as are host, te: trailers, content-length and trailers" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	local m='[":method","GET"]' sc='[":scheme","http"]' p='[":path","/hello"]' a='[":authority","x"]'
+	local cases=(
+		"{\"headers\":[$m,$sc,$p,[\":authority\",\"http://127.0.0.1:2379\"]]}"
+		"{\"headers\":[$m,$sc,$p,[\":authority\",\"HTTPS://[::1]:443\"]]}"
+		"{\"headers\":[$m,$sc,$p,[\":authority\",\"u@x:1\"]]}"
+		"{\"headers\":[$m,$sc,$p,[\"host\",\"x:80\"]]}"
+		"{\"headers\":[$m,$sc,$p,$a,[\"te\",\"Trailers\"],[\"x-v\",\"a\\tb\"]]}"
+		"{\"headers\":[$m,$sc,$p,$a,[\"content-length\",\"2\"]],\"data\":[\"a\",\"b\"]}"
+		"{\"headers\":[$m,$sc,$p,$a],\"data\":[\"ab\"],\"trailers\":[[\"x-t\",\"1\"]]}"
+		"{\"headers\":[[\":method\",\"OPTIONS\"],$sc,[\":path\",\"*\"],$a]}"
+	)
+	local c
+	for c in "${cases[@]}"; do
+		h2fields "$SERVER_PORT" "$c"
+		run jq -r .stream1 <<<"$output"
+		assert_output --regexp '^status '
+		refute_output --partial rst
+	done
+	# the third-party way: grpcio told to send the authority grpc-go sends
+	run "$DSYS_PY" - "$SERVER_PORT" <<'PY'
+import sys, grpc
+port = sys.argv[1]
+ch = grpc.insecure_channel("127.0.0.1:" + port,
+                           options=[("grpc.default_authority", "http://127.0.0.1:" + port)])
+call = ch.unary_unary("/grpc.health.v1.Health/Check", request_serializer=lambda b: b,
+                      response_deserializer=lambda b: b)
+try:
+    print("OK", call(b"", timeout=10).hex())
+except grpc.RpcError as e:
+    print(e.code(), e.details())
+PY
+	assert_output 'OK 0801'
+}

@@ -212,6 +212,36 @@ def main():
         res["frames"] = summary(fs)
         c.frames(lambda f: False, 3)
         res["closed"] = c.closed
+    elif case == "fields":
+        # argv[3]: JSON {"headers": [[name, value], ...], "data": [str, ...],
+        # "trailers": [[name, value], ...], "trailers_end": bool}: one request
+        # on stream 1 sent as given (END_STREAM on its last frame), then a
+        # plain GET /hello on stream 3 to show the connection lives on
+        spec = json.loads(sys.argv[3])
+        c = start(port)
+        data = spec.get("data", [])
+        trailers = spec.get("trailers")
+        last_is_headers = not data and trailers is None
+        c.send(frame(HEADERS, END_HEADERS | (END_STREAM if last_is_headers else 0), 1,
+                     hpack([tuple(h) for h in spec["headers"]])))
+        for i, d in enumerate(data):
+            end = i == len(data) - 1 and trailers is None
+            c.send(frame(DATA, END_STREAM if end else 0, 1, d.encode()))
+        if trailers is not None:
+            end = END_STREAM if spec.get("trailers_end", True) else 0
+            c.send(frame(HEADERS, END_HEADERS | end, 1, hpack([tuple(h) for h in trailers])))
+        c.send(request(3, "/hello"))
+        fs = c.frames(lambda f: f["sid"] == 3 and f["type"] in (HEADERS, RST_STREAM))
+        res["frames"] = summary(fs)
+        one = [f for f in fs if f["sid"] == 1 and f["type"] in (HEADERS, RST_STREAM)]
+        if one and one[0]["type"] == RST_STREAM:
+            res["stream1"] = "rst %d" % int.from_bytes(one[0]["payload"][:4], "big")
+        elif one:
+            res["stream1"] = "status " + ("200" if one[0]["payload"][:1] == b"\x88" else one[0]["payload"].hex())
+        else:
+            res["stream1"] = "nothing"
+        res["stream3"] = any(f["sid"] == 3 and f["type"] == HEADERS for f in fs)
+        res["goaway"] = any(f["type"] == GOAWAY for f in fs)
     else:
         print("unknown case", case, file=sys.stderr)
         sys.exit(2)

@@ -238,6 +238,23 @@ for line in sys.stdin:
 	[ "$(grep -c 'is healthy: successfully committed proposal' <<<"$output")" = 3 ]
 }
 
+@test "raft grpc: etcdctl --cluster commands reach every member through its client URL (grpc-go sends :authority with http://)" {
+	run ctl 0 endpoint status --cluster -w json
+	[ "$status" -eq 0 ]
+	[ "$(jq length <<<"$output")" = 3 ]
+	[ "$(jq -r '[.[].Endpoint] | sort | join(",")' <<<"$output")" = \
+		"$(printf 'http://127.0.0.1:%s\n' "${P[@]}" | sort | paste -sd,)" ]
+	[ "$(jq '[.[].Status.leader] | unique | length' <<<"$output")" = 1 ]
+	run ctl 0 endpoint health --cluster
+	[ "$status" -eq 0 ]
+	[ "$(grep -c 'is healthy: successfully committed proposal' <<<"$output")" = 3 ]
+	run ctl 0 put cluster-hash v
+	[ "$status" -eq 0 ]
+	run ctl 0 endpoint hashkv --cluster -w json
+	[ "$status" -eq 0 ]
+	[ "$(jq length <<<"$output")" = 3 ]
+}
+
 @test "raft grpc: errors carry etcd's gRPC codes and messages: future and compacted revisions, empty key" {
 	ctl 0 put /g8/a 1
 	local rev

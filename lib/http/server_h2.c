@@ -11,7 +11,8 @@
  * does the framing, HPACK, SETTINGS, PING, flow control (window updates as
  * we consume), stream states and the limits it checks itself (concurrent
  * streams beyond our SETTINGS, the rapid-reset rate, CONTINUATION floods);
- * we do the requests and answers.
+ * we do the requests and answers, and check that a request is well-formed
+ * (h2_field: nghttp2's HTTP messaging is off, see there why).
  *
  * Streams.  A request's header block opens a struct h2_stream, which
  * copies what the request needs (the pseudo-headers, the header list, the
@@ -85,6 +86,10 @@ struct h2_stream {
 	bool grpc;                       /* content-type application/grpc */
 	bool grpc_deadline;              /* deadline is grpc-timeout's, not the request's */
 	bool dispatched, answered, too_big, body_too_big;
+	bool bad;                        /* reset PROTOCOL_ERROR: a malformed request (h2_field) */
+	uint16_t hflags;                 /* H2F_*: what the header block showed */
+	int64_t clen;                    /* content-length, -1: none */
+	uint64_t crecv;                  /* DATA bytes received */
 	bool streaming;                  /* the body streams (http_stream_*, Health/Watch) */
 	bool watch;                      /* ... as a Health/Watch the drain ends */
 	bool ended;                      /* ... and its last message is in out */
@@ -291,6 +296,7 @@ static struct h2_stream *h2_stream_new(struct h2_session *s, int32_t id)
 	}
 	st->s = s;
 	st->id = id;
+	st->clen = -1;
 	st->next = s->streams;
 	if (s->streams)
 		s->streams->prev = st;
@@ -805,6 +811,214 @@ static void h2_dispatch(struct h2_stream *st)
 		http_trace_log(NULL);
 }
 
+/*
+ * Malformed requests (RFC 9113 8.1.1, 8.2, 8.3).  nghttp2's HTTP messaging
+ * would check these, but it also rejects an :authority with a '/' in it,
+ * and grpc-go (etcdctl's --cluster commands, which dial each member's
+ * client URL) sends "http://127.0.0.1:2379" there; grpc-go's server takes
+ * it.  So the session runs with no_http_messaging and the checks are all
+ * here, answered as nghttp2 1.52 (with no invalid-header callback) answers
+ * them: RST_STREAM PROTOCOL_ERROR, the connection going on.  What we
+ * accept beyond nghttp2: an :authority of "http://" or "https://" then
+ * host[:port]; the prefix is not kept.
+ */
+enum {
+	H2F_METHOD = 1 << 0, H2F_SCHEME = 1 << 1, H2F_PATH = 1 << 2, H2F_AUTHORITY = 1 << 3,
+	H2F_HOST = 1 << 4,
+	H2F_REGULAR = 1 << 5,      /* a regular field came: no pseudo-header after it */
+	H2F_CONNECT = 1 << 6, H2F_OPTIONS = 1 << 7,
+	H2F_SCHEME_HTTP = 1 << 8,  /* http or https: :path must be origin-form (or * for OPTIONS) */
+	H2F_PATH_SLASH = 1 << 9, H2F_PATH_STAR = 1 << 10,
+};
+
+/* tchar (RFC 9110 5.6.2); names must be lowercase, so upper is separate */
+static bool h2_tchar(uint8_t c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') ||
+	       (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* RFC 3986 3.2: reg-name, IP literals, port, userinfo characters */
+static bool h2_authority_ok(const uint8_t *v, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = v[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      (c && strchr("-._~!$&'()*+,;=:%@[]", c))))
+			return false;
+	}
+	return true;
+}
+
+/* "http://" or "https://" in front of an :authority: its length, else 0 */
+static size_t h2_authority_scheme(const uint8_t *v, size_t n)
+{
+	if (n > 7 && strncasecmp((const char *)v, "http://", 7) == 0)
+		return 7;
+	if (n > 8 && strncasecmp((const char *)v, "https://", 8) == 0)
+		return 8;
+	return 0;
+}
+
+#define H2_IS(name, nlen, lit) ((nlen) == sizeof(lit) - 1 && memcmp((name), (lit), (nlen)) == 0)
+
+/* A pseudo-header seen once, non-empty. */
+static bool h2_pseudo_once(struct h2_stream *st, uint16_t flag, size_t vlen)
+{
+	if ((st->hflags & flag) || vlen == 0)
+		return false;
+	st->hflags |= flag;
+	return true;
+}
+
+/*
+ * One field of a request's header block (trailer: of its trailers).
+ * 0: keep it; -1: the request is malformed.  *skip: bytes of the value
+ * not to keep (an :authority's scheme).
+ */
+static int h2_field(struct h2_stream *st, const uint8_t *n, size_t nlen, const uint8_t *v,
+                    size_t vlen, bool trailer, size_t *skip)
+{
+	*skip = 0;
+	if (nlen == 0)
+		return -1;
+	if (n[0] == ':') {
+		if (trailer || (st->hflags & H2F_REGULAR))
+			return -1;
+		if (H2_IS(n, nlen, ":method")) {
+			if (!h2_pseudo_once(st, H2F_METHOD, vlen))
+				return -1;
+			for (size_t i = 0; i < vlen; i++)
+				if (!h2_tchar(v[i]))
+					return -1;
+			if (H2_IS(v, vlen, "CONNECT")) {
+				if (st->hflags & (H2F_PATH | H2F_SCHEME))
+					return -1;
+				st->hflags |= H2F_CONNECT;
+			} else if (H2_IS(v, vlen, "OPTIONS")) {
+				st->hflags |= H2F_OPTIONS;
+			}
+			return 0;
+		}
+		if (H2_IS(n, nlen, ":scheme")) {
+			if ((st->hflags & H2F_CONNECT) || !h2_pseudo_once(st, H2F_SCHEME, vlen))
+				return -1;
+			/* RFC 3986 3.1: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
+			for (size_t i = 0; i < vlen; i++) {
+				uint8_t c = v[i] | 0x20;
+				bool alpha = c >= 'a' && c <= 'z';
+				if (!alpha && (i == 0 || !((v[i] >= '0' && v[i] <= '9') || (v[i] && strchr("+-.", v[i])))))
+					return -1;
+			}
+			if ((vlen == 4 && strncasecmp((const char *)v, "http", 4) == 0) ||
+			    (vlen == 5 && strncasecmp((const char *)v, "https", 5) == 0))
+				st->hflags |= H2F_SCHEME_HTTP;
+			return 0;
+		}
+		if (H2_IS(n, nlen, ":path")) {
+			if ((st->hflags & H2F_CONNECT) || !h2_pseudo_once(st, H2F_PATH, vlen))
+				return -1;
+			for (size_t i = 0; i < vlen; i++)
+				if (v[i] <= 0x20 || v[i] == 0x7f)
+					return -1;
+			if (v[0] == '/')
+				st->hflags |= H2F_PATH_SLASH;
+			else if (vlen == 1 && v[0] == '*')
+				st->hflags |= H2F_PATH_STAR;
+			return 0;
+		}
+		if (H2_IS(n, nlen, ":authority")) {
+			if (!h2_pseudo_once(st, H2F_AUTHORITY, vlen))
+				return -1;
+			*skip = h2_authority_scheme(v, vlen);
+			return h2_authority_ok(v + *skip, vlen - *skip) ? 0 : -1;
+		}
+		return -1;   /* :status, :protocol (no extended CONNECT here), unknown */
+	}
+	/* a regular field: from here on, no pseudo-header */
+	st->hflags |= H2F_REGULAR;
+	/* RFC 9113 8.2.1: lowercase tokens; values without NUL, CR, LF (nor
+	 * other controls) and without leading or trailing whitespace */
+	for (size_t i = 0; i < nlen; i++)
+		if ((n[i] >= 'A' && n[i] <= 'Z') || !h2_tchar(n[i]))
+			return -1;
+	for (size_t i = 0; i < vlen; i++)
+		if ((v[i] < 0x20 && v[i] != '\t') || v[i] == 0x7f)
+			return -1;
+	if (vlen && (v[0] == ' ' || v[0] == '\t' || v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+		return -1;
+	switch (nlen) {
+	case 2:
+		/* te: only "trailers" (gRPC sends it) */
+		if (H2_IS(n, nlen, "te") && !(vlen == 8 && strncasecmp((const char *)v, "trailers", 8) == 0))
+			return -1;
+		break;
+	case 4:
+		if (H2_IS(n, nlen, "host")) {
+			if (!h2_authority_ok(v, vlen) || (st->hflags & H2F_HOST))
+				return -1;
+			st->hflags |= H2F_HOST;
+		}
+		break;
+	case 7:
+		if (H2_IS(n, nlen, "upgrade"))
+			return -1;
+		break;
+	case 10:
+		if (H2_IS(n, nlen, "connection") || H2_IS(n, nlen, "keep-alive"))
+			return -1;
+		break;
+	case 14:
+		if (H2_IS(n, nlen, "content-length")) {
+			if (st->clen != -1 || vlen == 0 || vlen > 18)
+				return -1;
+			int64_t x = 0;
+			for (size_t i = 0; i < vlen; i++) {
+				if (v[i] < '0' || v[i] > '9')
+					return -1;
+				x = x * 10 + (v[i] - '0');
+			}
+			st->clen = x;
+		}
+		break;
+	case 16:
+		if (H2_IS(n, nlen, "proxy-connection"))
+			return -1;
+		break;
+	case 17:
+		if (H2_IS(n, nlen, "transfer-encoding"))
+			return -1;
+		break;
+	}
+	return 0;
+}
+
+/* The request's header block is whole: the pseudo-headers it must have. */
+static bool h2_request_ok(const struct h2_stream *st)
+{
+	uint16_t f = st->hflags;
+	if (f & H2F_CONNECT)
+		return (f & H2F_AUTHORITY) != 0;
+	if ((f & (H2F_METHOD | H2F_SCHEME | H2F_PATH)) != (H2F_METHOD | H2F_SCHEME | H2F_PATH) ||
+	    !(f & (H2F_AUTHORITY | H2F_HOST)))
+		return false;
+	if ((f & H2F_SCHEME_HTTP) && !(f & H2F_PATH_SLASH) &&
+	    !((f & H2F_OPTIONS) && (f & H2F_PATH_STAR)))
+		return false;
+	return true;
+}
+
+/* A malformed request: its stream is reset, nothing of it reaches a handler. */
+static void h2_reject(struct h2_stream *st)
+{
+	if (st->bad)
+		return;
+	st->bad = true;
+	nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
+}
+
 static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
 	struct h2_session *s = user;
@@ -825,13 +1039,19 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 {
 	(void)flags;
 	struct h2_session *s = user;
-	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
-		return 0;   /* trailers from the client: not kept */
+	if (f->hd.type != NGHTTP2_HEADERS)
+		return 0;
 	struct h2_stream *st = s->receiving;
 	if (!st || st->id != f->hd.stream_id)
 		st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
-	if (!st || st->too_big)
+	if (!st || st->bad)
 		return 0;
+	size_t skip;
+	int ok = h2_field(st, name, nlen, value, vlen, f->headers.cat != NGHTTP2_HCAT_REQUEST, &skip);
+	if (ok < 0)
+		h2_reject(st);
+	if (ok != 0 || f->headers.cat != NGHTTP2_HCAT_REQUEST || st->too_big)
+		return 0;   /* trailers from the client are checked, not kept */
 	/* the size as RFC 9113 counts it for SETTINGS_MAX_HEADER_LIST_SIZE */
 	st->hbytes += nlen + vlen + 32;
 	if (st->hbytes > s->c->t->srv->cfg.limits.max_header_bytes) {
@@ -849,8 +1069,8 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 	memcpy(d + nlen + 1, value, vlen);
 	d[nlen + 1 + vlen] = '\0';
 	st->head.len += nlen + vlen + 2;
-	if (nlen && name[0] == ':') {
-		/* nghttp2 has checked the pseudo-headers (HTTP messaging rules) */
+	if (name[0] == ':') {
+		/* h2_field has checked the pseudo-headers */
 		if (nlen == 7 && memcmp(name, ":method", 7) == 0) {
 			st->off_method = voff;
 			st->len_method = (uint32_t)vlen;
@@ -858,8 +1078,8 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 			st->off_path = voff;
 			st->len_path = (uint32_t)vlen;
 		} else if (nlen == 10 && memcmp(name, ":authority", 10) == 0) {
-			st->off_auth = voff;
-			st->len_auth = (uint32_t)vlen;
+			st->off_auth = voff + (uint32_t)skip;
+			st->len_auth = (uint32_t)(vlen - skip);
 		}
 		return 0;
 	}
@@ -919,7 +1139,14 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 	(void)flags;
 	struct h2_session *s = user;
 	struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, id);
-	if (st && st->dispatched && st->on_msg) {
+	if (!st || st->bad)
+		return 0;
+	st->crecv += len;
+	if (st->clen >= 0 && st->crecv > (uint64_t)st->clen) {
+		h2_reject(st);   /* more than its content-length */
+		return 0;
+	}
+	if (st->dispatched && st->on_msg) {
 		h2_more(st, data, len);
 		return 0;
 	}
@@ -951,7 +1178,19 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user
 	if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
 		return 0;
 	struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
-	if (st && st->dispatched && st->on_msg && st->x && (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+	if (!st || st->bad)
+		return 0;
+	bool end = f->hd.flags & NGHTTP2_FLAG_END_STREAM;
+	if (f->hd.type == NGHTTP2_HEADERS &&
+	    (f->headers.cat == NGHTTP2_HCAT_REQUEST ? !h2_request_ok(st) : !end)) {
+		h2_reject(st);   /* pseudo-headers missing, or trailers that do not end it */
+		return 0;
+	}
+	if (end && st->clen >= 0 && st->crecv != (uint64_t)st->clen) {
+		h2_reject(st);   /* less than its content-length */
+		return 0;
+	}
+	if (st->dispatched && st->on_msg && st->x && end) {
 		grpc_message_fn fn = st->on_msg;
 		st->on_msg = NULL;
 		fn(&st->x->pub, NULL, 0, st->on_msg_arg);   /* the client's side ended */
@@ -1028,6 +1267,9 @@ static struct h2_session *h2_start(struct conn *c)
 	 * streams for it and schedules with RFC 9218's simpler queues, which
 	 * perf showed as a large part of its time per stream. */
 	nghttp2_option_set_no_closed_streams(opt, 1);
+	/* the HTTP messaging rules are ours (h2_field): nghttp2's refuse the
+	 * :authority grpc-go sends when it dials a URL */
+	nghttp2_option_set_no_http_messaging(opt, 1);
 	s->mem = (nghttp2_mem){.mem_user_data = &s->pool, .malloc = h2_mem_malloc,
 	                       .free = h2_mem_free, .calloc = h2_mem_calloc,
 	                       .realloc = h2_mem_realloc};
