@@ -180,7 +180,8 @@ out:
 static void on_close(uv_handle_t *h)
 {
 	struct http_handover *ho = h->data;
-	close(ho->fd);
+	if (ho->fd >= 0)
+		close(ho->fd);
 	free(ho);
 }
 
@@ -236,15 +237,24 @@ static void on_request(uv_poll_t *h, int status, int events)
 		close(fd);
 		return;
 	}
+	/* One successor, and it opens the channel under this name for the
+	 * restart after as soon as it has our listeners: free the name before
+	 * they go, or its bind may find it still taken (a uv_close ends the
+	 * socket only at the end of this loop turn). */
+	uv_poll_stop(&ho->poll);
+	close(ho->fd);
+	ho->fd = -1;
+	http_handover_close(srv);
 	bool sent = send_listeners(srv, fd);
 	close(fd);
 	if (!sent) {
 		log_warn("handover: could not send the listeners to pid %d", (int)pid);
+		int r = http_handover_open(srv);   /* offer them again */
+		if (r < 0)
+			log_warn("cannot offer the listeners of %s to a successor: %s", srv->address, strerror(-r));
 		return;
 	}
-	/* one successor: it opens the channel under this name for the next */
 	log_info("handover: listeners of %s passed to pid %d", srv->address, (int)pid);
-	http_handover_close(srv);
 }
 
 int http_handover_open(struct http_server *srv)
