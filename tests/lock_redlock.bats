@@ -30,7 +30,7 @@ teardown() {
 @test "redlock: acquire, status, renew and release act on a majority, and fences rise" {
 	redlock_start
 	export DSYS_STORE=$RL_URL
-	run --separate-stderr dsys-lock acquire job --ttl 10s --owner me
+	run --separate-stderr dsys-lock acquire job --ttl 60s --owner me   # outlives the commands up to the renew, at any load
 	assert_success
 	grant=$output
 	fence=$(field "$grant" fence)
