@@ -15,6 +15,8 @@
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/bench/lib.sh
 . "$here/lib.sh"
+# shellcheck source=tests/bench/etcd.sh
+. "$here/etcd.sh"
 bench_init raft-node || exit 1
 bench_need wrk etcd curl || exit 1
 if ! command -v dsys-raft >/dev/null 2>&1; then
@@ -28,23 +30,9 @@ servers=()
 rdir=$(bench_dir raft-data)
 bench_start dsys-raft 0 "$(command -v dsys-raft)" cluster --nodes 3 --data-dir "$rdir" && servers+=(dsys-raft)
 
-# etcd: three members under one shell, so the section's CPU sampling sees
-# the whole cluster as one process tree, as it does dsys-raft cluster's.
-ports=()
-for i in 1 2 3 4 5 6; do ports+=("$(bench_port)"); done
-edir=$(bench_dir etcd-data)
-initial="e1=http://127.0.0.1:${ports[3]},e2=http://127.0.0.1:${ports[4]},e3=http://127.0.0.1:${ports[5]}"
-{
-	echo "trap 'kill \$(jobs -p) 2>/dev/null; wait; exit 0' TERM INT"
-	for i in 0 1 2; do
-		echo "etcd --name e$((i + 1)) --data-dir '$edir/m$i'" \
-			"--listen-client-urls http://127.0.0.1:${ports[i]} --advertise-client-urls http://127.0.0.1:${ports[i]}" \
-			"--listen-peer-urls http://127.0.0.1:${ports[i + 3]} --initial-advertise-peer-urls http://127.0.0.1:${ports[i + 3]}" \
-			"--initial-cluster '$initial' --initial-cluster-state new --log-level error >'$edir/m$i.log' 2>&1 &"
-	done
-	echo wait
-} >"$edir/run.sh"
-bench_start etcd "${ports[0]}" bash "$edir/run.sh" && servers+=(etcd)
+# etcd: three members under one shell (tests/bench/etcd.sh), so the
+# section's CPU sampling sees the whole cluster as one process tree
+bench_etcd3_tree && servers+=(etcd)
 
 # Each must take a put (so a leader is there) before it is measured.
 for s in "${servers[@]}"; do
