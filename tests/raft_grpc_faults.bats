@@ -53,7 +53,9 @@ put_retry() {
 	# every member's endpoint, the leader's first: the client may watch
 	# through it and must then move to another member
 	local eps="127.0.0.1:${RAFT_CPORTS[lead]},$(eps_but "$lead")"
-	etcdctl --endpoints "$eps" watch --prefix /fw/k >"$out" 2>/dev/null 3>&- &
+	# from the revision after start: the puts below may begin before the
+	# watch is set up, and a watch from "now" would miss them
+	etcdctl --endpoints "$eps" watch --prefix /fw/k --rev "$((start + 1))" >"$out" 2>/dev/null 3>&- &
 	WATCH_PID=$!
 	for ((i = 0; i < 10; i++)); do put_retry "$(eps_but "$lead")" "/fw/k$i" "v$i"; done
 	raft_kill "$lead"

@@ -2179,6 +2179,18 @@ static void step_frame(struct node *n, uint32_t from, const uint8_t *p, size_t l
  */
 static void install_snapshot(struct node *n, const struct raft_snapshot *s)
 {
+	if (n->snap_state == SNAP_WRITING) {
+		/* our own snapshot's thread writes the same DIR/snap.tmp and
+		 * renames it to DIR/snap: let it end first (its result is dropped:
+		 * the leader's snapshot stands past it), or the two renames race
+		 * and one fails with ENOENT */
+		pthread_join(n->snap_thread, NULL);
+		n->snap_state = SNAP_IDLE;
+		n->snap_done = false;
+		buf_free(&n->snap_buf);
+		log_info("snapshot at %llu not used: the leader's at %llu comes instead",
+		         (unsigned long long)n->snap_meta.index, (unsigned long long)s->meta.index);
+	}
 	int rc = snap_write(n->data_dir, &s->meta, s->data, s->len);
 	const uint8_t *kd;
 	const char *tbl;
