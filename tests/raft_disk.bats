@@ -83,7 +83,7 @@ exited() {
 	f=$(((lead + 1) % 3))
 	raft_kill "$f"
 	dir="$RAFT_DIR/n$((f + 1))"
-	if mv "$dir" "$dir.old" && mkdir "$dir" && mount -t tmpfs -o size=256k dsys-raft-test "$dir" 2>/dev/null; then
+	if mv "$dir" "$dir.old" && mkdir "$dir" && mount -t tmpfs -o size=8m dsys-raft-test "$dir" 2>/dev/null; then
 		MNT=$dir
 		cp -a "$dir.old/." "$dir/"
 	else
