@@ -22,131 +22,7 @@
 #
 # Valgrind cannot run a sanitizer build (make check), so the file skips there.
 
-load helpers
-bats_require_minimum_version 1.5.0
-
-# Requests of the short and the long run; the difference is EXTRA.
-N1=200
-EXTRA=2000
-
-setup() {
-	dsys_setup
-	export DSYS_LOG_LEVEL=warn
-	# valgrind's start-up is slow on a loaded machine
-	export DSYS_READY_TIMEOUT=90
-	if [ -n "${DSYS_SAN:-}" ]; then
-		skip "valgrind cannot run a sanitizer build ($DSYS_SAN)"
-	fi
-	command -v valgrind >/dev/null || fail "valgrind is not installed (make deps installs it)"
-}
-teardown() {
-	# an etcd a failed test left (the store tests start one)
-	[ -z "${ETCD_PID:-}" ] || { kill -KILL "$ETCD_PID"; wait "$ETCD_PID"; } 2>/dev/null || :
-	dsys_teardown
-}
-
-# vg_start NAME CMD [ARG]...: start CMD under memcheck as server NAME; its
-# valgrind log is $BATS_TEST_TMPDIR/NAME.vg (set as VG_LOG), and the call
-# tree of every allocation made (freed or not) NAME.kcg, for xtree_growth.
-vg_start() {
-	local name=$1
-	shift
-	VG_LOG="$BATS_TEST_TMPDIR/$name.vg"
-	start_server "$name" valgrind --leak-check=full \
-		--errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
-		--track-fds=no --log-file="$VG_LOG" \
-		--xtree-memory=full --xtree-memory-file="$BATS_TEST_TMPDIR/$name.kcg" "$@"
-}
-
-# xtree_growth KCG1 KCG2: the functions whose allocations (blocks, counting
-# those of their callees) grew most from the first run to the second: where
-# a per-request allocation comes from.
-xtree_growth() {
-	local i=1 f
-	for f in "$1" "$2"; do
-		callgrind_annotate --inclusive=yes --auto=no --sort=totBk --show=totBk --threshold=100 "$f" |
-			awk -v run=$i '$2 ~ /^\(/ && $NF ~ /:/ && $NF !~ /UnknownFn/ { gsub(",", "", $1); print run, $NF, $1 }'
-		i=2
-	done | awk '$1 == 1 { a[$2] = $3 } $1 == 2 { b[$2] = $3 }
-		END { for (k in b) if (b[k] - a[k] > 0) print b[k] - a[k], k }' | sort -rn | head -15
-}
-
-# vg_stop: SIGTERM the server started last, and require exit status 0, a
-# clean error summary and no definite or indirect loss in its log; on
-# failure the log is printed.  Sets VG_ALLOCS to the run's heap alloc count.
-vg_stop() {
-	local st=0
-	stop_server "$SERVER_PID" || st=$?
-	DSYS_SERVER_PIDS=()
-	if [ "$st" -ne 0 ] ||
-		! grep -q 'ERROR SUMMARY: 0 errors' "$VG_LOG" ||
-		! grep -qE 'All heap blocks were freed|definitely lost: 0 bytes' "$VG_LOG" ||
-		grep -qE 'indirectly lost: [1-9]' "$VG_LOG"; then
-		echo "exit status $st (99: valgrind found errors); valgrind said:" >&2
-		cat "$VG_LOG" >&2
-		echo "stderr of the server:" >&2
-		cat "$SERVER_ERR" >&2
-		return 1
-	fi
-	VG_ALLOCS=$(sed -n 's/.*total heap usage: \([0-9,]*\) allocs.*/\1/p' "$VG_LOG" | tr -d ,)
-	[ -n "$VG_ALLOCS" ] || { echo "no heap summary in $VG_LOG" >&2; cat "$VG_LOG" >&2; return 1; }
-}
-
-# drive N URL [dsys-bench ARG]...: exactly N requests over 4 keep-alive
-# connections from one thread; every answer must be a 200 and no connection
-# may have been replaced (a new connection may allocate, a request may not).
-drive() {
-	local n=$1 url=$2 out
-	shift 2
-	out=$(DSYS_BENCH_IO=uv dsys-bench --requests "$n" -c 4 -t 1 --timeout 60s "$@" "$url") || {
-		echo "dsys-bench failed: $out" >&2
-		return 1
-	}
-	jq -e --argjson n "$n" '.status["200"] == $n and .connects == 4' <<<"$out" >/dev/null || {
-		echo "dsys-bench: want $n answers 200 over 4 connects, got: $out" >&2
-		return 1
-	}
-}
-
-# heap_growth_ok A1 A2: the allocs of the long run (A2) exceed those of the
-# short run (A1) by less than EXTRA/50, i.e. 2% of the extra requests (40
-# for 2000).  A malloc per request would add at least EXTRA, one per
-# 16-deep pipelined burst at least EXTRA/16 = 125; what may legitimately
-# differ between two runs is time-driven (timers, a Date refresh, a libuv
-# or libc table that grows once), a handful over the few seconds the runs'
-# durations differ by.  Measured here: no difference at all.
-heap_growth_ok() {
-	local a1=$1 a2=$2 bound=$((EXTRA / 50))
-	echo "# heap allocs: $a1 for $N1 requests, $a2 for $((N1 + EXTRA)); growth $((a2 - a1)), bound $bound" >&3
-	if [ $((a2 - a1)) -ge "$bound" ]; then
-		echo "heap allocs grew by $((a2 - a1)) for $EXTRA more requests (bound $bound): a per-request allocation" >&2
-		echo "blocks allocated more in the long run, by function (callees included):" >&2
-		xtree_growth "$BATS_TEST_TMPDIR/run$N1.kcg" "$BATS_TEST_TMPDIR/run$((N1 + EXTRA)).kcg" >&2
-		return 1
-	fi
-}
-
-# allocs_for N CMD [ARG]... -- URL [dsys-bench ARG]...: run CMD under
-# memcheck, drive N requests at URL (PORT in it is replaced by the port),
-# stop it cleanly and print its heap alloc count.
-allocs_for() {
-	local n=$1 cmd=() url
-	shift
-	while [ "$1" != -- ]; do cmd+=("$1"); shift; done
-	shift
-	url=$1
-	shift
-	# in a command substitution: teardown cannot see this server, so a
-	# failure stops it here
-	vg_start "run$n" "${cmd[@]}" >&2 || { kill_server "$SERVER_PID"; return 1; }
-	drive "$n" "${url/PORT/$SERVER_PORT}" "$@" || { kill_server "$SERVER_PID"; return 1; }
-	vg_stop || return 1
-	echo "$VG_ALLOCS"
-}
-
-serve_cmd=(dsys-serve --listen 127.0.0.1:0 --threads 1)
-counter_cmd=(dsys-counter serve --listen 127.0.0.1:0 --threads 1)
-incr_args=(-m POST -H 'Content-Type: application/json' -b '{"key":"k","by":1}')
+load valgrind_helpers
 
 @test "valgrind: dsys-serve answers every route, bad requests and a drain with no leak and exits 0" {
 	vg_start serve "${serve_cmd[@]}" --drain-timeout 2s
@@ -170,28 +46,6 @@ incr_args=(-m POST -H 'Content-Type: application/json' -b '{"key":"k","by":1}')
 	curl -s -o /dev/null --max-time 60 "$u/health"
 	vg_stop
 	exec 5>&- 6>&-
-}
-
-@test "valgrind: dsys-serve allocates nothing per keep-alive /hello request" {
-	local a1 a2
-	a1=$(allocs_for "$N1" "${serve_cmd[@]}" -- http://127.0.0.1:PORT/hello)
-	a2=$(allocs_for "$((N1 + EXTRA))" "${serve_cmd[@]}" -- http://127.0.0.1:PORT/hello)
-	heap_growth_ok "$a1" "$a2"
-}
-
-@test "valgrind: dsys-serve allocates nothing per 64 KiB --route answer (a bigger buffer than a connection keeps)" {
-	local a1 a2 doc=$BATS_TEST_TMPDIR/big.json
-	head -c 65536 /dev/zero | tr '\0' x >"$doc"
-	a1=$(allocs_for "$N1" "${serve_cmd[@]}" --route "GET /big=@$doc" -- http://127.0.0.1:PORT/big)
-	a2=$(allocs_for "$((N1 + EXTRA))" "${serve_cmd[@]}" --route "GET /big=@$doc" -- http://127.0.0.1:PORT/big)
-	heap_growth_ok "$a1" "$a2"
-}
-
-@test "valgrind: dsys-serve allocates nothing per 16-deep pipelined /hello request" {
-	local a1 a2
-	a1=$(allocs_for "$N1" "${serve_cmd[@]}" -- http://127.0.0.1:PORT/hello -P 16)
-	a2=$(allocs_for "$((N1 + EXTRA))" "${serve_cmd[@]}" -- http://127.0.0.1:PORT/hello -P 16)
-	heap_growth_ok "$a1" "$a2"
 }
 
 @test "valgrind: dsys-counter serve on mem: answers every route and bad input with no leak and exits 0" {
@@ -238,27 +92,6 @@ incr_args=(-m POST -H 'Content-Type: application/json' -b '{"key":"k","by":1}')
 	assert_output '{"key":"k","value":300}'
 	drive 100 "http://127.0.0.1:$SERVER_PORT/incr" "${incr_args[@]}"
 	vg_stop
-}
-
-@test "valgrind: dsys-counter serve on mem: allocates nothing per keep-alive POST /incr" {
-	local a1 a2
-	a1=$(allocs_for "$N1" "${counter_cmd[@]}" --store mem: -- http://127.0.0.1:PORT/incr "${incr_args[@]}")
-	a2=$(allocs_for "$((N1 + EXTRA))" "${counter_cmd[@]}" --store mem: -- http://127.0.0.1:PORT/incr "${incr_args[@]}")
-	heap_growth_ok "$a1" "$a2"
-}
-
-@test "valgrind: dsys-counter serve on mem: allocates nothing per 16-deep pipelined POST /incr" {
-	local a1 a2
-	a1=$(allocs_for "$N1" "${counter_cmd[@]}" --store mem: -- http://127.0.0.1:PORT/incr "${incr_args[@]}" -P 16)
-	a2=$(allocs_for "$((N1 + EXTRA))" "${counter_cmd[@]}" --store mem: -- http://127.0.0.1:PORT/incr "${incr_args[@]}" -P 16)
-	heap_growth_ok "$a1" "$a2"
-}
-
-@test "valgrind: dsys-counter serve on mem: allocates nothing per POST /incr of a 3-item array" {
-	local a1 a2 batch=(-m POST -b '[{"key":"a"},{"key":"b","by":2},{"key":"a","by":-1}]')
-	a1=$(allocs_for "$N1" "${counter_cmd[@]}" --store mem: -- http://127.0.0.1:PORT/incr "${batch[@]}")
-	a2=$(allocs_for "$((N1 + EXTRA))" "${counter_cmd[@]}" --store mem: -- http://127.0.0.1:PORT/incr "${batch[@]}")
-	heap_growth_ok "$a1" "$a2"
 }
 
 @test "valgrind: dsys-serve serves h2c, gRPC health and hostile HTTP/2 frames with no leak and exits 0" {
@@ -451,41 +284,4 @@ print(len(list(ch.unary_stream("/dsys.counter.v1.Counter/List", request_serializ
 print(u("Delete")(bytes.fromhex("0a0167"), timeout=60).hex())' "$SERVER_PORT"
 	assert_output "$(printf '%s\n' 0a01671005 0a01681001 0a01671005 INVALID_ARGUMENT 2 0a01671005)"
 	vg_stop
-}
-
-# allocs_h2 N CMD [ARG]... -- PATH [h2load ARG]...: as allocs_for, with
-# exactly N requests from h2load over 4 h2c connections, 10 streams in
-# flight on each; every answer must be a 2xx.
-allocs_h2() {
-	local n=$1 cmd=() path out
-	shift
-	while [ "$1" != -- ]; do cmd+=("$1"); shift; done
-	shift
-	path=$1
-	shift
-	vg_start "run$n" "${cmd[@]}" >&2 || { kill_server "$SERVER_PID"; return 1; }
-	out=$(h2load -t1 -c4 -m10 -n "$n" "$@" "http://127.0.0.1:$SERVER_PORT$path" 2>&1)
-	if ! grep -q "^status codes: $n 2xx" <<<"$out"; then
-		echo "h2load: want $n answers 2xx, got: $out" >&2
-		kill_server "$SERVER_PID"
-		return 1
-	fi
-	vg_stop || return 1
-	echo "$VG_ALLOCS"
-}
-
-@test "valgrind: dsys-serve allocates nothing per h2c /hello stream, nghttp2's own objects included" {
-	local a1 a2
-	a1=$(allocs_h2 "$N1" "${serve_cmd[@]}" -- /hello)
-	a2=$(allocs_h2 "$((N1 + EXTRA))" "${serve_cmd[@]}" -- /hello)
-	heap_growth_ok "$a1" "$a2"
-}
-
-@test "valgrind: dsys-counter serve on mem: allocates nothing per gRPC Incr call" {
-	local a1 a2 msg="$BATS_TEST_TMPDIR/incr.grpc"
-	printf '\0\0\0\0\4\n\2k0' >"$msg"   # IncrRequest{key:"k0"}, framed
-	local args=(-d "$msg" -H 'content-type: application/grpc' -H 'te: trailers')
-	a1=$(allocs_h2 "$N1" "${counter_cmd[@]}" --store mem: -- /dsys.counter.v1.Counter/Incr "${args[@]}")
-	a2=$(allocs_h2 "$((N1 + EXTRA))" "${counter_cmd[@]}" --store mem: -- /dsys.counter.v1.Counter/Incr "${args[@]}")
-	heap_growth_ok "$a1" "$a2"
 }
