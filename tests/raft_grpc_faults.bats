@@ -96,6 +96,64 @@ put_retry() {
 	[[ $output != *"already expired"* ]]
 }
 
+@test "raft grpc faults: a LeaseKeepAlive stream ended by a timed-out keep-alive leaves its other keep-alives with no answer on the next stream" {
+	# A follower forwards each keep-alive to the leader; with the leader
+	# frozen they all wait, the first one's timeout ends the stream, and
+	# the others time out afterwards: their answers belong to the ended
+	# stream, not to the next stream the client opens on its connection
+	# (which the server may build on the same exchange), nor may they
+	# abort the member.
+	local lead f id
+	lead=$(raft_wait_leader)
+	f=$(((lead + 1) % RAFT_N))
+	id=$(etcdctl --endpoints "127.0.0.1:${RAFT_CPORTS[f]}" lease grant 60 | awk '{print $2}')
+	run timeout 40 "$DSYS_PY" - "127.0.0.1:${RAFT_CPORTS[f]}" "$id" "${RAFT_PIDS[lead]}" 3>&- <<'PY'
+import os, signal, sys, threading, time, grpc
+from etcd3.etcdrpc import rpc_pb2 as pb, rpc_pb2_grpc as stubs
+ep, lease, leader = sys.argv[1], int(sys.argv[2], 16), int(sys.argv[3])
+stub = stubs.LeaseStub(grpc.insecure_channel(ep))
+stub.LeaseTimeToLive(pb.LeaseTimeToLiveRequest(ID=lease), timeout=5)  # connected
+
+def keepalives(n, gap, done):
+    for _ in range(n):
+        yield pb.LeaseKeepAliveRequest(ID=lease)
+        time.sleep(gap)
+    done.wait(30)  # the client's side stays open
+
+os.kill(leader, signal.SIGSTOP)
+done = threading.Event()
+try:
+    for r in stub.LeaseKeepAlive(keepalives(3, 0.1, done), timeout=20):
+        print("stream 1 answered", r.TTL, flush=True)
+    print("stream 1 ended", flush=True)
+except grpc.RpcError as e:
+    print("stream 1 broken:", e.code().name, flush=True)
+done.set()
+done = threading.Event()
+got = 0
+try:
+    for r in stub.LeaseKeepAlive(keepalives(15, 0.1, done), timeout=20):
+        if r.TTL <= 0:
+            print("stream 2 lease gone", flush=True)
+            break
+        got += 1
+        if got == 15:
+            break
+except grpc.RpcError as e:
+    print("stream 2 broken:", e.code().name, e.details(), flush=True)
+done.set()
+print("stream 2 answered", got, flush=True)
+PY
+	kill -CONT "${RAFT_PIDS[lead]}"
+	echo "$output"
+	[ "$status" = 0 ]
+	[[ $output == *"stream 1 broken: UNAVAILABLE"* ]]
+	[[ $output == *"stream 2 answered 15"* ]]
+	[[ $output != *"stream 2 broken"* ]]
+	kill -0 "${RAFT_PIDS[f]}"
+	! grep -h invariant "$RAFT_DIR"/*.err
+}
+
 @test "raft grpc faults: a python grpc watch on the leader, the leader killed: resumed on another member from its last revision + 1, no event lost or twice" {
 	local lead
 	lead=$(raft_wait_leader)

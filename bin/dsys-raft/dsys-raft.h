@@ -40,6 +40,14 @@ enum node_op {
  */
 void node_request(struct node *n, void *origin, int op, const char *body, size_t len, bool serializable);
 
+/* The same, answered exactly once through fn(origin, ...) instead of
+ * api_answer (fn is the node_watch_fn type below): for the gRPC
+ * LeaseKeepAlive stream, whose many requests share one exchange that may
+ * end -- and be reused for another call -- while some are still with the
+ * node; its origin is the stream's own state, which outlives them. */
+typedef void (*node_watch_fn)(void *origin, int status, const char *body, size_t len);
+void node_request_call(struct node *n, node_watch_fn fn, void *origin, int op, const char *body, size_t len);
+
 /* A watch (body: etcd's create_request): answered once events past its
  * start revision exist on this member, or after the watch poll time with
  * none, see node.c. */
@@ -47,7 +55,6 @@ void node_watch(struct node *n, void *origin, const char *body, size_t len);
 /* The same, answered through fn(origin, ...) instead of api_answer (the
  * gRPC Watch stream's many watches, each its own origin); node_watch_drop
  * forgets origin's watch unanswered (never from inside fn). */
-typedef void (*node_watch_fn)(void *origin, int status, const char *body, size_t len);
 void node_watch_call(struct node *n, node_watch_fn fn, void *origin, const char *body, size_t len);
 void node_watch_drop(struct node *n, void *origin);
 

@@ -775,12 +775,19 @@ static void watch_call(struct http_exchange *ex, const struct grpc_method *m)
  * client's side has ended and every request is answered; a client that
  * vanished (reset, closed connection) is noticed by a 1 s check, since
  * the core has no callback for that.
+ *
+ * A stream may end while requests are still with the node: an error
+ * answer (a keep-alive forwarded to a leader that died times out) ends it
+ * at once.  Once ended the exchange is the server core's again, and it
+ * may carry the connection's next call; so the node answers the stream's
+ * requests to the ka_stream (node_request_call), never to the exchange,
+ * and the ka_stream lives until the last of them is answered.
  */
 struct ka_stream {
 	struct grpc_method m;      /* first: ex->route_arg points here, kind M_KEEPALIVE_STREAM */
-	struct http_exchange *ex;
-	unsigned pending;          /* requests with the node */
-	bool client_done, ended;
+	struct http_exchange *ex;  /* not ours once ended */
+	unsigned pending;          /* requests with the node, each answered once to ka_answered */
+	bool client_done, ended, closing;
 	uv_timer_t check;
 };
 
@@ -789,14 +796,26 @@ static void ka_freed(uv_handle_t *h)
 	free(h->data);
 }
 
+/* Free ks once it has ended and the node holds none of its requests. */
+static void ka_release(struct ka_stream *ks)
+{
+	if (!ks->ended || ks->pending || ks->closing)
+		return;
+	ks->closing = true;
+	uv_close((uv_handle_t *)&ks->check, ka_freed);
+}
+
 static void ka_end(struct ka_stream *ks, int status, const char *msg)
 {
 	if (ks->ended)
 		return;
 	ks->ended = true;
+	uv_timer_stop(&ks->check);
 	grpc_stream_end(ks->ex, status, msg);
-	uv_close((uv_handle_t *)&ks->check, ka_freed);
+	ka_release(ks);
 }
+
+static void ka_answered(void *origin, int status, const char *body, size_t len);
 
 static void ka_request(struct ka_stream *ks, const uint8_t *msg, size_t len)
 {
@@ -815,7 +834,8 @@ static void ka_request(struct ka_stream *ks, const uint8_t *msg, size_t len)
 	msg_json(&w, req);
 	protobuf_c_message_free_unpacked(req, NULL);
 	ks->pending++;
-	api_v3(ks->m.n, ks->ex, ks->m.op, b.data, b.len);
+	/* NODE_OP_KEEPALIVE: no kv_check, never serializable (api_v3) */
+	node_request_call(ks->m.n, ka_answered, ks, ks->m.op, b.data, b.len);
 	buf_free(&b);
 }
 
@@ -837,16 +857,20 @@ static void ka_message(struct http_exchange *ex, const uint8_t *msg, size_t len,
 static void ka_check(uv_timer_t *t)
 {
 	struct ka_stream *ks = t->data;
-	if (!ks->pending && http_exchange_gone(ks->ex))
+	if (!ks->ended && !ks->pending && http_exchange_gone(ks->ex))
 		ka_end(ks, GRPC_CANCELLED, NULL);
 }
 
-static void ka_answer(struct ka_stream *ks, int status, const char *body, size_t len)
+/* The node's answer to one of the stream's requests (node_request_call). */
+static void ka_answered(void *origin, int status, const char *body, size_t len)
 {
+	struct ka_stream *ks = origin;
 	INVARIANT(ks->pending > 0);
 	ks->pending--;
-	if (ks->ended)
+	if (ks->ended) {
+		ka_release(ks);
 		return;
+	}
 	if (http_exchange_gone(ks->ex)) {
 		if (!ks->pending)
 			ka_end(ks, GRPC_CANCELLED, NULL);
@@ -901,11 +925,8 @@ static void ka_call(struct http_exchange *ex, const struct grpc_method *m)
 void grpc_api_answer(struct http_exchange *ex, int status, const char *body, size_t len)
 {
 	const struct grpc_method *m = ex->route_arg;
-	INVARIANT(m->kind != M_WATCH_STREAM);   /* its polls answer through watch_polled */
-	if (m->kind == M_KEEPALIVE_STREAM) {
-		ka_answer((struct ka_stream *)m, status, body, len);
-		return;
-	}
+	/* the streams' requests answer through watch_polled and ka_answered */
+	INVARIANT(m->kind != M_WATCH_STREAM && m->kind != M_KEEPALIVE_STREAM);
 	json_value *j = json_parse(body, len, NULL);
 	if (status != 200) {
 		int64_t code = 0;

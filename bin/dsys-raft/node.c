@@ -133,8 +133,10 @@ struct req {
 	char *body;
 	size_t len;
 	bool serializable;
-	/* where the answer goes: an HTTP exchange (origin) or a peer's FWD_REQ */
+	/* where the answer goes: fn(origin) when fn is set, else an HTTP
+	 * exchange (origin), or a peer's FWD_REQ */
 	void *origin;
+	node_watch_fn fn;
 	uint32_t fwd_from;
 	uint64_t fwd_id;
 	/* what it waits for */
@@ -481,7 +483,9 @@ static void req_answer(struct node *n, struct req *q, int status, const char *bo
 {
 	log_debug("answer req %p origin %p op %d wait %d status %d body %.*s", (void *)q, q->origin, q->op, q->wait,
 	          status, (int)(len > 200 ? 200 : len), body);
-	if (q->origin) {
+	if (q->fn) {
+		q->fn(q->origin, status, body, len);
+	} else if (q->origin) {
 		api_answer(q->origin, status, body, len);
 	} else if (q->fwd_from) {
 		struct buf *b = peer_out(n, q->fwd_from);
@@ -662,10 +666,12 @@ static void req_start(struct node *n, struct req *q)
 	raft_frame_put_fwd_req(b, q->ctx, (uint8_t)q->op, q->aux, q->body, q->len);
 }
 
-void node_request(struct node *n, void *origin, int op, const char *body, size_t len, bool serializable)
+static void request_new(struct node *n, node_watch_fn fn, void *origin, int op, const char *body, size_t len,
+                        bool serializable)
 {
 	struct req *q = calloc(1, sizeof *q);
 	INVARIANT(q != NULL);
+	q->fn = fn;
 	q->op = op;
 	q->body = malloc(len ? len : 1);
 	INVARIANT(q->body != NULL);
@@ -684,6 +690,16 @@ void node_request(struct node *n, void *origin, int op, const char *body, size_t
 	}
 	req_start(n, q);
 	n->kick = true;
+}
+
+void node_request(struct node *n, void *origin, int op, const char *body, size_t len, bool serializable)
+{
+	request_new(n, NULL, origin, op, body, len, serializable);
+}
+
+void node_request_call(struct node *n, node_watch_fn fn, void *origin, int op, const char *body, size_t len)
+{
+	request_new(n, fn, origin, op, body, len, false);
 }
 
 /* A forwarded request from a follower: handled as if a client sent it here. */
