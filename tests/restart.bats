@@ -117,6 +117,59 @@ listener_pids() {
 	[ "$st" -eq 0 ]
 }
 
+@test "restart: the old server answers the first request of a connection a client opened before the drain and had not used yet" {
+	port=$(free_port)
+	start_server old dsys-counter serve --listen "127.0.0.1:$port" --reuse-port --threads 1 --drain-timeout 20s
+	old=$SERVER_PID
+	old_out=$SERVER_OUT
+	# a client's pool: one connection used once, one opened and not used yet
+	# (dsys-bench keeps such: it takes the last connection that answered)
+	"$DSYS_PY" - "$port" "$BATS_TEST_TMPDIR/go" >"$BATS_TEST_TMPDIR/answers" 2>&1 3>&- <<-'EOF' &
+		import os, socket, sys, time
+		port, go = int(sys.argv[1]), sys.argv[2]
+		req = b"POST /incr HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n{\"key\":\"k\"}"
+		def answer(s):
+		    data = b""
+		    try:
+		        while b"\r\n\r\n" not in data:
+		            chunk = s.recv(4096)
+		            if not chunk:
+		                return "closed"
+		            data += chunk
+		    except OSError as e:
+		        return "error %s" % e
+		    head = data.split(b"\r\n\r\n")[0].decode().lower().split("\r\n")
+		    return head[0] + ("; close" if "connection: close" in head else "")
+		used = socket.create_connection(("127.0.0.1", port), timeout=20)
+		unused = socket.create_connection(("127.0.0.1", port), timeout=20)
+		used.sendall(req)
+		print("used:", answer(used), flush=True)
+		while not os.path.exists(go):
+		    time.sleep(0.02)
+		# well after the drain began: longer than its old 1 s grace
+		time.sleep(2)
+		for name, s in (("unused", unused), ("used", used)):
+		    try:
+		        s.sendall(req)
+		        print(name + ":", answer(s), flush=True)
+		    except OSError as e:
+		        print(name + ": error", e, flush=True)
+	EOF
+	client=$!
+	for ((i = 0; i < 100; i++)); do grep -q '^used:' "$BATS_TEST_TMPDIR/answers" && break; sleep 0.05; done
+	start_server new dsys-counter serve --listen "127.0.0.1:$port" --reuse-port --threads 1
+	kill -TERM "$old"
+	touch "$BATS_TEST_TMPDIR/go"
+	wait "$client"
+	run cat "$BATS_TEST_TMPDIR/answers"
+	assert_output "$(printf '%s\n' 'used: http/1.1 200 ok' 'unused: http/1.1 200 ok; close' 'used: http/1.1 200 ok; close')"
+	st=0
+	stop_server "$old" || st=$?
+	[ "$st" -eq 0 ]
+	run jq -c 'select(.event == "drained") | .requests' "$old_out"
+	assert_output 3
+}
+
 @test "restart: --reuse-port with no server on the port binds as usual" {
 	port=$(free_port)
 	start_server only dsys-serve --listen "127.0.0.1:$port" --reuse-port --threads 1
