@@ -182,13 +182,13 @@ listener_pids() {
 @test "restart: the example restarts dsys-serve under dsys-bench --rate load with 0 errors and 0 lost requests" {
 	run --separate-stderr env RATE=2000/s DURATION=3s bash "$BATS_TEST_DIRNAME/../examples/zero-downtime-restart.sh"
 	[ "$status" -eq 0 ] || { echo "$output $stderr"; false; }
-	run jq -e '.requests == 6000 and .errors == 0 and .lost == 0 and .old_answered > 0 and .new_answered > 0' <<<"$output"
+	run jq -e '.sent == 6000 and .requests == 6000 and .errors == 0 and .lost == 0 and .unaccounted == 0 and .old_answered > 0 and .new_answered > 0' <<<"$output"
 	assert_success
 }
 
 @test "restart: the example restarts dsys-counter serve under load with 0 errors and 0 lost requests" {
 	run --separate-stderr env SERVER=counter RATE=1000/s DURATION=3s bash "$BATS_TEST_DIRNAME/../examples/zero-downtime-restart.sh"
 	[ "$status" -eq 0 ] || { echo "$output $stderr"; false; }
-	run jq -e '.requests == 3000 and .errors == 0 and .lost == 0 and .old_answered > 0 and .new_answered > 0' <<<"$output"
+	run jq -e '.sent == 3000 and .requests == 3000 and .errors == 0 and .lost == 0 and .unaccounted == 0 and .old_answered > 0 and .new_answered > 0' <<<"$output"
 	assert_success
 }
