@@ -852,6 +852,16 @@ static void thread_drain(struct http_thread *t)
 		}
 		if (c->lingering || !conn_quiet(c))
 			continue;  /* closes itself after its last answer */
+		if (c->nreq == 0 && srv->cfg.reuse_port) {
+			/* a restart: a client's pool opens connections before it
+			 * needs them and may use this one first at any time, as
+			 * with an idle keep-alive one; closing it after a short
+			 * grace raced that request (dsys-bench, whose stack of
+			 * ready connections leaves the bottom ones unused until a
+			 * burst, lost requests so) */
+			server_conn_drain_idle(c);
+			continue;
+		}
 		if (c->nreq == 0) {
 			/* accepted, nothing read yet: its request may be on the way */
 			if (c->dl_kind != DL_HEADER || c->deadline > now + grace)

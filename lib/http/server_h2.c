@@ -1311,6 +1311,21 @@ static void h2_update_deadline(struct conn *c)
 	}
 }
 
+/* The drain: GOAWAY after the streams received so far, which are served;
+ * Health/Watch calls say NOT_SERVING and end. */
+static void h2_goaway(struct h2_session *s)
+{
+	if (!s->goaway) {
+		nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE,
+		                      nghttp2_session_get_last_proc_stream_id(s->ng),
+		                      NGHTTP2_NO_ERROR, NULL, 0);
+		s->goaway = true;
+	}
+	for (struct h2_stream *st = s->streams; st; st = st->next)
+		if (st->watch && !st->ended)
+			h2_watch_end(st, GRPC_HEALTH_NOT_SERVING);
+}
+
 /* Feed what is buffered to the session, take what it has to send, write. */
 static void h2_service(struct conn *c)
 {
@@ -1331,6 +1346,9 @@ static void h2_service(struct conn *c)
 		c->rpos = c->rlen;
 	}
 	c->in_process = false;
+	if (c->t->draining && !s->goaway)
+		h2_goaway(s);   /* HTTP/2 begun during a drain, on a connection accepted
+		                 * before it: its first streams are served, then it ends */
 	/* nothing points into rbuf: give it back after every pass */
 	if (c->rbuf && c->rpos == c->rlen)
 		server_conn_rbuf_release(c);
@@ -1409,20 +1427,11 @@ static void h2_timeout(struct conn *c, uint8_t kind)
 
 static void h2_drain(struct conn *c)
 {
-	struct h2_session *s = c->h2;
-	if (!s) {
+	if (!c->h2) {
 		server_conn_close(c);
 		return;
 	}
-	if (!s->goaway) {
-		nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE,
-		                      nghttp2_session_get_last_proc_stream_id(s->ng),
-		                      NGHTTP2_NO_ERROR, NULL, 0);
-		s->goaway = true;
-	}
-	for (struct h2_stream *st = s->streams; st; st = st->next)
-		if (st->watch && !st->ended)
-			h2_watch_end(st, GRPC_HEALTH_NOT_SERVING);
+	h2_goaway(c->h2);
 	h2_service(c);
 }
 
