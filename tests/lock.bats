@@ -11,25 +11,11 @@ bats_require_minimum_version 1.5.0
 BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-60}   # a hang fails its test instead of the suite
 
 setup() {
-	dsys_setup
-	export DSYS_LOG_LEVEL=warn
-	unset DSYS_STORE REDIS_URL DSYS_LOCK_TTL DSYS_LOCK_OWNER
-	REDIS_PID=
-	CLUSTER_PIDS=()
-	BG=()
+	lock_setup
 	DIR=$(dsys_tmp locks)
 }
 
-teardown() {
-	local p
-	for p in "${BG[@]}"; do
-		kill -CONT "$p" 2>/dev/null
-		kill -KILL "$p" 2>/dev/null
-	done
-	dsys_teardown
-	redis_stop
-	redis_cluster_stop
-}
+teardown() { lock_teardown redis_stop redis_cluster_stop; }
 
 # field JSON KEY: one field of a JSON line (strings bare, null as None).
 # A grant line has every documented field, with the right types.
@@ -183,29 +169,12 @@ semaphore() {
 # (fence, start, end) to one file; sections must not overlap and fences
 # must strictly increase.
 contend() {
-	local out=$BATS_TEST_TMPDIR/sections.$2 pids=() i
-	: >"$out"
-	for ((i = 0; i < 20; i++)); do
-		dsys-lock run c --store "$1" --ttl 5s --wait 30s -- sh -c \
-			'echo "$DSYS_LOCK_FENCE start $(date +%s%N)" >>"$0"; sleep 0.01; echo "$DSYS_LOCK_FENCE end $(date +%s%N)" >>"$0"' \
-			"$out" 3>&- &
-		pids+=($!)
+	local out=$BATS_TEST_TMPDIR/sections.$2 i
+	contend_start "$1" "$out" 5s 30s 0.01
+	for i in "${PIDS[@]}"; do
+		wait "$i" || { cat "$BATS_TEST_TMPDIR/err" >&2; return 1; }
 	done
-	for i in "${pids[@]}"; do
-		wait "$i"
-	done
-	"$DSYS_PY" - "$out" <<'EOF'
-import sys
-lines = [l.split() for l in open(sys.argv[1])]
-assert len(lines) == 40, len(lines)
-last_fence, last_end = 0, 0
-for i in range(0, 40, 2):
-    (f1, s, t1), (f2, e, t2) = lines[i], lines[i + 1]
-    assert s == "start" and e == "end" and f1 == f2, ("overlap", lines[i], lines[i + 1])
-    assert int(f1) > last_fence, ("fence did not grow", f1, last_fence)
-    assert int(t1) >= last_end and int(t2) >= int(t1), ("time", lines[i])
-    last_fence, last_end = int(f1), int(t2)
-EOF
+	sections_ok "$out"
 }
 
 @test "lock: 20 contending runs never overlap and their fences strictly increase on file:" {

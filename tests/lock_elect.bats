@@ -11,23 +11,12 @@ bats_require_minimum_version 1.5.0
 BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-90}
 
 setup() {
-	dsys_setup
-	export DSYS_LOG_LEVEL=warn ETCDCTL_API=3
-	unset DSYS_STORE REDIS_URL DSYS_LOCK_TTL DSYS_LOCK_OWNER
-	REDIS_PID=
-	ETCD_PID=
-	ETCD_CLUSTER_PIDS=()
-	BG=()
+	lock_setup
+	export ETCDCTL_API=3
 	DIR=$(dsys_tmp locks)
 }
 
-teardown() {
-	local p
-	for p in "${BG[@]}"; do kill -KILL "$p" 2>/dev/null; done
-	dsys_teardown
-	redis_stop
-	etcd_stop
-}
+teardown() { lock_teardown redis_stop etcd_stop; }
 
 # running: how many candidates have a CMD running now.
 running() {

@@ -15,22 +15,11 @@ setup_file() {
 }
 
 setup() {
-	dsys_setup
-	export DSYS_LOG_LEVEL=warn
-	unset DSYS_STORE REDIS_URL DSYS_LOCK_TTL DSYS_LOCK_OWNER
+	lock_setup
 	etcd_reset
-	BG=()
 }
 
-teardown() {
-	local p
-	for p in "${BG[@]}"; do
-		kill -CONT "$p" 2>/dev/null
-		kill -KILL "$p" 2>/dev/null
-	done
-	dsys_teardown
-	etcd_teardown
-}
+teardown() { lock_teardown etcd_teardown; }
 
 @test "lock etcd: acquire, status, renew and release keep their promises, in etcd's concurrency layout" {
 	etcd_start
@@ -213,14 +202,8 @@ EOF
 
 @test "lock etcd: 20 contending runs on a 3-node etcd never overlap across a leader kill, fences rise, locks flow again" {
 	etcd_cluster_start 3
-	local out=$BATS_TEST_TMPDIR/sections pids=() i
-	: >"$out"
-	for ((i = 0; i < 20; i++)); do
-		dsys-lock run c --store "$ETCD_CLUSTER_URL" --ttl 3s --wait 90s -- sh -c \
-			'echo "$DSYS_LOCK_FENCE start $(date +%s%N)" >>"$0"; sleep 0.1; echo "$DSYS_LOCK_FENCE end $(date +%s%N)" >>"$0"' \
-			"$out" 2>>"$BATS_TEST_TMPDIR/err" 3>&- &
-		pids+=($!)
-	done
+	local out=$BATS_TEST_TMPDIR/sections i
+	contend_start "$ETCD_CLUSTER_URL" "$out" 3s 90s 0.1
 	# once a few sections are done, kill the leader
 	for ((i = 0; i < 300; i++)); do [ "$(grep -c end "$out")" -ge 3 ] && break; sleep 0.02; done
 	leader=$(etcdctl --endpoints "$ETCD_CLUSTER_ENDPOINTS" endpoint status -w json |
@@ -228,7 +211,7 @@ EOF
 	before=$(grep -c end "$out")
 	etcd_cluster_kill "$leader"
 	local failed=0
-	for i in "${pids[@]}"; do
+	for i in "${PIDS[@]}"; do
 		wait "$i" || failed=$((failed + 1))
 	done
 	# every run either ran its section or exited 5/3 around the kill;

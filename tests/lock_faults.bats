@@ -22,26 +22,14 @@ setup_file() {
 }
 
 setup() {
-	dsys_setup
-	export DSYS_LOG_LEVEL=warn
-	unset DSYS_STORE REDIS_URL DSYS_LOCK_TTL DSYS_LOCK_OWNER
+	lock_setup
 	etcd_reset
-	REDIS_PID=
-	RL_PIDS=()
-	RL_PORTS=()
-	BG=()
 }
 
 teardown() {
-	local p
-	for p in "${BG[@]}"; do
-		kill -CONT "$p" 2>/dev/null
-		kill -KILL "$p" 2>/dev/null
-	done
+	# the process group of the command a run started
 	[[ -n ${child:-} ]] && kill -KILL -- "-$child" 2>/dev/null
-	dsys_teardown
-	etcd_stop
-	rl_stop_all
+	lock_teardown etcd_stop rl_stop_all
 }
 
 # granted_ms NAME: the TTL etcd granted the holder's lease, in ms.

@@ -10,22 +10,9 @@ load lock_helpers
 bats_require_minimum_version 1.5.0
 BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-120}
 
-setup() {
-	dsys_setup
-	export DSYS_LOG_LEVEL=warn
-	unset DSYS_STORE REDIS_URL DSYS_LOCK_TTL DSYS_LOCK_OWNER
-	REDIS_PID=
-	RL_PIDS=()
-	RL_PORTS=()
-	BG=()
-}
+setup() { lock_setup; }
 
-teardown() {
-	local p
-	for p in "${BG[@]}"; do kill -KILL "$p" 2>/dev/null; done
-	dsys_teardown
-	rl_stop_all
-}
+teardown() { lock_teardown rl_stop_all; }
 
 @test "redlock: acquire, status, renew and release act on a majority, and fences rise" {
 	redlock_start
@@ -90,34 +77,17 @@ teardown() {
 
 @test "redlock: 20 contending runs on 3 redis-servers never overlap and fences rise, with one server killed mid-run" {
 	redlock_start
-	local out=$BATS_TEST_TMPDIR/sections pids=() i
-	: >"$out"
-	for ((i = 0; i < 20; i++)); do
-		dsys-lock run c --store "$RL_URL" --ttl 3s --wait 60s -- sh -c \
-			'echo "$DSYS_LOCK_FENCE start $(date +%s%N)" >>"$0"; sleep 0.05; echo "$DSYS_LOCK_FENCE end $(date +%s%N)" >>"$0"' \
-			"$out" 2>>"$BATS_TEST_TMPDIR/err" 3>&- &
-		pids+=($!)
-	done
+	local out=$BATS_TEST_TMPDIR/sections i
+	contend_start "$RL_URL" "$out" 3s 60s 0.05
 	for ((i = 0; i < 300; i++)); do [ "$(grep -c end "$out")" -ge 5 ] && break; sleep 0.02; done
 	rl_kill 0
 	local failed=0
-	for i in "${pids[@]}"; do
+	for i in "${PIDS[@]}"; do
 		wait "$i" || failed=$((failed + 1))
 	done
 	cat "$BATS_TEST_TMPDIR/err" >&2
 	[ "$failed" -eq 0 ]
-	"$DSYS_PY" - "$out" <<'EOF'
-import sys
-lines = [l.split() for l in open(sys.argv[1])]
-assert len(lines) == 40, len(lines)
-last_fence, last_end = 0, 0
-for i in range(0, 40, 2):
-    (f1, s, t1), (f2, e, t2) = lines[i], lines[i + 1]
-    assert s == "start" and e == "end" and f1 == f2, ("overlap", lines[i], lines[i + 1])
-    assert int(f1) > last_fence, ("fence did not grow", f1, last_fence)
-    assert int(t1) >= last_end and int(t2) >= int(t1), ("time", lines[i])
-    last_fence, last_end = int(f1), int(t2)
-EOF
+	sections_ok "$out"
 }
 
 @test "redlock: bad input gets one clear line and exit 2, unreachable servers exit 3, and no key is left" {

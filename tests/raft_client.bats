@@ -10,21 +10,14 @@ load raft_helpers
 bats_require_minimum_version 1.5.0
 
 setup() {
-	dsys_setup
-	ETCD_PID=
-	ETCD_CLUSTER_PIDS=()
-	RAFT_PIDS=()
+	raft_setup
 	BG_PID=
 	unset DSYS_RAFT_ENDPOINTS
 }
 
 teardown() {
 	[[ -n $BG_PID ]] && { kill "$BG_PID" 2>/dev/null; wait "$BG_PID" 2>/dev/null; }
-	local pid
-	for pid in "${RAFT_PIDS[@]}"; do
-		[[ -n $pid ]] && kill_server "$pid"
-	done
-	etcd_stop
+	raft_teardown
 	dsys_teardown
 }
 

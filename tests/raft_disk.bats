@@ -16,25 +16,14 @@ load raft_helpers
 bats_require_minimum_version 1.5.0
 
 setup() {
-	dsys_setup
-	CLI=${DSYS_BUILD:-$BATS_TEST_DIRNAME/../build}/bench/etcd_cli
-	CHECK=${DSYS_BUILD:-$BATS_TEST_DIRNAME/../build}/bench/lin_check
-	FAULTFS=${DSYS_BUILD:-$BATS_TEST_DIRNAME/../build}/tests/faultfs.so
-	[ -x "$CLI" ] || fail "$CLI is missing: run make first"
-	[ -x "$CHECK" ] || fail "$CHECK is missing: run make first"
-	[ -f "$FAULTFS" ] || fail "$FAULTFS is missing: run make first"
-	RAFT_PIDS=()
+	raft_setup CLI CHECK FAULTFS
 	RAFT_ARGS=(--request-timeout 2s --snapshot-count 300)
-	LOAD_PID=
 	MNT=
 }
 
 teardown() {
-	[[ -n ${LOAD_PID:-} ]] && { touch "$RAFT_DIR/stop"; kill "$LOAD_PID" 2>/dev/null; wait "$LOAD_PID" 2>/dev/null; }
-	local pid
-	for pid in "${RAFT_PIDS[@]}"; do
-		[[ -n $pid ]] && kill_server "$pid"
-	done
+	# the members first: a tmpfs with a file open is busy
+	raft_teardown
 	[[ -n $MNT ]] && umount "$MNT"
 	dsys_teardown
 }

@@ -11,8 +11,7 @@ bats_require_minimum_version 1.5.0
 export ETCDCTL_API=3
 
 setup() {
-	dsys_setup
-	RAFT_PIDS=()
+	raft_setup
 	raft_cluster 3
 	raft_start_all >/dev/null
 }

@@ -14,43 +14,12 @@ bats_require_minimum_version 1.5.0
 export ETCDCTL_API=3
 
 # One 3-node cluster for the file (tests that kill members start their own).
-setup_file() {
-	PATH="$DSYS_BIN:$PATH"
-	local ports i n=3 initial= eps=
-	ports=($(etcd_free_ports 6)) || return 1
-	for ((i = 0; i < n; i++)); do
-		initial+="${initial:+,}n$((i + 1))=http://127.0.0.1:${ports[n + i]}"
-		eps+="${eps:+,}127.0.0.1:${ports[i]}"
-	done
-	export GRPC_EPS=$eps GRPC_PORTS="${ports[*]:0:3}"
-	: >"$BATS_FILE_TMPDIR/pids"
-	for ((i = 0; i < n; i++)); do
-		dsys-raft node --name "n$((i + 1))" --data-dir "$BATS_FILE_TMPDIR/n$((i + 1))" \
-			--listen-client "127.0.0.1:${ports[i]}" --listen-peer "127.0.0.1:${ports[n + i]}" \
-			--initial-cluster "$initial" --heartbeat-interval 50ms --election-timeout 500ms \
-			>"$BATS_FILE_TMPDIR/n$((i + 1)).out" 2>"$BATS_FILE_TMPDIR/n$((i + 1)).err" 3>&- &
-		echo $! >>"$BATS_FILE_TMPDIR/pids"
-	done
-	for ((i = 0; i < 200; i++)); do
-		etcdctl --endpoints "$eps" --command-timeout 1s endpoint health >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	echo "the cluster never became healthy" >&2
-	return 1
-}
+setup_file() { raft_setup_file 3; }
 
-teardown_file() {
-	local pid
-	while read -r pid; do
-		kill "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null || :
-	done <"$BATS_FILE_TMPDIR/pids"
-}
+teardown_file() { raft_teardown_file; }
 
 setup() {
-	dsys_setup
-	etcd_reset
-	RAFT_PIDS=()
+	raft_setup
 	read -r -a P <<<"$GRPC_PORTS"
 }
 

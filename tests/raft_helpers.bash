@@ -1,5 +1,5 @@
 # raft_helpers.bash -- start, kill and watch dsys-raft clusters on loopback,
-# for raft_node.bats and raft_faults.bats (which load helpers and
+# for the raft_*.bats files (which load helpers and
 # etcd_helpers first).
 #
 #   raft_cluster N        ports and names for N members; nothing started
@@ -22,6 +22,21 @@
 #   load_stop             end them and check their history
 #   put_ok K V [URL]      a write that succeeds, retried across a leader change
 #   caught_up I K V       member I serves K=V from its own state
+
+# The .bats files' setup and teardown:
+#   raft_setup [TOOL...]  dsys_setup, no member, no load, no etcd, no
+#                         RAFT_ARGS; CLI, CHECK and FAULTFS name
+#                         build/bench/etcd_cli, build/bench/lin_check and
+#                         build/tests/faultfs.so, and each TOOL named
+#                         (CLI, CHECK, FAULTFS) must be built
+#   raft_teardown         ends the load left (load_start) and every member
+#                         left, a frozen one too, and etcd_stop; the
+#                         caller ends its own processes, then dsys_teardown
+#   raft_setup_file N     N members started once for the whole file, in
+#                         $BATS_FILE_TMPDIR, healthy to etcdctl; exports
+#                         GRPC_EPS (their client endpoints) and GRPC_PORTS
+#                         (their client ports, one word each)
+#   raft_teardown_file    ends raft_setup_file's members
 
 # field JSON PATH: one field of a JSON line, as JSON
 field() { "$DSYS_PY" -c 'import json,sys; v=json.loads(sys.argv[1]); print(json.dumps(eval("v"+sys.argv[2]), ensure_ascii=False))' "$1" "$2"; }
@@ -158,4 +173,69 @@ caught_up() {
 	done
 	echo "member $1 has $2='$got', not '$3'" >&2
 	return 1
+}
+
+raft_setup() {
+	local build=${DSYS_BUILD:-$BATS_TEST_DIRNAME/../build} tool
+	dsys_setup
+	CLI=$build/bench/etcd_cli
+	CHECK=$build/bench/lin_check
+	FAULTFS=$build/tests/faultfs.so
+	RAFT_PIDS=()
+	RAFT_ARGS=()
+	LOAD_PID=
+	ETCD_PID=
+	ETCD_CLUSTER_PIDS=()
+	for tool in "$@"; do
+		[ -e "${!tool}" ] || fail "${!tool} is missing: run make first"
+	done
+}
+
+raft_teardown() {
+	local pid
+	if [[ -n ${LOAD_PID:-} ]]; then
+		touch "$RAFT_DIR/stop"
+		kill "$LOAD_PID" 2>/dev/null || :
+		wait "$LOAD_PID" 2>/dev/null || :
+	fi
+	# a member a test froze (SIGSTOP) must run again to see the SIGTERM
+	for pid in "${RAFT_PIDS[@]}"; do
+		[[ -n $pid ]] || continue
+		kill -CONT "$pid" 2>/dev/null || :
+		kill_server "$pid"
+	done
+	etcd_stop
+}
+
+raft_setup_file() {
+	local n=$1 ports i initial= eps=
+	PATH="$DSYS_BIN:$PATH"
+	ports=($(etcd_free_ports $((2 * n)))) || return 1
+	for ((i = 0; i < n; i++)); do
+		initial+="${initial:+,}n$((i + 1))=http://127.0.0.1:${ports[n + i]}"
+		eps+="${eps:+,}127.0.0.1:${ports[i]}"
+	done
+	export GRPC_EPS=$eps GRPC_PORTS="${ports[*]:0:n}"
+	: >"$BATS_FILE_TMPDIR/pids"
+	for ((i = 0; i < n; i++)); do
+		dsys-raft node --name "n$((i + 1))" --data-dir "$BATS_FILE_TMPDIR/n$((i + 1))" \
+			--listen-client "127.0.0.1:${ports[i]}" --listen-peer "127.0.0.1:${ports[n + i]}" \
+			--initial-cluster "$initial" --heartbeat-interval 50ms --election-timeout 500ms \
+			>"$BATS_FILE_TMPDIR/n$((i + 1)).out" 2>"$BATS_FILE_TMPDIR/n$((i + 1)).err" 3>&- &
+		echo $! >>"$BATS_FILE_TMPDIR/pids"
+	done
+	for ((i = 0; i < 200; i++)); do
+		etcdctl --endpoints "$eps" --command-timeout 1s endpoint health >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "the cluster never became healthy" >&2
+	return 1
+}
+
+raft_teardown_file() {
+	local pid
+	while read -r pid; do
+		kill "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null || :
+	done <"$BATS_FILE_TMPDIR/pids"
 }

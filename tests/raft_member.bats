@@ -14,22 +14,12 @@ bats_require_minimum_version 1.5.0
 export ETCDCTL_API=3
 
 setup() {
-	dsys_setup
-	CLI=${DSYS_BUILD:-$BATS_TEST_DIRNAME/../build}/bench/etcd_cli
-	CHECK=${DSYS_BUILD:-$BATS_TEST_DIRNAME/../build}/bench/lin_check
-	[ -x "$CLI" ] || fail "$CLI is missing: run make first"
-	[ -x "$CHECK" ] || fail "$CHECK is missing: run make first"
-	RAFT_PIDS=()
+	raft_setup CLI CHECK
 	RAFT_ARGS=(--request-timeout 3s)
-	LOAD_PID=
 }
 
 teardown() {
-	[[ -n ${LOAD_PID:-} ]] && { touch "$RAFT_DIR/stop"; kill "$LOAD_PID" 2>/dev/null; wait "$LOAD_PID" 2>/dev/null; }
-	local pid
-	for pid in "${RAFT_PIDS[@]}"; do
-		[[ -n $pid ]] && kill_server "$pid"
-	done
+	raft_teardown
 	[[ -n ${ADD_PID:-} ]] && { kill "$ADD_PID" 2>/dev/null; wait "$ADD_PID" 2>/dev/null; }
 	dsys_teardown
 }

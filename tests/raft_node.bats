@@ -9,21 +9,12 @@ load raft_helpers
 bats_require_minimum_version 1.5.0
 
 setup() {
-	dsys_setup
-	ETCD_PID=
-	ETCD_CLUSTER_PIDS=()
-	CLI=${DSYS_BUILD:-$BATS_TEST_DIRNAME/../build}/bench/etcd_cli
-	[ -x "$CLI" ] || fail "$CLI is missing: run make first"
-	RAFT_PIDS=()
+	raft_setup CLI
 }
 
 teardown() {
 	[[ -n ${WATCH_PID:-} ]] && { kill "$WATCH_PID" 2>/dev/null; wait "$WATCH_PID" 2>/dev/null; }
-	local pid
-	for pid in "${RAFT_PIDS[@]}"; do
-		[[ -n $pid ]] && kill_server "$pid"
-	done
-	etcd_stop
+	raft_teardown
 	dsys_teardown
 }
 

@@ -132,6 +132,7 @@ struct copts {
 	uint64_t timeout_ms;
 	int64_t lease, limit, rev;
 	uint64_t count;               /* 0: no limit */
+	uint64_t started;             /* now_ms() when parsing began: --timeout counts from here */
 	bool prev_kv, prefix, keys_only, count_only, serializable, keys;
 };
 
@@ -227,11 +228,14 @@ static int on_option(void *ctx, int id, const char *arg)
 	return -1;
 }
 
+static uint64_t now_ms(void);
+
 /* Options, then exactly min..max operands; returns -1 to go on. */
 static int parse(const struct cli_spec *spec, int argc, char **argv, struct copts *o, int min, int max,
                  int *first)
 {
 	memset(o, 0, sizeof *o);
+	o->started = now_ms();
 	o->timeout_ms = 5000;
 	if (parse_endpoints(o, "127.0.0.1:2379") < 0)
 		return EXIT_USAGE;
@@ -388,6 +392,50 @@ static int finish(int rc)
 	return wr != EXIT_OK ? wr : rc;
 }
 
+/* One JSON object on a line of its own: line_begin, its fields through
+ * l.w, then line_end, which writes it. */
+struct line {
+	struct buf out;
+	struct json_writer w;
+};
+
+static void line_begin(struct line *l)
+{
+	l->out = (struct buf)BUF_INIT;
+	json_writer_init(&l->w, &l->out);
+	json_obj_begin(&l->w);
+}
+
+/* Returns rc once the line is written, else emit()'s code. */
+static int line_end(struct line *l, int rc)
+{
+	json_obj_end(&l->w);
+	int wr = emit(&l->out);
+	buf_free(&l->out);
+	return wr ? wr : rc;
+}
+
+/* A subcommand's answer: prints etcd's response r and returns the
+ * command's status for finish() (0, an exit code, or emit()'s). */
+typedef int answer_fn(const struct copts *o, const struct etcd_resp *r, const void *ctx);
+
+/*
+ * What every one-request subcommand does once the request is built: call
+ * (within --timeout from the command's start), report a failure after
+ * what ("" or "grant: ") with its exit code, or print the answer and
+ * finish.  Frees body.
+ */
+static int request(const struct copts *o, const char *path, struct buf *body, const char *what,
+                   answer_fn *answer, const void *ctx)
+{
+	struct etcd_resp resp;
+	int err = call(o, path, body, &resp, o->started);
+	int r = err < 0 ? call_error(o, err, &resp, what) : finish(answer(o, &resp, ctx));
+	etcd_resp_free(&resp);
+	buf_free(body);
+	return r;
+}
+
 /* ------------------------------------------------------------ put get del */
 
 #define PUT_MAX_STDIN (1536u * 1024)   /* etcd's default request limit, 1.5 MiB */
@@ -411,118 +459,83 @@ static int read_stdin(struct buf *in, size_t max, const char *what)
 	return 0;
 }
 
-static int put_main(int argc, char **argv)
+static int put_answer(const struct copts *o, const struct etcd_resp *r, const void *ctx)
 {
-	struct copts o;
-	int first;
-	uint64_t t0 = now_ms();
-	int r = parse(&put_spec, argc, argv, &o, 1, 2, &first);
-	if (r >= 0)
-		return r;
-	const char *k = argv[first];
-	struct buf in = BUF_INIT, body = BUF_INIT, out = BUF_INIT;
-	if (first + 1 < argc) {
-		buf_puts(&in, argv[first + 1]);
+	(void)ctx;
+	struct line l;
+	line_begin(&l);
+	json_kv_i64(&l.w, "revision", r->revision);
+	if (o->prev_kv && r->n_prev_kvs)
+		kv_object(&l.w, "prev_kv", &r->prev_kvs[0], true);
+	return line_end(&l, EXIT_OK);
+}
+
+static int put_run(const struct copts *o, char **args, int n)
+{
+	struct buf in = BUF_INIT, body = BUF_INIT;
+	int r;
+	if (n > 1) {
+		buf_puts(&in, args[1]);
 	} else if ((r = read_stdin(&in, PUT_MAX_STDIN, "value")) != 0) {
 		buf_free(&in);
 		return r;
 	}
-	etcd_req_put(&body, k, strlen(k), in.data ? in.data : "", in.len, o.lease, o.prev_kv);
-	struct etcd_resp resp;
-	int err = call(&o, ETCD_PATH_PUT, &body, &resp, t0);
-	if (err < 0) {
-		r = call_error(&o, err, &resp, "");
-	} else {
-		struct json_writer w;
-		json_writer_init(&w, &out);
-		json_obj_begin(&w);
-		json_kv_i64(&w, "revision", resp.revision);
-		if (o.prev_kv && resp.n_prev_kvs)
-			kv_object(&w, "prev_kv", &resp.prev_kvs[0], true);
-		json_obj_end(&w);
-		r = finish(emit(&out));
-	}
-	etcd_resp_free(&resp);
+	etcd_req_put(&body, args[0], strlen(args[0]), in.data ? in.data : "", in.len, o->lease, o->prev_kv);
+	r = request(o, ETCD_PATH_PUT, &body, "", put_answer, NULL);
 	buf_free(&in);
-	buf_free(&body);
-	buf_free(&out);
 	return r;
 }
 
-static int get_main(int argc, char **argv)
+static int get_answer(const struct copts *o, const struct etcd_resp *r, const void *ctx)
 {
-	struct copts o;
-	int first;
-	uint64_t t0 = now_ms();
-	int r = parse(&get_spec, argc, argv, &o, 1, 1, &first);
-	if (r >= 0)
-		return r;
-	const char *k = argv[first];
-	struct buf body = BUF_INIT, out = BUF_INIT;
-	struct etcd_range rg = { k, strlen(k), NULL, 0, o.prefix };
-	struct etcd_range_opts ro = { .limit = o.limit, .revision = o.rev, .keys_only = o.keys_only,
-	                              .count_only = o.count_only, .serializable = o.serializable };
+	(void)ctx;
+	struct line l;
+	if (o->count_only) {
+		line_begin(&l);
+		json_kv_i64(&l.w, "count", r->count);
+		json_kv_i64(&l.w, "revision", r->revision);
+		return line_end(&l, EXIT_OK);
+	}
+	for (size_t i = 0; i < r->n_kvs; i++) {
+		line_begin(&l);
+		kv_fields(&l.w, &r->kvs[i], !o->keys_only);
+		int wr = line_end(&l, 0);
+		if (wr)
+			return wr;
+	}
+	return r->n_kvs ? EXIT_OK : EXIT_NO;
+}
+
+static int get_run(const struct copts *o, char **args, int n)
+{
+	(void)n;
+	struct buf body = BUF_INIT;
+	struct etcd_range rg = { args[0], strlen(args[0]), NULL, 0, o->prefix };
+	struct etcd_range_opts ro = { .limit = o->limit, .revision = o->rev, .keys_only = o->keys_only,
+	                              .count_only = o->count_only, .serializable = o->serializable };
 	etcd_req_range(&body, &rg, &ro);
-	struct etcd_resp resp;
-	int err = call(&o, ETCD_PATH_RANGE, &body, &resp, t0);
-	if (err < 0) {
-		r = call_error(&o, err, &resp, "");
-	} else if (o.count_only) {
-		struct json_writer w;
-		json_writer_init(&w, &out);
-		json_obj_begin(&w);
-		json_kv_i64(&w, "count", resp.count);
-		json_kv_i64(&w, "revision", resp.revision);
-		json_obj_end(&w);
-		r = finish(emit(&out));
-	} else {
-		int wr = 0;
-		for (size_t i = 0; i < resp.n_kvs && wr == 0; i++) {
-			struct json_writer w;
-			json_writer_init(&w, &out);
-			kv_object(&w, NULL, &resp.kvs[i], !o.keys_only);
-			wr = emit(&out);
-		}
-		r = finish(wr ? wr : resp.n_kvs ? EXIT_OK : EXIT_NO);
-	}
-	etcd_resp_free(&resp);
-	buf_free(&body);
-	buf_free(&out);
-	return r;
+	return request(o, ETCD_PATH_RANGE, &body, "", get_answer, NULL);
 }
 
-static int del_main(int argc, char **argv)
+static int del_answer(const struct copts *o, const struct etcd_resp *r, const void *ctx)
 {
-	struct copts o;
-	int first;
-	uint64_t t0 = now_ms();
-	int r = parse(&del_spec, argc, argv, &o, 1, 1, &first);
-	if (r >= 0)
-		return r;
-	const char *k = argv[first];
-	struct buf body = BUF_INIT, out = BUF_INIT;
-	struct etcd_range rg = { k, strlen(k), NULL, 0, o.prefix };
-	etcd_req_delete(&body, &rg, o.prev_kv);
-	struct etcd_resp resp;
-	int err = call(&o, ETCD_PATH_DELETE, &body, &resp, t0);
-	if (err < 0) {
-		r = call_error(&o, err, &resp, "");
-	} else {
-		struct json_writer w;
-		json_writer_init(&w, &out);
-		json_obj_begin(&w);
-		json_kv_i64(&w, "deleted", resp.deleted);
-		json_kv_i64(&w, "revision", resp.revision);
-		if (o.prev_kv)
-			kv_array(&w, "prev_kvs", resp.prev_kvs, resp.n_prev_kvs, true);
-		json_obj_end(&w);
-		int wr = emit(&out);
-		r = finish(wr ? wr : resp.deleted ? EXIT_OK : EXIT_NO);
-	}
-	etcd_resp_free(&resp);
-	buf_free(&body);
-	buf_free(&out);
-	return r;
+	(void)ctx;
+	struct line l;
+	line_begin(&l);
+	json_kv_i64(&l.w, "deleted", r->deleted);
+	json_kv_i64(&l.w, "revision", r->revision);
+	if (o->prev_kv)
+		kv_array(&l.w, "prev_kvs", r->prev_kvs, r->n_prev_kvs, true);
+	return line_end(&l, r->deleted ? EXIT_OK : EXIT_NO);
+}
+
+static int del_run(const struct copts *o, char **args, int n)
+{
+	(void)n;
+	struct buf body = BUF_INIT;
+	struct etcd_range rg = { args[0], strlen(args[0]), NULL, 0, o->prefix };
+	etcd_req_delete(&body, &rg, o->prev_kv);
+	return request(o, ETCD_PATH_DELETE, &body, "", del_answer, NULL);
 }
 
 /* ------------------------------------------------------------ txn */
@@ -762,15 +775,25 @@ static void txn_responses(struct json_writer *w, const struct etcd_resp *r, cons
 	json_arr_end(w);
 }
 
-static int txn_main(int argc, char **argv)
+static int txn_answer(const struct copts *o, const struct etcd_resp *r, const void *ctx)
 {
-	struct copts o;
-	int first;
-	uint64_t t0 = now_ms();
-	int r = parse(&txn_spec, argc, argv, &o, 0, 0, &first);
-	if (r >= 0)
-		return r;
+	(void)o;
+	const struct txn *t = ctx;
+	struct line l;
+	line_begin(&l);
+	json_kv_bool(&l.w, "succeeded", r->succeeded);
+	json_kv_i64(&l.w, "revision", r->revision);
+	int br = r->succeeded ? 0 : 1;
+	txn_responses(&l.w, r, t->ops[br], t->n_ops[br]);
+	return line_end(&l, r->succeeded ? EXIT_OK : EXIT_NO);
+}
+
+static int txn_run(const struct copts *o, char **args, int n)
+{
+	(void)args;
+	(void)n;
 	struct buf in = BUF_INIT;
+	int r;
 	if ((r = read_stdin(&in, TXN_MAX_INPUT, "script")) != 0) {
 		buf_free(&in);
 		return r;
@@ -787,30 +810,11 @@ static int txn_main(int argc, char **argv)
 		return EXIT_NO;
 	}
 	r = txn_parse(t, in.data);
-	struct buf body = BUF_INIT, out = BUF_INIT;
-	struct etcd_resp resp;
-	memset(&resp, 0, sizeof resp);
 	if (r == 0) {
+		struct buf body = BUF_INIT;
 		etcd_req_txn(&body, t->cmp, t->n_cmp, t->ops[0], t->n_ops[0], t->ops[1], t->n_ops[1]);
-		int err = call(&o, ETCD_PATH_TXN, &body, &resp, t0);
-		if (err < 0) {
-			r = call_error(&o, err, &resp, "");
-		} else {
-			struct json_writer w;
-			json_writer_init(&w, &out);
-			json_obj_begin(&w);
-			json_kv_bool(&w, "succeeded", resp.succeeded);
-			json_kv_i64(&w, "revision", resp.revision);
-			int br = resp.succeeded ? 0 : 1;
-			txn_responses(&w, &resp, t->ops[br], t->n_ops[br]);
-			json_obj_end(&w);
-			int wr = emit(&out);
-			r = finish(wr ? wr : resp.succeeded ? EXIT_OK : EXIT_NO);
-		}
+		r = request(o, ETCD_PATH_TXN, &body, "", txn_answer, t);
 	}
-	etcd_resp_free(&resp);
-	buf_free(&body);
-	buf_free(&out);
 	buf_free(&in);
 	free(t);
 	return r;
@@ -843,7 +847,6 @@ struct watch_run {
 	bool done;            /* stop now; rc says how */
 	bool lib_ended;       /* the client ended the watch (err < 0): not ours to stop */
 	int rc;
-	struct buf out;
 };
 
 static void on_watch(void *ud, int err, const struct etcd_watch_msg *m)
@@ -872,15 +875,13 @@ static void on_watch(void *ud, int err, const struct etcd_watch_msg *m)
 	wr->done = false;
 	for (size_t i = 0; i < m->n_events && !wr->done; i++) {
 		const struct etcd_event *e = &m->events[i];
-		struct json_writer w;
-		json_writer_init(&w, &wr->out);
-		json_obj_begin(&w);
-		json_kv_str(&w, "type", e->is_delete ? "DELETE" : "PUT");
-		kv_fields(&w, &e->kv, true);
+		struct line l;
+		line_begin(&l);
+		json_kv_str(&l.w, "type", e->is_delete ? "DELETE" : "PUT");
+		kv_fields(&l.w, &e->kv, true);
 		if (wr->o->prev_kv && e->has_prev)
-			kv_object(&w, "prev_kv", &e->prev_kv, true);
-		json_obj_end(&w);
-		int rc = emit(&wr->out);
+			kv_object(&l.w, "prev_kv", &e->prev_kv, true);
+		int rc = line_end(&l, 0);
 		if (rc) {
 			wr->done = true;
 			wr->rc = rc;
@@ -891,16 +892,11 @@ static void on_watch(void *ud, int err, const struct etcd_watch_msg *m)
 	}
 }
 
-static int watch_main(int argc, char **argv)
+static int watch_run(const struct copts *o, char **args, int n)
 {
-	struct copts o;
-	int first;
-	uint64_t t0 = now_ms();
-	int r = parse(&watch_spec, argc, argv, &o, 1, 1, &first);
-	if (r >= 0)
-		return r;
-	const char *k = argv[first];
-	struct etcd_range rg = { k, strlen(k), NULL, 0, o.prefix };
+	(void)n;
+	int r;
+	struct etcd_range rg = { args[0], strlen(args[0]), NULL, 0, o->prefix };
 	signals_start();   /* a SIGTERM during the first read still ends it with 0 */
 	/* "from now" is the revision a first read sees: it also proves the
 	 * cluster answers, where a watch alone would retry forever */
@@ -908,24 +904,24 @@ static int watch_main(int argc, char **argv)
 	struct etcd_range_opts ro = { .count_only = true };
 	etcd_req_range(&body, &rg, &ro);
 	struct etcd_resp resp;
-	int err = call(&o, ETCD_PATH_RANGE, &body, &resp, t0);
+	int err = call(o, ETCD_PATH_RANGE, &body, &resp, o->started);
 	buf_free(&body);
 	if (err < 0) {
-		r = call_error(&o, err, &resp, "");
+		r = call_error(o, err, &resp, "");
 		etcd_resp_free(&resp);
 		return r;
 	}
-	int64_t from = o.rev ? o.rev : resp.revision + 1;
+	int64_t from = o->rev ? o->rev : resp.revision + 1;
 	etcd_resp_free(&resp);
 	if (stopping)
 		return finish(EXIT_OK);
 	uv_loop_t *loop = uv_default_loop();
 	/* the stream itself has no end: the timeout is the retries' business */
-	struct etcd_options eo = { .timeout_ms = (unsigned)o.timeout_ms,
-	                           .connect_timeout_ms = o.timeout_ms < 1000 ? (unsigned)o.timeout_ms : 1000 };
-	struct etcd_client *c = etcd_client_new(loop, &o.url, &eo);
-	struct watch_run wr = { .o = &o, .out = BUF_INIT };
-	struct etcd_watch *w = c ? etcd_watch_start(c, &rg, from, o.prev_kv, on_watch, &wr) : NULL;
+	struct etcd_options eo = { .timeout_ms = (unsigned)o->timeout_ms,
+	                           .connect_timeout_ms = o->timeout_ms < 1000 ? (unsigned)o->timeout_ms : 1000 };
+	struct etcd_client *c = etcd_client_new(loop, &o->url, &eo);
+	struct watch_run wr = { .o = o };
+	struct etcd_watch *w = c ? etcd_watch_start(c, &rg, from, o->prev_kv, on_watch, &wr) : NULL;
 	wr.w = w;
 	if (!w) {
 		cli_error("out of memory");
@@ -937,32 +933,31 @@ static int watch_main(int argc, char **argv)
 		etcd_watch_stop(w);
 	etcd_client_free(c);
 	uv_run(loop, UV_RUN_NOWAIT);
-	buf_free(&wr.out);
 	return finish(wr.done ? wr.rc : EXIT_OK);
 }
 
 /* ------------------------------------------------------------ lease */
 
-static int lease_line(int64_t id, const char *k1, int64_t v1, const char *k2, int64_t v2)
+static int lease_line(int64_t id, const char *k1, int64_t v1)
 {
-	struct buf out = BUF_INIT;
-	struct json_writer w;
 	char hex[24];
 	lease_hex(hex, sizeof hex, id);
-	json_writer_init(&w, &out);
-	json_obj_begin(&w);
-	json_kv_str(&w, "id", hex);
+	struct line l;
+	line_begin(&l);
+	json_kv_str(&l.w, "id", hex);
 	if (k1)
-		json_kv_i64(&w, k1, v1);
-	if (k2)
-		json_kv_i64(&w, k2, v2);
-	json_obj_end(&w);
-	int rc = emit(&out);
-	buf_free(&out);
-	return rc;
+		json_kv_i64(&l.w, k1, v1);
+	return line_end(&l, 0);
 }
 
-static int lease_grant(const struct copts *o, const char *arg, uint64_t t0)
+static int grant_answer(const struct copts *o, const struct etcd_resp *r, const void *ctx)
+{
+	(void)o;
+	(void)ctx;
+	return lease_line(r->lease_id, "ttl", r->ttl);
+}
+
+static int lease_grant(const struct copts *o, const char *arg)
 {
 	uint64_t ms;
 	if (parse_duration_ms(arg, &ms) < 0 || ms == 0 || ms > 9000000000000ULL) {
@@ -971,97 +966,74 @@ static int lease_grant(const struct copts *o, const char *arg, uint64_t t0)
 	}
 	struct buf body = BUF_INIT;
 	etcd_req_lease_grant(&body, (int64_t)((ms + 999) / 1000), 0);
-	struct etcd_resp resp;
-	int err = call(o, ETCD_PATH_GRANT, &body, &resp, t0);
-	int r = err < 0 ? call_error(o, err, &resp, "grant: ")
-	                : finish(lease_line(resp.lease_id, "ttl", resp.ttl, NULL, 0));
-	etcd_resp_free(&resp);
-	buf_free(&body);
-	return r;
+	return request(o, ETCD_PATH_GRANT, &body, "grant: ", grant_answer, NULL);
 }
 
-static int lease_revoke(const struct copts *o, int64_t id, uint64_t t0)
+static int revoke_answer(const struct copts *o, const struct etcd_resp *r, const void *ctx)
 {
-	struct buf body = BUF_INIT, out = BUF_INIT;
-	etcd_req_lease_revoke(&body, id);
-	struct etcd_resp resp;
-	int err = call(o, ETCD_PATH_REVOKE, &body, &resp, t0);
-	int r;
-	if (err < 0) {
-		r = call_error(o, err, &resp, "revoke: ");
-	} else {
-		char hex[24];
-		lease_hex(hex, sizeof hex, id);
-		struct json_writer w;
-		json_writer_init(&w, &out);
-		json_obj_begin(&w);
-		json_kv_str(&w, "id", hex);
-		json_kv_bool(&w, "revoked", true);
-		json_kv_i64(&w, "revision", resp.revision);
-		json_obj_end(&w);
-		r = finish(emit(&out));
-	}
-	etcd_resp_free(&resp);
-	buf_free(&body);
-	buf_free(&out);
-	return r;
-}
-
-static int lease_ttl(const struct copts *o, int64_t id, uint64_t t0)
-{
-	struct buf body = BUF_INIT, out = BUF_INIT;
-	etcd_req_lease_timetolive(&body, id, o->keys);
-	struct etcd_resp resp;
-	int err = call(o, ETCD_PATH_TTL, &body, &resp, t0);
-	int r;
+	(void)o;
 	char hex[24];
-	lease_hex(hex, sizeof hex, id);
-	if (err < 0) {
-		r = call_error(o, err, &resp, "ttl: ");
-	} else if (resp.ttl < 0) {
-		cli_error("ttl: lease %s not found (expired or revoked)", hex);
-		r = EXIT_NO;
-	} else {
-		struct json_writer w;
-		json_writer_init(&w, &out);
-		json_obj_begin(&w);
-		json_kv_str(&w, "id", hex);
-		json_kv_i64(&w, "ttl", resp.ttl);
-		json_kv_i64(&w, "granted_ttl", resp.granted_ttl);
-		if (o->keys) {
-			json_key(&w, "keys");
-			json_arr_begin(&w);
-			for (size_t i = 0; i < resp.n_lease_keys; i++)
-				json_strn(&w, resp.lease_keys[i].key ? resp.lease_keys[i].key : "",
-				          resp.lease_keys[i].key_len);
-			json_arr_end(&w);
-		}
-		json_obj_end(&w);
-		r = finish(emit(&out));
-	}
-	etcd_resp_free(&resp);
-	buf_free(&body);
-	buf_free(&out);
-	return r;
+	lease_hex(hex, sizeof hex, *(const int64_t *)ctx);
+	struct line l;
+	line_begin(&l);
+	json_kv_str(&l.w, "id", hex);
+	json_kv_bool(&l.w, "revoked", true);
+	json_kv_i64(&l.w, "revision", r->revision);
+	return line_end(&l, EXIT_OK);
 }
 
-static int lease_list(const struct copts *o, uint64_t t0)
+static int lease_revoke(const struct copts *o, int64_t id)
+{
+	struct buf body = BUF_INIT;
+	etcd_req_lease_revoke(&body, id);
+	return request(o, ETCD_PATH_REVOKE, &body, "revoke: ", revoke_answer, &id);
+}
+
+static int ttl_answer(const struct copts *o, const struct etcd_resp *r, const void *ctx)
+{
+	char hex[24];
+	lease_hex(hex, sizeof hex, *(const int64_t *)ctx);
+	if (r->ttl < 0) {
+		cli_error("ttl: lease %s not found (expired or revoked)", hex);
+		return EXIT_NO;
+	}
+	struct line l;
+	line_begin(&l);
+	json_kv_str(&l.w, "id", hex);
+	json_kv_i64(&l.w, "ttl", r->ttl);
+	json_kv_i64(&l.w, "granted_ttl", r->granted_ttl);
+	if (o->keys) {
+		json_key(&l.w, "keys");
+		json_arr_begin(&l.w);
+		for (size_t i = 0; i < r->n_lease_keys; i++)
+			json_strn(&l.w, r->lease_keys[i].key ? r->lease_keys[i].key : "", r->lease_keys[i].key_len);
+		json_arr_end(&l.w);
+	}
+	return line_end(&l, EXIT_OK);
+}
+
+static int lease_ttl(const struct copts *o, int64_t id)
+{
+	struct buf body = BUF_INIT;
+	etcd_req_lease_timetolive(&body, id, o->keys);
+	return request(o, ETCD_PATH_TTL, &body, "ttl: ", ttl_answer, &id);
+}
+
+static int list_answer(const struct copts *o, const struct etcd_resp *r, const void *ctx)
+{
+	(void)o;
+	(void)ctx;
+	int rc = 0;
+	for (size_t i = 0; i < r->n_leases && rc == 0; i++)
+		rc = lease_line(r->leases[i], NULL, 0);
+	return rc;
+}
+
+static int lease_list(const struct copts *o)
 {
 	struct buf body = BUF_INIT;
 	buf_puts(&body, "{}");
-	struct etcd_resp resp;
-	int err = call(o, ETCD_PATH_LEASES, &body, &resp, t0);
-	int r = 0;
-	if (err < 0) {
-		r = call_error(o, err, &resp, "list: ");
-	} else {
-		for (size_t i = 0; i < resp.n_leases && r == 0; i++)
-			r = lease_line(resp.leases[i], NULL, 0, NULL, 0);
-		r = finish(r);
-	}
-	etcd_resp_free(&resp);
-	buf_free(&body);
-	return r;
+	return request(o, ETCD_PATH_LEASES, &body, "list: ", list_answer, NULL);
 }
 
 static void timer_fire_cb(uv_timer_t *t) { *(bool *)t->data = true; }
@@ -1093,7 +1065,7 @@ static int lease_keepalive(const struct copts *o, int64_t id)
 		} else if (err == 0) {
 			expires = now_ms() + (uint64_t)resp.ttl * 1000;
 			seen++;
-			int wr = lease_line(id, "ttl", resp.ttl, NULL, 0);
+			int wr = lease_line(id, "ttl", resp.ttl);
 			if (wr)
 				r = wr;
 			else if (o->count && seen >= o->count)
@@ -1119,16 +1091,10 @@ static int lease_keepalive(const struct copts *o, int64_t id)
 	return finish(r < 0 ? EXIT_OK : r);
 }
 
-static int lease_main(int argc, char **argv)
+static int lease_run(const struct copts *o, char **args, int n)
 {
-	struct copts o;
-	int first;
-	uint64_t t0 = now_ms();
-	int r = parse(&lease_spec, argc, argv, &o, 1, 2, &first);
-	if (r >= 0)
-		return r;
-	const char *sub = argv[first];
-	const char *arg = first + 1 < argc ? argv[first + 1] : NULL;
+	const char *sub = args[0];
+	const char *arg = n > 1 ? args[1] : NULL;
 	static const char *const subs[] = {"grant", "revoke", "keepalive", "ttl", "list"};
 	int s = 0;
 	for (; s < 5 && strcmp(sub, subs[s]) != 0; s++)
@@ -1148,20 +1114,40 @@ static int lease_main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	switch (s) {
-	case 0: return lease_grant(&o, arg, t0);
-	case 1: return lease_revoke(&o, id, t0);
-	case 2: return lease_keepalive(&o, id);
-	case 3: return lease_ttl(&o, id, t0);
-	default: return lease_list(&o, t0);
+	case 0: return lease_grant(o, arg);
+	case 1: return lease_revoke(o, id);
+	case 2: return lease_keepalive(o, id);
+	case 3: return lease_ttl(o, id);
+	default: return lease_list(o);
 	}
 }
 
+/* The subcommands: each one's options and operands (min..max), then what
+ * it does with them, once parse() took the command line. */
+static const struct subcommand {
+	const char *name;
+	const struct cli_spec *spec;
+	int min, max;
+	int (*run)(const struct copts *o, char **args, int n);
+} subcommands[] = {
+	{"put", &put_spec, 1, 2, put_run},
+	{"get", &get_spec, 1, 1, get_run},
+	{"del", &del_spec, 1, 1, del_run},
+	{"txn", &txn_spec, 0, 0, txn_run},
+	{"watch", &watch_spec, 1, 1, watch_run},
+	{"lease", &lease_spec, 1, 2, lease_run},   /* last: what any other name runs */
+};
+
 int client_main(const char *cmd, int argc, char **argv)
 {
-	if (strcmp(cmd, "put") == 0) return put_main(argc, argv);
-	if (strcmp(cmd, "get") == 0) return get_main(argc, argv);
-	if (strcmp(cmd, "del") == 0) return del_main(argc, argv);
-	if (strcmp(cmd, "txn") == 0) return txn_main(argc, argv);
-	if (strcmp(cmd, "watch") == 0) return watch_main(argc, argv);
-	return lease_main(argc, argv);
+	size_t last = sizeof subcommands / sizeof subcommands[0] - 1, i = 0;
+	while (i < last && strcmp(cmd, subcommands[i].name) != 0)
+		i++;
+	const struct subcommand *sc = &subcommands[i];
+	struct copts o;
+	int first;
+	int r = parse(sc->spec, argc, argv, &o, sc->min, sc->max, &first);
+	if (r >= 0)
+		return r;
+	return sc->run(&o, argv + first, argc - first);
 }

@@ -162,6 +162,16 @@ static void prefix_end(struct buf *out, const char *p, size_t n)
 	out->data[n - 1] = (char)((unsigned char)out->data[n - 1] + 1);
 }
 
+/* "range_end": the end of the keys that start with key (prefix_end). */
+static void kv_prefix_end(struct json_writer *w, const char *key, size_t key_len)
+{
+	struct buf e;
+	buf_init(&e);
+	prefix_end(&e, key, key_len);
+	kv_b64(w, "range_end", e.data, e.len);
+	buf_free(&e);
+}
+
 static void range_fields(struct json_writer *w, const struct etcd_range *r)
 {
 	if (r->prefix && r->key_len == 0) {
@@ -171,15 +181,10 @@ static void range_fields(struct json_writer *w, const struct etcd_range *r)
 		return;
 	}
 	kv_b64(w, "key", r->key, r->key_len);
-	if (r->prefix) {
-		struct buf e;
-		buf_init(&e);
-		prefix_end(&e, r->key, r->key_len);
-		kv_b64(w, "range_end", e.data, e.len);
-		buf_free(&e);
-	} else if (r->end) {
+	if (r->prefix)
+		kv_prefix_end(w, r->key, r->key_len);
+	else if (r->end)
 		kv_b64(w, "range_end", r->end, r->end_len);
-	}
 }
 
 static void range_body(struct json_writer *w, const struct etcd_range *r,
@@ -278,13 +283,8 @@ void etcd_req_txn(struct buf *out, const struct etcd_compare *cmp, size_t n_cmp,
 		INVARIANT(cmp[i].target <= ETCD_LEASE && cmp[i].result <= ETCD_NOT_EQUAL);
 		json_obj_begin(&w);
 		kv_b64(&w, "key", cmp[i].key, cmp[i].key_len);
-		if (cmp[i].prefix) {
-			struct buf e;
-			buf_init(&e);
-			prefix_end(&e, cmp[i].key, cmp[i].key_len);
-			kv_b64(&w, "range_end", e.data, e.len);
-			buf_free(&e);
-		}
+		if (cmp[i].prefix)
+			kv_prefix_end(&w, cmp[i].key, cmp[i].key_len);
 		json_kv_str(&w, "target", targets[cmp[i].target]);
 		json_kv_str(&w, "result", results[cmp[i].result]);
 		if (cmp[i].target == ETCD_VALUE)
@@ -411,6 +411,23 @@ static int parse_kv(const cJSON *o, struct etcd_kv *kv)
 	return 0;
 }
 
+/* The array member key of o in *a; returns its length (0 when it is
+ * absent, null or empty), -1 when it is not an array. */
+static int array_member(const cJSON *o, const char *key, const cJSON **a)
+{
+	*a = cJSON_GetObjectItemCaseSensitive(o, key);
+	if (!*a || cJSON_IsNull(*a))
+		return 0;
+	return cJSON_IsArray(*a) ? cJSON_GetArraySize(*a) : -1;
+}
+
+/* The "revision" of o's "header", when there is one. */
+static int header_revision(const cJSON *o, int64_t *revision)
+{
+	const cJSON *h = cJSON_GetObjectItemCaseSensitive(o, "header");
+	return h && (!cJSON_IsObject(h) || get_int(h, "revision", revision) < 0) ? -1 : 0;
+}
+
 /* An array member of kvs (absent: none).  For timetolive's "keys" the
  * elements are bare base64 strings. */
 static int parse_kvs(const cJSON *obj, const char *key, struct etcd_kv **out, size_t *n,
@@ -418,14 +435,10 @@ static int parse_kvs(const cJSON *obj, const char *key, struct etcd_kv **out, si
 {
 	*out = NULL;
 	*n = 0;
-	const cJSON *a = cJSON_GetObjectItemCaseSensitive(obj, key);
-	if (!a || cJSON_IsNull(a))
-		return 0;
-	if (!cJSON_IsArray(a))
-		return -1;
-	int count = cJSON_GetArraySize(a);
-	if (count == 0)
-		return 0;
+	const cJSON *a;
+	int count = array_member(obj, key, &a);
+	if (count <= 0)
+		return count;
 	*out = calloc((size_t)count, sizeof **out);
 	if (!*out)
 		return -1;
@@ -481,14 +494,10 @@ static int parse_body(const cJSON *o, struct etcd_resp *r, int depth);
 
 static int parse_txn_responses(const cJSON *o, struct etcd_resp *r, int depth)
 {
-	const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "responses");
-	if (!a || cJSON_IsNull(a))
-		return 0;
-	if (!cJSON_IsArray(a))
-		return -1;
-	int count = cJSON_GetArraySize(a);
-	if (count == 0)
-		return 0;
+	const cJSON *a;
+	int count = array_member(o, "responses", &a);
+	if (count <= 0)
+		return count;
 	r->responses = calloc((size_t)count, sizeof *r->responses);
 	r->response_kinds = calloc((size_t)count, sizeof *r->response_kinds);
 	if (!r->responses || !r->response_kinds)
@@ -510,14 +519,10 @@ static int parse_txn_responses(const cJSON *o, struct etcd_resp *r, int depth)
 /* The lease list: "leases":[{"ID":"N"},..]. */
 static int parse_leases(const cJSON *o, struct etcd_resp *r)
 {
-	const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "leases");
-	if (!a || cJSON_IsNull(a))
-		return 0;
-	if (!cJSON_IsArray(a))
-		return -1;
-	int count = cJSON_GetArraySize(a);
-	if (count == 0)
-		return 0;
+	const cJSON *a;
+	int count = array_member(o, "leases", &a);
+	if (count <= 0)
+		return count;
 	if (!(r->leases = calloc((size_t)count, sizeof *r->leases)))
 		return -1;
 	const cJSON *e;
@@ -533,8 +538,7 @@ static int parse_body(const cJSON *o, struct etcd_resp *r, int depth)
 {
 	if (!cJSON_IsObject(o) || depth > 2)   /* txn inside txn is not etcd's */
 		return -1;
-	const cJSON *h = cJSON_GetObjectItemCaseSensitive(o, "header");
-	if (h && (!cJSON_IsObject(h) || get_int(h, "revision", &r->revision) < 0))
+	if (header_revision(o, &r->revision) < 0)
 		return -1;
 	if (get_int(o, "count", &r->count) < 0 || get_bool(o, "more", &r->more) < 0 ||
 	    get_int(o, "deleted", &r->deleted) < 0 || get_bool(o, "succeeded", &r->succeeded) < 0 ||
@@ -562,23 +566,41 @@ static int parse_body(const cJSON *o, struct etcd_resp *r, int depth)
 	return parse_txn_responses(o, r, depth);
 }
 
-int etcd_parse(const char *text, size_t len, struct etcd_resp *resp)
+/*
+ * What etcd_parse and etcd_parse_watch share: text must be one JSON
+ * object; an error object ({"code","message"} or {"error":{..}}) is
+ * reported into code and message as ETCD_E_SERVER; anything else goes to
+ * answer, which fills out and returns 0 or an ETCD_E_ code.
+ */
+static int parse_answer(const char *text, size_t len, int *code, char **message,
+                        int (*answer)(const cJSON *root, void *out), void *out)
 {
-	memset(resp, 0, sizeof *resp);
 	cJSON *root = json_parse(text, len, NULL);
 	if (!root)
 		return ETCD_E_PROTOCOL;
 	int rc;
-	if (!cJSON_IsObject(root)) {
+	if (!cJSON_IsObject(root))
 		rc = ETCD_E_PROTOCOL;
-	} else if ((rc = parse_error(root, &resp->error_code, &resp->error_message)) == 0) {
-		const cJSON *res = cJSON_GetObjectItemCaseSensitive(root, "result");   /* keepalive */
-		if (res && (rc = parse_error(res, &resp->error_code, &resp->error_message)) != 0)
-			;
-		else
-			rc = parse_body(res ? res : root, resp, 0) < 0 ? ETCD_E_PROTOCOL : 0;
-	}
+	else if ((rc = parse_error(root, code, message)) == 0)
+		rc = answer(root, out);
 	json_free(root);
+	return rc;
+}
+
+static int resp_answer(const cJSON *root, void *out)
+{
+	struct etcd_resp *resp = out;
+	const cJSON *res = cJSON_GetObjectItemCaseSensitive(root, "result");   /* keepalive */
+	int rc;
+	if (res && (rc = parse_error(res, &resp->error_code, &resp->error_message)) != 0)
+		return rc;
+	return parse_body(res ? res : root, resp, 0) < 0 ? ETCD_E_PROTOCOL : 0;
+}
+
+int etcd_parse(const char *text, size_t len, struct etcd_resp *resp)
+{
+	memset(resp, 0, sizeof *resp);
+	int rc = parse_answer(text, len, &resp->error_code, &resp->error_message, resp_answer, resp);
 	if (rc == ETCD_E_SERVER && !resp->error_message)
 		rc = -ENOMEM;
 	return rc;
@@ -624,8 +646,7 @@ static int parse_watch_result(const cJSON *res, struct etcd_watch_msg *m)
 {
 	if (!cJSON_IsObject(res))
 		return -1;
-	const cJSON *h = cJSON_GetObjectItemCaseSensitive(res, "header");
-	if (h && (!cJSON_IsObject(h) || get_int(h, "revision", &m->revision) < 0))
+	if (header_revision(res, &m->revision) < 0)
 		return -1;
 	if (get_bool(res, "created", &m->created) < 0 || get_bool(res, "canceled", &m->canceled) < 0 ||
 	    get_int(res, "watch_id", &m->watch_id) < 0 ||
@@ -634,14 +655,10 @@ static int parse_watch_result(const cJSON *res, struct etcd_watch_msg *m)
 	const cJSON *cr = cJSON_GetObjectItemCaseSensitive(res, "cancel_reason");
 	if (cJSON_IsString(cr) && cr->valuestring[0])
 		m->error_message = strdup(cr->valuestring);
-	const cJSON *a = cJSON_GetObjectItemCaseSensitive(res, "events");
-	if (!a || cJSON_IsNull(a))
-		return 0;
-	if (!cJSON_IsArray(a))
-		return -1;
-	int count = cJSON_GetArraySize(a);
-	if (count == 0)
-		return 0;
+	const cJSON *a;
+	int count = array_member(res, "events", &a);
+	if (count <= 0)
+		return count;
 	m->events = calloc((size_t)count, sizeof *m->events);
 	if (!m->events)
 		return -1;
@@ -671,26 +688,21 @@ static int parse_watch_result(const cJSON *res, struct etcd_watch_msg *m)
 	return 0;
 }
 
+static int watch_answer(const cJSON *root, void *out)
+{
+	struct etcd_watch_msg *m = out;
+	const cJSON *res = cJSON_GetObjectItemCaseSensitive(root, "result");
+	if (!res || parse_watch_result(res, m) < 0)
+		return ETCD_E_PROTOCOL;
+	if (m->compact_revision > 0)
+		return ETCD_E_COMPACTED;
+	return m->canceled ? ETCD_E_SERVER : 0;
+}
+
 int etcd_parse_watch(const char *text, size_t len, struct etcd_watch_msg *m)
 {
 	memset(m, 0, sizeof *m);
-	cJSON *root = json_parse(text, len, NULL);
-	if (!root)
-		return ETCD_E_PROTOCOL;
-	int rc;
-	if (!cJSON_IsObject(root)) {
-		rc = ETCD_E_PROTOCOL;
-	} else if ((rc = parse_error(root, &m->error_code, &m->error_message)) == 0) {
-		const cJSON *res = cJSON_GetObjectItemCaseSensitive(root, "result");
-		if (!res || parse_watch_result(res, m) < 0)
-			rc = ETCD_E_PROTOCOL;
-		else if (m->compact_revision > 0)
-			rc = ETCD_E_COMPACTED;
-		else if (m->canceled)
-			rc = ETCD_E_SERVER;
-	}
-	json_free(root);
-	return rc;
+	return parse_answer(text, len, &m->error_code, &m->error_message, watch_answer, m);
 }
 
 /* ============================================================ client */
