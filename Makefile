@@ -168,9 +168,9 @@ TEST_ENV = DSYS_SAN="$(SAN)" DSYS_BIN=$(abspath $(BUILD)/bin) DSYS_BUILD=$(abspa
 # prove starts the files in this order, PROVE_JOBS at a time: the longest
 # first (as measured by prove --timer), so that no long file is left to run
 # alone at the end while the other slots sit idle.
-BATS_SLOW := tests/valgrind.bats tests/release.bats tests/valgrind_alloc.bats \
-  tests/conformance.bats tests/raft_faults.bats tests/raft_node.bats \
-  tests/serve_io.bats tests/serve.bats
+BATS_SLOW := tests/release.bats tests/conformance.bats tests/raft_node.bats \
+  tests/raft_faults.bats tests/valgrind.bats tests/serve_io.bats tests/serve.bats \
+  tests/valgrind_alloc.bats
 BATS_FILES ?= $(BATS_SLOW) $(filter-out $(BATS_SLOW),$(wildcard tests/*.bats))
 FUZZ_SECONDS ?= 10
 
