@@ -16,45 +16,15 @@
 # indirect leaks as errors (--error-exitcode=99); exit 0, "0 errors" and
 # nothing definitely or indirectly lost.
 
-load helpers
+load valgrind_helpers
 bats_require_minimum_version 1.5.0
 
 setup() {
-	dsys_setup
 	unset TRACEPARENT TRACESTATE OTEL_SERVICE_NAME OTEL_RESOURCE_ATTRIBUTES OTEL_TRACES_SAMPLER \
 		OTEL_EXPORTER_OTLP_ENDPOINT OTEL_EXPORTER_OTLP_TRACES_ENDPOINT OTEL_EXPORTER_OTLP_PROTOCOL \
 		DSYS_TRACE_FILE DSYS_TRACE_SAMPLE
-	export DSYS_LOG_LEVEL=warn OTEL_BSP_SCHEDULE_DELAY=50
-	export DSYS_READY_TIMEOUT=90 # valgrind's start-up is slow on a loaded machine
-	if [ -n "${DSYS_SAN:-}" ]; then
-		skip "valgrind cannot run a sanitizer build ($DSYS_SAN)"
-	fi
-	command -v valgrind >/dev/null || fail "valgrind is not installed (make deps installs it)"
-}
-teardown() { dsys_teardown; }
-
-# vg_start NAME CMD [ARG]...: CMD under memcheck as server NAME, its log in VG_LOG.
-vg_start() {
-	local name=$1
-	shift
-	VG_LOG="$BATS_TEST_TMPDIR/$name.vg"
-	start_server "$name" valgrind --leak-check=full \
-		--errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
-		--track-fds=no --log-file="$VG_LOG" "$@"
-}
-
-# vg_stop PID LOG: SIGTERM it; exit 0, no error and no loss, else print the log.
-vg_stop() {
-	local st=0
-	stop_server "$1" || st=$?
-	if [ "$st" -ne 0 ] ||
-		! grep -q 'ERROR SUMMARY: 0 errors' "$2" ||
-		! grep -qE 'All heap blocks were freed|definitely lost: 0 bytes' "$2" ||
-		grep -qE 'indirectly lost: [1-9]' "$2"; then
-		echo "exit status $st (99: valgrind found errors); valgrind said:" >&2
-		cat "$2" >&2
-		return 1
-	fi
+	export OTEL_BSP_SCHEDULE_DELAY=50
+	vg_setup
 }
 
 # traced_load PORT: requests over 8 connections, so both loop threads

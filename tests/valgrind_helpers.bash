@@ -9,7 +9,8 @@ bats_require_minimum_version 1.5.0
 N1=200
 EXTRA=2000
 
-setup() {
+# vg_setup: a test's set-up under valgrind; it skips in a sanitizer build.
+vg_setup() {
 	dsys_setup
 	export DSYS_LOG_LEVEL=warn
 	# valgrind's start-up is slow on a loaded machine
@@ -19,6 +20,7 @@ setup() {
 	fi
 	command -v valgrind >/dev/null || fail "valgrind is not installed (make deps installs it)"
 }
+setup() { vg_setup; }
 teardown() {
 	# an etcd a failed test left (the store tests start one)
 	[ -z "${ETCD_PID:-}" ] || { kill -KILL "$ETCD_PID"; wait "$ETCD_PID"; } 2>/dev/null || :
@@ -51,25 +53,27 @@ xtree_growth() {
 		END { for (k in b) if (b[k] - a[k] > 0) print b[k] - a[k], k }' | sort -rn | head -15
 }
 
-# vg_stop: SIGTERM the server started last, and require exit status 0, a
-# clean error summary and no definite or indirect loss in its log; on
-# failure the log is printed.  Sets VG_ALLOCS to the run's heap alloc count.
+# vg_stop [PID LOG]: SIGTERM the server (by default the one started last,
+# with its log VG_LOG), and require exit status 0, a clean error summary and
+# no definite or indirect loss in its log; on failure the log is printed.
+# Sets VG_ALLOCS to the run's heap alloc count.
 vg_stop() {
-	local st=0
-	stop_server "$SERVER_PID" || st=$?
-	DSYS_SERVER_PIDS=()
+	local pid=${1:-$SERVER_PID} log=${2:-$VG_LOG} st=0 p keep=()
+	stop_server "$pid" || st=$?
+	for p in "${DSYS_SERVER_PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
+	DSYS_SERVER_PIDS=("${keep[@]}")
 	if [ "$st" -ne 0 ] ||
-		! grep -q 'ERROR SUMMARY: 0 errors' "$VG_LOG" ||
-		! grep -qE 'All heap blocks were freed|definitely lost: 0 bytes' "$VG_LOG" ||
-		grep -qE 'indirectly lost: [1-9]' "$VG_LOG"; then
+		! grep -q 'ERROR SUMMARY: 0 errors' "$log" ||
+		! grep -qE 'All heap blocks were freed|definitely lost: 0 bytes' "$log" ||
+		grep -qE 'indirectly lost: [1-9]' "$log"; then
 		echo "exit status $st (99: valgrind found errors); valgrind said:" >&2
-		cat "$VG_LOG" >&2
+		cat "$log" >&2
 		echo "stderr of the server:" >&2
 		cat "$SERVER_ERR" >&2
 		return 1
 	fi
-	VG_ALLOCS=$(sed -n 's/.*total heap usage: \([0-9,]*\) allocs.*/\1/p' "$VG_LOG" | tr -d ,)
-	[ -n "$VG_ALLOCS" ] || { echo "no heap summary in $VG_LOG" >&2; cat "$VG_LOG" >&2; return 1; }
+	VG_ALLOCS=$(sed -n 's/.*total heap usage: \([0-9,]*\) allocs.*/\1/p' "$log" | tr -d ,)
+	[ -n "$VG_ALLOCS" ] || { echo "no heap summary in $log" >&2; cat "$log" >&2; return 1; }
 }
 
 # drive N URL [dsys-bench ARG]...: exactly N requests over 4 keep-alive
