@@ -2281,10 +2281,7 @@ static void snapshot_finish(struct node *n)
 	log_info("snapshot at index %llu (%zu bytes); log rewritten from there (%zu bytes)",
 	         (unsigned long long)m->index, n->snap_buf.len, recs.len);
 	buf_free(&recs);
-	if (n->snap_buf.cap > (1u << 20))
-		if (n->snap_state == SNAP_WRITING)
-		pthread_join(n->snap_thread, NULL); /* it reads snap_buf */
-	buf_free(&n->snap_buf); /* raft keeps its own copy */
+	buf_free(&n->snap_buf); /* raft keeps its own copy; the thread is joined */
 }
 
 /* Between Readies (after raft_advance, and each tick): finish a written
