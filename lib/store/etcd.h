@@ -45,7 +45,12 @@
  *    connection broke with it in flight: its outcome is unknown, and
  *    resending it could apply it twice.  Killing the etcd *leader* can
  *    also drop a write in flight inside etcd; that shows as
- *    ETCD_E_TIMEOUT, as with etcdctl ("request timed out").
+ *    ETCD_E_TIMEOUT, as with etcdctl ("request timed out").  A member
+ *    that answers UNAVAILABLE (gRPC code 14) sends a read on to the next
+ *    endpoint, but a write only when it says "etcdserver: no leader"
+ *    (never proposed); "leader changed", "request timed out" or "server
+ *    stopped" come after a proposal that may still commit, and are
+ *    returned as ETCD_E_SERVER, as etcd's own client does.
  *
  *    etcd_sync runs the loop until one call's answer, for CLI programs
  *    whose loop does nothing else.
@@ -84,7 +89,8 @@
  *         warn("%s", err == ETCD_E_SERVER ? r.error_message : etcd_strerror(err));
  *     etcd_resp_free(&r); buf_free(&body); etcd_client_free(c);
  *
- * Tests: tests/unit/test_etcd.c (bodies, parsing, base64, exact int64),
+ * Tests: tests/unit/test_etcd.c (bodies, parsing, base64, exact int64,
+ * which UNAVAILABLE answers fail over),
  * tests/fuzz/fuzz_etcd.c (the parsers), tests/etcd.bats (real etcd
  * members and etcdctl, through tests/bench/etcd_cli).
  *

@@ -1,9 +1,19 @@
 /* Unit tests of lib/store/etcd's pure half: request bodies, base64, and
  * the answers etcd 3.4.23's JSON gateway gives (copied from curl sessions
- * against a real etcd-server, values changed where a test needs it). */
+ * against a real etcd-server, values changed where a test needs it).
+ *
+ * And one rule of the client half that a real etcd cannot be made to show
+ * on demand: which UNAVAILABLE answers send a call on to the next endpoint.
+ * Two members on loopback, each a thread answering every request with a
+ * set answer, count what reaches them. */
 #include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "base/buf.h"
 #include "store/etcd.h"
@@ -19,6 +29,162 @@ static const char *body(void)
 }
 
 static int parse(const char *s, struct etcd_resp *r) { return etcd_parse(s, strlen(s), r); }
+
+/* ---- a member that gives every request the same answer */
+
+struct member {
+	int fd;                  /* listening */
+	int port;
+	const char *answer;      /* the whole HTTP answer */
+	int requests;            /* read under mu */
+	pthread_t thread;
+};
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* One connection: each request (headers, then Content-Length bytes) gets
+ * the answer, until the client closes. */
+static void member_serve(struct member *m, int c)
+{
+	char req[8192];
+	size_t have = 0;
+	for (;;) {
+		char *end = have ? memmem(req, have, "\r\n\r\n", 4) : NULL;
+		if (end) {
+			size_t head = (size_t)(end - req) + 4, clen = 0;
+			char *cl = memmem(req, head, "Content-Length:", 15);
+			if (cl)
+				clen = strtoul(cl + 15, NULL, 10);
+			if (have >= head + clen) {
+				pthread_mutex_lock(&mu);
+				m->requests++;
+				const char *a = m->answer;
+				pthread_mutex_unlock(&mu);
+				if (write(c, a, strlen(a)) < 0)
+					return;
+				memmove(req, req + head + clen, have - head - clen);
+				have -= head + clen;
+				continue;
+			}
+		}
+		if (have == sizeof req)
+			return;
+		ssize_t n = read(c, req + have, sizeof req - have);
+		if (n <= 0)
+			return;
+		have += (size_t)n;
+	}
+}
+
+static void *member_main(void *arg)
+{
+	struct member *m = arg;
+	int c;
+	while ((c = accept(m->fd, NULL, NULL)) >= 0) {
+		member_serve(m, c);
+		close(c);
+	}
+	return NULL;
+}
+
+static void member_start(struct member *m)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof a;
+	m->fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (m->fd < 0 || bind(m->fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(m->fd, 16) < 0 ||
+	    getsockname(m->fd, (struct sockaddr *)&a, &len) < 0) {
+		perror("member");
+		exit(1);
+	}
+	m->port = ntohs(a.sin_port);
+	pthread_create(&m->thread, NULL, member_main, m);
+}
+
+static void member_set(struct member *m, const char *answer)
+{
+	pthread_mutex_lock(&mu);
+	m->answer = answer;
+	m->requests = 0;
+	pthread_mutex_unlock(&mu);
+}
+
+static int member_requests(struct member *m)
+{
+	pthread_mutex_lock(&mu);
+	int n = m->requests;
+	pthread_mutex_unlock(&mu);
+	return n;
+}
+
+static char leader_changed[256], no_leader[256], put_ok[256];
+/* One call of path with body through a new client on both members, A
+ * first; returns etcd_sync's code, *code the gRPC code of an error. */
+static int call_once(struct member *a, struct member *b, const char *path, const struct buf *body, int *code)
+{
+	char text[128], err[128];
+	struct store_url u;
+	snprintf(text, sizeof text, "etcd://127.0.0.1:%d,127.0.0.1:%d", a->port, b->port);
+	if (store_url_parse(text, &u, err, sizeof err) < 0)
+		return -EINVAL;
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct etcd_client *c = etcd_client_new(&loop, &u, NULL);
+	struct etcd_resp r;
+	int rc = etcd_sync(c, path, body, &r);
+	*code = rc == ETCD_E_SERVER ? r.error_code : 0;
+	etcd_resp_free(&r);
+	etcd_client_free(c);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	return rc;
+}
+
+static void test_unavailable(void)
+{
+	static const char lc[] = "{\"error\":\"etcdserver: leader changed\",\"code\":14,\"message\":\"etcdserver: leader changed\"}";
+	static const char nl[] = "{\"error\":\"etcdserver: no leader\",\"code\":14,\"message\":\"etcdserver: no leader\"}";
+	snprintf(leader_changed, sizeof leader_changed,
+	         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+	         strlen(lc), lc);
+	snprintf(no_leader, sizeof no_leader,
+	         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+	         strlen(nl), nl);
+	static const char po[] = "{\"header\":{\"revision\":\"5\",\"raft_term\":\"2\",\"member_id\":\"1\"}}";
+	snprintf(put_ok, sizeof put_ok,
+	         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s", strlen(po), po);
+	struct member a = {0}, bm = {0};
+	member_start(&a);
+	member_start(&bm);
+	struct buf put = BUF_INIT, range = BUF_INIT;
+	etcd_req_put(&put, "k", 1, "v", 1, 0, false);
+	struct etcd_range rr = {.key = "k", .key_len = 1};
+	etcd_req_range(&range, &rr, NULL);
+	int code;
+
+	member_set(&a, leader_changed);
+	member_set(&bm, put_ok);
+	int rc = call_once(&a, &bm, ETCD_PATH_PUT, &put, &code);
+	ok(rc == ETCD_E_SERVER && code == 14 && member_requests(&a) == 1 && member_requests(&bm) == 0,
+	   "a put answered 'leader changed' (it may still commit) is not sent again: rc %d, code %d, A %d, B %d",
+	   rc, code, member_requests(&a), member_requests(&bm));
+
+	member_set(&a, no_leader);
+	member_set(&bm, put_ok);
+	rc = call_once(&a, &bm, ETCD_PATH_PUT, &put, &code);
+	ok(rc == 0 && member_requests(&a) == 1 && member_requests(&bm) == 1,
+	   "a put answered 'no leader' (never proposed) goes on to the next member: rc %d, A %d, B %d",
+	   rc, member_requests(&a), member_requests(&bm));
+
+	member_set(&a, leader_changed);
+	member_set(&bm, put_ok);
+	rc = call_once(&a, &bm, ETCD_PATH_RANGE, &range, &code);
+	ok(rc == 0 && member_requests(&a) == 1 && member_requests(&bm) == 1,
+	   "a range answered 'leader changed' goes on to the next member: rc %d, A %d, B %d",
+	   rc, member_requests(&a), member_requests(&bm));
+	buf_free(&put);
+	buf_free(&range);
+	/* the members' threads end with the process */
+}
 
 int main(void)
 {
@@ -208,6 +374,7 @@ int main(void)
 
 	ok(strcmp(etcd_strerror(ETCD_E_UNREACHABLE), "no etcd endpoint reachable") == 0 &&
 	   strcmp(etcd_strerror(-ECONNRESET), strerror(ECONNRESET)) == 0, "etcd_strerror names our codes and errnos");
+	test_unavailable();
 	buf_free(&b);
 	return tap_done();
 }
