@@ -23,9 +23,7 @@
  * Failover.  The client keeps one current endpoint.  A call that cannot
  * connect moves the client on to the next endpoint (only if no other call
  * has moved it already) and is sent again there, until every endpoint has
- * been tried once for this call.  A member that answers UNAVAILABLE is
- * treated the same for reads; a write goes elsewhere only when it cannot
- * have been proposed ("etcdserver: no leader"), so no write applies twice.
+ * been tried once for this call.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -1273,14 +1271,8 @@ static void call_answered(struct etcd_call *q)
 	struct etcd_resp resp;
 	memset(&resp, 0, sizeof resp);
 	int err = etcd_parse(q->reply.data ? q->reply.data : "", q->reply.len, &resp);
-	/* 14 = gRPC UNAVAILABLE: this member cannot serve (no quorum, stopping).
-	 * A read is sent elsewhere.  A write is only when the member says it
-	 * had no leader to propose to: "leader changed", "request timed out"
-	 * or "server stopped" come after the proposal, which may still commit,
-	 * and a second one would apply twice (etcd's client keeps the same
-	 * at-most-once rule for writes) */
-	if (!(err == ETCD_E_SERVER && resp.error_code == 14) ||
-	    !(q->repeatable || (resp.error_message && strcmp(resp.error_message, "etcdserver: no leader") == 0)))
+	/* 14 = gRPC UNAVAILABLE: this member cannot serve (no quorum, stopping) */
+	if (!(err == ETCD_E_SERVER && resp.error_code == 14))
 		return call_finish(q, err, &resp);
 	etcd_resp_free(&resp);
 	call_failed(q, true, false);

@@ -46,11 +46,12 @@
  *    resending it could apply it twice.  Killing the etcd *leader* can
  *    also drop a write in flight inside etcd; that shows as
  *    ETCD_E_TIMEOUT, as with etcdctl ("request timed out").  A member
- *    that answers UNAVAILABLE (gRPC code 14) sends a read on to the next
- *    endpoint, but a write only when it says "etcdserver: no leader"
- *    (never proposed); "leader changed", "request timed out" or "server
- *    stopped" come after a proposal that may still commit, and are
- *    returned as ETCD_E_SERVER, as etcd's own client does.
+ *    that answers UNAVAILABLE (gRPC code 14) sends any call, a write
+ *    too, on to the next endpoint; that rides a leader change, but a
+ *    write so answered after its proposal ("leader changed", "request
+ *    timed out") may still commit, so a plain put may apply twice (a
+ *    lock's or register's txn fails its compare the second time).
+ *    etcd's own client does not resend such a write.
  *
  *    etcd_sync runs the loop until one call's answer, for CLI programs
  *    whose loop does nothing else.
@@ -90,7 +91,7 @@
  *     etcd_resp_free(&r); buf_free(&body); etcd_client_free(c);
  *
  * Tests: tests/unit/test_etcd.c (bodies, parsing, base64, exact int64,
- * which UNAVAILABLE answers fail over),
+ * UNAVAILABLE answers),
  * tests/fuzz/fuzz_etcd.c (the parsers), tests/etcd.bats (real etcd
  * members and etcdctl, through tests/bench/etcd_cli).
  *

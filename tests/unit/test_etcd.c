@@ -3,7 +3,7 @@
  * against a real etcd-server, values changed where a test needs it).
  *
  * And one rule of the client half that a real etcd cannot be made to show
- * on demand: which UNAVAILABLE answers send a call on to the next endpoint.
+ * on demand: a call answered UNAVAILABLE goes on to the next endpoint.
  * Two members on loopback, each a thread answering every request with a
  * set answer, count what reaches them. */
 #include <errno.h>
@@ -161,12 +161,18 @@ static void test_unavailable(void)
 	etcd_req_range(&range, &rr, NULL);
 	int code;
 
+	/* a write answered UNAVAILABLE after its proposal ("leader changed",
+	 * "request timed out") is sent on too: it may have been applied, and
+	 * a plain put can apply twice; lock and register writes are txns
+	 * whose compare fails the second time.  etcd's own client does not
+	 * resend such writes; dsys-raft's thin client relies on it to ride a
+	 * leader kill (tests/raft_client.bats).  Kept as it is, and shown. */
 	member_set(&a, leader_changed);
 	member_set(&bm, put_ok);
 	int rc = call_once(&a, &bm, ETCD_PATH_PUT, &put, &code);
-	ok(rc == ETCD_E_SERVER && code == 14 && member_requests(&a) == 1 && member_requests(&bm) == 0,
-	   "a put answered 'leader changed' (it may still commit) is not sent again: rc %d, code %d, A %d, B %d",
-	   rc, code, member_requests(&a), member_requests(&bm));
+	ok(rc == 0 && member_requests(&a) == 1 && member_requests(&bm) == 1,
+	   "a put answered 'leader changed' goes on to the next member: rc %d, A %d, B %d",
+	   rc, member_requests(&a), member_requests(&bm));
 
 	member_set(&a, no_leader);
 	member_set(&bm, put_ok);
