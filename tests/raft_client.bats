@@ -230,10 +230,12 @@ check_watch() {
 	done
 	dsys-raft watch k --endpoints "$EP" --prefix --rev 2 --count 20 >"$BATS_TEST_TMPDIR/watch" 2>"$BATS_TEST_TMPDIR/watch.err" 3>&- &
 	BG_PID=$!
-	for i in $(seq 1 20); do
-		[ "$i" -eq 11 ] && raft_kill "$lead"
-		run --separate-stderr c put "k$i" "v$i" --timeout 10s
-		[ "$status" -eq 0 ] || { echo "put k$i: $status $stderr"; false; }
+	# not i: bats' run sets a global i (bats_version_lt), which the
+	# message would show
+	for k in $(seq 1 20); do
+		[ "$k" -eq 11 ] && raft_kill "$lead"
+		run --separate-stderr c put "k$k" "v$k" --timeout 10s
+		[ "$status" -eq 0 ] || { echo "put k$k: $status $stderr"; false; }
 	done
 	run -0 --separate-stderr c get k --prefix --count-only
 	assert_output '{"count":20,"revision":21}'
