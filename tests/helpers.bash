@@ -95,8 +95,16 @@ start_server() {
 # stop_server PID [SIGNAL]: signal the server (TERM by default), wait for
 # it to exit (up to 30 s, then KILL) and return its exit status.
 stop_server() {
-	local pid=$1 sig=${2:-TERM} i
-	kill -"$sig" "$pid" 2>/dev/null || true
+	kill -"${2:-TERM}" "$1" 2>/dev/null || true
+	wait_exit "$1"
+}
+
+# wait_exit PID: wait for a server already told to stop (up to 30 s, then
+# KILL) and return its exit status.  Not a second SIGTERM: one that
+# arrives while the server tears down after its drain (slow under ASan)
+# finds the default action and ends it with 143.
+wait_exit() {
+	local pid=$1 i
 	for ((i = 0; i < 600; i++)); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.05

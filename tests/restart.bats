@@ -113,7 +113,7 @@ listener_pids() {
 	run grep -c '^HTTP/1.1 200 OK$' "$BATS_TEST_TMPDIR/answers"
 	assert_output 20
 	st=0
-	stop_server "$old" || st=$?
+	wait_exit "$old" || st=$?
 	[ "$st" -eq 0 ]
 }
 
@@ -164,7 +164,7 @@ listener_pids() {
 	run cat "$BATS_TEST_TMPDIR/answers"
 	assert_output "$(printf '%s\n' 'used: http/1.1 200 ok' 'unused: http/1.1 200 ok; close' 'used: http/1.1 200 ok; close')"
 	st=0
-	stop_server "$old" || st=$?
+	wait_exit "$old" || st=$?
 	[ "$st" -eq 0 ]
 	run jq -c 'select(.event == "drained") | .requests' "$old_out"
 	assert_output 3
@@ -220,7 +220,7 @@ listener_pids() {
 	run env LC_ALL=C sort "$BATS_TEST_TMPDIR/frames"
 	assert_output "$(printf '%s\n' 'DATA 1 Hello from dsys!' 'GOAWAY last=1 code=0' 'HEADERS 1 200' closed opened)"
 	st=0
-	stop_server "$old" || st=$?
+	wait_exit "$old" || st=$?
 	[ "$st" -eq 0 ]
 }
 
