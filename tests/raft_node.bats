@@ -136,7 +136,7 @@ teardown() {
 	# 'no leader' tells a client (lib/store/etcd) that the write was never
 	# proposed, so it may go to another member; 'request timed out' would
 	# mean its outcome is unknown
-	RAFT_ARGS=(--request-timeout 1500ms)
+	RAFT_ARGS=(--request-timeout 2500ms)
 	raft_cluster 3
 	raft_start_all
 	lead=$(raft_wait_leader)
