@@ -231,7 +231,12 @@ check_watch() {
 	dsys-raft watch k --endpoints "$EP" --prefix --rev 2 --count 20 >"$BATS_TEST_TMPDIR/watch" 2>"$BATS_TEST_TMPDIR/watch.err" 3>&- &
 	BG_PID=$!
 	# not i: bats' run sets a global i (bats_version_lt), which the
-	# message would show
+	# message would show.  A put is never resent after it may have been
+	# proposed (exit 3 'request timed out' instead); the put right after
+	# the kill still succeeds because the follower it reaches has its
+	# FWD_REQ to the dead leader dropped unsent with the connection (the
+	# kill is reaped before the put starts), so the member answers it
+	# through the next leader, or 'no leader', which the client resends
 	for k in $(seq 1 20); do
 		[ "$k" -eq 11 ] && raft_kill "$lead"
 		run --separate-stderr c put "k$k" "v$k" --timeout 10s

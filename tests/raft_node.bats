@@ -132,6 +132,44 @@ teardown() {
 	[ "$got" = v30 ]
 }
 
+@test "raft node: a write that never found a leader gets 'no leader' at --request-timeout, and goes to a leader found in time" {
+	# 'no leader' tells a client (lib/store/etcd) that the write was never
+	# proposed, so it may go to another member; 'request timed out' would
+	# mean its outcome is unknown
+	RAFT_ARGS=(--request-timeout 2500ms)
+	raft_cluster 3
+	raft_start_all
+	lead=$(raft_wait_leader)
+	other=$(((lead + 1) % 3))
+	alone=$(((lead + 2) % 3))
+	run -0 post "${RAFT_CPORTS[alone]}" /v3/kv/put "{\"key\":\"$(b64 a)\",\"value\":\"$(b64 1)\"}"
+	raft_kill "$lead"
+	raft_kill "$other"
+	# at once: the survivor may still name the dead leader, whose
+	# connection is refused, so the FWD_REQ never leaves it
+	run -0 post "${RAFT_CPORTS[alone]}" /v3/kv/put "{\"key\":\"$(b64 b)\",\"value\":\"$(b64 1)\"}"
+	run jq -c '[.code, .message]' <<<"$output"
+	assert_output '[14,"etcdserver: no leader"]'
+	# later: an election is on, nobody leads
+	run -0 post "${RAFT_CPORTS[alone]}" /v3/kv/put "{\"key\":\"$(b64 b)\",\"value\":\"$(b64 2)\"}"
+	run jq -c '[.code, .message]' <<<"$output"
+	assert_output '[14,"etcdserver: no leader"]'
+	# a write waiting for a leader goes to the one elected before its deadline
+	post "${RAFT_CPORTS[alone]}" /v3/kv/put "{\"key\":\"$(b64 c)\",\"value\":\"$(b64 1)\"}" >"$BATS_TEST_TMPDIR/put" &
+	pid=$!
+	sleep 0.2
+	raft_start "$other"
+	wait "$pid"
+	run jq -r .header.revision "$BATS_TEST_TMPDIR/put"
+	assert_output 3
+	run -0 post "${RAFT_CPORTS[alone]}" /v3/kv/range "{\"key\":\"$(b64 b)\"}"
+	run jq -r '.count // "0"' <<<"$output"
+	assert_output 0
+	run -0 post "${RAFT_CPORTS[alone]}" /v3/kv/range "{\"key\":\"$(b64 c)\"}"
+	run jq -r '.kvs[0].version' <<<"$output"
+	assert_output 1
+}
+
 @test "raft node: a leader frozen past the election timeout (SIGSTOP) is replaced, and on SIGCONT follows the new one" {
 	raft_cluster 3
 	raft_start_all

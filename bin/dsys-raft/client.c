@@ -17,7 +17,9 @@
  * since the command started: an election in progress is waited out, a
  * cluster that stays down ends in exit 3, a call that outlived the
  * timeout in exit 4.  A write whose connection broke while it was in
- * flight is not resent (it may have been applied): exit 3, saying so.
+ * flight is not resent (it may have been applied): exit 3, saying so;
+ * so is one answered "request timed out" or "leader changed" (it may still
+ * commit), while one answered "no leader" was never proposed and goes on.
  *
  * Output.  Lease IDs are printed and read in hexadecimal, as etcdctl
  * does (etcd's IDs are 63-bit: as JSON numbers, jq 1.6 would round them);

@@ -35,7 +35,12 @@
  * the leader in a FWD_REQ frame (lib/raft has no MsgProp) and relays the
  * FWD_RESP.  The member that proposed an entry answers when it applies it
  * at the index and term it was proposed at (another term there: the entry
- * was lost in a leader change, "etcdserver: leader changed").  Reads are
+ * was lost in a leader change, "etcdserver: leader changed").  A write
+ * that may have been proposed and is not answered by --request-timeout is
+ * "etcdserver: request timed out"; one that provably never was (no leader
+ * known, or its FWD_REQ dropped unsent with the peer's connection) waits
+ * for the next leader and, if none comes in time, is "etcdserver: no
+ * leader", which a client may take to another member.  Reads are
  * linearizable through ReadIndex (raft_read_index, which followers pass
  * to the leader), and answered once this member applied that index;
  * serializable reads are answered at once.  Lease keepalive and
@@ -108,6 +113,8 @@ struct peer {
 	bool open;          /* tcp initialised (must be closed) */
 	bool connected;
 	struct buf out;     /* frames of this turn */
+	uint64_t out_gen;   /* names what out holds now (0: not named yet); a
+	                     * new one once it is handed to the socket or dropped */
 	/* InstallSnapshot to this peer, streamed in CHUNK frames as the
 	 * connection drains: one at a time per peer (a newer one replaces it) */
 	struct buf snap_out;
@@ -143,6 +150,8 @@ struct req {
 	enum { W_START, W_APPLY, W_READ, W_LEADER } wait;
 	uint64_t index, term;     /* W_APPLY: the entry proposed */
 	uint64_t ctx;             /* W_READ: the barrier's ctx; W_LEADER: the FWD_REQ id */
+	uint32_t fwd_to;          /* W_LEADER: the member it went to ... */
+	uint64_t fwd_gen;         /* ... in that peer's out of this generation */
 	uint64_t read_index;      /* W_READ: 0 until confirmed */
 	uint64_t deadline_ms;
 };
@@ -243,6 +252,7 @@ struct node {
 	struct watcher *watchers;
 	uint64_t watch_poll_ms;
 	uint64_t next_ctx;
+	uint64_t out_gens;              /* the last peer out generation given */
 	uint64_t rng;
 	bool kick;                      /* a request gave Raft input: drive before this turn's flush */
 	/* linearizable reads share barriers (see "Reads" at serve_reads) */
@@ -310,12 +320,36 @@ static void peer_closed_cb(uv_handle_t *h)
 	p->connected = false;
 }
 
+/*
+ * What p->out holds is dropped, unsent: a write forwarded in it never left
+ * this member, so no leader can have proposed it, and it waits for a
+ * leader again (W_START) -- the next one it learns, or the same one once
+ * reconnected; if none comes before its deadline it is answered
+ * "etcdserver: no leader", which tells a client that another member may
+ * be asked.  Only bytes never handed to the socket count: a frame handed
+ * to uv_write may be partly or wholly written before the connection broke
+ * (out_gen moved on at the hand-over), so its write stays W_LEADER and
+ * times out as "request timed out", its outcome unknown.
+ */
+static void peer_out_lost(struct peer *p)
+{
+	if (p->out_gen) {
+		for (struct req *q = p->n->reqs; q; q = q->next)
+			if (q->wait == W_LEADER && q->fwd_to == p->id && q->fwd_gen == p->out_gen) {
+				log_debug("a write forwarded to %u never left: it waits for a leader again", p->id);
+				q->wait = W_START;
+			}
+		p->out_gen = ++p->n->out_gens;
+	}
+	buf_reset(&p->out);
+}
+
 static void peer_drop(struct peer *p)
 {
 	if (p->open && !uv_is_closing((uv_handle_t *)&p->tcp))
 		uv_close((uv_handle_t *)&p->tcp, peer_closed_cb);
 	p->connected = false;
-	buf_reset(&p->out);
+	peer_out_lost(p);
 	buf_free(&p->snap_out); /* the leader sends it again after its snapshot timeout */
 	p->snap_off = 0;
 }
@@ -433,13 +467,15 @@ static void flush_cb(uv_prepare_t *h)
 		if (i == n->id || p->out.len == 0 || !p->connected)
 			continue;
 		if (uv_stream_get_write_queue_size((uv_stream_t *)&p->tcp) > PEER_MAX_PENDING) {
-			buf_reset(&p->out); /* a peer that does not read loses frames, not our memory */
+			peer_out_lost(p); /* a peer that does not read loses frames, not our memory */
 			continue;
 		}
 		struct wreq *q = calloc(1, sizeof *q);
 		INVARIANT(q != NULL);
 		q->data = p->out;
 		buf_init(&p->out);
+		if (p->out_gen)
+			p->out_gen = ++n->out_gens; /* handed over: its writes may reach the leader */
 		uv_buf_t b = uv_buf_init(q->data.data, (unsigned)q->data.len);
 		if (uv_write(&q->req, (uv_stream_t *)&p->tcp, &b, 1, write_cb) < 0) {
 			buf_free(&q->data);
@@ -661,8 +697,13 @@ static void req_start(struct node *n, struct req *q)
 		q->wait = W_START;
 		return;
 	}
+	struct peer *p = &n->peers[lead];
+	if (p->out_gen == 0)
+		p->out_gen = ++n->out_gens;
 	q->wait = W_LEADER;
 	q->ctx = ++n->next_ctx;
+	q->fwd_to = lead;
+	q->fwd_gen = p->out_gen;
 	raft_frame_put_fwd_req(b, q->ctx, (uint8_t)q->op, q->aux, q->body, q->len);
 }
 
@@ -814,8 +855,9 @@ static void serve_reads(struct node *n)
 	}
 }
 
-/* Each tick: time out what waited too long, restart what waits for a
- * leader, and ask again for a read barrier that went unanswered for an
+/* Each tick: time out what waited too long (drive restarts what waits
+ * for a leader: W_START goes to a new one as soon as it is known), and
+ * ask again for a read barrier that went unanswered for an
  * election timeout (it was lost with the leader it went to; a barrier is
  * safe to repeat, a write is not, so forwarded writes only time out). */
 static void reqs_tick(struct node *n)
@@ -848,7 +890,14 @@ static void reqs_tick(struct node *n)
 		dead = q->next;
 		if (q->wait == W_APPLY || q->wait == W_LEADER)
 			metrics_counter_inc(n->proposals_failed);
-		req_fail(n, q, KV_CODE_UNAVAILABLE, "etcdserver: request timed out");
+		/* a write still waiting to start was never proposed, here or
+		 * through a leader: etcd's answer when it has none, which a
+		 * client may safely take to another member; one that may have
+		 * been proposed is "request timed out", its outcome unknown */
+		if (q->wait == W_START)
+			req_fail(n, q, KV_CODE_UNAVAILABLE, "etcdserver: no leader");
+		else
+			req_fail(n, q, KV_CODE_UNAVAILABLE, "etcdserver: request timed out");
 	}
 }
 

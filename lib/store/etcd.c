@@ -23,7 +23,10 @@
  * Failover.  The client keeps one current endpoint.  A call that cannot
  * connect moves the client on to the next endpoint (only if no other call
  * has moved it already) and is sent again there, until every endpoint has
- * been tried once for this call.
+ * been tried once for this call.  A member that answers UNAVAILABLE is
+ * treated the same for reads; a write goes elsewhere only when the member
+ * says it never proposed it ("etcdserver: no leader"), so no write
+ * applies twice.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -1271,8 +1274,15 @@ static void call_answered(struct etcd_call *q)
 	struct etcd_resp resp;
 	memset(&resp, 0, sizeof resp);
 	int err = etcd_parse(q->reply.data ? q->reply.data : "", q->reply.len, &resp);
-	/* 14 = gRPC UNAVAILABLE: this member cannot serve (no quorum, stopping) */
-	if (!(err == ETCD_E_SERVER && resp.error_code == 14))
+	/* 14 = gRPC UNAVAILABLE: this member cannot serve (no quorum, stopping).
+	 * A read is sent elsewhere.  A write is only when the member says it
+	 * had no leader to propose it to: "leader changed", "request timed
+	 * out" or "server stopped" may come after the proposal, which may
+	 * still commit, and a second one would apply twice (etcd's clientv3
+	 * never resends a write once it reached a member, either) */
+	bool unavailable = err == ETCD_E_SERVER && resp.error_code == 14;
+	bool never_proposed = resp.error_message && strcmp(resp.error_message, "etcdserver: no leader") == 0;
+	if (!unavailable || !(q->repeatable || never_proposed))
 		return call_finish(q, err, &resp);
 	etcd_resp_free(&resp);
 	call_failed(q, true, false);

@@ -46,12 +46,14 @@
  *    resending it could apply it twice.  Killing the etcd *leader* can
  *    also drop a write in flight inside etcd; that shows as
  *    ETCD_E_TIMEOUT, as with etcdctl ("request timed out").  A member
- *    that answers UNAVAILABLE (gRPC code 14) sends any call, a write
- *    too, on to the next endpoint; that rides a leader change, but a
- *    write so answered after its proposal ("leader changed", "request
- *    timed out") may still commit, so a plain put may apply twice (a
- *    lock's or register's txn fails its compare the second time).
- *    etcd's own client does not resend such a write.
+ *    that answers UNAVAILABLE (gRPC code 14) sends a read on to the
+ *    next endpoint, but a write only when the message is exactly
+ *    "etcdserver: no leader" (never proposed); any other UNAVAILABLE
+ *    answer to a write ("leader changed", "request timed out", "server
+ *    stopped") may come after a proposal that can still commit, and is
+ *    returned as ETCD_E_SERVER (error_code 14), as etcd's own client
+ *    does: a write is applied at most once.  dsys-raft answers "no
+ *    leader" for a write it can show it never proposed or forwarded.
  *
  *    etcd_sync runs the loop until one call's answer, for CLI programs
  *    whose loop does nothing else.

@@ -162,17 +162,16 @@ static void test_unavailable(void)
 	int code;
 
 	/* a write answered UNAVAILABLE after its proposal ("leader changed",
-	 * "request timed out") is sent on too: it may have been applied, and
-	 * a plain put can apply twice; lock and register writes are txns
-	 * whose compare fails the second time.  etcd's own client does not
-	 * resend such writes; dsys-raft's thin client relies on it to ride a
-	 * leader kill (tests/raft_client.bats).  Kept as it is, and shown. */
+	 * "request timed out") may still commit: sent on, a plain put could
+	 * apply twice.  It is returned, as etcd's own client does; only "no
+	 * leader" (never proposed) goes on.  dsys-raft answers "no leader"
+	 * for a write it can show it never proposed nor forwarded. */
 	member_set(&a, leader_changed);
 	member_set(&bm, put_ok);
 	int rc = call_once(&a, &bm, ETCD_PATH_PUT, &put, &code);
-	ok(rc == 0 && member_requests(&a) == 1 && member_requests(&bm) == 1,
-	   "a put answered 'leader changed' goes on to the next member: rc %d, A %d, B %d",
-	   rc, member_requests(&a), member_requests(&bm));
+	ok(rc == ETCD_E_SERVER && code == 14 && member_requests(&a) == 1 && member_requests(&bm) == 0,
+	   "a put answered 'leader changed' is returned, not sent on: rc %d code %d, A %d, B %d",
+	   rc, code, member_requests(&a), member_requests(&bm));
 
 	member_set(&a, no_leader);
 	member_set(&bm, put_ok);
