@@ -20,7 +20,9 @@
  * and serializable reads need no Raft input and go on).  The loop thread
  * never blocks on the disk; what a slow fsync does delay is this node's
  * Raft clock (a leader's tick heartbeats wait for its own fsync; its
- * appends go out before it, thesis 10.2.1).
+ * appends go out before it, thesis 10.2.1).  Except for a leader's Ready
+ * marked async (see aw_report): it is advanced at once and the core takes
+ * input while the write is synced.
  *
  * Peers: each node dials every other (one outbound TCP connection per
  * peer, HELLO first) and only writes to it; it reads from the connections
