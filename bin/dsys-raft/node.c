@@ -212,6 +212,7 @@ struct node {
 	 * a ring of (WAL sequence, last index, its term, start time) */
 	struct aw { uint64_t seq, index, term, start_ns; } aw[AW_MAX];
 	uint32_t aw_head, aw_len;
+	bool aw_stalled;                /* the oldest is stuck: no Raft input (inflight set too) */
 	uint32_t pending_ticks;
 	uint64_t hb_term;               /* leader in this term when the last Ready was done; else 0 */
 	uint64_t disk_ns;               /* when the log last finished a write (or a Ready began) */
@@ -1954,6 +1955,38 @@ static void aw_report(struct node *n)
 	}
 }
 
+/*
+ * A disk that hangs must still cost the leadership, as it does a
+ * synchronous Ready (tick_inflight): once the oldest asynchronous write
+ * has waited four election timeouts, the node takes no Raft input (inflight,
+ * with no Ready to finish) and tick_inflight's heartbeats stop, so the
+ * followers elect a leader that can commit.  Writes that finish lift it.
+ */
+static uint64_t aw_limit_ns(const struct node *n)
+{
+	return 4ull * n->election_tick * n->tick_ms * 1000000ull;
+}
+
+static void aw_stall_check(struct node *n)
+{
+	if (n->inflight || !n->aw_len || now_ns() - n->aw[n->aw_head].start_ns <= aw_limit_ns(n))
+		return;
+	log_warn("the log's write of index %llu has waited over four election timeouts: taking no Raft input",
+	         (unsigned long long)n->aw[n->aw_head].index);
+	n->aw_stalled = true;
+	n->inflight = true;
+	n->persist_start_ns = n->aw[n->aw_head].start_ns;
+}
+
+static void aw_unstall(struct node *n)
+{
+	if (!n->aw_stalled || (n->aw_len && now_ns() - n->aw[n->aw_head].start_ns > aw_limit_ns(n)))
+		return;
+	n->aw_stalled = false;
+	n->inflight = false;
+	log_info("the log writes again: taking Raft input");
+}
+
 static bool hs_must_sync(const struct node *n, const struct raft_ready *rd)
 {
 	return rd->hs_changed && (rd->hs.term != n->hs.term || rd->hs.vote != n->hs.vote);
@@ -2409,11 +2442,14 @@ static void synced_cb(uv_async_t *a)
 		fprintf(stderr, "dsys-raft: the log '%s' failed to write or sync: %s\n", file, strerror(-e));
 		_exit(EXIT_UNREACHABLE);
 	}
-	if (!n->inflight && !n->in_ready && n->aw_len) {
+	if ((!n->inflight || n->aw_stalled) && !n->in_ready && n->aw_len) {
 		aw_report(n);
+		aw_unstall(n);
 		drive(n);
 		return;
 	}
+	if (n->aw_stalled)
+		return;
 	if (!n->inflight || wal_durable(n->wal) < n->wait_seq)
 		return;
 	metrics_histogram_observe_ns(n->fsync_h, now_ns() - n->persist_start_ns);
@@ -2590,6 +2626,7 @@ static void tick_inflight(struct node *n)
 static void tick_cb(uv_timer_t *t)
 {
 	struct node *n = t->data;
+	aw_stall_check(n);
 	if (n->inflight) {
 		tick_inflight(n);
 		return;
