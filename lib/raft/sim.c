@@ -851,11 +851,25 @@ static int node_start(struct sim *s, struct node *n)
 
 static void node_crash(struct sim *s, struct node *n, uint64_t down_ms)
 {
+	/* of the queued asynchronous writes, the disk may have finished some
+	 * (in order) that the process never heard of; the rest are lost */
+	if (n->pw) {
+		s->res->async_crashes++;
+		size_t q = 0;
+		for (struct pwrite *w = n->pw; w; w = w->next)
+			q++;
+		for (size_t k = below(s, q + 1); k > 0 && n->pw && !s->stop; k--) {
+			struct pwrite *w = n->pw;
+			n->pw = w->next;
+			struct raft_ready rd = {.hs = w->hs, .hs_changed = w->hs_changed, .entries = w->entries,
+			                        .n_entries = w->n_entries};
+			disk_write(s, n, &rd);
+			pwrite_free(w);
+		}
+	}
+	pwrite_drop_all(n);
 	raft_free(n->r); /* the write in flight, if any, dies with it: never synced */
 	n->r = NULL;
-	if (n->pw)
-		s->res->async_crashes++;
-	pwrite_drop_all(n); /* and so do the queued asynchronous ones */
 	n->up = false;
 	n->stalled = false;
 	n->down_until = s->now + down_ms;
