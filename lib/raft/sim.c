@@ -801,6 +801,21 @@ static void pwrite_flush(struct sim *s, struct node *n, bool all)
 	}
 }
 
+/* Every queued write reaches the disk, the raft not told (it is about to
+ * crash). */
+static void pwrite_disk_all(struct sim *s, struct node *n)
+{
+	while (n->pw && !s->stop) {
+		struct pwrite *w = n->pw;
+		n->pw = w->next;
+		struct raft_ready rd = {.hs = w->hs, .hs_changed = w->hs_changed, .entries = w->entries,
+		                        .n_entries = w->n_entries};
+		disk_write(s, n, &rd);
+		pwrite_free(w);
+	}
+	n->pw_tail = &n->pw;
+}
+
 static uint64_t pwrite_last_due(const struct node *n)
 {
 	uint64_t t = 0;
@@ -1009,6 +1024,8 @@ static bool ready_out(struct sim *s, struct node *n, const struct raft_ready *rd
 		if (rd->msgs[k].type == RAFT_MSG_VOTE_RESP && !rd->msgs[k].reject)
 			den = 50;
 	if (has(s, RAFT_SIM_CRASH) && rd->n_msgs && chance(s, 1, den)) {
+		if (den == 1) /* Figure 8 fodder: the leader's own disk holds them */
+			pwrite_disk_all(s, n);
 		node_crash(s, n, 20 + below(s, 300)); /* persisted (or queued), but nothing sent */
 		return false;
 	}
