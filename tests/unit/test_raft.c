@@ -636,9 +636,43 @@ static void test_new_leader_waits_before_conf_change(void)
 	ok(raft_propose_conf(r, RAFT_CONF_ADD_LEARNER, 2) == -EAGAIN,
 	   "a new leader refuses a membership change until an entry of its term is committed");
 	struct raft_ready rd;
-	raft_ready(r, &rd);
-	raft_advance(r, &rd);
+	while (raft_ready(r, &rd)) /* durable, then committed */
+		raft_advance(r, &rd);
 	ok(raft_propose_conf(r, RAFT_CONF_ADD_LEARNER, 2) > 0, "and accepts it once its no-op is");
+	raft_free(r);
+}
+
+/* Asynchronous writes (raft.h): a leader's Ready may leave before it is
+ * durable, but its own copy counts toward a commit only once persisted. */
+static void test_async_leader_commits_only_durable(void)
+{
+	struct raft *r;
+	struct raft_config cfg;
+	raft_config_default(&cfg);
+	cfg.id = 1;
+	raft_new(&r, &cfg);
+	struct raft_snapshot s = {.meta = {.conf = {.voters = 1u << 1}}};
+	raft_restore(r, NULL, &s, NULL, 0);
+	raft_campaign(r);
+	struct raft_ready rd;
+	ok(raft_ready(r, &rd) && !rd.async, "the Ready of a new term is not asynchronous");
+	raft_advance(r, &rd);
+	while (raft_ready(r, &rd))
+		raft_advance(r, &rd);
+	int64_t i = raft_propose(r, "x", 1);
+	ok(i > 0 && raft_ready(r, &rd) && rd.async && rd.n_entries == 1 && rd.n_committed == 0,
+	   "a proposal's Ready on a leader is asynchronous");
+	raft_advance_async(r, &rd);
+	ok(!raft_ready(r, &rd), "nothing commits while its write is not durable");
+	struct raft_status st;
+	raft_status(r, &st);
+	ok(st.commit < (uint64_t)i, "a leader alone does not commit its unpersisted entry");
+	raft_persisted(r, (uint64_t)i, st.term - 1);
+	ok(!raft_ready(r, &rd), "news of another term is ignored");
+	raft_persisted(r, (uint64_t)i, st.term);
+	ok(raft_ready(r, &rd) && rd.n_committed == 1 && rd.committed[0].index == (uint64_t)i,
+	   "once persisted it commits and is handed out to apply");
+	raft_advance(r, &rd);
 	raft_free(r);
 }
 
@@ -979,6 +1013,7 @@ int main(void)
 	test_learner();
 	test_remove_leader();
 	test_new_leader_waits_before_conf_change();
+	test_async_leader_commits_only_durable();
 	test_transfer();
 	test_read_index();
 	test_lease_read();
