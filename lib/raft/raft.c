@@ -793,6 +793,8 @@ static void bcast_heartbeat(struct raft *r)
 static bool maybe_commit(struct raft *r)
 {
 	INVARIANT(r->role == RAFT_LEADER);
+	/* the rule asynchronous writes rest on (raft_persisted) */
+	INVARIANT_MSG(r->prs[r->id].match <= r->durable, "a leader counts only its own entries that are durable");
 	uint64_t n = quorum_value(r, false);
 	uint64_t t;
 	if (n <= r->commit || !log_term(r, n, &t))
@@ -1423,6 +1425,7 @@ bool raft_ready(struct raft *r, struct raft_ready *rd)
 	rd->async = r->role == RAFT_LEADER && !rd->snapshot && rd->hs.term == r->prev_hs.term &&
 	            rd->hs.vote == r->prev_hs.vote;
 	INVARIANT(r->stable >= r->snap.meta.index);
+	INVARIANT_MSG(r->durable <= r->stable, "only what was handed out to the disk can be durable");
 	if (r->stable < last_index(r)) {
 		rd->entries = ent(r, r->stable + 1);
 		rd->n_entries = last_index(r) - r->stable;
