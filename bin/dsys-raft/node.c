@@ -2139,6 +2139,8 @@ static void finish_ready(struct node *n, bool async)
 	if (async) {
 		raft_advance_async(n->r, rd);
 	} else {
+		INVARIANT_MSG(!n->aw_len || wal_durable(n->wal) >= n->aw[(n->aw_head + n->aw_len - 1) % AW_MAX].seq,
+		              "a synchronous Ready is advanced only once every earlier write is durable");
 		raft_advance(n->r, rd);
 		n->aw_head = n->aw_len = 0; /* it covers every write before it */
 	}
@@ -2436,7 +2438,12 @@ static void drive(struct node *n)
 		}
 		if (n->rd.snapshot)
 			install_snapshot(n, n->rd.snapshot);
-		if (n->rd.n_entries || n->rd.snapshot || hs_must_sync(n, &n->rd)) {
+		/* raft_advance means "all handed out so far is durable": while
+		 * asynchronous writes are on their way, even a Ready that writes
+		 * nothing waits for them (a leader's Ready with the ring full, the
+		 * first Readies of a leader that stepped down), or the leader
+		 * would count its own copy of entries still in the page cache */
+		if (n->rd.n_entries || n->rd.snapshot || hs_must_sync(n, &n->rd) || n->aw_len) {
 			persist(n, &n->rd);
 			if (wal_durable(n->wal) < n->wait_seq) {
 				n->inflight = true;
