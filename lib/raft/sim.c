@@ -1068,6 +1068,16 @@ static bool ready_out(struct sim *s, struct node *n, const struct raft_ready *rd
 	return !s->stop;
 }
 
+/* Odd seeds run a synchronous host (raft.h steps 1-5 for every Ready,
+ * rd.async ignored), even seeds an asynchronous one: both are correct
+ * hosts, and a sweep that only ever mixed in asynchronous writes would
+ * no longer reach some interleavings of the synchronous one (planted
+ * bugs 11 and 15 went unseen in 1000 seeds). */
+static bool async_host(const struct sim *s)
+{
+	return s->cfg.seed % 2 == 0;
+}
+
 static uint64_t disk_latency(struct sim *s)
 {
 	if (!has(s, RAFT_SIM_DISK))
@@ -1091,7 +1101,7 @@ static void node_ready(struct sim *s, struct node *n)
 	uint64_t due = s->now + disk_latency(s), queued = pwrite_last_due(n);
 	if (due < queued)
 		due = queued; /* the disk finishes writes in order */
-	if (n->rd.async && !chance(s, 1, 4)) {
+	if (n->rd.async && async_host(s) && !chance(s, 1, 4)) {
 		pwrite_queue(s, n, &n->rd, due);
 		s->res->async_writes++;
 		if (!ready_out(s, n, &n->rd))
