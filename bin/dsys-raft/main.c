@@ -240,6 +240,8 @@ static int print_result(const struct raft_sim_config *cfg, const struct raft_sim
 	json_kv_u64(&w, "snapshots_installed", r->snapshots_installed);
 	json_kv_u64(&w, "conf_changes", r->conf_changes);
 	json_kv_u64(&w, "transfers", r->transfers);
+	json_kv_u64(&w, "async_writes", r->async_writes);
+	json_kv_u64(&w, "async_crashes", r->async_crashes);
 	json_kv_str(&w, "linearizable", r->linearizable);
 	json_kv_u64(&w, "lin_keys_unknown", r->lin_keys_unknown);
 	json_kv_u64(&w, "violations", (uint64_t)r->violations);

@@ -20,7 +20,9 @@
  * and serializable reads need no Raft input and go on).  The loop thread
  * never blocks on the disk; what a slow fsync does delay is this node's
  * Raft clock (a leader's tick heartbeats wait for its own fsync; its
- * appends go out before it, thesis 10.2.1).
+ * appends go out before it, thesis 10.2.1).  Except for a leader's Ready
+ * marked async (see aw_report): it is advanced at once and the core takes
+ * input while the write is synced.
  *
  * Peers: each node dials every other (one outbound TCP connection per
  * peer, HELLO first) and only writes to it; it reads from the connections
@@ -89,6 +91,7 @@
 #include "store/wal.h"
 
 #define MAX_PEERS 16
+#define AW_MAX 256                     /* asynchronous leader writes awaiting their fsync */
 #define PEER_MAX_PENDING (64u << 20)   /* unsent bytes to one peer before frames are dropped */
 #define RECONNECT_MS 200
 #define CMD_HEAD 9                     /* op byte + aux u64 */
@@ -216,6 +219,11 @@ struct node {
 	uint64_t applied;               /* applied to the store, ahead of Raft's count within a Ready */
 	uint64_t wait_seq;              /* ... up to this WAL sequence number */
 	uint64_t persist_start_ns;
+	/* a leader's asynchronous writes (rd.async) not yet reported durable:
+	 * a ring of (WAL sequence, last index, its term, start time) */
+	struct aw { uint64_t seq, index, term, start_ns; } aw[AW_MAX];
+	uint32_t aw_head, aw_len;
+	bool aw_stalled;                /* the oldest is stuck: no Raft input (inflight set too) */
 	uint32_t pending_ticks;
 	uint64_t hb_term;               /* leader in this term when the last Ready was done; else 0 */
 	uint64_t disk_ns;               /* when the log last finished a write (or a Ready began) */
@@ -1989,6 +1997,61 @@ static void put_entry_record(struct buf *b, struct wal *w, const struct raft_ent
  * reaches the disk only after the entries logged before it (one file,
  * appended in order).
  */
+/*
+ * Asynchronous leader writes (raft.h, rd.async; thesis 10.2.1): a
+ * leader's Ready that changes neither term nor vote is appended to the
+ * WAL, sent, applied (only what is already durable is handed out) and
+ * advanced at once, so the core goes on taking acknowledgements,
+ * proposals and ticks while the sync thread fsyncs.  When the WAL reports
+ * the write durable (synced_cb), raft_persisted tells the core, which
+ * only then counts the leader's own copy toward a commit.  Writes reach
+ * the disk in append order, so a later synchronous Ready (a vote, a new
+ * term) waits for every asynchronous write before it too.
+ */
+static void aw_report(struct node *n)
+{
+	uint64_t durable = wal_durable(n->wal);
+	while (n->aw_len && n->aw[n->aw_head].seq <= durable) {
+		struct aw *a = &n->aw[n->aw_head];
+		metrics_histogram_observe_ns(n->fsync_h, now_ns() - a->start_ns);
+		raft_persisted(n->r, a->index, a->term);
+		n->aw_head = (n->aw_head + 1) % AW_MAX;
+		n->aw_len--;
+	}
+}
+
+/*
+ * A disk that hangs must still cost the leadership, as it does a
+ * synchronous Ready (tick_inflight): once the oldest asynchronous write
+ * has waited four election timeouts, the node takes no Raft input (inflight,
+ * with no Ready to finish) and tick_inflight's heartbeats stop, so the
+ * followers elect a leader that can commit.  Writes that finish lift it.
+ */
+static uint64_t aw_limit_ns(const struct node *n)
+{
+	return 4ull * n->election_tick * n->tick_ms * 1000000ull;
+}
+
+static void aw_stall_check(struct node *n)
+{
+	if (n->inflight || !n->aw_len || now_ns() - n->aw[n->aw_head].start_ns <= aw_limit_ns(n))
+		return;
+	log_warn("the log's write of index %llu has waited over four election timeouts: taking no Raft input",
+	         (unsigned long long)n->aw[n->aw_head].index);
+	n->aw_stalled = true;
+	n->inflight = true;
+	n->persist_start_ns = n->aw[n->aw_head].start_ns;
+}
+
+static void aw_unstall(struct node *n)
+{
+	if (!n->aw_stalled || (n->aw_len && now_ns() - n->aw[n->aw_head].start_ns > aw_limit_ns(n)))
+		return;
+	n->aw_stalled = false;
+	n->inflight = false;
+	log_info("the log writes again: taking Raft input");
+}
+
 static bool hs_must_sync(const struct node *n, const struct raft_ready *rd)
 {
 	return rd->hs_changed && (rd->hs.term != n->hs.term || rd->hs.vote != n->hs.vote);
@@ -2113,7 +2176,7 @@ static void ready_early(struct node *n)
 	n->early = true;
 }
 
-static void finish_ready(struct node *n)
+static void finish_ready(struct node *n, bool async)
 {
 	struct raft_ready *rd = &n->rd;
 	if (!n->early)
@@ -2122,7 +2185,14 @@ static void finish_ready(struct node *n)
 	apply_upto(n, UINT64_MAX);
 	n->n_applied = 0;
 	send_msgs(n, rd, false);
-	raft_advance(n->r, rd);
+	if (async) {
+		raft_advance_async(n->r, rd);
+	} else {
+		INVARIANT_MSG(!n->aw_len || wal_durable(n->wal) >= n->aw[(n->aw_head + n->aw_len - 1) % AW_MAX].seq,
+		              "a synchronous Ready is advanced only once every earlier write is durable");
+		raft_advance(n->r, rd);
+		n->aw_head = n->aw_len = 0; /* it covers every write before it */
+	}
 	n->inflight = false;
 	n->in_ready = false;
 	maybe_snapshot(n);
@@ -2398,9 +2468,28 @@ static void drive(struct node *n)
 		if (!raft_ready(n->r, &n->rd))
 			return;
 		n->in_ready = true;
+		if (n->rd.async && n->aw_len < AW_MAX) {
+			persist(n, &n->rd);
+			if (wal_durable(n->wal) >= n->wait_seq) {
+				finish_ready(n, false); /* all on disk already: as a synchronous Ready */
+				continue;
+			}
+			if (n->rd.n_entries) {
+				const struct raft_entry *e = &n->rd.entries[n->rd.n_entries - 1];
+				n->aw[(n->aw_head + n->aw_len++) % AW_MAX] =
+					(struct aw){n->wait_seq, e->index, e->term, now_ns()};
+			}
+			finish_ready(n, true);
+			continue;
+		}
 		if (n->rd.snapshot)
 			install_snapshot(n, n->rd.snapshot);
-		if (n->rd.n_entries || n->rd.snapshot || hs_must_sync(n, &n->rd)) {
+		/* raft_advance means "all handed out so far is durable": while
+		 * asynchronous writes are on their way, even a Ready that writes
+		 * nothing waits for them (a leader's Ready with the ring full, the
+		 * first Readies of a leader that stepped down), or the leader
+		 * would count its own copy of entries still in the page cache */
+		if (n->rd.n_entries || n->rd.snapshot || hs_must_sync(n, &n->rd) || n->aw_len) {
 			persist(n, &n->rd);
 			if (wal_durable(n->wal) < n->wait_seq) {
 				n->inflight = true;
@@ -2409,7 +2498,7 @@ static void drive(struct node *n)
 				return; /* synced_cb finishes it */
 			}
 		}
-		finish_ready(n);
+		finish_ready(n, false);
 	}
 }
 
@@ -2434,10 +2523,18 @@ static void synced_cb(uv_async_t *a)
 		fprintf(stderr, "dsys-raft: the log '%s' failed to write or sync: %s\n", file, strerror(-e));
 		_exit(EXIT_UNREACHABLE);
 	}
+	if ((!n->inflight || n->aw_stalled) && !n->in_ready && n->aw_len) {
+		aw_report(n);
+		aw_unstall(n);
+		drive(n);
+		return;
+	}
+	if (n->aw_stalled)
+		return;
 	if (!n->inflight || wal_durable(n->wal) < n->wait_seq)
 		return;
 	metrics_histogram_observe_ns(n->fsync_h, now_ns() - n->persist_start_ns);
-	finish_ready(n);
+	finish_ready(n, false);
 	drive(n);
 }
 
@@ -2610,6 +2707,7 @@ static void tick_inflight(struct node *n)
 static void tick_cb(uv_timer_t *t)
 {
 	struct node *n = t->data;
+	aw_stall_check(n);
 	if (n->inflight) {
 		tick_inflight(n);
 		return;

@@ -69,10 +69,14 @@
  * (TimeoutNow forces the vote), so a leader that started a transfer serves
  * no lease reads for the rest of its term.
  *
- * Persistence: the Ready contract in raft.h.  Because messages of a Ready
- * are sent only after its entries and hard state are durable, the leader
- * may count its own entries as matched when it appends them, and a
- * follower may acknowledge entries in the same Ready that persists them.
+ * Persistence: the Ready contract in raft.h.  A follower's messages leave
+ * only after its Ready is durable, so it may acknowledge entries in the
+ * same Ready that persists them.  A leader's own copy counts toward a
+ * commit only once durable (durable below, its Match): with a synchronous
+ * host that is at raft_advance, with an asynchronous one (rd.async, thesis
+ * 10.2.1, etcd's asynchronous storage writes) at raft_persisted, so the
+ * leader may replicate and take input while its own write is on the disk
+ * and still never commits an entry that a majority has not persisted.
  *
  * Memory: the log is an array of struct raft_entry (slid forward on
  * compaction, doubled when full) whose payloads live in a chunked arena of
@@ -146,6 +150,7 @@ struct raft {
 	size_t snap_cap;
 	bool snap_unpersisted;     /* restored from the leader, not yet in a Ready */
 	uint64_t stable;           /* last index handed out to be persisted */
+	uint64_t durable;          /* last index known to be on the disk (<= stable) */
 	uint64_t applied;          /* last index handed out to be applied */
 
 	/* volatile state */
@@ -449,6 +454,8 @@ static void log_truncate(struct raft *r, uint64_t index)
 	r->ents_len = index - first_index(r);
 	if (r->stable >= index)
 		r->stable = index - 1;
+	if (r->durable >= index)
+		r->durable = index - 1;
 	if (r->conf_index >= index) {
 		struct raft_conf c;
 		uint64_t at;
@@ -582,7 +589,7 @@ static void pr_inflight_free_to(const struct raft *r, struct progress *pr, uint6
 static void pr_init(struct raft *r, uint32_t id)
 {
 	struct progress *pr = &r->prs[id];
-	pr->match = 0;
+	pr->match = id == r->id ? r->durable : 0; /* our own copy: what is on our disk */
 	pr->next = last_index(r) + 1;
 	pr->state = PR_PROBE;
 	pr->probe_sent = false;
@@ -669,7 +676,8 @@ static void become_leader(struct raft *r)
 #ifndef RAFT_PLANTED_BUG
 	log_append(r, r->term, RAFT_ENTRY_NORMAL, NULL, 0);
 #endif
-	r->prs[r->id].match = last_index(r);
+	/* our own copy counts once durable (raft_advance, raft_persisted) */
+	r->prs[r->id].match = r->durable;
 	r->prs[r->id].next = last_index(r) + 1;
 	r->bcast_pending = true;
 }
@@ -785,6 +793,8 @@ static void bcast_heartbeat(struct raft *r)
 static bool maybe_commit(struct raft *r)
 {
 	INVARIANT(r->role == RAFT_LEADER);
+	/* the rule asynchronous writes rest on (raft_persisted) */
+	INVARIANT_MSG(r->prs[r->id].match <= r->durable, "a leader counts only its own entries that are durable");
 	uint64_t n = quorum_value(r, false);
 	uint64_t t;
 	if (n <= r->commit || !log_term(r, n, &t))
@@ -1046,6 +1056,8 @@ static void handle_snapshot(struct raft *r, const struct raft_msg *m)
 	r->snap.len = s->len;
 	r->snap_unpersisted = true;
 	r->stable = s->meta.index;
+	if (r->durable > s->meta.index)
+		r->durable = s->meta.index;
 	r->commit = s->meta.index;
 	set_conf(r, &s->meta.conf, s->meta.index);
 	INVARIANT(last_index(r) == s->meta.index && last_term(r) == s->meta.term);
@@ -1286,7 +1298,6 @@ int64_t raft_propose(struct raft *r, const void *data, size_t len)
 		return -ENOMEM;
 	r->uncommitted_bytes += len;
 	INVARIANT(last_term(r) == r->term);
-	r->prs[r->id].match = last_index(r);
 	r->prs[r->id].next = last_index(r) + 1;
 	r->bcast_pending = true; /* sent in one batch when the Ready is built */
 	return (int64_t)last_index(r);
@@ -1316,7 +1327,6 @@ int64_t raft_propose_conf(struct raft *r, enum raft_conf_op op, uint32_t node)
 	raft_conf_encode(&c, buf);
 	if (log_append(r, r->term, RAFT_ENTRY_CONF, buf, sizeof buf) < 0)
 		return -ENOMEM;
-	r->prs[r->id].match = last_index(r);
 	r->prs[r->id].next = last_index(r) + 1;
 	set_conf(r, &c, last_index(r));
 	r->bcast_pending = true;
@@ -1408,7 +1418,14 @@ bool raft_ready(struct raft *r, struct raft_ready *rd)
 	rd->hs_changed = memcmp(&rd->hs, &r->prev_hs, sizeof rd->hs) != 0;
 	if (r->snap_unpersisted)
 		rd->snapshot = &r->snap;
+	/* Only a leader's Ready that changes neither term nor vote may leave
+	 * before it is durable: what a leader sends promises nothing about its
+	 * disk (its own copy counts once raft_persisted says so), while votes,
+	 * acknowledgements and anything of a new term do. */
+	rd->async = r->role == RAFT_LEADER && !rd->snapshot && rd->hs.term == r->prev_hs.term &&
+	            rd->hs.vote == r->prev_hs.vote;
 	INVARIANT(r->stable >= r->snap.meta.index);
+	INVARIANT_MSG(r->durable <= r->stable, "only what was handed out to the disk can be durable");
 	if (r->stable < last_index(r)) {
 		rd->entries = ent(r, r->stable + 1);
 		rd->n_entries = last_index(r) - r->stable;
@@ -1417,9 +1434,13 @@ bool raft_ready(struct raft *r, struct raft_ready *rd)
 	if (r->snap_unpersisted || from < r->snap.meta.index)
 		from = r->snap.meta.index;
 	INVARIANT_MSG(r->commit <= last_index(r), "commit only what the log holds");
-	if (r->commit > from) {
+	/* an asynchronous Ready is applied before it is durable: only what
+	 * this member's disk already holds (committed entries beyond it come
+	 * in a later Ready) */
+	uint64_t upto = rd->async && r->durable < r->commit ? r->durable : r->commit;
+	if (upto > from) {
 		rd->committed = ent(r, from + 1);
-		rd->n_committed = r->commit - from;
+		rd->n_committed = upto - from;
 	}
 	/* resolve the queued messages into pointers to the log */
 	uint32_t k = 0;
@@ -1446,7 +1467,36 @@ bool raft_ready(struct raft *r, struct raft_ready *rd)
 	return any;
 }
 
+static void advance(struct raft *r, const struct raft_ready *rd, bool durable);
+
 void raft_advance(struct raft *r, const struct raft_ready *rd)
+{
+	advance(r, rd, true);
+}
+
+void raft_advance_async(struct raft *r, const struct raft_ready *rd)
+{
+	INVARIANT_MSG(rd->async, "raft_advance_async() only for a Ready marked async");
+	advance(r, rd, false);
+}
+
+void raft_persisted(struct raft *r, uint64_t index, uint64_t term)
+{
+	INVARIANT_MSG(!r->in_ready, "raft_advance() comes before the next input");
+	uint64_t t;
+	/* Only a leader of the term that wrote it uses the news: it never
+	 * truncates its log within its term, so entries up to index of term
+	 * are exactly what it handed out.  Anyone else learns durability from
+	 * its next synchronous raft_advance, which covers all earlier writes. */
+	if (r->role != RAFT_LEADER || term != r->term || index <= r->durable || index > r->stable ||
+	    !log_term(r, index, &t) || t != term)
+		return;
+	r->durable = index;
+	if (r->prs[r->id].match < index)
+		r->prs[r->id].match = index;
+}
+
+static void advance(struct raft *r, const struct raft_ready *rd, bool durable)
 {
 	INVARIANT_MSG(r->in_ready, "raft_advance() follows a raft_ready() that returned true");
 	INVARIANT_MSG(rd->hs.commit >= r->prev_hs.commit, "the commit index never goes back");
@@ -1457,6 +1507,12 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
 	}
 	if (rd->n_entries)
 		r->stable = rd->entries[rd->n_entries - 1].index;
+	if (durable) {
+		/* this Ready and every write before it are on the disk */
+		r->durable = r->stable;
+		if (r->role == RAFT_LEADER && r->prs[r->id].match < r->durable)
+			r->prs[r->id].match = r->durable;
+	}
 	if (rd->n_committed)
 		r->applied = rd->committed[rd->n_committed - 1].index;
 	r->prev_hs = rd->hs;
@@ -1571,7 +1627,7 @@ int raft_restore(struct raft *r, const struct raft_hard_state *hs, const struct 
 	r->vote = h.vote;
 	r->commit = h.commit > r->snap.meta.index ? h.commit : r->snap.meta.index;
 	r->prev_hs = h;
-	r->stable = last_index(r);
+	r->stable = r->durable = last_index(r);
 	r->applied = r->snap.meta.index;
 	struct raft_conf c;
 	uint64_t at;
@@ -1608,6 +1664,8 @@ int raft_compact(struct raft *r, uint64_t index, const void *data, size_t len)
 	r->snap.len = len;
 	if (r->stable < index)
 		r->stable = index;
+	if (r->durable < index)
+		r->durable = index; /* the host's snapshot holds it */
 	arena_release(r, index);
 	INVARIANT(first_index(r) == index + 1);
 	return 0;

@@ -25,6 +25,23 @@
  *      never leave before the state it promises is on disk);
  *   4. apply rd.committed in order; serve rd.reads once applied >= index;
  *   5. call raft_advance(r, &rd).
+ * Asynchronous writes (a leader only; Raft thesis 10.2.1): when rd.async
+ * is set the host may instead
+ *   a. start the write of rd.entries and rd.hs (a write queued behind all
+ *      earlier ones: the disk makes them durable in order),
+ *   b. send rd.msgs and apply rd.committed (already durable here) at once,
+ *   c. call raft_advance_async(r, &rd), and go on with input;
+ *   d. once that write is durable, call raft_persisted(r, i, t) with the
+ *      index and term of rd's last entry (skip it for a Ready without
+ *      entries).
+ * The leader counts its own copy of an entry toward a commit only after
+ * raft_persisted (or a raft_advance) says it is durable.  rd.async is set
+ * only for a Ready that changes neither term nor vote and carries no
+ * snapshot; any other Ready follows steps 1-5, and its raft_advance must
+ * come after every earlier asynchronous write is durable too (raft_advance
+ * means "everything handed out so far is on the disk").  A host that
+ * ignores rd.async and always uses steps 1-5 is correct as before.
+ *
  * Between raft_ready() returning true and raft_advance() no other raft_*
  * call is allowed (an INVARIANT checks it).  Everything rd points to is
  * owned by the raft and valid until raft_advance(); a host that keeps
@@ -169,6 +186,7 @@ struct raft_ready {
 	size_t n_msgs;
 	const struct raft_read_state *reads;
 	size_t n_reads;
+	bool async;    /* a leader's Ready that may leave before it is durable (above) */
 };
 
 struct raft_status {
@@ -217,6 +235,14 @@ int raft_campaign(struct raft *r);
 
 bool raft_ready(struct raft *r, struct raft_ready *rd);
 void raft_advance(struct raft *r, const struct raft_ready *rd);
+/* For a Ready with rd->async: sent and applied, its write not yet durable;
+ * the host must copy rd.entries first (they are the raft's, and the log may
+ * move on).  Report the write with raft_persisted(). */
+void raft_advance_async(struct raft *r, const struct raft_ready *rd);
+/* The writes handed out so far up to index (of term) are durable: a leader
+ * of that term now counts its own copy of them.  Ignored otherwise (stale
+ * news after a leader change is harmless). */
+void raft_persisted(struct raft *r, uint64_t index, uint64_t term);
 
 /* The state machine holds a durable snapshot of everything up to index
  * (<= applied): keep data (copied) to send to followers and drop the log

@@ -25,7 +25,14 @@
  *
  * A crash frees the node's struct raft and everything volatile; the disk
  * keeps only what completed writes put there, so a write in flight (not
- * yet fsynced) is lost, exactly as on a real machine.  A restart rebuilds
+ * yet fsynced) is lost, exactly as on a real machine.
+ *
+ * Asynchronous leader writes (raft.h, rd.async): most of a leader's
+ * Readies that may go asynchronously do -- the write is queued behind
+ * the node's earlier ones (they finish in order), the messages leave and
+ * raft_advance_async() is called at once, and raft_persisted() follows
+ * when the write is due.  A crash loses every queued write, so a leader
+ * dies now and then right after sending what its own disk never got.  A restart rebuilds
  * the node from its disk: raft_restore() and the state machine from the
  * snapshot; committed entries are then applied again from the log.
  *
@@ -133,6 +140,7 @@ struct node {
 	uint64_t done_at;
 	struct raft_ready rd;
 	uint32_t pending_ticks;
+	struct pwrite *pw, **pw_tail; /* asynchronous writes queued, oldest first */
 
 	/* volatile */
 	struct kv kv;
@@ -140,6 +148,17 @@ struct node {
 	struct pend pend[MAX_CLIENTS];
 	uint8_t role;
 	uint64_t role_term, max_term, max_commit;
+};
+
+/* An asynchronous write on its way to the disk: a copy of the Ready's
+ * entries and hard state (the raft's own die at raft_advance_async). */
+struct pwrite {
+	struct pwrite *next;
+	uint64_t done_at;
+	struct raft_hard_state hs;
+	bool hs_changed;
+	struct raft_entry *entries;
+	size_t n_entries;
 };
 
 struct client {
@@ -715,6 +734,97 @@ static void disk_write(struct sim *s, struct node *n, const struct raft_ready *r
 	}
 }
 
+static void pwrite_free(struct pwrite *w)
+{
+	for (size_t k = 0; k < w->n_entries; k++)
+		free((void *)w->entries[k].data);
+	free(w->entries);
+	free(w);
+}
+
+static void pwrite_drop_all(struct node *n)
+{
+	while (n->pw) {
+		struct pwrite *w = n->pw;
+		n->pw = w->next;
+		pwrite_free(w);
+	}
+	n->pw_tail = &n->pw;
+}
+
+static void pwrite_queue(struct sim *s, struct node *n, const struct raft_ready *rd, uint64_t done_at)
+{
+	struct pwrite *w = calloc(1, sizeof *w);
+	INVARIANT(w != NULL);
+	w->done_at = done_at;
+	w->hs = rd->hs;
+	w->hs_changed = rd->hs_changed;
+	if (rd->n_entries) {
+		w->entries = malloc(rd->n_entries * sizeof *w->entries);
+		INVARIANT(w->entries != NULL);
+		for (size_t k = 0; k < rd->n_entries; k++) {
+			w->entries[k] = rd->entries[k];
+			if (w->entries[k].len) {
+				uint8_t *d = malloc(w->entries[k].len);
+				INVARIANT(d != NULL);
+				memcpy(d, rd->entries[k].data, w->entries[k].len);
+				w->entries[k].data = d;
+			} else {
+				w->entries[k].data = NULL;
+			}
+		}
+		w->n_entries = rd->n_entries;
+	}
+	(void)s;
+	if (!n->pw_tail)
+		n->pw_tail = &n->pw;
+	*n->pw_tail = w;
+	n->pw_tail = &w->next;
+}
+
+/* The queued writes due by now reach the disk, in order; each tells the
+ * raft (unless a synchronous Ready is in flight: its raft_advance will
+ * cover them, and no input is allowed before it). */
+static void pwrite_flush(struct sim *s, struct node *n, bool all)
+{
+	while (n->pw && (all || n->pw->done_at <= s->now) && !s->stop) {
+		struct pwrite *w = n->pw;
+		n->pw = w->next;
+		if (!n->pw)
+			n->pw_tail = &n->pw;
+		struct raft_ready rd = {.hs = w->hs, .hs_changed = w->hs_changed, .entries = w->entries,
+		                        .n_entries = w->n_entries};
+		disk_write(s, n, &rd);
+		if (w->n_entries && !n->stalled)
+			raft_persisted(n->r, w->entries[w->n_entries - 1].index, w->entries[w->n_entries - 1].term);
+		pwrite_free(w);
+	}
+}
+
+/* Every queued write reaches the disk, the raft not told (it is about to
+ * crash). */
+static void pwrite_disk_all(struct sim *s, struct node *n)
+{
+	while (n->pw && !s->stop) {
+		struct pwrite *w = n->pw;
+		n->pw = w->next;
+		struct raft_ready rd = {.hs = w->hs, .hs_changed = w->hs_changed, .entries = w->entries,
+		                        .n_entries = w->n_entries};
+		disk_write(s, n, &rd);
+		pwrite_free(w);
+	}
+	n->pw_tail = &n->pw;
+}
+
+static uint64_t pwrite_last_due(const struct node *n)
+{
+	uint64_t t = 0;
+	for (const struct pwrite *w = n->pw; w; w = w->next)
+		if (w->done_at > t)
+			t = w->done_at;
+	return t;
+}
+
 static int node_start(struct sim *s, struct node *n)
 {
 	struct raft_config cfg;
@@ -756,6 +866,23 @@ static int node_start(struct sim *s, struct node *n)
 
 static void node_crash(struct sim *s, struct node *n, uint64_t down_ms)
 {
+	/* of the queued asynchronous writes, the disk may have finished some
+	 * (in order) that the process never heard of; the rest are lost */
+	if (n->pw) {
+		s->res->async_crashes++;
+		size_t q = 0;
+		for (struct pwrite *w = n->pw; w; w = w->next)
+			q++;
+		for (size_t k = below(s, q + 1); k > 0 && n->pw && !s->stop; k--) {
+			struct pwrite *w = n->pw;
+			n->pw = w->next;
+			struct raft_ready rd = {.hs = w->hs, .hs_changed = w->hs_changed, .entries = w->entries,
+			                        .n_entries = w->n_entries};
+			disk_write(s, n, &rd);
+			pwrite_free(w);
+		}
+	}
+	pwrite_drop_all(n);
 	raft_free(n->r); /* the write in flight, if any, dies with it: never synced */
 	n->r = NULL;
 	n->up = false;
@@ -858,14 +985,35 @@ static void check_promise(struct sim *s, struct node *n, const struct raft_msg *
 	*v = (uint8_t)m->to;
 }
 
+static bool ready_out(struct sim *s, struct node *n, const struct raft_ready *rd);
+
 /* The write of the Ready is durable: now its consequences. */
 static void node_complete(struct sim *s, struct node *n)
 {
 	struct raft_ready *rd = &n->rd;
-	enum raft_sim_scenario sc = s->cfg.scenario;
+	pwrite_flush(s, n, true); /* queued before it: durable before it */
+	if (s->stop)
+		return;
 	disk_write(s, n, rd);
 	if (s->stop)
 		return;
+	if (!ready_out(s, n, rd))
+		return;
+	raft_advance(n->r, rd);
+	n->stalled = false;
+	serve_reads(s, n);
+	maybe_snapshot(s, n);
+	while (n->pending_ticks) {
+		n->pending_ticks--;
+		raft_tick(n->r);
+	}
+}
+
+/* A Ready's messages, snapshot, committed entries and reads; false if the
+ * node crashed first. */
+static bool ready_out(struct sim *s, struct node *n, const struct raft_ready *rd)
+{
+	enum raft_sim_scenario sc = s->cfg.scenario;
 	uint32_t den = sc == RAFT_SIM_SCENARIO_CRASH_BEFORE_SEND ? 20 : sc == RAFT_SIM_SCENARIO_FIGURE8 ? 200 : 4000;
 	/* Figure 8 fodder: a leader that dies with entries nobody else got */
 	if (n->role == RAFT_LEADER && rd->n_entries && chance(s, 1, sc == RAFT_SIM_SCENARIO_FIGURE8 ? 3 : 25))
@@ -876,8 +1024,10 @@ static void node_complete(struct sim *s, struct node *n)
 		if (rd->msgs[k].type == RAFT_MSG_VOTE_RESP && !rd->msgs[k].reject)
 			den = 50;
 	if (has(s, RAFT_SIM_CRASH) && rd->n_msgs && chance(s, 1, den)) {
-		node_crash(s, n, 20 + below(s, 300)); /* persisted, but nothing sent */
-		return;
+		if (den == 1) /* Figure 8 fodder: the leader's own disk holds them */
+			pwrite_disk_all(s, n);
+		node_crash(s, n, 20 + below(s, 300)); /* persisted (or queued), but nothing sent */
+		return false;
 	}
 	for (size_t k = 0; k < rd->n_msgs; k++) {
 		if (rd->msgs[k].to > s->n_ids)
@@ -909,20 +1059,23 @@ static void node_complete(struct sim *s, struct node *n)
 				violate(s, "read index: node %u confirms a read at index %llu, but index %llu was committed before the read arrived",
 				        n->id, (unsigned long long)rd->reads[k].index,
 				        (unsigned long long)n->pend[c].commit_floor);
-				return;
+				return false;
 			}
 			n->pend[c].have_index = 1;
 			n->pend[c].read_index = rd->reads[k].index;
 		}
 	}
-	raft_advance(n->r, rd);
-	n->stalled = false;
-	serve_reads(s, n);
-	maybe_snapshot(s, n);
-	while (n->pending_ticks) {
-		n->pending_ticks--;
-		raft_tick(n->r);
-	}
+	return !s->stop;
+}
+
+/* Odd seeds run a synchronous host (raft.h steps 1-5 for every Ready,
+ * rd.async ignored), even seeds an asynchronous one: both are correct
+ * hosts, and a sweep that only ever mixed in asynchronous writes would
+ * no longer reach some interleavings of the synchronous one (planted
+ * bugs 11 and 15 went unseen in 1000 seeds). */
+static bool async_host(const struct sim *s)
+{
+	return s->cfg.seed % 2 == 0;
 }
 
 static uint64_t disk_latency(struct sim *s)
@@ -945,8 +1098,28 @@ static void node_ready(struct sim *s, struct node *n)
 	observe(s, n); /* the leader's commit may move in raft_ready */
 	if (!any)
 		return;
+	uint64_t due = s->now + disk_latency(s), queued = pwrite_last_due(n);
+	if (due < queued)
+		due = queued; /* the disk finishes writes in order */
+	if (n->rd.async && async_host(s) && !chance(s, 1, 4)) {
+		pwrite_queue(s, n, &n->rd, due);
+		s->res->async_writes++;
+		if (!ready_out(s, n, &n->rd))
+			return;
+		/* the leader dies after replicating what its own disk never got */
+		if (has(s, RAFT_SIM_CRASH) && n->rd.n_entries && n->pw && n->pw->done_at > s->now &&
+		    chance(s, 1, s->cfg.scenario == RAFT_SIM_SCENARIO_FIGURE8 ? 10 : 200)) {
+			node_crash(s, n, 20 + below(s, 300));
+			return;
+		}
+		raft_advance_async(n->r, &n->rd);
+		pwrite_flush(s, n, false); /* a write due now is durable now */
+		serve_reads(s, n);
+		maybe_snapshot(s, n);
+		return;
+	}
 	n->stalled = true;
-	n->done_at = s->now + disk_latency(s);
+	n->done_at = due;
 	if (n->done_at == s->now)
 		node_complete(s, n);
 }
@@ -1269,8 +1442,8 @@ static void check_one_change(struct sim *s, struct node *n, const struct raft_st
 
 /* A leader commits index c of its term only once a majority of its
  * voters hold that entry on disk (Figure 2, Leaders; an acknowledgement
- * leaves only after the write).  The leader itself counts: its entries
- * are persisted before any message that names them.  This is what makes
+ * leaves only after the write).  The leader itself counts only for what
+ * its own disk holds: its asynchronous writes may still be on the way.  This is what makes
  * "committed" survive any crash; a leader that counted a stale or
  * premature acknowledgement fails it at once, before any harm shows. */
 static void check_commit_quorum(struct sim *s, struct node *n, const struct raft_status *st)
@@ -1278,8 +1451,8 @@ static void check_commit_quorum(struct sim *s, struct node *n, const struct raft
 	uint64_t c = st->commit, t;
 	if (raft_term_at(n->r, c, &t) < 0)
 		return;
-	uint64_t holders = 1ull << n->id;
-	for (uint64_t v = st->conf.voters & ~holders; v; v &= v - 1) {
+	uint64_t holders = 0;
+	for (uint64_t v = st->conf.voters; v; v &= v - 1) {
 		struct node *f = &s->nodes[__builtin_ctzll(v)];
 		if (c <= f->snap_meta.index)
 			holders |= v & -v; /* compacted: it was committed there */
@@ -1439,6 +1612,7 @@ static void sim_free(struct sim *s)
 	for (uint32_t i = 1; i <= s->n_ids; i++) {
 		struct node *n = &s->nodes[i];
 		raft_free(n->r);
+		pwrite_drop_all(n);
 		disk_log_truncate(n, 0);
 		free(n->log);
 		free(n->snap_data);
@@ -1514,7 +1688,9 @@ int raft_sim_run(const struct raft_sim_config *cfg, struct raft_sim_result *res)
 			deliver(s, heap_pop(s));
 		for (uint32_t i = 1; i <= s->n_ids && !s->stop; i++) {
 			struct node *n = &s->nodes[i];
-			if (n->up && n->stalled && n->done_at <= s->now && !frozen(s, n))
+			if (n->up && !frozen(s, n))
+				pwrite_flush(s, n, false);
+			if (n->up && n->stalled && n->done_at <= s->now && !frozen(s, n) && !s->stop)
 				node_complete(s, n);
 		}
 		for (uint32_t i = 1; i <= s->n_ids; i++) {

@@ -95,6 +95,8 @@ struct raft_sim_result {
 	uint64_t messages, dropped, duplicated;
 	uint64_t crashes, partitions, pauses, snapshots_sent, snapshots_installed;
 	uint64_t conf_changes, transfers;
+	uint64_t async_writes;    /* leader Readies sent before their write was durable */
+	uint64_t async_crashes;   /* crashes with such a write still on its way */
 	const char *linearizable; /* "ok", "violation", "unknown", "skipped" */
 	uint64_t lin_keys_unknown; /* keys whose search ran out of budget (after one retry with 16x) */
 	int violations;          /* 0 or 1: the run stops at the first */

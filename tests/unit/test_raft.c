@@ -636,9 +636,171 @@ static void test_new_leader_waits_before_conf_change(void)
 	ok(raft_propose_conf(r, RAFT_CONF_ADD_LEARNER, 2) == -EAGAIN,
 	   "a new leader refuses a membership change until an entry of its term is committed");
 	struct raft_ready rd;
-	raft_ready(r, &rd);
-	raft_advance(r, &rd);
+	while (raft_ready(r, &rd)) /* durable, then committed */
+		raft_advance(r, &rd);
 	ok(raft_propose_conf(r, RAFT_CONF_ADD_LEARNER, 2) > 0, "and accepts it once its no-op is");
+	raft_free(r);
+}
+
+/* Asynchronous writes (raft.h): a leader's Ready may leave before it is
+ * durable, but its own copy counts toward a commit only once persisted. */
+static void test_async_leader_commits_only_durable(void)
+{
+	struct raft *r;
+	struct raft_config cfg;
+	raft_config_default(&cfg);
+	cfg.id = 1;
+	raft_new(&r, &cfg);
+	struct raft_snapshot s = {.meta = {.conf = {.voters = 1u << 1}}};
+	raft_restore(r, NULL, &s, NULL, 0);
+	raft_campaign(r);
+	struct raft_ready rd;
+	ok(raft_ready(r, &rd) && !rd.async, "the Ready of a new term is not asynchronous");
+	raft_advance(r, &rd);
+	while (raft_ready(r, &rd))
+		raft_advance(r, &rd);
+	int64_t i = raft_propose(r, "x", 1);
+	ok(i > 0 && raft_ready(r, &rd) && rd.async && rd.n_entries == 1 && rd.n_committed == 0,
+	   "a proposal's Ready on a leader is asynchronous");
+	raft_advance_async(r, &rd);
+	ok(!raft_ready(r, &rd), "nothing commits while its write is not durable");
+	struct raft_status st;
+	raft_status(r, &st);
+	ok(st.commit < (uint64_t)i, "a leader alone does not commit its unpersisted entry");
+	raft_persisted(r, (uint64_t)i, st.term - 1);
+	ok(!raft_ready(r, &rd), "news of another term is ignored");
+	raft_persisted(r, (uint64_t)i, st.term);
+	ok(raft_ready(r, &rd) && rd.n_committed == 1 && rd.committed[0].index == (uint64_t)i,
+	   "once persisted it commits and is handed out to apply");
+	raft_advance(r, &rd);
+	raft_free(r);
+}
+
+/* Leader 1 of three voters, elected in term 1 by node 2's vote; its
+ * Readies are handled asynchronously and none reported durable yet. */
+static struct raft *async_leader(void)
+{
+	struct raft *r;
+	struct raft_config cfg;
+	raft_config_default(&cfg);
+	cfg.id = 1;
+	cfg.pre_vote = false;
+	cfg.check_quorum = false;
+	raft_new(&r, &cfg);
+	struct raft_snapshot s0 = {.meta = {.conf = {.voters = VOTERS3}}};
+	raft_restore(r, NULL, &s0, NULL, 0);
+	raft_campaign(r);
+	struct raft_ready rd;
+	while (raft_ready(r, &rd)) /* the vote, durable */
+		raft_advance(r, &rd);
+	struct raft_status s;
+	raft_status(r, &s);
+	struct raft_msg v = {.type = RAFT_MSG_VOTE_RESP, .from = 2, .to = 1, .term = s.term};
+	raft_step(r, &v);
+	return r;
+}
+
+/* Handle r's Ready as an asynchronous leader host does; returns how many
+ * committed entries it handed out to apply (-1: no Ready, -2: not async). */
+static int async_round(struct raft *r)
+{
+	struct raft_ready rd;
+	if (!raft_ready(r, &rd))
+		return -1;
+	if (!rd.async) {
+		raft_advance(r, &rd);
+		return -2;
+	}
+	int n = (int)rd.n_committed;
+	raft_advance_async(r, &rd);
+	return n;
+}
+
+static void app_resp(struct raft *r, uint32_t from, uint64_t index)
+{
+	struct raft_status s;
+	raft_status(r, &s);
+	struct raft_msg m = {.type = RAFT_MSG_APP_RESP, .from = from, .to = 1, .term = s.term, .index = index};
+	raft_step(r, &m);
+}
+
+/* Thesis 10.2.1 with three voters: followers' acknowledgements alone may
+ * commit an entry the leader's disk does not hold yet, but the leader's
+ * own copy never stands in for a follower's before it is durable, and
+ * what is committed is applied here only once it is durable here too. */
+static void test_async_leader_three_voters(void)
+{
+	struct raft *r = async_leader();
+	struct raft_status s;
+	raft_status(r, &s);
+	ok(s.role == RAFT_LEADER, "three voters: leader by one vote");
+	uint64_t noop = s.last_index; /* become_leader appended it */
+	ok(async_round(r) == 0, "its first Ready (the no-op) may be written asynchronously");
+	app_resp(r, 2, noop);
+	async_round(r);
+	raft_status(r, &s);
+	ok(s.commit < noop, "one follower's ack does not commit the no-op while the leader's own write is on its way");
+	raft_persisted(r, noop, s.term);
+	ok(async_round(r) == 1, "once the leader's write is durable, the no-op commits and is applied");
+	raft_status(r, &s);
+	ok(s.commit == noop, "at the no-op's index");
+
+	int64_t x = raft_propose(r, "x", 1);
+	raft_persisted(r, (uint64_t)x, s.term);
+	ok(async_round(r) == 0, "news of a write not yet handed out is ignored");
+	app_resp(r, 2, (uint64_t)x);
+	async_round(r);
+	raft_status(r, &s);
+	ok(s.commit < (uint64_t)x, "so one follower's ack still commits nothing");
+	app_resp(r, 3, (uint64_t)x);
+	ok(async_round(r) == 0, "two followers' acks commit it, but it is not applied before the leader's disk holds it");
+	raft_status(r, &s);
+	ok(s.commit == (uint64_t)x && s.applied < (uint64_t)x, "committed at its index, applied below it");
+	raft_persisted(r, (uint64_t)x, s.term);
+	ok(async_round(r) == 1, "and applied once durable here");
+	raft_free(r);
+}
+
+/* A leader whose write is on its way learns of a higher term, and its
+ * entry is replaced by the new leader's: the old write's news, arriving
+ * late, is ignored, and the Readies of the new term are synchronous (they
+ * wait for the old write too, raft.h). */
+static void test_async_write_outlived_by_term(void)
+{
+	struct raft *r = async_leader();
+	struct raft_status s;
+	raft_status(r, &s);
+	uint64_t t1 = s.term, noop = s.last_index;
+	async_round(r);
+	int64_t x = raft_propose(r, "x", 1);
+	async_round(r);
+	struct raft_entry e = {.term = t1 + 1, .index = (uint64_t)x, .data = (const uint8_t *)"y", .len = 1};
+	struct raft_msg m = {.type = RAFT_MSG_APP, .from = 2, .to = 1, .term = t1 + 1, .index = noop, .log_term = t1,
+	                     .entries = &e, .n_entries = 1};
+	raft_step(r, &m);
+	raft_persisted(r, (uint64_t)x, t1);
+	raft_status(r, &s);
+	ok(s.role == RAFT_FOLLOWER && s.term == t1 + 1, "a higher term's append makes the leader a follower");
+	struct raft_ready rd;
+	ok(raft_ready(r, &rd) && !rd.async, "whose Ready is synchronous");
+	ok(rd.n_entries == 1 && rd.entries[0].term == t1 + 1, "and persists the new leader's entry in place of its own");
+	raft_advance(r, &rd);
+
+	/* a snapshot while the old leader's write is on its way */
+	struct raft *q = async_leader();
+	raft_status(q, &s);
+	async_round(q);
+	raft_propose(q, "x", 1);
+	async_round(q);
+	struct raft_snapshot snap = {.meta = {.index = 10, .term = s.term + 1, .conf = {.voters = VOTERS3}}};
+	m = (struct raft_msg){.type = RAFT_MSG_SNAP, .from = 2, .to = 1, .term = s.term + 1, .snapshot = &snap};
+	raft_step(q, &m);
+	ok(raft_ready(q, &rd) && rd.snapshot && !rd.async, "a snapshot installed meanwhile comes in a synchronous Ready");
+	raft_advance(q, &rd);
+	raft_persisted(q, s.last_index + 1, s.term);
+	raft_status(q, &s);
+	ok(s.last_index == 10 && s.commit == 10, "and the old write's late news changes nothing");
+	raft_free(q);
 	raft_free(r);
 }
 
@@ -979,6 +1141,9 @@ int main(void)
 	test_learner();
 	test_remove_leader();
 	test_new_leader_waits_before_conf_change();
+	test_async_leader_commits_only_durable();
+	test_async_leader_three_voters();
+	test_async_write_outlived_by_term();
 	test_transfer();
 	test_read_index();
 	test_lease_read();
