@@ -31,10 +31,15 @@
 # Failures print a line on stderr and return 1; a member's log is
 # DIR/etcd.log.
 
+# etcd_free_ports N: N ports in 22000-29999 that bind now and that no other
+# call gave out in the last 10 minutes.  Test files run side by side
+# (prove -j): a port free when probed may be taken by another file's
+# cluster before its member binds it, so the ports handed out are noted
+# in a shared file, under a lock, and not handed out again while fresh.
 etcd_free_ports() {
-	/usr/bin/python3 - "$1" <<'EOF2'
-import random, socket, sys
-n, got = int(sys.argv[1]), []
+	/usr/bin/python3 - "$1" "/tmp/dsys-test-ports.$(id -u)" <<'EOF2'
+import fcntl, os, random, socket, sys, time
+n, path, got = int(sys.argv[1]), sys.argv[2], []
 def free(p):
     s = socket.socket()
     try:
@@ -44,14 +49,30 @@ def free(p):
         return False
     finally:
         s.close()
-for _ in range(5000):
-    p = random.randint(22000, 29999)
-    if p not in got and free(p):
-        got.append(p)
-        if len(got) == n:
-            break
-else:
-    raise SystemExit("no free ports")
+with open(path, "a+") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    f.seek(0)
+    now, taken = time.time(), {}
+    for line in f:
+        try:
+            port, when = line.split()
+            if now - float(when) < 600:
+                taken[int(port)] = float(when)
+        except ValueError:
+            pass
+    for _ in range(5000):
+        p = random.randint(22000, 29999)
+        if p not in got and p not in taken and free(p):
+            got.append(p)
+            if len(got) == n:
+                break
+    else:
+        raise SystemExit("no free ports")
+    for p in got:
+        taken[p] = now
+    f.seek(0)
+    f.truncate()
+    f.write("".join("%d %.0f\n" % kv for kv in taken.items()))
 print("\n".join(map(str, got)))
 EOF2
 }
