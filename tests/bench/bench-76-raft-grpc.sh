@@ -115,9 +115,10 @@ check_perf() {
 	bench_measure "$name" etcdctl --endpoints "127.0.0.1:${BENCH_PORT[$name]}" check perf --load "$load"
 	pass=$(grep -c '^PASS: Throughput\|^PASS$' "$BENCH_OUT")
 	grep -q '^FAIL' "$BENCH_OUT" && pass=0
-	wps=$(sed -n 's/.*Throughput is \([0-9.]*\) writes\/s.*/\1/p' "$BENCH_OUT" | head -1)
+	wps=$(sed -n 's/.*Throughput \(is\|too low:\) \([0-9.]*\) writes\/s.*/\2/p' "$BENCH_OUT" | head -1)
 	bench_record "$case" "$name" "$round" pass="$([ "$pass" -gt 0 ] && echo 1 || echo 0)" rps="${wps:-0}"
-	bench_log "$case $name: $(tr '\n' ' ' <"$BENCH_OUT")"
+	# its verdict lines, not its progress bar
+	bench_log "$case $name: $(tr '\r' '\n' <"$BENCH_OUT" | grep -E '^(PASS|FAIL|Slowest|Stddev)' | tr '\n' ' ')"
 }
 
 for c in 1 100 1000; do
