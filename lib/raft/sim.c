@@ -801,18 +801,23 @@ static void pwrite_flush(struct sim *s, struct node *n, bool all)
 	}
 }
 
+/* The oldest queued write reaches the disk, the raft not told. */
+static void pwrite_disk_one(struct sim *s, struct node *n)
+{
+	struct pwrite *w = n->pw;
+	n->pw = w->next;
+	struct raft_ready rd = {.hs = w->hs, .hs_changed = w->hs_changed, .entries = w->entries,
+	                        .n_entries = w->n_entries};
+	disk_write(s, n, &rd);
+	pwrite_free(w);
+}
+
 /* Every queued write reaches the disk, the raft not told (it is about to
  * crash). */
 static void pwrite_disk_all(struct sim *s, struct node *n)
 {
-	while (n->pw && !s->stop) {
-		struct pwrite *w = n->pw;
-		n->pw = w->next;
-		struct raft_ready rd = {.hs = w->hs, .hs_changed = w->hs_changed, .entries = w->entries,
-		                        .n_entries = w->n_entries};
-		disk_write(s, n, &rd);
-		pwrite_free(w);
-	}
+	while (n->pw && !s->stop)
+		pwrite_disk_one(s, n);
 	n->pw_tail = &n->pw;
 }
 
@@ -873,14 +878,8 @@ static void node_crash(struct sim *s, struct node *n, uint64_t down_ms)
 		size_t q = 0;
 		for (struct pwrite *w = n->pw; w; w = w->next)
 			q++;
-		for (size_t k = below(s, q + 1); k > 0 && n->pw && !s->stop; k--) {
-			struct pwrite *w = n->pw;
-			n->pw = w->next;
-			struct raft_ready rd = {.hs = w->hs, .hs_changed = w->hs_changed, .entries = w->entries,
-			                        .n_entries = w->n_entries};
-			disk_write(s, n, &rd);
-			pwrite_free(w);
-		}
+		for (size_t k = below(s, q + 1); k > 0 && n->pw && !s->stop; k--)
+			pwrite_disk_one(s, n);
 	}
 	pwrite_drop_all(n);
 	raft_free(n->r); /* the write in flight, if any, dies with it: never synced */

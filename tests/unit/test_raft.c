@@ -623,7 +623,9 @@ static void test_remove_leader(void)
 	net_free(net);
 }
 
-static void test_new_leader_waits_before_conf_change(void)
+/* A one-voter raft (id 1) that has just campaigned: leader of term 1,
+ * its no-op not yet durable. */
+static struct raft *lone_candidate(void)
 {
 	struct raft *r;
 	struct raft_config cfg;
@@ -633,6 +635,12 @@ static void test_new_leader_waits_before_conf_change(void)
 	struct raft_snapshot s = {.meta = {.conf = {.voters = 1u << 1}}};
 	raft_restore(r, NULL, &s, NULL, 0);
 	raft_campaign(r);
+	return r;
+}
+
+static void test_new_leader_waits_before_conf_change(void)
+{
+	struct raft *r = lone_candidate();
 	ok(raft_propose_conf(r, RAFT_CONF_ADD_LEARNER, 2) == -EAGAIN,
 	   "a new leader refuses a membership change until an entry of its term is committed");
 	struct raft_ready rd;
@@ -646,14 +654,7 @@ static void test_new_leader_waits_before_conf_change(void)
  * durable, but its own copy counts toward a commit only once persisted. */
 static void test_async_leader_commits_only_durable(void)
 {
-	struct raft *r;
-	struct raft_config cfg;
-	raft_config_default(&cfg);
-	cfg.id = 1;
-	raft_new(&r, &cfg);
-	struct raft_snapshot s = {.meta = {.conf = {.voters = 1u << 1}}};
-	raft_restore(r, NULL, &s, NULL, 0);
-	raft_campaign(r);
+	struct raft *r = lone_candidate();
 	struct raft_ready rd;
 	ok(raft_ready(r, &rd) && !rd.async, "the Ready of a new term is not asynchronous");
 	raft_advance(r, &rd);
