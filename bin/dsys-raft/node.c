@@ -59,6 +59,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1893,6 +1894,23 @@ static int member_join(struct node *n, const char *self_url)
 
 /* ------------------------------------------------------------ apply */
 
+/*
+ * Memory given back.  What a member frees in bulk -- every revision a
+ * compaction drops, the log entries a snapshot replaces, the store an
+ * installed snapshot replaces -- was allocated in small pieces (a key, a
+ * value, a log block) among others that live on, so glibc's malloc keeps
+ * it: free() returns memory to the kernel only from the top of the heap.
+ * After such a step, malloc_trim gives back every free page of every
+ * arena (madvise), so the resident size follows what is held.  It costs a
+ * walk of the free lists, once per compaction or snapshot.
+ */
+static void mem_trim(const char *why)
+{
+	uint64_t t0 = now_ns();
+	malloc_trim(0);
+	log_debug("memory trimmed after %s in %.1f ms", why, (double)(now_ns() - t0) / 1e6);
+}
+
 static void apply_entry(struct node *n, const struct raft_entry *e)
 {
 	if (e->type == RAFT_ENTRY_CONF) {
@@ -1926,6 +1944,8 @@ static void apply_entry(struct node *n, const struct raft_entry *e)
 		                 e->len - CMD_HEAD, &h, &n->scratch);
 		metrics_histogram_observe_ns(n->apply_h, now_ns() - t0);
 		metrics_counter_inc(n->proposals_committed);
+		if ((enum kv_op)e->data[0] == KV_OP_COMPACT && status == 200)
+			mem_trim("a compaction");
 	}
 	if (!waiter)
 		return;
@@ -2136,9 +2156,30 @@ static void send_msgs(struct node *n, const struct raft_ready *rd, bool early)
 		struct buf *b = peer_out(n, rd->msgs[i].to);
 		if (b && rd->msgs[i].type == RAFT_MSG_SNAP) {
 			struct peer *p = &n->peers[rd->msgs[i].to];
+			struct raft_msg m = rd->msgs[i];
+			struct raft_snapshot s;
+			uint8_t *data = NULL;
+			if (!m.snapshot->len) {
+				/* Raft holds our own snapshots' index only (snapshot_finish) */
+				char err[256] = "it is missing";
+				int rc = snap_read(n->data_dir, &s.meta, &data, &s.len, err, sizeof err);
+				if (rc < 0 || s.meta.index != m.snapshot->meta.index || s.meta.term != m.snapshot->meta.term) {
+					/* a newer one is being written over it: the leader
+					 * sends again after its snapshot timeout */
+					log_info("snapshot at %llu for %u not sent: %s",
+					         (unsigned long long)m.snapshot->meta.index, m.to,
+					         rc < 0 ? err : "DIR/snap holds another");
+					free(data);
+					continue;
+				}
+				s.meta = m.snapshot->meta;
+				s.data = data;
+				m.snapshot = &s;
+			}
 			buf_reset(&p->snap_out);
 			p->snap_off = 0;
-			raft_msg_payload(&p->snap_out, &rd->msgs[i]);
+			raft_msg_payload(&p->snap_out, &m);
+			free(data);
 		} else if (b) {
 			raft_frame_put_msg(b, &rd->msgs[i]);
 		}
@@ -2347,6 +2388,7 @@ static void install_snapshot(struct node *n, const struct raft_snapshot *s)
 	n->snap_bytes = s->len;
 	log_info("installed a snapshot at index %llu (term %llu, %zu bytes) from the leader",
 	         (unsigned long long)s->meta.index, (unsigned long long)s->meta.term, s->len);
+	mem_trim("installing a snapshot");
 }
 
 /* On a thread of its own: the file write and its fdatasync, off the loop
@@ -2376,7 +2418,9 @@ static void snapshot_finish(struct node *n)
 	}
 	struct raft_status st;
 	raft_status(n->r, &st);
-	int rc = m->index > st.snap_index ? raft_compact(n->r, m->index, n->snap_buf.data, n->snap_buf.len) : -ESTALE;
+	/* Raft gets the snapshot's index and no copy of it: DIR/snap holds
+	 * it, and send_msgs reads it there for a follower that needs it */
+	int rc = m->index > st.snap_index ? raft_compact(n->r, m->index, NULL, 0) : -ESTALE;
 	if (rc < 0) {
 		/* a leader's snapshot came past it meanwhile: that one stands */
 		log_info("snapshot at %llu not used: %s", (unsigned long long)m->index, strerror(-rc));
@@ -2400,7 +2444,8 @@ static void snapshot_finish(struct node *n)
 	log_info("snapshot at index %llu (%zu bytes); log rewritten from there (%zu bytes)",
 	         (unsigned long long)m->index, n->snap_buf.len, recs.len);
 	buf_free(&recs);
-	buf_free(&n->snap_buf); /* raft keeps its own copy; the thread is joined */
+	buf_free(&n->snap_buf); /* the thread is joined */
+	mem_trim("a snapshot");
 }
 
 /* Between Readies (after raft_advance, and each tick): finish a written
@@ -3438,8 +3483,7 @@ int node_main(int argc, char **argv)
 		}
 		if (rp.hs.commit < si)
 			rp.hs.commit = si;
-		boot.data = sdata;
-		boot.len = slen;
+		/* Raft keeps no copy: send_msgs reads DIR/snap when it must send it */
 		n->snap_index = si;
 		n->snap_bytes = slen;
 	}
