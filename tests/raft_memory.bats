@@ -1,0 +1,78 @@
+#!/usr/bin/env bats
+# dsys-raft's memory, measured from /proc: what a member holds is the log
+# since its last snapshot and the revisions since the last compaction
+# (dsys-raft(1), MEMORY); once both are gone its resident size comes back
+# down.  Bounds are generous (several times what an idle member takes)
+# and no timing is measured.
+
+load helpers
+load etcd_helpers
+load raft_helpers
+bats_require_minimum_version 1.5.0
+
+setup() {
+	[ -z "${DSYS_SAN:-}" ] || skip "a sanitizer's allocator keeps what it frees ($DSYS_SAN)"
+	raft_setup
+}
+
+teardown() {
+	raft_teardown
+	dsys_teardown
+}
+
+# rss_kib I: member I's resident size in KiB
+rss_kib() { awk '$1 == "VmRSS:" {print $2}' "/proc/${RAFT_PIDS[$1]}/status"; }
+
+# big_txns N PREFIX: N transactions of 24 puts of 16 KiB values (384 KiB
+# each) to the keys PREFIX<txn>-<op>, through member 0
+big_txns() {
+	local t body="$RAFT_DIR/txn.json"
+	for ((t = 0; t < $1; t++)); do
+		"$DSYS_PY" - "$2$t-" >"$body" <<-'EOF'
+			import base64, json, sys
+			v = base64.b64encode(b"v" * 16384).decode()
+			ops = [{"request_put": {"key": base64.b64encode((sys.argv[1] + str(i)).encode()).decode(),
+			                        "value": v}} for i in range(24)]
+			print(json.dumps({"success": ops}))
+		EOF
+		curl -sf -m 30 "http://127.0.0.1:${RAFT_CPORTS[0]}/v3/kv/txn" --data-binary "@$body" >/dev/null ||
+			{ echo "txn $t failed" >&2; return 1; }
+	done
+}
+
+@test "raft memory: after 60 MiB of values are deleted and compacted and the log is snapshotted, each member's RSS is back under 48 MiB" {
+	RAFT_ARGS+=(--snapshot-count 20)
+	raft_cluster 3
+	raft_start_all >/dev/null
+	big_txns 160 big
+	for m in 0 1 2; do
+		caught_up "$m" big159-23 "$(head -c 16384 /dev/zero | tr '\0' v)"
+	done
+	# the store holds 60 MiB of values on each member: the measure can tell
+	for m in 0 1 2; do
+		kib=$(rss_kib "$m")
+		echo "member $m holding the store: $kib KiB" >&3
+		[ "$kib" -gt 61440 ]
+	done
+	run -0 post "${RAFT_CPORTS[0]}" /v3/kv/deleterange "{\"key\":\"$(b64 big)\",\"range_end\":\"$(b64 bih)\"}"
+	rev=$(jq -r .header.revision <<<"$output")
+	run -0 post "${RAFT_CPORTS[0]}" /v3/kv/compaction "{\"revision\":\"$rev\"}"
+	# enough small writes for one more snapshot: the log before it goes
+	for ((k = 0; k < 30; k++)); do
+		run -0 post "${RAFT_CPORTS[0]}" /v3/kv/put "{\"key\":\"$(b64 "small$k")\",\"value\":\"$(b64 x)\"}"
+	done
+	for m in 0 1 2; do
+		caught_up "$m" small29 x
+	done
+	for m in 0 1 2; do
+		run -0 curl -sf "http://127.0.0.1:${RAFT_CPORTS[m]}/metrics"
+		[ "$(awk '$1 == "raft_kv_bytes" {print $2}' <<<"$output")" -lt 10000 ]
+		idx=$(awk '$1 == "raft_snapshot_index" {print $2}' <<<"$output")
+		[ "${idx%.*}" -gt "$rev" ]
+	done
+	for m in 0 1 2; do
+		kib=$(rss_kib "$m")
+		echo "member $m after: $kib KiB" >&3
+		[ "$kib" -lt 49152 ]
+	done
+}
