@@ -2335,8 +2335,9 @@ static void step_frame(struct node *n, uint32_t from, const uint8_t *p, size_t l
 /*
  * Snapshots.  Every --snapshot-count applied entries the member writes its
  * store to DIR/snap (snap.c, durable before anything refers to it), hands
- * it to lib/raft (raft_compact: the log before it is dropped, and a
- * follower too far behind gets the snapshot), and rewrites the log as an
+ * its index to lib/raft (raft_compact: the log before it is dropped, and a
+ * follower too far behind gets the snapshot, which send_msgs reads back
+ * from DIR/snap: Raft keeps no copy of the store), and rewrites the log as an
  * 'S' record naming the snapshot, the hard state and the entries after it
  * (wal_rewrite; the sync thread writes it).  A snapshot from the leader is
  * written to DIR/snap the same way, restored into the store, and an 'S'
