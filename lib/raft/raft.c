@@ -85,7 +85,8 @@
  * as an index range and resolved into pointers into the log only when the
  * Ready is built, so no message owns memory and nothing is allocated per
  * message.  Steady-state replication allocates nothing but new arena
- * blocks.
+ * blocks.  The latest snapshot is kept as one copy, to send to followers,
+ * unless the host keeps it itself (raft_compact with len 0).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -1644,10 +1645,13 @@ int raft_compact(struct raft *r, uint64_t index, const void *data, size_t len)
 		return 0; /* already behind the snapshot */
 	if (index > r->applied || index > last_index(r))
 		return -EINVAL;
-	if (len > r->snap_cap) {
-		uint8_t *b = realloc(r->snap_buf, len);
-		if (!b)
+	if (len > r->snap_cap || len < r->snap_cap / 2) {
+		/* a much smaller snapshot (none: the host keeps it) gives back
+		 * what a larger one took, an installed one's too */
+		uint8_t *b = len ? malloc(len) : NULL;
+		if (len && !b)
 			return -ENOMEM;
+		free(r->snap_buf);
 		r->snap_buf = b;
 		r->snap_cap = len;
 	}

@@ -246,7 +246,9 @@ void raft_persisted(struct raft *r, uint64_t index, uint64_t term);
 
 /* The state machine holds a durable snapshot of everything up to index
  * (<= applied): keep data (copied) to send to followers and drop the log
- * up to index. */
+ * up to index.  len 0: the host keeps the data itself and fills in the
+ * payload of the RAFT_MSG_SNAP messages it is handed (their snapshot has
+ * the meta and len 0); the copy of an earlier or installed snapshot goes. */
 int raft_compact(struct raft *r, uint64_t index, const void *data, size_t len);
 
 void raft_status(const struct raft *r, struct raft_status *st);
