@@ -18,7 +18,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "base/buf.h"
 #include "dsys-raft.h"
 #include "raft/raft.h"
 #include "store/wal.h"
@@ -67,19 +66,21 @@ int snap_write(const char *dir, const struct raft_snapshot_meta *m, const void *
 	put64(head + 20, m->conf.voters);
 	put64(head + 28, m->conf.learners);
 	put64(head + 36, len);
-	/* one checksum over head and data, without copying the data */
-	struct buf all = BUF_INIT;
-	buf_append(&all, head, sizeof head);
-	buf_append(&all, data, len);
-	uint32_t crc = wal_crc32c(all.data, all.len);
+	/* one checksum over head and data, without copying the data (a
+	 * store's size: this runs while the store and its encoded copy are
+	 * both in memory) */
+	uint32_t crc = wal_crc32c_more(wal_crc32c(head, sizeof head), data, len);
 	uint8_t tail[4] = {(uint8_t)crc, (uint8_t)(crc >> 8), (uint8_t)(crc >> 16), (uint8_t)(crc >> 24)};
-	buf_append(&all, tail, 4);
 	int e = 0;
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		e = -errno;
 	if (!e)
-		e = write_all(fd, all.data, all.len);
+		e = write_all(fd, head, sizeof head);
+	if (!e)
+		e = write_all(fd, data, len);
+	if (!e)
+		e = write_all(fd, tail, 4);
 	if (!e && fdatasync(fd) < 0)
 		e = -errno;
 	if (fd >= 0)
@@ -95,7 +96,6 @@ int snap_write(const char *dir, const struct raft_snapshot_meta *m, const void *
 	}
 	if (e)
 		unlink(tmp);
-	buf_free(&all);
 	return e;
 }
 

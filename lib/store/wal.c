@@ -122,6 +122,14 @@ uint32_t wal_crc32c(const void *p, size_t n)
 	return c ^ 0xFFFFFFFFu;
 }
 
+uint32_t wal_crc32c_more(uint32_t crc, const void *p, size_t n)
+{
+	pthread_once(&crc_once, crc_init_all);
+	uint32_t c = crc ^ 0xFFFFFFFFu;
+	c = crc_hw ? crc_update_hw(c, p, n) : crc_update(c, p, n);
+	return c ^ 0xFFFFFFFFu;
+}
+
 /* ------------------------------------------------------------ framing */
 
 void wal_record_put(struct buf *b, const struct iovec *parts, int n)

@@ -148,5 +148,8 @@ void wal_record_put(struct buf *b, const struct iovec *parts, int n);
 
 /* CRC-32C (Castagnoli), as the log uses it. */
 uint32_t wal_crc32c(const void *p, size_t n);
+/* The same over a ‖ p, given crc = wal_crc32c(a): one checksum over parts
+ * that are not contiguous, without copying them together. */
+uint32_t wal_crc32c_more(uint32_t crc, const void *p, size_t n);
 
 #endif

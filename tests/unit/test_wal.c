@@ -319,6 +319,10 @@ int main(void)
 		for (int i = 0; i < 1000; i++)
 			pat[1 + i] = (unsigned char)(i * 7 % 251);
 		is_int((long long)wal_crc32c(pat + 1, 1000), 0xA345377ALL, "crc32c of 1000 bytes, unaligned");
+		is_int((long long)wal_crc32c_more(wal_crc32c(pat + 1, 333), pat + 334, 667), 0xA345377ALL,
+		       "crc32c of 1000 bytes in two parts");
+		is_int((long long)wal_crc32c_more(wal_crc32c("", 0), "123456789", 9), 0xE3069283LL,
+		       "crc32c continued from nothing");
 	}
 
 	/* ---- a directory that cannot be made */
