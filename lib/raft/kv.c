@@ -13,8 +13,9 @@
  *
  * Compaction at C drops, per key, every revision older than its newest
  * one at or below C (and that one too if it is a tombstone), so reads at
- * C and above are unchanged, and forgets keys left with nothing.  It is
- * O(keys) in one step; the node's log compaction and a background
+ * C and above are unchanged, and forgets keys left with nothing; the
+ * arrays it leaves mostly empty shrink, so memory follows what is kept.
+ * It is O(keys) in one step; the node's log compaction and a background
  * compactor are later work.
  *
  * A linear array keeps the code short: inserting a new key is O(keys).
@@ -919,9 +920,27 @@ static void compact(struct kv *kv, int64_t c)
 			free(key->k);
 			continue;
 		}
+		if (key->cap > 2 && key->n <= key->cap / 4) {
+			/* a key written often keeps a few of its revisions: give back
+			 * the room the others took (arrays only ever double) */
+			uint32_t cap = key->n < 2 ? 2 : 2 * key->n;
+			struct rev *revs = realloc(key->revs, cap * sizeof *revs);
+			if (revs) {
+				key->revs = revs;
+				key->cap = cap;
+			}
+		}
 		kv->keys[out++] = *key;
 	}
 	kv->n = out;
+	if (kv->cap > 64 && kv->n <= kv->cap / 4) {
+		size_t cap = kv->n < 32 ? 64 : 2 * kv->n;
+		struct key *keys = realloc(kv->keys, cap * sizeof *keys);
+		if (keys) {
+			kv->keys = keys;
+			kv->cap = cap;
+		}
+	}
 	kv->compacted = c;
 }
 

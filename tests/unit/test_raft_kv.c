@@ -25,6 +25,21 @@ static int run(enum kv_op op, const char *body)
 
 static int has(const char *s) { return strstr(out.data, s) != NULL; }
 
+/* base64 of n bytes into o (NUL-terminated) */
+static void b64_encode(const char *p, size_t n, char *o)
+{
+	static const char A[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *u = (const unsigned char *)p;
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = u[i] << 16 | (i + 1 < n ? u[i + 1] << 8 : 0) | (i + 2 < n ? u[i + 2] : 0);
+		*o++ = A[v >> 18 & 63];
+		*o++ = A[v >> 12 & 63];
+		*o++ = i + 1 < n ? A[v >> 6 & 63] : '=';
+		*o++ = i + 2 < n ? A[v & 63] : '=';
+	}
+	*o = 0;
+}
+
 int main(void)
 {
 	buf_init(&out);
@@ -265,6 +280,33 @@ int main(void)
 	ok(st == 200 && has("\"count\":\"24\""), "counting it is fine: %.120s", out.data);
 	st = run(KV_OP_RANGE, "{\"key\":\"YQ==\",\"range_end\":\"AA==\",\"limit\":\"3\"}");
 	ok(st == 200 && has("\"more\":true"), "and a limit narrows it");
+	kv_free(kv);
+
+	/* compaction shrinks the arrays it empties: what is kept reads and
+	 * grows as before (keys k000..k199, each put 40 times) */
+	kv = kv_new(NULL);
+	char body[200], key[8], b64k[16];
+	for (int v = 0; v < 40; v++)
+		for (int i = 0; i < 200; i++) {
+			snprintf(key, sizeof key, "k%03d", i);
+			b64_encode(key, 4, b64k);
+			snprintf(body, sizeof body, "{\"key\":\"%s\",\"value\":\"%s\"}", b64k, v % 2 ? "MQ==" : "Mg==");
+			run(KV_OP_PUT, body);
+		}
+	snprintf(body, sizeof body, "{\"revision\":\"%lld\"}", (long long)kv_revision(kv));
+	is_int(run(KV_OP_COMPACT, body), 200, "compact 200 keys of 40 revisions each at the last");
+	run(KV_OP_RANGE, "{\"key\":\"azAwMA==\",\"range_end\":\"bA==\",\"count_only\":true}");
+	ok(has("\"count\":\"200\""), "every key is kept: %.120s", out.data);
+	run(KV_OP_DELETE, "{\"key\":\"azAwMA==\",\"range_end\":\"azE5MA==\"}");
+	snprintf(body, sizeof body, "{\"revision\":\"%lld\"}", (long long)kv_revision(kv));
+	is_int(run(KV_OP_COMPACT, body), 200, "delete 190 of them, compact");
+	for (int v = 0; v < 5; v++)
+		run(KV_OP_PUT, "{\"key\":\"azE5OQ==\",\"value\":\"Mw==\"}");
+	run(KV_OP_PUT, "{\"key\":\"azAwMA==\",\"value\":\"NA==\"}");
+	run(KV_OP_RANGE, "{\"key\":\"azAwMA==\",\"range_end\":\"bA==\"}");
+	ok(has("\"count\":\"11\"") && has("\"key\":\"azE5OQ==\",\"create_revision\":\"201\"") &&
+	   has("\"version\":\"45\",\"value\":\"Mw==\"") && has("\"version\":\"1\",\"value\":\"NA==\""),
+	   "the 10 left and a new one read and grow as before: %.400s", out.data);
 	kv_free(kv);
 	buf_free(&out);
 	return tap_done();
