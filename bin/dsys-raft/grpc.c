@@ -8,7 +8,7 @@
  * very path /v3/kv/... takes, and the node's JSON answer comes back
  * through api_answer, which hands gRPC calls to grpc_api_answer to be
  * turned into the method's protobuf response.  The translation is
- * generic, driven by protobuf-c's descriptors of lib/raft/etcd_rpc.proto:
+ * generic, driven by protobuf-c's descriptors of lib/store/etcd_rpc.proto:
  * a field's proto name is its gateway JSON name (etcd's gateway keeps
  * proto names), bytes are base64, 64-bit integers decimal strings, enums
  * their names.  So a field the core knows works on both front ends at
@@ -35,7 +35,7 @@
 #include "http/parse.h"
 #include "http/route.h"
 #include "http/server.h"
-#include "raft/etcd_rpc.pb-c.h"
+#include "store/etcd_rpc.pb-c.h"
 #include "store/etcd.h"
 
 enum method_kind { M_V3, M_STATUS, M_MEMBERS, M_ALARM, M_DEFRAG, M_HASH, M_HASHKV, M_AUTH, M_WATCH, M_WATCH_STREAM, M_KEEPALIVE, M_KEEPALIVE_STREAM };
