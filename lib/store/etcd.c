@@ -1,7 +1,9 @@
 /*
- * store/etcd.c -- the etcd v3 JSON-gateway client (see etcd.h for the manual).
+ * store/etcd.c -- the etcd v3 client, gRPC or JSON gateway (see etcd.h for
+ * the manual).
  *
- * Design.  The file has two halves that meet only in etcd_parse.
+ * Design.  The file has two halves that meet only in etcd_parse (and, on
+ * gRPC, etcd_grpc_request and etcd_parse_grpc of store/etcd_pb).
  *
  * The pure half builds request bodies with our JSON writer and reads
  * answers with cJSON.  etcd's gateway sends every int64 as a JSON string,
@@ -10,8 +12,12 @@
  * only when a double holds it exactly.  A missing field is etcd's zero
  * value, never an error: the gateway leaves zeros out.
  *
- * The transport half is our own HTTP/1.1 client on libuv TCP handles:
- * lib/http/parse frames the answers (head, then Content-Length or chunked
+ * The transport half has two clients on libuv TCP handles.  gRPC (the
+ * default): one h2c connection per endpoint (struct gconn), framed by
+ * lib/http/client_h2 over nghttp2, every unary call a stream on it; the
+ * request is translated once at etcd_call, the answer decoded from
+ * protobuf.  The gateway (etcd+json://, and every watch): our own
+ * HTTP/1.1 client, lib/http/parse framing the answers (head, then Content-Length or chunked
  * body), one call per connection at a time, connections kept alive in a
  * small pool and reused.  It replaced libcurl, whose loading alone (some
  * thirty libraries: TLS, Kerberos, LDAP...) and curl_global_init cost
@@ -20,8 +26,8 @@
  * never from inside etcd_call; a callback may even free the client: the
  * free is deferred until we unwind (c->depth).
  *
- * Failover.  The client keeps one current endpoint.  A call that cannot
- * connect moves the client on to the next endpoint (only if no other call
+ * Failover, the same on both.  The client keeps one current endpoint.  A
+ * call that cannot connect moves the client on to the next endpoint (only if no other call
  * has moved it already) and is sent again there, until every endpoint has
  * been tried once for this call.  A member that answers UNAVAILABLE is
  * treated the same for reads; a write goes elsewhere only when the member
