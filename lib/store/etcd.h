@@ -32,7 +32,8 @@
  * with the same meaning etcd_parse gives the gateway's.  etcd's errors
  * come as grpc-status (the same code the gateway puts in "code") and
  * grpc-message (its "message").  Watch stays on the gateway's stream on
- * both (/v3/watch), as does every call on etcd+json://.
+ * both (/v3/watch), as does every call on etcd+json:// and any other
+ * path given to etcd_call (one with no method in store/etcd_pb).
  *
  * Two layers.
  *
