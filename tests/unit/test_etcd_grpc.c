@@ -288,6 +288,8 @@ struct member {
 	const uint8_t *msg;      /* the answer's message (protobuf) */
 	size_t msg_len;
 	bool silent;             /* never answer */
+	bool goaway;             /* refuse each call: GOAWAY with last stream 0 */
+	bool hangup;             /* close the connection on a call */
 	int requests, conns;     /* read under mu */
 	pthread_t thread;
 };
@@ -335,6 +337,7 @@ static int m_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 	int st = ss->m->grpc_status;
 	const char *msg = ss->m->grpc_message;
 	bool silent = ss->m->silent;
+	bool goaway = ss->m->goaway, hangup = ss->m->hangup;
 	ss->body_len = 5 + ss->m->msg_len;
 	ss->body[0] = 0;
 	ss->body[1] = ss->body[2] = 0;
@@ -342,6 +345,12 @@ static int m_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 	ss->body[4] = (uint8_t)ss->m->msg_len;
 	memcpy(ss->body + 5, ss->m->msg, ss->m->msg_len);
 	pthread_mutex_unlock(&mu);
+	if (hangup)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;   /* ends the session: the connection closes */
+	if (goaway) {   /* not processed: the client may send it elsewhere */
+		nghttp2_submit_goaway(s, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0);
+		return 0;
+	}
 	if (silent)
 		return 0;
 	if (st) {   /* trailers-only, as etcd answers an error */
@@ -416,7 +425,7 @@ static void member_set(struct member *m, int st, const char *text, const uint8_t
 	m->msg_len = len;
 	m->requests = 0;
 	m->conns = 0;
-	m->silent = false;
+	m->silent = m->goaway = m->hangup = false;
 	pthread_mutex_unlock(&mu);
 }
 
@@ -551,6 +560,37 @@ static void test_client(void)
 	   rc, member_count(&a, true));
 	etcd_client_free(c);
 	uv_run(&loop, UV_RUN_DEFAULT);
+
+	/* a stream refused unprocessed (past a GOAWAY's last stream) was never
+	 * run: even a put goes on; a connection that breaks with a call in
+	 * flight may have run it: a put is not sent again, a range is */
+	member_set(&a, 0, NULL, put_ok, put_len);
+	pthread_mutex_lock(&mu);
+	a.goaway = true;
+	pthread_mutex_unlock(&mu);
+	member_set(&bm, 0, NULL, put_ok, put_len);
+	rc = call_once(&a, &bm, ETCD_PATH_PUT, &put, &code);
+	ok(rc == 0 && member_count(&a, false) == 1 && member_count(&bm, false) == 1,
+	   "gRPC: a put on a stream refused by GOAWAY goes on to the next member: rc %d, A %d, B %d", rc,
+	   member_count(&a, false), member_count(&bm, false));
+	member_set(&a, 0, NULL, put_ok, put_len);
+	pthread_mutex_lock(&mu);
+	a.hangup = true;
+	pthread_mutex_unlock(&mu);
+	member_set(&bm, 0, NULL, put_ok, put_len);
+	rc = call_once(&a, &bm, ETCD_PATH_PUT, &put, &code);
+	ok(rc == -ECONNRESET && member_count(&a, false) == 1 && member_count(&bm, false) == 0,
+	   "gRPC: a put whose connection broke in flight is -ECONNRESET, not sent on: rc %d, A %d, B %d", rc,
+	   member_count(&a, false), member_count(&bm, false));
+	member_set(&a, 0, NULL, put_ok, put_len);
+	pthread_mutex_lock(&mu);
+	a.hangup = true;
+	pthread_mutex_unlock(&mu);
+	member_set(&bm, 0, NULL, put_ok, put_len);
+	rc = call_once(&a, &bm, ETCD_PATH_RANGE, &range, &code);
+	ok(rc == 0 && member_count(&a, false) == 1 && member_count(&bm, false) == 1,
+	   "gRPC: a range whose connection broke in flight goes on: rc %d, A %d, B %d", rc,
+	   member_count(&a, false), member_count(&bm, false));
 
 	/* failover when the first endpoint refuses connections */
 	int dead = socket(AF_INET, SOCK_STREAM, 0);
