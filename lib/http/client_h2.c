@@ -149,6 +149,7 @@ struct stream_rec {
 	uint32_t tag;
 	bool used, ended;        /* ended: END_STREAM received */
 	bool canceled;           /* http_h2_client_cancel: never reported */
+	char *msg;               /* grpc-message, decoded; freed at the end */
 	struct http_h2_result res;
 };
 
@@ -177,6 +178,9 @@ static void rec_end(struct http_h2_client *cl, struct stream_rec *r, uint32_t er
 	cl->free_idx[cl->n_free++] = (unsigned)(r - cl->rec);
 	if (!r->canceled)
 		cl->fn(cl->ctx, r->tag, &r->res);
+	free(r->msg);
+	r->msg = NULL;
+	r->res.grpc_message = NULL;
 }
 
 static int hexval(uint8_t c)
@@ -199,19 +203,25 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 	if (!r)
 		return 0;
 	if (nl == 12 && memcmp(name, "grpc-message", 12) == 0) {
-		/* percent-encoded (gRPC's HTTP/2 spec): %XX decoded, the rest kept */
+		/* percent-encoded (gRPC's HTTP/2 spec): %XX decoded, the rest
+		 * kept; allocated only here, for the rare answer that has one */
+		char *m = realloc(r->msg, vl + 1);
+		if (!m)
+			return 0;
 		size_t o = 0;
-		for (size_t i = 0; i < vl && o + 1 < sizeof r->res.grpc_message; i++) {
+		for (size_t i = 0; i < vl; i++) {
 			int hi = i + 2 < vl && value[i] == '%' ? hexval(value[i + 1]) : -1;
 			int lo = hi >= 0 ? hexval(value[i + 2]) : -1;
 			if (lo >= 0) {
-				r->res.grpc_message[o++] = (char)(hi << 4 | lo);
+				m[o++] = (char)(hi << 4 | lo);
 				i += 2;
 			} else {
-				r->res.grpc_message[o++] = (char)value[i];
+				m[o++] = (char)value[i];
 			}
 		}
-		r->res.grpc_message[o] = '\0';
+		m[o] = '\0';
+		r->msg = m;
+		r->res.grpc_message = m;
 		return 0;
 	}
 	int *dst = NULL;
@@ -354,6 +364,8 @@ void http_h2_client_free(struct http_h2_client *cl)
 		return;
 	if (cl->s)
 		nghttp2_session_del(cl->s);
+	for (unsigned i = 0; cl->rec && i < cl->max; i++)
+		free(cl->rec[i].msg);   /* streams never ended */
 	free(cl->rec);
 	free(cl->free_idx);
 	free(cl);

@@ -73,7 +73,8 @@ struct http_h2_result {
 	bool reset;           /* RST_STREAM, refused by GOAWAY, or never sent */
 	uint32_t error_code;  /* the HTTP/2 error code when reset */
 	uint64_t body_bytes;  /* DATA payload received */
-	char grpc_message[256];  /* grpc-message, percent-decoded (cut to fit); "" when none */
+	const char *grpc_message;  /* grpc-message, percent-decoded; NULL when none
+	                              (valid during the result callback only) */
 };
 
 typedef void (*http_h2_result_fn)(void *ctx, uint32_t tag, const struct http_h2_result *r);

@@ -749,6 +749,7 @@ struct etcd_call {
 	const struct etcd_grpc_method *method;   /* gRPC: the method, NULL on the gateway */
 	struct http_h2_request rq;       /* gRPC: the request, built once */
 	struct http_h2_result res;       /* gRPC: how its stream ended */
+	char *grpc_message;              /* gRPC: res.grpc_message, copied; NULL: none */
 	bool too_big;                    /* gRPC: the answer passed MAX_REPLY */
 	struct etcd_call *done_next;     /* gRPC: on gconn's answered list */
 	const char *path;
@@ -1334,6 +1335,9 @@ static void gconn_result(void *ctx, uint32_t tag, const struct http_h2_result *r
 		return;
 	gconn_detach(k, q);
 	q->res = *r;
+	free(q->grpc_message);
+	q->grpc_message = r->grpc_message ? strdup(r->grpc_message) : NULL;
+	q->res.grpc_message = q->grpc_message;
 	q->done_next = NULL;
 	if (k->done_tail)
 		k->done_tail->done_next = q;
@@ -1490,7 +1494,8 @@ static void grpc_answered(struct etcd_call *q)
 	} else if (r->grpc_status > 0 && r->grpc_status < 999) {
 		err = ETCD_E_SERVER;
 		resp.error_code = r->grpc_status;
-		resp.error_message = strdup(r->grpc_message[0] ? r->grpc_message : "unknown etcd error");
+		resp.error_message = strdup(r->grpc_message && *r->grpc_message ? r->grpc_message
+		                                                                  : "unknown etcd error");
 		if (!resp.error_message)
 			err = -ENOMEM;
 	} else {
@@ -1514,6 +1519,7 @@ static void call_free(struct etcd_call *q)
 	}
 	if (q->method)
 		http_h2_request_free(&q->rq);
+	free(q->grpc_message);
 	buf_free(&q->body);
 	buf_free(&q->reply);
 	LIST_DEL(c->calls, q);
