@@ -52,6 +52,46 @@ field() { /usr/bin/python3 -c 'import json,sys; v=json.loads(sys.argv[1]); print
 	[ "$(field "$output" '["count"]')" = 0 ]
 }
 
+@test "etcd: gRPC (etcd://) and the JSON gateway (etcd+json://) give the same answers" {
+	etcd_start
+	J=${ETCD_URL/etcd:/etcd+json:}
+	same() {   # same OP ARGS...: one answer and exit code on both transports
+		local g j gc=0 jc=0
+		g=$("$CLI" "$ETCD_URL" "$@") || gc=$?
+		j=$("$CLI" "$J" "$@") || jc=$?
+		[ "$g" = "$j" ] && [ "$gc" = "$jc" ] || { echo "grpc $gc: $g"; echo "json $jc: $j"; return 9; }
+		echo "$g"
+		return "$gc"
+	}
+	run -0 "$CLI" "$J" put a 'x y'
+	run -0 "$CLI" "$ETCD_URL" put b $'\xff\x01z'
+	run -0 same get '' prefix
+	[ "$(field "$output" '["count"]')" = 2 ]
+	run -0 same get a
+	[ "$(field "$output" '["kvs"][0]["value"]')" = '"x y"' ]
+	run -1 same get a one 999999
+	[ "$(field "$output" '["etcd_code"]')" = 11 ]
+	run -0 "$CLI" "$ETCD_URL" grant 60
+	lease=$(field "$output" '["id"]')
+	run -0 "$CLI" "$J" put c 1 "$lease"
+	run -0 same ttl "$lease"
+	run -0 same get c
+	[ "$(field "$output" '["kvs"][0]["lease"]')" = "$lease" ]
+	run -0 "$CLI" "$J" keepalive "$lease"
+	[ "$(field "$output" '["ttl"]')" = 60 ]
+	run -0 "$CLI" "$ETCD_URL" keepalive "$lease"
+	[ "$(field "$output" '["ttl"]')" = 60 ]
+	run -1 "$CLI" "$ETCD_URL" create c 2
+	[ "$(field "$output" '["succeeded"]')" = false ]
+	run -0 "$CLI" "$ETCD_URL" revoke "$lease"
+	run -1 same revoke "$lease"
+	[ "$(field "$output" '["etcd_code"]')" = 5 ]
+	run -0 same keepalive "$lease"
+	[ "$(field "$output" '["ttl"]')" = 0 ]
+	run -0 "$CLI" "$ETCD_URL" del '' prefix
+	[ "$(field "$output" '["deleted"]')" = 2 ]
+}
+
 @test "etcd: revisions, versions and create revisions agree exactly with etcdctl" {
 	etcd_start
 	for i in 1 2 3; do "$CLI" "$ETCD_URL" put k "v$i" >/dev/null; done
@@ -233,7 +273,7 @@ s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16); print("ready", flush=True
 	[ "$ms" -lt 2000 ]
 }
 
-@test "etcd: calls share one kept-alive connection, read chunked and sized answers, and reconnect after Connection: close" {
+@test "etcd: the gateway (etcd+json://) keeps one kept-alive connection, reads chunked and sized answers, and reconnects after Connection: close" {
 	port=$(etcd_free_ports 1)
 	# a stand-in gateway: answer i (1-based) is sized (1), chunked in
 	# pieces (2), sized with Connection: close (3), then sized again (4,
@@ -271,7 +311,7 @@ while n < 4:
 print("connections", conns, flush=True)' "$port" >"$BATS_TEST_TMPDIR/gw.out" 3>&- &
 	WATCH_PID=$!
 	for ((i = 0; i < 100; i++)); do [ -s "$BATS_TEST_TMPDIR/gw.out" ] && break; sleep 0.05; done
-	run -0 "$CLI" -t 3000 "etcd://127.0.0.1:$port" putloop k 4 0
+	run -0 "$CLI" -t 3000 "etcd+json://127.0.0.1:$port" putloop k 4 0
 	[ "${#lines[@]}" -eq 4 ]
 	for i in 0 1 2 3; do
 		[ "$(field "${lines[i]}" '["rc"]')" -eq 0 ]

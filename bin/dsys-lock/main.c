@@ -35,7 +35,7 @@ enum {
 };
 
 static const struct cli_option options[] = {
-	{"store", 's', "URL", "DSYS_STORE", "file:DIR, redis://HOST:PORT[/DB], redis-cluster://H:P,..., redlock://H:P,H:P,H:P or etcd://H:P,... (default " DEFAULT_STORE "; REDIS_URL is honoured)", OPT_STORE},
+	{"store", 's', "URL", "DSYS_STORE", "file:DIR, redis://HOST:PORT[/DB], redis-cluster://H:P,..., redlock://H:P,H:P,H:P or etcd://H:P,... (etcd+json:// for its JSON gateway; default " DEFAULT_STORE "; REDIS_URL is honoured)", OPT_STORE},
 	{"ttl", 't', "DURATION", "DSYS_LOCK_TTL", "a grant lasts this long unless renewed (default 30s)", OPT_TTL},
 	{"wait", 'w', "DURATION", NULL, "acquire, run: wait at most this long for the lock, then exit 4 (default: forever)", OPT_WAIT},
 	{"nowait", 'n', NULL, NULL, "acquire, run: try once; a held lock exits 1", OPT_NOWAIT},

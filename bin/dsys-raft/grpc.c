@@ -8,11 +8,12 @@
  * very path /v3/kv/... takes, and the node's JSON answer comes back
  * through api_answer, which hands gRPC calls to grpc_api_answer to be
  * turned into the method's protobuf response.  The translation is
- * generic, driven by protobuf-c's descriptors of lib/raft/etcd_rpc.proto:
- * a field's proto name is its gateway JSON name (etcd's gateway keeps
- * proto names), bytes are base64, 64-bit integers decimal strings, enums
- * their names.  So a field the core knows works on both front ends at
- * once, and no request semantics live here.
+ * generic, driven by protobuf-c's descriptors of lib/store/etcd_rpc.proto
+ * (store/etcd_pb: etcd_pb_to_json, etcd_pb_from_json): a field's proto
+ * name is its gateway JSON name (etcd's gateway keeps proto names), bytes
+ * are base64, 64-bit integers decimal strings, enums their names.  So a
+ * field the core knows works on both front ends at once, and no request
+ * semantics live here.
  *
  * Errors: the core's {"error","message","code"} becomes grpc-status
  * "code" with grpc-message "message", etcd's own text, which clients
@@ -35,8 +36,9 @@
 #include "http/parse.h"
 #include "http/route.h"
 #include "http/server.h"
-#include "raft/etcd_rpc.pb-c.h"
+#include "store/etcd_rpc.pb-c.h"
 #include "store/etcd.h"
+#include "store/etcd_pb.h"
 
 enum method_kind { M_V3, M_STATUS, M_MEMBERS, M_ALARM, M_DEFRAG, M_HASH, M_HASHKV, M_AUTH, M_WATCH, M_WATCH_STREAM, M_KEEPALIVE, M_KEEPALIVE_STREAM };
 
@@ -90,263 +92,6 @@ static struct grpc_method methods[] = {
 	{"/etcdserverpb.Lease/LeaseKeepAlive", M_KEEPALIVE, NODE_OP_KEEPALIVE, PB(lease_keep_alive_request),
 	 PB(lease_keep_alive_response), NULL},
 };
-
-/* ------------------------------------------------------------ protobuf -> JSON */
-
-static void msg_json(struct json_writer *w, const ProtobufCMessage *m);
-
-static void value_json(struct json_writer *w, const ProtobufCFieldDescriptor *f, const void *p)
-{
-	char num[24];
-	switch (f->type) {
-	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-		/* the gateway's form for 64-bit numbers: a string, exact in every client */
-		num[fmt_i64(num, *(const int64_t *)p)] = '\0';
-		json_str(w, num);
-		break;
-	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
-		num[fmt_u64(num, *(const uint64_t *)p)] = '\0';
-		json_str(w, num);
-		break;
-	case PROTOBUF_C_TYPE_INT32:
-	case PROTOBUF_C_TYPE_SINT32:
-	case PROTOBUF_C_TYPE_SFIXED32:
-		json_i64(w, *(const int32_t *)p);
-		break;
-	case PROTOBUF_C_TYPE_UINT32:
-	case PROTOBUF_C_TYPE_FIXED32:
-		json_u64(w, *(const uint32_t *)p);
-		break;
-	case PROTOBUF_C_TYPE_BOOL:
-		json_bool(w, *(const protobuf_c_boolean *)p != 0);
-		break;
-	case PROTOBUF_C_TYPE_ENUM: {
-		int v = *(const int *)p;
-		const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(f->descriptor, v);
-		if (ev)
-			json_str(w, ev->name);
-		else
-			json_i64(w, v);
-		break;
-	}
-	case PROTOBUF_C_TYPE_STRING: {
-		const char *s = *(char *const *)p;
-		json_str(w, s ? s : "");
-		break;
-	}
-	case PROTOBUF_C_TYPE_BYTES: {
-		const ProtobufCBinaryData *bd = p;
-		struct buf b;
-		buf_init(&b);
-		etcd_b64_encode(&b, bd->data, bd->len);
-		json_strn(w, b.data ? b.data : "", b.len);
-		buf_free(&b);
-		break;
-	}
-	case PROTOBUF_C_TYPE_MESSAGE: {
-		const ProtobufCMessage *sub = *(ProtobufCMessage *const *)p;
-		if (sub)
-			msg_json(w, sub);
-		else
-			json_raw(w, "{}", 2);
-		break;
-	}
-	default:
-		json_null(w);
-	}
-}
-
-static size_t elem_size(const ProtobufCFieldDescriptor *f)
-{
-	switch (f->type) {
-	case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_SINT64: case PROTOBUF_C_TYPE_SFIXED64:
-	case PROTOBUF_C_TYPE_UINT64: case PROTOBUF_C_TYPE_FIXED64: case PROTOBUF_C_TYPE_DOUBLE:
-		return 8;
-	case PROTOBUF_C_TYPE_BOOL:
-		return sizeof(protobuf_c_boolean);
-	case PROTOBUF_C_TYPE_STRING: case PROTOBUF_C_TYPE_MESSAGE:
-		return sizeof(void *);
-	case PROTOBUF_C_TYPE_BYTES:
-		return sizeof(ProtobufCBinaryData);
-	default:
-		return 4;
-	}
-}
-
-/* A proto3 field at its zero value is not on the wire and not in the
- * gateway's JSON either. */
-static bool is_zero(const ProtobufCFieldDescriptor *f, const void *p)
-{
-	switch (elem_size(f)) {
-	case 8:
-		return *(const uint64_t *)p == 0;
-	case sizeof(ProtobufCBinaryData):
-		return ((const ProtobufCBinaryData *)p)->len == 0;
-	}
-	if (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_MESSAGE) {
-		const char *s = *(char *const *)p;
-		return !s || (f->type == PROTOBUF_C_TYPE_STRING && !*s);
-	}
-	return *(const uint32_t *)p == 0;
-}
-
-static void msg_json(struct json_writer *w, const ProtobufCMessage *m)
-{
-	const ProtobufCMessageDescriptor *d = m->descriptor;
-	const char *base = (const char *)m;
-	json_obj_begin(w);
-	for (unsigned i = 0; i < d->n_fields; i++) {
-		const ProtobufCFieldDescriptor *f = &d->fields[i];
-		const void *p = base + f->offset;
-		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-			size_t n = *(const size_t *)(base + f->quantifier_offset);
-			if (!n)
-				continue;
-			const char *arr = *(char *const *)p;
-			json_key(w, f->name);
-			json_arr_begin(w);
-			for (size_t j = 0; j < n; j++)
-				value_json(w, f, arr + j * elem_size(f));
-			json_arr_end(w);
-			continue;
-		}
-		if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
-			/* a oneof member is there when chosen, zero or not (version = 0 in a compare) */
-			if (*(const uint32_t *)(base + f->quantifier_offset) != f->id)
-				continue;
-		} else if (f->type != PROTOBUF_C_TYPE_ENUM && is_zero(f, p)) {
-			continue;
-		}
-		json_key(w, f->name);
-		value_json(w, f, p);
-	}
-	json_obj_end(w);
-}
-
-/* ------------------------------------------------------------ JSON -> protobuf */
-
-static void put_varint(struct buf *b, uint64_t v)
-{
-	uint8_t t[10];
-	size_t n = 0;
-	while (v >= 0x80) {
-		t[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	t[n++] = (uint8_t)v;
-	buf_append(b, t, n);
-}
-
-static void put_len(struct buf *b, uint32_t id, const void *p, size_t n)
-{
-	put_varint(b, (uint64_t)id << 3 | 2);
-	put_varint(b, n);
-	if (n)
-		buf_append(b, p, n);
-}
-
-static int json_wire(struct buf *out, const json_value *obj, const ProtobufCMessageDescriptor *d);
-
-/* A JSON number, decimal string or boolean as a varint's value; -1 when it is none. */
-static int json_varint(const ProtobufCFieldDescriptor *f, const json_value *v, uint64_t *out)
-{
-	if (cJSON_IsBool(v)) {
-		*out = cJSON_IsTrue(v);
-		return 0;
-	}
-	if (cJSON_IsNumber(v)) {
-		*out = (uint64_t)(int64_t)v->valuedouble;
-		return 0;
-	}
-	if (!cJSON_IsString(v))
-		return -1;
-	if (f->type == PROTOBUF_C_TYPE_ENUM) {
-		const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value_by_name(f->descriptor, v->valuestring);
-		if (!ev)
-			return -1;
-		*out = (uint64_t)(int64_t)ev->value;
-		return 0;
-	}
-	char *end;
-	errno = 0;
-	if (f->type == PROTOBUF_C_TYPE_UINT64 || f->type == PROTOBUF_C_TYPE_UINT32)
-		*out = strtoull(v->valuestring, &end, 10);
-	else
-		*out = (uint64_t)strtoll(v->valuestring, &end, 10);
-	return errno || end == v->valuestring || *end ? -1 : 0;
-}
-
-static int field_wire(struct buf *out, const ProtobufCFieldDescriptor *f, const json_value *v)
-{
-	switch (f->type) {
-	case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_UINT64: case PROTOBUF_C_TYPE_INT32:
-	case PROTOBUF_C_TYPE_UINT32: case PROTOBUF_C_TYPE_BOOL: case PROTOBUF_C_TYPE_ENUM: {
-		uint64_t x;
-		if (json_varint(f, v, &x))
-			return -1;
-		put_varint(out, (uint64_t)f->id << 3);
-		put_varint(out, x);
-		return 0;
-	}
-	case PROTOBUF_C_TYPE_STRING:
-		if (!cJSON_IsString(v))
-			return -1;
-		put_len(out, f->id, v->valuestring, strlen(v->valuestring));
-		return 0;
-	case PROTOBUF_C_TYPE_BYTES: {
-		if (!cJSON_IsString(v))
-			return -1;
-		struct buf b;
-		buf_init(&b);
-		int rc = etcd_b64_decode(&b, v->valuestring, strlen(v->valuestring));
-		if (rc >= 0)
-			put_len(out, f->id, b.data, b.len);
-		buf_free(&b);
-		return rc < 0 ? -1 : 0;
-	}
-	case PROTOBUF_C_TYPE_MESSAGE: {
-		if (!cJSON_IsObject(v))
-			return -1;
-		struct buf b;
-		buf_init(&b);
-		int rc = json_wire(&b, v, f->descriptor);
-		if (rc == 0)
-			put_len(out, f->id, b.data, b.len);
-		buf_free(&b);
-		return rc;
-	}
-	default:
-		return -1;   /* no such field in etcd_rpc.proto */
-	}
-}
-
-/* The message d from the gateway JSON object obj, fields in number order
- * (protobuf-c lists them so), unknown members ignored as protobuf does. */
-static int json_wire(struct buf *out, const json_value *obj, const ProtobufCMessageDescriptor *d)
-{
-	for (unsigned i = 0; i < d->n_fields; i++) {
-		const ProtobufCFieldDescriptor *f = &d->fields[i];
-		const json_value *v = cJSON_GetObjectItemCaseSensitive(obj, f->name);
-		if (!v || cJSON_IsNull(v))
-			continue;
-		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-			if (!cJSON_IsArray(v))
-				return -1;
-			const json_value *e;
-			cJSON_ArrayForEach(e, v)
-			{
-				if (field_wire(out, f, e))
-					return -1;
-			}
-		} else if (field_wire(out, f, v)) {
-			return -1;
-		}
-	}
-	return 0;
-}
 
 /* ------------------------------------------------------------ calls */
 
@@ -436,7 +181,7 @@ static bool watch_send(struct watch_stream *ws, const json_value *r)
 		return false;
 	struct buf b;
 	buf_init(&b);
-	bool ok = json_wire(&b, r, ws->m.resp) == 0 &&
+	bool ok = etcd_pb_from_json(&b, r, ws->m.resp) == 0 &&
 	          grpc_stream_send(ws->ex, b.data ? b.data : "", b.len) == 0;
 	buf_free(&b);
 	return ok;
@@ -446,7 +191,7 @@ static size_t watch_size(const struct watch_stream *ws, const json_value *r)
 {
 	struct buf b;
 	buf_init(&b);
-	size_t n = json_wire(&b, r, ws->m.resp) == 0 ? b.len : 0;
+	size_t n = etcd_pb_from_json(&b, r, ws->m.resp) == 0 ? b.len : 0;
 	buf_free(&b);
 	return n;
 }
@@ -622,7 +367,7 @@ static void watch_create(struct watch_stream *ws, const Etcdserverpb__WatchCreat
 	buf_init(&b);
 	struct json_writer jw;
 	json_writer_init(&jw, &b);
-	msg_json(&jw, &cr->base);
+	etcd_pb_to_json(&jw, &cr->base);
 	json_value *create = json_parse(b.data, b.len, NULL);
 	buf_free(&b);
 	INVARIANT(create != NULL);   /* msg_json writes an object */
@@ -831,7 +576,7 @@ static void ka_request(struct ka_stream *ks, const uint8_t *msg, size_t len)
 	buf_init(&b);
 	struct json_writer w;
 	json_writer_init(&w, &b);
-	msg_json(&w, req);
+	etcd_pb_to_json(&w, req);
 	protobuf_c_message_free_unpacked(req, NULL);
 	ks->pending++;
 	/* NODE_OP_KEEPALIVE: no kv_check, never serializable (api_v3) */
@@ -889,7 +634,7 @@ static void ka_answered(void *origin, int status, const char *body, size_t len)
 	const json_value *r = j ? json_get(j, "result") : NULL;
 	struct buf b;
 	buf_init(&b);
-	if (!r || json_wire(&b, r, ks->m.resp))
+	if (!r || etcd_pb_from_json(&b, r, ks->m.resp))
 		ka_end(ks, GRPC_INTERNAL, "dsys-raft: answer does not fit the gRPC response");
 	else if (grpc_stream_send(ks->ex, b.data ? b.data : "", b.len))
 		ks->client_done = true;
@@ -939,7 +684,7 @@ void grpc_api_answer(struct http_exchange *ex, int status, const char *body, siz
 	}
 	struct buf b;
 	buf_init(&b);
-	if (!j || json_wire(&b, j, m->resp)) {
+	if (!j || etcd_pb_from_json(&b, j, m->resp)) {
 		/* INVARIANT-worthy but not fatal: the core wrote JSON this
 		 * file cannot map; the client gets INTERNAL, not a crash */
 		grpc_answer(ex, NULL, 0, GRPC_INTERNAL, "dsys-raft: answer does not fit the gRPC response");
@@ -1038,7 +783,7 @@ static void grpc_call(struct http_exchange *ex, void *arg)
 	if (m->kind == M_V3) {
 		struct json_writer w;
 		json_writer_init(&w, b);
-		msg_json(&w, req);
+		etcd_pb_to_json(&w, req);
 		protobuf_c_message_free_unpacked(req, NULL);
 		api_v3(m->n, ex, m->op, b->data, b->len);
 		return;

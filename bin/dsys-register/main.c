@@ -31,7 +31,7 @@ enum {
 };
 
 static const struct cli_option options[] = {
-	{"store", 's', "URL", "DSYS_STORE", "file:DIR or etcd://H:P,... (default " REG_DEFAULT_STORE ")", OPT_STORE},
+	{"store", 's', "URL", "DSYS_STORE", "file:DIR or etcd://H:P,... (etcd+json:// for its JSON gateway; default " REG_DEFAULT_STORE ")", OPT_STORE},
 	{"addr", 'a', "HOST:PORT", NULL, "add: where the instance is reached", OPT_ADDR},
 	{"id", 'i', "ID", NULL, "add: the instance's id (default: its address)", OPT_ID},
 	{"meta", 'm', "KEY=VALUE", NULL, "add: a meta data field (repeatable)", OPT_META},

@@ -148,12 +148,15 @@ struct stream_rec {
 	int32_t stream_id;
 	uint32_t tag;
 	bool used, ended;        /* ended: END_STREAM received */
+	bool canceled;           /* http_h2_client_cancel: never reported */
+	char *msg;               /* grpc-message, decoded; freed at the end */
 	struct http_h2_result res;
 };
 
 struct http_h2_client {
 	nghttp2_session *s;
 	http_h2_result_fn fn;
+	http_h2_data_fn data_fn;
 	void *ctx;
 	unsigned max;
 	unsigned n_free;
@@ -173,7 +176,20 @@ static void rec_end(struct http_h2_client *cl, struct stream_rec *r, uint32_t er
 	r->res.error_code = error_code;
 	INVARIANT(cl->n_free < cl->max);
 	cl->free_idx[cl->n_free++] = (unsigned)(r - cl->rec);
-	cl->fn(cl->ctx, r->tag, &r->res);
+	if (!r->canceled)
+		cl->fn(cl->ctx, r->tag, &r->res);
+	free(r->msg);
+	r->msg = NULL;
+	r->res.grpc_message = NULL;
+}
+
+static int hexval(uint8_t c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if ((c | 32) >= 'a' && (c | 32) <= 'f')
+		return (c | 32) - 'a' + 10;
+	return -1;
 }
 
 static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name,
@@ -186,6 +202,28 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 	struct stream_rec *r = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
 	if (!r)
 		return 0;
+	if (nl == 12 && memcmp(name, "grpc-message", 12) == 0) {
+		/* percent-encoded (gRPC's HTTP/2 spec): %XX decoded, the rest
+		 * kept; allocated only here, for the rare answer that has one */
+		char *m = realloc(r->msg, vl + 1);
+		if (!m)
+			return 0;
+		size_t o = 0;
+		for (size_t i = 0; i < vl; i++) {
+			int hi = i + 2 < vl && value[i] == '%' ? hexval(value[i + 1]) : -1;
+			int lo = hi >= 0 ? hexval(value[i + 2]) : -1;
+			if (lo >= 0) {
+				m[o++] = (char)(hi << 4 | lo);
+				i += 2;
+			} else {
+				m[o++] = (char)value[i];
+			}
+		}
+		m[o] = '\0';
+		r->msg = m;
+		r->res.grpc_message = m;
+		return 0;
+	}
 	int *dst = NULL;
 	if (nl == 7 && memcmp(name, ":status", 7) == 0)
 		dst = &r->res.status;
@@ -223,11 +261,13 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t 
                    size_t len, void *ud)
 {
 	(void)flags;
-	(void)data;
-	(void)ud;
+	struct http_h2_client *cl = ud;
 	struct stream_rec *r = nghttp2_session_get_stream_user_data(s, id);
-	if (r)
+	if (r && !r->canceled) {
 		r->res.body_bytes += len;
+		if (cl->data_fn)
+			cl->data_fn(cl->ctx, r->tag, data, len);
+	}
 	return 0;
 }
 
@@ -262,6 +302,8 @@ static ssize_t body_read(nghttp2_session *s, int32_t id, uint8_t *out, size_t le
 	(void)ud;
 	struct stream_rec *r = src->ptr;
 	const struct http_h2_request *rq = r->rq;
+	if (!rq)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* canceled: reset */
 	size_t left = rq->body_len - (size_t)r->off;
 	size_t n = left < len ? left : len;
 	memcpy(out, rq->store.data + rq->body + r->off, n);
@@ -322,6 +364,8 @@ void http_h2_client_free(struct http_h2_client *cl)
 		return;
 	if (cl->s)
 		nghttp2_session_del(cl->s);
+	for (unsigned i = 0; cl->rec && i < cl->max; i++)
+		free(cl->rec[i].msg);   /* streams never ended */
 	free(cl->rec);
 	free(cl->free_idx);
 	free(cl);
@@ -356,6 +400,25 @@ int http_h2_client_submit(struct http_h2_client *cl, const struct http_h2_reques
 	r->used = true;
 	cl->n_free--;
 	return 0;
+}
+
+void http_h2_client_on_data(struct http_h2_client *cl, http_h2_data_fn fn)
+{
+	cl->data_fn = fn;
+}
+
+int http_h2_client_cancel(struct http_h2_client *cl, uint32_t tag)
+{
+	for (unsigned i = 0; i < cl->max; i++) {
+		struct stream_rec *r = &cl->rec[i];
+		if (!r->used || r->canceled || r->tag != tag)
+			continue;
+		r->canceled = true;
+		r->rq = NULL;
+		nghttp2_submit_rst_stream(cl->s, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_CANCEL);
+		return 0;
+	}
+	return -ENOENT;
 }
 
 int http_h2_client_feed(struct http_h2_client *cl, const uint8_t *data, size_t len)

@@ -16,6 +16,11 @@
  *   http_h2_client_feed(cl, data, len);      results come to on_result
  *   http_h2_client_output(cl, &out);         the bytes to send now
  *
+ * A caller that wants the answers' bytes (the etcd client; a load
+ * generator does not) sets a data callback: each DATA chunk comes to it
+ * with its stream's tag, before the stream's result.  A stream the caller
+ * gives up on (http_h2_client_cancel) is reset and never reported.
+ *
  * A stream ends exactly once, through on_result: answered whole (reset
  * false), or reset by the peer (RST_STREAM), refused by a GOAWAY, or cut
  * by the connection's end (http_h2_client_free reports none of those:
@@ -68,9 +73,12 @@ struct http_h2_result {
 	bool reset;           /* RST_STREAM, refused by GOAWAY, or never sent */
 	uint32_t error_code;  /* the HTTP/2 error code when reset */
 	uint64_t body_bytes;  /* DATA payload received */
+	const char *grpc_message;  /* grpc-message, percent-decoded; NULL when none
+	                              (valid during the result callback only) */
 };
 
 typedef void (*http_h2_result_fn)(void *ctx, uint32_t tag, const struct http_h2_result *r);
+typedef void (*http_h2_data_fn)(void *ctx, uint32_t tag, const uint8_t *data, size_t len);
 
 struct http_h2_client;
 
@@ -84,6 +92,14 @@ void http_h2_client_free(struct http_h2_client *cl);
  * in use, -ESHUTDOWN after a GOAWAY, or -EPROTO on a session error. */
 int http_h2_client_submit(struct http_h2_client *cl, const struct http_h2_request *rq,
                           uint32_t tag);
+
+/* Hand each DATA chunk to fn (same ctx as the results); NULL: count only. */
+void http_h2_client_on_data(struct http_h2_client *cl, http_h2_data_fn fn);
+
+/* Give up on the stream tagged tag: RST_STREAM(CANCEL) is queued, its
+ * request is no longer read (it may be freed), and it is never reported.
+ * Returns 0, or -ENOENT when no stream has that tag. */
+int http_h2_client_cancel(struct http_h2_client *cl, uint32_t tag);
 
 /* Take len received bytes.  Returns 0, or -EPROTO when the connection is
  * unusable.  A protocol error of the peer's may also return 0 with our

@@ -55,7 +55,8 @@
  * each whole one after the first (which is ex->body), in order, on the
  * loop thread, until the handler ends its answer; fn(ex, NULL, 0, arg)
  * once when the client's side ends (or sends what cannot be a message),
- * after which no more come.  A client that resets the stream or drops
+ * after which no more come -- from inside grpc_on_message when it had
+ * ended already, its messages sent with END_STREAM.  A client that resets the stream or drops
  * the connection gets no call: http_exchange_gone says so, and the
  * handler must still end its answer.  HTTP/2 only (bidirectional calls
  * are); a no-op for an exchange whose stream is gone.

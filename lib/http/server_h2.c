@@ -97,6 +97,7 @@ struct h2_stream {
 	 * bytes past the first message, until each is whole; zeroed is empty */
 	grpc_message_fn on_msg;
 	void *on_msg_arg;
+	bool client_ended;               /* END_STREAM received */
 	struct buf more;
 	/* Read only up to nhdr and ntrailers, so a stream taken again is not
 	 * cleared from here on (2 KiB of memset per request, in the profile). */
@@ -1131,6 +1132,12 @@ void grpc_on_message(struct http_exchange *ex, grpc_message_fn fn, void *arg)
 	st->on_msg_arg = arg;
 	if (st->more.len)
 		h2_more(st, NULL, 0);   /* what came with the first message */
+	if (st->client_ended && st->on_msg) {
+		/* the client's side ended with its first messages (one request,
+		 * then END_STREAM, in one frame): say so now, as it will not come */
+		st->on_msg = NULL;
+		fn(ex, NULL, 0, arg);
+	}
 }
 
 static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
@@ -1181,6 +1188,8 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user
 	if (!st || st->bad)
 		return 0;
 	bool end = f->hd.flags & NGHTTP2_FLAG_END_STREAM;
+	if (end)
+		st->client_ended = true;
 	if (f->hd.type == NGHTTP2_HEADERS &&
 	    (f->headers.cat == NGHTTP2_HCAT_REQUEST ? !h2_request_ok(st) : !end)) {
 		h2_reject(st);   /* pseudo-headers missing, or trailers that do not end it */

@@ -1,7 +1,9 @@
 /*
- * store/etcd.c -- the etcd v3 JSON-gateway client (see etcd.h for the manual).
+ * store/etcd.c -- the etcd v3 client, gRPC or JSON gateway (see etcd.h for
+ * the manual).
  *
- * Design.  The file has two halves that meet only in etcd_parse.
+ * Design.  The file has two halves that meet only in etcd_parse (and, on
+ * gRPC, etcd_grpc_request and etcd_parse_grpc of store/etcd_pb).
  *
  * The pure half builds request bodies with our JSON writer and reads
  * answers with cJSON.  etcd's gateway sends every int64 as a JSON string,
@@ -10,8 +12,12 @@
  * only when a double holds it exactly.  A missing field is etcd's zero
  * value, never an error: the gateway leaves zeros out.
  *
- * The transport half is our own HTTP/1.1 client on libuv TCP handles:
- * lib/http/parse frames the answers (head, then Content-Length or chunked
+ * The transport half has two clients on libuv TCP handles.  gRPC (the
+ * default): one h2c connection per endpoint (struct gconn), framed by
+ * lib/http/client_h2 over nghttp2, every unary call a stream on it; the
+ * request is translated once at etcd_call, the answer decoded from
+ * protobuf.  The gateway (etcd+json://, and every watch): our own
+ * HTTP/1.1 client, lib/http/parse framing the answers (head, then Content-Length or chunked
  * body), one call per connection at a time, connections kept alive in a
  * small pool and reused.  It replaced libcurl, whose loading alone (some
  * thirty libraries: TLS, Kerberos, LDAP...) and curl_global_init cost
@@ -20,8 +26,8 @@
  * never from inside etcd_call; a callback may even free the client: the
  * free is deferred until we unwind (c->depth).
  *
- * Failover.  The client keeps one current endpoint.  A call that cannot
- * connect moves the client on to the next endpoint (only if no other call
+ * Failover, the same on both.  The client keeps one current endpoint.  A
+ * call that cannot connect moves the client on to the next endpoint (only if no other call
  * has moved it already) and is sent again there, until every endpoint has
  * been tried once for this call.  A member that answers UNAVAILABLE is
  * treated the same for reads; a write goes elsewhere only when the member
@@ -42,8 +48,10 @@
 #include "base/invariant.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "http/client_h2.h"
 #include "http/parse.h"
 #include "store/etcd.h"
+#include "store/etcd_pb.h"
 
 /* ============================================================ errors */
 
@@ -736,6 +744,14 @@ struct conn {
 struct etcd_call {
 	struct etcd_client *c;
 	struct conn *conn;               /* carrying it now, or NULL */
+	struct gconn *gconn;             /* gRPC: the connection its stream is on, or NULL */
+	uint32_t tag;                    /* gRPC: its stream's tag (slot) on gconn */
+	const struct etcd_grpc_method *method;   /* gRPC: the method, NULL on the gateway */
+	struct http_h2_request rq;       /* gRPC: the request, built once */
+	struct http_h2_result res;       /* gRPC: how its stream ended */
+	char *grpc_message;              /* gRPC: res.grpc_message, copied; NULL: none */
+	bool too_big;                    /* gRPC: the answer passed MAX_REPLY */
+	struct etcd_call *done_next;     /* gRPC: on gconn's answered list */
 	const char *path;
 	struct buf body, reply;
 	etcd_cb cb;
@@ -782,6 +798,8 @@ struct etcd_client {
 	struct etcd_call *calls;
 	struct etcd_watch *watches;
 	struct conn *conns;              /* open connections, busy or idle */
+	struct gconn *gconns;            /* gRPC connections */
+	bool grpc;                       /* unary calls in gRPC (not etcd+json://) */
 	int depth;                       /* >0 while our code is on the stack */
 	bool closing;
 };
@@ -803,6 +821,7 @@ static void call_answered(struct etcd_call *q);
 static void watch_connect(struct etcd_watch *w);
 static bool watch_lines(struct etcd_watch *w);
 static void client_destroy(struct etcd_client *c);
+static void call_judge(struct etcd_call *q, int err, struct etcd_resp *resp);
 
 static void set_endpoint(struct etcd_client *c)
 {
@@ -1118,6 +1137,373 @@ static struct conn *conn_open(struct etcd_client *c, unsigned e)
 	return k;
 }
 
+/* ---- gRPC connections */
+
+/* One h2c connection to one endpoint, carrying every unary gRPC call the
+ * client sends there at once, each on its own stream (tagged by its slot
+ * in k->slot), and kept until it breaks, etcd sends GOAWAY, or the client
+ * has moved to another endpoint and its last call is done.  Answers are
+ * gathered while nghttp2 reads (k->done) and handed out after, so no user
+ * callback runs inside the session. */
+struct gconn {
+	uv_tcp_t tcp;
+	uv_timer_t timer;                /* connect timeout, then its calls' earliest deadline */
+	uv_connect_t creq;
+	uv_write_t wreq;
+	struct etcd_client *c;
+	struct http_h2_client *h2;
+	unsigned endpoint;
+	uint64_t connect_deadline;       /* uv_now ms */
+	struct buf out, wbuf;            /* to write next; being written */
+	struct etcd_call **slot;         /* a stream's tag -> its call; NULL: free */
+	unsigned n_slots, n_calls;
+	struct etcd_call *done, *done_tail;   /* answered, not handed out yet */
+	int closed;                      /* handles closed so far (2: free) */
+	bool connected, writing, closing, failed;
+	struct gconn *prev, *next;
+	char rbuf[65536];
+};
+
+static void grpc_answered(struct etcd_call *q);
+static void gconn_timer_cb(uv_timer_t *t);
+
+static void gconn_close_cb(uv_handle_t *h)
+{
+	struct gconn *k = h->data;
+	if (++k->closed < 2)
+		return;
+	http_h2_client_free(k->h2);
+	buf_free(&k->out);
+	buf_free(&k->wbuf);
+	free(k->slot);
+	free(k);
+}
+
+static void gconn_close(struct gconn *k)
+{
+	if (k->closing)
+		return;
+	k->closing = true;
+	LIST_DEL(k->c->gconns, k);
+	uv_close((uv_handle_t *)&k->timer, gconn_close_cb);
+	uv_close((uv_handle_t *)&k->tcp, gconn_close_cb);
+}
+
+static void gconn_detach(struct gconn *k, struct etcd_call *q)
+{
+	INVARIANT(q->tag < k->n_slots && k->slot[q->tag] == q);
+	k->slot[q->tag] = NULL;
+	k->n_calls--;
+	q->gconn = NULL;
+}
+
+/* k cannot go on: close it; each call on it fails over or fails.
+ * never_sent: no request can have reached etcd. */
+static void gconn_fail(struct gconn *k, bool never_sent)
+{
+	gconn_close(k);
+	for (unsigned i = 0; i < k->n_slots; i++) {
+		struct etcd_call *q = k->slot[i];
+		if (!q)
+			continue;
+		gconn_detach(k, q);
+		call_failed(q, never_sent || !k->connected, false);
+	}
+}
+
+/* Report a failure from the timer, soon: never inside etcd_call. */
+static void gconn_fail_soon(struct gconn *k)
+{
+	k->failed = true;
+	uv_timer_start(&k->timer, gconn_timer_cb, 0, 0);
+}
+
+/* The timer for the earliest of: the connect timeout, a call's deadline. */
+static void gconn_arm(struct gconn *k)
+{
+	if (k->failed || k->closing)
+		return;
+	uint64_t due = k->connected ? UINT64_MAX : k->connect_deadline;
+	for (unsigned i = 0; i < k->n_slots; i++)
+		if (k->slot[i] && k->slot[i]->deadline < due)
+			due = k->slot[i]->deadline;
+	if (due == UINT64_MAX) {
+		uv_timer_stop(&k->timer);
+		return;
+	}
+	uint64_t now = uv_now(k->c->loop);
+	uv_timer_start(&k->timer, gconn_timer_cb, due > now ? due - now : 0, 0);
+}
+
+static void gconn_write_cb(uv_write_t *req, int status);
+
+/* Write what the session has to say, one write at a time. */
+static void gconn_flush(struct gconn *k)
+{
+	if (!k->connected || k->writing || k->closing || k->failed)
+		return;
+	if (http_h2_client_output(k->h2, &k->out) < 0)
+		return gconn_fail_soon(k);
+	if (!k->out.len) {
+		/* done: the session is over (our GOAWAY after a peer's protocol
+		 * error went out); its calls fail, from the timer */
+		if (http_h2_client_done(k->h2) && k->n_calls)
+			gconn_fail_soon(k);
+		else if (k->n_calls == 0 && (http_h2_client_goaway(k->h2) || http_h2_client_done(k->h2)))
+			gconn_close(k);
+		return;
+	}
+	struct buf t = k->wbuf;
+	k->wbuf = k->out;
+	k->out = t;
+	buf_reset(&k->out);
+	uv_buf_t b = uv_buf_init(k->wbuf.data, (unsigned)k->wbuf.len);
+	k->wreq.data = k;
+	if (uv_write(&k->wreq, (uv_stream_t *)&k->tcp, &b, 1, gconn_write_cb) < 0)
+		return gconn_fail_soon(k);
+	k->writing = true;
+}
+
+static void gconn_write_cb(uv_write_t *req, int status)
+{
+	struct gconn *k = req->data;
+	if (k->closing)
+		return;
+	struct etcd_client *c = k->c;
+	enter(c);
+	k->writing = false;
+	buf_reset(&k->wbuf);
+	if (status < 0)
+		gconn_fail(k, false);
+	else
+		gconn_flush(k);
+	leave(c);
+}
+
+/* Hand out the answers gathered while reading, in the order they came;
+ * then k goes if the client has moved on and nothing is left on it. */
+static void gconn_deliver(struct gconn *k)
+{
+	struct etcd_client *c = k->c;
+	struct etcd_call *q;
+	while ((q = k->done)) {
+		k->done = q->done_next;
+		q->done_next = NULL;
+		if (!c->closing)   /* closing: the client's end fails it */
+			grpc_answered(q);
+	}
+	k->done_tail = NULL;
+	if (!k->closing && k->n_calls == 0 && k->endpoint != c->cur)
+		gconn_close(k);
+}
+
+static void gconn_timer_cb(uv_timer_t *t)
+{
+	struct gconn *k = t->data;
+	if (k->closing)
+		return;
+	struct etcd_client *c = k->c;
+	enter(c);
+	uint64_t now = uv_now(c->loop);
+	if (k->failed) {
+		gconn_fail(k, false);
+	} else if (!k->connected && now >= k->connect_deadline) {
+		gconn_fail(k, true);
+	} else {
+		/* calls past their deadline: their streams are reset, the
+		 * connection stays for the others */
+		for (unsigned i = 0; i < k->n_slots && !k->closing; i++) {
+			struct etcd_call *q = k->slot[i];
+			if (!q || q->deadline > now)
+				continue;
+			http_h2_client_cancel(k->h2, q->tag);
+			gconn_detach(k, q);
+			call_failed(q, !k->connected, true);
+		}
+		gconn_flush(k);
+		gconn_arm(k);
+	}
+	leave(c);
+}
+
+/* A stream ended (called from inside the session's reading). */
+static void gconn_result(void *ctx, uint32_t tag, const struct http_h2_result *r)
+{
+	struct gconn *k = ctx;
+	struct etcd_call *q = tag < k->n_slots ? k->slot[tag] : NULL;
+	if (!q)
+		return;
+	gconn_detach(k, q);
+	q->res = *r;
+	free(q->grpc_message);
+	q->grpc_message = r->grpc_message ? strdup(r->grpc_message) : NULL;
+	q->res.grpc_message = q->grpc_message;
+	q->done_next = NULL;
+	if (k->done_tail)
+		k->done_tail->done_next = q;
+	else
+		k->done = q;
+	k->done_tail = q;
+}
+
+static void gconn_data(void *ctx, uint32_t tag, const uint8_t *data, size_t len)
+{
+	struct gconn *k = ctx;
+	struct etcd_call *q = tag < k->n_slots ? k->slot[tag] : NULL;
+	if (!q || q->too_big)
+		return;
+	if (q->reply.len + len > MAX_REPLY)
+		q->too_big = true;
+	else
+		buf_append(&q->reply, data, len);
+}
+
+static void gconn_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+	struct gconn *k = h->data;
+	(void)hint;
+	*b = uv_buf_init(k->rbuf, sizeof k->rbuf);
+}
+
+static void gconn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+	struct gconn *k = s->data;
+	(void)b;
+	if (k->closing || n == 0)
+		return;
+	struct etcd_client *c = k->c;
+	enter(c);
+	int rc = n > 0 ? http_h2_client_feed(k->h2, (const uint8_t *)k->rbuf, (size_t)n) : -EPIPE;
+	gconn_deliver(k);
+	if (!k->closing) {
+		if (rc < 0)
+			gconn_fail(k, false);
+		else
+			gconn_flush(k);
+	}
+	leave(c);
+}
+
+static void gconn_connect_cb(uv_connect_t *req, int status)
+{
+	struct gconn *k = req->data;
+	if (k->closing)
+		return;
+	struct etcd_client *c = k->c;
+	enter(c);
+	if (status < 0 || uv_read_start((uv_stream_t *)&k->tcp, gconn_alloc_cb, gconn_read_cb) < 0) {
+		gconn_fail(k, true);
+	} else {
+		k->connected = true;
+		uv_tcp_nodelay(&k->tcp, 1);
+		/* kept for the client's life: a silent peer is found by TCP
+		 * keepalive, as a watch's */
+		uv_tcp_keepalive(&k->tcp, 1, 5);
+		uv_os_fd_t fd;
+		int intvl = 2;
+		if (uv_fileno((uv_handle_t *)&k->tcp, &fd) == 0)
+			setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+		gconn_arm(k);
+		gconn_flush(k);
+	}
+	leave(c);
+}
+
+/* A new connection to endpoint e; NULL only on -ENOMEM. */
+static struct gconn *gconn_open(struct etcd_client *c, unsigned e)
+{
+	struct gconn *k = calloc(1, sizeof *k);
+	if (!k)
+		return NULL;
+	if (!(k->h2 = http_h2_client_new(c->o.max_pending, gconn_result, k))) {
+		free(k);
+		return NULL;
+	}
+	http_h2_client_on_data(k->h2, gconn_data);
+	k->c = c;
+	k->endpoint = e;
+	buf_init(&k->out);
+	buf_init(&k->wbuf);
+	uv_tcp_init(c->loop, &k->tcp);
+	uv_timer_init(c->loop, &k->timer);
+	k->tcp.data = k;
+	k->timer.data = k;
+	k->creq.data = k;
+	LIST_ADD(c->gconns, k);
+	k->connect_deadline = uv_now(c->loop) + c->o.connect_timeout_ms;
+	const struct sockaddr *sa = host_addr(c, e);
+	if (!sa || uv_tcp_connect(&k->creq, &k->tcp, sa, gconn_connect_cb) < 0)
+		gconn_fail_soon(k);
+	return k;
+}
+
+/* Send q as a gRPC call to the current endpoint, on its connection.
+ * Returns 0 or a negative code (q not sent; nothing will call back). */
+static int grpc_send(struct etcd_call *q)
+{
+	struct etcd_client *c = q->c;
+	struct gconn *k = c->gconns;
+	while (k && (k->closing || k->failed || k->endpoint != c->cur || http_h2_client_goaway(k->h2)))
+		k = k->next;
+	if (!k && !(k = gconn_open(c, c->cur)))
+		return -ENOMEM;
+	unsigned tag = 0;
+	while (tag < k->n_slots && k->slot[tag])
+		tag++;
+	if (tag == k->n_slots) {
+		unsigned n = k->n_slots ? 2 * k->n_slots : 8;
+		struct etcd_call **s = realloc(k->slot, n * sizeof *s);
+		if (!s)
+			return -ENOMEM;
+		memset(s + k->n_slots, 0, (n - k->n_slots) * sizeof *s);
+		k->slot = s;
+		k->n_slots = n;
+	}
+	int rc = http_h2_client_submit(k->h2, &q->rq, tag);
+	if (rc < 0)
+		return rc == -EBUSY ? -ENOBUFS : ETCD_E_PROTOCOL;
+	k->slot[tag] = q;
+	k->n_calls++;
+	q->gconn = k;
+	q->tag = tag;
+	q->too_big = false;
+	memset(&q->res, 0, sizeof q->res);
+	gconn_arm(k);
+	gconn_flush(k);
+	return 0;
+}
+
+/* q's stream ended (q no longer on a connection). */
+static void grpc_answered(struct etcd_call *q)
+{
+	const struct http_h2_result *r = &q->res;
+	if (r->reset)   /* refused (GOAWAY, REFUSED_STREAM): never processed */
+		return call_failed(q, r->error_code == 7, false);   /* REFUSED_STREAM */
+	struct etcd_resp resp;
+	memset(&resp, 0, sizeof resp);
+	int err;
+	const uint8_t *m = (const uint8_t *)q->reply.data;
+	size_t n = q->reply.len;
+	if (r->grpc_status == 0) {
+		/* one message: not compressed, its 4-byte length, the bytes */
+		if (q->too_big || n < 5 || m[0] != 0 ||
+		    ((size_t)m[1] << 24 | (size_t)m[2] << 16 | (size_t)m[3] << 8 | m[4]) != n - 5)
+			err = ETCD_E_PROTOCOL;
+		else
+			err = etcd_parse_grpc(q->path, m + 5, n - 5, &resp);
+	} else if (r->grpc_status > 0 && r->grpc_status < 999) {
+		err = ETCD_E_SERVER;
+		resp.error_code = r->grpc_status;
+		resp.error_message = strdup(r->grpc_message && *r->grpc_message ? r->grpc_message
+		                                                                  : "unknown etcd error");
+		if (!resp.error_message)
+			err = -ENOMEM;
+	} else {
+		err = ETCD_E_PROTOCOL;   /* no grpc-status: not a gRPC answer */
+	}
+	call_judge(q, err, &resp);
+}
+
 /* ---- calls */
 
 static void call_free(struct etcd_call *q)
@@ -1125,6 +1511,15 @@ static void call_free(struct etcd_call *q)
 	struct etcd_client *c = q->c;
 	if (q->conn)
 		conn_close(q->conn);   /* an answer half read cannot be reused */
+	if (q->gconn) {            /* its stream is reset; the connection stays */
+		struct gconn *k = q->gconn;
+		http_h2_client_cancel(k->h2, q->tag);
+		gconn_detach(k, q);
+		gconn_flush(k);
+	}
+	if (q->method)
+		http_h2_request_free(&q->rq);
+	free(q->grpc_message);
 	buf_free(&q->body);
 	buf_free(&q->reply);
 	LIST_DEL(c->calls, q);
@@ -1165,10 +1560,12 @@ static int call_send(struct etcd_call *q)
 	uint64_t now = uv_now(c->loop);
 	if (now >= q->deadline)
 		return ETCD_E_TIMEOUT;
-	INVARIANT(!q->conn);
+	INVARIANT(!q->conn && !q->gconn);
 	buf_reset(&q->reply);
 	q->endpoint = c->cur;
 	q->attempts++;
+	if (q->method)
+		return grpc_send(q);
 	struct conn *k = c->conns;
 	while (k && (k->q || !k->connected || k->writing || k->endpoint != c->cur))
 		k = k->next;
@@ -1218,6 +1615,28 @@ static struct etcd_call *call_new(struct etcd_client *c, const char *path, const
 	                strcmp(path, ETCD_PATH_KEEPALIVE) == 0 || strcmp(path, ETCD_PATH_WATCH) == 0 ||
 	                (strcmp(path, ETCD_PATH_TXN) == 0 && !memmem(body, len, "request_put", 11) &&
 	                 !memmem(body, len, "request_delete_range", 20));
+	/* gRPC: the request is translated and built once, for every attempt */
+	if (c->grpc && (q->method = etcd_grpc_method(path))) {
+		struct buf pb;
+		buf_init(&pb);
+		struct http_url u;
+		memset(&u, 0, sizeof u);
+		size_t an = strlen(c->endpoint);
+		an = an < sizeof u.authority - 1 ? an : sizeof u.authority - 1;
+		memcpy(u.authority, c->endpoint, an);   /* :authority; etcd ignores it */
+		snprintf(u.path, sizeof u.path, "%s", q->method->grpc_path);
+		int rc = etcd_grpc_request(&pb, path, body, len);
+		if (rc == 0)
+			rc = http_h2_request_build(&q->rq, "POST", &u, NULL, 0, pb.data, pb.len, true);
+		buf_free(&pb);
+		if (rc < 0) {
+			buf_free(&q->body);
+			buf_free(&q->reply);
+			free(q);
+			*err = rc == -EINVAL ? -EINVAL : -ENOMEM;
+			return NULL;
+		}
+	}
 	uv_update_time(c->loop);
 	q->deadline = uv_now(c->loop) + c->o.timeout_ms;
 	c->pending++;
@@ -1274,17 +1693,23 @@ static void call_answered(struct etcd_call *q)
 	struct etcd_resp resp;
 	memset(&resp, 0, sizeof resp);
 	int err = etcd_parse(q->reply.data ? q->reply.data : "", q->reply.len, &resp);
+	call_judge(q, err, &resp);
+}
+
+/* q's answer, read (either transport): finish q with it, or send q on. */
+static void call_judge(struct etcd_call *q, int err, struct etcd_resp *resp)
+{
 	/* 14 = gRPC UNAVAILABLE: this member cannot serve (no quorum, stopping).
 	 * A read is sent elsewhere.  A write is only when the member says it
 	 * had no leader to propose it to: "leader changed", "request timed
 	 * out" or "server stopped" may come after the proposal, which may
 	 * still commit, and a second one would apply twice (etcd's clientv3
 	 * never resends a write once it reached a member, either) */
-	bool unavailable = err == ETCD_E_SERVER && resp.error_code == 14;
-	bool never_proposed = resp.error_message && strcmp(resp.error_message, "etcdserver: no leader") == 0;
+	bool unavailable = err == ETCD_E_SERVER && resp->error_code == 14;
+	bool never_proposed = resp->error_message && strcmp(resp->error_message, "etcdserver: no leader") == 0;
 	if (!unavailable || !(q->repeatable || never_proposed))
-		return call_finish(q, err, &resp);
-	etcd_resp_free(&resp);
+		return call_finish(q, err, resp);
+	etcd_resp_free(resp);
 	call_failed(q, true, false);
 }
 
@@ -1464,6 +1889,8 @@ static void client_destroy(struct etcd_client *c)
 	}
 	while (c->conns)
 		conn_close(c->conns);
+	while (c->gconns)
+		gconn_close(c->gconns);
 	/* the connections' handles close later and never look at c again */
 	free(c->hosts);
 	free(c->addrs);
@@ -1490,6 +1917,7 @@ struct etcd_client *etcd_client_new(uv_loop_t *loop, const struct store_url *u,
 	c->n_hosts = u->n_hosts;
 	set_endpoint(c);
 	c->loop = loop;
+	c->grpc = !u->etcd_json;
 	if (opts)
 		c->o = *opts;
 	if (!c->o.timeout_ms) c->o.timeout_ms = 5000;

@@ -153,8 +153,9 @@ int store_url_parse(const char *text, struct store_url *u, char *err, size_t err
 		u->kind = STORE_REDLOCK;
 		return parse_hosts(rest, 6379, u, err, err_size);
 	}
-	if ((rest = after(text, "etcd://"))) {
+	if ((rest = after(text, "etcd://")) || (rest = after(text, "etcd+json://"))) {
 		u->kind = STORE_ETCD;
+		u->etcd_json = text[4] == '+';
 		return parse_hosts(rest, 2379, u, err, err_size);
 	}
 	char scheme[32];
@@ -162,7 +163,7 @@ int store_url_parse(const char *text, struct store_url *u, char *err, size_t err
 	snprintf(scheme, sizeof scheme, "%.*s", (int)(n < 31 ? n : 31), text);
 	snprintf(err, err_size,
 	         "unknown store '%s'; try mem:, file:PATH, redis://HOST:PORT, "
-	         "redis-cluster://H:P,H:P, redlock://H:P,..., etcd://H:P,...", scheme);
+	         "redis-cluster://H:P,H:P, redlock://H:P,..., etcd://H:P,..., etcd+json://H:P,...", scheme);
 	return -1;
 }
 

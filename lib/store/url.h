@@ -9,7 +9,9 @@
  *   redis://[:PASS@]HOST[:PORT][/DB]
  *   redis-cluster://H:P,H:P,...   seed nodes of a Redis Cluster
  *   redlock://H:P,H:P,H:P         independent Redis servers (locks only)
- *   etcd://H:P,H:P,...            etcd v3 JSON gateway endpoints
+ *   etcd://H:P,H:P,...            etcd v3 endpoints, spoken to in gRPC
+ *   etcd+json://H:P,H:P,...       the same etcd, through its JSON gateway
+ *                                 (HTTP/1.1; kind STORE_ETCD, etcd_json set)
  *
  * Ports default to 6379 for the Redis forms and 2379 for etcd.  Hosts may
  * be names, IPv4 addresses or [IPv6] addresses.  store_url_parse checks the
@@ -29,6 +31,7 @@
 #ifndef DSYS_STORE_URL_H
 #define DSYS_STORE_URL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,6 +59,7 @@ struct store_url {
 	unsigned n_hosts;
 	unsigned db;                     /* redis: /DB, default 0 */
 	char password[256];              /* redis: :PASS@, empty for none */
+	bool etcd_json;                  /* etcd+json://: the JSON gateway, not gRPC */
 };
 
 /* Parse text into *u.  Returns 0, or -1 with a message in err (lowercase,

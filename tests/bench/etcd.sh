@@ -7,7 +7,8 @@
 # etcd0..etcd2 so bench_finish stops them by PID, and waits until
 # `etcdctl endpoint health` answers (up to ~20 s).  On success it sets
 # ETCD_EPS (http://127.0.0.1:P,... for etcdctl) and ETCD_URL
-# (etcd://127.0.0.1:P,... for dsys programs) and returns 0.
+# (etcd://127.0.0.1:P,... for dsys programs: gRPC; BENCH_ETCD_SCHEME=etcd+json
+# makes it etcd+json://, the JSON gateway, to compare the two) and returns 0.
 bench_etcd3() {
 	local ports=() initial="" eps=() hosts=() i d
 	for i in 0 1 2; do ports+=("$(bench_port)" "$(bench_port)"); done
@@ -26,7 +27,7 @@ bench_etcd3() {
 		hosts+=("127.0.0.1:${ports[2 * i]}")
 	done
 	ETCD_EPS=$(IFS=,; echo "${eps[*]}")
-	ETCD_URL="etcd://$(IFS=,; echo "${hosts[*]}")"
+	ETCD_URL="${BENCH_ETCD_SCHEME:-etcd}://$(IFS=,; echo "${hosts[*]}")"
 	for ((i = 0; i < 200; i++)); do
 		ETCDCTL_API=3 etcdctl --endpoints "$ETCD_EPS" --dial-timeout 1s endpoint health >/dev/null 2>&1 &&
 			return 0

@@ -123,7 +123,7 @@ static int call_once(struct member *a, struct member *b, const char *path, const
 {
 	char text[128], err[128];
 	struct store_url u;
-	snprintf(text, sizeof text, "etcd://127.0.0.1:%d,127.0.0.1:%d", a->port, b->port);
+	snprintf(text, sizeof text, "etcd+json://127.0.0.1:%d,127.0.0.1:%d", a->port, b->port);
 	if (store_url_parse(text, &u, err, sizeof err) < 0)
 		return -EINVAL;
 	uv_loop_t loop;

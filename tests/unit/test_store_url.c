@@ -46,6 +46,10 @@ int main(void)
 	   u.hosts[1].port == 6379, "redlock:// hosts default to 6379");
 	ok(parse("etcd://127.0.0.1") == 0 && u.kind == STORE_ETCD && u.hosts[0].port == 2379,
 	   "etcd:// defaults to 2379");
+	ok(!u.etcd_json, "etcd:// speaks gRPC");
+	ok(parse("etcd+json://a:1,b") == 0 && u.kind == STORE_ETCD && u.etcd_json && u.n_hosts == 2 &&
+	   u.hosts[1].port == 2379, "etcd+json:// is etcd through its JSON gateway, the same hosts");
+	ok(parse("etcd+json:/a") < 0, "etcd+json: without // is refused");
 	ok(parse("mysql://x") < 0 && strstr(err, "'mysql'"), "an unknown scheme is named in the error");
 	ok(parse("") < 0, "an empty URL is refused");
 	ok(parse("redis://h o:1") < 0, "a space in a host is refused");

@@ -1,0 +1,624 @@
+/* Unit tests of lib/store/etcd's gRPC transport (store/etcd_pb and the
+ * client's h2c half).
+ *
+ * The pure half: each unary call's gateway body (etcd_req_*) becomes the
+ * protobuf request etcd's gRPC API takes (decoded here with protobuf-c and
+ * checked field by field), and each protobuf answer becomes the struct
+ * etcd_resp the gateway's JSON gives.
+ *
+ * The client half, on rules a real etcd cannot be made to show on demand:
+ * scripted members, each a thread speaking HTTP/2 (nghttp2's server
+ * session) and answering every gRPC call with a set grpc-status and
+ * grpc-message, or a set message, or nothing at all; they count the
+ * calls and the connections that reach them. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "base/buf.h"
+#include "store/etcd.h"
+#include "store/etcd_pb.h"
+#include "tap.h"
+
+/* ---- the pure half */
+
+/* The gRPC request for the gateway body in b, unpacked as path's message. */
+static ProtobufCMessage *request(const char *path, const struct buf *body)
+{
+	struct buf pb;
+	buf_init(&pb);
+	ProtobufCMessage *m = NULL;
+	if (etcd_grpc_request(&pb, path, body->data, body->len) == 0)
+		m = protobuf_c_message_unpack(etcd_grpc_method(path)->req, NULL, pb.len,
+		                              (const uint8_t *)pb.data);
+	buf_free(&pb);
+	return m;
+}
+
+static bool bytes_is(ProtobufCBinaryData d, const char *s, size_t n)
+{
+	return d.len == n && (n == 0 || memcmp(d.data, s, n) == 0);
+}
+
+static void test_requests(void)
+{
+	struct buf b;
+	buf_init(&b);
+
+	struct etcd_range rp = { "a\xff", 2, NULL, 0, true };
+	struct etcd_range_opts o = { .limit = 10, .revision = 9007199254740993LL, .keys_only = true };
+	etcd_req_range(&b, &rp, &o);
+	Etcdserverpb__RangeRequest *rr = (void *)request(ETCD_PATH_RANGE, &b);
+	ok(rr && bytes_is(rr->key, "a\xff", 2) && bytes_is(rr->range_end, "b", 1) && rr->limit == 10 &&
+	   rr->revision == 9007199254740993LL && rr->keys_only && !rr->count_only,
+	   "range: a binary key, its prefix's end, limit, keys_only and a revision above 2^53, exact");
+	protobuf_c_message_free_unpacked((void *)rr, NULL);
+
+	buf_reset(&b);
+	etcd_req_put(&b, "k\0z", 3, "", 0, 7587880000000000001LL, true);
+	Etcdserverpb__PutRequest *pr = (void *)request(ETCD_PATH_PUT, &b);
+	ok(pr && bytes_is(pr->key, "k\0z", 3) && pr->value.len == 0 && pr->lease == 7587880000000000001LL &&
+	   pr->prev_kv, "put: a key with a NUL, an empty value, an exact 64-bit lease, prev_kv");
+	protobuf_c_message_free_unpacked((void *)pr, NULL);
+
+	buf_reset(&b);
+	struct etcd_range re = { "a", 1, "c", 1, false };
+	etcd_req_delete(&b, &re, true);
+	Etcdserverpb__DeleteRangeRequest *dr = (void *)request(ETCD_PATH_DELETE, &b);
+	ok(dr && bytes_is(dr->key, "a", 1) && bytes_is(dr->range_end, "c", 1) && dr->prev_kv,
+	   "deleterange: [a,c) with prev_kv");
+	protobuf_c_message_free_unpacked((void *)dr, NULL);
+
+	struct etcd_compare cmp[] = {
+		{ "k", 1, ETCD_CREATE, ETCD_EQUAL, 0, NULL, 0, false },
+		{ "k", 1, ETCD_VERSION, ETCD_GREATER, 2, NULL, 0, true },
+		{ "k", 1, ETCD_VALUE, ETCD_NOT_EQUAL, 0, "v", 1, false },
+	};
+	struct etcd_op succ[] = { { .kind = ETCD_OP_PUT, .r = { "k", 1, NULL, 0, false }, .value = "v",
+	                            .value_len = 1, .lease = 3 } };
+	struct etcd_op fail[] = { { .kind = ETCD_OP_RANGE, .r = { "k", 1, NULL, 0, false } },
+	                          { .kind = ETCD_OP_DELETE, .r = { "k", 1, NULL, 0, true } } };
+	buf_reset(&b);
+	etcd_req_txn(&b, cmp, 3, succ, 1, fail, 2);
+	Etcdserverpb__TxnRequest *tr = (void *)request(ETCD_PATH_TXN, &b);
+	ok(tr && tr->n_compare == 3 && tr->n_success == 1 && tr->n_failure == 2, "txn: 3 compares, 1 + 2 ops");
+	if (tr && tr->n_compare == 3 && tr->n_success == 1 && tr->n_failure == 2) {
+		Etcdserverpb__Compare *c0 = tr->compare[0], *c1 = tr->compare[1], *c2 = tr->compare[2];
+		ok(c0->target == ETCDSERVERPB__COMPARE__COMPARE_TARGET__CREATE &&
+		   c0->result == ETCDSERVERPB__COMPARE__COMPARE_RESULT__EQUAL &&
+		   c0->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION &&
+		   c0->create_revision == 0,
+		   "txn: create_revision == 0 is sent as a chosen oneof member at zero");
+		ok(c1->target == ETCDSERVERPB__COMPARE__COMPARE_TARGET__VERSION && c1->version == 2 &&
+		   c1->result == ETCDSERVERPB__COMPARE__COMPARE_RESULT__GREATER && bytes_is(c1->range_end, "l", 1),
+		   "txn: a version compare over a prefix");
+		ok(c2->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_VALUE && bytes_is(c2->value, "v", 1) &&
+		   c2->result == ETCDSERVERPB__COMPARE__COMPARE_RESULT__NOT_EQUAL, "txn: a value compare");
+		Etcdserverpb__RequestOp *s0 = tr->success[0], *f0 = tr->failure[0], *f1 = tr->failure[1];
+		ok(s0->request_case == ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT &&
+		   bytes_is(s0->request_put->value, "v", 1) && s0->request_put->lease == 3 &&
+		   f0->request_case == ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE &&
+		   f1->request_case == ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE &&
+		   bytes_is(f1->request_delete_range->range_end, "l", 1),
+		   "txn: put, range and delete ops, in order");
+	}
+	protobuf_c_message_free_unpacked((void *)tr, NULL);
+
+	buf_reset(&b);
+	etcd_req_lease_grant(&b, 30, 0);
+	Etcdserverpb__LeaseGrantRequest *gr = (void *)request(ETCD_PATH_GRANT, &b);
+	ok(gr && gr->ttl == 30 && gr->id == 0, "lease grant: TTL, etcd picks the ID");
+	protobuf_c_message_free_unpacked((void *)gr, NULL);
+	buf_reset(&b);
+	etcd_req_lease_revoke(&b, INT64_MAX);
+	Etcdserverpb__LeaseRevokeRequest *vr = (void *)request(ETCD_PATH_REVOKE, &b);
+	ok(vr && vr->id == INT64_MAX, "lease revoke: the ID, exact at 2^63-1");
+	protobuf_c_message_free_unpacked((void *)vr, NULL);
+	buf_reset(&b);
+	etcd_req_lease_timetolive(&b, 42, true);
+	Etcdserverpb__LeaseTimeToLiveRequest *lr = (void *)request(ETCD_PATH_TTL, &b);
+	ok(lr && lr->id == 42 && lr->keys, "lease timetolive: ID and keys");
+	protobuf_c_message_free_unpacked((void *)lr, NULL);
+	buf_reset(&b);
+	etcd_req_lease_keepalive(&b, 42);
+	Etcdserverpb__LeaseKeepAliveRequest *kr = (void *)request(ETCD_PATH_KEEPALIVE, &b);
+	ok(kr && kr->id == 42, "lease keepalive: the ID");
+	protobuf_c_message_free_unpacked((void *)kr, NULL);
+
+	struct buf pb;
+	buf_init(&pb);
+	ok(etcd_grpc_request(&pb, ETCD_PATH_WATCH, "{}", 2) == -ENOENT, "watch has no unary gRPC method");
+	ok(etcd_grpc_request(&pb, ETCD_PATH_PUT, "{\"key\":\"*\"}", 11) == -EINVAL, "bad base64 is refused");
+	ok(etcd_grpc_request(&pb, ETCD_PATH_PUT, "[", 1) == -EINVAL, "a body that is not JSON is refused");
+	buf_free(&pb);
+	buf_free(&b);
+}
+
+/* m packed, then read back as path's answer. */
+static int answer(const char *path, const ProtobufCMessage *m, struct etcd_resp *r)
+{
+	size_t n = protobuf_c_message_get_packed_size(m);
+	uint8_t *p = malloc(n + 1);
+	protobuf_c_message_pack(m, p);
+	int rc = etcd_parse_grpc(path, p, n, r);
+	free(p);
+	return rc;
+}
+
+static void test_answers(void)
+{
+	struct etcd_resp r;
+	Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+	h.revision = 9007199254740993LL;
+	Etcdserverpb__KeyValue kv1 = ETCDSERVERPB__KEY_VALUE__INIT, kv2 = ETCDSERVERPB__KEY_VALUE__INIT;
+	kv1.key = (ProtobufCBinaryData){ 3, (uint8_t *)"a\0b" };
+	kv1.value = (ProtobufCBinaryData){ 2, (uint8_t *)"\xff\x01" };
+	kv1.create_revision = 4;
+	kv1.mod_revision = 9007199254740993LL;
+	kv1.version = 2;
+	kv1.lease = 7587880000000000001LL;
+	kv2.key = (ProtobufCBinaryData){ 1, (uint8_t *)"c" };
+	Etcdserverpb__KeyValue *kvs[] = { &kv1, &kv2 };
+
+	Etcdserverpb__RangeResponse rr = ETCDSERVERPB__RANGE_RESPONSE__INIT;
+	rr.header = &h;
+	rr.n_kvs = 2;
+	rr.kvs = kvs;
+	rr.more = true;
+	rr.count = 5;
+	int rc = answer(ETCD_PATH_RANGE, &rr.base, &r);
+	ok(rc == 0 && r.revision == 9007199254740993LL && r.n_kvs == 2 && r.more && r.count == 5,
+	   "range: header revision above 2^53, kvs, more, count");
+	ok(rc == 0 && r.n_kvs == 2 && r.kvs[0].key_len == 3 && memcmp(r.kvs[0].key, "a\0b", 4) == 0 &&
+	   r.kvs[0].value_len == 2 && memcmp(r.kvs[0].value, "\xff\x01", 3) == 0 &&
+	   r.kvs[0].create_revision == 4 && r.kvs[0].mod_revision == 9007199254740993LL &&
+	   r.kvs[0].version == 2 && r.kvs[0].lease == 7587880000000000001LL,
+	   "range: a kv's binary key and value (NUL-terminated too) and its numbers, exact");
+	ok(rc == 0 && r.n_kvs == 2 && r.kvs[1].key_len == 1 && r.kvs[1].value_len == 0 && r.kvs[1].value &&
+	   r.kvs[1].value[0] == '\0', "range: a kv with an empty value");
+	etcd_resp_free(&r);
+
+	Etcdserverpb__PutResponse pr = ETCDSERVERPB__PUT_RESPONSE__INIT;
+	pr.header = &h;
+	pr.prev_kv = &kv2;
+	rc = answer(ETCD_PATH_PUT, &pr.base, &r);
+	ok(rc == 0 && r.n_prev_kvs == 1 && r.prev_kvs[0].key_len == 1 && r.revision == h.revision,
+	   "put: its prev_kv");
+	etcd_resp_free(&r);
+
+	Etcdserverpb__DeleteRangeResponse dr = ETCDSERVERPB__DELETE_RANGE_RESPONSE__INIT;
+	dr.deleted = 2;
+	dr.n_prev_kvs = 2;
+	dr.prev_kvs = kvs;
+	rc = answer(ETCD_PATH_DELETE, &dr.base, &r);
+	ok(rc == 0 && r.deleted == 2 && r.n_prev_kvs == 2 && r.revision == 0,
+	   "deleterange: deleted, prev_kvs; no header is revision 0");
+	etcd_resp_free(&r);
+
+	Etcdserverpb__TxnResponse tr = ETCDSERVERPB__TXN_RESPONSE__INIT;
+	Etcdserverpb__ResponseOp o1 = ETCDSERVERPB__RESPONSE_OP__INIT, o2 = ETCDSERVERPB__RESPONSE_OP__INIT,
+	                         o3 = ETCDSERVERPB__RESPONSE_OP__INIT;
+	o1.response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_PUT;
+	o1.response_put = &pr;
+	o2.response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_RANGE;
+	o2.response_range = &rr;
+	o3.response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_DELETE_RANGE;
+	o3.response_delete_range = &dr;
+	Etcdserverpb__ResponseOp *ops[] = { &o1, &o2, &o3 };
+	tr.header = &h;
+	tr.succeeded = true;
+	tr.n_responses = 3;
+	tr.responses = ops;
+	rc = answer(ETCD_PATH_TXN, &tr.base, &r);
+	ok(rc == 0 && r.succeeded && r.n_responses == 3 && r.response_kinds[0] == ETCD_OP_PUT &&
+	   r.response_kinds[1] == ETCD_OP_RANGE && r.response_kinds[2] == ETCD_OP_DELETE &&
+	   r.responses[1].n_kvs == 2 && r.responses[2].deleted == 2 && r.responses[0].n_prev_kvs == 1,
+	   "txn: succeeded, and one answer per op, of its kind, in order");
+	etcd_resp_free(&r);
+	tr.succeeded = false;
+	tr.n_responses = 0;
+	rc = answer(ETCD_PATH_TXN, &tr.base, &r);
+	ok(rc == 0 && !r.succeeded && r.n_responses == 0 && r.revision == h.revision, "txn: failed, no ops");
+	etcd_resp_free(&r);
+
+	Etcdserverpb__LeaseGrantResponse gr = ETCDSERVERPB__LEASE_GRANT_RESPONSE__INIT;
+	gr.id = 7587880000000000001LL;
+	gr.ttl = 30;
+	rc = answer(ETCD_PATH_GRANT, &gr.base, &r);
+	ok(rc == 0 && r.lease_id == 7587880000000000001LL && r.ttl == 30, "lease grant: ID and TTL");
+	etcd_resp_free(&r);
+
+	Etcdserverpb__LeaseKeepAliveResponse kr = ETCDSERVERPB__LEASE_KEEP_ALIVE_RESPONSE__INIT;
+	kr.id = 5;
+	rc = answer(ETCD_PATH_KEEPALIVE, &kr.base, &r);
+	ok(rc == 0 && r.lease_id == 5 && r.ttl == 0, "lease keepalive: TTL 0 when the lease is gone");
+	etcd_resp_free(&r);
+
+	Etcdserverpb__LeaseTimeToLiveResponse lr = ETCDSERVERPB__LEASE_TIME_TO_LIVE_RESPONSE__INIT;
+	ProtobufCBinaryData keys[] = { { 1, (uint8_t *)"x" }, { 0, NULL } };
+	lr.id = 5;
+	lr.ttl = -1;
+	lr.grantedttl = 60;
+	lr.n_keys = 2;
+	lr.keys = keys;
+	rc = answer(ETCD_PATH_TTL, &lr.base, &r);
+	ok(rc == 0 && r.ttl == -1 && r.granted_ttl == 60 && r.n_lease_keys == 2 &&
+	   r.lease_keys[0].key_len == 1 && r.lease_keys[0].key[0] == 'x' && r.lease_keys[1].key_len == 0,
+	   "lease timetolive: TTL -1, granted TTL, its keys");
+	etcd_resp_free(&r);
+
+	Etcdserverpb__LeaseLeasesResponse ll = ETCDSERVERPB__LEASE_LEASES_RESPONSE__INIT;
+	Etcdserverpb__LeaseStatus s1 = ETCDSERVERPB__LEASE_STATUS__INIT, s2 = ETCDSERVERPB__LEASE_STATUS__INIT;
+	s1.id = 1;
+	s2.id = INT64_MAX;
+	Etcdserverpb__LeaseStatus *ss[] = { &s1, &s2 };
+	ll.n_leases = 2;
+	ll.leases = ss;
+	rc = answer(ETCD_PATH_LEASES, &ll.base, &r);
+	ok(rc == 0 && r.n_leases == 2 && r.leases[1] == INT64_MAX, "lease list: every lease's ID");
+	etcd_resp_free(&r);
+
+	static const uint8_t junk[] = { 0x0a, 0x05, 0x18 };   /* a header cut short */
+	ok(etcd_parse_grpc(ETCD_PATH_RANGE, junk, sizeof junk, &r) == ETCD_E_PROTOCOL,
+	   "a cut message is a protocol error");
+	etcd_resp_free(&r);
+	static const uint8_t wrong[] = { 0x12, 0x02, 0x08, 0x01 };   /* kvs: a varint where a message is */
+	ok(etcd_parse_grpc(ETCD_PATH_RANGE, wrong, sizeof wrong, &r) == ETCD_E_PROTOCOL,
+	   "a kv of the wrong wire type is a protocol error");
+	etcd_resp_free(&r);
+	ok(etcd_parse_grpc(ETCD_PATH_RANGE, NULL, 0, &r) == 0 && r.n_kvs == 0 && r.revision == 0,
+	   "an empty message is every field at zero");
+	etcd_resp_free(&r);
+}
+
+/* ---- scripted members speaking gRPC over h2c */
+
+struct member {
+	int fd;                  /* listening */
+	int port;
+	int grpc_status;         /* to answer; 0: msg */
+	const char *grpc_message;
+	const uint8_t *msg;      /* the answer's message (protobuf) */
+	size_t msg_len;
+	bool silent;             /* never answer */
+	bool goaway;             /* refuse each call: GOAWAY with last stream 0 */
+	bool hangup;             /* close the connection on a call */
+	int requests, conns;     /* read under mu */
+	pthread_t thread;
+};
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+
+struct session {
+	struct member *m;
+	int fd;
+	uint8_t body[4096];      /* the answer's DATA: prefix and message */
+	size_t body_len;
+};
+
+static ssize_t m_send(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *ud)
+{
+	(void)s;
+	(void)flags;
+	struct session *ss = ud;
+	ssize_t n = write(ss->fd, data, len);
+	return n < 0 ? NGHTTP2_ERR_CALLBACK_FAILURE : n;
+}
+
+static ssize_t m_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+                      nghttp2_data_source *src, void *ud)
+{
+	(void)src;
+	struct session *ss = ud;
+	size_t n = ss->body_len < len ? ss->body_len : len;
+	memcpy(buf, ss->body, n);
+	*flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+	nghttp2_nv tr[] = { { (uint8_t *)"grpc-status", (uint8_t *)"0", 11, 1, NGHTTP2_NV_FLAG_NONE } };
+	nghttp2_submit_trailer(s, id, tr, 1);
+	return (ssize_t)n;
+}
+
+#define NV(n, v) { (uint8_t *)(n), (uint8_t *)(v), strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE }
+
+static int m_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+	struct session *ss = ud;
+	if ((f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) ||
+	    !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+		return 0;
+	pthread_mutex_lock(&mu);
+	ss->m->requests++;
+	int st = ss->m->grpc_status;
+	const char *msg = ss->m->grpc_message;
+	bool silent = ss->m->silent;
+	bool goaway = ss->m->goaway, hangup = ss->m->hangup;
+	ss->body_len = 5 + ss->m->msg_len;
+	ss->body[0] = 0;
+	ss->body[1] = ss->body[2] = 0;
+	ss->body[3] = (uint8_t)(ss->m->msg_len >> 8);
+	ss->body[4] = (uint8_t)ss->m->msg_len;
+	memcpy(ss->body + 5, ss->m->msg, ss->m->msg_len);
+	pthread_mutex_unlock(&mu);
+	if (hangup)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;   /* ends the session: the connection closes */
+	if (goaway) {   /* not processed: the client may send it elsewhere */
+		nghttp2_submit_goaway(s, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0);
+		return 0;
+	}
+	if (silent)
+		return 0;
+	if (st) {   /* trailers-only, as etcd answers an error */
+		char code[8];
+		snprintf(code, sizeof code, "%d", st);
+		nghttp2_nv nv[] = { NV(":status", "200"), NV("content-type", "application/grpc"),
+		                    NV("grpc-status", code), NV("grpc-message", msg) };
+		nghttp2_submit_response(s, f->hd.stream_id, nv, 4, NULL);
+	} else {
+		nghttp2_nv nv[] = { NV(":status", "200"), NV("content-type", "application/grpc") };
+		nghttp2_data_provider dp = { .read_callback = m_read };
+		nghttp2_submit_response(s, f->hd.stream_id, nv, 2, &dp);
+	}
+	return 0;
+}
+
+static void member_serve(struct member *m, int c)
+{
+	struct session ss = { .m = m, .fd = c };
+	nghttp2_session_callbacks *cb;
+	nghttp2_session *s;
+	nghttp2_session_callbacks_new(&cb);
+	nghttp2_session_callbacks_set_send_callback(cb, m_send);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, m_frame);
+	nghttp2_session_server_new(&s, cb, &ss);
+	nghttp2_session_callbacks_del(cb);
+	nghttp2_submit_settings(s, NGHTTP2_FLAG_NONE, NULL, 0);
+	uint8_t in[16384];
+	while (nghttp2_session_send(s) == 0) {
+		ssize_t n = read(c, in, sizeof in);
+		if (n <= 0 || nghttp2_session_mem_recv(s, in, (size_t)n) < 0)
+			break;
+	}
+	nghttp2_session_del(s);
+}
+
+static void *member_main(void *arg)
+{
+	struct member *m = arg;
+	int c;
+	while ((c = accept(m->fd, NULL, NULL)) >= 0) {
+		pthread_mutex_lock(&mu);
+		m->conns++;
+		pthread_mutex_unlock(&mu);
+		member_serve(m, c);
+		close(c);
+	}
+	return NULL;
+}
+
+static void member_start(struct member *m)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof a;
+	m->fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (m->fd < 0 || bind(m->fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(m->fd, 16) < 0 ||
+	    getsockname(m->fd, (struct sockaddr *)&a, &len) < 0) {
+		perror("member");
+		exit(1);
+	}
+	m->port = ntohs(a.sin_port);
+	pthread_create(&m->thread, NULL, member_main, m);
+}
+
+/* Answer every call with grpc-status st and message text; st 0: msg. */
+static void member_set(struct member *m, int st, const char *text, const uint8_t *msg, size_t len)
+{
+	pthread_mutex_lock(&mu);
+	m->grpc_status = st;
+	m->grpc_message = text;
+	m->msg = msg;
+	m->msg_len = len;
+	m->requests = 0;
+	m->conns = 0;
+	m->silent = m->goaway = m->hangup = false;
+	pthread_mutex_unlock(&mu);
+}
+
+static int member_count(struct member *m, bool conns)
+{
+	pthread_mutex_lock(&mu);
+	int n = conns ? m->conns : m->requests;
+	pthread_mutex_unlock(&mu);
+	return n;
+}
+
+static struct etcd_client *client(uv_loop_t *loop, const char *text, unsigned timeout_ms)
+{
+	struct store_url u;
+	char err[128];
+	if (store_url_parse(text, &u, err, sizeof err) < 0)
+		return NULL;
+	struct etcd_options o = { .timeout_ms = timeout_ms };
+	return etcd_client_new(loop, &u, &o);
+}
+
+/* One call of path with body through a new client on both members, A
+ * first; returns etcd_sync's code, *code the gRPC code of an error. */
+static int call_once(struct member *a, struct member *b, const char *path, const struct buf *body, int *code)
+{
+	char text[128];
+	snprintf(text, sizeof text, "etcd://127.0.0.1:%d,127.0.0.1:%d", a->port, b->port);
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct etcd_client *c = client(&loop, text, 3000);
+	struct etcd_resp r;
+	int rc = etcd_sync(c, path, body, &r);
+	*code = rc == ETCD_E_SERVER ? r.error_code : 0;
+	etcd_resp_free(&r);
+	etcd_client_free(c);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	return rc;
+}
+
+static void test_client(void)
+{
+	struct member a = {0}, bm = {0};
+	member_start(&a);
+	member_start(&bm);
+	uint8_t put_ok[64];
+	Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+	h.revision = 5;
+	Etcdserverpb__PutResponse pr = ETCDSERVERPB__PUT_RESPONSE__INIT;
+	pr.header = &h;
+	size_t put_len = etcdserverpb__put_response__pack(&pr, put_ok);
+	struct buf put = BUF_INIT, range = BUF_INIT, txn = BUF_INIT;
+	etcd_req_put(&put, "k", 1, "v", 1, 0, false);
+	struct etcd_range rr = {.key = "k", .key_len = 1};
+	etcd_req_range(&range, &rr, NULL);
+	struct etcd_compare cmp = { "k", 1, ETCD_CREATE, ETCD_EQUAL, 0, NULL, 0, false };
+	struct etcd_op rop = { .kind = ETCD_OP_RANGE, .r = rr };
+	etcd_req_txn(&txn, &cmp, 1, &rop, 1, NULL, 0);
+	int code;
+
+	/* at most once: a write answered UNAVAILABLE after its proposal may
+	 * still commit, so only "no leader" sends it on */
+	member_set(&a, 14, "etcdserver: leader changed", NULL, 0);
+	member_set(&bm, 0, NULL, put_ok, put_len);
+	int rc = call_once(&a, &bm, ETCD_PATH_PUT, &put, &code);
+	ok(rc == ETCD_E_SERVER && code == 14 && member_count(&a, false) == 1 && member_count(&bm, false) == 0,
+	   "gRPC: a put answered 'leader changed' is returned, not sent on: rc %d code %d, A %d, B %d",
+	   rc, code, member_count(&a, false), member_count(&bm, false));
+
+	member_set(&a, 14, "etcdserver: no%20leader", NULL, 0);   /* grpc-message is percent-encoded */
+	member_set(&bm, 0, NULL, put_ok, put_len);
+	rc = call_once(&a, &bm, ETCD_PATH_PUT, &put, &code);
+	ok(rc == 0 && member_count(&a, false) == 1 && member_count(&bm, false) == 1,
+	   "gRPC: a put answered 'no leader' (never proposed) goes on to the next member: rc %d, A %d, B %d",
+	   rc, member_count(&a, false), member_count(&bm, false));
+
+	member_set(&a, 14, "etcdserver: leader changed", NULL, 0);
+	member_set(&bm, 0, NULL, put_ok, put_len);
+	rc = call_once(&a, &bm, ETCD_PATH_RANGE, &range, &code);
+	ok(rc == 0 && member_count(&a, false) == 1 && member_count(&bm, false) == 1,
+	   "gRPC: a range answered 'leader changed' goes on to the next member: rc %d, A %d, B %d",
+	   rc, member_count(&a, false), member_count(&bm, false));
+
+	member_set(&a, 14, "etcdserver: leader changed", NULL, 0);
+	member_set(&bm, 0, NULL, put_ok, put_len);
+	rc = call_once(&a, &bm, ETCD_PATH_TXN, &txn, &code);
+	ok(rc == 0 && member_count(&a, false) == 1 && member_count(&bm, false) == 1,
+	   "gRPC: a txn of compares and ranges only is a read, sent on: rc %d, A %d, B %d",
+	   rc, member_count(&a, false), member_count(&bm, false));
+
+	member_set(&a, 9, "etcdserver: requested lease not found", NULL, 0);
+	member_set(&bm, 0, NULL, put_ok, put_len);
+	struct etcd_resp r;
+	char text[160];
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	snprintf(text, sizeof text, "etcd://127.0.0.1:%d,127.0.0.1:%d", a.port, bm.port);
+	struct etcd_client *c = client(&loop, text, 3000);
+	rc = etcd_sync(c, ETCD_PATH_RANGE, &range, &r);
+	ok(rc == ETCD_E_SERVER && r.error_code == 9 && r.error_message &&
+	   strcmp(r.error_message, "etcdserver: requested lease not found") == 0 && member_count(&bm, false) == 0,
+	   "gRPC: another error is etcd's, with its code and message, not sent on");
+	etcd_resp_free(&r);
+	member_set(&a, 0, NULL, put_ok, put_len);
+	int all = 1;
+	for (int i = 0; i < 5; i++) {
+		rc = etcd_sync(c, ETCD_PATH_PUT, &put, &r);
+		all &= rc == 0 && r.revision == 5;
+		etcd_resp_free(&r);
+	}
+	ok(all && member_count(&a, false) == 5 && member_count(&a, true) == 0,
+	   "gRPC: calls after the first share its kept-alive connection: %d calls, %d new connections",
+	   member_count(&a, false), member_count(&a, true));
+
+	/* a member that never answers: the call times out, its stream is
+	 * reset, and the connection serves the next call */
+	pthread_mutex_lock(&mu);
+	a.silent = true;
+	pthread_mutex_unlock(&mu);
+	etcd_client_free(c);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	c = client(&loop, text, 300);
+	rc = etcd_sync(c, ETCD_PATH_PUT, &put, &r);
+	etcd_resp_free(&r);
+	ok(rc == ETCD_E_TIMEOUT && member_count(&bm, false) == 0,
+	   "gRPC: a put that is never answered times out and is not sent on: rc %d, B %d", rc,
+	   member_count(&bm, false));
+	member_set(&a, 0, NULL, put_ok, put_len);
+	rc = etcd_sync(c, ETCD_PATH_PUT, &put, &r);
+	etcd_resp_free(&r);
+	ok(rc == 0 && member_count(&a, true) == 0, "gRPC: the connection stays for the next call: rc %d, %d new",
+	   rc, member_count(&a, true));
+	etcd_client_free(c);
+	uv_run(&loop, UV_RUN_DEFAULT);
+
+	/* a stream refused unprocessed (past a GOAWAY's last stream) was never
+	 * run: even a put goes on; a connection that breaks with a call in
+	 * flight may have run it: a put is not sent again, a range is */
+	member_set(&a, 0, NULL, put_ok, put_len);
+	pthread_mutex_lock(&mu);
+	a.goaway = true;
+	pthread_mutex_unlock(&mu);
+	member_set(&bm, 0, NULL, put_ok, put_len);
+	rc = call_once(&a, &bm, ETCD_PATH_PUT, &put, &code);
+	ok(rc == 0 && member_count(&a, false) == 1 && member_count(&bm, false) == 1,
+	   "gRPC: a put on a stream refused by GOAWAY goes on to the next member: rc %d, A %d, B %d", rc,
+	   member_count(&a, false), member_count(&bm, false));
+	member_set(&a, 0, NULL, put_ok, put_len);
+	pthread_mutex_lock(&mu);
+	a.hangup = true;
+	pthread_mutex_unlock(&mu);
+	member_set(&bm, 0, NULL, put_ok, put_len);
+	rc = call_once(&a, &bm, ETCD_PATH_PUT, &put, &code);
+	ok(rc == -ECONNRESET && member_count(&a, false) == 1 && member_count(&bm, false) == 0,
+	   "gRPC: a put whose connection broke in flight is -ECONNRESET, not sent on: rc %d, A %d, B %d", rc,
+	   member_count(&a, false), member_count(&bm, false));
+	member_set(&a, 0, NULL, put_ok, put_len);
+	pthread_mutex_lock(&mu);
+	a.hangup = true;
+	pthread_mutex_unlock(&mu);
+	member_set(&bm, 0, NULL, put_ok, put_len);
+	rc = call_once(&a, &bm, ETCD_PATH_RANGE, &range, &code);
+	ok(rc == 0 && member_count(&a, false) == 1 && member_count(&bm, false) == 1,
+	   "gRPC: a range whose connection broke in flight goes on: rc %d, A %d, B %d", rc,
+	   member_count(&a, false), member_count(&bm, false));
+
+	/* failover when the first endpoint refuses connections */
+	int dead = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof sa;
+	bind(dead, (struct sockaddr *)&sa, sizeof sa);
+	getsockname(dead, (struct sockaddr *)&sa, &sl);
+	close(dead);   /* a port nobody listens on */
+	member_set(&bm, 0, NULL, put_ok, put_len);
+	snprintf(text, sizeof text, "etcd://127.0.0.1:%d,127.0.0.1:%d", ntohs(sa.sin_port), bm.port);
+	c = client(&loop, text, 3000);
+	rc = etcd_sync(c, ETCD_PATH_PUT, &put, &r);
+	ok(rc == 0 && member_count(&bm, false) == 1 && strstr(etcd_client_endpoint(c), "127.0.0.1:"),
+	   "gRPC: a put goes to the next member when the first refuses the connection: rc %d", rc);
+	etcd_resp_free(&r);
+	etcd_client_free(c);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	buf_free(&put);
+	buf_free(&range);
+	buf_free(&txn);
+	/* the members' threads end with the process */
+}
+
+int main(void)
+{
+	test_requests();
+	test_answers();
+	test_client();
+	return tap_done();
+}
