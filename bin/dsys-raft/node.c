@@ -36,8 +36,10 @@
  * Client requests: writes go through the log.  A follower forwards them to
  * the leader in a FWD_REQ frame (lib/raft has no MsgProp) and relays the
  * FWD_RESP.  The member that proposed an entry answers when it applies it
- * at the index and term it was proposed at (another term there: the entry
- * was lost in a leader change, "etcdserver: leader changed").  A write
+ * at the index and term it was proposed at (another entry there, a new
+ * leader's no-op or write: the entry was lost in a leader change, and the
+ * write is proposed again through the new leader (entry_lost) -- or, past
+ * its deadline or for a membership change, "etcdserver: leader changed").  A write
  * that may have been proposed and is not answered by --request-timeout is
  * "etcdserver: request timed out"; one that provably never was (no leader
  * known, or its FWD_REQ dropped unsent with the peer's connection) waits
@@ -318,6 +320,7 @@ static void drive(struct node *n);
 static void maybe_snapshot(struct node *n);
 static void drain_stop(struct node *n);
 static void member_local(struct node *n, struct req *q);
+static void entry_lost(struct node *n, struct req *q);
 
 /* ------------------------------------------------------------ peers: out */
 
@@ -1631,8 +1634,7 @@ static void member_waiter_answer(struct node *n, const struct raft_entry *e)
 	if (!q)
 		return;
 	if (q->term != e->term) {
-		metrics_counter_inc(n->proposals_failed);
-		req_fail(n, q, KV_CODE_UNAVAILABLE, "etcdserver: leader changed");
+		entry_lost(n, q);
 		return;
 	}
 	member_answer(n, q);
@@ -1893,25 +1895,87 @@ static int member_join(struct node *n, const char *self_url)
 
 /* ------------------------------------------------------------ apply */
 
+/*
+ * A proposal whose index was applied holding another entry (a leader
+ * change put that one there): its own entry can never be committed (the
+ * index is taken for good, Log Matching), so the write provably did not
+ * happen, and it is proposed again -- through whoever leads now -- while
+ * its deadline lasts, instead of failing with "leader changed".  Each try
+ * still answers at most once: only the entry at the (index, term) it
+ * waits for answers it.
+ */
+static void entry_lost(struct node *n, struct req *q)
+{
+	if (n->stopping || now_ms() >= q->deadline_ms || q->op > KV_OP_MAX) {
+		/* a membership change is not tried again: part of it (its CONF
+		 * entry) may have been applied without its record */
+		metrics_counter_inc(n->proposals_failed);
+		req_fail(n, q, KV_CODE_UNAVAILABLE, "etcdserver: leader changed");
+		return;
+	}
+	log_debug("the entry of req %p at %llu (term %llu) was replaced: proposing it again", (void *)q,
+	          (unsigned long long)q->index, (unsigned long long)q->term);
+	q->wait = W_START;
+	q->next = n->reqs;
+	n->reqs = q;
+	n->kick = true; /* drive restarts it once this Ready is done */
+}
+
+/*
+ * The proposals e settles, unlinked: the one at e's index and term in
+ * *mine; proposed again, any other at its index, and every one of an
+ * older term than e's, wherever it is: e is committed, so every later
+ * leader's log holds it, and a log's terms never fall, so no entry of an
+ * older term can ever be committed after e's index.  The last matters
+ * when a frozen leader comes back with a tail of proposals that the new
+ * leader never got: when the new leader's clients are all waiting on
+ * that tail, no new write would reach those indexes, and waiting for
+ * each index to be filled would make them time out one by one.
+ */
+static void apply_waiters(struct node *n, const struct raft_entry *e, struct req **mine)
+{
+	struct req *lost = NULL;
+	*mine = NULL;
+	for (struct req **pp = &n->reqs; *pp;) {
+		struct req *q = *pp;
+		if (q->wait == W_APPLY && (q->index == e->index || q->term < e->term)) {
+			*pp = q->next;
+			if (q->term == e->term && !*mine) {
+				*mine = q;
+			} else {
+				q->next = lost;
+				lost = q;
+			}
+			continue;
+		}
+		pp = &q->next;
+	}
+	while (lost) {
+		struct req *q = lost;
+		lost = q->next;
+		entry_lost(n, q);
+	}
+}
+
 static void apply_entry(struct node *n, const struct raft_entry *e)
 {
 	if (e->type == RAFT_ENTRY_CONF) {
 		member_conf_applied(n, e);
 		return;
 	}
-	if (e->type != RAFT_ENTRY_NORMAL || e->len == 0)
-		return; /* a new leader's no-op */
+	if (e->type != RAFT_ENTRY_NORMAL || e->len == 0) {
+		/* a new leader's no-op: a write proposed at its index was lost */
+		struct req *none;
+		apply_waiters(n, e, &none);
+		INVARIANT(none == NULL);
+		return;
+	}
 	if (e->len >= CMD_HEAD && e->data[0] == NODE_REC_MEMBER) {
 		member_record_applied(n, e);
 		return;
 	}
-	struct req *waiter = NULL;
-	for (struct req **pp = &n->reqs; *pp; pp = &(*pp)->next)
-		if ((*pp)->wait == W_APPLY && (*pp)->index == e->index) {
-			waiter = *pp;
-			*pp = waiter->next;
-			break;
-		}
+	struct req *waiter;
+	apply_waiters(n, e, &waiter);
 	buf_reset(&n->scratch);
 	int status;
 	if (e->len < CMD_HEAD) {
@@ -1927,14 +1991,8 @@ static void apply_entry(struct node *n, const struct raft_entry *e)
 		metrics_histogram_observe_ns(n->apply_h, now_ns() - t0);
 		metrics_counter_inc(n->proposals_committed);
 	}
-	if (!waiter)
-		return;
-	if (waiter->term != e->term) {
-		metrics_counter_inc(n->proposals_failed);
-		req_fail(n, waiter, KV_CODE_UNAVAILABLE, "etcdserver: leader changed");
-		return;
-	}
-	req_answer(n, waiter, status, n->scratch.data, n->scratch.len);
+	if (waiter)
+		req_answer(n, waiter, status, n->scratch.data, n->scratch.len);
 }
 
 /* ------------------------------------------------------------ Ready */
