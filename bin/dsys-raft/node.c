@@ -2369,6 +2369,14 @@ static void step_frame(struct node *n, uint32_t from, const uint8_t *p, size_t l
  * is written and fdatasync'd by a thread of its own, and the tick that
  * sees it done hands it to Raft and rewrites the log.  A snapshot from
  * the leader is written on the loop thread: the Ready waits for it anyway.
+ * Serializing, and raft_compact's copy, hold the loop for a time that
+ * grows with the store (hundreds of ms at 100 MiB on a busy 2-core VM,
+ * most of it page faults: see buf.c's huge pages), so members do not take
+ * their first snapshot at the same index: member i waits (i - 1) % 8
+ * eighths of --snapshot-count more, and later ones follow from there.
+ * Members that stall together (on one machine, sharing CPUs) would hold
+ * every client's write for the sum of their stalls; one at a time, the
+ * leader and one follower still commit while the third serializes.
  */
 static void install_snapshot(struct node *n, const struct raft_snapshot *s)
 {
@@ -2432,6 +2440,7 @@ static void snapshot_finish(struct node *n)
 		n->snap_index = m->index; /* try again after another --snapshot-count */
 		return;
 	}
+	uint64_t t0 = now_ns();
 	struct raft_status st;
 	raft_status(n->r, &st);
 	int rc = m->index > st.snap_index ? raft_compact(n->r, m->index, n->snap_buf.data, n->snap_buf.len) : -ESTALE;
@@ -2442,6 +2451,7 @@ static void snapshot_finish(struct node *n)
 	}
 	n->snap_index = m->index;
 	n->snap_bytes = n->snap_buf.len;
+	uint64_t t1 = now_ns();
 	raft_status(n->r, &st);
 	/* the log: the snapshot's 'S', the hard state, the entries after it */
 	struct buf recs = BUF_INIT;
@@ -2455,8 +2465,10 @@ static void snapshot_finish(struct node *n)
 	wal_lock(n->wal);
 	wal_rewrite(n->wal, recs.data, recs.len);
 	wal_unlock(n->wal);
-	log_info("snapshot at index %llu (%zu bytes); log rewritten from there (%zu bytes)",
-	         (unsigned long long)m->index, n->snap_buf.len, recs.len);
+	log_info("snapshot at index %llu (%zu bytes); log rewritten from there (%zu bytes); %llu ms on the loop "
+	         "(%llu in raft_compact)",
+	         (unsigned long long)m->index, n->snap_buf.len, recs.len, (unsigned long long)((now_ns() - t0) / 1000000),
+	         (unsigned long long)((t1 - t0) / 1000000));
 	buf_free(&recs);
 	buf_free(&n->snap_buf); /* raft keeps its own copy; the thread is joined */
 }
@@ -2472,14 +2484,19 @@ static void maybe_snapshot(struct node *n)
 	}
 	struct raft_status st;
 	raft_status(n->r, &st);
-	if (n->snap_state != SNAP_IDLE || !n->snap_count || st.applied < n->snap_index + n->snap_count || n->stopping)
+	uint64_t stagger = n->snap_index ? 0 : (n->id - 1) % 8 * n->snap_count / 8;
+	if (n->snap_state != SNAP_IDLE || !n->snap_count || st.applied < n->snap_index + n->snap_count + stagger ||
+	    n->stopping)
 		return;
 	struct raft_snapshot_meta m = {.index = st.applied, .conf = st.conf};
 	if (raft_term_at(n->r, st.applied, &m.term) < 0)
 		return;
+	uint64_t t0 = now_ns();
 	buf_reset(&n->snap_buf);
 	snap_members_put(n, &n->snap_buf);
 	kv_snapshot(n->kv, &n->snap_buf);
+	log_info("snapshot at index %llu: the store serialized on the loop in %llu ms (%zu bytes)",
+	         (unsigned long long)m.index, (unsigned long long)((now_ns() - t0) / 1000000), n->snap_buf.len);
 	n->snap_meta = m;
 	n->snap_done = false;
 	n->snap_state = SNAP_WRITING;
