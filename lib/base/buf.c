@@ -57,14 +57,19 @@ void buf_reserve(struct buf *b, size_t extra)
 		abort();
 	b->data = p;
 	b->cap = cap;
-	if (cap >= BUF_HUGE) {
-		/* the 2 MiB-aligned inside of it; glibc gives a block this large
-		 * its own mapping, so no other allocation shares those pages */
-		const uintptr_t h = (uintptr_t)2 << 20;
-		uintptr_t from = ((uintptr_t)p + h - 1) & ~(h - 1), to = ((uintptr_t)p + cap) & ~(h - 1);
-		if (to > from)
-			(void)madvise((void *)from, to - from, MADV_HUGEPAGE);
-	}
+	buf_hint_huge(p, cap);
+}
+
+void buf_hint_huge(void *p, size_t n)
+{
+	if (n < BUF_HUGE)
+		return;
+	/* the 2 MiB-aligned inside of it; glibc gives a block this large its
+	 * own mapping, so no other allocation shares those pages */
+	const uintptr_t h = (uintptr_t)2 << 20;
+	uintptr_t from = ((uintptr_t)p + h - 1) & ~(h - 1), to = ((uintptr_t)p + n) & ~(h - 1);
+	if (to > from)
+		(void)madvise((void *)from, to - from, MADV_HUGEPAGE);
 }
 
 void buf_append(struct buf *b, const void *p, size_t n)
