@@ -301,6 +301,38 @@ snap_puts() {
 	[ "$(field "$output" '["kvs"][0]["value"]')" = '"77"' ]
 }
 
+@test "raft snapshots: members take their first snapshot at staggered indexes (member i waits (i - 1) eighths of --snapshot-count more)" {
+	RAFT_ARGS+=(--snapshot-count 160)
+	raft_cluster 3
+	raft_start_all >/dev/null
+	# about 170 entries: past member 1's 160, short of member 2's 180 and 3's 200
+	snap_puts 1 165
+	local m k idx
+	for ((k = 0; k < 100; k++)); do
+		run -0 curl -sf "http://127.0.0.1:${RAFT_CPORTS[0]}/metrics"
+		idx=$(awk '$1 == "raft_snapshot_index" {print $2}' <<<"$output")
+		[ "${idx%.*}" -gt 0 ] && break
+		sleep 0.1
+	done
+	[ "${idx%.*}" -ge 160 ]
+	for m in 1 2; do
+		run -0 curl -sf "http://127.0.0.1:${RAFT_CPORTS[m]}/metrics"
+		idx=$(awk '$1 == "raft_snapshot_index" {print $2}' <<<"$output")
+		[ "${idx%.*}" = 0 ]
+	done
+	# and past 200 entries every member has one
+	snap_puts 166 200
+	for m in 1 2; do
+		for ((k = 0; k < 100; k++)); do
+			run -0 curl -sf "http://127.0.0.1:${RAFT_CPORTS[m]}/metrics"
+			idx=$(awk '$1 == "raft_snapshot_index" {print $2}' <<<"$output")
+			[ "${idx%.*}" -gt 0 ] && break
+			sleep 0.1
+		done
+		[ "${idx%.*}" -ge $((160 + m * 20)) ]
+	done
+}
+
 @test "raft snapshots: a wiped follower is caught up by InstallSnapshot, under load, and the history stays linearizable" {
 	RAFT_ARGS+=(--snapshot-count 50)
 	raft_cluster 3

@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # The node's fault suite through etcd's gRPC clients (issue 21): the
 # leader of a 3-node dsys-raft killed (SIGKILL) while etcdctl watches and
-# while etcdctl keeps a lease alive.
+# while etcdctl keeps a lease alive; frozen (SIGSTOP) under gRPC puts
+# through a follower.
 
 load helpers
 load etcd_helpers
@@ -196,4 +197,67 @@ PY
 	sort -n -u "$out.revs" | diff - "$out.revs"
 	run -0 timeout 10 etcdctl --endpoints "$(eps_but "$lead")" get --prefix /fp/ -w json
 	[ "$(jq -r '[.kvs[].mod_revision] | sort | join(" ")' <<<"$output")" = "$(sort -n "$out.revs" | paste -sd' ')" ]
+}
+
+@test "raft grpc faults: gRPC puts in flight through a follower while the leader is frozen past the election timeout all succeed, each applied once" {
+	# The frozen leader had proposed some of them (or proposes them as it
+	# thaws, before it hears of the new term); the new leader's entries
+	# take their indexes, and each is proposed again through the new
+	# leader, not answered "leader changed" (entry_lost in node.c).
+	local lead f flag out
+	lead=$(raft_wait_leader)
+	f=$(((lead + 1) % 3))
+	flag=$(dsys_tmp thawed)/flag
+	out=$(dsys_tmp puts)/out
+	timeout 120 "$DSYS_PY" - "127.0.0.1:${RAFT_CPORTS[f]}" "$flag" >"$out" 2>&1 3>&- <<'PY' &
+import os, sys, grpc
+from etcd3.etcdrpc import rpc_pb2 as pb, rpc_pb2_grpc as stubs
+ep, flag = sys.argv[1], sys.argv[2]
+kvs = [stubs.KVStub(grpc.insecure_channel(ep)) for _ in range(4)]
+inflight, errors, done, i, after = [], {}, 0, 0, None
+def settle(f):
+    global done
+    try:
+        f.result()
+    except grpc.RpcError as e:
+        errors[e.details()] = errors.get(e.details(), 0) + 1
+    done += 1
+# 64 puts in flight at all times, each to a key of its own
+while i < 200000:
+    while len(inflight) < 64:
+        inflight.append(kvs[i % 4].Put.future(pb.PutRequest(key=b"/lc/%06d" % i, value=b"v"), timeout=60))
+        i += 1
+    settle(inflight.pop(0))
+    if done == 300:
+        print("started", flush=True)
+    if after is None and os.path.exists(flag):
+        after = done
+    # on for a while after the thaw, so the new leader's log passes every
+    # index the old one had proposed at
+    if after is not None and done >= after + 1000:
+        break
+for f in inflight:
+    settle(f)
+print("puts", i, "done", done, "errors", sorted(errors.items()), flush=True)
+PY
+	local py=$!
+	local k
+	for ((k = 0; k < 300; k++)); do grep -q started "$out" && break; sleep 0.1; done
+	kill -STOP "${RAFT_PIDS[lead]}"
+	sleep 1.5
+	kill -CONT "${RAFT_PIDS[lead]}"
+	touch "$flag"
+	wait "$py"
+	cat "$out"
+	# a leader change happened under the load
+	run -0 curl -s "http://127.0.0.1:${RAFT_CPORTS[f]}/metrics"
+	[[ $output == *"raft_term "[2-9]* ]]
+	grep -q "errors \[\]" "$out"
+	local n
+	n=$(sed -n 's/^puts \([0-9]*\) .*/\1/p' "$out")
+	[ "$n" -gt 1000 ]
+	# each applied once: every key there, each at version 1
+	run -0 etcdctl --endpoints "127.0.0.1:${RAFT_CPORTS[f]}" get --prefix /lc/ -w json
+	[ "$(jq '.count' <<<"$output")" = "$n" ]
+	[ "$(jq '[.kvs[] | select(.version != 1)] | length' <<<"$output")" = 0 ]
 }

@@ -36,8 +36,10 @@
  * Client requests: writes go through the log.  A follower forwards them to
  * the leader in a FWD_REQ frame (lib/raft has no MsgProp) and relays the
  * FWD_RESP.  The member that proposed an entry answers when it applies it
- * at the index and term it was proposed at (another term there: the entry
- * was lost in a leader change, "etcdserver: leader changed").  A write
+ * at the index and term it was proposed at (another entry there, a new
+ * leader's no-op or write: the entry was lost in a leader change, and the
+ * write is proposed again through the new leader (entry_lost) -- or, past
+ * its deadline or for a membership change, "etcdserver: leader changed").  A write
  * that may have been proposed and is not answered by --request-timeout is
  * "etcdserver: request timed out"; one that provably never was (no leader
  * known, or its FWD_REQ dropped unsent with the peer's connection) waits
@@ -319,6 +321,7 @@ static void drive(struct node *n);
 static void maybe_snapshot(struct node *n);
 static void drain_stop(struct node *n);
 static void member_local(struct node *n, struct req *q);
+static void entry_lost(struct node *n, struct req *q);
 
 /* ------------------------------------------------------------ peers: out */
 
@@ -1632,8 +1635,7 @@ static void member_waiter_answer(struct node *n, const struct raft_entry *e)
 	if (!q)
 		return;
 	if (q->term != e->term) {
-		metrics_counter_inc(n->proposals_failed);
-		req_fail(n, q, KV_CODE_UNAVAILABLE, "etcdserver: leader changed");
+		entry_lost(n, q);
 		return;
 	}
 	member_answer(n, q);
@@ -1911,25 +1913,87 @@ static void mem_trim(const char *why)
 	log_debug("memory trimmed after %s in %.1f ms", why, (double)(now_ns() - t0) / 1e6);
 }
 
+/*
+ * A proposal whose index was applied holding another entry (a leader
+ * change put that one there): its own entry can never be committed (the
+ * index is taken for good, Log Matching), so the write provably did not
+ * happen, and it is proposed again -- through whoever leads now -- while
+ * its deadline lasts, instead of failing with "leader changed".  Each try
+ * still answers at most once: only the entry at the (index, term) it
+ * waits for answers it.
+ */
+static void entry_lost(struct node *n, struct req *q)
+{
+	if (n->stopping || now_ms() >= q->deadline_ms || q->op > KV_OP_MAX) {
+		/* a membership change is not tried again: part of it (its CONF
+		 * entry) may have been applied without its record */
+		metrics_counter_inc(n->proposals_failed);
+		req_fail(n, q, KV_CODE_UNAVAILABLE, "etcdserver: leader changed");
+		return;
+	}
+	log_debug("the entry of req %p at %llu (term %llu) was replaced: proposing it again", (void *)q,
+	          (unsigned long long)q->index, (unsigned long long)q->term);
+	q->wait = W_START;
+	q->next = n->reqs;
+	n->reqs = q;
+	n->kick = true; /* drive restarts it once this Ready is done */
+}
+
+/*
+ * The proposals e settles, unlinked: the one at e's index and term in
+ * *mine; proposed again, any other at its index, and every one of an
+ * older term than e's, wherever it is: e is committed, so every later
+ * leader's log holds it, and a log's terms never fall, so no entry of an
+ * older term can ever be committed after e's index.  The last matters
+ * when a frozen leader comes back with a tail of proposals that the new
+ * leader never got: when the new leader's clients are all waiting on
+ * that tail, no new write would reach those indexes, and waiting for
+ * each index to be filled would make them time out one by one.
+ */
+static void apply_waiters(struct node *n, const struct raft_entry *e, struct req **mine)
+{
+	struct req *lost = NULL;
+	*mine = NULL;
+	for (struct req **pp = &n->reqs; *pp;) {
+		struct req *q = *pp;
+		if (q->wait == W_APPLY && (q->index == e->index || q->term < e->term)) {
+			*pp = q->next;
+			if (q->term == e->term && !*mine) {
+				*mine = q;
+			} else {
+				q->next = lost;
+				lost = q;
+			}
+			continue;
+		}
+		pp = &q->next;
+	}
+	while (lost) {
+		struct req *q = lost;
+		lost = q->next;
+		entry_lost(n, q);
+	}
+}
+
 static void apply_entry(struct node *n, const struct raft_entry *e)
 {
 	if (e->type == RAFT_ENTRY_CONF) {
 		member_conf_applied(n, e);
 		return;
 	}
-	if (e->type != RAFT_ENTRY_NORMAL || e->len == 0)
-		return; /* a new leader's no-op */
+	if (e->type != RAFT_ENTRY_NORMAL || e->len == 0) {
+		/* a new leader's no-op: a write proposed at its index was lost */
+		struct req *none;
+		apply_waiters(n, e, &none);
+		INVARIANT(none == NULL);
+		return;
+	}
 	if (e->len >= CMD_HEAD && e->data[0] == NODE_REC_MEMBER) {
 		member_record_applied(n, e);
 		return;
 	}
-	struct req *waiter = NULL;
-	for (struct req **pp = &n->reqs; *pp; pp = &(*pp)->next)
-		if ((*pp)->wait == W_APPLY && (*pp)->index == e->index) {
-			waiter = *pp;
-			*pp = waiter->next;
-			break;
-		}
+	struct req *waiter;
+	apply_waiters(n, e, &waiter);
 	buf_reset(&n->scratch);
 	int status;
 	if (e->len < CMD_HEAD) {
@@ -1947,14 +2011,8 @@ static void apply_entry(struct node *n, const struct raft_entry *e)
 		if ((enum kv_op)e->data[0] == KV_OP_COMPACT && status == 200)
 			mem_trim("a compaction");
 	}
-	if (!waiter)
-		return;
-	if (waiter->term != e->term) {
-		metrics_counter_inc(n->proposals_failed);
-		req_fail(n, waiter, KV_CODE_UNAVAILABLE, "etcdserver: leader changed");
-		return;
-	}
-	req_answer(n, waiter, status, n->scratch.data, n->scratch.len);
+	if (waiter)
+		req_answer(n, waiter, status, n->scratch.data, n->scratch.len);
 }
 
 /* ------------------------------------------------------------ Ready */
@@ -2353,6 +2411,14 @@ static void step_frame(struct node *n, uint32_t from, const uint8_t *p, size_t l
  * is written and fdatasync'd by a thread of its own, and the tick that
  * sees it done hands it to Raft and rewrites the log.  A snapshot from
  * the leader is written on the loop thread: the Ready waits for it anyway.
+ * Serializing, and raft_compact's copy, hold the loop for a time that
+ * grows with the store (hundreds of ms at 100 MiB on a busy 2-core VM,
+ * most of it page faults: see buf.c's huge pages), so members do not take
+ * their first snapshot at the same index: member i waits (i - 1) % 8
+ * eighths of --snapshot-count more, and later ones follow from there.
+ * Members that stall together (on one machine, sharing CPUs) would hold
+ * every client's write for the sum of their stalls; one at a time, the
+ * leader and one follower still commit while the third serializes.
  */
 static void install_snapshot(struct node *n, const struct raft_snapshot *s)
 {
@@ -2417,6 +2483,7 @@ static void snapshot_finish(struct node *n)
 		n->snap_index = m->index; /* try again after another --snapshot-count */
 		return;
 	}
+	uint64_t t0 = now_ns();
 	struct raft_status st;
 	raft_status(n->r, &st);
 	/* Raft gets the snapshot's index and no copy of it: DIR/snap holds
@@ -2429,6 +2496,7 @@ static void snapshot_finish(struct node *n)
 	}
 	n->snap_index = m->index;
 	n->snap_bytes = n->snap_buf.len;
+	uint64_t t1 = now_ns();
 	raft_status(n->r, &st);
 	/* the log: the snapshot's 'S', the hard state, the entries after it */
 	struct buf recs = BUF_INIT;
@@ -2442,8 +2510,10 @@ static void snapshot_finish(struct node *n)
 	wal_lock(n->wal);
 	wal_rewrite(n->wal, recs.data, recs.len);
 	wal_unlock(n->wal);
-	log_info("snapshot at index %llu (%zu bytes); log rewritten from there (%zu bytes)",
-	         (unsigned long long)m->index, n->snap_buf.len, recs.len);
+	log_info("snapshot at index %llu (%zu bytes); log rewritten from there (%zu bytes); %llu ms on the loop "
+	         "(%llu in raft_compact)",
+	         (unsigned long long)m->index, n->snap_buf.len, recs.len, (unsigned long long)((now_ns() - t0) / 1000000),
+	         (unsigned long long)((t1 - t0) / 1000000));
 	buf_free(&recs);
 	buf_free(&n->snap_buf); /* the thread is joined */
 	mem_trim("a snapshot");
@@ -2460,14 +2530,19 @@ static void maybe_snapshot(struct node *n)
 	}
 	struct raft_status st;
 	raft_status(n->r, &st);
-	if (n->snap_state != SNAP_IDLE || !n->snap_count || st.applied < n->snap_index + n->snap_count || n->stopping)
+	uint64_t stagger = n->snap_index ? 0 : (n->id - 1) % 8 * n->snap_count / 8;
+	if (n->snap_state != SNAP_IDLE || !n->snap_count || st.applied < n->snap_index + n->snap_count + stagger ||
+	    n->stopping)
 		return;
 	struct raft_snapshot_meta m = {.index = st.applied, .conf = st.conf};
 	if (raft_term_at(n->r, st.applied, &m.term) < 0)
 		return;
+	uint64_t t0 = now_ns();
 	buf_reset(&n->snap_buf);
 	snap_members_put(n, &n->snap_buf);
 	kv_snapshot(n->kv, &n->snap_buf);
+	log_info("snapshot at index %llu: the store serialized on the loop in %llu ms (%zu bytes)",
+	         (unsigned long long)m.index, (unsigned long long)((now_ns() - t0) / 1000000), n->snap_buf.len);
 	n->snap_meta = m;
 	n->snap_done = false;
 	n->snap_state = SNAP_WRITING;

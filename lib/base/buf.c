@@ -1,6 +1,11 @@
 /*
  * base/buf.c -- growable byte buffer.  Growth doubles, so appends are amortised
- * O(1); the trailing NUL is always kept in place.
+ * O(1); the trailing NUL is always kept in place.  A buffer of BUF_HUGE or
+ * more asks the kernel for transparent huge pages (madvise; a hint, "madvise"
+ * is the usual THP setting): a large buffer is filled front to back, and a
+ * page fault per 2 MiB instead of per 4 KiB is what makes filling a store's
+ * snapshot of 100 MiB take milliseconds instead of hundreds of them (a fault
+ * costs over 10 us in a VM).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -8,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "base/buf.h"
@@ -50,6 +57,19 @@ void buf_reserve(struct buf *b, size_t extra)
 		abort();
 	b->data = p;
 	b->cap = cap;
+	buf_hint_huge(p, cap);
+}
+
+void buf_hint_huge(void *p, size_t n)
+{
+	if (n < BUF_HUGE)
+		return;
+	/* the 2 MiB-aligned inside of it; glibc gives a block this large its
+	 * own mapping, so no other allocation shares those pages */
+	const uintptr_t h = (uintptr_t)2 << 20;
+	uintptr_t from = ((uintptr_t)p + h - 1) & ~(h - 1), to = ((uintptr_t)p + n) & ~(h - 1);
+	if (to > from)
+		(void)madvise((void *)from, to - from, MADV_HUGEPAGE);
 }
 
 void buf_append(struct buf *b, const void *p, size_t n)

@@ -30,6 +30,10 @@ void buf_init(struct buf *b);
 void buf_free(struct buf *b);              /* frees data; b may be reused after */
 void buf_reset(struct buf *b);             /* len = 0, keeps the allocation */
 void buf_reserve(struct buf *b, size_t extra); /* room for extra more bytes */
+#define BUF_HUGE ((size_t)8 << 20) /* from this capacity on, huge pages are asked for */
+/* Ask for huge pages for the malloc'd block p of n bytes, if n >= BUF_HUGE
+ * (buf_reserve does it for a buffer's own block). */
+void buf_hint_huge(void *p, size_t n);
 void buf_append(struct buf *b, const void *p, size_t n);
 void buf_puts(struct buf *b, const char *s);
 void buf_putc(struct buf *b, char c);

@@ -1,8 +1,10 @@
 /*
  * raft/kv.c -- etcd's MVCC key-value model (see kv.h), small and plain.
  *
- * Layout: the keys in one array sorted by bytes (binary search; a range is
- * a walk from the lower bound), each key with its revisions oldest first.
+ * Layout: the keys sorted by bytes in chunks of at most KCHUNK (a B+-tree
+ * of depth two: binary search over the chunks' last keys, then within one;
+ * a range is a walk from the lower bound), each key with its revisions
+ * oldest first.
  * A read at revision R sees, per key, its newest revision <= R, unless
  * that is a tombstone.  A write request gets one write revision W = the
  * current + 1; every change it makes is stamped W, and the store's
@@ -18,9 +20,12 @@
  * It is O(keys) in one step; the node's log compaction and a background
  * compactor are later work.
  *
- * A linear array keeps the code short: inserting a new key is O(keys).
- * That is fine for the sizes this slice is tested at and is the first
- * thing to replace (a B-tree, as etcd's btree index) when it is not.
+ * Inserting a new key moves at most a chunk's keys, and a split moves the
+ * chunk directory's pointers (keys / KCHUNK of them, once per KCHUNK / 2
+ * inserts at most): one sorted array made every new key O(keys), which
+ * under `etcdctl check perf` (random keys, hundreds of thousands) took
+ * most of each member's loop.  A struct key moves with its chunk, so a
+ * pointer to one holds only until the next insert or compaction.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -48,10 +53,25 @@ struct key {
 	uint32_t n, cap;
 };
 
+#define KCHUNK 128
+
+struct chunk {
+	uint32_t n;
+	struct key k[KCHUNK];
+};
+
+/* A key's place: chunk c, offset o; c == nch is the end.  Always o < the
+ * chunk's n (no chunk is empty). */
+struct kpos {
+	size_t c;
+	uint32_t o;
+};
+
 struct kv {
 	struct kv_limits lim;
-	struct key *keys;
-	size_t n, cap;
+	struct chunk **ch;  /* in key order, none empty */
+	size_t nch, capch;
+	size_t n;           /* keys in all */
 	int64_t rev, compacted;
 	uint64_t bytes;   /* kv_bytes: every revision kept, by rev_cost */
 	struct kv_lease *leases;
@@ -78,13 +98,17 @@ void kv_free(struct kv *kv)
 {
 	if (!kv)
 		return;
-	for (size_t i = 0; i < kv->n; i++) {
-		for (uint32_t j = 0; j < kv->keys[i].n; j++)
-			free(kv->keys[i].revs[j].val);
-		free(kv->keys[i].revs);
-		free(kv->keys[i].k);
+	for (size_t c = 0; c < kv->nch; c++) {
+		for (uint32_t i = 0; i < kv->ch[c]->n; i++) {
+			struct key *key = &kv->ch[c]->k[i];
+			for (uint32_t j = 0; j < key->n; j++)
+				free(key->revs[j].val);
+			free(key->revs);
+			free(key->k);
+		}
+		free(kv->ch[c]);
 	}
-	free(kv->keys);
+	free(kv->ch);
 	free(kv->leases);
 	free(kv);
 }
@@ -109,40 +133,108 @@ static int keycmp(const char *a, size_t an, const char *b, size_t bn)
 	return c ? c : (an > bn) - (an < bn);
 }
 
-static size_t lower_bound(const struct kv *kv, const char *k, size_t kn)
+static struct key *kp_key(const struct kv *kv, struct kpos p) { return &kv->ch[p.c]->k[p.o]; }
+
+static void kp_next(const struct kv *kv, struct kpos *p)
 {
-	size_t lo = 0, hi = kv->n;
-	while (lo < hi) {
+	if (++p->o == kv->ch[p->c]->n) {
+		p->c++;
+		p->o = 0;
+	}
+}
+
+/* Every key from p on, in order: for (KEYS_FROM(kv, p, start)) ... kp_key(kv, p) */
+#define KEYS_FROM(kv, p, start) struct kpos p = (start); p.c < (kv)->nch; kp_next((kv), &p)
+#define KEYS_ALL(kv, p) KEYS_FROM(kv, p, ((struct kpos){0, 0}))
+
+/* The first key >= k (the end if none). */
+static struct kpos lower_bound(const struct kv *kv, const char *k, size_t kn)
+{
+	size_t lo = 0, hi = kv->nch;
+	while (lo < hi) { /* the first chunk whose last key is >= k */
 		size_t mid = lo + (hi - lo) / 2;
-		if (keycmp(kv->keys[mid].k, kv->keys[mid].klen, k, kn) < 0)
+		const struct chunk *c = kv->ch[mid];
+		if (keycmp(c->k[c->n - 1].k, c->k[c->n - 1].klen, k, kn) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo;
+	if (lo == kv->nch)
+		return (struct kpos){kv->nch, 0};
+	const struct chunk *c = kv->ch[lo];
+	uint32_t a = 0, b = c->n - 1;
+	while (a < b) {
+		uint32_t mid = a + (b - a) / 2;
+		if (keycmp(c->k[mid].k, c->k[mid].klen, k, kn) < 0)
+			a = mid + 1;
+		else
+			b = mid;
+	}
+	return (struct kpos){lo, a};
 }
 
 static struct key *find(const struct kv *kv, const char *k, size_t kn)
 {
-	size_t i = lower_bound(kv, k, kn);
-	if (i < kv->n && keycmp(kv->keys[i].k, kv->keys[i].klen, k, kn) == 0)
-		return &kv->keys[i];
+	struct kpos p = lower_bound(kv, k, kn);
+	if (p.c < kv->nch && keycmp(kp_key(kv, p)->k, kp_key(kv, p)->klen, k, kn) == 0)
+		return kp_key(kv, p);
 	return NULL;
+}
+
+/* The last key, or NULL. */
+static const struct key *last_key(const struct kv *kv)
+{
+	if (!kv->nch)
+		return NULL;
+	const struct chunk *c = kv->ch[kv->nch - 1];
+	return &c->k[c->n - 1];
+}
+
+/* A new empty chunk at directory place at (filled at once by the caller). */
+static struct chunk *chunk_insert(struct kv *kv, size_t at)
+{
+	if (kv->nch == kv->capch) {
+		kv->capch = kv->capch ? 2 * kv->capch : 16;
+		kv->ch = realloc(kv->ch, kv->capch * sizeof *kv->ch);
+		INVARIANT(kv->ch != NULL);
+	}
+	memmove(&kv->ch[at + 1], &kv->ch[at], (kv->nch - at) * sizeof *kv->ch);
+	kv->nch++;
+	struct chunk *c = malloc(sizeof *c);
+	INVARIANT(c != NULL);
+	c->n = 0;
+	kv->ch[at] = c;
+	return c;
 }
 
 static struct key *find_or_add(struct kv *kv, const char *k, size_t kn)
 {
-	size_t i = lower_bound(kv, k, kn);
-	if (i < kv->n && keycmp(kv->keys[i].k, kv->keys[i].klen, k, kn) == 0)
-		return &kv->keys[i];
-	if (kv->n == kv->cap) {
-		kv->cap = kv->cap ? 2 * kv->cap : 64;
-		kv->keys = realloc(kv->keys, kv->cap * sizeof *kv->keys);
-		INVARIANT(kv->keys != NULL);
+	struct kpos p = lower_bound(kv, k, kn);
+	if (p.c < kv->nch && keycmp(kp_key(kv, p)->k, kp_key(kv, p)->klen, k, kn) == 0)
+		return kp_key(kv, p);
+	if (p.c == kv->nch) {
+		/* past every key: the last chunk's end, or a new chunk when it
+		 * is full (keys added in order, as a restore does, fill chunks) */
+		if (kv->nch == 0 || kv->ch[kv->nch - 1]->n == KCHUNK)
+			chunk_insert(kv, kv->nch);
+		p.c = kv->nch - 1;
+		p.o = kv->ch[p.c]->n;
+	} else if (kv->ch[p.c]->n == KCHUNK) {
+		/* full: its upper half goes to a new chunk after it */
+		struct chunk *b = chunk_insert(kv, p.c + 1), *a = kv->ch[p.c];
+		memcpy(b->k, a->k + KCHUNK / 2, (KCHUNK - KCHUNK / 2) * sizeof *a->k);
+		b->n = KCHUNK - KCHUNK / 2;
+		a->n = KCHUNK / 2;
+		if (p.o > a->n) {
+			p.c++;
+			p.o -= a->n;
+		}
 	}
-	memmove(&kv->keys[i + 1], &kv->keys[i], (kv->n - i) * sizeof *kv->keys);
+	struct chunk *c = kv->ch[p.c];
+	memmove(&c->k[p.o + 1], &c->k[p.o], (c->n - p.o) * sizeof *c->k);
+	c->n++;
 	kv->n++;
-	struct key *key = &kv->keys[i];
+	struct key *key = &c->k[p.o];
 	memset(key, 0, sizeof *key);
 	key->k = malloc(kn ? kn : 1);
 	INVARIANT(key->k != NULL);
@@ -467,8 +559,11 @@ static int do_range(struct kv *kv, const cJSON *o, struct json_writer *w, bool i
 	struct range r = {k.data, end.data, k.len, end.len};
 	struct hit *hits = NULL;
 	size_t nh = 0, caph = 0;
-	for (size_t i = lower_bound(kv, k.data, k.len); i < kv->n && in_range(&r, kv->keys[i].k, kv->keys[i].klen); i++) {
-		const struct rev *v = visible(&kv->keys[i], rev);
+	for (KEYS_FROM(kv, p, lower_bound(kv, k.data, k.len))) {
+		const struct key *key = kp_key(kv, p);
+		if (!in_range(&r, key->k, key->klen))
+			break;
+		const struct rev *v = visible(key, rev);
 		if (!v || (minmod && v->mod < minmod) || (maxmod && v->mod > maxmod) ||
 		    (mincre && v->create < mincre) || (maxcre && v->create > maxcre))
 			continue;
@@ -477,7 +572,7 @@ static int do_range(struct kv *kv, const cJSON *o, struct json_writer *w, bool i
 			hits = realloc(hits, caph * sizeof *hits);
 			INVARIANT(hits != NULL);
 		}
-		hits[nh++] = (struct hit){&kv->keys[i], v};
+		hits[nh++] = (struct hit){key, v};
 		if (r.en == 0)
 			break;
 	}
@@ -610,8 +705,10 @@ static int64_t delete_range(struct kv *kv, const struct range *r, struct json_wr
 {
 	int64_t n = 0;
 	bool open = false;
-	for (size_t i = lower_bound(kv, r->k, r->kn); i < kv->n && in_range(r, kv->keys[i].k, kv->keys[i].klen); i++) {
-		struct key *key = &kv->keys[i];
+	for (KEYS_FROM(kv, p, lower_bound(kv, r->k, r->kn))) {
+		struct key *key = kp_key(kv, p);
+		if (!in_range(r, key->k, key->klen))
+			break;
 		const struct rev *v = visible(key, view(kv));
 		if (!v)
 			continue;
@@ -900,47 +997,58 @@ static int txn_precheck(struct kv *kv, const cJSON *o, struct err *e)
 
 /* ------------------------------------------------------------ compaction */
 
+/* Drop key's revisions hidden at c and above; false when none is left
+ * (the key is freed). */
+static bool compact_key(struct kv *kv, struct key *key, int64_t c)
+{
+	uint32_t j = key->n; /* newest at or below c */
+	while (j > 0 && key->revs[j - 1].mod > c)
+		j--;
+	uint32_t drop = j == 0 ? 0 : key->revs[j - 1].tomb ? j : j - 1;
+	for (uint32_t x = 0; x < drop; x++) {
+		kv->bytes -= rev_cost(key, &key->revs[x]);
+		free(key->revs[x].val);
+	}
+	memmove(key->revs, key->revs + drop, (key->n - drop) * sizeof *key->revs);
+	key->n -= drop;
+	if (key->n == 0) {
+		free(key->revs);
+		free(key->k);
+		return false;
+	}
+	if (key->cap > 2 && key->n <= key->cap / 4) {
+		/* a key written often keeps a few of its revisions: give back
+		 * the room the others took (arrays only ever double) */
+		uint32_t cap = key->n < 2 ? 2 : 2 * key->n;
+		struct rev *revs = realloc(key->revs, cap * sizeof *revs);
+		if (revs) {
+			key->revs = revs;
+			key->cap = cap;
+		}
+	}
+	return true;
+}
+
+/* Chunks left short stay so (a later insert fills them); empty ones go,
+ * and so does the room of a key's revisions that it leaves mostly empty. */
 static void compact(struct kv *kv, int64_t c)
 {
-	size_t out = 0;
-	for (size_t i = 0; i < kv->n; i++) {
-		struct key *key = &kv->keys[i];
-		uint32_t j = key->n; /* newest at or below c */
-		while (j > 0 && key->revs[j - 1].mod > c)
-			j--;
-		uint32_t drop = j == 0 ? 0 : key->revs[j - 1].tomb ? j : j - 1;
-		for (uint32_t x = 0; x < drop; x++) {
-			kv->bytes -= rev_cost(key, &key->revs[x]);
-			free(key->revs[x].val);
-		}
-		memmove(key->revs, key->revs + drop, (key->n - drop) * sizeof *key->revs);
-		key->n -= drop;
-		if (key->n == 0) {
-			free(key->revs);
-			free(key->k);
-			continue;
-		}
-		if (key->cap > 2 && key->n <= key->cap / 4) {
-			/* a key written often keeps a few of its revisions: give back
-			 * the room the others took (arrays only ever double) */
-			uint32_t cap = key->n < 2 ? 2 : 2 * key->n;
-			struct rev *revs = realloc(key->revs, cap * sizeof *revs);
-			if (revs) {
-				key->revs = revs;
-				key->cap = cap;
-			}
-		}
-		kv->keys[out++] = *key;
+	size_t outc = 0;
+	kv->n = 0;
+	for (size_t ci = 0; ci < kv->nch; ci++) {
+		struct chunk *ch = kv->ch[ci];
+		uint32_t out = 0;
+		for (uint32_t i = 0; i < ch->n; i++)
+			if (compact_key(kv, &ch->k[i], c))
+				ch->k[out++] = ch->k[i];
+		ch->n = out;
+		kv->n += out;
+		if (out)
+			kv->ch[outc++] = ch;
+		else
+			free(ch);
 	}
-	kv->n = out;
-	if (kv->cap > 64 && kv->n <= kv->cap / 4) {
-		size_t cap = kv->n < 32 ? 64 : 2 * kv->n;
-		struct key *keys = realloc(kv->keys, cap * sizeof *keys);
-		if (keys) {
-			kv->keys = keys;
-			kv->cap = cap;
-		}
-	}
+	kv->nch = outc;
 	kv->compacted = c;
 }
 
@@ -998,8 +1106,8 @@ static int do_revoke(struct kv *kv, const cJSON *o, struct json_writer *w, const
 		return fail(e, KV_CODE_INVALID, "bad lease revoke request");
 	if (!lease_find(kv, id, &at))
 		return fail(e, KV_CODE_NOT_FOUND, E_LEASE_NOT_FOUND);
-	for (size_t i = 0; i < kv->n; i++) {
-		struct key *key = &kv->keys[i];
+	for (KEYS_ALL(kv, p)) {
+		struct key *key = kp_key(kv, p);
 		const struct rev *v = visible(key, view(kv));
 		if (v && v->lease == id) {
 			struct rev *t = add_rev(key);
@@ -1037,15 +1145,16 @@ struct kv_lease *kv_lease_at(struct kv *kv, size_t i) { return i < kv->nl ? &kv-
 void kv_lease_keys_json(const struct kv *kv, int64_t id, struct buf *out)
 {
 	bool first = true;
-	for (size_t i = 0; i < kv->n; i++) {
-		const struct rev *v = visible(&kv->keys[i], kv->rev);
+	for (KEYS_ALL(kv, p)) {
+		const struct key *key = kp_key(kv, p);
+		const struct rev *v = visible(key, kv->rev);
 		if (!v || v->lease != id)
 			continue;
 		if (!first)
 			buf_putc(out, ',');
 		first = false;
 		buf_putc(out, '"');
-		etcd_b64_encode(out, kv->keys[i].k, kv->keys[i].klen);
+		etcd_b64_encode(out, key->k, key->klen);
 		buf_putc(out, '"');
 	}
 }
@@ -1107,8 +1216,10 @@ long kv_watch_events(const struct kv *kv, const struct kv_watch *w, size_t max, 
 	struct range r = {w->key.data, w->end.data, w->key.len, w->end.len};
 	struct ev *evs = NULL;
 	size_t n = 0, cap = 0;
-	for (size_t i = lower_bound(kv, r.k, r.kn); i < kv->n && in_range(&r, kv->keys[i].k, kv->keys[i].klen); i++) {
-		const struct key *key = &kv->keys[i];
+	for (KEYS_FROM(kv, p, lower_bound(kv, r.k, r.kn))) {
+		const struct key *key = kp_key(kv, p);
+		if (!in_range(&r, key->k, key->klen))
+			break;
 		for (uint32_t j = key->n; j-- > 0 && key->revs[j].mod >= from;) {
 			if (n == cap) {
 				cap = cap ? 2 * cap : 16;
@@ -1288,10 +1399,11 @@ void kv_snapshot(const struct kv *kv, struct buf *out)
 	/* sized first: the store's whole history can be tens of MiB, and
 	 * growing by doubling copied it about twice over on the node's loop */
 	size_t size = 4 + 8 * 4 + 16 * kv->nl;
-	for (size_t i = 0; i < kv->n; i++) {
-		size += 8 + kv->keys[i].klen;
-		for (uint32_t j = 0; j < kv->keys[i].n; j++)
-			size += 8 * 4 + 1 + 4 + kv->keys[i].revs[j].vlen;
+	for (KEYS_ALL(kv, p)) {
+		const struct key *key = kp_key(kv, p);
+		size += 8 + key->klen;
+		for (uint32_t j = 0; j < key->n; j++)
+			size += 8 * 4 + 1 + 4 + key->revs[j].vlen;
 	}
 	buf_reserve(out, size);
 	buf_append(out, "KVS1", 4);
@@ -1303,8 +1415,8 @@ void kv_snapshot(const struct kv *kv, struct buf *out)
 		put_u64le(out, (uint64_t)kv->leases[i].ttl);
 	}
 	put_u64le(out, kv->n);
-	for (size_t i = 0; i < kv->n; i++) {
-		const struct key *k = &kv->keys[i];
+	for (KEYS_ALL(kv, p)) {
+		const struct key *k = kp_key(kv, p);
 		put_u32le(out, k->klen);
 		buf_append(out, k->k, k->klen);
 		put_u32le(out, k->n);
@@ -1393,7 +1505,8 @@ int kv_restore(struct kv *kv, const void *data, size_t len)
 			break;
 		}
 		/* sorted and distinct: appended at the end, as find_or_add would place it */
-		if (nk->n && keycmp(nk->keys[nk->n - 1].k, nk->keys[nk->n - 1].klen, (const char *)k, klen) >= 0) {
+		const struct key *last = last_key(nk);
+		if (last && keycmp(last->k, last->klen, (const char *)k, klen) >= 0) {
 			r.bad = true;
 			break;
 		}

@@ -92,6 +92,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/bytes.h"
 #include "base/invariant.h"
 #include "raft/raft.h"
@@ -1044,6 +1045,7 @@ static void handle_snapshot(struct raft *r, const struct raft_msg *m)
 		uint8_t *b = realloc(r->snap_buf, s->len);
 		if (!b)
 			return;
+		buf_hint_huge(b, s->len);
 		r->snap_buf = b;
 		r->snap_cap = s->len;
 	}
@@ -1652,6 +1654,8 @@ int raft_compact(struct raft *r, uint64_t index, const void *data, size_t len)
 		if (len && !b)
 			return -ENOMEM;
 		free(r->snap_buf);
+		if (b)
+			buf_hint_huge(b, len); /* filled at once below: a fault per 2 MiB */
 		r->snap_buf = b;
 		r->snap_cap = len;
 	}

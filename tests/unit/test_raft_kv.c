@@ -1,12 +1,17 @@
 /* Unit tests of lib/raft/kv: etcd's MVCC rules as the store applies them
- * (revisions, versions, txn, compaction, leases, watch events), and its
- * determinism: two stores fed the same commands answer the same bytes. */
+ * (revisions, versions, txn, compaction, leases, watch events), its
+ * determinism: two stores fed the same commands answer the same bytes,
+ * and its key order through many chunk splits, compaction and restore. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "base/buf.h"
 #include "raft/kv.h"
+#include "store/etcd.h"
 #include "tap.h"
 
 static struct kv *kv;
@@ -25,19 +30,99 @@ static int run(enum kv_op op, const char *body)
 
 static int has(const char *s) { return strstr(out.data, s) != NULL; }
 
-/* base64 of n bytes into o (NUL-terminated) */
-static void b64_encode(const char *p, size_t n, char *o)
+/* Put or delete key "k%05d" (i). */
+static int put_k(enum kv_op op, int i)
 {
-	static const char A[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	const unsigned char *u = (const unsigned char *)p;
-	for (size_t i = 0; i < n; i += 3) {
-		unsigned v = u[i] << 16 | (i + 1 < n ? u[i + 1] << 8 : 0) | (i + 2 < n ? u[i + 2] : 0);
-		*o++ = A[v >> 18 & 63];
-		*o++ = A[v >> 12 & 63];
-		*o++ = i + 1 < n ? A[v >> 6 & 63] : '=';
-		*o++ = i + 2 < n ? A[v & 63] : '=';
+	char k[16], body[128];
+	snprintf(k, sizeof k, "k%05d", i);
+	struct buf b = BUF_INIT;
+	etcd_b64_encode(&b, k, strlen(k));
+	if (op == KV_OP_PUT)
+		snprintf(body, sizeof body, "{\"key\":\"%.*s\",\"value\":\"MQ==\"}", (int)b.len, b.data);
+	else
+		snprintf(body, sizeof body, "{\"key\":\"%.*s\"}", (int)b.len, b.data);
+	buf_free(&b);
+	return run(op, body);
+}
+
+/* Range body (keys only) over the store: how many keys came, -1 if out
+ * of order, duplicated, or if one is not in want (a bitmap by i). */
+static long range_keys(const char *body, const unsigned char *want)
+{
+	if (run(KV_OP_RANGE, body) != 200)
+		return -1;
+	cJSON *j = cJSON_Parse(out.data), *kvs = cJSON_GetObjectItem(j, "kvs"), *e;
+	long n = 0;
+	char prev[16] = "";
+	struct buf k = BUF_INIT;
+	cJSON_ArrayForEach(e, kvs) {
+		const char *b64 = cJSON_GetStringValue(cJSON_GetObjectItem(e, "key"));
+		buf_reset(&k);
+		int i = -1;
+		char s[16] = "";
+		if (b64 && etcd_b64_decode(&k, b64, strlen(b64)) == 0 && k.len == 6) {
+			memcpy(s, k.data, 6);
+			sscanf(s, "k%05d", &i);
+		}
+		if (i < 0 || strcmp(s, prev) <= 0 || !(want[i / 8] >> (i % 8) & 1)) {
+			n = -1;
+			break;
+		}
+		memcpy(prev, s, sizeof prev);
+		n++;
 	}
-	*o = 0;
+	buf_free(&k);
+	cJSON_Delete(j);
+	return n;
+}
+
+static void many_keys(void)
+{
+	/* many keys in a scrambled order: the chunks split, and every walk
+	 * (a whole range, a prefix, a compaction, a snapshot) keeps byte order */
+	enum { NK = 20000 };
+	static unsigned char in[NK / 8 + 1];
+	kv = kv_new(NULL);
+	int bad = 0;
+	for (int x = 0; x < NK; x++) {
+		int i = (int)((x * 7919L) % NK); /* 7919 is prime: a permutation */
+		bad += put_k(KV_OP_PUT, i) != 200;
+		in[i / 8] |= (unsigned char)(1 << (i % 8));
+	}
+	is_int(bad, 0, "%d keys put in a scrambled order", NK);
+	is_int((long)kv_keys(kv), NK, "the store holds them all once");
+	const char *all = "{\"key\":\"AA==\",\"range_end\":\"AA==\",\"keys_only\":true}";
+	is_int(range_keys(all, in), NK, "a range over all of them answers each once, in byte order");
+	is_int(range_keys("{\"key\":\"azEyMw==\",\"range_end\":\"azEyNA==\",\"keys_only\":true}", in), 100,
+	       "a prefix (k123) answers its 100 keys in order");
+	bad = 0;
+	for (int i = 0; i < NK; i += 2) {
+		bad += put_k(KV_OP_DELETE, i) != 200;
+		in[i / 8] &= (unsigned char)~(1 << (i % 8));
+	}
+	is_int(bad, 0, "every other key deleted");
+	char cbody[64];
+	snprintf(cbody, sizeof cbody, "{\"revision\":\"%lld\"}", (long long)kv_revision(kv));
+	is_int(run(KV_OP_COMPACT, cbody), 200, "compacted at the newest revision");
+	is_int((long)kv_keys(kv), NK / 2, "compaction forgets the deleted keys");
+	is_int(range_keys(all, in), NK / 2, "the rest still answer once each, in order");
+	struct buf snap = BUF_INIT;
+	kv_snapshot(kv, &snap);
+	struct kv *copy = kv_new(NULL);
+	ok(kv_restore(copy, snap.data, snap.len) == 0, "the store restores from its snapshot");
+	struct kv *orig = kv;
+	kv = copy;
+	is_int(range_keys(all, in), NK / 2, "the restored store answers the same keys in order");
+	bad = 0;
+	for (int i = 0; i < NK; i += 2) {
+		bad += put_k(KV_OP_PUT, i) != 200;
+		in[i / 8] |= (unsigned char)(1 << (i % 8));
+	}
+	is_int(bad, 0, "the deleted keys put again into the restored store");
+	is_int(range_keys(all, in), NK, "between the kept ones, in order");
+	kv_free(copy);
+	kv_free(orig);
+	buf_free(&snap);
 }
 
 int main(void)
@@ -285,14 +370,18 @@ int main(void)
 	/* compaction shrinks the arrays it empties: what is kept reads and
 	 * grows as before (keys k000..k199, each put 40 times) */
 	kv = kv_new(NULL);
-	char body[200], key[8], b64k[16];
+	char body[200], key[8];
+	struct buf b64k = BUF_INIT;
 	for (int v = 0; v < 40; v++)
 		for (int i = 0; i < 200; i++) {
 			snprintf(key, sizeof key, "k%03d", i);
-			b64_encode(key, 4, b64k);
-			snprintf(body, sizeof body, "{\"key\":\"%s\",\"value\":\"%s\"}", b64k, v % 2 ? "MQ==" : "Mg==");
+			buf_reset(&b64k);
+			etcd_b64_encode(&b64k, key, 4);
+			snprintf(body, sizeof body, "{\"key\":\"%.*s\",\"value\":\"%s\"}", (int)b64k.len, b64k.data,
+			         v % 2 ? "MQ==" : "Mg==");
 			run(KV_OP_PUT, body);
 		}
+	buf_free(&b64k);
 	snprintf(body, sizeof body, "{\"revision\":\"%lld\"}", (long long)kv_revision(kv));
 	is_int(run(KV_OP_COMPACT, body), 200, "compact 200 keys of 40 revisions each at the last");
 	run(KV_OP_RANGE, "{\"key\":\"azAwMA==\",\"range_end\":\"bA==\",\"count_only\":true}");
@@ -308,6 +397,7 @@ int main(void)
 	   has("\"version\":\"45\",\"value\":\"Mw==\"") && has("\"version\":\"1\",\"value\":\"NA==\""),
 	   "the 10 left and a new one read and grow as before: %.400s", out.data);
 	kv_free(kv);
+	many_keys();
 	buf_free(&out);
 	return tap_done();
 }
