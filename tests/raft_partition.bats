@@ -172,3 +172,54 @@ cluster_setup() {
 		[ "$(health "$m" term)" = "$term" ]
 	done
 }
+
+# A write the leader proposed and replicated, but whose acknowledgements
+# never came back: the followers elect a leader of their own, which
+# commits it, and compacts its log past it.  Healed, the old leader is
+# sent a snapshot that holds the write; it cannot tell whether its own
+# proposal is in it, so the client is answered "request timed out"
+# (outcome unknown), and the write is never proposed again, which would
+# apply it twice (install_snapshot in node.c).
+@test "raft partitions: a write committed behind its old leader's back and covered by the snapshot it is sent is applied once" {
+	RAFT_ARGS=(--request-timeout 30s --snapshot-count 20)
+	raft_cluster 3
+	raft_proxy
+	raft_start_all >/dev/null
+	lead=$(raft_wait_leader)
+	a=$(((lead + 1) % 3)) b=$(((lead + 2) % 3))
+	put_ok before 1
+	# the followers' answers to the leader are lost; what it sends arrives
+	link "$a" "$lead" drop
+	link "$b" "$lead" drop
+	local out
+	out=$(dsys_tmp put)/out
+	curl -s -m 40 -X POST "http://127.0.0.1:${RAFT_CPORTS[lead]}/v3/kv/put" \
+		-d "{\"key\":\"$(b64 once)\",\"value\":\"$(b64 1)\"}" >"$out" 2>&1 3>&- &
+	local put=$!
+	# the followers have the write, then elect a leader of their own
+	for ((k = 0; k < 100; k++)); do
+		new=$(($(health "$a" leader) - 1))
+		[[ $new == "$a" || $new == "$b" ]] && break
+		sleep 0.1
+	done
+	[[ $new == "$a" || $new == "$b" ]]
+	names_leader "$b" "$new"
+	# the new leader committed the old one's write, once
+	caught_up "$new" once 1
+	# and compacts its log far past it
+	for ((k = 0; k < 60; k++)); do
+		put_ok "after$k" 1 "etcd://127.0.0.1:${RAFT_CPORTS[new]}"
+	done
+	# healed: the old leader is sent a snapshot
+	link "$a" "$lead" pass
+	link "$b" "$lead" pass
+	wait "$put" || :
+	cat "$out"
+	grep -q "installed a snapshot" "$RAFT_DIR/n$((lead + 1)).err"
+	caught_up "$lead" after59 1
+	# its client was told the outcome is unknown, not "leader changed" or a success
+	grep -q "request timed out" "$out"
+	# and the write is there once: version 1
+	run -0 post "${RAFT_CPORTS[new]}" /v3/kv/range "{\"key\":\"$(b64 once)\"}"
+	[ "$(jq -r '.kvs[0].version' <<<"$output")" = 1 ]
+}

@@ -39,7 +39,9 @@
  * at the index and term it was proposed at (another entry there, a new
  * leader's no-op or write: the entry was lost in a leader change, and the
  * write is proposed again through the new leader (entry_lost) -- or, past
- * its deadline or for a membership change, "etcdserver: leader changed").  A write
+ * its deadline or for a membership change, "etcdserver: leader changed";
+ * one whose index a snapshot from the leader covered has an unknown
+ * outcome, "etcdserver: request timed out" at once).  A write
  * that may have been proposed and is not answered by --request-timeout is
  * "etcdserver: request timed out"; one that provably never was (no leader
  * known, or its FWD_REQ dropped unsent with the peer's connection) waits
@@ -1942,9 +1944,12 @@ static void entry_lost(struct node *n, struct req *q)
 /*
  * The proposals e settles, unlinked: the one at e's index and term in
  * *mine; proposed again, any other at its index, and every one of an
- * older term than e's, wherever it is: e is committed, so every later
+ * older term than e's at a later index: e is committed, so every later
  * leader's log holds it, and a log's terms never fall, so no entry of an
- * older term can ever be committed after e's index.  The last matters
+ * older term can ever be committed after e's index.  (One at an earlier
+ * index was settled when its index was applied, or, if a snapshot from
+ * the leader covered it, by install_snapshot: that one may have been
+ * committed, so it is never proposed again.)  The last matters
  * when a frozen leader comes back with a tail of proposals that the new
  * leader never got: when the new leader's clients are all waiting on
  * that tail, no new write would reach those indexes, and waiting for
@@ -1956,7 +1961,7 @@ static void apply_waiters(struct node *n, const struct raft_entry *e, struct req
 	*mine = NULL;
 	for (struct req **pp = &n->reqs; *pp;) {
 		struct req *q = *pp;
-		if (q->wait == W_APPLY && (q->index == e->index || q->term < e->term)) {
+		if (q->wait == W_APPLY && (q->index == e->index || (q->index > e->index && q->term < e->term))) {
 			*pp = q->next;
 			if (q->term == e->term && !*mine) {
 				*mine = q;
@@ -2453,6 +2458,26 @@ static void install_snapshot(struct node *n, const struct raft_snapshot *s)
 	}
 	n->snap_index = s->meta.index;
 	n->snap_bytes = s->len;
+	/* our proposals at indexes the snapshot covers are never applied here
+	 * one by one: each may or may not be in it, so its outcome is unknown
+	 * (never "proposed again": it could then apply twice) */
+	struct req *unknown = NULL;
+	for (struct req **pp = &n->reqs; *pp;) {
+		struct req *q = *pp;
+		if (q->wait == W_APPLY && q->index <= s->meta.index) {
+			*pp = q->next;
+			q->next = unknown;
+			unknown = q;
+			continue;
+		}
+		pp = &q->next;
+	}
+	while (unknown) {
+		struct req *q = unknown;
+		unknown = q->next;
+		metrics_counter_inc(n->proposals_failed);
+		req_fail(n, q, KV_CODE_UNAVAILABLE, "etcdserver: request timed out");
+	}
 	log_info("installed a snapshot at index %llu (term %llu, %zu bytes) from the leader",
 	         (unsigned long long)s->meta.index, (unsigned long long)s->meta.term, s->len);
 	mem_trim("installing a snapshot");
