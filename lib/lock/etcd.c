@@ -19,22 +19,11 @@
  *
  * The recipe (our own code after etcd's mutex.go and election.go):
  *   1. grant a lease of the TTL (whole seconds, rounded up; etcd may raise
- *      it to its minimum TTL, and the grant reports what it gave), with an
- *      id of our own choosing (63 bits from getrandom), so that
- *   2. the txn goes out right behind the grant, without waiting for its
- *      answer (one round trip, not two): if create_revision(KEY) == 0 then
- *      put KEY with the lease; in both branches range the prefix.  The txn
- *      is idempotent (the key is named by the lease), so when its outcome
- *      is unknown (the etcd leader died with it in flight) it is simply
- *      sent again; likewise when etcd applied it before the grant ("lease
- *      not found": nothing changed) or answered it before the grant's
- *      answer came (whose TTL we need): it is sent again once the grant is
- *      in.  If the grant finds the id taken ("lease already exists", once
- *      in 2^63, or forced by DSYS_TEST_ETCD_LEASE_ID in tests), that lease
- *      is someone else's: it is never revoked; once the txn has answered,
- *      KEY is deleted only if its value is still ours (the token's random
- *      half is ours alone: an existing key of that lease, e.g. etcdctl's,
- *      is left alone), and the acquire starts again with a fresh id;
+ *      it to its minimum TTL, and the grant reports what it gave);
+ *   2. one txn: if create_revision(KEY) == 0 then put KEY with the lease;
+ *      in both branches range the prefix.  The txn is idempotent (the key
+ *      is named by the lease), so when its outcome is unknown (the etcd
+ *      leader died with it in flight) it is simply sent again;
  *   3. sort the prefix by create revision; among the `limit` lowest: held,
  *      and the fence is the key's create revision (etcd's revisions only
  *      grow, so a later holder always has a higher one);
@@ -59,19 +48,16 @@
  *
  * Every give-up path revokes the lease before the operation ends, so a
  * --nowait miss or a wait that timed out leaves no key queued in front of
- * later waiters; while a grant or acquire txn is in flight the revoke
- * waits for their answers, so that neither can make the key after it.
+ * later waiters.
  *
  * Several things can be in flight for one waiting op (a keepalive, a
  * range, the watch); each holds a reference on the op's record, which is
  * freed when the last one has called back and its timer is closed.
  */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "base/buf.h"
 #include "base/invariant.h"
@@ -92,7 +78,6 @@ struct eimpl {
 	 * the token, since nobody else could have named our lease */
 	char own[OWN_GRANTS][LOCK_TOKEN_LEN + 1];
 	unsigned own_next;
-	int64_t test_lease;        /* DSYS_TEST_ETCD_LEASE_ID: the next acquire's id */
 };
 
 struct eop {
@@ -114,11 +99,6 @@ struct eop {
 	                              runs: the send of the grant or of the
 	                              last confirmed keepalive */
 	unsigned txn_tries;
-	char rnd[17];              /* the token's random half (acquire) */
-	bool grant_inflight, txn_inflight;
-	bool txn_again;            /* send the txn again once the grant is in */
-	bool collided;             /* the grant found the id taken: undo, retry */
-	bool revoke_deferred;      /* giving up: revoke once grant and txn answered */
 	int final_err;             /* kept while the lease is revoked */
 	bool giving_up;            /* revoking: nothing else may act */
 	/* renew with another TTL: the key moves from the old lease */
@@ -136,11 +116,6 @@ static void op_step_timer(struct eop *e);
 static void timer_cb(uv_timer_t *t);
 static void revoked_cb(struct eop *e, int err, const struct etcd_resp *r);
 static void acquire_txn(struct eop *e);
-static void grant_cb(struct eop *e, int err, const struct etcd_resp *r);
-static void txn_cb(struct eop *e, int err, const struct etcd_resp *r);
-static void undo_cb(struct eop *e, int err, const struct etcd_resp *r);
-static void undo_collision(struct eop *e);
-static void revoke_and_finish(struct eop *e);
 
 /* ------------------------------------------------------------ plumbing */
 
@@ -181,9 +156,6 @@ static int map_err(struct eimpl *im, int err, const struct etcd_resp *r)
 		         r && r->error_message ? r->error_message : "error");
 		if (r && r->error_code == 5)       /* NOT_FOUND: "requested lease not found" */
 			return -ENOENT;
-		if (r && r->error_code == 9 && r->error_message &&   /* FAILED_PRECONDITION */
-		    strstr(r->error_message, "lease already exists"))
-			return -EEXIST;
 		if (r && (r->error_code == 14 || r->error_code == 4))   /* unavailable, deadline */
 			return -ETIMEDOUT;
 		return -EIO;
@@ -240,30 +212,9 @@ static void call_cb(void *ud, int err, const struct etcd_resp *r)
 	struct call_ctx cc = *(struct call_ctx *)ud;
 	free(ud);
 	struct eimpl *im = cc.e->s->impl;
-	struct eop *e = cc.e;
-	int merr = err == 0 ? 0 : map_err(im, err, r);
-	if (cc.fn == grant_cb) {
-		e->grant_inflight = false;
-		if (merr == -EEXIST && e->op) {
-			/* never revoke the lease of whoever has this id */
-			e->lease = 0;
-			e->collided = true;
-		}
-	}
-	if (cc.fn == txn_cb)
-		e->txn_inflight = false;
-	if (e->op && e->giving_up && e->revoke_deferred) {
-		if (!e->grant_inflight && !e->txn_inflight) {
-			e->revoke_deferred = false;
-			if (e->collided)
-				undo_collision(e);
-			else
-				revoke_and_finish(e);
-		}
-	} else if (e->op && (!e->giving_up || cc.fn == revoked_cb || cc.fn == undo_cb)) {
-		cc.fn(e, merr, r);
-	}
-	eop_unref(e);
+	if (cc.e->op && (!cc.e->giving_up || cc.fn == revoked_cb))
+		cc.fn(cc.e, err == 0 ? 0 : map_err(im, err, r), r);
+	eop_unref(cc.e);
 }
 
 /* Post body to path; fn gets the mapped error and etcd's answer. */
@@ -302,28 +253,10 @@ static void give_up(struct eop *e, int err)
 		e->w = NULL;
 	}
 	uv_timer_stop(&e->timer);
-	if ((e->lease == 0 && !e->collided) || e->s->closing || err == -ECANCELED)
+	if (e->lease == 0 || e->s->closing || err == -ECANCELED)
 		return finish(e, err, NULL, 0);
 	e->final_err = err;
 	e->giving_up = true;
-	if (e->grant_inflight || e->txn_inflight || e->collided) {
-		/* a grant or txn in flight could still make the key after a
-		 * revoke sent now: revoke once both have answered (call_cb) */
-		e->revoke_deferred = true;
-		if (!e->grant_inflight && !e->txn_inflight) {
-			e->revoke_deferred = false;
-			undo_collision(e);
-		}
-		return;
-	}
-	revoke_and_finish(e);
-}
-
-static void revoke_and_finish(struct eop *e)
-{
-	int err = e->final_err;
-	if (e->lease == 0)
-		return finish(e, err, NULL, 0);
 	struct buf b = BUF_INIT;
 	etcd_req_lease_revoke(&b, e->lease);
 	int lease_id_gone = call(e, ETCD_PATH_REVOKE, &b, revoked_cb);
@@ -467,20 +400,6 @@ static void range_cb(struct eop *e, int err, const struct etcd_resp *r)
 
 static void txn_cb(struct eop *e, int err, const struct etcd_resp *r)
 {
-	if (e->collided)
-		return undo_collision(e);   /* whatever the txn did with the id */
-	if (e->grant_inflight) {
-		/* applied before the grant ("requested lease not found": nothing
-		 * changed), or answered before the grant's answer came: once the
-		 * grant is in, send it again (idempotent) */
-		if (err == 0 || err == -ENOENT || err == -ETIMEDOUT || err == -ECONNRESET) {
-			e->txn_again = true;
-			return;
-		}
-		return give_up(e, err);
-	}
-	if (err == -ENOENT && ++e->txn_tries < MAX_TXN_TRIES)
-		return acquire_txn(e);   /* applied before the grant, answered after it */
 	if ((err == -ETIMEDOUT || err == -ECONNRESET) && ++e->txn_tries < MAX_TXN_TRIES &&
 	    uv_hrtime() < e->op->deadline_ns)
 		return acquire_txn(e);   /* outcome unknown: the txn is idempotent */
@@ -508,62 +427,25 @@ static void acquire_txn(struct eop *e)
 	etcd_req_txn(&b, &cmp, 1, ok, 2, &range, 1);
 	int r = call(e, ETCD_PATH_TXN, &b, txn_cb);
 	if (r < 0)
-		return give_up(e, r);
-	e->txn_inflight = true;
+		give_up(e, r);
 }
 
 static void grant_cb(struct eop *e, int err, const struct etcd_resp *r)
 {
-	if (e->collided) {   /* call_cb saw "lease already exists" */
-		if (!e->txn_inflight)
-			undo_collision(e);
-		return;
-	}
 	if (err)
 		return give_up(e, err);
-	if (r->lease_id != e->lease || r->ttl <= 0)
+	if (r->lease_id <= 0 || r->ttl <= 0)
 		return give_up(e, -EPROTO);
+	struct lock_op *op = e->op;
+	e->lease = r->lease_id;
 	e->ttl_s = r->ttl;
 	uv_update_time(e->s->loop);
 	e->ka_due_ns = uv_hrtime() + (uint64_t)e->ttl_s * 1000000000ull / 3;
-	if (e->txn_again) {
-		e->txn_again = false;
-		acquire_txn(e);
-	}
-	/* else the txn is in flight, and txn_cb goes on */
-}
-
-/* A lease id of our own choosing, from getrandom: 63 bits, so that the
- * grant and the txn naming it go out together (one round trip, not two).
- * DSYS_TEST_ETCD_LEASE_ID (tests only) forces the next one, to make the
- * collision that getrandom makes once in 2^63. */
-static int64_t new_lease_id(struct eop *e)
-{
-	struct eimpl *im = e->s->impl;
-	if (im->test_lease > 0) {
-		int64_t id = im->test_lease;
-		im->test_lease = 0;
-		return id;
-	}
-	uint64_t v = 0;
-	while ((v & INT64_MAX) == 0)
-		if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v)
-			v = ((uint64_t)lock_now_ms() << 20) ^ uv_hrtime();   /* cannot happen on Linux >= 3.17 */
-	return (int64_t)(v & INT64_MAX);
-}
-
-/* Grant a lease of our own id and, without waiting for its answer, the
- * acquire txn naming it; grant_cb and txn_cb meet (see the header). */
-static void start_grant(struct eop *e)
-{
-	struct lock_op *op = e->op;
-	struct buf b = BUF_INIT;
-	int64_t ttl_s = (int64_t)((op->ttl_ms + 999) / 1000);
-	e->txn_again = e->collided = false;
-	e->txn_tries = 0;
-	e->lease = new_lease_id(e);
 	/* the token: the lease, then 64 of the random bits lock.c made */
-	snprintf(op->token, sizeof op->token, "%016llx%s", (unsigned long long)e->lease, e->rnd);
+	char rnd[17];
+	memcpy(rnd, op->token, 16);
+	rnd[16] = '\0';
+	snprintf(op->token, sizeof op->token, "%016llx%s", (unsigned long long)e->lease, rnd);
 	make_key(e);
 	buf_reset(&e->value);
 	if (e->s->opt.election) {
@@ -574,49 +456,18 @@ static void start_grant(struct eop *e)
 		buf_append(&e->value, head, (size_t)n);
 		buf_append(&e->value, op->owner, strlen(op->owner));
 	}
-	e->lease_from_ms = lock_now_ms();
-	etcd_req_lease_grant(&b, ttl_s, e->lease);
-	int r = call(e, ETCD_PATH_GRANT, &b, grant_cb);
-	if (r < 0) {
-		e->lease = 0;
-		return give_up(e, r);
-	}
-	e->grant_inflight = true;
 	acquire_txn(e);
 }
 
-/* The id was someone else's lease.  Our txn may have put our key under it
- * (when no key of that name existed): delete the key if and only if it
- * still holds our value (its token's random half is ours alone), then
- * start again with a fresh id.  Called once the txn has answered. */
-static void undo_collision(struct eop *e)
+static void start_grant(struct eop *e)
 {
-	struct etcd_compare cmp = {.key = e->key, .key_len = strlen(e->key), .target = ETCD_VALUE,
-	                           .result = ETCD_EQUAL, .value = e->value.data ? e->value.data : "",
-	                           .value_len = e->value.len};
-	struct etcd_op del = {.kind = ETCD_OP_DELETE, .r = {e->key, strlen(e->key), NULL, 0, false}};
 	struct buf b = BUF_INIT;
-	etcd_req_txn(&b, &cmp, 1, &del, 1, NULL, 0);
-	int r = call(e, ETCD_PATH_TXN, &b, undo_cb);
-	if (r < 0) {
-		e->collided = false;
-		e->lease = 0;
-		if (e->giving_up)
-			return finish(e, e->final_err, NULL, 0);
+	int64_t ttl_s = (int64_t)((e->op->ttl_ms + 999) / 1000);
+	e->lease_from_ms = lock_now_ms();
+	etcd_req_lease_grant(&b, ttl_s, 0);
+	int r = call(e, ETCD_PATH_GRANT, &b, grant_cb);
+	if (r < 0)
 		give_up(e, r);
-	}
-}
-
-static void undo_cb(struct eop *e, int err, const struct etcd_resp *r)
-{
-	(void)r;
-	e->collided = false;
-	e->lease = 0;
-	if (e->giving_up)
-		return finish(e, e->final_err, NULL, 0);
-	if (err)
-		return give_up(e, err);
-	start_grant(e);   /* a fresh id */
 }
 
 static void ka_cb(struct eop *e, int err, const struct etcd_resp *r)
@@ -968,8 +819,6 @@ static void etcd_start(struct lock_store *s, struct lock_op *op)
 	case LOCK_OP_ACQUIRE:
 		if (op->limit > 1 && s->opt.election)
 			return finish(e, -EINVAL, NULL, 0);
-		memcpy(e->rnd, op->token, 16);
-		e->rnd[16] = '\0';
 		return start_grant(e);
 	case LOCK_OP_RENEW:
 	case LOCK_OP_RELEASE:
@@ -1078,9 +927,6 @@ int lock_etcd_open(struct lock_store *s)
 		.timeout_ms = s->opt.timeout_ms, .connect_timeout_ms = s->opt.connect_timeout_ms,
 		.max_pending = 1024, .watch_retry_ms = 100,
 	};
-	const char *t = getenv("DSYS_TEST_ETCD_LEASE_ID");   /* tests only: new_lease_id */
-	if (t)
-		im->test_lease = (int64_t)strtoull(t, NULL, 16) & INT64_MAX;
 	im->c = etcd_client_new(s->loop, &s->url, &o);
 	if (!im->c) {
 		free(im);
