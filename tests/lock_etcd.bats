@@ -123,6 +123,38 @@ EOF
 	[ "$(ctl get --prefix dsys/locks/w/ --keys-only | grep -c .)" -eq 1 ]
 }
 
+@test "lock etcd: a waiter whose lease is revoked queues again with a new lease, and its token keeps a random half (not the old lease id)" {
+	etcd_start
+	export DSYS_STORE=$ETCD_URL
+	run --separate-stderr dsys-lock acquire rq --ttl 20s
+	grant=$output
+	holder=$(field "$grant" lease)
+	dsys-lock acquire rq --wait 15s --ttl 3s >"$BATS_TEST_TMPDIR/second" 3>&- &
+	BG+=($!)
+	waiter=$!
+	old=""
+	for ((i = 0; i < 200; i++)); do
+		old=$(ctl get --prefix dsys/locks/rq/ --keys-only | grep . | grep -v "/$(printf %x "0x$holder")\$" || true)
+		[ -n "$old" ] && break
+		sleep 0.02
+	done
+	[ -n "$old" ]
+	run -0 ctl lease revoke "${old##*/}"
+	# its keepalive (every second) finds the lease gone: a new key
+	new=""
+	for ((i = 0; i < 300; i++)); do
+		new=$(ctl get --prefix dsys/locks/rq/ --keys-only | grep . | grep -v "/$(printf %x "0x$holder")\$" || true)
+		[ -n "$new" ] && [ "$new" != "$old" ] && break
+		sleep 0.02
+	done
+	[ "$new" != "$old" ]
+	dsys-lock release <<<"$grant" >/dev/null
+	wait "$waiter"
+	token=$(field "$(cat "$BATS_TEST_TMPDIR/second")" token)
+	[ "${token:0:16}" = "$(printf %016x "0x${new##*/}")" ]
+	[ "${token:16:16}" != "$(printf %016x "0x${old##*/}")" ]
+}
+
 @test "lock etcd: --limit N makes a semaphore: the N lowest create revisions hold" {
 	etcd_start
 	export DSYS_STORE=$ETCD_URL

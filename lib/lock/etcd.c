@@ -99,6 +99,7 @@ struct eop {
 	                              runs: the send of the grant or of the
 	                              last confirmed keepalive */
 	unsigned txn_tries;
+	char rnd[17];              /* acquire: the token's random half */
 	int final_err;             /* kept while the lease is revoked */
 	bool giving_up;            /* revoking: nothing else may act */
 	/* renew with another TTL: the key moves from the old lease */
@@ -441,11 +442,10 @@ static void grant_cb(struct eop *e, int err, const struct etcd_resp *r)
 	e->ttl_s = r->ttl;
 	uv_update_time(e->s->loop);
 	e->ka_due_ns = uv_hrtime() + (uint64_t)e->ttl_s * 1000000000ull / 3;
-	/* the token: the lease, then 64 of the random bits lock.c made */
-	char rnd[17];
-	memcpy(rnd, op->token, 16);
-	rnd[16] = '\0';
-	snprintf(op->token, sizeof op->token, "%016llx%s", (unsigned long long)e->lease, rnd);
+	/* the token: the lease, then 64 of the random bits lock.c made (kept
+	 * from the start: after a lost lease, op->token begins with the old
+	 * lease id, which is no secret) */
+	snprintf(op->token, sizeof op->token, "%016llx%s", (unsigned long long)e->lease, e->rnd);
 	make_key(e);
 	buf_reset(&e->value);
 	if (e->s->opt.election) {
@@ -819,6 +819,8 @@ static void etcd_start(struct lock_store *s, struct lock_op *op)
 	case LOCK_OP_ACQUIRE:
 		if (op->limit > 1 && s->opt.election)
 			return finish(e, -EINVAL, NULL, 0);
+		memcpy(e->rnd, op->token, 16);
+		e->rnd[16] = '\0';
 		return start_grant(e);
 	case LOCK_OP_RENEW:
 	case LOCK_OP_RELEASE:
