@@ -49,6 +49,19 @@ names_leader() {
 	return 1
 }
 
+# majority_leader: wait until member a names a or b its leader, and b
+# names the same one; sets new to it (0-based)
+majority_leader() {
+	local k
+	for ((k = 0; k < 100; k++)); do
+		new=$(($(health "$a" leader) - 1))
+		[[ $new == "$a" || $new == "$b" ]] && break
+		sleep 0.1
+	done
+	[[ $new == "$a" || $new == "$b" ]] || { echo "members $a and $b elected no leader of their own" >&2; return 1; }
+	names_leader "$b" "$new"
+}
+
 # cluster_setup: 3 members behind the proxy, a leader, and load
 cluster_setup() {
 	raft_cluster 3
@@ -70,13 +83,7 @@ cluster_setup() {
 		link "$m" "$lead" drop
 	done
 	# the majority side elects one of its own
-	for ((k = 0; k < 100; k++)); do
-		new=$(($(health "$a" leader) - 1))
-		[[ $new == "$a" || $new == "$b" ]] && break
-		sleep 0.1
-	done
-	[[ $new == "$a" || $new == "$b" ]]
-	names_leader "$b" "$new"
+	majority_leader
 	put_ok on-majority 1 "etcd://127.0.0.1:${RAFT_CPORTS[new]}"
 	# the old leader: no write acknowledged, and it stops calling itself leader
 	run "$CLI" -t 2500 "etcd://127.0.0.1:${RAFT_CPORTS[lead]}" put on-minority 1
@@ -197,13 +204,7 @@ cluster_setup() {
 		-d "{\"key\":\"$(b64 once)\",\"value\":\"$(b64 1)\"}" >"$out" 2>&1 3>&- &
 	local put=$!
 	# the followers have the write, then elect a leader of their own
-	for ((k = 0; k < 100; k++)); do
-		new=$(($(health "$a" leader) - 1))
-		[[ $new == "$a" || $new == "$b" ]] && break
-		sleep 0.1
-	done
-	[[ $new == "$a" || $new == "$b" ]]
-	names_leader "$b" "$new"
+	majority_leader
 	# the new leader committed the old one's write, once
 	caught_up "$new" once 1
 	# and compacts its log far past it
