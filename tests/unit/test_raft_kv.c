@@ -370,7 +370,7 @@ int main(void)
 	/* compaction shrinks the arrays it empties: what is kept reads and
 	 * grows as before (keys k000..k199, each put 40 times) */
 	kv = kv_new(NULL);
-	char body[200], key[8];
+	char body[200], key[16];
 	struct buf b64k = BUF_INIT;
 	for (int v = 0; v < 40; v++)
 		for (int i = 0; i < 200; i++) {
