@@ -144,7 +144,7 @@ EOF
 	new=""
 	for ((i = 0; i < 300; i++)); do
 		new=$(ctl get --prefix dsys/locks/rq/ --keys-only | grep . | grep -v "/$(printf %x "0x$holder")\$" || true)
-		[ -n "$new" ] && [ "$new" != "$old" ] && break
+		if [[ -n $new && $new != "$old" ]]; then break; fi
 		sleep 0.02
 	done
 	[ "$new" != "$old" ]

@@ -25,6 +25,7 @@
 #include "base/buf.h"
 #include "store/etcd.h"
 #include "store/etcd_pb.h"
+#include "loopback.h"
 #include "tap.h"
 
 /* ---- the pure half */
@@ -403,15 +404,7 @@ static void *member_main(void *arg)
 
 static void member_start(struct member *m)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof a;
-	m->fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (m->fd < 0 || bind(m->fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(m->fd, 16) < 0 ||
-	    getsockname(m->fd, (struct sockaddr *)&a, &len) < 0) {
-		perror("member");
-		exit(1);
-	}
-	m->port = ntohs(a.sin_port);
+	m->fd = loopback_listen(&m->port);
 	pthread_create(&m->thread, NULL, member_main, m);
 }
 
