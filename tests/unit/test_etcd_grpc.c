@@ -344,7 +344,8 @@ static int m_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 	ss->body[1] = ss->body[2] = 0;
 	ss->body[3] = (uint8_t)(ss->m->msg_len >> 8);
 	ss->body[4] = (uint8_t)ss->m->msg_len;
-	memcpy(ss->body + 5, ss->m->msg, ss->m->msg_len);
+	if (ss->m->msg_len)   /* msg may be NULL then */
+		memcpy(ss->body + 5, ss->m->msg, ss->m->msg_len);
 	pthread_mutex_unlock(&mu);
 	if (hangup)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;   /* ends the session: the connection closes */
