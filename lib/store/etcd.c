@@ -1199,6 +1199,8 @@ static void gconn_detach(struct gconn *k, struct etcd_call *q)
 
 /* k cannot go on: close it; each call on it fails over or fails.
  * never_sent: no request can have reached etcd. */
+static void gconn_deliver(struct gconn *k);
+
 static void gconn_fail(struct gconn *k, bool never_sent)
 {
 	gconn_close(k);
@@ -1209,6 +1211,7 @@ static void gconn_fail(struct gconn *k, bool never_sent)
 		gconn_detach(k, q);
 		call_failed(q, never_sent || !k->connected, false);
 	}
+	gconn_deliver(k);   /* those that had ended before: their results stand */
 }
 
 /* Report a failure from the timer, soon: never inside etcd_call. */
@@ -1223,7 +1226,8 @@ static void gconn_arm(struct gconn *k)
 {
 	if (k->failed || k->closing)
 		return;
-	uint64_t due = k->connected ? UINT64_MAX : k->connect_deadline;
+	/* results waiting (ended while sending, inside etcd_call): now */
+	uint64_t due = k->done ? 0 : k->connected ? UINT64_MAX : k->connect_deadline;
 	for (unsigned i = 0; i < k->n_slots; i++)
 		if (k->slot[i] && k->slot[i]->deadline < due)
 			due = k->slot[i]->deadline;
@@ -1244,12 +1248,17 @@ static void gconn_flush(struct gconn *k)
 		return;
 	if (http_h2_client_output(k->h2, &k->out) < 0)
 		return gconn_fail_soon(k);
+	/* sending can end streams too (a request refused past a GOAWAY, a
+	 * reset of a malformed answer going out): their results are handed
+	 * out from the timer, since this may run inside etcd_call */
+	if (k->done)
+		uv_timer_start(&k->timer, gconn_timer_cb, 0, 0);
 	if (!k->out.len) {
 		/* done: the session is over (our GOAWAY after a peer's protocol
 		 * error went out); its calls fail, from the timer */
 		if (http_h2_client_done(k->h2) && k->n_calls)
 			gconn_fail_soon(k);
-		else if (k->n_calls == 0 && (http_h2_client_goaway(k->h2) || http_h2_client_done(k->h2)))
+		else if (k->n_calls == 0 && !k->done && (http_h2_client_goaway(k->h2) || http_h2_client_done(k->h2)))
 			gconn_close(k);
 		return;
 	}
@@ -1273,27 +1282,36 @@ static void gconn_write_cb(uv_write_t *req, int status)
 	enter(c);
 	k->writing = false;
 	buf_reset(&k->wbuf);
-	if (status < 0)
+	if (status < 0) {
 		gconn_fail(k, false);
-	else
+	} else {
 		gconn_flush(k);
+		gconn_deliver(k);   /* streams the sending ended */
+	}
 	leave(c);
 }
 
-/* Hand out the answers gathered while reading, in the order they came;
- * then k goes if the client has moved on and nothing is left on it. */
+/* Hand out the results gathered while the session read or wrote, in the
+ * order they came (a result added while handing out, by a call sent again
+ * on k, joins a list of its own, handed out next); never inside
+ * etcd_call.  Then k goes if nothing is left on it and the client has
+ * moved on or the session is over (a GOAWAY came). */
 static void gconn_deliver(struct gconn *k)
 {
 	struct etcd_client *c = k->c;
-	struct etcd_call *q;
-	while ((q = k->done)) {
-		k->done = q->done_next;
-		q->done_next = NULL;
-		if (!c->closing)   /* closing: the client's end fails it */
-			grpc_answered(q);
+	while (k->done) {
+		struct etcd_call *l = k->done;
+		k->done = k->done_tail = NULL;
+		while (l) {
+			struct etcd_call *q = l;
+			l = q->done_next;
+			q->done_next = NULL;
+			if (!c->closing)   /* closing: the client's end fails it */
+				grpc_answered(q);
+		}
 	}
-	k->done_tail = NULL;
-	if (!k->closing && k->n_calls == 0 && k->endpoint != c->cur)
+	if (!k->closing && k->n_calls == 0 &&
+	    (k->endpoint != c->cur || http_h2_client_goaway(k->h2) || http_h2_client_done(k->h2)))
 		gconn_close(k);
 }
 
@@ -1321,6 +1339,7 @@ static void gconn_timer_cb(uv_timer_t *t)
 			call_failed(q, !k->connected, true);
 		}
 		gconn_flush(k);
+		gconn_deliver(k);
 		gconn_arm(k);
 	}
 	leave(c);
@@ -1376,10 +1395,12 @@ static void gconn_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 	int rc = n > 0 ? http_h2_client_feed(k->h2, (const uint8_t *)k->rbuf, (size_t)n) : -EPIPE;
 	gconn_deliver(k);
 	if (!k->closing) {
-		if (rc < 0)
+		if (rc < 0) {
 			gconn_fail(k, false);
-		else
+		} else {
 			gconn_flush(k);
+			gconn_deliver(k);   /* streams the sending ended */
+		}
 	}
 	leave(c);
 }
@@ -1477,8 +1498,11 @@ static int grpc_send(struct etcd_call *q)
 static void grpc_answered(struct etcd_call *q)
 {
 	const struct http_h2_result *r = &q->res;
-	if (r->reset)   /* refused (GOAWAY, REFUSED_STREAM): never processed */
-		return call_failed(q, r->error_code == 7, false);   /* REFUSED_STREAM */
+	/* reset: never processed only when refused (REFUSED_STREAM, which
+	 * nghttp2 also gives the streams a GOAWAY cut off); any other reset
+	 * may come after etcd ran it */
+	if (r->reset)
+		return call_failed(q, r->error_code == 7, false);
 	struct etcd_resp resp;
 	memset(&resp, 0, sizeof resp);
 	int err;
@@ -1496,6 +1520,16 @@ static void grpc_answered(struct etcd_call *q)
 		resp.error_code = r->grpc_status;
 		resp.error_message = strdup(r->grpc_message && *r->grpc_message ? r->grpc_message
 		                                                                  : "unknown etcd error");
+		if (!resp.error_message)
+			err = -ENOMEM;
+	} else if (r->status == 502 || r->status == 503 || r->status == 504) {
+		/* no grpc-status, from a proxy on the way: UNAVAILABLE, as gRPC's
+		 * HTTP/2 mapping says (a read goes on; a write does not) */
+		char text[32];
+		snprintf(text, sizeof text, "HTTP status %d", r->status);
+		err = ETCD_E_SERVER;
+		resp.error_code = 14;
+		resp.error_message = strdup(text);
 		if (!resp.error_message)
 			err = -ENOMEM;
 	} else {
@@ -1672,6 +1706,8 @@ static void call_failed(struct etcd_call *q, bool never_sent, bool timed_out)
 	memset(&resp, 0, sizeof resp);
 	if (q->watch)
 		return stream_done(q);
+	if (c->closing)   /* nothing is sent on for a client being freed */
+		return call_finish(q, -ECANCELED, &resp);
 	if (!never_sent && !q->repeatable)   /* it may have run: not twice */
 		return call_finish(q, timed_out ? ETCD_E_TIMEOUT : -ECONNRESET, &resp);
 	endpoint_failed(c, q->endpoint);

@@ -291,6 +291,9 @@ struct member {
 	bool silent;             /* never answer */
 	bool goaway;             /* refuse each call: GOAWAY with last stream 0 */
 	bool hangup;             /* close the connection on a call */
+	bool no_status;          /* answer with HEADERS that lack :status (malformed) */
+	bool goaway_after;       /* one stream at a time (SETTINGS); the first is
+	                          * answered 300 ms late, then GOAWAY: no more */
 	int requests, conns;     /* read under mu */
 	pthread_t thread;
 };
@@ -339,6 +342,7 @@ static int m_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 	const char *msg = ss->m->grpc_message;
 	bool silent = ss->m->silent;
 	bool goaway = ss->m->goaway, hangup = ss->m->hangup;
+	bool no_status = ss->m->no_status, goaway_after = ss->m->goaway_after;
 	ss->body_len = 5 + ss->m->msg_len;
 	ss->body[0] = 0;
 	ss->body[1] = ss->body[2] = 0;
@@ -355,6 +359,15 @@ static int m_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 	}
 	if (silent)
 		return 0;
+	if (no_status) {   /* the client resets the stream as it reads this */
+		nghttp2_nv nv[] = { NV("content-type", "application/grpc"), NV("grpc-status", "0") };
+		nghttp2_submit_response(s, f->hd.stream_id, nv, 2, NULL);
+		return 0;
+	}
+	if (goaway_after) {   /* this stream is answered, none after it */
+		usleep(300000);
+		nghttp2_submit_goaway(s, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR, NULL, 0);
+	}
 	if (st) {   /* trailers-only, as etcd answers an error */
 		char code[8];
 		snprintf(code, sizeof code, "%d", st);
@@ -379,7 +392,11 @@ static void member_serve(struct member *m, int c)
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, m_frame);
 	nghttp2_session_server_new(&s, cb, &ss);
 	nghttp2_session_callbacks_del(cb);
-	nghttp2_submit_settings(s, NGHTTP2_FLAG_NONE, NULL, 0);
+	pthread_mutex_lock(&mu);
+	bool one = m->goaway_after;
+	pthread_mutex_unlock(&mu);
+	nghttp2_settings_entry iv[] = { { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 1 } };
+	nghttp2_submit_settings(s, NGHTTP2_FLAG_NONE, iv, one ? 1 : 0);
 	uint8_t in[16384];
 	while (nghttp2_session_send(s) == 0) {
 		ssize_t n = read(c, in, sizeof in);
@@ -419,7 +436,7 @@ static void member_set(struct member *m, int st, const char *text, const uint8_t
 	m->msg_len = len;
 	m->requests = 0;
 	m->conns = 0;
-	m->silent = m->goaway = m->hangup = false;
+	m->silent = m->goaway = m->hangup = m->no_status = m->goaway_after = false;
 	pthread_mutex_unlock(&mu);
 }
 
@@ -458,6 +475,16 @@ static int call_once(struct member *a, struct member *b, const char *path, const
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
 	return rc;
+}
+
+static void stop_cb(uv_timer_t *t) { uv_timer_stop(t); }
+
+static int n_done, put_rc[2];
+static void put_cb(void *ud, int err, const struct etcd_resp *r)
+{
+	(void)r;
+	put_rc[(long)ud] = err;
+	n_done++;
 }
 
 static void test_client(void)
@@ -603,6 +630,47 @@ static void test_client(void)
 	etcd_client_free(c);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
+
+	/* streams that end while the client sends, not while it reads: each
+	 * call is still answered (a hang here is ended by the alarm) */
+	alarm(60);
+	member_set(&a, 0, NULL, put_ok, put_len);
+	member_set(&bm, 0, NULL, put_ok, put_len);
+	pthread_mutex_lock(&mu);
+	a.no_status = true;
+	pthread_mutex_unlock(&mu);
+	rc = call_once(&a, &bm, ETCD_PATH_PUT, &put, &code);
+	ok(rc == -ECONNRESET && member_count(&bm, false) == 0,
+	   "gRPC: a put whose answer is malformed (no :status, the stream reset as it goes out) is "
+	   "-ECONNRESET, not sent on: rc %d, B %d", rc, member_count(&bm, false));
+
+	member_set(&a, 0, NULL, put_ok, put_len);
+	member_set(&bm, 0, NULL, put_ok, put_len);
+	pthread_mutex_lock(&mu);
+	a.goaway_after = true;
+	pthread_mutex_unlock(&mu);
+	snprintf(text, sizeof text, "etcd://127.0.0.1:%d,127.0.0.1:%d", a.port, bm.port);
+	uv_loop_init(&loop);
+	c = client(&loop, text, 3000);
+	n_done = 0;
+	etcd_call(c, ETCD_PATH_PUT, put.data, put.len, put_cb, (void *)0);
+	uv_timer_t t;
+	uv_timer_init(&loop, &t);
+	uv_timer_start(&t, stop_cb, 100, 0);
+	while (uv_is_active((uv_handle_t *)&t))
+		uv_run(&loop, UV_RUN_ONCE);   /* A's SETTINGS in, its one stream taken */
+	uv_close((uv_handle_t *)&t, NULL);
+	etcd_call(c, ETCD_PATH_PUT, put.data, put.len, put_cb, (void *)1);   /* waits in the session */
+	while (n_done < 2)
+		uv_run(&loop, UV_RUN_ONCE);
+	ok(put_rc[0] == 0 && put_rc[1] == 0 && member_count(&a, false) == 1 && member_count(&bm, false) == 1,
+	   "gRPC: a put queued behind A's stream limit, never sent when A's GOAWAY came, goes to B: "
+	   "rc %d %d, A %d, B %d", put_rc[0], put_rc[1], member_count(&a, false), member_count(&bm, false));
+	etcd_client_free(c);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	alarm(0);
+
 	buf_free(&put);
 	buf_free(&range);
 	buf_free(&txn);
