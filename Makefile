@@ -170,7 +170,7 @@ TEST_ENV = DSYS_SAN="$(SAN)" DSYS_BIN=$(abspath $(BUILD)/bin) DSYS_BUILD=$(abspa
 # alone at the end while the other slots sit idle.
 BATS_SLOW := tests/release.bats tests/conformance.bats tests/raft_node.bats \
   tests/raft_faults.bats tests/valgrind.bats tests/serve_io.bats tests/serve.bats \
-  tests/valgrind_alloc.bats
+  tests/valgrind_alloc.bats tests/raft_memory.bats tests/raft.bats tests/dsys-bench.bats
 BATS_FILES ?= $(BATS_SLOW) $(filter-out $(BATS_SLOW),$(wildcard tests/*.bats))
 FUZZ_SECONDS ?= 10
 
