@@ -292,6 +292,7 @@ struct member {
 	bool goaway;             /* refuse each call: GOAWAY with last stream 0 */
 	bool hangup;             /* close the connection on a call */
 	bool no_status;          /* answer with HEADERS that lack :status (malformed) */
+	const char *http_status; /* answer with this :status and no grpc-status (a proxy's) */
 	bool goaway_after;       /* one stream at a time (SETTINGS); the first is
 	                          * answered 300 ms late, then GOAWAY: no more */
 	int requests, conns;     /* read under mu */
@@ -343,6 +344,7 @@ static int m_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 	bool silent = ss->m->silent;
 	bool goaway = ss->m->goaway, hangup = ss->m->hangup;
 	bool no_status = ss->m->no_status, goaway_after = ss->m->goaway_after;
+	const char *http_status = ss->m->http_status;
 	ss->body_len = 5 + ss->m->msg_len;
 	ss->body[0] = 0;
 	ss->body[1] = ss->body[2] = 0;
@@ -359,6 +361,11 @@ static int m_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 	}
 	if (silent)
 		return 0;
+	if (http_status) {
+		nghttp2_nv nv[] = { NV(":status", http_status), NV("content-type", "text/plain") };
+		nghttp2_submit_response(s, f->hd.stream_id, nv, 2, NULL);
+		return 0;
+	}
 	if (no_status) {   /* the client resets the stream as it reads this */
 		nghttp2_nv nv[] = { NV("content-type", "application/grpc"), NV("grpc-status", "0") };
 		nghttp2_submit_response(s, f->hd.stream_id, nv, 2, NULL);
@@ -437,6 +444,7 @@ static void member_set(struct member *m, int st, const char *text, const uint8_t
 	m->requests = 0;
 	m->conns = 0;
 	m->silent = m->goaway = m->hangup = m->no_status = m->goaway_after = false;
+	m->http_status = NULL;
 	pthread_mutex_unlock(&mu);
 }
 
@@ -630,6 +638,26 @@ static void test_client(void)
 	etcd_client_free(c);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
+
+	/* a proxy's 503 with no grpc-status is UNAVAILABLE: a read goes on,
+	 * a write (it may have reached etcd) does not */
+	member_set(&a, 0, NULL, put_ok, put_len);
+	member_set(&bm, 0, NULL, put_ok, put_len);
+	pthread_mutex_lock(&mu);
+	a.http_status = "503";
+	pthread_mutex_unlock(&mu);
+	rc = call_once(&a, &bm, ETCD_PATH_RANGE, &range, &code);
+	ok(rc == 0 && member_count(&a, false) == 1 && member_count(&bm, false) == 1,
+	   "gRPC: a range answered HTTP 503 without grpc-status goes on: rc %d, A %d, B %d", rc,
+	   member_count(&a, false), member_count(&bm, false));
+	member_set(&bm, 0, NULL, put_ok, put_len);
+	rc = call_once(&a, &bm, ETCD_PATH_PUT, &put, &code);
+	ok(rc == ETCD_E_SERVER && code == 14 && member_count(&bm, false) == 0,
+	   "gRPC: a put answered HTTP 503 is UNAVAILABLE and not sent on: rc %d code %d, B %d", rc, code,
+	   member_count(&bm, false));
+	pthread_mutex_lock(&mu);
+	a.http_status = NULL;
+	pthread_mutex_unlock(&mu);
 
 	/* streams that end while the client sends, not while it reads: each
 	 * call is still answered (a hang here is ended by the alarm) */
