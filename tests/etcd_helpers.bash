@@ -213,3 +213,6 @@ etcd_teardown() {
 }
 
 ctl() { etcdctl --endpoints "${ETCD_CTL_EP:-$ETCD_ENDPOINT}" "$@"; }
+# ctl for `ctl_bg ... &`: the job is etcdctl itself (exec), so $! is the
+# pid that teardown kills, not a subshell that would leave etcdctl behind
+ctl_bg() { exec etcdctl --endpoints "${ETCD_CTL_EP:-$ETCD_ENDPOINT}" "$@"; }

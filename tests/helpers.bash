@@ -115,6 +115,20 @@ wait_exit() {
 	return "$st"
 }
 
+# pid_gone PID: succeed once no process PID is left (a killed one may
+# take a moment: waits up to 5 s), else name it and fail.  For checks that
+# a process was killed: `! kill -0 PID` on a line that is not a test's
+# last is no check at all (bats' errexit ignores a negated command).
+pid_gone() {
+	local i
+	for ((i = 0; i < 250; i++)); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.02
+	done
+	echo "pid $1 still runs" >&2
+	return 1
+}
+
 # kill_server PID: stop it quietly, whatever its status.
 kill_server() {
 	stop_server "$1" TERM || true

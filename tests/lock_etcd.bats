@@ -78,7 +78,7 @@ EOF
 	etcd_start
 	export DSYS_STORE=$ETCD_URL
 	# etcdctl holds: dsys-lock misses, then gets it when etcdctl's command ends
-	ctl lock dsys/locks/shared -- sh -c "touch $BATS_TEST_TMPDIR/ctl-in; sleep 1.5" >/dev/null 3>&- &
+	ctl_bg lock dsys/locks/shared -- sh -c "touch $BATS_TEST_TMPDIR/ctl-in; sleep 1.5" >/dev/null 3>&- &
 	BG+=($!)
 	for ((i = 0; i < 200; i++)); do [ -e "$BATS_TEST_TMPDIR/ctl-in" ] && break; sleep 0.02; done
 	run -1 dsys-lock acquire shared --nowait
@@ -89,7 +89,7 @@ EOF
 	[ ! -e "$BATS_TEST_TMPDIR/ctl-out" ]
 	grant=$output
 	# dsys-lock holds: etcdctl waits until the release
-	ctl lock dsys/locks/shared -- touch "$BATS_TEST_TMPDIR/ctl-out" 3>&- &
+	ctl_bg lock dsys/locks/shared -- touch "$BATS_TEST_TMPDIR/ctl-out" 3>&- &
 	ctlpid=$!
 	BG+=("$ctlpid")
 	sleep 1
@@ -191,13 +191,12 @@ EOF
 	[ "$st" -eq 5 ]
 	((t1 - t0 < 2000))   # noticed at the next renewal, a third of the TTL
 	grep -q "lost lock 'rv'" "$BATS_TEST_TMPDIR/err"
-	for ((i = 0; i < 100; i++)); do kill -0 "$grandchild" 2>/dev/null || break; sleep 0.02; done
-	! kill -0 "$child" 2>/dev/null
-	! kill -0 "$grandchild" 2>/dev/null
+	pid_gone "$child"
+	pid_gone "$grandchild"
 
 	# the anchor: etcdctl lock lets its command run on without the lock,
 	# and exits 0
-	ctl lock dsys/locks/rv2 -- sh -c "sleep 1.5; touch $BATS_TEST_TMPDIR/ctl-done" >/dev/null 3>&- &
+	ctl_bg lock dsys/locks/rv2 -- sh -c "sleep 1.5; touch $BATS_TEST_TMPDIR/ctl-done" >/dev/null 3>&- &
 	ctlpid=$!
 	BG+=("$ctlpid")
 	for ((i = 0; i < 200; i++)); do

@@ -79,8 +79,7 @@ killed() {
 	((t1 - t0 >= MIN_MS))
 	((t1 - t0 <= MAX_MS))
 	(($(field "$output" fence) > oldfence))
-	for ((i = 0; i < 100; i++)); do kill -0 "$child" 2>/dev/null || break; sleep 0.02; done
-	! kill -0 "$child" 2>/dev/null
+	pid_gone "$child"
 }
 
 # paused STORE TTL_MS SLACK_MS: `run` and its command are stopped; a
@@ -123,8 +122,7 @@ paused() {
 	wait "$holder" || st=$?
 	[ "$st" -eq 5 ]
 	grep -q "lost lock 'p'" "$BATS_TEST_TMPDIR/err"
-	for ((i = 0; i < 100; i++)); do kill -0 "$child" 2>/dev/null || break; sleep 0.02; done
-	! kill -0 "$child" 2>/dev/null
+	pid_gone "$child"
 	# every mark, those written after the handover too, carries the old
 	# fence: a store that checks fences refuses them
 	[ "$(sort -u "$marks")" = "$oldfence" ]
@@ -191,9 +189,8 @@ paused() {
 	[ "$st" -eq 5 ]
 	((t1 - t0 < 2000))   # the last confirmed renewal was sent less than a TTL ago
 	grep -q "lost lock 'd' (renewal not confirmed within the TTL)" "$BATS_TEST_TMPDIR/err"
-	for ((i = 0; i < 100; i++)); do kill -0 "$grandchild" 2>/dev/null || break; sleep 0.02; done
-	! kill -0 "$child" 2>/dev/null
-	! kill -0 "$grandchild" 2>/dev/null
+	pid_gone "$child"
+	pid_gone "$grandchild"
 	# etcd back: nobody renews the old lease, so it lapses and the lock
 	# goes on with a greater fence
 	etcd_restart
@@ -224,6 +221,5 @@ paused() {
 	[ "$st" -eq 5 ]
 	((t1 - t0 < 2000))
 	grep -q "lost lock 'm'" "$BATS_TEST_TMPDIR/err"
-	for ((i = 0; i < 100; i++)); do kill -0 "$grandchild" 2>/dev/null || break; sleep 0.02; done
-	! kill -0 "$grandchild" 2>/dev/null
+	pid_gone "$grandchild"
 }
