@@ -34,18 +34,18 @@ static int parse(const char *s, struct etcd_resp *r) { return etcd_parse(s, strl
 /* ---- a member that gives every request the same answer */
 
 struct member {
-	int fd;                  /* listening */
-	int port;
+	struct loopback_server srv;
+	int port;                /* srv.port */
 	const char *answer;      /* the whole HTTP answer */
 	int requests;            /* read under mu */
-	pthread_t thread;
 };
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* One connection: each request (headers, then Content-Length bytes) gets
  * the answer, until the client closes. */
-static void member_serve(struct member *m, int c)
+static void member_serve(void *arg, int c)
 {
+	struct member *m = arg;
 	char req[8192];
 	size_t have = 0;
 	for (;;) {
@@ -76,21 +76,10 @@ static void member_serve(struct member *m, int c)
 	}
 }
 
-static void *member_main(void *arg)
-{
-	struct member *m = arg;
-	int c;
-	while ((c = accept(m->fd, NULL, NULL)) >= 0) {
-		member_serve(m, c);
-		close(c);
-	}
-	return NULL;
-}
-
 static void member_start(struct member *m)
 {
-	m->fd = loopback_listen(&m->port);
-	pthread_create(&m->thread, NULL, member_main, m);
+	loopback_start(&m->srv, member_serve, m);
+	m->port = m->srv.port;
 }
 
 static void member_set(struct member *m, const char *answer)
@@ -181,7 +170,8 @@ static void test_unavailable(void)
 	   rc, member_requests(&a), member_requests(&bm));
 	buf_free(&put);
 	buf_free(&range);
-	/* the members' threads end with the process */
+	loopback_stop(&a.srv);
+	loopback_stop(&bm.srv);
 }
 
 int main(void)

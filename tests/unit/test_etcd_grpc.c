@@ -282,8 +282,7 @@ static void test_answers(void)
 /* ---- scripted members speaking gRPC over h2c */
 
 struct member {
-	int fd;                  /* listening */
-	int port;
+	int port;                /* srv.port */
 	int grpc_status;         /* to answer; 0: msg */
 	const char *grpc_message;
 	const uint8_t *msg;      /* the answer's message (protobuf) */
@@ -296,7 +295,7 @@ struct member {
 	bool goaway_after;       /* one stream at a time (SETTINGS); the first is
 	                          * answered 300 ms late, then GOAWAY: no more */
 	int requests, conns;     /* read under mu */
-	pthread_t thread;
+	struct loopback_server srv;
 };
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -413,24 +412,19 @@ static void member_serve(struct member *m, int c)
 	nghttp2_session_del(s);
 }
 
-static void *member_main(void *arg)
+static void member_conn(void *arg, int c)
 {
 	struct member *m = arg;
-	int c;
-	while ((c = accept(m->fd, NULL, NULL)) >= 0) {
-		pthread_mutex_lock(&mu);
-		m->conns++;
-		pthread_mutex_unlock(&mu);
-		member_serve(m, c);
-		close(c);
-	}
-	return NULL;
+	pthread_mutex_lock(&mu);
+	m->conns++;
+	pthread_mutex_unlock(&mu);
+	member_serve(m, c);
 }
 
 static void member_start(struct member *m)
 {
-	m->fd = loopback_listen(&m->port);
-	pthread_create(&m->thread, NULL, member_main, m);
+	loopback_start(&m->srv, member_conn, m);
+	m->port = m->srv.port;
 }
 
 /* Answer every call with grpc-status st and message text; st 0: msg. */
@@ -702,7 +696,8 @@ static void test_client(void)
 	buf_free(&put);
 	buf_free(&range);
 	buf_free(&txn);
-	/* the members' threads end with the process */
+	loopback_stop(&a.srv);
+	loopback_stop(&bm.srv);
 }
 
 int main(void)
