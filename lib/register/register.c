@@ -480,6 +480,17 @@ int reg_file_remove(const char *dir, const char *service, const char *id)
  * at most REG_MAX_META bytes printed), so a bigger file is not a record. */
 #define REG_FILE_MAX (64 * 1024)
 
+/* in's service and id, both names (reg_name_check: at most REG_MAX_NAME
+ * bytes), copied without snprintf: a thousand records, two each. */
+static void set_names(struct reg_instance *in, const char *service, const char *id)
+{
+	size_t s = strnlen(service, REG_MAX_NAME), i = strnlen(id, REG_MAX_NAME);
+	memcpy(in->service, service, s);
+	in->service[s] = '\0';
+	memcpy(in->id, id, i);
+	in->id[i] = '\0';
+}
+
 /* Read one record, NAME under the open directory dfd, into *in (service
  * and id set from the path).  0, -ENOENT when it is gone, -EINVAL when it
  * is not a record, or -errno.  text holds REG_FILE_MAX + 1 bytes.
@@ -505,8 +516,7 @@ static int read_one(int dfd, const char *service, const char *name, char *text,
 	if (n > REG_FILE_MAX)
 		return -EINVAL;
 	text[n] = '\0';
-	snprintf(in->service, sizeof in->service, "%s", service);
-	snprintf(in->id, sizeof in->id, "%.128s", name);
+	set_names(in, service, name);
 	return reg_value_parse(text, (size_t)n, in);
 }
 
@@ -584,11 +594,11 @@ unsigned reg_file_uring_min = 32;       /* fewer records: not worth a ring */
 
 enum { OP_OPEN, OP_READ, OP_CLOSE };
 
-/* Read the count records in names (NUL-separated) under dfd into out,
+/* Read the count records names[0..count) under dfd into out, in order,
  * as reg_file_list does.  Returns how many names it handled (all of them,
  * or those of the batches done before a failed wait: the caller reads
  * the rest), or -ENOSYS when no ring can be had (nothing done). */
-static long list_uring(int dfd, const char *service, const char *names, size_t count, char *text,
+static long list_uring(int dfd, const char *service, const char *const *names, size_t count, char *text,
                       uint64_t now_ms, struct reg_instance *out, size_t *n)
 {
 	struct uring r;
@@ -602,10 +612,10 @@ static long list_uring(int dfd, const char *service, const char *names, size_t c
 	}
 	const char *batch_names[URING_BATCH];
 	int res[URING_BATCH][3];
-	const char *name = names;
 	for (size_t done = 0; done < count;) {
 		size_t nb = count - done < URING_BATCH ? count - done : URING_BATCH;
-		for (size_t j = 0; j < nb; j++, name += strlen(name) + 1) {
+		for (size_t j = 0; j < nb; j++) {
+			const char *name = names[done + j];
 			batch_names[j] = name;
 			struct io_uring_sqe *q = uring_sqe(&r);
 			INVARIANT(q != NULL);   /* 3 * URING_BATCH fit in the ring */
@@ -662,8 +672,7 @@ static long list_uring(int dfd, const char *service, const char *names, size_t c
 				VALGRIND_MAKE_MEM_DEFINED(bufs + j * URING_SLOT_BYTES, (size_t)rd);
 				memcpy(text, bufs + j * URING_SLOT_BYTES, (size_t)rd);
 				text[rd] = '\0';
-				snprintf(in->service, sizeof in->service, "%s", service);
-				snprintf(in->id, sizeof in->id, "%.128s", batch_names[j]);
+				set_names(in, service, batch_names[j]);
 				rc = reg_value_parse(text, (size_t)rd, in);
 			}
 			if (rc < 0 || (now_ms && in->expires_ms && in->expires_ms <= now_ms))
@@ -675,6 +684,11 @@ static long list_uring(int dfd, const char *service, const char *names, size_t c
 	free(bufs);
 	uring_free(&r);
 	return (long)count;
+}
+
+static int cmp_name_ptr(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 int reg_file_list(const char *dir, const char *service, uint64_t now_ms,
@@ -700,32 +714,40 @@ int reg_file_list(const char *dir, const char *service, uint64_t now_ms,
 		count++;
 	}
 	char *text = malloc(REG_FILE_MAX + 1);
+	const char **order = malloc((count ? count : 1) * sizeof *order);
 	*out = reg_instances_alloc(count);
-	if (!text || !*out) {
+	if (!text || !order || !*out) {
 		free(text);
+		free(order);
 		free(*out);
 		*out = NULL;
 		buf_free(&names);
 		closedir(dp);
 		return -ENOMEM;
 	}
+	/* read in id order, so the records come out sorted: sorting names
+	 * is cheap, sorting 2.6 kB records afterwards is not (render and
+	 * list skip their sort of a sorted set) */
+	const char *name = names.data;
+	for (size_t i = 0; i < count; i++, name += strlen(name) + 1)
+		order[i] = name;
+	if (count > 1)
+		qsort(order, count, sizeof *order, cmp_name_ptr);
 	size_t from = 0;
 	if (count && count >= reg_file_uring_min) {
-		long u = list_uring(dirfd(dp), service, names.data, count, text, now_ms, *out, n);
+		long u = list_uring(dirfd(dp), service, order, count, text, now_ms, *out, n);
 		from = u > 0 ? (size_t)u : 0;
 	}
-	const char *name = names.data;
-	for (size_t i = 0; i < count; i++, name += strlen(name) + 1) {
-		if (i < from)
-			continue;
+	for (size_t i = from; i < count; i++) {
 		struct reg_instance *in = &(*out)[*n];
 		/* removed since readdir, not a file, not a record: left out */
-		if (read_one(dirfd(dp), service, name, text, in) < 0 ||
+		if (read_one(dirfd(dp), service, order[i], text, in) < 0 ||
 		    (now_ms && in->expires_ms && in->expires_ms <= now_ms))
 			continue;
 		(*n)++;
 	}
 	free(text);
+	free(order);
 	buf_free(&names);
 	closedir(dp);
 	return 0;

@@ -166,6 +166,10 @@ static void uring_agrees(void)
 		       !strcmp(a[i].meta, b[i].meta) && a[i].status == b[i].status &&
 		       a[i].expires_ms == b[i].expires_ms;
 	ok(same, "io_uring and plain reads list the same %zu records (of %zu)", na, nb);
+	bool sorted = ra == 0;
+	for (size_t i = 1; sorted && i < na; i++)
+		sorted = strcmp(a[i - 1].id, a[i].id) < 0;
+	ok(sorted, "in id order, as strcmp sorts");
 	is_int((long)na, 149, "every live record, the big one too; not the expired, junk, dir, link or temporary");
 	free(a);
 	free(b);
