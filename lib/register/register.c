@@ -106,8 +106,52 @@ int reg_meta_add(char *meta, size_t size, const char *kv, const char **why)
 	return rc;
 }
 
+/* reg_meta_get without cJSON where that is sure to answer the same: every
+ * key plain (an escaped one might spell key), the first member named key
+ * (cJSON's pick) a plain string.  Anything else is left to cJSON. */
+static bool plain(const struct json_token *t);
+
+struct meta_find { const char *key; size_t key_len; struct json_token v; bool found, doubt; };
+
+static int meta_find_cb(void *ctx, const struct json_token *k, const struct json_token *v)
+{
+	struct meta_find *f = ctx;
+	if (!plain(k))
+		f->doubt = true;
+	else if (!f->found && k->len == f->key_len && !memcmp(k->text, f->key, k->len)) {
+		f->v = *v;
+		f->found = true;
+	}
+	return 0;
+}
+
+static bool meta_get_fast(const char *meta, const char *key, char *out, size_t size)
+{
+	size_t len = strlen(meta);
+	struct meta_find f = {key, strlen(key), {0}, false, false};
+	long end = json_scan_object(meta, len, meta_find_cb, &f);
+	if (end < 0 || f.doubt)
+		return false;
+	for (size_t i = (size_t)end; i < len; i++)
+		if (!strchr(" \t\r\n", meta[i]))
+			return false;
+	if (!f.found)
+		return true;   /* out is "" */
+	if (f.v.kind != JSON_KIND_STRING || !plain(&f.v))
+		return false;
+	size_t n = f.v.len < size - 1 ? f.v.len : size - 1;
+	memcpy(out, f.v.text, n);
+	out[n] = '\0';
+	return true;
+}
+
 const char *reg_meta_get(const char *meta, const char *key, char *out, size_t size)
 {
+	out[0] = '\0';
+	if (size == 0)
+		return out;
+	if (meta_get_fast(meta, key, out, size))
+		return out;
 	out[0] = '\0';
 	json_value *v = json_parse(meta, strlen(meta), NULL);
 	const cJSON *m = v ? cJSON_GetObjectItemCaseSensitive(v, key) : NULL;
