@@ -218,16 +218,17 @@ struct fast_top { struct json_token op, addr, md; bool has_op, has_addr, has_md,
 struct fast_md { struct json_token status, since, expires, meta; bool has[4], doubt; };
 
 /* A key or string token read as it is: no escape, no control byte (cJSON
- * would cut at a NUL and print a control byte back escaped). */
+ * would cut at a NUL and print a control byte back escaped).  The scanner
+ * refuses a raw control byte in a string, so only an escape can make one:
+ * no loop over the text. */
 static bool plain(const struct json_token *t)
 {
-	if (t->escaped)
-		return false;
-	for (size_t i = 0; i < t->len; i++)
-		if ((unsigned char)t->text[i] < 0x20)
-			return false;
-	return true;
+	return !t->escaped;
 }
+
+/* Is the (plain) key token the name s of n bytes?  The names are known
+ * at compile time: the length first, no strlen per call. */
+#define KEY_IS(k, s) ((k)->len == sizeof(s) - 1 && !memcmp((k)->text, s, sizeof(s) - 1))
 
 static int fast_top_cb(void *ctx, const struct json_token *k, const struct json_token *v)
 {
@@ -236,11 +237,11 @@ static int fast_top_cb(void *ctx, const struct json_token *k, const struct json_
 	bool *has = NULL;
 	if (!plain(k))
 		f->doubt = true;
-	else if (json_token_eq(k, "Op"))
+	else if (KEY_IS(k, "Op"))
 		slot = &f->op, has = &f->has_op;
-	else if (json_token_eq(k, "Addr"))
+	else if (KEY_IS(k, "Addr"))
 		slot = &f->addr, has = &f->has_addr;
-	else if (json_token_eq(k, "Metadata"))
+	else if (KEY_IS(k, "Metadata"))
 		slot = &f->md, has = &f->has_md;
 	if (slot) {
 		f->doubt |= *has;   /* a duplicate: cJSON takes the first, leave it to cJSON */
@@ -253,18 +254,25 @@ static int fast_top_cb(void *ctx, const struct json_token *k, const struct json_
 static int fast_md_cb(void *ctx, const struct json_token *k, const struct json_token *v)
 {
 	struct fast_md *f = ctx;
-	static const char *const names[] = {"status", "since_ms", "expires_ms", "meta"};
-	struct json_token *slots[] = {&f->status, &f->since, &f->expires, &f->meta};
+	int i;
 	if (!plain(k)) {
 		f->doubt = true;
 		return 0;
 	}
-	for (int i = 0; i < 4; i++)
-		if (json_token_eq(k, names[i])) {
-			f->doubt |= f->has[i];
-			*slots[i] = *v;
-			f->has[i] = true;
-		}
+	if (KEY_IS(k, "status"))
+		i = 0;
+	else if (KEY_IS(k, "since_ms"))
+		i = 1;
+	else if (KEY_IS(k, "expires_ms"))
+		i = 2;
+	else if (KEY_IS(k, "meta"))
+		i = 3;
+	else
+		return 0;   /* service, id and foreign fields: not read */
+	struct json_token *slots[] = {&f->status, &f->since, &f->expires, &f->meta};
+	f->doubt |= f->has[i];
+	*slots[i] = *v;
+	f->has[i] = true;
 	return 0;
 }
 
