@@ -321,30 +321,93 @@ static bool fast_ms(const struct json_token *t, uint64_t *out)
 	return true;
 }
 
+static size_t skip_ws(const char *t, size_t len, size_t i)
+{
+	while (i < len && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r'))
+		i++;
+	return i;
+}
+
+/* After whitespace from i, the n bytes of s: the index after them, or 0. */
+static size_t expect(const char *t, size_t len, size_t i, const char *s, size_t n)
+{
+	i = skip_ws(t, len, i);
+	return len - i >= n && !memcmp(t + i, s, n) ? i + n : 0;
+}
+#define EXPECT(i, s) ((i) = expect(text, len, (i), s, sizeof(s) - 1))
+
+/* The layout every writer of records uses, reg_value_format's own and
+ * etcd's endpoint manager's, compact or spaced:
+ *   {"Op":0,"Addr":"HOST:PORT","Metadata":{...}}
+ * read in one pass: the generic reading below scans the whole record
+ * once to find its members and Metadata a second time (meta a third),
+ * and that is a third of render's instructions.  Fills *addr and *md
+ * (md->doubt as the generic reading would set it) and returns true, or
+ * false at the first thing off that layout, for the generic reading to
+ * decide (md then holds nothing it needs). */
+static bool canonical(const char *text, size_t len, struct json_token *addr, struct fast_md *md)
+{
+	size_t i = 0;
+	if (!EXPECT(i, "{") || !EXPECT(i, "\"Op\"") || !EXPECT(i, ":") || !EXPECT(i, "0") ||
+	    !EXPECT(i, ",") || !EXPECT(i, "\"Addr\"") || !EXPECT(i, ":") || !EXPECT(i, "\""))
+		return false;
+	size_t a = i;
+	while (i < len && text[i] != '"') {   /* bytes an address may hold, no escape */
+		unsigned char c = (unsigned char)text[i];
+		if (c <= 0x20 || c >= 0x7f || c == '\\')
+			return false;
+		i++;
+	}
+	if (i >= len || i - a > REG_MAX_ADDR)
+		return false;
+	*addr = (struct json_token){JSON_KIND_STRING, text + a, i - a, false};
+	i++;
+	if (!EXPECT(i, ",") || !EXPECT(i, "\"Metadata\"") || !EXPECT(i, ":"))
+		return false;
+	i = skip_ws(text, len, i);
+	if (i >= len || text[i] != '{')
+		return false;
+	long end = json_scan_object(text + i, len - i, fast_md_cb, md);
+	if (end < 0)
+		return false;
+	i += (size_t)end;
+	if (!EXPECT(i, "}"))
+		return false;
+	return skip_ws(text, len, i) == len;
+}
+
 /* 0 or -EINVAL as reg_value_parse answers, or 1: not sure, ask cJSON.
  * in's service and id are already in place. */
 static int value_parse_fast(const char *text, size_t len, struct reg_instance *in)
 {
 	if (memchr(text, '\0', len))
 		return 1;
-	struct fast_top top = {0};
-	long end = json_scan_object(text, len, fast_top_cb, &top);
-	if (end < 0 || top.doubt)
-		return 1;
-	for (size_t i = (size_t)end; i < len; i++)
-		if (!strchr(" \t\r\n", text[i]))
-			return 1;
-	if ((top.has_op && !(top.op.kind == JSON_KIND_NUMBER && top.op.len == 1 && top.op.text[0] == '0')) ||
-	    !top.has_addr || top.addr.kind != JSON_KIND_STRING || top.addr.escaped ||
-	    top.addr.len > REG_MAX_ADDR)
-		return 1;
-	for (size_t i = 0; i < top.addr.len; i++)
-		if ((unsigned char)top.addr.text[i] <= 0x20 || (unsigned char)top.addr.text[i] >= 0x7f)
-			return 1;
+	struct json_token addr;
 	struct fast_md md = {0};
-	if (top.has_md && top.md.kind == JSON_KIND_OBJECT &&
-	    (json_scan_object(top.md.text, top.md.len, fast_md_cb, &md) < 0 || md.doubt))
-		return 1;
+	if (canonical(text, len, &addr, &md)) {
+		if (md.doubt)
+			return 1;
+	} else {
+		memset(&md, 0, sizeof md);
+		struct fast_top top = {0};
+		long end = json_scan_object(text, len, fast_top_cb, &top);
+		if (end < 0 || top.doubt)
+			return 1;
+		for (size_t i = (size_t)end; i < len; i++)
+			if (!strchr(" \t\r\n", text[i]))
+				return 1;
+		if ((top.has_op && !(top.op.kind == JSON_KIND_NUMBER && top.op.len == 1 && top.op.text[0] == '0')) ||
+		    !top.has_addr || top.addr.kind != JSON_KIND_STRING || top.addr.escaped ||
+		    top.addr.len > REG_MAX_ADDR)
+			return 1;
+		for (size_t i = 0; i < top.addr.len; i++)
+			if ((unsigned char)top.addr.text[i] <= 0x20 || (unsigned char)top.addr.text[i] >= 0x7f)
+				return 1;
+		if (top.has_md && top.md.kind == JSON_KIND_OBJECT &&
+		    (json_scan_object(top.md.text, top.md.len, fast_md_cb, &md) < 0 || md.doubt))
+			return 1;
+		addr = top.addr;
+	}
 	enum reg_status status = REG_PASSING;
 	uint64_t since = 0, expires = 0;
 	if (md.has[0]) {
@@ -375,7 +438,7 @@ static int value_parse_fast(const char *text, size_t len, struct reg_instance *i
 	}
 	/* sure now: fill in as the cJSON reading does */
 	memset(in->addr, 0, sizeof in->addr);
-	memcpy(in->addr, top.addr.text, top.addr.len);
+	memcpy(in->addr, addr.text, addr.len);
 	strcpy(in->meta, meta);
 	in->status = status;
 	in->since_ms = since;

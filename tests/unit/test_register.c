@@ -60,6 +60,10 @@ static void fast_path_agrees(void)
 		"{\"Op\":0,\"Addr\":\"10.0.0.1:8080\",\"Metadata\":{\"service\":\"web\",\"id\":\"a\","
 		"\"status\":\"passing\",\"since_ms\":1764930000000,\"meta\":{\"zone\":\"eu\",\"tier\":\"1\"},"
 		"\"expires_ms\":1764930010000}}\n",
+		"{\"Op\": 0, \"Addr\": \"10.0.0.2:8080\", \"Metadata\": {\"service\": \"web\", \"id\": \"i2\", "
+		"\"status\": \"passing\", \"since_ms\": 1764930000000, \"meta\": {\"zone\": \"z2\"}, "
+		"\"expires_ms\": 1764930010000}}",
+		"{\"Op\":0,\"Addr\":\"h:1\",\"Metadata\":{\"status\":\"passing\",\"st\\u0061tus\":\"critical\",\"status\":\"x\"}}",
 		"{\"Addr\":\"[::1]:81\",\"Metadata\":{\"status\":\"critical\",\"meta\":{}}}",
 		"{\"Op\":0,\"Addr\":\"h:1\",\"Metadata\":null}",
 		"{\"Op\":0,\"Addr\":\"h:1\",\"Metadata\":{\"since_ms\":1e3,\"meta\":{\"a\":\"\\u00e9\",\"b\":2}}}",
