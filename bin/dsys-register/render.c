@@ -246,7 +246,8 @@ int reg_render(struct reg_config *cfg, const char *service)
 		}
 		nanosleep(&step, NULL);
 	}
-	/* etcd answers in key order, so one service's ids come sorted */
+	/* etcd answers in key order and reg_file_list reads in id order, so
+	 * one service's ids come sorted: the check spares a sort of 2.6 MB */
 	size_t s = 1;
 	while (s < m && cmp_id(&v[s - 1], &v[s]) <= 0)
 		s++;

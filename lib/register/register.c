@@ -106,8 +106,52 @@ int reg_meta_add(char *meta, size_t size, const char *kv, const char **why)
 	return rc;
 }
 
+/* reg_meta_get without cJSON where that is sure to answer the same: every
+ * key plain (an escaped one might spell key), the first member named key
+ * (cJSON's pick) a plain string.  Anything else is left to cJSON. */
+static bool plain(const struct json_token *t);
+
+struct meta_find { const char *key; size_t key_len; struct json_token v; bool found, doubt; };
+
+static int meta_find_cb(void *ctx, const struct json_token *k, const struct json_token *v)
+{
+	struct meta_find *f = ctx;
+	if (!plain(k))
+		f->doubt = true;
+	else if (!f->found && k->len == f->key_len && !memcmp(k->text, f->key, k->len)) {
+		f->v = *v;
+		f->found = true;
+	}
+	return 0;
+}
+
+static bool meta_get_fast(const char *meta, const char *key, char *out, size_t size)
+{
+	size_t len = strlen(meta);
+	struct meta_find f = {key, strlen(key), {0}, false, false};
+	long end = json_scan_object(meta, len, meta_find_cb, &f);
+	if (end < 0 || f.doubt)
+		return false;
+	for (size_t i = (size_t)end; i < len; i++)
+		if (!strchr(" \t\r\n", meta[i]))
+			return false;
+	if (!f.found)
+		return true;   /* out is "" */
+	if (f.v.kind != JSON_KIND_STRING || !plain(&f.v))
+		return false;
+	size_t n = f.v.len < size - 1 ? f.v.len : size - 1;
+	memcpy(out, f.v.text, n);
+	out[n] = '\0';
+	return true;
+}
+
 const char *reg_meta_get(const char *meta, const char *key, char *out, size_t size)
 {
+	out[0] = '\0';
+	if (size == 0)
+		return out;
+	if (meta_get_fast(meta, key, out, size))
+		return out;
 	out[0] = '\0';
 	json_value *v = json_parse(meta, strlen(meta), NULL);
 	const cJSON *m = v ? cJSON_GetObjectItemCaseSensitive(v, key) : NULL;
@@ -174,16 +218,17 @@ struct fast_top { struct json_token op, addr, md; bool has_op, has_addr, has_md,
 struct fast_md { struct json_token status, since, expires, meta; bool has[4], doubt; };
 
 /* A key or string token read as it is: no escape, no control byte (cJSON
- * would cut at a NUL and print a control byte back escaped). */
+ * would cut at a NUL and print a control byte back escaped).  The scanner
+ * refuses a raw control byte in a string, so only an escape can make one:
+ * no loop over the text. */
 static bool plain(const struct json_token *t)
 {
-	if (t->escaped)
-		return false;
-	for (size_t i = 0; i < t->len; i++)
-		if ((unsigned char)t->text[i] < 0x20)
-			return false;
-	return true;
+	return !t->escaped;
 }
+
+/* Is the (plain) key token the name s of n bytes?  The names are known
+ * at compile time: the length first, no strlen per call. */
+#define KEY_IS(k, s) ((k)->len == sizeof(s) - 1 && !memcmp((k)->text, s, sizeof(s) - 1))
 
 static int fast_top_cb(void *ctx, const struct json_token *k, const struct json_token *v)
 {
@@ -192,11 +237,11 @@ static int fast_top_cb(void *ctx, const struct json_token *k, const struct json_
 	bool *has = NULL;
 	if (!plain(k))
 		f->doubt = true;
-	else if (json_token_eq(k, "Op"))
+	else if (KEY_IS(k, "Op"))
 		slot = &f->op, has = &f->has_op;
-	else if (json_token_eq(k, "Addr"))
+	else if (KEY_IS(k, "Addr"))
 		slot = &f->addr, has = &f->has_addr;
-	else if (json_token_eq(k, "Metadata"))
+	else if (KEY_IS(k, "Metadata"))
 		slot = &f->md, has = &f->has_md;
 	if (slot) {
 		f->doubt |= *has;   /* a duplicate: cJSON takes the first, leave it to cJSON */
@@ -209,18 +254,25 @@ static int fast_top_cb(void *ctx, const struct json_token *k, const struct json_
 static int fast_md_cb(void *ctx, const struct json_token *k, const struct json_token *v)
 {
 	struct fast_md *f = ctx;
-	static const char *const names[] = {"status", "since_ms", "expires_ms", "meta"};
-	struct json_token *slots[] = {&f->status, &f->since, &f->expires, &f->meta};
+	int i;
 	if (!plain(k)) {
 		f->doubt = true;
 		return 0;
 	}
-	for (int i = 0; i < 4; i++)
-		if (json_token_eq(k, names[i])) {
-			f->doubt |= f->has[i];
-			*slots[i] = *v;
-			f->has[i] = true;
-		}
+	if (KEY_IS(k, "status"))
+		i = 0;
+	else if (KEY_IS(k, "since_ms"))
+		i = 1;
+	else if (KEY_IS(k, "expires_ms"))
+		i = 2;
+	else if (KEY_IS(k, "meta"))
+		i = 3;
+	else
+		return 0;   /* service, id and foreign fields: not read */
+	struct json_token *slots[] = {&f->status, &f->since, &f->expires, &f->meta};
+	f->doubt |= f->has[i];
+	*slots[i] = *v;
+	f->has[i] = true;
 	return 0;
 }
 
@@ -269,30 +321,93 @@ static bool fast_ms(const struct json_token *t, uint64_t *out)
 	return true;
 }
 
+static size_t skip_ws(const char *t, size_t len, size_t i)
+{
+	while (i < len && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r'))
+		i++;
+	return i;
+}
+
+/* After whitespace from i, the n bytes of s: the index after them, or 0. */
+static size_t expect(const char *t, size_t len, size_t i, const char *s, size_t n)
+{
+	i = skip_ws(t, len, i);
+	return len - i >= n && !memcmp(t + i, s, n) ? i + n : 0;
+}
+#define EXPECT(i, s) ((i) = expect(text, len, (i), s, sizeof(s) - 1))
+
+/* The layout every writer of records uses, reg_value_format's own and
+ * etcd's endpoint manager's, compact or spaced:
+ *   {"Op":0,"Addr":"HOST:PORT","Metadata":{...}}
+ * read in one pass: the generic reading below scans the whole record
+ * once to find its members and Metadata a second time (meta a third),
+ * and that is a third of render's instructions.  Fills *addr and *md
+ * (md->doubt as the generic reading would set it) and returns true, or
+ * false at the first thing off that layout, for the generic reading to
+ * decide (md then holds nothing it needs). */
+static bool canonical(const char *text, size_t len, struct json_token *addr, struct fast_md *md)
+{
+	size_t i = 0;
+	if (!EXPECT(i, "{") || !EXPECT(i, "\"Op\"") || !EXPECT(i, ":") || !EXPECT(i, "0") ||
+	    !EXPECT(i, ",") || !EXPECT(i, "\"Addr\"") || !EXPECT(i, ":") || !EXPECT(i, "\""))
+		return false;
+	size_t a = i;
+	while (i < len && text[i] != '"') {   /* bytes an address may hold, no escape */
+		unsigned char c = (unsigned char)text[i];
+		if (c <= 0x20 || c >= 0x7f || c == '\\')
+			return false;
+		i++;
+	}
+	if (i >= len || i - a > REG_MAX_ADDR)
+		return false;
+	*addr = (struct json_token){JSON_KIND_STRING, text + a, i - a, false};
+	i++;
+	if (!EXPECT(i, ",") || !EXPECT(i, "\"Metadata\"") || !EXPECT(i, ":"))
+		return false;
+	i = skip_ws(text, len, i);
+	if (i >= len || text[i] != '{')
+		return false;
+	long end = json_scan_object(text + i, len - i, fast_md_cb, md);
+	if (end < 0)
+		return false;
+	i += (size_t)end;
+	if (!EXPECT(i, "}"))
+		return false;
+	return skip_ws(text, len, i) == len;
+}
+
 /* 0 or -EINVAL as reg_value_parse answers, or 1: not sure, ask cJSON.
  * in's service and id are already in place. */
 static int value_parse_fast(const char *text, size_t len, struct reg_instance *in)
 {
 	if (memchr(text, '\0', len))
 		return 1;
-	struct fast_top top = {0};
-	long end = json_scan_object(text, len, fast_top_cb, &top);
-	if (end < 0 || top.doubt)
-		return 1;
-	for (size_t i = (size_t)end; i < len; i++)
-		if (!strchr(" \t\r\n", text[i]))
-			return 1;
-	if ((top.has_op && !(top.op.kind == JSON_KIND_NUMBER && top.op.len == 1 && top.op.text[0] == '0')) ||
-	    !top.has_addr || top.addr.kind != JSON_KIND_STRING || top.addr.escaped ||
-	    top.addr.len > REG_MAX_ADDR)
-		return 1;
-	for (size_t i = 0; i < top.addr.len; i++)
-		if ((unsigned char)top.addr.text[i] <= 0x20 || (unsigned char)top.addr.text[i] >= 0x7f)
-			return 1;
+	struct json_token addr;
 	struct fast_md md = {0};
-	if (top.has_md && top.md.kind == JSON_KIND_OBJECT &&
-	    (json_scan_object(top.md.text, top.md.len, fast_md_cb, &md) < 0 || md.doubt))
-		return 1;
+	if (canonical(text, len, &addr, &md)) {
+		if (md.doubt)
+			return 1;
+	} else {
+		memset(&md, 0, sizeof md);
+		struct fast_top top = {0};
+		long end = json_scan_object(text, len, fast_top_cb, &top);
+		if (end < 0 || top.doubt)
+			return 1;
+		for (size_t i = (size_t)end; i < len; i++)
+			if (!strchr(" \t\r\n", text[i]))
+				return 1;
+		if ((top.has_op && !(top.op.kind == JSON_KIND_NUMBER && top.op.len == 1 && top.op.text[0] == '0')) ||
+		    !top.has_addr || top.addr.kind != JSON_KIND_STRING || top.addr.escaped ||
+		    top.addr.len > REG_MAX_ADDR)
+			return 1;
+		for (size_t i = 0; i < top.addr.len; i++)
+			if ((unsigned char)top.addr.text[i] <= 0x20 || (unsigned char)top.addr.text[i] >= 0x7f)
+				return 1;
+		if (top.has_md && top.md.kind == JSON_KIND_OBJECT &&
+		    (json_scan_object(top.md.text, top.md.len, fast_md_cb, &md) < 0 || md.doubt))
+			return 1;
+		addr = top.addr;
+	}
 	enum reg_status status = REG_PASSING;
 	uint64_t since = 0, expires = 0;
 	if (md.has[0]) {
@@ -323,7 +438,7 @@ static int value_parse_fast(const char *text, size_t len, struct reg_instance *i
 	}
 	/* sure now: fill in as the cJSON reading does */
 	memset(in->addr, 0, sizeof in->addr);
-	memcpy(in->addr, top.addr.text, top.addr.len);
+	memcpy(in->addr, addr.text, addr.len);
 	strcpy(in->meta, meta);
 	in->status = status;
 	in->since_ms = since;
@@ -480,6 +595,17 @@ int reg_file_remove(const char *dir, const char *service, const char *id)
  * at most REG_MAX_META bytes printed), so a bigger file is not a record. */
 #define REG_FILE_MAX (64 * 1024)
 
+/* in's service and id, both names (reg_name_check: at most REG_MAX_NAME
+ * bytes), copied without snprintf: a thousand records, two each. */
+static void set_names(struct reg_instance *in, const char *service, const char *id)
+{
+	size_t s = strnlen(service, REG_MAX_NAME), i = strnlen(id, REG_MAX_NAME);
+	memcpy(in->service, service, s);
+	in->service[s] = '\0';
+	memcpy(in->id, id, i);
+	in->id[i] = '\0';
+}
+
 /* Read one record, NAME under the open directory dfd, into *in (service
  * and id set from the path).  0, -ENOENT when it is gone, -EINVAL when it
  * is not a record, or -errno.  text holds REG_FILE_MAX + 1 bytes.
@@ -505,8 +631,7 @@ static int read_one(int dfd, const char *service, const char *name, char *text,
 	if (n > REG_FILE_MAX)
 		return -EINVAL;
 	text[n] = '\0';
-	snprintf(in->service, sizeof in->service, "%s", service);
-	snprintf(in->id, sizeof in->id, "%.128s", name);
+	set_names(in, service, name);
 	return reg_value_parse(text, (size_t)n, in);
 }
 
@@ -584,11 +709,11 @@ unsigned reg_file_uring_min = 32;       /* fewer records: not worth a ring */
 
 enum { OP_OPEN, OP_READ, OP_CLOSE };
 
-/* Read the count records in names (NUL-separated) under dfd into out,
+/* Read the count records names[0..count) under dfd into out, in order,
  * as reg_file_list does.  Returns how many names it handled (all of them,
  * or those of the batches done before a failed wait: the caller reads
  * the rest), or -ENOSYS when no ring can be had (nothing done). */
-static long list_uring(int dfd, const char *service, const char *names, size_t count, char *text,
+static long list_uring(int dfd, const char *service, const char *const *names, size_t count, char *text,
                       uint64_t now_ms, struct reg_instance *out, size_t *n)
 {
 	struct uring r;
@@ -602,10 +727,10 @@ static long list_uring(int dfd, const char *service, const char *names, size_t c
 	}
 	const char *batch_names[URING_BATCH];
 	int res[URING_BATCH][3];
-	const char *name = names;
 	for (size_t done = 0; done < count;) {
 		size_t nb = count - done < URING_BATCH ? count - done : URING_BATCH;
-		for (size_t j = 0; j < nb; j++, name += strlen(name) + 1) {
+		for (size_t j = 0; j < nb; j++) {
+			const char *name = names[done + j];
 			batch_names[j] = name;
 			struct io_uring_sqe *q = uring_sqe(&r);
 			INVARIANT(q != NULL);   /* 3 * URING_BATCH fit in the ring */
@@ -662,8 +787,7 @@ static long list_uring(int dfd, const char *service, const char *names, size_t c
 				VALGRIND_MAKE_MEM_DEFINED(bufs + j * URING_SLOT_BYTES, (size_t)rd);
 				memcpy(text, bufs + j * URING_SLOT_BYTES, (size_t)rd);
 				text[rd] = '\0';
-				snprintf(in->service, sizeof in->service, "%s", service);
-				snprintf(in->id, sizeof in->id, "%.128s", batch_names[j]);
+				set_names(in, service, batch_names[j]);
 				rc = reg_value_parse(text, (size_t)rd, in);
 			}
 			if (rc < 0 || (now_ms && in->expires_ms && in->expires_ms <= now_ms))
@@ -675,6 +799,11 @@ static long list_uring(int dfd, const char *service, const char *names, size_t c
 	free(bufs);
 	uring_free(&r);
 	return (long)count;
+}
+
+static int cmp_name_ptr(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 int reg_file_list(const char *dir, const char *service, uint64_t now_ms,
@@ -700,32 +829,40 @@ int reg_file_list(const char *dir, const char *service, uint64_t now_ms,
 		count++;
 	}
 	char *text = malloc(REG_FILE_MAX + 1);
+	const char **order = malloc((count ? count : 1) * sizeof *order);
 	*out = reg_instances_alloc(count);
-	if (!text || !*out) {
+	if (!text || !order || !*out) {
 		free(text);
+		free(order);
 		free(*out);
 		*out = NULL;
 		buf_free(&names);
 		closedir(dp);
 		return -ENOMEM;
 	}
+	/* read in id order, so the records come out sorted: sorting names
+	 * is cheap, sorting 2.6 kB records afterwards is not (render and
+	 * list skip their sort of a sorted set) */
+	const char *name = names.data;
+	for (size_t i = 0; i < count; i++, name += strlen(name) + 1)
+		order[i] = name;
+	if (count > 1)
+		qsort(order, count, sizeof *order, cmp_name_ptr);
 	size_t from = 0;
 	if (count && count >= reg_file_uring_min) {
-		long u = list_uring(dirfd(dp), service, names.data, count, text, now_ms, *out, n);
+		long u = list_uring(dirfd(dp), service, order, count, text, now_ms, *out, n);
 		from = u > 0 ? (size_t)u : 0;
 	}
-	const char *name = names.data;
-	for (size_t i = 0; i < count; i++, name += strlen(name) + 1) {
-		if (i < from)
-			continue;
+	for (size_t i = from; i < count; i++) {
 		struct reg_instance *in = &(*out)[*n];
 		/* removed since readdir, not a file, not a record: left out */
-		if (read_one(dirfd(dp), service, name, text, in) < 0 ||
+		if (read_one(dirfd(dp), service, order[i], text, in) < 0 ||
 		    (now_ms && in->expires_ms && in->expires_ms <= now_ms))
 			continue;
 		(*n)++;
 	}
 	free(text);
+	free(order);
 	buf_free(&names);
 	closedir(dp);
 	return 0;

@@ -100,7 +100,8 @@ int reg_file_put(const char *dir, const struct reg_instance *in);
 /* Remove DIR/SERVICE/ID; -ENOENT when absent. */
 int reg_file_remove(const char *dir, const char *service, const char *id);
 /* The live instances of one service (now_ms: what "expired" means; 0
- * reads expired ones too, marked by expires_ms < now).  *out is malloc'd. */
+ * reads expired ones too, marked by expires_ms < now), in id order (as
+ * strcmp sorts).  *out is malloc'd. */
 int reg_file_list(const char *dir, const char *service, uint64_t now_ms,
                   struct reg_instance **out, size_t *n);
 /* From how many records on reg_file_list reads them through io_uring

@@ -9,6 +9,8 @@
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -470,16 +472,64 @@ static int fill(const ProtobufCMessage *m, struct etcd_resp *r, int depth)
 	return ETCD_E_PROTOCOL;
 }
 
+/* protobuf-c's allocations for one answer, from an arena freed whole:
+ * an unpacked range of 1000 keys is some 4000 small blocks (each
+ * KeyValue, its key, its value, the array), and fill() copies out what
+ * it keeps, so none needs a malloc and a free of its own.  The first
+ * chunk holds a typical answer (the unpacked form is at most a few times
+ * the message); more come as needed, each at least ARENA_CHUNK. */
+#define ARENA_CHUNK (64u << 10)
+
+struct arena_chunk { struct arena_chunk *next; size_t size, used; max_align_t data[]; };
+struct arena { struct arena_chunk *head; size_t first; };
+
+static void *arena_alloc(void *ud, size_t n)
+{
+	struct arena *a = ud;
+	const size_t align = sizeof(max_align_t);
+	n = (n + align - 1) / align * align;
+	struct arena_chunk *c = a->head;
+	if (!c || c->size - c->used < n) {
+		size_t size = c ? ARENA_CHUNK : a->first;
+		if (size < n)
+			size = n;
+		if (size > SIZE_MAX - sizeof *c || !(c = malloc(sizeof *c + size)))
+			return NULL;
+		c->next = a->head;
+		c->size = size;
+		c->used = 0;
+		a->head = c;
+	}
+	void *p = (char *)c->data + c->used;
+	c->used += n;
+	return p;
+}
+
+static void arena_free_one(void *ud, void *p)
+{
+	(void)ud;
+	(void)p;   /* all at once, in arena_release */
+}
+
+static void arena_release(struct arena *a)
+{
+	while (a->head) {
+		struct arena_chunk *next = a->head->next;
+		free(a->head);
+		a->head = next;
+	}
+}
+
 int etcd_parse_grpc(const char *path, const uint8_t *msg, size_t len, struct etcd_resp *resp)
 {
 	memset(resp, 0, sizeof *resp);
 	const struct etcd_grpc_method *md = etcd_grpc_method(path);
 	if (!md)
 		return ETCD_E_PROTOCOL;
-	ProtobufCMessage *m = protobuf_c_message_unpack(md->resp, NULL, len, msg);
-	if (!m)
-		return ETCD_E_PROTOCOL;
-	int rc = fill(m, resp, 0);
-	protobuf_c_message_free_unpacked(m, NULL);
+	struct arena a = {NULL, len < ARENA_CHUNK / 2 ? ARENA_CHUNK : 2 * len};
+	ProtobufCAllocator alloc = {arena_alloc, arena_free_one, &a};
+	ProtobufCMessage *m = protobuf_c_message_unpack(md->resp, &alloc, len, msg);
+	int rc = m ? fill(m, resp, 0) : ETCD_E_PROTOCOL;
+	arena_release(&a);   /* m with it: nothing in resp points into it */
 	return rc;
 }

@@ -1,5 +1,6 @@
 /* Unit tests of lib/register: names, addresses, meta, the endpoint-manager
  * value, the etcd key, and the template language. */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/json.h"
 #include "register/check.h"
 #include "register/etcd.h"
 #include "register/register.h"
@@ -58,6 +60,10 @@ static void fast_path_agrees(void)
 		"{\"Op\":0,\"Addr\":\"10.0.0.1:8080\",\"Metadata\":{\"service\":\"web\",\"id\":\"a\","
 		"\"status\":\"passing\",\"since_ms\":1764930000000,\"meta\":{\"zone\":\"eu\",\"tier\":\"1\"},"
 		"\"expires_ms\":1764930010000}}\n",
+		"{\"Op\": 0, \"Addr\": \"10.0.0.2:8080\", \"Metadata\": {\"service\": \"web\", \"id\": \"i2\", "
+		"\"status\": \"passing\", \"since_ms\": 1764930000000, \"meta\": {\"zone\": \"z2\"}, "
+		"\"expires_ms\": 1764930010000}}",
+		"{\"Op\":0,\"Addr\":\"h:1\",\"Metadata\":{\"status\":\"passing\",\"st\\u0061tus\":\"critical\",\"status\":\"x\"}}",
 		"{\"Addr\":\"[::1]:81\",\"Metadata\":{\"status\":\"critical\",\"meta\":{}}}",
 		"{\"Op\":0,\"Addr\":\"h:1\",\"Metadata\":null}",
 		"{\"Op\":0,\"Addr\":\"h:1\",\"Metadata\":{\"since_ms\":1e3,\"meta\":{\"a\":\"\\u00e9\",\"b\":2}}}",
@@ -98,6 +104,54 @@ static void fast_path_agrees(void)
 		}
 	}
 	ok(bad == 0, "the fast reading of a record answers as cJSON does (%d mutated records)", tried);
+}
+
+/* reg_meta_get as cJSON alone answers it: the first member named key, a
+ * string as it is, anything else as its JSON text, "" when absent. */
+static const char *meta_get_cjson(const char *meta, const char *key, char *o, size_t size)
+{
+	o[0] = '\0';
+	json_value *v = json_parse(meta, strlen(meta), NULL);
+	const cJSON *m = v ? cJSON_GetObjectItemCaseSensitive(v, key) : NULL;
+	if (cJSON_IsString(m)) {
+		snprintf(o, size, "%s", m->valuestring);
+	} else if (m) {
+		char *t = cJSON_PrintUnformatted(m);
+		if (t)
+			snprintf(o, size, "%s", t);
+		cJSON_free(t);
+	}
+	json_free(v);
+	return o;
+}
+
+/* reg_meta_get (its scan, then cJSON when unsure) answers as cJSON does,
+ * on the meta texts a record can hold and on odd ones. */
+static void meta_get_agrees(void)
+{
+	static const char *const metas[] = {
+		"{}", "{\"zone\":\"eu\"}", "{\"a\":\"1\",\"zone\":\"z2\"}", "{ \"zone\" : \"eu\" } ",
+		"{\"zone\":\"a\\\"b\"}", "{\"zone\":\"\\u00e9t\u00e9\"}", "{\"z\\u006fne\":\"x\",\"zone\":\"y\"}",
+		"{\"zone\":\"first\",\"zone\":\"second\"}", "{\"zone\":42}", "{\"zone\":true}",
+		"{\"zone\":null}", "{\"zone\":{\"k\":[1,2]}}", "{\"zone\":\"\"}", "{\"Zone\":\"eu\"}",
+		"{\"zone\":\"eu\"} x", "{\"zone\":\"eu\"", "[\"zone\"]", "", "not json",
+		"{\"zone\":\"a very long value that does not fit in the small buffer\"}",
+	};
+	static const char *const keys[] = {"zone", "a", "k", ""};
+	int bad = 0, tried = 0;
+	for (size_t i = 0; i < sizeof metas / sizeof *metas; i++)
+		for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
+			for (size_t size = 8; size <= 64; size += 56) {
+				char a[64], b[64];
+				reg_meta_get(metas[i], keys[k], a, size);
+				meta_get_cjson(metas[i], keys[k], b, size);
+				tried++;
+				if (strcmp(a, b)) {
+					diag("meta %s key %s: '%s', cJSON '%s'", metas[i], keys[k], a, b);
+					bad++;
+				}
+			}
+	ok(bad == 0, "reg_meta_get answers as cJSON does (%d cases)", tried);
 }
 
 static void put_file(const char *dir, const char *name, const char *text)
@@ -166,6 +220,10 @@ static void uring_agrees(void)
 		       !strcmp(a[i].meta, b[i].meta) && a[i].status == b[i].status &&
 		       a[i].expires_ms == b[i].expires_ms;
 	ok(same, "io_uring and plain reads list the same %zu records (of %zu)", na, nb);
+	bool sorted = ra == 0;
+	for (size_t i = 1; sorted && i < na; i++)
+		sorted = strcmp(a[i - 1].id, a[i].id) < 0;
+	ok(sorted, "in id order, as strcmp sorts");
 	is_int((long)na, 149, "every live record, the big one too; not the expired, junk, dir, link or temporary");
 	free(a);
 	free(b);
@@ -178,6 +236,7 @@ static void uring_agrees(void)
 int main(void)
 {
 	fast_path_agrees();
+	meta_get_agrees();
 	uring_agrees();
 	const char *why;
 	ok(reg_name_check("web-1", &why) == 0, "a plain name is valid");
