@@ -168,10 +168,11 @@ static int h2_pool_class(size_t size)
 	size_t need = size + H2_POOL_HDR;
 	if (need > ((size_t)1 << (H2_POOL_MIN_SHIFT + H2_POOL_CLASSES - 1)))
 		return -1;
-	int cls = 0;
-	while (((size_t)1 << (H2_POOL_MIN_SHIFT + cls)) < need)
-		cls++;
-	return cls;
+	if (need <= ((size_t)1 << H2_POOL_MIN_SHIFT))
+		return 0;
+	/* the smallest power of two >= need, as a shift: no loop per malloc */
+	int shift = 64 - __builtin_clzll((unsigned long long)(need - 1));
+	return shift - H2_POOL_MIN_SHIFT;
 }
 
 static void *h2_mem_malloc(size_t size, void *ud)
@@ -1215,10 +1216,14 @@ static bool h2_bidi_ready(const struct h2_stream *st)
 
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
-	(void)user;
+	struct h2_session *s = user;
 	if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
 		return 0;
-	struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+	/* a header block's end finds its stream as on_header does */
+	struct h2_stream *st = f->hd.type == NGHTTP2_HEADERS && s->receiving &&
+	                               s->receiving->id == f->hd.stream_id
+	                           ? s->receiving
+	                           : nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
 	if (!st || st->bad)
 		return 0;
 	bool end = f->hd.flags & NGHTTP2_FLAG_END_STREAM;
