@@ -173,12 +173,17 @@ static struct kpos lower_bound(const struct kv *kv, const char *k, size_t kn)
 	return (struct kpos){lo, a};
 }
 
-static struct key *find(const struct kv *kv, const char *k, size_t kn)
+/* The key at p (lower_bound's place for k) if it is k, else NULL. */
+static struct key *key_at(const struct kv *kv, struct kpos p, const char *k, size_t kn)
 {
-	struct kpos p = lower_bound(kv, k, kn);
 	if (p.c < kv->nch && keycmp(kp_key(kv, p)->k, kp_key(kv, p)->klen, k, kn) == 0)
 		return kp_key(kv, p);
 	return NULL;
+}
+
+static struct key *find(const struct kv *kv, const char *k, size_t kn)
+{
+	return key_at(kv, lower_bound(kv, k, kn), k, kn);
 }
 
 /* The last key, or NULL. */
@@ -207,11 +212,9 @@ static struct chunk *chunk_insert(struct kv *kv, size_t at)
 	return c;
 }
 
-static struct key *find_or_add(struct kv *kv, const char *k, size_t kn)
+/* A new key k at p, lower_bound's place for it (k is not there). */
+static struct key *add_at(struct kv *kv, struct kpos p, const char *k, size_t kn)
 {
-	struct kpos p = lower_bound(kv, k, kn);
-	if (p.c < kv->nch && keycmp(kp_key(kv, p)->k, kp_key(kv, p)->klen, k, kn) == 0)
-		return kp_key(kv, p);
 	if (p.c == kv->nch) {
 		/* past every key: the last chunk's end, or a new chunk when it
 		 * is full (keys added in order, as a restore does, fill chunks) */
@@ -241,6 +244,13 @@ static struct key *find_or_add(struct kv *kv, const char *k, size_t kn)
 	memcpy(key->k, k, kn);
 	key->klen = (uint32_t)kn;
 	return key;
+}
+
+static struct key *find_or_add(struct kv *kv, const char *k, size_t kn)
+{
+	struct kpos p = lower_bound(kv, k, kn);
+	struct key *key = key_at(kv, p, k, kn);
+	return key ? key : add_at(kv, p, k, kn);
 }
 
 /* The revision of key visible at r, or NULL (none, or deleted). */
@@ -630,17 +640,16 @@ static struct kv_lease *lease_find(const struct kv *kv, int64_t id, size_t *at)
 	return NULL;
 }
 
-static void put_one(struct kv *kv, const char *k, size_t kn, const char *v, size_t vn, int64_t lease,
-                    const struct rev *keep, struct json_writer *prev_w)
+/* A new revision of key (found or just added by do_put). */
+static void put_one(struct kv *kv, struct key *key, const char *v, size_t vn, int64_t lease,
+                    struct json_writer *prev_w)
 {
-	struct key *key = find_or_add(kv, k, kn);
 	const struct rev *prev = visible(key, view(kv));
 	if (prev && prev_w) {
 		json_key(prev_w, "prev_kv");
 		put_kv(prev_w, key, prev, false);
 	}
 	int64_t create = prev ? prev->create : kv->w, version = prev ? prev->version + 1 : 1;
-	(void)keep;
 	struct rev *r = add_rev(key);
 	r->mod = kv->w;
 	r->create = create;
@@ -675,7 +684,10 @@ static int do_put(struct kv *kv, const cJSON *o, struct json_writer *w, bool in_
 		fail(e, KV_CODE_NOT_FOUND, E_LEASE_NOT_FOUND);
 		goto out;
 	}
-	const struct key *old = find(kv, k.data, k.len);
+	/* one search for the key serves the checks and the put: nothing
+	 * moves keys in between (a new key goes in at `at`) */
+	struct kpos at = lower_bound(kv, k.data, k.len);
+	struct key *old = key_at(kv, at, k.data, k.len);
 	const struct rev *prev = old ? visible(old, view(kv)) : NULL;
 	if ((ign_val || ign_lease) && !prev) {
 		fail(e, KV_CODE_INVALID, "etcdserver: key not found");
@@ -691,7 +703,7 @@ static int do_put(struct kv *kv, const cJSON *o, struct json_writer *w, bool in_
 	/* the header first needs the revision after the put: W */
 	int64_t after = kv->w;
 	header_w(w, in_txn ? NULL : h, after);
-	put_one(kv, k.data, k.len, val.data, val.len, lease, NULL, prev_kv ? w : NULL);
+	put_one(kv, old ? old : add_at(kv, at, k.data, k.len), val.data, val.len, lease, prev_kv ? w : NULL);
 	buf_free(&val);
 	rc = 0;
 out:
