@@ -214,7 +214,8 @@ struct conn {
 	struct worker *w;
 	struct bench_target *t;
 	enum conn_state state;
-	bool writing;            /* the tail of a partial write is queued in libuv */
+	bool writing;            /* the tail of a partial write is queued in libuv,
+	                          * or (HTTP/2 on io_uring) c->out is being sent */
 	bool in_ready;           /* on the worker's ready stack (open loop) */
 	bool tried;              /* has made its first connection attempt's verdict */
 	struct http_client_reader rd;
@@ -229,7 +230,7 @@ struct conn {
 	/* the io_uring path (see "io_uring" below) */
 	int fd;                  /* the socket, -1 when none */
 	uint32_t gen;            /* bumped at every close: stale completions are ignored */
-	unsigned pending;        /* receive or connect operations in the ring */
+	unsigned pending;        /* receive, connect or HTTP/2 send operations in the ring */
 	/* HTTP/2 (--h2, --grpc; see "HTTP/2" below) */
 	struct http_h2_client *h2; /* the session, while open */
 	struct buf out;          /* frames to send; the tail of a partial write */
@@ -282,6 +283,7 @@ struct worker {
 	unsigned ring_fds;       /* sockets open on the ring path */
 	struct ur_stamp *stamps; /* requests queued since the last submission */
 	unsigned n_stamps, stamps_cap;
+	unsigned h2_sends;       /* HTTP/2 sends queued since the last wait (their completions) */
 };
 
 /* Requests in the ring not yet submitted: stamped when they really leave. */
@@ -314,6 +316,7 @@ struct run {
 static void conn_connect(struct conn *c, uint64_t now);
 static void conn_close(struct conn *c);
 static void ur_send(struct conn *c, size_t len, unsigned k);
+static void ur_h2_send(struct conn *c);
 static void ur_recv(struct conn *c);
 static void ur_connect(struct conn *c, uint64_t now);
 static void ur_close(struct conn *c);
@@ -605,7 +608,7 @@ static void conn_eof(struct conn *c, ssize_t nread, uint64_t now)
 }
 
 static void worker_begin_measuring(struct worker *w, uint64_t now);
-static void h2_on_data(struct conn *c, size_t nread, uint64_t now);
+static void h2_on_data(struct conn *c, const char *data, size_t nread, uint64_t now);
 
 /* nread new bytes are at the end of c->rbuf: parse every response they
  * complete, record them, and send what the freed room allows. */
@@ -615,7 +618,7 @@ static void conn_on_data(struct conn *c, size_t nread, uint64_t now)
 	if (w->measuring)
 		w->st.bytes += (uint64_t)nread;
 	if (c->h2) {
-		h2_on_data(c, nread, now);
+		h2_on_data(c, c->rbuf + c->rlen, nread, now);
 		return;
 	}
 	c->rlen += nread;
@@ -681,9 +684,20 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
  *
  * --h2 and --grpc: the same connections, slots and pacing, with a
  * lib/http/client_h2 session (libnghttp2's framing) between the slots and
- * the socket, on the libuv path (main.c keeps these runs off io_uring: a
- * send there must leave its buffer untouched until the kernel took it,
- * and the batch buffer is the only such buffer the ring path has).
+ * the socket, on either I/O path.  On io_uring the frames leave from the
+ * connection's own buffer (c->out), which must stay untouched until the
+ * kernel took it: so an HTTP/2 send, unlike an HTTP/1.1 one, completes on
+ * success too, and while it is in the ring (c->writing) the session keeps
+ * what comes next, as it does while libuv holds the tail of a write.
+ * Why io_uring matters here more than the system calls: with the server
+ * the bottleneck (h2o, one thread, c10 m10), every time the generator
+ * sleeps in epoll the server's write has to wake it (an interrupt between
+ * the cores, paid in the server's own system call): on libuv streams
+ * h2o woke dsys-bench 0.03-0.05 times per request, h2load only
+ * 0.01-0.02 (it is busier: its reads until EAGAIN and epoll_ctl calls
+ * keep it awake), and h2o spent more CPU per request for dsys-bench than
+ * for h2load.  The ring's batched wait (see "Batches") is woken by its
+ * own timer, not by the server.
  * Each slot is one stream; `pipeline` is the streams per connection
  * (--streams).  Answers end in any order, so the slots free come from a
  * stack, not a ring, and the stream carries its slot number as its tag.
@@ -758,11 +772,16 @@ static void h2_check_end(struct conn *c)
 }
 
 /* Send what the session has to say: one write, its tail queued in libuv
- * (while it is, the session keeps what comes next). */
+ * (while it is, the session keeps what comes next); on io_uring one send
+ * entry (ur_h2_send). */
 static void h2_flush(struct conn *c)
 {
 	if (c->state != CONN_OPEN || c->writing)
 		return;
+	if (c->w->use_uring) {
+		ur_h2_send(c);
+		return;
+	}
 	if (http_h2_client_output(c->h2, &c->out) < 0) {
 		conn_fail(c, ERR_WRITE, true);
 		return;
@@ -810,12 +829,12 @@ static void h2_submit(struct conn *c, unsigned k)
 	h2_flush(c);
 }
 
-static void h2_on_data(struct conn *c, size_t nread, uint64_t now)
+static void h2_on_data(struct conn *c, const char *data, size_t nread, uint64_t now)
 {
 	struct worker *w = c->w;
 	w->now = now;
 	/* the bytes are framed by the session as they come: nothing is kept */
-	if (http_h2_client_feed(c->h2, (const uint8_t *)c->rbuf, nread) < 0) {
+	if (http_h2_client_feed(c->h2, (const uint8_t *)data, nread) < 0) {
 		h2_flush(c);  /* the session's GOAWAY, when it can leave */
 		conn_fail(c, ERR_READ, true);
 		return;
@@ -1047,7 +1066,7 @@ static void ptimer_closed_cb(uv_handle_t *h)
  * sends carry the connection's generation, so a late failure of one is
  * ignored after the connection was replaced.
  */
-enum { UR_RECV = 1, UR_SEND, UR_CONNECT };
+enum { UR_RECV = 1, UR_SEND, UR_CONNECT, UR_H2SEND };
 
 /* Batches (closed loop only).  Each time the thread sleeps it is woken by
  * the kernel (an interrupt between the cores, a context switch): about a
@@ -1060,7 +1079,14 @@ enum { UR_RECV = 1, UR_SEND, UR_CONNECT };
  * answer may wait up to --batch-wait to be seen, and its latency
  * includes that.  Runs with fewer in flight, where each answer's latency
  * is what matters and the generator has time to spare, and runs with
- * --batch-wait 0, take every answer at once. */
+ * --batch-wait 0, take every answer at once.  With HTTP/2 (or pipelining)
+ * a connection's answers come as one receive, so at c10 m10 the quarter
+ * (25) is more than ten connections give and each wait lasts --batch-wait
+ * after its first answer; the server still has the other connections'
+ * streams to work on, and its answers no longer wake the generator: h2o
+ * woke dsys-bench 0.001-0.005 times per request so (h2load 0.009-0.022),
+ * where a batch of half the connections made it 0.004-0.013 (and dsys-
+ * serve, 0.0008-0.006 against 0.009-0.011). */
 enum { UR_BATCH_MIN_INFLIGHT = 32, UR_BATCH_MAX = 32 };
 
 /* Provided buffers for multishot receives: at most UR_BUFS_MAX of
@@ -1124,6 +1150,28 @@ static void ur_send(struct conn *c, size_t len, unsigned k)
 	             MSG_WAITALL | MSG_NOSIGNAL, IOSQE_CQE_SKIP_SUCCESS, ur_data(c, UR_SEND));
 }
 
+/* HTTP/2: what the session has to say, from c->out, as one send entry that
+ * completes (ur_on_h2_send) even on success, so c->out is not touched
+ * before the kernel has taken all of it.  Its completion is counted apart
+ * (h2_sends): it says nothing of the answers a batched wait is for. */
+static void ur_h2_send(struct conn *c)
+{
+	struct worker *w = c->w;
+	INVARIANT(c->state == CONN_OPEN && !c->writing);
+	if (http_h2_client_output(c->h2, &c->out) < 0) {
+		conn_fail(c, ERR_WRITE, true);
+		return;
+	}
+	if (c->out.len > 0) {
+		io_loop_send(&w->io, ur_fd(c), w->fixed_files, c->out.data, c->out.len,
+		             MSG_WAITALL | MSG_NOSIGNAL, 0, ur_data(c, UR_H2SEND));
+		c->pending++;
+		c->writing = true;
+		w->h2_sends++;
+	}
+	h2_check_end(c);
+}
+
 /* Arm the connection's receive: one multishot receive, which lasts until
  * the connection ends (or the buffers run out: then it is re-armed). */
 static void ur_recv(struct conn *c)
@@ -1138,6 +1186,13 @@ static void ur_recv(struct conn *c)
  * its bytes in one place anyway). */
 static void ur_take(struct conn *c, const char *data, size_t n, uint64_t now)
 {
+	if (c->h2) {
+		/* the session frames the bytes where they are: no copy */
+		if (c->w->measuring)
+			c->w->st.bytes += (uint64_t)n;
+		h2_on_data(c, data, n, now);
+		return;
+	}
 	while (n > 0 && c->state == CONN_OPEN) {
 		size_t room = c->w->cfg->recv_buf - c->rlen;
 		size_t k = n < room ? n : room;
@@ -1281,6 +1336,35 @@ static void ur_on_send(void *arg, uint64_t value, int res, uint32_t flags)
 		conn_fail(c, ERR_WRITE, true);
 }
 
+/* An HTTP/2 send's completion: c->out is free again, and what the session
+ * gathered meanwhile (with the requests the answers since then allow) goes
+ * out.  A short send (MSG_WAITALL) or an error fails the connection. */
+static void ur_on_h2_send(void *arg, uint64_t value, int res, uint32_t flags)
+{
+	(void)flags;
+	struct worker *w = arg;
+	uint32_t gen;
+	struct conn *c = ur_conn(w, value, &gen);
+	w->n_reaped++;
+	if (ur_settle(c, gen, true))
+		return;
+	INVARIANT(c->h2 && c->writing);
+	c->writing = false;
+	if (res < 0 || (size_t)res != c->out.len) {
+		conn_fail(c, ERR_WRITE, true);
+		return;
+	}
+	buf_reset(&c->out);
+	if (w->paced) {
+		/* worker_pump dropped it from the ready stack while it sent */
+		ready_push(w, c);
+		worker_pump(w, w->now);
+	} else {
+		conn_fill(c);
+	}
+	h2_flush(c);
+}
+
 /* Before each wait: the open loop's due slots, the wait's end (the next
  * slot), the batch, and the end of the thread once it has finished and
  * every socket is closed. */
@@ -1303,9 +1387,19 @@ static void ur_prepare(struct io_loop *l)
 	/* flat out with many in flight: wake for a batch, not for each
 	 * answer (see "Batches" above); the open loop never waits longer
 	 * than its schedule says */
-	if (!w->paced && w->cfg->batch_wait_ns && w->inflight >= UR_BATCH_MIN_INFLIGHT)
-		io_loop_batch(l, (unsigned)(w->inflight / 4 < UR_BATCH_MAX ? w->inflight / 4 : UR_BATCH_MAX),
-		              w->cfg->batch_wait_ns);
+	unsigned want = 1;
+	uint64_t wait_ns = 0;
+	if (!w->paced && w->cfg->batch_wait_ns && w->inflight >= UR_BATCH_MIN_INFLIGHT) {
+		want = (unsigned)(w->inflight / 4 < UR_BATCH_MAX ? w->inflight / 4 : UR_BATCH_MAX);
+		wait_ns = w->cfg->batch_wait_ns;
+	}
+	/* HTTP/2 sends complete too, at once: not answers, so asked for on
+	 * top (else, with nothing batched, they would end the wait) */
+	if (w->inflight > 0)
+		want += w->h2_sends;
+	if (want > 1)
+		io_loop_batch(l, want, wait_ns);
+	w->h2_sends = 0;
 }
 
 /* Around a turn's completions: the stats lock, and one clock reading for
@@ -1360,6 +1454,7 @@ static void ur_setup(struct worker *w)
 	io_loop_on(&w->io, UR_RECV, ur_on_recv, w);
 	io_loop_on(&w->io, UR_SEND, ur_on_send, w);
 	io_loop_on(&w->io, UR_CONNECT, ur_on_connect, w);
+	io_loop_on(&w->io, UR_H2SEND, ur_on_h2_send, w);
 	/* optional: without it every operation looks the file up */
 	w->fixed_files = uring_files_init(&w->io.ring, w->n_conns) == 0;
 	w->use_uring = true;

@@ -669,11 +669,7 @@ static int h2_options(struct opts *o, struct buf *msg)
 		cli_error("--proto-message is the body of --grpc's calls: add --grpc SERVICE/METHOD");
 		return -1;
 	}
-	if (!cfg->h2)
-		return 0;
-	/* h2 runs stay on libuv streams (engine.c, "HTTP/2") */
-	cfg->io_uring = false;
-	if (!cfg->grpc)
+	if (!cfg->h2 || !cfg->grpc)
 		return 0;
 	if (o->body) {
 		cli_error("--grpc sends --proto-message as its body: drop --body");
