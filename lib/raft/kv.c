@@ -92,6 +92,8 @@ struct kv_snap {
 	struct kv_lease *leases;  /* copied then: grants and revokes go on */
 	size_t nl;
 	struct buf last;          /* the last key written (the cursor) */
+	uint32_t rev_at;          /* 0, or the revisions of last written so far (a key
+	                             with a long history spans slices) */
 	bool started, done;
 	size_t at;                /* out->len where this snapshot starts */
 	size_t count_at;          /* where its key count goes, once known */
@@ -1460,15 +1462,27 @@ static uint32_t revs_upto(const struct key *key, int64_t rev)
 	return n;
 }
 
-/* Where the next slice starts: the first key after the cursor. */
+/* Where the next slice starts: the first key after the cursor, or the
+ * cursor's own key when only some of its revisions are written. */
 static struct kpos snap_resume(const struct kv *kv, const struct kv_snap *s)
 {
 	if (!s->started)
 		return (struct kpos){0, 0};
 	struct kpos p = lower_bound(kv, s->last.data, s->last.len);
-	if (p.c < kv->nch && keycmp(kp_key(kv, p)->k, kp_key(kv, p)->klen, s->last.data, s->last.len) == 0)
+	bool same = p.c < kv->nch && keycmp(kp_key(kv, p)->k, kp_key(kv, p)->klen, s->last.data, s->last.len) == 0;
+	INVARIANT(same || !s->rev_at); /* nothing at or below the snapshot's revision goes */
+	if (same && !s->rev_at)
 		kp_next(kv, &p);
 	return p;
+}
+
+/* The cursor: key k, rev_at of its revisions written (0: all). */
+static void snap_mark(struct kv_snap *s, const struct key *k, uint32_t rev_at)
+{
+	buf_reset(&s->last);
+	buf_append(&s->last, k->k, k->klen);
+	s->rev_at = rev_at;
+	s->started = true;
 }
 
 struct kv_snap *kv_snap_begin(struct kv *kv)
@@ -1506,26 +1520,57 @@ bool kv_snap_step(struct kv *kv, struct kv_snap *s, struct buf *out, size_t budg
 	if (s->done)
 		return true;
 	s->slices++;
-	size_t used = 0;
-	if (!s->count_at) {
-		/* counting: size in s->at (until the header is written), keys in s->keys */
-		struct kpos p;
-		for (p = snap_resume(kv, s); p.c < kv->nch && used < budget; kp_next(kv, &p)) {
-			const struct key *key = kp_key(kv, p);
-			uint32_t nr = revs_upto(key, s->rev);
-			used += 16 + key->klen + 16 * (size_t)nr;
-			if (!nr)
-				continue;
+	bool counting = !s->count_at;
+	size_t used = 0, from = out->len;
+	struct kpos p = snap_resume(kv, s);
+	while (p.c < kv->nch && used < budget) {
+		const struct key *k = kp_key(kv, p);
+		uint32_t nr = revs_upto(k, s->rev), j = s->rev_at;
+		if (nr && !j) {
 			s->keys++;
-			s->at += 8 + key->klen;
-			for (uint32_t j = 0; j < nr; j++)
-				s->at += 8 * 4 + 1 + 4 + key->revs[j].vlen;
-			buf_reset(&s->last);
-			buf_append(&s->last, key->k, key->klen);
-			s->started = true;
+			if (counting) {
+				s->at += 8 + k->klen; /* the size, until the header is written */
+			} else {
+				put_u32le(out, k->klen);
+				buf_append(out, k->k, k->klen);
+				put_u32le(out, nr);
+			}
 		}
-		if (p.c < kv->nch)
+		used += 16 + k->klen;
+		/* at least one revision: rev_at 0 means none is left */
+		for (uint32_t first = j; j < nr && (j == first || used < budget); j++) {
+			const struct rev *r = &k->revs[j];
+			if (counting) {
+				s->at += 8 * 4 + 1 + 4 + r->vlen;
+				used += 16;
+				continue;
+			}
+			/* its numbers in one append: a call each was most of a
+			 * slice's time for small values */
+			uint8_t h[8 * 4 + 1 + 4];
+			uint64_t v[4] = {(uint64_t)r->mod, (uint64_t)r->create, (uint64_t)r->version, (uint64_t)r->lease};
+			for (int x = 0; x < 4; x++)
+				for (int b = 0; b < 8; b++)
+					h[8 * x + b] = (uint8_t)(v[x] >> (8 * b));
+			h[32] = r->tomb;
+			for (int b = 0; b < 4; b++)
+				h[33 + b] = (uint8_t)(r->vlen >> (8 * b));
+			buf_append(out, h, sizeof h);
+			buf_append(out, r->val ? r->val : "", r->vlen);
+			used = out->len - from;
+		}
+		if (j < nr) {
+			snap_mark(s, k, j); /* the rest of its revisions next slice */
 			return false;
+		}
+		s->rev_at = 0;
+		kp_next(kv, &p);
+		if (p.c == kv->nch || used >= budget)
+			snap_mark(s, k, 0);
+	}
+	if (p.c < kv->nch)
+		return false;
+	if (counting) {
 		size_t size = 4 + 8 * 4 + 16 * s->nl + s->at;
 		buf_reserve(out, size);
 		s->at = out->len;
@@ -1541,38 +1586,10 @@ bool kv_snap_step(struct kv *kv, struct kv_snap *s, struct buf *out, size_t budg
 		put_u64le(out, s->keys);
 		s->keys = 0;
 		s->started = false;
+		s->rev_at = 0;
 		buf_reset(&s->last);
 		return false;
 	}
-	struct kpos p;
-	size_t from = out->len;
-	for (p = snap_resume(kv, s); p.c < kv->nch && used < budget; kp_next(kv, &p)) {
-		const struct key *k = kp_key(kv, p);
-		uint32_t nr = revs_upto(k, s->rev);
-		if (!nr)
-			continue;
-		s->keys++;
-		put_u32le(out, k->klen);
-		buf_append(out, k->k, k->klen);
-		put_u32le(out, nr);
-		for (uint32_t j = 0; j < nr; j++) {
-			const struct rev *r = &k->revs[j];
-			put_u64le(out, (uint64_t)r->mod);
-			put_u64le(out, (uint64_t)r->create);
-			put_u64le(out, (uint64_t)r->version);
-			put_u64le(out, (uint64_t)r->lease);
-			uint8_t t = r->tomb;
-			buf_append(out, &t, 1);
-			put_u32le(out, r->vlen);
-			buf_append(out, r->val ? r->val : "", r->vlen);
-		}
-		buf_reset(&s->last);
-		buf_append(&s->last, k->k, k->klen);
-		s->started = true;
-		used = out->len - from;
-	}
-	if (p.c < kv->nch)
-		return false;
 	/* the keys counted are the keys written: nothing at or below s->rev
 	 * came or went in between */
 	uint8_t *c = (uint8_t *)out->data + s->count_at;
