@@ -68,7 +68,7 @@ writer() {
 		done
 		snap_lines "$m" >&3
 		run -0 snap_lines "$m"
-		# at least one slice per 512 KiB (the default --snapshot-slice):
+		# at least one slice per 512 KiB (the default --snapshot-slice is 256K):
 		# a store copied in one piece would show 1
 		awk '$3 > 25000000 {big = 1} $2 < $3 / 524288 {bad = 1} END {exit !(big && !bad)}' <<<"$output"
 		run -0 curl -sf "http://127.0.0.1:${RAFT_CPORTS[m]}/metrics"
