@@ -2554,7 +2554,18 @@ static void snapshot_written(struct node *n)
 	}
 	/* the log: the snapshot's 'S', the hard state (written again at the
 	 * end: the same size), the entries after it */
+	/* sized at once for the entries there are now and a half more: grown
+	 * by doubling, the copy of tens of MiB fell in one slice */
+	struct raft_status st;
+	raft_status(n->r, &st);
+	size_t need = 256;
+	for (uint64_t i = m->index + 1; i <= st.last_index; i++) {
+		const struct raft_entry *e = raft_entry_at(n->r, i);
+		if (e)
+			need += 32 + e->len;
+	}
 	buf_reset(&n->snap_recs);
+	buf_reserve(&n->snap_recs, need + need / 2);
 	put_snap_record(&n->snap_recs, NULL, m->index, m->term);
 	put_hs_record(&n->snap_recs, NULL, &n->hs);
 	n->snap_recs_head = n->snap_recs.len;
