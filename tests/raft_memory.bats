@@ -23,23 +23,6 @@ teardown() {
 # rss_kib I: member I's resident size in KiB
 rss_kib() { awk '$1 == "VmRSS:" {print $2}' "/proc/${RAFT_PIDS[$1]}/status"; }
 
-# big_txns N PREFIX [I]: N transactions of 24 puts of 16 KiB values (384 KiB
-# each) to the keys PREFIX<txn>-<op>, through member I (default 0)
-big_txns() {
-	local t body="$RAFT_DIR/txn.json"
-	for ((t = 0; t < $1; t++)); do
-		"$DSYS_PY" - "$2$t-" >"$body" <<-'EOF'
-			import base64, json, sys
-			v = base64.b64encode(b"v" * 16384).decode()
-			ops = [{"request_put": {"key": base64.b64encode((sys.argv[1] + str(i)).encode()).decode(),
-			                        "value": v}} for i in range(24)]
-			print(json.dumps({"success": ops}))
-		EOF
-		curl -sf -m 30 "http://127.0.0.1:${RAFT_CPORTS[${3:-0}]}/v3/kv/txn" --data-binary "@$body" >/dev/null ||
-			{ echo "txn $t failed" >&2; return 1; }
-	done
-}
-
 # drop_all I: through member I, delete every big* key, compact at that
 # revision (rev), and write enough small keys for a snapshot after it on
 # every member (--snapshot-count 20); each member has them all

@@ -497,8 +497,11 @@ EOF2
 	run bash_complete "$bcomp" dsys-raft node --initial-c
 	assert_line -- --initial-cluster
 	assert_line -- --initial-cluster-state
-	run bash_complete "$bcomp" dsys-raft node --snap
+	run bash_complete "$bcomp" dsys-raft node --snapshot-c
 	assert_output -- --snapshot-count
+	run bash_complete "$bcomp" dsys-raft node --snap
+	assert_line -- --snapshot-count
+	assert_line -- --snapshot-slice
 	run bash_complete "$bcomp" dsys-raft cluster --no
 	assert_output -- --nodes
 	run zsh_complete "$zcomp" dsys-raft node --listen-

@@ -102,6 +102,7 @@
 #define RECONNECT_MS 200
 #define CMD_HEAD 9                     /* op byte + aux u64 */
 #define SNAP_CHUNK (1u << 20)          /* InstallSnapshot slice per CHUNK frame */
+#define SNAP_COMPACT_STEP 4096         /* log entries a snapshot drops from Raft per loop pass */
 #define SNAP_WINDOW (4u << 20)         /* unsent bytes to a peer before the next slice waits */
 #define SNAP_IN_MAX (1ull << 32)       /* largest snapshot taken from a peer (its u32 length) */
 
@@ -239,14 +240,22 @@ struct node {
 	bool abstain;                   /* the log lost a cut tail: no votes until caught up */
 	struct raft_hard_state hs;      /* as last persisted, for wal_rewrite */
 	uint64_t snap_count;            /* applied entries between snapshots; 0: never */
+	uint64_t snap_slice;            /* bytes of the store serialized per loop pass */
 	uint64_t snap_index;            /* of DIR/snap, 0: none */
 	uint64_t snap_bytes;
-	struct buf snap_buf;            /* the snapshot being written (threadpool) */
+	uint64_t snap_bytes_written;    /* of the snapshot whose log is being rewritten */
+	struct buf snap_buf;            /* the snapshot being serialized, then written (its thread) */
 	struct raft_snapshot_meta snap_meta;
+	struct kv_snap *snap_kv;        /* SNAP_SLICING: the store's part, a slice each loop pass */
+	uv_idle_t snap_idle;            /* runs the slices while SNAP_SLICING */
+	uint64_t snap_t0, snap_pause_max, snap_cpu_max; /* ns: since it began; the longest slice, its CPU */
 	pthread_t snap_thread;
 	int snap_rc;
 	_Atomic bool snap_done;         /* the writer thread is through (the tick looks) */
-	enum { SNAP_IDLE, SNAP_WRITING } snap_state;
+	struct buf snap_recs;           /* SNAP_LOGGING: the log's rewrite, built a slice at a time */
+	size_t snap_recs_head;          /* its 'S' and 'H' records */
+	uint64_t snap_rec_next, snap_rec_term; /* the next entry to copy; the term of the one before */
+	enum { SNAP_IDLE, SNAP_SLICING, SNAP_WRITING, SNAP_LOGGING } snap_state;
 
 	/* loop */
 	uv_loop_t *loop;
@@ -276,7 +285,8 @@ struct node {
 
 	/* metrics */
 	struct metrics_counter *leader_changes, *proposals_failed, *proposals_committed;
-	struct metrics_histogram *fsync_h, *apply_h;
+	struct metrics_histogram *fsync_h, *apply_h, *snap_pause_h;
+	struct metrics_counter *snap_slices;
 	struct buf scratch;
 };
 
@@ -291,6 +301,15 @@ static uint64_t now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* This thread's CPU time: beside a wall-clock pause in the log, what of
+ * it was work (members sharing a CPU wait for each other too). */
+static uint64_t cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
@@ -322,6 +341,8 @@ static uint64_t next_rand(struct node *n)
 
 static void drive(struct node *n);
 static void maybe_snapshot(struct node *n);
+static void snap_slicing_stop(struct node *n);
+static void snap_idle_cb(uv_idle_t *h);
 static void drain_stop(struct node *n);
 static void member_local(struct node *n, struct req *q);
 static void entry_lost(struct node *n, struct req *q);
@@ -2262,7 +2283,7 @@ static void send_msgs(struct node *n, const struct raft_ready *rd, bool early)
 			struct raft_snapshot s;
 			uint8_t *data = NULL;
 			if (!m.snapshot->len) {
-				/* Raft holds our own snapshots' index only (snapshot_finish) */
+				/* Raft holds our own snapshots' index only (snap_log_step) */
 				char err[256] = "it is missing";
 				int rc = snap_read(n->data_dir, &s.meta, &data, &s.len, err, sizeof err);
 				if (rc < 0 || s.meta.index != m.snapshot->meta.index || s.meta.term != m.snapshot->meta.term) {
@@ -2451,21 +2472,39 @@ static void step_frame(struct node *n, uint32_t from, const uint8_t *p, size_t l
  * snapshot and logging its 'S').  A log that starts after the snapshot,
  * or names a snapshot that is missing, refuses to start.
  *
- * The store is serialized on the loop thread (a copy in memory); the file
- * is written and fdatasync'd by a thread of its own, and the tick that
- * sees it done hands it to Raft and rewrites the log.  A snapshot from
- * the leader is written on the loop thread: the Ready waits for it anyway.
- * Serializing, and raft_compact's copy, hold the loop for a time that
- * grows with the store (hundreds of ms at 100 MiB on a busy 2-core VM,
- * most of it page faults: see buf.c's huge pages), so members do not take
- * their first snapshot at the same index: member i waits (i - 1) % 8
- * eighths of --snapshot-count more, and later ones follow from there.
- * Members that stall together (on one machine, sharing CPUs) would hold
- * every client's write for the sum of their stalls; one at a time, the
- * leader and one follower still commit while the third serializes.
+ * The store is serialized on the loop thread (a copy in memory), but in
+ * slices of --snapshot-slice bytes, one per loop pass (an idle handle),
+ * with requests, appends and heartbeats served between them: kv_snap
+ * fixes the store's revision at the snapshot's index, leaves out what is
+ * applied meanwhile and holds the freeing of a compaction until the last
+ * slice.  In one piece it held the loop for a time that grew with the
+ * store (hundreds of ms at 100 MiB on a busy 2-core VM), and every
+ * request waiting then landed in the p99.  The file is written and
+ * fdatasync'd by a thread of its own; the log's rewrite (the entries
+ * after the snapshot, tens of MiB under load) is then built in slices
+ * too, and handed to the log's thread without a copy in the pass that
+ * hands the snapshot to Raft.  A snapshot from the leader is written on
+ * the loop thread: the Ready waits for it anyway.  Members still do not
+ * take their first snapshot at the same index: member i waits (i - 1) %
+ * 8 eighths of --snapshot-count more, and later ones follow from there
+ * (members sharing CPUs then do not copy their stores at the same time).
  */
 static void install_snapshot(struct node *n, const struct raft_snapshot *s)
 {
+	if (n->snap_state == SNAP_SLICING) {
+		/* the store it reads is replaced: drop it */
+		snap_slicing_stop(n);
+		log_info("snapshot at %llu not used: the leader's at %llu comes instead",
+		         (unsigned long long)n->snap_meta.index, (unsigned long long)s->meta.index);
+	}
+	if (n->snap_state == SNAP_LOGGING) {
+		/* its DIR/snap is replaced: the log it was rewriting for goes */
+		buf_free(&n->snap_recs);
+		uv_idle_stop(&n->snap_idle);
+		n->snap_state = SNAP_IDLE;
+		log_info("snapshot at %llu not used: the leader's at %llu comes instead",
+		         (unsigned long long)n->snap_meta.index, (unsigned long long)s->meta.index);
+	}
 	if (n->snap_state == SNAP_WRITING) {
 		/* our own snapshot's thread writes the same DIR/snap.tmp and
 		 * renames it to DIR/snap: let it end first (its result is dropped:
@@ -2529,13 +2568,18 @@ static void *snap_thread_main(void *arg)
 {
 	struct node *n = arg;
 	n->snap_rc = snap_write(n->data_dir, &n->snap_meta, n->snap_buf.data, n->snap_buf.len);
+	/* freed here: unmapping a store's size of pages takes the loop
+	 * milliseconds, and DIR/snap holds it now */
+	n->snap_bytes_written = n->snap_buf.len;
+	buf_free(&n->snap_buf);
 	n->snap_done = true;
 	return NULL;
 }
 
-/* DIR/snap is durable: hand the snapshot to Raft and rewrite the log
- * behind it.  Runs between Readies only (raft_compact is an input). */
-static void snapshot_finish(struct node *n)
+/* DIR/snap is durable: the log's rewrite is built next (snap_log_step),
+ * then the snapshot goes to Raft.  Runs on the loop once the thread is
+ * through. */
+static void snapshot_written(struct node *n)
 {
 	pthread_join(n->snap_thread, NULL);
 	n->snap_state = SNAP_IDLE;
@@ -2547,40 +2591,193 @@ static void snapshot_finish(struct node *n)
 		n->snap_index = m->index; /* try again after another --snapshot-count */
 		return;
 	}
-	uint64_t t0 = now_ns();
+	/* the log: the snapshot's 'S', the hard state (written again at the
+	 * end: the same size), the entries after it */
+	/* sized at once for the entries there are now and a half more: grown
+	 * by doubling, the copy of tens of MiB fell in one slice */
 	struct raft_status st;
 	raft_status(n->r, &st);
-	/* Raft gets the snapshot's index and no copy of it: DIR/snap holds
-	 * it, and send_msgs reads it there for a follower that needs it */
-	int rc = m->index > st.snap_index ? raft_compact(n->r, m->index, NULL, 0) : -ESTALE;
-	if (rc < 0) {
-		/* a leader's snapshot came past it meanwhile: that one stands */
-		log_info("snapshot at %llu not used: %s", (unsigned long long)m->index, strerror(-rc));
-		return;
-	}
-	n->snap_index = m->index;
-	n->snap_bytes = n->snap_buf.len;
-	uint64_t t1 = now_ns();
-	raft_status(n->r, &st);
-	/* the log: the snapshot's 'S', the hard state, the entries after it */
-	struct buf recs = BUF_INIT;
-	put_snap_record(&recs, NULL, m->index, m->term);
-	put_hs_record(&recs, NULL, &n->hs);
+	size_t need = 256;
 	for (uint64_t i = m->index + 1; i <= st.last_index; i++) {
 		const struct raft_entry *e = raft_entry_at(n->r, i);
-		INVARIANT(e != NULL);
-		put_entry_record(&recs, NULL, e);
+		if (e)
+			need += 32 + e->len;
 	}
+	buf_reset(&n->snap_recs);
+	buf_reserve(&n->snap_recs, need + need / 2);
+	put_snap_record(&n->snap_recs, NULL, m->index, m->term);
+	put_hs_record(&n->snap_recs, NULL, &n->hs);
+	n->snap_recs_head = n->snap_recs.len;
+	n->snap_rec_next = m->index + 1;
+	n->snap_rec_term = m->term;
+	n->snap_t0 = now_ns();
+	n->snap_pause_max = n->snap_cpu_max = 0;
+	n->snap_state = SNAP_LOGGING;
+	uv_idle_start(&n->snap_idle, snap_idle_cb);
+}
+
+/* Copy the next entries after the snapshot into the log's rewrite, about
+ * --snapshot-slice bytes a pass; once all are in and no Ready is under
+ * way, hand the snapshot to Raft (raft_compact: an input, so between
+ * Readies) and the rewrite to the log.  A log that changed under the
+ * copy (a follower's conflicting tail cut) is copied again: the term of
+ * the last entry copied still there means all before it are (Log
+ * Matching).  The entries up to the last are copied in the very pass that
+ * hands the rewrite over, so it covers everything appended so far, as
+ * wal_rewrite wants. */
+static void snap_log_step(struct node *n)
+{
+	const struct raft_snapshot_meta *m = &n->snap_meta;
+	struct raft_status st;
+	raft_status(n->r, &st);
+	if (st.snap_index >= m->index) {
+		/* a leader's snapshot came past it meanwhile: that one stands */
+		log_info("snapshot at %llu not used: Raft has one at %llu", (unsigned long long)m->index,
+		         (unsigned long long)st.snap_index);
+		buf_free(&n->snap_recs);
+		uv_idle_stop(&n->snap_idle);
+		n->snap_state = SNAP_IDLE;
+		return;
+	}
+	uint64_t t;
+	if (raft_term_at(n->r, n->snap_rec_next - 1, &t) < 0 || t != n->snap_rec_term) {
+		n->snap_recs.len = n->snap_recs_head;
+		n->snap_rec_next = m->index + 1;
+		n->snap_rec_term = m->term;
+	}
+	size_t from = n->snap_recs.len;
+	while (n->snap_rec_next <= st.last_index && n->snap_recs.len - from < n->snap_slice) {
+		const struct raft_entry *e = raft_entry_at(n->r, n->snap_rec_next);
+		INVARIANT(e != NULL);
+		put_entry_record(&n->snap_recs, NULL, e);
+		n->snap_rec_term = e->term;
+		n->snap_rec_next++;
+	}
+	if (!n->inflight && !n->in_ready && !n->stopping && m->index - st.snap_index > SNAP_COMPACT_STEP) {
+		/* Raft's log behind the snapshot goes a step a pass too (its
+		 * payloads are freed: tens of ms for 100000 entries at once).
+		 * Meanwhile Raft names a snapshot DIR/snap does not hold: one
+		 * asked of send_msgs is not sent, and is sent again later */
+		raft_compact(n->r, st.snap_index + SNAP_COMPACT_STEP, NULL, 0);
+		uv_idle_start(&n->snap_idle, snap_idle_cb);
+		return;
+	}
+	if (n->snap_rec_next <= st.last_index) {
+		uv_idle_start(&n->snap_idle, snap_idle_cb); /* more next pass */
+		return;
+	}
+	if (n->inflight || n->in_ready || n->stopping) {
+		/* maybe_snapshot comes back after the Ready (no spinning meanwhile) */
+		uv_idle_stop(&n->snap_idle);
+		return;
+	}
+	uv_idle_stop(&n->snap_idle);
+	uint64_t t0 = now_ns(), c0 = cpu_ns();
+	int rc = raft_compact(n->r, m->index, NULL, 0);
+	if (rc < 0) {
+		log_info("snapshot at %llu not used: %s", (unsigned long long)m->index, strerror(-rc));
+		buf_free(&n->snap_recs);
+		n->snap_state = SNAP_IDLE;
+		return;
+	}
+	uint64_t t1 = now_ns(), c1 = cpu_ns();
+	n->snap_index = m->index;
+	n->snap_bytes = n->snap_bytes_written;
+	/* the hard state as it is now, over the one written first */
+	struct buf hs = BUF_INIT;
+	put_snap_record(&hs, NULL, m->index, m->term);
+	put_hs_record(&hs, NULL, &n->hs);
+	INVARIANT(hs.len == n->snap_recs_head);
+	memcpy(n->snap_recs.data, hs.data, hs.len);
+	buf_free(&hs);
+	size_t len = n->snap_recs.len;
 	wal_lock(n->wal);
-	wal_rewrite(n->wal, recs.data, recs.len);
+	wal_rewrite_take(n->wal, &n->snap_recs);
 	wal_unlock(n->wal);
-	log_info("snapshot at index %llu (%zu bytes); log rewritten from there (%zu bytes); %llu ms on the loop "
-	         "(%llu in raft_compact)",
-	         (unsigned long long)m->index, n->snap_buf.len, recs.len, (unsigned long long)((now_ns() - t0) / 1000000),
-	         (unsigned long long)((t1 - t0) / 1000000));
-	buf_free(&recs);
-	buf_free(&n->snap_buf); /* the thread is joined */
+	n->snap_state = SNAP_IDLE;
+	uint64_t pause = now_ns() - t0, cpu = cpu_ns() - c0;
+	metrics_histogram_observe_ns(n->snap_pause_h, pause);
+	log_info("snapshot at index %llu (%llu bytes); log rewritten from there (%zu bytes, built in slices in %llu "
+	         "ms, the longest %llu us, %llu us of CPU at most); %llu us on the loop to end it, %llu of CPU (raft_compact "
+	         "%llu, %llu of CPU)",
+	         (unsigned long long)m->index, (unsigned long long)n->snap_bytes, len,
+	         (unsigned long long)((now_ns() - n->snap_t0) / 1000000), (unsigned long long)(n->snap_pause_max / 1000),
+	         (unsigned long long)(n->snap_cpu_max / 1000), (unsigned long long)(pause / 1000),
+	         (unsigned long long)(cpu / 1000), (unsigned long long)((t1 - t0) / 1000),
+	         (unsigned long long)((c1 - c0) / 1000));
 	mem_trim("a snapshot");
+}
+
+/* Drop a snapshot being serialized (a leader's snapshot replaces the
+ * store, or the node stops). */
+static void snap_slicing_stop(struct node *n)
+{
+	kv_snap_end(n->kv, n->snap_kv);
+	n->snap_kv = NULL;
+	uv_idle_stop(&n->snap_idle);
+	buf_free(&n->snap_buf);
+	n->snap_state = SNAP_IDLE;
+}
+
+/* One slice of the store a loop pass: requests and peers' messages are
+ * served between slices, so a large store never holds the loop for long
+ * (the whole of it took hundreds of ms at 100 MiB).  The last slice hands
+ * the bytes to a thread that writes DIR/snap. */
+static void snap_idle_cb(uv_idle_t *h)
+{
+	struct node *n = h->data;
+	if (n->snap_state == SNAP_LOGGING && !n->stopping) {
+		uint64_t t0 = now_ns(), c0 = cpu_ns();
+		snap_log_step(n);
+		uint64_t t = now_ns() - t0, c = cpu_ns() - c0;
+		if (n->snap_state == SNAP_LOGGING) {
+			metrics_histogram_observe_ns(n->snap_pause_h, t);
+			if (t > n->snap_pause_max)
+				n->snap_pause_max = t;
+			if (c > n->snap_cpu_max)
+				n->snap_cpu_max = c;
+		}
+		return;
+	}
+	if (n->snap_state != SNAP_SLICING || n->stopping) {
+		if (n->snap_state == SNAP_SLICING)
+			snap_slicing_stop(n);
+		uv_idle_stop(h);
+		return;
+	}
+	uint64_t t0 = now_ns(), c0 = cpu_ns();
+	bool done = kv_snap_step(n->kv, n->snap_kv, &n->snap_buf, n->snap_slice);
+	metrics_counter_inc(n->snap_slices);
+	size_t slices = kv_snap_slices(n->snap_kv);
+	if (done) {
+		/* frees what a compaction meanwhile dropped (as a compaction does) */
+		kv_snap_end(n->kv, n->snap_kv);
+		n->snap_kv = NULL;
+		uv_idle_stop(h);
+	}
+	uint64_t t = now_ns() - t0, c = cpu_ns() - c0;
+	metrics_histogram_observe_ns(n->snap_pause_h, t);
+	if (t > n->snap_pause_max)
+		n->snap_pause_max = t;
+	if (c > n->snap_cpu_max)
+		n->snap_cpu_max = c;
+	if (!done)
+		return;
+	struct raft_status st;
+	raft_status(n->r, &st);
+	log_info("snapshot at index %llu: the store serialized in %zu slices between loop passes in %llu ms, the "
+	         "longest %llu us, %llu us of CPU at most (%zu bytes; %llu entries applied meanwhile)",
+	         (unsigned long long)n->snap_meta.index, slices, (unsigned long long)((now_ns() - n->snap_t0) / 1000000),
+	         (unsigned long long)(n->snap_pause_max / 1000), (unsigned long long)(n->snap_cpu_max / 1000),
+	         n->snap_buf.len,
+	         (unsigned long long)(st.applied - n->snap_meta.index));
+	n->snap_done = false;
+	n->snap_state = SNAP_WRITING;
+	if (pthread_create(&n->snap_thread, NULL, snap_thread_main, n) != 0) {
+		n->snap_state = SNAP_IDLE;
+		buf_free(&n->snap_buf);
+		log_error("cannot start a thread to write a snapshot");
+	}
 }
 
 /* Between Readies (after raft_advance, and each tick): finish a written
@@ -2588,8 +2785,13 @@ static void snapshot_finish(struct node *n)
 static void maybe_snapshot(struct node *n)
 {
 	if (n->snap_state == SNAP_WRITING) {
-		if (n->snap_done && !n->inflight && !n->in_ready && !n->stopping)
-			snapshot_finish(n);
+		if (n->snap_done && !n->stopping)
+			snapshot_written(n);
+		return;
+	}
+	if (n->snap_state == SNAP_LOGGING) {
+		if (!n->stopping && !uv_is_active((uv_handle_t *)&n->snap_idle))
+			snap_log_step(n);
 		return;
 	}
 	struct raft_status st;
@@ -2601,19 +2803,20 @@ static void maybe_snapshot(struct node *n)
 	struct raft_snapshot_meta m = {.index = st.applied, .conf = st.conf};
 	if (raft_term_at(n->r, st.applied, &m.term) < 0)
 		return;
-	uint64_t t0 = now_ns();
+	/* the store as of st.applied: kv_snap_begin fixes its revision, and
+	 * what is applied from now on is past it */
 	buf_reset(&n->snap_buf);
 	snap_members_put(n, &n->snap_buf);
-	kv_snapshot(n->kv, &n->snap_buf);
-	log_info("snapshot at index %llu: the store serialized on the loop in %llu ms (%zu bytes)",
-	         (unsigned long long)m.index, (unsigned long long)((now_ns() - t0) / 1000000), n->snap_buf.len);
-	n->snap_meta = m;
-	n->snap_done = false;
-	n->snap_state = SNAP_WRITING;
-	if (pthread_create(&n->snap_thread, NULL, snap_thread_main, n) != 0) {
-		n->snap_state = SNAP_IDLE;
-		log_error("cannot start a thread to write a snapshot");
+	n->snap_kv = kv_snap_begin(n->kv);
+	if (!n->snap_kv) {
+		log_error("cannot start a snapshot: out of memory");
+		return;
 	}
+	n->snap_meta = m;
+	n->snap_t0 = now_ns();
+	n->snap_pause_max = n->snap_cpu_max = 0;
+	n->snap_state = SNAP_SLICING;
+	uv_idle_start(&n->snap_idle, snap_idle_cb);
 }
 
 /* Feed what waited while a Ready was in flight, then cycle Readies. */
@@ -2987,6 +3190,8 @@ static int thread_init(struct http_thread *t, void *arg)
 	n->async_ready = true;
 	uv_prepare_init(n->loop, &n->flush);
 	n->flush.data = n;
+	uv_idle_init(n->loop, &n->snap_idle);
+	n->snap_idle.data = n;
 	uv_prepare_start(&n->flush, flush_cb);
 	uv_signal_init(n->loop, &n->sigterm);
 	uv_signal_init(n->loop, &n->sigint);
@@ -3012,7 +3217,9 @@ static void thread_fini(struct http_thread *t, void *arg)
 	wal_unlock(n->wal);
 	uv_handle_t *hs[] = {(uv_handle_t *)&n->listener, (uv_handle_t *)&n->tick, (uv_handle_t *)&n->reconnect,
 	                     (uv_handle_t *)&n->drain_timer, (uv_handle_t *)&n->synced, (uv_handle_t *)&n->flush,
-	                     (uv_handle_t *)&n->sigterm, (uv_handle_t *)&n->sigint};
+	                     (uv_handle_t *)&n->sigterm, (uv_handle_t *)&n->sigint, (uv_handle_t *)&n->snap_idle};
+	if (n->snap_state == SNAP_SLICING)
+		snap_slicing_stop(n);
 	for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
 		if (!uv_is_closing(hs[i]))
 			uv_close(hs[i], handle_closed_cb);
@@ -3183,6 +3390,12 @@ static void register_metrics(struct node *n, struct metrics *reg)
 	                                        NULL, NULL, 0);
 	n->apply_h = metrics_histogram_register(reg, "raft_apply_duration_seconds",
 	                                        "Time to apply one committed entry to the key-value store.", NULL, NULL, 0);
+	n->snap_slices = metrics_counter_register(reg, "raft_snapshot_slices_total",
+	                                          "Slices the store's snapshots were serialized in, between loop passes.",
+	                                          NULL);
+	n->snap_pause_h = metrics_histogram_register(reg, "raft_snapshot_pause_duration_seconds",
+	                                             "Time a snapshot holds the loop at once: one slice, or its end.",
+	                                             NULL, NULL, 0);
 }
 
 /* ------------------------------------------------------------ recovery */
@@ -3240,7 +3453,7 @@ static int replay_cb(void *ud, const unsigned char *rec, size_t len)
 enum {
 	OPT_NAME = 1, OPT_DATA_DIR, OPT_LISTEN_CLIENT, OPT_LISTEN_PEER, OPT_INITIAL_CLUSTER, OPT_HEARTBEAT,
 	OPT_ELECTION, OPT_REQUEST_TIMEOUT, OPT_MAX_RANGE_BYTES, OPT_MAX_REQUEST_BYTES, OPT_WATCH_POLL,
-	OPT_SNAPSHOT_COUNT, OPT_QUOTA, OPT_CLUSTER_STATE,
+	OPT_SNAPSHOT_COUNT, OPT_SNAPSHOT_SLICE, OPT_QUOTA, OPT_CLUSTER_STATE,
 };
 
 static const struct cli_option node_options[] = {
@@ -3262,6 +3475,8 @@ static const struct cli_option node_options[] = {
 	{"watch-poll", 0, "DURATION", NULL, "a watch with no events is answered after this (default 10s)", OPT_WATCH_POLL},
 	{"snapshot-count", 0, "N", NULL, "applied entries between snapshots, which compact the log; 0: never (default 100000)",
 	 OPT_SNAPSHOT_COUNT},
+	{"snapshot-slice", 0, "SIZE", NULL, "bytes of the store a snapshot serializes per loop pass (default 256K)",
+	 OPT_SNAPSHOT_SLICE},
 	{"initial-cluster-state", 0, "STATE", NULL,
 	 "new (default), or existing: an empty data dir joins a running cluster and votes only once caught up",
 	 OPT_CLUSTER_STATE},
@@ -3352,6 +3567,8 @@ static int on_node_option(void *ctx, int id, const char *arg)
 			return cli_bad_value(NULL, arg, "want a count from 0 to 100000000");
 		o->n->snap_count = v;
 		return 0;
+	case OPT_SNAPSHOT_SLICE:
+		return server_cli_size(arg, 1, 1ull << 40, &o->n->snap_slice) < 0 ? -1 : 0;
 	case OPT_MAX_RANGE_BYTES:
 		return server_cli_size(arg, 1024, 1ull << 40, &o->max_range) < 0 ? -1 : 0;
 	case OPT_MAX_REQUEST_BYTES:
@@ -3449,6 +3666,8 @@ int node_main(int argc, char **argv)
 	n->request_timeout_ms = 5000;
 	n->watch_poll_ms = 10000;
 	n->snap_count = 100000; /* etcd 3.4's default: a snapshot copies the whole store, history included */
+	n->snap_slice = 256u << 10; /* at most 1-3 ms of CPU a slice on a busy 2-core VM (the first
+	                               MiBs of the copy fault a 4 KiB page at a time) */
 	n->dq_tail = &n->dq;
 	n->peer_fd = -1;
 	heap_setup();
@@ -3628,6 +3847,9 @@ int node_main(int argc, char **argv)
 		/* Raft keeps no copy: send_msgs reads DIR/snap when it must send it */
 		n->snap_index = si;
 		n->snap_bytes = slen;
+		if (r == 0)
+			log_info("the store restored from DIR/snap at index %llu (%zu bytes); %zu entries of the log after it",
+			         (unsigned long long)si, slen, keep);
 	}
 	if (r == 0 && rp.hs.commit > boot.meta.index + keep)
 		rp.hs.commit = boot.meta.index + keep; /* a torn tail can cut entries the hard state knew committed */
@@ -3713,8 +3935,11 @@ int node_main(int argc, char **argv)
 	http_server_free(n->srv);
 	http_router_free(router);
 	wal_close(n->wal);
+	if (n->snap_state == SNAP_WRITING)
+		pthread_join(n->snap_thread, NULL); /* it reads snap_buf */
 	buf_free(&n->scratch);
 	buf_free(&n->snap_buf);
+	buf_free(&n->snap_recs);
 	for (uint32_t i = 1; i <= n->n_peers; i++) {
 		buf_free(&n->peers[i].out);
 		buf_free(&n->peers[i].snap_out);

@@ -91,6 +91,26 @@ struct kv {
 	/* the write in progress */
 	int64_t w;        /* its revision */
 	bool dirty;       /* it changed something */
+	/* a snapshot being taken in slices (kv_snap_begin): while it is,
+	 * compaction is done in the numbers only (compacted, bytes) and its
+	 * freeing waits for kv_snap_end, so every revision at or below the
+	 * snapshot's stays where the slices read it */
+	struct kv_snap *snap;
+	uint64_t held_bytes; /* what the held compaction takes out of bytes */
+};
+
+struct kv_snap {
+	int64_t rev, compacted;   /* the store's, at kv_snap_begin */
+	struct kv_lease *leases;  /* copied then: grants and revokes go on */
+	size_t nl;
+	struct buf last;          /* the last key written (the cursor) */
+	uint32_t rev_at;          /* 0, or the revisions of last written so far (a key
+	                             with a long history spans slices) */
+	bool started, done;
+	size_t at;                /* out->len where this snapshot starts */
+	size_t count_at;          /* where its key count goes, once known */
+	uint64_t keys;            /* written so far */
+	size_t slices;
 };
 
 struct kv *kv_new(const struct kv_limits *lim)
@@ -110,6 +130,11 @@ void kv_free(struct kv *kv)
 {
 	if (!kv)
 		return;
+	if (kv->snap) {
+		buf_free(&kv->snap->last);
+		free(kv->snap->leases);
+		free(kv->snap);
+	}
 	for (size_t c = 0; c < kv->nch; c++) {
 		for (uint32_t i = 0; i < kv->ch[c]->n; i++) {
 			struct key *key = &kv->ch[c]->k[i];
@@ -1055,14 +1080,21 @@ static int txn_precheck(struct kv *kv, const cJSON *o, struct err *e)
 
 /* ------------------------------------------------------------ compaction */
 
-/* Drop key's revisions hidden at c and above; false when none is left
- * (the key is freed). */
-static bool compact_key(struct kv *kv, struct key *key, int64_t c)
+/* How many of key's revisions, oldest first, a compaction at c drops:
+ * those hidden at c (a tombstone newest at or below c goes too). */
+static uint32_t compact_drops(const struct key *key, int64_t c)
 {
 	uint32_t j = key->n; /* newest at or below c */
 	while (j > 0 && key->revs[j - 1].mod > c)
 		j--;
-	uint32_t drop = j == 0 ? 0 : key->revs[j - 1].tomb ? j : j - 1;
+	return j == 0 ? 0 : key->revs[j - 1].tomb ? j : j - 1;
+}
+
+/* Drop key's revisions hidden at c and above; false when none is left
+ * (the key is freed). */
+static bool compact_key(struct kv *kv, struct key *key, int64_t c)
+{
+	uint32_t drop = compact_drops(key, c);
 	for (uint32_t x = 0; x < drop; x++) {
 		kv->bytes -= rev_cost(key, &key->revs[x]);
 		free(key->revs[x].val);
@@ -1087,10 +1119,33 @@ static bool compact_key(struct kv *kv, struct key *key, int64_t c)
 	return true;
 }
 
+/* What a compaction at c takes out of kv_bytes, freeing nothing. */
+static uint64_t compact_cost(const struct kv *kv, int64_t c)
+{
+	uint64_t b = 0;
+	for (KEYS_ALL(kv, p)) {
+		const struct key *key = kp_key(kv, p);
+		uint32_t drop = compact_drops(key, c);
+		for (uint32_t x = 0; x < drop; x++)
+			b += rev_cost(key, &key->revs[x]);
+	}
+	return b;
+}
+
 /* Chunks left short stay so (a later insert fills them); empty ones go,
- * and so does the room of a key's revisions that it leaves mostly empty. */
+ * and so does the room of a key's revisions that it leaves mostly empty.
+ * While a snapshot is being taken only the numbers change: compacted,
+ * and bytes as if the revisions were freed (what every replica counts,
+ * snapshot or not); kv_snap_end frees them. */
 static void compact(struct kv *kv, int64_t c)
 {
+	if (kv->snap) {
+		uint64_t b = compact_cost(kv, c); /* the held ones included: take the difference */
+		kv->bytes -= b - kv->held_bytes;
+		kv->held_bytes = b;
+		kv->compacted = c;
+		return;
+	}
 	size_t outc = 0;
 	kv->n = 0;
 	for (size_t ci = 0; ci < kv->nch; ci++) {
@@ -1280,7 +1335,9 @@ long kv_watch_events(const struct kv *kv, const struct kv_watch *w, size_t max, 
 		const struct key *key = kp_key(kv, p);
 		if (!in_range(&r, key->k, key->klen))
 			break;
-		for (uint32_t j = key->n; j-- > 0 && key->revs[j].mod >= from;) {
+		/* under a held compaction (kv_snap), what it drops is not there */
+		uint32_t first = kv->snap ? compact_drops(key, kv->compacted) : 0;
+		for (uint32_t j = key->n; j-- > first && key->revs[j].mod >= from;) {
 			if (n == cap) {
 				cap = cap ? 2 * cap : 16;
 				evs = realloc(evs, cap * sizeof *evs);
@@ -1318,7 +1375,8 @@ long kv_watch_events(const struct kv *kv, const struct kv_watch *w, size_t max, 
 			json_key(&jw, "kv");
 			put_kv(&jw, key, v, false);
 		}
-		if (w->prev_kv && evs[k].j > 0 && !key->revs[evs[k].j - 1].tomb) {
+		if (w->prev_kv && evs[k].j > (kv->snap ? compact_drops(key, kv->compacted) : 0) &&
+		    !key->revs[evs[k].j - 1].tomb) {
 			json_key(&jw, "prev_kv");
 			put_kv(&jw, key, &key->revs[evs[k].j - 1], false);
 		}
@@ -1454,44 +1512,181 @@ static void put_u64le(struct buf *b, uint64_t v)
 	buf_append(b, x, 8);
 }
 
-void kv_snapshot(const struct kv *kv, struct buf *out)
+/* The revisions of key a snapshot at rev holds: the oldest n (0: the key
+ * came after it). */
+static uint32_t revs_upto(const struct key *key, int64_t rev)
 {
-	/* sized first: the store's whole history can be tens of MiB, and
-	 * growing by doubling copied it about twice over on the node's loop */
-	size_t size = 4 + 8 * 4 + 16 * kv->nl;
-	for (KEYS_ALL(kv, p)) {
-		const struct key *key = kp_key(kv, p);
-		size += 8 + key->klen;
-		for (uint32_t j = 0; j < key->n; j++)
-			size += 8 * 4 + 1 + 4 + key->revs[j].vlen;
+	uint32_t n = key->n;
+	while (n > 0 && key->revs[n - 1].mod > rev)
+		n--;
+	return n;
+}
+
+/* Where the next slice starts: the first key after the cursor, or the
+ * cursor's own key when only some of its revisions are written. */
+static struct kpos snap_resume(const struct kv *kv, const struct kv_snap *s)
+{
+	if (!s->started)
+		return (struct kpos){0, 0};
+	struct kpos p = lower_bound(kv, s->last.data, s->last.len);
+	bool same = p.c < kv->nch && keycmp(kp_key(kv, p)->k, kp_key(kv, p)->klen, s->last.data, s->last.len) == 0;
+	INVARIANT(same || !s->rev_at); /* nothing at or below the snapshot's revision goes */
+	if (same && !s->rev_at)
+		kp_next(kv, &p);
+	return p;
+}
+
+/* The cursor: key k, rev_at of its revisions written (0: all). */
+static void snap_mark(struct kv_snap *s, const struct key *k, uint32_t rev_at)
+{
+	buf_reset(&s->last);
+	buf_append(&s->last, k->k, k->klen);
+	s->rev_at = rev_at;
+	s->started = true;
+}
+
+struct kv_snap *kv_snap_begin(struct kv *kv)
+{
+	INVARIANT(kv->snap == NULL);
+	struct kv_snap *s = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	s->leases = malloc((kv->nl ? kv->nl : 1) * sizeof *s->leases);
+	if (!s->leases) {
+		free(s);
+		return NULL;
 	}
-	buf_reserve(out, size);
-	buf_append(out, "KVS1", 4);
-	put_u64le(out, (uint64_t)kv->rev);
-	put_u64le(out, (uint64_t)kv->compacted);
-	put_u64le(out, kv->nl);
-	for (size_t i = 0; i < kv->nl; i++) {
-		put_u64le(out, (uint64_t)kv->leases[i].id);
-		put_u64le(out, (uint64_t)kv->leases[i].ttl);
-	}
-	put_u64le(out, kv->n);
-	for (KEYS_ALL(kv, p)) {
+	if (kv->nl)
+		memcpy(s->leases, kv->leases, kv->nl * sizeof *s->leases);
+	s->nl = kv->nl;
+	s->rev = kv->rev;
+	s->compacted = kv->compacted;
+	buf_init(&s->last);
+	kv->snap = s;
+	return s;
+}
+
+/*
+ * Two passes, each resumed from the cursor key: the first counts the
+ * keys and bytes (so the header carries the count and out is sized once:
+ * growing a buffer of a whole store by doubling copied it about twice
+ * over), the second writes them.  Keys added since kv_snap_begin have no
+ * revision at or below s->rev and are left out; compaction is held, so
+ * nothing at or below s->rev moves or goes.
+ */
+bool kv_snap_step(struct kv *kv, struct kv_snap *s, struct buf *out, size_t budget)
+{
+	INVARIANT(kv->snap == s);
+	if (s->done)
+		return true;
+	s->slices++;
+	bool counting = !s->count_at;
+	size_t used = 0, from = out->len;
+	struct kpos p = snap_resume(kv, s);
+	while (p.c < kv->nch && used < budget) {
 		const struct key *k = kp_key(kv, p);
-		put_u32le(out, k->klen);
-		buf_append(out, k->k, k->klen);
-		put_u32le(out, k->n);
-		for (uint32_t j = 0; j < k->n; j++) {
-			const struct rev *r = &k->revs[j];
-			put_u64le(out, (uint64_t)r->mod);
-			put_u64le(out, (uint64_t)r->create);
-			put_u64le(out, (uint64_t)r->version);
-			put_u64le(out, (uint64_t)r->lease);
-			uint8_t t = r->tomb;
-			buf_append(out, &t, 1);
-			put_u32le(out, r->vlen);
-			buf_append(out, r->val ? r->val : "", r->vlen);
+		uint32_t nr = revs_upto(k, s->rev), j = s->rev_at;
+		if (nr && !j) {
+			s->keys++;
+			if (counting) {
+				s->at += 8 + k->klen; /* the size, until the header is written */
+			} else {
+				put_u32le(out, k->klen);
+				buf_append(out, k->k, k->klen);
+				put_u32le(out, nr);
+			}
 		}
+		used += 16 + k->klen;
+		/* at least one revision: rev_at 0 means none is left */
+		for (uint32_t first = j; j < nr && (j == first || used < budget); j++) {
+			const struct rev *r = &k->revs[j];
+			if (counting) {
+				s->at += 8 * 4 + 1 + 4 + r->vlen;
+				used += 16;
+				continue;
+			}
+			/* its numbers in one append: a call each was most of a
+			 * slice's time for small values */
+			uint8_t h[8 * 4 + 1 + 4];
+			uint64_t v[4] = {(uint64_t)r->mod, (uint64_t)r->create, (uint64_t)r->version, (uint64_t)r->lease};
+			for (int x = 0; x < 4; x++)
+				for (int b = 0; b < 8; b++)
+					h[8 * x + b] = (uint8_t)(v[x] >> (8 * b));
+			h[32] = r->tomb;
+			for (int b = 0; b < 4; b++)
+				h[33 + b] = (uint8_t)(r->vlen >> (8 * b));
+			buf_append(out, h, sizeof h);
+			buf_append(out, r->val ? r->val : "", r->vlen);
+			used = out->len - from;
+		}
+		if (j < nr) {
+			snap_mark(s, k, j); /* the rest of its revisions next slice */
+			return false;
+		}
+		s->rev_at = 0;
+		kp_next(kv, &p);
+		if (p.c == kv->nch || used >= budget)
+			snap_mark(s, k, 0);
 	}
+	if (p.c < kv->nch)
+		return false;
+	if (counting) {
+		size_t size = 4 + 8 * 4 + 16 * s->nl + s->at;
+		buf_reserve(out, size);
+		s->at = out->len;
+		buf_append(out, "KVS1", 4);
+		put_u64le(out, (uint64_t)s->rev);
+		put_u64le(out, (uint64_t)s->compacted);
+		put_u64le(out, s->nl);
+		for (size_t i = 0; i < s->nl; i++) {
+			put_u64le(out, (uint64_t)s->leases[i].id);
+			put_u64le(out, (uint64_t)s->leases[i].ttl);
+		}
+		s->count_at = out->len;
+		put_u64le(out, s->keys);
+		s->keys = 0;
+		s->started = false;
+		s->rev_at = 0;
+		buf_reset(&s->last);
+		return false;
+	}
+	/* the keys counted are the keys written: nothing at or below s->rev
+	 * came or went in between */
+	uint8_t *c = (uint8_t *)out->data + s->count_at;
+	uint64_t counted = 0;
+	for (int i = 0; i < 8; i++)
+		counted |= (uint64_t)c[i] << (8 * i);
+	INVARIANT(counted == s->keys);
+	s->done = true;
+	return true;
+}
+
+size_t kv_snap_slices(const struct kv_snap *s) { return s->slices; }
+
+void kv_snap_end(struct kv *kv, struct kv_snap *s)
+{
+	if (!s)
+		return;
+	INVARIANT(kv->snap == s);
+	kv->snap = NULL;
+	buf_free(&s->last);
+	free(s->leases);
+	free(s);
+	if (kv->held_bytes) {
+		/* the held compaction, if any: bytes already counts it */
+		kv->bytes += kv->held_bytes;
+		kv->held_bytes = 0;
+		compact(kv, kv->compacted);
+	}
+}
+
+void kv_snapshot(struct kv *kv, struct buf *out)
+{
+	struct kv_snap *s = kv_snap_begin(kv);
+	INVARIANT(s != NULL);
+	while (!kv_snap_step(kv, s, out, SIZE_MAX))
+		;
+	kv_snap_end(kv, s);
 }
 
 struct rd {
@@ -1532,6 +1727,7 @@ static uint32_t take_u32(struct rd *r)
 
 int kv_restore(struct kv *kv, const void *data, size_t len)
 {
+	INVARIANT(kv->snap == NULL); /* the caller ends a snapshot being taken first */
 	struct rd r = {data, len, false};
 	const uint8_t *magic = take(&r, 4);
 	if (!magic || memcmp(magic, "KVS1", 4) != 0)

@@ -143,8 +143,28 @@ void kv_lease_keys_json(const struct kv *kv, int64_t id, struct buf *out);
  * deadlines) appended to out; kv_restore replaces kv's contents with a
  * snapshot's, or returns -EINVAL (leaving kv as it was) for bytes that are
  * not one. */
-void kv_snapshot(const struct kv *kv, struct buf *out);
+void kv_snapshot(struct kv *kv, struct buf *out);
 int kv_restore(struct kv *kv, const void *data, size_t len);
+
+/*
+ * The same snapshot taken in slices, so that a large store never holds
+ * its owner's loop for long: kv_snap_begin fixes the revision (the store
+ * as it is now); each kv_snap_step appends to out about budget bytes
+ * (after a first pass of steps that only count), and returns true once
+ * the whole snapshot -- the bytes kv_snapshot would have written at
+ * kv_snap_begin -- is in out.  Between steps the store takes requests as
+ * usual: what they write is past the snapshot's revision and left out.
+ * A compaction meanwhile changes kv_compact_revision and kv_bytes at
+ * once, as it always does, but frees nothing until kv_snap_end (which
+ * may come before the last step: the snapshot is then dropped).  One at
+ * a time; kv_free ends one being taken, kv_restore wants it ended first.
+ * NULL: no memory.
+ */
+struct kv_snap;
+struct kv_snap *kv_snap_begin(struct kv *kv);
+bool kv_snap_step(struct kv *kv, struct kv_snap *s, struct buf *out, size_t budget);
+size_t kv_snap_slices(const struct kv_snap *s);
+void kv_snap_end(struct kv *kv, struct kv_snap *s);
 
 /* An int64 member of a JSON request (string or exact number); for the
  * node's own requests (keepalive, timetolive).  0, -ENOENT or -EINVAL. */

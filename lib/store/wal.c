@@ -171,6 +171,16 @@ void wal_rewrite(struct wal *w, const void *recs, size_t len)
 	pthread_cond_signal(&w->work);
 }
 
+void wal_rewrite_take(struct wal *w, struct buf *recs)
+{
+	buf_reset(&w->pending);
+	buf_free(&w->rewrite);
+	w->rewrite = *recs;
+	buf_init(recs);
+	w->rewrite_pending = true;
+	pthread_cond_signal(&w->work);
+}
+
 uint64_t wal_appended(const struct wal *w) { return w->appended; }
 uint64_t wal_durable(const struct wal *w) { return atomic_load(&w->durable); }
 int wal_failed(const struct wal *w) { return atomic_load(&w->failed); }
@@ -218,8 +228,12 @@ static int compact(struct wal *w, struct buf *snap)
 	buf_reset(snap);
 	int e = 0;
 	if (w->rewrite_pending) {
-		/* the store's records, then what it appended since */
-		buf_append(snap, w->rewrite.data, w->rewrite.len);
+		/* the store's records, then what it appended since: taken, not
+		 * copied (a store's log can be tens of MiB, and the mutex the
+		 * appender waits for is held) */
+		struct buf t = *snap;
+		*snap = w->rewrite;
+		w->rewrite = t;
 		buf_append(snap, w->pending.data, w->pending.len);
 		w->rewrite_pending = false;
 		buf_free(&w->rewrite);

@@ -108,6 +108,8 @@ uint64_t wal_appendv(struct wal *w, const struct iovec *parts, int n);
  * this call to log.tmp and renames it over log, as the snapshot hook's
  * compaction does; durability then covers every record appended before. */
 void wal_rewrite(struct wal *w, const void *recs, size_t len);
+/* The same, taking recs' memory instead of a copy (recs is left empty). */
+void wal_rewrite_take(struct wal *w, struct buf *recs);
 
 /* The sequence number of the last record appended (mutex held). */
 uint64_t wal_appended(const struct wal *w);

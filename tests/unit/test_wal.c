@@ -310,6 +310,26 @@ int main(void)
 	   "the log is the rewrite's records, then what followed (%d records)", b.n);
 	wal_close(w);
 
+	/* ---- wal_rewrite_take: the same, the records' memory taken */
+	memset(&b, 0, sizeof b);
+	r = wal_open(path, NULL, &hooks, &b, &w, err, sizeof err);
+	ok(r == 0 && b.n == 4, "reopen before a rewrite that takes its buffer");
+	rv[0] = (struct iovec){(void *)"state-3", 7};
+	wal_record_put(&rw, rv, 1);
+	wal_lock(w);
+	wal_appendv(w, cv, 1);
+	wal_rewrite_take(w, &rw);
+	wal_unlock(w);
+	ok(rw.data == NULL && rw.len == 0, "the records' buffer is taken");
+	after = append_str(w, "after-3");
+	ok(wait_durable(w, after), "records appended after it become durable");
+	wal_close(w);
+	memset(&b, 0, sizeof b);
+	r = wal_open(path, NULL, &hooks, &b, &w, err, sizeof err);
+	ok(r == 0 && b.n == 2 && strcmp(b.recs[0], "state-3") == 0 && strcmp(b.recs[1], "after-3") == 0,
+	   "the log is its records, then what followed (%d records)", b.n);
+	wal_close(w);
+
 	/* ---- the checksum is CRC-32C */
 	is_int((long long)wal_crc32c("123456789", 9), 0xE3069283LL, "crc32c check value");
 	{
