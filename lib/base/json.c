@@ -341,8 +341,25 @@ static size_t skip_ws(const char *t, size_t len, size_t i)
 	return i;
 }
 
+/* The four hex digits at t[i], or -1. */
+static long hex4(const char *t, size_t len, size_t i)
+{
+	if (i + 4 > len)
+		return -1;
+	long v = 0;
+	for (size_t k = i; k < i + 4; k++) {
+		char h = t[k];
+		int d = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+		if (d < 0)
+			return -1;
+		v = v * 16 + d;
+	}
+	return v;
+}
+
 /* A string starting at t[i] == '"'; returns the index after the closing
- * quote, or -1. */
+ * quote, or -1.  A \u escape of a lone UTF-16 surrogate is refused, as
+ * cJSON refuses it: every JSON reading in dsys takes the same texts. */
 static long scan_string(const char *t, size_t len, size_t i, bool *escaped)
 {
 	*escaped = false;
@@ -359,12 +376,16 @@ static long scan_string(const char *t, size_t len, size_t i, bool *escaped)
 				return -1;
 			char e = t[i + 1];
 			if (e == 'u') {
-				if (i + 6 > len)
+				long u = hex4(t, len, i + 2);
+				if (u < 0 || (u >= 0xDC00 && u <= 0xDFFF))
 					return -1;
-				for (int k = 2; k < 6; k++) {
-					char h = t[i + k];
-					if (!((h >= '0' && h <= '9') || (h >= 'a' && h <= 'f') || (h >= 'A' && h <= 'F')))
+				if (u >= 0xD800 && u <= 0xDBFF) {
+					/* a high surrogate: its low half must follow, as
+					 * cJSON requires (it refuses the whole text else) */
+					long lo = i + 7 < len && t[i + 6] == '\\' && t[i + 7] == 'u' ? hex4(t, len, i + 8) : -1;
+					if (lo < 0xDC00 || lo > 0xDFFF)
 						return -1;
+					i += 6;
 				}
 				i += 6;
 				continue;

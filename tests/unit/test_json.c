@@ -90,6 +90,10 @@ int main(void)
 	ok(scan("{\"key\":\"\\ud83d\\ude00\"}", &s) > 0 && strcmp(s.key, "\xf0\x9f\x98\x80") == 0,
 	   "a surrogate pair decodes to one 4-byte character");
 	is_int(scan("{\"key\":\"\\ud83d\"}", &s), -EINVAL, "a lone high surrogate is refused");
+	is_int(scan("{\"key\":\"k\",\"x\":\"\\udc00\"}", &s), -EINVAL,
+	       "a lone low surrogate in a skipped member is refused, as cJSON refuses it");
+	is_int(scan("{\"x\":{\"y\":\"\\ud800\\u0041\"},\"by\":1}", &s), -EINVAL,
+	       "a high surrogate followed by no low one, nested, is refused");
 
 	static const char *const bad[] = {
 		"", "{", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{,}", "{\"a\":01}", "{\"a\":1.}",

@@ -136,6 +136,9 @@ static void meta_get_agrees(void)
 		"{\"zone\":null}", "{\"zone\":{\"k\":[1,2]}}", "{\"zone\":\"\"}", "{\"Zone\":\"eu\"}",
 		"{\"zone\":\"eu\"} x", "{\"zone\":\"eu\"", "[\"zone\"]", "", "not json",
 		"{\"zone\":\"a very long value that does not fit in the small buffer\"}",
+		/* a lone surrogate elsewhere: cJSON refuses the whole text */
+		"{\"zone\":\"eu\",\"x\":\"\\udc00\"}", "{\"zone\":\"eu\",\"x\":{\"y\":\"\\ud800x\"}}",
+		"{\"x\":[\"\\udc00\"],\"zone\":\"eu\"}", "{\"zone\":\"\\ud83d\\ude00\"}",
 	};
 	static const char *const keys[] = {"zone", "a", "k", ""};
 	int bad = 0, tried = 0;
