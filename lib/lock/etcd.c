@@ -265,7 +265,11 @@ static void call_cb(void *ud, int err, const struct etcd_resp *r)
 	free(ud);
 	struct eimpl *im = cc.e->s->impl;
 	struct eop *e = cc.e;
-	int merr = err == 0 ? 0 : map_err(im, err, r);
+	/* the answers of a give-up's cleanup (a revoke of a lease that was
+	 * never granted answers "lease not found") must not replace the error
+	 * the user is told about */
+	bool cleanup = cc.fn == revoked_cb || cc.fn == undo_cb;
+	int merr = err == 0 ? 0 : map_err(cleanup ? NULL : im, err, r);
 	if (im->test_answer_late && cc.fn == grant_cb && e->op && !e->giving_up && !e->txn_inflight) {
 		/* granted (applied first): keep the answer, send the txn, and
 		 * take the answer after the txn's, below */
