@@ -39,23 +39,33 @@ bench_etcd3() {
 # bench_etcd3_tree: the same three members, but as one process tree under
 # one shell started by bench_start as server "etcd", so that a section
 # which samples each server's CPU (bench_start's process tree) sees the
-# whole cluster, as it sees `dsys-raft cluster`'s.  Sets ETCD_PORTS (the
-# three client ports); returns bench_start's status.
+# whole cluster, as it sees `dsys-raft cluster`'s.  Each member is started
+# by its own script, ETCD_DIR/mI.sh (I 0 to 2: exec etcd with its flags,
+# its log appended to ETCD_DIR/mI.log), whose PID the shell writes to
+# ETCD_DIR/mI.pid, so that a section can kill -9 one member and start it
+# again with the same flags and data (etcd ignores the --initial-cluster
+# flags when its data dir holds a member already).  Sets ETCD_PORTS (the
+# three client ports) and ETCD_DIR; returns bench_start's status.
 bench_etcd3_tree() {
 	local ports=() i edir initial
 	for i in 1 2 3 4 5 6; do ports+=("$(bench_port)"); done
 	edir=$(bench_dir etcd-data)
 	initial="e1=http://127.0.0.1:${ports[3]},e2=http://127.0.0.1:${ports[4]},e3=http://127.0.0.1:${ports[5]}"
+	for i in 0 1 2; do
+		echo "exec etcd --name e$((i + 1)) --data-dir '$edir/m$i'" \
+			"--listen-client-urls http://127.0.0.1:${ports[i]} --advertise-client-urls http://127.0.0.1:${ports[i]}" \
+			"--listen-peer-urls http://127.0.0.1:${ports[i + 3]} --initial-advertise-peer-urls http://127.0.0.1:${ports[i + 3]}" \
+			"--initial-cluster '$initial' --initial-cluster-state new --log-level error >>'$edir/m$i.log' 2>&1" \
+			>"$edir/m$i.sh"
+	done
 	{
 		echo "trap 'kill \$(jobs -p) 2>/dev/null; wait; exit 0' TERM INT"
 		for i in 0 1 2; do
-			echo "etcd --name e$((i + 1)) --data-dir '$edir/m$i'" \
-				"--listen-client-urls http://127.0.0.1:${ports[i]} --advertise-client-urls http://127.0.0.1:${ports[i]}" \
-				"--listen-peer-urls http://127.0.0.1:${ports[i + 3]} --initial-advertise-peer-urls http://127.0.0.1:${ports[i + 3]}" \
-				"--initial-cluster '$initial' --initial-cluster-state new --log-level error >'$edir/m$i.log' 2>&1 &"
+			echo "bash '$edir/m$i.sh' & echo \$! >'$edir/m$i.pid'"
 		done
 		echo wait
 	} >"$edir/run.sh"
 	ETCD_PORTS=("${ports[@]:0:3}")
+	ETCD_DIR=$edir
 	bench_start etcd "${ports[0]}" bash "$edir/run.sh"
 }

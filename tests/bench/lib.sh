@@ -54,6 +54,8 @@
 #   BENCH_RATIOS    metrics the ratio lines compare
 #   BENCH_ROW_LABEL what a row is: "server" (default), or e.g. "load" for a
 #                   section comparing load generators; also its JSON key
+#   BENCH_AUX_PIDS  (set by a section) PIDs of helpers it runs beside a
+#                   load (a watcher): the exit paths stop them too
 #
 # Functions (arguments in CAPS; "NAME" is a server's name):
 #   bench_init SECTION             scratch dir, traps, results file; call first
@@ -179,7 +181,7 @@ bench_init() {
 
 bench_cleanup() {
 	local p
-	for p in ${BENCH_LOAD_PID:-} ${BENCH_IDLE_PID:-}; do
+	for p in ${BENCH_LOAD_PID:-} ${BENCH_IDLE_PID:-} ${BENCH_AUX_PIDS:-}; do
 		kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null
 	done
 	bench_stop_all
