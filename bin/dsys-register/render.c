@@ -2,10 +2,10 @@
  * render.c -- dsys-register render SERVICE --template FILE --out FILE
  * --once: write a file from the passing set, safely.
  *
- * The file is rendered to OUT.PID.tmp beside OUT, checked by --check-cmd
- * ({} is the new file's path) and only then renamed over OUT, so OUT is
- * always a whole file that passed the check; a refused file is removed and
- * the last good one stays.  With fewer than --min passing instances,
+ * The file is rendered to OUT.PID.tmp beside OUT, synced (fdatasync),
+ * checked by --check-cmd ({} is the new file's path) and only then renamed
+ * over OUT, so OUT is always a whole file that passed the check, even
+ * after a crash; a refused file is removed and the last good one stays.  With fewer than --min passing instances,
  * render waits (reading the set every 100 ms) up to --timeout, then exits
  * 4 naming what it waited for: it never writes an empty or short upstream
  * because the registry had a bad moment.  --exec runs after a change.
@@ -13,9 +13,11 @@
  * a child of $TRACEPARENT, and --check-cmd and --exec run under it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,24 +63,79 @@ static int run_shell(const char *cmd, const char *path)
 	return cli_child_wait_code(st);
 }
 
+/* Does the file at path hold exactly text[0..len)?  Its size first (a
+ * new set most often changes it), then its bytes, read into the heap the
+ * render's own buffers just gave back rather than a fresh 128 kB mapping
+ * whose every page would fault once. */
+static bool same_file(const char *path, const char *text, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	struct stat st;
+	bool same = false;
+	char *b;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == len && (b = malloc(len + 1))) {
+		size_t got = 0;
+		ssize_t n = 1;
+		while (got <= len && n > 0) {   /* to its end: a file that grew since fstat is not the same */
+			n = read(fd, b + got, len + 1 - got);
+			if (n < 0 && errno == EINTR)
+				n = 1;
+			else if (n > 0)
+				got += (size_t)n;
+		}
+		same = n == 0 && got == len && !memcmp(b, text, len);
+		free(b);
+	}
+	close(fd);
+	return same;
+}
+
+/* Write text[0..len) to a new file at path, on disk before it returns (a
+ * rename over --out must not publish a file whose bytes a crash could
+ * still lose: one fdatasync, as consul-template syncs its temporary
+ * file).  0 or -errno; a failed file is removed. */
+static int write_durable(const char *path, const char *text, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	if (fd < 0)
+		return -errno;
+	int err = 0;
+	for (size_t done = 0; done < len && !err;) {
+		ssize_t n = write(fd, text + done, len - done);
+		if (n < 0 && errno != EINTR)
+			err = -errno;
+		else if (n > 0)
+			done += (size_t)n;
+	}
+	if (!err && fdatasync(fd) < 0)
+		err = -errno;
+	if (close(fd) < 0 && !err)
+		err = -errno;
+	if (err)
+		unlink(path);
+	return err;
+}
+
 /* Render v[0..m) (sorted) to --out: write beside it, check, rename, exec,
  * print the rendered line.  0 or an exit code after saying why. */
 static int render_set(struct reg_config *cfg, const char *service, const struct reg_template *t,
                       const struct reg_instance *v, size_t m)
 {
-	struct buf out = BUF_INIT, old = BUF_INIT;
+	struct buf out = BUF_INIT;
 	reg_template_render(t, service, v, m, &out);
-	bool changed = buf_read_file(&old, cfg->out_path, 64 << 20) < 0 || old.len != out.len ||
-	               (out.len && memcmp(old.data, out.data, out.len));
-	buf_free(&old);
+	bool changed = !same_file(cfg->out_path, out.data ? out.data : "", out.len);
+	bool write = true;
 	char tmp[4200];
 	snprintf(tmp, sizeof tmp, "%s.%ld.tmp", cfg->out_path, (long)getpid());
-	FILE *f = fopen(tmp, "w");
-	if (!f || fwrite(out.data ? out.data : "", 1, out.len, f) != out.len || fclose(f) != 0) {
-		cli_error("cannot write '%s': %s", tmp, strerror(errno));
-		unlink(tmp);
-		buf_free(&out);
-		return EXIT_NO;
+	if (write) {
+		int err = write_durable(tmp, out.data ? out.data : "", out.len);
+		if (err < 0) {
+			cli_error("cannot write '%s': %s", tmp, strerror(-err));
+			buf_free(&out);
+			return EXIT_NO;
+		}
 	}
 	size_t bytes = out.len;
 	buf_free(&out);
@@ -91,7 +148,7 @@ static int render_set(struct reg_config *cfg, const char *service, const struct 
 			return EXIT_NO;
 		}
 	}
-	if (rename(tmp, cfg->out_path) < 0) {
+	if (write && rename(tmp, cfg->out_path) < 0) {
 		cli_error("cannot rename '%s' to '%s': %s", tmp, cfg->out_path, strerror(errno));
 		unlink(tmp);
 		return EXIT_NO;
