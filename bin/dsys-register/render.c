@@ -119,14 +119,19 @@ static int write_durable(const char *path, const char *text, size_t len)
 }
 
 /* Render v[0..m) (sorted) to --out: write beside it, check, rename, exec,
- * print the rendered line.  0 or an exit code after saying why. */
+ * print the rendered line.  0 or an exit code after saying why.
+ *
+ * A render that comes out byte for byte as --out already is leaves the
+ * file alone, as consul-template does: no temporary file, no sync, no
+ * rename (its inode and times stay), and no --exec.  With --check-cmd the
+ * file still goes through the check, so a refusal is still said. */
 static int render_set(struct reg_config *cfg, const char *service, const struct reg_template *t,
                       const struct reg_instance *v, size_t m)
 {
 	struct buf out = BUF_INIT;
 	reg_template_render(t, service, v, m, &out);
 	bool changed = !same_file(cfg->out_path, out.data ? out.data : "", out.len);
-	bool write = true;
+	bool write = changed || cfg->check_cmd;
 	char tmp[4200];
 	snprintf(tmp, sizeof tmp, "%s.%ld.tmp", cfg->out_path, (long)getpid());
 	if (write) {
