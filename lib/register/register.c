@@ -702,7 +702,11 @@ struct reg_instance *reg_instances_alloc(size_t n)
 #define VALGRIND_MAKE_MEM_DEFINED(p, n) ((void)(p), (void)(n))
 #endif
 
-#define URING_BATCH 64                  /* records per io_uring_enter */
+/* Records per io_uring_enter.  Fewer in flight keep the kernel's working
+ * set (requests, files, inodes, page-cache entries of the batch) in the
+ * CPU's caches: render of 1000 instances, 150 paired runs against 64:
+ * 8 -0.25 ms, 16 -0.5 ms, 32 -0.35 ms, 128 +0.6 ms. */
+#define URING_BATCH 16
 #define URING_SLOT_BYTES 1024           /* read per record (a plain one is some 200 bytes); a bigger one is read again */
 
 unsigned reg_file_uring_min = 32;       /* fewer records: not worth a ring */
