@@ -5,10 +5,13 @@
  * The file is rendered to OUT.PID.tmp beside OUT, synced (fdatasync),
  * checked by --check-cmd ({} is the new file's path) and only then renamed
  * over OUT, so OUT is always a whole file that passed the check, even
- * after a crash; a refused file is removed and the last good one stays.  With fewer than --min passing instances,
- * render waits (reading the set every 100 ms) up to --timeout, then exits
- * 4 naming what it waited for: it never writes an empty or short upstream
- * because the registry had a bad moment.  --exec runs after a change.
+ * after a crash; a refused file is removed and the last good one stays.
+ * A render equal to OUT byte for byte leaves OUT as it is (no write, no
+ * sync, no rename) unless --check-cmd asks for the check.  With fewer
+ * than --min passing instances, render waits (reading the set every 100
+ * ms) up to --timeout, then exits 4 naming what it waited for: it never
+ * writes an empty or short upstream because the registry had a bad
+ * moment.  --exec runs after a change.
  * Each render is a span when spans have somewhere to go (obs/trace_proc.h),
  * a child of $TRACEPARENT, and --check-cmd and --exec run under it.
  */
