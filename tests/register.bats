@@ -335,6 +335,10 @@ EOF2
 	assert_output 'server 127.0.0.1:8080;'
 	run ls "$BATS_TEST_TMPDIR"
 	refute_output --partial '.tmp'
+	# a directory that is not there: said, exit 1, nothing left behind
+	run -1 dsys-register render web --template "$tpl" --out "$BATS_TEST_TMPDIR/none/up.conf" --once
+	assert_output --partial "cannot write '$BATS_TEST_TMPDIR/none/up.conf."
+	assert_output --partial "No such file or directory"
 }
 
 @test "register: render keeps the last good file when --check-cmd refuses or --min is not met" {
