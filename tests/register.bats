@@ -308,6 +308,39 @@ EOF2
 	[ ! -e "$BATS_TEST_TMPDIR/reloaded" ]
 }
 
+@test "register: render --once leaves an unchanged file alone, and still checks it with --check-cmd" {
+	dsys-register add web --addr 127.0.0.1:8080 >/dev/null 3>&- &
+	BG+=($!)
+	wait_count web 1
+	tpl=$BATS_TEST_TMPDIR/up.tpl
+	out=$BATS_TEST_TMPDIR/up.conf
+	echo '{{range}}server {{addr}};{{end}}' >"$tpl"
+	run --separate-stderr dsys-register render web --template "$tpl" --out "$out" --once
+	assert_output --partial '"changed":true'
+	inode=$(stat -c %i "$out")
+	run --separate-stderr dsys-register render web --template "$tpl" --out "$out" --once
+	assert_output --partial '"changed":false'
+	[ "$(stat -c %i "$out")" = "$inode" ]
+	run cat "$out"
+	assert_output 'server 127.0.0.1:8080;'
+	# the same bytes, but a check to pass: checked, refused, said
+	run -1 dsys-register render web --template "$tpl" --out "$out" --once --check-cmd false
+	assert_output --partial "refused"
+	[ "$(stat -c %i "$out")" = "$inode" ]
+	# a file with other bytes of the same size is a change
+	echo 'server 127.0.0.1:9999;' >"$out"
+	run --separate-stderr dsys-register render web --template "$tpl" --out "$out" --once
+	assert_output --partial '"changed":true'
+	run cat "$out"
+	assert_output 'server 127.0.0.1:8080;'
+	run ls "$BATS_TEST_TMPDIR"
+	refute_output --partial '.tmp'
+	# a directory that is not there: said, exit 1, nothing left behind
+	run -1 dsys-register render web --template "$tpl" --out "$BATS_TEST_TMPDIR/none/up.conf" --once
+	assert_output --partial "cannot write '$BATS_TEST_TMPDIR/none/up.conf."
+	assert_output --partial "No such file or directory"
+}
+
 @test "register: render keeps the last good file when --check-cmd refuses or --min is not met" {
 	dsys-register add web --addr 127.0.0.1:8080 >/dev/null 3>&- &
 	BG+=($!)

@@ -321,20 +321,96 @@ static bool fast_ms(const struct json_token *t, uint64_t *out)
 	return true;
 }
 
-static size_t skip_ws(const char *t, size_t len, size_t i)
+static inline __attribute__((always_inline)) size_t skip_ws(const char *t, size_t len, size_t i)
 {
 	while (i < len && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r'))
 		i++;
 	return i;
 }
 
-/* After whitespace from i, the n bytes of s: the index after them, or 0. */
-static size_t expect(const char *t, size_t len, size_t i, const char *s, size_t n)
+/* After whitespace from i, the n bytes of s: the index after them, or 0.
+ * Inlined, so each EXPECT's memcmp of a literal is a compare or two, not
+ * a call: a record takes some forty of them. */
+static inline __attribute__((always_inline)) size_t expect(const char *t, size_t len, size_t i, const char *s, size_t n)
 {
 	i = skip_ws(t, len, i);
 	return len - i >= n && !memcmp(t + i, s, n) ? i + n : 0;
 }
 #define EXPECT(i, s) ((i) = expect(text, len, (i), s, sizeof(s) - 1))
+
+/* A plain string at t[i] (after whitespace): '"', bytes that are no
+ * escape, no control byte and no byte past ASCII, '"'.  Its token and
+ * the index after it, or 0: anything else is for the generic scan. */
+static size_t plain_string(const char *t, size_t len, size_t i, struct json_token *tok)
+{
+	i = skip_ws(t, len, i);
+	if (i >= len || t[i] != '"')
+		return 0;
+	size_t s = ++i;
+	for (; i < len; i++) {
+		unsigned char c = (unsigned char)t[i];
+		if (c == '"') {
+			*tok = (struct json_token){JSON_KIND_STRING, t + s, i - s, false};
+			return i + 1;
+		}
+		if (c < 0x20 || c == '\\' || c >= 0x80)
+			return 0;
+	}
+	return 0;
+}
+
+/* Plain digits at t[i] (after whitespace), no leading zero: a number
+ * token and the index after it, or 0.  What follows is the caller's to
+ * check (a '.', an 'e' or a '-' is then off the layout). */
+static size_t plain_digits(const char *t, size_t len, size_t i, struct json_token *tok)
+{
+	i = skip_ws(t, len, i);
+	size_t s = i;
+	while (i < len && t[i] >= '0' && t[i] <= '9')
+		i++;
+	if (i == s || (t[s] == '0' && i - s > 1))
+		return 0;
+	*tok = (struct json_token){JSON_KIND_NUMBER, t + s, i - s, false};
+	return i;
+}
+
+/* Metadata at text[i] in the order reg_value_format writes it, compact
+ * or spaced:
+ *   {"service":"S","id":"I","status":"X","since_ms":N,"meta":{...}
+ *    [,"expires_ms":N]}
+ * read straight through, into md as fast_md_cb fills it: the generic
+ * scan pays a callback, a key match and a dispatch per member, and this
+ * is most of a record.  The index after the closing brace, or 0 at the
+ * first thing off the layout (md then holds half a reading: the caller
+ * clears it and scans generically). */
+static size_t canonical_md(const char *text, size_t len, size_t i, struct fast_md *md)
+{
+	struct json_token skip;
+	if (!EXPECT(i, "{") || !EXPECT(i, "\"service\"") || !EXPECT(i, ":") ||
+	    !(i = plain_string(text, len, i, &skip)) || !EXPECT(i, ",") || !EXPECT(i, "\"id\"") ||
+	    !EXPECT(i, ":") || !(i = plain_string(text, len, i, &skip)) || !EXPECT(i, ",") ||
+	    !EXPECT(i, "\"status\"") || !EXPECT(i, ":") || !(i = plain_string(text, len, i, &md->status)) ||
+	    !EXPECT(i, ",") || !EXPECT(i, "\"since_ms\"") || !EXPECT(i, ":") ||
+	    !(i = plain_digits(text, len, i, &md->since)) || !EXPECT(i, ",") || !EXPECT(i, "\"meta\"") ||
+	    !EXPECT(i, ":"))
+		return 0;
+	i = skip_ws(text, len, i);
+	if (i >= len || text[i] != '{')
+		return 0;
+	long e = json_scan_value(text + i, len - i, &md->meta);
+	if (e < 0)
+		return 0;
+	i += (size_t)e;
+	md->has[0] = md->has[1] = md->has[3] = true;
+	size_t j = i;
+	if (EXPECT(j, ",")) {
+		if (!EXPECT(j, "\"expires_ms\"") || !EXPECT(j, ":") || !(j = plain_digits(text, len, j, &md->expires)))
+			return 0;
+		md->has[2] = true;
+		i = j;
+	}
+	return EXPECT(i, "}");
+}
 
 /* The layout every writer of records uses, reg_value_format's own and
  * etcd's endpoint manager's, compact or spaced:
@@ -364,13 +440,19 @@ static bool canonical(const char *text, size_t len, struct json_token *addr, str
 	i++;
 	if (!EXPECT(i, ",") || !EXPECT(i, "\"Metadata\"") || !EXPECT(i, ":"))
 		return false;
-	i = skip_ws(text, len, i);
-	if (i >= len || text[i] != '{')
-		return false;
-	long end = json_scan_object(text + i, len - i, fast_md_cb, md);
-	if (end < 0)
-		return false;
-	i += (size_t)end;
+	size_t m = canonical_md(text, len, i, md);
+	if (m) {
+		i = m;
+	} else {
+		memset(md, 0, sizeof *md);
+		i = skip_ws(text, len, i);
+		if (i >= len || text[i] != '{')
+			return false;
+		long end = json_scan_object(text + i, len - i, fast_md_cb, md);
+		if (end < 0)
+			return false;
+		i += (size_t)end;
+	}
 	if (!EXPECT(i, "}"))
 		return false;
 	return skip_ws(text, len, i) == len;
@@ -436,9 +518,11 @@ static int value_parse_fast(const char *text, size_t len, struct reg_instance *i
 		meta[fm.len++] = '}';
 		meta[fm.len] = '\0';
 	}
-	/* sure now: fill in as the cJSON reading does */
-	memset(in->addr, 0, sizeof in->addr);
+	/* sure now: fill in as the cJSON reading does (the address as a
+	 * string: not the whole 301-byte field zeroed, which in a fresh
+	 * array of a thousand is 300 kB of memory written for nothing) */
 	memcpy(in->addr, addr.text, addr.len);
+	in->addr[addr.len] = '\0';
 	strcpy(in->meta, meta);
 	in->status = status;
 	in->since_ms = since;
@@ -702,7 +786,11 @@ struct reg_instance *reg_instances_alloc(size_t n)
 #define VALGRIND_MAKE_MEM_DEFINED(p, n) ((void)(p), (void)(n))
 #endif
 
-#define URING_BATCH 64                  /* records per io_uring_enter */
+/* Records per io_uring_enter.  Fewer in flight keep the kernel's working
+ * set (requests, files, inodes, page-cache entries of the batch) in the
+ * CPU's caches: render of 1000 instances, 150 paired runs against 64:
+ * 8 -0.25 ms, 16 -0.5 ms, 32 -0.35 ms, 128 +0.6 ms. */
+#define URING_BATCH 16
 #define URING_SLOT_BYTES 1024           /* read per record (a plain one is some 200 bytes); a bigger one is read again */
 
 unsigned reg_file_uring_min = 32;       /* fewer records: not worth a ring */

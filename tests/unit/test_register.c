@@ -69,6 +69,11 @@ static void fast_path_agrees(void)
 		"{\"Op\":0,\"Addr\":\"h:1\",\"Metadata\":{\"since_ms\":1e3,\"meta\":{\"a\":\"\\u00e9\",\"b\":2}}}",
 		"{\"Op\":0,\"Addr\":\"h:1\",\"Addr\":\"h:2\",\"Metadata\":{\"status\":\"starting\",\"status\":\"x\"}}",
 		" {\"Op\":-0,\"Addr\":\"h:1\",\"Metadata\":{\"expires_ms\":9007199254740991,\"x\":[1,{\"y\":null}]}} ",
+		/* the layout etcd holds (no expires_ms), and a zero since_ms */
+		"{\"Op\":0,\"Addr\":\"10.0.0.3:80\",\"Metadata\":{\"service\":\"big\",\"id\":\"i3\","
+		"\"status\":\"critical\",\"since_ms\":0,\"meta\":{}}}",
+		"{\"Op\":0,\"Addr\":\"h:1\",\"Metadata\":{\"service\":\"w\",\"id\":\"x\",\"status\":\"starting\","
+		"\"since_ms\":1,\"meta\":{\"k\":\"v\"},\"expires_ms\":2}}",
 	};
 	static const char alphabet[] = "{}[]\":,\\ 0123456789.-+eEtfnu\x01\x7f\xc3\xa9";
 	uint64_t seed = 0x9e3779b97f4a7c15ull;
