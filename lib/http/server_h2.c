@@ -1994,13 +1994,14 @@ static void h2_on_priority(struct h2_session *s, int32_t id, uint32_t len)
 		return;
 	}
 	if (len != 5) {
-		/* a stream error (RFC 9113 6.3), on a stream that may be idle */
+		/* a stream error (RFC 9113 6.3); but no RST_STREAM may name an
+		 * idle stream, so there it ends the connection */
 		struct h2_stream *st = h2_find(s, id);
 		if (st) {
 			h2_reset(st, H2E_FRAME_SIZE);
 			h2_stream_free(st);
-		} else {
-			h2_write_rst(s, id, H2E_FRAME_SIZE);
+		} else if (id > s->last_id || !(id & 1)) {
+			h2_fail(s, H2E_FRAME_SIZE, "PRIORITY not 5 bytes");
 		}
 	}
 	/* else ignored: no RFC 7540 priorities here */
