@@ -830,9 +830,23 @@ static uint32_t ans_put(struct h2_stream *st, const char *p, size_t n, bool lowe
 	return off;
 }
 
+/* A field of an answer: its name and value where they lie (np, vp: the
+ * head's, which is encoded before h2_submit returns), or as offsets into
+ * st->ans (n, v: copies, lowercased names, and the trailers, which are
+ * encoded later and outlive the handler's strings). */
 struct nv_off {
 	uint32_t n, nl, v, vl;
+	const char *np, *vp;
 };
+
+static inline bool h2_lower(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] >= 'A' && p[i] <= 'Z')
+			return false;
+	return true;
+}
+
 /*
  * Submit an answer on st: HEADERS (:status, content-type, the headers),
  * the body as DATA, trailers in a last HEADERS.  A plain HTTP error to a
@@ -860,18 +874,19 @@ static void h2_submit(struct h2_stream *st, const struct http_answer *in, bool h
 	size_t n = 0;
 	char s3[4] = {(char)('0' + status / 100), (char)('0' + status / 10 % 10),
 	              (char)('0' + status % 10), 0};
-	o[n++] = (struct nv_off){ans_put(st, ":status", 7, false), 7, ans_put(st, s3, 3, false), 3};
+	o[n++] = (struct nv_off){.np = ":status", .nl = 7, .vp = s3, .vl = 3};
 	if (a.content_type) {
 		size_t l = strlen(a.content_type);
-		o[n++] = (struct nv_off){ans_put(st, "content-type", 12, false), 12,
-		                         ans_put(st, a.content_type, l, false), (uint32_t)l};
+		o[n++] = (struct nv_off){.np = "content-type", .nl = 12, .vp = a.content_type,
+		                         .vl = (uint32_t)l};
 	}
 	for (uint32_t i = 0; i < a.n_headers && n < HTTP_MAX_HEADERS + 2; i++) {
 		const struct http_header *h = &a.headers[i];
-		o[n].n = ans_put(st, h->name, h->name_len, true);
-		o[n].nl = h->name_len;
-		o[n].v = ans_put(st, h->value, h->value_len, false);
-		o[n].vl = h->value_len;
+		o[n] = (struct nv_off){.nl = h->name_len, .vp = h->value, .vl = h->value_len};
+		if (h2_lower(h->name, h->name_len))
+			o[n].np = h->name;
+		else
+			o[n].n = ans_put(st, h->name, h->name_len, true);
 		n++;
 	}
 	/* the older "Name: value\r\n" lines, lowercased for HTTP/2 */
@@ -887,20 +902,15 @@ static void h2_submit(struct h2_stream *st, const struct http_answer *in, bool h
 		bool hop = (nl == 10 && strncasecmp(p, "connection", 10) == 0) ||
 		           (nl == 10 && strncasecmp(p, "keep-alive", 10) == 0) ||
 		           (nl == 17 && strncasecmp(p, "transfer-encoding", 17) == 0);
-		if (!hop) {
-			o[n].n = ans_put(st, p, nl, true);
-			o[n].nl = (uint32_t)nl;
-			o[n].v = ans_put(st, v, (size_t)(eol - v), false);
-			o[n].vl = (uint32_t)(eol - v);
-			n++;
-		}
+		if (!hop)
+			o[n++] = (struct nv_off){.n = ans_put(st, p, nl, true), .nl = (uint32_t)nl,
+			                         .vp = v, .vl = (uint32_t)(eol - v)};
 		p = eol + 2;
 	}
 	char clen[24];
 	if (!bodyless && a.n_trailers == 0 && !st->streaming) {
 		size_t l = fmt_u64(clen, (uint64_t)a.len);   /* no printf on the hot path */
-		o[n++] = (struct nv_off){ans_put(st, "content-length", 14, false), 14,
-		                         ans_put(st, clen, (size_t)l, false), (uint32_t)l};
+		o[n++] = (struct nv_off){.np = "content-length", .nl = 14, .vp = clen, .vl = (uint32_t)l};
 	}
 	size_t nt = 0;
 	struct nv_off to[H2_MAX_TRAILERS];
@@ -923,7 +933,8 @@ static void h2_submit(struct h2_stream *st, const struct http_answer *in, bool h
 	 * set them again after their own appends) */
 	nghttp2_nv nv[HTTP_MAX_HEADERS + 4];
 	for (size_t i = 0; i < n; i++)
-		nv[i] = (nghttp2_nv){(uint8_t *)st->ans.data + o[i].n, (uint8_t *)st->ans.data + o[i].v,
+		nv[i] = (nghttp2_nv){(uint8_t *)(o[i].np ? o[i].np : st->ans.data + o[i].n),
+		                     (uint8_t *)(o[i].vp ? o[i].vp : st->ans.data + o[i].v),
 		                     o[i].nl, o[i].vl, NGHTTP2_NV_FLAG_NONE};
 	st->ntrailers = nt;
 	for (size_t i = 0; i < nt; i++)
@@ -1235,10 +1246,28 @@ static void h2_cc_init(void)
 	}
 }
 
-/* Every byte of v[0..n) in class cls. */
+/*
+ * Every byte of v[0..n) in class cls.  A value or a path (the long ones:
+ * a user-agent, a URL) goes 8 bytes a step: a word with no byte below
+ * 0x20 (0x21 for a path) and none 0x7f is in the class (bytes from 0x80
+ * are); the first word that is not so sure, and what follows, is looked at
+ * byte by byte (a tab is a value's).
+ */
 static inline bool h2_all(const uint8_t *v, size_t n, uint8_t cls)
 {
-	for (size_t i = 0; i < n; i++)
+	size_t i = 0;
+	if (cls == H2C_VALUE || cls == H2C_PATH) {
+		const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+		const uint64_t lo = (cls == H2C_PATH ? 0x21 : 0x20) * ones, del = 0x7f * ones;
+		for (; i + 8 <= n; i += 8) {
+			uint64_t w;
+			memcpy(&w, v + i, 8);
+			uint64_t d = w ^ del;
+			if (((w - lo) & ~w & high) || ((d - ones) & ~d & high))
+				break;
+		}
+	}
+	for (; i < n; i++)
 		if (!(h2_cc[v[i]] & cls))
 			return false;
 	return true;
@@ -1310,8 +1339,9 @@ static int h2_field(struct h2_stream *st, const uint8_t *n, size_t nlen, const u
 				if (!alpha && (i == 0 || !((v[i] >= '0' && v[i] <= '9') || (v[i] && strchr("+-.", v[i])))))
 					return -1;
 			}
-			if ((vlen == 4 && strncasecmp((const char *)v, "http", 4) == 0) ||
-			    (vlen == 5 && strncasecmp((const char *)v, "https", 5) == 0))
+			/* http or https, any case (no strncasecmp per request) */
+			if ((vlen == 4 || (vlen == 5 && (v[4] | 0x20) == 's')) && (v[0] | 0x20) == 'h' &&
+			    (v[1] | 0x20) == 't' && (v[2] | 0x20) == 't' && (v[3] | 0x20) == 'p')
 				st->hflags |= H2F_SCHEME_HTTP;
 			return 0;
 		}
