@@ -133,6 +133,72 @@ h2raw() {
 	assert_output 'Hello from dsys!'
 }
 
+# h2hostile PORT CASE: tests/h2_raw.py's hostile CASE; prints the first
+# GOAWAY or RST_STREAM as "TYPE SID ERROR", and "served" when a stream
+# after a stream error was answered
+h2hostile() {
+	local out
+	out=$(timeout 30 "$DSYS_PY" "$H2RAW" "$1" "$2") || return 1
+	jq -r '(.first | if . then "\(.type) \(.sid) \(.error)" else "none" end), (if .served then "served" else empty end)' <<<"$out"
+}
+
+@test "h2: each connection error gets GOAWAY with the RFC 9113 code, each stream error RST_STREAM and the connection goes on" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	local PROTOCOL=1 FLOW_CONTROL=3 STREAM_CLOSED=5 FRAME_SIZE=6 COMPRESSION=9 CALM=11
+	local cases=(
+		"window-zero:7 0 $PROTOCOL"
+		"window-zero-stream:3 1 $PROTOCOL served"
+		"window-overflow-stream:3 1 $FLOW_CONTROL served"
+		"continuation-alone:7 0 $PROTOCOL"
+		"frame-inside-block:7 0 $PROTOCOL"
+		"data-idle:7 0 $PROTOCOL"
+		"even-stream:7 0 $PROTOCOL"
+		"stream-id-back:7 0 $PROTOCOL"
+		"frame-too-big:7 0 $FRAME_SIZE"
+		"initial-window-too-big:7 0 $FLOW_CONTROL"
+		"max-frame-size-small:7 0 $PROTOCOL"
+		"settings-odd-length:7 0 $FRAME_SIZE"
+		"push-promise:7 0 $PROTOCOL"
+		"ping-short:7 0 $FRAME_SIZE"
+		"bad-padding:7 0 $PROTOCOL"
+		"continuation-flood:7 0 $CALM"
+		"bad-hpack:7 0 $COMPRESSION"
+	)
+	local c got
+	for c in "${cases[@]}"; do
+		got=$(h2hostile "$SERVER_PORT" "${c%%:*}" | tr '\n' ' ')
+		assert_equal "${c%%:*}:${got% }" "$c"
+	done
+	run curl -s --max-time 10 --http2-prior-knowledge "http://127.0.0.1:$SERVER_PORT/hello"
+	assert_output 'Hello from dsys!'
+}
+
+@test "h2: DATA after END_STREAM on a stream still answering is STREAM_CLOSED on that stream" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1 --delay 1s
+	run h2hostile "$SERVER_PORT" data-half-closed
+	assert_output '3 1 5'
+}
+
+@test "h2: a SETTINGS_INITIAL_WINDOW_SIZE change mid-stream moves the stream's window: DATA waits at 0, then goes as the window allows" {
+	for io in uring uv; do
+		start_server "w$io" dsys-serve --listen 127.0.0.1:0 --threads 1 --io "$io"
+		h2raw "$SERVER_PORT" window-change
+		assert_equal "$(jq -c .before <<<"$output")" '[1]'
+		assert_equal "$(jq -c .after_3 <<<"$output")" '[3]'
+		assert_equal "$(jq -r .rest <<<"$output")" 'lo from dsys!'
+	done
+}
+
+@test "h2: frames cut anywhere across reads (a request a byte a write, padded DATA) are put together and answered" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1 --route 'POST /echo=ok'
+	h2raw "$SERVER_PORT" split
+	out=$output
+	run jq -r .answered <<<"$out"
+	assert_output true
+	run jq -r '[.frames[] | select(.type == 7)] | length' <<<"$out"
+	assert_output 0
+}
+
 @test "h2: a stream reset by the client is forgotten and the next stream is answered" {
 	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
 	h2raw "$SERVER_PORT" rst-stream
@@ -144,9 +210,10 @@ h2raw() {
 	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
 	h2raw "$SERVER_PORT" too-many-streams
 	out=$output
-	# nghttp2 takes the first 128 (stream 255 last) and ends the connection
-	run jq -r '.frames[0] | "\(.type) \(.last) \(.error)"' <<<"$out"
-	assert_output '7 255 1'
+	# the first 128 are taken (streams 1 to 255), stream 257 is refused
+	# (RST_STREAM REFUSED_STREAM) and the connection goes on
+	run jq -r '.frames[0] | "\(.type) \(.sid) \(.error)"' <<<"$out"
+	assert_output '3 257 7'
 	h2raw "$SERVER_PORT" rapid-reset
 	out=$output
 	run jq -r .goaway <<<"$out"

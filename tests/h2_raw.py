@@ -13,8 +13,9 @@ import sys
 import time
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE = 0, 1, 3, 4, 6, 7, 8
-END_STREAM, END_HEADERS, ACK = 1, 4, 1
+DATA, HEADERS, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = 0, 1, 3, 4, 5, 6, 7, 8, 9
+END_STREAM, END_HEADERS, ACK, PADDED = 1, 4, 1, 8
+INITIAL_WINDOW_SIZE, MAX_FRAME_SIZE = 4, 5
 
 
 def frame(ftype, flags, sid, payload=b""):
@@ -116,6 +117,59 @@ def start(port, ack=True):
 
 def goaway(f):
     return f["type"] == GOAWAY
+
+
+def u32(n):
+    return struct.pack(">I", n)
+
+
+def setting(k, v):
+    return struct.pack(">HI", k, v)
+
+
+def block(path="/hello"):
+    return hpack([(":method", "GET"), (":scheme", "http"), (":path", path), (":authority", "x")])
+
+
+# Hostile frames after a good start, each answered by the RFC 9113 error
+# its comment names: GOAWAY (connection error) or RST_STREAM (stream error,
+# after which the connection must go on serving).
+HOSTILE = {
+    # a zero increment: PROTOCOL_ERROR, for the connection (6.9)
+    "window-zero": lambda: frame(WINDOW_UPDATE, 0, 0, u32(0)),
+    # ... and for a stream, a stream error
+    "window-zero-stream": lambda: request(1, "/hello", "POST", end=False) + frame(WINDOW_UPDATE, 0, 1, u32(0)),
+    # a stream's window past 2^31-1: FLOW_CONTROL_ERROR on that stream
+    "window-overflow-stream": lambda: request(1, "/hello", "POST", end=False) + frame(WINDOW_UPDATE, 0, 1, u32(0x7FFFFFFF)),
+    # CONTINUATION with no HEADERS before it: PROTOCOL_ERROR (6.10)
+    "continuation-alone": lambda: frame(CONTINUATION, END_HEADERS, 1, block()),
+    # a frame between HEADERS and its CONTINUATION: PROTOCOL_ERROR
+    "frame-inside-block": lambda: frame(HEADERS, 0, 1, block()) + frame(PING, 0, 0, b"12345678"),
+    # DATA on a stream never opened: PROTOCOL_ERROR (5.1, idle)
+    "data-idle": lambda: frame(DATA, END_STREAM, 5, b"x"),
+    # a client stream with an even id: PROTOCOL_ERROR (5.1.1)
+    "even-stream": lambda: request(2),
+    # a stream id lower than one already used, not trailers: PROTOCOL_ERROR
+    "stream-id-back": lambda: request(5) + frame(HEADERS, END_HEADERS, 3, block()),
+    # a frame over our SETTINGS_MAX_FRAME_SIZE (16384): FRAME_SIZE_ERROR (4.2)
+    "frame-too-big": lambda: frame(0xFA, 0, 0, b"x" * 16385),
+    # SETTINGS_INITIAL_WINDOW_SIZE over 2^31-1: FLOW_CONTROL_ERROR (6.5.2)
+    "initial-window-too-big": lambda: frame(SETTINGS, 0, 0, setting(INITIAL_WINDOW_SIZE, 0x80000000)),
+    # SETTINGS_MAX_FRAME_SIZE below 16384: PROTOCOL_ERROR
+    "max-frame-size-small": lambda: frame(SETTINGS, 0, 0, setting(MAX_FRAME_SIZE, 100)),
+    # a SETTINGS whose length is not a multiple of 6: FRAME_SIZE_ERROR
+    "settings-odd-length": lambda: frame(SETTINGS, 0, 0, b"\x00\x04\x00"),
+    # PUSH_PROMISE from a client: PROTOCOL_ERROR (8.4)
+    "push-promise": lambda: frame(PUSH_PROMISE, END_HEADERS, 1, u32(2) + block()),
+    # PING of 7 bytes: FRAME_SIZE_ERROR
+    "ping-short": lambda: frame(PING, 0, 0, b"1234567"),
+    # padding as long as the frame: PROTOCOL_ERROR (6.1)
+    "bad-padding": lambda: request(1, "/hello", "POST", end=False) + frame(DATA, PADDED, 1, b"\x05abc"),
+    # a header block that never ends, in empty CONTINUATIONs: ENHANCE_YOUR_CALM
+    "continuation-flood": lambda: frame(HEADERS, 0, 1, block()) + frame(CONTINUATION, 0, 1) * 1000,
+    # a HPACK block that does not decode: COMPRESSION_ERROR (4.3)
+    "bad-hpack": lambda: frame(HEADERS, END_HEADERS | END_STREAM, 1, b"\xff\xff\xff\xff\xff\xff\xff\x7f"),
+}
 
 
 def main():
@@ -242,6 +296,51 @@ def main():
             res["stream1"] = "nothing"
         res["stream3"] = any(f["sid"] == 3 and f["type"] == HEADERS for f in fs)
         res["goaway"] = any(f["type"] == GOAWAY for f in fs)
+    elif case in HOSTILE:
+        # the first GOAWAY or RST_STREAM the hostile frames bring; then, if
+        # the connection lives, a GET on a fresh stream must be answered
+        c = start(port)
+        c.frames(lambda f: f["type"] == SETTINGS and f["flags"] & ACK, 2)
+        c.send(HOSTILE[case]())
+        fs = c.frames(lambda f: f["type"] in (GOAWAY, RST_STREAM), 5)
+        err = [f for f in summary(fs) if f["type"] in (GOAWAY, RST_STREAM)]
+        res["first"] = err[0] if err else None
+        if err and err[0]["type"] == RST_STREAM:
+            c.send(request(101))
+            fs = c.frames(lambda f: f["sid"] == 101 and f["flags"] & END_STREAM or goaway(f))
+            res["served"] = any(f["sid"] == 101 and f["type"] == DATA for f in fs)
+    elif case == "window-change":
+        # our window for the server starts at 0: the answer's HEADERS come,
+        # its DATA waits until SETTINGS_INITIAL_WINDOW_SIZE grows mid-stream
+        c = Conn(port)
+        c.send(PREFACE + frame(SETTINGS, 0, 0, setting(INITIAL_WINDOW_SIZE, 0)))
+        c.send(frame(SETTINGS, ACK, 0) + request(1))
+        fs = c.frames(lambda f: f["sid"] == 1 and f["type"] == HEADERS)
+        fs += c.frames(lambda f: False, 0.5)
+        res["before"] = [f["type"] for f in fs if f["sid"] == 1]
+        c.send(frame(SETTINGS, 0, 0, setting(INITIAL_WINDOW_SIZE, 3)))
+        fs = c.frames(lambda f: f["sid"] == 1 and f["type"] == DATA)
+        fs += c.frames(lambda f: False, 0.5)
+        res["after_3"] = [len(f["payload"]) for f in fs if f["sid"] == 1 and f["type"] == DATA]
+        c.send(frame(WINDOW_UPDATE, 0, 1, u32(100)))
+        fs = c.frames(lambda f: f["sid"] == 1 and f["flags"] & END_STREAM)
+        res["rest"] = b"".join(f["payload"] for f in fs if f["sid"] == 1 and f["type"] == DATA).decode()
+    elif case == "split":
+        # a request one byte a write: frames cut anywhere are put together
+        c = start(port)
+        for b in request(1, "/echo", "POST", end=False) + frame(DATA, END_STREAM | PADDED, 1, b"\x02ab\0\0"):
+            c.send(bytes([b]))
+            time.sleep(0.002)
+        fs = c.frames(lambda f: f["sid"] == 1 and f["flags"] & END_STREAM or goaway(f))
+        res["frames"] = summary(fs)
+        res["answered"] = any(f["sid"] == 1 and f["type"] == DATA for f in fs)
+    elif case == "data-half-closed":
+        # DATA after END_STREAM, while the answer is pending: STREAM_CLOSED
+        c = start(port)
+        c.send(request(1) + frame(DATA, 0, 1, b"late"))
+        fs = c.frames(lambda f: f["type"] in (GOAWAY, RST_STREAM), 5)
+        err = [f for f in summary(fs) if f["type"] in (GOAWAY, RST_STREAM)]
+        res["first"] = err[0] if err else None
     else:
         print("unknown case", case, file=sys.stderr)
         sys.exit(2)

@@ -108,7 +108,8 @@ load valgrind_helpers
 	assert_output 50
 	# a POST body, and a stream left open when the connection ends
 	run curl -s --max-time 30 --http2-prior-knowledge -d 'x=1' "http://127.0.0.1:$SERVER_PORT/hello"
-	for c in rst-stream window-overflow big-header too-many-streams rapid-reset incomplete-request no-settings-first big-body-left-open; do
+	for c in rst-stream window-overflow big-header too-many-streams rapid-reset incomplete-request no-settings-first big-body-left-open \
+		window-zero-stream continuation-flood frame-too-big bad-hpack split window-change; do
 		run timeout 60 "$DSYS_PY" "$raw" "$SERVER_PORT" "$c"
 		assert_success
 	done

@@ -79,7 +79,8 @@
  *
  * HTTP/2.  A connection that opens with the HTTP/2 client preface (h2c
  * with prior knowledge, as gRPC clients and curl --http2-prior-knowledge
- * send it) is served as HTTP/2 on the same port (server_h2.c, libnghttp2):
+ * send it) is served as HTTP/2 on the same port (server_h2.c: our own
+ * framing, HPACK through libnghttp2):
  * each stream is an exchange, answered through the same calls; answers
  * may carry trailers (struct http_answer), and gRPC (lib/http/grpc.h)
  * sits on that.  Every server answers grpc.health.v1.Health/Check there.

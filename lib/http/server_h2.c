@@ -1,50 +1,86 @@
 /*
  * http/server_h2.c -- HTTP/2 (h2c, prior knowledge) on a connection of
- * lib/http/server, through libnghttp2.
+ * lib/http/server: our own framing (RFC 9113), HPACK through libnghttp2's
+ * header compression API.
  *
  * A connection becomes HTTP/2 when its first bytes are the client preface
  * (server_h1.c looks at them); from then on its service function is
- * h2_service: what the socket backend (libuv streams or io_uring, the
- * same bytes either way) put in c->rbuf is fed to nghttp2_session_mem_recv,
- * and what the session has to send is taken with nghttp2_session_mem_send
- * into c->out and written by the core as HTTP/1.1's answers are.  nghttp2
- * does the framing, HPACK, SETTINGS, PING, flow control (window updates as
- * we consume), stream states and the limits it checks itself (concurrent
- * streams beyond our SETTINGS, the rapid-reset rate, CONTINUATION floods);
- * we do the requests and answers, and check that a request is well-formed
- * (h2_field: nghttp2's HTTP messaging is off, see there why).
+ * h2_service: what the socket backend (libuv streams or io_uring, the same
+ * bytes either way) put in c->rbuf is cut into frames here, and what we
+ * send is written as frames straight into c->out, which the core writes as
+ * it writes HTTP/1.1's answers.  Why our own framing: nghttp2's session
+ * (its frame queues, stream map, priority scheduling, callbacks) was 3.5k
+ * of the 9.1k instructions a request cost over h2c, and what a server needs
+ * of it is small.  HPACK is the part worth a library: nghttp2_hd_inflate
+ * decodes each header block as its frames come, nghttp2_hd_deflate encodes
+ * ours into c->out.
  *
- * Streams.  A request's header block opens a struct h2_stream, which
- * copies what the request needs (the pseudo-headers, the header list, the
- * body) into buffers of its own, so c->rbuf is released after every pass
- * and nothing points into it: HTTP/2 pins no read buffer.  When the
- * request ends (END_STREAM), its exchange goes to the handler, as an
- * HTTP/1.1 one does, and the handler answers through http_answer; the
- * answer is copied into the stream (status, headers, body, trailers) and
- * submitted, and nghttp2 pulls the body through h2_read_body as the
- * peer's window allows.  Answers leave in any order: each stream is its
- * own.
+ * Frames.  h2_recv takes whole frames where they lie in rbuf; a frame cut
+ * by the end of a read is copied to s->pend and completed from the next
+ * (rbuf is given back after every pass: nothing points into it).  A frame
+ * longer than our SETTINGS_MAX_FRAME_SIZE (the default, 16384) ends the
+ * connection (FRAME_SIZE_ERROR).  A header block (HEADERS, then
+ * CONTINUATION until END_HEADERS) is decoded fragment by fragment, with
+ * nothing else allowed in between (RFC 9113 6.10), its bytes and frames
+ * bounded (a CONTINUATION flood is ENHANCE_YOUR_CALM).  A block is always
+ * decoded, even for a stream we drop, as the decoder's table depends on it.
  *
- * Lifetimes.  A stream lives from its first HEADERS to nghttp2's stream
- * close, and no longer than its connection.  An exchange lives from its
- * dispatch to its answer, as on HTTP/1.1; if its stream goes first (a
- * RST_STREAM from the peer, its deadline), the exchange is marked gone
- * and its answer dropped.  When the connection closes, every stream is
- * freed with the session, and the exchanges still with handlers see
- * c->closed (the core keeps c until they answer).
+ * Errors.  A connection error writes GOAWAY with its code and the last
+ * stream we took, and the connection ends once that is written (s->dead:
+ * nothing read or sent after it).  A stream error writes RST_STREAM and
+ * forgets the stream; frames that still come for it are ignored, as for
+ * any stream that closed (RFC 9113 5.1: we do not remember closed streams,
+ * so a HEADERS with END_STREAM on one is taken for late trailers and
+ * dropped; one without is a connection error).
  *
- * Limits.  SETTINGS at once: MAX_CONCURRENT_STREAMS (cfg.h2_max_streams),
- * MAX_HEADER_LIST_SIZE (limits.max_header_bytes).  A header block over
- * max_header_bytes, or with more than HTTP_MAX_HEADERS fields, gets 431; a
- * body over max_body 413 (both as answers, then the stream is reset if
- * the client goes on sending).  A request must end within body_timeout_ms
- * of its HEADERS, else its stream is reset (CANCEL); a connection with no
- * stream open is closed after idle_timeout_ms with GOAWAY.  grpc-timeout
- * gives a stream an answer deadline (see http/grpc.h).
+ * Streams.  Client streams only (no push): odd ids, each higher than the
+ * last, else PROTOCOL_ERROR.  A request's header block opens a struct
+ * h2_stream, which copies what the request needs (the pseudo-headers, the
+ * header list, the body) into buffers of its own.  When the request ends
+ * (END_STREAM), its exchange goes to the handler, as an HTTP/1.1 one does,
+ * and the handler answers through http_answer; the answer's HEADERS are
+ * written at once, its body and trailers are copied into the stream and
+ * sent by the send pass (h2_send_pass, at the end of every service) as
+ * the peer's windows allow.  A stream is freed when both sides have ended
+ * it (or either reset it) -- never from inside h2_submit, whose caller may
+ * still hold it: the send pass and the end of a frame's handling free it.
+ *
+ * Flow control.  Receiving: the peer may send 65535 bytes per stream and
+ * per connection (we announce no other INITIAL_WINDOW_SIZE); more is
+ * FLOW_CONTROL_ERROR.  We take what comes at once, and give it back with a
+ * WINDOW_UPDATE when half a window is used, per stream and connection.
+ * Sending: a stream's DATA is bounded by its window, the connection's and
+ * the peer's MAX_FRAME_SIZE; a stream that has used its window waits off
+ * the send queue for a WINDOW_UPDATE (or a larger INITIAL_WINDOW_SIZE),
+ * the queue waits for the connection's.  A window past 2^31-1 is
+ * FLOW_CONTROL_ERROR (stream or connection, as it was sent).
+ *
+ * Lifetimes.  A stream lives from its first HEADERS to its close, and no
+ * longer than its connection.  An exchange lives from its dispatch to its
+ * answer, as on HTTP/1.1; if its stream goes first (a RST_STREAM from the
+ * peer, its deadline), the exchange is marked gone and its answer dropped.
+ * When the connection closes, every stream is freed, and the exchanges
+ * still with handlers see c->closed (the core keeps c until they answer).
+ *
+ * Limits.  SETTINGS at once: MAX_CONCURRENT_STREAMS (cfg.h2_max_streams;
+ * a stream past it is refused, REFUSED_STREAM), MAX_HEADER_LIST_SIZE
+ * (limits.max_header_bytes).  A header block over max_header_bytes, or with
+ * more than HTTP_MAX_HEADERS fields, gets 431; a body over max_body 413
+ * (both as answers, then the stream is reset if the client goes on
+ * sending).  Floods: a SETTINGS with more than 32 entries, more than 1000
+ * SETTINGS and PING acknowledgements waiting while the peer does not read,
+ * and RST_STREAM beyond a burst of 1000 and 33 a second (the 2023 "rapid
+ * reset" attack) end the connection with ENHANCE_YOUR_CALM.  A request must
+ * end within body_timeout_ms of its HEADERS, else its stream is reset
+ * (CANCEL); a connection with no stream open is closed after
+ * idle_timeout_ms with GOAWAY.  grpc-timeout gives a stream an answer
+ * deadline (see http/grpc.h).
  *
  * Drain.  GOAWAY with the last stream we took, so the client retries the
- * later ones elsewhere; streams in flight finish; the connection closes
- * when no stream is open and nothing is left to write.
+ * later ones elsewhere (their header blocks are decoded and dropped);
+ * streams in flight finish; the connection closes when no stream is open
+ * and nothing is left to write.  A GOAWAY from the peer ends the
+ * connection the same way.
  */
 #include <errno.h>
 #include <nghttp2/nghttp2.h>
@@ -65,11 +101,51 @@
 
 #define H2_MAX_TRAILERS 16
 
+/* RFC 9113 section 6: frame types and flags */
+enum {
+	H2_DATA = 0x0, H2_HEADERS = 0x1, H2_PRIORITY = 0x2, H2_RST_STREAM = 0x3,
+	H2_SETTINGS = 0x4, H2_PUSH_PROMISE = 0x5, H2_PING = 0x6, H2_GOAWAY = 0x7,
+	H2_WINDOW_UPDATE = 0x8, H2_CONTINUATION = 0x9,
+};
+enum {
+	H2_FL_END_STREAM = 0x1, H2_FL_ACK = 0x1, H2_FL_END_HEADERS = 0x4, H2_FL_PADDED = 0x8,
+	H2_FL_PRIORITY = 0x20,
+};
+/* section 7: error codes */
+enum {
+	H2E_NO_ERROR = 0x0, H2E_PROTOCOL = 0x1, H2E_INTERNAL = 0x2, H2E_FLOW_CONTROL = 0x3,
+	H2E_STREAM_CLOSED = 0x5, H2E_FRAME_SIZE = 0x6, H2E_REFUSED_STREAM = 0x7, H2E_CANCEL = 0x8,
+	H2E_COMPRESSION = 0x9, H2E_ENHANCE_YOUR_CALM = 0xb,
+};
+/* section 6.5.2: settings */
+enum {
+	H2S_HEADER_TABLE_SIZE = 0x1, H2S_ENABLE_PUSH = 0x2, H2S_MAX_CONCURRENT_STREAMS = 0x3,
+	H2S_INITIAL_WINDOW_SIZE = 0x4, H2S_MAX_FRAME_SIZE = 0x5, H2S_MAX_HEADER_LIST_SIZE = 0x6,
+	H2S_NO_RFC7540_PRIORITIES = 0x9,
+};
+
+#define H2_FRAME_HEAD 9
+#define H2_MAX_FRAME 16384          /* our SETTINGS_MAX_FRAME_SIZE: the default */
+#define H2_MAX_FRAME_LIMIT 16777215 /* the largest the peer may announce */
+#define H2_WINDOW 65535             /* our receive windows (the default, not announced) */
+#define H2_WINDOW_MAX 0x7fffffff
+#define H2_TABLE_SIZE 4096          /* HPACK dynamic tables, both ways (the default) */
+#define H2_SETTINGS_MAX 32          /* entries in one SETTINGS frame */
+#define H2_ACKS_MAX 1000            /* acknowledgements written while the peer does not read */
+#define H2_RESET_BURST 1000         /* RST_STREAM the peer may send at once ... */
+#define H2_RESET_PER_S 33           /* ... and then a second */
+#define H2_BUCKETS 64               /* the stream table's chains */
+
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+#define H2_PREFACE_LEN (sizeof h2_preface - 1)
+
 struct h2_session;
 
 struct h2_stream {
 	struct h2_session *s;
 	struct h2_stream *prev, *next;   /* in s->streams */
+	struct h2_stream *hnext;         /* in its chain of s->table */
+	struct h2_stream *qprev, *qnext; /* in s->sendq, while queued */
 	int32_t id;
 	struct xchg *x;                  /* from HEADERS until dispatched; then the handler's */
 	/* the request: every string in req (pseudo-headers, fields) in one buffer */
@@ -83,10 +159,17 @@ struct h2_stream {
 	size_t out_pos;
 	size_t ntrailers;                /* entries of trailers, below */
 	uint64_t deadline;               /* loop ms, 0: none */
+	/* flow control: what we may still send (the peer's window, may go
+	 * below 0 when it shrinks INITIAL_WINDOW_SIZE), what the peer may
+	 * still send, and what it sent since our last WINDOW_UPDATE */
+	int64_t send_win;
+	uint32_t recv_win, recv_unacked;
+	bool queued;                     /* in s->sendq */
+	bool local_ended;                /* END_STREAM written: nothing more to send */
 	bool grpc;                       /* content-type application/grpc */
 	bool grpc_deadline;              /* deadline is grpc-timeout's, not the request's */
 	bool dispatched, answered, too_big, body_too_big;
-	bool bad;                        /* reset PROTOCOL_ERROR: a malformed request (h2_field) */
+	bool bad;                        /* reset: ignore the rest, free at the frame's end */
 	uint16_t hflags;                 /* H2F_*: what the header block showed */
 	int64_t clen;                    /* content-length, -1: none */
 	uint64_t crecv;                  /* DATA bytes received */
@@ -110,17 +193,12 @@ struct h2_stream {
 
 /*
  * nghttp2's memory, per session: free lists by size class (32 bytes to
- * 4 KiB, powers of two).  nghttp2 allocates and frees several small
- * objects per stream (the stream, its outbound frames, header name/value
- * copies); with a hundred streams in flight glibc's per-thread cache
- * overflows and most of those reach its slower paths, which callgrind
- * put at 7% of the server's instructions per request.  A block carries
- * its class (and, when larger than the classes, its size) in a 16-byte
- * header, so free and realloc need no lookup.  The lists keep at most
- * H2_POOL_MAX blocks of a class -- never more than the session once had
- * in use at the same time -- and everything goes back to malloc when the
- * session ends.  (Trimming them whenever no stream is open undid it: a
- * connection with m streams in flight is idle after every pass.)
+ * 4 KiB, powers of two), for the HPACK tables' entries, which come and go
+ * with the literals a peer sends.  A block carries its class (and, when
+ * larger than the classes, its size) in a 16-byte header, so free and
+ * realloc need no lookup.  The lists keep at most H2_POOL_MAX blocks of a
+ * class -- never more than the session once had in use at the same time
+ * -- and everything goes back to malloc when the session ends.
  */
 #define H2_POOL_MIN_SHIFT 5
 #define H2_POOL_CLASSES 8          /* 32 .. 4096 bytes with the header */
@@ -133,26 +211,62 @@ struct h2_pool {
 	uint32_t n[H2_POOL_CLASSES];
 };
 
+/* What the header block coming in is for. */
+enum h2_block_kind {
+	H2B_REQUEST,    /* a new stream's request */
+	H2B_TRAILERS,   /* an open stream's trailers */
+	H2B_DROP,       /* decoded for the table's sake, then forgotten */
+};
+
 struct h2_session {
-	nghttp2_session *ng;
 	struct h2_pool pool;
 	nghttp2_mem mem;
+	nghttp2_hd_inflater *inf;
+	nghttp2_hd_deflater *def;
 	struct conn *c;
 	struct h2_stream *streams;
 	uint32_t nstreams;
-	/* the stream whose header block is coming in: a block's frames are
-	 * never interleaved with another's (RFC 9113 6.10), so on_header
-	 * finds its stream here instead of in nghttp2's map, once a field */
-	struct h2_stream *receiving;
+	struct h2_stream *table[H2_BUCKETS]; /* streams by id */
+	struct h2_stream *sendq, *sendq_tail; /* streams with something to send */
 	/* streams that ended, kept with their buffers for the next ones: a
 	 * request then costs no malloc of ours (perf showed malloc and free
 	 * at a tenth of the server's time over h2c) */
 	struct h2_stream *spare;
 	uint32_t nspare;
-	bool goaway, dying;
+	/* input */
+	uint32_t preface;          /* bytes of the client preface seen */
+	struct buf pend;           /* a frame cut by the end of a read, so far */
+	/* the header block coming in (hb_id 0: none); hb_st is its stream
+	 * (NULL when dropped): a block's frames are never interleaved with
+	 * another's, so a field finds its stream here */
+	int32_t hb_id;
+	struct h2_stream *hb_st;
+	uint8_t hb_kind;           /* enum h2_block_kind */
+	bool hb_end_stream, hb_refuse;
+	uint32_t hb_bytes, hb_frames;
+	int32_t last_id;           /* the highest stream id the client has used */
+	int32_t last_taken;        /* ... and the highest we took (GOAWAY's) */
+	/* flow control, connection level (see h2_stream) */
+	int64_t send_win;
+	uint32_t recv_win, recv_unacked;
+	uint32_t peer_window;      /* the peer's SETTINGS_INITIAL_WINDOW_SIZE */
+	uint32_t peer_max_frame;   /* the peer's SETTINGS_MAX_FRAME_SIZE */
+	/* floods */
+	uint32_t acks;             /* acknowledgements written since out was last empty */
+	uint32_t reset_tokens;     /* RST_STREAM the peer may still send now */
+	uint64_t reset_ms;         /* loop ms of the last refill */
+	bool settings_seen;        /* the peer's first frame was its SETTINGS */
+	bool goaway;               /* we sent GOAWAY: no new streams */
+	bool peer_goaway;          /* the peer sent GOAWAY */
+	bool dead;                 /* a connection error: GOAWAY written, nothing after it */
+	bool dying;
 };
 
 #define H2_SPARE_MAX 16   /* spare streams a session keeps */
+
+static void h2_submit(struct h2_stream *st, const struct http_answer *in, bool head_only);
+static void h2_count_grpc(struct h2_stream *st);
+static void h2_watch_end(struct h2_stream *st, int serving_status);
 
 /* ------------------------------------------------------------ nghttp2's memory */
 
@@ -260,6 +374,142 @@ static void h2_pool_trim(struct h2_pool *p, uint32_t keep)
 		}
 }
 
+/* ------------------------------------------------------------ frames out */
+
+static inline uint32_t h2_get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline void h2_put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+/* A frame's head at the end of c->out, with room for its payload: where
+ * the payload goes (len bytes, counted in out already). */
+static uint8_t *h2_frame(struct h2_session *s, uint32_t len, uint8_t type, uint8_t flags,
+                         int32_t id)
+{
+	struct buf *o = &s->c->out;
+	buf_reserve(o, H2_FRAME_HEAD + len);
+	uint8_t *p = (uint8_t *)o->data + o->len;
+	p[0] = (uint8_t)(len >> 16);
+	p[1] = (uint8_t)(len >> 8);
+	p[2] = (uint8_t)len;
+	p[3] = type;
+	p[4] = flags;
+	h2_put32(p + 5, (uint32_t)id);
+	o->len += H2_FRAME_HEAD + len;
+	return p + H2_FRAME_HEAD;
+}
+
+static void h2_write_rst(struct h2_session *s, int32_t id, uint32_t code)
+{
+	h2_put32(h2_frame(s, 4, H2_RST_STREAM, 0, id), code);
+}
+
+static void h2_write_window(struct h2_session *s, int32_t id, uint32_t inc)
+{
+	h2_put32(h2_frame(s, 4, H2_WINDOW_UPDATE, 0, id), inc);
+}
+
+static void h2_write_goaway(struct h2_session *s, uint32_t code)
+{
+	uint8_t *p = h2_frame(s, 8, H2_GOAWAY, 0, 0);
+	h2_put32(p, (uint32_t)s->last_taken);
+	h2_put32(p + 4, code);
+}
+
+/* A connection error: GOAWAY with its code, and nothing read or sent after
+ * it; the connection closes once it is written (and handlers let go). */
+static void h2_fail(struct h2_session *s, uint32_t code, const char *why)
+{
+	if (s->dead)
+		return;
+	log_debug("http/2: %s: connection error %u", why, code);
+	h2_write_goaway(s, code);
+	s->dead = s->goaway = true;
+	s->c->stop_parse = true;
+}
+
+static void h2_write_data(struct h2_session *s, int32_t id, const void *d, size_t n, bool end)
+{
+	uint8_t *p = h2_frame(s, (uint32_t)n, H2_DATA, end ? H2_FL_END_STREAM : 0, id);
+	if (n)
+		memcpy(p, d, n);
+}
+
+/* A block over the peer's frame size: HEADERS, then CONTINUATIONs.  Rare
+ * (the peer's MAX_FRAME_SIZE is 16384 at least), so the block is copied
+ * out of the way first. */
+static void h2_write_split(struct h2_session *s, int32_t id, size_t at, size_t len, bool end)
+{
+	struct buf *o = &s->c->out;
+	uint8_t *blk = malloc(len);
+	INVARIANT(blk != NULL);
+	memcpy(blk, o->data + at + H2_FRAME_HEAD, len);
+	o->len = at;
+	for (size_t off = 0; off < len;) {
+		size_t n = len - off < s->peer_max_frame ? len - off : s->peer_max_frame;
+		uint8_t fl = off + n == len ? H2_FL_END_HEADERS : 0;
+		if (off == 0 && end)
+			fl |= H2_FL_END_STREAM;
+		memcpy(h2_frame(s, (uint32_t)n, off ? H2_CONTINUATION : H2_HEADERS, fl, id), blk + off, n);
+		off += n;
+	}
+	free(blk);
+}
+
+/* A header block, HPACK-encoded straight into c->out: the encoder's table
+ * follows the order blocks are written in, which is the order they leave. */
+static void h2_write_headers(struct h2_session *s, int32_t id, const nghttp2_nv *nv, size_t n,
+                             bool end)
+{
+	struct buf *o = &s->c->out;
+	size_t bound = nghttp2_hd_deflate_bound(s->def, nv, n);
+	buf_reserve(o, H2_FRAME_HEAD + bound);
+	size_t at = o->len;
+	uint8_t *blk = (uint8_t *)o->data + at + H2_FRAME_HEAD;
+	ssize_t len = nghttp2_hd_deflate_hd(s->def, blk, bound, nv, n);
+	if (len < 0) {
+		/* the encoder is unusable from here on, and so is the connection */
+		h2_fail(s, H2E_INTERNAL, "cannot encode a header block");
+		return;
+	}
+	if ((size_t)len > s->peer_max_frame) {
+		o->len = at;
+		h2_write_split(s, id, at, (size_t)len, end);
+		return;
+	}
+	o->len = at;
+	h2_frame(s, (uint32_t)len, H2_HEADERS, H2_FL_END_HEADERS | (end ? H2_FL_END_STREAM : 0), id);
+}
+
+/* Our SETTINGS, first thing (grpc-go waits for them before its first
+ * request): no push, no RFC 7540 priorities (deprecated by RFC 9113; we
+ * keep no priority tree), our limits. */
+static void h2_write_settings(struct h2_session *s)
+{
+	const struct http_server_config *cfg = &s->c->t->srv->cfg;
+	const uint32_t iv[][2] = {
+		{H2S_MAX_CONCURRENT_STREAMS, cfg->h2_max_streams},
+		{H2S_MAX_HEADER_LIST_SIZE, (uint32_t)cfg->limits.max_header_bytes},
+		{H2S_ENABLE_PUSH, 0},
+		{H2S_NO_RFC7540_PRIORITIES, 1},
+	};
+	size_t n = sizeof iv / sizeof iv[0];
+	uint8_t *p = h2_frame(s, (uint32_t)(6 * n), H2_SETTINGS, 0, 0);
+	for (size_t i = 0; i < n; i++, p += 6) {
+		p[0] = (uint8_t)(iv[i][0] >> 8);
+		p[1] = (uint8_t)iv[i][0];
+		h2_put32(p + 2, iv[i][1]);
+	}
+}
+
 /* ------------------------------------------------------------ streams */
 
 static void h2_stream_free_mem(struct h2_stream *st)
@@ -270,6 +520,19 @@ static void h2_stream_free_mem(struct h2_stream *st)
 	buf_free(&st->ans);
 	buf_free(&st->out);
 	free(st);
+}
+
+static inline struct h2_stream **h2_chain(struct h2_session *s, int32_t id)
+{
+	return &s->table[((uint32_t)id >> 1) & (H2_BUCKETS - 1)];
+}
+
+static struct h2_stream *h2_find(struct h2_session *s, int32_t id)
+{
+	struct h2_stream *st = *h2_chain(s, id);
+	while (st && st->id != id)
+		st = st->hnext;
+	return st;
 }
 
 static struct h2_stream *h2_stream_new(struct h2_session *s, int32_t id)
@@ -299,12 +562,50 @@ static struct h2_stream *h2_stream_new(struct h2_session *s, int32_t id)
 	st->s = s;
 	st->id = id;
 	st->clen = -1;
+	st->send_win = s->peer_window;
+	st->recv_win = H2_WINDOW;
 	st->next = s->streams;
 	if (s->streams)
 		s->streams->prev = st;
 	s->streams = st;
 	s->nstreams++;
+	struct h2_stream **chain = h2_chain(s, id);
+	st->hnext = *chain;
+	*chain = st;
 	return st;
+}
+
+/* st has something to send: to the end of the send queue. */
+static void h2_enqueue(struct h2_stream *st)
+{
+	struct h2_session *s = st->s;
+	if (st->queued)
+		return;
+	st->queued = true;
+	st->qnext = NULL;
+	st->qprev = s->sendq_tail;
+	if (s->sendq_tail)
+		s->sendq_tail->qnext = st;
+	else
+		s->sendq = st;
+	s->sendq_tail = st;
+}
+
+static void h2_unqueue(struct h2_stream *st)
+{
+	struct h2_session *s = st->s;
+	if (!st->queued)
+		return;
+	st->queued = false;
+	if (st->qprev)
+		st->qprev->qnext = st->qnext;
+	else
+		s->sendq = st->qnext;
+	if (st->qnext)
+		st->qnext->qprev = st->qprev;
+	else
+		s->sendq_tail = st->qprev;
+	st->qprev = st->qnext = NULL;
 }
 
 /* Forget st: its exchange, if a handler has it, is gone; if not yet
@@ -323,6 +624,7 @@ static void h2_stream_free(struct h2_stream *st)
 		st->x = NULL;
 	}
 	buf_free(&st->more);   /* memset by the next h2_stream_new, so never kept */
+	h2_unqueue(st);
 	if (st->prev)
 		st->prev->next = st->next;
 	else
@@ -330,8 +632,12 @@ static void h2_stream_free(struct h2_stream *st)
 	if (st->next)
 		st->next->prev = st->prev;
 	s->nstreams--;
-	if (s->receiving == st)
-		s->receiving = NULL;
+	struct h2_stream **pp = h2_chain(s, st->id);
+	while (*pp != st)
+		pp = &(*pp)->hnext;
+	*pp = st->hnext;
+	if (s->hb_st == st)
+		s->hb_st = NULL;
 	if (!s->dying && s->nspare < H2_SPARE_MAX) {
 		/* big buffers (a 2 MiB body) are not kept for small requests */
 		struct buf *bs[4] = {&st->head, &st->body, &st->ans, &st->out};
@@ -344,6 +650,97 @@ static void h2_stream_free(struct h2_stream *st)
 		return;
 	}
 	h2_stream_free_mem(st);
+}
+
+/* A stream error: RST_STREAM with code, and st is to be forgotten (by
+ * the caller, or at the end of the frame being handled). */
+static void h2_reset(struct h2_stream *st, uint32_t code)
+{
+	if (st->bad)
+		return;
+	st->bad = true;
+	if (!st->s->dead)
+		h2_write_rst(st->s, st->id, code);
+	h2_unqueue(st);
+}
+
+/* Both sides have ended st (or it was reset): it is done. */
+static void h2_maybe_close(struct h2_stream *st)
+{
+	if (st->bad || (st->client_ended && st->local_ended))
+		h2_stream_free(st);
+}
+
+/* ------------------------------------------------------------ the send pass */
+
+/*
+ * Send what st has, as its windows, the connection's and the peer's frame
+ * size allow: DATA, then its trailers or an END_STREAM.  A stream that
+ * has used its own window leaves the queue (its WINDOW_UPDATE puts it
+ * back); a streamed body that is all sent waits for the next write.
+ * Never frees st.
+ */
+static void h2_send_stream(struct h2_session *s, struct h2_stream *st)
+{
+	struct conn *c = s->c;
+	bool body_done = !st->streaming || st->ended;
+	while (st->out_pos < st->out.len) {
+		if (st->send_win <= 0) {
+			h2_unqueue(st);
+			return;
+		}
+		if (s->send_win <= 0 || c->out.len > OUT_BACKLOG_MAX)
+			return;   /* stays queued */
+		size_t n = st->out.len - st->out_pos;
+		int64_t w = st->send_win < s->send_win ? st->send_win : s->send_win;
+		if ((int64_t)n > w)
+			n = (size_t)w;
+		if (n > s->peer_max_frame)
+			n = s->peer_max_frame;
+		bool last = body_done && st->ntrailers == 0 && st->out_pos + n == st->out.len;
+		h2_write_data(s, st->id, st->out.data + st->out_pos, n, last);
+		st->out_pos += n;
+		st->send_win -= (int64_t)n;
+		s->send_win -= (int64_t)n;
+		if (last) {
+			st->local_ended = true;
+			h2_unqueue(st);
+			return;
+		}
+	}
+	if (!body_done) {
+		buf_reset(&st->out);   /* all sent: the next message starts at 0 */
+		st->out_pos = 0;
+		h2_unqueue(st);
+		return;
+	}
+	if (st->ntrailers) {
+		if (st->grpc)
+			h2_count_grpc(st);
+		h2_write_headers(s, st->id, st->trailers, st->ntrailers, true);
+	} else {
+		h2_write_data(s, st->id, NULL, 0, true);
+	}
+	st->local_ended = true;
+	h2_unqueue(st);
+}
+
+/* Every queued stream in turn, each as far as it can go; streams done
+ * both ways are freed. */
+static void h2_send_pass(struct h2_session *s)
+{
+	struct h2_stream *next;
+	for (struct h2_stream *st = s->sendq; st && !s->dead; st = next) {
+		next = st->qnext;
+		if (!st->local_ended && !st->bad)
+			h2_send_stream(s, st);
+		if (st->local_ended || st->bad) {
+			h2_unqueue(st);
+			h2_maybe_close(st);
+		}
+		if (s->send_win <= 0 || s->c->out.len > OUT_BACKLOG_MAX)
+			break;
+	}
 }
 
 /* ------------------------------------------------------------ answers */
@@ -417,37 +814,6 @@ static void h2_count_grpc(struct h2_stream *st)
 		slot->m = m;
 	}
 }
-
-static ssize_t h2_read_body(nghttp2_session *ng, int32_t id, uint8_t *dst, size_t len,
-                            uint32_t *flags, nghttp2_data_source *src, void *user)
-{
-	(void)user;
-	struct h2_stream *st = src->ptr;
-	size_t left = st->out.len - st->out_pos;
-	size_t n = left < len ? left : len;
-	if (n)
-		memcpy(dst, st->out.data + st->out_pos, n);
-	st->out_pos += n;
-	if (st->out_pos == st->out.len && st->streaming && !st->ended) {
-		if (n)
-			return (ssize_t)n;
-		buf_reset(&st->out);   /* all sent: the next message starts at 0 */
-		st->out_pos = 0;
-		return NGHTTP2_ERR_DEFERRED;   /* resumed when the drain writes more */
-	}
-	if (st->out_pos == st->out.len) {
-		*flags |= NGHTTP2_DATA_FLAG_EOF;
-		if (st->ntrailers) {
-			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-			if (st->grpc)
-				h2_count_grpc(st);
-			if (nghttp2_submit_trailer(ng, id, st->trailers, st->ntrailers) != 0)
-				return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-		}
-	}
-	return (ssize_t)n;
-}
-
 /* Copy a string into st->ans; its offset. */
 static uint32_t ans_put(struct h2_stream *st, const char *p, size_t n, bool lower)
 {
@@ -464,9 +830,22 @@ static uint32_t ans_put(struct h2_stream *st, const char *p, size_t n, bool lowe
 	return off;
 }
 
+/* A field of an answer: its name and value where they lie (np, vp: the
+ * head's, which is encoded before h2_submit returns), or as offsets into
+ * st->ans (n, v: copies, lowercased names, and the trailers, which are
+ * encoded later and outlive the handler's strings). */
 struct nv_off {
 	uint32_t n, nl, v, vl;
+	const char *np, *vp;
 };
+
+static inline bool h2_lower(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] >= 'A' && p[i] <= 'Z')
+			return false;
+	return true;
+}
 
 /*
  * Submit an answer on st: HEADERS (:status, content-type, the headers),
@@ -495,18 +874,19 @@ static void h2_submit(struct h2_stream *st, const struct http_answer *in, bool h
 	size_t n = 0;
 	char s3[4] = {(char)('0' + status / 100), (char)('0' + status / 10 % 10),
 	              (char)('0' + status % 10), 0};
-	o[n++] = (struct nv_off){ans_put(st, ":status", 7, false), 7, ans_put(st, s3, 3, false), 3};
+	o[n++] = (struct nv_off){.np = ":status", .nl = 7, .vp = s3, .vl = 3};
 	if (a.content_type) {
 		size_t l = strlen(a.content_type);
-		o[n++] = (struct nv_off){ans_put(st, "content-type", 12, false), 12,
-		                         ans_put(st, a.content_type, l, false), (uint32_t)l};
+		o[n++] = (struct nv_off){.np = "content-type", .nl = 12, .vp = a.content_type,
+		                         .vl = (uint32_t)l};
 	}
 	for (uint32_t i = 0; i < a.n_headers && n < HTTP_MAX_HEADERS + 2; i++) {
 		const struct http_header *h = &a.headers[i];
-		o[n].n = ans_put(st, h->name, h->name_len, true);
-		o[n].nl = h->name_len;
-		o[n].v = ans_put(st, h->value, h->value_len, false);
-		o[n].vl = h->value_len;
+		o[n] = (struct nv_off){.nl = h->name_len, .vp = h->value, .vl = h->value_len};
+		if (h2_lower(h->name, h->name_len))
+			o[n].np = h->name;
+		else
+			o[n].n = ans_put(st, h->name, h->name_len, true);
 		n++;
 	}
 	/* the older "Name: value\r\n" lines, lowercased for HTTP/2 */
@@ -522,20 +902,15 @@ static void h2_submit(struct h2_stream *st, const struct http_answer *in, bool h
 		bool hop = (nl == 10 && strncasecmp(p, "connection", 10) == 0) ||
 		           (nl == 10 && strncasecmp(p, "keep-alive", 10) == 0) ||
 		           (nl == 17 && strncasecmp(p, "transfer-encoding", 17) == 0);
-		if (!hop) {
-			o[n].n = ans_put(st, p, nl, true);
-			o[n].nl = (uint32_t)nl;
-			o[n].v = ans_put(st, v, (size_t)(eol - v), false);
-			o[n].vl = (uint32_t)(eol - v);
-			n++;
-		}
+		if (!hop)
+			o[n++] = (struct nv_off){.n = ans_put(st, p, nl, true), .nl = (uint32_t)nl,
+			                         .vp = v, .vl = (uint32_t)(eol - v)};
 		p = eol + 2;
 	}
 	char clen[24];
 	if (!bodyless && a.n_trailers == 0 && !st->streaming) {
 		size_t l = fmt_u64(clen, (uint64_t)a.len);   /* no printf on the hot path */
-		o[n++] = (struct nv_off){ans_put(st, "content-length", 14, false), 14,
-		                         ans_put(st, clen, (size_t)l, false), (uint32_t)l};
+		o[n++] = (struct nv_off){.np = "content-length", .nl = 14, .vp = clen, .vl = (uint32_t)l};
 	}
 	size_t nt = 0;
 	struct nv_off to[H2_MAX_TRAILERS];
@@ -553,21 +928,14 @@ static void h2_submit(struct h2_stream *st, const struct http_answer *in, bool h
 			}
 		nt++;
 	}
-	/* ans does not move from here on: the pointers are final.  An answer
-	 * that is not streamed leaves ans alone until its stream closes (only
-	 * stream_end and the Watch append to it), and the names are lowercase
-	 * already, so nghttp2 takes the fields where they are instead of
-	 * copying and lowercasing each (4% of the server's instructions per
-	 * request).  nghttp2 reads them only while it packs the HEADERS frame,
-	 * in mem_send, with the stream open: a HEADERS still queued when its
-	 * stream closes (and ours is freed) is dropped unpacked, and
-	 * nghttp2_session_del frees the field array, never the fields. */
-	uint8_t nvf = st->streaming ? NGHTTP2_NV_FLAG_NONE
-	                            : NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+	/* the head is encoded now; the trailers' fields stay in ans, which
+	 * nothing appends to until they are written (stream_end and the Watch
+	 * set them again after their own appends) */
 	nghttp2_nv nv[HTTP_MAX_HEADERS + 4];
 	for (size_t i = 0; i < n; i++)
-		nv[i] = (nghttp2_nv){(uint8_t *)st->ans.data + o[i].n, (uint8_t *)st->ans.data + o[i].v,
-		                     o[i].nl, o[i].vl, nvf};
+		nv[i] = (nghttp2_nv){(uint8_t *)(o[i].np ? o[i].np : st->ans.data + o[i].n),
+		                     (uint8_t *)(o[i].vp ? o[i].vp : st->ans.data + o[i].v),
+		                     o[i].nl, o[i].vl, NGHTTP2_NV_FLAG_NONE};
 	st->ntrailers = nt;
 	for (size_t i = 0; i < nt; i++)
 		st->trailers[i] = (nghttp2_nv){(uint8_t *)st->ans.data + to[i].n,
@@ -578,13 +946,16 @@ static void h2_submit(struct h2_stream *st, const struct http_answer *in, bool h
 	if (!bodyless && !head_only && a.len)
 		buf_append(&st->out, a.body, a.len);
 	st->answered = true;
-	nghttp2_data_provider prd = {.source.ptr = st, .read_callback = h2_read_body};
+	struct h2_session *s = st->s;
+	if (s->dead || st->bad || st->local_ended)
+		return;   /* nothing goes out after GOAWAY or RST_STREAM */
 	bool data = st->out.len > 0 || nt > 0 || st->streaming;
-	int r = nghttp2_submit_response(st->s->ng, st->id, nv, n, data ? &prd : NULL);
-	if (r != 0)
-		nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+	h2_write_headers(s, st->id, nv, n, !data);
+	if (!data)
+		st->local_ended = true;
+	/* the send pass writes the body, or frees a stream done both ways */
+	h2_enqueue(st);
 }
-
 /* The server's own error answer on a stream no handler has seen. */
 static void h2_submit_error(struct h2_stream *st, int status, const char *message)
 {
@@ -616,7 +987,6 @@ static void h2_respond(struct xchg *x, const struct http_answer *a)
 	h2_submit(st, a, head_only);
 	server_conn_schedule(c);
 }
-
 /* ------------------------------------------------------------ streamed answers */
 
 static void h2_stream_begin(struct xchg *x, const struct http_answer *head)
@@ -637,7 +1007,8 @@ static int h2_stream_write(struct xchg *x, const void *data, size_t len)
 	if (x->head_only || !len)
 		return 0;
 	buf_append(&st->out, data, len);
-	nghttp2_session_resume_data(st->s->ng, st->id);
+	if (st->send_win > 0)
+		h2_enqueue(st);   /* (else its WINDOW_UPDATE will) */
 	server_conn_schedule(x->c);
 	return 0;
 }
@@ -656,8 +1027,8 @@ static void h2_stream_end(struct xchg *x, const struct http_header *tr, uint32_t
 			o[nt].v = ans_put(st, tr[i].value, tr[i].value_len, false);
 			o[nt].vl = tr[i].value_len;
 		}
-		/* ans moved no more: the pointers are final (the answer's head
-		 * was copied by nghttp2 when it was submitted) */
+		/* ans moves no more: the pointers are final (the answer's head
+		 * was encoded when it was submitted) */
 		for (size_t i = 0; i < nt; i++)
 			st->trailers[i] = (nghttp2_nv){(uint8_t *)st->ans.data + o[i].n,
 			                               (uint8_t *)st->ans.data + o[i].v, o[i].nl, o[i].vl,
@@ -665,7 +1036,7 @@ static void h2_stream_end(struct xchg *x, const struct http_header *tr, uint32_t
 		st->ntrailers = nt;
 		st->ended = true;
 		st->x = NULL;
-		nghttp2_session_resume_data(st->s->ng, st->id);
+		h2_enqueue(st);
 		server_conn_schedule(c);
 	}
 	x->stream = NULL;
@@ -676,8 +1047,7 @@ static void h2_stream_end(struct xchg *x, const struct http_header *tr, uint32_t
 
 #define WATCH_PATH "/grpc.health.v1.Health/Watch"
 
-/* The Watch stream's last message and its OK trailers; nghttp2 is told
- * there is more to send. */
+/* The Watch stream's last message and its OK trailers, queued. */
 static void h2_watch_end(struct h2_stream *st, int serving_status)
 {
 	uint8_t fr[GRPC_HEALTH_FRAME_MAX];
@@ -689,7 +1059,8 @@ static void h2_watch_end(struct h2_stream *st, int serving_status)
 	                               11, 1, NGHTTP2_NV_FLAG_NONE};
 	st->ntrailers = 1;
 	st->ended = true;
-	nghttp2_session_resume_data(st->s->ng, st->id);
+	if (!st->local_ended && !st->bad)
+		h2_enqueue(st);
 }
 
 /*
@@ -824,15 +1195,12 @@ static void h2_dispatch(struct h2_stream *st)
 }
 
 /*
- * Malformed requests (RFC 9113 8.1.1, 8.2, 8.3).  nghttp2's HTTP messaging
- * would check these, but it also rejects an :authority with a '/' in it,
- * and grpc-go (etcdctl's --cluster commands, which dial each member's
- * client URL) sends "http://127.0.0.1:2379" there; grpc-go's server takes
- * it.  So the session runs with no_http_messaging and the checks are all
- * here, answered as nghttp2 1.52 (with no invalid-header callback) answers
- * them: RST_STREAM PROTOCOL_ERROR, the connection going on.  What we
- * accept beyond nghttp2: an :authority of "http://" or "https://" then
- * host[:port]; the prefix is not kept.
+ * Malformed requests (RFC 9113 8.1.1, 8.2, 8.3), answered as nghttp2 1.52's
+ * HTTP messaging answered them when it did the framing: RST_STREAM
+ * PROTOCOL_ERROR, the connection going on.  What we accept beyond it: an
+ * :authority of "http://" or "https://" then host[:port], which grpc-go
+ * (etcdctl's --cluster commands, which dial each member's client URL)
+ * sends and grpc-go's server takes; the prefix is not kept.
  */
 enum {
 	H2F_METHOD = 1 << 0, H2F_SCHEME = 1 << 1, H2F_PATH = 1 << 2, H2F_AUTHORITY = 1 << 3,
@@ -847,7 +1215,7 @@ enum {
  * Character classes of the request checks, one table lookup a byte:
  * h2_field ran strchr for every character of every name and value
  * (callgrind: 5% of the server's instructions per request over h2c).
- * Filled once, with the callback table (h2_cbs_init).
+ * Filled once, by the first session (h2_start).
  */
 enum {
 	H2C_TCHAR = 1 << 0,   /* tchar (RFC 9110 5.6.2) */
@@ -878,10 +1246,28 @@ static void h2_cc_init(void)
 	}
 }
 
-/* Every byte of v[0..n) in class cls. */
+/*
+ * Every byte of v[0..n) in class cls.  A value or a path (the long ones:
+ * a user-agent, a URL) goes 8 bytes a step: a word with no byte below
+ * 0x20 (0x21 for a path) and none 0x7f is in the class (bytes from 0x80
+ * are); the first word that is not so sure, and what follows, is looked at
+ * byte by byte (a tab is a value's).
+ */
 static inline bool h2_all(const uint8_t *v, size_t n, uint8_t cls)
 {
-	for (size_t i = 0; i < n; i++)
+	size_t i = 0;
+	if (cls == H2C_VALUE || cls == H2C_PATH) {
+		const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+		const uint64_t lo = (cls == H2C_PATH ? 0x21 : 0x20) * ones, del = 0x7f * ones;
+		for (; i + 8 <= n; i += 8) {
+			uint64_t w;
+			memcpy(&w, v + i, 8);
+			uint64_t d = w ^ del;
+			if (((w - lo) & ~w & high) || ((d - ones) & ~d & high))
+				break;
+		}
+	}
+	for (; i < n; i++)
 		if (!(h2_cc[v[i]] & cls))
 			return false;
 	return true;
@@ -953,8 +1339,9 @@ static int h2_field(struct h2_stream *st, const uint8_t *n, size_t nlen, const u
 				if (!alpha && (i == 0 || !((v[i] >= '0' && v[i] <= '9') || (v[i] && strchr("+-.", v[i])))))
 					return -1;
 			}
-			if ((vlen == 4 && strncasecmp((const char *)v, "http", 4) == 0) ||
-			    (vlen == 5 && strncasecmp((const char *)v, "https", 5) == 0))
+			/* http or https, any case (no strncasecmp per request) */
+			if ((vlen == 4 || (vlen == 5 && (v[4] | 0x20) == 's')) && (v[0] | 0x20) == 'h' &&
+			    (v[1] | 0x20) == 't' && (v[2] | 0x20) == 't' && (v[3] | 0x20) == 'p')
 				st->hflags |= H2F_SCHEME_HTTP;
 			return 0;
 		}
@@ -1046,53 +1433,34 @@ static bool h2_request_ok(const struct h2_stream *st)
 	return true;
 }
 
+
 /* A malformed request: its stream is reset, nothing of it reaches a handler. */
 static void h2_reject(struct h2_stream *st)
 {
-	if (st->bad)
+	h2_reset(st, H2E_PROTOCOL);
+}
+
+/* One field of the header block coming in, decoded: checked (h2_field)
+ * and, for a request, copied into its stream. */
+static void h2_on_field(struct h2_session *s, const nghttp2_nv *nv)
+{
+	struct h2_stream *st = s->hb_st;
+	if (!st || st->bad || s->hb_kind == H2B_DROP)
 		return;
-	st->bad = true;
-	nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
-}
-
-static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user)
-{
-	struct h2_session *s = user;
-	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
-		return 0;
-	struct h2_stream *st = h2_stream_new(s, f->hd.stream_id);
-	st->x = xchg_get(s->c->t);
-	st->x->c = s->c;
-	struct http_server *srv = s->c->t->srv;
-	st->deadline = uv_now(&s->c->t->loop) + srv->cfg.body_timeout_ms;
-	nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, st);
-	s->receiving = st;
-	return 0;
-}
-
-static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
-                     size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *user)
-{
-	(void)flags;
-	struct h2_session *s = user;
-	if (f->hd.type != NGHTTP2_HEADERS)
-		return 0;
-	struct h2_stream *st = s->receiving;
-	if (!st || st->id != f->hd.stream_id)
-		st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
-	if (!st || st->bad)
-		return 0;
+	const uint8_t *name = nv->name, *value = nv->value;
+	size_t nlen = nv->namelen, vlen = nv->valuelen;
+	bool request = s->hb_kind == H2B_REQUEST;
 	size_t skip;
-	int ok = h2_field(st, name, nlen, value, vlen, f->headers.cat != NGHTTP2_HCAT_REQUEST, &skip);
+	int ok = h2_field(st, name, nlen, value, vlen, !request, &skip);
 	if (ok < 0)
 		h2_reject(st);
-	if (ok != 0 || f->headers.cat != NGHTTP2_HCAT_REQUEST || st->too_big)
-		return 0;   /* trailers from the client are checked, not kept */
+	if (ok != 0 || !request || st->too_big)
+		return;   /* trailers from the client are checked, not kept */
 	/* the size as RFC 9113 counts it for SETTINGS_MAX_HEADER_LIST_SIZE */
 	st->hbytes += nlen + vlen + 32;
 	if (st->hbytes > s->c->t->srv->cfg.limits.max_header_bytes) {
 		st->too_big = true;
-		return 0;
+		return;
 	}
 	/* name and value, each NUL-terminated, with one reservation: four
 	 * buf calls per field were a tenth of the server's time per request */
@@ -1117,18 +1485,17 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 			st->off_auth = voff + (uint32_t)skip;
 			st->len_auth = (uint32_t)(vlen - skip);
 		}
-		return 0;
+		return;
 	}
 	if (st->nhdr == HTTP_MAX_HEADERS) {
 		st->too_big = true;
-		return 0;
+		return;
 	}
 	st->hoff[st->nhdr][0] = noff;
 	st->hoff[st->nhdr][1] = voff;
 	st->hlen[st->nhdr][0] = (uint32_t)nlen;
 	st->hlen[st->nhdr][1] = (uint32_t)vlen;
 	st->nhdr++;
-	return 0;
 }
 
 /*
@@ -1175,35 +1542,6 @@ void grpc_on_message(struct http_exchange *ex, grpc_message_fn fn, void *arg)
 	}
 }
 
-static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
-                         size_t len, void *user)
-{
-	(void)flags;
-	struct h2_session *s = user;
-	struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, id);
-	if (!st || st->bad)
-		return 0;
-	st->crecv += len;
-	if (st->clen >= 0 && st->crecv > (uint64_t)st->clen) {
-		h2_reject(st);   /* more than its content-length */
-		return 0;
-	}
-	if (st->dispatched && st->on_msg) {
-		h2_more(st, data, len);
-		return 0;
-	}
-	if (!st || st->dispatched || st->body_too_big || st->answered)
-		return 0;
-	if (st->body.len + len > s->c->t->srv->cfg.limits.max_body) {
-		st->body_too_big = true;
-		buf_free(&st->body);
-		h2_submit_error(st, 413, "request body too large");
-		return 0;
-	}
-	buf_append(&st->body, data, len);
-	return 0;
-}
-
 /* A call to a registered bidirectional path whose first message is in. */
 static bool h2_bidi_ready(const struct h2_stream *st)
 {
@@ -1214,45 +1552,63 @@ static bool h2_bidi_ready(const struct h2_stream *st)
 	return st->body.len - GRPC_PREFIX >= n;
 }
 
-static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user)
+/* A DATA frame's payload for st: its request body, or a bidirectional
+ * call's next messages once dispatched. */
+static void h2_body(struct h2_stream *st, const uint8_t *data, size_t len)
 {
-	struct h2_session *s = user;
-	if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
-		return 0;
-	/* a header block's end finds its stream as on_header does */
-	struct h2_stream *st = f->hd.type == NGHTTP2_HEADERS && s->receiving &&
-	                               s->receiving->id == f->hd.stream_id
-	                           ? s->receiving
-	                           : nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
-	if (!st || st->bad)
-		return 0;
-	bool end = f->hd.flags & NGHTTP2_FLAG_END_STREAM;
+	st->crecv += len;
+	if (st->clen >= 0 && st->crecv > (uint64_t)st->clen) {
+		h2_reject(st);   /* more than its content-length */
+		return;
+	}
+	if (st->dispatched && st->on_msg) {
+		h2_more(st, data, len);
+		return;
+	}
+	if (st->dispatched || st->body_too_big || st->answered)
+		return;
+	if (st->body.len + len > st->s->c->t->srv->cfg.limits.max_body) {
+		st->body_too_big = true;
+		buf_free(&st->body);
+		h2_submit_error(st, 413, "request body too large");
+		return;
+	}
+	buf_append(&st->body, data, len);
+}
+
+/*
+ * After a header block (headers: true; request: a request's, not its
+ * trailers) or a DATA frame for st, end: with END_STREAM.  The request
+ * goes to its handler when it is complete (or, for a bidirectional gRPC
+ * call, when its first message is).
+ */
+static void h2_after_frame(struct h2_stream *st, bool headers, bool request, bool end)
+{
 	if (end)
 		st->client_ended = true;
-	if (f->hd.type == NGHTTP2_HEADERS &&
-	    (f->headers.cat == NGHTTP2_HCAT_REQUEST ? !h2_request_ok(st) : !end)) {
+	if (headers && (request ? !h2_request_ok(st) : !end)) {
 		h2_reject(st);   /* pseudo-headers missing, or trailers that do not end it */
-		return 0;
+		return;
 	}
 	if (end && st->clen >= 0 && st->crecv != (uint64_t)st->clen) {
 		h2_reject(st);   /* less than its content-length */
-		return 0;
+		return;
 	}
 	if (st->dispatched && st->on_msg && st->x && end) {
 		grpc_message_fn fn = st->on_msg;
 		st->on_msg = NULL;
 		fn(&st->x->pub, NULL, 0, st->on_msg_arg);   /* the client's side ended */
-		return 0;
+		return;
 	}
-	if (!st || st->dispatched || st->answered)
-		return 0;
-	if (f->hd.type == NGHTTP2_HEADERS && st->too_big) {
+	if (st->dispatched || st->answered)
+		return;
+	if (headers && st->too_big) {
 		h2_submit_error(st, 431, "request header fields too large");
-		return 0;
+		return;
 	}
-	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
+	if (end) {
 		h2_dispatch(st);
-	else if (f->hd.type == NGHTTP2_DATA && h2_bidi_ready(st)) {
+	} else if (!headers && h2_bidi_ready(st)) {
 		/* a bidirectional gRPC call (grpc_bidi_path): the body is its
 		 * first message; bytes past it wait in more for grpc_on_message */
 		const uint8_t *p = (const uint8_t *)st->body.data;
@@ -1263,80 +1619,590 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user
 		}
 		h2_dispatch(st);
 	}
-	return 0;
 }
 
-static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *user)
+/* ------------------------------------------------------------ frames in */
+
+/* Padding (PADDED): the payload without it, or false for a connection
+ * error (RFC 9113 6.1: padding as long as the rest, or longer). */
+static bool h2_unpad(struct h2_session *s, uint8_t flags, const uint8_t **p, uint32_t *len)
 {
-	(void)code;
-	struct h2_session *s = user;
-	if (s->dying)
-		return 0;
-	struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, id);
-	if (st) {
-		nghttp2_session_set_stream_user_data(ng, id, NULL);
-		h2_stream_free(st);
+	if (!(flags & H2_FL_PADDED))
+		return true;
+	if (*len < 1) {
+		h2_fail(s, H2E_FRAME_SIZE, "padded frame without its pad length");
+		return false;
 	}
-	return 0;
+	uint32_t pad = (*p)[0];
+	if (pad >= *len) {
+		h2_fail(s, H2E_PROTOCOL, "padding as long as the frame");
+		return false;
+	}
+	(*p)++;
+	*len -= 1 + pad;
+	return true;
 }
+
+/* The header block is whole: its request or trailers take effect. */
+static void h2_block_end(struct h2_session *s)
+{
+	struct h2_stream *st = s->hb_st;
+	uint8_t kind = s->hb_kind;
+	bool end = s->hb_end_stream;
+	s->hb_id = 0;
+	s->hb_st = NULL;
+	if (s->hb_refuse && !s->dead)
+		h2_write_rst(s, s->last_id, H2E_REFUSED_STREAM);
+	s->hb_refuse = false;
+	if (!st)
+		return;
+	if (kind == H2B_DROP) {
+		/* HEADERS on a stream the client had ended: STREAM_CLOSED */
+		h2_reset(st, H2E_STREAM_CLOSED);
+		h2_stream_free(st);
+		return;
+	}
+	if (!st->bad)
+		h2_after_frame(st, true, kind == H2B_REQUEST, end);
+	h2_maybe_close(st);
+}
+
+/* A fragment of the header block coming in, decoded field by field.
+ * Bounded: the block's bytes (twice what we let a header list be, and a
+ * frame more) and its frames (a CONTINUATION flood of empty frames). */
+static void h2_block(struct h2_session *s, const uint8_t *p, uint32_t len, bool end)
+{
+	size_t max = 2 * s->c->t->srv->cfg.limits.max_header_bytes + H2_MAX_FRAME;
+	s->hb_bytes += len;
+	s->hb_frames++;
+	if (s->hb_bytes > max || s->hb_frames > 8 + max / H2_MAX_FRAME) {
+		h2_fail(s, H2E_ENHANCE_YOUR_CALM, "header block too long");
+		return;
+	}
+	for (;;) {
+		nghttp2_nv nv;
+		int fl = 0;
+		ssize_t r = nghttp2_hd_inflate_hd2(s->inf, &nv, &fl, p, len, end);
+		if (r < 0) {
+			h2_fail(s, H2E_COMPRESSION, "bad header block");
+			return;
+		}
+		p += r;
+		len -= (uint32_t)r;
+		if (fl & NGHTTP2_HD_INFLATE_EMIT)
+			h2_on_field(s, &nv);
+		if (fl & NGHTTP2_HD_INFLATE_FINAL) {
+			nghttp2_hd_inflate_end_headers(s->inf);
+			break;
+		}
+		if (!(fl & NGHTTP2_HD_INFLATE_EMIT) && len == 0)
+			break;
+	}
+	if (end)
+		h2_block_end(s);
+}
+
+/* A new stream's HEADERS: its stream, or none when it is dropped (after
+ * our GOAWAY) or refused (past MAX_CONCURRENT_STREAMS). */
+static struct h2_stream *h2_open(struct h2_session *s, int32_t id)
+{
+	s->last_id = id;
+	if (s->goaway)
+		return NULL;   /* the client retries it elsewhere */
+	if (s->nstreams >= s->c->t->srv->cfg.h2_max_streams) {
+		s->hb_refuse = true;
+		return NULL;
+	}
+	s->last_taken = id;
+	struct h2_stream *st = h2_stream_new(s, id);
+	struct conn *c = s->c;
+	st->x = xchg_get(c->t);
+	st->x->c = c;
+	st->deadline = uv_now(&c->t->loop) + c->t->srv->cfg.body_timeout_ms;
+	return st;
+}
+
+static void h2_on_headers(struct h2_session *s, uint8_t flags, int32_t id, const uint8_t *p,
+                          uint32_t len)
+{
+	if (id == 0 || !(id & 1)) {
+		h2_fail(s, H2E_PROTOCOL, "HEADERS on stream 0 or an even stream");
+		return;
+	}
+	if (!h2_unpad(s, flags, &p, &len))
+		return;
+	bool self_dep = false;
+	if (flags & H2_FL_PRIORITY) {
+		/* RFC 7540 priorities are not used (we said so in SETTINGS) */
+		if (len < 5) {
+			h2_fail(s, H2E_FRAME_SIZE, "HEADERS too short for its priority");
+			return;
+		}
+		self_dep = (int32_t)(h2_get32(p) & 0x7fffffff) == id;
+		p += 5;
+		len -= 5;
+	}
+	struct h2_stream *st = h2_find(s, id);
+	s->hb_kind = H2B_TRAILERS;
+	if (!st && id <= s->last_id) {
+		/* a closed stream: late trailers of one we reset are dropped; a
+		 * request cannot reuse its id */
+		if (!(flags & H2_FL_END_STREAM)) {
+			h2_fail(s, H2E_PROTOCOL, "HEADERS on a closed stream");
+			return;
+		}
+		s->hb_kind = H2B_DROP;
+	} else if (!st) {
+		st = h2_open(s, id);
+		s->hb_kind = st ? H2B_REQUEST : H2B_DROP;
+	} else if (st->client_ended) {
+		s->hb_kind = H2B_DROP;   /* STREAM_CLOSED at the block's end */
+	}
+	if (st && self_dep)
+		h2_reject(st);   /* RFC 9113 5.3.1: a stream cannot depend on itself */
+	s->hb_id = id;
+	s->hb_st = st;
+	s->hb_end_stream = flags & H2_FL_END_STREAM;
+	s->hb_bytes = s->hb_frames = 0;
+	h2_block(s, p, len, flags & H2_FL_END_HEADERS);
+}
+
+static void h2_on_continuation(struct h2_session *s, uint8_t flags, int32_t id,
+                               const uint8_t *p, uint32_t len)
+{
+	if (!s->hb_id || id != s->hb_id) {
+		h2_fail(s, H2E_PROTOCOL, "CONTINUATION without its HEADERS");
+		return;
+	}
+	h2_block(s, p, len, flags & H2_FL_END_HEADERS);
+}
+
+/* The peer sent n bytes of DATA on the connection: our window shrinks,
+ * and grows again with a WINDOW_UPDATE when half of it is used. */
+static bool h2_recv_conn(struct h2_session *s, uint32_t n)
+{
+	if (n > s->recv_win) {
+		h2_fail(s, H2E_FLOW_CONTROL, "DATA beyond the connection's window");
+		return false;
+	}
+	s->recv_win -= n;
+	s->recv_unacked += n;
+	if (s->recv_unacked >= H2_WINDOW / 2) {
+		h2_write_window(s, 0, s->recv_unacked);
+		s->recv_win += s->recv_unacked;
+		s->recv_unacked = 0;
+	}
+	return true;
+}
+
+static void h2_on_data(struct h2_session *s, uint8_t flags, int32_t id, const uint8_t *p,
+                       uint32_t len)
+{
+	if (id == 0 || !(id & 1) || id > s->last_id) {
+		h2_fail(s, H2E_PROTOCOL, "DATA on stream 0 or an idle stream");
+		return;
+	}
+	uint32_t flen = len;   /* flow control counts the padding too */
+	if (!h2_recv_conn(s, flen) || !h2_unpad(s, flags, &p, &len))
+		return;
+	struct h2_stream *st = h2_find(s, id);
+	if (!st)
+		return;   /* closed: ignored (we may have reset it) */
+	if (st->client_ended) {
+		h2_reset(st, H2E_STREAM_CLOSED);
+		h2_stream_free(st);
+		return;
+	}
+	if (flen > st->recv_win) {
+		h2_reset(st, H2E_FLOW_CONTROL);
+		h2_stream_free(st);
+		return;
+	}
+	bool end = flags & H2_FL_END_STREAM;
+	st->recv_win -= flen;
+	st->recv_unacked += flen;
+	if (!end && st->recv_unacked >= H2_WINDOW / 2) {
+		h2_write_window(s, id, st->recv_unacked);
+		st->recv_win += st->recv_unacked;
+		st->recv_unacked = 0;
+	}
+	if (!st->bad && len)
+		h2_body(st, p, len);
+	if (!st->bad)
+		h2_after_frame(st, false, false, end);
+	h2_maybe_close(st);
+}
+
+/* The peer's INITIAL_WINDOW_SIZE changed by delta: every open stream's
+ * send window moves with it (RFC 9113 6.9.2). */
+static bool h2_peer_window(struct h2_session *s, uint32_t v)
+{
+	int64_t delta = (int64_t)v - s->peer_window;
+	s->peer_window = v;
+	for (struct h2_stream *st = s->streams; st; st = st->next) {
+		st->send_win += delta;
+		if (st->send_win > H2_WINDOW_MAX) {
+			h2_fail(s, H2E_FLOW_CONTROL, "SETTINGS_INITIAL_WINDOW_SIZE overflows a window");
+			return false;
+		}
+		if (delta > 0 && st->send_win > 0 && st->answered && !st->local_ended && !st->bad)
+			h2_enqueue(st);
+	}
+	return true;
+}
+
+/* The peer's SETTINGS: each applied in order, then acknowledged. */
+static void h2_on_settings(struct h2_session *s, uint8_t flags, int32_t id, const uint8_t *p,
+                           uint32_t len)
+{
+	if (id != 0) {
+		h2_fail(s, H2E_PROTOCOL, "SETTINGS on a stream");
+		return;
+	}
+	if (flags & H2_FL_ACK) {
+		if (len)
+			h2_fail(s, H2E_FRAME_SIZE, "SETTINGS ACK with a payload");
+		return;
+	}
+	if (len % 6) {
+		h2_fail(s, H2E_FRAME_SIZE, "SETTINGS not a multiple of 6 bytes");
+		return;
+	}
+	if (len / 6 > H2_SETTINGS_MAX) {
+		h2_fail(s, H2E_ENHANCE_YOUR_CALM, "too many SETTINGS entries");
+		return;
+	}
+	for (; len; p += 6, len -= 6) {
+		uint16_t k = (uint16_t)(p[0] << 8 | p[1]);
+		uint32_t v = h2_get32(p + 2);
+		switch (k) {
+		case H2S_HEADER_TABLE_SIZE:
+			if (nghttp2_hd_deflate_change_table_size(s->def, v) != 0) {
+				h2_fail(s, H2E_INTERNAL, "cannot resize the encoder's table");
+				return;
+			}
+			break;
+		case H2S_ENABLE_PUSH:
+		case H2S_NO_RFC7540_PRIORITIES:
+			if (v > 1) {
+				h2_fail(s, H2E_PROTOCOL, "a SETTINGS flag neither 0 nor 1");
+				return;
+			}
+			break;
+		case H2S_INITIAL_WINDOW_SIZE:
+			if (v > H2_WINDOW_MAX) {
+				h2_fail(s, H2E_FLOW_CONTROL, "SETTINGS_INITIAL_WINDOW_SIZE over 2^31-1");
+				return;
+			}
+			if (!h2_peer_window(s, v))
+				return;
+			break;
+		case H2S_MAX_FRAME_SIZE:
+			if (v < H2_MAX_FRAME || v > H2_MAX_FRAME_LIMIT) {
+				h2_fail(s, H2E_PROTOCOL, "SETTINGS_MAX_FRAME_SIZE out of range");
+				return;
+			}
+			s->peer_max_frame = v;
+			break;
+		default:
+			break;   /* MAX_CONCURRENT_STREAMS (we push nothing), the rest advisory or unknown */
+		}
+	}
+	s->settings_seen = true;
+	h2_frame(s, 0, H2_SETTINGS, H2_FL_ACK, 0);
+	if (++s->acks > H2_ACKS_MAX)
+		h2_fail(s, H2E_ENHANCE_YOUR_CALM, "SETTINGS flood");
+}
+
+static void h2_on_ping(struct h2_session *s, uint8_t flags, int32_t id, const uint8_t *p,
+                       uint32_t len)
+{
+	if (id != 0) {
+		h2_fail(s, H2E_PROTOCOL, "PING on a stream");
+		return;
+	}
+	if (len != 8) {
+		h2_fail(s, H2E_FRAME_SIZE, "PING not 8 bytes");
+		return;
+	}
+	if (flags & H2_FL_ACK)
+		return;   /* we send no PING */
+	memcpy(h2_frame(s, 8, H2_PING, H2_FL_ACK, 0), p, 8);
+	if (++s->acks > H2_ACKS_MAX)
+		h2_fail(s, H2E_ENHANCE_YOUR_CALM, "PING flood");
+}
+
+/* RST_STREAM beyond the bucket (H2_RESET_BURST, refilled H2_RESET_PER_S a
+ * second): a client that opens and cancels streams as fast as it can makes
+ * us start work it never waits for (CVE-2023-44487). */
+static bool h2_reset_allowed(struct h2_session *s)
+{
+	uint64_t now = uv_now(&s->c->t->loop);
+	uint64_t add = (now - s->reset_ms) * H2_RESET_PER_S / 1000;
+	if (add) {
+		s->reset_tokens = add >= H2_RESET_BURST - s->reset_tokens ? H2_RESET_BURST
+		                                                          : s->reset_tokens + (uint32_t)add;
+		s->reset_ms = now;
+	}
+	if (s->reset_tokens == 0)
+		return false;
+	s->reset_tokens--;
+	return true;
+}
+
+static void h2_on_rst_stream(struct h2_session *s, int32_t id, const uint8_t *p, uint32_t len)
+{
+	(void)p;
+	if (len != 4) {
+		h2_fail(s, H2E_FRAME_SIZE, "RST_STREAM not 4 bytes");
+		return;
+	}
+	if (id == 0 || !(id & 1) || id > s->last_id) {
+		h2_fail(s, H2E_PROTOCOL, "RST_STREAM on stream 0 or an idle stream");
+		return;
+	}
+	if (!h2_reset_allowed(s)) {
+		h2_fail(s, H2E_ENHANCE_YOUR_CALM, "RST_STREAM flood");
+		return;
+	}
+	struct h2_stream *st = h2_find(s, id);
+	if (st)
+		h2_stream_free(st);
+}
+
+static void h2_on_window_update(struct h2_session *s, int32_t id, const uint8_t *p,
+                                uint32_t len)
+{
+	if (len != 4) {
+		h2_fail(s, H2E_FRAME_SIZE, "WINDOW_UPDATE not 4 bytes");
+		return;
+	}
+	uint32_t inc = h2_get32(p) & 0x7fffffff;
+	if (id == 0) {
+		if (inc == 0)
+			h2_fail(s, H2E_PROTOCOL, "WINDOW_UPDATE of 0 on the connection");
+		else if (s->send_win + inc > H2_WINDOW_MAX)
+			h2_fail(s, H2E_FLOW_CONTROL, "the connection's window over 2^31-1");
+		else
+			s->send_win += inc;   /* the queued streams go on in the send pass */
+		return;
+	}
+	if (!(id & 1) || id > s->last_id) {
+		h2_fail(s, H2E_PROTOCOL, "WINDOW_UPDATE on an idle stream");
+		return;
+	}
+	struct h2_stream *st = h2_find(s, id);
+	if (!st || st->local_ended)
+		return;   /* closed, or all sent: nothing to do with it */
+	if (inc == 0 || st->send_win + inc > H2_WINDOW_MAX) {
+		h2_reset(st, inc ? H2E_FLOW_CONTROL : H2E_PROTOCOL);
+		h2_stream_free(st);
+		return;
+	}
+	st->send_win += inc;
+	if (st->send_win > 0 && st->answered && !st->bad)
+		h2_enqueue(st);
+}
+
+static void h2_on_goaway(struct h2_session *s, int32_t id, uint32_t len)
+{
+	if (id != 0) {
+		h2_fail(s, H2E_PROTOCOL, "GOAWAY on a stream");
+		return;
+	}
+	if (len < 8) {
+		h2_fail(s, H2E_FRAME_SIZE, "GOAWAY shorter than 8 bytes");
+		return;
+	}
+	s->peer_goaway = true;   /* no new streams: close when these are done */
+}
+
+static void h2_on_priority(struct h2_session *s, int32_t id, uint32_t len)
+{
+	if (id == 0) {
+		h2_fail(s, H2E_PROTOCOL, "PRIORITY on stream 0");
+		return;
+	}
+	if (len != 5) {
+		/* a stream error (RFC 9113 6.3); but no RST_STREAM may name an
+		 * idle stream, so there it ends the connection */
+		struct h2_stream *st = h2_find(s, id);
+		if (st) {
+			h2_reset(st, H2E_FRAME_SIZE);
+			h2_stream_free(st);
+		} else if (id > s->last_id || !(id & 1)) {
+			h2_fail(s, H2E_FRAME_SIZE, "PRIORITY not 5 bytes");
+		}
+	}
+	/* else ignored: no RFC 7540 priorities here */
+}
+
+/* One whole frame: h is its 9-byte head, p its payload of len bytes. */
+static void h2_on_frame(struct h2_session *s, const uint8_t *h, const uint8_t *p, uint32_t len)
+{
+	uint8_t type = h[3], flags = h[4];
+	int32_t id = (int32_t)(h2_get32(h + 5) & 0x7fffffff);
+	if (s->hb_id && type != H2_CONTINUATION) {
+		h2_fail(s, H2E_PROTOCOL, "a frame inside a header block");
+		return;
+	}
+	if (!s->settings_seen && (type != H2_SETTINGS || (flags & H2_FL_ACK))) {
+		h2_fail(s, H2E_PROTOCOL, "the first frame is not SETTINGS");
+		return;
+	}
+	switch (type) {
+	case H2_DATA:
+		h2_on_data(s, flags, id, p, len);
+		break;
+	case H2_HEADERS:
+		h2_on_headers(s, flags, id, p, len);
+		break;
+	case H2_PRIORITY:
+		h2_on_priority(s, id, len);
+		break;
+	case H2_RST_STREAM:
+		h2_on_rst_stream(s, id, p, len);
+		break;
+	case H2_SETTINGS:
+		h2_on_settings(s, flags, id, p, len);
+		break;
+	case H2_PUSH_PROMISE:
+		h2_fail(s, H2E_PROTOCOL, "PUSH_PROMISE from a client");
+		break;
+	case H2_PING:
+		h2_on_ping(s, flags, id, p, len);
+		break;
+	case H2_GOAWAY:
+		h2_on_goaway(s, id, len);
+		break;
+	case H2_WINDOW_UPDATE:
+		h2_on_window_update(s, id, p, len);
+		break;
+	case H2_CONTINUATION:
+		h2_on_continuation(s, flags, id, p, len);
+		break;
+	default:
+		break;   /* unknown types are ignored (RFC 9113 5.5) */
+	}
+}
+
+static inline uint32_t h2_frame_len(const uint8_t *h)
+{
+	return (uint32_t)h[0] << 16 | (uint32_t)h[1] << 8 | h[2];
+}
+
+/* The client preface, possibly in pieces (server_h1.c saw it whole, but
+ * it is checked here too): the bytes it took, or -1 when it is wrong. */
+static ssize_t h2_preface_take(struct h2_session *s, const uint8_t *p, size_t n)
+{
+	size_t k = H2_PREFACE_LEN - s->preface;
+	if (k > n)
+		k = n;
+	if (memcmp(p, h2_preface + s->preface, k) != 0)
+		return -1;
+	s->preface += (uint32_t)k;
+	return (ssize_t)k;
+}
+
+/* Complete the frame in s->pend from p: the bytes taken. */
+static size_t h2_pend_fill(struct h2_session *s, const uint8_t *p, size_t n)
+{
+	size_t taken = 0;
+	if (s->pend.len < H2_FRAME_HEAD) {
+		size_t k = H2_FRAME_HEAD - s->pend.len;
+		if (k > n)
+			k = n;
+		buf_append(&s->pend, p, k);
+		taken = k;
+		if (s->pend.len < H2_FRAME_HEAD)
+			return taken;
+	}
+	uint32_t len = h2_frame_len((const uint8_t *)s->pend.data);
+	if (len > H2_MAX_FRAME) {
+		h2_fail(s, H2E_FRAME_SIZE, "frame over SETTINGS_MAX_FRAME_SIZE");
+		return n;
+	}
+	size_t k = H2_FRAME_HEAD + len - s->pend.len;
+	if (k > n - taken)
+		k = n - taken;
+	buf_append(&s->pend, p + taken, k);
+	taken += k;
+	if (s->pend.len == H2_FRAME_HEAD + len) {
+		const uint8_t *f = (const uint8_t *)s->pend.data;
+		h2_on_frame(s, f, f + H2_FRAME_HEAD, len);
+		buf_reset(&s->pend);
+	}
+	return taken;
+}
+
+/* What the client sent: whole frames handled where they lie, the cut one
+ * at the end kept in s->pend. */
+static void h2_recv(struct h2_session *s, const uint8_t *p, size_t n)
+{
+	if (s->preface < H2_PREFACE_LEN) {
+		ssize_t k = h2_preface_take(s, p, n);
+		if (k < 0) {
+			h2_fail(s, H2E_PROTOCOL, "bad client preface");
+			return;
+		}
+		p += k;
+		n -= (size_t)k;
+	}
+	if (s->pend.len && n) {
+		size_t k = h2_pend_fill(s, p, n);
+		p += k;
+		n -= k;
+	}
+	while (n >= H2_FRAME_HEAD && !s->dead) {
+		uint32_t len = h2_frame_len(p);
+		if (len > H2_MAX_FRAME) {
+			h2_fail(s, H2E_FRAME_SIZE, "frame over SETTINGS_MAX_FRAME_SIZE");
+			return;
+		}
+		if (n < H2_FRAME_HEAD + len)
+			break;
+		h2_on_frame(s, p, p + H2_FRAME_HEAD, len);
+		p += H2_FRAME_HEAD + len;
+		n -= H2_FRAME_HEAD + len;
+	}
+	if (n && !s->dead)
+		buf_append(&s->pend, p, n);
+}
+
 
 /* ------------------------------------------------------------ the connection */
 
-static nghttp2_session_callbacks *h2_cbs;
-static pthread_once_t h2_cbs_once = PTHREAD_ONCE_INIT;
+static pthread_once_t h2_cc_once = PTHREAD_ONCE_INIT;
 
-/* One callback table for every session of every thread, set up once. */
-static void h2_cbs_init(void)
-{
-	h2_cc_init();
-	INVARIANT(nghttp2_session_callbacks_new(&h2_cbs) == 0);
-	nghttp2_session_callbacks_set_on_begin_headers_callback(h2_cbs, on_begin_headers);
-	nghttp2_session_callbacks_set_on_header_callback(h2_cbs, on_header);
-	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(h2_cbs, on_data_chunk);
-	nghttp2_session_callbacks_set_on_frame_recv_callback(h2_cbs, on_frame_recv);
-	nghttp2_session_callbacks_set_on_stream_close_callback(h2_cbs, on_stream_close);
-}
-
-/* The connection turned HTTP/2: a session, and our SETTINGS at once
- * (grpc-go waits for them before its first request). */
+/* The connection turned HTTP/2: a session, the HPACK coders, and our
+ * SETTINGS at once. */
 static struct h2_session *h2_start(struct conn *c)
 {
 	struct http_server *srv = c->t->srv;
-	pthread_once(&h2_cbs_once, h2_cbs_init);
+	pthread_once(&h2_cc_once, h2_cc_init);
 	struct h2_session *s = calloc(1, sizeof *s);
 	INVARIANT(s != NULL);
 	s->c = c;
-	nghttp2_option *opt;
-	INVARIANT(nghttp2_option_new(&opt) == 0);
-	/* a peer that never reads our SETTINGS ACKs and PING answers is bounded */
-	nghttp2_option_set_max_outbound_ack(opt, 1000);
-	nghttp2_option_set_max_settings(opt, 32);
-	/* No RFC 7540 priority tree (deprecated by RFC 9113; we announce
-	 * SETTINGS_NO_RFC7540_PRIORITIES below): nghttp2 then keeps no closed
-	 * streams for it and schedules with RFC 9218's simpler queues, which
-	 * perf showed as a large part of its time per stream. */
-	nghttp2_option_set_no_closed_streams(opt, 1);
-	/* the HTTP messaging rules are ours (h2_field): nghttp2's refuse the
-	 * :authority grpc-go sends when it dials a URL */
-	nghttp2_option_set_no_http_messaging(opt, 1);
 	s->mem = (nghttp2_mem){.mem_user_data = &s->pool, .malloc = h2_mem_malloc,
 	                       .free = h2_mem_free, .calloc = h2_mem_calloc,
 	                       .realloc = h2_mem_realloc};
-	INVARIANT(nghttp2_session_server_new3(&s->ng, h2_cbs, s, opt, &s->mem) == 0);
-	nghttp2_option_del(opt);
-	nghttp2_settings_entry iv[] = {
-		{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, srv->cfg.h2_max_streams},
-		{NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)srv->cfg.limits.max_header_bytes},
-		{NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-		{NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
-	};
-	nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]);
+	INVARIANT(nghttp2_hd_inflate_new2(&s->inf, &s->mem) == 0);
+	INVARIANT(nghttp2_hd_deflate_new2(&s->def, H2_TABLE_SIZE, &s->mem) == 0);
+	buf_init(&s->pend);
+	s->send_win = H2_WINDOW;
+	s->recv_win = H2_WINDOW;
+	s->peer_window = H2_WINDOW;
+	s->peer_max_frame = H2_MAX_FRAME;
+	s->reset_tokens = H2_RESET_BURST;
+	s->reset_ms = uv_now(&c->t->loop);
 	c->h2 = s;
 	c->dl_kind = DL_NONE;
+	h2_write_settings(s);
 	if (srv->m_h2_conns)
 		metrics_counter_inc(srv->m_h2_conns);
 	return s;
 }
+
 
 /* The earliest deadline of the open streams, or the idle one. */
 static void h2_update_deadline(struct conn *c)
@@ -1360,14 +2226,13 @@ static void h2_update_deadline(struct conn *c)
 	}
 }
 
+
 /* The drain: GOAWAY after the streams received so far, which are served;
  * Health/Watch calls say NOT_SERVING and end. */
 static void h2_goaway(struct h2_session *s)
 {
 	if (!s->goaway) {
-		nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE,
-		                      nghttp2_session_get_last_proc_stream_id(s->ng),
-		                      NGHTTP2_NO_ERROR, NULL, 0);
+		h2_write_goaway(s, H2E_NO_ERROR);
 		s->goaway = true;
 	}
 	for (struct h2_stream *st = s->streams; st; st = st->next)
@@ -1375,25 +2240,19 @@ static void h2_goaway(struct h2_session *s)
 			h2_watch_end(st, GRPC_HEALTH_NOT_SERVING);
 }
 
-/* Feed what is buffered to the session, take what it has to send, write. */
+/* Take what is buffered, send what the streams have, write. */
 static void h2_service(struct conn *c)
 {
 	if (c->closed || c->lingering)
 		return;
 	struct h2_session *s = c->h2 ? c->h2 : h2_start(c);
 	c->t->batch_ns = c->t->answer_ns = 0;
+	if (!c->writing && c->out.len == 0)
+		s->acks = 0;   /* the peer has read what we acknowledged */
 	c->in_process = true;
-	if (c->rlen > c->rpos && !c->stop_parse) {
-		ssize_t n = nghttp2_session_mem_recv(s->ng, (const uint8_t *)c->rbuf + c->rpos,
-		                                     c->rlen - c->rpos);
-		if (n < 0) {
-			/* fatal for the connection (a bad preface, out of memory): nghttp2
-			 * has queued a GOAWAY where one is due; send it and end */
-			log_debug("http/2: %s", nghttp2_strerror((int)n));
-			c->stop_parse = true;
-		}
-		c->rpos = c->rlen;
-	}
+	if (c->rlen > c->rpos && !c->stop_parse && !s->dead)
+		h2_recv(s, (const uint8_t *)c->rbuf + c->rpos, c->rlen - c->rpos);
+	c->rpos = c->rlen;
 	c->in_process = false;
 	if (c->t->draining && !s->goaway)
 		h2_goaway(s);   /* HTTP/2 begun during a drain, on a connection accepted
@@ -1401,21 +2260,11 @@ static void h2_service(struct conn *c)
 	/* nothing points into rbuf: give it back after every pass */
 	if (c->rbuf && c->rpos == c->rlen)
 		server_conn_rbuf_release(c);
-	for (int i = 0; i < 4096; i++) {
-		const uint8_t *d;
-		ssize_t n = nghttp2_session_mem_send(s->ng, &d);
-		if (n <= 0) {
-			if (n < 0)
-				c->stop_parse = true;
-			break;
-		}
-		buf_append(&c->out, d, (size_t)n);
-		if (c->out.len > OUT_BACKLOG_MAX)
-			break;   /* the rest when this is written (write_done services again) */
-	}
-	if (!nghttp2_session_want_read(s->ng) && !nghttp2_session_want_write(s->ng))
-		c->stop_parse = true;   /* GOAWAY both ways, or a fatal error */
-	if (s->goaway && s->nstreams == 0 && c->pinned == 0)
+	if (!s->dead)
+		h2_send_pass(s);
+	if (s->dead)
+		c->stop_parse = true;   /* a connection error: GOAWAY is written, then the end */
+	if ((s->goaway || s->peer_goaway) && s->nstreams == 0 && c->pinned == 0)
 		c->stop_parse = true;   /* drained */
 	if (c->eof)
 		c->stop_parse = true;
@@ -1435,10 +2284,8 @@ static void h2_timeout(struct conn *c, uint8_t kind)
 		return;
 	}
 	if (kind == DL_IDLE) {
-		if (!s->goaway) {
-			nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE,
-			                      nghttp2_session_get_last_proc_stream_id(s->ng),
-			                      NGHTTP2_NO_ERROR, NULL, 0);
+		if (!s->goaway && !s->dead) {
+			h2_write_goaway(s, H2E_NO_ERROR);
 			s->goaway = true;
 		}
 		c->stop_parse = true;
@@ -1468,7 +2315,8 @@ static void h2_timeout(struct conn *c, uint8_t kind)
 			h2_submit(st, &a, false);
 		} else if (!st->dispatched) {
 			/* the request did not end in time */
-			nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+			h2_reset(st, H2E_CANCEL);
+			h2_stream_free(st);
 		}
 	}
 	h2_service(c);
@@ -1480,7 +2328,8 @@ static void h2_drain(struct conn *c)
 		server_conn_close(c);
 		return;
 	}
-	h2_goaway(c->h2);
+	if (!((struct h2_session *)c->h2)->dead)
+		h2_goaway(c->h2);
 	h2_service(c);
 }
 
@@ -1498,8 +2347,10 @@ static void h2_closed(struct conn *c)
 		s->spare = st->next;
 		h2_stream_free_mem(st);
 	}
-	nghttp2_session_del(s->ng);
-	h2_pool_trim(&s->pool, 0);   /* after the session, which frees into it */
+	nghttp2_hd_inflate_del(s->inf);
+	nghttp2_hd_deflate_del(s->def);
+	buf_free(&s->pend);
+	h2_pool_trim(&s->pool, 0);   /* after the coders, which free into it */
 	free(s);
 	c->h2 = NULL;
 }

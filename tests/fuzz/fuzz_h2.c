@@ -13,8 +13,15 @@
  * then closed, which must free every stream (ASan's leak check).
  *
  * Properties: no crash, no memory error, no leak; every exchange handed
- * to the handler is answered (pinned is 0 afterwards).
+ * to the handler is answered (pinned is 0 afterwards); what the server
+ * writes is whole frames, of known types on the streams they belong to,
+ * within 16384 bytes (the fuzzer's SETTINGS may allow more: DATA and
+ * header blocks then stay within what it allowed), and its header blocks
+ * decode, in order, with an HPACK decoder of the harness's own (our
+ * framing encodes through nghttp2's deflater; a block lost or sent out of
+ * order would break the decoder's table).
  */
+#include <nghttp2/nghttp2.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +36,63 @@
 static struct http_server *srv;
 static struct http_thread *thr;
 
+static nghttp2_hd_inflater *peer_inf;   /* the client's decoder of our header blocks */
+static int32_t peer_block;              /* a header block of ours in progress: its stream */
+
+/* One header block fragment of ours through the client's decoder. */
+static void fz_inflate(const uint8_t *p, size_t n, bool final)
+{
+	for (;;) {
+		nghttp2_nv nv;
+		int fl = 0;
+		ssize_t r = nghttp2_hd_inflate_hd2(peer_inf, &nv, &fl, p, n, final);
+		CHECK(r >= 0);
+		p += r;
+		n -= (size_t)r;
+		if (fl & NGHTTP2_HD_INFLATE_FINAL) {
+			nghttp2_hd_inflate_end_headers(peer_inf);
+			return;
+		}
+		if (!(fl & NGHTTP2_HD_INFLATE_EMIT) && n == 0)
+			return;
+	}
+}
+
+/* What the server wrote: whole, well-formed frames. */
+static void fz_check_frames(const uint8_t *p, size_t n)
+{
+	while (n) {
+		CHECK(n >= 9);
+		uint32_t len = (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
+		uint8_t type = p[3], flags = p[4];
+		uint32_t id = ((uint32_t)p[5] << 24 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 8 | p[8]);
+		CHECK(n >= 9 + len);
+		CHECK(type <= 9 && type != 2 && type != 5);   /* no PRIORITY, no push */
+		CHECK(!(id & 0x80000000u));
+		bool conn_level = type == 4 || type == 6 || type == 7;
+		CHECK(conn_level ? id == 0 : (type == 8 || id != 0));
+		CHECK(id == 0 || (id & 1));                   /* client streams only */
+		if (type != 0 && type != 1 && type != 9)
+			CHECK(len <= 16384);
+		if (peer_block)
+			CHECK(type == 9 && id == (uint32_t)peer_block);
+		if (type == 1 || type == 9) {
+			CHECK(type == 1 || peer_block);
+			fz_inflate(p + 9, len, flags & 0x4);
+			peer_block = flags & 0x4 ? 0 : (int32_t)id;
+		}
+		p += 9 + len;
+		n -= 9 + len;
+	}
+}
+
 static void fz_read(struct conn *c, bool on) { c->reading = on; }
-static int fz_write_out(struct conn *c) { buf_reset(&c->out); return 0; }
+static int fz_write_out(struct conn *c)
+{
+	fz_check_frames((const uint8_t *)c->out.data, c->out.len);
+	buf_reset(&c->out);
+	return 0;
+}
 static void fz_shutdown(struct conn *c) { (void)c; }
 static void fz_close(struct conn *c) { c->handle_closed = true; }
 
@@ -93,6 +155,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t piece = (size_t)data[0] * 7 + 1;
 	data++;
 	size--;
+	CHECK(nghttp2_hd_inflate_new(&peer_inf) == 0);
+	peer_block = 0;
 	struct conn *c = calloc(1, sizeof *c);
 	CHECK(c != NULL);
 	buf_init(&c->out);
@@ -123,6 +187,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!c->closed)
 		server_conn_close(c);
 	CHECK(c->h2 == NULL);
+	if (c->out.len)
+		fz_check_frames((const uint8_t *)c->out.data, c->out.len);
+	nghttp2_hd_inflate_del(peer_inf);
 	buf_free(&c->out);
 	buf_free(&c->wout);
 	free(c);
