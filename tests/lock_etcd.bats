@@ -165,6 +165,112 @@ acquire_in_order() {   # ORDER NAME: acquire, check the key and the TTL, release
 	acquire_in_order answer-late al
 }
 
+# A gateway proxy that holds keepalives while $DIR/holdka exists, slows
+# grants and txns by 0.5 s while $DIR/slow exists, and answers grants
+# "request timed out" (never sent on) while $DIR/failgrant exists
+# (etcd+json:// only).
+slow_proxy() {   # DIR PORT UPSTREAM_PORT
+	cat >"$1/proxy.py" <<'EOF2'
+import sys, os, time, http.client, http.server, socketserver
+d, port, up = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        p = self.path
+        if p.endswith("/lease/keepalive"):
+            while os.path.exists(d + "/holdka"): time.sleep(0.01)
+        if p.endswith(("/kv/txn", "/lease/grant")) and os.path.exists(d + "/slow"):
+            time.sleep(0.5)
+        if p.endswith("/lease/grant") and os.path.exists(d + "/failgrant"):
+            out = b'{"error":"etcdserver: request timed out","message":"etcdserver: request timed out","code":14}'
+            self.send_response(503); self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out))); self.end_headers(); self.wfile.write(out)
+            return
+        c = http.client.HTTPConnection("127.0.0.1", up)
+        c.request("POST", p, body=body, headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        self.send_response(r.status)
+        self.send_header("Content-Type", "application/json")
+        if p.endswith("/watch"):
+            self.send_header("Transfer-Encoding", "chunked"); self.end_headers()
+            while True:
+                b = r.read1(65536)
+                if not b: break
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(b), b)); self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n"); return
+        out = r.read()
+        self.send_header("Content-Length", str(len(out))); self.end_headers(); self.wfile.write(out)
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer): daemon_threads = True
+S(("127.0.0.1", port), H).serve_forever()
+EOF2
+	"$DSYS_PY" "$1/proxy.py" "$1" "$2" "$3" 3>&- &
+	BG+=($!)
+	local i
+	for ((i = 0; i < 100; i++)); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+@test "lock etcd: a waiter whose lease is revoked while its keepalive hangs queues again once, under one new lease, and gets the lock" {
+	etcd_start
+	pport=$(free_port)
+	slow_proxy "$BATS_TEST_TMPDIR" "$pport" "$ETCD_PORT"
+	run -0 dsys-lock acquire m --ttl 30s --store "$ETCD_URL"
+	alease=$(field "$output" lease)
+	dsys-lock acquire m --ttl 6s --wait 30s --store "etcd+json://127.0.0.1:$pport" \
+		>"$BATS_TEST_TMPDIR/c.out" 2>"$BATS_TEST_TMPDIR/c.err" 3>&- &
+	cpid=$!
+	BG+=($cpid)
+	for ((i = 0; i < 100; i++)); do
+		[ "$(ctl get --prefix dsys/locks/m/ --keys-only | grep -c .)" = 2 ] && break
+		sleep 0.05
+	done
+	touch "$BATS_TEST_TMPDIR/holdka"
+	sleep 2.5   # the waiter's keepalive (every third of 6 s) is now held
+	ckey=$(ctl get --prefix dsys/locks/m/ --keys-only | grep . | grep -v "/$(printf %x "0x$alease")\$")
+	[ -n "$ckey" ]
+	touch "$BATS_TEST_TMPDIR/slow"
+	run -0 ctl lease revoke "${ckey##*/}"
+	run -0 ctl lease revoke "$alease"
+	sleep 0.15
+	rm "$BATS_TEST_TMPDIR/holdka"
+	st=0
+	wait "$cpid" || st=$?
+	cat "$BATS_TEST_TMPDIR/c.err" >&2
+	[ "$st" = 0 ]
+	rm "$BATS_TEST_TMPDIR/slow"
+	clease=$(field "$(cat "$BATS_TEST_TMPDIR/c.out")" lease)
+	# one key, the waiter's, under the lease it says it holds
+	run -0 ctl get --prefix dsys/locks/m/ --keys-only
+	assert_output "dsys/locks/m/$(printf %x "0x$clease")"
+	# and no other lease of ours left alive (A's and the lost one revoked)
+	run -0 ctl lease list
+	assert_line --index 0 "found 1 leases"
+}
+
+@test "lock etcd: a grant that fails on an id that is someone's lease neither revokes that lease nor deletes its key" {
+	etcd_start
+	pport=$(free_port)
+	slow_proxy "$BATS_TEST_TMPDIR" "$pport" "$ETCD_PORT"
+	run -0 ctl lease grant 300
+	other=$(awk '{ print $2 }' <<<"$output")
+	run -0 ctl put --lease="$other" other/key v
+	touch "$BATS_TEST_TMPDIR/failgrant"
+	run -3 env DSYS_TEST_ETCD_LEASE_ID="$other" dsys-lock acquire col --store "etcd+json://127.0.0.1:$pport"
+	assert_output --partial "request timed out"
+	run -0 ctl get other/key --print-value-only
+	assert_output v
+	run -0 ctl lease timetolive "$other"
+	[[ $output == *"remaining"* ]]
+	# and our txn's key under that id, if it made one, is gone
+	run -0 ctl get --prefix dsys/locks/col/ --keys-only
+	assert_output ""
+}
+
 @test "lock etcd: a waiter is woken by the watch of the key ahead as soon as the holder releases" {
 	etcd_start
 	export DSYS_STORE=$ETCD_URL

@@ -133,6 +133,7 @@ struct eop {
 	bool grant_inflight, txn_inflight;
 	bool txn_again;            /* send the txn again once the grant is in */
 	bool held_early;           /* the txn made us a holder before the grant's answer came */
+	bool granted;              /* the grant of e->lease answered OK (acquire) */
 	struct buf grant_body;     /* test_grant_late: the grant, sent when the txn answers */
 	bool late_grant;           /* test_answer_late: the grant's answer, kept below */
 	int late_err;
@@ -254,9 +255,13 @@ typedef void (*step_fn)(struct eop *e, int err, const struct etcd_resp *r);
 struct call_ctx {
 	struct eop *e;
 	step_fn fn;
+	int64_t lease;             /* e->lease when the call was made */
 };
 
-static void deliver(struct eop *e, step_fn fn, int merr, const struct etcd_resp *r);
+static void deliver(struct eop *e, step_fn fn, int64_t lease, int merr, const struct etcd_resp *r);
+static void give_up_cleanup(struct eop *e);
+static void ka_cb(struct eop *e, int err, const struct etcd_resp *r);
+static void range_cb(struct eop *e, int err, const struct etcd_resp *r);
 static int send_txn(struct eop *e);
 
 static void call_cb(void *ud, int err, const struct etcd_resp *r)
@@ -265,10 +270,11 @@ static void call_cb(void *ud, int err, const struct etcd_resp *r)
 	free(ud);
 	struct eimpl *im = cc.e->s->impl;
 	struct eop *e = cc.e;
-	/* the answers of a give-up's cleanup (a revoke of a lease that was
-	 * never granted answers "lease not found") must not replace the error
-	 * the user is told about */
-	bool cleanup = cc.fn == revoked_cb || cc.fn == undo_cb;
+	/* answers that come once the op is giving up (the grant or txn it
+	 * waited for, the revoke or undo it sent: a lease never granted
+	 * answers "lease not found") must not replace the error the user is
+	 * told about */
+	bool cleanup = e->giving_up || cc.fn == revoked_cb || cc.fn == undo_cb;
 	int merr = err == 0 ? 0 : map_err(cleanup ? NULL : im, err, r);
 	if (im->test_answer_late && cc.fn == grant_cb && e->op && !e->giving_up && !e->txn_inflight) {
 		/* granted (applied first): keep the answer, send the txn, and
@@ -280,16 +286,16 @@ static void call_cb(void *ud, int err, const struct etcd_resp *r)
 		int sr = send_txn(e);
 		if (sr < 0) {
 			e->late_grant = false;
-			deliver(e, grant_cb, merr, r);
+			deliver(e, grant_cb, cc.lease, merr, r);
 		}
 		return eop_unref(e);
 	}
-	deliver(e, cc.fn, merr, r);
+	deliver(e, cc.fn, cc.lease, merr, r);
 	if (cc.fn == txn_cb && e->late_grant) {
 		e->late_grant = false;
 		struct etcd_resp late = {.lease_id = e->late_lease, .ttl = e->late_ttl};
 		if (e->op)
-			deliver(e, grant_cb, e->late_err, &late);
+			deliver(e, grant_cb, e->lease, e->late_err, &late);
 		else
 			e->grant_inflight = false;
 	}
@@ -298,11 +304,22 @@ static void call_cb(void *ud, int err, const struct etcd_resp *r)
 
 /* An answer to fn's call, its error mapped: the bookkeeping of the
  * acquire's grant and txn, then fn, unless the op is over. */
-static void deliver(struct eop *e, step_fn fn, int merr, const struct etcd_resp *r)
+static void deliver(struct eop *e, step_fn fn, int64_t lease, int merr, const struct etcd_resp *r)
 {
-	struct call_ctx cc = {e, fn};
+	struct call_ctx cc = {e, fn, lease};
+	if ((fn == ka_cb || fn == range_cb) && lease != e->lease) {
+		/* about a lease this acquire has already left behind (it was lost,
+		 * and a new one is being granted): its answer says nothing now */
+		if (fn == ka_cb)
+			e->ka_inflight = false;
+		else
+			e->range_inflight = false;
+		return;
+	}
 	if (cc.fn == grant_cb) {
 		e->grant_inflight = false;
+		if (merr == 0 && r && r->lease_id == e->lease)
+			e->granted = true;
 		if (merr == -EEXIST && e->op) {
 			/* never revoke the lease of whoever has this id */
 			e->lease = 0;
@@ -314,10 +331,7 @@ static void deliver(struct eop *e, step_fn fn, int merr, const struct etcd_resp 
 	if (e->op && e->giving_up && e->revoke_deferred) {
 		if (!e->grant_inflight && !e->txn_inflight) {
 			e->revoke_deferred = false;
-			if (e->collided)
-				undo_collision(e);
-			else
-				revoke_and_finish(e);
+			give_up_cleanup(e);
 		}
 	} else if (e->op && (!e->giving_up || cc.fn == revoked_cb || cc.fn == undo_cb)) {
 		cc.fn(e, merr, r);
@@ -335,6 +349,7 @@ static int call(struct eop *e, const char *path, struct buf *body, step_fn fn)
 	}
 	cc->e = e;
 	cc->fn = fn;
+	cc->lease = e->lease;
 	int r = etcd_call(im->c, path, body->data, body->len, call_cb, cc);
 	buf_free(body);
 	if (r < 0) {
@@ -364,15 +379,31 @@ static void give_up(struct eop *e, int err)
 		return finish(e, err, NULL, 0);
 	e->final_err = err;
 	e->giving_up = true;
-	if (e->grant_inflight || e->txn_inflight || e->collided) {
+	if (e->grant_body.len) {
+		/* test_grant_late: the grant was held back, never sent */
+		buf_free(&e->grant_body);
+		buf_init(&e->grant_body);
+		e->grant_inflight = false;
+	}
+	if (e->grant_inflight || e->txn_inflight) {
 		/* a grant or txn in flight could still make the key after a
-		 * revoke sent now: revoke once both have answered (call_cb) */
+		 * revoke sent now: clean up once both have answered (deliver) */
 		e->revoke_deferred = true;
-		if (!e->grant_inflight && !e->txn_inflight) {
-			e->revoke_deferred = false;
-			undo_collision(e);
-		}
 		return;
+	}
+	give_up_cleanup(e);
+}
+
+/* Giving up, nothing of the acquire in flight: revoke the lease, which
+ * deletes our key with it -- but only a lease we know is ours.  One whose
+ * grant failed or never answered may be someone else's (the id taken,
+ * "lease already exists", or an answer lost): never revoke it; delete our
+ * key only while it holds our value, and let the lease lapse. */
+static void give_up_cleanup(struct eop *e)
+{
+	if (e->collided || (e->op->kind == LOCK_OP_ACQUIRE && e->lease && !e->granted)) {
+		e->collided = true;
+		return undo_collision(e);
 	}
 	revoke_and_finish(e);
 }
@@ -677,7 +708,7 @@ static void start_grant(struct eop *e)
 	struct lock_op *op = e->op;
 	struct buf b = BUF_INIT;
 	int64_t ttl_s = (int64_t)((op->ttl_ms + 999) / 1000);
-	e->txn_again = e->collided = e->held_early = false;
+	e->txn_again = e->collided = e->held_early = e->granted = false;
 	e->txn_tries = 0;
 	e->lease = new_lease_id(e);
 	/* the token: the lease, then 64 of the random bits lock.c made */
@@ -790,6 +821,8 @@ static void op_step_timer(struct eop *e)
 {
 	if (!e->op || e->giving_up)
 		return;
+	if (e->collided || e->grant_inflight || e->txn_inflight)
+		return;   /* the undo's or the pair's answer goes on from there */
 	if (e->lease == 0)
 		return start_grant(e);
 	uint64_t now = uv_hrtime();
