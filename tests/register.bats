@@ -308,6 +308,21 @@ EOF2
 	[ ! -e "$BATS_TEST_TMPDIR/reloaded" ]
 }
 
+@test "register: render --once over a FIFO at --out does not hang on it: the render replaces it" {
+	dsys-register add web --addr 127.0.0.1:8080 >/dev/null 3>&- &
+	BG+=($!)
+	wait_count web 1
+	tpl=$BATS_TEST_TMPDIR/up.tpl
+	out=$BATS_TEST_TMPDIR/up.conf
+	echo '{{range}}server {{addr}};{{end}}' >"$tpl"
+	mkfifo "$out"
+	run --separate-stderr timeout 10 dsys-register render web --template "$tpl" --out "$out" --once
+	assert_success
+	[ -f "$out" ]
+	run cat "$out"
+	assert_output 'server 127.0.0.1:8080;'
+}
+
 @test "register: render --once leaves an unchanged file alone, and still checks it with --check-cmd" {
 	dsys-register add web --addr 127.0.0.1:8080 >/dev/null 3>&- &
 	BG+=($!)

@@ -74,7 +74,9 @@ static int run_shell(const char *cmd, const char *path)
  * whose every page would fault once. */
 static bool same_file(const char *path, const char *text, size_t len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: --out a FIFO (or a device) must not hang the open; only
+	 * a regular file can be the same, and it reads as usual */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return false;
 	struct stat st;
