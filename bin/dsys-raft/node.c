@@ -951,9 +951,13 @@ static void reqs_tick(struct node *n)
  * --experimental-watch-progress-notify-interval while idle when the
  * create asked for progress_notify, and the canceled line with
  * compact_revision when compaction passes its start, which ends the
- * stream.  The watcher goes when its client does (http_exchange_gone,
- * checked on every tick, so a silent watch notices too) and when the node
- * stops (the stream ends, so the drain is not held up by it).
+ * stream (etcd's stays open, saying nothing more; a gateway stream here
+ * carries one watch, so an open one would only hold the connection).
+ * The watcher goes when its client does (http_exchange_gone, checked on
+ * every tick, so a silent watch notices too) and when the node stops (the
+ * stream ends, so the drain is not held up by it).  A client that reads
+ * slower than events come is dropped by lib/http once 8 MiB of its stream
+ * wait unsent; it resumes from its last revision, as etcd's clients do.
  *
  * The gRPC front end (node_watch_call, grpc.c) chains polls instead: each
  * answered once, with the same lines, once events at or after its start
