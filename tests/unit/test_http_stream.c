@@ -71,6 +71,34 @@ static void stream_handler(struct http_exchange *ex, void *arg)
 	uv_timer_start(&k->timer, ticker_fire, k->forever ? 20 : 100, k->forever ? 20 : 100);
 }
 
+/* GET /flood: 256 KiB pieces every millisecond until a write fails (a
+ * client that never reads must be dropped, not buffered without end). */
+static atomic_int flood_dropped;
+static char flood_piece[256 * 1024];
+
+static void flood_fire(uv_timer_t *t)
+{
+	struct ticker *k = t->data;
+	if (http_stream_write(k->ex, flood_piece, sizeof flood_piece) == 0 && k->sent++ < 400)
+		return;   /* (100 MiB: the bound was not kept) */
+	if (http_exchange_gone(k->ex))
+		atomic_fetch_add(&flood_dropped, 1);
+	http_stream_end(k->ex, NULL, 0);
+	uv_close((uv_handle_t *)&k->timer, ticker_closed);
+}
+
+static void flood_handler(struct http_exchange *ex, void *arg)
+{
+	(void)arg;
+	struct ticker *k = calloc(1, sizeof *k);
+	k->ex = ex;
+	k->timer.data = k;
+	struct http_answer head = {.status = 200, .content_type = "application/octet-stream"};
+	http_stream_begin(ex, &head);
+	uv_timer_init(ex->loop, &k->timer);
+	uv_timer_start(&k->timer, flood_fire, 1, 1);
+}
+
 struct later {
 	uv_timer_t timer;
 	struct http_exchange *ex;
@@ -162,6 +190,7 @@ static void run(enum http_io io, const char *name)
 	struct http_router *r = http_router_new(NULL);
 	http_route_add_prefix(r, "GET", "/stream/", stream_handler, NULL);
 	http_route_add(r, "GET", "/later", later_handler, NULL);
+	http_route_add(r, "GET", "/flood", flood_handler, NULL);
 	http_route_add_health(r);
 	struct http_server_config cfg;
 	http_server_config_init(&cfg);
@@ -171,7 +200,7 @@ static void run(enum http_io io, const char *name)
 	cfg.handler_arg = r;
 	cfg.io = io;
 	if (http_server_new(&cfg, &srv) != 0 || http_server_listen(srv) != 0) {
-		for (int i = 0; i < 8; i++)
+		for (int i = 0; i < 9; i++)
 			skip("the server cannot listen with this backend", "%s: streamed answers", name);
 		http_server_free(srv);
 		http_router_free(r);
@@ -252,6 +281,16 @@ static void run(enum http_io io, const char *name)
 	for (int i = 0; i < 250 && atomic_load(&gone_seen) == before; i++)
 		usleep(20000);
 	is_int(atomic_load(&gone_seen) - before, 1, "%s: ... and after a reset", name);
+
+	/* a client that never reads a stream is dropped at the bound */
+	before = atomic_load(&flood_dropped);
+	fd = connect_port(port);
+	send_all(fd, "GET /flood HTTP/1.1\r\nHost: a\r\n\r\n");
+	for (int i = 0; i < 250 && atomic_load(&flood_dropped) == before; i++)
+		usleep(20000);
+	is_int(atomic_load(&flood_dropped) - before, 1,
+	       "%s: a stream its client does not read is dropped, not buffered without end", name);
+	close(fd);
 
 	http_server_stop(srv);
 	pthread_join(tid, NULL);
