@@ -87,7 +87,7 @@ _etcd_spawn() {
 		--initial-advertise-peer-urls "http://127.0.0.1:$pport" \
 		--initial-cluster "$initial" --initial-cluster-state "$state" \
 		--initial-cluster-token "dsys-test-$$" \
-		--heartbeat-interval 50 --election-timeout 500 \
+		--heartbeat-interval 50 --election-timeout 500 "${ETCD_ARGS[@]}" \
 		</dev/null >>"$dir/etcd.log" 2>&1 3>&- &
 	_ETCD_SPAWNED=$!
 }

@@ -419,13 +419,14 @@ PY
 	assert_output 'OK 0801'
 }
 
-@test "h2: a streamed answer over HTTP/1.1 arrives whole, with Content-Length" {
+@test "h2: a streamed answer over HTTP/1.1 arrives chunked, each message as it is sent" {
 	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
 	# one framed UserListRequest{first: 5, count: 3}
 	printf '\0\0\0\0\004\010\005\020\003' >"$BATS_TEST_TMPDIR/req.bin"
 	run bash -c "curl -s --http1.1 -D - -o '$BATS_TEST_TMPDIR/body.bin' -H 'content-type: application/grpc' --data-binary @'$BATS_TEST_TMPDIR/req.bin' http://127.0.0.1:$SERVER_PORT/UserService/ListUsers | tr -d '\r'"
-	assert_line 'Content-Length: 45'
+	assert_line 'Transfer-Encoding: chunked'
 	assert_line 'Content-Type: application/grpc'
+	refute_line --partial 'Content-Length'
 	run bash -c "od -An -tx1 '$BATS_TEST_TMPDIR/body.bin' | tr -d ' \n'"
 	assert_output "000000000a0a06757365722d351017000000000a0a06757365722d361018000000000a0a06757365722d371019"
 }

@@ -385,13 +385,105 @@ for line in sys.stdin:
 		curl -s -m 2 "http://127.0.0.1:$port/v3/watch" -d '{"create_request":{"key":"dw==","start_revision":"2","prev_kv":true}}' |
 			norm >"$BATS_TEST_TMPDIR/w.$port" || :
 		post "$port" /v3/kv/compaction '{"revision":"3"}' >/dev/null
-		curl -s -m 2 "http://127.0.0.1:$port/v3/watch" -d '{"create_request":{"key":"dw==","start_revision":"2"}}' |
-			norm >"$BATS_TEST_TMPDIR/c.$port" || :
+		# compacted past: created, canceled; dsys-raft then ends the stream
+		# (nothing more can come on it), where etcd's stays open
+		st=0
+		curl -s -m 3 "http://127.0.0.1:$port/v3/watch" -d '{"create_request":{"key":"dw==","start_revision":"2"}}' \
+			>"$BATS_TEST_TMPDIR/c.raw.$port" || st=$?
+		[ "$port" = "$ETCD_PORT" ] || [ "$st" -eq 0 ]
+		norm <"$BATS_TEST_TMPDIR/c.raw.$port" >"$BATS_TEST_TMPDIR/c.$port"
 	done
 	diff "$BATS_TEST_TMPDIR/w.$ETCD_PORT" "$BATS_TEST_TMPDIR/w.${RAFT_CPORTS[0]}"
 	diff "$BATS_TEST_TMPDIR/c.$ETCD_PORT" "$BATS_TEST_TMPDIR/c.${RAFT_CPORTS[0]}"
 	[ "$(wc -l <"$BATS_TEST_TMPDIR/w.$ETCD_PORT")" -eq 2 ]
 	grep -q '"compact_revision": "3"' "$BATS_TEST_TMPDIR/c.${RAFT_CPORTS[0]}"
+}
+
+# norm: etcd's watch lines with the ids and the term left out, one per line
+watch_norm() { "$DSYS_PY" -c '
+import json, sys
+for line in sys.stdin:
+    v = json.loads(line)
+    for k in ("cluster_id", "member_id", "raft_term"):
+        v["result"]["header"].pop(k, None)
+    print(json.dumps(v, sort_keys=True))'; }
+
+@test "raft node: curl -N on /v3/watch stays connected and prints a line per put as it happens, as etcd does" {
+	command -v etcd >/dev/null || fail "etcd is not installed (make deps installs etcd-server)"
+	etcd_start
+	raft_cluster 1
+	raft_start_all
+	for port in "$ETCD_PORT" "${RAFT_CPORTS[0]}"; do
+		post "$port" /v3/kv/put '{"key":"eg==","value":"MA=="}' >/dev/null
+		out="$BATS_TEST_TMPDIR/s.$port"
+		curl -sN -m 6 "http://127.0.0.1:$port/v3/watch" -d '{"create_request":{"key":"YQ==","range_end":"Yg=="}}' >"$out" 3>&- &
+		cpid=$!
+		for _ in $(seq 50); do [ -s "$out" ] && break; sleep 0.05; done
+		# created at once, before any event
+		[ "$(wc -l <"$out")" -eq 1 ]
+		for i in 1 2 3; do
+			post "$port" /v3/kv/put "{\"key\":\"YQ==\",\"value\":\"$(b64 $i)\"}" >/dev/null
+			for _ in $(seq 50); do [ "$(wc -l <"$out")" -gt "$i" ] && break; sleep 0.05; done
+			# each put's line arrives while the stream stays open
+			[ "$(wc -l <"$out")" -eq $((i + 1)) ]
+			kill -0 "$cpid"
+			sleep 0.3
+		done
+		st=0; wait "$cpid" || st=$?
+		[ "$st" -eq 28 ]   # curl's timeout: the stream never ended by itself
+		watch_norm <"$out" >"$out.norm"
+	done
+	diff "$BATS_TEST_TMPDIR/s.$ETCD_PORT.norm" "$BATS_TEST_TMPDIR/s.${RAFT_CPORTS[0]}.norm"
+	grep -q '"created": true' "$BATS_TEST_TMPDIR/s.${RAFT_CPORTS[0]}.norm"
+	# chunked on HTTP/1.1, one chunk per line
+	run curl -s --raw -m 1 -i "http://127.0.0.1:${RAFT_CPORTS[0]}/v3/watch" -d '{"create_request":{"key":"YQ==","start_revision":"3"}}'
+	assert_output --partial 'Transfer-Encoding: chunked'
+	assert_output --regexp $'\r\n[0-9a-f]+\r\n\\{"result".*"created":true\\}\\}\n\r\n[0-9a-f]+\r\n\\{"result"'
+}
+
+@test "raft node: a watch client that disconnects frees its watcher (raft_watchers), and a stopping node ends the stream" {
+	raft_cluster 1
+	raft_start_all
+	port=${RAFT_CPORTS[0]}
+	gauge() { curl -s "http://127.0.0.1:$port/metrics" | awk '$1 == "raft_watchers" { print $2 }'; }
+	[ "$(gauge)" = 0 ]
+	curl -sN "http://127.0.0.1:$port/v3/watch" -d '{"create_request":{"key":"YQ=="}}' >"$BATS_TEST_TMPDIR/w" 3>&- &
+	cpid=$!
+	for _ in $(seq 50); do [ "$(gauge)" = 1 ] && break; sleep 0.05; done
+	[ "$(gauge)" = 1 ]
+	kill "$cpid"; wait "$cpid" || :
+	# no write needed: the next tick sees the client gone
+	for _ in $(seq 50); do [ "$(gauge)" = 0 ] && break; sleep 0.05; done
+	[ "$(gauge)" = 0 ]
+	# a stream open when the node stops ends (curl exits 0), and the drain is not held up
+	curl -sN -m 20 "http://127.0.0.1:$port/v3/watch" -d '{"create_request":{"key":"YQ=="}}' >"$BATS_TEST_TMPDIR/w2" 3>&- &
+	cpid=$!
+	for _ in $(seq 50); do [ -s "$BATS_TEST_TMPDIR/w2" ] && break; sleep 0.05; done
+	start=$(date +%s)
+	kill -TERM "${RAFT_PIDS[0]}"
+	wait "${RAFT_PIDS[0]}"
+	RAFT_PIDS[0]=
+	st=0; wait "$cpid" || st=$?
+	[ "$st" -eq 0 ]
+	[ $(($(date +%s) - start)) -lt 8 ]
+}
+
+@test "raft node: progress_notify gets etcd's progress line (a header, no events) after the interval without events" {
+	command -v etcd >/dev/null || fail "etcd is not installed (make deps installs etcd-server)"
+	ETCD_ARGS=(--experimental-watch-progress-notify-interval 1s)
+	etcd_start
+	RAFT_ARGS=(--experimental-watch-progress-notify-interval 1s)
+	raft_cluster 1
+	raft_start_all
+	for port in "$ETCD_PORT" "${RAFT_CPORTS[0]}"; do
+		post "$port" /v3/kv/put '{"key":"eg==","value":"MA=="}' >/dev/null
+		curl -sN -m 2.6 "http://127.0.0.1:$port/v3/watch" -d '{"create_request":{"key":"YQ==","progress_notify":true}}' |
+			watch_norm >"$BATS_TEST_TMPDIR/p.$port" || :
+	done
+	cat "$BATS_TEST_TMPDIR/p.${RAFT_CPORTS[0]}"
+	diff <(sed -n 1,2p "$BATS_TEST_TMPDIR/p.$ETCD_PORT") <(sed -n 1,2p "$BATS_TEST_TMPDIR/p.${RAFT_CPORTS[0]}")
+	run sed -n 2p "$BATS_TEST_TMPDIR/p.${RAFT_CPORTS[0]}"
+	assert_output '{"result": {"header": {"revision": "2"}}}'
 }
 
 @test "raft node: bad frames on the peer port are dropped or end that connection, and the member goes on" {

@@ -15,9 +15,8 @@
  * The gRPC front end (grpc.c) shares this core: its calls go through
  * api_v3 as gateway JSON, and api_answer hands their answers back to it.
  *
- * /v3/watch should be a stream; the server core cannot stream an answer
- * yet, so a watch is answered whole, as soon as events exist (node.c:
- * "Watch"), and the client watches again from where it stopped.
+ * /v3/watch is a stream of etcd's {"result":...} lines (node.c: "Watch"),
+ * chunked on HTTP/1.1, for as long as the client stays.
  */
 #include <string.h>
 

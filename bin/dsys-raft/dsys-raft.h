@@ -48,13 +48,17 @@ void node_request(struct node *n, void *origin, int op, const char *body, size_t
 typedef void (*node_watch_fn)(void *origin, int status, const char *body, size_t len);
 void node_request_call(struct node *n, node_watch_fn fn, void *origin, int op, const char *body, size_t len);
 
-/* A watch (body: etcd's create_request): answered once events past its
- * start revision exist on this member, or after the watch poll time with
- * none, see node.c. */
-void node_watch(struct node *n, void *origin, const char *body, size_t len);
-/* The same, answered through fn(origin, ...) instead of api_answer (the
- * gRPC Watch stream's many watches, each its own origin); node_watch_drop
- * forgets origin's watch unanswered (never from inside fn). */
+/* A gateway watch (body: etcd's create_request): ex is answered with a
+ * stream of etcd's {"result":...} lines, created at once, then events as
+ * this member applies them, until the client goes, the node stops or
+ * compaction cancels it; see node.c. */
+struct http_exchange;
+void node_watch(struct node *n, struct http_exchange *ex, const char *body, size_t len);
+/* A poll of the same watch, answered once through fn(origin, ...), when
+ * events past its start revision exist on this member or after a poll
+ * time with none (the gRPC Watch stream's many watches, each its own
+ * origin, a chain of polls); node_watch_drop forgets origin's poll
+ * unanswered (never from inside fn). */
 void node_watch_call(struct node *n, node_watch_fn fn, void *origin, const char *body, size_t len);
 void node_watch_drop(struct node *n, void *origin);
 

@@ -20,7 +20,7 @@
  * match on ("etcdserver: requested lease not found").
  *
  * Watch and LeaseKeepAlive are bidirectional streams (grpc_bidi_path):
- * Watch a chain of the node's long polls on one stream, LeaseKeepAlive
+ * Watch a chain of the node's watch polls on one stream, LeaseKeepAlive
  * one node keepalive per request (see each below).
  */
 #include <cjson/cJSON.h>
@@ -106,7 +106,7 @@ static struct grpc_method methods[] = {
  * (none for an unknown id, as etcd), a progress_request by a response
  * with the current revision and watch id -1.
  *
- * The node's watch is a long poll (node_watch_call answers once, with
+ * The node's watch seen from here is a poll (node_watch_call answers once, with
  * etcd's gateway lines, when events past its start revision exist or its
  * poll time passes), so each watch here is a chain of those polls: each
  * answer's events become one WatchResponse (fragmented when the watch

@@ -166,13 +166,15 @@ struct req {
 	uint64_t deadline_ms;
 };
 
-/* A watch waiting for its first events. */
+/* A watch: a gateway stream (fn NULL: origin is its HTTP exchange,
+ * streaming), or a gRPC watch's poll waiting for its first events. */
 struct watcher {
 	struct watcher *next;
 	void *origin;
-	node_watch_fn fn;          /* answers origin when set, else api_answer */
+	node_watch_fn fn;          /* a poll: answers origin once, through fn */
 	struct kv_watch w;
-	uint64_t deadline_ms;
+	uint64_t deadline_ms;      /* a poll: answered with no events at this time; a
+	                              stream: its next progress line (0: none asked) */
 };
 
 /* An input that arrived while a Ready was in flight (len 0: a HELLO, a
@@ -273,7 +275,8 @@ struct node {
 	/* requests */
 	struct req *reqs;
 	struct watcher *watchers;
-	uint64_t watch_poll_ms;
+	uint64_t nwatchers;             /* in watchers: the raft_watchers gauge */
+	uint64_t watch_progress_ms;     /* --experimental-watch-progress-notify-interval */
 	uint64_t next_ctx;
 	uint64_t out_gens;              /* the last peer out generation given */
 	uint64_t rng;
@@ -941,62 +944,134 @@ static void reqs_tick(struct node *n)
 
 /*
  * Watch.  etcd streams a watch: a "created" line, then a line per batch of
- * events, for as long as the client stays.  lib/http's server core cannot
- * stream an answer yet, so a watch here is a long poll: the answer is the
- * same lines, sent whole once this member has applied events at or after
- * the start revision (or after --watch-poll with none: just the created
- * line), and the stream ends there.  A client that reads a watch as
- * etcd's clients do -- resuming from the last revision it saw + 1 when the
- * stream ends, as lib/store/etcd does -- sees every event once and in
- * order; one that expects the stream to stay open (curl) sees one batch.
+ * events, for as long as the client stays; so does the gateway here
+ * (node_watch): the created line at once, then each batch of events as
+ * this member applies them (after each apply and on each tick), a
+ * progress line ({"result":{"header":...}} with no events) every
+ * --experimental-watch-progress-notify-interval while idle when the
+ * create asked for progress_notify, and the canceled line with
+ * compact_revision when compaction passes its start, which ends the
+ * stream (etcd's stays open, saying nothing more; a gateway stream here
+ * carries one watch, so an open one would only hold the connection).
+ * The watcher goes when its client does (http_exchange_gone, checked on
+ * every tick, so a silent watch notices too) and when the node stops (the
+ * stream ends, so the drain is not held up by it).  A client that reads
+ * slower than events come is dropped by lib/http once 8 MiB of its stream
+ * wait unsent; it resumes from its last revision, as etcd's clients do.
+ *
+ * The gRPC front end (node_watch_call, grpc.c) chains polls instead: each
+ * answered once, with the same lines, once events at or after its start
+ * revision exist (or after WATCH_POLL_MS with none: just the created
+ * line); grpc.c asks again from the last revision + 1.
+ *
  * Events come from this member's applied state, so they are in log order
- * but may trail the leader's.
+ * but may trail the leader's.  A batch is at most WATCH_MAX_EVENTS events
+ * (cut at a revision boundary); a stream sends as many batches as are due.
  */
 
 #define WATCH_MAX_EVENTS 1000
+#define WATCH_POLL_MS 10000        /* a gRPC poll with no events is answered after this */
 
-/* Answer w if it has events (or force: its poll time passed); true if answered. */
-static bool watch_try(struct node *n, struct watcher *wt, bool force)
+/* The line of w's next events, or of its cancel (compacted past), to b;
+ * returns how many events (then w moves past them), or < 0 for a cancel. */
+static long watch_line(struct node *n, struct watcher *wt, const struct kv_header *h, struct buf *b)
 {
 	struct buf ev = BUF_INIT;
 	int64_t next;
 	long k = kv_watch_events(n->kv, &wt->w, WATCH_MAX_EVENTS, &ev, &next);
-	if (k == 0 && !force) {
-		buf_free(&ev);
-		return false;
-	}
-	struct kv_header h = header(n);
-	struct buf b = BUF_INIT;
-	buf_puts(&b, "{\"result\":{");
-	kv_put_header(&b, n->kv, &h, true);
-	buf_puts(&b, ",\"created\":true}}\n");
 	if (k < 0) {
-		buf_puts(&b, "{\"result\":{");
-		kv_put_header(&b, n->kv, &h, false); /* etcd's cancel carries no revision */
-		buf_printf(&b, ",\"canceled\":true,\"compact_revision\":\"%lld\"}}\n",
+		buf_puts(b, "{\"result\":{");
+		kv_put_header(b, n->kv, h, false); /* etcd's cancel carries no revision */
+		buf_printf(b, ",\"canceled\":true,\"compact_revision\":\"%lld\"}}\n",
 		           (long long)kv_compact_revision(n->kv));
 	} else if (k > 0) {
-		buf_puts(&b, "{\"result\":{");
-		kv_put_header(&b, n->kv, &h, true);
-		buf_puts(&b, ",\"events\":[");
-		buf_append(&b, ev.data, ev.len);
-		buf_puts(&b, "]}}\n");
+		buf_puts(b, "{\"result\":{");
+		kv_put_header(b, n->kv, h, true);
+		buf_puts(b, ",\"events\":[");
+		buf_append(b, ev.data, ev.len);
+		buf_puts(b, "]}}\n");
+		wt->w.from = next;
 	}
-	if (wt->fn)
-		wt->fn(wt->origin, 200, b.data, b.len);
-	else
-		api_answer(wt->origin, 200, b.data, b.len);
-	buf_free(&b);
 	buf_free(&ev);
+	return k;
+}
+
+static void watch_created(struct node *n, const struct kv_header *h, struct buf *b)
+{
+	buf_puts(b, "{\"result\":{");
+	kv_put_header(b, n->kv, h, true);
+	buf_puts(b, ",\"created\":true}}\n");
+}
+
+/* A poll (fn set): answer it if it has events (or force: its poll time
+ * passed); true if answered. */
+static bool watch_try(struct node *n, struct watcher *wt, bool force)
+{
+	struct kv_header h = header(n);
+	struct buf lines = BUF_INIT;
+	long k = watch_line(n, wt, &h, &lines);
+	if (k == 0 && !force) {
+		buf_free(&lines);
+		return false;
+	}
+	struct buf b = BUF_INIT;
+	watch_created(n, &h, &b);
+	buf_append(&b, lines.data, lines.len);
+	wt->fn(wt->origin, 200, b.data, b.len);
+	buf_free(&b);
+	buf_free(&lines);
 	return true;
 }
 
-void node_watch(struct node *n, void *origin, const char *body, size_t len)
+/* A stream: send what is due (events, a cancel, a progress line); true
+ * when it ended (its client gone, canceled, or end: the node stops). */
+static bool watch_stream(struct node *n, struct watcher *wt, bool end, uint64_t now)
 {
-	node_watch_call(n, NULL, origin, body, len);
+	struct http_exchange *ex = wt->origin;
+	if (http_exchange_gone(ex)) {
+		http_stream_end(ex, NULL, 0);
+		return true;
+	}
+	struct kv_header h = header(n);
+	struct buf b = BUF_INIT;
+	long k;
+	bool sent = false;
+	while ((k = watch_line(n, wt, &h, &b)) > 0) {
+		sent = true;
+		if (http_stream_write(ex, b.data, b.len) < 0)
+			break;
+		buf_reset(&b);
+	}
+	if (k < 0) {
+		http_stream_write(ex, b.data, b.len);
+		end = true;
+	} else if (!sent && wt->deadline_ms && now >= wt->deadline_ms) {
+		/* etcd's progress notification: the header alone, its revision
+		 * the store's (everything up to it has been sent) */
+		buf_puts(&b, "{\"result\":{");
+		kv_put_header(&b, n->kv, &h, true);
+		buf_puts(&b, "}}\n");
+		http_stream_write(ex, b.data, b.len);
+	}
+	if (wt->deadline_ms && (sent || now >= wt->deadline_ms))
+		wt->deadline_ms = now + n->watch_progress_ms;
+	buf_free(&b);
+	if (end || http_exchange_gone(ex)) {
+		http_stream_end(ex, NULL, 0);
+		return true;
+	}
+	return false;
 }
 
-void node_watch_call(struct node *n, node_watch_fn fn, void *origin, const char *body, size_t len)
+static void watcher_free(struct node *n, struct watcher *wt)
+{
+	INVARIANT(n->nwatchers > 0);
+	n->nwatchers--;
+	kv_watch_free(&wt->w);
+	free(wt);
+}
+
+static void watch_start(struct node *n, node_watch_fn fn, void *origin, const char *body, size_t len)
 {
 	struct watcher *wt = calloc(1, sizeof *wt);
 	INVARIANT(wt != NULL);
@@ -1016,14 +1091,43 @@ void node_watch_call(struct node *n, node_watch_fn fn, void *origin, const char 
 	if (wt->w.from == 0)
 		wt->w.from = kv_revision(n->kv) + 1;
 	wt->origin = origin;
-	wt->deadline_ms = now_ms() + n->watch_poll_ms;
-	if (n->stopping || watch_try(n, wt, n->stopping)) {
-		kv_watch_free(&wt->w);
-		free(wt);
-		return;
+	n->nwatchers++;
+	uint64_t now = now_ms();
+	if (fn) {
+		wt->deadline_ms = now + WATCH_POLL_MS;
+		if (n->stopping || watch_try(n, wt, n->stopping)) {
+			watcher_free(n, wt);
+			return;
+		}
+	} else {
+		/* etcd sends "created" at once, before any event */
+		struct http_answer head = {.status = 200, .content_type = "application/json"};
+		http_stream_begin(origin, &head);
+		struct kv_header h = header(n);
+		struct buf b = BUF_INIT;
+		watch_created(n, &h, &b);
+		http_stream_write(origin, b.data, b.len);
+		buf_free(&b);
+		if (wt->w.progress_notify)
+			wt->deadline_ms = now + n->watch_progress_ms;
+		if (watch_stream(n, wt, n->stopping, now)) {
+			watcher_free(n, wt);
+			return;
+		}
 	}
 	wt->next = n->watchers;
 	n->watchers = wt;
+}
+
+void node_watch(struct node *n, struct http_exchange *ex, const char *body, size_t len)
+{
+	watch_start(n, NULL, ex, body, len);
+}
+
+void node_watch_call(struct node *n, node_watch_fn fn, void *origin, const char *body, size_t len)
+{
+	INVARIANT(fn != NULL);
+	watch_start(n, fn, origin, body, len);
 }
 
 /* A watch whose asker is gone (a gRPC watch canceled or its stream
@@ -1034,22 +1138,24 @@ void node_watch_drop(struct node *n, void *origin)
 		struct watcher *wt = *pp;
 		if (wt->origin == origin) {
 			*pp = wt->next;
-			kv_watch_free(&wt->w);
-			free(wt);
+			watcher_free(n, wt);
 			continue;
 		}
 		pp = &wt->next;
 	}
 }
 
-/* After entries are applied, and each tick (force the ones past their poll time). */
+/* After entries are applied, and each tick; all: the node stops (polls
+ * answered, streams ended). */
 static void watchers_check(struct node *n, bool all)
 {
 	uint64_t now = now_ms();
 	struct watcher *done = NULL;
 	for (struct watcher **pp = &n->watchers; *pp;) {
 		struct watcher *wt = *pp;
-		if (watch_try(n, wt, all || now >= wt->deadline_ms)) {
+		bool over = wt->fn ? watch_try(n, wt, all || now >= wt->deadline_ms)
+		                   : watch_stream(n, wt, all, now);
+		if (over) {
 			*pp = wt->next;
 			wt->next = done;
 			done = wt;
@@ -1060,8 +1166,7 @@ static void watchers_check(struct node *n, bool all)
 	while (done) {
 		struct watcher *wt = done;
 		done = wt->next;
-		kv_watch_free(&wt->w);
-		free(wt);
+		watcher_free(n, wt);
 	}
 }
 
@@ -3358,6 +3463,7 @@ static double g_snap_bytes(void *arg) { return (double)((struct node *)arg)->sna
 static double g_snap_index(void *arg) { return (double)((struct node *)arg)->snap_index; }
 
 static double g_revision(void *arg) { return (double)kv_revision(((struct node *)arg)->kv); }
+static double g_watchers(void *arg) { return (double)((struct node *)arg)->nwatchers; }
 
 static void register_metrics(struct node *n, struct metrics *reg)
 {
@@ -3378,6 +3484,8 @@ static void register_metrics(struct node *n, struct metrics *reg)
 	metrics_gauge_fn_register(reg, "raft_snapshot_index", "Log index of the last snapshot (0: none).", NULL,
 	                          g_snap_index, n);
 	metrics_gauge_fn_register(reg, "raft_kv_revision", "The key-value store's revision.", NULL, g_revision, n);
+	metrics_gauge_fn_register(reg, "raft_watchers", "Watches open on this member (gateway streams and gRPC watch polls).",
+	                          NULL, g_watchers, n);
 	n->leader_changes = metrics_counter_register(reg, "raft_leader_changes_total",
 	                                             "Times this member saw a new leader.", NULL);
 	n->proposals_failed = metrics_counter_register(reg, "raft_proposals_failed_total",
@@ -3452,7 +3560,7 @@ static int replay_cb(void *ud, const unsigned char *rec, size_t len)
 
 enum {
 	OPT_NAME = 1, OPT_DATA_DIR, OPT_LISTEN_CLIENT, OPT_LISTEN_PEER, OPT_INITIAL_CLUSTER, OPT_HEARTBEAT,
-	OPT_ELECTION, OPT_REQUEST_TIMEOUT, OPT_MAX_RANGE_BYTES, OPT_MAX_REQUEST_BYTES, OPT_WATCH_POLL,
+	OPT_ELECTION, OPT_REQUEST_TIMEOUT, OPT_MAX_RANGE_BYTES, OPT_MAX_REQUEST_BYTES, OPT_WATCH_PROGRESS,
 	OPT_SNAPSHOT_COUNT, OPT_SNAPSHOT_SLICE, OPT_QUOTA, OPT_CLUSTER_STATE,
 };
 
@@ -3472,7 +3580,9 @@ static const struct cli_option node_options[] = {
 	{"max-range-bytes", 0, "SIZE", NULL, "largest range answer; larger ranges are refused (default 64M)",
 	 OPT_MAX_RANGE_BYTES},
 	{"max-request-bytes", 0, "SIZE", NULL, "largest request body, else 413 (default 1.5M)", OPT_MAX_REQUEST_BYTES},
-	{"watch-poll", 0, "DURATION", NULL, "a watch with no events is answered after this (default 10s)", OPT_WATCH_POLL},
+	{"experimental-watch-progress-notify-interval", 0, "DURATION", NULL,
+	 "a watch that asked for progress_notify gets a progress line after this long without events (default 10m, as etcd)",
+	 OPT_WATCH_PROGRESS},
 	{"snapshot-count", 0, "N", NULL, "applied entries between snapshots, which compact the log; 0: never (default 100000)",
 	 OPT_SNAPSHOT_COUNT},
 	{"snapshot-slice", 0, "SIZE", NULL, "bytes of the store a snapshot serializes per loop pass (default 256K)",
@@ -3546,10 +3656,10 @@ static int on_node_option(void *ctx, int id, const char *arg)
 			return cli_bad_value(NULL, arg, "want a duration from 1ms to 1h");
 		o->n->request_timeout_ms = v;
 		return 0;
-	case OPT_WATCH_POLL:
-		if (parse_duration_ms(arg, &v) < 0 || v < 1 || v > 3600000)
-			return cli_bad_value(NULL, arg, "want a duration from 1ms to 1h");
-		o->n->watch_poll_ms = v;
+	case OPT_WATCH_PROGRESS:
+		if (parse_duration_ms(arg, &v) < 0 || v < 1 || v > 86400000)
+			return cli_bad_value(NULL, arg, "want a duration from 1ms to 24h");
+		o->n->watch_progress_ms = v;
 		return 0;
 	case OPT_CLUSTER_STATE:
 		if (strcmp(arg, "new") != 0 && strcmp(arg, "existing") != 0)
@@ -3664,7 +3774,7 @@ int node_main(int argc, char **argv)
 	struct node *n = &node;
 	memset(n, 0, sizeof *n);
 	n->request_timeout_ms = 5000;
-	n->watch_poll_ms = 10000;
+	n->watch_progress_ms = 600000;
 	n->snap_count = 100000; /* etcd 3.4's default: a snapshot copies the whole store, history included */
 	n->snap_slice = 256u << 10; /* at most 1-3 ms of CPU a slice on a busy 2-core VM (the first
 	                               MiBs of the copy fault a 4 KiB page at a time) */

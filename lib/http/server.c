@@ -628,6 +628,15 @@ void server_conn_read_done(struct conn *c, ssize_t nread)
 		/* The client has sent all it will.  Answer what is complete,
 		 * drop a partial request, close after the last answer. */
 		c->eof = true;
+		if (c->h1_streams) {
+			/* ... except under an open HTTP/1.1 stream: a client
+			 * that stops sending while a stream runs (curl -N
+			 * ended, a watcher gone) has left; its handler learns
+			 * it from http_exchange_gone, and an endless stream
+			 * (a watch) must not hold the connection forever */
+			conn_close(c);
+			return;
+		}
 		io_read(c, false);
 		if (c->body_x) {
 			xchg_put(c->t, c->body_x);

@@ -304,10 +304,19 @@ void http_answer(struct http_exchange *ex, const struct http_answer *a);
  * handler's (pinned) until http_stream_end; every call on its loop thread.
  * On HTTP/2 each piece leaves as it comes, as the peer's window allows
  * (what waits is buffered: a handler that streams much should watch
- * http_exchange_gone and pace itself).  HTTP/1.1 gathers the pieces and
- * sends the whole answer at the end, with Content-Length and without the
- * trailers.  http_stream_write returns 0, or -EPIPE once the client is
- * gone (the handler still ends the answer).
+ * http_exchange_gone and pace itself).  On HTTP/1.1 each piece leaves
+ * as it comes too (what one loop turn wrote, in one write), as a chunk of
+ * a "Transfer-Encoding: chunked" body ended by the zero chunk; an
+ * HTTP/1.0 request gets the body close-delimited (Connection: close), a
+ * HEAD request the head only.  Trailers are dropped on HTTP/1.1.  A
+ * streamed answer behind unanswered requests on its connection waits,
+ * buffered, for their answers to leave, then goes on live; answers behind
+ * it wait for its end.  While an HTTP/1.1 stream is open its client's EOF
+ * means gone (http_exchange_gone turns true, even if the stream never
+ * writes: poll it), not a half-close.  A client that reads too slowly is
+ * dropped once 8 MiB of its stream wait unsent (server_h1.c).
+ * http_stream_write returns 0, or -EPIPE once the client is gone (the
+ * handler still ends the answer).
  */
 void http_stream_begin(struct http_exchange *ex, const struct http_answer *head);
 int http_stream_write(struct http_exchange *ex, const void *data, size_t len);

@@ -277,8 +277,8 @@ static void h1_update_reading(struct conn *c)
 	if (c->closed || c->lingering)
 		return;
 	bool want = !c->eof;
-	if (c->stop_parse && !c->body_x)
-		want = false;
+	if (c->stop_parse && !c->body_x && !c->h1_streams)
+		want = false;  /* (a stream reads on: its client's EOF means gone) */
 	if (!c->body_x && c->pinned >= srv->cfg.max_pipeline)
 		want = false;
 	if (c->out.len + c->wout.len > OUT_BACKLOG_MAX)
@@ -480,6 +480,8 @@ xchg_build(struct xchg *x, struct buf *out, const struct http_answer *a)
 	out->data[out->len] = '\0';
 }
 
+static void h1_stream_live(struct xchg *x);
+
 /* Answers leave in request order: the FIFO's head is built straight into
  * c->out, with every answered exchange behind it; any other waits in its
  * own buffer for its turn. */
@@ -505,6 +507,8 @@ h1_respond_inline(struct xchg *x, const struct http_answer *a)
 	}
 	if (!c->xhead)
 		c->xtail = NULL;
+	else if (c->xhead->streaming)
+		h1_stream_live(c->xhead);
 	server_conn_schedule(c);
 }
 
@@ -619,15 +623,162 @@ void http_respond_error(struct http_exchange *ex, int status, const char *messag
 /* ------------------------------------------------------------ streamed answers */
 
 /*
- * HTTP/1.1 gathers a streamed answer and sends it whole at the end, with a
- * Content-Length: answers on a connection leave in order, and an answer
- * that streamed ahead of its turn would have to wait anyway.  (gRPC, which
- * needs streaming, is HTTP/2's.)  HTTP/2 streams each piece as it comes.
+ * HTTP/1.1 streams an answer as it comes (a watch, a log tail): the head
+ * at http_stream_begin, each http_stream_write as one chunk of a
+ * "Transfer-Encoding: chunked" body, http_stream_end as the last (zero)
+ * chunk.  Pieces written in one loop turn leave in one write (the check
+ * phase flushes c->out), never later than that turn.
+ *
+ * - Order: a streamed answer is live only while its exchange is the
+ *   FIFO's head.  Until then its head and pieces are buffered in x->resp,
+ *   as any early answer is; when the answers before it have gone
+ *   (h1_respond_inline, or an earlier stream's end) what it buffered moves
+ *   to c->out and it goes on live.  Answers behind a live stream wait in
+ *   their own buffers for its end.
+ * - An HTTP/1.0 request gets the body close-delimited (no chunked coding
+ *   in 1.0): "Connection: close", and the connection closes after it.
+ *   A HEAD request gets the head only; its pieces are dropped.  So do
+ *   204, 304 and 1xx, which carry no body.
+ * - Trailers are dropped, as for a whole answer on HTTP/1.1: no user of
+ *   them (gRPC) runs here, and chunked trailers reach only a client that
+ *   said "TE: trailers", which none of ours does.
+ * - The client gone: while a stream is open the connection keeps reading,
+ *   and its EOF or a read error closes it (server.c), so
+ *   http_exchange_gone turns true even for a stream that never writes.
+ * - Backpressure: what the socket does not take waits in c->out (or
+ *   x->resp, before its turn), unbounded by the handler; once more than
+ *   STREAM_BACKLOG_MAX bytes of a stream wait unsent, the client is taken
+ *   to be stuck: the connection is closed, and http_stream_write returns
+ *   -EPIPE from then on.  Reading stops meanwhile past OUT_BACKLOG_MAX, as
+ *   for any answer.
+ * - The compression hook (cfg.encode) is not applied to streamed answers.
  */
-struct h1_gather {
-	struct buf head;    /* Content-Type and the headers, as header lines */
-	struct buf body;
+enum h1_frame {
+	H1_CHUNKED = 0,  /* HTTP/1.1: chunked coding */
+	H1_CLOSE,        /* HTTP/1.0: the body ends with the connection */
+	H1_NOBODY,       /* HEAD, 204, 304, 1xx: the head only */
 };
+
+/* The buffer x's bytes go to now: c->out when x is live, else its own. */
+static inline struct buf *h1_stream_buf(struct xchg *x)
+{
+	return x->c->xhead == x ? &x->c->out : &x->resp;
+}
+
+/* x reached the FIFO's head: what it buffered leaves now, behind the
+ * answers before it, and it is live from here on. */
+static void h1_stream_live(struct xchg *x)
+{
+	struct conn *c = x->c;
+	INVARIANT(c->xhead == x && x->streaming);
+	if (x->resp.len) {
+		buf_append(&c->out, x->resp.data, x->resp.len);
+		buf_reset(&x->resp);
+	}
+}
+
+/* Is the client too slow for x's stream (see above)?  Then drop it. */
+static bool h1_stream_stuck(struct xchg *x)
+{
+	struct conn *c = x->c;
+	size_t waiting = c->xhead == x ? c->out.len + c->wout.len : x->resp.len;
+	if (waiting <= STREAM_BACKLOG_MAX)
+		return false;
+	server_conn_close(c);
+	return true;
+}
+
+static void h1_stream_begin(struct xchg *x, const struct http_answer *head)
+{
+	struct conn *c = x->c;
+	struct http_thread *t = c->t;
+	int status = head->status;
+	if (status < 100 || status > 999)
+		status = x->stream_status = 500;
+	bool v10 = x->pub.req.m.version_minor == 0;
+	if (x->head_only || status == 204 || status == 304 || status < 200)
+		x->frame = H1_NOBODY;
+	else
+		x->frame = v10 ? H1_CLOSE : H1_CHUNKED;
+	if (x->frame == H1_CLOSE || (v10 && x->frame == H1_NOBODY))
+		x->keep_alive = false;
+	bool close = !x->keep_alive || t->draining;
+	if (close)
+		c->stop_parse = true;
+	c->h1_streams++;
+	struct buf *out = h1_stream_buf(x);
+	/* the cached status line, Server and Date, as a whole answer's */
+	buf_reserve(out, sizeof t->head + 1);
+	out->len = (size_t)(put_head_start(t, out->data + out->len, status) - out->data);
+	if (head->content_type) {
+		buf_puts(out, "Content-Type: ");
+		buf_puts(out, head->content_type);
+		buf_puts(out, "\r\n");
+	}
+	if (x->frame == H1_CHUNKED || (x->frame == H1_NOBODY && x->head_only && !v10))
+		buf_puts(out, "Transfer-Encoding: chunked\r\n");
+	if (close)
+		buf_puts(out, "Connection: close\r\n");
+	for (uint32_t i = 0; i < head->n_headers; i++) {
+		buf_append(out, head->headers[i].name, head->headers[i].name_len);
+		buf_puts(out, ": ");
+		buf_append(out, head->headers[i].value, head->headers[i].value_len);
+		buf_puts(out, "\r\n");
+	}
+	if (head->raw_headers)
+		buf_puts(out, head->raw_headers);
+	buf_puts(out, "\r\n");
+	if (head->len)
+		http_stream_write(&x->pub, head->body, head->len);
+	if (out == &c->out)
+		server_conn_schedule(c);
+}
+
+static int h1_stream_write(struct xchg *x, const void *data, size_t len)
+{
+	if (len == 0 || x->frame == H1_NOBODY)
+		return 0;   /* (an empty chunk would end the body) */
+	struct buf *out = h1_stream_buf(x);
+	if (x->frame == H1_CHUNKED) {
+		char size[24];
+		int n = snprintf(size, sizeof size, "%zx\r\n", len);
+		buf_append(out, size, (size_t)n);
+		buf_append(out, data, len);
+		buf_puts(out, "\r\n");
+	} else {
+		buf_append(out, data, len);
+	}
+	if (h1_stream_stuck(x))
+		return -EPIPE;
+	if (out == &x->c->out)
+		server_conn_schedule(x->c);
+	return 0;
+}
+
+/* The end: the last chunk, then x leaves the FIFO as any answer does
+ * (x->answered is set; the core did the bookkeeping). */
+static void h1_stream_end(struct xchg *x)
+{
+	struct conn *c = x->c;
+	struct http_thread *t = c->t;
+	if (x->frame == H1_CHUNKED)
+		buf_puts(h1_stream_buf(x), "0\r\n\r\n");
+	if (c->xhead != x)
+		return;   /* complete in x->resp: it waits its turn */
+	c->xhead = x->next;
+	xchg_put(t, x);
+	while (c->xhead && c->xhead->answered) {
+		struct xchg *y = c->xhead;
+		buf_append(&c->out, y->resp.data, y->resp.len);
+		c->xhead = y->next;
+		xchg_put(t, y);
+	}
+	if (!c->xhead)
+		c->xtail = NULL;
+	else if (c->xhead->streaming)
+		h1_stream_live(c->xhead);
+	server_conn_schedule(c);
+}
 
 void http_stream_begin(struct http_exchange *ex, const struct http_answer *head)
 {
@@ -636,31 +787,12 @@ void http_stream_begin(struct http_exchange *ex, const struct http_answer *head)
 	INVARIANT_MSG(!x->answered && !x->streaming, "an exchange is answered once");
 	x->streaming = true;
 	x->stream_status = head->status;
-	if (c->proto->stream_begin) {
-		if (!c->closed)
-			c->proto->stream_begin(x, head);
+	if (c->closed)
 		return;
-	}
-	struct h1_gather *g = calloc(1, sizeof *g);
-	INVARIANT(g != NULL);
-	buf_init(&g->head);
-	buf_init(&g->body);
-	if (head->content_type) {
-		buf_puts(&g->head, "Content-Type: ");
-		buf_puts(&g->head, head->content_type);
-		buf_puts(&g->head, "\r\n");
-	}
-	for (uint32_t i = 0; i < head->n_headers; i++) {
-		buf_append(&g->head, head->headers[i].name, head->headers[i].name_len);
-		buf_puts(&g->head, ": ");
-		buf_append(&g->head, head->headers[i].value, head->headers[i].value_len);
-		buf_puts(&g->head, "\r\n");
-	}
-	if (head->raw_headers)
-		buf_puts(&g->head, head->raw_headers);
-	if (head->len)
-		buf_append(&g->body, head->body, head->len);
-	x->gather = g;
+	if (c->proto->stream_begin)
+		c->proto->stream_begin(x, head);
+	else
+		h1_stream_begin(x, head);
 }
 
 int http_stream_write(struct http_exchange *ex, const void *data, size_t len)
@@ -672,8 +804,7 @@ int http_stream_write(struct http_exchange *ex, const void *data, size_t len)
 		return -EPIPE;
 	if (c->proto->stream_write)
 		return c->proto->stream_write(x, data, len);
-	buf_append(&x->gather->body, data, len);
-	return 0;
+	return h1_stream_write(x, data, len);
 }
 
 void http_stream_end(struct http_exchange *ex, const struct http_header *trailers, uint32_t n)
@@ -681,23 +812,18 @@ void http_stream_end(struct http_exchange *ex, const struct http_header *trailer
 	struct xchg *x = container_of(ex, struct xchg, pub);
 	struct conn *c = x->c;
 	INVARIANT_MSG(x->streaming && !x->answered, "http_stream_end once, after begin");
-	struct h1_gather *g = c->proto->stream_end ? NULL : x->gather;
-	if (g) {
-		/* HTTP/1.1: the whole answer now (its trailers have no place) */
-		buf_putc(&g->head, '\0');
-		struct http_answer a = {.status = x->stream_status, .raw_headers = g->head.data,
-		                        .body = g->body.data, .len = g->body.len};
-		x->streaming = false;
-		x->gather = NULL;
-		answer(ex, &a);
-		buf_free(&g->head);
-		buf_free(&g->body);
-		free(g);
-		return;
+	bool h1 = !c->proto->stream_end;
+	if (h1 && !c->closed) {
+		INVARIANT(c->h1_streams > 0);
+		c->h1_streams--;
 	}
+	x->streaming = false;
 	if (!answer_account(ex, x->stream_status))
 		return;
-	c->proto->stream_end(x, trailers, n);
+	if (h1)
+		h1_stream_end(x);
+	else
+		c->proto->stream_end(x, trailers, n);
 }
 
 static void h1_respond(struct xchg *x, const struct http_answer *a)

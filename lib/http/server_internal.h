@@ -39,6 +39,7 @@ enum dl_kind { DL_NONE = 0, DL_HEADER, DL_BODY, DL_IDLE, DL_LINGER };
 enum { CMD_DRAIN = 1, CMD_FORCE = 2 };
 
 #define OUT_BACKLOG_MAX (1u << 20)   /* stop reading while this much waits to be written */
+#define STREAM_BACKLOG_MAX (8u << 20) /* HTTP/1.1: a streamed answer's unsent bytes past this drop the client */
 #define BUF_KEEP_MAX (64u * 1024)    /* response buffers bigger than this are freed when done */
 #define BUF_PARK_N 32                 /* big response buffers a thread keeps for the next answers */
 #define BUF_PARK_BYTES (4u << 20)     /* ... and their bytes at most */
@@ -59,8 +60,8 @@ struct xchg {
 	bool is_error;             /* made by the server for bad input: linger after */
 	bool gone;                 /* HTTP/2: its stream was reset or timed out; the answer is dropped */
 	bool streaming;            /* http_stream_begin was called */
+	uint8_t frame;             /* HTTP/1.1: how its pieces are framed (enum h1_frame, server_h1.c) */
 	int stream_status;         /* ... with this status */
-	struct h1_gather *gather;  /* HTTP/1.1: the streamed answer, gathered */
 	void *stream;              /* HTTP/2: its stream (server_h2.c), or NULL */
 };
 
@@ -85,6 +86,7 @@ struct conn {
 	/* answers */
 	struct xchg *xhead, *xtail;
 	uint32_t pinned;           /* handed to the handler, not answered */
+	uint32_t h1_streams;       /* HTTP/1.1 streamed answers begun and not ended */
 	uint64_t nreq;
 	struct buf out, wout;
 	uv_write_t wreq;

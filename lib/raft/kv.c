@@ -1290,7 +1290,8 @@ int kv_watch_parse(const char *body, size_t len, struct kv_watch *w, struct buf 
 	if (!cJSON_IsObject(c))
 		rc = fail(&e, KV_CODE_INVALID, "dsys-raft: a watch request needs create_request");
 	else if (get_bytes(c, "key", &w->key) < 0 || get_bytes(c, "range_end", &w->end) < 0 ||
-	         get_i64(c, "start_revision", &w->from) < 0 || get_bool(c, "prev_kv", &w->prev_kv) < 0 || w->from < 0)
+	         get_i64(c, "start_revision", &w->from) < 0 || get_bool(c, "prev_kv", &w->prev_kv) < 0 ||
+	         get_bool(c, "progress_notify", &w->progress_notify) < 0 || w->from < 0)
 		rc = fail(&e, KV_CODE_INVALID, "bad watch create_request");
 	else if (w->key.len == 0)
 		rc = fail(&e, KV_CODE_INVALID, E_NO_KEY);

@@ -125,6 +125,7 @@ struct kv_watch {
 	struct buf key, end;
 	int64_t from;             /* 0: from the next revision on */
 	bool prev_kv;
+	bool progress_notify;     /* the watcher wants progress lines while idle */
 };
 int kv_watch_parse(const char *body, size_t len, struct kv_watch *w, struct buf *err);
 long kv_watch_events(const struct kv *kv, const struct kv_watch *w, size_t max, struct buf *out, int64_t *next);

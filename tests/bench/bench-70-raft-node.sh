@@ -17,7 +17,10 @@
 #                 member 2 (not the member written to: the events reach it
 #                 through replication), from the revision after a
 #                 linearizable read made before the run, counted by
-#                 tests/bench/watch_count on the load CPU: watch_eps is the
+#                 tests/bench/watch_count on the load CPU, which reads
+#                 the one stream both answer the watch with (made again
+#                 only if a stream ends: the log line's "watch requests"
+#                 says how many were made, 1 when none ended): watch_eps is the
 #                 events delivered by the end of the run per second of it,
 #                 beside the puts acknowledged (rps); watch_lag the
 #                 acknowledged puts not yet delivered when the run ended,
@@ -157,7 +160,7 @@ watch_c64() { # CASE NAME ROUND
 	wpid=$!
 	BENCH_AUX_PIDS=$wpid
 	for ((i = 0; i < 200; i++)); do
-		grep -q '"ready"' "$out" && break
+		grep -qs '"ready"' "$out" && break
 		bench_alive "$wpid" || break
 		sleep 0.02
 	done

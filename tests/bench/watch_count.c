@@ -7,12 +7,14 @@
  *
  * KEY and RANGE_END are base64, as the gateway takes them; START_REV is the
  * first revision wanted (0: from the member's next one).  It POSTs
- * /v3/watch with that create_request and reads the answer, whatever form it
- * takes: etcd streams it (chunked, one {"result":...} line per batch, for
- * as long as the client stays), dsys-raft answers it as a long poll (a
- * body with a length that ends after one batch).  When an answer ends, the
- * watch is made again from the revision after the last event seen, as
- * etcd's clients resume, on the same connection when the server keeps it.
+ * /v3/watch with that create_request once and reads the one stream both
+ * etcd and dsys-raft answer it with (chunked, one {"result":...} line per
+ * batch, for as long as the client stays), counting as the chunks come.
+ * Only if a stream ends (a member stopped, a connection broke; or a
+ * server that answers a watch as a long poll, with a body of a length)
+ * is the watch made again, from the revision after the last event seen,
+ * as etcd's clients resume, on the same connection when the server keeps
+ * it; "watches" in the output says how often that happened (1: never).
  *
  * It does not parse the JSON.  It counts events by the one "kv":{ each
  * carries (the watch asks for no prev_kv, so there is no other) and keeps
