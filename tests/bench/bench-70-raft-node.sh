@@ -23,7 +23,8 @@
 #                 says how many were made, 1 when none ended): watch_eps is the
 #                 events delivered by the end of the run per second of it,
 #                 beside the puts acknowledged (rps); watch_lag the
-#                 acknowledged puts not yet delivered when the run ended,
+#                 revisions the run made (a linearizable read after it, less
+#                 the one before) not yet delivered when the run ended,
 #                 watch_lost those still missing 5 s later (should be 0),
 #                 watch_cpu_pct the watcher's own CPU over the run (it
 #                 keeps up: a few % of the load CPU)
@@ -178,11 +179,20 @@ watch_c64() { # CASE NAME ROUND
 		kill -TERM "$wpid" 2>/dev/null; wait "$wpid" 2>/dev/null; BENCH_AUX_PIDS=
 		return 1
 	fi
+	# The events owed: the revisions the run made (each put makes one; an
+	# error answer none, and a put still in flight when wrk stopped, which
+	# wrk does not count, one), read as the start revision was.
+	local rev_end owed n
+	rev_end=$(curl -s --max-time 5 "http://127.0.0.1:${BENCH_PORT[$name]}/v3/kv/range" -d '{"key":"cHJvYmU="}' |
+		sed -n 's/.*"header":{[^}]*"revision":"\([0-9][0-9]*\)".*/\1/p')
+	[ -n "$rev_end" ] || { bench_fail "$case $name: no revision read after the run"; rev_end=$rev; }
+	owed=$((rev_end - rev))
 	# What the run left undelivered, for up to 5 s.
 	ev_all=$ev_run
-	for ((i = 0; i < 50 && ev_all < WRK_REQUESTS; i++)); do
+	for ((i = 0; i < 50 && ev_all < owed; i++)); do
 		sleep 0.1
-		ev_all=$(watch_events "$wpid" "$out") || break
+		n=$(watch_events "$wpid" "$out") || break
+		ev_all=$n
 	done
 	kill -TERM "$wpid" 2>/dev/null
 	wait "$wpid" 2>/dev/null
@@ -193,8 +203,8 @@ watch_c64() { # CASE NAME ROUND
 	read -r eps cpu_us busy wbusy < <(awk -v e="$ev_run" -v c="$BENCH_SERVER_CPU_S" -v w="$BENCH_WALL_S" \
 		-v n="$WRK_REQUESTS" -v wt="${wticks:-0}" -v hz="$BENCH_TICK" \
 		'BEGIN { printf "%.0f %.2f %.0f %.0f\n", e / w, c * 1e6 / n, c * 100 / w, wt / hz * 100 / w }')
-	lag=$((WRK_REQUESTS > ev_run ? WRK_REQUESTS - ev_run : 0))
-	lost=$((WRK_REQUESTS > ev_all ? WRK_REQUESTS - ev_all : 0))
+	lag=$((owed > ev_run ? owed - ev_run : 0))
+	lost=$((owed > ev_all ? owed - ev_all : 0))
 	local pct=()
 	[ "$WRK_P50_US" -gt 0 ] && pct+=(p50_us="$WRK_P50_US")
 	[ "$WRK_P99_US" -gt 0 ] && pct+=(p99_us="$WRK_P99_US")
@@ -202,8 +212,8 @@ watch_c64() { # CASE NAME ROUND
 		errors="$WRK_ERRORS" watch_eps="$eps" watch_events="$ev_run" watch_lag="$lag" watch_lost="$lost" \
 		watch_cpu_pct="$wbusy" \
 		cpu_us_per_req="$cpu_us" server_cpu_pct="$busy" rss_kib="$BENCH_RSS_KIB"
-	bench_log "$(printf '%-9s round %s %-10s %7.0f put/s %7s events/s  %s puts acked, %s events by the end, %s after (lost %s; %s watch requests, watcher busy %s%%)%s' \
-		"$case" "$round" "$name" "$WRK_RPS" "$eps" "$WRK_REQUESTS" "$ev_run" "$ev_all" "$lost" "$watches" "$wbusy" \
+	bench_log "$(printf '%-9s round %s %-10s %7.0f put/s %7s events/s  %s puts acked, %s revisions made, %s events by the end, %s after (lost %s; %s watch requests, watcher busy %s%%)%s' \
+		"$case" "$round" "$name" "$WRK_RPS" "$eps" "$WRK_REQUESTS" "$owed" "$ev_run" "$ev_all" "$lost" "$watches" "$wbusy" \
 		"$([ "$WRK_ERRORS" -gt 0 ] && echo "  ERRORS $WRK_ERRORS")")"
 	[ "$lost" -eq 0 ] || bench_fail "$case $name: $lost acknowledged puts never reached the watcher"
 }
