@@ -109,7 +109,7 @@ EOF
 	lease=$(field "$output" lease)
 	[ "$lease" != 0000000000001234 ]
 	keys=$(ctl get --prefix dsys/locks/col/ --keys-only | grep .)
-	[ "$keys" = "dsys/locks/col/$lease" ]
+	[ "$keys" = "dsys/locks/col/$(printf %x "0x$lease")" ]
 	run -0 ctl lease timetolive 1234
 	[[ $output == *"granted with TTL(60s)"* ]]
 	# etcdctl holds, and we collide with its lease: its key stays, we miss
