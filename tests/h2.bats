@@ -250,6 +250,13 @@ h2blocks() {
 	assert_output '["goaway 9","goaway 9","goaway 9"]'
 }
 
+@test "h2: an answer's header block after the client's SETTINGS_HEADER_TABLE_SIZE change opens with a table size update, repeated answers or not" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	h2raw "$SERVER_PORT" table-size-change
+	# 0x88 (:status 200, indexed), then 0x20: a size update to 0
+	assert_equal "$(jq -c .first_bytes <<<"$output")" '["88","88","88","20"]'
+}
+
 @test "h2: a stream reset by the client is forgotten and the next stream is answered" {
 	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
 	h2raw "$SERVER_PORT" rst-stream

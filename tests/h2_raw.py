@@ -15,7 +15,7 @@ import time
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = 0, 1, 3, 4, 5, 6, 7, 8, 9
 END_STREAM, END_HEADERS, ACK, PADDED = 1, 4, 1, 8
-INITIAL_WINDOW_SIZE, MAX_FRAME_SIZE = 4, 5
+HEADER_TABLE_SIZE, INITIAL_WINDOW_SIZE, MAX_FRAME_SIZE = 1, 4, 5
 
 
 def frame(ftype, flags, sid, payload=b""):
@@ -374,6 +374,20 @@ def main():
             else:
                 answers.append("nothing")
         res["answers"] = answers
+    elif case == "table-size-change":
+        # three GETs, then SETTINGS_HEADER_TABLE_SIZE 0 and a fourth: the
+        # first byte of each answer's header block (the fourth must open
+        # with a dynamic table size update, 001xxxxx)
+        c = start(port)
+        firsts = []
+        for sid in (1, 3, 5, 7):
+            if sid == 7:
+                c.send(frame(SETTINGS, 0, 0, setting(HEADER_TABLE_SIZE, 0)))
+            c.send(request(sid))
+            fs = c.frames(lambda f: f["sid"] == sid and f["flags"] & END_STREAM or goaway(f))
+            hdr = [f for f in fs if f["type"] == HEADERS and f["sid"] == sid]
+            firsts.append(hdr[0]["payload"][:1].hex() if hdr else None)
+        res["first_bytes"] = firsts
     elif case == "window-change":
         # our window for the server starts at 0: the answer's HEADERS come,
         # its DATA waits until SETTINGS_INITIAL_WINDOW_SIZE grows mid-stream
