@@ -497,8 +497,9 @@ static void h2_write_split(struct h2_session *s, int32_t id, size_t at, size_t l
 
 /*
  * RFC 7541 5.1: an integer with an n-bit prefix at *p (below end), its
- * value to *v; false if it runs past end or past 2^24 (no field of a block
- * we cache is that long; anything odd is simply not cached).
+ * value to *v; false if it runs past end or takes more than four bytes
+ * after the prefix (2^28: no field of a block we cache is that long; anything
+ * odd is simply not cached).
  */
 static bool h2_hpack_int(const uint8_t **p, const uint8_t *end, unsigned n, uint32_t *v)
 {
