@@ -1633,7 +1633,8 @@ static void h2_on_field(struct h2_session *s, const nghttp2_nv *nv)
 	 * buf calls per field were a tenth of the server's time per request */
 	uint32_t noff = (uint32_t)st->head.len;
 	uint32_t voff = noff + (uint32_t)nlen + 1;
-	buf_reserve(&st->head, nlen + vlen + 2);
+	if (st->head.cap - st->head.len <= nlen + vlen + 2)
+		buf_reserve(&st->head, nlen + vlen + 2);   /* its own test, without the call */
 	char *d = st->head.data + noff;
 	memcpy(d, name, nlen);
 	d[nlen] = '\0';
