@@ -199,6 +199,64 @@ h2hostile() {
 	assert_output 0
 }
 
+# The cache of the last header block (lib/http/server_h2.c, h2_hc_replay):
+# blocks built representation by representation (tests/h2_raw.py's
+# hpack_ops), all on one connection; static table: 1 :authority, 2 :method
+# GET, 4 :path, 6 :scheme http; 62 is the newest entry of the dynamic table.
+h2blocks() {
+	h2raw "$SERVER_PORT" blocks "$1"
+	jq -c .answers <<<"$output"
+}
+
+@test "h2: header blocks sent again byte for byte (a never-indexed Huffman :path, indexed fields) are each answered for their own path" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1 --route 'GET /a=A' --route 'GET /b=B'
+	local a='[["idx",2],["idx",6],["never",4,"/a",true],["noidx",1,"x"]]'
+	local b='[["idx",2],["idx",6],["never",4,"/b",true],["noidx",1,"x"]]'
+	local hello='[["idx",2],["idx",6],["never",4,"/hello",true],["noidx",1,"x"]]'
+	run h2blocks "[$a,$a,$b,$b,$b,$a,$hello,$hello]"
+	assert_output '["A","A","B","B","B","A","Hello from dsys!","Hello from dsys!"]'
+	# a repeated block is checked as a decoded one is: a bad one is reset each time
+	local bad='[["idx",2],["idx",6],["never",4,"/a"],["noidx",1,"x"],["noidx","Bad","1"]]'
+	run h2blocks "[$bad,$bad,$a]"
+	assert_output '["rst 1","rst 1","A"]'
+}
+
+@test "h2: a block that adds to the dynamic table between two identical blocks makes the second see the new entry" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1 --route 'GET /a=A' --route 'GET /b=B'
+	# 62 is :path /a, then (a literal with incremental indexing) :path /b
+	local add_a='[["idx",2],["idx",6],["inc",4,"/a"],["noidx",1,"x"]]'
+	local add_b='[["idx",2],["idx",6],["inc",4,"/b"],["noidx",1,"x"]]'
+	local e62='[["idx",2],["idx",6],["idx",62],["noidx",1,"x"]]'
+	run h2blocks "[$add_a,$e62,$e62,$add_b,$e62,$e62]"
+	assert_output '["A","A","A","B","B","B"]'
+	# a block that adds an entry, sent twice, adds it twice: 63 is then
+	# the second /b (a replay of the first would leave /a there)
+	local e63='[["idx",2],["idx",6],["idx",63],["noidx",1,"x"]]'
+	run h2blocks "[$add_a,$add_b,$add_b,$e63]"
+	assert_output '["A","B","B","B"]'
+}
+
+@test "h2: blocks with a dynamic table size update are decoded each time, and answered for what they say" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1 --route 'GET /a=A' --route 'GET /b=B'
+	local add_a='[["idx",2],["idx",6],["inc",4,"/a"],["noidx",1,"x"]]'
+	local add_b='[["idx",2],["idx",6],["inc",4,"/b"],["noidx",1,"x"]]'
+	local s62='[["size",4096],["idx",2],["idx",6],["idx",62],["noidx",1,"x"]]'
+	local s0='[["size",0],["size",4096],["idx",2],["idx",6],["never",4,"/b"],["noidx",1,"x"]]'
+	run h2blocks "[$add_a,$s62,$s62,$add_b,$s62,$s62,$s0,$s0]"
+	assert_output '["A","A","A","B","B","B","B","B"]'
+	# the size update to 0 emptied the table: 62 is no entry now
+	# (COMPRESSION_ERROR ends the connection, the answer to the first too)
+	run h2blocks "[$s0,$s0,[[\"idx\",62]]]"
+	assert_output '["goaway 9","goaway 9","goaway 9"]'
+}
+
+@test "h2: an answer's header block after the client's SETTINGS_HEADER_TABLE_SIZE change opens with a table size update, repeated answers or not" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	h2raw "$SERVER_PORT" table-size-change
+	# 0x88 (:status 200, indexed), then 0x20: a size update to 0
+	assert_equal "$(jq -c .first_bytes <<<"$output")" '["88","88","88","20"]'
+}
+
 @test "h2: a stream reset by the client is forgotten and the next stream is answered" {
 	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
 	h2raw "$SERVER_PORT" rst-stream

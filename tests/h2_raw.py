@@ -15,7 +15,7 @@ import time
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = 0, 1, 3, 4, 5, 6, 7, 8, 9
 END_STREAM, END_HEADERS, ACK, PADDED = 1, 4, 1, 8
-INITIAL_WINDOW_SIZE, MAX_FRAME_SIZE = 4, 5
+HEADER_TABLE_SIZE, INITIAL_WINDOW_SIZE, MAX_FRAME_SIZE = 1, 4, 5
 
 
 def frame(ftype, flags, sid, payload=b""):
@@ -40,6 +40,44 @@ def hpack(headers):
     for name, value in headers:
         out += b"\x00" + hpack_int(len(name), 7) + name.encode()
         out += hpack_int(len(value), 7) + value.encode()
+    return out
+
+
+# RFC 7541 Appendix B: the Huffman codes (code, bits) of the characters the
+# cache cases put in paths
+HUFFMAN = {"/": (0x18, 6), "a": (0x3, 5), "b": (0x23, 6), "h": (0x27, 6),
+           "e": (0x5, 5), "l": (0x28, 6), "o": (0x7, 5)}
+
+
+def hpack_str(s, huff=False):
+    if not huff:
+        return hpack_int(len(s), 7) + s.encode()
+    acc, n = 0, 0
+    for ch in s:
+        code, bits = HUFFMAN[ch]
+        acc, n = acc << bits | code, n + bits
+    pad = -n % 8
+    acc, n = acc << pad | (1 << pad) - 1, n + pad   # EOS prefix: all ones
+    return hpack_int(n // 8, 7, 0x80) + acc.to_bytes(n // 8, "big")
+
+
+def hpack_ops(ops):
+    """A header block from representations: ["idx", N] (6.1), ["inc", N,
+    VALUE] (6.2.1), ["noidx", N, VALUE] (6.2.2), ["never", N, VALUE, HUFF]
+    (6.2.3), ["size", N] (6.3); N a name index (static table: 1 :authority,
+    2 :method GET, 4 :path, 6 :scheme http), or a name as a literal."""
+    out = b""
+    for op in ops:
+        if op[0] == "idx":
+            out += hpack_int(op[1], 7, 0x80)
+        elif op[0] == "size":
+            out += hpack_int(op[1], 5, 0x20)
+        else:
+            first, bits = {"inc": (0x40, 6), "noidx": (0x00, 4), "never": (0x10, 4)}[op[0]]
+            if isinstance(op[1], str):   # a literal name: ["noidx", NAME, VALUE]
+                out += bytes([first]) + hpack_str(op[1]) + hpack_str(op[2])
+            else:
+                out += hpack_int(op[1], bits, first) + hpack_str(op[2], len(op) > 3 and op[3])
     return out
 
 
@@ -309,6 +347,47 @@ def main():
             c.send(request(101))
             fs = c.frames(lambda f: f["sid"] == 101 and f["flags"] & END_STREAM or goaway(f))
             res["served"] = any(f["sid"] == 101 and f["type"] == DATA for f in fs)
+    elif case == "blocks":
+        # argv[3]: JSON [[op, ...], ...] (see hpack_ops): each block a GET on
+        # the next stream (1, 3, ...), all sent at once on one connection;
+        # "answers": each stream's body, "rst N", or "goaway N" for the
+        # streams a GOAWAY ended
+        blocks = json.loads(sys.argv[3])
+        c = start(port)
+        c.send(b"".join(frame(HEADERS, END_HEADERS | END_STREAM, 1 + 2 * i, hpack_ops(b))
+                        for i, b in enumerate(blocks)))
+        last = 2 * len(blocks) - 1
+        fs = c.frames(lambda f: f["sid"] == last and (f["flags"] & END_STREAM or f["type"] == RST_STREAM)
+                      or goaway(f))
+        answers = []
+        for i in range(len(blocks)):
+            sid = 1 + 2 * i
+            mine = [f for f in fs if f["sid"] == sid]
+            rst = [f for f in mine if f["type"] == RST_STREAM]
+            gone = [f for f in fs if goaway(f)]
+            if rst:
+                answers.append("rst %d" % int.from_bytes(rst[0]["payload"][:4], "big"))
+            elif any(f["type"] == DATA for f in mine):
+                answers.append(b"".join(f["payload"] for f in mine if f["type"] == DATA).decode())
+            elif gone:
+                answers.append("goaway %d" % int.from_bytes(gone[0]["payload"][4:8], "big"))
+            else:
+                answers.append("nothing")
+        res["answers"] = answers
+    elif case == "table-size-change":
+        # three GETs, then SETTINGS_HEADER_TABLE_SIZE 0 and a fourth: the
+        # first byte of each answer's header block (the fourth must open
+        # with a dynamic table size update, 001xxxxx)
+        c = start(port)
+        firsts = []
+        for sid in (1, 3, 5, 7):
+            if sid == 7:
+                c.send(frame(SETTINGS, 0, 0, setting(HEADER_TABLE_SIZE, 0)))
+            c.send(request(sid))
+            fs = c.frames(lambda f: f["sid"] == sid and f["flags"] & END_STREAM or goaway(f))
+            hdr = [f for f in fs if f["type"] == HEADERS and f["sid"] == sid]
+            firsts.append(hdr[0]["payload"][:1].hex() if hdr else None)
+        res["first_bytes"] = firsts
     elif case == "window-change":
         # our window for the server starts at 0: the answer's HEADERS come,
         # its DATA waits until SETTINGS_INITIAL_WINDOW_SIZE grows mid-stream
