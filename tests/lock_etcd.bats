@@ -113,7 +113,7 @@ EOF
 	run -0 ctl lease timetolive 1234
 	[[ $output == *"granted with TTL(60s)"* ]]
 	# etcdctl holds, and we collide with its lease: its key stays, we miss
-	ctl lock dsys/locks/col2 -- sh -c "touch $BATS_TEST_TMPDIR/ctl-in; sleep 3" >/dev/null 3>&- &
+	ctl_bg lock dsys/locks/col2 -- sh -c "touch $BATS_TEST_TMPDIR/ctl-in; sleep 3" >/dev/null 3>&- &
 	BG+=($!)
 	for ((i = 0; i < 200; i++)); do [ -e "$BATS_TEST_TMPDIR/ctl-in" ] && break; sleep 0.02; done
 	key=$(ctl get --prefix dsys/locks/col2/ --keys-only | head -1)
