@@ -258,7 +258,6 @@ struct h2_reqsnap {
 
 struct h2_hcache {
 	bool valid;                /* block and fields hold a block to replay */
-	struct h2_reqsnap rs;      /* the decoder's cache (s->hc) only */
 	uint16_t blen;             /* bytes of block */
 	uint16_t nf;               /* fields */
 	uint16_t dlen;             /* bytes of data used */
@@ -297,6 +296,7 @@ struct h2_session {
 	bool hb_end_stream, hb_refuse;
 	uint32_t hb_bytes, hb_frames;
 	struct h2_hcache *hc;      /* the last header block in, to replay (NULL: none yet) */
+	struct h2_reqsnap *rs;     /* what it left in its new stream (allocated with hc) */
 	struct h2_hcache *hc_out;  /* the last header list out and its encoding (h2_write_headers) */
 	int32_t last_id;           /* the highest stream id the client has used */
 	int32_t last_taken;        /* ... and the highest we took (GOAWAY's) */
@@ -1902,7 +1902,7 @@ static bool h2_hc_replay(struct h2_session *s, const uint8_t *p, uint32_t len)
 	if (!hc || !hc->valid || hc->blen != len || memcmp(hc->block, p, len) != 0)
 		return false;
 	struct h2_stream *st = s->hb_st;
-	const struct h2_reqsnap *rs = &hc->rs;
+	const struct h2_reqsnap *rs = s->rs;
 	if (rs->ok && st && s->hb_kind == H2B_REQUEST && !st->bad) {
 		/* a new stream: what the fields would leave, at once */
 		INVARIANT(st->head.len == 0 && st->nhdr == 0 && st->hflags == 0);
@@ -1961,6 +1961,9 @@ static void h2_block(struct h2_session *s, const uint8_t *p, uint32_t len, bool 
 	bool fill = whole && len <= H2_HC_BLOCK;
 	if (fill && !hc) {
 		hc = s->hc = malloc(sizeof *hc);
+		s->rs = malloc(sizeof *s->rs);
+		INVARIANT(s->rs != NULL);
+		s->rs->ok = false;
 		INVARIANT(hc != NULL);
 		hc->valid = false;
 	}
@@ -1995,7 +1998,7 @@ static void h2_block(struct h2_session *s, const uint8_t *p, uint32_t len, bool 
 	}
 	if (fill && h2_hpack_stateless(block, block_len)) {
 		hc->valid = true;
-		h2_snap_take(s, &hc->rs);
+		h2_snap_take(s, s->rs);
 	}
 	if (end)
 		h2_block_end(s);
@@ -2651,6 +2654,7 @@ static void h2_closed(struct conn *c)
 	nghttp2_hd_inflate_del(s->inf);
 	nghttp2_hd_deflate_del(s->def);
 	free(s->hc);
+	free(s->rs);
 	free(s->hc_out);
 	buf_free(&s->pend);
 	h2_pool_trim(&s->pool, 0);   /* after the coders, which free into it */
