@@ -482,21 +482,12 @@ xchg_build(struct xchg *x, struct buf *out, const struct http_answer *a)
 
 static void h1_stream_live(struct xchg *x);
 
-/* Answers leave in request order: the FIFO's head is built straight into
- * c->out, with every answered exchange behind it; any other waits in its
- * own buffer for its turn. */
-static inline __attribute__((always_inline)) void
-h1_respond_inline(struct xchg *x, const struct http_answer *a)
+/* The FIFO's head x is out (in c->out): it leaves, the answers that were
+ * waiting behind it follow in order, and a streamed answer that becomes
+ * the head goes live. */
+static inline void h1_head_done(struct conn *c, struct xchg *x)
 {
-	struct conn *c = x->c;
 	struct http_thread *t = c->t;
-	if (c->xhead != x) {
-		/* an earlier request is still unanswered: wait for it */
-		xchg_build(x, &x->resp, a);
-		server_conn_schedule(c);
-		return;
-	}
-	xchg_build(x, &c->out, a);
 	c->xhead = x->next;
 	xchg_put(t, x);
 	while (c->xhead && c->xhead->answered) {
@@ -510,6 +501,23 @@ h1_respond_inline(struct xchg *x, const struct http_answer *a)
 	else if (c->xhead->streaming)
 		h1_stream_live(c->xhead);
 	server_conn_schedule(c);
+}
+
+/* Answers leave in request order: the FIFO's head is built straight into
+ * c->out, with every answered exchange behind it; any other waits in its
+ * own buffer for its turn. */
+static inline __attribute__((always_inline)) void
+h1_respond_inline(struct xchg *x, const struct http_answer *a)
+{
+	struct conn *c = x->c;
+	if (c->xhead != x) {
+		/* an earlier request is still unanswered: wait for it */
+		xchg_build(x, &x->resp, a);
+		server_conn_schedule(c);
+		return;
+	}
+	xchg_build(x, &c->out, a);
+	h1_head_done(c, x);
 }
 
 /* ------------------------------------------------------------ the public answer */
@@ -760,24 +768,11 @@ static int h1_stream_write(struct xchg *x, const void *data, size_t len)
 static void h1_stream_end(struct xchg *x)
 {
 	struct conn *c = x->c;
-	struct http_thread *t = c->t;
 	if (x->frame == H1_CHUNKED)
 		buf_puts(h1_stream_buf(x), "0\r\n\r\n");
 	if (c->xhead != x)
 		return;   /* complete in x->resp: it waits its turn */
-	c->xhead = x->next;
-	xchg_put(t, x);
-	while (c->xhead && c->xhead->answered) {
-		struct xchg *y = c->xhead;
-		buf_append(&c->out, y->resp.data, y->resp.len);
-		c->xhead = y->next;
-		xchg_put(t, y);
-	}
-	if (!c->xhead)
-		c->xtail = NULL;
-	else if (c->xhead->streaming)
-		h1_stream_live(c->xhead);
-	server_conn_schedule(c);
+	h1_head_done(c, x);
 }
 
 void http_stream_begin(struct http_exchange *ex, const struct http_answer *head)
