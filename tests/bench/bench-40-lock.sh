@@ -10,8 +10,11 @@
 #              under 5000 on etcd)
 #   handoff8   8 processes take and give back one lock for BENCH_LOCK_SECS
 #              (3): handoffs_per_s, all grants over the wall time
-#   cmd        BENCH_LOCK_CMDS (40) commands one after another, wall time
-#              per command (us_per_cmd): dsys-lock run NAME -- true on file:
+#   cmd        BENCH_LOCK_CMDS (60) commands one after another, after
+#              BENCH_LOCK_CMD_WARM (10) untimed ones of the same kind (a
+#              3-node etcd just started answers its first writes slower:
+#              one warm-up left round 1's first command kind ~30% slow),
+#              wall time per command (us_per_cmd): dsys-lock run NAME -- true on file:
 #              and etcd, etcdctl lock NAME -- true, flock FILE true; and
 #              the floors, each program starting and doing nothing:
 #              dsys-lock --version, etcdctl version
@@ -19,7 +22,7 @@
 #              (the bar: at least 3) and dsys-lock on file:/flock (the
 #              bar: at most 2)
 # Check it with short settings, e.g.
-#   BENCH_ROUNDS=1 BENCH_LOCK_PAIRS=20 BENCH_LOCK_SECS=1 BENCH_LOCK_CMDS=5 \
+#   BENCH_ROUNDS=1 BENCH_LOCK_PAIRS=20 BENCH_LOCK_SECS=1 BENCH_LOCK_CMDS=5 BENCH_LOCK_CMD_WARM=1 \
 #       tests/bench/bench-40-lock.sh
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/bench/lib.sh
@@ -37,7 +40,8 @@ if ! command -v dsys-lock >/dev/null 2>&1 || [ ! -x "$CLI" ]; then
 fi
 pairs=${BENCH_LOCK_PAIRS:-300}
 secs=${BENCH_LOCK_SECS:-3}
-cmds=${BENCH_LOCK_CMDS:-40}
+cmds=${BENCH_LOCK_CMDS:-60}
+cmdwarm=${BENCH_LOCK_CMD_WARM:-10}
 filedir=$(bench_dir filelocks)
 declare -A URL=([file]="file:$filedir")
 names="file"
@@ -108,7 +112,8 @@ percmd() { # CASE NAME ROUND
 	dsys-lock-version) cmd=(dsys-lock --version) ;;
 	etcdctl-version) cmd=(env ETCDCTL_API=3 etcdctl version) ;;
 	esac
-	"${cmd[@]}" >/dev/null 2>&1   # warm-up
+	taskset -c "$BENCH_LOAD_CPU" bash -c 'for ((i = 0; i < $1; i++)); do "${@:2}" >/dev/null 2>&1; done' \
+		_ "$cmdwarm" "${cmd[@]}"
 	t0=$(date +%s%N)
 	taskset -c "$BENCH_LOAD_CPU" bash -c 'for ((i = 0; i < $1; i++)); do "${@:2}" >/dev/null || exit 1; done' \
 		_ "$cmds" "${cmd[@]}" || { bench_fail "$1 $2: a command failed"; return 1; }
