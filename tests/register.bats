@@ -356,6 +356,36 @@ EOF2
 	assert_output --partial "No such file or directory"
 }
 
+@test "register: render --once keeps the replaced file's permission bits and, as root, its owner and group" {
+	dsys-register add web --addr 127.0.0.1:8080 >/dev/null 3>&- &
+	BG+=($!)
+	wait_count web 1
+	tpl=$BATS_TEST_TMPDIR/up.tpl
+	out=$BATS_TEST_TMPDIR/up.conf
+	echo '{{range}}server {{addr}};{{end}}' >"$tpl"
+	echo 'server 127.0.0.1:9999;' >"$out"
+	chmod 0640 "$out"
+	want="640 $(id -un):$(id -gn)"
+	if [ "$(id -u)" = 0 ]; then
+		chown nobody:nogroup "$out"
+		want="640 nobody:nogroup"
+	fi
+	inode=$(stat -c %i "$out")
+	run --separate-stderr dsys-register render web --template "$tpl" --out "$out" --once
+	assert_success
+	assert_output --partial '"changed":true'
+	[ "$(stat -c %i "$out")" != "$inode" ]
+	run stat -c '%a %U:%G' "$out"
+	assert_output "$want"
+	run cat "$out"
+	assert_output 'server 127.0.0.1:8080;'
+	# a new file: the usual mode under the umask
+	rm "$out"
+	(umask 022 && dsys-register render web --template "$tpl" --out "$out" --once >/dev/null)
+	run stat -c '%a' "$out"
+	assert_output 644
+}
+
 @test "register: render keeps the last good file when --check-cmd refuses or --min is not met" {
 	dsys-register add web --addr 127.0.0.1:8080 >/dev/null 3>&- &
 	BG+=($!)

@@ -6,6 +6,8 @@
  * checked by --check-cmd ({} is the new file's path) and only then renamed
  * over OUT, so OUT is always a whole file that passed the check, even
  * after a crash; a refused file is removed and the last good one stays.
+ * The new file keeps the replaced one's permission bits, owner and group
+ * (as far as we may chown).
  * A render equal to OUT byte for byte leaves OUT as it is (no write, no
  * sync, no rename) unless --check-cmd asks for the check.  With fewer
  * than --min passing instances, render waits (reading the set every 100
@@ -102,13 +104,27 @@ static bool same_file(const char *path, const char *text, size_t len)
 /* Write text[0..len) to a new file at path, on disk before it returns (a
  * rename over --out must not publish a file whose bytes a crash could
  * still lose: one fdatasync, as consul-template syncs its temporary
- * file).  0 or -errno; a failed file is removed. */
-static int write_durable(const char *path, const char *text, size_t len)
+ * file).  When like is not NULL (the regular file the rename replaces),
+ * the new file takes its permission bits and, as far as we may, its owner
+ * and group: a 0640 root:nginx upstream stays so, where a plain create
+ * would leave 0644 and our own ids.  A chown we are not allowed is left
+ * (the file is then ours, as it would be had --out not existed).  0 or
+ * -errno; a failed file is removed. */
+static int write_durable(const char *path, const char *text, size_t len, const struct stat *like)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
 	if (fd < 0)
 		return -errno;
 	int err = 0;
+	if (like) {
+		/* owner first: a chown clears set-id bits, which the chmod then
+		 * puts back */
+		if ((like->st_uid != geteuid() || like->st_gid != getegid()) &&
+		    fchown(fd, like->st_uid, like->st_gid) < 0 && errno == EPERM)
+			(void)!fchown(fd, (uid_t)-1, like->st_gid);   /* a group we are in */
+		if (fchmod(fd, like->st_mode & 07777) < 0)
+			err = -errno;
+	}
 	for (size_t done = 0; done < len && !err;) {
 		ssize_t n = write(fd, text + done, len - done);
 		if (n < 0 && errno != EINTR)
@@ -142,7 +158,9 @@ static int render_set(struct reg_config *cfg, const char *service, const struct 
 	char tmp[4200];
 	snprintf(tmp, sizeof tmp, "%s.%ld.tmp", cfg->out_path, (long)getpid());
 	if (write) {
-		int err = write_durable(tmp, out.data ? out.data : "", out.len);
+		struct stat st;
+		bool like = stat(cfg->out_path, &st) == 0 && S_ISREG(st.st_mode);
+		int err = write_durable(tmp, out.data ? out.data : "", out.len, like ? &st : NULL);
 		if (err < 0) {
 			cli_error("cannot write '%s': %s", tmp, strerror(-err));
 			buf_free(&out);
