@@ -100,6 +100,9 @@ handoff() { # CASE NAME ROUND
 	bench_log "$(printf '%-9s round %s %-6s %6s handoffs/s' "$1" "$3" "$2" "$rate")"
 }
 
+# etcdctl 3.4 speaks v3 by default; exported, not through env(1), so that
+# its commands are not timed with an exec of env in front
+export ETCDCTL_API=3
 declare -A cmd_us
 percmd() { # CASE NAME ROUND
 	local t0 t1 i flockfile=$filedir/flock.file
@@ -107,10 +110,10 @@ percmd() { # CASE NAME ROUND
 	case $2 in
 	dsys-lock-file) cmd=(dsys-lock run cmd --store "${URL[file]}" -- true) ;;
 	dsys-lock-etcd) cmd=(dsys-lock run cmd --store "${URL[etcd3]}" -- true) ;;
-	etcdctl) cmd=(env ETCDCTL_API=3 etcdctl --endpoints "$ETCD_EPS" lock cmd -- true) ;;
+	etcdctl) cmd=(etcdctl --endpoints "$ETCD_EPS" lock cmd -- true) ;;
 	flock) cmd=(flock "$flockfile" true) ;;
 	dsys-lock-version) cmd=(dsys-lock --version) ;;
-	etcdctl-version) cmd=(env ETCDCTL_API=3 etcdctl version) ;;
+	etcdctl-version) cmd=(etcdctl version) ;;
 	esac
 	taskset -c "$BENCH_LOAD_CPU" bash -c 'for ((i = 0; i < $1; i++)); do "${@:2}" >/dev/null 2>&1; done' \
 		_ "$cmdwarm" "${cmd[@]}"
