@@ -734,53 +734,105 @@ static void put_one(struct kv *kv, struct key *key, const char *v, size_t vn, in
 	kv->dirty = true;
 }
 
+/* A put, however it came (gateway JSON, a txn's request_put, the log's
+ * binary form): the checks, then the new revision; the answer's header
+ * (and prev_kv) go to w. */
+static int put_exec(struct kv *kv, const struct kv_put *p, struct json_writer *w, bool in_txn,
+                    const struct kv_header *h, struct err *e)
+{
+	bool ign_val = p->flags & KV_PUT_IGNORE_VALUE, ign_lease = p->flags & KV_PUT_IGNORE_LEASE;
+	int64_t lease = p->lease;
+	if (p->klen == 0)
+		return fail(e, KV_CODE_INVALID, E_NO_KEY);
+	if (lease && !ign_lease && !lease_find(kv, lease, NULL))
+		return fail(e, KV_CODE_NOT_FOUND, E_LEASE_NOT_FOUND);
+	/* one search for the key serves the checks and the put: nothing
+	 * moves keys in between (a new key goes in at `at`) */
+	struct kpos at = lower_bound(kv, p->key, p->klen);
+	struct key *old = key_at(kv, at, p->key, p->klen);
+	const struct rev *prev = old ? visible(old, view(kv)) : NULL;
+	if ((ign_val || ign_lease) && !prev)
+		return fail(e, KV_CODE_INVALID, "etcdserver: key not found");
+	/* ignore_value: the previous value, copied first, since the new
+	 * revision may move the array it lives in */
+	struct buf val = BUF_INIT;
+	const char *v = p->value;
+	size_t vn = p->vlen;
+	if (ign_val) {
+		buf_append(&val, prev->val, prev->vlen);
+		v = val.data ? val.data : "";
+		vn = val.len;
+	}
+	if (ign_lease)
+		lease = prev->lease;
+	/* the header first needs the revision after the put: W */
+	int64_t after = kv->w;
+	header_w(w, in_txn ? NULL : h, after);
+	put_one(kv, old ? old : add_at(kv, at, p->key, p->klen), v, vn, lease,
+	        (p->flags & KV_PUT_PREV_KV) ? w : NULL);
+	buf_free(&val);
+	return 0;
+}
+
 static int do_put(struct kv *kv, const cJSON *o, struct json_writer *w, bool in_txn, const struct kv_header *h,
                   struct err *e)
 {
 	struct buf k = BUF_INIT, v = BUF_INIT;
 	int64_t lease;
 	bool prev_kv, ign_val, ign_lease;
-	int rc = -1;
+	int rc;
 	if (get_bytes(o, "key", &k) < 0 || get_bytes(o, "value", &v) < 0 || get_i64(o, "lease", &lease) < 0 ||
 	    get_bool(o, "prev_kv", &prev_kv) < 0 || get_bool(o, "ignore_value", &ign_val) < 0 ||
 	    get_bool(o, "ignore_lease", &ign_lease) < 0) {
-		fail(e, KV_CODE_INVALID, "bad put request");
-		goto out;
+		rc = fail(e, KV_CODE_INVALID, "bad put request");
+	} else {
+		struct kv_put p = {k.data ? k.data : "", v.data ? v.data : "", k.len, v.len, lease,
+		                   (prev_kv ? KV_PUT_PREV_KV : 0u) | (ign_val ? KV_PUT_IGNORE_VALUE : 0u) |
+		                           (ign_lease ? KV_PUT_IGNORE_LEASE : 0u)};
+		rc = put_exec(kv, &p, w, in_txn, h, e);
 	}
-	if (k.len == 0) {
-		fail(e, KV_CODE_INVALID, E_NO_KEY);
-		goto out;
-	}
-	if (lease && !ign_lease && !lease_find(kv, lease, NULL)) {
-		fail(e, KV_CODE_NOT_FOUND, E_LEASE_NOT_FOUND);
-		goto out;
-	}
-	/* one search for the key serves the checks and the put: nothing
-	 * moves keys in between (a new key goes in at `at`) */
-	struct kpos at = lower_bound(kv, k.data, k.len);
-	struct key *old = key_at(kv, at, k.data, k.len);
-	const struct rev *prev = old ? visible(old, view(kv)) : NULL;
-	if ((ign_val || ign_lease) && !prev) {
-		fail(e, KV_CODE_INVALID, "etcdserver: key not found");
-		goto out;
-	}
-	struct buf val = BUF_INIT;
-	if (ign_val)
-		buf_append(&val, prev->val, prev->vlen);
-	else
-		buf_append(&val, v.data, v.len);
-	if (ign_lease)
-		lease = prev->lease;
-	/* the header first needs the revision after the put: W */
-	int64_t after = kv->w;
-	header_w(w, in_txn ? NULL : h, after);
-	put_one(kv, old ? old : add_at(kv, at, k.data, k.len), val.data, val.len, lease, prev_kv ? w : NULL);
-	buf_free(&val);
-	rc = 0;
-out:
 	buf_free(&k);
 	buf_free(&v);
 	return rc;
+}
+
+void kv_put_encode(struct buf *out, const struct kv_put *p)
+{
+	INVARIANT(p->klen <= UINT32_MAX);
+	INVARIANT((p->flags & ~7u) == 0);
+	uint8_t head[KV_PUT_BIN_HEAD];
+	head[0] = KV_PUT_BIN;
+	head[1] = (uint8_t)p->flags;
+	for (int i = 0; i < 8; i++)
+		head[2 + i] = (uint8_t)((uint64_t)p->lease >> (8 * i));
+	for (int i = 0; i < 4; i++)
+		head[10 + i] = (uint8_t)((uint64_t)p->klen >> (8 * i));
+	buf_reserve(out, sizeof head + p->klen + p->vlen);
+	buf_append(out, head, sizeof head);
+	buf_append(out, p->key, p->klen);
+	buf_append(out, p->value, p->vlen);
+}
+
+int kv_put_decode(const char *body, size_t len, struct kv_put *p)
+{
+	const uint8_t *b = (const uint8_t *)body;
+	if (len < KV_PUT_BIN_HEAD || b[0] != KV_PUT_BIN || (b[1] & ~7u))
+		return -EINVAL;
+	uint64_t lease = 0;
+	uint32_t klen = 0;
+	for (int i = 0; i < 8; i++)
+		lease |= (uint64_t)b[2 + i] << (8 * i);
+	for (int i = 0; i < 4; i++)
+		klen |= (uint32_t)b[10 + i] << (8 * i);
+	if (klen > len - KV_PUT_BIN_HEAD)
+		return -EINVAL;
+	p->flags = b[1];
+	p->lease = (int64_t)lease;
+	p->key = body + KV_PUT_BIN_HEAD;
+	p->klen = klen;
+	p->value = p->key + klen;
+	p->vlen = len - KV_PUT_BIN_HEAD - klen;
+	return 0;
 }
 
 /* Delete every visible key in the range at W; prev_w gets prev_kvs. */
@@ -1441,9 +1493,16 @@ int kv_exec(struct kv *kv, enum kv_op op, uint64_t aux, const char *body, size_t
             const struct kv_header *h, struct buf *out)
 {
 	struct err e = {0};
-	cJSON *o;
-	if (parse_body(body, len, &o, &e) < 0)
+	cJSON *o = NULL;
+	/* a put in the log's binary form (kv.h), else gateway JSON */
+	struct kv_put bin;
+	bool is_bin = op == KV_OP_PUT && body && len > 0 && (uint8_t)body[0] == KV_PUT_BIN;
+	if (is_bin) {
+		if (kv_put_decode(body, len, &bin) < 0)
+			return kv_put_error(out, KV_CODE_INVALID, "bad put request");
+	} else if (parse_body(body, len, &o, &e) < 0) {
 		return kv_put_error(out, e.code, e.msg);
+	}
 	size_t mark = out->len;
 	struct json_writer w;
 	json_writer_init(&w, out);
@@ -1464,7 +1523,7 @@ int kv_exec(struct kv *kv, enum kv_op op, uint64_t aux, const char *body, size_t
 	}
 	switch (op) {
 	case KV_OP_RANGE: rc = do_range(kv, o, &w, false, h, &e); break;
-	case KV_OP_PUT: rc = do_put(kv, o, &w, false, h, &e); break;
+	case KV_OP_PUT: rc = is_bin ? put_exec(kv, &bin, &w, false, h, &e) : do_put(kv, o, &w, false, h, &e); break;
 	case KV_OP_DELETE: rc = do_delete(kv, o, &w, false, h, &e); break;
 	case KV_OP_TXN: rc = txn_precheck(kv, o, &e) < 0 ? -1 : do_txn(kv, o, &w, h, &e); break;
 	case KV_OP_COMPACT: rc = do_compact(kv, o, &w, h, &e); break;
