@@ -385,13 +385,6 @@ static void put_i64s(struct json_writer *w, const char *key, int64_t v)
 	json_kv_strn(w, key, tmp, n);
 }
 
-static void put_u64s(struct json_writer *w, const char *key, uint64_t v)
-{
-	char tmp[24];
-	size_t n = fmt_u64(tmp, v);
-	json_kv_strn(w, key, tmp, n);
-}
-
 static void put_b64(struct json_writer *w, const char *key, const char *p, size_t n)
 {
 	struct buf b = BUF_INIT;
@@ -414,19 +407,43 @@ static void put_kv(struct json_writer *w, const struct key *key, const struct re
 	json_obj_end(w);
 }
 
+/* One "name":"digits" member of the header at t + n (a comma first
+ * unless it opens the object); returns the new length. */
+static size_t header_num(char *t, size_t n, const char *name, size_t nl, uint64_t v, bool sign)
+{
+	if (t[n - 1] != '{')
+		t[n++] = ',';
+	t[n++] = '"';
+	memcpy(t + n, name, nl);
+	n += nl;
+	memcpy(t + n, "\":\"", 3);
+	n += 3;
+	n += sign ? fmt_i64(t + n, (int64_t)v) : fmt_u64(t + n, v);
+	t[n++] = '"';
+	return n;
+}
+
+/* "header":{...}, built in one piece and written raw: it heads every
+ * answer on every member (each applies every write), and key by key
+ * through the writer, escaping names that need none, it was a tenth of a
+ * follower's instructions per put.  The same bytes as the writer's. */
 static void header_w(struct json_writer *w, const struct kv_header *h, int64_t rev)
 {
-	json_key(w, "header");
-	json_obj_begin(w);
+	char t[16 + 4 * (16 + 24)];
+	size_t n = 0;
+	memcpy(t, "\"header\":{", 10);
+	n = 10;
 	if (h) {
-		put_u64s(w, "cluster_id", h->cluster_id);
-		put_u64s(w, "member_id", h->member_id);
+		n = header_num(t, n, "cluster_id", 10, h->cluster_id, false);
+		n = header_num(t, n, "member_id", 9, h->member_id, false);
 	}
 	if (rev)
-		put_i64s(w, "revision", rev);
+		n = header_num(t, n, "revision", 8, (uint64_t)rev, true);
 	if (h)
-		put_u64s(w, "raft_term", h->raft_term);
-	json_obj_end(w);
+		n = header_num(t, n, "raft_term", 9, h->raft_term, false);
+	t[n++] = '}';
+	INVARIANT(n <= sizeof t);
+	json_raw(w, t, n);
 }
 
 void kv_put_header(struct buf *out, const struct kv *kv, const struct kv_header *h, bool with_revision)
