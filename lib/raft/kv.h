@@ -10,8 +10,9 @@
  * creation, +1 per put, a delete ends the generation) and lease; leases
  * (id, granted TTL); the compacted revision, below which history is gone.
  *
- * Requests are the bodies etcd's gateway takes (/v3/kv/range etc.) and
- * answers are the bodies it gives: base64 keys and values, int64 as
+ * Requests are the bodies etcd's gateway takes (/v3/kv/range etc.), or
+ * for a put the binary form below (kv_put_encode), and
+ * answers are the bodies the gateway gives: base64 keys and values, int64 as
  * strings, zero values left out, errors as {"error","message","code"}
  * with etcd's messages word for word.  kv_exec is deterministic -- no
  * clock, no randomness, no host state: every replica that applies the
