@@ -55,7 +55,10 @@
  * every lease's TTL (etcd's rule, so a leader change never expires one).
  *
  * Storage records (each a WAL record): 'E' term index type data (an entry;
- * one at index i drops any stored at or after i), 'H' term vote commit,
+ * one at index i drops any stored at or after i; a normal entry's data is
+ * a command, op u8 | aux u64 | body, the body gateway JSON, or for a
+ * put from gRPC lib/raft/kv's binary put form, told apart by its first
+ * byte: kv.h, kv_put_encode), 'H' term vote commit,
  * and 'S' index term (DIR/snap holds the store up to index; everything
  * stored before is gone).  The node compacts the log itself after each
  * snapshot (wal_rewrite), so the WAL's own compaction is off
