@@ -243,6 +243,48 @@ for line in sys.stdin:
 	[[ $output == *"etcdserver: key is not provided"* ]]
 }
 
+@test "raft grpc: a put with ignore_value and a value, or ignore_lease and a lease, is refused as etcd refuses it (gRPC, in a txn, and the gateway)" {
+	etcd_start
+	# the same requests against each; every line compared
+	session() {
+		"$DSYS_PY" - "$1" <<'EOF'
+import json, sys, urllib.request
+import grpc
+from etcd3.etcdrpc import rpc_pb2, rpc_pb2_grpc
+ep = sys.argv[1]
+kv = rpc_pb2_grpc.KVStub(grpc.insecure_channel(ep))
+def call(what, f, req):
+    try:
+        f(req, timeout=5)
+        print(what, "OK")
+    except grpc.RpcError as e:
+        print(what, e.code().name, e.details())
+kv.Put(rpc_pb2.PutRequest(key=b"/iv/k", value=b"old"), timeout=5)
+call("value", kv.Put, rpc_pb2.PutRequest(key=b"/iv/k", value=b"new", ignore_value=True))
+call("lease", kv.Put, rpc_pb2.PutRequest(key=b"/iv/k", lease=7, ignore_lease=True))
+call("both", kv.Put, rpc_pb2.PutRequest(key=b"/iv/k", value=b"x", lease=7, ignore_value=True, ignore_lease=True))
+call("neither", kv.Put, rpc_pb2.PutRequest(key=b"/iv/k", ignore_value=True, ignore_lease=True))
+op = rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=b"/iv/t", value=b"x", ignore_value=True))
+call("txn", kv.Txn, rpc_pb2.TxnRequest(success=[op]))
+print("value after", kv.Range(rpc_pb2.RangeRequest(key=b"/iv/k"), timeout=5).kvs[0].value.decode())
+print("txn key", kv.Range(rpc_pb2.RangeRequest(key=b"/iv/t"), timeout=5).count)
+body = json.dumps({"key": "L2l2L2s=", "value": "eA==", "ignore_value": True}).encode()
+try:
+    urllib.request.urlopen("http://" + ep + "/v3/kv/put", body, timeout=5)
+    print("gateway 200")
+except urllib.error.HTTPError as e:
+    o = json.loads(e.read())
+    print("gateway", e.code, o.get("error"), o.get("code"))
+EOF
+	}
+	dsys=$(session "127.0.0.1:${P[1]}")
+	etcd=$(session "127.0.0.1:$ETCD_PORT")
+	echo "dsys-raft:"$'\n'"$dsys"$'\n'"etcd:"$'\n'"$etcd"
+	[[ $etcd == *"value INVALID_ARGUMENT etcdserver: value is provided"* ]]
+	[[ $etcd == *"lease INVALID_ARGUMENT etcdserver: lease is provided"* ]]
+	[ "$dsys" = "$etcd" ]
+}
+
 @test "raft grpc: python3-etcd3 puts, reads a prefix, runs a transaction, uses a lease and sees NOT_FOUND" {
 	run "$DSYS_PY" - "${P[1]}" <<'EOF'
 import sys

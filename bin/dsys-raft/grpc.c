@@ -863,14 +863,20 @@ static void grpc_call(struct http_exchange *ex, void *arg)
 		/* A Put with a key goes to the log in lib/raft/kv's binary form
 		 * (kv_put_encode): no JSON or base64 for this member to write
 		 * and every member to parse and decode on apply, the most of
-		 * each member's CPU per write under `etcdctl check perf`.  A key
-		 * is all kv_check asks of a put, so api_v3 has nothing to check;
-		 * a Put without one goes through api_v3 below for its error. */
+		 * each member's CPU per write under `etcdctl check perf`.  What
+		 * kv_check asks of a put is asked here (a key, kv_put_refusal);
+		 * a Put without a key goes through api_v3 below for its error. */
 		const Etcdserverpb__PutRequest *pr = (const Etcdserverpb__PutRequest *)req;
 		struct kv_put p = {(const char *)pr->key.data, (const char *)pr->value.data, pr->key.len, pr->value.len,
 		                   pr->lease,
 		                   (pr->prev_kv ? KV_PUT_PREV_KV : 0u) | (pr->ignore_value ? KV_PUT_IGNORE_VALUE : 0u) |
 		                           (pr->ignore_lease ? KV_PUT_IGNORE_LEASE : 0u)};
+		const char *refused = kv_put_refusal(&p);
+		if (refused) {
+			protobuf_c_message_free_unpacked(req, NULL);
+			grpc_answer(ex, NULL, 0, GRPC_INVALID_ARGUMENT, refused);
+			return;
+		}
 		buf_reset(b);
 		kv_put_encode(b, &p);
 		protobuf_c_message_free_unpacked(req, NULL);

@@ -504,6 +504,8 @@ int kv_put_error(struct buf *out, int code, const char *message)
 }
 
 #define E_NO_KEY "etcdserver: key is not provided"
+#define E_VALUE_PROVIDED "etcdserver: value is provided"
+#define E_LEASE_PROVIDED "etcdserver: lease is provided"
 #define E_FUTURE "etcdserver: mvcc: required revision is a future revision"
 #define E_COMPACTED "etcdserver: mvcc: required revision has been compacted"
 #define E_LEASE_NOT_FOUND "etcdserver: requested lease not found"
@@ -1496,6 +1498,47 @@ static int parse_body(const char *body, size_t len, cJSON **o, struct err *e)
 	return 0;
 }
 
+/* What etcd's API layer refuses in a put before it proposes it, in its
+ * order: ignore_value with a value, ignore_lease with a lease.  Checked
+ * before the proposal only (kv_check, the gRPC front end), never on apply,
+ * so entries already in a log apply as they did.  A field that does not
+ * parse is left to the apply's own answer. */
+static int check_put_fields(const cJSON *o, struct err *e)
+{
+	struct buf v = BUF_INIT;
+	int64_t lease = 0;
+	bool ign_val = false, ign_lease = false;
+	int rc = 0;
+	if (get_bool(o, "ignore_value", &ign_val) == 0 && ign_val && get_bytes(o, "value", &v) == 0 && v.len)
+		rc = fail(e, KV_CODE_INVALID, E_VALUE_PROVIDED);
+	else if (get_bool(o, "ignore_lease", &ign_lease) == 0 && ign_lease && get_i64(o, "lease", &lease) == 0 &&
+	         lease)
+		rc = fail(e, KV_CODE_INVALID, E_LEASE_PROVIDED);
+	buf_free(&v);
+	return rc;
+}
+
+/* check_put_fields over each request_put of a txn's branch. */
+static int check_txn_puts(const cJSON *ops, struct err *e)
+{
+	const cJSON *op;
+	cJSON_ArrayForEach(op, ops) {
+		const cJSON *put = cJSON_GetObjectItemCaseSensitive(op, "request_put");
+		if (cJSON_IsObject(put) && check_put_fields(put, e) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+const char *kv_put_refusal(const struct kv_put *p)
+{
+	if ((p->flags & KV_PUT_IGNORE_VALUE) && p->vlen)
+		return E_VALUE_PROVIDED;
+	if ((p->flags & KV_PUT_IGNORE_LEASE) && p->lease)
+		return E_LEASE_PROVIDED;
+	return NULL;
+}
+
 int kv_check(enum kv_op op, const char *body, size_t len, struct buf *out)
 {
 	struct err e = {0};
@@ -1514,10 +1557,14 @@ int kv_check(enum kv_op op, const char *body, size_t len, struct buf *out)
 			rc = fail(&e, KV_CODE_INVALID, "bad key: want base64");
 		else if (k.len == 0)
 			rc = fail(&e, KV_CODE_INVALID, E_NO_KEY);
+		else
+			rc = check_put_fields(o, &e);
 		break;
 	case KV_OP_TXN:
 		if (check_ops(cJSON_GetObjectItemCaseSensitive(o, "success"), &e) < 0 ||
-		    check_ops(cJSON_GetObjectItemCaseSensitive(o, "failure"), &e) < 0)
+		    check_ops(cJSON_GetObjectItemCaseSensitive(o, "failure"), &e) < 0 ||
+		    check_txn_puts(cJSON_GetObjectItemCaseSensitive(o, "success"), &e) < 0 ||
+		    check_txn_puts(cJSON_GetObjectItemCaseSensitive(o, "failure"), &e) < 0)
 			rc = -1;
 		break;
 	default:

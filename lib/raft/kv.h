@@ -131,9 +131,15 @@ void kv_put_encode(struct buf *out, const struct kv_put *p);
 /* Read a binary put (body starts with KV_PUT_BIN): 0, or -EINVAL when it
  * is cut short or has unknown flags; p points into body. */
 int kv_put_decode(const char *body, size_t len, struct kv_put *p);
+/* What etcd's API layer refuses in p before proposing it (ignore_value
+ * with a value, ignore_lease with a lease): etcd's message, or NULL.  The
+ * gRPC front end asks it of a put it sends as the binary form; kv_check
+ * asks the same of a gateway put and of each put in a txn. */
+const char *kv_put_refusal(const struct kv_put *p);
 
 /* Parse and check a request without executing it: 0, or the HTTP status
- * of the error body appended to out (bad JSON, a missing key...). */
+ * of the error body appended to out (bad JSON, a missing key, a put
+ * kv_put_refusal refuses...). */
 int kv_check(enum kv_op op, const char *body, size_t len, struct buf *out);
 
 /* Answers the node writes itself (they need the leader's clock). */
