@@ -234,6 +234,17 @@ enum h2_block_kind {
 #define H2_HC_FIELDS 32
 #define H2_HC_DATA 2048
 
+/* h2_stream.hflags: what the header block showed (h2_field) */
+enum {
+	H2F_METHOD = 1 << 0, H2F_SCHEME = 1 << 1, H2F_PATH = 1 << 2, H2F_AUTHORITY = 1 << 3,
+	H2F_HOST = 1 << 4,
+	H2F_REGULAR = 1 << 5,      /* a regular field came: no pseudo-header after it */
+	H2F_CONNECT = 1 << 6, H2F_OPTIONS = 1 << 7,
+	H2F_SCHEME_HTTP = 1 << 8,  /* http or https: :path must be origin-form (or * for OPTIONS) */
+	H2F_PATH_SLASH = 1 << 9, H2F_PATH_STAR = 1 << 10,
+	H2F_CONTENT_TYPE = 1 << 11, /* a content-type field came (else no gRPC call, unlooked) */
+};
+
 /*
  * What a request's header block left in the new stream it opened: a
  * block replayed from the cache into another new stream leaves exactly
@@ -1384,6 +1395,8 @@ static enum http_method h2_method(const char *m, size_t n)
 		{"DELETE", HTTP_DELETE}, {"OPTIONS", HTTP_OPTIONS}, {"PATCH", HTTP_PATCH},
 		{"TRACE", HTTP_TRACE}, {"CONNECT", HTTP_CONNECT},
 	};
+	if (n == 3 && m[0] == 'G' && m[1] == 'E' && m[2] == 'T')
+		return HTTP_GET;   /* nearly every request: no table walk */
 	for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
 		if (strlen(tab[i].s) == n && memcmp(tab[i].s, m, n) == 0)
 			return tab[i].m;
@@ -1437,7 +1450,7 @@ static void h2_dispatch(struct h2_stream *st)
 	x->keep_alive = true;
 	x->stream = st;
 	st->dispatched = true;
-	st->grpc = grpc_is_call(&x->pub);
+	st->grpc = (st->hflags & H2F_CONTENT_TYPE) && grpc_is_call(&x->pub);
 	st->deadline = 0;
 	if (st->grpc) {
 		const struct http_header *gt = http_message_header(&r->m, "grpc-timeout");
@@ -1472,15 +1485,6 @@ static void h2_dispatch(struct h2_stream *st)
  * (etcdctl's --cluster commands, which dial each member's client URL)
  * sends and grpc-go's server takes; the prefix is not kept.
  */
-enum {
-	H2F_METHOD = 1 << 0, H2F_SCHEME = 1 << 1, H2F_PATH = 1 << 2, H2F_AUTHORITY = 1 << 3,
-	H2F_HOST = 1 << 4,
-	H2F_REGULAR = 1 << 5,      /* a regular field came: no pseudo-header after it */
-	H2F_CONNECT = 1 << 6, H2F_OPTIONS = 1 << 7,
-	H2F_SCHEME_HTTP = 1 << 8,  /* http or https: :path must be origin-form (or * for OPTIONS) */
-	H2F_PATH_SLASH = 1 << 9, H2F_PATH_STAR = 1 << 10,
-};
-
 /*
  * Character classes of the request checks, one table lookup a byte:
  * h2_field ran strchr for every character of every name and value
@@ -1662,6 +1666,10 @@ static int h2_field(struct h2_stream *st, const uint8_t *n, size_t nlen, const u
 	case 10:
 		if (H2_IS(n, nlen, "connection") || H2_IS(n, nlen, "keep-alive"))
 			return -1;
+		break;
+	case 12:
+		if (H2_IS(n, nlen, "content-type"))
+			st->hflags |= H2F_CONTENT_TYPE;
 		break;
 	case 14:
 		if (H2_IS(n, nlen, "content-length")) {
