@@ -145,7 +145,7 @@ struct h2_stream {
 	struct h2_session *s;
 	struct h2_stream *prev, *next;   /* in s->streams */
 	struct h2_stream *hnext;         /* in its chain of s->table */
-	struct h2_stream *qprev, *qnext; /* in s->sendq, while queued */
+	struct h2_stream *qprev, *qnext; /* in s->sendq (or s->doneq), while queued */
 	int32_t id;
 	struct xchg *x;                  /* from HEADERS until dispatched; then the handler's */
 	/* the request: every string in req (pseudo-headers, fields) in one buffer */
@@ -164,7 +164,8 @@ struct h2_stream {
 	 * still send, and what it sent since our last WINDOW_UPDATE */
 	int64_t send_win;
 	uint32_t recv_win, recv_unacked;
-	bool queued;                     /* in s->sendq */
+	bool queued;                     /* in s->sendq, or in s->doneq if done_q */
+	bool done_q;                     /* answered whole by h2_submit: in s->doneq */
 	bool local_ended;                /* END_STREAM written: nothing more to send */
 	bool grpc;                       /* content-type application/grpc */
 	bool grpc_deadline;              /* deadline is grpc-timeout's, not the request's */
@@ -296,6 +297,7 @@ struct h2_session {
 	uint32_t nstreams;
 	struct h2_stream *table[H2_BUCKETS]; /* streams by id */
 	struct h2_stream *sendq, *sendq_tail; /* streams with something to send */
+	struct h2_stream *doneq;   /* streams h2_submit answered whole, for the pass to free */
 	/* streams that ended, kept with their buffers for the next ones: a
 	 * request then costs no malloc of ours (perf showed malloc and free
 	 * at a tenth of the server's time over h2c) */
@@ -844,6 +846,17 @@ static void h2_unqueue(struct h2_stream *st)
 	if (!st->queued)
 		return;
 	st->queued = false;
+	if (st->done_q) {
+		st->done_q = false;
+		if (st->qprev)
+			st->qprev->qnext = st->qnext;
+		else
+			s->doneq = st->qnext;
+		if (st->qnext)
+			st->qnext->qprev = st->qprev;
+		st->qprev = st->qnext = NULL;
+		return;
+	}
 	if (st->qprev)
 		st->qprev->qnext = st->qnext;
 	else
@@ -853,6 +866,20 @@ static void h2_unqueue(struct h2_stream *st)
 	else
 		s->sendq_tail = st->qprev;
 	st->qprev = st->qnext = NULL;
+}
+
+/* A stream whose answer is all written, for the next send pass to free
+ * (not at once: its caller still holds it). */
+static void h2_done(struct h2_stream *st)
+{
+	struct h2_session *s = st->s;
+	INVARIANT(st->local_ended && !st->queued);
+	st->queued = st->done_q = true;
+	st->qprev = NULL;
+	st->qnext = s->doneq;
+	if (s->doneq)
+		s->doneq->qprev = st;
+	s->doneq = st;
 }
 
 /* Forget st: its exchange, if a handler has it, is gone; if not yet
@@ -977,6 +1004,11 @@ static void h2_send_stream(struct h2_session *s, struct h2_stream *st)
 static void h2_send_pass(struct h2_session *s)
 {
 	struct h2_stream *next;
+	while (s->doneq) {
+		struct h2_stream *st = s->doneq;
+		h2_unqueue(st);
+		h2_maybe_close(st);
+	}
 	for (struct h2_stream *st = s->sendq; st && !s->dead; st = next) {
 		next = st->qnext;
 		if (!st->local_ended && !st->bad)
@@ -1139,14 +1171,37 @@ static void h2_submit(struct h2_stream *st, const struct http_answer *in, bool h
 		pk = (struct h2_plain_key){(uint16_t)status, a.content_type, strlen(a.content_type),
 		                           (uint64_t)a.len};
 		plain = &pk;
-		if (h2_plain_same(st->s->hc_out, plain)) {
+		struct h2_session *s = st->s;
+		if (h2_plain_same(s->hc_out, plain)) {
 			buf_reset(&st->ans);
 			st->ntrailers = 0;
+			/* A body that one DATA frame takes, within both windows,
+			 * with no stream before it waiting to send, goes out at
+			 * once from the handler's bytes, not through st->out and
+			 * the send queue (streams still end in the order they
+			 * were answered); the pass only frees the stream. */
+			size_t blen = head_only ? 0 : a.len;
+			if (blen && !s->sendq && !st->queued && (int64_t)blen <= st->send_win &&
+			    (int64_t)blen <= s->send_win && blen <= s->peer_max_frame &&
+			    s->c->out.len <= OUT_BACKLOG_MAX) {
+				buf_reset(&st->out);
+				st->out_pos = 0;
+				st->answered = true;
+				if (h2_submit_gone(st))
+					return;
+				h2_write_cached(s, st->id, false);
+				h2_write_data(s, st->id, a.body, blen, true);
+				st->send_win -= (int64_t)blen;
+				s->send_win -= (int64_t)blen;
+				st->local_ended = true;
+				h2_done(st);
+				return;
+			}
 			h2_submit_body(st, &a, head_only);
 			if (h2_submit_gone(st))
 				return;
 			bool data = st->out.len > 0;
-			h2_write_cached(st->s, st->id, !data);
+			h2_write_cached(s, st->id, !data);
 			if (!data)
 				st->local_ended = true;
 			h2_enqueue(st);
