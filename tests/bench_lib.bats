@@ -85,3 +85,40 @@ report() {
 	[ "$(jq -c 'select(.section == "t" and .case == "old")' "$BT/results.jsonl")" = "" ]
 	jq -s -e '[.[] | select(.section == "t" and .case == "c1")][0] | .rps == 10' "$BT/results.jsonl"
 }
+
+# cg SCRIPT: run SCRIPT in a shell that sourced lib.sh, with one "server"
+# (a sleep) started through bench_start; bench_cleanup on exit as in a section.
+cg() {
+	(
+		# shellcheck source=tests/bench/lib.sh
+		. "$BATS_TEST_DIRNAME/bench/lib.sh"
+		bench_init t >/dev/null 2>&1 || exit 99
+		BENCH_SERVER_CPU=0
+		sleep 30 </dev/null >/dev/null 2>&1 3>&- &
+		BENCH_PID[s]=$!
+		eval "$1"
+	)
+}
+
+@test "bench lib: without a writable cgroup cpu controller the limit says it is skipped, and fails" {
+	BENCH_CGROUP_ROOT=$BT/nothing-here run --separate-stderr cg 'bench_cgroup_limit s 5000 1000'
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"skipped: no writable cgroup v1 cpu controller at $BT/nothing-here"* ]]
+}
+
+@test "bench lib: bench_cgroup_limit puts a server in a CPU-limited group, which goes on exit" {
+	[ -w /sys/fs/cgroup/cpu/cgroup.procs ] || skip "no writable cgroup v1 cpu controller here"
+	run --separate-stderr cg 'bench_cgroup_limit s 5000 1000 || exit 1
+		d=${BENCH_CGROUP[s]}
+		echo "dir $d"
+		echo "quota $(cat "$d/cpu.cfs_quota_us") $(cat "$d/cpu.cfs_period_us")"
+		grep -qx "${BENCH_PID[s]}" "$d/cgroup.procs" && echo "in group"
+		echo "stat $(bench_cgroup_stat s | wc -w)"'
+	[ "$status" -eq 0 ]
+	[ "${lines[1]}" = "quota 1000 5000" ]
+	[ "${lines[2]}" = "in group" ]
+	[ "${lines[3]}" = "stat 3" ]
+	dir=${lines[0]#dir }
+	[[ "$dir" == /sys/fs/cgroup/cpu/dsys-bench-* ]]
+	[ ! -e "$dir" ]   # removed by bench_cleanup, the sleep stopped first
+}

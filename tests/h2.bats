@@ -257,6 +257,29 @@ h2blocks() {
 	assert_equal "$(jq -c .first_bytes <<<"$output")" '["88","88","88","20"]'
 }
 
+@test "h2: answers alternating on one connection each carry their own status, content-type and content-length (the plain answer's cached block)" {
+	# /a and /c differ in content-type only, /a and /l in length only,
+	# /missing in all three; HEAD has GET's fields.  nghttp sends them all
+	# on one connection (a ?N each, as it drops repeated URLs).
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1 \
+		--route 'GET /a=AAAA' --route 'GET /l=AAAAA' -T text/html --route 'GET /c=CCCC'
+	local u="http://127.0.0.1:$SERVER_PORT" urls=() p i=0 fields
+	# "[ 0.003] recv (stream_id=13) content-type: text/plain" -> one line a stream
+	fields='$3 == "recv" && $4 ~ /^\(stream_id=/ { id = $4; gsub(/[^0-9]/, "", id); f[id] = f[id] " " $6 }
+		END { for (k in f) print k f[k] }'
+	for p in /a /a /c /a /l /l /a /missing /a /hello /a; do urls+=("$u$p?$((i += 1))"); done
+	run --separate-stderr bash -c 'nghttp -v "$@" | awk "$0" | sort -n | cut -d" " -f2-' "$fields" "${urls[@]}"
+	assert_success
+	assert_output "$(printf '%s\n' '200 text/plain 4' '200 text/plain 4' '200 text/html 4' \
+		'200 text/plain 4' '200 text/plain 5' '200 text/plain 5' '200 text/plain 4' \
+		'404 application/json 21' '200 text/plain 4' '200 text/plain 16' '200 text/plain 4')"
+	run --separate-stderr bash -c 'nghttp -v -H ":method: HEAD" "$@" | awk "$0" | sort -n | cut -d" " -f2-' \
+		"$fields" "$u/a?1" "$u/c?2" "$u/a?3" "$u/l?4" "$u/a?5"
+	assert_success
+	assert_output "$(printf '%s\n' '200 text/plain 4' '200 text/html 4' '200 text/plain 4' \
+		'200 text/plain 5' '200 text/plain 4')"
+}
+
 @test "h2: a stream reset by the client is forgotten and the next stream is answered" {
 	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
 	h2raw "$SERVER_PORT" rst-stream

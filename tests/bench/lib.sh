@@ -98,6 +98,17 @@
 #                                  time: near 100 when the server is the
 #                                  bottleneck, far below when neighbours on
 #                                  its CPU starve it and req/s means little)
+#   bench_cgroup_limit NAME PERIOD_US QUOTA_US
+#                                  move NAME's process into a cgroup v1 cpu
+#                                  group of its own, limited to QUOTA_US of
+#                                  CPU per PERIOD_US (a server the load can
+#                                  always outrun); 1 with a message on stderr
+#                                  when /sys/fs/cgroup/cpu is not there or not
+#                                  writable (not root, a container): the
+#                                  caller skips.  The group goes on exit.
+#   bench_cgroup_stat NAME         the group's "PERIODS THROTTLED THROTTLED_S"
+#                                  (cpu.stat: periods elapsed, periods that
+#                                  ran out of quota, seconds spent throttled)
 #   bench_idle_rss CASE NAME COUNT [PATH]
 #                                  hold COUNT keep-alive connections open (each
 #                                  after one request to PATH) and record the
@@ -116,7 +127,7 @@
 # Functions return nonzero on failure and never exit the caller's shell,
 # so sections decide what a failure means.
 
-declare -gA BENCH_PID=() BENCH_PORT=()
+declare -gA BENCH_PID=() BENCH_PORT=() BENCH_CGROUP=()
 declare -ga BENCH_SERVERS=()
 BENCH_FAILURES=0
 BENCH_ROUNDS=${BENCH_ROUNDS:-3}
@@ -185,6 +196,7 @@ bench_cleanup() {
 		kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null
 	done
 	bench_stop_all
+	bench_cgroup_remove_all
 	if [ -n "${BENCH_TMP:-}" ] && [ -d "$BENCH_TMP" ]; then
 		if [ "${BENCH_KEEP:-0}" = 1 ]; then
 			bench_log "scratch kept in $BENCH_TMP"
@@ -387,6 +399,62 @@ bench_measure() {
 	return $BENCH_RC
 }
 
+# cgroup v1's cpu controller (cpu.cfs_period_us, cpu.cfs_quota_us,
+# cpu.stat), the one this machine mounts; a cgroup v2-only host has
+# cpu.max instead and is reported as not supported, not guessed at.
+BENCH_CGROUP_ROOT=${BENCH_CGROUP_ROOT:-/sys/fs/cgroup/cpu}
+
+bench_cgroup_limit() {
+	local name=$1 period=$2 quota=$3 pid=${BENCH_PID[$1]:-} dir p
+	[ -n "$pid" ] || { bench_skip "cgroup: $name is not running"; return 1; }
+	if [ ! -w "$BENCH_CGROUP_ROOT/cgroup.procs" ] || [ ! -e "$BENCH_CGROUP_ROOT/cpu.cfs_quota_us" ]; then
+		bench_skip "no writable cgroup v1 cpu controller at $BENCH_CGROUP_ROOT" \
+			"(needs root and cgroup v1's cpu hierarchy mounted there)"
+		return 1
+	fi
+	dir=$BENCH_CGROUP_ROOT/dsys-bench-$$-$name
+	if ! mkdir "$dir" 2>/dev/null; then
+		bench_skip "cannot create cgroup '$dir'"
+		return 1
+	fi
+	BENCH_CGROUP[$name]=$dir
+	# The period first: a quota above the old period may be refused.
+	if ! { echo "$period" >"$dir/cpu.cfs_period_us" && echo "$quota" >"$dir/cpu.cfs_quota_us"; } 2>/dev/null; then
+		bench_skip "cgroup '$dir' refused quota $quota us per $period us"
+		return 1
+	fi
+	# Every process of the tree (cgroup.procs moves all of a process's threads).
+	for p in $(bench_tree "$pid"); do
+		echo "$p" >"$dir/cgroup.procs" 2>/dev/null || {
+			bench_skip "cannot move pid $p into cgroup '$dir'"; return 1; }
+	done
+	bench_log "$name: in cgroup $dir, $quota us of CPU per $period us"
+}
+
+bench_cgroup_stat() {
+	local dir=${BENCH_CGROUP[$1]:-}
+	[ -n "$dir" ] && awk '$1 == "nr_periods" { p = $2 } $1 == "nr_throttled" { t = $2 }
+		$1 == "throttled_time" { ns = $2 } END { printf "%d %d %.6f\n", p, t, ns / 1e9 }' "$dir/cpu.stat"
+}
+
+# After the servers are stopped: a group with a task left cannot go, so
+# what is still in one (a process that outlived SIGKILL's wait) is moved
+# back to the root first.
+bench_cgroup_remove_all() {
+	local name dir p i
+	for name in "${!BENCH_CGROUP[@]}"; do
+		dir=${BENCH_CGROUP[$name]}
+		for ((i = 0; i < 20; i++)); do
+			[ -d "$dir" ] || break
+			rmdir "$dir" 2>/dev/null && break
+			while read -r p; do echo "$p" >"$BENCH_CGROUP_ROOT/cgroup.procs"; done <"$dir/cgroup.procs" 2>/dev/null
+			sleep 0.05
+		done
+		[ -d "$dir" ] && bench_log "cgroup '$dir' could not be removed"
+		unset "BENCH_CGROUP[$name]"
+	done
+}
+
 # wrk prints times as 123.45us, 1.23ms, 1.02s, 1.00m; in us here.
 bench_wrk_parse() {
 	local line
@@ -566,7 +634,7 @@ bench_report() {
 	function count(key,    parts) { return split(vals[key], parts, " ") }
 	function human(metric, v) {
 		if (v == "") return "-"
-		if (metric == "rps") return sprintf("%.0f", v)
+		if (metric == "rps" || metric ~ /_rps$/) return sprintf("%.0f", v)
 		if (metric ~ /_us_per_/) return sprintf("%.2fus", v)
 		if (metric ~ /_us$/) return v >= 1000 ? sprintf("%.2fms", v / 1000) : sprintf("%dus", v)
 		if (metric ~ /_kib$/) return sprintf("%.1fMiB", v / 1024)
@@ -575,6 +643,9 @@ bench_report() {
 	}
 	function label(metric) {
 		if (metric == "rps") return "req/s"
+		if (metric == "per_core_rps") return "req/cpu-s"
+		if (metric == "run_busy_pct") return "run busy"
+		if (metric == "load_cpu_pct") return "load busy"
 		if (metric == "cpu_us_per_req") return "cpu/req"
 		if (metric == "load_cpu_us_per_req") return "load cpu/req"
 		if (metric == "rss_kib") return "rss"
