@@ -122,3 +122,23 @@ cg() {
 	[[ "$dir" == /sys/fs/cgroup/cpu/dsys-bench-* ]]
 	[ ! -e "$dir" ]   # removed by bench_cleanup, the sleep stopped first
 }
+
+@test "bench lib: a process left in a bench cgroup at exit (outside the server's tree) is killed, said, and the group goes" {
+	[ -w /sys/fs/cgroup/cpu/cgroup.procs ] || skip "no writable cgroup v1 cpu controller here"
+	run --separate-stderr cg 'bench_cgroup_limit s 5000 1000 || exit 1
+		d=${BENCH_CGROUP[s]}
+		sleep 300 </dev/null >/dev/null 2>&1 3>&- &
+		o=$!
+		echo "$o" >"$d/cgroup.procs"
+		disown "$o"
+		echo "dir $d"
+		echo "orphan $o"'
+	[ "$status" -eq 0 ]
+	dir=${lines[0]#dir }
+	o=${lines[1]#orphan }
+	[ -n "$o" ]
+	[ ! -e "$dir" ]
+	run kill -0 "$o"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"pid $o was left in it; killed"* ]]
+}

@@ -109,6 +109,12 @@ if command -v dsys-serve >/dev/null 2>&1 && { bench_want sat-c10m10 || bench_wan
 		if ! bench_cgroup_limit "$sname" "$BENCH_SAT_PERIOD_US" "$BENCH_SAT_QUOTA_US"; then
 			bench_skip "cases sat-c10m10 sat-c100m10: the server cannot be CPU-limited here"
 			bench_stop "$sname"
+			# none of the saturated rows, not the ones limited before this
+			for row in "${sat_rows[@]}"; do
+				[ -n "${SAT_SERVER[$row]:-}" ] && bench_stop "${SAT_SERVER[$row]}" 2>/dev/null
+			done
+			sat_rows=()
+			SAT_SERVER=() SAT_ARGS=()
 			break
 		fi
 		SAT_SERVER[$row]=$sname; SAT_ARGS[$row]=

@@ -437,9 +437,11 @@ bench_cgroup_stat() {
 		$1 == "throttled_time" { ns = $2 } END { printf "%d %d %.6f\n", p, t, ns / 1e9 }' "$dir/cpu.stat"
 }
 
-# After the servers are stopped: a group with a task left cannot go, so
-# what is still in one (a process that outlived SIGKILL's wait) is moved
-# back to the root first.
+# After the servers are stopped: a group with a task left cannot go.
+# Everything in one of our groups is the bench's own (a server's child
+# that bench_stop's tree walk missed because its parent had exited), so
+# what is still there is killed, and said; only a process that even
+# SIGKILL leaves is moved back to the root so the group can go.
 bench_cgroup_remove_all() {
 	local name dir p i
 	for name in "${!BENCH_CGROUP[@]}"; do
@@ -447,7 +449,13 @@ bench_cgroup_remove_all() {
 		for ((i = 0; i < 20; i++)); do
 			[ -d "$dir" ] || break
 			rmdir "$dir" 2>/dev/null && break
-			while read -r p; do echo "$p" >"$BENCH_CGROUP_ROOT/cgroup.procs"; done <"$dir/cgroup.procs" 2>/dev/null
+			for p in $(cat "$dir/cgroup.procs" 2>/dev/null); do
+				if ((i < 10)); then
+					kill -KILL "$p" 2>/dev/null && bench_log "cgroup '$dir': pid $p was left in it; killed"
+				else
+					echo "$p" >"$BENCH_CGROUP_ROOT/cgroup.procs"
+				fi
+			done
 			sleep 0.05
 		done
 		[ -d "$dir" ] && bench_log "cgroup '$dir' could not be removed"
