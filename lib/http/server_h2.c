@@ -656,11 +656,15 @@ struct h2_plain_key {
 	uint64_t len;
 };
 
+/* k->ctlen is not read: the cached type (a C string's bytes, no NUL in
+ * it) and a NUL after as many of k->ct's, without strlen first */
 static bool h2_plain_same(const struct h2_hcache *hc, const struct h2_plain_key *k)
 {
-	return hc && hc->valid && hc->plain && hc->plain_status == k->status &&
-	       hc->plain_len == k->len && hc->f[1].vlen == k->ctlen &&
-	       memcmp(hc->data + hc->plain_ct, k->ct, k->ctlen) == 0;
+	if (!hc || !hc->valid || !hc->plain || hc->plain_status != k->status ||
+	    hc->plain_len != k->len)
+		return false;
+	size_t l = hc->f[1].vlen;
+	return strncmp((const char *)hc->data + hc->plain_ct, k->ct, l) == 0 && k->ct[l] == '\0';
 }
 
 /* The cached block as a HEADERS frame of stream id. */
@@ -1159,54 +1163,57 @@ static inline bool h2_submit_gone(const struct h2_stream *st)
  */
 static void h2_submit(struct h2_stream *st, const struct http_answer *in, bool head_only)
 {
-	struct http_answer a = *in;
+	/* a, not a copy of *in (17 instructions a request): the gRPC error
+	 * below is its own answer */
+	const struct http_answer *a = in;
+	struct http_answer ga;
 	char code[12];
 	struct http_header gtr[2];
-	if (st->grpc && a.status != 200 && a.n_trailers == 0) {
-		int g = grpc_status_from_http(a.status);
-		size_t ml = a.len > 200 ? 200 : a.len;
+	if (st->grpc && a->status != 200 && a->n_trailers == 0) {
+		int g = grpc_status_from_http(a->status);
+		size_t ml = a->len > 200 ? 200 : a->len;
 		int n = snprintf(code, sizeof code, "%d", g);
 		gtr[0] = (struct http_header){"grpc-status", code, 11, (uint32_t)n};
-		gtr[1] = (struct http_header){"grpc-message", a.body ? a.body : "", 12, (uint32_t)ml};
-		a = (struct http_answer){.status = 200, .content_type = "application/grpc",
-		                         .trailers = gtr, .n_trailers = ml ? 2 : 1};
+		gtr[1] = (struct http_header){"grpc-message", a->body ? a->body : "", 12, (uint32_t)ml};
+		ga = (struct http_answer){.status = 200, .content_type = "application/grpc",
+		                          .trailers = gtr, .n_trailers = ml ? 2 : 1};
+		a = &ga;
 		/* the message is copied below, through ans_put, and cleaned there */
 	}
-	int status = a.status < 100 || a.status > 999 ? 500 : a.status;
+	int status = a->status < 100 || a->status > 999 ? 500 : a->status;
 	bool bodyless = status == 204 || status == 304 || status < 200;
 	struct h2_plain_key pk, *plain = NULL;
-	if (!bodyless && !st->grpc && !st->streaming && a.content_type && a.n_headers == 0 &&
-	    !a.raw_headers && a.n_trailers == 0) {
-		pk = (struct h2_plain_key){(uint16_t)status, a.content_type, strlen(a.content_type),
-		                           (uint64_t)a.len};
+	if (!bodyless && !st->grpc && !st->streaming && a->content_type && a->n_headers == 0 &&
+	    !a->raw_headers && a->n_trailers == 0) {
+		pk = (struct h2_plain_key){(uint16_t)status, a->content_type, 0, (uint64_t)a->len};
 		plain = &pk;
 		struct h2_session *s = st->s;
 		if (h2_plain_same(s->hc_out, plain)) {
-			buf_reset(&st->ans);
+			h2_buf_empty(&st->ans);
 			st->ntrailers = 0;
 			/* A body that one DATA frame takes, within both windows,
 			 * with no stream before it waiting to send, goes out at
 			 * once from the handler's bytes, not through st->out and
 			 * the send queue (streams still end in the order they
 			 * were answered); the pass only frees the stream. */
-			size_t blen = head_only ? 0 : a.len;
+			size_t blen = head_only ? 0 : a->len;
 			if (blen && !s->sendq && !st->queued && (int64_t)blen <= st->send_win &&
 			    (int64_t)blen <= s->send_win && blen <= s->peer_max_frame &&
 			    s->c->out.len <= OUT_BACKLOG_MAX) {
-				buf_reset(&st->out);
+				h2_buf_empty(&st->out);
 				st->out_pos = 0;
 				st->answered = true;
 				if (h2_submit_gone(st))
 					return;
 				h2_write_cached(s, st->id, false);
-				h2_write_data(s, st->id, a.body, blen, true);
+				h2_write_data(s, st->id, a->body, blen, true);
 				st->send_win -= (int64_t)blen;
 				s->send_win -= (int64_t)blen;
 				st->local_ended = true;
 				h2_done(st);
 				return;
 			}
-			h2_submit_body(st, &a, head_only);
+			h2_submit_body(st, a, head_only);
 			if (h2_submit_gone(st))
 				return;
 			bool data = st->out.len > 0;
@@ -1216,6 +1223,7 @@ static void h2_submit(struct h2_stream *st, const struct http_answer *in, bool h
 			h2_enqueue(st);
 			return;
 		}
+		pk.ctlen = strlen(a->content_type);
 	}
 	buf_reset(&st->ans);
 	struct nv_off o[HTTP_MAX_HEADERS + 4];
@@ -1223,13 +1231,13 @@ static void h2_submit(struct h2_stream *st, const struct http_answer *in, bool h
 	char s3[4] = {(char)('0' + status / 100), (char)('0' + status / 10 % 10),
 	              (char)('0' + status % 10), 0};
 	o[n++] = (struct nv_off){.np = ":status", .nl = 7, .vp = s3, .vl = 3};
-	if (a.content_type) {
-		size_t l = strlen(a.content_type);
-		o[n++] = (struct nv_off){.np = "content-type", .nl = 12, .vp = a.content_type,
+	if (a->content_type) {
+		size_t l = strlen(a->content_type);
+		o[n++] = (struct nv_off){.np = "content-type", .nl = 12, .vp = a->content_type,
 		                         .vl = (uint32_t)l};
 	}
-	for (uint32_t i = 0; i < a.n_headers && n < HTTP_MAX_HEADERS + 2; i++) {
-		const struct http_header *h = &a.headers[i];
+	for (uint32_t i = 0; i < a->n_headers && n < HTTP_MAX_HEADERS + 2; i++) {
+		const struct http_header *h = &a->headers[i];
 		o[n] = (struct nv_off){.nl = h->name_len, .vp = h->value, .vl = h->value_len};
 		if (h2_lower(h->name, h->name_len))
 			o[n].np = h->name;
@@ -1238,7 +1246,7 @@ static void h2_submit(struct h2_stream *st, const struct http_answer *in, bool h
 		n++;
 	}
 	/* the older "Name: value\r\n" lines, lowercased for HTTP/2 */
-	for (const char *p = a.raw_headers; p && *p && n < HTTP_MAX_HEADERS + 2;) {
+	for (const char *p = a->raw_headers; p && *p && n < HTTP_MAX_HEADERS + 2;) {
 		const char *eol = strstr(p, "\r\n");
 		const char *colon = memchr(p, ':', eol ? (size_t)(eol - p) : strlen(p));
 		if (!eol || !colon)
@@ -1256,14 +1264,14 @@ static void h2_submit(struct h2_stream *st, const struct http_answer *in, bool h
 		p = eol + 2;
 	}
 	char clen[24];
-	if (!bodyless && a.n_trailers == 0 && !st->streaming) {
-		size_t l = fmt_u64(clen, (uint64_t)a.len);   /* no printf on the hot path */
+	if (!bodyless && a->n_trailers == 0 && !st->streaming) {
+		size_t l = fmt_u64(clen, (uint64_t)a->len);   /* no printf on the hot path */
 		o[n++] = (struct nv_off){.np = "content-length", .nl = 14, .vp = clen, .vl = (uint32_t)l};
 	}
 	size_t nt = 0;
 	struct nv_off to[H2_MAX_TRAILERS];
-	for (uint32_t i = 0; i < a.n_trailers && nt < H2_MAX_TRAILERS; i++) {
-		const struct http_header *h = &a.trailers[i];
+	for (uint32_t i = 0; i < a->n_trailers && nt < H2_MAX_TRAILERS; i++) {
+		const struct http_header *h = &a->trailers[i];
 		to[nt].n = ans_put(st, h->name, h->name_len, true);
 		to[nt].nl = h->name_len;
 		to[nt].v = ans_put(st, h->value, h->value_len, false);
@@ -1289,9 +1297,7 @@ static void h2_submit(struct h2_stream *st, const struct http_answer *in, bool h
 		st->trailers[i] = (nghttp2_nv){(uint8_t *)st->ans.data + to[i].n,
 		                               (uint8_t *)st->ans.data + to[i].v, to[i].nl, to[i].vl,
 		                               NGHTTP2_NV_FLAG_NONE};
-	if (bodyless)
-		a.len = 0;
-	h2_submit_body(st, &a, head_only);
+	h2_submit_body(st, a, head_only || bodyless);
 	if (h2_submit_gone(st))
 		return;
 	bool data = st->out.len > 0 || nt > 0 || st->streaming;
