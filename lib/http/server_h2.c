@@ -455,12 +455,14 @@ static inline uint32_t h2_get32(const uint8_t *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+/* v in network order, one 4-byte store (a byte at a time was ~10
+ * instructions more per frame head) */
 static inline void h2_put32(uint8_t *p, uint32_t v)
 {
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	v = __builtin_bswap32(v);
+#endif
+	memcpy(p, &v, 4);
 }
 
 /* A frame's head at the end of c->out, with room for its payload: where
@@ -471,10 +473,7 @@ static uint8_t *h2_frame(struct h2_session *s, uint32_t len, uint8_t type, uint8
 	struct buf *o = &s->c->out;
 	buf_reserve(o, H2_FRAME_HEAD + len);
 	uint8_t *p = (uint8_t *)o->data + o->len;
-	p[0] = (uint8_t)(len >> 16);
-	p[1] = (uint8_t)(len >> 8);
-	p[2] = (uint8_t)len;
-	p[3] = type;
+	h2_put32(p, len << 8 | type);   /* len < 2^24: 24 bits, then the type */
 	p[4] = flags;
 	h2_put32(p + 5, (uint32_t)id);
 	o->len += H2_FRAME_HEAD + len;
