@@ -151,6 +151,7 @@ struct h2_stream {
 	/* the request: every string in req (pseudo-headers, fields) in head
 	 * (below, with the stream's other kept buffers) */
 	uint32_t off_method, len_method, off_path, len_path, off_auth, len_auth;
+	uint32_t len_pathq;              /* :path's bytes before a '?', if any */
 	uint32_t nhdr;                   /* entries of hoff and hlen, below */
 	size_t hbytes;                   /* header block size as the limit counts it */
 	/* the answer: strings in ans, the body in out (sent from out_pos) */
@@ -262,6 +263,7 @@ struct h2_reqsnap {
 	bool too_big;
 	uint16_t hflags;
 	uint32_t off_method, len_method, off_path, len_path, off_auth, len_auth;
+	uint32_t len_pathq;
 	uint32_t nhdr, head_len;
 	size_t hbytes;
 	int64_t clen;
@@ -1491,14 +1493,13 @@ static void h2_dispatch(struct h2_stream *st)
 	r->method_len = st->len_method;
 	r->method = h2_method(r->method_str, r->method_len);
 	r->target = r->path = h + st->off_path;
-	r->target_len = r->path_len = st->len_path;
+	r->target_len = st->len_path;
+	r->path_len = st->len_pathq;
 	r->query = NULL;
 	r->query_len = 0;
-	const char *q = memchr(r->path, '?', r->path_len);
-	if (q) {
-		r->path_len = (uint32_t)(q - r->path);
-		r->query = q + 1;
-		r->query_len = st->len_path - r->path_len - 1;
+	if (st->len_pathq < st->len_path) {
+		r->query = r->path + st->len_pathq + 1;
+		r->query_len = st->len_path - st->len_pathq - 1;
 	}
 	r->host = st->len_auth ? h + st->off_auth : NULL;
 	r->host_len = st->len_auth;
@@ -1829,6 +1830,10 @@ static void h2_on_field(struct h2_session *s, const nghttp2_nv *nv)
 		} else if (nlen == 5 && memcmp(name, ":path", 5) == 0) {
 			st->off_path = voff;
 			st->len_path = (uint32_t)vlen;
+			/* the query is split off here, where a replayed block
+			 * (h2_hc_replay) does not come, not in h2_dispatch */
+			const char *pv = d + nlen + 1, *q = memchr(pv, '?', vlen);
+			st->len_pathq = q ? (uint32_t)(q - pv) : (uint32_t)vlen;
 		} else if (nlen == 10 && memcmp(name, ":authority", 10) == 0) {
 			st->off_auth = voff + (uint32_t)skip;
 			st->len_auth = (uint32_t)(vlen - skip);
@@ -2041,6 +2046,7 @@ static void h2_snap_take(struct h2_session *s, struct h2_reqsnap *rs)
 	rs->len_method = st->len_method;
 	rs->off_path = st->off_path;
 	rs->len_path = st->len_path;
+	rs->len_pathq = st->len_pathq;
 	rs->off_auth = st->off_auth;
 	rs->len_auth = st->len_auth;
 	rs->nhdr = st->nhdr;
@@ -2071,6 +2077,7 @@ static bool h2_hc_replay(struct h2_session *s, const uint8_t *p, uint32_t len)
 		st->len_method = rs->len_method;
 		st->off_path = rs->off_path;
 		st->len_path = rs->len_path;
+		st->len_pathq = rs->len_pathq;
 		st->off_auth = rs->off_auth;
 		st->len_auth = rs->len_auth;
 		st->nhdr = rs->nhdr;
