@@ -607,3 +607,17 @@ except grpc.RpcError as e:
 PY
 	assert_output 'OK 0801'
 }
+
+@test "h2: a :path with a query routes by the part before '?', decoded or replayed" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	# one connection, the same block three times: the first is decoded,
+	# the others replayed from the connection's cache (h2_hc_replay)
+	run bash -c "nghttp -n -s -m 3 'http://127.0.0.1:$SERVER_PORT/hello?a=b?c' 2>&1 | grep -c ' 200 '"
+	assert_output 3
+	run curl -s --max-time 10 --http2-prior-knowledge -o /dev/null -w '%{http_version} %{http_code}' \
+		"http://127.0.0.1:$SERVER_PORT/hello?"
+	assert_output '2 200'
+	run curl -s --max-time 10 --http2-prior-knowledge -o /dev/null -w '%{http_code}' \
+		"http://127.0.0.1:$SERVER_PORT/nope?hello"
+	assert_output '404'
+}
