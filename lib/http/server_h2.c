@@ -141,6 +141,20 @@ static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 struct h2_session;
 
+/* What a request's header block leaves in its stream besides the bytes
+ * of head and the hoff/hlen arrays: offsets into head, counts and what the
+ * fields showed.  One struct, so that a block replayed from the cache
+ * (struct h2_reqsnap) copies it in one assignment. */
+struct h2_reqpos {
+	uint32_t off_method, len_method, off_path, len_path, off_auth, len_auth;
+	uint32_t len_pathq;   /* :path's bytes before a '?', if any */
+	uint32_t nhdr;        /* entries of hoff and hlen */
+	size_t hbytes;        /* header block size as the limit counts it */
+	int64_t clen;         /* content-length, -1: none */
+	uint16_t hflags;      /* H2F_*: what the header block showed */
+	bool too_big;         /* the block passed the header size limit */
+};
+
 struct h2_stream {
 	struct h2_session *s;
 	struct h2_stream *prev, *next;   /* in s->streams */
@@ -150,10 +164,7 @@ struct h2_stream {
 	struct xchg *x;                  /* from HEADERS until dispatched; then the handler's */
 	/* the request: every string in req (pseudo-headers, fields) in head
 	 * (below, with the stream's other kept buffers) */
-	uint32_t off_method, len_method, off_path, len_path, off_auth, len_auth;
-	uint32_t len_pathq;              /* :path's bytes before a '?', if any */
-	uint32_t nhdr;                   /* entries of hoff and hlen, below */
-	size_t hbytes;                   /* header block size as the limit counts it */
+	struct h2_reqpos rq;
 	/* the answer: strings in ans, the body in out (sent from out_pos) */
 	size_t out_pos;
 	size_t ntrailers;                /* entries of trailers, below */
@@ -168,10 +179,8 @@ struct h2_stream {
 	bool local_ended;                /* END_STREAM written: nothing more to send */
 	bool grpc;                       /* content-type application/grpc */
 	bool grpc_deadline;              /* deadline is grpc-timeout's, not the request's */
-	bool dispatched, answered, too_big, body_too_big;
+	bool dispatched, answered, body_too_big;
 	bool bad;                        /* reset: ignore the rest, free at the frame's end */
-	uint16_t hflags;                 /* H2F_*: what the header block showed */
-	int64_t clen;                    /* content-length, -1: none */
 	uint64_t crecv;                  /* DATA bytes received */
 	bool streaming;                  /* the body streams (http_stream_*, Health/Watch) */
 	bool watch;                      /* ... as a Health/Watch the drain ends */
@@ -260,13 +269,8 @@ enum {
  */
 struct h2_reqsnap {
 	bool ok;
-	bool too_big;
-	uint16_t hflags;
-	uint32_t off_method, len_method, off_path, len_path, off_auth, len_auth;
-	uint32_t len_pathq;
-	uint32_t nhdr, head_len;
-	size_t hbytes;
-	int64_t clen;
+	struct h2_reqpos rq;
+	uint32_t head_len;
 	uint32_t hoff[H2_HC_FIELDS][2], hlen[H2_HC_FIELDS][2];
 	char head[H2_HC_DATA + 2 * H2_HC_FIELDS];   /* each name and value NUL-ended */
 };
@@ -819,7 +823,7 @@ static struct h2_stream *h2_stream_new(struct h2_session *s, int32_t id)
 	}
 	st->s = s;
 	st->id = id;
-	st->clen = -1;
+	st->rq.clen = -1;
 	st->send_win = s->peer_window;
 	st->recv_win = H2_WINDOW;
 	st->next = s->streams;
@@ -1059,8 +1063,8 @@ static void h2_count_grpc(struct h2_stream *st)
 			if (vl == 0 || vl > 2 || code > GRPC_UNAUTHENTICATED)
 				code = GRPC_UNKNOWN;
 		}
-	const char *path = st->head.data + st->off_path;
-	size_t plen = st->len_path;
+	const char *path = st->head.data + st->rq.off_path;
+	size_t plen = st->rq.len_path;
 	struct http_server *srv = st->s->c->t->srv;
 	if (!srv->cfg.metrics)
 		return;
@@ -1480,7 +1484,7 @@ static void h2_dispatch(struct h2_stream *st)
 {
 	struct conn *c = st->s->c;
 	struct http_server *srv = c->t->srv;
-	if (st->too_big) {
+	if (st->rq.too_big) {
 		h2_submit_error(st, 431, "request header fields too large");
 		return;
 	}
@@ -1489,22 +1493,22 @@ static void h2_dispatch(struct h2_stream *st)
 	struct xchg *x = st->x;
 	struct http_request *r = &x->pub.req;
 	const char *h = st->head.data;
-	r->method_str = h + st->off_method;
-	r->method_len = st->len_method;
+	r->method_str = h + st->rq.off_method;
+	r->method_len = st->rq.len_method;
 	r->method = h2_method(r->method_str, r->method_len);
-	r->target = r->path = h + st->off_path;
-	r->target_len = st->len_path;
-	r->path_len = st->len_pathq;
+	r->target = r->path = h + st->rq.off_path;
+	r->target_len = st->rq.len_path;
+	r->path_len = st->rq.len_pathq;
 	r->query = NULL;
 	r->query_len = 0;
-	if (st->len_pathq < st->len_path) {
-		r->query = r->path + st->len_pathq + 1;
-		r->query_len = st->len_path - st->len_pathq - 1;
+	if (st->rq.len_pathq < st->rq.len_path) {
+		r->query = r->path + st->rq.len_pathq + 1;
+		r->query_len = st->rq.len_path - st->rq.len_pathq - 1;
 	}
-	r->host = st->len_auth ? h + st->off_auth : NULL;
-	r->host_len = st->len_auth;
-	r->m.n_headers = st->nhdr;
-	for (uint32_t i = 0; i < st->nhdr; i++)
+	r->host = st->rq.len_auth ? h + st->rq.off_auth : NULL;
+	r->host_len = st->rq.len_auth;
+	r->m.n_headers = st->rq.nhdr;
+	for (uint32_t i = 0; i < st->rq.nhdr; i++)
 		r->m.headers[i] = (struct http_header){h + st->hoff[i][0], h + st->hoff[i][1],
 		                                       st->hlen[i][0], st->hlen[i][1]};
 	r->m.version_minor = 1;
@@ -1520,7 +1524,7 @@ static void h2_dispatch(struct h2_stream *st)
 	x->keep_alive = true;
 	x->stream = st;
 	st->dispatched = true;
-	st->grpc = (st->hflags & H2F_CONTENT_TYPE) && grpc_is_call(&x->pub);
+	st->grpc = (st->rq.hflags & H2F_CONTENT_TYPE) && grpc_is_call(&x->pub);
 	st->deadline = 0;
 	if (st->grpc) {
 		const struct http_header *gt = http_message_header(&r->m, "grpc-timeout");
@@ -1639,9 +1643,9 @@ static size_t h2_authority_scheme(const uint8_t *v, size_t n)
 /* A pseudo-header seen once, non-empty. */
 static bool h2_pseudo_once(struct h2_stream *st, uint16_t flag, size_t vlen)
 {
-	if ((st->hflags & flag) || vlen == 0)
+	if ((st->rq.hflags & flag) || vlen == 0)
 		return false;
-	st->hflags |= flag;
+	st->rq.hflags |= flag;
 	return true;
 }
 
@@ -1657,7 +1661,7 @@ static int h2_field(struct h2_stream *st, const uint8_t *n, size_t nlen, const u
 	if (nlen == 0)
 		return -1;
 	if (n[0] == ':') {
-		if (trailer || (st->hflags & H2F_REGULAR))
+		if (trailer || (st->rq.hflags & H2F_REGULAR))
 			return -1;
 		if (H2_IS(n, nlen, ":method")) {
 			if (!h2_pseudo_once(st, H2F_METHOD, vlen))
@@ -1665,16 +1669,16 @@ static int h2_field(struct h2_stream *st, const uint8_t *n, size_t nlen, const u
 			if (!h2_all(v, vlen, H2C_TCHAR))
 				return -1;
 			if (H2_IS(v, vlen, "CONNECT")) {
-				if (st->hflags & (H2F_PATH | H2F_SCHEME))
+				if (st->rq.hflags & (H2F_PATH | H2F_SCHEME))
 					return -1;
-				st->hflags |= H2F_CONNECT;
+				st->rq.hflags |= H2F_CONNECT;
 			} else if (H2_IS(v, vlen, "OPTIONS")) {
-				st->hflags |= H2F_OPTIONS;
+				st->rq.hflags |= H2F_OPTIONS;
 			}
 			return 0;
 		}
 		if (H2_IS(n, nlen, ":scheme")) {
-			if ((st->hflags & H2F_CONNECT) || !h2_pseudo_once(st, H2F_SCHEME, vlen))
+			if ((st->rq.hflags & H2F_CONNECT) || !h2_pseudo_once(st, H2F_SCHEME, vlen))
 				return -1;
 			/* RFC 3986 3.1: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
 			for (size_t i = 0; i < vlen; i++) {
@@ -1686,18 +1690,18 @@ static int h2_field(struct h2_stream *st, const uint8_t *n, size_t nlen, const u
 			/* http or https, any case (no strncasecmp per request) */
 			if ((vlen == 4 || (vlen == 5 && (v[4] | 0x20) == 's')) && (v[0] | 0x20) == 'h' &&
 			    (v[1] | 0x20) == 't' && (v[2] | 0x20) == 't' && (v[3] | 0x20) == 'p')
-				st->hflags |= H2F_SCHEME_HTTP;
+				st->rq.hflags |= H2F_SCHEME_HTTP;
 			return 0;
 		}
 		if (H2_IS(n, nlen, ":path")) {
-			if ((st->hflags & H2F_CONNECT) || !h2_pseudo_once(st, H2F_PATH, vlen))
+			if ((st->rq.hflags & H2F_CONNECT) || !h2_pseudo_once(st, H2F_PATH, vlen))
 				return -1;
 			if (!h2_all(v, vlen, H2C_PATH))
 				return -1;
 			if (v[0] == '/')
-				st->hflags |= H2F_PATH_SLASH;
+				st->rq.hflags |= H2F_PATH_SLASH;
 			else if (vlen == 1 && v[0] == '*')
-				st->hflags |= H2F_PATH_STAR;
+				st->rq.hflags |= H2F_PATH_STAR;
 			return 0;
 		}
 		if (H2_IS(n, nlen, ":authority")) {
@@ -1709,7 +1713,7 @@ static int h2_field(struct h2_stream *st, const uint8_t *n, size_t nlen, const u
 		return -1;   /* :status, :protocol (no extended CONNECT here), unknown */
 	}
 	/* a regular field: from here on, no pseudo-header */
-	st->hflags |= H2F_REGULAR;
+	st->rq.hflags |= H2F_REGULAR;
 	/* RFC 9113 8.2.1: lowercase tokens; values without NUL, CR, LF (nor
 	 * other controls) and without leading or trailing whitespace */
 	if (!h2_all(n, nlen, H2C_NAME) || !h2_all(v, vlen, H2C_VALUE))
@@ -1724,9 +1728,9 @@ static int h2_field(struct h2_stream *st, const uint8_t *n, size_t nlen, const u
 		break;
 	case 4:
 		if (H2_IS(n, nlen, "host")) {
-			if (!h2_authority_ok(v, vlen) || (st->hflags & H2F_HOST))
+			if (!h2_authority_ok(v, vlen) || (st->rq.hflags & H2F_HOST))
 				return -1;
-			st->hflags |= H2F_HOST;
+			st->rq.hflags |= H2F_HOST;
 		}
 		break;
 	case 7:
@@ -1739,11 +1743,11 @@ static int h2_field(struct h2_stream *st, const uint8_t *n, size_t nlen, const u
 		break;
 	case 12:
 		if (H2_IS(n, nlen, "content-type"))
-			st->hflags |= H2F_CONTENT_TYPE;
+			st->rq.hflags |= H2F_CONTENT_TYPE;
 		break;
 	case 14:
 		if (H2_IS(n, nlen, "content-length")) {
-			if (st->clen != -1 || vlen == 0 || vlen > 18)
+			if (st->rq.clen != -1 || vlen == 0 || vlen > 18)
 				return -1;
 			int64_t x = 0;
 			for (size_t i = 0; i < vlen; i++) {
@@ -1751,7 +1755,7 @@ static int h2_field(struct h2_stream *st, const uint8_t *n, size_t nlen, const u
 					return -1;
 				x = x * 10 + (v[i] - '0');
 			}
-			st->clen = x;
+			st->rq.clen = x;
 		}
 		break;
 	case 16:
@@ -1769,7 +1773,7 @@ static int h2_field(struct h2_stream *st, const uint8_t *n, size_t nlen, const u
 /* The request's header block is whole: the pseudo-headers it must have. */
 static bool h2_request_ok(const struct h2_stream *st)
 {
-	uint16_t f = st->hflags;
+	uint16_t f = st->rq.hflags;
 	if (f & H2F_CONNECT)
 		return (f & H2F_AUTHORITY) != 0;
 	if ((f & (H2F_METHOD | H2F_SCHEME | H2F_PATH)) != (H2F_METHOD | H2F_SCHEME | H2F_PATH) ||
@@ -1802,12 +1806,12 @@ static void h2_on_field(struct h2_session *s, const nghttp2_nv *nv)
 	int ok = h2_field(st, name, nlen, value, vlen, !request, &skip);
 	if (ok < 0)
 		h2_reject(st);
-	if (ok != 0 || !request || st->too_big)
+	if (ok != 0 || !request || st->rq.too_big)
 		return;   /* trailers from the client are checked, not kept */
 	/* the size as RFC 9113 counts it for SETTINGS_MAX_HEADER_LIST_SIZE */
-	st->hbytes += nlen + vlen + 32;
-	if (st->hbytes > s->c->t->srv->cfg.limits.max_header_bytes) {
-		st->too_big = true;
+	st->rq.hbytes += nlen + vlen + 32;
+	if (st->rq.hbytes > s->c->t->srv->cfg.limits.max_header_bytes) {
+		st->rq.too_big = true;
 		return;
 	}
 	/* name and value, each NUL-terminated, with one reservation: four
@@ -1825,30 +1829,30 @@ static void h2_on_field(struct h2_session *s, const nghttp2_nv *nv)
 	if (name[0] == ':') {
 		/* h2_field has checked the pseudo-headers */
 		if (nlen == 7 && memcmp(name, ":method", 7) == 0) {
-			st->off_method = voff;
-			st->len_method = (uint32_t)vlen;
+			st->rq.off_method = voff;
+			st->rq.len_method = (uint32_t)vlen;
 		} else if (nlen == 5 && memcmp(name, ":path", 5) == 0) {
-			st->off_path = voff;
-			st->len_path = (uint32_t)vlen;
+			st->rq.off_path = voff;
+			st->rq.len_path = (uint32_t)vlen;
 			/* the query is split off here, where a replayed block
 			 * (h2_hc_replay) does not come, not in h2_dispatch */
 			const char *pv = d + nlen + 1, *q = memchr(pv, '?', vlen);
-			st->len_pathq = q ? (uint32_t)(q - pv) : (uint32_t)vlen;
+			st->rq.len_pathq = q ? (uint32_t)(q - pv) : (uint32_t)vlen;
 		} else if (nlen == 10 && memcmp(name, ":authority", 10) == 0) {
-			st->off_auth = voff + (uint32_t)skip;
-			st->len_auth = (uint32_t)(vlen - skip);
+			st->rq.off_auth = voff + (uint32_t)skip;
+			st->rq.len_auth = (uint32_t)(vlen - skip);
 		}
 		return;
 	}
-	if (st->nhdr == HTTP_MAX_HEADERS) {
-		st->too_big = true;
+	if (st->rq.nhdr == HTTP_MAX_HEADERS) {
+		st->rq.too_big = true;
 		return;
 	}
-	st->hoff[st->nhdr][0] = noff;
-	st->hoff[st->nhdr][1] = voff;
-	st->hlen[st->nhdr][0] = (uint32_t)nlen;
-	st->hlen[st->nhdr][1] = (uint32_t)vlen;
-	st->nhdr++;
+	st->hoff[st->rq.nhdr][0] = noff;
+	st->hoff[st->rq.nhdr][1] = voff;
+	st->hlen[st->rq.nhdr][0] = (uint32_t)nlen;
+	st->hlen[st->rq.nhdr][1] = (uint32_t)vlen;
+	st->rq.nhdr++;
 }
 
 /*
@@ -1898,7 +1902,7 @@ void grpc_on_message(struct http_exchange *ex, grpc_message_fn fn, void *arg)
 /* A call to a registered bidirectional path whose first message is in. */
 static bool h2_bidi_ready(const struct h2_stream *st)
 {
-	if (!grpc_bidi_is(st->head.data + st->off_path, st->len_path) || st->body.len < GRPC_PREFIX)
+	if (!grpc_bidi_is(st->head.data + st->rq.off_path, st->rq.len_path) || st->body.len < GRPC_PREFIX)
 		return false;
 	const uint8_t *p = (const uint8_t *)st->body.data;
 	uint32_t n = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
@@ -1910,7 +1914,7 @@ static bool h2_bidi_ready(const struct h2_stream *st)
 static void h2_body(struct h2_stream *st, const uint8_t *data, size_t len)
 {
 	st->crecv += len;
-	if (st->clen >= 0 && st->crecv > (uint64_t)st->clen) {
+	if (st->rq.clen >= 0 && st->crecv > (uint64_t)st->rq.clen) {
 		h2_reject(st);   /* more than its content-length */
 		return;
 	}
@@ -1943,7 +1947,7 @@ static void h2_after_frame(struct h2_stream *st, bool headers, bool request, boo
 		h2_reject(st);   /* pseudo-headers missing, or trailers that do not end it */
 		return;
 	}
-	if (end && st->clen >= 0 && st->crecv != (uint64_t)st->clen) {
+	if (end && st->rq.clen >= 0 && st->crecv != (uint64_t)st->rq.clen) {
 		h2_reject(st);   /* less than its content-length */
 		return;
 	}
@@ -1955,7 +1959,7 @@ static void h2_after_frame(struct h2_stream *st, bool headers, bool request, boo
 	}
 	if (st->dispatched || st->answered)
 		return;
-	if (headers && st->too_big) {
+	if (headers && st->rq.too_big) {
 		h2_submit_error(st, 431, "request header fields too large");
 		return;
 	}
@@ -2038,24 +2042,13 @@ static void h2_snap_take(struct h2_session *s, struct h2_reqsnap *rs)
 	const struct h2_stream *st = s->hb_st;
 	rs->ok = false;
 	if (!st || s->hb_kind != H2B_REQUEST || st->bad || st->head.len > sizeof rs->head ||
-	    st->nhdr > H2_HC_FIELDS)
+	    st->rq.nhdr > H2_HC_FIELDS)
 		return;
 	memcpy(rs->head, st->head.data, st->head.len);
 	rs->head_len = (uint32_t)st->head.len;
-	rs->off_method = st->off_method;
-	rs->len_method = st->len_method;
-	rs->off_path = st->off_path;
-	rs->len_path = st->len_path;
-	rs->len_pathq = st->len_pathq;
-	rs->off_auth = st->off_auth;
-	rs->len_auth = st->len_auth;
-	rs->nhdr = st->nhdr;
-	memcpy(rs->hoff, st->hoff, st->nhdr * sizeof st->hoff[0]);
-	memcpy(rs->hlen, st->hlen, st->nhdr * sizeof st->hlen[0]);
-	rs->hbytes = st->hbytes;
-	rs->hflags = st->hflags;
-	rs->clen = st->clen;
-	rs->too_big = st->too_big;
+	rs->rq = st->rq;
+	memcpy(rs->hoff, st->hoff, st->rq.nhdr * sizeof st->hoff[0]);
+	memcpy(rs->hlen, st->hlen, st->rq.nhdr * sizeof st->hlen[0]);
 	rs->ok = true;
 }
 
@@ -2068,25 +2061,14 @@ static bool h2_hc_replay(struct h2_session *s, const uint8_t *p, uint32_t len)
 	const struct h2_reqsnap *rs = s->rs;
 	if (rs->ok && st && s->hb_kind == H2B_REQUEST && !st->bad) {
 		/* a new stream: what the fields would leave, at once */
-		INVARIANT(st->head.len == 0 && st->nhdr == 0 && st->hflags == 0);
+		INVARIANT(st->head.len == 0 && st->rq.nhdr == 0 && st->rq.hflags == 0);
 		if (st->head.cap < rs->head_len + 1)
 			buf_reserve(&st->head, rs->head_len + 1);
 		memcpy(st->head.data, rs->head, rs->head_len);
 		st->head.len = rs->head_len;
-		st->off_method = rs->off_method;
-		st->len_method = rs->len_method;
-		st->off_path = rs->off_path;
-		st->len_path = rs->len_path;
-		st->len_pathq = rs->len_pathq;
-		st->off_auth = rs->off_auth;
-		st->len_auth = rs->len_auth;
-		st->nhdr = rs->nhdr;
-		memcpy(st->hoff, rs->hoff, rs->nhdr * sizeof rs->hoff[0]);
-		memcpy(st->hlen, rs->hlen, rs->nhdr * sizeof rs->hlen[0]);
-		st->hbytes = rs->hbytes;
-		st->hflags = rs->hflags;
-		st->clen = rs->clen;
-		st->too_big = rs->too_big;
+		st->rq = rs->rq;
+		memcpy(st->hoff, rs->hoff, rs->rq.nhdr * sizeof rs->hoff[0]);
+		memcpy(st->hlen, rs->hlen, rs->rq.nhdr * sizeof rs->hlen[0]);
 		return true;
 	}
 	for (uint16_t i = 0; i < hc->nf; i++) {
