@@ -14,7 +14,9 @@
 #              BENCH_LOCK_CMD_WARM (10) untimed ones of the same kind (a
 #              3-node etcd just started answers its first writes slower:
 #              one warm-up left round 1's first command kind ~30% slow),
-#              wall time per command (us_per_cmd): dsys-lock run NAME -- true on file:
+#              wall time per command (us_per_cmd, the mean; p50_us), each
+#              started by tests/bench/cmdtime (posix_spawn, no shell):
+#              dsys-lock run NAME -- true on file:
 #              and etcd, etcdctl lock NAME -- true, flock FILE true; and
 #              the floors, each program starting and doing nothing:
 #              dsys-lock --version, etcdctl version
@@ -34,8 +36,9 @@ BENCH_COLUMNS="p50_us p99_us handoffs_per_s us_per_cmd ratio"
 BENCH_RATIOS=""
 bench_init lock || exit 1
 CLI=$DSYS_BUILD/bench/lock_cli
-if ! command -v dsys-lock >/dev/null 2>&1 || [ ! -x "$CLI" ]; then
-	bench_skip "lock: dsys-lock or $CLI not built"
+CMDTIME=$DSYS_BUILD/bench/cmdtime
+if ! command -v dsys-lock >/dev/null 2>&1 || [ ! -x "$CLI" ] || [ ! -x "$CMDTIME" ]; then
+	bench_skip "lock: dsys-lock, $CLI or $CMDTIME not built"
 	exit 0
 fi
 pairs=${BENCH_LOCK_PAIRS:-300}
@@ -105,7 +108,7 @@ handoff() { # CASE NAME ROUND
 export ETCDCTL_API=3
 declare -A cmd_us
 percmd() { # CASE NAME ROUND
-	local t0 t1 i flockfile=$filedir/flock.file
+	local p50 flockfile=$filedir/flock.file
 	local -a cmd
 	case $2 in
 	dsys-lock-file) cmd=(dsys-lock run cmd --store "${URL[file]}" -- true) ;;
@@ -115,15 +118,17 @@ percmd() { # CASE NAME ROUND
 	dsys-lock-version) cmd=(dsys-lock --version) ;;
 	etcdctl-version) cmd=(etcdctl version) ;;
 	esac
-	taskset -c "$BENCH_LOAD_CPU" bash -c 'for ((i = 0; i < $1; i++)); do "${@:2}" >/dev/null 2>&1; done' \
-		_ "$cmdwarm" "${cmd[@]}"
-	t0=$(date +%s%N)
-	taskset -c "$BENCH_LOAD_CPU" bash -c 'for ((i = 0; i < $1; i++)); do "${@:2}" >/dev/null || exit 1; done' \
-		_ "$cmds" "${cmd[@]}" || { bench_fail "$1 $2: a command failed"; return 1; }
-	t1=$(date +%s%N)
-	cmd_us[$2.$3]=$(((t1 - t0) / 1000 / cmds))
-	bench_record "$1" "$2" "$3" us_per_cmd="${cmd_us[$2.$3]}"
-	bench_log "$(printf '%-9s round %s %-15s %8s us per command' "$1" "$3" "$2" "${cmd_us[$2.$3]}")"
+	# cmdtime spawns each command itself (no bash fork in the time: see
+	# tests/bench/cmdtime.c), cmdwarm untimed runs first
+	if ! taskset -c "$BENCH_LOAD_CPU" "$CMDTIME" --warm "$cmdwarm" "$cmds" "${cmd[@]}" \
+		>"$BENCH_OUT" 2>"$BENCH_OUT.err"; then
+		bench_fail "$1 $2: a command failed: $(head -1 "$BENCH_OUT.err")"
+		return 1
+	fi
+	cmd_us[$2.$3]=$(sed -n 's/.*"mean_us":\([0-9]*\).*/\1/p' "$BENCH_OUT")
+	p50=$(sed -n 's/.*"p50_us":\([0-9]*\).*/\1/p' "$BENCH_OUT")
+	bench_record "$1" "$2" "$3" us_per_cmd="${cmd_us[$2.$3]}" p50_us="$p50"
+	bench_log "$(printf '%-9s round %s %-17s %8s us per command (mean), p50 %s' "$1" "$3" "$2" "${cmd_us[$2.$3]}" "$p50")"
 }
 
 # shellcheck disable=SC2086
