@@ -27,12 +27,13 @@
 #              nginx upstream block, BENCH_REG_RENDERS (10) runs, each
 #              into a file of its own (a render that writes, syncs and
 #              renames; one equal to the file there would leave it alone):
+#              each started by tests/bench/cmdtime (posix_spawn, no shell):
 #              ms_per_render, the whole command included, wall clock (the
 #              bar: under 10), cpu_ms,
 #              its CPU time (user + system, steadier on a busy machine),
 #              ms_start, what `dsys-register --version` takes, the
-#              process start alone (a bash fork and an exec with its
-#              dynamic linking: on this kind of VM 4-6 ms, most of which
+#              process start alone (a spawn and an exec with its dynamic
+#              linking: on this kind of VM 2-3 ms, most of which
 #              /bin/true pays too), and ms_own, ms_per_render less
 #              ms_start: the render itself (reading the registry, the
 #              template, writing, syncing and renaming the file)
@@ -50,8 +51,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 BENCH_COLUMNS="regs_per_s p50_us p99_us up_p99_us down_p99_us expire_p99_us ms_per_render cpu_ms ms_start ms_own ratio"
 BENCH_RATIOS=""
 bench_init register || exit 1
-if ! command -v dsys-register >/dev/null 2>&1; then
-	bench_skip "register: dsys-register not built"
+CMDTIME=$DSYS_BUILD/bench/cmdtime
+if ! command -v dsys-register >/dev/null 2>&1 || [ ! -x "$CMDTIME" ]; then
+	bench_skip "register: dsys-register or $CMDTIME not built"
 	exit 0
 fi
 cmds=${BENCH_REG_CMDS:-40}
@@ -175,32 +177,31 @@ upstream web {
 {{end}}}
 EOF2
 render() { # CASE NAME ROUND
-	local t0 t1 ms start cpu own
+	local out ms start cpu own
 	local -a cmd=(dsys-register render web --store "file:$rdir" --template "$rdir/upstream.tpl" --once)
 	[ "$2" = dsys-register-etcd ] && cmd=(dsys-register render big --store "$ETCD_URL"
 		--template "$rdir/upstream.tpl" --once)
 	rm -f "$rdir"/upstream.*conf   # the count below is of this NAME's file
 	taskset -c "$BENCH_LOAD_CPU" "${cmd[@]}" --out "$rdir/upstream.conf" >/dev/null ||
 		{ bench_fail "$1: render failed"; return 1; }
-	t0=$(date +%s%N)
-	# Each render writes a file of its own: a render equal to the file it
-	# would replace leaves it alone (as consul-template does), and what is
-	# timed here is a render that writes, syncs and renames.  `times`
-	# after the loop: the CPU time of the renders (its children).
-	cpu=$(taskset -c "$BENCH_LOAD_CPU" bash -c 'for ((i = 0; i < $1; i++)); do "${@:3}" --out "$2.$i.conf" >/dev/null || exit 1; done; times' \
-		_ "$renders" "$rdir/upstream" "${cmd[@]}") || { bench_fail "$1: render failed"; return 1; }
-	t1=$(date +%s%N)
-	ms=$(awk -v n="$renders" -v ns="$((t1 - t0))" 'BEGIN { printf "%.2f", ns / 1e6 / n }')
-	# "0m0.012s 0m0.034s": user and system, in minutes and seconds
-	cpu=$(echo "$cpu" | sed -n 2p | awk -v n="$renders" '{
-		t = 0; for (f = 1; f <= 2; f++) { split($f, a, /[ms]/); t += a[1] * 60 + a[2] }
-		printf "%.2f", t * 1000 / n }')
+	# Each render writes a file of its own ({i}: cmdtime's run number): a
+	# render equal to the file it would replace leaves it alone (as
+	# consul-template does), and what is timed here is a render that
+	# writes, syncs and renames.  cmdtime spawns each itself, no shell's
+	# fork in the time, and reports the renders' CPU time too.
+	if ! out=$(taskset -c "$BENCH_LOAD_CPU" "$CMDTIME" --warm 2 "$renders" "${cmd[@]}" \
+		--out "$rdir/upstream.{i}.conf" 2>&1); then
+		bench_fail "$1: render failed: $out"
+		return 1
+	fi
+	ms=$(echo "$out" | sed -n 's/.*"mean_us":\([0-9]*\).*/\1/p' | awk '{ printf "%.2f", $1 / 1000 }')
+	cpu=$(echo "$out" | sed -n 's/.*"cpu_us":\([0-9]*\).*/\1/p' | awk '{ printf "%.2f", $1 / 1000 }')
 	# what of it is the process's start: the same number of --version
-	t0=$(date +%s%N)
-	taskset -c "$BENCH_LOAD_CPU" bash -c 'for ((i = 0; i < $1; i++)); do dsys-register --version >/dev/null || exit 1; done' \
-		_ "$renders" || { bench_fail "$1: dsys-register --version failed"; return 1; }
-	t1=$(date +%s%N)
-	start=$(awk -v n="$renders" -v ns="$((t1 - t0))" 'BEGIN { printf "%.2f", ns / 1e6 / n }')
+	if ! out=$(taskset -c "$BENCH_LOAD_CPU" "$CMDTIME" --warm 2 "$renders" dsys-register --version 2>&1); then
+		bench_fail "$1: dsys-register --version failed: $out"
+		return 1
+	fi
+	start=$(echo "$out" | sed -n 's/.*"mean_us":\([0-9]*\).*/\1/p' | awk '{ printf "%.2f", $1 / 1000 }')
 	if [ "$(grep -c 'server 10\.' "$rdir/upstream.conf")" -ne "$instances" ]; then
 		bench_fail "$1: the upstream block does not hold $instances servers"
 		return 1

@@ -17,7 +17,12 @@
  * Usage: cmdtime [--warm W] N CMD [ARGS...]
  *   runs CMD W times untimed (default 0), then N times timed, one after
  *   another, and prints one JSON line:
- *   {"runs":N,"mean_us":..,"p50_us":..,"p90_us":..,"min_us":..,"max_us":..}
+ *   {"runs":N,"mean_us":..,"p50_us":..,"p90_us":..,"min_us":..,"max_us":..,
+ *    "cpu_us":..}
+ *   cpu_us is the timed runs' mean CPU time, user and system, from
+ *   getrusage(RUSAGE_CHILDREN).  In ARGS, "{i}" stands for the run's
+ *   number (0 to N-1; warm-up runs get w0, w1...), so that each run can
+ *   write a file of its own.
  * Exit status: 0; 1 when a run of CMD fails (exits non-zero or is killed:
  * said on stderr, nothing printed on stdout); 2 for bad usage.
  */
@@ -27,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -71,6 +77,30 @@ static char *find_cmd(const char *cmd)
 	}
 	fprintf(stderr, "cmdtime: %s: not found in PATH\n", cmd);
 	return NULL;
+}
+
+/* argv with every "{i}" in tmpl replaced by tag; its strings are kept
+ * in buf (at least 64 bytes more than the template's). */
+static void fill_args(char **tmpl, char **argv, char *buf, const char *tag)
+{
+	for (; *tmpl; tmpl++, argv++) {
+		const char *m = strstr(*tmpl, "{i}");
+		if (!m) {
+			*argv = *tmpl;
+			continue;
+		}
+		*argv = buf;
+		buf += sprintf(buf, "%.*s%s%s", (int)(m - *tmpl), *tmpl, tag, m + 3) + 1;
+	}
+	*argv = NULL;
+}
+
+static long long cpu_children_us(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_CHILDREN, &ru);
+	return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000LL + ru.ru_utime.tv_usec +
+	       ru.ru_stime.tv_usec;
 }
 
 /* One run of argv; its wall time in ns, or -1 when it failed (said). */
@@ -122,36 +152,49 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: cmdtime [--warm W] N CMD [ARGS...]\n");
 		return 2;
 	}
-	char **cmd = argv + i + 1;
-	char *path = find_cmd(cmd[0]);
-	if (!path)
+	char **tmpl = argv + i + 1;
+	int nargs = argc - i - 1;
+	size_t room = 64;
+	for (int k = 0; k < nargs; k++)
+		room += strlen(tmpl[k]) + 24;
+	char **cmd = malloc((size_t)(nargs + 1) * sizeof *cmd), *buf = malloc(room), tag[24];
+	char *path = find_cmd(tmpl[0]);
+	if (!path || !cmd || !buf)
 		return 1;
 
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
 
-	for (long k = 0; k < warm; k++)
+	for (long k = 0; k < warm; k++) {
+		snprintf(tag, sizeof tag, "w%ld", k);
+		fill_args(tmpl, cmd, buf, tag);
 		if (run_once(path, cmd, &fa) < 0)
 			return 1;
+	}
 	long long *t = malloc((size_t)n * sizeof *t);
 	if (!t) {
 		fprintf(stderr, "cmdtime: out of memory\n");
 		return 1;
 	}
-	long long sum = 0;
+	long long sum = 0, cpu0 = cpu_children_us();
 	for (long k = 0; k < n; k++) {
+		snprintf(tag, sizeof tag, "%ld", k);
+		fill_args(tmpl, cmd, buf, tag);
 		if ((t[k] = run_once(path, cmd, &fa)) < 0)
 			return 1;
 		sum += t[k];
 	}
+	long long cpu = cpu_children_us() - cpu0;
 	qsort(t, (size_t)n, sizeof *t, cmp_ll);
 	printf("{\"runs\":%ld,\"mean_us\":%lld,\"p50_us\":%lld,\"p90_us\":%lld,\"min_us\":%lld,"
-	       "\"max_us\":%lld}\n",
+	       "\"max_us\":%lld,\"cpu_us\":%lld}\n",
 	       n, sum / n / 1000, t[n / 2] / 1000, t[(n * 9) / 10 < n ? (n * 9) / 10 : n - 1] / 1000,
-	       t[0] / 1000, t[n - 1] / 1000);
+	       t[0] / 1000, t[n - 1] / 1000, cpu / n);
 	free(t);
 	free(path);
+	free(cmd);
+	free(buf);
 	posix_spawn_file_actions_destroy(&fa);
 	return 0;
 }
