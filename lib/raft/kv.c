@@ -1498,24 +1498,38 @@ static int parse_body(const char *body, size_t len, cJSON **o, struct err *e)
 	return 0;
 }
 
-/* What etcd's API layer refuses in a put before it proposes it, in its
- * order: ignore_value with a value, ignore_lease with a lease.  Checked
- * before the proposal only (kv_check, the gRPC front end), never on apply,
- * so entries already in a log apply as they did.  A field that does not
- * parse is left to the apply's own answer. */
+const char *kv_put_refusal(const struct kv_put *p)
+{
+	if ((p->flags & KV_PUT_IGNORE_VALUE) && p->vlen)
+		return E_VALUE_PROVIDED;
+	if ((p->flags & KV_PUT_IGNORE_LEASE) && p->lease)
+		return E_LEASE_PROVIDED;
+	return NULL;
+}
+
+/* kv_put_refusal of a gateway put's JSON: its fields as a struct kv_put
+ * (only whether there is a value matters, so none is copied).  Checked
+ * before the proposal only (kv_check), never on apply, so entries already
+ * in a log apply as they did.  A field that does not parse is left to the
+ * apply's own answer. */
 static int check_put_fields(const cJSON *o, struct err *e)
 {
 	struct buf v = BUF_INIT;
-	int64_t lease = 0;
 	bool ign_val = false, ign_lease = false;
-	int rc = 0;
-	if (get_bool(o, "ignore_value", &ign_val) == 0 && ign_val && get_bytes(o, "value", &v) == 0 && v.len)
-		rc = fail(e, KV_CODE_INVALID, E_VALUE_PROVIDED);
-	else if (get_bool(o, "ignore_lease", &ign_lease) == 0 && ign_lease && get_i64(o, "lease", &lease) == 0 &&
-	         lease)
-		rc = fail(e, KV_CODE_INVALID, E_LEASE_PROVIDED);
-	buf_free(&v);
-	return rc;
+	struct kv_put p = {0};
+	if (get_bool(o, "ignore_value", &ign_val) == 0 && ign_val) {
+		p.flags |= KV_PUT_IGNORE_VALUE;
+		if (get_bytes(o, "value", &v) == 0)
+			p.vlen = v.len;
+		buf_free(&v);
+	}
+	if (get_bool(o, "ignore_lease", &ign_lease) == 0 && ign_lease) {
+		p.flags |= KV_PUT_IGNORE_LEASE;
+		if (get_i64(o, "lease", &p.lease) < 0)
+			p.lease = 0;
+	}
+	const char *refused = kv_put_refusal(&p);
+	return refused ? fail(e, KV_CODE_INVALID, refused) : 0;
 }
 
 /* check_put_fields over each request_put of a txn's branch. */
@@ -1528,15 +1542,6 @@ static int check_txn_puts(const cJSON *ops, struct err *e)
 			return -1;
 	}
 	return 0;
-}
-
-const char *kv_put_refusal(const struct kv_put *p)
-{
-	if ((p->flags & KV_PUT_IGNORE_VALUE) && p->vlen)
-		return E_VALUE_PROVIDED;
-	if ((p->flags & KV_PUT_IGNORE_LEASE) && p->lease)
-		return E_LEASE_PROVIDED;
-	return NULL;
 }
 
 int kv_check(enum kv_op op, const char *body, size_t len, struct buf *out)
