@@ -435,6 +435,10 @@ import os, pty, signal, sys, time
 log = sys.argv[1]
 pid, fd = pty.fork()
 if pid == 0:
+    # SIGINT as a terminal session has it, whatever we were started with:
+    # under `make test &` it comes ignored, and an ignored signal stays
+    # ignored in dsys-trace and in sh, whose trap then never runs
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.execvp("dsys-trace", ["dsys-trace", "exec", "--name", "tty", "--", "sh", "-c",
               "trap 'echo INT >> %s' INT; echo ready; while :; do sleep 0.05; done" % log])
 buf, deadline = b"", time.time() + 10
