@@ -617,10 +617,15 @@ int etcd_parse(const char *text, size_t len, struct etcd_resp *resp)
 	return rc;
 }
 
-static void kvs_free(struct etcd_kv *kvs, size_t n)
+/* kvs[0..n) and their strings: one block when block is set (the kvs
+ * point into it), else each string its own. */
+static void kvs_free(struct etcd_kv *kvs, size_t n, char *block)
 {
-	for (size_t i = 0; i < n; i++)
-		kv_free(&kvs[i]);
+	if (block)
+		free(block);
+	else
+		for (size_t i = 0; i < n; i++)
+			kv_free(&kvs[i]);
 	free(kvs);
 }
 
@@ -628,9 +633,9 @@ void etcd_resp_free(struct etcd_resp *r)
 {
 	if (!r)
 		return;
-	kvs_free(r->kvs, r->n_kvs);
-	kvs_free(r->prev_kvs, r->n_prev_kvs);
-	kvs_free(r->lease_keys, r->n_lease_keys);
+	kvs_free(r->kvs, r->n_kvs, r->kv_block);
+	kvs_free(r->prev_kvs, r->n_prev_kvs, NULL);
+	kvs_free(r->lease_keys, r->n_lease_keys, NULL);
 	for (size_t i = 0; i < r->n_responses; i++)
 		etcd_resp_free(&r->responses[i]);
 	free(r->responses);

@@ -238,6 +238,10 @@ void etcd_req_watch(struct buf *out, const struct etcd_range *r, int64_t start_r
 
 /* ------------------------------------------------------------ answers */
 
+/* A kv's key and value belong to the struct etcd_resp (or watch message)
+ * that holds it, and live as long as it does: read them, copy what you
+ * keep, never free, realloc or keep them.  Each is its own allocation,
+ * except the kvs of a gRPC range answer, which all lie in its kv_block. */
 struct etcd_kv {
 	char *key; size_t key_len;          /* decoded, NUL-terminated too */
 	char *value; size_t value_len;
@@ -248,6 +252,9 @@ struct etcd_resp {
 	int64_t revision;                   /* header.revision */
 	/* range (kvs), put (prev_kvs: at most one), deleterange (prev_kvs) */
 	struct etcd_kv *kvs; size_t n_kvs;
+	char *kv_block;                     /* when set: every key and value of
+	                                       kvs, one allocation (etcd_parse_grpc
+	                                       of a range); NULL: each its own */
 	struct etcd_kv *prev_kvs; size_t n_prev_kvs;
 	int64_t count;                      /* range: keys in range */
 	bool more;                          /* range: limit cut it */

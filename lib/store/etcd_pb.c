@@ -6,6 +6,23 @@
  * knows no message by name; the answer decoder is the opposite: it knows
  * each unary answer's fields and fills struct etcd_resp from protobuf-c's
  * unpacked message directly.
+ *
+ * One answer is read without protobuf-c: a Range's (etcd_pb_range_direct),
+ * the one that is large -- a registry's 1000 instances.  Unpacking it
+ * built some 4000 small objects that fill() then copied again into a
+ * malloc per key and per value (and etcd_resp_free freed each); the
+ * direct reader walks the wire bytes twice (the frame, to count the kvs
+ * and bound their bytes; then the fields) and copies every key and value
+ * once, into one block per answer (struct etcd_resp's kv_block).  It
+ * must answer exactly as protobuf-c 1.4.1 would: it decodes what it is
+ * sure of (any field order, unknown fields of wire types 0, 1, 2 and 5,
+ * a field given twice -- the last wins, the header too, which
+ * protobuf-c's merge leaves as the last one was, revision and all --
+ * varints of up to ten bytes, a bool true for any bit of its varint)
+ * and hands anything else (a known field of the wrong wire type, a cut
+ * field, field 0, a group, a key or length longer than protobuf-c
+ * reads) to the protobuf-c path, which accepts or refuses it as before.
+ * tests/fuzz/fuzz_etcd_pb.c compares the two on every input.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -15,6 +32,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/invariant.h"
 #include "base/json.h"
 #include "store/etcd.h"
 #include "store/etcd_pb.h"
@@ -473,9 +491,11 @@ static int fill(const ProtobufCMessage *m, struct etcd_resp *r, int depth)
 }
 
 /* protobuf-c's allocations for one answer, from an arena freed whole:
- * an unpacked range of 1000 keys is some 4000 small blocks (each
- * KeyValue, its key, its value, the array), and fill() copies out what
- * it keeps, so none needs a malloc and a free of its own.  The first
+ * an unpacked answer of 1000 keys (a deleterange's prev_kvs, a txn's
+ * range, a range the direct reader left to protobuf-c) is some 4000
+ * small blocks (each KeyValue, its key, its value, the array), and
+ * fill() copies out what it keeps, so none needs a malloc and a free of
+ * its own.  The first
  * chunk holds a typical answer (the unpacked form is at most a few times
  * the message); more come as needed, each at least ARENA_CHUNK. */
 #define ARENA_CHUNK (64u << 10)
@@ -520,7 +540,7 @@ static void arena_release(struct arena *a)
 	}
 }
 
-int etcd_parse_grpc(const char *path, const uint8_t *msg, size_t len, struct etcd_resp *resp)
+int etcd_pb_parse_unpacked(const char *path, const uint8_t *msg, size_t len, struct etcd_resp *resp)
 {
 	memset(resp, 0, sizeof *resp);
 	const struct etcd_grpc_method *md = etcd_grpc_method(path);
@@ -532,4 +552,284 @@ int etcd_parse_grpc(const char *path, const uint8_t *msg, size_t len, struct etc
 	int rc = m ? fill(m, resp, 0) : ETCD_E_PROTOCOL;
 	arena_release(&a);   /* m with it: nothing in resp points into it */
 	return rc;
+}
+
+/* ------------------------------------------------------------ Range, read directly */
+
+/* The unread bytes [p, end) of a message.  Every read checks that its
+ * bytes are there first; a read that fails leaves p anywhere in [p, end]. */
+struct pb_in {
+	const uint8_t *p, *end;
+};
+
+/* A varint of at most 10 bytes as protobuf-c reads it: bits past the
+ * 64th dropped.  *any (when asked): some payload bit was set, past the
+ * 64th too -- protobuf-c's bool.  -1: cut, or longer than 10 bytes.
+ * pb_varint takes a one-byte varint (most keys, lengths and small
+ * numbers) inline, and leaves the others to pb_varint_long. */
+static int pb_varint_long(struct pb_in *in, uint64_t *v, bool *any)
+{
+	const uint8_t *p = in->p;
+	size_t room = (size_t)(in->end - p), max = room < 10 ? room : 10;
+	uint64_t x = 0;
+	unsigned bits = 0;
+	for (size_t i = 0; i < max; i++) {
+		uint8_t b = p[i];
+		bits |= b & 0x7fu;
+		x |= (uint64_t)(b & 0x7fu) << (7 * i);
+		if (!(b & 0x80)) {
+			in->p = p + i + 1;
+			*v = x;
+			if (any)
+				*any = bits != 0;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static inline int pb_varint(struct pb_in *in, uint64_t *v, bool *any)
+{
+	if (in->p < in->end && *in->p < 0x80) {
+		*v = *in->p++;
+		if (any)
+			*any = *v != 0;
+		return 0;
+	}
+	return pb_varint_long(in, v, any);
+}
+
+/* A field's key: its number (*field, never 0) and wire type (*wt).  -1 on
+ * anything protobuf-c might read otherwise: a key longer than 5 bytes
+ * (refused there) or field 0. */
+static inline int pb_key(struct pb_in *in, uint32_t *field, unsigned *wt)
+{
+	const uint8_t *start = in->p;
+	uint64_t v;
+	if (pb_varint(in, &v, NULL) < 0 || in->p - start > 5 || v >> 3 == 0)
+		return -1;
+	*field = (uint32_t)(v >> 3);   /* below 2^32: 5 bytes hold 35 bits */
+	*wt = (unsigned)(v & 7);
+	return 0;
+}
+
+/* A length-delimited field's payload as *sub, in moved past it.  -1 when
+ * the length takes more than 5 bytes (protobuf-c's limit) or runs past
+ * end. */
+static inline int pb_len(struct pb_in *in, struct pb_in *sub)
+{
+	const uint8_t *start = in->p;
+	uint64_t n;
+	if (pb_varint(in, &n, NULL) < 0 || in->p - start > 5 || n > (uint64_t)(in->end - in->p))
+		return -1;
+	sub->p = in->p;
+	sub->end = in->p + n;
+	in->p = sub->end;
+	return 0;
+}
+
+static int pb_fixed(struct pb_in *in, size_t n)
+{
+	if ((size_t)(in->end - in->p) < n)
+		return -1;
+	in->p += n;
+	return 0;
+}
+
+/* An unknown field's value, skipped.  Groups (3, 4) and wire types 6
+ * and 7 protobuf-c refuses: -1. */
+static int pb_skip(struct pb_in *in, unsigned wt)
+{
+	uint64_t v;
+	struct pb_in sub;
+	switch (wt) {
+	case 0:
+		return pb_varint(in, &v, NULL);
+	case 1:
+		return pb_fixed(in, 8);
+	case 2:
+		return pb_len(in, &sub);
+	case 5:
+		return pb_fixed(in, 4);
+	}
+	return -1;
+}
+
+/* A ResponseHeader: *rev is its revision (field 3), 0 when absent; the
+ * other three fields are varints too, checked and dropped. */
+static int pb_header(struct pb_in in, int64_t *rev)
+{
+	*rev = 0;
+	while (in.p < in.end) {
+		uint32_t f;
+		unsigned wt;
+		uint64_t v;
+		if (pb_key(&in, &f, &wt) < 0)
+			return -1;
+		if (f > 4) {
+			if (pb_skip(&in, wt) < 0)
+				return -1;
+			continue;
+		}
+		if (wt != 0 || pb_varint(&in, &v, NULL) < 0)
+			return -1;
+		if (f == 3)
+			*rev = (int64_t)v;
+	}
+	return 0;
+}
+
+/* A KeyValue: its numbers into *kv, its key and value as slices of the
+ * message (*key, *value; empty when absent). */
+static int pb_kv(struct pb_in in, struct etcd_kv *kv, struct pb_in *key, struct pb_in *value)
+{
+	*key = *value = (struct pb_in){in.p, in.p};
+	kv->create_revision = kv->mod_revision = kv->version = kv->lease = 0;
+	while (in.p < in.end) {
+		uint32_t f;
+		unsigned wt;
+		uint64_t v;
+		if (pb_key(&in, &f, &wt) < 0)
+			return -1;
+		switch (f) {
+		case 1:
+		case 5:
+			if (wt != 2 || pb_len(&in, f == 1 ? key : value) < 0)
+				return -1;
+			break;
+		case 2:
+		case 3:
+		case 4:
+		case 6:
+			if (wt != 0 || pb_varint(&in, &v, NULL) < 0)
+				return -1;
+			*(f == 2 ? &kv->create_revision : f == 3 ? &kv->mod_revision
+			  : f == 4 ? &kv->version : &kv->lease) = (int64_t)v;
+			break;
+		default:
+			if (pb_skip(&in, wt) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* s's bytes and a NUL at at; *out, *len name them.  Returns the byte
+ * after the NUL. */
+static char *put_str(char *at, struct pb_in s, char **out, size_t *len)
+{
+	size_t n = (size_t)(s.end - s.p);
+	if (n)
+		memcpy(at, s.p, n);
+	at[n] = '\0';
+	*out = at;
+	*len = n;
+	return at + n + 1;
+}
+
+/* The first pass: the top level's fields framed and checked, the kvs
+ * counted (*n) and their strings' room bounded (*bytes: each kv's
+ * message length and two NULs; its key and value are disjoint parts of
+ * it). */
+static int range_frame(struct pb_in in, size_t *n, size_t *bytes)
+{
+	*n = *bytes = 0;
+	while (in.p < in.end) {
+		uint32_t f;
+		unsigned wt;
+		struct pb_in sub;
+		if (pb_key(&in, &f, &wt) < 0)
+			return -1;
+		if (f == 2 && wt == 2) {
+			if (pb_len(&in, &sub) < 0)
+				return -1;
+			++*n;
+			*bytes += (size_t)(sub.end - sub.p) + 2;
+			continue;
+		}
+		/* header is a message, more and count varints */
+		if ((f == 1 && wt != 2) || f == 2 || ((f == 3 || f == 4) && wt != 0))
+			return -1;
+		if (pb_skip(&in, wt) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int etcd_pb_range_direct(const uint8_t *msg, size_t len, struct etcd_resp *r)
+{
+	memset(r, 0, sizeof *r);
+	if (len == 0)
+		return 0;   /* every field at zero */
+	if (len > INT32_MAX)
+		return ETCD_PB_FALLBACK;   /* protobuf-c's lengths are 32-bit */
+	const struct pb_in all = {msg, msg + len};
+	size_t n, bytes;
+	if (range_frame(all, &n, &bytes) < 0)
+		return ETCD_PB_FALLBACK;
+	if (n) {
+		r->kvs = malloc(n * sizeof *r->kvs);
+		r->kv_block = malloc(bytes);
+		if (!r->kvs || !r->kv_block)
+			return -ENOMEM;
+	}
+	char *at = r->kv_block;
+	size_t i = 0;
+	struct pb_in in = all;
+	while (in.p < in.end) {
+		uint32_t f;
+		unsigned wt;
+		uint64_t v;
+		bool any;
+		struct pb_in sub, key, value;
+		if (pb_key(&in, &f, &wt) < 0)
+			goto unsure;
+		switch (f) {   /* range_frame checked the known fields' wire types */
+		case 1:   /* a second header replaces the first, as in protobuf-c */
+			if (pb_len(&in, &sub) < 0 || pb_header(sub, &r->revision) < 0)
+				goto unsure;
+			break;
+		case 2:
+			INVARIANT(i < n);   /* range_frame counted each */
+			if (pb_len(&in, &sub) < 0 || pb_kv(sub, &r->kvs[i], &key, &value) < 0)
+				goto unsure;
+			INVARIANT((size_t)(key.end - key.p) + (size_t)(value.end - value.p) + 2 <=
+			          bytes - (size_t)(at - r->kv_block));
+			at = put_str(at, key, &r->kvs[i].key, &r->kvs[i].key_len);
+			at = put_str(at, value, &r->kvs[i].value, &r->kvs[i].value_len);
+			i++;
+			break;
+		case 3:
+			if (pb_varint(&in, &v, &any) < 0)
+				goto unsure;
+			r->more = any;
+			break;
+		case 4:
+			if (pb_varint(&in, &v, NULL) < 0)
+				goto unsure;
+			r->count = (int64_t)v;
+			break;
+		default:
+			if (pb_skip(&in, wt) < 0)
+				goto unsure;
+		}
+	}
+	INVARIANT(i == n);
+	r->n_kvs = n;
+	return 0;
+unsure:
+	free(r->kvs);
+	free(r->kv_block);
+	memset(r, 0, sizeof *r);
+	return ETCD_PB_FALLBACK;
+}
+
+int etcd_parse_grpc(const char *path, const uint8_t *msg, size_t len, struct etcd_resp *resp)
+{
+	if (strcmp(path, ETCD_PATH_RANGE) == 0) {
+		int rc = etcd_pb_range_direct(msg, len, resp);
+		if (rc != ETCD_PB_FALLBACK)
+			return rc;
+	}
+	return etcd_pb_parse_unpacked(path, msg, len, resp);
 }

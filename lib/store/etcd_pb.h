@@ -24,7 +24,9 @@
  * 3. etcd_parse_grpc reads a unary call's protobuf answer straight into
  *    struct etcd_resp (no JSON in between: a range of 1000 keys is the
  *    answer that matters), with the same meaning etcd_parse gives the
- *    gateway's answer of that call.
+ *    gateway's answer of that call.  A range is read from the wire bytes
+ *    by our own reader, every other answer (and any range that reader is
+ *    unsure of) through protobuf-c's unpacking.
  *
  * Ownership: out buffers and *resp are the caller's; etcd_resp_free
  * frees a filled answer in every case.
@@ -65,7 +67,18 @@ int etcd_grpc_request(struct buf *out, const char *path, const char *body, size_
 
 /* A unary answer to path: msg[0..len) is the protobuf message (the
  * prefix taken off).  Returns 0 with *resp filled, ETCD_E_PROTOCOL (not
- * that message), or -ENOMEM; *resp is the caller's in every case. */
+ * that message), or -ENOMEM; *resp is the caller's in every case.  A
+ * range's kvs lie in one block, resp->kv_block (see struct etcd_kv). */
 int etcd_parse_grpc(const char *path, const uint8_t *msg, size_t len, struct etcd_resp *resp);
+
+/* etcd_parse_grpc's two paths, apart for the tests (fuzz_etcd_pb compares
+ * them).  etcd_pb_range_direct reads a Range answer from the wire bytes:
+ * 0, -ENOMEM, or ETCD_PB_FALLBACK when it is not sure to read it as
+ * protobuf-c would (*resp then zeroed: the caller asks protobuf-c).
+ * etcd_pb_parse_unpacked reads any answer through protobuf-c's unpacking,
+ * with etcd_parse_grpc's results. */
+#define ETCD_PB_FALLBACK 1
+int etcd_pb_range_direct(const uint8_t *msg, size_t len, struct etcd_resp *resp);
+int etcd_pb_parse_unpacked(const char *path, const uint8_t *msg, size_t len, struct etcd_resp *resp);
 
 #endif

@@ -4,7 +4,10 @@
  * The pure half: each unary call's gateway body (etcd_req_*) becomes the
  * protobuf request etcd's gRPC API takes (decoded here with protobuf-c and
  * checked field by field), and each protobuf answer becomes the struct
- * etcd_resp the gateway's JSON gives.
+ * etcd_resp the gateway's JSON gives.  A Range answer, which store/etcd_pb
+ * reads from the wire bytes itself, is also built by hand (unknown
+ * fields, fields twice or out of order, long varints, cut and refused
+ * messages) and must come out as protobuf-c's unpacking reads it.
  *
  * The client half, on rules a real etcd cannot be made to show on demand:
  * scripted members, each a thread speaking HTTP/2 (nghttp2's server
@@ -277,6 +280,190 @@ static void test_answers(void)
 	ok(etcd_parse_grpc(ETCD_PATH_RANGE, NULL, 0, &r) == 0 && r.n_kvs == 0 && r.revision == 0,
 	   "an empty message is every field at zero");
 	etcd_resp_free(&r);
+}
+
+/* ---- a Range answer read directly (etcd_pb's own reader) */
+
+/* Wire bytes built by hand, for what protobuf-c's packer never writes:
+ * unknown fields, a field twice, fields out of order, long varints. */
+static void w_varint(struct buf *b, uint64_t v)
+{
+	while (v >= 0x80) {
+		buf_putc(b, (char)(v | 0x80));
+		v >>= 7;
+	}
+	buf_putc(b, (char)v);
+}
+
+static void w_key(struct buf *b, unsigned field, unsigned wt)
+{
+	w_varint(b, (uint64_t)field << 3 | wt);
+}
+
+static void w_int(struct buf *b, unsigned field, uint64_t v)
+{
+	w_key(b, field, 0);
+	w_varint(b, v);
+}
+
+static void w_bytes(struct buf *b, unsigned field, const void *p, size_t n)
+{
+	w_key(b, field, 2);
+	w_varint(b, n);
+	buf_append(b, p, n);
+}
+
+/* Unknown fields of the four wire types protobuf-c skips (fields 9..12). */
+static void w_unknown(struct buf *b)
+{
+	w_key(b, 9, 1);
+	buf_append(b, "12345678", 8);
+	w_key(b, 10, 5);
+	buf_append(b, "abcd", 4);
+	w_bytes(b, 11, "zz", 2);
+	w_int(b, 12, 300);
+}
+
+/* etcd_parse_grpc's range of m beside protobuf-c's (etcd_pb_parse_unpacked):
+ * the same code, header, more, count and kvs, byte for byte.  *direct: the
+ * own reader took it (no fallback); *r keeps etcd_parse_grpc's answer. */
+static int range_both(const struct buf *m, struct etcd_resp *r, bool *same, bool *direct)
+{
+	struct etcd_resp d, u;
+	const uint8_t *p = (const uint8_t *)m->data;
+	*direct = etcd_pb_range_direct(p, m->len, &d) != ETCD_PB_FALLBACK;
+	etcd_resp_free(&d);
+	int rc = etcd_parse_grpc(ETCD_PATH_RANGE, p, m->len, r);
+	int ru = etcd_pb_parse_unpacked(ETCD_PATH_RANGE, p, m->len, &u);
+	*same = rc == ru && r->revision == u.revision && r->more == u.more && r->count == u.count &&
+	        r->n_kvs == u.n_kvs;
+	for (size_t i = 0; *same && i < r->n_kvs; i++) {
+		const struct etcd_kv *a = &r->kvs[i], *b = &u.kvs[i];
+		*same = a->key_len == b->key_len && a->value_len == b->value_len &&
+		        memcmp(a->key, b->key, a->key_len + 1) == 0 &&
+		        memcmp(a->value, b->value, a->value_len + 1) == 0 &&
+		        a->create_revision == b->create_revision && a->mod_revision == b->mod_revision &&
+		        a->version == b->version && a->lease == b->lease;
+	}
+	etcd_resp_free(&u);
+	return rc;
+}
+
+static void test_range_direct(void)
+{
+	struct etcd_resp r;
+	bool same, direct;
+	struct buf m = BUF_INIT, h = BUF_INIT, kv = BUF_INIT;
+
+	/* count first, unknown fields around and inside everything, a
+	 * header, a kv with a 10-byte negative lease and its key twice, an
+	 * empty kv, a second header, more, a kv of empty key and value */
+	w_int(&m, 4, (uint64_t)-3);
+	w_unknown(&m);
+	w_int(&h, 1, 7);
+	w_unknown(&h);
+	w_int(&h, 3, 100);
+	w_int(&h, 4, 2);
+	w_bytes(&m, 1, h.data, h.len);
+	w_unknown(&kv);
+	w_bytes(&kv, 1, "old", 3);
+	w_int(&kv, 6, (uint64_t)-5);
+	w_bytes(&kv, 5, "v\0x", 3);
+	w_int(&kv, 2, 4);
+	w_int(&kv, 3, 9007199254740993ULL);
+	w_int(&kv, 4, 1);
+	w_bytes(&kv, 1, "/a", 2);
+	w_bytes(&m, 2, kv.data, kv.len);
+	w_unknown(&m);
+	w_bytes(&m, 2, "", 0);
+	buf_reset(&h);
+	w_int(&h, 3, 101);
+	w_bytes(&m, 1, h.data, h.len);
+	w_int(&m, 3, 1);
+	buf_reset(&kv);
+	w_bytes(&kv, 1, "", 0);
+	w_bytes(&kv, 5, "", 0);
+	w_bytes(&m, 2, kv.data, kv.len);
+	int rc = range_both(&m, &r, &same, &direct);
+	ok(rc == 0 && direct && same, "range: unknown fields, fields out of order and twice: read directly, as protobuf-c reads them");
+	ok(rc == 0 && r.revision == 101 && r.more && r.count == -3 && r.n_kvs == 3,
+	   "range: the last header's revision, more, a negative count");
+	ok(rc == 0 && r.n_kvs == 3 && r.kvs[0].key_len == 2 && strcmp(r.kvs[0].key, "/a") == 0 &&
+	   r.kvs[0].value_len == 3 && memcmp(r.kvs[0].value, "v\0x", 4) == 0 && r.kvs[0].lease == -5 &&
+	   r.kvs[0].create_revision == 4 && r.kvs[0].mod_revision == 9007199254740993LL &&
+	   r.kvs[0].version == 1, "range: a kv's last key, its value with a NUL inside, a negative lease, exact revisions");
+	ok(rc == 0 && r.n_kvs == 3 && r.kvs[1].key && !r.kvs[1].key[0] && r.kvs[1].key_len == 0 &&
+	   r.kvs[1].value && !r.kvs[1].value[0] && r.kvs[2].key_len == 0 && r.kvs[2].value_len == 0 &&
+	   r.kvs[2].key && r.kvs[2].value, "range: an empty kv and a kv of empty key and value: \"\", not NULL");
+	ok(rc == 0 && r.kv_block && r.kvs[0].key >= r.kv_block && r.kvs[2].value > r.kvs[0].key,
+	   "range: the keys and values lie in the answer's one block");
+	etcd_resp_free(&r);
+
+	/* a header without a revision after one with: protobuf-c 1.4.1
+	 * replaces the header (its merge skips proto3 scalars): 0 */
+	buf_reset(&m);
+	buf_reset(&h);
+	w_int(&h, 3, 5);
+	w_bytes(&m, 1, h.data, h.len);
+	w_bytes(&m, 1, "\x08\x01", 2);
+	rc = range_both(&m, &r, &same, &direct);
+	ok(rc == 0 && direct && same && r.revision == 0, "range: a second header without a revision leaves revision 0, as protobuf-c does");
+	etcd_resp_free(&r);
+
+	/* more as a 10-byte varint whose only bit is past the 64th: true in protobuf-c */
+	buf_reset(&m);
+	w_key(&m, 3, 0);
+	buf_append(&m, "\x80\x80\x80\x80\x80\x80\x80\x80\x80\x02", 10);
+	rc = range_both(&m, &r, &same, &direct);
+	ok(rc == 0 && direct && same && r.more, "range: more is any bit of its varint, past the 64th too");
+	etcd_resp_free(&r);
+
+	/* more as a length-delimited field: protobuf-c reads a bool of any
+	 * wire type (its bytes, length prefix included); ours leaves it to it */
+	buf_reset(&m);
+	buf_append(&m, "\x1a\x01\x00", 3);
+	rc = range_both(&m, &r, &same, &direct);
+	ok(rc == 0 && !direct && same && r.more, "range: more of the wrong wire type goes to protobuf-c, which reads it");
+	etcd_resp_free(&r);
+
+	/* field 0 in a two-byte key: protobuf-c 1.4.1 skips it (a one-byte
+	 * key of field 0 it refuses); ours leaves both to it */
+	buf_reset(&m);
+	buf_append(&m, "\x80\x00\x00\x20\x03", 5);
+	rc = range_both(&m, &r, &same, &direct);
+	ok(rc == 0 && !direct && same && r.count == 3, "range: field 0 in a two-byte key goes to protobuf-c, which skips it");
+	etcd_resp_free(&r);
+
+	/* what protobuf-c refuses stays refused: each a protocol error */
+	static const struct {
+		const char *bytes;
+		size_t n;
+		const char *what;
+	} bad[] = {
+		{ "\x12\x05\x0a\x04/ab", 7, "a kv cut inside its key" },
+		{ "\x12\x09\x0a\x01k", 5, "a kv's length past the end" },
+		{ "\x20\xff\xff", 3, "a cut varint" },
+		{ "\x20\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 12, "an 11-byte varint" },
+		{ "\x22\x01\x01", 3, "count as a length-delimited field" },
+		{ "\x12\x01\x3b", 3, "a kv holding a group (field 7, wire type 3)" },
+		{ "\x12\x02\x08\x01", 4, "a kv whose key is a varint" },
+		{ "\x0a\x02\x1a\x00", 4, "a header whose revision is length-delimited" },
+		{ "\x3b\x3c", 2, "an unknown group" },
+		{ "\x20\x03\x00\x00", 4, "field 0" },
+		{ "\x12\x80\x80\x80\x80\x80\x00", 7, "a length in 6 bytes" },
+		{ "\xa0\x80\x80\x80\x80\x00\x03", 7, "a key in 6 bytes" },
+		{ "\x12\x03\x0a\x02", 4, "a kv cut in its key's length" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		buf_reset(&m);
+		buf_append(&m, bad[i].bytes, bad[i].n);
+		rc = range_both(&m, &r, &same, &direct);
+		ok(rc == ETCD_E_PROTOCOL && same && !direct, "range: %s is a protocol error", bad[i].what);
+		etcd_resp_free(&r);
+	}
+	buf_free(&m);
+	buf_free(&h);
+	buf_free(&kv);
 }
 
 /* ---- scripted members speaking gRPC over h2c */
@@ -704,6 +891,7 @@ int main(void)
 {
 	test_requests();
 	test_answers();
+	test_range_direct();
 	test_client();
 	return tap_done();
 }
