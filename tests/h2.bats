@@ -636,3 +636,18 @@ PY
 		assert_output 300
 	done
 }
+
+@test "h2: a request's latency in /metrics runs from its own pass (one clock reading per pass): two requests 1.5 s apart both take under 1 s" {
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	run curl -s --max-time 10 --http2-prior-knowledge "http://127.0.0.1:$SERVER_PORT/hello"
+	assert_output 'Hello from dsys!'
+	sleep 1.5
+	run curl -s --max-time 10 --http2-prior-knowledge "http://127.0.0.1:$SERVER_PORT/hello"
+	assert_output 'Hello from dsys!'
+	# both figures from one /metrics: each fetch is a request counted too
+	curl -s --max-time 10 "http://127.0.0.1:$SERVER_PORT/metrics" >"$BATS_TEST_TMPDIR/m.txt"
+	run awk '$1 == "http_request_duration_seconds_count" { n = $2 }
+		$1 == "http_request_duration_seconds_bucket{le=\"1\"}" { u = $2 }
+		END { print n, u }' "$BATS_TEST_TMPDIR/m.txt"
+	assert_output '2 2'
+}

@@ -1543,7 +1543,16 @@ static void h2_dispatch(struct h2_stream *st)
 	r->m.head_len = 0;
 	x->pub.body = st->body.len ? st->body.data : NULL;
 	x->pub.body_len = st->body.len;
-	x->pub.start_ns = now_ns();
+	/* one clock reading for the heads of a service pass, as over
+	 * HTTP/1.1: on this VM the vDSO's clock was 3.4% of the server's
+	 * time over h2c, saturated, against 0.7% over HTTP/1.1 */
+	if (c->in_process) {
+		if (!c->t->batch_ns)
+			c->t->batch_ns = now_ns();
+		x->pub.start_ns = c->t->batch_ns;
+	} else {
+		x->pub.start_ns = now_ns();
+	}
 	x->head_only = r->method == HTTP_HEAD;
 	x->keep_alive = true;
 	x->stream = st;
