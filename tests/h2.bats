@@ -280,6 +280,17 @@ h2blocks() {
 		'200 text/plain 5' '200 text/plain 4')"
 }
 
+@test "h2: plain answers one after another on one connection, HEADERS from the cached block and DATA written with it, each carry their frames and body whole" {
+	# the first two are encoded (the first adds to the encoder's table)
+	# and their DATA sent by the send pass; from the third, nothing queued
+	# before them, the cached block and the body go into c->out in one
+	# piece (h2_write_cached_data)
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
+	h2raw "$SERVER_PORT" one-by-one 4
+	run jq -r '.answers[]' <<<"$output"
+	assert_output "$(printf '1/4 0/1 Hello from dsys!\n%.0s' 1 2 3 4)"
+}
+
 @test "h2: a stream reset by the client is forgotten and the next stream is answered" {
 	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1
 	h2raw "$SERVER_PORT" rst-stream

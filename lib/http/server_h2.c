@@ -684,6 +684,27 @@ static void h2_write_cached(struct h2_session *s, int32_t id, bool end)
 	memcpy(h2_frame(s, hc->blen, H2_HEADERS, fl, id), hc->block, hc->blen);
 }
 
+/* The cached block as HEADERS, then the whole body as one DATA frame
+ * with END_STREAM, for stream id: room for both taken at once (one
+ * buf_reserve, not two; they are written in one send either way). */
+static void h2_write_cached_data(struct h2_session *s, int32_t id, const void *d, size_t n)
+{
+	const struct h2_hcache *hc = s->hc_out;
+	struct buf *o = &s->c->out;
+	buf_reserve(o, 2 * H2_FRAME_HEAD + hc->blen + n);
+	uint8_t *p = (uint8_t *)o->data + o->len;
+	h2_put32(p, (uint32_t)hc->blen << 8 | H2_HEADERS);
+	p[4] = H2_FL_END_HEADERS;
+	h2_put32(p + 5, (uint32_t)id);
+	memcpy(p + H2_FRAME_HEAD, hc->block, hc->blen);
+	p += H2_FRAME_HEAD + hc->blen;
+	h2_put32(p, (uint32_t)n << 8 | H2_DATA);
+	p[4] = H2_FL_END_STREAM;
+	h2_put32(p + 5, (uint32_t)id);
+	memcpy(p + H2_FRAME_HEAD, d, n);
+	o->len += 2 * H2_FRAME_HEAD + hc->blen + n;
+}
+
 /*
  * A header block, HPACK-encoded straight into c->out: the encoder's table
  * follows the order blocks are written in, which is the order they leave.
@@ -1237,8 +1258,7 @@ static void h2_submit(struct h2_stream *st, const struct http_answer *in, bool h
 				st->answered = true;
 				if (h2_submit_gone(st))
 					return;
-				h2_write_cached(s, st->id, false);
-				h2_write_data(s, st->id, a->body, blen, true);
+				h2_write_cached_data(s, st->id, a->body, blen);
 				st->send_win -= (int64_t)blen;
 				s->send_win -= (int64_t)blen;
 				st->local_ended = true;
