@@ -144,8 +144,9 @@ struct h2_session;
 /* What a request's header block leaves in its stream besides the bytes
  * of head and the hoff/hlen arrays: offsets into head, counts and what the
  * fields showed.  One struct, so that a block replayed from the cache
- * (struct h2_reqsnap) copies it in one assignment.  h2_stream_new sets
- * each field: a field added here must be set there. */
+ * (struct h2_reqsnap) copies it in one call.  h2_stream_new sets each
+ * field, and h2_reqpos_copy copies each: a field added here must be set
+ * and copied there. */
 struct h2_reqpos {
 	uint32_t off_method, len_method, off_path, len_path, off_auth, len_auth;
 	uint32_t len_pathq;   /* :path's bytes before a '?', if any */
@@ -155,6 +156,24 @@ struct h2_reqpos {
 	uint16_t hflags;      /* H2F_*: what the header block showed */
 	bool too_big;         /* the block passed the header size limit */
 };
+
+/* *d = *c, field by field: gcc copies the struct whole with a rep movs of
+ * 14 steps (18 instructions a replayed request, twice its stores) */
+static inline void h2_reqpos_copy(struct h2_reqpos *d, const struct h2_reqpos *c)
+{
+	d->off_method = c->off_method;
+	d->len_method = c->len_method;
+	d->off_path = c->off_path;
+	d->len_path = c->len_path;
+	d->off_auth = c->off_auth;
+	d->len_auth = c->len_auth;
+	d->len_pathq = c->len_pathq;
+	d->nhdr = c->nhdr;
+	d->hbytes = c->hbytes;
+	d->clen = c->clen;
+	d->hflags = c->hflags;
+	d->too_big = c->too_big;
+}
 
 struct h2_stream {
 	struct h2_session *s;
@@ -2132,7 +2151,7 @@ static void h2_snap_take(struct h2_session *s, struct h2_reqsnap *rs)
 		return;
 	memcpy(rs->head, st->head.data, st->head.len);
 	rs->head_len = (uint32_t)st->head.len;
-	rs->rq = st->rq;
+	h2_reqpos_copy(&rs->rq, &st->rq);
 	memcpy(rs->hoff, st->hoff, st->rq.nhdr * sizeof st->hoff[0]);
 	memcpy(rs->hlen, st->hlen, st->rq.nhdr * sizeof st->hlen[0]);
 	rs->ok = true;
@@ -2152,7 +2171,7 @@ static bool h2_hc_replay(struct h2_session *s, const uint8_t *p, uint32_t len)
 			buf_reserve(&st->head, rs->head_len + 1);
 		memcpy(st->head.data, rs->head, rs->head_len);
 		st->head.len = rs->head_len;
-		st->rq = rs->rq;
+		h2_reqpos_copy(&st->rq, &rs->rq);
 		memcpy(st->hoff, rs->hoff, rs->rq.nhdr * sizeof rs->hoff[0]);
 		memcpy(st->hlen, rs->hlen, rs->rq.nhdr * sizeof rs->hlen[0]);
 		return true;
