@@ -142,15 +142,22 @@ static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 struct h2_session;
 
 /* What a request's header block leaves in its stream besides the bytes
- * of head and the hoff/hlen arrays: offsets into head, counts and what the
+ * of head and the hf array: offsets into head, counts and what the
  * fields showed.  One struct, so that a block replayed from the cache
  * (struct h2_reqsnap) copies it in one call.  h2_stream_new sets each
  * field, and h2_reqpos_copy copies each: a field added here must be set
  * and copied there. */
+/* A request field (not a pseudo-header): where its name and value lie
+ * in head, and their lengths; one array of these, so a replayed block
+ * copies them in one memcpy */
+struct h2_field {
+	uint32_t noff, voff, nlen, vlen;
+};
+
 struct h2_reqpos {
 	uint32_t off_method, len_method, off_path, len_path, off_auth, len_auth;
 	uint32_t len_pathq;   /* :path's bytes before a '?', if any */
-	uint32_t nhdr;        /* entries of hoff and hlen */
+	uint32_t nhdr;        /* entries of hf */
 	size_t hbytes;        /* header block size as the limit counts it */
 	int64_t clen;         /* content-length, -1: none */
 	uint16_t hflags;      /* H2F_*: what the header block showed */
@@ -219,8 +226,7 @@ struct h2_stream {
 	 * allocations (emptied there), and the tables are read only up to
 	 * nhdr and ntrailers (2 KiB of memset per request, in the profile). */
 	struct buf head, body, ans, out;
-	uint32_t hoff[HTTP_MAX_HEADERS][2]; /* name offset, value offset */
-	uint32_t hlen[HTTP_MAX_HEADERS][2];
+	struct h2_field hf[HTTP_MAX_HEADERS];
 	nghttp2_nv trailers[H2_MAX_TRAILERS];
 };
 
@@ -292,7 +298,7 @@ struct h2_reqsnap {
 	bool ok;
 	struct h2_reqpos rq;
 	uint32_t head_len;
-	uint32_t hoff[H2_HC_FIELDS][2], hlen[H2_HC_FIELDS][2];
+	struct h2_field hf[H2_HC_FIELDS];
 	char head[H2_HC_DATA + 2 * H2_HC_FIELDS];   /* each name and value NUL-ended */
 };
 
@@ -1602,8 +1608,8 @@ static void h2_dispatch(struct h2_stream *st)
 	r->host_len = st->rq.len_auth;
 	r->m.n_headers = st->rq.nhdr;
 	for (uint32_t i = 0; i < st->rq.nhdr; i++)
-		r->m.headers[i] = (struct http_header){h + st->hoff[i][0], h + st->hoff[i][1],
-		                                       st->hlen[i][0], st->hlen[i][1]};
+		r->m.headers[i] = (struct http_header){h + st->hf[i].noff, h + st->hf[i].voff,
+		                                       st->hf[i].nlen, st->hf[i].vlen};
 	r->m.version_minor = 1;
 	r->m.keep_alive = true;
 	r->m.expect_continue = r->m.upgrade = false;
@@ -1953,10 +1959,7 @@ static void h2_on_field(struct h2_session *s, const nghttp2_nv *nv)
 		st->rq.too_big = true;
 		return;
 	}
-	st->hoff[st->rq.nhdr][0] = noff;
-	st->hoff[st->rq.nhdr][1] = voff;
-	st->hlen[st->rq.nhdr][0] = (uint32_t)nlen;
-	st->hlen[st->rq.nhdr][1] = (uint32_t)vlen;
+	st->hf[st->rq.nhdr] = (struct h2_field){noff, voff, (uint32_t)nlen, (uint32_t)vlen};
 	st->rq.nhdr++;
 }
 
@@ -2152,8 +2155,7 @@ static void h2_snap_take(struct h2_session *s, struct h2_reqsnap *rs)
 	memcpy(rs->head, st->head.data, st->head.len);
 	rs->head_len = (uint32_t)st->head.len;
 	h2_reqpos_copy(&rs->rq, &st->rq);
-	memcpy(rs->hoff, st->hoff, st->rq.nhdr * sizeof st->hoff[0]);
-	memcpy(rs->hlen, st->hlen, st->rq.nhdr * sizeof st->hlen[0]);
+	memcpy(rs->hf, st->hf, st->rq.nhdr * sizeof st->hf[0]);
 	rs->ok = true;
 }
 
@@ -2172,8 +2174,7 @@ static bool h2_hc_replay(struct h2_session *s, const uint8_t *p, uint32_t len)
 		memcpy(st->head.data, rs->head, rs->head_len);
 		st->head.len = rs->head_len;
 		h2_reqpos_copy(&st->rq, &rs->rq);
-		memcpy(st->hoff, rs->hoff, rs->rq.nhdr * sizeof rs->hoff[0]);
-		memcpy(st->hlen, rs->hlen, rs->rq.nhdr * sizeof rs->hlen[0]);
+		memcpy(st->hf, rs->hf, rs->rq.nhdr * sizeof rs->hf[0]);
 		return true;
 	}
 	for (uint16_t i = 0; i < hc->nf; i++) {
