@@ -374,6 +374,20 @@ def main():
             else:
                 answers.append("nothing")
         res["answers"] = answers
+    elif case == "one-by-one":
+        # argv[3]: N GETs of /hello on one connection, each sent once the
+        # last is answered (so each finds nothing queued before it);
+        # "answers": each stream's frames as "TYPE/FLAGS", then its body
+        c = start(port)
+        answers = []
+        for i in range(int(sys.argv[3])):
+            sid = 1 + 2 * i
+            c.send(frame(HEADERS, END_HEADERS | END_STREAM, sid, block()))
+            fs = c.frames(lambda f, sid=sid: f["sid"] == sid and f["flags"] & END_STREAM or goaway(f))
+            mine = [f for f in fs if f["sid"] == sid]
+            answers.append(" ".join("%d/%d" % (f["type"], f["flags"]) for f in mine) + " " +
+                           b"".join(f["payload"] for f in mine if f["type"] == DATA).decode())
+        res["answers"] = answers
     elif case == "table-size-change":
         # three GETs, then SETTINGS_HEADER_TABLE_SIZE 0 and a fourth: the
         # first byte of each answer's header block (the fourth must open
