@@ -19,10 +19,10 @@
  *   another, and prints one JSON line:
  *   {"runs":N,"mean_us":..,"p50_us":..,"p90_us":..,"min_us":..,"max_us":..,
  *    "cpu_us":..}
- *   cpu_us is the timed runs' mean CPU time, user and system, from
- *   getrusage(RUSAGE_CHILDREN).  In ARGS, "{i}" stands for the run's
- *   number (0 to N-1; warm-up runs get w0, w1...), so that each run can
- *   write a file of its own.
+ *   p50 and p90 are nearest-rank.  cpu_us is the timed runs' mean CPU
+ *   time, user and system, from getrusage(RUSAGE_CHILDREN).  In ARGS,
+ *   each "{i}" stands for the run's number (0 to N-1; warm-up runs get
+ *   w0, w1...), so that each run can write a file of its own.
  * Exit status: 0; 1 when a run of CMD fails (exits non-zero or is killed:
  * said on stderr, nothing printed on stdout); 2 for bad usage.
  */
@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -67,9 +68,10 @@ static char *find_cmd(const char *cmd)
 		char *f = malloc(len + strlen(cmd) + 3);
 		if (!f)
 			break;
-		sprintf(f, "%.*s/%s", (int)len, len ? p : ".", cmd);
-		if (access(f, X_OK) == 0)
-			return f;
+		sprintf(f, "%.*s/%s", (int)(len ? len : 1), len ? p : ".", cmd);
+		struct stat st;
+		if (stat(f, &st) == 0 && S_ISREG(st.st_mode) && access(f, X_OK) == 0)
+			return f;   /* as a shell takes it: an executable regular file */
 		free(f);
 		if (!e)
 			break;
@@ -80,17 +82,19 @@ static char *find_cmd(const char *cmd)
 }
 
 /* argv with every "{i}" in tmpl replaced by tag; its strings are kept
- * in buf (at least 64 bytes more than the template's). */
+ * in buf (room: the templates' lengths, and 24 per "{i}" in them). */
 static void fill_args(char **tmpl, char **argv, char *buf, const char *tag)
 {
 	for (; *tmpl; tmpl++, argv++) {
-		const char *m = strstr(*tmpl, "{i}");
+		const char *s = *tmpl, *m = strstr(s, "{i}");
 		if (!m) {
 			*argv = *tmpl;
 			continue;
 		}
 		*argv = buf;
-		buf += sprintf(buf, "%.*s%s%s", (int)(m - *tmpl), *tmpl, tag, m + 3) + 1;
+		for (; m; s = m + 3, m = strstr(s, "{i}"))
+			buf += sprintf(buf, "%.*s%s", (int)(m - s), s, tag);
+		buf += sprintf(buf, "%s", s) + 1;
 	}
 	*argv = NULL;
 }
@@ -155,8 +159,11 @@ int main(int argc, char **argv)
 	char **tmpl = argv + i + 1;
 	int nargs = argc - i - 1;
 	size_t room = 64;
-	for (int k = 0; k < nargs; k++)
-		room += strlen(tmpl[k]) + 24;
+	for (int k = 0; k < nargs; k++) {
+		room += strlen(tmpl[k]) + 1;
+		for (const char *m = tmpl[k]; (m = strstr(m, "{i}")); m += 3)
+			room += 24;
+	}
 	char **cmd = malloc((size_t)(nargs + 1) * sizeof *cmd), *buf = malloc(room), tag[24];
 	char *path = find_cmd(tmpl[0]);
 	if (!path || !cmd || !buf)
@@ -189,7 +196,7 @@ int main(int argc, char **argv)
 	qsort(t, (size_t)n, sizeof *t, cmp_ll);
 	printf("{\"runs\":%ld,\"mean_us\":%lld,\"p50_us\":%lld,\"p90_us\":%lld,\"min_us\":%lld,"
 	       "\"max_us\":%lld,\"cpu_us\":%lld}\n",
-	       n, sum / n / 1000, t[n / 2] / 1000, t[(n * 9) / 10 < n ? (n * 9) / 10 : n - 1] / 1000,
+	       n, sum / n / 1000, t[(n + 1) / 2 - 1] / 1000, t[(9 * n + 9) / 10 - 1] / 1000,
 	       t[0] / 1000, t[n - 1] / 1000, cpu / n);
 	free(t);
 	free(path);
