@@ -186,6 +186,7 @@ EOF2
 	assert_line --index 1 --partial '"reason":"expired"'
 	dsys-register remove web a
 	wait_for "$w" '"event":"down","service":"web","id":"a"'
+	cat "$w"   # shown when the count below fails
 	run grep -c '"event"' "$w"
 	assert_output 5
 }
