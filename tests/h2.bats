@@ -173,6 +173,21 @@ h2hostile() {
 	assert_output 'Hello from dsys!'
 }
 
+@test "h2: requests reset while a late handler (--delay) holds them are routed and dropped, and the rest are answered" {
+	# the handler reads each request after its stream went: the request's
+	# bytes must have gone with the exchange, not with the stream (a reused
+	# stream's buffer would route the next request's path; valgrind.bats
+	# and make check's ASan see the read itself)
+	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1 --delay 200ms --route 'GET /x=X'
+	h2raw "$SERVER_PORT" rst-delayed
+	out=$output
+	assert_equal "$(jq -c .ended <<<"$out")" "$(jq -nc '[range(3; 101; 4)]')"
+	assert_equal "$(jq -c .bodies <<<"$out")" '["Hello from dsys!"]'
+	assert_equal "$(jq -c .frames <<<"$out")" '[]'
+	run curl -s --max-time 10 --http2-prior-knowledge "http://127.0.0.1:$SERVER_PORT/x"
+	assert_output X
+}
+
 @test "h2: DATA after END_STREAM on a stream still answering is STREAM_CLOSED on that stream" {
 	start_server s dsys-serve --listen 127.0.0.1:0 --threads 1 --delay 1s
 	run h2hostile "$SERVER_PORT" data-half-closed

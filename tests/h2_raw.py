@@ -258,6 +258,26 @@ def main():
         fs = c.frames(lambda f: f["sid"] == 3 and f["flags"] & END_STREAM)
         res["frames"] = summary(fs)
         res["answered_3"] = any(f["sid"] == 3 and f["type"] == DATA for f in fs)
+    elif case == "rst-delayed":
+        # 50 GETs of /hello at once (streams 1 to 99), then RST_STREAM
+        # CANCEL for every other one while the server holds them (--delay):
+        # the 25 left must be answered, each with its own body
+        c = start(port)
+        c.send(b"".join(request(sid, "/hello") for sid in range(1, 101, 2)))
+        c.send(b"".join(frame(RST_STREAM, 0, sid, struct.pack(">I", 8)) for sid in range(1, 101, 4)))
+        left = set(range(3, 101, 4))
+        bodies, ended = {}, set()
+
+        def done(f):
+            if f["type"] == DATA:
+                bodies[f["sid"]] = bodies.get(f["sid"], b"") + f["payload"]
+            if f["flags"] & END_STREAM and f["type"] in (DATA, HEADERS):
+                ended.add(f["sid"])
+            return goaway(f) or left <= ended
+        fs = c.frames(done, limit=20.0)
+        res["frames"] = summary([f for f in fs if f["type"] in (GOAWAY, RST_STREAM)])
+        res["ended"] = sorted(ended)
+        res["bodies"] = sorted(set(b.decode(errors="replace") for b in bodies.values()))
     elif case == "rapid-reset":
         c = start(port)
         for i in range(0, 2000):

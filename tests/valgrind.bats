@@ -128,6 +128,15 @@ it.cancel()' "$SERVER_PORT"
 	vg_stop
 }
 
+@test "valgrind: h2c requests reset while dsys-serve --delay holds them are read later without a memory error" {
+	vg_start h2delay "${serve_cmd[@]}" --delay 300ms
+	run timeout 60 "$DSYS_PY" "$BATS_TEST_DIRNAME/h2_raw.py" "$SERVER_PORT" rst-delayed
+	assert_success
+	assert_equal "$(jq -c .ended <<<"$output")" "$(jq -nc '[range(3; 101; 4)]')"
+	sleep 1   # the reset ones are routed too, then dropped
+	vg_stop
+}
+
 # vg_run NAME CMD [ARG]...: run CMD to its end under memcheck (log
 # $BATS_TEST_TMPDIR/NAME.vg); sets VG_STATUS to its exit status and fails
 # when valgrind found an error or a definite or indirect loss.

@@ -968,6 +968,37 @@ static void h2_done(struct h2_stream *st)
 	s->doneq = st;
 }
 
+/* st goes (or stops carrying its exchange) while a handler still has
+ * the exchange: the exchange is gone, and takes st's head and body
+ * buffers with it, as its request points into them (a handler answers
+ * late, e.g. after --delay, and may read the request first).  A stream
+ * that goes on (goes_on: it still sends an answer of its own, and counts
+ * it by its path) keeps copies: it reads them by offset, so the copies'
+ * new addresses do not matter. */
+static void h2_detach(struct h2_stream *st, bool goes_on)
+{
+	struct xchg *x = st->x;
+	x->gone = true;
+	x->stream = NULL;
+	x->held_head = st->head;
+	x->held_body = st->body;
+	buf_init(&st->head);
+	buf_init(&st->body);
+	if (goes_on) {
+		buf_append(&st->head, x->held_head.data, x->held_head.len);
+		buf_append(&st->body, x->held_body.data, x->held_body.len);
+	}
+}
+
+/* A gone exchange's answer came: what h2_detach gave it goes too. */
+static void h2_held_free(struct xchg *x)
+{
+	if (x->held_head.data)
+		buf_free(&x->held_head);
+	if (x->held_body.data)
+		buf_free(&x->held_body);
+}
+
 /* Forget st: its exchange, if a handler has it, is gone; if not yet
  * dispatched, back to the pool. */
 static void h2_stream_free(struct h2_stream *st)
@@ -975,12 +1006,10 @@ static void h2_stream_free(struct h2_stream *st)
 	struct h2_session *s = st->s;
 	struct conn *c = s->c;
 	if (st->x) {
-		if (st->dispatched) {
-			st->x->gone = true;
-			st->x->stream = NULL;
-		} else {
+		if (st->dispatched)
+			h2_detach(st, false);
+		else
 			xchg_put(c->t, st->x);
-		}
 		st->x = NULL;
 	}
 	if (st->more.data)     /* zeroed by the next h2_stream_new, so never kept */
@@ -1432,6 +1461,7 @@ static void h2_respond(struct xchg *x, const struct http_answer *a)
 	struct conn *c = x->c;
 	struct h2_stream *st = x->stream;
 	if (x->gone || !st) {
+		h2_held_free(x);
 		xchg_put(c->t, x);   /* the stream went first: drop it */
 		return;
 	}
@@ -1494,6 +1524,7 @@ static void h2_stream_end(struct xchg *x, const struct http_header *tr, uint32_t
 		h2_enqueue(st);
 		server_conn_schedule(c);
 	}
+	h2_held_free(x);
 	x->stream = NULL;
 	xchg_put(c->t, x);
 }
@@ -2858,12 +2889,9 @@ static void h2_timeout(struct conn *c, uint8_t kind)
 		if (st->dispatched && st->grpc_deadline) {
 			/* the handler is too late: the client hears DEADLINE_EXCEEDED
 			 * now, and the handler's answer is dropped */
-			struct xchg *x = st->x;
+			if (st->x)
+				h2_detach(st, true);
 			st->x = NULL;
-			if (x) {
-				x->gone = true;
-				x->stream = NULL;
-			}
 			struct http_header tr[2] = {{"grpc-status", "4", 11, 1},
 			                            {"grpc-message", "deadline exceeded", 12, 17}};
 			struct http_answer a = {.status = 200, .content_type = "application/grpc",

@@ -63,6 +63,10 @@ struct xchg {
 	uint8_t frame;             /* HTTP/1.1: how its pieces are framed (enum h1_frame, server_h1.c) */
 	int stream_status;         /* ... with this status */
 	void *stream;              /* HTTP/2: its stream (server_h2.c), or NULL */
+	/* HTTP/2: the request's bytes (req and body point into them), taken
+	 * over from a stream that went before the handler answered; freed
+	 * with the answer (h2_held_free) */
+	struct buf held_head, held_body;
 };
 
 struct conn_proto;
@@ -291,6 +295,8 @@ static inline struct xchg *xchg_get(struct http_thread *t)
 		x = calloc(1, sizeof *x);
 		INVARIANT(x != NULL);
 		buf_init(&x->resp);
+		buf_init(&x->held_head);
+		buf_init(&x->held_body);
 	}
 	x->next = NULL;
 	x->c = NULL;
