@@ -971,7 +971,8 @@ static void h2_done(struct h2_stream *st)
 /* st goes (or stops carrying its exchange) while a handler still has
  * the exchange: the exchange is gone, and takes st's head and body
  * buffers with it, as its request points into them (a handler answers
- * late, e.g. after --delay, and may read the request first).  A stream
+ * late, e.g. after --delay, and may read the request first; xchg_put
+ * frees them, on whatever path the exchange ends).  A stream
  * that goes on (goes_on: it still sends an answer of its own, and counts
  * it by its path) keeps copies: it reads them by offset, so the copies'
  * new addresses do not matter. */
@@ -988,15 +989,6 @@ static void h2_detach(struct h2_stream *st, bool goes_on)
 		buf_append(&st->head, x->held_head.data, x->held_head.len);
 		buf_append(&st->body, x->held_body.data, x->held_body.len);
 	}
-}
-
-/* A gone exchange's answer came: what h2_detach gave it goes too. */
-static void h2_held_free(struct xchg *x)
-{
-	if (x->held_head.data)
-		buf_free(&x->held_head);
-	if (x->held_body.data)
-		buf_free(&x->held_body);
 }
 
 /* Forget st: its exchange, if a handler has it, is gone; if not yet
@@ -1461,7 +1453,6 @@ static void h2_respond(struct xchg *x, const struct http_answer *a)
 	struct conn *c = x->c;
 	struct h2_stream *st = x->stream;
 	if (x->gone || !st) {
-		h2_held_free(x);
 		xchg_put(c->t, x);   /* the stream went first: drop it */
 		return;
 	}
@@ -1524,7 +1515,6 @@ static void h2_stream_end(struct xchg *x, const struct http_header *tr, uint32_t
 		h2_enqueue(st);
 		server_conn_schedule(c);
 	}
-	h2_held_free(x);
 	x->stream = NULL;
 	xchg_put(c->t, x);
 }

@@ -65,7 +65,7 @@ struct xchg {
 	void *stream;              /* HTTP/2: its stream (server_h2.c), or NULL */
 	/* HTTP/2: the request's bytes (req and body point into them), taken
 	 * over from a stream that went before the handler answered; freed
-	 * with the answer (h2_held_free) */
+	 * when the exchange is (xchg_put) */
 	struct buf held_head, held_body;
 };
 
@@ -314,6 +314,10 @@ static inline struct xchg *xchg_get(struct http_thread *t)
 
 static inline void xchg_put(struct http_thread *t, struct xchg *x)
 {
+	if (x->held_head.data)     /* HTTP/2: a stream went before the answer */
+		buf_free(&x->held_head);
+	if (x->held_body.data)
+		buf_free(&x->held_body);
 	if (x->resp.cap > BUF_KEEP_MAX)
 		buf_free(&x->resp);
 	else if (x->resp.len)
