@@ -64,8 +64,8 @@ struct xchg {
 	int stream_status;         /* ... with this status */
 	void *stream;              /* HTTP/2: its stream (server_h2.c), or NULL */
 	/* HTTP/2: the request's bytes (req and body point into them), taken
-	 * over from a stream that went before the handler answered; freed
-	 * when the exchange is (xchg_put) */
+	 * over from a stream that went before the handler answered (only then:
+	 * gone is set with them); freed when the exchange is (xchg_put) */
 	struct buf held_head, held_body;
 };
 
@@ -314,10 +314,10 @@ static inline struct xchg *xchg_get(struct http_thread *t)
 
 static inline void xchg_put(struct http_thread *t, struct xchg *x)
 {
-	if (x->held_head.data)     /* HTTP/2: a stream went before the answer */
+	if (__builtin_expect(x->gone, 0)) {   /* HTTP/2: its stream went first */
 		buf_free(&x->held_head);
-	if (x->held_body.data)
 		buf_free(&x->held_body);
+	}
 	if (x->resp.cap > BUF_KEEP_MAX)
 		buf_free(&x->resp);
 	else if (x->resp.len)
