@@ -329,6 +329,34 @@ paused() {
 	assert_output '{"name":"x","held":false}'
 }
 
+# fds_seen [dsys-lock run ... --]: the open descriptors of find, run as
+# given (with descriptor 7 open on /dev/null), "FD TARGET" a line, minus
+# the one find reads /proc through, and 1 and 2, which bats' run replaces.
+fds_seen() {
+	"$@" find /proc/self/fd -mindepth 1 -maxdepth 1 -printf '%f %l\n' 7</dev/null |
+		grep -v -e ' /proc/[0-9]*/fd$' -e '^[12] ' | sort -n
+}
+
+@test "lock: run's command gets the descriptors dsys-lock inherited and none of its own (file:, redis://)" {
+	redis_start
+	want=$(fds_seen)   # what the shell hands down: 0, 7, and bats' own
+	echo "without dsys-lock: $want"
+	[[ $want == *"7 /dev/null"* ]]
+	for store in "file:$DIR" "redis://127.0.0.1:$REDIS_PORT"; do
+		run --separate-stderr fds_seen dsys-lock run fds --store "$store" --
+		assert_success
+		echo "$store: $output"
+		# the same, to the same files: not the store's socket or lock
+		# file, not the event loop's descriptors
+		[ "$output" = "$want" ]
+	done
+	# with a limit on open files below poll's batch, found through /proc
+	run --separate-stderr bash -c "ulimit -n 100; $(declare -f fds_seen); fds_seen dsys-lock run fds --store file:$DIR --"
+	assert_success
+	echo "ulimit -n 100: $output"
+	[ "$output" = "$want" ]
+}
+
 @test "lock: run --nowait on a held lock exits 1 without starting the command" {
 	export DSYS_STORE=file:$DIR
 	dsys-lock acquire busy >/dev/null

@@ -159,8 +159,12 @@ struct http_h2_client {
 	http_h2_data_fn data_fn;
 	void *ctx;
 	unsigned max;
-	unsigned n_free;
+	unsigned hw;             /* records handed out at least once: rec[hw..max) never touched */
+	unsigned n_free;         /* free_idx[0..n_free): records given back, reused first */
 	unsigned *free_idx;
+	/* malloc'd, not zeroed: a record is set whole when submit takes it,
+	 * so a client that opens a few streams (dsys-lock's, one command's)
+	 * faults in a page of them, not max of them (72 KiB at 1024) */
 	struct stream_rec *rec;
 	bool goaway;
 	nghttp2_nv nva[HTTP_H2_MAX_FIELDS];
@@ -174,7 +178,7 @@ static void rec_end(struct http_h2_client *cl, struct stream_rec *r, uint32_t er
 	r->used = false;
 	r->res.reset = error_code != 0 || !r->ended;
 	r->res.error_code = error_code;
-	INVARIANT(cl->n_free < cl->max);
+	INVARIANT(cl->n_free < cl->hw);
 	cl->free_idx[cl->n_free++] = (unsigned)(r - cl->rec);
 	if (!r->canceled)
 		cl->fn(cl->ctx, r->tag, &r->res);
@@ -288,7 +292,7 @@ static int on_not_send(nghttp2_session *s, const nghttp2_frame *f, int err, void
 	struct http_h2_client *cl = ud;
 	if (f->hd.type != NGHTTP2_HEADERS)
 		return 0;
-	for (unsigned i = 0; i < cl->max; i++)
+	for (unsigned i = 0; i < cl->hw; i++)
 		if (cl->rec[i].used && cl->rec[i].stream_id == f->hd.stream_id)
 			rec_end(cl, &cl->rec[i], NGHTTP2_REFUSED_STREAM);
 	return 0;
@@ -327,14 +331,11 @@ struct http_h2_client *http_h2_client_new(unsigned max_streams, http_h2_result_f
 	cl->fn = fn;
 	cl->ctx = ctx;
 	cl->max = max_streams;
-	cl->rec = calloc(max_streams, sizeof(*cl->rec));
-	cl->free_idx = calloc(max_streams, sizeof(*cl->free_idx));
+	cl->rec = malloc(max_streams * sizeof(*cl->rec));
+	cl->free_idx = malloc(max_streams * sizeof(*cl->free_idx));
 	nghttp2_session_callbacks *cb = NULL;
 	if (!cl->rec || !cl->free_idx || nghttp2_session_callbacks_new(&cb) != 0)
 		goto fail;
-	for (unsigned i = 0; i < max_streams; i++)
-		cl->free_idx[i] = max_streams - 1 - i;
-	cl->n_free = max_streams;
 	nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data);
@@ -364,7 +365,7 @@ void http_h2_client_free(struct http_h2_client *cl)
 		return;
 	if (cl->s)
 		nghttp2_session_del(cl->s);
-	for (unsigned i = 0; cl->rec && i < cl->max; i++)
+	for (unsigned i = 0; cl->rec && i < cl->hw; i++)
 		free(cl->rec[i].msg);   /* streams never ended */
 	free(cl->rec);
 	free(cl->free_idx);
@@ -376,9 +377,13 @@ int http_h2_client_submit(struct http_h2_client *cl, const struct http_h2_reques
 {
 	if (cl->goaway)
 		return -ESHUTDOWN;
-	if (cl->n_free == 0)
+	struct stream_rec *r;
+	if (cl->n_free)
+		r = &cl->rec[cl->free_idx[cl->n_free - 1]];
+	else if (cl->hw < cl->max)
+		r = &cl->rec[cl->hw];
+	else
 		return -EBUSY;
-	struct stream_rec *r = &cl->rec[cl->free_idx[cl->n_free - 1]];
 	for (size_t i = 0; i < rq->n_fields; i++) {
 		cl->nva[i].name = (uint8_t *)rq->store.data + rq->field[i].name;
 		cl->nva[i].namelen = rq->field[i].name_len;
@@ -398,7 +403,10 @@ int http_h2_client_submit(struct http_h2_client *cl, const struct http_h2_reques
 		return -EPROTO;
 	r->stream_id = id;
 	r->used = true;
-	cl->n_free--;
+	if (cl->n_free)
+		cl->n_free--;
+	else
+		cl->hw++;
 	return 0;
 }
 
@@ -409,7 +417,7 @@ void http_h2_client_on_data(struct http_h2_client *cl, http_h2_data_fn fn)
 
 int http_h2_client_cancel(struct http_h2_client *cl, uint32_t tag)
 {
-	for (unsigned i = 0; i < cl->max; i++) {
+	for (unsigned i = 0; i < cl->hw; i++) {
 		struct stream_rec *r = &cl->rec[i];
 		if (!r->used || r->canceled || r->tag != tag)
 			continue;

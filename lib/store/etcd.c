@@ -38,6 +38,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1166,7 +1167,7 @@ struct gconn {
 	int closed;                      /* handles closed so far (2: free) */
 	bool connected, writing, closing, failed;
 	struct gconn *prev, *next;
-	char rbuf[65536];
+	char rbuf[65536];                /* last: gconn_open zeroes what comes before */
 };
 
 static void grpc_answered(struct etcd_call *q);
@@ -1438,9 +1439,12 @@ static void gconn_connect_cb(uv_connect_t *req, int status)
 /* A new connection to endpoint e; NULL only on -ENOMEM. */
 static struct gconn *gconn_open(struct etcd_client *c, unsigned e)
 {
-	struct gconn *k = calloc(1, sizeof *k);
+	/* everything but the read buffer zeroed: its 64 KiB are faulted in
+	 * as reads fill them, not all at the connection's start */
+	struct gconn *k = malloc(sizeof *k);
 	if (!k)
 		return NULL;
+	memset(k, 0, offsetof(struct gconn, rbuf));
 	if (!(k->h2 = http_h2_client_new(c->o.max_pending, gconn_result, k))) {
 		free(k);
 		return NULL;
