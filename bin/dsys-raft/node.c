@@ -145,9 +145,42 @@ struct inconn {
 	struct inconn *prev, *next;
 };
 
-/* A client request on its way (one owner: the node's list). */
+/*
+ * A client request on its way.  Its owner is the node's list of every
+ * request (n->reqs, by deadline: the tick's timeouts take its head); it is
+ * also on the one list of what it waits for (wl), so each event finds the
+ * requests it settles without walking the others -- with hundreds of
+ * clients in flight a walk of all of them per applied entry was the
+ * leader's largest cost after the store itself:
+ *   W_START   n->starting, oldest first: drive starts them again
+ *   W_APPLY   n->applying, by term (a member's term never falls, so in the
+ *             order proposed), and in n->by_index by its index: the entry
+ *             applied at an index finds its proposals at once, and those
+ *             of an older term are the list's head
+ *   W_READ    n->reads_open (ctx read_open), n->reads_asked (ctx
+ *             read_asked), then n->reads_ready by read_index
+ *   W_LEADER  n->forwarded, oldest first, and in n->by_ctx by its FWD_REQ id
+ */
+struct req_list {
+	struct req *head, *tail;
+};
+
+/* Requests by a 64-bit key (a log index, a FWD_REQ id: both counted up
+ * one at a time, so key & mask spreads them evenly), chained through
+ * hnext; grows to keep one request a bucket or fewer. */
+struct req_tab {
+	struct req **b;
+	size_t mask, n;
+};
+
 struct req {
-	struct req *next;
+	struct req *prev, *next;   /* n->reqs */
+	struct req *wprev, *wnext; /* *wl */
+	struct req_list *wl;       /* the list it waits on; NULL: none (being settled) */
+	struct req_tab *tab;       /* the table it is in under hkey; NULL: none */
+	struct req *hnext;
+	uint64_t hkey;
+	bool linked;               /* on n->reqs */
 	int op;
 	uint64_t aux;
 	char *body;
@@ -275,8 +308,11 @@ struct node {
 	struct http_server *srv;
 	bool stopping;
 
-	/* requests */
-	struct req *reqs;
+	/* requests (see struct req) */
+	struct req_list reqs;           /* every one, by deadline */
+	struct req_list starting, applying, forwarded;
+	struct req_list reads_open, reads_asked, reads_ready;
+	struct req_tab by_index, by_ctx;
 	struct watcher *watchers;
 	uint64_t nwatchers;             /* in watchers: the raft_watchers gauge */
 	uint64_t watch_progress_ms;     /* --experimental-watch-progress-notify-interval */
@@ -352,6 +388,7 @@ static void snap_idle_cb(uv_idle_t *h);
 static void drain_stop(struct node *n);
 static void member_local(struct node *n, struct req *q);
 static void entry_lost(struct node *n, struct req *q);
+static void req_wait(struct node *n, struct req *q, int w);
 
 /* ------------------------------------------------------------ peers: out */
 
@@ -376,11 +413,13 @@ static void peer_closed_cb(uv_handle_t *h)
 static void peer_out_lost(struct peer *p)
 {
 	if (p->out_gen) {
-		for (struct req *q = p->n->reqs; q; q = q->next)
-			if (q->wait == W_LEADER && q->fwd_to == p->id && q->fwd_gen == p->out_gen) {
+		for (struct req *q = p->n->forwarded.head, *next; q; q = next) {
+			next = q->wnext;
+			if (q->fwd_to == p->id && q->fwd_gen == p->out_gen) {
 				log_debug("a write forwarded to %u never left: it waits for a leader again", p->id);
-				q->wait = W_START;
+				req_wait(p->n, q, W_START);
 			}
+		}
 		p->out_gen = ++p->n->out_gens;
 	}
 	buf_reset(&p->out);
@@ -547,18 +586,155 @@ static void req_free(struct req *q)
 	free(q);
 }
 
-static void req_unlink(struct node *n, struct req *q)
+/* q goes on l after at (NULL: at its head). */
+static void wl_insert(struct req_list *l, struct req *at, struct req *q)
 {
-	for (struct req **pp = &n->reqs; *pp; pp = &(*pp)->next)
-		if (*pp == q) {
-			*pp = q->next;
-			return;
-		}
+	INVARIANT(q->wl == NULL);
+	q->wl = l;
+	q->wprev = at;
+	q->wnext = at ? at->wnext : l->head;
+	*(at ? &at->wnext : &l->head) = q;
+	*(q->wnext ? &q->wnext->wprev : &l->tail) = q;
 }
 
-/* Answer q (and free it; the caller unlinked it). */
+static void wl_push(struct req_list *l, struct req *q)
+{
+	wl_insert(l, l->tail, q);
+}
+
+static void wl_remove(struct req *q)
+{
+	struct req_list *l = q->wl;
+	if (!l)
+		return;
+	*(q->wprev ? &q->wprev->wnext : &l->head) = q->wnext;
+	*(q->wnext ? &q->wnext->wprev : &l->tail) = q->wprev;
+	q->wprev = q->wnext = NULL;
+	q->wl = NULL;
+}
+
+static void tab_put(struct req_tab *t, struct req *q, uint64_t key)
+{
+	INVARIANT(q->tab == NULL);
+	if (t->n >= (t->b ? t->mask + 1 : 0)) {
+		size_t size = t->b ? 2 * (t->mask + 1) : 64;
+		struct req **b = calloc(size, sizeof *b);
+		INVARIANT(b != NULL);
+		for (size_t i = 0; t->b && i <= t->mask; i++)
+			for (struct req *r = t->b[i], *next; r; r = next) {
+				next = r->hnext;
+				r->hnext = b[r->hkey & (size - 1)];
+				b[r->hkey & (size - 1)] = r;
+			}
+		free(t->b);
+		t->b = b;
+		t->mask = size - 1;
+	}
+	q->tab = t;
+	q->hkey = key;
+	q->hnext = t->b[key & t->mask];
+	t->b[key & t->mask] = q;
+	t->n++;
+}
+
+static void tab_del(struct req *q)
+{
+	struct req_tab *t = q->tab;
+	if (!t)
+		return;
+	for (struct req **pp = &t->b[q->hkey & t->mask]; *pp; pp = &(*pp)->hnext)
+		if (*pp == q) {
+			*pp = q->hnext;
+			break;
+		}
+	q->tab = NULL;
+	q->hnext = NULL;
+	t->n--;
+}
+
+/* The first request in t under key (NULL: none). */
+static struct req *tab_get(const struct req_tab *t, uint64_t key)
+{
+	if (!t->b)
+		return NULL;
+	for (struct req *q = t->b[key & t->mask]; q; q = q->hnext)
+		if (q->hkey == key)
+			return q;
+	return NULL;
+}
+
+/* q waits for nothing now (it is being settled, or moves on). */
+static void req_unwait(struct req *q)
+{
+	tab_del(q);
+	wl_remove(q);
+}
+
+/*
+ * q waits for w from now on: onto w's list (and table).  Set before: for
+ * W_APPLY index and term, for W_LEADER ctx, for W_READ ctx (read_open).
+ * A request waiting to start that still cannot keeps its place.
+ */
+static void req_wait(struct node *n, struct req *q, int w)
+{
+	if (w == W_START && q->wl == &n->starting)
+		return;
+	req_unwait(q);
+	q->wait = w;
+	switch (w) {
+	case W_START:
+		wl_push(&n->starting, q);
+		break;
+	case W_APPLY: {
+		/* by term: from the tail, where a leader's proposals go */
+		struct req *at = n->applying.tail;
+		while (at && at->term > q->term)
+			at = at->wprev;
+		wl_insert(&n->applying, at, q);
+		tab_put(&n->by_index, q, q->index);
+		break;
+	}
+	case W_READ:
+		INVARIANT(q->ctx == n->read_open);
+		wl_push(&n->reads_open, q);
+		break;
+	case W_LEADER:
+		wl_push(&n->forwarded, q);
+		tab_put(&n->by_ctx, q, q->ctx);
+		break;
+	}
+}
+
+/* A new request on n->reqs, by deadline (from the tail: each is the
+ * request timeout from its arrival, so new ones go last). */
+static void req_link(struct node *n, struct req *q)
+{
+	struct req *at = n->reqs.tail;
+	while (at && at->deadline_ms > q->deadline_ms)
+		at = at->prev;
+	q->prev = at;
+	q->next = at ? at->next : n->reqs.head;
+	*(at ? &at->next : &n->reqs.head) = q;
+	*(q->next ? &q->next->prev : &n->reqs.tail) = q;
+	q->linked = true;
+}
+
+/* Off every list: it is answered now.  Unlinking twice is a no-op. */
+static void req_unlink(struct node *n, struct req *q)
+{
+	req_unwait(q);
+	if (!q->linked)
+		return;
+	*(q->prev ? &q->prev->next : &n->reqs.head) = q->next;
+	*(q->next ? &q->next->prev : &n->reqs.tail) = q->prev;
+	q->prev = q->next = NULL;
+	q->linked = false;
+}
+
+/* Answer q, unlinking it, and free it. */
 static void req_answer(struct node *n, struct req *q, int status, const char *body, size_t len)
 {
+	req_unlink(n, q);
 	log_debug("answer req %p origin %p op %d wait %d status %d body %.*s", (void *)q, q->origin, q->op, q->wait,
 	          status, (int)(len > 200 ? 200 : len), body);
 	if (q->fn) {
@@ -681,13 +857,13 @@ static void req_start(struct node *n, struct req *q)
 		if (n->read_open == 0)
 			n->read_open = ++n->next_ctx;
 		q->ctx = n->read_open;
-		q->wait = W_READ;
 		q->read_index = 0;
+		req_wait(n, q, W_READ);
 		return;
 	}
 	uint32_t lead = leader_of(n);
 	if (lead == n->id && (n->inflight || n->in_ready)) {
-		q->wait = W_START; /* no Raft input before raft_advance: it waits its turn */
+		req_wait(n, q, W_START); /* no Raft input before raft_advance: it waits its turn */
 		return;
 	}
 	if (lead == n->id) {
@@ -715,13 +891,13 @@ static void req_start(struct node *n, struct req *q)
 		if (idx > 0) {
 			struct raft_status st;
 			raft_status(n->r, &st);
-			q->wait = W_APPLY;
 			q->index = (uint64_t)idx;
 			q->term = st.term;
+			req_wait(n, q, W_APPLY);
 			return;
 		}
 		if (idx == -EAGAIN || idx == -EPERM || idx == -EBUSY) {
-			q->wait = W_START; /* a new leader's first entry is not committed yet: next tick */
+			req_wait(n, q, W_START); /* a new leader's first entry is not committed yet: next tick */
 			return;
 		}
 		metrics_counter_inc(n->proposals_failed);
@@ -731,21 +907,21 @@ static void req_start(struct node *n, struct req *q)
 		return;
 	}
 	if (lead == 0) {
-		q->wait = W_START; /* an election is on: next tick */
+		req_wait(n, q, W_START); /* an election is on: next tick */
 		return;
 	}
 	struct buf *b = peer_out(n, lead);
 	if (!b) {
-		q->wait = W_START;
+		req_wait(n, q, W_START);
 		return;
 	}
 	struct peer *p = &n->peers[lead];
 	if (p->out_gen == 0)
 		p->out_gen = ++n->out_gens;
-	q->wait = W_LEADER;
 	q->ctx = ++n->next_ctx;
 	q->fwd_to = lead;
 	q->fwd_gen = p->out_gen;
+	req_wait(n, q, W_LEADER);
 	raft_frame_put_fwd_req(b, q->ctx, (uint8_t)q->op, q->aux, q->body, q->len);
 }
 
@@ -763,8 +939,7 @@ static void request_new(struct node *n, node_watch_fn fn, void *origin, int op, 
 	q->origin = origin;
 	q->serializable = serializable;
 	q->deadline_ms = now_ms() + n->request_timeout_ms;
-	q->next = n->reqs;
-	n->reqs = q;
+	req_link(n, q);
 	log_debug("new req %p origin %p op %d body %.*s", (void *)q, origin, op, (int)(len > 200 ? 200 : len), body);
 	if (n->stopping) {
 		req_unlink(n, q);
@@ -801,8 +976,7 @@ static void fwd_request(struct node *n, uint32_t from, const struct raft_frame *
 	q->fwd_from = from;
 	q->fwd_id = f->req_id;
 	q->deadline_ms = now_ms() + n->request_timeout_ms;
-	q->next = n->reqs;
-	n->reqs = q;
+	req_link(n, q);
 	req_start(n, q);
 }
 
@@ -833,12 +1007,12 @@ static void fwd_response(struct node *n, const struct raft_frame *f)
 		n->removed_ms = now_ms();
 		return;
 	}
-	for (struct req *q = n->reqs; q; q = q->next)
-		if (q->wait == W_LEADER && q->ctx == f->req_id) {
-			req_unlink(n, q);
-			relay(n, q, f->status, (const char *)f->body, f->body_len);
-			return;
-		}
+	struct req *q = tab_get(&n->by_ctx, f->req_id);
+	if (q) {
+		INVARIANT(q->wait == W_LEADER);
+		req_unlink(n, q);
+		relay(n, q, f->status, (const char *)f->body, f->body_len);
+	}
 }
 
 /*
@@ -865,16 +1039,36 @@ static void reads_ask(struct node *n)
 	n->read_asked = n->read_open;
 	n->read_asked_ms = now_ms();
 	n->read_open = 0;
+	INVARIANT(n->reads_asked.head == NULL);
+	for (struct req *q; (q = n->reads_open.head);) {
+		wl_remove(q);
+		wl_push(&n->reads_asked, q);
+	}
 }
 
 /* A barrier is confirmed at index: its reads may be served from there. */
 static void reads_confirmed(struct node *n, uint64_t ctx, uint64_t index)
 {
+	/* the reads not yet confirmed are those of read_open and of read_asked */
+	struct req_list *l = ctx == 0 ? NULL
+	                     : ctx == n->read_asked ? &n->reads_asked
+	                     : ctx == n->read_open ? &n->reads_open : NULL;
 	if (ctx == n->read_asked)
 		n->read_asked = 0;
-	for (struct req *q = n->reqs; q; q = q->next)
-		if (q->wait == W_READ && q->read_index == 0 && q->ctx == ctx)
-			q->read_index = index ? index : 1;
+	if (!l)
+		return;
+	/* to reads_ready, kept by read_index: a later barrier confirms a
+	 * later index, so a batch goes at the tail but for a leader change */
+	uint64_t at_index = index ? index : 1;
+	struct req *at = n->reads_ready.tail;
+	while (at && at->read_index > at_index)
+		at = at->wprev;
+	for (struct req *q; (q = l->head);) {
+		wl_remove(q);
+		q->read_index = at_index;
+		wl_insert(&n->reads_ready, at, q);
+		at = q;
+	}
 }
 
 /* Reads whose barrier this member has applied past. */
@@ -883,17 +1077,12 @@ static void serve_reads(struct node *n)
 	struct raft_status st;
 	raft_status(n->r, &st);
 	uint64_t applied = st.applied > n->applied ? st.applied : n->applied;
-	for (struct req **pp = &n->reqs; *pp;) {
-		struct req *q = *pp;
-		if (q->wait == W_READ && q->read_index && applied >= q->read_index) {
-			*pp = q->next;
-			struct kv_header h = {n->cluster_id, member_id(n, n->id), st.term};
-			buf_reset(&n->scratch);
-			int status = kv_exec(n->kv, (enum kv_op)q->op, 0, q->body, q->len, &h, &n->scratch);
-			req_answer(n, q, status, n->scratch.data, n->scratch.len);
-			continue;
-		}
-		pp = &q->next;
+	for (struct req *q; (q = n->reads_ready.head) && applied >= q->read_index;) {
+		req_unlink(n, q);
+		struct kv_header h = {n->cluster_id, member_id(n, n->id), st.term};
+		buf_reset(&n->scratch);
+		int status = kv_exec(n->kv, (enum kv_op)q->op, 0, q->body, q->len, &h, &n->scratch);
+		req_answer(n, q, status, n->scratch.data, n->scratch.len);
 	}
 }
 
@@ -905,31 +1094,27 @@ static void serve_reads(struct node *n)
 static void reqs_tick(struct node *n)
 {
 	uint64_t now = now_ms();
-	struct req *dead = NULL;
-	for (struct req **pp = &n->reqs; *pp;) {
-		struct req *q = *pp;
-		if (now >= q->deadline_ms) {
-			*pp = q->next;
-			q->next = dead;
-			dead = q;
-			continue;
-		}
-		pp = &q->next;
+	/* n->reqs is by deadline: the expired are its head, set apart on dead
+	 * (each keeps its wait, which names its answer) */
+	struct req_list dead = {NULL, NULL};
+	for (struct req *q = n->reqs.head; q && now >= q->deadline_ms; q = q->next) {
+		req_unwait(q);
+		wl_push(&dead, q);
 	}
 	if (n->read_asked && now - n->read_asked_ms >= n->election_tick * n->tick_ms) {
 		/* the barrier was lost: its reads join the open batch */
 		if (n->read_open == 0)
 			n->read_open = ++n->next_ctx;
-		for (struct req *q = n->reqs; q; q = q->next)
-			if (q->wait == W_READ && q->read_index == 0 && q->ctx == n->read_asked)
-				q->ctx = n->read_open;
+		for (struct req *q; (q = n->reads_asked.head);) {
+			wl_remove(q);
+			q->ctx = n->read_open;
+			wl_push(&n->reads_open, q);
+		}
 		n->read_asked = 0;
 	}
 	/* answered after the walk: an answer may bring a new request (the
 	 * next one pipelined on its connection), which goes on n->reqs */
-	while (dead) {
-		struct req *q = dead;
-		dead = q->next;
+	for (struct req *q; (q = dead.head);) {
 		if (q->wait == W_APPLY || q->wait == W_LEADER)
 			metrics_counter_inc(n->proposals_failed);
 		/* a write still waiting to start was never proposed, here or
@@ -1734,13 +1919,13 @@ static void member_local(struct node *n, struct req *q)
 out:
 	cJSON_Delete(j);
 	if (!code && idx > 0) {
-		q->wait = W_APPLY;
 		q->index = (uint64_t)idx;
 		q->term = st.term;
+		req_wait(n, q, W_APPLY);
 		return;
 	}
 	if (!code && (idx == -EAGAIN || idx == -EPERM || idx == -EBUSY)) {
-		q->wait = W_START; /* a new leader's first entry, or a leader transfer: next tick */
+		req_wait(n, q, W_START); /* a new leader's first entry, or a leader transfer: next tick */
 		return;
 	}
 	if (!code)
@@ -1750,15 +1935,13 @@ out:
 	req_fail(n, q, code, msg);
 }
 
+/* The proposal at index, waiting for nothing now (NULL: none). */
 static struct req *apply_waiter(struct node *n, uint64_t index)
 {
-	for (struct req **pp = &n->reqs; *pp; pp = &(*pp)->next)
-		if ((*pp)->wait == W_APPLY && (*pp)->index == index) {
-			struct req *q = *pp;
-			*pp = q->next;
-			return q;
-		}
-	return NULL;
+	struct req *q = tab_get(&n->by_index, index);
+	if (q)
+		req_unwait(q);
+	return q;
 }
 
 static void member_waiter_answer(struct node *n, const struct raft_entry *e)
@@ -1835,8 +2018,7 @@ static void member_tick(struct node *n)
 	q->body = b.data; /* the request owns it now */
 	q->len = b.len;
 	q->deadline_ms = now + n->request_timeout_ms;
-	q->next = n->reqs;
-	n->reqs = q;
+	req_link(n, q);
 	req_start(n, q);
 }
 
@@ -2103,9 +2285,7 @@ static void entry_lost(struct node *n, struct req *q)
 	}
 	log_debug("the entry of req %p at %llu (term %llu) was replaced: proposing it again", (void *)q,
 	          (unsigned long long)q->index, (unsigned long long)q->term);
-	q->wait = W_START;
-	q->next = n->reqs;
-	n->reqs = q;
+	req_wait(n, q, W_START);
 	n->kick = true; /* drive restarts it once this Ready is done */
 }
 
@@ -2125,27 +2305,30 @@ static void entry_lost(struct node *n, struct req *q)
  */
 static void apply_waiters(struct node *n, const struct raft_entry *e, struct req **mine)
 {
-	struct req *lost = NULL;
+	struct req_list lost = {NULL, NULL};
 	*mine = NULL;
-	for (struct req **pp = &n->reqs; *pp;) {
-		struct req *q = *pp;
-		if (q->wait == W_APPLY && (q->index == e->index || (q->index > e->index && q->term < e->term))) {
-			*pp = q->next;
-			if (q->term == e->term && !*mine) {
-				*mine = q;
-			} else {
-				q->next = lost;
-				lost = q;
-			}
-			continue;
+	/* those at e's index (of any term: another member's entry of an
+	 * older term may win an index this one proposed at later, Figure 8
+	 * of the Raft paper) */
+	for (struct req *q; (q = tab_get(&n->by_index, e->index));) {
+		req_unwait(q);
+		if (q->term == e->term && !*mine)
+			*mine = q;
+		else
+			wl_push(&lost, q);
+	}
+	/* those of an older term at a later index: n->applying's head, by
+	 * term (none at an earlier index is left: each was settled when its
+	 * index was applied, or by install_snapshot) */
+	for (struct req *q = n->applying.head, *next; q && q->term < e->term; q = next) {
+		next = q->wnext;
+		if (q->index > e->index) {
+			req_unwait(q);
+			wl_push(&lost, q);
 		}
-		pp = &q->next;
 	}
-	while (lost) {
-		struct req *q = lost;
-		lost = q->next;
-		entry_lost(n, q);
-	}
+	for (struct req *q; (q = lost.head);)
+		entry_lost(n, q); /* each leaves lost: answered, or to n->starting */
 }
 
 static void apply_entry(struct node *n, const struct raft_entry *e)
@@ -2647,20 +2830,15 @@ static void install_snapshot(struct node *n, const struct raft_snapshot *s)
 	/* our proposals at indexes the snapshot covers are never applied here
 	 * one by one: each may or may not be in it, so its outcome is unknown
 	 * (never "proposed again": it could then apply twice) */
-	struct req *unknown = NULL;
-	for (struct req **pp = &n->reqs; *pp;) {
-		struct req *q = *pp;
-		if (q->wait == W_APPLY && q->index <= s->meta.index) {
-			*pp = q->next;
-			q->next = unknown;
-			unknown = q;
-			continue;
+	struct req_list unknown = {NULL, NULL};
+	for (struct req *q = n->applying.head, *next; q; q = next) {
+		next = q->wnext;
+		if (q->index <= s->meta.index) {
+			req_unwait(q);
+			wl_push(&unknown, q);
 		}
-		pp = &q->next;
 	}
-	while (unknown) {
-		struct req *q = unknown;
-		unknown = q->next;
+	for (struct req *q; (q = unknown.head);) {
 		metrics_counter_inc(n->proposals_failed);
 		req_fail(n, q, KV_CODE_UNAVAILABLE, "etcdserver: request timed out");
 	}
@@ -2950,9 +3128,10 @@ static void drive(struct node *n)
 			continue;
 		}
 		bool restarted = false;
-		for (struct req *q = n->reqs, *next; q; q = next) {
-			next = q->next;
-			if (q->wait == W_START && q->deadline_ms) {
+		/* those waiting now, not those a start brings (they started) */
+		for (struct req *q = n->starting.head, *last = n->starting.tail, *next; q; q = next) {
+			next = q == last ? NULL : q->wnext;
+			if (q->deadline_ms) {
 				req_start(n, q);
 				restarted = true;
 				if (n->inflight)
@@ -3222,9 +3401,7 @@ static void tick_cb(uv_timer_t *t)
 static void fail_all(struct node *n)
 {
 	watchers_check(n, true);
-	while (n->reqs) {
-		struct req *q = n->reqs;
-		n->reqs = q->next;
+	for (struct req *q; (q = n->reqs.head);) {
 		req_fail(n, q, KV_CODE_UNAVAILABLE, "etcdserver: server stopped");
 	}
 }
