@@ -199,6 +199,32 @@ PY
 	[ "$(jq -r '[.kvs[].mod_revision] | sort | join(" ")' <<<"$output")" = "$(sort -n "$out.revs" | paste -sd' ')" ]
 }
 
+# freeze_under_load PID OUT LEAD F FLAG: once the load generator PID has
+# written "started" to OUT, freeze the leader (member LEAD) past the
+# election timeout, thaw it, tell the load (FLAG), wait for the load and
+# show what it printed; member F must then be in a later term: a leader
+# change happened under the load.
+freeze_under_load() {
+	local py=$1 out=$2 lead=$3 f=$4 flag=$5 k
+	for ((k = 0; k < 300; k++)); do grep -q started "$out" && break; sleep 0.1; done
+	kill -STOP "${RAFT_PIDS[lead]}"
+	sleep 1.5
+	kill -CONT "${RAFT_PIDS[lead]}"
+	touch "$flag"
+	wait "$py"
+	cat "$out"
+	run -0 curl -s "http://127.0.0.1:${RAFT_CPORTS[f]}/metrics"
+	[[ $output == *"raft_term "[2-9]* ]]
+}
+
+# applied_once PREFIX N F: member F holds N keys under PREFIX, each at
+# version 1 (each put applied once).
+applied_once() {
+	run -0 etcdctl --endpoints "127.0.0.1:${RAFT_CPORTS[$3]}" get --prefix "$1" -w json
+	[ "$(jq '.count' <<<"$output")" = "$2" ]
+	[ "$(jq '[.kvs[] | select(.version != 1)] | length' <<<"$output")" = 0 ]
+}
+
 @test "raft grpc faults: gRPC puts in flight through a follower while the leader is frozen past the election timeout all succeed, each applied once" {
 	# The frozen leader had proposed some of them (or proposes them as it
 	# thaws, before it hears of the new term); the new leader's entries
@@ -240,26 +266,12 @@ for f in inflight:
     settle(f)
 print("puts", i, "done", done, "errors", sorted(errors.items()), flush=True)
 PY
-	local py=$!
-	local k
-	for ((k = 0; k < 300; k++)); do grep -q started "$out" && break; sleep 0.1; done
-	kill -STOP "${RAFT_PIDS[lead]}"
-	sleep 1.5
-	kill -CONT "${RAFT_PIDS[lead]}"
-	touch "$flag"
-	wait "$py"
-	cat "$out"
-	# a leader change happened under the load
-	run -0 curl -s "http://127.0.0.1:${RAFT_CPORTS[f]}/metrics"
-	[[ $output == *"raft_term "[2-9]* ]]
+	freeze_under_load $! "$out" "$lead" "$f" "$flag"
 	grep -q "errors \[\]" "$out"
 	local n
 	n=$(sed -n 's/^puts \([0-9]*\) .*/\1/p' "$out")
 	[ "$n" -gt 1000 ]
-	# each applied once: every key there, each at version 1
-	run -0 etcdctl --endpoints "127.0.0.1:${RAFT_CPORTS[f]}" get --prefix /lc/ -w json
-	[ "$(jq '.count' <<<"$output")" = "$n" ]
-	[ "$(jq '[.kvs[] | select(.version != 1)] | length' <<<"$output")" = 0 ]
+	applied_once /lc/ "$n" "$f"
 }
 
 @test "raft grpc faults: hundreds of gRPC puts and linearizable reads in flight on the leader and a follower while the leader is frozen past the election timeout are each answered once, without error, and each put applied once" {
@@ -311,25 +323,12 @@ for f in inflight:
 puts = sum(1 for k in range(i) if k % 4 != 3)
 print("calls", i, "puts", puts, "reads", reads, "done", done, "errors", sorted(errors.items()), flush=True)
 PY
-	local py=$!
-	local k
-	for ((k = 0; k < 300; k++)); do grep -q started "$out" && break; sleep 0.1; done
-	kill -STOP "${RAFT_PIDS[lead]}"
-	sleep 1.5
-	kill -CONT "${RAFT_PIDS[lead]}"
-	touch "$flag"
-	wait "$py"
-	cat "$out"
-	run -0 curl -s "http://127.0.0.1:${RAFT_CPORTS[f]}/metrics"
-	[[ $output == *"raft_term "[2-9]* ]]
+	freeze_under_load $! "$out" "$lead" "$f" "$flag"
 	grep -q "errors \[\]" "$out"
 	local calls puts
 	calls=$(sed -n 's/^calls \([0-9]*\) .*/\1/p' "$out")
 	puts=$(sed -n 's/.* puts \([0-9]*\) .*/\1/p' "$out")
 	[ "$calls" -gt 3000 ]
 	grep -q " done $calls " "$out"
-	# each put applied once: every key there, each at version 1
-	run -0 etcdctl --endpoints "127.0.0.1:${RAFT_CPORTS[f]}" get --prefix /mc/ -w json
-	[ "$(jq '.count' <<<"$output")" = "$puts" ]
-	[ "$(jq '[.kvs[] | select(.version != 1)] | length' <<<"$output")" = 0 ]
+	applied_once /mc/ "$puts" "$f"
 }
