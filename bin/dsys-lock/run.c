@@ -60,7 +60,9 @@ static uint64_t inherited[FD_SET_WORDS];   /* fds open at start: CMD's */
  * sleeps not at all: 16 calls of 256, ~40 us here, where reading
  * /proc/self/fd (an opendir, its 32 KiB buffer, procfs lookups) took
  * ~250 us of a short run's start.  A limit on open files below 256 makes
- * poll refuse the batch (EINVAL): then /proc, then probing with fcntl. */
+ * poll refuse the batch (EINVAL): then /proc, then probing with fcntl.
+ * poll calls an O_PATH descriptor closed too: an inherited one is then
+ * left alone (it reaches CMD, as it should); none of ours is O_PATH. */
 static void open_fds(uint64_t set[FD_SET_WORDS])
 {
 	memset(set, 0, FD_SET_WORDS * sizeof *set);
