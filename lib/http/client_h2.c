@@ -180,11 +180,14 @@ static void rec_end(struct http_h2_client *cl, struct stream_rec *r, uint32_t er
 	r->res.error_code = error_code;
 	INVARIANT(cl->n_free < cl->hw);
 	cl->free_idx[cl->n_free++] = (unsigned)(r - cl->rec);
+	/* the callback may submit at once and be given this very record, so
+	 * nothing here touches it after the callback: its message (which
+	 * res.grpc_message points to until then) is freed from a copy */
+	char *msg = r->msg;
+	r->msg = NULL;
 	if (!r->canceled)
 		cl->fn(cl->ctx, r->tag, &r->res);
-	free(r->msg);
-	r->msg = NULL;
-	r->res.grpc_message = NULL;
+	free(msg);
 }
 
 static int hexval(uint8_t c)
