@@ -165,6 +165,12 @@ struct req_list {
 	struct req *head, *tail;
 };
 
+/* A request is on two lists at once, through two pairs of links. */
+struct req_links {
+	struct req *prev, *next;
+};
+enum { L_ALL, L_WAIT };
+
 /* Requests by a 64-bit key (a log index, a FWD_REQ id: both counted up
  * one at a time, so key & mask spreads them evenly), chained through
  * hnext; grows to keep one request a bucket or fewer. */
@@ -174,8 +180,7 @@ struct req_tab {
 };
 
 struct req {
-	struct req *prev, *next;   /* n->reqs */
-	struct req *wprev, *wnext; /* *wl */
+	struct req_links link[2];  /* [L_ALL]: on n->reqs; [L_WAIT]: on *wl */
 	struct req_list *wl;       /* the list it waits on; NULL: none (being settled) */
 	struct req_tab *tab;       /* the table it is in under hkey; NULL: none */
 	struct req *hnext;
@@ -414,7 +419,7 @@ static void peer_out_lost(struct peer *p)
 {
 	if (p->out_gen) {
 		for (struct req *q = p->n->forwarded.head, *next; q; q = next) {
-			next = q->wnext;
+			next = q->link[L_WAIT].next;
 			if (q->fwd_to == p->id && q->fwd_gen == p->out_gen) {
 				log_debug("a write forwarded to %u never left: it waits for a leader again", p->id);
 				req_wait(p->n, q, W_START);
@@ -586,15 +591,30 @@ static void req_free(struct req *q)
 	free(q);
 }
 
-/* q goes on l after at (NULL: at its head). */
+/* q goes on l, through its links k, after at (NULL: at its head). */
+static void rl_insert(struct req_list *l, int k, struct req *at, struct req *q)
+{
+	struct req_links *x = &q->link[k];
+	x->prev = at;
+	x->next = at ? at->link[k].next : l->head;
+	*(at ? &at->link[k].next : &l->head) = q;
+	*(x->next ? &x->next->link[k].prev : &l->tail) = q;
+}
+
+static void rl_remove(struct req_list *l, int k, struct req *q)
+{
+	struct req_links *x = &q->link[k];
+	*(x->prev ? &x->prev->link[k].next : &l->head) = x->next;
+	*(x->next ? &x->next->link[k].prev : &l->tail) = x->prev;
+	x->prev = x->next = NULL;
+}
+
+/* q goes on the wait list l after at (NULL: at its head). */
 static void wl_insert(struct req_list *l, struct req *at, struct req *q)
 {
 	INVARIANT(q->wl == NULL);
 	q->wl = l;
-	q->wprev = at;
-	q->wnext = at ? at->wnext : l->head;
-	*(at ? &at->wnext : &l->head) = q;
-	*(q->wnext ? &q->wnext->wprev : &l->tail) = q;
+	rl_insert(l, L_WAIT, at, q);
 }
 
 static void wl_push(struct req_list *l, struct req *q)
@@ -604,12 +624,9 @@ static void wl_push(struct req_list *l, struct req *q)
 
 static void wl_remove(struct req *q)
 {
-	struct req_list *l = q->wl;
-	if (!l)
+	if (!q->wl)
 		return;
-	*(q->wprev ? &q->wprev->wnext : &l->head) = q->wnext;
-	*(q->wnext ? &q->wnext->wprev : &l->tail) = q->wprev;
-	q->wprev = q->wnext = NULL;
+	rl_remove(q->wl, L_WAIT, q);
 	q->wl = NULL;
 }
 
@@ -689,7 +706,7 @@ static void req_wait(struct node *n, struct req *q, int w)
 		/* by term: from the tail, where a leader's proposals go */
 		struct req *at = n->applying.tail;
 		while (at && at->term > q->term)
-			at = at->wprev;
+			at = at->link[L_WAIT].prev;
 		wl_insert(&n->applying, at, q);
 		tab_put(&n->by_index, q, q->index);
 		break;
@@ -711,11 +728,8 @@ static void req_link(struct node *n, struct req *q)
 {
 	struct req *at = n->reqs.tail;
 	while (at && at->deadline_ms > q->deadline_ms)
-		at = at->prev;
-	q->prev = at;
-	q->next = at ? at->next : n->reqs.head;
-	*(at ? &at->next : &n->reqs.head) = q;
-	*(q->next ? &q->next->prev : &n->reqs.tail) = q;
+		at = at->link[L_ALL].prev;
+	rl_insert(&n->reqs, L_ALL, at, q);
 	q->linked = true;
 }
 
@@ -725,9 +739,7 @@ static void req_unlink(struct node *n, struct req *q)
 	req_unwait(q);
 	if (!q->linked)
 		return;
-	*(q->prev ? &q->prev->next : &n->reqs.head) = q->next;
-	*(q->next ? &q->next->prev : &n->reqs.tail) = q->prev;
-	q->prev = q->next = NULL;
+	rl_remove(&n->reqs, L_ALL, q);
 	q->linked = false;
 }
 
@@ -1062,7 +1074,7 @@ static void reads_confirmed(struct node *n, uint64_t ctx, uint64_t index)
 	uint64_t at_index = index ? index : 1;
 	struct req *at = n->reads_ready.tail;
 	while (at && at->read_index > at_index)
-		at = at->wprev;
+		at = at->link[L_WAIT].prev;
 	for (struct req *q; (q = l->head);) {
 		wl_remove(q);
 		q->read_index = at_index;
@@ -1097,7 +1109,7 @@ static void reqs_tick(struct node *n)
 	/* n->reqs is by deadline: the expired are its head, set apart on dead
 	 * (each keeps its wait, which names its answer) */
 	struct req_list dead = {NULL, NULL};
-	for (struct req *q = n->reqs.head; q && now >= q->deadline_ms; q = q->next) {
+	for (struct req *q = n->reqs.head; q && now >= q->deadline_ms; q = q->link[L_ALL].next) {
 		req_unwait(q);
 		wl_push(&dead, q);
 	}
@@ -2321,7 +2333,7 @@ static void apply_waiters(struct node *n, const struct raft_entry *e, struct req
 	 * term (none at an earlier index is left: each was settled when its
 	 * index was applied, or by install_snapshot) */
 	for (struct req *q = n->applying.head, *next; q && q->term < e->term; q = next) {
-		next = q->wnext;
+		next = q->link[L_WAIT].next;
 		if (q->index > e->index) {
 			req_unwait(q);
 			wl_push(&lost, q);
@@ -2832,7 +2844,7 @@ static void install_snapshot(struct node *n, const struct raft_snapshot *s)
 	 * (never "proposed again": it could then apply twice) */
 	struct req_list unknown = {NULL, NULL};
 	for (struct req *q = n->applying.head, *next; q; q = next) {
-		next = q->wnext;
+		next = q->link[L_WAIT].next;
 		if (q->index <= s->meta.index) {
 			req_unwait(q);
 			wl_push(&unknown, q);
@@ -3130,7 +3142,7 @@ static void drive(struct node *n)
 		bool restarted = false;
 		/* those waiting now, not those a start brings (they started) */
 		for (struct req *q = n->starting.head, *last = n->starting.tail, *next; q; q = next) {
-			next = q == last ? NULL : q->wnext;
+			next = q == last ? NULL : q->link[L_WAIT].next;
 			if (q->deadline_ms) {
 				req_start(n, q);
 				restarted = true;
