@@ -438,6 +438,31 @@ def main():
         c.send(frame(WINDOW_UPDATE, 0, 1, u32(100)))
         fs = c.frames(lambda f: f["sid"] == 1 and f["flags"] & END_STREAM)
         res["rest"] = b"".join(f["payload"] for f in fs if f["sid"] == 1 and f["type"] == DATA).decode()
+    elif case == "wide-open":
+        # argv[3]: a path.  Every window at 2^31-1 and a 16 MiB receive
+        # buffer, so the server's socket takes a big answer as fast as it
+        # is written and no WINDOW_UPDATE ever comes: nothing from us
+        # prompts the server to go on, whatever it sent so far.
+        # "bytes": the DATA of stream 1; "ended": END_STREAM seen
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
+        s.settimeout(5)
+        s.connect(("127.0.0.1", port))
+        c = Conn.__new__(Conn)
+        c.s, c.buf, c.closed = s, b"", False
+        c.send(PREFACE + frame(SETTINGS, 0, 0, setting(INITIAL_WINDOW_SIZE, 0x7FFFFFFF)) +
+               frame(WINDOW_UPDATE, 0, 0, u32(0x7FFFFFFF - 65535)) + frame(SETTINGS, ACK, 0) +
+               request(1, sys.argv[3]))
+        got = bytearray()
+
+        def done(f):
+            if f["sid"] == 1 and f["type"] == DATA:
+                got.extend(f["payload"])
+            return f["sid"] == 1 and f["flags"] & END_STREAM or goaway(f)
+        fs = c.frames(done, 5.0)
+        res["bytes"] = len(got)
+        res["sha256"] = __import__("hashlib").sha256(got).hexdigest()
+        res["ended"] = any(f["sid"] == 1 and f["flags"] & END_STREAM for f in fs)
     elif case == "split":
         # a request one byte a write: frames cut anywhere are put together
         c = start(port)

@@ -2849,6 +2849,13 @@ static void h2_service(struct conn *c)
 	server_conn_flush(c);
 	if (c->closed || c->lingering)
 		return;
+	/* The pass stops at OUT_BACKLOG_MAX with streams still queued, counting
+	 * on the write's end to run it again.  When the socket took the whole
+	 * batch at once (the uv backend tries a write in place), there is no
+	 * such end, and a client whose windows are open sends nothing that
+	 * would wake us: go on at the end of this loop turn. */
+	if (!c->writing && s->sendq && !s->dead && s->send_win > 0)
+		server_conn_schedule(c);
 	bool want = !c->eof && !c->stop_parse && c->out.len + c->wout.len <= OUT_BACKLOG_MAX;
 	io_read(c, want);
 }
