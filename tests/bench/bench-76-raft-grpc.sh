@@ -14,7 +14,18 @@
 #   perf-L     etcdctl check perf --load L for each L of
 #              BENCH_CHECK_PERF_LOADS (default "s m l xl"; 60 s each;
 #              BENCH_CHECK_PERF=0 leaves them out): pass or fail, its writes/s
-#              (issue 21's bar: dsys-raft passes l)
+#              (issue 21's bar: dsys-raft passes l).  A third row,
+#              "ceiling", is check perf against a 1-member dsys-raft whose
+#              data directory is on tmpfs (/dev/shm, where fdatasync costs
+#              nothing): what etcdctl itself can drive from the load CPU
+#              against a server that answers in well under a millisecond,
+#              for the loads of BENCH_CHECK_PERF_CEILING_LOADS (default "l";
+#              empty: none).  etcdctl (Go, one CPU) holds a 1-token rate
+#              limiter and sleeps between tokens; its rate falls as the
+#              server's latency grows even with most of its clients idle,
+#              so the 3-member rows read against this one.  For dsys-raft
+#              rows the log line adds the server's own mean latency over
+#              the run (member 1's http_request_duration_seconds).
 # How each figure of put-cN and range-cN is measured (one dsys-bench run of
 # BENCH_DURATION after a warm-up run of BENCH_WARMUP, both to member 1):
 #   req/s      dsys-bench's rps: calls answered whole (any grpc-status) in
@@ -115,16 +126,32 @@ grpc_load() {
 		"$([ "$err" -gt 0 ] && echo "  ERRORS $err")")"
 }
 
+# srv_latency PORT: "SUM COUNT" of a dsys-raft member's request latency
+# histogram (nothing from a server without it, as etcd)
+srv_latency() {
+	curl -s --max-time 5 "http://127.0.0.1:$1/metrics" 2>/dev/null | awk '
+		/^http_request_duration_seconds_sum / { s = $2 }
+		/^http_request_duration_seconds_count / { c = $2 }
+		END { if (c != "") print s, c }'
+}
+
 # check perf: its verdict (1 pass, 0 fail) and the writes/s it reports
 check_perf() {
-	local case=$1 name=$2 round=$3 load=$4 pass wps
+	local case=$1 name=$2 round=$3 load=$4 pass wps l0 l1 srv=
+	l0=$(srv_latency "${BENCH_PORT[$name]}")
 	bench_measure "$name" etcdctl --endpoints "127.0.0.1:${BENCH_PORT[$name]}" check perf --load "$load"
+	l1=$(srv_latency "${BENCH_PORT[$name]}")
+	if [ -n "$l0" ] && [ -n "$l1" ]; then
+		srv=$(awk -v a="$l0" -v b="$l1" 'BEGIN { split(a, x, " "); split(b, y, " ")
+			if (y[2] > x[2]) printf "%.0f", (y[1] - x[1]) * 1e6 / (y[2] - x[2]) }')
+	fi
 	pass=$(grep -c '^PASS: Throughput\|^PASS$' "$BENCH_OUT")
 	grep -q '^FAIL' "$BENCH_OUT" && pass=0
 	wps=$(sed -n 's/.*Throughput \(is\|too low:\) \([0-9.]*\) writes\/s.*/\2/p' "$BENCH_OUT" | head -1)
-	bench_record "$case" "$name" "$round" pass="$([ "$pass" -gt 0 ] && echo 1 || echo 0)" rps="${wps:-0}"
+	bench_record "$case" "$name" "$round" pass="$([ "$pass" -gt 0 ] && echo 1 || echo 0)" rps="${wps:-0}" \
+		${srv:+srv_mean_us="$srv"}
 	# its verdict lines, not its progress bar
-	bench_log "$case $name: $(tr '\r' '\n' <"$BENCH_OUT" | grep -E '^(PASS|FAIL|Slowest|Stddev)' | tr '\n' ' ')"
+	bench_log "$case $name: $(tr '\r' '\n' <"$BENCH_OUT" | grep -E '^(PASS|FAIL|Slowest|Stddev)' | tr '\n' ' ')${srv:+ (server mean latency $srv us)}"
 }
 
 for c in 1 100 1000; do
@@ -135,6 +162,27 @@ if [ "${BENCH_CHECK_PERF:-1}" = 1 ]; then
 	for load in ${BENCH_CHECK_PERF_LOADS:-s m l xl}; do
 		BENCH_ROUNDS=1 bench_rounds "perf-$load" "${servers[*]}" check_perf "$load"
 	done
+	# the ceiling's loads, of those measured above
+	ceil_loads=
+	for load in ${BENCH_CHECK_PERF_CEILING_LOADS-l}; do
+		case " ${BENCH_CHECK_PERF_LOADS:-s m l xl} " in *" $load "*)
+			bench_want "perf-$load" && ceil_loads+=" $load" ;;
+		esac
+	done
+	if [ -n "$ceil_loads" ] && [ -d /dev/shm ] && cdir=$(mktemp -d /dev/shm/dsys-bench-ceiling.XXXXXX); then
+		if bench_start ceiling 0 "$(command -v dsys-raft)" cluster --nodes 1 --data-dir "$cdir"; then
+			for ((i = 0; i < 100; i++)); do
+				out=$(etcdctl --endpoints "127.0.0.1:${BENCH_PORT[ceiling]}" --command-timeout 2s put bench-key probe 2>&1)
+				[ "$out" = OK ] && break
+				sleep 0.1
+			done
+			for load in $ceil_loads; do
+				BENCH_ROUNDS=1 bench_rounds "perf-$load" ceiling check_perf "$load"
+			done
+			bench_stop ceiling
+		fi
+		rm -rf "$cdir"
+	fi
 fi
 bench_stop_all
 echo
