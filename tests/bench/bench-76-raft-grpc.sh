@@ -148,6 +148,13 @@ check_perf() {
 	pass=$(grep -c '^PASS: Throughput\|^PASS$' "$BENCH_OUT")
 	grep -q '^FAIL' "$BENCH_OUT" && pass=0
 	wps=$(sed -n 's/.*Throughput \(is\|too low:\) \([0-9.]*\) writes\/s.*/\2/p' "$BENCH_OUT" | head -1)
+	if [ -z "$wps" ]; then
+		# no verdict: etcdctl stopped before measuring (an error it prints
+		# itself); say what, rather than record a silent 0
+		bench_fail "$case $name: check perf gave no throughput (exit $BENCH_RC): $(tr '\r' '\n' <"$BENCH_OUT" |
+			cat - "$BENCH_OUT.err" 2>/dev/null | grep -v '^ *[0-9]* / [0-9]*' | grep . | tail -3 | tr '\n' ' ')"
+		return 1
+	fi
 	bench_record "$case" "$name" "$round" pass="$([ "$pass" -gt 0 ] && echo 1 || echo 0)" rps="${wps:-0}" \
 		${srv:+srv_mean_us="$srv"}
 	# its verdict lines, not its progress bar
