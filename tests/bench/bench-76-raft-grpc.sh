@@ -85,15 +85,22 @@ bench_etcd3_tree && servers+=(etcd)
 { printf '\n\tbench-key\x12\x80\x08'; head -c 1024 /dev/zero | tr '\0' x; } >"$BENCH_TMP/put.pb"
 printf '\n\tbench-key' >"$BENCH_TMP/range.pb"
 
-# Each must take a put through gRPC (so a leader is there) before it is measured.
-for s in "${servers[@]}"; do
-	ok=
+# put_answered NAME: true once NAME takes a put through gRPC (so a leader
+# is there), tried for 10 s; $out is etcdctl's last answer
+put_answered() {
+	local i
 	for ((i = 0; i < 100; i++)); do
-		out=$(etcdctl --endpoints "127.0.0.1:${BENCH_PORT[$s]}" --command-timeout 2s put bench-key probe 2>&1)
-		[ "$out" = OK ] && { ok=1; break; }
+		out=$(etcdctl --endpoints "127.0.0.1:${BENCH_PORT[$1]}" --command-timeout 2s put bench-key probe 2>&1)
+		[ "$out" = OK ] && return 0
 		sleep 0.1
 	done
-	[ -n "$ok" ] || { bench_fail "$s: no put answered: '$out'; left out"; bench_stop "$s"; servers=("${servers[@]/$s/}"); }
+	return 1
+}
+
+# Each must take a put before it is measured.
+for s in "${servers[@]}"; do
+	put_answered "$s" ||
+		{ bench_fail "$s: no put answered: '$out'; left out"; bench_stop "$s"; servers=("${servers[@]/$s/}"); }
 done
 read -r -a servers <<<"${servers[*]}"
 
@@ -178,14 +185,13 @@ if [ "${BENCH_CHECK_PERF:-1}" = 1 ]; then
 	done
 	if [ -n "$ceil_loads" ] && [ -d /dev/shm ] && cdir=$(mktemp -d /dev/shm/dsys-bench-ceiling.XXXXXX); then
 		if bench_start ceiling 0 "$(command -v dsys-raft)" cluster --nodes 1 --data-dir "$cdir"; then
-			for ((i = 0; i < 100; i++)); do
-				out=$(etcdctl --endpoints "127.0.0.1:${BENCH_PORT[ceiling]}" --command-timeout 2s put bench-key probe 2>&1)
-				[ "$out" = OK ] && break
-				sleep 0.1
-			done
-			for load in $ceil_loads; do
-				BENCH_ROUNDS=1 bench_rounds "perf-$load" ceiling check_perf "$load"
-			done
+			if put_answered ceiling; then
+				for load in $ceil_loads; do
+					BENCH_ROUNDS=1 bench_rounds "perf-$load" ceiling check_perf "$load"
+				done
+			else
+				bench_fail "ceiling: no put answered: '$out'"
+			fi
 			bench_stop ceiling
 		fi
 		rm -rf "$cdir"
