@@ -38,6 +38,20 @@ h2raw() {
 	assert_success
 }
 
+# big_body BYTES: random bytes in $BATS_TEST_TMPDIR/big.bin, their sha256
+# in $want
+big_body() {
+	head -c "$1" /dev/urandom >"$BATS_TEST_TMPDIR/big.bin"
+	want=$(sha256sum <"$BATS_TEST_TMPDIR/big.bin" | cut -d' ' -f1)
+}
+
+# serve_big NAME IO: dsys-serve on socket backend IO, GET /big answering
+# big.bin
+serve_big() {
+	start_server "$1" dsys-serve --listen 127.0.0.1:0 --threads 1 --io "$2" \
+		--route "GET /big=@$BATS_TEST_TMPDIR/big.bin"
+}
+
 @test "h2: curl --http2-prior-knowledge gets /hello over h2c on both socket backends" {
 	for io in uring uv; do
 		start_server "s$io" dsys-serve --listen 127.0.0.1:0 --threads 1 --io "$io"
@@ -54,11 +68,9 @@ h2raw() {
 }
 
 @test "h2: a 2 MiB body arrives whole over h2c, also through windows smaller than the body" {
-	head -c 2097152 /dev/urandom >"$BATS_TEST_TMPDIR/big.bin"
-	want=$(sha256sum <"$BATS_TEST_TMPDIR/big.bin" | cut -d' ' -f1)
+	big_body 2097152
 	for io in uring uv; do
-		start_server "b$io" dsys-serve --listen 127.0.0.1:0 --threads 1 --io "$io" \
-			--route "GET /big=@$BATS_TEST_TMPDIR/big.bin"
+		serve_big "b$io" "$io"
 		run curl -s --max-time 20 --http2-prior-knowledge -o "$BATS_TEST_TMPDIR/got.$io" \
 			-w '%{size_download}' "http://127.0.0.1:$SERVER_PORT/big"
 		assert_success
@@ -76,11 +88,9 @@ h2raw() {
 	# nothing after its request, so only the server can carry the answer on
 	# past each 1 MiB batch (the uv backend's in-place write leaves no
 	# write to end; before the fix it stopped at 1048576 bytes)
-	head -c 8388608 /dev/urandom >"$BATS_TEST_TMPDIR/big.bin"
-	want=$(sha256sum <"$BATS_TEST_TMPDIR/big.bin" | cut -d' ' -f1)
+	big_body 8388608
 	for io in uv uring; do
-		start_server "w$io" dsys-serve --listen 127.0.0.1:0 --threads 1 --io "$io" \
-			--route "GET /big=@$BATS_TEST_TMPDIR/big.bin"
+		serve_big "w$io" "$io"
 		h2raw "$SERVER_PORT" wide-open /big
 		run jq -r '"\(.bytes) \(.ended) \(.sha256)"' <<<"$output"
 		assert_output "8388608 true $want"
