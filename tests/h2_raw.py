@@ -6,6 +6,7 @@ without Huffman, RFC 7541 section 6.2.2), so each case sends exactly the
 bytes it means to.  Usage: h2_raw.py PORT CASE; prints one JSON object
 with what the server did and exits 0 (the test judges it).
 """
+import hashlib
 import json
 import socket
 import struct
@@ -88,8 +89,14 @@ def request(sid, path="/hello", method="GET", end=True, extra=()):
 
 
 class Conn:
-    def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    def __init__(self, port, rcvbuf=None):
+        if rcvbuf:   # set before connect, so the window scale allows it
+            self.s = socket.socket()
+            self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.s.settimeout(5)
+            self.s.connect(("127.0.0.1", port))
+        else:
+            self.s = socket.create_connection(("127.0.0.1", port), timeout=5)
         self.buf = b""
         self.closed = False
 
@@ -444,12 +451,7 @@ def main():
         # is written and no WINDOW_UPDATE ever comes: nothing from us
         # prompts the server to go on, whatever it sent so far.
         # "bytes": the DATA of stream 1; "ended": END_STREAM seen
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
-        s.settimeout(5)
-        s.connect(("127.0.0.1", port))
-        c = Conn.__new__(Conn)
-        c.s, c.buf, c.closed = s, b"", False
+        c = Conn(port, rcvbuf=16 << 20)
         c.send(PREFACE + frame(SETTINGS, 0, 0, setting(INITIAL_WINDOW_SIZE, 0x7FFFFFFF)) +
                frame(WINDOW_UPDATE, 0, 0, u32(0x7FFFFFFF - 65535)) + frame(SETTINGS, ACK, 0) +
                request(1, sys.argv[3]))
@@ -459,9 +461,9 @@ def main():
             if f["sid"] == 1 and f["type"] == DATA:
                 got.extend(f["payload"])
             return f["sid"] == 1 and f["flags"] & END_STREAM or goaway(f)
-        fs = c.frames(done, 5.0)
+        fs = c.frames(done, 15.0)   # waits it all out only when stalled
         res["bytes"] = len(got)
-        res["sha256"] = __import__("hashlib").sha256(got).hexdigest()
+        res["sha256"] = hashlib.sha256(got).hexdigest()
         res["ended"] = any(f["sid"] == 1 and f["flags"] & END_STREAM for f in fs)
     elif case == "split":
         # a request one byte a write: frames cut anywhere are put together
