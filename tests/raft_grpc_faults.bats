@@ -217,6 +217,15 @@ freeze_under_load() {
 	[[ $output == *"raft_term "[2-9]* ]]
 }
 
+# freeze_setup NAME: for the caller's locals, the leader $lead, a follower
+# $f, the thaw flag's path $flag and an output file $out (in NAME)
+freeze_setup() {
+	lead=$(raft_wait_leader)
+	f=$(((lead + 1) % 3))
+	flag=$(dsys_tmp thawed)/flag
+	out=$(dsys_tmp "$1")/out
+}
+
 # applied_once PREFIX N F: member F holds N keys under PREFIX, each at
 # version 1 (each put applied once).
 applied_once() {
@@ -231,10 +240,7 @@ applied_once() {
 	# take their indexes, and each is proposed again through the new
 	# leader, not answered "leader changed" (entry_lost in node.c).
 	local lead f flag out
-	lead=$(raft_wait_leader)
-	f=$(((lead + 1) % 3))
-	flag=$(dsys_tmp thawed)/flag
-	out=$(dsys_tmp puts)/out
+	freeze_setup puts
 	timeout 120 "$DSYS_PY" - "127.0.0.1:${RAFT_CPORTS[f]}" "$flag" >"$out" 2>&1 3>&- <<'PY' &
 import os, sys, grpc
 from etcd3.etcdrpc import rpc_pb2 as pb, rpc_pb2_grpc as stubs
@@ -282,10 +288,7 @@ PY
 	# by FWD_REQ id.  Each call is answered once: a second answer would be
 	# to a freed request (ASan), a missing one a timeout.
 	local lead f flag out
-	lead=$(raft_wait_leader)
-	f=$(((lead + 1) % 3))
-	flag=$(dsys_tmp thawed)/flag
-	out=$(dsys_tmp calls)/out
+	freeze_setup calls
 	timeout 150 "$DSYS_PY" - "127.0.0.1:${RAFT_CPORTS[lead]}" "127.0.0.1:${RAFT_CPORTS[f]}" "$flag" >"$out" 2>&1 3>&- <<'PY' &
 import os, sys, grpc
 from etcd3.etcdrpc import rpc_pb2 as pb, rpc_pb2_grpc as stubs
